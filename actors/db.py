@@ -1,0 +1,120 @@
+"""One SQLite file, one owner, group commit.
+
+Writes are queued with ``write(sql, params)``, which returns a future. The
+flusher takes everything queued since its last turn, runs runs of the same
+statement with one ``executemany`` each (order is kept), commits once, and
+then resolves every future of the batch. So N requests that arrive together
+cost one transaction, not N: this is what lets a create stay far from one
+fsync per request. A failed batch is rolled back and every write in it fails.
+
+Only the actor that owns the file creates a ``Database`` for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+Params = Sequence[Any]
+
+
+class Database:
+    def __init__(self, path: Path, schema: str, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self._schema = schema
+        self._synchronous = synchronous
+        self._conn: aiosqlite.Connection | None = None
+        self._pending: list[tuple[str, Params, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self.batches = 0
+        self.rows = 0
+        self.largest_batch = 0
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(self.path)
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        await conn.executescript(self._schema)
+        await conn.commit()
+        self._conn = conn
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        assert self._conn is not None, "database is not open"
+        return self._conn
+
+    def write(self, sql: str, params: Params = ()) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((sql, params, fut))
+        self._wake.set()
+        return fut
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Any]:
+        rows = await self.conn.execute_fetchall(sql, params)
+        return list(rows)
+
+    async def flusher(self) -> None:
+        """Run forever (owned by the actor), committing what was queued together."""
+        while True:
+            await self._wake.wait()
+            await self.flush()
+
+    async def flush(self) -> None:
+        self._wake.clear()
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            for sql, params in _runs(batch):
+                await self.conn.executemany(sql, params)
+            await self.conn.commit()
+        except Exception as exc:
+            log.exception("group commit of %d writes failed", len(batch))
+            await self.conn.rollback()
+            _settle(batch, exc)
+            return
+        self.batches += 1
+        self.rows += len(batch)
+        self.largest_batch = max(self.largest_batch, len(batch))
+        _settle(batch, None)
+
+    async def close(self) -> None:
+        if self._conn is None:
+            return
+        await self.flush()
+        await self._conn.close()
+        self._conn = None
+
+    def statistics(self) -> dict[str, int]:
+        return {"batches": self.batches, "rows": self.rows, "largest_batch": self.largest_batch}
+
+
+def _runs(batch: list[tuple[str, Params, asyncio.Future[None]]]) -> Iterable[tuple[str, list[Params]]]:
+    """Group consecutive writes of the same statement, keeping their order."""
+    current_sql: str | None = None
+    group: list[Params] = []
+    for sql, params, _ in batch:
+        if sql != current_sql and group:
+            yield current_sql or "", group
+            group = []
+        current_sql = sql
+        group.append(params)
+    if group:
+        yield current_sql or "", group
+
+
+def _settle(batch: list[tuple[str, Params, asyncio.Future[None]]], exc: Exception | None) -> None:
+    for _, _, fut in batch:
+        if fut.done():
+            continue
+        if exc is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(exc)

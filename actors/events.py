@@ -1,0 +1,64 @@
+"""Events: every flow, task and status change an actor publishes.
+
+An actor calls ``emit`` as often as it likes; the events gather in a buffer
+and one ``call_soon`` flush per loop turn publishes them as a single msgpack
+message ``[b"evt", Events]``, so a busy actor pays one send per turn, not one
+per event. Publishing is PUB/SUB: a slow or absent subscriber loses events and
+never slows the actor down.
+
+Event maps (the wire schema the dashboard reads), all with ``kind``, ``actor``, ``ts``:
+- flow:   flow_id, flow, volume_id, state, reason?
+- task:   flow_id, flow, volume_id, task, state, reason?
+- volume: volume_id, project_id, status, size, host?, name?, volume_type?, reason?
+- notify: volume_id, event ("volume.create.start" ...), host
+- heartbeat: statistics of the actor
+- backend: the stats a node published
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import zmq
+
+from protocol.codec import pack
+from protocol.transport import Channel, tune
+
+TOPIC = b"evt"
+
+
+class EventPublisher:
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str | None, actor: str) -> None:
+        self.actor = actor
+        self._buffer: list[dict[str, Any]] = []
+        self._channel: Channel | None = None
+        self._loop = asyncio.get_running_loop()
+        self.published = 0
+        if endpoint:
+            sock = ctx.socket(zmq.PUB)
+            tune(sock)
+            sock.connect(endpoint)
+            self._channel = Channel(sock, None)
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        if self._channel is None:
+            return
+        fields["kind"] = kind
+        fields["actor"] = self.actor
+        fields["ts"] = time.time()
+        if not self._buffer:
+            self._loop.call_soon(self._flush)
+        self._buffer.append(fields)
+
+    def _flush(self) -> None:
+        events, self._buffer = self._buffer, []
+        if self._channel is not None and events:
+            self._channel.send([TOPIC, pack(events)])
+            self.published += len(events)
+
+    def close(self) -> None:
+        self._flush()
+        if self._channel is not None:
+            self._channel.close()

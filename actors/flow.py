@@ -1,0 +1,132 @@
+"""A small TaskFlow-shaped engine: linear flows of revertible tasks.
+
+A ``Task`` has ``execute(ctx)`` and ``revert(ctx, failure)``; it names the
+context attributes it ``requires`` and ``provides`` so that a flow can check,
+when it is built, that every input is made by an earlier task or given at the
+start (the wiring error shows up at import, not on the first request). The
+context is a typed object (a dataclass per flow), never a string-keyed store.
+
+``LinearFlow.run`` executes the tasks in order. When one raises, the flow
+reverts every task that ran, newest first, the failed one included (as
+TaskFlow does: its revert undoes whatever part of it happened), then re-raises
+the original exception. Every state change is reported to ``emit``:
+
+    flow PENDING → RUNNING → SUCCESS
+                       └──→ FAILURE → REVERTING → REVERTED | REVERT_FAILURE
+    task PENDING → RUNNING → SUCCESS | FAILURE, then REVERTING → REVERTED
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from protocol.states import TaskState, check_task_move
+
+log = logging.getLogger(__name__)
+C = TypeVar("C")
+
+
+class Emit(Protocol):
+    def __call__(self, kind: str, **fields: Any) -> None: ...
+
+
+class Task(Generic[C]):
+    requires: ClassVar[tuple[str, ...]] = ()
+    provides: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    async def execute(self, ctx: C) -> None:
+        raise NotImplementedError
+
+    async def revert(self, ctx: C, failure: BaseException) -> None:
+        """Undo what execute did; the default has nothing to undo."""
+
+
+class FlowWiringError(TypeError):
+    """A task requires something no earlier task provides."""
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return str(text)
+
+
+class LinearFlow(Generic[C]):
+    def __init__(self, name: str, tasks: Sequence[Task[C]], given: Iterable[str] = ()) -> None:
+        self.name = name
+        self.tasks = tuple(tasks)
+        self.task_names = [t.name for t in self.tasks]
+        self._check_wiring(set(given))
+
+    def _check_wiring(self, available: set[str]) -> None:
+        for task in self.tasks:
+            missing = [r for r in task.requires if r not in available]
+            if missing:
+                raise FlowWiringError(f"{self.name}: {task.name} requires {missing}, not provided")
+            available.update(task.provides)
+
+    async def run(self, ctx: C, emit: Emit, volume_id: str = "", flow_id: str = "") -> None:
+        flow = _FlowRun(self, emit, volume_id, flow_id or uuid.uuid4().hex)
+        await flow.run(ctx)
+
+
+class _FlowRun(Generic[C]):
+    """One execution of a flow: its states and the events they produce."""
+
+    def __init__(self, flow: LinearFlow[C], emit: Emit, volume_id: str, flow_id: str) -> None:
+        self.flow = flow
+        self.emit = emit
+        self.ids = {"flow_id": flow_id, "flow": flow.name, "volume_id": volume_id}
+        self.state = TaskState.PENDING
+        emit("flow", state=TaskState.PENDING.value, tasks=flow.task_names, **self.ids)
+
+    def _move(self, state: TaskState, reason: str | None = None) -> None:
+        check_task_move(self.state, state)
+        self.state = state
+        if reason is None:
+            self.emit("flow", state=state.value, **self.ids)
+        else:
+            self.emit("flow", state=state.value, reason=reason, **self.ids)
+
+    def _task(self, task: Task[C], state: TaskState, reason: str | None = None) -> None:
+        if reason is None:
+            self.emit("task", task=task.name, state=state.value, **self.ids)
+        else:
+            self.emit("task", task=task.name, state=state.value, reason=reason, **self.ids)
+
+    async def run(self, ctx: C) -> None:
+        self._move(TaskState.RUNNING)
+        ran: list[Task[C]] = []
+        for task in self.flow.tasks:
+            ran.append(task)
+            self._task(task, TaskState.RUNNING)
+            try:
+                await task.execute(ctx)
+            except Exception as exc:
+                self._task(task, TaskState.FAILURE, _reason(exc))
+                await self._revert(ctx, ran, exc)
+                raise
+            self._task(task, TaskState.SUCCESS)
+        self._move(TaskState.SUCCESS)
+
+    async def _revert(self, ctx: C, ran: list[Task[C]], failure: Exception) -> None:
+        self._move(TaskState.FAILURE, _reason(failure))
+        self._move(TaskState.REVERTING)
+        clean = True
+        for task in reversed(ran):
+            self._task(task, TaskState.REVERTING)
+            try:
+                await task.revert(ctx, failure)
+            except Exception as exc:
+                clean = False
+                log.exception("%s: revert of %s failed", self.flow.name, task.name)
+                self._task(task, TaskState.REVERT_FAILURE, _reason(exc))
+                continue
+            self._task(task, TaskState.REVERTED)
+        self._move(TaskState.REVERTED if clean else TaskState.REVERT_FAILURE)

@@ -1,0 +1,312 @@
+"""The gateway: the API actor. Clients, the scheduler and the nodes all talk to it.
+
+It owns the volume and volume-type records (``GatewayStore``), runs the
+``volume_create_api`` flow for creates, answers reads from memory, records the
+status updates the scheduler and nodes send, and pushes each change to the
+clients that watch that volume. It also hosts the event hub: an XSUB/XPUB
+proxy thread that every actor publishes into and dashboards subscribe to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any
+
+import zmq
+from zmq.devices import ThreadProxy
+
+from actors.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig
+from actors.gateway_flow import CreateApiContext, volume_create_api
+from actors.gateway_store import GatewayStore, VolumeRecord
+from actors.runtime import Actor, Link, Request
+from actors.volume_request import TypeCatalog, check_text
+from protocol.codec import Context
+from protocol.errors import Forbidden, InvalidInput, NotFound
+from protocol.messages import (
+    AvailabilityZone,
+    BackendList,
+    Empty,
+    QuotaSet,
+    ScheduleRequest,
+    TypeCreate,
+    TypeList,
+    Volume,
+    VolumeCreate,
+    VolumeList,
+    VolumeListRequest,
+    VolumeType,
+    VolumeUpdate,
+    ZoneList,
+)
+from protocol.schema import dump, parse
+from protocol.states import VolumeStatus, check_volume_move
+
+log = logging.getLogger(__name__)
+STABLE = frozenset(
+    {VolumeStatus.AVAILABLE, VolumeStatus.ERROR, VolumeStatus.IN_USE,
+     VolumeStatus.ERROR_DELETING, VolumeStatus.ERROR_EXTENDING}
+)
+Watcher = tuple[Link, bytes]
+
+
+class Gateway(Actor):
+    name = "gateway"
+
+    def __init__(self, cfg: ClusterConfig) -> None:
+        super().__init__(cfg.events_in)
+        self.cfg = cfg
+        self.heartbeat_s = cfg.heartbeat_s
+        self.store = GatewayStore(cfg.path("gateway.db"), cfg.synchronous)
+        self.types = TypeCatalog()
+        self.zones = cfg.zones
+        self.default_zone = DEFAULT_ZONE
+        self.default_type = DEFAULT_TYPE
+        self.flow = volume_create_api(self)
+        self._watchers: dict[str, list[Watcher]] = {}
+        self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
+        self.creates = 0
+
+    def handlers(self) -> dict[str, Any]:
+        return {
+            "volume.create": self.on_volume_create,
+            "volume.show": self.on_volume_show,
+            "volume.list": self.on_volume_list,
+            "volume.watch": self.on_volume_watch,
+            "volume.update": self.on_volume_update,
+            "type.create": self.on_type_create,
+            "type.list": self.on_type_list,
+            "az.list": self.on_az_list,
+            "quota.show": self.on_quota_forward,
+            "quota.set": self.on_quota_forward,
+            "backend.list": self.on_backend_list,
+            "ping": lambda req: Empty(),
+        }
+
+    async def on_start(self) -> None:
+        self._start_event_hub()
+        for vtype in await self.store.open():
+            self.types.add(vtype)
+        self.spawn(self.store.db.flusher())
+        await self._seed_types()
+        await self.store.load_volumes(self.types.by_id)
+        self.quota = self.connect(self.cfg.quota, "gateway")
+        self.scheduler = self.connect(self.cfg.scheduler, "gateway")
+        self.router = self.bind(self.cfg.gateway)
+
+    async def on_stop(self) -> None:
+        await self.store.db.close()
+
+    def _start_event_hub(self) -> None:
+        hub = ThreadProxy(zmq.XSUB, zmq.XPUB)
+        hub.bind_in(self.cfg.events_in)
+        hub.bind_out(self.cfg.events)
+        hub.setsockopt_out(zmq.SNDHWM, 100_000)
+        hub.daemon = True
+        hub.start()
+
+    async def _seed_types(self) -> None:
+        for name, specs in self.cfg.volume_types.items():
+            if name not in self.types.by_name:
+                vtype = VolumeType(str(uuid.uuid4()), name, None, dict(specs))
+                await self.store.add_type(vtype)
+                self.types.add(vtype)
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            **super().statistics(),
+            "volumes": len(self.store.volumes),
+            "creates": self.creates,
+            "watchers": len(self._watchers),
+            "db": self.store.db.statistics(),
+        }
+
+    # ---- services the create flow uses ---------------------------------
+    async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.quota.call(op, body, ctx, timeout=10.0)
+        return reply
+
+    def schedule(self, request: ScheduleRequest, ctx: Context) -> None:
+        self.scheduler.cast("schedule.create", request, ctx)
+
+    # ---- volumes -------------------------------------------------------
+    async def on_volume_create(self, req: Request) -> Volume:
+        body: VolumeCreate = req.body
+        ctx = req.ctx
+        fingerprint = _fingerprint(body)
+        key = (ctx.project_id, ctx.request_id)
+        if ctx.request_id:
+            existing = await self._existing(key, fingerprint)
+            if existing is not None:
+                return self._answer_existing(existing, req)
+        volume_id = str(uuid.uuid4())
+        done: asyncio.Future[VolumeRecord] = asyncio.get_running_loop().create_future()
+        if ctx.request_id:
+            self._inflight[key] = (fingerprint, done)
+        if body.watch:
+            self._watch(volume_id, req)
+        c = CreateApiContext(body, ctx, volume_id, fingerprint)
+        try:
+            await self.flow.run(c, self.events.emit, volume_id)
+        except Exception as exc:
+            self._watchers.pop(volume_id, None)
+            done.set_exception(exc)
+            done.exception()  # mark it retrieved: a duplicate may never ask
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        assert c.record is not None
+        done.set_result(c.record)
+        self.creates += 1
+        self._publish(c.record)
+        return c.record.view()
+
+    async def _existing(self, key: tuple[str, str], fingerprint: str) -> VolumeRecord | None:
+        """The volume an earlier request with this id made (waiting for it if in flight)."""
+        rec = self.store.by_request.get(key)
+        inflight = self._inflight.get(key)
+        fp = rec.request_fp if rec is not None else inflight[0] if inflight else None
+        if fp is not None and fp != fingerprint:
+            raise InvalidInput(
+                f"request id {key[1]!r} was already used for a different request",
+                {"request_id": key[1]},
+            )
+        if rec is None and inflight is not None:
+            return await asyncio.shield(inflight[1])
+        return rec
+
+    def _answer_existing(self, rec: VolumeRecord, req: Request) -> Volume:
+        if req.body.watch and rec.status not in STABLE:
+            self._watch(rec.id, req)
+        return rec.view()
+
+    def _visible(self, volume_id: str, ctx: Context) -> VolumeRecord:
+        rec = self.store.volumes.get(volume_id)
+        if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
+            raise NotFound(f"volume {volume_id} could not be found", {"volume_id": volume_id})
+        return rec
+
+    def on_volume_show(self, req: Request) -> Volume:
+        return self._visible(req.body.volume_id, req.ctx).view()
+
+    def on_volume_list(self, req: Request) -> VolumeList:
+        body: VolumeListRequest = req.body
+        ctx = req.ctx
+        everyone = body.all_projects and ctx.is_admin
+        found = [
+            rec.view()
+            for rec in self.store.volumes.values()
+            if (everyone or rec.project_id == ctx.project_id)
+            and (body.status is None or rec.status.value == body.status)
+        ]
+        found.sort(key=lambda v: v.created_at, reverse=True)
+        if body.limit is not None:
+            found = found[: max(body.limit, 0)]
+        return VolumeList(tuple(found))
+
+    def on_volume_watch(self, req: Request) -> VolumeList:
+        views = []
+        for volume_id in req.body.volume_ids:
+            rec = self._visible(volume_id, req.ctx)
+            if rec.status not in STABLE:
+                self._watch(volume_id, req)
+            views.append(rec.view())
+        return VolumeList(tuple(views))
+
+    def _watch(self, volume_id: str, req: Request) -> None:
+        self._watchers.setdefault(volume_id, []).append((req.link, req.sender))
+
+    async def on_volume_update(self, req: Request) -> None:
+        update: VolumeUpdate = req.body
+        rec = self.store.volumes.get(update.volume_id)
+        if rec is None:
+            log.warning("status update for unknown volume %s", update.volume_id)
+            return
+        try:
+            new = VolumeStatus(update.status)
+        except ValueError:
+            raise InvalidInput(f"unknown volume status {update.status!r}") from None
+        if new is rec.status:
+            return
+        check_volume_move(rec.status, new)
+        rec.status, rec.reason = new, update.reason
+        rec.host = update.host or rec.host
+        await self.store.save_status(rec)
+        self._publish(rec)
+
+    def _publish(self, rec: VolumeRecord) -> None:
+        self.events.emit(
+            "volume", volume_id=rec.id, project_id=rec.project_id, status=rec.status.value,
+            size=rec.size, host=rec.host, name=rec.name, volume_type=rec.volume_type.name,
+            reason=rec.reason,
+        )
+        watchers = self._watchers.get(rec.id)
+        if not watchers:
+            return
+        if rec.status in STABLE:
+            del self._watchers[rec.id]
+        view = rec.view()
+        for link, identity in watchers:
+            try:
+                link.push(identity, "volume.status", view)
+            except Exception as exc:  # the watcher went away; it is simply dropped
+                log.info("dropping watcher %r: %s", identity, exc)
+
+    # ---- types, zones, quota, backends ----------------------------------
+    async def on_type_create(self, req: Request) -> VolumeType:
+        body: TypeCreate = req.body
+        _require_admin(req.ctx, "create a volume type")
+        name = body.name.strip()
+        if not name or check_text("name", name) is None:
+            raise InvalidInput("volume type name must be 1-255 characters", {"field": "name"})
+        if name in self.types.by_name:
+            raise InvalidInput(f"volume type {name!r} already exists", {"field": "name"})
+        specs = _check_specs(body.extra_specs)
+        vtype = VolumeType(str(uuid.uuid4()), name, check_text("description", body.description),
+                           specs, body.is_public)
+        self.types.add(vtype)
+        await self.store.add_type(vtype)
+        return vtype
+
+    def on_type_list(self, req: Request) -> TypeList:
+        return TypeList(tuple(sorted(self.types.by_id.values(), key=lambda t: t.name)))
+
+    def on_az_list(self, req: Request) -> ZoneList:
+        return ZoneList(tuple(AvailabilityZone(z) for z in self.zones))
+
+    async def on_quota_forward(self, req: Request) -> QuotaSet:
+        project = req.body.project or req.ctx.project_id
+        if req.env.op == "quota.set":
+            _require_admin(req.ctx, "set quotas")
+        elif project != req.ctx.project_id:
+            _require_admin(req.ctx, "see another project's quotas")
+        body = type(req.body)(**{**dump(req.body), "project": project})
+        reply = await self.quota.call(req.env.op, body, req.ctx, timeout=10.0)
+        return parse(QuotaSet, reply, strict=False)
+
+    async def on_backend_list(self, req: Request) -> BackendList:
+        reply = await self.scheduler.call("backend.list", Empty(), req.ctx, timeout=10.0)
+        return parse(BackendList, reply, strict=False)
+
+
+def _fingerprint(body: VolumeCreate) -> str:
+    fields = dump(body)
+    fields.pop("watch", None)
+    return json.dumps(fields, sort_keys=True, default=str)
+
+
+def _require_admin(ctx: Context, action: str) -> None:
+    if not ctx.is_admin:
+        raise Forbidden(f"only an admin may {action}", {"project_id": ctx.project_id})
+
+
+def _check_specs(specs: dict[str, Any]) -> dict[str, str]:
+    for key, value in specs.items():
+        if not key or len(key) > 255 or type(value) is not str or len(value) > 255:
+            raise InvalidInput(
+                f"extra spec {key[:80]!r}: keys and values must be strings of 1-255 characters",
+                {"field": "extra_specs", "key": key[:255]},
+            )
+    return dict(specs)

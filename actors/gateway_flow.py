@@ -1,0 +1,155 @@
+"""volume_create_api: the gateway's create flow, task for task as Cinder's.
+
+    ExtractVolumeRequestTask → QuotaReserveTask → EntryCreateTask
+        → QuotaCommitTask → VolumeCastTask
+
+Reverts, newest first, as Cinder's: the cast has nothing to undo; a committed
+reservation is given back (``quota.release``); the entry is destroyed; an
+uncommitted reservation is rolled back. The client's reply goes out when the
+flow succeeds (Cinder's 202): status ``creating``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Protocol
+
+from actors.flow import LinearFlow, Task
+from actors.gateway_store import GatewayStore, VolumeRecord
+from actors.volume_request import TypeCatalog, VolumeSpec, validate_create
+from protocol.codec import Context
+from protocol.messages import (
+    QuotaRelease,
+    QuotaReserve,
+    ReservationRef,
+    ScheduleRequest,
+    VolumeCreate,
+)
+from protocol.states import VolumeStatus
+
+
+class ApiServices(Protocol):
+    """What the tasks need from the gateway (the seam tests can fill in memory)."""
+
+    store: GatewayStore
+    types: TypeCatalog
+    zones: Collection[str]
+    default_zone: str
+    default_type: str
+
+    async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]: ...
+
+    def schedule(self, request: ScheduleRequest, ctx: Context) -> None: ...
+
+
+@dataclass(slots=True)
+class CreateApiContext:
+    body: VolumeCreate
+    ctx: Context
+    volume_id: str
+    fingerprint: str
+    spec: VolumeSpec | None = None
+    reservation_id: str | None = None
+    record: VolumeRecord | None = None
+    committed: bool = False
+
+    @property
+    def deltas(self) -> dict[str, int]:
+        assert self.spec is not None
+        return {"volumes": 1, "gigabytes": self.spec.size}
+
+
+class _ApiTask(Task[CreateApiContext]):
+    def __init__(self, services: ApiServices) -> None:
+        self.s = services
+
+
+class ExtractVolumeRequestTask(_ApiTask):
+    requires = ("body",)
+    provides = ("spec",)
+
+    async def execute(self, c: CreateApiContext) -> None:
+        s = self.s
+        c.spec = validate_create(c.body, s.types, s.zones, s.default_zone, s.default_type)
+
+
+class QuotaReserveTask(_ApiTask):
+    requires = ("spec",)
+    provides = ("reservation_id",)
+
+    async def execute(self, c: CreateApiContext) -> None:
+        reply = await self.s.quota_call(
+            "quota.reserve", QuotaReserve(c.ctx.project_id, c.deltas), c.ctx
+        )
+        c.reservation_id = str(reply["reservation_id"])
+
+    async def revert(self, c: CreateApiContext, failure: BaseException) -> None:
+        if c.reservation_id is not None and not c.committed:
+            await self.s.quota_call("quota.rollback", ReservationRef(c.reservation_id), c.ctx)
+
+
+class EntryCreateTask(_ApiTask):
+    requires = ("spec",)
+    provides = ("record",)
+
+    async def execute(self, c: CreateApiContext) -> None:
+        spec = c.spec
+        assert spec is not None
+        record = VolumeRecord(
+            id=c.volume_id, project_id=c.ctx.project_id, user_id=c.ctx.user_id, size=spec.size,
+            status=VolumeStatus.CREATING, volume_type=spec.volume_type,
+            availability_zone=spec.availability_zone, name=spec.name,
+            description=spec.description, metadata=spec.metadata,
+            request_id=c.ctx.request_id, request_fp=c.fingerprint,
+        )
+        await self.s.store.add_volume(record)
+        c.record = record
+
+    async def revert(self, c: CreateApiContext, failure: BaseException) -> None:
+        if c.record is not None:
+            await self.s.store.remove_volume(c.record)
+
+
+class QuotaCommitTask(_ApiTask):
+    requires = ("reservation_id",)
+    provides = ("committed",)
+
+    async def execute(self, c: CreateApiContext) -> None:
+        assert c.reservation_id is not None
+        await self.s.quota_call("quota.commit", ReservationRef(c.reservation_id), c.ctx)
+        c.committed = True
+
+    async def revert(self, c: CreateApiContext, failure: BaseException) -> None:
+        if c.committed:
+            await self.s.quota_call(
+                "quota.release", QuotaRelease(c.ctx.project_id, c.deltas), c.ctx
+            )
+
+
+class VolumeCastTask(_ApiTask):
+    requires = ("record", "spec")
+
+    async def execute(self, c: CreateApiContext) -> None:
+        spec = c.spec
+        assert spec is not None
+        request = ScheduleRequest(
+            volume_id=c.volume_id, project_id=c.ctx.project_id, size=spec.size,
+            availability_zone=spec.availability_zone, volume_type_id=spec.volume_type.id,
+            extra_specs=spec.volume_type.extra_specs,
+        )
+        self.s.schedule(request, c.ctx)
+
+
+def volume_create_api(services: ApiServices) -> LinearFlow[CreateApiContext]:
+    return LinearFlow(
+        "volume_create_api",
+        [
+            ExtractVolumeRequestTask(services),
+            QuotaReserveTask(services),
+            EntryCreateTask(services),
+            QuotaCommitTask(services),
+            VolumeCastTask(services),
+        ],
+        given=("body", "ctx", "volume_id", "fingerprint"),
+    )

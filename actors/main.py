@@ -1,0 +1,49 @@
+"""Run one actor in this process: ``cinderblock actor NAME --config FILE [--host H]``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from actors.config import ClusterConfig, load
+from actors.runtime import Actor
+
+ACTORS = ("gateway", "quota", "scheduler", "node")
+
+
+def build(kind: str, cfg: ClusterConfig, host: str | None) -> Actor:
+    if kind == "gateway":
+        from actors.gateway import Gateway
+
+        return Gateway(cfg)
+    if kind == "quota":
+        from actors.quota import QuotaActor
+
+        return QuotaActor(cfg)
+    if kind == "scheduler":
+        from actors.scheduler import Scheduler
+
+        return Scheduler(cfg)
+    if kind == "node":
+        from storage_node.node import StorageNode
+
+        if not host:
+            raise SystemExit("cinderblock actor node needs --host NAME")
+        return StorageNode(cfg, cfg.node(host))
+    raise SystemExit(f"unknown actor {kind!r}; expected one of {', '.join(ACTORS)}")
+
+
+def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format=f"%(asctime)s {host or kind} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    actor = build(kind, load(config), host)
+    try:
+        asyncio.run(actor.run())
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,440 @@
+"""Quota arithmetic for the quota actor: limits, usages, reservations. No I/O.
+
+Theory (Cinder's DbQuotaDriver, cinder/quota.py and db/sqlalchemy/api.py)
+-------------------------------------------------------------------------
+Per (project, resource) the book keeps a ``Usage(in_use, reserved)``; per
+project, limit overrides on top of the book's defaults (-1 = unlimited).
+
+``reserve`` is all or nothing: every positive delta must satisfy
+``in_use + reserved + delta <= limit``, and ``deltas["gigabytes"]`` (or
+``volume_size``) must not exceed ``per_volume_gigabytes``. Positive deltas go
+to ``reserved`` at once; negative deltas (a shrink) reserve nothing, as in
+Cinder, so that a failed or reverted shrink can never leave a project over
+quota. ``commit`` moves positive deltas from reserved to in_use and applies
+negative ones to in_use; ``rollback`` and ``expire`` give positive deltas back.
+in_use is never taken below 0.
+
+Invariants (the property test checks them after every operation):
+  * reserved[p][r] == sum of the positive deltas of p's pending reservations.
+  * in_use + reserved <= limit wherever limit >= 0, unless ``sync`` has
+    reported more real usage than the limit allows (reality wins).
+
+Every mutating method returns a ``Change``: the resulting values of exactly
+the rows it touched (not increments), so the store can upsert them and an
+applied-twice Change is harmless. Reads never mutate. reserve and commit are
+O(len(deltas)); expire is O(pending reservations).
+
+Limits: as Cinder's quota-update API, a limit other than -1 may not be set
+below in_use + reserved (per_volume_gigabytes is exempt); QuotaError otherwise.
+
+Idempotency: a reserve retried with the same id and deltas returns the pending
+reservation; a retried commit of a committed id, or rollback of a rolled-back
+or expired id, is a no-op with an empty Change. The record of finished ids is
+in memory and bounded (``finished_memory``), so after a restart a retried
+commit gets ReservationNotFound.
+
+Errors::
+
+    QuotaError               bad input: unknown resource, bad limit or amount
+     └── ReservationNotFound  unknown (or forgotten) reservation id
+    OverQuota                a reservation would exceed a limit
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+RESOURCES = ("volumes", "gigabytes", "snapshots", "per_volume_gigabytes")
+USAGES = ("volumes", "gigabytes", "snapshots")  # the resources with in_use and reserved
+USAGE_RESOURCES = frozenset(USAGES)
+PER_VOLUME = "per_volume_gigabytes"
+DEFAULT_LIMITS: Mapping[str, int] = {
+    "volumes": 10,
+    "gigabytes": 1000,
+    "snapshots": 10,
+    "per_volume_gigabytes": -1,
+}
+UNLIMITED = -1
+
+UsageRow = tuple[str, str, int, int]  # project, resource, in_use, reserved
+LimitRow = tuple[str, str, int]  # project, resource, limit
+
+
+class QuotaError(Exception):
+    """Bad input: unknown resource, bad limit or amount, conflicting reservation."""
+
+
+class ReservationNotFound(QuotaError):
+    """The reservation id is not pending and not remembered as finished."""
+
+
+@dataclass(frozen=True, slots=True)
+class Over:
+    """One resource that a reservation would take over its limit."""
+
+    resource: str
+    limit: int
+    in_use: int
+    reserved: int
+    requested: int
+
+
+class OverQuota(Exception):
+    """A reservation was refused; nothing changed. Attributes name the first failure."""
+
+    def __init__(self, overs: list[Over]) -> None:
+        first = overs[0]
+        self.overs = overs
+        self.resource = first.resource
+        self.limit = first.limit
+        self.in_use = first.in_use
+        self.reserved = first.reserved
+        self.requested = first.requested
+        super().__init__(_over_message(overs))
+
+    def details(self) -> dict[str, Any]:
+        """Plain data for an ``over_quota`` error reply."""
+        return {**asdict(self.overs[0]), "overs": [asdict(o) for o in self.overs]}
+
+
+def _over_message(overs: list[Over]) -> str:
+    first = overs[0]
+    names = ", ".join(o.resource for o in overs)
+    if first.resource == PER_VOLUME:
+        why = f"Requested volume size {first.requested}G is larger than maximum allowed limit "
+        return f"Quota exceeded for resources: {names}. {why}{first.limit}G."
+    why = (
+        f"Requested {first.requested} {first.resource}, quota is {first.limit} and "
+        f"{first.in_use + first.reserved} has been consumed "
+        f"({first.in_use} in use, {first.reserved} reserved)."
+    )
+    return f"Quota exceeded for resources: {names}. {why}"
+
+
+@dataclass(slots=True)
+class Usage:
+    in_use: int = 0
+    reserved: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: str
+    project: str
+    deltas: Mapping[str, int]
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What the store must persist after one operation (or a merged batch).
+
+    Apply in this order: delete ``removed`` reservations, insert ``added``,
+    upsert ``usages`` and ``limits`` rows (they carry resulting values).
+    """
+
+    usages: tuple[UsageRow, ...] = ()
+    added: tuple[Reservation, ...] = ()
+    removed: tuple[str, ...] = ()
+    limits: tuple[LimitRow, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.usages or self.added or self.removed or self.limits)
+
+    @classmethod
+    def merge(cls, changes: Iterable[Change]) -> Change:
+        """One Change equivalent to applying ``changes`` in order (for group commit)."""
+        usages: dict[tuple[str, str], UsageRow] = {}
+        limits: dict[tuple[str, str], LimitRow] = {}
+        added: dict[str, Reservation] = {}
+        removed: dict[str, None] = {}
+        for change in changes:
+            for rid in change.removed:
+                if added.pop(rid, None) is None:
+                    removed[rid] = None
+            added.update((r.id, r) for r in change.added)
+            usages.update(((row[0], row[1]), row) for row in change.usages)
+            limits.update(((row[0], row[1]), row) for row in change.limits)
+        return cls(
+            tuple(usages.values()), tuple(added.values()), tuple(removed), tuple(limits.values())
+        )
+
+
+NO_CHANGE = Change()
+_COMMITTED, _ROLLED_BACK, _EXPIRED = "committed", "rolled back", "expired"
+_NO_OVERRIDES: dict[str, int] = {}
+_NO_USAGES: dict[str, Usage] = {}
+
+
+_Rows = dict[tuple[str, str], UsageRow]  # the usage rows one operation touched, last wins
+
+
+def _put(rows: _Rows, project: str, resource: str, usage: Usage) -> None:
+    rows[project, resource] = (project, resource, usage.in_use, usage.reserved)
+
+
+class QuotaBook:
+    """Limits, usages and reservations of every project, kept in dicts."""
+
+    def __init__(
+        self, default_limits: Mapping[str, int] = DEFAULT_LIMITS, *, finished_memory: int = 100_000
+    ) -> None:
+        self._defaults = {**DEFAULT_LIMITS, **_check_limits(default_limits)}
+        self._limits: dict[str, dict[str, int]] = {}
+        self._usages: dict[str, dict[str, Usage]] = {}
+        self._pending: dict[str, Reservation] = {}
+        self._finished: OrderedDict[str, str] = OrderedDict()
+        self._finished_memory = finished_memory
+
+    # -- state in and out ----------------------------------------------------
+
+    def load(
+        self,
+        limits: Iterable[tuple[str, str, int]],
+        usages: Iterable[tuple[str, str, int, int]],
+        reservations: Iterable[Reservation],
+    ) -> None:
+        """Replace the whole state with rows from the store (as ``dump`` returns)."""
+        self._limits, self._usages, self._pending = {}, {}, {}
+        self._finished.clear()
+        for project, resource, limit in limits:
+            _check_limits({resource: limit})
+            self._limits.setdefault(project, {})[resource] = limit
+        for project, resource, in_use, reserved in usages:
+            _check_amounts({resource: in_use}, "in_use")
+            _check_amounts({resource: reserved}, "reserved")
+            self._usages.setdefault(project, {})[resource] = Usage(in_use, reserved)
+        for r in reservations:
+            _check_deltas(r.deltas)
+            self._pending[r.id] = r
+
+    def dump(self) -> tuple[list[LimitRow], list[UsageRow], list[Reservation]]:
+        """Every stored row, sorted: the inverse of ``load``."""
+        limits = [(p, r, v) for p, rs in self._limits.items() for r, v in rs.items()]
+        usages = [
+            (p, r, u.in_use, u.reserved) for p, us in self._usages.items() for r, u in us.items()
+        ]
+        pending = sorted(self._pending.values(), key=lambda r: r.id)
+        return sorted(limits), sorted(usages), pending
+
+    # -- reads ---------------------------------------------------------------
+
+    def limits(self, project: str) -> dict[str, int]:
+        return {**self._defaults, **self._limits.get(project, _NO_OVERRIDES)}
+
+    def usage(self, project: str) -> dict[str, Usage]:
+        usages = self._usages.get(project, _NO_USAGES)
+        return {r: Usage(u.in_use, u.reserved) if (u := usages.get(r)) else Usage() for r in USAGES}
+
+    def reservation(self, reservation_id: str) -> Reservation:
+        try:
+            return self._pending[reservation_id]
+        except KeyError:
+            raise ReservationNotFound(f"no pending reservation {reservation_id}") from None
+
+    # -- reserve / commit / rollback / expire --------------------------------
+
+    def reserve(
+        self,
+        project: str,
+        deltas: Mapping[str, int],
+        now: float,
+        expire_s: float = 86400.0,
+        reservation_id: str | None = None,
+        *,
+        volume_size: int | None = None,
+    ) -> tuple[Reservation, Change]:
+        """Reserve all ``deltas`` or raise OverQuota/QuotaError and change nothing.
+
+        ``volume_size`` is checked against per_volume_gigabytes; it defaults to
+        ``deltas["gigabytes"]`` (a create). Pass the new size for an extend.
+        """
+        if reservation_id is not None and (same := self._retried(reservation_id, project, deltas)):
+            return same, NO_CHANGE
+        if expire_s <= 0:
+            raise QuotaError(f"expire_s must be positive, got {expire_s}")
+        usages = self._usages.get(project, _NO_USAGES)
+        size = deltas.get("gigabytes", 0) if volume_size is None else volume_size
+        self._check_reserve(project, deltas, usages, size)
+        if usages is _NO_USAGES:
+            usages = self._usages[project] = {}
+        rows: _Rows = {}
+        for resource, delta in deltas.items():
+            if delta > 0:
+                usage = usages.get(resource) or usages.setdefault(resource, Usage())
+                usage.reserved += delta
+                _put(rows, project, resource, usage)
+        res = Reservation(reservation_id or uuid.uuid4().hex, project, dict(deltas), now + expire_s)
+        self._pending[res.id] = res
+        return res, Change(usages=tuple(rows.values()), added=(res,))
+
+    def commit(self, reservation_id: str) -> Change:
+        """reserved -> in_use. A retried commit of a committed id is a no-op."""
+        res = self._finish(reservation_id, _COMMITTED, (_COMMITTED,))
+        if res is None:
+            return NO_CHANGE
+        usages = self._usages.setdefault(res.project, {})
+        rows: _Rows = {}
+        for resource, delta in res.deltas.items():
+            usage = usages.get(resource)
+            if delta > 0:
+                usage = usage or usages.setdefault(resource, Usage())
+                usage.reserved = max(0, usage.reserved - delta)
+                usage.in_use += delta
+            elif delta < 0 and usage is not None and usage.in_use > 0:
+                usage.in_use = max(0, usage.in_use + delta)
+            else:
+                continue
+            _put(rows, res.project, resource, usage)
+        return Change(usages=tuple(rows.values()), removed=(res.id,))
+
+    def rollback(self, reservation_id: str) -> Change:
+        """Release what was reserved. Rolling back a rolled-back or expired id is a no-op."""
+        res = self._finish(reservation_id, _ROLLED_BACK, (_ROLLED_BACK, _EXPIRED))
+        if res is None:
+            return NO_CHANGE
+        rows: _Rows = {}
+        self._release_reserved(res, rows)
+        return Change(usages=tuple(rows.values()), removed=(res.id,))
+
+    def expire(self, now: float) -> tuple[list[str], Change]:
+        """Roll back every pending reservation whose ``expires_at`` is before ``now``."""
+        expired = [rid for rid, r in self._pending.items() if r.expires_at < now]
+        rows: _Rows = {}
+        for rid in expired:
+            res = self._finish(rid, _EXPIRED, ())
+            assert res is not None
+            self._release_reserved(res, rows)
+        return expired, Change(usages=tuple(rows.values()), removed=tuple(expired))
+
+    # -- administration and reconciliation -----------------------------------
+
+    def set_limits(self, project: str, limits: Mapping[str, int]) -> Change:
+        """Set limit overrides, all or nothing.
+
+        As Cinder's quota-update API: a limit other than -1 must be at least
+        in_use + reserved (per_volume_gigabytes is not checked against usage).
+        """
+        _check_limits(limits)
+        usages = self._usages.get(project, _NO_USAGES)
+        for resource, limit in limits.items():
+            usage = usages.get(resource)
+            if limit != UNLIMITED and usage is not None and limit < usage.in_use + usage.reserved:
+                raise QuotaError(
+                    f"Quota {resource} limit must be equal or greater than existing "
+                    f"resources. Current usage is {usage.in_use + usage.reserved} and "
+                    f"the requested limit is {limit}."
+                )
+        current = self._limits.setdefault(project, {})
+        changed = [(project, r, v) for r, v in limits.items() if current.get(r) != v]
+        current.update(limits)
+        return Change(limits=tuple(changed))
+
+    def release(self, project: str, deltas: Mapping[str, int]) -> Change:
+        """Give usage back (a deleted volume): in_use -= amount, never below 0."""
+        _check_amounts(deltas, "release amount")
+        rows: _Rows = {}
+        usages = self._usages.get(project, _NO_USAGES)
+        for resource, amount in deltas.items():
+            usage = usages.get(resource)
+            if usage is not None and amount > 0 and usage.in_use > 0:
+                usage.in_use = max(0, usage.in_use - amount)
+                _put(rows, project, resource, usage)
+        return Change(usages=tuple(rows.values()))
+
+    def sync(self, project: str, in_use: Mapping[str, int]) -> Change:
+        """Reconcile: set in_use to what really exists. Reserved is left alone."""
+        _check_amounts(in_use, "in_use")
+        rows: _Rows = {}
+        usages = self._usages.setdefault(project, {})
+        for resource, amount in in_use.items():
+            usage = usages.get(resource)
+            if (usage.in_use if usage is not None else 0) == amount:
+                continue
+            usage = usage or usages.setdefault(resource, Usage())
+            usage.in_use = amount
+            _put(rows, project, resource, usage)
+        return Change(usages=tuple(rows.values()))
+
+    # -- internals -----------------------------------------------------------
+
+    def _check_reserve(
+        self, project: str, deltas: Mapping[str, int], usages: Mapping[str, Usage], size: int
+    ) -> None:
+        limits = self._limits.get(project, _NO_OVERRIDES)
+        defaults = self._defaults
+        overs: list[Over] = []
+        for resource, delta in deltas.items():
+            if resource not in USAGE_RESOURCES or type(delta) is not int:
+                _check_deltas(deltas)  # raises with the reason
+            limit = limits.get(resource, defaults[resource])
+            if delta > 0 and limit != UNLIMITED:
+                usage = usages.get(resource) or Usage()
+                if usage.in_use + usage.reserved + delta > limit:
+                    overs.append(Over(resource, limit, usage.in_use, usage.reserved, delta))
+        per_volume = limits.get(PER_VOLUME, defaults[PER_VOLUME])
+        if per_volume != UNLIMITED and size > per_volume:
+            overs.insert(0, Over(PER_VOLUME, per_volume, 0, 0, size))
+        if overs:
+            raise OverQuota(overs)
+
+    def _retried(self, rid: str, project: str, deltas: Mapping[str, int]) -> Reservation | None:
+        if (outcome := self._finished.get(rid)) is not None:
+            raise QuotaError(f"reservation {rid} was already {outcome}")
+        res = self._pending.get(rid)
+        if res is not None and (res.project != project or res.deltas != dict(deltas)):
+            raise QuotaError(f"reservation {rid} exists with other deltas or project")
+        return res
+
+    def _finish(self, rid: str, outcome: str, repeats: tuple[str, ...]) -> Reservation | None:
+        """Take ``rid`` out of pending and remember ``outcome``; None for a repeat."""
+        res = self._pending.pop(rid, None)
+        if res is None:
+            previous = self._finished.get(rid)
+            if previous is None:
+                raise ReservationNotFound(f"no pending reservation {rid}")
+            if previous in repeats:
+                return None
+            raise QuotaError(f"reservation {rid} was already {previous}")
+        self._finished[rid] = outcome
+        if len(self._finished) > self._finished_memory:
+            self._finished.popitem(last=False)
+        return res
+
+    def _release_reserved(self, res: Reservation, rows: _Rows) -> None:
+        usages = self._usages.get(res.project, _NO_USAGES)
+        for resource, delta in res.deltas.items():
+            if delta > 0 and (usage := usages.get(resource)) is not None:
+                usage.reserved = max(0, usage.reserved - delta)
+                _put(rows, res.project, resource, usage)
+
+
+def _check_limits(limits: Mapping[str, int]) -> Mapping[str, int]:
+    for resource, limit in limits.items():
+        if resource not in DEFAULT_LIMITS:
+            raise QuotaError(f"Bad key in quota set: {resource}")
+        if type(limit) is not int or limit < UNLIMITED:
+            raise QuotaError(
+                f"Quota limit for {resource} must be an integer, -1 or greater, got {limit!r}"
+            )
+    return limits
+
+
+def _check_deltas(deltas: Mapping[str, int]) -> None:
+    for resource, delta in deltas.items():
+        if resource not in USAGE_RESOURCES:
+            raise QuotaError(f"Unknown quota resource {resource!r} (not a usage)")
+        if type(delta) is not int:
+            raise QuotaError(f"Delta for {resource} must be an integer, got {delta!r}")
+
+
+def _check_amounts(amounts: Mapping[str, int], what: str) -> None:
+    _check_deltas(amounts)
+    for resource, amount in amounts.items():
+        if amount < 0:
+            raise QuotaError(f"{what} for {resource} must not be negative, got {amount}")

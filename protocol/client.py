@@ -1,0 +1,310 @@
+"""The client library: the public face of cinderblock for programs.
+
+    async with Client("tcp://127.0.0.1:5555", project="demo") as c:
+        vol = await c.create_volume(1, name="firstvol", volume_type="FCVolumeType")
+        vol = await c.wait_for_status(vol.id, "available")
+
+Every method is one operation; failures raise the typed exceptions of
+``protocol.errors`` (``OverQuota``, ``NotFound``, ...). Waiting follows the
+status changes the gateway pushes over the same connection (``volume.watch``)
+rather than polling. ``SyncClient`` wraps the same calls for scripts.
+
+Each create carries a request id (one is made if the caller gives none):
+repeating a create with the same id returns the first volume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import zmq
+
+from protocol.codec import Context, Envelope, MalformedMessage, decode, encode, next_id
+from protocol.errors import CinderblockError, Timeout, Unavailable
+from protocol.messages import (
+    Backend,
+    BackendList,
+    Empty,
+    QuotaSet,
+    QuotaShow,
+    QuotaUpdate,
+    TypeCreate,
+    TypeList,
+    Volume,
+    VolumeCreate,
+    VolumeList,
+    VolumeListRequest,
+    VolumeRef,
+    VolumeType,
+    VolumeWatch,
+    ZoneList,
+)
+from protocol.rpc import Calls
+from protocol.schema import dump, parse
+from protocol.transport import Channel, tune
+
+T = TypeVar("T")
+STABLE = frozenset({"available", "error", "in-use", "error_deleting", "error_extending"})
+
+
+class VolumeError(CinderblockError):
+    """A volume reached ``error`` (or another error status) while being waited for."""
+
+    code = "volume_error"
+
+    def __init__(self, volume: Volume) -> None:
+        super().__init__(
+            f"volume {volume.id} went to {volume.status}: {volume.reason or 'no reason given'}",
+            {"volume_id": volume.id, "status": volume.status, "reason": volume.reason},
+        )
+        self.volume = volume
+
+
+class Client:
+    def __init__(
+        self,
+        endpoint: str,
+        project: str = "demo",
+        user: str | None = None,
+        admin: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
+        self.endpoint = endpoint
+        roles = ("admin", "member") if admin else ("member",)
+        self.context = Context(project, user or project, roles)
+        self.timeout = timeout
+        self._calls = Calls()
+        self._channel: Channel | None = None
+        self._waiters: dict[str, list[tuple[frozenset[str], asyncio.Future[Volume]]]] = {}
+        self._latest: dict[str, Volume] = {}
+
+    async def __aenter__(self) -> Client:
+        self._open()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _open(self) -> Channel:
+        if self._channel is None:
+            sock = zmq.Context.instance().socket(zmq.DEALER)
+            tune(sock)
+            sock.connect(self.endpoint)
+            self._channel = Channel(sock, self._on_frames)
+        return self._channel
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        self._calls.fail_all(Unavailable("the client was closed"))
+
+    # ---- plumbing ------------------------------------------------------
+    async def call(
+        self, op: str, body: Any, request_id: str | None = None, timeout: float | None = None
+    ) -> Any:
+        channel = self._open()
+        ctx = Context(self.context.project_id, self.context.user_id, self.context.roles,
+                      request_id or f"req-{uuid.uuid4()}")
+        msg_id = next_id()
+        fut = self._calls.start(msg_id)
+        channel.send([encode(Envelope("req", msg_id, op, dump(body), ctx))])
+        return await self._calls.wait(msg_id, fut, op, timeout or self.timeout)
+
+    def _on_frames(self, frames: list[bytes]) -> None:
+        try:
+            env = decode(frames[-1])
+        except MalformedMessage:
+            return  # not from a cinderblock gateway; nothing to answer
+        if env.kind == "rep":
+            self._calls.settle(env)
+        elif env.kind == "evt" and env.op == "volume.status":
+            self._on_status(parse(Volume, env.body, strict=False))
+
+    def _on_status(self, volume: Volume) -> None:
+        self._latest[volume.id] = volume
+        waiters = self._waiters.get(volume.id, [])
+        for entry in list(waiters):
+            _settle_waiter(entry, volume, waiters)
+
+    # ---- volumes -------------------------------------------------------
+    async def create_volume(
+        self,
+        size: int | None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        volume_type: str | None = None,
+        availability_zone: str | None = None,
+        metadata: dict[str, str] | None = None,
+        request_id: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> Volume:
+        body = VolumeCreate(size, name, description, volume_type, availability_zone,
+                            metadata or {}, watch=wait)
+        raw = await self.call("volume.create", body, request_id, timeout)
+        volume = parse(Volume, raw, strict=False)
+        if not wait:
+            return volume
+        return await self._wait(volume, frozenset({"available"}), timeout or self.timeout)
+
+    async def show_volume(self, volume_id: str) -> Volume:
+        return parse(Volume, await self.call("volume.show", VolumeRef(volume_id)), strict=False)
+
+    async def list_volumes(
+        self, all_projects: bool = False, status: str | None = None, limit: int | None = None
+    ) -> list[Volume]:
+        raw = await self.call("volume.list", VolumeListRequest(all_projects, status, limit))
+        return list(parse(VolumeList, raw, strict=False).volumes)
+
+    async def wait_for_status(
+        self, volume_id: str, status: str | Iterable[str] = "available",
+        timeout: float | None = None,
+    ) -> Volume:
+        """Wait until the volume has one of ``status``; raise VolumeError if it
+        reaches an error status instead, Timeout if neither happens in time."""
+        wanted = frozenset({status} if isinstance(status, str) else status)
+        raw = await self.call("volume.watch", VolumeWatch((volume_id,)))
+        (current,) = parse(VolumeList, raw, strict=False).volumes
+        return await self._wait(current, wanted, timeout or self.timeout)
+
+    async def _wait(self, current: Volume, wanted: frozenset[str], timeout: float) -> Volume:
+        latest = self._latest.pop(current.id, None)
+        volume = latest if latest is not None and latest.updated_at >= current.updated_at \
+            else current
+        if volume.status in wanted:
+            return volume
+        _raise_if_failed(volume, wanted)
+        fut: asyncio.Future[Volume] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(volume.id, [])
+        waiters.append((wanted, fut))
+        try:
+            async with asyncio.timeout(timeout):
+                return await fut
+        except TimeoutError:
+            raise Timeout(
+                f"volume {volume.id} did not reach {sorted(wanted)} within {timeout:g}s",
+                {"volume_id": volume.id, "status": volume.status},
+            ) from None
+        finally:
+            self._latest.pop(volume.id, None)
+            if not waiters or all(f.done() for _, f in waiters):
+                self._waiters.pop(volume.id, None)
+
+    # ---- types, zones, quotas, backends -------------------------------
+    async def create_type(
+        self, name: str, extra_specs: dict[str, str] | None = None,
+        description: str | None = None, is_public: bool = True,
+    ) -> VolumeType:
+        body = TypeCreate(name, description, extra_specs or {}, is_public)
+        return parse(VolumeType, await self.call("type.create", body), strict=False)
+
+    async def list_types(self) -> list[VolumeType]:
+        return list(parse(TypeList, await self.call("type.list", Empty()), strict=False).types)
+
+    async def list_zones(self) -> list[str]:
+        zones = parse(ZoneList, await self.call("az.list", Empty()), strict=False).zones
+        return [z.name for z in zones]
+
+    async def show_quota(self, project: str | None = None) -> QuotaSet:
+        return parse(QuotaSet, await self.call("quota.show", QuotaShow(project)), strict=False)
+
+    async def set_quota(self, project: str, **limits: int) -> QuotaSet:
+        raw = await self.call("quota.set", QuotaUpdate(project, limits))
+        return parse(QuotaSet, raw, strict=False)
+
+    async def list_backends(self) -> list[Backend]:
+        raw = await self.call("backend.list", Empty())
+        return list(parse(BackendList, raw, strict=False).backends)
+
+    async def ping(self, timeout: float | None = None) -> None:
+        await self.call("ping", Empty(), timeout=timeout)
+
+
+def _raise_if_failed(volume: Volume, wanted: frozenset[str]) -> None:
+    if volume.status.startswith("error") and volume.status not in wanted:
+        raise VolumeError(volume)
+
+
+def _settle_waiter(
+    entry: tuple[frozenset[str], asyncio.Future[Volume]], volume: Volume,
+    waiters: list[tuple[frozenset[str], asyncio.Future[Volume]]],
+) -> None:
+    wanted, fut = entry
+    if fut.done():
+        waiters.remove(entry)
+    elif volume.status in wanted:
+        fut.set_result(volume)
+        waiters.remove(entry)
+    elif volume.status.startswith("error"):
+        fut.set_exception(VolumeError(volume))
+        waiters.remove(entry)
+
+
+class SyncClient:
+    """The same operations, blocking, for scripts and the CLI."""
+
+    def __init__(self, endpoint: str, **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = Client(endpoint, **kwargs)
+
+    def _run(self, make: Callable[[Client], Awaitable[T]]) -> T:
+        async def go() -> T:
+            return await make(self._client)
+
+        return self._loop.run_until_complete(go())
+
+    def close(self) -> None:
+        self._loop.run_until_complete(_close(self._client))
+        self._loop.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def create_volume(self, size: int | None, **kwargs: Any) -> Volume:
+        return self._run(lambda c: c.create_volume(size, **kwargs))
+
+    def show_volume(self, volume_id: str) -> Volume:
+        return self._run(lambda c: c.show_volume(volume_id))
+
+    def list_volumes(self, **kwargs: Any) -> list[Volume]:
+        return self._run(lambda c: c.list_volumes(**kwargs))
+
+    def wait_for_status(self, volume_id: str, status: str = "available",
+                        timeout: float | None = None) -> Volume:
+        return self._run(lambda c: c.wait_for_status(volume_id, status, timeout))
+
+    def create_type(self, name: str, **kwargs: Any) -> VolumeType:
+        return self._run(lambda c: c.create_type(name, **kwargs))
+
+    def list_types(self) -> list[VolumeType]:
+        return self._run(lambda c: c.list_types())
+
+    def list_zones(self) -> list[str]:
+        return self._run(lambda c: c.list_zones())
+
+    def show_quota(self, project: str | None = None) -> QuotaSet:
+        return self._run(lambda c: c.show_quota(project))
+
+    def set_quota(self, project: str, **limits: int) -> QuotaSet:
+        return self._run(lambda c: c.set_quota(project, **limits))
+
+    def list_backends(self) -> list[Backend]:
+        return self._run(lambda c: c.list_backends())
+
+    def ping(self, timeout: float | None = None) -> None:
+        self._run(lambda c: c.ping(timeout))
+
+
+async def _close(client: Client) -> None:
+    client.close()

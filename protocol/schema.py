@@ -1,0 +1,231 @@
+"""Typed message bodies: one decorator turns a frozen dataclass into a wire schema.
+
+``@message`` reads the dataclass's annotations once, at import, and builds a
+list of field checkers. ``parse(cls, raw)`` turns an untrusted msgpack map into
+an instance or raises ``SchemaError`` naming the field and what was wrong;
+``dump(obj)`` turns an instance back into plain maps and lists for msgpack.
+
+Supported field types: ``int`` (never a bool), ``float`` (an int is accepted),
+``str``, ``bool``, ``X | None``, ``list[X]``, ``dict[str, X]``, ``Any`` (an
+opaque msgpack value) and another ``@message`` class. Requests are parsed
+strictly (an unknown field is an error); replies leniently (an unknown field is
+ignored), so a newer peer may add fields at the end with defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+T = TypeVar("T")
+Checker = Callable[[str, Any], Any]
+_MISSING = dataclasses.MISSING
+
+
+class SchemaError(ValueError):
+    """A body did not match its message type; ``field`` names where."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.field = field
+        self.problem = problem
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    check: Checker
+    required: bool
+    default: Any
+    nested: bool  # holds @message values that dump() must convert
+
+
+_SCHEMAS: dict[type, tuple[_Field, ...]] = {}
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}"
+
+
+def _check_int(name: str, value: Any) -> Any:
+    if type(value) is not int:
+        raise SchemaError(name, f"must be an integer, got {_describe(value)}")
+    return value
+
+
+def _check_float(name: str, value: Any) -> Any:
+    if type(value) is int:
+        return float(value)
+    if type(value) is not float:
+        raise SchemaError(name, f"must be a number, got {_describe(value)}")
+    return value
+
+
+def _check_str(name: str, value: Any) -> Any:
+    if type(value) is not str:
+        raise SchemaError(name, f"must be a string, got {_describe(value)}")
+    return value
+
+
+def _check_bool(name: str, value: Any) -> Any:
+    if type(value) is not bool:
+        raise SchemaError(name, f"must be a boolean, got {_describe(value)}")
+    return value
+
+
+def _check_any(name: str, value: Any) -> Any:
+    return value
+
+
+_PRIMITIVES: dict[Any, Checker] = {
+    int: _check_int,
+    float: _check_float,
+    str: _check_str,
+    bool: _check_bool,
+    Any: _check_any,
+}
+
+
+def _optional(inner: Checker) -> Checker:
+    def check(name: str, value: Any) -> Any:
+        return None if value is None else inner(name, value)
+
+    return check
+
+
+def _list_of(inner: Checker) -> Checker:
+    def check(name: str, value: Any) -> Any:
+        if type(value) is not list:
+            raise SchemaError(name, f"must be a list, got {_describe(value)}")
+        return tuple(inner(f"{name}[{i}]", item) for i, item in enumerate(value))
+
+    return check
+
+
+def _map_of(inner: Checker) -> Checker:
+    def check(name: str, value: Any) -> Any:
+        if type(value) is not dict:
+            raise SchemaError(name, f"must be a map, got {_describe(value)}")
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise SchemaError(name, f"keys must be strings, got {_describe(key)}")
+            out[key] = inner(f"{name}.{key}", item)
+        return out
+
+    return check
+
+
+def _nested(cls: type) -> Checker:
+    def check(name: str, value: Any) -> Any:
+        try:
+            return parse(cls, value, strict=False)
+        except SchemaError as exc:
+            raise SchemaError(f"{name}.{exc.field}" if exc.field else name, exc.problem) from None
+
+    return check
+
+
+def _checker_for(hint: Any) -> tuple[Checker, bool]:
+    """Return (checker, holds_messages) for one annotation."""
+    if hint in _PRIMITIVES:
+        return _PRIMITIVES[hint], False
+    if isinstance(hint, type) and hint in _SCHEMAS:
+        return _nested(hint), True
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType) and type(None) in args:
+        (inner,) = [a for a in args if a is not type(None)]
+        check, nested = _checker_for(inner)
+        return _optional(check), nested
+    if origin in (tuple, list) and args:
+        check, nested = _checker_for(args[0])
+        return _list_of(check), nested
+    if origin is dict and args and args[0] is str:
+        check, nested = _checker_for(args[1])
+        return _map_of(check), nested
+    raise TypeError(f"unsupported field type in a message: {hint!r}")
+
+
+def message(cls: type[T]) -> type[T]:
+    """Register a frozen slotted dataclass as a wire message type."""
+    hints = get_type_hints(cls)
+    fields: list[_Field] = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        check, nested = _checker_for(hints[f.name])
+        if f.default is not _MISSING:
+            default: Any = f.default
+        elif f.default_factory is not _MISSING:
+            default = f.default_factory()
+        else:
+            default = _MISSING
+        fields.append(_Field(f.name, check, default is _MISSING, default, nested))
+    _SCHEMAS[cls] = tuple(fields)
+    return cls
+
+
+def parse(cls: type[T], raw: Any, strict: bool = True) -> T:
+    """Validate an untrusted map into ``cls``; raise SchemaError saying what is wrong."""
+    schema = _SCHEMAS[cls]
+    if raw is None:
+        raw = {}
+    if type(raw) is not dict:
+        raise SchemaError("", f"body must be a map, got {_describe(raw)}")
+    values: dict[str, Any] = {}
+    seen = 0
+    for f in schema:
+        value = raw.get(f.name, _MISSING)
+        if value is _MISSING:
+            if f.required:
+                raise SchemaError(f.name, "is required")
+            values[f.name] = f.default
+        else:
+            seen += 1
+            values[f.name] = f.check(f.name, value)
+    if strict and seen < len(raw):
+        _reject_unknown(schema, raw)
+    return cls(**values)
+
+
+def _reject_unknown(schema: tuple[_Field, ...], raw: dict[Any, Any]) -> None:
+    known = {f.name for f in schema}
+    unknown = sorted(str(k) for k in raw if k not in known)
+    if unknown:
+        raise SchemaError(unknown[0], "is not a known field")
+
+
+def dump(obj: Any) -> Any:
+    """Turn a message (or a list/map of them) into plain msgpack-ready values."""
+    schema = _SCHEMAS.get(type(obj))
+    if schema is None:
+        if isinstance(obj, tuple | list):
+            return [dump(v) for v in obj]
+        return obj
+    out: dict[str, Any] = {}
+    for f in schema:
+        value = getattr(obj, f.name)
+        out[f.name] = _dump_value(value) if f.nested else _plain(value)
+    return out
+
+
+def _dump_value(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [dump(v) for v in value]
+    if isinstance(value, dict):
+        return {k: dump(v) for k, v in value.items()}
+    return dump(value)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if type(value) is tuple else value
+
+
+def is_message(cls: type) -> bool:
+    return cls in _SCHEMAS
+
+
+__all__ = ["SchemaError", "dump", "is_message", "message", "parse"]
+_ = typing  # keep typing imported for get_type_hints on string annotations

@@ -1,0 +1,146 @@
+"""The volume-driver contract every storage-node backend fulfils.
+
+A driver owns the bytes of volumes and snapshots on one node; it knows nothing
+about the control plane, sockets or volume status.  The storage-node actor calls
+the async operations and reads the cheap synchronous views (`capacity`,
+`volumes`, `snapshots`, `capabilities`) when it reports stats.
+
+Semantics shared by all drivers (and checked by `Inventory`):
+
+* ids match ``[A-Za-z0-9-]{1,64}``; anything else is a `DriverError`, so an id
+  can never name a path outside the driver's directory;
+* creating something that already exists, or from something missing, is a
+  `DriverError`;
+* `delete_volume` / `delete_snapshot` of a missing object succeed (idempotent);
+* sizes never shrink: `extend_volume` to a smaller size, or a new volume smaller
+  than its source, is a `DriverError`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+GIB = 2**30
+_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+class DriverError(Exception):
+    """A driver operation failed; the message says what and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """A snapshot of a backend's space, in GiB, shaped like Cinder's pool stats."""
+
+    total_capacity_gb: float
+    free_capacity_gb: float
+    allocated_capacity_gb: float
+    provisioned_capacity_gb: float
+    thin_provisioning_support: bool
+    thick_provisioning_support: bool
+
+
+class Driver(Protocol):
+    """What the storage node needs from a backend."""
+
+    backend_name: str
+
+    async def create_volume(self, volume_id: str, size_gb: int) -> None: ...
+
+    async def delete_volume(self, volume_id: str) -> None: ...
+
+    async def extend_volume(self, volume_id: str, new_size_gb: int) -> None: ...
+
+    async def create_snapshot(self, snapshot_id: str, volume_id: str) -> None: ...
+
+    async def delete_snapshot(self, snapshot_id: str) -> None: ...
+
+    async def create_volume_from_snapshot(
+        self, volume_id: str, snapshot_id: str, size_gb: int
+    ) -> None: ...
+
+    async def create_cloned_volume(
+        self, volume_id: str, source_volume_id: str, size_gb: int
+    ) -> None: ...
+
+    def volume_path(self, volume_id: str) -> Path | None: ...
+
+    def capacity(self) -> Capacity: ...
+
+    def volumes(self) -> dict[str, int]: ...
+
+    def snapshots(self) -> dict[str, int]: ...
+
+    def capabilities(self) -> dict[str, object]: ...
+
+
+def is_valid_id(object_id: str) -> bool:
+    """True if `object_id` is a safe id: ``[A-Za-z0-9-]{1,64}``."""
+    return isinstance(object_id, str) and _ID_PATTERN.fullmatch(object_id) is not None
+
+
+def validate_id(object_id: str, kind: str = "volume") -> str:
+    """Return `object_id` if it is a safe id, else raise `DriverError`."""
+    if not is_valid_id(object_id):
+        raise DriverError(f"invalid {kind} id {object_id!r}: must match [A-Za-z0-9-]{{1,64}}")
+    return object_id
+
+
+def validate_size(size_gb: int) -> int:
+    """Return `size_gb` if it is a positive whole number of GiB, else raise."""
+    if isinstance(size_gb, bool) or not isinstance(size_gb, int) or size_gb < 1:
+        raise DriverError(f"invalid size {size_gb!r}: must be a positive integer of GiB")
+    return size_gb
+
+
+@dataclass(slots=True)
+class Inventory:
+    """The volumes and snapshots a driver holds (id -> GiB), with the shared checks."""
+
+    volume_sizes: dict[str, int] = field(default_factory=dict)
+    snapshot_sizes: dict[str, int] = field(default_factory=dict)
+
+    def volume_size(self, volume_id: str) -> int:
+        """Size of an existing volume; `DriverError` if it does not exist."""
+        validate_id(volume_id, "volume")
+        if volume_id not in self.volume_sizes:
+            raise DriverError(f"volume {volume_id} does not exist")
+        return self.volume_sizes[volume_id]
+
+    def snapshot_size(self, snapshot_id: str) -> int:
+        """Size of an existing snapshot; `DriverError` if it does not exist."""
+        validate_id(snapshot_id, "snapshot")
+        if snapshot_id not in self.snapshot_sizes:
+            raise DriverError(f"snapshot {snapshot_id} does not exist")
+        return self.snapshot_sizes[snapshot_id]
+
+    def require_new_volume(self, volume_id: str) -> None:
+        """Raise unless `volume_id` is valid and not yet used."""
+        validate_id(volume_id, "volume")
+        if volume_id in self.volume_sizes:
+            raise DriverError(f"volume {volume_id} already exists")
+
+    def require_new_snapshot(self, snapshot_id: str) -> None:
+        """Raise unless `snapshot_id` is valid and not yet used."""
+        validate_id(snapshot_id, "snapshot")
+        if snapshot_id in self.snapshot_sizes:
+            raise DriverError(f"snapshot {snapshot_id} already exists")
+
+    def allocated_gb(self) -> int:
+        """Sum of volume sizes."""
+        return sum(self.volume_sizes.values())
+
+    def provisioned_gb(self) -> int:
+        """Sum of volume and snapshot sizes."""
+        return self.allocated_gb() + sum(self.snapshot_sizes.values())
+
+
+def check_not_shrinking(new_size_gb: int, current_gb: int, what: str) -> int:
+    """Return `new_size_gb` if valid and at least `current_gb`, else raise."""
+    validate_size(new_size_gb)
+    if new_size_gb < current_gb:
+        raise DriverError(f"{what}: cannot shrink from {current_gb} GiB to {new_size_gb} GiB")
+    return new_size_gb

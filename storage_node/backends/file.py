@@ -1,0 +1,423 @@
+"""A volume driver that keeps each volume as a sparse raw file in one directory.
+
+Layout: ``volume-<id>`` and ``snapshot-<id>`` are complete, consistent images;
+``.tmp-*`` names are work in progress and never anything else.
+
+Invariants, and how they are kept:
+
+* **A real name always holds a whole image.**  Every file is built under a
+  ``.tmp-`` name and renamed into place (copies are fsynced first), so a crash
+  leaves at worst a temp file, which the start-up scan deletes.
+* **The inventory matches the directory.**  The scan rebuilds it on start;
+  each operation updates it only after the file work succeeded.  A thread
+  cannot be interrupted, so a cancelled copy or delete is allowed to finish
+  (and be recorded) before the cancellation propagates.
+* **Ids cannot escape the directory**: they are validated by `base.validate_id`.
+
+Snapshots and clones use a reflink (``FICLONE``) where the filesystem supports
+it (XFS with reflink, btrfs), detected once at start with a probe file, and
+otherwise a sparse-aware copy: only the data extents (``SEEK_DATA`` /
+``SEEK_HOLE``) are copied, with ``copy_file_range`` or, failing that, with
+pread/pwrite that skips zero chunks.  Either way a mostly-empty 10 GiB volume
+copies in milliseconds and stays sparse.
+
+Creating (open + truncate + rename, ~100 µs) and extending (truncate) run
+inline; copies and deletes (unlinking a dense 1 GiB file takes ~200 ms on ext4)
+run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import math
+import os
+import secrets
+from collections.abc import Callable, Coroutine, Iterator
+from enum import StrEnum
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from storage_node.backends.base import (
+    GIB,
+    Capacity,
+    DriverError,
+    Inventory,
+    check_not_shrinking,
+    is_valid_id,
+    validate_id,
+    validate_size,
+)
+
+log = logging.getLogger(__name__)
+
+FICLONE = 0x40049409
+TEMP_PREFIX = ".tmp-"
+VOLUME_PREFIX = "volume-"
+SNAPSHOT_PREFIX = "snapshot-"
+_CHUNK = 1 << 20
+_ZEROS = bytes(_CHUNK)
+_NO_COPY_FILE_RANGE = frozenset({errno.ENOSYS, errno.EXDEV, errno.EOPNOTSUPP, errno.EINVAL})
+
+
+class CloneMethod(StrEnum):
+    """How snapshots and clones are made."""
+
+    REFLINK = "reflink"
+    COPY = "copy"
+
+
+# --- blocking file work (runs in worker threads) -------------------------------------
+
+
+def probe_clone_method(directory: Path) -> CloneMethod:
+    """Try a ``FICLONE`` between two probe files in `directory`."""
+    token = secrets.token_hex(4)
+    source = directory / f"{TEMP_PREFIX}probe-{token}-src"
+    target = directory / f"{TEMP_PREFIX}probe-{token}-dst"
+    try:
+        source.write_bytes(b"cinderblock probe".ljust(4096, b"."))
+        with open(source, "rb") as src, open(target, "wb") as dst:
+            fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
+    except OSError as exc:
+        log.info("%s: reflink unsupported (%s), using sparse copy", directory, exc)
+        return CloneMethod.COPY
+    finally:
+        source.unlink(missing_ok=True)
+        target.unlink(missing_ok=True)
+    return CloneMethod.REFLINK
+
+
+def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
+    """Yield ``(start, end)`` of each data region of `fd` below `size`."""
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole is left
+                return
+            raise
+        end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+        if start >= end:
+            return
+        yield start, end
+        offset = end
+
+
+def copy_range(src_fd: int, dst_fd: int, start: int, end: int) -> None:
+    """Copy bytes ``[start, end)`` at the same offsets, in-kernel where possible."""
+    offset = start
+    while offset < end:
+        try:
+            copied = os.copy_file_range(src_fd, dst_fd, end - offset, offset, offset)
+        except OSError as exc:
+            if exc.errno not in _NO_COPY_FILE_RANGE:
+                raise
+            copy_range_rw(src_fd, dst_fd, offset, end)
+            return
+        if copied == 0:  # the source shrank under us; the rest reads as zeros
+            return
+        offset += copied
+
+
+def copy_range_rw(src_fd: int, dst_fd: int, start: int, end: int) -> None:
+    """Copy ``[start, end)`` with pread/pwrite, leaving all-zero chunks as holes."""
+    for offset in range(start, end, _CHUNK):
+        chunk = os.pread(src_fd, min(_CHUNK, end - offset), offset)
+        if not chunk:
+            return
+        if chunk != _ZEROS[: len(chunk)]:
+            _pwrite_all(dst_fd, chunk, offset)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def sparse_copy(source: Path, dst_fd: int) -> None:
+    """Make `dst_fd` a sparse byte-for-byte copy of `source`."""
+    src_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        size = os.fstat(src_fd).st_size
+        os.ftruncate(dst_fd, size)
+        for start, end in data_extents(src_fd, size):
+            copy_range(src_fd, dst_fd, start, end)
+    finally:
+        os.close(src_fd)
+
+
+def reflink(source: Path, dst_fd: int) -> None:
+    """Make `dst_fd` share all of `source`'s extents (``FICLONE``)."""
+    src_fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(dst_fd, FICLONE, src_fd)
+    finally:
+        os.close(src_fd)
+
+
+def write_atomically(target: Path, fill: Callable[[int], None], durable: bool) -> None:
+    """Build `target` under a temp name with `fill(fd)`, then rename it into place."""
+    temp = target.with_name(f"{TEMP_PREFIX}{target.name}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fill(fd)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _grow_to(size: int, fd: int) -> None:
+    if os.fstat(fd).st_size < size:
+        os.ftruncate(fd, size)
+
+
+def _clone_into(method: CloneMethod, source: Path, size: int, fd: int) -> None:
+    if method is CloneMethod.REFLINK:
+        reflink(source, fd)
+    else:
+        sparse_copy(source, fd)
+    _grow_to(size, fd)
+
+
+# --- the driver -----------------------------------------------------------------------
+
+
+class FileDriver:
+    """Volumes as sparse raw files in `directory` (thin provisioned)."""
+
+    backend_name = "file"
+
+    def __init__(
+        self,
+        directory: Path,
+        capacity_gb: float | None = None,
+        clone_method: CloneMethod | str | None = None,
+    ) -> None:
+        """Scan `directory` (created if missing) and detect the clone method.
+
+        `clone_method` forces "reflink" or "copy" instead of probing.
+        """
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._capacity_gb = capacity_gb
+        self._inventory = Inventory()
+        self._pending: set[str] = set()
+        self.stray_files: tuple[str, ...] = self._scan()
+        """Names found at start that are neither volumes, snapshots nor temp files."""
+        self.clone_method = (
+            CloneMethod(clone_method)
+            if clone_method is not None
+            else probe_clone_method(self.directory)
+        )
+
+    # --- start-up scan
+
+    def _scan(self) -> tuple[str, ...]:
+        strays: list[str] = []
+        with os.scandir(self.directory) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                if not self._adopt(entry):
+                    strays.append(entry.name)
+        if strays:
+            log.warning("%s: ignoring stray files %s", self.directory, strays)
+        return tuple(strays)
+
+    def _adopt(self, entry: os.DirEntry[str]) -> bool:
+        """Record or clean one directory entry; False if it is a stray."""
+        if entry.name.startswith(TEMP_PREFIX) and entry.is_file(follow_symlinks=False):
+            log.warning("%s: removing leftover temp file %s", self.directory, entry.name)
+            os.unlink(entry.path)
+            return True
+        if not entry.is_file(follow_symlinks=False):
+            return False
+        size_gb = math.ceil(entry.stat(follow_symlinks=False).st_size / GIB)
+        for prefix, sizes in (
+            (VOLUME_PREFIX, self._inventory.volume_sizes),
+            (SNAPSHOT_PREFIX, self._inventory.snapshot_sizes),
+        ):
+            object_id = entry.name.removeprefix(prefix)
+            if entry.name.startswith(prefix) and is_valid_id(object_id):
+                sizes[object_id] = size_gb
+                return True
+        return False
+
+    # --- paths and bookkeeping
+
+    def _volume_file(self, volume_id: str) -> Path:
+        return self.directory / f"{VOLUME_PREFIX}{validate_id(volume_id, 'volume')}"
+
+    def _snapshot_file(self, snapshot_id: str) -> Path:
+        return self.directory / f"{SNAPSHOT_PREFIX}{validate_id(snapshot_id, 'snapshot')}"
+
+    def _refuse_pending(self, path: Path) -> None:
+        if path.name in self._pending:
+            raise DriverError(f"{path.name} is being created")
+
+    # --- operations
+
+    async def create_volume(self, volume_id: str, size_gb: int) -> None:
+        """Create a sparse raw file of `size_gb` GiB."""
+        self._inventory.require_new_volume(volume_id)
+        validate_size(size_gb)
+        path = self._volume_file(volume_id)
+        self._refuse_pending(path)
+        try:
+            write_atomically(path, partial(_grow_to, size_gb * GIB), durable=False)
+        except OSError as exc:
+            raise DriverError(f"creating volume {volume_id} failed: {exc}") from exc
+        self._inventory.volume_sizes[volume_id] = size_gb
+
+    async def delete_volume(self, volume_id: str) -> None:
+        """Remove the volume's file; a missing volume is fine."""
+        await self._delete(self._inventory.volume_sizes, volume_id, self._volume_file(volume_id))
+
+    async def extend_volume(self, volume_id: str, new_size_gb: int) -> None:
+        """Grow the volume's file to `new_size_gb` GiB (never shrinks)."""
+        current = self._inventory.volume_size(volume_id)
+        check_not_shrinking(new_size_gb, current, f"extending volume {volume_id}")
+        try:
+            os.truncate(self._volume_file(volume_id), new_size_gb * GIB)
+        except OSError as exc:
+            raise DriverError(f"extending volume {volume_id} failed: {exc}") from exc
+        self._inventory.volume_sizes[volume_id] = new_size_gb
+
+    async def create_snapshot(self, snapshot_id: str, volume_id: str) -> None:
+        """Capture the volume's current bytes as ``snapshot-<id>``."""
+        self._inventory.require_new_snapshot(snapshot_id)
+        size_gb = self._inventory.volume_size(volume_id)
+        await self._copy(
+            self._volume_file(volume_id),
+            self._snapshot_file(snapshot_id),
+            size_gb,
+            partial(self._inventory.snapshot_sizes.__setitem__, snapshot_id),
+        )
+
+    async def delete_snapshot(self, snapshot_id: str) -> None:
+        """Remove the snapshot's file; a missing snapshot is fine."""
+        await self._delete(
+            self._inventory.snapshot_sizes, snapshot_id, self._snapshot_file(snapshot_id)
+        )
+
+    async def create_volume_from_snapshot(
+        self, volume_id: str, snapshot_id: str, size_gb: int
+    ) -> None:
+        """A new volume holding the snapshot's bytes, grown to `size_gb`."""
+        self._inventory.require_new_volume(volume_id)
+        source_gb = self._inventory.snapshot_size(snapshot_id)
+        await self._new_volume_from(self._snapshot_file(snapshot_id), source_gb, volume_id, size_gb)
+
+    async def create_cloned_volume(
+        self, volume_id: str, source_volume_id: str, size_gb: int
+    ) -> None:
+        """A new volume holding the source volume's bytes, grown to `size_gb`."""
+        self._inventory.require_new_volume(volume_id)
+        source_gb = self._inventory.volume_size(source_volume_id)
+        await self._new_volume_from(
+            self._volume_file(source_volume_id), source_gb, volume_id, size_gb
+        )
+
+    # --- threaded work
+
+    async def _new_volume_from(
+        self, source: Path, source_gb: int, volume_id: str, size_gb: int
+    ) -> None:
+        check_not_shrinking(size_gb, source_gb, f"volume {volume_id} from {source.name}")
+        record = partial(self._inventory.volume_sizes.__setitem__, volume_id)
+        await self._copy(source, self._volume_file(volume_id), size_gb, record)
+
+    async def _copy(
+        self, source: Path, target: Path, size_gb: int, record: Callable[[int], None]
+    ) -> None:
+        self._refuse_pending(target)
+        self._pending.add(target.name)
+        try:
+            await _finish_even_if_cancelled(self._copy_and_record(source, target, size_gb, record))
+        finally:
+            self._pending.discard(target.name)
+
+    async def _copy_and_record(
+        self, source: Path, target: Path, size_gb: int, record: Callable[[int], None]
+    ) -> None:
+        fill = partial(_clone_into, self.clone_method, source, size_gb * GIB)
+        try:
+            await asyncio.to_thread(write_atomically, target, fill, True)
+        except OSError as exc:
+            raise DriverError(f"copying {source.name} to {target.name} failed: {exc}") from exc
+        record(size_gb)
+
+    async def _delete(self, sizes: dict[str, int], object_id: str, path: Path) -> None:
+        self._refuse_pending(path)
+        size_gb = sizes.pop(object_id, None)
+        try:
+            await _finish_even_if_cancelled(asyncio.to_thread(path.unlink, missing_ok=True))
+        except OSError as exc:
+            if size_gb is not None:
+                sizes[object_id] = size_gb
+            raise DriverError(f"deleting {path.name} failed: {exc}") from exc
+
+    # --- views
+
+    def volume_path(self, volume_id: str) -> Path:
+        """The raw file to export over NBD; `DriverError` if there is no such volume."""
+        self._inventory.volume_size(volume_id)
+        return self._volume_file(volume_id)
+
+    def capacity(self) -> Capacity:
+        """Space as the filesystem reports it, capped by the configured capacity."""
+        stat = os.statvfs(self.directory)
+        total = self._capacity_gb
+        if total is None:
+            total = stat.f_blocks * stat.f_frsize / GIB
+        return Capacity(
+            total_capacity_gb=total,
+            free_capacity_gb=min(stat.f_bavail * stat.f_frsize / GIB, total),
+            allocated_capacity_gb=float(self._inventory.allocated_gb()),
+            provisioned_capacity_gb=float(self._inventory.provisioned_gb()),
+            thin_provisioning_support=True,
+            thick_provisioning_support=False,
+        )
+
+    def volumes(self) -> dict[str, int]:
+        """Volume id -> size in GiB."""
+        return dict(self._inventory.volume_sizes)
+
+    def snapshots(self) -> dict[str, int]:
+        """Snapshot id -> size in GiB."""
+        return dict(self._inventory.snapshot_sizes)
+
+    def capabilities(self) -> dict[str, object]:
+        """What the scheduler may rely on."""
+        return {
+            "volume_backend_name": self.backend_name,
+            "storage_protocol": "nbd",
+            "clone_method": self.clone_method.value,
+            "multiattach": True,
+            "thin_provisioning_support": True,
+            "thick_provisioning_support": False,
+            "sparse_copy": True,
+        }
+
+
+async def _finish_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:
+    """Await `work`; if cancelled, let it finish first (threads cannot be stopped)."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise

@@ -1,0 +1,108 @@
+"""A driver that stores nothing: sizes live in memory, no I/O at all.
+
+It exists to measure the control plane alone.  It keeps the same bookkeeping
+and the same errors as `FileDriver` (see `base`), so a node behaves the same
+with either; only `volume_path` differs (there is no file to export).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage_node.backends.base import (
+    Capacity,
+    Inventory,
+    check_not_shrinking,
+    validate_id,
+    validate_size,
+)
+
+
+class NullDriver:
+    """In-memory volumes and snapshots on a pretend pool of `capacity_gb` GiB."""
+
+    backend_name = "null"
+
+    def __init__(self, capacity_gb: float = 100000.0) -> None:
+        """Start empty."""
+        self._capacity_gb = capacity_gb
+        self._inventory = Inventory()
+
+    async def create_volume(self, volume_id: str, size_gb: int) -> None:
+        """Record a volume of `size_gb` GiB."""
+        self._inventory.require_new_volume(volume_id)
+        self._inventory.volume_sizes[volume_id] = validate_size(size_gb)
+
+    async def delete_volume(self, volume_id: str) -> None:
+        """Forget a volume; a missing one is fine."""
+        self._inventory.volume_sizes.pop(validate_id(volume_id, "volume"), None)
+
+    async def extend_volume(self, volume_id: str, new_size_gb: int) -> None:
+        """Record a bigger size (never smaller)."""
+        current = self._inventory.volume_size(volume_id)
+        check_not_shrinking(new_size_gb, current, f"extending volume {volume_id}")
+        self._inventory.volume_sizes[volume_id] = new_size_gb
+
+    async def create_snapshot(self, snapshot_id: str, volume_id: str) -> None:
+        """Record a snapshot the size of its volume."""
+        self._inventory.require_new_snapshot(snapshot_id)
+        size_gb = self._inventory.volume_size(volume_id)
+        self._inventory.snapshot_sizes[snapshot_id] = size_gb
+
+    async def delete_snapshot(self, snapshot_id: str) -> None:
+        """Forget a snapshot; a missing one is fine."""
+        self._inventory.snapshot_sizes.pop(validate_id(snapshot_id, "snapshot"), None)
+
+    async def create_volume_from_snapshot(
+        self, volume_id: str, snapshot_id: str, size_gb: int
+    ) -> None:
+        """Record a volume at least as big as the snapshot."""
+        self._inventory.require_new_volume(volume_id)
+        source_gb = self._inventory.snapshot_size(snapshot_id)
+        check_not_shrinking(size_gb, source_gb, f"volume {volume_id} from snapshot")
+        self._inventory.volume_sizes[volume_id] = size_gb
+
+    async def create_cloned_volume(
+        self, volume_id: str, source_volume_id: str, size_gb: int
+    ) -> None:
+        """Record a volume at least as big as its source."""
+        self._inventory.require_new_volume(volume_id)
+        source_gb = self._inventory.volume_size(source_volume_id)
+        check_not_shrinking(size_gb, source_gb, f"cloning volume {source_volume_id}")
+        self._inventory.volume_sizes[volume_id] = size_gb
+
+    def volume_path(self, volume_id: str) -> Path | None:
+        """Always None (nothing to export); `DriverError` if there is no such volume."""
+        self._inventory.volume_size(volume_id)
+        return None
+
+    def capacity(self) -> Capacity:
+        """The pretend pool, with free space shrinking as volumes are provisioned."""
+        provisioned = float(self._inventory.provisioned_gb())
+        return Capacity(
+            total_capacity_gb=self._capacity_gb,
+            free_capacity_gb=max(self._capacity_gb - provisioned, 0.0),
+            allocated_capacity_gb=float(self._inventory.allocated_gb()),
+            provisioned_capacity_gb=provisioned,
+            thin_provisioning_support=True,
+            thick_provisioning_support=False,
+        )
+
+    def volumes(self) -> dict[str, int]:
+        """Volume id -> size in GiB."""
+        return dict(self._inventory.volume_sizes)
+
+    def snapshots(self) -> dict[str, int]:
+        """Snapshot id -> size in GiB."""
+        return dict(self._inventory.snapshot_sizes)
+
+    def capabilities(self) -> dict[str, object]:
+        """What the scheduler may rely on."""
+        return {
+            "volume_backend_name": self.backend_name,
+            "storage_protocol": "nbd",
+            "clone_method": "none",
+            "multiattach": True,
+            "thin_provisioning_support": True,
+            "thick_provisioning_support": False,
+        }

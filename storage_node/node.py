@@ -1,0 +1,131 @@
+"""A storage node: one per storage host, holding one backend.
+
+It connects out (DEALER, identity = its host name) to the gateway and the
+scheduler, so a host can join from anywhere; it publishes its capacity to
+the scheduler's stats socket on a heartbeat and after every change (one
+report per loop turn at most). Creates arrive from the scheduler and run
+``volume_create_manager``; status changes go to the gateway.
+
+Capacity it reports includes creates in flight, and it echoes the highest
+scheduler sequence number it has accounted for (``sched_seq``), so the
+scheduler knows which of its own placements the report already contains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from actors.config import ClusterConfig, NodeConfig
+from actors.runtime import Actor, Request
+from protocol.codec import Context, pack
+from protocol.messages import BackendStatsMsg, Empty, ScheduleRequest, VolumeUpdate
+from protocol.schema import dump
+from protocol.transport import Channel, tune
+from storage_node.backends import make_driver
+from storage_node.manager_flow import ManagerContext, volume_create_manager
+
+EARLY_STATS_S = (0.05, 0.2, 0.5)  # first reports, before the heartbeat takes over
+
+
+class StorageNode(Actor):
+    def __init__(self, cfg: ClusterConfig, node: NodeConfig) -> None:
+        super().__init__(cfg.events_in)
+        self.cfg = cfg
+        self.node = node
+        self.name = node.host
+        self.heartbeat_s = cfg.heartbeat_s
+        self.backend_id = node.backend_id
+        directory = Path(node.directory) if node.directory else cfg.path("nodes", node.host)
+        self.driver = make_driver(node.backend, directory, node.capacity_gb,
+                                  frozenset(node.faults))
+        self.flow = volume_create_manager(self)
+        self._inflight: dict[str, int] = {}
+        self._sched_epoch = ""
+        self._sched_seq = 0
+        self._stats_due = False
+        self._volume_count = len(self.driver.volumes())
+
+    def handlers(self) -> dict[str, Any]:
+        return {"node.create_volume": self.on_create_volume, "ping": lambda req: Empty()}
+
+    async def on_start(self) -> None:
+        pub = self.zctx.socket(zmq.PUB)
+        tune(pub)
+        pub.connect(self.cfg.stats)
+        self._stats = Channel(pub, None)
+        self.gateway = self.connect(self.cfg.gateway, self.node.host)
+        self.scheduler = self.connect(self.cfg.scheduler, self.node.host)
+        loop = asyncio.get_running_loop()
+        for delay in EARLY_STATS_S:
+            loop.call_later(delay, self.stats_changed)
+        self.every(self.cfg.heartbeat_s, self.stats_changed)
+
+    async def on_stop(self) -> None:
+        self._stats.close()
+
+    def statistics(self) -> dict[str, Any]:
+        return {**super().statistics(), "inflight": len(self._inflight),
+                "volumes": self._volume_count}
+
+    # ---- capacity ------------------------------------------------------
+    def stats_changed(self) -> None:
+        if not self._stats_due:
+            self._stats_due = True
+            asyncio.get_running_loop().call_soon(self._publish_stats)
+
+    def _publish_stats(self) -> None:
+        self._stats_due = False
+        self._stats.send([b"stats", pack(dump(self.stats()))])
+
+    def stats(self) -> BackendStatsMsg:
+        cap = self.driver.capacity()
+        inflight = sum(self._inflight.values())
+        node = self.node
+        return BackendStatsMsg(
+            backend=self.backend_id, host=node.host, availability_zone=node.availability_zone,
+            total_capacity_gb=cap.total_capacity_gb,
+            free_capacity_gb=cap.free_capacity_gb - inflight,
+            allocated_capacity_gb=cap.allocated_capacity_gb + inflight,
+            provisioned_capacity_gb=cap.provisioned_capacity_gb + inflight,
+            reserved_percentage=node.reserved_percentage,
+            thin_provisioning_support=cap.thin_provisioning_support,
+            thick_provisioning_support=cap.thick_provisioning_support,
+            max_over_subscription_ratio=node.max_over_subscription_ratio,
+            capabilities=self.driver.capabilities(), sched_epoch=self._sched_epoch,
+            sched_seq=self._sched_seq, timestamp=time.time(), volumes=self._volume_count,
+        )
+
+    # ---- services the manager flow uses --------------------------------
+    def begin_create(self, volume_id: str, size: int, epoch: str, seq: int) -> None:
+        self._inflight[volume_id] = size
+        if epoch != self._sched_epoch:
+            self._sched_epoch, self._sched_seq = epoch, seq
+        else:
+            self._sched_seq = max(self._sched_seq, seq)
+        self.stats_changed()
+
+    def end_create(self, volume_id: str) -> None:
+        if self._inflight.pop(volume_id, None) is not None:
+            self.stats_changed()
+
+    def reschedule(self, request: ScheduleRequest, ctx: Context) -> None:
+        self.scheduler.cast("schedule.create", request, ctx)
+
+    def report(self, volume_id: str, status: str, reason: str | None, ctx: Context) -> None:
+        host = self.backend_id if status == "available" else None
+        self.gateway.cast("volume.update", VolumeUpdate(volume_id, status, host, reason), ctx)
+        if status == "available":
+            self._volume_count += 1
+
+    def notify(self, volume_id: str, event: str) -> None:
+        self.events.emit("notify", volume_id=volume_id, event=event, host=self.backend_id)
+
+    # ---- handlers ------------------------------------------------------
+    async def on_create_volume(self, req: Request) -> None:
+        c = ManagerContext(req.body, req.ctx)
+        await self.flow.run(c, self.events.emit, req.body.request.volume_id)
