@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,18 +73,21 @@ class Database:
         if not batch:
             return
         try:
-            for sql, params in _runs(batch):
-                await self.conn.executemany(sql, params)
-            await self.conn.commit()
+            await self._in_thread(_apply, list(_runs(batch)))
         except Exception as exc:
             log.exception("group commit of %d writes failed", len(batch))
-            await self.conn.rollback()
             _settle(batch, exc)
             return
         self.batches += 1
         self.rows += len(batch)
         self.largest_batch = max(self.largest_batch, len(batch))
         _settle(batch, None)
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        # aiosqlite is an actor: one thread, one queue. Its public calls are one
+        # thread hop each; a whole batch (every executemany and the commit) is
+        # sent as one job through the same queue, so a batch costs one hop.
+        return await self.conn._execute(fn, self.conn._conn, *args)
 
     async def close(self) -> None:
         if self._conn is None:
@@ -108,6 +112,17 @@ def _runs(batch: list[tuple[str, Params, asyncio.Future[None]]]) -> Iterable[tup
         group.append(params)
     if group:
         yield current_sql or "", group
+
+
+def _apply(conn: sqlite3.Connection, runs: list[tuple[str, list[Params]]]) -> None:
+    """Runs in the database thread: the whole batch in one transaction."""
+    try:
+        for sql, params in runs:
+            conn.executemany(sql, params)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
 
 
 def _settle(batch: list[tuple[str, Params, asyncio.Future[None]]], exc: Exception | None) -> None:

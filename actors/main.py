@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import cProfile
+import os
+import time
 import logging
 import sys
 from pathlib import Path
@@ -42,8 +45,16 @@ def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False) 
         stream=sys.stderr,
     )
     actor = build(kind, load(config), host)
+    profile_dir = os.environ.get("CINDERBLOCK_PROFILE_DIR")
+    profiler = cProfile.Profile(time.process_time) if profile_dir else None
+    if profiler is not None:
+        profiler.enable()
     try:
         asyncio.run(actor.run())
     except KeyboardInterrupt:
         pass
+    finally:
+        if profiler is not None and profile_dir:
+            profiler.disable()
+            profiler.dump_stats(str(Path(profile_dir) / f"{host or kind}.prof"))
     return 0
