@@ -31,7 +31,8 @@ class Database:
         self._schema = schema
         self._synchronous = synchronous
         self._conn: aiosqlite.Connection | None = None
-        self._pending: list[tuple[str, Params, asyncio.Future[None]]] = []
+        self._pending: list[tuple[str, Params]] = []
+        self._committed: asyncio.Future[None] | None = None  # shared by the queued batch
         self._wake = asyncio.Event()
         self.batches = 0
         self.rows = 0
@@ -52,10 +53,13 @@ class Database:
         return self._conn
 
     def write(self, sql: str, params: Params = ()) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((sql, params, fut))
-        self._wake.set()
-        return fut
+        """Queue one statement; the future (shared by every write of the same
+        batch) resolves when the batch is committed, or fails with it."""
+        if self._committed is None:
+            self._committed = asyncio.get_running_loop().create_future()
+            self._wake.set()
+        self._pending.append((sql, params))
+        return self._committed
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Any]:
         rows = await self.conn.execute_fetchall(sql, params)
@@ -70,18 +74,20 @@ class Database:
     async def flush(self) -> None:
         self._wake.clear()
         batch, self._pending = self._pending, []
-        if not batch:
+        committed, self._committed = self._committed, None
+        if committed is None:
             return
         try:
             await self._in_thread(_apply, list(_runs(batch)))
         except Exception as exc:
             log.exception("group commit of %d writes failed", len(batch))
-            _settle(batch, exc)
+            committed.set_exception(exc)
+            committed.exception()  # retrieved here: every writer also sees it
             return
         self.batches += 1
         self.rows += len(batch)
         self.largest_batch = max(self.largest_batch, len(batch))
-        _settle(batch, None)
+        committed.set_result(None)
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         # aiosqlite is an actor: one thread, one queue. Its public calls are one
@@ -100,11 +106,11 @@ class Database:
         return {"batches": self.batches, "rows": self.rows, "largest_batch": self.largest_batch}
 
 
-def _runs(batch: list[tuple[str, Params, asyncio.Future[None]]]) -> Iterable[tuple[str, list[Params]]]:
+def _runs(batch: list[tuple[str, Params]]) -> Iterable[tuple[str, list[Params]]]:
     """Group consecutive writes of the same statement, keeping their order."""
     current_sql: str | None = None
     group: list[Params] = []
-    for sql, params, _ in batch:
+    for sql, params in batch:
         if sql != current_sql and group:
             yield current_sql or "", group
             group = []
@@ -123,13 +129,3 @@ def _apply(conn: sqlite3.Connection, runs: list[tuple[str, list[Params]]]) -> No
     except BaseException:
         conn.rollback()
         raise
-
-
-def _settle(batch: list[tuple[str, Params, asyncio.Future[None]]], exc: Exception | None) -> None:
-    for _, _, fut in batch:
-        if fut.done():
-            continue
-        if exc is None:
-            fut.set_result(None)
-        else:
-            fut.set_exception(exc)

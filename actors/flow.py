@@ -27,6 +27,12 @@ from protocol.states import TaskState, check_task_move
 
 log = logging.getLogger(__name__)
 C = TypeVar("C")
+# Plain strings for the hot path (an enum's .value is a descriptor call each time).
+_PENDING, _RUNNING, _SUCCESS, _FAILURE = "PENDING", "RUNNING", "SUCCESS", "FAILURE"
+_REVERTING, _REVERTED, _REVERT_FAILURE = "REVERTING", "REVERTED", "REVERT_FAILURE"
+assert {_PENDING, _RUNNING, _SUCCESS, _FAILURE, _REVERTING, _REVERTED, _REVERT_FAILURE} == {
+    s.value for s in TaskState
+}
 
 
 class Emit(Protocol):
@@ -84,35 +90,35 @@ class _FlowRun(Generic[C]):
         self.emit = emit
         self.ids = {"flow_id": flow_id, "flow": flow.name, "volume_id": volume_id}
         self.state = TaskState.PENDING
-        emit("flow", state=TaskState.PENDING.value, tasks=flow.task_names, **self.ids)
+        emit("flow", state=_PENDING, tasks=flow.task_names, **self.ids)
 
     def _move(self, state: TaskState, reason: str | None = None) -> None:
         check_task_move(self.state, state)
         self.state = state
         if reason is None:
-            self.emit("flow", state=state.value, **self.ids)
+            self.emit("flow", state=str(state), **self.ids)
         else:
-            self.emit("flow", state=state.value, reason=reason, **self.ids)
+            self.emit("flow", state=str(state), reason=reason, **self.ids)
 
-    def _task(self, task: Task[C], state: TaskState, reason: str | None = None) -> None:
+    def _task(self, name: str, state: str, reason: str | None = None) -> None:
         if reason is None:
-            self.emit("task", task=task.name, state=state.value, **self.ids)
+            self.emit("task", task=name, state=state, **self.ids)
         else:
-            self.emit("task", task=task.name, state=state.value, reason=reason, **self.ids)
+            self.emit("task", task=name, state=state, reason=reason, **self.ids)
 
     async def run(self, ctx: C) -> None:
         self._move(TaskState.RUNNING)
         ran: list[Task[C]] = []
-        for task in self.flow.tasks:
+        for task, name in zip(self.flow.tasks, self.flow.task_names, strict=True):
             ran.append(task)
-            self._task(task, TaskState.RUNNING)
+            self._task(name, _RUNNING)
             try:
                 await task.execute(ctx)
             except Exception as exc:
-                self._task(task, TaskState.FAILURE, _reason(exc))
+                self._task(name, _FAILURE, _reason(exc))
                 await self._revert(ctx, ran, exc)
                 raise
-            self._task(task, TaskState.SUCCESS)
+            self._task(name, _SUCCESS)
         self._move(TaskState.SUCCESS)
 
     async def _revert(self, ctx: C, ran: list[Task[C]], failure: Exception) -> None:
@@ -120,13 +126,13 @@ class _FlowRun(Generic[C]):
         self._move(TaskState.REVERTING)
         clean = True
         for task in reversed(ran):
-            self._task(task, TaskState.REVERTING)
+            self._task(task.name, _REVERTING)
             try:
                 await task.revert(ctx, failure)
             except Exception as exc:
                 clean = False
                 log.exception("%s: revert of %s failed", self.flow.name, task.name)
-                self._task(task, TaskState.REVERT_FAILURE, _reason(exc))
+                self._task(task.name, _REVERT_FAILURE, _reason(exc))
                 continue
-            self._task(task, TaskState.REVERTED)
+            self._task(task.name, _REVERTED)
         self._move(TaskState.REVERTED if clean else TaskState.REVERT_FAILURE)

@@ -8,14 +8,17 @@ reservations are rolled back on a timer and at start.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from actors import quota_book as qb
 from actors.config import ClusterConfig
 from actors.db import Database
-from actors.runtime import Actor, Request
+from actors.runtime import Actor, AfterCommit, Request
 from protocol.errors import InvalidInput, InvalidState, NotFound, OverQuota
 from protocol.messages import (
     Empty,
@@ -40,6 +43,7 @@ DELETE_RESERVATION = "DELETE FROM reservations WHERE id=?"
 INSERT_RESERVATION = "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?)"
 UPSERT_USAGE = "INSERT OR REPLACE INTO quota_usages VALUES (?, ?, ?, ?)"
 UPSERT_LIMIT = "INSERT OR REPLACE INTO quota_limits VALUES (?, ?, ?)"
+log = logging.getLogger(__name__)
 RESERVATION_EXPIRE_S = 86400.0  # Cinder's reservation_expire
 EXPIRE_EVERY_S = 60.0
 
@@ -88,23 +92,30 @@ class QuotaActor(Actor):
     async def _expire(self) -> None:
         expired, change = self.book.expire(time.time())
         if expired:
+            log.info("rolled back %d expired reservations", len(expired))
             await self._persist(change)
 
-    async def _persist(self, change: qb.Change) -> None:
-        """Queue the rows a change touched and wait until they are committed."""
+    def _persist(self, change: qb.Change) -> asyncio.Future[None]:
+        """Queue the rows a change touched; the future resolves when they are committed."""
         db = self.db
-        writes = [db.write(DELETE_RESERVATION, (rid,)) for rid in change.removed]
-        writes += [
-            db.write(INSERT_RESERVATION, (r.id, r.project, json.dumps(r.deltas), r.expires_at))
-            for r in change.added
-        ]
-        writes += [db.write(UPSERT_USAGE, row) for row in change.usages]
-        writes += [db.write(UPSERT_LIMIT, row) for row in change.limits]
-        for write in writes:
-            await write
+        if change.empty:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        for rid in change.removed:
+            committed = db.write(DELETE_RESERVATION, (rid,))
+        for r in change.added:
+            committed = db.write(
+                INSERT_RESERVATION, (r.id, r.project, json.dumps(r.deltas), r.expires_at)
+            )
+        for row in change.usages:
+            committed = db.write(UPSERT_USAGE, row)
+        for lrow in change.limits:
+            committed = db.write(UPSERT_LIMIT, lrow)
+        return committed  # one future for the whole batch these writes joined
 
-    # ---- handlers ------------------------------------------------------
-    async def on_reserve(self, req: Request) -> dict[str, Any]:
+    # ---- handlers: plain functions; each reply waits for its commit ---------
+    def on_reserve(self, req: Request) -> AfterCommit:
         body: QuotaReserve = req.body
         try:
             res, change = self.book.reserve(
@@ -115,34 +126,33 @@ class QuotaActor(Actor):
             raise OverQuota(str(exc), exc.details()) from exc
         except qb.QuotaError as exc:
             raise InvalidInput(str(exc)) from exc
-        await self._persist(change)
-        return {"reservation_id": res.id, "expires_at": res.expires_at}
+        reply = {"reservation_id": res.id, "expires_at": res.expires_at}
+        return AfterCommit(self._persist(change), reply)
 
-    async def on_commit(self, req: Request) -> Empty:
-        await self._end_reservation(self.book.commit, req.body)
-        return Empty()
+    def on_commit(self, req: Request) -> AfterCommit:
+        return self._end_reservation(self.book.commit, req.body)
 
-    async def on_rollback(self, req: Request) -> Empty:
-        await self._end_reservation(self.book.rollback, req.body)
-        return Empty()
+    def on_rollback(self, req: Request) -> AfterCommit:
+        return self._end_reservation(self.book.rollback, req.body)
 
-    async def _end_reservation(self, op: Any, ref: ReservationRef) -> None:
+    def _end_reservation(
+        self, op: Callable[[str], qb.Change], ref: ReservationRef
+    ) -> AfterCommit:
         try:
             change = op(ref.reservation_id)
         except qb.ReservationNotFound as exc:
             raise NotFound(str(exc), {"reservation_id": ref.reservation_id}) from exc
         except qb.QuotaError as exc:  # e.g. committing a reservation that was rolled back
             raise InvalidState(str(exc), {"reservation_id": ref.reservation_id}) from exc
-        await self._persist(change)
+        return AfterCommit(self._persist(change), Empty())
 
-    async def on_release(self, req: Request) -> Empty:
+    def on_release(self, req: Request) -> AfterCommit:
         body: QuotaRelease = req.body
         try:
             change = self.book.release(body.project, body.deltas)
         except qb.QuotaError as exc:
             raise InvalidInput(str(exc)) from exc
-        await self._persist(change)
-        return Empty()
+        return AfterCommit(self._persist(change), Empty())
 
     def _view(self, project: str) -> QuotaSet:
         usage = self.book.usage(project)
@@ -156,7 +166,7 @@ class QuotaActor(Actor):
     def on_show(self, req: Request) -> QuotaSet:
         return self._view(req.body.project or req.ctx.project_id)
 
-    async def on_set(self, req: Request) -> QuotaSet:
+    def on_set(self, req: Request) -> AfterCommit:
         body: QuotaUpdate = req.body
         limits = body.limits
         bad = [k for k, v in limits.items() if type(v) is not int]
@@ -166,6 +176,5 @@ class QuotaActor(Actor):
             change = self.book.set_limits(body.project, limits)
         except qb.QuotaError as exc:
             raise InvalidInput(str(exc)) from exc
-        await self._persist(change)
-        return self._view(body.project)
+        return AfterCommit(self._persist(change), self._view(body.project))
 

@@ -23,6 +23,7 @@ import inspect
 import logging
 import signal
 import time
+from functools import partial
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ from protocol.transport import Channel, tune
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 30.0
+_LATER = object()  # the reply is sent later, by AfterCommit
 
 
 class Link:
@@ -109,6 +111,16 @@ class Request:
 
 
 Handler = Callable[[Request], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AfterCommit:
+    """What a plain (non-async) handler returns when its reply must wait for
+    its writes to be durable: the reply goes out when ``committed`` resolves,
+    without a task per request."""
+
+    committed: asyncio.Future[None]
+    reply: Any
 
 
 class Actor:
@@ -247,7 +259,11 @@ class Actor:
 
     def _run_sync(self, handler: Handler, request: Request) -> tuple[Any, CinderblockError | None]:
         try:
-            return handler(request), None
+            result = handler(request)
+            if type(result) is AfterCommit:
+                result.committed.add_done_callback(partial(self._committed, request, result))
+                return _LATER, None
+            return result, None
         except CinderblockError as exc:
             return None, exc
         except Exception as exc:
@@ -264,8 +280,17 @@ class Actor:
             result, error = None, InternalError(f"{request.env.op} failed: {exc}")
         self._answer(request, (result, error))
 
+    def _committed(self, request: Request, after: AfterCommit, fut: asyncio.Future[None]) -> None:
+        exc = fut.exception()
+        if exc is None:
+            self._answer(request, (after.reply, None))
+        else:
+            self._answer(request, (None, InternalError(f"{request.env.op} was not saved: {exc}")))
+
     def _answer(self, request: Request, outcome: tuple[Any, CinderblockError | None]) -> None:
         result, error = outcome
+        if result is _LATER:
+            return
         env = request.env
         if env.kind != "req":
             if error is not None:

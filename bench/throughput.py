@@ -91,6 +91,7 @@ def run(volumes: int, concurrency: int, backend: str, warmup: int) -> dict[str, 
         "cpu_ms_per_volume": round(cpu * 1000 / volumes, 3),
         "ceiling_rps": round(ceiling.rps, 1),
         "ceiling_messages_per_request": ceiling.messages_per_request,
+        "ceiling_cpu_ms_per_request": round(ceiling.cpu_ms_per_request, 3),
         "ratio": round(rate / ceiling.rps, 3),
         "cpu_s_by_actor": per_actor,
     }

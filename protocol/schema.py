@@ -15,6 +15,7 @@ ignored), so a newer peer may add fields at the end with defaults.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import types
 import typing
 from collections.abc import Callable
@@ -44,6 +45,7 @@ class _Field:
 
 
 _SCHEMAS: dict[type, tuple[_Field, ...]] = {}
+_DUMPERS: dict[type, Callable[[Any], dict[str, Any]]] = {}
 
 
 def _describe(value: Any) -> str:
@@ -164,7 +166,31 @@ def message(cls: type[T]) -> type[T]:
             default = _MISSING
         fields.append(_Field(f.name, check, default is _MISSING, default, nested))
     _SCHEMAS[cls] = tuple(fields)
+    _DUMPERS[cls] = _make_dumper(tuple(fields))
     return cls
+
+
+def _make_dumper(fields: tuple[_Field, ...]) -> Callable[[Any], dict[str, Any]]:
+    """A per-type dump: flat types are one attrgetter and a zip (msgpack packs
+    tuples as arrays, so nothing needs converting)."""
+    names = tuple(f.name for f in fields)
+    if any(f.nested for f in fields):
+        nested = {f.name for f in fields if f.nested}
+
+        def dump_nested(obj: Any) -> dict[str, Any]:
+            return {
+                n: _dump_value(getattr(obj, n)) if n in nested else getattr(obj, n)
+                for n in names
+            }
+
+        return dump_nested
+    if not names:
+        return lambda obj: {}
+    if len(names) == 1:
+        (only,) = names
+        return lambda obj: {only: getattr(obj, only)}
+    getter = operator.attrgetter(*names)
+    return lambda obj: dict(zip(names, getter(obj), strict=True))
 
 
 def parse(cls: type[T], raw: Any, strict: bool = True) -> T:
@@ -199,16 +225,12 @@ def _reject_unknown(schema: tuple[_Field, ...], raw: dict[Any, Any]) -> None:
 
 def dump(obj: Any) -> Any:
     """Turn a message (or a list/map of them) into plain msgpack-ready values."""
-    schema = _SCHEMAS.get(type(obj))
-    if schema is None:
-        if isinstance(obj, tuple | list):
-            return [dump(v) for v in obj]
-        return obj
-    out: dict[str, Any] = {}
-    for f in schema:
-        value = getattr(obj, f.name)
-        out[f.name] = _dump_value(value) if f.nested else _plain(value)
-    return out
+    dumper = _DUMPERS.get(type(obj))
+    if dumper is not None:
+        return dumper(obj)
+    if isinstance(obj, tuple | list):
+        return [dump(v) for v in obj]
+    return obj
 
 
 def _dump_value(value: Any) -> Any:
@@ -217,10 +239,6 @@ def _dump_value(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: dump(v) for k, v in value.items()}
     return dump(value)
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if type(value) is tuple else value
 
 
 def is_message(cls: type) -> bool:

@@ -27,6 +27,9 @@ from protocol.errors import Unavailable
 
 log = logging.getLogger(__name__)
 BATCH = 512
+# Plain ints: pyzmq's enum flags cost a conversion on every call.
+NOBLOCK, SNDMORE = int(zmq.NOBLOCK), int(zmq.SNDMORE)
+EVENTS, POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
 HWM = 100_000
 FramesHandler = Callable[[list[bytes]], None]
 
@@ -67,7 +70,7 @@ class Channel:
 
     def _send_now(self, frames: list[bytes]) -> None:
         try:
-            self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            _send(self.sock, frames)
             self.sent += 1
         except zmq.Again:
             self._outbox.append(frames)
@@ -94,7 +97,7 @@ class Channel:
         while self._outbox:
             frames = self._outbox[0]
             try:
-                self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                _send(self.sock, frames)
                 self.sent += 1
             except zmq.Again:
                 return
@@ -106,16 +109,16 @@ class Channel:
         sock, handle = self.sock, self._on_frames
         if handle is None:  # a send-only socket (PUB)
             return
-        for _ in range(BATCH):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
+        n = 0
+        while sock.getsockopt(EVENTS) & POLLIN:
+            if n == BATCH:
+                self._schedule()  # more is waiting: yield to the loop, then go on
                 return
-            self.received += 1
-            handle(frames)
+            n += 1
+            handle(sock.recv_multipart(NOBLOCK))
             if self._closed:
                 return
-        self._schedule()  # more may be waiting: yield to the loop, then go on
+        self.received += n
 
     def close(self) -> None:
         if self._closed:
@@ -123,3 +126,11 @@ class Channel:
         self._closed = True
         self._loop.remove_reader(self._fd)
         self.sock.close(linger=0)
+
+
+def _send(sock: zmq.Socket[bytes], frames: list[bytes]) -> None:
+    """Send a multipart message without blocking (small frames: copying is cheapest).
+    A message is atomic in ZeroMQ: if the first frame goes, the rest go too."""
+    last = len(frames) - 1
+    for i, frame in enumerate(frames):
+        sock.send(frame, NOBLOCK | SNDMORE if i < last else NOBLOCK)

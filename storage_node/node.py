@@ -30,6 +30,7 @@ from storage_node.backends import make_driver
 from storage_node.manager_flow import ManagerContext, volume_create_manager
 
 EARLY_STATS_S = (0.05, 0.2, 0.5)  # first reports, before the heartbeat takes over
+STATS_MIN_INTERVAL_S = 0.05  # changes within this window share one report
 
 
 class StorageNode(Actor):
@@ -48,6 +49,7 @@ class StorageNode(Actor):
         self._sched_epoch = ""
         self._sched_seq = 0
         self._stats_due = False
+        self._last_stats = 0.0
         self._volume_count = len(self.driver.volumes())
 
     def handlers(self) -> dict[str, Any]:
@@ -74,12 +76,20 @@ class StorageNode(Actor):
 
     # ---- capacity ------------------------------------------------------
     def stats_changed(self) -> None:
-        if not self._stats_due:
-            self._stats_due = True
-            asyncio.get_running_loop().call_soon(self._publish_stats)
+        """Report soon: at once if the last report is old, else at the end of the window."""
+        if self._stats_due:
+            return
+        self._stats_due = True
+        wait = self._last_stats + STATS_MIN_INTERVAL_S - time.monotonic()
+        loop = asyncio.get_running_loop()
+        if wait <= 0:
+            loop.call_soon(self._publish_stats)
+        else:
+            loop.call_later(wait, self._publish_stats)
 
     def _publish_stats(self) -> None:
         self._stats_due = False
+        self._last_stats = time.monotonic()
         self._stats.send([b"stats", pack(dump(self.stats()))])
 
     def stats(self) -> BackendStatsMsg:
