@@ -84,13 +84,13 @@ class Link:
     ) -> Any:
         msg_id = next_id()
         calls = self.actor.calls
-        fut = calls.start(msg_id)
+        fut = calls.start(msg_id, op, timeout)
         try:
             self.send(to, Envelope("req", msg_id, op, dump(body), ctx or SYSTEM_CONTEXT))
         except CinderblockError:
             calls.forget(msg_id)
             raise
-        return await calls.wait(msg_id, fut, op, timeout)
+        return await fut
 
     def close(self) -> None:
         self.channel.close()

@@ -113,9 +113,12 @@ class Client:
         ctx = Context(self.context.project_id, self.context.user_id, self.context.roles,
                       request_id or f"req-{uuid.uuid4()}")
         msg_id = next_id()
-        fut = self._calls.start(msg_id)
+        fut = self._calls.start(msg_id, op, timeout or self.timeout)
         channel.send([encode(Envelope("req", msg_id, op, dump(body), ctx))])
-        return await self._calls.wait(msg_id, fut, op, timeout or self.timeout)
+        try:
+            return await fut
+        finally:
+            self._calls.forget(msg_id)
 
     def _on_frames(self, frames: list[bytes]) -> None:
         try:

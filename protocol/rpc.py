@@ -1,9 +1,10 @@
 """Requests in flight: correlation ids, deadlines, and no caller left waiting.
 
-``Calls`` is plain bookkeeping with no I/O: ``start`` registers a request and
-returns a future, ``settle`` resolves it from a reply envelope, ``fail_all``
-fails every pending call (an actor or client stopping), and ``wait`` applies
-the deadline. Both the actors and the client library use it.
+``Calls`` is bookkeeping with no I/O: ``start`` registers a request with its
+deadline and returns a future, ``settle`` resolves it from a reply envelope,
+``fail_all`` fails every pending call (an actor or client stopping). A
+deadline is one loop timer per call (cancelled when the reply comes), which
+costs far less than an ``asyncio.timeout`` context around every await.
 """
 
 from __future__ import annotations
@@ -17,22 +18,34 @@ from protocol.errors import CinderblockError, Timeout, Unavailable, error_from_w
 
 class Calls:
     def __init__(self) -> None:
-        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._pending: dict[int, tuple[asyncio.Future[Any], asyncio.TimerHandle]] = {}
         self.completed = 0
         self.timed_out = 0
 
     def __len__(self) -> int:
         return len(self._pending)
 
-    def start(self, msg_id: int) -> asyncio.Future[Any]:
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[msg_id] = fut
+    def start(self, msg_id: int, op: str, timeout: float) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        timer = loop.call_later(timeout, self._expire, msg_id, op, timeout)
+        self._pending[msg_id] = (fut, timer)
         return fut
+
+    def _expire(self, msg_id: int, op: str, timeout: float) -> None:
+        entry = self._pending.pop(msg_id, None)
+        if entry is not None and not entry[0].done():
+            self.timed_out += 1
+            entry[0].set_exception(Timeout(f"no reply to {op} within {timeout:g}s", {"op": op}))
 
     def settle(self, reply: Envelope) -> bool:
         """Resolve the call a reply answers; False if nobody waits for it (late or unknown)."""
-        fut = self._pending.pop(reply.corr_id, None) if reply.corr_id is not None else None
-        if fut is None or fut.done():
+        entry = self._pending.pop(reply.corr_id, None) if reply.corr_id is not None else None
+        if entry is None:
+            return False
+        fut, timer = entry
+        timer.cancel()
+        if fut.done():
             return False
         self.completed += 1
         if reply.error is not None:
@@ -42,23 +55,16 @@ class Calls:
         return True
 
     def forget(self, msg_id: int) -> None:
-        self._pending.pop(msg_id, None)
+        entry = self._pending.pop(msg_id, None)
+        if entry is not None:
+            entry[1].cancel()
 
     def fail_all(self, error: CinderblockError) -> None:
         pending, self._pending = self._pending, {}
-        for fut in pending.values():
+        for fut, timer in pending.values():
+            timer.cancel()
             if not fut.done():
                 fut.set_exception(error)
-
-    async def wait(self, msg_id: int, fut: asyncio.Future[Any], op: str, timeout: float) -> Any:
-        try:
-            async with asyncio.timeout(timeout):
-                return await fut
-        except TimeoutError:
-            self.timed_out += 1
-            raise Timeout(f"no reply to {op} within {timeout:g}s", {"op": op}) from None
-        finally:
-            self._pending.pop(msg_id, None)
 
 
 STOPPING = Unavailable("the actor is stopping")
