@@ -93,7 +93,7 @@ class Database:
         # aiosqlite is an actor: one thread, one queue. Its public calls are one
         # thread hop each; a whole batch (every executemany and the commit) is
         # sent as one job through the same queue, so a batch costs one hop.
-        return await self.conn._execute(fn, self.conn._conn, *args)
+        return await self.conn._execute(fn, self.conn._conn, *args)  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         if self._conn is None:

@@ -30,7 +30,9 @@ TOPIC = b"evt"
 
 
 class EventPublisher:
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str | None, actor: str) -> None:
+    def __init__(
+        self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str | None, actor: str
+    ) -> None:
         self.actor = actor
         self._buffer: list[dict[str, Any]] = []
         self._channel: Channel | None = None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
-import os
-import time
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 
 from actors.config import ClusterConfig, load

@@ -19,13 +19,14 @@ actor, and every call still waiting then fails with ``unavailable``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import signal
 import time
-from functools import partial
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import zmq
@@ -244,7 +245,7 @@ class Actor:
             self._refuse(link, identity, env.msg_id, env.op, error, env.kind)
             return
         try:
-            body = parse(OPS[env.op], env.body)
+            body: Any = parse(OPS[env.op], env.body)
         except SchemaError as exc:
             error = InvalidInput(f"invalid {env.op} request: {exc}", {"field": exc.field})
             self._refuse(link, identity, env.msg_id, env.op, error, env.kind)
@@ -317,7 +318,5 @@ class Actor:
             log.warning("%s dropped a %s %s: %s", self.name, kind, op, error.message)
             return
         reply = Envelope("rep", next_id(), op, None, None, msg_id, error.to_wire())
-        try:
+        with contextlib.suppress(CinderblockError):  # the sender is gone: nobody to tell
             link.send(identity, reply)
-        except CinderblockError:
-            pass  # the sender is already gone; nothing to tell it

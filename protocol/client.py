@@ -93,7 +93,7 @@ class Client:
 
     def _open(self) -> Channel:
         if self._channel is None:
-            sock = zmq.Context.instance().socket(zmq.DEALER)
+            sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
             tune(sock)
             sock.connect(self.endpoint)
             self._channel = Channel(sock, self._on_frames)

@@ -52,7 +52,7 @@ class Channel:
         self._outbox: collections.deque[list[bytes]] = collections.deque()
         self._scheduled = False
         self._closed = False
-        self._fd = sock.getsockopt(zmq.FD)
+        self._fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]
         self._loop.add_reader(self._fd, self._ready)
         self.received = 0
         self.sent = 0
@@ -110,7 +110,7 @@ class Channel:
         if handle is None:  # a send-only socket (PUB)
             return
         n = 0
-        while sock.getsockopt(EVENTS) & POLLIN:
+        while sock.getsockopt(EVENTS) & POLLIN:  # type: ignore[operator]
             if n == BATCH:
                 self._schedule()  # more is waiting: yield to the loop, then go on
                 return
