@@ -6,6 +6,11 @@ message ``[b"evt", Events]``, so a busy actor pays one send per turn, not one
 per event. Publishing is PUB/SUB: a slow or absent subscriber loses events and
 never slows the actor down.
 
+The publisher is an XPUB socket: the hub forwards its subscribers'
+subscriptions upstream, so an actor knows whether anybody listens at all and,
+when nobody does, does not even build its events (libzmq would drop them
+anyway). A dashboard that subscribes turns them on within one round trip.
+
 Event maps (the wire schema the dashboard reads), all with ``kind``, ``actor``, ``ts``:
 - flow:   flow_id, flow, volume_id, state, reason?
 - task:   flow_id, flow, volume_id, task, state, reason?
@@ -38,14 +43,28 @@ class EventPublisher:
         self._channel: Channel | None = None
         self._loop = asyncio.get_running_loop()
         self.published = 0
+        self._topics: set[bytes] = set()
+        self.listening = False
         if endpoint:
-            sock = ctx.socket(zmq.PUB)
+            sock = ctx.socket(zmq.XPUB)
             tune(sock)
             sock.connect(endpoint)
-            self._channel = Channel(sock, None)
+            self._channel = Channel(sock, self._on_subscription)
+
+    def _on_subscription(self, frames: list[bytes]) -> None:
+        """XPUB delivers b"\x01topic" (subscribe) and b"\x00topic" (unsubscribe)."""
+        message = frames[0]
+        if not message:
+            return
+        topic = message[1:]
+        if message[0] == 1:
+            self._topics.add(topic)
+        else:
+            self._topics.discard(topic)
+        self.listening = any(TOPIC.startswith(t) for t in self._topics)
 
     def emit(self, kind: str, **fields: Any) -> None:
-        if self._channel is None:
+        if not self.listening:
             return
         fields["kind"] = kind
         fields["actor"] = self.actor

@@ -8,7 +8,9 @@ through the client library with C requests in flight, each waiting for its
 volume to become ``available`` (the gateway pushes the status; nobody polls).
 It reports creates/s, p50/p99 latency from request to ``available``, and CPU
 milliseconds per volume summed over every actor process (from /proc, the
-benchmark client excluded). In the same run it measures this machine's raw
+benchmark client excluded). With ``--events`` a subscriber reads every event
+the actors publish during the run, as a dashboard would (actors build no
+events while nobody subscribes). In the same run it measures this machine's raw
 ceiling for the same shape of work (``bench.ceiling``: pipelined msgpack
 request-reply through a chain of ROUTER/DEALER processes, as many messages
 per request as a create) and reports ``ratio = creates_per_s / ceiling_rps``.
@@ -23,14 +25,18 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import zmq
 
 from actors.cluster import Cluster, with_quota_defaults
 from actors.config import embedded
 from bench.ceiling import measure_ceiling
 from protocol.client import Client
+from protocol.codec import unpack
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -67,17 +73,51 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(volumes: int, concurrency: int, backend: str, warmup: int) -> dict[str, Any]:
+class EventDrain:
+    """A subscriber that reads (and counts) every event, as a dashboard would."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.count = 0
+        self._sock = zmq.Context.instance().socket(zmq.SUB)
+        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self._sock.connect(endpoint)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._sock.poll(100):
+                while True:
+                    try:
+                        frames = self._sock.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    self.count += len(unpack(frames[-1]))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sock.close(linger=0)
+
+
+def run(
+    volumes: int, concurrency: int, backend: str, warmup: int, events: bool = False
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cinderblock-bench-") as tmp:
         cfg = embedded(Path(tmp), backend=backend, nodes=2)
         cfg = with_quota_defaults(cfg, volumes=-1, gigabytes=-1)
         with Cluster(cfg) as cluster:
+            drain = EventDrain(cfg.events) if events else None
             pids = list(cluster.pids().values())
             asyncio.run(create_many(cfg.gateway, warmup, concurrency))
             cpu0, t0 = cpu_seconds(pids), time.perf_counter()
             latencies = asyncio.run(create_many(cfg.gateway, volumes, concurrency))
             elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pids) - cpu0
             per_actor = {n: round(cpu_seconds([pid]), 2) for n, pid in cluster.pids().items()}
+            events_seen = drain.count if drain is not None else 0
+            if drain is not None:
+                drain.close()
     ceiling = measure_ceiling(hops=4, requests=20_000, window=concurrency)
     rate = volumes / elapsed
     return {
@@ -94,6 +134,8 @@ def run(volumes: int, concurrency: int, backend: str, warmup: int) -> dict[str, 
         "ceiling_cpu_ms_per_request": round(ceiling.cpu_ms_per_request, 3),
         "ratio": round(rate / ceiling.rps, 3),
         "cpu_s_by_actor": per_actor,
+        "event_subscriber": events,
+        "events_received": events_seen,
     }
 
 
@@ -103,11 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--backend", choices=("null", "file"), default="null")
     p.add_argument("--warmup", type=int, default=500)
+    p.add_argument("--events", action="store_true",
+                   help="run with a subscriber reading every event, as a dashboard would")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.volumes < 1 or args.concurrency < 1:
         p.error("--volumes and --concurrency must be at least 1")
-    result = run(args.volumes, args.concurrency, args.backend, args.warmup)
+    result = run(args.volumes, args.concurrency, args.backend, args.warmup, args.events)
     if args.json:
         print(json.dumps(result))
         return 0
