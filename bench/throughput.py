@@ -78,7 +78,7 @@ class EventDrain:
 
     def __init__(self, endpoint: str) -> None:
         self.count = 0
-        self._sock = zmq.Context.instance().socket(zmq.SUB)
+        self._sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
         self._sock.connect(endpoint)
         self._stop = threading.Event()
