@@ -162,7 +162,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     cfg = embedded(args.data_dir, backend=args.backend, nodes=args.nodes,
                    capacity_gb=args.capacity_gb)
     cluster = Cluster(cfg)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         cluster.start()
         print(f"cinderblock is up: gateway {cfg.gateway}, events {cfg.events}")
@@ -178,6 +178,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         (Path(cfg.data_dir) / "endpoints.json").unlink(missing_ok=True)
         print("cinderblock stopped")
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops `up` the way Ctrl-C does
 
 
 def cmd_actor(args: argparse.Namespace) -> int:
