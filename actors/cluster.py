@@ -103,6 +103,9 @@ class Cluster:
         _terminate([proc], grace)
 
     def stop(self, grace: float = 5.0) -> None:
+        """Stop every actor this cluster started; the endpoints file goes first, so
+        no command finds a cluster that is going away."""
+        (self.data_dir / "endpoints.json").unlink(missing_ok=True)
         procs, self.procs = list(self.procs.values()), {}
         _terminate(procs, grace)
 
