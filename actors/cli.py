@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from actors.cli_attach import add_attachment
 from actors.cli_format import as_json, properties, table
+from actors.cli_lifecycle import add_create_sources, add_snapshot, add_volume_lifecycle
 from protocol.client import SyncClient
 from protocol.errors import CinderblockError
 
@@ -52,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_volume(sub, common)
     _add_type(sub, common)
     _add_quota(sub, common)
+    add_snapshot(sub, common, _leaf)
+    add_attachment(sub, common, _leaf)
     _leaf(sub, common, "az", "list availability zones", cmd_az_list)
     backend = sub.add_parser("backend", help="storage backends").add_subparsers(required=True)
     _leaf(backend, common, "list", "backends with their capacity", cmd_backend_list)
@@ -84,7 +88,9 @@ def _add_actor(sub: Any) -> None:
 def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     vol = sub.add_parser("volume", help="volumes").add_subparsers(required=True)
     p = _leaf(vol, common, "create", "create a volume", cmd_volume_create)
-    p.add_argument("size", type=_int_arg("size"))
+    p.add_argument("size", type=_int_arg("size"), nargs="?",
+                   help="GiB (from a snapshot or source volume: its size by default)")
+    add_create_sources(p)
     p.add_argument("--name")
     p.add_argument("--description")
     p.add_argument("--type", dest="volume_type")
@@ -98,6 +104,7 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _leaf(vol, common, "list", "list volumes", cmd_volume_list)
     p.add_argument("--all-projects", action="store_true")
     p.add_argument("--status")
+    add_volume_lifecycle(vol, common, _leaf)
 
 
 def _add_type(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -192,12 +199,14 @@ def cmd_actor(args: argparse.Namespace) -> int:
 
 def cmd_volume_create(args: argparse.Namespace) -> int:
     metadata = _pairs(args.metadata, "metadata")
+    if args.size is None and not (args.snapshot_id or args.source_volid):
+        raise UsageError("give a SIZE, or --snapshot-id / --source-volid")
     with client(args) as c:
         vol = c.create_volume(
             args.size, name=args.name, description=args.description,
             volume_type=args.volume_type, availability_zone=args.availability_zone,
             metadata=metadata, request_id=args.request_id, wait=args.wait,
-            timeout=args.timeout,
+            timeout=args.timeout, snapshot_id=args.snapshot_id, source_volid=args.source_volid,
         )
     print(as_json(vol) if args.json else properties(vol))
     return 0

@@ -34,6 +34,7 @@ class NodeConfig:
     reserved_percentage: float = 0.0
     max_over_subscription_ratio: float = 20.0
     nbd_address: str = "127.0.0.1"
+    nbd_port: int = 0  # 0: any free port (kept across restarts when it can be)
 
     @property
     def backend_id(self) -> str:

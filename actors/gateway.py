@@ -13,13 +13,16 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 import zmq
 from zmq.devices import ThreadProxy
 
 from actors.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig
+from actors.gateway_attachments import Attachments
 from actors.gateway_flow import CreateApiContext, volume_create_api
+from actors.gateway_lifecycle import lifecycle_handlers
 from actors.gateway_store import GatewayStore, VolumeRecord
 from actors.runtime import Actor, Link, Request
 from actors.volume_request import TypeCatalog, check_text
@@ -61,12 +64,14 @@ class Gateway(Actor):
         self.heartbeat_s = cfg.heartbeat_s
         self.store = GatewayStore(cfg.path("gateway.db"), cfg.synchronous)
         self.types = TypeCatalog()
-        self.zones = cfg.zones
+        self.zones: Collection[str] = cfg.zones
         self.default_zone = DEFAULT_ZONE
         self.default_type = DEFAULT_TYPE
         self.flow = volume_create_api(self)
+        self.attachments = Attachments(self)
         self._watchers: dict[str, list[Watcher]] = {}
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
+        self._node_hosts = frozenset(n.host.encode() for n in cfg.nodes)
         self.creates = 0
 
     def handlers(self) -> dict[str, Any]:
@@ -83,6 +88,8 @@ class Gateway(Actor):
             "quota.set": self.on_quota_forward,
             "backend.list": self.on_backend_list,
             "ping": lambda req: Empty(),
+            **self.attachments.handlers(),
+            **lifecycle_handlers(self),
         }
 
     async def on_start(self) -> None:
@@ -92,6 +99,7 @@ class Gateway(Actor):
         self.spawn(self.store.db.flusher())
         await self._seed_types()
         await self.store.load_volumes(self.types.by_id)
+        await self.attachments.open()
         self.quota = self.connect(self.cfg.quota, "gateway")
         self.scheduler = self.connect(self.cfg.scheduler, "gateway")
         self.router = self.bind(self.cfg.gateway)
@@ -100,7 +108,7 @@ class Gateway(Actor):
         await self.store.db.close()
 
     def _start_event_hub(self) -> None:
-        hub = ThreadProxy(zmq.XSUB, zmq.XPUB)
+        hub = ThreadProxy(zmq.XSUB, zmq.XPUB)  # type: ignore[no-untyped-call]
         hub.bind_in(self.cfg.events_in)
         hub.bind_out(self.cfg.events)
         hub.setsockopt_out(zmq.SNDHWM, 100_000)
@@ -130,6 +138,10 @@ class Gateway(Actor):
 
     def schedule(self, request: ScheduleRequest, ctx: Context) -> None:
         self.scheduler.cast("schedule.create", request, ctx)
+
+    def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
+        """Cast to the node of ``host`` ("node-1@file"): its DEALER identity is "node-1"."""
+        self.router.cast(op, body, ctx, to=host.partition("@")[0].encode())
 
     # ---- volumes -------------------------------------------------------
     async def on_volume_create(self, req: Request) -> Volume:
@@ -220,6 +232,11 @@ class Gateway(Actor):
 
     async def on_volume_update(self, req: Request) -> None:
         update: VolumeUpdate = req.body
+        if req.link is self.router and req.sender not in self._node_hosts:
+            # Status updates come from the scheduler (over our own DEALER to it) or
+            # from a storage node (ROUTER identity = its host); never from a client.
+            raise Forbidden("volume.update is reserved to the scheduler and storage nodes",
+                            {"op": "volume.update"})
         rec = self.store.volumes.get(update.volume_id)
         if rec is None:
             log.warning("status update for unknown volume %s", update.volume_id)

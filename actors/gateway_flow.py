@@ -3,6 +3,10 @@
     ExtractVolumeRequestTask → QuotaReserveTask → EntryCreateTask
         → QuotaCommitTask → VolumeCastTask
 
+A volume created from a snapshot or a source volume takes its size (by
+default), type and zone from the source, and VolumeCastTask sends it straight
+to the node that holds the source instead of to the scheduler.
+
 Reverts, newest first, as Cinder's: the cast has nothing to undo; a committed
 reservation is given back (``quota.release``); the entry is destroyed; an
 uncommitted reservation is rolled back. The client's reply goes out when the
@@ -17,9 +21,11 @@ from typing import Protocol
 
 from actors.flow import LinearFlow, Task
 from actors.gateway_store import GatewayStore, VolumeRecord
+from actors.lifecycle_checks import VolumeSource, current_source, resolve_source
 from actors.volume_request import TypeCatalog, VolumeSpec, validate_create
 from protocol.codec import Context
 from protocol.messages import (
+    NodeCreateVolume,
     QuotaRelease,
     QuotaReserve,
     ReservationRef,
@@ -42,6 +48,8 @@ class ApiServices(Protocol):
 
     def schedule(self, request: ScheduleRequest, ctx: Context) -> None: ...
 
+    def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None: ...
+
 
 @dataclass(slots=True)
 class CreateApiContext:
@@ -53,6 +61,7 @@ class CreateApiContext:
     reservation_id: str | None = None
     record: VolumeRecord | None = None
     committed: bool = False
+    source: VolumeSource | None = None  # a snapshot or a volume to copy, on its node
 
     @property
     def deltas(self) -> dict[str, int]:
@@ -71,7 +80,8 @@ class ExtractVolumeRequestTask(_ApiTask):
 
     async def execute(self, c: CreateApiContext) -> None:
         s = self.s
-        c.spec = validate_create(c.body, s.types, s.zones, s.default_zone, s.default_type)
+        body, c.source = resolve_source(c.body, s.store, s.types, c.ctx)
+        c.spec = validate_create(body, s.types, s.zones, s.default_zone, s.default_type)
 
 
 class QuotaReserveTask(_ApiTask):
@@ -102,6 +112,8 @@ class EntryCreateTask(_ApiTask):
             availability_zone=spec.availability_zone, name=spec.name,
             description=spec.description, metadata=spec.metadata,
             request_id=c.ctx.request_id, request_fp=c.fingerprint,
+            snapshot_id=c.source.snapshot_id if c.source else None,
+            source_volid=c.source.source_volid if c.source else None,
         )
         await self.s.store.add_volume(record)
         c.record = record
@@ -131,14 +143,23 @@ class VolumeCastTask(_ApiTask):
     requires = ("record", "spec")
 
     async def execute(self, c: CreateApiContext) -> None:
-        spec = c.spec
+        spec, src = c.spec, c.source
         assert spec is not None
         request = ScheduleRequest(
             volume_id=c.volume_id, project_id=c.ctx.project_id, size=spec.size,
             availability_zone=spec.availability_zone, volume_type_id=spec.volume_type.id,
             extra_specs=spec.volume_type.extra_specs,
+            snapshot_id=src.snapshot_id if src else None,
+            source_volid=src.source_volid if src else None,
         )
-        self.s.schedule(request, c.ctx)
+        if src is None:
+            self.s.schedule(request, c.ctx)
+            return
+        # Straight to the node that holds the source, bypassing the scheduler; the
+        # source is judged again: it may have changed while quota was reserved.
+        current_source(src.snapshot_id, src.source_volid, self.s.store, self.s.types, c.ctx)
+        body = NodeCreateVolume(request, src.host, sched_epoch="", sched_seq=0)
+        self.s.cast_to_node(src.host, "node.create_volume", body, c.ctx)
 
 
 def volume_create_api(services: ApiServices) -> LinearFlow[CreateApiContext]:

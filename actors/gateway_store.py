@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.db import Database
+from actors.gateway_snapshots import SNAPSHOT_SCHEMA, SnapshotStore
 from protocol.messages import Volume, VolumeType
 from protocol.states import VolumeStatus
 
@@ -37,6 +38,7 @@ _COLUMNS = (
 )
 INSERT_VOLUME = f"INSERT INTO volumes ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHERE id=?"
+UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
 DELETE_VOLUME = "DELETE FROM volumes WHERE id=?"
 INSERT_TYPE = "INSERT INTO volume_types VALUES (?, ?, ?, ?, ?)"
 
@@ -59,6 +61,8 @@ class VolumeRecord:
     updated_at: float = 0.0
     request_id: str = ""
     request_fp: str = ""
+    snapshot_id: str | None = None  # created from this snapshot
+    source_volid: str | None = None  # created as a clone of this volume
 
     def view(self) -> Volume:
         return Volume(
@@ -67,7 +71,7 @@ class VolumeRecord:
             volume_type_id=self.volume_type.id, availability_zone=self.availability_zone,
             host=self.host, metadata=self.metadata, created_at=self.created_at,
             updated_at=self.updated_at or self.created_at, reason=self.reason,
-            user_id=self.user_id,
+            user_id=self.user_id, snapshot_id=self.snapshot_id, source_volid=self.source_volid,
         )
 
     def row(self) -> tuple[Any, ...]:
@@ -81,7 +85,8 @@ class VolumeRecord:
 
 class GatewayStore:
     def __init__(self, path: Path, synchronous: str) -> None:
-        self.db = Database(path, SCHEMA, synchronous)
+        self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA, synchronous)
+        self.snapshots = SnapshotStore(self.db)
         self.volumes: dict[str, VolumeRecord] = {}
         self.by_request: dict[tuple[str, str], VolumeRecord] = {}
 
@@ -92,6 +97,7 @@ class GatewayStore:
     async def load_volumes(self, types: dict[str, VolumeType]) -> None:
         for row in await self.db.fetchall(f"SELECT {_COLUMNS} FROM volumes"):
             self._remember(_volume_from_row(row, types))
+        await self.snapshots.load(self.volumes)
 
     def _remember(self, rec: VolumeRecord) -> None:
         self.volumes[rec.id] = rec
@@ -100,9 +106,13 @@ class GatewayStore:
 
     async def add_volume(self, rec: VolumeRecord) -> None:
         self._remember(rec)
+        self.snapshots.remember_source(rec)
+        writes = [(INSERT_VOLUME, rec.row()), *self.snapshots.source_writes(rec)]
         try:
-            await self.db.write(INSERT_VOLUME, rec.row())
+            for write in [self.db.write(sql, params) for sql, params in writes]:
+                await write
         except Exception:
+            self.snapshots.forget_source(rec)
             self._forget(rec)
             raise
 
@@ -113,12 +123,20 @@ class GatewayStore:
 
     async def remove_volume(self, rec: VolumeRecord) -> None:
         self._forget(rec)
-        await self.db.write(DELETE_VOLUME, (rec.id,))
+        writes = [(DELETE_VOLUME, (rec.id,)), *self.snapshots.source_removal_writes(rec)]
+        for write in [self.db.write(sql, params) for sql, params in writes]:
+            await write
 
     async def save_status(self, rec: VolumeRecord) -> None:
         rec.updated_at = time.time()
         await self.db.write(
             UPDATE_STATUS, (rec.status.value, rec.host, rec.reason, rec.updated_at, rec.id)
+        )
+
+    async def save_size(self, rec: VolumeRecord) -> None:
+        rec.updated_at = time.time()
+        await self.db.write(
+            UPDATE_SIZE, (rec.size, rec.status.value, rec.reason, rec.updated_at, rec.id)
         )
 
     async def add_type(self, vtype: VolumeType) -> None:

@@ -120,7 +120,9 @@ class QuotaActor(Actor):
         try:
             res, change = self.book.reserve(
                 body.project, body.deltas, time.time(), RESERVATION_EXPIRE_S,
-                body.reservation_id, volume_size=body.deltas.get("gigabytes"),
+                body.reservation_id,
+                volume_size=body.deltas.get("gigabytes") if body.volume_size is None
+                else body.volume_size,
             )
         except qb.OverQuota as exc:
             raise OverQuota(str(exc), exc.details()) from exc

@@ -78,7 +78,7 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
             {"field": "metadata"},
         )
     for key, value in metadata.items():
-        if not METADATA_KEY.match(key):
+        if not METADATA_KEY.fullmatch(key):  # match() would let "key\n" through
             raise InvalidInput(
                 f"metadata key {key[:80]!r} must be 1-255 characters of letters, digits, "
                 "and - _ : . / or space",

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import zmq
 
+from protocol.client_attach import AttachmentMethods, SyncAttachmentMethods
+from protocol.client_lifecycle import LifecycleMethods, SnapshotWaits, SyncLifecycleMethods
 from protocol.codec import Context, Envelope, MalformedMessage, decode, encode, next_id
 from protocol.errors import CinderblockError, Timeout, Unavailable
 from protocol.messages import (
@@ -43,6 +45,7 @@ from protocol.messages import (
     VolumeWatch,
     ZoneList,
 )
+from protocol.messages_lifecycle import Snapshot
 from protocol.rpc import Calls
 from protocol.schema import dump, parse
 from protocol.transport import Channel, tune
@@ -64,7 +67,7 @@ class VolumeError(CinderblockError):
         self.volume = volume
 
 
-class Client:
+class Client(AttachmentMethods, LifecycleMethods):
     def __init__(
         self,
         endpoint: str,
@@ -81,6 +84,7 @@ class Client:
         self._channel: Channel | None = None
         self._waiters: dict[str, list[tuple[frozenset[str], asyncio.Future[Volume]]]] = {}
         self._latest: dict[str, Volume] = {}
+        self.snapshot_waits = SnapshotWaits()
 
     async def __aenter__(self) -> Client:
         self._open()
@@ -129,6 +133,8 @@ class Client:
             self._calls.settle(env)
         elif env.kind == "evt" and env.op == "volume.status":
             self._on_status(parse(Volume, env.body, strict=False))
+        elif env.kind == "evt" and env.op == "snapshot.status":
+            self._on_snapshot_status(parse(Snapshot, env.body, strict=False))
 
     def _on_status(self, volume: Volume) -> None:
         self._latest[volume.id] = volume
@@ -149,9 +155,12 @@ class Client:
         request_id: str | None = None,
         wait: bool = False,
         timeout: float | None = None,
+        snapshot_id: str | None = None,
+        source_volid: str | None = None,
     ) -> Volume:
         body = VolumeCreate(size, name, description, volume_type, availability_zone,
-                            metadata or {}, watch=wait)
+                            metadata or {}, watch=wait, snapshot_id=snapshot_id,
+                            source_volid=source_volid)
         raw = await self.call("volume.create", body, request_id, timeout)
         volume = parse(Volume, raw, strict=False)
         if not wait:
@@ -251,7 +260,7 @@ def _settle_waiter(
         waiters.remove(entry)
 
 
-class SyncClient:
+class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods):
     """The same operations, blocking, for scripts and the CLI."""
 
     def __init__(self, endpoint: str, **kwargs: Any) -> None:

@@ -118,7 +118,8 @@ def unpack(frame: bytes) -> Any:
     try:
         return msgpack.unpackb(frame, **_UNPACK_LIMITS)
     except Exception as exc:  # msgpack raises several unrelated types
-        raise MalformedMessage(f"not valid msgpack: {exc}") from exc
+        detail = str(exc) or type(exc).__name__  # StackError (too deep) has no text
+        raise MalformedMessage(f"not valid msgpack: {detail}") from exc
 
 
 def decode(frame: bytes) -> Envelope:
@@ -130,7 +131,7 @@ def decode(frame: bytes) -> Envelope:
         raise MalformedMessage("msg_id must be an integer")
     if version != PROTOCOL_VERSION:
         raise MalformedMessage(f"protocol version {version!r} is not supported", msg_id)
-    if kind not in KINDS:
+    if type(kind) is not str or kind not in KINDS:  # a list or map is unhashable
         raise MalformedMessage(f"kind must be one of {sorted(KINDS)}, got {kind!r}", msg_id)
     if corr_id is not None and type(corr_id) is not int:
         raise MalformedMessage("corr_id must be an integer or nil", msg_id)

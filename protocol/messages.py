@@ -34,6 +34,8 @@ class VolumeCreate:
     availability_zone: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     watch: bool = False  # push this volume's status changes to the caller
+    snapshot_id: str | None = None  # create from this snapshot (on its node)
+    source_volid: str | None = None  # create as a clone of this volume (on its node)
 
 
 @message
@@ -54,6 +56,8 @@ class Volume:
     updated_at: float = 0.0
     reason: str | None = None  # why it is in error, when it is
     user_id: str | None = None
+    snapshot_id: str | None = None
+    source_volid: str | None = None
 
 
 @message
@@ -165,6 +169,8 @@ class QuotaReserve:
     project: str
     deltas: dict[str, int]
     reservation_id: str | None = None
+    volume_size: int | None = None  # checked against per_volume_gigabytes (default: the
+    # gigabytes delta, a create's size; an extend gives the new size, a snapshot 0)
 
 
 @message
@@ -197,6 +203,8 @@ class ScheduleRequest:
     attempts: int = 0
     tried_backends: tuple[str, ...] = ()
     last_error: str | None = None
+    snapshot_id: str | None = None  # the node copies this snapshot ...
+    source_volid: str | None = None  # ... or this volume (never rescheduled)
 
 
 @message
@@ -289,3 +297,8 @@ OPS: dict[str, type] = {
     "node.create_volume": NodeCreateVolume,
     "ping": Empty,
 }
+
+from protocol import (  # noqa: E402  (each module registers its ops)
+    messages_attach,  # noqa: F401  (registers its ops)
+    messages_lifecycle,  # noqa: F401  (registers its ops)
+)

@@ -12,6 +12,7 @@ Volume statuses are Cinder's. Flow and task states are TaskFlow's:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from protocol.errors import InvalidState
@@ -29,6 +30,7 @@ class VolumeStatus(StrEnum):
     ERROR = "error"
     ERROR_DELETING = "error_deleting"
     ERROR_EXTENDING = "error_extending"
+    DELETED = "deleted"  # the last status a watcher sees; the record is gone
 
 
 V = VolumeStatus
@@ -39,11 +41,12 @@ VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.ATTACHING: frozenset({V.IN_USE, V.AVAILABLE, V.RESERVED, V.ERROR}),
     V.IN_USE: frozenset({V.DETACHING, V.AVAILABLE, V.RESERVED, V.ATTACHING}),
     V.DETACHING: frozenset({V.AVAILABLE, V.IN_USE}),
-    V.DELETING: frozenset({V.ERROR_DELETING}),
+    V.DELETING: frozenset({V.ERROR_DELETING, V.DELETED}),
     V.EXTENDING: frozenset({V.AVAILABLE, V.ERROR_EXTENDING}),
     V.ERROR: frozenset({V.DELETING}),
     V.ERROR_DELETING: frozenset({V.DELETING}),
     V.ERROR_EXTENDING: frozenset({V.DELETING, V.AVAILABLE}),
+    V.DELETED: frozenset(),
 }
 TERMINAL_CREATE = frozenset({V.AVAILABLE, V.ERROR})
 
@@ -84,3 +87,89 @@ def check_volume_move(old: VolumeStatus, new: VolumeStatus) -> None:
 def check_task_move(old: TaskState, new: TaskState) -> None:
     if new not in TASK_MOVES[old]:
         raise InvalidState(f"task state cannot go from {old} to {new}")
+
+
+# ---- snapshots (Cinder's snapshot statuses) -----------------------------------
+#
+#   creating → available | error;  available | error | error_deleting → deleting
+#   deleting → deleted (the record goes) | error_deleting
+
+
+class SnapshotStatus(StrEnum):
+    CREATING = "creating"
+    AVAILABLE = "available"
+    DELETING = "deleting"
+    ERROR = "error"
+    ERROR_DELETING = "error_deleting"
+    DELETED = "deleted"
+
+
+P = SnapshotStatus
+SNAPSHOT_MOVES: dict[SnapshotStatus, frozenset[SnapshotStatus]] = {
+    P.CREATING: frozenset({P.AVAILABLE, P.ERROR}),
+    P.AVAILABLE: frozenset({P.DELETING}),
+    P.ERROR: frozenset({P.DELETING}),
+    P.DELETING: frozenset({P.DELETED, P.ERROR_DELETING}),
+    P.ERROR_DELETING: frozenset({P.DELETING}),
+    P.DELETED: frozenset(),
+}
+
+
+def check_snapshot_move(old: SnapshotStatus, new: SnapshotStatus) -> None:
+    if new not in SNAPSHOT_MOVES[old]:
+        raise InvalidState(
+            f"snapshot status cannot go from {old.value} to {new.value}",
+            {"from": old.value, "to": new.value},
+        )
+
+
+# ---- attachments (Cinder's v3 attachments) ---------------------------------
+#
+#   create → reserved ─update→ attaching ─complete→ attached
+#   delete: reserved | attaching | attached → detaching → detached (the record goes)
+#           a node that cannot remove the export leaves error_detaching; delete again.
+#
+# A volume's status follows its attachments (``volume_status_for``): any attached
+# (or one whose export may still be up) → in-use, else any attaching → attaching,
+# else any reserved → reserved, else available.
+
+
+class AttachmentStatus(StrEnum):
+    RESERVED = "reserved"
+    ATTACHING = "attaching"
+    ATTACHED = "attached"
+    DETACHING = "detaching"
+    DETACHED = "detached"
+    ERROR_DETACHING = "error_detaching"
+
+
+A = AttachmentStatus
+ATTACHMENT_MOVES: dict[AttachmentStatus, frozenset[AttachmentStatus]] = {
+    A.RESERVED: frozenset({A.ATTACHING, A.DETACHING}),
+    A.ATTACHING: frozenset({A.ATTACHED, A.RESERVED, A.DETACHING}),
+    A.ATTACHED: frozenset({A.DETACHING}),
+    A.DETACHING: frozenset({A.DETACHED, A.ERROR_DETACHING}),
+    A.ERROR_DETACHING: frozenset({A.DETACHING}),
+    A.DETACHED: frozenset(),
+}
+EXPORTED = frozenset({A.ATTACHED, A.DETACHING, A.ERROR_DETACHING})
+
+
+def check_attachment_move(old: AttachmentStatus, new: AttachmentStatus) -> None:
+    if new not in ATTACHMENT_MOVES[old]:
+        raise InvalidState(
+            f"attachment status cannot go from {old.value} to {new.value}",
+            {"from": old.value, "to": new.value},
+        )
+
+
+def volume_status_for(attachments: Iterable[AttachmentStatus]) -> VolumeStatus:
+    """The status a volume has because of these attachments."""
+    present = set(attachments)
+    if present & EXPORTED:
+        return V.IN_USE
+    if A.ATTACHING in present:
+        return V.ATTACHING
+    if A.RESERVED in present:
+        return V.RESERVED
+    return V.AVAILABLE

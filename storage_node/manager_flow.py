@@ -7,7 +7,9 @@
 When the driver fails, the reverts run newest first: the driver's partial
 volume is deleted, then OnFailureRescheduleTask asks the scheduler to place
 the volume again on a backend not yet tried (the scheduler gives up after
-three attempts), and finally the node forgets the in-flight capacity.
+three attempts), and finally the node forgets the in-flight capacity. A
+volume copied from a snapshot or a source volume (cast by the gateway to the
+node that holds the source) is never rescheduled: it goes to ``error``.
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class OnFailureRescheduleTask(_NodeTask):
             tried_backends=(*r.tried_backends, self.s.backend_id),
             last_error=f"{self.s.backend_id}: {failure}",
         )
-        if isinstance(failure, DriverError):
+        copies = r.snapshot_id is not None or r.source_volid is not None
+        if isinstance(failure, DriverError) and not copies:  # a copy can only be made here
             self.s.reschedule(retry, c.ctx)
         else:
             self.s.report(c.volume_id, "error", retry.last_error, c.ctx)
@@ -88,7 +91,8 @@ class ExtractVolumeSpecTask(_NodeTask):
     provides = ("source",)
 
     async def execute(self, c: ManagerContext) -> None:
-        c.source = "raw"  # snapshots and source volumes come with the lifecycle flows
+        r = c.cast.request
+        c.source = "snapshot" if r.snapshot_id else "source_volume" if r.source_volid else "raw"
 
 
 class NotifyVolumeActionTask(_NodeTask):
@@ -107,7 +111,13 @@ class CreateVolumeFromSpecTask(_NodeTask):
     provides = ("created",)
 
     async def execute(self, c: ManagerContext) -> None:
-        await self.s.driver.create_volume(c.volume_id, c.size)
+        r, driver = c.cast.request, self.s.driver
+        if r.snapshot_id is not None:
+            await driver.create_volume_from_snapshot(c.volume_id, r.snapshot_id, c.size)
+        elif r.source_volid is not None:
+            await driver.create_cloned_volume(c.volume_id, r.source_volid, c.size)
+        else:
+            await driver.create_volume(c.volume_id, c.size)
         c.created = True
 
     async def revert(self, c: ManagerContext, failure: BaseException) -> None:

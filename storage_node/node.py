@@ -27,6 +27,8 @@ from protocol.messages import BackendStatsMsg, Empty, ScheduleRequest, VolumeUpd
 from protocol.schema import dump
 from protocol.transport import Channel, tune
 from storage_node.backends import make_driver
+from storage_node.export import ExportManager
+from storage_node.lifecycle import lifecycle_handlers
 from storage_node.manager_flow import ManagerContext, volume_create_manager
 
 EARLY_STATS_S = (0.05, 0.2, 0.5)  # first reports, before the heartbeat takes over
@@ -45,6 +47,8 @@ class StorageNode(Actor):
         self.driver = make_driver(node.backend, directory, node.capacity_gb,
                                   frozenset(node.faults))
         self.flow = volume_create_manager(self)
+        self.exports = ExportManager(self.driver, node.nbd_address, node.nbd_port,
+                                     cfg.path("nodes", f"{node.host}.exports.json"), self.notify)
         self._inflight: dict[str, int] = {}
         self._sched_epoch = ""
         self._sched_seq = 0
@@ -53,13 +57,15 @@ class StorageNode(Actor):
         self._volume_count = len(self.driver.volumes())
 
     def handlers(self) -> dict[str, Any]:
-        return {"node.create_volume": self.on_create_volume, "ping": lambda req: Empty()}
+        return {"node.create_volume": self.on_create_volume, "ping": lambda req: Empty(),
+                **self.exports.handlers(), **lifecycle_handlers(self)}
 
     async def on_start(self) -> None:
         pub = self.zctx.socket(zmq.PUB)
         tune(pub)
         pub.connect(self.cfg.stats)
         self._stats = Channel(pub, None)
+        await self.exports.start()
         self.gateway = self.connect(self.cfg.gateway, self.node.host)
         self.scheduler = self.connect(self.cfg.scheduler, self.node.host)
         loop = asyncio.get_running_loop()
@@ -68,11 +74,12 @@ class StorageNode(Actor):
         self.every(self.cfg.heartbeat_s, self.stats_changed)
 
     async def on_stop(self) -> None:
+        await self.exports.stop()
         self._stats.close()
 
     def statistics(self) -> dict[str, Any]:
         return {**super().statistics(), "inflight": len(self._inflight),
-                "volumes": self._volume_count}
+                "volumes": self._volume_count, **self.exports.statistics()}
 
     # ---- capacity ------------------------------------------------------
     def stats_changed(self) -> None:
@@ -113,7 +120,9 @@ class StorageNode(Actor):
     # ---- services the manager flow uses --------------------------------
     def begin_create(self, volume_id: str, size: int, epoch: str, seq: int) -> None:
         self._inflight[volume_id] = size
-        if epoch != self._sched_epoch:
+        if not epoch:
+            pass  # cast by the gateway (a clone): no scheduler placement to acknowledge
+        elif epoch != self._sched_epoch:
             self._sched_epoch, self._sched_seq = epoch, seq
         else:
             self._sched_seq = max(self._sched_seq, seq)

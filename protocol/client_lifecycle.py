@@ -1,0 +1,217 @@
+"""The client library's calls for the rest of a volume's life, mixed into
+``Client`` and ``SyncClient``:
+
+    snap = await c.create_snapshot(vol.id, name="before-upgrade", wait=True)
+    copy = await c.create_volume(None, snapshot_id=snap.id, wait=True)   # size: the snapshot's
+    twin = await c.create_volume(None, source_volid=vol.id, wait=True)
+    vol = await c.extend_volume(vol.id, 20, wait=True)
+    await c.delete_snapshot(snap.id, wait=True)
+    await c.delete_volume(vol.id, wait=True)                          # status "deleted"
+
+``wait=True`` follows the status changes the gateway pushes: a delete waits
+for ``deleted``, an extend for ``available`` at the new size, a snapshot for
+``available``. An error status raises ``VolumeError`` / ``SnapshotError``; so
+does an extend the backend had no room for (the volume stays ``available`` at
+its old size, with the reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from protocol.errors import CinderblockError, Timeout
+from protocol.messages import Volume
+from protocol.messages_lifecycle import (
+    Snapshot,
+    SnapshotCreate,
+    SnapshotDelete,
+    SnapshotList,
+    SnapshotListRequest,
+    SnapshotRef,
+    SnapshotWatch,
+    VolumeDelete,
+    VolumeExtend,
+)
+from protocol.schema import parse
+
+if TYPE_CHECKING:
+    from protocol.client import Client
+
+T = TypeVar("T")
+SnapshotWaiter = tuple[frozenset[str], "asyncio.Future[Snapshot]"]
+DELETED = frozenset({"deleted"})
+
+
+class SnapshotError(CinderblockError):
+    """A snapshot reached an error status while being waited for."""
+
+    code = "snapshot_error"
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__(
+            f"snapshot {snapshot.id} went to {snapshot.status}: "
+            f"{snapshot.reason or 'no reason given'}",
+            {"snapshot_id": snapshot.id, "status": snapshot.status, "reason": snapshot.reason},
+        )
+        self.snapshot = snapshot
+
+
+class SnapshotWaits:
+    """Snapshot status pushes, and the callers waiting for one of some statuses."""
+
+    def __init__(self) -> None:
+        self.waiters: dict[str, list[SnapshotWaiter]] = {}
+        self.latest: dict[str, Snapshot] = {}
+
+    def seen(self, snap: Snapshot) -> None:
+        self.latest[snap.id] = snap
+        for entry in list(self.waiters.get(snap.id, [])):
+            wanted, fut = entry
+            if not fut.done() and snap.status in wanted:
+                fut.set_result(snap)
+            elif not fut.done() and snap.status.startswith("error"):
+                fut.set_exception(SnapshotError(snap))
+            if fut.done():
+                self.waiters[snap.id].remove(entry)
+
+    async def wait(self, current: Snapshot, wanted: frozenset[str], timeout: float) -> Snapshot:
+        latest = self.latest.pop(current.id, None)
+        snap = latest if latest is not None and latest.updated_at >= current.updated_at \
+            else current
+        if snap.status in wanted:
+            return snap
+        if snap.status.startswith("error"):
+            raise SnapshotError(snap)
+        fut: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
+        waiters = self.waiters.setdefault(snap.id, [])
+        waiters.append((wanted, fut))
+        try:
+            async with asyncio.timeout(timeout):
+                return await fut
+        except TimeoutError:
+            raise Timeout(
+                f"snapshot {snap.id} did not reach {sorted(wanted)} within {timeout:g}s",
+                {"snapshot_id": snap.id, "status": snap.status},
+            ) from None
+        finally:
+            self.latest.pop(snap.id, None)
+            if all(f.done() for _, f in waiters):
+                self.waiters.pop(snap.id, None)
+
+
+class LifecycleMethods:
+    timeout: float
+    snapshot_waits: SnapshotWaits
+
+    async def call(
+        self, op: str, body: Any, request_id: str | None = None, timeout: float | None = None
+    ) -> Any:
+        raise NotImplementedError
+
+    async def _wait(self, current: Volume, wanted: frozenset[str], timeout: float) -> Volume:
+        raise NotImplementedError
+
+    # ---- volumes -------------------------------------------------------
+    async def delete_volume(
+        self, volume_id: str, *, request_id: str | None = None, wait: bool = False,
+        timeout: float | None = None,
+    ) -> Volume:
+        """Delete a volume (``deleting``; with ``wait``, until it is gone: ``deleted``)."""
+        raw = await self.call("volume.delete", VolumeDelete(volume_id, wait), request_id, timeout)
+        volume = parse(Volume, raw, strict=False)
+        return await self._wait(volume, DELETED, timeout or self.timeout) if wait else volume
+
+    async def extend_volume(
+        self, volume_id: str, new_size: int, *, request_id: str | None = None,
+        wait: bool = False, timeout: float | None = None,
+    ) -> Volume:
+        """Grow a volume to ``new_size`` GiB (``extending``, then ``available``)."""
+        body = VolumeExtend(volume_id, new_size, wait)
+        volume = parse(Volume, await self.call("volume.extend", body, request_id, timeout),
+                       strict=False)
+        if not wait:
+            return volume
+        volume = await self._wait(volume, frozenset({"available"}), timeout or self.timeout)
+        if volume.size < new_size:
+            from protocol.client import VolumeError  # client imports this module
+
+            raise VolumeError(volume)
+        return volume
+
+    # ---- snapshots -----------------------------------------------------
+    def _on_snapshot_status(self, snap: Snapshot) -> None:
+        self.snapshot_waits.seen(snap)
+
+    async def create_snapshot(
+        self, volume_id: str, *, name: str | None = None, description: str | None = None,
+        force: bool = False, metadata: dict[str, str] | None = None,
+        request_id: str | None = None, wait: bool = False, timeout: float | None = None,
+    ) -> Snapshot:
+        body = SnapshotCreate(volume_id, name, description, force, metadata or {}, wait)
+        snap = parse(Snapshot, await self.call("snapshot.create", body, request_id, timeout),
+                     strict=False)
+        if not wait:
+            return snap
+        return await self.snapshot_waits.wait(snap, frozenset({"available"}),
+                                              timeout or self.timeout)
+
+    async def show_snapshot(self, snapshot_id: str) -> Snapshot:
+        raw = await self.call("snapshot.show", SnapshotRef(snapshot_id))
+        return parse(Snapshot, raw, strict=False)
+
+    async def list_snapshots(
+        self, all_projects: bool = False, volume_id: str | None = None,
+        status: str | None = None, limit: int | None = None,
+    ) -> list[Snapshot]:
+        body = SnapshotListRequest(all_projects, volume_id, status, limit)
+        raw = await self.call("snapshot.list", body)
+        return list(parse(SnapshotList, raw, strict=False).snapshots)
+
+    async def delete_snapshot(
+        self, snapshot_id: str, *, request_id: str | None = None, wait: bool = False,
+        timeout: float | None = None,
+    ) -> Snapshot:
+        body = SnapshotDelete(snapshot_id, wait)
+        snap = parse(Snapshot, await self.call("snapshot.delete", body, request_id, timeout),
+                     strict=False)
+        if not wait:
+            return snap
+        return await self.snapshot_waits.wait(snap, DELETED, timeout or self.timeout)
+
+    async def wait_for_snapshot_status(
+        self, snapshot_id: str, status: str | Iterable[str] = "available",
+        timeout: float | None = None,
+    ) -> Snapshot:
+        wanted = frozenset({status} if isinstance(status, str) else status)
+        raw = await self.call("snapshot.watch", SnapshotWatch((snapshot_id,)))
+        (current,) = parse(SnapshotList, raw, strict=False).snapshots
+        return await self.snapshot_waits.wait(current, wanted, timeout or self.timeout)
+
+
+class SyncLifecycleMethods:
+    def _run(self, make: Callable[[Client], Awaitable[T]]) -> T:
+        raise NotImplementedError
+
+    def delete_volume(self, volume_id: str, **kwargs: Any) -> Volume:
+        return self._run(lambda c: c.delete_volume(volume_id, **kwargs))
+
+    def extend_volume(self, volume_id: str, new_size: int, **kwargs: Any) -> Volume:
+        return self._run(lambda c: c.extend_volume(volume_id, new_size, **kwargs))
+
+    def create_snapshot(self, volume_id: str, **kwargs: Any) -> Snapshot:
+        return self._run(lambda c: c.create_snapshot(volume_id, **kwargs))
+
+    def show_snapshot(self, snapshot_id: str) -> Snapshot:
+        return self._run(lambda c: c.show_snapshot(snapshot_id))
+
+    def list_snapshots(self, **kwargs: Any) -> list[Snapshot]:
+        return self._run(lambda c: c.list_snapshots(**kwargs))
+
+    def delete_snapshot(self, snapshot_id: str, **kwargs: Any) -> Snapshot:
+        return self._run(lambda c: c.delete_snapshot(snapshot_id, **kwargs))
+
+    def wait_for_snapshot_status(self, snapshot_id: str, status: str = "available",
+                                 timeout: float | None = None) -> Snapshot:
+        return self._run(lambda c: c.wait_for_snapshot_status(snapshot_id, status, timeout))

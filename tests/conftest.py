@@ -1,0 +1,263 @@
+"""Shared fixtures for the end-to-end tests: whole clusters of real actor processes.
+
+Every cluster runs on 127.0.0.1 with free ports under a pytest temporary
+directory. ``running_cluster`` always stops exactly the processes it started
+(also when a test or the start itself fails) and checks they are gone; at the
+end of the session no actor process whose command line names one of our data
+directories may be left.
+
+- ``cluster``: one cluster per test module (tests isolate themselves with a
+  project of their own: the ``project`` fixture).
+- ``cluster_factory``: dedicated clusters (fault injection, special quotas).
+- ``client`` / ``admin``: ``protocol.client.Client`` on the module's cluster.
+- ``EventTap``: a SUB socket on the gateway's event hub collecting events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+import zmq.asyncio
+
+from actors.cluster import Cluster, with_quota_defaults
+from actors.config import ClusterConfig, NodeConfig, embedded
+from protocol.client import Client
+from protocol.codec import unpack
+
+GIB = 1 << 30
+E2E_HEARTBEAT_S = 0.25  # quicker first events for the event taps; nothing else depends on it
+_DATA_DIRS: list[Path] = []
+
+
+# ---- clusters ----------------------------------------------------------------
+class E2ECluster:
+    """A running cluster and what tests want to know about it."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.cfg: ClusterConfig = cluster.cfg
+
+    @property
+    def gateway(self) -> str:
+        return self.cfg.gateway
+
+    def node_dir(self, host: str) -> Path:
+        """A node's directory, from its host name or its ``host@backend`` id."""
+        return self.cfg.path("nodes", host.partition("@")[0])
+
+    def node_files(self) -> dict[str, set[str]]:
+        """Every file (volumes, temporaries) in every node's directory."""
+        out: dict[str, set[str]] = {}
+        for node in self.cfg.nodes:
+            d = self.node_dir(node.host)
+            out[node.host] = {p.name for p in d.iterdir()} if d.exists() else set()
+        return out
+
+    def all_files(self) -> set[str]:
+        return {f"{h}/{name}" for h, names in self.node_files().items() for name in names}
+
+    def volume_file(self, host: str, volume_id: str) -> Path:
+        return self.node_dir(host) / f"volume-{volume_id}"
+
+    def client(self, project: str = "demo", admin: bool = False, timeout: float = 20.0) -> Client:
+        return Client(self.gateway, project=project, admin=admin, timeout=timeout)
+
+
+def make_config(
+    data_dir: Path,
+    *,
+    nodes: int = 2,
+    backend: str = "file",
+    capacity_gb: float | None = None,
+    node_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    quota: Mapping[str, int] | None = None,
+    heartbeat_s: float = E2E_HEARTBEAT_S,
+) -> ClusterConfig:
+    """The embedded config, with per-node changes (``{"node-1": {"faults": (...)}}``)."""
+    cfg = embedded(data_dir, backend=backend, nodes=nodes, capacity_gb=capacity_gb)
+    overrides = node_overrides or {}
+    node_cfgs: tuple[NodeConfig, ...] = tuple(
+        replace(n, **overrides.get(n.host, {})) for n in cfg.nodes
+    )
+    cfg = replace(cfg, nodes=node_cfgs, heartbeat_s=heartbeat_s)
+    if quota:
+        cfg = with_quota_defaults(cfg, **quota)
+    return cfg
+
+
+@contextlib.contextmanager
+def running_cluster(cfg: ClusterConfig) -> Iterator[E2ECluster]:
+    """Start a cluster; always stop exactly its processes and check they exited."""
+    _DATA_DIRS.append(Path(cfg.data_dir))
+    cluster = Cluster(cfg)
+    cluster.start(timeout=30.0)  # stops what it spawned if it fails
+    procs = list(cluster.procs.values())
+    try:
+        yield E2ECluster(cluster)
+    finally:
+        cluster.stop()
+        alive = [p.pid for p in procs if p.poll() is None]
+        assert not alive, f"actor processes still running after stop: {alive}"
+
+
+def actor_pids_for(data_dir: Path) -> list[int]:
+    """PIDs of actor processes whose command line names ``data_dir`` (via /proc)."""
+    needle = str(data_dir).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"actors.cli" in cmdline and needle in cmdline and b"actor" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_actor_left_behind() -> Iterator[None]:
+    yield
+    leftovers = {str(d): pids for d in _DATA_DIRS if (pids := actor_pids_for(d))}
+    assert not leftovers, f"actor processes left behind: {leftovers}"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster]:
+    """One two-node file-backend cluster shared by the tests of a module."""
+    with running_cluster(make_config(tmp_path_factory.mktemp("cluster"))) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def cluster_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., E2ECluster]]:
+    """Start dedicated clusters (``make_config`` keywords); all stop with the module."""
+    stack = contextlib.ExitStack()
+
+    def start(**kwargs: Any) -> E2ECluster:
+        cfg = make_config(tmp_path_factory.mktemp("cluster"), **kwargs)
+        return stack.enter_context(running_cluster(cfg))
+
+    with stack:
+        yield start
+
+
+@pytest.fixture
+def project() -> str:
+    """A project of this test's own, so quotas and lists do not mix between tests."""
+    return f"project-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def client(cluster: E2ECluster, project: str) -> AsyncIterator[Client]:
+    async with cluster.client(project) as c:
+        yield c
+
+
+@pytest.fixture
+async def admin(cluster: E2ECluster) -> AsyncIterator[Client]:
+    async with cluster.client("admin", admin=True) as c:
+        yield c
+
+
+# ---- events --------------------------------------------------------------------
+class EventTap:
+    """Collects every event published on the gateway's hub (``[b"evt", [event, ...]]``).
+
+    Actors only build events while someone subscribes, and each learns of the
+    subscription through the hub on its own (PUB/SUB slow joiner), so
+    ``__aenter__`` returns only once a heartbeat came from every actor of the
+    cluster: from then on none of them misses an event.
+    """
+
+    def __init__(self, cluster: E2ECluster) -> None:
+        self.endpoint = cluster.cfg.events
+        self.actors = {"gateway", "quota", "scheduler", *(n.host for n in cluster.cfg.nodes)}
+        self.events: list[dict[str, Any]] = []
+        self._zctx = zmq.asyncio.Context()
+        self._sock = self._zctx.socket(zmq.SUB)
+        self._changed = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> EventTap:
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SUBSCRIBE, b"evt")
+        self._sock.connect(self.endpoint)
+        self._reader = asyncio.create_task(self._read())
+        await self.wait_until(lambda evs: self.actors <= {
+            e["actor"] for e in evs if e["kind"] == "heartbeat"}, timeout=10.0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        self._sock.close(linger=0)
+        self._zctx.term()
+
+    async def _read(self) -> None:
+        while True:
+            topic, payload = await self._sock.recv_multipart()
+            assert topic == b"evt"
+            self.events.extend(unpack(payload))
+            self._changed.set()
+
+    async def wait_until(
+        self, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        async with asyncio.timeout(timeout):
+            while not done(self.events):
+                self._changed.clear()
+                await self._changed.wait()
+        return self.events
+
+    def of_volume(self, volume_id: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("volume_id") == volume_id]
+
+
+def flow_events(events: list[dict[str, Any]], flow: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["kind"] in ("flow", "task") and e.get("flow") == flow]
+
+
+def flow_states(events: list[dict[str, Any]]) -> list[str]:
+    return [e["state"] for e in events if e["kind"] == "flow"]
+
+
+def task_states(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["task"], e["state"]) for e in events if e["kind"] == "task"]
+
+
+# ---- waiting and the CLI ---------------------------------------------------------
+async def eventually(check: Callable[[], Any], timeout: float = 10.0, every: float = 0.05) -> Any:
+    """Retry ``check`` (sync or async) until it returns a truthy value."""
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return result
+            await asyncio.sleep(every)
+
+
+def run_cli(*args: str, timeout: float = 30.0, env: Mapping[str, str] | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``cinderblock`` command; never raises on a non-zero exit."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CINDERBLOCK_")}
+    full_env.update(env or {})
+    return subprocess.run(["cinderblock", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, check=False)
