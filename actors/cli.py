@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from actors.cli_attach import add_attachment
 from actors.cli_format import as_json, properties, table
@@ -22,6 +22,14 @@ DEFAULT_DATA_DIR = Path(os.environ.get("CINDERBLOCK_DATA_DIR", "~/.cinderblock")
 
 class UsageError(Exception):
     """Bad command-line input; printed as one line."""
+
+
+class OneLineErrors(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (the same shape as every
+    other error), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"ERROR (usage): {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--admin", action="store_true",
                         default=os.environ.get("CINDERBLOCK_ADMIN", "") in ("1", "true", "yes"))
     common.add_argument("--json", action="store_true", help="print JSON")
-    parser = argparse.ArgumentParser(prog="cinderblock", description=__doc__)
+    parser = OneLineErrors(prog="cinderblock", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_up(sub, common)
     _add_actor(sub)
@@ -56,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quota(sub, common)
     add_snapshot(sub, common, _leaf)
     add_attachment(sub, common, _leaf)
-    _leaf(sub, common, "az", "list availability zones", cmd_az_list)
+    az = sub.add_parser("az", help="availability zones").add_subparsers(required=True)
+    _leaf(az, common, "list", "list availability zones", cmd_az_list)
     backend = sub.add_parser("backend", help="storage backends").add_subparsers(required=True)
     _leaf(backend, common, "list", "backends with their capacity", cmd_backend_list)
     return parser

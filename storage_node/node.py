@@ -14,6 +14,7 @@ scheduler knows which of its own placements the report already contains.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from storage_node.export import ExportManager
 from storage_node.lifecycle import lifecycle_handlers
 from storage_node.manager_flow import ManagerContext, volume_create_manager
 
+log = logging.getLogger(__name__)
 EARLY_STATS_S = (0.05, 0.2, 0.5)  # first reports, before the heartbeat takes over
 STATS_MIN_INTERVAL_S = 0.05  # changes within this window share one report
 
@@ -147,4 +149,8 @@ class StorageNode(Actor):
     # ---- handlers ------------------------------------------------------
     async def on_create_volume(self, req: Request) -> None:
         c = ManagerContext(req.body, req.ctx)
-        await self.flow.run(c, self.events.emit, req.body.request.volume_id)
+        volume_id = req.body.request.volume_id
+        try:
+            await self.flow.run(c, self.events.emit, volume_id)
+        except Exception as exc:  # handled: the reverts rescheduled it or reported the error
+            log.info("create of %s failed on %s: %s", volume_id, self.backend_id, exc)

@@ -226,7 +226,7 @@ def test_backend_list_and_az_list(up: UpCluster) -> None:
     assert all(b["up"] and b["total_capacity_gb"] > 0 for b in backends)
     table = up.cli("backend", "list")
     assert table.returncode == 0 and "node-1@file" in table.stdout and "thin" in table.stdout
-    assert up.cli_json("az") == ["nova"]  # `az` is a leaf command, unlike `backend list`
+    assert up.cli_json("az", "list") == ["nova"]
 
 
 # ---- errors ---------------------------------------------------------------------------------
