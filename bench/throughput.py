@@ -111,9 +111,10 @@ def run(
             drain = EventDrain(cfg.events) if events else None
             pids = list(cluster.pids().values())
             asyncio.run(create_many(cfg.gateway, warmup, concurrency))
-            cpu0, t0 = cpu_seconds(pids), time.perf_counter()
+            cpu0, t0, client0 = cpu_seconds(pids), time.perf_counter(), time.process_time()
             latencies = asyncio.run(create_many(cfg.gateway, volumes, concurrency))
             elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pids) - cpu0
+            client_cpu = time.process_time() - client0
             per_actor = {n: round(cpu_seconds([pid]), 2) for n, pid in cluster.pids().items()}
             events_seen = drain.count if drain is not None else 0
             if drain is not None:
@@ -129,6 +130,7 @@ def run(
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
         "cpu_ms_per_volume": round(cpu * 1000 / volumes, 3),
+        "client_cpu_ms_per_volume": round(client_cpu * 1000 / volumes, 3),
         "ceiling_rps": round(ceiling.rps, 1),
         "ceiling_messages_per_request": ceiling.messages_per_request,
         "ceiling_cpu_ms_per_request": round(ceiling.cpu_ms_per_request, 3),

@@ -107,7 +107,8 @@ class Channel:
 
     def _drain(self) -> None:
         sock, handle = self.sock, self._on_frames
-        if handle is None:  # a send-only socket (PUB)
+        if handle is None:  # a send-only socket (PUB): reading EVENTS processes the
+            sock.getsockopt(EVENTS)  # socket's pending commands, which clears the FD
             return
         n = 0
         while sock.getsockopt(EVENTS) & POLLIN:  # type: ignore[operator]
