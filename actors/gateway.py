@@ -10,14 +10,15 @@ proxy thread that every actor publishes into and dashboards subscribe to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Collection
 from typing import Any
 
 import zmq
-from zmq.devices import ThreadProxy
 
 from actors.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig
 from actors.gateway_attachments import Attachments
@@ -46,6 +47,7 @@ from protocol.messages import (
 )
 from protocol.schema import dump, parse
 from protocol.states import VolumeStatus, check_volume_move
+from protocol.transport import tune
 
 log = logging.getLogger(__name__)
 STABLE = frozenset(
@@ -108,12 +110,16 @@ class Gateway(Actor):
         await self.store.db.close()
 
     def _start_event_hub(self) -> None:
-        hub = ThreadProxy(zmq.XSUB, zmq.XPUB)  # type: ignore[no-untyped-call]
-        hub.bind_in(self.cfg.events_in)
-        hub.bind_out(self.cfg.events)
-        hub.setsockopt_out(zmq.SNDHWM, 100_000)
-        hub.daemon = True
-        hub.start()
+        """Bind the hub here (a bad address fails the start loudly), then hand both
+        sockets to a thread that runs libzmq's proxy; nothing else touches them."""
+        xsub = self.zctx.socket(zmq.XSUB)
+        xpub = self.zctx.socket(zmq.XPUB)
+        for sock in (xsub, xpub):
+            tune(sock)
+        xsub.bind(self.cfg.events_in)
+        xpub.bind(self.cfg.events)
+        threading.Thread(target=_run_hub, args=(xsub, xpub), name="event-hub",
+                         daemon=True).start()
 
     async def _seed_types(self) -> None:
         for name, specs in self.cfg.volume_types.items():
@@ -327,3 +333,8 @@ def _check_specs(specs: dict[str, Any]) -> dict[str, str]:
                 {"field": "extra_specs", "key": key[:255]},
             )
     return dict(specs)
+
+
+def _run_hub(xsub: zmq.Socket[bytes], xpub: zmq.Socket[bytes]) -> None:
+    with contextlib.suppress(zmq.ContextTerminated):
+        zmq.proxy(xsub, xpub)
