@@ -24,9 +24,9 @@ from typing import Any, TypeVar
 import zmq
 
 from protocol.client_attach import AttachmentMethods, SyncAttachmentMethods
-from protocol.client_lifecycle import LifecycleMethods, SnapshotWaits, SyncLifecycleMethods
+from protocol.client_lifecycle import LifecycleMethods, SnapshotError, SyncLifecycleMethods
 from protocol.codec import Context, Envelope, MalformedMessage, decode, encode, next_id
-from protocol.errors import CinderblockError, Timeout, Unavailable
+from protocol.errors import Unavailable
 from protocol.messages import (
     Backend,
     BackendList,
@@ -48,23 +48,13 @@ from protocol.messages import (
 from protocol.messages_lifecycle import Snapshot
 from protocol.rpc import Calls
 from protocol.schema import dump, parse
+from protocol.status_waits import StatusWaits, VolumeError
+
+__all__ = ["Client", "SyncClient", "VolumeError"]
 from protocol.transport import Channel, tune
 
 T = TypeVar("T")
 STABLE = frozenset({"available", "error", "in-use", "error_deleting", "error_extending"})
-
-
-class VolumeError(CinderblockError):
-    """A volume reached ``error`` (or another error status) while being waited for."""
-
-    code = "volume_error"
-
-    def __init__(self, volume: Volume) -> None:
-        super().__init__(
-            f"volume {volume.id} went to {volume.status}: {volume.reason or 'no reason given'}",
-            {"volume_id": volume.id, "status": volume.status, "reason": volume.reason},
-        )
-        self.volume = volume
 
 
 class Client(AttachmentMethods, LifecycleMethods):
@@ -82,9 +72,8 @@ class Client(AttachmentMethods, LifecycleMethods):
         self.timeout = timeout
         self._calls = Calls()
         self._channel: Channel | None = None
-        self._waiters: dict[str, list[tuple[frozenset[str], asyncio.Future[Volume]]]] = {}
-        self._latest: dict[str, Volume] = {}
-        self.snapshot_waits = SnapshotWaits()
+        self.volume_waits: StatusWaits[Volume] = StatusWaits("volume", VolumeError)
+        self.snapshot_waits: StatusWaits[Snapshot] = StatusWaits("snapshot", SnapshotError)
 
     async def __aenter__(self) -> Client:
         self._open()
@@ -132,15 +121,9 @@ class Client(AttachmentMethods, LifecycleMethods):
         if env.kind == "rep":
             self._calls.settle(env)
         elif env.kind == "evt" and env.op == "volume.status":
-            self._on_status(parse(Volume, env.body, strict=False))
+            self.volume_waits.seen(parse(Volume, env.body, strict=False))
         elif env.kind == "evt" and env.op == "snapshot.status":
             self._on_snapshot_status(parse(Snapshot, env.body, strict=False))
-
-    def _on_status(self, volume: Volume) -> None:
-        self._latest[volume.id] = volume
-        waiters = self._waiters.get(volume.id, [])
-        for entry in list(waiters):
-            _settle_waiter(entry, volume, waiters)
 
     # ---- volumes -------------------------------------------------------
     async def create_volume(
@@ -165,7 +148,8 @@ class Client(AttachmentMethods, LifecycleMethods):
         volume = parse(Volume, raw, strict=False)
         if not wait:
             return volume
-        return await self._wait(volume, frozenset({"available"}), timeout or self.timeout)
+        wanted = frozenset({"available"})
+        return await self.volume_waits.wait(volume, wanted, timeout or self.timeout)
 
     async def show_volume(self, volume_id: str) -> Volume:
         return parse(Volume, await self.call("volume.show", VolumeRef(volume_id)), strict=False)
@@ -185,30 +169,7 @@ class Client(AttachmentMethods, LifecycleMethods):
         wanted = frozenset({status} if isinstance(status, str) else status)
         raw = await self.call("volume.watch", VolumeWatch((volume_id,)))
         (current,) = parse(VolumeList, raw, strict=False).volumes
-        return await self._wait(current, wanted, timeout or self.timeout)
-
-    async def _wait(self, current: Volume, wanted: frozenset[str], timeout: float) -> Volume:
-        latest = self._latest.pop(current.id, None)
-        volume = latest if latest is not None and latest.updated_at >= current.updated_at \
-            else current
-        if volume.status in wanted:
-            return volume
-        _raise_if_failed(volume, wanted)
-        fut: asyncio.Future[Volume] = asyncio.get_running_loop().create_future()
-        waiters = self._waiters.setdefault(volume.id, [])
-        waiters.append((wanted, fut))
-        try:
-            async with asyncio.timeout(timeout):
-                return await fut
-        except TimeoutError:
-            raise Timeout(
-                f"volume {volume.id} did not reach {sorted(wanted)} within {timeout:g}s",
-                {"volume_id": volume.id, "status": volume.status},
-            ) from None
-        finally:
-            self._latest.pop(volume.id, None)
-            if not waiters or all(f.done() for _, f in waiters):
-                self._waiters.pop(volume.id, None)
+        return await self.volume_waits.wait(current, wanted, timeout or self.timeout)
 
     # ---- types, zones, quotas, backends -------------------------------
     async def create_type(
@@ -238,26 +199,6 @@ class Client(AttachmentMethods, LifecycleMethods):
 
     async def ping(self, timeout: float | None = None) -> None:
         await self.call("ping", Empty(), timeout=timeout)
-
-
-def _raise_if_failed(volume: Volume, wanted: frozenset[str]) -> None:
-    if volume.status.startswith("error") and volume.status not in wanted:
-        raise VolumeError(volume)
-
-
-def _settle_waiter(
-    entry: tuple[frozenset[str], asyncio.Future[Volume]], volume: Volume,
-    waiters: list[tuple[frozenset[str], asyncio.Future[Volume]]],
-) -> None:
-    wanted, fut = entry
-    if fut.done():
-        waiters.remove(entry)
-    elif volume.status in wanted:
-        fut.set_result(volume)
-        waiters.remove(entry)
-    elif volume.status.startswith("error"):
-        fut.set_exception(VolumeError(volume))
-        waiters.remove(entry)
 
 
 class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods):

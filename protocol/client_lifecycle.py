@@ -17,11 +17,10 @@ its old size, with the reason).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from protocol.errors import CinderblockError, Timeout
+from protocol.errors import CinderblockError
 from protocol.messages import Volume
 from protocol.messages_lifecycle import (
     Snapshot,
@@ -35,12 +34,12 @@ from protocol.messages_lifecycle import (
     VolumeExtend,
 )
 from protocol.schema import parse
+from protocol.status_waits import StatusWaits, VolumeError
 
 if TYPE_CHECKING:
     from protocol.client import Client
 
 T = TypeVar("T")
-SnapshotWaiter = tuple[frozenset[str], "asyncio.Future[Snapshot]"]
 DELETED = frozenset({"deleted"})
 
 
@@ -58,59 +57,14 @@ class SnapshotError(CinderblockError):
         self.snapshot = snapshot
 
 
-class SnapshotWaits:
-    """Snapshot status pushes, and the callers waiting for one of some statuses."""
-
-    def __init__(self) -> None:
-        self.waiters: dict[str, list[SnapshotWaiter]] = {}
-        self.latest: dict[str, Snapshot] = {}
-
-    def seen(self, snap: Snapshot) -> None:
-        self.latest[snap.id] = snap
-        for entry in list(self.waiters.get(snap.id, [])):
-            wanted, fut = entry
-            if not fut.done() and snap.status in wanted:
-                fut.set_result(snap)
-            elif not fut.done() and snap.status.startswith("error"):
-                fut.set_exception(SnapshotError(snap))
-            if fut.done():
-                self.waiters[snap.id].remove(entry)
-
-    async def wait(self, current: Snapshot, wanted: frozenset[str], timeout: float) -> Snapshot:
-        latest = self.latest.pop(current.id, None)
-        snap = latest if latest is not None and latest.updated_at >= current.updated_at \
-            else current
-        if snap.status in wanted:
-            return snap
-        if snap.status.startswith("error"):
-            raise SnapshotError(snap)
-        fut: asyncio.Future[Snapshot] = asyncio.get_running_loop().create_future()
-        waiters = self.waiters.setdefault(snap.id, [])
-        waiters.append((wanted, fut))
-        try:
-            async with asyncio.timeout(timeout):
-                return await fut
-        except TimeoutError:
-            raise Timeout(
-                f"snapshot {snap.id} did not reach {sorted(wanted)} within {timeout:g}s",
-                {"snapshot_id": snap.id, "status": snap.status},
-            ) from None
-        finally:
-            self.latest.pop(snap.id, None)
-            if all(f.done() for _, f in waiters):
-                self.waiters.pop(snap.id, None)
-
-
 class LifecycleMethods:
     timeout: float
-    snapshot_waits: SnapshotWaits
+    volume_waits: StatusWaits[Volume]
+    snapshot_waits: StatusWaits[Snapshot]
 
     async def call(
         self, op: str, body: Any, request_id: str | None = None, timeout: float | None = None
     ) -> Any:
-        raise NotImplementedError
-
-    async def _wait(self, current: Volume, wanted: frozenset[str], timeout: float) -> Volume:
         raise NotImplementedError
 
     # ---- volumes -------------------------------------------------------
@@ -121,7 +75,9 @@ class LifecycleMethods:
         """Delete a volume (``deleting``; with ``wait``, until it is gone: ``deleted``)."""
         raw = await self.call("volume.delete", VolumeDelete(volume_id, wait), request_id, timeout)
         volume = parse(Volume, raw, strict=False)
-        return await self._wait(volume, DELETED, timeout or self.timeout) if wait else volume
+        if not wait:
+            return volume
+        return await self.volume_waits.wait(volume, DELETED, timeout or self.timeout)
 
     async def extend_volume(
         self, volume_id: str, new_size: int, *, request_id: str | None = None,
@@ -133,10 +89,9 @@ class LifecycleMethods:
                        strict=False)
         if not wait:
             return volume
-        volume = await self._wait(volume, frozenset({"available"}), timeout or self.timeout)
+        wanted = frozenset({"available"})
+        volume = await self.volume_waits.wait(volume, wanted, timeout or self.timeout)
         if volume.size < new_size:
-            from protocol.client import VolumeError  # client imports this module
-
             raise VolumeError(volume)
         return volume
 
