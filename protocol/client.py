@@ -49,9 +49,9 @@ from protocol.messages_lifecycle import Snapshot
 from protocol.rpc import Calls
 from protocol.schema import dump, parse
 from protocol.status_waits import StatusWaits, VolumeError
+from protocol.transport import Channel, tune
 
 __all__ = ["Client", "SyncClient", "VolumeError"]
-from protocol.transport import Channel, tune
 
 T = TypeVar("T")
 STABLE = frozenset({"available", "error", "in-use", "error_deleting", "error_extending"})
