@@ -54,7 +54,6 @@ from protocol.transport import Channel, tune
 __all__ = ["Client", "SyncClient", "VolumeError"]
 
 T = TypeVar("T")
-STABLE = frozenset({"available", "error", "in-use", "error_deleting", "error_extending"})
 
 
 class Client(AttachmentMethods, LifecycleMethods):
