@@ -25,8 +25,9 @@ from actors.gateway_attachments import Attachments
 from actors.gateway_flow import CreateApiContext, volume_create_api
 from actors.gateway_lifecycle import lifecycle_handlers
 from actors.gateway_store import GatewayStore, VolumeRecord
-from actors.runtime import Actor, Link, Request
+from actors.runtime import Actor, Request
 from actors.volume_request import TypeCatalog, check_text
+from actors.watchers import Watchers
 from protocol.codec import Context
 from protocol.errors import Forbidden, InvalidInput, NotFound
 from protocol.messages import (
@@ -54,7 +55,6 @@ STABLE = frozenset(
     {VolumeStatus.AVAILABLE, VolumeStatus.ERROR, VolumeStatus.IN_USE,
      VolumeStatus.ERROR_DELETING, VolumeStatus.ERROR_EXTENDING}
 )
-Watcher = tuple[Link, bytes]
 
 
 class Gateway(Actor):
@@ -71,7 +71,7 @@ class Gateway(Actor):
         self.default_type = DEFAULT_TYPE
         self.flow = volume_create_api(self)
         self.attachments = Attachments(self)
-        self._watchers: dict[str, list[Watcher]] = {}
+        self.watchers = Watchers()
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
         self._node_hosts = frozenset(n.host.encode() for n in cfg.nodes)
         self.creates = 0
@@ -133,7 +133,7 @@ class Gateway(Actor):
             **super().statistics(),
             "volumes": len(self.store.volumes),
             "creates": self.creates,
-            "watchers": len(self._watchers),
+            "watchers": len(self.watchers),
             "db": self.store.db.statistics(),
         }
 
@@ -164,12 +164,12 @@ class Gateway(Actor):
         if ctx.request_id:
             self._inflight[key] = (fingerprint, done)
         if body.watch:
-            self._watch(volume_id, req)
+            self.watchers.add(volume_id, req)
         c = CreateApiContext(body, ctx, volume_id, fingerprint)
         try:
             await self.flow.run(c, self.events.emit, volume_id)
         except Exception as exc:
-            self._watchers.pop(volume_id, None)
+            self.watchers.drop(volume_id)
             done.set_exception(exc)
             done.exception()  # mark it retrieved: a duplicate may never ask
             raise
@@ -178,7 +178,7 @@ class Gateway(Actor):
         assert c.record is not None
         done.set_result(c.record)
         self.creates += 1
-        self._publish(c.record)
+        self.publish(c.record)
         return c.record.view()
 
     async def _existing(self, key: tuple[str, str], fingerprint: str) -> VolumeRecord | None:
@@ -197,7 +197,7 @@ class Gateway(Actor):
 
     def _answer_existing(self, rec: VolumeRecord, req: Request) -> Volume:
         if req.body.watch and rec.status not in STABLE:
-            self._watch(rec.id, req)
+            self.watchers.add(rec.id, req)
         return rec.view()
 
     def _visible(self, volume_id: str, ctx: Context) -> VolumeRecord:
@@ -229,12 +229,9 @@ class Gateway(Actor):
         for volume_id in req.body.volume_ids:
             rec = self._visible(volume_id, req.ctx)
             if rec.status not in STABLE:
-                self._watch(volume_id, req)
+                self.watchers.add(volume_id, req)
             views.append(rec.view())
         return VolumeList(tuple(views))
-
-    def _watch(self, volume_id: str, req: Request) -> None:
-        self._watchers.setdefault(volume_id, []).append((req.link, req.sender))
 
     async def on_volume_update(self, req: Request) -> None:
         update: VolumeUpdate = req.body
@@ -257,25 +254,16 @@ class Gateway(Actor):
         rec.status, rec.reason = new, update.reason
         rec.host = update.host or rec.host
         await self.store.save_status(rec)
-        self._publish(rec)
+        self.publish(rec)
 
-    def _publish(self, rec: VolumeRecord) -> None:
+    def publish(self, rec: VolumeRecord) -> None:
+        """Tell everyone: an event for dashboards, a push for the clients watching."""
         self.events.emit(
             "volume", volume_id=rec.id, project_id=rec.project_id, status=rec.status.value,
             size=rec.size, host=rec.host, name=rec.name, volume_type=rec.volume_type.name,
             reason=rec.reason,
         )
-        watchers = self._watchers.get(rec.id)
-        if not watchers:
-            return
-        if rec.status in STABLE:
-            del self._watchers[rec.id]
-        view = rec.view()
-        for link, identity in watchers:
-            try:
-                link.push(identity, "volume.status", view)
-            except Exception as exc:  # the watcher went away; it is simply dropped
-                log.info("dropping watcher %r: %s", identity, exc)
+        self.watchers.push(rec.id, "volume.status", rec.view(), rec.status in STABLE)
 
     # ---- types, zones, quota, backends ----------------------------------
     async def on_type_create(self, req: Request) -> VolumeType:

@@ -154,7 +154,7 @@ class Attachments:
 
     async def save_volume(self, volume: VolumeRecord) -> None:
         await self.gw.store.save_status(volume)
-        self.gw._publish(volume)
+        self.gw.publish(volume)
 
     async def export(
         self, volume: VolumeRecord, att: AttachmentRecord, readonly: bool, ctx: Context

@@ -109,7 +109,7 @@ class GatewayLifecycle:
 
     async def save_volume(self, rec: VolumeRecord) -> None:
         await self.store.save_status(rec)
-        self.gw._publish(rec)
+        self.gw.publish(rec)
 
     async def save_snapshot(self, rec: SnapshotRecord) -> None:
         rec.updated_at = time.time()
@@ -121,19 +121,9 @@ class GatewayLifecycle:
             "snapshot", snapshot_id=rec.id, volume_id=rec.volume_id, project_id=rec.project_id,
             status=rec.status.value, size=rec.size, name=rec.name, reason=rec.reason,
         )
-        self._push(rec.id, "snapshot.status", rec.view(), rec.status in SNAPSHOT_STABLE)
-
-    def _push(self, object_id: str, op: str, view: Any, last: bool) -> None:
-        watchers = self.gw._watchers.get(object_id)
-        if not watchers:
-            return
-        if last:
-            del self.gw._watchers[object_id]
-        for link, identity in watchers:
-            try:
-                link.push(identity, op, view)
-            except CinderblockError as exc:  # the watcher went away; it is simply dropped
-                log.info("dropping watcher %r: %s", identity, exc.message)
+        self.gw.watchers.push(
+            rec.id, "snapshot.status", rec.view(), rec.status in SNAPSHOT_STABLE
+        )
 
     async def finish_volume_delete(self, rec: VolumeRecord, ctx: Context) -> None:
         """The row goes and the volume's quota is given back, together."""
@@ -143,8 +133,8 @@ class GatewayLifecycle:
         await self._together(self.store.remove_volume(rec), self.quota_call(
             "quota.release", release, ctx))
         self._remember_gone(rec.id, rec.view())
-        self.gw._publish(rec)
-        self.gw._watchers.pop(rec.id, None)
+        self.gw.publish(rec)
+        self.gw.watchers.drop(rec.id)
 
     async def finish_snapshot_delete(self, rec: SnapshotRecord, ctx: Context) -> None:
         rec.move(SnapshotStatus.DELETED)
@@ -227,7 +217,7 @@ class GatewayLifecycle:
 
     def _watching(self, req: Request, object_id: str) -> None:
         if req.body.watch:
-            self.gw._watchers.setdefault(object_id, []).append((req.link, req.sender))
+            self.gw.watchers.add(object_id, req)
 
     async def _run(
         self, flow: Any, c: Any, req: Request, object_id: str, volume_id: str
@@ -240,11 +230,8 @@ class GatewayLifecycle:
             raise
 
     def _unwatch(self, req: Request, object_id: str) -> None:
-        watchers = self.gw._watchers.get(object_id, [])
-        if req.body.watch and (req.link, req.sender) in watchers:
-            watchers.remove((req.link, req.sender))
-            if not watchers:
-                del self.gw._watchers[object_id]
+        if req.body.watch:
+            self.gw.watchers.remove(object_id, req)
 
     def _from_node(self, req: Request) -> None:
         if req.link is not self.gw.router or req.sender not in self._nodes:
@@ -279,7 +266,7 @@ class GatewayLifecycle:
         if ok:
             rec.size = body.new_size
         await self.store.save_size(rec)
-        self.gw._publish(rec)
+        self.gw.publish(rec)
 
     # ---- snapshots -----------------------------------------------------
     async def on_snapshot_create(self, req: Request) -> Snapshot:
@@ -322,7 +309,7 @@ class GatewayLifecycle:
         for snapshot_id in req.body.snapshot_ids:
             rec = visible_snapshot(self.store, snapshot_id, req.ctx)
             if rec.status not in SNAPSHOT_STABLE:
-                self.gw._watchers.setdefault(snapshot_id, []).append((req.link, req.sender))
+                self.gw.watchers.add(snapshot_id, req)
             views.append(rec.view())
         return SnapshotList(tuple(views))
 

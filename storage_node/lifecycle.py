@@ -274,7 +274,7 @@ class NodeLifecycle:
 
     def changed(self) -> None:
         """The driver's contents changed: count again and publish capacity."""
-        self.node._volume_count = len(self.node.driver.volumes())
+        self.node.recount_volumes()
         self.node.stats_changed()
 
     # ---- handlers --------------------------------------------------------

@@ -119,6 +119,10 @@ class StorageNode(Actor):
             sched_seq=self._sched_seq, timestamp=time.time(), volumes=self._volume_count,
         )
 
+    def recount_volumes(self) -> None:
+        self._volume_count = len(self.driver.volumes())
+        self.stats_changed()
+
     # ---- services the manager flow uses --------------------------------
     def begin_create(self, volume_id: str, size: int, epoch: str, seq: int) -> None:
         self._inflight[volume_id] = size
