@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_attachment(sub, common, _leaf)
     az = sub.add_parser("az", help="availability zones").add_subparsers(required=True)
     _leaf(az, common, "list", "list availability zones", cmd_az_list)
+    p = _leaf(sub, common, "tui", "the live dashboard: flows, backends, volumes, rates", cmd_tui)
+    p.add_argument("--events", default=os.environ.get("CINDERBLOCK_EVENTS"),
+                   help="event endpoint, else read from DATA_DIR/endpoints.json")
     backend = sub.add_parser("backend", help="storage backends").add_subparsers(required=True)
     _leaf(backend, common, "list", "backends with their capacity", cmd_backend_list)
     return parser
@@ -160,10 +163,10 @@ def client(args: argparse.Namespace) -> SyncClient:
     return SyncClient(endpoint, project=args.project, admin=args.admin)
 
 
-def _endpoint_from(data_dir: Path) -> str:
+def _endpoint_from(data_dir: Path, name: str = "gateway") -> str:
     path = data_dir / "endpoints.json"
     try:
-        endpoint: str = json.loads(path.read_text())["gateway"]
+        endpoint: str = json.loads(path.read_text())[name]
         return endpoint
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"no running cluster found ({path}: {exc}); start one with "
@@ -198,6 +201,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM stops `up` the way Ctrl-C does
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from tui.app import run
+
+    gateway = args.gateway or _endpoint_from(args.data_dir)
+    events = args.events or _endpoint_from(args.data_dir, "events")
+    run(gateway, events, project=args.project, admin=args.admin)
+    return 0
 
 
 def cmd_actor(args: argparse.Namespace) -> int:

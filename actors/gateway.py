@@ -95,7 +95,6 @@ class Gateway(Actor):
         }
 
     async def on_start(self) -> None:
-        self._start_event_hub()
         for vtype in await self.store.open():
             self.types.add(vtype)
         self.spawn(self.store.db.flusher())
@@ -108,6 +107,9 @@ class Gateway(Actor):
 
     async def on_stop(self) -> None:
         await self.store.db.close()
+
+    def prepare(self) -> None:
+        self._start_event_hub()
 
     def _start_event_hub(self) -> None:
         """Bind the hub here (a bad address fails the start loudly), then hand both

@@ -147,6 +147,9 @@ class Actor:
     def handlers(self) -> dict[str, Handler]:
         return {}
 
+    def prepare(self) -> None:
+        """Runs first, before the event publisher connects (the gateway binds its hub here)."""
+
     async def on_start(self) -> None:
         pass
 
@@ -202,6 +205,7 @@ class Actor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
+        self.prepare()
         self.events = EventPublisher(self.zctx, self._events_endpoint, self.name)
         async with asyncio.TaskGroup() as tg:
             self._tg = tg

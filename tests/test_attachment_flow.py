@@ -88,7 +88,7 @@ class StubGateway:
         self.pushed: list[tuple[str, str]] = []
         self.attachments = Attachments(cast(Any, self))
 
-    def _publish(self, rec: VolumeRecord) -> None:
+    def publish(self, rec: VolumeRecord) -> None:
         self.pushed.append((rec.id, rec.status.value))
 
     def add_volume(self, vid: str, vtype: VolumeType = PLAIN, project: str = "p1",

@@ -1,0 +1,89 @@
+"""The dashboard's link to the gateway: is the cluster up, and what does it hold?
+
+``GatewayLink.run`` loops for as long as the dashboard runs. Each session
+opens a client, pings it with a short timeout, catches up (volumes, backends,
+volume types) into the model, and then keeps pinging; the backends are
+re-read now and then, which keeps their up/down and age honest even when
+their events were dropped. It catches up again whenever the event stream
+(re)connects (``stream_connects`` moves), once more ``settle_s`` after a
+session starts (a restarted actor's first events can be lost while its
+publisher joins the hub), and every ``resync_s``: PUB/SUB may drop events,
+and this heals whatever was lost. When a ping or a call fails the model says the
+cluster is down, the client is thrown away (queued requests to a dead peer
+must not reach its successor), and a new session starts after ``retry_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from protocol.client import Client
+from protocol.errors import CinderblockError
+from tui.model import Model
+
+CATCH_UP_LIMIT = 1000  # newest volumes read on (re)connecting; one reply stays small
+
+
+class GatewayLink:
+    def __init__(self, model: Model, endpoint: str, project: str = "demo", admin: bool = True,
+                 clock: Callable[[], float] = time.time, ping_s: float = 1.0,
+                 ping_timeout_s: float = 1.5, retry_s: float = 1.0,
+                 backends_s: float = 5.0, settle_s: float = 2.0, resync_s: float = 30.0,
+                 stream_connects: Callable[[], int] = lambda: 0) -> None:
+        self.model = model
+        self.endpoint = endpoint
+        self.project = project
+        self.admin = admin
+        self.clock = clock
+        self.ping_s = ping_s
+        self.ping_timeout_s = ping_timeout_s
+        self.retry_s = retry_s
+        self.backends_s = backends_s
+        self.settle_s = settle_s
+        self.resync_s = resync_s
+        self.stream_connects = stream_connects
+        self._synced_connects = -1
+        self.client: Client | None = None  # set while the gateway answers
+        self.sessions = 0
+
+    async def run(self) -> None:
+        while True:
+            client = Client(self.endpoint, project=self.project, admin=self.admin, timeout=5.0)
+            try:
+                await self._session(client)
+            except CinderblockError as exc:
+                self.model.link.mark(False, self.clock(), f"{exc.code}: {exc}")
+            finally:
+                self.client = None
+                client.close()
+            await asyncio.sleep(self.retry_s)
+
+    async def _session(self, client: Client) -> None:
+        await client.ping(timeout=self.ping_timeout_s)
+        await self.catch_up(client)
+        self.sessions += 1
+        self.client = client
+        self.model.link.mark(True, self.clock())
+        backends_due = time.monotonic() + self.backends_s
+        resync_due = time.monotonic() + self.settle_s
+        while True:
+            await asyncio.sleep(self.ping_s)
+            await client.ping(timeout=self.ping_timeout_s)
+            if self.stream_connects() != self._synced_connects \
+                    or time.monotonic() >= resync_due:
+                await self.catch_up(client)
+                resync_due = time.monotonic() + self.resync_s
+            elif time.monotonic() >= backends_due:
+                self.model.load_backends(await client.list_backends(), self.clock())
+                backends_due = time.monotonic() + self.backends_s
+
+    async def catch_up(self, client: Client) -> None:
+        self._synced_connects = self.stream_connects()
+        asked = self.clock()
+        volumes = await client.list_volumes(all_projects=self.admin, limit=CATCH_UP_LIMIT)
+        self.model.load_volumes(volumes, asked, complete=len(volumes) < CATCH_UP_LIMIT)
+        self.model.load_backends(await client.list_backends(), self.clock())
+        self.model.load_types(await client.list_types())
+        self.model.link.synced_at = self.clock()

@@ -1,0 +1,245 @@
+"""Flows and their tasks, folded from ``flow`` and ``task`` events.
+
+Every flow run is keyed by its ``flow_id``. A flow is *running* until it
+reaches a final state; then it is *done* (SUCCESS) or *failed* (it passed
+through FAILURE, so it ends REVERTED or REVERT_FAILURE). Retention:
+
+- done flows fade: they are kept ``fade_s`` seconds after they end, and at
+  most ``keep_done`` of them (the newest), so a benchmark cannot flood the view;
+- failed flows stay until dismissed (at most ``keep_failed``, the newest);
+- running flows that stop hearing events for ``lost_after_s`` (their events
+  were dropped, or their actor died) are forgotten and counted as lost.
+
+Two clocks: ``ts`` in an event is the publishing actor's clock, ``now`` is
+the dashboard's. Durations between events of one flow use ``ts`` only (one
+actor, one clock); ages and fading use ``now`` only, so clock skew between
+hosts never shows as a negative or growing elapsed time.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+FINAL = frozenset({"SUCCESS", "REVERTED", "REVERT_FAILURE"})
+FAILED = frozenset({"FAILURE", "REVERTING", "REVERTED", "REVERT_FAILURE"})
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One state change of a flow or a task, at the actor's clock."""
+
+    state: str
+    ts: float
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    name: str
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        return self.changes[-1].state if self.changes else "PENDING"
+
+    def span(self, *states: str) -> tuple[float, float] | None:
+        """From the first change into ``states[0]`` to the next change after it."""
+        for i, change in enumerate(self.changes):
+            if change.state == states[0]:
+                end = self.changes[i + 1].ts if i + 1 < len(self.changes) else None
+                return (change.ts, end if end is not None else change.ts)
+        return None
+
+
+@dataclass(slots=True)
+class FlowRecord:
+    flow_id: str
+    flow: str
+    volume_id: str
+    actor: str
+    started: float  # actor clock of the first event seen
+    last_ts: float  # actor clock of the latest event
+    last_seen: float  # dashboard clock of the latest event
+    state: str = "PENDING"
+    reason: str | None = None
+    ended_seen: float | None = None  # dashboard clock when it reached a final state
+    tasks: dict[str, TaskRecord] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+    current: str | None = None  # the task that moved last
+    failed_task: str | None = None
+    revert_order: list[str] = field(default_factory=list)
+    saw_start: bool = False  # False when the dashboard joined after PENDING
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+    @property
+    def failed(self) -> bool:
+        return self.state in FAILED
+
+    def elapsed(self, now: float) -> float:
+        """Seconds since the flow started; frozen once it is final."""
+        spent = self.last_ts - self.started
+        if self.final:
+            return spent
+        return spent + max(0.0, now - self.last_seen)
+
+    def task(self, name: str) -> TaskRecord:
+        record = self.tasks.get(name)
+        if record is None:
+            record = self.tasks[name] = TaskRecord(name)
+        return record
+
+
+class FlowBook:
+    """Every flow the dashboard knows, bucketed as running, done and failed."""
+
+    def __init__(self, fade_s: float = 10.0, keep_done: int = 200, keep_failed: int = 500,
+                 lost_after_s: float = 120.0) -> None:
+        self.fade_s = fade_s
+        self.keep_done = keep_done
+        self.keep_failed = keep_failed
+        self.lost_after_s = lost_after_s
+        self.flows: dict[str, FlowRecord] = {}
+        self._done: OrderedDict[str, float] = OrderedDict()  # flow_id -> ended_seen
+        self._failed: OrderedDict[str, None] = OrderedDict()
+        self.finished: Counter[str] = Counter()  # "volume_create_api SUCCESS" -> count
+        self.lost = 0
+        self.dismissed = 0
+        self.version = 0
+
+    # ---- folding ---------------------------------------------------------
+    def on_flow(self, e: Mapping[str, Any], now: float) -> None:
+        flow = self._flow(e, now)
+        state, ts = str(e["state"]), float(e["ts"])
+        reason = _reason(e)
+        flow.changes.append(Change(state, ts, reason))
+        if state == "PENDING":
+            flow.saw_start = True
+            flow.started = min(flow.started, ts)
+            for name in _names(e.get("tasks")):
+                flow.task(name)
+        flow.state = state
+        if reason is not None:
+            flow.reason = reason
+        self._touch(flow, ts, now)
+        if state in FAILED:
+            self._failed[flow.flow_id] = None
+            self._trim(self._failed, self.keep_failed)
+        if state in FINAL:
+            self._end(flow, now)
+
+    def on_task(self, e: Mapping[str, Any], now: float) -> None:
+        flow = self._flow(e, now)
+        name, state, ts = str(e["task"]), str(e["state"]), float(e["ts"])
+        reason = _reason(e)
+        flow.task(name).changes.append(Change(state, ts, reason))
+        flow.current = name
+        if state == "FAILURE":
+            flow.failed_task = name
+        elif state == "REVERTING":
+            flow.revert_order.append(name)
+        self._touch(flow, ts, now)
+
+    def _flow(self, e: Mapping[str, Any], now: float) -> FlowRecord:
+        flow_id = str(e["flow_id"])
+        flow = self.flows.get(flow_id)
+        if flow is None:
+            ts = float(e["ts"])
+            flow = FlowRecord(flow_id, str(e["flow"]), str(e.get("volume_id") or ""),
+                              str(e.get("actor", "?")), ts, ts, now)
+            self.flows[flow_id] = flow
+        return flow
+
+    def _touch(self, flow: FlowRecord, ts: float, now: float) -> None:
+        flow.last_ts = max(flow.last_ts, ts)
+        flow.last_seen = now
+        self.version += 1
+
+    def _end(self, flow: FlowRecord, now: float) -> None:
+        flow.ended_seen = now
+        self.finished[f"{flow.flow} {flow.state}"] += 1
+        if flow.state == "SUCCESS":
+            self._done[flow.flow_id] = now
+            self._trim(self._done, self.keep_done)
+
+    def _trim(self, bucket: OrderedDict[str, Any], keep: int) -> None:
+        while len(bucket) > keep:
+            flow_id, _ = bucket.popitem(last=False)
+            self.flows.pop(flow_id, None)
+
+    # ---- time and the user -------------------------------------------------
+    def tick(self, now: float) -> None:
+        """Forget done flows that have faded and running flows gone silent."""
+        while self._done:
+            flow_id, ended = next(iter(self._done.items()))
+            if now - ended < self.fade_s:
+                break
+            del self._done[flow_id]
+            self.flows.pop(flow_id, None)
+            self.version += 1
+        silent = [f.flow_id for f in self.flows.values()
+                  if not f.final and f.flow_id not in self._failed
+                  and now - f.last_seen > self.lost_after_s]
+        for flow_id in silent:
+            del self.flows[flow_id]
+            self.lost += 1
+            self.version += 1
+
+    def dismiss(self, flow_id: str) -> bool:
+        """Forget one failed flow (running and done flows cannot be dismissed)."""
+        flow = self.flows.get(flow_id)
+        if flow is None or not flow.failed or not flow.final:
+            return False
+        del self.flows[flow_id]
+        self._failed.pop(flow_id, None)
+        self.dismissed += 1
+        self.version += 1
+        return True
+
+    def dismiss_failed(self) -> int:
+        return sum(self.dismiss(flow_id) for flow_id in list(self._failed))
+
+    # ---- views -------------------------------------------------------------
+    def fade(self, flow: FlowRecord, now: float) -> float:
+        """0 for a flow that just ended, rising to 1 when it is about to go."""
+        if flow.state != "SUCCESS" or flow.ended_seen is None or self.fade_s <= 0:
+            return 0.0
+        return min(1.0, max(0.0, (now - flow.ended_seen) / self.fade_s))
+
+    def ordered(self, limit: int = 500) -> list[FlowRecord]:
+        """Failed flows first, then running, then done; newest first in each."""
+        failed: list[FlowRecord] = []
+        running: list[FlowRecord] = []
+        done: list[FlowRecord] = []
+        for flow in self.flows.values():
+            bucket = failed if flow.failed else done if flow.final else running
+            bucket.append(flow)
+        out: list[FlowRecord] = []
+        for bucket in (failed, running, done):
+            bucket.sort(key=_started, reverse=True)
+            out.extend(bucket)
+        return out[:limit]
+
+    def counts(self) -> Counter[str]:
+        return Counter("failed" if f.failed else "done" if f.final else "running"
+                       for f in self.flows.values())
+
+
+def _started(flow: FlowRecord) -> float:
+    return flow.started
+
+
+def _reason(e: Mapping[str, Any]) -> str | None:
+    reason = e.get("reason")
+    return None if reason is None else str(reason)
+
+
+def _names(value: object) -> Sequence[str]:
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return ()
