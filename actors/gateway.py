@@ -16,6 +16,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Collection
+from functools import partial
 from typing import Any
 
 import zmq
@@ -235,7 +236,9 @@ class Gateway(Actor):
             views.append(rec.view())
         return VolumeList(tuple(views))
 
-    async def on_volume_update(self, req: Request) -> None:
+    def on_volume_update(self, req: Request) -> None:
+        """A plain handler (no task per update): memory first, the row is queued,
+        and everyone hears of it once it is committed."""
         update: VolumeUpdate = req.body
         if req.link is self.router and req.sender not in self._node_hosts:
             # Status updates come from the scheduler (over our own DEALER to it) or
@@ -255,8 +258,11 @@ class Gateway(Actor):
         check_volume_move(rec.status, new)
         rec.status, rec.reason = new, update.reason
         rec.host = update.host or rec.host
-        await self.store.save_status(rec)
-        self.publish(rec)
+        self.store.queue_status(rec).add_done_callback(partial(self._saved, rec))
+
+    def _saved(self, rec: VolumeRecord, committed: asyncio.Future[None]) -> None:
+        if committed.exception() is None:
+            self.publish(rec)
 
     def publish(self, rec: VolumeRecord) -> None:
         """Tell everyone: an event for dashboards, a push for the clients watching."""

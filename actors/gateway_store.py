@@ -8,6 +8,7 @@ anyone about it, so what a client was told survives a restart.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -127,11 +128,15 @@ class GatewayStore:
         for write in [self.db.write(sql, params) for sql, params in writes]:
             await write
 
-    async def save_status(self, rec: VolumeRecord) -> None:
+    def queue_status(self, rec: VolumeRecord) -> asyncio.Future[None]:
+        """Queue the status row; the future resolves when it is committed."""
         rec.updated_at = time.time()
-        await self.db.write(
+        return self.db.write(
             UPDATE_STATUS, (rec.status.value, rec.host, rec.reason, rec.updated_at, rec.id)
         )
+
+    async def save_status(self, rec: VolumeRecord) -> None:
+        await self.queue_status(rec)
 
     async def save_size(self, rec: VolumeRecord) -> None:
         rec.updated_at = time.time()
