@@ -22,6 +22,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from protocol.messages import BackendStatsMsg
+
 __all__ = [
     "BackendStats",
     "Placement",
@@ -118,3 +120,21 @@ def consume(stats: BackendStats, size_gb: float) -> None:
     stats.allocated_capacity_gb += size_gb
     stats.provisioned_capacity_gb += size_gb
     stats.free_capacity_gb -= size_gb
+
+
+def stats_from_message(m: BackendStatsMsg, *, counted: bool = True) -> BackendStats:
+    """A node's stats message as the scheduler's arithmetic sees it. ``counted=False``
+    drops the sequence bookkeeping (for a check on the node itself)."""
+    return BackendStats(
+        backend=m.backend, host=m.host, availability_zone=m.availability_zone,
+        total_capacity_gb=m.total_capacity_gb, free_capacity_gb=m.free_capacity_gb,
+        allocated_capacity_gb=m.allocated_capacity_gb,
+        provisioned_capacity_gb=m.provisioned_capacity_gb,
+        reserved_percentage=m.reserved_percentage,
+        thin_provisioning_support=m.thin_provisioning_support,
+        thick_provisioning_support=m.thick_provisioning_support,
+        max_over_subscription_ratio=m.max_over_subscription_ratio,
+        capabilities=dict(m.capabilities),
+        sched_epoch=m.sched_epoch if counted else "",
+        sched_seq=m.sched_seq if counted else 0,
+    )

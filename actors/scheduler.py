@@ -16,7 +16,7 @@ from typing import Any
 
 import zmq
 
-from actors.capacity import BackendStats
+from actors.capacity import BackendStats, stats_from_message
 from actors.capacity_index import CapacityIndex
 from actors.config import ClusterConfig
 from actors.runtime import Actor, Link, Request
@@ -81,7 +81,7 @@ class Scheduler(Actor):
             log.warning("ignoring malformed stats: %s", exc)
             return
         self.stats_received += 1
-        self.index.update(_to_stats(msg), time.monotonic())
+        self.index.update(stats_from_message(msg), time.monotonic())
         self.events.emit("backend", **dump(msg))
 
     def cast_to_node(self, host: str, body: NodeCreateVolume, ctx: Context) -> None:
@@ -98,20 +98,6 @@ class Scheduler(Actor):
     def on_backend_list(self, req: Request) -> BackendList:
         views = self.index.backends(time.monotonic())
         return BackendList(tuple(_backend(v.stats, v.age_s, v.up) for v in views))
-
-
-def _to_stats(m: BackendStatsMsg) -> BackendStats:
-    return BackendStats(
-        backend=m.backend, host=m.host, availability_zone=m.availability_zone,
-        total_capacity_gb=m.total_capacity_gb, free_capacity_gb=m.free_capacity_gb,
-        allocated_capacity_gb=m.allocated_capacity_gb,
-        provisioned_capacity_gb=m.provisioned_capacity_gb,
-        reserved_percentage=m.reserved_percentage,
-        thin_provisioning_support=m.thin_provisioning_support,
-        thick_provisioning_support=m.thick_provisioning_support,
-        max_over_subscription_ratio=m.max_over_subscription_ratio,
-        capabilities=dict(m.capabilities), sched_epoch=m.sched_epoch, sched_seq=m.sched_seq,
-    )
 
 
 def _backend(s: BackendStats, age_s: float, up: bool) -> Backend:

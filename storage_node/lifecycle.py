@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from actors.capacity import BackendStats, capacity_passes
+from actors.capacity import capacity_passes, stats_from_message
 from actors.flow import LinearFlow, Task
 from actors.runtime import Handler, Request
 from protocol.codec import Context
@@ -57,17 +57,7 @@ class InsufficientCapacity(Exception):
 
 def extend_fits(stats: BackendStatsMsg, grow_gb: int) -> bool:
     """Cinder's capacity filter, asked again on the node for the extra GiB."""
-    view = BackendStats(
-        backend=stats.backend, host=stats.host, availability_zone=stats.availability_zone,
-        total_capacity_gb=stats.total_capacity_gb, free_capacity_gb=stats.free_capacity_gb,
-        allocated_capacity_gb=stats.allocated_capacity_gb,
-        provisioned_capacity_gb=stats.provisioned_capacity_gb,
-        reserved_percentage=stats.reserved_percentage,
-        thin_provisioning_support=stats.thin_provisioning_support,
-        thick_provisioning_support=stats.thick_provisioning_support,
-        max_over_subscription_ratio=stats.max_over_subscription_ratio,
-        capabilities=dict(stats.capabilities), sched_epoch="", sched_seq=0,
-    )
+    view = stats_from_message(stats, counted=False)
     return capacity_passes(view, grow_gb, thin=stats.thin_provisioning_support)
 
 
