@@ -82,8 +82,10 @@ class DashboardApp(App[None]):
         self.panes: dict[str, Pane] = {}
 
     def compose(self) -> ComposeResult:
-        yield StatusBar(self.model, id="status")
-        yield PaneTabs(self.model, id="tabs")
+        self.status_bar = StatusBar(self.model, id="status")
+        self.tabs = PaneTabs(self.model, id="tabs")
+        yield self.status_bar
+        yield self.tabs
         self.panes = {
             "flows": FlowsPane(self.model, self.clock, id="flows"),
             "backends": BackendsPane(self.model, id="backends"),
@@ -124,11 +126,13 @@ class DashboardApp(App[None]):
 
     # ---- painting ----------------------------------------------------------
     def refresh_view(self) -> None:
+        if not self.status_bar.is_attached:  # the app is closing; the timer fired late
+            return
         now = self.clock()
         self.model.tick(now)
         self.refreshes += 1
-        self.query_one(StatusBar).show(now, self.paused)
-        self.query_one(PaneTabs).show(self.active, now)
+        self.status_bar.show(now, self.paused)
+        self.tabs.show(self.active, now)
         if self.paused:
             return
         for name in PANES:
@@ -150,7 +154,7 @@ class DashboardApp(App[None]):
         target = pane.table if isinstance(pane, FlowsPane | VolumesPane) else pane
         target.focus()
         pane.show(self.clock())
-        self.query_one(PaneTabs).show(name, self.clock())
+        self.tabs.show(name, self.clock())
 
     def action_filter(self) -> None:
         self.action_show_pane("volumes")
