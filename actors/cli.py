@@ -175,15 +175,19 @@ def _endpoint_from(data_dir: Path, name: str = "gateway") -> str:
 
 # ---- commands ------------------------------------------------------------
 def cmd_up(args: argparse.Namespace) -> int:
-    from actors.cluster import Cluster
+    from actors.cluster import Cluster, ClusterError
     from actors.config import embedded
 
+    _refuse_if_running(args.data_dir)
     cfg = embedded(args.data_dir, backend=args.backend, nodes=args.nodes,
                    capacity_gb=args.capacity_gb)
     cluster = Cluster(cfg)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        cluster.start()
+        try:
+            cluster.start()
+        except ClusterError as exc:
+            raise UsageError(f"the cluster did not start: {exc}") from exc
         print(f"cinderblock is up: gateway {cfg.gateway}, events {cfg.events}")
         print(f"data in {cfg.data_dir}; logs in {cfg.data_dir}/logs; Ctrl-C stops everything")
         for name, pid in cluster.pids().items():
@@ -194,9 +198,23 @@ def cmd_up(args: argparse.Namespace) -> int:
         pass
     finally:
         cluster.stop()
-        (Path(cfg.data_dir) / "endpoints.json").unlink(missing_ok=True)
         print("cinderblock stopped")
     return 0
+
+
+def _refuse_if_running(data_dir: Path) -> None:
+    """One cluster per data directory: say so plainly if one already answers there."""
+    try:
+        endpoint = _endpoint_from(data_dir)
+    except UsageError:
+        return
+    with SyncClient(endpoint, timeout=1.0) as c:
+        try:
+            c.ping()
+        except CinderblockError:
+            return  # a stale endpoints file from a cluster that is gone
+    raise UsageError(f"a cluster is already running in {data_dir} (gateway {endpoint}); "
+                     "stop it first, or give another --data-dir")
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -31,6 +31,7 @@ class Cluster:
         self.cfg = cfg
         self.data_dir = Path(cfg.data_dir)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._published = False  # whether endpoints.json is ours to remove
 
     @property
     def config_path(self) -> Path:
@@ -57,6 +58,7 @@ class Cluster:
         tmp = self.data_dir / "endpoints.json.tmp"
         tmp.write_text(json.dumps(self.endpoints(), indent=2))
         tmp.replace(self.data_dir / "endpoints.json")
+        self._published = True
 
     def spawn(self, kind: str, host: str | None = None) -> subprocess.Popen[bytes]:
         name = host or kind
@@ -92,8 +94,9 @@ class Cluster:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 log = self.data_dir / "logs" / f"{name}.log"
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise ClusterError(f"{name} exited with {proc.returncode}; log {log}:\n{tail}")
+                lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+                last = lines[-1].strip(" |+-") if lines else "no output"
+                raise ClusterError(f"{name} exited with {proc.returncode}: {last} (log: {log})")
 
     def pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self.procs.items()}
@@ -105,7 +108,9 @@ class Cluster:
     def stop(self, grace: float = 5.0) -> None:
         """Stop every actor this cluster started; the endpoints file goes first, so
         no command finds a cluster that is going away."""
-        (self.data_dir / "endpoints.json").unlink(missing_ok=True)
+        if self._published:
+            (self.data_dir / "endpoints.json").unlink(missing_ok=True)
+            self._published = False
         procs, self.procs = list(self.procs.values()), {}
         _terminate(procs, grace)
 

@@ -7,13 +7,17 @@ then resolves every future of the batch. So N requests that arrive together
 cost one transaction, not N: this is what lets a create stay far from one
 fsync per request. A failed batch is rolled back and every write in it fails.
 
-Only the actor that owns the file creates a ``Database`` for it.
+Only the actor that owns the file creates a ``Database`` for it, and the
+file's owner lock (``<file>.owner``, flock) makes that so: a second process
+opening the same file fails with ``NotTheOwner`` instead of writing beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -37,9 +41,11 @@ class Database:
         self.batches = 0
         self.rows = 0
         self.largest_batch = 0
+        self._owner = -1
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._owner = _own(self.path)
         conn = await aiosqlite.connect(self.path)
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -101,9 +107,29 @@ class Database:
         await self.flush()
         await self._conn.close()
         self._conn = None
+        os.close(self._owner)  # releases the lock
 
     def statistics(self) -> dict[str, int]:
         return {"batches": self.batches, "rows": self.rows, "largest_batch": self.largest_batch}
+
+
+class NotTheOwner(RuntimeError):
+    """Another process already owns this database file."""
+
+
+def _own(path: Path) -> int:
+    """Take the file's owner lock (held until the process ends or ``close``): a
+    second actor pointed at the same file fails here instead of writing beside it."""
+    fd = os.open(f"{path}.owner", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise NotTheOwner(f"{path} is owned by another running process (pid {holder})") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
 def _runs(batch: list[tuple[str, Params]]) -> Iterable[tuple[str, list[Params]]]:

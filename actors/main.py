@@ -10,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import zmq
+
 from actors.config import ClusterConfig, load
+from actors.db import NotTheOwner
 from actors.runtime import Actor
 
 ACTORS = ("gateway", "quota", "scheduler", "node")
@@ -50,11 +53,23 @@ def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False) 
     if profiler is not None:
         profiler.enable()
     try:
-        asyncio.run(actor.run())
-    except KeyboardInterrupt:
-        pass
+        return _run(actor, host or kind)
     finally:
         if profiler is not None and profile_dir:
             profiler.disable()
             profiler.dump_stats(str(Path(profile_dir) / f"{host or kind}.prof"))
-    return 0
+
+
+def _run(actor: Actor, name: str) -> int:
+    """Run until stopped; a start that cannot happen (its database is owned by
+    another process, its address is taken) is one clear line and exit status 1."""
+    failed = False
+    try:
+        asyncio.run(actor.run())
+    except* KeyboardInterrupt:
+        pass
+    except* (NotTheOwner, zmq.ZMQError) as group:
+        for exc in group.exceptions:
+            logging.getLogger("cinderblock").error("%s cannot start: %s", name, exc)
+        failed = True
+    return 1 if failed else 0

@@ -301,3 +301,25 @@ def test_the_data_dir_and_project_can_come_from_the_environment(up: UpCluster) -
     vol = json.loads(made.stdout)
     assert vol["project_id"] == project
     assert [v["id"] for v in json.loads(listed.stdout)] == [vol["id"]]
+
+
+def test_a_second_up_on_a_running_data_dir_is_refused_and_leaves_the_first_alone(
+    up: UpCluster,
+) -> None:
+    done = up.cli("up")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "a cluster is already running" in done.stderr
+    assert (up.data_dir / "endpoints.json").exists()
+    assert all(_alive(pid) for pid in up.pids.values())
+    assert up.cli_json("volume", "list") is not None  # the first cluster still answers
+
+
+def test_an_actor_pointed_at_a_database_another_process_owns_exits_with_a_clear_error(
+    up: UpCluster,
+) -> None:
+    done = run_cli("actor", "quota", "--config", str(up.data_dir / "cluster.json"),
+                   timeout=30)
+    assert done.returncode != 0
+    assert "is owned by another running process" in done.stderr
+    assert up.cli_json("quota", "show") is not None
