@@ -113,6 +113,10 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=120.0)
     p = _leaf(vol, common, "show", "show a volume", cmd_volume_show)
     p.add_argument("volume_id")
+    p = _leaf(vol, common, "reset-state", "admin: move a stuck volume to error or available",
+              cmd_volume_reset_state)
+    p.add_argument("volume_id")
+    p.add_argument("--state", default="error", help="error (default) or available")
     p = _leaf(vol, common, "list", "list volumes", cmd_volume_list)
     p.add_argument("--all-projects", action="store_true")
     p.add_argument("--status")
@@ -254,6 +258,13 @@ def cmd_volume_create(args: argparse.Namespace) -> int:
 def cmd_volume_show(args: argparse.Namespace) -> int:
     with client(args) as c:
         vol = c.show_volume(args.volume_id)
+    print(as_json(vol) if args.json else properties(vol))
+    return 0
+
+
+def cmd_volume_reset_state(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        vol = c.reset_volume_state(args.volume_id, args.state)
     print(as_json(vol) if args.json else properties(vol))
     return 0
 

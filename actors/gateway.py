@@ -22,6 +22,7 @@ from typing import Any
 import zmq
 
 from actors.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig
+from actors.gateway_admin import VolumeAdmin
 from actors.gateway_attachments import Attachments
 from actors.gateway_flow import CreateApiContext, volume_create_api
 from actors.gateway_lifecycle import lifecycle_handlers
@@ -72,6 +73,7 @@ class Gateway(Actor):
         self.default_type = DEFAULT_TYPE
         self.flow = volume_create_api(self)
         self.attachments = Attachments(self)
+        self.admin = VolumeAdmin(self)
         self.watchers = Watchers()
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
         self._node_hosts = frozenset(n.host.encode() for n in cfg.nodes)
@@ -92,6 +94,7 @@ class Gateway(Actor):
             "backend.list": self.on_backend_list,
             "ping": lambda req: Empty(),
             **self.attachments.handlers(),
+            **self.admin.handlers(),
             **lifecycle_handlers(self),
         }
 

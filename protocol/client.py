@@ -41,6 +41,7 @@ from protocol.messages import (
     VolumeList,
     VolumeListRequest,
     VolumeRef,
+    VolumeResetState,
     VolumeType,
     VolumeWatch,
     ZoneList,
@@ -150,6 +151,11 @@ class Client(AttachmentMethods, LifecycleMethods):
         wanted = frozenset({"available"})
         return await self.volume_waits.wait(volume, wanted, timeout or self.timeout)
 
+    async def reset_volume_state(self, volume_id: str, status: str) -> Volume:
+        """Admin: move a stuck volume to ``error`` (or ``available`` if it has a host)."""
+        raw = await self.call("volume.reset_state", VolumeResetState(volume_id, status))
+        return parse(Volume, raw, strict=False)
+
     async def show_volume(self, volume_id: str) -> Volume:
         return parse(Volume, await self.call("volume.show", VolumeRef(volume_id)), strict=False)
 
@@ -225,6 +231,9 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods):
 
     def create_volume(self, size: int | None, **kwargs: Any) -> Volume:
         return self._run(lambda c: c.create_volume(size, **kwargs))
+
+    def reset_volume_state(self, volume_id: str, status: str) -> Volume:
+        return self._run(lambda c: c.reset_volume_state(volume_id, status))
 
     def show_volume(self, volume_id: str) -> Volume:
         return self._run(lambda c: c.show_volume(volume_id))

@@ -88,6 +88,15 @@ class VolumeWatch:
 
 @message
 @dataclass(frozen=True, slots=True)
+class VolumeResetState:
+    """An admin's os-reset_status: move a stuck volume to ``error`` or ``available``."""
+
+    volume_id: str
+    status: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class VolumeUpdate:
     """A status change reported to the gateway by the scheduler or a node."""
 
@@ -283,6 +292,7 @@ OPS: dict[str, type] = {
     "volume.list": VolumeListRequest,
     "volume.watch": VolumeWatch,
     "volume.update": VolumeUpdate,
+    "volume.reset_state": VolumeResetState,
     "type.create": TypeCreate,
     "type.list": Empty,
     "az.list": Empty,
