@@ -184,7 +184,7 @@ class Gateway(Actor):
         assert c.record is not None
         done.set_result(c.record)
         self.creates += 1
-        self.publish(c.record)
+        self.publish(c.record, push=False)
         return c.record.view()
 
     async def _existing(self, key: tuple[str, str], fingerprint: str) -> VolumeRecord | None:
@@ -267,14 +267,16 @@ class Gateway(Actor):
         if committed.exception() is None:
             self.publish(rec)
 
-    def publish(self, rec: VolumeRecord) -> None:
-        """Tell everyone: an event for dashboards, a push for the clients watching."""
+    def publish(self, rec: VolumeRecord, push: bool = True) -> None:
+        """Tell everyone: an event for dashboards, a push for the clients watching
+        (not for a new volume: the watcher's own reply already says ``creating``)."""
         self.events.emit(
             "volume", volume_id=rec.id, project_id=rec.project_id, status=rec.status.value,
             size=rec.size, host=rec.host, name=rec.name, volume_type=rec.volume_type.name,
             reason=rec.reason,
         )
-        self.watchers.push(rec.id, "volume.status", rec.view(), rec.status in STABLE)
+        if push:
+            self.watchers.push(rec.id, "volume.status", rec.view(), rec.status in STABLE)
 
     # ---- types, zones, quota, backends ----------------------------------
     async def on_type_create(self, req: Request) -> VolumeType:
