@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import subprocess
+import sysconfig
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import replace
@@ -37,6 +38,16 @@ from protocol.codec import unpack
 GIB = 1 << 30
 E2E_HEARTBEAT_S = 0.25  # quicker first events for the event taps; nothing else depends on it
 _DATA_DIRS: list[Path] = []
+
+
+def _installed_command() -> str:
+    """The ``cinderblock`` script pip installed beside this interpreter (a pyenv shim
+    for it may not exist yet on a fresh machine), else whatever PATH finds."""
+    script = Path(sysconfig.get_path("scripts")) / "cinderblock"
+    return str(script) if script.exists() else "cinderblock"
+
+
+CINDERBLOCK = _installed_command()
 
 
 # ---- clusters ----------------------------------------------------------------
@@ -259,5 +270,5 @@ def run_cli(*args: str, timeout: float = 30.0, env: Mapping[str, str] | None = N
     """Run the installed ``cinderblock`` command; never raises on a non-zero exit."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CINDERBLOCK_")}
     full_env.update(env or {})
-    return subprocess.run(["cinderblock", *args], capture_output=True, text=True,
+    return subprocess.run([CINDERBLOCK, *args], capture_output=True, text=True,
                           timeout=timeout, env=full_env, check=False)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import _DATA_DIRS, GIB, run_cli
+from conftest import _DATA_DIRS, CINDERBLOCK, GIB, run_cli
 
 from actors.config import ClusterConfig, free_port, load
 
@@ -63,7 +63,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpCluster]:
     _DATA_DIRS.append(data_dir.resolve())
     out = data_dir / "up.out"
     with open(out, "wb") as sink:
-        proc = subprocess.Popen(["cinderblock", "up", "--data-dir", str(data_dir)],
+        proc = subprocess.Popen([CINDERBLOCK, "up", "--data-dir", str(data_dir)],
                                 stdout=sink, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     pids: dict[str, int] = {}
