@@ -138,6 +138,43 @@ class Inventory:
         return self.allocated_gb() + sum(self.snapshot_sizes.values())
 
 
+class InventoryDriver:
+    """The answers every driver that keeps an ``Inventory`` gives the same way."""
+
+    backend_name: str
+    _inventory: Inventory
+
+    def volumes(self) -> dict[str, int]:
+        """Volume id -> size in GiB."""
+        return dict(self._inventory.volume_sizes)
+
+    def snapshots(self) -> dict[str, int]:
+        """Snapshot id -> size in GiB."""
+        return dict(self._inventory.snapshot_sizes)
+
+    def _capacity(self, total_gb: float, free_gb: float) -> Capacity:
+        """Thin provisioned: allocated = volumes, provisioned = volumes + snapshots."""
+        return Capacity(
+            total_capacity_gb=total_gb,
+            free_capacity_gb=free_gb,
+            allocated_capacity_gb=float(self._inventory.allocated_gb()),
+            provisioned_capacity_gb=float(self._inventory.provisioned_gb()),
+            thin_provisioning_support=True,
+            thick_provisioning_support=False,
+        )
+
+    def _capabilities(self, clone_method: str) -> dict[str, object]:
+        """What the scheduler may rely on."""
+        return {
+            "volume_backend_name": self.backend_name,
+            "storage_protocol": "nbd",
+            "clone_method": clone_method,
+            "multiattach": True,
+            "thin_provisioning_support": True,
+            "thick_provisioning_support": False,
+        }
+
+
 def check_not_shrinking(new_size_gb: int, current_gb: int, what: str) -> int:
     """Return `new_size_gb` if valid and at least `current_gb`, else raise."""
     validate_size(new_size_gb)

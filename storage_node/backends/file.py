@@ -47,6 +47,7 @@ from storage_node.backends.base import (
     Capacity,
     DriverError,
     Inventory,
+    InventoryDriver,
     check_not_shrinking,
     is_valid_id,
     validate_id,
@@ -196,7 +197,7 @@ def _clone_into(method: CloneMethod, source: Path, size: int, fd: int) -> None:
 # --- the driver -----------------------------------------------------------------------
 
 
-class FileDriver:
+class FileDriver(InventoryDriver):
     """Volumes as sparse raw files in `directory` (thin provisioned)."""
 
     backend_name = "file"
@@ -382,34 +383,10 @@ class FileDriver:
         total = self._capacity_gb
         if total is None:
             total = stat.f_blocks * stat.f_frsize / GIB
-        return Capacity(
-            total_capacity_gb=total,
-            free_capacity_gb=min(stat.f_bavail * stat.f_frsize / GIB, total),
-            allocated_capacity_gb=float(self._inventory.allocated_gb()),
-            provisioned_capacity_gb=float(self._inventory.provisioned_gb()),
-            thin_provisioning_support=True,
-            thick_provisioning_support=False,
-        )
-
-    def volumes(self) -> dict[str, int]:
-        """Volume id -> size in GiB."""
-        return dict(self._inventory.volume_sizes)
-
-    def snapshots(self) -> dict[str, int]:
-        """Snapshot id -> size in GiB."""
-        return dict(self._inventory.snapshot_sizes)
+        return self._capacity(total, min(stat.f_bavail * stat.f_frsize / GIB, total))
 
     def capabilities(self) -> dict[str, object]:
-        """What the scheduler may rely on."""
-        return {
-            "volume_backend_name": self.backend_name,
-            "storage_protocol": "nbd",
-            "clone_method": self.clone_method.value,
-            "multiattach": True,
-            "thin_provisioning_support": True,
-            "thick_provisioning_support": False,
-            "sparse_copy": True,
-        }
+        return {**self._capabilities(self.clone_method.value), "sparse_copy": True}
 
 
 async def _finish_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:

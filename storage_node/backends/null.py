@@ -12,13 +12,14 @@ from pathlib import Path
 from storage_node.backends.base import (
     Capacity,
     Inventory,
+    InventoryDriver,
     check_not_shrinking,
     validate_id,
     validate_size,
 )
 
 
-class NullDriver:
+class NullDriver(InventoryDriver):
     """In-memory volumes and snapshots on a pretend pool of `capacity_gb` GiB."""
 
     backend_name = "null"
@@ -79,30 +80,7 @@ class NullDriver:
     def capacity(self) -> Capacity:
         """The pretend pool, with free space shrinking as volumes are provisioned."""
         provisioned = float(self._inventory.provisioned_gb())
-        return Capacity(
-            total_capacity_gb=self._capacity_gb,
-            free_capacity_gb=max(self._capacity_gb - provisioned, 0.0),
-            allocated_capacity_gb=float(self._inventory.allocated_gb()),
-            provisioned_capacity_gb=provisioned,
-            thin_provisioning_support=True,
-            thick_provisioning_support=False,
-        )
-
-    def volumes(self) -> dict[str, int]:
-        """Volume id -> size in GiB."""
-        return dict(self._inventory.volume_sizes)
-
-    def snapshots(self) -> dict[str, int]:
-        """Snapshot id -> size in GiB."""
-        return dict(self._inventory.snapshot_sizes)
+        return self._capacity(self._capacity_gb, max(self._capacity_gb - provisioned, 0.0))
 
     def capabilities(self) -> dict[str, object]:
-        """What the scheduler may rely on."""
-        return {
-            "volume_backend_name": self.backend_name,
-            "storage_protocol": "nbd",
-            "clone_method": "none",
-            "multiattach": True,
-            "thin_provisioning_support": True,
-            "thick_provisioning_support": False,
-        }
+        return self._capabilities("none")
