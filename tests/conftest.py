@@ -272,3 +272,19 @@ def run_cli(*args: str, timeout: float = 30.0, env: Mapping[str, str] | None = N
     full_env.update(env or {})
     return subprocess.run([CINDERBLOCK, *args], capture_output=True, text=True,
                           timeout=timeout, env=full_env, check=False)
+
+
+async def run_tool(*argv: str, timeout: float = 60.0) -> tuple[int, str]:
+    """Run an outside tool (qemu-io, nbdinfo...) without blocking the loop; its exit
+    status and output. A tool still running at the deadline is killed."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        async with asyncio.timeout(timeout):
+            out, _ = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace")

@@ -18,7 +18,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import E2ECluster, EventTap, eventually, flow_events, run_cli, task_states
+from conftest import (
+    E2ECluster,
+    EventTap,
+    eventually,
+    flow_events,
+    run_cli,
+    task_states,
+)
+from conftest import (
+    run_tool as run,
+)
 
 from protocol.client import Client
 from protocol.client_attach import nbd_uri
@@ -33,20 +43,6 @@ pytestmark = pytest.mark.skipif(
 MIB = 1 << 20
 CONNECTOR = {"host": "compute-1", "ip": "127.0.0.1", "platform": "x86_64",
              "os_type": "linux", "multipath": False, "initiator": "iqn.2004-10.org:compute-1"}
-
-
-async def run(*argv: str, timeout: float = 60.0) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    try:
-        async with asyncio.timeout(timeout):
-            out, _ = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace")
 
 
 async def run_ok(*argv: str) -> str:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import run_tool as run
 
 from protocol.errors import InvalidInput, InvalidState, NotFound
 from protocol.messages_attach import NodeExportInfo
@@ -25,20 +26,6 @@ pytestmark = pytest.mark.skipif(
 
 def uri(info: NodeExportInfo) -> str:
     return f"nbd://{info.host}:{info.port}/{info.export_name}"
-
-
-async def run(*argv: str, timeout: float = 60.0) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    try:
-        async with asyncio.timeout(timeout):
-            out, _ = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
 
 
 async def nbdinfo(info: NodeExportInfo) -> dict[str, object] | None:
