@@ -12,7 +12,7 @@ from actors.scheduler_flow import volume_create_scheduler
 from protocol.messages import Backend, Volume
 from storage_node.manager_flow import volume_create_manager
 from tui.capacity_bar import capacity_bar, segments_gb
-from tui.cells import FLOW_COLUMNS, flow_row, fmt_duration
+from tui.cells import FLOW_COLUMNS, flow_row, fmt_duration, volume_row_or_gone
 from tui.demo import (
     API_TASKS,
     MANAGER_TASKS,
@@ -141,6 +141,17 @@ def test_volumes_filter_by_status_and_text_newest_first_and_respect_the_project(
     assert model.volumes.select() == [volume_id(i) for i in (4, 3, 2, 1)]
     assert model.volumes.select("creating") == [volume_id(4)]
     assert model.volumes.select(None, "DB-2") == [volume_id(2)]
+
+
+def test_a_deleted_volume_leaves_the_book_and_its_stale_row_paints_as_gone() -> None:
+    model = fold(Model(), create_events(Create(volume_id(1), T0)))
+    keys = model.volumes.select()  # what the table holds until its next show
+    volumes = model.volumes.volumes
+    fold(model, [{"kind": "volume", "actor": "gateway", "volume_id": volume_id(1),
+                  "project_id": "demo", "status": "deleted", "ts": T0 + 5}], T0 + 5)
+    assert model.volumes.select() == []
+    row = volume_row_or_gone(volumes, keys[0], T0 + 5, compact=False)
+    assert row.cells[:3] == (volume_id(1), "", "deleted")
 
 
 def test_a_backend_is_down_once_its_stats_are_older_than_the_stale_limit() -> None:

@@ -6,6 +6,7 @@ Plain strings only; the look of a row is its tag, which the table styles.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from tui.model import FlowBook, FlowRecord, VolumeRecord
 from tui.rows import Column, Row
@@ -86,6 +87,19 @@ def flow_row(book: FlowBook, flow: FlowRecord, now: float, compact: bool) -> Row
         fmt_duration(flow.elapsed(now)),
         flow.reason or "",
     ), tag)
+
+
+def volume_row_or_gone(volumes: Mapping[str, VolumeRecord], key: str, now: float,
+                       compact: bool) -> Row:
+    """The row for ``key``; a volume deleted since the keys were chosen shows as gone.
+
+    The table paints lazily, so a row can be asked for after an event removed
+    its volume from the book and before the next ``show`` drops the key.
+    """
+    v = volumes.get(key)
+    if v is None:
+        return Row(key, (key[:8] if compact else key, "", "deleted", "", "", "", "", ""))
+    return volume_row(v, now, compact)
 
 
 def volume_row(v: VolumeRecord, now: float, compact: bool) -> Row:

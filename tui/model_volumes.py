@@ -63,7 +63,7 @@ class VolumeBook:
         old = self.volumes.get(volume_id)
         if old is not None and old.updated > ts:
             return old.status
-        if status == "deleted":  # not published yet; ready for when delete exists
+        if status == "deleted":
             self.volumes.pop(volume_id, None)
             self.version += 1
             return old.status if old else None

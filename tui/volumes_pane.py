@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Static
 
-from tui.cells import VOLUME_COLUMNS, volume_row
+from tui.cells import VOLUME_COLUMNS, volume_row_or_gone
 from tui.model import Model, VolumeRecord
 from tui.row_table import RowTable
 
@@ -59,7 +59,7 @@ class VolumesPane(Vertical):
         keys = book.select(self.status, self.text)
         volumes = book.volumes
         compact = self.size.width < 120
-        self.table.show(keys, lambda key: volume_row(volumes[key], now, compact))
+        self.table.show(keys, lambda key: volume_row_or_gone(volumes, key, now, compact))
         counts = book.counts()
         summary = " · ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         more = " · newest 1000 caught up" if book.catch_up_truncated else ""
