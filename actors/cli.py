@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from actors.cli_attach import add_attachment
-from actors.cli_format import as_json, properties, table
+from actors.cli_format import add_paging, as_json, properties, table
 from actors.cli_lifecycle import add_create_sources, add_snapshot, add_volume_lifecycle
 from protocol.client import SyncClient
 from protocol.errors import CinderblockError
@@ -120,6 +120,7 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _leaf(vol, common, "list", "list volumes", cmd_volume_list)
     p.add_argument("--all-projects", action="store_true")
     p.add_argument("--status")
+    add_paging(p)
     add_volume_lifecycle(vol, common, _leaf)
 
 
@@ -271,7 +272,8 @@ def cmd_volume_reset_state(args: argparse.Namespace) -> int:
 
 def cmd_volume_list(args: argparse.Namespace) -> int:
     with client(args) as c:
-        vols = c.list_volumes(all_projects=args.all_projects, status=args.status)
+        vols = c.list_volumes(all_projects=args.all_projects, status=args.status,
+                              limit=args.limit, marker=args.marker)
     if args.json:
         print(as_json(vols))
         return 0

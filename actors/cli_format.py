@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from protocol.schema import dump
+
+
+def add_paging(p: argparse.ArgumentParser) -> None:
+    """``--limit`` and ``--marker``, as Cinder's list commands (newest first)."""
+    p.add_argument("--limit", type=int, help="at most this many (default: all)")
+    p.add_argument("--marker", help="start after this id (the last of an earlier listing)")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

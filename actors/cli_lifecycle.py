@@ -4,7 +4,7 @@
     cinderblock volume extend VOLUME NEW_SIZE [--wait]
     cinderblock volume create [SIZE] --snapshot-id SNAPSHOT | --source-volid VOLUME
     cinderblock snapshot create VOLUME [--name N] [--description D] [--force] [--wait] [--json]
-    cinderblock snapshot list [--volume VOLUME] [--status S] [--all-projects]
+    cinderblock snapshot list [--volume V] [--status S] [--all-projects] [--limit N] [--marker ID]
     cinderblock snapshot show SNAPSHOT
     cinderblock snapshot delete SNAPSHOT [--wait]
 """
@@ -15,7 +15,7 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from actors.cli_format import as_json, properties, table
+from actors.cli_format import add_paging, as_json, properties, table
 from protocol.messages import Volume
 from protocol.messages_lifecycle import Snapshot
 
@@ -55,6 +55,7 @@ def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     p.add_argument("--volume", dest="volume_id")
     p.add_argument("--status")
     p.add_argument("--all-projects", action="store_true")
+    add_paging(p)
     p = leaf(snap, common, "show", "show a snapshot", cmd_snapshot_show)
     p.add_argument("snapshot_id")
     p = leaf(snap, common, "delete", "delete a snapshot", cmd_snapshot_delete)
@@ -116,7 +117,7 @@ def cmd_snapshot_delete(args: argparse.Namespace) -> int:
 def cmd_snapshot_list(args: argparse.Namespace) -> int:
     with _client(args) as c:
         snaps = c.list_snapshots(all_projects=args.all_projects, volume_id=args.volume_id,
-                                 status=args.status)
+                                 status=args.status, limit=args.limit, marker=args.marker)
     if args.json:
         print(as_json(snaps))
         return 0

@@ -27,6 +27,7 @@ from actors.gateway_attachments import Attachments
 from actors.gateway_flow import CreateApiContext, volume_create_api
 from actors.gateway_lifecycle import lifecycle_handlers
 from actors.gateway_store import GatewayStore, VolumeRecord
+from actors.paging import page
 from actors.runtime import Actor, Request
 from actors.volume_request import TypeCatalog, check_text
 from actors.watchers import Watchers
@@ -217,18 +218,14 @@ class Gateway(Actor):
 
     def on_volume_list(self, req: Request) -> VolumeList:
         body: VolumeListRequest = req.body
-        ctx = req.ctx
-        everyone = body.all_projects and ctx.is_admin
-        found = [
-            rec.view()
-            for rec in self.store.volumes.values()
-            if (everyone or rec.project_id == ctx.project_id)
-            and (body.status is None or rec.status.value == body.status)
-        ]
-        found.sort(key=lambda v: v.created_at, reverse=True)
-        if body.limit is not None:
-            found = found[: max(body.limit, 0)]
-        return VolumeList(tuple(found))
+        everyone, project = body.all_projects and req.ctx.is_admin, req.ctx.project_id
+        found, next_marker = page(
+            self.store.volumes,
+            lambda rec: everyone or rec.project_id == project,
+            lambda rec: body.status is None or rec.status.value == body.status,
+            body.marker, body.limit,
+        )
+        return VolumeList(tuple(rec.view() for rec in found), next_marker)
 
     def on_volume_watch(self, req: Request) -> VolumeList:
         views = []

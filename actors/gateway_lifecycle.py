@@ -39,6 +39,7 @@ from actors.lifecycle_flows import (
     volume_delete_api,
     volume_extend_api,
 )
+from actors.paging import page
 from actors.runtime import Handler, Request
 from protocol.codec import Context
 from protocol.errors import CinderblockError, Forbidden, InvalidInput
@@ -292,17 +293,15 @@ class GatewayLifecycle:
 
     def on_snapshot_list(self, req: Request) -> SnapshotList:
         body: SnapshotListRequest = req.body
-        everyone = body.all_projects and req.ctx.is_admin
-        found = [
-            rec.view() for rec in self.store.snapshots.snapshots.values()
-            if (everyone or rec.project_id == req.ctx.project_id)
-            and (body.volume_id is None or rec.volume_id == body.volume_id)
-            and (body.status is None or rec.status.value == body.status)
-        ]
-        found.sort(key=lambda s: s.created_at, reverse=True)
-        if body.limit is not None:
-            found = found[: max(body.limit, 0)]
-        return SnapshotList(tuple(found))
+        everyone, project = body.all_projects and req.ctx.is_admin, req.ctx.project_id
+        found, next_marker = page(
+            self.store.snapshots.snapshots,
+            lambda rec: everyone or rec.project_id == project,
+            lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)
+            and (body.status is None or rec.status.value == body.status),
+            body.marker, body.limit,
+        )
+        return SnapshotList(tuple(rec.view() for rec in found), next_marker)
 
     def on_snapshot_watch(self, req: Request) -> SnapshotList:
         views = []

@@ -47,6 +47,7 @@ from protocol.messages import (
     ZoneList,
 )
 from protocol.messages_lifecycle import Snapshot
+from protocol.pages import read_pages
 from protocol.rpc import Calls
 from protocol.schema import dump, parse
 from protocol.status_waits import StatusWaits, VolumeError
@@ -160,10 +161,18 @@ class Client(AttachmentMethods, LifecycleMethods):
         return parse(Volume, await self.call("volume.show", VolumeRef(volume_id)), strict=False)
 
     async def list_volumes(
-        self, all_projects: bool = False, status: str | None = None, limit: int | None = None
+        self, all_projects: bool = False, status: str | None = None, limit: int | None = None,
+        marker: str | None = None,
     ) -> list[Volume]:
-        raw = await self.call("volume.list", VolumeListRequest(all_projects, status, limit))
-        return list(parse(VolumeList, raw, strict=False).volumes)
+        """Newest first: all of them, page by page, or the first ``limit`` after
+        ``marker`` (a volume id from an earlier listing)."""
+        async def fetch(left: int | None, after: str | None
+                        ) -> tuple[tuple[Volume, ...], str | None]:
+            body = VolumeListRequest(all_projects, status, left, after)
+            reply = parse(VolumeList, await self.call("volume.list", body), strict=False)
+            return reply.volumes, reply.next_marker
+
+        return await read_pages(fetch, limit, marker)
 
     async def wait_for_status(
         self, volume_id: str, status: str | Iterable[str] = "available",

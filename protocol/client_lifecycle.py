@@ -33,6 +33,7 @@ from protocol.messages_lifecycle import (
     VolumeDelete,
     VolumeExtend,
 )
+from protocol.pages import read_pages
 from protocol.schema import parse
 from protocol.status_waits import StatusWaits, VolumeError
 
@@ -118,11 +119,16 @@ class LifecycleMethods:
 
     async def list_snapshots(
         self, all_projects: bool = False, volume_id: str | None = None,
-        status: str | None = None, limit: int | None = None,
+        status: str | None = None, limit: int | None = None, marker: str | None = None,
     ) -> list[Snapshot]:
-        body = SnapshotListRequest(all_projects, volume_id, status, limit)
-        raw = await self.call("snapshot.list", body)
-        return list(parse(SnapshotList, raw, strict=False).snapshots)
+        """Newest first: all of them, page by page, or the first ``limit`` after ``marker``."""
+        async def fetch(left: int | None, after: str | None
+                        ) -> tuple[tuple[Snapshot, ...], str | None]:
+            body = SnapshotListRequest(all_projects, volume_id, status, left, after)
+            reply = parse(SnapshotList, await self.call("snapshot.list", body), strict=False)
+            return reply.snapshots, reply.next_marker
+
+        return await read_pages(fetch, limit, marker)
 
     async def delete_snapshot(
         self, snapshot_id: str, *, request_id: str | None = None, wait: bool = False,

@@ -71,13 +71,15 @@ class VolumeRef:
 class VolumeListRequest:
     all_projects: bool = False
     status: str | None = None
-    limit: int | None = None
+    limit: int | None = None  # at most 1000 a page, as Cinder's osapi_max_limit
+    marker: str | None = None  # the last volume id of the previous page
 
 
 @message
 @dataclass(frozen=True, slots=True)
 class VolumeList:
     volumes: tuple[Volume, ...] = ()
+    next_marker: str | None = None  # set when another page follows
 
 
 @message

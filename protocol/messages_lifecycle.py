@@ -92,13 +92,15 @@ class SnapshotListRequest:
     all_projects: bool = False
     volume_id: str | None = None
     status: str | None = None
-    limit: int | None = None
+    limit: int | None = None  # at most 1000 a page
+    marker: str | None = None  # the last snapshot id of the previous page
 
 
 @message
 @dataclass(frozen=True, slots=True)
 class SnapshotList:
     snapshots: tuple[Snapshot, ...] = ()
+    next_marker: str | None = None  # set when another page follows
 
 
 @message
