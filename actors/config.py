@@ -54,6 +54,8 @@ class ClusterConfig:
     nodes: tuple[NodeConfig, ...] = ()
     heartbeat_s: float = 1.0
     stale_after_s: float = 10.0
+    reconcile_after_s: float = 120.0  # a transitional status this old is looked into
+    reconcile_every_s: float = 30.0  # how often the gateway looks (0: never)
     synchronous: str = "NORMAL"
     volume_types: dict[str, dict[str, str]] = field(default_factory=dict)
     quota_defaults: dict[str, int] = field(default_factory=dict)

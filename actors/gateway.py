@@ -25,7 +25,8 @@ from actors.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig
 from actors.gateway_admin import VolumeAdmin
 from actors.gateway_attachments import Attachments
 from actors.gateway_flow import CreateApiContext, volume_create_api
-from actors.gateway_lifecycle import lifecycle_handlers
+from actors.gateway_lifecycle import GatewayLifecycle
+from actors.gateway_reconcile import Reconciler
 from actors.gateway_store import GatewayStore, VolumeRecord
 from actors.paging import page
 from actors.runtime import Actor, Request
@@ -75,6 +76,8 @@ class Gateway(Actor):
         self.flow = volume_create_api(self)
         self.attachments = Attachments(self)
         self.admin = VolumeAdmin(self)
+        self.lifecycle = GatewayLifecycle(self)
+        self.reconciler = Reconciler(self, self.lifecycle)
         self.watchers = Watchers()
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
         self._node_hosts = frozenset(n.host.encode() for n in cfg.nodes)
@@ -96,7 +99,7 @@ class Gateway(Actor):
             "ping": lambda req: Empty(),
             **self.attachments.handlers(),
             **self.admin.handlers(),
-            **lifecycle_handlers(self),
+            **self.lifecycle.handlers(),
         }
 
     async def on_start(self) -> None:
@@ -109,6 +112,7 @@ class Gateway(Actor):
         self.quota = self.connect(self.cfg.quota, "gateway")
         self.scheduler = self.connect(self.cfg.scheduler, "gateway")
         self.router = self.bind(self.cfg.gateway)
+        self.reconciler.start()
 
     async def on_stop(self) -> None:
         await self.store.db.close()

@@ -1,6 +1,6 @@
 """The gateway's side of delete, extend and snapshots: handlers and the nodes' reports.
 
-``lifecycle_handlers(gw)`` adds these ops to the gateway's handler table:
+``GatewayLifecycle(gw).handlers()`` adds these ops to the gateway's handler table:
 
 - from clients: ``volume.delete``, ``volume.extend``, ``snapshot.create|show|list|
   watch|delete``. Each runs its flow (``actors.lifecycle_flows``) and replies
@@ -66,10 +66,6 @@ SNAPSHOT_STABLE = frozenset(
 )
 REMEMBERED_DELETES = 10_000
 Key = tuple[str, str]  # (project, request id)
-
-
-def lifecycle_handlers(gw: Gateway) -> dict[str, Handler]:
-    return GatewayLifecycle(gw).handlers()
 
 
 class GatewayLifecycle:
@@ -362,4 +358,4 @@ def _fingerprint(body: SnapshotCreate) -> str:
     return json.dumps(fields, sort_keys=True, default=str)
 
 
-__all__ = ["GatewayLifecycle", "lifecycle_handlers", "visible_volume"]
+__all__ = ["GatewayLifecycle", "visible_volume"]

@@ -288,7 +288,9 @@ class NodeLifecycle:
         await self._run(self.delete_snap, c, b.volume_id)
 
     async def _run(self, flow: LinearFlow[Any], c: Any, volume_id: str) -> None:
+        ids = (volume_id, c.snapshot_id) if isinstance(c, SnapshotOpContext) else (volume_id,)
         try:
-            await flow.run(c, self.node.events.emit, volume_id)
+            with self.node.working(*ids):
+                await flow.run(c, self.node.events.emit, volume_id)
         except (DriverError, InsufficientCapacity) as exc:  # already reported to the gateway
             log.warning("%s for %s failed: %s", flow.name, volume_id, exc)

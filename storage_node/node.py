@@ -6,6 +6,10 @@ the scheduler's stats socket on a heartbeat and after every change (one
 report per loop turn at most). Creates arrive from the scheduler and run
 ``volume_create_manager``; status changes go to the gateway.
 
+``busy`` counts, per volume or snapshot id, the operations running on it
+here; the gateway's reconciler asks (``node.probe``) before it judges a
+volume that stays ``creating`` or ``deleting`` lost.
+
 Capacity it reports includes creates in flight, and it echoes the highest
 scheduler sequence number it has accounted for (``sched_seq``), so the
 scheduler knows which of its own placements the report already contains.
@@ -16,6 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +31,9 @@ import zmq
 from actors.config import ClusterConfig, NodeConfig
 from actors.runtime import Actor, Request
 from protocol.codec import Context, pack
+from protocol.errors import InvalidInput
 from protocol.messages import BackendStatsMsg, Empty, ScheduleRequest, VolumeUpdate
+from protocol.messages_reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
 from protocol.schema import dump
 from protocol.transport import Channel, tune
 from storage_node.backends import make_driver
@@ -52,6 +61,7 @@ class StorageNode(Actor):
         self.exports = ExportManager(self.driver, node.nbd_address, node.nbd_port,
                                      cfg.path("nodes", f"{node.host}.exports.json"), self.notify)
         self._inflight: dict[str, int] = {}
+        self.busy: Counter[str] = Counter()
         self._sched_epoch = ""
         self._sched_seq = 0
         self._stats_due = False
@@ -60,6 +70,7 @@ class StorageNode(Actor):
 
     def handlers(self) -> dict[str, Any]:
         return {"node.create_volume": self.on_create_volume, "ping": lambda req: Empty(),
+                "node.probe": self.on_probe,
                 **self.exports.handlers(), **lifecycle_handlers(self)}
 
     async def on_start(self) -> None:
@@ -150,11 +161,36 @@ class StorageNode(Actor):
     def notify(self, volume_id: str, event: str) -> None:
         self.events.emit("notify", volume_id=volume_id, event=event, host=self.backend_id)
 
+    @contextmanager
+    def working(self, *ids: str) -> Iterator[None]:
+        """Count an operation on these volumes or snapshots while it runs."""
+        for object_id in ids:
+            self.busy[object_id] += 1
+        try:
+            yield
+        finally:
+            for object_id in ids:
+                self.busy[object_id] -= 1
+                if not self.busy[object_id]:
+                    del self.busy[object_id]
+
     # ---- handlers ------------------------------------------------------
     async def on_create_volume(self, req: Request) -> None:
         c = ManagerContext(req.body, req.ctx)
         volume_id = req.body.request.volume_id
         try:
-            await self.flow.run(c, self.events.emit, volume_id)
+            with self.working(volume_id):
+                await self.flow.run(c, self.events.emit, volume_id)
         except Exception as exc:  # handled: the reverts rescheduled it or reported the error
             log.info("create of %s failed on %s: %s", volume_id, self.backend_id, exc)
+
+    def on_probe(self, req: Request) -> NodeProbeReply:
+        body: NodeProbe = req.body
+        if len(body.volume_ids) + len(body.snapshot_ids) > PROBE_MAX_IDS:
+            raise InvalidInput(f"a probe asks about at most {PROBE_MAX_IDS} ids")
+        volumes, snapshots = self.driver.volumes(), self.driver.snapshots()
+        return NodeProbeReply(
+            busy=tuple(i for i in (*body.volume_ids, *body.snapshot_ids) if i in self.busy),
+            volumes=tuple(i for i in body.volume_ids if i in volumes),
+            snapshots=tuple(i for i in body.snapshot_ids if i in snapshots),
+        )

@@ -93,14 +93,16 @@ def make_config(
     node_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     quota: Mapping[str, int] | None = None,
     heartbeat_s: float = E2E_HEARTBEAT_S,
+    **cluster: Any,
 ) -> ClusterConfig:
-    """The embedded config, with per-node changes (``{"node-1": {"faults": (...)}}``)."""
+    """The embedded config, with per-node changes (``{"node-1": {"faults": (...)}}``)
+    and any other ``ClusterConfig`` field given by name (``reconcile_after_s=1.0``)."""
     cfg = embedded(data_dir, backend=backend, nodes=nodes, capacity_gb=capacity_gb)
     overrides = node_overrides or {}
     node_cfgs: tuple[NodeConfig, ...] = tuple(
         replace(n, **overrides.get(n.host, {})) for n in cfg.nodes
     )
-    cfg = replace(cfg, nodes=node_cfgs, heartbeat_s=heartbeat_s)
+    cfg = replace(cfg, nodes=node_cfgs, heartbeat_s=heartbeat_s, **cluster)
     if quota:
         cfg = with_quota_defaults(cfg, **quota)
     return cfg

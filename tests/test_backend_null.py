@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -104,6 +105,17 @@ async def test_an_injected_fault_leaves_the_inner_driver_untouched() -> None:
 def test_a_misspelled_fault_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown driver faults \\['create_volumes'\\]"):
         FaultyDriver(NullDriver(), frozenset({"create_volumes"}))
+    with pytest.raises(ValueError, match="unknown driver faults \\['stall:capacity'\\]"):
+        FaultyDriver(NullDriver(), frozenset({"stall:capacity"}))
+
+
+async def test_a_stalled_operation_hangs_and_touches_nothing() -> None:
+    inner = NullDriver()
+    faulty = FaultyDriver(inner, frozenset({"stall:delete_volume"}))
+    await faulty.create_volume(VOL, 1)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(faulty.delete_volume(VOL), 0.05)
+    assert inner.volumes() == {VOL: 1}
 
 
 # --- make_driver -----------------------------------------------------------------------

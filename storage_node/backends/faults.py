@@ -3,15 +3,19 @@
 ``FaultyDriver(inner, frozenset({"create_volume"}))`` behaves exactly like
 `inner` except that `create_volume` raises
 ``DriverError("injected fault: create_volume")`` before touching `inner`.
-Fault names are checked at construction, so a typo fails loudly.
+``"stall:delete_volume"`` makes `delete_volume` never return instead (a hung
+backend, or a node killed mid-operation). Fault names are checked at
+construction, so a typo fails loudly.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from storage_node.backends.base import Capacity, Driver, DriverError
 
+STALL = "stall:"
 FAULTABLE_OPERATIONS = frozenset(
     {
         "create_volume",
@@ -31,57 +35,66 @@ class FaultyDriver:
 
     def __init__(self, inner: Driver, faults: frozenset[str]) -> None:
         """Raise ValueError if a fault names no operation that can fail."""
-        unknown = set(faults) - FAULTABLE_OPERATIONS
+        stalls = frozenset(f.removeprefix(STALL) for f in faults if f.startswith(STALL))
+        unknown = {f for f in faults if not f.startswith(STALL)} - FAULTABLE_OPERATIONS
+        unknown |= {STALL + f for f in (stalls - FAULTABLE_OPERATIONS) | (stalls & {"capacity"})}
         if unknown:
             raise ValueError(
-                f"unknown driver faults {sorted(unknown)}; "
-                f"choose from {sorted(FAULTABLE_OPERATIONS)}"
+                f"unknown driver faults {sorted(unknown)}; choose from "
+                f"{sorted(FAULTABLE_OPERATIONS)}, or stall:<operation> (not capacity)"
             )
         self.inner = inner
         self.faults = frozenset(faults)
+        self.stalls = stalls
         self.backend_name = inner.backend_name
 
     def _check(self, operation: str) -> None:
         if operation in self.faults:
             raise DriverError(f"injected fault: {operation}")
 
+    async def _enter(self, operation: str) -> None:
+        """Fail or hang if injected."""
+        self._check(operation)
+        if operation in self.stalls:
+            await asyncio.Event().wait()  # never set: the operation hangs
+
     async def create_volume(self, volume_id: str, size_gb: int) -> None:
-        """Fail if injected, else delegate."""
-        self._check("create_volume")
+        """Fail or hang if injected, else delegate."""
+        await self._enter("create_volume")
         await self.inner.create_volume(volume_id, size_gb)
 
     async def delete_volume(self, volume_id: str) -> None:
-        """Fail if injected, else delegate."""
-        self._check("delete_volume")
+        """Fail or hang if injected, else delegate."""
+        await self._enter("delete_volume")
         await self.inner.delete_volume(volume_id)
 
     async def extend_volume(self, volume_id: str, new_size_gb: int) -> None:
-        """Fail if injected, else delegate."""
-        self._check("extend_volume")
+        """Fail or hang if injected, else delegate."""
+        await self._enter("extend_volume")
         await self.inner.extend_volume(volume_id, new_size_gb)
 
     async def create_snapshot(self, snapshot_id: str, volume_id: str) -> None:
-        """Fail if injected, else delegate."""
-        self._check("create_snapshot")
+        """Fail or hang if injected, else delegate."""
+        await self._enter("create_snapshot")
         await self.inner.create_snapshot(snapshot_id, volume_id)
 
     async def delete_snapshot(self, snapshot_id: str) -> None:
-        """Fail if injected, else delegate."""
-        self._check("delete_snapshot")
+        """Fail or hang if injected, else delegate."""
+        await self._enter("delete_snapshot")
         await self.inner.delete_snapshot(snapshot_id)
 
     async def create_volume_from_snapshot(
         self, volume_id: str, snapshot_id: str, size_gb: int
     ) -> None:
-        """Fail if injected, else delegate."""
-        self._check("create_volume_from_snapshot")
+        """Fail or hang if injected, else delegate."""
+        await self._enter("create_volume_from_snapshot")
         await self.inner.create_volume_from_snapshot(volume_id, snapshot_id, size_gb)
 
     async def create_cloned_volume(
         self, volume_id: str, source_volume_id: str, size_gb: int
     ) -> None:
-        """Fail if injected, else delegate."""
-        self._check("create_cloned_volume")
+        """Fail or hang if injected, else delegate."""
+        await self._enter("create_cloned_volume")
         await self.inner.create_cloned_volume(volume_id, source_volume_id, size_gb)
 
     def volume_path(self, volume_id: str) -> Path | None:

@@ -1,0 +1,141 @@
+"""The gateway's reconciler: finds stuck records, probes the nodes, applies
+``actors.reconcile.decide``. The decisions and the table of what happens to
+what are in ``actors.reconcile``; this is the I/O around them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from actors.reconcile import Action, Answer, Do, Stuck, decide, nodes_to_ask
+from protocol.codec import Context
+from protocol.errors import CinderblockError
+from protocol.messages_lifecycle import NodeDeleteSnapshot, NodeDeleteVolume
+from protocol.messages_reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
+from protocol.schema import parse
+from protocol.states import SnapshotStatus as P
+from protocol.states import VolumeStatus as V
+
+if TYPE_CHECKING:
+    from actors.gateway import Gateway
+    from actors.gateway_lifecycle import GatewayLifecycle
+
+log = logging.getLogger(__name__)
+PROBE_TIMEOUT_S = 5.0
+VOLUME_STUCK = frozenset({V.CREATING, V.DELETING, V.EXTENDING})
+SNAPSHOT_STUCK = frozenset({P.CREATING, P.DELETING})
+
+
+class Reconciler:
+    def __init__(self, gw: Gateway, lifecycle: GatewayLifecycle) -> None:
+        self.gw = gw
+        self.lifecycle = lifecycle
+        self.after_s = gw.cfg.reconcile_after_s
+        self.nodes = [n.host for n in gw.cfg.nodes]
+        self.runs = 0
+        self.applied = 0
+
+    def start(self) -> None:
+        if self.gw.cfg.reconcile_every_s > 0:
+            self.gw.every(self.gw.cfg.reconcile_every_s, self.tick)
+
+    async def tick(self) -> None:
+        try:
+            await self.run_once()
+        except Exception:  # never let one bad round end the timer
+            log.exception("reconcile round failed")
+
+    async def run_once(self) -> list[Action]:
+        stuck = self.find(time.time() - self.after_s)
+        if not stuck:
+            return []
+        self.runs += 1
+        answers = await self.probe(stuck)
+        actions = decide(stuck, answers)
+        for action in actions:
+            await self.apply(action)
+        return actions
+
+    def find(self, before: float) -> list[Stuck]:
+        """Records in a transitional status that have not changed since ``before``."""
+        found = [
+            Stuck("volume", r.id, r.status.value, _node(r.host), r.updated_at or r.created_at)
+            for r in self.gw.store.volumes.values()
+            if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before
+        ]
+        found += [
+            Stuck("snapshot", r.id, r.status.value, _node(r.host), r.updated_at or r.created_at)
+            for r in self.gw.store.snapshots.snapshots.values()
+            if r.status in SNAPSHOT_STUCK and (r.updated_at or r.created_at) < before
+        ]
+        return found[:PROBE_MAX_IDS]
+
+    async def probe(self, stuck: list[Stuck]) -> dict[str, Answer | None]:
+        asks: dict[str, tuple[list[str], list[str]]] = {n: ([], []) for n in self.nodes}
+        for s in stuck:
+            for node in nodes_to_ask(s, self.nodes):
+                if node in asks:
+                    asks[node][0 if s.kind == "volume" else 1].append(s.id)
+        wanted = {n: ids for n, ids in asks.items() if ids[0] or ids[1]}
+        replies = await asyncio.gather(*(self._ask(n, *ids) for n, ids in wanted.items()))
+        return dict(zip(wanted, replies, strict=True))
+
+    async def _ask(self, node: str, volumes: list[str], snapshots: list[str]) -> Answer | None:
+        body = NodeProbe(tuple(volumes), tuple(snapshots))
+        try:
+            raw = await self.gw.router.call("node.probe", body, _context("admin"),
+                                            to=node.encode(), timeout=PROBE_TIMEOUT_S)
+        except CinderblockError as exc:
+            log.info("reconcile: node %s did not answer (%s); its records wait", node, exc)
+            return None
+        reply = parse(NodeProbeReply, raw, strict=False)
+        return Answer(frozenset(reply.busy), frozenset(reply.volumes), frozenset(reply.snapshots))
+
+    async def apply(self, action: Action) -> None:
+        s = action.stuck
+        rec = (self.gw.store.volumes if s.kind == "volume"
+               else self.gw.store.snapshots.snapshots).get(s.id)
+        if rec is None or rec.status.value != s.status or \
+                (rec.updated_at or rec.created_at) != s.since:
+            return  # it moved while the nodes were asked: not stuck after all
+        log.warning("reconcile: %s %s stuck %s: %s", s.kind, s.id, s.status, action.reason)
+        self.applied += 1
+        ctx = _context(rec.project_id)
+        if action.do is Do.REDO_DELETE:
+            assert rec.host is not None
+            if s.kind == "volume":
+                self.gw.cast_to_node(rec.host, "node.delete_volume", NodeDeleteVolume(s.id), ctx)
+            else:
+                body = NodeDeleteSnapshot(s.id, self.gw.store.snapshots.snapshots[s.id].volume_id)
+                self.gw.cast_to_node(rec.host, "node.delete_snapshot", body, ctx)
+        elif s.kind == "volume":
+            await self._fail_volume(s.id, action)
+        else:
+            await self._fail_snapshot(s.id, action)
+
+    async def _fail_volume(self, volume_id: str, action: Action) -> None:
+        rec = self.gw.store.volumes[volume_id]
+        rec.status = V.ERROR_EXTENDING if action.do is Do.ERROR_EXTENDING else V.ERROR
+        rec.reason = action.reason
+        if action.node and rec.host is None:
+            rec.host = self.gw.cfg.node(action.node).backend_id
+        await self.gw.store.save_status(rec)
+        self.gw.publish(rec)
+
+    async def _fail_snapshot(self, snapshot_id: str, action: Action) -> None:
+        rec = self.gw.store.snapshots.snapshots[snapshot_id]
+        rec.move(P.ERROR, action.reason)
+        await self.lifecycle.save_snapshot(rec)
+
+
+def _node(host: str | None) -> str | None:
+    """The node's host name in a backend id ("node-1@file" → "node-1")."""
+    return host.partition("@")[0] if host else None
+
+
+def _context(project_id: str) -> Context:
+    return Context(project_id=project_id, user_id="cinderblock-reconciler", roles=("admin",),
+                   request_id=f"req-{uuid.uuid4()}")

@@ -1,0 +1,102 @@
+"""Reconciling work that a crash left half-done: the decisions, as plain code.
+
+A volume or snapshot can stay in a transitional status for good when the
+process doing its work dies: a storage node killed mid-create or mid-delete,
+a scheduler or gateway restarted with a create cast still in its queue. Cinder
+mends this in the volume manager's ``init_host`` (``creating`` → ``error``,
+``deleting`` → delete again). Here the gateway, which owns the records, looks
+every ``reconcile_every_s`` for records that have not moved for
+``reconcile_after_s``, asks the nodes about them (``node.probe``: is an
+operation on it running there now, is it on the backend) and then:
+
+=========================  =============================================
+stuck in                   when no node is working on it
+=========================  =============================================
+volume ``creating``        ``error`` (on the node that has it, if one
+                           does, so that a delete cleans it up there)
+volume ``extending``       ``error_extending`` (an admin resets it, or
+                           it is deleted)
+volume/snapshot            the delete is sent to its node again (deletes
+``deleting``               are idempotent there)
+snapshot ``creating``      ``error``
+=========================  =============================================
+
+Nothing is decided about a record while a node that might hold it does not
+answer: a node that is down or slow may still be working on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Do(StrEnum):
+    ERROR = "error"
+    ERROR_EXTENDING = "error_extending"
+    REDO_DELETE = "redo_delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Stuck:
+    kind: str  # "volume" or "snapshot"
+    id: str
+    status: str  # creating, deleting or extending
+    node: str | None  # the node (its host name) that holds it, when the record says
+    since: float  # the record's updated_at when it was found: changed since = not stuck
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One node's reply to a probe."""
+
+    busy: frozenset[str]
+    volumes: frozenset[str]
+    snapshots: frozenset[str]
+
+    def has(self, stuck: Stuck) -> bool:
+        return stuck.id in (self.volumes if stuck.kind == "volume" else self.snapshots)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    stuck: Stuck
+    do: Do
+    node: str | None  # where the action applies (for an error: where the thing is)
+    reason: str
+
+
+def nodes_to_ask(stuck: Stuck, nodes: Iterable[str]) -> list[str]:
+    """The record's own node, or every node when the record names none."""
+    return [stuck.node] if stuck.node else list(nodes)
+
+
+def decide(stuck: Iterable[Stuck], answers: Mapping[str, Answer | None]) -> list[Action]:
+    """What to do with each stuck record, given every node's answer (None: no answer)."""
+    actions = []
+    for s in stuck:
+        asked = nodes_to_ask(s, answers)
+        replies = [answers.get(n) for n in asked]
+        if not asked or any(r is None or s.id in r.busy for r in replies):
+            continue  # someone is working on it, or might be
+        action = _action(s, [n for n, r in zip(asked, replies, strict=True) if r and r.has(s)])
+        if action is not None:
+            actions.append(action)
+    return actions
+
+
+def _action(s: Stuck, holders: list[str]) -> Action | None:
+    if s.status == "creating":
+        if holders:
+            return Action(s, Do.ERROR, holders[0], f"the create was interrupted on {holders[0]} "
+                          "(it restarted before finishing); delete this and create it again")
+        where = f"{s.node} neither has it nor is" if s.node else "no storage node has it or is"
+        return Action(s, Do.ERROR, None, f"the create was lost: {where} working on it "
+                      "(an actor restarted mid-create)")
+    if s.status == "extending":
+        return Action(s, Do.ERROR_EXTENDING, s.node, f"the extend was interrupted on {s.node} "
+                      "(it restarted); an admin may reset the volume to available")
+    if s.status == "deleting" and s.node:
+        return Action(s, Do.REDO_DELETE, s.node, "the delete was interrupted; sent again")
+    return None
