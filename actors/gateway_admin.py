@@ -1,8 +1,9 @@
 """Admin actions on volumes, as Cinder's os-reset_status.
 
 A crash at the wrong moment can leave a volume in a transitional status
-(``creating``, ``deleting``, ``extending``) that nothing will move on, and such
-a volume cannot be deleted. An admin resets it to ``error`` (then deletes it,
+(``creating``, ``deleting``, ``extending``); the reconciler
+(``actors.gateway_reconcile``) moves such volumes on when no node is working on
+them, and this is the manual tool for what it leaves alone. An admin resets it to ``error`` (then deletes it,
 which also gives its quota back) or, if it really reached a backend, to
 ``available``. It is a sharp tool, so it is narrow: volumes that are attached or
 being attached are refused (their attachments decide their status).
