@@ -3,10 +3,11 @@
 A crash at the wrong moment can leave a volume in a transitional status
 (``creating``, ``deleting``, ``extending``); the reconciler
 (``actors.gateway_reconcile``) moves such volumes on when no node is working on
-them, and this is the manual tool for what it leaves alone. An admin resets it to ``error`` (then deletes it,
-which also gives its quota back) or, if it really reached a backend, to
-``available``. It is a sharp tool, so it is narrow: volumes that are attached or
-being attached are refused (their attachments decide their status).
+them, and this is the manual tool for what it leaves alone. An admin resets a
+volume to ``error`` (then deletes it, which also gives its quota back) or, if it
+really reached a backend, to ``available``. It is a sharp tool, so it is narrow:
+volumes that are attached or being attached are refused (their attachments
+decide their status).
 """
 
 from __future__ import annotations
