@@ -5,23 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 from actors.cli_attach import add_attachment
+from actors.cli_base import UsageError, endpoint_from
 from actors.cli_format import add_paging, as_json, properties, table
 from actors.cli_lifecycle import add_create_sources, add_snapshot, add_volume_lifecycle
+from actors.cli_up import cmd_down, cmd_up
 from protocol.client import SyncClient
 from protocol.errors import CinderblockError
 
 DEFAULT_DATA_DIR = Path(os.environ.get("CINDERBLOCK_DATA_DIR", "~/.cinderblock")).expanduser()
-
-
-class UsageError(Exception):
-    """Bad command-line input; printed as one line."""
 
 
 class OneLineErrors(argparse.ArgumentParser):
@@ -86,6 +83,7 @@ def _add_up(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("file", "null"), default="file")
     p.add_argument("--nodes", type=int, default=2)
     p.add_argument("--capacity-gb", type=float, default=None)
+    _leaf(sub, common, "down", "stop the cluster `up` runs in --data-dir", cmd_down)
 
 
 def _add_actor(sub: Any) -> None:
@@ -164,73 +162,16 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 def client(args: argparse.Namespace) -> SyncClient:
-    endpoint = args.gateway or _endpoint_from(args.data_dir)
+    endpoint = args.gateway or endpoint_from(args.data_dir)
     return SyncClient(endpoint, project=args.project, admin=args.admin)
 
 
-def _endpoint_from(data_dir: Path, name: str = "gateway") -> str:
-    path = data_dir / "endpoints.json"
-    try:
-        endpoint: str = json.loads(path.read_text())[name]
-        return endpoint
-    except (OSError, ValueError, KeyError) as exc:
-        raise UsageError(f"no running cluster found ({path}: {exc}); start one with "
-                         "`cinderblock up`, or give --gateway / CINDERBLOCK_GATEWAY") from exc
-
-
 # ---- commands ------------------------------------------------------------
-def cmd_up(args: argparse.Namespace) -> int:
-    from actors.cluster import Cluster, ClusterError
-    from actors.config import embedded
-
-    _refuse_if_running(args.data_dir)
-    cfg = embedded(args.data_dir, backend=args.backend, nodes=args.nodes,
-                   capacity_gb=args.capacity_gb)
-    cluster = Cluster(cfg)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        try:
-            cluster.start()
-        except ClusterError as exc:
-            raise UsageError(f"the cluster did not start: {exc}") from exc
-        print(f"cinderblock is up: gateway {cfg.gateway}, events {cfg.events}")
-        print(f"data in {cfg.data_dir}; logs in {cfg.data_dir}/logs; Ctrl-C stops everything")
-        for name, pid in cluster.pids().items():
-            print(f"  {name:<10} pid {pid}")
-        sys.stdout.flush()
-        signal.pause()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        cluster.stop()
-        print("cinderblock stopped")
-    return 0
-
-
-def _refuse_if_running(data_dir: Path) -> None:
-    """One cluster per data directory: say so plainly if one already answers there."""
-    try:
-        endpoint = _endpoint_from(data_dir)
-    except UsageError:
-        return
-    with SyncClient(endpoint, timeout=1.0) as c:
-        try:
-            c.ping()
-        except CinderblockError:
-            return  # a stale endpoints file from a cluster that is gone
-    raise UsageError(f"a cluster is already running in {data_dir} (gateway {endpoint}); "
-                     "stop it first, or give another --data-dir")
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops `up` the way Ctrl-C does
-
-
 def cmd_tui(args: argparse.Namespace) -> int:
     from tui.app import run
 
-    gateway = args.gateway or _endpoint_from(args.data_dir)
-    events = args.events or _endpoint_from(args.data_dir, "events")
+    gateway = args.gateway or endpoint_from(args.data_dir)
+    events = args.events or endpoint_from(args.data_dir, "events")
     run(gateway, events, project=args.project, admin=args.admin)
     return 0
 

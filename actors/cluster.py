@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from actors.config import ClusterConfig
+from actors.parent import PARENT_PID_ENV
 from protocol.client import SyncClient
 from protocol.errors import CinderblockError
 
@@ -27,8 +28,16 @@ class ClusterError(RuntimeError):
 
 
 class Cluster:
-    def __init__(self, cfg: ClusterConfig) -> None:
+    """Starts and stops one cluster's actor processes, by their PIDs.
+
+    ``supervisor=True`` (``cinderblock up``): this process is the cluster's
+    supervisor. Its actors stop when it dies, even by SIGKILL (Linux's parent
+    death signal), and ``endpoints.json`` carries its pid for ``cinderblock down``.
+    """
+
+    def __init__(self, cfg: ClusterConfig, supervisor: bool = False) -> None:
         self.cfg = cfg
+        self.supervisor = supervisor
         self.data_dir = Path(cfg.data_dir)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._published = False  # whether endpoints.json is ours to remove
@@ -56,7 +65,10 @@ class Cluster:
             self.stop()
             raise
         tmp = self.data_dir / "endpoints.json.tmp"
-        tmp.write_text(json.dumps(self.endpoints(), indent=2))
+        published: dict[str, object] = dict(self.endpoints())
+        if self.supervisor:
+            published["pid"] = os.getpid()
+        tmp.write_text(json.dumps(published, indent=2))
         tmp.replace(self.data_dir / "endpoints.json")
         self._published = True
 
@@ -68,6 +80,8 @@ class Cluster:
             cmd += ["--host", host]
         log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 (child owns it)
         env = {**os.environ, "PYTHONPATH": _pythonpath()}
+        if self.supervisor:
+            env[PARENT_PID_ENV] = str(os.getpid())
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         log.close()
         self.procs[name] = proc

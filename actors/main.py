@@ -14,6 +14,7 @@ import zmq
 
 from actors.config import ClusterConfig, load
 from actors.db import NotTheOwner
+from actors.parent import die_with_parent
 from actors.runtime import Actor
 
 ACTORS = ("gateway", "quota", "scheduler", "node")
@@ -47,6 +48,7 @@ def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False) 
         format=f"%(asctime)s {host or kind} %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    die_with_parent()
     actor = build(kind, load(config), host)
     profile_dir = os.environ.get("CINDERBLOCK_PROFILE_DIR")
     profiler = cProfile.Profile(time.process_time) if profile_dir else None

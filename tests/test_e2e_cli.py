@@ -323,3 +323,55 @@ def test_an_actor_pointed_at_a_database_another_process_owns_exits_with_a_clear_
     assert done.returncode != 0
     assert "is owned by another running process" in done.stderr
     assert up.cli_json("quota", "show") is not None
+
+
+# ---- down, and an `up` that dies ----------------------------------------------------
+def _start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    _DATA_DIRS.append(data_dir.resolve())
+    out = data_dir / "up.out"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen([CINDERBLOCK, "up", "--data-dir", str(data_dir)],
+                                stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        return proc, _wait_up(proc, out)
+    except BaseException:
+        _stop_up(proc, {})
+        raise
+
+
+def _all_gone(pids: dict[str, int], timeout: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in pids.values() if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def test_down_stops_the_cluster_up_runs(tmp_path: Path) -> None:
+    proc, pids = _start_up(tmp_path)
+    try:
+        done = run_cli("down", "--data-dir", str(tmp_path))
+        assert done.returncode == 0, done.stderr
+        assert f"cinderblock stopped (pid {proc.pid}" in done.stdout
+        assert proc.wait(5) == 0
+        assert _all_gone(pids) == []
+        assert not (tmp_path / "endpoints.json").exists()
+    finally:
+        _stop_up(proc, pids)
+    again = run_cli("down", "--data-dir", str(tmp_path))
+    assert "no running cluster found" in _one_error_line(again, "usage")
+
+
+def test_a_killed_up_takes_its_actors_with_it_and_down_clears_the_stale_file(
+    tmp_path: Path,
+) -> None:
+    proc, pids = _start_up(tmp_path)
+    try:
+        proc.kill()  # SIGKILL: `up` cannot stop anything itself
+        proc.wait(5)
+        assert _all_gone(pids) == [], "actors outlived their `up`"
+    finally:
+        _stop_up(proc, pids)
+    assert (tmp_path / "endpoints.json").exists()  # nobody was left to remove it
+    done = run_cli("down", "--data-dir", str(tmp_path))
+    assert "is gone; its stale endpoints.json was removed" in _one_error_line(done, "usage")
+    assert not (tmp_path / "endpoints.json").exists()

@@ -1,0 +1,32 @@
+"""What every ``cinderblock`` command shares: the usage error and finding a
+running cluster from its data directory's ``endpoints.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+class UsageError(Exception):
+    """Bad command-line input, or no cluster where one was expected; printed as one line."""
+
+
+def read_endpoints(data_dir: Path) -> dict[str, Any]:
+    """The endpoints a running ``cinderblock up`` published (and its pid)."""
+    path = data_dir / "endpoints.json"
+    try:
+        found = json.loads(path.read_text())
+        if not isinstance(found, dict):
+            raise ValueError("not a JSON object")
+        return found
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"no running cluster found ({path}: {exc}); start one with "
+                         "`cinderblock up`, or give --gateway / CINDERBLOCK_GATEWAY") from exc
+
+
+def endpoint_from(data_dir: Path, name: str = "gateway") -> str:
+    endpoint = read_endpoints(data_dir).get(name)
+    if not isinstance(endpoint, str):
+        raise UsageError(f"no {name} endpoint in {data_dir / 'endpoints.json'}")
+    return endpoint
