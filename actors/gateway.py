@@ -259,6 +259,13 @@ class Gateway(Actor):
             raise InvalidInput(f"unknown volume status {update.status!r}") from None
         if new is rec.status:
             return
+        if rec.status is VolumeStatus.ERROR and rec.host is None and update.host:
+            # A create the reconciler judged lost finished after all: keep the error,
+            # but remember where the volume is, so that its delete cleans it up there.
+            log.warning("volume %s, in error, turned up %s on %s", rec.id, new.value, update.host)
+            rec.host = update.host
+            self.store.queue_status(rec).add_done_callback(partial(self._saved, rec))
+            return
         check_volume_move(rec.status, new)
         rec.status, rec.reason = new, update.reason
         rec.host = update.host or rec.host

@@ -14,6 +14,8 @@ from conftest import E2ECluster, eventually
 
 from protocol.client import Client
 from protocol.errors import NotFound
+from protocol.messages import Volume
+from protocol.messages_lifecycle import Snapshot
 from protocol.status_waits import VolumeError
 
 NODES = ("node-1", "node-2")
@@ -86,7 +88,8 @@ async def test_a_delete_and_a_snapshot_lost_with_their_node_are_finished_or_fail
         assert (await client.show_snapshot(snap.id)).status == "creating"
         kill_and_restart_nodes(c)
         await eventually(lambda: gone(client, doomed.id), timeout=20)
-        assert not c.volume_file(doomed.host.partition("@")[0], doomed.id).exists()
+        assert doomed.host is not None
+        assert not c.volume_file(doomed.host, doomed.id).exists()
         failed = await eventually(lambda: _snapshot_in(client, snap.id, "error"), timeout=20)
         assert "lost: node-" in (failed.reason or "")
         await client.delete_snapshot(snap.id, wait=True)
@@ -98,6 +101,32 @@ async def test_a_delete_and_a_snapshot_lost_with_their_node_are_finished_or_fail
         assert not [n for n in node_files if kept.id in n or snap.id in n]
 
 
-async def _snapshot_in(client: Client, snapshot_id: str, status: str) -> object:
+async def _snapshot_in(client: Client, snapshot_id: str, status: str) -> Snapshot | None:
     snap = await client.show_snapshot(snapshot_id)
     return snap if snap.status == status else None
+
+
+@pytest.fixture
+def slow_creates(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(node_overrides={h: {"faults": ("delay:create_volume",)}
+                                           for h in NODES})
+
+
+async def test_a_create_that_finishes_after_its_volume_was_failed_is_cleaned_by_the_delete(
+    slow_creates: E2ECluster,
+) -> None:
+    c = slow_creates
+    async with c.client("late") as client, c.client("late", admin=True) as admin:
+        vol = await client.create_volume(1, name="late")
+        await admin.reset_volume_state(vol.id, "error")  # as the reconciler would judge it
+        late = await eventually(lambda: _with_host(client, vol.id), timeout=15)
+        assert late.status == "error"  # the late "available" does not undo the error
+        assert late.host is not None and c.volume_file(late.host, vol.id).exists()
+        await client.delete_volume(vol.id, wait=True)
+        assert not c.volume_file(late.host, vol.id).exists()
+        assert (await client.show_quota()).in_use["volumes"] == 0
+
+
+async def _with_host(client: Client, volume_id: str) -> Volume | None:
+    vol = await client.show_volume(volume_id)
+    return vol if vol.host else None

@@ -4,7 +4,8 @@
 `inner` except that `create_volume` raises
 ``DriverError("injected fault: create_volume")`` before touching `inner`.
 ``"stall:delete_volume"`` makes `delete_volume` never return instead (a hung
-backend, or a node killed mid-operation). Fault names are checked at
+backend, or a node killed mid-operation), and ``"delay:create_volume"`` makes it
+wait ``DELAY_S`` first (a slow backend). Fault names are checked at
 construction, so a typo fails loudly.
 """
 
@@ -16,6 +17,8 @@ from pathlib import Path
 from storage_node.backends.base import Capacity, Driver, DriverError
 
 STALL = "stall:"
+DELAY = "delay:"
+DELAY_S = 2.0
 FAULTABLE_OPERATIONS = frozenset(
     {
         "create_volume",
@@ -35,17 +38,20 @@ class FaultyDriver:
 
     def __init__(self, inner: Driver, faults: frozenset[str]) -> None:
         """Raise ValueError if a fault names no operation that can fail."""
-        stalls = frozenset(f.removeprefix(STALL) for f in faults if f.startswith(STALL))
-        unknown = {f for f in faults if not f.startswith(STALL)} - FAULTABLE_OPERATIONS
-        unknown |= {STALL + f for f in (stalls - FAULTABLE_OPERATIONS) | (stalls & {"capacity"})}
+        waits = {prefix: frozenset(f.removeprefix(prefix) for f in faults if f.startswith(prefix))
+                 for prefix in (STALL, DELAY)}
+        unknown = {f for f in faults if ":" not in f} - FAULTABLE_OPERATIONS
+        unknown |= {f for f in faults if ":" in f and not f.startswith((STALL, DELAY))}
+        for prefix, ops in waits.items():
+            unknown |= {prefix + op for op in (ops - FAULTABLE_OPERATIONS) | (ops & {"capacity"})}
         if unknown:
             raise ValueError(
                 f"unknown driver faults {sorted(unknown)}; choose from "
-                f"{sorted(FAULTABLE_OPERATIONS)}, or stall:<operation> (not capacity)"
+                f"{sorted(FAULTABLE_OPERATIONS)}, or stall:/delay:<operation> (not capacity)"
             )
         self.inner = inner
         self.faults = frozenset(faults)
-        self.stalls = stalls
+        self.stalls, self.delays = waits[STALL], waits[DELAY]
         self.backend_name = inner.backend_name
 
     def _check(self, operation: str) -> None:
@@ -57,6 +63,8 @@ class FaultyDriver:
         self._check(operation)
         if operation in self.stalls:
             await asyncio.Event().wait()  # never set: the operation hangs
+        if operation in self.delays:
+            await asyncio.sleep(DELAY_S)
 
     async def create_volume(self, volume_id: str, size_gb: int) -> None:
         """Fail or hang if injected, else delegate."""
