@@ -30,9 +30,10 @@ class OneLineErrors(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         result: int = args.run(args)
+        sys.stdout.flush()  # here, where a broken pipe is caught, not at exit
         return result
     except (CinderblockError, UsageError) as exc:
         code = getattr(exc, "code", "usage")
@@ -40,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `cinderblock volume list | head`: the reader left early
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error at exit
+        return 141
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -375,3 +375,13 @@ def test_a_killed_up_takes_its_actors_with_it_and_down_clears_the_stale_file(
     done = run_cli("down", "--data-dir", str(tmp_path))
     assert "is gone; its stale endpoints.json was removed" in _one_error_line(done, "usage")
     assert not (tmp_path / "endpoints.json").exists()
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(up: UpCluster) -> None:
+    proc = subprocess.Popen([CINDERBLOCK, "az", "list", "--data-dir", str(up.data_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command writes: its write meets a broken pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(30) == 141, err
+    assert err == ""
