@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from actors.cli_up import cmd_down, cmd_up
 from protocol.client import SyncClient
 from protocol.errors import CinderblockError
 
+MAX_NODES = 64  # each node is a process of its own on this machine
 DEFAULT_DATA_DIR = Path(os.environ.get("CINDERBLOCK_DATA_DIR", "~/.cinderblock")).expanduser()
 
 
@@ -85,8 +87,10 @@ def _leaf(sub: Any, common: argparse.ArgumentParser, name: str, help: str,
 def _add_up(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _leaf(sub, common, "up", "start every actor on loopback until Ctrl-C", cmd_up)
     p.add_argument("--backend", choices=("file", "null"), default="file")
-    p.add_argument("--nodes", type=int, default=2)
-    p.add_argument("--capacity-gb", type=float, default=None)
+    p.add_argument("--nodes", type=_ranged_int("--nodes", 1, MAX_NODES), default=2,
+                   help=f"storage nodes to start, 1 to {MAX_NODES} (default 2)")
+    p.add_argument("--capacity-gb", type=_positive_float("--capacity-gb"), default=None,
+                   help="each node's capacity in GiB (default: the file system's; null: 100000)")
     _leaf(sub, common, "down", "stop the cluster `up` runs in --data-dir", cmd_down)
 
 
@@ -143,6 +147,29 @@ def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("target_project")
     for name in ("volumes", "gigabytes", "snapshots", "per-volume-gigabytes"):
         p.add_argument(f"--{name}", type=_int_arg(name))
+
+
+def _ranged_int(name: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = _int_arg(name)(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {text!r}")
+        return value
+
+    return parse
 
 
 def _int_arg(name: str) -> Callable[[str], int]:

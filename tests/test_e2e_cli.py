@@ -275,6 +275,20 @@ def test_a_non_integer_size_is_a_usage_error(up: UpCluster) -> None:
     assert "size must be an integer, got '1.5'" in done.stderr.splitlines()[-1]
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (["--nodes", "0"], "--nodes must be 1 to 64, got 0"),
+    (["--nodes", "two"], "--nodes must be an integer, got 'two'"),
+    (["--capacity-gb", "-5"], "--capacity-gb must be a positive number, got '-5'"),
+    (["--capacity-gb", "nan"], "--capacity-gb must be a positive number, got 'nan'"),
+])
+def test_up_refuses_a_bad_shape_before_starting_anything(
+    tmp_path: Path, args: list[str], says: str,
+) -> None:
+    done = run_cli("up", "--data-dir", str(tmp_path / "never"), *args)
+    assert says in _one_error_line(done, "usage")
+    assert done.returncode == 2 and not (tmp_path / "never").exists()
+
+
 def test_without_a_running_cluster_the_cli_says_so_in_one_line(tmp_path: Path) -> None:
     done = run_cli("volume", "list", "--data-dir", str(tmp_path))
 
