@@ -147,6 +147,10 @@ def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("target_project")
     for name in ("volumes", "gigabytes", "snapshots", "per-volume-gigabytes"):
         p.add_argument(f"--{name}", type=_int_arg(name))
+    p = _leaf(quota, common, "sync", "admin: set a project's usage to what it has",
+              cmd_quota_sync)
+    p.add_argument("target_project")
+    p.add_argument("--dry-run", action="store_true", help="only show the differences")
 
 
 def _ranged_int(name: str, low: int, high: int) -> Callable[[str], int]:
@@ -294,6 +298,21 @@ def cmd_quota_set(args: argparse.Namespace) -> int:
     with client(args) as c:
         quota = c.set_quota(args.target_project, **limits)
     print(as_json(quota) if args.json else properties(quota))
+    return 0
+
+
+def cmd_quota_sync(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        result = c.sync_quota(args.target_project, dry_run=args.dry_run)
+    if args.json:
+        print(as_json(result))
+        return 0
+    names = sorted({*result.before, *result.after})
+    rows = [(n, result.before.get(n, 0), result.after.get(n, 0),
+             "" if result.before.get(n, 0) == result.after.get(n, 0) else "yes")
+            for n in names]
+    print(table(["Resource", "In use (quota)", "In use (counted)", "Differs"], rows))
+    print("applied" if result.applied else "dry run: nothing changed")
     return 0
 
 

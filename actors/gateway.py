@@ -29,6 +29,7 @@ from actors.gateway_lifecycle import GatewayLifecycle
 from actors.gateway_reconcile import Reconciler
 from actors.gateway_store import GatewayStore, VolumeRecord
 from actors.paging import page
+from actors.quota_sync import QuotaSyncer
 from actors.runtime import Actor, Request
 from actors.volume_request import TypeCatalog, check_text
 from actors.watchers import Watchers
@@ -78,6 +79,7 @@ class Gateway(Actor):
         self.admin = VolumeAdmin(self)
         self.lifecycle = GatewayLifecycle(self)
         self.reconciler = Reconciler(self, self.lifecycle)
+        self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
         self._node_hosts = frozenset(n.host.encode() for n in cfg.nodes)
@@ -100,6 +102,7 @@ class Gateway(Actor):
             **self.attachments.handlers(),
             **self.admin.handlers(),
             **self.lifecycle.handlers(),
+            **self.quota_sync.handlers(),
         }
 
     async def on_start(self) -> None:

@@ -28,6 +28,7 @@ from protocol.messages import (
     QuotaUpdate,
     ReservationRef,
 )
+from protocol.messages_quota_sync import QuotaSyncResult, QuotaSyncUsage
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota_limits (
@@ -66,6 +67,7 @@ class QuotaActor(Actor):
             "quota.release": self.on_release,
             "quota.show": self.on_show,
             "quota.set": self.on_set,
+            "quota.sync_usage": self.on_sync_usage,
             "ping": lambda req: Empty(),
         }
 
@@ -167,6 +169,20 @@ class QuotaActor(Actor):
 
     def on_show(self, req: Request) -> QuotaSet:
         return self._view(req.body.project or req.ctx.project_id)
+
+    def on_sync_usage(self, req: Request) -> AfterCommit | QuotaSyncResult:
+        body: QuotaSyncUsage = req.body
+        before = {r: u.in_use for r, u in self.book.usage(body.project).items()}
+        after = {**before, **body.in_use}
+        if body.dry_run:
+            return QuotaSyncResult(body.project, before, after, applied=False)
+        try:
+            change = self.book.sync(body.project, body.in_use)
+        except qb.QuotaError as exc:
+            raise InvalidInput(str(exc)) from exc
+        log.warning("quota sync of %s: in use %s -> %s", body.project, before, after)
+        return AfterCommit(self._persist(change),
+                           QuotaSyncResult(body.project, before, after, applied=True))
 
     def on_set(self, req: Request) -> AfterCommit:
         body: QuotaUpdate = req.body

@@ -47,6 +47,7 @@ from protocol.messages import (
     ZoneList,
 )
 from protocol.messages_lifecycle import Snapshot
+from protocol.messages_quota_sync import QuotaSync, QuotaSyncResult
 from protocol.pages import read_pages
 from protocol.rpc import Calls
 from protocol.schema import dump, parse
@@ -207,6 +208,11 @@ class Client(AttachmentMethods, LifecycleMethods):
         raw = await self.call("quota.set", QuotaUpdate(project, limits))
         return parse(QuotaSet, raw, strict=False)
 
+    async def sync_quota(self, project: str, dry_run: bool = False) -> QuotaSyncResult:
+        """Admin: set the project's quota usage to what it has (``dry_run``: only compare)."""
+        raw = await self.call("quota.sync", QuotaSync(project, dry_run))
+        return parse(QuotaSyncResult, raw, strict=False)
+
     async def list_backends(self) -> list[Backend]:
         raw = await self.call("backend.list", Empty())
         return list(parse(BackendList, raw, strict=False).backends)
@@ -268,6 +274,9 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods):
 
     def set_quota(self, project: str, **limits: int) -> QuotaSet:
         return self._run(lambda c: c.set_quota(project, **limits))
+
+    def sync_quota(self, project: str, dry_run: bool = False) -> QuotaSyncResult:
+        return self._run(lambda c: c.sync_quota(project, dry_run))
 
     def list_backends(self) -> list[Backend]:
         return self._run(lambda c: c.list_backends())
