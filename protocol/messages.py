@@ -312,5 +312,6 @@ OPS: dict[str, type] = {
 
 from protocol import (  # noqa: E402  (each module registers its ops)
     messages_attach,  # noqa: F401  (registers its ops)
+    messages_flows,  # noqa: F401  (registers its ops)
     messages_lifecycle,  # noqa: F401  (registers its ops)
 )

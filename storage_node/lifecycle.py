@@ -289,6 +289,6 @@ class NodeLifecycle:
 
     async def _run(self, flow: LinearFlow[Any], c: Any, volume_id: str) -> None:
         try:
-            await flow.run(c, self.node.events.emit, volume_id)
+            await self.node.run_flow(flow, c, volume_id, c.ctx)
         except (DriverError, InsufficientCapacity) as exc:  # already reported to the gateway
             log.warning("%s for %s failed: %s", flow.name, volume_id, exc)

@@ -155,6 +155,6 @@ class StorageNode(Actor):
         c = ManagerContext(req.body, req.ctx)
         volume_id = req.body.request.volume_id
         try:
-            await self.flow.run(c, self.events.emit, volume_id)
+            await self.run_flow(self.flow, c, volume_id, req.ctx)
         except Exception as exc:  # handled: the reverts rescheduled it or reported the error
             log.info("create of %s failed on %s: %s", volume_id, self.backend_id, exc)

@@ -1,0 +1,95 @@
+"""The gateway's ``flow.history``: its own recent flows, the scheduler's and every node's.
+
+The gateway asks the scheduler (over its DEALER to it) and every node of the
+cluster file (over its ROUTER, identity = host name) for ``flow.recent``, all
+at once, each with a short deadline. An actor that is not connected or does
+not answer in time is named in ``missing``; the others are answered, so one
+dead node never fails the whole call. The answers are merged (failed first,
+then running, then done; newest first in each) and bounded like any flow
+reply (``actors/flow_reply.py``).
+
+Visibility, as for ``volume.list``: an admin asking for all projects sees
+every flow. Anyone else sees the flows of their project's volumes, and of
+volumes the gateway does not know (any more) that their project asked for: a
+create refused by quota, a finished delete. Each actor applies ``limit``
+before the gateway filters, so others' flows can crowd a project's out of a
+busy actor's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from actors.flow_reply import check_ask, fit, recent_reply
+from actors.runtime import Handler, Link, Request
+from protocol.errors import CinderblockError
+from protocol.messages_flows import FlowHistoryRequest, FlowRecent, FlowTrace, FlowTraceList
+from protocol.schema import SchemaError, parse
+
+if TYPE_CHECKING:
+    from actors.gateway import Gateway
+
+log = logging.getLogger(__name__)
+PEER_TIMEOUT_S = 1.5
+
+
+def flow_handlers(gw: Gateway) -> dict[str, Handler]:
+    return {"flow.history": GatewayFlows(gw).on_history}
+
+
+class GatewayFlows:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.nodes = tuple(n.host for n in gw.cfg.nodes)
+
+    async def on_history(self, req: Request) -> FlowTraceList:
+        body: FlowHistoryRequest = req.body
+        check_ask(body.limit, body.done_within_s)
+        ask = FlowRecent(body.limit, body.done_within_s)
+        answers = await self._gather(ask)
+        everyone = body.all_projects and req.ctx.is_admin
+        flows = [t for answer in answers.values() if answer is not None for t in answer.flows
+                 if everyone or self._visible(t, req.ctx.project_id)]
+        missing = [actor for actor, answer in answers.items() if answer is None]
+        reply = fit(merged(flows), body.limit, missing)
+        cut = any(answer.truncated for answer in answers.values() if answer is not None)
+        return replace(reply, truncated=reply.truncated or cut)
+
+    async def _gather(self, ask: FlowRecent) -> dict[str, FlowTraceList | None]:
+        gw = self.gw
+        own = recent_reply(gw.flow_history, gw.name, ask, time.time())
+        peers = await asyncio.gather(
+            self._ask(gw.scheduler, ask, b""),
+            *(self._ask(gw.router, ask, host.encode()) for host in self.nodes),
+        )
+        return {gw.name: own, **dict(zip(("scheduler", *self.nodes), peers, strict=True))}
+
+    async def _ask(self, link: Link, ask: FlowRecent, to: bytes) -> FlowTraceList | None:
+        try:
+            reply = await link.call("flow.recent", ask, to=to, timeout=PEER_TIMEOUT_S)
+            return parse(FlowTraceList, reply, strict=False)
+        except (CinderblockError, SchemaError) as exc:
+            log.info("flow history of %s left out: %s", to.decode() or "the scheduler", exc)
+            return None
+
+    def _visible(self, trace: FlowTrace, project_id: str) -> bool:
+        volume = self.gw.store.volumes.get(trace.volume_id)
+        owner = volume.project_id if volume is not None else trace.project_id
+        return bool(owner) and owner == project_id
+
+
+def merged(traces: Sequence[FlowTrace]) -> list[FlowTrace]:
+    """Failed, then running, then done; the most recently changed first in each."""
+    return sorted(traces, key=lambda t: (_bucket(t), t.age_s))
+
+
+def _bucket(trace: FlowTrace) -> int:
+    states = [s.state for s in trace.steps if s.task is None]
+    if "FAILURE" in states:
+        return 0
+    return 2 if states and states[-1] == "SUCCESS" else 1
