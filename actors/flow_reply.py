@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from actors.flow_history import FlowHistory, RunTrace
 from protocol.codec import MAX_FRAME, pack
 from protocol.errors import InvalidInput
-from protocol.messages_flows import MAX_FLOWS, FlowRecent, FlowStep, FlowTrace, FlowTraceList
+from protocol.messages_flows import MAX_FLOWS, FlowRecent, FlowTrace, FlowTraceList
 from protocol.schema import dump
 
 REPLY_BUDGET = MAX_FRAME * 3 // 4
 MAX_REASON = 500
+_NONE: tuple[tuple[()], ...] = ((), (), (), ())
 
 
 def check_ask(limit: int, done_within_s: float | None) -> None:
@@ -38,10 +39,10 @@ def recent_reply(history: FlowHistory, actor: str, ask: FlowRecent, now: float
 
 
 def trace_message(trace: RunTrace, actor: str, now: float) -> FlowTrace:
-    steps = tuple(FlowStep(state, ts, task, _clip(reason))
-                  for task, state, ts, reason in trace.steps)
+    tasks, states, times, reasons = zip(*trace.steps, strict=True) if trace.steps else _NONE
     return FlowTrace(trace.flow_id, trace.flow, trace.volume_id, actor, tuple(trace.tasks),
-                     steps, trace.project_id, round(max(0.0, now - trace.last_ts), 3))
+                     tasks, states, times, tuple(map(_clip, reasons)), trace.project_id,
+                     round(max(0.0, now - trace.last_ts), 3))
 
 
 def fit(traces: Sequence[FlowTrace], limit: int, missing: Sequence[str] = (),

@@ -89,7 +89,7 @@ def merged(traces: Sequence[FlowTrace]) -> list[FlowTrace]:
 
 
 def _bucket(trace: FlowTrace) -> int:
-    states = [s.state for s in trace.steps if s.task is None]
+    states = [s for t, s in zip(trace.step_tasks, trace.step_states, strict=False) if t is None]
     if "FAILURE" in states:
         return 0
     return 2 if states and states[-1] == "SUCCESS" else 1

@@ -177,7 +177,7 @@ class FlowBook:
         """Merge the flows the actors remember, asked for at ``asked_at`` (dashboard clock)."""
         changed = False
         for trace in sorted(traces, key=_oldest_first):
-            if trace.steps and trace.flow_id not in self._forgotten:
+            if trace.step_states and trace.flow_id not in self._forgotten:
                 changed |= self._load(trace, trace_events(trace), asked_at - trace.age_s)
         if changed:
             self._done = OrderedDict(sorted(self._done.items(), key=_second))
@@ -340,16 +340,17 @@ def trace_events(trace: FlowTrace) -> list[Event]:
     base = {"flow_id": trace.flow_id, "flow": trace.flow, "volume_id": trace.volume_id,
             "actor": trace.actor}
     out: list[Event] = []
-    for step in trace.steps:
-        e: Event = {**base, "state": step.state, "ts": step.ts}
-        if step.task is None:
+    for task, state, ts, reason in zip(trace.step_tasks, trace.step_states, trace.step_times,
+                                       trace.step_reasons, strict=False):
+        e: Event = {**base, "state": state, "ts": ts}
+        if task is None:
             e["kind"] = "flow"
-            if step.state == "PENDING":
+            if state == "PENDING":
                 e["tasks"] = list(trace.tasks)
         else:
-            e["kind"], e["task"] = "task", step.task
-        if step.reason is not None:
-            e["reason"] = step.reason
+            e["kind"], e["task"] = "task", task
+        if reason is not None:
+            e["reason"] = reason
         out.append(e)
     return out
 
