@@ -13,7 +13,8 @@ every flow. Anyone else sees the flows of their project's volumes, and of
 volumes the gateway does not know (any more) that their project asked for: a
 create refused by quota, a finished delete. Each actor applies ``limit``
 before the gateway filters, so others' flows can crowd a project's out of a
-busy actor's answer.
+busy actor's answer. The gateway's own ``flow.recent`` (every actor has one) is
+not filtered, so its ROUTER, which faces clients, answers it to admins only.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from actors.flow_reply import check_ask, fit, recent_reply
 from actors.runtime import Handler, Link, Request
-from protocol.errors import CinderblockError
+from protocol.errors import CinderblockError, Forbidden
 from protocol.messages_flows import FlowHistoryRequest, FlowRecent, FlowTrace, FlowTraceList
 from protocol.schema import SchemaError, parse
 
@@ -39,7 +40,8 @@ PEER_TIMEOUT_S = 1.5
 
 
 def flow_handlers(gw: Gateway) -> dict[str, Handler]:
-    return {"flow.history": GatewayFlows(gw).on_history}
+    flows = GatewayFlows(gw)
+    return {"flow.history": flows.on_history, "flow.recent": flows.on_recent}
 
 
 class GatewayFlows:
@@ -59,6 +61,12 @@ class GatewayFlows:
         reply = fit(merged(flows), body.limit, missing)
         cut = any(answer.truncated for answer in answers.values() if answer is not None)
         return replace(reply, truncated=reply.truncated or cut)
+
+    def on_recent(self, req: Request) -> FlowTraceList:
+        if not req.ctx.is_admin:
+            raise Forbidden("only an admin may read the gateway's flows unfiltered; "
+                            "ask flow.history", {"op": "flow.recent"})
+        return self.gw.on_flow_recent(req)
 
     async def _gather(self, ask: FlowRecent) -> dict[str, FlowTraceList | None]:
         gw = self.gw

@@ -19,8 +19,9 @@ import pytest
 from conftest import E2ECluster
 
 from protocol.client import SyncClient
-from protocol.errors import InvalidInput, OverQuota
-from protocol.messages_flows import FlowTrace
+from protocol.errors import Forbidden, InvalidInput, OverQuota
+from protocol.messages_flows import FlowRecent, FlowTrace, FlowTraceList
+from protocol.schema import parse
 
 MANAGER_RAN = ["ExtractVolumeRefTask", "OnFailureRescheduleTask", "ExtractVolumeSpecTask",
                "NotifyVolumeActionTask", "CreateVolumeFromSpecTask"]
@@ -84,6 +85,17 @@ async def test_a_project_sees_its_own_flows_and_an_admin_sees_everyones(
     theirs_and_mine = {t.flow_id for t in [*seen_by_me.flows, *seen_by_them.flows]}
     assert theirs_and_mine <= {t.flow_id for t in everyone.flows}
     assert not theirs_and_mine & {t.flow_id for t in admins_own.flows}
+
+
+async def test_the_gateways_unfiltered_flow_recent_is_refused_to_non_admins(
+    faulty: E2ECluster, project: str,
+) -> None:
+    async with faulty.client(project) as client, faulty.client("ops", admin=True) as admin:
+        await client.create_volume(1, wait=True)
+        with pytest.raises(Forbidden):
+            await client.call("flow.recent", FlowRecent())
+        answer = parse(FlowTraceList, await admin.call("flow.recent", FlowRecent()))
+    assert answer.flows and {t.actor for t in answer.flows} == {"gateway"}
 
 
 async def test_done_flows_older_than_asked_for_are_left_out_failed_ones_are_not(
