@@ -169,10 +169,12 @@ class Actor:
                 "flows": self.flow_history.statistics()}
 
     # ---- flows ---------------------------------------------------------
-    async def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context) -> None:
-        """Run one of this actor's flows: its events published, its trace kept."""
-        await flow.run(c, self.events, volume_id, history=self.flow_history,
-                       project_id=ctx.project_id)
+    def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
+                 ) -> Coroutine[Any, Any, None]:
+        """One of this actor's flows, to await: its events published, its trace kept
+        (the run itself, not a coroutine wrapping it: one frame less per flow)."""
+        return flow.run(c, self.events, volume_id, history=self.flow_history,
+                        project_id=ctx.project_id)
 
     def on_flow_recent(self, req: Request) -> FlowTraceList:
         return recent_reply(self.flow_history, self.name, req.body, time.time())
