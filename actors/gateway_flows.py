@@ -2,11 +2,12 @@
 
 The gateway asks the scheduler (over its DEALER to it) and every node of the
 cluster file (over its ROUTER, identity = host name) for ``flow.recent``, all
-at once, each with a short deadline. An actor that is not connected or does
-not answer in time is named in ``missing``; the others are answered, so one
-dead node never fails the whole call. The answers are merged (failed first,
-then running, then done; newest first in each) and bounded like any flow
-reply (``actors/flow_reply.py``).
+at once, each with a short deadline. A node not connected (yet: nodes connect
+to the gateway within moments of either side starting) is asked again until
+its deadline. An actor that does not answer in time is named in ``missing``;
+the others are answered, so one dead node never fails the whole call. The
+answers are merged (failed first, then running, then done; newest first in
+each) and bounded like any flow reply (``actors/flow_reply.py``).
 
 Visibility, as for ``volume.list``: an admin asking for all projects sees
 every flow. Anyone else sees the flows of their project's volumes, and of
@@ -24,11 +25,11 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from actors.flow_reply import check_ask, fit, recent_reply
 from actors.runtime import Handler, Link, Request
-from protocol.errors import CinderblockError, Forbidden
+from protocol.errors import CinderblockError, Forbidden, Unavailable
 from protocol.messages_flows import FlowHistoryRequest, FlowRecent, FlowTrace, FlowTraceList
 from protocol.schema import SchemaError, parse
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PEER_TIMEOUT_S = 1.5
+RETRY_S = 0.1
 
 
 def flow_handlers(gw: Gateway) -> dict[str, Handler]:
@@ -79,7 +81,7 @@ class GatewayFlows:
 
     async def _ask(self, link: Link, ask: FlowRecent, to: bytes) -> FlowTraceList | None:
         try:
-            reply = await link.call("flow.recent", ask, to=to, timeout=PEER_TIMEOUT_S)
+            reply = await ask_by(time.monotonic() + PEER_TIMEOUT_S, link, ask, to)
             return parse(FlowTraceList, reply, strict=False)
         except (CinderblockError, SchemaError) as exc:
             log.info("flow history of %s left out: %s", to.decode() or "the scheduler", exc)
@@ -89,6 +91,18 @@ class GatewayFlows:
         volume = self.gw.store.volumes.get(trace.volume_id)
         owner = volume.project_id if volume is not None else trace.project_id
         return bool(owner) and owner == project_id
+
+
+async def ask_by(deadline: float, link: Link, ask: FlowRecent, to: bytes) -> Any:
+    """``flow.recent`` answered by ``deadline``, asking again while the peer is not connected."""
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            return await link.call("flow.recent", ask, to=to, timeout=max(left, 0.01))
+        except Unavailable as exc:
+            if "peer" not in exc.details or left <= RETRY_S:
+                raise
+        await asyncio.sleep(RETRY_S)
 
 
 def merged(traces: Sequence[FlowTrace]) -> list[FlowTrace]:

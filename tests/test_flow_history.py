@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import time
+from typing import Any, cast
 
 import pytest
 
 from actors.flow import LinearFlow, Task
 from actors.flow_history import FlowHistory
 from actors.flow_reply import MAX_REASON, fit, recent_reply, trace_message
-from actors.gateway_flows import merged
+from actors.gateway_flows import ask_by, merged
+from actors.runtime import Link
 from protocol.codec import MAX_FRAME, pack
-from protocol.errors import InvalidInput
+from protocol.errors import InvalidInput, Unavailable
 from protocol.messages_flows import FlowRecent
 from protocol.schema import dump
 
@@ -214,3 +216,30 @@ async def test_the_gateway_merges_answers_failed_then_running_then_done() -> Non
     assert [t.volume_id for t in merged([*node, *gateway])] == ["failed", "run", "done"]
     gate.set()
     await slow
+
+
+class ConnectingNode:
+    """A node's side of the gateway's ROUTER: not connected for the first ``absent`` asks."""
+
+    def __init__(self, absent: int) -> None:
+        self.absent = absent
+        self.asked = 0
+
+    async def call(self, op: str, body: Any, ctx: Any = None, to: bytes = b"",
+                   timeout: float = 0.0) -> Any:
+        self.asked += 1
+        if self.asked <= self.absent:
+            raise Unavailable(f"peer {to!r} is not connected", {"peer": to.decode()})
+        return {"flows": []}
+
+
+async def test_a_node_not_connected_yet_is_asked_again_until_its_deadline() -> None:
+    node = ConnectingNode(absent=2)
+    deadline = time.monotonic() + 1.0
+    assert await ask_by(deadline, cast(Link, node), FlowRecent(), b"node-1") == {"flows": []}
+    assert node.asked == 3
+    gone = ConnectingNode(absent=1000)
+    started = time.monotonic()
+    with pytest.raises(Unavailable):
+        await ask_by(started + 0.35, cast(Link, gone), FlowRecent(), b"node-2")
+    assert 0.2 < time.monotonic() - started < 1.0 and 2 <= gone.asked <= 4
