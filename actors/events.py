@@ -68,7 +68,8 @@ class EventPublisher:
             return
         fields["kind"] = kind
         fields["actor"] = self.actor
-        fields["ts"] = time.time()
+        if "ts" not in fields:  # the flow engine gives the time it recorded the change at
+            fields["ts"] = time.time()
         if not self._buffer:
             self._loop.call_soon(self._flush)
         self._buffer.append(fields)

@@ -9,7 +9,10 @@ context is a typed object (a dataclass per flow), never a string-keyed store.
 ``LinearFlow.run`` executes the tasks in order. When one raises, the flow
 reverts every task that ran, newest first, the failed one included (as
 TaskFlow does: its revert undoes whatever part of it happened), then re-raises
-the original exception. Every state change is reported to ``emit``:
+the original exception. Every state change is recorded on the run's trace as
+a tuple (kept by the actor's ``FlowHistory`` when the run is given one, so it
+can tell whoever asks later what its flows did: ``actors/flow_history.py``)
+and, while somebody listens, published as an event through ``events``:
 
     flow PENDING → RUNNING → SUCCESS
                        └──→ FAILURE → REVERTING → REVERTED | REVERT_FAILURE
@@ -21,8 +24,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
+from time import time
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+from actors.flow_history import FlowHistory, RunTrace
 from protocol.states import TaskState, check_task_move
 
 log = logging.getLogger(__name__)
@@ -35,8 +40,13 @@ assert {_PENDING, _RUNNING, _SUCCESS, _FAILURE, _REVERTING, _REVERTED, _REVERT_F
 }
 
 
-class Emit(Protocol):
-    def __call__(self, kind: str, **fields: Any) -> None: ...
+class Events(Protocol):
+    """Where a flow publishes (``actors.events.EventPublisher``): ``emit`` is called
+    only while ``listening``, so nobody pays for events nobody reads."""
+
+    listening: bool
+
+    def emit(self, kind: str, **fields: Any) -> None: ...
 
 
 class Task(Generic[C]):
@@ -77,34 +87,61 @@ class LinearFlow(Generic[C]):
                 raise FlowWiringError(f"{self.name}: {task.name} requires {missing}, not provided")
             available.update(task.provides)
 
-    async def run(self, ctx: C, emit: Emit, volume_id: str = "", flow_id: str = "") -> None:
-        flow = _FlowRun(self, emit, volume_id, flow_id or uuid.uuid4().hex)
-        await flow.run(ctx)
+    async def run(self, ctx: C, events: Events, volume_id: str = "", flow_id: str = "",
+                  history: FlowHistory | None = None, project_id: str = "") -> None:
+        """Run the tasks; ``history`` keeps the run's trace, ``project_id`` says whose it is."""
+        trace = RunTrace(flow_id or uuid.uuid4().hex, self.name, volume_id, project_id,
+                         self.task_names)
+        flow = _FlowRun(self, events, trace)
+        if history is None:
+            await flow.run(ctx)
+            return
+        history.started(trace)
+        try:
+            await flow.run(ctx)
+        finally:
+            history.ended(trace)
 
 
 class _FlowRun(Generic[C]):
-    """One execution of a flow: its states and the events they produce."""
+    """One execution of a flow: its states, its trace, and the events they make."""
 
-    def __init__(self, flow: LinearFlow[C], emit: Emit, volume_id: str, flow_id: str) -> None:
+    def __init__(self, flow: LinearFlow[C], events: Events, trace: RunTrace) -> None:
         self.flow = flow
-        self.emit = emit
-        self.ids = {"flow_id": flow_id, "flow": flow.name, "volume_id": volume_id}
+        self.events = events
+        self.emit = events.emit
+        self.trace = trace
+        self.steps = trace.steps
+        self.ids = {"flow_id": trace.flow_id, "flow": flow.name, "volume_id": trace.volume_id}
         self.state = TaskState.PENDING
-        emit("flow", state=_PENDING, tasks=flow.task_names, **self.ids)
+        ts = time()
+        self.steps.append((None, _PENDING, ts, None))
+        if events.listening:
+            events.emit("flow", state=_PENDING, tasks=flow.task_names, ts=ts, **self.ids)
 
     def _move(self, state: TaskState, reason: str | None = None) -> None:
         check_task_move(self.state, state)
         self.state = state
+        value, ts = state.value, time()
+        self.trace.state = value
+        self.trace.failed = self.trace.failed or state is TaskState.FAILURE
+        self.steps.append((None, value, ts, reason))
+        if not self.events.listening:
+            return
         if reason is None:
-            self.emit("flow", state=str(state), **self.ids)
+            self.emit("flow", state=value, ts=ts, **self.ids)
         else:
-            self.emit("flow", state=str(state), reason=reason, **self.ids)
+            self.emit("flow", state=value, reason=reason, ts=ts, **self.ids)
 
     def _task(self, name: str, state: str, reason: str | None = None) -> None:
+        ts = time()
+        self.steps.append((name, state, ts, reason))
+        if not self.events.listening:
+            return
         if reason is None:
-            self.emit("task", task=name, state=state, **self.ids)
+            self.emit("task", task=name, state=state, ts=ts, **self.ids)
         else:
-            self.emit("task", task=name, state=state, reason=reason, **self.ids)
+            self.emit("task", task=name, state=state, reason=reason, ts=ts, **self.ids)
 
     async def run(self, ctx: C) -> None:
         self._move(TaskState.RUNNING)

@@ -25,6 +25,7 @@ from actors.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig
 from actors.gateway_admin import VolumeAdmin
 from actors.gateway_attachments import Attachments
 from actors.gateway_flow import CreateApiContext, volume_create_api
+from actors.gateway_flows import flow_handlers
 from actors.gateway_lifecycle import GatewayLifecycle
 from actors.gateway_reconcile import Reconciler
 from actors.gateway_store import GatewayStore, VolumeRecord
@@ -103,6 +104,7 @@ class Gateway(Actor):
             **self.admin.handlers(),
             **self.lifecycle.handlers(),
             **self.quota_sync.handlers(),
+            **flow_handlers(self),
         }
 
     async def on_start(self) -> None:
@@ -181,7 +183,7 @@ class Gateway(Actor):
             self.watchers.add(volume_id, req)
         c = CreateApiContext(body, ctx, volume_id, fingerprint)
         try:
-            await self.flow.run(c, self.events.emit, volume_id)
+            await self.run_flow(self.flow, c, volume_id, ctx)
         except Exception as exc:
             self.watchers.drop(volume_id)
             done.set_exception(exc)

@@ -204,7 +204,7 @@ class Attachments:
     async def _run(self, flow: LinearFlow[AttachContext], c: AttachContext,
                    volume_id: str) -> Attachment:
         async with self.locks.hold(volume_id):
-            await flow.run(c, self.gw.events.emit, volume_id)
+            await self.gw.run_flow(flow, c, volume_id, c.ctx)
         att = c.att
         self.gw.events.emit("attachment", attachment_id=att.id, volume_id=att.volume_id,
                             project_id=att.project_id, status=att.status.value,

@@ -221,7 +221,7 @@ class GatewayLifecycle:
     ) -> None:
         """Run a flow; a refused request stops watching what it asked to watch."""
         try:
-            await flow.run(c, self.gw.events.emit, volume_id)
+            await self.gw.run_flow(flow, c, volume_id, req.ctx)
         except Exception:
             self._unwatch(req, object_id)
             raise

@@ -14,6 +14,9 @@ peers), and every incoming message goes through one dispatch:
 
 Lifecycle as pykka's: ``on_start``, ``on_stop``; SIGTERM/SIGINT stop the
 actor, and every call still waiting then fails with ``unavailable``.
+
+Every actor runs its flows through ``run_flow``, which keeps their traces in
+the actor's ``FlowHistory``, and answers ``flow.recent`` from it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from typing import Any
 import zmq
 
 from actors.events import EventPublisher
+from actors.flow import LinearFlow
+from actors.flow_history import FlowHistory
+from actors.flow_reply import recent_reply
 from protocol.codec import (
     SYSTEM_CONTEXT,
     Context,
@@ -43,6 +49,7 @@ from protocol.codec import (
 )
 from protocol.errors import CinderblockError, InternalError, InvalidInput
 from protocol.messages import OPS
+from protocol.messages_flows import FlowTraceList
 from protocol.rpc import STOPPING, Calls
 from protocol.schema import SchemaError, dump, parse
 from protocol.transport import Channel, tune
@@ -142,6 +149,7 @@ class Actor:
         self.started_at = time.time()
         self.handled = 0
         self.events: EventPublisher
+        self.flow_history = FlowHistory()
 
     # ---- to override ---------------------------------------------------
     def handlers(self) -> dict[str, Handler]:
@@ -157,7 +165,19 @@ class Actor:
         pass
 
     def statistics(self) -> dict[str, Any]:
-        return {"handled": self.handled, "pending_calls": len(self.calls)}
+        return {"handled": self.handled, "pending_calls": len(self.calls),
+                "flows": self.flow_history.statistics()}
+
+    # ---- flows ---------------------------------------------------------
+    def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
+                 ) -> Coroutine[Any, Any, None]:
+        """One of this actor's flows, to await: its events published, its trace kept
+        (the run itself, not a coroutine wrapping it: one frame less per flow)."""
+        return flow.run(c, self.events, volume_id, history=self.flow_history,
+                        project_id=ctx.project_id)
+
+    def on_flow_recent(self, req: Request) -> FlowTraceList:
+        return recent_reply(self.flow_history, self.name, req.body, time.time())
 
     # ---- sockets -------------------------------------------------------
     def bind(self, endpoint: str) -> Link:
@@ -209,8 +229,9 @@ class Actor:
         self.events = EventPublisher(self.zctx, self._events_endpoint, self.name)
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
+            handlers = {"flow.recent": self.on_flow_recent, **self.handlers()}
             self._handlers = {
-                op: (fn, inspect.iscoroutinefunction(fn)) for op, fn in self.handlers().items()
+                op: (fn, inspect.iscoroutinefunction(fn)) for op, fn in handlers.items()
             }
             await self.on_start()
             self.every(self.heartbeat_s, self._heartbeat)

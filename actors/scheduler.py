@@ -90,7 +90,7 @@ class Scheduler(Actor):
     async def on_schedule_create(self, req: Request) -> None:
         c = ScheduleContext(req.body, req.ctx)
         try:
-            await self.flow.run(c, self.events.emit, req.body.volume_id)
+            await self.run_flow(self.flow, c, req.body.volume_id, req.ctx)
         except CinderblockError as exc:
             update = VolumeUpdate(req.body.volume_id, "error", None, exc.message)
             self.router.cast("volume.update", update, req.ctx, to=GATEWAY)

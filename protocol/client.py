@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import zmq
 
 from protocol.client_attach import AttachmentMethods, SyncAttachmentMethods
+from protocol.client_flows import FlowMethods, SyncFlowMethods
 from protocol.client_lifecycle import LifecycleMethods, SnapshotError, SyncLifecycleMethods
 from protocol.codec import Context, Envelope, MalformedMessage, decode, encode, next_id
 from protocol.errors import Unavailable
@@ -59,7 +60,7 @@ __all__ = ["Client", "SyncClient", "VolumeError"]
 T = TypeVar("T")
 
 
-class Client(AttachmentMethods, LifecycleMethods):
+class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
     def __init__(
         self,
         endpoint: str,
@@ -221,7 +222,7 @@ class Client(AttachmentMethods, LifecycleMethods):
         await self.call("ping", Empty(), timeout=timeout)
 
 
-class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods):
+class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
     """The same operations, blocking, for scripts and the CLI."""
 
     def __init__(self, endpoint: str, **kwargs: Any) -> None:

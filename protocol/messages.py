@@ -312,6 +312,7 @@ OPS: dict[str, type] = {
 
 from protocol import (  # noqa: E402  (each module registers its ops)
     messages_attach,  # noqa: F401  (registers its ops)
+    messages_flows,  # noqa: F401  (registers its ops)
     messages_lifecycle,  # noqa: F401  (registers its ops)
     messages_quota_sync,  # noqa: F401  (registers its ops)
     messages_reconcile,  # noqa: F401  (registers its ops)

@@ -291,6 +291,6 @@ class NodeLifecycle:
         ids = (volume_id, c.snapshot_id) if isinstance(c, SnapshotOpContext) else (volume_id,)
         try:
             with self.node.working(*ids):
-                await flow.run(c, self.node.events.emit, volume_id)
+                await self.node.run_flow(flow, c, volume_id, c.ctx)
         except (DriverError, InsufficientCapacity) as exc:  # already reported to the gateway
             log.warning("%s for %s failed: %s", flow.name, volume_id, exc)

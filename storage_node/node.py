@@ -180,7 +180,7 @@ class StorageNode(Actor):
         volume_id = req.body.request.volume_id
         try:
             with self.working(volume_id):
-                await self.flow.run(c, self.events.emit, volume_id)
+                await self.run_flow(self.flow, c, volume_id, req.ctx)
         except Exception as exc:  # handled: the reverts rescheduled it or reported the error
             log.info("create of %s failed on %s: %s", volume_id, self.backend_id, exc)
 

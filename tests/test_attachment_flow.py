@@ -16,6 +16,7 @@ from typing import Any, cast
 import pytest
 
 from actors.attachment_store import AttachmentStore
+from actors.flow import LinearFlow
 from actors.gateway_attachments import Attachments
 from actors.gateway_store import GatewayStore, VolumeRecord
 from actors.runtime import Request
@@ -69,6 +70,8 @@ class StubNode:
 
 
 class StubEvents:
+    listening = True
+
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
@@ -90,6 +93,9 @@ class StubGateway:
 
     def publish(self, rec: VolumeRecord) -> None:
         self.pushed.append((rec.id, rec.status.value))
+
+    async def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context) -> None:
+        await flow.run(c, self.events, volume_id, project_id=ctx.project_id)
 
     def add_volume(self, vid: str, vtype: VolumeType = PLAIN, project: str = "p1",
                    status: VolumeStatus = VolumeStatus.AVAILABLE) -> VolumeRecord:

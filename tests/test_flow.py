@@ -21,12 +21,14 @@ class Ctx:
 
 
 class Recorder:
-    """An ``emit`` that keeps every event."""
+    """A listening event publisher that keeps every event."""
+
+    listening = True
 
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def __call__(self, kind: str, **fields: Any) -> None:
+    def emit(self, kind: str, **fields: Any) -> None:
         self.events.append({"kind": kind, **fields})
 
     def sequence(self) -> list[tuple[str, str, str]]:

@@ -44,6 +44,7 @@ class FakeGateway:
         self.refuse_quota: str | None = None
         self.nodes_up = True
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.listening = True
 
     def emit(self, kind: str, **fields: Any) -> None:
         self.events.append((kind, fields))
@@ -108,7 +109,7 @@ def reverted_tasks(gw: FakeGateway) -> list[str]:
 async def test_delete_marks_the_volume_deleting_and_casts_to_its_node(gw: FakeGateway) -> None:
     rec = await add_volume(gw)
 
-    await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw.emit, "vol-1")
+    await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw, "vol-1")
 
     assert rec.status is V.DELETING
     assert [(h, op) for h, op, _ in gw.casts] == [("node-1@file", "node.delete_volume")]
@@ -119,7 +120,7 @@ async def test_delete_marks_the_volume_deleting_and_casts_to_its_node(gw: FakeGa
 async def test_delete_of_a_volume_without_a_host_needs_no_node(gw: FakeGateway) -> None:
     await add_volume(gw, V.ERROR, host=None)
 
-    await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw.emit, "vol-1")
+    await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw, "vol-1")
 
     assert gw.casts == [] and gw.quota == ["quota.release"]
     assert "vol-1" not in gw.store.volumes
@@ -132,7 +133,7 @@ async def test_delete_puts_the_status_back_when_the_node_cannot_be_reached(
     gw.nodes_up = False
 
     with pytest.raises(Unavailable):
-        await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw.emit, "vol-1")
+        await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw, "vol-1")
 
     assert rec.status is V.ERROR_DELETING
     assert reverted_tasks(gw) == [
@@ -144,7 +145,7 @@ async def test_extend_reserves_the_difference_and_hands_the_reservation_to_the_n
 ) -> None:
     rec = await add_volume(gw)
 
-    await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw.emit, "vol-1")
+    await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw, "vol-1")
 
     assert rec.status is V.EXTENDING and rec.size == 2
     assert gw.quota == ["quota.reserve"]
@@ -158,7 +159,7 @@ async def test_an_extend_that_cannot_be_cast_rolls_its_reservation_back(gw: Fake
     gw.nodes_up = False
 
     with pytest.raises(Unavailable):
-        await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw.emit, "vol-1")
+        await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw, "vol-1")
 
     assert rec.status is V.AVAILABLE
     assert gw.quota == ["quota.reserve", "quota.rollback"]
@@ -169,7 +170,7 @@ async def test_an_extend_over_quota_changes_nothing(gw: FakeGateway) -> None:
     gw.refuse_quota = "quota.reserve"
 
     with pytest.raises(OverQuota):
-        await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw.emit, "vol-1")
+        await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw, "vol-1")
 
     assert (rec.status, gw.quota, gw.casts) == (V.AVAILABLE, [], [])
 
@@ -182,7 +183,7 @@ async def test_a_snapshot_that_cannot_be_cast_is_destroyed_and_its_quota_release
     c = SnapshotCreateContext(SnapshotCreate("vol-1"), ME, "snap-1", "fp")
 
     with pytest.raises(Unavailable):
-        await snapshot_create_api(gw).run(c, gw.emit, "vol-1")
+        await snapshot_create_api(gw).run(c, gw, "vol-1")
 
     assert gw.quota == ["quota.reserve", "quota.commit", "quota.release"]
     assert gw.store.snapshots.snapshots == {}
@@ -195,7 +196,7 @@ async def test_a_snapshot_is_recorded_creating_with_its_volumes_size_and_host(
     await add_volume(gw)
     c = SnapshotCreateContext(SnapshotCreate("vol-1", name="s"), ME, "snap-1", "fp")
 
-    await snapshot_create_api(gw).run(c, gw.emit, "vol-1")
+    await snapshot_create_api(gw).run(c, gw, "vol-1")
 
     snap = gw.store.snapshots.snapshots["snap-1"]
     assert (snap.status.value, snap.size, snap.host, snap.name) == (

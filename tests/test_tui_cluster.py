@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from conftest import E2ECluster
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
@@ -27,7 +28,7 @@ from tui.create_form import CreateForm
 from tui.demo import API_TASKS
 from tui.flow_screen import FlowScreen
 from tui.flows_pane import FlowsPane
-from tui.model import FlowRecord
+from tui.model import FlowRecord, Model
 from tui.status_bar import StatusBar
 from tui.volumes_pane import VolumesPane
 
@@ -231,3 +232,56 @@ async def test_the_dashboard_says_when_the_cluster_is_down_and_reconnects(
         async with Client(cfg.gateway) as client:
             late = await client.create_volume(1, name="after", wait=True)
         await until(pilot, lambda: late.id in app.model.volumes.volumes)
+
+
+# ---- catching up flows that ran before the dashboard started ------------------------
+@pytest.fixture(scope="module")
+def first_node_faulty(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """node-1 fails every create and is tried first: each create leaves a reverted flow."""
+    return cluster_factory(node_overrides={
+        "node-1": {"faults": ("create_volume",), "capacity_gb": 1000.0},
+        "node-2": {"capacity_gb": 100.0},
+    })
+
+
+async def test_a_dashboard_started_later_shows_the_flows_that_ran_failed_ones_pinned(
+    first_node_faulty: E2ECluster,
+) -> None:
+    cfg = first_node_faulty.cfg
+    async with Client(cfg.gateway, admin=True) as admin:
+        await admin.set_quota("t-late", gigabytes=2)
+    async with Client(cfg.gateway, project="t-late") as client:
+        volume = await client.create_volume(1, wait=True)  # node-1 fails, node-2 makes it
+        with pytest.raises(OverQuota):
+            await client.create_volume(5)
+    async with Client(cfg.gateway, project="t-elsewhere") as client:
+        elsewhere = await client.create_volume(1, wait=True)
+    model = Model("t-late", False, cfg.gateway, cfg.events, fade_s=600)
+    app = DashboardApp(cfg.gateway, cfg.events, "t-late", admin=False, model=model)
+    async with app.run_test(size=SIZE) as pilot:
+
+        def caught_up() -> list[FlowRecord] | None:
+            """the five flows of the create and the refused one"""
+            flows = app.model.flows.ordered()
+            return flows if len(flows) == 6 and app.query_one(FlowsPane).table.keys else None
+
+        flows = await until(pilot, caught_up)
+        refused, rescheduled = flows[0], flows[1]  # pinned: the failed ones, newest first
+        assert (refused.flow, refused.actor, refused.state) == (
+            "volume_create_api", "gateway", "REVERTED")
+        assert refused.reason is not None and "Quota exceeded" in refused.reason
+        assert (rescheduled.flow, rescheduled.actor, rescheduled.volume_id, rescheduled.state
+                ) == ("volume_create_manager", "node-1", volume.id, "REVERTED")
+        assert {f.volume_id for f in flows[1:]} == {volume.id} != {elsewhere.id}
+        assert all(f.state == "SUCCESS" for f in flows[2:])
+        await pilot.pause(0.3)
+        table = app.query_one(FlowsPane).table
+        assert list(table.keys[:2]) == [refused.flow_id, rescheduled.flow_id]
+        assert shown_flow_rows(app)[rescheduled.flow_id][4] == "REVERTED"
+        await pilot.press("1", "down", "enter")
+        screen = await until(pilot, lambda: isinstance(app.screen, FlowScreen) and app.screen)
+        assert isinstance(screen, FlowScreen) and screen.flow is rescheduled
+        text = screen.timeline_text()
+        assert "reason: injected fault: create_volume" in text
+        assert "1. CreateVolumeFromSpecTask" in text and "5. ExtractVolumeRefTask" in text
+        assert "joined after it started" not in text

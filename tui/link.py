@@ -2,7 +2,8 @@
 
 ``GatewayLink.run`` loops for as long as the dashboard runs. Each session
 opens a client, pings it with a short timeout, catches up (volumes, backends,
-volume types) into the model, and then keeps pinging; the backends are
+volume types, and the flows the actors remember: running, failed, and those
+done recently enough to be still on screen) into the model, and then keeps pinging; the backends are
 re-read now and then, which keeps their up/down and age honest even when
 their events were dropped. It catches up again whenever the event stream
 (re)connects (``stream_connects`` moves), once more ``settle_s`` after a
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable
 
 from protocol.client import Client
-from protocol.errors import CinderblockError
+from protocol.errors import CinderblockError, InvalidInput
 from tui.model import Model
 
 CATCH_UP_LIMIT = 1000  # newest volumes read on (re)connecting; one reply stays small
@@ -86,4 +87,16 @@ class GatewayLink:
         self.model.load_volumes(volumes, asked, complete=len(volumes) < CATCH_UP_LIMIT)
         self.model.load_backends(await client.list_backends(), self.clock())
         self.model.load_types(await client.list_types())
+        await self.catch_up_flows(client)
         self.model.link.synced_at = self.clock()
+
+    async def catch_up_flows(self, client: Client) -> None:
+        asked = self.clock()
+        try:
+            history = await client.flow_history(all_projects=self.admin,
+                                                done_within_s=self.model.flows.fade_s)
+        except InvalidInput as exc:
+            if exc.details.get("op") != "flow.history":
+                raise
+            return  # a gateway older than flow history: live flows only
+        self.model.load_flows(history.flows, asked)

@@ -6,7 +6,8 @@ The books live in ``model_flows``, ``model_volumes``, ``model_backends`` and
 ``Model.apply`` takes a batch of decoded event maps (the schema in
 ``actors/events.py``) and the dashboard's clock, and updates the books:
 flows and tasks, volumes, backends, rates, actors' heartbeats. ``load_*``
-merge what the gateway says when the dashboard (re)connects, so nothing shown
+merge what the gateway says when the dashboard (re)connects (volumes,
+backends, types, and the flows every actor remembers), so nothing shown
 depends on having watched from the start. Widgets read the books at their own
 pace; each book has a ``version`` that changes when it does.
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from protocol.messages import Backend, Volume, VolumeType
+from protocol.messages_flows import FlowTrace
 from tui.model_backends import BackendBook, BackendRecord
 from tui.model_flows import FAILED, FINAL, Change, FlowBook, FlowRecord, TaskRecord
 from tui.model_rates import Rates, RatesView, percentile
@@ -125,6 +127,9 @@ class Model:
     # ---- catching up from the gateway -----------------------------------
     def load_volumes(self, volumes: Iterable[Volume], asked_at: float, complete: bool) -> None:
         self.volumes.load(volumes, asked_at, complete)
+
+    def load_flows(self, traces: Iterable[FlowTrace], asked_at: float) -> None:
+        self.flows.load(traces, asked_at)
 
     def load_backends(self, backends: Iterable[Backend], now: float) -> None:
         self.backends.load(backends, now)

@@ -14,17 +14,31 @@ Two clocks: ``ts`` in an event is the publishing actor's clock, ``now`` is
 the dashboard's. Durations between events of one flow use ``ts`` only (one
 actor, one clock); ages and fading use ``now`` only, so clock skew between
 hosts never shows as a negative or growing elapsed time.
+
+Catching up (``load``): the actors remember their recent flows
+(``flow.history``), each as the very changes its events carried, so a
+dashboard that was not there folds them with the same code. A change is
+known by (flow or task, state): each happens at most once in a run, so a
+trace and the live stream never count one twice, and a change the stream
+brought after the trace was taken is kept. The trace's ``age_s`` (its
+actor's clock) places its end on the dashboard's clock. A catch-up never
+brings back what the book let go of (faded, trimmed, dismissed), nor a
+success older than ``fade_s`` or a run silent for longer than ``lost_after_s``.
 """
 
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from protocol.messages_flows import FlowTrace
 
 FINAL = frozenset({"SUCCESS", "REVERTED", "REVERT_FAILURE"})
 FAILED = frozenset({"FAILURE", "REVERTING", "REVERTED", "REVERT_FAILURE"})
+FORGET_MAX = 10_000  # flow ids let go of, never brought back by a catch-up
+Event = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +122,7 @@ class FlowBook:
         self._done: OrderedDict[str, float] = OrderedDict()  # flow_id -> ended_seen
         self._failed: OrderedDict[str, None] = OrderedDict()
         self.finished: Counter[str] = Counter()  # "volume_create_api SUCCESS" -> count
+        self._forgotten: OrderedDict[str, None] = OrderedDict()
         self.lost = 0
         self.dismissed = 0
         self.version = 0
@@ -115,44 +130,23 @@ class FlowBook:
     # ---- folding ---------------------------------------------------------
     def on_flow(self, e: Mapping[str, Any], now: float) -> None:
         flow = self._flow(e, now)
-        state, ts = str(e["state"]), float(e["ts"])
-        reason = _reason(e)
-        flow.changes.append(Change(state, ts, reason))
-        if state == "PENDING":
-            flow.saw_start = True
-            flow.started = min(flow.started, ts)
-            for name in _names(e.get("tasks")):
-                flow.task(name)
-        flow.state = state
-        if reason is not None:
-            flow.reason = reason
-        self._touch(flow, ts, now)
-        if state in FAILED:
+        fold_flow(flow, e)
+        self._touch(flow, float(e["ts"]), now)
+        if flow.state in FAILED:
             self._failed[flow.flow_id] = None
             self._trim(self._failed, self.keep_failed)
-        if state in FINAL:
+        if flow.state in FINAL:
             self._end(flow, now)
 
     def on_task(self, e: Mapping[str, Any], now: float) -> None:
         flow = self._flow(e, now)
-        name, state, ts = str(e["task"]), str(e["state"]), float(e["ts"])
-        reason = _reason(e)
-        flow.task(name).changes.append(Change(state, ts, reason))
-        flow.current = name
-        if state == "FAILURE":
-            flow.failed_task = name
-        elif state == "REVERTING":
-            flow.revert_order.append(name)
-        self._touch(flow, ts, now)
+        fold_task(flow, e)
+        self._touch(flow, float(e["ts"]), now)
 
     def _flow(self, e: Mapping[str, Any], now: float) -> FlowRecord:
-        flow_id = str(e["flow_id"])
-        flow = self.flows.get(flow_id)
+        flow = self.flows.get(str(e["flow_id"]))
         if flow is None:
-            ts = float(e["ts"])
-            flow = FlowRecord(flow_id, str(e["flow"]), str(e.get("volume_id") or ""),
-                              str(e.get("actor", "?")), ts, ts, now)
-            self.flows[flow_id] = flow
+            flow = self.flows[str(e["flow_id"])] = new_record(e, now)
         return flow
 
     def _touch(self, flow: FlowRecord, ts: float, now: float) -> None:
@@ -171,6 +165,55 @@ class FlowBook:
         while len(bucket) > keep:
             flow_id, _ = bucket.popitem(last=False)
             self.flows.pop(flow_id, None)
+            self._forget(flow_id)
+
+    def _forget(self, flow_id: str) -> None:
+        self._forgotten[flow_id] = None
+        if len(self._forgotten) > FORGET_MAX:
+            self._forgotten.popitem(last=False)
+
+    # ---- catching up -------------------------------------------------------
+    def load(self, traces: Iterable[FlowTrace], asked_at: float) -> None:
+        """Merge the flows the actors remember, asked for at ``asked_at`` (dashboard clock)."""
+        changed = False
+        for trace in sorted(traces, key=_oldest_first):
+            if trace.step_states and trace.flow_id not in self._forgotten:
+                changed |= self._load(trace, trace_events(trace), asked_at - trace.age_s)
+        if changed:
+            self._done = OrderedDict(sorted(self._done.items(), key=_second))
+            self.version += 1
+
+    def _load(self, trace: FlowTrace, events: list[Event], last_seen: float) -> bool:
+        """Fold one trace; ``last_seen`` is when its last change was, on our clock."""
+        old = self.flows.get(trace.flow_id)
+        if old is None:
+            if self._stale(events, trace.age_s):
+                return False
+            flow = self.flows[trace.flow_id] = rebuild(events, last_seen)
+            self._settle(flow, False, last_seen)
+            return True
+        merged = merge_events(events, record_events(old))
+        if merged is None:
+            return False
+        was_final, ended_seen = old.final, old.ended_seen
+        adopt(old, rebuild(merged, max(old.last_seen, last_seen)), ended_seen)
+        self._settle(old, was_final, last_seen)
+        return True
+
+    def _stale(self, events: list[Event], age_s: float) -> bool:
+        states = [e["state"] for e in events if e["kind"] == "flow"]
+        state = states[-1] if states else "PENDING"
+        if state == "SUCCESS":
+            return age_s >= self.fade_s
+        return state not in FINAL and age_s > self.lost_after_s
+
+    def _settle(self, flow: FlowRecord, was_final: bool, ended_seen: float) -> None:
+        """Bucket a flow a catch-up brought or changed, as live events would have."""
+        if flow.failed:
+            self._failed[flow.flow_id] = None
+            self._trim(self._failed, self.keep_failed)
+        if flow.final and not was_final:
+            self._end(flow, ended_seen)
 
     # ---- time and the user -------------------------------------------------
     def tick(self, now: float) -> None:
@@ -181,6 +224,7 @@ class FlowBook:
                 break
             del self._done[flow_id]
             self.flows.pop(flow_id, None)
+            self._forget(flow_id)
             self.version += 1
         silent = [f.flow_id for f in self.flows.values()
                   if not f.final and f.flow_id not in self._failed
@@ -197,6 +241,7 @@ class FlowBook:
             return False
         del self.flows[flow_id]
         self._failed.pop(flow_id, None)
+        self._forget(flow_id)
         self.dismissed += 1
         self.version += 1
         return True
@@ -232,6 +277,112 @@ class FlowBook:
 
 def _started(flow: FlowRecord) -> float:
     return flow.started
+
+
+def _oldest_first(trace: FlowTrace) -> float:
+    return -trace.age_s
+
+
+def _second(item: tuple[str, float]) -> float:
+    return item[1]
+
+
+# ---- folding a record --------------------------------------------------------
+def new_record(e: Mapping[str, Any], now: float) -> FlowRecord:
+    ts = float(e["ts"])
+    return FlowRecord(str(e["flow_id"]), str(e["flow"]), str(e.get("volume_id") or ""),
+                      str(e.get("actor", "?")), ts, ts, now)
+
+
+def fold_flow(flow: FlowRecord, e: Mapping[str, Any]) -> None:
+    state, ts = str(e["state"]), float(e["ts"])
+    reason = _reason(e)
+    flow.changes.append(Change(state, ts, reason))
+    if state == "PENDING":
+        flow.saw_start = True
+        flow.started = min(flow.started, ts)
+        for name in _names(e.get("tasks")):
+            flow.task(name)
+    flow.state = state
+    if reason is not None:
+        flow.reason = reason
+
+
+def fold_task(flow: FlowRecord, e: Mapping[str, Any]) -> None:
+    name, state, ts = str(e["task"]), str(e["state"]), float(e["ts"])
+    flow.task(name).changes.append(Change(state, ts, _reason(e)))
+    flow.current = name
+    if state == "FAILURE":
+        flow.failed_task = name
+    elif state == "REVERTING":
+        flow.revert_order.append(name)
+
+
+def rebuild(events: Sequence[Mapping[str, Any]], last_seen: float) -> FlowRecord:
+    """A record folded from one run's events alone."""
+    flow = new_record(events[0], last_seen)
+    for e in events:
+        (fold_flow if e["kind"] == "flow" else fold_task)(flow, e)
+    flow.last_ts = max(float(e["ts"]) for e in events)
+    return flow
+
+
+def adopt(old: FlowRecord, new: FlowRecord, ended_seen: float | None) -> None:
+    """Make ``old`` (which a timeline on screen may hold) show ``new``."""
+    for f in fields(FlowRecord):
+        setattr(old, f.name, getattr(new, f.name))
+    old.ended_seen = ended_seen
+
+
+# ---- catching up: traces and records as events -------------------------------
+def trace_events(trace: FlowTrace) -> list[Event]:
+    """The events a run published, rebuilt from its trace."""
+    base = {"flow_id": trace.flow_id, "flow": trace.flow, "volume_id": trace.volume_id,
+            "actor": trace.actor}
+    out: list[Event] = []
+    for task, state, ts, reason in zip(trace.step_tasks, trace.step_states, trace.step_times,
+                                       trace.step_reasons, strict=False):
+        e: Event = {**base, "state": state, "ts": ts}
+        if task is None:
+            e["kind"] = "flow"
+            if state == "PENDING":
+                e["tasks"] = list(trace.tasks)
+        else:
+            e["kind"], e["task"] = "task", task
+        if reason is not None:
+            e["reason"] = reason
+        out.append(e)
+    return out
+
+
+def record_events(flow: FlowRecord) -> list[Event]:
+    """The events a record was folded from, oldest first."""
+    base = {"flow_id": flow.flow_id, "flow": flow.flow, "volume_id": flow.volume_id,
+            "actor": flow.actor}
+    out: list[Event] = [{**base, "kind": "flow", "state": c.state, "ts": c.ts,
+                         "reason": c.reason, "tasks": list(flow.tasks)} for c in flow.changes]
+    for task in flow.tasks.values():
+        out.extend({**base, "kind": "task", "task": task.name, "state": c.state, "ts": c.ts,
+                    "reason": c.reason} for c in task.changes)
+    out.sort(key=_ts)
+    return out
+
+
+def merge_events(history: list[Event], live: list[Event]) -> list[Event] | None:
+    """The trace's events, then the live ones it lacks (they came after it was
+    taken); None when the trace brings nothing the live record lacks."""
+    keys = {_key(e) for e in history}
+    if keys <= {_key(e) for e in live}:
+        return None
+    return history + [e for e in live if _key(e) not in keys]
+
+
+def _key(e: Mapping[str, Any]) -> tuple[str, str | None, str]:
+    return (str(e["kind"]), e.get("task"), str(e["state"]))
+
+
+def _ts(e: Mapping[str, Any]) -> float:
+    return float(e["ts"])
 
 
 def _reason(e: Mapping[str, Any]) -> str | None:
