@@ -112,7 +112,8 @@ class _FlowRun(Generic[C]):
         self.emit = events.emit
         self.trace = trace
         self.steps = trace.steps
-        self.ids = {"flow_id": trace.flow_id, "flow": flow.name, "volume_id": trace.volume_id}
+        self.ids = {"flow_id": trace.flow_id, "flow": flow.name, "volume_id": trace.volume_id,
+                    "project_id": trace.project_id}
         self.state = TaskState.PENDING
         ts = time()
         self.steps.append((None, _PENDING, ts, None))

@@ -154,6 +154,15 @@ def test_a_deleted_volume_leaves_the_book_and_its_stale_row_paints_as_gone() -> 
     assert row.cells[:3] == (volume_id(1), "", "deleted")
 
 
+def test_a_project_dashboard_shows_only_its_projects_flows_and_an_admins_shows_all() -> None:
+    events = (create_events(Create(volume_id(1), T0, project="demo"))
+              + create_events(Create(volume_id(2), T0, project="elsewhere")))
+    mine = fold(Model(project="demo", admin=False), events)
+    assert {f.volume_id for f in mine.flows.flows.values()} == {volume_id(1)}
+    everyone = fold(Model(project="demo", admin=True), events)
+    assert {f.volume_id for f in everyone.flows.flows.values()} == {volume_id(1), volume_id(2)}
+
+
 def test_a_backend_is_down_once_its_stats_are_older_than_the_stale_limit() -> None:
     model = fold(Model(stale_after_s=10.0), [backend_event("node-1", T0)], now=T0)
     (b,) = model.backends.ordered()

@@ -51,7 +51,7 @@ def flow_events(flow: str, flow_id: str, tasks: tuple[str, ...], actor: str, c: 
     def emit(kind: str, **fields: Any) -> None:
         nonlocal t
         out.append({**fields, "flow_id": flow_id, "flow": flow, "volume_id": c.volume_id,
-                    "kind": kind, "actor": actor, "ts": t})
+                    "project_id": c.project, "kind": kind, "actor": actor, "ts": t})
         t += c.step
 
     emit("flow", state="PENDING", tasks=list(tasks))

@@ -74,6 +74,7 @@ class Model:
                  events: str = "", fade_s: float = 10.0, stale_after_s: float = 10.0) -> None:
         self.flows = FlowBook(fade_s=fade_s)
         self.volumes = VolumeBook(project, admin)
+        self.project, self.admin = project, admin
         self.backends = BackendBook(stale_after_s)
         self.rates = Rates()
         self.link = LinkState(gateway, events)
@@ -84,7 +85,7 @@ class Model:
         self.last_problem = ""
         self._handlers: dict[str, Handler] = {
             "flow": self._on_flow,
-            "task": self.flows.on_task,
+            "task": self._on_task,
             "volume": self._on_volume,
             "backend": self.backends.on_backend,
         }
@@ -110,10 +111,19 @@ class Model:
         self.malformed += 1
         self.last_problem = text
 
+    def _mine(self, e: Mapping[str, Any]) -> bool:
+        """Whether a flow event is for this dashboard: an admin's sees every project's."""
+        return self.admin or e.get("project_id", self.project) == self.project
+
     def _on_flow(self, e: Mapping[str, Any], now: float) -> None:
-        self.flows.on_flow(e, now)
+        if self._mine(e):
+            self.flows.on_flow(e, now)
         if e["flow"] == "volume_create_api" and e["state"] == "PENDING" and e.get("volume_id"):
             self.rates.api_started(str(e["volume_id"]), float(e["ts"]), now)
+
+    def _on_task(self, e: Mapping[str, Any], now: float) -> None:
+        if self._mine(e):
+            self.flows.on_task(e, now)
 
     def _on_volume(self, e: Mapping[str, Any], now: float) -> None:
         previous = self.volumes.on_volume(e, now)
