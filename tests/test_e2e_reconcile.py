@@ -11,9 +11,9 @@ from dataclasses import replace
 
 import pytest
 from conftest import E2ECluster, eventually
+from lifecycle_helpers import gone
 
 from protocol.client import Client
-from protocol.errors import NotFound
 from protocol.messages import Volume
 from protocol.messages_lifecycle import Snapshot
 from protocol.status_waits import VolumeError
@@ -37,14 +37,6 @@ def kill_and_restart_nodes(c: E2ECluster) -> None:
     c.cluster.cfg.save(c.cluster.config_path)
     for host in NODES:
         c.cluster.spawn("node", host)
-
-
-async def gone(client: Client, volume_id: str) -> bool:
-    try:
-        await client.show_volume(volume_id)
-    except NotFound:
-        return True
-    return False
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import time
 from typing import Any, cast
 
 import pytest
+from flow_steps import Publisher, Step
 
-from actors.flow import LinearFlow, Task
+from actors.flow import LinearFlow
 from actors.flow_history import FlowHistory
 from actors.flow_reply import MAX_REASON, fit, recent_reply, trace_message
 from actors.gateway_flows import ask_by, merged
@@ -20,44 +21,14 @@ from protocol.errors import InvalidInput, Unavailable
 from protocol.messages_flows import FlowRecent
 from protocol.schema import dump
 
-
-class Publisher:
-    """An event publisher; ``listening`` as a subscriber would set it."""
-
-    def __init__(self, listening: bool = True) -> None:
-        self.listening = listening
-        self.events: list[dict[str, Any]] = []
-
-    def emit(self, kind: str, **fields: Any) -> None:
-        self.events.append({"kind": kind, **fields})
-
-
-class Step(Task[None]):
-    def __init__(self, label: str, fail: str | None = None,
-                 gate: asyncio.Event | None = None) -> None:
-        self.label = label
-        self.fail = fail
-        self.gate = gate
-
-    @property
-    def name(self) -> str:
-        return self.label
-
-    async def execute(self, ctx: None) -> None:
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.fail is not None:
-            raise ValueError(self.fail)
-
-
 OK = LinearFlow("demo", [Step("one"), Step("two")])
 BAD = LinearFlow("demo", [Step("one"), Step("two", fail="the disk is on fire")])
 
 
 async def run(flow: LinearFlow[None], history: FlowHistory, volume_id: str = "v",
               events: Publisher | None = None) -> None:
-    with contextlib.suppress(ValueError):  # the failing flows: the history is what matters
-        await flow.run(None, events or Publisher(False), volume_id, history=history,
+    with contextlib.suppress(RuntimeError):  # the failing flows: the history is what matters
+        await flow.run(None, events or Publisher(listening=False), volume_id, history=history,
                        project_id="p1")
 
 

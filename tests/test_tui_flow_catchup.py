@@ -9,8 +9,9 @@ import contextlib
 from typing import Any, cast
 
 import pytest
+from flow_steps import Publisher, Step
 
-from actors.flow import LinearFlow, Task
+from actors.flow import LinearFlow
 from actors.flow_history import FlowHistory, RunTrace
 from actors.flow_reply import trace_message
 from protocol.client import Client
@@ -22,30 +23,7 @@ from tui.model import FlowBook, FlowRecord, Model
 T0 = 1_700_000_000.0  # the dashboard's clock in these tests
 
 
-class Publisher:
-    def __init__(self, actor: str) -> None:
-        self.actor = actor
-        self.listening = True
-        self.events: list[dict[str, Any]] = []
-
-    def emit(self, kind: str, **fields: Any) -> None:
-        self.events.append({"kind": kind, "actor": self.actor, **fields})
-
-
-class Step(Task[None]):
-    def __init__(self, label: str, fail: bool = False, gate: asyncio.Event | None = None
-                 ) -> None:
-        self.label, self.fail, self.gate = label, fail, gate
-
-    @property
-    def name(self) -> str:
-        return self.label
-
-    async def execute(self, ctx: None) -> None:
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.fail:
-            raise RuntimeError("CreateVolumeFromSpecTask: the disk is on fire")
+FIRE = "CreateVolumeFromSpecTask: the disk is on fire"
 
 
 class Run:
@@ -93,7 +71,7 @@ def ok(volume_id: str = "vol-1") -> Run:
 
 
 def failing(volume_id: str = "vol-bad") -> Run:
-    return Run(Step("ExtractVolumeRefTask"), Step("CreateVolumeFromSpecTask", fail=True),
+    return Run(Step("ExtractVolumeRefTask"), Step("CreateVolumeFromSpecTask", fail=FIRE),
                volume_id=volume_id)
 
 

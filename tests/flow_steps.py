@@ -1,0 +1,39 @@
+"""Tasks and an event publisher for flow tests that need no actor."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from actors.flow import Task
+
+
+class Publisher:
+    """An event publisher; ``listening`` as a subscriber would set it."""
+
+    def __init__(self, actor: str = "", listening: bool = True) -> None:
+        self.actor = actor
+        self.listening = listening
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.events.append({"kind": kind, "actor": self.actor, **fields})
+
+
+class Step(Task[None]):
+    """A task named ``label`` that waits for ``gate`` if given, then fails with
+    ``RuntimeError(fail)`` if given."""
+
+    def __init__(self, label: str, fail: str | None = None,
+                 gate: asyncio.Event | None = None) -> None:
+        self.label, self.fail, self.gate = label, fail, gate
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    async def execute(self, ctx: None) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail is not None:
+            raise RuntimeError(self.fail)
