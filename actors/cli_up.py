@@ -79,7 +79,8 @@ def _is_up(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return False
-    return state != "Z" and b"up" in cmdline and any(b"cinderblock" in a for a in cmdline)
+    ours = any(b"cinderblock" in arg or b"actors.cli" in arg for arg in cmdline)
+    return state != "Z" and b"up" in cmdline and ours
 
 
 def _refuse_if_running(data_dir: Path) -> None:
