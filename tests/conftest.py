@@ -22,7 +22,7 @@ import subprocess
 import sysconfig
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -276,17 +276,33 @@ def run_cli(*args: str, timeout: float = 30.0, env: Mapping[str, str] | None = N
                           timeout=timeout, env=full_env, check=False)
 
 
-async def run_tool(*argv: str, timeout: float = 60.0) -> tuple[int, str]:
-    """Run an outside tool (qemu-io, nbdinfo...) without blocking the loop; its exit
-    status and output. A tool still running at the deadline is killed."""
+@dataclass(frozen=True)
+class Completed:
+    returncode: int
+    stdout: str
+    stderr: str  # empty when merged into stdout
+
+
+async def run_process(*argv: str, timeout: float = 60.0, merge_stderr: bool = False,
+                      ) -> Completed:
+    """Run an outside tool (qemu-io, nbdinfo...) without blocking the loop (the test's
+    own servers keep serving). A tool still running at the deadline is killed."""
+    err = asyncio.subprocess.STDOUT if merge_stderr else asyncio.subprocess.PIPE
     proc = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        *argv, stdout=asyncio.subprocess.PIPE, stderr=err)
     try:
         async with asyncio.timeout(timeout):
-            out, _ = await proc.communicate()
+            out, errors = await proc.communicate()
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
     assert proc.returncode is not None
-    return proc.returncode, out.decode(errors="replace")
+    return Completed(proc.returncode, out.decode(errors="replace"),
+                     (errors or b"").decode(errors="replace"))
+
+
+async def run_tool(*argv: str, timeout: float = 60.0) -> tuple[int, str]:
+    """``run_process`` with stderr merged into stdout: the exit status and the output."""
+    done = await run_process(*argv, timeout=timeout, merge_stderr=True)
+    return done.returncode, done.stdout

@@ -14,9 +14,10 @@ import shutil
 import signal
 import struct
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
+from conftest import Completed
+from conftest import run_process as run
 
 from storage_node import nbd
 from storage_node import nbd_protocol as proto
@@ -29,28 +30,6 @@ DISK_SIZE = 64 * MiB
 def requires(*tools: str) -> pytest.MarkDecorator:
     missing = [tool for tool in tools if shutil.which(tool) is None]
     return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} on PATH")
-
-
-@dataclass(frozen=True)
-class Completed:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def run(*argv: str, timeout: float = 60.0) -> Completed:
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        async with asyncio.timeout(timeout):
-            out, err = await process.communicate()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return Completed(process.returncode, out.decode(), err.decode())
 
 
 async def run_ok(*argv: str) -> Completed:
