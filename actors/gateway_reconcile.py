@@ -18,10 +18,13 @@ from protocol.messages_reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
 from protocol.schema import parse
 from protocol.states import SnapshotStatus as P
 from protocol.states import VolumeStatus as V
+from protocol.states import check_volume_move
 
 if TYPE_CHECKING:
     from actors.gateway import Gateway
     from actors.gateway_lifecycle import GatewayLifecycle
+    from actors.gateway_snapshots import SnapshotRecord
+    from actors.gateway_store import VolumeRecord
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
@@ -35,8 +38,6 @@ class Reconciler:
         self.lifecycle = lifecycle
         self.after_s = gw.cfg.reconcile_after_s
         self.nodes = [n.host for n in gw.cfg.nodes]
-        self.runs = 0
-        self.applied = 0
 
     def start(self) -> None:
         if self.gw.cfg.reconcile_every_s > 0:
@@ -52,7 +53,6 @@ class Reconciler:
         stuck = self.find(time.time() - self.after_s)
         if not stuck:
             return []
-        self.runs += 1
         answers = await self.probe(stuck)
         actions = decide(stuck, answers)
         for action in actions:
@@ -96,39 +96,49 @@ class Reconciler:
 
     async def apply(self, action: Action) -> None:
         s = action.stuck
-        rec = (self.gw.store.volumes if s.kind == "volume"
-               else self.gw.store.snapshots.snapshots).get(s.id)
-        if rec is None or rec.status.value != s.status or \
-                (rec.updated_at or rec.created_at) != s.since:
-            return  # it moved while the nodes were asked: not stuck after all
-        log.warning("reconcile: %s %s stuck %s: %s", s.kind, s.id, s.status, action.reason)
-        self.applied += 1
-        ctx = _context(rec.project_id)
+        if s.kind == "volume":
+            vol = self.gw.store.volumes.get(s.id)
+            if vol is not None and _unmoved(vol, s):
+                await self._volume(vol, action)
+        else:
+            snap = self.gw.store.snapshots.snapshots.get(s.id)
+            if snap is not None and _unmoved(snap, s):
+                await self._snapshot(snap, action)
+
+    async def _volume(self, rec: VolumeRecord, action: Action) -> None:
+        _log(action)
         if action.do is Do.REDO_DELETE:
             assert rec.host is not None
-            if s.kind == "volume":
-                self.gw.cast_to_node(rec.host, "node.delete_volume", NodeDeleteVolume(s.id), ctx)
-            else:
-                body = NodeDeleteSnapshot(s.id, self.gw.store.snapshots.snapshots[s.id].volume_id)
-                self.gw.cast_to_node(rec.host, "node.delete_snapshot", body, ctx)
-        elif s.kind == "volume":
-            await self._fail_volume(s.id, action)
-        else:
-            await self._fail_snapshot(s.id, action)
-
-    async def _fail_volume(self, volume_id: str, action: Action) -> None:
-        rec = self.gw.store.volumes[volume_id]
-        rec.status = V.ERROR_EXTENDING if action.do is Do.ERROR_EXTENDING else V.ERROR
-        rec.reason = action.reason
+            self.gw.cast_to_node(rec.host, "node.delete_volume", NodeDeleteVolume(rec.id),
+                                 _context(rec.project_id))
+            return
+        new = V.ERROR_EXTENDING if action.do is Do.ERROR_EXTENDING else V.ERROR
+        check_volume_move(rec.status, new)
+        rec.status, rec.reason = new, action.reason
         if action.node and rec.host is None:
             rec.host = self.gw.cfg.node(action.node).backend_id
         await self.gw.store.save_status(rec)
         self.gw.publish(rec)
 
-    async def _fail_snapshot(self, snapshot_id: str, action: Action) -> None:
-        rec = self.gw.store.snapshots.snapshots[snapshot_id]
+    async def _snapshot(self, rec: SnapshotRecord, action: Action) -> None:
+        _log(action)
+        if action.do is Do.REDO_DELETE:
+            assert rec.host is not None
+            body = NodeDeleteSnapshot(rec.id, rec.volume_id)
+            self.gw.cast_to_node(rec.host, "node.delete_snapshot", body, _context(rec.project_id))
+            return
         rec.move(P.ERROR, action.reason)
         await self.lifecycle.save_snapshot(rec)
+
+
+def _unmoved(rec: VolumeRecord | SnapshotRecord, s: Stuck) -> bool:
+    """Still as it was found: one that moved while the nodes were asked is not stuck."""
+    return rec.status.value == s.status and (rec.updated_at or rec.created_at) == s.since
+
+
+def _log(action: Action) -> None:
+    s = action.stuck
+    log.warning("reconcile: %s %s stuck %s: %s", s.kind, s.id, s.status, action.reason)
 
 
 def _node(host: str | None) -> str | None:
