@@ -35,13 +35,11 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import msgpack
 import zmq
 
-_ROOT = Path(__file__).resolve().parent.parent
 _STARTUP_TIMEOUT_S = 30.0
 _STALL_TIMEOUT_S = 10.0
 
@@ -145,14 +143,12 @@ def _run_hop(index: int, hops: int) -> int:
 
 
 def _spawn_hop(index: int, hops: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH")) if p)
     return subprocess.Popen(
-        [sys.executable, "-m", "bench.ceiling", "--hop", str(index), "--hops", str(hops)],
+        [sys.executable, "-m", "cinderblock.bench.ceiling", "--hop", str(index),
+         "--hops", str(hops)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         bufsize=0,
-        env=env,
         start_new_session=True,
     )
 

@@ -26,8 +26,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from actors.capacity import BackendStats, Placement, PlacementRequest
-from actors.capacity_index import CapacityIndex, NoValidBackend
+from cinderblock.actors.scheduler.capacity import BackendStats, Placement, PlacementRequest
+from cinderblock.actors.scheduler.capacity_index import CapacityIndex, NoValidBackend
 
 COUNTS = (10, 1_000, 10_000)
 SELECTIONS = 20_000

@@ -32,11 +32,11 @@ from typing import Any
 
 import zmq
 
-from actors.cluster import Cluster, with_quota_defaults
-from actors.config import embedded
-from bench.ceiling import measure_ceiling
-from protocol.client import Client
-from protocol.codec import unpack
+from cinderblock.actors.runtime.cluster import Cluster, with_quota_defaults
+from cinderblock.actors.runtime.config import embedded
+from cinderblock.bench.ceiling import measure_ceiling
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.wire.codec import unpack
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

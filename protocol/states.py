@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from protocol.errors import InvalidState
+from cinderblock.protocol.wire.errors import InvalidState
 
 
 class VolumeStatus(StrEnum):

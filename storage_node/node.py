@@ -28,18 +28,19 @@ from typing import Any
 
 import zmq
 
-from actors.config import ClusterConfig, NodeConfig
-from actors.runtime import Actor, Request
-from protocol.codec import Context, pack
-from protocol.errors import InvalidInput
-from protocol.messages import BackendStatsMsg, Empty, ScheduleRequest, VolumeUpdate
-from protocol.messages_reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
-from protocol.schema import dump
-from protocol.transport import Channel, tune
-from storage_node.backends import make_driver
-from storage_node.export import ExportManager
-from storage_node.lifecycle import lifecycle_handlers
-from storage_node.manager_flow import ManagerContext, volume_create_manager
+from cinderblock.actors.runtime.actor import Actor, Request
+from cinderblock.actors.runtime.config import ClusterConfig, NodeConfig
+from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
+from cinderblock.protocol.messages.scheduling import BackendStatsMsg, ScheduleRequest
+from cinderblock.protocol.messages.volumes import Empty, VolumeUpdate
+from cinderblock.protocol.wire.codec import Context, pack
+from cinderblock.protocol.wire.errors import InvalidInput
+from cinderblock.protocol.wire.schema import dump
+from cinderblock.protocol.wire.transport import Channel, tune
+from cinderblock.storage_node.backends import make_driver
+from cinderblock.storage_node.create_flow import ManagerContext, volume_create_manager
+from cinderblock.storage_node.lifecycle_flows import lifecycle_handlers
+from cinderblock.storage_node.nbd.exports import ExportManager
 
 log = logging.getLogger(__name__)
 EARLY_STATS_S = (0.05, 0.2, 0.5)  # first reports, before the heartbeat takes over

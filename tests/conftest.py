@@ -30,10 +30,10 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from actors.cluster import Cluster, with_quota_defaults
-from actors.config import ClusterConfig, NodeConfig, embedded
-from protocol.client import Client
-from protocol.codec import unpack
+from cinderblock.actors.runtime.cluster import Cluster, with_quota_defaults
+from cinderblock.actors.runtime.config import ClusterConfig, NodeConfig, embedded
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.wire.codec import unpack
 
 GIB = 1 << 30
 E2E_HEARTBEAT_S = 0.25  # quicker first events for the event taps; nothing else depends on it
@@ -134,7 +134,7 @@ def actor_pids_for(data_dir: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"actors.cli" in cmdline and needle in cmdline and b"actor" in cmdline:
+        if b"cinderblock" in cmdline and needle in cmdline and b"actor" in cmdline:
             found.append(int(entry.name))
     return found
 

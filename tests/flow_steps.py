@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from actors.flow import Task
+from cinderblock.actors.flow.engine import Task
 
 
 class Publisher:

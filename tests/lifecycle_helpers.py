@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from conftest import E2ECluster
-
-from protocol.client import Client
-from protocol.errors import NotFound
-from protocol.messages import Volume
-from storage_node.backends.file import data_extents
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.wire.errors import NotFound
+from cinderblock.storage_node.backends.file import data_extents
+from tests.conftest import E2ECluster
 
 
 async def usage(admin: Client, project: str) -> dict[str, tuple[int, int]]:

@@ -22,18 +22,18 @@ from textual.events import Resize
 from textual.widgets import Footer
 from textual.worker import Worker
 
-from protocol.errors import CinderblockError
-from tui.backends_pane import BackendsPane
-from tui.create_form import CreateForm, CreateRequest
-from tui.flow_screen import FlowScreen
-from tui.flows_pane import FlowsPane
-from tui.link import GatewayLink
-from tui.model import Model
-from tui.pane_tabs import PANES, PaneTabs
-from tui.rates_pane import RatesPane
-from tui.status_bar import StatusBar
-from tui.stream import EventStream
-from tui.volumes_pane import VolumesPane
+from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.tui.link import GatewayLink
+from cinderblock.tui.model.model import Model
+from cinderblock.tui.stream import EventStream
+from cinderblock.tui.widgets.backends_pane import BackendsPane
+from cinderblock.tui.widgets.create_form import CreateForm, CreateRequest
+from cinderblock.tui.widgets.flow_screen import FlowScreen
+from cinderblock.tui.widgets.flows_pane import FlowsPane
+from cinderblock.tui.widgets.pane_tabs import PANES, PaneTabs
+from cinderblock.tui.widgets.rates_pane import RatesPane
+from cinderblock.tui.widgets.status_bar import StatusBar
+from cinderblock.tui.widgets.volumes_pane import VolumesPane
 
 Pane = FlowsPane | VolumesPane | BackendsPane | RatesPane
 WIDE = (120, 34)  # from this size up, every pane is on screen

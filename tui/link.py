@@ -20,9 +20,9 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from protocol.client import Client
-from protocol.errors import CinderblockError, InvalidInput
-from tui.model import Model
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
+from cinderblock.tui.model.model import Model
 
 CATCH_UP_LIMIT = 1000  # newest volumes read on (re)connecting; one reply stays small
 

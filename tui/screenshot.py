@@ -17,11 +17,11 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from actors.cluster import Cluster
-from actors.config import embedded
-from protocol.client import Client
-from protocol.errors import OverQuota
-from tui.app import DashboardApp
+from cinderblock.actors.runtime.cluster import Cluster
+from cinderblock.actors.runtime.config import embedded
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.wire.errors import OverQuota
+from cinderblock.tui.app import DashboardApp
 
 SIZE = (150, 44)
 

@@ -25,8 +25,8 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import recv_monitor_message
 
-from actors.events import TOPIC
-from protocol.codec import MAX_FRAME, MalformedMessage, unpack
+from cinderblock.actors.runtime.events import TOPIC
+from cinderblock.protocol.wire.codec import MAX_FRAME, MalformedMessage, unpack
 
 Deliver = Callable[[list[object]], None]
 

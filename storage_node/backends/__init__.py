@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage_node.backends.base import Capacity, Driver, DriverError
-from storage_node.backends.faults import FAULTABLE_OPERATIONS, FaultyDriver
-from storage_node.backends.file import CloneMethod, FileDriver
-from storage_node.backends.null import NullDriver
+from cinderblock.storage_node.backends.base import Capacity, Driver, DriverError
+from cinderblock.storage_node.backends.faults import FAULTABLE_OPERATIONS, FaultyDriver
+from cinderblock.storage_node.backends.file import CloneMethod, FileDriver
+from cinderblock.storage_node.backends.null import NullDriver
 
 __all__ = [
     "FAULTABLE_OPERATIONS",

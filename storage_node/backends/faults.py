@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from storage_node.backends.base import Capacity, Driver, DriverError
+from cinderblock.storage_node.backends.base import Capacity, Driver, DriverError
 
 STALL = "stall:"
 DELAY = "delay:"

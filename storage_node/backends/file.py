@@ -42,7 +42,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from storage_node.backends.base import (
+from cinderblock.storage_node.backends.base import (
     GIB,
     Capacity,
     DriverError,

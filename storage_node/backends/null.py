@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage_node.backends.base import (
+from cinderblock.storage_node.backends.base import (
     Capacity,
     Inventory,
     InventoryDriver,

@@ -1,0 +1,1 @@
+../../../actors/cli/namespace_root/__main__.py

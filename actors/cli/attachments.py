@@ -1,0 +1,110 @@
+"""``cinderblock attachment ...``: Cinder's v3 attachments from the command line.
+
+    cinderblock attachment create VOLUME --instance ID [--mode rw|ro]
+    cinderblock attachment update ATTACHMENT --connector '{"host": "h1"}'   (prints connection_info)
+    cinderblock attachment complete ATTACHMENT
+    cinderblock attachment delete ATTACHMENT
+    cinderblock attachment show ATTACHMENT
+    cinderblock attachment list [--volume VOLUME] [--all-projects]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from cinderblock.actors.cli.format import as_json, properties, table
+from cinderblock.protocol.messages.attachments import Attachment
+from cinderblock.protocol.wire.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from cinderblock.protocol.client.client import SyncClient
+
+Leaf = Callable[..., argparse.ArgumentParser]
+
+
+def add_attachment(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
+    att = sub.add_parser("attachment", help="volume attachments").add_subparsers(required=True)
+    p = leaf(att, common, "create", "reserve a volume for an instance", cmd_create)
+    p.add_argument("volume_id")
+    p.add_argument("--instance", dest="instance_id", help="the instance (server) id")
+    p.add_argument("--mode", choices=("rw", "ro"), default=None)
+    p = leaf(att, common, "update", "give the connector; prints the connection_info",
+             cmd_update)
+    p.add_argument("attachment_id")
+    p.add_argument("--connector", required=True, metavar="JSON",
+                   help='the host\'s connector, e.g. \'{"host": "h1", "mode": "rw"}\'')
+    for name, help_text, run in (
+        ("complete", "mark an attachment attached (volume in-use)", cmd_complete),
+        ("delete", "detach: remove the export and the attachment", cmd_delete),
+        ("show", "show an attachment", cmd_show),
+    ):
+        leaf(att, common, name, help_text, run).add_argument("attachment_id")
+    p = leaf(att, common, "list", "list attachments", cmd_list)
+    p.add_argument("--volume", dest="volume_id")
+    p.add_argument("--all-projects", action="store_true")
+
+
+def _client(args: argparse.Namespace) -> SyncClient:
+    from cinderblock.actors.cli.main import client
+
+    return client(args)
+
+
+def _print(args: argparse.Namespace, att: Attachment) -> int:
+    print(as_json(att) if args.json else properties(att))
+    return 0
+
+
+def parse_connector(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"--connector is not JSON: {exc}", {"field": "connector"}) from exc
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        return _print(args, c.create_attachment(args.volume_id, args.instance_id, args.mode))
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    connector = parse_connector(args.connector)
+    with _client(args) as c:
+        att = c.update_attachment(args.attachment_id, connector)
+    info = att.connection_info
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return 0
+    rows = [("driver_volume_type", info.get("driver_volume_type"))]
+    rows += [(k, v) for k, v in (info.get("data") or {}).items()]
+    print(table(["Connection info", "Value"], rows))
+    return 0
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        return _print(args, c.complete_attachment(args.attachment_id))
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        return _print(args, c.delete_attachment(args.attachment_id))
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        return _print(args, c.show_attachment(args.attachment_id))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        found = c.list_attachments(args.volume_id, args.all_projects)
+    if args.json:
+        print(as_json(found))
+        return 0
+    rows = [(a.id, a.volume_id, a.status, a.instance_id, a.attach_mode, a.host) for a in found]
+    print(table(["ID", "Volume ID", "Status", "Instance", "Mode", "Host"], rows))
+    return 0

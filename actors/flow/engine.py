@@ -1,0 +1,176 @@
+"""A small TaskFlow-shaped engine: linear flows of revertible tasks.
+
+A ``Task`` has ``execute(ctx)`` and ``revert(ctx, failure)``; it names the
+context attributes it ``requires`` and ``provides`` so that a flow can check,
+when it is built, that every input is made by an earlier task or given at the
+start (the wiring error shows up at import, not on the first request). The
+context is a typed object (a dataclass per flow), never a string-keyed store.
+
+``LinearFlow.run`` executes the tasks in order. When one raises, the flow
+reverts every task that ran, newest first, the failed one included (as
+TaskFlow does: its revert undoes whatever part of it happened), then re-raises
+the original exception. Every state change is recorded on the run's trace as
+a tuple (kept by the actor's ``FlowHistory`` when the run is given one, so it
+can tell whoever asks later what its flows did: ``actors/flow_history.py``)
+and, while somebody listens, published as an event through ``events``:
+
+    flow PENDING → RUNNING → SUCCESS
+                       └──→ FAILURE → REVERTING → REVERTED | REVERT_FAILURE
+    task PENDING → RUNNING → SUCCESS | FAILURE, then REVERTING → REVERTED
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from time import time
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from cinderblock.actors.flow.history import FlowHistory, RunTrace
+from cinderblock.protocol.states import TaskState, check_task_move
+
+log = logging.getLogger(__name__)
+C = TypeVar("C")
+# Plain strings for the hot path (an enum's .value is a descriptor call each time).
+_PENDING, _RUNNING, _SUCCESS, _FAILURE = "PENDING", "RUNNING", "SUCCESS", "FAILURE"
+_REVERTING, _REVERTED, _REVERT_FAILURE = "REVERTING", "REVERTED", "REVERT_FAILURE"
+assert {_PENDING, _RUNNING, _SUCCESS, _FAILURE, _REVERTING, _REVERTED, _REVERT_FAILURE} == {
+    s.value for s in TaskState
+}
+
+
+class Events(Protocol):
+    """Where a flow publishes (``actors.events.EventPublisher``): ``emit`` is called
+    only while ``listening``, so nobody pays for events nobody reads."""
+
+    listening: bool
+
+    def emit(self, kind: str, **fields: Any) -> None: ...
+
+
+class Task(Generic[C]):
+    requires: ClassVar[tuple[str, ...]] = ()
+    provides: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    async def execute(self, ctx: C) -> None:
+        raise NotImplementedError
+
+    async def revert(self, ctx: C, failure: BaseException) -> None:
+        """Undo what execute did; the default has nothing to undo."""
+
+
+class FlowWiringError(TypeError):
+    """A task requires something no earlier task provides."""
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return str(text)
+
+
+class LinearFlow(Generic[C]):
+    def __init__(self, name: str, tasks: Sequence[Task[C]], given: Iterable[str] = ()) -> None:
+        self.name = name
+        self.tasks = tuple(tasks)
+        self.task_names = [t.name for t in self.tasks]
+        self._check_wiring(set(given))
+
+    def _check_wiring(self, available: set[str]) -> None:
+        for task in self.tasks:
+            missing = [r for r in task.requires if r not in available]
+            if missing:
+                raise FlowWiringError(f"{self.name}: {task.name} requires {missing}, not provided")
+            available.update(task.provides)
+
+    async def run(self, ctx: C, events: Events, volume_id: str = "", flow_id: str = "",
+                  history: FlowHistory | None = None, project_id: str = "") -> None:
+        """Run the tasks; ``history`` keeps the run's trace, ``project_id`` says whose it is."""
+        trace = RunTrace(flow_id or uuid.uuid4().hex, self.name, volume_id, project_id,
+                         self.task_names)
+        flow = _FlowRun(self, events, trace)
+        if history is None:
+            await flow.run(ctx)
+            return
+        history.started(trace)
+        try:
+            await flow.run(ctx)
+        finally:
+            history.ended(trace)
+
+
+class _FlowRun(Generic[C]):
+    """One execution of a flow: its states, its trace, and the events they make."""
+
+    def __init__(self, flow: LinearFlow[C], events: Events, trace: RunTrace) -> None:
+        self.flow = flow
+        self.events = events
+        self.emit = events.emit
+        self.trace = trace
+        self.steps = trace.steps
+        self.ids = {"flow_id": trace.flow_id, "flow": flow.name, "volume_id": trace.volume_id,
+                    "project_id": trace.project_id}
+        self.state = TaskState.PENDING
+        ts = time()
+        self.steps.append((None, _PENDING, ts, None))
+        if events.listening:
+            events.emit("flow", state=_PENDING, tasks=flow.task_names, ts=ts, **self.ids)
+
+    def _move(self, state: TaskState, reason: str | None = None) -> None:
+        check_task_move(self.state, state)
+        self.state = state
+        value, ts = state.value, time()
+        self.trace.state = value
+        self.trace.failed = self.trace.failed or state is TaskState.FAILURE
+        self.steps.append((None, value, ts, reason))
+        if not self.events.listening:
+            return
+        if reason is None:
+            self.emit("flow", state=value, ts=ts, **self.ids)
+        else:
+            self.emit("flow", state=value, reason=reason, ts=ts, **self.ids)
+
+    def _task(self, name: str, state: str, reason: str | None = None) -> None:
+        ts = time()
+        self.steps.append((name, state, ts, reason))
+        if not self.events.listening:
+            return
+        if reason is None:
+            self.emit("task", task=name, state=state, ts=ts, **self.ids)
+        else:
+            self.emit("task", task=name, state=state, reason=reason, ts=ts, **self.ids)
+
+    async def run(self, ctx: C) -> None:
+        self._move(TaskState.RUNNING)
+        ran: list[Task[C]] = []
+        for task, name in zip(self.flow.tasks, self.flow.task_names, strict=True):
+            ran.append(task)
+            self._task(name, _RUNNING)
+            try:
+                await task.execute(ctx)
+            except Exception as exc:
+                self._task(name, _FAILURE, _reason(exc))
+                await self._revert(ctx, ran, exc)
+                raise
+            self._task(name, _SUCCESS)
+        self._move(TaskState.SUCCESS)
+
+    async def _revert(self, ctx: C, ran: list[Task[C]], failure: Exception) -> None:
+        self._move(TaskState.FAILURE, _reason(failure))
+        self._move(TaskState.REVERTING)
+        clean = True
+        for task in reversed(ran):
+            self._task(task.name, _REVERTING)
+            try:
+                await task.revert(ctx, failure)
+            except Exception as exc:
+                clean = False
+                log.exception("%s: revert of %s failed", self.flow.name, task.name)
+                self._task(task.name, _REVERT_FAILURE, _reason(exc))
+                continue
+            self._task(task.name, _REVERTED)
+        self._move(TaskState.REVERTED if clean else TaskState.REVERT_FAILURE)

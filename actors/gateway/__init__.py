@@ -1,0 +1,1 @@
+"""cinderblock.actors.gateway."""

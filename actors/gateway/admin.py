@@ -1,0 +1,73 @@
+"""Admin actions on volumes, as Cinder's os-reset_status.
+
+A crash at the wrong moment can leave a volume in a transitional status
+(``creating``, ``deleting``, ``extending``); the reconciler
+(``actors.gateway_reconcile``) moves such volumes on when no node is working on
+them, and this is the manual tool for what it leaves alone. An admin resets a
+volume to ``error`` (then deletes it, which also gives its quota back) or, if it
+really reached a backend, to ``available``. It is a sharp tool, so it is narrow:
+volumes that are attached or being attached are refused (their attachments
+decide their status).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.protocol.messages.volumes import Volume, VolumeResetState
+from cinderblock.protocol.states import VolumeStatus as V
+from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState, NotFound
+
+if TYPE_CHECKING:
+    from cinderblock.actors.gateway.gateway import Gateway
+
+log = logging.getLogger(__name__)
+RESET_TO = frozenset({V.AVAILABLE, V.ERROR})
+ATTACHED = frozenset({V.RESERVED, V.ATTACHING, V.IN_USE, V.DETACHING})
+
+
+class VolumeAdmin:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"volume.reset_state": self.on_reset_state}
+
+    async def on_reset_state(self, req: Request) -> Volume:
+        body: VolumeResetState = req.body
+        if not req.ctx.is_admin:
+            raise Forbidden("only an admin may reset a volume's status")
+        rec = self.gw.store.volumes.get(body.volume_id)
+        if rec is None:
+            raise NotFound(f"volume {body.volume_id} could not be found",
+                           {"volume_id": body.volume_id})
+        target = _target(body.status)
+        if rec.status in ATTACHED:
+            raise InvalidState(
+                f"volume {rec.id} is {rec.status.value}; detach it instead of resetting it",
+                {"status": rec.status.value},
+            )
+        if target is V.AVAILABLE and rec.host is None:
+            raise InvalidState(
+                f"volume {rec.id} never reached a backend; it can only be reset to error",
+                {"status": rec.status.value},
+            )
+        log.warning("admin %s resets volume %s from %s to %s", req.ctx.user_id, rec.id,
+                    rec.status.value, target.value)
+        rec.reason = f"status reset by an admin (was {rec.status.value})"
+        rec.status = target
+        await self.gw.store.save_status(rec)
+        self.gw.publish(rec)
+        return rec.view()
+
+
+def _target(status: str) -> V:
+    for target in RESET_TO:
+        if target.value == status:
+            return target
+    raise InvalidInput(
+        f"a volume can be reset to {sorted(s.value for s in RESET_TO)}, not {status!r}",
+        {"field": "status"},
+    )

@@ -1,0 +1,320 @@
+"""The gateway's attachment flows (Cinder's v3 attachments), task by task.
+
+    attachment_create_api:   ExtractAttachmentRequestTask → ReserveVolumeTask
+                               → AttachmentEntryCreateTask
+    attachment_update_api:   ExtractAttachmentTask → ExtractConnectorTask
+                               → AttachmentAttachingTask → InitializeConnectionTask
+                               → AttachmentConnectionSaveTask
+    attachment_complete_api: ExtractAttachmentTask → AttachmentCompleteTask
+    attachment_delete_api:   ExtractAttachmentTask → AttachmentDetachingTask
+                               → TerminateConnectionTask → AttachmentEntryDestroyTask
+
+Every check comes before the first change, so a refused request changes
+nothing; a failure later reverts newest first (an export made is removed, the
+statuses go back). The volume's status follows its attachments
+(``volume_status_for``); the caller runs each flow holding the volume's lock,
+so the attachments of one volume change one operation at a time, while every
+status move is made in memory before the first await, so other operations on
+the volume (delete, extend) judge it by its new status at once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cinderblock.actors.flow.engine import LinearFlow, Task
+from cinderblock.actors.gateway.attachment_request import (
+    Connector,
+    attach_mode,
+    check_connector,
+    check_instance,
+    check_mode,
+)
+from cinderblock.actors.gateway.attachment_store import AttachmentRecord, AttachmentStore
+from cinderblock.actors.gateway.volume_store import VolumeRecord
+from cinderblock.protocol.messages.attachments import NodeExportInfo
+from cinderblock.protocol.states import AttachmentStatus, VolumeStatus
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import InvalidState, Timeout
+
+A = AttachmentStatus
+SHARED_STATUSES = frozenset({VolumeStatus.RESERVED, VolumeStatus.ATTACHING, VolumeStatus.IN_USE})
+
+
+class AttachServices(Protocol):
+    """What the tasks need from the gateway (the seam tests can fill in memory)."""
+
+    attachments: AttachmentStore
+
+    def volume(self, volume_id: str, ctx: Context) -> VolumeRecord: ...
+
+    def attachment(self, attachment_id: str, ctx: Context) -> AttachmentRecord: ...
+
+    def multiattach(self, volume: VolumeRecord) -> bool: ...
+
+    def follow(self, volume: VolumeRecord, status: VolumeStatus | None = None) -> bool:
+        """Move the volume (in memory) to ``status``, or to what its attachments
+        say; True if it moved. Raises InvalidState on a move the table refuses."""
+        ...
+
+    async def save_volume(self, volume: VolumeRecord) -> None: ...
+
+    async def export(
+        self, volume: VolumeRecord, att: AttachmentRecord, readonly: bool, ctx: Context
+    ) -> NodeExportInfo: ...
+
+    async def unexport(self, volume: VolumeRecord, att: AttachmentRecord, ctx: Context) -> None: ...
+
+
+@dataclass(slots=True)
+class AttachContext:
+    ctx: Context
+    volume_id: str = ""
+    attachment_id: str = ""
+    instance_id: str | None = None
+    mode: str | None = None
+    connector_raw: Any = None
+    volume: VolumeRecord | None = None
+    attachment: AttachmentRecord | None = None
+    connector: Connector | None = None
+    export: NodeExportInfo | None = None
+    reserved: bool = False
+    had_export: bool = False
+
+    @property
+    def vol(self) -> VolumeRecord:
+        assert self.volume is not None
+        return self.volume
+
+    @property
+    def att(self) -> AttachmentRecord:
+        assert self.attachment is not None
+        return self.attachment
+
+
+class _AttachTask(Task[AttachContext]):
+    def __init__(self, services: AttachServices) -> None:
+        self.s = services
+
+    async def _settle(self, c: AttachContext, volume_moved: bool) -> None:
+        """Write the attachment, and the volume's status if it moved (both changed
+        in memory already, before this first await)."""
+        await self.s.attachments.save(c.att)
+        if volume_moved:
+            await self.s.save_volume(c.vol)
+
+
+# ---- create ------------------------------------------------------------------
+class ExtractAttachmentRequestTask(_AttachTask):
+    requires = ("volume_id",)
+    provides = ("volume",)
+
+    async def execute(self, c: AttachContext) -> None:
+        check_instance(c.instance_id)
+        check_mode(c.mode)
+        c.volume = self.s.volume(c.volume_id, c.ctx)
+
+
+class ReserveVolumeTask(_AttachTask):
+    """Cinder's ``_attachment_reserve``: available → reserved, or a shared volume stays."""
+
+    requires = ("volume",)
+    provides = ("reserved",)
+
+    async def execute(self, c: AttachContext) -> None:
+        vol = c.vol
+        taken = self.s.attachments.of_volume(vol.id)
+        if taken and not self.s.multiattach(vol):
+            raise InvalidState(
+                f"volume {vol.id} already has an attachment and its type "
+                f"{vol.volume_type.name!r} does not allow multiattach",
+                {"volume_id": vol.id, "attachments": [a.id for a in taken]},
+            )
+        if vol.status is VolumeStatus.AVAILABLE:
+            c.reserved = self.s.follow(vol, VolumeStatus.RESERVED)
+            await self.s.save_volume(vol)
+        elif not (taken and vol.status in SHARED_STATUSES):
+            raise InvalidState(
+                f"volume {vol.id} is {vol.status.value}; it must be available to attach",
+                {"volume_id": vol.id, "status": vol.status.value},
+            )
+
+    async def revert(self, c: AttachContext, failure: BaseException) -> None:
+        if c.reserved and self.s.follow(c.vol):
+            await self.s.save_volume(c.vol)
+
+
+class AttachmentEntryCreateTask(_AttachTask):
+    requires = ("volume", "reserved")
+    provides = ("attachment",)
+
+    async def execute(self, c: AttachContext) -> None:
+        rec = AttachmentRecord(
+            id=str(uuid.uuid4()), volume_id=c.vol.id, project_id=c.ctx.project_id,
+            status=A.RESERVED, instance_id=c.instance_id, attach_mode=c.mode,
+            host=c.vol.host,
+        )
+        await self.s.attachments.add(rec)
+        c.attachment = rec
+
+    async def revert(self, c: AttachContext, failure: BaseException) -> None:
+        if c.attachment is not None:
+            await self.s.attachments.remove(c.attachment)
+
+
+# ---- update, complete, delete -------------------------------------------------
+class ExtractAttachmentTask(_AttachTask):
+    requires = ("attachment_id",)
+    provides = ("attachment", "volume")
+
+    async def execute(self, c: AttachContext) -> None:
+        c.attachment = self.s.attachment(c.attachment_id, c.ctx)
+        c.volume = self.s.volume(c.att.volume_id, c.ctx)
+
+
+class ExtractConnectorTask(_AttachTask):
+    requires = ("attachment",)
+    provides = ("connector",)
+
+    async def execute(self, c: AttachContext) -> None:
+        c.connector = check_connector(c.connector_raw)
+        attach_mode(c.att.attach_mode, c.connector)  # a contradiction is refused now
+        if c.att.status is not A.RESERVED:
+            raise InvalidState(
+                f"attachment {c.att.id} is {c.att.status.value}; only a reserved attachment "
+                "takes a connector (delete it and create another)",
+                {"attachment_id": c.att.id, "status": c.att.status.value},
+            )
+
+
+class AttachmentAttachingTask(_AttachTask):
+    requires = ("attachment", "volume", "connector")
+
+    async def execute(self, c: AttachContext) -> None:
+        c.att.move(A.ATTACHING)
+        await self._settle(c, self.s.follow(c.vol))
+
+    async def revert(self, c: AttachContext, failure: BaseException) -> None:
+        if c.att.status is A.ATTACHING:
+            c.att.move(A.RESERVED)
+            await self._settle(c, self.s.follow(c.vol))
+
+
+class InitializeConnectionTask(_AttachTask):
+    """The node exports the volume over NBD for this attachment."""
+
+    requires = ("attachment", "volume", "connector")
+    provides = ("export",)
+
+    async def execute(self, c: AttachContext) -> None:
+        assert c.connector is not None
+        readonly = attach_mode(c.att.attach_mode, c.connector) == "ro"
+        c.export = await self.s.export(c.vol, c.att, readonly, c.ctx)
+
+    async def revert(self, c: AttachContext, failure: BaseException) -> None:
+        if c.export is not None or isinstance(failure, Timeout):  # it may be up
+            await self.s.unexport(c.vol, c.att, c.ctx)
+
+
+class AttachmentConnectionSaveTask(_AttachTask):
+    requires = ("attachment", "connector", "export")
+
+    async def execute(self, c: AttachContext) -> None:
+        assert c.connector is not None and c.export is not None
+        att, info = c.att, c.export
+        att.attach_mode = attach_mode(att.attach_mode, c.connector)
+        att.connector = c.connector.fields
+        att.host = c.vol.host
+        att.connection_info = {
+            "driver_volume_type": "nbd",
+            "data": {"host": info.host, "port": info.port, "export_name": info.export_name},
+        }
+        await self.s.attachments.save(att)
+
+    async def revert(self, c: AttachContext, failure: BaseException) -> None:
+        c.att.connector, c.att.connection_info = {}, {}
+
+
+class AttachmentCompleteTask(_AttachTask):
+    requires = ("attachment", "volume")
+
+    async def execute(self, c: AttachContext) -> None:
+        att = c.att
+        if att.status is A.RESERVED:
+            raise InvalidState(
+                f"attachment {att.id} has no connection yet: update it with a connector "
+                "before completing it", {"attachment_id": att.id, "status": att.status.value},
+            )
+        if att.status is A.ATTACHED:
+            return  # completing twice is harmless
+        att.move(A.ATTACHED)
+        att.attached_at = time.time()
+        await self._settle(c, self.s.follow(c.vol))
+
+
+class AttachmentDetachingTask(_AttachTask):
+    requires = ("attachment", "volume")
+    provides = ("had_export",)
+
+    async def execute(self, c: AttachContext) -> None:
+        att, vol = c.att, c.vol
+        c.had_export = att.status is not A.RESERVED
+        att.move(A.DETACHING)
+        others = [a for a in self.s.attachments.of_volume(vol.id) if a.id != att.id]
+        last_in_use = not others and vol.status is VolumeStatus.IN_USE
+        await self._settle(c, last_in_use and self.s.follow(vol, VolumeStatus.DETACHING))
+
+    async def revert(self, c: AttachContext, failure: BaseException) -> None:
+        if c.att.status is A.DETACHING:
+            c.att.move(A.ERROR_DETACHING)  # the export may still be up: delete again
+            await self._settle(c, self.s.follow(c.vol))
+
+
+class TerminateConnectionTask(_AttachTask):
+    """The node closes the attachment's export (and its clients' connections)."""
+
+    requires = ("attachment", "volume", "had_export")
+
+    async def execute(self, c: AttachContext) -> None:
+        if c.had_export:
+            await self.s.unexport(c.vol, c.att, c.ctx)
+
+
+class AttachmentEntryDestroyTask(_AttachTask):
+    requires = ("attachment", "volume")
+
+    async def execute(self, c: AttachContext) -> None:
+        c.att.move(A.DETACHED)
+        await self.s.attachments.remove(c.att)
+        if self.s.follow(c.vol):
+            await self.s.save_volume(c.vol)
+
+
+# ---- the flows ----------------------------------------------------------------
+def attachment_create_api(s: AttachServices) -> LinearFlow[AttachContext]:
+    tasks = [ExtractAttachmentRequestTask(s), ReserveVolumeTask(s), AttachmentEntryCreateTask(s)]
+    return LinearFlow("attachment_create_api", tasks, given=("ctx", "volume_id"))
+
+
+def attachment_update_api(s: AttachServices) -> LinearFlow[AttachContext]:
+    tasks = [
+        ExtractAttachmentTask(s), ExtractConnectorTask(s), AttachmentAttachingTask(s),
+        InitializeConnectionTask(s), AttachmentConnectionSaveTask(s),
+    ]
+    return LinearFlow("attachment_update_api", tasks, given=("ctx", "attachment_id"))
+
+
+def attachment_complete_api(s: AttachServices) -> LinearFlow[AttachContext]:
+    tasks = [ExtractAttachmentTask(s), AttachmentCompleteTask(s)]
+    return LinearFlow("attachment_complete_api", tasks, given=("ctx", "attachment_id"))
+
+
+def attachment_delete_api(s: AttachServices) -> LinearFlow[AttachContext]:
+    tasks = [
+        ExtractAttachmentTask(s), AttachmentDetachingTask(s), TerminateConnectionTask(s),
+        AttachmentEntryDestroyTask(s),
+    ]
+    return LinearFlow("attachment_delete_api", tasks, given=("ctx", "attachment_id"))

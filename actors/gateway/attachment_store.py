@@ -1,0 +1,125 @@
+"""The gateway's attachment records: in memory and in its own SQLite file.
+
+The table lives in the gateway's file (``GatewayStore.db``, one writer: the
+gateway) and all its SQL is here. As for volumes, every change is written
+through the group-commit ``Database`` before anyone is told about it. A
+deleted attachment's row goes (Cinder keeps a soft-deleted one; nothing here
+reads it back).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cinderblock.actors.runtime.database import Database
+from cinderblock.protocol.messages.attachments import Attachment
+from cinderblock.protocol.states import AttachmentStatus, check_attachment_move
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS attachments (
+    id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, project_id TEXT NOT NULL, instance_id TEXT,
+    status TEXT NOT NULL, attach_mode TEXT, host TEXT, connector TEXT NOT NULL,
+    connection_info TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    attached_at REAL
+);
+CREATE INDEX IF NOT EXISTS attachments_volume ON attachments (volume_id);
+"""
+_COLUMNS = (
+    "id, volume_id, project_id, instance_id, status, attach_mode, host, connector, "
+    "connection_info, created_at, updated_at, attached_at"
+)
+INSERT = f"INSERT INTO attachments ({_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+UPDATE = (
+    "UPDATE attachments SET status=?, attach_mode=?, host=?, connector=?, connection_info=?, "
+    "updated_at=?, attached_at=? WHERE id=?"
+)
+DELETE = "DELETE FROM attachments WHERE id=?"
+
+
+@dataclass(slots=True)
+class AttachmentRecord:
+    id: str
+    volume_id: str
+    project_id: str
+    status: AttachmentStatus
+    instance_id: str | None = None
+    attach_mode: str | None = None
+    host: str | None = None
+    connector: dict[str, Any] = field(default_factory=dict)
+    connection_info: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = 0.0
+    attached_at: float | None = None
+
+    def move(self, new: AttachmentStatus) -> None:
+        """Change status in memory, judged by the transition table (raises InvalidState)."""
+        check_attachment_move(self.status, new)
+        self.status = new
+
+    def view(self) -> Attachment:
+        return Attachment(
+            id=self.id, volume_id=self.volume_id, project_id=self.project_id,
+            status=self.status.value, attach_mode=self.attach_mode,
+            instance_id=self.instance_id, host=self.host, connector=self.connector,
+            connection_info=self.connection_info, created_at=self.created_at,
+            updated_at=self.updated_at or self.created_at, attached_at=self.attached_at,
+        )
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.id, self.volume_id, self.project_id, self.instance_id, self.status.value,
+            self.attach_mode, self.host, json.dumps(self.connector),
+            json.dumps(self.connection_info), self.created_at,
+            self.updated_at or self.created_at, self.attached_at,
+        )
+
+
+class AttachmentStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.by_id: dict[str, AttachmentRecord] = {}
+
+    async def open(self) -> None:
+        """Create the table if need be and load every record (the database is open)."""
+        await self.db.conn.executescript(SCHEMA)
+        await self.db.conn.commit()
+        for row in await self.db.fetchall(f"SELECT {_COLUMNS} FROM attachments"):
+            rec = _from_row(row)
+            self.by_id[rec.id] = rec
+
+    def of_volume(self, volume_id: str) -> list[AttachmentRecord]:
+        found = [a for a in self.by_id.values() if a.volume_id == volume_id]
+        return sorted(found, key=lambda a: a.created_at)
+
+    async def add(self, rec: AttachmentRecord) -> None:
+        self.by_id[rec.id] = rec
+        try:
+            await self.db.write(INSERT, rec.row())
+        except Exception:
+            self.by_id.pop(rec.id, None)
+            raise
+
+    async def save(self, rec: AttachmentRecord) -> None:
+        rec.updated_at = time.time()
+        await self.db.write(UPDATE, (
+            rec.status.value, rec.attach_mode, rec.host, json.dumps(rec.connector),
+            json.dumps(rec.connection_info), rec.updated_at, rec.attached_at, rec.id,
+        ))
+
+    async def remove(self, rec: AttachmentRecord) -> None:
+        self.by_id.pop(rec.id, None)
+        await self.db.write(DELETE, (rec.id,))
+
+
+def _from_row(row: Any) -> AttachmentRecord:
+    (aid, volume_id, project, instance, status, mode, host, connector, info,
+     created, updated, attached) = row
+    return AttachmentRecord(
+        id=aid, volume_id=volume_id, project_id=project, status=AttachmentStatus(status),
+        instance_id=instance, attach_mode=mode, host=host, connector=json.loads(connector),
+        connection_info=json.loads(info), created_at=created, updated_at=updated,
+        attached_at=attached,
+    )

@@ -1,0 +1,241 @@
+"""The gateway's attachment operations: handlers, and the services their flows use.
+
+``Attachments`` belongs to the gateway (one instance, made in its constructor).
+Each mutating op finds its volume, takes that volume's lock, and runs its flow
+(``actors.attachment_flow``); the flow's events go out like the create flow's.
+The node that holds the volume serves the export: the gateway asks it over its
+ROUTER (the node's identity is its host name) with ``node.export`` /
+``node.unexport``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from cinderblock.actors.flow.engine import LinearFlow
+from cinderblock.actors.gateway.attachment_flows import (
+    AttachContext,
+    attachment_complete_api,
+    attachment_create_api,
+    attachment_delete_api,
+    attachment_update_api,
+)
+from cinderblock.actors.gateway.attachment_store import AttachmentRecord, AttachmentStore
+from cinderblock.actors.gateway.volume_store import VolumeRecord
+from cinderblock.actors.runtime.actor import Request
+from cinderblock.actors.scheduler.extra_specs import match
+from cinderblock.protocol.messages.attachments import (
+    Attachment,
+    AttachmentCreate,
+    AttachmentList,
+    AttachmentListRequest,
+    NodeExport,
+    NodeExportInfo,
+    NodeUnexport,
+)
+from cinderblock.protocol.states import (
+    AttachmentStatus,
+    VolumeStatus,
+    check_volume_move,
+    volume_status_for,
+)
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import InvalidState, NotFound, Unavailable
+from cinderblock.protocol.wire.schema import parse
+
+if TYPE_CHECKING:
+    from cinderblock.actors.gateway.gateway import Gateway
+
+log = logging.getLogger(__name__)
+NODE_TIMEOUT = 15.0
+NODE_CONNECT_GRACE = 5.0
+ATTACH_STATUSES = frozenset(
+    {VolumeStatus.RESERVED, VolumeStatus.ATTACHING, VolumeStatus.IN_USE, VolumeStatus.DETACHING}
+)
+
+
+class VolumeLocks:
+    """One asyncio lock per volume, kept only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, volume_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(volume_id, (asyncio.Lock(), 0))
+        self._locks[volume_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[volume_id]
+            if users == 1:
+                del self._locks[volume_id]
+            else:
+                self._locks[volume_id] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class Attachments:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.attachments = AttachmentStore(gw.store.db)
+        self.locks = VolumeLocks()
+        self.create_flow = attachment_create_api(self)
+        self.update_flow = attachment_update_api(self)
+        self.complete_flow = attachment_complete_api(self)
+        self.delete_flow = attachment_delete_api(self)
+
+    async def open(self) -> None:
+        """Load the records (after the gateway loaded its volumes) and reconcile: a
+        delete cut short by a restart leaves error_detaching (delete again), and a
+        volume whose status its attachments contradict follows them."""
+        await self.attachments.open()
+        for att in list(self.attachments.by_id.values()):
+            if att.status is AttachmentStatus.DETACHING:
+                att.move(AttachmentStatus.ERROR_DETACHING)
+                await self.attachments.save(att)
+        for vol in list(self.gw.store.volumes.values()):
+            if vol.status in ATTACH_STATUSES:
+                await self._reconcile(vol)
+
+    async def _reconcile(self, vol: VolumeRecord) -> None:
+        try:
+            moved = self.follow(vol)
+        except InvalidState as exc:
+            log.warning("volume %s left %s: %s", vol.id, vol.status.value, exc.message)
+            return
+        if moved:
+            await self.save_volume(vol)
+
+    def handlers(self) -> dict[str, Callable[[Request], Any]]:
+        return {
+            "attachment.create": self.on_create,
+            "attachment.update": self.on_update,
+            "attachment.complete": self.on_complete,
+            "attachment.delete": self.on_delete,
+            "attachment.show": self.on_show,
+            "attachment.list": self.on_list,
+        }
+
+    # ---- services the flows use ----------------------------------------
+    def volume(self, volume_id: str, ctx: Context) -> VolumeRecord:
+        rec = self.gw.store.volumes.get(volume_id)
+        if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
+            raise NotFound(f"volume {volume_id} could not be found", {"volume_id": volume_id})
+        return rec
+
+    def attachment(self, attachment_id: str, ctx: Context) -> AttachmentRecord:
+        rec = self.attachments.by_id.get(attachment_id)
+        if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
+            raise NotFound(f"attachment {attachment_id} could not be found",
+                           {"attachment_id": attachment_id})
+        return rec
+
+    def multiattach(self, volume: VolumeRecord) -> bool:
+        spec = volume.volume_type.extra_specs.get("multiattach")
+        return spec is not None and match(True, spec)
+
+    def follow(self, volume: VolumeRecord, status: VolumeStatus | None = None) -> bool:
+        mine = (a.status for a in self.attachments.of_volume(volume.id))
+        new = status or volume_status_for(mine)
+        if new is volume.status:
+            return False
+        check_volume_move(volume.status, new)
+        volume.status, volume.reason = new, None
+        return True
+
+    async def save_volume(self, volume: VolumeRecord) -> None:
+        await self.gw.store.save_status(volume)
+        self.gw.publish(volume)
+
+    async def export(
+        self, volume: VolumeRecord, att: AttachmentRecord, readonly: bool, ctx: Context
+    ) -> NodeExportInfo:
+        body = NodeExport(volume.id, att.id, readonly)
+        reply = await self._node_call("node.export", body, ctx, _node(att, volume))
+        return parse(NodeExportInfo, reply, strict=False)
+
+    async def unexport(self, volume: VolumeRecord, att: AttachmentRecord, ctx: Context) -> None:
+        body = NodeUnexport(volume.id, att.id)
+        await self._node_call("node.unexport", body, ctx, _node(att, volume))
+
+    async def _node_call(self, op: str, body: Any, ctx: Context, node: bytes) -> Any:
+        """Ask the node; one that is not connected (yet: it reconnects within moments
+        of a restart of either side) is asked again for a few seconds."""
+        deadline = time.monotonic() + NODE_CONNECT_GRACE
+        while True:
+            try:
+                return await self.gw.router.call(op, body, ctx, to=node, timeout=NODE_TIMEOUT)
+            except Unavailable as exc:
+                if "peer" not in exc.details or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.1)
+
+    # ---- handlers --------------------------------------------------------
+    async def on_create(self, req: Request) -> Attachment:
+        body: AttachmentCreate = req.body
+        c = AttachContext(req.ctx, volume_id=body.volume_id, instance_id=body.instance_id,
+                          mode=body.mode)
+        return await self._run(self.create_flow, c, body.volume_id)
+
+    async def on_update(self, req: Request) -> Attachment:
+        att = self.attachment(req.body.attachment_id, req.ctx)
+        c = AttachContext(req.ctx, attachment_id=att.id, connector_raw=req.body.connector)
+        return await self._run(self.update_flow, c, att.volume_id)
+
+    async def on_complete(self, req: Request) -> Attachment:
+        att = self.attachment(req.body.attachment_id, req.ctx)
+        c = AttachContext(req.ctx, attachment_id=att.id)
+        return await self._run(self.complete_flow, c, att.volume_id)
+
+    async def on_delete(self, req: Request) -> Attachment:
+        att = self.attachment(req.body.attachment_id, req.ctx)
+        c = AttachContext(req.ctx, attachment_id=att.id)
+        return await self._run(self.delete_flow, c, att.volume_id)
+
+    async def _run(self, flow: LinearFlow[AttachContext], c: AttachContext,
+                   volume_id: str) -> Attachment:
+        async with self.locks.hold(volume_id):
+            await self.gw.run_flow(flow, c, volume_id, c.ctx)
+        att = c.att
+        self.gw.events.emit("attachment", attachment_id=att.id, volume_id=att.volume_id,
+                            project_id=att.project_id, status=att.status.value,
+                            instance_id=att.instance_id, attach_mode=att.attach_mode)
+        return att.view()
+
+    def on_show(self, req: Request) -> Attachment:
+        return self.attachment(req.body.attachment_id, req.ctx).view()
+
+    def on_list(self, req: Request) -> AttachmentList:
+        body: AttachmentListRequest = req.body
+        ctx = req.ctx
+        everyone = body.all_projects and ctx.is_admin
+        found = [
+            a.view() for a in self.attachments.by_id.values()
+            if (everyone or a.project_id == ctx.project_id)
+            and (body.volume_id is None or a.volume_id == body.volume_id)
+        ]
+        found.sort(key=lambda a: a.created_at)
+        return AttachmentList(tuple(found))
+
+    def statistics(self) -> dict[str, int]:
+        return {"attachments": len(self.attachments.by_id), "locked_volumes": len(self.locks)}
+
+
+def _node(att: AttachmentRecord, volume: VolumeRecord) -> bytes:
+    """The ROUTER identity of the node serving the volume (``host@backend`` → host)."""
+    backend = att.host or volume.host
+    if not backend:
+        raise InvalidState(f"volume {volume.id} has no host", {"volume_id": volume.id})
+    return backend.partition("@")[0].encode()
+
+
+__all__ = ["Attachments", "VolumeLocks"]

@@ -1,0 +1,353 @@
+"""The gateway: the API actor. Clients, the scheduler and the nodes all talk to it.
+
+It owns the volume and volume-type records (``GatewayStore``), runs the
+``volume_create_api`` flow for creates, answers reads from memory, records the
+status updates the scheduler and nodes send, and pushes each change to the
+clients that watch that volume. It also hosts the event hub: an XSUB/XPUB
+proxy thread that every actor publishes into and dashboards subscribe to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Collection
+from functools import partial
+from typing import Any
+
+import zmq
+
+from cinderblock.actors.gateway.admin import VolumeAdmin
+from cinderblock.actors.gateway.attachments import Attachments
+from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
+from cinderblock.actors.gateway.flow_history import flow_handlers
+from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
+from cinderblock.actors.gateway.paging import page
+from cinderblock.actors.gateway.quota_sync import QuotaSyncer
+from cinderblock.actors.gateway.reconcile import Reconciler
+from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
+from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.gateway.watchers import Watchers
+from cinderblock.actors.runtime.actor import Actor, Request
+from cinderblock.actors.runtime.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig
+from cinderblock.protocol.messages.quota import QuotaSet
+from cinderblock.protocol.messages.scheduling import BackendList, ScheduleRequest
+from cinderblock.protocol.messages.volumes import (
+    AvailabilityZone,
+    Empty,
+    TypeCreate,
+    TypeList,
+    Volume,
+    VolumeCreate,
+    VolumeList,
+    VolumeListRequest,
+    VolumeType,
+    VolumeUpdate,
+    ZoneList,
+)
+from cinderblock.protocol.states import VolumeStatus, check_volume_move
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, NotFound
+from cinderblock.protocol.wire.schema import dump, parse
+from cinderblock.protocol.wire.transport import tune
+
+log = logging.getLogger(__name__)
+STABLE = frozenset(
+    {VolumeStatus.AVAILABLE, VolumeStatus.ERROR, VolumeStatus.IN_USE,
+     VolumeStatus.ERROR_DELETING, VolumeStatus.ERROR_EXTENDING}
+)
+
+
+class Gateway(Actor):
+    name = "gateway"
+
+    def __init__(self, cfg: ClusterConfig) -> None:
+        super().__init__(cfg.events_in)
+        self.cfg = cfg
+        self.heartbeat_s = cfg.heartbeat_s
+        self.store = GatewayStore(cfg.path("gateway.db"), cfg.synchronous)
+        self.types = TypeCatalog()
+        self.zones: Collection[str] = cfg.zones
+        self.default_zone = DEFAULT_ZONE
+        self.default_type = DEFAULT_TYPE
+        self.flow = volume_create_api(self)
+        self.attachments = Attachments(self)
+        self.admin = VolumeAdmin(self)
+        self.lifecycle = GatewayLifecycle(self)
+        self.reconciler = Reconciler(self, self.lifecycle)
+        self.quota_sync = QuotaSyncer(self)
+        self.watchers = Watchers()
+        self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
+        self._node_hosts = frozenset(n.host.encode() for n in cfg.nodes)
+        self.creates = 0
+
+    def handlers(self) -> dict[str, Any]:
+        return {
+            "volume.create": self.on_volume_create,
+            "volume.show": self.on_volume_show,
+            "volume.list": self.on_volume_list,
+            "volume.watch": self.on_volume_watch,
+            "volume.update": self.on_volume_update,
+            "type.create": self.on_type_create,
+            "type.list": self.on_type_list,
+            "az.list": self.on_az_list,
+            "quota.show": self.on_quota_forward,
+            "quota.set": self.on_quota_forward,
+            "backend.list": self.on_backend_list,
+            "ping": lambda req: Empty(),
+            **self.attachments.handlers(),
+            **self.admin.handlers(),
+            **self.lifecycle.handlers(),
+            **self.quota_sync.handlers(),
+            **flow_handlers(self),
+        }
+
+    async def on_start(self) -> None:
+        for vtype in await self.store.open():
+            self.types.add(vtype)
+        self.spawn(self.store.db.flusher())
+        await self._seed_types()
+        await self.store.load_volumes(self.types.by_id)
+        await self.attachments.open()
+        self.quota = self.connect(self.cfg.quota, "gateway")
+        self.scheduler = self.connect(self.cfg.scheduler, "gateway")
+        self.router = self.bind(self.cfg.gateway)
+        self.reconciler.start()
+
+    async def on_stop(self) -> None:
+        await self.store.db.close()
+
+    def prepare(self) -> None:
+        self._start_event_hub()
+
+    def _start_event_hub(self) -> None:
+        """Bind the hub here (a bad address fails the start loudly), then hand both
+        sockets to a thread that runs libzmq's proxy; nothing else touches them."""
+        xsub = self.zctx.socket(zmq.XSUB)
+        xpub = self.zctx.socket(zmq.XPUB)
+        for sock in (xsub, xpub):
+            tune(sock)
+        xsub.bind(self.cfg.events_in)
+        xpub.bind(self.cfg.events)
+        threading.Thread(target=_run_hub, args=(xsub, xpub), name="event-hub",
+                         daemon=True).start()
+
+    async def _seed_types(self) -> None:
+        for name, specs in self.cfg.volume_types.items():
+            if name not in self.types.by_name:
+                vtype = VolumeType(str(uuid.uuid4()), name, None, dict(specs))
+                await self.store.add_type(vtype)
+                self.types.add(vtype)
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            **super().statistics(),
+            "volumes": len(self.store.volumes),
+            "creates": self.creates,
+            "watchers": len(self.watchers),
+            "db": self.store.db.statistics(),
+        }
+
+    # ---- services the create flow uses ---------------------------------
+    async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.quota.call(op, body, ctx, timeout=10.0)
+        return reply
+
+    def schedule(self, request: ScheduleRequest, ctx: Context) -> None:
+        self.scheduler.cast("schedule.create", request, ctx)
+
+    def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
+        """Cast to the node of ``host`` ("node-1@file"): its DEALER identity is "node-1"."""
+        self.router.cast(op, body, ctx, to=host.partition("@")[0].encode())
+
+    # ---- volumes -------------------------------------------------------
+    async def on_volume_create(self, req: Request) -> Volume:
+        body: VolumeCreate = req.body
+        ctx = req.ctx
+        fingerprint = _fingerprint(body)
+        key = (ctx.project_id, ctx.request_id)
+        if ctx.request_id:
+            existing = await self._existing(key, fingerprint)
+            if existing is not None:
+                return self._answer_existing(existing, req)
+        volume_id = str(uuid.uuid4())
+        done: asyncio.Future[VolumeRecord] = asyncio.get_running_loop().create_future()
+        if ctx.request_id:
+            self._inflight[key] = (fingerprint, done)
+        if body.watch:
+            self.watchers.add(volume_id, req)
+        c = CreateApiContext(body, ctx, volume_id, fingerprint)
+        try:
+            await self.run_flow(self.flow, c, volume_id, ctx)
+        except Exception as exc:
+            self.watchers.drop(volume_id)
+            done.set_exception(exc)
+            done.exception()  # mark it retrieved: a duplicate may never ask
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        assert c.record is not None
+        done.set_result(c.record)
+        self.creates += 1
+        self.publish(c.record, push=False)
+        return c.record.view()
+
+    async def _existing(self, key: tuple[str, str], fingerprint: str) -> VolumeRecord | None:
+        """The volume an earlier request with this id made (waiting for it if in flight)."""
+        rec = self.store.by_request.get(key)
+        inflight = self._inflight.get(key)
+        fp = rec.request_fp if rec is not None else inflight[0] if inflight else None
+        if fp is not None and fp != fingerprint:
+            raise InvalidInput(
+                f"request id {key[1]!r} was already used for a different request",
+                {"request_id": key[1]},
+            )
+        if rec is None and inflight is not None:
+            return await asyncio.shield(inflight[1])
+        return rec
+
+    def _answer_existing(self, rec: VolumeRecord, req: Request) -> Volume:
+        if req.body.watch and rec.status not in STABLE:
+            self.watchers.add(rec.id, req)
+        return rec.view()
+
+    def _visible(self, volume_id: str, ctx: Context) -> VolumeRecord:
+        rec = self.store.volumes.get(volume_id)
+        if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
+            raise NotFound(f"volume {volume_id} could not be found", {"volume_id": volume_id})
+        return rec
+
+    def on_volume_show(self, req: Request) -> Volume:
+        return self._visible(req.body.volume_id, req.ctx).view()
+
+    def on_volume_list(self, req: Request) -> VolumeList:
+        body: VolumeListRequest = req.body
+        everyone, project = body.all_projects and req.ctx.is_admin, req.ctx.project_id
+        found, next_marker = page(
+            self.store.volumes,
+            lambda rec: everyone or rec.project_id == project,
+            lambda rec: body.status is None or rec.status.value == body.status,
+            body.marker, body.limit,
+        )
+        return VolumeList(tuple(rec.view() for rec in found), next_marker)
+
+    def on_volume_watch(self, req: Request) -> VolumeList:
+        views = []
+        for volume_id in req.body.volume_ids:
+            rec = self._visible(volume_id, req.ctx)
+            if rec.status not in STABLE:
+                self.watchers.add(volume_id, req)
+            views.append(rec.view())
+        return VolumeList(tuple(views))
+
+    def on_volume_update(self, req: Request) -> None:
+        """A plain handler (no task per update): memory first, the row is queued,
+        and everyone hears of it once it is committed."""
+        update: VolumeUpdate = req.body
+        if req.link is self.router and req.sender not in self._node_hosts:
+            # Status updates come from the scheduler (over our own DEALER to it) or
+            # from a storage node (ROUTER identity = its host); never from a client.
+            raise Forbidden("volume.update is reserved to the scheduler and storage nodes",
+                            {"op": "volume.update"})
+        rec = self.store.volumes.get(update.volume_id)
+        if rec is None:
+            log.warning("status update for unknown volume %s", update.volume_id)
+            return
+        try:
+            new = VolumeStatus(update.status)
+        except ValueError:
+            raise InvalidInput(f"unknown volume status {update.status!r}") from None
+        if new is rec.status:
+            return
+        if rec.status is VolumeStatus.ERROR and rec.host is None and update.host:
+            # A create the reconciler judged lost finished after all: keep the error,
+            # but remember where the volume is, so that its delete cleans it up there.
+            log.warning("volume %s, in error, turned up %s on %s", rec.id, new.value, update.host)
+            rec.host = update.host
+            self.store.queue_status(rec).add_done_callback(partial(self._saved, rec))
+            return
+        check_volume_move(rec.status, new)
+        rec.status, rec.reason = new, update.reason
+        rec.host = update.host or rec.host
+        self.store.queue_status(rec).add_done_callback(partial(self._saved, rec))
+
+    def _saved(self, rec: VolumeRecord, committed: asyncio.Future[None]) -> None:
+        if committed.exception() is None:
+            self.publish(rec)
+
+    def publish(self, rec: VolumeRecord, push: bool = True) -> None:
+        """Tell everyone: an event for dashboards, a push for the clients watching
+        (not for a new volume: the watcher's own reply already says ``creating``)."""
+        self.events.emit(
+            "volume", volume_id=rec.id, project_id=rec.project_id, status=rec.status.value,
+            size=rec.size, host=rec.host, name=rec.name, volume_type=rec.volume_type.name,
+            reason=rec.reason,
+        )
+        if push:
+            self.watchers.push(rec.id, "volume.status", rec.view(), rec.status in STABLE)
+
+    # ---- types, zones, quota, backends ----------------------------------
+    async def on_type_create(self, req: Request) -> VolumeType:
+        body: TypeCreate = req.body
+        _require_admin(req.ctx, "create a volume type")
+        name = body.name.strip()
+        if not name or check_text("name", name) is None:
+            raise InvalidInput("volume type name must be 1-255 characters", {"field": "name"})
+        if name in self.types.by_name:
+            raise InvalidInput(f"volume type {name!r} already exists", {"field": "name"})
+        specs = _check_specs(body.extra_specs)
+        vtype = VolumeType(str(uuid.uuid4()), name, check_text("description", body.description),
+                           specs, body.is_public)
+        self.types.add(vtype)
+        await self.store.add_type(vtype)
+        return vtype
+
+    def on_type_list(self, req: Request) -> TypeList:
+        return TypeList(tuple(sorted(self.types.by_id.values(), key=lambda t: t.name)))
+
+    def on_az_list(self, req: Request) -> ZoneList:
+        return ZoneList(tuple(AvailabilityZone(z) for z in self.zones))
+
+    async def on_quota_forward(self, req: Request) -> QuotaSet:
+        project = req.body.project or req.ctx.project_id
+        if req.env.op == "quota.set":
+            _require_admin(req.ctx, "set quotas")
+        elif project != req.ctx.project_id:
+            _require_admin(req.ctx, "see another project's quotas")
+        body = type(req.body)(**{**dump(req.body), "project": project})
+        reply = await self.quota.call(req.env.op, body, req.ctx, timeout=10.0)
+        return parse(QuotaSet, reply, strict=False)
+
+    async def on_backend_list(self, req: Request) -> BackendList:
+        reply = await self.scheduler.call("backend.list", Empty(), req.ctx, timeout=10.0)
+        return parse(BackendList, reply, strict=False)
+
+
+def _fingerprint(body: VolumeCreate) -> str:
+    fields = dump(body)
+    fields.pop("watch", None)
+    return json.dumps(fields, sort_keys=True, default=str)
+
+
+def _require_admin(ctx: Context, action: str) -> None:
+    if not ctx.is_admin:
+        raise Forbidden(f"only an admin may {action}", {"project_id": ctx.project_id})
+
+
+def _check_specs(specs: dict[str, Any]) -> dict[str, str]:
+    for key, value in specs.items():
+        if not key or len(key) > 255 or type(value) is not str or len(value) > 255:
+            raise InvalidInput(
+                f"extra spec {key[:80]!r}: keys and values must be strings of 1-255 characters",
+                {"field": "extra_specs", "key": key[:255]},
+            )
+    return dict(specs)
+
+
+def _run_hub(xsub: zmq.Socket[bytes], xpub: zmq.Socket[bytes]) -> None:
+    with contextlib.suppress(zmq.ContextTerminated):
+        zmq.proxy(xsub, xpub)

@@ -1,0 +1,362 @@
+"""The gateway's side of delete, extend and snapshots: handlers and the nodes' reports.
+
+``GatewayLifecycle(gw).handlers()`` adds these ops to the gateway's handler table:
+
+- from clients: ``volume.delete``, ``volume.extend``, ``snapshot.create|show|list|
+  watch|delete``. Each runs its flow (``actors.lifecycle_flows``) and replies
+  once the work is cast to the node that holds the volume;
+- from nodes: ``volume.deleted`` (the row goes and the quota is given back, in
+  one step), ``volume.extended`` (commit or roll back the reservation, new
+  size), ``snapshot.update`` and ``snapshot.deleted``. Only a storage node
+  (ROUTER identity = its host name) may send these.
+
+Idempotency: a snapshot create retried with the same request id returns the
+first snapshot; a delete retried with the same request id is not an error
+even when the volume or snapshot is already gone (the answer is its last
+view, status ``deleted``). The memory of finished deletes is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from cinderblock.actors.gateway.lifecycle_checks import visible_snapshot, visible_volume
+from cinderblock.actors.gateway.lifecycle_flows import (
+    DeleteContext,
+    ExtendContext,
+    SnapshotCreateContext,
+    SnapshotDeleteContext,
+    snapshot_create_api,
+    snapshot_delete_api,
+    volume_delete_api,
+    volume_extend_api,
+)
+from cinderblock.actors.gateway.paging import page
+from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
+from cinderblock.actors.gateway.volume_store import VolumeRecord
+from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.protocol.messages.lifecycle import (
+    Snapshot,
+    SnapshotCreate,
+    SnapshotList,
+    SnapshotListRequest,
+    SnapshotUpdate,
+    VolumeExtended,
+)
+from cinderblock.protocol.messages.quota import QuotaRelease, ReservationRef
+from cinderblock.protocol.messages.volumes import Volume, VolumeRef
+from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_volume_move
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import CinderblockError, Forbidden, InvalidInput
+from cinderblock.protocol.wire.schema import dump
+
+if TYPE_CHECKING:
+    from cinderblock.actors.gateway.gateway import Gateway
+
+log = logging.getLogger(__name__)
+V = VolumeStatus
+SNAPSHOT_STABLE = frozenset(
+    {SnapshotStatus.AVAILABLE, SnapshotStatus.ERROR, SnapshotStatus.ERROR_DELETING,
+     SnapshotStatus.DELETED}
+)
+REMEMBERED_DELETES = 10_000
+Key = tuple[str, str]  # (project, request id)
+
+
+class GatewayLifecycle:
+    """Delete, extend and snapshots, over the gateway's store, quota link and router."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.store = gw.store
+        self.delete_flow = volume_delete_api(self)
+        self.extend_flow = volume_extend_api(self)
+        self.snapshot_flow = snapshot_create_api(self)
+        self.snapshot_delete_flow = snapshot_delete_api(self)
+        self._nodes = frozenset(n.host.encode() for n in gw.cfg.nodes)
+        self._deletes: OrderedDict[Key, str] = OrderedDict()  # request -> volume/snapshot id
+        self._gone: OrderedDict[str, Volume | Snapshot] = OrderedDict()  # id -> last view
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "volume.delete": self.on_volume_delete,
+            "volume.extend": self.on_volume_extend,
+            "volume.deleted": self.on_volume_deleted,
+            "volume.extended": self.on_volume_extended,
+            "snapshot.create": self.on_snapshot_create,
+            "snapshot.show": self.on_snapshot_show,
+            "snapshot.list": self.on_snapshot_list,
+            "snapshot.watch": self.on_snapshot_watch,
+            "snapshot.delete": self.on_snapshot_delete,
+            "snapshot.update": self.on_snapshot_update,
+            "snapshot.deleted": self.on_snapshot_deleted,
+        }
+
+    # ---- services the flows use ------------------------------------------
+    async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, Any]:
+        return await self.gw.quota_call(op, body, ctx)
+
+    def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
+        self.gw.cast_to_node(host, op, body, ctx)
+
+    async def save_volume(self, rec: VolumeRecord) -> None:
+        await self.store.save_status(rec)
+        self.gw.publish(rec)
+
+    async def save_snapshot(self, rec: SnapshotRecord) -> None:
+        rec.updated_at = time.time()
+        await self.store.snapshots.save_status(rec)
+        self.publish_snapshot(rec)
+
+    def publish_snapshot(self, rec: SnapshotRecord) -> None:
+        self.gw.events.emit(
+            "snapshot", snapshot_id=rec.id, volume_id=rec.volume_id, project_id=rec.project_id,
+            status=rec.status.value, size=rec.size, name=rec.name, reason=rec.reason,
+        )
+        self.gw.watchers.push(
+            rec.id, "snapshot.status", rec.view(), rec.status in SNAPSHOT_STABLE
+        )
+
+    async def finish_volume_delete(self, rec: VolumeRecord, ctx: Context) -> None:
+        """The row goes and the volume's quota is given back, together."""
+        check_volume_move(rec.status, V.DELETED)
+        rec.status, rec.updated_at = V.DELETED, time.time()
+        release = QuotaRelease(rec.project_id, {"volumes": 1, "gigabytes": rec.size})
+        await self._together(self.store.remove_volume(rec), self.quota_call(
+            "quota.release", release, ctx))
+        self._remember_gone(rec.id, rec.view())
+        self.gw.publish(rec)
+        self.gw.watchers.drop(rec.id)
+
+    async def finish_snapshot_delete(self, rec: SnapshotRecord, ctx: Context) -> None:
+        rec.move(SnapshotStatus.DELETED)
+        release = QuotaRelease(rec.project_id, {"snapshots": 1, "gigabytes": rec.size})
+        await self._together(self.store.snapshots.remove(rec), self.quota_call(
+            "quota.release", release, ctx))
+        self._remember_gone(rec.id, rec.view())
+        self.publish_snapshot(rec)
+
+    async def _together(self, *steps: Any) -> None:
+        results = await asyncio.gather(*steps, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("finishing a delete: %s", result)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            raise failed[0]
+
+    def _remember_gone(self, object_id: str, view: Volume | Snapshot) -> None:
+        self._gone[object_id] = view
+        while len(self._gone) > REMEMBERED_DELETES:
+            self._gone.popitem(last=False)
+
+    def _remember_delete(self, ctx: Context, object_id: str) -> None:
+        if ctx.request_id:
+            self._deletes[(ctx.project_id, ctx.request_id)] = object_id
+            while len(self._deletes) > REMEMBERED_DELETES:
+                self._deletes.popitem(last=False)
+
+    def _retried_delete(self, req: Request, object_id: str) -> Volume | Snapshot | None:
+        """The answer to a delete retried with its request id (None: not a retry).
+
+        Still deleting: its current view (and the caller watches it); gone: its last
+        view (``deleted``); back in an error status: None, so the delete runs again.
+        """
+        ctx = req.ctx
+        if self._deletes.get((ctx.project_id, ctx.request_id)) != object_id:
+            return None
+        current = self.store.volumes.get(object_id) or self.store.snapshots.snapshots.get(
+            object_id)
+        if current is None:
+            return self._gone.get(object_id)
+        if current.status.value.startswith("error"):
+            return None
+        self._watching(req, object_id)
+        return current.view()
+
+    # ---- volumes -------------------------------------------------------
+    async def on_volume_delete(self, req: Request) -> Volume:
+        volume_id = req.body.volume_id
+        retried = self._retried_delete(req, volume_id)
+        if isinstance(retried, Volume):
+            return retried
+        c = DeleteContext(volume_id, req.ctx)
+        await self._run_delete(self.delete_flow, c, req, volume_id, volume_id)
+        assert c.record is not None
+        return c.record.view()
+
+    async def _run_delete(
+        self, flow: Any, c: Any, req: Request, object_id: str, volume_id: str
+    ) -> None:
+        """Run a delete flow, remembering its request id (a retry may come meanwhile)."""
+        key = (req.ctx.project_id, req.ctx.request_id)
+        self._remember_delete(req.ctx, object_id)
+        self._watching(req, object_id)
+        try:
+            await self._run(flow, c, req, object_id, volume_id)
+        except Exception:
+            if self._deletes.get(key) == object_id:
+                del self._deletes[key]
+            raise
+
+    async def on_volume_extend(self, req: Request) -> Volume:
+        body = req.body
+        c = ExtendContext(body.volume_id, body.new_size, req.ctx)
+        self._watching(req, body.volume_id)
+        await self._run(self.extend_flow, c, req, body.volume_id, body.volume_id)
+        assert c.record is not None
+        return c.record.view()
+
+    def _watching(self, req: Request, object_id: str) -> None:
+        if req.body.watch:
+            self.gw.watchers.add(object_id, req)
+
+    async def _run(
+        self, flow: Any, c: Any, req: Request, object_id: str, volume_id: str
+    ) -> None:
+        """Run a flow; a refused request stops watching what it asked to watch."""
+        try:
+            await self.gw.run_flow(flow, c, volume_id, req.ctx)
+        except Exception:
+            self._unwatch(req, object_id)
+            raise
+
+    def _unwatch(self, req: Request, object_id: str) -> None:
+        if req.body.watch:
+            self.gw.watchers.remove(object_id, req)
+
+    def _from_node(self, req: Request) -> None:
+        if req.link is not self.gw.router or req.sender not in self._nodes:
+            raise Forbidden(f"{req.env.op} is reserved to storage nodes", {"op": req.env.op})
+
+    async def on_volume_deleted(self, req: Request) -> None:
+        self._from_node(req)
+        body: VolumeRef = req.body
+        rec = self.store.volumes.get(body.volume_id)
+        if rec is None or rec.status is not V.DELETING:
+            log.warning("volume.deleted for %s, which is not deleting", body.volume_id)
+            return
+        await self.finish_volume_delete(rec, req.ctx)
+
+    async def on_volume_extended(self, req: Request) -> None:
+        self._from_node(req)
+        body: VolumeExtended = req.body
+        rec = self.store.volumes.get(body.volume_id)
+        new = _volume_status(body.status)
+        expected = rec is not None and rec.status is V.EXTENDING
+        ok = expected and new is V.AVAILABLE and body.reason is None
+        op = "quota.commit" if ok else "quota.rollback"
+        try:
+            await self.quota_call(op, ReservationRef(body.reservation_id), req.ctx)
+        except CinderblockError as exc:
+            log.error("%s of extend reservation %s failed: %s", op, body.reservation_id, exc)
+        if rec is None or not expected:
+            log.warning("volume.extended for %s, which is not extending", body.volume_id)
+            return
+        check_volume_move(rec.status, new)
+        rec.status, rec.reason = new, body.reason
+        if ok:
+            rec.size = body.new_size
+        await self.store.save_size(rec)
+        self.gw.publish(rec)
+
+    # ---- snapshots -----------------------------------------------------
+    async def on_snapshot_create(self, req: Request) -> Snapshot:
+        body: SnapshotCreate = req.body
+        ctx = req.ctx
+        fingerprint = _fingerprint(body)
+        existing = self.store.snapshots.by_request.get((ctx.project_id, ctx.request_id))
+        if ctx.request_id and existing is not None:
+            if existing.request_fp != fingerprint:
+                raise InvalidInput(
+                    f"request id {ctx.request_id!r} was already used for a different request",
+                    {"request_id": ctx.request_id})
+            self._watching(req, existing.id)
+            return existing.view()
+        c = SnapshotCreateContext(body, ctx, str(uuid.uuid4()), fingerprint)
+        self._watching(req, c.snapshot_id)
+        await self._run(self.snapshot_flow, c, req, c.snapshot_id, body.volume_id)
+        assert c.record is not None
+        return c.record.view()
+
+    def on_snapshot_show(self, req: Request) -> Snapshot:
+        return visible_snapshot(self.store, req.body.snapshot_id, req.ctx).view()
+
+    def on_snapshot_list(self, req: Request) -> SnapshotList:
+        body: SnapshotListRequest = req.body
+        everyone, project = body.all_projects and req.ctx.is_admin, req.ctx.project_id
+        found, next_marker = page(
+            self.store.snapshots.snapshots,
+            lambda rec: everyone or rec.project_id == project,
+            lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)
+            and (body.status is None or rec.status.value == body.status),
+            body.marker, body.limit,
+        )
+        return SnapshotList(tuple(rec.view() for rec in found), next_marker)
+
+    def on_snapshot_watch(self, req: Request) -> SnapshotList:
+        views = []
+        for snapshot_id in req.body.snapshot_ids:
+            rec = visible_snapshot(self.store, snapshot_id, req.ctx)
+            if rec.status not in SNAPSHOT_STABLE:
+                self.gw.watchers.add(snapshot_id, req)
+            views.append(rec.view())
+        return SnapshotList(tuple(views))
+
+    async def on_snapshot_delete(self, req: Request) -> Snapshot:
+        snapshot_id = req.body.snapshot_id
+        retried = self._retried_delete(req, snapshot_id)
+        if isinstance(retried, Snapshot):
+            return retried
+        c = SnapshotDeleteContext(snapshot_id, req.ctx)
+        rec = self.store.snapshots.snapshots.get(snapshot_id)
+        volume_id = rec.volume_id if rec is not None else ""
+        await self._run_delete(self.snapshot_delete_flow, c, req, snapshot_id, volume_id)
+        assert c.record is not None
+        return c.record.view()
+
+    async def on_snapshot_update(self, req: Request) -> None:
+        self._from_node(req)
+        body: SnapshotUpdate = req.body
+        rec = self.store.snapshots.snapshots.get(body.snapshot_id)
+        if rec is None:
+            log.warning("snapshot.update for unknown snapshot %s", body.snapshot_id)
+            return
+        try:
+            new = SnapshotStatus(body.status)
+        except ValueError:
+            raise InvalidInput(f"unknown snapshot status {body.status!r}") from None
+        if new is rec.status:
+            return
+        rec.move(new, body.reason)
+        await self.save_snapshot(rec)
+
+    async def on_snapshot_deleted(self, req: Request) -> None:
+        self._from_node(req)
+        rec = self.store.snapshots.snapshots.get(req.body.snapshot_id)
+        if rec is None or rec.status is not SnapshotStatus.DELETING:
+            log.warning("snapshot.deleted for %s, which is not deleting", req.body.snapshot_id)
+            return
+        await self.finish_snapshot_delete(rec, req.ctx)
+
+
+def _volume_status(text: str) -> VolumeStatus:
+    try:
+        return VolumeStatus(text)
+    except ValueError:
+        raise InvalidInput(f"unknown volume status {text!r}") from None
+
+
+def _fingerprint(body: SnapshotCreate) -> str:
+    fields = dump(body)
+    fields.pop("watch", None)
+    return json.dumps(fields, sort_keys=True, default=str)
+
+
+__all__ = ["GatewayLifecycle", "visible_volume"]

@@ -1,0 +1,215 @@
+"""The gateway's judgements for delete, extend, snapshots and clones: pure code.
+
+Each check raises the error a client should see (``InvalidState`` for a
+status or a dependency that forbids the move, ``InvalidInput`` for a wrong
+request, ``NotFound`` for an unknown id) and changes nothing; the flows call
+them before they touch a record, and once more just before the change they
+guard, because another request may have moved the record in between.
+
+Rules, as Cinder's API (cinder/volume/api.py):
+
+* delete a volume from available, error, error_deleting or error_extending
+  (the statuses from which the transition table allows ``deleting``); never
+  while it has snapshots or while a new volume is being copied from it;
+* snapshot a volume that is available, or in-use with ``force``;
+* delete a snapshot that is available, error or error_deleting, not while a
+  volume is being created from it;
+* extend an available volume to a larger whole number of GiB;
+* create from a snapshot (available) or a source volume (available or
+  in-use): the size defaults to the source's and may not be smaller, the type
+  must be the source's (or omitted), and so must the availability zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
+from cinderblock.actors.gateway.volume_request import TypeCatalog, check_size
+from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
+from cinderblock.protocol.states import SNAPSHOT_MOVES, VOLUME_MOVES, SnapshotStatus, VolumeStatus
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
+
+V = VolumeStatus
+DELETABLE = sorted(s.value for s, moves in VOLUME_MOVES.items() if V.DELETING in moves)
+SNAPSHOT_DELETABLE = sorted(
+    s.value for s, moves in SNAPSHOT_MOVES.items() if SnapshotStatus.DELETING in moves
+)
+CLONABLE = frozenset({V.AVAILABLE, V.IN_USE})
+
+
+def _state(message: str, **details: object) -> InvalidState:
+    return InvalidState(message, dict(details))
+
+
+def visible_snapshot(store: GatewayStore, snapshot_id: str, ctx: Context) -> SnapshotRecord:
+    rec = store.snapshots.snapshots.get(snapshot_id)
+    if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
+        raise NotFound(f"snapshot {snapshot_id} could not be found", {"snapshot_id": snapshot_id})
+    return rec
+
+
+def visible_volume(store: GatewayStore, volume_id: str, ctx: Context) -> VolumeRecord:
+    rec = store.volumes.get(volume_id)
+    if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
+        raise NotFound(f"volume {volume_id} could not be found", {"volume_id": volume_id})
+    return rec
+
+
+def check_volume_deletable(
+    rec: VolumeRecord, snapshots: Sequence[str], copying: Sequence[str]
+) -> None:
+    if V.DELETING not in VOLUME_MOVES[rec.status]:
+        raise _state(
+            f"volume {rec.id} cannot be deleted while it is {rec.status.value}; "
+            f"it must be one of {', '.join(DELETABLE)}",
+            volume_id=rec.id, status=rec.status.value, allowed=DELETABLE,
+        )
+    if snapshots:
+        raise _state(
+            f"volume {rec.id} still has {len(snapshots)} dependent snapshot(s); "
+            "delete them first",
+            volume_id=rec.id, snapshots=list(snapshots),
+        )
+    _check_not_copying("volume", rec.id, copying)
+
+
+def _check_not_copying(kind: str, source_id: str, copying: Sequence[str]) -> None:
+    if copying:
+        raise _state(
+            f"{kind} {source_id} cannot be deleted while volume(s) {', '.join(copying)} "
+            "are being created from it",
+            **{f"{kind}_id": source_id, "copying": list(copying)},
+        )
+
+
+def check_snapshot_deletable(rec: SnapshotRecord, copying: Sequence[str]) -> None:
+    if SnapshotStatus.DELETING not in SNAPSHOT_MOVES[rec.status]:
+        raise _state(
+            f"snapshot {rec.id} cannot be deleted while it is {rec.status.value}; "
+            f"it must be one of {', '.join(SNAPSHOT_DELETABLE)}",
+            snapshot_id=rec.id, status=rec.status.value, allowed=SNAPSHOT_DELETABLE,
+        )
+    _check_not_copying("snapshot", rec.id, copying)
+
+
+def check_snapshot_source(volume: VolumeRecord, force: bool) -> None:
+    if volume.status is V.AVAILABLE or (volume.status is V.IN_USE and force):
+        return
+    hint = " (give force to snapshot an in-use volume)" if volume.status is V.IN_USE else ""
+    raise _state(
+        f"cannot snapshot volume {volume.id} while it is {volume.status.value}; "
+        f"it must be available{hint}",
+        volume_id=volume.id, status=volume.status.value,
+    )
+
+
+def check_extend(volume: VolumeRecord, new_size: int) -> int:
+    """The number of GiB the volume grows by."""
+    if volume.status is not V.AVAILABLE:
+        raise _state(
+            f"volume {volume.id} cannot be extended while it is {volume.status.value}; "
+            "it must be available",
+            volume_id=volume.id, status=volume.status.value,
+        )
+    check_size(new_size)
+    if new_size <= volume.size:
+        raise InvalidInput(
+            f"new size {new_size} GiB must be greater than the current size {volume.size} GiB",
+            {"field": "new_size", "size": volume.size, "new_size": new_size},
+        )
+    return new_size - volume.size
+
+
+# ---- create from a snapshot or a source volume ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeSource:
+    """What a new volume is copied from, and where that lives."""
+
+    snapshot_id: str | None
+    source_volid: str | None
+    host: str  # the backend (host@backend) holding the source
+    size: int
+    volume_type: VolumeType
+    availability_zone: str
+
+    @property
+    def id(self) -> str:
+        return self.snapshot_id or self.source_volid or ""
+
+    @property
+    def kind(self) -> str:
+        return "snapshot" if self.snapshot_id else "volume"
+
+
+def resolve_source(
+    body: VolumeCreate, store: GatewayStore, types: TypeCatalog, ctx: Context
+) -> tuple[VolumeCreate, VolumeSource | None]:
+    """The request with size, type and zone taken from its source, and the source."""
+    if body.snapshot_id is None and body.source_volid is None:
+        return body, None
+    if body.snapshot_id is not None and body.source_volid is not None:
+        raise InvalidInput("give snapshot_id or source_volid, not both", {"field": "snapshot_id"})
+    source = current_source(body.snapshot_id, body.source_volid, store, types, ctx)
+    size = source.size if body.size is None else body.size
+    if type(size) is int and size < source.size:
+        raise InvalidInput(
+            f"size {size} GiB is smaller than the {source.kind}'s {source.size} GiB",
+            {"field": "size", "size": size, "source_size": source.size},
+        )
+    _check_same_type(body, source, types)
+    if body.availability_zone not in (None, source.availability_zone):
+        raise InvalidInput(
+            f"availability zone {body.availability_zone!r} differs from the {source.kind}'s "
+            f"{source.availability_zone!r}",
+            {"field": "availability_zone"},
+        )
+    resolved = replace(body, size=size, volume_type=source.volume_type.id,
+                       availability_zone=source.availability_zone)
+    return resolved, source
+
+
+def _check_same_type(body: VolumeCreate, source: VolumeSource, types: TypeCatalog) -> None:
+    if body.volume_type is None:
+        return
+    asked = types.find(body.volume_type)
+    if asked.id != source.volume_type.id:
+        raise InvalidInput(
+            f"volume type {asked.name!r} does not match the {source.kind}'s type "
+            f"{source.volume_type.name!r}; omit the type to use the source's",
+            {"field": "volume_type", "source_type": source.volume_type.name},
+        )
+
+
+def current_source(
+    snapshot_id: str | None, source_volid: str | None, store: GatewayStore,
+    types: TypeCatalog, ctx: Context,
+) -> VolumeSource:
+    """The source as it is now; raises if it is gone or may not be copied."""
+    if snapshot_id is not None:
+        snap = visible_snapshot(store, snapshot_id, ctx)
+        if snap.status is not SnapshotStatus.AVAILABLE:
+            raise _state(
+                f"snapshot {snap.id} is {snap.status.value}; a volume can only be created "
+                "from an available snapshot",
+                snapshot_id=snap.id, status=snap.status.value,
+            )
+        volume = store.volumes.get(snap.volume_id)
+        zone = volume.availability_zone if volume is not None else ""
+        vtype = types.find(snap.volume_type_id or "")
+        return VolumeSource(snap.id, None, snap.host or "", snap.size, vtype, zone)
+    assert source_volid is not None
+    vol = visible_volume(store, source_volid, ctx)
+    if vol.status not in CLONABLE or vol.host is None:
+        raise _state(
+            f"volume {vol.id} is {vol.status.value}; it can only be cloned while available "
+            "or in-use",
+            volume_id=vol.id, status=vol.status.value,
+        )
+    return VolumeSource(None, vol.id, vol.host, vol.size, vol.volume_type,
+                        vol.availability_zone)

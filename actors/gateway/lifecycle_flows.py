@@ -1,0 +1,395 @@
+"""The gateway's flows for the rest of a volume's life.
+
+    volume_delete_api    ExtractDeleteRequestTask → MarkVolumeDeletingTask
+                           → VolumeDeleteCastTask
+    volume_extend_api    ExtractExtendRequestTask → QuotaReserveTask
+                           → MarkVolumeExtendingTask → VolumeExtendCastTask
+    snapshot_create_api  ExtractSnapshotRequestTask → QuotaReserveTask
+                           → SnapshotEntryCreateTask → QuotaCommitTask → SnapshotCastTask
+    snapshot_delete_api  ExtractSnapshotDeleteRequestTask → MarkSnapshotDeletingTask
+                           → SnapshotDeleteCastTask
+
+Each replies once its cast is made (Cinder's 202); the node's report finishes
+the work (``GatewayLifecycle``). Reverts, newest first: a status put back to
+what it was, a snapshot entry destroyed, a committed reservation released, an
+uncommitted one rolled back. A volume that never reached a host is removed by
+the gateway alone (``VolumeDeleteCastTask``), as is a snapshot without one.
+
+Quota is charged to the owner of the volume or snapshot (an admin may act on
+another project's), never to the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from cinderblock.actors.flow.engine import LinearFlow, Task
+from cinderblock.actors.gateway.lifecycle_checks import (
+    check_extend,
+    check_snapshot_deletable,
+    check_snapshot_source,
+    check_volume_deletable,
+    visible_snapshot,
+    visible_volume,
+)
+from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
+from cinderblock.actors.gateway.volume_request import check_metadata, check_text
+from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.protocol.messages.lifecycle import (
+    NodeCreateSnapshot,
+    NodeDeleteSnapshot,
+    NodeDeleteVolume,
+    NodeExtendVolume,
+    SnapshotCreate,
+)
+from cinderblock.protocol.messages.quota import QuotaRelease, QuotaReserve, ReservationRef
+from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_volume_move
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import InvalidState
+
+V = VolumeStatus
+
+
+class LifecycleServices(Protocol):
+    """What the tasks need from the gateway (the seam tests can fill in memory)."""
+
+    store: GatewayStore
+
+    async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]: ...
+
+    def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None: ...
+
+    async def save_volume(self, rec: VolumeRecord) -> None:
+        """Write the record's status and tell its watchers."""
+
+    async def save_snapshot(self, rec: SnapshotRecord) -> None:
+        """Write the record's status and tell its watchers."""
+
+    def publish_snapshot(self, rec: SnapshotRecord) -> None: ...
+
+    async def finish_volume_delete(self, rec: VolumeRecord, ctx: Context) -> None: ...
+
+    async def finish_snapshot_delete(self, rec: SnapshotRecord, ctx: Context) -> None: ...
+
+
+# ---- contexts ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class DeleteContext:
+    volume_id: str
+    ctx: Context
+    record: VolumeRecord | None = None
+    previous: VolumeStatus = V.AVAILABLE
+
+
+@dataclass(slots=True)
+class ExtendContext:
+    volume_id: str
+    new_size: int
+    ctx: Context
+    record: VolumeRecord | None = None
+    project: str = ""
+    deltas: dict[str, int] = field(default_factory=dict)
+    volume_size: int = 0
+    reservation_id: str | None = None
+    committed: bool = False  # never here: the gateway commits on the node's report
+
+
+@dataclass(slots=True)
+class SnapshotCreateContext:
+    body: SnapshotCreate
+    ctx: Context
+    snapshot_id: str
+    fingerprint: str
+    volume: VolumeRecord | None = None
+    project: str = ""
+    deltas: dict[str, int] = field(default_factory=dict)
+    volume_size: int = 0  # a snapshot is not held to per_volume_gigabytes
+    reservation_id: str | None = None
+    record: SnapshotRecord | None = None
+    committed: bool = False
+
+
+@dataclass(slots=True)
+class SnapshotDeleteContext:
+    snapshot_id: str
+    ctx: Context
+    record: SnapshotRecord | None = None
+    previous: SnapshotStatus = SnapshotStatus.AVAILABLE
+
+
+class Reserving(Protocol):
+    ctx: Context
+    project: str
+    deltas: dict[str, int]
+    volume_size: int  # checked against per_volume_gigabytes (0: not a volume)
+    reservation_id: str | None
+    committed: bool
+
+
+C = TypeVar("C")
+R = TypeVar("R", bound=Reserving)
+
+
+class _Task(Task[C]):
+    def __init__(self, services: LifecycleServices) -> None:
+        self.s = services
+
+
+# ---- quota (shared by extend and snapshot create) -----------------------------------
+
+
+class QuotaReserveTask(_Task[R]):
+    requires = ("deltas",)
+    provides = ("reservation_id",)
+
+    async def execute(self, c: R) -> None:
+        body = QuotaReserve(c.project, c.deltas, volume_size=c.volume_size)
+        reply = await self.s.quota_call("quota.reserve", body, c.ctx)
+        c.reservation_id = str(reply["reservation_id"])
+
+    async def revert(self, c: R, failure: BaseException) -> None:
+        if c.reservation_id is not None and not c.committed:
+            await self.s.quota_call("quota.rollback", ReservationRef(c.reservation_id), c.ctx)
+
+
+class QuotaCommitTask(_Task[R]):
+    requires = ("reservation_id",)
+    provides = ("committed",)
+
+    async def execute(self, c: R) -> None:
+        assert c.reservation_id is not None
+        await self.s.quota_call("quota.commit", ReservationRef(c.reservation_id), c.ctx)
+        c.committed = True
+
+    async def revert(self, c: R, failure: BaseException) -> None:
+        if c.committed:
+            await self.s.quota_call("quota.release", QuotaRelease(c.project, c.deltas), c.ctx)
+
+
+# ---- volume_delete_api ------------------------------------------------------------
+
+
+def _check_deletable(s: LifecycleServices, rec: VolumeRecord) -> None:
+    snaps = [snap.id for snap in s.store.snapshots.of_volume(rec.id)]
+    check_volume_deletable(rec, snaps, s.store.snapshots.copying_from(rec.id, s.store.volumes))
+
+
+class ExtractDeleteRequestTask(_Task[DeleteContext]):
+    requires = ("volume_id",)
+    provides = ("record", "previous")
+
+    async def execute(self, c: DeleteContext) -> None:
+        rec = visible_volume(self.s.store, c.volume_id, c.ctx)
+        _check_deletable(self.s, rec)
+        c.record, c.previous = rec, rec.status
+
+
+class MarkVolumeDeletingTask(_Task[DeleteContext]):
+    requires = ("record", "previous")
+
+    async def execute(self, c: DeleteContext) -> None:
+        rec = c.record
+        assert rec is not None
+        _check_deletable(self.s, rec)  # again: another request may have come between
+        check_volume_move(rec.status, V.DELETING)
+        rec.status, rec.reason = V.DELETING, None
+        await self.s.save_volume(rec)
+
+    async def revert(self, c: DeleteContext, failure: BaseException) -> None:
+        if c.record is not None and c.record.status is V.DELETING:
+            c.record.status = c.previous  # back to where it was: nothing was deleted
+            await self.s.save_volume(c.record)
+
+
+class VolumeDeleteCastTask(_Task[DeleteContext]):
+    requires = ("record",)
+
+    async def execute(self, c: DeleteContext) -> None:
+        rec = c.record
+        assert rec is not None
+        if rec.host is None:  # never reached a backend: nothing to delete there
+            await self.s.finish_volume_delete(rec, c.ctx)
+        else:
+            self.s.cast_to_node(rec.host, "node.delete_volume", NodeDeleteVolume(rec.id), c.ctx)
+
+
+def volume_delete_api(services: LifecycleServices) -> LinearFlow[DeleteContext]:
+    return LinearFlow(
+        "volume_delete_api",
+        [ExtractDeleteRequestTask(services), MarkVolumeDeletingTask(services),
+         VolumeDeleteCastTask(services)],
+        given=("volume_id", "ctx"),
+    )
+
+
+# ---- volume_extend_api ------------------------------------------------------------
+
+
+class ExtractExtendRequestTask(_Task[ExtendContext]):
+    requires = ("volume_id", "new_size")
+    provides = ("record", "project", "deltas")
+
+    async def execute(self, c: ExtendContext) -> None:
+        rec = visible_volume(self.s.store, c.volume_id, c.ctx)
+        grow = check_extend(rec, c.new_size)
+        c.record, c.project, c.deltas = rec, rec.project_id, {"gigabytes": grow}
+        c.volume_size = c.new_size
+
+
+class MarkVolumeExtendingTask(_Task[ExtendContext]):
+    requires = ("record", "reservation_id")
+
+    async def execute(self, c: ExtendContext) -> None:
+        rec = c.record
+        assert rec is not None
+        if check_extend(rec, c.new_size) != c.deltas["gigabytes"]:  # again, after the quota call
+            raise InvalidState(f"volume {rec.id} changed size meanwhile; try again",
+                               {"volume_id": rec.id, "size": rec.size})
+        check_volume_move(rec.status, V.EXTENDING)
+        rec.status, rec.reason = V.EXTENDING, None
+        await self.s.save_volume(rec)
+
+    async def revert(self, c: ExtendContext, failure: BaseException) -> None:
+        if c.record is not None and c.record.status is V.EXTENDING:
+            c.record.status = V.AVAILABLE
+            await self.s.save_volume(c.record)
+
+
+class VolumeExtendCastTask(_Task[ExtendContext]):
+    requires = ("record", "reservation_id")
+
+    async def execute(self, c: ExtendContext) -> None:
+        rec = c.record
+        assert rec is not None and rec.host is not None and c.reservation_id is not None
+        body = NodeExtendVolume(rec.id, rec.size, c.new_size, c.reservation_id)
+        self.s.cast_to_node(rec.host, "node.extend_volume", body, c.ctx)
+
+
+def volume_extend_api(services: LifecycleServices) -> LinearFlow[ExtendContext]:
+    return LinearFlow(
+        "volume_extend_api",
+        [ExtractExtendRequestTask(services), QuotaReserveTask[ExtendContext](services),
+         MarkVolumeExtendingTask(services), VolumeExtendCastTask(services)],
+        given=("volume_id", "new_size", "ctx"),
+    )
+
+
+# ---- snapshot_create_api ----------------------------------------------------------
+
+
+class ExtractSnapshotRequestTask(_Task[SnapshotCreateContext]):
+    requires = ("body",)
+    provides = ("volume", "project", "deltas")
+
+    async def execute(self, c: SnapshotCreateContext) -> None:
+        body = c.body
+        volume = visible_volume(self.s.store, body.volume_id, c.ctx)
+        check_snapshot_source(volume, body.force)
+        check_text("name", body.name)
+        check_text("description", body.description)
+        check_metadata(body.metadata)
+        c.volume, c.project = volume, volume.project_id
+        c.deltas = {"snapshots": 1, "gigabytes": volume.size}
+
+
+class SnapshotEntryCreateTask(_Task[SnapshotCreateContext]):
+    requires = ("volume", "reservation_id")
+    provides = ("record",)
+
+    async def execute(self, c: SnapshotCreateContext) -> None:
+        volume, body = c.volume, c.body
+        assert volume is not None
+        check_snapshot_source(volume, body.force)  # again, after the quota call
+        record = SnapshotRecord(
+            id=c.snapshot_id, project_id=volume.project_id, user_id=c.ctx.user_id,
+            volume_id=volume.id, size=volume.size, status=SnapshotStatus.CREATING,
+            host=volume.host, volume_type_id=volume.volume_type.id, name=body.name,
+            description=body.description, metadata=dict(body.metadata),
+            request_id=c.ctx.request_id, request_fp=c.fingerprint,
+        )
+        await self.s.store.snapshots.add(record)
+        c.record = record
+        self.s.publish_snapshot(record)
+
+    async def revert(self, c: SnapshotCreateContext, failure: BaseException) -> None:
+        if c.record is not None:
+            await self.s.store.snapshots.remove(c.record)
+
+
+class SnapshotCastTask(_Task[SnapshotCreateContext]):
+    requires = ("record", "committed")
+
+    async def execute(self, c: SnapshotCreateContext) -> None:
+        rec = c.record
+        assert rec is not None and rec.host is not None
+        body = NodeCreateSnapshot(rec.id, rec.volume_id, rec.size)
+        self.s.cast_to_node(rec.host, "node.create_snapshot", body, c.ctx)
+
+
+def snapshot_create_api(services: LifecycleServices) -> LinearFlow[SnapshotCreateContext]:
+    return LinearFlow(
+        "snapshot_create_api",
+        [ExtractSnapshotRequestTask(services),
+         QuotaReserveTask[SnapshotCreateContext](services),
+         SnapshotEntryCreateTask(services),
+         QuotaCommitTask[SnapshotCreateContext](services),
+         SnapshotCastTask(services)],
+        given=("body", "ctx", "snapshot_id", "fingerprint"),
+    )
+
+
+# ---- snapshot_delete_api ----------------------------------------------------------
+
+
+def _check_snapshot_deletable(s: LifecycleServices, rec: SnapshotRecord) -> None:
+    check_snapshot_deletable(rec, s.store.snapshots.copying_from(rec.id, s.store.volumes))
+
+
+class ExtractSnapshotDeleteRequestTask(_Task[SnapshotDeleteContext]):
+    requires = ("snapshot_id",)
+    provides = ("record", "previous")
+
+    async def execute(self, c: SnapshotDeleteContext) -> None:
+        rec = visible_snapshot(self.s.store, c.snapshot_id, c.ctx)
+        _check_snapshot_deletable(self.s, rec)
+        c.record, c.previous = rec, rec.status
+
+
+class MarkSnapshotDeletingTask(_Task[SnapshotDeleteContext]):
+    requires = ("record", "previous")
+
+    async def execute(self, c: SnapshotDeleteContext) -> None:
+        assert c.record is not None
+        _check_snapshot_deletable(self.s, c.record)
+        c.record.move(SnapshotStatus.DELETING)
+        await self.s.save_snapshot(c.record)
+
+    async def revert(self, c: SnapshotDeleteContext, failure: BaseException) -> None:
+        if c.record is not None and c.record.status is SnapshotStatus.DELETING:
+            c.record.status = c.previous
+            await self.s.save_snapshot(c.record)
+
+
+class SnapshotDeleteCastTask(_Task[SnapshotDeleteContext]):
+    requires = ("record",)
+
+    async def execute(self, c: SnapshotDeleteContext) -> None:
+        rec = c.record
+        assert rec is not None
+        if rec.host is None:
+            await self.s.finish_snapshot_delete(rec, c.ctx)
+        else:
+            body = NodeDeleteSnapshot(rec.id, rec.volume_id)
+            self.s.cast_to_node(rec.host, "node.delete_snapshot", body, c.ctx)
+
+
+def snapshot_delete_api(services: LifecycleServices) -> LinearFlow[SnapshotDeleteContext]:
+    return LinearFlow(
+        "snapshot_delete_api",
+        [ExtractSnapshotDeleteRequestTask(services), MarkSnapshotDeletingTask(services),
+         SnapshotDeleteCastTask(services)],
+        given=("snapshot_id", "ctx"),
+    )

@@ -1,0 +1,158 @@
+"""The gateway's reconciler: finds stuck records, probes the nodes, applies
+``actors.reconcile.decide``. The decisions and the table of what happens to
+what are in ``actors.reconcile``; this is the I/O around them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from cinderblock.actors.gateway.reconcile_rules import (
+    Action,
+    Answer,
+    Do,
+    Stuck,
+    decide,
+    nodes_to_ask,
+)
+from cinderblock.protocol.messages.lifecycle import NodeDeleteSnapshot, NodeDeleteVolume
+from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
+from cinderblock.protocol.states import SnapshotStatus as P
+from cinderblock.protocol.states import VolumeStatus as V
+from cinderblock.protocol.states import check_volume_move
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.protocol.wire.schema import parse
+
+if TYPE_CHECKING:
+    from cinderblock.actors.gateway.gateway import Gateway
+    from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
+    from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
+    from cinderblock.actors.gateway.volume_store import VolumeRecord
+
+log = logging.getLogger(__name__)
+PROBE_TIMEOUT_S = 5.0
+VOLUME_STUCK = frozenset({V.CREATING, V.DELETING, V.EXTENDING})
+SNAPSHOT_STUCK = frozenset({P.CREATING, P.DELETING})
+
+
+class Reconciler:
+    def __init__(self, gw: Gateway, lifecycle: GatewayLifecycle) -> None:
+        self.gw = gw
+        self.lifecycle = lifecycle
+        self.after_s = gw.cfg.reconcile_after_s
+        self.nodes = [n.host for n in gw.cfg.nodes]
+
+    def start(self) -> None:
+        if self.gw.cfg.reconcile_every_s > 0:
+            self.gw.every(self.gw.cfg.reconcile_every_s, self.tick)
+
+    async def tick(self) -> None:
+        try:
+            await self.run_once()
+        except Exception:  # never let one bad round end the timer
+            log.exception("reconcile round failed")
+
+    async def run_once(self) -> list[Action]:
+        stuck = self.find(time.time() - self.after_s)
+        if not stuck:
+            return []
+        answers = await self.probe(stuck)
+        actions = decide(stuck, answers)
+        for action in actions:
+            await self.apply(action)
+        return actions
+
+    def find(self, before: float) -> list[Stuck]:
+        """Records in a transitional status that have not changed since ``before``."""
+        found = [
+            Stuck("volume", r.id, r.status.value, _node(r.host), r.updated_at or r.created_at)
+            for r in self.gw.store.volumes.values()
+            if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before
+        ]
+        found += [
+            Stuck("snapshot", r.id, r.status.value, _node(r.host), r.updated_at or r.created_at)
+            for r in self.gw.store.snapshots.snapshots.values()
+            if r.status in SNAPSHOT_STUCK and (r.updated_at or r.created_at) < before
+        ]
+        return found[:PROBE_MAX_IDS]
+
+    async def probe(self, stuck: list[Stuck]) -> dict[str, Answer | None]:
+        asks: dict[str, tuple[list[str], list[str]]] = {n: ([], []) for n in self.nodes}
+        for s in stuck:
+            for node in nodes_to_ask(s, self.nodes):
+                if node in asks:
+                    asks[node][0 if s.kind == "volume" else 1].append(s.id)
+        wanted = {n: ids for n, ids in asks.items() if ids[0] or ids[1]}
+        replies = await asyncio.gather(*(self._ask(n, *ids) for n, ids in wanted.items()))
+        return dict(zip(wanted, replies, strict=True))
+
+    async def _ask(self, node: str, volumes: list[str], snapshots: list[str]) -> Answer | None:
+        body = NodeProbe(tuple(volumes), tuple(snapshots))
+        try:
+            raw = await self.gw.router.call("node.probe", body, _context("admin"),
+                                            to=node.encode(), timeout=PROBE_TIMEOUT_S)
+        except CinderblockError as exc:
+            log.info("reconcile: node %s did not answer (%s); its records wait", node, exc)
+            return None
+        reply = parse(NodeProbeReply, raw, strict=False)
+        return Answer(frozenset(reply.busy), frozenset(reply.volumes), frozenset(reply.snapshots))
+
+    async def apply(self, action: Action) -> None:
+        s = action.stuck
+        if s.kind == "volume":
+            vol = self.gw.store.volumes.get(s.id)
+            if vol is not None and _unmoved(vol, s):
+                await self._volume(vol, action)
+        else:
+            snap = self.gw.store.snapshots.snapshots.get(s.id)
+            if snap is not None and _unmoved(snap, s):
+                await self._snapshot(snap, action)
+
+    async def _volume(self, rec: VolumeRecord, action: Action) -> None:
+        _log(action)
+        if action.do is Do.REDO_DELETE:
+            assert rec.host is not None
+            self.gw.cast_to_node(rec.host, "node.delete_volume", NodeDeleteVolume(rec.id),
+                                 _context(rec.project_id))
+            return
+        new = V.ERROR_EXTENDING if action.do is Do.ERROR_EXTENDING else V.ERROR
+        check_volume_move(rec.status, new)
+        rec.status, rec.reason = new, action.reason
+        if action.node and rec.host is None:
+            rec.host = self.gw.cfg.node(action.node).backend_id
+        await self.gw.store.save_status(rec)
+        self.gw.publish(rec)
+
+    async def _snapshot(self, rec: SnapshotRecord, action: Action) -> None:
+        _log(action)
+        if action.do is Do.REDO_DELETE:
+            assert rec.host is not None
+            body = NodeDeleteSnapshot(rec.id, rec.volume_id)
+            self.gw.cast_to_node(rec.host, "node.delete_snapshot", body, _context(rec.project_id))
+            return
+        rec.move(P.ERROR, action.reason)
+        await self.lifecycle.save_snapshot(rec)
+
+
+def _unmoved(rec: VolumeRecord | SnapshotRecord, s: Stuck) -> bool:
+    """Still as it was found: one that moved while the nodes were asked is not stuck."""
+    return rec.status.value == s.status and (rec.updated_at or rec.created_at) == s.since
+
+
+def _log(action: Action) -> None:
+    s = action.stuck
+    log.warning("reconcile: %s %s stuck %s: %s", s.kind, s.id, s.status, action.reason)
+
+
+def _node(host: str | None) -> str | None:
+    """The node's host name in a backend id ("node-1@file" → "node-1")."""
+    return host.partition("@")[0] if host else None
+
+
+def _context(project_id: str) -> Context:
+    return Context(project_id=project_id, user_id="cinderblock-reconciler", roles=("admin",),
+                   request_id=f"req-{uuid.uuid4()}")

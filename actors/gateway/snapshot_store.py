@@ -1,0 +1,203 @@
+"""The gateway's snapshot records, and where each volume was copied from.
+
+Both tables live in the gateway's own file (``GatewayStore.db``; one writer,
+the gateway) and all their SQL is here. As for volumes, records are kept in
+memory and every change is written through the group-commit ``Database``
+before anyone is told about it.
+
+Source locks. While a volume is being created from a snapshot or a source
+volume (status ``creating``), that source must not be deleted: Cinder holds
+``<snapshot>-delete_snapshot`` / ``<volume>-delete_volume`` for the copy.
+Here the lock is derived, not stored: ``clones`` maps a source id to the
+volumes made from it, and a source is locked while one of them is still
+``creating``. So a lock can never be left behind by a crash or a lost
+message: it ends when the new volume's status does.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cinderblock.actors.runtime.database import Database
+from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_snapshot_move
+
+SNAPSHOT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT, volume_id TEXT NOT NULL,
+    name TEXT, description TEXT, size INTEGER NOT NULL, status TEXT NOT NULL, host TEXT,
+    volume_type_id TEXT, metadata TEXT NOT NULL, created_at REAL NOT NULL,
+    updated_at REAL NOT NULL, reason TEXT, request_id TEXT, request_fp TEXT
+);
+CREATE INDEX IF NOT EXISTS snapshots_volume ON snapshots (volume_id);
+CREATE TABLE IF NOT EXISTS volume_sources (
+    volume_id TEXT PRIMARY KEY, snapshot_id TEXT, source_volid TEXT
+);
+"""
+_COLUMNS = (
+    "id, project_id, user_id, volume_id, name, description, size, status, host, "
+    "volume_type_id, metadata, created_at, updated_at, reason, request_id, request_fp"
+)
+INSERT_SNAPSHOT = f"INSERT INTO snapshots ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+UPDATE_SNAPSHOT = "UPDATE snapshots SET status=?, reason=?, updated_at=? WHERE id=?"
+DELETE_SNAPSHOT = "DELETE FROM snapshots WHERE id=?"
+INSERT_SOURCE = "INSERT OR REPLACE INTO volume_sources VALUES (?, ?, ?)"
+DELETE_SOURCE = "DELETE FROM volume_sources WHERE volume_id=?"
+
+
+class Copied(Protocol):
+    """What the store needs of a volume record (``VolumeRecord``)."""
+
+    id: str
+    status: VolumeStatus
+    snapshot_id: str | None
+    source_volid: str | None
+
+
+@dataclass(slots=True)
+class SnapshotRecord:
+    id: str
+    project_id: str
+    user_id: str
+    volume_id: str
+    size: int
+    status: SnapshotStatus
+    host: str | None = None  # the node backend that holds it: its volume's
+    volume_type_id: str | None = None
+    name: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = 0.0
+    request_id: str = ""
+    request_fp: str = ""
+
+    def move(self, new: SnapshotStatus, reason: str | None = None) -> None:
+        """Change status in memory, judged by the transition table (raises InvalidState)."""
+        check_snapshot_move(self.status, new)
+        self.status, self.reason = new, reason
+        self.updated_at = time.time()
+
+    def view(self) -> Snapshot:
+        return Snapshot(
+            id=self.id, project_id=self.project_id, volume_id=self.volume_id, size=self.size,
+            status=self.status.value, name=self.name, description=self.description,
+            metadata=self.metadata, created_at=self.created_at,
+            updated_at=self.updated_at or self.created_at, reason=self.reason,
+            user_id=self.user_id, volume_type_id=self.volume_type_id,
+        )
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.id, self.project_id, self.user_id, self.volume_id, self.name, self.description,
+            self.size, self.status.value, self.host, self.volume_type_id,
+            json.dumps(self.metadata), self.created_at, self.updated_at or self.created_at,
+            self.reason, self.request_id, self.request_fp,
+        )
+
+
+class SnapshotStore:
+    """Snapshots by id, by volume and by request; volume sources and clones."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.snapshots: dict[str, SnapshotRecord] = {}
+        self.by_volume: dict[str, set[str]] = {}
+        self.by_request: dict[tuple[str, str], SnapshotRecord] = {}
+        self.clones: dict[str, set[str]] = {}  # source (snapshot or volume) id -> volume ids
+
+    async def load(self, volumes: Mapping[str, Copied]) -> None:
+        for row in await self.db.fetchall(f"SELECT {_COLUMNS} FROM snapshots"):
+            self._remember(_snapshot_from_row(row))
+        sql = "SELECT volume_id, snapshot_id, source_volid FROM volume_sources"
+        for volume_id, snapshot_id, source_volid in await self.db.fetchall(sql):
+            rec = volumes.get(volume_id)
+            if rec is not None:
+                rec.snapshot_id, rec.source_volid = snapshot_id, source_volid
+                self.remember_source(rec)
+
+    # ---- snapshots -------------------------------------------------------
+    def _remember(self, rec: SnapshotRecord) -> None:
+        self.snapshots[rec.id] = rec
+        self.by_volume.setdefault(rec.volume_id, set()).add(rec.id)
+        if rec.request_id:
+            self.by_request[(rec.project_id, rec.request_id)] = rec
+
+    def _forget(self, rec: SnapshotRecord) -> None:
+        self.snapshots.pop(rec.id, None)
+        ids = self.by_volume.get(rec.volume_id)
+        if ids is not None:
+            ids.discard(rec.id)
+            if not ids:
+                del self.by_volume[rec.volume_id]
+        if rec.request_id:
+            self.by_request.pop((rec.project_id, rec.request_id), None)
+
+    def of_volume(self, volume_id: str) -> list[SnapshotRecord]:
+        return [self.snapshots[i] for i in sorted(self.by_volume.get(volume_id, ()))]
+
+    async def add(self, rec: SnapshotRecord) -> None:
+        self._remember(rec)
+        try:
+            await self.db.write(INSERT_SNAPSHOT, rec.row())
+        except Exception:
+            self._forget(rec)
+            raise
+
+    async def remove(self, rec: SnapshotRecord) -> None:
+        self._forget(rec)
+        await self.db.write(DELETE_SNAPSHOT, (rec.id,))
+
+    async def save_status(self, rec: SnapshotRecord) -> None:
+        await self.db.write(UPDATE_SNAPSHOT, (rec.status.value, rec.reason, rec.updated_at, rec.id))
+
+    # ---- volume sources and locks -----------------------------------------
+    def remember_source(self, rec: Copied) -> None:
+        source = rec.snapshot_id or rec.source_volid
+        if source:
+            self.clones.setdefault(source, set()).add(rec.id)
+
+    def forget_source(self, rec: Copied) -> None:
+        source = rec.snapshot_id or rec.source_volid
+        clones = self.clones.get(source) if source else None
+        if clones is not None and source:
+            clones.discard(rec.id)
+            if not clones:
+                del self.clones[source]
+
+    def source_writes(self, rec: Copied) -> list[tuple[str, tuple[Any, ...]]]:
+        """The rows to write with a new volume record (none for a plain create)."""
+        if not (rec.snapshot_id or rec.source_volid):
+            return []
+        return [(INSERT_SOURCE, (rec.id, rec.snapshot_id, rec.source_volid))]
+
+    def source_removal_writes(self, rec: Copied) -> list[tuple[str, tuple[Any, ...]]]:
+        self.forget_source(rec)
+        if not (rec.snapshot_id or rec.source_volid):
+            return []
+        return [(DELETE_SOURCE, (rec.id,))]
+
+    def copying_from(self, source_id: str, volumes: Mapping[str, Copied]) -> list[str]:
+        """The volumes still being created from ``source_id`` (its lock holders)."""
+        holders = []
+        for volume_id in sorted(self.clones.get(source_id, ())):
+            rec = volumes.get(volume_id)
+            if rec is not None and rec.status is VolumeStatus.CREATING:
+                holders.append(volume_id)
+        return holders
+
+
+def _snapshot_from_row(row: Any) -> SnapshotRecord:
+    (sid, project, user, volume_id, name, desc, size, status, host, type_id, metadata,
+     created, updated, reason, request_id, request_fp) = row
+    return SnapshotRecord(
+        id=sid, project_id=project, user_id=user or "", volume_id=volume_id, size=size,
+        status=SnapshotStatus(status), host=host, volume_type_id=type_id, name=name,
+        description=desc, metadata=json.loads(metadata), reason=reason, created_at=created,
+        updated_at=updated, request_id=request_id or "", request_fp=request_fp or "",
+    )

@@ -1,0 +1,347 @@
+"""The actor shell: sockets, request/reply, casts, events, lifecycle.
+
+An actor is one asyncio loop that owns its sockets and its state. It binds a
+ROUTER (peers and clients come to it) and/or connects DEALERs (it goes to
+peers), and every incoming message goes through one dispatch:
+
+- ``rep``  settles the pending call it answers (``Calls``);
+- ``req`` / ``cast`` is parsed into the op's typed body and handed to the
+  handler registered for the op: a plain function runs inline, a coroutine
+  function runs as a task owned by the actor's TaskGroup. A req gets exactly
+  one reply: the handler's return value, or ``{code, message, details}``;
+- anything undecodable gets an ``invalid_input`` error reply and is otherwise
+  ignored: an actor never dies of a message.
+
+Lifecycle as pykka's: ``on_start``, ``on_stop``; SIGTERM/SIGINT stop the
+actor, and every call still waiting then fails with ``unavailable``.
+
+Every actor runs its flows through ``run_flow``, which keeps their traces in
+the actor's ``FlowHistory``, and answers ``flow.recent`` from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import zmq
+
+from cinderblock.actors.flow.engine import LinearFlow
+from cinderblock.actors.flow.history import FlowHistory
+from cinderblock.actors.flow.reply import recent_reply
+from cinderblock.actors.runtime.events import EventPublisher
+from cinderblock.protocol.messages.flows import FlowTraceList
+from cinderblock.protocol.messages.ops import OPS
+from cinderblock.protocol.wire.codec import (
+    SYSTEM_CONTEXT,
+    Context,
+    Envelope,
+    MalformedMessage,
+    decode,
+    encode,
+    next_id,
+)
+from cinderblock.protocol.wire.errors import CinderblockError, InternalError, InvalidInput
+from cinderblock.protocol.wire.rpc import STOPPING, Calls
+from cinderblock.protocol.wire.schema import SchemaError, dump, parse
+from cinderblock.protocol.wire.transport import Channel, tune
+
+log = logging.getLogger(__name__)
+DEFAULT_TIMEOUT = 30.0
+_LATER = object()  # the reply is sent later, by AfterCommit
+
+
+class Link:
+    """One socket of an actor: a bound ROUTER or a connected DEALER."""
+
+    def __init__(self, actor: Actor, sock: zmq.Socket[bytes], routed: bool) -> None:
+        self.actor = actor
+        self.routed = routed
+        self.channel = Channel(sock, self._on_frames)
+
+    def _on_frames(self, frames: list[bytes]) -> None:
+        identity = frames[0] if self.routed else b""
+        self.actor._receive(self, identity, frames[-1])
+
+    def send(self, identity: bytes, env: Envelope) -> None:
+        payload = encode(env)
+        self.channel.send([identity, payload] if self.routed else [payload])
+
+    def cast(self, op: str, body: Any, ctx: Context | None = None, to: bytes = b"") -> None:
+        self.send(to, Envelope("cast", next_id(), op, dump(body), ctx or SYSTEM_CONTEXT))
+
+    def push(self, to: bytes, op: str, body: Any) -> None:
+        """An unsolicited event to one peer (a status change a client watches)."""
+        self.send(to, Envelope("evt", next_id(), op, dump(body)))
+
+    async def call(
+        self,
+        op: str,
+        body: Any,
+        ctx: Context | None = None,
+        to: bytes = b"",
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Any:
+        msg_id = next_id()
+        calls = self.actor.calls
+        fut = calls.start(msg_id, op, timeout)
+        try:
+            self.send(to, Envelope("req", msg_id, op, dump(body), ctx or SYSTEM_CONTEXT))
+        except CinderblockError:
+            calls.forget(msg_id)
+            raise
+        return await fut
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A request or cast as a handler sees it: typed body, who sent it, how to answer."""
+
+    env: Envelope
+    body: Any
+    link: Link
+    sender: bytes
+
+    @property
+    def ctx(self) -> Context:
+        return self.env.context or Context()
+
+
+Handler = Callable[[Request], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AfterCommit:
+    """What a plain (non-async) handler returns when its reply must wait for
+    its writes to be durable: the reply goes out when ``committed`` resolves,
+    without a task per request."""
+
+    committed: asyncio.Future[None]
+    reply: Any
+
+
+class Actor:
+    """Base class: subclasses set ``name``, open links in ``on_start`` and list handlers."""
+
+    name = "actor"
+    heartbeat_s = 2.0
+
+    def __init__(self, events_endpoint: str | None = None) -> None:
+        self.calls = Calls()
+        self.zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        self._events_endpoint = events_endpoint
+        self._links: list[Link] = []
+        self._handlers: dict[str, tuple[Handler, bool]] = {}
+        self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tg: asyncio.TaskGroup | None = None
+        self.started_at = time.time()
+        self.handled = 0
+        self.events: EventPublisher
+        self.flow_history = FlowHistory()
+
+    # ---- to override ---------------------------------------------------
+    def handlers(self) -> dict[str, Handler]:
+        return {}
+
+    def prepare(self) -> None:
+        """Runs first, before the event publisher connects (the gateway binds its hub here)."""
+
+    async def on_start(self) -> None:
+        pass
+
+    async def on_stop(self) -> None:
+        pass
+
+    def statistics(self) -> dict[str, Any]:
+        return {"handled": self.handled, "pending_calls": len(self.calls),
+                "flows": self.flow_history.statistics()}
+
+    # ---- flows ---------------------------------------------------------
+    def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
+                 ) -> Coroutine[Any, Any, None]:
+        """One of this actor's flows, to await: its events published, its trace kept
+        (the run itself, not a coroutine wrapping it: one frame less per flow)."""
+        return flow.run(c, self.events, volume_id, history=self.flow_history,
+                        project_id=ctx.project_id)
+
+    def on_flow_recent(self, req: Request) -> FlowTraceList:
+        return recent_reply(self.flow_history, self.name, req.body, time.time())
+
+    # ---- sockets -------------------------------------------------------
+    def bind(self, endpoint: str) -> Link:
+        sock = self.zctx.socket(zmq.ROUTER)
+        tune(sock)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        sock.bind(endpoint)
+        return self._add(Link(self, sock, routed=True))
+
+    def connect(self, endpoint: str, identity: str) -> Link:
+        sock = self.zctx.socket(zmq.DEALER)
+        tune(sock)
+        sock.setsockopt(zmq.IDENTITY, identity.encode())
+        sock.connect(endpoint)
+        return self._add(Link(self, sock, routed=False))
+
+    def _add(self, link: Link) -> Link:
+        self._links.append(link)
+        return link
+
+    # ---- tasks ---------------------------------------------------------
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run a coroutine owned by this actor; it is cancelled when the actor stops."""
+        assert self._tg is not None, "spawn() before run()"
+        task = self._tg.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def every(self, seconds: float, tick: Callable[[], Awaitable[None] | None]) -> None:
+        self.spawn(self._every(seconds, tick))
+
+    async def _every(self, seconds: float, tick: Callable[[], Awaitable[None] | None]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            result = tick()
+            if inspect.isawaitable(result):
+                await result
+
+    # ---- lifecycle -----------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        self.prepare()
+        self.events = EventPublisher(self.zctx, self._events_endpoint, self.name)
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            handlers = {"flow.recent": self.on_flow_recent, **self.handlers()}
+            self._handlers = {
+                op: (fn, inspect.iscoroutinefunction(fn)) for op, fn in handlers.items()
+            }
+            await self.on_start()
+            self.every(self.heartbeat_s, self._heartbeat)
+            log.info("%s started", self.name)
+            await self._stop.wait()
+            log.info("%s stopping", self.name)
+            await self.on_stop()
+            self.calls.fail_all(STOPPING)
+            for task in list(self._tasks):
+                task.cancel()
+        self.events.close()
+        for link in self._links:
+            link.close()
+
+    def _heartbeat(self) -> None:
+        self.events.emit("heartbeat", statistics=self.statistics())
+
+    # ---- dispatch ------------------------------------------------------
+    def _receive(self, link: Link, identity: bytes, payload: bytes) -> None:
+        try:
+            env = decode(payload)
+        except MalformedMessage as exc:
+            self._refuse(link, identity, exc.msg_id, "?", InvalidInput(f"bad message: {exc}"))
+            return
+        if env.kind == "rep":
+            self.calls.settle(env)
+            return
+        if env.kind == "evt":
+            return
+        self._dispatch(link, identity, env)
+
+    def _dispatch(self, link: Link, identity: bytes, env: Envelope) -> None:
+        entry = self._handlers.get(env.op)
+        if entry is None:
+            error = InvalidInput(f"unknown op {env.op!r} for the {self.name}", {"op": env.op})
+            self._refuse(link, identity, env.msg_id, env.op, error, env.kind)
+            return
+        try:
+            body: Any = parse(OPS[env.op], env.body)
+        except SchemaError as exc:
+            error = InvalidInput(f"invalid {env.op} request: {exc}", {"field": exc.field})
+            self._refuse(link, identity, env.msg_id, env.op, error, env.kind)
+            return
+        handler, is_async = entry
+        request = Request(env, body, link, identity)
+        self.handled += 1
+        if is_async:
+            self.spawn(self._run_async(handler, request))
+        else:
+            self._answer(request, self._run_sync(handler, request))
+
+    def _run_sync(self, handler: Handler, request: Request) -> tuple[Any, CinderblockError | None]:
+        try:
+            result = handler(request)
+            if type(result) is AfterCommit:
+                result.committed.add_done_callback(partial(self._committed, request, result))
+                return _LATER, None
+            return result, None
+        except CinderblockError as exc:
+            return None, exc
+        except Exception as exc:
+            log.exception("%s failed on %s", self.name, request.env.op)
+            return None, InternalError(f"{request.env.op} failed: {exc}")
+
+    async def _run_async(self, handler: Handler, request: Request) -> None:
+        try:
+            result, error = await handler(request), None
+        except CinderblockError as exc:
+            result, error = None, exc
+        except Exception as exc:
+            log.exception("%s failed on %s", self.name, request.env.op)
+            result, error = None, InternalError(f"{request.env.op} failed: {exc}")
+        self._answer(request, (result, error))
+
+    def _committed(self, request: Request, after: AfterCommit, fut: asyncio.Future[None]) -> None:
+        exc = fut.exception()
+        if exc is None:
+            self._answer(request, (after.reply, None))
+        else:
+            self._answer(request, (None, InternalError(f"{request.env.op} was not saved: {exc}")))
+
+    def _answer(self, request: Request, outcome: tuple[Any, CinderblockError | None]) -> None:
+        result, error = outcome
+        if result is _LATER:
+            return
+        env = request.env
+        if env.kind != "req":
+            if error is not None:
+                log.warning("%s cast %s failed: %s", self.name, env.op, error.message)
+            return
+        self.reply(request, result, error)
+
+    def reply(self, request: Request, result: Any, error: CinderblockError | None = None) -> None:
+        env = request.env
+        reply = Envelope(
+            "rep", next_id(), env.op, None if error else dump(result), None, env.msg_id,
+            error.to_wire() if error else None,
+        )
+        try:
+            request.link.send(request.sender, reply)
+        except CinderblockError as exc:
+            log.info("could not reply to %r: %s", request.sender, exc.message)
+
+    def _refuse(
+        self, link: Link, identity: bytes, msg_id: int | None, op: str,
+        error: CinderblockError, kind: str = "req",
+    ) -> None:
+        if kind != "req":
+            log.warning("%s dropped a %s %s: %s", self.name, kind, op, error.message)
+            return
+        reply = Envelope("rep", next_id(), op, None, None, msg_id, error.to_wire())
+        with contextlib.suppress(CinderblockError):  # the sender is gone: nobody to tell
+            link.send(identity, reply)

@@ -1,0 +1,159 @@
+"""Start, watch and stop a whole cluster of actor processes on this machine.
+
+Used by ``cinderblock up``, by the tests and by the benchmarks. Every actor is
+its own OS process (``cinderblock actor KIND``); the cluster writes the
+config they all read, remembers their PIDs, and always stops exactly those
+processes (SIGTERM, then SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from cinderblock.actors.runtime.config import ClusterConfig
+from cinderblock.actors.runtime.parent import PARENT_PID_ENV
+from cinderblock.protocol.client.client import SyncClient
+from cinderblock.protocol.wire.errors import CinderblockError
+
+
+class ClusterError(RuntimeError):
+    """The cluster did not come up; the text says which actor and where its log is."""
+
+
+class Cluster:
+    """Starts and stops one cluster's actor processes, by their PIDs.
+
+    ``supervisor=True`` (``cinderblock up``): this process is the cluster's
+    supervisor. Its actors stop when it dies, even by SIGKILL (Linux's parent
+    death signal), and ``endpoints.json`` carries its pid for ``cinderblock down``.
+    """
+
+    def __init__(self, cfg: ClusterConfig, supervisor: bool = False) -> None:
+        self.cfg = cfg
+        self.supervisor = supervisor
+        self.data_dir = Path(cfg.data_dir)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._published = False  # whether endpoints.json is ours to remove
+
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "cluster.json"
+
+    def endpoints(self) -> dict[str, str]:
+        c = self.cfg
+        return {"gateway": c.gateway, "events": c.events, "quota": c.quota,
+                "scheduler": c.scheduler, "stats": c.stats, "events_in": c.events_in}
+
+    def start(self, timeout: float = 30.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        self.cfg.save(self.config_path)
+        for kind in ("quota", "scheduler", "gateway"):
+            self.spawn(kind)
+        for node in self.cfg.nodes:
+            self.spawn("node", node.host)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        tmp = self.data_dir / "endpoints.json.tmp"
+        published: dict[str, object] = dict(self.endpoints())
+        if self.supervisor:
+            published["pid"] = os.getpid()
+        tmp.write_text(json.dumps(published, indent=2))
+        tmp.replace(self.data_dir / "endpoints.json")
+        self._published = True
+
+    def spawn(self, kind: str, host: str | None = None) -> subprocess.Popen[bytes]:
+        name = host or kind
+        cmd = [sys.executable, "-m", "cinderblock", "actor", kind, "--config",
+               str(self.config_path)]
+        if host:
+            cmd += ["--host", host]
+        log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 (child owns it)
+        env = {**os.environ, "PYTHONPATH": _pythonpath()}
+        if self.supervisor:
+            env[PARENT_PID_ENV] = str(os.getpid())
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
+        log.close()
+        self.procs[name] = proc
+        return proc
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        wanted = {n.backend_id for n in self.cfg.nodes}
+        with SyncClient(self.cfg.gateway, admin=True, timeout=2.0) as client:
+            while True:
+                self._check_alive()
+                try:
+                    up = {b.backend for b in client.list_backends() if b.up}
+                    if wanted <= up:
+                        return
+                except CinderblockError:
+                    pass  # not up yet; try again until the deadline
+                if time.monotonic() > deadline:
+                    raise ClusterError(f"cluster not ready after {timeout:g}s; "
+                                       f"logs in {self.data_dir / 'logs'}")
+                time.sleep(0.05)
+
+    def _check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                log = self.data_dir / "logs" / f"{name}.log"
+                lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+                last = lines[-1].strip(" |+-") if lines else "no output"
+                raise ClusterError(f"{name} exited with {proc.returncode}: {last} (log: {log})")
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.procs.items()}
+
+    def stop_actor(self, name: str, grace: float = 5.0) -> None:
+        proc = self.procs.pop(name)
+        _terminate([proc], grace)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stop every actor this cluster started; the endpoints file goes first, so
+        no command finds a cluster that is going away."""
+        if self._published:
+            (self.data_dir / "endpoints.json").unlink(missing_ok=True)
+            self._published = False
+        procs, self.procs = list(self.procs.values()), {}
+        _terminate(procs, grace)
+
+    def __enter__(self) -> Cluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _terminate(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _pythonpath() -> str:
+    root = str(Path(__file__).resolve().parent.parent)
+    extra = os.environ.get("PYTHONPATH")
+    return f"{root}{os.pathsep}{extra}" if extra else root
+
+
+def with_quota_defaults(cfg: ClusterConfig, **limits: int) -> ClusterConfig:
+    return replace(cfg, quota_defaults={**cfg.quota_defaults, **limits})

@@ -1,0 +1,86 @@
+"""Events: every flow, task and status change an actor publishes.
+
+An actor calls ``emit`` as often as it likes; the events gather in a buffer
+and one ``call_soon`` flush per loop turn publishes them as a single msgpack
+message ``[b"evt", Events]``, so a busy actor pays one send per turn, not one
+per event. Publishing is PUB/SUB: a slow or absent subscriber loses events and
+never slows the actor down.
+
+The publisher is an XPUB socket: the hub forwards its subscribers'
+subscriptions upstream, so an actor knows whether anybody listens at all and,
+when nobody does, does not even build its events (libzmq would drop them
+anyway). A dashboard that subscribes turns them on within one round trip.
+
+Event maps (the wire schema the dashboard reads), all with ``kind``, ``actor``, ``ts``:
+- flow:   flow_id, flow, volume_id, state, reason?
+- task:   flow_id, flow, volume_id, task, state, reason?
+- volume: volume_id, project_id, status, size, host?, name?, volume_type?, reason?
+- notify: volume_id, event ("volume.create.start" ...), host
+- heartbeat: statistics of the actor
+- backend: the stats a node published
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import zmq
+
+from cinderblock.protocol.wire.codec import pack
+from cinderblock.protocol.wire.transport import Channel, tune
+
+TOPIC = b"evt"
+
+
+class EventPublisher:
+    def __init__(
+        self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str | None, actor: str
+    ) -> None:
+        self.actor = actor
+        self._buffer: list[dict[str, Any]] = []
+        self._channel: Channel | None = None
+        self._loop = asyncio.get_running_loop()
+        self.published = 0
+        self._topics: set[bytes] = set()
+        self.listening = False
+        if endpoint:
+            sock = ctx.socket(zmq.XPUB)
+            tune(sock)
+            sock.connect(endpoint)
+            self._channel = Channel(sock, self._on_subscription)
+
+    def _on_subscription(self, frames: list[bytes]) -> None:
+        """XPUB delivers b"\x01topic" (subscribe) and b"\x00topic" (unsubscribe)."""
+        message = frames[0]
+        if not message:
+            return
+        topic = message[1:]
+        if message[0] == 1:
+            self._topics.add(topic)
+        else:
+            self._topics.discard(topic)
+        self.listening = any(TOPIC.startswith(t) for t in self._topics)
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        if not self.listening:
+            return
+        fields["kind"] = kind
+        fields["actor"] = self.actor
+        if "ts" not in fields:  # the flow engine gives the time it recorded the change at
+            fields["ts"] = time.time()
+        if not self._buffer:
+            self._loop.call_soon(self._flush)
+        self._buffer.append(fields)
+
+    def _flush(self) -> None:
+        events, self._buffer = self._buffer, []
+        if self._channel is not None and events:
+            self._channel.send([TOPIC, pack(events)])
+            self.published += len(events)
+
+    def close(self) -> None:
+        self._flush()
+        if self._channel is not None:
+            self._channel.close()

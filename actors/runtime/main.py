@@ -1,0 +1,77 @@
+"""Run one actor in this process: ``cinderblock actor NAME --config FILE [--host H]``."""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import zmq
+
+from cinderblock.actors.runtime.actor import Actor
+from cinderblock.actors.runtime.config import ClusterConfig, load
+from cinderblock.actors.runtime.database import NotTheOwner
+from cinderblock.actors.runtime.parent import die_with_parent
+
+ACTORS = ("gateway", "quota", "scheduler", "node")
+
+
+def build(kind: str, cfg: ClusterConfig, host: str | None) -> Actor:
+    if kind == "gateway":
+        from cinderblock.actors.gateway.gateway import Gateway
+
+        return Gateway(cfg)
+    if kind == "quota":
+        from cinderblock.actors.quota.quota import QuotaActor
+
+        return QuotaActor(cfg)
+    if kind == "scheduler":
+        from cinderblock.actors.scheduler.scheduler import Scheduler
+
+        return Scheduler(cfg)
+    if kind == "node":
+        from cinderblock.storage_node.node import StorageNode
+
+        if not host:
+            raise SystemExit("cinderblock actor node needs --host NAME")
+        return StorageNode(cfg, cfg.node(host))
+    raise SystemExit(f"unknown actor {kind!r}; expected one of {', '.join(ACTORS)}")
+
+
+def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format=f"%(asctime)s {host or kind} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    die_with_parent()
+    actor = build(kind, load(config), host)
+    profile_dir = os.environ.get("CINDERBLOCK_PROFILE_DIR")
+    profiler = cProfile.Profile(time.process_time) if profile_dir else None
+    if profiler is not None:
+        profiler.enable()
+    try:
+        return _run(actor, host or kind)
+    finally:
+        if profiler is not None and profile_dir:
+            profiler.disable()
+            profiler.dump_stats(str(Path(profile_dir) / f"{host or kind}.prof"))
+
+
+def _run(actor: Actor, name: str) -> int:
+    """Run until stopped; a start that cannot happen (its database is owned by
+    another process, its address is taken) is one clear line and exit status 1."""
+    failed = False
+    try:
+        asyncio.run(actor.run())
+    except* KeyboardInterrupt:
+        pass
+    except* (NotTheOwner, zmq.ZMQError) as group:
+        for exc in group.exceptions:
+            logging.getLogger("cinderblock").error("%s cannot start: %s", name, exc)
+        failed = True
+    return 1 if failed else 0

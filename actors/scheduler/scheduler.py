@@ -1,0 +1,112 @@
+"""The scheduler: places volumes on backends from an in-memory capacity index.
+
+Nodes publish their stats to the scheduler's SUB socket (heartbeats and after
+every change); each report updates ``CapacityIndex``. A ``schedule.create``
+cast runs ``volume_create_scheduler`` and casts the create to the chosen
+node through the ROUTER (the node's identity is its host name). When no
+backend can take the volume, the gateway is told: status ``error`` with the
+reason, and the quota stays committed as in Cinder.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import zmq
+
+from cinderblock.actors.runtime.actor import Actor, Link, Request
+from cinderblock.actors.runtime.config import ClusterConfig
+from cinderblock.actors.scheduler.capacity import BackendStats, stats_from_message
+from cinderblock.actors.scheduler.capacity_index import CapacityIndex
+from cinderblock.actors.scheduler.create_flow import ScheduleContext, volume_create_scheduler
+from cinderblock.protocol.messages.scheduling import (
+    Backend,
+    BackendList,
+    BackendStatsMsg,
+    NodeCreateVolume,
+)
+from cinderblock.protocol.messages.volumes import Empty, VolumeUpdate
+from cinderblock.protocol.wire.codec import Context, MalformedMessage, unpack
+from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.protocol.wire.schema import SchemaError, dump, parse
+from cinderblock.protocol.wire.transport import Channel, tune
+
+log = logging.getLogger(__name__)
+GATEWAY = b"gateway"
+
+
+class Scheduler(Actor):
+    name = "scheduler"
+
+    def __init__(self, cfg: ClusterConfig) -> None:
+        super().__init__(cfg.events_in)
+        self.cfg = cfg
+        self.heartbeat_s = cfg.heartbeat_s
+        self.index = CapacityIndex(stale_after_s=cfg.stale_after_s)
+        self.flow = volume_create_scheduler(self)
+        self.router: Link
+        self.stats_received = 0
+
+    def handlers(self) -> dict[str, Any]:
+        return {
+            "schedule.create": self.on_schedule_create,
+            "backend.list": self.on_backend_list,
+            "ping": lambda req: Empty(),
+        }
+
+    async def on_start(self) -> None:
+        sub = self.zctx.socket(zmq.SUB)
+        tune(sub)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.bind(self.cfg.stats)
+        self._stats = Channel(sub, self._on_stats)
+        self.router = self.bind(self.cfg.scheduler)
+
+    async def on_stop(self) -> None:
+        self._stats.close()
+
+    def statistics(self) -> dict[str, Any]:
+        s = self.index.statistics()
+        return {**super().statistics(), "stats_received": self.stats_received,
+                "backends": s.backends, "selections": s.selections,
+                "no_valid_backend": s.no_valid_backend, "pending": s.pending}
+
+    def _on_stats(self, frames: list[bytes]) -> None:
+        try:
+            msg = parse(BackendStatsMsg, unpack(frames[-1]), strict=False)
+        except (MalformedMessage, SchemaError) as exc:
+            log.warning("ignoring malformed stats: %s", exc)
+            return
+        self.stats_received += 1
+        self.index.update(stats_from_message(msg), time.monotonic())
+        self.events.emit("backend", **dump(msg))
+
+    def cast_to_node(self, host: str, body: NodeCreateVolume, ctx: Context) -> None:
+        self.router.cast("node.create_volume", body, ctx, to=host.encode())
+
+    async def on_schedule_create(self, req: Request) -> None:
+        c = ScheduleContext(req.body, req.ctx)
+        try:
+            await self.run_flow(self.flow, c, req.body.volume_id, req.ctx)
+        except CinderblockError as exc:
+            update = VolumeUpdate(req.body.volume_id, "error", None, exc.message)
+            self.router.cast("volume.update", update, req.ctx, to=GATEWAY)
+
+    def on_backend_list(self, req: Request) -> BackendList:
+        views = self.index.backends(time.monotonic())
+        return BackendList(tuple(_backend(v.stats, v.age_s, v.up) for v in views))
+
+
+def _backend(s: BackendStats, age_s: float, up: bool) -> Backend:
+    return Backend(
+        backend=s.backend, host=s.host, availability_zone=s.availability_zone,
+        total_capacity_gb=s.total_capacity_gb, free_capacity_gb=s.free_capacity_gb,
+        allocated_capacity_gb=s.allocated_capacity_gb,
+        provisioned_capacity_gb=s.provisioned_capacity_gb,
+        reserved_percentage=s.reserved_percentage,
+        thin_provisioning_support=s.thin_provisioning_support,
+        max_over_subscription_ratio=s.max_over_subscription_ratio,
+        capabilities=dict(s.capabilities), age_s=round(age_s, 3), up=up,
+    )

@@ -1,0 +1,298 @@
+"""The client library: the public face of cinderblock for programs.
+
+    async with Client("tcp://127.0.0.1:5555", project="demo") as c:
+        vol = await c.create_volume(1, name="firstvol", volume_type="FCVolumeType")
+        vol = await c.wait_for_status(vol.id, "available")
+
+Every method is one operation; failures raise the typed exceptions of
+``protocol.errors`` (``OverQuota``, ``NotFound``, ...). Waiting follows the
+status changes the gateway pushes over the same connection (``volume.watch``)
+rather than polling. ``SyncClient`` wraps the same calls for scripts.
+
+Each create carries a request id (one is made if the caller gives none):
+repeating a create with the same id returns the first volume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import zmq
+
+from cinderblock.protocol.client.attachments import AttachmentMethods, SyncAttachmentMethods
+from cinderblock.protocol.client.flows import FlowMethods, SyncFlowMethods
+from cinderblock.protocol.client.lifecycle import (
+    LifecycleMethods,
+    SnapshotError,
+    SyncLifecycleMethods,
+)
+from cinderblock.protocol.client.pages import read_pages
+from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
+from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.messages.quota import QuotaSet, QuotaShow, QuotaUpdate
+from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult
+from cinderblock.protocol.messages.scheduling import Backend, BackendList
+from cinderblock.protocol.messages.volumes import (
+    Empty,
+    TypeCreate,
+    TypeList,
+    Volume,
+    VolumeCreate,
+    VolumeList,
+    VolumeListRequest,
+    VolumeRef,
+    VolumeResetState,
+    VolumeType,
+    VolumeWatch,
+    ZoneList,
+)
+from cinderblock.protocol.wire.codec import (
+    Context,
+    Envelope,
+    MalformedMessage,
+    decode,
+    encode,
+    next_id,
+)
+from cinderblock.protocol.wire.errors import Unavailable
+from cinderblock.protocol.wire.rpc import Calls
+from cinderblock.protocol.wire.schema import dump, parse
+from cinderblock.protocol.wire.transport import Channel, tune
+
+__all__ = ["Client", "SyncClient", "VolumeError"]
+
+T = TypeVar("T")
+
+
+class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
+    def __init__(
+        self,
+        endpoint: str,
+        project: str = "demo",
+        user: str | None = None,
+        admin: bool = False,
+        timeout: float = 30.0,
+    ) -> None:
+        self.endpoint = endpoint
+        roles = ("admin", "member") if admin else ("member",)
+        self.context = Context(project, user or project, roles)
+        self.timeout = timeout
+        self._calls = Calls()
+        self._channel: Channel | None = None
+        self.volume_waits: StatusWaits[Volume] = StatusWaits("volume", VolumeError)
+        self.snapshot_waits: StatusWaits[Snapshot] = StatusWaits("snapshot", SnapshotError)
+
+    async def __aenter__(self) -> Client:
+        self._open()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _open(self) -> Channel:
+        if self._channel is None:
+            sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
+            tune(sock)
+            sock.connect(self.endpoint)
+            self._channel = Channel(sock, self._on_frames)
+        return self._channel
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        self._calls.fail_all(Unavailable("the client was closed"))
+
+    # ---- plumbing ------------------------------------------------------
+    async def call(
+        self, op: str, body: Any, request_id: str | None = None, timeout: float | None = None
+    ) -> Any:
+        channel = self._open()
+        ctx = Context(self.context.project_id, self.context.user_id, self.context.roles,
+                      request_id or f"req-{uuid.uuid4()}")
+        msg_id = next_id()
+        fut = self._calls.start(msg_id, op, timeout or self.timeout)
+        channel.send([encode(Envelope("req", msg_id, op, dump(body), ctx))])
+        try:
+            return await fut
+        finally:
+            self._calls.forget(msg_id)
+
+    def _on_frames(self, frames: list[bytes]) -> None:
+        try:
+            env = decode(frames[-1])
+        except MalformedMessage:
+            return  # not from a cinderblock gateway; nothing to answer
+        if env.kind == "rep":
+            self._calls.settle(env)
+        elif env.kind == "evt" and env.op == "volume.status":
+            self.volume_waits.seen(parse(Volume, env.body, strict=False))
+        elif env.kind == "evt" and env.op == "snapshot.status":
+            self._on_snapshot_status(parse(Snapshot, env.body, strict=False))
+
+    # ---- volumes -------------------------------------------------------
+    async def create_volume(
+        self,
+        size: int | None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        volume_type: str | None = None,
+        availability_zone: str | None = None,
+        metadata: dict[str, str] | None = None,
+        request_id: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+        snapshot_id: str | None = None,
+        source_volid: str | None = None,
+    ) -> Volume:
+        body = VolumeCreate(size, name, description, volume_type, availability_zone,
+                            metadata or {}, watch=wait, snapshot_id=snapshot_id,
+                            source_volid=source_volid)
+        raw = await self.call("volume.create", body, request_id, timeout)
+        volume = parse(Volume, raw, strict=False)
+        if not wait:
+            return volume
+        wanted = frozenset({"available"})
+        return await self.volume_waits.wait(volume, wanted, timeout or self.timeout)
+
+    async def reset_volume_state(self, volume_id: str, status: str) -> Volume:
+        """Admin: move a stuck volume to ``error`` (or ``available`` if it has a host)."""
+        raw = await self.call("volume.reset_state", VolumeResetState(volume_id, status))
+        return parse(Volume, raw, strict=False)
+
+    async def show_volume(self, volume_id: str) -> Volume:
+        return parse(Volume, await self.call("volume.show", VolumeRef(volume_id)), strict=False)
+
+    async def list_volumes(
+        self, all_projects: bool = False, status: str | None = None, limit: int | None = None,
+        marker: str | None = None,
+    ) -> list[Volume]:
+        """Newest first: all of them, page by page, or the first ``limit`` after
+        ``marker`` (a volume id from an earlier listing)."""
+        async def fetch(left: int | None, after: str | None
+                        ) -> tuple[tuple[Volume, ...], str | None]:
+            body = VolumeListRequest(all_projects, status, left, after)
+            reply = parse(VolumeList, await self.call("volume.list", body), strict=False)
+            return reply.volumes, reply.next_marker
+
+        return await read_pages(fetch, limit, marker)
+
+    async def wait_for_status(
+        self, volume_id: str, status: str | Iterable[str] = "available",
+        timeout: float | None = None,
+    ) -> Volume:
+        """Wait until the volume has one of ``status``; raise VolumeError if it
+        reaches an error status instead, Timeout if neither happens in time."""
+        wanted = frozenset({status} if isinstance(status, str) else status)
+        raw = await self.call("volume.watch", VolumeWatch((volume_id,)))
+        (current,) = parse(VolumeList, raw, strict=False).volumes
+        return await self.volume_waits.wait(current, wanted, timeout or self.timeout)
+
+    # ---- types, zones, quotas, backends -------------------------------
+    async def create_type(
+        self, name: str, extra_specs: dict[str, str] | None = None,
+        description: str | None = None, is_public: bool = True,
+    ) -> VolumeType:
+        body = TypeCreate(name, description, extra_specs or {}, is_public)
+        return parse(VolumeType, await self.call("type.create", body), strict=False)
+
+    async def list_types(self) -> list[VolumeType]:
+        return list(parse(TypeList, await self.call("type.list", Empty()), strict=False).types)
+
+    async def list_zones(self) -> list[str]:
+        zones = parse(ZoneList, await self.call("az.list", Empty()), strict=False).zones
+        return [z.name for z in zones]
+
+    async def show_quota(self, project: str | None = None) -> QuotaSet:
+        return parse(QuotaSet, await self.call("quota.show", QuotaShow(project)), strict=False)
+
+    async def set_quota(self, project: str, **limits: int) -> QuotaSet:
+        raw = await self.call("quota.set", QuotaUpdate(project, limits))
+        return parse(QuotaSet, raw, strict=False)
+
+    async def sync_quota(self, project: str, dry_run: bool = False) -> QuotaSyncResult:
+        """Admin: set the project's quota usage to what it has (``dry_run``: only compare)."""
+        raw = await self.call("quota.sync", QuotaSync(project, dry_run))
+        return parse(QuotaSyncResult, raw, strict=False)
+
+    async def list_backends(self) -> list[Backend]:
+        raw = await self.call("backend.list", Empty())
+        return list(parse(BackendList, raw, strict=False).backends)
+
+    async def ping(self, timeout: float | None = None) -> None:
+        await self.call("ping", Empty(), timeout=timeout)
+
+
+class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
+    """The same operations, blocking, for scripts and the CLI."""
+
+    def __init__(self, endpoint: str, **kwargs: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = Client(endpoint, **kwargs)
+
+    def _run(self, make: Callable[[Client], Awaitable[T]]) -> T:
+        async def go() -> T:
+            return await make(self._client)
+
+        return self._loop.run_until_complete(go())
+
+    def close(self) -> None:
+        self._loop.run_until_complete(_close(self._client))
+        self._loop.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def create_volume(self, size: int | None, **kwargs: Any) -> Volume:
+        return self._run(lambda c: c.create_volume(size, **kwargs))
+
+    def reset_volume_state(self, volume_id: str, status: str) -> Volume:
+        return self._run(lambda c: c.reset_volume_state(volume_id, status))
+
+    def show_volume(self, volume_id: str) -> Volume:
+        return self._run(lambda c: c.show_volume(volume_id))
+
+    def list_volumes(self, **kwargs: Any) -> list[Volume]:
+        return self._run(lambda c: c.list_volumes(**kwargs))
+
+    def wait_for_status(self, volume_id: str, status: str = "available",
+                        timeout: float | None = None) -> Volume:
+        return self._run(lambda c: c.wait_for_status(volume_id, status, timeout))
+
+    def create_type(self, name: str, **kwargs: Any) -> VolumeType:
+        return self._run(lambda c: c.create_type(name, **kwargs))
+
+    def list_types(self) -> list[VolumeType]:
+        return self._run(lambda c: c.list_types())
+
+    def list_zones(self) -> list[str]:
+        return self._run(lambda c: c.list_zones())
+
+    def show_quota(self, project: str | None = None) -> QuotaSet:
+        return self._run(lambda c: c.show_quota(project))
+
+    def set_quota(self, project: str, **limits: int) -> QuotaSet:
+        return self._run(lambda c: c.set_quota(project, **limits))
+
+    def sync_quota(self, project: str, dry_run: bool = False) -> QuotaSyncResult:
+        return self._run(lambda c: c.sync_quota(project, dry_run))
+
+    def list_backends(self) -> list[Backend]:
+        return self._run(lambda c: c.list_backends())
+
+    def ping(self, timeout: float | None = None) -> None:
+        self._run(lambda c: c.ping(timeout))
+
+
+async def _close(client: Client) -> None:
+    client.close()

@@ -1,0 +1,178 @@
+"""The client library's calls for the rest of a volume's life, mixed into
+``Client`` and ``SyncClient``:
+
+    snap = await c.create_snapshot(vol.id, name="before-upgrade", wait=True)
+    copy = await c.create_volume(None, snapshot_id=snap.id, wait=True)   # size: the snapshot's
+    twin = await c.create_volume(None, source_volid=vol.id, wait=True)
+    vol = await c.extend_volume(vol.id, 20, wait=True)
+    await c.delete_snapshot(snap.id, wait=True)
+    await c.delete_volume(vol.id, wait=True)                          # status "deleted"
+
+``wait=True`` follows the status changes the gateway pushes: a delete waits
+for ``deleted``, an extend for ``available`` at the new size, a snapshot for
+``available``. An error status raises ``VolumeError`` / ``SnapshotError``; so
+does an extend the backend had no room for (the volume stays ``available`` at
+its old size, with the reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from cinderblock.protocol.client.pages import read_pages
+from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
+from cinderblock.protocol.messages.lifecycle import (
+    Snapshot,
+    SnapshotCreate,
+    SnapshotDelete,
+    SnapshotList,
+    SnapshotListRequest,
+    SnapshotRef,
+    SnapshotWatch,
+    VolumeDelete,
+    VolumeExtend,
+)
+from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.protocol.wire.schema import parse
+
+if TYPE_CHECKING:
+    from cinderblock.protocol.client.client import Client
+
+T = TypeVar("T")
+DELETED = frozenset({"deleted"})
+
+
+class SnapshotError(CinderblockError):
+    """A snapshot reached an error status while being waited for."""
+
+    code = "snapshot_error"
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__(
+            f"snapshot {snapshot.id} went to {snapshot.status}: "
+            f"{snapshot.reason or 'no reason given'}",
+            {"snapshot_id": snapshot.id, "status": snapshot.status, "reason": snapshot.reason},
+        )
+        self.snapshot = snapshot
+
+
+class LifecycleMethods:
+    timeout: float
+    volume_waits: StatusWaits[Volume]
+    snapshot_waits: StatusWaits[Snapshot]
+
+    async def call(
+        self, op: str, body: Any, request_id: str | None = None, timeout: float | None = None
+    ) -> Any:
+        raise NotImplementedError
+
+    # ---- volumes -------------------------------------------------------
+    async def delete_volume(
+        self, volume_id: str, *, request_id: str | None = None, wait: bool = False,
+        timeout: float | None = None,
+    ) -> Volume:
+        """Delete a volume (``deleting``; with ``wait``, until it is gone: ``deleted``)."""
+        raw = await self.call("volume.delete", VolumeDelete(volume_id, wait), request_id, timeout)
+        volume = parse(Volume, raw, strict=False)
+        if not wait:
+            return volume
+        return await self.volume_waits.wait(volume, DELETED, timeout or self.timeout)
+
+    async def extend_volume(
+        self, volume_id: str, new_size: int, *, request_id: str | None = None,
+        wait: bool = False, timeout: float | None = None,
+    ) -> Volume:
+        """Grow a volume to ``new_size`` GiB (``extending``, then ``available``)."""
+        body = VolumeExtend(volume_id, new_size, wait)
+        volume = parse(Volume, await self.call("volume.extend", body, request_id, timeout),
+                       strict=False)
+        if not wait:
+            return volume
+        wanted = frozenset({"available"})
+        volume = await self.volume_waits.wait(volume, wanted, timeout or self.timeout)
+        if volume.size < new_size:
+            raise VolumeError(volume)
+        return volume
+
+    # ---- snapshots -----------------------------------------------------
+    def _on_snapshot_status(self, snap: Snapshot) -> None:
+        self.snapshot_waits.seen(snap)
+
+    async def create_snapshot(
+        self, volume_id: str, *, name: str | None = None, description: str | None = None,
+        force: bool = False, metadata: dict[str, str] | None = None,
+        request_id: str | None = None, wait: bool = False, timeout: float | None = None,
+    ) -> Snapshot:
+        body = SnapshotCreate(volume_id, name, description, force, metadata or {}, wait)
+        snap = parse(Snapshot, await self.call("snapshot.create", body, request_id, timeout),
+                     strict=False)
+        if not wait:
+            return snap
+        return await self.snapshot_waits.wait(snap, frozenset({"available"}),
+                                              timeout or self.timeout)
+
+    async def show_snapshot(self, snapshot_id: str) -> Snapshot:
+        raw = await self.call("snapshot.show", SnapshotRef(snapshot_id))
+        return parse(Snapshot, raw, strict=False)
+
+    async def list_snapshots(
+        self, all_projects: bool = False, volume_id: str | None = None,
+        status: str | None = None, limit: int | None = None, marker: str | None = None,
+    ) -> list[Snapshot]:
+        """Newest first: all of them, page by page, or the first ``limit`` after ``marker``."""
+        async def fetch(left: int | None, after: str | None
+                        ) -> tuple[tuple[Snapshot, ...], str | None]:
+            body = SnapshotListRequest(all_projects, volume_id, status, left, after)
+            reply = parse(SnapshotList, await self.call("snapshot.list", body), strict=False)
+            return reply.snapshots, reply.next_marker
+
+        return await read_pages(fetch, limit, marker)
+
+    async def delete_snapshot(
+        self, snapshot_id: str, *, request_id: str | None = None, wait: bool = False,
+        timeout: float | None = None,
+    ) -> Snapshot:
+        body = SnapshotDelete(snapshot_id, wait)
+        snap = parse(Snapshot, await self.call("snapshot.delete", body, request_id, timeout),
+                     strict=False)
+        if not wait:
+            return snap
+        return await self.snapshot_waits.wait(snap, DELETED, timeout or self.timeout)
+
+    async def wait_for_snapshot_status(
+        self, snapshot_id: str, status: str | Iterable[str] = "available",
+        timeout: float | None = None,
+    ) -> Snapshot:
+        wanted = frozenset({status} if isinstance(status, str) else status)
+        raw = await self.call("snapshot.watch", SnapshotWatch((snapshot_id,)))
+        (current,) = parse(SnapshotList, raw, strict=False).snapshots
+        return await self.snapshot_waits.wait(current, wanted, timeout or self.timeout)
+
+
+class SyncLifecycleMethods:
+    def _run(self, make: Callable[[Client], Awaitable[T]]) -> T:
+        raise NotImplementedError
+
+    def delete_volume(self, volume_id: str, **kwargs: Any) -> Volume:
+        return self._run(lambda c: c.delete_volume(volume_id, **kwargs))
+
+    def extend_volume(self, volume_id: str, new_size: int, **kwargs: Any) -> Volume:
+        return self._run(lambda c: c.extend_volume(volume_id, new_size, **kwargs))
+
+    def create_snapshot(self, volume_id: str, **kwargs: Any) -> Snapshot:
+        return self._run(lambda c: c.create_snapshot(volume_id, **kwargs))
+
+    def show_snapshot(self, snapshot_id: str) -> Snapshot:
+        return self._run(lambda c: c.show_snapshot(snapshot_id))
+
+    def list_snapshots(self, **kwargs: Any) -> list[Snapshot]:
+        return self._run(lambda c: c.list_snapshots(**kwargs))
+
+    def delete_snapshot(self, snapshot_id: str, **kwargs: Any) -> Snapshot:
+        return self._run(lambda c: c.delete_snapshot(snapshot_id, **kwargs))
+
+    def wait_for_snapshot_status(self, snapshot_id: str, status: str = "available",
+                                 timeout: float | None = None) -> Snapshot:
+        return self._run(lambda c: c.wait_for_snapshot_status(snapshot_id, status, timeout))

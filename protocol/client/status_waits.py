@@ -1,0 +1,95 @@
+"""Waiting for a pushed status: the one mechanism behind every ``wait=True``.
+
+The gateway pushes each change of a watched volume or snapshot to the client
+that watches it. ``StatusWaits.seen`` records the push and settles the callers
+waiting for it; ``wait`` returns at once if the newest known state already
+matches, raises the kind's error if it reached an error status the caller did
+not ask for, and otherwise waits (with a deadline) for the push that does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.wire.errors import CinderblockError, Timeout
+
+
+class Tracked(Protocol):
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def updated_at(self) -> float: ...
+
+
+T = TypeVar("T", bound=Tracked)
+
+
+class VolumeError(CinderblockError):
+    """A volume reached ``error`` (or another error status) while being waited for."""
+
+    code = "volume_error"
+
+    def __init__(self, volume: Volume) -> None:
+        super().__init__(
+            f"volume {volume.id} went to {volume.status}: {volume.reason or 'no reason given'}",
+            {"volume_id": volume.id, "status": volume.status, "reason": volume.reason},
+        )
+        self.volume = volume
+
+
+
+def _failed(status: str, wanted: frozenset[str]) -> bool:
+    return status.startswith("error") and status not in wanted
+
+
+class StatusWaits(Generic[T]):
+    def __init__(self, noun: str, error: Callable[[T], CinderblockError]) -> None:
+        self.noun = noun
+        self.error = error
+        self._waiters: dict[str, list[tuple[frozenset[str], asyncio.Future[T]]]] = {}
+        self._latest: dict[str, T] = {}
+
+    def seen(self, obj: T) -> None:
+        """A pushed state: remember it and settle whoever it answers."""
+        self._latest[obj.id] = obj
+        waiters = self._waiters.get(obj.id)
+        if not waiters:
+            return
+        for wanted, fut in waiters:
+            if fut.done():
+                continue
+            if obj.status in wanted:
+                fut.set_result(obj)
+            elif _failed(obj.status, wanted):
+                fut.set_exception(self.error(obj))
+        waiters[:] = [(w, f) for w, f in waiters if not f.done()]
+
+    async def wait(self, current: T, wanted: frozenset[str], timeout: float) -> T:
+        latest = self._latest.pop(current.id, None)
+        obj = latest if latest is not None and latest.updated_at >= current.updated_at else current
+        if obj.status in wanted:
+            return obj
+        if _failed(obj.status, wanted):
+            raise self.error(obj)
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(obj.id, [])
+        waiters.append((wanted, fut))
+        try:
+            async with asyncio.timeout(timeout):
+                return await fut
+        except TimeoutError:
+            raise Timeout(
+                f"{self.noun} {obj.id} did not reach {sorted(wanted)} within {timeout:g}s",
+                {f"{self.noun}_id": obj.id, "status": obj.status},
+            ) from None
+        finally:
+            self._latest.pop(obj.id, None)
+            if all(f.done() for _, f in waiters):
+                self._waiters.pop(obj.id, None)

@@ -1,0 +1,92 @@
+"""Message bodies for attachments (Cinder's v3 attachments) and the node's exports.
+
+Client → gateway: ``attachment.create|update|complete|delete|show|list``.
+Gateway → node:   ``node.export`` (answers ``NodeExportInfo``) and ``node.unexport``.
+
+The connector is carried as an opaque map here: it is input from the outside
+and the gateway validates it field by field (``actors.attachment_request``),
+so a wrong one is refused with a message that names the key and the rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cinderblock.protocol.wire.schema import message
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class AttachmentCreate:
+    volume_id: str
+    instance_id: str | None = None
+    mode: str | None = None  # "rw" (the default) or "ro"
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class AttachmentUpdate:
+    attachment_id: str
+    connector: Any = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class AttachmentRef:
+    attachment_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class AttachmentListRequest:
+    volume_id: str | None = None
+    all_projects: bool = False
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    id: str
+    volume_id: str
+    project_id: str
+    status: str
+    attach_mode: str | None = None  # decided at update: rw or ro
+    instance_id: str | None = None
+    host: str | None = None  # the backend serving the export
+    connector: dict[str, Any] = field(default_factory=dict)
+    connection_info: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    attached_at: float | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class AttachmentList:
+    attachments: tuple[Attachment, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeExport:
+    """Serve one attachment of a volume over NBD."""
+
+    volume_id: str
+    attachment_id: str
+    readonly: bool = False
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeExportInfo:
+    host: str
+    port: int
+    export_name: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeUnexport:
+    volume_id: str
+    attachment_id: str

@@ -1,0 +1,164 @@
+"""Message bodies for the rest of a volume's life: delete, extend, snapshots, clones.
+
+Who sends what (every op is listed in ``protocol.messages.ops``)::
+
+    client  → gateway   volume.delete  volume.extend
+                        snapshot.create  snapshot.show  snapshot.list
+                        snapshot.watch  snapshot.delete
+    gateway → node      node.delete_volume  node.extend_volume
+                        node.create_snapshot  node.delete_snapshot
+                        (a clone is a ``node.create_volume`` whose ScheduleRequest
+                        names a snapshot_id or a source_volid)
+    node    → gateway   volume.deleted  volume.extended
+                        snapshot.update  snapshot.deleted
+                        (and ``volume.update`` for error_deleting)
+    gateway → client    evt ``snapshot.status`` (a Snapshot) to its watchers
+
+A deleted volume or snapshot is pushed to its watchers one last time with
+status ``deleted``, then the gateway forgets it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cinderblock.protocol.wire.schema import message
+
+# ---- client → gateway ------------------------------------------------------
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeDelete:
+    volume_id: str
+    watch: bool = False  # push status changes (down to "deleted") to the caller
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeExtend:
+    volume_id: str
+    new_size: int
+    watch: bool = False
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class SnapshotCreate:
+    volume_id: str
+    name: str | None = None
+    description: str | None = None
+    force: bool = False  # allow a snapshot of an in-use volume
+    metadata: dict[str, Any] = field(default_factory=dict)
+    watch: bool = False
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    id: str
+    project_id: str
+    volume_id: str
+    size: int
+    status: str
+    name: str | None = None
+    description: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    reason: str | None = None
+    user_id: str | None = None
+    volume_type_id: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class SnapshotRef:
+    snapshot_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class SnapshotDelete:
+    snapshot_id: str
+    watch: bool = False
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class SnapshotListRequest:
+    all_projects: bool = False
+    volume_id: str | None = None
+    status: str | None = None
+    limit: int | None = None  # at most 1000 a page
+    marker: str | None = None  # the last snapshot id of the previous page
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class SnapshotList:
+    snapshots: tuple[Snapshot, ...] = ()
+    next_marker: str | None = None  # set when another page follows
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class SnapshotWatch:
+    snapshot_ids: tuple[str, ...] = ()
+
+
+# ---- gateway → node --------------------------------------------------------
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeDeleteVolume:
+    volume_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeExtendVolume:
+    volume_id: str
+    size: int  # the size the gateway knows
+    new_size: int
+    reservation_id: str  # the gateway commits or rolls it back on the node's answer
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeCreateSnapshot:
+    snapshot_id: str
+    volume_id: str
+    size: int
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeDeleteSnapshot:
+    snapshot_id: str
+    volume_id: str
+
+
+# ---- node → gateway --------------------------------------------------------
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeExtended:
+    """The outcome of an extend: ``available`` at ``new_size``, or why not."""
+
+    volume_id: str
+    new_size: int
+    reservation_id: str
+    status: str = "available"  # or error_extending (backend), available + reason (no space)
+    reason: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class SnapshotUpdate:
+    snapshot_id: str
+    status: str
+    reason: str | None = None

@@ -1,0 +1,89 @@
+"""Scheduling on the wire: placement requests, node casts, backend stats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cinderblock.protocol.wire.schema import message
+
+# ---- scheduling and nodes --------------------------------------------------
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class ScheduleRequest:
+    """What the scheduler needs to place one volume (Cinder's request_spec)."""
+
+    volume_id: str
+    project_id: str
+    size: int
+    availability_zone: str | None = None
+    volume_type_id: str | None = None
+    extra_specs: dict[str, str] = field(default_factory=dict)
+    attempts: int = 0
+    tried_backends: tuple[str, ...] = ()
+    last_error: str | None = None
+    snapshot_id: str | None = None  # the node copies this snapshot ...
+    source_volid: str | None = None  # ... or this volume (never rescheduled)
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeCreateVolume:
+    """The scheduler's cast to the chosen node."""
+
+    request: ScheduleRequest
+    backend: str
+    sched_epoch: str
+    sched_seq: int
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class BackendStatsMsg:
+    """A node's capacity report, published on a heartbeat and after changes."""
+
+    backend: str
+    host: str
+    availability_zone: str
+    total_capacity_gb: float
+    free_capacity_gb: float
+    allocated_capacity_gb: float
+    provisioned_capacity_gb: float
+    reserved_percentage: float = 0.0
+    thin_provisioning_support: bool = True
+    thick_provisioning_support: bool = False
+    max_over_subscription_ratio: float = 20.0
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    sched_epoch: str = ""
+    sched_seq: int = 0
+    timestamp: float = 0.0
+    volumes: int = 0
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """One backend as `backend list` shows it."""
+
+    backend: str
+    host: str
+    availability_zone: str
+    total_capacity_gb: float
+    free_capacity_gb: float
+    allocated_capacity_gb: float
+    provisioned_capacity_gb: float
+    reserved_percentage: float = 0.0
+    thin_provisioning_support: bool = True
+    max_over_subscription_ratio: float = 20.0
+    capabilities: dict[str, Any] = field(default_factory=dict)
+    age_s: float = 0.0
+    up: bool = True
+    volumes: int = 0
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class BackendList:
+    backends: tuple[Backend, ...] = ()

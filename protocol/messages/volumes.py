@@ -1,0 +1,142 @@
+"""Volumes, volume types and availability zones on the wire (client <-> gateway)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cinderblock.protocol.wire.schema import message
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class Empty:
+    pass
+
+
+# ---- volumes ---------------------------------------------------------------
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeCreate:
+    size: int | None = None
+    name: str | None = None
+    description: str | None = None
+    volume_type: str | None = None
+    availability_zone: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    watch: bool = False  # push this volume's status changes to the caller
+    snapshot_id: str | None = None  # create from this snapshot (on its node)
+    source_volid: str | None = None  # create as a clone of this volume (on its node)
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class Volume:
+    id: str
+    project_id: str
+    size: int
+    status: str
+    name: str | None = None
+    description: str | None = None
+    volume_type: str | None = None
+    volume_type_id: str | None = None
+    availability_zone: str | None = None
+    host: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    reason: str | None = None  # why it is in error, when it is
+    user_id: str | None = None
+    snapshot_id: str | None = None
+    source_volid: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeRef:
+    volume_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeListRequest:
+    all_projects: bool = False
+    status: str | None = None
+    limit: int | None = None  # at most 1000 a page, as Cinder's osapi_max_limit
+    marker: str | None = None  # the last volume id of the previous page
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeList:
+    volumes: tuple[Volume, ...] = ()
+    next_marker: str | None = None  # set when another page follows
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeWatch:
+    volume_ids: tuple[str, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeResetState:
+    """An admin's os-reset_status: move a stuck volume to ``error`` or ``available``."""
+
+    volume_id: str
+    status: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeUpdate:
+    """A status change reported to the gateway by the scheduler or a node."""
+
+    volume_id: str
+    status: str
+    host: str | None = None
+    reason: str | None = None
+
+
+# ---- volume types and zones ------------------------------------------------
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeType:
+    id: str
+    name: str
+    description: str | None = None
+    extra_specs: dict[str, str] = field(default_factory=dict)
+    is_public: bool = True
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class TypeCreate:
+    name: str
+    description: str | None = None
+    extra_specs: dict[str, Any] = field(default_factory=dict)
+    is_public: bool = True
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class TypeList:
+    types: tuple[VolumeType, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class AvailabilityZone:
+    name: str
+    available: bool = True
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class ZoneList:
+    zones: tuple[AvailabilityZone, ...] = ()

@@ -1,0 +1,85 @@
+"""Requests in flight: correlation ids, deadlines, and no caller left waiting.
+
+``Calls`` is bookkeeping with no I/O: ``start`` registers a request with its
+deadline and returns a future, ``settle`` resolves it from a reply envelope,
+``fail_all`` fails every pending call (an actor or client stopping).
+Deadlines are kept by one sweep every ``SWEEP_S`` while calls are pending
+(deadlines are honoured to within that), not by a timer per call: a timer
+per call costs more than the rest of the bookkeeping on a busy actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, NamedTuple
+
+from cinderblock.protocol.wire.codec import Envelope
+from cinderblock.protocol.wire.errors import CinderblockError, Timeout, Unavailable, error_from_wire
+
+SWEEP_S = 0.1
+
+
+class _Pending(NamedTuple):
+    fut: asyncio.Future[Any]
+    deadline: float
+    op: str
+    timeout: float
+
+
+class Calls:
+    def __init__(self) -> None:
+        self._pending: dict[int, _Pending] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.completed = 0
+        self.timed_out = 0
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def start(self, msg_id: int, op: str, timeout: float) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._pending[msg_id] = _Pending(fut, loop.time() + timeout, op, timeout)
+        if self._sweeper is None:
+            self._sweeper = loop.call_later(SWEEP_S, self._sweep)
+        return fut
+
+    def _sweep(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        expired = [msg_id for msg_id, p in self._pending.items() if p.deadline <= now]
+        for msg_id in expired:
+            p = self._pending.pop(msg_id)
+            if not p.fut.done():
+                self.timed_out += 1
+                p.fut.set_exception(
+                    Timeout(f"no reply to {p.op} within {p.timeout:g}s", {"op": p.op})
+                )
+        self._sweeper = loop.call_later(SWEEP_S, self._sweep) if self._pending else None
+
+    def settle(self, reply: Envelope) -> bool:
+        """Resolve the call a reply answers; False if nobody waits for it (late or unknown)."""
+        pending = self._pending.pop(reply.corr_id, None) if reply.corr_id is not None else None
+        if pending is None or pending.fut.done():
+            return False
+        self.completed += 1
+        if reply.error is not None:
+            pending.fut.set_exception(error_from_wire(reply.error))
+        else:
+            pending.fut.set_result(reply.body)
+        return True
+
+    def forget(self, msg_id: int) -> None:
+        self._pending.pop(msg_id, None)
+
+    def fail_all(self, error: CinderblockError) -> None:
+        pending, self._pending = self._pending, {}
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for p in pending.values():
+            if not p.fut.done():
+                p.fut.set_exception(error)
+
+
+STOPPING = Unavailable("the actor is stopping")

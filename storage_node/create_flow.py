@@ -1,0 +1,151 @@
+"""volume_create_manager: the storage node's create flow, named as Cinder's.
+
+    ExtractVolumeRefTask → OnFailureRescheduleTask → ExtractVolumeSpecTask
+      → NotifyVolumeActionTask(create.start) → CreateVolumeFromSpecTask
+      → CreateVolumeOnFinishTask(create.end)
+
+When the driver fails, the reverts run newest first: the driver's partial
+volume is deleted, then OnFailureRescheduleTask asks the scheduler to place
+the volume again on a backend not yet tried (the scheduler gives up after
+three attempts), and finally the node forgets the in-flight capacity. A
+volume copied from a snapshot or a source volume (cast by the gateway to the
+node that holds the source) is never rescheduled: it goes to ``error``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from cinderblock.actors.flow.engine import LinearFlow, Task
+from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.storage_node.backends import Driver, DriverError
+
+
+class NodeServices(Protocol):
+    backend_id: str
+    driver: Driver
+
+    def begin_create(self, volume_id: str, size: int, epoch: str, seq: int) -> None: ...
+
+    def end_create(self, volume_id: str) -> None: ...
+
+    def reschedule(self, request: ScheduleRequest, ctx: Context) -> None: ...
+
+    def report(self, volume_id: str, status: str, reason: str | None, ctx: Context) -> None: ...
+
+    def notify(self, volume_id: str, event: str) -> None: ...
+
+
+@dataclass(slots=True)
+class ManagerContext:
+    cast: NodeCreateVolume
+    ctx: Context
+    volume_id: str = ""
+    size: int = 0
+    source: str = "raw"
+    created: bool = False
+
+
+class _NodeTask(Task[ManagerContext]):
+    def __init__(self, services: NodeServices) -> None:
+        self.s = services
+
+
+class ExtractVolumeRefTask(_NodeTask):
+    requires = ("cast",)
+    provides = ("volume_id", "size")
+
+    async def execute(self, c: ManagerContext) -> None:
+        c.volume_id, c.size = c.cast.request.volume_id, c.cast.request.size
+        self.s.begin_create(c.volume_id, c.size, c.cast.sched_epoch, c.cast.sched_seq)
+
+    async def revert(self, c: ManagerContext, failure: BaseException) -> None:
+        self.s.end_create(c.volume_id)
+
+
+class OnFailureRescheduleTask(_NodeTask):
+    requires = ("volume_id",)
+
+    async def execute(self, c: ManagerContext) -> None:
+        """Nothing to do on the way forward; the work is in revert."""
+
+    async def revert(self, c: ManagerContext, failure: BaseException) -> None:
+        r = c.cast.request
+        retry = replace(
+            r,
+            attempts=r.attempts + 1,
+            tried_backends=(*r.tried_backends, self.s.backend_id),
+            last_error=f"{self.s.backend_id}: {failure}",
+        )
+        copies = r.snapshot_id is not None or r.source_volid is not None
+        if isinstance(failure, DriverError) and not copies:  # a copy can only be made here
+            self.s.reschedule(retry, c.ctx)
+        else:
+            self.s.report(c.volume_id, "error", retry.last_error, c.ctx)
+
+
+class ExtractVolumeSpecTask(_NodeTask):
+    requires = ("volume_id", "size")
+    provides = ("source",)
+
+    async def execute(self, c: ManagerContext) -> None:
+        r = c.cast.request
+        c.source = "snapshot" if r.snapshot_id else "source_volume" if r.source_volid else "raw"
+
+
+class NotifyVolumeActionTask(_NodeTask):
+    requires = ("volume_id",)
+
+    def __init__(self, services: NodeServices, event: str) -> None:
+        super().__init__(services)
+        self.event = event
+
+    async def execute(self, c: ManagerContext) -> None:
+        self.s.notify(c.volume_id, self.event)
+
+
+class CreateVolumeFromSpecTask(_NodeTask):
+    requires = ("volume_id", "size", "source")
+    provides = ("created",)
+
+    async def execute(self, c: ManagerContext) -> None:
+        r, driver = c.cast.request, self.s.driver
+        if r.snapshot_id is not None:
+            await driver.create_volume_from_snapshot(c.volume_id, r.snapshot_id, c.size)
+        elif r.source_volid is not None:
+            await driver.create_cloned_volume(c.volume_id, r.source_volid, c.size)
+        else:
+            await driver.create_volume(c.volume_id, c.size)
+        c.created = True
+
+    async def revert(self, c: ManagerContext, failure: BaseException) -> None:
+        # A failed create leaves nothing under the volume's name (drivers build
+        # under a temporary name); only a volume this task finished is undone.
+        if c.created:
+            await self.s.driver.delete_volume(c.volume_id)
+
+
+class CreateVolumeOnFinishTask(_NodeTask):
+    requires = ("created",)
+
+    async def execute(self, c: ManagerContext) -> None:
+        self.s.end_create(c.volume_id)
+        self.s.report(c.volume_id, "available", None, c.ctx)
+        self.s.notify(c.volume_id, "volume.create.end")
+
+
+def volume_create_manager(services: NodeServices) -> LinearFlow[ManagerContext]:
+    return LinearFlow(
+        "volume_create_manager",
+        [
+            ExtractVolumeRefTask(services),
+            OnFailureRescheduleTask(services),
+            ExtractVolumeSpecTask(services),
+            NotifyVolumeActionTask(services, "volume.create.start"),
+            CreateVolumeFromSpecTask(services),
+            CreateVolumeOnFinishTask(services),
+        ],
+        given=("cast", "ctx"),
+    )

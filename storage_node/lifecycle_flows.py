@@ -1,0 +1,297 @@
+"""The storage node's side of delete, extend and snapshots: four flows, named as Cinder's.
+
+    volume_delete_manager    OnFailureReportTask(error_deleting)
+                               → NotifyActionTask(volume.delete.start) → DeleteVolumeTask
+                               → DeleteVolumeOnFinishTask(volume.delete.end)
+    volume_extend_manager    OnFailureReportTask(error_extending) → ExtendCapacityCheckTask
+                               → NotifyActionTask(volume.resize.start) → ExtendVolumeTask
+                               → ExtendVolumeOnFinishTask(volume.resize.end)
+    snapshot_create_manager  OnFailureReportTask(error)
+                               → NotifyActionTask(snapshot.create.start) → CreateSnapshotTask
+                               → CreateSnapshotOnFinishTask(snapshot.create.end)
+    snapshot_delete_manager  OnFailureReportTask(error_deleting)
+                               → NotifyActionTask(snapshot.delete.start) → DeleteSnapshotTask
+                               → DeleteSnapshotOnFinishTask(snapshot.delete.end)
+
+The first task of each flow does nothing on the way forward; its revert tells
+the gateway what the failure left: ``error_deleting`` (a second delete retries
+it), ``error_extending``, or, when the extend did not fit on this backend,
+``available`` at the old size with the reason (the gateway rolls the quota
+back either way). The finishing tasks report success; the gateway then drops
+the row and gives the quota back, or commits the extend's reservation. Every
+change publishes fresh capacity stats.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from cinderblock.actors.flow.engine import LinearFlow, Task
+from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.actors.scheduler.capacity import capacity_passes, stats_from_message
+from cinderblock.protocol.messages.lifecycle import (
+    NodeCreateSnapshot,
+    NodeDeleteSnapshot,
+    NodeDeleteVolume,
+    NodeExtendVolume,
+    SnapshotRef,
+    SnapshotUpdate,
+    VolumeExtended,
+)
+from cinderblock.protocol.messages.scheduling import BackendStatsMsg
+from cinderblock.protocol.messages.volumes import VolumeRef, VolumeUpdate
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.storage_node.backends import DriverError
+
+if TYPE_CHECKING:
+    from cinderblock.storage_node.node import StorageNode
+
+log = logging.getLogger(__name__)
+
+
+class InsufficientCapacity(Exception):
+    """The backend cannot take the extra space an extend asks for."""
+
+
+def extend_fits(stats: BackendStatsMsg, grow_gb: int) -> bool:
+    """Cinder's capacity filter, asked again on the node for the extra GiB."""
+    view = stats_from_message(stats, counted=False)
+    return capacity_passes(view, grow_gb, thin=stats.thin_provisioning_support)
+
+
+@dataclass(slots=True)
+class VolumeOpContext:
+    ctx: Context
+    volume_id: str
+    size: int = 0
+    new_size: int = 0
+    reservation_id: str = ""
+    done: bool = False
+
+
+@dataclass(slots=True)
+class SnapshotOpContext:
+    ctx: Context
+    snapshot_id: str
+    volume_id: str
+    size: int = 0
+    done: bool = False
+
+
+C = TypeVar("C", VolumeOpContext, SnapshotOpContext)
+Report = Callable[[Any, BaseException], tuple[str, object]]  # (ctx, failure) -> (op, body)
+
+
+class _NodeTask(Task[C]):
+    def __init__(self, services: NodeLifecycle) -> None:
+        self.s = services
+
+
+class OnFailureReportTask(_NodeTask[C]):
+    """Nothing on the way forward; on failure, tells the gateway what was left."""
+
+    def __init__(self, services: NodeLifecycle, report: Report) -> None:
+        super().__init__(services)
+        self.report = report
+
+    async def execute(self, c: C) -> None:
+        """The work is in revert."""
+
+    async def revert(self, c: C, failure: BaseException) -> None:
+        op, body = self.report(c, failure)
+        self.s.tell_gateway(op, body, c.ctx)
+
+
+class NotifyActionTask(_NodeTask[C]):
+    def __init__(self, services: NodeLifecycle, event: str) -> None:
+        super().__init__(services)
+        self.event = event
+
+    async def execute(self, c: C) -> None:
+        self.s.notify(c, self.event)
+
+
+# ---- volumes ----------------------------------------------------------------
+
+
+class DeleteVolumeTask(_NodeTask[VolumeOpContext]):
+    async def execute(self, c: VolumeOpContext) -> None:
+        await self.s.node.driver.delete_volume(c.volume_id)  # a missing volume is fine
+        c.done = True
+
+
+class DeleteVolumeOnFinishTask(_NodeTask[VolumeOpContext]):
+    async def execute(self, c: VolumeOpContext) -> None:
+        self.s.changed()
+        self.s.tell_gateway("volume.deleted", VolumeRef(c.volume_id), c.ctx)
+        self.s.notify(c, "volume.delete.end")
+
+
+class ExtendCapacityCheckTask(_NodeTask[VolumeOpContext]):
+    async def execute(self, c: VolumeOpContext) -> None:
+        grow = c.new_size - c.size
+        if not extend_fits(self.s.node.stats(), grow):
+            raise InsufficientCapacity(
+                f"{self.s.node.backend_id} has no room to grow volume {c.volume_id} "
+                f"by {grow} GiB"
+            )
+        self.s.node.begin_create(c.volume_id, grow, "", 0)  # in flight until it is done
+
+    async def revert(self, c: VolumeOpContext, failure: BaseException) -> None:
+        self.s.node.end_create(c.volume_id)
+
+
+class ExtendVolumeTask(_NodeTask[VolumeOpContext]):
+    async def execute(self, c: VolumeOpContext) -> None:
+        await self.s.node.driver.extend_volume(c.volume_id, c.new_size)
+        c.done = True
+
+
+class ExtendVolumeOnFinishTask(_NodeTask[VolumeOpContext]):
+    async def execute(self, c: VolumeOpContext) -> None:
+        self.s.node.end_create(c.volume_id)
+        self.s.changed()
+        body = VolumeExtended(c.volume_id, c.new_size, c.reservation_id)
+        self.s.tell_gateway("volume.extended", body, c.ctx)
+        self.s.notify(c, "volume.resize.end")
+
+
+def _delete_failed(c: VolumeOpContext, failure: BaseException) -> tuple[str, object]:
+    return "volume.update", VolumeUpdate(c.volume_id, "error_deleting", None, str(failure))
+
+
+def _extend_failed(c: VolumeOpContext, failure: BaseException) -> tuple[str, object]:
+    status = "available" if isinstance(failure, InsufficientCapacity) else "error_extending"
+    body = VolumeExtended(c.volume_id, c.new_size, c.reservation_id, status, str(failure))
+    return "volume.extended", body
+
+
+# ---- snapshots --------------------------------------------------------------
+
+
+class CreateSnapshotTask(_NodeTask[SnapshotOpContext]):
+    async def execute(self, c: SnapshotOpContext) -> None:
+        await self.s.node.driver.create_snapshot(c.snapshot_id, c.volume_id)
+        c.done = True
+
+    async def revert(self, c: SnapshotOpContext, failure: BaseException) -> None:
+        if c.done:  # a failed create leaves nothing (files are built under a temp name)
+            await self.s.node.driver.delete_snapshot(c.snapshot_id)
+
+
+class CreateSnapshotOnFinishTask(_NodeTask[SnapshotOpContext]):
+    async def execute(self, c: SnapshotOpContext) -> None:
+        self.s.changed()
+        self.s.tell_gateway("snapshot.update", SnapshotUpdate(c.snapshot_id, "available"), c.ctx)
+        self.s.notify(c, "snapshot.create.end")
+
+
+class DeleteSnapshotTask(_NodeTask[SnapshotOpContext]):
+    async def execute(self, c: SnapshotOpContext) -> None:
+        await self.s.node.driver.delete_snapshot(c.snapshot_id)  # a missing one is fine
+        c.done = True
+
+
+class DeleteSnapshotOnFinishTask(_NodeTask[SnapshotOpContext]):
+    async def execute(self, c: SnapshotOpContext) -> None:
+        self.s.changed()
+        self.s.tell_gateway("snapshot.deleted", SnapshotRef(c.snapshot_id), c.ctx)
+        self.s.notify(c, "snapshot.delete.end")
+
+
+def _snapshot_failed(status: str) -> Report:
+    def report(c: SnapshotOpContext, failure: BaseException) -> tuple[str, object]:
+        return "snapshot.update", SnapshotUpdate(c.snapshot_id, status, str(failure))
+
+    return report
+
+
+# ---- the flows and the handlers ------------------------------------------------
+
+
+def _flows(s: NodeLifecycle) -> tuple[LinearFlow[VolumeOpContext], LinearFlow[VolumeOpContext],
+                                      LinearFlow[SnapshotOpContext],
+                                      LinearFlow[SnapshotOpContext]]:
+    vol, snap = ("ctx", "volume_id"), ("ctx", "snapshot_id", "volume_id")
+    delete = LinearFlow("volume_delete_manager", [
+        OnFailureReportTask[VolumeOpContext](s, _delete_failed),
+        NotifyActionTask[VolumeOpContext](s, "volume.delete.start"),
+        DeleteVolumeTask(s), DeleteVolumeOnFinishTask(s)], given=vol)
+    extend = LinearFlow("volume_extend_manager", [
+        OnFailureReportTask[VolumeOpContext](s, _extend_failed), ExtendCapacityCheckTask(s),
+        NotifyActionTask[VolumeOpContext](s, "volume.resize.start"),
+        ExtendVolumeTask(s), ExtendVolumeOnFinishTask(s)], given=vol)
+    create_snap = LinearFlow("snapshot_create_manager", [
+        OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed("error")),
+        NotifyActionTask[SnapshotOpContext](s, "snapshot.create.start"),
+        CreateSnapshotTask(s), CreateSnapshotOnFinishTask(s)], given=snap)
+    delete_snap = LinearFlow("snapshot_delete_manager", [
+        OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed("error_deleting")),
+        NotifyActionTask[SnapshotOpContext](s, "snapshot.delete.start"),
+        DeleteSnapshotTask(s), DeleteSnapshotOnFinishTask(s)], given=snap)
+    return delete, extend, create_snap, delete_snap
+
+
+def lifecycle_handlers(node: StorageNode) -> dict[str, Handler]:
+    return NodeLifecycle(node).handlers()
+
+
+class NodeLifecycle:
+    """Runs the four flows on one node's driver and reports to the gateway."""
+
+    def __init__(self, node: StorageNode) -> None:
+        self.node = node
+        self.delete, self.extend, self.create_snap, self.delete_snap = _flows(self)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "node.delete_volume": self.on_delete_volume,
+            "node.extend_volume": self.on_extend_volume,
+            "node.create_snapshot": self.on_create_snapshot,
+            "node.delete_snapshot": self.on_delete_snapshot,
+        }
+
+    # ---- services the tasks use ------------------------------------------
+    def tell_gateway(self, op: str, body: object, ctx: Context) -> None:
+        self.node.gateway.cast(op, body, ctx)
+
+    def notify(self, c: VolumeOpContext | SnapshotOpContext, event: str) -> None:
+        extra = {"snapshot_id": c.snapshot_id} if isinstance(c, SnapshotOpContext) else {}
+        self.node.events.emit("notify", volume_id=c.volume_id, event=event,
+                              host=self.node.backend_id, **extra)
+
+    def changed(self) -> None:
+        """The driver's contents changed: count again and publish capacity."""
+        self.node.recount_volumes()
+        self.node.stats_changed()
+
+    # ---- handlers --------------------------------------------------------
+    async def on_delete_volume(self, req: Request) -> None:
+        body: NodeDeleteVolume = req.body
+        await self._run(self.delete, VolumeOpContext(req.ctx, body.volume_id), body.volume_id)
+
+    async def on_extend_volume(self, req: Request) -> None:
+        b: NodeExtendVolume = req.body
+        c = VolumeOpContext(req.ctx, b.volume_id, b.size, b.new_size, b.reservation_id)
+        await self._run(self.extend, c, b.volume_id)
+
+    async def on_create_snapshot(self, req: Request) -> None:
+        b: NodeCreateSnapshot = req.body
+        c = SnapshotOpContext(req.ctx, b.snapshot_id, b.volume_id, b.size)
+        await self._run(self.create_snap, c, b.volume_id)
+
+    async def on_delete_snapshot(self, req: Request) -> None:
+        b: NodeDeleteSnapshot = req.body
+        c = SnapshotOpContext(req.ctx, b.snapshot_id, b.volume_id)
+        await self._run(self.delete_snap, c, b.volume_id)
+
+    async def _run(self, flow: LinearFlow[Any], c: Any, volume_id: str) -> None:
+        ids = (volume_id, c.snapshot_id) if isinstance(c, SnapshotOpContext) else (volume_id,)
+        try:
+            with self.node.working(*ids):
+                await self.node.run_flow(flow, c, volume_id, c.ctx)
+        except (DriverError, InsufficientCapacity) as exc:  # already reported to the gateway
+            log.warning("%s for %s failed: %s", flow.name, volume_id, exc)

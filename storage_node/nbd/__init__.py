@@ -1,0 +1,1 @@
+"""cinderblock.storage_node.nbd."""

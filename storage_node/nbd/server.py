@@ -1,0 +1,461 @@
+"""An NBD server (newstyle, fixed handshake) exporting raw files from the storage node.
+
+Design:
+- `NbdServer` owns the listener, the export table, a thread pool for file I/O and one
+  `_Connection` per client. The wire format lives in `nbd_protocol`, which does no I/O.
+- A connection negotiates (within HANDSHAKE_TIMEOUT, options up to MAX_OPTION_LENGTH),
+  then serves requests: the reader loop parses one request at a time and starts a task
+  per request in the connection's TaskGroup, so requests overlap in I/O threads. A reply
+  is written whole (header then data, no await between), so replies never interleave.
+- Memory per connection is bounded by `_Budget`: a request's bytes (at least a floor) are
+  reserved before its payload is read and released after its reply is drained, so a client
+  that sends without reading stalls itself and nothing else. READ/WRITE longer than
+  MAX_REQUEST_LENGTH get EINVAL without any allocation; the payload of an oversize WRITE
+  cannot be skipped cheaply, so that connection is closed after the error reply.
+- Closing (remove_export, stop, a dead client) aborts the transport: the reader sees EOF,
+  the TaskGroup waits for in-flight requests, and `_BlockFile.aclose` closes the descriptor
+  only once every I/O thread using it has returned, since a closed fd number can be
+  reused by another open() while a thread still writes through it.
+- TRIM punches a hole (fallocate PUNCH_HOLE|KEEP_SIZE through ctypes); WRITE_ZEROES
+  punches too unless NO_HOLE is set, or writes zeros in 1 MiB chunks where punching is
+  not possible. FUA is an fdatasync after the write; FLUSH is fsync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import ctypes
+import dataclasses
+import errno
+import logging
+import os
+import pathlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from cinderblock.storage_node.nbd import protocol as proto
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_LENGTH = 32 * 1024 * 1024
+MAX_OPTION_LENGTH = 16 * 1024
+PREFERRED_BLOCK_SIZE = 4096
+IN_FLIGHT_BYTES = 64 * 1024 * 1024
+REQUEST_COST_FLOOR = 64 * 1024  # the least a request holds: bounds their number too
+INLINE_IO_BYTES = 64 * 1024  # smaller reads and writes run on the event loop
+HANDSHAKE_TIMEOUT = 30.0
+CLOSE_TIMEOUT = 5.0
+IO_THREADS = 8
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_BLOCK_SIZES = (1, PREFERRED_BLOCK_SIZE, MAX_REQUEST_LENGTH)  # minimum, preferred, maximum
+_CONNECTION_ENDED = (ConnectionError, asyncio.IncompleteReadError, proto.ProtocolError)
+_ZERO_CHUNK = bytes(1024 * 1024)
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+
+
+@dataclass(frozen=True, slots=True)
+class NbdStatistics:
+    """Live connections, bytes served by READ and taken by WRITE, requests, connections ever."""
+
+    connections: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    requests: int = 0
+    connections_total: int = 0
+
+
+@dataclass(slots=True)
+class _Counters:
+    connections: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    requests: int = 0
+    connections_total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Export:
+    name: str
+    path: pathlib.Path
+    readonly: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Shared:
+    """What every connection reads from its server; the dict is the server's own."""
+
+    exports: dict[str, _Export]
+    executor: concurrent.futures.ThreadPoolExecutor
+    counters: _Counters
+
+
+def _load_fallocate() -> Any:
+    try:
+        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):
+        return None
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fallocate.restype = ctypes.c_int
+    return fallocate
+
+
+_FALLOCATE = _load_fallocate()
+
+
+def _punch_hole(fd: int, offset: int, length: int) -> bool:
+    """Deallocate a range so it reads back as zeros; False where the filesystem cannot."""
+    if _FALLOCATE is None:
+        return False
+    if _FALLOCATE(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EOPNOTSUPP, errno.ENOSYS):
+        return False
+    raise OSError(err, os.strerror(err))
+
+
+def _pread_exactly(fd: int, length: int, offset: int) -> bytes:
+    data = os.pread(fd, length, offset)  # short only at end of file, for a regular file
+    if len(data) != length:
+        raise OSError(errno.EIO, "the export's file is shorter than the export")
+    return data
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int, fua: bool) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+    if fua:
+        os.fdatasync(fd)
+
+
+def _zero(fd: int, offset: int, length: int, punch: bool, fua: bool) -> None:
+    if length and not (punch and _punch_hole(fd, offset, length)):
+        for start in range(offset, offset + length, len(_ZERO_CHUNK)):
+            size = min(len(_ZERO_CHUNK), offset + length - start)
+            _pwrite_all(fd, _ZERO_CHUNK[:size], start, fua=False)
+    if fua:
+        os.fdatasync(fd)
+
+
+def _close_when_idle(fd: int, pending: list[concurrent.futures.Future[Any]]) -> None:
+    concurrent.futures.wait(pending)
+    os.close(fd)
+
+
+class _BlockFile:
+    """A raw file opened for one connection. I/O above INLINE_IO_BYTES runs in threads."""
+
+    def __init__(self, export: _Export, executor: concurrent.futures.ThreadPoolExecutor) -> None:
+        flags = (os.O_RDONLY if export.readonly else os.O_RDWR) | os.O_CLOEXEC
+        self._fd = os.open(export.path, flags)
+        self.size = os.fstat(self._fd).st_size
+        self.readonly = export.readonly
+        self._executor = executor
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+
+    async def read(self, offset: int, length: int) -> bytes:
+        return await self._run(length <= INLINE_IO_BYTES, _pread_exactly, self._fd, length, offset)
+
+    async def write(self, offset: int, data: bytes, fua: bool) -> None:
+        inline = len(data) <= INLINE_IO_BYTES and not fua
+        await self._run(inline, _pwrite_all, self._fd, data, offset, fua)
+
+    async def flush(self) -> None:
+        await self._run(False, os.fsync, self._fd)
+
+    async def zero(self, offset: int, length: int, punch: bool, fua: bool) -> None:
+        await self._run(False, _zero, self._fd, offset, length, punch, fua)
+
+    async def aclose(self) -> None:
+        pending = list(self._pending)
+        if pending:
+            await asyncio.to_thread(_close_when_idle, self._fd, pending)
+        else:
+            os.close(self._fd)
+
+    async def _run(self, inline: bool, fn: Callable[_P, _T], *args: _P.args, **kw: _P.kwargs) -> _T:
+        if inline:
+            return fn(*args, **kw)
+        future = self._executor.submit(fn, *args, **kw)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return await asyncio.wrap_future(future)
+
+
+class _Budget:
+    """Bytes of requests one connection may hold at once; one acquirer (the reader loop)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._free = capacity
+        self._released = asyncio.Event()
+
+    async def acquire(self, amount: int) -> None:
+        while self._free < amount:
+            self._released.clear()
+            await self._released.wait()
+        self._free -= amount
+
+    def release(self, amount: int) -> None:
+        self._free += amount
+        self._released.set()
+
+
+async def _discard(reader: asyncio.StreamReader, length: int) -> None:
+    while length:
+        chunk = await reader.read(min(length, 64 * 1024))
+        if not chunk:
+            raise asyncio.IncompleteReadError(b"", length)
+        length -= len(chunk)
+
+
+class _Connection:
+    """One client: handshake, then transmission; `run` never raises."""
+
+    def __init__(
+        self, shared: _Shared, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self._shared = shared
+        self._reader = reader
+        self._writer = writer
+        self._budget = _Budget(IN_FLIGHT_BYTES)
+        self.export_name: str | None = None
+        self.closed = asyncio.Event()
+        self.peer = writer.get_extra_info("peername")
+
+    def abort(self) -> None:
+        self._writer.transport.abort()
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                disk = await self._negotiate()
+            if disk is not None:
+                await self._transmit(disk)
+        except (*_CONNECTION_ENDED, TimeoutError) as exc:
+            log.info("nbd %s: connection ended: %r", self.peer, exc)
+        except Exception:
+            log.exception("nbd %s: connection failed", self.peer)
+        finally:
+            await self._close()
+
+    async def _close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self._writer.wait_closed()
+        self._writer.transport.abort()
+
+    # -- handshake ---------------------------------------------------------------------
+
+    async def _negotiate(self) -> _BlockFile | None:
+        haggle = proto.Negotiation(self._export_info, self._shared.exports.keys, _BLOCK_SIZES)
+        self._writer.write(proto.server_greeting())
+        haggle.client_flags(await self._reader.readexactly(proto.CLIENT_FLAGS_SIZE))
+        while True:
+            header = await self._reader.readexactly(proto.OPTION_HEADER_SIZE)
+            answer = await self._answer(haggle, proto.parse_option_header(header))
+            disk = self._attach(answer.export) if answer.export is not None else None
+            self._writer.write(answer.reply)
+            if disk is not None or answer.close:
+                return disk
+            await self._writer.drain()
+
+    async def _answer(self, haggle: proto.Negotiation, header: proto.OptionHeader) -> proto.Answer:
+        if header.length <= MAX_OPTION_LENGTH:
+            return haggle.answer(header.option, await self._reader.readexactly(header.length))
+        await _discard(self._reader, header.length)
+        too_big = proto.OptionError(proto.Reply.ERR_TOO_BIG, "option too long")
+        return haggle.refuse(header.option, too_big)
+
+    def _export_info(self, name: str) -> proto.ExportInfo | None:
+        export = self._shared.exports.get(name)
+        if export is None:
+            return None
+        try:
+            return proto.ExportInfo(name, export.path.stat().st_size, export.readonly)
+        except OSError:
+            return None
+
+    def _attach(self, info: proto.ExportInfo) -> _BlockFile:
+        """Open the chosen export; from now on remove_export(name) closes this connection.
+
+        No await since `_export_info` found it, so it is still exported. An OSError here
+        (the file vanished) is ours, not the client's, and is logged as a failure.
+        """
+        disk = _BlockFile(self._shared.exports[info.name], self._shared.executor)
+        self.export_name = info.name
+        return disk
+
+    # -- transmission ------------------------------------------------------------------
+
+    async def _transmit(self, disk: _BlockFile) -> None:
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                try:
+                    while await self._serve_one(disk, tasks):
+                        pass
+                except _CONNECTION_ENDED as exc:
+                    log.info("nbd %s: transmission ended: %r", self.peer, exc)
+        finally:
+            await disk.aclose()
+
+    async def _serve_one(self, disk: _BlockFile, tasks: asyncio.TaskGroup) -> bool:
+        """Read one request and start it; False once the client disconnects politely."""
+        request = proto.parse_request(await self._reader.readexactly(proto.REQUEST_SIZE))
+        self._shared.counters.requests += 1
+        if request.command == proto.Command.DISC:
+            return False
+        error = proto.check_request(request, disk.size, disk.readonly, MAX_REQUEST_LENGTH)
+        if error is not None:
+            await self._refuse(request, error)
+            return True
+        buffered = request.command in (proto.Command.READ, proto.Command.WRITE)
+        held = max(REQUEST_COST_FLOOR, request.length if buffered else 0)
+        await self._budget.acquire(held)
+        payload = await self._reader.readexactly(request.length) if request.carries_payload else b""
+        tasks.create_task(self._execute(disk, request, payload, held))
+        return True
+
+    async def _refuse(self, request: proto.Request, error: proto.Errno) -> None:
+        self._send(proto.simple_reply(request.cookie, error))
+        if request.carries_payload and request.length > MAX_REQUEST_LENGTH:
+            raise proto.ProtocolError(f"write of {request.length} bytes is too long")
+        if request.carries_payload:
+            await _discard(self._reader, request.length)
+        await self._drain()
+
+    async def _execute(
+        self, disk: _BlockFile, request: proto.Request, payload: bytes, held: int
+    ) -> None:
+        try:
+            try:
+                data = await self._perform(disk, request, payload)
+                self._send(proto.simple_reply(request.cookie), data)
+            except OSError as exc:
+                log.warning("nbd %s: %r failed: %s", self.peer, request, exc)
+                self._send(proto.simple_reply(request.cookie, proto.nbd_errno(exc.errno)))
+            await self._drain()
+        finally:
+            self._budget.release(held)
+
+    async def _perform(self, disk: _BlockFile, request: proto.Request, payload: bytes) -> bytes:
+        fua = bool(request.flags & proto.CommandFlag.FUA)
+        counters = self._shared.counters
+        match request.command:
+            case proto.Command.READ:
+                data = await disk.read(request.offset, request.length)
+                counters.bytes_read += len(data)
+                return data
+            case proto.Command.WRITE:
+                await disk.write(request.offset, payload, fua)
+                counters.bytes_written += len(payload)
+            case proto.Command.FLUSH:
+                await disk.flush()
+            case proto.Command.TRIM:
+                await disk.zero(request.offset, request.length, punch=True, fua=fua)
+            case proto.Command.WRITE_ZEROES:
+                punch = not request.flags & proto.CommandFlag.NO_HOLE
+                await disk.zero(request.offset, request.length, punch=punch, fua=fua)
+        return b""
+
+    def _send(self, header: bytes, data: bytes = b"") -> None:
+        if self._writer.is_closing():
+            return
+        self._writer.write(header)
+        if data:
+            self._writer.write(data)
+
+    async def _drain(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self._writer.drain()
+
+
+class NbdServer:
+    """Serves raw files as NBD exports on one TCP listener."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._host = host
+        self._port = port
+        self._exports: dict[str, _Export] = {}
+        self._connections: set[_Connection] = set()
+        self._counters = _Counters()
+        self._server: asyncio.Server | None = None
+        self._shared: _Shared | None = None
+        self._closing = False
+
+    async def __aenter__(self) -> NbdServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("NbdServer already started")
+        executor = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="nbd-io")
+        self._shared = _Shared(self._exports, executor, self._counters)
+        self._closing = False
+        self._server = await asyncio.start_server(self._on_connect, self._host, self._port)
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    def add_export(self, name: str, path: pathlib.Path, readonly: bool) -> None:
+        if len(name.encode("utf-8")) > proto.MAX_NAME_BYTES:
+            raise ValueError(f"export name longer than {proto.MAX_NAME_BYTES} bytes")
+        if name in self._exports:
+            raise ValueError(f"export {name!r} already exists")
+        self._exports[name] = _Export(name, pathlib.Path(path), readonly)
+
+    async def remove_export(self, name: str) -> None:
+        """Refuse new clients for `name` and close its live connections; idempotent."""
+        self._exports.pop(name, None)
+        doomed = [c for c in self._connections if c.export_name == name]
+        await self._close_connections(doomed)
+
+    def exports(self) -> dict[str, tuple[pathlib.Path, bool]]:
+        return {name: (e.path, e.readonly) for name, e in self._exports.items()}
+
+    async def stop(self) -> None:
+        if self._server is None or self._shared is None:
+            return
+        self._closing = True
+        self._server.close()
+        await self._close_connections(list(self._connections))
+        await self._server.wait_closed()
+        await asyncio.to_thread(self._shared.executor.shutdown, wait=True)
+        self._server = None
+
+    def statistics(self) -> NbdStatistics:
+        return NbdStatistics(**dataclasses.asdict(self._counters))
+
+    async def _close_connections(self, connections: list[_Connection]) -> None:
+        for connection in connections:
+            connection.abort()
+        await asyncio.gather(*(c.closed.wait() for c in connections))
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closing or self._shared is None:
+            writer.transport.abort()
+            return
+        connection = _Connection(self._shared, reader, writer)
+        self._connections.add(connection)
+        self._counters.connections += 1
+        self._counters.connections_total += 1
+        try:
+            await connection.run()
+        finally:
+            self._connections.discard(connection)
+            self._counters.connections -= 1
+            connection.closed.set()

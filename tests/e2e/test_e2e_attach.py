@@ -1,0 +1,408 @@
+"""Attachments end to end, as Cinder's v3 attachments, over a real NBD export.
+
+Real actor processes on 127.0.0.1 (file backends); the volumes are read and
+written by real NBD clients from Debian's packages (qemu-io, qemu-img,
+nbdinfo, nbdcopy) at the ``connection_info`` the gateway hands out. One
+two-node cluster serves the module; tests that stop actors or need one node
+start a cluster of their own. Each test works in a project of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from cinderblock.protocol.client.attachments import nbd_uri
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.attachments import Attachment
+from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.wire.errors import InvalidInput, InvalidState
+from tests.conftest import (
+    E2ECluster,
+    EventTap,
+    eventually,
+    flow_events,
+    run_cli,
+    task_states,
+)
+from tests.conftest import (
+    run_tool as run,
+)
+
+pytestmark = pytest.mark.skipif(
+    any(shutil.which(t) is None for t in ("nbdinfo", "nbdcopy", "qemu-io", "qemu-img")),
+    reason="needs nbdinfo, nbdcopy, qemu-io and qemu-img (libnbd-bin, qemu-utils)",
+)
+MIB = 1 << 20
+CONNECTOR = {"host": "compute-1", "ip": "127.0.0.1", "platform": "x86_64",
+             "os_type": "linux", "multipath": False, "initiator": "iqn.2004-10.org:compute-1"}
+
+
+async def run_ok(*argv: str) -> str:
+    code, out = await run(*argv)
+    assert code == 0, f"{argv} failed: {out}"
+    return out
+
+
+async def attach(c: Client, vol: Volume, mode: str | None = None) -> Attachment:
+    """create → update (the export) → complete, as Nova does."""
+    att = await c.create_attachment(vol.id, instance_id=f"vm-{uuid.uuid4().hex[:6]}", mode=mode)
+    att = await c.update_attachment(att.id, CONNECTOR)
+    return await c.complete_attachment(att.id)
+
+
+async def exports_on(port: int) -> set[str]:
+    out = await run_ok("nbdinfo", "--list", "--json", f"nbd://127.0.0.1:{port}")
+    return {e["export-name"] for e in json.loads(out).get("exports", [])}
+
+
+def port_of(att: Attachment) -> int:
+    port: int = att.connection_info["data"]["port"]
+    return port
+
+
+async def multiattach_type(admin: Client) -> str:
+    name = f"multi-{uuid.uuid4().hex[:8]}"
+    await admin.create_type(name, extra_specs={"multiattach": "<is> True"})
+    return name
+
+
+# ---- the round trip ------------------------------------------------------------------
+async def test_a_pattern_written_over_nbd_is_read_back_after_detaching_and_attaching_again(
+    client: Client,
+) -> None:
+    vol = await client.create_volume(1, wait=True)
+    att = await attach(client, vol)
+    assert att.connection_info["driver_volume_type"] == "nbd"
+    assert set(att.connection_info["data"]) == {"host", "port", "export_name"}
+    assert (await client.show_volume(vol.id)).status == "in-use"
+    first = nbd_uri(att)
+    await run_ok("qemu-io", "-f", "raw", "-c", "write -P 0xab 0 1M", first)
+
+    assert (await client.delete_attachment(att.id)).status == "detached"
+    assert (await client.show_volume(vol.id)).status == "available"
+    code, out = await run("nbdinfo", first)
+    assert code != 0 and "volume-" in out, "a detached volume must not be exported"
+
+    again = await attach(client, vol, mode="ro")
+    second = nbd_uri(again)
+    assert second != first
+    out = await run_ok("qemu-io", "-r", "-f", "raw", "-c", "read -P 0xab 0 1M",
+                       "-c", "read -P 0 1M 1M", second)
+    assert "read 1048576/1048576 bytes at offset 1048576" in out
+    info = json.loads(await run_ok("qemu-img", "info", "--output=json", second))
+    assert info["virtual-size"] == 1 << 30
+    await client.delete_attachment(again.id)
+
+
+async def test_nbdcopy_copies_a_whole_volume_out_and_back_in(client: Client, tmp_path: Any) -> None:
+    vol = await client.create_volume(1, wait=True)
+    att = await attach(client, vol)
+    image = tmp_path / "image.raw"
+    with image.open("wb") as f:
+        f.truncate(1 << 30)
+        f.seek(5 * MIB)
+        f.write(b"\x5a" * MIB)
+    await run_ok("nbdcopy", str(image), nbd_uri(att))
+    await run_ok("nbdcopy", nbd_uri(att), str(tmp_path / "back.raw"))
+    with (tmp_path / "back.raw").open("rb") as f:
+        f.seek(5 * MIB)
+        assert f.read(MIB + 1) == b"\x5a" * MIB + b"\0"
+    await client.delete_attachment(att.id)
+
+
+async def test_every_step_is_a_flow_whose_tasks_and_volume_statuses_are_published(
+    cluster: E2ECluster, client: Client,
+) -> None:
+    vol = await client.create_volume(1, wait=True)
+    async with EventTap(cluster) as tap:
+        att = await attach(client, vol)
+        await client.delete_attachment(att.id)
+        # the gateway's events and the node's come by two publishers: wait for both
+        await tap.wait_until(lambda evs: {("volume", "available"), ("notify", "volume.unexport")}
+                             <= {(e["kind"], e.get("status", e.get("event")))
+                                 for e in evs if e.get("volume_id") == vol.id})
+    mine = tap.of_volume(vol.id)
+    for flow, tasks in {
+        "attachment_create_api": ["ExtractAttachmentRequestTask", "ReserveVolumeTask",
+                                  "AttachmentEntryCreateTask"],
+        "attachment_update_api": ["ExtractAttachmentTask", "ExtractConnectorTask",
+                                  "AttachmentAttachingTask", "InitializeConnectionTask",
+                                  "AttachmentConnectionSaveTask"],
+        "attachment_complete_api": ["ExtractAttachmentTask", "AttachmentCompleteTask"],
+        "attachment_delete_api": ["ExtractAttachmentTask", "AttachmentDetachingTask",
+                                  "TerminateConnectionTask", "AttachmentEntryDestroyTask"],
+    }.items():
+        states = task_states(flow_events(mine, flow))
+        assert states == [(t, s) for t in tasks for s in ("RUNNING", "SUCCESS")], flow
+    statuses = [e["status"] for e in mine if e["kind"] == "volume"]
+    assert statuses == ["reserved", "attaching", "in-use", "detaching", "available"]
+    notes = [e["event"] for e in mine if e["kind"] == "notify"]
+    assert notes == ["volume.export", "volume.unexport"]
+
+
+async def test_a_snapshot_and_a_clone_of_a_written_volume_read_back_the_same_pattern(
+    client: Client,
+) -> None:
+    """The issue's scenario: write over NBD, detach, snapshot, create from the snapshot,
+    attach, read back; and the same for a clone of the volume."""
+    vol = await client.create_volume(1, wait=True)
+    att = await attach(client, vol)
+    await run_ok("qemu-io", "-f", "raw", "-c", "write -P 0xab 0 1M", nbd_uri(att))
+    await client.delete_attachment(att.id)
+
+    snap = await client.create_snapshot(vol.id, wait=True)
+    from_snap = await client.create_volume(1, snapshot_id=snap.id, wait=True)
+    clone = await client.create_volume(1, source_volid=vol.id, wait=True)
+    await run_ok("qemu-io", "-f", "raw", "-c", "write -P 0xcd 0 1M",
+                 nbd_uri(again := await attach(client, vol)))  # the source moves on
+    await client.delete_attachment(again.id)
+
+    for copy in (from_snap, clone):
+        copy_att = await attach(client, copy, mode="ro")
+        await run_ok("qemu-io", "-r", "-f", "raw", "-c", "read -P 0xab 0 1M",
+                     "-c", "read -P 0 1M 1M", nbd_uri(copy_att))
+        await client.delete_attachment(copy_att.id)
+        assert (await client.show_volume(copy.id)).status == "available"
+
+
+# ---- refusals change nothing --------------------------------------------------------
+async def test_a_second_attachment_of_a_volume_without_multiattach_is_refused(
+    client: Client,
+) -> None:
+    vol = await client.create_volume(1, wait=True)
+    att = await attach(client, vol)
+    port = port_of(att)
+    before = (await client.list_attachments(vol.id), await exports_on(port))
+
+    with pytest.raises(InvalidState, match="does not allow multiattach"):
+        await client.create_attachment(vol.id, instance_id="vm-2")
+
+    assert (await client.list_attachments(vol.id), await exports_on(port)) == before
+    assert (await client.show_volume(vol.id)).status == "in-use"
+    await client.delete_attachment(att.id)
+
+
+async def test_completing_an_attachment_before_updating_it_is_refused(client: Client) -> None:
+    vol = await client.create_volume(1, wait=True)
+    att = await client.create_attachment(vol.id, instance_id="vm-1")
+
+    with pytest.raises(InvalidState, match="update it with a connector before completing"):
+        await client.complete_attachment(att.id)
+
+    assert (await client.show_attachment(att.id)).status == "reserved"
+    assert (await client.show_volume(vol.id)).status == "reserved"
+    await client.delete_attachment(att.id)
+    assert (await client.show_volume(vol.id)).status == "available"
+
+
+async def test_an_attached_or_reserved_volume_cannot_be_deleted(client: Client) -> None:
+    vol = await client.create_volume(1, wait=True)
+    reserved = await client.create_attachment(vol.id, instance_id="vm-1")
+    with pytest.raises(InvalidState):
+        await client.delete_volume(vol.id)
+
+    att = await client.complete_attachment(
+        (await client.update_attachment(reserved.id, CONNECTOR)).id)
+    with pytest.raises(InvalidState):
+        await client.delete_volume(vol.id)
+    await run_ok("nbdinfo", nbd_uri(att))
+
+    await client.delete_attachment(att.id)
+    assert (await client.delete_volume(vol.id, wait=True)).status == "deleted"
+
+
+@pytest.mark.parametrize(
+    ("connector", "says"),
+    [
+        (["host", "compute-1"], "connector must be a map"),
+        ("compute-1", "connector must be a map"),
+        ({"host": "compute-1", "mode": "rwx"}, "'mode' must be one of rw, ro"),
+        ({"host": "c" * 256}, "'host' must be 1-255 characters"),
+        ({"host": "compute-1", "initiator": "i" * 10_000}, "'initiator' must be 1-255"),
+        ({"host": "compute-1", "multipath": "yes"}, "'multipath' must be true or false"),
+        ({"host": "compute-1", "exploit": 1}, "'exploit' is not a connector key"),
+        ({}, "'host' is required"),
+    ],
+)
+async def test_a_bad_connector_is_refused_clearly_and_changes_nothing(
+    client: Client, connector: Any, says: str,
+) -> None:
+    vol = await client.create_volume(1, wait=True)
+    att = await client.create_attachment(vol.id, instance_id="vm-1")
+
+    with pytest.raises(InvalidInput, match=says):
+        await client.update_attachment(att.id, connector)
+
+    shown = await client.show_attachment(att.id)
+    assert (shown.status, shown.connection_info, shown.connector) == ("reserved", {}, {})
+    assert (await client.show_volume(vol.id)).status == "reserved"
+    good = await client.update_attachment(att.id, CONNECTOR)  # the attachment still works
+    assert good.status == "attaching"
+    await client.delete_attachment(att.id)
+
+
+async def test_a_multiattach_type_allows_two_attachments_that_see_the_same_bytes(
+    client: Client, admin: Client,
+) -> None:
+    vol = await client.create_volume(1, volume_type=await multiattach_type(admin), wait=True)
+    writer = await attach(client, vol)
+    reader = await attach(client, vol, mode="ro")
+    assert nbd_uri(writer) != nbd_uri(reader)
+
+    await run_ok("qemu-io", "-f", "raw", "-c", "write -P 0x42 2M 512k", nbd_uri(writer))
+    await run_ok("qemu-io", "-r", "-f", "raw", "-c", "read -P 0x42 2M 512k", nbd_uri(reader))
+    code, _ = await run("qemu-io", "-f", "raw", "-c", "write -P 1 0 4k", nbd_uri(reader))
+    assert code != 0, "the read-only attachment must refuse writes"
+
+    await client.delete_attachment(writer.id)
+    assert (await client.show_volume(vol.id)).status == "in-use"
+    await run_ok("qemu-io", "-r", "-f", "raw", "-c", "read -P 0x42 2M 512k", nbd_uri(reader))
+    await client.delete_attachment(reader.id)
+    assert (await client.show_volume(vol.id)).status == "available"
+
+
+async def test_only_attached_volumes_are_exported(client: Client) -> None:
+    vol = await client.create_volume(1, wait=True)
+    probe = await attach(client, vol)
+    port = port_of(probe)
+    await client.delete_attachment(probe.id)
+    assert probe.connection_info["data"]["export_name"] not in await exports_on(port)
+
+    reserved = await client.create_attachment(vol.id, instance_id="vm-1")
+    names = await exports_on(port)
+    assert not any(vol.id in name for name in names), "a reserved volume is not exported yet"
+
+    updated = await client.update_attachment(reserved.id, CONNECTOR)
+    assert updated.connection_info["data"]["export_name"] in await exports_on(port)
+    await client.delete_attachment(updated.id)
+    code, _ = await run("nbdinfo", nbd_uri(updated))
+    assert code != 0
+
+
+# ---- a client killed mid-transfer ---------------------------------------------------
+@pytest.fixture
+def solo(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """A one-node cluster of this test's own (started outside the test's event loop)."""
+    return cluster_factory(nodes=1)
+
+
+async def test_killing_an_nbd_client_mid_transfer_leaves_the_node_serving_the_others(
+    solo: E2ECluster, project: str,
+) -> None:
+    async with solo.client(project) as c:
+        big = await c.create_volume(50, wait=True)  # sparse: 50 GiB to read, nothing stored
+        small = await c.create_volume(1, wait=True)
+        big_att, small_att = await attach(c, big), await attach(c, small)
+        await run_ok("qemu-io", "-f", "raw", "-c", "write -P 0x77 0 1M", nbd_uri(small_att))
+        async with EventTap(solo) as tap:
+            copy = await asyncio.create_subprocess_exec(
+                "nbdcopy", nbd_uri(big_att), "null:",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            try:
+                await tap.wait_until(lambda evs: _node_stat(evs, "nbd_bytes_read") > 0)
+                assert copy.returncode is None, "the transfer ended before the kill"
+                copy.send_signal(signal.SIGKILL)
+                assert await copy.wait() == -signal.SIGKILL
+            finally:
+                if copy.returncode is None:
+                    copy.kill()
+                    await copy.wait()
+            await run_ok("qemu-io", "-r", "-f", "raw", "-c", "read -P 0x77 0 1M",
+                         nbd_uri(small_att))
+            n = len(tap.events)
+            await tap.wait_until(lambda evs: _node_stat(evs[n:], "nbd_connections") == 0)
+        await run_ok("nbdinfo", nbd_uri(big_att))  # the killed client's export still serves
+        assert (await c.create_volume(1, wait=True)).status == "available"
+        for att in (big_att, small_att):
+            await c.delete_attachment(att.id)
+
+
+def _node_stat(events: list[dict[str, Any]], key: str) -> int:
+    """The latest value of ``key`` a node's heartbeat reported (-1 before any)."""
+    beats = [e for e in events if e["kind"] == "heartbeat" and key in e.get("statistics", {})]
+    return int(beats[-1]["statistics"][key]) if beats else -1
+
+
+# ---- restarts ------------------------------------------------------------------------
+async def test_attachments_and_exports_survive_restarts_of_the_node_and_the_gateway(
+    solo: E2ECluster, project: str,
+) -> None:
+    async with solo.client(project) as c:
+        vol = await c.create_volume(1, wait=True)
+        att = await attach(c, vol)
+        await run_ok("qemu-io", "-f", "raw", "-c", "write -P 0x3c 0 64k", nbd_uri(att))
+
+    await asyncio.to_thread(_restart, solo, "node-1")
+    await asyncio.to_thread(_restart, solo, "gateway")
+
+    async with solo.client(project) as c:
+        assert [a.id for a in await c.list_attachments(vol.id)] == [att.id]
+        assert (await c.show_volume(vol.id)).status == "in-use"
+        await eventually(lambda: _serves(nbd_uri(att)), timeout=10)
+        await run_ok("qemu-io", "-r", "-f", "raw", "-c", "read -P 0x3c 0 64k", nbd_uri(att))
+        await c.delete_attachment(att.id)
+        assert (await c.show_volume(vol.id)).status == "available"
+    code, _ = await run("nbdinfo", nbd_uri(att))
+    assert code != 0
+
+
+def _restart(cluster: E2ECluster, actor: str) -> None:
+    cluster.cluster.stop_actor(actor)
+    if actor.startswith("node-"):
+        cluster.cluster.spawn("node", actor)
+    else:
+        cluster.cluster.spawn(actor)
+    cluster.cluster.wait_ready(30.0)
+
+
+async def _serves(uri: str) -> bool:
+    code, _ = await run("nbdinfo", uri)
+    return code == 0
+
+
+# ---- the CLI -------------------------------------------------------------------------
+def test_the_cli_attaches_prints_the_connection_info_lists_and_detaches(
+    cluster: E2ECluster, project: str,
+) -> None:
+    def cli(*args: str) -> Any:
+        done = run_cli(*args, "--gateway", cluster.gateway, "--project", project)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if "--json" in args else done.stdout
+
+    vol = cli("volume", "create", "1", "--wait", "--json")
+    att = cli("attachment", "create", vol["id"], "--instance", "vm-1", "--json")
+    assert (att["status"], att["instance_id"]) == ("reserved", "vm-1")
+    table = cli("attachment", "update", att["id"], "--connector", json.dumps(CONNECTOR))
+    for word in ("driver_volume_type", "nbd", "host", "port", "export_name"):
+        assert word in table
+    assert cli("attachment", "complete", att["id"], "--json")["status"] == "attached"
+    listing = cli("attachment", "list")
+    assert att["id"] in listing and "attached" in listing
+    assert cli("volume", "show", vol["id"], "--json")["status"] == "in-use"
+    assert cli("attachment", "delete", att["id"], "--json")["status"] == "detached"
+    assert cli("attachment", "list", "--json") == []
+
+    other = cli("attachment", "create", vol["id"], "--mode", "ro", "--json")
+    info = cli("attachment", "update", other["id"], "--connector", '{"host": "h2"}', "--json")
+    assert info["driver_volume_type"] == "nbd"
+    assert set(info["data"]) == {"host", "port", "export_name"}
+    assert cli("attachment", "show", other["id"], "--json")["attach_mode"] == "ro"
+    cli("attachment", "delete", other["id"])
+
+
+def test_the_cli_refuses_a_connector_that_is_not_json_in_one_line(
+    cluster: E2ECluster, project: str,
+) -> None:
+    done = run_cli("attachment", "update", "some-id", "--connector", "{host: h1",
+                   "--gateway", cluster.gateway, "--project", project)
+    assert done.returncode == 1
+    assert done.stderr.startswith("ERROR (invalid_input): --connector is not JSON")
+    assert len(done.stderr.strip().splitlines()) == 1

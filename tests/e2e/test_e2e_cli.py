@@ -1,0 +1,401 @@
+"""The ``cinderblock`` command end to end, as a user runs it: real subprocesses.
+
+The module's cluster is started with ``cinderblock up --data-dir DIR`` itself
+and stopped with SIGTERM (what Ctrl-C does); the teardown checks that every
+actor it printed is gone and that ``endpoints.json`` was removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cinderblock.actors.runtime.config import ClusterConfig, free_port, load
+from tests.conftest import _DATA_DIRS, CINDERBLOCK, GIB, run_cli
+
+
+@dataclass
+class UpCluster:
+    data_dir: Path
+    cfg: ClusterConfig
+    pids: dict[str, int]
+
+    def cli(self, *args: str, project: str = "demo", admin: bool = False,
+            ) -> subprocess.CompletedProcess[str]:
+        extra = ["--admin"] if admin else []
+        return run_cli(*args, "--data-dir", str(self.data_dir), "--project", project, *extra)
+
+    def cli_json(self, *args: str, **kwargs: Any) -> Any:
+        done = self.cli(*args, "--json", **kwargs)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return "zombie"  # gone
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpCluster]:
+    data_dir = tmp_path_factory.mktemp("up")
+    _DATA_DIRS.append(data_dir.resolve())
+    out = data_dir / "up.out"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen([CINDERBLOCK, "up", "--data-dir", str(data_dir)],
+                                stdout=sink, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    pids: dict[str, int] = {}
+    try:
+        pids = _wait_up(proc, out)
+        yield UpCluster(data_dir, load(data_dir / "cluster.json"), pids)
+    finally:
+        _stop_up(proc, pids)
+    text = out.read_text()
+    assert proc.returncode == 0, text
+    assert "cinderblock stopped" in text
+    assert not (data_dir / "endpoints.json").exists(), "up removes endpoints.json on exit"
+
+
+def _wait_up(proc: subprocess.Popen[bytes], out: Path, timeout: float = 30.0) -> dict[str, int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = out.read_text()
+        pids = {m[1]: int(m[2]) for m in re.finditer(r"^\s+(\S+)\s+pid (\d+)$", text, re.M)}
+        if len(pids) == 5:
+            return pids
+        assert proc.poll() is None, f"cinderblock up exited: {text}"
+        time.sleep(0.05)
+    raise AssertionError(f"cinderblock up not ready after {timeout}s: {out.read_text()}")
+
+
+def _stop_up(proc: subprocess.Popen[bytes], pids: dict[str, int]) -> None:
+    """SIGTERM `up` and wait; if anything is left, kill exactly the PIDs it printed."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    left = [pid for pid in pids.values() if _alive(pid)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"cinderblock up left actors running: {left}"
+
+
+def _one_error_line(done: subprocess.CompletedProcess[str], code: str) -> str:
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"ERROR ({code}): "), lines[0]
+    assert "Traceback" not in done.stderr
+    return lines[0]
+
+
+# ---- the seed example ----------------------------------------------------------------
+def test_the_seed_example_creates_an_available_volume_with_a_sparse_file(up: UpCluster) -> None:
+    vol = up.cli_json("volume", "create", "1", "--name", "firstvol", "--type", "FCVolumeType",
+                      "--wait")
+
+    assert vol["status"] == "available"
+    assert (vol["name"], vol["size"], vol["volume_type"]) == ("firstvol", 1, "FCVolumeType")
+    assert vol["host"] in {"node-1@file", "node-2@file"}
+    node_dir = up.cfg.path("nodes", vol["host"].partition("@")[0])
+    st = (node_dir / f"volume-{vol['id']}").stat()
+    assert st.st_size == GIB
+    assert st.st_blocks * 512 < GIB // 100, "sparse"
+
+    shown = up.cli_json("volume", "show", vol["id"])
+    assert (shown["id"], shown["status"], shown["host"]) == (vol["id"], "available", vol["host"])
+    listed = up.cli_json("volume", "list")
+    assert vol["id"] in [v["id"] for v in listed]
+
+
+def test_volume_show_and_list_print_readable_tables(up: UpCluster) -> None:
+    project = f"p-{uuid.uuid4().hex[:8]}"
+    vol = up.cli_json("volume", "create", "2", "--name", "tabled", "--metadata", "a=1", "b=2",
+                      "--wait", project=project)
+
+    shown = up.cli("volume", "show", vol["id"], project=project)
+    listed = up.cli("volume", "list", project=project)
+
+    assert shown.returncode == 0 and listed.returncode == 0
+    assert re.search(r"\| status\s+\| available", shown.stdout)
+    assert "a=1, b=2" in shown.stdout
+    header, row = [ln for ln in listed.stdout.splitlines() if ln.startswith("|")]
+    assert [c.strip() for c in header.split("|")[1:-1]] == [
+        "ID", "Status", "Name", "Size", "Volume Type", "Host"]
+    assert [c.strip() for c in row.split("|")[1:-1]] == [
+        vol["id"], "available", "tabled", "2", "__DEFAULT__", vol["host"]]
+
+
+def test_volume_list_of_a_project_shows_only_its_volumes_and_all_projects_for_admins(
+    up: UpCluster,
+) -> None:
+    a, b = f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
+    va = up.cli_json("volume", "create", "1", "--wait", project=a)
+    vb = up.cli_json("volume", "create", "1", "--wait", project=b)
+
+    assert [v["id"] for v in up.cli_json("volume", "list", project=a)] == [va["id"]]
+    assert [v["id"] for v in up.cli_json("volume", "list", "--all-projects", project=a)] == [
+        va["id"]]
+    everyone = {v["id"] for v in up.cli_json("volume", "list", "--all-projects", admin=True)}
+    assert {va["id"], vb["id"]} <= everyone
+    _one_error_line(up.cli("volume", "show", vb["id"], project=a), "not_found")
+
+
+# ---- types -----------------------------------------------------------------------------
+def test_type_create_with_a_property_by_an_admin_and_type_list(up: UpCluster) -> None:
+    name = f"gold-{uuid.uuid4().hex[:6]}"
+
+    made = up.cli_json("type", "create", name, "--property", "volume_backend_name=file",
+                       admin=True)
+
+    assert made["name"] == name
+    assert made["extra_specs"] == {"volume_backend_name": "file"}
+    names = {t["name"]: t for t in up.cli_json("type", "list")}
+    assert {"__DEFAULT__", "FCVolumeType", name} <= set(names)
+    assert names[name]["id"] == made["id"]
+    vol = up.cli_json("volume", "create", "1", "--type", name, "--wait")
+    assert (vol["status"], vol["volume_type"]) == ("available", name)
+    table = up.cli("type", "list")
+    assert table.returncode == 0 and name in table.stdout
+
+
+def test_type_create_is_refused_to_non_admins_and_for_duplicates(up: UpCluster) -> None:
+    _one_error_line(up.cli("type", "create", "sneaky"), "forbidden")
+    _one_error_line(up.cli("type", "create", "FCVolumeType", admin=True), "invalid_input")
+    bad = up.cli("type", "create", "x", "--property", "novalue", admin=True)
+    assert "KEY=VALUE" in _one_error_line(bad, "usage")
+
+
+# ---- quotas and backends --------------------------------------------------------------------
+def test_quota_show_and_quota_set_by_an_admin(up: UpCluster) -> None:
+    project = f"q-{uuid.uuid4().hex[:8]}"
+    up.cli_json("volume", "create", "3", "--wait", project=project)
+
+    shown = up.cli_json("quota", "show", project=project)
+    assert shown["limits"]["volumes"] == 10 and shown["limits"]["gigabytes"] == 1000
+    assert (shown["in_use"]["volumes"], shown["in_use"]["gigabytes"]) == (1, 3)
+
+    updated = up.cli_json("quota", "set", project, "--volumes", "25", "--gigabytes", "500",
+                          admin=True)
+    assert (updated["limits"]["volumes"], updated["limits"]["gigabytes"]) == (25, 500)
+    again = up.cli_json("quota", "show", project=project)
+    assert (again["limits"]["volumes"], again["limits"]["gigabytes"]) == (25, 500)
+    table = up.cli("quota", "show", project=project)
+    assert re.search(r"\| gigabytes\s+\| 500\s+\| 3\s+\| 0", table.stdout), table.stdout
+
+
+def test_quota_errors_are_one_line_each(up: UpCluster) -> None:
+    project = f"q-{uuid.uuid4().hex[:8]}"
+    line = _one_error_line(up.cli("quota", "set", project, "--volumes", "5", project=project),
+                           "forbidden")
+    assert "admin" in line
+    _one_error_line(up.cli("quota", "show", "someone-else", project=project), "forbidden")
+    _one_error_line(up.cli("quota", "set", project, admin=True), "usage")
+    _one_error_line(up.cli("quota", "set", project, "--volumes", "-5", admin=True),
+                    "invalid_input")
+
+
+def test_backend_list_and_az_list(up: UpCluster) -> None:
+    backends = up.cli_json("backend", "list")
+    assert {b["backend"] for b in backends} == {"node-1@file", "node-2@file"}
+    assert all(b["up"] and b["total_capacity_gb"] > 0 for b in backends)
+    table = up.cli("backend", "list")
+    assert table.returncode == 0 and "node-1@file" in table.stdout and "thin" in table.stdout
+    assert up.cli_json("az", "list") == ["nova"]
+
+
+# ---- errors ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "code", "mentions"),
+    [
+        pytest.param(["0"], "invalid_input", "size", id="size-zero"),
+        pytest.param(["-1"], "invalid_input", "size", id="size-negative"),
+        pytest.param(["1", "--type", "NoSuchType"], "not_found", "NoSuchType",
+                     id="unknown-type"),
+        pytest.param(["1", "--availability-zone", "atlantis"], "invalid_input", "atlantis",
+                     id="unknown-zone"),
+        pytest.param(["1", "--metadata", "novalue"], "usage", "KEY=VALUE", id="bad-metadata"),
+        pytest.param(["1", "--name", "n" * 256], "invalid_input", "name", id="long-name"),
+        pytest.param(["5000"], "over_quota", "gigabytes", id="over-quota"),
+    ],
+)
+def test_a_bad_volume_create_prints_one_error_line_and_creates_nothing(
+    up: UpCluster, args: list[str], code: str, mentions: str
+) -> None:
+    project = f"e-{uuid.uuid4().hex[:8]}"
+
+    line = _one_error_line(up.cli("volume", "create", *args, "--wait", project=project), code)
+
+    assert mentions in line
+    assert up.cli_json("volume", "list", project=project) == []
+
+
+def test_a_volume_that_ends_in_error_makes_create_wait_fail_with_the_reason(
+    up: UpCluster,
+) -> None:
+    project = f"e-{uuid.uuid4().hex[:8]}"
+    up.cli_json("quota", "set", project, "--gigabytes", "1000000000", admin=True)
+
+    line = _one_error_line(up.cli("volume", "create", "100000000", "--wait", project=project),
+                           "volume_error")
+
+    assert "No valid backend" in line
+    (vol,) = up.cli_json("volume", "list", project=project)
+    assert vol["status"] == "error"
+
+
+def test_a_non_integer_size_is_a_usage_error(up: UpCluster) -> None:
+    done = up.cli("volume", "create", "1.5")
+    assert done.returncode == 2
+    assert "size must be an integer, got '1.5'" in done.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--nodes", "0"], "--nodes must be 1 to 64, got 0"),
+    (["--nodes", "two"], "--nodes must be an integer, got 'two'"),
+    (["--capacity-gb", "-5"], "--capacity-gb must be a positive number, got '-5'"),
+    (["--capacity-gb", "nan"], "--capacity-gb must be a positive number, got 'nan'"),
+])
+def test_up_refuses_a_bad_shape_before_starting_anything(
+    tmp_path: Path, args: list[str], says: str,
+) -> None:
+    done = run_cli("up", "--data-dir", str(tmp_path / "never"), *args)
+    assert says in _one_error_line(done, "usage")
+    assert done.returncode == 2 and not (tmp_path / "never").exists()
+
+
+def test_without_a_running_cluster_the_cli_says_so_in_one_line(tmp_path: Path) -> None:
+    done = run_cli("volume", "list", "--data-dir", str(tmp_path))
+
+    line = _one_error_line(done, "usage")
+    assert "no running cluster found" in line and "cinderblock up" in line
+
+
+def test_a_gateway_that_does_not_answer_gives_a_timeout_error_line() -> None:
+    gateway = f"tcp://127.0.0.1:{free_port()}"
+
+    done = run_cli("volume", "create", "1", "--gateway", gateway, "--timeout", "0.5")
+
+    assert "no reply" in _one_error_line(done, "timeout")
+
+
+def test_the_data_dir_and_project_can_come_from_the_environment(up: UpCluster) -> None:
+    project = f"env-{uuid.uuid4().hex[:8]}"
+    env = {"CINDERBLOCK_DATA_DIR": str(up.data_dir), "CINDERBLOCK_PROJECT": project}
+
+    made = run_cli("volume", "create", "1", "--wait", "--json", env=env)
+    listed = run_cli("volume", "list", "--json", env=env)
+
+    assert made.returncode == 0, made.stderr
+    vol = json.loads(made.stdout)
+    assert vol["project_id"] == project
+    assert [v["id"] for v in json.loads(listed.stdout)] == [vol["id"]]
+
+
+def test_a_second_up_on_a_running_data_dir_is_refused_and_leaves_the_first_alone(
+    up: UpCluster,
+) -> None:
+    done = up.cli("up")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "a cluster is already running" in done.stderr
+    assert (up.data_dir / "endpoints.json").exists()
+    assert all(_alive(pid) for pid in up.pids.values())
+    assert up.cli_json("volume", "list") is not None  # the first cluster still answers
+
+
+def test_an_actor_pointed_at_a_database_another_process_owns_exits_with_a_clear_error(
+    up: UpCluster,
+) -> None:
+    done = run_cli("actor", "quota", "--config", str(up.data_dir / "cluster.json"),
+                   timeout=30)
+    assert done.returncode != 0
+    assert "is owned by another running process" in done.stderr
+    assert up.cli_json("quota", "show") is not None
+
+
+# ---- down, and an `up` that dies ----------------------------------------------------
+def _start_up(data_dir: Path) -> tuple[subprocess.Popen[bytes], dict[str, int]]:
+    _DATA_DIRS.append(data_dir.resolve())
+    out = data_dir / "up.out"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen([CINDERBLOCK, "up", "--data-dir", str(data_dir)],
+                                stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        return proc, _wait_up(proc, out)
+    except BaseException:
+        _stop_up(proc, {})
+        raise
+
+
+def _all_gone(pids: dict[str, int], timeout: float = 15.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (left := [p for p in pids.values() if _alive(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def test_down_stops_the_cluster_up_runs(tmp_path: Path) -> None:
+    proc, pids = _start_up(tmp_path)
+    try:
+        done = run_cli("down", "--data-dir", str(tmp_path))
+        assert done.returncode == 0, done.stderr
+        assert f"cinderblock stopped (pid {proc.pid}" in done.stdout
+        assert proc.wait(5) == 0
+        assert _all_gone(pids) == []
+        assert not (tmp_path / "endpoints.json").exists()
+    finally:
+        _stop_up(proc, pids)
+    again = run_cli("down", "--data-dir", str(tmp_path))
+    assert "no running cluster found" in _one_error_line(again, "usage")
+
+
+def test_a_killed_up_takes_its_actors_with_it_and_down_clears_the_stale_file(
+    tmp_path: Path,
+) -> None:
+    proc, pids = _start_up(tmp_path)
+    try:
+        proc.kill()  # SIGKILL: `up` cannot stop anything itself
+        proc.wait(5)
+        assert _all_gone(pids) == [], "actors outlived their `up`"
+    finally:
+        _stop_up(proc, pids)
+    assert (tmp_path / "endpoints.json").exists()  # nobody was left to remove it
+    done = run_cli("down", "--data-dir", str(tmp_path))
+    assert "is gone; its stale endpoints.json was removed" in _one_error_line(done, "usage")
+    assert not (tmp_path / "endpoints.json").exists()
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(up: UpCluster) -> None:
+    proc = subprocess.Popen([CINDERBLOCK, "az", "list", "--data-dir", str(up.data_dir)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command writes: its write meets a broken pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(30) == 141, err
+    assert err == ""

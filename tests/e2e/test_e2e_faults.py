@@ -1,0 +1,238 @@
+"""Faults end to end: drivers that fail on purpose, and a node that goes away.
+
+Each scenario has a dedicated cluster (``cluster_factory``), started once per
+scenario and shared by the tests of that scenario (separate projects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from cinderblock.protocol.client.client import SyncClient, VolumeError
+from cinderblock.protocol.wire.errors import CinderblockError
+from tests.conftest import E2ECluster, EventTap, flow_events, flow_states
+
+MANAGER_TASKS = ["ExtractVolumeRefTask", "OnFailureRescheduleTask", "ExtractVolumeSpecTask",
+                 "NotifyVolumeActionTask", "CreateVolumeFromSpecTask",
+                 "CreateVolumeOnFinishTask"]
+FAULTY = {"faults": ("create_volume",)}
+
+
+@pytest.fixture(scope="module")
+def first_node_faulty(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """node-1 fails every create; it is also much larger, so it is always tried first."""
+    return cluster_factory(node_overrides={
+        "node-1": {**FAULTY, "capacity_gb": 1000.0},
+        "node-2": {"capacity_gb": 100.0},
+    })
+
+
+@pytest.fixture(scope="module")
+def every_node_faulty(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """Four nodes that all fail: more nodes than the scheduler's three attempts."""
+    return cluster_factory(nodes=4, node_overrides={
+        f"node-{i}": FAULTY for i in range(1, 5)
+    })
+
+
+def _manager_runs(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The volume_create_manager runs in the events, in the order they started.
+
+    Events of one actor arrive in order, but the hub interleaves actors as they
+    come: a node's events can overtake those of a node that ran earlier, so
+    runs are ordered by their first event's timestamp, not by arrival.
+    """
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for e in flow_events(events, "volume_create_manager"):
+        runs.setdefault(e["flow_id"], []).append(e)
+    return sorted(runs.values(), key=lambda run: run[0]["ts"])
+
+
+def _count(events: list[dict[str, Any]], volume_id: str, flow: str, state: str) -> int:
+    return sum(1 for e in events if e["kind"] == "flow" and e["volume_id"] == volume_id
+               and e["flow"] == flow and e["state"] == state)
+
+
+def _sequence(events: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(e["kind"], e.get("task", ""), e["state"]) for e in events]
+
+
+def _failed_create_sequence() -> list[tuple[str, str, str]]:
+    """A manager flow whose driver create failed: reverts newest first, the failed task too."""
+    ran = MANAGER_TASKS[:5]
+    seq = [("flow", "", "PENDING"), ("flow", "", "RUNNING")]
+    for t in ran:
+        failed = t == "CreateVolumeFromSpecTask"
+        seq += [("task", t, "RUNNING"), ("task", t, "FAILURE" if failed else "SUCCESS")]
+    seq += [("flow", "", "FAILURE"), ("flow", "", "REVERTING")]
+    for t in reversed(ran):
+        seq += [("task", t, "REVERTING"), ("task", t, "REVERTED")]
+    return [*seq, ("flow", "", "REVERTED")]
+
+
+# ---- one node fails: rescheduled ------------------------------------------------------
+async def test_a_volume_whose_node_fails_is_rescheduled_and_becomes_available_on_the_other(
+    first_node_faulty: E2ECluster, project: str
+) -> None:
+    cluster = first_node_faulty
+    async with cluster.client(project) as c, EventTap(cluster) as tap:
+        vol = await c.create_volume(1, name="rescheduled", wait=True)
+
+        assert vol.status == "available"
+        assert vol.host == "node-2@file"
+        await tap.wait_until(lambda evs: (
+            _count(evs, vol.id, "volume_create_manager", "REVERTED") == 1
+            and _count(evs, vol.id, "volume_create_manager", "SUCCESS") == 1
+            and _count(evs, vol.id, "volume_create_scheduler", "SUCCESS") == 2))
+        events = tap.of_volume(vol.id)
+        quota = await c.show_quota()
+
+    runs = _manager_runs(events)
+    assert len(runs) == 2
+    failed, succeeded = runs
+    assert {e["actor"] for e in failed} == {"node-1"}
+    assert _sequence(failed) == _failed_create_sequence()
+    failure = next(e for e in failed if e["kind"] == "flow" and e["state"] == "FAILURE")
+    assert "injected fault: create_volume" in failure["reason"]
+    assert {e["actor"] for e in succeeded} == {"node-2"}
+    assert flow_states(succeeded) == ["PENDING", "RUNNING", "SUCCESS"]
+    scheduler = flow_events(events, "volume_create_scheduler")
+    assert flow_states(scheduler) == ["PENDING", "RUNNING", "SUCCESS"] * 2
+    assert cluster.node_files()["node-1"] == set()
+    assert cluster.volume_file("node-2", vol.id).exists()
+    assert (quota.in_use["volumes"], quota.in_use["gigabytes"]) == (1, 1)
+
+
+async def test_several_creates_with_a_failing_node_all_end_on_the_healthy_node(
+    first_node_faulty: E2ECluster, project: str
+) -> None:
+    cluster = first_node_faulty
+    async with cluster.client(project) as c:
+        vols = await asyncio.gather(*(c.create_volume(1, wait=True) for _ in range(8)))
+        quota = await c.show_quota()
+
+    assert {(v.status, v.host) for v in vols} == {("available", "node-2@file")}
+    assert cluster.node_files()["node-1"] == set()
+    assert {f"volume-{v.id}" for v in vols} <= cluster.node_files()["node-2"]
+    assert (quota.in_use["volumes"], quota.reserved["volumes"]) == (8, 0)
+
+
+# ---- every node fails: error after at most three attempts --------------------------------
+async def test_when_every_node_fails_the_volume_ends_in_error_after_three_attempts(
+    every_node_faulty: E2ECluster, project: str
+) -> None:
+    cluster = every_node_faulty
+    async with cluster.client(project) as c, EventTap(cluster) as tap:
+        with pytest.raises(VolumeError) as err:
+            await c.create_volume(1, name="doomed", wait=True)
+        vol = err.value.volume
+        await tap.wait_until(lambda evs: (
+            _count(evs, vol.id, "volume_create_scheduler", "REVERTED") == 1
+            and _count(evs, vol.id, "volume_create_manager", "REVERTED") >= 3
+            and any(e["kind"] == "volume" and e["volume_id"] == vol.id
+                    and e["status"] == "error" for e in evs)))
+        await asyncio.sleep(0.3)  # a fourth attempt, if there were one, would show up now
+        events = tap.of_volume(vol.id)
+        shown = await c.show_volume(vol.id)
+
+    assert vol.status == "error" and shown.status == "error" and shown.host is None
+    assert vol.reason is not None
+    assert "injected fault: create_volume" in vol.reason
+    assert "attempts 3" in vol.reason
+    runs = _manager_runs(events)
+    assert len(runs) == 3, "the scheduler tries at most three times"
+    assert len({run[0]["actor"] for run in runs}) == 3, "each attempt on another node"
+    for run in runs:
+        assert _sequence(run) == _failed_create_sequence()
+    scheduler = flow_events(events, "volume_create_scheduler")
+    assert flow_states(scheduler) == ["PENDING", "RUNNING", "SUCCESS"] * 3 + [
+        "PENDING", "RUNNING", "FAILURE", "REVERTING", "REVERTED"]
+    assert [e["status"] for e in events if e["kind"] == "volume"] == ["creating", "error"]
+    assert cluster.all_files() == set(), "no volume files may be left on the nodes"
+
+
+async def test_failed_creates_on_every_node_leave_no_files_and_keep_quota_like_cinder(
+    every_node_faulty: E2ECluster, project: str
+) -> None:
+    cluster = every_node_faulty
+    async with cluster.client(project) as c:
+        results = await asyncio.gather(
+            *(c.create_volume(2, wait=True) for _ in range(5)), return_exceptions=True)
+        quota = await c.show_quota()
+        listed = await c.list_volumes()
+
+    assert all(isinstance(r, VolumeError) for r in results), results
+    assert {v.status for v in listed} == {"error"} and len(listed) == 5
+    assert cluster.all_files() == set()
+    # The errored volumes keep their quota until deleted, as in Cinder.
+    assert (quota.in_use["volumes"], quota.in_use["gigabytes"]) == (5, 10)
+    assert (quota.reserved["volumes"], quota.reserved["gigabytes"]) == (0, 0)
+
+
+# ---- a node goes away -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def node_1_stopped(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """A healthy two-node cluster whose node-1 process was then stopped."""
+    cluster = cluster_factory()
+    cluster.cluster.stop_actor("node-1")
+    time.sleep(0.3)  # let the scheduler's ROUTER see the disconnect
+    return cluster
+
+
+async def test_creates_go_to_the_remaining_node_when_a_node_has_stopped(
+    node_1_stopped: E2ECluster, project: str
+) -> None:
+    cluster = node_1_stopped
+    async with cluster.client(project) as c:
+        vols = await asyncio.gather(*(c.create_volume(1, wait=True, timeout=10)
+                                      for _ in range(4)))
+        backends = {b.backend for b in await c.list_backends()}
+
+    assert {(v.status, v.host) for v in vols} == {("available", "node-2@file")}
+    assert backends == {"node-2@file"}, "the scheduler forgets a node it cannot reach"
+
+
+# ---- the gateway restarts ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def restartable(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory()
+
+
+def _restart_gateway(cluster: E2ECluster) -> None:
+    cluster.cluster.stop_actor("gateway")
+    cluster.cluster.spawn("gateway")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with SyncClient(cluster.gateway, timeout=0.5) as c:
+                c.ping()
+                return
+        except CinderblockError:
+            assert time.monotonic() < deadline, "the gateway did not come back"
+
+
+def test_volumes_and_request_ids_survive_a_gateway_restart(
+    restartable: E2ECluster, project: str
+) -> None:
+    cluster = restartable
+    with SyncClient(cluster.gateway, project=project, timeout=10.0) as c:
+        vol = c.create_volume(2, name="durable", request_id="rid-durable", wait=True)
+
+    _restart_gateway(cluster)
+
+    with SyncClient(cluster.gateway, project=project, timeout=10.0) as c:
+        again = c.create_volume(2, name="durable", request_id="rid-durable", wait=True)
+        shown = c.show_volume(vol.id)
+        listed = c.list_volumes()
+        quota = c.show_quota()
+        fresh = c.create_volume(1, wait=True)
+    assert again.id == vol.id
+    assert (shown.status, shown.host, shown.name) == ("available", vol.host, "durable")
+    assert [v.id for v in listed] == [vol.id]
+    assert (quota.in_use["volumes"], quota.in_use["gigabytes"]) == (1, 2)
+    assert fresh.status == "available"

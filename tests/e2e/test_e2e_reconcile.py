@@ -1,0 +1,124 @@
+"""Work a crash left half-done is mended: storage nodes are killed (SIGKILL) in the
+middle of a create, a delete and a snapshot, and come back; the gateway's
+reconciler, finding the records stuck and no node working on them, moves them
+on (``actors.reconcile``). While a node is still working, nothing is touched."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.client.status_waits import VolumeError
+from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.messages.volumes import Volume
+from tests.conftest import E2ECluster, eventually
+from tests.lifecycle_helpers import gone
+
+NODES = ("node-1", "node-2")
+FAST = {"reconcile_after_s": 1.0, "reconcile_every_s": 0.25}
+
+
+def stalling(*operations: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    return {host: {"faults": tuple(f"stall:{op}" for op in operations)} for host in NODES}
+
+
+def kill_and_restart_nodes(c: E2ECluster) -> None:
+    """SIGKILL every node, then start them again without the injected stalls."""
+    for host in NODES:
+        proc = c.cluster.procs.pop(host)
+        proc.kill()
+        proc.wait(timeout=10)
+    cfg = c.cluster.cfg
+    c.cluster.cfg = replace(cfg, nodes=tuple(replace(n, faults=()) for n in cfg.nodes))
+    c.cluster.cfg.save(c.cluster.config_path)
+    for host in NODES:
+        c.cluster.spawn("node", host)
+
+
+@pytest.fixture
+def stalls_creates(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(backend="null", node_overrides=stalling("create_volume"), **FAST)
+
+
+@pytest.fixture
+def stalls_deletes(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(node_overrides=stalling("delete_volume", "create_snapshot"), **FAST)
+
+
+async def test_a_create_lost_with_its_node_ends_in_error_and_deletes_cleanly(
+    stalls_creates: E2ECluster,
+) -> None:
+    c = stalls_creates
+    async with c.client("lost-create") as client:
+        vol = await client.create_volume(1, name="interrupted")
+        await asyncio.sleep(2.0)  # past reconcile_after_s, but a node is working on it
+        assert (await client.show_volume(vol.id)).status == "creating"
+        kill_and_restart_nodes(c)
+        with pytest.raises(VolumeError, match="lost"):
+            await client.wait_for_status(vol.id, "available", timeout=20)
+        assert (await client.show_volume(vol.id)).host is None
+        await client.delete_volume(vol.id, wait=True)
+        assert (await client.show_quota()).in_use["volumes"] == 0
+        assert (await client.create_volume(1, wait=True)).status == "available"
+
+
+async def test_a_delete_and_a_snapshot_lost_with_their_node_are_finished_or_failed(
+    stalls_deletes: E2ECluster,
+) -> None:
+    c = stalls_deletes
+    async with c.client("lost-delete") as client:
+        doomed = await client.create_volume(1, name="doomed", wait=True)
+        kept = await client.create_volume(1, name="kept", wait=True)
+        await client.delete_volume(doomed.id)
+        snap = await client.create_snapshot(kept.id)
+        await asyncio.sleep(2.0)
+        assert (await client.show_volume(doomed.id)).status == "deleting"
+        assert (await client.show_snapshot(snap.id)).status == "creating"
+        kill_and_restart_nodes(c)
+        await eventually(lambda: gone(client, doomed.id), timeout=20)
+        assert doomed.host is not None
+        assert not c.volume_file(doomed.host, doomed.id).exists()
+        failed = await eventually(lambda: _snapshot_in(client, snap.id, "error"), timeout=20)
+        assert "lost: node-" in (failed.reason or "")
+        await client.delete_snapshot(snap.id, wait=True)
+        await client.delete_volume(kept.id, wait=True)
+        quota = await client.show_quota()
+        assert (quota.in_use["volumes"], quota.in_use["snapshots"], quota.in_use["gigabytes"]) \
+            == (0, 0, 0)
+        node_files = [p.name for host in NODES for p in c.node_dir(host).iterdir()]
+        assert not [n for n in node_files if kept.id in n or snap.id in n]
+
+
+async def _snapshot_in(client: Client, snapshot_id: str, status: str) -> Snapshot | None:
+    snap = await client.show_snapshot(snapshot_id)
+    return snap if snap.status == status else None
+
+
+@pytest.fixture
+def slow_creates(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(node_overrides={h: {"faults": ("delay:create_volume",)}
+                                           for h in NODES})
+
+
+async def test_a_create_that_finishes_after_its_volume_was_failed_is_cleaned_by_the_delete(
+    slow_creates: E2ECluster,
+) -> None:
+    c = slow_creates
+    async with c.client("late") as client, c.client("late", admin=True) as admin:
+        vol = await client.create_volume(1, name="late")
+        await admin.reset_volume_state(vol.id, "error")  # as the reconciler would judge it
+        late = await eventually(lambda: _with_host(client, vol.id), timeout=15)
+        assert late.status == "error"  # the late "available" does not undo the error
+        assert late.host is not None and c.volume_file(late.host, vol.id).exists()
+        await client.delete_volume(vol.id, wait=True)
+        assert not c.volume_file(late.host, vol.id).exists()
+        assert (await client.show_quota()).in_use["volumes"] == 0
+
+
+async def _with_host(client: Client, volume_id: str) -> Volume | None:
+    vol = await client.show_volume(volume_id)
+    return vol if vol.host else None

@@ -1,0 +1,287 @@
+"""The dashboard against a real cluster of actor processes, driven with Pilot.
+
+One cluster for the module (each test works in a project of its own), a
+second, private one for the test that takes the gateway down and up again.
+Both are always stopped, whatever happens in the tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Select
+
+from cinderblock.actors.runtime.cluster import Cluster
+from cinderblock.actors.runtime.config import ClusterConfig, embedded
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.wire.errors import OverQuota
+from cinderblock.tui.app import DashboardApp
+from cinderblock.tui.demo import API_TASKS
+from cinderblock.tui.model.model import FlowRecord, Model
+from cinderblock.tui.widgets.backend_card import BackendCard
+from cinderblock.tui.widgets.create_form import CreateForm
+from cinderblock.tui.widgets.flow_screen import FlowScreen
+from cinderblock.tui.widgets.flows_pane import FlowsPane
+from cinderblock.tui.widgets.status_bar import StatusBar
+from cinderblock.tui.widgets.volumes_pane import VolumesPane
+from tests.conftest import E2ECluster
+
+T = TypeVar("T")
+SIZE = (140, 40)  # every pane on screen at once
+
+
+@contextmanager
+def running(data_dir: Path, nodes: int = 2) -> Iterator[Cluster]:
+    cluster = Cluster(embedded(data_dir, nodes=nodes, capacity_gb=20))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterConfig]:
+    with running(tmp_path_factory.mktemp("tui")) as cluster:
+        yield cluster.cfg
+
+
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with running(tmp_path, nodes=1) as cluster:
+        yield cluster
+
+
+async def until(pilot: Pilot[None], probe: Callable[[], T | None], timeout: float = 10.0) -> T:
+    """Let the app run until ``probe`` answers something truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        await pilot.pause(0.05)
+    raise AssertionError(f"gave up after {timeout:g}s waiting for {probe.__doc__ or probe}")
+
+
+async def connected(app: DashboardApp, pilot: Pilot[None]) -> None:
+    def ready() -> bool:
+        """the gateway to answer and the first events to arrive"""
+        return app.model.link.up is True and app.model.events_total > 0
+
+    await until(pilot, ready)
+
+
+def flows_of(app: DashboardApp, volume_id: str) -> dict[str, FlowRecord]:
+    return {f.flow: f for f in app.model.flows.flows.values() if f.volume_id == volume_id}
+
+
+def shown_flow_rows(app: DashboardApp) -> dict[str, tuple[str, ...]]:
+    table = app.query_one(FlowsPane).table
+    return {key: table.row_text(key) for key in table.keys}
+
+
+async def test_a_create_shows_its_flows_stepping_through_their_tasks_to_success(
+    cfg: ClusterConfig,
+) -> None:
+    app = DashboardApp(cfg.gateway, cfg.events, project="t-create")
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(app, pilot)
+        async with Client(cfg.gateway, project="t-create") as client:
+            volume = await client.create_volume(1, name="one", wait=True)
+
+        def all_done() -> dict[str, FlowRecord] | None:
+            """the three create flows to succeed"""
+            flows = flows_of(app, volume.id)
+            return flows if len(flows) == 3 and all(
+                f.state == "SUCCESS" for f in flows.values()) else None
+
+        flows = await until(pilot, all_done)
+        api = flows["volume_create_api"]
+        assert list(api.tasks) == list(API_TASKS)
+        for task in api.tasks.values():
+            assert [c.state for c in task.changes] == ["RUNNING", "SUCCESS"]
+        starts = [t.changes[0].ts for t in api.tasks.values()]
+        assert starts == sorted(starts)  # one after the other
+        await pilot.pause(0.3)  # a refresh or two
+        rows = shown_flow_rows(app)
+        for flow in flows.values():
+            assert rows[flow.flow_id][1] == volume.id[:8]
+            assert rows[flow.flow_id][4] == "SUCCESS"
+
+
+async def test_a_create_over_quota_stays_on_screen_reverted_with_its_reason(
+    cfg: ClusterConfig,
+) -> None:
+    async with Client(cfg.gateway, admin=True) as admin:
+        await admin.set_quota("t-tiny", gigabytes=1)
+    app = DashboardApp(cfg.gateway, cfg.events, project="t-tiny")
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(app, pilot)
+        async with Client(cfg.gateway, project="t-tiny") as client:
+            with pytest.raises(OverQuota):
+                await client.create_volume(5, name="too-big")
+
+        def reverted() -> FlowRecord | None:
+            """a reverted volume_create_api flow"""
+            return next((f for f in app.model.flows.flows.values()
+                         if f.flow == "volume_create_api" and f.state == "REVERTED"), None)
+
+        flow = await until(pilot, reverted)
+        assert flow.reason is not None and "Quota exceeded" in flow.reason
+        await pilot.pause(0.3)
+        assert shown_flow_rows(app)[flow.flow_id][4] == "REVERTED"
+        pane = app.query_one(FlowsPane)
+        assert pane.table.keys[0] == flow.flow_id  # failed flows are pinned on top
+        await pilot.press("1", "enter")
+        screen = await until(pilot, lambda: isinstance(app.screen, FlowScreen) and app.screen)
+        assert isinstance(screen, FlowScreen)
+        text = screen.timeline_text()
+        assert "REVERTED" in text and "Quota exceeded" in text
+        assert "1. QuotaReserveTask" in text and "2. ExtractVolumeRequestTask" in text
+        await pilot.press("x")  # dismissed: it leaves the screen and the list
+        await until(pilot, lambda: not isinstance(app.screen, FlowScreen))
+        assert flow.flow_id not in app.model.flows.flows
+
+
+async def test_a_backends_capacity_bar_grows_after_creates(cfg: ClusterConfig) -> None:
+    app = DashboardApp(cfg.gateway, cfg.events, project="t-bars")
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(app, pilot)
+
+        def both_cards() -> list[BackendCard] | None:
+            """a card for each backend"""
+            cards = list(app.query(BackendCard))
+            return cards if len(cards) == 2 else None
+
+        cards = await until(pilot, both_cards)
+        before = {card.record.backend: card.bar_text() for card in cards}
+        async with Client(cfg.gateway, project="t-bars") as client:
+            for _ in range(4):
+                await client.create_volume(3, wait=True)
+
+        def changed() -> list[str]:
+            """a capacity bar to change"""
+            return [c.record.backend for c in app.query(BackendCard)
+                    if c.bar_text() != before[c.record.backend]]
+
+        assert await until(pilot, changed)
+
+
+async def test_the_create_form_makes_a_volume(cfg: ClusterConfig) -> None:
+    app = DashboardApp(cfg.gateway, cfg.events, project="t-form")
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(app, pilot)
+        await pilot.press("c")
+        form = await until(pilot, lambda: isinstance(app.screen, CreateForm) and app.screen)
+        assert isinstance(form, CreateForm)
+        form.query_one("#size", Input).value = "2"
+        form.query_one("#name", Input).value = "from-the-form"
+        form.query_one("#type", Select).value = "FCVolumeType"
+        await pilot.click("#create")
+
+        def made() -> str | None:
+            """the form's volume to be available"""
+            return next((v.id for v in app.model.volumes.volumes.values()
+                         if v.name == "from-the-form" and v.status == "available"), None)
+
+        volume_id = await until(pilot, made)
+        record = app.model.volumes.volumes[volume_id]
+        assert (record.size, record.volume_type, record.project_id) == (2, "FCVolumeType",
+                                                                         "t-form")
+        await pilot.pause(0.3)
+        assert volume_id in app.query_one(VolumesPane).table.keys
+
+
+async def test_delete_from_the_dashboard_removes_the_row(cfg: ClusterConfig) -> None:
+    async with Client(cfg.gateway, project="t-delete") as client:
+        volume = await client.create_volume(1, name="doomed", wait=True)
+    app = DashboardApp(cfg.gateway, cfg.events, project="t-delete", admin=False)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await connected(app, pilot)
+        await until(pilot, lambda: app.query_one(VolumesPane).table.keys)
+        await pilot.press("2", "d")
+        table = app.query_one(VolumesPane).table
+        await until(pilot, lambda: volume.id not in app.model.volumes.volumes
+                    and volume.id not in table.keys)
+        await pilot.pause(0.3)  # a repaint after the row went: nothing asks for the gone record
+
+
+async def test_the_dashboard_says_when_the_cluster_is_down_and_reconnects(
+    own_cluster: Cluster,
+) -> None:
+    cfg = own_cluster.cfg
+    async with Client(cfg.gateway) as client:
+        early = await client.create_volume(1, name="before-the-dashboard", wait=True)
+    app = DashboardApp(cfg.gateway, cfg.events)
+    assert app.link is not None
+    app.link.ping_s = app.link.retry_s = 0.2
+    async with app.run_test(size=(80, 24)) as pilot:
+        await connected(app, pilot)
+        assert app.model.volumes.volumes[early.id].status == "available"  # caught up
+        own_cluster.stop_actor("gateway")
+        await until(pilot, lambda: "CLUSTER DOWN" in str(app.query_one(StatusBar).content))
+        assert app.model.link.up is False
+        own_cluster.spawn("gateway")
+        await until(pilot, lambda: app.model.link.up is True, timeout=20)
+        async with Client(cfg.gateway) as client:
+            late = await client.create_volume(1, name="after", wait=True)
+        await until(pilot, lambda: late.id in app.model.volumes.volumes)
+
+
+# ---- catching up flows that ran before the dashboard started ------------------------
+@pytest.fixture(scope="module")
+def first_node_faulty(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """node-1 fails every create and is tried first: each create leaves a reverted flow."""
+    return cluster_factory(node_overrides={
+        "node-1": {"faults": ("create_volume",), "capacity_gb": 1000.0},
+        "node-2": {"capacity_gb": 100.0},
+    })
+
+
+async def test_a_dashboard_started_later_shows_the_flows_that_ran_failed_ones_pinned(
+    first_node_faulty: E2ECluster,
+) -> None:
+    cfg = first_node_faulty.cfg
+    async with Client(cfg.gateway, admin=True) as admin:
+        await admin.set_quota("t-late", gigabytes=2)
+    async with Client(cfg.gateway, project="t-late") as client:
+        volume = await client.create_volume(1, wait=True)  # node-1 fails, node-2 makes it
+        with pytest.raises(OverQuota):
+            await client.create_volume(5)
+    async with Client(cfg.gateway, project="t-elsewhere") as client:
+        elsewhere = await client.create_volume(1, wait=True)
+    model = Model("t-late", False, cfg.gateway, cfg.events, fade_s=600)
+    app = DashboardApp(cfg.gateway, cfg.events, "t-late", admin=False, model=model)
+    async with app.run_test(size=SIZE) as pilot:
+
+        def caught_up() -> list[FlowRecord] | None:
+            """the five flows of the create and the refused one"""
+            flows = app.model.flows.ordered()
+            return flows if len(flows) == 6 and app.query_one(FlowsPane).table.keys else None
+
+        flows = await until(pilot, caught_up)
+        refused, rescheduled = flows[0], flows[1]  # pinned: the failed ones, newest first
+        assert (refused.flow, refused.actor, refused.state) == (
+            "volume_create_api", "gateway", "REVERTED")
+        assert refused.reason is not None and "Quota exceeded" in refused.reason
+        assert (rescheduled.flow, rescheduled.actor, rescheduled.volume_id, rescheduled.state
+                ) == ("volume_create_manager", "node-1", volume.id, "REVERTED")
+        assert {f.volume_id for f in flows[1:]} == {volume.id} != {elsewhere.id}
+        assert all(f.state == "SUCCESS" for f in flows[2:])
+        await pilot.pause(0.3)
+        table = app.query_one(FlowsPane).table
+        assert list(table.keys[:2]) == [refused.flow_id, rescheduled.flow_id]
+        assert shown_flow_rows(app)[rescheduled.flow_id][4] == "REVERTED"
+        await pilot.press("1", "down", "enter")
+        screen = await until(pilot, lambda: isinstance(app.screen, FlowScreen) and app.screen)
+        assert isinstance(screen, FlowScreen) and screen.flow is rescheduled
+        text = screen.timeline_text()
+        assert "reason: injected fault: create_volume" in text
+        assert "1. CreateVolumeFromSpecTask" in text and "5. ExtractVolumeRefTask" in text
+        assert "joined after it started" not in text

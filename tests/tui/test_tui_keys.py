@@ -1,0 +1,93 @@
+"""The dashboard's keys, on the scripted scene with no cluster behind it."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any, cast
+
+from textual.widgets import Input
+
+from cinderblock.tui.app import DashboardApp
+from cinderblock.tui.demo import Create, create_events, scene, volume_id
+from cinderblock.tui.link import GatewayLink
+from cinderblock.tui.model.model import Model
+from cinderblock.tui.widgets.create_form import CreateRequest, parse_form
+from cinderblock.tui.widgets.flows_pane import FlowsPane
+from cinderblock.tui.widgets.volumes_pane import VolumesPane
+
+T0 = 1_700_000_000.0
+NOW = T0 + 60.0
+
+
+def scene_app() -> DashboardApp:
+    model = Model()
+    for now, events in scene(T0):
+        model.apply(events, now)
+    return DashboardApp(None, None, model=model, clock=lambda: NOW)
+
+
+async def test_pause_freezes_the_panes_while_the_model_keeps_folding() -> None:
+    app = scene_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2", "p")
+        table = app.query_one(VolumesPane).table
+        before = list(table.keys)
+        app.model.apply(create_events(Create(volume_id(999), NOW, name="late")), NOW)
+        await pilot.pause(0.5)
+        assert list(table.keys) == before and volume_id(999) in app.model.volumes.volumes
+        await pilot.press("p")
+        await pilot.pause(0.3)
+        assert table.keys[0] == volume_id(999)
+
+
+async def test_the_volume_filters_narrow_the_table() -> None:
+    app = scene_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*"vol-1", "enter")
+        pane = app.query_one(VolumesPane)
+        assert [pane.table.row_text(k)[1] for k in pane.table.keys] == [
+            f"vol-1{i}" for i in range(9, -1, -1)]  # newest first
+        assert app.focused is not None and app.focused.id == "volume-table"
+        await pilot.press("s")  # status: creating
+        await pilot.pause()
+        assert pane.status == "creating" and list(pane.table.keys) == []
+        pane.query_one(Input).value = ""
+        await pilot.pause()
+        assert [pane.table.row_text(k)[1] for k in pane.table.keys] == ["new-1"]
+
+
+async def test_moving_to_a_flow_and_dismissing_it() -> None:
+    app = scene_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        pane = app.query_one(FlowsPane)
+        failed = pane.table.keys[0]
+        await pilot.press("down", "x")  # a running flow: it stays
+        assert len(pane.table.keys) == len(app.model.flows.flows)
+        await pilot.press("up", "x")
+        await pilot.pause()
+        assert failed not in app.model.flows.flows and failed not in pane.table.keys
+
+
+async def test_delete_says_when_the_cluster_cannot_delete_yet() -> None:
+    app = scene_app()
+    app.link = GatewayLink(app.model, "tcp://127.0.0.1:1")
+    app.link.client = cast(Any, SimpleNamespace())  # a client from before delete existed
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await pilot.press("2", "d")
+        await pilot.pause()
+        assert any("not supported by this cluster yet" in str(n.message)
+                   for n in app._notifications)
+
+
+def test_the_create_form_checks_its_fields() -> None:
+    assert parse_form("3", " db ", "FCVolumeType") == CreateRequest(3, "db", "FCVolumeType")
+    assert parse_form("1", "", object()) == CreateRequest(1, None, None)
+    for size in ("0", "x", ""):
+        try:
+            parse_form(size, "", None)
+        except ValueError as exc:
+            assert "size" in str(exc)
+        else:
+            raise AssertionError(f"size {size!r} was accepted")

@@ -1,0 +1,392 @@
+"""The gateway's attachment flows, driven directly: no sockets, no processes.
+
+The gateway's real ``Attachments`` runs over a real ``GatewayStore`` (SQLite in
+a temporary directory). Around it, a stand-in gateway records the events and
+volume-status pushes, and a stand-in node keeps an export table and can be
+told to fail, which is all the flows ask of the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from cinderblock.actors.flow.engine import LinearFlow
+from cinderblock.actors.gateway.attachment_store import AttachmentStore
+from cinderblock.actors.gateway.attachments import Attachments
+from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.runtime.actor import Request
+from cinderblock.protocol.messages.attachments import (
+    Attachment,
+    AttachmentCreate,
+    AttachmentListRequest,
+    AttachmentRef,
+    AttachmentUpdate,
+)
+from cinderblock.protocol.messages.volumes import VolumeType
+from cinderblock.protocol.states import AttachmentStatus, VolumeStatus
+from cinderblock.protocol.wire.codec import Context, Envelope
+from cinderblock.protocol.wire.errors import (
+    CinderblockError,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    Timeout,
+    Unavailable,
+)
+
+PLAIN = VolumeType("type-plain", "plain")
+MULTI = VolumeType("type-multi", "multi", extra_specs={"multiattach": "<is> True"})
+CONNECTOR = {"host": "compute-1", "ip": "192.0.2.1"}
+
+
+class StubNode:
+    """What the gateway's ROUTER reaches: node.export / node.unexport."""
+
+    def __init__(self) -> None:
+        self.exports: dict[str, bool] = {}
+        self.calls: list[tuple[str, bytes]] = []
+        self.failure: CinderblockError | None = None
+        self.unreachable_for = 0  # calls refused as if the node were reconnecting
+
+    async def call(self, op: str, body: Any, ctx: Any = None, to: bytes = b"",
+                   timeout: float = 0.0) -> Any:
+        self.calls.append((op, to))
+        if self.unreachable_for > 0:
+            self.unreachable_for -= 1
+            raise Unavailable("peer 'node-1' is not connected", {"peer": "node-1"})
+        if self.failure is not None:
+            raise self.failure
+        name = f"volume-{body.volume_id}.{body.attachment_id}"
+        if op == "node.export":
+            self.exports[name] = body.readonly
+            return {"host": "127.0.0.1", "port": 10809, "export_name": name}
+        self.exports.pop(name, None)
+        return {}
+
+
+class StubEvents:
+    listening = True
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.events.append({"kind": kind, **fields})
+
+    def tasks(self, flow: str) -> list[tuple[str, str]]:
+        return [(e["task"], e["state"]) for e in self.events
+                if e["kind"] == "task" and e["flow"] == flow]
+
+
+class StubGateway:
+    def __init__(self, store: GatewayStore) -> None:
+        self.store = store
+        self.events = StubEvents()
+        self.router = StubNode()
+        self.pushed: list[tuple[str, str]] = []
+        self.attachments = Attachments(cast(Any, self))
+
+    def publish(self, rec: VolumeRecord) -> None:
+        self.pushed.append((rec.id, rec.status.value))
+
+    async def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context) -> None:
+        await flow.run(c, self.events, volume_id, project_id=ctx.project_id)
+
+    def add_volume(self, vid: str, vtype: VolumeType = PLAIN, project: str = "p1",
+                   status: VolumeStatus = VolumeStatus.AVAILABLE) -> VolumeRecord:
+        rec = VolumeRecord(id=vid, project_id=project, user_id=project, size=1, status=status,
+                           volume_type=vtype, availability_zone="nova", host="node-1@file")
+        self.store.volumes[vid] = rec
+        return rec
+
+    async def ask(self, handler: str, body: Any, project: str = "p1") -> Any:
+        env = Envelope("req", 1, handler, None, Context(project, project))
+        answer = getattr(self.attachments, handler)(Request(env, body, cast(Any, None), b""))
+        return await answer if asyncio.iscoroutine(answer) else answer
+
+    async def create(self, vid: str, **kw: Any) -> Attachment:
+        return cast(Attachment, await self.ask("on_create", AttachmentCreate(vid, **kw)))
+
+    async def update(self, aid: str, connector: Any = CONNECTOR) -> Attachment:
+        return cast(Attachment, await self.ask("on_update", AttachmentUpdate(aid, connector)))
+
+    async def complete(self, aid: str) -> Attachment:
+        return cast(Attachment, await self.ask("on_complete", AttachmentRef(aid)))
+
+    async def delete(self, aid: str) -> Attachment:
+        return cast(Attachment, await self.ask("on_delete", AttachmentRef(aid)))
+
+    def status(self, vid: str) -> str:
+        return self.store.volumes[vid].status.value
+
+
+@pytest.fixture
+async def gw(tmp_path: Path) -> AsyncIterator[StubGateway]:
+    store = GatewayStore(tmp_path / "gateway.db", "NORMAL")
+    await store.open()
+    flusher = asyncio.create_task(store.db.flusher())
+    stub = StubGateway(store)
+    await stub.attachments.open()
+    try:
+        yield stub
+    finally:
+        flusher.cancel()
+        await store.db.close()
+
+
+async def test_create_update_complete_delete_walks_the_volume_through_cinders_statuses(
+    gw: StubGateway,
+) -> None:
+    gw.add_volume("v1")
+    att = await gw.create("v1", instance_id="vm-1")
+    assert (att.status, gw.status("v1")) == ("reserved", "reserved")
+
+    att = await gw.update(att.id)
+    assert (att.status, gw.status("v1"), att.attach_mode) == ("attaching", "attaching", "rw")
+    name = f"volume-v1.{att.id}"
+    assert att.connection_info == {"driver_volume_type": "nbd", "data": {
+        "host": "127.0.0.1", "port": 10809, "export_name": name}}
+    assert gw.router.exports == {name: False} and gw.router.calls[0] == ("node.export", b"node-1")
+
+    att = await gw.complete(att.id)
+    assert (att.status, gw.status("v1")) == ("attached", "in-use")
+    assert att.attached_at is not None
+
+    att = await gw.delete(att.id)
+    assert (att.status, gw.status("v1")) == ("detached", "available")
+    assert gw.router.exports == {}
+    assert gw.pushed == [("v1", s) for s in ("reserved", "attaching", "in-use", "detaching",
+                                             "available")]
+    assert gw.attachments.attachments.by_id == {}
+
+
+async def test_each_flow_publishes_its_tasks_in_order(gw: StubGateway) -> None:
+    gw.add_volume("v1")
+    att = await gw.create("v1")
+    await gw.update(att.id)
+    await gw.complete(att.id)
+    await gw.delete(att.id)
+
+    def ran(flow: str) -> list[str]:
+        return [t for t, state in gw.events.tasks(flow) if state == "SUCCESS"]
+
+    assert ran("attachment_create_api") == [
+        "ExtractAttachmentRequestTask", "ReserveVolumeTask", "AttachmentEntryCreateTask"]
+    assert ran("attachment_update_api") == [
+        "ExtractAttachmentTask", "ExtractConnectorTask", "AttachmentAttachingTask",
+        "InitializeConnectionTask", "AttachmentConnectionSaveTask"]
+    assert ran("attachment_complete_api") == ["ExtractAttachmentTask", "AttachmentCompleteTask"]
+    assert ran("attachment_delete_api") == [
+        "ExtractAttachmentTask", "AttachmentDetachingTask", "TerminateConnectionTask",
+        "AttachmentEntryDestroyTask"]
+
+
+async def test_a_second_attachment_of_a_plain_volume_is_refused_and_changes_nothing(
+    gw: StubGateway,
+) -> None:
+    gw.add_volume("v1")
+    first = await gw.create("v1")
+
+    with pytest.raises(InvalidState, match="does not allow multiattach"):
+        await gw.create("v1")
+
+    assert list(gw.attachments.attachments.by_id) == [first.id]
+    assert gw.status("v1") == "reserved"
+
+
+async def test_two_concurrent_creates_on_a_plain_volume_make_exactly_one_attachment(
+    gw: StubGateway,
+) -> None:
+    gw.add_volume("v1")
+    results = await asyncio.gather(gw.create("v1"), gw.create("v1"), return_exceptions=True)
+
+    assert sum(isinstance(r, Attachment) for r in results) == 1
+    assert sum(isinstance(r, InvalidState) for r in results) == 1
+    assert len(gw.attachments.attachments.by_id) == 1
+
+
+async def test_a_multiattach_volume_takes_two_and_stays_in_use_until_the_last_goes(
+    gw: StubGateway,
+) -> None:
+    gw.add_volume("v1", MULTI)
+    one, two = await gw.create("v1"), await gw.create("v1")
+    for att in (one, two):
+        await gw.update(att.id)
+        await gw.complete(att.id)
+    assert gw.status("v1") == "in-use" and len(gw.router.exports) == 2
+
+    await gw.delete(one.id)
+    assert gw.status("v1") == "in-use" and len(gw.router.exports) == 1
+    await gw.delete(two.id)
+    assert gw.status("v1") == "available" and gw.router.exports == {}
+
+
+async def test_complete_before_update_is_refused_and_changes_nothing(gw: StubGateway) -> None:
+    gw.add_volume("v1")
+    att = await gw.create("v1")
+
+    with pytest.raises(InvalidState, match="update it with a connector before completing"):
+        await gw.complete(att.id)
+
+    assert gw.attachments.attachments.by_id[att.id].status.value == "reserved"
+    assert gw.status("v1") == "reserved"
+
+
+@pytest.mark.parametrize("connector", [["host"], {"host": "h", "mode": "rwx"},
+                                       {"host": "h" * 300}, {"host": "h", "shell": "rm"}])
+async def test_a_bad_connector_is_refused_before_anything_changes(
+    gw: StubGateway, connector: Any
+) -> None:
+    gw.add_volume("v1")
+    att = await gw.create("v1")
+
+    with pytest.raises(InvalidInput, match="connector"):
+        await gw.update(att.id, connector)
+
+    assert gw.attachments.attachments.by_id[att.id].status.value == "reserved"
+    assert gw.status("v1") == "reserved" and gw.router.calls == []
+
+
+async def test_updating_twice_is_refused(gw: StubGateway) -> None:
+    gw.add_volume("v1")
+    att = await gw.create("v1")
+    await gw.update(att.id)
+
+    with pytest.raises(InvalidState, match="only a reserved attachment takes a connector"):
+        await gw.update(att.id)
+    assert len(gw.router.exports) == 1
+
+
+async def test_a_node_that_cannot_export_reverts_the_update_newest_first(
+    gw: StubGateway,
+) -> None:
+    gw.add_volume("v1")
+    att = await gw.create("v1")
+    gw.router.failure = NotFound("volume v1 is not on this node")
+
+    with pytest.raises(NotFound):
+        await gw.update(att.id)
+
+    rec = gw.attachments.attachments.by_id[att.id]
+    assert (rec.status.value, rec.connection_info, gw.status("v1")) == ("reserved", {}, "reserved")
+    reverted = [t for t, s in gw.events.tasks("attachment_update_api") if s == "REVERTED"]
+    assert reverted == ["InitializeConnectionTask", "AttachmentAttachingTask",
+                        "ExtractConnectorTask", "ExtractAttachmentTask"]
+    assert [op for op, _ in gw.router.calls] == ["node.export"]  # nothing to unexport
+
+    gw.router.failure = None
+    assert (await gw.update(att.id)).status == "attaching"  # and it can be tried again
+
+
+async def test_an_export_that_timed_out_is_removed_by_the_revert(gw: StubGateway) -> None:
+    gw.add_volume("v1")
+    att = await gw.create("v1")
+    gw.router.failure = Timeout("no reply to node.export within 15s")
+
+    with pytest.raises(Timeout):
+        await gw.update(att.id)
+
+    assert [op for op, _ in gw.router.calls] == ["node.export", "node.unexport"]
+
+
+async def test_a_delete_the_node_cannot_do_leaves_error_detaching_and_can_be_repeated(
+    gw: StubGateway,
+) -> None:
+    gw.add_volume("v1")
+    att = await gw.create("v1")
+    await gw.update(att.id)
+    await gw.complete(att.id)
+    gw.router.failure = CinderblockError("node-1 is gone")
+
+    with pytest.raises(CinderblockError, match="node-1 is gone"):
+        await gw.delete(att.id)
+    rec = gw.attachments.attachments.by_id[att.id]
+    assert (rec.status.value, gw.status("v1")) == ("error_detaching", "in-use")
+
+    gw.router.failure = None
+    assert (await gw.delete(att.id)).status == "detached"
+    assert gw.status("v1") == "available" and gw.router.exports == {}
+
+
+async def test_deleting_a_reserved_attachment_does_not_bother_the_node(gw: StubGateway) -> None:
+    gw.add_volume("v1")
+    att = await gw.create("v1")
+    gw.router.failure = CinderblockError("the node must not be asked")
+
+    await gw.delete(att.id)
+
+    assert gw.status("v1") == "available" and gw.router.calls == []
+
+
+@pytest.mark.parametrize("status", [VolumeStatus.CREATING, VolumeStatus.ERROR,
+                                    VolumeStatus.DELETING, VolumeStatus.EXTENDING])
+async def test_only_an_available_volume_can_be_attached(
+    gw: StubGateway, status: VolumeStatus
+) -> None:
+    gw.add_volume("v1", status=status)
+    with pytest.raises(InvalidState, match=f"is {status.value}; it must be available"):
+        await gw.create("v1")
+    assert gw.attachments.attachments.by_id == {} and gw.status("v1") == status.value
+
+
+async def test_another_projects_volumes_and_attachments_cannot_be_seen(gw: StubGateway) -> None:
+    gw.add_volume("v1", project="p1")
+    att = await gw.create("v1")
+
+    with pytest.raises(NotFound):
+        await gw.ask("on_create", AttachmentCreate("v1"), project="p2")
+    with pytest.raises(NotFound):
+        await gw.ask("on_delete", AttachmentRef(att.id), project="p2")
+    mine = await gw.ask("on_list", AttachmentListRequest(), project="p1")
+    theirs = await gw.ask("on_list", AttachmentListRequest(), project="p2")
+    assert [a.id for a in mine.attachments] == [att.id] and theirs.attachments == ()
+
+
+async def test_records_survive_a_restart_of_the_gateway(gw: StubGateway) -> None:
+    gw.add_volume("v1")
+    att = await gw.create("v1", instance_id="vm-1", mode="ro")
+    att = await gw.update(att.id)
+    await gw.store.db.flush()
+
+    again = AttachmentStore(gw.store.db)
+    await again.open()
+
+    assert again.by_id[att.id].view() == gw.attachments.attachments.by_id[att.id].view()
+    assert again.by_id[att.id].attach_mode == "ro"
+
+
+async def test_a_restart_in_the_middle_of_a_delete_leaves_error_detaching_and_in_use(
+    gw: StubGateway,
+) -> None:
+    vol = gw.add_volume("v1")
+    att = await gw.create("v1")
+    await gw.update(att.id)
+    await gw.complete(att.id)
+    rec = gw.attachments.attachments.by_id[att.id]
+    rec.move(AttachmentStatus.DETACHING)  # as AttachmentDetachingTask left it
+    vol.status = VolumeStatus.DETACHING
+    await gw.attachments.attachments.save(rec)
+    await gw.store.db.flush()
+
+    restarted = Attachments(cast(Any, gw))
+    await restarted.open()
+
+    assert restarted.attachments.by_id[att.id].status is AttachmentStatus.ERROR_DETACHING
+    assert vol.status is VolumeStatus.IN_USE
+    gw.attachments = restarted
+    assert (await gw.delete(att.id)).status == "detached"
+    assert gw.status("v1") == "available"
+
+
+async def test_a_node_that_is_reconnecting_is_asked_again(gw: StubGateway) -> None:
+    gw.add_volume("v1")
+    att = await gw.create("v1")
+    gw.router.unreachable_for = 3
+
+    assert (await gw.update(att.id)).status == "attaching"
+    assert [op for op, _ in gw.router.calls] == ["node.export"] * 4

@@ -1,0 +1,108 @@
+"""Paged listings: newest first, by limit and marker, never over a page's bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from cinderblock.actors.gateway.paging import PAGE_BYTES, PAGE_MAX, page, wire_bytes
+from cinderblock.protocol.client.pages import read_pages
+from cinderblock.protocol.wire.errors import InvalidInput
+
+
+@dataclass
+class Rec:
+    id: str
+    created_at: float
+    project: str = "p"
+    status: str = "available"
+    name: str | None = None
+    description: str | None = None
+    reason: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def book(n: int, **kw: object) -> dict[str, Rec]:
+    # pairs share a created_at, so the id must break the tie
+    return {f"v{i:05d}": Rec(f"v{i:05d}", float(i // 2), **kw) for i in range(n)}  # type: ignore[arg-type]
+
+
+def everyone(rec: Rec) -> bool:
+    return True
+
+
+def listed(records: dict[str, Rec], marker: str | None = None, limit: int | None = None,
+           matches: object = everyone) -> tuple[list[str], str | None]:
+    found, nxt = page(records, everyone, matches, marker, limit)  # type: ignore[arg-type]
+    return [r.id for r in found], nxt
+
+
+def test_pages_walk_every_record_once_newest_first_with_ties_broken_by_id() -> None:
+    records = book(25)
+    seen: list[str] = []
+    marker: str | None = None
+    while True:
+        ids, marker = listed(records, marker, limit=4)
+        seen += ids
+        if marker is None:
+            break
+    assert seen == sorted(records, reverse=True)
+
+
+def test_a_page_never_holds_more_than_page_max() -> None:
+    records = book(PAGE_MAX + 5)
+    ids, marker = listed(records)
+    assert len(ids) == PAGE_MAX and marker == ids[-1]
+    rest, marker = listed(records, marker, limit=10_000)
+    assert len(rest) == 5 and marker is None
+
+
+def test_big_metadata_cuts_a_page_short_of_the_frame_limit() -> None:
+    meta = {f"key-{i:03d}": "x" * 255 for i in range(128)}
+    records = book(100, metadata=meta)
+    ids, marker = listed(records)
+    assert 0 < len(ids) < 100 and marker == ids[-1]
+    assert sum(wire_bytes(records[i]) for i in ids) <= PAGE_BYTES
+
+
+def test_limit_zero_is_empty_and_a_negative_limit_or_unknown_marker_is_refused() -> None:
+    records = book(3)
+    assert listed(records, limit=0) == ([], None)
+    with pytest.raises(InvalidInput, match="limit must be >= 0"):
+        listed(records, limit=-1)
+    with pytest.raises(InvalidInput, match="marker nope not found"):
+        listed(records, "nope")
+
+
+def test_a_marker_the_caller_cannot_see_is_not_found() -> None:
+    records = book(3)
+    with pytest.raises(InvalidInput, match="not found"):
+        page(records, lambda r: r.id != "v00001", everyone, "v00001", None)
+
+
+def test_the_marker_need_not_match_the_filter() -> None:
+    records = book(6)
+    creating = {"v00005", "v00003", "v00001"}
+    for rid in creating:
+        records[rid].status = "creating"
+    ids, _ = listed(records, limit=1, matches=lambda r: r.status == "creating")
+    assert ids == ["v00005"]
+    records["v00005"].status = "available"  # changed between pages
+    ids, _ = listed(records, "v00005", matches=lambda r: r.status == "creating")
+    assert ids == ["v00003", "v00001"]
+
+
+async def test_read_pages_follows_markers_and_stops_at_the_limit() -> None:
+    records = book(11)
+    asked: list[tuple[int | None, str | None]] = []
+
+    async def fetch(left: int | None, marker: str | None) -> tuple[list[str], str | None]:
+        asked.append((left, marker))
+        ids, nxt = listed(records, marker, 3 if left is None else min(left, 3))
+        return ids, nxt
+
+    assert await read_pages(fetch, None, None) == sorted(records, reverse=True)
+    assert len(asked) == 4
+    assert await read_pages(fetch, 5, None) == sorted(records, reverse=True)[:5]
+    assert await read_pages(fetch, 0, None) == []

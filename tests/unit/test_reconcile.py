@@ -1,0 +1,65 @@
+"""The reconciler's decisions: what a stuck record becomes, given the nodes' answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cinderblock.actors.gateway.reconcile_rules import Answer, Do, Stuck, decide
+
+NODES = ("node-1", "node-2")
+
+
+def answer(busy: Iterable[str] = (), volumes: Iterable[str] = (),
+           snapshots: Iterable[str] = ()) -> Answer:
+    return Answer(frozenset(busy), frozenset(volumes), frozenset(snapshots))
+
+
+def vol(status: str, node: str | None = None, vid: str = "v1") -> Stuck:
+    return Stuck("volume", vid, status, node, 1.0)
+
+
+def test_a_create_no_node_has_or_works_on_is_lost() -> None:
+    (action,) = decide([vol("creating")], {n: answer() for n in NODES})
+    assert action.do is Do.ERROR and action.node is None and "lost" in action.reason
+
+
+def test_a_create_some_node_works_on_is_left_alone() -> None:
+    assert decide([vol("creating")], {"node-1": answer(), "node-2": answer(busy={"v1"})}) == []
+
+
+def test_nothing_is_decided_while_a_node_that_may_hold_it_does_not_answer() -> None:
+    assert decide([vol("creating")], {"node-1": answer(), "node-2": None}) == []
+    assert decide([vol("deleting", "node-2")], {"node-1": answer(), "node-2": None}) == []
+
+
+def test_an_interrupted_create_found_on_a_node_errors_there_so_a_delete_cleans_it() -> None:
+    (action,) = decide([vol("creating")], {"node-1": answer(), "node-2": answer(volumes={"v1"})})
+    assert action.do is Do.ERROR and action.node == "node-2" and "interrupted" in action.reason
+
+
+def test_a_delete_nobody_works_on_is_sent_again_to_its_own_node_only() -> None:
+    (action,) = decide([vol("deleting", "node-2")], {"node-1": None, "node-2": answer()})
+    assert action.do is Do.REDO_DELETE and action.node == "node-2"
+
+
+def test_an_interrupted_extend_becomes_error_extending() -> None:
+    (action,) = decide([vol("extending", "node-1")], {"node-1": answer(volumes={"v1"})})
+    assert action.do is Do.ERROR_EXTENDING
+
+
+def test_snapshots_are_judged_by_the_snapshots_on_the_backend() -> None:
+    snap = Stuck("snapshot", "s1", "creating", "node-1", 1.0)
+    (action,) = decide([snap], {"node-1": answer(volumes={"s1"})})
+    assert action.node is None and "node-1 neither has it" in action.reason  # not a volume
+    (action,) = decide([snap], {"node-1": answer(snapshots={"s1"})})
+    assert action.do is Do.ERROR and action.node == "node-1"
+    gone = Stuck("snapshot", "s2", "deleting", "node-1", 1.0)
+    (action,) = decide([gone], {"node-1": answer()})
+    assert action.do is Do.REDO_DELETE
+
+
+def test_each_record_is_judged_on_its_own() -> None:
+    stuck = [vol("creating", vid="a"), vol("creating", vid="b"), vol("deleting", "node-1", "c")]
+    answers = {"node-1": answer(busy={"b"}), "node-2": answer(volumes={"a"})}
+    assert [(a.stuck.id, a.do, a.node) for a in decide(stuck, answers)] == [
+        ("a", Do.ERROR, "node-2"), ("c", Do.REDO_DELETE, "node-1")]

@@ -1,0 +1,1 @@
+"""cinderblock.tui.model."""

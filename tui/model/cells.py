@@ -1,0 +1,116 @@
+"""What the flows and volumes tables show: model records turned into ``Row``s.
+
+Plain strings only; the look of a row is its tag, which the table styles.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+
+from cinderblock.tui.model.model import FlowBook, FlowRecord, VolumeRecord
+from cinderblock.tui.model.rows import Column, Row
+
+FLOW_COLUMNS = (
+    Column("Flow", 23, min_width=10),
+    Column("Volume", 8),
+    Column("Actor", 9, min_width=6, drop=1),
+    Column("Task", 24, min_width=12),
+    Column("State", 14, min_width=9),
+    Column("Elapsed", 8, right=True),
+    Column("Reason", 20, min_width=12, drop=2, flex=True),
+)
+VOLUME_COLUMNS = (
+    Column("ID", 36, min_width=8),
+    Column("Name", 14, min_width=6, flex=True),
+    Column("Status", 14, min_width=9),
+    Column("Size", 5, right=True),
+    Column("Type", 12, min_width=8, drop=3),
+    Column("Host", 12, min_width=8, drop=2),
+    Column("Project", 10, min_width=6, drop=4),
+    Column("Updated", 8, right=True, drop=1),
+)
+ERROR_STATUSES = frozenset({"error", "error_deleting", "error_extending"})
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds < 0.001:
+        return f"{seconds * 1e6:.0f}µs"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f}ms"
+    if seconds < 60:
+        return f"{seconds:.2f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+def fmt_age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.0f}h"
+
+
+def fmt_gb(value: float) -> str:
+    if value >= 1024:
+        return f"{value / 1024:.1f}T"
+    return f"{value:.1f}G" if value < 100 else f"{value:.0f}G"
+
+
+def fmt_clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts)) + f".{int(ts * 1000) % 1000:03d}"
+
+
+def compact_flow(name: str) -> str:
+    return name.removeprefix("volume_")
+
+
+def compact_task(name: str) -> str:
+    return name.removesuffix("Task")
+
+
+def flow_row(book: FlowBook, flow: FlowRecord, now: float, compact: bool) -> Row:
+    """Flow, volume, actor, current task, its state, elapsed, reason."""
+    task_name = flow.failed_task if flow.failed and flow.failed_task else flow.current
+    task = flow.tasks.get(task_name) if task_name else None
+    state = flow.state if flow.final or flow.failed or task is None else task.state
+    tag = "failed" if flow.failed else "running" if not flow.final else (
+        "faded" if book.fade(flow, now) >= 0.5 else "done")
+    return Row(flow.flow_id, (
+        compact_flow(flow.flow) if compact else flow.flow,
+        flow.volume_id[:8],
+        flow.actor,
+        (compact_task(task_name) if compact else task_name) if task_name else "",
+        state,
+        fmt_duration(flow.elapsed(now)),
+        flow.reason or "",
+    ), tag)
+
+
+def volume_row_or_gone(volumes: Mapping[str, VolumeRecord], key: str, now: float,
+                       compact: bool) -> Row:
+    """The row for ``key``; a volume deleted since the keys were chosen shows as gone.
+
+    The table paints lazily, so a row can be asked for after an event removed
+    its volume from the book and before the next ``show`` drops the key.
+    """
+    v = volumes.get(key)
+    if v is None:
+        return Row(key, (key[:8] if compact else key, "", "deleted", "", "", "", "", ""))
+    return volume_row(v, now, compact)
+
+
+def volume_row(v: VolumeRecord, now: float, compact: bool) -> Row:
+    tag = "error" if v.status in ERROR_STATUSES else "running" if v.status == "creating" else ""
+    return Row(v.id, (
+        v.id[:8] if compact else v.id,
+        v.name or "",
+        v.status,
+        f"{v.size}G",
+        v.volume_type or "",
+        v.host or "",
+        v.project_id,
+        fmt_age(now - v.updated),
+    ), tag)

@@ -1,0 +1,124 @@
+"""Volumes, folded from ``volume`` events and caught up from ``volume.list``.
+
+The book keeps one record per volume, newest last (the gateway publishes a
+volume's first event when it is created, so arrival order is creation order;
+a catch-up rebuilds that order from ``created_at``). ``select`` answers the
+table's question "which volumes, newest first, match this filter" and caches
+the answer until a volume or the filter changes.
+
+A catch-up and the live stream can race: a snapshot taken before an event
+arrived must not undo it. Both carry the gateway's clock (``updated_at`` and
+the event's ``ts``), so the newer of the two wins.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cinderblock.protocol.messages.volumes import Volume
+
+
+@dataclass(slots=True)
+class VolumeRecord:
+    id: str
+    project_id: str
+    status: str
+    size: int
+    name: str | None
+    volume_type: str | None
+    host: str | None
+    reason: str | None
+    updated: float  # gateway clock
+    seen: float  # dashboard clock of the latest change
+    created: float = 0.0
+    haystack: str = ""
+
+    def index_text(self) -> None:
+        parts = (self.id, self.name, self.status, self.volume_type, self.host, self.project_id)
+        self.haystack = " ".join(p for p in parts if p).lower()
+
+
+class VolumeBook:
+    def __init__(self, project: str = "demo", admin: bool = True) -> None:
+        self.project = project
+        self.admin = admin
+        self.volumes: dict[str, VolumeRecord] = {}
+        self.version = 0
+        self.catch_up_truncated = False
+        self._selected: tuple[tuple[int, str | None, str], list[str]] | None = None
+        self._counted: tuple[int, Counter[str]] | None = None
+
+    def visible(self, project_id: str) -> bool:
+        return self.admin or project_id == self.project
+
+    def on_volume(self, e: Mapping[str, Any], now: float) -> str | None:
+        """Fold one event; returns the volume's previous status (None if new)."""
+        project = str(e.get("project_id") or "")
+        if not self.visible(project):
+            return None
+        volume_id, ts, status = str(e["volume_id"]), float(e["ts"]), str(e["status"])
+        old = self.volumes.get(volume_id)
+        if old is not None and old.updated > ts:
+            return old.status
+        if status == "deleted":
+            self.volumes.pop(volume_id, None)
+            self.version += 1
+            return old.status if old else None
+        rec = VolumeRecord(
+            volume_id, project, status, int(e.get("size") or 0),
+            _opt(e.get("name")), _opt(e.get("volume_type")), _opt(e.get("host")),
+            _opt(e.get("reason")), ts, now, old.created if old else ts,
+        )
+        rec.index_text()
+        self.volumes[volume_id] = rec
+        self.version += 1
+        return old.status if old else None
+
+    def load(self, snapshot: Iterable[Volume], asked_at: float, complete: bool) -> None:
+        """Merge a ``volume.list`` answer asked for at ``asked_at`` (dashboard clock).
+
+        When the answer is ``complete`` (not cut by a limit), volumes it lacks
+        that have not changed since it was asked for are gone: they are dropped.
+        """
+        merged = {} if complete else dict(self.volumes)
+        for v in snapshot:
+            old = self.volumes.get(v.id)
+            if old is not None and old.updated > v.updated_at:
+                merged[v.id] = old
+                continue
+            rec = VolumeRecord(v.id, v.project_id, v.status, v.size, v.name, v.volume_type,
+                               v.host, v.reason, v.updated_at, asked_at, v.created_at)
+            rec.index_text()
+            merged[v.id] = rec
+        if complete:
+            for volume_id, old in self.volumes.items():
+                if volume_id not in merged and old.seen > asked_at:
+                    merged[volume_id] = old
+        self.volumes = dict(sorted(merged.items(), key=lambda kv: kv[1].created))
+        self.catch_up_truncated = not complete
+        self.version += 1
+
+    def select(self, status: str | None = None, text: str = "") -> list[str]:
+        """Ids of the volumes matching the filter, newest first."""
+        key = (self.version, status, text.lower())
+        if self._selected is not None and self._selected[0] == key:
+            return self._selected[1]
+        needle = key[2]
+        found = [
+            v.id for v in reversed(self.volumes.values())
+            if (status is None or v.status == status) and (not needle or needle in v.haystack)
+        ]
+        self._selected = (key, found)
+        return found
+
+    def counts(self) -> Counter[str]:
+        if self._counted is None or self._counted[0] != self.version:
+            self._counted = (self.version, Counter(v.status for v in self.volumes.values()))
+        return self._counted[1]
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
