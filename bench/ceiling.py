@@ -3,7 +3,7 @@
 A create travels client -> gateway -> quota -> gateway -> quota -> gateway -> scheduler
 -> node -> gateway -> client: 5 processes, about 10 messages.  This benchmark runs the
 same number of messages through the same number of real OS processes with none of the
-work: ``hops`` processes after the client, in a line, each a ``python -m bench.ceiling
+work: ``hops`` processes after the client, in a line, each a ``python -m cinderblock.bench.ceiling
 --hop I`` subprocess with a ROUTER bound on a random tcp://127.0.0.1 port for the
 process before it and a DEALER connected to the process after it::
 
@@ -22,7 +22,8 @@ stdin while the chain is idle), over the timed phase only.  The children run in 
 own session (Ctrl-C goes to the parent, which stops them), exit when their stdin closes
 (so they die with the parent), and are always stopped and reaped by PID.
 
-    python -m bench.ceiling [--hops N] [--requests N] [--window W] [--duration S] [--json]
+    python -m cinderblock.bench.ceiling [--hops N] [--requests N] [--window W]
+                                        [--duration S] [--json]
 """
 
 from __future__ import annotations
@@ -263,7 +264,8 @@ def measure_ceiling(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.ceiling", description=__doc__.split("\n\n")[0] if __doc__ else None
+        prog="python -m cinderblock.bench.ceiling",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     parser.add_argument("--hops", type=int, default=4, help="processes after the client")
     parser.add_argument("--requests", type=int, default=20000)

@@ -1,6 +1,6 @@
 """What one scheduling decision costs as the cluster grows: 10, 1,000, 10,000 backends.
 
-    python -m bench.scheduler [--json]
+    python -m cinderblock.bench.scheduler [--json]
 
 Each run builds a CapacityIndex of simulated backends (three zones times three
 capability sets, realistic capacities, one backend in twenty silent for a
@@ -202,7 +202,7 @@ def report(results: list[Result]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m bench.scheduler",
+        prog="python -m cinderblock.bench.scheduler",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,6 +1,7 @@
 """End-to-end create throughput: volumes per second from request to ``available``.
 
-    python -m bench.throughput [--volumes N] [--concurrency C] [--backend null|file] [--json]
+    python -m cinderblock.bench.throughput [--volumes N] [--concurrency C]
+                                           [--backend null|file] [--json]
 
 Starts a real cluster (gateway, quota, scheduler, 2 storage nodes, each its own
 process) in a temporary directory, raises the quota, and creates N volumes
@@ -142,7 +143,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m cinderblock.bench.throughput", description=__doc__)
     p.add_argument("--volumes", type=int, default=5000)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--backend", choices=("null", "file"), default="null")
