@@ -79,7 +79,7 @@ class Cluster:
         if host:
             cmd += ["--host", host]
         log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 (child owns it)
-        env = {**os.environ, "PYTHONPATH": _pythonpath()}
+        env = dict(os.environ)
         if self.supervisor:
             env[PARENT_PID_ENV] = str(os.getpid())
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
@@ -147,12 +147,6 @@ def _terminate(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-
-
-def _pythonpath() -> str:
-    root = str(Path(__file__).resolve().parent.parent)
-    extra = os.environ.get("PYTHONPATH")
-    return f"{root}{os.pathsep}{extra}" if extra else root
 
 
 def with_quota_defaults(cfg: ClusterConfig, **limits: int) -> ClusterConfig:
