@@ -1,0 +1,209 @@
+"""How listing, creating, memory and restart cost grow with the number of volumes.
+
+    python -m cinderblock.bench.scale [--volumes N] [--json]
+
+Starts a real cluster (null backend, 2 nodes) in a temporary directory and measures,
+first on the empty cluster and again once it holds N volumes (default 1,000,000; the
+fill goes through the client library, pipelined, so it takes N / fill rate seconds):
+
+* ``page_ms``: the median time of one ``volume.list`` page of 20, as a user's own
+  project first page, the same at a deep marker (the volume in the middle of the
+  project's listing), and an admin's all-projects page with a status filter;
+* creates/s and p99 with nobody listing, then while a lister pages continuously;
+* the gateway's resident memory per volume (RSS after the fill minus before, over N);
+* the time from a gateway restart (SIGTERM, start again on the same endpoint) to its
+  first answer.
+
+Every figure comes from one run on one machine; compare the empty and full columns of
+the same run, never figures of different runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from cinderblock.actors.runtime.cluster import Cluster, with_quota_defaults
+from cinderblock.actors.runtime.config import embedded
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.wire.errors import CinderblockError
+
+PROJECT = "scale"
+PAGE = 20
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid``, from /proc/<pid>/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def fill(endpoint: str, volumes: int, concurrency: int = 256) -> float:
+    """Create ``volumes`` volumes without waiting for each; return the fill rate."""
+    left = iter(range(volumes))
+    start = time.perf_counter()
+    async with Client(endpoint, project=PROJECT, timeout=300.0) as client:
+
+        async def worker() -> None:
+            for _ in left:
+                await client.create_volume(1)
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(concurrency):
+                tg.create_task(worker())
+        while await client.list_volumes(status="creating", limit=1):
+            await asyncio.sleep(0.2)
+    return volumes / (time.perf_counter() - start)
+
+
+async def _median_ms(call: Callable[[], Awaitable[object]], times: int = 30) -> float:
+    samples = []
+    for _ in range(times):
+        start = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - start)
+    return round(statistics.median(samples) * 1000, 3)
+
+
+async def page_times(endpoint: str, held: int) -> dict[str, float]:
+    """Median ms of one page of 20: first page, at a marker half way down the
+    project's ``held`` volumes, and an admin's all-projects page with a filter."""
+    marker = await deep_marker(endpoint, held // 2)
+    async with Client(endpoint, project=PROJECT, timeout=300.0) as user, \
+            Client(endpoint, project="admin", admin=True, timeout=300.0) as admin:
+        return {
+            "first_page": await _median_ms(lambda: user.list_volumes(limit=PAGE)),
+            "deep_marker": await _median_ms(
+                lambda: user.list_volumes(limit=PAGE, marker=marker)),
+            "admin_all_projects_available": await _median_ms(
+                lambda: admin.list_volumes(all_projects=True, status="available",
+                                           limit=PAGE)),
+        }
+
+
+async def deep_marker(endpoint: str, depth: int) -> str | None:
+    """The id of the volume ``depth`` places down the project's listing."""
+    async with Client(endpoint, project=PROJECT, timeout=300.0) as client:
+        seen, marker = 0, None
+        while seen < depth:
+            page = await client.list_volumes(limit=min(1000, depth - seen), marker=marker)
+            if not page:
+                break
+            seen += len(page)
+            marker = page[-1].id
+        return marker
+
+
+async def creates_while(endpoint: str, creates: int, listing: bool) -> dict[str, float]:
+    """Creates/s and p99 (to ``available``), with or without a lister paging meanwhile."""
+    latencies: list[float] = []
+    stop = asyncio.Event()
+    pages = 0
+    async with Client(endpoint, project=PROJECT, timeout=300.0) as client:
+
+        async def lister() -> None:
+            nonlocal pages
+            while not stop.is_set():
+                await client.list_volumes(limit=PAGE)
+                pages += 1
+
+        left = iter(range(creates))
+
+        async def worker() -> None:
+            for _ in left:
+                start = time.perf_counter()
+                await client.create_volume(1, wait=True)
+                latencies.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        async with asyncio.TaskGroup() as tg:
+            listing_task = tg.create_task(lister()) if listing else None
+            async with asyncio.TaskGroup() as workers:
+                for _ in range(64):
+                    workers.create_task(worker())
+            stop.set()
+            if listing_task is not None:
+                await listing_task
+        elapsed = time.perf_counter() - start
+    return {"creates_per_s": round(creates / elapsed, 1),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+            "pages_listed": pages}
+
+
+async def restart_to_first_answer(cluster: Cluster, endpoint: str) -> float:
+    """Seconds from starting a stopped gateway again to its first answer."""
+    cluster.stop_actor("gateway")
+    start = time.perf_counter()
+    cluster.spawn("gateway")
+    async with Client(endpoint, project=PROJECT, timeout=2.0) as client:
+        while True:
+            try:
+                await client.list_volumes(limit=1)
+                return round(time.perf_counter() - start, 3)
+            except CinderblockError:  # not up yet: try again
+                if time.perf_counter() - start > 600:
+                    raise
+                await asyncio.sleep(0.02)
+
+
+def run(volumes: int, creates: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="cinderblock-scale-") as tmp:
+        cfg = with_quota_defaults(embedded(Path(tmp), backend="null", nodes=2),
+                                  volumes=-1, gigabytes=-1)
+        with Cluster(cfg) as cluster:
+            gateway_pid = cluster.pids()["gateway"]
+            result: dict[str, Any] = {"volumes": volumes}
+            asyncio.run(fill(cfg.gateway, PAGE * 2))
+            result["empty"] = {
+                "page_ms": asyncio.run(page_times(cfg.gateway, PAGE * 2)),
+                "no_lister": asyncio.run(creates_while(cfg.gateway, creates, False)),
+                "with_lister": asyncio.run(creates_while(cfg.gateway, creates, True)),
+            }
+            rss0 = rss_bytes(gateway_pid)
+            result["fill_creates_per_s"] = round(asyncio.run(fill(cfg.gateway, volumes)), 1)
+            result["gateway_bytes_per_volume"] = round(
+                (rss_bytes(gateway_pid) - rss0) / volumes, 1)
+            held = PAGE * 2 + 2 * creates + volumes
+            result["full"] = {
+                "page_ms": asyncio.run(page_times(cfg.gateway, held)),
+                "no_lister": asyncio.run(creates_while(cfg.gateway, creates, False)),
+                "with_lister": asyncio.run(creates_while(cfg.gateway, creates, True)),
+            }
+            result["restart_to_first_answer_s"] = asyncio.run(
+                restart_to_first_answer(cluster, cfg.gateway))
+    full, empty = result["full"]["page_ms"], result["empty"]["page_ms"]
+    result["page_full_over_empty"] = {k: round(full[k] / empty[k], 2) for k in full}
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cinderblock.bench.scale",
+                                description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--volumes", type=int, default=1_000_000)
+    p.add_argument("--creates", type=int, default=2000,
+                   help="creates timed with and without a lister, empty and full")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if args.volumes < 1 or args.creates < 1:
+        p.error("--volumes and --creates must be at least 1")
+    result = run(args.volumes, args.creates)
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

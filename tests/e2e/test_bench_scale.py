@@ -1,0 +1,20 @@
+"""bench.scale: a small run fills a real cluster and measures every figure it reports."""
+
+from __future__ import annotations
+
+from cinderblock.bench import scale
+
+
+def test_a_small_scale_run_reports_pages_creates_memory_and_restart() -> None:
+    result = scale.run(volumes=200, creates=40)
+
+    assert result["volumes"] == 200
+    for state in ("empty", "full"):
+        pages = result[state]["page_ms"]
+        assert set(pages) == {"first_page", "deep_marker", "admin_all_projects_available"}
+        assert all(ms > 0 for ms in pages.values())
+        assert result[state]["no_lister"]["creates_per_s"] > 0
+        assert result[state]["with_lister"]["pages_listed"] > 0
+    assert result["fill_creates_per_s"] > 0
+    assert result["restart_to_first_answer_s"] > 0
+    assert set(result["page_full_over_empty"]) == set(result["full"]["page_ms"])
