@@ -226,10 +226,9 @@ class Gateway(Actor):
 
     def on_volume_list(self, req: Request) -> VolumeList:
         body: VolumeListRequest = req.body
-        everyone, project = body.all_projects and req.ctx.is_admin, req.ctx.project_id
+        everyone = body.all_projects and req.ctx.is_admin
         found, next_marker = page(
-            self.store.volumes,
-            lambda rec: everyone or rec.project_id == project,
+            self.store.volumes, self.store.listing, None if everyone else req.ctx.project_id,
             lambda rec: body.status is None or rec.status.value == body.status,
             body.marker, body.limit,
         )

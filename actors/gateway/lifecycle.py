@@ -290,10 +290,10 @@ class GatewayLifecycle:
 
     def on_snapshot_list(self, req: Request) -> SnapshotList:
         body: SnapshotListRequest = req.body
-        everyone, project = body.all_projects and req.ctx.is_admin, req.ctx.project_id
+        everyone = body.all_projects and req.ctx.is_admin
+        snapshots = self.store.snapshots
         found, next_marker = page(
-            self.store.snapshots.snapshots,
-            lambda rec: everyone or rec.project_id == project,
+            snapshots.snapshots, snapshots.listing, None if everyone else req.ctx.project_id,
             lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)
             and (body.status is None or rec.status.value == body.status),
             body.marker, body.limit,

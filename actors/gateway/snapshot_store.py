@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_snapshot_move
@@ -107,6 +108,7 @@ class SnapshotStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.snapshots: dict[str, SnapshotRecord] = {}
+        self.listing = ListingIndex()  # snapshots in listing order, for pages
         self.by_volume: dict[str, set[str]] = {}
         self.by_request: dict[tuple[str, str], SnapshotRecord] = {}
         self.clones: dict[str, set[str]] = {}  # source (snapshot or volume) id -> volume ids
@@ -124,12 +126,14 @@ class SnapshotStore:
     # ---- snapshots -------------------------------------------------------
     def _remember(self, rec: SnapshotRecord) -> None:
         self.snapshots[rec.id] = rec
+        self.listing.add(rec)
         self.by_volume.setdefault(rec.volume_id, set()).add(rec.id)
         if rec.request_id:
             self.by_request[(rec.project_id, rec.request_id)] = rec
 
     def _forget(self, rec: SnapshotRecord) -> None:
-        self.snapshots.pop(rec.id, None)
+        if self.snapshots.pop(rec.id, None) is not None:
+            self.listing.remove(rec)
         ids = self.by_volume.get(rec.volume_id)
         if ids is not None:
             ids.discard(rec.id)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.gateway.snapshot_store import SNAPSHOT_SCHEMA, SnapshotStore
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
@@ -89,6 +90,7 @@ class GatewayStore:
         self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA, synchronous)
         self.snapshots = SnapshotStore(self.db)
         self.volumes: dict[str, VolumeRecord] = {}
+        self.listing = ListingIndex()  # volumes in listing order, for pages
         self.by_request: dict[tuple[str, str], VolumeRecord] = {}
 
     async def open(self) -> list[VolumeType]:
@@ -102,6 +104,7 @@ class GatewayStore:
 
     def _remember(self, rec: VolumeRecord) -> None:
         self.volumes[rec.id] = rec
+        self.listing.add(rec)
         if rec.request_id:
             self.by_request[(rec.project_id, rec.request_id)] = rec
 
@@ -118,7 +121,8 @@ class GatewayStore:
             raise
 
     def _forget(self, rec: VolumeRecord) -> None:
-        self.volumes.pop(rec.id, None)
+        if self.volumes.pop(rec.id, None) is not None:
+            self.listing.remove(rec)
         if rec.request_id:
             self.by_request.pop((rec.project_id, rec.request_id), None)
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
 
-from cinderblock.actors.gateway.paging import PAGE_BYTES, PAGE_MAX, page, wire_bytes
+from cinderblock.actors.gateway.paging import (
+    PAGE_BYTES,
+    PAGE_MAX,
+    ListingIndex,
+    page,
+    wire_bytes,
+)
 from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.wire.errors import InvalidInput
 
@@ -15,7 +22,7 @@ from cinderblock.protocol.wire.errors import InvalidInput
 class Rec:
     id: str
     created_at: float
-    project: str = "p"
+    project_id: str = "p"
     status: str = "available"
     name: str | None = None
     description: str | None = None
@@ -32,9 +39,17 @@ def everyone(rec: Rec) -> bool:
     return True
 
 
+def indexed(records: dict[str, Rec]) -> ListingIndex:
+    index = ListingIndex()
+    for rec in records.values():
+        index.add(rec)
+    return index
+
+
 def listed(records: dict[str, Rec], marker: str | None = None, limit: int | None = None,
-           matches: object = everyone) -> tuple[list[str], str | None]:
-    found, nxt = page(records, everyone, matches, marker, limit)  # type: ignore[arg-type]
+           matches: Callable[[Rec], bool] = everyone, project: str | None = None,
+           ) -> tuple[list[str], str | None]:
+    found, nxt = page(records, indexed(records), project, matches, marker, limit)
     return [r.id for r in found], nxt
 
 
@@ -75,10 +90,48 @@ def test_limit_zero_is_empty_and_a_negative_limit_or_unknown_marker_is_refused()
         listed(records, "nope")
 
 
-def test_a_marker_the_caller_cannot_see_is_not_found() -> None:
+def test_a_marker_of_another_project_is_not_found() -> None:
     records = book(3)
+    records["v00001"].project_id = "other"
     with pytest.raises(InvalidInput, match="not found"):
-        page(records, lambda r: r.id != "v00001", everyone, "v00001", None)
+        listed(records, "v00001", project="p")
+    assert listed(records, "v00001")[0] == ["v00000"], "an admin's all-projects page sees it"
+
+
+def test_a_project_lists_only_its_own_records_in_order() -> None:
+    records = book(10)
+    for rid in ("v00002", "v00005", "v00007"):
+        records[rid].project_id = "other"
+    assert listed(records, project="other") == (["v00007", "v00005", "v00002"], None)
+    assert listed(records, project="p", limit=3) == (["v00009", "v00008", "v00006"], "v00006")
+
+
+def test_removed_records_leave_the_listing_and_out_of_order_adds_take_their_place() -> None:
+    records = book(6)
+    index = indexed(records)
+    index.remove(records.pop("v00004"))
+    late = Rec("v00099", 0.5)  # created long ago, known only now (a reload, a clock step)
+    records[late.id] = late
+    index.add(late)
+    found, _ = page(records, index, None, everyone, None, None)
+    assert [r.id for r in found] == ["v00005", "v00003", "v00002", "v00099", "v00001", "v00000"]
+    index.remove(late)
+    index.remove(late)  # removing twice changes nothing
+    assert len(index) == 5
+
+
+def test_a_page_reads_only_the_records_it_returns_whatever_the_store_holds() -> None:
+    records = book(100_000)
+    index = indexed(records)
+    read: list[str] = []
+
+    def counting(rec: Rec) -> bool:
+        read.append(rec.id)
+        return True
+
+    found, marker = page(records, index, "p", counting, "v50000", 20)
+    assert len(found) == 20 and marker == found[-1].id
+    assert len(read) == 21, "one record past the page tells whether another page follows"
 
 
 def test_the_marker_need_not_match_the_filter() -> None:
