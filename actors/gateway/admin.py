@@ -13,15 +13,12 @@ decide their status).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.volumes import Volume, VolumeResetState
 from cinderblock.protocol.states import VolumeStatus as V
 from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState, NotFound
-
-if TYPE_CHECKING:
-    from cinderblock.actors.gateway.gateway import Gateway
 
 log = logging.getLogger(__name__)
 RESET_TO = frozenset({V.AVAILABLE, V.ERROR})
@@ -29,7 +26,7 @@ ATTACHED = frozenset({V.RESERVED, V.ATTACHING, V.IN_USE, V.DETACHING})
 
 
 class VolumeAdmin:
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: GatewayServices) -> None:
         self.gw = gw
 
     def handlers(self) -> dict[str, Handler]:

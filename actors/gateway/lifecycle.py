@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cinderblock.actors.gateway.lifecycle_checks import visible_snapshot, visible_volume
 from cinderblock.actors.gateway.lifecycle_flows import (
@@ -38,6 +38,7 @@ from cinderblock.actors.gateway.lifecycle_flows import (
     volume_extend_api,
 )
 from cinderblock.actors.gateway.paging import page
+from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
@@ -56,9 +57,6 @@ from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import CinderblockError, Forbidden, InvalidInput
 from cinderblock.protocol.wire.schema import dump
 
-if TYPE_CHECKING:
-    from cinderblock.actors.gateway.gateway import Gateway
-
 log = logging.getLogger(__name__)
 V = VolumeStatus
 SNAPSHOT_STABLE = frozenset(
@@ -72,7 +70,7 @@ Key = tuple[str, str]  # (project, request id)
 class GatewayLifecycle:
     """Delete, extend and snapshots, over the gateway's store, quota link and router."""
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: GatewayServices) -> None:
         self.gw = gw
         self.store = gw.store
         self.delete_flow = volume_delete_api(self)

@@ -8,8 +8,8 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING
 
+from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.reconcile_rules import (
     Action,
     Answer,
@@ -18,6 +18,9 @@ from cinderblock.actors.gateway.reconcile_rules import (
     decide,
     nodes_to_ask,
 )
+from cinderblock.actors.gateway.services import GatewayServices
+from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
+from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.protocol.messages.lifecycle import NodeDeleteSnapshot, NodeDeleteVolume
 from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
 from cinderblock.protocol.states import SnapshotStatus as P
@@ -27,12 +30,6 @@ from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.schema import parse
 
-if TYPE_CHECKING:
-    from cinderblock.actors.gateway.gateway import Gateway
-    from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
-    from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
-    from cinderblock.actors.gateway.volume_store import VolumeRecord
-
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
 VOLUME_STUCK = frozenset({V.CREATING, V.DELETING, V.EXTENDING})
@@ -40,7 +37,7 @@ SNAPSHOT_STUCK = frozenset({P.CREATING, P.DELETING})
 
 
 class Reconciler:
-    def __init__(self, gw: Gateway, lifecycle: GatewayLifecycle) -> None:
+    def __init__(self, gw: GatewayServices, lifecycle: GatewayLifecycle) -> None:
         self.gw = gw
         self.lifecycle = lifecycle
         self.after_s = gw.cfg.reconcile_after_s
