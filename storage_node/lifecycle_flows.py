@@ -25,12 +25,14 @@ change publishes fresh capacity stats.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
-from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.actors.runtime.actor import Handler, Link, Request
+from cinderblock.actors.runtime.events import EventPublisher
 from cinderblock.actors.scheduler.capacity import capacity_passes, stats_from_message
 from cinderblock.protocol.messages.lifecycle import (
     NodeCreateSnapshot,
@@ -44,12 +46,31 @@ from cinderblock.protocol.messages.lifecycle import (
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg
 from cinderblock.protocol.messages.volumes import VolumeRef, VolumeUpdate
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.storage_node.backends import DriverError
-
-if TYPE_CHECKING:
-    from cinderblock.storage_node.node import StorageNode
+from cinderblock.storage_node.backends import Driver, DriverError
 
 log = logging.getLogger(__name__)
+
+
+class LifecycleServices(Protocol):
+    """What the four flows use of their storage node (``StorageNode`` is one)."""
+
+    @property
+    def backend_id(self) -> str: ...
+    @property
+    def driver(self) -> Driver: ...
+    @property
+    def gateway(self) -> Link: ...
+    @property
+    def events(self) -> EventPublisher: ...
+
+    def stats(self) -> BackendStatsMsg: ...
+    def begin_create(self, volume_id: str, size: int, epoch: str, seq: int) -> None: ...
+    def end_create(self, volume_id: str) -> None: ...
+    def recount_volumes(self) -> None: ...
+    def stats_changed(self) -> None: ...
+    def working(self, *ids: str) -> AbstractContextManager[None]: ...
+    def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
+                 ) -> Coroutine[Any, Any, None]: ...
 
 
 class InsufficientCapacity(Exception):
@@ -235,14 +256,14 @@ def _flows(s: NodeLifecycle) -> tuple[LinearFlow[VolumeOpContext], LinearFlow[Vo
     return delete, extend, create_snap, delete_snap
 
 
-def lifecycle_handlers(node: StorageNode) -> dict[str, Handler]:
+def lifecycle_handlers(node: LifecycleServices) -> dict[str, Handler]:
     return NodeLifecycle(node).handlers()
 
 
 class NodeLifecycle:
     """Runs the four flows on one node's driver and reports to the gateway."""
 
-    def __init__(self, node: StorageNode) -> None:
+    def __init__(self, node: LifecycleServices) -> None:
         self.node = node
         self.delete, self.extend, self.create_snap, self.delete_snap = _flows(self)
 
