@@ -18,7 +18,7 @@ its old size, with the reason).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
@@ -36,9 +36,6 @@ from cinderblock.protocol.messages.lifecycle import (
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.schema import parse
-
-if TYPE_CHECKING:
-    from cinderblock.protocol.client.client import Client
 
 T = TypeVar("T")
 DELETED = frozenset({"deleted"})
@@ -152,7 +149,7 @@ class LifecycleMethods:
 
 
 class SyncLifecycleMethods:
-    def _run(self, make: Callable[[Client], Awaitable[T]]) -> T:
+    def _run(self, make: Callable[[LifecycleMethods], Awaitable[T]]) -> T:
         raise NotImplementedError
 
     def delete_volume(self, volume_id: str, **kwargs: Any) -> Volume:
