@@ -45,6 +45,8 @@ from cinderblock.protocol.messages.lifecycle import (
 )
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg
 from cinderblock.protocol.messages.volumes import VolumeRef, VolumeUpdate
+from cinderblock.protocol.states import SnapshotStatus as P
+from cinderblock.protocol.states import VolumeStatus as V
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.storage_node.backends import Driver, DriverError
 
@@ -181,11 +183,11 @@ class ExtendVolumeOnFinishTask(_NodeTask[VolumeOpContext]):
 
 
 def _delete_failed(c: VolumeOpContext, failure: BaseException) -> tuple[str, object]:
-    return "volume.update", VolumeUpdate(c.volume_id, "error_deleting", None, str(failure))
+    return "volume.update", VolumeUpdate(c.volume_id, V.ERROR_DELETING, None, str(failure))
 
 
 def _extend_failed(c: VolumeOpContext, failure: BaseException) -> tuple[str, object]:
-    status = "available" if isinstance(failure, InsufficientCapacity) else "error_extending"
+    status = V.AVAILABLE if isinstance(failure, InsufficientCapacity) else V.ERROR_EXTENDING
     body = VolumeExtended(c.volume_id, c.new_size, c.reservation_id, status, str(failure))
     return "volume.extended", body
 
@@ -206,7 +208,7 @@ class CreateSnapshotTask(_NodeTask[SnapshotOpContext]):
 class CreateSnapshotOnFinishTask(_NodeTask[SnapshotOpContext]):
     async def execute(self, c: SnapshotOpContext) -> None:
         self.s.changed()
-        self.s.tell_gateway("snapshot.update", SnapshotUpdate(c.snapshot_id, "available"), c.ctx)
+        self.s.tell_gateway("snapshot.update", SnapshotUpdate(c.snapshot_id, P.AVAILABLE), c.ctx)
         self.s.notify(c, "snapshot.create.end")
 
 
@@ -223,7 +225,7 @@ class DeleteSnapshotOnFinishTask(_NodeTask[SnapshotOpContext]):
         self.s.notify(c, "snapshot.delete.end")
 
 
-def _snapshot_failed(status: str) -> Report:
+def _snapshot_failed(status: P) -> Report:
     def report(c: SnapshotOpContext, failure: BaseException) -> tuple[str, object]:
         return "snapshot.update", SnapshotUpdate(c.snapshot_id, status, str(failure))
 
@@ -246,11 +248,11 @@ def _flows(s: NodeLifecycle) -> tuple[LinearFlow[VolumeOpContext], LinearFlow[Vo
         NotifyActionTask[VolumeOpContext](s, "volume.resize.start"),
         ExtendVolumeTask(s), ExtendVolumeOnFinishTask(s)], given=vol)
     create_snap = LinearFlow("snapshot_create_manager", [
-        OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed("error")),
+        OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed(P.ERROR)),
         NotifyActionTask[SnapshotOpContext](s, "snapshot.create.start"),
         CreateSnapshotTask(s), CreateSnapshotOnFinishTask(s)], given=snap)
     delete_snap = LinearFlow("snapshot_delete_manager", [
-        OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed("error_deleting")),
+        OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed(P.ERROR_DELETING)),
         NotifyActionTask[SnapshotOpContext](s, "snapshot.delete.start"),
         DeleteSnapshotTask(s), DeleteSnapshotOnFinishTask(s)], given=snap)
     return delete, extend, create_snap, delete_snap

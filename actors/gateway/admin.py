@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 
+from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.volumes import Volume, VolumeResetState
 from cinderblock.protocol.states import VolumeStatus as V
-from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
 
 log = logging.getLogger(__name__)
 RESET_TO = frozenset({V.AVAILABLE, V.ERROR})
@@ -34,8 +35,7 @@ class VolumeAdmin:
 
     async def on_reset_state(self, req: Request) -> Volume:
         body: VolumeResetState = req.body
-        if not req.ctx.is_admin:
-            raise Forbidden("only an admin may reset a volume's status")
+        require_admin(req.ctx, "reset a volume's status")
         rec = self.gw.store.volumes.get(body.volume_id)
         if rec is None:
             raise NotFound(f"volume {body.volume_id} could not be found",

@@ -29,6 +29,7 @@ from cinderblock.actors.gateway.attachment_store import AttachmentRecord, Attach
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Request
+from cinderblock.actors.runtime.config import host_of
 from cinderblock.actors.scheduler.extra_specs import match
 from cinderblock.protocol.messages.attachments import (
     Attachment,
@@ -233,7 +234,7 @@ def _node(att: AttachmentRecord, volume: VolumeRecord) -> bytes:
     backend = att.host or volume.host
     if not backend:
         raise InvalidState(f"volume {volume.id} has no host", {"volume_id": volume.id})
-    return backend.partition("@")[0].encode()
+    return host_of(backend).encode()
 
 
 __all__ = ["Attachments", "VolumeLocks"]

@@ -28,6 +28,7 @@ from dataclasses import replace
 from typing import Any
 
 from cinderblock.actors.flow.reply import check_ask, fit, recent_reply
+from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.runtime.actor import Handler, Link, Request
 from cinderblock.protocol.messages.flows import (
@@ -36,7 +37,7 @@ from cinderblock.protocol.messages.flows import (
     FlowTrace,
     FlowTraceList,
 )
-from cinderblock.protocol.wire.errors import CinderblockError, Forbidden, Unavailable
+from cinderblock.protocol.wire.errors import CinderblockError, Unavailable
 from cinderblock.protocol.wire.schema import SchemaError, parse
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,7 @@ class GatewayFlows:
         return replace(reply, truncated=reply.truncated or cut)
 
     def on_recent(self, req: Request) -> FlowTraceList:
-        if not req.ctx.is_admin:
-            raise Forbidden("only an admin may read the gateway's flows unfiltered; "
-                            "ask flow.history", {"op": "flow.recent"})
+        require_admin(req.ctx, "read the gateway's flows unfiltered; ask flow.history")
         return self.gw.on_flow_recent(req)
 
     async def _gather(self, ask: FlowRecent) -> dict[str, FlowTraceList | None]:

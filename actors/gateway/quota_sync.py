@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
@@ -21,7 +22,7 @@ from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult, QuotaSyncUsage
 from cinderblock.protocol.states import SnapshotStatus as P
 from cinderblock.protocol.states import VolumeStatus as V
-from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState
+from cinderblock.protocol.wire.errors import InvalidInput, InvalidState
 from cinderblock.protocol.wire.schema import parse
 
 VOLUME_BUSY = frozenset({V.CREATING, V.DELETING, V.EXTENDING, V.DELETED})
@@ -61,8 +62,7 @@ class QuotaSyncer:
 
     async def on_sync(self, req: Request) -> QuotaSyncResult:
         body: QuotaSync = req.body
-        if not req.ctx.is_admin:
-            raise Forbidden("only an admin may sync quotas")
+        require_admin(req.ctx, "sync quotas")
         if not body.project:
             raise InvalidInput("a project is required", {"field": "project"})
         store = self.gw.store

@@ -21,6 +21,7 @@ from cinderblock.actors.gateway.reconcile_rules import (
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
+from cinderblock.actors.runtime.config import host_of
 from cinderblock.protocol.messages.lifecycle import NodeDeleteSnapshot, NodeDeleteVolume
 from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
 from cinderblock.protocol.states import SnapshotStatus as P
@@ -66,12 +67,12 @@ class Reconciler:
     def find(self, before: float) -> list[Stuck]:
         """Records in a transitional status that have not changed since ``before``."""
         found = [
-            Stuck("volume", r.id, r.status.value, _node(r.host), r.updated_at or r.created_at)
+            Stuck("volume", r.id, r.status, _node(r.host), r.updated_at or r.created_at)
             for r in self.gw.store.volumes.values()
             if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before
         ]
         found += [
-            Stuck("snapshot", r.id, r.status.value, _node(r.host), r.updated_at or r.created_at)
+            Stuck("snapshot", r.id, r.status, _node(r.host), r.updated_at or r.created_at)
             for r in self.gw.store.snapshots.snapshots.values()
             if r.status in SNAPSHOT_STUCK and (r.updated_at or r.created_at) < before
         ]
@@ -137,7 +138,7 @@ class Reconciler:
 
 def _unmoved(rec: VolumeRecord | SnapshotRecord, s: Stuck) -> bool:
     """Still as it was found: one that moved while the nodes were asked is not stuck."""
-    return rec.status.value == s.status and (rec.updated_at or rec.created_at) == s.since
+    return rec.status is s.status and (rec.updated_at or rec.created_at) == s.since
 
 
 def _log(action: Action) -> None:
@@ -146,8 +147,7 @@ def _log(action: Action) -> None:
 
 
 def _node(host: str | None) -> str | None:
-    """The node's host name in a backend id ("node-1@file" → "node-1")."""
-    return host.partition("@")[0] if host else None
+    return host_of(host) if host else None
 
 
 def _context(project_id: str) -> Context:
