@@ -7,15 +7,22 @@ Volume statuses are Cinder's. Flow and task states are TaskFlow's:
            SUCCESS/FAILURE → REVERTING → REVERTED (or REVERT_FAILURE)
     flow:  PENDING → RUNNING → SUCCESS | FAILURE → REVERTING → REVERTED | REVERT_FAILURE
 
-``check_move`` is the only place a move is judged; it raises InvalidState.
+Each machine has one ``check_<kind>_move``, the only place a move is judged; it
+raises InvalidState. A flow moves through the same states as its tasks, judged by
+the same ``check_task_move``. Statuses stay these enums from the node's report
+to the client's wait (the wire schema turns the strings back into members);
+``*_ERRORS`` say which are failures (never ``startswith("error")``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import TypeVar
 
-from cinderblock.protocol.wire.errors import InvalidState
+from cinderblock.protocol.wire.errors import InvalidInput, InvalidState
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class VolumeStatus(StrEnum):
@@ -48,7 +55,7 @@ VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.ERROR_EXTENDING: frozenset({V.DELETING, V.AVAILABLE}),
     V.DELETED: frozenset(),
 }
-TERMINAL_CREATE = frozenset({V.AVAILABLE, V.ERROR})
+VOLUME_ERRORS = frozenset({V.ERROR, V.ERROR_DELETING, V.ERROR_EXTENDING})
 
 
 class TaskState(StrEnum):
@@ -71,9 +78,6 @@ TASK_MOVES: dict[TaskState, frozenset[TaskState]] = {
     S.REVERTED: frozenset(),
     S.REVERT_FAILURE: frozenset(),
 }
-# A flow moves through the same states as its tasks.
-FlowState = TaskState
-FLOW_MOVES = TASK_MOVES
 
 
 def check_volume_move(old: VolumeStatus, new: VolumeStatus) -> None:
@@ -85,8 +89,21 @@ def check_volume_move(old: VolumeStatus, new: VolumeStatus) -> None:
 
 
 def check_task_move(old: TaskState, new: TaskState) -> None:
+    """A task's move, and a flow's (a flow moves through the same states)."""
     if new not in TASK_MOVES[old]:
         raise InvalidState(f"task state cannot go from {old} to {new}")
+
+
+def statuses(kind: type[E], wanted: str | Iterable[str]) -> frozenset[E]:
+    """What a caller asked for (a status, or several, as words or members) as members
+    of ``kind``; an unknown word is an InvalidInput naming it and the known ones."""
+    words = (wanted,) if isinstance(wanted, str) else tuple(wanted)
+    known = {member.value: member for member in kind}
+    unknown = [w for w in words if w not in known]
+    if unknown:
+        raise InvalidInput(f"unknown {kind.__name__} {unknown[0]!r}; one of {sorted(known)}",
+                           {"status": unknown[0]})
+    return frozenset(known[w] for w in words)
 
 
 # ---- snapshots (Cinder's snapshot statuses) -----------------------------------
@@ -113,6 +130,7 @@ SNAPSHOT_MOVES: dict[SnapshotStatus, frozenset[SnapshotStatus]] = {
     P.ERROR_DELETING: frozenset({P.DELETING}),
     P.DELETED: frozenset(),
 }
+SNAPSHOT_ERRORS = frozenset({P.ERROR, P.ERROR_DELETING})
 
 
 def check_snapshot_move(old: SnapshotStatus, new: SnapshotStatus) -> None:

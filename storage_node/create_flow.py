@@ -19,6 +19,7 @@ from typing import Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
+from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.storage_node.backends import Driver, DriverError
 
@@ -33,7 +34,8 @@ class NodeServices(Protocol):
 
     def reschedule(self, request: ScheduleRequest, ctx: Context) -> None: ...
 
-    def report(self, volume_id: str, status: str, reason: str | None, ctx: Context) -> None: ...
+    def report(self, volume_id: str, status: VolumeStatus, reason: str | None, ctx: Context
+               ) -> None: ...
 
     def notify(self, volume_id: str, event: str) -> None: ...
 
@@ -83,7 +85,7 @@ class OnFailureRescheduleTask(_NodeTask):
         if isinstance(failure, DriverError) and not copies:  # a copy can only be made here
             self.s.reschedule(retry, c.ctx)
         else:
-            self.s.report(c.volume_id, "error", retry.last_error, c.ctx)
+            self.s.report(c.volume_id, VolumeStatus.ERROR, retry.last_error, c.ctx)
 
 
 class ExtractVolumeSpecTask(_NodeTask):
@@ -132,7 +134,7 @@ class CreateVolumeOnFinishTask(_NodeTask):
 
     async def execute(self, c: ManagerContext) -> None:
         self.s.end_create(c.volume_id)
-        self.s.report(c.volume_id, "available", None, c.ctx)
+        self.s.report(c.volume_id, VolumeStatus.AVAILABLE, None, c.ctx)
         self.s.notify(c.volume_id, "volume.create.end")
 
 

@@ -25,12 +25,14 @@ change publishes fresh capacity stats.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
-from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.actors.runtime.actor import Handler, Link, Request
+from cinderblock.actors.runtime.events import EventPublisher
 from cinderblock.actors.scheduler.capacity import capacity_passes, stats_from_message
 from cinderblock.protocol.messages.lifecycle import (
     NodeCreateSnapshot,
@@ -43,13 +45,34 @@ from cinderblock.protocol.messages.lifecycle import (
 )
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg
 from cinderblock.protocol.messages.volumes import VolumeRef, VolumeUpdate
+from cinderblock.protocol.states import SnapshotStatus as P
+from cinderblock.protocol.states import VolumeStatus as V
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.storage_node.backends import DriverError
-
-if TYPE_CHECKING:
-    from cinderblock.storage_node.node import StorageNode
+from cinderblock.storage_node.backends import Driver, DriverError
 
 log = logging.getLogger(__name__)
+
+
+class LifecycleServices(Protocol):
+    """What the four flows use of their storage node (``StorageNode`` is one)."""
+
+    @property
+    def backend_id(self) -> str: ...
+    @property
+    def driver(self) -> Driver: ...
+    @property
+    def gateway(self) -> Link: ...
+    @property
+    def events(self) -> EventPublisher: ...
+
+    def stats(self) -> BackendStatsMsg: ...
+    def begin_create(self, volume_id: str, size: int, epoch: str, seq: int) -> None: ...
+    def end_create(self, volume_id: str) -> None: ...
+    def recount_volumes(self) -> None: ...
+    def stats_changed(self) -> None: ...
+    def working(self, *ids: str) -> AbstractContextManager[None]: ...
+    def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
+                 ) -> Coroutine[Any, Any, None]: ...
 
 
 class InsufficientCapacity(Exception):
@@ -160,11 +183,11 @@ class ExtendVolumeOnFinishTask(_NodeTask[VolumeOpContext]):
 
 
 def _delete_failed(c: VolumeOpContext, failure: BaseException) -> tuple[str, object]:
-    return "volume.update", VolumeUpdate(c.volume_id, "error_deleting", None, str(failure))
+    return "volume.update", VolumeUpdate(c.volume_id, V.ERROR_DELETING, None, str(failure))
 
 
 def _extend_failed(c: VolumeOpContext, failure: BaseException) -> tuple[str, object]:
-    status = "available" if isinstance(failure, InsufficientCapacity) else "error_extending"
+    status = V.AVAILABLE if isinstance(failure, InsufficientCapacity) else V.ERROR_EXTENDING
     body = VolumeExtended(c.volume_id, c.new_size, c.reservation_id, status, str(failure))
     return "volume.extended", body
 
@@ -185,7 +208,7 @@ class CreateSnapshotTask(_NodeTask[SnapshotOpContext]):
 class CreateSnapshotOnFinishTask(_NodeTask[SnapshotOpContext]):
     async def execute(self, c: SnapshotOpContext) -> None:
         self.s.changed()
-        self.s.tell_gateway("snapshot.update", SnapshotUpdate(c.snapshot_id, "available"), c.ctx)
+        self.s.tell_gateway("snapshot.update", SnapshotUpdate(c.snapshot_id, P.AVAILABLE), c.ctx)
         self.s.notify(c, "snapshot.create.end")
 
 
@@ -202,7 +225,7 @@ class DeleteSnapshotOnFinishTask(_NodeTask[SnapshotOpContext]):
         self.s.notify(c, "snapshot.delete.end")
 
 
-def _snapshot_failed(status: str) -> Report:
+def _snapshot_failed(status: P) -> Report:
     def report(c: SnapshotOpContext, failure: BaseException) -> tuple[str, object]:
         return "snapshot.update", SnapshotUpdate(c.snapshot_id, status, str(failure))
 
@@ -225,24 +248,24 @@ def _flows(s: NodeLifecycle) -> tuple[LinearFlow[VolumeOpContext], LinearFlow[Vo
         NotifyActionTask[VolumeOpContext](s, "volume.resize.start"),
         ExtendVolumeTask(s), ExtendVolumeOnFinishTask(s)], given=vol)
     create_snap = LinearFlow("snapshot_create_manager", [
-        OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed("error")),
+        OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed(P.ERROR)),
         NotifyActionTask[SnapshotOpContext](s, "snapshot.create.start"),
         CreateSnapshotTask(s), CreateSnapshotOnFinishTask(s)], given=snap)
     delete_snap = LinearFlow("snapshot_delete_manager", [
-        OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed("error_deleting")),
+        OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed(P.ERROR_DELETING)),
         NotifyActionTask[SnapshotOpContext](s, "snapshot.delete.start"),
         DeleteSnapshotTask(s), DeleteSnapshotOnFinishTask(s)], given=snap)
     return delete, extend, create_snap, delete_snap
 
 
-def lifecycle_handlers(node: StorageNode) -> dict[str, Handler]:
+def lifecycle_handlers(node: LifecycleServices) -> dict[str, Handler]:
     return NodeLifecycle(node).handlers()
 
 
 class NodeLifecycle:
     """Runs the four flows on one node's driver and reports to the gateway."""
 
-    def __init__(self, node: StorageNode) -> None:
+    def __init__(self, node: LifecycleServices) -> None:
         self.node = node
         self.delete, self.extend, self.create_snap, self.delete_snap = _flows(self)
 

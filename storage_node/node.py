@@ -33,6 +33,7 @@ from cinderblock.actors.runtime.config import ClusterConfig, NodeConfig
 from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg, ScheduleRequest
 from cinderblock.protocol.messages.volumes import Empty, VolumeUpdate
+from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context, pack
 from cinderblock.protocol.wire.errors import InvalidInput
 from cinderblock.protocol.wire.schema import dump
@@ -153,10 +154,11 @@ class StorageNode(Actor):
     def reschedule(self, request: ScheduleRequest, ctx: Context) -> None:
         self.scheduler.cast("schedule.create", request, ctx)
 
-    def report(self, volume_id: str, status: str, reason: str | None, ctx: Context) -> None:
-        host = self.backend_id if status == "available" else None
+    def report(self, volume_id: str, status: VolumeStatus, reason: str | None, ctx: Context
+               ) -> None:
+        host = self.backend_id if status is VolumeStatus.AVAILABLE else None
         self.gateway.cast("volume.update", VolumeUpdate(volume_id, status, host, reason), ctx)
-        if status == "available":
+        if status is VolumeStatus.AVAILABLE:
             self._volume_count += 1
 
     def notify(self, volume_id: str, event: str) -> None:

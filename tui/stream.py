@@ -25,7 +25,7 @@ import zmq
 import zmq.asyncio
 from zmq.utils.monitor import recv_monitor_message
 
-from cinderblock.actors.runtime.events import TOPIC
+from cinderblock.protocol.messages.events import TOPIC
 from cinderblock.protocol.wire.codec import MAX_FRAME, MalformedMessage, unpack
 
 Deliver = Callable[[list[object]], None]

@@ -13,14 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from cinderblock.actors.cli.base import client
 from cinderblock.actors.cli.format import as_json, properties, table
 from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.wire.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from cinderblock.protocol.client.client import SyncClient
 
 Leaf = Callable[..., argparse.ArgumentParser]
 
@@ -47,12 +45,6 @@ def add_attachment(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> Non
     p.add_argument("--all-projects", action="store_true")
 
 
-def _client(args: argparse.Namespace) -> SyncClient:
-    from cinderblock.actors.cli.main import client
-
-    return client(args)
-
-
 def _print(args: argparse.Namespace, att: Attachment) -> int:
     print(as_json(att) if args.json else properties(att))
     return 0
@@ -66,13 +58,13 @@ def parse_connector(text: str) -> Any:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with client(args) as c:
         return _print(args, c.create_attachment(args.volume_id, args.instance_id, args.mode))
 
 
 def cmd_update(args: argparse.Namespace) -> int:
     connector = parse_connector(args.connector)
-    with _client(args) as c:
+    with client(args) as c:
         att = c.update_attachment(args.attachment_id, connector)
     info = att.connection_info
     if args.json:
@@ -85,22 +77,22 @@ def cmd_update(args: argparse.Namespace) -> int:
 
 
 def cmd_complete(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with client(args) as c:
         return _print(args, c.complete_attachment(args.attachment_id))
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with client(args) as c:
         return _print(args, c.delete_attachment(args.attachment_id))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with client(args) as c:
         return _print(args, c.show_attachment(args.attachment_id))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with client(args) as c:
         found = c.list_attachments(args.volume_id, args.all_projects)
     if args.json:
         print(as_json(found))

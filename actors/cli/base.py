@@ -3,9 +3,12 @@ running cluster from its data directory's ``endpoints.json``."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
+
+from cinderblock.protocol.client.client import SyncClient
 
 
 class UsageError(Exception):
@@ -30,3 +33,10 @@ def endpoint_from(data_dir: Path, name: str = "gateway") -> str:
     if not isinstance(endpoint, str):
         raise UsageError(f"no {name} endpoint in {data_dir / 'endpoints.json'}")
     return endpoint
+
+
+def client(args: argparse.Namespace) -> SyncClient:
+    """The client a command's common options (``--gateway``/``--data-dir``, ``--project``,
+    ``--admin``) describe."""
+    endpoint = args.gateway or endpoint_from(args.data_dir)
+    return SyncClient(endpoint, project=args.project, admin=args.admin)

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cinderblock.actors.cli.attachments import add_attachment
-from cinderblock.actors.cli.base import UsageError, endpoint_from
+from cinderblock.actors.cli.base import UsageError, client, endpoint_from
 from cinderblock.actors.cli.format import add_paging, as_json, properties, table
 from cinderblock.actors.cli.up import cmd_down, cmd_up
 from cinderblock.actors.cli.volumes import add_create_sources, add_snapshot, add_volume_lifecycle
-from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.wire.errors import CinderblockError
 
 MAX_NODES = 64  # each node is a process of its own on this machine
@@ -194,11 +193,6 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
             raise UsageError(f"{what} must be KEY=VALUE, got {item!r}")
         out[key] = value
     return out
-
-
-def client(args: argparse.Namespace) -> SyncClient:
-    endpoint = args.gateway or endpoint_from(args.data_dir)
-    return SyncClient(endpoint, project=args.project, admin=args.admin)
 
 
 # ---- commands ------------------------------------------------------------

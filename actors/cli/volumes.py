@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from cinderblock.actors.cli.base import client
 from cinderblock.actors.cli.format import add_paging, as_json, properties, table
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume
-
-if TYPE_CHECKING:
-    from cinderblock.protocol.client.client import SyncClient
 
 Leaf = Callable[..., argparse.ArgumentParser]
 
@@ -69,33 +67,27 @@ def _waiting(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--timeout", type=float, default=120.0)
 
 
-def _client(args: argparse.Namespace) -> SyncClient:
-    from cinderblock.actors.cli.main import client
-
-    return client(args)
-
-
 def _print(args: argparse.Namespace, obj: Volume | Snapshot) -> int:
     print(as_json(obj) if args.json else properties(obj))
     return 0
 
 
 def cmd_volume_delete(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with client(args) as c:
         vol = c.delete_volume(args.volume_id, request_id=args.request_id, wait=args.wait,
                               timeout=args.timeout)
     return _print(args, vol)
 
 
 def cmd_volume_extend(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with client(args) as c:
         vol = c.extend_volume(args.volume_id, args.new_size, request_id=args.request_id,
                               wait=args.wait, timeout=args.timeout)
     return _print(args, vol)
 
 
 def cmd_snapshot_create(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with client(args) as c:
         snap = c.create_snapshot(args.volume_id, name=args.name, description=args.description,
                                  force=args.force, request_id=args.request_id, wait=args.wait,
                                  timeout=args.timeout)
@@ -103,19 +95,19 @@ def cmd_snapshot_create(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot_show(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with client(args) as c:
         return _print(args, c.show_snapshot(args.snapshot_id))
 
 
 def cmd_snapshot_delete(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with client(args) as c:
         snap = c.delete_snapshot(args.snapshot_id, request_id=args.request_id, wait=args.wait,
                                  timeout=args.timeout)
     return _print(args, snap)
 
 
 def cmd_snapshot_list(args: argparse.Namespace) -> int:
-    with _client(args) as c:
+    with client(args) as c:
         snaps = c.list_snapshots(all_projects=args.all_projects, volume_id=args.volume_id,
                                  status=args.status, limit=args.limit, marker=args.marker)
     if args.json:

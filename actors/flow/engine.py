@@ -16,7 +16,10 @@ and, while somebody listens, published as an event through ``events``:
 
     flow PENDING → RUNNING → SUCCESS
                        └──→ FAILURE → REVERTING → REVERTED | REVERT_FAILURE
-    task PENDING → RUNNING → SUCCESS | FAILURE, then REVERTING → REVERTED
+    task PENDING → RUNNING → SUCCESS | FAILURE, then REVERTING → REVERTED | REVERT_FAILURE
+
+Every move, the flow's and each task's, is judged by the one transition table
+(``protocol.states.check_task_move``).
 """
 
 from __future__ import annotations
@@ -32,12 +35,8 @@ from cinderblock.protocol.states import TaskState, check_task_move
 
 log = logging.getLogger(__name__)
 C = TypeVar("C")
-# Plain strings for the hot path (an enum's .value is a descriptor call each time).
-_PENDING, _RUNNING, _SUCCESS, _FAILURE = "PENDING", "RUNNING", "SUCCESS", "FAILURE"
-_REVERTING, _REVERTED, _REVERT_FAILURE = "REVERTING", "REVERTED", "REVERT_FAILURE"
-assert {_PENDING, _RUNNING, _SUCCESS, _FAILURE, _REVERTING, _REVERTED, _REVERT_FAILURE} == {
-    s.value for s in TaskState
-}
+_PENDING = TaskState.PENDING.value
+S = TaskState
 
 
 class Events(Protocol):
@@ -115,6 +114,7 @@ class _FlowRun(Generic[C]):
         self.ids = {"flow_id": trace.flow_id, "flow": flow.name, "volume_id": trace.volume_id,
                     "project_id": trace.project_id}
         self.state = TaskState.PENDING
+        self.task_states = [TaskState.PENDING] * len(flow.tasks)
         ts = time()
         self.steps.append((None, _PENDING, ts, None))
         if events.listening:
@@ -134,43 +134,44 @@ class _FlowRun(Generic[C]):
         else:
             self.emit("flow", state=value, reason=reason, ts=ts, **self.ids)
 
-    def _task(self, name: str, state: str, reason: str | None = None) -> None:
-        ts = time()
-        self.steps.append((name, state, ts, reason))
+    def _task(self, i: int, state: TaskState, reason: str | None = None) -> None:
+        check_task_move(self.task_states[i], state)
+        self.task_states[i] = state
+        name, state_word, ts = self.flow.task_names[i], state.value, time()
+        self.steps.append((name, state_word, ts, reason))
         if not self.events.listening:
             return
         if reason is None:
-            self.emit("task", task=name, state=state, ts=ts, **self.ids)
+            self.emit("task", task=name, state=state_word, ts=ts, **self.ids)
         else:
-            self.emit("task", task=name, state=state, reason=reason, ts=ts, **self.ids)
+            self.emit("task", task=name, state=state_word, reason=reason, ts=ts, **self.ids)
 
     async def run(self, ctx: C) -> None:
         self._move(TaskState.RUNNING)
-        ran: list[Task[C]] = []
-        for task, name in zip(self.flow.tasks, self.flow.task_names, strict=True):
-            ran.append(task)
-            self._task(name, _RUNNING)
+        for i, task in enumerate(self.flow.tasks):
+            self._task(i, S.RUNNING)
             try:
                 await task.execute(ctx)
             except Exception as exc:
-                self._task(name, _FAILURE, _reason(exc))
-                await self._revert(ctx, ran, exc)
+                self._task(i, S.FAILURE, _reason(exc))
+                await self._revert(ctx, i + 1, exc)
                 raise
-            self._task(name, _SUCCESS)
+            self._task(i, S.SUCCESS)
         self._move(TaskState.SUCCESS)
 
-    async def _revert(self, ctx: C, ran: list[Task[C]], failure: Exception) -> None:
+    async def _revert(self, ctx: C, ran: int, failure: Exception) -> None:
         self._move(TaskState.FAILURE, _reason(failure))
         self._move(TaskState.REVERTING)
         clean = True
-        for task in reversed(ran):
-            self._task(task.name, _REVERTING)
+        for i in reversed(range(ran)):
+            task = self.flow.tasks[i]
+            self._task(i, S.REVERTING)
             try:
                 await task.revert(ctx, failure)
             except Exception as exc:
                 clean = False
                 log.exception("%s: revert of %s failed", self.flow.name, task.name)
-                self._task(task.name, _REVERT_FAILURE, _reason(exc))
+                self._task(i, S.REVERT_FAILURE, _reason(exc))
                 continue
-            self._task(task.name, _REVERTED)
+            self._task(i, S.REVERTED)
         self._move(TaskState.REVERTED if clean else TaskState.REVERT_FAILURE)

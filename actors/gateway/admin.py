@@ -13,15 +13,13 @@ decide their status).
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
+from cinderblock.actors.gateway.guards import require_admin
+from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.volumes import Volume, VolumeResetState
 from cinderblock.protocol.states import VolumeStatus as V
-from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState, NotFound
-
-if TYPE_CHECKING:
-    from cinderblock.actors.gateway.gateway import Gateway
+from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
 
 log = logging.getLogger(__name__)
 RESET_TO = frozenset({V.AVAILABLE, V.ERROR})
@@ -29,7 +27,7 @@ ATTACHED = frozenset({V.RESERVED, V.ATTACHING, V.IN_USE, V.DETACHING})
 
 
 class VolumeAdmin:
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: GatewayServices) -> None:
         self.gw = gw
 
     def handlers(self) -> dict[str, Handler]:
@@ -37,8 +35,7 @@ class VolumeAdmin:
 
     async def on_reset_state(self, req: Request) -> Volume:
         body: VolumeResetState = req.body
-        if not req.ctx.is_admin:
-            raise Forbidden("only an admin may reset a volume's status")
+        require_admin(req.ctx, "reset a volume's status")
         rec = self.gw.store.volumes.get(body.volume_id)
         if rec is None:
             raise NotFound(f"volume {body.volume_id} could not be found",

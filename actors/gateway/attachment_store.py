@@ -62,7 +62,7 @@ class AttachmentRecord:
     def view(self) -> Attachment:
         return Attachment(
             id=self.id, volume_id=self.volume_id, project_id=self.project_id,
-            status=self.status.value, attach_mode=self.attach_mode,
+            status=self.status, attach_mode=self.attach_mode,
             instance_id=self.instance_id, host=self.host, connector=self.connector,
             connection_info=self.connection_info, created_at=self.created_at,
             updated_at=self.updated_at or self.created_at, attached_at=self.attached_at,

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.gateway.attachment_flows import (
@@ -26,8 +26,10 @@ from cinderblock.actors.gateway.attachment_flows import (
     attachment_update_api,
 )
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, AttachmentStore
+from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Request
+from cinderblock.actors.runtime.config import host_of
 from cinderblock.actors.scheduler.extra_specs import match
 from cinderblock.protocol.messages.attachments import (
     Attachment,
@@ -47,9 +49,6 @@ from cinderblock.protocol.states import (
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import InvalidState, NotFound, Unavailable
 from cinderblock.protocol.wire.schema import parse
-
-if TYPE_CHECKING:
-    from cinderblock.actors.gateway.gateway import Gateway
 
 log = logging.getLogger(__name__)
 NODE_TIMEOUT = 15.0
@@ -84,7 +83,7 @@ class VolumeLocks:
 
 
 class Attachments:
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: GatewayServices) -> None:
         self.gw = gw
         self.attachments = AttachmentStore(gw.store.db)
         self.locks = VolumeLocks()
@@ -235,7 +234,7 @@ def _node(att: AttachmentRecord, volume: VolumeRecord) -> bytes:
     backend = att.host or volume.host
     if not backend:
         raise InvalidState(f"volume {volume.id} has no host", {"volume_id": volume.id})
-    return backend.partition("@")[0].encode()
+    return host_of(backend).encode()
 
 
 __all__ = ["Attachments", "VolumeLocks"]

@@ -23,11 +23,17 @@ from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.lifecycle_checks import VolumeSource, current_source, resolve_source
 from cinderblock.actors.gateway.volume_request import TypeCatalog, VolumeSpec, validate_create
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
-from cinderblock.protocol.messages.quota import QuotaRelease, QuotaReserve, ReservationRef
+from cinderblock.protocol.messages.quota import (
+    QuotaRelease,
+    QuotaReserve,
+    Reservation,
+    ReservationRef,
+)
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
 from cinderblock.protocol.messages.volumes import VolumeCreate
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.schema import parse
 
 
 class ApiServices(Protocol):
@@ -87,7 +93,7 @@ class QuotaReserveTask(_ApiTask):
         reply = await self.s.quota_call(
             "quota.reserve", QuotaReserve(c.ctx.project_id, c.deltas), c.ctx
         )
-        c.reservation_id = str(reply["reservation_id"])
+        c.reservation_id = parse(Reservation, reply, strict=False).reservation_id
 
     async def revert(self, c: CreateApiContext, failure: BaseException) -> None:
         if c.reservation_id is not None and not c.committed:

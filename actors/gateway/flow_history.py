@@ -25,9 +25,11 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cinderblock.actors.flow.reply import check_ask, fit, recent_reply
+from cinderblock.actors.gateway.guards import require_admin
+from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.runtime.actor import Handler, Link, Request
 from cinderblock.protocol.messages.flows import (
     FlowHistoryRequest,
@@ -35,24 +37,21 @@ from cinderblock.protocol.messages.flows import (
     FlowTrace,
     FlowTraceList,
 )
-from cinderblock.protocol.wire.errors import CinderblockError, Forbidden, Unavailable
+from cinderblock.protocol.wire.errors import CinderblockError, Unavailable
 from cinderblock.protocol.wire.schema import SchemaError, parse
-
-if TYPE_CHECKING:
-    from cinderblock.actors.gateway.gateway import Gateway
 
 log = logging.getLogger(__name__)
 PEER_TIMEOUT_S = 1.5
 RETRY_S = 0.1
 
 
-def flow_handlers(gw: Gateway) -> dict[str, Handler]:
+def flow_handlers(gw: GatewayServices) -> dict[str, Handler]:
     flows = GatewayFlows(gw)
     return {"flow.history": flows.on_history, "flow.recent": flows.on_recent}
 
 
 class GatewayFlows:
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: GatewayServices) -> None:
         self.gw = gw
         self.nodes = tuple(n.host for n in gw.cfg.nodes)
 
@@ -70,9 +69,7 @@ class GatewayFlows:
         return replace(reply, truncated=reply.truncated or cut)
 
     def on_recent(self, req: Request) -> FlowTraceList:
-        if not req.ctx.is_admin:
-            raise Forbidden("only an admin may read the gateway's flows unfiltered; "
-                            "ask flow.history", {"op": "flow.recent"})
+        require_admin(req.ctx, "read the gateway's flows unfiltered; ask flow.history")
         return self.gw.on_flow_recent(req)
 
     async def _gather(self, ask: FlowRecent) -> dict[str, FlowTraceList | None]:

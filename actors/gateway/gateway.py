@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import threading
 import uuid
@@ -25,6 +24,8 @@ from cinderblock.actors.gateway.admin import VolumeAdmin
 from cinderblock.actors.gateway.attachments import Attachments
 from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
 from cinderblock.actors.gateway.flow_history import flow_handlers
+from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
+from cinderblock.actors.gateway.guards import require_admin, require_reporter
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.paging import page
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
@@ -33,7 +34,7 @@ from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.gateway.watchers import Watchers
 from cinderblock.actors.runtime.actor import Actor, Request
-from cinderblock.actors.runtime.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig
+from cinderblock.actors.runtime.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig, host_of
 from cinderblock.protocol.messages.quota import QuotaSet
 from cinderblock.protocol.messages.scheduling import BackendList, ScheduleRequest
 from cinderblock.protocol.messages.volumes import (
@@ -51,7 +52,7 @@ from cinderblock.protocol.messages.volumes import (
 )
 from cinderblock.protocol.states import VolumeStatus, check_volume_move
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, NotFound
+from cinderblock.protocol.wire.errors import InvalidInput, NotFound
 from cinderblock.protocol.wire.schema import dump, parse
 from cinderblock.protocol.wire.transport import tune
 
@@ -162,13 +163,13 @@ class Gateway(Actor):
 
     def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
         """Cast to the node of ``host`` ("node-1@file"): its DEALER identity is "node-1"."""
-        self.router.cast(op, body, ctx, to=host.partition("@")[0].encode())
+        self.router.cast(op, body, ctx, to=host_of(host).encode())
 
     # ---- volumes -------------------------------------------------------
     async def on_volume_create(self, req: Request) -> Volume:
         body: VolumeCreate = req.body
         ctx = req.ctx
-        fingerprint = _fingerprint(body)
+        fingerprint = request_fingerprint(body)
         key = (ctx.project_id, ctx.request_id)
         if ctx.request_id:
             existing = await self._existing(key, fingerprint)
@@ -247,19 +248,12 @@ class Gateway(Actor):
         """A plain handler (no task per update): memory first, the row is queued,
         and everyone hears of it once it is committed."""
         update: VolumeUpdate = req.body
-        if req.link is self.router and req.sender not in self._node_hosts:
-            # Status updates come from the scheduler (over our own DEALER to it) or
-            # from a storage node (ROUTER identity = its host); never from a client.
-            raise Forbidden("volume.update is reserved to the scheduler and storage nodes",
-                            {"op": "volume.update"})
+        require_reporter(req, self.router, self._node_hosts, scheduler_too=True)
         rec = self.store.volumes.get(update.volume_id)
         if rec is None:
             log.warning("status update for unknown volume %s", update.volume_id)
             return
-        try:
-            new = VolumeStatus(update.status)
-        except ValueError:
-            raise InvalidInput(f"unknown volume status {update.status!r}") from None
+        new = update.status
         if new is rec.status:
             return
         if rec.status is VolumeStatus.ERROR and rec.host is None and update.host:
@@ -292,7 +286,7 @@ class Gateway(Actor):
     # ---- types, zones, quota, backends ----------------------------------
     async def on_type_create(self, req: Request) -> VolumeType:
         body: TypeCreate = req.body
-        _require_admin(req.ctx, "create a volume type")
+        require_admin(req.ctx, "create a volume type")
         name = body.name.strip()
         if not name or check_text("name", name) is None:
             raise InvalidInput("volume type name must be 1-255 characters", {"field": "name"})
@@ -314,9 +308,9 @@ class Gateway(Actor):
     async def on_quota_forward(self, req: Request) -> QuotaSet:
         project = req.body.project or req.ctx.project_id
         if req.env.op == "quota.set":
-            _require_admin(req.ctx, "set quotas")
+            require_admin(req.ctx, "set quotas")
         elif project != req.ctx.project_id:
-            _require_admin(req.ctx, "see another project's quotas")
+            require_admin(req.ctx, "see another project's quotas")
         body = type(req.body)(**{**dump(req.body), "project": project})
         reply = await self.quota.call(req.env.op, body, req.ctx, timeout=10.0)
         return parse(QuotaSet, reply, strict=False)
@@ -324,17 +318,6 @@ class Gateway(Actor):
     async def on_backend_list(self, req: Request) -> BackendList:
         reply = await self.scheduler.call("backend.list", Empty(), req.ctx, timeout=10.0)
         return parse(BackendList, reply, strict=False)
-
-
-def _fingerprint(body: VolumeCreate) -> str:
-    fields = dump(body)
-    fields.pop("watch", None)
-    return json.dumps(fields, sort_keys=True, default=str)
-
-
-def _require_admin(ctx: Context, action: str) -> None:
-    if not ctx.is_admin:
-        raise Forbidden(f"only an admin may {action}", {"project_id": ctx.project_id})
 
 
 def _check_specs(specs: dict[str, Any]) -> dict[str, str]:

@@ -19,13 +19,14 @@ view, status ``deleted``). The memory of finished deletes is bounded.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
+from cinderblock.actors.gateway.guards import require_reporter
 from cinderblock.actors.gateway.lifecycle_checks import visible_snapshot, visible_volume
 from cinderblock.actors.gateway.lifecycle_flows import (
     DeleteContext,
@@ -38,6 +39,7 @@ from cinderblock.actors.gateway.lifecycle_flows import (
     volume_extend_api,
 )
 from cinderblock.actors.gateway.paging import page
+from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
@@ -51,13 +53,15 @@ from cinderblock.protocol.messages.lifecycle import (
 )
 from cinderblock.protocol.messages.quota import QuotaRelease, ReservationRef
 from cinderblock.protocol.messages.volumes import Volume, VolumeRef
-from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_volume_move
+from cinderblock.protocol.states import (
+    SNAPSHOT_ERRORS,
+    VOLUME_ERRORS,
+    SnapshotStatus,
+    VolumeStatus,
+    check_volume_move,
+)
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import CinderblockError, Forbidden, InvalidInput
-from cinderblock.protocol.wire.schema import dump
-
-if TYPE_CHECKING:
-    from cinderblock.actors.gateway.gateway import Gateway
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
 
 log = logging.getLogger(__name__)
 V = VolumeStatus
@@ -72,7 +76,7 @@ Key = tuple[str, str]  # (project, request id)
 class GatewayLifecycle:
     """Delete, extend and snapshots, over the gateway's store, quota link and router."""
 
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: GatewayServices) -> None:
         self.gw = gw
         self.store = gw.store
         self.delete_flow = volume_delete_api(self)
@@ -175,7 +179,7 @@ class GatewayLifecycle:
             object_id)
         if current is None:
             return self._gone.get(object_id)
-        if current.status.value.startswith("error"):
+        if current.status in VOLUME_ERRORS or current.status in SNAPSHOT_ERRORS:
             return None
         self._watching(req, object_id)
         return current.view()
@@ -232,8 +236,7 @@ class GatewayLifecycle:
             self.gw.watchers.remove(object_id, req)
 
     def _from_node(self, req: Request) -> None:
-        if req.link is not self.gw.router or req.sender not in self._nodes:
-            raise Forbidden(f"{req.env.op} is reserved to storage nodes", {"op": req.env.op})
+        require_reporter(req, self.gw.router, self._nodes)
 
     async def on_volume_deleted(self, req: Request) -> None:
         self._from_node(req)
@@ -248,7 +251,7 @@ class GatewayLifecycle:
         self._from_node(req)
         body: VolumeExtended = req.body
         rec = self.store.volumes.get(body.volume_id)
-        new = _volume_status(body.status)
+        new = body.status
         expected = rec is not None and rec.status is V.EXTENDING
         ok = expected and new is V.AVAILABLE and body.reason is None
         op = "quota.commit" if ok else "quota.rollback"
@@ -270,7 +273,7 @@ class GatewayLifecycle:
     async def on_snapshot_create(self, req: Request) -> Snapshot:
         body: SnapshotCreate = req.body
         ctx = req.ctx
-        fingerprint = _fingerprint(body)
+        fingerprint = request_fingerprint(body)
         existing = self.store.snapshots.by_request.get((ctx.project_id, ctx.request_id))
         if ctx.request_id and existing is not None:
             if existing.request_fp != fingerprint:
@@ -328,10 +331,7 @@ class GatewayLifecycle:
         if rec is None:
             log.warning("snapshot.update for unknown snapshot %s", body.snapshot_id)
             return
-        try:
-            new = SnapshotStatus(body.status)
-        except ValueError:
-            raise InvalidInput(f"unknown snapshot status {body.status!r}") from None
+        new = body.status
         if new is rec.status:
             return
         rec.move(new, body.reason)
@@ -344,19 +344,6 @@ class GatewayLifecycle:
             log.warning("snapshot.deleted for %s, which is not deleting", req.body.snapshot_id)
             return
         await self.finish_snapshot_delete(rec, req.ctx)
-
-
-def _volume_status(text: str) -> VolumeStatus:
-    try:
-        return VolumeStatus(text)
-    except ValueError:
-        raise InvalidInput(f"unknown volume status {text!r}") from None
-
-
-def _fingerprint(body: SnapshotCreate) -> str:
-    fields = dump(body)
-    fields.pop("watch", None)
-    return json.dumps(fields, sort_keys=True, default=str)
 
 
 __all__ = ["GatewayLifecycle", "visible_volume"]

@@ -43,10 +43,16 @@ from cinderblock.protocol.messages.lifecycle import (
     NodeExtendVolume,
     SnapshotCreate,
 )
-from cinderblock.protocol.messages.quota import QuotaRelease, QuotaReserve, ReservationRef
+from cinderblock.protocol.messages.quota import (
+    QuotaRelease,
+    QuotaReserve,
+    Reservation,
+    ReservationRef,
+)
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_volume_move
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import InvalidState
+from cinderblock.protocol.wire.schema import parse
 
 V = VolumeStatus
 
@@ -148,7 +154,7 @@ class QuotaReserveTask(_Task[R]):
     async def execute(self, c: R) -> None:
         body = QuotaReserve(c.project, c.deltas, volume_size=c.volume_size)
         reply = await self.s.quota_call("quota.reserve", body, c.ctx)
-        c.reservation_id = str(reply["reservation_id"])
+        c.reservation_id = parse(Reservation, reply, strict=False).reservation_id
 
     async def revert(self, c: R, failure: BaseException) -> None:
         if c.reservation_id is not None and not c.committed:

@@ -13,19 +13,17 @@ changes that follow start with a reservation, which a sync leaves alone.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
+from cinderblock.actors.gateway.guards import require_admin
+from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult, QuotaSyncUsage
 from cinderblock.protocol.states import SnapshotStatus as P
 from cinderblock.protocol.states import VolumeStatus as V
-from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState
+from cinderblock.protocol.wire.errors import InvalidInput, InvalidState
 from cinderblock.protocol.wire.schema import parse
-
-if TYPE_CHECKING:
-    from cinderblock.actors.gateway.gateway import Gateway
 
 VOLUME_BUSY = frozenset({V.CREATING, V.DELETING, V.EXTENDING, V.DELETED})
 SNAPSHOT_BUSY = frozenset({P.CREATING, P.DELETING, P.DELETED})
@@ -56,7 +54,7 @@ def _settled(object_id: str, kind: str, busy: bool, status: str) -> None:
 
 
 class QuotaSyncer:
-    def __init__(self, gw: Gateway) -> None:
+    def __init__(self, gw: GatewayServices) -> None:
         self.gw = gw
 
     def handlers(self) -> dict[str, Handler]:
@@ -64,8 +62,7 @@ class QuotaSyncer:
 
     async def on_sync(self, req: Request) -> QuotaSyncResult:
         body: QuotaSync = req.body
-        if not req.ctx.is_admin:
-            raise Forbidden("only an admin may sync quotas")
+        require_admin(req.ctx, "sync quotas")
         if not body.project:
             raise InvalidInput("a project is required", {"field": "project"})
         store = self.gw.store

@@ -8,8 +8,8 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import TYPE_CHECKING
 
+from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.reconcile_rules import (
     Action,
     Answer,
@@ -18,6 +18,10 @@ from cinderblock.actors.gateway.reconcile_rules import (
     decide,
     nodes_to_ask,
 )
+from cinderblock.actors.gateway.services import GatewayServices
+from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
+from cinderblock.actors.gateway.volume_store import VolumeRecord
+from cinderblock.actors.runtime.config import host_of
 from cinderblock.protocol.messages.lifecycle import NodeDeleteSnapshot, NodeDeleteVolume
 from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
 from cinderblock.protocol.states import SnapshotStatus as P
@@ -27,12 +31,6 @@ from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.schema import parse
 
-if TYPE_CHECKING:
-    from cinderblock.actors.gateway.gateway import Gateway
-    from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
-    from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
-    from cinderblock.actors.gateway.volume_store import VolumeRecord
-
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
 VOLUME_STUCK = frozenset({V.CREATING, V.DELETING, V.EXTENDING})
@@ -40,7 +38,7 @@ SNAPSHOT_STUCK = frozenset({P.CREATING, P.DELETING})
 
 
 class Reconciler:
-    def __init__(self, gw: Gateway, lifecycle: GatewayLifecycle) -> None:
+    def __init__(self, gw: GatewayServices, lifecycle: GatewayLifecycle) -> None:
         self.gw = gw
         self.lifecycle = lifecycle
         self.after_s = gw.cfg.reconcile_after_s
@@ -69,12 +67,12 @@ class Reconciler:
     def find(self, before: float) -> list[Stuck]:
         """Records in a transitional status that have not changed since ``before``."""
         found = [
-            Stuck("volume", r.id, r.status.value, _node(r.host), r.updated_at or r.created_at)
+            Stuck("volume", r.id, r.status, _node(r.host), r.updated_at or r.created_at)
             for r in self.gw.store.volumes.values()
             if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before
         ]
         found += [
-            Stuck("snapshot", r.id, r.status.value, _node(r.host), r.updated_at or r.created_at)
+            Stuck("snapshot", r.id, r.status, _node(r.host), r.updated_at or r.created_at)
             for r in self.gw.store.snapshots.snapshots.values()
             if r.status in SNAPSHOT_STUCK and (r.updated_at or r.created_at) < before
         ]
@@ -140,7 +138,7 @@ class Reconciler:
 
 def _unmoved(rec: VolumeRecord | SnapshotRecord, s: Stuck) -> bool:
     """Still as it was found: one that moved while the nodes were asked is not stuck."""
-    return rec.status.value == s.status and (rec.updated_at or rec.created_at) == s.since
+    return rec.status is s.status and (rec.updated_at or rec.created_at) == s.since
 
 
 def _log(action: Action) -> None:
@@ -149,8 +147,7 @@ def _log(action: Action) -> None:
 
 
 def _node(host: str | None) -> str | None:
-    """The node's host name in a backend id ("node-1@file" → "node-1")."""
-    return host.partition("@")[0] if host else None
+    return host_of(host) if host else None
 
 
 def _context(project_id: str) -> Context:

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
+
 
 class Do(StrEnum):
     ERROR = "error"
@@ -42,7 +44,7 @@ class Do(StrEnum):
 class Stuck:
     kind: str  # "volume" or "snapshot"
     id: str
-    status: str  # creating, deleting or extending
+    status: VolumeStatus | SnapshotStatus  # creating, deleting or extending
     node: str | None  # the node (its host name) that holds it, when the record says
     since: float  # the record's updated_at when it was found: changed since = not stuck
 
@@ -87,16 +89,16 @@ def decide(stuck: Iterable[Stuck], answers: Mapping[str, Answer | None]) -> list
 
 
 def _action(s: Stuck, holders: list[str]) -> Action | None:
-    if s.status == "creating":
+    if s.status in (VolumeStatus.CREATING, SnapshotStatus.CREATING):
         if holders:
             return Action(s, Do.ERROR, holders[0], f"the create was interrupted on {holders[0]} "
                           "(it restarted before finishing); delete this and create it again")
         where = f"{s.node} neither has it nor is" if s.node else "no storage node has it or is"
         return Action(s, Do.ERROR, None, f"the create was lost: {where} working on it "
                       "(an actor restarted mid-create)")
-    if s.status == "extending":
+    if s.status is VolumeStatus.EXTENDING:
         return Action(s, Do.ERROR_EXTENDING, s.node, f"the extend was interrupted on {s.node} "
                       "(it restarted); an admin may reset the volume to available")
-    if s.status == "deleting" and s.node:
+    if s.status in (VolumeStatus.DELETING, SnapshotStatus.DELETING) and s.node:
         return Action(s, Do.REDO_DELETE, s.node, "the delete was interrupted; sent again")
     return None

@@ -87,7 +87,7 @@ class SnapshotRecord:
     def view(self) -> Snapshot:
         return Snapshot(
             id=self.id, project_id=self.project_id, volume_id=self.volume_id, size=self.size,
-            status=self.status.value, name=self.name, description=self.description,
+            status=self.status, name=self.name, description=self.description,
             metadata=self.metadata, created_at=self.created_at,
             updated_at=self.updated_at or self.created_at, reason=self.reason,
             user_id=self.user_id, volume_type_id=self.volume_type_id,

@@ -68,7 +68,7 @@ class VolumeRecord:
 
     def view(self) -> Volume:
         return Volume(
-            id=self.id, project_id=self.project_id, size=self.size, status=self.status.value,
+            id=self.id, project_id=self.project_id, size=self.size, status=self.status,
             name=self.name, description=self.description, volume_type=self.volume_type.name,
             volume_type_id=self.volume_type.id, availability_zone=self.availability_zone,
             host=self.host, metadata=self.metadata, created_at=self.created_at,

@@ -48,7 +48,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-RESOURCES = ("volumes", "gigabytes", "snapshots", "per_volume_gigabytes")
 USAGES = ("volumes", "gigabytes", "snapshots")  # the resources with in_use and reserved
 USAGE_RESOURCES = frozenset(USAGES)
 PER_VOLUME = "per_volume_gigabytes"

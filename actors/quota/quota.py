@@ -24,6 +24,7 @@ from cinderblock.protocol.messages.quota import (
     QuotaReserve,
     QuotaSet,
     QuotaUpdate,
+    Reservation,
     ReservationRef,
 )
 from cinderblock.protocol.messages.quota_sync import QuotaSyncResult, QuotaSyncUsage
@@ -130,8 +131,7 @@ class QuotaActor(Actor):
             raise OverQuota(str(exc), exc.details()) from exc
         except qb.QuotaError as exc:
             raise InvalidInput(str(exc)) from exc
-        reply = {"reservation_id": res.id, "expires_at": res.expires_at}
-        return AfterCommit(self._persist(change), reply)
+        return AfterCommit(self._persist(change), Reservation(res.id, res.expires_at))
 
     def on_commit(self, req: Request) -> AfterCommit:
         return self._end_reservation(self.book.commit, req.body)

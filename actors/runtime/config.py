@@ -42,6 +42,12 @@ class NodeConfig:
         return f"{self.host}@{self.backend}"
 
 
+def host_of(backend_id: str) -> str:
+    """The node's host name in a backend id ("node-1@file" → "node-1"): the
+    identity its DEALER has at the gateway."""
+    return backend_id.partition("@")[0]
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     data_dir: str

@@ -28,10 +28,9 @@ from typing import Any
 
 import zmq
 
+from cinderblock.protocol.messages.events import TOPIC
 from cinderblock.protocol.wire.codec import pack
 from cinderblock.protocol.wire.transport import Channel, tune
-
-TOPIC = b"evt"
 
 
 class EventPublisher:

@@ -28,6 +28,7 @@ from cinderblock.protocol.messages.scheduling import (
     NodeCreateVolume,
 )
 from cinderblock.protocol.messages.volumes import Empty, VolumeUpdate
+from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context, MalformedMessage, unpack
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.schema import SchemaError, dump, parse
@@ -91,7 +92,7 @@ class Scheduler(Actor):
         try:
             await self.run_flow(self.flow, c, req.body.volume_id, req.ctx)
         except CinderblockError as exc:
-            update = VolumeUpdate(req.body.volume_id, "error", None, exc.message)
+            update = VolumeUpdate(req.body.volume_id, VolumeStatus.ERROR, None, exc.message)
             self.router.cast("volume.update", update, req.ctx, to=GATEWAY)
 
     def on_backend_list(self, req: Request) -> BackendList:

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from cinderblock.protocol.messages.attachments import (
     Attachment,
@@ -24,9 +24,6 @@ from cinderblock.protocol.messages.attachments import (
     AttachmentUpdate,
 )
 from cinderblock.protocol.wire.schema import parse
-
-if TYPE_CHECKING:
-    from cinderblock.protocol.client.client import Client
 
 T = TypeVar("T")
 
@@ -77,7 +74,7 @@ class AttachmentMethods:
 
 
 class SyncAttachmentMethods:
-    def _run(self, make: Callable[[Client], Awaitable[T]]) -> T:
+    def _run(self, make: Callable[[AttachmentMethods], Awaitable[T]]) -> T:
         raise NotImplementedError
 
     def create_attachment(

@@ -2,7 +2,7 @@
 
     async with Client("tcp://127.0.0.1:5555", project="demo") as c:
         vol = await c.create_volume(1, name="firstvol", volume_type="FCVolumeType")
-        vol = await c.wait_for_status(vol.id, "available")
+        vol = await c.wait_for_status(vol.id, VolumeStatus.AVAILABLE)
 
 Every method is one operation; failures raise the typed exceptions of
 ``protocol.errors`` (``OverQuota``, ``NotFound``, ...). Waiting follows the
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from enum import StrEnum
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -50,6 +51,12 @@ from cinderblock.protocol.messages.volumes import (
     VolumeWatch,
     ZoneList,
 )
+from cinderblock.protocol.states import (
+    SNAPSHOT_ERRORS,
+    VOLUME_ERRORS,
+    VolumeStatus,
+    statuses,
+)
 from cinderblock.protocol.wire.codec import (
     Context,
     Envelope,
@@ -66,6 +73,7 @@ from cinderblock.protocol.wire.transport import Channel, tune
 __all__ = ["Client", "SyncClient", "VolumeError"]
 
 T = TypeVar("T")
+AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE})
 
 
 class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
@@ -83,8 +91,9 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         self.timeout = timeout
         self._calls = Calls()
         self._channel: Channel | None = None
-        self.volume_waits: StatusWaits[Volume] = StatusWaits("volume", VolumeError)
-        self.snapshot_waits: StatusWaits[Snapshot] = StatusWaits("snapshot", SnapshotError)
+        self.volume_waits: StatusWaits[Volume] = StatusWaits("volume", VolumeError, VOLUME_ERRORS)
+        self.snapshot_waits: StatusWaits[Snapshot] = StatusWaits(
+            "snapshot", SnapshotError, SNAPSHOT_ERRORS)
 
     async def __aenter__(self) -> Client:
         self._open()
@@ -159,8 +168,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         volume = parse(Volume, raw, strict=False)
         if not wait:
             return volume
-        wanted = frozenset({"available"})
-        return await self.volume_waits.wait(volume, wanted, timeout or self.timeout)
+        return await self.volume_waits.wait(volume, AVAILABLE, timeout or self.timeout)
 
     async def reset_volume_state(self, volume_id: str, status: str) -> Volume:
         """Admin: move a stuck volume to ``error`` (or ``available`` if it has a host)."""
@@ -185,12 +193,14 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         return await read_pages(fetch, limit, marker)
 
     async def wait_for_status(
-        self, volume_id: str, status: str | Iterable[str] = "available",
+        self, volume_id: str, status: str | Iterable[str] = VolumeStatus.AVAILABLE,
         timeout: float | None = None,
     ) -> Volume:
         """Wait until the volume has one of ``status``; raise VolumeError if it
-        reaches an error status instead, Timeout if neither happens in time."""
-        wanted = frozenset({status} if isinstance(status, str) else status)
+        reaches an error status instead, Timeout if neither happens in time.
+        ``status``: ``VolumeStatus`` members (or their words; an unknown one is
+        InvalidInput)."""
+        wanted: frozenset[StrEnum] = statuses(VolumeStatus, status)
         raw = await self.call("volume.watch", VolumeWatch((volume_id,)))
         (current,) = parse(VolumeList, raw, strict=False).volumes
         return await self.volume_waits.wait(current, wanted, timeout or self.timeout)
@@ -265,7 +275,7 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
     def list_volumes(self, **kwargs: Any) -> list[Volume]:
         return self._run(lambda c: c.list_volumes(**kwargs))
 
-    def wait_for_status(self, volume_id: str, status: str = "available",
+    def wait_for_status(self, volume_id: str, status: str | Iterable[str] = VolumeStatus.AVAILABLE,
                         timeout: float | None = None) -> Volume:
         return self._run(lambda c: c.wait_for_status(volume_id, status, timeout))
 

@@ -12,13 +12,10 @@ A non-admin sees its own project's flows; an admin sees every project's with
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from cinderblock.protocol.messages.flows import FlowHistoryRequest, FlowTraceList
 from cinderblock.protocol.wire.schema import parse
-
-if TYPE_CHECKING:
-    from cinderblock.protocol.client.client import Client
 
 T = TypeVar("T")
 
@@ -39,7 +36,7 @@ class FlowMethods:
 
 
 class SyncFlowMethods:
-    def _run(self, make: Callable[[Client], Awaitable[T]]) -> T:
+    def _run(self, make: Callable[[FlowMethods], Awaitable[T]]) -> T:
         raise NotImplementedError
 
     def flow_history(

@@ -18,7 +18,8 @@ its old size, with the reason).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from enum import StrEnum
+from typing import Any, TypeVar
 
 from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
@@ -34,14 +35,15 @@ from cinderblock.protocol.messages.lifecycle import (
     VolumeExtend,
 )
 from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, statuses
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.schema import parse
 
-if TYPE_CHECKING:
-    from cinderblock.protocol.client.client import Client
-
 T = TypeVar("T")
-DELETED = frozenset({"deleted"})
+DELETED: frozenset[StrEnum] = frozenset({VolumeStatus.DELETED})
+SNAPSHOT_DELETED: frozenset[StrEnum] = frozenset({SnapshotStatus.DELETED})
+AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE})
+SNAPSHOT_AVAILABLE: frozenset[StrEnum] = frozenset({SnapshotStatus.AVAILABLE})
 
 
 class SnapshotError(CinderblockError):
@@ -90,8 +92,7 @@ class LifecycleMethods:
                        strict=False)
         if not wait:
             return volume
-        wanted = frozenset({"available"})
-        volume = await self.volume_waits.wait(volume, wanted, timeout or self.timeout)
+        volume = await self.volume_waits.wait(volume, AVAILABLE, timeout or self.timeout)
         if volume.size < new_size:
             raise VolumeError(volume)
         return volume
@@ -110,7 +111,7 @@ class LifecycleMethods:
                      strict=False)
         if not wait:
             return snap
-        return await self.snapshot_waits.wait(snap, frozenset({"available"}),
+        return await self.snapshot_waits.wait(snap, SNAPSHOT_AVAILABLE,
                                               timeout or self.timeout)
 
     async def show_snapshot(self, snapshot_id: str) -> Snapshot:
@@ -139,20 +140,20 @@ class LifecycleMethods:
                      strict=False)
         if not wait:
             return snap
-        return await self.snapshot_waits.wait(snap, DELETED, timeout or self.timeout)
+        return await self.snapshot_waits.wait(snap, SNAPSHOT_DELETED, timeout or self.timeout)
 
     async def wait_for_snapshot_status(
-        self, snapshot_id: str, status: str | Iterable[str] = "available",
+        self, snapshot_id: str, status: str | Iterable[str] = SnapshotStatus.AVAILABLE,
         timeout: float | None = None,
     ) -> Snapshot:
-        wanted = frozenset({status} if isinstance(status, str) else status)
+        wanted: frozenset[StrEnum] = statuses(SnapshotStatus, status)
         raw = await self.call("snapshot.watch", SnapshotWatch((snapshot_id,)))
         (current,) = parse(SnapshotList, raw, strict=False).snapshots
         return await self.snapshot_waits.wait(current, wanted, timeout or self.timeout)
 
 
 class SyncLifecycleMethods:
-    def _run(self, make: Callable[[Client], Awaitable[T]]) -> T:
+    def _run(self, make: Callable[[LifecycleMethods], Awaitable[T]]) -> T:
         raise NotImplementedError
 
     def delete_volume(self, volume_id: str, **kwargs: Any) -> Volume:
@@ -173,6 +174,7 @@ class SyncLifecycleMethods:
     def delete_snapshot(self, snapshot_id: str, **kwargs: Any) -> Snapshot:
         return self._run(lambda c: c.delete_snapshot(snapshot_id, **kwargs))
 
-    def wait_for_snapshot_status(self, snapshot_id: str, status: str = "available",
+    def wait_for_snapshot_status(self, snapshot_id: str,
+                                 status: str | Iterable[str] = SnapshotStatus.AVAILABLE,
                                  timeout: float | None = None) -> Snapshot:
         return self._run(lambda c: c.wait_for_snapshot_status(snapshot_id, status, timeout))

@@ -3,14 +3,16 @@
 The gateway pushes each change of a watched volume or snapshot to the client
 that watches it. ``StatusWaits.seen`` records the push and settles the callers
 waiting for it; ``wait`` returns at once if the newest known state already
-matches, raises the kind's error if it reached an error status the caller did
-not ask for, and otherwise waits (with a deadline) for the push that does.
+matches, raises the kind's error if it reached one of the kind's error
+statuses (``VOLUME_ERRORS``, ``SNAPSHOT_ERRORS``) the caller did not ask for,
+and otherwise waits (with a deadline) for the push that does.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 from cinderblock.protocol.messages.volumes import Volume
@@ -22,7 +24,7 @@ class Tracked(Protocol):
     def id(self) -> str: ...
 
     @property
-    def status(self) -> str: ...
+    def status(self) -> StrEnum: ...
 
     @property
     def updated_at(self) -> float: ...
@@ -44,16 +46,13 @@ class VolumeError(CinderblockError):
         self.volume = volume
 
 
-
-def _failed(status: str, wanted: frozenset[str]) -> bool:
-    return status.startswith("error") and status not in wanted
-
-
 class StatusWaits(Generic[T]):
-    def __init__(self, noun: str, error: Callable[[T], CinderblockError]) -> None:
+    def __init__(self, noun: str, error: Callable[[T], CinderblockError],
+                 errors: frozenset[StrEnum]) -> None:
         self.noun = noun
         self.error = error
-        self._waiters: dict[str, list[tuple[frozenset[str], asyncio.Future[T]]]] = {}
+        self.errors = errors
+        self._waiters: dict[str, list[tuple[frozenset[StrEnum], asyncio.Future[T]]]] = {}
         self._latest: dict[str, T] = {}
 
     def seen(self, obj: T) -> None:
@@ -67,16 +66,19 @@ class StatusWaits(Generic[T]):
                 continue
             if obj.status in wanted:
                 fut.set_result(obj)
-            elif _failed(obj.status, wanted):
+            elif self._failed(obj.status, wanted):
                 fut.set_exception(self.error(obj))
         waiters[:] = [(w, f) for w, f in waiters if not f.done()]
 
-    async def wait(self, current: T, wanted: frozenset[str], timeout: float) -> T:
+    def _failed(self, status: StrEnum, wanted: frozenset[StrEnum]) -> bool:
+        return status in self.errors and status not in wanted
+
+    async def wait(self, current: T, wanted: frozenset[StrEnum], timeout: float) -> T:
         latest = self._latest.pop(current.id, None)
         obj = latest if latest is not None and latest.updated_at >= current.updated_at else current
         if obj.status in wanted:
             return obj
-        if _failed(obj.status, wanted):
+        if self._failed(obj.status, wanted):
             raise self.error(obj)
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         waiters = self._waiters.setdefault(obj.id, [])

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cinderblock.protocol.states import AttachmentStatus
 from cinderblock.protocol.wire.schema import message
 
 
@@ -50,7 +51,7 @@ class Attachment:
     id: str
     volume_id: str
     project_id: str
-    status: str
+    status: AttachmentStatus
     attach_mode: str | None = None  # decided at update: rw or ro
     instance_id: str | None = None
     host: str | None = None  # the backend serving the export

@@ -7,6 +7,8 @@ from typing import Any
 
 from cinderblock.protocol.wire.schema import message
 
+TOPIC = b"evt"  # every event message is [TOPIC, Events]: what a dashboard subscribes to
+
 
 @message
 @dataclass(frozen=True, slots=True)

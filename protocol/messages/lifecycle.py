@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 from cinderblock.protocol.wire.schema import message
 
 # ---- client → gateway ------------------------------------------------------
@@ -61,7 +62,7 @@ class Snapshot:
     project_id: str
     volume_id: str
     size: int
-    status: str
+    status: SnapshotStatus
     name: str | None = None
     description: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -152,7 +153,8 @@ class VolumeExtended:
     volume_id: str
     new_size: int
     reservation_id: str
-    status: str = "available"  # or error_extending (backend), available + reason (no space)
+    # available, or error_extending (backend), or available + reason (no space)
+    status: VolumeStatus = VolumeStatus.AVAILABLE
     reason: str | None = None
 
 
@@ -160,5 +162,5 @@ class VolumeExtended:
 @dataclass(frozen=True, slots=True)
 class SnapshotUpdate:
     snapshot_id: str
-    status: str
+    status: SnapshotStatus
     reason: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.schema import message
 
 
@@ -37,7 +38,7 @@ class Volume:
     id: str
     project_id: str
     size: int
-    status: str
+    status: VolumeStatus
     name: str | None = None
     description: str | None = None
     volume_type: str | None = None
@@ -96,7 +97,7 @@ class VolumeUpdate:
     """A status change reported to the gateway by the scheduler or a node."""
 
     volume_id: str
-    status: str
+    status: VolumeStatus
     host: str | None = None
     reason: str | None = None
 

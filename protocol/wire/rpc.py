@@ -30,8 +30,6 @@ class Calls:
     def __init__(self) -> None:
         self._pending: dict[int, _Pending] = {}
         self._sweeper: asyncio.TimerHandle | None = None
-        self.completed = 0
-        self.timed_out = 0
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -51,7 +49,6 @@ class Calls:
         for msg_id in expired:
             p = self._pending.pop(msg_id)
             if not p.fut.done():
-                self.timed_out += 1
                 p.fut.set_exception(
                     Timeout(f"no reply to {p.op} within {p.timeout:g}s", {"op": p.op})
                 )
@@ -62,7 +59,6 @@ class Calls:
         pending = self._pending.pop(reply.corr_id, None) if reply.corr_id is not None else None
         if pending is None or pending.fut.done():
             return False
-        self.completed += 1
         if reply.error is not None:
             pending.fut.set_exception(error_from_wire(reply.error))
         else:

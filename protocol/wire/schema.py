@@ -6,8 +6,9 @@ an instance or raises ``SchemaError`` naming the field and what was wrong;
 ``dump(obj)`` turns an instance back into plain maps and lists for msgpack.
 
 Supported field types: ``int`` (never a bool), ``float`` (an int is accepted),
-``str``, ``bool``, ``X | None``, ``list[X]``, ``dict[str, X]``, ``Any`` (an
-opaque msgpack value) and another ``@message`` class. Requests are parsed
+``str``, ``bool``, a ``StrEnum`` (a string, one of its values: states stay
+enums from one end to the other), ``X | None``, ``list[X]``, ``dict[str, X]``,
+``Any`` (an opaque msgpack value) and another ``@message`` class. Requests are parsed
 strictly (an unknown field is an error); replies leniently (an unknown field is
 ignored), so a newer peer may add fields at the end with defaults.
 """
@@ -15,6 +16,7 @@ ignored), so a newer peer may add fields at the end with defaults.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import operator
 import types
 import typing
@@ -132,10 +134,24 @@ def _nested(cls: type) -> Checker:
     return check
 
 
+def _one_of(kind: type[enum.StrEnum]) -> Checker:
+    by_value = {member.value: member for member in kind}
+
+    def check(name: str, value: Any) -> Any:
+        found = by_value.get(value) if type(value) is str else None
+        if found is None:
+            raise SchemaError(name, f"must be one of {sorted(by_value)}, got {_describe(value)}")
+        return found
+
+    return check
+
+
 def _checker_for(hint: Any) -> tuple[Checker, bool]:
     """Return (checker, holds_messages) for one annotation."""
     if hint in _PRIMITIVES:
         return _PRIMITIVES[hint], False
+    if isinstance(hint, type) and issubclass(hint, enum.StrEnum):
+        return _one_of(hint), False
     if isinstance(hint, type) and hint in _SCHEMAS:
         return _nested(hint), True
     origin, args = get_origin(hint), get_args(hint)

@@ -54,8 +54,6 @@ class Channel:
         self._closed = False
         self._fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]
         self._loop.add_reader(self._fd, self._ready)
-        self.received = 0
-        self.sent = 0
 
     def send(self, frames: list[bytes]) -> None:
         """Queue frames for sending; raises Unavailable if the socket is closed
@@ -71,7 +69,6 @@ class Channel:
     def _send_now(self, frames: list[bytes]) -> None:
         try:
             _send(self.sock, frames)
-            self.sent += 1
         except zmq.Again:
             self._outbox.append(frames)
         except zmq.ZMQError as exc:
@@ -98,7 +95,6 @@ class Channel:
             frames = self._outbox[0]
             try:
                 _send(self.sock, frames)
-                self.sent += 1
             except zmq.Again:
                 return
             except zmq.ZMQError as exc:
@@ -119,7 +115,6 @@ class Channel:
             handle(sock.recv_multipart(NOBLOCK))
             if self._closed:
                 return
-        self.received += n
 
     def close(self) -> None:
         if self._closed:

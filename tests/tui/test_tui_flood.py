@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 import zmq
 
-from cinderblock.actors.runtime.events import TOPIC
+from cinderblock.protocol.messages.events import TOPIC
 from cinderblock.protocol.wire.codec import pack
 from cinderblock.tui.app import DashboardApp
 from cinderblock.tui.demo import Create, Event, create_events, volume_id

@@ -11,6 +11,7 @@ from cinderblock.actors.gateway.create_flow import volume_create_api
 from cinderblock.actors.scheduler.create_flow import volume_create_scheduler
 from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.states import VolumeStatus
 from cinderblock.storage_node.create_flow import volume_create_manager
 from cinderblock.tui.demo import (
     API_TASKS,
@@ -121,7 +122,8 @@ def test_malformed_events_are_counted_and_skipped() -> None:
 
 
 def volume(vid: str, status: str, updated: float, project: str = "demo") -> Volume:
-    return Volume(vid, project, 1, status, name=vid[:4], created_at=updated, updated_at=updated)
+    return Volume(vid, project, 1, VolumeStatus(status), name=vid[:4], created_at=updated,
+                  updated_at=updated)
 
 
 def test_a_catch_up_never_undoes_a_newer_event_and_drops_volumes_that_are_gone() -> None:

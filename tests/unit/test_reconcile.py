@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cinderblock.actors.gateway.reconcile_rules import Answer, Do, Stuck, decide
+from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 
 NODES = ("node-1", "node-2")
 
@@ -15,7 +16,7 @@ def answer(busy: Iterable[str] = (), volumes: Iterable[str] = (),
 
 
 def vol(status: str, node: str | None = None, vid: str = "v1") -> Stuck:
-    return Stuck("volume", vid, status, node, 1.0)
+    return Stuck("volume", vid, VolumeStatus(status), node, 1.0)
 
 
 def test_a_create_no_node_has_or_works_on_is_lost() -> None:
@@ -48,12 +49,12 @@ def test_an_interrupted_extend_becomes_error_extending() -> None:
 
 
 def test_snapshots_are_judged_by_the_snapshots_on_the_backend() -> None:
-    snap = Stuck("snapshot", "s1", "creating", "node-1", 1.0)
+    snap = Stuck("snapshot", "s1", SnapshotStatus.CREATING, "node-1", 1.0)
     (action,) = decide([snap], {"node-1": answer(volumes={"s1"})})
     assert action.node is None and "node-1 neither has it" in action.reason  # not a volume
     (action,) = decide([snap], {"node-1": answer(snapshots={"s1"})})
     assert action.do is Do.ERROR and action.node == "node-1"
-    gone = Stuck("snapshot", "s2", "deleting", "node-1", 1.0)
+    gone = Stuck("snapshot", "s2", SnapshotStatus.DELETING, "node-1", 1.0)
     (action,) = decide([gone], {"node-1": answer()})
     assert action.do is Do.REDO_DELETE
 

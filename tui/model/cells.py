@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from cinderblock.protocol.states import VOLUME_ERRORS, VolumeStatus
 from cinderblock.tui.model.model import FlowBook, FlowRecord, VolumeRecord
 from cinderblock.tui.model.rows import Column, Row
 
@@ -30,7 +31,6 @@ VOLUME_COLUMNS = (
     Column("Project", 10, min_width=6, drop=4),
     Column("Updated", 8, right=True, drop=1),
 )
-ERROR_STATUSES = frozenset({"error", "error_deleting", "error_extending"})
 
 
 def fmt_duration(seconds: float) -> str:
@@ -103,7 +103,8 @@ def volume_row_or_gone(volumes: Mapping[str, VolumeRecord], key: str, now: float
 
 
 def volume_row(v: VolumeRecord, now: float, compact: bool) -> Row:
-    tag = "error" if v.status in ERROR_STATUSES else "running" if v.status == "creating" else ""
+    tag = ("error" if v.status in VOLUME_ERRORS
+           else "running" if v.status == VolumeStatus.CREATING else "")
     return Row(v.id, (
         v.id[:8] if compact else v.id,
         v.name or "",

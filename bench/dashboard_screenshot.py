@@ -1,6 +1,6 @@
 """Make the README's screenshot: a real cluster, some creates, the dashboard.
 
-    python -m cinderblock.tui.screenshot [docs/dashboard.svg]
+    python -m cinderblock.bench.dashboard_screenshot [docs/dashboard.svg]
 
 Starts an embedded cluster in a temporary directory (two nodes of 50 GiB,
 one keeping 10% reserved), runs the dashboard headless on it, creates 48

@@ -1,0 +1,47 @@
+"""Who may ask the gateway for what, and whether a retried request is the same one:
+each rule written once.
+
+- ``require_admin``: an op (or a variant of one) reserved to admins.
+- ``require_reporter``: the reports only the cluster's own actors send
+  (``volume.update``, ``volume.deleted``, ``snapshot.update`` ...). Over the
+  ROUTER, which faces clients too, only a storage node's identity (its host name)
+  may send them; ``volume.update`` may also come from the scheduler, which sends
+  it over the gateway's own DEALER to the scheduler, where no client can be.
+- ``fingerprint``: what a request id stands for; a retry with the same id must
+  carry the same request (``watch`` aside: it changes the reply, not the request).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+
+from cinderblock.actors.runtime.actor import Link, Request
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import Forbidden
+from cinderblock.protocol.wire.schema import dump
+
+
+def require_admin(ctx: Context, action: str) -> None:
+    """Raise Forbidden ("only an admin may <action>") unless the caller is an admin."""
+    if not ctx.is_admin:
+        raise Forbidden(f"only an admin may {action}", {"project_id": ctx.project_id})
+
+
+def require_reporter(req: Request, router: Link, nodes: Collection[bytes],
+                     scheduler_too: bool = False) -> None:
+    """Raise Forbidden unless a storage node (or, with ``scheduler_too``, the
+    scheduler) sent this request."""
+    if req.link is router:
+        if req.sender in nodes:
+            return
+    elif scheduler_too:
+        return
+    who = "the scheduler and storage nodes" if scheduler_too else "storage nodes"
+    raise Forbidden(f"{req.env.op} is reserved to {who}", {"op": req.env.op})
+
+
+def fingerprint(body: object) -> str:
+    fields = dump(body)
+    fields.pop("watch", None)
+    return json.dumps(fields, sort_keys=True, default=str)
