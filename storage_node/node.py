@@ -61,7 +61,8 @@ class StorageNode(Actor):
                                   frozenset(node.faults))
         self.flow = volume_create_manager(self)
         self.exports = ExportManager(self.driver, node.nbd_address, node.nbd_port,
-                                     cfg.path("nodes", f"{node.host}.exports.json"), self.notify)
+                                     cfg.path("nodes", f"{node.host}.exports.json"),
+                                     cfg.path("nodes", f"{node.host}.tls"), self.notify)
         self._inflight: dict[str, int] = {}
         self.busy: Counter[str] = Counter()
         self._sched_epoch = ""

@@ -228,9 +228,11 @@ class AttachmentConnectionSaveTask(_AttachTask):
         att.attach_mode = attach_mode(att.attach_mode, c.connector)
         att.connector = c.connector.fields
         att.host = c.vol.host
-        att.connection_info = {
+        att.connection_info = {  # the credentials travel as Cinder's CHAP secrets do
             "driver_volume_type": "nbd",
-            "data": {"host": info.host, "port": info.port, "export_name": info.export_name},
+            "data": {"host": info.host, "port": info.port, "export_name": info.export_name,
+                     "tls": True, "ca_cert": info.ca_cert, "client_cert": info.client_cert,
+                     "client_key": info.client_key},
         }
         await self.s.attachments.save(att)
 

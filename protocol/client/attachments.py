@@ -3,17 +3,27 @@
 
     att = await c.create_attachment(volume.id, instance_id="vm-1")      # reserved
     att = await c.update_attachment(att.id, {"host": "vm-host", "mode": "rw"})
-    info = att.connection_info   # {"driver_volume_type": "nbd", "data": {host, port, export_name}}
+    info = att.connection_info   # {"driver_volume_type": "nbd", "data": {host, port,
+                                 #   export_name, tls, ca_cert, client_cert, client_key}}
     await c.complete_attachment(att.id)                                  # volume in-use
-    await c.delete_attachment(att.id)                                    # export closed
+    await c.delete_attachment(att.id)                   # export closed, credentials revoked
 
-``nbd_uri(att)`` turns an updated attachment into the URI real NBD clients take.
+The export speaks only TLS and opens only to the attachment's own client certificate,
+which ``connection_info`` carries (PEM) as Cinder's carries an iSCSI target's CHAP
+secret. ``write_credentials(att, DIR)`` writes them as the files qemu's
+``tls-creds-x509`` and libnbd's ``tls-certificates`` read (``ca-cert.pem``,
+``client-cert.pem``, ``client-key.pem``, 0600); then ``nbd_uri(att, DIR)`` is the
+``nbds://`` URI for nbdinfo and nbdcopy, and ``qemu_args(att, DIR)`` the arguments
+qemu-io and qemu-img take before their commands.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from cinderblock.protocol.messages.attachments import (
     Attachment,
@@ -23,15 +33,73 @@ from cinderblock.protocol.messages.attachments import (
     AttachmentRef,
     AttachmentUpdate,
 )
+from cinderblock.protocol.wire.errors import InvalidInput
 from cinderblock.protocol.wire.schema import parse
 
 T = TypeVar("T")
 
 
-def nbd_uri(attachment: Attachment) -> str:
-    """``nbd://host:port/export`` of an attachment that has its connection_info."""
-    data = attachment.connection_info.get("data") or {}
-    return f"nbd://{data['host']}:{data['port']}/{data['export_name']}"
+CREDENTIAL_FILES = {  # connection_info key -> the file name qemu and libnbd look for
+    "ca_cert": "ca-cert.pem",
+    "client_cert": "client-cert.pem",
+    "client_key": "client-key.pem",
+}
+
+
+def _data(attachment: Attachment) -> dict[str, Any]:
+    data = attachment.connection_info.get("data")
+    if not isinstance(data, dict) or not {"host", "port", "export_name"} <= data.keys():
+        raise InvalidInput(f"attachment {attachment.id} has no connection_info yet: "
+                           f"update it with a connector first", {"field": "connection_info"})
+    return data
+
+
+def nbd_uri(attachment: Attachment, certificates: str | Path | None = None) -> str:
+    """``nbds://host:port/export`` of an updated attachment, with
+    ``?tls-certificates=DIR`` when given the directory `write_credentials` filled."""
+    data = _data(attachment)
+    uri = f"nbds://{data['host']}:{data['port']}/{data['export_name']}"
+    if certificates is not None:
+        uri += f"?tls-certificates={quote(str(certificates), safe='/')}"
+    return uri
+
+
+def qemu_args(attachment: Attachment, certificates: str | Path) -> list[str]:
+    """``--object tls-creds-x509,... --image-opts`` and the image options, for qemu-io and
+    qemu-img (the image options last: they take the place of the file name)."""
+    data = _data(attachment)
+    directory = str(certificates).replace(",", ",,")  # qemu's option syntax escapes commas
+    return ["--object", f"tls-creds-x509,id=tls0,dir={directory},endpoint=client",
+            "--image-opts", f"driver=nbd,host={data['host']},port={data['port']},"
+                            f"export={data['export_name']},tls-creds=tls0"]
+
+
+def write_credentials(attachment: Attachment, directory: str | Path) -> Path:
+    """Write the attachment's CA certificate, client certificate and key into
+    `directory` (made 0700 if missing) as files of mode 0600; nothing is written unless
+    all three are there. Returns the directory."""
+    data = _data(attachment)
+    pems = {file: data.get(key) for key, file in CREDENTIAL_FILES.items()}
+    for file, pem in pems.items():
+        if not isinstance(pem, str) or not pem.startswith("-----BEGIN "):
+            raise InvalidInput(f"attachment {attachment.id}'s connection_info has no "
+                               f"{file.removesuffix('.pem')} (PEM)", {"field": "connection_info"})
+    target = Path(directory)
+    target.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for file, pem in pems.items():
+        assert isinstance(pem, str)
+        _write_private(target / file, pem)
+    return target
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` atomically to `path`, mode 0600 from the first byte."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        os.fchmod(fd, 0o600)  # an older tmp file keeps its mode through O_CREAT
+        file.write(text)
+    os.replace(tmp, path)
 
 
 class AttachmentMethods:

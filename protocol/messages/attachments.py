@@ -81,9 +81,16 @@ class NodeExport:
 @message
 @dataclass(frozen=True, slots=True)
 class NodeExportInfo:
+    """Where the export is, and the credentials that open it (PEM): the node's CA
+    certificate, which signed the server's, and the client certificate and key issued
+    for this attachment alone."""
+
     host: str
     port: int
     export_name: str
+    ca_cert: str = ""
+    client_cert: str = ""
+    client_key: str = ""
 
 
 @message

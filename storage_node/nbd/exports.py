@@ -9,18 +9,29 @@ still using the export. There is one export per attachment, named
 attachment's mode; two attachments of a multiattach volume are two exports of
 the same file.
 
-Both ops are idempotent (the gateway may repeat one after a timeout). The
-table of exports is written to a small JSON file beside the node's directory
-after every change, with the port; after a restart the node listens on the
-same port again if it can and serves the same exports, so the connection_info
-the gateway handed out stays true.
+Exports are private, as Cinder's CHAP-protected iSCSI targets are: the server speaks
+only TLS, and each export is opened by the one client certificate issued for it by the
+node's CA (``certificates.NodeAuthority``, kept in ``<host>.tls`` beside the table),
+whose CN is the export's name. ``node.export`` answers the CA certificate, the client
+certificate and its key with the address, and the gateway hands them out in the
+attachment's ``connection_info``. ``node.unexport`` revokes the certificate: the server
+forgets its fingerprint, so it opens nothing any more, even though the CA signed it.
+
+Both ops are idempotent (the gateway may repeat one after a timeout): a repeated export
+answers the same credentials. The table of exports, with each one's client certificate
+and key, is written (0600) to a small JSON file beside the node's directory after every
+change, with the port; after a restart the node listens on the same port again if it
+can and serves the same exports to the same certificates, so the connection_info the
+gateway handed out stays true. An entry without credentials (written before exports
+were private) is not restored: detach and attach again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import os
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +43,7 @@ from cinderblock.protocol.messages.volumes import Empty
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
 from cinderblock.storage_node.backends import Driver, DriverError
 from cinderblock.storage_node.backends.base import is_valid_id
+from cinderblock.storage_node.nbd.certificates import KeyPair, NodeAuthority, write_private
 from cinderblock.storage_node.nbd.server import NbdServer, NbdStatistics
 
 log = logging.getLogger(__name__)
@@ -45,33 +57,41 @@ def export_name(volume_id: str, attachment_id: str) -> str:
 class ExportEntry:
     volume_id: str
     readonly: bool
+    client: KeyPair  # the one certificate (and its key) that opens this export
 
 
 class ExportManager:
     def __init__(
-        self, driver: Driver, address: str, port: int, state_path: Path,
+        self, driver: Driver, address: str, port: int, state_path: Path, tls_dir: Path,
         notify: Callable[[str, str], None],
     ) -> None:
         self.driver = driver
         self.address = address
         self._configured_port = port
         self.state_path = state_path
+        self.tls_dir = tls_dir
         self._notify = notify
         self._entries: dict[str, ExportEntry] = {}
+        self._changing = asyncio.Lock()  # one export or unexport at a time: no double issue
         self.server: NbdServer | None = None
+        self._authority: NodeAuthority | None = None
 
     # ---- lifecycle ---------------------------------------------------------
     async def start(self) -> None:
+        authority = await NodeAuthority.open(self.tls_dir, self.tls_dir.stem)  # <host>.tls
+        await authority.issue_server(self.address)
+        tls = authority.server_context()
+        self._authority = authority
         saved_port, saved = self._load()
         port = self._configured_port or saved_port
         try:
-            self.server = await _listen(self.address, port)
+            self.server = await _listen(tls, self.address, port)
         except OSError as exc:
             if self._configured_port or not port:
                 raise
             log.warning("NBD port %d is taken (%s); listening on another one: the exports "
                         "of earlier attachments moved", port, exc)
-            self.server = await _listen(self.address, 0)
+            self.server = await _listen(tls, self.address, 0)
         for name, entry in saved.items():
             self._restore(name, entry)
         self._save()
@@ -98,10 +118,15 @@ class ExportManager:
         return {"exports": len(self._entries), "nbd_connections": nbd.connections,
                 "nbd_bytes_read": nbd.bytes_read, "nbd_bytes_written": nbd.bytes_written}
 
+    @property
+    def authority(self) -> NodeAuthority:
+        assert self._authority is not None, "the export manager is not started"
+        return self._authority
+
     # ---- handlers ------------------------------------------------------------
-    def on_export(self, req: Request) -> NodeExportInfo:
+    async def on_export(self, req: Request) -> NodeExportInfo:
         body: NodeExport = req.body
-        return self.export(body.volume_id, body.attachment_id, body.readonly)
+        return await self.export(body.volume_id, body.attachment_id, body.readonly)
 
     async def on_unexport(self, req: Request) -> Empty:
         body: NodeUnexport = req.body
@@ -109,28 +134,36 @@ class ExportManager:
         return Empty()
 
     # ---- operations ----------------------------------------------------------
-    def export(self, volume_id: str, attachment_id: str, readonly: bool) -> NodeExportInfo:
-        """Serve the volume for this attachment (again: the same answer)."""
+    async def export(
+        self, volume_id: str, attachment_id: str, readonly: bool
+    ) -> NodeExportInfo:
+        """Serve the volume for this attachment to a certificate issued for it (again:
+        the same answer, the same credentials)."""
         name = self._name(volume_id, attachment_id)
         path = self._path(volume_id)
-        current = self._entries.get(name)
-        if current is None:
-            self._server.add_export(name, path, readonly)
-            self._entries[name] = ExportEntry(volume_id, readonly)
-            self._save()
-            self._notify(volume_id, "volume.export")
-        elif current.readonly != readonly:
-            raise InvalidState(f"export {name} already exists with another mode",
-                               {"export_name": name})
-        return NodeExportInfo(self.address, self.port, name)
+        async with self._changing:
+            entry = self._entries.get(name)
+            if entry is None:
+                client = await self.authority.issue_client(name)
+                self._server.add_export(name, path, readonly, client.fingerprint)
+                entry = self._entries[name] = ExportEntry(volume_id, readonly, client)
+                self._save()
+                self._notify(volume_id, "volume.export")
+            elif entry.readonly != readonly:
+                raise InvalidState(f"export {name} already exists with another mode",
+                                   {"export_name": name})
+        return NodeExportInfo(self.address, self.port, name, self.authority.ca_cert,
+                              entry.client.cert, entry.client.key)
 
     async def unexport(self, volume_id: str, attachment_id: str) -> None:
-        """Stop serving it and close its clients' connections (none left: fine)."""
+        """Stop serving it, revoke its certificate and close its clients' connections
+        (none left: fine)."""
         name = self._name(volume_id, attachment_id)
-        await self._server.remove_export(name)
-        if self._entries.pop(name, None) is not None:
-            self._save()
-            self._notify(volume_id, "volume.unexport")
+        async with self._changing:
+            await self._server.remove_export(name)
+            if self._entries.pop(name, None) is not None:
+                self._save()
+                self._notify(volume_id, "volume.unexport")
 
     def exported(self) -> dict[str, ExportEntry]:
         return dict(self._entries)
@@ -153,19 +186,26 @@ class ExportManager:
                                {"volume_id": volume_id})
         return path
 
-    def _restore(self, name: str, entry: ExportEntry) -> None:
+    def _restore(self, name: str, entry: ExportEntry | None) -> None:
+        if entry is None:
+            log.warning("not restoring export %s: it has no client certificate (made before "
+                        "exports were private); detach and attach again", name)
+            return
         try:
-            self._server.add_export(name, self._path(entry.volume_id), entry.readonly)
+            path = self._path(entry.volume_id)
+            self._server.add_export(name, path, entry.readonly, entry.client.fingerprint)
         except (NotFound, InvalidState) as exc:
             log.warning("not restoring export %s: %s", name, exc.message)
             return
+        except ValueError as exc:  # a certificate that is not one, or opens two exports
+            log.warning("not restoring export %s: %s", name, exc)
+            return
         self._entries[name] = entry
 
-    def _load(self) -> tuple[int, dict[str, ExportEntry]]:
+    def _load(self) -> tuple[int, dict[str, ExportEntry | None]]:
         try:
             raw = json.loads(self.state_path.read_text())
-            entries = {name: ExportEntry(str(e["volume_id"]), bool(e["readonly"]))
-                       for name, e in raw["exports"].items()}
+            entries = {name: _entry(e) for name, e in raw["exports"].items()}
             return int(raw["port"]), entries
         except FileNotFoundError:
             return 0, {}
@@ -174,15 +214,22 @@ class ExportManager:
             return 0, {}
 
     def _save(self) -> None:
-        exports = {name: {"volume_id": e.volume_id, "readonly": e.readonly}
+        exports = {name: {"volume_id": e.volume_id, "readonly": e.readonly,
+                          "client_cert": e.client.cert, "client_key": e.client.key}
                    for name, e in self._entries.items()}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"port": self.port, "exports": exports}))
-        os.replace(tmp, self.state_path)
+        write_private(self.state_path, json.dumps({"port": self.port, "exports": exports}))
 
 
-async def _listen(address: str, port: int) -> NbdServer:
-    server = NbdServer(address, port)
+def _entry(raw: dict[str, Any]) -> ExportEntry | None:
+    """An entry of the table on disk; None for one written before exports had keys."""
+    if "client_cert" not in raw:
+        return None
+    client = KeyPair(str(raw["client_cert"]), str(raw["client_key"]))
+    return ExportEntry(str(raw["volume_id"]), bool(raw["readonly"]), client)
+
+
+async def _listen(tls: ssl.SSLContext, address: str, port: int) -> NbdServer:
+    server = NbdServer(tls, address, port)
     await server.start()
     return server

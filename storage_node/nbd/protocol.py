@@ -16,7 +16,13 @@ framing (the connection must close: there is no resynchronising), and `OptionErr
 one option is malformed (the server replies with its code and haggling goes on).
 `Negotiation` answers options; `check_request` is the whole policy for a transmission
 request (the NBD errno to reply with, or None). Only simple replies are produced:
-structured replies, TLS and metadata contexts are refused with NBD_REP_ERR_UNSUP.
+structured replies and metadata contexts are refused with NBD_REP_ERR_UNSUP.
+
+TLS is mandatory (the spec's "forced TLS" mode): before NBD_OPT_STARTTLS succeeds, every
+option but STARTTLS and ABORT gets NBD_REP_ERR_TLS_REQD, and NBD_OPT_EXPORT_NAME (which
+cannot be refused) closes the connection. After the upgrade the caller says `secured()`.
+Exports never enumerate: NBD_OPT_LIST answers an empty list. Which exports a client
+may open is the caller's `lookup` (it knows the client's certificate).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import enum
 import errno
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 NBDMAGIC = 0x4E42444D41474943
@@ -245,11 +251,6 @@ def option_reply(option: int, reply: Reply, data: bytes = b"") -> bytes:
     return _OPTION_REPLY.pack(OPTION_REPLY_MAGIC, option, reply, len(data)) + data
 
 
-def server_entry_reply(option: int, name: str) -> bytes:
-    encoded = name.encode("utf-8")
-    return option_reply(option, Reply.SERVER, struct.pack(">I", len(encoded)) + encoded)
-
-
 def export_name_reply(size: int, flags: TransmissionFlag, no_zeroes: bool) -> bytes:
     padding = b"" if no_zeroes else bytes(EXPORT_NAME_PADDING)
     return _EXPORT_INFO.pack(size, flags) + padding
@@ -268,30 +269,33 @@ class ExportInfo:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """Bytes to send for one option, then: transmit on `export`, close, or keep haggling."""
+    """Bytes to send for one option, then: transmit on `export`, close, start TLS, or keep
+    haggling."""
 
     reply: bytes
     export: ExportInfo | None = None
     close: bool = False
+    starttls: bool = False  # after sending `reply`, upgrade the connection to TLS
 
 
 class Negotiation:
     """The server's side of option haggling for one connection: options in, `Answer`s out.
 
-    `lookup` finds an export (None if unknown) and `names` lists them; both are the
-    caller's, so this class does no I/O and can be driven directly in tests.
+    `lookup` finds an export this client may open (None if unknown or not its own); it is
+    the caller's, so this class does no I/O and can be driven directly in tests.
     """
 
     def __init__(
-        self,
-        lookup: Callable[[str], ExportInfo | None],
-        names: Callable[[], Iterable[str]],
-        block_sizes: tuple[int, int, int],
+        self, lookup: Callable[[str], ExportInfo | None], block_sizes: tuple[int, int, int]
     ) -> None:
         self._lookup = lookup
-        self._names = names
         self._block_sizes = block_sizes  # minimum, preferred, maximum
         self.no_zeroes = False
+        self.tls = False
+
+    def secured(self) -> None:
+        """The connection now runs over TLS: options other than STARTTLS are answered."""
+        self.tls = True
 
     def client_flags(self, data: bytes) -> None:
         self.no_zeroes = ClientFlag.NO_ZEROES in parse_client_flags(data)
@@ -308,6 +312,8 @@ class Negotiation:
         return Answer(option_reply(option, error.reply, str(error)[:256].encode()))
 
     def _answer(self, option: int, data: bytes) -> Answer:
+        if not self.tls:
+            return self._before_tls(option, data)
         match option:
             case Option.EXPORT_NAME:
                 export = self._find(parse_export_name(data))
@@ -319,12 +325,24 @@ class Negotiation:
             case Option.LIST:
                 if data:
                     raise OptionError(Reply.ERR_INVALID, "NBD_OPT_LIST takes no data")
-                entries = [server_entry_reply(option, name) for name in self._names()]
-                return Answer(b"".join([*entries, option_reply(option, Reply.ACK)]))
+                return Answer(option_reply(option, Reply.ACK))  # exports do not enumerate
+            case Option.STARTTLS:
+                raise OptionError(Reply.ERR_INVALID, "TLS is already negotiated")
             case Option.ABORT:
                 return Answer(option_reply(option, Reply.ACK), close=True)
             case _:
                 return Answer(option_reply(option, Reply.ERR_UNSUP, b"option not supported"))
+
+    def _before_tls(self, option: int, data: bytes) -> Answer:
+        match option:
+            case Option.STARTTLS:
+                if data:
+                    raise OptionError(Reply.ERR_INVALID, "NBD_OPT_STARTTLS takes no data")
+                return Answer(option_reply(option, Reply.ACK), starttls=True)
+            case Option.ABORT:
+                return Answer(option_reply(option, Reply.ACK), close=True)
+            case _:  # NBD_OPT_EXPORT_NAME included: `refuse` closes the connection
+                raise OptionError(Reply.ERR_TLS_REQD, "TLS is required: NBD_OPT_STARTTLS first")
 
     def _find(self, name: str) -> ExportInfo:
         export = self._lookup(name)

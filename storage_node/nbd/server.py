@@ -1,10 +1,18 @@
-"""An NBD server (newstyle, fixed handshake) exporting raw files from the storage node.
+"""An NBD server (newstyle, fixed handshake, TLS only) exporting raw files from the node.
 
 Design:
 - `NbdServer` owns the listener, the export table, a thread pool for file I/O and one
   `_Connection` per client. The wire format lives in `nbd_protocol`, which does no I/O.
 - A connection negotiates (within HANDSHAKE_TIMEOUT, options up to MAX_OPTION_LENGTH),
-  then serves requests: the reader loop parses one request at a time and starts a task
+  which first means NBD_OPT_STARTTLS: the connection is upgraded in place
+  (`StreamWriter.start_tls`, i.e. `loop.start_tls`) with a context that demands a client
+  certificate signed by the node's CA. Each export names the SHA-256 fingerprint of the
+  one certificate allowed to open it; a certificate whose fingerprint opens no export
+  (never issued, or its export removed: revoked) is dropped right after the handshake,
+  and one that does may open only that export (others look unknown: nothing is
+  disclosed). Bytes a client sends in clear after STARTTLS, before the handshake, close
+  the connection (they would otherwise be read as if TLS had carried them).
+- Then it serves requests: the reader loop parses one request at a time and starts a task
   per request in the connection's TaskGroup, so requests overlap in I/O threads. A reply
   is written whole (header then data, no await between), so replies never interleave.
 - Memory per connection is bounded by `_Budget`: a request's bytes (at least a floor) are
@@ -12,10 +20,12 @@ Design:
   that sends without reading stalls itself and nothing else. READ/WRITE longer than
   MAX_REQUEST_LENGTH get EINVAL without any allocation; the payload of an oversize WRITE
   cannot be skipped cheaply, so that connection is closed after the error reply.
-- Closing (remove_export, stop, a dead client) aborts the transport: the reader sees EOF,
-  the TaskGroup waits for in-flight requests, and `_BlockFile.aclose` closes the descriptor
-  only once every I/O thread using it has returned, since a closed fd number can be
-  reused by another open() while a thread still writes through it.
+- Closing (remove_export, stop, a dead client) aborts the transport (remove_export also
+  closes the connections whose certificate opens that export and which are still
+  negotiating): the reader sees EOF, the TaskGroup waits for in-flight requests, and
+  `_BlockFile.aclose` closes the descriptor only once every I/O thread using it has
+  returned, since a closed fd number can be reused by another open() while a thread
+  still writes through it.
 - TRIM punches a hole (fallocate PUNCH_HOLE|KEEP_SIZE through ctypes); WRITE_ZEROES
   punches too unless NO_HOLE is set, or writes zeros in 1 MiB chunks where punching is
   not possible. FUA is an fdatasync after the write; FLUSH is fsync.
@@ -32,11 +42,13 @@ import errno
 import logging
 import os
 import pathlib
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from cinderblock.storage_node.nbd import protocol as proto
+from cinderblock.storage_node.nbd.certificates import der_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +65,17 @@ IO_THREADS = 8
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _BLOCK_SIZES = (1, PREFERRED_BLOCK_SIZE, MAX_REQUEST_LENGTH)  # minimum, preferred, maximum
-_CONNECTION_ENDED = (ConnectionError, asyncio.IncompleteReadError, proto.ProtocolError)
+_FINGERPRINT_LENGTH = 64  # SHA-256 in hex
+
+
+class CertificateRefused(Exception):
+    """A client's certificate, though signed by the node's CA, opens no export (now)."""
+
+
+_CONNECTION_ENDED = (
+    ConnectionError, asyncio.IncompleteReadError, proto.ProtocolError, ssl.SSLError,
+    CertificateRefused,
+)
 _ZERO_CHUNK = bytes(1024 * 1024)
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
@@ -84,13 +106,16 @@ class _Export:
     name: str
     path: pathlib.Path
     readonly: bool
+    client_fingerprint: str  # of the one client certificate that may open it
 
 
 @dataclass(frozen=True, slots=True)
 class _Shared:
-    """What every connection reads from its server; the dict is the server's own."""
+    """What every connection reads from its server; the dicts are the server's own."""
 
     exports: dict[str, _Export]
+    by_fingerprint: dict[str, str]  # client certificate fingerprint -> export name
+    tls: ssl.SSLContext
     executor: concurrent.futures.ThreadPoolExecutor
     counters: _Counters
 
@@ -256,7 +281,7 @@ class _Connection:
     # -- handshake ---------------------------------------------------------------------
 
     async def _negotiate(self) -> _BlockFile | None:
-        haggle = proto.Negotiation(self._export_info, self._shared.exports.keys, _BLOCK_SIZES)
+        haggle = proto.Negotiation(self._export_info, _BLOCK_SIZES)
         self._writer.write(proto.server_greeting())
         haggle.client_flags(await self._reader.readexactly(proto.CLIENT_FLAGS_SIZE))
         while True:
@@ -267,6 +292,23 @@ class _Connection:
             if disk is not None or answer.close:
                 return disk
             await self._writer.drain()
+            if answer.starttls:
+                await self._start_tls()
+                haggle.secured()
+
+    async def _start_tls(self) -> None:
+        """Upgrade to TLS; the client's certificate decides the one export it may open."""
+        if self._reader._buffer:  # type: ignore[attr-defined]  # sent in clear, read as TLS
+            raise proto.ProtocolError("data sent after NBD_OPT_STARTTLS, before TLS")
+        await self._writer.start_tls(self._shared.tls)
+        tls: ssl.SSLObject = self._writer.get_extra_info("ssl_object")
+        der = tls.getpeercert(binary_form=True)  # CERT_REQUIRED: present and verified
+        assert der is not None
+        fingerprint = der_fingerprint(der)
+        name = self._shared.by_fingerprint.get(fingerprint)
+        if name is None or _common_name(tls.getpeercert()) != name:
+            raise CertificateRefused(f"certificate {fingerprint[:16]}... opens no export")
+        self.export_name = name
 
     async def _answer(self, haggle: proto.Negotiation, header: proto.OptionHeader) -> proto.Answer:
         if header.length <= MAX_OPTION_LENGTH:
@@ -276,8 +318,9 @@ class _Connection:
         return haggle.refuse(header.option, too_big)
 
     def _export_info(self, name: str) -> proto.ExportInfo | None:
+        """The export `name` if this client's certificate opens it; else None (unknown)."""
         export = self._shared.exports.get(name)
-        if export is None:
+        if export is None or name != self.export_name:
             return None
         try:
             return proto.ExportInfo(name, export.path.stat().st_size, export.readonly)
@@ -287,7 +330,8 @@ class _Connection:
     def _attach(self, info: proto.ExportInfo) -> _BlockFile:
         """Open the chosen export; from now on remove_export(name) closes this connection.
 
-        No await since `_export_info` found it, so it is still exported. An OSError here
+        No await since `_export_info` found it, so it is still exported and still allowed
+        for this client's certificate. An OSError here
         (the file vanished) is ours, not the client's, and is logged as a failure.
         """
         disk = _BlockFile(self._shared.exports[info.name], self._shared.executor)
@@ -378,13 +422,30 @@ class _Connection:
             await self._writer.drain()
 
 
-class NbdServer:
-    """Serves raw files as NBD exports on one TCP listener."""
+def _common_name(cert: Any) -> str | None:
+    """The subject's CN of a certificate as `SSLObject.getpeercert()` gives it."""
+    for rdn in cert.get("subject", ()) if isinstance(cert, dict) else ():
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+
+class NbdServer:
+    """Serves raw files as NBD exports on one TCP listener, over TLS only.
+
+    `tls` is a server context that requires client certificates (the node's CA makes
+    it); each export is opened by the one client certificate whose fingerprint it names.
+    """
+
+    def __init__(self, tls: ssl.SSLContext, host: str = "127.0.0.1", port: int = 0) -> None:
+        if tls.verify_mode != ssl.CERT_REQUIRED:
+            raise ValueError("the NBD server's TLS context must require client certificates")
+        self._tls = tls
         self._host = host
         self._port = port
         self._exports: dict[str, _Export] = {}
+        self._by_fingerprint: dict[str, str] = {}
         self._connections: set[_Connection] = set()
         self._counters = _Counters()
         self._server: asyncio.Server | None = None
@@ -402,7 +463,8 @@ class NbdServer:
         if self._server is not None:
             raise RuntimeError("NbdServer already started")
         executor = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="nbd-io")
-        self._shared = _Shared(self._exports, executor, self._counters)
+        self._shared = _Shared(
+            self._exports, self._by_fingerprint, self._tls, executor, self._counters)
         self._closing = False
         self._server = await asyncio.start_server(self._on_connect, self._host, self._port)
         self._port = self._server.sockets[0].getsockname()[1]
@@ -411,16 +473,29 @@ class NbdServer:
     def port(self) -> int:
         return self._port
 
-    def add_export(self, name: str, path: pathlib.Path, readonly: bool) -> None:
+    def add_export(
+        self, name: str, path: pathlib.Path, readonly: bool, client_fingerprint: str
+    ) -> None:
+        """Export `path` as `name` to the client certificate with this SHA-256 fingerprint."""
         if len(name.encode("utf-8")) > proto.MAX_NAME_BYTES:
             raise ValueError(f"export name longer than {proto.MAX_NAME_BYTES} bytes")
         if name in self._exports:
             raise ValueError(f"export {name!r} already exists")
-        self._exports[name] = _Export(name, pathlib.Path(path), readonly)
+        fingerprint = client_fingerprint.lower()
+        if len(fingerprint) != _FINGERPRINT_LENGTH or fingerprint.strip("0123456789abcdef"):
+            raise ValueError(f"{client_fingerprint[:80]!r} is not a SHA-256 fingerprint in hex")
+        if fingerprint in self._by_fingerprint:
+            opened = self._by_fingerprint[fingerprint]
+            raise ValueError(f"that certificate already opens export {opened!r}")
+        self._exports[name] = _Export(name, pathlib.Path(path), readonly, fingerprint)
+        self._by_fingerprint[fingerprint] = name
 
     async def remove_export(self, name: str) -> None:
-        """Refuse new clients for `name` and close its live connections; idempotent."""
-        self._exports.pop(name, None)
+        """Refuse new clients for `name`, revoke its certificate and close its live
+        connections (negotiating or transmitting); idempotent."""
+        export = self._exports.pop(name, None)
+        if export is not None:
+            del self._by_fingerprint[export.client_fingerprint]
         doomed = [c for c in self._connections if c.export_name == name]
         await self._close_connections(doomed)
 

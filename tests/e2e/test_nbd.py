@@ -1,35 +1,43 @@
 """The NBD server against real clients (nbdinfo, nbdcopy, qemu-io, qemu-img) and a raw socket.
 
 The server runs in the test's event loop; clients are subprocesses started with
-asyncio.create_subprocess_exec so the loop keeps serving while they run.
+asyncio.create_subprocess_exec so the loop keeps serving while they run. It speaks only
+TLS: each export gets a client certificate of its own from a CA made (by openssl) once
+for the module, written as real clients read it (`Exports.credentials`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import pathlib
-import shutil
 import signal
+import ssl
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from cinderblock.storage_node.nbd import protocol as proto
 from cinderblock.storage_node.nbd import server as nbd
+from cinderblock.storage_node.nbd.certificates import KeyPair, NodeAuthority
 from cinderblock.storage_node.nbd.server import MAX_REQUEST_LENGTH, NbdServer
 from tests.conftest import Completed
 from tests.conftest import run_process as run
+from tests.nbd_tls import (
+    client_context,
+    nbds_uri,
+    plain_uri,
+    qemu_tls,
+    requires,
+    write_credentials,
+)
 
 MiB = 1024 * 1024
 DISK_SIZE = 64 * MiB
-
-
-def requires(*tools: str) -> pytest.MarkDecorator:
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} on PATH")
+pytestmark = requires("openssl")
 
 
 async def run_ok(*argv: str) -> Completed:
@@ -44,8 +52,47 @@ def sparse_file(path: pathlib.Path, size: int = DISK_SIZE) -> pathlib.Path:
     return path
 
 
-def uri(server: NbdServer, export: str) -> str:
-    return f"nbd://127.0.0.1:{server.port}/{export}"
+class Exports:
+    """The server under test with the CA that issues its clients' certificates."""
+
+    def __init__(self, server: NbdServer, authority: NodeAuthority, tmp: pathlib.Path) -> None:
+        self.server = server
+        self.authority = authority
+        self.tmp = tmp
+
+    async def add(self, name: str, path: pathlib.Path, readonly: bool) -> KeyPair:
+        """Export `path` to a new certificate, written to `credentials(name)`."""
+        client = await self.authority.issue_client(name)
+        self.server.add_export(name, path, readonly, client.fingerprint)
+        write_credentials(self.credentials(name), self.authority.ca_cert, client)
+        return client
+
+    def credentials(self, name: str) -> pathlib.Path:
+        return self.tmp / "credentials" / name
+
+    def uri(self, export: str, credentials: str | None = None) -> str:
+        """nbds:// to `export` with the certificate of `credentials` (default: its own)."""
+        return nbds_uri("127.0.0.1", self.server.port, export,
+                        self.credentials(credentials or export))
+
+    def qemu(self, export: str, credentials: str | None = None) -> list[str]:
+        return qemu_tls("127.0.0.1", self.server.port, export,
+                        self.credentials(credentials or export))
+
+    def tls(self, name: str) -> ssl.SSLContext:
+        return client_context(self.credentials(name))
+
+
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeAuthority]:
+    """One CA and server certificate for the module (made outside any test's loop)."""
+
+    async def make() -> NodeAuthority:
+        made = await NodeAuthority.open(tmp_path_factory.mktemp("tls"), "test-node")
+        await made.issue_server("127.0.0.1")
+        return made
+
+    yield asyncio.run(make())
 
 
 async def wait_for(condition: object, timeout: float = 10.0) -> None:
@@ -56,15 +103,20 @@ async def wait_for(condition: object, timeout: float = 10.0) -> None:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[NbdServer]:
-    async with NbdServer() as nbd:
+async def server(authority: NodeAuthority) -> AsyncIterator[NbdServer]:
+    async with NbdServer(authority.server_context()) as nbd:
         yield nbd
 
 
 @pytest.fixture
-def disk(tmp_path: pathlib.Path, server: NbdServer) -> pathlib.Path:
+def exports(server: NbdServer, authority: NodeAuthority, tmp_path: pathlib.Path) -> Exports:
+    return Exports(server, authority, tmp_path)
+
+
+@pytest.fixture
+async def disk(tmp_path: pathlib.Path, exports: Exports) -> pathlib.Path:
     path = sparse_file(tmp_path / "volume.raw")
-    server.add_export("volume", path, readonly=False)
+    await exports.add("volume", path, readonly=False)
     return path
 
 
@@ -76,7 +128,11 @@ class RawClient:
         self.writer = writer
 
     @classmethod
-    async def connect(cls, port: int, handshake: bool = True, no_zeroes: bool = True) -> RawClient:
+    async def connect(
+        cls, port: int, handshake: bool = True, no_zeroes: bool = True,
+        tls: ssl.SSLContext | None = None,
+    ) -> RawClient:
+        """Connect; with `tls`, negotiate NBD_OPT_STARTTLS and upgrade as real clients do."""
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         client = cls(reader, writer)
         if handshake:
@@ -85,6 +141,9 @@ class RawClient:
             assert struct.unpack(">QQH", greeting) == expected
             flags = proto.ClientFlag.FIXED_NEWSTYLE | (proto.ClientFlag.NO_ZEROES * no_zeroes)
             writer.write(struct.pack(">I", flags))
+        if tls is not None:
+            assert (await client.option(proto.Option.STARTTLS)) == [(proto.Reply.ACK, b"")]
+            await writer.start_tls(tls, server_hostname="127.0.0.1")
         return client
 
     async def option(self, option: int, data: bytes = b"") -> list[tuple[int, bytes]]:
@@ -133,50 +192,54 @@ class RawClient:
         await self.writer.wait_closed()
 
 
-# -- real clients --------------------------------------------------------------------------
+# -- real clients, with the export's credentials ----------------------------------------
 
 
 @requires("nbdinfo")
 async def test_nbdinfo_reports_size_and_read_only_flag(
-    server: NbdServer, tmp_path: pathlib.Path
+    exports: Exports, tmp_path: pathlib.Path
 ) -> None:
-    server.add_export("writable", sparse_file(tmp_path / "a.raw", 3 * MiB), readonly=False)
-    server.add_export("frozen", sparse_file(tmp_path / "b.raw", 5 * MiB), readonly=True)
+    await exports.add("writable", sparse_file(tmp_path / "a.raw", 3 * MiB), readonly=False)
+    await exports.add("frozen", sparse_file(tmp_path / "b.raw", 5 * MiB), readonly=True)
     for name, size, readonly in [("writable", 3 * MiB, False), ("frozen", 5 * MiB, True)]:
-        info = json.loads((await run_ok("nbdinfo", "--json", uri(server, name))).stdout)
+        info = json.loads((await run_ok("nbdinfo", "--json", exports.uri(name))).stdout)
         (export,) = info["exports"]
-        assert info["protocol"] == "newstyle-fixed"
+        assert info["protocol"] == "newstyle-fixed" and info["TLS"] is True
         assert (export["export-size"], export["is_read_only"]) == (size, readonly)
         assert export["can_flush"] and export["can_trim"] and export["can_zero"]
         assert export["can_multi_conn"] and export["can_fua"]
 
 
 @requires("nbdinfo")
-async def test_nbdinfo_lists_every_export(server: NbdServer, tmp_path: pathlib.Path) -> None:
+async def test_nbdinfo_list_shows_no_export_with_or_without_credentials(
+    exports: Exports, tmp_path: pathlib.Path
+) -> None:
     for name in ("one", "two"):
-        server.add_export(name, sparse_file(tmp_path / name), readonly=False)
-    listing = await run_ok("nbdinfo", "--list", "--json", f"nbd://127.0.0.1:{server.port}")
-    assert {e["export-name"] for e in json.loads(listing.stdout)["exports"]} == {"one", "two"}
+        await exports.add(name, sparse_file(tmp_path / name), readonly=False)
+    listing = await run_ok("nbdinfo", "--list", "--json", exports.uri("one"))
+    assert json.loads(listing.stdout)["exports"] == []
+    plain = await run("nbdinfo", "--list", "--json", f"nbd://127.0.0.1:{exports.server.port}")
+    assert plain.returncode != 0 and "one" not in plain.stdout + plain.stderr
 
 
 @requires("qemu-io")
 async def test_qemu_io_writes_a_pattern_that_lands_in_the_file(
-    server: NbdServer, disk: pathlib.Path
+    exports: Exports, disk: pathlib.Path
 ) -> None:
-    await run_ok("qemu-io", "-f", "raw", "-c", "write -P 0xab 0 1M", uri(server, "volume"))
-    await run_ok("qemu-io", "-f", "raw", "-c", "read -P 0xab 0 1M", uri(server, "volume"))
+    await run_ok("qemu-io", *exports.qemu("volume"), "-c", "write -P 0xab 0 1M")
+    await run_ok("qemu-io", *exports.qemu("volume"), "-c", "read -P 0xab 0 1M")
     with disk.open("rb") as file:
         assert file.read(MiB + 1) == b"\xab" * MiB + b"\0"
-    assert server.statistics().bytes_written >= MiB
-    assert server.statistics().bytes_read >= MiB
+    assert exports.server.statistics().bytes_written >= MiB
+    assert exports.server.statistics().bytes_read >= MiB
 
 
 @requires("qemu-io")
 async def test_qemu_io_flush_write_zeroes_and_discard(
-    server: NbdServer, disk: pathlib.Path
+    exports: Exports, disk: pathlib.Path
 ) -> None:
     commands = ["write -P 0x11 0 8M", "flush", "write -z 1M 1M", "discard 4M 2M", "write -P 7 0 1k"]
-    await run_ok("qemu-io", "-f", "raw", *[f"-c{c}" for c in commands], uri(server, "volume"))
+    await run_ok("qemu-io", *exports.qemu("volume"), *[f"-c{c}" for c in commands])
     data = disk.read_bytes()
     assert data[:1024] == b"\x07" * 1024 and data[1024:MiB] == b"\x11" * (MiB - 1024)
     assert data[MiB : 2 * MiB] == bytes(MiB) and data[4 * MiB : 6 * MiB] == bytes(2 * MiB)
@@ -187,48 +250,49 @@ async def test_qemu_io_flush_write_zeroes_and_discard(
 
 @requires("nbdcopy")
 async def test_nbdcopy_copies_out_of_and_into_an_export(
-    server: NbdServer, disk: pathlib.Path, tmp_path: pathlib.Path
+    exports: Exports, disk: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
     disk.write_bytes(os.urandom(DISK_SIZE))
     copy = tmp_path / "copy.raw"
-    await run_ok("nbdcopy", uri(server, "volume"), str(copy))
+    await run_ok("nbdcopy", exports.uri("volume"), str(copy))
     assert copy.read_bytes() == disk.read_bytes()
     source = tmp_path / "source.raw"
     source.write_bytes(os.urandom(DISK_SIZE))
-    await run_ok("nbdcopy", str(source), uri(server, "volume"))
+    await run_ok("nbdcopy", str(source), exports.uri("volume"))
     assert disk.read_bytes() == source.read_bytes()
 
 
 @requires("qemu-img")
 async def test_qemu_img_info_and_convert_both_ways(
-    server: NbdServer, disk: pathlib.Path, tmp_path: pathlib.Path
+    exports: Exports, disk: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
-    info = await run_ok("qemu-img", "info", "--output=json", "-f", "raw", uri(server, "volume"))
+    volume = exports.qemu("volume")
+    info = await run_ok("qemu-img", "info", "--output=json", *volume)
     assert json.loads(info.stdout)["virtual-size"] == DISK_SIZE
     disk.write_bytes(os.urandom(DISK_SIZE))
     qcow2 = tmp_path / "image.qcow2"
-    source = uri(server, "volume")
-    await run_ok("qemu-img", "convert", "-f", "raw", "-O", "qcow2", source, str(qcow2))
+    await run_ok("qemu-img", "convert", *volume, "-O", "qcow2", str(qcow2))
     await run_ok("qemu-img", "compare", "-f", "raw", "-F", "qcow2", str(disk), str(qcow2))
     other = sparse_file(tmp_path / "other.raw")
     with other.open("r+b") as file:
         file.write(os.urandom(DISK_SIZE // 2))  # the second half stays a hole
-    target = uri(server, "volume")
-    await run_ok("qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", str(other), target)
+    tls_object, target = volume[:2], volume[-1]
+    await run_ok("qemu-img", "convert", *tls_object, "-n", "-f", "raw",
+                 "--target-image-opts", str(other), target)
     assert disk.read_bytes() == other.read_bytes()
 
 
 @requires("qemu-io")
-async def test_several_clients_write_at_once(server: NbdServer, disk: pathlib.Path) -> None:
+async def test_several_clients_write_at_once(exports: Exports, disk: pathlib.Path) -> None:
     writes = [
-        run_ok("qemu-io", "-f", "raw", "-c", f"write -P {n} {n * 8}M 8M", uri(server, "volume"))
+        run_ok("qemu-io", *exports.qemu("volume"), "-c", f"write -P {n} {n * 8}M 8M")
         for n in range(1, 7)
     ]
     await asyncio.gather(*writes)
     data = disk.read_bytes()
     for n in range(1, 7):
         assert data[n * 8 * MiB : (n + 1) * 8 * MiB] == bytes([n]) * 8 * MiB
-    assert server.statistics().connections_total >= 6
+    assert exports.server.statistics().connections_total >= 6
 
 
 # -- refusals --------------------------------------------------------------------------------
@@ -236,16 +300,16 @@ async def test_several_clients_write_at_once(server: NbdServer, disk: pathlib.Pa
 
 @requires("qemu-io", "nbdcopy")
 async def test_writing_to_a_readonly_export_fails(
-    server: NbdServer, tmp_path: pathlib.Path
+    exports: Exports, tmp_path: pathlib.Path
 ) -> None:
     frozen = sparse_file(tmp_path / "frozen.raw")
-    server.add_export("frozen", frozen, readonly=True)
+    await exports.add("frozen", frozen, readonly=True)
     source = tmp_path / "source.raw"
     source.write_bytes(b"\x55" * DISK_SIZE)
-    qemu = await run("qemu-io", "-f", "raw", "-c", "write -P 0xab 0 1M", uri(server, "frozen"))
-    nbdcopy = await run("nbdcopy", str(source), uri(server, "frozen"))
+    qemu = await run("qemu-io", *exports.qemu("frozen"), "-c", "write -P 0xab 0 1M")
+    nbdcopy = await run("nbdcopy", str(source), exports.uri("frozen"))
     assert qemu.returncode != 0 and nbdcopy.returncode != 0
-    client = await RawClient.connect(server.port)
+    client = await RawClient.connect(exports.server.port, tls=exports.tls("frozen"))
     _, flags = await client.go("frozen")
     assert flags & proto.TransmissionFlag.READ_ONLY
     for command, payload in [(proto.Command.WRITE, b"x" * 512), (proto.Command.TRIM, b"")]:
@@ -256,10 +320,11 @@ async def test_writing_to_a_readonly_export_fails(
 
 
 @requires("nbdinfo", "qemu-io")
-async def test_an_unknown_export_is_refused(server: NbdServer, disk: pathlib.Path) -> None:
-    assert (await run("nbdinfo", uri(server, "missing"))).returncode != 0
-    assert (await run("qemu-io", "-f", "raw", "-c", "read 0 1", uri(server, "missing"))).returncode
-    client = await RawClient.connect(server.port)
+async def test_an_unknown_export_is_refused(exports: Exports, disk: pathlib.Path) -> None:
+    assert (await run("nbdinfo", exports.uri("missing", "volume"))).returncode != 0
+    qemu = await run("qemu-io", *exports.qemu("missing", "volume"), "-c", "read 0 1")
+    assert qemu.returncode != 0
+    client = await RawClient.connect(exports.server.port, tls=exports.tls("volume"))
     replies = await client.option(proto.Option.GO, struct.pack(">I", 7) + b"missing\0\0")
     assert replies[-1][0] == proto.Reply.ERR_UNKNOWN
     client.writer.write(struct.pack(">QII", proto.IHAVEOPT, proto.Option.EXPORT_NAME, 3) + b"nop")
@@ -267,11 +332,12 @@ async def test_an_unknown_export_is_refused(server: NbdServer, disk: pathlib.Pat
 
 
 async def test_unknown_options_are_unsupported_and_negotiation_goes_on(
-    server: NbdServer, disk: pathlib.Path
+    exports: Exports, disk: pathlib.Path
 ) -> None:
-    client = await RawClient.connect(server.port)
-    for option in (proto.Option.STRUCTURED_REPLY, proto.Option.STARTTLS, 0xDEAD):
+    client = await RawClient.connect(exports.server.port, tls=exports.tls("volume"))
+    for option in (proto.Option.STRUCTURED_REPLY, 0xDEAD):
         assert (await client.option(option))[-1][0] == proto.Reply.ERR_UNSUP
+    assert (await client.option(proto.Option.STARTTLS))[-1][0] == proto.Reply.ERR_INVALID
     assert (await client.option(proto.Option.LIST, b"junk"))[-1][0] == proto.Reply.ERR_INVALID
     truncated_name = b"\0\0\0\x09abc"
     assert (await client.option(proto.Option.INFO, truncated_name))[0][0] == proto.Reply.ERR_INVALID
@@ -282,10 +348,11 @@ async def test_unknown_options_are_unsupported_and_negotiation_goes_on(
 
 @pytest.mark.parametrize("no_zeroes", [True, False])
 async def test_export_name_enters_transmission_for_old_clients(
-    server: NbdServer, disk: pathlib.Path, no_zeroes: bool
+    exports: Exports, disk: pathlib.Path, no_zeroes: bool
 ) -> None:
     disk.write_bytes(b"\x5a" * DISK_SIZE)
-    client = await RawClient.connect(server.port, no_zeroes=no_zeroes)
+    client = await RawClient.connect(
+        exports.server.port, no_zeroes=no_zeroes, tls=exports.tls("volume"))
     client.writer.write(
         struct.pack(">QII", proto.IHAVEOPT, proto.Option.EXPORT_NAME, 6) + b"volume"
     )
@@ -307,9 +374,9 @@ async def test_a_silent_client_is_dropped_after_the_handshake_timeout(
 
 
 async def test_requests_out_of_bounds_or_too_long_get_einval(
-    server: NbdServer, disk: pathlib.Path
+    exports: Exports, disk: pathlib.Path
 ) -> None:
-    client = await RawClient.connect(server.port)
+    client = await RawClient.connect(exports.server.port, tls=exports.tls("volume"))
     await client.go("volume")
     assert (await client.request(proto.Command.READ, DISK_SIZE - 1, 2))[0] == proto.Errno.EINVAL
     write_past_end = await client.request(proto.Command.WRITE, DISK_SIZE, 1, b"x")
@@ -323,17 +390,122 @@ async def test_requests_out_of_bounds_or_too_long_get_einval(
     assert disk.read_bytes() == bytes(DISK_SIZE)
 
 
+# -- TLS and who may open what ------------------------------------------------------------
+
+
+async def test_before_starttls_every_option_but_abort_needs_tls_and_export_name_closes(
+    exports: Exports, disk: pathlib.Path
+) -> None:
+    client = await RawClient.connect(exports.server.port)
+    go_volume = struct.pack(">I", 6) + b"volume\0\0"
+    for option, data in [(proto.Option.GO, go_volume), (proto.Option.INFO, go_volume),
+                         (proto.Option.LIST, b""), (proto.Option.STRUCTURED_REPLY, b""),
+                         (0xDEAD, b"")]:
+        assert (await client.option(option, data))[-1][0] == proto.Reply.ERR_TLS_REQD
+    assert (await client.option(proto.Option.STARTTLS, b"x"))[-1][0] == proto.Reply.ERR_INVALID
+    client.writer.write(struct.pack(">QII", proto.IHAVEOPT, proto.Option.EXPORT_NAME, 6)
+                        + b"volume")
+    assert await client.closed_by_server()
+    aborting = await RawClient.connect(exports.server.port)
+    assert await aborting.option(proto.Option.ABORT) == [(proto.Reply.ACK, b"")]
+    assert await aborting.closed_by_server()
+    assert exports.server.statistics().requests == 0
+
+
+@requires("nbdinfo", "qemu-io", "nbdcopy")
+async def test_real_clients_without_the_exports_certificate_read_and_write_nothing(
+    exports: Exports, disk: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    disk.write_bytes(b"\x5a" * DISK_SIZE)
+    await exports.add("other", sparse_file(tmp_path / "other.raw"), readonly=False)
+    port = exports.server.port
+    ca_only = write_credentials(tmp_path / "ca-only", exports.authority.ca_cert, None)
+    attempts = [
+        ["nbdinfo", plain_uri("127.0.0.1", port, "volume")],
+        ["nbdinfo", nbds_uri("127.0.0.1", port, "volume", ca_only)],
+        ["nbdinfo", exports.uri("volume", "other")],
+        ["nbdcopy", str(sparse_file(tmp_path / "zeros.raw")), exports.uri("volume", "other")],
+        ["qemu-io", "-f", "raw", "-c", "write -P 1 0 1M", plain_uri("127.0.0.1", port, "volume")],
+        ["qemu-io", *exports.qemu("volume", "other"), "-c", "write -P 1 0 1M"],
+        ["qemu-io", *qemu_tls("127.0.0.1", port, "volume", ca_only), "-c", "write -P 1 0 1M"],
+    ]
+    for argv in attempts:
+        assert (await run(*argv)).returncode != 0, argv
+    assert disk.read_bytes() == b"\x5a" * DISK_SIZE
+    assert exports.server.statistics().bytes_read == 0
+
+
+async def test_a_certificate_opens_its_own_export_only_and_others_look_unknown(
+    exports: Exports, disk: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    await exports.add("other", sparse_file(tmp_path / "other.raw"), readonly=False)
+    client = await RawClient.connect(exports.server.port, tls=exports.tls("other"))
+    for option in (proto.Option.INFO, proto.Option.GO):
+        replies = await client.option(option, struct.pack(">I", 6) + b"volume\0\0")
+        assert replies[-1][0] == proto.Reply.ERR_UNKNOWN
+    assert (await client.option(proto.Option.LIST)) == [(proto.Reply.ACK, b"")]
+    assert await client.go("other") == (DISK_SIZE, proto.transmission_flags(readonly=False))
+    await client.close()
+
+
+async def test_a_client_without_a_certificate_or_with_a_foreign_one_fails_the_handshake(
+    exports: Exports, disk: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    stranger = await NodeAuthority.open(tmp_path / "stranger-ca", "stranger")
+    foreign = await stranger.issue_client("volume")  # the right name, the wrong CA
+    mixed = write_credentials(tmp_path / "mixed", exports.authority.ca_cert, foreign)
+    for context in (client_context(exports.credentials("volume"), with_certificate=False),
+                    client_context(mixed)):
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            client = await RawClient.connect(exports.server.port, tls=context)
+            assert await client.closed_by_server()  # TLS 1.3: the alert comes after
+    assert exports.server.statistics().requests == 0
+
+
+async def test_bytes_sent_in_clear_after_starttls_close_the_connection(
+    exports: Exports, disk: pathlib.Path
+) -> None:
+    client = await RawClient.connect(exports.server.port)
+    injected = struct.pack(">QII", proto.IHAVEOPT, proto.Option.GO, 10) + b"\0\0\0\6volume"
+    client.writer.write(struct.pack(">QII", proto.IHAVEOPT, proto.Option.STARTTLS, 0) + injected)
+    assert await client.closed_by_server()
+    assert exports.server.statistics().requests == 0
+
+
+async def test_a_removed_exports_certificate_is_refused_even_for_a_new_export_of_that_name(
+    exports: Exports, disk: pathlib.Path
+) -> None:
+    revoked = exports.tls("volume")
+    await exports.server.remove_export("volume")
+    await exports.add("volume", disk, readonly=False)  # a new certificate for the name
+    client = await RawClient.connect(exports.server.port, tls=revoked)
+    assert await client.closed_by_server()
+    fresh = await RawClient.connect(exports.server.port, tls=exports.tls("volume"))
+    assert (await fresh.go("volume"))[0] == DISK_SIZE
+    await fresh.close()
+
+
+async def test_removing_an_export_closes_connections_still_negotiating_with_its_certificate(
+    exports: Exports, disk: pathlib.Path
+) -> None:
+    client = await RawClient.connect(exports.server.port, tls=exports.tls("volume"))
+    await exports.server.remove_export("volume")
+    assert await client.closed_by_server()
+    await wait_for(lambda: exports.server.statistics().connections == 0)
+
+
 # -- connection lifecycle -------------------------------------------------------------------
 
 
 @requires("qemu-io")
 async def test_remove_export_closes_a_live_connection(
-    server: NbdServer, disk: pathlib.Path
+    exports: Exports, disk: pathlib.Path
 ) -> None:
-    client = await RawClient.connect(server.port)
+    server = exports.server
+    client = await RawClient.connect(server.port, tls=exports.tls("volume"))
     await client.go("volume")
     commands = ["-cread 0 4k", "-csleep 3000", "-cread 0 4k"]
-    qemu = asyncio.create_task(run("qemu-io", "-f", "raw", *commands, uri(server, "volume")))
+    qemu = asyncio.create_task(run("qemu-io", *exports.qemu("volume"), *commands))
     await wait_for(lambda: server.statistics().connections == 2)
     await wait_for(lambda: server.statistics().requests >= 1)
     await server.remove_export("volume")
@@ -341,21 +513,23 @@ async def test_remove_export_closes_a_live_connection(
     assert server.statistics().connections == 0 and "volume" not in server.exports()
     completed = await qemu
     assert completed.returncode != 0 and "read failed" in completed.stdout + completed.stderr
-    refused = await RawClient.connect(server.port)
-    assert (await refused.option(proto.Option.GO, b"\0\0\0\6volume\0\0"))[-1][0] > 2**31
-    await refused.close()
+    refused = await RawClient.connect(server.port, tls=exports.tls("volume"))
+    assert await refused.closed_by_server()  # its certificate opens nothing any more
 
 
-async def test_stop_closes_every_connection(tmp_path: pathlib.Path) -> None:
-    nbd = NbdServer()
-    await nbd.start()
-    nbd.add_export("volume", sparse_file(tmp_path / "v.raw"), readonly=False)
-    handshaking = await RawClient.connect(nbd.port)
-    serving = await RawClient.connect(nbd.port)
+async def test_stop_closes_every_connection(
+    authority: NodeAuthority, tmp_path: pathlib.Path
+) -> None:
+    nbd_server = NbdServer(authority.server_context())
+    await nbd_server.start()
+    exports = Exports(nbd_server, authority, tmp_path)
+    await exports.add("volume", sparse_file(tmp_path / "v.raw"), readonly=False)
+    handshaking = await RawClient.connect(nbd_server.port)
+    serving = await RawClient.connect(nbd_server.port, tls=exports.tls("volume"))
     await serving.go("volume")
-    await nbd.stop()
+    await nbd_server.stop()
     assert await handshaking.closed_by_server() and await serving.closed_by_server()
-    assert nbd.statistics().connections == 0
+    assert nbd_server.statistics().connections == 0
 
 
 async def _kill_mid_transfer(server: NbdServer, counter: str, *argv: str) -> None:
@@ -371,22 +545,24 @@ async def _kill_mid_transfer(server: NbdServer, counter: str, *argv: str) -> Non
 
 @requires("nbdcopy", "qemu-io")
 async def test_a_client_killed_mid_transfer_leaves_the_server_serving(
-    server: NbdServer, tmp_path: pathlib.Path
+    exports: Exports, tmp_path: pathlib.Path
 ) -> None:
+    server = exports.server
     big = sparse_file(tmp_path / "big.raw", 8 * 1024 * MiB)
-    server.add_export("big", big, readonly=False)
-    await _kill_mid_transfer(server, "bytes_read", "nbdcopy", uri(server, "big"), "null:")
+    await exports.add("big", big, readonly=False)
+    await _kill_mid_transfer(server, "bytes_read", "nbdcopy", exports.uri("big"), "null:")
     writes = [f"-cwrite -P 0xcd {n * 512}M 512M" for n in range(16)]
-    writer = ["qemu-io", "-f", "raw", *writes, uri(server, "big")]
+    writer = ["qemu-io", *exports.qemu("big"), *writes]
     await _kill_mid_transfer(server, "bytes_written", *writer)
-    await run_ok("qemu-io", "-f", "raw", "-c", "write -P 0x42 1G 1M", uri(server, "big"))
-    await run_ok("qemu-io", "-f", "raw", "-c", "read -P 0x42 1G 1M", uri(server, "big"))
+    await run_ok("qemu-io", *exports.qemu("big"), "-c", "write -P 0x42 1G 1M")
+    await run_ok("qemu-io", *exports.qemu("big"), "-c", "read -P 0x42 1G 1M")
 
 
 @requires("nbdinfo")
 async def test_garbage_on_the_port_does_not_crash_the_server(
-    server: NbdServer, disk: pathlib.Path
+    exports: Exports, disk: pathlib.Path
 ) -> None:
+    server = exports.server
     garbage = os.urandom(4096)
     rude = await RawClient.connect(server.port, handshake=False)
     rude.writer.write(garbage)
@@ -398,14 +574,18 @@ async def test_garbage_on_the_port_does_not_crash_the_server(
     bad_option = await RawClient.connect(server.port)
     bad_option.writer.write(garbage)
     assert await bad_option.closed_by_server()
-    huge_option = await RawClient.connect(server.port)
+    bad_handshake = await RawClient.connect(server.port)
+    assert (await bad_handshake.option(proto.Option.STARTTLS)) == [(proto.Reply.ACK, b"")]
+    bad_handshake.writer.write(garbage)  # not a TLS record
+    assert await bad_handshake.closed_by_server()
+    huge_option = await RawClient.connect(server.port, tls=exports.tls("volume"))
     huge_option.writer.write(struct.pack(">QII", proto.IHAVEOPT, proto.Option.GO, 2**32 - 1))
     await huge_option.close()
-    bad_request = await RawClient.connect(server.port)
+    bad_request = await RawClient.connect(server.port, tls=exports.tls("volume"))
     await bad_request.go("volume")
     bad_request.writer.write(garbage)
     assert await bad_request.closed_by_server()
-    await run_ok("nbdinfo", uri(server, "volume"))
+    await run_ok("nbdinfo", exports.uri("volume"))
     await wait_for(lambda: server.statistics().connections == 0)
 
 
@@ -454,9 +634,12 @@ def test_check_request_is_the_whole_transmission_policy(
     assert proto.check_request(request, 8192, readonly, max_length=4096) == expected
 
 
-def _negotiation(*exports: proto.ExportInfo) -> proto.Negotiation:
+def _negotiation(*exports: proto.ExportInfo, secured: bool = True) -> proto.Negotiation:
     table = {export.name: export for export in exports}
-    return proto.Negotiation(table.get, table.keys, (1, 4096, 32 * MiB))
+    haggle = proto.Negotiation(table.get, (1, 4096, 32 * MiB))
+    if secured:
+        haggle.secured()
+    return haggle
 
 
 def _option_replies(data: bytes) -> list[tuple[int, int, bytes]]:
@@ -497,24 +680,60 @@ def test_negotiation_refusals_keep_haggling_except_for_export_name() -> None:
         assert _option_replies(haggle.answer(option, b"").reply)[0][1] == proto.Reply.ERR_UNSUP
 
 
-def test_negotiation_lists_exports_and_pads_export_name_unless_no_zeroes() -> None:
+def test_negotiation_lists_no_export_and_pads_export_name_unless_no_zeroes() -> None:
     exports = [proto.ExportInfo(name, MiB, readonly=False) for name in ("a", "bc")]
     haggle = _negotiation(*exports)
     listing = _option_replies(haggle.answer(proto.Option.LIST, b"").reply)
-    assert [data for _, _, data in listing] == [b"\0\0\0\1a", b"\0\0\0\2bc", b""]
+    assert listing == [(proto.Option.LIST, proto.Reply.ACK, b"")]
     assert len(haggle.answer(proto.Option.EXPORT_NAME, b"a").reply) == 8 + 2 + 124
     haggle.client_flags(struct.pack(">I", 3))
     assert len(haggle.answer(proto.Option.EXPORT_NAME, b"a").reply) == 8 + 2
 
 
-async def test_exports_and_statistics_are_snapshots(tmp_path: pathlib.Path) -> None:
-    nbd_server = NbdServer()
+def test_before_tls_only_starttls_and_abort_are_answered() -> None:
+    haggle = _negotiation(proto.ExportInfo("volume", MiB, readonly=False), secured=False)
+    for option in (proto.Option.GO, proto.Option.INFO, proto.Option.LIST, 1234):
+        answer = haggle.answer(option, b"\0\0\0\6volume\0\0")
+        assert _option_replies(answer.reply)[0][1] == proto.Reply.ERR_TLS_REQD
+        assert answer.export is None and not answer.close and not answer.starttls
+    assert haggle.answer(proto.Option.EXPORT_NAME, b"volume") == proto.Answer(b"", close=True)
+    assert haggle.answer(proto.Option.ABORT, b"").close
+    bad = haggle.answer(proto.Option.STARTTLS, b"x")
+    assert _option_replies(bad.reply)[0][1] == proto.Reply.ERR_INVALID and not bad.starttls
+    start = haggle.answer(proto.Option.STARTTLS, b"")
+    assert start.starttls and _option_replies(start.reply) == [
+        (proto.Option.STARTTLS, proto.Reply.ACK, b"")]
+    haggle.secured()
+    assert haggle.answer(proto.Option.GO, b"\0\0\0\6volume\0\0").export is not None
+    again = haggle.answer(proto.Option.STARTTLS, b"")
+    assert _option_replies(again.reply)[0][1] == proto.Reply.ERR_INVALID and not again.starttls
+
+
+async def test_exports_and_statistics_are_snapshots(
+    authority: NodeAuthority, tmp_path: pathlib.Path
+) -> None:
+    nbd_server = NbdServer(authority.server_context())
     path = sparse_file(tmp_path / "v.raw")
-    nbd_server.add_export("v", path, readonly=True)
+    one, two = "a" * 64, "b" * 64
+    nbd_server.add_export("v", path, readonly=True, client_fingerprint=one)
     with pytest.raises(ValueError, match="already exists"):
-        nbd_server.add_export("v", path, readonly=False)
+        nbd_server.add_export("v", path, readonly=False, client_fingerprint=two)
+    with pytest.raises(ValueError, match="already opens export 'v'"):
+        nbd_server.add_export("w", path, readonly=False, client_fingerprint=one)
+    with pytest.raises(ValueError, match="not a SHA-256 fingerprint"):
+        nbd_server.add_export("w", path, readonly=False, client_fingerprint="xyz")
     assert nbd_server.exports() == {"v": (path, True)}
     assert nbd_server.statistics() == nbd.NbdStatistics()
     await nbd_server.remove_export("v")
     await nbd_server.remove_export("v")  # idempotent
     assert nbd_server.exports() == {}
+    nbd_server.add_export("w", path, readonly=False, client_fingerprint=one)  # freed
+
+
+def test_a_server_context_that_does_not_demand_client_certificates_is_refused(
+    authority: NodeAuthority,
+) -> None:
+    lax = authority.server_context()
+    lax.verify_mode = ssl.CERT_OPTIONAL
+    with pytest.raises(ValueError, match="must require client certificates"):
+        NbdServer(lax)
