@@ -2,6 +2,7 @@
 
     cinderblock attachment create VOLUME --instance ID [--mode rw|ro]
     cinderblock attachment update ATTACHMENT --connector '{"host": "h1"}'   (prints connection_info)
+    cinderblock attachment credentials ATTACHMENT --dir DIR   (the export's TLS files, 0600)
     cinderblock attachment complete ATTACHMENT
     cinderblock attachment delete ATTACHMENT
     cinderblock attachment show ATTACHMENT
@@ -12,11 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from cinderblock.actors.cli.base import client
+from cinderblock.actors.cli.base import UsageError, client
 from cinderblock.actors.cli.format import as_json, properties, table
+from cinderblock.protocol.client.attachments import (
+    CREDENTIAL_FILES,
+    nbd_uri,
+    qemu_args,
+    write_credentials,
+)
 from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.wire.errors import InvalidInput
 
@@ -34,6 +43,11 @@ def add_attachment(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> Non
     p.add_argument("attachment_id")
     p.add_argument("--connector", required=True, metavar="JSON",
                    help='the host\'s connector, e.g. \'{"host": "h1", "mode": "rw"}\'')
+    p = leaf(att, common, "credentials",
+             "write the export's CA certificate, client certificate and key (0600) into DIR "
+             "for qemu and nbdinfo", cmd_credentials)
+    p.add_argument("attachment_id")
+    p.add_argument("--dir", dest="directory", type=Path, required=True, metavar="DIR")
     for name, help_text, run in (
         ("complete", "mark an attachment attached (volume in-use)", cmd_complete),
         ("delete", "detach: remove the export and the attachment", cmd_delete),
@@ -71,8 +85,30 @@ def cmd_update(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2, sort_keys=True))
         return 0
     rows = [("driver_volume_type", info.get("driver_volume_type"))]
-    rows += [(k, v) for k, v in (info.get("data") or {}).items()]
+    data = info.get("data") or {}
+    rows += [(k, v) for k, v in data.items() if k not in CREDENTIAL_FILES]
+    if any(k in data for k in CREDENTIAL_FILES):  # PEM: too long for a table
+        rows.append(("credentials", f"cinderblock attachment credentials {att.id} --dir DIR"))
     print(table(["Connection info", "Value"], rows))
+    return 0
+
+
+def cmd_credentials(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        att = c.show_attachment(args.attachment_id)
+    directory = args.directory.expanduser().absolute()
+    try:
+        write_credentials(att, directory)
+    except OSError as exc:
+        raise UsageError(f"cannot write the credentials into {directory}: {exc}") from exc
+    uri, qemu = nbd_uri(att, directory), qemu_args(att, directory)
+    if args.json:
+        print(json.dumps({"directory": str(directory), "uri": uri, "qemu_args": qemu},
+                         indent=2))
+        return 0
+    print(f"wrote {', '.join(CREDENTIAL_FILES.values())} into {directory} (mode 0600)")
+    print(f"  nbdinfo {shlex.quote(uri)}")
+    print(f"  {shlex.join(['qemu-io', *qemu[:-1], '-c', 'read 0 1M', qemu[-1]])}")
     return 0
 
 

@@ -9,7 +9,7 @@ in Python's ssl). Layout of the node's ``<host>.tls`` directory (0700):
     server-key.pem  0600  the NBD server's key, remade with its certificate at every start
     server-cert.pem       for the node's storage address (IP or DNS subjectAltName)
 
-A client certificate names its export in its CN and is signed by the CA. The CA
+A client certificate names its attachment in its CN and is signed by the CA. The CA
 alone does not grant access: the server keeps, per export, the SHA-256 fingerprint of
 the one certificate issued for it, so removing the export revokes the certificate
 (no CRL to distribute). Client keys are not kept here; the export table keeps them so
@@ -132,7 +132,8 @@ class NodeAuthority:
         write_private(self.directory / SERVER_CERT, pair.cert, 0o644)
 
     async def issue_client(self, name: str) -> KeyPair:
-        """A client key and certificate whose CN is `name` (an export's); not kept here."""
+        """A client key and certificate whose CN is `name` (an attachment's id, at most 64
+        characters as X.509 allows); not kept here."""
         return await _issue(self.directory, "client", name, self)
 
     def server_context(self) -> ssl.SSLContext:

@@ -12,7 +12,7 @@ the same file.
 Exports are private, as Cinder's CHAP-protected iSCSI targets are: the server speaks
 only TLS, and each export is opened by the one client certificate issued for it by the
 node's CA (``certificates.NodeAuthority``, kept in ``<host>.tls`` beside the table),
-whose CN is the export's name. ``node.export`` answers the CA certificate, the client
+whose CN is the attachment's id. ``node.export`` answers the CA certificate, the client
 certificate and its key with the address, and the gateway hands them out in the
 attachment's ``connection_info``. ``node.unexport`` revokes the certificate: the server
 forgets its fingerprint, so it opens nothing any more, even though the CA signed it.
@@ -56,6 +56,7 @@ def export_name(volume_id: str, attachment_id: str) -> str:
 @dataclass(frozen=True, slots=True)
 class ExportEntry:
     volume_id: str
+    attachment_id: str  # the CN of its client certificate
     readonly: bool
     client: KeyPair  # the one certificate (and its key) that opens this export
 
@@ -144,9 +145,10 @@ class ExportManager:
         async with self._changing:
             entry = self._entries.get(name)
             if entry is None:
-                client = await self.authority.issue_client(name)
-                self._server.add_export(name, path, readonly, client.fingerprint)
-                entry = self._entries[name] = ExportEntry(volume_id, readonly, client)
+                client = await self.authority.issue_client(attachment_id)
+                self._server.add_export(name, path, readonly, client.fingerprint, attachment_id)
+                entry = ExportEntry(volume_id, attachment_id, readonly, client)
+                self._entries[name] = entry
                 self._save()
                 self._notify(volume_id, "volume.export")
             elif entry.readonly != readonly:
@@ -193,7 +195,8 @@ class ExportManager:
             return
         try:
             path = self._path(entry.volume_id)
-            self._server.add_export(name, path, entry.readonly, entry.client.fingerprint)
+            self._server.add_export(name, path, entry.readonly, entry.client.fingerprint,
+                                    entry.attachment_id)
         except (NotFound, InvalidState) as exc:
             log.warning("not restoring export %s: %s", name, exc.message)
             return
@@ -214,7 +217,8 @@ class ExportManager:
             return 0, {}
 
     def _save(self) -> None:
-        exports = {name: {"volume_id": e.volume_id, "readonly": e.readonly,
+        exports = {name: {"volume_id": e.volume_id, "attachment_id": e.attachment_id,
+                          "readonly": e.readonly,
                           "client_cert": e.client.cert, "client_key": e.client.key}
                    for name, e in self._entries.items()}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,7 +230,8 @@ def _entry(raw: dict[str, Any]) -> ExportEntry | None:
     if "client_cert" not in raw:
         return None
     client = KeyPair(str(raw["client_cert"]), str(raw["client_key"]))
-    return ExportEntry(str(raw["volume_id"]), bool(raw["readonly"]), client)
+    return ExportEntry(str(raw["volume_id"]), str(raw["attachment_id"]), bool(raw["readonly"]),
+                       client)
 
 
 async def _listen(tls: ssl.SSLContext, address: str, port: int) -> NbdServer:

@@ -107,6 +107,7 @@ class _Export:
     path: pathlib.Path
     readonly: bool
     client_fingerprint: str  # of the one client certificate that may open it
+    client_name: str  # that certificate's CN (the attachment it was issued for)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,9 +307,10 @@ class _Connection:
         assert der is not None
         fingerprint = der_fingerprint(der)
         name = self._shared.by_fingerprint.get(fingerprint)
-        if name is None or _common_name(tls.getpeercert()) != name:
+        export = self._shared.exports.get(name) if name is not None else None
+        if export is None or _common_name(tls.getpeercert()) != export.client_name:
             raise CertificateRefused(f"certificate {fingerprint[:16]}... opens no export")
-        self.export_name = name
+        self.export_name = export.name
 
     async def _answer(self, haggle: proto.Negotiation, header: proto.OptionHeader) -> proto.Answer:
         if header.length <= MAX_OPTION_LENGTH:
@@ -435,7 +437,8 @@ class NbdServer:
     """Serves raw files as NBD exports on one TCP listener, over TLS only.
 
     `tls` is a server context that requires client certificates (the node's CA makes
-    it); each export is opened by the one client certificate whose fingerprint it names.
+    it); each export is opened by the one client certificate whose fingerprint and CN it
+    names.
     """
 
     def __init__(self, tls: ssl.SSLContext, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -474,9 +477,11 @@ class NbdServer:
         return self._port
 
     def add_export(
-        self, name: str, path: pathlib.Path, readonly: bool, client_fingerprint: str
+        self, name: str, path: pathlib.Path, readonly: bool, client_fingerprint: str,
+        client_name: str,
     ) -> None:
-        """Export `path` as `name` to the client certificate with this SHA-256 fingerprint."""
+        """Export `path` as `name` to the one client certificate with this SHA-256
+        fingerprint and this CN."""
         if len(name.encode("utf-8")) > proto.MAX_NAME_BYTES:
             raise ValueError(f"export name longer than {proto.MAX_NAME_BYTES} bytes")
         if name in self._exports:
@@ -487,7 +492,8 @@ class NbdServer:
         if fingerprint in self._by_fingerprint:
             opened = self._by_fingerprint[fingerprint]
             raise ValueError(f"that certificate already opens export {opened!r}")
-        self._exports[name] = _Export(name, pathlib.Path(path), readonly, fingerprint)
+        self._exports[name] = _Export(
+            name, pathlib.Path(path), readonly, fingerprint, client_name)
         self._by_fingerprint[fingerprint] = name
 
     async def remove_export(self, name: str) -> None:

@@ -205,6 +205,20 @@ async def test_the_ca_key_server_key_and_export_table_are_private_to_the_node(
         "ca-cert.pem", "ca-key.pem", "server-cert.pem", "server-key.pem"]
 
 
+async def test_the_client_certificate_names_the_attachment_and_chains_to_the_node_ca(
+    node: Node, exports: ExportManager, tmp_path: Path
+) -> None:
+    info = await exports.export("vol-1", "att-1", readonly=False)
+    cert = tmp_path / "client.pem"
+    cert.write_text(info.client_cert)
+    code, out = await run("openssl", "x509", "-in", str(cert), "-noout", "-subject", "-ext",
+                          "extendedKeyUsage")
+    assert code == 0 and "CN = att-1" in out and "TLS Web Client Authentication" in out, out
+    code, out = await run("openssl", "verify", "-CAfile", str(node.tls / "ca-cert.pem"),
+                          "-purpose", "sslclient", str(cert))
+    assert code == 0, out
+
+
 async def test_a_ca_certificate_without_its_key_stops_the_start_with_a_clear_error(
     node: Node,
 ) -> None:

@@ -63,7 +63,7 @@ class Exports:
     async def add(self, name: str, path: pathlib.Path, readonly: bool) -> KeyPair:
         """Export `path` to a new certificate, written to `credentials(name)`."""
         client = await self.authority.issue_client(name)
-        self.server.add_export(name, path, readonly, client.fingerprint)
+        self.server.add_export(name, path, readonly, client.fingerprint, name)
         write_credentials(self.credentials(name), self.authority.ca_cert, client)
         return client
 
@@ -462,6 +462,17 @@ async def test_a_client_without_a_certificate_or_with_a_foreign_one_fails_the_ha
     assert exports.server.statistics().requests == 0
 
 
+async def test_a_certificate_whose_cn_is_not_the_one_the_export_names_is_refused(
+    exports: Exports, tmp_path: pathlib.Path
+) -> None:
+    client = await exports.authority.issue_client("someone-else")
+    exports.server.add_export("named", sparse_file(tmp_path / "n.raw"), False,
+                              client.fingerprint, "named")
+    creds = write_credentials(exports.credentials("named"), exports.authority.ca_cert, client)
+    raw = await RawClient.connect(exports.server.port, tls=client_context(creds))
+    assert await raw.closed_by_server()
+
+
 async def test_bytes_sent_in_clear_after_starttls_close_the_connection(
     exports: Exports, disk: pathlib.Path
 ) -> None:
@@ -715,19 +726,19 @@ async def test_exports_and_statistics_are_snapshots(
     nbd_server = NbdServer(authority.server_context())
     path = sparse_file(tmp_path / "v.raw")
     one, two = "a" * 64, "b" * 64
-    nbd_server.add_export("v", path, readonly=True, client_fingerprint=one)
+    nbd_server.add_export("v", path, True, client_fingerprint=one, client_name="v")
     with pytest.raises(ValueError, match="already exists"):
-        nbd_server.add_export("v", path, readonly=False, client_fingerprint=two)
+        nbd_server.add_export("v", path, False, client_fingerprint=two, client_name="v")
     with pytest.raises(ValueError, match="already opens export 'v'"):
-        nbd_server.add_export("w", path, readonly=False, client_fingerprint=one)
+        nbd_server.add_export("w", path, False, client_fingerprint=one, client_name="w")
     with pytest.raises(ValueError, match="not a SHA-256 fingerprint"):
-        nbd_server.add_export("w", path, readonly=False, client_fingerprint="xyz")
+        nbd_server.add_export("w", path, False, client_fingerprint="xyz", client_name="w")
     assert nbd_server.exports() == {"v": (path, True)}
     assert nbd_server.statistics() == nbd.NbdStatistics()
     await nbd_server.remove_export("v")
     await nbd_server.remove_export("v")  # idempotent
     assert nbd_server.exports() == {}
-    nbd_server.add_export("w", path, readonly=False, client_fingerprint=one)  # freed
+    nbd_server.add_export("w", path, False, client_fingerprint=one, client_name="w")  # freed
 
 
 def test_a_server_context_that_does_not_demand_client_certificates_is_refused(
