@@ -64,7 +64,8 @@ class StubNode:
         name = f"volume-{body.volume_id}.{body.attachment_id}"
         if op == "node.export":
             self.exports[name] = body.readonly
-            return {"host": "127.0.0.1", "port": 10809, "export_name": name}
+            return {"host": "127.0.0.1", "port": 10809, "export_name": name, "ca_cert": "CA",
+                    "client_cert": f"cert of {name}", "client_key": f"key of {name}"}
         self.exports.pop(name, None)
         return {}
 
@@ -150,7 +151,8 @@ async def test_create_update_complete_delete_walks_the_volume_through_cinders_st
     assert (att.status, gw.status("v1"), att.attach_mode) == ("attaching", "attaching", "rw")
     name = f"volume-v1.{att.id}"
     assert att.connection_info == {"driver_volume_type": "nbd", "data": {
-        "host": "127.0.0.1", "port": 10809, "export_name": name}}
+        "host": "127.0.0.1", "port": 10809, "export_name": name, "tls": True, "ca_cert": "CA",
+        "client_cert": f"cert of {name}", "client_key": f"key of {name}"}}
     assert gw.router.exports == {name: False} and gw.router.calls[0] == ("node.export", b"node-1")
 
     att = await gw.complete(att.id)
