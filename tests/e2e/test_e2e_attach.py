@@ -37,7 +37,7 @@ from tests.conftest import (
 from tests.conftest import (
     run_tool as run,
 )
-from tests.nbd_tls import NBD_TOOLS, requires
+from tests.nbd_tls import NBD_TOOLS, qemu_tls, requires
 
 pytestmark = requires(*NBD_TOOLS)
 MIB = 1 << 20
@@ -288,6 +288,11 @@ async def test_a_multiattach_type_allows_two_attachments_that_see_the_same_bytes
     await run_ok("qemu-io", "-r", *keys.qemu(reader), "-c", "read -P 0x42 2M 512k")
     code, _ = await run("qemu-io", *keys.qemu(reader), "-c", "write -P 1 0 4k")
     assert code != 0, "the read-only attachment must refuse writes"
+    host, port, export = (writer.connection_info["data"][k] for k in ("host", "port",
+                                                                        "export_name"))
+    code, _ = await run("qemu-io", *qemu_tls(host, port, export, keys.dir(reader)),
+                        "-c", "write -P 1 0 4k")
+    assert code != 0, "the read-only attachment's key must not open the writer's export"
 
     await client.delete_attachment(writer.id)
     assert (await client.show_volume(vol.id)).status == "in-use"
