@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 from collections.abc import Callable
@@ -60,8 +61,18 @@ def add_attachment(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> Non
 
 
 def _print(args: argparse.Namespace, att: Attachment) -> int:
-    print(as_json(att) if args.json else properties(att))
+    print(as_json(att) if args.json else properties(_without_pems(att)))
     return 0
+
+
+def _without_pems(att: Attachment) -> Attachment:
+    """The attachment for a table: its TLS credentials (PEM) are named, not printed."""
+    data = att.connection_info.get("data")
+    if not isinstance(data, dict) or not CREDENTIAL_FILES.keys() & data.keys():
+        return att
+    shown = {k: v for k, v in data.items() if k not in CREDENTIAL_FILES}
+    shown["credentials"] = f"cinderblock attachment credentials {att.id} --dir DIR"
+    return dataclasses.replace(att, connection_info={**att.connection_info, "data": shown})
 
 
 def parse_connector(text: str) -> Any:

@@ -254,6 +254,9 @@ def test_the_cli_writes_credentials_that_the_printed_qemu_io_and_nbdinfo_lines_u
         assert done[0] == 0, done
     shown = cli("attachment", "credentials", att["id"], "--dir", str(keys), "--json")
     assert shown["directory"] == str(keys) and shown["uri"] in nbdinfo_line
+    table = cli("attachment", "show", att["id"])  # keys are named in tables, not printed
+    assert "PRIVATE KEY" not in table and "BEGIN CERTIFICATE" not in table
+    assert f"cinderblock attachment credentials {att['id']}" in table
     cli("attachment", "delete", att["id"])
 
 
