@@ -476,11 +476,17 @@ async def test_a_certificate_whose_cn_is_not_the_one_the_export_names_is_refused
 async def test_bytes_sent_in_clear_after_starttls_close_the_connection(
     exports: Exports, disk: pathlib.Path
 ) -> None:
+    """What a man in the middle would inject behind a client's STARTTLS is never read as
+    if TLS had carried it: the server hangs up before the handshake."""
     client = await RawClient.connect(exports.server.port)
-    injected = struct.pack(">QII", proto.IHAVEOPT, proto.Option.GO, 10) + b"\0\0\0\6volume"
+    injected = struct.pack(">QII", proto.IHAVEOPT, proto.Option.GO, 12) + b"\0\0\0\6volume\0\0"
     client.writer.write(struct.pack(">QII", proto.IHAVEOPT, proto.Option.STARTTLS, 0) + injected)
-    assert await client.closed_by_server()
-    assert exports.server.statistics().requests == 0
+    ack = struct.unpack(">QIII", await client.reader.readexactly(20))
+    assert ack == (proto.OPTION_REPLY_MAGIC, proto.Option.STARTTLS, proto.Reply.ACK, 0)
+    with contextlib.suppress(ssl.SSLError, ConnectionError):
+        await client.writer.start_tls(exports.tls("volume"), server_hostname="127.0.0.1")
+        assert await client.closed_by_server()  # and no answer to the injected GO
+    await wait_for(lambda: exports.server.statistics().connections == 0)
 
 
 async def test_a_removed_exports_certificate_is_refused_even_for_a_new_export_of_that_name(
