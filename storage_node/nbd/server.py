@@ -252,7 +252,8 @@ class _Connection:
         self._reader = reader
         self._writer = writer
         self._budget = _Budget(IN_FLIGHT_BYTES)
-        self.export_name: str | None = None
+        self.export_name: str | None = None  # the one its certificate opens, once known
+        self._fingerprint: str | None = None  # of its certificate, after the TLS handshake
         self.closed = asyncio.Event()
         self.peer = writer.get_extra_info("peername")
 
@@ -310,7 +311,7 @@ class _Connection:
         export = self._shared.exports.get(name) if name is not None else None
         if export is None or _common_name(tls.getpeercert()) != export.client_name:
             raise CertificateRefused(f"certificate {fingerprint[:16]}... opens no export")
-        self.export_name = export.name
+        self.export_name, self._fingerprint = export.name, fingerprint
 
     async def _answer(self, haggle: proto.Negotiation, header: proto.OptionHeader) -> proto.Answer:
         if header.length <= MAX_OPTION_LENGTH:
@@ -322,7 +323,7 @@ class _Connection:
     def _export_info(self, name: str) -> proto.ExportInfo | None:
         """The export `name` if this client's certificate opens it; else None (unknown)."""
         export = self._shared.exports.get(name)
-        if export is None or name != self.export_name:
+        if export is None or export.client_fingerprint != self._fingerprint:
             return None
         try:
             return proto.ExportInfo(name, export.path.stat().st_size, export.readonly)
@@ -332,9 +333,9 @@ class _Connection:
     def _attach(self, info: proto.ExportInfo) -> _BlockFile:
         """Open the chosen export; from now on remove_export(name) closes this connection.
 
-        No await since `_export_info` found it, so it is still exported and still allowed
-        for this client's certificate. An OSError here
-        (the file vanished) is ours, not the client's, and is logged as a failure.
+        No await since `_export_info` found it, so it is still exported to this client's
+        certificate. An OSError here (the file vanished) is ours, not the client's, and is
+        logged as a failure.
         """
         disk = _BlockFile(self._shared.exports[info.name], self._shared.executor)
         self.export_name = info.name
