@@ -3,17 +3,34 @@
 A cluster is described by one file (TOML written by hand, or the JSON that
 ``cinderblock up`` writes), read by every actor process. The embedded default
 puts every actor on 127.0.0.1 with free ports and two storage nodes with
-``file`` backends under the data directory.
+``file`` backends under the data directory. docs/operations.md is the
+reference of the file.
+
+Validation. The file is checked against the dataclasses below, field by field
+from their type annotations (so a field added to a dataclass is checked with no
+other change): an unknown key, a missing one or a value of the wrong type is
+ONE ``ConfigError`` naming the file and the key's path
+(``cluster.toml: nodes[1].capactiy_gb: unknown key``); then the values that
+have rules of their own (endpoints, public keys, ports, host names) are checked
+the same way. Nothing is half-loaded: a file is taken whole or refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import re
 import socket
 import tomllib
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import zmq.utils.z85
 
 DEFAULT_ZONE = "nova"
 DEFAULT_TYPE = "__DEFAULT__"
@@ -35,6 +52,8 @@ class NodeConfig:
     max_over_subscription_ratio: float = 20.0
     nbd_address: str = "127.0.0.1"
     nbd_port: int = 0  # 0: any free port (kept across restarts when it can be)
+    data_dir: str | None = None  # the node's own state on its own host (default: the cluster's)
+    public_key: str | None = None  # the node's CURVE public key (Z85), for the trust layer
 
     @property
     def backend_id(self) -> str:
@@ -48,6 +67,16 @@ def host_of(backend_id: str) -> str:
     return backend_id.partition("@")[0]
 
 
+SERVICE_ACTORS = ("gateway", "quota", "scheduler")
+
+
+@dataclass(frozen=True)
+class ActorConfig:
+    """What the cluster file says about one of the service actors besides its endpoints."""
+
+    public_key: str | None = None  # its CURVE public key (Z85), for the trust layer
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     data_dir: str
@@ -58,13 +87,14 @@ class ClusterConfig:
     scheduler: str
     stats: str
     nodes: tuple[NodeConfig, ...] = ()
-    heartbeat_s: float = 1.0
-    stale_after_s: float = 10.0
+    heartbeat_s: float = 0.5  # nodes' stats, every actor's heartbeat, the gateway's pings
+    stale_after_s: float = 2.5  # silent this long: down (docs/operations.md, "When an actor stops")
     reconcile_after_s: float = 120.0  # a transitional status this old is looked into
     reconcile_every_s: float = 30.0  # how often the gateway looks (0: never)
     synchronous: str = "NORMAL"
     volume_types: dict[str, dict[str, str]] = field(default_factory=dict)
     quota_defaults: dict[str, int] = field(default_factory=dict)
+    actors: dict[str, ActorConfig] = field(default_factory=dict)  # keyed by SERVICE_ACTORS
 
     @property
     def zones(self) -> tuple[str, ...]:
@@ -78,6 +108,18 @@ class ClusterConfig:
 
     def path(self, *parts: str) -> Path:
         return Path(self.data_dir).joinpath(*parts)
+
+    def for_node(self, host: str) -> ClusterConfig:
+        """The config as the node ``host`` runs it: its own data directory, if the
+        file gives it one, stands for the cluster's (its keys, exports, volumes)."""
+        node = self.node(host)
+        return self if node.data_dir is None else replace(self, data_dir=node.data_dir)
+
+    def public_keys(self) -> dict[str, str]:
+        """Every public key the file gives, by actor name (a node's name is its host)."""
+        keys = {name: a.public_key for name, a in self.actors.items() if a.public_key}
+        keys.update({n.host: n.public_key for n in self.nodes if n.public_key})
+        return keys
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -94,17 +136,190 @@ def load(path: Path) -> ClusterConfig:
         raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read cluster file {path}: {exc}") from exc
-    return from_dict(raw)
+    return from_dict(raw, source=path.name)
 
 
-def from_dict(raw: dict[str, Any]) -> ClusterConfig:
+def from_dict(raw: object, source: str = "cluster file") -> ClusterConfig:
+    """A checked ``ClusterConfig`` from a parsed file, or one ``ConfigError`` naming
+    ``source`` and the key that is wrong."""
     try:
-        nodes = tuple(
-            NodeConfig(**{**n, "faults": tuple(n.get("faults", ()))}) for n in raw.pop("nodes", [])
-        )
-        return ClusterConfig(**raw, nodes=nodes)
-    except TypeError as exc:
-        raise ConfigError(f"bad cluster file: {exc}") from exc
+        cfg = _build(ClusterConfig, raw, "")
+        _check_values(cfg)
+    except _Wrong as wrong:
+        where = f"{wrong.path}: " if wrong.path else ""
+        raise ConfigError(f"{source}: {where}{wrong.problem}") from None
+    assert isinstance(cfg, ClusterConfig)
+    return cfg
+
+
+# ---- validation: types, from the dataclasses' annotations -------------------
+class _Wrong(Exception):
+    """One mistake in the file: where (a key path) and what."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _build(cls: type, raw: object, path: str) -> object:
+    """``cls`` (a dataclass) from a table, every field checked by its annotation."""
+    if not isinstance(raw, dict):
+        raise _Wrong(path, f"expected a table, got {_shown(raw)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            raise _Wrong(_join(path, str(key)), "unknown key")
+    values: dict[str, object] = {}
+    for name, f in fields.items():
+        if name in raw:
+            values[name] = _value(hints[name], raw[name], _join(path, name))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise _Wrong(_join(path, name), "missing (required)")
+    return cls(**values)
+
+
+def _value(hint: Any, raw: object, path: str) -> object:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union) and type(None) in args:
+        inner = next(a for a in args if a is not type(None))
+        return None if raw is None else _value(inner, raw, path)
+    if origin is tuple:
+        if not isinstance(raw, list | tuple):
+            raise _Wrong(path, f"expected a list, got {_shown(raw)}")
+        return tuple(_value(args[0], item, f"{path}[{i}]") for i, item in enumerate(raw))
+    if origin is dict:
+        if not isinstance(raw, dict):
+            raise _Wrong(path, f"expected a table, got {_shown(raw)}")
+        return {str(k): _value(args[1], v, _join(path, str(k))) for k, v in raw.items()}
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, raw, path)  # type: ignore[arg-type]
+    return _scalar(hint, raw, path)
+
+
+def _scalar(hint: Any, raw: object, path: str) -> object:
+    if hint is bool and type(raw) is bool:
+        return raw
+    if hint is int and type(raw) is int:
+        return raw
+    if hint is float and type(raw) in (int, float):
+        if not math.isfinite(float(raw)):  # type: ignore[arg-type]
+            raise _Wrong(path, f"expected a finite number, got {_shown(raw)}")
+        return float(raw)  # type: ignore[arg-type]
+    if hint is str and type(raw) is str:
+        return raw
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return _fail(path, f"expected {names.get(hint, str(hint))}, got {_shown(raw)}")
+
+
+def _fail(path: str, problem: str) -> typing.NoReturn:
+    raise _Wrong(path, problem)
+
+
+def _shown(raw: object) -> str:
+    """A value as the error shows it: scalars as written, containers by kind."""
+    if isinstance(raw, dict):
+        return "a table"
+    if isinstance(raw, list | tuple):
+        return "a list"
+    if raw is None:
+        return "nothing (null)"
+    try:
+        return json.dumps(raw)
+    except (TypeError, ValueError):
+        return repr(raw)  # a TOML date or time
+
+
+# ---- validation: the values with rules of their own -------------------------
+_ENDPOINT = re.compile(r"tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.*-]+):(?P<port>[0-9]{1,5})")
+_HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+ENDPOINT_FIELDS = ("gateway", "events_in", "events", "quota", "scheduler", "stats")
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_Rule = Callable[[object], str | None]  # the problem with a value, or None
+
+
+def _endpoint(value: object) -> str | None:
+    m = _ENDPOINT.fullmatch(str(value))
+    if m is None:
+        return f"expected an endpoint tcp://HOST:PORT, got {_shown(value)}"
+    if not 1 <= int(m["port"]) <= 65535:
+        return f"port {m['port']} is out of range (1-65535)"
+    return None
+
+
+def _public_key(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    try:
+        ok = len(text) == 40 and len(zmq.utils.z85.decode(text)) == 32
+    except (ValueError, KeyError, IndexError):
+        ok = False
+    return None if ok else (
+        "expected a CURVE public key: 40 characters of Z85 "
+        f"(as in a keys/NAME.key file), got {_shown(value)}")
+
+
+def _positive(value: object) -> str | None:
+    return None if float(value) > 0 else f"must be greater than 0, got {_shown(value)}"  # type: ignore[arg-type]
+
+
+def _port_or_zero(value: object) -> str | None:
+    return None if 0 <= int(value) <= 65535 else (  # type: ignore[call-overload]
+        f"must be a port, 0 to 65535 (0: any free port), got {_shown(value)}")
+
+
+def _percentage(value: object) -> str | None:
+    return None if 0 <= float(value) <= 100 else f"must be 0 to 100, got {_shown(value)}"  # type: ignore[arg-type]
+
+
+def _check(path: str, value: object, rule: _Rule) -> None:
+    problem = rule(value)
+    if problem is not None:
+        raise _Wrong(path, problem)
+
+
+def _check_values(cfg: object) -> None:
+    assert isinstance(cfg, ClusterConfig)
+    for name in ENDPOINT_FIELDS:
+        _check(name, getattr(cfg, name), _endpoint)
+    _check("heartbeat_s", cfg.heartbeat_s, _positive)
+    if cfg.stale_after_s <= cfg.heartbeat_s:
+        _fail("stale_after_s", f"must be greater than heartbeat_s ({cfg.heartbeat_s:g}), "
+                               f"got {cfg.stale_after_s:g}")
+    if cfg.synchronous not in SYNCHRONOUS:
+        _fail("synchronous", f"expected one of {', '.join(SYNCHRONOUS)}, "
+                             f"got {_shown(cfg.synchronous)}")
+    for name, actor in cfg.actors.items():
+        if name not in SERVICE_ACTORS:
+            _fail(f"actors.{name}", f"unknown actor (expected {', '.join(SERVICE_ACTORS)}; "
+                                    "storage nodes are listed under [[nodes]])")
+        _check(f"actors.{name}.public_key", actor.public_key, _public_key)
+    seen: set[str] = set()
+    for i, node in enumerate(cfg.nodes):
+        _check_node(f"nodes[{i}]", node, seen)
+
+
+def _check_node(path: str, node: NodeConfig, seen: set[str]) -> None:
+    if not _HOST_NAME.fullmatch(node.host):
+        _fail(f"{path}.host", "expected a host name: letters, digits, '.', '_', '-' "
+                              f"(at most 63, first a letter or digit), got {_shown(node.host)}")
+    if node.host in seen:
+        _fail(f"{path}.host", f"{node.host!r} is already the host of another node")
+    if node.host in SERVICE_ACTORS:
+        _fail(f"{path}.host", f"{node.host!r} is a service actor's name; choose another")
+    seen.add(node.host)
+    if node.capacity_gb is not None:
+        _check(f"{path}.capacity_gb", node.capacity_gb, _positive)
+    _check(f"{path}.nbd_port", node.nbd_port, _port_or_zero)
+    _check(f"{path}.reserved_percentage", node.reserved_percentage, _percentage)
+    _check(f"{path}.max_over_subscription_ratio", node.max_over_subscription_ratio, _positive)
+    _check(f"{path}.public_key", node.public_key, _public_key)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
