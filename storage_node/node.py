@@ -13,12 +13,16 @@ volume that stays ``creating`` or ``deleting`` lost.
 Capacity it reports includes creates in flight, and it echoes the highest
 scheduler sequence number it has accounted for (``sched_seq``), so the
 scheduler knows which of its own placements the report already contains.
+It also names the oldest placement it is still working on (``oldest_seq``) and
+its process (``incarnation``), from which the scheduler knows which creates it
+cast here have finished: those still held when the node goes silent are failed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -64,6 +68,8 @@ class StorageNode(Actor):
                                      cfg.path("nodes", f"{node.host}.exports.json"),
                                      cfg.path("nodes", f"{node.host}.tls"), self.notify)
         self._inflight: dict[str, int] = {}
+        self._placed: dict[str, tuple[str, int]] = {}  # in-flight volume -> (epoch, seq)
+        self._incarnation = secrets.token_hex(8)
         self.busy: Counter[str] = Counter()
         self._sched_epoch = ""
         self._sched_seq = 0
@@ -131,6 +137,7 @@ class StorageNode(Actor):
             max_over_subscription_ratio=node.max_over_subscription_ratio,
             capabilities=self.driver.capabilities(), sched_epoch=self._sched_epoch,
             sched_seq=self._sched_seq, timestamp=time.time(), volumes=self._volume_count,
+            oldest_seq=self._oldest_seq(), incarnation=self._incarnation,
         )
 
     def recount_volumes(self) -> None:
@@ -141,14 +148,21 @@ class StorageNode(Actor):
     def begin_create(self, volume_id: str, size: int, epoch: str, seq: int) -> None:
         self._inflight[volume_id] = size
         if not epoch:
-            pass  # cast by the gateway (a clone): no scheduler placement to acknowledge
-        elif epoch != self._sched_epoch:
+            self.stats_changed()  # cast by the gateway (a clone): no placement to acknowledge
+            return
+        self._placed[volume_id] = (epoch, seq)
+        if epoch != self._sched_epoch:
             self._sched_epoch, self._sched_seq = epoch, seq
         else:
             self._sched_seq = max(self._sched_seq, seq)
         self.stats_changed()
 
+    def _oldest_seq(self) -> int:
+        epoch = self._sched_epoch
+        return min((seq for e, seq in self._placed.values() if e == epoch), default=0)
+
     def end_create(self, volume_id: str) -> None:
+        self._placed.pop(volume_id, None)
         if self._inflight.pop(volume_id, None) is not None:
             self.stats_changed()
 

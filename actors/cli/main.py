@@ -100,6 +100,12 @@ def _add_actor(sub: Any) -> None:
     p.add_argument("--host", default=None)
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(run=cmd_actor)
+    p = sub.add_parser("node", help="run this host's storage node from a cluster file "
+                       "(docs/operations.md)")
+    p.add_argument("--config", type=Path, required=True, help="the cluster file (TOML)")
+    p.add_argument("--host", required=True, help="this node's host name in the file")
+    p.add_argument("--verbose", action="store_true")
+    p.set_defaults(run=cmd_actor, kind="node")
 
 
 def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:

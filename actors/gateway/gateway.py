@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Collection
 from functools import partial
@@ -28,12 +29,13 @@ from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
 from cinderblock.actors.gateway.guards import require_admin, require_reporter
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.paging import page
+from cinderblock.actors.gateway.peers import PeerWatch
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.gateway.watchers import Watchers
-from cinderblock.actors.runtime.actor import Actor, Request
+from cinderblock.actors.runtime.actor import Actor, Link, Request
 from cinderblock.actors.runtime.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig, host_of
 from cinderblock.protocol.messages.quota import QuotaSet
 from cinderblock.protocol.messages.scheduling import BackendList, ScheduleRequest
@@ -52,7 +54,7 @@ from cinderblock.protocol.messages.volumes import (
 )
 from cinderblock.protocol.states import VolumeStatus, check_volume_move
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import InvalidInput, NotFound
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, NotFound
 from cinderblock.protocol.wire.schema import dump, parse
 from cinderblock.protocol.wire.transport import tune
 
@@ -85,6 +87,7 @@ class Gateway(Actor):
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
         self._node_hosts = frozenset(n.host.encode() for n in cfg.nodes)
         self.creates = 0
+        self.peers = PeerWatch(("quota", "scheduler"), cfg.stale_after_s, time.monotonic())
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -118,6 +121,26 @@ class Gateway(Actor):
         self.scheduler = self.connect(self.cfg.scheduler, "gateway")
         self.router = self.bind(self.cfg.gateway)
         self.reconciler.start()
+        self.every(self.cfg.heartbeat_s, self._ping_peers)
+
+    # ---- is quota, is the scheduler there (peers.py) --------------------
+    def _ping_peers(self) -> None:
+        now = time.monotonic()
+        for name in self.peers.newly_down(now):
+            log.warning("%s has not answered for %gs: creates are refused until it is back",
+                        name, self.cfg.stale_after_s)
+            self.events.emit("liveness", subject=name, state="down")
+        self.spawn(self._ping("quota", self.quota))
+        self.spawn(self._ping("scheduler", self.scheduler))
+
+    async def _ping(self, name: str, link: Link) -> None:
+        try:
+            await link.call("ping", Empty(), timeout=self.cfg.stale_after_s)
+        except CinderblockError:
+            return  # silence is what PeerWatch counts
+        if self.peers.answered(name, time.monotonic()):
+            log.info("%s answers again", name)
+            self.events.emit("liveness", subject=name, state="up")
 
     async def on_stop(self) -> None:
         await self.store.db.close()
@@ -175,6 +198,9 @@ class Gateway(Actor):
             existing = await self._existing(key, fingerprint)
             if existing is not None:
                 return self._answer_existing(existing, req)
+        copy = body.snapshot_id is not None or body.source_volid is not None
+        needs = ("quota",) if copy else ("quota", "scheduler")  # a copy is made on its node
+        self.peers.refuse_if_down(needs, time.monotonic(), "creating a volume")
         volume_id = str(uuid.uuid4())
         done: asyncio.Future[VolumeRecord] = asyncio.get_running_loop().create_future()
         if ctx.request_id:
@@ -255,6 +281,12 @@ class Gateway(Actor):
             return
         new = update.status
         if new is rec.status:
+            return
+        if req.link is self.scheduler and rec.status is not VolumeStatus.CREATING:
+            # The scheduler speaks of creates only: a volume that has moved on (the node
+            # it judged down finished it after all) is not its to change.
+            log.info("volume %s is %s: the scheduler's %s (%s) is not applied",
+                     rec.id, rec.status.value, new.value, update.reason)
             return
         if rec.status is VolumeStatus.ERROR and rec.host is None and update.host:
             # A create the reconciler judged lost finished after all: keep the error,

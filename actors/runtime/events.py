@@ -18,6 +18,8 @@ Event maps (the wire schema the dashboard reads), all with ``kind``, ``actor``, 
 - notify: volume_id, event ("volume.create.start" ...), host
 - heartbeat: statistics of the actor
 - backend: the stats a node published
+- liveness: subject (a backend, or quota/scheduler as the gateway sees them), state
+  (up/down), volume_ids? (the creates failed with a node that went down)
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Run one actor in this process: ``cinderblock actor NAME --config FILE [--host H]``."""
+"""Run one actor in this process: ``cinderblock actor NAME --config FILE [--host H]``
+(``cinderblock node --config FILE --host H`` is the node's own spelling)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import zmq
 
 from cinderblock.actors.runtime.actor import Actor
-from cinderblock.actors.runtime.config import ClusterConfig, load
+from cinderblock.actors.runtime.config import ClusterConfig, ConfigError, load
 from cinderblock.actors.runtime.database import NotTheOwner
 from cinderblock.actors.runtime.parent import die_with_parent
 
@@ -42,6 +43,15 @@ def build(kind: str, cfg: ClusterConfig, host: str | None) -> Actor:
     raise SystemExit(f"unknown actor {kind!r}; expected one of {', '.join(ACTORS)}")
 
 
+def actor_config(kind: str, config: Path, host: str | None) -> ClusterConfig:
+    """The cluster file as this actor runs it: a storage node on its own host keeps
+    its state (volumes, exports, keys) under its own ``data_dir`` when it has one."""
+    cfg = load(config)
+    if kind == "node" and host:
+        return cfg.for_node(host)
+    return cfg
+
+
 def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False) -> int:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -49,7 +59,11 @@ def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False) 
         stream=sys.stderr,
     )
     die_with_parent()
-    actor = build(kind, load(config), host)
+    try:
+        cfg = actor_config(kind, config, host)
+    except ConfigError as exc:
+        raise SystemExit(f"{host or kind} cannot start: {exc}") from None
+    actor = build(kind, cfg, host)
     profile_dir = os.environ.get("CINDERBLOCK_PROFILE_DIR")
     profiler = cProfile.Profile(time.process_time) if profile_dir else None
     if profiler is not None:

@@ -6,6 +6,10 @@ cast runs ``volume_create_scheduler`` and casts the create to the chosen
 node through the ROUTER (the node's identity is its host name). When no
 backend can take the volume, the gateway is told: status ``error`` with the
 reason, and the quota stays committed as in Cinder.
+
+Liveness (``liveness.py``): a node silent for ``stale_after_s`` is down (looked at
+ten times in that span); it gets no new work, and the creates cast to it and not
+seen finished go to ``error`` with the reason. It is up again with its next stats.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from cinderblock.actors.runtime.config import ClusterConfig
 from cinderblock.actors.scheduler.capacity import BackendStats, stats_from_message
 from cinderblock.actors.scheduler.capacity_index import CapacityIndex
 from cinderblock.actors.scheduler.create_flow import ScheduleContext, volume_create_scheduler
+from cinderblock.actors.scheduler.liveness import Held, Liveness, NodeReport
 from cinderblock.protocol.messages.scheduling import (
     Backend,
     BackendList,
@@ -49,6 +54,7 @@ class Scheduler(Actor):
         self.flow = volume_create_scheduler(self)
         self.router: Link
         self.stats_received = 0
+        self.liveness: Liveness[Context] = Liveness(self.index.epoch, cfg.stale_after_s)
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -64,6 +70,7 @@ class Scheduler(Actor):
         sub.bind(self.cfg.stats)
         self._stats = Channel(sub, self._on_stats)
         self.router = self.bind(self.cfg.scheduler)
+        self.every(self.cfg.stale_after_s / 10, self._sweep)
 
     async def on_stop(self) -> None:
         self._stats.close()
@@ -72,7 +79,9 @@ class Scheduler(Actor):
         s = self.index.statistics()
         return {**super().statistics(), "stats_received": self.stats_received,
                 "backends": s.backends, "selections": s.selections,
-                "no_valid_backend": s.no_valid_backend, "pending": s.pending}
+                "no_valid_backend": s.no_valid_backend, "pending": s.pending,
+                "creates_held": len(self.liveness), "went_down": self.liveness.went_down,
+                "came_back": self.liveness.came_back}
 
     def _on_stats(self, frames: list[bytes]) -> None:
         try:
@@ -81,11 +90,44 @@ class Scheduler(Actor):
             log.warning("ignoring malformed stats: %s", exc)
             return
         self.stats_received += 1
-        self.index.update(stats_from_message(msg), time.monotonic())
+        now = time.monotonic()
+        self.index.update(stats_from_message(msg), now)
         self.events.emit("backend", **dump(msg))
+        report = NodeReport(msg.sched_epoch, msg.sched_seq, msg.oldest_seq, msg.incarnation)
+        seen = self.liveness.seen(msg.backend, now, report)
+        if seen.back:
+            log.info("backend %s is up again", msg.backend)
+            self.events.emit("liveness", subject=msg.backend, state="up")
+        if seen.lost:
+            self._fail(seen.lost, f"storage node {msg.backend} was restarted while it was "
+                                  "creating this volume: the create was lost")
+
+    def _sweep(self) -> None:
+        """Mark the nodes that went silent down; fail the creates they may still hold."""
+        for backend, held in self.liveness.sweep(time.monotonic()).down.items():
+            silent = self.cfg.stale_after_s
+            log.warning("backend %s is down: no stats for %gs; failing %d create(s) it held",
+                        backend, silent, len(held))
+            self.events.emit("liveness", subject=backend, state="down",
+                             volume_ids=[h.volume_id for h in held])
+            self._fail(held, f"storage node {backend} stopped reporting (no stats for "
+                             f"{silent:g}s) while it was creating this volume: the create "
+                             "is taken as lost")
+
+    def _fail(self, held: list[Held[Context]], reason: str) -> None:
+        """The gateway applies this to volumes still ``creating`` only: one that the
+        node finished meanwhile keeps its status."""
+        for h in held:
+            update = VolumeUpdate(h.volume_id, VolumeStatus.ERROR, None, reason)
+            try:
+                self.router.cast("volume.update", update, h.note, to=GATEWAY)
+            except CinderblockError as exc:
+                log.warning("could not fail volume %s: %s", h.volume_id, exc.message)
 
     def cast_to_node(self, host: str, body: NodeCreateVolume, ctx: Context) -> None:
         self.router.cast("node.create_volume", body, ctx, to=host.encode())
+        self.liveness.placed(body.backend, body.sched_seq, body.request.volume_id, ctx,
+                             time.monotonic())
 
     async def on_schedule_create(self, req: Request) -> None:
         c = ScheduleContext(req.body, req.ctx)

@@ -60,6 +60,8 @@ class BackendStatsMsg:
     sched_seq: int = 0
     timestamp: float = 0.0
     volumes: int = 0
+    oldest_seq: int = 0  # the lowest sched_seq of sched_epoch still being created here (0: none)
+    incarnation: str = ""  # this node process (another one: it was restarted)
 
 
 @message

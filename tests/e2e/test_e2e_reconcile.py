@@ -63,7 +63,13 @@ async def test_a_create_lost_with_its_node_ends_in_error_and_deletes_cleanly(
         assert (await client.show_volume(vol.id)).host is None
         await client.delete_volume(vol.id, wait=True)
         assert (await client.show_quota()).in_use["volumes"] == 0
+        await eventually(lambda: _nodes_up(client), timeout=20)  # restarted: up once reporting
         assert (await client.create_volume(1, wait=True)).status == "available"
+
+
+async def _nodes_up(client: Client) -> bool:
+    return {b.backend for b in await client.list_backends() if b.up} >= {
+        f"{host}@null" for host in NODES}
 
 
 async def test_a_delete_and_a_snapshot_lost_with_their_node_are_finished_or_failed(

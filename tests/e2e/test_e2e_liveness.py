@@ -1,0 +1,107 @@
+"""Liveness from heartbeats, on one machine: a node frozen (SIGSTOP) with a create in
+hand is down within 5 s, gets no new work, its create ends in ``error`` with the
+reason, and it is up again within seconds of SIGCONT; while quota or the scheduler
+is frozen, a create fails at once with ``unavailable``. (tests/e2e/test_e2e_multihost.py
+does the same across network namespaces, cutting links instead.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from cinderblock.actors.runtime.config import ClusterConfig
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.client.status_waits import VolumeError
+from cinderblock.protocol.wire.errors import Unavailable
+from tests.conftest import E2ECluster, eventually
+
+DOWN_WITHIN_S = 5.0
+BACK_WITHIN_S = 5.0
+HEARTBEAT_S = ClusterConfig.heartbeat_s  # the defaults, not the e2e suite's quicker ones
+
+
+@contextlib.contextmanager
+def frozen(c: E2ECluster, name: str) -> Iterator[None]:
+    pid = c.cluster.procs[name].pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+async def backend_state(client: Client, backend: str) -> bool | None:
+    """Whether ``backend list`` shows it up (None: not listed)."""
+    for b in await client.list_backends():
+        if b.backend == backend:
+            return b.up
+    return None
+
+
+@pytest.fixture(scope="module")
+def two_nodes(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """node-1 is the heavier (creates go there first) and never finishes a create."""
+    return cluster_factory(heartbeat_s=HEARTBEAT_S, node_overrides={
+        "node-1": {"faults": ("stall:create_volume",), "capacity_gb": 1000.0},
+        "node-2": {"capacity_gb": 100.0}})
+
+
+async def test_a_frozen_node_is_down_within_5s_its_create_fails_and_it_comes_back(
+    two_nodes: E2ECluster,
+) -> None:
+    c = two_nodes
+    async with c.client("liveness", timeout=10.0) as client, \
+            c.client("admin", admin=True) as admin:
+        stuck = await client.create_volume(1, name="in-hand")
+        await asyncio.sleep(1.0)  # node-1 has it, stalled
+        assert (await client.show_volume(stuck.id)).status == "creating"
+        with frozen(c, "node-1"):
+            stopped = time.monotonic()
+            await eventually(lambda: _is(admin, "node-1@file", False), timeout=DOWN_WITHIN_S)
+            assert time.monotonic() - stopped < DOWN_WITHIN_S
+            with pytest.raises(VolumeError, match="node-1@file stopped reporting") as failed:
+                await client.wait_for_status(stuck.id, "available", timeout=5)
+            assert failed.value.volume.status == "error"
+            for _ in range(3):  # no new work for the frozen node
+                vol = await client.create_volume(1, wait=True, timeout=10)
+                assert vol.host == "node-2@file"
+        thawed = time.monotonic()
+        await eventually(lambda: _is(admin, "node-1@file", True), timeout=BACK_WITHIN_S)
+        assert time.monotonic() - thawed < BACK_WITHIN_S
+        later = await client.create_volume(1, name="after")
+        await asyncio.sleep(1.0)
+        # node-1 is picked again (it stalls, as configured): the create sits there
+        assert (await client.show_volume(later.id)).status == "creating"
+        assert (await client.show_volume(stuck.id)).status == "error"
+
+
+async def _is(admin: Client, backend: str, up: bool) -> bool:
+    return await backend_state(admin, backend) is up
+
+
+@pytest.mark.parametrize("service", ["quota", "scheduler"])
+async def test_while_quota_or_the_scheduler_is_frozen_creates_fail_at_once_with_unavailable(
+    two_nodes: E2ECluster, service: str,
+) -> None:
+    c = two_nodes
+    async with c.client(f"peer-{service}", timeout=20.0) as client:
+        with frozen(c, service):
+            await asyncio.sleep(ClusterConfig.stale_after_s + 2 * HEARTBEAT_S)
+            asked = time.monotonic()
+            with pytest.raises(Unavailable, match=r"has not answered for .* until it is back"):
+                await client.create_volume(1, volume_type="FCVolumeType")
+            assert time.monotonic() - asked < 1.0
+            assert await client.list_volumes() == []  # nothing half-made
+        async def created() -> bool:
+            try:
+                vol = await client.create_volume(1, name="after", wait=False)
+            except Unavailable:
+                return False
+            return vol.status == "creating"
+        await eventually(created, timeout=BACK_WITHIN_S, every=0.2)

@@ -1,0 +1,111 @@
+"""Liveness from heartbeats: the scheduler's view of nodes, the gateway's of its peers."""
+
+from __future__ import annotations
+
+import pytest
+
+from cinderblock.actors.gateway.peers import PeerWatch
+from cinderblock.actors.scheduler.liveness import Liveness, NodeReport
+from cinderblock.protocol.wire.errors import Unavailable
+
+EPOCH = "e1"
+STALE = 2.5
+
+
+def report(sched_seq: int = 0, oldest_seq: int = 0, epoch: str = EPOCH,
+           incarnation: str = "p1") -> NodeReport:
+    return NodeReport(epoch, sched_seq, oldest_seq, incarnation)
+
+
+def live(*backends: str) -> Liveness[str]:
+    liveness: Liveness[str] = Liveness(EPOCH, STALE)
+    for b in backends:
+        liveness.seen(b, 0.0, report())
+    return liveness
+
+
+def held_ids(liveness: Liveness[str], now: float) -> dict[str, list[str]]:
+    return {b: [h.volume_id for h in held] for b, held in liveness.sweep(now).down.items()}
+
+
+def test_a_backend_silent_past_stale_after_goes_down_once_with_what_it_held() -> None:
+    liveness = live("a", "b")
+    liveness.placed("a", 1, "v1", "ctx-1", 0.1)
+    liveness.seen("b", 2.0, report())
+    assert held_ids(liveness, STALE) == {}  # exactly stale_after: not yet
+    assert held_ids(liveness, STALE + 0.01) == {"a": ["v1"]}
+    assert held_ids(liveness, 10.0) == {"b": []}  # a is not reported twice
+    assert not liveness.is_up("a") and len(liveness) == 0
+
+
+def test_the_failed_create_keeps_its_context_for_the_error_report() -> None:
+    liveness = live("a")
+    liveness.placed("a", 1, "v1", "ctx-1", 0.1)
+    [held] = liveness.sweep(STALE + 1).down["a"]
+    assert (held.volume_id, held.seq, held.note) == ("v1", 1, "ctx-1")
+
+
+def test_stats_after_being_down_bring_it_back() -> None:
+    liveness = live("a")
+    liveness.sweep(STALE + 1)
+    assert liveness.seen("a", STALE + 2, report()).back
+    assert liveness.is_up("a") and liveness.came_back == 1
+    assert not liveness.seen("a", STALE + 2.5, report()).back
+
+
+@pytest.mark.parametrize(
+    ("sched_seq", "oldest_seq", "still_held"),
+    [
+        (0, 0, ["v1", "v2", "v3"]),  # received none yet
+        (2, 0, ["v3"]),  # received 1 and 2, working on none: both finished
+        (3, 2, ["v2", "v3"]),  # 1 finished; 2 is the oldest still running
+        (3, 3, ["v3"]),  # 1 and 2 finished, 3 running
+        (3, 0, []),  # all received and finished
+    ],
+)
+def test_stats_release_the_creates_the_node_has_finished(
+    sched_seq: int, oldest_seq: int, still_held: list[str]
+) -> None:
+    liveness = live("a")
+    for seq in (1, 2, 3):
+        liveness.placed("a", seq, f"v{seq}", "ctx", 0.1)
+    liveness.seen("a", 1.0, report(sched_seq, oldest_seq))
+    assert held_ids(liveness, 1.0 + STALE + 0.1) == {"a": still_held}
+
+
+def test_stats_of_another_scheduler_epoch_release_nothing() -> None:
+    liveness = live("a")
+    liveness.placed("a", 1, "v1", "ctx", 0.1)
+    liveness.seen("a", 1.0, report(sched_seq=5, epoch="old"))
+    assert held_ids(liveness, 1.0 + STALE + 0.1) == {"a": ["v1"]}
+
+
+def test_a_reschedule_moves_the_volume_to_its_new_backend() -> None:
+    liveness = live("a", "b")
+    liveness.placed("a", 1, "v1", "ctx", 0.1)
+    liveness.placed("b", 1, "v1", "ctx", 0.2)  # a failed it and asked again
+    liveness.seen("b", 2.0, report())
+    assert held_ids(liveness, STALE + 0.1) == {"a": []}
+    assert len(liveness) == 1
+
+
+def test_a_restarted_node_hands_back_what_its_previous_process_held() -> None:
+    liveness = live("a")
+    liveness.placed("a", 1, "v1", "ctx", 0.1)
+    seen = liveness.seen("a", 0.5, report(incarnation="p2"))
+    assert not seen.back and [h.volume_id for h in seen.lost] == ["v1"]
+    assert len(liveness) == 0
+
+
+def test_the_gateway_sees_a_silent_peer_down_and_refuses_with_unavailable() -> None:
+    peers = PeerWatch(("quota", "scheduler"), STALE, now=0.0)
+    peers.refuse_if_down(("quota", "scheduler"), 2.0, "creating a volume")  # grace at start
+    peers.answered("quota", 2.0)
+    assert peers.newly_down(3.0) == ["scheduler"]
+    assert peers.newly_down(3.5) == []
+    peers.refuse_if_down(("quota",), 3.0, "creating a volume")
+    with pytest.raises(Unavailable, match=r"the scheduler has not answered for 3\.0s: "
+                                          r"creating a volume is refused until it is back"):
+        peers.refuse_if_down(("quota", "scheduler"), 3.0, "creating a volume")
+    assert peers.answered("scheduler", 3.2)  # back
+    peers.refuse_if_down(("quota", "scheduler"), 3.3, "creating a volume")
