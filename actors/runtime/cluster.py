@@ -58,7 +58,8 @@ class Cluster:
         for kind in ("quota", "scheduler", "gateway"):
             self.spawn(kind)
         for node in self.cfg.nodes:
-            self.spawn("node", node.host)
+            if node.host not in self.procs:  # else started on its own host and handed over
+                self.spawn("node", node.host)
         try:
             self.wait_ready(timeout)
         except BaseException:
