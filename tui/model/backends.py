@@ -47,7 +47,7 @@ class BackendRecord:
 
 
 class BackendBook:
-    def __init__(self, stale_after_s: float = 10.0) -> None:
+    def __init__(self, stale_after_s: float = 2.5) -> None:  # ClusterConfig.stale_after_s
         self.stale_after_s = stale_after_s
         self.backends: dict[str, BackendRecord] = {}
         self.version = 0

@@ -72,7 +72,7 @@ class LinkState:
 
 class Model:
     def __init__(self, project: str = "demo", admin: bool = True, gateway: str = "",
-                 events: str = "", fade_s: float = 10.0, stale_after_s: float = 10.0) -> None:
+                 events: str = "", fade_s: float = 10.0, stale_after_s: float = 2.5) -> None:
         self.flows = FlowBook(fade_s=fade_s)
         self.volumes = VolumeBook(project, admin)
         self.project, self.admin = project, admin
