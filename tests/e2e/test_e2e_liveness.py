@@ -105,3 +105,24 @@ async def test_while_quota_or_the_scheduler_is_frozen_creates_fail_at_once_with_
                 return False
             return vol.status == "creating"
         await eventually(created, timeout=BACK_WITHIN_S, every=0.2)
+
+
+async def test_a_crashed_node_is_down_within_5s_its_create_fails_and_its_restart_rejoins(
+    two_nodes: E2ECluster,
+) -> None:
+    c = two_nodes
+    async with c.client("crash", timeout=10.0) as client, \
+            c.client("admin", admin=True) as admin:
+        await eventually(lambda: _is(admin, "node-1@file", True), timeout=BACK_WITHIN_S)
+        stuck = await client.create_volume(1, name="in-hand")
+        await asyncio.sleep(1.0)  # node-1 has it, stalled
+        proc = c.cluster.procs.pop("node-1")
+        proc.kill()
+        proc.wait(timeout=10)
+        crashed = time.monotonic()
+        await eventually(lambda: _is(admin, "node-1@file", False), timeout=DOWN_WITHIN_S)
+        assert time.monotonic() - crashed < DOWN_WITHIN_S
+        with pytest.raises(VolumeError, match="node-1@file stopped reporting"):
+            await client.wait_for_status(stuck.id, "available", timeout=5)
+        c.cluster.spawn("node", "node-1")
+        await eventually(lambda: _is(admin, "node-1@file", True), timeout=20.0)
