@@ -25,7 +25,6 @@ import socket
 import tomllib
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -144,11 +143,11 @@ def from_dict(raw: object, source: str = "cluster file") -> ClusterConfig:
     ``source`` and the key that is wrong."""
     try:
         cfg = _build(ClusterConfig, raw, "")
+        assert isinstance(cfg, ClusterConfig)
         _check_values(cfg)
     except _Wrong as wrong:
         where = f"{wrong.path}: " if wrong.path else ""
         raise ConfigError(f"{source}: {where}{wrong.problem}") from None
-    assert isinstance(cfg, ClusterConfig)
     return cfg
 
 
@@ -197,28 +196,23 @@ def _value(hint: Any, raw: object, path: str) -> object:
         if not isinstance(raw, dict):
             raise _Wrong(path, f"expected a table, got {_shown(raw)}")
         return {str(k): _value(args[1], v, _join(path, str(k))) for k, v in raw.items()}
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, raw, path)  # type: ignore[arg-type]
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return _build(hint, raw, path)
     return _scalar(hint, raw, path)
 
 
-def _scalar(hint: Any, raw: object, path: str) -> object:
-    if hint is bool and type(raw) is bool:
-        return raw
-    if hint is int and type(raw) is int:
-        return raw
-    if hint is float and type(raw) in (int, float):
-        if not math.isfinite(float(raw)):  # type: ignore[arg-type]
-            raise _Wrong(path, f"expected a finite number, got {_shown(raw)}")
-        return float(raw)  # type: ignore[arg-type]
-    if hint is str and type(raw) is str:
-        return raw
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    return _fail(path, f"expected {names.get(hint, str(hint))}, got {_shown(raw)}")
+_SCALARS: dict[type, str] = {bool: "true or false", int: "an integer", float: "a number",
+                             str: "a string"}
 
 
-def _fail(path: str, problem: str) -> typing.NoReturn:
-    raise _Wrong(path, problem)
+def _scalar(hint: type, raw: object, path: str) -> object:
+    """A bool is never an int here (TOML keeps them apart, JSON's true is not 1)."""
+    if type(raw) is hint and hint in _SCALARS:
+        return raw
+    if hint is float and type(raw) is int:
+        assert isinstance(raw, int)
+        return float(raw)
+    raise _Wrong(path, f"expected {_SCALARS.get(hint, hint.__name__)}, got {_shown(raw)}")
 
 
 def _shown(raw: object) -> str:
@@ -230,9 +224,9 @@ def _shown(raw: object) -> str:
     if raw is None:
         return "nothing (null)"
     try:
-        return json.dumps(raw)
+        return json.dumps(raw, allow_nan=False)
     except (TypeError, ValueError):
-        return repr(raw)  # a TOML date or time
+        return repr(raw)  # a TOML date or time, or nan/inf
 
 
 # ---- validation: the values with rules of their own -------------------------
@@ -240,86 +234,71 @@ _ENDPOINT = re.compile(r"tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.*-]+):(?P
 _HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 ENDPOINT_FIELDS = ("gateway", "events_in", "events", "quota", "scheduler", "stats")
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-_Rule = Callable[[object], str | None]  # the problem with a value, or None
 
 
-def _endpoint(value: object) -> str | None:
-    m = _ENDPOINT.fullmatch(str(value))
-    if m is None:
-        return f"expected an endpoint tcp://HOST:PORT, got {_shown(value)}"
-    if not 1 <= int(m["port"]) <= 65535:
-        return f"port {m['port']} is out of range (1-65535)"
-    return None
-
-
-def _public_key(value: object) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    try:
-        ok = len(text) == 40 and len(zmq.utils.z85.decode(text)) == 32
-    except (ValueError, KeyError, IndexError):
-        ok = False
-    return None if ok else (
-        "expected a CURVE public key: 40 characters of Z85 "
-        f"(as in a keys/NAME.key file), got {_shown(value)}")
-
-
-def _positive(value: object) -> str | None:
-    return None if float(value) > 0 else f"must be greater than 0, got {_shown(value)}"  # type: ignore[arg-type]
-
-
-def _port_or_zero(value: object) -> str | None:
-    return None if 0 <= int(value) <= 65535 else (  # type: ignore[call-overload]
-        f"must be a port, 0 to 65535 (0: any free port), got {_shown(value)}")
-
-
-def _percentage(value: object) -> str | None:
-    return None if 0 <= float(value) <= 100 else f"must be 0 to 100, got {_shown(value)}"  # type: ignore[arg-type]
-
-
-def _check(path: str, value: object, rule: _Rule) -> None:
-    problem = rule(value)
-    if problem is not None:
+def _require(ok: bool, path: str, problem: str) -> None:
+    if not ok:
         raise _Wrong(path, problem)
 
 
-def _check_values(cfg: object) -> None:
-    assert isinstance(cfg, ClusterConfig)
+def _check_endpoint(path: str, value: str) -> None:
+    m = _ENDPOINT.fullmatch(value)
+    _require(m is not None, path, f"expected an endpoint tcp://HOST:PORT, got {_shown(value)}")
+    assert m is not None
+    _require(1 <= int(m["port"]) <= 65535, path, f"port {m['port']} is out of range (1-65535)")
+
+
+def _check_public_key(path: str, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        ok = len(value) == 40 and len(zmq.utils.z85.decode(value)) == 32
+    except (ValueError, KeyError, IndexError):
+        ok = False
+    _require(ok, path, "expected a CURVE public key: 40 characters of Z85 "
+                       f"(as in a keys/NAME.key file), got {_shown(value)}")
+
+
+def _check_positive(path: str, value: float) -> None:
+    _require(math.isfinite(value) and value > 0, path,
+             f"must be greater than 0, got {_shown(value)}")
+
+
+def _check_values(cfg: ClusterConfig) -> None:
     for name in ENDPOINT_FIELDS:
-        _check(name, getattr(cfg, name), _endpoint)
-    _check("heartbeat_s", cfg.heartbeat_s, _positive)
-    if cfg.stale_after_s <= cfg.heartbeat_s:
-        _fail("stale_after_s", f"must be greater than heartbeat_s ({cfg.heartbeat_s:g}), "
-                               f"got {cfg.stale_after_s:g}")
-    if cfg.synchronous not in SYNCHRONOUS:
-        _fail("synchronous", f"expected one of {', '.join(SYNCHRONOUS)}, "
-                             f"got {_shown(cfg.synchronous)}")
+        _check_endpoint(name, getattr(cfg, name))
+    _check_positive("heartbeat_s", cfg.heartbeat_s)
+    _require(cfg.stale_after_s > cfg.heartbeat_s, "stale_after_s",
+             f"must be greater than heartbeat_s ({cfg.heartbeat_s:g}), got {cfg.stale_after_s:g}")
+    _require(cfg.synchronous in SYNCHRONOUS, "synchronous",
+             f"expected one of {', '.join(SYNCHRONOUS)}, got {_shown(cfg.synchronous)}")
     for name, actor in cfg.actors.items():
-        if name not in SERVICE_ACTORS:
-            _fail(f"actors.{name}", f"unknown actor (expected {', '.join(SERVICE_ACTORS)}; "
-                                    "storage nodes are listed under [[nodes]])")
-        _check(f"actors.{name}.public_key", actor.public_key, _public_key)
+        _require(name in SERVICE_ACTORS, f"actors.{name}",
+                 f"unknown actor (expected {', '.join(SERVICE_ACTORS)}; "
+                 "storage nodes are listed under [[nodes]])")
+        _check_public_key(f"actors.{name}.public_key", actor.public_key)
     seen: set[str] = set()
     for i, node in enumerate(cfg.nodes):
         _check_node(f"nodes[{i}]", node, seen)
 
 
 def _check_node(path: str, node: NodeConfig, seen: set[str]) -> None:
-    if not _HOST_NAME.fullmatch(node.host):
-        _fail(f"{path}.host", "expected a host name: letters, digits, '.', '_', '-' "
-                              f"(at most 63, first a letter or digit), got {_shown(node.host)}")
-    if node.host in seen:
-        _fail(f"{path}.host", f"{node.host!r} is already the host of another node")
-    if node.host in SERVICE_ACTORS:
-        _fail(f"{path}.host", f"{node.host!r} is a service actor's name; choose another")
+    _require(_HOST_NAME.fullmatch(node.host) is not None, f"{path}.host",
+             "expected a host name: letters, digits, '.', '_', '-' (at most 63, "
+             f"first a letter or digit), got {_shown(node.host)}")
+    _require(node.host not in seen, f"{path}.host",
+             f"{node.host!r} is already the host of another node")
+    _require(node.host not in SERVICE_ACTORS, f"{path}.host",
+             f"{node.host!r} is a service actor's name; choose another")
     seen.add(node.host)
     if node.capacity_gb is not None:
-        _check(f"{path}.capacity_gb", node.capacity_gb, _positive)
-    _check(f"{path}.nbd_port", node.nbd_port, _port_or_zero)
-    _check(f"{path}.reserved_percentage", node.reserved_percentage, _percentage)
-    _check(f"{path}.max_over_subscription_ratio", node.max_over_subscription_ratio, _positive)
-    _check(f"{path}.public_key", node.public_key, _public_key)
+        _check_positive(f"{path}.capacity_gb", node.capacity_gb)
+    _require(0 <= node.nbd_port <= 65535, f"{path}.nbd_port",
+             f"must be a port, 0 to 65535 (0: any free port), got {node.nbd_port}")
+    _require(0 <= node.reserved_percentage <= 100, f"{path}.reserved_percentage",
+             f"must be 0 to 100, got {node.reserved_percentage:g}")
+    _check_positive(f"{path}.max_over_subscription_ratio", node.max_over_subscription_ratio)
+    _check_public_key(f"{path}.public_key", node.public_key)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -109,6 +109,7 @@ MISTAKES = [
     ("nodes.0.capacity_gb", 0, "nodes[0].capacity_gb: must be greater than 0"),
     ("nodes.0.reserved_percentage", 150, "nodes[0].reserved_percentage: must be 0 to 100"),
     ("heartbeat_s", 0, "heartbeat_s: must be greater than 0"),
+    ("heartbeat_s", float("inf"), "heartbeat_s: must be greater than 0, got inf"),
     ("stale_after_s", 0.5, "stale_after_s: must be greater than heartbeat_s (0.5)"),
     ("synchronous", "SOMETIMES", 'synchronous: expected one of OFF, NORMAL, FULL, EXTRA'),
 ]
