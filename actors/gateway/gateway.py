@@ -87,7 +87,7 @@ class Gateway(Actor):
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
         self._node_hosts = frozenset(n.host.encode() for n in cfg.nodes)
         self.creates = 0
-        self.peers = PeerWatch(("quota", "scheduler"), cfg.stale_after_s, time.monotonic())
+        self.peers: PeerWatch  # from on_start: the silence counts from there
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -121,6 +121,7 @@ class Gateway(Actor):
         self.scheduler = self.connect(self.cfg.scheduler, "gateway")
         self.router = self.bind(self.cfg.gateway)
         self.reconciler.start()
+        self.peers = PeerWatch(("quota", "scheduler"), self.cfg.stale_after_s, time.monotonic())
         self.every(self.cfg.heartbeat_s, self._ping_peers)
 
     # ---- is quota, is the scheduler there (peers.py) --------------------
