@@ -35,8 +35,8 @@ from typing import NoReturn
 import pytest
 
 from cinderblock.actors.runtime.cluster import Cluster
-from cinderblock.actors.runtime.config import ClusterConfig, free_port, load
-from cinderblock.protocol.client.client import Client
+from cinderblock.actors.runtime.config import free_port, load
+from cinderblock.protocol.client.client import Client, SyncClient
 from cinderblock.protocol.client.status_waits import VolumeError
 from tests.conftest import E2ECluster, EventTap, eventually
 
@@ -159,10 +159,12 @@ def tear_down(lab: Lab) -> list[str]:
 
 
 # ---- the cluster over it ------------------------------------------------------------
-def cluster_toml(lab: Lab, controller_dir: Path, host_dirs: dict[str, Path]) -> str:
-    """The cluster file an operator would write for this network."""
+def cluster_toml(controller: str, addresses: dict[str, str], controller_dir: Path,
+                 host_dirs: dict[str, Path]) -> str:
+    """The cluster file an operator would write: the service actors on ``controller``,
+    each storage host at its address with its own data directory."""
     def endpoint() -> str:
-        return f'"tcp://{lab.controller}:{free_port(lab.controller)}"'
+        return f'"tcp://{controller}:{free_port(controller)}"'
 
     lines = [
         f'data_dir = "{controller_dir}"',
@@ -171,28 +173,40 @@ def cluster_toml(lab: Lab, controller_dir: Path, host_dirs: dict[str, Path]) -> 
         "reconcile_every_s = 0  # this test watches liveness, not the reconciler",
         "[volume_types.__DEFAULT__]",
     ]
-    for host, ns_address in lab.addresses.items():
+    for host, address in addresses.items():
         lines += [
             "[[nodes]]",
             f'host = "{host}"',
             f'data_dir = "{host_dirs[host]}"',
             f'availability_zone = "{ZONES[host]}"',
             "capacity_gb = 100",
-            f'nbd_address = "{ns_address}"',
+            f'nbd_address = "{address}"',
         ]
         if host == STALLING:
             lines.append('faults = ["stall:create_volume"]')
     return "\n".join(lines) + "\n"
 
 
-def start_node(lab: Lab, cluster: Cluster, config: Path, host: str) -> None:
-    """``cinderblock node`` inside the host's namespace, handed to ``cluster`` to stop."""
-    log = open(cluster.data_dir / "logs" / f"{host}.log", "ab")  # noqa: SIM115 (child owns it)
-    cluster.procs[host] = subprocess.Popen(
-        ["ip", "netns", "exec", lab.namespaces[host], sys.executable, "-m", "cinderblock",
-         "node", "--config", str(config), "--host", host],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-    log.close()
+@contextlib.contextmanager
+def nodes_on_their_own_hosts(config: Path, run_on: dict[str, list[str]]) -> Iterator[E2ECluster]:
+    """The service actors from ``config`` through ``Cluster``; each storage node as
+    ``cinderblock node`` behind its host's command prefix (``ip netns exec NS``), handed
+    to the cluster, which stops every process it holds, even on failure."""
+    cluster = Cluster(load(config))
+    (cluster.data_dir / "logs").mkdir(parents=True)
+    try:
+        for host, prefix in run_on.items():
+            log = open(cluster.data_dir / "logs" / f"{host}.log", "ab")  # noqa: SIM115
+            cluster.procs[host] = subprocess.Popen(
+                [*prefix, sys.executable, "-m", "cinderblock", "node", "--config", str(config),
+                 "--host", host], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            log.close()
+        cluster.start(timeout=60.0)  # the service actors; it returns once every node joined
+        yield E2ECluster(cluster)
+    finally:
+        procs = list(cluster.procs.values())
+        cluster.stop()
+        assert all(p.poll() is not None for p in procs), "actor processes left running"
 
 
 @dataclass
@@ -212,19 +226,11 @@ def multihost(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MultiHost]:
         root = tmp_path_factory.mktemp("multihost")
         host_dirs = {host: root / "hosts" / host for host in ZONES}
         config = root / "cluster.toml"
-        config.write_text(cluster_toml(lab, root / "controller", host_dirs))
-        cfg: ClusterConfig = load(config)
-        cluster = Cluster(cfg)
-        (cluster.data_dir / "logs").mkdir(parents=True)
-        try:
-            for host in ZONES:
-                start_node(lab, cluster, config, host)
-            cluster.start(timeout=60.0)  # the service actors; then all nodes have joined
-            yield MultiHost(lab, E2ECluster(cluster), config, host_dirs)
-        finally:
-            procs = list(cluster.procs.values())
-            cluster.stop()
-            assert all(p.poll() is not None for p in procs), "actor processes left running"
+        config.write_text(cluster_toml(lab.controller, lab.addresses, root / "controller",
+                                       host_dirs))
+        netns = {host: ["ip", "netns", "exec", ns] for host, ns in lab.namespaces.items()}
+        with nodes_on_their_own_hosts(config, netns) as cluster:
+            yield MultiHost(lab, cluster, config, host_dirs)
 
 
 async def backend_up(admin: Client, backend: str) -> bool | None:
@@ -262,6 +268,23 @@ async def test_nodes_on_their_own_hosts_join_and_creates_spread_over_them(
         host = (vol.host or "").partition("@")[0]
         assert (m.host_dirs[host] / "nodes" / host / f"volume-{vol.id}").exists()
     assert not list(m.cluster.cfg.path().glob("nodes/*/volume-*"))  # not on the controller
+
+
+def test_a_node_started_with_cinderblock_node_keeps_its_state_in_its_own_data_dir(
+    tmp_path: Path,
+) -> None:
+    """The same start on loopback, where no namespace is needed."""
+    host_dirs = {"node-1": tmp_path / "storage-host"}
+    config = tmp_path / "cluster.toml"
+    config.write_text(cluster_toml("127.0.0.1", {"node-1": "127.0.0.1"}, tmp_path / "controller",
+                                   host_dirs))
+    with nodes_on_their_own_hosts(config, {"node-1": []}) as c, \
+            SyncClient(c.gateway, project="own-dir") as client:
+        vol = client.create_volume(1, availability_zone="nova", wait=True)
+        assert vol.host == "node-1@file"
+        assert (host_dirs["node-1"] / "nodes" / "node-1" / f"volume-{vol.id}").exists()
+        assert (host_dirs["node-1"] / "nodes" / "node-1.exports.json").exists()
+        assert not (tmp_path / "controller" / "nodes").exists()
 
 
 @contextlib.contextmanager
