@@ -90,14 +90,19 @@ def _add_up(sub: Any, common: argparse.ArgumentParser) -> None:
                    help=f"storage nodes to start, 1 to {MAX_NODES} (default 2)")
     p.add_argument("--capacity-gb", type=_positive_float("--capacity-gb"), default=None,
                    help="each node's capacity in GiB (default: the file system's; null: 100000)")
+    p.add_argument("--api-port", type=_ranged_int("--api-port", 1, 65535), default=None,
+                   help="port of the REST front (Cinder's API v3; default: a free one)")
+    p.add_argument("--api-fronts", type=_ranged_int("--api-fronts", 0, 16), default=1,
+                   help="REST front processes to start (default 1; 0: none)")
     _leaf(sub, common, "down", "stop the cluster `up` runs in --data-dir", cmd_down)
 
 
 def _add_actor(sub: Any) -> None:
     p = sub.add_parser("actor", help="run one actor in this process (used by up)")
-    p.add_argument("kind", choices=("gateway", "quota", "scheduler", "node"))
+    p.add_argument("kind", choices=("gateway", "quota", "scheduler", "node", "rest"))
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--host", default=None)
+    p.add_argument("--listen", default=None, help="rest: HOST:PORT to serve the API on")
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(run=cmd_actor)
     p = sub.add_parser("node", help="run this host's storage node from a cluster file "
@@ -214,6 +219,12 @@ def cmd_tui(args: argparse.Namespace) -> int:
 def cmd_actor(args: argparse.Namespace) -> int:
     from cinderblock.actors.runtime.main import run_actor
 
+    if args.kind == "rest":
+        from cinderblock.actors.rest.server import run_front
+
+        if not args.listen:
+            raise UsageError("cinderblock actor rest needs --listen HOST:PORT")
+        return run_front(args.config, args.listen, args.verbose)
     return run_actor(args.kind, args.config, args.host, args.verbose)
 
 

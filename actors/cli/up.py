@@ -24,11 +24,13 @@ DOWN_TIMEOUT_S = 30.0
 
 def cmd_up(args: argparse.Namespace) -> int:
     from cinderblock.actors.runtime.cluster import Cluster, ClusterError
-    from cinderblock.actors.runtime.config import embedded
+    from cinderblock.actors.runtime.config import embedded, rest_url, with_rest_fronts
 
     _refuse_if_running(args.data_dir)
     cfg = embedded(args.data_dir, backend=args.backend, nodes=args.nodes,
                    capacity_gb=args.capacity_gb)
+    if args.api_fronts:
+        cfg = with_rest_fronts(cfg, args.api_fronts, args.api_port)
     cluster = Cluster(cfg, supervisor=True)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -37,6 +39,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         except ClusterError as exc:
             raise UsageError(f"the cluster did not start: {exc}") from exc
         print(f"cinderblock is up: gateway {cfg.gateway}, events {cfg.events}")
+        for listen in cfg.rest:
+            print(f"Cinder API v3 on {rest_url(listen)} "
+                  "(noauth: X-Auth-Token user:project)")
         print(f"data in {cfg.data_dir}; logs in {cfg.data_dir}/logs; "
               "Ctrl-C (or `cinderblock down`) stops everything")
         for name, pid in cluster.pids().items():

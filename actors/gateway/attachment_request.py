@@ -84,6 +84,7 @@ _KEYS: dict[str, Callable[[str, Any], Any]] = {
     "wwpns": _texts,
     "wwnns": _texts,
     "host_ips": _texts,
+    "mountpoint": _text,  # where the instance sees it (cinderclient and Nova send it)
 }
 
 
@@ -100,6 +101,8 @@ def check_connector(raw: Any) -> Connector:
         if type(key) is not str or key not in _KEYS:
             allowed = ", ".join(sorted(_KEYS))
             raise _bad(str(key)[:80], f"is not a connector key (allowed: {allowed})")
+        if value is None and key not in ("host", "mode"):
+            continue  # cinderclient's and os-brick's connectors send unset keys as null
         fields[key] = _KEYS[key](key, value)
     if "host" not in fields:
         raise _bad("host", "is required")

@@ -21,7 +21,12 @@ from typing import Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.lifecycle_checks import VolumeSource, current_source, resolve_source
-from cinderblock.actors.gateway.volume_request import TypeCatalog, VolumeSpec, validate_create
+from cinderblock.actors.gateway.volume_request import (
+    TypeCatalog,
+    VolumeSpec,
+    normalize_create,
+    validate_create,
+)
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.protocol.messages.quota import (
     QuotaRelease,
@@ -81,7 +86,7 @@ class ExtractVolumeRequestTask(_ApiTask):
 
     async def execute(self, c: CreateApiContext) -> None:
         s = self.s
-        body, c.source = resolve_source(c.body, s.store, s.types, c.ctx)
+        body, c.source = resolve_source(normalize_create(c.body), s.store, s.types, c.ctx)
         c.spec = validate_create(body, s.types, s.zones, s.default_zone, s.default_type)
 
 

@@ -32,6 +32,7 @@ from cinderblock.actors.gateway.paging import page
 from cinderblock.actors.gateway.peers import PeerWatch
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
+from cinderblock.actors.gateway.volume_edit import VolumeEditor
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.gateway.watchers import Watchers
@@ -81,6 +82,7 @@ class Gateway(Actor):
         self.attachments = Attachments(self)
         self.admin = VolumeAdmin(self)
         self.lifecycle = GatewayLifecycle(self)
+        self.editor = VolumeEditor(self)
         self.reconciler = Reconciler(self, self.lifecycle)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
@@ -106,6 +108,7 @@ class Gateway(Actor):
             **self.attachments.handlers(),
             **self.admin.handlers(),
             **self.lifecycle.handlers(),
+            **self.editor.handlers(),
             **self.quota_sync.handlers(),
             **flow_handlers(self),
         }

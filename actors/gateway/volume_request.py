@@ -1,23 +1,47 @@
 """ExtractVolumeRequestTask's checks, as Cinder's API v3 makes them: pure code.
 
-``validate_create`` turns a ``VolumeCreate`` body into a ``VolumeSpec`` or
-raises ``InvalidInput`` / ``NotFound`` naming the field and the value.
+Two steps, in Cinder's order, for every front (the client library and the REST front
+send the same ``VolumeCreate``):
+
+1. ``normalize_create`` is Cinder's request schema (``cinder/api/schemas/volumes.py``)
+   and the API controller's own checks (``cinder/api/v3/volumes.py``): names and
+   descriptions stripped of surrounding white space (``display_name`` /
+   ``display_description`` when ``name`` / ``description`` are absent), a size given as
+   a string of digits taken as a number, ``metadata: null`` as no metadata,
+   ``multiattach: true`` refused (a multiattach volume type is the way), a malformed
+   ``snapshot_id`` / ``source_volid`` / ``backup_id`` / ``consistencygroup_id`` refused
+   (``invalid_input``), and an image, backup or group named that this cluster does not
+   have (it has none) ``not_found``.
+2. ``validate_create``, after the source is resolved, is Cinder's create flow
+   (``cinder/volume/flows/api/create_volume.py``): the size is a whole number above 0,
+   within the type's ``provisioning:min_vol_size`` / ``provisioning:max_vol_size``; the
+   zone is known and among the type's ``RESKEY:availability_zones``.
+
+Sizes up to Cinder's database maximum (2^31 - 1) pass here: quota is what refuses
+them (``over_quota``), as in Cinder. Either step raises ``InvalidInput`` / ``NotFound``
+naming the field and the value.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
 from cinderblock.protocol.wire.errors import InvalidInput, NotFound
 
 MAX_NAME = 255
-MAX_METADATA_ITEMS = 128
 METADATA_KEY = re.compile(r"^[a-zA-Z0-9-_:. /]{1,255}$")
-MAX_SIZE_GB = 1 << 30  # far beyond any backend; keeps sizes in SQLite's int range
+MAX_SIZE_GB = 0x7FFFFFFF  # Cinder's DB_MAX_INT: the schema's maximum; quota refuses sooner
+SIZE_DIGITS = re.compile(r"^[0-9]+$")
+MIN_SIZE_KEY = "provisioning:min_vol_size"
+MAX_SIZE_KEY = "provisioning:max_vol_size"
+TYPE_ZONES_KEY = "RESKEY:availability_zones"
+TRUE_WORDS = frozenset({"1", "t", "true", "on", "y", "yes"})
+FALSE_WORDS = frozenset({"0", "f", "false", "off", "n", "no"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,48 +65,153 @@ class TypeCatalog:
         self.by_id[vtype.id] = vtype
         self.by_name[vtype.name] = vtype
 
+    def remove(self, vtype: VolumeType) -> None:
+        self.by_id.pop(vtype.id, None)
+        self.by_name.pop(vtype.name, None)
+
     def find(self, name_or_id: str) -> VolumeType:
         found = self.by_id.get(name_or_id) or self.by_name.get(name_or_id)
         if found is None:
             raise NotFound(
-                f"volume type {name_or_id!r} could not be found", {"volume_type": name_or_id}
+                f"Volume type with name {name_or_id} could not be found.",
+                {"volume_type": name_or_id},
             )
         return found
 
 
-def check_size(size: Any) -> int:
-    if type(size) is not int:
+def field_error(field: str, value: Any, why: str) -> InvalidInput:
+    """Cinder's wording for a value its request schema refuses."""
+    shown = repr(value) if not isinstance(value, str) else value
+    return InvalidInput(
+        f"Invalid input for field/attribute {field}. Value: {str(shown)[:300]}. {why}",
+        {"field": field},
+    )
+
+
+# ---- step 1: the request schema --------------------------------------------------------------
+def normalize_create(req: VolumeCreate) -> VolumeCreate:
+    """The request as Cinder's API hands it to the create flow, or why not."""
+    name = req.name if req.name is not None else req.display_name
+    description = req.description if req.description is not None else req.display_description
+    if multiattach_asked(req.multiattach):
         raise InvalidInput(
-            f"size must be an integer number of GiB, got {type(size).__name__} {size!r}",
-            {"field": "size"},
+            "multiattach parameter has been removed. The default behavior is to use "
+            "multiattach enabled volume types. Contact your administrator to create a "
+            "multiattach enabled volume type and use it to create multiattach volumes.",
+            {"field": "multiattach"},
         )
+    for field in ("snapshot_id", "source_volid", "consistencygroup_id", "backup_id"):
+        check_uuid(field, getattr(req, field))
+    if req.volume_type is not None and len(req.volume_type) > MAX_NAME:
+        raise field_error("volume_type", req.volume_type,
+                          f"is too long (more than {MAX_NAME} characters)")
+    if req.availability_zone is not None and not 1 <= len(req.availability_zone) <= MAX_NAME:
+        raise field_error("availability_zone", req.availability_zone,
+                          f"must be 1-{MAX_NAME} characters")
+    check_absent_sources(req)
+    return replace(
+        req, size=schema_size(req.size), name=check_text("name", name),
+        description=check_text("description", description), display_name=None,
+        display_description=None, metadata=check_metadata(req.metadata),
+        volume_type=req.volume_type or None, multiattach=None,
+    )
+
+
+def multiattach_asked(value: Any) -> bool:
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    raise field_error("multiattach", value, "is not a valid boolean value")
+
+
+def check_uuid(field: str, value: str | None) -> None:
+    if value is None:
+        return
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        raise field_error(field, value, f"'{value[:80]}' is not a 'uuid'") from None
+
+
+def check_absent_sources(req: VolumeCreate) -> None:
+    """Images, backups and groups: this cluster keeps none, so any named is not found."""
+    image = req.image_ref
+    if image is not None:
+        if len(image) > MAX_NAME:
+            raise field_error("imageRef", image, f"is too long (more than {MAX_NAME})")
+        if not image:
+            raise InvalidInput("Invalid imageRef provided.", {"field": "imageRef"})
+        raise NotFound(f"Image {image} could not be found.", {"imageRef": image})
+    if req.backup_id:
+        raise NotFound(f"Backup {req.backup_id} could not be found.",
+                       {"backup_id": req.backup_id})
+    for field in ("group_id", "consistencygroup_id"):
+        group = getattr(req, field)
+        if group is not None:
+            if len(group) > MAX_NAME:
+                raise field_error(field, group, f"is too long (more than {MAX_NAME})")
+            raise NotFound(f"Group {group} could not be found.", {field: group})
+
+
+def schema_size(size: Any) -> int | None:
+    """``size`` as Cinder's schema takes it: null, a whole number or a string of digits."""
+    if size is None:
+        return None
+    if isinstance(size, str):
+        if not SIZE_DIGITS.match(size):
+            raise field_error("size", size, f"'{size[:80]}' does not match '^[0-9]+$'")
+        return int(size)
+    if type(size) is not int:
+        raise field_error("size", size, f"{size!r} is not of type 'integer', 'string', 'null'")
     if size < 1:
-        raise InvalidInput(f"size must be at least 1 GiB, got {size}", {"field": "size"})
+        raise field_error("size", size, f"{size} is less than the minimum of 1")
     if size > MAX_SIZE_GB:
-        raise InvalidInput(f"size {size} GiB is larger than {MAX_SIZE_GB}", {"field": "size"})
+        raise field_error("size", size, f"{size} is greater than the maximum of {MAX_SIZE_GB}")
     return size
 
 
-def check_text(field: str, value: str | None) -> str | None:
-    if value is not None and len(value) > MAX_NAME:
+# ---- shared checks ---------------------------------------------------------------------------
+def check_size(size: Any) -> int:
+    """A whole number of GiB above 0, as the create flow's ``validate_int`` wants."""
+    if type(size) is not int or size < 1:
         raise InvalidInput(
-            f"{field} must be at most {MAX_NAME} characters, got {len(value)}", {"field": field}
+            f"Volume size '{size}' must be an integer and greater than 0", {"field": "size"}
         )
-    return value
+    if size > MAX_SIZE_GB:
+        raise field_error("size", size, f"{size} is greater than the maximum of {MAX_SIZE_GB}")
+    return size
 
 
-def check_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
-    if len(metadata) > MAX_METADATA_ITEMS:
+def check_text(field: str, value: Any) -> str | None:
+    """A name or description: surrounding white space dropped, then at most 255."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise field_error(field, value, f"{value!r} is not of type 'string', 'null'")
+    text: str = value.strip()
+    if len(text) > MAX_NAME:
         raise InvalidInput(
-            f"metadata may have at most {MAX_METADATA_ITEMS} items, got {len(metadata)}",
-            {"field": "metadata"},
+            f"{field} has {len(text)} characters, more than {MAX_NAME}", {"field": field}
         )
+    return text
+
+
+def check_metadata(metadata: Any) -> dict[str, str]:
+    """Cinder's metadata schema: keys of ``[a-zA-Z0-9-_:. /]{1,255}``, string values of
+    at most 255; ``null`` is none. Cinder sets no cap on the number of items."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise field_error("metadata", metadata, "is not of type 'object', 'null'")
     for key, value in metadata.items():
-        if not METADATA_KEY.fullmatch(key):  # match() would let "key\n" through
+        if not isinstance(key, str) or not METADATA_KEY.fullmatch(key):
             raise InvalidInput(
-                f"metadata key {key[:80]!r} must be 1-255 characters of letters, digits, "
+                f"metadata key {str(key)[:80]!r} must be 1-255 characters of letters, digits, "
                 "and - _ : . / or space",
-                {"field": "metadata", "key": key[:255]},
+                {"field": "metadata", "key": str(key)[:255]},
             )
         if type(value) is not str or len(value) > MAX_NAME:
             raise InvalidInput(
@@ -92,26 +221,67 @@ def check_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
     return dict(metadata)
 
 
-def check_zone(zone: str | None, zones: Collection[str], default: str) -> str:
+def check_zone(zone: str | None, zones: Collection[str], default: str,
+               vtype: VolumeType | None = None) -> str:
+    """The zone, among the cluster's and the type's ``RESKEY:availability_zones``."""
+    safe = type_zones(vtype, zones)
     if zone is None:
-        return default
-    if zone not in zones:
-        raise InvalidInput(
-            f"availability zone {zone!r} is invalid; known zones: {sorted(zones)}",
-            {"field": "availability_zone"},
-        )
+        if default in safe:
+            return default
+        return sorted(safe)[0]
+    if zone not in safe:
+        raise InvalidInput(f"Availability zone '{zone}' is invalid.",
+                           {"field": "availability_zone", "zones": sorted(safe)})
     return zone
 
 
+def type_zones(vtype: VolumeType | None, zones: Collection[str]) -> set[str]:
+    raw = (vtype.extra_specs.get(TYPE_ZONES_KEY) if vtype is not None else None)
+    if not raw:
+        return set(zones)
+    wanted = {z.strip() for z in raw.split(",") if z.strip()}
+    safe = wanted & set(zones)
+    if not safe:
+        raise InvalidInput(
+            f"The type of availability zone(s) {sorted(wanted)} is invalid: none is known.",
+            {"field": "volume_type", "zones": sorted(wanted)},
+        )
+    return safe
+
+
+def check_type_size(size: int, vtype: VolumeType) -> None:
+    """The type's ``provisioning:min_vol_size`` and ``provisioning:max_vol_size``."""
+    specs = vtype.extra_specs
+    low, high = _spec_int(specs, MIN_SIZE_KEY), _spec_int(specs, MAX_SIZE_KEY)
+    if low is not None and size < low:
+        raise InvalidInput(
+            f"Specified volume size of '{size}' is less than the minimum required size of "
+            f"'{low}' for volume type '{vtype.name}'.", {"field": "size"})
+    if high is not None and size > high:
+        raise InvalidInput(
+            f"Specified volume size of '{size}' is greater than the maximum allowable size "
+            f"of '{high}' for volume type '{vtype.name}'.", {"field": "size"})
+
+
+def _spec_int(specs: Mapping[str, str], key: str) -> int | None:
+    raw = specs.get(key)
+    return int(raw) if raw and raw.strip().isdigit() else None
+
+
+# ---- step 2: the create flow -----------------------------------------------------------------
 def validate_create(
     req: VolumeCreate, types: TypeCatalog, zones: Collection[str], default_zone: str,
     default_type: str,
 ) -> VolumeSpec:
+    """``req`` as ``normalize_create`` left it, its source resolved."""
+    vtype = types.find(req.volume_type or default_type)
+    size = check_size(req.size)
+    check_type_size(size, vtype)
     return VolumeSpec(
-        size=check_size(req.size),
+        size=size,
         name=check_text("name", req.name),
         description=check_text("description", req.description),
-        volume_type=types.find(req.volume_type or default_type),
-        availability_zone=check_zone(req.availability_zone, zones, default_zone),
+        volume_type=vtype,
+        availability_zone=check_zone(req.availability_zone, zones, default_zone, vtype),
         metadata=check_metadata(req.metadata),
     )

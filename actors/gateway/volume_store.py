@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS volumes (
     reason TEXT, request_id TEXT, request_fp TEXT
 );
 CREATE INDEX IF NOT EXISTS volumes_project ON volumes (project_id);
+CREATE TABLE IF NOT EXISTS volume_flags (
+    id TEXT PRIMARY KEY, bootable INTEGER NOT NULL, readonly INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS volume_types (
     id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, description TEXT,
     extra_specs TEXT NOT NULL, is_public INTEGER NOT NULL
@@ -42,6 +45,11 @@ INSERT_VOLUME = f"INSERT INTO volumes ({_COLUMNS}) VALUES ({', '.join('?' * 16)}
 UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
 DELETE_VOLUME = "DELETE FROM volumes WHERE id=?"
+UPDATE_DETAILS = (
+    "UPDATE volumes SET name=?, description=?, metadata=?, updated_at=? WHERE id=?"
+)
+SAVE_FLAGS = "INSERT OR REPLACE INTO volume_flags VALUES (?, ?, ?)"
+DELETE_FLAGS = "DELETE FROM volume_flags WHERE id=?"
 INSERT_TYPE = "INSERT INTO volume_types VALUES (?, ?, ?, ?, ?)"
 
 
@@ -65,6 +73,8 @@ class VolumeRecord:
     request_fp: str = ""
     snapshot_id: str | None = None  # created from this snapshot
     source_volid: str | None = None  # created as a clone of this volume
+    bootable: bool = False
+    readonly: bool = False
 
     def view(self) -> Volume:
         return Volume(
@@ -74,6 +84,7 @@ class VolumeRecord:
             host=self.host, metadata=self.metadata, created_at=self.created_at,
             updated_at=self.updated_at or self.created_at, reason=self.reason,
             user_id=self.user_id, snapshot_id=self.snapshot_id, source_volid=self.source_volid,
+            bootable=self.bootable, readonly=self.readonly,
         )
 
     def row(self) -> tuple[Any, ...]:
@@ -100,6 +111,9 @@ class GatewayStore:
     async def load_volumes(self, types: dict[str, VolumeType]) -> None:
         for row in await self.db.fetchall(f"SELECT {_COLUMNS} FROM volumes"):
             self._remember(_volume_from_row(row, types))
+        for vid, bootable, readonly in await self.db.fetchall("SELECT * FROM volume_flags"):
+            if (rec := self.volumes.get(vid)) is not None:
+                rec.bootable, rec.readonly = bool(bootable), bool(readonly)
         await self.snapshots.load(self.volumes)
 
     def _remember(self, rec: VolumeRecord) -> None:
@@ -128,7 +142,8 @@ class GatewayStore:
 
     async def remove_volume(self, rec: VolumeRecord) -> None:
         self._forget(rec)
-        writes = [(DELETE_VOLUME, (rec.id,)), *self.snapshots.source_removal_writes(rec)]
+        writes = [(DELETE_VOLUME, (rec.id,)), (DELETE_FLAGS, (rec.id,)),
+                  *self.snapshots.source_removal_writes(rec)]
         for write in [self.db.write(sql, params) for sql, params in writes]:
             await write
 
@@ -147,6 +162,16 @@ class GatewayStore:
         await self.db.write(
             UPDATE_SIZE, (rec.size, rec.status.value, rec.reason, rec.updated_at, rec.id)
         )
+
+    async def save_details(self, rec: VolumeRecord) -> None:
+        """Name, description, metadata and the bootable and read-only flags, together."""
+        rec.updated_at = time.time()
+        details = self.db.write(UPDATE_DETAILS, (rec.name, rec.description,
+                                                 json.dumps(rec.metadata), rec.updated_at,
+                                                 rec.id))
+        flags = self.db.write(SAVE_FLAGS, (rec.id, int(rec.bootable), int(rec.readonly)))
+        await details
+        await flags
 
     async def add_type(self, vtype: VolumeType) -> None:
         await self.db.write(

@@ -14,10 +14,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
-from cinderblock.actors.runtime.config import ClusterConfig
+from cinderblock.actors.runtime.config import ClusterConfig, rest_url
 from cinderblock.actors.runtime.parent import PARENT_PID_ENV
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.wire.errors import CinderblockError
@@ -48,8 +49,11 @@ class Cluster:
 
     def endpoints(self) -> dict[str, str]:
         c = self.cfg
-        return {"gateway": c.gateway, "events": c.events, "quota": c.quota,
-                "scheduler": c.scheduler, "stats": c.stats, "events_in": c.events_in}
+        found = {"gateway": c.gateway, "events": c.events, "quota": c.quota,
+                 "scheduler": c.scheduler, "stats": c.stats, "events_in": c.events_in}
+        for i, listen in enumerate(c.rest):  # the REST fronts: "rest", "rest-2", ...
+            found["rest" if i == 0 else f"rest-{i + 1}"] = rest_url(listen)
+        return found
 
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -60,6 +64,8 @@ class Cluster:
         for node in self.cfg.nodes:
             if node.host not in self.procs:  # else started on its own host and handed over
                 self.spawn("node", node.host)
+        for i, listen in enumerate(self.cfg.rest):
+            self.spawn("rest", listen=listen, name=f"rest-{i + 1}")
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -73,12 +79,15 @@ class Cluster:
         tmp.replace(self.data_dir / "endpoints.json")
         self._published = True
 
-    def spawn(self, kind: str, host: str | None = None) -> subprocess.Popen[bytes]:
-        name = host or kind
+    def spawn(self, kind: str, host: str | None = None, listen: str | None = None,
+              name: str | None = None) -> subprocess.Popen[bytes]:
+        name = name or host or kind
         cmd = [sys.executable, "-m", "cinderblock", "actor", kind, "--config",
                str(self.config_path)]
         if host:
             cmd += ["--host", host]
+        if listen:
+            cmd += ["--listen", listen]
         log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 (child owns it)
         env = dict(os.environ)
         if self.supervisor:
@@ -96,7 +105,7 @@ class Cluster:
                 self._check_alive()
                 try:
                     up = {b.backend for b in client.list_backends() if b.up}
-                    if wanted <= up:
+                    if wanted <= up and all(_http_answers(a) for a in self.cfg.rest):
                         return
                 except CinderblockError:
                     pass  # not up yet; try again until the deadline
@@ -148,6 +157,15 @@ def _terminate(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def _http_answers(listen: str) -> bool:
+    """Whether the REST front on ``listen`` answers its version document."""
+    try:
+        with urllib.request.urlopen(rest_url(listen) + "/", timeout=1.0) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
 
 
 def with_quota_defaults(cfg: ClusterConfig, **limits: int) -> ClusterConfig:

@@ -94,6 +94,7 @@ class ClusterConfig:
     volume_types: dict[str, dict[str, str]] = field(default_factory=dict)
     quota_defaults: dict[str, int] = field(default_factory=dict)
     actors: dict[str, ActorConfig] = field(default_factory=dict)  # keyed by SERVICE_ACTORS
+    rest: tuple[str, ...] = ()  # HOST:PORT of each REST front (Cinder's API v3)
 
     @property
     def zones(self) -> tuple[str, ...]:
@@ -331,6 +332,19 @@ def embedded(
         nodes=node_cfgs,
         volume_types={DEFAULT_TYPE: {}, "FCVolumeType": {"volume_backend_name": backend}},
     )
+
+
+def with_rest_fronts(cfg: ClusterConfig, count: int = 1, port: int | None = None,
+                     host: str = "127.0.0.1") -> ClusterConfig:
+    """``count`` REST fronts on ``host``: the first on ``port`` (else a free one)."""
+    ports = [port or free_port(host), *(free_port(host) for _ in range(count - 1))]
+    return replace(cfg, rest=tuple(f"{host}:{p}" for p in ports[:count]))
+
+
+def rest_url(listen: str) -> str:
+    """The API's base URL (Cinder's endpoint, ``.../v3``) of a front on ``listen``."""
+    host, _, port = listen.rpartition(":")
+    return f"http://{host if ':' not in host else f'[{host}]'}:{port}/v3"
 
 
 def with_nodes(cfg: ClusterConfig, nodes: tuple[NodeConfig, ...]) -> ClusterConfig:

@@ -16,6 +16,7 @@ repeating a create with the same id returns the first volume.
 from __future__ import annotations
 
 import asyncio
+import copy
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
@@ -45,6 +46,7 @@ from cinderblock.protocol.messages.volumes import (
     VolumeCreate,
     VolumeList,
     VolumeListRequest,
+    VolumeModify,
     VolumeRef,
     VolumeResetState,
     VolumeType,
@@ -74,6 +76,7 @@ __all__ = ["Client", "SyncClient", "VolumeError"]
 
 T = TypeVar("T")
 AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE})
+UNCHANGED: Any = object()  # modify_volume: leave this field as it is
 
 
 class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
@@ -94,6 +97,14 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         self.volume_waits: StatusWaits[Volume] = StatusWaits("volume", VolumeError, VOLUME_ERRORS)
         self.snapshot_waits: StatusWaits[Snapshot] = StatusWaits(
             "snapshot", SnapshotError, SNAPSHOT_ERRORS)
+
+    def acting_for(self, project: str, user: str, roles: tuple[str, ...]) -> Client:
+        """This client speaking for another user over the same connection and pending
+        calls (a REST front: one connection, many callers). Close only the original."""
+        self._open()
+        view = copy.copy(self)
+        view.context = Context(project, user, roles)
+        return view
 
     async def __aenter__(self) -> Client:
         self._open()
@@ -169,6 +180,30 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         if not wait:
             return volume
         return await self.volume_waits.wait(volume, AVAILABLE, timeout or self.timeout)
+
+    async def submit_create(
+        self, body: VolumeCreate, request_id: str | None = None, timeout: float | None = None
+    ) -> Volume:
+        """Send a create exactly as given (a front relays its caller's fields: the gateway
+        checks them as Cinder's API does); the answer is the ``creating`` volume."""
+        raw = await self.call("volume.create", body, request_id, timeout)
+        return parse(Volume, raw, strict=False)
+
+    async def modify_volume(
+        self, volume_id: str, *, name: Any = UNCHANGED, description: Any = UNCHANGED,
+        metadata: dict[str, Any] | None = None, replace_metadata: bool = False,
+        delete_metadata: Iterable[str] = (), bootable: bool | str | None = None,
+        readonly: bool | str | None = None,
+    ) -> Volume:
+        """Rename, describe, merge (or with ``replace_metadata`` replace) metadata, drop
+        metadata keys, set the bootable or read-only flag; a None name clears it."""
+        fields = tuple(f for f, v in (("name", name), ("description", description))
+                       if v is not UNCHANGED)
+        body = VolumeModify(
+            volume_id, fields, None if name is UNCHANGED else name,
+            None if description is UNCHANGED else description, metadata, replace_metadata,
+            tuple(delete_metadata), bootable, readonly)
+        return parse(Volume, await self.call("volume.modify", body), strict=False)
 
     async def reset_volume_state(self, volume_id: str, status: str) -> Volume:
         """Admin: move a stuck volume to ``error`` (or ``available`` if it has a host)."""
@@ -265,6 +300,9 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
 
     def create_volume(self, size: int | None, **kwargs: Any) -> Volume:
         return self._run(lambda c: c.create_volume(size, **kwargs))
+
+    def modify_volume(self, volume_id: str, **kwargs: Any) -> Volume:
+        return self._run(lambda c: c.modify_volume(volume_id, **kwargs))
 
     def reset_volume_state(self, volume_id: str, status: str) -> Volume:
         return self._run(lambda c: c.reset_volume_state(volume_id, status))

@@ -21,15 +21,26 @@ class Empty:
 @message
 @dataclass(frozen=True, slots=True)
 class VolumeCreate:
-    size: int | None = None
+    """Cinder's create body. ``size`` (a number or a string of digits), ``metadata``
+    (a map or null) and ``multiattach`` (a boolean or a boolean word) are checked by the
+    gateway as Cinder's schema does (``actors.gateway.volume_request``)."""
+
+    size: Any = None
     name: str | None = None
     description: str | None = None
     volume_type: str | None = None
     availability_zone: str | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: Any = field(default_factory=dict)
     watch: bool = False  # push this volume's status changes to the caller
     snapshot_id: str | None = None  # create from this snapshot (on its node)
     source_volid: str | None = None  # create as a clone of this volume (on its node)
+    display_name: str | None = None  # Cinder's older names for name and description
+    display_description: str | None = None
+    multiattach: Any = None  # only false is accepted (a multiattach type is the way)
+    image_ref: str | None = None  # imageRef / image_id: no images here (404)
+    backup_id: str | None = None  # no backups here (404)
+    group_id: str | None = None  # no groups here (404)
+    consistencygroup_id: str | None = None
 
 
 @message
@@ -52,6 +63,8 @@ class Volume:
     user_id: str | None = None
     snapshot_id: str | None = None
     source_volid: str | None = None
+    bootable: bool = False
+    readonly: bool = False
 
 
 @message
@@ -100,6 +113,28 @@ class VolumeUpdate:
     status: VolumeStatus
     host: str | None = None
     reason: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeModify:
+    """A user's change to a volume's name, description, metadata or flags (Cinder's
+    volume update, metadata calls, os-set_bootable and os-update_readonly_flag).
+
+    ``name`` and ``description`` change only when listed in ``fields`` (so that null
+    can clear them); ``metadata`` is merged into the volume's, or replaces it all with
+    ``replace_metadata``; ``delete_metadata`` names keys to drop. ``bootable`` and
+    ``readonly`` take a boolean or a boolean word, as Cinder's actions do."""
+
+    volume_id: str
+    fields: tuple[str, ...] = ()
+    name: str | None = None
+    description: str | None = None
+    metadata: Any = None
+    replace_metadata: bool = False
+    delete_metadata: tuple[str, ...] = ()
+    bootable: Any = None
+    readonly: Any = None
 
 
 # ---- volume types and zones ------------------------------------------------

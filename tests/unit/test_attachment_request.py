@@ -42,6 +42,12 @@ def test_the_smallest_connector_names_only_its_host() -> None:
     assert (connector.host, connector.mode, connector.fields) == ("h", None, {"host": "h"})
 
 
+def test_a_connector_key_sent_as_null_counts_as_absent_as_cinderclient_sends_them() -> None:
+    connector = check_connector({"host": "h", "mountpoint": None, "ip": None,
+                                 "initiator": "iqn.x"})
+    assert connector.fields == {"host": "h", "initiator": "iqn.x"}
+
+
 @pytest.mark.parametrize(
     ("raw", "says"),
     [

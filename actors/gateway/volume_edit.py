@@ -1,0 +1,99 @@
+"""``volume.modify``: a user's changes to a volume that need no node.
+
+Cinder's volume update (name, description, metadata), the volume metadata calls
+(merge, replace, delete a key), ``os-set_bootable`` and ``os-update_readonly_flag``.
+The text rules are the create's (``volume_request``): names stripped, metadata keys
+and values as Cinder's schema. Every check runs before the first change, so a
+refused request changes nothing; the record is saved before the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from cinderblock.actors.gateway.volume_request import (
+    FALSE_WORDS,
+    TRUE_WORDS,
+    check_metadata,
+    check_text,
+    field_error,
+)
+from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.protocol.messages.volumes import Volume, VolumeModify
+from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
+
+EDITABLE_TEXT = ("name", "description")
+BUSY = frozenset({VolumeStatus.DELETING})
+
+
+class EditServices(Protocol):
+    store: GatewayStore
+
+    def publish(self, rec: VolumeRecord, push: bool = True) -> None: ...
+
+
+class VolumeEditor:
+    def __init__(self, services: EditServices) -> None:
+        self.s = services
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"volume.modify": self.on_modify}
+
+    async def on_modify(self, req: Request) -> Volume:
+        body: VolumeModify = req.body
+        rec = self._visible(body.volume_id, req.ctx)
+        if rec.status in BUSY:
+            raise InvalidState(f"Invalid volume: volume {rec.id} is {rec.status.value}",
+                               {"status": rec.status.value})
+        change = planned_change(body, rec)
+        for name, value in change.items():
+            setattr(rec, name, value)
+        await self.s.store.save_details(rec)
+        self.s.publish(rec, push=False)
+        return rec.view()
+
+    def _visible(self, volume_id: str, ctx: Context) -> VolumeRecord:
+        rec = self.s.store.volumes.get(volume_id)
+        if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
+            raise NotFound(f"Volume {volume_id} could not be found.", {"volume_id": volume_id})
+        return rec
+
+
+def planned_change(body: VolumeModify, rec: VolumeRecord) -> dict[str, Any]:
+    """The new values of what ``body`` changes, all checked; nothing is changed here."""
+    change: dict[str, Any] = {}
+    unknown = set(body.fields) - set(EDITABLE_TEXT)
+    if unknown:
+        raise InvalidInput(f"cannot change {sorted(unknown)}; only name and description",
+                           {"field": "fields"})
+    for field in body.fields:
+        change[field] = check_text(field, getattr(body, field))
+    metadata = dict({} if body.replace_metadata else rec.metadata)
+    if body.metadata is not None or body.replace_metadata:
+        metadata.update(check_metadata(body.metadata))
+    for key in body.delete_metadata:
+        if key not in metadata:
+            raise NotFound(f"Metadata item was not found for key {key!r}.", {"key": key})
+        del metadata[key]
+    if metadata != rec.metadata:
+        change["metadata"] = metadata
+    for flag in ("bootable", "readonly"):
+        value = getattr(body, flag)
+        if value is not None:
+            change[flag] = boolean(flag, value)
+    return change
+
+
+def boolean(field: str, value: Any) -> bool:
+    """A boolean, or one of Cinder's boolean words ("true", "no", "1"...)."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower() if isinstance(value, str | int) else None
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise field_error(field, value, f"'{value}' is not a valid boolean value")

@@ -1,0 +1,618 @@
+"""The HTTP side of the REST front: Cinder's Block Storage API v3 on aiohttp.
+
+Every route turns a request into one or a few calls of the client library
+(``cinderblock.protocol.client.Client``), made for the caller over the front's
+one long-lived connection (``Client.acting_for``), and the typed answer into
+Cinder's body shape (``actors.rest.views``). Validation, quota and state are the
+gateway's: a refusal comes back as a ``CinderblockError`` and leaves as Cinder's
+error body (``actors.rest.errors``).
+
+Every route is served with and without ``/{project_id}`` after ``/v3`` (3.67).
+The middleware, in order: the body size limit (413 before anything is read),
+version negotiation (406), authentication, then the handler; every answer carries
+``OpenStack-API-Version`` and ``Vary``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from cinderblock.actors.rest import views
+from cinderblock.actors.rest.auth import Authenticator, Caller
+from cinderblock.actors.rest.errors import HttpFault, bad_request, fault, from_gateway, not_found
+from cinderblock.actors.rest.microversion import (
+    HEADER,
+    LEGACY_HEADER,
+    MAX,
+    MIN,
+    Version,
+    negotiate,
+    response_headers,
+    version_document,
+)
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.volumes import Volume, VolumeCreate
+from cinderblock.protocol.wire.errors import CinderblockError, NotFound
+
+MAX_BODY = 114_688  # Cinder's osapi max_request_body_size (112 KiB)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ADMIN_ROLES = ("admin", "member")
+MEMBER_ROLES = ("member",)
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or Cinder's 400 for anything else."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("Malformed request body") from None
+    if not isinstance(body, dict):
+        raise bad_request("Malformed request body: a JSON object is expected")
+    return body
+
+
+def entity(body: dict[str, Any], key: str) -> dict[str, Any]:
+    inner = body.get(key)
+    if not isinstance(inner, dict):
+        raise bad_request(f"Invalid input for field/attribute {key}: "
+                          f"'{key}' is a required property and must be an object")
+    return inner
+
+
+def flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "t", "true", "on", "y", "yes")
+
+
+class Front:
+    """One front process's state: its connection to the gateway and who may call."""
+
+    def __init__(self, client: Client, auth: Authenticator, max_body: int = MAX_BODY) -> None:
+        self.client = client
+        self.auth = auth
+        self.max_body = max_body
+
+    # ---- per request ------------------------------------------------------
+    def caller(self, request: web.Request) -> Caller:
+        caller: Caller = request["caller"]
+        return caller
+
+    def client_for(self, request: web.Request) -> Client:
+        caller = self.caller(request)
+        return self.client.acting_for(caller.project, caller.user,
+                                      ADMIN_ROLES if caller.admin else MEMBER_ROLES)
+
+    def version(self, request: web.Request) -> Version:
+        version: Version = request["version"]
+        return version
+
+    def base(self, request: web.Request) -> str:
+        return f"{request.scheme}://{request.host}"
+
+    # ---- middleware -------------------------------------------------------
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        version = MIN
+        try:
+            if (request.content_length or 0) > self.max_body:
+                raise HttpFault(413, "Request is too large.")
+            version = negotiate(request.headers.get(HEADER), request.headers.get(LEGACY_HEADER))
+            request["version"] = version
+            if request.path.rstrip("/") not in ("", "/v3"):
+                request["caller"] = self._authenticate(request)
+            response = await handler(request)
+        except HttpFault as exc:
+            response = fault(exc.status, exc.message, exc.headers)
+        except CinderblockError as exc:
+            response = from_gateway(exc)
+        except web.HTTPRequestEntityTooLarge:
+            response = fault(413, "Request is too large.")
+        except web.HTTPException as exc:
+            response = fault(exc.status, exc.reason)
+        response.headers.update(response_headers(version))
+        return response
+
+    def _authenticate(self, request: web.Request) -> Caller:
+        caller = self.auth.identify(request.headers.get("X-Auth-Token"))
+        project = request.match_info.get("project_id")
+        if project is not None and project != caller.project and not caller.admin:
+            raise HttpFault(403, f"Policy doesn't allow project {caller.project} to act "
+                            f"in project {project}.")
+        return caller
+
+    # ---- discovery ----------------------------------------------------------
+    async def versions(self, request: web.Request) -> web.Response:
+        return json_response({"versions": [version_document(self.base(request))]}, 300)
+
+    async def v3_root(self, request: web.Request) -> web.Response:
+        return json_response({"versions": [version_document(self.base(request))]})
+
+    # ---- volumes --------------------------------------------------------------
+    async def volume_create(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        unknown = set(body) - {"volume", "OS-SCH-HNT:scheduler_hints"}
+        if unknown:
+            raise bad_request("Additional properties are not allowed "
+                              f"({', '.join(sorted(map(repr, unknown)))} were unexpected)")
+        vol = entity(body, "volume")
+        if self.version(request).at_least("3.53"):
+            extra = set(vol) - CREATE_FIELDS
+            if extra:
+                raise bad_request("Additional properties are not allowed "
+                                  f"({', '.join(sorted(map(repr, extra)))} were unexpected)")
+        volume = await self.client_for(request).submit_create(create_body(vol))
+        return json_response({"volume": await self._detail(request, volume, fresh=True)}, 202)
+
+    async def _detail(self, request: web.Request, volume: Volume,
+                      fresh: bool = False) -> dict[str, Any]:
+        client = self.client_for(request)
+        attachments = [] if fresh else await client.list_attachments(volume.id)
+        return views.volume_detail(volume, self.base(request), self.caller(request).admin,
+                                   [a for a in attachments if a.status != "deleted"])
+
+    async def volume_show(self, request: web.Request) -> web.Response:
+        volume = await self.client_for(request).show_volume(request.match_info["id"])
+        return json_response({"volume": await self._detail(request, volume)})
+
+    async def volume_list(self, request: web.Request) -> web.Response:
+        volumes, admin = await self._listed(request), self.caller(request).admin
+        base = self.base(request)
+        if request.path.endswith("/detail"):
+            atts = await self.client_for(request).list_attachments(all_projects=admin)
+            by_volume: dict[str, list[Any]] = {}
+            for a in atts:
+                by_volume.setdefault(a.volume_id, []).append(a)
+            out = [views.volume_detail(v, base, admin, by_volume.get(v.id, ())) for v in volumes]
+        else:
+            out = [views.volume_summary(v, base) for v in volumes]
+        return json_response({"volumes": out})
+
+    async def _listed(self, request: web.Request) -> list[Volume]:
+        q = request.query
+        limit = _int_param(q, "limit")
+        admin = self.caller(request).admin
+        everyone = admin and flag(q.get("all_tenants") or q.get("all_projects"))
+        volumes = await self.client_for(request).list_volumes(
+            all_projects=everyone, status=q.get("status"),
+            limit=None if _filtered(q) else limit, marker=q.get("marker"))
+        name = q.get("name") or q.get("display_name")
+        if name is not None:
+            volumes = [v for v in volumes if v.name == name]
+        if "metadata" in q:
+            wanted = _json_param(q, "metadata")
+            volumes = [v for v in volumes if views.metadata_filter_matches(v.metadata, wanted)]
+        if "project_id" in q and everyone:
+            volumes = [v for v in volumes if v.project_id == q["project_id"]]
+        volumes = _sorted(volumes, q.get("sort") or q.get("sort_key"), q.get("sort_dir"))
+        return volumes[:limit] if limit is not None and _filtered(q) else volumes
+
+    async def volume_update(self, request: web.Request) -> web.Response:
+        vol = entity(await read_json(request), "volume")
+        allowed = {"name", "description", "display_name", "display_description", "metadata"}
+        extra = set(vol) - allowed
+        if extra:
+            raise bad_request("Additional properties are not allowed "
+                              f"({', '.join(sorted(map(repr, extra)))} were unexpected)")
+        if self.version(request).at_least("3.53") and not set(vol) & allowed - {"metadata"}:
+            raise bad_request("Invalid input: one of name or description is required")
+        change: dict[str, Any] = {}
+        for field in ("name", "description"):
+            if field in vol or f"display_{field}" in vol:
+                change[field] = vol.get(field, vol.get(f"display_{field}"))
+        if "metadata" in vol:
+            change.update(metadata=vol["metadata"], replace_metadata=True)
+        volume = await self.client_for(request).modify_volume(request.match_info["id"],
+                                                              **change)
+        return json_response({"volume": await self._detail(request, volume)})
+
+    async def volume_delete(self, request: web.Request) -> web.Response:
+        if flag(request.query.get("cascade")):
+            await self._delete_snapshots(request, request.match_info["id"])
+        await self.client_for(request).delete_volume(request.match_info["id"])
+        return web.Response(status=202)
+
+    async def volume_action(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        if len(body) != 1:
+            raise bad_request("Invalid request body: exactly one action is expected")
+        (action, args), = body.items()
+        volume_id = request.match_info["id"]
+        client = self.client_for(request)
+        if action == "os-extend":
+            new_size = _new_size(args)
+            volume = await client.show_volume(volume_id)
+            if volume.status == "in-use" and not self.version(request).at_least("3.42"):
+                raise bad_request("Volume status must be 'available' to extend "
+                                  "(in-use extend needs microversion 3.42).")
+            await client.extend_volume(volume_id, new_size)
+        elif action == "os-reset_status":
+            status = entity(body, action).get("status")
+            await client.reset_volume_state(volume_id, str(status))
+        elif action == "os-set_bootable":
+            await client.modify_volume(volume_id, bootable=entity(body, action).get("bootable"))
+        elif action == "os-update_readonly_flag":
+            await client.modify_volume(volume_id, readonly=entity(body, action).get("readonly"))
+        else:
+            raise bad_request(f"There is no such action: {action}")
+        return web.Response(status=202 if action in ("os-extend", "os-reset_status") else 200)
+
+    async def _delete_snapshots(self, request: web.Request, volume_id: str) -> None:
+        """``cascade``: the volume's snapshots are deleted first, and waited for."""
+        client = self.client_for(request)
+        await client.show_volume(volume_id)  # 404 for a volume the caller cannot see
+        for snap in await client.list_snapshots(volume_id=volume_id):
+            if snap.status != "deleting":
+                await client.delete_snapshot(snap.id)
+            with contextlib.suppress(NotFound):  # gone already
+                await client.wait_for_snapshot_status(snap.id, "deleted")
+
+    # ---- volume metadata ----------------------------------------------------
+    async def metadata_show(self, request: web.Request) -> web.Response:
+        volume = await self.client_for(request).show_volume(request.match_info["id"])
+        key = request.match_info.get("key")
+        if key is None:
+            return json_response({"metadata": dict(volume.metadata)})
+        if key not in volume.metadata:
+            raise not_found(f"Metadata item was not found for key {key!r}.")
+        return json_response({"meta": {key: volume.metadata[key]}})
+
+    async def metadata_set(self, request: web.Request) -> web.Response:
+        """POST merges, PUT replaces all; PUT .../metadata/{key} sets one key."""
+        body = await read_json(request)
+        key = request.match_info.get("key")
+        if key is not None:
+            meta = entity(body, "meta")
+            if list(meta) != [key]:
+                raise bad_request("Request body and URI mismatch")
+            change: dict[str, Any] = {"metadata": meta}
+        else:
+            change = {"metadata": entity(body, "metadata"),
+                      "replace_metadata": request.method == "PUT"}
+        volume = await self.client_for(request).modify_volume(request.match_info["id"],
+                                                              **change)
+        if key is not None:
+            return json_response({"meta": {key: volume.metadata.get(key)}})
+        return json_response({"metadata": dict(volume.metadata)})
+
+    async def metadata_delete(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        client = self.client_for(request)
+        volume = await client.show_volume(request.match_info["id"])
+        if key not in volume.metadata:
+            raise not_found(f"Metadata item was not found for key {key!r}.")
+        await client.modify_volume(volume.id, delete_metadata=[key])
+        return web.Response(status=200)
+
+    # ---- snapshots ----------------------------------------------------------
+    async def snapshot_create(self, request: web.Request) -> web.Response:
+        snap = entity(await read_json(request), "snapshot")
+        volume_id = snap.get("volume_id")
+        if not isinstance(volume_id, str):
+            raise bad_request("Invalid input for field/attribute volume_id: "
+                              "'volume_id' is a required property")
+        name = snap.get("name", snap.get("display_name"))
+        description = snap.get("description", snap.get("display_description"))
+        snapshot = await self.client_for(request).create_snapshot(
+            volume_id, name=name.strip() if isinstance(name, str) else name,
+            description=description.strip() if isinstance(description, str) else description,
+            force=_bool_arg(snap.get("force", False), "force"),
+            metadata=snap.get("metadata") or {})
+        view = views.snapshot(snapshot, self.caller(request).admin)
+        return json_response({"snapshot": view}, 202)
+
+    async def snapshot_show(self, request: web.Request) -> web.Response:
+        snap = await self.client_for(request).show_snapshot(request.match_info["id"])
+        return json_response({"snapshot": views.snapshot(snap, self.caller(request).admin)})
+
+    async def snapshot_list(self, request: web.Request) -> web.Response:
+        q, admin = request.query, self.caller(request).admin
+        snaps = await self.client_for(request).list_snapshots(
+            all_projects=admin and flag(q.get("all_tenants")), volume_id=q.get("volume_id"),
+            status=q.get("status"), limit=_int_param(q, "limit"), marker=q.get("marker"))
+        return json_response({"snapshots": [views.snapshot(s, admin) for s in snaps]})
+
+    async def snapshot_delete(self, request: web.Request) -> web.Response:
+        await self.client_for(request).delete_snapshot(request.match_info["id"])
+        return web.Response(status=202)
+
+    # ---- volume types ---------------------------------------------------------
+    async def type_list(self, request: web.Request) -> web.Response:
+        types = await self.client_for(request).list_types()
+        return json_response({"volume_types": [views.volume_type(t) for t in types]})
+
+    async def type_show(self, request: web.Request) -> web.Response:
+        wanted = request.match_info["id"]
+        types = await self.client_for(request).list_types()
+        if wanted == "default":
+            wanted = "__DEFAULT__"
+        for t in types:
+            if wanted in (t.id, t.name):
+                return json_response({"volume_type": views.volume_type(t)})
+        raise not_found(f"Volume type {wanted} could not be found.")
+
+    async def type_create(self, request: web.Request) -> web.Response:
+        vt = entity(await read_json(request), "volume_type")
+        name = vt.get("name")
+        if not isinstance(name, str):
+            raise bad_request("Invalid input for field/attribute name: a string is required")
+        created = await self.client_for(request).create_type(
+            name, extra_specs=vt.get("extra_specs") or {}, description=vt.get("description"),
+            is_public=_bool_arg(vt.get("os-volume-type-access:is_public", True), "is_public"))
+        return json_response({"volume_type": views.volume_type(created)})
+
+    async def type_extra_specs(self, request: web.Request) -> web.Response:
+        types = await self.client_for(request).list_types()
+        for t in types:
+            if request.match_info["id"] in (t.id, t.name):
+                return json_response({"extra_specs": dict(t.extra_specs)})
+        raise not_found(f"Volume type {request.match_info['id']} could not be found.")
+
+    # ---- quotas, limits, zones, pools, messages ----------------------------------
+    async def quota_show(self, request: web.Request) -> web.Response:
+        usage = flag(request.query.get("usage"))
+        quota = await self.client_for(request).show_quota(request.match_info["project"])
+        return json_response({"quota_set": views.quota_set(quota, usage)})
+
+    async def quota_defaults(self, request: web.Request) -> web.Response:
+        quota = await self.client_for(request).show_quota(
+            f"defaults-probe-{request.match_info['project']}")
+        return json_response({"quota_set": {**views.quota_set(quota, False),
+                                            "id": request.match_info["project"]}})
+
+    async def quota_update(self, request: web.Request) -> web.Response:
+        qs = entity(await read_json(request), "quota_set")
+        limits = {k: _quota_limit(k, v) for k, v in qs.items() if k in views.QUOTA_RESOURCES}
+        unknown = set(qs) - set(views.QUOTA_RESOURCES)
+        if unknown:
+            raise bad_request(f"Bad key(s) in quota set: {', '.join(sorted(unknown))}")
+        quota = await self.client_for(request).set_quota(request.match_info["project"],
+                                                         **limits)
+        view = views.quota_set(quota, False)
+        view.pop("id")
+        return json_response({"quota_set": view})
+
+    async def limits(self, request: web.Request) -> web.Response:
+        quota = await self.client_for(request).show_quota(None)
+        return json_response({"limits": {"rate": [], "absolute": views.absolute_limits(quota)}})
+
+    async def zones(self, request: web.Request) -> web.Response:
+        names = await self.client_for(request).list_zones()
+        return json_response({"availabilityZoneInfo": [
+            {"zoneName": n, "zoneState": {"available": True}} for n in names]})
+
+    async def pools(self, request: web.Request) -> web.Response:
+        if not self.caller(request).admin:
+            raise HttpFault(403, "Policy doesn't allow scheduler_extension:scheduler_stats:"
+                            "get_pools to be performed.")
+        backends = await self.client_for(request).list_backends()
+        detail = flag(request.query.get("detail"))
+        return json_response({"pools": [views.pool(b, detail) for b in backends]})
+
+    async def messages(self, request: web.Request) -> web.Response:
+        if not self.version(request).at_least("3.3"):
+            raise not_found("The resource could not be found (messages need 3.3).")
+        volumes = await self.client_for(request).list_volumes(status="error")
+        base = self.base(request)
+        found = [views.error_message(v, base) for v in volumes]
+        wanted = request.match_info.get("id")
+        if wanted is None:
+            return json_response({"messages": found})
+        for m in found:
+            if m["id"] == wanted:
+                return json_response({"message": m})
+        raise not_found(f"Message {wanted} could not be found.")
+
+    # ---- attachments (3.27) ---------------------------------------------------
+    async def attachment_create(self, request: web.Request) -> web.Response:
+        self._need(request, "3.27", "attachments")
+        att = entity(await read_json(request), "attachment")
+        volume_id = att.get("volume_uuid")
+        if not isinstance(volume_id, str):
+            raise bad_request("Invalid input for field/attribute volume_uuid: "
+                              "'volume_uuid' is a required property")
+        client = self.client_for(request)
+        mode = att.get("mode") if self.version(request).at_least("3.54") else None
+        created = await client.create_attachment(volume_id, att.get("instance_uuid"), mode)
+        connector = att.get("connector")
+        if connector:
+            try:
+                created = await client.update_attachment(created.id, connector)
+            except CinderblockError:
+                await client.delete_attachment(created.id)  # as Cinder: all or nothing
+                raise
+        return json_response({"attachment": views.attachment(created)})
+
+    async def attachment_update(self, request: web.Request) -> web.Response:
+        self._need(request, "3.27", "attachments")
+        att = entity(await read_json(request), "attachment")
+        updated = await self.client_for(request).update_attachment(
+            request.match_info["id"], att.get("connector"))
+        return json_response({"attachment": views.attachment(updated)})
+
+    async def attachment_action(self, request: web.Request) -> web.Response:
+        self._need(request, "3.44", "attachment actions")
+        body = await read_json(request)
+        if "os-complete" not in body:
+            raise bad_request(f"There is no such action: {', '.join(body)}")
+        await self.client_for(request).complete_attachment(request.match_info["id"])
+        return web.Response(status=204)
+
+    async def attachment_show(self, request: web.Request) -> web.Response:
+        self._need(request, "3.27", "attachments")
+        att = await self.client_for(request).show_attachment(request.match_info["id"])
+        return json_response({"attachment": views.attachment(att)})
+
+    async def attachment_list(self, request: web.Request) -> web.Response:
+        self._need(request, "3.27", "attachments")
+        admin = self.caller(request).admin
+        atts = await self.client_for(request).list_attachments(
+            request.query.get("volume_id"), admin and flag(request.query.get("all_tenants")))
+        out = [views.attachment(a) for a in atts]
+        return json_response({"attachments": out})
+
+    async def attachment_delete(self, request: web.Request) -> web.Response:
+        self._need(request, "3.27", "attachments")
+        att = await self.client_for(request).delete_attachment(request.match_info["id"])
+        return json_response({"attachments": [views.attachment(att)]})
+
+    def _need(self, request: web.Request, version: str, what: str) -> None:
+        if not self.version(request).at_least(version):
+            raise not_found(f"The resource could not be found ({what} need {version}).")
+
+
+CREATE_FIELDS = frozenset({
+    "name", "description", "display_name", "display_description", "volume_type", "metadata",
+    "snapshot_id", "source_volid", "consistencygroup_id", "size", "availability_zone",
+    "multiattach", "image_id", "imageRef", "group_id", "backup_id",
+})
+
+
+def create_body(vol: dict[str, Any]) -> VolumeCreate:
+    """Cinder's create fields, as they came, in the gateway's message (which checks them)."""
+    image = vol.get("imageRef", vol.get("image_id"))
+    return VolumeCreate(
+        size=vol.get("size"), name=vol.get("name"), description=vol.get("description"),
+        volume_type=vol.get("volume_type"), availability_zone=vol.get("availability_zone"),
+        metadata=vol.get("metadata", {}), snapshot_id=vol.get("snapshot_id"),
+        source_volid=vol.get("source_volid"), display_name=vol.get("display_name"),
+        display_description=vol.get("display_description"),
+        multiattach=vol.get("multiattach"), image_ref=image, backup_id=vol.get("backup_id"),
+        group_id=vol.get("group_id"), consistencygroup_id=vol.get("consistencygroup_id"),
+    )
+
+
+def _filtered(q: Any) -> bool:
+    return any(k in q for k in ("name", "display_name", "metadata", "project_id", "sort",
+                                "sort_key"))
+
+
+def _int_param(q: Any, name: str) -> int | None:
+    raw = q.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise bad_request(f"{name} param must be an integer")
+    return int(raw)
+
+
+def _json_param(q: Any, name: str) -> dict[str, Any]:
+    try:
+        value = json.loads(q[name])
+    except ValueError:
+        raise bad_request(f"Invalid filter {name}: {q[name][:80]!r} is not JSON") from None
+    if not isinstance(value, dict):
+        raise bad_request(f"Invalid filter {name}: a JSON object is expected")
+    return value
+
+
+SORT_KEYS = {"created_at", "updated_at", "name", "size", "status", "id"}
+
+
+def _sorted(volumes: list[Volume], sort: str | None, sort_dir: str | None) -> list[Volume]:
+    if not sort:
+        return volumes
+    key, _, direction = sort.split(",")[0].partition(":")
+    direction = direction or sort_dir or "desc"
+    if key not in SORT_KEYS or direction not in ("asc", "desc"):
+        raise bad_request(f"Invalid sort {sort!r}: keys are {sorted(SORT_KEYS)}, "
+                          "directions asc and desc")
+    return sorted(volumes, key=lambda v: (getattr(v, key) is None, getattr(v, key) or ""),
+                  reverse=direction == "desc")
+
+
+def _new_size(args: Any) -> int:
+    raw = args.get("new_size") if isinstance(args, dict) else None
+    if isinstance(raw, str) and raw.isdigit():
+        raw = int(raw)
+    if type(raw) is not int or raw < 1:
+        raise bad_request(f"Invalid input for field/attribute new_size. Value: {raw}. "
+                          "New size for extend must be an integer greater than 0.")
+    return raw
+
+
+def _bool_arg(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "t", "1", "yes", "y", "on"):
+        return True
+    if text in ("false", "f", "0", "no", "n", "off"):
+        return False
+    raise bad_request(f"Invalid input for field/attribute {name}. Value: {value}. "
+                      f"'{value}' is not a valid boolean value")
+
+
+def _quota_limit(name: str, value: Any) -> int:
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        value = int(value)
+    if type(value) is not int or value < -1:
+        raise bad_request(f"Quota limit {value!r} for {name} must be an integer "
+                          "greater than or equal to -1")
+    return value
+
+
+def build_app(front: Front) -> web.Application:
+    app = web.Application(middlewares=[front.middleware], client_max_size=front.max_body)
+    r = app.router
+    r.add_get("/", front.versions)
+    r.add_get("/v3", front.v3_root)
+    r.add_get("/v3/", front.v3_root)
+    for prefix in ("/v3", "/v3/{project_id}"):
+        _routes(r, prefix, front)
+    return app
+
+
+def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
+    routes: list[tuple[str, str, Handler]] = [
+        ("POST", "/volumes", f.volume_create),
+        ("GET", "/volumes", f.volume_list),
+        ("GET", "/volumes/detail", f.volume_list),
+        ("GET", "/volumes/{id}", f.volume_show),
+        ("PUT", "/volumes/{id}", f.volume_update),
+        ("DELETE", "/volumes/{id}", f.volume_delete),
+        ("POST", "/volumes/{id}/action", f.volume_action),
+        ("GET", "/volumes/{id}/metadata", f.metadata_show),
+        ("POST", "/volumes/{id}/metadata", f.metadata_set),
+        ("PUT", "/volumes/{id}/metadata", f.metadata_set),
+        ("GET", "/volumes/{id}/metadata/{key}", f.metadata_show),
+        ("PUT", "/volumes/{id}/metadata/{key}", f.metadata_set),
+        ("DELETE", "/volumes/{id}/metadata/{key}", f.metadata_delete),
+        ("POST", "/snapshots", f.snapshot_create),
+        ("GET", "/snapshots", f.snapshot_list),
+        ("GET", "/snapshots/detail", f.snapshot_list),
+        ("GET", "/snapshots/{id}", f.snapshot_show),
+        ("DELETE", "/snapshots/{id}", f.snapshot_delete),
+        ("GET", "/types", f.type_list),
+        ("POST", "/types", f.type_create),
+        ("GET", "/types/{id}", f.type_show),
+        ("GET", "/types/{id}/extra_specs", f.type_extra_specs),
+        ("GET", "/os-quota-sets/{project}", f.quota_show),
+        ("PUT", "/os-quota-sets/{project}", f.quota_update),
+        ("GET", "/os-quota-sets/{project}/defaults", f.quota_defaults),
+        ("GET", "/limits", f.limits),
+        ("GET", "/os-availability-zone", f.zones),
+        ("GET", "/scheduler-stats/get_pools", f.pools),
+        ("GET", "/messages", f.messages),
+        ("GET", "/messages/{id}", f.messages),
+        ("POST", "/attachments", f.attachment_create),
+        ("GET", "/attachments", f.attachment_list),
+        ("GET", "/attachments/detail", f.attachment_list),
+        ("GET", "/attachments/{id}", f.attachment_show),
+        ("PUT", "/attachments/{id}", f.attachment_update),
+        ("DELETE", "/attachments/{id}", f.attachment_delete),
+        ("POST", "/attachments/{id}/action", f.attachment_action),
+    ]
+    for method, path, handler in routes:
+        r.add_route(method, p + path, handler)
+
+
+__all__ = ["MAX", "Front", "build_app"]

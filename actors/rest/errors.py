@@ -1,0 +1,68 @@
+"""Cinder's error bodies: ``{"badRequest": {"code": 400, "message": ...}}``.
+
+Every failure the front answers goes through ``fault``: a gateway error
+(``CinderblockError``) keeps its message and gets Cinder's status and body name;
+``over_quota`` is Cinder's 413 ``overLimit`` with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from cinderblock.protocol.wire.errors import CinderblockError
+
+# Cinder's wsgi.Fault names, by status (anything else is a computeFault).
+FAULT_NAMES = {
+    400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
+    405: "badMethod", 409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
+    501: "notImplemented", 503: "serviceUnavailable",
+}
+# The gateway's codes, as Cinder's API answers them.
+STATUS_BY_CODE = {
+    "invalid_input": 400, "not_found": 404, "over_quota": 413, "invalid_state": 400,
+    "forbidden": 403, "timeout": 504, "unavailable": 503, "no_valid_host": 500,
+}
+
+
+class HttpFault(Exception):
+    """An answer of the front itself (bad JSON, unknown URL, bad microversion...)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def bad_request(message: str) -> HttpFault:
+    return HttpFault(400, message)
+
+
+def not_found(message: str) -> HttpFault:
+    return HttpFault(404, message)
+
+
+def fault_body(status: int, message: str) -> dict[str, Any]:
+    name = FAULT_NAMES.get(status, "computeFault")
+    inner: dict[str, Any] = {"code": status, "message": message}
+    if status == 413:
+        inner["retryAfter"] = "0"
+    return {name: inner}
+
+
+def fault(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    extra = dict(headers or {})
+    if status == 413:
+        extra.setdefault("Retry-After", "0")
+    return web.Response(status=status, text=json.dumps(fault_body(status, message)),
+                        content_type="application/json", headers=extra)
+
+
+def from_gateway(exc: CinderblockError) -> web.Response:
+    status = STATUS_BY_CODE.get(exc.code, 500)
+    if exc.code == "invalid_input" and "already exists" in exc.message:
+        status = 409  # Cinder's VolumeTypeExists and friends: a conflict
+    return fault(status, exc.message)

@@ -1,0 +1,68 @@
+"""The REST front's process: ``cinderblock actor rest --config FILE --listen HOST:PORT``.
+
+One aiohttp server and one client-library connection to the gateway, opened at
+start and kept for the life of the process; every HTTP request is a call (or a
+few) on it, pipelined with the others. Stops on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from cinderblock.actors.rest.app import Front, build_app
+from cinderblock.actors.rest.auth import AuthConfigError, Authenticator
+from cinderblock.actors.runtime.config import load
+from cinderblock.actors.runtime.parent import die_with_parent
+from cinderblock.protocol.client.client import Client
+
+log = logging.getLogger("cinderblock.rest")
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise SystemExit(f"--listen wants HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+async def serve(config: Path, listen: str) -> None:
+    cfg = load(config)
+    host, port = split_listen(listen)
+    auth = Authenticator(Path(cfg.data_dir), host)
+    client = Client(cfg.gateway, project="", user="rest-front", timeout=30.0)
+    async with client:
+        runner = web.AppRunner(build_app(Front(client, auth)), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+        log.info("REST front on http://%s:%d/v3 (%s)", host, port,
+                 "noauth, loopback" if auth.noauth else "tokens")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+def run_front(config: Path, listen: str, verbose: bool = False) -> int:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s rest %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    die_with_parent()
+    try:
+        asyncio.run(serve(config, listen))
+    except AuthConfigError as exc:
+        log.error("rest cannot start: %s", exc)
+        return 1
+    except OSError as exc:
+        log.error("rest cannot start: %s", exc)
+        return 1
+    return 0

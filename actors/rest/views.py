@@ -1,0 +1,147 @@
+"""Cinder's v3 body shapes, built from the client library's typed records. Pure code."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from cinderblock.protocol.messages.attachments import Attachment
+from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.messages.quota import QuotaSet
+from cinderblock.protocol.messages.scheduling import Backend
+from cinderblock.protocol.messages.volumes import Volume, VolumeType
+
+QUOTA_RESOURCES = ("volumes", "gigabytes", "snapshots", "per_volume_gigabytes")
+UNKEPT_QUOTAS = ("backups", "backup_gigabytes", "groups")  # no such thing here: limit 0
+MESSAGE_NAMESPACE = uuid.UUID("6d3b1f4e-7a43-4f0c-9a55-3f1c0c0b4e11")
+
+
+def iso(ts: float | None) -> str | None:
+    if not ts:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def links(base: str, collection: str, item_id: str) -> list[dict[str, str]]:
+    return [{"rel": "self", "href": f"{base}/v3/{collection}/{item_id}"},
+            {"rel": "bookmark", "href": f"{base}/{collection}/{item_id}"}]
+
+
+def volume_summary(v: Volume, base: str) -> dict[str, Any]:
+    return {"id": v.id, "name": v.name, "links": links(base, "volumes", v.id)}
+
+
+def volume_detail(v: Volume, base: str, admin: bool,
+                  attachments: Iterable[Attachment] = (), multiattach: bool = False,
+                  ) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": v.id, "status": v.status, "size": v.size, "name": v.name,
+        "description": v.description, "volume_type": v.volume_type,
+        "volume_type_id": v.volume_type_id, "availability_zone": v.availability_zone,
+        "bootable": "true" if v.bootable else "false", "encrypted": False,
+        "multiattach": multiattach, "attachments": [attachment_brief(a) for a in attachments],
+        "metadata": {**v.metadata, **({"readonly": "True"} if v.readonly else {})},
+        "snapshot_id": v.snapshot_id, "source_volid": v.source_volid, "user_id": v.user_id,
+        "created_at": iso(v.created_at), "updated_at": iso(v.updated_at),
+        "replication_status": None, "consistencygroup_id": None, "group_id": None,
+        "migration_status": None, "links": links(base, "volumes", v.id),
+    }
+    if admin:
+        view["os-vol-host-attr:host"] = v.host
+        view["os-vol-tenant-attr:tenant_id"] = v.project_id
+    return view
+
+
+def attachment_brief(a: Attachment) -> dict[str, Any]:
+    """An attachment as it appears inside a volume's ``attachments``."""
+    return {"id": a.volume_id, "attachment_id": a.id, "volume_id": a.volume_id,
+            "server_id": a.instance_id, "host_name": a.connector.get("host"),
+            "device": a.connector.get("mountpoint"), "attached_at": iso(a.attached_at)}
+
+
+def attachment(a: Attachment) -> dict[str, Any]:
+    """Cinder's v3 attachment view (3.27), with the NBD connection_info."""
+    return {"id": a.id, "status": a.status, "volume_id": a.volume_id,
+            "instance": a.instance_id, "attach_mode": a.attach_mode,
+            "attached_at": iso(a.attached_at), "detached_at": None,
+            "connection_info": a.connection_info or {}}
+
+
+def snapshot(s: Snapshot, admin: bool) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": s.id, "volume_id": s.volume_id, "status": s.status, "size": s.size,
+        "name": s.name, "description": s.description, "metadata": dict(s.metadata),
+        "created_at": iso(s.created_at), "updated_at": iso(s.updated_at),
+        "user_id": s.user_id, "group_snapshot_id": None,
+        "os-extended-snapshot-attributes:progress": "100%" if s.status == "available" else "0%",
+        "os-extended-snapshot-attributes:project_id": s.project_id,
+    }
+    if not admin:
+        view.pop("os-extended-snapshot-attributes:project_id")
+    return view
+
+
+def volume_type(t: VolumeType) -> dict[str, Any]:
+    return {"id": t.id, "name": t.name, "description": t.description,
+            "is_public": t.is_public, "os-volume-type-access:is_public": t.is_public,
+            "extra_specs": dict(t.extra_specs), "qos_specs_id": None}
+
+
+def quota_set(q: QuotaSet, usage: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": q.project}
+    for res in QUOTA_RESOURCES:
+        limit = q.limits.get(res, -1)
+        out[res] = ({"limit": limit, "in_use": q.in_use.get(res, 0),
+                     "reserved": q.reserved.get(res, 0), "allocated": 0} if usage else limit)
+    for res in UNKEPT_QUOTAS:
+        out[res] = {"limit": 0, "in_use": 0, "reserved": 0, "allocated": 0} if usage else 0
+    return out
+
+
+def absolute_limits(q: QuotaSet) -> dict[str, int]:
+    return {
+        "maxTotalVolumes": q.limits.get("volumes", -1),
+        "maxTotalVolumeGigabytes": q.limits.get("gigabytes", -1),
+        "maxTotalSnapshots": q.limits.get("snapshots", -1),
+        "maxTotalBackups": 0, "maxTotalBackupGigabytes": 0,
+        "totalVolumesUsed": q.in_use.get("volumes", 0),
+        "totalGigabytesUsed": q.in_use.get("gigabytes", 0),
+        "totalSnapshotsUsed": q.in_use.get("snapshots", 0),
+        "totalBackupsUsed": 0, "totalBackupGigabytesUsed": 0,
+    }
+
+
+def pool(b: Backend, detail: bool) -> dict[str, Any]:
+    name = f"{b.backend}#{b.backend.partition('@')[2] or b.backend}"
+    if not detail:
+        return {"name": name}
+    caps: dict[str, Any] = {
+        **b.capabilities, "total_capacity_gb": b.total_capacity_gb,
+        "free_capacity_gb": b.free_capacity_gb,
+        "allocated_capacity_gb": b.allocated_capacity_gb,
+        "provisioned_capacity_gb": b.provisioned_capacity_gb,
+        "reserved_percentage": b.reserved_percentage,
+        "thin_provisioning_support": b.thin_provisioning_support,
+        "max_over_subscription_ratio": b.max_over_subscription_ratio,
+        "availability_zone": b.availability_zone, "storage_protocol": "nbd",
+        "volume_backend_name": b.capabilities.get("volume_backend_name", b.backend),
+    }
+    return {"name": name, "capabilities": caps}
+
+
+def error_message(v: Volume, base: str) -> dict[str, Any]:
+    """Cinder's user message (3.3) for a volume in ``error``: its recorded reason."""
+    mid = str(uuid.uuid5(MESSAGE_NAMESPACE, f"{v.id}/{v.updated_at}"))
+    return {
+        "id": mid, "resource_type": "VOLUME", "resource_uuid": v.id,
+        "event_id": "VOLUME_VOLUME_001_002", "message_level": "ERROR",
+        "user_message": f"schedule allocate volume: {v.reason or 'An unknown error occurred.'}",
+        "request_id": None, "created_at": iso(v.updated_at),
+        "guaranteed_until": None, "links": links(base, "messages", mid),
+    }
+
+
+def metadata_filter_matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    return all(metadata.get(k) == v for k, v in wanted.items())
