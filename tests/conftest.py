@@ -31,7 +31,13 @@ import zmq
 import zmq.asyncio
 
 from cinderblock.actors.runtime.cluster import Cluster, with_quota_defaults
-from cinderblock.actors.runtime.config import ClusterConfig, NodeConfig, embedded
+from cinderblock.actors.runtime.config import (
+    ClusterConfig,
+    NodeConfig,
+    embedded,
+    rest_url,
+    with_rest_fronts,
+)
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.codec import unpack
 
@@ -80,6 +86,12 @@ class E2ECluster:
     def volume_file(self, host: str, volume_id: str) -> Path:
         return self.node_dir(host) / f"volume-{volume_id}"
 
+    @property
+    def rest_url(self) -> str:
+        """The first REST front's Cinder endpoint (``http://127.0.0.1:PORT/v3``)."""
+        assert self.cfg.rest, "start the cluster with make_config(rest_fronts=1)"
+        return rest_url(self.cfg.rest[0])
+
     def client(self, project: str = "demo", admin: bool = False, timeout: float = 20.0) -> Client:
         return Client(self.gateway, project=project, admin=admin, timeout=timeout)
 
@@ -93,6 +105,7 @@ def make_config(
     node_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     quota: Mapping[str, int] | None = None,
     heartbeat_s: float = E2E_HEARTBEAT_S,
+    rest_fronts: int = 0,
     **cluster: Any,
 ) -> ClusterConfig:
     """The embedded config, with per-node changes (``{"node-1": {"faults": (...)}}``)
@@ -105,6 +118,8 @@ def make_config(
     cfg = replace(cfg, nodes=node_cfgs, heartbeat_s=heartbeat_s, **cluster)
     if quota:
         cfg = with_quota_defaults(cfg, **quota)
+    if rest_fronts:
+        cfg = with_rest_fronts(cfg, rest_fronts)
     return cfg
 
 

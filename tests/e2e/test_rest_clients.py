@@ -1,0 +1,219 @@
+"""The real OpenStack clients against the REST front of a running cluster.
+
+python-cinderclient's ``cinder`` and python-openstackclient's ``openstack`` run as
+processes, unchanged, with their noauth options; openstacksdk's block-storage proxy
+runs in this process. What they print is checked against what the gateway holds
+(read with the client library, as an admin).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sysconfig
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cinderblock.protocol.client.client import SyncClient
+from cinderblock.protocol.messages.volumes import Volume
+from tests.conftest import E2ECluster
+
+SCRIPTS = Path(sysconfig.get_path("scripts"))
+
+
+@pytest.fixture(scope="module")
+def rest_cluster(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(rest_fronts=1)
+
+
+@pytest.fixture
+def admin_view(rest_cluster: E2ECluster) -> Iterator[SyncClient]:
+    with SyncClient(rest_cluster.gateway, project="admin", admin=True, timeout=20.0) as c:
+        yield c
+
+
+def tool(name: str) -> str:
+    path = SCRIPTS / name
+    if not path.exists():
+        pytest.fail(f"{name} is not installed beside this Python: pip install -e '.[test]'")
+    return str(path)
+
+
+def run(argv: list[str], timeout: float = 60.0) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "CINDER_"))}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                          check=False)
+    assert done.returncode == 0, f"{' '.join(argv[-4:])} failed:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def table(output: str) -> dict[str, str]:
+    """A ``Property | Value`` table as printed by cinder."""
+    rows: dict[str, str] = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and line.startswith("|") and cells[0] not in ("Property", ""):
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def rows(output: str) -> list[list[str]]:
+    """The data rows of a list table."""
+    lines = [ln for ln in output.splitlines() if ln.startswith("|")]
+    return [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in lines[1:]]
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "the cluster did not get there in time"
+        time.sleep(0.1)
+
+
+def volume_status(admin: SyncClient, volume_id: str, status: str) -> Volume:
+    def reached() -> Volume | None:
+        vol = admin.show_volume(volume_id)
+        return vol if vol.status == status else None
+
+    found: Volume = wait_for(reached)
+    return found
+
+
+def gone(admin: SyncClient, volume_id: str) -> None:
+    wait_for(lambda: volume_id not in {v.id for v in admin.list_volumes(all_projects=True)})
+
+
+# ---- python-cinderclient -----------------------------------------------------------------
+def test_the_cinder_command_drives_a_volume_through_its_whole_life(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    project = f"cli-{uuid.uuid4().hex[:8]}"
+    base = [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", project,
+            "--os-project-id", project, "--os-endpoint", rest_cluster.rest_url]
+
+    def cinder(*args: str) -> str:
+        return run([*base, *args])
+
+    created = table(cinder("create", "1", "--name", "firstvol", "--volume-type", "FCVolumeType"))
+    assert (created["name"], created["size"], created["volume_type"]) == (
+        "firstvol", "1", "FCVolumeType")
+    vol = volume_status(admin_view, created["id"], "available")
+    assert (vol.project_id, vol.name, vol.volume_type) == (project, "firstvol", "FCVolumeType")
+
+    shown = table(cinder("show", "firstvol"))
+    assert (shown["id"], shown["status"], shown["size"]) == (vol.id, "available", "1")
+    listed = rows(cinder("list"))
+    assert [(r[0], r[1], r[2]) for r in listed] == [(vol.id, "available", "firstvol")]
+    type_names = {r[1] for r in rows(cinder("type-list"))}
+    assert {t.name for t in admin_view.list_types()} == type_names
+    quota = table(cinder("quota-show", project))
+    limits = admin_view.show_quota(project).limits
+    assert (int(quota["volumes"]), int(quota["gigabytes"])) == (
+        limits["volumes"], limits["gigabytes"])
+
+    cinder("extend", vol.id, "2")
+    wait_for(lambda: admin_view.show_volume(vol.id).size == 2)
+    volume_status(admin_view, vol.id, "available")
+
+    snap = table(cinder("snapshot-create", "--name", "snap1", vol.id))
+    wait_for(lambda: admin_view.show_snapshot(snap["id"]).status == "available")
+    clone = table(cinder("create", "--snapshot-id", snap["id"], "--name", "fromsnap"))
+    assert (clone["snapshot_id"], clone["size"]) == (snap["id"], "2")
+    volume_status(admin_view, clone["id"], "available")
+
+    # Nova's three calls: reserve, give the connector (the export), complete.
+    att = table(cinder("attachment-create", vol.id, "instance-1"))
+    assert (att["volume_id"], att["instance"], att["status"]) == (vol.id, "instance-1",
+                                                                  "reserved")
+    assert admin_view.show_volume(vol.id).status == "reserved"
+    updated = table(cinder("attachment-update", "--host", "vm-host", "--initiator",
+                           "iqn.2026-12.test:vm", att["id"]))
+    assert updated["driver_volume_type"] == "nbd"
+    export = admin_view.show_attachment(att["id"]).connection_info["data"]["export_name"]
+    assert export in updated["data"]
+    cinder("attachment-complete", att["id"])
+    assert admin_view.show_volume(vol.id).status == "in-use"
+    assert table(cinder("show", vol.id))["attachment_ids"] == f"['{att['id']}']"
+    cinder("attachment-delete", att["id"])
+    volume_status(admin_view, vol.id, "available")
+
+    cinder("metadata", vol.id, "set", "tier=gold", "owner=ops")
+    cinder("metadata", vol.id, "unset", "owner")
+    assert admin_view.show_volume(vol.id).metadata == {"tier": "gold"}
+    assert table(cinder("metadata-show", vol.id)) == {"tier": "gold"} or \
+        rows(cinder("metadata-show", vol.id)) == [["tier", "gold"]]
+    cinder("rename", vol.id, "renamed", "--description", "after the rename")
+    renamed = admin_view.show_volume(vol.id)
+    assert (renamed.name, renamed.description) == ("renamed", "after the rename")
+
+    cinder("delete", clone["id"])
+    gone(admin_view, clone["id"])
+    cinder("snapshot-delete", snap["id"])
+    wait_for(lambda: not admin_view.list_snapshots(volume_id=vol.id))
+    cinder("delete", "renamed")
+    gone(admin_view, vol.id)
+    assert rows(cinder("list")) == []
+
+
+# ---- python-openstackclient ----------------------------------------------------------------
+def test_the_openstack_command_creates_shows_lists_and_deletes_a_volume(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    project = f"osc-{uuid.uuid4().hex[:8]}"
+    base = [tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+            f"{project}:{project}", "--os-endpoint", rest_cluster.rest_url,
+            "--os-volume-api-version", "3"]
+
+    def openstack(*args: str) -> str:
+        return run([*base, *args])
+
+    volume_id = openstack("volume", "create", "--size", "1", "x", "-f", "value", "-c",
+                          "id").strip()
+    assert re.fullmatch(r"[0-9a-f-]{36}", volume_id)
+    vol = volume_status(admin_view, volume_id, "available")
+    assert (vol.project_id, vol.name, vol.size) == (project, "x", 1)
+    shown = openstack("volume", "show", volume_id, "-f", "value", "-c", "status", "-c", "size")
+    assert shown.split() == ["1", "available"]
+    listed = openstack("volume", "list", "-f", "value", "-c", "ID", "-c", "Name")
+    assert listed.split() == [volume_id, "x"]
+    openstack("volume", "delete", volume_id)
+    gone(admin_view, volume_id)
+    assert openstack("volume", "list", "-f", "value").strip() == ""
+
+
+# ---- openstacksdk ---------------------------------------------------------------------------
+def test_openstacksdk_creates_waits_for_lists_and_deletes_volumes(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    import openstack
+
+    project = f"sdk-{uuid.uuid4().hex[:8]}"
+    conn = openstack.connect(
+        auth_type="admin_token", auth={"endpoint": rest_cluster.rest_url,
+                                       "token": f"{project}:{project}"},
+        block_storage_endpoint_override=rest_cluster.rest_url,
+        block_storage_api_version="3", load_yaml_config=False, load_envvars=False)
+    try:
+        made = [conn.block_storage.create_volume(size=1, name=f"sdk-{i}") for i in range(2)]
+        ready = [conn.block_storage.wait_for_status(v, "available", wait=30) for v in made]
+        assert {v.status for v in ready} == {"available"}
+        listed = {v.id: v.name for v in conn.block_storage.volumes()}
+        assert listed == {v.id: v.name for v in made}
+        assert {v.id for v in admin_view.list_volumes(all_projects=True)
+                if v.project_id == project} == set(listed)
+        for v in made:
+            conn.block_storage.delete_volume(v.id)
+        for v in made:
+            conn.block_storage.wait_for_delete(v, wait=30)
+        assert list(conn.block_storage.volumes()) == []
+    finally:
+        conn.close()
