@@ -139,11 +139,11 @@ class Front:
     # ---- volumes --------------------------------------------------------------
     async def volume_create(self, request: web.Request) -> web.Response:
         body = await read_json(request)
+        vol = entity(body, "volume")
         unknown = set(body) - {"volume", "OS-SCH-HNT:scheduler_hints"}
         if unknown:
             raise bad_request("Additional properties are not allowed "
                               f"({', '.join(sorted(map(repr, unknown)))} were unexpected)")
-        vol = entity(body, "volume")
         if self.version(request).at_least("3.53"):
             extra = set(vol) - CREATE_FIELDS
             if extra:

@@ -61,8 +61,29 @@ def fault(status: int, message: str, headers: dict[str, str] | None = None) -> w
                         content_type="application/json", headers=extra)
 
 
+def over_limit_message(details: dict[str, Any], fallback: str) -> str:
+    """Cinder's words for a refused reservation, from the quota actor's details."""
+    resource, limit = details.get("resource"), details.get("limit")
+    requested = details.get("requested")
+    consumed = int(details.get("in_use") or 0) + int(details.get("reserved") or 0)
+    if resource == "gigabytes":
+        return ("VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds "
+                f"allowed gigabytes quota. Requested {requested}G, quota is {limit}G and "
+                f"{consumed}G has been consumed.")
+    if resource in ("volumes", "snapshots"):
+        kind = "Volume" if resource == "volumes" else "Snapshot"
+        return (f"{kind}LimitExceeded: Maximum number of {resource} allowed ({limit}) "
+                f"exceeded for quota '{resource}'.")
+    if resource == "per_volume_gigabytes":
+        return (f"VolumeSizeExceedsLimit: Requested volume size {requested}G is larger than "
+                f"maximum allowed limit {limit}G.")
+    return fallback
+
+
 def from_gateway(exc: CinderblockError) -> web.Response:
     status = STATUS_BY_CODE.get(exc.code, 500)
+    if exc.code == "over_quota":
+        return fault(413, over_limit_message(exc.details, exc.message))
     if exc.code == "invalid_input" and "already exists" in exc.message:
         status = 409  # Cinder's VolumeTypeExists and friends: a conflict
     return fault(status, exc.message)

@@ -1,0 +1,395 @@
+"""Cinder's API v3 over HTTP against a running cluster: the create rules as Cinder's
+schema and create flow answer them, bad requests, microversions, auth, discovery.
+
+Every refused request is checked for what it left behind: nothing (no volume in
+the project, no quota used).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from cinderblock.protocol.client.client import SyncClient
+from tests.conftest import E2ECluster
+from tests.e2e.test_rest_clients import volume_status, wait_for
+
+UUID = "0b6a2f8e-6f5b-4a3e-9d52-1c8f3e1d2a44"
+BIG = (1 << 31) - 1
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+class Api:
+    """A tiny HTTP client for the REST front (a new connection per request)."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.token = token
+
+    def call(self, method: str, path: str, body: Any = None, version: str | None = None,
+             raw: bytes | None = None, headers: dict[str, str] | None = None) -> Reply:
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        if self.token is not None:
+            sent["X-Auth-Token"] = self.token
+        if version is not None:
+            sent["OpenStack-API-Version"] = f"volume {version}"
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None
+                                            else None)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.request(method, path, body=data, headers=sent)
+            resp = conn.getresponse()
+            text = resp.read()
+            got = {k.lower(): v for k, v in resp.getheaders()}
+        finally:
+            conn.close()
+        return Reply(resp.status, got, json.loads(text) if text else None)
+
+
+@pytest.fixture(scope="module")
+def rest_cluster(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(rest_fronts=1)
+
+
+@pytest.fixture
+def project() -> str:
+    return f"api-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def api(rest_cluster: E2ECluster, project: str) -> Api:
+    return Api(rest_cluster.rest_url, f"{project}:{project}")
+
+
+@pytest.fixture
+def admin_api(rest_cluster: E2ECluster) -> Api:
+    return Api(rest_cluster.rest_url, "admin:admin")
+
+
+@pytest.fixture
+def admin_view(rest_cluster: E2ECluster) -> Iterator[SyncClient]:
+    with SyncClient(rest_cluster.gateway, project="admin", admin=True, timeout=20.0) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def special_types(rest_cluster: E2ECluster) -> None:
+    """Types with Cinder's size bounds and zone list, made through the API by an admin."""
+    admin = Api(rest_cluster.rest_url, "admin:admin")
+    for name, specs in (("Bounded", {"provisioning:min_vol_size": "2",
+                                     "provisioning:max_vol_size": "4"}),
+                        ("Nowhere", {"RESKEY:availability_zones": "atlantis"})):
+        made = admin.call("POST", "/v3/types", {"volume_type": {"name": name,
+                                                                "extra_specs": specs}})
+        assert made.status == 200, made.body
+
+
+def nothing_written(admin: SyncClient, project: str) -> None:
+    assert [v for v in admin.list_volumes(all_projects=True) if v.project_id == project] == []
+    assert admin.show_quota(project).in_use.get("volumes", 0) == 0
+    assert admin.show_quota(project).in_use.get("gigabytes", 0) == 0
+
+
+def fault(reply: Reply, status: int, name: str, says: str) -> None:
+    assert reply.status == status, reply.body
+    assert list(reply.body) == [name], reply.body
+    assert reply.body[name]["code"] == status
+    assert says in reply.body[name]["message"], reply.body
+
+
+# ---- the create rules, as Cinder answers them --------------------------------------------------
+ACCEPTED = [
+    pytest.param({"size": "1"}, {"size": 1}, None, id="size-as-string"),
+    pytest.param({"size": 1, "name": " " + "n" * 255 + " "}, {"name": "n" * 255}, None,
+                 id="255-char-name-with-spaces-around"),
+    pytest.param({"size": 1, "name": "   "}, {"name": ""}, None, id="blank-name-stored-empty"),
+    pytest.param({"size": 1, "description": "  d  "}, {"description": "d"}, None,
+                 id="description-stripped"),
+    pytest.param({"size": 1, "display_name": "old", "display_description": "older"},
+                 {"name": "old", "description": "older"}, None, id="display-name"),
+    pytest.param({"size": 1, "metadata": None}, {"metadata": {}}, None, id="metadata-null"),
+    pytest.param({"size": 1, "metadata": {f"k{i}": "v" for i in range(129)}}, {}, None,
+                 id="129-metadata-keys"),
+    pytest.param({"size": 1, "multiattach": False}, {}, None, id="multiattach-false"),
+    pytest.param({"size": 1, "volume_type": ""}, {"volume_type": "__DEFAULT__"}, None,
+                 id="empty-type-is-default"),
+    pytest.param({"size": 3, "volume_type": "Bounded"}, {"size": 3}, None,
+                 id="within-type-size-bounds"),
+    pytest.param({"size": 1, "surprise": 1}, {}, None, id="extra-field-before-3.53"),
+    pytest.param({"size": 1, "OS-SCH-HNT:scheduler_hints": None}, {}, None,
+                 id="scheduler-hints-in-volume"),
+]
+
+
+@pytest.mark.parametrize(("volume", "expect", "version"), ACCEPTED)
+def test_cinder_accepts_these_creates_and_so_does_the_gateway(
+    api: Api, admin_view: SyncClient, special_types: None, volume: dict[str, Any],
+    expect: dict[str, Any], version: str | None,
+) -> None:
+    reply = api.call("POST", "/v3/volumes", {"volume": volume}, version)
+    assert reply.status == 202, reply.body
+    view = reply.body["volume"]
+    for key, value in expect.items():
+        assert view[key] == value
+    stored = admin_view.show_volume(view["id"])
+    for key, value in expect.items():
+        assert getattr(stored, key) == value
+
+
+REFUSED = [
+    # (volume body, microversion, status, fault name, what the message says)
+    ({"size": 1, "multiattach": True}, None, 400, "badRequest",
+     "multiattach parameter has been removed"),
+    ({"size": 1, "snapshot_id": "not-a-uuid"}, None, 400, "badRequest", "is not a 'uuid'"),
+    ({"size": 1, "source_volid": "not-a-uuid"}, None, 400, "badRequest", "is not a 'uuid'"),
+    ({"size": 1, "snapshot_id": UUID}, None, 404, "itemNotFound", UUID),
+    ({"size": 1, "source_volid": UUID}, None, 404, "itemNotFound", UUID),
+    ({"size": 1, "imageRef": "cirros"}, None, 404, "itemNotFound",
+     "Image cirros could not be found."),
+    ({"size": 1, "backup_id": UUID}, "3.47", 404, "itemNotFound",
+     f"Backup {UUID} could not be found."),
+    ({"size": 1, "group_id": "g1"}, "3.13", 404, "itemNotFound", "Group g1 could not be found."),
+    ({"size": 1, "consistencygroup_id": UUID}, None, 404, "itemNotFound",
+     f"Group {UUID} could not be found."),
+    ({"size": 1, "volume_type": "t" * 256}, None, 400, "badRequest",
+     "Invalid input for field/attribute volume_type"),
+    ({"size": 1, "volume_type": "Gold"}, None, 404, "itemNotFound",
+     "Volume type with name Gold could not be found."),
+    ({"size": 1, "volume_type": "Bounded"}, None, 400, "badRequest",
+     "less than the minimum required size of '2'"),
+    ({"size": 5, "volume_type": "Bounded"}, None, 400, "badRequest",
+     "greater than the maximum allowable size of '4'"),
+    ({"size": 1, "volume_type": "Nowhere"}, None, 400, "badRequest",
+     "availability zone(s) ['atlantis'] is invalid"),
+    ({"size": BIG}, None, 413, "overLimit", "VolumeSizeExceedsAvailableQuota"),
+    ({"size": BIG + 1}, None, 400, "badRequest", "greater than the maximum"),
+    ({"size": 0}, None, 400, "badRequest", "less than the minimum of 1"),
+    ({"size": -1}, None, 400, "badRequest", "less than the minimum of 1"),
+    ({"size": "0"}, None, 400, "badRequest", "Volume size '0' must be an integer"),
+    ({"size": "abc"}, None, 400, "badRequest", "does not match '^[0-9]+$'"),
+    ({"size": 1.5}, None, 400, "badRequest", "is not of type 'integer', 'string', 'null'"),
+    ({"size": True}, None, 400, "badRequest", "is not of type 'integer', 'string', 'null'"),
+    ({}, None, 400, "badRequest", "Volume size 'None' must be an integer"),
+    ({"size": 1, "name": "n" * 256}, None, 400, "badRequest", "more than 255"),
+    ({"size": 1, "name": 5}, None, 400, "badRequest", "name"),
+    ({"size": 1, "availability_zone": "atlantis"}, None, 400, "badRequest",
+     "Availability zone 'atlantis' is invalid."),
+    ({"size": 1, "metadata": {"bad*key": "v"}}, None, 400, "badRequest", "metadata key"),
+    ({"size": 1, "metadata": {"k": 5}}, None, 400, "badRequest", "metadata value for 'k'"),
+    ({"size": 1, "metadata": []}, None, 400, "badRequest", "metadata"),
+    ({"size": 1, "surprise": 1}, "3.53", 400, "badRequest", "Additional properties"),
+]
+
+
+@pytest.mark.parametrize(("volume", "version", "status", "name", "says"), REFUSED,
+                         ids=lambda v: str(v)[:40] if isinstance(v, dict) else None)
+def test_cinder_refuses_these_creates_with_its_codes_and_nothing_is_written(
+    api: Api, admin_view: SyncClient, project: str, special_types: None,
+    volume: dict[str, Any], version: str | None, status: int, name: str, says: str,
+) -> None:
+    reply = api.call("POST", "/v3/volumes", {"volume": volume}, version)
+    fault(reply, status, name, says)
+    nothing_written(admin_view, project)
+
+
+# ---- bad requests ------------------------------------------------------------------------------
+def test_malformed_json_is_a_bad_request(api: Api, admin_view: SyncClient,
+                                         project: str) -> None:
+    fault(api.call("POST", "/v3/volumes", raw=b'{"volume": {"size": 1'), 400, "badRequest",
+          "Malformed request body")
+    fault(api.call("POST", "/v3/volumes", raw=b"[1]"), 400, "badRequest",
+          "Malformed request body")
+    fault(api.call("POST", "/v3/volumes", {"size": 1}), 400, "badRequest", "volume")
+    nothing_written(admin_view, project)
+
+
+def test_a_body_over_the_limit_is_413_before_it_is_parsed(
+    api: Api, admin_view: SyncClient, project: str,
+) -> None:
+    huge = b'{"volume": {"size": 1, "description": "' + b"x" * 200_000 + b'"}}'
+    reply = api.call("POST", "/v3/volumes", raw=huge)
+    fault(reply, 413, "overLimit", "Request is too large.")
+    assert reply.headers["retry-after"] == "0"
+    nothing_written(admin_view, project)
+
+
+def test_over_quota_is_413_with_retry_after_and_cinder_s_words(
+    api: Api, admin_api: Api, admin_view: SyncClient, project: str,
+) -> None:
+    put = admin_api.call("PUT", f"/v3/os-quota-sets/{project}", {"quota_set": {"volumes": 1}})
+    assert put.status == 200 and put.body["quota_set"]["volumes"] == 1
+    first = api.call("POST", "/v3/volumes", {"volume": {"size": 1}})
+    assert first.status == 202
+    reply = api.call("POST", "/v3/volumes", {"volume": {"size": 1}})
+    fault(reply, 413, "overLimit", "VolumeLimitExceeded: Maximum number of volumes allowed (1)")
+    assert reply.headers["retry-after"] == "0"
+    usage = api.call("GET", f"/v3/os-quota-sets/{project}?usage=True").body["quota_set"]
+    assert usage["volumes"] == {"limit": 1, "in_use": 1, "reserved": 0, "allocated": 0}
+
+
+def test_another_project_s_volume_is_not_found_and_stays_as_it_was(
+    rest_cluster: E2ECluster, api: Api, admin_view: SyncClient,
+) -> None:
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1, "name": "mine"}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    other = Api(rest_cluster.rest_url, "intruder:intruder")
+    for method, path, body in (
+        ("GET", f"/v3/volumes/{vol['id']}", None),
+        ("PUT", f"/v3/volumes/{vol['id']}", {"volume": {"name": "theirs"}}),
+        ("DELETE", f"/v3/volumes/{vol['id']}", None),
+        ("POST", f"/v3/volumes/{vol['id']}/action", {"os-extend": {"new_size": 2}}),
+        ("POST", f"/v3/volumes/{vol['id']}/metadata", {"metadata": {"k": "v"}}),
+    ):
+        fault(other.call(method, path, body), 404, "itemNotFound", vol["id"])
+    stored = admin_view.show_volume(vol["id"])
+    assert (stored.name, stored.status, stored.size, stored.metadata) == (
+        "mine", "available", 1, {})
+
+
+def test_a_project_in_the_url_must_be_the_caller_s(api: Api, project: str) -> None:
+    assert api.call("GET", f"/v3/{project}/volumes").status == 200
+    fault(api.call("GET", "/v3/someone-else/volumes"), 403, "forbidden", "someone-else")
+
+
+def test_no_token_is_401_and_a_foreign_token_shape_too(rest_cluster: E2ECluster) -> None:
+    fault(Api(rest_cluster.rest_url, None).call("GET", "/v3/volumes"), 401, "unauthorized",
+          "X-Auth-Token")
+    fault(Api(rest_cluster.rest_url, "just-a-token").call("GET", "/v3/volumes"), 401,
+          "unauthorized", "user:project")
+
+
+# ---- microversions and discovery ---------------------------------------------------------------
+def test_the_microversion_is_negotiated_echoed_and_varied_on(api: Api) -> None:
+    plain = api.call("GET", "/v3/volumes")
+    assert plain.headers["openstack-api-version"] == "volume 3.0"
+    assert plain.headers["vary"] == "OpenStack-API-Version"
+    asked = api.call("GET", "/v3/volumes", version="3.67")
+    assert asked.headers["openstack-api-version"] == "volume 3.67"
+    latest = api.call("GET", "/v3/volumes", version="latest")
+    assert latest.headers["openstack-api-version"] == "volume 3.71"
+
+
+@pytest.mark.parametrize("version", ["3.99", "2.0", "4.0"])
+def test_an_unsupported_microversion_is_406(api: Api, version: str) -> None:
+    fault(api.call("GET", "/v3/volumes", version=version), 406, "computeFault",
+          f"Version {version} is not supported by the API. Minimum is 3.0 and maximum is 3.71.")
+
+
+def test_version_discovery_answers_at_the_root_and_at_v3(rest_cluster: E2ECluster) -> None:
+    anyone = Api(rest_cluster.rest_url, None)
+    root = anyone.call("GET", "/")
+    assert root.status == 300
+    (doc,) = root.body["versions"]
+    assert (doc["id"], doc["min_version"], doc["version"], doc["status"]) == (
+        "v3.0", "3.0", "3.71", "CURRENT")
+    assert anyone.call("GET", "/v3/").body == root.body
+
+
+# ---- the rest of the API --------------------------------------------------------------------
+def test_a_volume_is_updated_its_metadata_set_and_its_flags_changed(
+    api: Api, admin_view: SyncClient,
+) -> None:
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    path = f"/v3/volumes/{vol['id']}"
+    upd = api.call("PUT", path, {"volume": {"name": " new ", "description": "d"}})
+    assert (upd.status, upd.body["volume"]["name"]) == (200, "new")
+    assert api.call("PUT", f"{path}/metadata", {"metadata": {"a": "1", "b": "2"}}).status == 200
+    assert api.call("PUT", f"{path}/metadata/a", {"meta": {"a": "9"}}).body == {
+        "meta": {"a": "9"}}
+    assert api.call("DELETE", f"{path}/metadata/b").status == 200
+    fault(api.call("DELETE", f"{path}/metadata/b"), 404, "itemNotFound", "b")
+    assert api.call("GET", f"{path}/metadata").body == {"metadata": {"a": "9"}}
+    assert api.call("POST", f"{path}/action", {"os-set_bootable": {"bootable": True}}
+                    ).status == 200
+    assert api.call("POST", f"{path}/action",
+                    {"os-update_readonly_flag": {"readonly": "true"}}).status == 200
+    shown = api.call("GET", path).body["volume"]
+    assert (shown["bootable"], shown["metadata"]) == ("true", {"a": "9", "readonly": "True"})
+    stored = admin_view.show_volume(vol["id"])
+    assert (stored.name, stored.description, stored.bootable, stored.readonly) == (
+        "new", "d", True, True)
+    fault(api.call("POST", f"{path}/action", {"os-set_bootable": {"bootable": "maybe"}}),
+          400, "badRequest", "not a valid boolean")
+
+
+def test_detail_filters_sorts_and_pages(api: Api, admin_view: SyncClient) -> None:
+    made = [api.call("POST", "/v3/volumes", {"volume": {
+        "size": i + 1, "name": f"v{i}", "metadata": {"i": str(i % 2)}}}).body["volume"]["id"]
+        for i in range(3)]
+    for vid in made:
+        volume_status(admin_view, vid, "available")
+    by_name = api.call("GET", "/v3/volumes/detail?name=v1").body["volumes"]
+    assert [v["id"] for v in by_name] == [made[1]]
+    by_meta = api.call("GET", '/v3/volumes/detail?metadata={"i":"0"}').body["volumes"]
+    assert {v["id"] for v in by_meta} == {made[0], made[2]}
+    by_size = api.call("GET", "/v3/volumes/detail?sort=size:asc").body["volumes"]
+    assert [v["size"] for v in by_size] == [1, 2, 3]
+    first = api.call("GET", "/v3/volumes?limit=2").body["volumes"]
+    rest = api.call("GET", f"/v3/volumes?limit=2&marker={first[-1]['id']}").body["volumes"]
+    assert [v["id"] for v in first + rest] == made[::-1]
+
+
+def test_admin_views_pools_zones_limits_and_all_tenants(
+    api: Api, admin_api: Api, project: str, admin_view: SyncClient,
+) -> None:
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    assert "os-vol-host-attr:host" not in api.call("GET", f"/v3/volumes/{vol['id']}"
+                                                   ).body["volume"]
+    as_admin = admin_api.call("GET", f"/v3/volumes/{vol['id']}").body["volume"]
+    assert as_admin["os-vol-tenant-attr:tenant_id"] == project
+    assert as_admin["os-vol-host-attr:host"] == admin_view.show_volume(vol["id"]).host
+    everyone = admin_api.call("GET", "/v3/volumes/detail?all_tenants=1").body["volumes"]
+    assert vol["id"] in {v["id"] for v in everyone}
+    fault(api.call("GET", "/v3/scheduler-stats/get_pools"), 403, "forbidden", "get_pools")
+    pools = admin_api.call("GET", "/v3/scheduler-stats/get_pools?detail=True").body["pools"]
+    assert {p["name"].partition("#")[0] for p in pools} == {
+        b.backend for b in admin_view.list_backends()}
+    zones = api.call("GET", "/v3/os-availability-zone").body["availabilityZoneInfo"]
+    assert [z["zoneName"] for z in zones] == admin_view.list_zones()
+    absolute = api.call("GET", "/v3/limits").body["limits"]["absolute"]
+    assert (absolute["totalVolumesUsed"], absolute["totalGigabytesUsed"]) == (1, 1)
+
+
+def test_a_volume_no_backend_can_hold_has_a_user_message_saying_why(
+    api: Api, admin_api: Api, project: str, admin_view: SyncClient,
+) -> None:
+    admin_api.call("PUT", f"/v3/os-quota-sets/{project}", {"quota_set": {"gigabytes": -1}})
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 10_000_000}}).body["volume"]
+    volume_status(admin_view, vol["id"], "error")
+    fault(api.call("GET", "/v3/messages"), 404, "itemNotFound", "3.3")
+    (message,) = api.call("GET", "/v3/messages", version="3.3").body["messages"]
+    assert (message["resource_uuid"], message["message_level"]) == (vol["id"], "ERROR")
+    assert admin_view.show_volume(vol["id"]).reason in message["user_message"]
+    one = api.call("GET", f"/v3/messages/{message['id']}", version="3.3").body
+    assert one == {"message": message}
+
+
+def test_delete_with_cascade_takes_the_snapshots_first(
+    api: Api, admin_view: SyncClient,
+) -> None:
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    snap = api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": vol["id"]}}
+                    ).body["snapshot"]
+    wait_for(lambda: admin_view.show_snapshot(snap["id"]).status == "available")
+    fault(api.call("DELETE", f"/v3/volumes/{vol['id']}"), 400, "badRequest", "snapshot")
+    assert api.call("DELETE", f"/v3/volumes/{vol['id']}?cascade=True").status == 202
+    wait_for(lambda: vol["id"] not in {v.id for v in admin_view.list_volumes(
+        all_projects=True)})
+    assert admin_view.list_snapshots(all_projects=True, volume_id=vol["id"]) == []
