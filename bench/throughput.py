@@ -1,7 +1,8 @@
 """End-to-end create throughput: volumes per second from request to ``available``.
 
     python -m cinderblock.bench.throughput [--volumes N] [--concurrency C]
-                                           [--backend null|file] [--json]
+                                           [--backend null|file] [--front native|rest]
+                                           [--json]
 
 Starts a real cluster (gateway, quota, scheduler, 2 storage nodes, each its own
 process) in a temporary directory, raises the quota, and creates N volumes
@@ -15,6 +16,13 @@ events while nobody subscribes). In the same run it measures this machine's raw
 ceiling for the same shape of work (``bench.ceiling``: pipelined msgpack
 request-reply through a chain of ROUTER/DEALER processes, as many messages
 per request as a create) and reports ``ratio = creates_per_s / ceiling_rps``.
+
+``--front rest`` also starts a REST front (Cinder's API v3) and, in the same run
+and cluster after the native pass, creates N more volumes with ``POST /v3/volumes``
+over keep-alive HTTP (C in flight), each followed to ``available`` by the client
+library's push (as the native pass is); ``rest`` in the answer has its creates/s,
+latencies and CPU per create (every actor plus the front), and ``rest_cpu_ratio``
+divides that CPU by the native pass's.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from typing import Any
 import zmq
 
 from cinderblock.actors.runtime.cluster import Cluster, with_quota_defaults
-from cinderblock.actors.runtime.config import embedded
+from cinderblock.actors.runtime.config import embedded, rest_url, with_rest_fronts
 from cinderblock.bench.ceiling import measure_ceiling
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.codec import unpack
@@ -67,6 +75,51 @@ async def create_many(endpoint: str, volumes: int, concurrency: int) -> list[flo
             for _ in range(concurrency):
                 tg.create_task(worker())
     return latencies
+
+
+async def create_many_rest(url: str, gateway: str, volumes: int,
+                           concurrency: int) -> list[float]:
+    """``create_many`` through the REST front: POST, then the push to ``available``."""
+    import aiohttp
+
+    latencies: list[float] = []
+    queue = iter(range(volumes))
+    headers = {"X-Auth-Token": "bench:bench", "Content-Type": "application/json"}
+    body = json.dumps({"volume": {"size": 1}})
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as http, \
+            Client(gateway, project="bench", timeout=120.0) as watcher:
+
+        async def worker() -> None:
+            for _ in queue:
+                start = time.perf_counter()
+                async with http.post(f"{url}/volumes", data=body) as reply:
+                    created = await reply.json()
+                    if reply.status != 202:
+                        raise RuntimeError(f"REST create answered {reply.status}: {created}")
+                await watcher.wait_for_status(created["volume"]["id"], "available")
+                latencies.append(time.perf_counter() - start)
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(concurrency):
+                tg.create_task(worker())
+    return latencies
+
+
+def rest_pass(url: str, gateway: str, pids: list[int], rest_pid: int, volumes: int,
+              concurrency: int, warmup: int) -> dict[str, Any]:
+    asyncio.run(create_many_rest(url, gateway, warmup, concurrency))
+    cpu0, front0, t0 = cpu_seconds(pids), cpu_seconds([rest_pid]), time.perf_counter()
+    latencies = asyncio.run(create_many_rest(url, gateway, volumes, concurrency))
+    elapsed = time.perf_counter() - t0
+    cpu, front = cpu_seconds(pids) - cpu0, cpu_seconds([rest_pid]) - front0
+    return {
+        "creates_per_s": round(volumes / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        "cpu_ms_per_volume": round(cpu * 1000 / volumes, 3),
+        "front_cpu_ms_per_volume": round(front * 1000 / volumes, 3),
+    }
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -103,11 +156,14 @@ class EventDrain:
 
 
 def run(
-    volumes: int, concurrency: int, backend: str, warmup: int, events: bool = False
+    volumes: int, concurrency: int, backend: str, warmup: int, events: bool = False,
+    front: str = "native",
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cinderblock-bench-") as tmp:
         cfg = embedded(Path(tmp), backend=backend, nodes=2)
         cfg = with_quota_defaults(cfg, volumes=-1, gigabytes=-1)
+        if front == "rest":
+            cfg = with_rest_fronts(cfg, 1)
         with Cluster(cfg) as cluster:
             drain = EventDrain(cfg.events) if events else None
             pids = list(cluster.pids().values())
@@ -116,6 +172,9 @@ def run(
             latencies = asyncio.run(create_many(cfg.gateway, volumes, concurrency))
             elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pids) - cpu0
             client_cpu = time.process_time() - client0
+            rest = (rest_pass(rest_url(cfg.rest[0]), cfg.gateway, pids,
+                              cluster.pids()["rest-1"], volumes, concurrency, warmup)
+                    if front == "rest" else None)
             per_actor = {n: round(cpu_seconds([pid]), 2) for n, pid in cluster.pids().items()}
             events_seen = drain.count if drain is not None else 0
             if drain is not None:
@@ -139,6 +198,9 @@ def run(
         "cpu_s_by_actor": per_actor,
         "event_subscriber": events,
         "events_received": events_seen,
+        **({"front": "rest", "rest": rest,
+            "rest_cpu_ratio": round(rest["cpu_ms_per_volume"] * volumes / (cpu * 1000), 2)}
+           if rest is not None else {"front": "native"}),
     }
 
 
@@ -150,11 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--events", action="store_true",
                    help="run with a subscriber reading every event, as a dashboard would")
+    p.add_argument("--front", choices=("native", "rest"), default="native",
+                   help="rest: also create through the REST front, in the same run")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.volumes < 1 or args.concurrency < 1:
         p.error("--volumes and --concurrency must be at least 1")
-    result = run(args.volumes, args.concurrency, args.backend, args.warmup, args.events)
+    result = run(args.volumes, args.concurrency, args.backend, args.warmup, args.events,
+                 args.front)
     if args.json:
         print(json.dumps(result))
         return 0
