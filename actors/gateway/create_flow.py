@@ -88,6 +88,8 @@ class ExtractVolumeRequestTask(_ApiTask):
         s = self.s
         body, c.source = resolve_source(normalize_create(c.body), s.store, s.types, c.ctx)
         c.spec = validate_create(body, s.types, s.zones, s.default_zone, s.default_type)
+        # a private type is found only by the projects given access (and admins)
+        s.types.find_for(body.volume_type or s.default_type, c.ctx.project_id, c.ctx.is_admin)
 
 
 class QuotaReserveTask(_ApiTask):

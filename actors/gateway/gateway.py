@@ -35,6 +35,7 @@ from cinderblock.actors.gateway.reconcile import Reconciler
 from cinderblock.actors.gateway.volume_edit import VolumeEditor
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.gateway.volume_types import VolumeTypes
 from cinderblock.actors.gateway.watchers import Watchers
 from cinderblock.actors.runtime.actor import Actor, Link, Request
 from cinderblock.actors.runtime.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig, host_of
@@ -44,7 +45,6 @@ from cinderblock.protocol.messages.volumes import (
     AvailabilityZone,
     Empty,
     TypeCreate,
-    TypeList,
     Volume,
     VolumeCreate,
     VolumeList,
@@ -83,6 +83,7 @@ class Gateway(Actor):
         self.admin = VolumeAdmin(self)
         self.lifecycle = GatewayLifecycle(self)
         self.editor = VolumeEditor(self)
+        self.volume_types = VolumeTypes(self)
         self.reconciler = Reconciler(self, self.lifecycle)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
@@ -99,7 +100,6 @@ class Gateway(Actor):
             "volume.watch": self.on_volume_watch,
             "volume.update": self.on_volume_update,
             "type.create": self.on_type_create,
-            "type.list": self.on_type_list,
             "az.list": self.on_az_list,
             "quota.show": self.on_quota_forward,
             "quota.set": self.on_quota_forward,
@@ -109,6 +109,7 @@ class Gateway(Actor):
             **self.admin.handlers(),
             **self.lifecycle.handlers(),
             **self.editor.handlers(),
+            **self.volume_types.handlers(),
             **self.quota_sync.handlers(),
             **flow_handlers(self),
         }
@@ -118,6 +119,7 @@ class Gateway(Actor):
             self.types.add(vtype)
         self.spawn(self.store.db.flusher())
         await self._seed_types()
+        await self.volume_types.load()
         await self.store.load_volumes(self.types.by_id)
         await self.attachments.open()
         self.quota = self.connect(self.cfg.quota, "gateway")
@@ -334,9 +336,6 @@ class Gateway(Actor):
         self.types.add(vtype)
         await self.store.add_type(vtype)
         return vtype
-
-    def on_type_list(self, req: Request) -> TypeList:
-        return TypeList(tuple(sorted(self.types.by_id.values(), key=lambda t: t.name)))
 
     def on_az_list(self, req: Request) -> ZoneList:
         return ZoneList(tuple(AvailabilityZone(z) for z in self.zones))

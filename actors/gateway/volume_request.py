@@ -60,6 +60,7 @@ class TypeCatalog:
     def __init__(self) -> None:
         self.by_id: dict[str, VolumeType] = {}
         self.by_name: dict[str, VolumeType] = {}
+        self.access: dict[str, set[str]] = {}  # private type id -> projects that may use it
 
     def add(self, vtype: VolumeType) -> None:
         self.by_id[vtype.id] = vtype
@@ -68,6 +69,19 @@ class TypeCatalog:
     def remove(self, vtype: VolumeType) -> None:
         self.by_id.pop(vtype.id, None)
         self.by_name.pop(vtype.name, None)
+        self.access.pop(vtype.id, None)
+
+    def usable(self, vtype: VolumeType, project: str, admin: bool) -> bool:
+        """Public types are everyone's; a private one is its projects' (and admins')."""
+        return vtype.is_public or admin or project in self.access.get(vtype.id, ())
+
+    def find_for(self, name_or_id: str, project: str, admin: bool) -> VolumeType:
+        """``find``, but a private type the project may not use is not found either."""
+        found = self.find(name_or_id)
+        if not self.usable(found, project, admin):
+            raise NotFound(f"Volume type with name {name_or_id} could not be found.",
+                           {"volume_type": name_or_id})
+        return found
 
     def find(self, name_or_id: str) -> VolumeType:
         found = self.by_id.get(name_or_id) or self.by_name.get(name_or_id)

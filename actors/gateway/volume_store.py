@@ -32,6 +32,9 @@ CREATE INDEX IF NOT EXISTS volumes_project ON volumes (project_id);
 CREATE TABLE IF NOT EXISTS volume_flags (
     id TEXT PRIMARY KEY, bootable INTEGER NOT NULL, readonly INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS volume_type_access (
+    type_id TEXT NOT NULL, project_id TEXT NOT NULL, PRIMARY KEY (type_id, project_id)
+);
 CREATE TABLE IF NOT EXISTS volume_types (
     id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, description TEXT,
     extra_specs TEXT NOT NULL, is_public INTEGER NOT NULL
@@ -51,6 +54,10 @@ UPDATE_DETAILS = (
 SAVE_FLAGS = "INSERT OR REPLACE INTO volume_flags VALUES (?, ?, ?)"
 DELETE_FLAGS = "DELETE FROM volume_flags WHERE id=?"
 INSERT_TYPE = "INSERT INTO volume_types VALUES (?, ?, ?, ?, ?)"
+DELETE_TYPE = "DELETE FROM volume_types WHERE id=?"
+DELETE_TYPE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=?"
+ADD_ACCESS = "INSERT OR IGNORE INTO volume_type_access VALUES (?, ?)"
+REMOVE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=? AND project_id=?"
 
 
 @dataclass(slots=True)
@@ -179,6 +186,20 @@ class GatewayStore:
             (vtype.id, vtype.name, vtype.description, json.dumps(vtype.extra_specs),
              int(vtype.is_public)),
         )
+
+
+    async def remove_type(self, vtype: VolumeType) -> None:
+        gone = self.db.write(DELETE_TYPE, (vtype.id,))
+        access = self.db.write(DELETE_TYPE_ACCESS, (vtype.id,))
+        await gone
+        await access
+
+    async def type_access(self) -> list[tuple[str, str]]:
+        rows = await self.db.fetchall("SELECT type_id, project_id FROM volume_type_access")
+        return [(str(t), str(p)) for t, p in rows]
+
+    async def save_access(self, type_id: str, project: str, granted: bool) -> None:
+        await self.db.write(ADD_ACCESS if granted else REMOVE_ACCESS, (type_id, project))
 
 
 def _type_from_row(row: Any) -> VolumeType:

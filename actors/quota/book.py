@@ -223,6 +223,9 @@ class QuotaBook:
 
     # -- reads ---------------------------------------------------------------
 
+    def default_limits(self) -> dict[str, int]:
+        return dict(self._defaults)
+
     def limits(self, project: str) -> dict[str, int]:
         return {**self._defaults, **self._limits.get(project, _NO_OVERRIDES)}
 

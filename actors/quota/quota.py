@@ -168,6 +168,8 @@ class QuotaActor(Actor):
         )
 
     def on_show(self, req: Request) -> QuotaSet:
+        if req.body.defaults:
+            return QuotaSet(project=req.body.project or "", limits=self.book.default_limits())
         return self._view(req.body.project or req.ctx.project_id)
 
     def on_sync_usage(self, req: Request) -> AfterCommit | QuotaSyncResult:

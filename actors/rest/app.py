@@ -349,6 +349,29 @@ class Front:
             is_public=_bool_arg(vt.get("os-volume-type-access:is_public", True), "is_public"))
         return json_response({"volume_type": views.volume_type(created)})
 
+    async def type_delete(self, request: web.Request) -> web.Response:
+        await self.client_for(request).delete_type(request.match_info["id"])
+        return web.Response(status=202)
+
+    async def type_access(self, request: web.Request) -> web.Response:
+        type_id = request.match_info["id"]
+        projects = await self.client_for(request).type_access(type_id)
+        return json_response({"volume_type_access": [
+            {"volume_type_id": type_id, "project_id": p} for p in projects]})
+
+    async def type_action(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        for action, allowed in (("addProjectAccess", True), ("removeProjectAccess", False)):
+            if action in body:
+                project = entity(body, action).get("project")
+                if not isinstance(project, str):
+                    raise bad_request(f"Invalid input for field/attribute project: "
+                                      f"{action} needs a project")
+                await self.client_for(request).set_type_access(
+                    request.match_info["id"], project, allowed)
+                return web.Response(status=202)
+        raise bad_request(f"There is no such action: {', '.join(body)}")
+
     async def type_extra_specs(self, request: web.Request) -> web.Response:
         types = await self.client_for(request).list_types()
         for t in types:
@@ -363,10 +386,9 @@ class Front:
         return json_response({"quota_set": views.quota_set(quota, usage)})
 
     async def quota_defaults(self, request: web.Request) -> web.Response:
-        quota = await self.client_for(request).show_quota(
-            f"defaults-probe-{request.match_info['project']}")
-        return json_response({"quota_set": {**views.quota_set(quota, False),
-                                            "id": request.match_info["project"]}})
+        quota = await self.client_for(request).show_quota(request.match_info["project"],
+                                                          defaults=True)
+        return json_response({"quota_set": views.quota_set(quota, False)})
 
     async def quota_update(self, request: web.Request) -> web.Response:
         qs = entity(await read_json(request), "quota_set")
@@ -594,7 +616,10 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/types", f.type_list),
         ("POST", "/types", f.type_create),
         ("GET", "/types/{id}", f.type_show),
+        ("DELETE", "/types/{id}", f.type_delete),
         ("GET", "/types/{id}/extra_specs", f.type_extra_specs),
+        ("GET", "/types/{id}/os-volume-type-access", f.type_access),
+        ("POST", "/types/{id}/action", f.type_action),
         ("GET", "/os-quota-sets/{project}", f.quota_show),
         ("PUT", "/os-quota-sets/{project}", f.quota_update),
         ("GET", "/os-quota-sets/{project}/defaults", f.quota_defaults),

@@ -40,8 +40,11 @@ from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult
 from cinderblock.protocol.messages.scheduling import Backend, BackendList
 from cinderblock.protocol.messages.volumes import (
     Empty,
+    TypeAccess,
+    TypeAccessList,
     TypeCreate,
     TypeList,
+    TypeRef,
     Volume,
     VolumeCreate,
     VolumeList,
@@ -249,14 +252,32 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         return parse(VolumeType, await self.call("type.create", body), strict=False)
 
     async def list_types(self) -> list[VolumeType]:
+        """The types this project may use (an admin: every type)."""
         return list(parse(TypeList, await self.call("type.list", Empty()), strict=False).types)
+
+    async def delete_type(self, name_or_id: str) -> None:
+        """Admin: delete a volume type no volume uses."""
+        await self.call("type.delete", TypeRef(name_or_id))
+
+    async def type_access(self, name_or_id: str) -> list[str]:
+        """Admin: the projects that may use a private type."""
+        raw = await self.call("type.access_list", TypeRef(name_or_id))
+        return list(parse(TypeAccessList, raw, strict=False).projects)
+
+    async def set_type_access(self, name_or_id: str, project: str, allowed: bool) -> list[str]:
+        """Admin: let ``project`` use a private type (or, ``allowed=False``, no longer)."""
+        op = "type.access_add" if allowed else "type.access_remove"
+        raw = await self.call(op, TypeAccess(name_or_id, project))
+        return list(parse(TypeAccessList, raw, strict=False).projects)
 
     async def list_zones(self) -> list[str]:
         zones = parse(ZoneList, await self.call("az.list", Empty()), strict=False).zones
         return [z.name for z in zones]
 
-    async def show_quota(self, project: str | None = None) -> QuotaSet:
-        return parse(QuotaSet, await self.call("quota.show", QuotaShow(project)), strict=False)
+    async def show_quota(self, project: str | None = None, defaults: bool = False) -> QuotaSet:
+        """A project's limits and usage (``defaults``: the limits a new project gets)."""
+        raw = await self.call("quota.show", QuotaShow(project, defaults))
+        return parse(QuotaSet, raw, strict=False)
 
     async def set_quota(self, project: str, **limits: int) -> QuotaSet:
         raw = await self.call("quota.set", QuotaUpdate(project, limits))
@@ -322,6 +343,15 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
 
     def list_types(self) -> list[VolumeType]:
         return self._run(lambda c: c.list_types())
+
+    def delete_type(self, name_or_id: str) -> None:
+        self._run(lambda c: c.delete_type(name_or_id))
+
+    def type_access(self, name_or_id: str) -> list[str]:
+        return self._run(lambda c: c.type_access(name_or_id))
+
+    def set_type_access(self, name_or_id: str, project: str, allowed: bool) -> list[str]:
+        return self._run(lambda c: c.set_type_access(name_or_id, project, allowed))
 
     def list_zones(self) -> list[str]:
         return self._run(lambda c: c.list_zones())

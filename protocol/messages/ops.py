@@ -44,7 +44,9 @@ from cinderblock.protocol.messages.reconcile import NodeProbe
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
 from cinderblock.protocol.messages.volumes import (
     Empty,
+    TypeAccess,
     TypeCreate,
+    TypeRef,
     VolumeCreate,
     VolumeListRequest,
     VolumeModify,
@@ -85,6 +87,10 @@ OPS: dict[str, type] = {
     # volume types and zones
     "type.create": TypeCreate,
     "type.list": Empty,
+    "type.delete": TypeRef,
+    "type.access_list": TypeRef,
+    "type.access_add": TypeAccess,
+    "type.access_remove": TypeAccess,
     "az.list": Empty,
     # quota (client -> gateway; reserve/commit/rollback/release gateway -> quota)
     "quota.show": QuotaShow,

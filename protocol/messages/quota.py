@@ -14,6 +14,7 @@ from cinderblock.protocol.wire.schema import message
 @dataclass(frozen=True, slots=True)
 class QuotaShow:
     project: str | None = None
+    defaults: bool = False  # the default limits (Cinder's os-quota-sets/{p}/defaults)
 
 
 @message

@@ -167,6 +167,31 @@ class TypeList:
 
 @message
 @dataclass(frozen=True, slots=True)
+class TypeRef:
+    """A volume type by id or name (``type.delete``, ``type.access_list``)."""
+
+    type_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class TypeAccess:
+    """An admin grants (``type.access_add``) or takes back (``type.access_remove``) a
+    project's use of a private volume type."""
+
+    type_id: str
+    project: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class TypeAccessList:
+    type_id: str
+    projects: tuple[str, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class AvailabilityZone:
     name: str
     available: bool = True

@@ -393,3 +393,46 @@ def test_delete_with_cascade_takes_the_snapshots_first(
     wait_for(lambda: vol["id"] not in {v.id for v in admin_view.list_volumes(
         all_projects=True)})
     assert admin_view.list_snapshots(all_projects=True, volume_id=vol["id"]) == []
+
+
+def test_private_types_are_for_the_projects_given_access_and_unused_types_are_deleted(
+    rest_cluster: E2ECluster, api: Api, admin_api: Api, project: str, admin_view: SyncClient,
+) -> None:
+    made = admin_api.call("POST", "/v3/types", {"volume_type": {
+        "name": f"private-{project}", "os-volume-type-access:is_public": False}})
+    assert made.status == 200 and made.body["volume_type"]["is_public"] is False
+    type_id = made.body["volume_type"]["id"]
+    assert type_id not in {t["id"] for t in api.call("GET", "/v3/types").body["volume_types"]}
+    fault(api.call("POST", "/v3/volumes", {"volume": {"size": 1, "volume_type": type_id}}),
+          404, "itemNotFound", "could not be found")
+    fault(api.call("DELETE", f"/v3/types/{type_id}"), 403, "forbidden", "admin")
+    grant = {"addProjectAccess": {"project": project}}
+    assert admin_api.call("POST", f"/v3/types/{type_id}/action", grant).status == 202
+    access = admin_api.call("GET", f"/v3/types/{type_id}/os-volume-type-access").body
+    assert access == {"volume_type_access": [{"volume_type_id": type_id,
+                                              "project_id": project}]}
+    assert type_id in {t["id"] for t in api.call("GET", "/v3/types").body["volume_types"]}
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1, "volume_type": type_id}})
+    assert vol.status == 202
+    fault(admin_api.call("DELETE", f"/v3/types/{type_id}"), 400, "badRequest",
+          "deletion is not allowed with volumes present")
+    assert api.call("DELETE", f"/v3/volumes/{vol.body['volume']['id']}").status == 202
+    wait_for(lambda: vol.body["volume"]["id"] not in {
+        v.id for v in admin_view.list_volumes(all_projects=True)})
+    assert admin_api.call("DELETE", f"/v3/types/{type_id}").status == 202
+    assert type_id not in {t.id for t in admin_view.list_types()}
+    fault(admin_api.call("DELETE", "/v3/types/__DEFAULT__"), 400, "badRequest",
+          "can not be deleted")
+
+
+def test_quota_defaults_are_the_limits_a_new_project_gets(
+    api: Api, admin_api: Api, project: str,
+) -> None:
+    admin_api.call("PUT", f"/v3/os-quota-sets/{project}", {"quota_set": {"volumes": 3}})
+    mine = api.call("GET", f"/v3/os-quota-sets/{project}").body["quota_set"]
+    defaults = api.call("GET", f"/v3/os-quota-sets/{project}/defaults").body["quota_set"]
+    assert (mine["volumes"], defaults["volumes"]) == (3, 10)
+    fault(admin_api.call("PUT", f"/v3/os-quota-sets/{project}",
+                         {"quota_set": {"volumes": "many"}}), 400, "badRequest", "many")
+    fault(api.call("PUT", f"/v3/os-quota-sets/{project}", {"quota_set": {"volumes": 50}}),
+          403, "forbidden", "admin")

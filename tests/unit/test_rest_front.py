@@ -1,0 +1,95 @@
+"""The REST front's pure parts: who is calling (noauth on loopback only, tokens
+elsewhere) and microversion negotiation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cinderblock.actors.rest.auth import AuthConfigError, Authenticator, Caller, is_loopback
+from cinderblock.actors.rest.errors import HttpFault, fault_body
+from cinderblock.actors.rest.microversion import MAX, MIN, Version, negotiate, parse_version
+
+KEY = "rq3ouEqFJ8d!P[9n?2{E]^=aL3VyR]p2^Qz@Rj)B"  # a z85 public key's shape
+
+
+@pytest.mark.parametrize(("host", "loopback"), [
+    ("127.0.0.1", True), ("127.1.2.3", True), ("::1", True), ("localhost", True),
+    ("0.0.0.0", False), ("10.0.0.5", False), ("::", False), ("api.example.com", False)])
+def test_only_loopback_addresses_are_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback
+
+
+def test_noauth_tokens_name_user_and_project_and_admin_is_the_admin_user(
+    tmp_path: Path,
+) -> None:
+    auth = Authenticator(tmp_path, "127.0.0.1")
+    assert auth.noauth
+    assert auth.identify("demo:demo") == Caller("demo", "demo", admin=False)
+    assert auth.identify("admin:admin") == Caller("admin", "admin", admin=True)
+
+
+def test_the_users_file_gives_the_admin_role(tmp_path: Path) -> None:
+    (tmp_path / "users").write_text(f"{KEY} ops ops admin,member\n{KEY} bob bob member\n")
+    auth = Authenticator(tmp_path, "127.0.0.1")
+    assert auth.identify("ops:ops").admin and not auth.identify("bob:bob").admin
+
+
+@pytest.mark.parametrize("token", [None, "", "demo", ":demo", "demo:"])
+def test_a_missing_or_misshapen_noauth_token_is_401(tmp_path: Path, token: str | None) -> None:
+    with pytest.raises(HttpFault) as err:
+        Authenticator(tmp_path, "127.0.0.1").identify(token)
+    assert err.value.status == 401
+
+
+def test_a_front_on_a_public_address_refuses_to_start_without_tokens(tmp_path: Path) -> None:
+    with pytest.raises(AuthConfigError, match="without tokens"):
+        Authenticator(tmp_path, "0.0.0.0")
+
+
+def test_with_tokens_only_a_configured_token_of_a_known_user_gets_in(tmp_path: Path) -> None:
+    (tmp_path / "users").write_text(f"{KEY} demo demo member\n{KEY} admin admin admin\n")
+    (tmp_path / "rest-tokens").write_text("s3cret demo\nr00t admin\nlost nobody\n")
+    auth = Authenticator(tmp_path, "0.0.0.0")
+    assert not auth.noauth
+    assert auth.identify("s3cret") == Caller("demo", "demo", admin=False)
+    assert auth.identify("r00t").admin
+    for token in ("demo:demo", "admin:admin", "lost", "guess"):
+        with pytest.raises(HttpFault) as err:
+            auth.identify(token)
+        assert err.value.status == 401
+
+
+# ---- microversions -----------------------------------------------------------------------
+@pytest.mark.parametrize(("header", "version"), [
+    (None, MIN), ("volume 3.27", Version(3, 27)), ("volume latest", MAX),
+    ("compute 2.1, volume 3.44", Version(3, 44)), ("compute 2.1", MIN)])
+def test_the_volume_part_of_the_header_decides(header: str | None, version: Version) -> None:
+    assert negotiate(header) == version
+
+
+def test_the_legacy_header_is_read_when_the_new_one_is_absent() -> None:
+    assert negotiate(None, "3.10") == Version(3, 10)
+
+
+@pytest.mark.parametrize(("header", "status"), [
+    ("volume 3.72", 406), ("volume 2.0", 406), ("volume 3", 400), ("volume 3.x", 400),
+    ("volume 3.01", 400)])
+def test_an_unsupported_or_malformed_version_is_refused(header: str, status: int) -> None:
+    with pytest.raises(HttpFault) as err:
+        negotiate(header)
+    assert err.value.status == status
+
+
+def test_versions_compare_as_numbers() -> None:
+    assert parse_version("3.10") > parse_version("3.9")
+    assert Version(3, 42).at_least("3.42") and not Version(3, 41).at_least("3.42")
+
+
+def test_fault_bodies_have_cinder_s_names() -> None:
+    assert fault_body(400, "x") == {"badRequest": {"code": 400, "message": "x"}}
+    assert fault_body(413, "y") == {"overLimit": {"code": 413, "message": "y",
+                                                  "retryAfter": "0"}}
+    assert list(fault_body(409, "z")) == ["conflictingRequest"]
+    assert list(fault_body(406, "v")) == ["computeFault"]
