@@ -211,7 +211,7 @@ class GatewayLifecycle:
 
     async def on_volume_extend(self, req: Request) -> Volume:
         body = req.body
-        c = ExtendContext(body.volume_id, body.new_size, req.ctx)
+        c = ExtendContext(body.volume_id, body.new_size, req.ctx, in_use=body.in_use)
         self._watching(req, body.volume_id)
         await self._run(self.extend_flow, c, req, body.volume_id, body.volume_id)
         assert c.record is not None
@@ -262,6 +262,9 @@ class GatewayLifecycle:
         if rec is None or not expected:
             log.warning("volume.extended for %s, which is not extending", body.volume_id)
             return
+        if new is V.AVAILABLE and rec.extended_from is V.IN_USE:
+            new = V.IN_USE  # an attached volume (3.42) stays attached
+        rec.extended_from = None
         check_volume_move(rec.status, new)
         rec.status, rec.reason = new, body.reason
         if ok:

@@ -107,12 +107,13 @@ def check_snapshot_source(volume: VolumeRecord, force: bool) -> None:
     )
 
 
-def check_extend(volume: VolumeRecord, new_size: int) -> int:
-    """The number of GiB the volume grows by."""
-    if volume.status is not V.AVAILABLE:
+def check_extend(volume: VolumeRecord, new_size: int, in_use: bool = False) -> int:
+    """The number of GiB the volume grows by (``in_use``: an attached volume too)."""
+    allowed = (V.AVAILABLE, V.IN_USE) if in_use else (V.AVAILABLE,)
+    if volume.status not in allowed:
         raise _state(
             f"volume {volume.id} cannot be extended while it is {volume.status.value}; "
-            "it must be available",
+            f"it must be {' or '.join(s.value for s in allowed)}",
             volume_id=volume.id, status=volume.status.value,
         )
     check_size(new_size)

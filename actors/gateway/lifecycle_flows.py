@@ -101,6 +101,8 @@ class ExtendContext:
     volume_size: int = 0
     reservation_id: str | None = None
     committed: bool = False  # never here: the gateway commits on the node's report
+    in_use: bool = False  # may extend an attached volume (3.42)
+    was: VolumeStatus = VolumeStatus.AVAILABLE  # the status to go back to on a revert
 
 
 @dataclass(slots=True)
@@ -240,7 +242,7 @@ class ExtractExtendRequestTask(_Task[ExtendContext]):
 
     async def execute(self, c: ExtendContext) -> None:
         rec = visible_volume(self.s.store, c.volume_id, c.ctx)
-        grow = check_extend(rec, c.new_size)
+        grow = check_extend(rec, c.new_size, c.in_use)
         c.record, c.project, c.deltas = rec, rec.project_id, {"gigabytes": grow}
         c.volume_size = c.new_size
 
@@ -251,16 +253,17 @@ class MarkVolumeExtendingTask(_Task[ExtendContext]):
     async def execute(self, c: ExtendContext) -> None:
         rec = c.record
         assert rec is not None
-        if check_extend(rec, c.new_size) != c.deltas["gigabytes"]:  # again, after the quota call
+        if check_extend(rec, c.new_size, c.in_use) != c.deltas["gigabytes"]:  # after quota
             raise InvalidState(f"volume {rec.id} changed size meanwhile; try again",
                                {"volume_id": rec.id, "size": rec.size})
         check_volume_move(rec.status, V.EXTENDING)
+        c.was = rec.extended_from = rec.status
         rec.status, rec.reason = V.EXTENDING, None
         await self.s.save_volume(rec)
 
     async def revert(self, c: ExtendContext, failure: BaseException) -> None:
         if c.record is not None and c.record.status is V.EXTENDING:
-            c.record.status = V.AVAILABLE
+            c.record.status = c.was
             await self.s.save_volume(c.record)
 
 

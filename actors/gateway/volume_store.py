@@ -82,6 +82,7 @@ class VolumeRecord:
     source_volid: str | None = None  # created as a clone of this volume
     bootable: bool = False
     readonly: bool = False
+    extended_from: VolumeStatus | None = None  # in memory: available, or in-use (3.42)
 
     def view(self) -> Volume:
         return Volume(

@@ -228,12 +228,8 @@ class Front:
         volume_id = request.match_info["id"]
         client = self.client_for(request)
         if action == "os-extend":
-            new_size = _new_size(args)
-            volume = await client.show_volume(volume_id)
-            if volume.status == "in-use" and not self.version(request).at_least("3.42"):
-                raise bad_request("Volume status must be 'available' to extend "
-                                  "(in-use extend needs microversion 3.42).")
-            await client.extend_volume(volume_id, new_size)
+            in_use = self.version(request).at_least("3.42")
+            await client.extend_volume(volume_id, _new_size(args), in_use=in_use)
         elif action == "os-reset_status":
             status = entity(body, action).get("status")
             await client.reset_volume_state(volume_id, str(status))

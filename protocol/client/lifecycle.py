@@ -43,6 +43,8 @@ T = TypeVar("T")
 DELETED: frozenset[StrEnum] = frozenset({VolumeStatus.DELETED})
 SNAPSHOT_DELETED: frozenset[StrEnum] = frozenset({SnapshotStatus.DELETED})
 AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE})
+IN_USE_OR_AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE,
+                                                     VolumeStatus.IN_USE})
 SNAPSHOT_AVAILABLE: frozenset[StrEnum] = frozenset({SnapshotStatus.AVAILABLE})
 
 
@@ -84,15 +86,17 @@ class LifecycleMethods:
 
     async def extend_volume(
         self, volume_id: str, new_size: int, *, request_id: str | None = None,
-        wait: bool = False, timeout: float | None = None,
+        wait: bool = False, timeout: float | None = None, in_use: bool = False,
     ) -> Volume:
-        """Grow a volume to ``new_size`` GiB (``extending``, then ``available``)."""
-        body = VolumeExtend(volume_id, new_size, wait)
+        """Grow a volume to ``new_size`` GiB (``extending``, then ``available``); with
+        ``in_use`` an attached volume too (Cinder's 3.42), which stays ``in-use``."""
+        body = VolumeExtend(volume_id, new_size, wait, in_use)
         volume = parse(Volume, await self.call("volume.extend", body, request_id, timeout),
                        strict=False)
         if not wait:
             return volume
-        volume = await self.volume_waits.wait(volume, AVAILABLE, timeout or self.timeout)
+        settled = IN_USE_OR_AVAILABLE if in_use else AVAILABLE
+        volume = await self.volume_waits.wait(volume, settled, timeout or self.timeout)
         if volume.size < new_size:
             raise VolumeError(volume)
         return volume

@@ -42,6 +42,7 @@ class VolumeExtend:
     volume_id: str
     new_size: int
     watch: bool = False
+    in_use: bool = False  # an attached volume may be extended too (Cinder's 3.42)
 
 
 @message

@@ -261,7 +261,8 @@ async def test_clones_and_volumes_from_snapshots_hold_exactly_the_sources_bytes(
                      id="type-mismatch"),
         pytest.param({"availability_zone": "elsewhere"}, InvalidInput, "differs",
                      id="zone-mismatch"),
-        pytest.param({"source_volid": "x"}, InvalidInput, "not both", id="both-sources"),
+        pytest.param({"source_volid": "0b6a2f8e-6f5b-4a3e-9d52-1c8f3e1d2a44"}, InvalidInput,
+                     "not both", id="both-sources"),
     ],
 )
 async def test_a_wrong_create_from_a_snapshot_is_refused_and_changes_nothing(

@@ -436,3 +436,33 @@ def test_quota_defaults_are_the_limits_a_new_project_gets(
                          {"quota_set": {"volumes": "many"}}), 400, "badRequest", "many")
     fault(api.call("PUT", f"/v3/os-quota-sets/{project}", {"quota_set": {"volumes": 50}}),
           403, "forbidden", "admin")
+
+
+def test_an_attached_volume_is_extended_from_3_42_and_stays_attached(
+    api: Api, admin_view: SyncClient,
+) -> None:
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    att = api.call("POST", "/v3/attachments", {"attachment": {
+        "volume_uuid": vol["id"], "instance_uuid": "vm-1"}}, version="3.27").body["attachment"]
+    assert att["status"] == "reserved"
+    updated = api.call("PUT", f"/v3/attachments/{att['id']}", {"attachment": {
+        "connector": {"host": "vm-host", "initiator": "iqn.x", "mountpoint": None}}},
+        version="3.27").body["attachment"]
+    assert updated["connection_info"]["driver_volume_type"] == "nbd"
+    done = api.call("POST", f"/v3/attachments/{att['id']}/action", {"os-complete": {}},
+                    version="3.44")
+    assert done.status == 204
+    volume_status(admin_view, vol["id"], "in-use")
+    extend = {"os-extend": {"new_size": 2}}
+    fault(api.call("POST", f"/v3/volumes/{vol['id']}/action", extend, version="3.41"),
+          400, "badRequest", "must be available")
+    assert admin_view.show_volume(vol["id"]).size == 1
+    grown = api.call("POST", f"/v3/volumes/{vol['id']}/action", extend, version="3.42")
+    assert grown.status == 202, grown.body
+    wait_for(lambda: admin_view.show_volume(vol["id"]).size == 2)
+    volume_status(admin_view, vol["id"], "in-use")
+    assert admin_view.show_attachment(att["id"]).status == "attached"
+    gone_att = api.call("DELETE", f"/v3/attachments/{att['id']}", version="3.27")
+    assert gone_att.status == 200
+    volume_status(admin_view, vol["id"], "available")
