@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from cinderblock.actors.runtime.config import ClusterConfig, free_port, load
+from cinderblock.actors.runtime.config import ClusterConfig, free_port, load, rest_url
 from tests.conftest import _DATA_DIRS, CINDERBLOCK, GIB, run_cli
 
 
@@ -83,7 +84,7 @@ def _wait_up(proc: subprocess.Popen[bytes], out: Path, timeout: float = 30.0) ->
     while time.monotonic() < deadline:
         text = out.read_text()
         pids = {m[1]: int(m[2]) for m in re.finditer(r"^\s+(\S+)\s+pid (\d+)$", text, re.M)}
-        if len(pids) == 5:
+        if len(pids) == 6:  # quota, scheduler, gateway, 2 nodes, the REST front
             return pids
         assert proc.poll() is None, f"cinderblock up exited: {text}"
         time.sleep(0.05)
@@ -273,6 +274,16 @@ def test_a_non_integer_size_is_a_usage_error(up: UpCluster) -> None:
     done = up.cli("volume", "create", "1.5")
     assert done.returncode == 2
     assert "size must be an integer, got '1.5'" in done.stderr.splitlines()[-1]
+
+
+def test_up_serves_cinder_s_api_and_publishes_its_endpoint(up: UpCluster) -> None:
+    endpoints = json.loads((up.data_dir / "endpoints.json").read_text())
+    assert endpoints["rest"] == rest_url(up.cfg.rest[0])
+    request = urllib.request.Request(endpoints["rest"] + "/types",
+                                     headers={"X-Auth-Token": "demo:demo"})
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        names = {t["name"] for t in json.load(reply)["volume_types"]}
+    assert "FCVolumeType" in names
 
 
 @pytest.mark.parametrize(("args", "says"), [
