@@ -32,6 +32,7 @@ from cinderblock.actors.gateway.paging import page
 from cinderblock.actors.gateway.peers import PeerWatch
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
+from cinderblock.actors.gateway.user_messages import UserMessages
 from cinderblock.actors.gateway.volume_edit import VolumeEditor
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
@@ -84,6 +85,7 @@ class Gateway(Actor):
         self.lifecycle = GatewayLifecycle(self)
         self.editor = VolumeEditor(self)
         self.volume_types = VolumeTypes(self)
+        self.user_messages = UserMessages(self)
         self.reconciler = Reconciler(self, self.lifecycle)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
@@ -110,6 +112,7 @@ class Gateway(Actor):
             **self.lifecycle.handlers(),
             **self.editor.handlers(),
             **self.volume_types.handlers(),
+            **self.user_messages.handlers(),
             **self.quota_sync.handlers(),
             **flow_handlers(self),
         }
@@ -120,6 +123,7 @@ class Gateway(Actor):
         self.spawn(self.store.db.flusher())
         await self._seed_types()
         await self.volume_types.load()
+        await self.user_messages.load()
         await self.store.load_volumes(self.types.by_id)
         await self.attachments.open()
         self.quota = self.connect(self.cfg.quota, "gateway")
@@ -305,6 +309,7 @@ class Gateway(Actor):
         rec.status, rec.reason = new, update.reason
         rec.host = update.host or rec.host
         self.store.queue_status(rec).add_done_callback(partial(self._saved, rec))
+        self.user_messages.record(rec, req.ctx.request_id or None)  # if it is an error
 
     def _saved(self, rec: VolumeRecord, committed: asyncio.Future[None]) -> None:
         if committed.exception() is None:

@@ -32,6 +32,11 @@ CREATE INDEX IF NOT EXISTS volumes_project ON volumes (project_id);
 CREATE TABLE IF NOT EXISTS volume_flags (
     id TEXT PRIMARY KEY, bootable INTEGER NOT NULL, readonly INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS user_messages (
+    id TEXT PRIMARY KEY, project_id TEXT NOT NULL, resource_uuid TEXT NOT NULL,
+    action TEXT NOT NULL, event_id TEXT NOT NULL, user_message TEXT NOT NULL,
+    request_id TEXT, created_at REAL NOT NULL, expires_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS volume_type_access (
     type_id TEXT NOT NULL, project_id TEXT NOT NULL, PRIMARY KEY (type_id, project_id)
 );

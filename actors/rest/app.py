@@ -416,18 +416,20 @@ class Front:
         return json_response({"pools": [views.pool(b, detail) for b in backends]})
 
     async def messages(self, request: web.Request) -> web.Response:
-        if not self.version(request).at_least("3.3"):
-            raise not_found("The resource could not be found (messages need 3.3).")
-        volumes = await self.client_for(request).list_volumes(status="error")
+        self._need(request, "3.3", "messages")
+        client, wanted = self.client_for(request), request.match_info.get("id")
         base = self.base(request)
-        found = [views.error_message(v, base) for v in volumes]
-        wanted = request.match_info.get("id")
-        if wanted is None:
-            return json_response({"messages": found})
-        for m in found:
-            if m["id"] == wanted:
-                return json_response({"message": m})
-        raise not_found(f"Message {wanted} could not be found.")
+        if wanted is not None:
+            return json_response({"message": views.user_message(
+                await client.show_message(wanted), base)})
+        everyone = self.caller(request).admin and flag(request.query.get("all_tenants"))
+        found = await client.list_messages(request.query.get("resource_uuid"), everyone)
+        return json_response({"messages": [views.user_message(m, base) for m in found]})
+
+    async def message_delete(self, request: web.Request) -> web.Response:
+        self._need(request, "3.3", "messages")
+        await self.client_for(request).delete_message(request.match_info["id"])
+        return web.Response(status=204)
 
     # ---- attachments (3.27) ---------------------------------------------------
     async def attachment_create(self, request: web.Request) -> web.Response:
@@ -624,6 +626,7 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/scheduler-stats/get_pools", f.pools),
         ("GET", "/messages", f.messages),
         ("GET", "/messages/{id}", f.messages),
+        ("DELETE", "/messages/{id}", f.message_delete),
         ("POST", "/attachments", f.attachment_create),
         ("GET", "/attachments", f.attachment_list),
         ("GET", "/attachments/detail", f.attachment_list),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -11,11 +10,11 @@ from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.quota import QuotaSet
 from cinderblock.protocol.messages.scheduling import Backend
+from cinderblock.protocol.messages.user_messages import UserMessage
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 
 QUOTA_RESOURCES = ("volumes", "gigabytes", "snapshots", "per_volume_gigabytes")
 UNKEPT_QUOTAS = ("backups", "backup_gigabytes", "groups")  # no such thing here: limit 0
-MESSAGE_NAMESPACE = uuid.UUID("6d3b1f4e-7a43-4f0c-9a55-3f1c0c0b4e11")
 
 
 def iso(ts: float | None) -> str | None:
@@ -131,15 +130,14 @@ def pool(b: Backend, detail: bool) -> dict[str, Any]:
     return {"name": name, "capabilities": caps}
 
 
-def error_message(v: Volume, base: str) -> dict[str, Any]:
-    """Cinder's user message (3.3) for a volume in ``error``: its recorded reason."""
-    mid = str(uuid.uuid5(MESSAGE_NAMESPACE, f"{v.id}/{v.updated_at}"))
+def user_message(m: UserMessage, base: str) -> dict[str, Any]:
+    """Cinder's user message view (3.3)."""
     return {
-        "id": mid, "resource_type": "VOLUME", "resource_uuid": v.id,
-        "event_id": "VOLUME_VOLUME_001_002", "message_level": "ERROR",
-        "user_message": f"schedule allocate volume: {v.reason or 'An unknown error occurred.'}",
-        "request_id": None, "created_at": iso(v.updated_at),
-        "guaranteed_until": None, "links": links(base, "messages", mid),
+        "id": m.id, "resource_type": m.resource_type, "resource_uuid": m.resource_uuid,
+        "event_id": m.event_id, "message_level": m.message_level,
+        "user_message": m.user_message, "request_id": m.request_id,
+        "created_at": iso(m.created_at), "guaranteed_until": iso(m.expires_at),
+        "links": links(base, "messages", m.id),
     }
 
 

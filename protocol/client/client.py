@@ -38,6 +38,12 @@ from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.quota import QuotaSet, QuotaShow, QuotaUpdate
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult
 from cinderblock.protocol.messages.scheduling import Backend, BackendList
+from cinderblock.protocol.messages.user_messages import (
+    MessageList,
+    MessageListRequest,
+    MessageRef,
+    UserMessage,
+)
 from cinderblock.protocol.messages.volumes import (
     Empty,
     TypeAccess,
@@ -287,6 +293,19 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         """Admin: set the project's quota usage to what it has (``dry_run``: only compare)."""
         raw = await self.call("quota.sync", QuotaSync(project, dry_run))
         return parse(QuotaSyncResult, raw, strict=False)
+
+    async def list_messages(self, resource_uuid: str | None = None,
+                            all_projects: bool = False) -> list[UserMessage]:
+        """Why volumes went to an error status, newest first (Cinder's user messages)."""
+        raw = await self.call("message.list", MessageListRequest(resource_uuid, all_projects))
+        return list(parse(MessageList, raw, strict=False).messages)
+
+    async def show_message(self, message_id: str) -> UserMessage:
+        return parse(UserMessage, await self.call("message.show", MessageRef(message_id)),
+                     strict=False)
+
+    async def delete_message(self, message_id: str) -> None:
+        await self.call("message.delete", MessageRef(message_id))
 
     async def list_backends(self) -> list[Backend]:
         raw = await self.call("backend.list", Empty())

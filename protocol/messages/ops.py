@@ -42,6 +42,7 @@ from cinderblock.protocol.messages.quota import (
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncUsage
 from cinderblock.protocol.messages.reconcile import NodeProbe
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
+from cinderblock.protocol.messages.user_messages import MessageListRequest, MessageRef
 from cinderblock.protocol.messages.volumes import (
     Empty,
     TypeAccess,
@@ -92,6 +93,10 @@ OPS: dict[str, type] = {
     "type.access_add": TypeAccess,
     "type.access_remove": TypeAccess,
     "az.list": Empty,
+    # user messages (Cinder's messages API): why a volume went to an error status
+    "message.list": MessageListRequest,
+    "message.show": MessageRef,
+    "message.delete": MessageRef,
     # quota (client -> gateway; reserve/commit/rollback/release gateway -> quota)
     "quota.show": QuotaShow,
     "quota.set": QuotaUpdate,

@@ -367,17 +367,25 @@ def test_admin_views_pools_zones_limits_and_all_tenants(
 
 
 def test_a_volume_no_backend_can_hold_has_a_user_message_saying_why(
-    api: Api, admin_api: Api, project: str, admin_view: SyncClient,
+    rest_cluster: E2ECluster, api: Api, admin_api: Api, project: str, admin_view: SyncClient,
 ) -> None:
     admin_api.call("PUT", f"/v3/os-quota-sets/{project}", {"quota_set": {"gigabytes": -1}})
     vol = api.call("POST", "/v3/volumes", {"volume": {"size": 10_000_000}}).body["volume"]
     volume_status(admin_view, vol["id"], "error")
     fault(api.call("GET", "/v3/messages"), 404, "itemNotFound", "3.3")
-    (message,) = api.call("GET", "/v3/messages", version="3.3").body["messages"]
+    (message,) = wait_for(lambda: api.call("GET", "/v3/messages", version="3.3"
+                                           ).body["messages"])
     assert (message["resource_uuid"], message["message_level"]) == (vol["id"], "ERROR")
-    assert admin_view.show_volume(vol["id"]).reason in message["user_message"]
+    reason = admin_view.show_volume(vol["id"]).reason
+    assert message["user_message"] == f"schedule allocate volume: {reason}"
     one = api.call("GET", f"/v3/messages/{message['id']}", version="3.3").body
     assert one == {"message": message}
+    other = Api(rest_cluster.rest_url, "intruder:intruder")
+    assert other.call("GET", "/v3/messages", version="3.3").body == {"messages": []}
+    fault(other.call("GET", f"/v3/messages/{message['id']}", version="3.3"), 404,
+          "itemNotFound", message["id"])
+    assert api.call("DELETE", f"/v3/messages/{message['id']}", version="3.3").status == 204
+    assert api.call("GET", "/v3/messages", version="3.3").body == {"messages": []}
 
 
 def test_delete_with_cascade_takes_the_snapshots_first(

@@ -1,0 +1,106 @@
+"""User messages: why a volume went to an error status, kept for its project.
+
+As Cinder's ``message`` API: when a scheduler's or a node's report moves a volume to
+``error`` or ``error_deleting`` with a reason, the gateway records one message (the
+action and the reason) for the volume's project, in its SQLite file (table
+``user_messages``). Messages expire after 30 days (Cinder's ``message_ttl``); at most
+``MAX_KEPT`` are kept (the oldest go first). A project sees its own; an admin may see
+every project's.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from typing import Protocol
+
+from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.protocol.messages.user_messages import (
+    MessageList,
+    MessageListRequest,
+    UserMessage,
+)
+from cinderblock.protocol.messages.volumes import Empty
+from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import NotFound
+
+TTL_S = 30 * 24 * 3600.0
+MAX_KEPT = 10_000
+# (action id, action) by the error status a volume moved to, as Cinder's message_field
+ACTIONS = {
+    VolumeStatus.ERROR: ("001", "schedule allocate volume"),
+    VolumeStatus.ERROR_EXTENDING: ("003", "extend volume"),
+    VolumeStatus.ERROR_DELETING: ("008", "delete volume"),
+}
+
+
+class MessageServices(Protocol):
+    store: GatewayStore
+
+
+class UserMessages:
+    def __init__(self, services: MessageServices) -> None:
+        self.s = services
+        self.kept: OrderedDict[str, UserMessage] = OrderedDict()
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"message.list": self.on_list, "message.show": self.on_show,
+                "message.delete": self.on_delete}
+
+    async def load(self) -> None:
+        rows = await self.s.store.db.fetchall(
+            "SELECT id, project_id, resource_uuid, action, event_id, user_message, "
+            "request_id, created_at, expires_at FROM user_messages WHERE expires_at > ? "
+            "ORDER BY created_at", (time.time(),))
+        for mid, project, volume_id, action, event_id, text, rid, created, expires in rows:
+            self.kept[mid] = UserMessage(
+                mid, project, volume_id, action, event_id, text, request_id=rid,
+                created_at=created, expires_at=expires)
+
+    def record(self, rec: VolumeRecord, request_id: str | None = None) -> None:
+        """Remember why ``rec`` went to its error status (nothing for other moves)."""
+        action = ACTIONS.get(rec.status)
+        if action is None or not rec.reason:
+            return
+        now = time.time()
+        msg = UserMessage(
+            id=str(uuid.uuid4()), project_id=rec.project_id, resource_uuid=rec.id,
+            action=action[1], event_id=f"VOLUME_VOLUME_{action[0]}_001",
+            user_message=f"{action[1]}: {rec.reason}", request_id=request_id,
+            created_at=now, expires_at=now + TTL_S)
+        self.kept[msg.id] = msg
+        self.s.store.db.write(
+            "INSERT INTO user_messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (msg.id, msg.project_id, msg.resource_uuid, msg.action, msg.event_id,
+             msg.user_message, msg.request_id, msg.created_at, msg.expires_at))
+        while len(self.kept) > MAX_KEPT:
+            old, _ = self.kept.popitem(last=False)
+            self.s.store.db.write("DELETE FROM user_messages WHERE id=?", (old,))
+
+    def on_list(self, req: Request) -> MessageList:
+        body: MessageListRequest = req.body
+        everyone = body.all_projects and req.ctx.is_admin
+        now = time.time()
+        found = [m for m in reversed(self.kept.values())
+                 if (everyone or m.project_id == req.ctx.project_id) and m.expires_at > now
+                 and body.resource_uuid in (None, m.resource_uuid)]
+        return MessageList(tuple(found))
+
+    def on_show(self, req: Request) -> UserMessage:
+        return self._visible(req.body.message_id, req.ctx)
+
+    async def on_delete(self, req: Request) -> Empty:
+        msg = self._visible(req.body.message_id, req.ctx)
+        del self.kept[msg.id]
+        await self.s.store.db.write("DELETE FROM user_messages WHERE id=?", (msg.id,))
+        return Empty()
+
+    def _visible(self, message_id: str, ctx: Context) -> UserMessage:
+        msg = self.kept.get(message_id)
+        if msg is None or (msg.project_id != ctx.project_id and not ctx.is_admin):
+            raise NotFound(f"Message {message_id} could not be found.",
+                           {"message_id": message_id})
+        return msg

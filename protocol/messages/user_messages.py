@@ -1,0 +1,47 @@
+"""User messages on the wire (Cinder's ``messages`` API, microversion 3.3): why a
+volume went to an error status, for the project that owns it.
+
+Client → gateway: ``message.list`` (``MessageListRequest``), ``message.show`` and
+``message.delete`` (``MessageRef``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cinderblock.protocol.wire.schema import message
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class UserMessage:
+    id: str
+    project_id: str
+    resource_uuid: str
+    action: str  # what was being done: "schedule allocate volume", "extend volume"...
+    event_id: str  # Cinder's VOLUME_VOLUME_<action>_<detail>
+    user_message: str  # "<action>: <why>"
+    message_level: str = "ERROR"
+    resource_type: str = "VOLUME"
+    request_id: str | None = None
+    created_at: float = 0.0
+    expires_at: float = 0.0
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class MessageListRequest:
+    resource_uuid: str | None = None
+    all_projects: bool = False
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class MessageList:
+    messages: tuple[UserMessage, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    message_id: str
