@@ -45,6 +45,9 @@ _COLUMNS = (
 )
 INSERT_SNAPSHOT = f"INSERT INTO snapshots ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 UPDATE_SNAPSHOT = "UPDATE snapshots SET status=?, reason=?, updated_at=? WHERE id=?"
+UPDATE_SNAPSHOT_DETAILS = (
+    "UPDATE snapshots SET name=?, description=?, metadata=?, updated_at=? WHERE id=?"
+)
 DELETE_SNAPSHOT = "DELETE FROM snapshots WHERE id=?"
 INSERT_SOURCE = "INSERT OR REPLACE INTO volume_sources VALUES (?, ?, ?)"
 DELETE_SOURCE = "DELETE FROM volume_sources WHERE volume_id=?"
@@ -156,6 +159,12 @@ class SnapshotStore:
     async def remove(self, rec: SnapshotRecord) -> None:
         self._forget(rec)
         await self.db.write(DELETE_SNAPSHOT, (rec.id,))
+
+    async def save_details(self, rec: SnapshotRecord) -> None:
+        rec.updated_at = time.time()
+        await self.db.write(UPDATE_SNAPSHOT_DETAILS, (rec.name, rec.description,
+                                                      json.dumps(rec.metadata),
+                                                      rec.updated_at, rec.id))
 
     async def save_status(self, rec: SnapshotRecord) -> None:
         await self.db.write(UPDATE_SNAPSHOT, (rec.status.value, rec.reason, rec.updated_at, rec.id))

@@ -1,7 +1,8 @@
-"""``volume.modify``: a user's changes to a volume that need no node.
+"""``volume.modify`` and ``snapshot.modify``: a user's changes that need no node.
 
 Cinder's volume update (name, description, metadata), the volume metadata calls
-(merge, replace, delete a key), ``os-set_bootable`` and ``os-update_readonly_flag``.
+(merge, replace, delete a key), ``os-set_bootable`` and ``os-update_readonly_flag``;
+Cinder's snapshot update (name, description, metadata).
 The text rules are the create's (``volume_request``): names stripped, metadata keys
 and values as Cinder's schema. Every check runs before the first change, so a
 refused request changes nothing; the record is saved before the answer.
@@ -20,6 +21,7 @@ from cinderblock.actors.gateway.volume_request import (
 )
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.protocol.messages.lifecycle import Snapshot, SnapshotModify
 from cinderblock.protocol.messages.volumes import Volume, VolumeModify
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
@@ -40,7 +42,7 @@ class VolumeEditor:
         self.s = services
 
     def handlers(self) -> dict[str, Handler]:
-        return {"volume.modify": self.on_modify}
+        return {"volume.modify": self.on_modify, "snapshot.modify": self.on_snapshot_modify}
 
     async def on_modify(self, req: Request) -> Volume:
         body: VolumeModify = req.body
@@ -53,6 +55,25 @@ class VolumeEditor:
             setattr(rec, name, value)
         await self.s.store.save_details(rec)
         self.s.publish(rec, push=False)
+        return rec.view()
+
+    async def on_snapshot_modify(self, req: Request) -> Snapshot:
+        body: SnapshotModify = req.body
+        rec = self.s.store.snapshots.snapshots.get(body.snapshot_id)
+        if rec is None or (rec.project_id != req.ctx.project_id and not req.ctx.is_admin):
+            raise NotFound(f"Snapshot {body.snapshot_id} could not be found.",
+                           {"snapshot_id": body.snapshot_id})
+        unknown = set(body.fields) - set(EDITABLE_TEXT)
+        if unknown:
+            raise InvalidInput(f"cannot change {sorted(unknown)}; only name and description",
+                               {"field": "fields"})
+        texts = {f: check_text(f, getattr(body, f)) for f in body.fields}
+        metadata = check_metadata(body.metadata) if body.metadata is not None else None
+        for field, value in texts.items():
+            setattr(rec, field, value)
+        if metadata is not None:
+            rec.metadata = metadata
+        await self.s.store.snapshots.save_details(rec)
         return rec.view()
 
     def _visible(self, volume_id: str, ctx: Context) -> VolumeRecord:

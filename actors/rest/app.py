@@ -316,6 +316,23 @@ class Front:
             status=q.get("status"), limit=_int_param(q, "limit"), marker=q.get("marker"))
         return json_response({"snapshots": [views.snapshot(s, admin) for s in snaps]})
 
+    async def snapshot_update(self, request: web.Request) -> web.Response:
+        snap = entity(await read_json(request), "snapshot")
+        extra = set(snap) - {"name", "description", "display_name", "display_description",
+                             "metadata"}
+        if extra:
+            raise bad_request("Additional properties are not allowed "
+                              f"({', '.join(sorted(map(repr, extra)))} were unexpected)")
+        change: dict[str, Any] = {}
+        for field in ("name", "description"):
+            if field in snap or f"display_{field}" in snap:
+                change[field] = snap.get(field, snap.get(f"display_{field}"))
+        if "metadata" in snap:
+            change["metadata"] = snap["metadata"]
+        updated = await self.client_for(request).modify_snapshot(request.match_info["id"],
+                                                                 **change)
+        return json_response({"snapshot": views.snapshot(updated, self.caller(request).admin)})
+
     async def snapshot_delete(self, request: web.Request) -> web.Response:
         await self.client_for(request).delete_snapshot(request.match_info["id"])
         return web.Response(status=202)
@@ -610,6 +627,7 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/snapshots", f.snapshot_list),
         ("GET", "/snapshots/detail", f.snapshot_list),
         ("GET", "/snapshots/{id}", f.snapshot_show),
+        ("PUT", "/snapshots/{id}", f.snapshot_update),
         ("DELETE", "/snapshots/{id}", f.snapshot_delete),
         ("GET", "/types", f.type_list),
         ("POST", "/types", f.type_create),

@@ -29,6 +29,7 @@ from cinderblock.protocol.messages.lifecycle import (
     SnapshotDelete,
     SnapshotList,
     SnapshotListRequest,
+    SnapshotModify,
     SnapshotRef,
     SnapshotWatch,
     VolumeDelete,
@@ -43,6 +44,7 @@ T = TypeVar("T")
 DELETED: frozenset[StrEnum] = frozenset({VolumeStatus.DELETED})
 SNAPSHOT_DELETED: frozenset[StrEnum] = frozenset({SnapshotStatus.DELETED})
 AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE})
+UNCHANGED_TEXT: Any = object()  # modify_snapshot: leave this field as it is
 IN_USE_OR_AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE,
                                                      VolumeStatus.IN_USE})
 SNAPSHOT_AVAILABLE: frozenset[StrEnum] = frozenset({SnapshotStatus.AVAILABLE})
@@ -118,6 +120,18 @@ class LifecycleMethods:
         return await self.snapshot_waits.wait(snap, SNAPSHOT_AVAILABLE,
                                               timeout or self.timeout)
 
+    async def modify_snapshot(
+        self, snapshot_id: str, *, name: Any = UNCHANGED_TEXT, description: Any = UNCHANGED_TEXT,
+        metadata: dict[str, Any] | None = None,
+    ) -> Snapshot:
+        """Rename or describe a snapshot, or replace its metadata (a None name clears it)."""
+        fields = tuple(f for f, v in (("name", name), ("description", description))
+                       if v is not UNCHANGED_TEXT)
+        body = SnapshotModify(snapshot_id, fields,
+                              None if name is UNCHANGED_TEXT else name,
+                              None if description is UNCHANGED_TEXT else description, metadata)
+        return parse(Snapshot, await self.call("snapshot.modify", body), strict=False)
+
     async def show_snapshot(self, snapshot_id: str) -> Snapshot:
         raw = await self.call("snapshot.show", SnapshotRef(snapshot_id))
         return parse(Snapshot, raw, strict=False)
@@ -168,6 +182,9 @@ class SyncLifecycleMethods:
 
     def create_snapshot(self, volume_id: str, **kwargs: Any) -> Snapshot:
         return self._run(lambda c: c.create_snapshot(volume_id, **kwargs))
+
+    def modify_snapshot(self, snapshot_id: str, **kwargs: Any) -> Snapshot:
+        return self._run(lambda c: c.modify_snapshot(snapshot_id, **kwargs))
 
     def show_snapshot(self, snapshot_id: str) -> Snapshot:
         return self._run(lambda c: c.show_snapshot(snapshot_id))

@@ -89,6 +89,20 @@ class SnapshotDelete:
 
 @message
 @dataclass(frozen=True, slots=True)
+class SnapshotModify:
+    """A user's change to a snapshot's name, description or metadata (Cinder's snapshot
+    update): ``name`` and ``description`` change when listed in ``fields``; ``metadata``
+    replaces the snapshot's when given."""
+
+    snapshot_id: str
+    fields: tuple[str, ...] = ()
+    name: str | None = None
+    description: str | None = None
+    metadata: Any = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class SnapshotListRequest:
     all_projects: bool = False
     volume_id: str | None = None

@@ -25,6 +25,7 @@ from cinderblock.protocol.messages.lifecycle import (
     SnapshotCreate,
     SnapshotDelete,
     SnapshotListRequest,
+    SnapshotModify,
     SnapshotRef,
     SnapshotUpdate,
     SnapshotWatch,
@@ -77,6 +78,7 @@ OPS: dict[str, type] = {
     "snapshot.watch": SnapshotWatch,
     "snapshot.delete": SnapshotDelete,
     "snapshot.update": SnapshotUpdate,
+    "snapshot.modify": SnapshotModify,
     "snapshot.deleted": SnapshotRef,
     # attachments
     "attachment.create": AttachmentCreate,

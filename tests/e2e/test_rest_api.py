@@ -474,3 +474,30 @@ def test_an_attached_volume_is_extended_from_3_42_and_stays_attached(
     gone_att = api.call("DELETE", f"/v3/attachments/{att['id']}", version="3.27")
     assert gone_att.status == 200
     volume_status(admin_view, vol["id"], "available")
+
+
+def test_snapshots_are_created_listed_updated_and_deleted(
+    api: Api, admin_view: SyncClient,
+) -> None:
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    made = api.call("POST", "/v3/snapshots", {"snapshot": {
+        "volume_id": vol["id"], "name": " s1 ", "metadata": {"k": "v"}}})
+    assert made.status == 202 and made.body["snapshot"]["name"] == "s1"
+    snap_id = made.body["snapshot"]["id"]
+    wait_for(lambda: admin_view.show_snapshot(snap_id).status == "available")
+    listed = api.call("GET", "/v3/snapshots/detail").body["snapshots"]
+    assert [(s["id"], s["volume_id"], s["status"]) for s in listed] == [
+        (snap_id, vol["id"], "available")]
+    upd = api.call("PUT", f"/v3/snapshots/{snap_id}", {"snapshot": {
+        "name": "renamed", "description": " why ", "metadata": {"a": "b"}}})
+    assert upd.status == 200, upd.body
+    stored = admin_view.show_snapshot(snap_id)
+    assert (stored.name, stored.description, stored.metadata) == ("renamed", "why",
+                                                                   {"a": "b"})
+    fault(api.call("PUT", f"/v3/snapshots/{snap_id}", {"snapshot": {"size": 5}}), 400,
+          "badRequest", "Additional properties")
+    fault(api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": UUID}}), 404,
+          "itemNotFound", UUID)
+    assert api.call("DELETE", f"/v3/snapshots/{snap_id}").status == 202
+    wait_for(lambda: admin_view.list_snapshots(all_projects=True, volume_id=vol["id"]) == [])
