@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from cinderblock.actors.runtime.config import free_port
 from cinderblock.protocol.client.client import SyncClient
-from tests.conftest import E2ECluster
+from tests.conftest import CINDERBLOCK, E2ECluster
 from tests.e2e.test_rest_clients import volume_status, wait_for
 
 UUID = "0b6a2f8e-6f5b-4a3e-9d52-1c8f3e1d2a44"
@@ -501,3 +503,14 @@ def test_snapshots_are_created_listed_updated_and_deleted(
           "itemNotFound", UUID)
     assert api.call("DELETE", f"/v3/snapshots/{snap_id}").status == 202
     wait_for(lambda: admin_view.list_snapshots(all_projects=True, volume_id=vol["id"]) == [])
+
+
+def test_a_front_on_a_public_address_without_tokens_refuses_to_start(
+    rest_cluster: E2ECluster,
+) -> None:
+    done = subprocess.run(
+        [CINDERBLOCK, "actor", "rest", "--config", str(rest_cluster.cluster.config_path),
+         "--listen", f"0.0.0.0:{free_port()}"],
+        capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 1
+    assert "refusing to serve the API on 0.0.0.0 without tokens" in done.stderr
