@@ -30,7 +30,6 @@ from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Request
 from cinderblock.actors.runtime.config import host_of
-from cinderblock.actors.scheduler.extra_specs import match
 from cinderblock.protocol.messages.attachments import (
     Attachment,
     AttachmentCreate,
@@ -139,8 +138,7 @@ class Attachments:
         return rec
 
     def multiattach(self, volume: VolumeRecord) -> bool:
-        spec = volume.volume_type.extra_specs.get("multiattach")
-        return spec is not None and match(True, spec)
+        return volume.multiattach
 
     def follow(self, volume: VolumeRecord, status: VolumeStatus | None = None) -> bool:
         mine = (a.status for a in self.attachments.of_volume(volume.id))

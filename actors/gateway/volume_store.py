@@ -18,6 +18,7 @@ from typing import Any
 from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.gateway.snapshot_store import SNAPSHOT_SCHEMA, SnapshotStore
 from cinderblock.actors.runtime.database import Database
+from cinderblock.actors.scheduler.extra_specs import match
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.states import VolumeStatus
 
@@ -89,6 +90,12 @@ class VolumeRecord:
     readonly: bool = False
     extended_from: VolumeStatus | None = None  # in memory: available, or in-use (3.42)
 
+    @property
+    def multiattach(self) -> bool:
+        """Whether its type lets it be attached more than once (``multiattach='<is> True'``)."""
+        spec = self.volume_type.extra_specs.get("multiattach")
+        return spec is not None and match(True, spec)
+
     def view(self) -> Volume:
         return Volume(
             id=self.id, project_id=self.project_id, size=self.size, status=self.status,
@@ -97,7 +104,7 @@ class VolumeRecord:
             host=self.host, metadata=self.metadata, created_at=self.created_at,
             updated_at=self.updated_at or self.created_at, reason=self.reason,
             user_id=self.user_id, snapshot_id=self.snapshot_id, source_volid=self.source_volid,
-            bootable=self.bootable, readonly=self.readonly,
+            bootable=self.bootable, readonly=self.readonly, multiattach=self.multiattach,
         )
 
     def row(self) -> tuple[Any, ...]:

@@ -95,6 +95,10 @@ class Front:
         version: Version = request["version"]
         return version
 
+    def _pair(self, request: web.Request) -> tuple[int, int]:
+        version = self.version(request)
+        return version.major, version.minor
+
     def base(self, request: web.Request) -> str:
         return f"{request.scheme}://{request.host}"
 
@@ -157,7 +161,8 @@ class Front:
         client = self.client_for(request)
         attachments = [] if fresh else await client.list_attachments(volume.id)
         return views.volume_detail(volume, self.base(request), self.caller(request).admin,
-                                   [a for a in attachments if a.status != "deleted"])
+                                   [a for a in attachments if a.status != "deleted"],
+                                   version=self._pair(request))
 
     async def volume_show(self, request: web.Request) -> web.Response:
         volume = await self.client_for(request).show_volume(request.match_info["id"])
@@ -171,7 +176,9 @@ class Front:
             by_volume: dict[str, list[Any]] = {}
             for a in atts:
                 by_volume.setdefault(a.volume_id, []).append(a)
-            out = [views.volume_detail(v, base, admin, by_volume.get(v.id, ())) for v in volumes]
+            pair = self._pair(request)
+            out = [views.volume_detail(v, base, admin, by_volume.get(v.id, ()), version=pair)
+                   for v in volumes]
         else:
             out = [views.volume_summary(v, base) for v in volumes]
         return json_response({"volumes": out})

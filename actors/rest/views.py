@@ -32,21 +32,33 @@ def volume_summary(v: Volume, base: str) -> dict[str, Any]:
     return {"id": v.id, "name": v.name, "links": links(base, "volumes", v.id)}
 
 
-def volume_detail(v: Volume, base: str, admin: bool,
-                  attachments: Iterable[Attachment] = (), multiattach: bool = False,
-                  ) -> dict[str, Any]:
+# Fields a volume's view gains from a microversion on (Cinder's views/volumes.py).
+VERSIONED_FIELDS: tuple[tuple[tuple[int, int], str, Any], ...] = (
+    ((3, 21), "provider_id", None),
+    ((3, 48), "shared_targets", False),
+    ((3, 48), "service_uuid", None),
+    ((3, 65), "consumes_quota", True),
+    ((3, 69), "cluster_name", None),
+)
+
+
+def volume_detail(v: Volume, base: str, admin: bool, attachments: Iterable[Attachment] = (),
+                  version: tuple[int, int] = (3, 0)) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": v.id, "status": v.status, "size": v.size, "name": v.name,
         "description": v.description, "volume_type": v.volume_type,
         "volume_type_id": v.volume_type_id, "availability_zone": v.availability_zone,
         "bootable": "true" if v.bootable else "false", "encrypted": False,
-        "multiattach": multiattach, "attachments": [attachment_brief(a) for a in attachments],
+        "multiattach": v.multiattach, "attachments": [attachment_brief(a) for a in attachments],
         "metadata": {**v.metadata, **({"readonly": "True"} if v.readonly else {})},
         "snapshot_id": v.snapshot_id, "source_volid": v.source_volid, "user_id": v.user_id,
         "created_at": iso(v.created_at), "updated_at": iso(v.updated_at),
         "replication_status": None, "consistencygroup_id": None, "group_id": None,
         "migration_status": None, "links": links(base, "volumes", v.id),
     }
+    for since, name, value in VERSIONED_FIELDS:
+        if version >= since:
+            view[name] = value
     if admin:
         view["os-vol-host-attr:host"] = v.host
         view["os-vol-tenant-attr:tenant_id"] = v.project_id

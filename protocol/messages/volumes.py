@@ -65,6 +65,7 @@ class Volume:
     source_volid: str | None = None
     bootable: bool = False
     readonly: bool = False
+    multiattach: bool = False  # its type allows more than one attachment
 
 
 @message

@@ -514,3 +514,19 @@ def test_a_front_on_a_public_address_without_tokens_refuses_to_start(
         capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 1
     assert "refusing to serve the API on 0.0.0.0 without tokens" in done.stderr
+
+
+def test_a_volume_s_view_says_multiattach_from_its_type_and_grows_with_the_microversion(
+    api: Api, admin_api: Api, project: str,
+) -> None:
+    made = admin_api.call("POST", "/v3/types", {"volume_type": {
+        "name": f"shared-{project}", "extra_specs": {"multiattach": "<is> True"}}})
+    assert made.status == 200
+    vol = api.call("POST", "/v3/volumes", {"volume": {
+        "size": 1, "volume_type": f"shared-{project}"}}).body["volume"]
+    assert vol["multiattach"] is True
+    plain = api.call("GET", f"/v3/volumes/{vol['id']}").body["volume"]
+    assert "consumes_quota" not in plain and "shared_targets" not in plain
+    newer = api.call("GET", f"/v3/volumes/{vol['id']}", version="3.69").body["volume"]
+    assert (newer["consumes_quota"], newer["shared_targets"], newer["cluster_name"]) == (
+        True, False, None)
