@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -123,6 +124,7 @@ class Front:
         except web.HTTPException as exc:
             response = fault(exc.status, exc.reason)
         response.headers.update(response_headers(version))
+        response.headers["x-openstack-request-id"] = f"req-{uuid.uuid4()}"
         return response
 
     def _authenticate(self, request: web.Request) -> Caller:

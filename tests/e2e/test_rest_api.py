@@ -277,6 +277,7 @@ def test_no_token_is_401_and_a_foreign_token_shape_too(rest_cluster: E2ECluster)
 # ---- microversions and discovery ---------------------------------------------------------------
 def test_the_microversion_is_negotiated_echoed_and_varied_on(api: Api) -> None:
     plain = api.call("GET", "/v3/volumes")
+    assert plain.headers["x-openstack-request-id"].startswith("req-")
     assert plain.headers["openstack-api-version"] == "volume 3.0"
     assert plain.headers["vary"] == "OpenStack-API-Version"
     asked = api.call("GET", "/v3/volumes", version="3.67")
