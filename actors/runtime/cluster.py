@@ -41,6 +41,8 @@ class Cluster:
         self.supervisor = supervisor
         self.data_dir = Path(cfg.data_dir)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        # how each was started (kind, host, listen), so a supervisor can start it again
+        self.spawned: dict[str, tuple[str, str | None, str | None]] = {}
         self._published = False  # whether endpoints.json is ours to remove
 
     @property
@@ -95,7 +97,13 @@ class Cluster:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         log.close()
         self.procs[name] = proc
+        self.spawned[name] = (kind, host, listen)
         return proc
+
+    def respawn(self, name: str) -> subprocess.Popen[bytes]:
+        """Start the actor called ``name`` again, as it was started (same endpoints)."""
+        kind, host, listen = self.spawned[name]
+        return self.spawn(kind, host, listen, name)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -531,3 +531,22 @@ def test_a_volume_s_view_says_multiattach_from_its_type_and_grows_with_the_micro
     newer = api.call("GET", f"/v3/volumes/{vol['id']}", version="3.69").body["volume"]
     assert (newer["consumes_quota"], newer["shared_targets"], newer["cluster_name"]) == (
         True, False, None)
+
+
+def test_a_front_that_dies_is_started_again_on_its_port_and_serves_the_same_state(
+    rest_cluster: E2ECluster, api: Api,
+) -> None:
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1, "name": "kept"}}).body
+    cluster = rest_cluster.cluster
+    cluster.procs["rest-1"].kill()
+    cluster.procs["rest-1"].wait()
+    cluster.respawn("rest-1")
+
+    def answers() -> Reply | None:
+        try:
+            return api.call("GET", f"/v3/volumes/{vol['volume']['id']}")
+        except OSError:
+            return None
+
+    shown: Reply = wait_for(answers)
+    assert shown.body["volume"]["name"] == "kept"
