@@ -266,8 +266,7 @@ class Gateway(Actor):
         everyone = body.all_projects and req.ctx.is_admin
         found, next_marker = page(
             self.store.volumes, self.store.listing, None if everyone else req.ctx.project_id,
-            lambda rec: body.status is None or rec.status.value == body.status,
-            body.marker, body.limit,
+            lambda rec: _listed(rec, body), body.marker, body.limit,
         )
         return VolumeList(tuple(rec.view() for rec in found), next_marker)
 
@@ -368,6 +367,14 @@ def _check_specs(specs: dict[str, Any]) -> dict[str, str]:
                 {"field": "extra_specs", "key": key[:255]},
             )
     return dict(specs)
+
+
+def _listed(rec: VolumeRecord, body: VolumeListRequest) -> bool:
+    """Whether ``rec`` passes a listing's filters (status, name, metadata items)."""
+    return ((body.status is None or rec.status.value == body.status)
+            and (body.name is None or rec.name == body.name)
+            and (not body.metadata
+                 or all(rec.metadata.get(k) == v for k, v in body.metadata.items())))
 
 
 def _run_hub(xsub: zmq.Socket[bytes], xpub: zmq.Socket[bytes]) -> None:

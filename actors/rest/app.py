@@ -186,23 +186,24 @@ class Front:
         return json_response({"volumes": out})
 
     async def _listed(self, request: web.Request) -> list[Volume]:
+        """The gateway filters (status, name, metadata) and pages; a sort other than
+        newest first, or an admin's project filter, needs every page here."""
         q = request.query
         limit = _int_param(q, "limit")
-        admin = self.caller(request).admin
-        everyone = admin and flag(q.get("all_tenants") or q.get("all_projects"))
+        everyone = self.caller(request).admin and flag(
+            q.get("all_tenants") or q.get("all_projects"))
+        whole = "project_id" in q or bool(q.get("sort") or q.get("sort_key"))
         volumes = await self.client_for(request).list_volumes(
             all_projects=everyone, status=q.get("status"),
-            limit=None if _filtered(q) else limit, marker=q.get("marker"))
-        name = q.get("name") or q.get("display_name")
-        if name is not None:
-            volumes = [v for v in volumes if v.name == name]
-        if "metadata" in q:
-            wanted = _json_param(q, "metadata")
-            volumes = [v for v in volumes if views.metadata_filter_matches(v.metadata, wanted)]
+            limit=None if whole else limit, marker=None if whole else q.get("marker"),
+            name=q.get("name") or q.get("display_name"),
+            metadata=_json_param(q, "metadata") if "metadata" in q else None)
+        if not whole:
+            return volumes
         if "project_id" in q and everyone:
             volumes = [v for v in volumes if v.project_id == q["project_id"]]
         volumes = _sorted(volumes, q.get("sort") or q.get("sort_key"), q.get("sort_dir"))
-        return volumes[:limit] if limit is not None and _filtered(q) else volumes
+        return _after(volumes, q.get("marker"))[:limit]
 
     async def volume_update(self, request: web.Request) -> web.Response:
         vol = entity(await read_json(request), "volume")
@@ -536,9 +537,14 @@ def create_body(vol: dict[str, Any]) -> VolumeCreate:
     )
 
 
-def _filtered(q: Any) -> bool:
-    return any(k in q for k in ("name", "display_name", "metadata", "project_id", "sort",
-                                "sort_key"))
+def _after(volumes: list[Volume], marker: str | None) -> list[Volume]:
+    """The volumes after ``marker`` (a volume id) in this order; all without one."""
+    if marker is None:
+        return volumes
+    ids = [v.id for v in volumes]
+    if marker not in ids:
+        raise bad_request(f"marker [{marker}] not found")
+    return volumes[ids.index(marker) + 1:]
 
 
 def _int_param(q: Any, name: str) -> int | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -151,7 +151,3 @@ def user_message(m: UserMessage, base: str) -> dict[str, Any]:
         "created_at": iso(m.created_at), "guaranteed_until": iso(m.expires_at),
         "links": links(base, "messages", m.id),
     }
-
-
-def metadata_filter_matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    return all(metadata.get(k) == v for k, v in wanted.items())

@@ -81,6 +81,8 @@ class VolumeListRequest:
     status: str | None = None
     limit: int | None = None  # at most 1000 a page, as Cinder's osapi_max_limit
     marker: str | None = None  # the last volume id of the previous page
+    name: str | None = None  # only volumes of this name
+    metadata: dict[str, str] | None = None  # only volumes with these metadata items
 
 
 @message

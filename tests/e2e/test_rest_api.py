@@ -342,6 +342,12 @@ def test_detail_filters_sorts_and_pages(api: Api, admin_view: SyncClient) -> Non
     assert {v["id"] for v in by_meta} == {made[0], made[2]}
     by_size = api.call("GET", "/v3/volumes/detail?sort=size:asc").body["volumes"]
     assert [v["size"] for v in by_size] == [1, 2, 3]
+    sorted_page = api.call("GET", f"/v3/volumes?sort=size:asc&limit=1&marker={made[0]}"
+                           ).body["volumes"]
+    assert [v["id"] for v in sorted_page] == [made[1]]
+    fault(api.call("GET", '/v3/volumes/detail?metadata={"i":0}'), 400, "badRequest",
+          "metadata")
+    fault(api.call("GET", "/v3/volumes/detail?sort=colour"), 400, "badRequest", "sort")
     first = api.call("GET", "/v3/volumes?limit=2").body["volumes"]
     rest = api.call("GET", f"/v3/volumes?limit=2&marker={first[-1]['id']}").body["volumes"]
     assert [v["id"] for v in first + rest] == made[::-1]
