@@ -281,6 +281,10 @@ def _check_values(cfg: ClusterConfig) -> None:
     seen: set[str] = set()
     for i, node in enumerate(cfg.nodes):
         _check_node(f"nodes[{i}]", node, seen)
+    for i, listen in enumerate(cfg.rest):
+        host, sep, port = listen.rpartition(":")
+        _require(bool(sep and host) and port.isdigit() and 0 < int(port) <= 65535,
+                 f"rest[{i}]", f"expected HOST:PORT (a REST front's address), got {listen!r}")
 
 
 def _check_node(path: str, node: NodeConfig, seen: set[str]) -> None:
