@@ -85,15 +85,18 @@ class StorageNode(Actor):
     async def on_start(self) -> None:
         pub = self.zctx.socket(zmq.PUB)
         tune(pub)
+        self.dial(pub, "scheduler")
         pub.connect(self.cfg.stats)
         self._stats = Channel(pub, None)
         await self.exports.start()
-        self.gateway = self.connect(self.cfg.gateway, self.node.host)
-        self.scheduler = self.connect(self.cfg.scheduler, self.node.host)
+        self.gateway = self.connect(self.cfg.gateway, self.node.host, server="gateway")
+        self.scheduler = self.connect(self.cfg.scheduler, self.node.host, server="scheduler")
+        self._hello()  # the gateway and the scheduler reach us where this comes from
         loop = asyncio.get_running_loop()
         for delay in EARLY_STATS_S:
             loop.call_later(delay, self.stats_changed)
         self.every(self.cfg.heartbeat_s, self.stats_changed)
+        self.every(self.cfg.heartbeat_s, self._hello)
 
     async def on_stop(self) -> None:
         await self.exports.stop()
@@ -102,6 +105,13 @@ class StorageNode(Actor):
     def statistics(self) -> dict[str, Any]:
         return {**super().statistics(), "inflight": len(self._inflight),
                 "volumes": self._volume_count, **self.exports.statistics()}
+
+    def _hello(self) -> None:
+        """A ping to the gateway and the scheduler: each addresses this node at
+        the connection its authenticated messages come from (a restarted gateway
+        or scheduler learns it again within a heartbeat)."""
+        for link in (self.gateway, self.scheduler):
+            link.cast("ping", Empty())
 
     # ---- capacity ------------------------------------------------------
     def stats_changed(self) -> None:

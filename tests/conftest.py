@@ -38,8 +38,10 @@ from cinderblock.actors.runtime.config import (
     rest_url,
     with_rest_fronts,
 )
+from cinderblock.actors.runtime.keyring import add_user, list_users, secret_key_file
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.codec import unpack
+from cinderblock.protocol.wire.keys import client_keys, curve_client
 
 GIB = 1 << 30
 E2E_HEARTBEAT_S = 0.25  # quicker first events for the event taps; nothing else depends on it
@@ -92,8 +94,22 @@ class E2ECluster:
         assert self.cfg.rest, "start the cluster with make_config(rest_fronts=1)"
         return rest_url(self.cfg.rest[0])
 
+    def user_key(self, project: str = "demo", admin: bool = False) -> Path | None:
+        """The key of a user of ``project`` (a member, or an admin): made and listed
+        in the users file on first use (the gateway applies it at once); None when
+        the cluster runs without security."""
+        if not self.cfg.security:
+            return None
+        data_dir = Path(self.cfg.data_dir)
+        name = {("admin", True): "admin", ("demo", False): "demo"}.get(
+            (project, admin), f"{project}.admin" if admin else project)
+        if name not in {u.name for u in list_users(data_dir)}:
+            add_user(data_dir, name, project, ("admin",) if admin else ("member",))
+        return secret_key_file(data_dir, name)
+
     def client(self, project: str = "demo", admin: bool = False, timeout: float = 20.0) -> Client:
-        return Client(self.gateway, project=project, admin=admin, timeout=timeout)
+        return Client(self.gateway, project=project, admin=admin, timeout=timeout,
+                      key=self.user_key(project, admin))
 
 
 def make_config(
@@ -203,7 +219,8 @@ async def admin(cluster: E2ECluster) -> AsyncIterator[Client]:
 
 # ---- events --------------------------------------------------------------------
 class EventTap:
-    """Collects every event published on the gateway's hub (``[b"evt", [event, ...]]``).
+    """Collects every event published on the gateway's hub (``[topic, [event, ...]]``),
+    as the cluster's admin (every project's events and the cluster's own).
 
     Actors only build events while someone subscribes, and each learns of the
     subscription through the hub on its own (PUB/SUB slow joiner), so
@@ -213,6 +230,7 @@ class EventTap:
 
     def __init__(self, cluster: E2ECluster) -> None:
         self.endpoint = cluster.cfg.events
+        self.keys = client_keys(cluster.user_key("admin", admin=True))
         self.actors = {"gateway", "quota", "scheduler", *(n.host for n in cluster.cfg.nodes)}
         self.events: list[dict[str, Any]] = []
         self._zctx = zmq.asyncio.Context()
@@ -222,7 +240,9 @@ class EventTap:
 
     async def __aenter__(self) -> EventTap:
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.SUBSCRIBE, b"evt")
+        if self.keys is not None:
+            curve_client(self._sock, *self.keys)
+        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
         self._sock.connect(self.endpoint)
         self._reader = asyncio.create_task(self._read())
         await self.wait_until(lambda evs: self.actors <= {
@@ -240,7 +260,7 @@ class EventTap:
     async def _read(self) -> None:
         while True:
             topic, payload = await self._sock.recv_multipart()
-            assert topic == b"evt"
+            assert topic.endswith(b"/"), topic
             self.events.extend(unpack(payload))
             self._changed.set()
 

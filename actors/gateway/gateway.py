@@ -10,7 +10,6 @@ proxy thread that every actor publishes into and dashboards subscribe to.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -24,6 +23,7 @@ import zmq
 from cinderblock.actors.gateway.admin import VolumeAdmin
 from cinderblock.actors.gateway.attachments import Attachments
 from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
+from cinderblock.actors.gateway.event_hub import run_hub
 from cinderblock.actors.gateway.flow_history import flow_handlers
 from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
 from cinderblock.actors.gateway.guards import require_admin, require_reporter
@@ -55,12 +55,14 @@ from cinderblock.protocol.messages.volumes import (
     ZoneList,
 )
 from cinderblock.protocol.states import VolumeStatus, check_volume_move
+from cinderblock.protocol.wire.access import may_subscribe
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, NotFound
 from cinderblock.protocol.wire.schema import dump, parse
 from cinderblock.protocol.wire.transport import tune
 
 log = logging.getLogger(__name__)
+USERS_CHECK_S = 1.0  # how soon a change to the users file applies
 STABLE = frozenset(
     {VolumeStatus.AVAILABLE, VolumeStatus.ERROR, VolumeStatus.IN_USE,
      VolumeStatus.ERROR_DELETING, VolumeStatus.ERROR_EXTENDING}
@@ -90,7 +92,7 @@ class Gateway(Actor):
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
-        self._node_hosts = frozenset(n.host.encode() for n in cfg.nodes)
+        self._node_hosts = frozenset(n.host for n in cfg.nodes)
         self.creates = 0
         self.peers: PeerWatch  # from on_start: the silence counts from there
 
@@ -126,10 +128,12 @@ class Gateway(Actor):
         await self.user_messages.load()
         await self.store.load_volumes(self.types.by_id)
         await self.attachments.open()
-        self.quota = self.connect(self.cfg.quota, "gateway")
-        self.scheduler = self.connect(self.cfg.scheduler, "gateway")
-        self.router = self.bind(self.cfg.gateway)
+        self.quota = self.connect(self.cfg.quota, "gateway", server="quota")
+        self.scheduler = self.connect(self.cfg.scheduler, "gateway", server="scheduler")
+        self.router = self.bind(self.cfg.gateway, domain="gateway")
         self.reconciler.start()
+        if self.trust is not None:
+            self.every(USERS_CHECK_S, self._reload_users)
         self.peers = PeerWatch(("quota", "scheduler"), self.cfg.stale_after_s, time.monotonic())
         self.every(self.cfg.heartbeat_s, self._ping_peers)
 
@@ -160,15 +164,28 @@ class Gateway(Actor):
 
     def _start_event_hub(self) -> None:
         """Bind the hub here (a bad address fails the start loudly), then hand both
-        sockets to a thread that runs libzmq's proxy; nothing else touches them."""
+        sockets to a thread that runs it (``event_hub``); nothing else touches them."""
         xsub = self.zctx.socket(zmq.XSUB)
         xpub = self.zctx.socket(zmq.XPUB)
         for sock in (xsub, xpub):
             tune(sock)
+        self.serve(xsub, "events_in")
+        self.serve(xpub, "events")
+        if self.trust is not None:
+            xpub.setsockopt(zmq.XPUB_MANUAL, 1)
         xsub.bind(self.cfg.events_in)
         xpub.bind(self.cfg.events)
-        threading.Thread(target=_run_hub, args=(xsub, xpub), name="event-hub",
+        check = self._may_subscribe if self.trust is not None else None
+        threading.Thread(target=run_hub, args=(xsub, xpub, check), name="event-hub",
                          daemon=True).start()
+
+    def _reload_users(self) -> None:
+        if self.trust is not None:
+            self.trust.reload_users()
+
+    def _may_subscribe(self, user: str, topic: bytes) -> bool:
+        principal = self.trust.principal(user) if self.trust is not None else None
+        return principal is not None and may_subscribe(principal, topic)
 
     async def _seed_types(self) -> None:
         for name, specs in self.cfg.volume_types.items():
@@ -376,7 +393,3 @@ def _listed(rec: VolumeRecord, body: VolumeListRequest) -> bool:
             and (not body.metadata
                  or all(rec.metadata.get(k) == v for k, v in body.metadata.items())))
 
-
-def _run_hub(xsub: zmq.Socket[bytes], xpub: zmq.Socket[bytes]) -> None:
-    with contextlib.suppress(zmq.ContextTerminated):
-        zmq.proxy(xsub, xpub)

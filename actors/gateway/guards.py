@@ -28,12 +28,12 @@ def require_admin(ctx: Context, action: str) -> None:
         raise Forbidden(f"only an admin may {action}", {"project_id": ctx.project_id})
 
 
-def require_reporter(req: Request, router: Link, nodes: Collection[bytes],
+def require_reporter(req: Request, router: Link, nodes: Collection[str],
                      scheduler_too: bool = False) -> None:
     """Raise Forbidden unless a storage node (or, with ``scheduler_too``, the
     scheduler) sent this request."""
     if req.link is router:
-        if req.sender in nodes:
+        if req.peer in nodes:  # the node's name: its key's, when secure
             return
     elif scheduler_too:
         return

@@ -83,7 +83,7 @@ class GatewayLifecycle:
         self.extend_flow = volume_extend_api(self)
         self.snapshot_flow = snapshot_create_api(self)
         self.snapshot_delete_flow = snapshot_delete_api(self)
-        self._nodes = frozenset(n.host.encode() for n in gw.cfg.nodes)
+        self._nodes = frozenset(n.host for n in gw.cfg.nodes)
         self._deletes: OrderedDict[Key, str] = OrderedDict()  # request -> volume/snapshot id
         self._gone: OrderedDict[str, Volume | Snapshot] = OrderedDict()  # id -> last view
 

@@ -78,7 +78,7 @@ class QuotaActor(Actor):
         self.spawn(self.db.flusher())
         await self._expire()
         self.every(EXPIRE_EVERY_S, self._expire)
-        self.bind(self.cfg.quota)
+        self.bind(self.cfg.quota, domain="quota")
 
     async def on_stop(self) -> None:
         await self.db.close()

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -38,8 +39,10 @@ from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.flow.history import FlowHistory
 from cinderblock.actors.flow.reply import recent_reply
 from cinderblock.actors.runtime.events import EventPublisher
+from cinderblock.actors.runtime.trust import Authenticator, Trust
 from cinderblock.protocol.messages.flows import FlowTraceList
-from cinderblock.protocol.messages.ops import OPS
+from cinderblock.protocol.messages.ops import OPS, SENDERS
+from cinderblock.protocol.wire.access import Principal, may_send
 from cinderblock.protocol.wire.codec import (
     SYSTEM_CONTEXT,
     Context,
@@ -49,7 +52,13 @@ from cinderblock.protocol.wire.codec import (
     encode,
     next_id,
 )
-from cinderblock.protocol.wire.errors import CinderblockError, InternalError, InvalidInput
+from cinderblock.protocol.wire.errors import (
+    CinderblockError,
+    Forbidden,
+    InternalError,
+    InvalidInput,
+    Unavailable,
+)
 from cinderblock.protocol.wire.rpc import STOPPING, Calls
 from cinderblock.protocol.wire.schema import SchemaError, dump, parse
 from cinderblock.protocol.wire.transport import Channel, tune
@@ -60,23 +69,56 @@ _LATER = object()  # the reply is sent later, by AfterCommit
 
 
 class Link:
-    """One socket of an actor: a bound ROUTER or a connected DEALER."""
+    """One socket of an actor: a bound ROUTER or a connected DEALER.
 
-    def __init__(self, actor: Actor, sock: zmq.Socket[bytes], routed: bool) -> None:
+    Who is on the other end: on a DEALER, the server it dialled (``peer``, whose
+    public key CURVE checked); on a secure ROUTER, the ZAP User-Id of each
+    message's connection. A secure ROUTER addresses actors by the routing id
+    their authenticated messages last came from (``routes``), never by a name a
+    peer chose for itself, so a connection that merely calls itself ``node-1``
+    receives nothing meant for node-1."""
+
+    def __init__(self, actor: Actor, sock: zmq.Socket[bytes], routed: bool, peer: str = "",
+                 secure: bool = False) -> None:
         self.actor = actor
         self.routed = routed
-        self.channel = Channel(sock, self._on_frames)
+        self.peer = peer
+        self.secure = secure and routed
+        self.routes: dict[bytes, bytes] = {}  # actor name -> routing id (secure ROUTER)
+        if self.secure:
+            self.channel = Channel(sock, None, self._on_peer_frames)
+        else:
+            self.channel = Channel(sock, self._on_frames)
 
     def _on_frames(self, frames: list[bytes]) -> None:
-        identity = frames[0] if self.routed else b""
-        self.actor._receive(self, identity, frames[-1])
+        if self.routed:
+            identity = frames[0]
+            self.actor._receive(self, identity, identity.decode(errors="replace"), frames[-1])
+        else:
+            self.actor._receive(self, b"", self.peer, frames[-1])
+
+    def _on_peer_frames(self, user_id: str, frames: list[bytes]) -> None:
+        self.actor._receive(self, frames[0], user_id, frames[-1])
+
+    def address(self, to: bytes) -> bytes:
+        """The routing id of the actor named ``to`` (ROUTER), b"" on a DEALER."""
+        if not self.routed:
+            return b""
+        if not self.secure:
+            return to
+        route = self.routes.get(to)
+        if route is None:
+            peer = to.decode(errors="replace")
+            raise Unavailable(f"peer {peer!r} is not connected", {"peer": peer})
+        return route
 
     def send(self, identity: bytes, env: Envelope) -> None:
         payload = encode(env)
         self.channel.send([identity, payload] if self.routed else [payload])
 
     def cast(self, op: str, body: Any, ctx: Context | None = None, to: bytes = b"") -> None:
-        self.send(to, Envelope("cast", next_id(), op, dump(body), ctx or SYSTEM_CONTEXT))
+        self.send(self.address(to), Envelope("cast", next_id(), op, dump(body),
+                                             ctx or SYSTEM_CONTEXT))
 
     def push(self, to: bytes, op: str, body: Any) -> None:
         """An unsolicited event to one peer (a status change a client watches)."""
@@ -92,9 +134,11 @@ class Link:
     ) -> Any:
         msg_id = next_id()
         calls = self.actor.calls
-        fut = calls.start(msg_id, op, timeout)
+        peer = to.decode(errors="replace") if self.routed else self.peer
+        fut = calls.start(msg_id, op, timeout, (self, peer))
         try:
-            self.send(to, Envelope("req", msg_id, op, dump(body), ctx or SYSTEM_CONTEXT))
+            self.send(self.address(to), Envelope("req", msg_id, op, dump(body),
+                                                 ctx or SYSTEM_CONTEXT))
         except CinderblockError:
             calls.forget(msg_id)
             raise
@@ -111,11 +155,13 @@ class Request:
     env: Envelope
     body: Any
     link: Link
-    sender: bytes
+    sender: bytes  # the routing id to answer to
+    peer: str = ""  # who sent it: an actor's or user's name (its key's, when secure)
+    context: Context | None = None  # from the key (secure), else from the envelope
 
     @property
     def ctx(self) -> Context:
-        return self.env.context or Context()
+        return self.context or self.env.context or Context()
 
 
 Handler = Callable[[Request], Any]
@@ -150,6 +196,9 @@ class Actor:
         self.handled = 0
         self.events: EventPublisher
         self.flow_history = FlowHistory()
+        self.trust: Trust | None = None  # None: no CURVE, the envelope's context is believed
+        self.refused = 0  # messages dropped: unknown sender, or an actor under another name
+        self._auth: Authenticator | None = None
 
     # ---- to override ---------------------------------------------------
     def handlers(self) -> dict[str, Handler]:
@@ -166,7 +215,7 @@ class Actor:
 
     def statistics(self) -> dict[str, Any]:
         return {"handled": self.handled, "pending_calls": len(self.calls),
-                "flows": self.flow_history.statistics()}
+                "flows": self.flow_history.statistics(), "refused": self.refused}
 
     # ---- flows ---------------------------------------------------------
     def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
@@ -180,19 +229,36 @@ class Actor:
         return recent_reply(self.flow_history, self.name, req.body, time.time())
 
     # ---- sockets -------------------------------------------------------
-    def bind(self, endpoint: str) -> Link:
+    def bind(self, endpoint: str, domain: str) -> Link:
+        """A ROUTER on ``endpoint``; secure, it admits the keys ``domain`` allows."""
         sock = self.zctx.socket(zmq.ROUTER)
         tune(sock)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.serve(sock, domain)
         sock.bind(endpoint)
-        return self._add(Link(self, sock, routed=True))
+        return self._add(Link(self, sock, routed=True, secure=self.trust is not None))
 
-    def connect(self, endpoint: str, identity: str) -> Link:
+    def connect(self, endpoint: str, identity: str, server: str) -> Link:
+        """A DEALER to the actor ``server``. Secure, the routing id is ``identity``
+        and a random suffix: the server addresses us by our key, not by this id."""
         sock = self.zctx.socket(zmq.DEALER)
         tune(sock)
+        if self.trust is not None:
+            identity = f"{identity}/{secrets.token_hex(8)}"
         sock.setsockopt(zmq.IDENTITY, identity.encode())
+        self.dial(sock, server)
         sock.connect(endpoint)
-        return self._add(Link(self, sock, routed=False))
+        return self._add(Link(self, sock, routed=False, peer=server))
+
+    def serve(self, sock: zmq.Socket[bytes], domain: str) -> None:
+        """Make a socket about to bind a CURVE server (nothing when not secure)."""
+        if self.trust is not None:
+            self.trust.serve(sock, domain)
+
+    def dial(self, sock: zmq.Socket[bytes], server: str) -> None:
+        """Make a socket about to connect a CURVE client of ``server``."""
+        if self.trust is not None:
+            self.trust.dial(sock, server)
 
     def _add(self, link: Link) -> Link:
         self._links.append(link)
@@ -225,8 +291,11 @@ class Actor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
+        if self.trust is not None:
+            self._auth = self.trust.start(self.zctx)
         self.prepare()
-        self.events = EventPublisher(self.zctx, self._events_endpoint, self.name)
+        self.events = EventPublisher(self.zctx, self._events_endpoint, self.name,
+                                     self.dial)
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             handlers = {"flow.recent": self.on_flow_recent, **self.handlers()}
@@ -245,29 +314,53 @@ class Actor:
         self.events.close()
         for link in self._links:
             link.close()
+        if self._auth is not None:
+            self._auth.stop()
 
     def _heartbeat(self) -> None:
         self.events.emit("heartbeat", statistics=self.statistics())
 
     # ---- dispatch ------------------------------------------------------
-    def _receive(self, link: Link, identity: bytes, payload: bytes) -> None:
+    def _receive(self, link: Link, identity: bytes, peer: str, payload: bytes) -> None:
+        principal = self._principal(link, identity, peer) if self.trust is not None else None
+        if self.trust is not None and principal is None:
+            self.refused += 1  # no reply: an unknown sender learns nothing
+            return
         try:
             env = decode(payload)
         except MalformedMessage as exc:
             self._refuse(link, identity, exc.msg_id, "?", InvalidInput(f"bad message: {exc}"))
             return
         if env.kind == "rep":
-            self.calls.settle(env)
+            self.calls.settle(env, (link, peer))
             return
         if env.kind == "evt":
             return
-        self._dispatch(link, identity, env)
+        self._dispatch(link, identity, env, peer, principal)
 
-    def _dispatch(self, link: Link, identity: bytes, env: Envelope) -> None:
+    def _principal(self, link: Link, identity: bytes, peer: str) -> Principal | None:
+        """Who sent it, by its key; an actor only under its own name, and then the
+        routing id it came from is where that actor is reached from now on."""
+        assert self.trust is not None
+        principal = self.trust.principal(peer)
+        if principal is None or not (link.routed and principal.is_actor):
+            return principal
+        name = peer.encode()
+        if identity.partition(b"/")[0] != name:
+            return None  # an actor's key under another actor's name
+        link.routes[name] = identity
+        return principal
+
+    def _dispatch(self, link: Link, identity: bytes, env: Envelope, peer: str = "",
+                  principal: Principal | None = None) -> None:
         entry = self._handlers.get(env.op)
         if entry is None:
             error = InvalidInput(f"unknown op {env.op!r} for the {self.name}", {"op": env.op})
             self._refuse(link, identity, env.msg_id, env.op, error, env.kind)
+            return
+        if principal is not None and not may_send(SENDERS[env.op], principal):
+            refusal = Forbidden(f"{peer} may not send {env.op}", {"op": env.op})
+            self._refuse(link, identity, env.msg_id, env.op, refusal, env.kind)
             return
         try:
             body: Any = parse(OPS[env.op], env.body)
@@ -276,7 +369,7 @@ class Actor:
             self._refuse(link, identity, env.msg_id, env.op, error, env.kind)
             return
         handler, is_async = entry
-        request = Request(env, body, link, identity)
+        request = Request(env, body, link, identity, peer, _context(env, principal))
         self.handled += 1
         if is_async:
             self.spawn(self._run_async(handler, request))
@@ -345,3 +438,13 @@ class Actor:
         reply = Envelope("rep", next_id(), op, None, None, msg_id, error.to_wire())
         with contextlib.suppress(CinderblockError):  # the sender is gone: nobody to tell
             link.send(identity, reply)
+
+
+def _context(env: Envelope, principal: Principal | None) -> Context | None:
+    """Who a request acts for: the key's user; an actor's or a front's envelope
+    context (they pass on the user they act for); without security, the envelope's."""
+    if principal is None or principal.is_actor or "front" in principal.roles:
+        return env.context
+    request_id = env.context.request_id if env.context is not None else ""
+    return Context(principal.project, principal.name, tuple(sorted(principal.roles)),
+                   request_id)

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cinderblock.actors.runtime.config import ClusterConfig, rest_url
+from cinderblock.actors.runtime.keyring import provision, secret_key_file
 from cinderblock.actors.runtime.parent import PARENT_PID_ENV
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.wire.errors import CinderblockError
@@ -60,6 +61,8 @@ class Cluster:
     def start(self, timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
+        if self.cfg.security:
+            provision(self.cfg)
         self.cfg.save(self.config_path)
         for kind in ("quota", "scheduler", "gateway"):
             self.spawn(kind)
@@ -108,7 +111,8 @@ class Cluster:
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         wanted = {n.backend_id for n in self.cfg.nodes}
-        with SyncClient(self.cfg.gateway, admin=True, timeout=2.0) as client:
+        with SyncClient(self.cfg.gateway, admin=True, timeout=2.0, key=self.key("admin")
+                        ) as client:
             while True:
                 self._check_alive()
                 try:
@@ -129,6 +133,10 @@ class Cluster:
                 lines = log.read_text(errors="replace").splitlines() if log.exists() else []
                 last = lines[-1].strip(" |+-") if lines else "no output"
                 raise ClusterError(f"{name} exited with {proc.returncode}: {last} (log: {log})")
+
+    def key(self, user: str) -> Path | None:
+        """A user's secret-key file (None when the cluster runs without security)."""
+        return secret_key_file(self.data_dir, user) if self.cfg.security else None
 
     def pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self.procs.items()}

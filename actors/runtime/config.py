@@ -91,6 +91,7 @@ class ClusterConfig:
     reconcile_after_s: float = 120.0  # a transitional status this old is looked into
     reconcile_every_s: float = 30.0  # how often the gateway looks (0: never)
     synchronous: str = "NORMAL"
+    security: bool = True  # CURVE on every socket, identities from keys (off: bench only)
     volume_types: dict[str, dict[str, str]] = field(default_factory=dict)
     quota_defaults: dict[str, int] = field(default_factory=dict)
     actors: dict[str, ActorConfig] = field(default_factory=dict)  # keyed by SERVICE_ACTORS

@@ -1,9 +1,12 @@
 """Events: every flow, task and status change an actor publishes.
 
 An actor calls ``emit`` as often as it likes; the events gather in a buffer
-and one ``call_soon`` flush per loop turn publishes them as a single msgpack
-message ``[b"evt", Events]``, so a busy actor pays one send per turn, not one
-per event. Publishing is PUB/SUB: a slow or absent subscriber loses events and
+and one ``call_soon`` flush per loop turn publishes them as one msgpack
+message per project, ``[b"<project>/", Events]`` (``b"/"`` for the cluster's
+own events: heartbeats, backend stats, notifications without a project), so
+a busy actor pays one send per project per turn, not one per event. The hub
+lets a member subscribe only to its own project's topic, an admin to all.
+Publishing is PUB/SUB: a slow or absent subscriber loses events and
 never slows the actor down.
 
 The publisher is an XPUB socket: the hub forwards its subscribers'
@@ -26,18 +29,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
 
-from cinderblock.protocol.messages.events import TOPIC
+from cinderblock.protocol.wire.access import event_topic
 from cinderblock.protocol.wire.codec import pack
 from cinderblock.protocol.wire.transport import Channel, tune
+
+Dial = Callable[[zmq.Socket[bytes], str], None]
 
 
 class EventPublisher:
     def __init__(
-        self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str | None, actor: str
+        self, ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str | None, actor: str,
+        dial: Dial | None = None,
     ) -> None:
         self.actor = actor
         self._buffer: list[dict[str, Any]] = []
@@ -49,6 +56,8 @@ class EventPublisher:
         if endpoint:
             sock = ctx.socket(zmq.XPUB)
             tune(sock)
+            if dial is not None:
+                dial(sock, "gateway")  # the hub is the gateway's
             sock.connect(endpoint)
             self._channel = Channel(sock, self._on_subscription)
 
@@ -62,7 +71,7 @@ class EventPublisher:
             self._topics.add(topic)
         else:
             self._topics.discard(topic)
-        self.listening = any(TOPIC.startswith(t) for t in self._topics)
+        self.listening = bool(self._topics)
 
     def emit(self, kind: str, **fields: Any) -> None:
         if not self.listening:
@@ -77,9 +86,14 @@ class EventPublisher:
 
     def _flush(self) -> None:
         events, self._buffer = self._buffer, []
-        if self._channel is not None and events:
-            self._channel.send([TOPIC, pack(events)])
-            self.published += len(events)
+        if self._channel is None or not events:
+            return
+        by_project: dict[str, list[dict[str, Any]]] = {}
+        for event in events:
+            by_project.setdefault(event.get("project_id") or "", []).append(event)
+        for project, batch in by_project.items():
+            self._channel.send([event_topic(project), pack(batch)])
+        self.published += len(events)
 
     def close(self) -> None:
         self._flush()

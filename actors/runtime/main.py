@@ -17,6 +17,8 @@ from cinderblock.actors.runtime.actor import Actor
 from cinderblock.actors.runtime.config import ClusterConfig, ConfigError, load
 from cinderblock.actors.runtime.database import NotTheOwner
 from cinderblock.actors.runtime.parent import die_with_parent
+from cinderblock.actors.runtime.trust import Trust
+from cinderblock.protocol.wire.keys import KeyFileError
 
 ACTORS = ("gateway", "quota", "scheduler", "node")
 
@@ -64,6 +66,8 @@ def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False) 
     except ConfigError as exc:
         raise SystemExit(f"{host or kind} cannot start: {exc}") from None
     actor = build(kind, cfg, host)
+    if cfg.security:
+        actor.trust = Trust(cfg, host or kind, with_users=kind == "gateway")
     profile_dir = os.environ.get("CINDERBLOCK_PROFILE_DIR")
     profiler = cProfile.Profile(time.process_time) if profile_dir else None
     if profiler is not None:
@@ -84,7 +88,7 @@ def _run(actor: Actor, name: str) -> int:
         asyncio.run(actor.run())
     except* KeyboardInterrupt:
         pass
-    except* (NotTheOwner, zmq.ZMQError) as group:
+    except* (NotTheOwner, zmq.ZMQError, KeyFileError) as group:
         for exc in group.exceptions:
             logging.getLogger("cinderblock").error("%s cannot start: %s", name, exc)
         failed = True

@@ -67,9 +67,13 @@ class Scheduler(Actor):
         sub = self.zctx.socket(zmq.SUB)
         tune(sub)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.serve(sub, "stats")
         sub.bind(self.cfg.stats)
-        self._stats = Channel(sub, self._on_stats)
-        self.router = self.bind(self.cfg.scheduler)
+        if self.trust is not None:
+            self._stats = Channel(sub, None, self._on_node_stats)
+        else:
+            self._stats = Channel(sub, self._on_stats)
+        self.router = self.bind(self.cfg.scheduler, domain="scheduler")
         self.every(self.cfg.stale_after_s / 10, self._sweep)
 
     async def on_stop(self) -> None:
@@ -83,12 +87,28 @@ class Scheduler(Actor):
                 "creates_held": len(self.liveness), "went_down": self.liveness.went_down,
                 "came_back": self.liveness.came_back}
 
+    def _on_node_stats(self, node: str, frames: list[bytes]) -> None:
+        """Stats from an authenticated node: taken only for the node's own host."""
+        msg = self._parse_stats(frames)
+        if msg is None or msg.host != node:
+            self.refused += 1
+            return
+        self._take_stats(msg)
+
     def _on_stats(self, frames: list[bytes]) -> None:
+        msg = self._parse_stats(frames)
+        if msg is not None:
+            self._take_stats(msg)
+
+    def _parse_stats(self, frames: list[bytes]) -> BackendStatsMsg | None:
         try:
-            msg = parse(BackendStatsMsg, unpack(frames[-1]), strict=False)
+            msg: BackendStatsMsg = parse(BackendStatsMsg, unpack(frames[-1]), strict=False)
         except (MalformedMessage, SchemaError) as exc:
             log.warning("ignoring malformed stats: %s", exc)
-            return
+            return None
+        return msg
+
+    def _take_stats(self, msg: BackendStatsMsg) -> None:
         self.stats_received += 1
         now = time.monotonic()
         self.index.update(stats_from_message(msg), now)

@@ -9,6 +9,13 @@ Every method is one operation; failures raise the typed exceptions of
 status changes the gateway pushes over the same connection (``volume.watch``)
 rather than polling. ``SyncClient`` wraps the same calls for scripts.
 
+With ``key`` (a ``NAME.key_secret`` file, else ``$CINDERBLOCK_KEY``) the client
+speaks CURVE and the gateway knows it by that key: project, user and roles come
+from the gateway's users file, and ``project``/``admin`` here are only what the
+client expects. The gateway's public key is ``server_key``, else the
+``gateway.key`` beside the key file (``<data-dir>/keys``). Without a key the
+client speaks plaintext (a cluster run with ``security = false``).
+
 Each create carries a request id (one is made if the caller gives none):
 repeating a create with the same id returns the first volume.
 """
@@ -20,6 +27,7 @@ import copy
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -77,6 +85,7 @@ from cinderblock.protocol.wire.codec import (
     next_id,
 )
 from cinderblock.protocol.wire.errors import Unavailable
+from cinderblock.protocol.wire.keys import client_keys, curve_client
 from cinderblock.protocol.wire.rpc import Calls
 from cinderblock.protocol.wire.schema import dump, parse
 from cinderblock.protocol.wire.transport import Channel, tune
@@ -96,8 +105,11 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         user: str | None = None,
         admin: bool = False,
         timeout: float = 30.0,
+        key: str | Path | None = None,
+        server_key: str | bytes | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.keys = client_keys(key, server_key)
         roles = ("admin", "member") if admin else ("member",)
         self.context = Context(project, user or project, roles)
         self.timeout = timeout
@@ -128,6 +140,8 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         if self._channel is None:
             sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
             tune(sock)
+            if self.keys is not None:
+                curve_client(sock, *self.keys)
             sock.connect(self.endpoint)
             self._channel = Channel(sock, self._on_frames)
         return self._channel

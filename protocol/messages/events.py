@@ -7,7 +7,10 @@ from typing import Any
 
 from cinderblock.protocol.wire.schema import message
 
-TOPIC = b"evt"  # every event message is [TOPIC, Events]: what a dashboard subscribes to
+# Every event message is [topic, Events]; the topic is b"<project>/" (b"/" for the
+# cluster's own events: protocol.wire.access.event_topic). TOPIC, a prefix of every
+# topic, is what an admin's dashboard subscribes to; a member's subscribes to its project's.
+TOPIC = b""
 
 
 @message

@@ -1,4 +1,4 @@
-"""The op table: each op, and the body type its receiver parses.
+"""The op table: each op, the body type its receiver parses, and who may send it.
 
 One table, assembled here and nowhere else: the message modules define types and
 register nothing, so importing one never changes another. Requests are parsed
@@ -58,70 +58,83 @@ from cinderblock.protocol.messages.volumes import (
     VolumeWatch,
 )
 
-OPS: dict[str, type] = {
+# Who may send an op: the roles of the sender's key (protocol.wire.access).
+# ``front`` (a REST front) may send whatever its users may; the gateway then
+# checks the user's own roles, as it does for a user that connects itself.
+USERS = frozenset({"member", "admin", "front"})
+READERS = USERS | {"monitor"}  # read-only ops: also a metrics exporter's
+ADMINS = frozenset({"admin", "front"})  # the handler checks the acting user is an admin
+NODES = frozenset({"node"})
+GATEWAY = frozenset({"gateway"})
+ANYONE = READERS | {"gateway", "quota", "scheduler", "node"}
+
+# op -> (the body type its receiver parses, the roles that may send it)
+OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     # volumes (client -> gateway; volume.update from the scheduler and nodes)
-    "volume.create": VolumeCreate,
-    "volume.show": VolumeRef,
-    "volume.list": VolumeListRequest,
-    "volume.watch": VolumeWatch,
-    "volume.update": VolumeUpdate,
-    "volume.reset_state": VolumeResetState,
-    "volume.modify": VolumeModify,
-    "volume.delete": VolumeDelete,
-    "volume.extend": VolumeExtend,
-    "volume.deleted": VolumeRef,
-    "volume.extended": VolumeExtended,
+    "volume.create": (VolumeCreate, USERS),
+    "volume.show": (VolumeRef, READERS),
+    "volume.list": (VolumeListRequest, READERS),
+    "volume.watch": (VolumeWatch, READERS),
+    "volume.update": (VolumeUpdate, frozenset({"scheduler", "node"})),
+    "volume.reset_state": (VolumeResetState, ADMINS),
+    "volume.modify": (VolumeModify, USERS),
+    "volume.delete": (VolumeDelete, USERS),
+    "volume.extend": (VolumeExtend, USERS),
+    "volume.deleted": (VolumeRef, NODES),
+    "volume.extended": (VolumeExtended, NODES),
     # snapshots
-    "snapshot.create": SnapshotCreate,
-    "snapshot.show": SnapshotRef,
-    "snapshot.list": SnapshotListRequest,
-    "snapshot.watch": SnapshotWatch,
-    "snapshot.delete": SnapshotDelete,
-    "snapshot.update": SnapshotUpdate,
-    "snapshot.modify": SnapshotModify,
-    "snapshot.deleted": SnapshotRef,
+    "snapshot.create": (SnapshotCreate, USERS),
+    "snapshot.show": (SnapshotRef, READERS),
+    "snapshot.list": (SnapshotListRequest, READERS),
+    "snapshot.watch": (SnapshotWatch, READERS),
+    "snapshot.delete": (SnapshotDelete, USERS),
+    "snapshot.update": (SnapshotUpdate, NODES),
+    "snapshot.modify": (SnapshotModify, USERS),
+    "snapshot.deleted": (SnapshotRef, NODES),
     # attachments
-    "attachment.create": AttachmentCreate,
-    "attachment.update": AttachmentUpdate,
-    "attachment.complete": AttachmentRef,
-    "attachment.delete": AttachmentRef,
-    "attachment.show": AttachmentRef,
-    "attachment.list": AttachmentListRequest,
+    "attachment.create": (AttachmentCreate, USERS),
+    "attachment.update": (AttachmentUpdate, USERS),
+    "attachment.complete": (AttachmentRef, USERS),
+    "attachment.delete": (AttachmentRef, USERS),
+    "attachment.show": (AttachmentRef, READERS),
+    "attachment.list": (AttachmentListRequest, READERS),
     # volume types and zones
-    "type.create": TypeCreate,
-    "type.list": Empty,
-    "type.delete": TypeRef,
-    "type.access_list": TypeRef,
-    "type.access_add": TypeAccess,
-    "type.access_remove": TypeAccess,
-    "az.list": Empty,
+    "type.create": (TypeCreate, ADMINS),
+    "type.list": (Empty, READERS),
+    "type.delete": (TypeRef, ADMINS),
+    "type.access_list": (TypeRef, ADMINS),
+    "type.access_add": (TypeAccess, ADMINS),
+    "type.access_remove": (TypeAccess, ADMINS),
+    "az.list": (Empty, READERS),
     # user messages (Cinder's messages API): why a volume went to an error status
-    "message.list": MessageListRequest,
-    "message.show": MessageRef,
-    "message.delete": MessageRef,
-    # quota (client -> gateway; reserve/commit/rollback/release gateway -> quota)
-    "quota.show": QuotaShow,
-    "quota.set": QuotaUpdate,
-    "quota.reserve": QuotaReserve,
-    "quota.commit": ReservationRef,
-    "quota.rollback": ReservationRef,
-    "quota.release": QuotaRelease,
-    "quota.sync": QuotaSync,
-    "quota.sync_usage": QuotaSyncUsage,
-    # scheduling
-    "backend.list": Empty,
-    "schedule.create": ScheduleRequest,
+    "message.list": (MessageListRequest, READERS),
+    "message.show": (MessageRef, READERS),
+    "message.delete": (MessageRef, USERS),
+    # quota (client -> gateway, which forwards show/set; the rest gateway -> quota)
+    "quota.show": (QuotaShow, READERS | GATEWAY),
+    "quota.set": (QuotaUpdate, ADMINS | GATEWAY),
+    "quota.reserve": (QuotaReserve, GATEWAY),
+    "quota.commit": (ReservationRef, GATEWAY),
+    "quota.rollback": (ReservationRef, GATEWAY),
+    "quota.release": (QuotaRelease, GATEWAY),
+    "quota.sync": (QuotaSync, ADMINS),
+    "quota.sync_usage": (QuotaSyncUsage, GATEWAY),
+    # scheduling (backend.list: client -> gateway -> scheduler)
+    "backend.list": (Empty, READERS | GATEWAY),
+    "schedule.create": (ScheduleRequest, GATEWAY | NODES),  # a node reschedules
     # gateway or scheduler -> node
-    "node.create_volume": NodeCreateVolume,
-    "node.delete_volume": NodeDeleteVolume,
-    "node.extend_volume": NodeExtendVolume,
-    "node.create_snapshot": NodeCreateSnapshot,
-    "node.delete_snapshot": NodeDeleteSnapshot,
-    "node.export": NodeExport,
-    "node.unexport": NodeUnexport,
-    "node.probe": NodeProbe,
-    # flow history, liveness
-    "flow.recent": FlowRecent,
-    "flow.history": FlowHistoryRequest,
-    "ping": Empty,
+    "node.create_volume": (NodeCreateVolume, frozenset({"scheduler", "gateway"})),
+    "node.delete_volume": (NodeDeleteVolume, GATEWAY),
+    "node.extend_volume": (NodeExtendVolume, GATEWAY),
+    "node.create_snapshot": (NodeCreateSnapshot, GATEWAY),
+    "node.delete_snapshot": (NodeDeleteSnapshot, GATEWAY),
+    "node.export": (NodeExport, GATEWAY),
+    "node.unexport": (NodeUnexport, GATEWAY),
+    "node.probe": (NodeProbe, GATEWAY),
+    # flow history (clients ask the gateway, which asks every actor), liveness
+    "flow.recent": (FlowRecent, READERS | GATEWAY),
+    "flow.history": (FlowHistoryRequest, READERS),
+    "ping": (Empty, ANYONE),
 }
+OPS: dict[str, type] = {op: body for op, (body, _) in OP_TABLE.items()}
+SENDERS: dict[str, frozenset[str]] = {op: roles for op, (_, roles) in OP_TABLE.items()}

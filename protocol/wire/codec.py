@@ -21,6 +21,7 @@ field is type-checked. Anything wrong raises ``MalformedMessage`` saying what.
 from __future__ import annotations
 
 import itertools
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +91,7 @@ class Envelope:
 
 
 _packer = msgpack.Packer(use_bin_type=True, autoreset=True)
-_ids = itertools.count(1)
+_ids = itertools.count(secrets.randbits(48))  # not a guessable 1, 2, 3 per process
 
 
 def next_id() -> int:

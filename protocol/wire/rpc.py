@@ -3,6 +3,8 @@
 ``Calls`` is bookkeeping with no I/O: ``start`` registers a request with its
 deadline and returns a future, ``settle`` resolves it from a reply envelope,
 ``fail_all`` fails every pending call (an actor or client stopping).
+A call remembers the peer it went to, and only a reply from that peer settles
+it: a reply from anyone else is ignored and the call keeps waiting.
 Deadlines are kept by one sweep every ``SWEEP_S`` while calls are pending
 (deadlines are honoured to within that), not by a timer per call: a timer
 per call costs more than the rest of the bookkeeping on a busy actor.
@@ -24,6 +26,7 @@ class _Pending(NamedTuple):
     deadline: float
     op: str
     timeout: float
+    peer: object  # who must answer (None: whoever can reach the socket is the peer)
 
 
 class Calls:
@@ -34,10 +37,11 @@ class Calls:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def start(self, msg_id: int, op: str, timeout: float) -> asyncio.Future[Any]:
+    def start(self, msg_id: int, op: str, timeout: float, peer: object = None
+              ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
-        self._pending[msg_id] = _Pending(fut, loop.time() + timeout, op, timeout)
+        self._pending[msg_id] = _Pending(fut, loop.time() + timeout, op, timeout, peer)
         if self._sweeper is None:
             self._sweeper = loop.call_later(SWEEP_S, self._sweep)
         return fut
@@ -54,10 +58,14 @@ class Calls:
                 )
         self._sweeper = loop.call_later(SWEEP_S, self._sweep) if self._pending else None
 
-    def settle(self, reply: Envelope) -> bool:
-        """Resolve the call a reply answers; False if nobody waits for it (late or unknown)."""
-        pending = self._pending.pop(reply.corr_id, None) if reply.corr_id is not None else None
-        if pending is None or pending.fut.done():
+    def settle(self, reply: Envelope, peer: object = None) -> bool:
+        """Resolve the call a reply answers; False if nobody waits for it (late or
+        unknown) or the reply comes from another peer than the call went to."""
+        pending = self._pending.get(reply.corr_id) if reply.corr_id is not None else None
+        if pending is None or pending.peer != peer:
+            return False
+        del self._pending[reply.corr_id]  # type: ignore[arg-type]
+        if pending.fut.done():
             return False
         if reply.error is not None:
             pending.fut.set_exception(error_from_wire(reply.error))

@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 BATCH = 512
 # Plain ints: pyzmq's enum flags cost a conversion on every call.
 NOBLOCK, SNDMORE = int(zmq.NOBLOCK), int(zmq.SNDMORE)
-EVENTS, POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+EVENTS, POLLIN, RCVMORE = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.RCVMORE)
 HWM = 100_000
 FramesHandler = Callable[[list[bytes]], None]
+PeerFramesHandler = Callable[[str, list[bytes]], None]  # (ZAP User-Id, frames)
 
 
 def tune(sock: zmq.Socket[bytes]) -> None:
@@ -45,9 +46,13 @@ def tune(sock: zmq.Socket[bytes]) -> None:
 class Channel:
     """One socket, read by draining on readiness; written without blocking."""
 
-    def __init__(self, sock: zmq.Socket[bytes], on_frames: FramesHandler | None) -> None:
+    def __init__(self, sock: zmq.Socket[bytes], on_frames: FramesHandler | None,
+                 on_peer_frames: PeerFramesHandler | None = None) -> None:
+        """``on_peer_frames`` instead of ``on_frames``: each message comes with the
+        User-Id the ZAP handler gave its connection (a CURVE server socket)."""
         self.sock = sock
         self._on_frames = on_frames
+        self._on_peer_frames = on_peer_frames
         self._loop = asyncio.get_running_loop()
         self._outbox: collections.deque[list[bytes]] = collections.deque()
         self._scheduled = False
@@ -102,6 +107,9 @@ class Channel:
             self._outbox.popleft()
 
     def _drain(self) -> None:
+        if self._on_peer_frames is not None:
+            self._drain_with_peers(self._on_peer_frames)
+            return
         sock, handle = self.sock, self._on_frames
         if handle is None:  # a send-only socket (PUB): reading EVENTS processes the
             sock.getsockopt(EVENTS)  # socket's pending commands, which clears the FD
@@ -113,6 +121,22 @@ class Channel:
                 return
             n += 1
             handle(sock.recv_multipart(NOBLOCK))
+            if self._closed:
+                return
+
+    def _drain_with_peers(self, handle: PeerFramesHandler) -> None:
+        """As ``_drain``; the first frame is read without copying, for its User-Id."""
+        sock, n = self.sock, 0
+        while sock.getsockopt(EVENTS) & POLLIN:  # type: ignore[operator]
+            if n == BATCH:
+                self._schedule()
+                return
+            n += 1
+            first = sock.recv(NOBLOCK, copy=False)
+            frames = [first.bytes]
+            while sock.getsockopt(RCVMORE):
+                frames.append(sock.recv(NOBLOCK))
+            handle(str(first.get("User-Id")), frames)
             if self._closed:
                 return
 
