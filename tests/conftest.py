@@ -95,21 +95,25 @@ class E2ECluster:
         return rest_url(self.cfg.rest[0])
 
     def user_key(self, project: str = "demo", admin: bool = False) -> Path | None:
-        """The key of a user of ``project`` (a member, or an admin): made and listed
-        in the users file on first use (the gateway applies it at once); None when
-        the cluster runs without security."""
-        if not self.cfg.security:
-            return None
-        data_dir = Path(self.cfg.data_dir)
-        name = {("admin", True): "admin", ("demo", False): "demo"}.get(
-            (project, admin), f"{project}.admin" if admin else project)
-        if name not in {u.name for u in list_users(data_dir)}:
-            add_user(data_dir, name, project, ("admin",) if admin else ("member",))
-        return secret_key_file(data_dir, name)
+        return user_key(self.cfg, project, admin)
 
     def client(self, project: str = "demo", admin: bool = False, timeout: float = 20.0) -> Client:
         return Client(self.gateway, project=project, admin=admin, timeout=timeout,
                       key=self.user_key(project, admin))
+
+
+def user_key(cfg: ClusterConfig, project: str = "demo", admin: bool = False) -> Path | None:
+    """The key of a user of ``project`` (a member, or an admin): made and listed in
+    the users file on first use (the gateway applies it at its next handshake);
+    None when the cluster runs without security."""
+    if not cfg.security:
+        return None
+    data_dir = Path(cfg.data_dir)
+    name = {("admin", True): "admin", ("demo", False): "demo"}.get(
+        (project, admin), f"{project}.admin" if admin else project)
+    if name not in {u.name for u in list_users(data_dir)}:
+        add_user(data_dir, name, project, ("admin",) if admin else ("member",))
+    return secret_key_file(data_dir, name)
 
 
 def make_config(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import ClassVar
 
 from textual.app import App, ComposeResult
@@ -22,6 +23,8 @@ from textual.events import Resize
 from textual.widgets import Footer
 from textual.worker import Worker
 
+from cinderblock.protocol.messages.events import TOPIC
+from cinderblock.protocol.wire.access import event_topic
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.tui.link import GatewayLink
 from cinderblock.tui.model.model import Model
@@ -67,15 +70,19 @@ class DashboardApp(App[None]):
 
     def __init__(self, gateway: str | None, events: str | None, project: str = "demo",
                  admin: bool = True, *, model: Model | None = None,
-                 clock: Callable[[], float] = time.time, refresh_hz: float = 5.0) -> None:
+                 clock: Callable[[], float] = time.time, refresh_hz: float = 5.0,
+                 key: str | Path | None = None) -> None:
+        """``key``: the user's key file (else ``$CINDERBLOCK_KEY``; neither: plaintext)."""
         super().__init__()
+        self.key = key
         self.model = model or Model(project, admin, gateway or "", events or "")
         self.clock = clock
         self.refresh_hz = refresh_hz
         self.events_endpoint = events
         self.stream: EventStream | None = None
         self.link = GatewayLink(self.model, gateway, project, admin, clock,
-                                stream_connects=self._stream_connects) if gateway else None
+                                stream_connects=self._stream_connects,
+                                key=key) if gateway else None
         self.active = "flows"
         self.paused = False
         self.refreshes = 0
@@ -114,7 +121,8 @@ class DashboardApp(App[None]):
         return self.stream.connects if self.stream is not None else 0
 
     def read_events(self, endpoint: str) -> Worker[None]:
-        self.stream = EventStream(endpoint)
+        topic = TOPIC if self.model.admin else event_topic(self.model.project)
+        self.stream = EventStream(endpoint, topic=topic, key=self.key)
         return self.run_worker(self._read_events(self.stream), name="event stream",
                                group="events", exclusive=True)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
@@ -32,7 +33,9 @@ class GatewayLink:
                  clock: Callable[[], float] = time.time, ping_s: float = 1.0,
                  ping_timeout_s: float = 1.5, retry_s: float = 1.0,
                  backends_s: float = 5.0, settle_s: float = 2.0, resync_s: float = 30.0,
-                 stream_connects: Callable[[], int] = lambda: 0) -> None:
+                 stream_connects: Callable[[], int] = lambda: 0, key: str | Path | None = None,
+                 ) -> None:
+        self.key = key
         self.model = model
         self.endpoint = endpoint
         self.project = project
@@ -51,7 +54,8 @@ class GatewayLink:
 
     async def run(self) -> None:
         while True:
-            client = Client(self.endpoint, project=self.project, admin=self.admin, timeout=5.0)
+            client = Client(self.endpoint, project=self.project, admin=self.admin, timeout=5.0,
+                            key=self.key)
             try:
                 await self._session(client)
             except CinderblockError as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import zmq
 import zmq.asyncio
@@ -27,19 +28,26 @@ from zmq.utils.monitor import recv_monitor_message
 
 from cinderblock.protocol.messages.events import TOPIC
 from cinderblock.protocol.wire.codec import MAX_FRAME, MalformedMessage, unpack
+from cinderblock.protocol.wire.keys import client_keys, curve_client
 
 Deliver = Callable[[list[object]], None]
 
 
 class EventStream:
-    def __init__(self, endpoint: str, hwm: int = 1000, budget_s: float = 0.008) -> None:
+    def __init__(self, endpoint: str, hwm: int = 1000, budget_s: float = 0.008,
+                 topic: bytes = TOPIC, key: str | Path | None = None) -> None:
+        """``topic``: every event (an admin), or a project's (``event_topic``);
+        ``key``: the user's key file (else ``$CINDERBLOCK_KEY``; neither: plaintext)."""
         self.endpoint = endpoint
         self.budget_s = budget_s
         self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, hwm)
         self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME + 4096)
-        self.sock.setsockopt(zmq.SUBSCRIBE, TOPIC)
+        keys = client_keys(key)
+        if keys is not None:
+            curve_client(self.sock, *keys)
+        self.sock.setsockopt(zmq.SUBSCRIBE, topic)
         self.monitor: zmq.Socket[bytes] = self.sock.get_monitor_socket(zmq.EVENT_CONNECTED)
         self.sock.connect(endpoint)
         self.messages = 0
@@ -83,8 +91,9 @@ class EventStream:
 
     def _decode(self, frames: list[bytes]) -> list[object] | None:
         try:
-            if len(frames) != 2 or frames[0] != TOPIC:
-                raise MalformedMessage(f"expected [{TOPIC!r}, events], got {len(frames)} frames")
+            if len(frames) != 2 or not frames[0].endswith(b"/"):
+                raise MalformedMessage(f"expected [b'<project>/', events], got {len(frames)} "
+                                       "frames")
             batch = unpack(frames[1])
             if not isinstance(batch, list):
                 raise MalformedMessage("events must be an array")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from cinderblock.protocol.client.client import SyncClient
+from cinderblock.protocol.wire.keys import KEY_ENV, secret_path
 
 
 class UsageError(Exception):
@@ -37,6 +39,22 @@ def endpoint_from(data_dir: Path, name: str = "gateway") -> str:
 
 def client(args: argparse.Namespace) -> SyncClient:
     """The client a command's common options (``--gateway``/``--data-dir``, ``--project``,
-    ``--admin``) describe."""
+    ``--admin``, ``--user``) describe."""
     endpoint = args.gateway or endpoint_from(args.data_dir)
-    return SyncClient(endpoint, project=args.project, admin=args.admin)
+    return SyncClient(endpoint, project=args.project, admin=args.admin, key=key_for(args))
+
+
+def key_for(args: argparse.Namespace) -> Path | None:
+    """The key file a command speaks with (None: no keys here, plaintext)."""
+    named = getattr(args, "user", None) or ("admin" if args.admin else None)
+    env = os.environ.get(KEY_ENV)
+    if named is None and env:
+        return Path(env)
+    path = secret_path((args.data_dir / "keys"), named or "demo")
+    if path.exists():
+        return path
+    if named is not None and (args.data_dir / "keys").is_dir():
+        raise UsageError(f"no key for user {named!r} in {(args.data_dir / "keys")} "
+                         "(`cinderblock user add` makes one)")
+    return None
+

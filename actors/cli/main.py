@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cinderblock.actors.cli.attachments import add_attachment
-from cinderblock.actors.cli.base import UsageError, client, endpoint_from
+from cinderblock.actors.cli.base import UsageError, client, endpoint_from, key_for
 from cinderblock.actors.cli.format import add_paging, as_json, properties, table
+from cinderblock.actors.cli.trust import add_trust, add_user_option
 from cinderblock.actors.cli.up import cmd_down, cmd_up
 from cinderblock.actors.cli.volumes import add_create_sources, add_snapshot, add_volume_lifecycle
 from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.protocol.wire.keys import KEY_ENV, KeyFileError
 
 MAX_NODES = 64  # each node is a process of its own on this machine
 DEFAULT_DATA_DIR = Path(os.environ.get("CINDERBLOCK_DATA_DIR", "~/.cinderblock")).expanduser()
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         result: int = args.run(args)
         sys.stdout.flush()  # here, where a broken pipe is caught, not at exit
         return result
-    except (CinderblockError, UsageError) as exc:
+    except (CinderblockError, UsageError, KeyFileError) as exc:
         code = getattr(exc, "code", "usage")
         print(f"ERROR ({code}): {exc}", file=sys.stderr)
         return 1
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--project", default=os.environ.get("CINDERBLOCK_PROJECT", "demo"))
     common.add_argument("--admin", action="store_true",
                         default=os.environ.get("CINDERBLOCK_ADMIN", "") in ("1", "true", "yes"))
+    add_user_option(common)
     common.add_argument("--json", action="store_true", help="print JSON")
     parser = OneLineErrors(prog="cinderblock", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -73,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="event endpoint, else read from DATA_DIR/endpoints.json")
     backend = sub.add_parser("backend", help="storage backends").add_subparsers(required=True)
     _leaf(backend, common, "list", "backends with their capacity", cmd_backend_list)
+    add_trust(sub, common, _leaf)
     return parser
 
 
@@ -212,6 +216,9 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
     gateway = args.gateway or endpoint_from(args.data_dir)
     events = args.events or endpoint_from(args.data_dir, "events")
+    key = key_for(args)
+    if key is not None:  # the dashboard's client and event stream find it there
+        os.environ[KEY_ENV] = str(key)
     run(gateway, events, project=args.project, admin=args.admin)
     return 0
 

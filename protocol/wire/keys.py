@@ -25,6 +25,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import zmq
 import zmq.auth
@@ -127,7 +128,7 @@ def _name_of(path: Path) -> str:
 
 
 # ---- sockets -------------------------------------------------------------
-def curve_server(sock: zmq.Socket[bytes], own: KeyPair, domain: str) -> None:
+def curve_server(sock: zmq.Socket[Any], own: KeyPair, domain: str) -> None:
     """Make a bound socket a CURVE server; ``domain`` tells the ZAP handler which
     keys this socket admits. Set before ``bind``."""
     sock.setsockopt(zmq.ZAP_DOMAIN, domain.encode())
@@ -135,7 +136,7 @@ def curve_server(sock: zmq.Socket[bytes], own: KeyPair, domain: str) -> None:
     sock.setsockopt(zmq.CURVE_SERVER, 1)
 
 
-def curve_client(sock: zmq.Socket[bytes], own: KeyPair, server_public: bytes) -> None:
+def curve_client(sock: zmq.Socket[Any], own: KeyPair, server_public: bytes) -> None:
     """Make a connecting socket a CURVE client of the server with that public key.
     Set before ``connect``."""
     sock.setsockopt(zmq.CURVE_SERVERKEY, server_public)

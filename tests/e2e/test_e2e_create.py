@@ -84,7 +84,8 @@ async def test_create_without_wait_answers_creating_and_wait_for_status_sees_ava
 def test_the_sync_client_creates_a_volume_and_waits_for_it(
     cluster: E2ECluster, project: str
 ) -> None:
-    with SyncClient(cluster.gateway, project=project, timeout=20.0) as c:
+    with SyncClient(cluster.gateway, project=project,
+                    key=cluster.user_key(project), timeout=20.0) as c:
         vol = c.create_volume(1, name="sync", wait=True)
         assert vol.status == "available"
         assert [v.id for v in c.list_volumes()] == [vol.id]

@@ -209,7 +209,7 @@ def _restart_gateway(cluster: E2ECluster) -> None:
     deadline = time.monotonic() + 20
     while True:
         try:
-            with SyncClient(cluster.gateway, timeout=0.5) as c:
+            with SyncClient(cluster.gateway, key=cluster.user_key(), timeout=0.5) as c:
                 c.ping()
                 return
         except CinderblockError:
@@ -220,12 +220,15 @@ def test_volumes_and_request_ids_survive_a_gateway_restart(
     restartable: E2ECluster, project: str
 ) -> None:
     cluster = restartable
-    with SyncClient(cluster.gateway, project=project, timeout=10.0) as c:
+    with SyncClient(cluster.gateway, project=project,
+                    key=cluster.user_key(project), timeout=10.0) as c:
         vol = c.create_volume(2, name="durable", request_id="rid-durable", wait=True)
 
     _restart_gateway(cluster)
 
-    with SyncClient(cluster.gateway, project=project, timeout=10.0) as c:
+    with SyncClient(cluster.gateway, project=project,
+
+                    key=cluster.user_key(project), timeout=10.0) as c:
         again = c.create_volume(2, name="durable", request_id="rid-durable", wait=True)
         shown = c.show_volume(vol.id)
         listed = c.list_volumes()

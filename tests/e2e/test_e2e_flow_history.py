@@ -138,7 +138,7 @@ async def test_a_node_that_does_not_answer_is_named_missing_and_the_rest_is_answ
 
 
 def test_the_sync_client_reads_the_same_history(faulty: E2ECluster, project: str) -> None:
-    with SyncClient(faulty.gateway, project=project) as client:
+    with SyncClient(faulty.gateway, project=project, key=faulty.user_key(project)) as client:
         volume = client.create_volume(1, wait=True)
         history = client.flow_history(limit=2)
     assert history.truncated and len(history.flows) == 2

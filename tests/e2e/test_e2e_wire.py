@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -19,6 +20,7 @@ import zmq
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.wire.codec import MAX_FRAME, PROTOCOL_VERSION
 from cinderblock.protocol.wire.errors import Forbidden, NotFound
+from cinderblock.protocol.wire.keys import client_keys, curve_client
 from tests.conftest import E2ECluster
 
 REPLY_WAIT_MS = 5000
@@ -27,9 +29,12 @@ REPLY_WAIT_MS = 5000
 class RawPeer:
     """A bare DEALER speaking msgpack by hand."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, key: Path | None = None) -> None:
         self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
+        keys = client_keys(key)
+        if keys is not None:
+            curve_client(self.sock, *keys)
         self.sock.connect(endpoint)
         self._ids = iter(range(1, 1 << 30))
 
@@ -71,7 +76,7 @@ class RawPeer:
 
 @pytest.fixture
 def raw(cluster: E2ECluster) -> Iterator[RawPeer]:
-    peer = RawPeer(cluster.gateway)
+    peer = RawPeer(cluster.gateway, cluster.user_key("wire"))
     yield peer
     peer.close()
 
@@ -80,7 +85,8 @@ def raw(cluster: E2ECluster) -> Iterator[RawPeer]:
 def still_serving(cluster: E2ECluster) -> Iterator[None]:
     """After the test, a normal client can still create a volume end to end."""
     yield
-    with SyncClient(cluster.gateway, project=f"after-{uuid.uuid4().hex[:8]}",
+    project = f"after-{uuid.uuid4().hex[:8]}"
+    with SyncClient(cluster.gateway, project=project, key=cluster.user_key(project),
                     timeout=10.0) as c:
         assert c.create_volume(1, wait=True).status == "available"
 
@@ -133,7 +139,7 @@ def test_an_oversized_frame_is_dropped_by_the_socket_limit(
 
     raw.no_reply(500)
 
-    with SyncClient(cluster.gateway, timeout=5.0) as c:
+    with SyncClient(cluster.gateway, key=cluster.user_key(), timeout=5.0) as c:
         c.ping()
 
 
@@ -260,7 +266,8 @@ def test_a_request_split_over_several_frames_is_read_from_its_last_frame(raw: Ra
 def test_a_client_cannot_change_a_volumes_status_with_an_internal_update(
     raw: RawPeer, cluster: E2ECluster
 ) -> None:
-    with SyncClient(cluster.gateway, project="victim", timeout=10.0) as victim:
+    with SyncClient(cluster.gateway, project="victim",
+                    key=cluster.user_key("victim"), timeout=10.0) as victim:
         vol = victim.create_volume(1, wait=True)
 
         msg_id = raw.envelope("volume.update", {"volume_id": vol.id, "status": "error",
@@ -273,7 +280,8 @@ def test_a_client_cannot_change_a_volumes_status_with_an_internal_update(
 
 
 def test_non_admins_cannot_create_types_or_set_quotas(cluster: E2ECluster) -> None:
-    with SyncClient(cluster.gateway, project="plain", timeout=10.0) as c:
+    with SyncClient(cluster.gateway, project="plain",
+                    key=cluster.user_key("plain"), timeout=10.0) as c:
         with pytest.raises(Forbidden):
             c.create_type("mine")
         with pytest.raises(Forbidden):

@@ -30,7 +30,7 @@ from cinderblock.tui.widgets.flow_screen import FlowScreen
 from cinderblock.tui.widgets.flows_pane import FlowsPane
 from cinderblock.tui.widgets.status_bar import StatusBar
 from cinderblock.tui.widgets.volumes_pane import VolumesPane
-from tests.conftest import E2ECluster
+from tests.conftest import E2ECluster, user_key
 
 T = TypeVar("T")
 SIZE = (140, 40)  # every pane on screen at once
@@ -44,6 +44,12 @@ def running(data_dir: Path, nodes: int = 2) -> Iterator[Cluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+def admin_key(cfg: ClusterConfig) -> Path:
+    key = user_key(cfg, "admin", admin=True)
+    assert key is not None
+    return key
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +75,12 @@ async def until(pilot: Pilot[None], probe: Callable[[], T | None], timeout: floa
     raise AssertionError(f"gave up after {timeout:g}s waiting for {probe.__doc__ or probe}")
 
 
-async def connected(app: DashboardApp, pilot: Pilot[None]) -> None:
+async def connected(app: DashboardApp, pilot: Pilot[None], events: bool = True) -> None:
+    """``events=False``: a member's dashboard, which hears only of its project's
+    changes (no heartbeats), so nothing arrives until something happens there."""
     def ready() -> bool:
         """the gateway to answer and the first events to arrive"""
-        return app.model.link.up is True and app.model.events_total > 0
+        return app.model.link.up is True and (app.model.events_total > 0 or not events)
 
     await until(pilot, ready)
 
@@ -89,10 +97,11 @@ def shown_flow_rows(app: DashboardApp) -> dict[str, tuple[str, ...]]:
 async def test_a_create_shows_its_flows_stepping_through_their_tasks_to_success(
     cfg: ClusterConfig,
 ) -> None:
-    app = DashboardApp(cfg.gateway, cfg.events, project="t-create")
+    app = DashboardApp(cfg.gateway, cfg.events, project="t-create",
+                       key=user_key(cfg, "t-create", admin=True))
     async with app.run_test(size=SIZE) as pilot:
         await connected(app, pilot)
-        async with Client(cfg.gateway, project="t-create") as client:
+        async with Client(cfg.gateway, project="t-create", key=user_key(cfg, "t-create")) as client:
             volume = await client.create_volume(1, name="one", wait=True)
 
         def all_done() -> dict[str, FlowRecord] | None:
@@ -118,12 +127,13 @@ async def test_a_create_shows_its_flows_stepping_through_their_tasks_to_success(
 async def test_a_create_over_quota_stays_on_screen_reverted_with_its_reason(
     cfg: ClusterConfig,
 ) -> None:
-    async with Client(cfg.gateway, admin=True) as admin:
+    async with Client(cfg.gateway, admin=True, key=user_key(cfg, "admin", admin=True)) as admin:
         await admin.set_quota("t-tiny", gigabytes=1)
-    app = DashboardApp(cfg.gateway, cfg.events, project="t-tiny")
+    app = DashboardApp(cfg.gateway, cfg.events, project="t-tiny",
+                       key=user_key(cfg, "t-tiny", admin=True))
     async with app.run_test(size=SIZE) as pilot:
         await connected(app, pilot)
-        async with Client(cfg.gateway, project="t-tiny") as client:
+        async with Client(cfg.gateway, project="t-tiny", key=user_key(cfg, "t-tiny")) as client:
             with pytest.raises(OverQuota):
                 await client.create_volume(5, name="too-big")
 
@@ -150,7 +160,8 @@ async def test_a_create_over_quota_stays_on_screen_reverted_with_its_reason(
 
 
 async def test_a_backends_capacity_bar_grows_after_creates(cfg: ClusterConfig) -> None:
-    app = DashboardApp(cfg.gateway, cfg.events, project="t-bars")
+    app = DashboardApp(cfg.gateway, cfg.events, project="t-bars",
+                       key=user_key(cfg, "t-bars", admin=True))
     async with app.run_test(size=SIZE) as pilot:
         await connected(app, pilot)
 
@@ -161,7 +172,7 @@ async def test_a_backends_capacity_bar_grows_after_creates(cfg: ClusterConfig) -
 
         cards = await until(pilot, both_cards)
         before = {card.record.backend: card.bar_text() for card in cards}
-        async with Client(cfg.gateway, project="t-bars") as client:
+        async with Client(cfg.gateway, project="t-bars", key=user_key(cfg, "t-bars")) as client:
             for _ in range(4):
                 await client.create_volume(3, wait=True)
 
@@ -174,7 +185,8 @@ async def test_a_backends_capacity_bar_grows_after_creates(cfg: ClusterConfig) -
 
 
 async def test_the_create_form_makes_a_volume(cfg: ClusterConfig) -> None:
-    app = DashboardApp(cfg.gateway, cfg.events, project="t-form")
+    app = DashboardApp(cfg.gateway, cfg.events, project="t-form",
+                       key=user_key(cfg, "t-form", admin=True))
     async with app.run_test(size=SIZE) as pilot:
         await connected(app, pilot)
         await pilot.press("c")
@@ -199,11 +211,12 @@ async def test_the_create_form_makes_a_volume(cfg: ClusterConfig) -> None:
 
 
 async def test_delete_from_the_dashboard_removes_the_row(cfg: ClusterConfig) -> None:
-    async with Client(cfg.gateway, project="t-delete") as client:
+    async with Client(cfg.gateway, project="t-delete", key=user_key(cfg, "t-delete")) as client:
         volume = await client.create_volume(1, name="doomed", wait=True)
-    app = DashboardApp(cfg.gateway, cfg.events, project="t-delete", admin=False)
+    app = DashboardApp(cfg.gateway, cfg.events, project="t-delete", admin=False,
+                       key=user_key(cfg, "t-delete"))
     async with app.run_test(size=SIZE, notifications=True) as pilot:
-        await connected(app, pilot)
+        await connected(app, pilot, events=False)
         await until(pilot, lambda: app.query_one(VolumesPane).table.keys)
         await pilot.press("2", "d")
         table = app.query_one(VolumesPane).table
@@ -216,9 +229,9 @@ async def test_the_dashboard_says_when_the_cluster_is_down_and_reconnects(
     own_cluster: Cluster,
 ) -> None:
     cfg = own_cluster.cfg
-    async with Client(cfg.gateway) as client:
+    async with Client(cfg.gateway, key=user_key(cfg)) as client:
         early = await client.create_volume(1, name="before-the-dashboard", wait=True)
-    app = DashboardApp(cfg.gateway, cfg.events)
+    app = DashboardApp(cfg.gateway, cfg.events, key=admin_key(cfg))
     assert app.link is not None
     app.link.ping_s = app.link.retry_s = 0.2
     async with app.run_test(size=(80, 24)) as pilot:
@@ -229,7 +242,7 @@ async def test_the_dashboard_says_when_the_cluster_is_down_and_reconnects(
         assert app.model.link.up is False
         own_cluster.spawn("gateway")
         await until(pilot, lambda: app.model.link.up is True, timeout=20)
-        async with Client(cfg.gateway) as client:
+        async with Client(cfg.gateway, key=user_key(cfg)) as client:
             late = await client.create_volume(1, name="after", wait=True)
         await until(pilot, lambda: late.id in app.model.volumes.volumes)
 
@@ -248,16 +261,18 @@ async def test_a_dashboard_started_later_shows_the_flows_that_ran_failed_ones_pi
     first_node_faulty: E2ECluster,
 ) -> None:
     cfg = first_node_faulty.cfg
-    async with Client(cfg.gateway, admin=True) as admin:
+    async with Client(cfg.gateway, admin=True, key=user_key(cfg, "admin", admin=True)) as admin:
         await admin.set_quota("t-late", gigabytes=2)
-    async with Client(cfg.gateway, project="t-late") as client:
+    async with Client(cfg.gateway, project="t-late", key=user_key(cfg, "t-late")) as client:
         volume = await client.create_volume(1, wait=True)  # node-1 fails, node-2 makes it
         with pytest.raises(OverQuota):
             await client.create_volume(5)
-    async with Client(cfg.gateway, project="t-elsewhere") as client:
+    elsewhere_key = user_key(cfg, "t-elsewhere")
+    async with Client(cfg.gateway, project="t-elsewhere", key=elsewhere_key) as client:
         elsewhere = await client.create_volume(1, wait=True)
     model = Model("t-late", False, cfg.gateway, cfg.events, fade_s=600)
-    app = DashboardApp(cfg.gateway, cfg.events, "t-late", admin=False, model=model)
+    app = DashboardApp(cfg.gateway, cfg.events, "t-late", admin=False, model=model,
+                       key=user_key(cfg, "t-late"))
     async with app.run_test(size=SIZE) as pilot:
 
         def caught_up() -> list[FlowRecord] | None:
