@@ -45,16 +45,19 @@ def client(args: argparse.Namespace) -> SyncClient:
 
 
 def key_for(args: argparse.Namespace) -> Path | None:
-    """The key file a command speaks with (None: no keys here, plaintext)."""
-    named = getattr(args, "user", None) or ("admin" if args.admin else None)
+    """The key file a command speaks with (None: no keys here, plaintext):
+    ``--user NAME`` (``$CINDERBLOCK_USER``) picks ``DATA_DIR/keys/NAME.key_secret``;
+    else ``$CINDERBLOCK_KEY``; else the ``admin`` user's with ``--admin``, ``demo``'s."""
+    user = getattr(args, "user", None)
     env = os.environ.get(KEY_ENV)
-    if named is None and env:
+    if user is None and env:
         return Path(env)
-    path = secret_path((args.data_dir / "keys"), named or "demo")
+    named = user or ("admin" if args.admin else "demo")
+    keys: Path = args.data_dir / "keys"
+    path = secret_path(keys, named)
     if path.exists():
         return path
-    if named is not None and (args.data_dir / "keys").is_dir():
-        raise UsageError(f"no key for user {named!r} in {(args.data_dir / "keys")} "
+    if user is not None:
+        raise UsageError(f"no key for user {user!r} in {keys} "
                          "(`cinderblock user add` makes one)")
     return None
-

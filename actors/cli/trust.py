@@ -1,11 +1,11 @@
 """``cinderblock keys`` and ``cinderblock user``: the data directory's keys and users,
 and how every other command finds the key it speaks with.
 
-A command's key: ``--user NAME`` (or ``--admin``: the ``admin`` user) picks
-``DATA_DIR/keys/NAME.key_secret``; else ``$CINDERBLOCK_KEY`` (a key file); else
-the ``demo`` user's. No key file at all (a cluster run with ``security =
-false``): plaintext. Secret keys are never printed, except by ``keys show
-NAME --secret``.
+A command's key: ``--user NAME`` (or ``$CINDERBLOCK_USER``) picks
+``DATA_DIR/keys/NAME.key_secret``; else ``$CINDERBLOCK_KEY`` (a key file);
+else the ``admin`` user's with ``--admin``, the ``demo`` user's without. No
+key file at all (a cluster run with ``security = false``): plaintext. Secret
+keys are never printed, except by ``keys show NAME --secret``.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from pathlib import Path
 from cinderblock.actors.cli.base import UsageError, endpoint_from, read_endpoints
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.protocol.wire.keys import secret_path
 
 DOWN_TIMEOUT_S = 30.0
 
@@ -44,6 +45,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                   "(noauth: X-Auth-Token user:project)")
         print(f"data in {cfg.data_dir}; logs in {cfg.data_dir}/logs; "
               "Ctrl-C (or `cinderblock down`) stops everything")
+        print(f"keys in {cfg.data_dir}/keys: commands speak as user demo (project demo), "
+              "or admin with --admin; `cinderblock user add` makes more")
         for name, pid in cluster.pids().items():
             print(f"  {name:<10} pid {pid}")
         sys.stdout.flush()
@@ -94,7 +97,8 @@ def _refuse_if_running(data_dir: Path) -> None:
         endpoint = endpoint_from(data_dir)
     except UsageError:
         return
-    with SyncClient(endpoint, timeout=1.0) as c:
+    admin_key = secret_path(data_dir / "keys", "admin")
+    with SyncClient(endpoint, timeout=1.0, key=admin_key if admin_key.exists() else None) as c:
         try:
             c.ping()
         except CinderblockError:

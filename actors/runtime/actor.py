@@ -359,7 +359,7 @@ class Actor:
             self._refuse(link, identity, env.msg_id, env.op, error, env.kind)
             return
         if principal is not None and not may_send(SENDERS[env.op], principal):
-            refusal = Forbidden(f"{peer} may not send {env.op}", {"op": env.op})
+            refusal = Forbidden(_refusal(env.op, peer, principal), {"op": env.op})
             self._refuse(link, identity, env.msg_id, env.op, refusal, env.kind)
             return
         try:
@@ -438,6 +438,13 @@ class Actor:
         reply = Envelope("rep", next_id(), op, None, None, msg_id, error.to_wire())
         with contextlib.suppress(CinderblockError):  # the sender is gone: nobody to tell
             link.send(identity, reply)
+
+
+def _refusal(op: str, peer: str, principal: Principal) -> str:
+    senders, has = SENDERS[op], ",".join(sorted(principal.roles))
+    if "admin" in senders and not principal.is_actor:
+        return f"only an admin may send {op} ({peer} is {has})"
+    return f"{op} is reserved to {', '.join(sorted(senders))} ({peer} is {has})"
 
 
 def _context(env: Envelope, principal: Principal | None) -> Context | None:

@@ -407,7 +407,8 @@ def test_the_cli_attaches_prints_the_connection_info_lists_and_detaches(
     cluster: E2ECluster, project: str,
 ) -> None:
     def cli(*args: str) -> Any:
-        done = run_cli(*args, "--gateway", cluster.gateway, "--project", project)
+        done = run_cli(*args, "--gateway", cluster.gateway, "--project", project,
+                       env={"CINDERBLOCK_KEY": str(cluster.user_key(project))})
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout) if "--json" in args else done.stdout
 

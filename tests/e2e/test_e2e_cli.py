@@ -34,8 +34,16 @@ class UpCluster:
 
     def cli(self, *args: str, project: str = "demo", admin: bool = False,
             ) -> subprocess.CompletedProcess[str]:
-        extra = ["--admin"] if admin else []
-        return run_cli(*args, "--data-dir", str(self.data_dir), "--project", project, *extra)
+        who = ["--admin"] if admin else ["--user", self.user(project)]
+        return run_cli(*args, "--data-dir", str(self.data_dir), "--project", project, *who)
+
+    def user(self, project: str) -> str:
+        """A member of ``project`` (``cinderblock user add`` on first use; ``up`` made demo)."""
+        if project != "demo" and not (self.data_dir / "keys" / f"{project}.key").exists():
+            done = run_cli("user", "add", project, "--project", project,
+                           "--data-dir", str(self.data_dir))
+            assert done.returncode == 0, done.stderr
+        return project
 
     def cli_json(self, *args: str, **kwargs: Any) -> Any:
         done = self.cli(*args, "--json", **kwargs)
@@ -317,7 +325,8 @@ def test_a_gateway_that_does_not_answer_gives_a_timeout_error_line() -> None:
 
 def test_the_data_dir_and_project_can_come_from_the_environment(up: UpCluster) -> None:
     project = f"env-{uuid.uuid4().hex[:8]}"
-    env = {"CINDERBLOCK_DATA_DIR": str(up.data_dir), "CINDERBLOCK_PROJECT": project}
+    env = {"CINDERBLOCK_DATA_DIR": str(up.data_dir), "CINDERBLOCK_PROJECT": project,
+           "CINDERBLOCK_USER": up.user(project)}
 
     made = run_cli("volume", "create", "1", "--wait", "--json", env=env)
     listed = run_cli("volume", "list", "--json", env=env)

@@ -379,7 +379,8 @@ async def test_after_a_mixed_sequence_quota_matches_what_exists_and_files_match_
 
 # ---- the command line ----------------------------------------------------------------
 def test_the_cli_snapshots_clones_extends_and_deletes(cluster: E2ECluster, project: str) -> None:
-    where = ["--data-dir", cluster.cfg.data_dir, "--project", project]
+    cluster.user_key(project)
+    where = ["--data-dir", cluster.cfg.data_dir, "--project", project, "--user", project]
 
     def cli(*args: str) -> Any:
         done = run_cli(*args, *where, "--json")

@@ -56,7 +56,8 @@ async def test_more_volumes_than_a_page_are_all_listed_newest_first(big: E2EClus
         with pytest.raises(InvalidInput, match="limit"):
             await client.list_volumes(limit=-1)
 
-    env = {"CINDERBLOCK_GATEWAY": big.gateway, "CINDERBLOCK_PROJECT": "many"}
+    env = {"CINDERBLOCK_GATEWAY": big.gateway, "CINDERBLOCK_PROJECT": "many",
+           "CINDERBLOCK_KEY": str(big.user_key("many"))}
     done = run_cli("volume", "list", "--json", env=env)
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)) == MORE_THAN_A_PAGE

@@ -48,7 +48,8 @@ async def test_usage_that_drifted_is_shown_by_a_dry_run_and_set_right_by_a_sync(
     quota = await admin.show_quota(project)
     assert (quota.in_use["volumes"], quota.in_use["gigabytes"]) == (2, 3)
 
-    env = {"CINDERBLOCK_GATEWAY": cluster.gateway, "CINDERBLOCK_ADMIN": "1"}
+    env = {"CINDERBLOCK_GATEWAY": cluster.gateway, "CINDERBLOCK_ADMIN": "1",
+           "CINDERBLOCK_KEY": str(cluster.user_key("admin", admin=True))}
     cli = run_cli("quota", "sync", project, "--json", env=env)
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)["after"]["volumes"] == 2
