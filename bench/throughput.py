@@ -23,6 +23,11 @@ over keep-alive HTTP (C in flight), each followed to ``available`` by the client
 library's push (as the native pass is); ``rest`` in the answer has its creates/s,
 latencies and CPU per create (every actor plus the front), and ``rest_cpu_ratio``
 divides that CPU by the native pass's.
+
+Security is on, as everywhere (CURVE on every socket, identities from keys);
+``--security off`` runs the cluster without it, the only place that switch is
+used, and ``--compare-security`` runs both in one go and reports each and the
+cost (``security_cost``: on vs off, creates/s and CPU per volume).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +49,11 @@ import zmq
 
 from cinderblock.actors.runtime.cluster import Cluster, with_quota_defaults
 from cinderblock.actors.runtime.config import embedded, rest_url, with_rest_fronts
+from cinderblock.actors.runtime.keyring import add_user
 from cinderblock.bench.ceiling import measure_ceiling
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.codec import unpack
+from cinderblock.protocol.wire.keys import client_keys, curve_client
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -59,11 +67,12 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
-async def create_many(endpoint: str, volumes: int, concurrency: int) -> list[float]:
+async def create_many(endpoint: str, volumes: int, concurrency: int,
+                      key: Path | None = None) -> list[float]:
     """Create ``volumes`` volumes, ``concurrency`` at a time; return each latency in s."""
     latencies: list[float] = []
     queue = iter(range(volumes))
-    async with Client(endpoint, project="bench", timeout=120.0) as client:
+    async with Client(endpoint, project="bench", timeout=120.0, key=key) as client:
 
         async def worker() -> None:
             for _ in queue:
@@ -78,7 +87,7 @@ async def create_many(endpoint: str, volumes: int, concurrency: int) -> list[flo
 
 
 async def create_many_rest(url: str, gateway: str, volumes: int,
-                           concurrency: int) -> list[float]:
+                           concurrency: int, key: Path | None = None) -> list[float]:
     """``create_many`` through the REST front: POST, then the push to ``available``."""
     import aiohttp
 
@@ -88,7 +97,7 @@ async def create_many_rest(url: str, gateway: str, volumes: int,
     body = json.dumps({"volume": {"size": 1}})
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, headers=headers) as http, \
-            Client(gateway, project="bench", timeout=120.0) as watcher:
+            Client(gateway, project="bench", timeout=120.0, key=key) as watcher:
 
         async def worker() -> None:
             for _ in queue:
@@ -107,10 +116,10 @@ async def create_many_rest(url: str, gateway: str, volumes: int,
 
 
 def rest_pass(url: str, gateway: str, pids: list[int], rest_pid: int, volumes: int,
-              concurrency: int, warmup: int) -> dict[str, Any]:
-    asyncio.run(create_many_rest(url, gateway, warmup, concurrency))
+              concurrency: int, warmup: int, key: Path | None = None) -> dict[str, Any]:
+    asyncio.run(create_many_rest(url, gateway, warmup, concurrency, key))
     cpu0, front0, t0 = cpu_seconds(pids), cpu_seconds([rest_pid]), time.perf_counter()
-    latencies = asyncio.run(create_many_rest(url, gateway, volumes, concurrency))
+    latencies = asyncio.run(create_many_rest(url, gateway, volumes, concurrency, key))
     elapsed = time.perf_counter() - t0
     cpu, front = cpu_seconds(pids) - cpu0, cpu_seconds([rest_pid]) - front0
     return {
@@ -130,9 +139,12 @@ def percentile(values: list[float], q: float) -> float:
 class EventDrain:
     """A subscriber that reads (and counts) every event, as a dashboard would."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, key: Path | None) -> None:
         self.count = 0
         self._sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
+        keys = client_keys(key)
+        if keys is not None:
+            curve_client(self._sock, *keys)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
         self._sock.connect(endpoint)
         self._stop = threading.Event()
@@ -157,50 +169,81 @@ class EventDrain:
 
 def run(
     volumes: int, concurrency: int, backend: str, warmup: int, events: bool = False,
-    front: str = "native",
+    front: str = "native", security: bool = True,
 ) -> dict[str, Any]:
+    result = run_cluster(volumes, concurrency, backend, warmup, events, front, security)
+    return with_ceiling(result, concurrency)
+
+
+def compare_security(volumes: int, concurrency: int, backend: str, warmup: int,
+                     events: bool = False, front: str = "native") -> dict[str, Any]:
+    """The same run with security on and off, and what it costs."""
+    on = run(volumes, concurrency, backend, warmup, events, front, True)
+    off = run_cluster(volumes, concurrency, backend, warmup, events, front, False)
+    off = {**off, **{k: v for k, v in on.items() if k.startswith("ceiling")},
+           "ratio": round(off["creates_per_s"] / on["ceiling_rps"], 3)}
+    return {"security_on": on, "security_off": off, "security_cost": {
+        "creates_per_s_on_vs_off": round(on["creates_per_s"] / off["creates_per_s"], 3),
+        "cpu_ms_per_volume_added": round(on["cpu_ms_per_volume"] - off["cpu_ms_per_volume"], 3),
+        "p99_ms_added": round(on["p99_ms"] - off["p99_ms"], 2),
+    }}
+
+
+def run_cluster(volumes: int, concurrency: int, backend: str, warmup: int, events: bool,
+                front: str, security: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cinderblock-bench-") as tmp:
         cfg = embedded(Path(tmp), backend=backend, nodes=2)
-        cfg = with_quota_defaults(cfg, volumes=-1, gigabytes=-1)
+        cfg = replace(with_quota_defaults(cfg, volumes=-1, gigabytes=-1), security=security)
         if front == "rest":
             cfg = with_rest_fronts(cfg, 1)
         with Cluster(cfg) as cluster:
-            drain = EventDrain(cfg.events) if events else None
+            key = None
+            if security:
+                add_user(Path(tmp), "bench", "bench", ("member",))
+                key = cluster.key("bench")
+            drain = EventDrain(cfg.events, cluster.key("admin")) if events else None
             pids = list(cluster.pids().values())
-            asyncio.run(create_many(cfg.gateway, warmup, concurrency))
+            asyncio.run(create_many(cfg.gateway, warmup, concurrency, key))
             cpu0, t0, client0 = cpu_seconds(pids), time.perf_counter(), time.process_time()
-            latencies = asyncio.run(create_many(cfg.gateway, volumes, concurrency))
+            latencies = asyncio.run(create_many(cfg.gateway, volumes, concurrency, key))
             elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pids) - cpu0
             client_cpu = time.process_time() - client0
             rest = (rest_pass(rest_url(cfg.rest[0]), cfg.gateway, pids,
-                              cluster.pids()["rest-1"], volumes, concurrency, warmup)
+                              cluster.pids()["rest-1"], volumes, concurrency, warmup, key)
                     if front == "rest" else None)
             per_actor = {n: round(cpu_seconds([pid]), 2) for n, pid in cluster.pids().items()}
             events_seen = drain.count if drain is not None else 0
             if drain is not None:
                 drain.close()
-    ceiling = measure_ceiling(hops=4, requests=20_000, window=concurrency)
     rate = volumes / elapsed
     return {
         "volumes": volumes,
         "concurrency": concurrency,
         "backend": backend,
+        "security": security,
         "creates_per_s": round(rate, 1),
         "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
         "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
         "cpu_ms_per_volume": round(cpu * 1000 / volumes, 3),
         "client_cpu_ms_per_volume": round(client_cpu * 1000 / volumes, 3),
-        "ceiling_rps": round(ceiling.rps, 1),
-        "ceiling_messages_per_request": ceiling.messages_per_request,
-        "ceiling_cpu_ms_per_request": round(ceiling.cpu_ms_per_request, 3),
-        "ratio": round(rate / ceiling.rps, 3),
         "cpu_s_by_actor": per_actor,
         "event_subscriber": events,
         "events_received": events_seen,
         **({"front": "rest", "rest": rest,
             "rest_cpu_ratio": round(rest["cpu_ms_per_volume"] * volumes / (cpu * 1000), 2)}
            if rest is not None else {"front": "native"}),
+    }
+
+
+def with_ceiling(result: dict[str, Any], concurrency: int) -> dict[str, Any]:
+    ceiling = measure_ceiling(hops=4, requests=20_000, window=concurrency)
+    return {
+        **result,
+        "ceiling_rps": round(ceiling.rps, 1),
+        "ceiling_messages_per_request": ceiling.messages_per_request,
+        "ceiling_cpu_ms_per_request": round(ceiling.cpu_ms_per_request, 3),
+        "ratio": round(result["creates_per_s"] / ceiling.rps, 3),
     }
 
 
@@ -214,12 +257,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="run with a subscriber reading every event, as a dashboard would")
     p.add_argument("--front", choices=("native", "rest"), default="native",
                    help="rest: also create through the REST front, in the same run")
+    p.add_argument("--security", choices=("on", "off"), default="on",
+                   help="CURVE and keys on every socket (default on; off: to see its cost)")
+    p.add_argument("--compare-security", action="store_true",
+                   help="run with security on and off, and report both and the cost")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.volumes < 1 or args.concurrency < 1:
         p.error("--volumes and --concurrency must be at least 1")
-    result = run(args.volumes, args.concurrency, args.backend, args.warmup, args.events,
-                 args.front)
+    if args.compare_security:
+        result = compare_security(args.volumes, args.concurrency, args.backend, args.warmup,
+                                  args.events, args.front)
+    else:
+        result = run(args.volumes, args.concurrency, args.backend, args.warmup, args.events,
+                     args.front, security=args.security == "on")
     if args.json:
         print(json.dumps(result))
         return 0
