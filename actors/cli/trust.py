@@ -11,13 +11,15 @@ keys are never printed, except by ``keys show NAME --secret``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from cinderblock.actors.cli.base import UsageError
-from cinderblock.actors.cli.format import as_json, table
+from cinderblock.actors.cli.format import table
 from cinderblock.actors.runtime.keyring import (
     add_user,
     keys_dir,
@@ -74,7 +76,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     actors = (*CLUSTER_ACTORS, *(f"node-{i}" for i in range(1, 65)))
     keys = list_keys(args.data_dir, actors)
     if args.json:
-        print(as_json(keys))
+        print(json.dumps([asdict(k) for k in keys], indent=2))
         return 0
     print(table(["Name", "Kind", "Public key", "Secret here"],
                 [(k.name, k.kind, k.public_key, "yes" if k.has_secret else "no") for k in keys]))
@@ -122,7 +124,7 @@ def cmd_user_list(args: argparse.Namespace) -> int:
     except UsersFileError as exc:
         raise UsageError(str(exc)) from exc
     if args.json:
-        print(as_json(users))
+        print(json.dumps([asdict(u) for u in users], indent=2))
         return 0
     print(table(["User", "Project", "Roles", "Public key"],
                 [(u.name, u.project, ",".join(u.roles), u.public_key) for u in users]))

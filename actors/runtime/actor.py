@@ -433,7 +433,8 @@ class Actor:
         error: CinderblockError, kind: str = "req",
     ) -> None:
         if kind != "req":
-            log.warning("%s dropped a %s %s: %s", self.name, kind, op, error.message)
+            level = logging.DEBUG if isinstance(error, Forbidden) else logging.WARNING
+            log.log(level, "%s dropped a %s %s: %s", self.name, kind, op, error.message)
             return
         reply = Envelope("rep", next_id(), op, None, None, msg_id, error.to_wire())
         with contextlib.suppress(CinderblockError):  # the sender is gone: nobody to tell

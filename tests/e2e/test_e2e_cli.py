@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 
 from cinderblock.actors.runtime.config import ClusterConfig, free_port, load, rest_url
+from cinderblock.protocol.client.client import SyncClient
+from cinderblock.protocol.wire.errors import Timeout
 from tests.conftest import _DATA_DIRS, CINDERBLOCK, GIB, run_cli
 
 
@@ -419,3 +421,50 @@ def test_a_reader_that_leaves_early_gets_no_traceback(up: UpCluster) -> None:
     err = proc.stderr.read().decode()
     assert proc.wait(30) == 141, err
     assert err == ""
+
+
+# ---- keys and users ------------------------------------------------------------------
+def test_the_seed_example_works_right_after_up_with_no_flags(up: UpCluster) -> None:
+    done = run_cli("volume", "create", "1", "--name", "firstvol", "--type", "FCVolumeType",
+                   "--wait", "--json", "--data-dir", str(up.data_dir))
+
+    assert done.returncode == 0, done.stderr
+    vol = json.loads(done.stdout)
+    assert (vol["status"], vol["project_id"], vol["name"]) == ("available", "demo", "firstvol")
+
+
+def test_up_made_the_keys_and_keys_list_shows_no_secret(up: UpCluster) -> None:
+    secrets = [p.read_text() for p in (up.data_dir / "keys").glob("*.key_secret")]
+    assert all(oct(p.stat().st_mode & 0o777) == "0o600"
+               for p in (up.data_dir / "keys").glob("*.key_secret"))
+
+    listed = up.cli_json("keys", "list")
+
+    assert {k["name"]: k["kind"] for k in listed} == {
+        "gateway": "actor", "quota": "actor", "scheduler": "actor", "node-1": "actor",
+        "node-2": "actor", "admin": "user", "demo": "user", **{
+            k["name"]: "user" for k in listed if k["kind"] == "user"}}
+    text = up.cli("keys", "list").stdout
+    for secret in secrets:
+        secret_key = re.search(r'secret-key = "(.+)"', secret)
+        assert secret_key is not None and secret_key[1] not in text
+
+
+def test_a_user_added_on_the_command_line_works_at_once_and_a_removed_one_no_longer(
+    up: UpCluster,
+) -> None:
+    name = f"carol-{uuid.uuid4().hex[:6]}"
+    where = ["--data-dir", str(up.data_dir)]
+    added = run_cli("user", "add", name, "--project", "carols", "--role", "admin", *where)
+    assert added.returncode == 0, added.stderr
+    users = {u["name"]: u for u in json.loads(run_cli("user", "list", "--json", *where).stdout)}
+    assert (users[name]["project"], users[name]["roles"]) == ("carols", ["admin"])
+
+    made = run_cli("volume", "create", "1", "--wait", "--json", "--user", name, *where)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["project_id"] == "carols"
+
+    assert run_cli("user", "remove", name, *where).returncode == 0
+    key = up.data_dir / "keys" / f"{name}.key_secret"
+    with SyncClient(up.cfg.gateway, key=key, timeout=2.0) as c, pytest.raises(Timeout):
+        c.list_volumes()  # the gateway no longer answers that key
