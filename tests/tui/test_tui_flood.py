@@ -17,6 +17,7 @@ import pytest
 import zmq
 
 from cinderblock.protocol.messages.events import TOPIC
+from cinderblock.protocol.wire.access import event_topic
 from cinderblock.protocol.wire.codec import pack
 from cinderblock.tui.app import DashboardApp
 from cinderblock.tui.demo import Create, Event, create_events, volume_id
@@ -72,7 +73,7 @@ async def test_a_flood_of_events_leaves_the_dashboard_responsive_and_right(
         assert sock.recv() == b"\x01" + TOPIC
 
         for message in messages:
-            sock.send_multipart([TOPIC, pack(message)])
+            sock.send_multipart([event_topic("demo"), pack(message)])
         pressed = time.monotonic()
         await pilot.press("3")
         while app.active != "backends":
