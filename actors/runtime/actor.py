@@ -199,6 +199,7 @@ class Actor:
         self.trust: Trust | None = None  # None: no CURVE, the envelope's context is believed
         self.refused = 0  # messages dropped: unknown sender, or an actor under another name
         self._auth: Authenticator | None = None
+        self._monitors: list[Channel] = []
 
     # ---- to override ---------------------------------------------------
     def handlers(self) -> dict[str, Handler]:
@@ -251,9 +252,12 @@ class Actor:
         return self._add(Link(self, sock, routed=False, peer=server))
 
     def serve(self, sock: zmq.Socket[bytes], domain: str) -> None:
-        """Make a socket about to bind a CURVE server (nothing when not secure)."""
+        """Make a socket about to bind a CURVE server (nothing when not secure); its
+        failed handshakes are counted (``Trust.count_refusal``)."""
         if self.trust is not None:
             self.trust.serve(sock, domain)
+            monitor = Channel(self.trust.watch_handshakes(sock), self.trust.on_monitor_event)
+            self._monitors.append(monitor)
 
     def dial(self, sock: zmq.Socket[bytes], server: str) -> None:
         """Make a socket about to connect a CURVE client of ``server``."""
@@ -314,6 +318,8 @@ class Actor:
         self.events.close()
         for link in self._links:
             link.close()
+        for monitor in self._monitors:
+            monitor.close()
         if self._auth is not None:
             self._auth.stop()
 

@@ -46,6 +46,7 @@ from cinderblock.protocol.wire.keys import public_keys as read_public_keys
 
 log = logging.getLogger(__name__)
 REFUSAL_LOG_S = 10.0
+HANDSHAKE_FAILURES = zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
 
 
 def actor_names(cfg: ClusterConfig) -> dict[str, str]:
@@ -126,16 +127,21 @@ class Trust:
         principal = self.by_key(z85_key)
         if principal is not None and admits(domain, principal):
             return True
-        self._count_refusal()
+        self.count_refusal()
         return False
 
-    def _count_refusal(self) -> None:
-        self.refused += 1
-        now = time.monotonic()
-        if now - self._refusal_logged_at >= REFUSAL_LOG_S:
-            log.warning("refused %d connection attempts with unknown or unfit keys "
-                        "(%d in all)", self.refused - self._refused_logged, self.refused)
+    def count_refusal(self) -> None:
+        """One more connection refused (a key not admitted, or no CURVE at all); the
+        log says how many, at most once per ``REFUSAL_LOG_S``."""
+        with self._lock:
+            self.refused += 1
+            now = time.monotonic()
+            if now - self._refusal_logged_at < REFUSAL_LOG_S:
+                return
+            fresh = self.refused - self._refused_logged
             self._refused_logged, self._refusal_logged_at = self.refused, now
+        log.warning("refused %d connection attempts (unknown keys, keys not admitted "
+                    "there, or no CURVE); %d in all", fresh, self.refused)
 
     def start(self, zctx: zmq.Context[zmq.Socket[bytes]]) -> Authenticator:
         auth = Authenticator(self, zctx)
@@ -147,6 +153,15 @@ class Trust:
     # ---- sockets ---------------------------------------------------------------
     def serve(self, sock: zmq.Socket[bytes], domain: str) -> None:
         curve_server(sock, self.own, domain)
+
+    def watch_handshakes(self, sock: zmq.Socket[bytes]) -> zmq.Socket[bytes]:
+        """A monitor of the socket's failed handshakes that are not the ZAP handler's
+        to see (plaintext or garbage against a CURVE server); read it with
+        ``on_monitor_event``. Made by the thread that owns ``sock``."""
+        return sock.get_monitor_socket(HANDSHAKE_FAILURES)
+
+    def on_monitor_event(self, frames: list[bytes]) -> None:
+        self.count_refusal()
 
     def dial(self, sock: zmq.Socket[bytes], server: str) -> None:
         curve_client(sock, self.own, self.public_key(server))

@@ -15,6 +15,7 @@ import pytest
 import zmq
 
 from cinderblock.actors.runtime.keyring import remove_user
+from cinderblock.actors.runtime.trust import REFUSAL_LOG_S
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg
 from cinderblock.protocol.wire.codec import pack, unpack
@@ -312,3 +313,23 @@ async def test_only_actors_publish_events(cluster: E2ECluster, way: str) -> None
 def _type_names(cluster: E2ECluster) -> list[str]:
     with SyncClient(cluster.gateway, key=cluster.user_key(), timeout=10.0) as c:
         return sorted(t.name for t in c.list_types())
+
+
+def test_a_storm_of_refused_connections_leaves_one_counted_line_not_one_per_attempt(
+    cluster: E2ECluster,
+) -> None:
+    log = cluster.cfg.path("logs", "quota.log")
+    lines_before, started = log.read_text().count("refused"), time.monotonic()
+    peers = [Peer(zmq.DEALER, cluster.cfg.quota, **credentials(cluster, "quota")[way])
+             for way in ("no key", "unknown key", "a user's key") for _ in range(20)]
+    try:
+        for peer in peers:
+            peer.envelope("ping", {})
+        assert peers[-1].nothing(1500)
+    finally:
+        for peer in peers:
+            peer.close()
+    text = log.read_text()
+    periods = 1 + int((time.monotonic() - started) / REFUSAL_LOG_S)  # one line per period
+    assert text.count("refused") - lines_before <= periods < 6
+    assert "refused" in text  # counted, if not line by line
