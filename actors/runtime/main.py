@@ -67,7 +67,11 @@ def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False) 
         raise SystemExit(f"{host or kind} cannot start: {exc}") from None
     actor = build(kind, cfg, host)
     if cfg.security:
-        actor.trust = Trust(cfg, host or kind, with_users=kind == "gateway")
+        try:
+            actor.trust = Trust(cfg, host or kind, with_users=kind == "gateway")
+        except KeyFileError as exc:  # `cinderblock keys make` or `up` makes them
+            logging.getLogger("cinderblock").error("%s cannot start: %s", host or kind, exc)
+            return 1
     profile_dir = os.environ.get("CINDERBLOCK_PROFILE_DIR")
     profiler = cProfile.Profile(time.process_time) if profile_dir else None
     if profiler is not None:

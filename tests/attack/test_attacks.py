@@ -14,7 +14,7 @@ import msgpack
 import pytest
 import zmq
 
-from cinderblock.actors.runtime.keyring import remove_user
+from cinderblock.actors.runtime.keyring import add_user, remove_user, secret_key_file
 from cinderblock.actors.runtime.trust import REFUSAL_LOG_S
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg
@@ -333,3 +333,29 @@ def test_a_storm_of_refused_connections_leaves_one_counted_line_not_one_per_atte
     periods = 1 + int((time.monotonic() - started) / REFUSAL_LOG_S)  # one line per period
     assert text.count("refused") - lines_before <= periods < 6
     assert "refused" in text  # counted, if not line by line
+
+
+# ---- the one principal whose envelope context counts ------------------------------------
+def test_a_front_acts_for_the_user_it_names_and_a_member_cannot(
+    cluster: E2ECluster, project: str,
+) -> None:
+    data_dir = Path(cluster.cfg.data_dir)
+    front_name = f"rest-{uuid.uuid4().hex[:6]}"
+    add_user(data_dir, front_name, "services", ("front",))
+    acting_for = {"project_id": project, "user_id": "bob", "roles": ["member"],
+                  "request_id": f"req-{uuid.uuid4()}"}
+    front = Peer(zmq.DEALER, cluster.gateway, user_key=secret_key_file(data_dir, front_name))
+    try:
+        front.envelope("volume.create", {"size": 1, "name": "via-front"}, context=acting_for)
+        made = front.reply()
+        front.envelope("volume.update", {"volume_id": made[6]["id"], "status": "error"},
+                       msg_id=2, context=acting_for)
+        refused = front.reply()
+    finally:
+        front.close()
+
+    assert made[7] is None and made[6]["project_id"] == project
+    assert refused[7]["code"] == "forbidden"  # a front's role is no node's
+    with SyncClient(cluster.gateway, key=cluster.user_key(project), timeout=20.0) as member:
+        vol = member.wait_for_status(made[6]["id"], "available")
+        assert vol.name == "via-front"
