@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cinderblock.actors.runtime.cluster import Cluster
 from cinderblock.actors.runtime.config import embedded
+from cinderblock.actors.runtime.keyring import add_user
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import OverQuota
 from cinderblock.tui.app import DashboardApp
@@ -26,29 +27,29 @@ from cinderblock.tui.app import DashboardApp
 SIZE = (150, 44)
 
 
-async def creates(gateway: str, batches: int) -> None:
+async def creates(gateway: str, batches: int, keys: Path) -> None:
     types = ["__DEFAULT__", "FCVolumeType"]
-    async with Client(gateway, admin=True) as admin:
+    async with Client(gateway, admin=True, key=keys / "admin.key_secret") as admin:
         await admin.set_quota("demo", volumes=1000, gigabytes=10000)
         await admin.set_quota("tiny", gigabytes=10)
-    async with Client(gateway, project="demo") as client:
+    async with Client(gateway, project="demo", key=keys / "demo.key_secret") as client:
         for i in range(0, 4 * batches, 4):
             batch = [client.create_volume(1 + (i + k) % 2, name=f"vol-{i + k:03d}",
                                           volume_type=types[(i + k) % 2], wait=True)
                      for k in range(4)]
             await asyncio.gather(*batch)
             await asyncio.sleep(0.4)
-    async with Client(gateway, project="tiny") as client:
+    async with Client(gateway, project="tiny", key=keys / "tiny.key_secret") as client:
         with contextlib.suppress(OverQuota):  # the reverted flow is what is to be seen
             await client.create_volume(50, name="too-big")
 
 
-async def shoot(gateway: str, events: str, out: Path) -> None:
-    app = DashboardApp(gateway, events)
+async def shoot(gateway: str, events: str, out: Path, keys: Path) -> None:
+    app = DashboardApp(gateway, events, key=keys / "admin.key_secret")
     async with app.run_test(size=SIZE) as pilot:
         while app.model.link.up is not True:
             await pilot.pause(0.05)
-        await creates(gateway, 12)
+        await creates(gateway, 12, keys)
         await pilot.pause(1.5)
         app.save_screenshot(filename=out.name, path=str(out.parent))
 
@@ -62,7 +63,8 @@ def main(argv: list[str]) -> int:
         cluster = Cluster(replace(cfg, nodes=nodes))
         try:
             cluster.start()
-            asyncio.run(shoot(cluster.cfg.gateway, cluster.cfg.events, out))
+            add_user(Path(tmp), "tiny", "tiny", ("member",))
+            asyncio.run(shoot(cluster.cfg.gateway, cluster.cfg.events, out, Path(tmp, "keys")))
         finally:
             cluster.stop()
     print(f"wrote {out}")

@@ -27,16 +27,31 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cinderblock.actors.runtime.cluster import Cluster, with_quota_defaults
 from cinderblock.actors.runtime.config import embedded
+from cinderblock.actors.runtime.keyring import add_user
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import CinderblockError
 
 PROJECT = "scale"
 PAGE = 20
+
+
+@dataclass(frozen=True)
+class Target:
+    """The cluster's gateway and the keys the benchmark speaks with."""
+
+    endpoint: str
+    key: Path | None  # the benchmark project's user
+    admin_key: Path | None
+
+    def client(self, admin: bool = False, timeout: float = 300.0) -> Client:
+        return Client(self.endpoint, project="admin" if admin else PROJECT, admin=admin,
+                      timeout=timeout, key=self.admin_key if admin else self.key)
 
 
 def rss_bytes(pid: int) -> int:
@@ -52,11 +67,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def fill(endpoint: str, volumes: int, concurrency: int = 256) -> float:
+async def fill(target: Target, volumes: int, concurrency: int = 256) -> float:
     """Create ``volumes`` volumes without waiting for each; return the fill rate."""
     left = iter(range(volumes))
     start = time.perf_counter()
-    async with Client(endpoint, project=PROJECT, timeout=300.0) as client:
+    async with target.client() as client:
 
         async def worker() -> None:
             for _ in left:
@@ -79,12 +94,12 @@ async def _median_ms(call: Callable[[], Awaitable[object]], times: int = 30) -> 
     return round(statistics.median(samples) * 1000, 3)
 
 
-async def page_times(endpoint: str, held: int) -> dict[str, float]:
+async def page_times(target: Target, held: int) -> dict[str, float]:
     """Median ms of one page of 20: first page, at a marker half way down the
     project's ``held`` volumes, and an admin's all-projects page with a filter."""
-    marker = await deep_marker(endpoint, held // 2)
-    async with Client(endpoint, project=PROJECT, timeout=300.0) as user, \
-            Client(endpoint, project="admin", admin=True, timeout=300.0) as admin:
+    marker = await deep_marker(target, held // 2)
+    async with target.client() as user, \
+            target.client(admin=True) as admin:
         return {
             "first_page": await _median_ms(lambda: user.list_volumes(limit=PAGE)),
             "deep_marker": await _median_ms(
@@ -95,9 +110,9 @@ async def page_times(endpoint: str, held: int) -> dict[str, float]:
         }
 
 
-async def deep_marker(endpoint: str, depth: int) -> str | None:
+async def deep_marker(target: Target, depth: int) -> str | None:
     """The id of the volume ``depth`` places down the project's listing."""
-    async with Client(endpoint, project=PROJECT, timeout=300.0) as client:
+    async with target.client() as client:
         seen, marker = 0, None
         while seen < depth:
             page = await client.list_volumes(limit=min(1000, depth - seen), marker=marker)
@@ -108,12 +123,12 @@ async def deep_marker(endpoint: str, depth: int) -> str | None:
         return marker
 
 
-async def creates_while(endpoint: str, creates: int, listing: bool) -> dict[str, float]:
+async def creates_while(target: Target, creates: int, listing: bool) -> dict[str, float]:
     """Creates/s and p99 (to ``available``), with or without a lister paging meanwhile."""
     latencies: list[float] = []
     stop = asyncio.Event()
     pages = 0
-    async with Client(endpoint, project=PROJECT, timeout=300.0) as client:
+    async with target.client() as client:
 
         async def lister() -> None:
             nonlocal pages
@@ -144,12 +159,12 @@ async def creates_while(endpoint: str, creates: int, listing: bool) -> dict[str,
             "pages_listed": pages}
 
 
-async def restart_to_first_answer(cluster: Cluster, endpoint: str) -> float:
+async def restart_to_first_answer(cluster: Cluster, target: Target) -> float:
     """Seconds from starting a stopped gateway again to its first answer."""
     cluster.stop_actor("gateway")
     start = time.perf_counter()
     cluster.spawn("gateway")
-    async with Client(endpoint, project=PROJECT, timeout=2.0) as client:
+    async with target.client(timeout=2.0) as client:
         while True:
             try:
                 await client.list_volumes(limit=1)
@@ -165,26 +180,28 @@ def run(volumes: int, creates: int) -> dict[str, Any]:
         cfg = with_quota_defaults(embedded(Path(tmp), backend="null", nodes=2),
                                   volumes=-1, gigabytes=-1)
         with Cluster(cfg) as cluster:
+            add_user(Path(tmp), PROJECT, PROJECT, ("member",))
+            target = Target(cfg.gateway, cluster.key(PROJECT), cluster.key("admin"))
             gateway_pid = cluster.pids()["gateway"]
             result: dict[str, Any] = {"volumes": volumes}
-            asyncio.run(fill(cfg.gateway, PAGE * 2))
+            asyncio.run(fill(target, PAGE * 2))
             result["empty"] = {
-                "page_ms": asyncio.run(page_times(cfg.gateway, PAGE * 2)),
-                "no_lister": asyncio.run(creates_while(cfg.gateway, creates, False)),
-                "with_lister": asyncio.run(creates_while(cfg.gateway, creates, True)),
+                "page_ms": asyncio.run(page_times(target, PAGE * 2)),
+                "no_lister": asyncio.run(creates_while(target, creates, False)),
+                "with_lister": asyncio.run(creates_while(target, creates, True)),
             }
             rss0 = rss_bytes(gateway_pid)
-            result["fill_creates_per_s"] = round(asyncio.run(fill(cfg.gateway, volumes)), 1)
+            result["fill_creates_per_s"] = round(asyncio.run(fill(target, volumes)), 1)
             result["gateway_bytes_per_volume"] = round(
                 (rss_bytes(gateway_pid) - rss0) / volumes, 1)
             held = PAGE * 2 + 2 * creates + volumes
             result["full"] = {
-                "page_ms": asyncio.run(page_times(cfg.gateway, held)),
-                "no_lister": asyncio.run(creates_while(cfg.gateway, creates, False)),
-                "with_lister": asyncio.run(creates_while(cfg.gateway, creates, True)),
+                "page_ms": asyncio.run(page_times(target, held)),
+                "no_lister": asyncio.run(creates_while(target, creates, False)),
+                "with_lister": asyncio.run(creates_while(target, creates, True)),
             }
             result["restart_to_first_answer_s"] = asyncio.run(
-                restart_to_first_answer(cluster, cfg.gateway))
+                restart_to_first_answer(cluster, target))
     full, empty = result["full"]["page_ms"], result["empty"]["page_ms"]
     result["page_full_over_empty"] = {k: round(full[k] / empty[k], 2) for k in full}
     return result
