@@ -12,6 +12,15 @@ peers), and every incoming message goes through one dispatch:
 - anything undecodable gets an ``invalid_input`` error reply and is otherwise
   ignored: an actor never dies of a message.
 
+Who sends (``actors.runtime.trust``, on unless the cluster file says
+``security = false``): every bound socket is a CURVE server whose ZAP handler
+admits only the keys allowed there, and every message carries its connection's
+User-Id, the name of its key. A sender the actor does not know gets nothing;
+an op the sender's roles may not send (``protocol.messages.ops.OP_TABLE``) is
+refused ``forbidden`` before its handler runs; a user's project, name and roles
+come from its key, never from the envelope (only actors and ``front`` peers
+pass a context on); a reply settles only the call made to its sender.
+
 Lifecycle as pykka's: ``on_start``, ``on_stop``; SIGTERM/SIGINT stop the
 actor, and every call still waiting then fails with ``unavailable``.
 
