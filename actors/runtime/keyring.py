@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cinderblock.actors.runtime.config import ClusterConfig
+from cinderblock.actors.runtime.config import SERVICE_ACTORS, ClusterConfig
 from cinderblock.actors.runtime.trust import actor_names
 from cinderblock.protocol.wire.access import User, UsersFileError, read_users, write_users
 from cinderblock.protocol.wire.keys import (
@@ -48,7 +48,7 @@ def users_path(data_dir: Path) -> Path:
 def provision(cfg: ClusterConfig) -> list[str]:
     """Make the cluster's missing keys and default users; the names of the keys made."""
     data_dir = Path(cfg.data_dir)
-    made = ensure_keys(keys_dir(data_dir), tuple(actor_names(cfg)))
+    made = ensure_keys(keys_dir(data_dir), local_actors(cfg))
     users = read_users(users_path(data_dir))
     names = {u.name for u in users.values()}
     for name, project, roles in DEFAULT_USERS:
@@ -56,6 +56,14 @@ def provision(cfg: ClusterConfig) -> list[str]:
             add_user(data_dir, name, project, roles, reserved=actor_names(cfg))
             made.append(name)
     return made
+
+
+def local_actors(cfg: ClusterConfig) -> tuple[str, ...]:
+    """The actors whose keys live in this data directory: the service actors and the
+    nodes without a data directory of their own (a node on its own host makes its
+    key there, and the cluster file carries its public key)."""
+    own = [n.host for n in cfg.nodes if n.data_dir in (None, cfg.data_dir)]
+    return (*SERVICE_ACTORS, *own)
 
 
 def add_user(data_dir: Path, name: str, project: str, roles: tuple[str, ...],

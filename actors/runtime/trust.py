@@ -61,7 +61,10 @@ class Trust:
     def __init__(self, cfg: ClusterConfig, own_name: str, with_users: bool) -> None:
         keys_dir = cfg.path("keys")
         self.own: KeyPair = load_secret(secret_path(keys_dir, own_name))
-        self.publics = read_public_keys(keys_dir)
+        # The keys directory's public keys, and over them the cluster file's (actors
+        # on other hosts: their keys are nowhere else).
+        self.publics = {**read_public_keys(keys_dir),
+                        **{name: key.encode() for name, key in cfg.public_keys().items()}}
         self._actors: dict[bytes, Principal] = {}
         for name, role in actor_names(cfg).items():
             if name in self.publics:

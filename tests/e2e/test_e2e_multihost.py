@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import ipaddress
 import os
 import secrets
@@ -35,16 +34,16 @@ from typing import NoReturn
 import pytest
 
 from cinderblock.actors.runtime.cluster import Cluster
-from cinderblock.actors.runtime.config import free_port, load
+from cinderblock.actors.runtime.config import SERVICE_ACTORS, free_port, load
 from cinderblock.protocol.client.client import Client, SyncClient
 from cinderblock.protocol.client.status_waits import VolumeError
+from cinderblock.protocol.wire.keys import ensure_keys, load_public, make_key
 from tests.conftest import E2ECluster, EventTap, eventually
 
 DOWN_WITHIN_S = 5.0
 BACK_WITHIN_S = 10.0  # after a cut, TCP's retransmission backoff decides (docs/operations.md)
 ZONES = {"node-1": "nova", "node-2": "nova", "node-3": "rack-3"}
 STALLING = "node-3"  # the one storage host of rack-3; it never finishes a create
-TRUST_LANDED = importlib.util.find_spec("cinderblock.actors.runtime.keyring") is not None
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -162,16 +161,20 @@ def tear_down(lab: Lab) -> list[str]:
 def cluster_toml(controller: str, addresses: dict[str, str], controller_dir: Path,
                  host_dirs: dict[str, Path]) -> str:
     """The cluster file an operator would write: the service actors on ``controller``,
-    each storage host at its address with its own data directory."""
+    each storage host at its address with its own data directory; every actor's key
+    pair made where it runs (the services' in the controller's data directory, each
+    node's in its own), and every public key in the file."""
     def endpoint() -> str:
         return f'"tcp://{controller}:{free_port(controller)}"'
 
+    services = ensure_public_keys(controller_dir, SERVICE_ACTORS)
     lines = [
         f'data_dir = "{controller_dir}"',
         *(f"{name} = {endpoint()}" for name in
           ("gateway", "events_in", "events", "quota", "scheduler", "stats")),
         "reconcile_every_s = 0  # this test watches liveness, not the reconciler",
         "[volume_types.__DEFAULT__]",
+        *(f'[actors.{name}]\npublic_key = "{key}"' for name, key in services.items()),
     ]
     for host, address in addresses.items():
         lines += [
@@ -181,10 +184,17 @@ def cluster_toml(controller: str, addresses: dict[str, str], controller_dir: Pat
             f'availability_zone = "{ZONES[host]}"',
             "capacity_gb = 100",
             f'nbd_address = "{address}"',
+            f'public_key = "{ensure_public_keys(host_dirs[host], (host,))[host]}"',
         ]
         if host == STALLING:
             lines.append('faults = ["stall:create_volume"]')
     return "\n".join(lines) + "\n"
+
+
+def ensure_public_keys(data_dir: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """Make the key pairs an operator makes on a host (``cinderblock keys make``)."""
+    ensure_keys(data_dir / "keys", names)
+    return {n: load_public(data_dir / "keys" / f"{n}.key").decode() for n in names}
 
 
 @contextlib.contextmanager
@@ -279,7 +289,7 @@ def test_a_node_started_with_cinderblock_node_keeps_its_state_in_its_own_data_di
     config.write_text(cluster_toml("127.0.0.1", {"node-1": "127.0.0.1"}, tmp_path / "controller",
                                    host_dirs))
     with nodes_on_their_own_hosts(config, {"node-1": []}) as c, \
-            SyncClient(c.gateway, project="own-dir") as client:
+            SyncClient(c.gateway, project="own-dir", key=c.user_key("own-dir")) as client:
         vol = client.create_volume(1, availability_zone="nova", wait=True)
         assert vol.host == "node-1@file"
         assert (host_dirs["node-1"] / "nodes" / "node-1" / f"volume-{vol.id}").exists()
@@ -326,16 +336,12 @@ async def test_a_cut_link_marks_its_node_down_within_5s_fails_its_create_and_it_
     print(f"node down {down_after:.2f}s after the cut, up {back_after:.2f}s after the restore")
 
 
-@pytest.mark.skipif(not TRUST_LANDED, reason="enable once the trust branch (CURVE keys) lands")
 async def test_a_node_with_a_wrong_key_never_appears_in_backend_list(
     multihost: MultiHost, tmp_path: Path,
 ) -> None:
     """A storage host whose key the cluster does not know (the file the services read
     does not list it) runs ``cinderblock node`` next to node-3: its handshakes are
-    refused, so it never joins. With trust on main, give ``cluster_toml`` the actors'
-    public keys ([actors.NAME] and each node's ``public_key``) and drop the skip."""
-    from cinderblock.protocol.wire.keys import make_key  # type: ignore[import-not-found]
-
+    refused, so it never joins."""
     m = multihost
     rogue_dir = tmp_path / "rogue"
     key = make_key(rogue_dir / "keys", "node-4")
