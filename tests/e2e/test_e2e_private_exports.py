@@ -229,15 +229,17 @@ async def test_exports_are_served_only_on_the_nodes_configured_storage_address(
 def test_the_cli_writes_credentials_that_the_printed_qemu_io_and_nbdinfo_lines_use(
     cluster: E2ECluster, project: str, tmp_path: Path,
 ) -> None:
+    key = {"CINDERBLOCK_KEY": str(cluster.user_key(project))}
+
     def cli(*args: str) -> Any:
-        done = run_cli(*args, "--gateway", cluster.gateway, "--project", project)
+        done = run_cli(*args, "--gateway", cluster.gateway, "--project", project, env=key)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout) if "--json" in args else done.stdout
 
     vol = cli("volume", "create", "1", "--wait", "--json")
     att = cli("attachment", "create", vol["id"], "--instance", "vm-1", "--json")
     early = run_cli("attachment", "credentials", att["id"], "--dir", str(tmp_path / "early"),
-                    "--gateway", cluster.gateway, "--project", project)
+                    "--gateway", cluster.gateway, "--project", project, env=key)
     assert early.returncode == 1 and "has no connection_info yet" in early.stderr
     assert not (tmp_path / "early").exists()
 
