@@ -51,8 +51,8 @@ def add_trust(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     keys = sub.add_parser("keys", help="CURVE keys of actors and users").add_subparsers(
         required=True)
     p = leaf(keys, common, "list", "list the keys (public keys only)", cmd_keys_list)
-    p = leaf(keys, common, "make", "make the missing keys of the cluster's actors "
-             "(and NAMEs)", cmd_keys_make)
+    p = leaf(keys, common, "make", "make the missing key pairs NAME... (none named: the "
+             "service actors' and node-1..N's); a storage host makes its own here", cmd_keys_make)
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--nodes", type=int, default=2, help="storage nodes node-1..N (default 2)")
     p = leaf(keys, common, "show", "a key's public key (--secret: its secret key file too)",
@@ -84,7 +84,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_make(args: argparse.Namespace) -> int:
-    names = [*CLUSTER_ACTORS, *(f"node-{i}" for i in range(1, args.nodes + 1)), *args.names]
+    names = args.names or [*CLUSTER_ACTORS, *(f"node-{i}" for i in range(1, args.nodes + 1))]
     try:
         made = ensure_keys(keys_dir(args.data_dir), names)
     except KeyFileError as exc:
