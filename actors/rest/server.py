@@ -18,6 +18,7 @@ from aiohttp import web
 from cinderblock.actors.rest.app import Front, build_app
 from cinderblock.actors.rest.auth import AuthConfigError, Authenticator
 from cinderblock.actors.runtime.config import load
+from cinderblock.actors.runtime.keyring import FRONT_USER, secret_key_file
 from cinderblock.actors.runtime.parent import die_with_parent
 from cinderblock.protocol.client.client import Client
 
@@ -35,7 +36,8 @@ async def serve(config: Path, listen: str) -> None:
     cfg = load(config)
     host, port = split_listen(listen)
     auth = Authenticator(Path(cfg.data_dir), host)
-    client = Client(cfg.gateway, project="", user="rest-front", timeout=30.0)
+    key = secret_key_file(Path(cfg.data_dir), FRONT_USER) if cfg.security else None
+    client = Client(cfg.gateway, project="", user="rest-front", timeout=30.0, key=key)
     async with client:
         runner = web.AppRunner(build_app(Front(client, auth)), access_log=None)
         await runner.setup()

@@ -2,9 +2,11 @@
 
 ``<data-dir>/keys`` holds a key pair per actor and per user (``protocol.wire.keys``);
 ``<data-dir>/users`` lists the users (``protocol.wire.access``). ``up`` makes
-whatever is missing on its first start: the actors' keys and two users,
-``admin`` (project ``admin``, role ``admin``) and ``demo`` (project ``demo``,
-role ``member``). Keys are never replaced: a second ``up`` finds them.
+whatever is missing on its first start: the actors' keys and three users,
+``admin`` (project ``admin``, role ``admin``), ``demo`` (project ``demo``,
+role ``member``) and ``rest`` (role ``front``: the key the REST fronts speak
+to the gateway with, passing on the users they authenticated). Keys are never
+replaced: a second ``up`` finds them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from cinderblock.protocol.wire.keys import (
     secret_path,
 )
 
-DEFAULT_USERS = (("admin", "admin", ("admin",)), ("demo", "demo", ("member",)))
+DEFAULT_USERS = (("admin", "admin", ("admin",)), ("demo", "demo", ("member",)),
+                 ("rest", "services", ("front",)))  # the REST fronts' key (FRONT_USER)
+FRONT_USER = "rest"
 
 
 @dataclass(frozen=True, slots=True)

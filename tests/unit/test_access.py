@@ -148,14 +148,17 @@ def test_a_key_pair_is_made_private_and_never_replaced(tmp_path: Path) -> None:
 def test_provision_makes_every_actor_and_the_two_default_users_once(tmp_path: Path) -> None:
     cfg = embedded(tmp_path)
     made = provision(cfg)
-    assert set(made) == {"gateway", "quota", "scheduler", "node-1", "node-2", "admin", "demo"}
+    assert set(made) == {"gateway", "quota", "scheduler", "node-1", "node-2", "admin", "demo",
+                         "rest"}
     assert provision(cfg) == []
     assert [(u.name, u.project, u.roles) for u in list_users(tmp_path)] == [
-        ("admin", "admin", ("admin",)), ("demo", "demo", ("member",))]
+        ("admin", "admin", ("admin",)), ("demo", "demo", ("member",)),
+        ("rest", "services", ("front",))]
 
 
 def test_users_are_added_and_removed_and_actor_names_are_not_theirs(tmp_path: Path) -> None:
     provision(embedded(tmp_path))
+    remove_user(tmp_path, "rest")
     add_user(tmp_path, "rest", "svc", ("front",))
     with pytest.raises(UsersFileError, match="already exists"):
         add_user(tmp_path, "rest", "svc", ("front",))
