@@ -34,7 +34,8 @@ def rest_cluster(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
 
 @pytest.fixture
 def admin_view(rest_cluster: E2ECluster) -> Iterator[SyncClient]:
-    with SyncClient(rest_cluster.gateway, project="admin", admin=True, timeout=20.0) as c:
+    with SyncClient(rest_cluster.gateway, project="admin", admin=True, timeout=20.0,
+                    key=rest_cluster.user_key("admin", admin=True)) as c:
         yield c
 
 
