@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import random
 import re
 import socket
 import tomllib
@@ -308,10 +309,34 @@ def _check_node(path: str, node: NodeConfig, seen: set[str]) -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port free on ``host`` now, for an actor to bind a moment later.
+
+    Chosen below the kernel's ephemeral range, where no outgoing connection (ours
+    or anyone's) is given a local port: a port picked there could be taken by a
+    connect before the actor binds it ("Address already in use").
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(10_000, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
+        found: int = s.getsockname()[1]
+        return found
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (32768 where unknown)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(low, 10_001)
 
 
 def embedded(

@@ -237,10 +237,12 @@ def test_durations_read_naturally() -> None:
 def test_the_stream_refuses_frames_that_are_not_event_batches() -> None:
     stream = EventStream("tcp://127.0.0.1:1")
     try:
-        assert stream._decode([b"evt", b"\x93\x01\x02\x03"]) == [1, 2, 3]
-        assert stream._decode([b"evt", b"\x01"]) is None
-        assert stream._decode([b"other", b"\x90"]) is None
-        assert stream.malformed == 2
+        assert stream._decode([b"demo/", b"\x93\x01\x02\x03"]) == [1, 2, 3]
+        assert stream._decode([b"/", b"\x90"]) == [], "cluster-wide events: topic '/'"
+        assert stream._decode([b"demo/", b"\x01"]) is None
+        assert stream._decode([b"evt", b"\x90"]) is None
+        assert stream._decode([b"demo/"]) is None
+        assert stream.malformed == 3
     finally:
         stream.close()
 
