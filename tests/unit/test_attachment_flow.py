@@ -35,8 +35,8 @@ from cinderblock.protocol.wire.errors import (
     InvalidInput,
     InvalidState,
     NotFound,
+    PeerGone,
     Timeout,
-    Unavailable,
 )
 
 PLAIN = VolumeType("type-plain", "plain")
@@ -58,7 +58,7 @@ class StubNode:
         self.calls.append((op, to))
         if self.unreachable_for > 0:
             self.unreachable_for -= 1
-            raise Unavailable("peer 'node-1' is not connected", {"peer": "node-1"})
+            raise PeerGone("peer 'node-1' is not connected", {"peer": "node-1"})
         if self.failure is not None:
             raise self.failure
         name = f"volume-{body.volume_id}.{body.attachment_id}"

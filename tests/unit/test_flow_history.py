@@ -17,7 +17,7 @@ from cinderblock.actors.gateway.flow_history import ask_by, merged
 from cinderblock.actors.runtime.actor import Link
 from cinderblock.protocol.messages.flows import FlowRecent
 from cinderblock.protocol.wire.codec import MAX_FRAME, pack
-from cinderblock.protocol.wire.errors import InvalidInput, Unavailable
+from cinderblock.protocol.wire.errors import InvalidInput, PeerGone, Unavailable
 from cinderblock.protocol.wire.schema import dump
 from tests.flow_steps import Publisher, Step
 
@@ -200,7 +200,7 @@ class ConnectingNode:
                    timeout: float = 0.0) -> Any:
         self.asked += 1
         if self.asked <= self.absent:
-            raise Unavailable(f"peer {to!r} is not connected", {"peer": to.decode()})
+            raise PeerGone(f"peer {to!r} is not connected", {"peer": to.decode()})
         return {"flows": []}
 
 
