@@ -11,6 +11,8 @@ directories may be left.
 - ``cluster_factory``: dedicated clusters (fault injection, special quotas).
 - ``client`` / ``admin``: ``protocol.client.Client`` on the module's cluster.
 - ``EventTap``: a SUB socket on the gateway's event hub collecting events.
+- ``EventRecorder``: the in-memory publisher of the tests that need no hub (flows
+  driven directly): every event a flow or actor emits, in order.
 """
 
 from __future__ import annotations
@@ -222,6 +224,29 @@ async def admin(cluster: E2ECluster) -> AsyncIterator[Client]:
 
 
 # ---- events --------------------------------------------------------------------
+class EventRecorder:
+    """An event publisher that keeps every event (``listening`` as a subscriber
+    would set it: a flow builds no events while it is False)."""
+
+    def __init__(self, actor: str = "", listening: bool = True) -> None:
+        self.actor = actor
+        self.listening = listening
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.events.append({"kind": kind, "actor": self.actor, **fields})
+
+    def sequence(self) -> list[tuple[str, str, str]]:
+        """(kind, task or "", state) of every flow and task event."""
+        return [(e["kind"], e.get("task", ""), e["state"]) for e in self.events
+                if e["kind"] in ("flow", "task")]
+
+    def tasks(self, flow: str) -> list[tuple[str, str]]:
+        """(task, state) of one flow's task events."""
+        return [(e["task"], e["state"]) for e in self.events
+                if e["kind"] == "task" and e["flow"] == flow]
+
+
 class EventTap:
     """Collects every event published on the gateway's hub (``[topic, [event, ...]]``),
     as the cluster's admin (every project's events and the cluster's own).

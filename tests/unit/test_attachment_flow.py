@@ -38,6 +38,7 @@ from cinderblock.protocol.wire.errors import (
     PeerGone,
     Timeout,
 )
+from tests.conftest import EventRecorder
 
 PLAIN = VolumeType("type-plain", "plain")
 MULTI = VolumeType("type-multi", "multi", extra_specs={"multiattach": "<is> True"})
@@ -70,24 +71,10 @@ class StubNode:
         return {}
 
 
-class StubEvents:
-    listening = True
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def emit(self, kind: str, **fields: Any) -> None:
-        self.events.append({"kind": kind, **fields})
-
-    def tasks(self, flow: str) -> list[tuple[str, str]]:
-        return [(e["task"], e["state"]) for e in self.events
-                if e["kind"] == "task" and e["flow"] == flow]
-
-
 class StubGateway:
     def __init__(self, store: GatewayStore) -> None:
         self.store = store
-        self.events = StubEvents()
+        self.events = EventRecorder()
         self.router = StubNode()
         self.pushed: list[tuple[str, str]] = []
         self.attachments = Attachments(cast(Any, self))

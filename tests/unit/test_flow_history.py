@@ -19,16 +19,17 @@ from cinderblock.protocol.messages.flows import FlowRecent
 from cinderblock.protocol.wire.codec import MAX_FRAME, pack
 from cinderblock.protocol.wire.errors import InvalidInput, PeerGone, Unavailable
 from cinderblock.protocol.wire.schema import dump
-from tests.flow_steps import Publisher, Step
+from tests.conftest import EventRecorder
+from tests.flow_steps import Step
 
 OK = LinearFlow("demo", [Step("one"), Step("two")])
 BAD = LinearFlow("demo", [Step("one"), Step("two", fail="the disk is on fire")])
 
 
 async def run(flow: LinearFlow[None], history: FlowHistory, volume_id: str = "v",
-              events: Publisher | None = None) -> None:
+              events: EventRecorder | None = None) -> None:
     with contextlib.suppress(RuntimeError):  # the failing flows: the history is what matters
-        await flow.run(None, events or Publisher(listening=False), volume_id, history=history,
+        await flow.run(None, events or EventRecorder(listening=False), volume_id, history=history,
                        project_id="p1")
 
 
@@ -47,14 +48,14 @@ async def test_a_finished_run_is_kept_with_every_state_change_in_order() -> None
 
 
 async def test_the_trace_is_kept_even_when_nobody_listens_and_no_event_is_built() -> None:
-    history, quiet = FlowHistory(), Publisher(listening=False)
+    history, quiet = FlowHistory(), EventRecorder(listening=False)
     await run(OK, history, events=quiet)
     assert quiet.events == []
     assert len(history.done[0].steps) == 7
 
 
 async def test_a_listeners_events_carry_the_very_changes_the_trace_holds() -> None:
-    history, loud = FlowHistory(), Publisher()
+    history, loud = FlowHistory(), EventRecorder()
     await run(BAD, history, events=loud)
     (trace,) = history.failed
     assert [(e.get("task"), e["state"], e["ts"], e.get("reason")) for e in loud.events] \
