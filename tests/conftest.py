@@ -11,6 +11,9 @@ directories may be left.
 - ``cluster_factory``: dedicated clusters (fault injection, special quotas).
 - ``client`` / ``admin``: ``protocol.client.Client`` on the module's cluster.
 - ``EventTap``: a SUB socket on the gateway's event hub collecting events.
+- ``require_tool`` / ``require_root`` / ``@pytest.mark.tools(...)``: a test that
+  needs a Debian tool (qemu-io, nbdinfo, mkfs.xfs ...) or root skips on a laptop
+  without it, and FAILS under ``CI=true``, where .ci/run provides every one.
 - ``EventRecorder``: the in-memory publisher of the tests that need no hub (flows
   driven directly): every event a flow or actor emits, in order.
 """
@@ -20,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sysconfig
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import zmq
@@ -58,6 +62,41 @@ def _installed_command() -> str:
 
 
 CINDERBLOCK = _installed_command()
+
+
+# ---- tools and privileges ------------------------------------------------------
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """What a test does when the machine lacks what it needs: skip on a laptop; fail
+    under CI=true, where a skip would hide a test that never ran."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: the CI machine must provide it)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_tool(*names: str) -> None:
+    missing = [name for name in names if shutil.which(name) is None]
+    if missing:
+        unavailable(f"needs {', '.join(missing)} on PATH")
+
+
+def require_root(why: str) -> None:
+    if os.geteuid() != 0:
+        unavailable(f"needs root to {why}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "tools(*names): the test runs these Debian tools (see require_tool)")
+
+
+@pytest.fixture(autouse=True)
+def _required_tools(request: pytest.FixtureRequest) -> None:
+    for mark in request.node.iter_markers("tools"):
+        require_tool(*mark.args)
 
 
 # ---- clusters ----------------------------------------------------------------
