@@ -344,6 +344,14 @@ class EventTap:
     def of_volume(self, volume_id: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("volume_id") == volume_id]
 
+    async def caught_up(self, timeout: float = 10.0) -> None:
+        """Until every actor's events up to now have arrived: each actor publishes in
+        order, so a heartbeat from each, newer than every event seen so far, means
+        nothing they emitted before now is still on its way."""
+        start = len(self.events)
+        await self.wait_until(lambda evs: self.actors <= {
+            e["actor"] for e in evs[start:] if e["kind"] == "heartbeat"}, timeout)
+
 
 def flow_events(events: list[dict[str, Any]], flow: str) -> list[dict[str, Any]]:
     return [e for e in events if e["kind"] in ("flow", "task") and e.get("flow") == flow]
@@ -355,6 +363,38 @@ def flow_states(events: list[dict[str, Any]]) -> list[str]:
 
 def task_states(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(e["task"], e["state"]) for e in events if e["kind"] == "task"]
+
+
+# ---- processes and their connections -----------------------------------------------
+def tcp_connections(pid: int) -> set[tuple[str, str]]:
+    """(local, remote) address pairs of the TCP connections process ``pid`` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:["):-1])
+    return {(local, remote) for local, remote, inode in _tcp_table() if inode in inodes}
+
+
+def _tcp_table() -> list[tuple[str, str, str]]:
+    rows = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                rows.append((fields[1], fields[2], fields[9]))  # local, remote, inode
+    return rows
+
+
+async def peers_let_go(connections: set[tuple[str, str]], timeout: float = 10.0) -> None:
+    """Until no live process holds the other end of these connections (a process
+    that went away: its peers' ZeroMQ sockets noticed and dropped it)."""
+    def held() -> bool:
+        ends = {(remote, local) for local, remote in connections}
+        return any((local, remote) in ends and inode != "0"
+                   for local, remote, inode in _tcp_table())
+    await eventually(lambda: not held(), timeout=timeout)
 
 
 # ---- waiting and the CLI ---------------------------------------------------------

@@ -18,7 +18,7 @@ from cinderblock.protocol.messages.flows import FlowTrace, FlowTraceList
 from cinderblock.protocol.wire.errors import InvalidInput
 from cinderblock.tui.link import GatewayLink
 from cinderblock.tui.model.model import FlowBook, FlowRecord, Model
-from tests.conftest import EventRecorder
+from tests.conftest import EventRecorder, eventually
 from tests.flow_steps import Step
 
 T0 = 1_700_000_000.0  # the dashboard's clock in these tests
@@ -39,7 +39,7 @@ class Run:
 
     async def start(self) -> Run:
         self.task = asyncio.create_task(self._go())
-        await asyncio.sleep(0)
+        await eventually(lambda: self.publisher.events)  # the run has begun
         return self
 
     async def finish(self) -> Run:

@@ -19,7 +19,7 @@ from cinderblock.protocol.messages.flows import FlowRecent
 from cinderblock.protocol.wire.codec import MAX_FRAME, pack
 from cinderblock.protocol.wire.errors import InvalidInput, PeerGone, Unavailable
 from cinderblock.protocol.wire.schema import dump
-from tests.conftest import EventRecorder
+from tests.conftest import EventRecorder, eventually
 from tests.flow_steps import Step
 
 OK = LinearFlow("demo", [Step("one"), Step("two")])
@@ -66,7 +66,7 @@ async def test_a_running_flow_is_in_running_until_it_ends() -> None:
     history, gate = FlowHistory(), asyncio.Event()
     flow = LinearFlow("slow", [Step("wait", gate=gate)])
     task = asyncio.create_task(run(flow, history))
-    await asyncio.sleep(0)
+    await eventually(lambda: history.running)  # the run has begun
     (trace,) = history.running
     assert trace.state == "RUNNING" and trace.steps[-1][:2] == ("wait", "RUNNING")
     gate.set()
@@ -78,7 +78,7 @@ async def test_a_cancelled_run_is_forgotten_not_kept_as_finished() -> None:
     history = FlowHistory()
     task = asyncio.create_task(run(LinearFlow("slow", [Step("w", gate=asyncio.Event())]),
                                    history))
-    await asyncio.sleep(0)
+    await eventually(lambda: history.running)  # the run has begun
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -113,7 +113,7 @@ async def test_recent_lists_failed_then_running_then_done_newest_first() -> None
     await run(BAD, history, "bad")
     await run(OK, history, "ok-new")
     slow = asyncio.create_task(run(LinearFlow("slow", [Step("w", gate=gate)]), history, "run"))
-    await asyncio.sleep(0)
+    await eventually(lambda: history.running)  # the run has begun
     now = history.done[-1].last_ts
     assert [t.volume_id for t in history.recent(now)] == ["bad", "run", "ok-new", "ok-old"]
     later = now + 60
@@ -181,7 +181,7 @@ async def test_the_gateway_merges_answers_failed_then_running_then_done() -> Non
     await run(OK, history, "done")
     await run(BAD, history, "failed")
     slow = asyncio.create_task(run(LinearFlow("slow", [Step("w", gate=gate)]), history, "run"))
-    await asyncio.sleep(0)
+    await eventually(lambda: history.running)  # the run has begun
     now = history.failed[-1].last_ts
     node = [trace_message(t, "node-1", now) for t in [*history.done, *history.running]]
     gateway = [trace_message(t, "gateway", now) for t in history.failed]
