@@ -45,7 +45,7 @@ class Watched(Actor):
         return {"volume.watch": self.on_watch}
 
     async def on_start(self) -> None:
-        router = self.bind("tcp://127.0.0.1:*")
+        router = self.bind("tcp://127.0.0.1:*", "watched")
         self.endpoint = router.channel.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.ready.set()
 
