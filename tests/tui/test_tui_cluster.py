@@ -8,7 +8,6 @@ Both are always stopped, whatever happens in the tests.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
 from cinderblock.actors.runtime.cluster import Cluster
-from cinderblock.actors.runtime.config import ClusterConfig, embedded
+from cinderblock.actors.runtime.config import ClusterConfig
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import OverQuota
 from cinderblock.tui.app import DashboardApp
@@ -28,20 +27,10 @@ from cinderblock.tui.widgets.flow_screen import FlowScreen
 from cinderblock.tui.widgets.flows_pane import FlowsPane
 from cinderblock.tui.widgets.status_bar import StatusBar
 from cinderblock.tui.widgets.volumes_pane import VolumesPane
-from tests.conftest import E2ECluster, user_key
+from tests.conftest import E2ECluster, make_config, running_cluster, user_key
 from tests.tui.waiting import repainted, until
 
 SIZE = (140, 40)  # every pane on screen at once
-
-
-@contextmanager
-def running(data_dir: Path, nodes: int = 2) -> Iterator[Cluster]:
-    cluster = Cluster(embedded(data_dir, nodes=nodes, capacity_gb=20))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def admin_key(cfg: ClusterConfig) -> Path:
@@ -52,14 +41,15 @@ def admin_key(cfg: ClusterConfig) -> Path:
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterConfig]:
-    with running(tmp_path_factory.mktemp("tui")) as cluster:
+    config = make_config(tmp_path_factory.mktemp("tui"), capacity_gb=20)
+    with running_cluster(config) as cluster:
         yield cluster.cfg
 
 
 @pytest.fixture
 def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with running(tmp_path, nodes=1) as cluster:
-        yield cluster
+    with running_cluster(make_config(tmp_path, nodes=1, capacity_gb=20)) as cluster:
+        yield cluster.cluster
 
 
 async def connected(app: DashboardApp, pilot: Pilot[None], events: bool = True) -> None:
