@@ -1,7 +1,8 @@
 """What the NBD tests share: the tools they need, and credentials as real clients take them.
 
 `requires(...)` marks a test with the outside tools it runs (qemu-io, nbdinfo...):
-missing, they skip it on a laptop and fail it under CI=true (``conftest.require_tool``). A credentials directory holds ``ca-cert.pem``, ``client-cert.pem`` and
+missing, they skip it on a laptop and fail it under CI=true (``conftest.require_tool``).
+A credentials directory holds ``ca-cert.pem``, ``client-cert.pem`` and
 ``client-key.pem``, the names qemu's ``tls-creds-x509`` and libnbd's
 ``tls-certificates`` read.
 """
