@@ -79,6 +79,7 @@ from cinderblock.protocol.wire.errors import (
     Forbidden,
     InternalError,
     InvalidInput,
+    PeerGone,
     Unavailable,
 )
 from cinderblock.protocol.wire.rpc import STOPPING, Calls
@@ -131,7 +132,7 @@ class Link:
         route = self.routes.get(to)
         if route is None:
             peer = to.decode(errors="replace")
-            raise Unavailable(f"peer {peer!r} is not connected", {"peer": peer})
+            raise PeerGone(f"peer {peer!r} is not connected", {"peer": peer})
         return route
 
     def send(self, identity: bytes, env: Envelope) -> None:

@@ -18,6 +18,7 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.events import TOPIC
 from cinderblock.protocol.messages.volumes import Volume, VolumeList, VolumeWatch
 from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.wire.access import event_topic
 from cinderblock.protocol.wire.codec import unpack
 from tests.conftest import eventually
 
@@ -135,6 +136,13 @@ class Subscriber:
         self.zctx.term()
 
 
+async def subscribe(subscriber: Subscriber, publisher: EventPublisher, how: bytes) -> bool:
+    """(Un)subscribe, again until the publisher heard it: one sent before the
+    connection was up may be lost, as a dashboard's may on a real hub."""
+    await subscriber.sock.send(how + TOPIC)
+    return publisher.listening is (how == b"\x01")
+
+
 @pytest.fixture
 async def subscriber() -> AsyncIterator[Subscriber]:
     sub = Subscriber()
@@ -151,19 +159,17 @@ async def test_events_are_built_only_while_someone_listens_and_go_out_once_per_t
     try:
         publisher.emit("volume", volume_id="v0")  # nobody listens: not even built
         assert not publisher.listening and publisher.published == 0
-        await subscriber.sock.send(b"\x01" + TOPIC)
-        await eventually(lambda: publisher.listening)
+        await eventually(lambda: subscribe(subscriber, publisher, b"\x01"))
         publisher.emit("volume", volume_id="v1", status="creating")
         publisher.emit("flow", flow="volume_create_api", ts=5.0)
         topic, payload = await asyncio.wait_for(subscriber.sock.recv_multipart(), 5.0)
-        assert topic == TOPIC
+        assert topic == event_topic("")  # the cluster's own events: no project
         first, second = unpack(payload)  # both events of the turn in one message
         assert (first["kind"], first["actor"], first["volume_id"]) == ("volume", "probe", "v1")
         assert isinstance(first["ts"], float)
         assert (second["kind"], second["ts"]) == ("flow", 5.0)  # a given time is kept
         assert publisher.published == 2
-        await subscriber.sock.send(b"\x00" + TOPIC)
-        await eventually(lambda: not publisher.listening)
+        await eventually(lambda: subscribe(subscriber, publisher, b"\x00"))
     finally:
         publisher.close()
 
