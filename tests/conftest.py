@@ -11,6 +11,11 @@ directories may be left.
 - ``cluster_factory``: dedicated clusters (fault injection, special quotas).
 - ``client`` / ``admin``: ``protocol.client.Client`` on the module's cluster.
 - ``EventTap``: a SUB socket on the gateway's event hub collecting events.
+- ``require_tool`` / ``require_root`` / ``@pytest.mark.tools(...)``: a test that
+  needs a Debian tool (qemu-io, nbdinfo, mkfs.xfs ...) or root skips on a laptop
+  without it, and FAILS under ``CI=true``, where .ci/run provides every one.
+- ``EventRecorder``: the in-memory publisher of the tests that need no hub (flows
+  driven directly): every event a flow or actor emits, in order.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import subprocess
 import sysconfig
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import zmq
@@ -56,6 +62,41 @@ def _installed_command() -> str:
 
 
 CINDERBLOCK = _installed_command()
+
+
+# ---- tools and privileges ------------------------------------------------------
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """What a test does when the machine lacks what it needs: skip on a laptop; fail
+    under CI=true, where a skip would hide a test that never ran."""
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: the CI machine must provide it)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_tool(*names: str) -> None:
+    missing = [name for name in names if shutil.which(name) is None]
+    if missing:
+        unavailable(f"needs {', '.join(missing)} on PATH")
+
+
+def require_root(why: str) -> None:
+    if os.geteuid() != 0:
+        unavailable(f"needs root to {why}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "tools(*names): the test runs these Debian tools (see require_tool)")
+
+
+@pytest.fixture(autouse=True)
+def _required_tools(request: pytest.FixtureRequest) -> None:
+    for mark in request.node.iter_markers("tools"):
+        require_tool(*mark.args)
 
 
 # ---- clusters ----------------------------------------------------------------
@@ -222,6 +263,29 @@ async def admin(cluster: E2ECluster) -> AsyncIterator[Client]:
 
 
 # ---- events --------------------------------------------------------------------
+class EventRecorder:
+    """An event publisher that keeps every event (``listening`` as a subscriber
+    would set it: a flow builds no events while it is False)."""
+
+    def __init__(self, actor: str = "", listening: bool = True) -> None:
+        self.actor = actor
+        self.listening = listening
+        self.events: list[dict[str, Any]] = []
+
+    def emit(self, kind: str, **fields: Any) -> None:
+        self.events.append({"kind": kind, "actor": self.actor, **fields})
+
+    def sequence(self) -> list[tuple[str, str, str]]:
+        """(kind, task or "", state) of every flow and task event."""
+        return [(e["kind"], e.get("task", ""), e["state"]) for e in self.events
+                if e["kind"] in ("flow", "task")]
+
+    def tasks(self, flow: str) -> list[tuple[str, str]]:
+        """(task, state) of one flow's task events."""
+        return [(e["task"], e["state"]) for e in self.events
+                if e["kind"] == "task" and e["flow"] == flow]
+
+
 class EventTap:
     """Collects every event published on the gateway's hub (``[topic, [event, ...]]``),
     as the cluster's admin (every project's events and the cluster's own).
@@ -280,6 +344,14 @@ class EventTap:
     def of_volume(self, volume_id: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e.get("volume_id") == volume_id]
 
+    async def caught_up(self, timeout: float = 10.0) -> None:
+        """Until every actor's events up to now have arrived: each actor publishes in
+        order, so a heartbeat from each, newer than every event seen so far, means
+        nothing they emitted before now is still on its way."""
+        start = len(self.events)
+        await self.wait_until(lambda evs: self.actors <= {
+            e["actor"] for e in evs[start:] if e["kind"] == "heartbeat"}, timeout)
+
 
 def flow_events(events: list[dict[str, Any]], flow: str) -> list[dict[str, Any]]:
     return [e for e in events if e["kind"] in ("flow", "task") and e.get("flow") == flow]
@@ -291,6 +363,38 @@ def flow_states(events: list[dict[str, Any]]) -> list[str]:
 
 def task_states(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(e["task"], e["state"]) for e in events if e["kind"] == "task"]
+
+
+# ---- processes and their connections -----------------------------------------------
+def tcp_connections(pid: int) -> set[tuple[str, str]]:
+    """(local, remote) address pairs of the TCP connections process ``pid`` holds."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:["):-1])
+    return {(local, remote) for local, remote, inode in _tcp_table() if inode in inodes}
+
+
+def _tcp_table() -> list[tuple[str, str, str]]:
+    rows = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                rows.append((fields[1], fields[2], fields[9]))  # local, remote, inode
+    return rows
+
+
+async def peers_let_go(connections: set[tuple[str, str]], timeout: float = 10.0) -> None:
+    """Until no live process holds the other end of these connections (a process
+    that went away: its peers' ZeroMQ sockets noticed and dropped it)."""
+    def held() -> bool:
+        ends = {(remote, local) for local, remote in connections}
+        return any((local, remote) in ends and inode != "0"
+                   for local, remote, inode in _tcp_table())
+    await eventually(lambda: not held(), timeout=timeout)
 
 
 # ---- waiting and the CLI ---------------------------------------------------------

@@ -1,23 +1,10 @@
-"""Tasks and an event publisher for flow tests that need no actor."""
+"""Tasks for flow tests that need no actor (their events: ``conftest.EventRecorder``)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from cinderblock.actors.flow.engine import Task
-
-
-class Publisher:
-    """An event publisher; ``listening`` as a subscriber would set it."""
-
-    def __init__(self, actor: str = "", listening: bool = True) -> None:
-        self.actor = actor
-        self.listening = listening
-        self.events: list[dict[str, Any]] = []
-
-    def emit(self, kind: str, **fields: Any) -> None:
-        self.events.append({"kind": kind, "actor": self.actor, **fields})
 
 
 class Step(Task[None]):

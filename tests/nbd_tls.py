@@ -1,16 +1,14 @@
 """What the NBD tests share: the tools they need, and credentials as real clients take them.
 
-`requires(...)` skips a test whose outside tools (qemu-io, nbdinfo...) are missing,
-except under CI=true, where nothing may skip: the test then runs and fails on the
-missing tool. A credentials directory holds ``ca-cert.pem``, ``client-cert.pem`` and
+`requires(...)` marks a test with the outside tools it runs (qemu-io, nbdinfo...):
+missing, they skip it on a laptop and fail it under CI=true (``conftest.require_tool``).
+A credentials directory holds ``ca-cert.pem``, ``client-cert.pem`` and
 ``client-key.pem``, the names qemu's ``tls-creds-x509`` and libnbd's
 ``tls-certificates`` read.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import ssl
 from pathlib import Path
 
@@ -21,16 +19,10 @@ from cinderblock.storage_node.nbd.certificates import KeyPair
 NBD_TOOLS = ("qemu-io", "qemu-img", "nbdinfo", "nbdcopy", "openssl")
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
-
-
 def requires(*tools: str) -> pytest.MarkDecorator:
-    """Skip when a tool is missing, but never under CI=true (there the test fails)."""
-    missing = [tool for tool in tools if shutil.which(tool) is None]
-    return pytest.mark.skipif(
-        bool(missing) and not in_ci(), reason=f"needs {', '.join(missing)} on PATH"
-    )
+    """The test runs these tools: conftest's one rule (``@pytest.mark.tools``) skips it
+    on a laptop without them and fails it under CI=true."""
+    return pytest.mark.tools(*tools)
 
 
 def write_credentials(directory: Path, ca_cert: str, client: KeyPair | None) -> Path:

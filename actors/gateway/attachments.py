@@ -46,7 +46,7 @@ from cinderblock.protocol.states import (
     volume_status_for,
 )
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import InvalidState, NotFound, Unavailable
+from cinderblock.protocol.wire.errors import InvalidState, NotFound, PeerGone
 from cinderblock.protocol.wire.schema import parse
 
 log = logging.getLogger(__name__)
@@ -171,8 +171,8 @@ class Attachments:
         while True:
             try:
                 return await self.gw.router.call(op, body, ctx, to=node, timeout=NODE_TIMEOUT)
-            except Unavailable as exc:
-                if "peer" not in exc.details or time.monotonic() > deadline:
+            except PeerGone:
+                if time.monotonic() > deadline:
                     raise
             await asyncio.sleep(0.1)
 

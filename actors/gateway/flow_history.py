@@ -37,7 +37,7 @@ from cinderblock.protocol.messages.flows import (
     FlowTrace,
     FlowTraceList,
 )
-from cinderblock.protocol.wire.errors import CinderblockError, Unavailable
+from cinderblock.protocol.wire.errors import CinderblockError, PeerGone
 from cinderblock.protocol.wire.schema import SchemaError, parse
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,8 @@ async def ask_by(deadline: float, link: Link, ask: FlowRecent, to: bytes) -> Any
         left = deadline - time.monotonic()
         try:
             return await link.call("flow.recent", ask, to=to, timeout=max(left, 0.01))
-        except Unavailable as exc:
-            if "peer" not in exc.details or left <= RETRY_S:
+        except PeerGone:
+            if left <= RETRY_S:
                 raise
         await asyncio.sleep(RETRY_S)
 

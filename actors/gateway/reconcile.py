@@ -1,6 +1,9 @@
 """The gateway's reconciler: finds stuck records, probes the nodes, applies
-``actors.reconcile.decide``. The decisions and the table of what happens to
-what are in ``actors.reconcile``; this is the I/O around them."""
+``reconcile_rules.decide``. The decisions and the table of what happens to
+what are in ``reconcile_rules``; this is the I/O around them. Each round that
+finds stuck records publishes a ``reconcile`` event (``stuck``: their ids,
+``acted``: the ones it moved on), so a watcher can tell a record was looked at
+and left alone. The clock is injectable (``clock``, default ``time.time``)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.reconcile_rules import (
@@ -38,8 +42,10 @@ SNAPSHOT_STUCK = frozenset({P.CREATING, P.DELETING})
 
 
 class Reconciler:
-    def __init__(self, gw: GatewayServices, lifecycle: GatewayLifecycle) -> None:
+    def __init__(self, gw: GatewayServices, lifecycle: GatewayLifecycle,
+                 clock: Callable[[], float] = time.time) -> None:
         self.gw = gw
+        self.clock = clock
         self.lifecycle = lifecycle
         self.after_s = gw.cfg.reconcile_after_s
         self.nodes = [n.host for n in gw.cfg.nodes]
@@ -55,13 +61,15 @@ class Reconciler:
             log.exception("reconcile round failed")
 
     async def run_once(self) -> list[Action]:
-        stuck = self.find(time.time() - self.after_s)
+        stuck = self.find(self.clock() - self.after_s)
         if not stuck:
             return []
         answers = await self.probe(stuck)
         actions = decide(stuck, answers)
         for action in actions:
             await self.apply(action)
+        self.gw.events.emit("reconcile", stuck=[s.id for s in stuck],
+                            acted=[a.stuck.id for a in actions])
         return actions
 
     def find(self, before: float) -> list[Stuck]:

@@ -21,8 +21,21 @@ refused ``forbidden`` before its handler runs; a user's project, name and roles
 come from its key, never from the envelope (only actors and ``front`` peers
 pass a context on); a reply settles only the call made to its sender.
 
-Lifecycle as pykka's: ``on_start``, ``on_stop``; SIGTERM/SIGINT stop the
-actor, and every call still waiting then fails with ``unavailable``.
+Lifecycle as pykka's: ``on_start``, then messages, then ``on_stop``.
+SIGTERM/SIGINT (or ``stop()``) wind the actor down in this order:
+
+1. it stops taking requests (a new one is refused: ``the actor is stopping``);
+   replies to its own calls still come in;
+2. the running handlers get ``stop_grace_s`` to finish, then are cancelled,
+   and every call still waiting fails with ``Closed``;
+3. its other tasks (periodic jobs, flushers) are cancelled and awaited;
+4. its sockets close, and only then ``on_stop`` runs: no handler or flow is
+   still writing to a database that ``on_stop`` closes.
+
+A failed ``on_start`` winds down the same way (``on_stop`` closes whatever
+the start had opened, so it must cope with a partial start), then raises.
+A periodic job (``every``) that raises is logged and runs again next time;
+it never takes its actor down.
 
 Every actor runs its flows through ``run_flow``, which keeps their traces in
 the actor's ``FlowHistory``, and answers ``flow.recent`` from it.
@@ -66,6 +79,7 @@ from cinderblock.protocol.wire.errors import (
     Forbidden,
     InternalError,
     InvalidInput,
+    PeerGone,
     Unavailable,
 )
 from cinderblock.protocol.wire.rpc import STOPPING, Calls
@@ -118,7 +132,7 @@ class Link:
         route = self.routes.get(to)
         if route is None:
             peer = to.decode(errors="replace")
-            raise Unavailable(f"peer {peer!r} is not connected", {"peer": peer})
+            raise PeerGone(f"peer {peer!r} is not connected", {"peer": peer})
         return route
 
     def send(self, identity: bytes, env: Envelope) -> None:
@@ -191,6 +205,7 @@ class Actor:
 
     name = "actor"
     heartbeat_s = 2.0
+    stop_grace_s = 3.0  # how long running handlers may take to finish on stop
 
     def __init__(self, events_endpoint: str | None = None) -> None:
         self.calls = Calls()
@@ -200,6 +215,8 @@ class Actor:
         self._handlers: dict[str, tuple[Handler, bool]] = {}
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._handling: set[asyncio.Task[Any]] = set()  # running async handlers
+        self._accepting = True
         self._tg: asyncio.TaskGroup | None = None
         self.started_at = time.time()
         self.handled = 0
@@ -292,9 +309,13 @@ class Actor:
     async def _every(self, seconds: float, tick: Callable[[], Awaitable[None] | None]) -> None:
         while True:
             await asyncio.sleep(seconds)
-            result = tick()
-            if inspect.isawaitable(result):
-                await result
+            try:
+                result = tick()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:  # logged; the job runs again next time
+                log.exception("%s: periodic %s failed", self.name,
+                              getattr(tick, "__qualname__", tick))
 
     # ---- lifecycle -----------------------------------------------------
     def stop(self) -> None:
@@ -309,22 +330,53 @@ class Actor:
         self.prepare()
         self.events = EventPublisher(self.zctx, self._events_endpoint, self.name,
                                      self.dial)
-        async with asyncio.TaskGroup() as tg:
-            self._tg = tg
-            handlers = {"flow.recent": self.on_flow_recent, **self.handlers()}
-            self._handlers = {
-                op: (fn, inspect.iscoroutinefunction(fn)) for op, fn in handlers.items()
-            }
-            await self.on_start()
-            self.every(self.heartbeat_s, self._heartbeat)
-            log.info("%s started", self.name)
-            await self._stop.wait()
-            log.info("%s stopping", self.name)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                handlers = {"flow.recent": self.on_flow_recent, **self.handlers()}
+                self._handlers = {
+                    op: (fn, inspect.iscoroutinefunction(fn)) for op, fn in handlers.items()
+                }
+                try:
+                    await self.on_start()
+                except BaseException:
+                    log.error("%s failed to start; closing what it opened", self.name)
+                    await self._wind_down()
+                    raise
+                self.every(self.heartbeat_s, self._heartbeat)
+                log.info("%s started", self.name)
+                await self._stop.wait()
+                log.info("%s stopping", self.name)
+                await self._wind_down()
+        finally:
+            self.events.close()
+            self._close_links()
+            for monitor in self._monitors:
+                monitor.close()
+            if self._auth is not None:
+                self._auth.stop()
+
+    async def _wind_down(self) -> None:
+        """Steps 1-4 of the module docstring."""
+        self._accepting = False
+        if self._handling:
+            await asyncio.wait(set(self._handling), timeout=self.stop_grace_s)
+        self.calls.fail_all(STOPPING)
+        await self._cancel(self._tasks)
+        self._close_links()
+        try:
             await self.on_stop()
-            self.calls.fail_all(STOPPING)
-            for task in list(self._tasks):
-                task.cancel()
-        self.events.close()
+        except Exception:
+            log.exception("%s: on_stop failed", self.name)
+
+    @staticmethod
+    async def _cancel(tasks: set[asyncio.Task[Any]]) -> None:
+        for task in list(tasks):
+            task.cancel()
+        if tasks:
+            await asyncio.wait(set(tasks))
+
+    def _close_links(self) -> None:
         for link in self._links:
             link.close()
         for monitor in self._monitors:
@@ -385,9 +437,15 @@ class Actor:
             return
         handler, is_async = entry
         request = Request(env, body, link, identity, peer, _context(env, principal))
+        if not self._accepting:  # the peer finds us going away: not its fault, nor ours
+            stopping = Unavailable(f"the {self.name} is stopping", {"actor": self.name})
+            self._refuse(link, identity, env.msg_id, env.op, stopping, env.kind)
+            return
         self.handled += 1
         if is_async:
-            self.spawn(self._run_async(handler, request))
+            task = self.spawn(self._run_async(handler, request))
+            self._handling.add(task)
+            task.add_done_callback(self._handling.discard)
         else:
             self._answer(request, self._run_sync(handler, request))
 

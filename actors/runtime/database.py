@@ -20,6 +20,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ class Database:
         self._pending: list[tuple[str, Params]] = []
         self._committed: asyncio.Future[None] | None = None  # shared by the queued batch
         self._wake = asyncio.Event()
+        self._applying: asyncio.Future[None] | None = None  # the batch in the thread now
         self.batches = 0
         self.rows = 0
         self.largest_batch = 0
@@ -83,16 +85,25 @@ class Database:
         committed, self._committed = self._committed, None
         if committed is None:
             return
-        try:
-            await self._in_thread(_apply, list(_runs(batch)))
-        except Exception as exc:
-            log.exception("group commit of %d writes failed", len(batch))
+        # The batch is its own task, settled by a callback: a flusher cancelled while
+        # it waits (its actor stopping) leaves the batch to finish and its writers
+        # answered, and close() waits for it before closing the connection.
+        applying = asyncio.ensure_future(self._in_thread(_apply, list(_runs(batch))))
+        applying.add_done_callback(partial(self._applied, committed, len(batch)))
+        self._applying = applying
+        await asyncio.wait([applying])
+
+    def _applied(self, committed: asyncio.Future[None], rows: int,
+                 applying: asyncio.Future[None]) -> None:
+        exc = applying.exception() if not applying.cancelled() else asyncio.CancelledError()
+        if exc is not None:
+            log.error("group commit of %d writes failed", rows, exc_info=exc)
             committed.set_exception(exc)
             committed.exception()  # retrieved here: every writer also sees it
             return
         self.batches += 1
-        self.rows += len(batch)
-        self.largest_batch = max(self.largest_batch, len(batch))
+        self.rows += rows
+        self.largest_batch = max(self.largest_batch, rows)
         committed.set_result(None)
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
@@ -104,6 +115,8 @@ class Database:
     async def close(self) -> None:
         if self._conn is None:
             return
+        if self._applying is not None:
+            await asyncio.wait([self._applying])
         await self.flush()
         await self._conn.close()
         self._conn = None

@@ -23,6 +23,7 @@ Event maps (the wire schema the dashboard reads), all with ``kind``, ``actor``, 
 - backend: the stats a node published
 - liveness: subject (a backend, or quota/scheduler as the gateway sees them), state
   (up/down), volume_ids? (the creates failed with a node that went down)
+- reconcile: stuck (ids the gateway's reconciler found stuck), acted (those it moved on)
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ from cinderblock.protocol.wire.codec import (
     encode,
     next_id,
 )
-from cinderblock.protocol.wire.errors import Unavailable
+from cinderblock.protocol.wire.errors import Closed
 from cinderblock.protocol.wire.keys import client_keys, curve_client
 from cinderblock.protocol.wire.rpc import Calls
 from cinderblock.protocol.wire.schema import dump, parse
@@ -150,7 +150,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         if self._channel is not None:
             self._channel.close()
             self._channel = None
-        self._calls.fail_all(Unavailable("the client was closed"))
+        self._calls.fail_all(Closed("the client was closed"))
 
     # ---- plumbing ------------------------------------------------------
     async def call(

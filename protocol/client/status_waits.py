@@ -70,6 +70,11 @@ class StatusWaits(Generic[T]):
                 fut.set_exception(self.error(obj))
         waiters[:] = [(w, f) for w, f in waiters if not f.done()]
 
+    def statistics(self) -> dict[str, int]:
+        """Callers waiting now, and pushed states kept for a wait still to come."""
+        return {"waiting": sum(len(w) for w in self._waiters.values()),
+                "remembered": len(self._latest)}
+
     def _failed(self, status: StrEnum, wanted: frozenset[StrEnum]) -> bool:
         return status in self.errors and status not in wanted
 
@@ -87,8 +92,9 @@ class StatusWaits(Generic[T]):
             async with asyncio.timeout(timeout):
                 return await fut
         except TimeoutError:
+            words = sorted(map(str, wanted))
             raise Timeout(
-                f"{self.noun} {obj.id} did not reach {sorted(wanted)} within {timeout:g}s",
+                f"{self.noun} {obj.id} did not reach {words} within {timeout:g}s",
                 {f"{self.noun}_id": obj.id, "status": obj.status},
             ) from None
         finally:

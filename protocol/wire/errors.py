@@ -13,6 +13,15 @@ Inside Python each code is an exception class, so callers catch what they mean:
     ├── Forbidden               forbidden       403  the caller's roles do not allow it
     ├── Timeout                 timeout         504  no answer before the deadline
     └── Unavailable             unavailable     503  the peer is gone or not ready
+        ├── PeerGone            peer_gone       503  the peer is not connected: it went
+        │                                            away (or has not come yet); theirs
+        └── Closed              closed          503  we closed the channel, client or
+                                                     actor ourselves; ours, not the peer's
+
+Whose fault, as h11's Local vs Remote errors: ``PeerGone`` says the other side is
+not there (asking again later may work); ``Closed`` says this side shut the door
+(asking again through it never will). Both are ``Unavailable``, so code that only
+cares that the call failed catches that.
 """
 
 from __future__ import annotations
@@ -78,6 +87,18 @@ class Unavailable(CinderblockError):
     http_status = 503
 
 
+class PeerGone(Unavailable):
+    """The addressed peer is not connected (``details["peer"]`` names it)."""
+
+    code = "peer_gone"
+
+
+class Closed(Unavailable):
+    """Our own channel, client or actor was closed (or is stopping)."""
+
+    code = "closed"
+
+
 class InternalError(CinderblockError):
     code = "internal"
     http_status = 500
@@ -94,6 +115,8 @@ ERROR_CLASSES: dict[str, type[CinderblockError]] = {
         Forbidden,
         Timeout,
         Unavailable,
+        PeerGone,
+        Closed,
         InternalError,
     )
 }

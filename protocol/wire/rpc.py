@@ -16,7 +16,7 @@ import asyncio
 from typing import Any, NamedTuple
 
 from cinderblock.protocol.wire.codec import Envelope
-from cinderblock.protocol.wire.errors import CinderblockError, Timeout, Unavailable, error_from_wire
+from cinderblock.protocol.wire.errors import CinderblockError, Closed, Timeout, error_from_wire
 
 SWEEP_S = 0.1
 
@@ -86,4 +86,4 @@ class Calls:
                 p.fut.set_exception(error)
 
 
-STOPPING = Unavailable("the actor is stopping")
+STOPPING = Closed("the actor is stopping")

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import zmq
 
 from cinderblock.protocol.wire.codec import MAX_FRAME
-from cinderblock.protocol.wire.errors import Unavailable
+from cinderblock.protocol.wire.errors import Closed, PeerGone
 
 log = logging.getLogger(__name__)
 BATCH = 512
@@ -61,10 +61,10 @@ class Channel:
         self._loop.add_reader(self._fd, self._ready)
 
     def send(self, frames: list[bytes]) -> None:
-        """Queue frames for sending; raises Unavailable if the socket is closed
-        or (ROUTER_MANDATORY) the addressed peer is not connected."""
+        """Queue frames for sending; raises Closed if we closed this channel, PeerGone
+        if (ROUTER_MANDATORY) the addressed peer is not connected."""
         if self._closed:
-            raise Unavailable("channel is closed")
+            raise Closed("channel is closed")
         if self._outbox:
             self._outbox.append(frames)
         else:
@@ -79,7 +79,7 @@ class Channel:
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
                 peer = frames[0].decode(errors="replace") if frames else "?"
-                raise Unavailable(f"peer {peer!r} is not connected", {"peer": peer}) from exc
+                raise PeerGone(f"peer {peer!r} is not connected", {"peer": peer}) from exc
             raise
 
     def _schedule(self) -> None:

@@ -15,7 +15,14 @@ import pytest
 
 from cinderblock.protocol.client.client import SyncClient, VolumeError
 from cinderblock.protocol.wire.errors import CinderblockError
-from tests.conftest import E2ECluster, EventTap, flow_events, flow_states
+from tests.conftest import (
+    E2ECluster,
+    EventTap,
+    flow_events,
+    flow_states,
+    peers_let_go,
+    tcp_connections,
+)
 
 MANAGER_TASKS = ["ExtractVolumeRefTask", "OnFailureRescheduleTask", "ExtractVolumeSpecTask",
                  "NotifyVolumeActionTask", "CreateVolumeFromSpecTask",
@@ -136,7 +143,7 @@ async def test_when_every_node_fails_the_volume_ends_in_error_after_three_attemp
             and _count(evs, vol.id, "volume_create_manager", "REVERTED") >= 3
             and any(e["kind"] == "volume" and e["volume_id"] == vol.id
                     and e["status"] == "error" for e in evs)))
-        await asyncio.sleep(0.3)  # a fourth attempt, if there were one, would show up now
+        await tap.caught_up()  # a fourth attempt, if there were one, would show up now
         events = tap.of_volume(vol.id)
         shown = await c.show_volume(vol.id)
 
@@ -177,10 +184,12 @@ async def test_failed_creates_on_every_node_leave_no_files_and_keep_quota_like_c
 # ---- a node goes away -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def node_1_stopped(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
-    """A healthy two-node cluster whose node-1 process was then stopped."""
+    """A healthy two-node cluster whose node-1 process was then stopped, and whose
+    scheduler and gateway have seen it go."""
     cluster = cluster_factory()
+    connections = tcp_connections(cluster.cluster.procs["node-1"].pid)
     cluster.cluster.stop_actor("node-1")
-    time.sleep(0.3)  # let the scheduler's ROUTER see the disconnect
+    asyncio.run(peers_let_go(connections))
     return cluster
 
 

@@ -29,7 +29,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
@@ -38,19 +37,12 @@ from cinderblock.actors.runtime.config import SERVICE_ACTORS, free_port, load
 from cinderblock.protocol.client.client import Client, SyncClient
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.wire.keys import ensure_keys, load_public, make_key
-from tests.conftest import E2ECluster, EventTap, eventually
+from tests.conftest import E2ECluster, EventTap, eventually, unavailable
 
 DOWN_WITHIN_S = 5.0
 BACK_WITHIN_S = 10.0  # after a cut, TCP's retransmission backoff decides (docs/operations.md)
 ZONES = {"node-1": "nova", "node-2": "nova", "node-3": "rack-3"}
 STALLING = "node-3"  # the one storage host of rack-3; it never finishes a create
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip where namespaces cannot be made; under CI (root) that is a failure."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"multi-host test cannot run under CI: {reason}")
-    pytest.skip(reason)
 
 
 # ---- the private network --------------------------------------------------------------

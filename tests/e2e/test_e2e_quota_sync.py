@@ -4,7 +4,6 @@ by a sync; a project with work in progress is refused; only admins may sync."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
@@ -69,7 +68,7 @@ def stalled(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
 async def test_a_project_with_a_create_in_progress_is_refused(stalled: E2ECluster) -> None:
     async with stalled.client("busy") as client, stalled.client("x", admin=True) as admin:
         vol = await client.create_volume(1)
-        await asyncio.sleep(0.2)
+        assert (await client.show_volume(vol.id)).status == "creating"  # and stays: stalled
         with pytest.raises(InvalidState, match=f"volume {vol.id} is creating"):
             await admin.sync_quota("busy")
         assert (await admin.sync_quota("idle")).applied  # other projects are not held up

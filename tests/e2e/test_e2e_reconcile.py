@@ -5,9 +5,9 @@ on (``actors.reconcile``). While a node is still working, nothing is touched."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -15,7 +15,7 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume
-from tests.conftest import E2ECluster, eventually
+from tests.conftest import E2ECluster, EventTap, eventually
 from tests.lifecycle_helpers import gone
 
 NODES = ("node-1", "node-2")
@@ -24,6 +24,16 @@ FAST = {"reconcile_after_s": 1.0, "reconcile_every_s": 0.25}
 
 def stalling(*operations: str) -> dict[str, dict[str, tuple[str, ...]]]:
     return {host: {"faults": tuple(f"stall:{op}" for op in operations)} for host in NODES}
+
+
+async def left_alone(tap: EventTap, *ids: str) -> None:
+    """Until a reconcile round found these records stuck (past reconcile_after_s) and,
+    a node still working on them, left them as they were."""
+    def seen(events: list[dict[str, Any]]) -> bool:
+        return any(e["kind"] == "reconcile" and set(ids) <= set(e["stuck"])
+                   and not set(ids) & set(e["acted"]) for e in events)
+
+    await tap.wait_until(seen, timeout=20)
 
 
 def kill_and_restart_nodes(c: E2ECluster) -> None:
@@ -53,9 +63,9 @@ async def test_a_create_lost_with_its_node_ends_in_error_and_deletes_cleanly(
     stalls_creates: E2ECluster,
 ) -> None:
     c = stalls_creates
-    async with c.client("lost-create") as client:
+    async with c.client("lost-create") as client, EventTap(c) as tap:
         vol = await client.create_volume(1, name="interrupted")
-        await asyncio.sleep(2.0)  # past reconcile_after_s, but a node is working on it
+        await left_alone(tap, vol.id)  # past reconcile_after_s, but a node is working on it
         assert (await client.show_volume(vol.id)).status == "creating"
         kill_and_restart_nodes(c)
         with pytest.raises(VolumeError, match="lost"):
@@ -76,12 +86,12 @@ async def test_a_delete_and_a_snapshot_lost_with_their_node_are_finished_or_fail
     stalls_deletes: E2ECluster,
 ) -> None:
     c = stalls_deletes
-    async with c.client("lost-delete") as client:
+    async with c.client("lost-delete") as client, EventTap(c) as tap:
         doomed = await client.create_volume(1, name="doomed", wait=True)
         kept = await client.create_volume(1, name="kept", wait=True)
         await client.delete_volume(doomed.id)
         snap = await client.create_snapshot(kept.id)
-        await asyncio.sleep(2.0)
+        await left_alone(tap, doomed.id, snap.id)
         assert (await client.show_volume(doomed.id)).status == "deleting"
         assert (await client.show_snapshot(snap.id)).status == "creating"
         kill_and_restart_nodes(c)

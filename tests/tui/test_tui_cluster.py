@@ -7,18 +7,15 @@ Both are always stopped, whatever happens in the tests.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
 
 from cinderblock.actors.runtime.cluster import Cluster
-from cinderblock.actors.runtime.config import ClusterConfig, embedded
+from cinderblock.actors.runtime.config import ClusterConfig
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import OverQuota
 from cinderblock.tui.app import DashboardApp
@@ -30,20 +27,10 @@ from cinderblock.tui.widgets.flow_screen import FlowScreen
 from cinderblock.tui.widgets.flows_pane import FlowsPane
 from cinderblock.tui.widgets.status_bar import StatusBar
 from cinderblock.tui.widgets.volumes_pane import VolumesPane
-from tests.conftest import E2ECluster, user_key
+from tests.conftest import E2ECluster, make_config, running_cluster, user_key
+from tests.tui.waiting import repainted, until
 
-T = TypeVar("T")
 SIZE = (140, 40)  # every pane on screen at once
-
-
-@contextmanager
-def running(data_dir: Path, nodes: int = 2) -> Iterator[Cluster]:
-    cluster = Cluster(embedded(data_dir, nodes=nodes, capacity_gb=20))
-    try:
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 def admin_key(cfg: ClusterConfig) -> Path:
@@ -54,25 +41,15 @@ def admin_key(cfg: ClusterConfig) -> Path:
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterConfig]:
-    with running(tmp_path_factory.mktemp("tui")) as cluster:
+    config = make_config(tmp_path_factory.mktemp("tui"), capacity_gb=20)
+    with running_cluster(config) as cluster:
         yield cluster.cfg
 
 
 @pytest.fixture
 def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    with running(tmp_path, nodes=1) as cluster:
-        yield cluster
-
-
-async def until(pilot: Pilot[None], probe: Callable[[], T | None], timeout: float = 10.0) -> T:
-    """Let the app run until ``probe`` answers something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        await pilot.pause(0.05)
-    raise AssertionError(f"gave up after {timeout:g}s waiting for {probe.__doc__ or probe}")
+    with running_cluster(make_config(tmp_path, nodes=1, capacity_gb=20)) as cluster:
+        yield cluster.cluster
 
 
 async def connected(app: DashboardApp, pilot: Pilot[None], events: bool = True) -> None:
@@ -117,8 +94,13 @@ async def test_a_create_shows_its_flows_stepping_through_their_tasks_to_success(
             assert [c.state for c in task.changes] == ["RUNNING", "SUCCESS"]
         starts = [t.changes[0].ts for t in api.tasks.values()]
         assert starts == sorted(starts)  # one after the other
-        await pilot.pause(0.3)  # a refresh or two
-        rows = shown_flow_rows(app)
+        def painted() -> dict[str, tuple[str, ...]] | None:
+            """every flow's row to say SUCCESS"""
+            rows = shown_flow_rows(app)
+            return rows if all(f.flow_id in rows and rows[f.flow_id][4] == "SUCCESS"
+                               for f in flows.values()) else None
+
+        rows = await until(pilot, painted)
         for flow in flows.values():
             assert rows[flow.flow_id][1] == volume.id[:8]
             assert rows[flow.flow_id][4] == "SUCCESS"
@@ -144,7 +126,7 @@ async def test_a_create_over_quota_stays_on_screen_reverted_with_its_reason(
 
         flow = await until(pilot, reverted)
         assert flow.reason is not None and "Quota exceeded" in flow.reason
-        await pilot.pause(0.3)
+        await until(pilot, lambda: flow.flow_id in shown_flow_rows(app))
         assert shown_flow_rows(app)[flow.flow_id][4] == "REVERTED"
         pane = app.query_one(FlowsPane)
         assert pane.table.keys[0] == flow.flow_id  # failed flows are pinned on top
@@ -206,8 +188,7 @@ async def test_the_create_form_makes_a_volume(cfg: ClusterConfig) -> None:
         record = app.model.volumes.volumes[volume_id]
         assert (record.size, record.volume_type, record.project_id) == (2, "FCVolumeType",
                                                                          "t-form")
-        await pilot.pause(0.3)
-        assert volume_id in app.query_one(VolumesPane).table.keys
+        await until(pilot, lambda: volume_id in app.query_one(VolumesPane).table.keys)
 
 
 async def test_delete_from_the_dashboard_removes_the_row(cfg: ClusterConfig) -> None:
@@ -222,7 +203,7 @@ async def test_delete_from_the_dashboard_removes_the_row(cfg: ClusterConfig) -> 
         table = app.query_one(VolumesPane).table
         await until(pilot, lambda: volume.id not in app.model.volumes.volumes
                     and volume.id not in table.keys)
-        await pilot.pause(0.3)  # a repaint after the row went: nothing asks for the gone record
+        await repainted(app, pilot)  # after the row went: nothing asks for the gone record
 
 
 async def test_the_dashboard_says_when_the_cluster_is_down_and_reconnects(
@@ -289,7 +270,7 @@ async def test_a_dashboard_started_later_shows_the_flows_that_ran_failed_ones_pi
                 ) == ("volume_create_manager", "node-1", volume.id, "REVERTED")
         assert {f.volume_id for f in flows[1:]} == {volume.id} != {elsewhere.id}
         assert all(f.state == "SUCCESS" for f in flows[2:])
-        await pilot.pause(0.3)
+        await repainted(app, pilot)
         table = app.query_one(FlowsPane).table
         assert list(table.keys[:2]) == [refused.flow_id, rescheduled.flow_id]
         assert shown_flow_rows(app)[rescheduled.flow_id][4] == "REVERTED"

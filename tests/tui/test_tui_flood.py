@@ -24,6 +24,7 @@ from cinderblock.tui.demo import Create, Event, create_events, volume_id
 from cinderblock.tui.model.model import Model
 from cinderblock.tui.widgets.flows_pane import FlowsPane
 from cinderblock.tui.widgets.volumes_pane import VolumesPane
+from tests.tui.waiting import repainted
 
 CREATES = 264  # 38 events each: 10,032 events
 T0 = 1_700_000_000.0
@@ -87,7 +88,7 @@ async def test_a_flood_of_events_leaves_the_dashboard_responsive_and_right(
             assert time.monotonic() < deadline, f"only {app.model.events_total} of {total}"
             await pilot.pause(0.05)
         await pilot.press("2")
-        await pilot.pause(0.5)
+        await repainted(app, pilot)
 
         model = app.model
         assert model.malformed == 0

@@ -18,7 +18,8 @@ from cinderblock.protocol.messages.flows import FlowTrace, FlowTraceList
 from cinderblock.protocol.wire.errors import InvalidInput
 from cinderblock.tui.link import GatewayLink
 from cinderblock.tui.model.model import FlowBook, FlowRecord, Model
-from tests.flow_steps import Publisher, Step
+from tests.conftest import EventRecorder, eventually
+from tests.flow_steps import Step
 
 T0 = 1_700_000_000.0  # the dashboard's clock in these tests
 
@@ -32,13 +33,13 @@ class Run:
     def __init__(self, *steps: Step, volume_id: str = "vol-1") -> None:
         self.flow = LinearFlow("volume_create_manager", steps)
         self.volume_id = volume_id
-        self.publisher = Publisher("node-1")
+        self.publisher = EventRecorder("node-1")
         self.history = FlowHistory()
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> Run:
         self.task = asyncio.create_task(self._go())
-        await asyncio.sleep(0)
+        await eventually(lambda: self.publisher.events)  # the run has begun
         return self
 
     async def finish(self) -> Run:

@@ -14,6 +14,7 @@ from cinderblock.tui.model.model import Model
 from cinderblock.tui.widgets.create_form import CreateRequest, parse_form
 from cinderblock.tui.widgets.flows_pane import FlowsPane
 from cinderblock.tui.widgets.volumes_pane import VolumesPane
+from tests.tui.waiting import repainted, until
 
 T0 = 1_700_000_000.0
 NOW = T0 + 60.0
@@ -33,11 +34,10 @@ async def test_pause_freezes_the_panes_while_the_model_keeps_folding() -> None:
         table = app.query_one(VolumesPane).table
         before = list(table.keys)
         app.model.apply(create_events(Create(volume_id(999), NOW, name="late")), NOW)
-        await pilot.pause(0.5)
+        await repainted(app, pilot)
         assert list(table.keys) == before and volume_id(999) in app.model.volumes.volumes
         await pilot.press("p")
-        await pilot.pause(0.3)
-        assert table.keys[0] == volume_id(999)
+        await until(pilot, lambda: table.keys and table.keys[0] == volume_id(999))
 
 
 async def test_the_volume_filters_narrow_the_table() -> None:
@@ -76,9 +76,8 @@ async def test_delete_says_when_the_cluster_cannot_delete_yet() -> None:
     app.link.client = cast(Any, SimpleNamespace())  # a client from before delete existed
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await pilot.press("2", "d")
-        await pilot.pause()
-        assert any("not supported by this cluster yet" in str(n.message)
-                   for n in app._notifications)
+        assert await until(pilot, lambda: any("not supported by this cluster yet"
+                                              in str(n.message) for n in app._notifications))
 
 
 def test_the_create_form_checks_its_fields() -> None:

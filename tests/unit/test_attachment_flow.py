@@ -35,9 +35,10 @@ from cinderblock.protocol.wire.errors import (
     InvalidInput,
     InvalidState,
     NotFound,
+    PeerGone,
     Timeout,
-    Unavailable,
 )
+from tests.conftest import EventRecorder
 
 PLAIN = VolumeType("type-plain", "plain")
 MULTI = VolumeType("type-multi", "multi", extra_specs={"multiattach": "<is> True"})
@@ -58,7 +59,7 @@ class StubNode:
         self.calls.append((op, to))
         if self.unreachable_for > 0:
             self.unreachable_for -= 1
-            raise Unavailable("peer 'node-1' is not connected", {"peer": "node-1"})
+            raise PeerGone("peer 'node-1' is not connected", {"peer": "node-1"})
         if self.failure is not None:
             raise self.failure
         name = f"volume-{body.volume_id}.{body.attachment_id}"
@@ -70,24 +71,10 @@ class StubNode:
         return {}
 
 
-class StubEvents:
-    listening = True
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-
-    def emit(self, kind: str, **fields: Any) -> None:
-        self.events.append({"kind": kind, **fields})
-
-    def tasks(self, flow: str) -> list[tuple[str, str]]:
-        return [(e["task"], e["state"]) for e in self.events
-                if e["kind"] == "task" and e["flow"] == flow]
-
-
 class StubGateway:
     def __init__(self, store: GatewayStore) -> None:
         self.store = store
-        self.events = StubEvents()
+        self.events = EventRecorder()
         self.router = StubNode()
         self.pushed: list[tuple[str, str]] = []
         self.attachments = Attachments(cast(Any, self))

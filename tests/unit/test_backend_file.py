@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import pytest
 from cinderblock.storage_node.backends import file as file_module
 from cinderblock.storage_node.backends.base import GIB, DriverError
 from cinderblock.storage_node.backends.file import CloneMethod, FileDriver, probe_clone_method
+from tests.conftest import require_root, require_tool, unavailable
 
 MIB = 2**20
 VOL = "11111111-2222-3333-4444-555555555555"
@@ -346,15 +346,6 @@ def test_the_probe_chooses_copy_where_reflink_is_unsupported(tmp_path: Path) -> 
     assert [p.name for p in tmp_path.iterdir()] == ["pool"], "the probe cleans up"
 
 
-def _why_no_loop_xfs() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to mount a loop device"
-    missing = [
-        tool for tool in ("mkfs.xfs", "losetup", "mount", "umount") if not shutil.which(tool)
-    ]
-    return f"missing tools: {', '.join(missing)}" if missing else None
-
-
 def _run(*command: str) -> str:
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip()
 
@@ -362,9 +353,8 @@ def _run(*command: str) -> str:
 @pytest.fixture
 def xfs_directory(tmp_path: Path) -> Iterator[Path]:
     """A 512 MiB XFS (reflink=1) mounted from a loop device; always torn down."""
-    reason = _why_no_loop_xfs()
-    if reason:
-        pytest.skip(f"no XFS loop mount: {reason}")
+    require_root("mount a loop device")
+    require_tool("mkfs.xfs", "losetup", "mount", "umount")
     image, mount_point = tmp_path / "xfs.img", tmp_path / "mnt"
     mount_point.mkdir()
     with open(image, "wb") as f:
@@ -373,7 +363,7 @@ def xfs_directory(tmp_path: Path) -> Iterator[Path]:
         _run("mkfs.xfs", "-q", "-m", "reflink=1", str(image))
         device = _run("losetup", "--find", "--show", str(image))
     except subprocess.CalledProcessError as exc:
-        pytest.skip(f"no XFS loop mount: {exc.cmd[0]} failed: {exc.stderr.strip()}")
+        unavailable(f"no XFS loop mount: {exc.cmd[0]} failed: {exc.stderr.strip()}")
     try:
         _run("mount", device, str(mount_point))
         try:

@@ -17,18 +17,19 @@ from cinderblock.actors.gateway.flow_history import ask_by, merged
 from cinderblock.actors.runtime.actor import Link
 from cinderblock.protocol.messages.flows import FlowRecent
 from cinderblock.protocol.wire.codec import MAX_FRAME, pack
-from cinderblock.protocol.wire.errors import InvalidInput, Unavailable
+from cinderblock.protocol.wire.errors import InvalidInput, PeerGone, Unavailable
 from cinderblock.protocol.wire.schema import dump
-from tests.flow_steps import Publisher, Step
+from tests.conftest import EventRecorder, eventually
+from tests.flow_steps import Step
 
 OK = LinearFlow("demo", [Step("one"), Step("two")])
 BAD = LinearFlow("demo", [Step("one"), Step("two", fail="the disk is on fire")])
 
 
 async def run(flow: LinearFlow[None], history: FlowHistory, volume_id: str = "v",
-              events: Publisher | None = None) -> None:
+              events: EventRecorder | None = None) -> None:
     with contextlib.suppress(RuntimeError):  # the failing flows: the history is what matters
-        await flow.run(None, events or Publisher(listening=False), volume_id, history=history,
+        await flow.run(None, events or EventRecorder(listening=False), volume_id, history=history,
                        project_id="p1")
 
 
@@ -47,14 +48,14 @@ async def test_a_finished_run_is_kept_with_every_state_change_in_order() -> None
 
 
 async def test_the_trace_is_kept_even_when_nobody_listens_and_no_event_is_built() -> None:
-    history, quiet = FlowHistory(), Publisher(listening=False)
+    history, quiet = FlowHistory(), EventRecorder(listening=False)
     await run(OK, history, events=quiet)
     assert quiet.events == []
     assert len(history.done[0].steps) == 7
 
 
 async def test_a_listeners_events_carry_the_very_changes_the_trace_holds() -> None:
-    history, loud = FlowHistory(), Publisher()
+    history, loud = FlowHistory(), EventRecorder()
     await run(BAD, history, events=loud)
     (trace,) = history.failed
     assert [(e.get("task"), e["state"], e["ts"], e.get("reason")) for e in loud.events] \
@@ -65,7 +66,7 @@ async def test_a_running_flow_is_in_running_until_it_ends() -> None:
     history, gate = FlowHistory(), asyncio.Event()
     flow = LinearFlow("slow", [Step("wait", gate=gate)])
     task = asyncio.create_task(run(flow, history))
-    await asyncio.sleep(0)
+    await eventually(lambda: history.running)  # the run has begun
     (trace,) = history.running
     assert trace.state == "RUNNING" and trace.steps[-1][:2] == ("wait", "RUNNING")
     gate.set()
@@ -77,7 +78,7 @@ async def test_a_cancelled_run_is_forgotten_not_kept_as_finished() -> None:
     history = FlowHistory()
     task = asyncio.create_task(run(LinearFlow("slow", [Step("w", gate=asyncio.Event())]),
                                    history))
-    await asyncio.sleep(0)
+    await eventually(lambda: history.running)  # the run has begun
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -112,7 +113,7 @@ async def test_recent_lists_failed_then_running_then_done_newest_first() -> None
     await run(BAD, history, "bad")
     await run(OK, history, "ok-new")
     slow = asyncio.create_task(run(LinearFlow("slow", [Step("w", gate=gate)]), history, "run"))
-    await asyncio.sleep(0)
+    await eventually(lambda: history.running)  # the run has begun
     now = history.done[-1].last_ts
     assert [t.volume_id for t in history.recent(now)] == ["bad", "run", "ok-new", "ok-old"]
     later = now + 60
@@ -180,7 +181,7 @@ async def test_the_gateway_merges_answers_failed_then_running_then_done() -> Non
     await run(OK, history, "done")
     await run(BAD, history, "failed")
     slow = asyncio.create_task(run(LinearFlow("slow", [Step("w", gate=gate)]), history, "run"))
-    await asyncio.sleep(0)
+    await eventually(lambda: history.running)  # the run has begun
     now = history.failed[-1].last_ts
     node = [trace_message(t, "node-1", now) for t in [*history.done, *history.running]]
     gateway = [trace_message(t, "gateway", now) for t in history.failed]
@@ -200,7 +201,7 @@ class ConnectingNode:
                    timeout: float = 0.0) -> Any:
         self.asked += 1
         if self.asked <= self.absent:
-            raise Unavailable(f"peer {to!r} is not connected", {"peer": to.decode()})
+            raise PeerGone(f"peer {to!r} is not connected", {"peer": to.decode()})
         return {"flows": []}
 
 

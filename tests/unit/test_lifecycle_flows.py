@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,6 +28,7 @@ from cinderblock.protocol.messages.volumes import VolumeType
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import OverQuota, Unavailable
+from tests.conftest import EventRecorder
 
 V = VolumeStatus
 ME = Context("demo", "demo", request_id="req-1")
@@ -43,11 +43,7 @@ class FakeGateway:
         self.casts: list[tuple[str, str, object]] = []
         self.refuse_quota: str | None = None
         self.nodes_up = True
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.listening = True
-
-    def emit(self, kind: str, **fields: Any) -> None:
-        self.events.append((kind, fields))
+        self.events = EventRecorder()
 
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]:
         if op == self.refuse_quota:
@@ -103,13 +99,14 @@ async def add_volume(gw: FakeGateway, status: VolumeStatus = V.AVAILABLE,
 
 
 def reverted_tasks(gw: FakeGateway) -> list[str]:
-    return [f["task"] for kind, f in gw.events if kind == "task" and f["state"] == "REVERTED"]
+    return [e["task"] for e in gw.events.events if e["kind"] == "task"
+            and e["state"] == "REVERTED"]
 
 
 async def test_delete_marks_the_volume_deleting_and_casts_to_its_node(gw: FakeGateway) -> None:
     rec = await add_volume(gw)
 
-    await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw, "vol-1")
+    await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw.events, "vol-1")
 
     assert rec.status is V.DELETING
     assert [(h, op) for h, op, _ in gw.casts] == [("node-1@file", "node.delete_volume")]
@@ -120,7 +117,7 @@ async def test_delete_marks_the_volume_deleting_and_casts_to_its_node(gw: FakeGa
 async def test_delete_of_a_volume_without_a_host_needs_no_node(gw: FakeGateway) -> None:
     await add_volume(gw, V.ERROR, host=None)
 
-    await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw, "vol-1")
+    await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw.events, "vol-1")
 
     assert gw.casts == [] and gw.quota == ["quota.release"]
     assert "vol-1" not in gw.store.volumes
@@ -133,7 +130,7 @@ async def test_delete_puts_the_status_back_when_the_node_cannot_be_reached(
     gw.nodes_up = False
 
     with pytest.raises(Unavailable):
-        await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw, "vol-1")
+        await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw.events, "vol-1")
 
     assert rec.status is V.ERROR_DELETING
     assert reverted_tasks(gw) == [
@@ -145,7 +142,7 @@ async def test_extend_reserves_the_difference_and_hands_the_reservation_to_the_n
 ) -> None:
     rec = await add_volume(gw)
 
-    await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw, "vol-1")
+    await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw.events, "vol-1")
 
     assert rec.status is V.EXTENDING and rec.size == 2
     assert gw.quota == ["quota.reserve"]
@@ -159,7 +156,7 @@ async def test_an_extend_that_cannot_be_cast_rolls_its_reservation_back(gw: Fake
     gw.nodes_up = False
 
     with pytest.raises(Unavailable):
-        await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw, "vol-1")
+        await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw.events, "vol-1")
 
     assert rec.status is V.AVAILABLE
     assert gw.quota == ["quota.reserve", "quota.rollback"]
@@ -170,7 +167,7 @@ async def test_an_extend_over_quota_changes_nothing(gw: FakeGateway) -> None:
     gw.refuse_quota = "quota.reserve"
 
     with pytest.raises(OverQuota):
-        await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw, "vol-1")
+        await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw.events, "vol-1")
 
     assert (rec.status, gw.quota, gw.casts) == (V.AVAILABLE, [], [])
 
@@ -183,7 +180,7 @@ async def test_a_snapshot_that_cannot_be_cast_is_destroyed_and_its_quota_release
     c = SnapshotCreateContext(SnapshotCreate("vol-1"), ME, "snap-1", "fp")
 
     with pytest.raises(Unavailable):
-        await snapshot_create_api(gw).run(c, gw, "vol-1")
+        await snapshot_create_api(gw).run(c, gw.events, "vol-1")
 
     assert gw.quota == ["quota.reserve", "quota.commit", "quota.release"]
     assert gw.store.snapshots.snapshots == {}
@@ -196,7 +193,7 @@ async def test_a_snapshot_is_recorded_creating_with_its_volumes_size_and_host(
     await add_volume(gw)
     c = SnapshotCreateContext(SnapshotCreate("vol-1", name="s"), ME, "snap-1", "fp")
 
-    await snapshot_create_api(gw).run(c, gw, "vol-1")
+    await snapshot_create_api(gw).run(c, gw.events, "vol-1")
 
     snap = gw.store.snapshots.snapshots["snap-1"]
     assert (snap.status.value, snap.size, snap.host, snap.name) == (

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from cinderblock.protocol.states import VolumeStatus as V
+
 WINDOW_S = 60
 
 
@@ -82,13 +84,13 @@ class Rates:
                       ts: float, now: float) -> None:
         """Count a create when a volume leaves ``creating`` (or its API flow was seen)."""
         started = self._started.get(volume_id)
-        if status not in ("available", "error"):
+        if status not in (V.AVAILABLE, V.ERROR):
             return
-        if started is None and previous != "creating":
+        if started is None and previous != V.CREATING:
             return
         self._started.pop(volume_id, None)
         bucket = self._bucket(now)
-        if status == "error":
+        if status == V.ERROR:
             bucket.errors += 1
             self.errors_total += 1
         else:

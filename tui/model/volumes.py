@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.states import VolumeStatus
 
 
 @dataclass(slots=True)
@@ -63,7 +64,7 @@ class VolumeBook:
         old = self.volumes.get(volume_id)
         if old is not None and old.updated > ts:
             return old.status
-        if status == "deleted":
+        if status == VolumeStatus.DELETED:
             self.volumes.pop(volume_id, None)
             self.version += 1
             return old.status if old else None

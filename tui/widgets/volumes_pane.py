@@ -11,11 +11,12 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Static
 
+from cinderblock.protocol.states import VolumeStatus
 from cinderblock.tui.model.cells import VOLUME_COLUMNS, volume_row_or_gone
 from cinderblock.tui.model.model import Model, VolumeRecord
 from cinderblock.tui.widgets.row_table import RowTable
 
-STATUSES = ("creating", "available", "error")
+STATUSES = (VolumeStatus.CREATING.value, VolumeStatus.AVAILABLE.value, VolumeStatus.ERROR.value)
 
 
 class VolumesPane(Vertical):

@@ -1,0 +1,140 @@
+"""The two pieces under every actor and client: ``Calls`` (requests in flight) and
+``Channel`` (one ZeroMQ socket on the asyncio loop), on real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import zmq
+
+from cinderblock.protocol.wire.codec import Envelope
+from cinderblock.protocol.wire.errors import (
+    Closed,
+    NotFound,
+    PeerGone,
+    Timeout,
+    Unavailable,
+    error_from_wire,
+)
+from cinderblock.protocol.wire.rpc import Calls
+from cinderblock.protocol.wire.transport import BATCH, Channel
+
+# ---- Calls ---------------------------------------------------------------------
+
+
+def reply(corr_id: int, body: object = None, error: dict[str, object] | None = None) -> Envelope:
+    return Envelope("rep", 1000 + corr_id, "op", body, None, corr_id, error)
+
+
+async def test_a_reply_settles_the_call_it_answers_and_only_that_one() -> None:
+    calls = Calls()
+    first, second = calls.start(1, "volume.show", 5.0), calls.start(2, "volume.show", 5.0)
+    assert calls.settle(reply(2, {"id": "b"}))
+    assert await second == {"id": "b"}
+    assert not first.done() and len(calls) == 1
+    calls.fail_all(Closed("done"))
+
+
+async def test_an_error_reply_raises_the_error_of_its_code() -> None:
+    calls = Calls()
+    fut = calls.start(1, "volume.show", 5.0)
+    calls.settle(reply(1, error=NotFound("no volume v", {"volume_id": "v"}).to_wire()))
+    with pytest.raises(NotFound, match="no volume v"):
+        await fut
+
+
+async def test_a_late_or_unknown_reply_is_not_settled() -> None:
+    calls = Calls()
+    assert not calls.settle(reply(7))
+    fut = calls.start(1, "ping", 5.0)
+    calls.forget(1)  # the caller gave up on it (its send failed)
+    assert not calls.settle(reply(1))
+    assert not fut.done() and len(calls) == 0
+
+
+async def test_a_call_unanswered_by_its_deadline_fails_with_a_timeout_naming_the_op() -> None:
+    calls = Calls()
+    fut = calls.start(1, "volume.extend", 0.05)
+    with pytest.raises(Timeout, match=r"no reply to volume\.extend within 0\.05s"):
+        await fut
+    assert len(calls) == 0
+
+
+async def test_fail_all_leaves_no_caller_waiting() -> None:
+    calls = Calls()
+    futs = [calls.start(i, "ping", 5.0) for i in range(3)]
+    calls.fail_all(Closed("the actor is stopping"))
+    for fut in futs:
+        with pytest.raises(Closed, match="stopping"):
+            await fut
+    assert len(calls) == 0
+
+
+# ---- Channel --------------------------------------------------------------------
+
+
+class Pair:
+    """A ROUTER (mandatory routing) and a DEALER connected to it, each a Channel."""
+
+    def __init__(self) -> None:
+        self.router_got: asyncio.Queue[list[bytes]] = asyncio.Queue()
+        self.dealer_got: asyncio.Queue[list[bytes]] = asyncio.Queue()
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        rsock = ctx.socket(zmq.ROUTER)
+        rsock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        rsock.bind("tcp://127.0.0.1:*")
+        dsock = ctx.socket(zmq.DEALER)
+        dsock.setsockopt(zmq.IDENTITY, b"dealer-1")
+        dsock.connect(rsock.getsockopt_string(zmq.LAST_ENDPOINT))
+        self.router = Channel(rsock, self.router_got.put_nowait)
+        self.dealer = Channel(dsock, self.dealer_got.put_nowait)
+
+    def close(self) -> None:
+        self.router.close()
+        self.dealer.close()
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[Pair]:
+    p = Pair()
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+async def test_frames_go_both_ways_in_order(pair: Pair) -> None:
+    for i in range(BATCH + 10):  # more than one drain takes at a time
+        pair.dealer.send([f"m{i}".encode()])
+    got = [await asyncio.wait_for(pair.router_got.get(), 5.0) for _ in range(BATCH + 10)]
+    assert got == [[b"dealer-1", f"m{i}".encode()] for i in range(BATCH + 10)]
+    pair.router.send([b"dealer-1", b"back"])
+    assert await asyncio.wait_for(pair.dealer_got.get(), 5.0) == [b"back"]
+
+
+async def test_sending_on_a_channel_we_closed_is_our_closed_not_a_peer_gone(
+    pair: Pair,
+) -> None:
+    pair.dealer.close()
+    with pytest.raises(Closed, match="channel is closed") as caught:
+        pair.dealer.send([b"x"])
+    assert not isinstance(caught.value, PeerGone)
+
+
+async def test_sending_to_a_peer_that_is_not_connected_is_a_peer_gone_naming_it(
+    pair: Pair,
+) -> None:
+    with pytest.raises(PeerGone, match="peer 'node-9' is not connected") as caught:
+        pair.router.send([b"node-9", b"x"])
+    assert caught.value.details == {"peer": "node-9"}
+    assert not isinstance(caught.value, Closed)
+
+
+def test_closed_and_peer_gone_cross_the_wire_as_their_own_codes() -> None:
+    for error in (Closed("we closed it"), PeerGone("gone", {"peer": "n"})):
+        back = error_from_wire(error.to_wire())
+        assert type(back) is type(error) and isinstance(back, Unavailable)
+        assert back.details == error.details
+    assert Closed.code != PeerGone.code != Unavailable.code
