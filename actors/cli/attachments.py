@@ -7,6 +7,8 @@
     cinderblock attachment delete ATTACHMENT
     cinderblock attachment show ATTACHMENT
     cinderblock attachment list [--volume VOLUME] [--all-projects]
+
+VOLUME is a name (unique in the project) or an id; attachments have ids only.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from cinderblock.actors.cli.base import UsageError, client
-from cinderblock.actors.cli.format import as_json, properties, table
+from cinderblock.actors.cli.format import columns_named, listing, output_format, show
+from cinderblock.actors.cli.lookup import find_volume, volume_id
 from cinderblock.protocol.client.attachments import (
     CREDENTIAL_FILES,
     nbd_uri,
@@ -36,7 +39,7 @@ Leaf = Callable[..., argparse.ArgumentParser]
 def add_attachment(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     att = sub.add_parser("attachment", help="volume attachments").add_subparsers(required=True)
     p = leaf(att, common, "create", "reserve a volume for an instance", cmd_create)
-    p.add_argument("volume_id")
+    p.add_argument("volume", metavar="VOLUME", help="name or id")
     p.add_argument("--instance", dest="instance_id", help="the instance (server) id")
     p.add_argument("--mode", choices=("rw", "ro"), default=None)
     p = leaf(att, common, "update", "give the connector; prints the connection_info",
@@ -56,23 +59,8 @@ def add_attachment(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> Non
     ):
         leaf(att, common, name, help_text, run).add_argument("attachment_id")
     p = leaf(att, common, "list", "list attachments", cmd_list)
-    p.add_argument("--volume", dest="volume_id")
+    p.add_argument("--volume", help="of this volume (name or id)")
     p.add_argument("--all-projects", action="store_true")
-
-
-def _print(args: argparse.Namespace, att: Attachment) -> int:
-    print(as_json(att) if args.json else properties(_without_pems(att)))
-    return 0
-
-
-def _without_pems(att: Attachment) -> Attachment:
-    """The attachment for a table: its TLS credentials (PEM) are named, not printed."""
-    data = att.connection_info.get("data")
-    if not isinstance(data, dict) or not CREDENTIAL_FILES.keys() & data.keys():
-        return att
-    shown = {k: v for k, v in data.items() if k not in CREDENTIAL_FILES}
-    shown["credentials"] = f"cinderblock attachment credentials {att.id} --dir DIR"
-    return dataclasses.replace(att, connection_info={**att.connection_info, "data": shown})
 
 
 def parse_connector(text: str) -> Any:
@@ -84,7 +72,8 @@ def parse_connector(text: str) -> Any:
 
 def cmd_create(args: argparse.Namespace) -> int:
     with client(args) as c:
-        return _print(args, c.create_attachment(args.volume_id, args.instance_id, args.mode))
+        vol = find_volume(c, args.volume)
+        return _show(args, c.create_attachment(vol.id, args.instance_id, args.mode))
 
 
 def cmd_update(args: argparse.Namespace) -> int:
@@ -92,16 +81,28 @@ def cmd_update(args: argparse.Namespace) -> int:
     with client(args) as c:
         att = c.update_attachment(args.attachment_id, connector)
     info = att.connection_info
-    if args.json:
-        print(json.dumps(info, indent=2, sort_keys=True))
+    if output_format(args) == "json" and not args.columns:
+        print(json.dumps(info, indent=2, sort_keys=True))  # connection_info as Cinder gives it
         return 0
-    rows = [("driver_volume_type", info.get("driver_volume_type"))]
     data = info.get("data") or {}
-    rows += [(k, v) for k, v in data.items() if k not in CREDENTIAL_FILES]
+    shown = {k: v for k, v in data.items() if k not in CREDENTIAL_FILES}
     if any(k in data for k in CREDENTIAL_FILES):  # PEM: too long for a table
-        rows.append(("credentials", f"cinderblock attachment credentials {att.id} --dir DIR"))
-    print(table(["Connection info", "Value"], rows))
-    return 0
+        shown["credentials"] = f"cinderblock attachment credentials {att.id} --dir DIR"
+    return show(args, {"driver_volume_type": info.get("driver_volume_type"), **shown})
+
+
+def _show(args: argparse.Namespace, att: Attachment) -> int:
+    """An attachment; in a table (or value, csv) its PEM credentials are named, not printed."""
+    return show(args, att if output_format(args) in ("json", "yaml") else _without_pems(att))
+
+
+def _without_pems(att: Attachment) -> Attachment:
+    data = att.connection_info.get("data")
+    if not isinstance(data, dict) or not CREDENTIAL_FILES.keys() & data.keys():
+        return att
+    shown = {k: v for k, v in data.items() if k not in CREDENTIAL_FILES}
+    shown["credentials"] = f"cinderblock attachment credentials {att.id} --dir DIR"
+    return dataclasses.replace(att, connection_info={**att.connection_info, "data": shown})
 
 
 def cmd_credentials(args: argparse.Namespace) -> int:
@@ -113,10 +114,8 @@ def cmd_credentials(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write the credentials into {directory}: {exc}") from exc
     uri, qemu = nbd_uri(att, directory), qemu_args(att, directory)
-    if args.json:
-        print(json.dumps({"directory": str(directory), "uri": uri, "qemu_args": qemu},
-                         indent=2))
-        return 0
+    if output_format(args) != "table":
+        return show(args, {"directory": str(directory), "uri": uri, "qemu_args": qemu})
     print(f"wrote {', '.join(CREDENTIAL_FILES.values())} into {directory} (mode 0600)")
     print(f"  nbdinfo {shlex.quote(uri)}")
     print(f"  {shlex.join(['qemu-io', *qemu[:-1], '-c', 'read 0 1M', qemu[-1]])}")
@@ -125,25 +124,22 @@ def cmd_credentials(args: argparse.Namespace) -> int:
 
 def cmd_complete(args: argparse.Namespace) -> int:
     with client(args) as c:
-        return _print(args, c.complete_attachment(args.attachment_id))
+        return _show(args, c.complete_attachment(args.attachment_id))
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
     with client(args) as c:
-        return _print(args, c.delete_attachment(args.attachment_id))
+        return _show(args, c.delete_attachment(args.attachment_id))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     with client(args) as c:
-        return _print(args, c.show_attachment(args.attachment_id))
+        return _show(args, c.show_attachment(args.attachment_id))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     with client(args) as c:
-        found = c.list_attachments(args.volume_id, args.all_projects)
-    if args.json:
-        print(as_json(found))
-        return 0
+        found = c.list_attachments(volume_id(c, args.volume), args.all_projects)
     rows = [(a.id, a.volume_id, a.status, a.instance_id, a.attach_mode, a.host) for a in found]
-    print(table(["ID", "Volume ID", "Status", "Instance", "Mode", "Host"], rows))
-    return 0
+    return listing(args, columns_named("ID", "Volume ID", "Status", "Instance", "Mode", "Host"),
+                   rows)

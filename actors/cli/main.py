@@ -1,4 +1,10 @@
-"""The ``cinderblock`` command: run a cluster, and talk to it as ``cinder`` does."""
+"""The ``cinderblock`` command: run a cluster, and talk to it as ``openstack volume`` does.
+
+Global options (``--data-dir``, ``--gateway``, ``--project``, ``--admin``, ``-f``,
+``-c``, ``--json``) may come before or after the subcommand: the top-level parser
+holds their defaults and each subcommand's copy leaves a value unset unless it is
+given there (argparse.SUPPRESS), so neither place overrides the other.
+"""
 
 from __future__ import annotations
 
@@ -7,41 +13,76 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
 from cinderblock.actors.cli.attachments import add_attachment
 from cinderblock.actors.cli.base import UsageError, client, endpoint_from, key_for
-from cinderblock.actors.cli.format import add_paging, as_json, properties, table
-from cinderblock.actors.cli.trust import add_trust, add_user_option
+from cinderblock.actors.cli.completion import add_completion
+from cinderblock.actors.cli.format import (
+    FORMATS,
+    Column,
+    ColumnError,
+    add_output,
+    add_paging,
+    columns_named,
+    error_text,
+    listing,
+    output_format,
+    show,
+)
+from cinderblock.actors.cli.health import add_health
+from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume
+from cinderblock.actors.cli.trust import add_trust
 from cinderblock.actors.cli.up import cmd_down, cmd_up
 from cinderblock.actors.cli.volumes import add_create_sources, add_snapshot, add_volume_lifecycle
+from cinderblock.protocol.client.client import SyncClient
+from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.keys import KEY_ENV, KeyFileError
 
 MAX_NODES = 64  # each node is a process of its own on this machine
 DEFAULT_DATA_DIR = Path(os.environ.get("CINDERBLOCK_DATA_DIR", "~/.cinderblock")).expanduser()
+ENVIRONMENT = """\
+environment variables (an option given on the command line wins):
+  CINDERBLOCK_DATA_DIR     the data directory (--data-dir; default ~/.cinderblock)
+  CINDERBLOCK_GATEWAY      the gateway endpoint (--gateway; default: DATA_DIR/endpoints.json)
+  CINDERBLOCK_PROJECT      the project to act for (--project; default demo)
+  CINDERBLOCK_ADMIN        1, true or yes: act as an admin (--admin)
+  CINDERBLOCK_USER         the user to speak as: its key in DATA_DIR/keys (--user)
+  CINDERBLOCK_KEY          a secret key file to speak with when no --user is given
+  CINDERBLOCK_EVENTS       the event hub endpoint (tui --events; default: endpoints.json)
+  CINDERBLOCK_LOG_FORMAT   text or json: how actors log (up/actor --log-format)
+  CINDERBLOCK_PROFILE_DIR  actors write cProfile statistics there when they stop
+"""
 
 
 class OneLineErrors(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (the same shape as every
-    other error), exit status 2."""
+    other error; a JSON object under -f json), exit status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"ERROR (usage): {self.prog}: {message} (see {self.prog} --help)\n")
+        text = f"{self.prog}: {message} (see {self.prog} --help)"
+        self.exit(2, error_text("usage", text, None, _format_in(sys.argv[1:])) + "\n")
+
+
+class BadArgument(UsageError):
+    """A usage error found after parsing (exit status 2, as argparse's own)."""
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
         result: int = args.run(args)
         sys.stdout.flush()  # here, where a broken pipe is caught, not at exit
         return result
-    except (CinderblockError, UsageError, KeyFileError) as exc:
-        code = getattr(exc, "code", "usage")
-        print(f"ERROR ({code}): {exc}", file=sys.stderr)
-        return 1
+    except (CinderblockError, UsageError, KeyFileError, ColumnError) as exc:
+        code, message, details = describe(exc)
+        print(error_text(code, message, details, _format_in(argv)), file=sys.stderr)
+        return 2 if isinstance(exc, BadArgument) else 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `cinderblock volume list | head`: the reader left early
@@ -49,20 +90,67 @@ def main(argv: list[str] | None = None) -> int:
         return 141
 
 
+def _format_in(argv: Sequence[str]) -> str:
+    """The output format the command line asks for, read without parsing it (errors
+    in parsing itself are printed in it too)."""
+    fmt = "table"
+    for i, arg in enumerate(argv):
+        if arg == "--json":
+            return "json"
+        if arg in ("-f", "--format") and i + 1 < len(argv):
+            fmt = argv[i + 1]
+        elif arg.startswith("--format="):
+            fmt = arg.partition("=")[2]
+        elif arg.startswith("-f") and arg[2:] in FORMATS:
+            fmt = arg[2:]
+    return fmt
+
+
+def add_globals(p: argparse.ArgumentParser, top: bool) -> None:
+    """Where the cluster is and whom to act as; on the top-level parser (``top``) with
+    their defaults, on a subcommand without (so one given before it stands)."""
+    def default(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    group = p.add_argument_group("global options (before or after the subcommand)")
+    add_data_dir(group, top)
+    group.add_argument("--gateway", default=default(os.environ.get("CINDERBLOCK_GATEWAY")),
+                       help="gateway endpoint, else read from DATA_DIR/endpoints.json "
+                            "[CINDERBLOCK_GATEWAY]")
+    group.add_argument("--project", default=default(os.environ.get("CINDERBLOCK_PROJECT",
+                                                                   "demo")),
+                       help="the project to act for (default demo) [CINDERBLOCK_PROJECT]")
+    group.add_argument("--admin", action="store_true",
+                       default=default(os.environ.get("CINDERBLOCK_ADMIN", "")
+                                       in ("1", "true", "yes")),
+                       help="act as an admin [CINDERBLOCK_ADMIN]")
+    group.add_argument("--user", default=default(os.environ.get("CINDERBLOCK_USER")),
+                       help="speak as this user (its key in DATA_DIR/keys; default demo, or "
+                            "admin with --admin; else $CINDERBLOCK_KEY) [CINDERBLOCK_USER]")
+
+
+def add_data_dir(p: Any, top: bool) -> None:
+    p.add_argument("--data-dir", type=Path,
+                   default=DEFAULT_DATA_DIR if top else argparse.SUPPRESS,
+                   help=f"cluster data directory (default {DEFAULT_DATA_DIR}) "
+                        "[CINDERBLOCK_DATA_DIR]")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
-                        help="cluster data directory (default %(default)s)")
-    common.add_argument("--gateway", default=os.environ.get("CINDERBLOCK_GATEWAY"),
-                        help="gateway endpoint, else read from DATA_DIR/endpoints.json")
-    common.add_argument("--project", default=os.environ.get("CINDERBLOCK_PROJECT", "demo"))
-    common.add_argument("--admin", action="store_true",
-                        default=os.environ.get("CINDERBLOCK_ADMIN", "") in ("1", "true", "yes"))
-    add_user_option(common)
-    common.add_argument("--json", action="store_true", help="print JSON")
-    parser = OneLineErrors(prog="cinderblock", description=__doc__)
+    add_globals(common, top=False)
+    add_output(common, argparse.SUPPRESS)
+    parser = OneLineErrors(prog="cinderblock",
+                           description="run a cinderblock cluster, and talk to it as "
+                           "`openstack volume` does",
+                           epilog=ENVIRONMENT,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version",
+                        version=f"cinderblock {_version()}")
+    add_globals(parser, top=True)
+    add_output(parser)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
-    _add_up(sub, common)
+    _add_up(sub)
     _add_actor(sub)
     _add_volume(sub, common)
     _add_type(sub, common)
@@ -73,22 +161,36 @@ def build_parser() -> argparse.ArgumentParser:
     _leaf(az, common, "list", "list availability zones", cmd_az_list)
     p = _leaf(sub, common, "tui", "the live dashboard: flows, backends, volumes, rates", cmd_tui)
     p.add_argument("--events", default=os.environ.get("CINDERBLOCK_EVENTS"),
-                   help="event endpoint, else read from DATA_DIR/endpoints.json")
+                   help="event endpoint, else read from DATA_DIR/endpoints.json "
+                        "[CINDERBLOCK_EVENTS]")
     backend = sub.add_parser("backend", help="storage backends").add_subparsers(required=True)
     _leaf(backend, common, "list", "backends with their capacity", cmd_backend_list)
     add_trust(sub, common, _leaf)
+    add_health(sub, common, _leaf)
+    add_completion(sub, parser)
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("cinderblock")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _leaf(sub: Any, common: argparse.ArgumentParser, name: str, help: str,
           run: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help)
+    p: argparse.ArgumentParser = sub.add_parser(name, parents=[common], help=help,
+                                                description=help)
     p.set_defaults(run=run)
     return p
 
 
-def _add_up(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = _leaf(sub, common, "up", "start every actor on loopback until Ctrl-C", cmd_up)
+def _add_up(sub: Any) -> None:
+    """``up`` and ``down`` take only what means something to them."""
+    p = sub.add_parser("up", help="start every actor on loopback until Ctrl-C",
+                       description="start every actor on loopback until Ctrl-C")
+    add_data_dir(p, top=False)
     p.add_argument("--backend", choices=("file", "null"), default="file")
     p.add_argument("--nodes", type=_ranged_int("--nodes", 1, MAX_NODES), default=2,
                    help=f"storage nodes to start, 1 to {MAX_NODES} (default 2)")
@@ -98,59 +200,88 @@ def _add_up(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="port of the REST front (Cinder's API v3; default: a free one)")
     p.add_argument("--api-fronts", type=_ranged_int("--api-fronts", 0, 16), default=1,
                    help="REST front processes to start (default 1; 0: none)")
-    _leaf(sub, common, "down", "stop the cluster `up` runs in --data-dir", cmd_down)
+    add_log_format(p)
+    p.set_defaults(run=cmd_up)
+    p = sub.add_parser("down", help="stop the cluster `up` runs in --data-dir",
+                       description="stop the cluster `up` runs in --data-dir")
+    add_data_dir(p, top=False)
+    p.set_defaults(run=cmd_down)
+
+
+def add_log_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-format", choices=("text", "json"),
+                   default=os.environ.get("CINDERBLOCK_LOG_FORMAT", "text"),
+                   help="actor log lines as text or one JSON object each "
+                        "[CINDERBLOCK_LOG_FORMAT]")
+
+
+def add_log_file(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-file", type=Path, default=None,
+                   help="log to this file, rotated at 10 MiB, 5 kept (default: stderr)")
+    add_log_format(p)
 
 
 def _add_actor(sub: Any) -> None:
     p = sub.add_parser("actor", help="run one actor in this process (used by up)")
-    p.add_argument("kind", choices=("gateway", "quota", "scheduler", "node", "rest"))
+    p.add_argument("kind", choices=("gateway", "quota", "scheduler", "node", "rest",
+                                    "exporter"))
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--host", default=None)
     p.add_argument("--listen", default=None, help="rest: HOST:PORT to serve the API on")
     p.add_argument("--verbose", action="store_true")
+    add_log_file(p)
     p.set_defaults(run=cmd_actor)
     p = sub.add_parser("node", help="run this host's storage node from a cluster file "
                        "(docs/operations.md)")
     p.add_argument("--config", type=Path, required=True, help="the cluster file (TOML)")
     p.add_argument("--host", required=True, help="this node's host name in the file")
     p.add_argument("--verbose", action="store_true")
+    add_log_file(p)
     p.set_defaults(run=cmd_actor, kind="node")
 
 
 def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     vol = sub.add_parser("volume", help="volumes").add_subparsers(required=True)
     p = _leaf(vol, common, "create", "create a volume", cmd_volume_create)
-    p.add_argument("size", type=_int_arg("size"), nargs="?",
-                   help="GiB (from a snapshot or source volume: its size by default)")
+    p.add_argument("size", nargs="?", metavar="SIZE|NAME",
+                   help="GiB, as `cinder create SIZE`; with --size, the volume's name, as "
+                        "`openstack volume create --size N NAME` (from a snapshot or a "
+                        "source volume the size is the source's by default)")
+    p.add_argument("--size", dest="size_gb", type=_int_arg("--size"), metavar="GiB")
     add_create_sources(p)
     p.add_argument("--name")
     p.add_argument("--description")
-    p.add_argument("--type", dest="volume_type")
+    p.add_argument("--type", "--volume-type", dest="volume_type")
     p.add_argument("--availability-zone")
+    p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
+                   help="a metadata item; repeat for more")
     p.add_argument("--metadata", nargs="*", default=[], metavar="KEY=VALUE")
     p.add_argument("--request-id")
     p.add_argument("--wait", action="store_true", help="wait until available")
     p.add_argument("--timeout", type=float, default=120.0)
     p = _leaf(vol, common, "show", "show a volume", cmd_volume_show)
-    p.add_argument("volume_id")
+    p.add_argument("volume", metavar="VOLUME", help="name or id")
     p = _leaf(vol, common, "reset-state", "admin: move a stuck volume to error or available",
               cmd_volume_reset_state)
-    p.add_argument("volume_id")
+    p.add_argument("volume", metavar="VOLUME", help="name or id")
     p.add_argument("--state", default="error", help="error (default) or available")
     p = _leaf(vol, common, "list", "list volumes", cmd_volume_list)
     p.add_argument("--all-projects", action="store_true")
     p.add_argument("--status")
+    p.add_argument("--long", action="store_true",
+                   help="more columns: type, zone, host, properties, created at")
     add_paging(p)
     add_volume_lifecycle(vol, common, _leaf)
 
 
 def _add_type(sub: Any, common: argparse.ArgumentParser) -> None:
     typ = sub.add_parser("type", help="volume types").add_subparsers(required=True)
-    _leaf(typ, common, "list", "list volume types", cmd_type_list)
+    p = _leaf(typ, common, "list", "list volume types", cmd_type_list)
+    p.add_argument("--long", action="store_true", help="with descriptions")
     p = _leaf(typ, common, "create", "create a volume type (admin)", cmd_type_create)
     p.add_argument("name")
     p.add_argument("--description")
-    p.add_argument("--property", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--property", nargs="*", action="extend", default=[], metavar="KEY=VALUE")
 
 
 def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -190,12 +321,13 @@ def _positive_float(name: str) -> Callable[[str], float]:
     return parse
 
 
-def _int_arg(name: str) -> Callable[[str], int]:
+def _int_arg(name: str, error: type[Exception] = argparse.ArgumentTypeError,
+             ) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             return int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+            raise error(f"{name} must be an integer, got {text!r}") from None
 
     return parse
 
@@ -232,78 +364,108 @@ def cmd_actor(args: argparse.Namespace) -> int:
         if not args.listen:
             raise UsageError("cinderblock actor rest needs --listen HOST:PORT")
         return run_front(args.config, args.listen, args.verbose)
-    return run_actor(args.kind, args.config, args.host, args.verbose)
+    return run_actor(args.kind, args.config, args.host, args.verbose,
+                     log_file=args.log_file, log_format=args.log_format)
 
 
 def cmd_volume_create(args: argparse.Namespace) -> int:
-    metadata = _pairs(args.metadata, "metadata")
-    if args.size is None and not (args.snapshot_id or args.source_volid):
-        raise UsageError("give a SIZE, or --snapshot-id / --source-volid")
+    size, name = _size_and_name(args)
+    metadata = {**_pairs(args.metadata, "metadata"), **_pairs(args.property, "--property")}
+    if size is None and not (args.snapshot_id or args.source_volid):
+        raise UsageError("give a SIZE (or --size), or --snapshot-id / --source-volid")
     with client(args) as c:
+        snapshot = args.snapshot_id and find_snapshot(c, args.snapshot_id).id
+        source = args.source_volid and find_volume(c, args.source_volid).id
         vol = c.create_volume(
-            args.size, name=args.name, description=args.description,
+            size, name=name, description=args.description,
             volume_type=args.volume_type, availability_zone=args.availability_zone,
             metadata=metadata, request_id=args.request_id, wait=args.wait,
-            timeout=args.timeout, snapshot_id=args.snapshot_id, source_volid=args.source_volid,
+            timeout=args.timeout, snapshot_id=snapshot or None, source_volid=source or None,
         )
-    print(as_json(vol) if args.json else properties(vol))
-    return 0
+    return show(args, vol)
+
+
+def _size_and_name(args: argparse.Namespace) -> tuple[int | None, str | None]:
+    """``cinder create SIZE --name N`` or ``openstack volume create --size SIZE N``."""
+    if args.size_gb is None:
+        return (None if args.size is None else _int_arg("size", BadArgument)(args.size),
+                args.name)
+    if args.size is not None and args.name is not None:
+        raise BadArgument(f"the volume is named twice: {args.size!r} and --name {args.name!r}")
+    return args.size_gb, args.name if args.size is None else args.size
 
 
 def cmd_volume_show(args: argparse.Namespace) -> int:
     with client(args) as c:
-        vol = c.show_volume(args.volume_id)
-    print(as_json(vol) if args.json else properties(vol))
-    return 0
+        return show(args, find_volume(c, args.volume))
 
 
 def cmd_volume_reset_state(args: argparse.Namespace) -> int:
     with client(args) as c:
-        vol = c.reset_volume_state(args.volume_id, args.state)
-    print(as_json(vol) if args.json else properties(vol))
-    return 0
+        return show(args, c.reset_volume_state(find_volume(c, args.volume).id, args.state))
 
 
 def cmd_volume_list(args: argparse.Namespace) -> int:
+    everyone = args.all_projects and args.admin
     with client(args) as c:
         vols = c.list_volumes(all_projects=args.all_projects, status=args.status,
                               limit=args.limit, marker=args.marker)
-    if args.json:
-        print(as_json(vols))
-        return 0
-    rows = [(v.id, v.status, v.name, v.size, v.volume_type, v.host) for v in vols]
-    print(table(["ID", "Status", "Name", "Size", "Volume Type", "Host"], rows))
-    return 0
+        attached = _attached_to(c, everyone) if vols else {}
+    headers = ["ID", "Name", "Status", "Size", "Attached to"]
+    if args.admin:
+        headers.append("Project")
+    if args.long:
+        headers += ["Type", "Zone", "Host", "Properties", "Created At"]
+    rows = [_volume_row(v, attached.get(v.id, []), args.admin, args.long) for v in vols]
+    return listing(args, columns_named(*headers), rows)
+
+
+def _attached_to(c: SyncClient, everyone: bool) -> dict[str, list[str]]:
+    """Each volume's attached instances (an attachment without one: its id)."""
+    found: dict[str, list[str]] = {}
+    for a in c.list_attachments(None, everyone):
+        if a.status not in ("detached", "deleted"):
+            found.setdefault(a.volume_id, []).append(a.instance_id or a.id)
+    return found
+
+
+def _volume_row(v: Volume, attached: list[str], admin: bool, long: bool) -> list[Any]:
+    from cinderblock.actors.cli.format import iso_time
+
+    row: list[Any] = [v.id, v.name, v.status, v.size, attached]
+    if admin:
+        row.append(v.project_id)
+    if long:
+        row += [v.volume_type, v.availability_zone, v.host, v.metadata, iso_time(v.created_at)]
+    return row
 
 
 def cmd_type_list(args: argparse.Namespace) -> int:
     with client(args) as c:
         types = c.list_types()
-    if args.json:
-        print(as_json(types))
-        return 0
-    print(table(["ID", "Name", "Extra specs"], [(t.id, t.name, t.extra_specs) for t in types]))
-    return 0
+    headers = ["ID", "Name", "Extra Specs", "Is Public"]
+    if args.long:
+        headers.append("Description")
+    rows = [[t.id, t.name, t.extra_specs, t.is_public, t.description][:len(headers)]
+            for t in types]
+    return listing(args, columns_named(*headers), rows)
 
 
 def cmd_type_create(args: argparse.Namespace) -> int:
     specs = _pairs(args.property, "property")
     with client(args) as c:
         vtype = c.create_type(args.name, extra_specs=specs, description=args.description)
-    print(as_json(vtype) if args.json else properties(vtype))
-    return 0
+    return show(args, vtype)
 
 
 def cmd_quota_show(args: argparse.Namespace) -> int:
     with client(args) as c:
         quota = c.show_quota(args.target_project)
-    if args.json:
-        print(as_json(quota))
-        return 0
-    rows = [(r, quota.limits.get(r), quota.in_use.get(r, "-"), quota.reserved.get(r, "-"))
+    if output_format(args) in ("json", "yaml"):
+        return show(args, quota)
+    rows = [(r, quota.limits.get(r), quota.in_use.get(r, 0), quota.reserved.get(r, 0))
             for r in quota.limits]
-    print(table(["Resource", "Limit", "In use", "Reserved"], rows))
-    return 0
+    return listing(args, columns_named("Resource", "Limit", "In Use", "Reserved"), rows)
 
 
 def cmd_quota_set(args: argparse.Namespace) -> int:
@@ -314,46 +476,48 @@ def cmd_quota_set(args: argparse.Namespace) -> int:
         raise UsageError("give at least one of --volumes, --gigabytes, --snapshots, "
                          "--per-volume-gigabytes")
     with client(args) as c:
-        quota = c.set_quota(args.target_project, **limits)
-    print(as_json(quota) if args.json else properties(quota))
-    return 0
+        return show(args, c.set_quota(args.target_project, **limits))
 
 
 def cmd_quota_sync(args: argparse.Namespace) -> int:
     with client(args) as c:
         result = c.sync_quota(args.target_project, dry_run=args.dry_run)
-    if args.json:
-        print(as_json(result))
-        return 0
+    if output_format(args) in ("json", "yaml"):
+        return show(args, result)
     names = sorted({*result.before, *result.after})
     rows = [(n, result.before.get(n, 0), result.after.get(n, 0),
-             "" if result.before.get(n, 0) == result.after.get(n, 0) else "yes")
-            for n in names]
-    print(table(["Resource", "In use (quota)", "In use (counted)", "Differs"], rows))
-    print("applied" if result.applied else "dry run: nothing changed")
+             result.before.get(n, 0) != result.after.get(n, 0)) for n in names]
+    listing(args, columns_named("Resource", "In Use (quota)", "In Use (counted)", "Differs"),
+            rows)
+    if output_format(args) == "table":
+        print("applied" if result.applied else "dry run: nothing changed")
     return 0
 
 
 def cmd_az_list(args: argparse.Namespace) -> int:
     with client(args) as c:
         zones = c.list_zones()
-    print(json.dumps(zones) if args.json else table(["Name"], [(z,) for z in zones]))
-    return 0
+    if output_format(args) == "json" and not args.columns:
+        print(json.dumps(zones))  # a list of names, as it always was
+        return 0
+    return listing(args, columns_named("Zone Name", "Zone Status"),
+                   [(z, "available") for z in zones])
 
 
 def cmd_backend_list(args: argparse.Namespace) -> int:
     with client(args) as c:
         backends = c.list_backends()
-    if args.json:
-        print(as_json(backends))
-        return 0
-    rows = [(b.backend, b.availability_zone, "up" if b.up else "down", b.total_capacity_gb,
+    cols = (Column("backend", "Backend"), Column("availability_zone", "Zone"),
+            Column("up", "Up"), Column("total_capacity_gb", "Total GB"),
+            Column("free_capacity_gb", "Free GB"),
+            Column("provisioned_capacity_gb", "Provisioned GB"),
+            Column("provisioning", "Provisioning"), Column("volumes", "Volumes"),
+            Column("age_s", "Stats Age (s)"))
+    rows = [(b.backend, b.availability_zone, b.up, b.total_capacity_gb,
              b.free_capacity_gb, b.provisioned_capacity_gb,
-             "thin" if b.thin_provisioning_support else "thick", f"{b.age_s:.1f}s")
+             "thin" if b.thin_provisioning_support else "thick", b.volumes, b.age_s)
             for b in backends]
-    print(table(["Backend", "Zone", "State", "Total GB", "Free GB", "Provisioned GB",
-                 "Provisioning", "Stats age"], rows))
-    return 0
+    return listing(args, cols, rows)
 
 
 if __name__ == "__main__":

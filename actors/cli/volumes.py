@@ -1,8 +1,12 @@
 """``cinderblock volume delete|extend`` and ``cinderblock snapshot ...``, as ``cinder`` has them.
 
-    cinderblock volume delete VOLUME [--wait]
+    cinderblock volume delete VOLUME [VOLUME ...] [--wait]
     cinderblock volume extend VOLUME NEW_SIZE [--wait]
     cinderblock volume create [SIZE] --snapshot-id SNAPSHOT | --source-volid VOLUME
+
+VOLUME and SNAPSHOT are a name (unique in the project) or an id. A delete of several
+goes on past a failure: each one is reported on stderr, the others are done, and the
+exit status is 1.
     cinderblock snapshot create VOLUME [--name N] [--description D] [--force] [--wait] [--json]
     cinderblock snapshot list [--volume V] [--status S] [--all-projects] [--limit N] [--marker ID]
     cinderblock snapshot show SNAPSHOT
@@ -12,24 +16,37 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import Any
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from cinderblock.actors.cli.base import client
-from cinderblock.actors.cli.format import add_paging, as_json, properties, table
+from cinderblock.actors.cli.format import (
+    add_paging,
+    columns_named,
+    error_text,
+    listing,
+    output_format,
+    show,
+)
+from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume, volume_id
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.wire.errors import CinderblockError
+
+if TYPE_CHECKING:
+    pass
 
 Leaf = Callable[..., argparse.ArgumentParser]
 
 
 def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     """``volume delete`` and ``volume extend`` (``vol``: the volume subcommands)."""
-    p = leaf(vol, common, "delete", "delete a volume", cmd_volume_delete)
-    p.add_argument("volume_id")
+    p = leaf(vol, common, "delete", "delete volumes", cmd_volume_delete)
+    p.add_argument("volumes", nargs="+", metavar="VOLUME", help="name or id; several may be given")
     _waiting(p, "wait until it is gone")
     p = leaf(vol, common, "extend", "grow a volume", cmd_volume_extend)
-    p.add_argument("volume_id")
+    p.add_argument("volume", metavar="VOLUME", help="name or id")
     p.add_argument("new_size", type=int)
     _waiting(p, "wait until it is available at the new size")
 
@@ -37,27 +54,31 @@ def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) 
 def add_create_sources(create: argparse.ArgumentParser) -> None:
     """``volume create --snapshot-id | --source-volid``."""
     source = create.add_mutually_exclusive_group()
-    source.add_argument("--snapshot-id", help="create from this snapshot")
-    source.add_argument("--source-volid", help="create as a copy of this volume")
+    source.add_argument("--snapshot-id", "--snapshot", help="create from this snapshot "
+                        "(name or id)")
+    source.add_argument("--source-volid", "--source", help="create as a copy of this volume "
+                        "(name or id)")
 
 
 def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     snap = sub.add_parser("snapshot", help="volume snapshots").add_subparsers(required=True)
     p = leaf(snap, common, "create", "snapshot a volume", cmd_snapshot_create)
-    p.add_argument("volume_id")
+    p.add_argument("volume", metavar="VOLUME", help="name or id")
     p.add_argument("--name")
     p.add_argument("--description")
     p.add_argument("--force", action="store_true", help="snapshot an in-use volume")
     _waiting(p, "wait until it is available")
     p = leaf(snap, common, "list", "list snapshots", cmd_snapshot_list)
-    p.add_argument("--volume", dest="volume_id")
+    p.add_argument("--volume", help="of this volume (name or id)")
     p.add_argument("--status")
     p.add_argument("--all-projects", action="store_true")
+    p.add_argument("--long", action="store_true", help="with descriptions and creation times")
     add_paging(p)
     p = leaf(snap, common, "show", "show a snapshot", cmd_snapshot_show)
-    p.add_argument("snapshot_id")
-    p = leaf(snap, common, "delete", "delete a snapshot", cmd_snapshot_delete)
-    p.add_argument("snapshot_id")
+    p.add_argument("snapshot", metavar="SNAPSHOT", help="name or id")
+    p = leaf(snap, common, "delete", "delete snapshots", cmd_snapshot_delete)
+    p.add_argument("snapshots", nargs="+", metavar="SNAPSHOT",
+                   help="name or id; several may be given")
     _waiting(p, "wait until it is gone")
 
 
@@ -67,52 +88,87 @@ def _waiting(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--timeout", type=float, default=120.0)
 
 
-def _print(args: argparse.Namespace, obj: Volume | Snapshot) -> int:
-    print(as_json(obj) if args.json else properties(obj))
-    return 0
-
-
 def cmd_volume_delete(args: argparse.Namespace) -> int:
     with client(args) as c:
-        vol = c.delete_volume(args.volume_id, request_id=args.request_id, wait=args.wait,
-                              timeout=args.timeout)
-    return _print(args, vol)
+        def delete(ref: str) -> Volume:
+            return c.delete_volume(find_volume(c, ref).id, request_id=args.request_id,
+                                   wait=args.wait, timeout=args.timeout)
+
+        return each(args, "volume", args.volumes, delete)
 
 
 def cmd_volume_extend(args: argparse.Namespace) -> int:
     with client(args) as c:
-        vol = c.extend_volume(args.volume_id, args.new_size, request_id=args.request_id,
-                              wait=args.wait, timeout=args.timeout)
-    return _print(args, vol)
+        vol = c.extend_volume(find_volume(c, args.volume).id, args.new_size,
+                              request_id=args.request_id, wait=args.wait, timeout=args.timeout)
+    return show(args, vol)
 
 
 def cmd_snapshot_create(args: argparse.Namespace) -> int:
     with client(args) as c:
-        snap = c.create_snapshot(args.volume_id, name=args.name, description=args.description,
-                                 force=args.force, request_id=args.request_id, wait=args.wait,
+        snap = c.create_snapshot(find_volume(c, args.volume).id, name=args.name,
+                                 description=args.description, force=args.force,
+                                 request_id=args.request_id, wait=args.wait,
                                  timeout=args.timeout)
-    return _print(args, snap)
+    return show(args, snap)
 
 
 def cmd_snapshot_show(args: argparse.Namespace) -> int:
     with client(args) as c:
-        return _print(args, c.show_snapshot(args.snapshot_id))
+        return show(args, find_snapshot(c, args.snapshot))
 
 
 def cmd_snapshot_delete(args: argparse.Namespace) -> int:
     with client(args) as c:
-        snap = c.delete_snapshot(args.snapshot_id, request_id=args.request_id, wait=args.wait,
-                                 timeout=args.timeout)
-    return _print(args, snap)
+        def delete(ref: str) -> Snapshot:
+            return c.delete_snapshot(find_snapshot(c, ref).id, request_id=args.request_id,
+                                     wait=args.wait, timeout=args.timeout)
+
+        return each(args, "snapshot", args.snapshots, delete)
 
 
 def cmd_snapshot_list(args: argparse.Namespace) -> int:
     with client(args) as c:
-        snaps = c.list_snapshots(all_projects=args.all_projects, volume_id=args.volume_id,
-                                 status=args.status, limit=args.limit, marker=args.marker)
-    if args.json:
-        print(as_json(snaps))
-        return 0
-    rows = [(s.id, s.volume_id, s.status, s.name, s.size) for s in snaps]
-    print(table(["ID", "Volume ID", "Status", "Name", "Size"], rows))
+        snaps = c.list_snapshots(all_projects=args.all_projects,
+                                 volume_id=volume_id(c, args.volume), status=args.status,
+                                 limit=args.limit, marker=args.marker)
+    headers = ["ID", "Name", "Status", "Size", "Volume ID"]
+    if args.long:
+        headers += ["Description", "Created At"]
+    rows = [[s.id, s.name, s.status, s.size, s.volume_id, s.description,
+             _iso(s.created_at)][:len(headers)] for s in snaps]
+    return listing(args, columns_named(*headers), rows)
+
+
+def _iso(ts: float) -> Any:
+    from cinderblock.actors.cli.format import iso_time
+
+    return iso_time(ts)
+
+
+def each(args: argparse.Namespace, what: str, refs: Sequence[str],
+         act: Callable[[str], Volume | Snapshot]) -> int:
+    """``act`` on every reference; a failure is reported on stderr and the rest are
+    still done (as ``openstack volume delete`` does). One reference prints its record;
+    several print a listing of those done. Exit status 1 if any failed."""
+    done: list[Volume | Snapshot] = []
+    failed = 0
+    fmt = output_format(args)
+    for ref in refs:
+        try:
+            done.append(act(ref))
+        except CinderblockError as exc:
+            failed += 1
+            code, message, details = describe(exc)
+            text = f"failed to delete {what} {ref!r}: {message}"
+            print(error_text(code, text, {**details, what: ref}, fmt), file=sys.stderr)
+    if len(refs) == 1 and done:
+        show(args, done[0])
+    elif done:
+        listing(args, columns_named("ID", "Name", "Status"),
+                [(r.id, r.name, r.status) for r in done])
+    if failed:
+        if fmt != "json":
+            print(f"{failed} of {len(refs)} {what}s failed to delete", file=sys.stderr)
+        return 1
     return 0

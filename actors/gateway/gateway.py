@@ -22,6 +22,7 @@ import zmq
 
 from cinderblock.actors.gateway.admin import VolumeAdmin
 from cinderblock.actors.gateway.attachments import Attachments
+from cinderblock.actors.gateway.cluster_stats import cluster_stats_handlers
 from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
 from cinderblock.actors.gateway.event_hub import run_hub
 from cinderblock.actors.gateway.flow_history import flow_handlers
@@ -40,6 +41,7 @@ from cinderblock.actors.gateway.volume_types import VolumeTypes
 from cinderblock.actors.gateway.watchers import Watchers
 from cinderblock.actors.runtime.actor import Actor, Link, Request
 from cinderblock.actors.runtime.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig, host_of
+from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.quota import QuotaSet
 from cinderblock.protocol.messages.scheduling import BackendList, ScheduleRequest
 from cinderblock.protocol.messages.volumes import (
@@ -117,7 +119,11 @@ class Gateway(Actor):
             **self.user_messages.handlers(),
             **self.quota_sync.handlers(),
             **flow_handlers(self),
+            **cluster_stats_handlers(self, tuple(n.host for n in self.cfg.nodes)),
         }
+
+    def database(self) -> Database:
+        return self.store.db
 
     async def on_start(self) -> None:
         for vtype in await self.store.open():

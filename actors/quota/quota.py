@@ -72,6 +72,9 @@ class QuotaActor(Actor):
             "ping": lambda req: Empty(),
         }
 
+    def database(self) -> Database:
+        return self.db
+
     async def on_start(self) -> None:
         await self.db.open()
         await self._load()

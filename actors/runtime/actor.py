@@ -47,6 +47,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import secrets
 import signal
 import time
@@ -60,9 +61,12 @@ import zmq
 from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.flow.history import FlowHistory
 from cinderblock.actors.flow.reply import recent_reply
+from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.events import EventPublisher
+from cinderblock.actors.runtime.logs import REQUEST
 from cinderblock.actors.runtime.trust import Authenticator, Trust
 from cinderblock.protocol.messages.flows import FlowTraceList
+from cinderblock.protocol.messages.health import ActorStats
 from cinderblock.protocol.messages.ops import OPS, SENDERS
 from cinderblock.protocol.wire.access import Principal, may_send
 from cinderblock.protocol.wire.codec import (
@@ -89,6 +93,16 @@ from cinderblock.protocol.wire.transport import Channel, tune
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 30.0
 _LATER = object()  # the reply is sent later, by AfterCommit
+READER_ROLES = frozenset({"admin", "monitor"})  # may read an actor's statistics
+
+
+def _restarts() -> int | None:
+    """How often this actor was restarted, if its supervisor says (CINDERBLOCK_RESTARTS)."""
+    text = os.environ.get("CINDERBLOCK_RESTARTS")
+    return int(text) if text is not None and text.isdigit() else None
+
+
+RESTARTS = _restarts()
 
 
 class Link:
@@ -242,7 +256,31 @@ class Actor:
 
     def statistics(self) -> dict[str, Any]:
         return {"handled": self.handled, "pending_calls": len(self.calls),
-                "flows": self.flow_history.statistics(), "refused": self.refused}
+                "flows": self.flow_history.statistics(), "refused": self.refused,
+                "restarts": RESTARTS,
+                "uptime_s": round(time.time() - self.started_at, 3)}
+
+    def database(self) -> Database | None:
+        """The SQLite file this actor owns, if any (its state is part of ``stats``)."""
+        return None
+
+    # ---- statistics ----------------------------------------------------
+    async def on_stats(self, req: Request) -> ActorStats:
+        check_reader(req.ctx, "stats")
+        return await self.stats_snapshot()
+
+    async def stats_snapshot(self) -> ActorStats:
+        """What ``stats`` answers: liveness, uptime, restarts, queues, database state."""
+        db = self.database()
+        queues = {f"{'router' if link.routed else 'dealer'}-{i}": link.channel.queued
+                  for i, link in enumerate(self._links)}
+        queues["tasks"] = len(self._tasks)
+        return ActorStats(
+            actor=self.name, pid=os.getpid(), started_at=self.started_at,
+            uptime_s=round(time.time() - self.started_at, 3), restarts=RESTARTS,
+            handled=self.handled, pending_calls=len(self.calls), queues=queues,
+            database=await db.health() if db is not None else {"state": "none"},
+            flows=self.flow_history.statistics(), details=_plain(self.statistics()))
 
     # ---- flows ---------------------------------------------------------
     def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
@@ -333,7 +371,8 @@ class Actor:
         try:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
-                handlers = {"flow.recent": self.on_flow_recent, **self.handlers()}
+                handlers = {"flow.recent": self.on_flow_recent, "stats": self.on_stats,
+                            **self.handlers()}
                 self._handlers = {
                     op: (fn, inspect.iscoroutinefunction(fn)) for op, fn in handlers.items()
                 }
@@ -442,12 +481,17 @@ class Actor:
             self._refuse(link, identity, env.msg_id, env.op, stopping, env.kind)
             return
         self.handled += 1
-        if is_async:
-            task = self.spawn(self._run_async(handler, request))
-            self._handling.add(task)
-            task.add_done_callback(self._handling.discard)
-        else:
-            self._answer(request, self._run_sync(handler, request))
+        ctx = request.ctx  # who it acts for (the key's user, or the context an actor passed)
+        token = REQUEST.set((ctx.request_id or "-", ctx.project_id or "-", _volume_of(body)))
+        try:  # a task made here inherits the request's ids for its log lines
+            if is_async:
+                task = self.spawn(self._run_async(handler, request))
+                self._handling.add(task)
+                task.add_done_callback(self._handling.discard)
+            else:
+                self._answer(request, self._run_sync(handler, request))
+        finally:
+            REQUEST.reset(token)
 
     def _run_sync(self, handler: Handler, request: Request) -> tuple[Any, CinderblockError | None]:
         try:
@@ -529,3 +573,27 @@ def _context(env: Envelope, principal: Principal | None) -> Context | None:
     request_id = env.context.request_id if env.context is not None else ""
     return Context(principal.project, principal.name, tuple(sorted(principal.roles)),
                    request_id)
+
+
+def _volume_of(body: Any) -> str:
+    """The volume a request is about, for its log lines ("-" if none)."""
+    found = getattr(body, "volume_id", None)
+    if found is None:
+        inner = getattr(body, "request", None)  # node.create_volume carries the request
+        found = getattr(inner, "volume_id", None)
+    return found if isinstance(found, str) else "-"
+
+
+def check_reader(ctx: Context, op: str) -> None:
+    """Statistics are for admins and monitors (metrics exporters, health probes)."""
+    if not READER_ROLES & set(ctx.roles):
+        raise Forbidden(f"{op} is for admins and monitors", {"op": op})
+
+
+def _plain(value: Any) -> Any:
+    """A statistics() snapshot as the wire carries it (string keys, no tuples of pairs)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -125,6 +125,19 @@ class Database:
     def statistics(self) -> dict[str, int]:
         return {"batches": self.batches, "rows": self.rows, "largest_batch": self.largest_batch}
 
+    async def health(self, timeout: float = 1.0) -> dict[str, Any]:
+        """Whether the file answers a query now, and the writes waiting for a commit."""
+        state = "closed"
+        if self._conn is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.fetchall("SELECT 1")
+                state = "ok"
+            except (TimeoutError, sqlite3.Error) as exc:
+                state = f"error: {exc or 'no answer in time'}"
+        return {"state": state, "path": str(self.path), "pending_writes": len(self._pending),
+                **self.statistics()}
+
 
 class NotTheOwner(RuntimeError):
     """Another process already owns this database file."""

@@ -7,12 +7,12 @@ import asyncio
 import cProfile
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
 import zmq
 
+from cinderblock.actors.runtime import logs
 from cinderblock.actors.runtime.actor import Actor
 from cinderblock.actors.runtime.config import ClusterConfig, ConfigError, load
 from cinderblock.actors.runtime.database import NotTheOwner
@@ -54,12 +54,9 @@ def actor_config(kind: str, config: Path, host: str | None) -> ClusterConfig:
     return cfg
 
 
-def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False) -> int:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format=f"%(asctime)s {host or kind} %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False,
+              log_file: Path | None = None, log_format: str = "text") -> int:
+    logs.setup(host or kind, verbose, log_file, log_format)
     die_with_parent()
     try:
         cfg = actor_config(kind, config, host)

@@ -54,6 +54,7 @@ class BackendStats:
     capabilities: dict[str, object]  # volume_backend_name, storage_protocol, multiattach, ...
     sched_epoch: str  # the scheduler incarnation whose casts the node has counted ("" if none)
     sched_seq: int  # highest create-cast sequence number from that scheduler accounted for
+    volumes: int = 0  # how many volumes the node reports holding (for `backend list`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,4 +138,5 @@ def stats_from_message(m: BackendStatsMsg, *, counted: bool = True) -> BackendSt
         capabilities=dict(m.capabilities),
         sched_epoch=m.sched_epoch if counted else "",
         sched_seq=m.sched_seq if counted else 0,
+        volumes=m.volumes,
     )

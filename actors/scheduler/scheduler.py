@@ -171,5 +171,5 @@ def _backend(s: BackendStats, age_s: float, up: bool) -> Backend:
         reserved_percentage=s.reserved_percentage,
         thin_provisioning_support=s.thin_provisioning_support,
         max_over_subscription_ratio=s.max_over_subscription_ratio,
-        capabilities=dict(s.capabilities), age_s=round(age_s, 3), up=up,
+        capabilities=dict(s.capabilities), age_s=round(age_s, 3), up=up, volumes=s.volumes,
     )

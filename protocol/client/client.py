@@ -42,6 +42,7 @@ from cinderblock.protocol.client.lifecycle import (
 )
 from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
+from cinderblock.protocol.messages.health import ActorStats, ClusterStats
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.quota import QuotaSet, QuotaShow, QuotaUpdate
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult
@@ -329,6 +330,16 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
     async def ping(self, timeout: float | None = None) -> None:
         await self.call("ping", Empty(), timeout=timeout)
 
+    async def stats(self, timeout: float | None = None) -> ActorStats:
+        """The statistics of the actor at this endpoint (admins and monitors)."""
+        return parse(ActorStats, await self.call("stats", Empty(), timeout=timeout),
+                     strict=False)
+
+    async def cluster_stats(self, timeout: float | None = None) -> ClusterStats:
+        """Every actor's statistics, gathered by the gateway (admins and monitors)."""
+        raw = await self.call("cluster.stats", Empty(), timeout=timeout)
+        return parse(ClusterStats, raw, strict=False)
+
 
 class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
     """The same operations, blocking, for scripts and the CLI."""
@@ -404,6 +415,12 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
 
     def ping(self, timeout: float | None = None) -> None:
         self._run(lambda c: c.ping(timeout))
+
+    def stats(self, timeout: float | None = None) -> ActorStats:
+        return self._run(lambda c: c.stats(timeout))
+
+    def cluster_stats(self, timeout: float | None = None) -> ClusterStats:
+        return self._run(lambda c: c.cluster_stats(timeout))
 
 
 async def _close(client: Client) -> None:

@@ -131,10 +131,13 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "node.export": (NodeExport, GATEWAY),
     "node.unexport": (NodeUnexport, GATEWAY),
     "node.probe": (NodeProbe, GATEWAY),
-    # flow history (clients ask the gateway, which asks every actor), liveness
+    # flow history (clients ask the gateway, which asks every actor), liveness, statistics
+    # (stats: every actor's own, ActorStats; cluster.stats: the gateway gathers them)
     "flow.recent": (FlowRecent, READERS | GATEWAY),
     "flow.history": (FlowHistoryRequest, READERS),
     "ping": (Empty, ANYONE),
+    "stats": (Empty, frozenset({"admin", "monitor", "gateway"})),
+    "cluster.stats": (Empty, frozenset({"admin", "monitor"})),
 }
 OPS: dict[str, type] = {op: body for op, (body, _) in OP_TABLE.items()}
 SENDERS: dict[str, frozenset[str]] = {op: roles for op, (_, roles) in OP_TABLE.items()}

@@ -60,6 +60,11 @@ class Channel:
         self._fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]
         self._loop.add_reader(self._fd, self._ready)
 
+    @property
+    def queued(self) -> int:
+        """Messages waiting in the outbox (the socket was past its high-water mark)."""
+        return len(self._outbox)
+
     def send(self, frames: list[bytes]) -> None:
         """Queue frames for sending; raises Closed if we closed this channel, PeerGone
         if (ROUTER_MANDATORY) the addressed peer is not connected."""

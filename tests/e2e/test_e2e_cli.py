@@ -150,16 +150,19 @@ def test_volume_show_and_list_print_readable_tables(up: UpCluster) -> None:
                       "--wait", project=project)
 
     shown = up.cli("volume", "show", vol["id"], project=project)
-    listed = up.cli("volume", "list", project=project)
+    listed = up.cli("volume", "list", "--long", project=project)
 
     assert shown.returncode == 0 and listed.returncode == 0
     assert re.search(r"\| status\s+\| available", shown.stdout)
     assert "a=1, b=2" in shown.stdout
     header, row = [ln for ln in listed.stdout.splitlines() if ln.startswith("|")]
     assert [c.strip() for c in header.split("|")[1:-1]] == [
-        "ID", "Status", "Name", "Size", "Volume Type", "Host"]
-    assert [c.strip() for c in row.split("|")[1:-1]] == [
-        vol["id"], "available", "tabled", "2", "__DEFAULT__", vol["host"]]
+        "ID", "Name", "Status", "Size", "Attached to", "Type", "Zone", "Host", "Properties",
+        "Created At"]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[:-1] == [vol["id"], "tabled", "available", "2", "", "__DEFAULT__", "nova",
+                          vol["host"], "a=1, b=2"]
+    assert cells[-1] == vol["created_at"] and cells[-1].endswith("+00:00")
 
 
 def test_volume_list_of_a_project_shows_only_its_volumes_and_all_projects_for_admins(
@@ -342,7 +345,7 @@ def test_the_data_dir_and_project_can_come_from_the_environment(up: UpCluster) -
 def test_a_second_up_on_a_running_data_dir_is_refused_and_leaves_the_first_alone(
     up: UpCluster,
 ) -> None:
-    done = up.cli("up")
+    done = run_cli("up", "--data-dir", str(up.data_dir))
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1, done.stderr
     assert "a cluster is already running" in done.stderr

@@ -1,0 +1,63 @@
+"""A volume or snapshot named on the command line by its id or by a unique name.
+
+As python-openstackclient's ``find_resource``: the reference is tried as an id
+first; if no record has that id, the caller's records are searched by name. No
+match is ``not_found``; more than one is refused (``ambiguous``) with every
+candidate's id listed, so the user can pick one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.wire.errors import CinderblockError, NotFound
+
+if TYPE_CHECKING:
+    from cinderblock.protocol.client.client import SyncClient
+
+T = TypeVar("T", Volume, Snapshot)
+
+
+class AmbiguousName(CinderblockError):
+    """More than one record has the name given; ``details["candidates"]`` lists their ids."""
+
+    code = "ambiguous"
+
+
+def find_volume(c: SyncClient, ref: str) -> Volume:
+    return _find("volume", ref, c.show_volume, lambda: c.list_volumes())
+
+
+def find_snapshot(c: SyncClient, ref: str) -> Snapshot:
+    return _find("snapshot", ref, c.show_snapshot, lambda: c.list_snapshots())
+
+
+def volume_id(c: SyncClient, ref: str | None) -> str | None:
+    return None if ref is None else find_volume(c, ref).id
+
+
+def _find(what: str, ref: str, by_id: Callable[[str], T], every: Callable[[], Sequence[T]],
+          ) -> T:
+    try:
+        return by_id(ref)
+    except NotFound:
+        pass
+    named = [r for r in every() if r.name == ref]
+    if not named:
+        raise NotFound(f"no {what} with the name or id {ref!r}", {what: ref})
+    if len(named) > 1:
+        ids = [r.id for r in named]
+        raise AmbiguousName(
+            f"more than one {what} is named {ref!r}; give an id: {', '.join(ids)}",
+            {what: ref, "candidates": ids})
+    return named[0]
+
+
+def describe(exc: Exception) -> tuple[str, str, dict[str, Any]]:
+    """(code, message, details) of an error the CLI reports."""
+    if isinstance(exc, CinderblockError):
+        return exc.code, exc.message, dict(exc.details or {})
+    return "usage", str(exc), {}

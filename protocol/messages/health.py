@@ -1,0 +1,43 @@
+"""Liveness and statistics on the wire: every actor's ``stats``, the gateway's ``cluster.stats``.
+
+    any peer → any actor   stats          (Empty) → ActorStats: that actor's own snapshot
+    client   → gateway     cluster.stats  (Empty) → ClusterStats: the gateway's, the quota
+                                          actor's, the scheduler's and every node's, asked
+                                          at once; one that does not answer in time is
+                                          named in ``missing``
+
+Both are read-only and answered to admins (and, with the trust model, to the ``monitor``
+role); ``cinderblock health`` and the metrics exporter read them. ``restarts`` is
+``None`` when nobody told the actor how often it was restarted (the supervisor of
+``cinderblock up`` does, through ``CINDERBLOCK_RESTARTS`` in the actor's environment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cinderblock.protocol.wire.schema import message
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class ActorStats:
+    actor: str  # its name: gateway, quota, scheduler, or a node's host
+    pid: int
+    started_at: float  # epoch seconds
+    uptime_s: float
+    restarts: int | None = None
+    handled: int = 0  # requests and casts dispatched since start
+    pending_calls: int = 0  # its own calls still waiting for a reply
+    queues: dict[str, int] = field(default_factory=dict)  # outbox depth per socket, tasks
+    database: dict[str, Any] = field(default_factory=dict)  # state, path, pending writes
+    flows: dict[str, int] = field(default_factory=dict)  # running, done, failed
+    details: dict[str, Any] = field(default_factory=dict)  # the actor's statistics()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class ClusterStats:
+    actors: tuple[ActorStats, ...] = ()
+    missing: tuple[str, ...] = ()  # actors that did not answer in time

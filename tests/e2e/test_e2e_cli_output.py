@@ -1,0 +1,237 @@
+"""The CLI's output as python-openstackclient's, end to end: every format parsed back,
+columns picked with -c, volumes found by name, several deleted at once, global options
+on either side of the subcommand, errors as JSON, shell completion."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import E2ECluster, run_cli
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli(cluster: E2ECluster, project: str) -> Cli:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_cli(*args, "--data-dir", cluster.cfg.data_dir, "--project", project)
+
+    return run
+
+
+def ok(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def make(cli: Cli, name: str, size: int = 1) -> dict[str, Any]:
+    made: dict[str, Any] = json.loads(ok(cli("volume", "create", "--size", str(size), name,
+                                             "--wait", "-f", "json")))
+    return made
+
+
+# ---- formats ------------------------------------------------------------------------
+def parse(fmt: str, text: str, columns: list[str]) -> list[dict[str, Any]]:
+    """Output in ``fmt`` back into rows of column -> text (numbers as text)."""
+    if fmt == "json":
+        data = json.loads(text)
+    elif fmt == "yaml":
+        data = yaml.safe_load(text)
+    elif fmt == "csv":
+        data = list(csv.DictReader(io.StringIO(text)))
+    else:  # value: space-separated, in the order of the columns asked for
+        data = [dict(zip(columns, line.split(" "), strict=True)) for line in text.splitlines()]
+    rows = data if isinstance(data, list) else [data]
+    return [{k: str(v) for k, v in row.items()} for row in rows]
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml", "csv", "value"])
+def test_a_volume_list_in_every_format_parses_back_to_the_same_rows(cli: Cli, fmt: str) -> None:
+    first, second = make(cli, "alpha"), make(cli, "beta", 2)
+
+    text = ok(cli("volume", "list", "-f", fmt, "-c", "ID", "-c", "Name", "-c", "Size"))
+
+    rows = parse(fmt, text, ["ID", "Name", "Size"])
+    keys = ("id", "name", "size") if fmt in ("json", "yaml") else ("ID", "Name", "Size")
+    assert [tuple(r[k] for k in keys) for r in rows] == [
+        (second["id"], "beta", "2"), (first["id"], "alpha", "1")]
+
+
+@pytest.mark.parametrize("fmt", ["json", "yaml", "csv", "value"])
+def test_a_volume_show_in_every_format_parses_back_to_the_volume(cli: Cli, fmt: str) -> None:
+    vol = make(cli, "shown", 3)
+
+    text = ok(cli("volume", "show", vol["id"], "-f", fmt, "-c", "id", "-c", "size",
+                  "-c", "status", "-c", "created_at"))
+
+    if fmt == "value":
+        assert text.splitlines() == [vol["id"], "3", "available", vol["created_at"]]
+        return
+    (row,) = parse(fmt, text, [])
+    assert (row["id"], row["size"], row["status"]) == (vol["id"], "3", "available")
+    assert datetime.fromisoformat(row["created_at"]).tzinfo is not None
+
+
+def test_times_print_as_iso_8601_never_as_epoch_floats(cli: Cli) -> None:
+    vol = make(cli, "timed")
+    created = datetime.fromisoformat(vol["created_at"])
+    updated = datetime.fromisoformat(vol["updated_at"])
+    assert created <= updated and created.utcoffset() is not None
+    table = ok(cli("volume", "show", vol["id"]))
+    assert vol["created_at"] in table
+
+
+def test_columns_pick_fields_in_the_order_given_and_an_unknown_one_is_refused(cli: Cli) -> None:
+    vol = make(cli, "picked")
+
+    assert ok(cli("volume", "show", "picked", "-f", "value", "-c", "name", "-c", "id")
+              ).splitlines() == ["picked", vol["id"]]
+    listed = json.loads(ok(cli("volume", "list", "-f", "json", "-c", "Status")))
+    assert listed == [{"status": "available"}]
+    refused = cli("volume", "list", "-c", "Colour")
+    assert refused.returncode == 1
+    assert "no column 'Colour'" in refused.stderr and "Attached to" in refused.stderr
+
+
+def test_json_alias_and_table_still_work(cli: Cli) -> None:
+    vol = make(cli, "aliased")
+    assert json.loads(ok(cli("volume", "show", "aliased", "--json")))["id"] == vol["id"]
+    table = ok(cli("volume", "list"))
+    assert "| ID" in table and "Attached to" in table and vol["id"] in table
+
+
+# ---- names ----------------------------------------------------------------------------
+def test_a_volume_is_found_by_its_name_for_show_extend_and_snapshot(cli: Cli) -> None:
+    vol = make(cli, "by-name")
+
+    assert json.loads(ok(cli("volume", "show", "by-name", "-f", "json")))["id"] == vol["id"]
+    grown = json.loads(ok(cli("volume", "extend", "by-name", "2", "--wait", "-f", "json")))
+    assert (grown["id"], grown["size"]) == (vol["id"], 2)
+    snap = json.loads(ok(cli("snapshot", "create", "by-name", "--name", "s1", "--wait",
+                             "-f", "json")))
+    assert snap["volume_id"] == vol["id"]
+    assert json.loads(ok(cli("snapshot", "show", "s1", "-f", "json")))["id"] == snap["id"]
+    att = json.loads(ok(cli("attachment", "create", "by-name", "--instance", "vm-1",
+                            "-f", "json")))
+    assert att["volume_id"] == vol["id"]
+    listed = json.loads(ok(cli("volume", "list", "-f", "json")))
+    assert listed[0]["attached_to"] == ["vm-1"]
+
+
+def test_an_ambiguous_name_is_refused_with_every_candidate_listed(cli: Cli) -> None:
+    ids = {make(cli, "twin")["id"], make(cli, "twin")["id"]}
+
+    done = cli("volume", "show", "twin", "-f", "json")
+
+    assert done.returncode == 1 and done.stdout == ""
+    error = json.loads(done.stderr)["error"]
+    assert error["code"] == "ambiguous"
+    assert set(error["details"]["candidates"]) == ids
+    assert all(i in error["message"] for i in ids)
+    plain = cli("volume", "delete", "twin")
+    assert plain.returncode == 1 and "ERROR (ambiguous)" in plain.stderr
+    assert len(json.loads(ok(cli("volume", "list", "-f", "json")))) == 2, "nothing deleted"
+
+
+def test_an_unknown_name_is_not_found(cli: Cli) -> None:
+    done = cli("volume", "show", "nobody-has-this-name")
+    assert done.returncode == 1
+    assert done.stderr.startswith("ERROR (not_found): no volume with the name or id")
+
+
+# ---- several deletes --------------------------------------------------------------------
+def test_a_delete_of_several_reports_the_one_that_failed_and_does_the_rest(cli: Cli) -> None:
+    a, b = make(cli, "del-a"), make(cli, "del-b")
+
+    done = cli("volume", "delete", "del-a", "no-such-volume", b["id"], "--wait")
+
+    assert done.returncode == 1
+    errors = done.stderr.splitlines()
+    assert errors[0].startswith("ERROR (not_found): failed to delete volume 'no-such-volume'")
+    assert errors[-1] == "1 of 3 volumes failed to delete"
+    assert a["id"] in done.stdout and b["id"] in done.stdout
+    assert json.loads(ok(cli("volume", "list", "-f", "json"))) == []
+
+
+def test_delete_errors_under_json_are_json_objects_on_stderr(cli: Cli) -> None:
+    done = cli("volume", "delete", "ghost-1", "ghost-2", "-f", "json")
+    assert done.returncode == 1
+    errors = [json.loads(line)["error"] for line in done.stderr.splitlines()]
+    assert [(e["code"], e["details"]["volume"]) for e in errors] == [
+        ("not_found", "ghost-1"), ("not_found", "ghost-2")]
+
+
+# ---- create as openstack volume create -------------------------------------------------
+def test_volume_create_takes_size_property_and_volume_type_as_openstack_does(cli: Cli) -> None:
+    made = json.loads(ok(cli("volume", "create", "--size", "2", "--property", "a=1",
+                             "--property", "b=2", "--volume-type", "FCVolumeType", "osc-style",
+                             "--wait", "-f", "json")))
+    assert (made["name"], made["size"], made["volume_type"]) == ("osc-style", 2, "FCVolumeType")
+    assert made["metadata"] == {"a": "1", "b": "2"}
+    cinder = json.loads(ok(cli("volume", "create", "1", "--name", "cinder-style", "--type",
+                               "FCVolumeType", "-f", "json")))
+    assert (cinder["name"], cinder["size"]) == ("cinder-style", 1)
+    twice = cli("volume", "create", "--size", "1", "one", "--name", "two")
+    assert twice.returncode == 2 and "named twice" in twice.stderr
+
+
+# ---- global options, version, help, completion ----------------------------------------
+def test_global_options_work_before_the_subcommand(cluster: E2ECluster, project: str) -> None:
+    made = json.loads(ok(run_cli("--data-dir", cluster.cfg.data_dir, "--project", project,
+                                 "-f", "json", "volume", "create", "1", "--name", "early")))
+    shown = run_cli("--project", project, "--data-dir", cluster.cfg.data_dir, "volume",
+                    "show", "early", "-f", "value", "-c", "id")
+    assert ok(shown).strip() == made["id"]
+    other = run_cli("--project", "someone-else", "volume", "show", "early", "--data-dir",
+                    cluster.cfg.data_dir, "--project", project, "-f", "value", "-c", "name")
+    assert ok(other).strip() == "early", "the option after the subcommand wins"
+
+
+def test_version_help_and_environment_variables() -> None:
+    assert ok(run_cli("--version")).startswith("cinderblock ")
+    helped = ok(run_cli("--help"))
+    for name in ("CINDERBLOCK_DATA_DIR", "CINDERBLOCK_GATEWAY", "CINDERBLOCK_PROJECT",
+                 "CINDERBLOCK_ADMIN", "CINDERBLOCK_EVENTS", "CINDERBLOCK_LOG_FORMAT"):
+        assert name in helped
+    up_help = ok(run_cli("up", "--help"))
+    assert "--nodes" in up_help and "--data-dir" in up_help
+    for meaningless in ("--gateway", "--project", "--admin", "--json", "--format"):
+        assert meaningless not in up_help
+
+
+def test_the_environment_names_the_cluster(cluster: E2ECluster, project: str) -> None:
+    make(lambda *a: run_cli(*a, env={"CINDERBLOCK_DATA_DIR": cluster.cfg.data_dir,
+                                     "CINDERBLOCK_PROJECT": project}), "from-env")
+    listed = run_cli("volume", "list", "-f", "value", "-c", "Name",
+                     env={"CINDERBLOCK_GATEWAY": cluster.gateway, "CINDERBLOCK_PROJECT": project})
+    assert ok(listed).split() == ["from-env"]
+
+
+def complete(script: str, words: str) -> list[str]:
+    """What bash completes after ``words`` with the generated script loaded."""
+    line = f"cinderblock {words}"
+    probe = (f"{script}\nCOMP_WORDS=({line}); COMP_CWORD=${{#COMP_WORDS[@]}}; "
+             "COMP_WORDS+=(''); _cinderblock; printf '%s\\n' \"${COMPREPLY[@]}\"")
+    done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=False,
+                          env={**os.environ})
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_bash_completion_completes_commands_and_options() -> None:
+    script = ok(run_cli("completion", "bash"))
+    assert "volume" in complete(script, "")
+    assert {"create", "list", "delete", "show"} <= set(complete(script, "volume"))
+    options = complete(script, "volume create")
+    assert {"--size", "--property", "--volume-type", "--format"} <= set(options)
+    assert "--nodes" in complete(script, "--data-dir /tmp up")
