@@ -1,0 +1,64 @@
+"""``cinderblock health`` against a real cluster: 0 while every actor answers, 1 once
+one of them is killed (by its PID), and the stats behind it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable
+
+from tests.conftest import E2ECluster, run_cli
+
+
+def health(cluster: E2ECluster, *args: str) -> tuple[int, dict[str, object]]:
+    done = run_cli("health", "--data-dir", cluster.cfg.data_dir, "-f", "json", *args)
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_health_is_0_on_a_healthy_cluster_and_1_with_an_actor_killed(
+    cluster_factory: Callable[..., E2ECluster],
+) -> None:
+    cluster = cluster_factory()
+
+    code, report = health(cluster)
+    assert code == 0, report
+    actors = {a["actor"]: a for a in report["actors"]}  # type: ignore[attr-defined]
+    assert set(actors) == {"gateway", "quota", "scheduler", "node-1", "node-2"}
+    pids = cluster.cluster.pids()
+    for name, entry in actors.items():
+        stats = entry["stats"]
+        assert entry["healthy"] and entry["via_gateway"] == "up"
+        assert stats["pid"] == pids[name] and stats["uptime_s"] > 0
+    assert actors["gateway"]["stats"]["database"]["state"] == "ok"
+    assert actors["quota"]["direct"] == "up"
+    table = run_cli("health", "--data-dir", cluster.cfg.data_dir)
+    assert table.returncode == 0 and "healthy: 5 actors answer" in table.stdout
+
+    os.kill(pids["node-2"], signal.SIGKILL)
+    cluster.cluster.procs["node-2"].wait()
+
+    code, report = health(cluster, "--timeout", "2")
+    assert code == 1
+    actors = {a["actor"]: a for a in report["actors"]}  # type: ignore[attr-defined]
+    assert not actors["node-2"]["healthy"] and actors["node-2"]["stats"] is None
+    assert actors["node-2"]["problems"] == ["does not answer"]
+    assert all(actors[n]["healthy"] for n in ("gateway", "quota", "scheduler", "node-1"))
+    table = run_cli("health", "--data-dir", cluster.cfg.data_dir)
+    assert table.returncode == 1 and "UNHEALTHY node-2: does not answer" in table.stdout
+
+
+def test_health_with_the_quota_actor_killed_is_1_and_names_it(
+    cluster_factory: Callable[..., E2ECluster],
+) -> None:
+    cluster = cluster_factory(nodes=1)
+    os.kill(cluster.cluster.pids()["quota"], signal.SIGKILL)
+    cluster.cluster.procs["quota"].wait()
+
+    code, report = health(cluster, "--timeout", "2")
+
+    assert code == 1
+    actors = {a["actor"]: a for a in report["actors"]}  # type: ignore[attr-defined]
+    assert not actors["quota"]["healthy"]
+    assert actors["quota"]["direct"] == "timeout"
+    assert actors["gateway"]["healthy"] and actors["node-1"]["healthy"]
