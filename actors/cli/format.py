@@ -27,6 +27,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 from cinderblock.protocol.wire.schema import dump
@@ -200,9 +201,13 @@ def _key(name: str) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Tuples as lists, so every format prints them alike."""
-    if isinstance(value, tuple):
+    """Tuples as lists and enums as their values, so every format prints them alike."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     return value
 
 

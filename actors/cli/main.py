@@ -40,6 +40,7 @@ from cinderblock.actors.cli.up import cmd_down, cmd_up
 from cinderblock.actors.cli.volumes import add_create_sources, add_snapshot, add_volume_lifecycle
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.states import AttachmentStatus
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.keys import KEY_ENV, KeyFileError
 
@@ -424,7 +425,7 @@ def _attached_to(c: SyncClient, everyone: bool) -> dict[str, list[str]]:
     """Each volume's attached instances (an attachment without one: its id)."""
     found: dict[str, list[str]] = {}
     for a in c.list_attachments(None, everyone):
-        if a.status not in ("detached", "deleted"):
+        if a.status is not AttachmentStatus.DETACHED:
             found.setdefault(a.volume_id, []).append(a.instance_id or a.id)
     return found
 
