@@ -29,17 +29,18 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     _refuse_if_running(args.data_dir)
     cfg = embedded(args.data_dir, backend=args.backend, nodes=args.nodes,
-                   capacity_gb=args.capacity_gb)
+                   capacity_gb=args.capacity_gb, metrics=True)
     if args.api_fronts:
         cfg = with_rest_fronts(cfg, args.api_fronts, args.api_port)
-    cluster = Cluster(cfg, supervisor=True)
+    cluster = Cluster(cfg, supervisor=True, log_format=args.log_format)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         try:
             cluster.start()
         except ClusterError as exc:
             raise UsageError(f"the cluster did not start: {exc}") from exc
-        print(f"cinderblock is up: gateway {cfg.gateway}, events {cfg.events}")
+        print(f"cinderblock is up: gateway {cfg.gateway}, events {cfg.events}, "
+              f"metrics http://{cfg.metrics}/metrics")
         for listen in cfg.rest:
             print(f"Cinder API v3 on {rest_url(listen)} "
                   "(noauth: X-Auth-Token user:project)")

@@ -37,9 +37,11 @@ class Cluster:
     death signal), and ``endpoints.json`` carries its pid for ``cinderblock down``.
     """
 
-    def __init__(self, cfg: ClusterConfig, supervisor: bool = False) -> None:
+    def __init__(self, cfg: ClusterConfig, supervisor: bool = False,
+                 log_format: str = "text") -> None:
         self.cfg = cfg
         self.supervisor = supervisor
+        self.log_format = log_format  # text, or json (one object a line)
         self.data_dir = Path(cfg.data_dir)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         # how each was started (kind, host, listen), so a supervisor can start it again
@@ -56,6 +58,8 @@ class Cluster:
                  "scheduler": c.scheduler, "stats": c.stats, "events_in": c.events_in}
         for i, listen in enumerate(c.rest):  # the REST fronts: "rest", "rest-2", ...
             found["rest" if i == 0 else f"rest-{i + 1}"] = rest_url(listen)
+        if c.metrics:
+            found["metrics"] = f"http://{c.metrics}/metrics"
         return found
 
     def start(self, timeout: float = 30.0) -> None:
@@ -71,6 +75,8 @@ class Cluster:
                 self.spawn("node", node.host)
         for i, listen in enumerate(self.cfg.rest):
             self.spawn("rest", listen=listen, name=f"rest-{i + 1}")
+        if self.cfg.metrics:
+            self.spawn("exporter")
         try:
             self.wait_ready(timeout)
         except BaseException:
@@ -93,7 +99,10 @@ class Cluster:
             cmd += ["--host", host]
         if listen:
             cmd += ["--listen", listen]
-        log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 (child owns it)
+        # log lines go to NAME.log (rotated by the actor); anything else it prints
+        # (a crash before logging starts) to NAME.stderr
+        cmd += ["--log-file", str(self._log(name)), "--log-format", self.log_format]
+        log = open(self._log(name, "stderr"), "ab")  # noqa: SIM115 (child owns it)
         env = dict(os.environ)
         if self.supervisor:
             env[PARENT_PID_ENV] = str(os.getpid())
@@ -129,14 +138,18 @@ class Cluster:
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
-                log = self.data_dir / "logs" / f"{name}.log"
-                lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+                log, out = self._log(name), self._log(name, "stderr")
+                lines = [line for path in (log, out) if path.exists()
+                         for line in path.read_text(errors="replace").splitlines()]
                 last = lines[-1].strip(" |+-") if lines else "no output"
                 raise ClusterError(f"{name} exited with {proc.returncode}: {last} (log: {log})")
 
     def key(self, user: str) -> Path | None:
         """A user's secret-key file (None when the cluster runs without security)."""
         return secret_key_file(self.data_dir, user) if self.cfg.security else None
+
+    def _log(self, name: str, kind: str = "log") -> Path:
+        return self.data_dir / "logs" / f"{name}.{kind}"
 
     def pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self.procs.items()}

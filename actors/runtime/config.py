@@ -97,6 +97,12 @@ class ClusterConfig:
     quota_defaults: dict[str, int] = field(default_factory=dict)
     actors: dict[str, ActorConfig] = field(default_factory=dict)  # keyed by SERVICE_ACTORS
     rest: tuple[str, ...] = ()  # HOST:PORT of each REST front (Cinder's API v3)
+    # the metrics exporter's HTTP address, "host:port" ("": no exporter). Beyond loopback
+    # it serves only over TLS to clients with a certificate the CA file accepts.
+    metrics: str = ""
+    metrics_certfile: str = ""
+    metrics_keyfile: str = ""
+    metrics_client_cafile: str = ""
 
     @property
     def zones(self) -> tuple[str, ...]:
@@ -345,8 +351,10 @@ def embedded(
     nodes: int = 2,
     capacity_gb: float | None = None,
     host: str = "127.0.0.1",
+    metrics: bool = False,
 ) -> ClusterConfig:
-    """The default cluster: every actor on loopback, ``nodes`` storage nodes."""
+    """The default cluster: every actor on loopback, ``nodes`` storage nodes (and a
+    metrics exporter on a free loopback port with ``metrics``)."""
 
     def ep() -> str:
         return f"tcp://{host}:{free_port(host)}"
@@ -361,6 +369,7 @@ def embedded(
         quota=ep(), scheduler=ep(), stats=ep(),
         nodes=node_cfgs,
         volume_types={DEFAULT_TYPE: {}, "FCVolumeType": {"volume_backend_name": backend}},
+        metrics=f"{host}:{free_port(host)}" if metrics else "",
     )
 
 

@@ -4,8 +4,9 @@
 ``<data-dir>/users`` lists the users (``protocol.wire.access``). ``up`` makes
 whatever is missing on its first start: the actors' keys and three users,
 ``admin`` (project ``admin``, role ``admin``), ``demo`` (project ``demo``,
-role ``member``) and ``rest`` (role ``front``: the key the REST fronts speak
-to the gateway with, passing on the users they authenticated). Keys are never
+role ``member``), ``rest`` (role ``front``: the key the REST fronts speak
+to the gateway with, passing on the users they authenticated) and ``exporter`` (role
+``monitor``: the metrics exporter's, read-only ops and every event). Keys are never
 replaced: a second ``up`` finds them.
 """
 
@@ -29,8 +30,10 @@ from cinderblock.protocol.wire.keys import (
 )
 
 DEFAULT_USERS = (("admin", "admin", ("admin",)), ("demo", "demo", ("member",)),
-                 ("rest", "services", ("front",)))  # the REST fronts' key (FRONT_USER)
+                 ("rest", "services", ("front",)),  # the REST fronts' key (FRONT_USER)
+                 ("exporter", "services", ("monitor",)))  # the metrics exporter's (MONITOR_USER)
 FRONT_USER = "rest"
+MONITOR_USER = "exporter"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from cinderblock.actors.runtime.parent import die_with_parent
 from cinderblock.actors.runtime.trust import Trust
 from cinderblock.protocol.wire.keys import KeyFileError
 
-ACTORS = ("gateway", "quota", "scheduler", "node")
+ACTORS = ("gateway", "quota", "scheduler", "node", "exporter")
 
 
 def build(kind: str, cfg: ClusterConfig, host: str | None) -> Actor:
@@ -36,6 +36,10 @@ def build(kind: str, cfg: ClusterConfig, host: str | None) -> Actor:
         from cinderblock.actors.scheduler.scheduler import Scheduler
 
         return Scheduler(cfg)
+    if kind == "exporter":
+        from cinderblock.actors.exporter.exporter import MetricsExporter
+
+        return MetricsExporter(cfg)
     if kind == "node":
         from cinderblock.storage_node.node import StorageNode
 
@@ -89,7 +93,7 @@ def _run(actor: Actor, name: str) -> int:
         asyncio.run(actor.run())
     except* KeyboardInterrupt:
         pass
-    except* (NotTheOwner, zmq.ZMQError, KeyFileError) as group:
+    except* (NotTheOwner, zmq.ZMQError, KeyFileError, ConfigError, OSError) as group:
         for exc in group.exceptions:
             logging.getLogger("cinderblock").error("%s cannot start: %s", name, exc)
         failed = True

@@ -1,0 +1,1 @@
+"""cinderblock.actors.exporter: Prometheus metrics from the event stream and statistics."""
