@@ -127,6 +127,10 @@ class _FlowRun(Generic[C]):
         self.trace.state = value
         self.trace.failed = self.trace.failed or state is TaskState.FAILURE
         self.steps.append((None, value, ts, reason))
+        if state is TaskState.FAILURE:  # one line per failed flow (the request's ids on it)
+            log.warning("%s failed: %s", self.flow.name, reason)
+        elif state is TaskState.SUCCESS and log.isEnabledFor(logging.DEBUG):
+            log.debug("%s succeeded", self.flow.name)
         if not self.events.listening:
             return
         if reason is None:

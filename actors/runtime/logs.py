@@ -70,17 +70,23 @@ def setup(actor: str, verbose: bool = False, log_file: Path | None = None,
           log_format: str = "text") -> None:
     """Route this process's logging: to ``log_file`` (rotated at 10 MiB, 5 kept) or
     stderr, as text or JSON lines, every record carrying the request's ids."""
-    handler: logging.Handler
-    if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=MAX_BYTES,
-                                                       backupCount=BACKUPS)
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RequestFields(actor))
-    handler.setFormatter(JsonLines() if log_format == "json" else logging.Formatter(TEXT))
+    handler = make_handler(actor, log_file, log_format)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def make_handler(actor: str, log_file: Path | None = None, log_format: str = "text",
+                 max_bytes: int = MAX_BYTES) -> logging.Handler:
+    handler: logging.Handler
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(log_file, maxBytes=max_bytes,
+                                                       backupCount=BACKUPS)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestFields(actor))
+    handler.setFormatter(JsonLines() if log_format == "json" else logging.Formatter(TEXT))
+    return handler
