@@ -7,10 +7,16 @@ the model up whenever it (re)connects. Nothing repaints per event: a timer at
 ``refresh_hz`` asks each visible pane to show the model as it is now, and the
 panes repaint only what changed. Pausing freezes the panes; the model keeps
 folding, so resuming shows the present at once.
+
+Given the cluster's data directory, the dashboard keeps the failed flows the user
+dismissed there (``tui/model/dismissals.py``), and, with ``follow``, reads
+``endpoints.json`` every second: a cluster restarted on new ports (``cinderblock up``
+picks free ones) is followed, the gateway link and the event stream moving to them.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,6 +33,7 @@ from cinderblock.protocol.messages.events import TOPIC
 from cinderblock.protocol.wire.access import event_topic
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.tui.link import GatewayLink
+from cinderblock.tui.model import dismissals
 from cinderblock.tui.model.model import Model
 from cinderblock.tui.stream import EventStream
 from cinderblock.tui.widgets.backends_pane import BackendsPane
@@ -71,10 +78,14 @@ class DashboardApp(App[None]):
     def __init__(self, gateway: str | None, events: str | None, project: str = "demo",
                  admin: bool = True, *, model: Model | None = None,
                  clock: Callable[[], float] = time.time, refresh_hz: float = 5.0,
-                 key: str | Path | None = None) -> None:
+                 key: str | Path | None = None, data_dir: Path | None = None,
+                 follow: bool = False) -> None:
         """``key``: the user's key file (else ``$CINDERBLOCK_KEY``; neither: plaintext)."""
         super().__init__()
         self.key = key
+        self.data_dir = data_dir
+        self.follow = follow and data_dir is not None
+        self._saved_dismissals = 0
         self.model = model or Model(project, admin, gateway or "", events or "")
         self.clock = clock
         self.refresh_hz = refresh_hz
@@ -108,6 +119,10 @@ class DashboardApp(App[None]):
         return not (action in PANE_ACTIONS and len(self.screen_stack) > 1)
 
     def on_mount(self) -> None:
+        if self.data_dir is not None:
+            self.model.flows.forget(dismissals.load(self.data_dir))
+        if self.follow:
+            self.set_interval(1.0, self.follow_endpoints)
         self.action_show_pane("flows")
         self.refresh_view()
         self.set_interval(1 / self.refresh_hz, self.refresh_view)
@@ -139,6 +154,7 @@ class DashboardApp(App[None]):
         now = self.clock()
         self.model.tick(now)
         self.refreshes += 1
+        self._save_dismissals()
         self.status_bar.show(now, self.paused)
         self.tabs.show(self.active, now)
         if self.paused:
@@ -147,6 +163,30 @@ class DashboardApp(App[None]):
             pane = self.panes[name]
             if pane.display:
                 pane.show(now)
+
+    def _save_dismissals(self) -> None:
+        book = self.model.flows
+        if self.data_dir is not None and book.dismissed != self._saved_dismissals:
+            self._saved_dismissals = book.dismissed
+            try:
+                dismissals.save(self.data_dir, book.dismissed_ids)
+            except OSError as exc:
+                self.notify(f"dismissals not saved: {exc}", severity="warning")
+
+    # ---- following the cluster's endpoints ---------------------------------
+    def follow_endpoints(self) -> None:
+        """A cluster restarted on other ports: move the link and the stream to them."""
+        assert self.data_dir is not None
+        try:
+            found = json.loads((self.data_dir / "endpoints.json").read_text())
+        except (OSError, ValueError):
+            return  # not up (yet): the link says the cluster is down and keeps trying
+        gateway, events = found.get("gateway"), found.get("events")
+        if isinstance(gateway, str) and self.link is not None and gateway != self.link.endpoint:
+            self.link.endpoint = self.model.link.gateway = gateway
+        if isinstance(events, str) and events != self.events_endpoint:
+            self.events_endpoint = self.model.link.events = events
+            self.read_events(events)  # exclusive: the old stream's worker is cancelled
 
     def on_resize(self, event: Resize) -> None:
         wide = event.size.width >= WIDE[0] and event.size.height >= WIDE[1]
@@ -215,6 +255,7 @@ class DashboardApp(App[None]):
         self.push_screen(FlowScreen(event.flow, self.model.flows, self.clock))
 
 
-def run(gateway: str, events: str, project: str = "demo", admin: bool = True) -> None:
+def run(gateway: str, events: str, project: str = "demo", admin: bool = True,
+        data_dir: Path | None = None, follow: bool = False) -> None:
     """Open the dashboard on a running cluster (``cinderblock tui``)."""
-    DashboardApp(gateway, events, project, admin).run()
+    DashboardApp(gateway, events, project, admin, data_dir=data_dir, follow=follow).run()

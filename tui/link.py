@@ -12,6 +12,10 @@ publisher joins the hub), and every ``resync_s``: PUB/SUB may drop events,
 and this heals whatever was lost. When a ping or a call fails the model says the
 cluster is down, the client is thrown away (queued requests to a dead peer
 must not reach its successor), and a new session starts after ``retry_s``.
+
+Every ``health_s`` it asks the gateway for every actor's statistics (``cluster.stats``)
+for the health line; a user who may not read them (not an admin) sees why instead.
+``endpoint`` may change between sessions (the dashboard follows endpoints.json).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cinderblock.protocol.client.client import Client
-from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
+from cinderblock.protocol.wire.errors import CinderblockError, Forbidden, InvalidInput
 from cinderblock.tui.model.model import Model
 
 CATCH_UP_LIMIT = 1000  # newest volumes read on (re)connecting; one reply stays small
@@ -33,6 +37,7 @@ class GatewayLink:
                  clock: Callable[[], float] = time.time, ping_s: float = 1.0,
                  ping_timeout_s: float = 1.5, retry_s: float = 1.0,
                  backends_s: float = 5.0, settle_s: float = 2.0, resync_s: float = 30.0,
+                 health_s: float = 2.0,
                  stream_connects: Callable[[], int] = lambda: 0, key: str | Path | None = None,
                  ) -> None:
         self.key = key
@@ -47,6 +52,7 @@ class GatewayLink:
         self.backends_s = backends_s
         self.settle_s = settle_s
         self.resync_s = resync_s
+        self.health_s = health_s
         self.stream_connects = stream_connects
         self._synced_connects = -1
         self.client: Client | None = None  # set while the gateway answers
@@ -73,7 +79,11 @@ class GatewayLink:
         self.model.link.mark(True, self.clock())
         backends_due = time.monotonic() + self.backends_s
         resync_due = time.monotonic() + self.settle_s
+        health_due = time.monotonic()
         while True:
+            if time.monotonic() >= health_due:
+                await self.check_health(client)
+                health_due = time.monotonic() + self.health_s
             await asyncio.sleep(self.ping_s)
             await client.ping(timeout=self.ping_timeout_s)
             if self.stream_connects() != self._synced_connects \
@@ -83,6 +93,19 @@ class GatewayLink:
             elif time.monotonic() >= backends_due:
                 self.model.load_backends(await client.list_backends(), self.clock())
                 backends_due = time.monotonic() + self.backends_s
+
+    async def check_health(self, client: Client) -> None:
+        try:
+            stats = await client.cluster_stats(timeout=self.ping_timeout_s + 2.0)
+        except Forbidden:
+            self.model.health.unavailable = "for admins"
+            return
+        except InvalidInput as exc:
+            if exc.details.get("op") != "cluster.stats":
+                raise
+            self.model.health.unavailable = "not offered by this gateway"
+            return
+        self.model.health.load(stats, self.clock())
 
     async def catch_up(self, client: Client) -> None:
         self._synced_connects = self.stream_connects()

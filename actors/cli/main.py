@@ -352,7 +352,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     key = key_for(args)
     if key is not None:  # the dashboard's client and event stream find it there
         os.environ[KEY_ENV] = str(key)
-    run(gateway, events, project=args.project, admin=args.admin)
+    run(gateway, events, project=args.project, admin=args.admin, data_dir=args.data_dir,
+        follow=not (args.gateway or args.events))
     return 0
 
 

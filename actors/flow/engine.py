@@ -135,6 +135,9 @@ class _FlowRun(Generic[C]):
             return
         if reason is None:
             self.emit("flow", state=value, ts=ts, **self.ids)
+        elif state is TaskState.FAILURE:
+            self.emit("flow", state=value, reason=reason, code=self.trace.error_code, ts=ts,
+                      **self.ids)
         else:
             self.emit("flow", state=value, reason=reason, ts=ts, **self.ids)
 
@@ -164,6 +167,7 @@ class _FlowRun(Generic[C]):
         self._move(TaskState.SUCCESS)
 
     async def _revert(self, ctx: C, ran: int, failure: Exception) -> None:
+        self.trace.error_code = getattr(failure, "code", "internal")
         self._move(TaskState.FAILURE, _reason(failure))
         self._move(TaskState.REVERTING)
         clean = True

@@ -27,8 +27,8 @@ KEEP_FAILED = 100
 class RunTrace:
     """One run of a flow, as its actor saw it."""
 
-    __slots__ = ("failed", "flow", "flow_id", "project_id", "state", "steps", "tasks",
-                 "volume_id")
+    __slots__ = ("error_code", "failed", "flow", "flow_id", "project_id", "state", "steps",
+                 "tasks", "volume_id")
 
     def __init__(self, flow_id: str, flow: str, volume_id: str, project_id: str,
                  tasks: Sequence[str]) -> None:
@@ -40,6 +40,7 @@ class RunTrace:
         self.steps: list[Step] = []
         self.state = "PENDING"
         self.failed = False
+        self.error_code = ""  # the wire code of the error it failed with (invalid_input ...)
 
     @property
     def final(self) -> bool:

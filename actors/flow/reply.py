@@ -42,7 +42,7 @@ def trace_message(trace: RunTrace, actor: str, now: float) -> FlowTrace:
     tasks, states, times, reasons = zip(*trace.steps, strict=True) if trace.steps else _NONE
     return FlowTrace(trace.flow_id, trace.flow, trace.volume_id, actor, tuple(trace.tasks),
                      tasks, states, times, tuple(map(_clip, reasons)), trace.project_id,
-                     round(max(0.0, now - trace.last_ts), 3))
+                     round(max(0.0, now - trace.last_ts), 3), trace.error_code)
 
 
 def fit(traces: Sequence[FlowTrace], limit: int, missing: Sequence[str] = (),

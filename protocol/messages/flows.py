@@ -50,6 +50,7 @@ class FlowTrace:
     step_reasons: tuple[str | None, ...] = ()
     project_id: str = ""  # of the request that ran it
     age_s: float = 0.0  # since its last step, when its actor answered
+    error_code: str = ""  # a failed run's error code: invalid_input, over_quota, internal ...
 
     @property
     def steps(self) -> tuple[FlowStep, ...]:

@@ -22,6 +22,7 @@ from cinderblock.tui.app import DashboardApp
 from cinderblock.tui.demo import API_TASKS
 from cinderblock.tui.model.model import FlowRecord, Model
 from cinderblock.tui.widgets.backend_card import BackendCard
+from cinderblock.tui.widgets.confirm_delete import ConfirmDelete
 from cinderblock.tui.widgets.create_form import CreateForm
 from cinderblock.tui.widgets.flow_screen import FlowScreen
 from cinderblock.tui.widgets.flows_pane import FlowsPane
@@ -191,7 +192,9 @@ async def test_the_create_form_makes_a_volume(cfg: ClusterConfig) -> None:
         await until(pilot, lambda: volume_id in app.query_one(VolumesPane).table.keys)
 
 
-async def test_delete_from_the_dashboard_removes_the_row(cfg: ClusterConfig) -> None:
+async def test_delete_from_the_dashboard_asks_first_then_removes_the_row(
+    cfg: ClusterConfig,
+) -> None:
     async with Client(cfg.gateway, project="t-delete", key=user_key(cfg, "t-delete")) as client:
         volume = await client.create_volume(1, name="doomed", wait=True)
     app = DashboardApp(cfg.gateway, cfg.events, project="t-delete", admin=False,
@@ -200,6 +203,16 @@ async def test_delete_from_the_dashboard_removes_the_row(cfg: ClusterConfig) -> 
         await connected(app, pilot, events=False)
         await until(pilot, lambda: app.query_one(VolumesPane).table.keys)
         await pilot.press("2", "d")
+        asked = await until(pilot, lambda: isinstance(app.screen, ConfirmDelete) and app.screen)
+        assert isinstance(asked, ConfirmDelete) and "'doomed'" in asked.what
+        await pilot.press("n")  # kept
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmDelete))
+        await pilot.pause(0.5)
+        async with Client(cfg.gateway, project="t-delete", key=user_key(cfg, "t-delete")) as client:
+            assert (await client.show_volume(volume.id)).status == "available"
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDelete))
+        await pilot.press("y")
         table = app.query_one(VolumesPane).table
         await until(pilot, lambda: volume.id not in app.model.volumes.volumes
                     and volume.id not in table.keys)

@@ -11,6 +11,7 @@ from cinderblock.tui.app import DashboardApp
 from cinderblock.tui.demo import Create, create_events, scene, volume_id
 from cinderblock.tui.link import GatewayLink
 from cinderblock.tui.model.model import Model
+from cinderblock.tui.widgets.confirm_delete import ConfirmDelete
 from cinderblock.tui.widgets.create_form import CreateRequest, parse_form
 from cinderblock.tui.widgets.flows_pane import FlowsPane
 from cinderblock.tui.widgets.volumes_pane import VolumesPane
@@ -76,8 +77,57 @@ async def test_delete_says_when_the_cluster_cannot_delete_yet() -> None:
     app.link.client = cast(Any, SimpleNamespace())  # a client from before delete existed
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await pilot.press("2", "d")
+        await pilot.pause()
+        app.link.client = cast(Any, SimpleNamespace())  # (again: the link's session ended)
+        await pilot.press("y")  # the answer goes through the modal's callback, then a message
         assert await until(pilot, lambda: any("not supported by this cluster yet"
                                               in str(n.message) for n in app._notifications))
+
+
+async def test_the_filter_shows_what_is_typed_and_escape_clears_it() -> None:
+    app = scene_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("slash", *"vol-1")
+        await pilot.pause()
+        pane = app.query_one(VolumesPane)
+        field = pane.query_one(Input)
+        assert app.focused is field and field.size.height == 1
+        assert field.render_line(0).text.strip().startswith("vol-1")  # seen while typing
+        assert len(pane.table.keys) == 10
+        await pilot.press("escape")
+        await pilot.pause()
+        assert field.value == "" and field.render_line(0).text.strip().startswith("/ filter")
+        assert app.focused is pane.table and len(pane.table.keys) > 10
+
+
+class DeleteRecorder(DashboardApp):
+    """The scene's dashboard, recording the deletes it is asked for instead of sending them."""
+
+    asked: list[str]
+
+    def on_volumes_pane_delete_asked(self, event: VolumesPane.DeleteAsked) -> None:
+        self.asked.append(event.volume.id)
+
+
+async def test_delete_asks_first_and_no_keeps_the_volume() -> None:
+    model = scene_app().model
+    app = DeleteRecorder(None, None, model=model, clock=lambda: NOW)
+    asked = app.asked = []
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2", "d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDelete)
+        selected = app.query_one(VolumesPane).selected()
+        assert selected is not None and selected.id in app.screen.what
+        await pilot.press("n")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmDelete) and asked == []
+        for answer in ("escape", "y"):
+            await pilot.press("d")
+            await pilot.pause()
+            await pilot.press(answer)
+            await pilot.pause()
+            assert asked == ([] if answer == "escape" else [selected.id])
 
 
 def test_the_create_form_checks_its_fields() -> None:

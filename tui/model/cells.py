@@ -76,8 +76,8 @@ def flow_row(book: FlowBook, flow: FlowRecord, now: float, compact: bool) -> Row
     task_name = flow.failed_task if flow.failed and flow.failed_task else flow.current
     task = flow.tasks.get(task_name) if task_name else None
     state = flow.state if flow.final or flow.failed or task is None else task.state
-    tag = "failed" if flow.failed else "running" if not flow.final else (
-        "faded" if book.fade(flow, now) >= 0.5 else "done")
+    tag = ("refused" if flow.refused else "failed" if flow.failed else
+           "running" if not flow.final else "faded" if book.fade(flow, now) >= 0.5 else "done")
     return Row(flow.flow_id, (
         compact_flow(flow.flow) if compact else flow.flow,
         flow.volume_id[:8],

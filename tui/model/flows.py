@@ -7,6 +7,9 @@ through FAILURE, so it ends REVERTED or REVERT_FAILURE). Retention:
 - done flows fade: they are kept ``fade_s`` seconds after they end, and at
   most ``keep_done`` of them (the newest), so a benchmark cannot flood the view;
 - failed flows stay until dismissed (at most ``keep_failed``, the newest);
+- refused flows (failed with an error that says the request was wrong: bad input,
+  over quota, not found, a state that does not allow it, forbidden) are shown apart
+  from failures of the system and fade like done flows: they never pin;
 - running flows that stop hearing events for ``lost_after_s`` (their events
   were dropped, or their actor died) are forgotten and counted as lost.
 
@@ -37,6 +40,8 @@ from cinderblock.protocol.messages.flows import FlowTrace
 
 FINAL = frozenset({"SUCCESS", "REVERTED", "REVERT_FAILURE"})
 FAILED = frozenset({"FAILURE", "REVERTING", "REVERTED", "REVERT_FAILURE"})
+# error codes that refuse a request for what it asked (the caller's doing, not the system's)
+REFUSALS = frozenset({"invalid_input", "not_found", "over_quota", "invalid_state", "forbidden"})
 FORGET_MAX = 10_000  # flow ids let go of, never brought back by a catch-up
 Event = dict[str, Any]
 
@@ -86,6 +91,7 @@ class FlowRecord:
     failed_task: str | None = None
     revert_order: list[str] = field(default_factory=list)
     saw_start: bool = False  # False when the dashboard joined after PENDING
+    error_code: str = ""  # the code of the error a failed flow failed with
 
     @property
     def final(self) -> bool:
@@ -94,6 +100,11 @@ class FlowRecord:
     @property
     def failed(self) -> bool:
         return self.state in FAILED
+
+    @property
+    def refused(self) -> bool:
+        """Failed because the request was wrong (bad input, over quota ...), not the system."""
+        return self.failed and self.error_code in REFUSALS
 
     def elapsed(self, now: float) -> float:
         """Seconds since the flow started; frozen once it is final."""
@@ -125,6 +136,7 @@ class FlowBook:
         self._forgotten: OrderedDict[str, None] = OrderedDict()
         self.lost = 0
         self.dismissed = 0
+        self.dismissed_ids: OrderedDict[str, None] = OrderedDict()  # to keep across sessions
         self.version = 0
 
     # ---- folding ---------------------------------------------------------
@@ -132,7 +144,7 @@ class FlowBook:
         flow = self._flow(e, now)
         fold_flow(flow, e)
         self._touch(flow, float(e["ts"]), now)
-        if flow.state in FAILED:
+        if flow.state in FAILED and not flow.refused:
             self._failed[flow.flow_id] = None
             self._trim(self._failed, self.keep_failed)
         if flow.state in FINAL:
@@ -157,7 +169,7 @@ class FlowBook:
     def _end(self, flow: FlowRecord, now: float) -> None:
         flow.ended_seen = now
         self.finished[f"{flow.flow} {flow.state}"] += 1
-        if flow.state == "SUCCESS":
+        if flow.state == "SUCCESS" or flow.refused:  # both fade
             self._done[flow.flow_id] = now
             self._trim(self._done, self.keep_done)
 
@@ -203,13 +215,14 @@ class FlowBook:
     def _stale(self, events: list[Event], age_s: float) -> bool:
         states = [e["state"] for e in events if e["kind"] == "flow"]
         state = states[-1] if states else "PENDING"
-        if state == "SUCCESS":
+        refused = any(e.get("code") in REFUSALS for e in events if e["kind"] == "flow")
+        if state == "SUCCESS" or (refused and state in FINAL):  # these fade
             return age_s >= self.fade_s
         return state not in FINAL and age_s > self.lost_after_s
 
     def _settle(self, flow: FlowRecord, was_final: bool, ended_seen: float) -> None:
         """Bucket a flow a catch-up brought or changed, as live events would have."""
-        if flow.failed:
+        if flow.failed and not flow.refused:
             self._failed[flow.flow_id] = None
             self._trim(self._failed, self.keep_failed)
         if flow.final and not was_final:
@@ -241,10 +254,24 @@ class FlowBook:
             return False
         del self.flows[flow_id]
         self._failed.pop(flow_id, None)
+        self._done.pop(flow_id, None)  # a refused flow fades with the done ones
         self._forget(flow_id)
+        self.dismissed_ids[flow_id] = None
+        if len(self.dismissed_ids) > FORGET_MAX:
+            self.dismissed_ids.popitem(last=False)
         self.dismissed += 1
         self.version += 1
         return True
+
+    def forget(self, flow_ids: Iterable[str]) -> None:
+        """Flows dismissed before (an earlier session): never shown, never caught up."""
+        for flow_id in flow_ids:
+            self.dismissed_ids[flow_id] = None
+            self._forget(flow_id)
+            if self.flows.pop(flow_id, None) is not None:
+                self._failed.pop(flow_id, None)
+                self._done.pop(flow_id, None)
+                self.version += 1
 
     def dismiss_failed(self) -> int:
         return sum(self.dismiss(flow_id) for flow_id in list(self._failed))
@@ -252,27 +279,30 @@ class FlowBook:
     # ---- views -------------------------------------------------------------
     def fade(self, flow: FlowRecord, now: float) -> float:
         """0 for a flow that just ended, rising to 1 when it is about to go."""
-        if flow.state != "SUCCESS" or flow.ended_seen is None or self.fade_s <= 0:
+        if not (flow.state == "SUCCESS" or flow.refused) or flow.ended_seen is None \
+                or self.fade_s <= 0:
             return 0.0
         return min(1.0, max(0.0, (now - flow.ended_seen) / self.fade_s))
 
     def ordered(self, limit: int = 500) -> list[FlowRecord]:
-        """Failed flows first, then running, then done; newest first in each."""
+        """Failed flows first, then running, then refused, then done; newest first in each."""
         failed: list[FlowRecord] = []
         running: list[FlowRecord] = []
+        refused: list[FlowRecord] = []
         done: list[FlowRecord] = []
         for flow in self.flows.values():
-            bucket = failed if flow.failed else done if flow.final else running
+            bucket = (refused if flow.refused else failed if flow.failed else
+                      done if flow.final else running)
             bucket.append(flow)
         out: list[FlowRecord] = []
-        for bucket in (failed, running, done):
+        for bucket in (failed, running, refused, done):
             bucket.sort(key=_started, reverse=True)
             out.extend(bucket)
         return out[:limit]
 
     def counts(self) -> Counter[str]:
-        return Counter("failed" if f.failed else "done" if f.final else "running"
-                       for f in self.flows.values())
+        return Counter("refused" if f.refused else "failed" if f.failed else
+                       "done" if f.final else "running" for f in self.flows.values())
 
 
 def _started(flow: FlowRecord) -> float:
@@ -306,6 +336,8 @@ def fold_flow(flow: FlowRecord, e: Mapping[str, Any]) -> None:
     flow.state = state
     if reason is not None:
         flow.reason = reason
+    if e.get("code"):
+        flow.error_code = str(e["code"])
 
 
 def fold_task(flow: FlowRecord, e: Mapping[str, Any]) -> None:
@@ -351,6 +383,8 @@ def trace_events(trace: FlowTrace) -> list[Event]:
             e["kind"], e["task"] = "task", task
         if reason is not None:
             e["reason"] = reason
+        if task is None and state == "FAILURE" and trace.error_code:
+            e["code"] = trace.error_code
         out.append(e)
     return out
 
@@ -360,7 +394,9 @@ def record_events(flow: FlowRecord) -> list[Event]:
     base = {"flow_id": flow.flow_id, "flow": flow.flow, "volume_id": flow.volume_id,
             "actor": flow.actor}
     out: list[Event] = [{**base, "kind": "flow", "state": c.state, "ts": c.ts,
-                         "reason": c.reason, "tasks": list(flow.tasks)} for c in flow.changes]
+                         "reason": c.reason, "tasks": list(flow.tasks),
+                         **({"code": flow.error_code} if c.state == "FAILURE" else {})}
+                        for c in flow.changes]
     for task in flow.tasks.values():
         out.extend({**base, "kind": "task", "task": task.name, "state": c.state, "ts": c.ts,
                     "reason": c.reason} for c in task.changes)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cinderblock.protocol.messages.flows import FlowTrace
+from cinderblock.protocol.messages.health import ClusterStats
 from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.tui.model.backends import BackendBook, BackendRecord
@@ -70,6 +71,24 @@ class LinkState:
         return changed
 
 
+@dataclass(slots=True)
+class HealthState:
+    """Every actor's liveness and restarts, as the gateway's ``cluster.stats`` last said."""
+
+    answering: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    restarts: int | None = None  # all actors' restarts added up (None: not reported)
+    checked_at: float | None = None
+    unavailable: str = ""  # why there is no health to show (e.g. not an admin)
+
+    def load(self, stats: ClusterStats, now: float) -> None:
+        self.answering = tuple(a.actor for a in stats.actors)
+        self.missing = stats.missing
+        counts = [a.restarts for a in stats.actors if a.restarts is not None]
+        self.restarts = sum(counts) if counts else None
+        self.checked_at, self.unavailable = now, ""
+
+
 class Model:
     def __init__(self, project: str = "demo", admin: bool = True, gateway: str = "",
                  events: str = "", fade_s: float = 10.0, stale_after_s: float = 2.5) -> None:
@@ -79,6 +98,7 @@ class Model:
         self.backends = BackendBook(stale_after_s)
         self.rates = Rates()
         self.link = LinkState(gateway, events)
+        self.health = HealthState()
         self.types: list[str] = []
         self.actors: dict[str, float] = {}  # actor -> dashboard clock of its last event
         self.events_total = 0

@@ -62,7 +62,7 @@ class FlowsPane(Vertical):
         self._show_detail()
         counts = book.counts()
         self.border_subtitle = (f"{counts['running']} running · {counts['failed']} failed · "
-                                f"{counts['done']} done")
+                                f"{counts['refused']} refused · {counts['done']} done")
 
     def _show_detail(self) -> None:
         """One line about the selected flow: for a failed one, where and why."""

@@ -27,7 +27,7 @@ from textual.strip import Strip
 from cinderblock.tui.model.rows import Column, Row, layout, line
 
 RowMaker = Callable[[str], Row]
-TAGS = ("failed", "running", "done", "faded", "error")
+TAGS = ("failed", "refused", "running", "done", "faded", "error")
 
 
 class RowTable(ScrollView, can_focus=True):
@@ -40,6 +40,7 @@ class RowTable(ScrollView, can_focus=True):
     RowTable:focus > .row-table--cursor { background: $block-cursor-background; }
     RowTable > .row-table--failed { color: $text-error; background: $error-muted;
                                     text-style: bold; }
+    RowTable > .row-table--refused { color: $text-warning; text-style: italic; }
     RowTable > .row-table--error { color: $error; }
     RowTable > .row-table--running { color: $warning; }
     RowTable > .row-table--done { color: $success; }

@@ -43,6 +43,24 @@ def status_text(model: Model, now: float, paused: bool) -> Text:
     text.append(f"  │ {model.events_total:,} events {rates.events_per_s:,.0f}/s", style="dim")
     if model.malformed:
         text.append(f" · {model.malformed} malformed", style="yellow")
+    _health(model, text)
     if paused:
         text.append("  ⏸ PAUSED", style="bold black on yellow")
     return text
+
+
+def _health(model: Model, text: Text) -> None:
+    """``│ actors 5/5`` (and who is missing, and restarts when the actors report them)."""
+    health = model.health
+    if health.unavailable:
+        text.append(f"  │ actor health {health.unavailable}", style="dim")
+        return
+    if health.checked_at is None or model.link.up is not True:
+        return
+    total = len(health.answering) + len(health.missing)
+    style = "green" if not health.missing else "bold red"
+    text.append(f"  │ actors {len(health.answering)}/{total}", style=style)
+    if health.missing:
+        text.append(f" ✖ {', '.join(health.missing)}", style="bold red")
+    if health.restarts is not None:
+        text.append(f" · {health.restarts} restarts", style="yellow" if health.restarts else "dim")

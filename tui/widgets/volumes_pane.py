@@ -14,6 +14,7 @@ from textual.widgets import Input, Static
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.tui.model.cells import VOLUME_COLUMNS, volume_row_or_gone
 from cinderblock.tui.model.model import Model, VolumeRecord
+from cinderblock.tui.widgets.confirm_delete import ConfirmDelete
 from cinderblock.tui.widgets.row_table import RowTable
 
 STATUSES = (VolumeStatus.CREATING.value, VolumeStatus.AVAILABLE.value, VolumeStatus.ERROR.value)
@@ -22,16 +23,18 @@ STATUSES = (VolumeStatus.CREATING.value, VolumeStatus.AVAILABLE.value, VolumeSta
 class VolumesPane(Vertical):
     DEFAULT_CSS = """
     VolumesPane > Horizontal { height: 1; }
-    VolumesPane Input { width: 1fr; height: 1; border: none; padding: 0 1; }
+    VolumesPane > Horizontal > Input { width: 1fr; height: 1; border: none; padding: 0 1; }
+    VolumesPane > Horizontal > Input:focus { border: none; background: $boost; }
     VolumesPane #status-filter { width: auto; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "cycle_status", "Status"),
         Binding("d", "delete", "Delete"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
     class DeleteAsked(Message):
-        """The user asked to delete a volume."""
+        """The user asked to delete a volume, and confirmed it."""
 
         def __init__(self, volume: VolumeRecord) -> None:
             super().__init__()
@@ -80,6 +83,13 @@ class VolumesPane(Vertical):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.table.focus()
 
+    def action_clear_filter(self) -> None:
+        """Escape: the filter is emptied and the table has the keys again."""
+        self.query_one(Input).value = ""
+        self.text = ""
+        self.table.focus()
+        self.show(self.clock())
+
     def action_cycle_status(self) -> None:
         seen = sorted(set(self.model.volumes.counts()) - set(STATUSES))
         choices: list[str | None] = [None, *STATUSES, *seen]
@@ -92,4 +102,10 @@ class VolumesPane(Vertical):
         if volume is None:
             self.notify("no volume selected", severity="warning")
             return
-        self.post_message(self.DeleteAsked(volume))
+        name = f"volume {volume.name!r} ({volume.id})" if volume.name else f"volume {volume.id}"
+
+        def answered(delete: bool | None) -> None:
+            if delete:
+                self.post_message(self.DeleteAsked(volume))
+
+        self.app.push_screen(ConfirmDelete(name), answered)
