@@ -130,7 +130,8 @@ async def test_a_create_over_quota_stays_on_screen_reverted_with_its_reason(
         await until(pilot, lambda: flow.flow_id in shown_flow_rows(app))
         assert shown_flow_rows(app)[flow.flow_id][4] == "REVERTED"
         pane = app.query_one(FlowsPane)
-        assert pane.table.keys[0] == flow.flow_id  # failed flows are pinned on top
+        assert pane.table.keys[0] == flow.flow_id  # nothing failed or running: a refusal next
+        assert flow.refused and "1 refused" in str(pane.border_subtitle)
         await pilot.press("1", "enter")
         screen = await until(pilot, lambda: isinstance(app.screen, FlowScreen) and app.screen)
         assert isinstance(screen, FlowScreen)
@@ -251,7 +252,7 @@ def first_node_faulty(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
     })
 
 
-async def test_a_dashboard_started_later_shows_the_flows_that_ran_failed_ones_pinned(
+async def test_a_dashboard_started_later_shows_the_flows_that_ran_failures_pinned_refusals_apart(
     first_node_faulty: E2ECluster,
 ) -> None:
     cfg = first_node_faulty.cfg
@@ -275,19 +276,22 @@ async def test_a_dashboard_started_later_shows_the_flows_that_ran_failed_ones_pi
             return flows if len(flows) == 6 and app.query_one(FlowsPane).table.keys else None
 
         flows = await until(pilot, caught_up)
-        refused, rescheduled = flows[0], flows[1]  # pinned: the failed ones, newest first
+        rescheduled, refused = flows[0], flows[1]  # the system's failure pinned, then refusals
         assert (refused.flow, refused.actor, refused.state) == (
             "volume_create_api", "gateway", "REVERTED")
         assert refused.reason is not None and "Quota exceeded" in refused.reason
+        assert refused.refused and refused.error_code == "over_quota"
+        assert not rescheduled.refused and rescheduled.failed
         assert (rescheduled.flow, rescheduled.actor, rescheduled.volume_id, rescheduled.state
                 ) == ("volume_create_manager", "node-1", volume.id, "REVERTED")
         assert {f.volume_id for f in flows[1:]} == {volume.id} != {elsewhere.id}
         assert all(f.state == "SUCCESS" for f in flows[2:])
         await repainted(app, pilot)
         table = app.query_one(FlowsPane).table
-        assert list(table.keys[:2]) == [refused.flow_id, rescheduled.flow_id]
+        assert list(table.keys[:2]) == [rescheduled.flow_id, refused.flow_id]
         assert shown_flow_rows(app)[rescheduled.flow_id][4] == "REVERTED"
-        await pilot.press("1", "down", "enter")
+        assert "1 refused" in str(app.query_one(FlowsPane).border_subtitle)
+        await pilot.press("1", "enter")
         screen = await until(pilot, lambda: isinstance(app.screen, FlowScreen) and app.screen)
         assert isinstance(screen, FlowScreen) and screen.flow is rescheduled
         text = screen.timeline_text()

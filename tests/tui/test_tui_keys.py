@@ -97,7 +97,8 @@ async def test_the_filter_shows_what_is_typed_and_escape_clears_it() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert field.value == "" and field.render_line(0).text.strip().startswith("/ filter")
-        assert app.focused is pane.table and len(pane.table.keys) > 10
+        assert app.focused is not None and app.focused.id == "volume-table"
+        assert len(pane.table.keys) > 10
 
 
 class DeleteRecorder(DashboardApp):
