@@ -94,7 +94,7 @@ def _wait_up(proc: subprocess.Popen[bytes], out: Path, timeout: float = 30.0) ->
     while time.monotonic() < deadline:
         text = out.read_text()
         pids = {m[1]: int(m[2]) for m in re.finditer(r"^\s+(\S+)\s+pid (\d+)$", text, re.M)}
-        if len(pids) == 6:  # quota, scheduler, gateway, 2 nodes, the REST front
+        if len(pids) == 7:  # quota, scheduler, gateway, 2 nodes, the REST front, the exporter
             return pids
         assert proc.poll() is None, f"cinderblock up exited: {text}"
         time.sleep(0.05)

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import subprocess
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -235,3 +236,21 @@ def test_bash_completion_completes_commands_and_options() -> None:
     options = complete(script, "volume create")
     assert {"--size", "--property", "--volume-type", "--format"} <= set(options)
     assert "--nodes" in complete(script, "--data-dir /tmp up")
+
+
+def test_backend_list_counts_the_volumes_each_node_holds(cli: Cli, cluster: E2ECluster) -> None:
+    make(cli, "counted-1")
+    make(cli, "counted-2")
+    everyone = run_cli("volume", "list", "--all-projects", "--admin", "-f", "value", "-c", "ID",
+                       "--data-dir", cluster.cfg.data_dir)
+    held = len(ok(everyone).split())
+    deadline = time.monotonic() + 10
+    while True:  # nodes report their count with their next stats
+        backends = json.loads(ok(cli("backend", "list", "-f", "json")))
+        counted = sum(b["volumes"] for b in backends)
+        if counted == held or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert counted == held >= 2
+    table = ok(cli("backend", "list", "-c", "Backend", "-c", "Volumes", "-f", "csv"))
+    assert table.splitlines()[0] == '"Backend","Volumes"'
