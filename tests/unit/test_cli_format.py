@@ -21,8 +21,9 @@ from cinderblock.actors.cli.format import (
     render_record,
 )
 from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.states import VolumeStatus
 
-VOL = Volume("v-1", "demo", 2, "available", name="a, \"quoted\" name",
+VOL = Volume("v-1", "demo", 2, VolumeStatus.AVAILABLE, name="a, \"quoted\" name",
              metadata={"k": "v", "n": "1"}, created_at=1796124026.24)
 LISTING = Listing((Column("id", "ID"), Column("name", "Name"), Column("size", "Size"),
                    Column("attached_to", "Attached to")),
