@@ -8,13 +8,16 @@ so they are reached through the gateway only). The actors expected are those of 
 cluster file (``DATA_DIR/cluster.json``), else those the gateway knows.
 
 Healthy means: every expected actor answered, and every database answers a query.
-Restarts are shown when the actors report them (their supervisor tells them); otherwise
-the column is empty and the output says that restarts are not reported.
+Restarts are shown when the actors report them (their supervisor tells them,
+``CINDERBLOCK_RESTARTS``) or when the supervisor of ``cinderblock up`` counts them in
+``DATA_DIR/status.json`` (``{"actors": {NAME: {"restarts": N, ...}}}``); otherwise the
+column is empty and the output says that restarts are not reported.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ from typing import Any
 from cinderblock.actors.cli.base import UsageError, read_endpoints
 from cinderblock.actors.cli.format import Column, output_format, record, render_listing, show
 from cinderblock.actors.cli.format import Listing as Rows
+from cinderblock.actors.runtime.restarts import supervised_restarts
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.messages.health import ActorStats
 from cinderblock.protocol.wire.errors import CinderblockError
@@ -75,6 +79,10 @@ def cmd_health(args: argparse.Namespace) -> int:
         raise UsageError(f"no gateway endpoint: give --gateway, or start a cluster in "
                          f"{args.data_dir}")
     report = check(gateway, endpoints, _expected(args.data_dir), args.project, args.timeout)
+    counted = supervised_restarts(args.data_dir)
+    for entry in report:
+        if entry.stats is not None and entry.stats.restarts is None and entry.actor in counted:
+            entry.stats = dataclasses.replace(entry.stats, restarts=counted[entry.actor])
     healthy = all(a.healthy for a in report)
     restarts_known = any(a.stats is not None and a.stats.restarts is not None for a in report)
     if output_format(args) in ("json", "yaml"):

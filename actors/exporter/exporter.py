@@ -5,7 +5,8 @@ It subscribes to the event hub like a dashboard and folds every event into
 statistics), and every ``POLL_S`` asks the gateway for the quota of each project it
 has seen in events. Nothing is added to any actor's hot path: the events are the
 ones dashboards read (the actors build them while anybody subscribes) and the
-statistics ride on the heartbeats every actor already sends.
+statistics ride on the heartbeats every actor already sends. Restarts come from the
+actors' statistics or, under ``cinderblock up``, from its supervisor's ``status.json``.
 
 HTTP (prometheus-client's server, a thread of its own) listens on ``metrics`` from
 the cluster file. On loopback it serves plain HTTP; on any other address it refuses
@@ -30,6 +31,7 @@ from cinderblock.actors.exporter.metrics import ClusterMetrics
 from cinderblock.actors.runtime.actor import Actor
 from cinderblock.actors.runtime.config import ClusterConfig, ConfigError
 from cinderblock.actors.runtime.keyring import MONITOR_USER, secret_key_file
+from cinderblock.actors.runtime.restarts import supervised_restarts
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.events import TOPIC
 from cinderblock.protocol.wire.codec import MalformedMessage, unpack
@@ -100,6 +102,8 @@ class MetricsExporter(Actor):
 
     async def _poll(self) -> None:
         self.metrics.mark_silent(time.time(), SILENT_AFTER_BEATS * self.cfg.heartbeat_s + 1.0)
+        for actor, count in supervised_restarts(Path(self.cfg.data_dir)).items():
+            self.metrics.restarts.labels(actor).set(count)
         for project in sorted(self.metrics.projects):
             try:
                 quota = await self._gateway.show_quota(project)

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.conftest import E2ECluster, run_cli
 
@@ -62,3 +63,23 @@ def test_health_with_the_quota_actor_killed_is_1_and_names_it(
     assert not actors["quota"]["healthy"]
     assert actors["quota"]["direct"] == "timeout"
     assert actors["gateway"]["healthy"] and actors["node-1"]["healthy"]
+
+
+def test_health_reads_restarts_from_the_supervisors_status_file(
+    cluster_factory: Callable[..., E2ECluster],
+) -> None:
+    cluster = cluster_factory(nodes=1)
+    code, report = health(cluster)
+    assert code == 0 and report["restarts_reported"] is False
+    status = {"pid": os.getpid(), "actors": {"node-1": {"pid": 1, "restarts": 2},
+                                             "quota": {"pid": 2, "restarts": 0}}}
+    (Path(cluster.cfg.data_dir) / "status.json").write_text(json.dumps(status))
+
+    code, report = health(cluster)
+
+    assert code == 0 and report["restarts_reported"] is True
+    restarts = {a["actor"]: a["stats"]["restarts"] for a in report["actors"]}  # type: ignore[attr-defined]
+    assert restarts == {"gateway": None, "quota": 0, "scheduler": None, "node-1": 2}
+    table = run_cli("health", "--data-dir", cluster.cfg.data_dir, "-c", "Actor",
+                    "-c", "Restarts", "-f", "csv")
+    assert '"node-1",2' in table.stdout
