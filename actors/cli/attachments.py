@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cinderblock.actors.cli.base import UsageError, client
-from cinderblock.actors.cli.format import columns_named, listing, output_format, show
+from cinderblock.actors.cli.format import Column, columns_named, listing, output_format, show
 from cinderblock.actors.cli.lookup import find_volume, volume_id
 from cinderblock.protocol.client.attachments import (
     CREDENTIAL_FILES,
@@ -141,5 +141,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     with client(args) as c:
         found = c.list_attachments(volume_id(c, args.volume), args.all_projects)
     rows = [(a.id, a.volume_id, a.status, a.instance_id, a.attach_mode, a.host) for a in found]
-    return listing(args, columns_named("ID", "Volume ID", "Status", "Instance", "Mode", "Host"),
-                   rows)
+    cols = (*columns_named("ID", "Volume ID", "Status"), Column("instance_id", "Instance"),
+            Column("attach_mode", "Mode"), Column("host", "Host"))
+    return listing(args, cols, rows)

@@ -413,13 +413,15 @@ def cmd_volume_list(args: argparse.Namespace) -> int:
         vols = c.list_volumes(all_projects=args.all_projects, status=args.status,
                               limit=args.limit, marker=args.marker)
         attached = _attached_to(c, everyone) if vols else {}
-    headers = ["ID", "Name", "Status", "Size", "Attached to"]
+    cols = list(columns_named("ID", "Name", "Status", "Size", "Attached to"))
     if args.admin:
-        headers.append("Project")
+        cols.append(Column("project_id", "Project"))
     if args.long:
-        headers += ["Type", "Zone", "Host", "Properties", "Created At"]
+        cols += [Column("volume_type", "Type"), Column("availability_zone", "Zone"),
+                 Column("host", "Host"), Column("metadata", "Properties"),
+                 Column("created_at", "Created At")]
     rows = [_volume_row(v, attached.get(v.id, []), args.admin, args.long) for v in vols]
-    return listing(args, columns_named(*headers), rows)
+    return listing(args, cols, rows)
 
 
 def _attached_to(c: SyncClient, everyone: bool) -> dict[str, list[str]]:

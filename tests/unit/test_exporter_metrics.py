@@ -1,0 +1,68 @@
+"""The exporter's metrics folded from events alone (no sockets): outcomes, latency,
+backends, heartbeats, quotas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cinderblock.actors.exporter.metrics import ClusterMetrics
+
+T0 = 1_800_000_000.0
+
+
+def flow(volume: str, name: str, state: str, ts: float, **more: Any) -> dict[str, Any]:
+    return {"kind": "flow", "flow": name, "state": state, "volume_id": volume, "ts": ts,
+            "flow_id": f"{name}-{volume}", "project_id": "p1", **more}
+
+
+def status(volume: str, value: str, ts: float) -> dict[str, Any]:
+    return {"kind": "volume", "volume_id": volume, "status": value, "project_id": "p1",
+            "ts": ts}
+
+
+def sample(m: ClusterMetrics, name: str, **labels: str) -> float | None:
+    return m.registry.get_sample_value(name, labels)
+
+
+def test_creates_are_counted_by_outcome_and_timed_from_request_to_available() -> None:
+    m = ClusterMetrics()
+    for e in (flow("a", "volume_create_api", "PENDING", T0), status("a", "creating", T0 + 0.1),
+              status("a", "available", T0 + 0.5),
+              flow("b", "volume_create_api", "PENDING", T0), status("b", "error", T0 + 1),
+              flow("c", "volume_create_api", "PENDING", T0),
+              flow("c", "volume_create_api", "FAILURE", T0, code="over_quota"),
+              status("a", "available", T0 + 9)):  # an extend's available is no create
+        m.observe(e)
+    assert sample(m, "cinderblock_volume_creates_total", outcome="available") == 1
+    assert sample(m, "cinderblock_volume_creates_total", outcome="error") == 1
+    assert sample(m, "cinderblock_volume_creates_total", outcome="refused") == 1
+    assert sample(m, "cinderblock_volume_create_seconds_count") == 1
+    assert sample(m, "cinderblock_volume_create_seconds_sum") == 0.5
+    assert sample(m, "cinderblock_volume_create_seconds_bucket", le="0.5") == 1
+    assert sample(m, "cinderblock_volume_create_seconds_bucket", le="0.25") == 0
+    assert m.projects == {"p1"}
+
+
+def test_deletes_backends_heartbeats_and_quotas() -> None:
+    m = ClusterMetrics()
+    m.observe(flow("a", "volume_delete_api", "PENDING", T0))
+    m.observe(status("a", "deleted", T0 + 1))
+    m.observe(status("b", "error_deleting", T0 + 1))
+    m.observe({"kind": "backend", "backend": "n1@file", "total_capacity_gb": 100.0,
+               "free_capacity_gb": 60.0, "allocated_capacity_gb": 40,
+               "provisioned_capacity_gb": 40.0, "volumes": 3, "ts": T0})
+    m.observe({"kind": "heartbeat", "actor": "gateway", "ts": T0,
+               "statistics": {"uptime_s": 12.5, "restarts": 1, "handled": 7,
+                              "flows": {"running": 2, "done": 5, "failed": 0}}})
+    m.set_quota("p1", {"volumes": 10}, {"volumes": 4}, {"volumes": 1})
+    assert sample(m, "cinderblock_volume_deletes_total", outcome="deleted") == 1
+    assert sample(m, "cinderblock_volume_deletes_total", outcome="error") == 1
+    assert sample(m, "cinderblock_backend_capacity_gb", backend="n1@file", kind="free") == 60
+    assert sample(m, "cinderblock_backend_volumes", backend="n1@file") == 3
+    assert sample(m, "cinderblock_actor_uptime_seconds", actor="gateway") == 12.5
+    assert sample(m, "cinderblock_actor_restarts", actor="gateway") == 1
+    assert sample(m, "cinderblock_actor_flows", actor="gateway", state="running") == 2
+    assert sample(m, "cinderblock_quota_in_use", project="p1", resource="volumes") == 4
+    assert sample(m, "cinderblock_actor_up", actor="gateway") == 1
+    m.mark_silent(T0 + 60, after_s=5)
+    assert sample(m, "cinderblock_actor_up", actor="gateway") == 0
