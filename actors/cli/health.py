@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cinderblock.actors.cli.base import UsageError, read_endpoints
+from cinderblock.actors.cli.base import UsageError, key_for, read_endpoints
 from cinderblock.actors.cli.format import Column, output_format, record, render_listing, show
 from cinderblock.actors.cli.format import Listing as Rows
 from cinderblock.actors.runtime.restarts import supervised_restarts
@@ -78,7 +78,9 @@ def cmd_health(args: argparse.Namespace) -> int:
     if not isinstance(gateway, str):
         raise UsageError(f"no gateway endpoint: give --gateway, or start a cluster in "
                          f"{args.data_dir}")
-    report = check(gateway, endpoints, _expected(args.data_dir), args.project, args.timeout)
+    key = key_for(args if args.user else argparse.Namespace(**{**vars(args), "admin": True}))
+    report = check(gateway, endpoints, _expected(args.data_dir), args.project, args.timeout,
+                   key)
     counted = supervised_restarts(args.data_dir)
     for entry in report:
         if entry.stats is not None and entry.stats.restarts is None and entry.actor in counted:
@@ -97,11 +99,13 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def check(gateway: str, endpoints: dict[str, Any], expected: list[str], project: str,
-          timeout: float) -> list[ActorHealth]:
-    """Ask the gateway for everyone, then each actor with an endpoint of its own."""
+          timeout: float, key: Path | None = None) -> list[ActorHealth]:
+    """Ask the gateway for everyone, then each actor with an endpoint of its own (with
+    keys, only the gateway: the quota actor and the scheduler admit actors' keys alone)."""
     found: dict[str, ActorHealth] = {name: ActorHealth(name) for name in expected}
     try:
-        with SyncClient(gateway, project=project, admin=True, timeout=timeout) as c:
+        with SyncClient(gateway, project=project, admin=True, timeout=timeout,
+                        key=key) as c:
             gathered = c.cluster_stats()
         for s in gathered.actors:
             entry = found.setdefault(s.actor, ActorHealth(s.actor))
@@ -109,18 +113,19 @@ def check(gateway: str, endpoints: dict[str, Any], expected: list[str], project:
     except CinderblockError as exc:
         for entry in found.values():
             entry.via_gateway = f"gateway: {exc.code}"
-    for name in DIRECT:
+    for name in DIRECT if key is None else ("gateway",):
         endpoint = gateway if name == "gateway" else endpoints.get(name)
         if isinstance(endpoint, str):
-            _direct(found.setdefault(name, ActorHealth(name)), endpoint, project, timeout)
+            _direct(found.setdefault(name, ActorHealth(name)), endpoint, project, timeout, key)
     for entry in found.values():
         _judge(entry)
     return list(found.values())
 
 
-def _direct(entry: ActorHealth, endpoint: str, project: str, timeout: float) -> None:
+def _direct(entry: ActorHealth, endpoint: str, project: str, timeout: float,
+            key: Path | None) -> None:
     try:
-        with SyncClient(endpoint, project=project, admin=True, timeout=timeout) as c:
+        with SyncClient(endpoint, project=project, admin=True, timeout=timeout, key=key) as c:
             stats = c.stats()
         entry.direct = "up"
         entry.stats = entry.stats or stats

@@ -371,8 +371,8 @@ class Gateway(Actor):
         project = req.body.project or req.ctx.project_id
         if req.env.op == "quota.set":
             require_admin(req.ctx, "set quotas")
-        elif project != req.ctx.project_id:
-            require_admin(req.ctx, "see another project's quotas")
+        elif project != req.ctx.project_id and "monitor" not in req.ctx.roles:
+            require_admin(req.ctx, "see another project's quotas")  # a monitor reads any
         body = type(req.body)(**{**dump(req.body), "project": project})
         reply = await self.quota.call(req.env.op, body, req.ctx, timeout=10.0)
         return parse(QuotaSet, reply, strict=False)

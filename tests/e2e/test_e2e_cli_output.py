@@ -17,15 +17,19 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import E2ECluster, run_cli
+from tests.conftest import E2ECluster, run_cli, user_key
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
 def cli(cluster: E2ECluster, project: str) -> Cli:
+    """The command line as a member of this test's project (its key made on first use)."""
+    user_key(cluster.cfg, project)
+
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return run_cli(*args, "--data-dir", cluster.cfg.data_dir, "--project", project)
+        return run_cli(*args, "--data-dir", cluster.cfg.data_dir, "--project", project,
+                       "--user", project)
 
     return run
 
@@ -188,13 +192,14 @@ def test_volume_create_takes_size_property_and_volume_type_as_openstack_does(cli
 
 # ---- global options, version, help, completion ----------------------------------------
 def test_global_options_work_before_the_subcommand(cluster: E2ECluster, project: str) -> None:
-    made = json.loads(ok(run_cli("--data-dir", cluster.cfg.data_dir, "--project", project,
+    user_key(cluster.cfg, project)
+    made = json.loads(ok(run_cli("--data-dir", cluster.cfg.data_dir, "--user", project,
                                  "-f", "json", "volume", "create", "1", "--name", "early")))
-    shown = run_cli("--project", project, "--data-dir", cluster.cfg.data_dir, "volume",
+    shown = run_cli("--user", project, "--data-dir", cluster.cfg.data_dir, "volume",
                     "show", "early", "-f", "value", "-c", "id")
     assert ok(shown).strip() == made["id"]
-    other = run_cli("--project", "someone-else", "volume", "show", "early", "--data-dir",
-                    cluster.cfg.data_dir, "--project", project, "-f", "value", "-c", "name")
+    other = run_cli("--user", "nobody-has-this-key", "volume", "show", "early", "--data-dir",
+                    cluster.cfg.data_dir, "--user", project, "-f", "value", "-c", "name")
     assert ok(other).strip() == "early", "the option after the subcommand wins"
 
 
@@ -211,10 +216,11 @@ def test_version_help_and_environment_variables() -> None:
 
 
 def test_the_environment_names_the_cluster(cluster: E2ECluster, project: str) -> None:
+    key = user_key(cluster.cfg, project)
     make(lambda *a: run_cli(*a, env={"CINDERBLOCK_DATA_DIR": cluster.cfg.data_dir,
-                                     "CINDERBLOCK_PROJECT": project}), "from-env")
+                                     "CINDERBLOCK_USER": project}), "from-env")
     listed = run_cli("volume", "list", "-f", "value", "-c", "Name",
-                     env={"CINDERBLOCK_GATEWAY": cluster.gateway, "CINDERBLOCK_PROJECT": project})
+                     env={"CINDERBLOCK_GATEWAY": cluster.gateway, "CINDERBLOCK_KEY": str(key)})
     assert ok(listed).split() == ["from-env"]
 
 

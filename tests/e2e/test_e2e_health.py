@@ -32,7 +32,8 @@ def test_health_is_0_on_a_healthy_cluster_and_1_with_an_actor_killed(
         assert entry["healthy"] and entry["via_gateway"] == "up"
         assert stats["pid"] == pids[name] and stats["uptime_s"] > 0
     assert actors["gateway"]["stats"]["database"]["state"] == "ok"
-    assert actors["quota"]["direct"] == "up"
+    assert actors["gateway"]["direct"] == "up"
+    assert actors["quota"]["direct"] == "-"  # with keys it admits actors alone: via the gateway
     table = run_cli("health", "--data-dir", cluster.cfg.data_dir)
     assert table.returncode == 0 and "healthy: 5 actors answer" in table.stdout
 
@@ -61,7 +62,8 @@ def test_health_with_the_quota_actor_killed_is_1_and_names_it(
     assert code == 1
     actors = {a["actor"]: a for a in report["actors"]}  # type: ignore[attr-defined]
     assert not actors["quota"]["healthy"]
-    assert actors["quota"]["direct"] == "timeout"
+    assert actors["quota"]["problems"] == ["does not answer"]
+    assert actors["quota"]["via_gateway"] == "no answer"
     assert actors["gateway"]["healthy"] and actors["node-1"]["healthy"]
 
 

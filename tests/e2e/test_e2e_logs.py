@@ -15,7 +15,7 @@ from cinderblock.actors.runtime import logs
 from cinderblock.actors.runtime.cluster import Cluster
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.wire.errors import InvalidInput, OverQuota
-from tests.conftest import _DATA_DIRS, make_config
+from tests.conftest import _DATA_DIRS, make_config, user_key
 
 
 def test_refused_requests_log_one_json_line_each_with_their_ids(tmp_path: Path) -> None:
@@ -24,7 +24,7 @@ def test_refused_requests_log_one_json_line_each_with_their_ids(tmp_path: Path) 
     cluster = Cluster(cfg, log_format="json")
     cluster.start()
     try:
-        with SyncClient(cfg.gateway, project="p-logs") as c:
+        with SyncClient(cfg.gateway, project="p-logs", key=user_key(cfg, "p-logs")) as c:
             with pytest.raises(OverQuota):
                 c.create_volume(6, request_id="req-too-big")
             vol = c.create_volume(2, wait=True)

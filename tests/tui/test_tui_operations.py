@@ -21,7 +21,7 @@ from cinderblock.tui.app import DashboardApp
 from cinderblock.tui.model import dismissals
 from cinderblock.tui.model.flows import FlowBook
 from cinderblock.tui.widgets.status_bar import StatusBar
-from tests.conftest import _DATA_DIRS
+from tests.conftest import _DATA_DIRS, user_key
 
 T = TypeVar("T")
 T0 = 1_700_000_000.0
@@ -126,7 +126,7 @@ async def test_the_dashboard_follows_a_cluster_restarted_on_new_ports(tmp_path: 
     second: Cluster | None = None
     try:
         app = DashboardApp(first.cfg.gateway, first.cfg.events, admin=True, data_dir=tmp_path,
-                           follow=True)
+                           follow=True, key=user_key(first.cfg, "admin", admin=True))
         assert app.link is not None
         app.link.ping_s = app.link.retry_s = 0.2
         app.link.health_s = 0.5
@@ -147,7 +147,7 @@ async def test_the_dashboard_follows_a_cluster_restarted_on_new_ports(tmp_path: 
                         timeout=20)
             assert app.events_endpoint == second.cfg.events
             await until(pilot, healthy)
-            async with Client(second.cfg.gateway) as client:
+            async with Client(second.cfg.gateway, key=user_key(second.cfg)) as client:
                 late = await client.create_volume(1, name="after-the-restart", wait=True)
                 with pytest.raises(OverQuota):
                     await client.create_volume(10_000)
@@ -169,7 +169,8 @@ async def test_the_dashboard_follows_a_cluster_restarted_on_new_ports(tmp_path: 
 async def test_a_member_sees_that_actor_health_is_for_admins(tmp_path: Path) -> None:
     cluster = await asyncio.to_thread(start, tmp_path)
     try:
-        app = DashboardApp(cluster.cfg.gateway, cluster.cfg.events, admin=False)
+        app = DashboardApp(cluster.cfg.gateway, cluster.cfg.events, admin=False,
+                           key=user_key(cluster.cfg))
         async with app.run_test(size=(100, 30)) as pilot:
             bar = app.query_one(StatusBar)
             await until(pilot, lambda: "actor health for admins" in str(bar.content))

@@ -145,15 +145,15 @@ def test_a_key_pair_is_made_private_and_never_replaced(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_provision_makes_every_actor_and_the_two_default_users_once(tmp_path: Path) -> None:
+def test_provision_makes_every_actor_and_the_default_users_once(tmp_path: Path) -> None:
     cfg = embedded(tmp_path)
     made = provision(cfg)
     assert set(made) == {"gateway", "quota", "scheduler", "node-1", "node-2", "admin", "demo",
-                         "rest"}
+                         "rest", "exporter"}
     assert provision(cfg) == []
     assert [(u.name, u.project, u.roles) for u in list_users(tmp_path)] == [
         ("admin", "admin", ("admin",)), ("demo", "demo", ("member",)),
-        ("rest", "services", ("front",))]
+        ("exporter", "services", ("monitor",)), ("rest", "services", ("front",))]
 
 
 def test_users_are_added_and_removed_and_actor_names_are_not_theirs(tmp_path: Path) -> None:
@@ -165,7 +165,7 @@ def test_users_are_added_and_removed_and_actor_names_are_not_theirs(tmp_path: Pa
     with pytest.raises(UsersFileError, match="actor"):
         add_user(tmp_path, "node-1", "p", ("member",), reserved={"node-1": "node"})
     remove_user(tmp_path, "rest")
-    assert [u.name for u in list_users(tmp_path)] == ["admin", "demo"]
+    assert [u.name for u in list_users(tmp_path)] == ["admin", "demo", "exporter"]
     with pytest.raises(UsersFileError, match="no user"):
         remove_user(tmp_path, "rest")
 
