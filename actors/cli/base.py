@@ -39,9 +39,13 @@ def endpoint_from(data_dir: Path, name: str = "gateway") -> str:
 
 def client(args: argparse.Namespace) -> SyncClient:
     """The client a command's common options (``--gateway``/``--data-dir``, ``--project``,
-    ``--admin``, ``--user``) describe."""
-    endpoint = args.gateway or endpoint_from(args.data_dir)
-    return SyncClient(endpoint, project=args.project, admin=args.admin, key=key_for(args))
+    ``--admin``, ``--user``) describe; one found in the data directory follows its
+    endpoints.json."""
+    if args.gateway:
+        return SyncClient(args.gateway, project=args.project, admin=args.admin,
+                          key=key_for(args))
+    return SyncClient(endpoint_from(args.data_dir), project=args.project, admin=args.admin,
+                      key=key_for(args), follow=args.data_dir / "endpoints.json")
 
 
 def key_for(args: argparse.Namespace) -> Path | None:

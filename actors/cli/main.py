@@ -15,7 +15,7 @@ from cinderblock.actors.cli.attachments import add_attachment
 from cinderblock.actors.cli.base import UsageError, client, endpoint_from, key_for
 from cinderblock.actors.cli.format import add_paging, as_json, properties, table
 from cinderblock.actors.cli.trust import add_trust, add_user_option
-from cinderblock.actors.cli.up import cmd_down, cmd_up
+from cinderblock.actors.cli.up import cmd_down, cmd_status, cmd_up
 from cinderblock.actors.cli.volumes import add_create_sources, add_snapshot, add_volume_lifecycle
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.keys import KEY_ENV, KeyFileError
@@ -98,7 +98,12 @@ def _add_up(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="port of the REST front (Cinder's API v3; default: a free one)")
     p.add_argument("--api-fronts", type=_ranged_int("--api-fronts", 0, 16), default=1,
                    help="REST front processes to start (default 1; 0: none)")
+    p.add_argument("--max-restarts", type=_ranged_int("--max-restarts", 0, 1000), default=5,
+                   help="restarts of one actor within a minute past which the cluster is "
+                        "stopped (default 5)")
     _leaf(sub, common, "down", "stop the cluster `up` runs in --data-dir", cmd_down)
+    _leaf(sub, common, "status", "each actor of the running `up`: pid, uptime, restarts",
+          cmd_status)
 
 
 def _add_actor(sub: Any) -> None:

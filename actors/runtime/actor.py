@@ -261,6 +261,9 @@ class Actor:
         sock = self.zctx.socket(zmq.ROUTER)
         tune(sock)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        # A peer started again (same identity) takes its name over at once, even
+        # before the dead connection is noticed: its replies must reach the new one.
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.serve(sock, domain)
         sock.bind(endpoint)
         return self._add(Link(self, sock, routed=True, secure=self.trust is not None))

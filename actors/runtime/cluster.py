@@ -129,10 +129,12 @@ class Cluster:
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
-                log = self.data_dir / "logs" / f"{name}.log"
-                lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-                last = lines[-1].strip(" |+-") if lines else "no output"
-                raise ClusterError(f"{name} exited with {proc.returncode}: {last} (log: {log})")
+                log = self.log_path(name)
+                raise ClusterError(f"{name} exited with {proc.returncode}: "
+                                   f"{last_line(log)} (log: {log})")
+
+    def log_path(self, name: str) -> Path:
+        return self.data_dir / "logs" / f"{name}.log"
 
     def key(self, user: str) -> Path | None:
         """A user's secret-key file (None when the cluster runs without security)."""
@@ -182,6 +184,15 @@ def _http_answers(listen: str) -> bool:
             return bool(reply.status == 200)
     except OSError:
         return False
+
+
+def last_line(log: Path) -> str:
+    """The last thing an actor wrote (a start that failed says why there)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "no output"
+    return lines[-1].strip(" |+-") if lines else "no output"
 
 
 def with_quota_defaults(cfg: ClusterConfig, **limits: int) -> ClusterConfig:

@@ -130,6 +130,11 @@ class NotTheOwner(RuntimeError):
     """Another process already owns this database file."""
 
 
+class DatabaseFileError(RuntimeError):
+    """The file is not one to start over (empty where data was, foreign, damaged,
+    newer); the text names the file and the problem."""
+
+
 def _own(path: Path) -> int:
     """Take the file's owner lock (held until the process ends or ``close``): a
     second actor pointed at the same file fails here instead of writing beside it."""

@@ -9,14 +9,15 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import zmq
 
 from cinderblock.actors.runtime.actor import Actor
 from cinderblock.actors.runtime.config import ClusterConfig, ConfigError, load
-from cinderblock.actors.runtime.database import NotTheOwner
-from cinderblock.actors.runtime.parent import die_with_parent
+from cinderblock.actors.runtime.database import DatabaseFileError, NotTheOwner
+from cinderblock.actors.runtime.parent import EXIT_CANNOT_START, die_with_parent
 from cinderblock.actors.runtime.trust import Trust
 from cinderblock.protocol.wire.keys import KeyFileError
 
@@ -85,15 +86,23 @@ def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False) 
 
 
 def _run(actor: Actor, name: str) -> int:
-    """Run until stopped; a start that cannot happen (its database is owned by
-    another process, its address is taken) is one clear line and exit status 1."""
-    failed = False
+    """Run until stopped; a start that cannot happen is one clear line and exit
+    status 1 (its address is taken: another start may work) or ``EXIT_CANNOT_START``
+    (its database is owned by another process, or is not a file to start over)."""
+    status = 0
     try:
         asyncio.run(actor.run())
     except* KeyboardInterrupt:
         pass
-    except* (NotTheOwner, zmq.ZMQError, KeyFileError) as group:
-        for exc in group.exceptions:
-            logging.getLogger("cinderblock").error("%s cannot start: %s", name, exc)
-        failed = True
-    return 1 if failed else 0
+    except* (NotTheOwner, DatabaseFileError, KeyFileError) as group:
+        _cannot_start(name, group.exceptions)
+        status = EXIT_CANNOT_START
+    except* zmq.ZMQError as group:
+        _cannot_start(name, group.exceptions)
+        status = 1
+    return status
+
+
+def _cannot_start(name: str, errors: Sequence[BaseException]) -> None:
+    for exc in errors:
+        logging.getLogger("cinderblock").error("%s cannot start: %s", name, exc)

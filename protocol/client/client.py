@@ -16,6 +16,10 @@ client expects. The gateway's public key is ``server_key``, else the
 ``gateway.key`` beside the key file (``<data-dir>/keys``). Without a key the
 client speaks plaintext (a cluster run with ``security = false``).
 
+``follow=DATA_DIR/endpoints.json`` (what the CLI passes when it found the gateway
+there): before each call the client looks whether that file changed and, if its
+gateway moved, goes there.
+
 Each create carries a request id (one is made if the caller gives none):
 repeating a create with the same id returns the first volume.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
@@ -107,8 +112,11 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         timeout: float = 30.0,
         key: str | Path | None = None,
         server_key: str | bytes | None = None,
+        follow: Path | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._follow = follow  # an endpoints.json whose gateway entry this client follows
+        self._followed_stamp: tuple[int, int] | None = None
         self.keys = client_keys(key, server_key)
         roles = ("admin", "member") if admin else ("member",)
         self.context = Context(project, user or project, roles)
@@ -137,6 +145,8 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         self.close()
 
     def _open(self) -> Channel:
+        if self._follow is not None:
+            self._follow_endpoints(self._follow)
         if self._channel is None:
             sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
             tune(sock)
@@ -145,6 +155,27 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
             sock.connect(self.endpoint)
             self._channel = Channel(sock, self._on_frames)
         return self._channel
+
+    def _follow_endpoints(self, path: Path) -> None:
+        """If the cluster's endpoints file changed (a cluster started again elsewhere),
+        go to its gateway; calls already sent to the old one end by their deadline."""
+        try:
+            st = path.stat()
+        except OSError:
+            return  # no cluster published there now: keep the last known endpoint
+        stamp = (st.st_mtime_ns, st.st_ino)
+        if stamp == self._followed_stamp:
+            return
+        self._followed_stamp = stamp
+        try:
+            endpoint = json.loads(path.read_text()).get("gateway")
+        except (OSError, ValueError, AttributeError):
+            return
+        if isinstance(endpoint, str) and endpoint != self.endpoint:
+            self.endpoint = endpoint
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
 
     def close(self) -> None:
         if self._channel is not None:
