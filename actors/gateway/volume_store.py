@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
 from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.gateway.snapshot_store import SNAPSHOT_SCHEMA, SnapshotStore
 from cinderblock.actors.runtime.database import Database
@@ -46,6 +47,7 @@ CREATE TABLE IF NOT EXISTS volume_types (
     extra_specs TEXT NOT NULL, is_public INTEGER NOT NULL
 );
 """
+SCHEMA_VERSION = 1  # PRAGMA user_version of gateway.db (0: a file from before versions)
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
     "availability_zone, host, metadata, created_at, updated_at, reason, request_id, request_fp"
@@ -118,7 +120,8 @@ class VolumeRecord:
 
 class GatewayStore:
     def __init__(self, path: Path, synchronous: str) -> None:
-        self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA, synchronous)
+        self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA, synchronous,
+                           version=SCHEMA_VERSION)
         self.snapshots = SnapshotStore(self.db)
         self.volumes: dict[str, VolumeRecord] = {}
         self.listing = ListingIndex()  # volumes in listing order, for pages

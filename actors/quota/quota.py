@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS quota_usages (
 CREATE TABLE IF NOT EXISTS reservations (
     id TEXT PRIMARY KEY, project TEXT NOT NULL, deltas TEXT NOT NULL, expires_at REAL NOT NULL);
 """
+SCHEMA_VERSION = 1  # PRAGMA user_version of quota.db (0: a file from before versions)
 DELETE_RESERVATION = "DELETE FROM reservations WHERE id=?"
 INSERT_RESERVATION = "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?)"
 UPSERT_USAGE = "INSERT OR REPLACE INTO quota_usages VALUES (?, ?, ?, ?)"
@@ -58,7 +59,8 @@ class QuotaActor(Actor):
         self.cfg = cfg
         self.heartbeat_s = cfg.heartbeat_s
         self.book = qb.QuotaBook({**qb.DEFAULT_LIMITS, **cfg.quota_defaults})
-        self.db = Database(cfg.path("quota.db"), SCHEMA, cfg.synchronous)
+        self.db = Database(cfg.path("quota.db"), SCHEMA, cfg.synchronous,
+                           version=SCHEMA_VERSION)
 
     def handlers(self) -> dict[str, Any]:
         return {

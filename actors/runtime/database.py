@@ -10,6 +10,20 @@ fsync per request. A failed batch is rolled back and every write in it fails.
 Only the actor that owns the file creates a ``Database`` for it, and the
 file's owner lock (``<file>.owner``, flock) makes that so: a second process
 opening the same file fails with ``NotTheOwner`` instead of writing beside it.
+
+Files checked at start. A database carries its schema version in ``PRAGMA
+user_version`` (``version``); the tables it may hold are those its schema makes.
+``open`` refuses, with ``DatabaseFileError`` naming the file and the problem:
+
+* a file that is missing or empty (0 bytes) while ``<file>.created`` says it
+  was made and held data: never start empty over a file that held data;
+* a foreign file: not SQLite, or holding tables this schema does not make;
+* a damaged file (``PRAGMA quick_check`` is not ``ok``, or SQLite cannot read it);
+* a newer file (its version is above ``version``).
+
+Migrations: version 0 with our tables is a file from before versions were kept;
+the schema (all ``IF NOT EXISTS``) adds what it lacks and the version is set.
+``migrations[v]`` (SQL) takes a file from version v to v + 1.
 """
 
 from __future__ import annotations
@@ -30,10 +44,16 @@ log = logging.getLogger(__name__)
 Params = Sequence[Any]
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 class Database:
-    def __init__(self, path: Path, schema: str, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: Path, schema: str, synchronous: str = "NORMAL", *,
+                 version: int = 1, migrations: dict[int, str] | None = None) -> None:
         self.path = path
         self._schema = schema
+        self.version = version
+        self._migrations = migrations or {}
         self._synchronous = synchronous
         self._conn: aiosqlite.Connection | None = None
         self._pending: list[tuple[str, Params]] = []
@@ -45,15 +65,58 @@ class Database:
         self.largest_batch = 0
         self._owner = -1
 
+    @property
+    def created_marker(self) -> Path:
+        """Written once the file exists with its tables: from then on it holds data."""
+        return self.path.with_name(self.path.name + ".created")
+
     async def open(self) -> None:
+        """Own the file, check it (see the module text), migrate it, and connect."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._owner = _own(self.path)
-        conn = await aiosqlite.connect(self.path)
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        await conn.executescript(self._schema)
-        await conn.commit()
+        try:
+            self._check_file()
+            conn = await aiosqlite.connect(self.path)
+        except BaseException:
+            os.close(self._owner)
+            raise
+        try:
+            await conn._execute(self._prepare, conn._conn)  # type: ignore[no-untyped-call]
+        except BaseException:
+            await conn.close()
+            os.close(self._owner)
+            raise
         self._conn = conn
+        if not self.created_marker.exists():
+            _write_durably(self.created_marker, f"schema version {self.version}\n")
+
+    def _check_file(self) -> None:
+        """What can be told before SQLite opens it: missing or empty where data was, or
+        not SQLite at all."""
+        try:
+            with open(self.path, "rb") as f:
+                header = f.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            header = None
+        if not header and self.created_marker.exists():
+            what = "missing" if header is None else "empty (0 bytes)"
+            raise DatabaseFileError(
+                f"{self.path} is {what}, but it held data ({self.created_marker} exists); "
+                f"restore it from a backup, or remove {self.created_marker} to start "
+                "with an empty database")
+        if header and header != SQLITE_HEADER:
+            raise DatabaseFileError(f"{self.path} is not an SQLite database (foreign file)")
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """In the database thread: check, migrate, and set the file up."""
+        try:
+            _check_integrity(self.path, conn)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            found = _tables(conn)
+            _migrate(self.path, conn, found, self._schema, self.version, self._migrations)
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseFileError(f"{self.path} is damaged: {exc}") from exc
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -133,6 +196,62 @@ class NotTheOwner(RuntimeError):
 class DatabaseFileError(RuntimeError):
     """The file is not one to start over (empty where data was, foreign, damaged,
     newer); the text names the file and the problem."""
+
+
+def _check_integrity(path: Path, conn: sqlite3.Connection) -> None:
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        shown = "; ".join(str(p) for p in problems[:3])
+        raise DatabaseFileError(f"{path} is damaged (PRAGMA quick_check: {shown})")
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                        "AND name NOT LIKE 'sqlite_%'").fetchall()
+    return {row[0] for row in rows}
+
+
+def schema_tables(schema: str) -> set[str]:
+    """The tables a schema makes (run on an empty database in memory)."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.executescript(schema)
+        return _tables(mem)
+    finally:
+        mem.close()
+
+
+def _migrate(path: Path, conn: sqlite3.Connection, found: set[str], schema: str,
+             version: int, migrations: dict[int, str]) -> None:
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > version:
+        raise DatabaseFileError(
+            f"{path} is newer than this cinderblock (schema version {current}; this one "
+            f"knows up to {version})")
+    expected = schema_tables(schema)
+    unknown = found - expected
+    if current == version and (missing := expected - found):
+        raise DatabaseFileError(
+            f"{path} is damaged (schema version {current} but tables missing: "
+            f"{', '.join(sorted(missing))})")
+    if unknown:
+        raise DatabaseFileError(
+            f"{path} is a foreign database (tables this actor does not know: "
+            f"{', '.join(sorted(unknown))})")
+    for step in range(max(current, 1), version):
+        conn.executescript(migrations[step])  # each from version ``step`` to ``step + 1``
+    conn.executescript(schema)  # version 0 (a new or unversioned file): what it lacks
+    conn.execute(f"PRAGMA user_version={version}")
+    conn.commit()
+
+
+def _write_durably(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
 
 
 def _own(path: Path) -> int:

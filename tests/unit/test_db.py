@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cinderblock.actors.runtime.database import Database, NotTheOwner
+from cinderblock.actors.runtime.database import Database, DatabaseFileError, NotTheOwner
 from tests.conftest import eventually
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER);"
@@ -92,3 +92,116 @@ async def test_the_aiosqlite_internals_a_batch_relies_on_are_there(tmp_path: Pat
         assert answer == (42,)
     finally:
         await conn.close()
+
+
+# ---- files checked at start ----------------------------------------------------------
+async def _made_with_rows(path: Path, rows: int = 2000) -> None:
+    db = Database(path, SCHEMA)
+    await db.open()
+    for i in range(rows):
+        db.write("INSERT INTO t VALUES (?, ?)", (f"key-{i:06d}-{'x' * 40}", i))
+    await db.flush()
+    await db.close()
+
+
+async def _refused(path: Path, match: str) -> str:
+    db = Database(path, SCHEMA)
+    with pytest.raises(DatabaseFileError, match=match) as caught:
+        await db.open()
+    again = Database(path, SCHEMA)  # the refusal let go of the file's owner lock
+    with pytest.raises(DatabaseFileError):
+        await again.open()
+    return str(caught.value)
+
+
+async def test_a_new_file_gets_the_schema_version_and_a_created_marker(tmp_path: Path) -> None:
+    db = Database(tmp_path / "a.db", SCHEMA, version=1)
+    await db.open()
+    try:
+        assert await db.fetchall("PRAGMA user_version") == [(1,)]
+    finally:
+        await db.close()
+    assert db.created_marker.exists()
+
+
+async def test_a_file_from_before_versions_with_its_tables_and_rows_is_migrated(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+    old.execute("INSERT INTO t VALUES ('kept', 7)")
+    old.commit()
+    old.close()
+    db = Database(path, SCHEMA + "CREATE TABLE IF NOT EXISTS u (x INTEGER);", version=1)
+    await db.open()
+    try:
+        assert await db.fetchall("PRAGMA user_version") == [(1,)]
+        assert await db.fetchall("SELECT k, v FROM t") == [("kept", 7)]
+        assert await db.fetchall("SELECT count(*) FROM u") == [(0,)]
+    finally:
+        await db.close()
+
+
+async def test_an_emptied_file_that_held_data_is_refused_not_started_empty(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path, rows=3)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.write_bytes(b"")
+    message = await _refused(path, "is empty")
+    assert str(path) in message and "a.db.created" in message
+    assert path.stat().st_size == 0  # nothing was written over it
+    path.unlink()
+    await _refused(path, "is missing")
+
+
+async def test_a_file_that_is_not_sqlite_is_refused_as_foreign(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    path.write_text("volumes:\n  - id: 1\n" * 100)
+    message = await _refused(path, "not an SQLite database")
+    assert str(path) in message
+    assert path.read_text().startswith("volumes:")
+
+
+async def test_an_sqlite_file_with_other_tables_is_refused_as_foreign(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE invoices (id INTEGER)")
+    other.commit()
+    other.close()
+    assert "invoices" in await _refused(path, "foreign database")
+
+
+async def test_a_damaged_file_is_refused_naming_the_damage(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path)
+    size = path.stat().st_size
+    assert size > 8 * 4096
+    with open(path, "r+b") as f:  # the header stays; pages after the first are garbage
+        f.seek(2 * 4096)
+        f.write(bytes((i * 97 + 13) % 251 for i in range(4 * 4096)))
+    message = await _refused(path, "is damaged")
+    assert str(path) in message
+
+
+async def test_a_file_of_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path, rows=1)
+    newer = sqlite3.connect(path)
+    newer.execute("PRAGMA user_version=9")
+    newer.commit()
+    newer.close()
+    assert "schema version 9; this one knows up to 1" in await _refused(path, "is newer")
+
+
+async def test_a_versioned_file_that_lost_its_tables_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path, rows=1)
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE t")
+    conn.commit()
+    conn.close()
+    assert "tables missing: t" in await _refused(path, "is damaged")
