@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,19 @@ def key_for(args: argparse.Namespace) -> Path | None:
         raise UsageError(f"no key for user {user!r} in {keys} "
                          "(`cinderblock user add` makes one)")
     return None
+
+
+
+def ranged_int(name: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high`` (what can be stored), else a
+    one-line usage error naming the argument."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be {low} to {high}, got {value}")
+        return value
+
+    return parse

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cinderblock.actors.cli.attachments import add_attachment
-from cinderblock.actors.cli.base import UsageError, client, endpoint_from, key_for
+from cinderblock.actors.cli.base import UsageError, client, endpoint_from, key_for, ranged_int
 from cinderblock.actors.cli.format import add_paging, as_json, properties, table
 from cinderblock.actors.cli.trust import add_trust, add_user_option
 from cinderblock.actors.cli.up import cmd_down, cmd_status, cmd_up
 from cinderblock.actors.cli.volumes import add_create_sources, add_snapshot, add_volume_lifecycle
+from cinderblock.protocol.messages.limits import MAX_QUOTA_LIMIT, MAX_SIZE_GB
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.keys import KEY_ENV, KeyFileError
 
@@ -90,15 +91,15 @@ def _leaf(sub: Any, common: argparse.ArgumentParser, name: str, help: str,
 def _add_up(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _leaf(sub, common, "up", "start every actor on loopback until Ctrl-C", cmd_up)
     p.add_argument("--backend", choices=("file", "null"), default="file")
-    p.add_argument("--nodes", type=_ranged_int("--nodes", 1, MAX_NODES), default=2,
+    p.add_argument("--nodes", type=ranged_int("--nodes", 1, MAX_NODES), default=2,
                    help=f"storage nodes to start, 1 to {MAX_NODES} (default 2)")
     p.add_argument("--capacity-gb", type=_positive_float("--capacity-gb"), default=None,
                    help="each node's capacity in GiB (default: the file system's; null: 100000)")
-    p.add_argument("--api-port", type=_ranged_int("--api-port", 1, 65535), default=None,
+    p.add_argument("--api-port", type=ranged_int("--api-port", 1, 65535), default=None,
                    help="port of the REST front (Cinder's API v3; default: a free one)")
-    p.add_argument("--api-fronts", type=_ranged_int("--api-fronts", 0, 16), default=1,
+    p.add_argument("--api-fronts", type=ranged_int("--api-fronts", 0, 16), default=1,
                    help="REST front processes to start (default 1; 0: none)")
-    p.add_argument("--max-restarts", type=_ranged_int("--max-restarts", 0, 1000), default=5,
+    p.add_argument("--max-restarts", type=ranged_int("--max-restarts", 0, 1000), default=5,
                    help="restarts of one actor within a minute past which the cluster is "
                         "stopped (default 5)")
     _leaf(sub, common, "down", "stop the cluster `up` runs in --data-dir", cmd_down)
@@ -125,7 +126,7 @@ def _add_actor(sub: Any) -> None:
 def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     vol = sub.add_parser("volume", help="volumes").add_subparsers(required=True)
     p = _leaf(vol, common, "create", "create a volume", cmd_volume_create)
-    p.add_argument("size", type=_int_arg("size"), nargs="?",
+    p.add_argument("size", type=ranged_int("size", 1, MAX_SIZE_GB), nargs="?",
                    help="GiB (from a snapshot or source volume: its size by default)")
     add_create_sources(p)
     p.add_argument("--name")
@@ -165,21 +166,11 @@ def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _leaf(quota, common, "set", "set a project's limits (admin)", cmd_quota_set)
     p.add_argument("target_project")
     for name in ("volumes", "gigabytes", "snapshots", "per-volume-gigabytes"):
-        p.add_argument(f"--{name}", type=_int_arg(name))
+        p.add_argument(f"--{name}", type=ranged_int(name, -1, MAX_QUOTA_LIMIT))
     p = _leaf(quota, common, "sync", "admin: set a project's usage to what it has",
               cmd_quota_sync)
     p.add_argument("target_project")
     p.add_argument("--dry-run", action="store_true", help="only show the differences")
-
-
-def _ranged_int(name: str, low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = _int_arg(name)(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{name} must be {low} to {high}, got {value}")
-        return value
-
-    return parse
 
 
 def _positive_float(name: str) -> Callable[[str], float]:
@@ -191,16 +182,6 @@ def _positive_float(name: str) -> Callable[[str], float]:
         if not (math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {text!r}")
         return value
-
-    return parse
-
-
-def _int_arg(name: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
 
     return parse
 

@@ -7,6 +7,17 @@ then resolves every future of the batch. So N requests that arrive together
 cost one transaction, not N: this is what lets a create stay far from one
 fsync per request. A failed batch is rolled back and every write in it fails.
 
+Memory equal to disk after a failed write (a full disk, an I/O error). An actor
+that keeps its records in memory and writes them through here may give
+``reread``: a function run in the database thread right after the rollback of a
+failed batch, which reads the file's rows and returns what puts them back in
+memory. Then every write queued since that batch fails too (it was made on the
+memory the failed batch had changed), and the returned function runs on the
+loop before anything else can: memory is again exactly what the file holds. The
+next batch tries the file again, so once space returns everything works without
+a restart. If even the rereading fails, ``MemoryNotRestored`` ends the flusher
+(and with it the actor: a restart loads memory from the file).
+
 Only the actor that owns the file creates a ``Database`` for it, and the
 file's owner lock (``<file>.owner``, flock) makes that so: a second process
 opening the same file fails with ``NotTheOwner`` instead of writing beside it.
@@ -33,7 +44,7 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,6 +53,8 @@ import aiosqlite
 
 log = logging.getLogger(__name__)
 Params = Sequence[Any]
+Reread = Callable[[sqlite3.Connection], Callable[[], None]]
+Failure = tuple[BaseException, Callable[[], None] | None]  # an error, what restores memory
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -49,8 +62,12 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 class Database:
     def __init__(self, path: Path, schema: str, synchronous: str = "NORMAL", *,
-                 version: int = 1, migrations: dict[int, str] | None = None) -> None:
+                 version: int = 1, migrations: dict[int, str] | None = None,
+                 reread: Reread | None = None) -> None:
         self.path = path
+        self._reread = reread
+        self._not_restored: MemoryNotRestored | None = None
+        self.failed_batches = 0
         self._schema = schema
         self.version = version
         self._migrations = migrations or {}
@@ -151,23 +168,52 @@ class Database:
         # The batch is its own task, settled by a callback: a flusher cancelled while
         # it waits (its actor stopping) leaves the batch to finish and its writers
         # answered, and close() waits for it before closing the connection.
-        applying = asyncio.ensure_future(self._in_thread(_apply, list(_runs(batch))))
+        applying = asyncio.ensure_future(
+            self._in_thread(_apply, list(_runs(batch)), self._reread))
         applying.add_done_callback(partial(self._applied, committed, len(batch)))
         self._applying = applying
         await asyncio.wait([applying])
+        if self._not_restored is not None:
+            raise self._not_restored  # memory may differ from the file: stop the actor
 
     def _applied(self, committed: asyncio.Future[None], rows: int,
-                 applying: asyncio.Future[None]) -> None:
-        exc = applying.exception() if not applying.cancelled() else asyncio.CancelledError()
-        if exc is not None:
-            log.error("group commit of %d writes failed", rows, exc_info=exc)
-            committed.set_exception(exc)
-            committed.exception()  # retrieved here: every writer also sees it
+                 applying: asyncio.Future[Failure | None]) -> None:
+        if applying.cancelled():
+            failure: Failure | None = (asyncio.CancelledError(), None)
+        elif (exc := applying.exception()) is not None:
+            failure = (exc, None)
+        else:
+            failure = applying.result()
+        if failure is not None:
+            try:
+                self._failed(rows, committed, *failure)
+            except MemoryNotRestored as lost:
+                self._not_restored = lost
             return
         self.batches += 1
         self.rows += rows
         self.largest_batch = max(self.largest_batch, rows)
         committed.set_result(None)
+
+    def _failed(self, writes: int, committed: asyncio.Future[None], exc: BaseException,
+                restore: Callable[[], None] | None) -> None:
+        self.failed_batches += 1
+        log.error("group commit of %d writes to %s failed: %s", writes, self.path, exc)
+        _fail(committed, exc)
+        if self._reread is None:
+            return
+        if restore is None:
+            raise MemoryNotRestored(f"{self.path}: a write failed ({exc}) and the file could "
+                                    "not be read back; stopping so that a start reloads it")
+        later, self._committed, self._pending = self._committed, None, []
+        if later is not None:
+            _fail(later, WriteFailed(f"not saved: an earlier write to {self.path.name} failed "
+                                     f"({exc})"))
+        restore()
+
+    async def run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn(connection)`` in the database thread (reads at start)."""
+        return await self._in_thread(fn)
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         # aiosqlite is an actor: one thread, one queue. Its public calls are one
@@ -186,11 +232,20 @@ class Database:
         os.close(self._owner)  # releases the lock
 
     def statistics(self) -> dict[str, int]:
-        return {"batches": self.batches, "rows": self.rows, "largest_batch": self.largest_batch}
+        return {"batches": self.batches, "rows": self.rows, "largest_batch": self.largest_batch,
+                "failed_batches": self.failed_batches}
 
 
 class NotTheOwner(RuntimeError):
     """Another process already owns this database file."""
+
+
+class WriteFailed(RuntimeError):
+    """A write was not saved because an earlier one, which it built on, failed."""
+
+
+class MemoryNotRestored(RuntimeError):
+    """A write failed and the file could not be read back into memory."""
 
 
 class DatabaseFileError(RuntimeError):
@@ -283,12 +338,29 @@ def _runs(batch: list[tuple[str, Params]]) -> Iterable[tuple[str, list[Params]]]
         yield current_sql or "", group
 
 
-def _apply(conn: sqlite3.Connection, runs: list[tuple[str, list[Params]]]) -> None:
-    """Runs in the database thread: the whole batch in one transaction."""
+def _fail(fut: asyncio.Future[None], exc: BaseException) -> None:
+    fut.set_exception(exc)
+    fut.exception()  # retrieved here: every writer also sees it
+
+
+def _apply(conn: sqlite3.Connection, runs: list[tuple[str, list[Params]]],
+           reread: Reread | None) -> tuple[BaseException, Callable[[], None] | None] | None:
+    """Runs in the database thread: the whole batch in one transaction. None if it was
+    committed; else the error and (with ``reread``) what puts the file back in memory."""
     try:
         for sql, params in runs:
             conn.executemany(sql, params)
         conn.commit()
+    except Exception as exc:
+        conn.rollback()
+        if reread is None:
+            return exc, None
+        try:
+            return exc, reread(conn)
+        except sqlite3.Error:
+            log.exception("reading %s back after a failed write failed", "the database")
+            return exc, None
     except BaseException:
         conn.rollback()
         raise
+    return None

@@ -48,6 +48,7 @@ from cinderblock.protocol.client.lifecycle import (
 from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
 from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.messages.limits import MAX_QUOTA_LIMIT, MAX_SIZE_GB, check_range
 from cinderblock.protocol.messages.quota import QuotaSet, QuotaShow, QuotaUpdate
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult
 from cinderblock.protocol.messages.scheduling import Backend, BackendList
@@ -89,7 +90,7 @@ from cinderblock.protocol.wire.codec import (
     encode,
     next_id,
 )
-from cinderblock.protocol.wire.errors import Closed
+from cinderblock.protocol.wire.errors import Closed, InvalidInput
 from cinderblock.protocol.wire.keys import client_keys, curve_client
 from cinderblock.protocol.wire.rpc import Calls
 from cinderblock.protocol.wire.schema import dump, parse
@@ -191,8 +192,12 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         ctx = Context(self.context.project_id, self.context.user_id, self.context.roles,
                       request_id or f"req-{uuid.uuid4()}")
         msg_id = next_id()
+        try:
+            frame = encode(Envelope("req", msg_id, op, dump(body), ctx))
+        except (OverflowError, ValueError, TypeError) as exc:  # msgpack cannot hold it
+            raise InvalidInput(f"{op} cannot be sent: {exc}", {"op": op}) from None
         fut = self._calls.start(msg_id, op, timeout or self.timeout)
-        channel.send([encode(Envelope("req", msg_id, op, dump(body), ctx))])
+        channel.send([frame])
         try:
             return await fut
         finally:
@@ -226,6 +231,8 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         snapshot_id: str | None = None,
         source_volid: str | None = None,
     ) -> Volume:
+        if size is not None:
+            check_range("size", size, 1, MAX_SIZE_GB)
         body = VolumeCreate(size, name, description, volume_type, availability_zone,
                             metadata or {}, watch=wait, snapshot_id=snapshot_id,
                             source_volid=source_volid)
@@ -332,6 +339,9 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         return parse(QuotaSet, raw, strict=False)
 
     async def set_quota(self, project: str, **limits: int) -> QuotaSet:
+        """Admin: set limits (each -1, unlimited, to ``MAX_QUOTA_LIMIT``)."""
+        for name, limit in limits.items():
+            check_range(name, limit, -1, MAX_QUOTA_LIMIT)
         raw = await self.call("quota.set", QuotaUpdate(project, limits))
         return parse(QuotaSet, raw, strict=False)
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cinderblock.actors.runtime.database import Database, DatabaseFileError, NotTheOwner
+from cinderblock.actors.runtime.database import (
+    Database,
+    DatabaseFileError,
+    NotTheOwner,
+    WriteFailed,
+)
 from tests.conftest import eventually
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER);"
@@ -21,7 +27,8 @@ async def test_writes_queued_together_are_committed_in_one_batch(tmp_path: Path)
     try:
         futures = [db.write("INSERT INTO t VALUES (?, ?)", (f"k{i}", i)) for i in range(50)]
         await asyncio.gather(*futures)
-        assert db.statistics() == {"batches": 1, "rows": 50, "largest_batch": 50}
+        assert db.statistics() == {"batches": 1, "rows": 50, "largest_batch": 50,
+                                   "failed_batches": 0}
         assert await db.fetchall("SELECT count(*) FROM t") == [(50,)]
     finally:
         flusher.cancel()
@@ -205,3 +212,50 @@ async def test_a_versioned_file_that_lost_its_tables_is_refused(tmp_path: Path) 
     conn.commit()
     conn.close()
     assert "tables missing: t" in await _refused(path, "is damaged")
+
+
+# ---- memory equal to disk after a failed write ------------------------------------------
+class Remembered:
+    """An actor's memory of table t, written through the database, reread after a failure."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+        self.rereads = 0
+
+    def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
+        rows = dict(conn.execute("SELECT k, v FROM t").fetchall())
+
+        def restore() -> None:
+            self.rereads += 1
+            self.rows = rows
+
+        return restore
+
+
+async def test_a_failed_batch_puts_memory_back_to_the_file_and_fails_writes_built_on_it(
+    tmp_path: Path,
+) -> None:
+    memory = Remembered()
+    db = Database(tmp_path / "a.db", SCHEMA, reread=memory.reread)
+    await db.open()
+    try:
+        memory.rows["kept"] = 1
+        await asyncio.gather(db.write("INSERT INTO t VALUES (?, ?)", ("kept", 1)), db.flush())
+        memory.rows["lost"] = 2  # in memory first, as the actors do
+        failing = db.write("INSERT INTO t VALUES (?, ?)", ("kept", 9))  # primary key clash
+        flushing = asyncio.ensure_future(db.flush())
+        await asyncio.sleep(0)  # the batch is in the database thread now
+        memory.rows["later"] = 3  # made on top of the failing change, queued meanwhile
+        later = db.write("INSERT INTO t VALUES (?, ?)", ("later", 3))
+        await flushing
+        with pytest.raises(sqlite3.IntegrityError):
+            await failing
+        with pytest.raises(WriteFailed, match=r"an earlier write to a\.db failed"):
+            await later
+        assert memory.rows == {"kept": 1} and memory.rereads == 1
+        assert await db.fetchall("SELECT k, v FROM t") == [("kept", 1)]
+        await asyncio.gather(db.write("INSERT INTO t VALUES (?, ?)", ("next", 4)), db.flush())
+        assert await db.fetchall("SELECT count(*) FROM t") == [(2,)]  # the file works on
+        assert db.statistics()["failed_batches"] == 1
+    finally:
+        await db.close()
