@@ -27,7 +27,11 @@ from typing import Any
 
 from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
 from cinderblock.actors.gateway.guards import require_reporter
-from cinderblock.actors.gateway.lifecycle_checks import visible_snapshot, visible_volume
+from cinderblock.actors.gateway.lifecycle_checks import (
+    release_claim,
+    visible_snapshot,
+    visible_volume,
+)
 from cinderblock.actors.gateway.lifecycle_flows import (
     DeleteContext,
     ExtendContext,
@@ -230,6 +234,8 @@ class GatewayLifecycle:
         except Exception:
             self._unwatch(req, object_id)
             raise
+        finally:
+            release_claim(self.store, getattr(c, "claimed", None))
 
     def _unwatch(self, req: Request, object_id: str) -> None:
         if req.body.watch:

@@ -126,6 +126,9 @@ class GatewayStore:
         self.volumes: dict[str, VolumeRecord] = {}
         self.listing = ListingIndex()  # volumes in listing order, for pages
         self.by_request: dict[tuple[str, str], VolumeRecord] = {}
+        # One change at a time per volume: the volumes an API flow is changing now
+        # (id -> what it is doing), taken and released by ``lifecycle_checks``.
+        self.claims: dict[str, str] = {}
 
     async def open(self) -> list[VolumeType]:
         await self.db.open()
