@@ -99,6 +99,9 @@ class Attachments:
         await self.attachments.open()
         for att in list(self.attachments.by_id.values()):
             if att.status is AttachmentStatus.DETACHING:
+                log.warning("attachment %s of volume %s: its detach was cut short by a "
+                            "restart; error_detaching (delete it again)", att.id,
+                            att.volume_id)
                 att.move(AttachmentStatus.ERROR_DETACHING)
                 await self.attachments.save(att)
         for vol in list(self.gw.store.volumes.values()):

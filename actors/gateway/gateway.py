@@ -89,7 +89,7 @@ class Gateway(Actor):
         self.editor = VolumeEditor(self)
         self.volume_types = VolumeTypes(self)
         self.user_messages = UserMessages(self)
-        self.reconciler = Reconciler(self, self.lifecycle)
+        self.reconciler = Reconciler(self, self.lifecycle, self.attachments)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}

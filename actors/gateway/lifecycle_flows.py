@@ -268,11 +268,14 @@ class MarkVolumeExtendingTask(_Task[ExtendContext]):
         check_volume_move(rec.status, V.EXTENDING)
         c.was = rec.extended_from = rec.status
         rec.status, rec.reason, c.marked = V.EXTENDING, None, True
+        assert c.reservation_id is not None
+        self.s.store.queue_extend(rec.id, c.reservation_id)  # committed with the status
         await self.s.save_volume(rec)
 
     async def revert(self, c: ExtendContext, failure: BaseException) -> None:
         if c.marked and c.record is not None and c.record.status is V.EXTENDING:
             c.record.status = c.was
+            self.s.store.queue_extend_done(c.record.id)  # the reservation is rolled back
             await self.s.save_volume(c.record)
 
 

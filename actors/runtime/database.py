@@ -32,9 +32,10 @@ user_version`` (``version``); the tables it may hold are those its schema makes.
 * a damaged file (``PRAGMA quick_check`` is not ``ok``, or SQLite cannot read it);
 * a newer file (its version is above ``version``).
 
-Migrations: version 0 with our tables is a file from before versions were kept;
-the schema (all ``IF NOT EXISTS``) adds what it lacks and the version is set.
-``migrations[v]`` (SQL) takes a file from version v to v + 1.
+Migrations: ``migrations[v]`` (SQL) takes a file from version v to v + 1. A file
+of version 0 that has our tables is from before versions were kept, and has
+version 1's layout; a new file (no tables) gets the schema as it is now. Then the
+schema (all ``IF NOT EXISTS``) adds any table the file lacks, and the version is set.
 """
 
 from __future__ import annotations
@@ -293,9 +294,10 @@ def _migrate(path: Path, conn: sqlite3.Connection, found: set[str], schema: str,
         raise DatabaseFileError(
             f"{path} is a foreign database (tables this actor does not know: "
             f"{', '.join(sorted(unknown))})")
-    for step in range(max(current, 1), version):
+    start = current or (1 if found else version)
+    for step in range(start, version):
         conn.executescript(migrations[step])  # each from version ``step`` to ``step + 1``
-    conn.executescript(schema)  # version 0 (a new or unversioned file): what it lacks
+    conn.executescript(schema)  # what the file lacks (all of it, for a new file)
     conn.execute(f"PRAGMA user_version={version}")
     conn.commit()
 

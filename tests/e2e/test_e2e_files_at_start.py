@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION as GATEWAY_VERSION
+from cinderblock.actors.quota.quota import SCHEMA_VERSION as QUOTA_VERSION
 from cinderblock.actors.runtime.config import load
 from cinderblock.protocol.client.client import SyncClient
 from tests.conftest import _DATA_DIRS, actor_pids_for, make_config, run_cli, running_cluster
@@ -89,7 +91,7 @@ def test_a_cluster_starts_again_over_its_own_files_with_what_they_hold(
     with running_cluster(cfg) as c, SyncClient(c.gateway, project="demo") as client:
         assert [v.status for v in client.list_volumes()] == ["available"]
         assert client.show_quota().in_use["volumes"] == 1
-    for name in ("gateway.db", "quota.db"):
+    for name, version in (("gateway.db", GATEWAY_VERSION), ("quota.db", QUOTA_VERSION)):
         conn = sqlite3.connect(data_dir / name)
-        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (version,)
         conn.close()

@@ -259,3 +259,26 @@ async def test_a_failed_batch_puts_memory_back_to_the_file_and_fails_writes_buil
         assert db.statistics()["failed_batches"] == 1
     finally:
         await db.close()
+
+
+async def test_migrations_take_a_file_of_an_older_version_to_the_current_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path, rows=2)  # version 1
+    grown = SCHEMA + "CREATE TABLE IF NOT EXISTS u (x INTEGER NOT NULL);"
+    migrations = {1: "CREATE TABLE u (x INTEGER NOT NULL); INSERT INTO u VALUES (42);"}
+    db = Database(path, grown, version=2, migrations=migrations)
+    await db.open()
+    try:
+        assert await db.fetchall("PRAGMA user_version") == [(2,)]
+        assert await db.fetchall("SELECT x FROM u") == [(42,)]  # the migration ran, once
+        assert await db.fetchall("SELECT count(*) FROM t") == [(2,)]
+    finally:
+        await db.close()
+    fresh = Database(tmp_path / "b.db", grown, version=2, migrations=migrations)
+    await fresh.open()  # a new file gets the schema as it is now, no migration
+    try:
+        assert await fresh.fetchall("SELECT count(*) FROM u") == [(0,)]
+    finally:
+        await fresh.close()
