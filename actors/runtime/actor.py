@@ -84,9 +84,11 @@ from cinderblock.protocol.wire.errors import (
 )
 from cinderblock.protocol.wire.rpc import STOPPING, Calls
 from cinderblock.protocol.wire.schema import SchemaError, dump, parse
+from cinderblock.protocol.wire.throttled_log import ThrottledLog
 from cinderblock.protocol.wire.transport import Channel, tune
 
 log = logging.getLogger(__name__)
+rejected = ThrottledLog(log)  # what peers control is logged a few times a minute at most
 DEFAULT_TIMEOUT = 30.0
 _LATER = object()  # the reply is sent later, by AfterCommit
 
@@ -109,9 +111,9 @@ class Link:
         self.secure = secure and routed
         self.routes: dict[bytes, bytes] = {}  # actor name -> routing id (secure ROUTER)
         if self.secure:
-            self.channel = Channel(sock, None, self._on_peer_frames)
+            self.channel = Channel(sock, None, self._on_peer_frames, routed=routed)
         else:
-            self.channel = Channel(sock, self._on_frames)
+            self.channel = Channel(sock, self._on_frames, routed=routed)
 
     def _on_frames(self, frames: list[bytes]) -> None:
         if self.routed:
@@ -489,7 +491,8 @@ class Actor:
         env = request.env
         if env.kind != "req":
             if error is not None:
-                log.warning("%s cast %s failed: %s", self.name, env.op, error.message)
+                rejected.warning("failed cast", "%s cast %s failed: %s", self.name, env.op,
+                                 error.message)
             return
         self.reply(request, result, error)
 
@@ -502,15 +505,19 @@ class Actor:
         try:
             request.link.send(request.sender, reply)
         except CinderblockError as exc:
-            log.info("could not reply to %r: %s", request.sender, exc.message)
+            rejected.warning("no reply", "could not reply to %r: %s", request.sender[:64],
+                             exc.message)
 
     def _refuse(
         self, link: Link, identity: bytes, msg_id: int | None, op: str,
         error: CinderblockError, kind: str = "req",
     ) -> None:
         if kind != "req":
-            level = logging.DEBUG if isinstance(error, Forbidden) else logging.WARNING
-            log.log(level, "%s dropped a %s %s: %s", self.name, kind, op, error.message)
+            if isinstance(error, Forbidden):
+                log.debug("%s dropped a %s %s: %s", self.name, kind, op[:64], error.message)
+            else:
+                rejected.warning("dropped", "%s dropped a %s %s: %s", self.name, kind, op[:64],
+                                 error.message[:200])
             return
         reply = Envelope("rep", next_id(), op, None, None, msg_id, error.to_wire())
         with contextlib.suppress(CinderblockError):  # the sender is gone: nobody to tell
