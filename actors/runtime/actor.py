@@ -21,6 +21,12 @@ refused ``forbidden`` before its handler runs; a user's project, name and roles
 come from its key, never from the envelope (only actors and ``front`` peers
 pass a context on); a reply settles only the call made to its sender.
 
+Bounded in bytes: the requests an actor holds while their (async) handlers run
+are counted in bytes per peer (``INFLIGHT_PEER_BYTES``) and in all
+(``INFLIGHT_TOTAL_BYTES``); past either, a request is answered ``unavailable`` at
+once instead of being kept, so a peer that floods an actor with large requests
+gets refusals, and the actor's memory stays where it was.
+
 Lifecycle as pykka's: ``on_start``, then messages, then ``on_stop``.
 SIGTERM/SIGINT (or ``stop()``) wind the actor down in this order:
 
@@ -90,6 +96,9 @@ from cinderblock.protocol.wire.transport import Channel, tune
 log = logging.getLogger(__name__)
 rejected = ThrottledLog(log)  # what peers control is logged a few times a minute at most
 DEFAULT_TIMEOUT = 30.0
+ROUTER_RCVHWM = 100
+INFLIGHT_PEER_BYTES = 16 << 20
+INFLIGHT_TOTAL_BYTES = 128 << 20
 _LATER = object()  # the reply is sent later, by AfterCommit
 
 
@@ -228,6 +237,9 @@ class Actor:
         self.refused = 0  # messages dropped: unknown sender, or an actor under another name
         self._auth: Authenticator | None = None
         self._monitors: list[Channel] = []
+        self._held: dict[bytes, int] = {}  # bytes of requests in flight, per peer
+        self._held_total = 0
+        self.refused_busy = 0
 
     # ---- to override ---------------------------------------------------
     def handlers(self) -> dict[str, Handler]:
@@ -244,7 +256,8 @@ class Actor:
 
     def statistics(self) -> dict[str, Any]:
         return {"handled": self.handled, "pending_calls": len(self.calls),
-                "flows": self.flow_history.statistics(), "refused": self.refused}
+                "flows": self.flow_history.statistics(), "refused": self.refused,
+                "held_bytes": self._held_total, "refused_busy": self.refused_busy}
 
     # ---- flows ---------------------------------------------------------
     def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
@@ -266,6 +279,9 @@ class Actor:
         # A peer started again (same identity) takes its name over at once, even
         # before the dead connection is noticed: its replies must reach the new one.
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # What waits unread for one peer: a sender past it is held back by TCP (nothing
+        # is lost), so a flood stays in the sender's buffers, not in this process.
+        sock.setsockopt(zmq.RCVHWM, ROUTER_RCVHWM)
         self.serve(sock, domain)
         sock.bind(endpoint)
         return self._add(Link(self, sock, routed=True, secure=self.trust is not None))
@@ -408,7 +424,7 @@ class Actor:
             return
         if env.kind == "evt":
             return
-        self._dispatch(link, identity, env, peer, principal)
+        self._dispatch(link, identity, env, peer, principal, len(payload))
 
     def _principal(self, link: Link, identity: bytes, peer: str) -> Principal | None:
         """Who sent it, by its key; an actor only under its own name, and then the
@@ -424,7 +440,7 @@ class Actor:
         return principal
 
     def _dispatch(self, link: Link, identity: bytes, env: Envelope, peer: str = "",
-                  principal: Principal | None = None) -> None:
+                  principal: Principal | None = None, size: int = 0) -> None:
         entry = self._handlers.get(env.op)
         if entry is None:
             error = InvalidInput(f"unknown op {env.op!r} for the {self.name}", {"op": env.op})
@@ -448,7 +464,15 @@ class Actor:
             return
         self.handled += 1
         if is_async:
-            task = self.spawn(self._run_async(handler, request))
+            if not self._hold(identity, size):
+                self.refused_busy += 1
+                busy = Unavailable(
+                    f"the {self.name} holds as many bytes of requests as it may from this "
+                    "peer or in all; try again once they are answered",
+                    {"peer_bytes": INFLIGHT_PEER_BYTES, "total_bytes": INFLIGHT_TOTAL_BYTES})
+                self._refuse(link, identity, env.msg_id, env.op, busy, env.kind)
+                return
+            task = self.spawn(self._run_async(handler, request, size))
             self._handling.add(task)
             task.add_done_callback(self._handling.discard)
         else:
@@ -467,7 +491,29 @@ class Actor:
             log.exception("%s failed on %s", self.name, request.env.op)
             return None, InternalError(f"{request.env.op} failed: {exc}")
 
-    async def _run_async(self, handler: Handler, request: Request) -> None:
+    def _hold(self, peer: bytes, size: int) -> bool:
+        held = self._held.get(peer, 0)
+        if held + size > INFLIGHT_PEER_BYTES or self._held_total + size > INFLIGHT_TOTAL_BYTES:
+            return False
+        self._held[peer] = held + size
+        self._held_total += size
+        return True
+
+    def _let_go(self, peer: bytes, size: int) -> None:
+        self._held_total -= size
+        left = self._held[peer] - size
+        if left:
+            self._held[peer] = left
+        else:
+            del self._held[peer]
+
+    async def _run_async(self, handler: Handler, request: Request, size: int = 0) -> None:
+        try:
+            await self._answer_async(handler, request)
+        finally:
+            self._let_go(request.sender, size)
+
+    async def _answer_async(self, handler: Handler, request: Request) -> None:
         try:
             result, error = await handler(request), None
         except CinderblockError as exc:

@@ -97,6 +97,9 @@ class Cluster:
         env = dict(os.environ)
         if self.supervisor:
             env[PARENT_PID_ENV] = str(os.getpid())
+        # glibc: buffers of 256 KiB and more are mapped and unmapped, never kept in the
+        # heap (its adaptive threshold would keep a flood of large frames as RSS for good).
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 << 10))
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         log.close()
         self.procs[name] = proc
