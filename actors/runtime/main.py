@@ -64,8 +64,9 @@ def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False) 
     die_with_parent()
     try:
         cfg = actor_config(kind, config, host)
-    except ConfigError as exc:
-        raise SystemExit(f"{host or kind} cannot start: {exc}") from None
+    except ConfigError as exc:  # another start would not mend it: up gives up
+        _cannot_start(host or kind, [exc])
+        return EXIT_CANNOT_START
     actor = build(kind, cfg, host)
     if cfg.security:
         try:
