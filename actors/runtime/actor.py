@@ -72,6 +72,7 @@ from cinderblock.protocol.messages.flows import FlowTraceList
 from cinderblock.protocol.messages.ops import OPS, SENDERS
 from cinderblock.protocol.wire.access import Principal, may_send
 from cinderblock.protocol.wire.codec import (
+    MAX_FRAME,
     SYSTEM_CONTEXT,
     Context,
     Envelope,
@@ -100,6 +101,10 @@ ROUTER_RCVHWM = 100
 INFLIGHT_PEER_BYTES = 16 << 20
 INFLIGHT_TOTAL_BYTES = 128 << 20
 _LATER = object()  # the reply is sent later, by AfterCommit
+
+
+class FrameTooLarge(InternalError):
+    """A message of ours would not fit in a frame (a reply too big to page)."""
 
 
 class Link:
@@ -147,7 +152,13 @@ class Link:
         return route
 
     def send(self, identity: bytes, env: Envelope) -> None:
+        """Send one message; one over the frame limit is refused here (``FrameTooLarge``),
+        never sent to be dropped by the peer (which would cut the connection)."""
         payload = encode(env)
+        if len(payload) > MAX_FRAME:
+            raise FrameTooLarge(
+                f"the {env.kind} {env.op} would be {len(payload)} bytes, over the "
+                f"{MAX_FRAME}-byte frame limit", {"op": env.op, "bytes": len(payload)})
         self.channel.send([identity, payload] if self.routed else [payload])
 
     def cast(self, op: str, body: Any, ctx: Context | None = None, to: bytes = b"") -> None:
@@ -550,6 +561,9 @@ class Actor:
         )
         try:
             request.link.send(request.sender, reply)
+        except FrameTooLarge as exc:  # the caller hears why, instead of nothing
+            log.error("%s: %s", self.name, exc.message)
+            self.reply(request, None, exc)
         except CinderblockError as exc:
             rejected.warning("no reply", "could not reply to %r: %s", request.sender[:64],
                              exc.message)
