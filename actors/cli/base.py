@@ -69,14 +69,23 @@ def key_for(args: argparse.Namespace) -> Path | None:
 
 
 
-def ranged_int(name: str, low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: an integer from ``low`` to ``high`` (what can be stored), else a
-    one-line usage error naming the argument."""
+def int_arg(name: str) -> Callable[[str], int]:
+    """An argparse type: an integer (whether it can be stored is the client library's
+    judgement: ``invalid_input``, as the server's)."""
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            return int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+
+    return parse
+
+
+def ranged_int(name: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high``, else a one-line usage error
+    naming the argument."""
+    def parse(text: str) -> int:
+        value = int_arg(name)(text)
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"{name} must be {low} to {high}, got {value}")
         return value

@@ -12,12 +12,18 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cinderblock.actors.cli.attachments import add_attachment
-from cinderblock.actors.cli.base import UsageError, client, endpoint_from, key_for, ranged_int
+from cinderblock.actors.cli.base import (
+    UsageError,
+    client,
+    endpoint_from,
+    int_arg,
+    key_for,
+    ranged_int,
+)
 from cinderblock.actors.cli.format import add_paging, as_json, properties, table
 from cinderblock.actors.cli.trust import add_trust, add_user_option
 from cinderblock.actors.cli.up import cmd_down, cmd_status, cmd_up
 from cinderblock.actors.cli.volumes import add_create_sources, add_snapshot, add_volume_lifecycle
-from cinderblock.protocol.messages.limits import MAX_QUOTA_LIMIT, MAX_SIZE_GB
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.keys import KEY_ENV, KeyFileError
 
@@ -126,7 +132,7 @@ def _add_actor(sub: Any) -> None:
 def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     vol = sub.add_parser("volume", help="volumes").add_subparsers(required=True)
     p = _leaf(vol, common, "create", "create a volume", cmd_volume_create)
-    p.add_argument("size", type=ranged_int("size", 1, MAX_SIZE_GB), nargs="?",
+    p.add_argument("size", type=int_arg("size"), nargs="?",
                    help="GiB (from a snapshot or source volume: its size by default)")
     add_create_sources(p)
     p.add_argument("--name")
@@ -166,7 +172,7 @@ def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _leaf(quota, common, "set", "set a project's limits (admin)", cmd_quota_set)
     p.add_argument("target_project")
     for name in ("volumes", "gigabytes", "snapshots", "per-volume-gigabytes"):
-        p.add_argument(f"--{name}", type=ranged_int(name, -1, MAX_QUOTA_LIMIT))
+        p.add_argument(f"--{name}", type=int_arg(name))
     p = _leaf(quota, common, "sync", "admin: set a project's usage to what it has",
               cmd_quota_sync)
     p.add_argument("target_project")

@@ -15,10 +15,9 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from cinderblock.actors.cli.base import client, ranged_int
+from cinderblock.actors.cli.base import client, int_arg
 from cinderblock.actors.cli.format import add_paging, as_json, properties, table
 from cinderblock.protocol.messages.lifecycle import Snapshot
-from cinderblock.protocol.messages.limits import MAX_SIZE_GB
 from cinderblock.protocol.messages.volumes import Volume
 
 Leaf = Callable[..., argparse.ArgumentParser]
@@ -31,7 +30,7 @@ def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) 
     _waiting(p, "wait until it is gone")
     p = leaf(vol, common, "extend", "grow a volume", cmd_volume_extend)
     p.add_argument("volume_id")
-    p.add_argument("new_size", type=ranged_int("new_size", 1, MAX_SIZE_GB))
+    p.add_argument("new_size", type=int_arg("new_size"))
     _waiting(p, "wait until it is available at the new size")
 
 

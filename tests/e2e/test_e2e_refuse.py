@@ -40,11 +40,12 @@ def test_the_cli_refuses_a_limit_or_size_that_cannot_be_stored_in_one_line(
 ) -> None:
     base = ("--gateway", cluster.gateway)
     done = run_cli("quota", "set", "demo", "--gigabytes", HUGE, "--admin", *base)
-    _one_error_line(done, "usage", "gigabytes must be -1 to 2147483647, got 18446744073709551615")
+    _one_error_line(done, "invalid_input",
+                    "gigabytes must be an integer from -1 to 2147483647, got 18446744073709551615")
     done = run_cli("volume", "create", "99999999999999999999999", *base)
-    _one_error_line(done, "usage", "size must be 1 to 1073741824")
+    _one_error_line(done, "invalid_input", "size must be an integer from 1 to 1073741824")
     done = run_cli("volume", "extend", "some-volume", HUGE, *base)
-    _one_error_line(done, "usage", "new_size must be 1 to 1073741824")
+    _one_error_line(done, "invalid_input", "new_size must be an integer from 1 to 1073741824")
 
 
 async def test_a_huge_limit_sent_past_the_client_is_refused_and_the_limit_stays(
