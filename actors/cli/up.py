@@ -45,7 +45,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                    capacity_gb=args.capacity_gb)
     if args.api_fronts:
         cfg = with_rest_fronts(cfg, args.api_fronts, args.api_port)
-    cfg = with_endpoints_of(cfg, args.data_dir / "cluster.json")
+    # the last start's endpoints, when free (an --api-port asked for goes where asked)
+    cfg = with_endpoints_of(cfg, args.data_dir / "cluster.json", keep_rest=args.api_port is None)
     cluster = Cluster(cfg, supervisor=True)
     signal.signal(signal.SIGTERM, _interrupt)
     supervisor: Supervisor | None = None

@@ -380,7 +380,8 @@ def rest_url(listen: str) -> str:
 ENDPOINTS = ("gateway", "events_in", "events", "quota", "scheduler", "stats")
 
 
-def with_endpoints_of(cfg: ClusterConfig, previous: Path) -> ClusterConfig:
+def with_endpoints_of(cfg: ClusterConfig, previous: Path, keep_rest: bool = True
+                      ) -> ClusterConfig:
     """``cfg`` with the endpoints of the cluster file an earlier start left in the
     data directory, when it has one and each of those ports can be bound now: a
     cluster started again is found where it was. Otherwise ``cfg`` as it is."""
@@ -391,7 +392,11 @@ def with_endpoints_of(cfg: ClusterConfig, previous: Path) -> ClusterConfig:
     endpoints = {name: getattr(old, name) for name in ENDPOINTS}
     if not all(_bindable(ep) for ep in endpoints.values()):
         return cfg
-    return replace(cfg, **endpoints)
+    kept = replace(cfg, **endpoints)
+    same_fronts = keep_rest and len(old.rest) == len(cfg.rest)
+    if same_fronts and all(_bindable(f"tcp://{a}") for a in old.rest):
+        kept = replace(kept, rest=old.rest)  # the REST fronts too, when as many
+    return kept
 
 
 def _bindable(endpoint: str) -> bool:

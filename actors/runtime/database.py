@@ -286,10 +286,6 @@ def _migrate(path: Path, conn: sqlite3.Connection, found: set[str], schema: str,
             f"knows up to {version})")
     expected = schema_tables(schema)
     unknown = found - expected
-    if current == version and (missing := expected - found):
-        raise DatabaseFileError(
-            f"{path} is damaged (schema version {current} but tables missing: "
-            f"{', '.join(sorted(missing))})")
     if unknown:
         raise DatabaseFileError(
             f"{path} is a foreign database (tables this actor does not know: "

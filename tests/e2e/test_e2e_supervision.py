@@ -101,7 +101,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
         stop_up(started)
 
 
-@pytest.mark.parametrize("actor", ["gateway", "quota", "scheduler", "node-1"])
+@pytest.mark.parametrize("actor", ["gateway", "quota", "scheduler", "node-1", "rest-1"])
 def test_an_actor_killed_under_up_comes_back_on_its_endpoints_and_creates_succeed(
     up: Up, actor: str,
 ) -> None:

@@ -204,16 +204,6 @@ async def test_a_file_of_a_newer_schema_version_is_refused(tmp_path: Path) -> No
     assert "schema version 9; this one knows up to 1" in await _refused(path, "is newer")
 
 
-async def test_a_versioned_file_that_lost_its_tables_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "a.db"
-    await _made_with_rows(path, rows=1)
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE t")
-    conn.commit()
-    conn.close()
-    assert "tables missing: t" in await _refused(path, "is damaged")
-
-
 # ---- memory equal to disk after a failed write ------------------------------------------
 class Remembered:
     """An actor's memory of table t, written through the database, reread after a failure."""
