@@ -32,7 +32,7 @@ class Oversharing(Actor):
         return {"blob": "x" * self.reply_bytes}
 
     async def on_start(self) -> None:
-        self.bind(self.endpoint)
+        self.bind(self.endpoint, domain="oversharing")  # no trust: plain
 
 
 async def test_a_reply_over_the_frame_limit_becomes_an_error_the_caller_receives() -> None:
