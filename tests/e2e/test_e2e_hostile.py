@@ -17,6 +17,7 @@ import zmq
 
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import Unavailable
+from cinderblock.protocol.wire.keys import client_keys, curve_client
 from tests.conftest import E2ECluster, eventually, make_config, running_cluster
 
 MIB = 1 << 20
@@ -42,13 +43,17 @@ def _create_with_a_mib_of_metadata() -> bytes:
     return frame
 
 
-async def _flood(endpoint: str, frame: bytes, count: int) -> None:
-    """Send ``count`` frames from a peer that never reads what comes back."""
+async def _flood(lone: E2ECluster, frame: bytes, count: int) -> None:
+    """Send ``count`` frames from a peer that never reads what comes back: a user the
+    gateway admits (its own key), so that what it sends reaches the gateway."""
     zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sock = zctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.SNDHWM, count + 1)
     sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
+    keys = client_keys(lone.user_key("flood"))
+    if keys is not None:
+        curve_client(sock, *keys)
+    sock.connect(lone.gateway)
     try:
         for i in range(count):
             sock.send(frame)
@@ -65,7 +70,7 @@ async def _under_flood(lone: E2ECluster, frame: bytes, count: int) -> tuple[floa
     pid = lone.cluster.procs["gateway"].pid
     before = _rss_mb(pid)
     peak, slowest = before, 0.0
-    flood = asyncio.create_task(_flood(lone.gateway, frame, count))
+    flood = asyncio.create_task(_flood(lone, frame, count))
     async with lone.client("bystander", timeout=10.0) as client:
         while not flood.done():
             started = time.monotonic()
