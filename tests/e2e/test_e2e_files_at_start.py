@@ -25,7 +25,7 @@ def used_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory a real cluster made and wrote to (a volume and its quota)."""
     data_dir = tmp_path_factory.mktemp("used")
     with running_cluster(make_config(data_dir)) as c, \
-            SyncClient(c.gateway, project="demo") as client:
+            SyncClient(c.gateway, project="demo", key=c.user_key("demo")) as client:
         client.create_volume(1, wait=True, timeout=30.0)
     return data_dir
 
@@ -91,7 +91,8 @@ def test_a_cluster_starts_again_over_its_own_files_with_what_they_hold(
     data_dir = tmp_path / "data"
     shutil.copytree(used_data_dir, data_dir)
     cfg = replace(load(data_dir / "cluster.json"), data_dir=str(data_dir))
-    with running_cluster(cfg) as c, SyncClient(c.gateway, project="demo") as client:
+    with running_cluster(cfg) as c, \
+            SyncClient(c.gateway, project="demo", key=c.user_key("demo")) as client:
         assert [v.status for v in client.list_volumes()] == ["available"]
         assert client.show_quota().in_use["volumes"] == 1
     for name, version in (("gateway.db", GATEWAY_VERSION), ("quota.db", QUOTA_VERSION)):
