@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,13 @@ def endpoint_from(data_dir: Path, name: str = "gateway") -> str:
 
 def client(args: argparse.Namespace) -> SyncClient:
     """The client a command's common options (``--gateway``/``--data-dir``, ``--project``,
-    ``--admin``, ``--user``) describe."""
-    endpoint = args.gateway or endpoint_from(args.data_dir)
-    return SyncClient(endpoint, project=args.project, admin=args.admin, key=key_for(args))
+    ``--admin``, ``--user``) describe; one found in the data directory follows its
+    endpoints.json."""
+    if args.gateway:
+        return SyncClient(args.gateway, project=args.project, admin=args.admin,
+                          key=key_for(args))
+    return SyncClient(endpoint_from(args.data_dir), project=args.project, admin=args.admin,
+                      key=key_for(args), follow=args.data_dir / "endpoints.json")
 
 
 def key_for(args: argparse.Namespace) -> Path | None:
@@ -61,3 +66,29 @@ def key_for(args: argparse.Namespace) -> Path | None:
         raise UsageError(f"no key for user {user!r} in {keys} "
                          "(`cinderblock user add` makes one)")
     return None
+
+
+
+def int_arg(name: str, error: type[Exception] = argparse.ArgumentTypeError,
+            ) -> Callable[[str], int]:
+    """An argparse type: an integer (whether it can be stored is the client library's
+    judgement: ``invalid_input``, as the server's); ``error`` is what a non-integer raises."""
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise error(f"{name} must be an integer, got {text!r}") from None
+
+    return parse
+
+
+def ranged_int(name: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``low`` to ``high``, else a one-line usage error
+    naming the argument."""
+    def parse(text: str) -> int:
+        value = int_arg(name)(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be {low} to {high}, got {value}")
+        return value
+
+    return parse

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cinderblock.actors.cli.attachments import add_attachment
-from cinderblock.actors.cli.base import UsageError, client, endpoint_from, key_for
+from cinderblock.actors.cli.base import (
+    UsageError,
+    client,
+    endpoint_from,
+    int_arg,
+    key_for,
+    ranged_int,
+)
 from cinderblock.actors.cli.completion import add_completion
 from cinderblock.actors.cli.format import (
     FORMATS,
@@ -36,7 +43,7 @@ from cinderblock.actors.cli.format import (
 from cinderblock.actors.cli.health import add_health
 from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume
 from cinderblock.actors.cli.trust import add_trust
-from cinderblock.actors.cli.up import cmd_down, cmd_up
+from cinderblock.actors.cli.up import cmd_down, cmd_status, cmd_up
 from cinderblock.actors.cli.volumes import add_create_sources, add_snapshot, add_volume_lifecycle
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.messages.volumes import Volume
@@ -193,20 +200,28 @@ def _add_up(sub: Any) -> None:
                        description="start every actor on loopback until Ctrl-C")
     add_data_dir(p, top=False)
     p.add_argument("--backend", choices=("file", "null"), default="file")
-    p.add_argument("--nodes", type=_ranged_int("--nodes", 1, MAX_NODES), default=2,
+    p.add_argument("--nodes", type=ranged_int("--nodes", 1, MAX_NODES), default=2,
                    help=f"storage nodes to start, 1 to {MAX_NODES} (default 2)")
     p.add_argument("--capacity-gb", type=_positive_float("--capacity-gb"), default=None,
                    help="each node's capacity in GiB (default: the file system's; null: 100000)")
-    p.add_argument("--api-port", type=_ranged_int("--api-port", 1, 65535), default=None,
+    p.add_argument("--api-port", type=ranged_int("--api-port", 1, 65535), default=None,
                    help="port of the REST front (Cinder's API v3; default: a free one)")
-    p.add_argument("--api-fronts", type=_ranged_int("--api-fronts", 0, 16), default=1,
+    p.add_argument("--api-fronts", type=ranged_int("--api-fronts", 0, 16), default=1,
                    help="REST front processes to start (default 1; 0: none)")
+    p.add_argument("--max-restarts", type=ranged_int("--max-restarts", 0, 1000), default=5,
+                   help="restarts of one actor within a minute past which the cluster is "
+                        "stopped (default 5)")
     add_log_format(p)
     p.set_defaults(run=cmd_up)
     p = sub.add_parser("down", help="stop the cluster `up` runs in --data-dir",
                        description="stop the cluster `up` runs in --data-dir")
     add_data_dir(p, top=False)
     p.set_defaults(run=cmd_down)
+    p = sub.add_parser("status", help="each actor of the running `up`: pid, uptime, restarts",
+                       description="each actor of the running `up`: pid, uptime, restarts")
+    add_data_dir(p, top=False)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=cmd_status)
 
 
 def add_log_format(p: argparse.ArgumentParser) -> None:
@@ -248,7 +263,7 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="GiB, as `cinder create SIZE`; with --size, the volume's name, as "
                         "`openstack volume create --size N NAME` (from a snapshot or a "
                         "source volume the size is the source's by default)")
-    p.add_argument("--size", dest="size_gb", type=_int_arg("--size"), metavar="GiB")
+    p.add_argument("--size", dest="size_gb", type=int_arg("--size"), metavar="GiB")
     add_create_sources(p)
     p.add_argument("--name")
     p.add_argument("--description")
@@ -292,21 +307,11 @@ def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
     p = _leaf(quota, common, "set", "set a project's limits (admin)", cmd_quota_set)
     p.add_argument("target_project")
     for name in ("volumes", "gigabytes", "snapshots", "per-volume-gigabytes"):
-        p.add_argument(f"--{name}", type=_int_arg(name))
+        p.add_argument(f"--{name}", type=int_arg(name))
     p = _leaf(quota, common, "sync", "admin: set a project's usage to what it has",
               cmd_quota_sync)
     p.add_argument("target_project")
     p.add_argument("--dry-run", action="store_true", help="only show the differences")
-
-
-def _ranged_int(name: str, low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = _int_arg(name)(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{name} must be {low} to {high}, got {value}")
-        return value
-
-    return parse
 
 
 def _positive_float(name: str) -> Callable[[str], float]:
@@ -318,17 +323,6 @@ def _positive_float(name: str) -> Callable[[str], float]:
         if not (math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {text!r}")
         return value
-
-    return parse
-
-
-def _int_arg(name: str, error: type[Exception] = argparse.ArgumentTypeError,
-             ) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise error(f"{name} must be an integer, got {text!r}") from None
 
     return parse
 
@@ -390,7 +384,7 @@ def cmd_volume_create(args: argparse.Namespace) -> int:
 def _size_and_name(args: argparse.Namespace) -> tuple[int | None, str | None]:
     """``cinder create SIZE --name N`` or ``openstack volume create --size SIZE N``."""
     if args.size_gb is None:
-        return (None if args.size is None else _int_arg("size", BadArgument)(args.size),
+        return (None if args.size is None else int_arg("size", BadArgument)(args.size),
                 args.name)
     if args.size is not None and args.name is not None:
         raise BadArgument(f"the volume is named twice: {args.size!r} and --name {args.name!r}")

@@ -1,21 +1,28 @@
 """``cinderblock up`` and ``cinderblock down``: one cluster per data directory.
 
 ``up`` supervises: it starts every actor, publishes ``endpoints.json`` (with its
-own pid) and stops them all on Ctrl-C or SIGTERM; its actors also stop if it is
-killed outright (``actors.parent``). ``down`` finds ``up`` through
+own pid), starts again an actor that dies (``actors.runtime.supervisor``: same
+endpoints, backoff, a cap per minute) and stops them all on Ctrl-C or SIGTERM;
+its actors also stop if it is killed outright (``actors.parent``). Another ``up``
+in the same data directory keeps the endpoints of the last one when their ports
+are free, so dashboards and clients find the cluster again. ``status`` shows
+each actor's pid, uptime and restarts. ``down`` finds ``up`` through
 ``endpoints.json``, sends it SIGTERM and waits until it has stopped everything.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from cinderblock.actors.cli.base import UsageError, endpoint_from, read_endpoints
+from cinderblock.actors.cli.format import table
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.keys import secret_path
@@ -25,15 +32,24 @@ DOWN_TIMEOUT_S = 30.0
 
 def cmd_up(args: argparse.Namespace) -> int:
     from cinderblock.actors.runtime.cluster import Cluster, ClusterError
-    from cinderblock.actors.runtime.config import embedded, rest_url, with_rest_fronts
+    from cinderblock.actors.runtime.config import (
+        embedded,
+        rest_url,
+        with_endpoints_of,
+        with_rest_fronts,
+    )
+    from cinderblock.actors.runtime.supervisor import RestartPolicy, SupervisionError, Supervisor
 
     _refuse_if_running(args.data_dir)
     cfg = embedded(args.data_dir, backend=args.backend, nodes=args.nodes,
                    capacity_gb=args.capacity_gb, metrics=True)
     if args.api_fronts:
         cfg = with_rest_fronts(cfg, args.api_fronts, args.api_port)
+    # the last start's endpoints, when free (an --api-port asked for goes where asked)
+    cfg = with_endpoints_of(cfg, args.data_dir / "cluster.json", keep_rest=args.api_port is None)
     cluster = Cluster(cfg, supervisor=True, log_format=args.log_format)
     signal.signal(signal.SIGTERM, _interrupt)
+    supervisor: Supervisor | None = None
     try:
         try:
             cluster.start()
@@ -51,13 +67,58 @@ def cmd_up(args: argparse.Namespace) -> int:
         for name, pid in cluster.pids().items():
             print(f"  {name:<10} pid {pid}")
         sys.stdout.flush()
-        signal.pause()
+        supervisor = Supervisor(cluster, RestartPolicy(args.max_restarts), say=_say)
+        supervisor.watch()
     except KeyboardInterrupt:
         pass
+    except SupervisionError as exc:
+        raise UsageError(f"the cluster was stopped: {exc}") from exc
     finally:
         cluster.stop()
+        if supervisor is not None:
+            supervisor.remove_status()
         print("cinderblock stopped")
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Each actor of the running ``up``: pid, uptime, restarts, how it last ended."""
+    from cinderblock.actors.runtime.supervisor import STATUS_FILE
+
+    data_dir: Path = args.data_dir
+    path = data_dir / STATUS_FILE
+    try:
+        doc = json.loads(path.read_text())
+        actors: dict[str, dict[str, Any]] = doc["actors"]
+        pid = int(doc["pid"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"no cluster started by `cinderblock up` in {data_dir} "
+                         f"({path}: {exc})") from exc
+    if not _is_up(pid):
+        raise UsageError(f"no cluster running in {data_dir} (`cinderblock up` pid {pid} "
+                         "is gone)")
+    now = time.time()
+    if args.json:
+        print(json.dumps({"pid": pid, "actors": {
+            name: {**a, "uptime_s": round(now - a["started_at"], 1) if a["running"] else None}
+            for name, a in actors.items()}}, indent=2))
+        return 0
+    print(f"cinderblock up: pid {pid}, up {_duration(now - float(doc['started_at']))}")
+    rows = [(name, a["pid"] if a["running"] else "-",
+             _duration(now - a["started_at"]) if a["running"] else "restarting",
+             a["restarts"], a["last_exit"] or "-") for name, a in actors.items()]
+    print(table(["Actor", "PID", "Uptime", "Restarts", "Last exit"], rows))
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else \
+        f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def cmd_down(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cinderblock.actors.cli.base import client
+from cinderblock.actors.cli.base import client, int_arg
 from cinderblock.actors.cli.format import (
     add_paging,
     columns_named,
@@ -47,7 +47,7 @@ def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) 
     _waiting(p, "wait until it is gone")
     p = leaf(vol, common, "extend", "grow a volume", cmd_volume_extend)
     p.add_argument("volume", metavar="VOLUME", help="name or id")
-    p.add_argument("new_size", type=int)
+    p.add_argument("new_size", type=int_arg("new_size"))
     _waiting(p, "wait until it is available at the new size")
 
 

@@ -55,6 +55,10 @@ class AttachServices(Protocol):
 
     def multiattach(self, volume: VolumeRecord) -> bool: ...
 
+    def check_free(self, volume: VolumeRecord) -> None:
+        """``invalid_state`` if another request is changing the volume now."""
+        ...
+
     def follow(self, volume: VolumeRecord, status: VolumeStatus | None = None) -> bool:
         """Move the volume (in memory) to ``status``, or to what its attachments
         say; True if it moved. Raises InvalidState on a move the table refuses."""
@@ -126,6 +130,7 @@ class ReserveVolumeTask(_AttachTask):
 
     async def execute(self, c: AttachContext) -> None:
         vol = c.vol
+        self.s.check_free(vol)
         taken = self.s.attachments.of_volume(vol.id)
         if taken and not self.s.multiattach(vol):
             raise InvalidState(

@@ -83,9 +83,7 @@ class AttachmentStore:
         self.by_id: dict[str, AttachmentRecord] = {}
 
     async def open(self) -> None:
-        """Create the table if need be and load every record (the database is open)."""
-        await self.db.conn.executescript(SCHEMA)
-        await self.db.conn.commit()
+        """Load every record (the database is open: its schema made the table)."""
         for row in await self.db.fetchall(f"SELECT {_COLUMNS} FROM attachments"):
             rec = _from_row(row)
             self.by_id[rec.id] = rec

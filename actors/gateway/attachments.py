@@ -26,6 +26,7 @@ from cinderblock.actors.gateway.attachment_flows import (
     attachment_update_api,
 )
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, AttachmentStore
+from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Request
@@ -98,6 +99,9 @@ class Attachments:
         await self.attachments.open()
         for att in list(self.attachments.by_id.values()):
             if att.status is AttachmentStatus.DETACHING:
+                log.warning("attachment %s of volume %s: its detach was cut short by a "
+                            "restart; error_detaching (delete it again)", att.id,
+                            att.volume_id)
                 att.move(AttachmentStatus.ERROR_DETACHING)
                 await self.attachments.save(att)
         for vol in list(self.gw.store.volumes.values()):
@@ -129,6 +133,10 @@ class Attachments:
         if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
             raise NotFound(f"volume {volume_id} could not be found", {"volume_id": volume_id})
         return rec
+
+    def check_free(self, volume: VolumeRecord) -> None:
+        if volume.id in self.gw.store.claims:
+            check_volume_free(self.gw.store, volume)
 
     def attachment(self, attachment_id: str, ctx: Context) -> AttachmentRecord:
         rec = self.attachments.by_id.get(attachment_id)

@@ -20,7 +20,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
-from cinderblock.actors.gateway.lifecycle_checks import VolumeSource, current_source, resolve_source
+from cinderblock.actors.gateway.lifecycle_checks import (
+    VolumeSource,
+    claim_volume,
+    current_source,
+    resolve_source,
+)
 from cinderblock.actors.gateway.volume_request import (
     TypeCatalog,
     VolumeSpec,
@@ -68,6 +73,7 @@ class CreateApiContext:
     record: VolumeRecord | None = None
     committed: bool = False
     source: VolumeSource | None = None  # a snapshot or a volume to copy, on its node
+    claimed: str | None = None  # the source volume this flow claimed (a clone)
 
     @property
     def deltas(self) -> dict[str, int]:
@@ -90,6 +96,8 @@ class ExtractVolumeRequestTask(_ApiTask):
         c.spec = validate_create(body, s.types, s.zones, s.default_zone, s.default_type)
         # a private type is found only by the projects given access (and admins)
         s.types.find_for(body.volume_type or s.default_type, c.ctx.project_id, c.ctx.is_admin)
+        if c.source is not None and c.source.source_volid is not None:
+            c.claimed = claim_volume(s.store, s.store.volumes[c.source.source_volid], "cloning")
 
 
 class QuotaReserveTask(_ApiTask):

@@ -29,6 +29,7 @@ from cinderblock.actors.gateway.flow_history import flow_handlers
 from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
 from cinderblock.actors.gateway.guards import require_admin, require_reporter
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
+from cinderblock.actors.gateway.lifecycle_checks import release_claim
 from cinderblock.actors.gateway.paging import page
 from cinderblock.actors.gateway.peers import PeerWatch
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
@@ -90,7 +91,7 @@ class Gateway(Actor):
         self.editor = VolumeEditor(self)
         self.volume_types = VolumeTypes(self)
         self.user_messages = UserMessages(self)
-        self.reconciler = Reconciler(self, self.lifecycle)
+        self.reconciler = Reconciler(self, self.lifecycle, self.attachments)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
@@ -250,6 +251,7 @@ class Gateway(Actor):
             raise
         finally:
             self._inflight.pop(key, None)
+            release_claim(self.store, c.claimed)
         assert c.record is not None
         done.set_result(c.record)
         self.creates += 1

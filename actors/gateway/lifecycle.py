@@ -27,7 +27,11 @@ from typing import Any
 
 from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
 from cinderblock.actors.gateway.guards import require_reporter
-from cinderblock.actors.gateway.lifecycle_checks import visible_snapshot, visible_volume
+from cinderblock.actors.gateway.lifecycle_checks import (
+    release_claim,
+    visible_snapshot,
+    visible_volume,
+)
 from cinderblock.actors.gateway.lifecycle_flows import (
     DeleteContext,
     ExtendContext,
@@ -61,7 +65,7 @@ from cinderblock.protocol.states import (
     check_volume_move,
 )
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, InvalidState, NotFound
 
 log = logging.getLogger(__name__)
 V = VolumeStatus
@@ -230,6 +234,8 @@ class GatewayLifecycle:
         except Exception:
             self._unwatch(req, object_id)
             raise
+        finally:
+            release_claim(self.store, getattr(c, "claimed", None))
 
     def _unwatch(self, req: Request, object_id: str) -> None:
         if req.body.watch:
@@ -254,11 +260,11 @@ class GatewayLifecycle:
         new = body.status
         expected = rec is not None and rec.status is V.EXTENDING
         ok = expected and new is V.AVAILABLE and body.reason is None
-        op = "quota.commit" if ok else "quota.rollback"
-        try:
-            await self.quota_call(op, ReservationRef(body.reservation_id), req.ctx)
-        except CinderblockError as exc:
-            log.error("%s of extend reservation %s failed: %s", op, body.reservation_id, exc)
+        outcome = "commit" if ok else "rollback"
+        if expected:  # owed until the quota actor has it (the reconciler retries)
+            self.store.queue_extend(body.volume_id, body.reservation_id, outcome)
+        if await self.settle_extend(body.reservation_id, outcome, req.ctx):
+            self.store.queue_extend_done(body.volume_id)
         if rec is None or not expected:
             log.warning("volume.extended for %s, which is not extending", body.volume_id)
             return
@@ -271,6 +277,19 @@ class GatewayLifecycle:
             rec.size = body.new_size
         await self.store.save_size(rec)
         self.gw.publish(rec)
+
+    async def settle_extend(self, reservation_id: str, outcome: str, ctx: Context) -> bool:
+        """Commit or roll back an extend's reservation; False if the quota actor did not
+        take it (not reached: try again later)."""
+        op = f"quota.{outcome}"
+        try:
+            await self.quota_call(op, ReservationRef(reservation_id), ctx)
+        except (NotFound, InvalidState) as exc:  # nothing left to settle there
+            log.warning("%s of extend reservation %s: %s", op, reservation_id, exc.message)
+        except CinderblockError as exc:
+            log.error("%s of extend reservation %s failed: %s", op, reservation_id, exc)
+            return False
+        return True
 
     # ---- snapshots -----------------------------------------------------
     async def on_snapshot_create(self, req: Request) -> Snapshot:

@@ -18,6 +18,17 @@ Rules, as Cinder's API (cinder/volume/api.py):
 * create from a snapshot (available) or a source volume (available or
   in-use): the size defaults to the source's and may not be smaller, the type
   must be the source's (or omitted), and so must the availability zone.
+
+One change at a time per volume. An extend, delete, snapshot or clone claims its
+volume (``claim_volume``) in its first task, in the same step as the checks, before
+any await; the claim is released when its API flow ends. A volume that is claimed,
+that has a snapshot being created, or that a new volume is being copied from, is
+refused to every other such request (and to an attach) with ``invalid_state``
+naming its status and what it is busy with. Once the API flow ends, the status it
+left (``extending``, ``deleting``...) or the record it made (a snapshot or a clone
+in ``creating``) keeps the others out. A flow's revert undoes only a move that flow
+made (its context says so), so it never moves a volume out of a status another
+operation put it in.
 """
 
 from __future__ import annotations
@@ -94,6 +105,42 @@ def check_snapshot_deletable(rec: SnapshotRecord, copying: Sequence[str]) -> Non
             snapshot_id=rec.id, status=rec.status.value, allowed=SNAPSHOT_DELETABLE,
         )
     _check_not_copying("snapshot", rec.id, copying)
+
+
+def volume_busy(store: GatewayStore, rec: VolumeRecord) -> str | None:
+    """What the volume is busy with, if anything (see the module text)."""
+    doing = store.claims.get(rec.id)
+    if doing is not None:
+        return f"another request is {doing} it"
+    for snap in store.snapshots.of_volume(rec.id):
+        if snap.status is SnapshotStatus.CREATING:
+            return f"snapshot {snap.id} is being created from it"
+    copying = store.snapshots.copying_from(rec.id, store.volumes)
+    if copying:
+        return f"volume {copying[0]} is being created from it"
+    return None
+
+
+def check_volume_free(store: GatewayStore, rec: VolumeRecord) -> None:
+    busy = volume_busy(store, rec)
+    if busy is not None:
+        raise _state(
+            f"volume {rec.id} is {rec.status.value} and busy: {busy}; try again once that "
+            "is done",
+            volume_id=rec.id, status=rec.status.value, busy=busy,
+        )
+
+
+def claim_volume(store: GatewayStore, rec: VolumeRecord, doing: str) -> str:
+    """Claim the volume for one API flow (``invalid_state`` if busy); its id, to release."""
+    check_volume_free(store, rec)
+    store.claims[rec.id] = doing
+    return rec.id
+
+
+def release_claim(store: GatewayStore, volume_id: str | None) -> None:
+    if volume_id is not None:
+        store.claims.pop(volume_id, None)
 
 
 def check_snapshot_source(volume: VolumeRecord, force: bool) -> None:

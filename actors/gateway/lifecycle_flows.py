@@ -30,6 +30,7 @@ from cinderblock.actors.gateway.lifecycle_checks import (
     check_snapshot_deletable,
     check_snapshot_source,
     check_volume_deletable,
+    claim_volume,
     visible_snapshot,
     visible_volume,
 )
@@ -88,6 +89,8 @@ class DeleteContext:
     ctx: Context
     record: VolumeRecord | None = None
     previous: VolumeStatus = V.AVAILABLE
+    claimed: str | None = None  # the volume this flow claimed (released when it ends)
+    marked: bool = False  # this flow moved the volume to deleting
 
 
 @dataclass(slots=True)
@@ -103,6 +106,8 @@ class ExtendContext:
     committed: bool = False  # never here: the gateway commits on the node's report
     in_use: bool = False  # may extend an attached volume (3.42)
     was: VolumeStatus = VolumeStatus.AVAILABLE  # the status to go back to on a revert
+    claimed: str | None = None
+    marked: bool = False  # this flow moved the volume to extending
 
 
 @dataclass(slots=True)
@@ -118,6 +123,7 @@ class SnapshotCreateContext:
     reservation_id: str | None = None
     record: SnapshotRecord | None = None
     committed: bool = False
+    claimed: str | None = None
 
 
 @dataclass(slots=True)
@@ -126,6 +132,7 @@ class SnapshotDeleteContext:
     ctx: Context
     record: SnapshotRecord | None = None
     previous: SnapshotStatus = SnapshotStatus.AVAILABLE
+    marked: bool = False  # this flow moved the snapshot to deleting
 
 
 class Reserving(Protocol):
@@ -192,6 +199,7 @@ class ExtractDeleteRequestTask(_Task[DeleteContext]):
     async def execute(self, c: DeleteContext) -> None:
         rec = visible_volume(self.s.store, c.volume_id, c.ctx)
         _check_deletable(self.s, rec)
+        c.claimed = claim_volume(self.s.store, rec, "deleting")
         c.record, c.previous = rec, rec.status
 
 
@@ -203,11 +211,11 @@ class MarkVolumeDeletingTask(_Task[DeleteContext]):
         assert rec is not None
         _check_deletable(self.s, rec)  # again: another request may have come between
         check_volume_move(rec.status, V.DELETING)
-        rec.status, rec.reason = V.DELETING, None
+        rec.status, rec.reason, c.marked = V.DELETING, None, True
         await self.s.save_volume(rec)
 
     async def revert(self, c: DeleteContext, failure: BaseException) -> None:
-        if c.record is not None and c.record.status is V.DELETING:
+        if c.marked and c.record is not None and c.record.status is V.DELETING:
             c.record.status = c.previous  # back to where it was: nothing was deleted
             await self.s.save_volume(c.record)
 
@@ -243,6 +251,7 @@ class ExtractExtendRequestTask(_Task[ExtendContext]):
     async def execute(self, c: ExtendContext) -> None:
         rec = visible_volume(self.s.store, c.volume_id, c.ctx)
         grow = check_extend(rec, c.new_size, c.in_use)
+        c.claimed = claim_volume(self.s.store, rec, "extending")
         c.record, c.project, c.deltas = rec, rec.project_id, {"gigabytes": grow}
         c.volume_size = c.new_size
 
@@ -258,12 +267,15 @@ class MarkVolumeExtendingTask(_Task[ExtendContext]):
                                {"volume_id": rec.id, "size": rec.size})
         check_volume_move(rec.status, V.EXTENDING)
         c.was = rec.extended_from = rec.status
-        rec.status, rec.reason = V.EXTENDING, None
+        rec.status, rec.reason, c.marked = V.EXTENDING, None, True
+        assert c.reservation_id is not None
+        self.s.store.queue_extend(rec.id, c.reservation_id)  # committed with the status
         await self.s.save_volume(rec)
 
     async def revert(self, c: ExtendContext, failure: BaseException) -> None:
-        if c.record is not None and c.record.status is V.EXTENDING:
+        if c.marked and c.record is not None and c.record.status is V.EXTENDING:
             c.record.status = c.was
+            self.s.store.queue_extend_done(c.record.id)  # the reservation is rolled back
             await self.s.save_volume(c.record)
 
 
@@ -300,6 +312,7 @@ class ExtractSnapshotRequestTask(_Task[SnapshotCreateContext]):
         check_text("name", body.name)
         check_text("description", body.description)
         check_metadata(body.metadata)
+        c.claimed = claim_volume(self.s.store, volume, "snapshotting")
         c.volume, c.project = volume, volume.project_id
         c.deltas = {"snapshots": 1, "gigabytes": volume.size}
 
@@ -374,10 +387,11 @@ class MarkSnapshotDeletingTask(_Task[SnapshotDeleteContext]):
         assert c.record is not None
         _check_snapshot_deletable(self.s, c.record)
         c.record.move(SnapshotStatus.DELETING)
+        c.marked = True
         await self.s.save_snapshot(c.record)
 
     async def revert(self, c: SnapshotDeleteContext, failure: BaseException) -> None:
-        if c.record is not None and c.record.status is SnapshotStatus.DELETING:
+        if c.marked and c.record is not None and c.record.status is SnapshotStatus.DELETING:
             c.record.status = c.previous
             await self.s.save_snapshot(c.record)
 

@@ -1,6 +1,8 @@
 """The gateway's reconciler: finds stuck records, probes the nodes, applies
-``reconcile_rules.decide``. The decisions and the table of what happens to
-what are in ``reconcile_rules``; this is the I/O around them. Each round that
+``reconcile_rules.decide``; settles the reservations of extends that ended or
+were interrupted; mends attachments left attaching or detaching. The decisions
+and the table of what happens to what are in ``reconcile_rules``; this is the
+I/O around them. Each round that
 finds stuck records publishes a ``reconcile`` event (``stuck``: their ids,
 ``acted``: the ones it moved on), so a watcher can tell a record was looked at
 and left alone. The clock is injectable (``clock``, default ``time.time``)."""
@@ -13,6 +15,8 @@ import time
 import uuid
 from collections.abc import Callable
 
+from cinderblock.actors.gateway.attachment_flows import AttachServices
+from cinderblock.actors.gateway.attachment_store import AttachmentRecord
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.reconcile_rules import (
     Action,
@@ -28,6 +32,7 @@ from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.config import host_of
 from cinderblock.protocol.messages.lifecycle import NodeDeleteSnapshot, NodeDeleteVolume
 from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
+from cinderblock.protocol.states import AttachmentStatus as A
 from cinderblock.protocol.states import SnapshotStatus as P
 from cinderblock.protocol.states import VolumeStatus as V
 from cinderblock.protocol.states import check_volume_move
@@ -43,10 +48,12 @@ SNAPSHOT_STUCK = frozenset({P.CREATING, P.DELETING})
 
 class Reconciler:
     def __init__(self, gw: GatewayServices, lifecycle: GatewayLifecycle,
-                 clock: Callable[[], float] = time.time) -> None:
+                 attachments: AttachServices, clock: Callable[[], float] = time.time
+                 ) -> None:
         self.gw = gw
         self.clock = clock
         self.lifecycle = lifecycle
+        self.attachments = attachments
         self.after_s = gw.cfg.reconcile_after_s
         self.nodes = [n.host for n in gw.cfg.nodes]
 
@@ -61,16 +68,75 @@ class Reconciler:
             log.exception("reconcile round failed")
 
     async def run_once(self) -> list[Action]:
-        stuck = self.find(self.clock() - self.after_s)
-        if not stuck:
-            return []
-        answers = await self.probe(stuck)
-        actions = decide(stuck, answers)
+        before = self.clock() - self.after_s
+        stuck = self.find(before)
+        actions = decide(stuck, await self.probe(stuck)) if stuck else []
         for action in actions:
             await self.apply(action)
-        self.gw.events.emit("reconcile", stuck=[s.id for s in stuck],
-                            acted=[a.stuck.id for a in actions])
+        if stuck:
+            self.gw.events.emit("reconcile", stuck=[s.id for s in stuck],
+                                acted=[a.stuck.id for a in actions])
+        await self.settle_extends()
+        await self.mend_attachments(before)
         return actions
+
+    async def settle_extends(self) -> None:
+        """Give the quota actor what each finished or interrupted extend owes it: the
+        reported outcome, or a rollback for an extend whose volume no longer extends."""
+        store = self.gw.store
+        for volume_id, pending in list(store.extends.items()):
+            rec = store.volumes.get(volume_id)
+            if not pending.outcome and rec is not None and rec.status is V.EXTENDING:
+                continue  # still running (or stuck: decided above, settled next round)
+            ctx = _context(rec.project_id if rec is not None else "admin")
+            outcome = pending.outcome or "rollback"
+            if await self.lifecycle.settle_extend(pending.reservation_id, outcome, ctx) \
+                    and store.extends.get(volume_id) == pending:
+                log.warning("reconcile: extend reservation %s of volume %s: %s",
+                            pending.reservation_id, volume_id, outcome)
+                done = store.queue_extend_done(volume_id)
+                if done is not None:
+                    await done
+
+    async def mend_attachments(self, before: float) -> None:
+        """Attachments that have stayed attaching or detaching since ``before``."""
+        for att in list(self.attachments.attachments.by_id.values()):
+            if att.status in (A.ATTACHING, A.DETACHING) and \
+                    (att.updated_at or att.created_at) < before:
+                vol = self.gw.store.volumes.get(att.volume_id)
+                if vol is not None:
+                    await self._mend_attachment(att, vol)
+
+    async def _mend_attachment(self, att: AttachmentRecord, vol: VolumeRecord) -> None:
+        found, since = att.status, att.updated_at
+        try:
+            await self.attachments.unexport(vol, att, _context(att.project_id))
+            closed: CinderblockError | None = None
+        except CinderblockError as exc:
+            closed = exc
+        if att.status is not found or att.updated_at != since:
+            return  # a request moved it meanwhile: not stuck
+        if found is A.ATTACHING:
+            if closed is not None:
+                log.info("reconcile: attachment %s stays attaching: %s", att.id, closed.message)
+                return
+            att.move(A.RESERVED)
+            att.connector, att.connection_info = {}, {}
+            why = "its attach was interrupted; the export is closed, it is reserved again"
+        elif closed is None:
+            att.move(A.DETACHED)
+            why = "its detach was interrupted; the export is closed and the detach finished"
+        else:
+            att.move(A.ERROR_DETACHING)
+            why = f"its detach was interrupted and the export could not be closed: {closed}"
+        log.warning("reconcile: attachment %s of volume %s stuck %s: %s", att.id, vol.id,
+                    found, why)
+        if att.status is A.DETACHED:
+            await self.attachments.attachments.remove(att)
+        else:
+            await self.attachments.attachments.save(att)
+        if self.attachments.follow(vol):
+            await self.attachments.save_volume(vol)
 
     def find(self, before: float) -> list[Stuck]:
         """Records in a transitional status that have not changed since ``before``."""
@@ -121,9 +187,12 @@ class Reconciler:
     async def _volume(self, rec: VolumeRecord, action: Action) -> None:
         _log(action)
         if action.do is Do.REDO_DELETE:
-            assert rec.host is not None
-            self.gw.cast_to_node(rec.host, "node.delete_volume", NodeDeleteVolume(rec.id),
+            host = rec.host or self._backend(action)
+            self.gw.cast_to_node(host, "node.delete_volume", NodeDeleteVolume(rec.id),
                                  _context(rec.project_id))
+            return
+        if action.do is Do.FINISH_DELETE:
+            await self.lifecycle.finish_volume_delete(rec, _context(rec.project_id))
             return
         new = V.ERROR_EXTENDING if action.do is Do.ERROR_EXTENDING else V.ERROR
         check_volume_move(rec.status, new)
@@ -136,12 +205,20 @@ class Reconciler:
     async def _snapshot(self, rec: SnapshotRecord, action: Action) -> None:
         _log(action)
         if action.do is Do.REDO_DELETE:
-            assert rec.host is not None
             body = NodeDeleteSnapshot(rec.id, rec.volume_id)
-            self.gw.cast_to_node(rec.host, "node.delete_snapshot", body, _context(rec.project_id))
+            self.gw.cast_to_node(rec.host or self._backend(action), "node.delete_snapshot",
+                                 body, _context(rec.project_id))
+            return
+        if action.do is Do.FINISH_DELETE:
+            await self.lifecycle.finish_snapshot_delete(rec, _context(rec.project_id))
             return
         rec.move(P.ERROR, action.reason)
         await self.lifecycle.save_snapshot(rec)
+
+
+    def _backend(self, action: Action) -> str:
+        assert action.node is not None
+        return self.gw.cfg.node(action.node).backend_id
 
 
 def _unmoved(rec: VolumeRecord | SnapshotRecord, s: Stuck) -> bool:

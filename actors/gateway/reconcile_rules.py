@@ -15,11 +15,25 @@ stuck in                   when no node is working on it
 volume ``creating``        ``error`` (on the node that has it, if one
                            does, so that a delete cleans it up there)
 volume ``extending``       ``error_extending`` (an admin resets it, or
-                           it is deleted)
+                           it is deleted), and its quota reservation is
+                           rolled back
 volume/snapshot            the delete is sent to its node again (deletes
-``deleting``               are idempotent there)
+``deleting``               are idempotent there); one that names no node
+                           is sent to the node that has it, or, when none
+                           has it, finished by the gateway alone (row
+                           removed, quota given back)
 snapshot ``creating``      ``error``
+attachment ``attaching``   its export is closed on its node and it is
+                           ``reserved`` again (update it once more)
+attachment ``detaching``   its export is closed and the detach finished;
+                           ``error_detaching`` if the node refuses
 =========================  =============================================
+
+Besides, every round rolls back the reservation of an extend whose volume is
+no longer extending (its report, or the mending above, could not reach the
+quota actor), so that no extend's reservation waits for its expiry. Attachments
+are mended by the gateway alone (their flows run there): any that has not moved
+for ``reconcile_after_s`` is far past every node call's deadline.
 
 Nothing is decided about a record while a node that might hold it does not
 answer: a node that is down or slow may still be working on it.
@@ -38,6 +52,7 @@ class Do(StrEnum):
     ERROR = "error"
     ERROR_EXTENDING = "error_extending"
     REDO_DELETE = "redo_delete"
+    FINISH_DELETE = "finish_delete"  # nothing on any backend: the gateway removes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +114,12 @@ def _action(s: Stuck, holders: list[str]) -> Action | None:
     if s.status is VolumeStatus.EXTENDING:
         return Action(s, Do.ERROR_EXTENDING, s.node, f"the extend was interrupted on {s.node} "
                       "(it restarted); an admin may reset the volume to available")
-    if s.status in (VolumeStatus.DELETING, SnapshotStatus.DELETING) and s.node:
-        return Action(s, Do.REDO_DELETE, s.node, "the delete was interrupted; sent again")
+    if s.status in (VolumeStatus.DELETING, SnapshotStatus.DELETING):
+        if s.node:
+            return Action(s, Do.REDO_DELETE, s.node, "the delete was interrupted; sent again")
+        if holders:
+            return Action(s, Do.REDO_DELETE, holders[0], f"the delete was interrupted; "
+                          f"{holders[0]} has it: sent there")
+        return Action(s, Do.FINISH_DELETE, None, "the delete was interrupted before it "
+                      "reached a node, and no node has it: removed")
     return None

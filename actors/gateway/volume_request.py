@@ -30,12 +30,12 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from cinderblock.protocol.messages.limits import MAX_SIZE_GB
 from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
 from cinderblock.protocol.wire.errors import InvalidInput, NotFound
 
 MAX_NAME = 255
 METADATA_KEY = re.compile(r"^[a-zA-Z0-9-_:. /]{1,255}$")
-MAX_SIZE_GB = 0x7FFFFFFF  # Cinder's DB_MAX_INT: the schema's maximum; quota refuses sooner
 SIZE_DIGITS = re.compile(r"^[0-9]+$")
 MIN_SIZE_KEY = "provisioning:min_vol_size"
 MAX_SIZE_KEY = "provisioning:max_vol_size"

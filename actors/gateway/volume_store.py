@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
 from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.gateway.snapshot_store import SNAPSHOT_SCHEMA, SnapshotStore
 from cinderblock.actors.runtime.database import Database
@@ -41,11 +42,21 @@ CREATE TABLE IF NOT EXISTS user_messages (
 CREATE TABLE IF NOT EXISTS volume_type_access (
     type_id TEXT NOT NULL, project_id TEXT NOT NULL, PRIMARY KEY (type_id, project_id)
 );
+CREATE TABLE IF NOT EXISTS pending_extends (
+    volume_id TEXT PRIMARY KEY, reservation_id TEXT NOT NULL, outcome TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS volume_types (
     id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, description TEXT,
     extra_specs TEXT NOT NULL, is_public INTEGER NOT NULL
 );
 """
+SCHEMA_VERSION = 2  # PRAGMA user_version of gateway.db (0: a file from before versions)
+MIGRATIONS = {
+    # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
+    # reconciler can roll back the reservation of an extend that was interrupted.
+    1: "CREATE TABLE IF NOT EXISTS pending_extends (volume_id TEXT PRIMARY KEY, "
+       "reservation_id TEXT NOT NULL, outcome TEXT NOT NULL);",
+}
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
     "availability_zone, host, metadata, created_at, updated_at, reason, request_id, request_fp"
@@ -64,6 +75,14 @@ DELETE_TYPE = "DELETE FROM volume_types WHERE id=?"
 DELETE_TYPE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=?"
 ADD_ACCESS = "INSERT OR IGNORE INTO volume_type_access VALUES (?, ?)"
 REMOVE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=? AND project_id=?"
+INSERT_EXTEND = "INSERT OR REPLACE INTO pending_extends VALUES (?, ?, ?)"
+DELETE_EXTEND = "DELETE FROM pending_extends WHERE volume_id=?"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingExtend:
+    reservation_id: str
+    outcome: str  # "": the extend runs; "commit" / "rollback": owed to the quota actor
 
 
 @dataclass(slots=True)
@@ -118,11 +137,18 @@ class VolumeRecord:
 
 class GatewayStore:
     def __init__(self, path: Path, synchronous: str) -> None:
-        self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA, synchronous)
+        self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA, synchronous,
+                           version=SCHEMA_VERSION, migrations=MIGRATIONS)
+        # volume id -> its extend's quota reservation and what is owed to it ("" while
+        # the extend runs, then "commit" or "rollback" until the quota actor has it)
+        self.extends: dict[str, PendingExtend] = {}
         self.snapshots = SnapshotStore(self.db)
         self.volumes: dict[str, VolumeRecord] = {}
         self.listing = ListingIndex()  # volumes in listing order, for pages
         self.by_request: dict[tuple[str, str], VolumeRecord] = {}
+        # One change at a time per volume: the volumes an API flow is changing now
+        # (id -> what it is doing), taken and released by ``lifecycle_checks``.
+        self.claims: dict[str, str] = {}
 
     async def open(self) -> list[VolumeType]:
         await self.db.open()
@@ -134,6 +160,9 @@ class GatewayStore:
         for vid, bootable, readonly in await self.db.fetchall("SELECT * FROM volume_flags"):
             if (rec := self.volumes.get(vid)) is not None:
                 rec.bootable, rec.readonly = bool(bootable), bool(readonly)
+        rows = await self.db.fetchall(
+            "SELECT volume_id, reservation_id, outcome FROM pending_extends")
+        self.extends = {vid: PendingExtend(rid, outcome) for vid, rid, outcome in rows}
         await self.snapshots.load(self.volumes)
 
     def _remember(self, rec: VolumeRecord) -> None:
@@ -192,6 +221,19 @@ class GatewayStore:
         flags = self.db.write(SAVE_FLAGS, (rec.id, int(rec.bootable), int(rec.readonly)))
         await details
         await flags
+
+    def queue_extend(self, volume_id: str, reservation_id: str, outcome: str = ""
+                     ) -> asyncio.Future[None]:
+        """Remember an extend's reservation and what it is owed (queued: committed with
+        the status it goes with)."""
+        self.extends[volume_id] = PendingExtend(reservation_id, outcome)
+        return self.db.write(INSERT_EXTEND, (volume_id, reservation_id, outcome))
+
+    def queue_extend_done(self, volume_id: str) -> asyncio.Future[None] | None:
+        """Forget it: the reservation was committed or rolled back."""
+        if self.extends.pop(volume_id, None) is None:
+            return None
+        return self.db.write(DELETE_EXTEND, (volume_id,))
 
     async def add_type(self, vtype: VolumeType) -> None:
         await self.db.write(

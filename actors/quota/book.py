@@ -25,7 +25,9 @@ applied-twice Change is harmless. Reads never mutate. reserve and commit are
 O(len(deltas)); expire is O(pending reservations).
 
 Limits: as Cinder's quota-update API, a limit other than -1 may not be set
-below in_use + reserved (per_volume_gigabytes is exempt); QuotaError otherwise.
+below in_use + reserved (per_volume_gigabytes is exempt), nor above 2^31 - 1;
+QuotaError otherwise. Deltas and usages are at most ``MAX_AMOUNT`` either way, so
+no sum the book makes leaves SQLite's integer range.
 
 Idempotency: a reserve retried with the same id and deltas returns the pending
 reservation; a retried commit of a committed id, or rollback of a rolled-back
@@ -58,6 +60,8 @@ DEFAULT_LIMITS: Mapping[str, int] = {
     "per_volume_gigabytes": -1,
 }
 UNLIMITED = -1
+MAX_LIMIT = (1 << 31) - 1  # Cinder's cap on a quota limit
+MAX_AMOUNT = (1 << 53) - 1  # one delta or usage: far past any limit, sums stay in SQLite's range
 
 UsageRow = tuple[str, str, int, int]  # project, resource, in_use, reserved
 LimitRow = tuple[str, str, int]  # project, resource, limit
@@ -372,7 +376,8 @@ class QuotaBook:
         defaults = self._defaults
         overs: list[Over] = []
         for resource, delta in deltas.items():
-            if resource not in USAGE_RESOURCES or type(delta) is not int:
+            if (resource not in USAGE_RESOURCES or type(delta) is not int
+                    or not -MAX_AMOUNT <= delta <= MAX_AMOUNT):
                 _check_deltas(deltas)  # raises with the reason
             limit = limits.get(resource, defaults[resource])
             if delta > 0 and limit != UNLIMITED:
@@ -420,9 +425,10 @@ def _check_limits(limits: Mapping[str, int]) -> Mapping[str, int]:
     for resource, limit in limits.items():
         if resource not in DEFAULT_LIMITS:
             raise QuotaError(f"Bad key in quota set: {resource}")
-        if type(limit) is not int or limit < UNLIMITED:
+        if type(limit) is not int or not UNLIMITED <= limit <= MAX_LIMIT:
             raise QuotaError(
-                f"Quota limit for {resource} must be an integer, -1 or greater, got {limit!r}"
+                f"Quota limit for {resource} must be an integer from -1 to {MAX_LIMIT}, "
+                f"got {limit!r}"
             )
     return limits
 
@@ -431,8 +437,11 @@ def _check_deltas(deltas: Mapping[str, int]) -> None:
     for resource, delta in deltas.items():
         if resource not in USAGE_RESOURCES:
             raise QuotaError(f"Unknown quota resource {resource!r} (not a usage)")
-        if type(delta) is not int:
-            raise QuotaError(f"Delta for {resource} must be an integer, got {delta!r}")
+        if type(delta) is not int or not -MAX_AMOUNT <= delta <= MAX_AMOUNT:
+            raise QuotaError(
+                f"Delta for {resource} must be an integer from {-MAX_AMOUNT} to {MAX_AMOUNT}, "
+                f"got {delta!r}"
+            )
 
 
 def _check_amounts(amounts: Mapping[str, int], what: str) -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from cinderblock.actors.quota import book as qb
@@ -41,6 +43,7 @@ CREATE TABLE IF NOT EXISTS quota_usages (
 CREATE TABLE IF NOT EXISTS reservations (
     id TEXT PRIMARY KEY, project TEXT NOT NULL, deltas TEXT NOT NULL, expires_at REAL NOT NULL);
 """
+SCHEMA_VERSION = 1  # PRAGMA user_version of quota.db (0: a file from before versions)
 DELETE_RESERVATION = "DELETE FROM reservations WHERE id=?"
 INSERT_RESERVATION = "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?)"
 UPSERT_USAGE = "INSERT OR REPLACE INTO quota_usages VALUES (?, ?, ?, ?)"
@@ -58,7 +61,8 @@ class QuotaActor(Actor):
         self.cfg = cfg
         self.heartbeat_s = cfg.heartbeat_s
         self.book = qb.QuotaBook({**qb.DEFAULT_LIMITS, **cfg.quota_defaults})
-        self.db = Database(cfg.path("quota.db"), SCHEMA, cfg.synchronous)
+        self.db = Database(cfg.path("quota.db"), SCHEMA, cfg.synchronous,
+                           version=SCHEMA_VERSION, reread=self._reread)
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -87,19 +91,28 @@ class QuotaActor(Actor):
         await self.db.close()
 
     async def _load(self) -> None:
-        limits = await self.db.fetchall("SELECT project, resource, hard_limit FROM quota_limits")
-        usages = await self.db.fetchall(
-            "SELECT project, resource, in_use, reserved FROM quota_usages"
-        )
-        rows = await self.db.fetchall("SELECT id, project, deltas, expires_at FROM reservations")
+        (await self.db.run(self._reread))()
+
+    def _reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
+        """In the database thread: read every row; what it returns loads them into the
+        book (at start, and after a failed write so that memory equals the file)."""
+        limits = conn.execute("SELECT project, resource, hard_limit FROM quota_limits").fetchall()
+        usages = conn.execute(
+            "SELECT project, resource, in_use, reserved FROM quota_usages").fetchall()
+        rows = conn.execute("SELECT id, project, deltas, expires_at FROM reservations").fetchall()
         reservations = [qb.Reservation(i, p, json.loads(d), e) for i, p, d, e in rows]
-        self.book.load(limits, usages, reservations)
+        return partial(self.book.load, limits, usages, reservations)
 
     async def _expire(self) -> None:
         expired, change = self.book.expire(time.time())
-        if expired:
-            log.info("rolled back %d expired reservations", len(expired))
+        if not expired:
+            return
+        try:
             await self._persist(change)
+        except Exception as exc:  # the book is the file again; the next round retries
+            log.warning("%d expired reservations not rolled back yet: %s", len(expired), exc)
+            return
+        log.info("rolled back %d expired reservations", len(expired))
 
     def _persist(self, change: qb.Change) -> asyncio.Future[None]:
         """Queue the rows a change touched; the future resolves when they are committed."""

@@ -21,6 +21,12 @@ refused ``forbidden`` before its handler runs; a user's project, name and roles
 come from its key, never from the envelope (only actors and ``front`` peers
 pass a context on); a reply settles only the call made to its sender.
 
+Bounded in bytes: the requests an actor holds while their (async) handlers run
+are counted in bytes per peer (``INFLIGHT_PEER_BYTES``) and in all
+(``INFLIGHT_TOTAL_BYTES``); past either, a request is answered ``unavailable`` at
+once instead of being kept, so a peer that floods an actor with large requests
+gets refusals, and the actor's memory stays where it was.
+
 Lifecycle as pykka's: ``on_start``, then messages, then ``on_stop``.
 SIGTERM/SIGINT (or ``stop()``) wind the actor down in this order:
 
@@ -70,6 +76,7 @@ from cinderblock.protocol.messages.health import ActorStats
 from cinderblock.protocol.messages.ops import OPS, SENDERS
 from cinderblock.protocol.wire.access import Principal, may_send
 from cinderblock.protocol.wire.codec import (
+    MAX_FRAME,
     SYSTEM_CONTEXT,
     Context,
     Envelope,
@@ -88,10 +95,15 @@ from cinderblock.protocol.wire.errors import (
 )
 from cinderblock.protocol.wire.rpc import STOPPING, Calls
 from cinderblock.protocol.wire.schema import SchemaError, dump, parse
+from cinderblock.protocol.wire.throttled_log import ThrottledLog
 from cinderblock.protocol.wire.transport import Channel, tune
 
 log = logging.getLogger(__name__)
+rejected = ThrottledLog(log)  # what peers control is logged a few times a minute at most
 DEFAULT_TIMEOUT = 30.0
+ROUTER_RCVHWM = 100
+INFLIGHT_PEER_BYTES = 16 << 20
+INFLIGHT_TOTAL_BYTES = 128 << 20
 _LATER = object()  # the reply is sent later, by AfterCommit
 READER_ROLES = frozenset({"admin", "monitor"})  # may read an actor's statistics
 
@@ -103,6 +115,10 @@ def _restarts() -> int | None:
 
 
 RESTARTS = _restarts()
+
+
+class FrameTooLarge(InternalError):
+    """A message of ours would not fit in a frame (a reply too big to page)."""
 
 
 class Link:
@@ -123,9 +139,9 @@ class Link:
         self.secure = secure and routed
         self.routes: dict[bytes, bytes] = {}  # actor name -> routing id (secure ROUTER)
         if self.secure:
-            self.channel = Channel(sock, None, self._on_peer_frames)
+            self.channel = Channel(sock, None, self._on_peer_frames, routed=routed)
         else:
-            self.channel = Channel(sock, self._on_frames)
+            self.channel = Channel(sock, self._on_frames, routed=routed)
 
     def _on_frames(self, frames: list[bytes]) -> None:
         if self.routed:
@@ -150,7 +166,13 @@ class Link:
         return route
 
     def send(self, identity: bytes, env: Envelope) -> None:
+        """Send one message; one over the frame limit is refused here (``FrameTooLarge``),
+        never sent to be dropped by the peer (which would cut the connection)."""
         payload = encode(env)
+        if len(payload) > MAX_FRAME:
+            raise FrameTooLarge(
+                f"the {env.kind} {env.op} would be {len(payload)} bytes, over the "
+                f"{MAX_FRAME}-byte frame limit", {"op": env.op, "bytes": len(payload)})
         self.channel.send([identity, payload] if self.routed else [payload])
 
     def cast(self, op: str, body: Any, ctx: Context | None = None, to: bytes = b"") -> None:
@@ -240,6 +262,9 @@ class Actor:
         self.refused = 0  # messages dropped: unknown sender, or an actor under another name
         self._auth: Authenticator | None = None
         self._monitors: list[Channel] = []
+        self._held: dict[bytes, int] = {}  # bytes of requests in flight, per peer
+        self._held_total = 0
+        self.refused_busy = 0
 
     # ---- to override ---------------------------------------------------
     def handlers(self) -> dict[str, Handler]:
@@ -257,6 +282,7 @@ class Actor:
     def statistics(self) -> dict[str, Any]:
         return {"handled": self.handled, "pending_calls": len(self.calls),
                 "flows": self.flow_history.statistics(), "refused": self.refused,
+                "held_bytes": self._held_total, "refused_busy": self.refused_busy,
                 "restarts": RESTARTS,
                 "uptime_s": round(time.time() - self.started_at, 3)}
 
@@ -299,6 +325,15 @@ class Actor:
         sock = self.zctx.socket(zmq.ROUTER)
         tune(sock)
         sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        if self.trust is None:
+            # Without keys a peer started again (same identity) takes its name over at
+            # once, before the dead connection is noticed. With keys, never: handover
+            # would let any admitted peer take another's routing id and its replies;
+            # there, actors' ids carry a random suffix and routes follow the key.
+            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        # What waits unread for one peer: a sender past it is held back by TCP (nothing
+        # is lost), so a flood stays in the sender's buffers, not in this process.
+        sock.setsockopt(zmq.RCVHWM, ROUTER_RCVHWM)
         self.serve(sock, domain)
         sock.bind(endpoint)
         return self._add(Link(self, sock, routed=True, secure=self.trust is not None))
@@ -442,7 +477,7 @@ class Actor:
             return
         if env.kind == "evt":
             return
-        self._dispatch(link, identity, env, peer, principal)
+        self._dispatch(link, identity, env, peer, principal, len(payload))
 
     def _principal(self, link: Link, identity: bytes, peer: str) -> Principal | None:
         """Who sent it, by its key; an actor only under its own name, and then the
@@ -458,7 +493,7 @@ class Actor:
         return principal
 
     def _dispatch(self, link: Link, identity: bytes, env: Envelope, peer: str = "",
-                  principal: Principal | None = None) -> None:
+                  principal: Principal | None = None, size: int = 0) -> None:
         entry = self._handlers.get(env.op)
         if entry is None:
             error = InvalidInput(f"unknown op {env.op!r} for the {self.name}", {"op": env.op})
@@ -485,7 +520,15 @@ class Actor:
         token = REQUEST.set((ctx.request_id or "-", ctx.project_id or "-", _volume_of(body)))
         try:  # a task made here inherits the request's ids for its log lines
             if is_async:
-                task = self.spawn(self._run_async(handler, request))
+                if not self._hold(identity, size):
+                    self.refused_busy += 1
+                    busy = Unavailable(
+                        f"the {self.name} holds as many bytes of requests as it may from this "
+                        "peer or in all; try again once they are answered",
+                        {"peer_bytes": INFLIGHT_PEER_BYTES, "total_bytes": INFLIGHT_TOTAL_BYTES})
+                    self._refuse(link, identity, env.msg_id, env.op, busy, env.kind)
+                    return
+                task = self.spawn(self._run_async(handler, request, size))
                 self._handling.add(task)
                 task.add_done_callback(self._handling.discard)
             else:
@@ -506,7 +549,29 @@ class Actor:
             log.exception("%s failed on %s", self.name, request.env.op)
             return None, InternalError(f"{request.env.op} failed: {exc}")
 
-    async def _run_async(self, handler: Handler, request: Request) -> None:
+    def _hold(self, peer: bytes, size: int) -> bool:
+        held = self._held.get(peer, 0)
+        if held + size > INFLIGHT_PEER_BYTES or self._held_total + size > INFLIGHT_TOTAL_BYTES:
+            return False
+        self._held[peer] = held + size
+        self._held_total += size
+        return True
+
+    def _let_go(self, peer: bytes, size: int) -> None:
+        self._held_total -= size
+        left = self._held[peer] - size
+        if left:
+            self._held[peer] = left
+        else:
+            del self._held[peer]
+
+    async def _run_async(self, handler: Handler, request: Request, size: int = 0) -> None:
+        try:
+            await self._answer_async(handler, request)
+        finally:
+            self._let_go(request.sender, size)
+
+    async def _answer_async(self, handler: Handler, request: Request) -> None:
         try:
             result, error = await handler(request), None
         except CinderblockError as exc:
@@ -530,7 +595,8 @@ class Actor:
         env = request.env
         if env.kind != "req":
             if error is not None:
-                log.warning("%s cast %s failed: %s", self.name, env.op, error.message)
+                rejected.warning("failed cast", "%s cast %s failed: %s", self.name, env.op,
+                                 error.message)
             return
         self.reply(request, result, error)
 
@@ -542,16 +608,23 @@ class Actor:
         )
         try:
             request.link.send(request.sender, reply)
+        except FrameTooLarge as exc:  # the caller hears why, instead of nothing
+            log.error("%s: %s", self.name, exc.message)
+            self.reply(request, None, exc)
         except CinderblockError as exc:
-            log.info("could not reply to %r: %s", request.sender, exc.message)
+            rejected.warning("no reply", "could not reply to %r: %s", request.sender[:64],
+                             exc.message)
 
     def _refuse(
         self, link: Link, identity: bytes, msg_id: int | None, op: str,
         error: CinderblockError, kind: str = "req",
     ) -> None:
         if kind != "req":
-            level = logging.DEBUG if isinstance(error, Forbidden) else logging.WARNING
-            log.log(level, "%s dropped a %s %s: %s", self.name, kind, op, error.message)
+            if isinstance(error, Forbidden):
+                log.debug("%s dropped a %s %s: %s", self.name, kind, op[:64], error.message)
+            else:
+                rejected.warning("dropped", "%s dropped a %s %s: %s", self.name, kind, op[:64],
+                                 error.message[:200])
             return
         reply = Envelope("rep", next_id(), op, None, None, msg_id, error.to_wire())
         with contextlib.suppress(CinderblockError):  # the sender is gone: nobody to tell

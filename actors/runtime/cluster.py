@@ -101,11 +101,14 @@ class Cluster:
             cmd += ["--listen", listen]
         # log lines go to NAME.log (rotated by the actor); anything else it prints
         # (a crash before logging starts) to NAME.stderr
-        cmd += ["--log-file", str(self._log(name)), "--log-format", self.log_format]
-        log = open(self._log(name, "stderr"), "ab")  # noqa: SIM115 (child owns it)
+        cmd += ["--log-file", str(self.log_path(name)), "--log-format", self.log_format]
+        log = open(self.log_path(name, "stderr"), "ab")  # noqa: SIM115 (child owns it)
         env = dict(os.environ)
         if self.supervisor:
             env[PARENT_PID_ENV] = str(os.getpid())
+        # glibc: buffers of 256 KiB and more are mapped and unmapped, never kept in the
+        # heap (its adaptive threshold would keep a flood of large frames as RSS for good).
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 << 10))
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         log.close()
         self.procs[name] = proc
@@ -138,18 +141,22 @@ class Cluster:
     def _check_alive(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
-                log, out = self._log(name), self._log(name, "stderr")
-                lines = [line for path in (log, out) if path.exists()
-                         for line in path.read_text(errors="replace").splitlines()]
-                last = lines[-1].strip(" |+-") if lines else "no output"
-                raise ClusterError(f"{name} exited with {proc.returncode}: {last} (log: {log})")
+                raise ClusterError(f"{name} exited with {proc.returncode}: "
+                                   f"{self.last_words(name)} (log: {self.log_path(name)})")
+
+    def log_path(self, name: str, kind: str = "log") -> Path:
+        """An actor's log (``kind="stderr"``: what it printed outside logging)."""
+        return self.data_dir / "logs" / f"{name}.{kind}"
+
+    def last_words(self, name: str) -> str:
+        """The last line an actor wrote: on stderr (a crash) if anything, else in its
+        log (a start that failed says why there)."""
+        said = last_line(self.log_path(name, "stderr"))
+        return said if said != "no output" else last_line(self.log_path(name))
 
     def key(self, user: str) -> Path | None:
         """A user's secret-key file (None when the cluster runs without security)."""
         return secret_key_file(self.data_dir, user) if self.cfg.security else None
-
-    def _log(self, name: str, kind: str = "log") -> Path:
-        return self.data_dir / "logs" / f"{name}.{kind}"
 
     def pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self.procs.items()}
@@ -195,6 +202,15 @@ def _http_answers(listen: str) -> bool:
             return bool(reply.status == 200)
     except OSError:
         return False
+
+
+def last_line(log: Path) -> str:
+    """The last thing an actor wrote (a start that failed says why there)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return "no output"
+    return lines[-1].strip(" |+-") if lines else "no output"
 
 
 def with_quota_defaults(cfg: ClusterConfig, **limits: int) -> ClusterConfig:

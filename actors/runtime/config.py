@@ -386,5 +386,41 @@ def rest_url(listen: str) -> str:
     return f"http://{host if ':' not in host else f'[{host}]'}:{port}/v3"
 
 
+ENDPOINTS = ("gateway", "events_in", "events", "quota", "scheduler", "stats")
+
+
+def with_endpoints_of(cfg: ClusterConfig, previous: Path, keep_rest: bool = True
+                      ) -> ClusterConfig:
+    """``cfg`` with the endpoints of the cluster file an earlier start left in the
+    data directory, when it has one and each of those ports can be bound now: a
+    cluster started again is found where it was. Otherwise ``cfg`` as it is."""
+    try:
+        old = load(previous)
+    except ConfigError:
+        return cfg
+    endpoints = {name: getattr(old, name) for name in ENDPOINTS}
+    if not all(_bindable(ep) for ep in endpoints.values()):
+        return cfg
+    kept = replace(cfg, **endpoints)
+    same_fronts = keep_rest and len(old.rest) == len(cfg.rest)
+    if same_fronts and all(_bindable(f"tcp://{a}") for a in old.rest):
+        kept = replace(kept, rest=old.rest)  # the REST fronts too, when as many
+    return kept
+
+
+def _bindable(endpoint: str) -> bool:
+    """Whether a ``tcp://HOST:PORT`` endpoint's port is free (other transports: yes)."""
+    if not endpoint.startswith("tcp://"):
+        return True
+    host, _, port = endpoint[len("tcp://"):].rpartition(":")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, int(port)))
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def with_nodes(cfg: ClusterConfig, nodes: tuple[NodeConfig, ...]) -> ClusterConfig:
     return replace(cfg, nodes=nodes)

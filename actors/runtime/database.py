@@ -7,9 +7,35 @@ then resolves every future of the batch. So N requests that arrive together
 cost one transaction, not N: this is what lets a create stay far from one
 fsync per request. A failed batch is rolled back and every write in it fails.
 
+Memory equal to disk after a failed write (a full disk, an I/O error). An actor
+that keeps its records in memory and writes them through here may give
+``reread``: a function run in the database thread right after the rollback of a
+failed batch, which reads the file's rows and returns what puts them back in
+memory. Then every write queued since that batch fails too (it was made on the
+memory the failed batch had changed), and the returned function runs on the
+loop before anything else can: memory is again exactly what the file holds. The
+next batch tries the file again, so once space returns everything works without
+a restart. If even the rereading fails, ``MemoryNotRestored`` ends the flusher
+(and with it the actor: a restart loads memory from the file).
+
 Only the actor that owns the file creates a ``Database`` for it, and the
 file's owner lock (``<file>.owner``, flock) makes that so: a second process
 opening the same file fails with ``NotTheOwner`` instead of writing beside it.
+
+Files checked at start. A database carries its schema version in ``PRAGMA
+user_version`` (``version``); the tables it may hold are those its schema makes.
+``open`` refuses, with ``DatabaseFileError`` naming the file and the problem:
+
+* a file that is missing or empty (0 bytes) while ``<file>.created`` says it
+  was made and held data: never start empty over a file that held data;
+* a foreign file: not SQLite, or holding tables this schema does not make;
+* a damaged file (``PRAGMA quick_check`` is not ``ok``, or SQLite cannot read it);
+* a newer file (its version is above ``version``).
+
+Migrations: ``migrations[v]`` (SQL) takes a file from version v to v + 1. A file
+of version 0 that has our tables is from before versions were kept, and has
+version 1's layout; a new file (no tables) gets the schema as it is now. Then the
+schema (all ``IF NOT EXISTS``) adds any table the file lacks, and the version is set.
 """
 
 from __future__ import annotations
@@ -19,7 +45,7 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,12 +54,24 @@ import aiosqlite
 
 log = logging.getLogger(__name__)
 Params = Sequence[Any]
+Reread = Callable[[sqlite3.Connection], Callable[[], None]]
+Failure = tuple[BaseException, Callable[[], None] | None]  # an error, what restores memory
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class Database:
-    def __init__(self, path: Path, schema: str, synchronous: str = "NORMAL") -> None:
+    def __init__(self, path: Path, schema: str, synchronous: str = "NORMAL", *,
+                 version: int = 1, migrations: dict[int, str] | None = None,
+                 reread: Reread | None = None) -> None:
         self.path = path
+        self._reread = reread
+        self._not_restored: MemoryNotRestored | None = None
+        self.failed_batches = 0
         self._schema = schema
+        self.version = version
+        self._migrations = migrations or {}
         self._synchronous = synchronous
         self._conn: aiosqlite.Connection | None = None
         self._pending: list[tuple[str, Params]] = []
@@ -45,15 +83,58 @@ class Database:
         self.largest_batch = 0
         self._owner = -1
 
+    @property
+    def created_marker(self) -> Path:
+        """Written once the file exists with its tables: from then on it holds data."""
+        return self.path.with_name(self.path.name + ".created")
+
     async def open(self) -> None:
+        """Own the file, check it (see the module text), migrate it, and connect."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._owner = _own(self.path)
-        conn = await aiosqlite.connect(self.path)
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        await conn.executescript(self._schema)
-        await conn.commit()
+        try:
+            self._check_file()
+            conn = await aiosqlite.connect(self.path)
+        except BaseException:
+            os.close(self._owner)
+            raise
+        try:
+            await conn._execute(self._prepare, conn._conn)  # type: ignore[no-untyped-call]
+        except BaseException:
+            await conn.close()
+            os.close(self._owner)
+            raise
         self._conn = conn
+        if not self.created_marker.exists():
+            _write_durably(self.created_marker, f"schema version {self.version}\n")
+
+    def _check_file(self) -> None:
+        """What can be told before SQLite opens it: missing or empty where data was, or
+        not SQLite at all."""
+        try:
+            with open(self.path, "rb") as f:
+                header = f.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            header = None
+        if not header and self.created_marker.exists():
+            what = "missing" if header is None else "empty (0 bytes)"
+            raise DatabaseFileError(
+                f"{self.path} is {what}, but it held data ({self.created_marker} exists); "
+                f"restore it from a backup, or remove {self.created_marker} to start "
+                "with an empty database")
+        if header and header != SQLITE_HEADER:
+            raise DatabaseFileError(f"{self.path} is not an SQLite database (foreign file)")
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """In the database thread: check, migrate, and set the file up."""
+        try:
+            _check_integrity(self.path, conn)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            found = _tables(conn)
+            _migrate(self.path, conn, found, self._schema, self.version, self._migrations)
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseFileError(f"{self.path} is damaged: {exc}") from exc
 
     @property
     def conn(self) -> aiosqlite.Connection:
@@ -88,23 +169,52 @@ class Database:
         # The batch is its own task, settled by a callback: a flusher cancelled while
         # it waits (its actor stopping) leaves the batch to finish and its writers
         # answered, and close() waits for it before closing the connection.
-        applying = asyncio.ensure_future(self._in_thread(_apply, list(_runs(batch))))
+        applying = asyncio.ensure_future(
+            self._in_thread(_apply, list(_runs(batch)), self._reread))
         applying.add_done_callback(partial(self._applied, committed, len(batch)))
         self._applying = applying
         await asyncio.wait([applying])
+        if self._not_restored is not None:
+            raise self._not_restored  # memory may differ from the file: stop the actor
 
     def _applied(self, committed: asyncio.Future[None], rows: int,
-                 applying: asyncio.Future[None]) -> None:
-        exc = applying.exception() if not applying.cancelled() else asyncio.CancelledError()
-        if exc is not None:
-            log.error("group commit of %d writes failed", rows, exc_info=exc)
-            committed.set_exception(exc)
-            committed.exception()  # retrieved here: every writer also sees it
+                 applying: asyncio.Future[Failure | None]) -> None:
+        if applying.cancelled():
+            failure: Failure | None = (asyncio.CancelledError(), None)
+        elif (exc := applying.exception()) is not None:
+            failure = (exc, None)
+        else:
+            failure = applying.result()
+        if failure is not None:
+            try:
+                self._failed(rows, committed, *failure)
+            except MemoryNotRestored as lost:
+                self._not_restored = lost
             return
         self.batches += 1
         self.rows += rows
         self.largest_batch = max(self.largest_batch, rows)
         committed.set_result(None)
+
+    def _failed(self, writes: int, committed: asyncio.Future[None], exc: BaseException,
+                restore: Callable[[], None] | None) -> None:
+        self.failed_batches += 1
+        log.error("group commit of %d writes to %s failed: %s", writes, self.path, exc)
+        _fail(committed, exc)
+        if self._reread is None:
+            return
+        if restore is None:
+            raise MemoryNotRestored(f"{self.path}: a write failed ({exc}) and the file could "
+                                    "not be read back; stopping so that a start reloads it")
+        later, self._committed, self._pending = self._committed, None, []
+        if later is not None:
+            _fail(later, WriteFailed(f"not saved: an earlier write to {self.path.name} failed "
+                                     f"({exc})"))
+        restore()
+
+    async def run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn(connection)`` in the database thread (reads at start)."""
+        return await self._in_thread(fn)
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         # aiosqlite is an actor: one thread, one queue. Its public calls are one
@@ -123,7 +233,8 @@ class Database:
         os.close(self._owner)  # releases the lock
 
     def statistics(self) -> dict[str, int]:
-        return {"batches": self.batches, "rows": self.rows, "largest_batch": self.largest_batch}
+        return {"batches": self.batches, "rows": self.rows, "largest_batch": self.largest_batch,
+                "failed_batches": self.failed_batches}
 
     async def health(self, timeout: float = 1.0) -> dict[str, Any]:
         """Whether the file answers a query now, and the writes waiting for a commit."""
@@ -141,6 +252,72 @@ class Database:
 
 class NotTheOwner(RuntimeError):
     """Another process already owns this database file."""
+
+
+class WriteFailed(RuntimeError):
+    """A write was not saved because an earlier one, which it built on, failed."""
+
+
+class MemoryNotRestored(RuntimeError):
+    """A write failed and the file could not be read back into memory."""
+
+
+class DatabaseFileError(RuntimeError):
+    """The file is not one to start over (empty where data was, foreign, damaged,
+    newer); the text names the file and the problem."""
+
+
+def _check_integrity(path: Path, conn: sqlite3.Connection) -> None:
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+    if problems != ["ok"]:
+        shown = "; ".join(str(p) for p in problems[:3])
+        raise DatabaseFileError(f"{path} is damaged (PRAGMA quick_check: {shown})")
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
+                        "AND name NOT LIKE 'sqlite_%'").fetchall()
+    return {row[0] for row in rows}
+
+
+def schema_tables(schema: str) -> set[str]:
+    """The tables a schema makes (run on an empty database in memory)."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.executescript(schema)
+        return _tables(mem)
+    finally:
+        mem.close()
+
+
+def _migrate(path: Path, conn: sqlite3.Connection, found: set[str], schema: str,
+             version: int, migrations: dict[int, str]) -> None:
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > version:
+        raise DatabaseFileError(
+            f"{path} is newer than this cinderblock (schema version {current}; this one "
+            f"knows up to {version})")
+    expected = schema_tables(schema)
+    unknown = found - expected
+    if unknown:
+        raise DatabaseFileError(
+            f"{path} is a foreign database (tables this actor does not know: "
+            f"{', '.join(sorted(unknown))})")
+    start = current or (1 if found else version)
+    for step in range(start, version):
+        conn.executescript(migrations[step])  # each from version ``step`` to ``step + 1``
+    conn.executescript(schema)  # what the file lacks (all of it, for a new file)
+    conn.execute(f"PRAGMA user_version={version}")
+    conn.commit()
+
+
+def _write_durably(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
 
 
 def _own(path: Path) -> int:
@@ -172,12 +349,29 @@ def _runs(batch: list[tuple[str, Params]]) -> Iterable[tuple[str, list[Params]]]
         yield current_sql or "", group
 
 
-def _apply(conn: sqlite3.Connection, runs: list[tuple[str, list[Params]]]) -> None:
-    """Runs in the database thread: the whole batch in one transaction."""
+def _fail(fut: asyncio.Future[None], exc: BaseException) -> None:
+    fut.set_exception(exc)
+    fut.exception()  # retrieved here: every writer also sees it
+
+
+def _apply(conn: sqlite3.Connection, runs: list[tuple[str, list[Params]]],
+           reread: Reread | None) -> tuple[BaseException, Callable[[], None] | None] | None:
+    """Runs in the database thread: the whole batch in one transaction. None if it was
+    committed; else the error and (with ``reread``) what puts the file back in memory."""
     try:
         for sql, params in runs:
             conn.executemany(sql, params)
         conn.commit()
+    except Exception as exc:
+        conn.rollback()
+        if reread is None:
+            return exc, None
+        try:
+            return exc, reread(conn)
+        except sqlite3.Error:
+            log.exception("reading %s back after a failed write failed", "the database")
+            return exc, None
     except BaseException:
         conn.rollback()
         raise
+    return None

@@ -8,6 +8,7 @@ import cProfile
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import zmq
@@ -15,8 +16,8 @@ import zmq
 from cinderblock.actors.runtime import logs
 from cinderblock.actors.runtime.actor import Actor
 from cinderblock.actors.runtime.config import ClusterConfig, ConfigError, load
-from cinderblock.actors.runtime.database import NotTheOwner
-from cinderblock.actors.runtime.parent import die_with_parent
+from cinderblock.actors.runtime.database import DatabaseFileError, NotTheOwner
+from cinderblock.actors.runtime.parent import EXIT_CANNOT_START, die_with_parent
 from cinderblock.actors.runtime.trust import Trust
 from cinderblock.protocol.wire.keys import KeyFileError
 
@@ -64,8 +65,9 @@ def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False,
     die_with_parent()
     try:
         cfg = actor_config(kind, config, host)
-    except ConfigError as exc:
-        raise SystemExit(f"{host or kind} cannot start: {exc}") from None
+    except ConfigError as exc:  # another start would not mend it: up gives up
+        _cannot_start(host or kind, [exc])
+        return EXIT_CANNOT_START
     actor = build(kind, cfg, host)
     if cfg.security:
         try:
@@ -86,15 +88,23 @@ def run_actor(kind: str, config: Path, host: str | None, verbose: bool = False,
 
 
 def _run(actor: Actor, name: str) -> int:
-    """Run until stopped; a start that cannot happen (its database is owned by
-    another process, its address is taken) is one clear line and exit status 1."""
-    failed = False
+    """Run until stopped; a start that cannot happen is one clear line and exit
+    status 1 (its address is taken: another start may work) or ``EXIT_CANNOT_START``
+    (its database is owned by another process, or is not a file to start over)."""
+    status = 0
     try:
         asyncio.run(actor.run())
     except* KeyboardInterrupt:
         pass
-    except* (NotTheOwner, zmq.ZMQError, KeyFileError, ConfigError, OSError) as group:
-        for exc in group.exceptions:
-            logging.getLogger("cinderblock").error("%s cannot start: %s", name, exc)
-        failed = True
-    return 1 if failed else 0
+    except* (NotTheOwner, DatabaseFileError, KeyFileError, ConfigError) as group:
+        _cannot_start(name, group.exceptions)
+        status = EXIT_CANNOT_START
+    except* (zmq.ZMQError, OSError) as group:
+        _cannot_start(name, group.exceptions)
+        status = 1
+    return status
+
+
+def _cannot_start(name: str, errors: Sequence[BaseException]) -> None:
+    for exc in errors:
+        logging.getLogger("cinderblock").error("%s cannot start: %s", name, exc)

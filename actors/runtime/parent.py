@@ -5,6 +5,9 @@ a SIGTERM when its parent exits (``prctl(PR_SET_PDEATHSIG)``), so a killed
 ``up`` (SIGKILL, a closed terminal) leaves no actors holding the data
 directory. Actors started any other way (tests, benchmarks, by hand) are not
 tied to their parent.
+
+An actor that cannot start because of what it found (not a passing fault) exits
+with ``EXIT_CANNOT_START``, so that ``up`` reports it instead of restarting it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import os
 import signal
 
 PARENT_PID_ENV = "CINDERBLOCK_PARENT_PID"
+# An actor's exit status when it must not be started again as things are (a database
+# file it must not start over, its file owned by another process): ``up`` gives up.
+EXIT_CANNOT_START = 78  # EX_CONFIG
 PR_SET_PDEATHSIG = 1
 
 log = logging.getLogger(__name__)

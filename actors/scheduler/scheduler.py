@@ -14,6 +14,8 @@ seen finished go to ``error`` with the reason. It is up again with its next stat
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -41,6 +43,7 @@ from cinderblock.protocol.wire.transport import Channel, tune
 
 log = logging.getLogger(__name__)
 GATEWAY = b"gateway"
+WARM_UP_HEARTBEATS = 2  # how long a new scheduler waits for the nodes' first stats
 
 
 class Scheduler(Actor):
@@ -55,6 +58,13 @@ class Scheduler(Actor):
         self.router: Link
         self.stats_received = 0
         self.liveness: Liveness[Context] = Liveness(self.index.epoch, cfg.stale_after_s)
+        # A scheduler (re)started knows no backend until their stats come in: creates
+        # that arrive before every configured node has reported (or the warm-up is
+        # over) wait for that instead of failing with "no valid host".
+        self._expected = frozenset(n.backend_id for n in cfg.nodes)
+        self._reported: set[str] = set()
+        self._all_reported = asyncio.Event()
+        self._warm_until = 0.0
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -64,6 +74,7 @@ class Scheduler(Actor):
         }
 
     async def on_start(self) -> None:
+        self._warm_until = time.monotonic() + WARM_UP_HEARTBEATS * self.cfg.heartbeat_s + 0.5
         sub = self.zctx.socket(zmq.SUB)
         tune(sub)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -112,6 +123,10 @@ class Scheduler(Actor):
         self.stats_received += 1
         now = time.monotonic()
         self.index.update(stats_from_message(msg), now)
+        if not self._all_reported.is_set():
+            self._reported.add(msg.backend)
+            if self._expected <= self._reported:
+                self._all_reported.set()
         self.events.emit("backend", **dump(msg))
         report = NodeReport(msg.sched_epoch, msg.sched_seq, msg.oldest_seq, msg.incarnation)
         seen = self.liveness.seen(msg.backend, now, report)
@@ -149,7 +164,15 @@ class Scheduler(Actor):
         self.liveness.placed(body.backend, body.sched_seq, body.request.volume_id, ctx,
                              time.monotonic())
 
+    async def _warmed_up(self) -> None:
+        wait = self._warm_until - time.monotonic()
+        if wait > 0 and not self._all_reported.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._all_reported.wait()
+
     async def on_schedule_create(self, req: Request) -> None:
+        await self._warmed_up()
         c = ScheduleContext(req.body, req.ctx)
         try:
             await self.run_flow(self.flow, c, req.body.volume_id, req.ctx)

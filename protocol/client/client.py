@@ -16,6 +16,10 @@ client expects. The gateway's public key is ``server_key``, else the
 ``gateway.key`` beside the key file (``<data-dir>/keys``). Without a key the
 client speaks plaintext (a cluster run with ``security = false``).
 
+``follow=DATA_DIR/endpoints.json`` (what the CLI passes when it found the gateway
+there): before each call the client looks whether that file changed and, if its
+gateway moved, goes there.
+
 Each create carries a request id (one is made if the caller gives none):
 repeating a create with the same id returns the first volume.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
@@ -44,6 +49,7 @@ from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
 from cinderblock.protocol.messages.health import ActorStats, ClusterStats
 from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.messages.limits import MAX_QUOTA_LIMIT, MAX_SIZE_GB, check_range
 from cinderblock.protocol.messages.quota import QuotaSet, QuotaShow, QuotaUpdate
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult
 from cinderblock.protocol.messages.scheduling import Backend, BackendList
@@ -85,7 +91,7 @@ from cinderblock.protocol.wire.codec import (
     encode,
     next_id,
 )
-from cinderblock.protocol.wire.errors import Closed
+from cinderblock.protocol.wire.errors import Closed, InvalidInput
 from cinderblock.protocol.wire.keys import client_keys, curve_client
 from cinderblock.protocol.wire.rpc import Calls
 from cinderblock.protocol.wire.schema import dump, parse
@@ -108,8 +114,11 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         timeout: float = 30.0,
         key: str | Path | None = None,
         server_key: str | bytes | None = None,
+        follow: Path | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self._follow = follow  # an endpoints.json whose gateway entry this client follows
+        self._followed_stamp: tuple[int, int] | None = None
         self.keys = client_keys(key, server_key)
         roles = ("admin", "member") if admin else ("member",)
         self.context = Context(project, user or project, roles)
@@ -138,6 +147,8 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         self.close()
 
     def _open(self) -> Channel:
+        if self._follow is not None:
+            self._follow_endpoints(self._follow)
         if self._channel is None:
             sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.DEALER)
             tune(sock)
@@ -146,6 +157,27 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
             sock.connect(self.endpoint)
             self._channel = Channel(sock, self._on_frames)
         return self._channel
+
+    def _follow_endpoints(self, path: Path) -> None:
+        """If the cluster's endpoints file changed (a cluster started again elsewhere),
+        go to its gateway; calls already sent to the old one end by their deadline."""
+        try:
+            st = path.stat()
+        except OSError:
+            return  # no cluster published there now: keep the last known endpoint
+        stamp = (st.st_mtime_ns, st.st_ino)
+        if stamp == self._followed_stamp:
+            return
+        self._followed_stamp = stamp
+        try:
+            endpoint = json.loads(path.read_text()).get("gateway")
+        except (OSError, ValueError, AttributeError):
+            return
+        if isinstance(endpoint, str) and endpoint != self.endpoint:
+            self.endpoint = endpoint
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
 
     def close(self) -> None:
         if self._channel is not None:
@@ -161,8 +193,12 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         ctx = Context(self.context.project_id, self.context.user_id, self.context.roles,
                       request_id or f"req-{uuid.uuid4()}")
         msg_id = next_id()
+        try:
+            frame = encode(Envelope("req", msg_id, op, dump(body), ctx))
+        except (OverflowError, ValueError, TypeError) as exc:  # msgpack cannot hold it
+            raise InvalidInput(f"{op} cannot be sent: {exc}", {"op": op}) from None
         fut = self._calls.start(msg_id, op, timeout or self.timeout)
-        channel.send([encode(Envelope("req", msg_id, op, dump(body), ctx))])
+        channel.send([frame])
         try:
             return await fut
         finally:
@@ -196,6 +232,8 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         snapshot_id: str | None = None,
         source_volid: str | None = None,
     ) -> Volume:
+        if size is not None:
+            check_range("size", size, 1, MAX_SIZE_GB)
         body = VolumeCreate(size, name, description, volume_type, availability_zone,
                             metadata or {}, watch=wait, snapshot_id=snapshot_id,
                             source_volid=source_volid)
@@ -302,6 +340,9 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         return parse(QuotaSet, raw, strict=False)
 
     async def set_quota(self, project: str, **limits: int) -> QuotaSet:
+        """Admin: set limits (each -1, unlimited, to ``MAX_QUOTA_LIMIT``)."""
+        for name, limit in limits.items():
+            check_range(name, limit, -1, MAX_QUOTA_LIMIT)
         raw = await self.call("quota.set", QuotaUpdate(project, limits))
         return parse(QuotaSet, raw, strict=False)
 

@@ -35,6 +35,7 @@ from cinderblock.protocol.messages.lifecycle import (
     VolumeDelete,
     VolumeExtend,
 )
+from cinderblock.protocol.messages.limits import MAX_SIZE_GB, check_range
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, statuses
 from cinderblock.protocol.wire.errors import CinderblockError
@@ -92,6 +93,7 @@ class LifecycleMethods:
     ) -> Volume:
         """Grow a volume to ``new_size`` GiB (``extending``, then ``available``); with
         ``in_use`` an attached volume too (Cinder's 3.42), which stays ``in-use``."""
+        check_range("new_size", new_size, 1, MAX_SIZE_GB)
         body = VolumeExtend(volume_id, new_size, wait, in_use)
         volume = parse(Volume, await self.call("volume.extend", body, request_id, timeout),
                        strict=False)

@@ -55,9 +55,14 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text[:60]}"
 
 
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1  # what SQLite's INTEGER holds
+
+
 def _check_int(name: str, value: Any) -> Any:
     if type(value) is not int:
         raise SchemaError(name, f"must be an integer, got {_describe(value)}")
+    if not INT_MIN <= value <= INT_MAX:
+        raise SchemaError(name, f"must be an integer from {INT_MIN} to {INT_MAX}, got {value}")
     return value
 
 

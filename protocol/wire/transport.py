@@ -9,6 +9,13 @@ socket cannot starve the others. Sends never block: if the high-water mark is
 reached the frames wait in an outbox that is flushed when the socket is
 writable again.
 
+Bounded in bytes, per peer. On a ROUTER each peer has its own outbox: a peer that
+does not read holds up only its own messages (ROUTER_MANDATORY makes a send to it
+fail with EAGAIN while every other peer's pipe takes messages). What waits for one
+peer is bounded by ``OUTBOX_PEER_BYTES`` and what waits in all by
+``OUTBOX_TOTAL_BYTES``: past either, that peer loses its oldest waiting messages
+(counted in ``dropped``, logged at most a few times a minute).
+
 Each channel owns its socket; nobody else touches it, which is what keeps the
 wake-ups from being swallowed (see DESIGN.md).
 """
@@ -24,6 +31,7 @@ import zmq
 
 from cinderblock.protocol.wire.codec import MAX_FRAME
 from cinderblock.protocol.wire.errors import Closed, PeerGone
+from cinderblock.protocol.wire.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 BATCH = 512
@@ -31,8 +39,11 @@ BATCH = 512
 NOBLOCK, SNDMORE = int(zmq.NOBLOCK), int(zmq.SNDMORE)
 EVENTS, POLLIN, RCVMORE = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.RCVMORE)
 HWM = 100_000
+OUTBOX_PEER_BYTES = 8 << 20
+OUTBOX_TOTAL_BYTES = 64 << 20
 FramesHandler = Callable[[list[bytes]], None]
 PeerFramesHandler = Callable[[str, list[bytes]], None]  # (ZAP User-Id, frames)
+_throttled = ThrottledLog(log)
 
 
 def tune(sock: zmq.Socket[bytes]) -> None:
@@ -47,14 +58,20 @@ class Channel:
     """One socket, read by draining on readiness; written without blocking."""
 
     def __init__(self, sock: zmq.Socket[bytes], on_frames: FramesHandler | None,
-                 on_peer_frames: PeerFramesHandler | None = None) -> None:
+                 on_peer_frames: PeerFramesHandler | None = None, routed: bool = False
+                 ) -> None:
         """``on_peer_frames`` instead of ``on_frames``: each message comes with the
-        User-Id the ZAP handler gave its connection (a CURVE server socket)."""
+        User-Id the ZAP handler gave its connection (a CURVE server socket). ``routed``:
+        a ROUTER, whose frames[0] names the peer (an outbox per peer)."""
         self.sock = sock
         self._on_frames = on_frames
         self._on_peer_frames = on_peer_frames
+        self._routed = routed
         self._loop = asyncio.get_running_loop()
-        self._outbox: collections.deque[list[bytes]] = collections.deque()
+        self._outbox: dict[bytes, collections.deque[list[bytes]]] = {}  # per peer
+        self._outbox_bytes: dict[bytes, int] = {}
+        self._outbox_total = 0
+        self.dropped = 0
         self._scheduled = False
         self._closed = False
         self._fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]
@@ -70,21 +87,22 @@ class Channel:
         if (ROUTER_MANDATORY) the addressed peer is not connected."""
         if self._closed:
             raise Closed("channel is closed")
-        if self._outbox:
-            self._outbox.append(frames)
+        peer = frames[0] if self._routed else b""
+        if peer in self._outbox:
+            self._wait(peer, frames)  # behind this peer's earlier messages
         else:
-            self._send_now(frames)
+            self._send_now(peer, frames)
         self._schedule()
 
-    def _send_now(self, frames: list[bytes]) -> None:
+    def _send_now(self, peer: bytes, frames: list[bytes]) -> None:
         try:
             _send(self.sock, frames)
         except zmq.Again:
-            self._outbox.append(frames)
+            self._wait(peer, frames)
         except zmq.ZMQError as exc:
             if exc.errno == zmq.EHOSTUNREACH:
-                peer = frames[0].decode(errors="replace") if frames else "?"
-                raise PeerGone(f"peer {peer!r} is not connected", {"peer": peer}) from exc
+                name = frames[0].decode(errors="replace") if frames else "?"
+                raise PeerGone(f"peer {name!r} is not connected", {"peer": name}) from exc
             raise
 
     def _schedule(self) -> None:
@@ -100,16 +118,43 @@ class Channel:
             self._flush_outbox()
         self._drain()
 
+    def _wait(self, peer: bytes, frames: list[bytes]) -> None:
+        """Keep a message until its peer's pipe takes it; over the bounds, the peer's
+        oldest waiting messages go."""
+        size = sum(len(f) for f in frames)
+        self._outbox.setdefault(peer, collections.deque()).append(frames)
+        self._outbox_bytes[peer] = self._outbox_bytes.get(peer, 0) + size
+        self._outbox_total += size
+        while self._outbox_bytes.get(peer, 0) > OUTBOX_PEER_BYTES or \
+                (peer in self._outbox and self._outbox_total > OUTBOX_TOTAL_BYTES):
+            self._pop(peer)
+            self.dropped += 1
+            _throttled.warning("outbox", "dropped a message for %r, which does not read "
+                               "(%d dropped so far)", peer[:64], self.dropped)
+
+    def _pop(self, peer: bytes) -> None:
+        waiting = self._outbox[peer]
+        size = sum(len(f) for f in waiting.popleft())
+        self._outbox_total -= size
+        self._outbox_bytes[peer] -= size
+        if not waiting:
+            del self._outbox[peer], self._outbox_bytes[peer]
+
     def _flush_outbox(self) -> None:
-        while self._outbox:
-            frames = self._outbox[0]
-            try:
-                _send(self.sock, frames)
-            except zmq.Again:
-                return
-            except zmq.ZMQError as exc:
-                log.warning("dropping a message for an unreachable peer: %s", exc)
-            self._outbox.popleft()
+        for peer, waiting in list(self._outbox.items()):
+            while peer in self._outbox:
+                try:
+                    _send(self.sock, waiting[0])
+                except zmq.Again:
+                    break  # this peer is still full; the others go on
+                except zmq.ZMQError as exc:
+                    _throttled.warning("unreachable", "dropping a message for an unreachable "
+                                       "peer: %s", exc)
+                self._pop(peer)
+
+    def statistics(self) -> dict[str, int]:
+        return {"outbox_peers": len(self._outbox), "outbox_bytes": self._outbox_total,
+                "dropped": self.dropped}
 
     def _drain(self) -> None:
         if self._on_peer_frames is not None:

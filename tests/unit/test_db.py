@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cinderblock.actors.runtime.database import Database, NotTheOwner
+from cinderblock.actors.runtime.database import (
+    Database,
+    DatabaseFileError,
+    NotTheOwner,
+    WriteFailed,
+)
 from tests.conftest import eventually
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER);"
@@ -21,7 +27,8 @@ async def test_writes_queued_together_are_committed_in_one_batch(tmp_path: Path)
     try:
         futures = [db.write("INSERT INTO t VALUES (?, ?)", (f"k{i}", i)) for i in range(50)]
         await asyncio.gather(*futures)
-        assert db.statistics() == {"batches": 1, "rows": 50, "largest_batch": 50}
+        assert db.statistics() == {"batches": 1, "rows": 50, "largest_batch": 50,
+                                   "failed_batches": 0}
         assert await db.fetchall("SELECT count(*) FROM t") == [(50,)]
     finally:
         flusher.cancel()
@@ -92,3 +99,176 @@ async def test_the_aiosqlite_internals_a_batch_relies_on_are_there(tmp_path: Pat
         assert answer == (42,)
     finally:
         await conn.close()
+
+
+# ---- files checked at start ----------------------------------------------------------
+async def _made_with_rows(path: Path, rows: int = 2000) -> None:
+    db = Database(path, SCHEMA)
+    await db.open()
+    for i in range(rows):
+        db.write("INSERT INTO t VALUES (?, ?)", (f"key-{i:06d}-{'x' * 40}", i))
+    await db.flush()
+    await db.close()
+
+
+async def _refused(path: Path, match: str) -> str:
+    db = Database(path, SCHEMA)
+    with pytest.raises(DatabaseFileError, match=match) as caught:
+        await db.open()
+    again = Database(path, SCHEMA)  # the refusal let go of the file's owner lock
+    with pytest.raises(DatabaseFileError):
+        await again.open()
+    return str(caught.value)
+
+
+async def test_a_new_file_gets_the_schema_version_and_a_created_marker(tmp_path: Path) -> None:
+    db = Database(tmp_path / "a.db", SCHEMA, version=1)
+    await db.open()
+    try:
+        assert await db.fetchall("PRAGMA user_version") == [(1,)]
+    finally:
+        await db.close()
+    assert db.created_marker.exists()
+
+
+async def test_a_file_from_before_versions_with_its_tables_and_rows_is_migrated(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+    old.execute("INSERT INTO t VALUES ('kept', 7)")
+    old.commit()
+    old.close()
+    db = Database(path, SCHEMA + "CREATE TABLE IF NOT EXISTS u (x INTEGER);", version=1)
+    await db.open()
+    try:
+        assert await db.fetchall("PRAGMA user_version") == [(1,)]
+        assert await db.fetchall("SELECT k, v FROM t") == [("kept", 7)]
+        assert await db.fetchall("SELECT count(*) FROM u") == [(0,)]
+    finally:
+        await db.close()
+
+
+async def test_an_emptied_file_that_held_data_is_refused_not_started_empty(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path, rows=3)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.write_bytes(b"")
+    message = await _refused(path, "is empty")
+    assert str(path) in message and "a.db.created" in message
+    assert path.stat().st_size == 0  # nothing was written over it
+    path.unlink()
+    await _refused(path, "is missing")
+
+
+async def test_a_file_that_is_not_sqlite_is_refused_as_foreign(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    path.write_text("volumes:\n  - id: 1\n" * 100)
+    message = await _refused(path, "not an SQLite database")
+    assert str(path) in message
+    assert path.read_text().startswith("volumes:")
+
+
+async def test_an_sqlite_file_with_other_tables_is_refused_as_foreign(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE invoices (id INTEGER)")
+    other.commit()
+    other.close()
+    assert "invoices" in await _refused(path, "foreign database")
+
+
+async def test_a_damaged_file_is_refused_naming_the_damage(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path)
+    size = path.stat().st_size
+    assert size > 8 * 4096
+    with open(path, "r+b") as f:  # the header stays; pages after the first are garbage
+        f.seek(2 * 4096)
+        f.write(bytes((i * 97 + 13) % 251 for i in range(4 * 4096)))
+    message = await _refused(path, "is damaged")
+    assert str(path) in message
+
+
+async def test_a_file_of_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path, rows=1)
+    newer = sqlite3.connect(path)
+    newer.execute("PRAGMA user_version=9")
+    newer.commit()
+    newer.close()
+    assert "schema version 9; this one knows up to 1" in await _refused(path, "is newer")
+
+
+# ---- memory equal to disk after a failed write ------------------------------------------
+class Remembered:
+    """An actor's memory of table t, written through the database, reread after a failure."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, int] = {}
+        self.rereads = 0
+
+    def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
+        rows = dict(conn.execute("SELECT k, v FROM t").fetchall())
+
+        def restore() -> None:
+            self.rereads += 1
+            self.rows = rows
+
+        return restore
+
+
+async def test_a_failed_batch_puts_memory_back_to_the_file_and_fails_writes_built_on_it(
+    tmp_path: Path,
+) -> None:
+    memory = Remembered()
+    db = Database(tmp_path / "a.db", SCHEMA, reread=memory.reread)
+    await db.open()
+    try:
+        memory.rows["kept"] = 1
+        await asyncio.gather(db.write("INSERT INTO t VALUES (?, ?)", ("kept", 1)), db.flush())
+        memory.rows["lost"] = 2  # in memory first, as the actors do
+        failing = db.write("INSERT INTO t VALUES (?, ?)", ("kept", 9))  # primary key clash
+        flushing = asyncio.ensure_future(db.flush())
+        await asyncio.sleep(0)  # the batch is in the database thread now
+        memory.rows["later"] = 3  # made on top of the failing change, queued meanwhile
+        later = db.write("INSERT INTO t VALUES (?, ?)", ("later", 3))
+        await flushing
+        with pytest.raises(sqlite3.IntegrityError):
+            await failing
+        with pytest.raises(WriteFailed, match=r"an earlier write to a\.db failed"):
+            await later
+        assert memory.rows == {"kept": 1} and memory.rereads == 1
+        assert await db.fetchall("SELECT k, v FROM t") == [("kept", 1)]
+        await asyncio.gather(db.write("INSERT INTO t VALUES (?, ?)", ("next", 4)), db.flush())
+        assert await db.fetchall("SELECT count(*) FROM t") == [(2,)]  # the file works on
+        assert db.statistics()["failed_batches"] == 1
+    finally:
+        await db.close()
+
+
+async def test_migrations_take_a_file_of_an_older_version_to_the_current_one(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path, rows=2)  # version 1
+    grown = SCHEMA + "CREATE TABLE IF NOT EXISTS u (x INTEGER NOT NULL);"
+    migrations = {1: "CREATE TABLE u (x INTEGER NOT NULL); INSERT INTO u VALUES (42);"}
+    db = Database(path, grown, version=2, migrations=migrations)
+    await db.open()
+    try:
+        assert await db.fetchall("PRAGMA user_version") == [(2,)]
+        assert await db.fetchall("SELECT x FROM u") == [(42,)]  # the migration ran, once
+        assert await db.fetchall("SELECT count(*) FROM t") == [(2,)]
+    finally:
+        await db.close()
+    fresh = Database(tmp_path / "b.db", grown, version=2, migrations=migrations)
+    await fresh.open()  # a new file gets the schema as it is now, no migration
+    try:
+        assert await fresh.fetchall("SELECT count(*) FROM u") == [(0,)]
+    finally:
+        await fresh.close()

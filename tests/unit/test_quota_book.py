@@ -438,3 +438,27 @@ QuotaMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=
 test_random_operation_sequences_keep_usage_within_limits_and_equal_to_reservations = (
     QuotaMachine.TestCase
 )
+
+
+# ---- what cannot be stored is refused before anything changes ---------------------
+@pytest.mark.parametrize("limit", [2**31, 2**63, 2**64 - 1, -2])
+def test_a_limit_past_cinders_cap_is_refused_and_the_old_limit_stays(limit: int) -> None:
+    book = QuotaBook()
+    before = book.limits(P)
+    with pytest.raises(QuotaError, match="must be an integer from -1 to 2147483647"):
+        book.set_limits(P, {"volumes": 5, "gigabytes": limit})
+    assert book.limits(P) == before
+
+
+def test_the_largest_limit_cinder_allows_is_kept() -> None:
+    book = QuotaBook()
+    book.set_limits(P, {"gigabytes": 2**31 - 1})
+    assert book.limits(P)["gigabytes"] == 2**31 - 1
+
+
+@pytest.mark.parametrize("delta", [2**53, -(2**53), 2**64 - 1])
+def test_a_delta_no_usage_could_store_is_refused_and_nothing_is_reserved(delta: int) -> None:
+    book = QuotaBook({"gigabytes": -1})
+    with pytest.raises(QuotaError, match="Delta for gigabytes must be an integer from"):
+        book.reserve(P, {"volumes": 1, "gigabytes": delta}, NOW)
+    assert book.usage(P)["volumes"] == Usage(0, 0)

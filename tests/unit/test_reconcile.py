@@ -64,3 +64,14 @@ def test_each_record_is_judged_on_its_own() -> None:
     answers = {"node-1": answer(busy={"b"}), "node-2": answer(volumes={"a"})}
     assert [(a.stuck.id, a.do, a.node) for a in decide(stuck, answers)] == [
         ("a", Do.ERROR, "node-2"), ("c", Do.REDO_DELETE, "node-1")]
+
+
+def test_a_host_less_delete_goes_to_the_node_that_has_it_else_the_gateway_finishes_it() -> None:
+    stuck = vol("deleting")  # the record names no node: every node is asked
+    (action,) = decide([stuck], {"node-1": answer(), "node-2": answer(volumes={"v1"})})
+    assert action.do is Do.REDO_DELETE and action.node == "node-2"
+    (action,) = decide([stuck], {"node-1": answer(), "node-2": answer()})
+    assert action.do is Do.FINISH_DELETE and action.node is None
+    assert "no node has it" in action.reason
+    assert decide([stuck], {"node-1": answer(), "node-2": None}) == []  # might hold it
+    assert decide([stuck], {"node-1": answer(busy={"v1"}), "node-2": answer()}) == []

@@ -8,7 +8,6 @@ import pytest
 
 from cinderblock.actors.gateway.volume_request import (
     MAX_NAME,
-    MAX_SIZE_GB,
     TypeCatalog,
     VolumeSpec,
     check_metadata,
@@ -19,6 +18,7 @@ from cinderblock.actors.gateway.volume_request import (
     schema_size,
     validate_create,
 )
+from cinderblock.protocol.messages.limits import MAX_SIZE_GB
 from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
 from cinderblock.protocol.wire.errors import InvalidInput, NotFound
 

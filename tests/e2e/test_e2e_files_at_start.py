@@ -1,0 +1,101 @@
+"""Files checked at start: ``cinderblock up`` over a data directory whose gateway.db or
+quota.db is empty (where it held data), foreign, damaged or newer stops with one
+clear line naming the file and the problem, exits non-zero, leaves no actor behind
+and leaves the file as it was."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION as GATEWAY_VERSION
+from cinderblock.actors.quota.quota import SCHEMA_VERSION as QUOTA_VERSION
+from cinderblock.actors.runtime.config import load
+from cinderblock.protocol.client.client import SyncClient
+from tests.conftest import _DATA_DIRS, actor_pids_for, make_config, run_cli, running_cluster
+
+
+@pytest.fixture(scope="module")
+def used_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory a real cluster made and wrote to (a volume and its quota)."""
+    data_dir = tmp_path_factory.mktemp("used")
+    with running_cluster(make_config(data_dir)) as c, \
+            SyncClient(c.gateway, project="demo", key=c.user_key("demo")) as client:
+        client.create_volume(1, wait=True, timeout=30.0)
+    return data_dir
+
+
+def _empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def _foreign(path: Path) -> None:
+    path.write_text("this is a backup script, not a database\n" * 50)
+
+
+def _damaged(path: Path) -> None:
+    with open(path, "r+b") as f:
+        f.seek(100)  # the header's magic stays; the schema page behind it does not
+        f.write(b"\xff" * 3000)
+
+
+def _newer(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version=99")
+    conn.commit()
+    conn.close()
+
+
+@pytest.mark.parametrize(("file", "spoil", "problem"), [
+    ("gateway.db", _empty, "is empty (0 bytes), but it held data"),
+    ("quota.db", _empty, "is empty (0 bytes), but it held data"),
+    ("quota.db", _foreign, "is not an SQLite database"),
+    ("gateway.db", _damaged, "is damaged"),
+    ("quota.db", _newer, "is newer than this cinderblock"),
+])
+def test_up_refuses_a_database_file_it_must_not_start_over(
+    used_data_dir: Path, tmp_path: Path, file: str, spoil: Callable[[Path], None],
+    problem: str,
+) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(used_data_dir, data_dir)
+    _DATA_DIRS.append(data_dir.resolve())
+    for suffix in ("-wal", "-shm"):
+        Path(f"{data_dir / file}{suffix}").unlink(missing_ok=True)
+    spoil(data_dir / file)
+    before = (data_dir / file).read_bytes()
+    done = run_cli("up", "--data-dir", str(data_dir), timeout=90.0)
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    actor = file.removesuffix(".db")
+    # Refused before the cluster was ready, or just after (its supervisor then stops it):
+    assert lines[0].startswith((
+        f"ERROR (usage): the cluster did not start: {actor} exited with 78",
+        f"ERROR (usage): the cluster was stopped: {actor} (pid ")), lines[0]
+    assert f"{actor} cannot start" in lines[0]
+    assert f"{data_dir / file} {problem}" in lines[0]
+    assert "not ready" not in lines[0] and "Traceback" not in done.stderr
+    assert (data_dir / file).read_bytes() == before
+    assert not actor_pids_for(data_dir.resolve())
+
+
+def test_a_cluster_starts_again_over_its_own_files_with_what_they_hold(
+    used_data_dir: Path, tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(used_data_dir, data_dir)
+    cfg = replace(load(data_dir / "cluster.json"), data_dir=str(data_dir))
+    with running_cluster(cfg) as c, \
+            SyncClient(c.gateway, project="demo", key=c.user_key("demo")) as client:
+        assert [v.status for v in client.list_volumes()] == ["available"]
+        assert client.show_quota().in_use["volumes"] == 1
+    for name, version in (("gateway.db", GATEWAY_VERSION), ("quota.db", QUOTA_VERSION)):
+        conn = sqlite3.connect(data_dir / name)
+        assert conn.execute("PRAGMA user_version").fetchone() == (version,)
+        conn.close()
