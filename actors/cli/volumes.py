@@ -31,6 +31,7 @@ from cinderblock.actors.cli.format import (
 )
 from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume, volume_id
 from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.messages.limits import MAX_SIZE_GB, check_range
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import CinderblockError
 
@@ -98,6 +99,7 @@ def cmd_volume_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_volume_extend(args: argparse.Namespace) -> int:
+    check_range("new_size", args.new_size, 1, MAX_SIZE_GB)  # before the name is looked up
     with client(args) as c:
         vol = c.extend_volume(find_volume(c, args.volume).id, args.new_size,
                               request_id=args.request_id, wait=args.wait, timeout=args.timeout)

@@ -405,6 +405,8 @@ def with_endpoints_of(cfg: ClusterConfig, previous: Path, keep_rest: bool = True
     same_fronts = keep_rest and len(old.rest) == len(cfg.rest)
     if same_fronts and all(_bindable(f"tcp://{a}") for a in old.rest):
         kept = replace(kept, rest=old.rest)  # the REST fronts too, when as many
+    if cfg.metrics and old.metrics and _bindable(f"tcp://{old.metrics}"):
+        kept = replace(kept, metrics=old.metrics)  # and the exporter, when it runs
     return kept
 
 

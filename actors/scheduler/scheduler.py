@@ -74,7 +74,9 @@ class Scheduler(Actor):
         }
 
     async def on_start(self) -> None:
-        self._warm_until = time.monotonic() + WARM_UP_HEARTBEATS * self.cfg.heartbeat_s + 0.5
+        # at least as long as a live node may stay silent before it counts as down
+        warm_up = max(WARM_UP_HEARTBEATS * self.cfg.heartbeat_s, self.cfg.stale_after_s)
+        self._warm_until = time.monotonic() + warm_up + 0.5
         sub = self.zctx.socket(zmq.SUB)
         tune(sub)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
