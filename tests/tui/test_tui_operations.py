@@ -4,13 +4,10 @@ the actor health line, and a cluster restarted on new ports under an open dashbo
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from textual.pilot import Pilot
 
 from cinderblock.actors.runtime.cluster import Cluster
 from cinderblock.actors.runtime.config import embedded
@@ -22,8 +19,8 @@ from cinderblock.tui.model import dismissals
 from cinderblock.tui.model.flows import FlowBook
 from cinderblock.tui.widgets.status_bar import StatusBar
 from tests.conftest import _DATA_DIRS, user_key
+from tests.tui.waiting import until
 
-T = TypeVar("T")
 T0 = 1_700_000_000.0
 
 
@@ -103,14 +100,6 @@ def test_an_unreadable_dismissals_file_is_treated_as_empty(tmp_path: Path) -> No
 
 
 # ---- a real cluster: the health line, and a restart on new ports --------------------------
-async def until(pilot: Pilot[None], probe: Callable[[], T | None], timeout: float = 15.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        await pilot.pause(0.05)
-    raise AssertionError(f"gave up after {timeout:g}s waiting for {probe.__doc__ or probe}")
 
 
 def start(data_dir: Path) -> Cluster:
@@ -137,16 +126,16 @@ async def test_the_dashboard_follows_a_cluster_restarted_on_new_ports(tmp_path: 
                 """the health line: every actor answers"""
                 return "actors 4/4" in str(bar.content)
 
-            await until(pilot, healthy)
+            await until(pilot, timeout=15.0, probe=healthy)
             await asyncio.to_thread(first.stop)
-            await until(pilot, lambda: "CLUSTER DOWN" in str(bar.content))
+            await until(pilot, lambda: "CLUSTER DOWN" in str(bar.content), timeout=15.0)
             second = await asyncio.to_thread(start, tmp_path)
             assert second.cfg.gateway != first.cfg.gateway
             await until(pilot, lambda: app.model.link.up is True
                         and app.link is not None and app.link.endpoint == second.cfg.gateway,
                         timeout=20)
             assert app.events_endpoint == second.cfg.events
-            await until(pilot, healthy)
+            await until(pilot, timeout=15.0, probe=healthy)
             async with Client(second.cfg.gateway, key=user_key(second.cfg)) as client:
                 late = await client.create_volume(1, name="after-the-restart", wait=True)
                 with pytest.raises(OverQuota):
@@ -158,7 +147,7 @@ async def test_the_dashboard_follows_a_cluster_restarted_on_new_ports(tmp_path: 
                 return vol is not None and vol.status == "available" \
                     and app.model.flows.counts()["refused"] == 1
 
-            await until(pilot, seen)
+            await until(pilot, timeout=15.0, probe=seen)
             assert str(app.model.link.gateway) == second.cfg.gateway
     finally:
         first.stop()
@@ -173,6 +162,7 @@ async def test_a_member_sees_that_actor_health_is_for_admins(tmp_path: Path) -> 
                            key=user_key(cluster.cfg))
         async with app.run_test(size=(100, 30)) as pilot:
             bar = app.query_one(StatusBar)
-            await until(pilot, lambda: "actor health for admins" in str(bar.content))
+            await until(pilot, lambda: "actor health for admins" in str(bar.content),
+                        timeout=15.0)
     finally:
         cluster.stop()
