@@ -36,6 +36,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
+from cinderblock.actors.gateway.volume_store import GatewayStore
 from cinderblock.actors.runtime.cluster import Cluster, with_quota_defaults
 from cinderblock.actors.runtime.config import (
     ClusterConfig,
@@ -182,6 +183,22 @@ def make_config(
     if rest_fronts:
         cfg = with_rest_fronts(cfg, rest_fronts)
     return cfg
+
+
+@contextlib.asynccontextmanager
+async def open_gateway_store(path: Path) -> AsyncIterator[GatewayStore]:
+    """A real gateway store (SQLite) with its group-commit flusher running, for
+    tests that drive the gateway's flows without processes; closed afterwards."""
+    store = GatewayStore(path, "NORMAL")
+    await store.open()
+    flusher = asyncio.create_task(store.db.flusher())
+    try:
+        yield store
+    finally:
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        await store.db.close()
 
 
 @contextlib.contextmanager

@@ -38,7 +38,7 @@ from cinderblock.protocol.wire.errors import (
     PeerGone,
     Timeout,
 )
-from tests.conftest import EventRecorder
+from tests.conftest import EventRecorder, open_gateway_store
 
 PLAIN = VolumeType("type-plain", "plain")
 MULTI = VolumeType("type-multi", "multi", extra_specs={"multiattach": "<is> True"})
@@ -115,16 +115,10 @@ class StubGateway:
 
 @pytest.fixture
 async def gw(tmp_path: Path) -> AsyncIterator[StubGateway]:
-    store = GatewayStore(tmp_path / "gateway.db", "NORMAL")
-    await store.open()
-    flusher = asyncio.create_task(store.db.flusher())
-    stub = StubGateway(store)
-    await stub.attachments.open()
-    try:
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        stub = StubGateway(store)
+        await stub.attachments.open()
         yield stub
-    finally:
-        flusher.cancel()
-        await store.db.close()
 
 
 async def test_create_update_complete_delete_walks_the_volume_through_cinders_statuses(

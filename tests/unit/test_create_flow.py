@@ -5,8 +5,6 @@ destroyed, an uncommitted reservation rolled back."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Collection
 from pathlib import Path
@@ -24,7 +22,7 @@ from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import OverQuota, PeerGone
 from cinderblock.protocol.wire.schema import dump
-from tests.conftest import EventRecorder
+from tests.conftest import EventRecorder, open_gateway_store
 
 ME = Context("demo", "demo", ("member",), "req-1")
 
@@ -76,16 +74,8 @@ class Gateway:
 
 @pytest.fixture
 async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
-    store = GatewayStore(tmp_path / "gateway.db", "NORMAL")
-    await store.open()
-    flusher = asyncio.create_task(store.db.flusher())
-    try:
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
         yield Gateway(store)
-    finally:
-        flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flusher
-        await store.db.close()
 
 
 async def create(gw: Gateway, events: EventRecorder, size: int = 3) -> CreateApiContext:

@@ -6,8 +6,6 @@ in order, and that a failure reverts every change, newest first.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,7 +26,7 @@ from cinderblock.protocol.messages.volumes import VolumeType
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import OverQuota, Unavailable
-from tests.conftest import EventRecorder
+from tests.conftest import EventRecorder, open_gateway_store
 
 V = VolumeStatus
 ME = Context("demo", "demo", request_id="req-1")
@@ -77,16 +75,8 @@ class FakeGateway:
 
 @pytest.fixture
 async def gw(tmp_path: Path) -> AsyncIterator[FakeGateway]:
-    store = GatewayStore(tmp_path / "gateway.db", "NORMAL")
-    await store.open()
-    flusher = asyncio.create_task(store.db.flusher())
-    try:
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
         yield FakeGateway(store)
-    finally:
-        flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flusher
-        await store.db.close()
 
 
 async def add_volume(gw: FakeGateway, status: VolumeStatus = V.AVAILABLE,
