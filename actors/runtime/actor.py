@@ -93,6 +93,7 @@ from cinderblock.protocol.wire.errors import (
     PeerGone,
     Unavailable,
 )
+from cinderblock.protocol.wire.pending_guard import WATCHED, PendingGuard
 from cinderblock.protocol.wire.rpc import STOPPING, Calls
 from cinderblock.protocol.wire.schema import SchemaError, dump, parse
 from cinderblock.protocol.wire.throttled_log import ThrottledLog
@@ -132,14 +133,15 @@ class Link:
     receives nothing meant for node-1."""
 
     def __init__(self, actor: Actor, sock: zmq.Socket[bytes], routed: bool, peer: str = "",
-                 secure: bool = False) -> None:
+                 secure: bool = False, guard: PendingGuard | None = None) -> None:
         self.actor = actor
         self.routed = routed
         self.peer = peer
         self.secure = secure and routed
         self.routes: dict[bytes, bytes] = {}  # actor name -> routing id (secure ROUTER)
         if self.secure:
-            self.channel = Channel(sock, None, self._on_peer_frames, routed=routed)
+            self.channel = Channel(sock, None, self._on_peer_frames, routed=routed,
+                                   guard=guard)
         else:
             self.channel = Channel(sock, self._on_frames, routed=routed)
 
@@ -334,9 +336,15 @@ class Actor:
         # What waits unread for one peer: a sender past it is held back by TCP (nothing
         # is lost), so a flood stays in the sender's buffers, not in this process.
         sock.setsockopt(zmq.RCVHWM, ROUTER_RCVHWM)
-        self.serve(sock, domain)
+        # What a connection holds inside libzmq (an endless multipart message, which no
+        # libzmq limit sees) is counted in bytes and cut past a bound (pending_guard).
+        guard = PendingGuard(curve=True) if self.trust is not None else None
+        self.serve(sock, domain, guard)
         sock.bind(endpoint)
-        return self._add(Link(self, sock, routed=True, secure=self.trust is not None))
+        if guard is not None:
+            guard.local_port = int(sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+        return self._add(Link(self, sock, routed=True, secure=self.trust is not None,
+                              guard=guard))
 
     def connect(self, endpoint: str, identity: str, server: str) -> Link:
         """A DEALER to the actor ``server``. Secure, the routing id is ``identity``
@@ -350,12 +358,20 @@ class Actor:
         sock.connect(endpoint)
         return self._add(Link(self, sock, routed=False, peer=server))
 
-    def serve(self, sock: zmq.Socket[bytes], domain: str) -> None:
+    def serve(self, sock: zmq.Socket[bytes], domain: str,
+              guard: PendingGuard | None = None) -> None:
         """Make a socket about to bind a CURVE server (nothing when not secure); its
-        failed handshakes are counted (``Trust.count_refusal``)."""
+        failed handshakes are counted (``Trust.count_refusal``), and its connections
+        come and go in ``guard``."""
         if self.trust is not None:
             self.trust.serve(sock, domain)
-            monitor = Channel(self.trust.watch_handshakes(sock), self.trust.on_monitor_event)
+            if guard is None:
+                monitor = Channel(self.trust.watch_handshakes(sock), self.trust.on_monitor_event)
+            else:
+                events = self.trust.watch_handshakes(sock, WATCHED)
+                trust = self.trust
+                monitor = Channel(events, lambda frames: guard.on_monitor_event(
+                    frames, lambda event: trust.count_refusal()))
             self._monitors.append(monitor)
 
     def dial(self, sock: zmq.Socket[bytes], server: str) -> None:

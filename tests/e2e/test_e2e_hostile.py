@@ -15,9 +15,11 @@ import msgpack
 import pytest
 import zmq
 
+from cinderblock.bench.zmtp_peer import HandshakeRefused, ZmtpCurvePeer
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import Unavailable
-from cinderblock.protocol.wire.keys import client_keys, curve_client
+from cinderblock.protocol.wire.keys import client_keys, curve_client, load_public
+from cinderblock.protocol.wire.pending_guard import PEER_BYTES
 from tests.conftest import E2ECluster, eventually, make_config, running_cluster
 
 MIB = 1 << 20
@@ -102,3 +104,65 @@ async def test_frames_over_the_limit_cost_the_gateway_nothing(lone: E2ECluster) 
     oversized = b"\x93" + os.urandom(2 * MIB)
     grown, _ = await _under_flood(lone, oversized, 500)
     assert grown < 100, f"the gateway grew by {grown:.0f} MB"
+
+
+def _stream_one_endless_message(endpoint: str, key: Path | None, total: int) -> tuple[int, int]:
+    """Write ``total`` bytes of frames with ``more`` set (a message that never ends)
+    at the gateway, from a hand-written ZMTP peer with an admitted key; when cut off,
+    dial again and go on. Returns (bytes written, times cut off)."""
+    keys = client_keys(key)
+    assert keys is not None, "the hostile peer needs a key the gateway admits"
+    own, server = keys
+    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+    chunk, written, cuts = b"x" * (64 << 10), 0, 0
+    while written < total:
+        peer = ZmtpCurvePeer(host, int(port), server, own.public, own.secret)
+        try:
+            peer.handshake()
+            while written + peer.sent < total:
+                peer.send_frames(chunk, 16)
+        except OSError:
+            cuts += 1
+        finally:
+            written += peer.sent
+            peer.close()
+    return written, cuts
+
+
+async def test_a_message_that_never_ends_is_cut_off_and_costs_the_gateway_little(
+    lone: E2ECluster,
+) -> None:
+    pid = lone.cluster.procs["gateway"].pid
+    before = peak = _rss_mb(pid)
+    slowest = 0.0
+    stream = asyncio.create_task(asyncio.to_thread(
+        _stream_one_endless_message, lone.gateway, lone.user_key("endless"), 1 << 30))
+    async with lone.client("bystander", timeout=10.0) as client:
+        while not stream.done():
+            started = time.monotonic()
+            await client.ping()
+            slowest = max(slowest, time.monotonic() - started)
+            peak = max(peak, _rss_mb(pid))
+            await asyncio.sleep(0.02)
+        written, cuts = await stream
+        assert (await client.create_volume(1, wait=True)).status == "available"
+    print(f"endless message: {written} bytes written, cut off {cuts} times; gateway RSS "
+          f"{before:.0f} MB before, {peak:.0f} MB at the peak; slowest ping {slowest:.3f}s")
+    assert written >= 1 << 30
+    assert cuts >= written // (2 * PEER_BYTES), f"cut off {cuts} times in {written} bytes"
+    assert peak - before < 100, f"the gateway grew by {peak - before:.0f} MB"
+    assert slowest < 2.0, f"a ping took {slowest:.3f}s while the endless message came"
+
+
+def test_a_peer_without_an_admitted_key_never_gets_a_frame_in(
+    lone: E2ECluster, tmp_path: Path,
+) -> None:
+    stranger_public, stranger_secret = zmq.curve_keypair()
+    gateway_public = load_public(lone.cfg.path("keys", "gateway.key"))
+    host, port = lone.gateway.removeprefix("tcp://").rsplit(":", 1)
+    peer = ZmtpCurvePeer(host, int(port), gateway_public, stranger_public, stranger_secret)
+    try:
+        with pytest.raises(HandshakeRefused):
+            peer.handshake()
+    finally:
+        peer.close()
