@@ -6,6 +6,7 @@ meanwhile and afterwards."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -166,3 +167,70 @@ def test_a_peer_without_an_admitted_key_never_gets_a_frame_in(
             peer.handshake()
     finally:
         peer.close()
+
+
+def _bad_messages(count: int) -> Iterator[bytes]:
+    """Requests and casts that are each wrong in one of the ways a peer can be wrong:
+    not msgpack, an unknown op, a body that does not fit the op's schema, an op the
+    sender's role may not send."""
+    ctx = {"project_id": "bad", "user_id": "bad", "roles": ["member"], "request_id": ""}
+    kinds: list[bytes] = [b"\xc1 not msgpack"]
+    for kind in ("req", "cast"):
+        kinds += [
+            msgpack.packb([1, kind, 7, None, "no.such.op", ctx, {}, None]),
+            msgpack.packb([1, kind, 7, None, "volume.create", ctx, {"size": "big"}, None]),
+            msgpack.packb([1, kind, 7, None, "volume.update", ctx,
+                           {"volume_id": "v", "status": "available"}, None]),
+        ]
+    for i in range(count):
+        yield kinds[i % len(kinds)]
+
+
+def _log_bytes(lone: E2ECluster) -> int:
+    logs = lone.cluster.log_path("gateway").parent
+    return sum(p.stat().st_size for p in logs.glob("gateway.*"))
+
+
+async def test_a_hundred_thousand_bad_messages_grow_the_gateway_log_by_little(
+    lone: E2ECluster,
+) -> None:
+    await asyncio.sleep(1.0)  # the log lines of the earlier tests are written
+    before = _log_bytes(lone)
+    zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = zctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    keys = client_keys(lone.user_key("bad"))
+    if keys is not None:
+        curve_client(sock, *keys)
+    sock.connect(lone.gateway)
+    replies = 0
+    try:
+        for i, frame in enumerate(_bad_messages(100_000)):
+            sock.send(frame)
+            if i % 1000 == 999:
+                while sock.poll(0 if i < 99_999 else 3000):
+                    sock.recv()
+                    replies += 1
+    finally:
+        sock.close(linger=0)
+        zctx.term()
+    gateway_public = load_public(lone.cfg.path("keys", "gateway.key"))
+    host, port = lone.gateway.removeprefix("tcp://").rsplit(":", 1)
+    for _ in range(200):  # strangers, whose handshakes fail
+        stranger = ZmtpCurvePeer(host, int(port), gateway_public, *zmq.curve_keypair())
+        with contextlib.suppress(HandshakeRefused, OSError):
+            stranger.handshake()
+        stranger.close()
+    assert keys is not None
+    for _ in range(200):  # a frame over the limit each, from an admitted key
+        peer = ZmtpCurvePeer(host, int(port), keys[1], keys[0].public, keys[0].secret)
+        with contextlib.suppress(OSError):
+            peer.handshake()
+            peer.send_frames(b"x" * (2 * MIB), 1, more=False)
+        peer.close()
+    await asyncio.sleep(1.0)
+    grown = _log_bytes(lone) - before
+    print(f"100,000 bad messages, 200 refused handshakes, 200 oversized frames: {replies} "
+          f"error replies, the gateway's log grew by {grown} bytes")
+    assert replies >= 40_000, "the requests among them were answered"
+    assert grown < 64 << 10, f"the gateway's log grew by {grown} bytes"
