@@ -70,6 +70,7 @@ from cinderblock.actors.flow.reply import recent_reply
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.events import EventPublisher
 from cinderblock.actors.runtime.logs import REQUEST
+from cinderblock.actors.runtime.peer_turns import PeerTurns
 from cinderblock.actors.runtime.trust import Authenticator, Trust
 from cinderblock.protocol.messages.flows import FlowTraceList
 from cinderblock.protocol.messages.health import ActorStats
@@ -267,6 +268,8 @@ class Actor:
         self._held: dict[bytes, int] = {}  # bytes of requests in flight, per peer
         self._held_total = 0
         self.refused_busy = 0
+        # At most a few hundred of one peer's requests run at once; the rest wait in line.
+        self._turns: PeerTurns[tuple[Handler, Request, int]] = PeerTurns()
 
     # ---- to override ---------------------------------------------------
     def handlers(self) -> dict[str, Handler]:
@@ -285,6 +288,7 @@ class Actor:
         return {"handled": self.handled, "pending_calls": len(self.calls),
                 "flows": self.flow_history.statistics(), "refused": self.refused,
                 "held_bytes": self._held_total, "refused_busy": self.refused_busy,
+                "turns": self._turns.statistics(),
                 "restarts": RESTARTS,
                 "uptime_s": round(time.time() - self.started_at, 3)}
 
@@ -449,6 +453,8 @@ class Actor:
     async def _wind_down(self) -> None:
         """Steps 1-4 of the module docstring."""
         self._accepting = False
+        for _handler, request, size in self._turns.clear():
+            self._refuse_stopping(request, size)
         if self._handling:
             await asyncio.wait(set(self._handling), timeout=self.stop_grace_s)
         self.calls.fail_all(STOPPING)
@@ -532,11 +538,10 @@ class Actor:
             self._refuse(link, identity, env.msg_id, env.op, stopping, env.kind)
             return
         self.handled += 1
-        ctx = request.ctx  # who it acts for (the key's user, or the context an actor passed)
-        token = REQUEST.set((ctx.request_id or "-", ctx.project_id or "-", _volume_of(body)))
+        token = REQUEST.set(_log_ids(request))
         try:  # a task made here inherits the request's ids for its log lines
             if is_async:
-                if not self._hold(identity, size):
+                if self._turns.full(identity) or not self._hold(identity, size):
                     self.refused_busy += 1
                     busy = Unavailable(
                         f"the {self.name} holds as many bytes of requests as it may from this "
@@ -544,9 +549,8 @@ class Actor:
                         {"peer_bytes": INFLIGHT_PEER_BYTES, "total_bytes": INFLIGHT_TOTAL_BYTES})
                     self._refuse(link, identity, env.msg_id, env.op, busy, env.kind)
                     return
-                task = self.spawn(self._run_async(handler, request, size))
-                self._handling.add(task)
-                task.add_done_callback(self._handling.discard)
+                if self._turns.take(identity, (handler, request, size)):
+                    self._start(handler, request, size)
             else:
                 self._answer(request, self._run_sync(handler, request))
         finally:
@@ -581,11 +585,40 @@ class Actor:
         else:
             del self._held[peer]
 
+    def _start(self, handler: Handler, request: Request, size: int) -> None:
+        task = self.spawn(self._run_async(handler, request, size))
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
+
     async def _run_async(self, handler: Handler, request: Request, size: int = 0) -> None:
         try:
             await self._answer_async(handler, request)
         finally:
             self._let_go(request.sender, size)
+            self._next_turn(request.sender)
+
+    def _next_turn(self, peer: bytes) -> None:
+        """One of the peer's requests is done: start the next one in its line."""
+        following = self._turns.done(peer)
+        if following is None:
+            return
+        handler, request, size = following
+        if not self._accepting:
+            self._refuse_stopping(request, size)
+            self._next_turn(peer)
+            return
+        token = REQUEST.set(_log_ids(request))
+        try:
+            self._start(handler, request, size)
+        finally:
+            REQUEST.reset(token)
+
+    def _refuse_stopping(self, request: Request, size: int) -> None:
+        """A request that waited in line when the actor began to stop."""
+        self._let_go(request.sender, size)
+        env = request.env
+        stopping = Unavailable(f"the {self.name} is stopping", {"actor": self.name})
+        self._refuse(request.link, request.sender, env.msg_id, env.op, stopping, env.kind)
 
     async def _answer_async(self, handler: Handler, request: Request) -> None:
         try:
@@ -662,6 +695,12 @@ def _context(env: Envelope, principal: Principal | None) -> Context | None:
     request_id = env.context.request_id if env.context is not None else ""
     return Context(principal.project, principal.name, tuple(sorted(principal.roles)),
                    request_id)
+
+
+def _log_ids(request: Request) -> tuple[str, str, str]:
+    """The request id, project and volume on a request's log lines."""
+    ctx = request.ctx  # who it acts for (the key's user, or the context an actor passed)
+    return (ctx.request_id or "-", ctx.project_id or "-", _volume_of(request.body))
 
 
 def _volume_of(body: Any) -> str:

@@ -16,6 +16,7 @@ import msgpack
 import pytest
 import zmq
 
+from cinderblock.actors.runtime.peer_turns import RUNNING_PER_PEER
 from cinderblock.bench.zmtp_peer import HandshakeRefused, ZmtpCurvePeer
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import Unavailable
@@ -46,14 +47,14 @@ def _create_with_a_mib_of_metadata() -> bytes:
     return frame
 
 
-async def _flood(lone: E2ECluster, frame: bytes, count: int) -> None:
+async def _flood(lone: E2ECluster, frame: bytes, count: int, user: str = "flood") -> None:
     """Send ``count`` frames from a peer that never reads what comes back: a user the
     gateway admits (its own key), so that what it sends reaches the gateway."""
     zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sock = zctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.SNDHWM, count + 1)
     sock.setsockopt(zmq.LINGER, 0)
-    keys = client_keys(lone.user_key("flood"))
+    keys = client_keys(lone.user_key(user))
     if keys is not None:
         curve_client(sock, *keys)
     sock.connect(lone.gateway)
@@ -252,3 +253,33 @@ async def test_a_hundred_thousand_bad_messages_grow_the_gateway_log_by_little(
           f"error replies, the gateway's log grew by {grown} bytes")
     assert replies >= 40_000, "the requests among them were answered"
     assert grown < 64 << 10, f"the gateway's log grew by {grown} bytes"
+
+
+async def test_a_peer_that_floods_creates_and_never_reads_runs_a_few_at_a_time(
+    lone: E2ECluster,
+) -> None:
+    """20,000 creates sent at once by a peer that never reads: at most RUNNING_PER_PEER
+    of them run at a time (the rest wait in its line or are refused), so a group commit
+    never settles thousands at once and another client's ping stays quick."""
+    ctx = {"project_id": "crowd", "user_id": "crowd", "roles": ["member"], "request_id": ""}
+    frame = msgpack.packb([1, "req", 1, None, "volume.create", ctx, {"size": 1}, None])
+    flood = asyncio.create_task(_flood(lone, frame, 20_000, user="crowd"))
+    pings: list[float] = []
+    most_running, most_waiting = 0, 0
+    async with lone.client("admin", admin=True, timeout=10.0) as admin:
+        while not flood.done():
+            started = time.monotonic()
+            await admin.ping()
+            pings.append(time.monotonic() - started)
+            turns = (await admin.stats()).details["turns"]
+            most_running = max(most_running, turns["running"])
+            most_waiting = max(most_waiting, turns["waiting"])
+            await asyncio.sleep(0.02)
+        await flood
+    pings.sort()
+    print(f"20,000 creates from a peer that never reads: {len(pings)} pings, slowest "
+          f"{pings[-1]:.3f}s, median {pings[len(pings) // 2]:.4f}s; at most {most_running} "
+          f"running and {most_waiting} waiting")
+    assert most_waiting > 0, "the flood had to wait in line"
+    assert most_running <= RUNNING_PER_PEER + 8
+    assert pings[-1] < 0.5, f"a ping took {pings[-1]:.3f}s during the flood"
