@@ -69,10 +69,11 @@ class HandshakeRefused(Exception):
 
 
 class ZmtpCurvePeer:
-    """One TCP connection speaking ZMTP 3.0 with CURVE as a DEALER."""
+    """One TCP connection speaking ZMTP 3.0 with CURVE (as a DEALER, or ``socket_type``)."""
 
     def __init__(self, host: str, port: int, server_public_z85: bytes,
-                 public_z85: bytes, secret_z85: bytes) -> None:
+                 public_z85: bytes, secret_z85: bytes, socket_type: bytes = b"DEALER"
+                 ) -> None:
         self.server = zmq.utils.z85.decode(server_public_z85)
         self.public = zmq.utils.z85.decode(public_z85)
         self.secret = zmq.utils.z85.decode(secret_z85)
@@ -81,6 +82,7 @@ class ZmtpCurvePeer:
         self.server_short = b""
         self.sock = socket.create_connection((host, port), timeout=10.0)
         self.sent = 0  # bytes written to the socket
+        self.socket_type = socket_type
 
     def close(self) -> None:
         self.sock.close()
@@ -136,7 +138,7 @@ class ZmtpCurvePeer:
         vouch_nonce = os.urandom(16)
         vouch = box(self.short_public + self.server, b"VOUCH---" + vouch_nonce,
                     self.server_short, self.secret)
-        metadata = _property(b"Socket-Type", b"DEALER") + _property(b"Identity", b"")
+        metadata = _property(b"Socket-Type", self.socket_type) + _property(b"Identity", b"")
         short = self._next_nonce()
         initiate = box(self.public + vouch_nonce + vouch + metadata,
                        b"CurveZMQINITIATE" + short, self.server_short, self.short_secret)

@@ -94,17 +94,18 @@ def cut(fd: int) -> None:
 
 
 class PendingGuard:
-    """The bytes each connection of one ROUTER holds in libzmq, and the cut past the
-    bounds. ``count`` is called for every message read; ``on_monitor_event`` with the
-    socket's monitor events (``WATCHED``); the check runs on the loop every ``CHECK_S``
-    while there are connections."""
+    """The bytes each connection of one bound socket holds in libzmq, and the cut past
+    the bounds. ``count`` is called for every message read; ``on_monitor_event`` with
+    the socket's monitor events (``WATCHED``); the check runs on the running loop every
+    ``CHECK_S`` while there are connections, or, ``on_loop=False`` (a thread of its
+    own, as the event hub), whenever its owner calls ``check``."""
 
     def __init__(self, curve: bool, peer_bytes: int = PEER_BYTES,
-                 total_bytes: int = TOTAL_BYTES) -> None:
+                 total_bytes: int = TOTAL_BYTES, on_loop: bool = True) -> None:
         self.curve = curve
         self.peer_bytes, self.total_bytes = peer_bytes, total_bytes
         self._read: dict[int, int] = {}  # fd -> wire bytes of the whole messages read
-        self._loop = asyncio.get_running_loop()
+        self._loop = asyncio.get_running_loop() if on_loop else None
         self._timer: asyncio.TimerHandle | None = None
         self.local_port = 0  # the ROUTER's port, once bound: only its connections are cut
         self.cuts = 0
@@ -113,14 +114,21 @@ class PendingGuard:
         if fd in self._read:
             self._read[fd] += wire_bytes(frames, self.curve)
 
+    def count_frame(self, fd: int, size: int) -> None:
+        """One frame of ``size`` bytes read (a socket read frame by frame); a CURVE
+        subscription travels as a command up to 9 bytes longer than the frame read."""
+        if fd in self._read:
+            body = size + (CURVE_FRAME + 9 if self.curve else 0)
+            self._read[fd] += body + (2 if body <= 255 else 9)
+
     def on_monitor_event(self, frames: list[bytes], other: Callable[[int], None]) -> None:
         """ACCEPTED starts counting a connection, DISCONNECTED ends it; any other event
         goes to ``other`` (the handshake failures the actor counts)."""
         event, value = EVENT_STRUCT.unpack_from(frames[0])
         if event == zmq.EVENT_ACCEPTED:
             self._read[value] = 0
-            if self._timer is None:
-                self._timer = self._loop.call_later(CHECK_S, self._check)
+            if self._timer is None and self._loop is not None:
+                self._timer = self._loop.call_later(CHECK_S, self._tick)
         elif event == zmq.EVENT_DISCONNECTED:
             self._read.pop(value, None)
         else:
@@ -137,8 +145,14 @@ class PendingGuard:
             held[fd] = max(0, received - read - HANDSHAKE_SLACK)
         return held
 
-    def _check(self) -> None:
+    def _tick(self) -> None:
         self._timer = None
+        self.check()
+        if self._read and self._loop is not None:
+            self._timer = self._loop.call_later(CHECK_S, self._tick)
+
+    def check(self) -> None:
+        """Cut the connections over the bounds."""
         held = self.held()
         for fd, size in held.items():
             if size > self.peer_bytes:
@@ -150,8 +164,6 @@ class PendingGuard:
             if fd in self._read:
                 self._cut(fd, size, "the bound on all connections")
                 over -= size
-        if self._read:
-            self._timer = self._loop.call_later(CHECK_S, self._check)
 
     def _cut(self, fd: int, size: int, bound: str) -> None:
         self._read.pop(fd, None)

@@ -116,8 +116,8 @@ async def test_a_gigabyte_of_frames_over_the_limit_costs_the_gateway_nothing(
     assert grown < 100, f"the gateway grew by {grown:.0f} MB"
 
 
-def _stream(endpoint: str, key: Path | None, total: int, chunk: bytes, more: bool
-            ) -> tuple[int, int]:
+def _stream(endpoint: str, key: Path | None, total: int, chunk: bytes, more: bool,
+            socket_type: bytes = b"DEALER") -> tuple[int, int]:
     """Write ``total`` bytes of frames of ``chunk`` at the gateway from a hand-written
     ZMTP peer with an admitted key (``more`` set: one message that never ends); when
     cut off, dial again and go on. Returns (bytes written, times cut off)."""
@@ -127,7 +127,7 @@ def _stream(endpoint: str, key: Path | None, total: int, chunk: bytes, more: boo
     host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
     written, cuts = 0, 0
     while written < total:
-        peer = ZmtpCurvePeer(host, int(port), server, own.public, own.secret)
+        peer = ZmtpCurvePeer(host, int(port), server, own.public, own.secret, socket_type)
         try:
             peer.handshake()
             while written + peer.sent < total:
@@ -283,3 +283,24 @@ async def test_a_peer_that_floods_creates_and_never_reads_runs_a_few_at_a_time(
     assert most_waiting > 0, "the flood had to wait in line"
     assert most_running <= RUNNING_PER_PEER + 8
     assert pings[-1] < 0.5, f"a ping took {pings[-1]:.3f}s during the flood"
+
+
+async def test_a_subscriber_whose_message_never_ends_is_cut_off_by_the_event_hub(
+    lone: E2ECluster,
+) -> None:
+    """The hub's XPUB (users subscribe there) holds an endless message the same way."""
+    pid = lone.cluster.procs["gateway"].pid
+    before = _rss_mb(pid)
+    streaming = asyncio.create_task(asyncio.to_thread(
+        _stream, lone.cfg.events, lone.user_key("listener"), 512 << 20,
+        b"\x01" + b"x" * ((64 << 10) - 1), True, b"XSUB"))
+    peak = before
+    while not streaming.done():
+        peak = max(peak, _rss_mb(pid))
+        await asyncio.sleep(0.02)
+    written, cuts = await streaming
+    print(f"event hub, endless message: {written} bytes written, cut off {cuts} times; "
+          f"gateway RSS {before:.0f} MB -> {peak:.0f} MB at the peak")
+    assert written >= 512 << 20
+    assert cuts >= written // (2 * PEER_BYTES)
+    assert peak - before < 100, f"the gateway grew by {peak - before:.0f} MB"
