@@ -32,8 +32,14 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from cinderblock.actors.flow.history import FlowHistory, RunTrace
 from cinderblock.protocol.states import TaskState, check_task_move
+from cinderblock.protocol.wire.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
+# Failures a peer brings about at will (bad input, over quota, a wrong state): each
+# kind is logged a few times a minute at most, so bad input cannot grow the log.
+refused = ThrottledLog(log)
+PEER_FAULTS = frozenset({"invalid_input", "not_found", "over_quota", "invalid_state",
+                         "forbidden"})
 C = TypeVar("C")
 _PENDING = TaskState.PENDING.value
 S = TaskState
@@ -128,7 +134,11 @@ class _FlowRun(Generic[C]):
         self.trace.failed = self.trace.failed or state is TaskState.FAILURE
         self.steps.append((None, value, ts, reason))
         if state is TaskState.FAILURE:  # one line per failed flow (the request's ids on it)
-            log.warning("%s failed: %s", self.flow.name, reason)
+            if self.trace.error_code in PEER_FAULTS:  # what a peer sends: a few a minute
+                refused.warning(f"{self.flow.name} {self.trace.error_code}", "%s failed: %s",
+                                self.flow.name, reason)
+            else:
+                log.warning("%s failed: %s", self.flow.name, reason)
         elif state is TaskState.SUCCESS and log.isEnabledFor(logging.DEBUG):
             log.debug("%s succeeded", self.flow.name)
         if not self.events.listening:

@@ -11,34 +11,61 @@ receives nothing.
 
 Upstream, a topic is subscribed when its first admitted subscriber arrives and
 unsubscribed when its last leaves, so the actors know whether anybody listens.
+
+A subscriber may send a multipart message that never ends, which libzmq keeps in
+memory without limit (``protocol/wire/pending_guard.py``): with security the hub
+also reads its XPUB's monitor (``HubWatch``), counts what each connection's
+messages took off the wire, and cuts a connection that holds too much.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import zmq
+
+from cinderblock.protocol.wire.pending_guard import CHECK_S, PendingGuard
 
 log = logging.getLogger(__name__)
 MaySubscribe = Callable[[str, bytes], bool]  # (User-Id, topic) -> admitted?
 
 
+@dataclass(frozen=True)
+class HubWatch:
+    """The XPUB's monitor (connections, failed handshakes) and its connections' bytes."""
+
+    monitor: zmq.Socket[bytes]
+    guard: PendingGuard
+    on_refusal: Callable[[], None]
+
+    def read_events(self) -> None:
+        while True:
+            try:
+                frames = self.monitor.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.guard.on_monitor_event(frames, lambda event: self.on_refusal())
+
+
 def run_hub(xsub: zmq.Socket[bytes], xpub: zmq.Socket[bytes],
-            may_subscribe: MaySubscribe | None) -> None:
+            may_subscribe: MaySubscribe | None, watch: HubWatch | None = None) -> None:
     with contextlib.suppress(zmq.ContextTerminated):
         if may_subscribe is None:
             zmq.proxy(xsub, xpub)
         else:
-            _Hub(xsub, xpub, may_subscribe).run()
+            _Hub(xsub, xpub, may_subscribe, watch).run()
 
 
 class _Hub:
     def __init__(self, xsub: zmq.Socket[bytes], xpub: zmq.Socket[bytes],
-                 may_subscribe: MaySubscribe) -> None:
+                 may_subscribe: MaySubscribe, watch: HubWatch | None = None) -> None:
         self.xsub, self.xpub = xsub, xpub
+        self.watch = watch
         self.may_subscribe = may_subscribe
         self.subscribers: Counter[bytes] = Counter()
         self.refused = 0
@@ -47,12 +74,22 @@ class _Hub:
         poller = zmq.Poller()
         poller.register(self.xsub, zmq.POLLIN)
         poller.register(self.xpub, zmq.POLLIN)
+        watch, timeout, next_check = self.watch, None, 0.0
+        if watch is not None:
+            poller.register(watch.monitor, zmq.POLLIN)
+            timeout, next_check = int(CHECK_S * 1000), time.monotonic() + CHECK_S
         while True:
-            ready = dict(poller.poll())
+            ready = dict(poller.poll(timeout))
             if self.xsub in ready:
                 self._forward()
             if self.xpub in ready:
                 self._subscriptions()
+            if watch is not None:
+                if watch.monitor in ready:
+                    watch.read_events()
+                if time.monotonic() >= next_check:
+                    watch.guard.check()
+                    next_check = time.monotonic() + CHECK_S
 
     def _forward(self) -> None:
         for _ in range(1000):
@@ -67,6 +104,9 @@ class _Hub:
                 frame = self.xpub.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            if self.watch is not None:
+                with contextlib.suppress(zmq.ZMQError):  # one the socket made itself
+                    self.watch.guard.count_frame(frame.get(zmq.SRCFD), len(frame.bytes))
             self._on_subscription(frame)
 
     def _on_subscription(self, frame: zmq.Frame) -> None:

@@ -24,7 +24,7 @@ from cinderblock.actors.gateway.admin import VolumeAdmin
 from cinderblock.actors.gateway.attachments import Attachments
 from cinderblock.actors.gateway.cluster_stats import cluster_stats_handlers
 from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
-from cinderblock.actors.gateway.event_hub import run_hub
+from cinderblock.actors.gateway.event_hub import HubWatch, run_hub
 from cinderblock.actors.gateway.flow_history import flow_handlers
 from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
 from cinderblock.actors.gateway.guards import require_admin, require_reporter
@@ -61,6 +61,7 @@ from cinderblock.protocol.states import VolumeStatus, check_volume_move
 from cinderblock.protocol.wire.access import may_subscribe
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, NotFound
+from cinderblock.protocol.wire.pending_guard import WATCHED, PendingGuard
 from cinderblock.protocol.wire.schema import dump, parse
 from cinderblock.protocol.wire.transport import tune
 
@@ -177,13 +178,19 @@ class Gateway(Actor):
         for sock in (xsub, xpub):
             tune(sock)
         self.serve(xsub, "events_in")
-        self.serve(xpub, "events")
-        if self.trust is not None:
+        watch = None
+        if self.trust is not None:  # the hub's thread reads the XPUB's monitor
+            self.trust.serve(xpub, "events")
             xpub.setsockopt(zmq.XPUB_MANUAL, 1)
+            watch = HubWatch(self.trust.watch_handshakes(xpub, WATCHED),
+                             PendingGuard(curve=True, on_loop=False), self.trust.count_refusal)
         xsub.bind(self.cfg.events_in)
         xpub.bind(self.cfg.events)
+        if watch is not None:
+            bound = xpub.getsockopt_string(zmq.LAST_ENDPOINT)
+            watch.guard.local_port = int(bound.rsplit(":", 1)[1])
         check = self._may_subscribe if self.trust is not None else None
-        threading.Thread(target=run_hub, args=(xsub, xpub, check), name="event-hub",
+        threading.Thread(target=run_hub, args=(xsub, xpub, check, watch), name="event-hub",
                          daemon=True).start()
 
     def _reload_users(self) -> None:

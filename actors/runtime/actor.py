@@ -70,6 +70,7 @@ from cinderblock.actors.flow.reply import recent_reply
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.events import EventPublisher
 from cinderblock.actors.runtime.logs import REQUEST
+from cinderblock.actors.runtime.peer_turns import PeerTurns
 from cinderblock.actors.runtime.trust import Authenticator, Trust
 from cinderblock.protocol.messages.flows import FlowTraceList
 from cinderblock.protocol.messages.health import ActorStats
@@ -93,6 +94,7 @@ from cinderblock.protocol.wire.errors import (
     PeerGone,
     Unavailable,
 )
+from cinderblock.protocol.wire.pending_guard import WATCHED, PendingGuard
 from cinderblock.protocol.wire.rpc import STOPPING, Calls
 from cinderblock.protocol.wire.schema import SchemaError, dump, parse
 from cinderblock.protocol.wire.throttled_log import ThrottledLog
@@ -132,14 +134,15 @@ class Link:
     receives nothing meant for node-1."""
 
     def __init__(self, actor: Actor, sock: zmq.Socket[bytes], routed: bool, peer: str = "",
-                 secure: bool = False) -> None:
+                 secure: bool = False, guard: PendingGuard | None = None) -> None:
         self.actor = actor
         self.routed = routed
         self.peer = peer
         self.secure = secure and routed
         self.routes: dict[bytes, bytes] = {}  # actor name -> routing id (secure ROUTER)
         if self.secure:
-            self.channel = Channel(sock, None, self._on_peer_frames, routed=routed)
+            self.channel = Channel(sock, None, self._on_peer_frames, routed=routed,
+                                   guard=guard)
         else:
             self.channel = Channel(sock, self._on_frames, routed=routed)
 
@@ -265,6 +268,8 @@ class Actor:
         self._held: dict[bytes, int] = {}  # bytes of requests in flight, per peer
         self._held_total = 0
         self.refused_busy = 0
+        # At most a few hundred of one peer's requests run at once; the rest wait in line.
+        self._turns: PeerTurns[tuple[Handler, Request, int]] = PeerTurns()
 
     # ---- to override ---------------------------------------------------
     def handlers(self) -> dict[str, Handler]:
@@ -283,6 +288,7 @@ class Actor:
         return {"handled": self.handled, "pending_calls": len(self.calls),
                 "flows": self.flow_history.statistics(), "refused": self.refused,
                 "held_bytes": self._held_total, "refused_busy": self.refused_busy,
+                "turns": self._turns.statistics(),
                 "restarts": RESTARTS,
                 "uptime_s": round(time.time() - self.started_at, 3)}
 
@@ -334,9 +340,15 @@ class Actor:
         # What waits unread for one peer: a sender past it is held back by TCP (nothing
         # is lost), so a flood stays in the sender's buffers, not in this process.
         sock.setsockopt(zmq.RCVHWM, ROUTER_RCVHWM)
-        self.serve(sock, domain)
+        # What a connection holds inside libzmq (an endless multipart message, which no
+        # libzmq limit sees) is counted in bytes and cut past a bound (pending_guard).
+        guard = PendingGuard(curve=True) if self.trust is not None else None
+        self.serve(sock, domain, guard)
         sock.bind(endpoint)
-        return self._add(Link(self, sock, routed=True, secure=self.trust is not None))
+        if guard is not None:
+            guard.local_port = int(sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+        return self._add(Link(self, sock, routed=True, secure=self.trust is not None,
+                              guard=guard))
 
     def connect(self, endpoint: str, identity: str, server: str) -> Link:
         """A DEALER to the actor ``server``. Secure, the routing id is ``identity``
@@ -350,12 +362,20 @@ class Actor:
         sock.connect(endpoint)
         return self._add(Link(self, sock, routed=False, peer=server))
 
-    def serve(self, sock: zmq.Socket[bytes], domain: str) -> None:
+    def serve(self, sock: zmq.Socket[bytes], domain: str,
+              guard: PendingGuard | None = None) -> None:
         """Make a socket about to bind a CURVE server (nothing when not secure); its
-        failed handshakes are counted (``Trust.count_refusal``)."""
+        failed handshakes are counted (``Trust.count_refusal``), and its connections
+        come and go in ``guard``."""
         if self.trust is not None:
             self.trust.serve(sock, domain)
-            monitor = Channel(self.trust.watch_handshakes(sock), self.trust.on_monitor_event)
+            if guard is None:
+                monitor = Channel(self.trust.watch_handshakes(sock), self.trust.on_monitor_event)
+            else:
+                events = self.trust.watch_handshakes(sock, WATCHED)
+                trust = self.trust
+                monitor = Channel(events, lambda frames: guard.on_monitor_event(
+                    frames, lambda event: trust.count_refusal()))
             self._monitors.append(monitor)
 
     def dial(self, sock: zmq.Socket[bytes], server: str) -> None:
@@ -433,6 +453,8 @@ class Actor:
     async def _wind_down(self) -> None:
         """Steps 1-4 of the module docstring."""
         self._accepting = False
+        for _handler, request, size in self._turns.clear():
+            self._refuse_stopping(request, size)
         if self._handling:
             await asyncio.wait(set(self._handling), timeout=self.stop_grace_s)
         self.calls.fail_all(STOPPING)
@@ -516,11 +538,10 @@ class Actor:
             self._refuse(link, identity, env.msg_id, env.op, stopping, env.kind)
             return
         self.handled += 1
-        ctx = request.ctx  # who it acts for (the key's user, or the context an actor passed)
-        token = REQUEST.set((ctx.request_id or "-", ctx.project_id or "-", _volume_of(body)))
+        token = REQUEST.set(_log_ids(request))
         try:  # a task made here inherits the request's ids for its log lines
             if is_async:
-                if not self._hold(identity, size):
+                if self._turns.full(identity) or not self._hold(identity, size):
                     self.refused_busy += 1
                     busy = Unavailable(
                         f"the {self.name} holds as many bytes of requests as it may from this "
@@ -528,9 +549,8 @@ class Actor:
                         {"peer_bytes": INFLIGHT_PEER_BYTES, "total_bytes": INFLIGHT_TOTAL_BYTES})
                     self._refuse(link, identity, env.msg_id, env.op, busy, env.kind)
                     return
-                task = self.spawn(self._run_async(handler, request, size))
-                self._handling.add(task)
-                task.add_done_callback(self._handling.discard)
+                if self._turns.take(identity, (handler, request, size)):
+                    self._start(handler, request, size)
             else:
                 self._answer(request, self._run_sync(handler, request))
         finally:
@@ -565,11 +585,40 @@ class Actor:
         else:
             del self._held[peer]
 
+    def _start(self, handler: Handler, request: Request, size: int) -> None:
+        task = self.spawn(self._run_async(handler, request, size))
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
+
     async def _run_async(self, handler: Handler, request: Request, size: int = 0) -> None:
         try:
             await self._answer_async(handler, request)
         finally:
             self._let_go(request.sender, size)
+            self._next_turn(request.sender)
+
+    def _next_turn(self, peer: bytes) -> None:
+        """One of the peer's requests is done: start the next one in its line."""
+        following = self._turns.done(peer)
+        if following is None:
+            return
+        handler, request, size = following
+        if not self._accepting:
+            self._refuse_stopping(request, size)
+            self._next_turn(peer)
+            return
+        token = REQUEST.set(_log_ids(request))
+        try:
+            self._start(handler, request, size)
+        finally:
+            REQUEST.reset(token)
+
+    def _refuse_stopping(self, request: Request, size: int) -> None:
+        """A request that waited in line when the actor began to stop."""
+        self._let_go(request.sender, size)
+        env = request.env
+        stopping = Unavailable(f"the {self.name} is stopping", {"actor": self.name})
+        self._refuse(request.link, request.sender, env.msg_id, env.op, stopping, env.kind)
 
     async def _answer_async(self, handler: Handler, request: Request) -> None:
         try:
@@ -646,6 +695,12 @@ def _context(env: Envelope, principal: Principal | None) -> Context | None:
     request_id = env.context.request_id if env.context is not None else ""
     return Context(principal.project, principal.name, tuple(sorted(principal.roles)),
                    request_id)
+
+
+def _log_ids(request: Request) -> tuple[str, str, str]:
+    """The request id, project and volume on a request's log lines."""
+    ctx = request.ctx  # who it acts for (the key's user, or the context an actor passed)
+    return (ctx.request_id or "-", ctx.project_id or "-", _volume_of(request.body))
 
 
 def _volume_of(body: Any) -> str:

@@ -157,11 +157,12 @@ class Trust:
     def serve(self, sock: zmq.Socket[bytes], domain: str) -> None:
         curve_server(sock, self.own, domain)
 
-    def watch_handshakes(self, sock: zmq.Socket[bytes]) -> zmq.Socket[bytes]:
+    def watch_handshakes(self, sock: zmq.Socket[bytes], also: int = 0) -> zmq.Socket[bytes]:
         """A monitor of the socket's failed handshakes that are not the ZAP handler's
-        to see (plaintext or garbage against a CURVE server); read it with
-        ``on_monitor_event``. Made by the thread that owns ``sock``."""
-        return sock.get_monitor_socket(HANDSHAKE_FAILURES)
+        to see (plaintext or garbage against a CURVE server), and of the events
+        ``also`` names; read it with ``on_monitor_event``. Made by the thread that
+        owns ``sock``."""
+        return sock.get_monitor_socket(HANDSHAKE_FAILURES | also)
 
     def on_monitor_event(self, frames: list[bytes]) -> None:
         self.count_refusal()

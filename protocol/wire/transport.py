@@ -31,6 +31,7 @@ import zmq
 
 from cinderblock.protocol.wire.codec import MAX_FRAME
 from cinderblock.protocol.wire.errors import Closed, PeerGone
+from cinderblock.protocol.wire.pending_guard import PendingGuard
 from cinderblock.protocol.wire.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ BATCH = 512
 # Plain ints: pyzmq's enum flags cost a conversion on every call.
 NOBLOCK, SNDMORE = int(zmq.NOBLOCK), int(zmq.SNDMORE)
 EVENTS, POLLIN, RCVMORE = int(zmq.EVENTS), int(zmq.POLLIN), int(zmq.RCVMORE)
+SRCFD = int(zmq.SRCFD)
 HWM = 100_000
 OUTBOX_PEER_BYTES = 8 << 20
 OUTBOX_TOTAL_BYTES = 64 << 20
@@ -58,12 +60,14 @@ class Channel:
     """One socket, read by draining on readiness; written without blocking."""
 
     def __init__(self, sock: zmq.Socket[bytes], on_frames: FramesHandler | None,
-                 on_peer_frames: PeerFramesHandler | None = None, routed: bool = False
-                 ) -> None:
+                 on_peer_frames: PeerFramesHandler | None = None, routed: bool = False,
+                 guard: PendingGuard | None = None) -> None:
         """``on_peer_frames`` instead of ``on_frames``: each message comes with the
         User-Id the ZAP handler gave its connection (a CURVE server socket). ``routed``:
-        a ROUTER, whose frames[0] names the peer (an outbox per peer)."""
+        a ROUTER, whose frames[0] names the peer (an outbox per peer). ``guard``: told
+        what each message took off its connection (with ``on_peer_frames``)."""
         self.sock = sock
+        self.guard = guard
         self._on_frames = on_frames
         self._on_peer_frames = on_peer_frames
         self._routed = routed
@@ -76,6 +80,7 @@ class Channel:
         self._closed = False
         self._fd: int = sock.getsockopt(zmq.FD)  # type: ignore[assignment]
         self._loop.add_reader(self._fd, self._ready)
+        self._schedule()  # what came before the reader was added set no edge it will see
 
     @property
     def queued(self) -> int:
@@ -186,6 +191,8 @@ class Channel:
             frames = [first.bytes]
             while sock.getsockopt(RCVMORE):
                 frames.append(sock.recv(NOBLOCK))
+            if self.guard is not None:
+                self.guard.count(first.get(SRCFD), frames)
             handle(str(first.get("User-Id")), frames)
             if self._closed:
                 return
@@ -194,6 +201,8 @@ class Channel:
         if self._closed:
             return
         self._closed = True
+        if self.guard is not None:
+            self.guard.close()
         self._loop.remove_reader(self._fd)
         self.sock.close(linger=0)
 

@@ -6,6 +6,7 @@ meanwhile and afterwards."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -15,9 +16,12 @@ import msgpack
 import pytest
 import zmq
 
+from cinderblock.actors.runtime.peer_turns import RUNNING_PER_PEER
+from cinderblock.bench.zmtp_peer import HandshakeRefused, ZmtpCurvePeer
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import Unavailable
-from cinderblock.protocol.wire.keys import client_keys, curve_client
+from cinderblock.protocol.wire.keys import client_keys, curve_client, load_public
+from cinderblock.protocol.wire.pending_guard import PEER_BYTES
 from tests.conftest import E2ECluster, eventually, make_config, running_cluster
 
 MIB = 1 << 20
@@ -43,14 +47,14 @@ def _create_with_a_mib_of_metadata() -> bytes:
     return frame
 
 
-async def _flood(lone: E2ECluster, frame: bytes, count: int) -> None:
+async def _flood(lone: E2ECluster, frame: bytes, count: int, user: str = "flood") -> None:
     """Send ``count`` frames from a peer that never reads what comes back: a user the
     gateway admits (its own key), so that what it sends reaches the gateway."""
     zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     sock = zctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.SNDHWM, count + 1)
     sock.setsockopt(zmq.LINGER, 0)
-    keys = client_keys(lone.user_key("flood"))
+    keys = client_keys(lone.user_key(user))
     if keys is not None:
         curve_client(sock, *keys)
     sock.connect(lone.gateway)
@@ -98,7 +102,205 @@ async def test_a_gigabyte_of_large_requests_from_a_peer_that_never_reads_is_held
     assert slowest < 1.0, f"a ping took {slowest:.3f}s during the flood"
 
 
-async def test_frames_over_the_limit_cost_the_gateway_nothing(lone: E2ECluster) -> None:
-    oversized = b"\x93" + os.urandom(2 * MIB)
-    grown, _ = await _under_flood(lone, oversized, 500)
+async def test_a_gigabyte_of_frames_over_the_limit_costs_the_gateway_nothing(
+    lone: E2ECluster,
+) -> None:
+    """Each frame over the limit is refused at its header and its connection cut; the
+    peer dials again and goes on until it has written a gigabyte."""
+    grown, slowest, (written, cuts) = await _while_streaming(
+        lone, "oversized", 1 << 30, b"\x93" + os.urandom(2 * MIB), more=False)
+    print(f"oversized frames: {written} bytes written, cut off {cuts} times; gateway RSS "
+          f"grew by {grown:.0f} MB at the peak; slowest ping {slowest:.3f}s")
+    assert written >= 1 << 30
+    assert cuts >= 100
     assert grown < 100, f"the gateway grew by {grown:.0f} MB"
+
+
+def _stream(endpoint: str, key: Path | None, total: int, chunk: bytes, more: bool,
+            socket_type: bytes = b"DEALER") -> tuple[int, int]:
+    """Write ``total`` bytes of frames of ``chunk`` at the gateway from a hand-written
+    ZMTP peer with an admitted key (``more`` set: one message that never ends); when
+    cut off, dial again and go on. Returns (bytes written, times cut off)."""
+    keys = client_keys(key)
+    assert keys is not None, "the hostile peer needs a key the gateway admits"
+    own, server = keys
+    host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
+    written, cuts = 0, 0
+    while written < total:
+        peer = ZmtpCurvePeer(host, int(port), server, own.public, own.secret, socket_type)
+        try:
+            peer.handshake()
+            while written + peer.sent < total:
+                peer.send_frames(chunk, 16 if more else 1, more)
+        except OSError:
+            cuts += 1
+        finally:
+            written += peer.sent
+            peer.close()
+    return written, cuts
+
+
+async def _while_streaming(lone: E2ECluster, user: str, total: int, chunk: bytes, more: bool
+                          ) -> tuple[float, float, tuple[int, int]]:
+    """The gateway's RSS growth at its peak and the slowest ping of another client while
+    a hostile peer streams; then a create still works. Returns those and ``_stream``'s."""
+    pid = lone.cluster.procs["gateway"].pid
+    before = peak = _rss_mb(pid)
+    slowest = 0.0
+    stream = asyncio.create_task(asyncio.to_thread(
+        _stream, lone.gateway, lone.user_key(user), total, chunk, more))
+    async with lone.client("bystander", timeout=10.0) as client:
+        while not stream.done():
+            started = time.monotonic()
+            await client.ping()
+            slowest = max(slowest, time.monotonic() - started)
+            peak = max(peak, _rss_mb(pid))
+            await asyncio.sleep(0.02)
+        streamed = await stream
+        assert (await client.create_volume(1, wait=True)).status == "available"
+    return peak - before, slowest, streamed
+
+
+async def test_a_message_that_never_ends_is_cut_off_and_costs_the_gateway_little(
+    lone: E2ECluster,
+) -> None:
+    grown, slowest, (written, cuts) = await _while_streaming(
+        lone, "endless", 1 << 30, b"x" * (64 << 10), more=True)
+    print(f"endless message: {written} bytes written, cut off {cuts} times; gateway RSS "
+          f"grew by {grown:.0f} MB at the peak; slowest ping {slowest:.3f}s")
+    assert written >= 1 << 30
+    assert cuts >= written // (2 * PEER_BYTES), f"cut off {cuts} times in {written} bytes"
+    assert grown < 100, f"the gateway grew by {grown:.0f} MB"
+    assert slowest < 2.0, f"a ping took {slowest:.3f}s while the endless message came"
+
+
+def test_a_peer_without_an_admitted_key_never_gets_a_frame_in(
+    lone: E2ECluster, tmp_path: Path,
+) -> None:
+    stranger_public, stranger_secret = zmq.curve_keypair()
+    gateway_public = load_public(lone.cfg.path("keys", "gateway.key"))
+    host, port = lone.gateway.removeprefix("tcp://").rsplit(":", 1)
+    peer = ZmtpCurvePeer(host, int(port), gateway_public, stranger_public, stranger_secret)
+    try:
+        with pytest.raises(HandshakeRefused):
+            peer.handshake()
+    finally:
+        peer.close()
+
+
+def _bad_messages(count: int) -> Iterator[bytes]:
+    """Requests and casts that are each wrong in one of the ways a peer can be wrong:
+    not msgpack, an unknown op, a body that does not fit the op's schema, an op the
+    sender's role may not send."""
+    ctx = {"project_id": "bad", "user_id": "bad", "roles": ["member"], "request_id": ""}
+    kinds: list[bytes] = [b"\xc1 not msgpack"]
+    for kind in ("req", "cast"):
+        kinds += [
+            msgpack.packb([1, kind, 7, None, "no.such.op", ctx, {}, None]),
+            msgpack.packb([1, kind, 7, None, "volume.create", ctx, {"size": "big"}, None]),
+            msgpack.packb([1, kind, 7, None, "volume.update", ctx,
+                           {"volume_id": "v", "status": "available"}, None]),
+        ]
+    for i in range(count):
+        yield kinds[i % len(kinds)]
+
+
+def _log_bytes(lone: E2ECluster) -> int:
+    logs = lone.cluster.log_path("gateway").parent
+    return sum(p.stat().st_size for p in logs.glob("gateway.*"))
+
+
+async def test_a_hundred_thousand_bad_messages_grow_the_gateway_log_by_little(
+    lone: E2ECluster,
+) -> None:
+    await asyncio.sleep(1.0)  # the log lines of the earlier tests are written
+    before = _log_bytes(lone)
+    zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = zctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    keys = client_keys(lone.user_key("bad"))
+    if keys is not None:
+        curve_client(sock, *keys)
+    sock.connect(lone.gateway)
+    replies = 0
+    try:
+        for i, frame in enumerate(_bad_messages(100_000)):
+            sock.send(frame)
+            if i % 1000 == 999:
+                while sock.poll(0 if i < 99_999 else 3000):
+                    sock.recv()
+                    replies += 1
+    finally:
+        sock.close(linger=0)
+        zctx.term()
+    gateway_public = load_public(lone.cfg.path("keys", "gateway.key"))
+    host, port = lone.gateway.removeprefix("tcp://").rsplit(":", 1)
+    for _ in range(200):  # strangers, whose handshakes fail
+        stranger = ZmtpCurvePeer(host, int(port), gateway_public, *zmq.curve_keypair())
+        with contextlib.suppress(HandshakeRefused, OSError):
+            stranger.handshake()
+        stranger.close()
+    assert keys is not None
+    for _ in range(200):  # a frame over the limit each, from an admitted key
+        peer = ZmtpCurvePeer(host, int(port), keys[1], keys[0].public, keys[0].secret)
+        with contextlib.suppress(OSError):
+            peer.handshake()
+            peer.send_frames(b"x" * (2 * MIB), 1, more=False)
+        peer.close()
+    await asyncio.sleep(1.0)
+    grown = _log_bytes(lone) - before
+    print(f"100,000 bad messages, 200 refused handshakes, 200 oversized frames: {replies} "
+          f"error replies, the gateway's log grew by {grown} bytes")
+    assert replies >= 40_000, "the requests among them were answered"
+    assert grown < 64 << 10, f"the gateway's log grew by {grown} bytes"
+
+
+async def test_a_peer_that_floods_creates_and_never_reads_runs_a_few_at_a_time(
+    lone: E2ECluster,
+) -> None:
+    """20,000 creates sent at once by a peer that never reads: at most RUNNING_PER_PEER
+    of them run at a time (the rest wait in its line or are refused), so a group commit
+    never settles thousands at once and another client's ping stays quick."""
+    ctx = {"project_id": "crowd", "user_id": "crowd", "roles": ["member"], "request_id": ""}
+    frame = msgpack.packb([1, "req", 1, None, "volume.create", ctx, {"size": 1}, None])
+    flood = asyncio.create_task(_flood(lone, frame, 20_000, user="crowd"))
+    pings: list[float] = []
+    most_running, most_waiting = 0, 0
+    async with lone.client("admin", admin=True, timeout=10.0) as admin:
+        while not flood.done():
+            started = time.monotonic()
+            await admin.ping()
+            pings.append(time.monotonic() - started)
+            turns = (await admin.stats()).details["turns"]
+            most_running = max(most_running, turns["running"])
+            most_waiting = max(most_waiting, turns["waiting"])
+            await asyncio.sleep(0.02)
+        await flood
+    pings.sort()
+    print(f"20,000 creates from a peer that never reads: {len(pings)} pings, slowest "
+          f"{pings[-1]:.3f}s, median {pings[len(pings) // 2]:.4f}s; at most {most_running} "
+          f"running and {most_waiting} waiting")
+    assert most_waiting > 0, "the flood had to wait in line"
+    assert most_running <= RUNNING_PER_PEER + 8
+    assert pings[-1] < 0.5, f"a ping took {pings[-1]:.3f}s during the flood"
+
+
+async def test_a_subscriber_whose_message_never_ends_is_cut_off_by_the_event_hub(
+    lone: E2ECluster,
+) -> None:
+    """The hub's XPUB (users subscribe there) holds an endless message the same way."""
+    pid = lone.cluster.procs["gateway"].pid
+    before = _rss_mb(pid)
+    streaming = asyncio.create_task(asyncio.to_thread(
+        _stream, lone.cfg.events, lone.user_key("listener"), 512 << 20,
+        b"\x01" + b"x" * ((64 << 10) - 1), True, b"XSUB"))
+    peak = before
+    while not streaming.done():
+        peak = max(peak, _rss_mb(pid))
+        await asyncio.sleep(0.02)
+    written, cuts = await streaming
+    print(f"event hub, endless message: {written} bytes written, cut off {cuts} times; "
+          f"gateway RSS {before:.0f} MB -> {peak:.0f} MB at the peak")
+    assert written >= 512 << 20
+    assert cuts >= written // (2 * PEER_BYTES)
+    assert peak - before < 100, f"the gateway grew by {peak - before:.0f} MB"
