@@ -4,18 +4,36 @@ The gateway is the only writer of this file. Records live in memory (the
 gateway answers show/list and judges status moves from them) and every change
 is written through the group-commit ``Database`` before the gateway tells
 anyone about it, so what a client was told survives a restart.
+
+Memory per volume, which a million volumes multiply (``docs/performance.md``, "As
+the data grows"): a record is one slotted object; the strings many volumes repeat
+(project, user, zone, host) are interned, so each is held once; a volume without
+metadata shares one empty dict (never changed in place: an edit puts a new dict);
+the listing index holds references, not key tuples. A request id and its fingerprint
+are written with the row and let go of once it is committed: ``RequestIds`` keeps,
+for a day (as EC2 keeps a client token), a hash of (project, request id) -> the
+volume's id, and a hit is confirmed against the row. A start reads every row in the
+database thread in one job, with the cyclic collector paused (a million new objects
+would otherwise set off full collections that scan all of them again and again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import sqlite3
+import sys
 import time
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
+from cinderblock.actors.gateway.guards import stored_fingerprint
 from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.gateway.snapshot_store import SNAPSHOT_SCHEMA, SnapshotStore
 from cinderblock.actors.runtime.database import Database
@@ -77,6 +95,9 @@ ADD_ACCESS = "INSERT OR IGNORE INTO volume_type_access VALUES (?, ?)"
 REMOVE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=? AND project_id=?"
 INSERT_EXTEND = "INSERT OR REPLACE INTO pending_extends VALUES (?, ?, ?)"
 DELETE_EXTEND = "DELETE FROM pending_extends WHERE volume_id=?"
+REQUEST_ID_TTL_S = 24 * 3600.0  # a request id names its volume for a day (EC2's client tokens)
+NO_METADATA: dict[str, str] = {}  # shared by every volume without metadata; never changed
+_STATUSES = {s.value: s for s in VolumeStatus}
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +156,44 @@ class VolumeRecord:
         )
 
 
+class RequestIds:
+    """Which volume a request id made, for ``ttl_s`` after the create.
+
+    Keyed by ``hash((project, request id))`` (an int: the pair's tuple and strings cost
+    about 200 bytes a volume), so a hit names a candidate that ``GatewayStore.made_by``
+    confirms against the row. Two request ids of a project whose hashes meet (about
+    n^2 / 2^64) would leave the first without its volume: a retry of it would make
+    another. Entries are dropped from the front, in the order they came (creation
+    order, and row order at a start), once their volume is gone or a day old.
+    """
+
+    def __init__(self, ttl_s: float = REQUEST_ID_TTL_S) -> None:
+        self.ttl_s = ttl_s
+        self._made: dict[int, str] = {}  # hash of (project, request id) -> volume id
+        self._order: deque[int] = deque()
+
+    def add(self, project: str, request_id: str, volume_id: str) -> None:
+        key = hash((project, request_id))
+        self._made[key] = volume_id
+        self._order.append(key)
+
+    def get(self, project: str, request_id: str) -> str | None:
+        return self._made.get(hash((project, request_id)))
+
+    def expire(self, volumes: Mapping[str, VolumeRecord], now: float) -> None:
+        """Forget, from the oldest, the ids whose volume is gone or older than ``ttl_s``."""
+        while self._order:
+            key = self._order[0]
+            rec = volumes.get(self._made.get(key, ""))
+            if rec is not None and rec.created_at > now - self.ttl_s:
+                return
+            self._order.popleft()
+            self._made.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+
 class GatewayStore:
     def __init__(self, path: Path, synchronous: str) -> None:
         self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA, synchronous,
@@ -145,7 +204,7 @@ class GatewayStore:
         self.snapshots = SnapshotStore(self.db)
         self.volumes: dict[str, VolumeRecord] = {}
         self.listing = ListingIndex()  # volumes in listing order, for pages
-        self.by_request: dict[tuple[str, str], VolumeRecord] = {}
+        self.request_ids = RequestIds()
         # One change at a time per volume: the volumes an API flow is changing now
         # (id -> what it is doing), taken and released by ``lifecycle_checks``.
         self.claims: dict[str, str] = {}
@@ -155,21 +214,69 @@ class GatewayStore:
         return [_type_from_row(r) for r in await self.db.fetchall("SELECT * FROM volume_types")]
 
     async def load_volumes(self, types: dict[str, VolumeType]) -> None:
-        for row in await self.db.fetchall(f"SELECT {_COLUMNS} FROM volumes"):
-            self._remember(_volume_from_row(row, types))
-        for vid, bootable, readonly in await self.db.fetchall("SELECT * FROM volume_flags"):
-            if (rec := self.volumes.get(vid)) is not None:
-                rec.bootable, rec.readonly = bool(bootable), bool(readonly)
-        rows = await self.db.fetchall(
-            "SELECT volume_id, reservation_id, outcome FROM pending_extends")
-        self.extends = {vid: PendingExtend(rid, outcome) for vid, rid, outcome in rows}
+        """Put every volume of the file in memory (a start)."""
+        install = await self.db.run(partial(self.read_volumes, types))
+        install()
         await self.snapshots.load(self.volumes)
 
+    def read_volumes(self, types: dict[str, VolumeType], conn: sqlite3.Connection
+                     ) -> Callable[[], None]:
+        """In the database thread: read the volumes, their flags and pending extends;
+        return what puts them in memory, in place of what was there (on the loop)."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            records = [_volume_from_row(row, types)
+                       for row in conn.execute(f"SELECT {_COLUMNS} FROM volumes")]
+        finally:
+            if paused:
+                gc.enable()
+        by_id = {rec.id: rec for rec in records}
+        for vid, bootable, readonly in conn.execute("SELECT * FROM volume_flags"):
+            if (rec := by_id.get(vid)) is not None:
+                rec.bootable, rec.readonly = bool(bootable), bool(readonly)
+        recent = time.time() - self.request_ids.ttl_s
+        requests = conn.execute(
+            "SELECT project_id, request_id, id FROM volumes WHERE request_id != '' "
+            "AND created_at > ?", (recent,)).fetchall()
+        rows = conn.execute(
+            "SELECT volume_id, reservation_id, outcome FROM pending_extends").fetchall()
+        extends = {vid: PendingExtend(rid, outcome) for vid, rid, outcome in rows}
+        return partial(self._install, by_id, requests, extends)
+
+    def _install(self, volumes: dict[str, VolumeRecord], requests: list[tuple[str, str, str]],
+                 extends: dict[str, PendingExtend]) -> None:
+        self.volumes = volumes
+        self.listing = ListingIndex()
+        self.listing.add_all(volumes.values())
+        self.request_ids = RequestIds(self.request_ids.ttl_s)
+        for project, request_id, volume_id in requests:
+            if (rec := volumes.get(volume_id)) is not None:
+                self.request_ids.add(project, request_id, rec.id)  # the record's own id
+        self.extends = extends
+
+    async def made_by(self, project: str, request_id: str) -> tuple[VolumeRecord, str] | None:
+        """The volume ``request_id`` made in ``project`` within a day, and the fingerprint
+        of that request; None if it made none (or the volume is gone)."""
+        rec = self.volumes.get(self.request_ids.get(project, request_id) or "")
+        if (rec is None or rec.project_id != project
+                or rec.created_at <= time.time() - self.request_ids.ttl_s):
+            return None
+        if rec.request_id:  # its row is still being written
+            return (rec, rec.request_fp) if rec.request_id == request_id else None
+        rows = await self.db.fetchall(
+            "SELECT request_id, request_fp FROM volumes WHERE id=?", (rec.id,))
+        if not rows or rows[0][0] != request_id:
+            return None
+        return rec, stored_fingerprint(rows[0][1] or "")
+
     def _remember(self, rec: VolumeRecord) -> None:
+        _share_strings(rec)
         self.volumes[rec.id] = rec
         self.listing.add(rec)
         if rec.request_id:
-            self.by_request[(rec.project_id, rec.request_id)] = rec
+            self.request_ids.add(rec.project_id, rec.request_id, rec.id)
+            self.request_ids.expire(self.volumes, time.time())
 
     async def add_volume(self, rec: VolumeRecord) -> None:
         self._remember(rec)
@@ -182,12 +289,11 @@ class GatewayStore:
             self.snapshots.forget_source(rec)
             self._forget(rec)
             raise
+        rec.request_id = rec.request_fp = ""  # the row has them: RequestIds finds it
 
     def _forget(self, rec: VolumeRecord) -> None:
         if self.volumes.pop(rec.id, None) is not None:
             self.listing.remove(rec)
-        if rec.request_id:
-            self.by_request.pop((rec.project_id, rec.request_id), None)
 
     async def remove_volume(self, rec: VolumeRecord) -> None:
         self._forget(rec)
@@ -199,6 +305,8 @@ class GatewayStore:
     def queue_status(self, rec: VolumeRecord) -> asyncio.Future[None]:
         """Queue the status row; the future resolves when it is committed."""
         rec.updated_at = time.time()
+        if rec.host is not None:
+            rec.host = sys.intern(rec.host)  # a node's name, shared by its volumes
         return self.db.write(
             UPDATE_STATUS, (rec.status.value, rec.host, rec.reason, rec.updated_at, rec.id)
         )
@@ -263,12 +371,25 @@ def _type_from_row(row: Any) -> VolumeType:
 
 
 def _volume_from_row(row: Any, types: dict[str, VolumeType]) -> VolumeRecord:
+    """A record from a row, the strings volumes repeat interned (called for every row at
+    a start: positional, and no JSON parsed for a volume without metadata)."""
     (vid, project, user, name, desc, size, status, type_id, zone, host, metadata,
-     created, updated, reason, request_id, request_fp) = row
+     created, updated, reason, _request_id, _request_fp) = row
     vtype = types.get(type_id) or VolumeType(type_id or "", "(deleted type)")
     return VolumeRecord(
-        id=vid, project_id=project, user_id=user or "", size=size, status=VolumeStatus(status),
-        volume_type=vtype, availability_zone=zone, name=name, description=desc,
-        metadata=json.loads(metadata), host=host, reason=reason, created_at=created,
-        updated_at=updated, request_id=request_id or "", request_fp=request_fp or "",
+        vid, sys.intern(project), sys.intern(user or ""), size, _STATUSES[status], vtype,
+        sys.intern(zone), name, desc,
+        NO_METADATA if metadata == "{}" else json.loads(metadata),
+        None if host is None else sys.intern(host), reason, created, updated,
     )
+
+
+def _share_strings(rec: VolumeRecord) -> None:
+    """Intern what many volumes repeat; share the empty metadata."""
+    rec.project_id = sys.intern(rec.project_id)
+    rec.user_id = sys.intern(rec.user_id)
+    rec.availability_zone = sys.intern(rec.availability_zone)
+    if rec.host is not None:
+        rec.host = sys.intern(rec.host)
+    if not rec.metadata:
+        rec.metadata = NO_METADATA
