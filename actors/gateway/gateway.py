@@ -165,7 +165,7 @@ class Gateway(Actor):
             self.events.emit("liveness", subject=name, state="up")
 
     async def on_stop(self) -> None:
-        await self.store.db.close()
+        await self.store.close()
 
     def prepare(self) -> None:
         self._start_event_hub()
@@ -267,7 +267,7 @@ class Gateway(Actor):
 
     async def _existing(self, key: tuple[str, str], fingerprint: str) -> VolumeRecord | None:
         """The volume an earlier request with this id made (waiting for it if in flight)."""
-        made = await self.store.made_by(*key)
+        made = self.store.made_by(*key)
         inflight = self._inflight.get(key)
         fp = made[1] if made is not None else inflight[0] if inflight else None
         if fp is not None and fp != fingerprint:

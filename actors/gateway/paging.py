@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import attrgetter
 from typing import Protocol, TypeVar
 
 from cinderblock.protocol.wire.errors import InvalidInput
@@ -52,8 +53,9 @@ R = TypeVar("R", bound=Listed)
 Key = tuple[float, str]  # (created_at, id)
 
 
-def _order(rec: Listed) -> Key:
-    return (rec.created_at, rec.id)
+# (created_at, id) of a record; attrgetter, in C, is about twice as fast as a def here,
+# which a start pays a million times in its sort
+_order: Callable[[Listed], Key] = attrgetter("created_at", "id")
 
 
 class ListingIndex:

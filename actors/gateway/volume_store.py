@@ -9,12 +9,17 @@ Memory per volume, which a million volumes multiply (``docs/performance.md``, "A
 the data grows"): a record is one slotted object; the strings many volumes repeat
 (project, user, zone, host) are interned, so each is held once; a volume without
 metadata shares one empty dict (never changed in place: an edit puts a new dict);
-the listing index holds references, not key tuples. A request id and its fingerprint
-are written with the row and let go of once it is committed: ``RequestIds`` keeps,
-for a day (as EC2 keeps a client token), a hash of (project, request id) -> the
-volume's id, and a hit is confirmed against the row. A start reads every row in the
+the listing index holds references, not key tuples. A start reads every row in the
 database thread in one job, with the cyclic collector paused (a million new objects
 would otherwise set off full collections that scan all of them again and again).
+
+Request ids expire, as EC2's client tokens do: a request id names the volume it made
+for ``REQUEST_ID_TTL_S`` (a day) after the create, and lives in the row, not in
+memory. ``made_by`` asks the file through an index on (project_id, request_id), on a
+read-only connection of its own, on the loop: an indexed read is a few microseconds
+where a hop to the database thread costs about 160, and in WAL mode it never waits
+for the writer. It sees committed rows only, so the records whose row is still being
+written are looked up in memory (``_unwritten``) first.
 """
 
 from __future__ import annotations
@@ -25,8 +30,7 @@ import json
 import sqlite3
 import sys
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -49,6 +53,7 @@ CREATE TABLE IF NOT EXISTS volumes (
     reason TEXT, request_id TEXT, request_fp TEXT
 );
 CREATE INDEX IF NOT EXISTS volumes_project ON volumes (project_id);
+CREATE INDEX IF NOT EXISTS volumes_request ON volumes (project_id, request_id);
 CREATE TABLE IF NOT EXISTS volume_flags (
     id TEXT PRIMARY KEY, bootable INTEGER NOT NULL, readonly INTEGER NOT NULL
 );
@@ -95,6 +100,8 @@ ADD_ACCESS = "INSERT OR IGNORE INTO volume_type_access VALUES (?, ?)"
 REMOVE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=? AND project_id=?"
 INSERT_EXTEND = "INSERT OR REPLACE INTO pending_extends VALUES (?, ?, ?)"
 DELETE_EXTEND = "DELETE FROM pending_extends WHERE volume_id=?"
+MADE_BY = ("SELECT id, request_fp FROM volumes WHERE project_id=? AND request_id=? "
+           "AND created_at>? ORDER BY created_at DESC LIMIT 1")
 REQUEST_ID_TTL_S = 24 * 3600.0  # a request id names its volume for a day (EC2's client tokens)
 NO_METADATA: dict[str, str] = {}  # shared by every volume without metadata; never changed
 _STATUSES = {s.value: s for s in VolumeStatus}
@@ -156,44 +163,6 @@ class VolumeRecord:
         )
 
 
-class RequestIds:
-    """Which volume a request id made, for ``ttl_s`` after the create.
-
-    Keyed by ``hash((project, request id))`` (an int: the pair's tuple and strings cost
-    about 200 bytes a volume), so a hit names a candidate that ``GatewayStore.made_by``
-    confirms against the row. Two request ids of a project whose hashes meet (about
-    n^2 / 2^64) would leave the first without its volume: a retry of it would make
-    another. Entries are dropped from the front, in the order they came (creation
-    order, and row order at a start), once their volume is gone or a day old.
-    """
-
-    def __init__(self, ttl_s: float = REQUEST_ID_TTL_S) -> None:
-        self.ttl_s = ttl_s
-        self._made: dict[int, str] = {}  # hash of (project, request id) -> volume id
-        self._order: deque[int] = deque()
-
-    def add(self, project: str, request_id: str, volume_id: str) -> None:
-        key = hash((project, request_id))
-        self._made[key] = volume_id
-        self._order.append(key)
-
-    def get(self, project: str, request_id: str) -> str | None:
-        return self._made.get(hash((project, request_id)))
-
-    def expire(self, volumes: Mapping[str, VolumeRecord], now: float) -> None:
-        """Forget, from the oldest, the ids whose volume is gone or older than ``ttl_s``."""
-        while self._order:
-            key = self._order[0]
-            rec = volumes.get(self._made.get(key, ""))
-            if rec is not None and rec.created_at > now - self.ttl_s:
-                return
-            self._order.popleft()
-            self._made.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._made)
-
-
 class GatewayStore:
     def __init__(self, path: Path, synchronous: str) -> None:
         self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA, synchronous,
@@ -204,7 +173,9 @@ class GatewayStore:
         self.snapshots = SnapshotStore(self.db)
         self.volumes: dict[str, VolumeRecord] = {}
         self.listing = ListingIndex()  # volumes in listing order, for pages
-        self.request_ids = RequestIds()
+        # (project, request id) -> a volume whose row is not committed yet
+        self._unwritten: dict[tuple[str, str], VolumeRecord] = {}
+        self._reader: sqlite3.Connection | None = None  # made_by's, on the loop
         # One change at a time per volume: the volumes an API flow is changing now
         # (id -> what it is doing), taken and released by ``lifecycle_checks``.
         self.claims: dict[str, str] = {}
@@ -235,48 +206,44 @@ class GatewayStore:
         for vid, bootable, readonly in conn.execute("SELECT * FROM volume_flags"):
             if (rec := by_id.get(vid)) is not None:
                 rec.bootable, rec.readonly = bool(bootable), bool(readonly)
-        recent = time.time() - self.request_ids.ttl_s
-        requests = conn.execute(
-            "SELECT project_id, request_id, id FROM volumes WHERE request_id != '' "
-            "AND created_at > ?", (recent,)).fetchall()
         rows = conn.execute(
             "SELECT volume_id, reservation_id, outcome FROM pending_extends").fetchall()
         extends = {vid: PendingExtend(rid, outcome) for vid, rid, outcome in rows}
-        return partial(self._install, by_id, requests, extends)
+        return partial(self._install, by_id, extends)
 
-    def _install(self, volumes: dict[str, VolumeRecord], requests: list[tuple[str, str, str]],
+    def _install(self, volumes: dict[str, VolumeRecord],
                  extends: dict[str, PendingExtend]) -> None:
         self.volumes = volumes
         self.listing = ListingIndex()
         self.listing.add_all(volumes.values())
-        self.request_ids = RequestIds(self.request_ids.ttl_s)
-        for project, request_id, volume_id in requests:
-            if (rec := volumes.get(volume_id)) is not None:
-                self.request_ids.add(project, request_id, rec.id)  # the record's own id
+        self._unwritten = {}
         self.extends = extends
 
-    async def made_by(self, project: str, request_id: str) -> tuple[VolumeRecord, str] | None:
+    def made_by(self, project: str, request_id: str) -> tuple[VolumeRecord, str] | None:
         """The volume ``request_id`` made in ``project`` within a day, and the fingerprint
         of that request; None if it made none (or the volume is gone)."""
-        rec = self.volumes.get(self.request_ids.get(project, request_id) or "")
-        if (rec is None or rec.project_id != project
-                or rec.created_at <= time.time() - self.request_ids.ttl_s):
-            return None
-        if rec.request_id:  # its row is still being written
-            return (rec, rec.request_fp) if rec.request_id == request_id else None
-        rows = await self.db.fetchall(
-            "SELECT request_id, request_fp FROM volumes WHERE id=?", (rec.id,))
-        if not rows or rows[0][0] != request_id:
-            return None
-        return rec, stored_fingerprint(rows[0][1] or "")
+        rec = self._unwritten.get((project, request_id))
+        if rec is not None:
+            return rec, rec.request_fp
+        if self._reader is None:
+            self._reader = sqlite3.connect(f"file:{self.db.path}?mode=ro", uri=True)
+        rows = self._reader.execute(
+            MADE_BY, (project, request_id, time.time() - REQUEST_ID_TTL_S)).fetchall()
+        rec = self.volumes.get(rows[0][0]) if rows else None
+        return None if rec is None else (rec, stored_fingerprint(rows[0][1] or ""))
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        await self.db.close()
 
     def _remember(self, rec: VolumeRecord) -> None:
         _share_strings(rec)
         self.volumes[rec.id] = rec
         self.listing.add(rec)
         if rec.request_id:
-            self.request_ids.add(rec.project_id, rec.request_id, rec.id)
-            self.request_ids.expire(self.volumes, time.time())
+            self._unwritten[(rec.project_id, rec.request_id)] = rec
 
     async def add_volume(self, rec: VolumeRecord) -> None:
         self._remember(rec)
@@ -289,11 +256,15 @@ class GatewayStore:
             self.snapshots.forget_source(rec)
             self._forget(rec)
             raise
-        rec.request_id = rec.request_fp = ""  # the row has them: RequestIds finds it
+        if self._unwritten.get((rec.project_id, rec.request_id)) is rec:
+            del self._unwritten[(rec.project_id, rec.request_id)]
+        rec.request_id = rec.request_fp = ""  # the row has them: made_by reads it there
 
     def _forget(self, rec: VolumeRecord) -> None:
         if self.volumes.pop(rec.id, None) is not None:
             self.listing.remove(rec)
+        if rec.request_id and self._unwritten.get((rec.project_id, rec.request_id)) is rec:
+            del self._unwritten[(rec.project_id, rec.request_id)]
 
     async def remove_volume(self, rec: VolumeRecord) -> None:
         self._forget(rec)
