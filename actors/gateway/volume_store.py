@@ -85,6 +85,8 @@ _COLUMNS = (
     "availability_zone, host, metadata, created_at, updated_at, reason, request_id, request_fp"
 )
 INSERT_VOLUME = f"INSERT INTO volumes ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+# what a start reads: every column but the request id and its fingerprint (made_by's)
+LOAD_VOLUMES = f"SELECT {_COLUMNS.rsplit(', request_id', 1)[0]} FROM volumes"
 UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
 DELETE_VOLUME = "DELETE FROM volumes WHERE id=?"
@@ -198,7 +200,7 @@ class GatewayStore:
         gc.disable()
         try:
             records = [_volume_from_row(row, types)
-                       for row in conn.execute(f"SELECT {_COLUMNS} FROM volumes")]
+                       for row in conn.execute(LOAD_VOLUMES)]
         finally:
             if paused:
                 gc.enable()
@@ -345,7 +347,7 @@ def _volume_from_row(row: Any, types: dict[str, VolumeType]) -> VolumeRecord:
     """A record from a row, the strings volumes repeat interned (called for every row at
     a start: positional, and no JSON parsed for a volume without metadata)."""
     (vid, project, user, name, desc, size, status, type_id, zone, host, metadata,
-     created, updated, reason, _request_id, _request_fp) = row
+     created, updated, reason) = row
     vtype = types.get(type_id) or VolumeType(type_id or "", "(deleted type)")
     return VolumeRecord(
         vid, sys.intern(project), sys.intern(user or ""), size, _STATUSES[status], vtype,
