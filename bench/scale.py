@@ -3,14 +3,19 @@
     python -m cinderblock.bench.scale [--volumes N] [--json]
 
 Starts a real cluster (null backend, 2 nodes) in a temporary directory and measures,
-first on the empty cluster and again once it holds N volumes (default 1,000,000; the
-fill goes through the client library, pipelined, so it takes N / fill rate seconds):
+first on the empty cluster and again once it holds N volumes (default 1,000,000). The
+fill goes through the client library, pipelined (``--fill client``: it takes N / fill
+rate seconds), or, with ``--fill direct``, writes the rows into the stopped gateway's
+``gateway.db`` in one transaction, each a copy of a volume a create made (new id, request
+id and creation time) and older than it, and starts the gateway again (quota is
+unlimited in this cluster, so the quota actor's usage need not count them):
 
 * ``page_ms``: the median time of one ``volume.list`` page of 20, as a user's own
   project first page, the same at a deep marker (the volume in the middle of the
   project's listing), and an admin's all-projects page with a status filter;
 * creates/s and p99 with nobody listing, then while a lister pages continuously;
-* the gateway's resident memory per volume (RSS after the fill minus before, over N);
+* the gateway's resident memory per volume (RSS after the fill minus before, over N;
+  with ``--fill direct``, of the gateway started again empty and started again full);
 * the time from a gateway restart (SIGTERM, start again on the same endpoint) to its
   first answer.
 
@@ -23,9 +28,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +90,41 @@ async def fill(target: Target, volumes: int, concurrency: int = 256) -> float:
         while await client.list_volumes(status="creating", limit=1):
             await asyncio.sleep(0.2)
     return volumes / (time.perf_counter() - start)
+
+
+VOLUME_COLUMNS = (
+    "id, project_id, user_id, name, description, size, status, volume_type_id, "
+    "availability_zone, host, metadata, created_at, updated_at, reason, request_id, request_fp"
+)
+
+
+def fill_direct(cluster: Cluster, target: Target, volumes: int) -> tuple[float, int]:
+    """Write ``volumes`` rows into the stopped gateway's file, copies of the newest volume
+    a create made, and start it again; return the fill rate and the gateway's new pid."""
+    cluster.stop_actor("gateway")
+    start = time.perf_counter()
+    conn = sqlite3.connect(cluster.cfg.path("gateway.db"))
+    try:
+        template = list(conn.execute(
+            f"SELECT {VOLUME_COLUMNS} FROM volumes WHERE project_id=? AND status='available' "
+            "ORDER BY created_at DESC LIMIT 1", (PROJECT,)).fetchone())
+        oldest = conn.execute("SELECT min(created_at) FROM volumes").fetchone()[0]
+        rows = (_copy(template, oldest - (volumes - n) * 0.001) for n in range(volumes))
+        conn.executemany(
+            f"INSERT INTO volumes ({VOLUME_COLUMNS}) VALUES ({', '.join('?' * 16)})", rows)
+        conn.commit()
+    finally:
+        conn.close()
+    rate = volumes / (time.perf_counter() - start)
+    asyncio.run(restart_to_first_answer(cluster, target, stopped=True))
+    return rate, cluster.pids()["gateway"]
+
+
+def _copy(template: list[Any], created_at: float) -> list[Any]:
+    row = list(template)
+    row[0], row[11], row[12], row[14] = (
+        str(uuid.uuid4()), created_at, created_at, f"req-{uuid.uuid4()}")
+    return row
 
 
 async def _median_ms(call: Callable[[], Awaitable[object]], times: int = 30) -> float:
@@ -159,9 +201,11 @@ async def creates_while(target: Target, creates: int, listing: bool) -> dict[str
             "pages_listed": pages}
 
 
-async def restart_to_first_answer(cluster: Cluster, target: Target) -> float:
+async def restart_to_first_answer(cluster: Cluster, target: Target,
+                                  stopped: bool = False) -> float:
     """Seconds from starting a stopped gateway again to its first answer."""
-    cluster.stop_actor("gateway")
+    if not stopped:
+        cluster.stop_actor("gateway")
     start = time.perf_counter()
     cluster.spawn("gateway")
     async with target.client(timeout=2.0) as client:
@@ -175,7 +219,7 @@ async def restart_to_first_answer(cluster: Cluster, target: Target) -> float:
                 await asyncio.sleep(0.02)
 
 
-def run(volumes: int, creates: int) -> dict[str, Any]:
+def run(volumes: int, creates: int, fill_with: str = "client") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cinderblock-scale-") as tmp:
         cfg = with_quota_defaults(embedded(Path(tmp), backend="null", nodes=2),
                                   volumes=-1, gigabytes=-1)
@@ -183,15 +227,24 @@ def run(volumes: int, creates: int) -> dict[str, Any]:
             add_user(Path(tmp), PROJECT, PROJECT, ("member",))
             target = Target(cfg.gateway, cluster.key(PROJECT), cluster.key("admin"))
             gateway_pid = cluster.pids()["gateway"]
-            result: dict[str, Any] = {"volumes": volumes}
+            result: dict[str, Any] = {"volumes": volumes, "fill": fill_with}
             asyncio.run(fill(target, PAGE * 2))
             result["empty"] = {
                 "page_ms": asyncio.run(page_times(target, PAGE * 2)),
                 "no_lister": asyncio.run(creates_while(target, creates, False)),
                 "with_lister": asyncio.run(creates_while(target, creates, True)),
             }
+            if fill_with == "direct":
+                asyncio.run(restart_to_first_answer(cluster, target))
+                gateway_pid = cluster.pids()["gateway"]
+                asyncio.run(page_times(target, 0))
             rss0 = rss_bytes(gateway_pid)
-            result["fill_creates_per_s"] = round(asyncio.run(fill(target, volumes)), 1)
+            if fill_with == "direct":
+                rate, gateway_pid = fill_direct(cluster, target, volumes)
+                asyncio.run(page_times(target, 0))
+            else:
+                rate = asyncio.run(fill(target, volumes))
+            result["fill_creates_per_s"] = round(rate, 1)
             result["gateway_bytes_per_volume"] = round(
                 (rss_bytes(gateway_pid) - rss0) / volumes, 1)
             held = PAGE * 2 + 2 * creates + volumes
@@ -213,11 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--volumes", type=int, default=1_000_000)
     p.add_argument("--creates", type=int, default=2000,
                    help="creates timed with and without a lister, empty and full")
+    p.add_argument("--fill", choices=("client", "direct"), default="client",
+                   help="create the volumes through the client library, or write their "
+                        "rows into the stopped gateway's file (fast)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.volumes < 1 or args.creates < 1:
         p.error("--volumes and --creates must be at least 1")
-    result = run(args.volumes, args.creates)
+    result = run(args.volumes, args.creates, args.fill)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
 

@@ -198,7 +198,7 @@ async def open_gateway_store(path: Path) -> AsyncIterator[GatewayStore]:
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
-        await store.db.close()
+        await store.close()
 
 
 @contextlib.contextmanager

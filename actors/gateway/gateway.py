@@ -165,7 +165,7 @@ class Gateway(Actor):
             self.events.emit("liveness", subject=name, state="up")
 
     async def on_stop(self) -> None:
-        await self.store.db.close()
+        await self.store.close()
 
     def prepare(self) -> None:
         self._start_event_hub()
@@ -267,17 +267,17 @@ class Gateway(Actor):
 
     async def _existing(self, key: tuple[str, str], fingerprint: str) -> VolumeRecord | None:
         """The volume an earlier request with this id made (waiting for it if in flight)."""
-        rec = self.store.by_request.get(key)
+        made = self.store.made_by(*key)
         inflight = self._inflight.get(key)
-        fp = rec.request_fp if rec is not None else inflight[0] if inflight else None
+        fp = made[1] if made is not None else inflight[0] if inflight else None
         if fp is not None and fp != fingerprint:
             raise InvalidInput(
                 f"request id {key[1]!r} was already used for a different request",
                 {"request_id": key[1]},
             )
-        if rec is None and inflight is not None:
+        if made is None and inflight is not None:
             return await asyncio.shield(inflight[1])
-        return rec
+        return made[0] if made is not None else None
 
     def _answer_existing(self, rec: VolumeRecord, req: Request) -> Volume:
         if req.body.watch and rec.status not in STABLE:

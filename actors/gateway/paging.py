@@ -19,7 +19,8 @@ is read in one synchronous step, so no page sees it half-changed.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import attrgetter
 from typing import Protocol, TypeVar
 
 from cinderblock.protocol.wire.errors import InvalidInput
@@ -52,47 +53,64 @@ R = TypeVar("R", bound=Listed)
 Key = tuple[float, str]  # (created_at, id)
 
 
-def _order(rec: Listed) -> Key:
-    return (rec.created_at, rec.id)
+# (created_at, id) of a record; attrgetter, in C, is about twice as fast as a def here,
+# which a start pays a million times in its sort
+_order: Callable[[Listed], Key] = attrgetter("created_at", "id")
 
 
 class ListingIndex:
-    """Record keys in listing order, over every project and per project."""
+    """Records in listing order, over every project and per project.
+
+    The lists hold the records themselves, found by binary search on their key
+    (``created_at``, ``id``, which never change): a reference each, where a key tuple
+    each cost about 100 bytes a list, which at a million volumes was 200 MB.
+    """
 
     def __init__(self) -> None:
-        self._all: list[Key] = []
-        self._by_project: dict[str, list[Key]] = {}
+        self._all: list[Listed] = []
+        self._by_project: dict[str, list[Listed]] = {}
 
     def add(self, rec: Listed) -> None:
-        for keys in (self._all, self._by_project.setdefault(rec.project_id, [])):
-            _insert(keys, _order(rec))
+        for records in (self._all, self._by_project.setdefault(rec.project_id, [])):
+            _insert(records, rec)
+
+    def add_all(self, recs: Iterable[Listed]) -> None:
+        """Add many at once (a start): one sort, in whatever order they come."""
+        ordered = sorted(recs, key=_order)
+        if self._all:
+            for rec in ordered:
+                self.add(rec)
+            return
+        self._all = ordered
+        for rec in ordered:
+            self._by_project.setdefault(rec.project_id, []).append(rec)
 
     def remove(self, rec: Listed) -> None:
         key = _order(rec)
-        for keys in (self._all, self._by_project.get(rec.project_id, [])):
-            at = bisect_left(keys, key)
-            if at < len(keys) and keys[at] == key:
-                del keys[at]
+        for records in (self._all, self._by_project.get(rec.project_id, [])):
+            at = bisect_left(records, key, key=_order)
+            if at < len(records) and _order(records[at]) == key:
+                del records[at]
         if not self._by_project.get(rec.project_id, True):
             del self._by_project[rec.project_id]
 
     def newest_first(self, project: str | None, below: Key | None) -> Iterator[str]:
         """Ids of ``project``'s records (every project's for None), newest first,
         starting below ``below`` (a marker's key) when given."""
-        keys = self._all if project is None else self._by_project.get(project, [])
-        at = len(keys) if below is None else bisect_left(keys, below)
+        records = self._all if project is None else self._by_project.get(project, [])
+        at = len(records) if below is None else bisect_left(records, below, key=_order)
         for n in range(at - 1, -1, -1):
-            yield keys[n][1]
+            yield records[n].id
 
     def __len__(self) -> int:
         return len(self._all)
 
 
-def _insert(keys: list[Key], key: Key) -> None:
-    if not keys or keys[-1] < key:
-        keys.append(key)  # the usual case: a new record is the newest
+def _insert(records: list[Listed], rec: Listed) -> None:
+    if not records or _order(records[-1]) < _order(rec):
+        records.append(rec)  # the usual case: a new record is the newest
     else:
-        insort(keys, key)
+        insort(records, rec, key=_order)
 
 
 def page(

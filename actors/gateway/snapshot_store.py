@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cinderblock.actors.gateway.guards import stored_fingerprint
 from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.lifecycle import Snapshot
@@ -212,5 +213,6 @@ def _snapshot_from_row(row: Any) -> SnapshotRecord:
         id=sid, project_id=project, user_id=user or "", volume_id=volume_id, size=size,
         status=SnapshotStatus(status), host=host, volume_type_id=type_id, name=name,
         description=desc, metadata=json.loads(metadata), reason=reason, created_at=created,
-        updated_at=updated, request_id=request_id or "", request_fp=request_fp or "",
+        updated_at=updated, request_id=request_id or "",
+        request_fp=stored_fingerprint(request_fp or ""),
     )

@@ -4,18 +4,40 @@ The gateway is the only writer of this file. Records live in memory (the
 gateway answers show/list and judges status moves from them) and every change
 is written through the group-commit ``Database`` before the gateway tells
 anyone about it, so what a client was told survives a restart.
+
+Memory per volume, which a million volumes multiply (``docs/performance.md``, "As
+the data grows"): a record is one slotted object; the strings many volumes repeat
+(project, user, zone, host) are interned, so each is held once; a volume without
+metadata shares one empty dict (never changed in place: an edit puts a new dict);
+the listing index holds references, not key tuples. A start reads every row in the
+database thread in one job, with the cyclic collector paused (a million new objects
+would otherwise set off full collections that scan all of them again and again).
+
+Request ids expire, as EC2's client tokens do: a request id names the volume it made
+for ``REQUEST_ID_TTL_S`` (a day) after the create, and lives in the row, not in
+memory. ``made_by`` asks the file through an index on (project_id, request_id), on a
+read-only connection of its own, on the loop: an indexed read is a few microseconds
+where a hop to the database thread costs about 160, and in WAL mode it never waits
+for the writer. It sees committed rows only, so the records whose row is still being
+written are looked up in memory (``_unwritten``) first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import sqlite3
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
+from cinderblock.actors.gateway.guards import stored_fingerprint
 from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.gateway.snapshot_store import SNAPSHOT_SCHEMA, SnapshotStore
 from cinderblock.actors.runtime.database import Database
@@ -31,6 +53,7 @@ CREATE TABLE IF NOT EXISTS volumes (
     reason TEXT, request_id TEXT, request_fp TEXT
 );
 CREATE INDEX IF NOT EXISTS volumes_project ON volumes (project_id);
+CREATE INDEX IF NOT EXISTS volumes_request ON volumes (project_id, request_id);
 CREATE TABLE IF NOT EXISTS volume_flags (
     id TEXT PRIMARY KEY, bootable INTEGER NOT NULL, readonly INTEGER NOT NULL
 );
@@ -62,6 +85,8 @@ _COLUMNS = (
     "availability_zone, host, metadata, created_at, updated_at, reason, request_id, request_fp"
 )
 INSERT_VOLUME = f"INSERT INTO volumes ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+# what a start reads: every column but the request id and its fingerprint (made_by's)
+LOAD_VOLUMES = f"SELECT {_COLUMNS.rsplit(', request_id', 1)[0]} FROM volumes"
 UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
 DELETE_VOLUME = "DELETE FROM volumes WHERE id=?"
@@ -77,6 +102,11 @@ ADD_ACCESS = "INSERT OR IGNORE INTO volume_type_access VALUES (?, ?)"
 REMOVE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=? AND project_id=?"
 INSERT_EXTEND = "INSERT OR REPLACE INTO pending_extends VALUES (?, ?, ?)"
 DELETE_EXTEND = "DELETE FROM pending_extends WHERE volume_id=?"
+MADE_BY = ("SELECT id, request_fp FROM volumes WHERE project_id=? AND request_id=? "
+           "AND created_at>? ORDER BY created_at DESC LIMIT 1")
+REQUEST_ID_TTL_S = 24 * 3600.0  # a request id names its volume for a day (EC2's client tokens)
+NO_METADATA: dict[str, str] = {}  # shared by every volume without metadata; never changed
+_STATUSES = {s.value: s for s in VolumeStatus}
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +175,9 @@ class GatewayStore:
         self.snapshots = SnapshotStore(self.db)
         self.volumes: dict[str, VolumeRecord] = {}
         self.listing = ListingIndex()  # volumes in listing order, for pages
-        self.by_request: dict[tuple[str, str], VolumeRecord] = {}
+        # (project, request id) -> a volume whose row is not committed yet
+        self._unwritten: dict[tuple[str, str], VolumeRecord] = {}
+        self._reader: sqlite3.Connection | None = None  # made_by's, on the loop
         # One change at a time per volume: the volumes an API flow is changing now
         # (id -> what it is doing), taken and released by ``lifecycle_checks``.
         self.claims: dict[str, str] = {}
@@ -155,21 +187,65 @@ class GatewayStore:
         return [_type_from_row(r) for r in await self.db.fetchall("SELECT * FROM volume_types")]
 
     async def load_volumes(self, types: dict[str, VolumeType]) -> None:
-        for row in await self.db.fetchall(f"SELECT {_COLUMNS} FROM volumes"):
-            self._remember(_volume_from_row(row, types))
-        for vid, bootable, readonly in await self.db.fetchall("SELECT * FROM volume_flags"):
-            if (rec := self.volumes.get(vid)) is not None:
-                rec.bootable, rec.readonly = bool(bootable), bool(readonly)
-        rows = await self.db.fetchall(
-            "SELECT volume_id, reservation_id, outcome FROM pending_extends")
-        self.extends = {vid: PendingExtend(rid, outcome) for vid, rid, outcome in rows}
+        """Put every volume of the file in memory (a start)."""
+        install = await self.db.run(partial(self.read_volumes, types))
+        install()
         await self.snapshots.load(self.volumes)
 
+    def read_volumes(self, types: dict[str, VolumeType], conn: sqlite3.Connection
+                     ) -> Callable[[], None]:
+        """In the database thread: read the volumes, their flags and pending extends;
+        return what puts them in memory, in place of what was there (on the loop)."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            records = [_volume_from_row(row, types)
+                       for row in conn.execute(LOAD_VOLUMES)]
+        finally:
+            if paused:
+                gc.enable()
+        by_id = {rec.id: rec for rec in records}
+        for vid, bootable, readonly in conn.execute("SELECT * FROM volume_flags"):
+            if (rec := by_id.get(vid)) is not None:
+                rec.bootable, rec.readonly = bool(bootable), bool(readonly)
+        rows = conn.execute(
+            "SELECT volume_id, reservation_id, outcome FROM pending_extends").fetchall()
+        extends = {vid: PendingExtend(rid, outcome) for vid, rid, outcome in rows}
+        return partial(self._install, by_id, extends)
+
+    def _install(self, volumes: dict[str, VolumeRecord],
+                 extends: dict[str, PendingExtend]) -> None:
+        self.volumes = volumes
+        self.listing = ListingIndex()
+        self.listing.add_all(volumes.values())
+        self._unwritten = {}
+        self.extends = extends
+
+    def made_by(self, project: str, request_id: str) -> tuple[VolumeRecord, str] | None:
+        """The volume ``request_id`` made in ``project`` within a day, and the fingerprint
+        of that request; None if it made none (or the volume is gone)."""
+        rec = self._unwritten.get((project, request_id))
+        if rec is not None:
+            return rec, rec.request_fp
+        if self._reader is None:
+            self._reader = sqlite3.connect(f"file:{self.db.path}?mode=ro", uri=True)
+        rows = self._reader.execute(
+            MADE_BY, (project, request_id, time.time() - REQUEST_ID_TTL_S)).fetchall()
+        rec = self.volumes.get(rows[0][0]) if rows else None
+        return None if rec is None else (rec, stored_fingerprint(rows[0][1] or ""))
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        await self.db.close()
+
     def _remember(self, rec: VolumeRecord) -> None:
+        _share_strings(rec)
         self.volumes[rec.id] = rec
         self.listing.add(rec)
         if rec.request_id:
-            self.by_request[(rec.project_id, rec.request_id)] = rec
+            self._unwritten[(rec.project_id, rec.request_id)] = rec
 
     async def add_volume(self, rec: VolumeRecord) -> None:
         self._remember(rec)
@@ -182,12 +258,15 @@ class GatewayStore:
             self.snapshots.forget_source(rec)
             self._forget(rec)
             raise
+        if self._unwritten.get((rec.project_id, rec.request_id)) is rec:
+            del self._unwritten[(rec.project_id, rec.request_id)]
+        rec.request_id = rec.request_fp = ""  # the row has them: made_by reads it there
 
     def _forget(self, rec: VolumeRecord) -> None:
         if self.volumes.pop(rec.id, None) is not None:
             self.listing.remove(rec)
-        if rec.request_id:
-            self.by_request.pop((rec.project_id, rec.request_id), None)
+        if rec.request_id and self._unwritten.get((rec.project_id, rec.request_id)) is rec:
+            del self._unwritten[(rec.project_id, rec.request_id)]
 
     async def remove_volume(self, rec: VolumeRecord) -> None:
         self._forget(rec)
@@ -199,6 +278,8 @@ class GatewayStore:
     def queue_status(self, rec: VolumeRecord) -> asyncio.Future[None]:
         """Queue the status row; the future resolves when it is committed."""
         rec.updated_at = time.time()
+        if rec.host is not None:
+            rec.host = sys.intern(rec.host)  # a node's name, shared by its volumes
         return self.db.write(
             UPDATE_STATUS, (rec.status.value, rec.host, rec.reason, rec.updated_at, rec.id)
         )
@@ -263,12 +344,25 @@ def _type_from_row(row: Any) -> VolumeType:
 
 
 def _volume_from_row(row: Any, types: dict[str, VolumeType]) -> VolumeRecord:
+    """A record from a row, the strings volumes repeat interned (called for every row at
+    a start: positional, and no JSON parsed for a volume without metadata)."""
     (vid, project, user, name, desc, size, status, type_id, zone, host, metadata,
-     created, updated, reason, request_id, request_fp) = row
+     created, updated, reason) = row
     vtype = types.get(type_id) or VolumeType(type_id or "", "(deleted type)")
     return VolumeRecord(
-        id=vid, project_id=project, user_id=user or "", size=size, status=VolumeStatus(status),
-        volume_type=vtype, availability_zone=zone, name=name, description=desc,
-        metadata=json.loads(metadata), host=host, reason=reason, created_at=created,
-        updated_at=updated, request_id=request_id or "", request_fp=request_fp or "",
+        vid, sys.intern(project), sys.intern(user or ""), size, _STATUSES[status], vtype,
+        sys.intern(zone), name, desc,
+        NO_METADATA if metadata == "{}" else json.loads(metadata),
+        None if host is None else sys.intern(host), reason, created, updated,
     )
+
+
+def _share_strings(rec: VolumeRecord) -> None:
+    """Intern what many volumes repeat; share the empty metadata."""
+    rec.project_id = sys.intern(rec.project_id)
+    rec.user_id = sys.intern(rec.user_id)
+    rec.availability_zone = sys.intern(rec.availability_zone)
+    if rec.host is not None:
+        rec.host = sys.intern(rec.host)
+    if not rec.metadata:
+        rec.metadata = NO_METADATA

@@ -18,3 +18,15 @@ def test_a_small_scale_run_reports_pages_creates_memory_and_restart() -> None:
     assert result["fill_creates_per_s"] > 0
     assert result["restart_to_first_answer_s"] > 0
     assert set(result["page_full_over_empty"]) == set(result["full"]["page_ms"])
+
+
+def test_a_direct_fill_writes_the_rows_into_the_stopped_gateway_and_reports_the_same() -> None:
+    result = scale.run(volumes=300, creates=20, fill_with="direct")
+
+    assert result["fill"] == "direct"
+    assert set(result["full"]["page_ms"]) == {"first_page", "deep_marker",
+                                              "admin_all_projects_available"}
+    assert result["fill_creates_per_s"] > 0
+    assert isinstance(result["gateway_bytes_per_volume"], float)
+    assert result["full"]["with_lister"]["pages_listed"] > 0
+    assert result["restart_to_first_answer_s"] > 0
