@@ -66,7 +66,7 @@ async def test_a_failed_batch_brings_every_record_back_to_its_row_in_place(
             assert outcome.message.startswith("database write failed: "), outcome.message
             assert "UNIQUE constraint failed: volumes.id" in outcome.message
         assert store.volumes == {kept.id: kept, gone.id: gone}  # the same objects
-        view = kept.view()  # (fields read afresh: the restore changed them under mypy)
+        view = kept.view()  # through view(): mypy narrowed the fields at their assignment
         assert (view.status, view.reason) == (V.AVAILABLE, None)
         assert _listed(store) == [gone.id, kept.id]  # newest first, new one dropped
         assert store.made_by("demo", "req-new") is None
