@@ -105,10 +105,12 @@ class _AttachTask(Task[AttachContext]):
 
     async def _settle(self, c: AttachContext, volume_moved: bool) -> None:
         """Write the attachment, and the volume's status if it moved (both changed
-        in memory already, before this first await)."""
-        await self.s.attachments.save(c.att)
+        in memory already, before this first await), in one transaction: both rows are
+        queued before the first await."""
+        saved = self.s.attachments.queue_save(c.att)
         if volume_moved:
             await self.s.save_volume(c.vol)
+        await saved
 
 
 # ---- create ------------------------------------------------------------------
@@ -295,9 +297,10 @@ class AttachmentEntryDestroyTask(_AttachTask):
 
     async def execute(self, c: AttachContext) -> None:
         c.att.move(A.DETACHED)
-        await self.s.attachments.remove(c.att)
+        removed = self.s.attachments.queue_remove(c.att)  # with the volume's status
         if self.s.follow(c.vol):
             await self.s.save_volume(c.vol)
+        await removed
 
 
 # ---- the flows ----------------------------------------------------------------

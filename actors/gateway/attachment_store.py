@@ -9,9 +9,13 @@ reads it back).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from cinderblock.actors.runtime.database import Database
@@ -81,11 +85,27 @@ class AttachmentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.by_id: dict[str, AttachmentRecord] = {}
+        # attachments whose removal is being written: a failed one brings the record back
+        self._removing: dict[str, AttachmentRecord] = {}
 
     async def open(self) -> None:
         """Load every record (the database is open: its schema made the table)."""
-        for row in await self.db.fetchall(f"SELECT {_COLUMNS} FROM attachments"):
-            rec = _from_row(row)
+        (await self.db.run(self.reread))()
+
+    def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
+        """In the database thread: every row; what it returns makes memory those rows (on
+        the loop; a record already held, or being removed, is reset in place)."""
+        read = [_from_row(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM attachments")]
+        return partial(self._install, read)
+
+    def _install(self, read: list[AttachmentRecord]) -> None:
+        held = {**self._removing, **self.by_id}
+        self.by_id = {}
+        for rec in read:
+            if (mine := held.get(rec.id)) is not None:
+                for name in AttachmentRecord.__slots__:
+                    setattr(mine, name, getattr(rec, name))
+                rec = mine
             self.by_id[rec.id] = rec
 
     def of_volume(self, volume_id: str) -> list[AttachmentRecord]:
@@ -101,15 +121,32 @@ class AttachmentStore:
             raise
 
     async def save(self, rec: AttachmentRecord) -> None:
+        await self.queue_save(rec)
+
+    def queue_save(self, rec: AttachmentRecord) -> asyncio.Future[None]:
+        """Queue the row (committed with what else is queued before the next await)."""
         rec.updated_at = time.time()
-        await self.db.write(UPDATE, (
+        return self.db.write(UPDATE, (
             rec.status.value, rec.attach_mode, rec.host, json.dumps(rec.connector),
             json.dumps(rec.connection_info), rec.updated_at, rec.attached_at, rec.id,
         ))
 
     async def remove(self, rec: AttachmentRecord) -> None:
+        await self.queue_remove(rec)
+
+    def queue_remove(self, rec: AttachmentRecord) -> asyncio.Future[None]:
         self.by_id.pop(rec.id, None)
-        await self.db.write(DELETE, (rec.id,))
+        written = self.db.write(DELETE, (rec.id,))
+        self._removing[rec.id] = rec  # until its batch is settled (see _install)
+        written.add_done_callback(partial(_settled, self._removing, rec))
+        return written
+
+
+def _settled(removing: dict[str, AttachmentRecord], rec: AttachmentRecord,
+             written: asyncio.Future[None]) -> None:
+    """The removal's batch ended: the record no longer needs bringing back."""
+    if removing.get(rec.id) is rec:
+        del removing[rec.id]
 
 
 def _from_row(row: Any) -> AttachmentRecord:

@@ -95,6 +95,9 @@ class Gateway(Actor):
         self.reconciler = Reconciler(self, self.lifecycle, self.attachments)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
+        # after a failed write, the rows the others keep in gateway.db are read back too
+        self.store.reread_with(self.volume_types.reread, self.user_messages.reread,
+                               self.attachments.attachments.reread)
         self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
         self._node_hosts = frozenset(n.host for n in cfg.nodes)
         self.creates = 0

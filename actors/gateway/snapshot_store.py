@@ -16,11 +16,14 @@ message: it ends when the new volume's status does.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from cinderblock.actors.gateway.guards import stored_fingerprint
 from cinderblock.actors.gateway.paging import ListingIndex
@@ -116,16 +119,37 @@ class SnapshotStore:
         self.by_volume: dict[str, set[str]] = {}
         self.by_request: dict[tuple[str, str], SnapshotRecord] = {}
         self.clones: dict[str, set[str]] = {}  # source (snapshot or volume) id -> volume ids
+        # snapshots whose removal is being written: a failed one brings the record back
+        self._removing: dict[str, SnapshotRecord] = {}
 
-    async def load(self, volumes: Mapping[str, Copied]) -> None:
-        for row in await self.db.fetchall(f"SELECT {_COLUMNS} FROM snapshots"):
-            self._remember(_snapshot_from_row(row))
-        sql = "SELECT volume_id, snapshot_id, source_volid FROM volume_sources"
-        for volume_id, snapshot_id, source_volid in await self.db.fetchall(sql):
-            rec = volumes.get(volume_id)
-            if rec is not None:
-                rec.snapshot_id, rec.source_volid = snapshot_id, source_volid
-                self.remember_source(rec)
+    @staticmethod
+    def read(conn: sqlite3.Connection) -> list[SnapshotRecord]:
+        """In the database thread: every snapshot row (the volumes' sources are read
+        with the volumes)."""
+        return [_snapshot_from_row(row)
+                for row in conn.execute(f"SELECT {_COLUMNS} FROM snapshots")]
+
+    def install(self, read: list[SnapshotRecord], volumes: Mapping[str, Copied]) -> None:
+        """On the loop: the snapshots become what was read (a snapshot already in memory,
+        or being removed, keeps its record, reset in place: flows hold it), and the
+        clones follow the volumes' sources."""
+        held = {**self._removing, **self.snapshots}
+        self.snapshots, self.listing = {}, ListingIndex()
+        self.by_volume, self.by_request, self.clones = {}, {}, {}
+        records = []
+        for rec in read:
+            if (mine := held.get(rec.id)) is not None:
+                for name in SnapshotRecord.__slots__:
+                    setattr(mine, name, getattr(rec, name))
+                rec = mine
+            records.append(rec)
+            self.snapshots[rec.id] = rec
+            self.by_volume.setdefault(rec.volume_id, set()).add(rec.id)
+            if rec.request_id:
+                self.by_request[(rec.project_id, rec.request_id)] = rec
+        self.listing.add_all(records)
+        for volume in volumes.values():
+            self.remember_source(volume)
 
     # ---- snapshots -------------------------------------------------------
     def _remember(self, rec: SnapshotRecord) -> None:
@@ -143,8 +167,9 @@ class SnapshotStore:
             ids.discard(rec.id)
             if not ids:
                 del self.by_volume[rec.volume_id]
-        if rec.request_id:
-            self.by_request.pop((rec.project_id, rec.request_id), None)
+        key = (rec.project_id, rec.request_id)
+        if rec.request_id and self.by_request.get(key) is rec:
+            del self.by_request[key]
 
     def of_volume(self, volume_id: str) -> list[SnapshotRecord]:
         return [self.snapshots[i] for i in sorted(self.by_volume.get(volume_id, ()))]
@@ -159,7 +184,10 @@ class SnapshotStore:
 
     async def remove(self, rec: SnapshotRecord) -> None:
         self._forget(rec)
-        await self.db.write(DELETE_SNAPSHOT, (rec.id,))
+        written = self.db.write(DELETE_SNAPSHOT, (rec.id,))
+        self._removing[rec.id] = rec  # until its batch is settled (see install)
+        written.add_done_callback(partial(settled_removal, self._removing, rec))
+        await written
 
     async def save_details(self, rec: SnapshotRecord) -> None:
         rec.updated_at = time.time()
@@ -204,6 +232,21 @@ class SnapshotStore:
             if rec is not None and rec.status is VolumeStatus.CREATING:
                 holders.append(volume_id)
         return holders
+
+
+class Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+Rec = TypeVar("Rec", bound=Identified)
+
+
+def settled_removal(removing: dict[str, Rec], rec: Rec, written: asyncio.Future[None]) -> None:
+    """A removal's batch ended (committed, or failed and memory reread from the file):
+    the record no longer needs bringing back."""
+    if removing.get(rec.id) is rec:
+        del removing[rec.id]
 
 
 def _snapshot_from_row(row: Any) -> SnapshotRecord:

@@ -10,9 +10,12 @@ every project's.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
@@ -51,14 +54,20 @@ class UserMessages:
                 "message.delete": self.on_delete}
 
     async def load(self) -> None:
-        rows = await self.s.store.db.fetchall(
+        (await self.s.store.db.run(self.reread))()
+
+    def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
+        """In the database thread: the messages kept (at start, and after a failed write);
+        what it returns makes them the ones in memory (messages never change: replaced)."""
+        rows = conn.execute(
             "SELECT id, project_id, resource_uuid, action, event_id, user_message, "
             "request_id, created_at, expires_at FROM user_messages WHERE expires_at > ? "
-            "ORDER BY created_at", (time.time(),))
-        for mid, project, volume_id, action, event_id, text, rid, created, expires in rows:
-            self.kept[mid] = UserMessage(
-                mid, project, volume_id, action, event_id, text, request_id=rid,
-                created_at=created, expires_at=expires)
+            "ORDER BY created_at", (time.time(),)).fetchall()
+        kept = OrderedDict(
+            (mid, UserMessage(mid, project, volume_id, action, event_id, text, request_id=rid,
+                              created_at=created, expires_at=expires))
+            for mid, project, volume_id, action, event_id, text, rid, created, expires in rows)
+        return partial(setattr, self, "kept", kept)
 
     def record(self, rec: VolumeRecord, request_id: str | None = None) -> None:
         """Remember why ``rec`` went to its error status (nothing for other moves)."""

@@ -20,6 +20,17 @@ read-only connection of its own, on the loop: an indexed read is a few microseco
 where a hop to the database thread costs about 160, and in WAL mode it never waits
 for the writer. It sees committed rows only, so the records whose row is still being
 written are looked up in memory (``_unwritten``) first.
+
+Memory equal to disk after a failed write (a full disk, an I/O error). The store
+gives its ``Database`` ``reread``: run in the database thread right after the failed
+batch is rolled back, it reads every table of the file (its own, and those of the
+others that keep rows here: types, attachments, user messages, added with
+``reread_with``) and returns what brings memory back to them, which runs on the loop
+before any flow resumes. Records are changed in place, because running flows hold
+them: a record whose row exists gets every field the row holds reset (a removal whose
+write failed brings its very record back, from ``_removing``); one with no row is
+dropped from every map; the listing index and the by-request maps are rebuilt. A start
+loads memory with the same code.
 """
 
 from __future__ import annotations
@@ -39,8 +50,13 @@ from typing import Any
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
 from cinderblock.actors.gateway.guards import stored_fingerprint
 from cinderblock.actors.gateway.paging import ListingIndex
-from cinderblock.actors.gateway.snapshot_store import SNAPSHOT_SCHEMA, SnapshotStore
-from cinderblock.actors.runtime.database import Database
+from cinderblock.actors.gateway.snapshot_store import (
+    SNAPSHOT_SCHEMA,
+    SnapshotRecord,
+    SnapshotStore,
+    settled_removal,
+)
+from cinderblock.actors.runtime.database import Database, Reread
 from cinderblock.actors.scheduler.extra_specs import match
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.states import VolumeStatus
@@ -168,7 +184,8 @@ class VolumeRecord:
 class GatewayStore:
     def __init__(self, path: Path, synchronous: str) -> None:
         self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA, synchronous,
-                           version=SCHEMA_VERSION, migrations=MIGRATIONS)
+                           version=SCHEMA_VERSION, migrations=MIGRATIONS, reread=self.reread)
+        self._other_rows: tuple[Reread, ...] = ()  # the other owners of rows in this file
         # volume id -> its extend's quota reservation and what is owed to it ("" while
         # the extend runs, then "commit" or "rollback" until the quota actor has it)
         self.extends: dict[str, PendingExtend] = {}
@@ -177,6 +194,8 @@ class GatewayStore:
         self.listing = ListingIndex()  # volumes in listing order, for pages
         # (project, request id) -> a volume whose row is not committed yet
         self._unwritten: dict[tuple[str, str], VolumeRecord] = {}
+        # volumes whose removal is being written: a failed one brings the record back
+        self._removing: dict[str, VolumeRecord] = {}
         self._reader: sqlite3.Connection | None = None  # made_by's, on the loop
         # One change at a time per volume: the volumes an API flow is changing now
         # (id -> what it is doing), taken and released by ``lifecycle_checks``.
@@ -184,18 +203,39 @@ class GatewayStore:
 
     async def open(self) -> list[VolumeType]:
         await self.db.open()
-        return [_type_from_row(r) for r in await self.db.fetchall("SELECT * FROM volume_types")]
+        return [type_from_row(r) for r in await self.db.fetchall(
+            "SELECT id, name, description, extra_specs, is_public FROM volume_types")]
+
+    def reread_with(self, *others: Reread) -> None:
+        """The others that keep rows in this file (types, attachments, user messages):
+        after a failed write their rows are read back too, in this order, before the
+        volumes'."""
+        self._other_rows = others
+
+    def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
+        """In the database thread, after a failed write: every table of the file; what
+        it returns brings memory back to them (see the module text)."""
+        restores = [other(conn) for other in self._other_rows]
+        types = {t.id: t for t in map(type_from_row, conn.execute(
+            "SELECT id, name, description, extra_specs, is_public FROM volume_types"))}
+        restores.append(self.read_volumes(types, conn))
+
+        def restore() -> None:
+            for each in restores:
+                each()
+
+        return restore
 
     async def load_volumes(self, types: dict[str, VolumeType]) -> None:
-        """Put every volume of the file in memory (a start)."""
+        """Put every volume and snapshot of the file in memory (a start)."""
         install = await self.db.run(partial(self.read_volumes, types))
         install()
-        await self.snapshots.load(self.volumes)
 
     def read_volumes(self, types: dict[str, VolumeType], conn: sqlite3.Connection
                      ) -> Callable[[], None]:
-        """In the database thread: read the volumes, their flags and pending extends;
-        return what puts them in memory, in place of what was there (on the loop)."""
+        """In the database thread: read the volumes, their flags, sources and pending
+        extends, and the snapshots; return what puts them in memory (on the loop), each
+        volume kept in memory before updated in place."""
         paused = gc.isenabled()
         gc.disable()
         try:
@@ -211,15 +251,29 @@ class GatewayStore:
         rows = conn.execute(
             "SELECT volume_id, reservation_id, outcome FROM pending_extends").fetchall()
         extends = {vid: PendingExtend(rid, outcome) for vid, rid, outcome in rows}
-        return partial(self._install, by_id, extends)
+        sources = conn.execute(
+            "SELECT volume_id, snapshot_id, source_volid FROM volume_sources").fetchall()
+        for volume_id, snapshot_id, source_volid in sources:
+            if (rec := by_id.get(volume_id)) is not None:
+                rec.snapshot_id, rec.source_volid = snapshot_id, source_volid
+        snapshots = self.snapshots.read(conn)
+        return partial(self._install, by_id, extends, snapshots)
 
-    def _install(self, volumes: dict[str, VolumeRecord],
-                 extends: dict[str, PendingExtend]) -> None:
+    def _install(self, volumes: dict[str, VolumeRecord], extends: dict[str, PendingExtend],
+                 snapshots: list[SnapshotRecord]) -> None:
+        """On the loop: memory becomes what was read; a volume already in memory (or
+        being removed) keeps its record, with the row's fields."""
+        for vid, read in volumes.items():
+            held = self.volumes.get(vid) or self._removing.get(vid)
+            if held is not None:
+                _reset(held, read)
+                volumes[vid] = held
         self.volumes = volumes
         self.listing = ListingIndex()
         self.listing.add_all(volumes.values())
         self._unwritten = {}
         self.extends = extends
+        self.snapshots.install(snapshots, volumes)
 
     def made_by(self, project: str, request_id: str) -> tuple[VolumeRecord, str] | None:
         """The volume ``request_id`` made in ``project`` within a day, and the fingerprint
@@ -272,7 +326,10 @@ class GatewayStore:
         self._forget(rec)
         writes = [(DELETE_VOLUME, (rec.id,)), (DELETE_FLAGS, (rec.id,)),
                   *self.snapshots.source_removal_writes(rec)]
-        for write in [self.db.write(sql, params) for sql, params in writes]:
+        queued = [self.db.write(sql, params) for sql, params in writes]
+        self._removing[rec.id] = rec  # until its batch is settled (see _install)
+        queued[-1].add_done_callback(partial(settled_removal, self._removing, rec))
+        for write in queued:
             await write
 
     def queue_status(self, rec: VolumeRecord) -> asyncio.Future[None]:
@@ -338,7 +395,7 @@ class GatewayStore:
         await self.db.write(ADD_ACCESS if granted else REMOVE_ACCESS, (type_id, project))
 
 
-def _type_from_row(row: Any) -> VolumeType:
+def type_from_row(row: Any) -> VolumeType:
     tid, name, description, specs, public = row
     return VolumeType(tid, name, description, json.loads(specs), bool(public))
 
@@ -355,6 +412,20 @@ def _volume_from_row(row: Any, types: dict[str, VolumeType]) -> VolumeRecord:
         NO_METADATA if metadata == "{}" else json.loads(metadata),
         None if host is None else sys.intern(host), reason, created, updated,
     )
+
+
+# what a volume's row (with its flags and source) holds; the rest lives in memory only
+_ROW_FIELDS = tuple(name for name in VolumeRecord.__slots__
+                    if name not in ("request_id", "request_fp", "extended_from"))
+
+
+def _reset(held: VolumeRecord, read: VolumeRecord) -> None:
+    """A record in memory made what its row says again (in place: flows hold it)."""
+    for name in _ROW_FIELDS:
+        setattr(held, name, getattr(read, name))
+    held.request_id = held.request_fp = ""  # the row has them (see made_by)
+    if held.status is not VolumeStatus.EXTENDING:
+        held.extended_from = None
 
 
 def _share_strings(rec: VolumeRecord) -> None:

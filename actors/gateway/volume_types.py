@@ -9,11 +9,14 @@ memory; the store keeps them in ``volume_type_access``.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.volume_request import TypeCatalog
-from cinderblock.actors.gateway.volume_store import GatewayStore
+from cinderblock.actors.gateway.volume_store import GatewayStore, type_from_row
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.volumes import (
     Empty,
@@ -47,6 +50,24 @@ class VolumeTypes:
     async def load(self) -> None:
         for type_id, project in await self.s.store.type_access():
             self.s.types.access.setdefault(type_id, set()).add(project)
+
+    def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
+        """In the database thread, after a failed write: the types and who may use the
+        private ones; what it returns makes the catalog those rows (types never change:
+        replaced)."""
+        types = [type_from_row(row) for row in conn.execute(
+            "SELECT id, name, description, extra_specs, is_public FROM volume_types")]
+        access: dict[str, set[str]] = {}
+        for type_id, project in conn.execute("SELECT type_id, project_id FROM volume_type_access"):
+            access.setdefault(type_id, set()).add(project)
+        return partial(self._install, types, access)
+
+    def _install(self, types: list[VolumeType], access: dict[str, set[str]]) -> None:
+        catalog = self.s.types
+        catalog.by_id, catalog.by_name = {}, {}
+        for vtype in types:
+            catalog.add(vtype)
+        catalog.access = access
 
     def on_list(self, req: Request) -> TypeList:
         ctx = req.ctx

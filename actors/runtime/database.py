@@ -15,8 +15,14 @@ memory. Then every write queued since that batch fails too (it was made on the
 memory the failed batch had changed), and the returned function runs on the
 loop before anything else can: memory is again exactly what the file holds. The
 next batch tries the file again, so once space returns everything works without
-a restart. If even the rereading fails, ``MemoryNotRestored`` ends the flusher
-(and with it the actor: a restart loads memory from the file).
+a restart. If even the rereading (or putting it in memory) fails,
+``MemoryNotRestored`` ends the flusher (and with it the actor: a restart loads
+memory from the file).
+
+A failed write fails with ``WriteFailed`` (an ``internal`` error on the wire) that
+says what failed and why, in words: "database write failed: disk full (gateway.db:
+database or disk is full)"; the writes that built on it say they were not saved
+because of it.
 
 Only the actor that owns the file creates a ``Database`` for it, and the
 file's owner lock (``<file>.owner``, flock) makes that so: a second process
@@ -51,6 +57,8 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from cinderblock.protocol.wire.errors import InternalError
 
 log = logging.getLogger(__name__)
 Params = Sequence[Any]
@@ -200,7 +208,11 @@ class Database:
                 restore: Callable[[], None] | None) -> None:
         self.failed_batches += 1
         log.error("group commit of %d writes to %s failed: %s", writes, self.path, exc)
-        _fail(committed, exc)
+        why = failure_reason(exc)
+        failed = WriteFailed(f"database write failed: {why} ({self.path.name}: {exc})",
+                             {"database": self.path.name, "reason": why})
+        failed.__cause__ = exc
+        _fail(committed, failed)
         if self._reread is None:
             return
         if restore is None:
@@ -208,9 +220,16 @@ class Database:
                                     "not be read back; stopping so that a start reloads it")
         later, self._committed, self._pending = self._committed, None, []
         if later is not None:
-            _fail(later, WriteFailed(f"not saved: an earlier write to {self.path.name} failed "
-                                     f"({exc})"))
-        restore()
+            _fail(later, WriteFailed(
+                f"database write failed: not saved, an earlier write to {self.path.name} "
+                f"failed ({why})", {"database": self.path.name, "reason": why}))
+        try:
+            restore()
+        except Exception as lost:
+            log.exception("putting %s back in memory after a failed write failed", self.path)
+            raise MemoryNotRestored(f"{self.path}: a write failed ({exc}) and memory could not "
+                                    "be made equal to the file; stopping so that a start "
+                                    "reloads it") from lost
 
     async def run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``fn(connection)`` in the database thread (reads at start)."""
@@ -254,8 +273,21 @@ class NotTheOwner(RuntimeError):
     """Another process already owns this database file."""
 
 
-class WriteFailed(RuntimeError):
-    """A write was not saved because an earlier one, which it built on, failed."""
+class WriteFailed(InternalError):
+    """A write was not saved: its batch failed (a full disk, an I/O error), or an
+    earlier one that it built on did. The message says which, and why."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why a write failed, in a few words ("disk full", "I/O error", ...)."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name == "SQLITE_FULL" or "disk is full" in str(exc):
+        return "disk full"
+    if name.startswith("SQLITE_IOERR") or "disk I/O error" in str(exc):
+        return "I/O error"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 class MemoryNotRestored(RuntimeError):

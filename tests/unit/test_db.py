@@ -238,9 +238,11 @@ async def test_a_failed_batch_puts_memory_back_to_the_file_and_fails_writes_buil
         memory.rows["later"] = 3  # made on top of the failing change, queued meanwhile
         later = db.write("INSERT INTO t VALUES (?, ?)", ("later", 3))
         await flushing
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(WriteFailed, match=r"^database write failed: UNIQUE") as first:
             await failing
-        with pytest.raises(WriteFailed, match=r"an earlier write to a\.db failed"):
+        assert isinstance(first.value.__cause__, sqlite3.IntegrityError)
+        assert first.value.code == "internal" and first.value.details["database"] == "a.db"
+        with pytest.raises(WriteFailed, match=r"not saved, an earlier write to a\.db failed"):
             await later
         assert memory.rows == {"kept": 1} and memory.rereads == 1
         assert await db.fetchall("SELECT k, v FROM t") == [("kept", 1)]
