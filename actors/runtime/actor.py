@@ -76,13 +76,14 @@ from cinderblock.protocol.messages.flows import FlowTraceList
 from cinderblock.protocol.messages.health import ActorStats
 from cinderblock.protocol.messages.ops import OPS, SENDERS
 from cinderblock.protocol.wire.access import Principal, may_send
+from cinderblock.protocol.wire.batching import Batcher
 from cinderblock.protocol.wire.codec import (
     MAX_FRAME,
     SYSTEM_CONTEXT,
     Context,
     Envelope,
     MalformedMessage,
-    decode,
+    decode_frame,
     encode,
     next_id,
 )
@@ -145,16 +146,17 @@ class Link:
                                    guard=guard)
         else:
             self.channel = Channel(sock, self._on_frames, routed=routed)
+        self.out = Batcher(self.channel, routed, on_lost=actor.calls.fail)
 
-    def _on_frames(self, frames: list[bytes]) -> None:
+    def _on_frames(self, frames: list[bytes]) -> int:
         if self.routed:
             identity = frames[0]
-            self.actor._receive(self, identity, identity.decode(errors="replace"), frames[-1])
-        else:
-            self.actor._receive(self, b"", self.peer, frames[-1])
+            return self.actor._receive(self, identity, identity.decode(errors="replace"),
+                                       frames[-1])
+        return self.actor._receive(self, b"", self.peer, frames[-1])
 
-    def _on_peer_frames(self, user_id: str, frames: list[bytes]) -> None:
-        self.actor._receive(self, frames[0], user_id, frames[-1])
+    def _on_peer_frames(self, user_id: str, frames: list[bytes]) -> int:
+        return self.actor._receive(self, frames[0], user_id, frames[-1])
 
     def address(self, to: bytes) -> bytes:
         """The routing id of the actor named ``to`` (ROUTER), b"" on a DEALER."""
@@ -168,19 +170,22 @@ class Link:
             raise PeerGone(f"peer {peer!r} is not connected", {"peer": peer})
         return route
 
-    def send(self, identity: bytes, env: Envelope) -> None:
-        """Send one message; one over the frame limit is refused here (``FrameTooLarge``),
+    def send(self, identity: bytes, env: Envelope, call: int | None = None,
+             now: bool = False) -> None:
+        """Send one message by the end of this loop turn, with whatever else goes to the
+        same peer in it (``Batcher``); ``now``: a peer that is not connected is
+        ``PeerGone`` here. One over the frame limit is refused here (``FrameTooLarge``),
         never sent to be dropped by the peer (which would cut the connection)."""
         payload = encode(env)
         if len(payload) > MAX_FRAME:
             raise FrameTooLarge(
                 f"the {env.kind} {env.op} would be {len(payload)} bytes, over the "
                 f"{MAX_FRAME}-byte frame limit", {"op": env.op, "bytes": len(payload)})
-        self.channel.send([identity, payload] if self.routed else [payload])
+        self.out.send(identity, payload, call, now)
 
     def cast(self, op: str, body: Any, ctx: Context | None = None, to: bytes = b"") -> None:
         self.send(self.address(to), Envelope("cast", next_id(), op, dump(body),
-                                             ctx or SYSTEM_CONTEXT))
+                                             ctx or SYSTEM_CONTEXT), now=True)
 
     def push(self, to: bytes, op: str, body: Any) -> None:
         """An unsolicited event to one peer (a status change a client watches)."""
@@ -200,13 +205,14 @@ class Link:
         fut = calls.start(msg_id, op, timeout, (self, peer))
         try:
             self.send(self.address(to), Envelope("req", msg_id, op, dump(body),
-                                                 ctx or SYSTEM_CONTEXT))
+                                                 ctx or SYSTEM_CONTEXT), msg_id, now=True)
         except CinderblockError:
             calls.forget(msg_id)
             raise
         return await fut
 
     def close(self) -> None:
+        self.out.flush()  # what this turn sent still goes (replies during a stop)
         self.channel.close()
 
 
@@ -484,22 +490,28 @@ class Actor:
         self.events.emit("heartbeat", statistics=self.statistics())
 
     # ---- dispatch ------------------------------------------------------
-    def _receive(self, link: Link, identity: bytes, peer: str, payload: bytes) -> None:
+    def _receive(self, link: Link, identity: bytes, peer: str, frame: bytes) -> int:
+        """Every envelope of a frame (one, or a batch: they share their sender);
+        returns how many there were."""
         principal = self._principal(link, identity, peer) if self.trust is not None else None
         if self.trust is not None and principal is None:
             self.refused += 1  # no reply: an unknown sender learns nothing
-            return
+            return 1
         try:
-            env = decode(payload)
+            decoded = decode_frame(frame)
         except MalformedMessage as exc:
             self._refuse(link, identity, exc.msg_id, "?", InvalidInput(f"bad message: {exc}"))
-            return
-        if env.kind == "rep":
-            self.calls.settle(env, (link, peer))
-            return
-        if env.kind == "evt":
-            return
-        self._dispatch(link, identity, env, peer, principal, len(payload))
+            return 1
+        if len(decoded) > 1 and link.routed:
+            link.out.reads_batches(identity)
+        for env, size in decoded:
+            if isinstance(env, MalformedMessage):
+                self._refuse(link, identity, env.msg_id, "?", InvalidInput(f"bad message: {env}"))
+            elif env.kind == "rep":
+                self.calls.settle(env, (link, peer))
+            elif env.kind != "evt":
+                self._dispatch(link, identity, env, peer, principal, size)
+        return len(decoded)
 
     def _principal(self, link: Link, identity: bytes, peer: str) -> Principal | None:
         """Who sent it, by its key; an actor only under its own name, and then the
