@@ -170,22 +170,22 @@ class Link:
             raise PeerGone(f"peer {peer!r} is not connected", {"peer": peer})
         return route
 
-    def send(self, identity: bytes, env: Envelope, call: int | None = None,
-             now: bool = False) -> None:
-        """Send one message by the end of this loop turn, with whatever else goes to the
-        same peer in it (``Batcher``); ``now``: a peer that is not connected is
-        ``PeerGone`` here. One over the frame limit is refused here (``FrameTooLarge``),
-        never sent to be dropped by the peer (which would cut the connection)."""
+    def send(self, identity: bytes, env: Envelope, call: int | None = None) -> None:
+        """Send one message: at once if it is the first to its peer in this loop turn
+        (a peer that is not connected is ``PeerGone`` here), else by the end of the
+        turn with the others (``Batcher``). One over the frame limit is refused here
+        (``FrameTooLarge``), never sent to be dropped by the peer (which would cut the
+        connection)."""
         payload = encode(env)
         if len(payload) > MAX_FRAME:
             raise FrameTooLarge(
                 f"the {env.kind} {env.op} would be {len(payload)} bytes, over the "
                 f"{MAX_FRAME}-byte frame limit", {"op": env.op, "bytes": len(payload)})
-        self.out.send(identity, payload, call, now)
+        self.out.send(identity, payload, call)
 
     def cast(self, op: str, body: Any, ctx: Context | None = None, to: bytes = b"") -> None:
         self.send(self.address(to), Envelope("cast", next_id(), op, dump(body),
-                                             ctx or SYSTEM_CONTEXT), now=True)
+                                             ctx or SYSTEM_CONTEXT))
 
     def push(self, to: bytes, op: str, body: Any) -> None:
         """An unsolicited event to one peer (a status change a client watches)."""
@@ -205,7 +205,7 @@ class Link:
         fut = calls.start(msg_id, op, timeout, (self, peer))
         try:
             self.send(self.address(to), Envelope("req", msg_id, op, dump(body),
-                                                 ctx or SYSTEM_CONTEXT), msg_id, now=True)
+                                                 ctx or SYSTEM_CONTEXT), msg_id)
         except CinderblockError:
             calls.forget(msg_id)
             raise
@@ -295,8 +295,14 @@ class Actor:
                 "flows": self.flow_history.statistics(), "refused": self.refused,
                 "held_bytes": self._held_total, "refused_busy": self.refused_busy,
                 "turns": self._turns.statistics(),
-                "restarts": RESTARTS,
+                "restarts": RESTARTS, "sent": self.sent(),
                 "uptime_s": round(time.time() - self.started_at, 3)}
+
+    def sent(self) -> dict[str, int]:
+        """ZeroMQ messages sent on this actor's links and the envelopes in them (a batch
+        carries several), and envelopes lost because their peer left within a turn."""
+        outs = [link.out.statistics() for link in self._links]
+        return {key: sum(out[key] for out in outs) for key in ("messages", "envelopes", "lost")}
 
     def database(self) -> Database | None:
         """The SQLite file this actor owns, if any (its state is part of ``stats``)."""
@@ -487,7 +493,8 @@ class Actor:
             self._auth.stop()
 
     def _heartbeat(self) -> None:
-        self.events.emit("heartbeat", statistics=self.statistics())
+        if self.events.listening:  # statistics are built only for somebody to read
+            self.events.emit("heartbeat", statistics=self.statistics())
 
     # ---- dispatch ------------------------------------------------------
     def _receive(self, link: Link, identity: bytes, peer: str, frame: bytes) -> int:
@@ -502,8 +509,8 @@ class Actor:
         except MalformedMessage as exc:
             self._refuse(link, identity, exc.msg_id, "?", InvalidInput(f"bad message: {exc}"))
             return 1
-        if len(decoded) > 1 and link.routed:
-            link.out.reads_batches(identity)
+        if link.routed and (len(decoded) > 1 or (principal is not None and principal.is_actor)):
+            link.out.reads_batches(identity)  # it sent a batch, or it is one of our actors
         for env, size in decoded:
             if isinstance(env, MalformedMessage):
                 self._refuse(link, identity, env.msg_id, "?", InvalidInput(f"bad message: {env}"))

@@ -1,36 +1,33 @@
 """What one loop turn sends to one peer, as one ZeroMQ message.
 
 Every ZeroMQ message costs its sender a ``send`` (often a syscall that wakes
-libzmq's I/O thread), the I/O thread a CURVE box and a TCP write, and its
-receiver a wake-up and a ``recv``; a busy actor sends dozens of envelopes to the
-same peer in one turn of its loop (replies to one client, calls to quota, casts
-to the scheduler). ``Batcher`` keeps them until the end of the turn (one
-``call_soon``) and sends each peer's as one frame: the envelope alone if it is
-the only one, else a batch (``codec.pack_batch``: at most ``MAX_BATCH``
-envelopes and ``MAX_FRAME`` bytes; past either, what waits goes at once and a
-new batch starts). Order per peer is kept: everything for a peer goes through
-its one list, and the socket keeps messages in order.
+libzmq's I/O thread, and a release of the GIL), the I/O thread a CURVE box and a
+TCP write, and its receiver a wake-up and a ``recv``; a busy actor sends dozens
+of envelopes to the same peer in one turn of its loop (replies to one client,
+calls to quota, casts to the scheduler). ``Batcher`` sends the first envelope of a
+turn to a peer at once, as before (one at a time, nothing waits, and a send to a
+ROUTER peer that is not connected fails right there with ``PeerGone``, which
+callers rely on: the scheduler places a volume elsewhere when its node left).
+Whatever follows it to the same peer in the same turn waits for the end of the
+turn (one ``call_soon``) and goes as one frame: the envelope alone if it is the
+only one, else a batch (``codec.pack_batch``: at most ``MAX_BATCH`` envelopes and
+``MAX_FRAME`` bytes; past either, what waits goes at once and a new batch starts).
+Order per peer is kept: what waits for a peer goes before anything later to it,
+and the socket keeps messages in order.
 
-Errors stay where the caller can see them. On a ROUTER (``ROUTER_MANDATORY``)
-a send to a peer that is not connected fails at once with ``PeerGone``, and
-callers rely on that (the scheduler places a volume elsewhere when its node
-left). So a message sent with ``now=True`` (casts and calls on a ROUTER) goes
-out at once when it is the first to its peer in this turn, raising as before;
-later ones to a peer reached in this turn wait for the end of the turn. Should
-that peer be gone by then (it left within the turn), the calls among them fail
-with ``PeerGone`` (``on_lost``) and the rest are counted in ``lost`` and logged,
-as messages in a departed peer's pipe are lost. Replies and pushes never need
-``now``: their failures were only ever logged.
-
-A DEALER has one peer and no routing errors: all of a turn's sends wait.
+Should a peer that was reached at the start of a turn be gone by its end (it left
+within the turn), the calls among its waiting envelopes fail with ``PeerGone``
+(``on_lost``) and the rest are counted in ``lost`` and logged, as messages in a
+departed peer's pipe are lost.
 
 Who reads batches. A frame that is a batch is new to the wire, so it goes only to
 peers known to read it: a DEALER sends batches (it dialled a cinderblock actor),
-and a ROUTER batches to a peer only once that peer has sent it a batch
-(``reads_batches``, which the actor calls; at most ``MAX_BATCHING_PEERS`` are
-remembered, then they start over and each is learnt again from its next batch).
-A peer that never batches (one request at a time, or a hand-written one) gets its
-envelopes one message each, at the end of the turn, exactly as before.
+and a ROUTER batches to a peer only once that peer has sent it a batch, or is
+known by its key to be one of the cluster's actors (``reads_batches``, which the
+actor calls; at most ``MAX_BATCHING_PEERS`` are remembered, then they start over
+and each is learnt again from its next message). A peer that never batches (one
+request at a time, or a hand-written one) gets its envelopes one message each,
+exactly as before.
 """
 
 from __future__ import annotations
@@ -87,18 +84,20 @@ class Batcher:
         self.envelopes = 0  # envelopes in them
         self.lost = 0  # envelopes whose peer was gone by the end of the turn
 
-    def send(self, peer: bytes, payload: bytes, call: int | None = None, now: bool = False
-             ) -> None:
-        """Send ``payload`` (one encoded envelope) to ``peer`` (b"" on a DEALER) by the
-        end of this turn; ``call``: the msg id of a call it carries. ``now`` (a ROUTER):
-        raise ``PeerGone`` here if the peer is not connected."""
-        if now and self._routed and peer not in self._reached:
-            self._send_now(peer, payload)
-            return
+    def send(self, peer: bytes, payload: bytes, call: int | None = None) -> None:
+        """Send ``payload`` (one encoded envelope) to ``peer`` (b"" on a DEALER): at once
+        if it is the first to that peer in this turn (``PeerGone``, ``Closed`` raise
+        here), else with the rest of the turn's; ``call``: the msg id of a call in it."""
         waiting = self._waiting.get(peer)
         if waiting is None:
+            if peer not in self._reached:
+                self._channel.send([peer, payload] if self._routed else [payload])
+                self.messages += 1
+                self.envelopes += 1
+                self._reached.add(peer)
+                self._schedule()  # the end of this turn: then the next goes at once again
+                return
             waiting = self._waiting[peer] = _Waiting()
-            self._schedule()
         elif not waiting.fits(payload):
             self._deliver(peer, waiting)
             waiting = self._waiting[peer] = _Waiting()
@@ -106,16 +105,6 @@ class Batcher:
         waiting.size += len(payload) + BATCH_ITEM_OVERHEAD
         if call is not None:
             waiting.calls.append(call)
-
-    def _send_now(self, peer: bytes, payload: bytes) -> None:
-        earlier = self._waiting.pop(peer, None)
-        if earlier is not None:  # what waits for this peer goes first: order is kept
-            self._deliver(peer, earlier)
-        self._channel.send([peer, payload])
-        self.messages += 1
-        self.envelopes += 1
-        self._reached.add(peer)
-        self._schedule()  # the turn ends for it too: then ``now`` goes at once again
 
     def reads_batches(self, peer: bytes) -> None:
         """``peer`` sent us a batch, so it reads them: batch what goes to it."""

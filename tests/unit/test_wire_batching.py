@@ -114,37 +114,43 @@ def bodies(frame: bytes) -> list[object]:
     return [env.body for env, _ in decode_frame(frame) if isinstance(env, Envelope)]
 
 
-async def test_what_a_turn_sends_to_one_peer_arrives_as_one_message_in_order(
+async def test_the_first_envelope_of_a_turn_goes_at_once_and_the_rest_as_one_message(
     pair: Pair,
 ) -> None:
     for i in range(10):
         pair.dealer_out.send(b"", envelope(i))
+    assert await pair.router_message() == [b"dealer-1", envelope(0)]
     identity, frame = await pair.router_message()
     assert identity == b"dealer-1"
-    assert bodies(frame) == [{"i": i} for i in range(10)]
-    assert pair.dealer_out.statistics() == {"messages": 1, "envelopes": 10, "lost": 0}
+    assert bodies(frame) == [{"i": i} for i in range(1, 10)]
+    assert pair.dealer_out.statistics() == {"messages": 2, "envelopes": 10, "lost": 0}
 
 
 async def test_one_envelope_alone_in_its_turn_travels_as_it_always_did(pair: Pair) -> None:
     pair.dealer_out.send(b"", envelope(7))
     assert await pair.router_message() == [b"dealer-1", envelope(7)]
+    await asyncio.sleep(0)  # the next turn
+    pair.dealer_out.send(b"", envelope(8))
+    assert await pair.router_message() == [b"dealer-1", envelope(8)]
 
 
 async def test_a_turn_past_max_batch_envelopes_is_split_keeping_the_order(pair: Pair) -> None:
-    for i in range(MAX_BATCH + 3):
+    for i in range(1 + MAX_BATCH + 3):
         pair.dealer_out.send(b"", envelope(i))
-    first, second = (await pair.router_message())[1], (await pair.router_message())[1]
-    assert bodies(first) + bodies(second) == [{"i": i} for i in range(MAX_BATCH + 3)]
-    assert len(bodies(first)) == MAX_BATCH
+    frames = [(await pair.router_message())[1] for _ in range(3)]
+    assert [len(decode_frame(frame)) for frame in frames] == [1, MAX_BATCH, 3]
+    assert [b for f in frames for b in bodies(f)] == [{"i": i} for i in range(MAX_BATCH + 4)]
 
 
 async def test_a_batch_never_grows_past_the_frame_limit(pair: Pair) -> None:
     big = encode(Envelope("cast", 1, "ping", {"blob": "x" * (MAX_FRAME // 3)}))
-    for _ in range(4):
+    for _ in range(5):
         pair.dealer_out.send(b"", big)
-    frames = [(await pair.router_message())[1] for _ in range(2)]
+    frames: list[bytes] = []
+    while sum(len(decode_frame(frame)) for frame in frames) < 5:
+        frames.append((await pair.router_message())[1])
     assert all(len(frame) <= MAX_FRAME for frame in frames)
-    assert sum(len(decode_frame(frame)) for frame in frames) == 4
+    assert len(frames) == 3, "one at once, then two batches of what fits"
 
 
 async def test_a_router_batches_only_to_a_peer_that_sent_it_a_batch(pair: Pair) -> None:
@@ -157,23 +163,27 @@ async def test_a_router_batches_only_to_a_peer_that_sent_it_a_batch(pair: Pair) 
     pair.router_out.reads_batches(b"dealer-1")
     for i in range(3):
         pair.router_out.send(b"dealer-1", envelope(i))
+    assert await pair.dealer_message() == [envelope(0)]
     [frame] = await pair.dealer_message()
-    assert bodies(frame) == [{"i": i} for i in range(3)]
+    assert bodies(frame) == [{"i": 1}, {"i": 2}]
 
 
-async def test_now_to_a_peer_that_is_not_connected_is_a_peer_gone_at_once(pair: Pair) -> None:
+async def test_the_first_send_to_a_peer_that_is_not_connected_is_a_peer_gone_at_once(
+    pair: Pair,
+) -> None:
     with pytest.raises(PeerGone, match="peer 'node-9' is not connected"):
-        pair.router_out.send(b"node-9", envelope(1), now=True)
+        pair.router_out.send(b"node-9", envelope(1))
 
 
 async def test_calls_that_could_not_be_sent_by_the_end_of_the_turn_are_failed(
     pair: Pair,
 ) -> None:
-    pair.dealer_out.send(b"", envelope(1, "req"), call=1)
-    pair.dealer_out.send(b"", envelope(2, "cast"))
+    pair.dealer_out.send(b"", envelope(1, "cast"))  # at once
+    pair.dealer_out.send(b"", envelope(2, "req"), call=2)  # these two wait for the turn's end
+    pair.dealer_out.send(b"", envelope(3, "cast"))
     pair.dealer.close()  # gone before the turn ends
     await asyncio.sleep(0)
-    assert pair.lost == [([1], Closed("x").code)]
+    assert pair.lost == [([2], Closed("x").code)]
     assert pair.dealer_out.statistics()["lost"] == 2
 
 
