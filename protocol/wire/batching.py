@@ -12,6 +12,10 @@ Whatever follows it to the same peer in the same turn waits for the end of the
 turn (one ``call_soon``) and goes as one frame: the envelope alone if it is the
 only one, else a batch (``codec.pack_batch``: at most ``MAX_BATCH`` envelopes and
 ``MAX_FRAME`` bytes; past either, what waits goes at once and a new batch starts).
+A turn can be long (a drain of large frames takes seconds): there, an envelope to a
+peer that has had nothing at once for ``HOLD_S`` goes at once again, with what waits
+for that peer before it, so a reply is not held back while its actor works on (a
+ping answered in the middle of a flood goes out then, as it did before batches).
 Order per peer is kept: what waits for a peer goes before anything later to it,
 and the socket keeps messages in order.
 
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 _throttled = ThrottledLog(log)
 LostCalls = Callable[[list[int], CinderblockError], None]  # (msg ids of calls, why)
 MAX_BATCHING_PEERS = 4096
+HOLD_S = 0.002  # in a turn longer than this, a peer's next envelope goes at once again
 
 
 class _Waiting:
@@ -77,7 +82,7 @@ class Batcher:
         self._on_lost = on_lost
         self._loop = asyncio.get_running_loop()
         self._waiting: dict[bytes, _Waiting] = {}
-        self._reached: set[bytes] = set()  # peers a message went to at once this turn
+        self._reached: dict[bytes, float] = {}  # peer: when a message last went at once
         self._batching: set[bytes] = set()  # ROUTER peers that read batches
         self._due = False
         self.messages = 0  # ZeroMQ messages sent
@@ -86,17 +91,23 @@ class Batcher:
 
     def send(self, peer: bytes, payload: bytes, call: int | None = None) -> None:
         """Send ``payload`` (one encoded envelope) to ``peer`` (b"" on a DEALER): at once
-        if it is the first to that peer in this turn (``PeerGone``, ``Closed`` raise
-        here), else with the rest of the turn's; ``call``: the msg id of a call in it."""
+        if it is the first to that peer in this turn, or in ``HOLD_S`` of a long turn
+        (``PeerGone``, ``Closed`` raise here), else with the rest of the turn's;
+        ``call``: the msg id of a call in it."""
+        now = self._loop.time()
+        reached = self._reached.get(peer)
         waiting = self._waiting.get(peer)
+        if reached is None or now - reached > HOLD_S:
+            self._reached[peer] = now
+            self._schedule()  # the end of this turn: then the next goes at once again
+            if waiting is not None:  # what waits for this peer goes first: order is kept
+                del self._waiting[peer]
+                self._deliver(peer, waiting)
+            self._channel.send([peer, payload] if self._routed else [payload])
+            self.messages += 1
+            self.envelopes += 1
+            return
         if waiting is None:
-            if peer not in self._reached:
-                self._channel.send([peer, payload] if self._routed else [payload])
-                self.messages += 1
-                self.envelopes += 1
-                self._reached.add(peer)
-                self._schedule()  # the end of this turn: then the next goes at once again
-                return
             waiting = self._waiting[peer] = _Waiting()
         elif not waiting.fits(payload):
             self._deliver(peer, waiting)

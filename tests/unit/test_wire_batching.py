@@ -5,12 +5,14 @@ come alone (``codec.decode_frame``); on real sockets."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import msgpack
 import pytest
 import zmq
 
+from cinderblock.protocol.wire import batching
 from cinderblock.protocol.wire.batching import Batcher
 from cinderblock.protocol.wire.codec import (
     MAX_BATCH,
@@ -102,7 +104,8 @@ class Pair:
 
 
 @pytest.fixture
-async def pair() -> AsyncIterator[Pair]:
+async def pair(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
+    monkeypatch.setattr(batching, "HOLD_S", 60.0)  # a slow machine's turn is still one turn
     p = Pair()
     try:
         yield p
@@ -151,6 +154,18 @@ async def test_a_batch_never_grows_past_the_frame_limit(pair: Pair) -> None:
         frames.append((await pair.router_message())[1])
     assert all(len(frame) <= MAX_FRAME for frame in frames)
     assert len(frames) == 3, "one at once, then two batches of what fits"
+
+
+async def test_in_a_long_turn_a_peer_silent_for_hold_s_gets_its_next_envelope_at_once(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(batching, "HOLD_S", 0.01)
+    pair.dealer_out.send(b"", envelope(0))  # at once
+    pair.dealer_out.send(b"", envelope(1))  # waits for the end of the turn
+    time.sleep(0.02)  # the turn goes on (a long drain), past HOLD_S
+    pair.dealer_out.send(b"", envelope(2))  # at once, after what waited
+    got = [(await pair.router_message())[1] for _ in range(3)]
+    assert got == [envelope(0), envelope(1), envelope(2)]
 
 
 async def test_a_router_batches_only_to_a_peer_that_sent_it_a_batch(pair: Pair) -> None:
