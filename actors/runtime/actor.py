@@ -170,18 +170,19 @@ class Link:
             raise PeerGone(f"peer {peer!r} is not connected", {"peer": peer})
         return route
 
-    def send(self, identity: bytes, env: Envelope, call: int | None = None) -> None:
-        """Send one message: at once if it is the first to its peer in this loop turn
-        (a peer that is not connected is ``PeerGone`` here), else by the end of the
-        turn with the others (``Batcher``). One over the frame limit is refused here
-        (``FrameTooLarge``), never sent to be dropped by the peer (which would cut the
-        connection)."""
+    def send(self, identity: bytes, env: Envelope, call: int | None = None,
+             now: bool = False) -> None:
+        """Send one message: at once if it is the first to its peer in this loop turn,
+        or ``now`` (a peer that is not connected is ``PeerGone`` here), else by the end
+        of the turn with the others (``Batcher``). One over the frame limit is refused
+        here (``FrameTooLarge``), never sent to be dropped by the peer (which would cut
+        the connection)."""
         payload = encode(env)
         if len(payload) > MAX_FRAME:
             raise FrameTooLarge(
                 f"the {env.kind} {env.op} would be {len(payload)} bytes, over the "
                 f"{MAX_FRAME}-byte frame limit", {"op": env.op, "bytes": len(payload)})
-        self.out.send(identity, payload, call)
+        self.out.send(identity, payload, call, now)
 
     def cast(self, op: str, body: Any, ctx: Context | None = None, to: bytes = b"") -> None:
         self.send(self.address(to), Envelope("cast", next_id(), op, dump(body),
@@ -570,8 +571,8 @@ class Actor:
                     return
                 if self._turns.take(identity, (handler, request, size)):
                     self._start(handler, request, size)
-            else:
-                self._answer(request, self._run_sync(handler, request))
+            else:  # answered while the socket drains: at once, not at the turn's end
+                self._answer(request, self._run_sync(handler, request), now=True)
         finally:
             REQUEST.reset(token)
 
@@ -656,7 +657,8 @@ class Actor:
         else:
             self._answer(request, (None, InternalError(f"{request.env.op} was not saved: {exc}")))
 
-    def _answer(self, request: Request, outcome: tuple[Any, CinderblockError | None]) -> None:
+    def _answer(self, request: Request, outcome: tuple[Any, CinderblockError | None],
+                now: bool = False) -> None:
         result, error = outcome
         if result is _LATER:
             return
@@ -666,19 +668,20 @@ class Actor:
                 rejected.warning("failed cast", "%s cast %s failed: %s", self.name, env.op,
                                  error.message)
             return
-        self.reply(request, result, error)
+        self.reply(request, result, error, now)
 
-    def reply(self, request: Request, result: Any, error: CinderblockError | None = None) -> None:
+    def reply(self, request: Request, result: Any, error: CinderblockError | None = None,
+              now: bool = False) -> None:
         env = request.env
         reply = Envelope(
             "rep", next_id(), env.op, None if error else dump(result), None, env.msg_id,
             error.to_wire() if error else None,
         )
         try:
-            request.link.send(request.sender, reply)
+            request.link.send(request.sender, reply, now=now)
         except FrameTooLarge as exc:  # the caller hears why, instead of nothing
             log.error("%s: %s", self.name, exc.message)
-            self.reply(request, None, exc)
+            self.reply(request, None, exc, now)
         except CinderblockError as exc:
             rejected.warning("no reply", "could not reply to %r: %s", request.sender[:64],
                              exc.message)
@@ -696,7 +699,7 @@ class Actor:
             return
         reply = Envelope("rep", next_id(), op, None, None, msg_id, error.to_wire())
         with contextlib.suppress(CinderblockError):  # the sender is gone: nobody to tell
-            link.send(identity, reply)
+            link.send(identity, reply, now=True)  # refused while draining: at once
 
 
 def _refusal(op: str, peer: str, principal: Principal) -> str:

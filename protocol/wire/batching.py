@@ -12,10 +12,11 @@ Whatever follows it to the same peer in the same turn waits for the end of the
 turn (one ``call_soon``) and goes as one frame: the envelope alone if it is the
 only one, else a batch (``codec.pack_batch``: at most ``MAX_BATCH`` envelopes and
 ``MAX_FRAME`` bytes; past either, what waits goes at once and a new batch starts).
-A turn can be long (a drain of large frames takes seconds): there, an envelope to a
-peer that has had nothing at once for ``HOLD_S`` goes at once again, with what waits
-for that peer before it, so a reply is not held back while its actor works on (a
-ping answered in the middle of a flood goes out then, as it did before batches).
+A turn can be long (a drain of large frames can take seconds), so what an actor
+answers while it drains goes ``now``, as it always did (a plain handler's reply, a
+refusal: a ping answered in the middle of a flood is not held to the end of it),
+after whatever waits for that peer. Batches are for what tasks and callbacks send
+(flow steps, replies after a commit), where the volume is.
 Order per peer is kept: what waits for a peer goes before anything later to it,
 and the socket keeps messages in order.
 
@@ -54,7 +55,6 @@ log = logging.getLogger(__name__)
 _throttled = ThrottledLog(log)
 LostCalls = Callable[[list[int], CinderblockError], None]  # (msg ids of calls, why)
 MAX_BATCHING_PEERS = 4096
-HOLD_S = 0.002  # in a turn longer than this, a peer's next envelope goes at once again
 
 
 class _Waiting:
@@ -82,23 +82,22 @@ class Batcher:
         self._on_lost = on_lost
         self._loop = asyncio.get_running_loop()
         self._waiting: dict[bytes, _Waiting] = {}
-        self._reached: dict[bytes, float] = {}  # peer: when a message last went at once
+        self._reached: set[bytes] = set()  # peers a message went to at once this turn
         self._batching: set[bytes] = set()  # ROUTER peers that read batches
         self._due = False
         self.messages = 0  # ZeroMQ messages sent
         self.envelopes = 0  # envelopes in them
         self.lost = 0  # envelopes whose peer was gone by the end of the turn
 
-    def send(self, peer: bytes, payload: bytes, call: int | None = None) -> None:
+    def send(self, peer: bytes, payload: bytes, call: int | None = None,
+             now: bool = False) -> None:
         """Send ``payload`` (one encoded envelope) to ``peer`` (b"" on a DEALER): at once
-        if it is the first to that peer in this turn, or in ``HOLD_S`` of a long turn
-        (``PeerGone``, ``Closed`` raise here), else with the rest of the turn's;
-        ``call``: the msg id of a call in it."""
-        now = self._loop.time()
-        reached = self._reached.get(peer)
+        if it is the first to that peer in this turn, or ``now`` (``PeerGone``,
+        ``Closed`` raise here), else with the rest of the turn's; ``call``: the msg id
+        of a call in it."""
         waiting = self._waiting.get(peer)
-        if reached is None or now - reached > HOLD_S:
-            self._reached[peer] = now
+        if now or peer not in self._reached:
+            self._reached.add(peer)
             self._schedule()  # the end of this turn: then the next goes at once again
             if waiting is not None:  # what waits for this peer goes first: order is kept
                 del self._waiting[peer]

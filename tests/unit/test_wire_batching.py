@@ -5,14 +5,12 @@ come alone (``codec.decode_frame``); on real sockets."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import msgpack
 import pytest
 import zmq
 
-from cinderblock.protocol.wire import batching
 from cinderblock.protocol.wire.batching import Batcher
 from cinderblock.protocol.wire.codec import (
     MAX_BATCH,
@@ -104,8 +102,7 @@ class Pair:
 
 
 @pytest.fixture
-async def pair(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
-    monkeypatch.setattr(batching, "HOLD_S", 60.0)  # a slow machine's turn is still one turn
+async def pair() -> AsyncIterator[Pair]:
     p = Pair()
     try:
         yield p
@@ -156,14 +153,10 @@ async def test_a_batch_never_grows_past_the_frame_limit(pair: Pair) -> None:
     assert len(frames) == 3, "one at once, then two batches of what fits"
 
 
-async def test_in_a_long_turn_a_peer_silent_for_hold_s_gets_its_next_envelope_at_once(
-    pair: Pair, monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(batching, "HOLD_S", 0.01)
+async def test_now_goes_at_once_after_what_waits_for_its_peer(pair: Pair) -> None:
     pair.dealer_out.send(b"", envelope(0))  # at once
     pair.dealer_out.send(b"", envelope(1))  # waits for the end of the turn
-    time.sleep(0.02)  # the turn goes on (a long drain), past HOLD_S
-    pair.dealer_out.send(b"", envelope(2))  # at once, after what waited
+    pair.dealer_out.send(b"", envelope(2), now=True)  # a reply made while draining
     got = [(await pair.router_message())[1] for _ in range(3)]
     assert got == [envelope(0), envelope(1), envelope(2)]
 
