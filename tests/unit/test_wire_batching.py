@@ -210,10 +210,11 @@ async def test_a_drain_counts_the_envelopes_of_a_batch_against_its_share_of_a_tu
     pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
     pull.bind("inproc://batch-drain")
     push.connect("inproc://batch-drain")
-    for _ in range(BATCH // MAX_BATCH + 5):
-        push.send(b"batch")
     channel = Channel(pull, handle)
     try:
+        await asyncio.sleep(0.05)  # the channel has settled: the pushes below make one drain
+        for _ in range(BATCH // MAX_BATCH + 5):
+            push.send(b"batch")
         async with asyncio.timeout(5.0):
             while len(seen) < BATCH // MAX_BATCH + 5:
                 await asyncio.sleep(0.01)
