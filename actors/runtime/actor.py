@@ -76,13 +76,14 @@ from cinderblock.protocol.messages.flows import FlowTraceList
 from cinderblock.protocol.messages.health import ActorStats
 from cinderblock.protocol.messages.ops import OPS, SENDERS
 from cinderblock.protocol.wire.access import Principal, may_send
+from cinderblock.protocol.wire.batching import Batcher
 from cinderblock.protocol.wire.codec import (
     MAX_FRAME,
     SYSTEM_CONTEXT,
     Context,
     Envelope,
     MalformedMessage,
-    decode,
+    decode_frame,
     encode,
     next_id,
 )
@@ -145,16 +146,17 @@ class Link:
                                    guard=guard)
         else:
             self.channel = Channel(sock, self._on_frames, routed=routed)
+        self.out = Batcher(self.channel, routed, on_lost=actor.calls.fail)
 
-    def _on_frames(self, frames: list[bytes]) -> None:
+    def _on_frames(self, frames: list[bytes]) -> int:
         if self.routed:
             identity = frames[0]
-            self.actor._receive(self, identity, identity.decode(errors="replace"), frames[-1])
-        else:
-            self.actor._receive(self, b"", self.peer, frames[-1])
+            return self.actor._receive(self, identity, identity.decode(errors="replace"),
+                                       frames[-1])
+        return self.actor._receive(self, b"", self.peer, frames[-1])
 
-    def _on_peer_frames(self, user_id: str, frames: list[bytes]) -> None:
-        self.actor._receive(self, frames[0], user_id, frames[-1])
+    def _on_peer_frames(self, user_id: str, frames: list[bytes]) -> int:
+        return self.actor._receive(self, frames[0], user_id, frames[-1])
 
     def address(self, to: bytes) -> bytes:
         """The routing id of the actor named ``to`` (ROUTER), b"" on a DEALER."""
@@ -168,15 +170,19 @@ class Link:
             raise PeerGone(f"peer {peer!r} is not connected", {"peer": peer})
         return route
 
-    def send(self, identity: bytes, env: Envelope) -> None:
-        """Send one message; one over the frame limit is refused here (``FrameTooLarge``),
-        never sent to be dropped by the peer (which would cut the connection)."""
+    def send(self, identity: bytes, env: Envelope, call: int | None = None,
+             now: bool = False) -> None:
+        """Send one message: at once if it is the first to its peer in this loop turn,
+        or ``now`` (a peer that is not connected is ``PeerGone`` here), else by the end
+        of the turn with the others (``Batcher``). One over the frame limit is refused
+        here (``FrameTooLarge``), never sent to be dropped by the peer (which would cut
+        the connection)."""
         payload = encode(env)
         if len(payload) > MAX_FRAME:
             raise FrameTooLarge(
                 f"the {env.kind} {env.op} would be {len(payload)} bytes, over the "
                 f"{MAX_FRAME}-byte frame limit", {"op": env.op, "bytes": len(payload)})
-        self.channel.send([identity, payload] if self.routed else [payload])
+        self.out.send(identity, payload, call, now)
 
     def cast(self, op: str, body: Any, ctx: Context | None = None, to: bytes = b"") -> None:
         self.send(self.address(to), Envelope("cast", next_id(), op, dump(body),
@@ -200,13 +206,14 @@ class Link:
         fut = calls.start(msg_id, op, timeout, (self, peer))
         try:
             self.send(self.address(to), Envelope("req", msg_id, op, dump(body),
-                                                 ctx or SYSTEM_CONTEXT))
+                                                 ctx or SYSTEM_CONTEXT), msg_id)
         except CinderblockError:
             calls.forget(msg_id)
             raise
         return await fut
 
     def close(self) -> None:
+        self.out.flush()  # what this turn sent still goes (replies during a stop)
         self.channel.close()
 
 
@@ -289,8 +296,14 @@ class Actor:
                 "flows": self.flow_history.statistics(), "refused": self.refused,
                 "held_bytes": self._held_total, "refused_busy": self.refused_busy,
                 "turns": self._turns.statistics(),
-                "restarts": RESTARTS,
+                "restarts": RESTARTS, "sent": self.sent(),
                 "uptime_s": round(time.time() - self.started_at, 3)}
+
+    def sent(self) -> dict[str, int]:
+        """ZeroMQ messages sent on this actor's links and the envelopes in them (a batch
+        carries several), and envelopes lost because their peer left within a turn."""
+        outs = [link.out.statistics() for link in self._links]
+        return {key: sum(out[key] for out in outs) for key in ("messages", "envelopes", "lost")}
 
     def database(self) -> Database | None:
         """The SQLite file this actor owns, if any (its state is part of ``stats``)."""
@@ -481,25 +494,32 @@ class Actor:
             self._auth.stop()
 
     def _heartbeat(self) -> None:
-        self.events.emit("heartbeat", statistics=self.statistics())
+        if self.events.listening:  # statistics are built only for somebody to read
+            self.events.emit("heartbeat", statistics=self.statistics())
 
     # ---- dispatch ------------------------------------------------------
-    def _receive(self, link: Link, identity: bytes, peer: str, payload: bytes) -> None:
+    def _receive(self, link: Link, identity: bytes, peer: str, frame: bytes) -> int:
+        """Every envelope of a frame (one, or a batch: they share their sender);
+        returns how many there were."""
         principal = self._principal(link, identity, peer) if self.trust is not None else None
         if self.trust is not None and principal is None:
             self.refused += 1  # no reply: an unknown sender learns nothing
-            return
+            return 1
         try:
-            env = decode(payload)
+            decoded = decode_frame(frame)
         except MalformedMessage as exc:
             self._refuse(link, identity, exc.msg_id, "?", InvalidInput(f"bad message: {exc}"))
-            return
-        if env.kind == "rep":
-            self.calls.settle(env, (link, peer))
-            return
-        if env.kind == "evt":
-            return
-        self._dispatch(link, identity, env, peer, principal, len(payload))
+            return 1
+        if link.routed and (len(decoded) > 1 or (principal is not None and principal.is_actor)):
+            link.out.reads_batches(identity)  # it sent a batch, or it is one of our actors
+        for env, size in decoded:
+            if isinstance(env, MalformedMessage):
+                self._refuse(link, identity, env.msg_id, "?", InvalidInput(f"bad message: {env}"))
+            elif env.kind == "rep":
+                self.calls.settle(env, (link, peer))
+            elif env.kind != "evt":
+                self._dispatch(link, identity, env, peer, principal, size)
+        return len(decoded)
 
     def _principal(self, link: Link, identity: bytes, peer: str) -> Principal | None:
         """Who sent it, by its key; an actor only under its own name, and then the
@@ -551,8 +571,8 @@ class Actor:
                     return
                 if self._turns.take(identity, (handler, request, size)):
                     self._start(handler, request, size)
-            else:
-                self._answer(request, self._run_sync(handler, request))
+            else:  # answered while the socket drains: at once, not at the turn's end
+                self._answer(request, self._run_sync(handler, request), now=True)
         finally:
             REQUEST.reset(token)
 
@@ -637,7 +657,8 @@ class Actor:
         else:
             self._answer(request, (None, InternalError(f"{request.env.op} was not saved: {exc}")))
 
-    def _answer(self, request: Request, outcome: tuple[Any, CinderblockError | None]) -> None:
+    def _answer(self, request: Request, outcome: tuple[Any, CinderblockError | None],
+                now: bool = False) -> None:
         result, error = outcome
         if result is _LATER:
             return
@@ -647,19 +668,20 @@ class Actor:
                 rejected.warning("failed cast", "%s cast %s failed: %s", self.name, env.op,
                                  error.message)
             return
-        self.reply(request, result, error)
+        self.reply(request, result, error, now)
 
-    def reply(self, request: Request, result: Any, error: CinderblockError | None = None) -> None:
+    def reply(self, request: Request, result: Any, error: CinderblockError | None = None,
+              now: bool = False) -> None:
         env = request.env
         reply = Envelope(
             "rep", next_id(), env.op, None if error else dump(result), None, env.msg_id,
             error.to_wire() if error else None,
         )
         try:
-            request.link.send(request.sender, reply)
+            request.link.send(request.sender, reply, now=now)
         except FrameTooLarge as exc:  # the caller hears why, instead of nothing
             log.error("%s: %s", self.name, exc.message)
-            self.reply(request, None, exc)
+            self.reply(request, None, exc, now)
         except CinderblockError as exc:
             rejected.warning("no reply", "could not reply to %r: %s", request.sender[:64],
                              exc.message)
@@ -677,7 +699,7 @@ class Actor:
             return
         reply = Envelope("rep", next_id(), op, None, None, msg_id, error.to_wire())
         with contextlib.suppress(CinderblockError):  # the sender is gone: nobody to tell
-            link.send(identity, reply)
+            link.send(identity, reply, now=True)  # refused while draining: at once
 
 
 def _refusal(op: str, peer: str, principal: Principal) -> str:

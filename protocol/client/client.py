@@ -83,11 +83,12 @@ from cinderblock.protocol.states import (
     VolumeStatus,
     statuses,
 )
+from cinderblock.protocol.wire.batching import Batcher
 from cinderblock.protocol.wire.codec import (
     Context,
     Envelope,
     MalformedMessage,
-    decode,
+    decode_frame,
     encode,
     next_id,
 )
@@ -125,6 +126,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         self.timeout = timeout
         self._calls = Calls()
         self._channel: Channel | None = None
+        self._out: Batcher | None = None  # this turn's requests go as one message
         self.volume_waits: StatusWaits[Volume] = StatusWaits("volume", VolumeError, VOLUME_ERRORS)
         self.snapshot_waits: StatusWaits[Snapshot] = StatusWaits(
             "snapshot", SnapshotError, SNAPSHOT_ERRORS)
@@ -146,7 +148,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
     ) -> None:
         self.close()
 
-    def _open(self) -> Channel:
+    def _open(self) -> Batcher:
         if self._follow is not None:
             self._follow_endpoints(self._follow)
         if self._channel is None:
@@ -156,7 +158,9 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
                 curve_client(sock, *self.keys)
             sock.connect(self.endpoint)
             self._channel = Channel(sock, self._on_frames)
-        return self._channel
+            self._out = Batcher(self._channel, routed=False, on_lost=self._calls.fail)
+        assert self._out is not None
+        return self._out
 
     def _follow_endpoints(self, path: Path) -> None:
         """If the cluster's endpoints file changed (a cluster started again elsewhere),
@@ -175,21 +179,25 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
             return
         if isinstance(endpoint, str) and endpoint != self.endpoint:
             self.endpoint = endpoint
-            if self._channel is not None:
-                self._channel.close()
-                self._channel = None
+            self._close_channel()
 
     def close(self) -> None:
+        self._close_channel()
+        self._calls.fail_all(Closed("the client was closed"))
+
+    def _close_channel(self) -> None:
+        if self._out is not None:
+            self._out.flush()
+            self._out = None
         if self._channel is not None:
             self._channel.close()
             self._channel = None
-        self._calls.fail_all(Closed("the client was closed"))
 
     # ---- plumbing ------------------------------------------------------
     async def call(
         self, op: str, body: Any, request_id: str | None = None, timeout: float | None = None
     ) -> Any:
-        channel = self._open()
+        out = self._open()
         ctx = Context(self.context.project_id, self.context.user_id, self.context.roles,
                       request_id or f"req-{uuid.uuid4()}")
         msg_id = next_id()
@@ -198,23 +206,27 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         except (OverflowError, ValueError, TypeError) as exc:  # msgpack cannot hold it
             raise InvalidInput(f"{op} cannot be sent: {exc}", {"op": op}) from None
         fut = self._calls.start(msg_id, op, timeout or self.timeout)
-        channel.send([frame])
+        out.send(b"", frame, msg_id)
         try:
             return await fut
         finally:
             self._calls.forget(msg_id)
 
-    def _on_frames(self, frames: list[bytes]) -> None:
+    def _on_frames(self, frames: list[bytes]) -> int:
         try:
-            env = decode(frames[-1])
+            decoded = decode_frame(frames[-1])
         except MalformedMessage:
-            return  # not from a cinderblock gateway; nothing to answer
-        if env.kind == "rep":
-            self._calls.settle(env)
-        elif env.kind == "evt" and env.op == "volume.status":
-            self.volume_waits.seen(parse(Volume, env.body, strict=False))
-        elif env.kind == "evt" and env.op == "snapshot.status":
-            self._on_snapshot_status(parse(Snapshot, env.body, strict=False))
+            return 1  # not from a cinderblock gateway; nothing to answer
+        for env, _ in decoded:
+            if isinstance(env, MalformedMessage):
+                continue
+            if env.kind == "rep":
+                self._calls.settle(env)
+            elif env.kind == "evt" and env.op == "volume.status":
+                self.volume_waits.seen(parse(Volume, env.body, strict=False))
+            elif env.kind == "evt" and env.op == "snapshot.status":
+                self._on_snapshot_status(parse(Snapshot, env.body, strict=False))
+        return len(decoded)
 
     # ---- volumes -------------------------------------------------------
     async def create_volume(

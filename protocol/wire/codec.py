@@ -12,6 +12,12 @@ An envelope is a msgpack array, so new fields can only be appended:
 - context: map {project_id, user_id, roles, request_id} or None.
 - body: map or None.  error: {code, message, details} on a failed reply, else None.
 
+A frame carries one envelope, or a batch: a msgpack array of 2 to ``MAX_BATCH`` bin
+items, each one envelope exactly as it would travel alone (what one loop turn sends
+to one peer; ``protocol/wire/batching.py``). An envelope's first field is an integer,
+a batch's a bin, so the two never look alike. ``decode_frame`` reads either and says
+each envelope's own size, which is what the byte bounds count.
+
 Decoding is a trust boundary. Frames larger than ``MAX_FRAME`` are refused
 before msgpack sees them (sockets also set ZMQ_MAXMSGSIZE), the unpacker has
 explicit length limits and ``strict_map_key``, ext types are refused, and every
@@ -29,6 +35,8 @@ import msgpack
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 1 << 20  # 1 MiB: no control-plane message is anywhere near this
+MAX_BATCH = 64  # envelopes one frame may carry
+BATCH_ITEM_OVERHEAD = 5  # msgpack's header of a bin (and of the batch's array), at most
 KINDS = frozenset({"req", "rep", "cast", "evt"})
 
 _UNPACK_LIMITS: dict[str, Any] = {
@@ -124,7 +132,42 @@ def unpack(frame: bytes) -> Any:
 
 
 def decode(frame: bytes) -> Envelope:
+    return _envelope(unpack(frame))
+
+
+def pack_batch(payloads: list[bytes]) -> bytes:
+    """Encoded envelopes as one frame (a batch); at most ``MAX_BATCH`` of them."""
+    frame: bytes = _packer.pack(payloads)
+    return frame
+
+
+Decoded = tuple[Envelope | MalformedMessage, int]  # an envelope (or why not) and its bytes
+
+
+def decode_frame(frame: bytes) -> list[Decoded]:
+    """The envelopes a frame carries (one, or a batch), each with its size in bytes.
+    A frame that cannot be read at all raises ``MalformedMessage``; in a batch, an
+    envelope that is malformed stands as its ``MalformedMessage``, and the others
+    are read as if they had come alone."""
     raw = unpack(frame)
+    if type(raw) is list and raw and type(raw[0]) is bytes:
+        if len(raw) > MAX_BATCH:
+            raise MalformedMessage(f"a batch carries at most {MAX_BATCH} envelopes, "
+                                   f"not {len(raw)}")
+        return [_batched(item) for item in raw]
+    return [(_envelope(raw), len(frame))]
+
+
+def _batched(item: Any) -> Decoded:
+    if type(item) is not bytes:
+        return MalformedMessage("a batch holds each envelope as bin"), 0
+    try:
+        return _envelope(unpack(item)), len(item)
+    except MalformedMessage as exc:
+        return exc, len(item)
+
+
+def _envelope(raw: Any) -> Envelope:
     if type(raw) is not list or len(raw) < 8:
         raise MalformedMessage("envelope must be an array of at least 8 fields")
     version, kind, msg_id, corr_id, op, ctx, body, error = raw[:8]

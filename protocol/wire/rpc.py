@@ -76,6 +76,13 @@ class Calls:
     def forget(self, msg_id: int) -> None:
         self._pending.pop(msg_id, None)
 
+    def fail(self, msg_ids: list[int], error: CinderblockError) -> None:
+        """Fail these calls (their request could not be sent after all)."""
+        for msg_id in msg_ids:
+            p = self._pending.pop(msg_id, None)
+            if p is not None and not p.fut.done():
+                p.fut.set_exception(error)
+
     def fail_all(self, error: CinderblockError) -> None:
         pending, self._pending = self._pending, {}
         if self._sweeper is not None:

@@ -4,10 +4,10 @@ The loop watches the socket's file descriptor (``add_reader``). ZeroMQ's FD is
 edge-triggered: it signals "something changed", after which ``EVENTS`` must be
 checked and the socket drained until ``zmq.Again``. Sending can consume that
 edge, so after every send a drain is scheduled with ``call_soon``. One drain
-handles at most ``BATCH`` messages and then yields to the loop, so one busy
-socket cannot starve the others. Sends never block: if the high-water mark is
-reached the frames wait in an outbox that is flushed when the socket is
-writable again.
+handles at most ``BATCH`` messages (envelopes, when the handler counts a batch's)
+and then yields to the loop, so one busy socket cannot starve the others. Sends
+never block: if the high-water mark is reached the frames wait in an outbox that
+is flushed when the socket is writable again.
 
 Bounded in bytes, per peer. On a ROUTER each peer has its own outbox: a peer that
 does not read holds up only its own messages (ROUTER_MANDATORY makes a send to it
@@ -43,8 +43,10 @@ SRCFD = int(zmq.SRCFD)
 HWM = 100_000
 OUTBOX_PEER_BYTES = 8 << 20
 OUTBOX_TOTAL_BYTES = 64 << 20
-FramesHandler = Callable[[list[bytes]], None]
-PeerFramesHandler = Callable[[str, list[bytes]], None]  # (ZAP User-Id, frames)
+# A handler may say how many envelopes a message carried (a batch); the drain counts
+# those against BATCH, so a batch buys its sender no more of a turn than single messages.
+FramesHandler = Callable[[list[bytes]], int | None]
+PeerFramesHandler = Callable[[str, list[bytes]], int | None]  # (ZAP User-Id, frames)
 _throttled = ThrottledLog(log)
 
 
@@ -171,11 +173,10 @@ class Channel:
             return
         n = 0
         while sock.getsockopt(EVENTS) & POLLIN:  # type: ignore[operator]
-            if n == BATCH:
+            if n >= BATCH:
                 self._schedule()  # more is waiting: yield to the loop, then go on
                 return
-            n += 1
-            handle(sock.recv_multipart(NOBLOCK))
+            n += handle(sock.recv_multipart(NOBLOCK)) or 1
             if self._closed:
                 return
 
@@ -183,17 +184,16 @@ class Channel:
         """As ``_drain``; the first frame is read without copying, for its User-Id."""
         sock, n = self.sock, 0
         while sock.getsockopt(EVENTS) & POLLIN:  # type: ignore[operator]
-            if n == BATCH:
+            if n >= BATCH:
                 self._schedule()
                 return
-            n += 1
             first = sock.recv(NOBLOCK, copy=False)
             frames = [first.bytes]
             while sock.getsockopt(RCVMORE):
                 frames.append(sock.recv(NOBLOCK))
             if self.guard is not None:
                 self.guard.count(first.get(SRCFD), frames)
-            handle(str(first.get("User-Id")), frames)
+            n += handle(str(first.get("User-Id")), frames) or 1
             if self._closed:
                 return
 

@@ -62,6 +62,13 @@ def test_short_run_measures_and_cleans_up(spawned: list[int]) -> None:
         assert not _our_children() - before
 
 
+def test_the_batched_chain_measures_and_cleans_up_as_well(spawned: list[int]) -> None:
+    result = ceiling.measure_ceiling(hops=4, requests=2000, window=32, batched=True)
+    assert result.batched and result.rps > 0 and result.cpu_ms_per_request > 0
+    assert result.messages_per_request == 10
+    assert all(_gone(pid) for pid in spawned)
+
+
 def test_single_hop_is_a_round_trip(spawned: list[int]) -> None:
     result = ceiling.measure_ceiling(hops=1, requests=500, window=8)
     assert result.rps > 0
