@@ -66,6 +66,10 @@ class QuotaSyncer:
         if not body.project:
             raise InvalidInput("a project is required", {"field": "project"})
         store = self.gw.store
+        if store.journal.owes(body.project):
+            raise InvalidState(f"quota changes of {body.project} are still being sent to the "
+                               "quota actor; sync when they are taken",
+                               {"project": body.project})
         usage = count_usage(body.project, store.volumes.values(),
                             store.snapshots.snapshots.values())
         reply = await self.gw.quota.call("quota.sync_usage", QuotaSyncUsage(

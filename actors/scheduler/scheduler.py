@@ -24,6 +24,7 @@ import zmq
 
 from cinderblock.actors.runtime.actor import Actor, Link, Request
 from cinderblock.actors.runtime.config import ClusterConfig
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.actors.scheduler.capacity import BackendStats, stats_from_message
 from cinderblock.actors.scheduler.capacity_index import CapacityIndex
 from cinderblock.actors.scheduler.create_flow import ScheduleContext, volume_create_scheduler
@@ -42,6 +43,8 @@ from cinderblock.protocol.wire.schema import SchemaError, dump, parse
 from cinderblock.protocol.wire.transport import Channel, tune
 
 log = logging.getLogger(__name__)
+SCHEDULE_BEFORE_SEND = declare("scheduler.schedule_create.before_send")
+SCHEDULE_AFTER_SEND = declare("scheduler.schedule_create.after_send")
 GATEWAY = b"gateway"
 WARM_UP_HEARTBEATS = 2  # how long a new scheduler waits for the nodes' first stats
 
@@ -162,7 +165,9 @@ class Scheduler(Actor):
                 log.warning("could not fail volume %s: %s", h.volume_id, exc.message)
 
     def cast_to_node(self, host: str, body: NodeCreateVolume, ctx: Context) -> None:
+        SCHEDULE_BEFORE_SEND()
         self.router.cast("node.create_volume", body, ctx, to=host.encode())
+        SCHEDULE_AFTER_SEND()
         self.liveness.placed(body.backend, body.sched_seq, body.request.volume_id, ctx,
                              time.monotonic())
 
