@@ -118,11 +118,11 @@ class PointResult:
 
 
 def matrix_config(data_dir: Path) -> ClusterConfig:
-    """Two file nodes; quick heartbeats and a reconciler that looks after 2 s, so a
+    """Two file nodes; quick heartbeats and a reconciler that looks after 1 s, so a
     record a kill left in a transitional status is mended within seconds."""
     cfg = embedded(data_dir, nodes=2)
-    return replace(cfg, heartbeat_s=0.25, stale_after_s=1.0, reconcile_after_s=2.0,
-                   reconcile_every_s=0.5)
+    return replace(cfg, heartbeat_s=0.25, stale_after_s=1.0, reconcile_after_s=1.0,
+                   reconcile_every_s=0.25)
 
 
 # ---- a supervised cluster with points armed ---------------------------------------
@@ -171,7 +171,7 @@ class ArmedCluster:
     def client(self, admin: bool = False) -> Client:
         user = "admin" if admin else PROJECT
         return Client(self.cluster.cfg.gateway, project="admin" if admin else PROJECT,
-                      admin=admin, timeout=1.5, key=self.cluster.key(user))
+                      admin=admin, timeout=1.0, key=self.cluster.key(user))
 
     def node_files(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
@@ -233,7 +233,7 @@ async def tolerant(make: Callable[[], Awaitable[Any]]) -> None:
         await again(make)
 
 
-async def one_round(c: Client, r: int) -> None:
+async def one_round(c: Client, r: str) -> None:
     """Create, snapshot, extend, attach, detach, delete the snapshot, delete the volume."""
     vol = await again(lambda: c.create_volume(1, request_id=f"fp-{r}-create"))
     current = await volume_settled(c, vol.id)
@@ -243,7 +243,7 @@ async def one_round(c: Client, r: int) -> None:
     await delete_volume(c, vol.id, r)
 
 
-async def snapshot_and_extend(c: Client, volume_id: str, r: int) -> None:
+async def snapshot_and_extend(c: Client, volume_id: str, r: str) -> None:
     snap: Snapshot | None = None
     with contextlib.suppress(InvalidState):
         snap = await again(lambda: c.create_snapshot(volume_id, request_id=f"fp-{r}-snap"))
@@ -258,7 +258,7 @@ async def attach_and_detach(c: Client, volume_id: str) -> None:
     vol = await volume_settled(c, volume_id)
     if vol is None or vol.status is not V.AVAILABLE:
         return
-    await tolerant(lambda: c.create_attachment(volume_id, "instance-1"))
+    await tolerant(lambda: c.create_attachment(volume_id, f"instance-{volume_id}"))
     for att in await again(lambda: c.list_attachments(volume_id)):
         await connect(c, att.id)
     await detach_all(c, volume_id)
@@ -285,7 +285,7 @@ async def detach(c: Client, attachment_id: str) -> None:
         await tolerant(lambda: c.delete_attachment(attachment_id))
 
 
-async def delete_volume(c: Client, volume_id: str, r: int) -> None:
+async def delete_volume(c: Client, volume_id: str, r: str) -> None:
     """Delete (its snapshots first) until it is gone; a delete a kill interrupted is
     sent again with its request id, or again after it went to ``error_deleting``."""
     await detach_all(c, volume_id)
@@ -315,22 +315,25 @@ class Run:
     settled_s: float | None
     violations: list[str]
     rounds: int
+    elapsed_s: float = 0.0  # from the cluster's start to settled (or given up)
 
 
 async def run_points(points: Sequence[str], data_dir: Path, *, max_rounds: int = 8,
-                     settle_timeout: float = 60.0) -> Run:
-    """One supervised cluster with ``points`` armed: rounds until all fired, then settle."""
+                     chains: int = 2, settle_timeout: float = 60.0) -> Run:
+    """One supervised cluster with ``points`` armed: rounds until all fired, then settle.
+    A round runs ``chains`` volumes' lives side by side (their waits overlap)."""
+    began = time.monotonic()
     async with ArmedCluster(data_dir, points) as armed, armed.client() as c, \
             armed.client(admin=True) as admin:
         rounds = 0
         while armed.fired() != set(points) and rounds < max_rounds:
-            await one_round(c, rounds)
+            await asyncio.gather(*(one_round(c, f"{rounds}.{i}") for i in range(chains)))
             rounds += 1
         started = time.monotonic()
         violations = await wait_settled(armed, admin, settle_timeout)
         settled_s = None if violations else time.monotonic() - started
         return Run(list(points), armed.fired(), armed.restarts(), settled_s, violations,
-                   rounds)
+                   rounds, time.monotonic() - began)
 
 
 async def wait_settled(armed: ArmedCluster, admin: Client, timeout: float) -> list[str]:
@@ -369,7 +372,7 @@ async def matrix(points: Iterable[str], parallel: int) -> list[PointResult]:
     async def one(point: str) -> list[PointResult]:
         async with gate:
             with tempfile.TemporaryDirectory(prefix="cinderblock-fp-") as tmp:
-                run = await run_points([point], Path(tmp))
+                run = await run_points([point], Path(tmp), chains=1)
                 row = results(run)
                 print(format_row(row[0]), flush=True)
                 return row

@@ -75,6 +75,7 @@ from cinderblock.protocol.wire.transport import tune
 
 log = logging.getLogger(__name__)
 USERS_CHECK_S = 1.0  # how soon a change to the users file applies
+QUOTA_CALL_STALE_TIMES = 4  # a quota call waits 4 times the silence that means "down"
 JOURNAL_CONTEXT = Context(project_id="admin", user_id="cinderblock-quota-journal",
                           roles=("admin",))
 VOLUME_UPDATE_BEFORE_COMMIT = declare("gateway.volume_update.before_commit")
@@ -92,6 +93,9 @@ class Gateway(Actor):
         super().__init__(cfg.events_in)
         self.cfg = cfg
         self.heartbeat_s = cfg.heartbeat_s
+        # a quota call lost with a dead quota actor is given up after this (10 s by
+        # default); the journal's outbox then tries again, a flow fails and reverts
+        self.quota_timeout_s = QUOTA_CALL_STALE_TIMES * cfg.stale_after_s
         self.store = GatewayStore(cfg.path("gateway.db"), cfg.synchronous)
         self.types = TypeCatalog()
         self.zones: Collection[str] = cfg.zones
@@ -237,20 +241,21 @@ class Gateway(Actor):
 
     # ---- services the create flow uses ---------------------------------
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, Any]:
-        reply: dict[str, Any] = await self.quota.call(op, body, ctx, timeout=10.0)
+        reply: dict[str, Any] = await self.quota.call(op, body, ctx,
+                                                      timeout=self.quota_timeout_s)
         return reply
 
     async def _quota_apply(self, ops: tuple[QuotaOp, ...]) -> tuple[str, ...]:
         """The quota journal's outbox: ``quota.apply`` (see ``quota_journal.py``)."""
         reply = await self.quota.call("quota.apply", QuotaApply(ops), JOURNAL_CONTEXT,
-                                      timeout=10.0)
+                                      timeout=self.quota_timeout_s)
         return parse(QuotaApplied, reply, strict=False).outcomes
 
     async def _quota_abandon(self, incarnation: str, referenced: tuple[str, ...]
                              ) -> tuple[str, ...]:
         reply = await self.quota.call("quota.rollback_abandoned",
                                       QuotaAbandon(incarnation, referenced), JOURNAL_CONTEXT,
-                                      timeout=10.0)
+                                      timeout=self.quota_timeout_s)
         return parse(QuotaAbandoned, reply, strict=False).rolled_back
 
     def schedule(self, request: ScheduleRequest, ctx: Context) -> None:
