@@ -113,7 +113,7 @@ class PointResult:
     point: str
     killed: bool
     restarted: bool
-    settled_s: float | None
+    settled_s: float | None  # from the kill until seen exact (the round's rest included)
     violations: list[str] = field(default_factory=list)
 
 
@@ -142,6 +142,11 @@ class ArmedCluster:
 
     def fired(self) -> set[str]:
         return {p for p in self.points if (self.marks / p).exists()}
+
+    def last_kill(self) -> float | None:
+        """When the last armed point fired (its marker is made just before the kill)."""
+        times = [(self.marks / p).stat().st_mtime for p in self.fired()]
+        return max(times) if times else None
 
     def restarts(self) -> dict[str, int]:
         assert self.supervisor is not None
@@ -329,9 +334,9 @@ async def run_points(points: Sequence[str], data_dir: Path, *, max_rounds: int =
         while armed.fired() != set(points) and rounds < max_rounds:
             await asyncio.gather(*(one_round(c, f"{rounds}.{i}") for i in range(chains)))
             rounds += 1
-        started = time.monotonic()
         violations = await wait_settled(armed, admin, settle_timeout)
-        settled_s = None if violations else time.monotonic() - started
+        last_kill = armed.last_kill()
+        settled_s = None if violations or last_kill is None else time.time() - last_kill
         return Run(list(points), armed.fired(), armed.restarts(), settled_s, violations,
                    rounds, time.monotonic() - began)
 
@@ -399,8 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--points", default="", help="comma-separated names (default: all)")
     p.add_argument("--parallel", type=int, default=1, help="clusters at once (default 1)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON too")
+    p.add_argument("--list", action="store_true", help="print the declared failpoints")
     args = p.parse_args(argv)
     known = all_failpoints()
+    if args.list:
+        print("\n".join(known))
+        return 0
     points = [x for x in args.points.split(",") if x] or known
     unknown = sorted(set(points) - set(known))
     if unknown:
