@@ -189,16 +189,15 @@ class SnapshotStore:
             self._forget(rec)
             raise
 
-    async def remove(self, rec: SnapshotRecord, release: bool = True) -> None:
+    async def remove(self, rec: SnapshotRecord) -> None:
         """The row goes and, in the same transaction, the release of its quota is owed
-        (``release=False``: a revert whose reservation is rolled back instead)."""
+        (``quota_journal``; op id ``release:snapshot:<id>``: given back once)."""
         self._forget(rec)
         written = self.db.write(DELETE_SNAPSHOT, (rec.id,))
         self._removing[rec.id] = rec  # until its batch is settled (see install)
         written.add_done_callback(partial(settled_removal, self._removing, rec))
-        if release:
-            self.journal.owe_release(f"release:snapshot:{rec.id}", rec.project_id,
-                                     {"snapshots": 1, "gigabytes": rec.size})
+        self.journal.owe_release(f"release:snapshot:{rec.id}", rec.project_id,
+                                 {"snapshots": 1, "gigabytes": rec.size})
         await written
 
     async def save_details(self, rec: SnapshotRecord) -> None:

@@ -328,9 +328,9 @@ class GatewayStore:
         if rec.request_id and self._unwritten.get((rec.project_id, rec.request_id)) is rec:
             del self._unwritten[(rec.project_id, rec.request_id)]
 
-    async def remove_volume(self, rec: VolumeRecord, release: bool = True) -> None:
+    async def remove_volume(self, rec: VolumeRecord) -> None:
         """The row goes and, in the same transaction, the release of its quota is owed
-        (``release=False``: a revert whose reservation is rolled back instead)."""
+        (``quota_journal``; op id ``release:volume:<id>``: given back once)."""
         self._forget(rec)
         writes = [(DELETE_VOLUME, (rec.id,)), (DELETE_FLAGS, (rec.id,)),
                   *self.snapshots.source_removal_writes(rec)]
