@@ -118,10 +118,12 @@ class PointResult:
 
 
 def matrix_config(data_dir: Path) -> ClusterConfig:
-    """Two file nodes; quick heartbeats and a reconciler that looks after 1 s, so a
-    record a kill left in a transitional status is mended within seconds."""
+    """Two file nodes; quick heartbeats and a reconciler that looks after 2 s, so a
+    record a kill left in a transitional status is mended within seconds (not sooner:
+    an attachment is judged by its age alone, and an export under load takes a second
+    or two)."""
     cfg = embedded(data_dir, nodes=2)
-    return replace(cfg, heartbeat_s=0.25, stale_after_s=1.0, reconcile_after_s=1.0,
+    return replace(cfg, heartbeat_s=0.25, stale_after_s=1.0, reconcile_after_s=2.0,
                    reconcile_every_s=0.25)
 
 
@@ -173,10 +175,11 @@ class ArmedCluster:
                 await self._watch
         await asyncio.to_thread(self.cluster.stop)
 
-    def client(self, admin: bool = False) -> Client:
+    def client(self, admin: bool = False, timeout: float = 1.0) -> Client:
+        """A client that gives up soon: a call to a dead actor is sent again."""
         user = "admin" if admin else PROJECT
         return Client(self.cluster.cfg.gateway, project="admin" if admin else PROJECT,
-                      admin=admin, timeout=1.0, key=self.cluster.key(user))
+                      admin=admin, timeout=timeout, key=self.cluster.key(user))
 
     def node_files(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
@@ -238,14 +241,16 @@ async def tolerant(make: Callable[[], Awaitable[Any]]) -> None:
         await again(make)
 
 
-async def one_round(c: Client, r: str) -> None:
-    """Create, snapshot, extend, attach, detach, delete the snapshot, delete the volume."""
+async def one_round(c: Client, r: str, patient: Client) -> None:
+    """Create, snapshot, extend, attach, detach, delete the snapshot, delete the volume.
+    ``patient``: a client that waits longer, for the calls that wait for a node's
+    export (a TLS certificate made on a loaded machine may take seconds)."""
     vol = await again(lambda: c.create_volume(1, request_id=f"fp-{r}-create"))
     current = await volume_settled(c, vol.id)
     if current is not None and current.status is V.AVAILABLE:
         await snapshot_and_extend(c, vol.id, r)
-        await attach_and_detach(c, vol.id)
-    await delete_volume(c, vol.id, r)
+        await attach_and_detach(c, vol.id, patient)
+    await delete_volume(c, vol.id, r, patient)
 
 
 async def snapshot_and_extend(c: Client, volume_id: str, r: str) -> None:
@@ -259,41 +264,41 @@ async def snapshot_and_extend(c: Client, volume_id: str, r: str) -> None:
     await volume_settled(c, volume_id)
 
 
-async def attach_and_detach(c: Client, volume_id: str) -> None:
+async def attach_and_detach(c: Client, volume_id: str, patient: Client) -> None:
     vol = await volume_settled(c, volume_id)
     if vol is None or vol.status is not V.AVAILABLE:
         return
     await tolerant(lambda: c.create_attachment(volume_id, f"instance-{volume_id}"))
     for att in await again(lambda: c.list_attachments(volume_id)):
-        await connect(c, att.id)
-    await detach_all(c, volume_id)
+        await connect(c, att.id, patient)
+    await detach_all(c, volume_id, patient)
 
 
-async def connect(c: Client, attachment_id: str) -> None:
+async def connect(c: Client, attachment_id: str, patient: Client) -> None:
+    """Update (the node exports; ``attaching``), then complete (``attached``)."""
     if (await attachment_settled(c, attachment_id)) is not None:
-        await tolerant(lambda: c.update_attachment(attachment_id, CONNECTOR))
-    if (await attachment_settled(c, attachment_id)) is not None:
+        await tolerant(lambda: patient.update_attachment(attachment_id, CONNECTOR))
         await tolerant(lambda: c.complete_attachment(attachment_id))
 
 
-async def detach_all(c: Client, volume_id: str) -> None:
+async def detach_all(c: Client, volume_id: str, patient: Client) -> None:
     for _ in range(10):
         attachments = await again(lambda: c.list_attachments(volume_id))
         if not attachments:
             return
         for att in attachments:
-            await detach(c, att.id)
+            await detach(c, att.id, patient)
 
 
-async def detach(c: Client, attachment_id: str) -> None:
+async def detach(c: Client, attachment_id: str, patient: Client) -> None:
     if (await attachment_settled(c, attachment_id)) is not None:
-        await tolerant(lambda: c.delete_attachment(attachment_id))
+        await tolerant(lambda: patient.delete_attachment(attachment_id))
 
 
-async def delete_volume(c: Client, volume_id: str, r: str) -> None:
+async def delete_volume(c: Client, volume_id: str, r: str, patient: Client) -> None:
     """Delete (its snapshots first) until it is gone; a delete a kill interrupted is
     sent again with its request id, or again after it went to ``error_deleting``."""
-    await detach_all(c, volume_id)
+    await detach_all(c, volume_id, patient)
     for snap in await again(lambda: c.list_snapshots(volume_id=volume_id)):
         await delete_snapshot(c, snap.id)
     for attempt in range(5):
@@ -329,10 +334,11 @@ async def run_points(points: Sequence[str], data_dir: Path, *, max_rounds: int =
     A round runs ``chains`` volumes' lives side by side (their waits overlap)."""
     began = time.monotonic()
     async with ArmedCluster(data_dir, points) as armed, armed.client() as c, \
-            armed.client(admin=True) as admin:
+            armed.client(timeout=10.0) as patient, armed.client(admin=True) as admin:
         rounds = 0
         while armed.fired() != set(points) and rounds < max_rounds:
-            await asyncio.gather(*(one_round(c, f"{rounds}.{i}") for i in range(chains)))
+            await asyncio.gather(*(one_round(c, f"{rounds}.{i}", patient)
+                                   for i in range(chains)))
             rounds += 1
         violations = await wait_settled(armed, admin, settle_timeout)
         last_kill = armed.last_kill()
