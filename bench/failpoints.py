@@ -382,7 +382,8 @@ async def matrix(points: Iterable[str], parallel: int) -> list[PointResult]:
 
     async def one(point: str) -> list[PointResult]:
         async with gate:
-            with tempfile.TemporaryDirectory(prefix="cinderblock-fp-") as tmp:
+            with tempfile.TemporaryDirectory(prefix="cinderblock-fp-",
+                                             ignore_cleanup_errors=True) as tmp:
                 run = await run_points([point], Path(tmp), chains=1)
                 row = results(run)
                 print(format_row(row[0]), flush=True)
