@@ -35,7 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cinderblock.actors.runtime.cluster import Cluster
+from cinderblock.actors.runtime.cluster import Cluster, ClusterError
 from cinderblock.actors.runtime.config import ClusterConfig, embedded
 from cinderblock.actors.runtime.failpoints import ENV, ENV_DIR, declared
 from cinderblock.actors.runtime.keyring import add_user
@@ -384,13 +384,26 @@ async def matrix(points: Iterable[str], parallel: int) -> list[PointResult]:
         async with gate:
             with tempfile.TemporaryDirectory(prefix="cinderblock-fp-",
                                              ignore_cleanup_errors=True) as tmp:
-                run = await run_points([point], Path(tmp), chains=1)
-                row = results(run)
-                print(format_row(row[0]), flush=True)
-                return row
+                run = await run_started([point], Path(tmp), chains=1)
+            row = results(run)
+            print(format_row(row[0]), flush=True)
+            return row
 
     rows = await asyncio.gather(*(one(p) for p in points))
     return [r for group in rows for r in group]
+
+
+async def run_started(points: Sequence[str], parent: Path, attempts: int = 3,
+                      **kwargs: Any) -> Run:
+    """``run_points`` in a new directory under ``parent``; a start that fails (a free
+    port another cluster took meanwhile) is tried again in another."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await run_points(points, parent / f"attempt-{attempt}", **kwargs)
+        except ClusterError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("attempts must be at least 1")
 
 
 HEADER = "| point | killed | restarted | settled in s | violations |\n|---|---|---|---|---|"

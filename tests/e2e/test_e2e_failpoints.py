@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cinderblock.bench.failpoints import Run, all_failpoints, grouped, process_of, run_points
+from cinderblock.bench.failpoints import Run, all_failpoints, grouped, process_of, run_started
 from tests.conftest import _DATA_DIRS
 
 pytestmark = pytest.mark.timeout(300)
@@ -35,7 +35,7 @@ async def test_a_kill_at_every_failpoint_leaves_the_settled_cluster_exact(
     dirs = {name: tmp_path / name for name in groups}
     _DATA_DIRS.extend(d.resolve() for d in dirs.values())
     runs: list[Run] = await asyncio.gather(
-        *(run_points(points, dirs[name], max_rounds=12) for name, points in groups.items()))
+        *(run_started(points, dirs[name], max_rounds=12) for name, points in groups.items()))
     for run in runs:
         assert run.violations == [], run
         assert sorted(run.fired) == sorted(run.points), (
