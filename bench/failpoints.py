@@ -192,10 +192,12 @@ class ArmedCluster:
 # ---- the client's side: operations that survive a dead actor ----------------------
 
 
-async def again(make: Callable[[], Awaitable[T]], tries: int = 40) -> T:
+async def again(make: Callable[[], Awaitable[T]], within: float = 60.0) -> T:
     """``make()`` until it gets an answer: a dead or restarting actor times out or is
-    unavailable; the retry carries the same request id where the op has one."""
-    for _ in range(tries - 1):
+    unavailable (a loaded machine may take seconds to start one again); the retry
+    carries the same request id where the op has one."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
         try:
             return await make()
         except RETRYABLE:
