@@ -43,6 +43,7 @@ from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleR
 from cinderblock.protocol.messages.volumes import VolumeCreate
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import Timeout, Unavailable
 from cinderblock.protocol.wire.schema import parse
 
 RESERVE_BEFORE_SEND = declare("gateway.volume_create.reserve.before_send")
@@ -112,10 +113,13 @@ class QuotaReserveTask(_ApiTask):
     provides = ("reservation_id",)
 
     async def execute(self, c: CreateApiContext) -> None:
-        journal = self.s.store.journal
-        body = QuotaReserve(c.ctx.project_id, c.deltas, journal.reservation_id())
+        body = QuotaReserve(c.ctx.project_id, c.deltas, self.s.store.journal.reservation_id())
         RESERVE_BEFORE_SEND()
-        reply = await self.s.quota_call("quota.reserve", body, c.ctx)
+        try:
+            reply = await self.s.quota_call("quota.reserve", body, c.ctx)
+        except (Timeout, Unavailable):
+            c.reservation_id = body.reservation_id  # made or not: the revert rolls it back
+            raise
         RESERVE_AFTER_REPLY()
         c.reservation_id = parse(Reservation, reply, strict=False).reservation_id
 

@@ -54,7 +54,7 @@ from cinderblock.protocol.messages.lifecycle import (
 from cinderblock.protocol.messages.quota import QuotaReserve, Reservation
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_volume_move
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import InvalidState
+from cinderblock.protocol.wire.errors import InvalidState, Timeout, Unavailable
 from cinderblock.protocol.wire.schema import parse
 
 V = VolumeStatus
@@ -196,11 +196,14 @@ class QuotaReserveTask(_Task[R]):
         self.before_send, self.after_reply = points
 
     async def execute(self, c: R) -> None:
-        journal = self.s.store.journal
-        body = QuotaReserve(c.project, c.deltas, journal.reservation_id(),
+        body = QuotaReserve(c.project, c.deltas, self.s.store.journal.reservation_id(),
                             volume_size=c.volume_size)
         self.before_send()
-        reply = await self.s.quota_call("quota.reserve", body, c.ctx)
+        try:
+            reply = await self.s.quota_call("quota.reserve", body, c.ctx)
+        except (Timeout, Unavailable):
+            c.reservation_id = body.reservation_id  # made or not: the revert rolls it back
+            raise
         self.after_reply()
         c.reservation_id = parse(Reservation, reply, strict=False).reservation_id
 

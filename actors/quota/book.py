@@ -40,7 +40,10 @@ as done. ``forget_finished(before)`` drops the rows older than the replay window
 ``apply(ops)`` takes an ordered batch of ``JournalOp`` (the gateway's quota
 journal, see ``actors/gateway/quota_journal.py``) and answers one outcome per op:
 ``done``, ``repeat`` (applied before: nothing changed), or ``refused: <why>``
-(an op that can never apply, e.g. the commit of a reservation rolled back).
+(an op that can never apply, e.g. the commit of a reservation rolled back). The
+rollback of a reservation never made (a reserve whose answer the gateway never got)
+is ``done``: the id is remembered as rolled back, so the reserve is refused if it
+arrives after all.
 
 Abandoned reservations: a gateway makes reservation ids ``<incarnation>.<uuid>``.
 Once a restarted gateway has replayed its journal, ``rollback_abandoned`` rolls
@@ -414,6 +417,10 @@ class QuotaBook:
         if op.kind == "commit":
             return self.commit(op.reservation_id, now)
         if op.kind == "rollback":
+            if op.reservation_id not in self._pending and op.reservation_id not in self._finished:
+                # never made (a reserve the gateway gave up on): remembered as rolled
+                # back, so that the reserve, should it still arrive, is refused
+                return Change(finished=(self._remember(op.reservation_id, _ROLLED_BACK, now),))
             return self.rollback(op.reservation_id, now)
         if op.kind == "release":
             return self.release(op.project, op.deltas, op.op_id, now)

@@ -21,7 +21,7 @@ from cinderblock.protocol.messages.scheduling import ScheduleRequest
 from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import OverQuota, PeerGone
+from cinderblock.protocol.wire.errors import OverQuota, PeerGone, Timeout
 from cinderblock.protocol.wire.schema import dump
 from tests.conftest import EventRecorder, open_gateway_store
 from tests.unit.journal_delivery import deliver
@@ -44,6 +44,7 @@ class Gateway:
         self.scheduled: list[ScheduleRequest] = []
         self.scheduler_up = True
         self.refuse: str | None = None
+        self.book_first = False
 
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]:
         self.quota_ops.append(op)
@@ -52,6 +53,8 @@ class Gateway:
         assert isinstance(body, QuotaReserve)
         res, _ = self.book.reserve(body.project, body.deltas, time.time(), 86400.0,
                                    body.reservation_id)
+        if self.book_first:  # saved, then the answer is lost
+            raise Timeout("quota.reserve timed out", {})
         return {"reservation_id": res.id, "expires_at": res.expires_at}
 
     def schedule(self, request: ScheduleRequest, ctx: Context) -> None:
@@ -133,3 +136,16 @@ async def test_a_refused_reservation_leaves_nothing_to_undo(gw: Gateway) -> None
         await create(gw, EventRecorder())
     assert gw.quota_ops == ["quota.reserve"] and gw.owed() == []
     assert gw.usage() == (0, 0, 0, 0) and "vol-1" not in gw.store.volumes
+
+
+async def test_a_reserve_left_unanswered_owes_the_rollback_of_the_id_it_asked_for(
+    gw: Gateway,
+) -> None:
+    """The quota actor died after saving the reservation, before answering it."""
+    gw.book_first = True
+    with pytest.raises(Timeout):
+        await create(gw, EventRecorder())
+    (owed,) = gw.store.journal.owed()
+    assert owed.kind == "rollback" and gw.usage() == (0, 1, 0, 3)
+    assert await deliver(gw.store.journal, gw.book) == ["done"]
+    assert gw.usage() == (0, 0, 0, 0)

@@ -21,7 +21,7 @@ from cinderblock.actors.gateway.volume_store import (
     VolumeRecord,
 )
 from cinderblock.actors.quota import quota as quota_actor
-from cinderblock.actors.quota.book import JournalOp, QuotaBook
+from cinderblock.actors.quota.book import JournalOp, QuotaBook, QuotaError
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.quota import QuotaOp
 from cinderblock.protocol.messages.volumes import VolumeType
@@ -236,3 +236,14 @@ async def test_a_gateway_file_of_version_2_moves_what_ended_extends_owe_into_the
         assert await store.db.fetchall("PRAGMA user_version") == [(SCHEMA_VERSION,)]
     finally:
         await store.db.close()
+
+
+def test_the_rollback_of_a_reservation_never_made_refuses_it_should_it_arrive_late() -> None:
+    """The gateway gave up on a reserve (no answer) and owes its rollback by id."""
+    book = QuotaBook()
+    assert book.apply([JournalOp("rollback", "g1.late", "g1.late", P)], NOW)[0] == ["done"]
+    with pytest.raises(QuotaError, match="already rolled back"):
+        book.reserve(P, {"volumes": 1}, NOW, reservation_id="g1.late")
+    assert usage(book) == (0, 0, 0, 0)
+    assert restarted(book).apply([JournalOp("rollback", "g1.late", "g1.late", P)],
+                                 NOW)[0] == ["repeat"]
