@@ -18,11 +18,14 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.storage_node.backends import Driver, DriverError
 
+CREATE_BEFORE_REPORT = declare("node.create_volume.before_report")
+CREATE_AFTER_REPORT = declare("node.create_volume.after_report")
 
 class NodeServices(Protocol):
     backend_id: str
@@ -134,7 +137,9 @@ class CreateVolumeOnFinishTask(_NodeTask):
 
     async def execute(self, c: ManagerContext) -> None:
         self.s.end_create(c.volume_id)
+        CREATE_BEFORE_REPORT()
         self.s.report(c.volume_id, VolumeStatus.AVAILABLE, None, c.ctx)
+        CREATE_AFTER_REPORT()
         self.s.notify(c.volume_id, "volume.create.end")
 
 

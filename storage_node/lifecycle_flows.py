@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.runtime.actor import Handler, Link, Request
 from cinderblock.actors.runtime.events import EventPublisher
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.actors.scheduler.capacity import capacity_passes, stats_from_message
 from cinderblock.protocol.messages.lifecycle import (
     NodeCreateSnapshot,
@@ -108,6 +109,15 @@ C = TypeVar("C", VolumeOpContext, SnapshotOpContext)
 Report = Callable[[Any, BaseException], tuple[str, object]]  # (ctx, failure) -> (op, body)
 
 
+DELETE_BEFORE_REPORT = declare("node.delete_volume.before_report")
+DELETE_AFTER_REPORT = declare("node.delete_volume.after_report")
+EXTEND_BEFORE_REPORT = declare("node.extend_volume.before_report")
+EXTEND_AFTER_REPORT = declare("node.extend_volume.after_report")
+SNAPSHOT_CREATE_BEFORE_REPORT = declare("node.create_snapshot.before_report")
+SNAPSHOT_CREATE_AFTER_REPORT = declare("node.create_snapshot.after_report")
+SNAPSHOT_DELETE_BEFORE_REPORT = declare("node.delete_snapshot.before_report")
+SNAPSHOT_DELETE_AFTER_REPORT = declare("node.delete_snapshot.after_report")
+
 class _NodeTask(Task[C]):
     def __init__(self, services: NodeLifecycle) -> None:
         self.s = services
@@ -149,7 +159,9 @@ class DeleteVolumeTask(_NodeTask[VolumeOpContext]):
 class DeleteVolumeOnFinishTask(_NodeTask[VolumeOpContext]):
     async def execute(self, c: VolumeOpContext) -> None:
         self.s.changed()
+        DELETE_BEFORE_REPORT()
         self.s.tell_gateway("volume.deleted", VolumeRef(c.volume_id), c.ctx)
+        DELETE_AFTER_REPORT()
         self.s.notify(c, "volume.delete.end")
 
 
@@ -178,7 +190,9 @@ class ExtendVolumeOnFinishTask(_NodeTask[VolumeOpContext]):
         self.s.node.end_create(c.volume_id)
         self.s.changed()
         body = VolumeExtended(c.volume_id, c.new_size, c.reservation_id)
+        EXTEND_BEFORE_REPORT()
         self.s.tell_gateway("volume.extended", body, c.ctx)
+        EXTEND_AFTER_REPORT()
         self.s.notify(c, "volume.resize.end")
 
 
@@ -208,7 +222,9 @@ class CreateSnapshotTask(_NodeTask[SnapshotOpContext]):
 class CreateSnapshotOnFinishTask(_NodeTask[SnapshotOpContext]):
     async def execute(self, c: SnapshotOpContext) -> None:
         self.s.changed()
+        SNAPSHOT_CREATE_BEFORE_REPORT()
         self.s.tell_gateway("snapshot.update", SnapshotUpdate(c.snapshot_id, P.AVAILABLE), c.ctx)
+        SNAPSHOT_CREATE_AFTER_REPORT()
         self.s.notify(c, "snapshot.create.end")
 
 
@@ -221,7 +237,9 @@ class DeleteSnapshotTask(_NodeTask[SnapshotOpContext]):
 class DeleteSnapshotOnFinishTask(_NodeTask[SnapshotOpContext]):
     async def execute(self, c: SnapshotOpContext) -> None:
         self.s.changed()
+        SNAPSHOT_DELETE_BEFORE_REPORT()
         self.s.tell_gateway("snapshot.deleted", SnapshotRef(c.snapshot_id), c.ctx)
+        SNAPSHOT_DELETE_AFTER_REPORT()
         self.s.notify(c, "snapshot.delete.end")
 
 

@@ -35,6 +35,7 @@ from cinderblock.actors.gateway.attachment_request import (
 )
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, AttachmentStore
 from cinderblock.actors.gateway.volume_store import VolumeRecord
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.attachments import NodeExportInfo
 from cinderblock.protocol.states import AttachmentStatus, VolumeStatus
 from cinderblock.protocol.wire.codec import Context
@@ -42,6 +43,18 @@ from cinderblock.protocol.wire.errors import InvalidState, Timeout
 
 A = AttachmentStatus
 SHARED_STATUSES = frozenset({VolumeStatus.RESERVED, VolumeStatus.ATTACHING, VolumeStatus.IN_USE})
+
+
+ATTACH_ENTRY_BEFORE_COMMIT = declare("gateway.attachment_create.entry.before_commit")
+ATTACH_ENTRY_AFTER_COMMIT = declare("gateway.attachment_create.entry.after_commit")
+EXPORT_BEFORE_SEND = declare("gateway.attachment_update.export.before_send")
+EXPORT_AFTER_REPLY = declare("gateway.attachment_update.export.after_reply")
+CONNECTION_BEFORE_COMMIT = declare("gateway.attachment_update.connection.before_commit")
+CONNECTION_AFTER_COMMIT = declare("gateway.attachment_update.connection.after_commit")
+UNEXPORT_BEFORE_SEND = declare("gateway.attachment_delete.unexport.before_send")
+UNEXPORT_AFTER_REPLY = declare("gateway.attachment_delete.unexport.after_reply")
+DETACH_ENTRY_BEFORE_COMMIT = declare("gateway.attachment_delete.entry.before_commit")
+DETACH_ENTRY_AFTER_COMMIT = declare("gateway.attachment_delete.entry.after_commit")
 
 
 class AttachServices(Protocol):
@@ -164,7 +177,9 @@ class AttachmentEntryCreateTask(_AttachTask):
             status=A.RESERVED, instance_id=c.instance_id, attach_mode=c.mode,
             host=c.vol.host,
         )
+        ATTACH_ENTRY_BEFORE_COMMIT()
         await self.s.attachments.add(rec)
+        ATTACH_ENTRY_AFTER_COMMIT()
         c.attachment = rec
 
     async def revert(self, c: AttachContext, failure: BaseException) -> None:
@@ -219,7 +234,9 @@ class InitializeConnectionTask(_AttachTask):
     async def execute(self, c: AttachContext) -> None:
         assert c.connector is not None
         readonly = attach_mode(c.att.attach_mode, c.connector) == "ro"
+        EXPORT_BEFORE_SEND()
         c.export = await self.s.export(c.vol, c.att, readonly, c.ctx)
+        EXPORT_AFTER_REPLY()
 
     async def revert(self, c: AttachContext, failure: BaseException) -> None:
         if c.export is not None or isinstance(failure, Timeout):  # it may be up
@@ -241,7 +258,9 @@ class AttachmentConnectionSaveTask(_AttachTask):
                      "tls": True, "ca_cert": info.ca_cert, "client_cert": info.client_cert,
                      "client_key": info.client_key},
         }
+        CONNECTION_BEFORE_COMMIT()
         await self.s.attachments.save(att)
+        CONNECTION_AFTER_COMMIT()
 
     async def revert(self, c: AttachContext, failure: BaseException) -> None:
         c.att.connector, c.att.connection_info = {}, {}
@@ -289,7 +308,9 @@ class TerminateConnectionTask(_AttachTask):
 
     async def execute(self, c: AttachContext) -> None:
         if c.had_export:
+            UNEXPORT_BEFORE_SEND()
             await self.s.unexport(c.vol, c.att, c.ctx)
+            UNEXPORT_AFTER_REPLY()
 
 
 class AttachmentEntryDestroyTask(_AttachTask):
@@ -297,10 +318,12 @@ class AttachmentEntryDestroyTask(_AttachTask):
 
     async def execute(self, c: AttachContext) -> None:
         c.att.move(A.DETACHED)
+        DETACH_ENTRY_BEFORE_COMMIT()
         removed = self.s.attachments.queue_remove(c.att)  # with the volume's status
         if self.s.follow(c.vol):
             await self.s.save_volume(c.vol)
         await removed
+        DETACH_ENTRY_AFTER_COMMIT()
 
 
 # ---- the flows ----------------------------------------------------------------

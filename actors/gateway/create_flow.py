@@ -1,16 +1,20 @@
 """volume_create_api: the gateway's create flow, task for task as Cinder's.
 
-    ExtractVolumeRequestTask → QuotaReserveTask → EntryCreateTask
-        → QuotaCommitTask → VolumeCastTask
+    ExtractVolumeRequestTask → QuotaReserveTask → EntryCreateTask → VolumeCastTask
 
 A volume created from a snapshot or a source volume takes its size (by
 default), type and zone from the source, and VolumeCastTask sends it straight
 to the node that holds the source instead of to the scheduler.
 
-Reverts, newest first, as Cinder's: the cast has nothing to undo; a committed
-reservation is given back (``quota.release``); the entry is destroyed; an
-uncommitted reservation is rolled back. The client's reply goes out when the
-flow succeeds (Cinder's 202): status ``creating``.
+Cinder's QuotaCommitTask is folded into EntryCreateTask: the entry and the
+commit of its reservation it owes are written in one transaction (the quota
+journal, ``quota_journal.py``), and the journal's outbox hands the commit to the
+quota actor; nothing waits for it, so a create costs one quota round trip.
+
+Reverts, newest first: the cast has nothing to undo; the entry is destroyed and,
+with it, the release of its quota is owed (after the commit it owed: the journal
+keeps order); a reservation with no entry is rolled back (owed too). The
+client's reply goes out when the flow succeeds (Cinder's 202): status ``creating``.
 """
 
 from __future__ import annotations
@@ -33,17 +37,21 @@ from cinderblock.actors.gateway.volume_request import (
     validate_create,
 )
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
-from cinderblock.protocol.messages.quota import (
-    QuotaRelease,
-    QuotaReserve,
-    Reservation,
-    ReservationRef,
-)
+from cinderblock.actors.runtime.failpoints import declare
+from cinderblock.protocol.messages.quota import QuotaReserve, Reservation
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
 from cinderblock.protocol.messages.volumes import VolumeCreate
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import Timeout, Unavailable
 from cinderblock.protocol.wire.schema import parse
+
+RESERVE_BEFORE_SEND = declare("gateway.volume_create.reserve.before_send")
+RESERVE_AFTER_REPLY = declare("gateway.volume_create.reserve.after_reply")
+ENTRY_BEFORE_COMMIT = declare("gateway.volume_create.entry.before_commit")
+ENTRY_AFTER_COMMIT = declare("gateway.volume_create.entry.after_commit")
+CAST_BEFORE_SEND = declare("gateway.volume_create.cast.before_send")
+CAST_AFTER_SEND = declare("gateway.volume_create.cast.after_send")
 
 
 class ApiServices(Protocol):
@@ -71,7 +79,7 @@ class CreateApiContext:
     spec: VolumeSpec | None = None
     reservation_id: str | None = None
     record: VolumeRecord | None = None
-    committed: bool = False
+    commit_owed: bool = False  # the entry is durable, and with it the commit it owes
     source: VolumeSource | None = None  # a snapshot or a volume to copy, on its node
     claimed: str | None = None  # the source volume this flow claimed (a clone)
 
@@ -105,23 +113,28 @@ class QuotaReserveTask(_ApiTask):
     provides = ("reservation_id",)
 
     async def execute(self, c: CreateApiContext) -> None:
-        reply = await self.s.quota_call(
-            "quota.reserve", QuotaReserve(c.ctx.project_id, c.deltas), c.ctx
-        )
+        body = QuotaReserve(c.ctx.project_id, c.deltas, self.s.store.journal.reservation_id())
+        RESERVE_BEFORE_SEND()
+        try:
+            reply = await self.s.quota_call("quota.reserve", body, c.ctx)
+        except (Timeout, Unavailable):
+            c.reservation_id = body.reservation_id  # made or not: the revert rolls it back
+            raise
+        RESERVE_AFTER_REPLY()
         c.reservation_id = parse(Reservation, reply, strict=False).reservation_id
 
     async def revert(self, c: CreateApiContext, failure: BaseException) -> None:
-        if c.reservation_id is not None and not c.committed:
-            await self.s.quota_call("quota.rollback", ReservationRef(c.reservation_id), c.ctx)
+        if c.reservation_id is not None and not c.commit_owed:
+            await self.s.store.journal.owe_rollback(c.reservation_id, c.ctx.project_id)
 
 
 class EntryCreateTask(_ApiTask):
-    requires = ("spec",)
+    requires = ("spec", "reservation_id")
     provides = ("record",)
 
     async def execute(self, c: CreateApiContext) -> None:
         spec = c.spec
-        assert spec is not None
+        assert spec is not None and c.reservation_id is not None
         record = VolumeRecord(
             id=c.volume_id, project_id=c.ctx.project_id, user_id=c.ctx.user_id, size=spec.size,
             status=VolumeStatus.CREATING, volume_type=spec.volume_type,
@@ -131,28 +144,14 @@ class EntryCreateTask(_ApiTask):
             snapshot_id=c.source.snapshot_id if c.source else None,
             source_volid=c.source.source_volid if c.source else None,
         )
-        await self.s.store.add_volume(record)
-        c.record = record
+        ENTRY_BEFORE_COMMIT()
+        await self.s.store.add_volume(record, c.reservation_id)  # + the commit it owes
+        ENTRY_AFTER_COMMIT()
+        c.record, c.commit_owed = record, True
 
     async def revert(self, c: CreateApiContext, failure: BaseException) -> None:
         if c.record is not None:
-            await self.s.store.remove_volume(c.record)
-
-
-class QuotaCommitTask(_ApiTask):
-    requires = ("reservation_id",)
-    provides = ("committed",)
-
-    async def execute(self, c: CreateApiContext) -> None:
-        assert c.reservation_id is not None
-        await self.s.quota_call("quota.commit", ReservationRef(c.reservation_id), c.ctx)
-        c.committed = True
-
-    async def revert(self, c: CreateApiContext, failure: BaseException) -> None:
-        if c.committed:
-            await self.s.quota_call(
-                "quota.release", QuotaRelease(c.ctx.project_id, c.deltas), c.ctx
-            )
+            await self.s.store.remove_volume(c.record)  # + the release it owes
 
 
 class VolumeCastTask(_ApiTask):
@@ -169,13 +168,17 @@ class VolumeCastTask(_ApiTask):
             source_volid=src.source_volid if src else None,
         )
         if src is None:
+            CAST_BEFORE_SEND()
             self.s.schedule(request, c.ctx)
+            CAST_AFTER_SEND()
             return
         # Straight to the node that holds the source, bypassing the scheduler; the
         # source is judged again: it may have changed while quota was reserved.
         current_source(src.snapshot_id, src.source_volid, self.s.store, self.s.types, c.ctx)
         body = NodeCreateVolume(request, src.host, sched_epoch="", sched_seq=0)
+        CAST_BEFORE_SEND()
         self.s.cast_to_node(src.host, "node.create_volume", body, c.ctx)
+        CAST_AFTER_SEND()
 
 
 def volume_create_api(services: ApiServices) -> LinearFlow[CreateApiContext]:
@@ -185,7 +188,6 @@ def volume_create_api(services: ApiServices) -> LinearFlow[CreateApiContext]:
             ExtractVolumeRequestTask(services),
             QuotaReserveTask(services),
             EntryCreateTask(services),
-            QuotaCommitTask(services),
             VolumeCastTask(services),
         ],
         given=("body", "ctx", "volume_id", "fingerprint"),

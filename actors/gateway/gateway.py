@@ -43,7 +43,15 @@ from cinderblock.actors.gateway.watchers import Watchers
 from cinderblock.actors.runtime.actor import Actor, Link, Request
 from cinderblock.actors.runtime.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig, host_of
 from cinderblock.actors.runtime.database import Database
-from cinderblock.protocol.messages.quota import QuotaSet
+from cinderblock.actors.runtime.failpoints import declare
+from cinderblock.protocol.messages.quota import (
+    QuotaAbandon,
+    QuotaAbandoned,
+    QuotaApplied,
+    QuotaApply,
+    QuotaOp,
+    QuotaSet,
+)
 from cinderblock.protocol.messages.scheduling import BackendList, ScheduleRequest
 from cinderblock.protocol.messages.volumes import (
     AvailabilityZone,
@@ -67,6 +75,11 @@ from cinderblock.protocol.wire.transport import tune
 
 log = logging.getLogger(__name__)
 USERS_CHECK_S = 1.0  # how soon a change to the users file applies
+QUOTA_CALL_STALE_TIMES = 4  # a quota call waits 4 times the silence that means "down"
+JOURNAL_CONTEXT = Context(project_id="admin", user_id="cinderblock-quota-journal",
+                          roles=("admin",))
+VOLUME_UPDATE_BEFORE_COMMIT = declare("gateway.volume_update.before_commit")
+VOLUME_UPDATE_AFTER_COMMIT = declare("gateway.volume_update.after_commit")
 STABLE = frozenset(
     {VolumeStatus.AVAILABLE, VolumeStatus.ERROR, VolumeStatus.IN_USE,
      VolumeStatus.ERROR_DELETING, VolumeStatus.ERROR_EXTENDING}
@@ -80,6 +93,9 @@ class Gateway(Actor):
         super().__init__(cfg.events_in)
         self.cfg = cfg
         self.heartbeat_s = cfg.heartbeat_s
+        # a quota call lost with a dead quota actor is given up after this (10 s by
+        # default); the journal's outbox then tries again, a flow fails and reverts
+        self.quota_timeout_s = QUOTA_CALL_STALE_TIMES * cfg.stale_after_s
         self.store = GatewayStore(cfg.path("gateway.db"), cfg.synchronous)
         self.types = TypeCatalog()
         self.zones: Collection[str] = cfg.zones
@@ -140,6 +156,8 @@ class Gateway(Actor):
         await self.store.load_volumes(self.types.by_id)
         await self.attachments.open()
         self.quota = self.connect(self.cfg.quota, "gateway", server="quota")
+        self.spawn(self.store.journal.run(self._quota_apply, self._quota_abandon,
+                                          lambda: self.store.extends.values()))
         self.scheduler = self.connect(self.cfg.scheduler, "gateway", server="scheduler")
         self.router = self.bind(self.cfg.gateway, domain="gateway")
         self.reconciler.start()
@@ -218,12 +236,27 @@ class Gateway(Actor):
             "creates": self.creates,
             "watchers": len(self.watchers),
             "db": self.store.db.statistics(),
+            "quota_journal": self.store.journal.statistics(),
         }
 
     # ---- services the create flow uses ---------------------------------
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, Any]:
-        reply: dict[str, Any] = await self.quota.call(op, body, ctx, timeout=10.0)
+        reply: dict[str, Any] = await self.quota.call(op, body, ctx,
+                                                      timeout=self.quota_timeout_s)
         return reply
+
+    async def _quota_apply(self, ops: tuple[QuotaOp, ...]) -> tuple[str, ...]:
+        """The quota journal's outbox: ``quota.apply`` (see ``quota_journal.py``)."""
+        reply = await self.quota.call("quota.apply", QuotaApply(ops), JOURNAL_CONTEXT,
+                                      timeout=self.quota_timeout_s)
+        return parse(QuotaApplied, reply, strict=False).outcomes
+
+    async def _quota_abandon(self, incarnation: str, referenced: tuple[str, ...]
+                             ) -> tuple[str, ...]:
+        reply = await self.quota.call("quota.rollback_abandoned",
+                                      QuotaAbandon(incarnation, referenced), JOURNAL_CONTEXT,
+                                      timeout=self.quota_timeout_s)
+        return parse(QuotaAbandoned, reply, strict=False).rolled_back
 
     def schedule(self, request: ScheduleRequest, ctx: Context) -> None:
         self.scheduler.cast("schedule.create", request, ctx)
@@ -342,11 +375,13 @@ class Gateway(Actor):
         check_volume_move(rec.status, new)
         rec.status, rec.reason = new, update.reason
         rec.host = update.host or rec.host
+        VOLUME_UPDATE_BEFORE_COMMIT()
         self.store.queue_status(rec).add_done_callback(partial(self._saved, rec))
         self.user_messages.record(rec, req.ctx.request_id or None)  # if it is an error
 
     def _saved(self, rec: VolumeRecord, committed: asyncio.Future[None]) -> None:
         if committed.exception() is None:
+            VOLUME_UPDATE_AFTER_COMMIT()
             self.publish(rec)
 
     def publish(self, rec: VolumeRecord, push: bool = True) -> None:

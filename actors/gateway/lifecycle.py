@@ -5,10 +5,14 @@
 - from clients: ``volume.delete``, ``volume.extend``, ``snapshot.create|show|list|
   watch|delete``. Each runs its flow (``actors.lifecycle_flows``) and replies
   once the work is cast to the node that holds the volume;
-- from nodes: ``volume.deleted`` (the row goes and the quota is given back, in
-  one step), ``volume.extended`` (commit or roll back the reservation, new
-  size), ``snapshot.update`` and ``snapshot.deleted``. Only a storage node
-  (ROUTER identity = its host name) may send these.
+- from nodes: ``volume.deleted`` (the row goes and the release of its quota is
+  owed, in one transaction: ``quota_journal.py``), ``volume.extended`` (the new
+  size and the commit or rollback of the reservation owed, together),
+  ``snapshot.update`` and ``snapshot.deleted``. Only a storage node (ROUTER
+  identity = its host name) may send these.
+
+Nothing here waits for the quota actor: a delete is done once its row is gone
+(and a delete with no host answers at once).
 
 Idempotency: a snapshot create retried with the same request id returns the
 first snapshot; a delete retried with the same request id is not an error
@@ -18,7 +22,6 @@ view, status ``deleted``). The memory of finished deletes is bounded.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -47,6 +50,7 @@ from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.lifecycle import (
     Snapshot,
     SnapshotCreate,
@@ -55,7 +59,6 @@ from cinderblock.protocol.messages.lifecycle import (
     SnapshotUpdate,
     VolumeExtended,
 )
-from cinderblock.protocol.messages.quota import QuotaRelease, ReservationRef
 from cinderblock.protocol.messages.volumes import Volume, VolumeRef
 from cinderblock.protocol.states import (
     SNAPSHOT_ERRORS,
@@ -65,7 +68,7 @@ from cinderblock.protocol.states import (
     check_volume_move,
 )
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, InvalidState, NotFound
+from cinderblock.protocol.wire.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 V = VolumeStatus
@@ -74,6 +77,14 @@ SNAPSHOT_STABLE = frozenset(
      SnapshotStatus.DELETED}
 )
 REMEMBERED_DELETES = 10_000
+VOLUME_DELETED_BEFORE_COMMIT = declare("gateway.volume_deleted.before_commit")
+VOLUME_DELETED_AFTER_COMMIT = declare("gateway.volume_deleted.after_commit")
+VOLUME_EXTENDED_BEFORE_COMMIT = declare("gateway.volume_extended.before_commit")
+VOLUME_EXTENDED_AFTER_COMMIT = declare("gateway.volume_extended.after_commit")
+SNAPSHOT_UPDATE_BEFORE_COMMIT = declare("gateway.snapshot_update.before_commit")
+SNAPSHOT_UPDATE_AFTER_COMMIT = declare("gateway.snapshot_update.after_commit")
+SNAPSHOT_DELETED_BEFORE_COMMIT = declare("gateway.snapshot_deleted.before_commit")
+SNAPSHOT_DELETED_AFTER_COMMIT = declare("gateway.snapshot_deleted.after_commit")
 Key = tuple[str, str]  # (project, request id)
 
 
@@ -117,6 +128,15 @@ class GatewayLifecycle:
         await self.store.save_status(rec)
         self.gw.publish(rec)
 
+    def publish_volume(self, rec: VolumeRecord) -> None:
+        self.gw.publish(rec)
+
+    async def end_extend(self, rec: VolumeRecord, outcome: str) -> None:
+        """The extend's end saved (size, status) with its reservation's ``outcome``
+        owed to the quota actor, in one transaction; then everyone is told."""
+        await self.store.end_extend(rec, rec.id, outcome)
+        self.gw.publish(rec)
+
     async def save_snapshot(self, rec: SnapshotRecord) -> None:
         rec.updated_at = time.time()
         await self.store.snapshots.save_status(rec)
@@ -132,32 +152,24 @@ class GatewayLifecycle:
         )
 
     async def finish_volume_delete(self, rec: VolumeRecord, ctx: Context) -> None:
-        """The row goes and the volume's quota is given back, together."""
+        """The row goes and the release of the volume's quota is owed, in one
+        transaction (the journal's outbox gives it to the quota actor)."""
         check_volume_move(rec.status, V.DELETED)
         rec.status, rec.updated_at = V.DELETED, time.time()
-        release = QuotaRelease(rec.project_id, {"volumes": 1, "gigabytes": rec.size})
-        await self._together(self.store.remove_volume(rec), self.quota_call(
-            "quota.release", release, ctx))
+        VOLUME_DELETED_BEFORE_COMMIT()
+        await self.store.remove_volume(rec)
+        VOLUME_DELETED_AFTER_COMMIT()
         self._remember_gone(rec.id, rec.view())
         self.gw.publish(rec)
         self.gw.watchers.drop(rec.id)
 
     async def finish_snapshot_delete(self, rec: SnapshotRecord, ctx: Context) -> None:
         rec.move(SnapshotStatus.DELETED)
-        release = QuotaRelease(rec.project_id, {"snapshots": 1, "gigabytes": rec.size})
-        await self._together(self.store.snapshots.remove(rec), self.quota_call(
-            "quota.release", release, ctx))
+        SNAPSHOT_DELETED_BEFORE_COMMIT()
+        await self.store.snapshots.remove(rec)
+        SNAPSHOT_DELETED_AFTER_COMMIT()
         self._remember_gone(rec.id, rec.view())
         self.publish_snapshot(rec)
-
-    async def _together(self, *steps: Any) -> None:
-        results = await asyncio.gather(*steps, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                log.error("finishing a delete: %s", result)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
-            raise failed[0]
 
     def _remember_gone(self, object_id: str, view: Volume | Snapshot) -> None:
         self._gone[object_id] = view
@@ -258,16 +270,11 @@ class GatewayLifecycle:
         body: VolumeExtended = req.body
         rec = self.store.volumes.get(body.volume_id)
         new = body.status
-        expected = rec is not None and rec.status is V.EXTENDING
-        ok = expected and new is V.AVAILABLE and body.reason is None
-        outcome = "commit" if ok else "rollback"
-        if expected:  # owed until the quota actor has it (the reconciler retries)
-            self.store.queue_extend(body.volume_id, body.reservation_id, outcome)
-        if await self.settle_extend(body.reservation_id, outcome, req.ctx):
-            self.store.queue_extend_done(body.volume_id)
-        if rec is None or not expected:
+        if rec is None or rec.status is not V.EXTENDING \
+                or self.store.extends.get(rec.id) != body.reservation_id:
             log.warning("volume.extended for %s, which is not extending", body.volume_id)
-            return
+            return  # its reservation's end was owed when the extend ended
+        ok = new is V.AVAILABLE and body.reason is None
         if new is V.AVAILABLE and rec.extended_from is V.IN_USE:
             new = V.IN_USE  # an attached volume (3.42) stays attached
         rec.extended_from = None
@@ -275,21 +282,9 @@ class GatewayLifecycle:
         rec.status, rec.reason = new, body.reason
         if ok:
             rec.size = body.new_size
-        await self.store.save_size(rec)
-        self.gw.publish(rec)
-
-    async def settle_extend(self, reservation_id: str, outcome: str, ctx: Context) -> bool:
-        """Commit or roll back an extend's reservation; False if the quota actor did not
-        take it (not reached: try again later)."""
-        op = f"quota.{outcome}"
-        try:
-            await self.quota_call(op, ReservationRef(reservation_id), ctx)
-        except (NotFound, InvalidState) as exc:  # nothing left to settle there
-            log.warning("%s of extend reservation %s: %s", op, reservation_id, exc.message)
-        except CinderblockError as exc:
-            log.error("%s of extend reservation %s failed: %s", op, reservation_id, exc)
-            return False
-        return True
+        VOLUME_EXTENDED_BEFORE_COMMIT()
+        await self.end_extend(rec, "commit" if ok else "rollback")
+        VOLUME_EXTENDED_AFTER_COMMIT()
 
     # ---- snapshots -----------------------------------------------------
     async def on_snapshot_create(self, req: Request) -> Snapshot:
@@ -357,7 +352,9 @@ class GatewayLifecycle:
         if new is rec.status:
             return
         rec.move(new, body.reason)
+        SNAPSHOT_UPDATE_BEFORE_COMMIT()
         await self.save_snapshot(rec)
+        SNAPSHOT_UPDATE_AFTER_COMMIT()
 
     async def on_snapshot_deleted(self, req: Request) -> None:
         self._from_node(req)

@@ -5,15 +5,21 @@
     volume_extend_api    ExtractExtendRequestTask → QuotaReserveTask
                            → MarkVolumeExtendingTask → VolumeExtendCastTask
     snapshot_create_api  ExtractSnapshotRequestTask → QuotaReserveTask
-                           → SnapshotEntryCreateTask → QuotaCommitTask → SnapshotCastTask
+                           → SnapshotEntryCreateTask → SnapshotCastTask
     snapshot_delete_api  ExtractSnapshotDeleteRequestTask → MarkSnapshotDeletingTask
                            → SnapshotDeleteCastTask
 
 Each replies once its cast is made (Cinder's 202); the node's report finishes
-the work (``GatewayLifecycle``). Reverts, newest first: a status put back to
-what it was, a snapshot entry destroyed, a committed reservation released, an
-uncommitted one rolled back. A volume that never reached a host is removed by
-the gateway alone (``VolumeDeleteCastTask``), as is a snapshot without one.
+the work (``GatewayLifecycle``). Every quota change a state change owes is
+written with it, in one transaction, into the quota journal
+(``quota_journal.py``): a snapshot entry owes its commit (Cinder's
+QuotaCommitTask is folded into SnapshotEntryCreateTask), a removed row its
+release, an ended extend its commit or rollback. Reverts, newest first: a status
+put back to what it was (an extend's reservation rolled back with it), a snapshot
+entry destroyed (its release owed), a reservation with nothing made of it rolled
+back. A volume that never reached a host is removed by the gateway alone
+(``VolumeDeleteCastTask``), as is a snapshot without one, and the delete
+answers at once: nothing waits for the quota actor.
 
 Quota is charged to the owner of the volume or snapshot (an admin may act on
 another project's), never to the caller.
@@ -37,6 +43,7 @@ from cinderblock.actors.gateway.lifecycle_checks import (
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_request import check_metadata, check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.runtime.failpoints import FailPoint, declare
 from cinderblock.protocol.messages.lifecycle import (
     NodeCreateSnapshot,
     NodeDeleteSnapshot,
@@ -44,18 +51,33 @@ from cinderblock.protocol.messages.lifecycle import (
     NodeExtendVolume,
     SnapshotCreate,
 )
-from cinderblock.protocol.messages.quota import (
-    QuotaRelease,
-    QuotaReserve,
-    Reservation,
-    ReservationRef,
-)
+from cinderblock.protocol.messages.quota import QuotaReserve, Reservation
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_volume_move
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import InvalidState
+from cinderblock.protocol.wire.errors import InvalidState, Timeout, Unavailable
 from cinderblock.protocol.wire.schema import parse
 
 V = VolumeStatus
+DELETE_MARK_BEFORE_COMMIT = declare("gateway.volume_delete.mark.before_commit")
+DELETE_MARK_AFTER_COMMIT = declare("gateway.volume_delete.mark.after_commit")
+DELETE_CAST_BEFORE_SEND = declare("gateway.volume_delete.cast.before_send")
+DELETE_CAST_AFTER_SEND = declare("gateway.volume_delete.cast.after_send")
+EXTEND_RESERVE = (declare("gateway.volume_extend.reserve.before_send"),
+                  declare("gateway.volume_extend.reserve.after_reply"))
+EXTEND_MARK_BEFORE_COMMIT = declare("gateway.volume_extend.mark.before_commit")
+EXTEND_MARK_AFTER_COMMIT = declare("gateway.volume_extend.mark.after_commit")
+EXTEND_CAST_BEFORE_SEND = declare("gateway.volume_extend.cast.before_send")
+EXTEND_CAST_AFTER_SEND = declare("gateway.volume_extend.cast.after_send")
+SNAPSHOT_RESERVE = (declare("gateway.snapshot_create.reserve.before_send"),
+                    declare("gateway.snapshot_create.reserve.after_reply"))
+SNAPSHOT_ENTRY_BEFORE_COMMIT = declare("gateway.snapshot_create.entry.before_commit")
+SNAPSHOT_ENTRY_AFTER_COMMIT = declare("gateway.snapshot_create.entry.after_commit")
+SNAPSHOT_CAST_BEFORE_SEND = declare("gateway.snapshot_create.cast.before_send")
+SNAPSHOT_CAST_AFTER_SEND = declare("gateway.snapshot_create.cast.after_send")
+SNAPSHOT_DELETE_MARK_BEFORE_COMMIT = declare("gateway.snapshot_delete.mark.before_commit")
+SNAPSHOT_DELETE_MARK_AFTER_COMMIT = declare("gateway.snapshot_delete.mark.after_commit")
+SNAPSHOT_DELETE_CAST_BEFORE_SEND = declare("gateway.snapshot_delete.cast.before_send")
+SNAPSHOT_DELETE_CAST_AFTER_SEND = declare("gateway.snapshot_delete.cast.after_send")
 
 
 class LifecycleServices(Protocol):
@@ -75,9 +97,14 @@ class LifecycleServices(Protocol):
 
     def publish_snapshot(self, rec: SnapshotRecord) -> None: ...
 
+    def publish_volume(self, rec: VolumeRecord) -> None: ...
+
     async def finish_volume_delete(self, rec: VolumeRecord, ctx: Context) -> None: ...
 
     async def finish_snapshot_delete(self, rec: SnapshotRecord, ctx: Context) -> None: ...
+
+    async def end_extend(self, rec: VolumeRecord, outcome: str) -> None:
+        """Save the extend's end and owe its reservation's ``outcome``, together."""
 
 
 # ---- contexts ---------------------------------------------------------------
@@ -103,7 +130,7 @@ class ExtendContext:
     deltas: dict[str, int] = field(default_factory=dict)
     volume_size: int = 0
     reservation_id: str | None = None
-    committed: bool = False  # never here: the gateway commits on the node's report
+    committed: bool = False  # the reservation's end is owed by a state change
     in_use: bool = False  # may extend an attached volume (3.42)
     was: VolumeStatus = VolumeStatus.AVAILABLE  # the status to go back to on a revert
     claimed: str | None = None
@@ -157,31 +184,32 @@ class _Task(Task[C]):
 
 
 class QuotaReserveTask(_Task[R]):
+    """Reserve (a reservation id naming this gateway's incarnation); on a revert,
+    roll it back unless a state change already owes its end."""
+
     requires = ("deltas",)
     provides = ("reservation_id",)
 
+    def __init__(self, services: LifecycleServices, points: tuple[FailPoint, FailPoint]
+                 ) -> None:
+        super().__init__(services)
+        self.before_send, self.after_reply = points
+
     async def execute(self, c: R) -> None:
-        body = QuotaReserve(c.project, c.deltas, volume_size=c.volume_size)
-        reply = await self.s.quota_call("quota.reserve", body, c.ctx)
+        body = QuotaReserve(c.project, c.deltas, self.s.store.journal.reservation_id(),
+                            volume_size=c.volume_size)
+        self.before_send()
+        try:
+            reply = await self.s.quota_call("quota.reserve", body, c.ctx)
+        except (Timeout, Unavailable):
+            c.reservation_id = body.reservation_id  # made or not: the revert rolls it back
+            raise
+        self.after_reply()
         c.reservation_id = parse(Reservation, reply, strict=False).reservation_id
 
     async def revert(self, c: R, failure: BaseException) -> None:
         if c.reservation_id is not None and not c.committed:
-            await self.s.quota_call("quota.rollback", ReservationRef(c.reservation_id), c.ctx)
-
-
-class QuotaCommitTask(_Task[R]):
-    requires = ("reservation_id",)
-    provides = ("committed",)
-
-    async def execute(self, c: R) -> None:
-        assert c.reservation_id is not None
-        await self.s.quota_call("quota.commit", ReservationRef(c.reservation_id), c.ctx)
-        c.committed = True
-
-    async def revert(self, c: R, failure: BaseException) -> None:
-        if c.committed:
-            await self.s.quota_call("quota.release", QuotaRelease(c.project, c.deltas), c.ctx)
+            await self.s.store.journal.owe_rollback(c.reservation_id, c.project)
 
 
 # ---- volume_delete_api ------------------------------------------------------------
@@ -212,7 +240,9 @@ class MarkVolumeDeletingTask(_Task[DeleteContext]):
         _check_deletable(self.s, rec)  # again: another request may have come between
         check_volume_move(rec.status, V.DELETING)
         rec.status, rec.reason, c.marked = V.DELETING, None, True
+        DELETE_MARK_BEFORE_COMMIT()
         await self.s.save_volume(rec)
+        DELETE_MARK_AFTER_COMMIT()
 
     async def revert(self, c: DeleteContext, failure: BaseException) -> None:
         if c.marked and c.record is not None and c.record.status is V.DELETING:
@@ -229,7 +259,9 @@ class VolumeDeleteCastTask(_Task[DeleteContext]):
         if rec.host is None:  # never reached a backend: nothing to delete there
             await self.s.finish_volume_delete(rec, c.ctx)
         else:
+            DELETE_CAST_BEFORE_SEND()
             self.s.cast_to_node(rec.host, "node.delete_volume", NodeDeleteVolume(rec.id), c.ctx)
+            DELETE_CAST_AFTER_SEND()
 
 
 def volume_delete_api(services: LifecycleServices) -> LinearFlow[DeleteContext]:
@@ -269,14 +301,16 @@ class MarkVolumeExtendingTask(_Task[ExtendContext]):
         c.was = rec.extended_from = rec.status
         rec.status, rec.reason, c.marked = V.EXTENDING, None, True
         assert c.reservation_id is not None
-        self.s.store.queue_extend(rec.id, c.reservation_id)  # committed with the status
-        await self.s.save_volume(rec)
+        EXTEND_MARK_BEFORE_COMMIT()
+        c.committed = True  # from here the volume's record holds the reservation
+        await self.s.store.start_extend(rec, c.reservation_id)
+        EXTEND_MARK_AFTER_COMMIT()
+        self.s.publish_volume(rec)
 
     async def revert(self, c: ExtendContext, failure: BaseException) -> None:
         if c.marked and c.record is not None and c.record.status is V.EXTENDING:
             c.record.status = c.was
-            self.s.store.queue_extend_done(c.record.id)  # the reservation is rolled back
-            await self.s.save_volume(c.record)
+            await self.s.end_extend(c.record, "rollback")
 
 
 class VolumeExtendCastTask(_Task[ExtendContext]):
@@ -286,13 +320,16 @@ class VolumeExtendCastTask(_Task[ExtendContext]):
         rec = c.record
         assert rec is not None and rec.host is not None and c.reservation_id is not None
         body = NodeExtendVolume(rec.id, rec.size, c.new_size, c.reservation_id)
+        EXTEND_CAST_BEFORE_SEND()
         self.s.cast_to_node(rec.host, "node.extend_volume", body, c.ctx)
+        EXTEND_CAST_AFTER_SEND()
 
 
 def volume_extend_api(services: LifecycleServices) -> LinearFlow[ExtendContext]:
     return LinearFlow(
         "volume_extend_api",
-        [ExtractExtendRequestTask(services), QuotaReserveTask[ExtendContext](services),
+        [ExtractExtendRequestTask(services),
+         QuotaReserveTask[ExtendContext](services, EXTEND_RESERVE),
          MarkVolumeExtendingTask(services), VolumeExtendCastTask(services)],
         given=("volume_id", "new_size", "ctx"),
     )
@@ -319,7 +356,7 @@ class ExtractSnapshotRequestTask(_Task[SnapshotCreateContext]):
 
 class SnapshotEntryCreateTask(_Task[SnapshotCreateContext]):
     requires = ("volume", "reservation_id")
-    provides = ("record",)
+    provides = ("record", "committed")
 
     async def execute(self, c: SnapshotCreateContext) -> None:
         volume, body = c.volume, c.body
@@ -332,13 +369,15 @@ class SnapshotEntryCreateTask(_Task[SnapshotCreateContext]):
             description=body.description, metadata=dict(body.metadata),
             request_id=c.ctx.request_id, request_fp=c.fingerprint,
         )
-        await self.s.store.snapshots.add(record)
-        c.record = record
+        SNAPSHOT_ENTRY_BEFORE_COMMIT()
+        await self.s.store.snapshots.add(record, c.reservation_id)  # + the commit it owes
+        SNAPSHOT_ENTRY_AFTER_COMMIT()
+        c.record, c.committed = record, True
         self.s.publish_snapshot(record)
 
     async def revert(self, c: SnapshotCreateContext, failure: BaseException) -> None:
         if c.record is not None:
-            await self.s.store.snapshots.remove(c.record)
+            await self.s.store.snapshots.remove(c.record)  # + the release it owes
 
 
 class SnapshotCastTask(_Task[SnapshotCreateContext]):
@@ -348,16 +387,17 @@ class SnapshotCastTask(_Task[SnapshotCreateContext]):
         rec = c.record
         assert rec is not None and rec.host is not None
         body = NodeCreateSnapshot(rec.id, rec.volume_id, rec.size)
+        SNAPSHOT_CAST_BEFORE_SEND()
         self.s.cast_to_node(rec.host, "node.create_snapshot", body, c.ctx)
+        SNAPSHOT_CAST_AFTER_SEND()
 
 
 def snapshot_create_api(services: LifecycleServices) -> LinearFlow[SnapshotCreateContext]:
     return LinearFlow(
         "snapshot_create_api",
         [ExtractSnapshotRequestTask(services),
-         QuotaReserveTask[SnapshotCreateContext](services),
+         QuotaReserveTask[SnapshotCreateContext](services, SNAPSHOT_RESERVE),
          SnapshotEntryCreateTask(services),
-         QuotaCommitTask[SnapshotCreateContext](services),
          SnapshotCastTask(services)],
         given=("body", "ctx", "snapshot_id", "fingerprint"),
     )
@@ -388,7 +428,9 @@ class MarkSnapshotDeletingTask(_Task[SnapshotDeleteContext]):
         _check_snapshot_deletable(self.s, c.record)
         c.record.move(SnapshotStatus.DELETING)
         c.marked = True
+        SNAPSHOT_DELETE_MARK_BEFORE_COMMIT()
         await self.s.save_snapshot(c.record)
+        SNAPSHOT_DELETE_MARK_AFTER_COMMIT()
 
     async def revert(self, c: SnapshotDeleteContext, failure: BaseException) -> None:
         if c.marked and c.record is not None and c.record.status is SnapshotStatus.DELETING:
@@ -406,7 +448,9 @@ class SnapshotDeleteCastTask(_Task[SnapshotDeleteContext]):
             await self.s.finish_snapshot_delete(rec, c.ctx)
         else:
             body = NodeDeleteSnapshot(rec.id, rec.volume_id)
+            SNAPSHOT_DELETE_CAST_BEFORE_SEND()
             self.s.cast_to_node(rec.host, "node.delete_snapshot", body, c.ctx)
+            SNAPSHOT_DELETE_CAST_AFTER_SEND()
 
 
 def snapshot_delete_api(services: LifecycleServices) -> LinearFlow[SnapshotDeleteContext]:

@@ -68,6 +68,10 @@ class QuotaSyncer:
         store = self.gw.store
         usage = count_usage(body.project, store.volumes.values(),
                             store.snapshots.snapshots.values())
+        if store.journal.owes(body.project):
+            raise InvalidState(f"quota changes of {body.project} are still being sent to the "
+                               "quota actor; sync when they are taken",
+                               {"project": body.project})
         reply = await self.gw.quota.call("quota.sync_usage", QuotaSyncUsage(
             body.project, usage, body.dry_run), req.ctx, timeout=10.0)
         return parse(QuotaSyncResult, reply, strict=False)

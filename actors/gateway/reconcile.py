@@ -1,6 +1,8 @@
 """The gateway's reconciler: finds stuck records, probes the nodes, applies
-``reconcile_rules.decide``; settles the reservations of extends that ended or
-were interrupted; mends attachments left attaching or detaching. The decisions
+``reconcile_rules.decide`` (an interrupted extend's reservation is rolled back in
+the same transaction as its move to ``error_extending``: the quota journal);
+rolls back the reservation of an extend whose volume was moved on otherwise (an
+admin's reset-state); mends attachments left attaching or detaching. The decisions
 and the table of what happens to what are in ``reconcile_rules``; this is the
 I/O around them. Each round that
 finds stuck records publishes a ``reconcile`` event (``stuck``: their ids,
@@ -76,27 +78,21 @@ class Reconciler:
         if stuck:
             self.gw.events.emit("reconcile", stuck=[s.id for s in stuck],
                                 acted=[a.stuck.id for a in actions])
-        await self.settle_extends()
+        await self.end_orphan_extends()
         await self.mend_attachments(before)
         return actions
 
-    async def settle_extends(self) -> None:
-        """Give the quota actor what each finished or interrupted extend owes it: the
-        reported outcome, or a rollback for an extend whose volume no longer extends."""
+    async def end_orphan_extends(self) -> None:
+        """An extend reservation whose volume no longer extends (reset by an admin, or
+        gone) is rolled back: owed to the quota actor through the journal."""
         store = self.gw.store
-        for volume_id, pending in list(store.extends.items()):
+        for volume_id, reservation_id in list(store.extends.items()):
             rec = store.volumes.get(volume_id)
-            if not pending.outcome and rec is not None and rec.status is V.EXTENDING:
-                continue  # still running (or stuck: decided above, settled next round)
-            ctx = _context(rec.project_id if rec is not None else "admin")
-            outcome = pending.outcome or "rollback"
-            if await self.lifecycle.settle_extend(pending.reservation_id, outcome, ctx) \
-                    and store.extends.get(volume_id) == pending:
-                log.warning("reconcile: extend reservation %s of volume %s: %s",
-                            pending.reservation_id, volume_id, outcome)
-                done = store.queue_extend_done(volume_id)
-                if done is not None:
-                    await done
+            if rec is not None and rec.status is V.EXTENDING:
+                continue  # still running (or stuck: decided above)
+            log.warning("reconcile: extend reservation %s of volume %s rolled back",
+                        reservation_id, volume_id)
+            await store.end_extend(rec, volume_id, "rollback")
 
     async def mend_attachments(self, before: float) -> None:
         """Attachments that have stayed attaching or detaching since ``before``."""
@@ -199,6 +195,9 @@ class Reconciler:
         rec.status, rec.reason = new, action.reason
         if action.node and rec.host is None:
             rec.host = self.gw.cfg.node(action.node).backend_id
+        if new is V.ERROR_EXTENDING:
+            await self.lifecycle.end_extend(rec, "rollback")  # with its reservation's end
+            return
         await self.gw.store.save_status(rec)
         self.gw.publish(rec)
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 from cinderblock.actors.gateway.guards import stored_fingerprint
 from cinderblock.actors.gateway.paging import ListingIndex
+from cinderblock.actors.gateway.quota_journal import QuotaJournal
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_snapshot_move
@@ -112,7 +113,8 @@ class SnapshotRecord:
 class SnapshotStore:
     """Snapshots by id, by volume and by request; volume sources and clones."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, journal: QuotaJournal) -> None:
+        self.journal = journal
         self.db = db
         self.snapshots: dict[str, SnapshotRecord] = {}
         self.listing = ListingIndex()  # snapshots in listing order, for pages
@@ -174,19 +176,28 @@ class SnapshotStore:
     def of_volume(self, volume_id: str) -> list[SnapshotRecord]:
         return [self.snapshots[i] for i in sorted(self.by_volume.get(volume_id, ()))]
 
-    async def add(self, rec: SnapshotRecord) -> None:
+    async def add(self, rec: SnapshotRecord, reservation_id: str | None = None) -> None:
+        """The new record and, in the same transaction, the commit of its
+        reservation it owes the quota actor (``quota_journal``)."""
         self._remember(rec)
+        written = self.db.write(INSERT_SNAPSHOT, rec.row())
+        if reservation_id is not None:
+            self.journal.owe_commit(reservation_id, rec.project_id)
         try:
-            await self.db.write(INSERT_SNAPSHOT, rec.row())
+            await written
         except Exception:
             self._forget(rec)
             raise
 
     async def remove(self, rec: SnapshotRecord) -> None:
+        """The row goes and, in the same transaction, the release of its quota is owed
+        (``quota_journal``; op id ``release:snapshot:<id>``: given back once)."""
         self._forget(rec)
         written = self.db.write(DELETE_SNAPSHOT, (rec.id,))
         self._removing[rec.id] = rec  # until its batch is settled (see install)
         written.add_done_callback(partial(settled_removal, self._removing, rec))
+        self.journal.owe_release(f"release:snapshot:{rec.id}", rec.project_id,
+                                 {"snapshots": 1, "gigabytes": rec.size})
         await written
 
     async def save_details(self, rec: SnapshotRecord) -> None:

@@ -50,6 +50,7 @@ from typing import Any
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
 from cinderblock.actors.gateway.guards import stored_fingerprint
 from cinderblock.actors.gateway.paging import ListingIndex
+from cinderblock.actors.gateway.quota_journal import JOURNAL_SCHEMA, QuotaJournal
 from cinderblock.actors.gateway.snapshot_store import (
     SNAPSHOT_SCHEMA,
     SnapshotRecord,
@@ -89,12 +90,16 @@ CREATE TABLE IF NOT EXISTS volume_types (
     extra_specs TEXT NOT NULL, is_public INTEGER NOT NULL
 );
 """
-SCHEMA_VERSION = 2  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 3  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
     1: "CREATE TABLE IF NOT EXISTS pending_extends (volume_id TEXT PRIMARY KEY, "
        "reservation_id TEXT NOT NULL, outcome TEXT NOT NULL);",
+    # 2 -> 3: the quota journal; what an ended extend still owed moves into it.
+    2: JOURNAL_SCHEMA + "INSERT INTO quota_journal (kind, op_id, reservation_id, project, "
+       "deltas) SELECT outcome, reservation_id, reservation_id, '', '{}' FROM pending_extends "
+       "WHERE outcome != ''; DELETE FROM pending_extends WHERE outcome != '';",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -116,19 +121,13 @@ DELETE_TYPE = "DELETE FROM volume_types WHERE id=?"
 DELETE_TYPE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=?"
 ADD_ACCESS = "INSERT OR IGNORE INTO volume_type_access VALUES (?, ?)"
 REMOVE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=? AND project_id=?"
-INSERT_EXTEND = "INSERT OR REPLACE INTO pending_extends VALUES (?, ?, ?)"
+INSERT_EXTEND = "INSERT OR REPLACE INTO pending_extends VALUES (?, ?, '')"
 DELETE_EXTEND = "DELETE FROM pending_extends WHERE volume_id=?"
 MADE_BY = ("SELECT id, request_fp FROM volumes WHERE project_id=? AND request_id=? "
            "AND created_at>? ORDER BY created_at DESC LIMIT 1")
 REQUEST_ID_TTL_S = 24 * 3600.0  # a request id names its volume for a day (EC2's client tokens)
 NO_METADATA: dict[str, str] = {}  # shared by every volume without metadata; never changed
 _STATUSES = {s.value: s for s in VolumeStatus}
-
-
-@dataclass(frozen=True, slots=True)
-class PendingExtend:
-    reservation_id: str
-    outcome: str  # "": the extend runs; "commit" / "rollback": owed to the quota actor
 
 
 @dataclass(slots=True)
@@ -183,13 +182,14 @@ class VolumeRecord:
 
 class GatewayStore:
     def __init__(self, path: Path, synchronous: str) -> None:
-        self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA, synchronous,
-                           version=SCHEMA_VERSION, migrations=MIGRATIONS, reread=self.reread)
+        self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA,
+                           synchronous, version=SCHEMA_VERSION, migrations=MIGRATIONS,
+                           reread=self.reread)
         self._other_rows: tuple[Reread, ...] = ()  # the other owners of rows in this file
-        # volume id -> its extend's quota reservation and what is owed to it ("" while
-        # the extend runs, then "commit" or "rollback" until the quota actor has it)
-        self.extends: dict[str, PendingExtend] = {}
-        self.snapshots = SnapshotStore(self.db)
+        self.journal = QuotaJournal(self.db)  # what the gateway owes the quota actor
+        # volume id -> the quota reservation of its extend in progress (pending_extends)
+        self.extends: dict[str, str] = {}
+        self.snapshots = SnapshotStore(self.db, self.journal)
         self.volumes: dict[str, VolumeRecord] = {}
         self.listing = ListingIndex()  # volumes in listing order, for pages
         # (project, request id) -> a volume whose row is not committed yet
@@ -227,9 +227,11 @@ class GatewayStore:
         return restore
 
     async def load_volumes(self, types: dict[str, VolumeType]) -> None:
-        """Put every volume and snapshot of the file in memory (a start)."""
+        """Put every volume and snapshot of the file in memory (a start), and what the
+        quota journal still owes."""
         install = await self.db.run(partial(self.read_volumes, types))
         install()
+        await self.journal.load()
 
     def read_volumes(self, types: dict[str, VolumeType], conn: sqlite3.Connection
                      ) -> Callable[[], None]:
@@ -248,9 +250,8 @@ class GatewayStore:
         for vid, bootable, readonly in conn.execute("SELECT * FROM volume_flags"):
             if (rec := by_id.get(vid)) is not None:
                 rec.bootable, rec.readonly = bool(bootable), bool(readonly)
-        rows = conn.execute(
-            "SELECT volume_id, reservation_id, outcome FROM pending_extends").fetchall()
-        extends = {vid: PendingExtend(rid, outcome) for vid, rid, outcome in rows}
+        rows = conn.execute("SELECT volume_id, reservation_id FROM pending_extends").fetchall()
+        extends = {vid: rid for vid, rid in rows}
         sources = conn.execute(
             "SELECT volume_id, snapshot_id, source_volid FROM volume_sources").fetchall()
         for volume_id, snapshot_id, source_volid in sources:
@@ -259,7 +260,7 @@ class GatewayStore:
         snapshots = self.snapshots.read(conn)
         return partial(self._install, by_id, extends, snapshots)
 
-    def _install(self, volumes: dict[str, VolumeRecord], extends: dict[str, PendingExtend],
+    def _install(self, volumes: dict[str, VolumeRecord], extends: dict[str, str],
                  snapshots: list[SnapshotRecord]) -> None:
         """On the loop: memory becomes what was read; a volume already in memory (or
         being removed) keeps its record, with the row's fields."""
@@ -301,12 +302,17 @@ class GatewayStore:
         if rec.request_id:
             self._unwritten[(rec.project_id, rec.request_id)] = rec
 
-    async def add_volume(self, rec: VolumeRecord) -> None:
+    async def add_volume(self, rec: VolumeRecord, reservation_id: str | None = None) -> None:
+        """The new record and, in the same transaction, the commit of its reservation
+        it owes the quota actor (``quota_journal``)."""
         self._remember(rec)
         self.snapshots.remember_source(rec)
         writes = [(INSERT_VOLUME, rec.row()), *self.snapshots.source_writes(rec)]
+        queued = [self.db.write(sql, params) for sql, params in writes]
+        if reservation_id is not None:
+            self.journal.owe_commit(reservation_id, rec.project_id)
         try:
-            for write in [self.db.write(sql, params) for sql, params in writes]:
+            for write in queued:
                 await write
         except Exception:
             self.snapshots.forget_source(rec)
@@ -323,12 +329,16 @@ class GatewayStore:
             del self._unwritten[(rec.project_id, rec.request_id)]
 
     async def remove_volume(self, rec: VolumeRecord) -> None:
+        """The row goes and, in the same transaction, the release of its quota is owed
+        (``quota_journal``; op id ``release:volume:<id>``: given back once)."""
         self._forget(rec)
         writes = [(DELETE_VOLUME, (rec.id,)), (DELETE_FLAGS, (rec.id,)),
                   *self.snapshots.source_removal_writes(rec)]
         queued = [self.db.write(sql, params) for sql, params in writes]
         self._removing[rec.id] = rec  # until its batch is settled (see _install)
         queued[-1].add_done_callback(partial(settled_removal, self._removing, rec))
+        self.journal.owe_release(f"release:volume:{rec.id}", rec.project_id,
+                                 {"volumes": 1, "gigabytes": rec.size})
         for write in queued:
             await write
 
@@ -345,8 +355,11 @@ class GatewayStore:
         await self.queue_status(rec)
 
     async def save_size(self, rec: VolumeRecord) -> None:
+        await self.queue_size(rec)
+
+    def queue_size(self, rec: VolumeRecord) -> asyncio.Future[None]:
         rec.updated_at = time.time()
-        await self.db.write(
+        return self.db.write(
             UPDATE_SIZE, (rec.size, rec.status.value, rec.reason, rec.updated_at, rec.id)
         )
 
@@ -360,18 +373,29 @@ class GatewayStore:
         await details
         await flags
 
-    def queue_extend(self, volume_id: str, reservation_id: str, outcome: str = ""
-                     ) -> asyncio.Future[None]:
-        """Remember an extend's reservation and what it is owed (queued: committed with
-        the status it goes with)."""
-        self.extends[volume_id] = PendingExtend(reservation_id, outcome)
-        return self.db.write(INSERT_EXTEND, (volume_id, reservation_id, outcome))
+    async def start_extend(self, rec: VolumeRecord, reservation_id: str) -> None:
+        """The volume's status (``extending``) and its reservation, in one transaction:
+        the reservation is referenced while the extend runs, so no restart abandons it."""
+        self.extends[rec.id] = reservation_id
+        kept = self.db.write(INSERT_EXTEND, (rec.id, reservation_id))
+        status = self.queue_status(rec)
+        await kept
+        await status
 
-    def queue_extend_done(self, volume_id: str) -> asyncio.Future[None] | None:
-        """Forget it: the reservation was committed or rolled back."""
-        if self.extends.pop(volume_id, None) is None:
-            return None
-        return self.db.write(DELETE_EXTEND, (volume_id,))
+    async def end_extend(self, rec: VolumeRecord | None, volume_id: str, outcome: str) -> None:
+        """The extend's end: the record's size and status (if it is still there) and,
+        in the same transaction, the ``commit`` or ``rollback`` of its reservation owed."""
+        reservation_id = self.extends.pop(volume_id, None)
+        queued = [] if rec is None else [self.queue_size(rec)]
+        if reservation_id is not None:
+            queued.append(self.db.write(DELETE_EXTEND, (volume_id,)))
+            project = rec.project_id if rec is not None else ""
+            if outcome == "commit":
+                self.journal.owe_commit(reservation_id, project)
+            else:
+                self.journal.owe_rollback(reservation_id, project)
+        for write in queued:
+            await write
 
     async def add_type(self, vtype: VolumeType) -> None:
         await self.db.write(

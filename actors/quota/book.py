@@ -29,11 +29,26 @@ below in_use + reserved (per_volume_gigabytes is exempt), nor above 2^31 - 1;
 QuotaError otherwise. Deltas and usages are at most ``MAX_AMOUNT`` either way, so
 no sum the book makes leaves SQLite's integer range.
 
-Idempotency: a reserve retried with the same id and deltas returns the pending
-reservation; a retried commit of a committed id, or rollback of a rolled-back
-or expired id, is a no-op with an empty Change. The record of finished ids is
-in memory and bounded (``finished_memory``), so after a restart a retried
-commit gets ReservationNotFound.
+Idempotency, durable: a reserve retried with the same id and deltas returns the
+pending reservation; a retried commit of a committed id, or rollback of a
+rolled-back or expired id, is a no-op with an empty Change; a ``release`` with an
+``op_id`` is applied once. Every finished reservation id and applied op id is a
+``finished`` row of the Change that finished it, so the store keeps it in the same
+transaction as the usage it changed: after a restart a replayed op is still known
+as done. ``forget_finished(before)`` drops the rows older than the replay window.
+
+``apply(ops)`` takes an ordered batch of ``JournalOp`` (the gateway's quota
+journal, see ``actors/gateway/quota_journal.py``) and answers one outcome per op:
+``done``, ``repeat`` (applied before: nothing changed), or ``refused: <why>``
+(an op that can never apply, e.g. the commit of a reservation rolled back). The
+rollback of a reservation never made (a reserve whose answer the gateway never got)
+is ``done``: the id is remembered as rolled back, so the reserve is refused if it
+arrives after all.
+
+Abandoned reservations: a gateway makes reservation ids ``<incarnation>.<uuid>``.
+Once a restarted gateway has replayed its journal, ``rollback_abandoned`` rolls
+back the pending reservations of its earlier incarnations that it no longer
+references (no day-long wait for ``expire``).
 
 Errors::
 
@@ -44,10 +59,10 @@ Errors::
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 USAGES = ("volumes", "gigabytes", "snapshots")  # the resources with in_use and reserved
@@ -65,6 +80,8 @@ MAX_AMOUNT = (1 << 53) - 1  # one delta or usage: far past any limit, sums stay 
 
 UsageRow = tuple[str, str, int, int]  # project, resource, in_use, reserved
 LimitRow = tuple[str, str, int]  # project, resource, limit
+FinishedRow = tuple[str, str, float]  # reservation or op id, outcome, when
+KEEP_FINISHED_S = 7 * 86400.0  # how long a finished id is remembered (the replay window)
 
 
 class QuotaError(Exception):
@@ -137,17 +154,21 @@ class Change:
     """What the store must persist after one operation (or a merged batch).
 
     Apply in this order: delete ``removed`` reservations, insert ``added``,
-    upsert ``usages`` and ``limits`` rows (they carry resulting values).
+    upsert ``usages`` and ``limits`` rows (they carry resulting values), insert
+    ``finished`` ids, delete ``forgotten`` ones. All in one transaction.
     """
 
     usages: tuple[UsageRow, ...] = ()
     added: tuple[Reservation, ...] = ()
     removed: tuple[str, ...] = ()
     limits: tuple[LimitRow, ...] = ()
+    finished: tuple[FinishedRow, ...] = ()
+    forgotten: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.usages or self.added or self.removed or self.limits)
+        return not (self.usages or self.added or self.removed or self.limits
+                    or self.finished or self.forgotten)
 
     @classmethod
     def merge(cls, changes: Iterable[Change]) -> Change:
@@ -156,6 +177,8 @@ class Change:
         limits: dict[tuple[str, str], LimitRow] = {}
         added: dict[str, Reservation] = {}
         removed: dict[str, None] = {}
+        finished: dict[str, FinishedRow] = {}
+        forgotten: dict[str, None] = {}
         for change in changes:
             for rid in change.removed:
                 if added.pop(rid, None) is None:
@@ -163,9 +186,35 @@ class Change:
             added.update((r.id, r) for r in change.added)
             usages.update(((row[0], row[1]), row) for row in change.usages)
             limits.update(((row[0], row[1]), row) for row in change.limits)
+            for frow in change.finished:
+                finished[frow[0]] = frow
+                forgotten.pop(frow[0], None)
+            for fid in change.forgotten:
+                finished.pop(fid, None)
+                forgotten[fid] = None
         return cls(
-            tuple(usages.values()), tuple(added.values()), tuple(removed), tuple(limits.values())
+            tuple(usages.values()), tuple(added.values()), tuple(removed), tuple(limits.values()),
+            tuple(finished.values()), tuple(forgotten),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class JournalOp:
+    """One quota change the gateway owes, as its journal holds it.
+
+    ``commit`` / ``rollback`` name a reservation (its id is the op's id);
+    ``release`` gives ``deltas`` of ``project`` back once per ``op_id``.
+    """
+
+    kind: str
+    op_id: str
+    reservation_id: str = ""
+    project: str = ""
+    deltas: Mapping[str, int] = field(default_factory=dict)
+
+
+JOURNAL_KINDS = ("commit", "rollback", "release")
+DONE, REPEAT = "done", "repeat"
 
 
 NO_CHANGE = Change()
@@ -184,15 +233,12 @@ def _put(rows: _Rows, project: str, resource: str, usage: Usage) -> None:
 class QuotaBook:
     """Limits, usages and reservations of every project, kept in dicts."""
 
-    def __init__(
-        self, default_limits: Mapping[str, int] = DEFAULT_LIMITS, *, finished_memory: int = 100_000
-    ) -> None:
+    def __init__(self, default_limits: Mapping[str, int] = DEFAULT_LIMITS) -> None:
         self._defaults = {**DEFAULT_LIMITS, **_check_limits(default_limits)}
         self._limits: dict[str, dict[str, int]] = {}
         self._usages: dict[str, dict[str, Usage]] = {}
         self._pending: dict[str, Reservation] = {}
-        self._finished: OrderedDict[str, str] = OrderedDict()
-        self._finished_memory = finished_memory
+        self._finished: dict[str, tuple[str, float]] = {}  # id -> (outcome, when)
 
     # -- state in and out ----------------------------------------------------
 
@@ -201,10 +247,12 @@ class QuotaBook:
         limits: Iterable[tuple[str, str, int]],
         usages: Iterable[tuple[str, str, int, int]],
         reservations: Iterable[Reservation],
+        finished: Iterable[FinishedRow] = (),
     ) -> None:
-        """Replace the whole state with rows from the store (as ``dump`` returns)."""
+        """Replace the whole state with rows from the store (as ``dump`` and
+        ``finished_rows`` return)."""
         self._limits, self._usages, self._pending = {}, {}, {}
-        self._finished.clear()
+        self._finished = {fid: (outcome, at) for fid, outcome, at in finished}
         for project, resource, limit in limits:
             _check_limits({resource: limit})
             self._limits.setdefault(project, {})[resource] = limit
@@ -224,6 +272,10 @@ class QuotaBook:
         ]
         pending = sorted(self._pending.values(), key=lambda r: r.id)
         return sorted(limits), sorted(usages), pending
+
+    def finished_rows(self) -> list[FinishedRow]:
+        """Every remembered finished id, sorted: the fourth argument of ``load``."""
+        return sorted((fid, outcome, at) for fid, (outcome, at) in self._finished.items())
 
     # -- reads ---------------------------------------------------------------
 
@@ -279,7 +331,7 @@ class QuotaBook:
         self._pending[res.id] = res
         return res, Change(usages=tuple(rows.values()), added=(res,))
 
-    def commit(self, reservation_id: str) -> Change:
+    def commit(self, reservation_id: str, now: float | None = None) -> Change:
         """reserved -> in_use. A retried commit of a committed id is a no-op."""
         res = self._finish(reservation_id, _COMMITTED, (_COMMITTED,))
         if res is None:
@@ -297,26 +349,82 @@ class QuotaBook:
             else:
                 continue
             _put(rows, res.project, resource, usage)
-        return Change(usages=tuple(rows.values()), removed=(res.id,))
+        return Change(usages=tuple(rows.values()), removed=(res.id,),
+                      finished=(self._remember(res.id, _COMMITTED, now),))
 
-    def rollback(self, reservation_id: str) -> Change:
+    def rollback(self, reservation_id: str, now: float | None = None) -> Change:
         """Release what was reserved. Rolling back a rolled-back or expired id is a no-op."""
         res = self._finish(reservation_id, _ROLLED_BACK, (_ROLLED_BACK, _EXPIRED))
         if res is None:
             return NO_CHANGE
         rows: _Rows = {}
         self._release_reserved(res, rows)
-        return Change(usages=tuple(rows.values()), removed=(res.id,))
+        return Change(usages=tuple(rows.values()), removed=(res.id,),
+                      finished=(self._remember(res.id, _ROLLED_BACK, now),))
 
     def expire(self, now: float) -> tuple[list[str], Change]:
         """Roll back every pending reservation whose ``expires_at`` is before ``now``."""
-        expired = [rid for rid, r in self._pending.items() if r.expires_at < now]
+        return self._roll_back_all(
+            [rid for rid, r in self._pending.items() if r.expires_at < now], _EXPIRED, now)
+
+    def rollback_abandoned(self, incarnation: str, referenced: Collection[str],
+                           now: float | None = None) -> tuple[list[str], Change]:
+        """Roll back the pending reservations of a gateway's earlier incarnations
+        (ids ``<incarnation>.<uuid>``) that are not in ``referenced``."""
+        abandoned = [rid for rid in self._pending
+                     if "." in rid and rid.partition(".")[0] != incarnation
+                     and rid not in referenced]
+        return self._roll_back_all(abandoned, _ROLLED_BACK, now)
+
+    def _roll_back_all(self, ids: list[str], outcome: str, now: float | None
+                       ) -> tuple[list[str], Change]:
         rows: _Rows = {}
-        for rid in expired:
-            res = self._finish(rid, _EXPIRED, ())
+        finished = []
+        for rid in ids:
+            res = self._finish(rid, outcome, ())
             assert res is not None
             self._release_reserved(res, rows)
-        return expired, Change(usages=tuple(rows.values()), removed=tuple(expired))
+            finished.append(self._remember(rid, outcome, now))
+        return ids, Change(usages=tuple(rows.values()), removed=tuple(ids),
+                           finished=tuple(finished))
+
+    def forget_finished(self, before: float) -> Change:
+        """Forget the finished ids older than ``before`` (past the replay window)."""
+        old = tuple(fid for fid, (_, at) in self._finished.items() if at < before)
+        for fid in old:
+            del self._finished[fid]
+        return Change(forgotten=old)
+
+    # -- the gateway's journal -------------------------------------------------
+
+    def apply(self, ops: Sequence[JournalOp], now: float | None = None
+              ) -> tuple[list[str], Change]:
+        """Apply ``ops`` in order, each at most once; one outcome per op (see the
+        module text) and one Change for them all."""
+        outcomes: list[str] = []
+        changes: list[Change] = []
+        for op in ops:
+            try:
+                change = self._apply_one(op, now)
+            except QuotaError as exc:
+                outcomes.append(f"refused: {exc}")
+                continue
+            outcomes.append(REPEAT if change is NO_CHANGE else DONE)
+            changes.append(change)
+        return outcomes, Change.merge(changes)
+
+    def _apply_one(self, op: JournalOp, now: float | None) -> Change:
+        if op.kind == "commit":
+            return self.commit(op.reservation_id, now)
+        if op.kind == "rollback":
+            if op.reservation_id not in self._pending and op.reservation_id not in self._finished:
+                # never made (a reserve the gateway gave up on): remembered as rolled
+                # back, so that the reserve, should it still arrive, is refused
+                return Change(finished=(self._remember(op.reservation_id, _ROLLED_BACK, now),))
+            return self.rollback(op.reservation_id, now)
+        if op.kind == "release":
+            return self.release(op.project, op.deltas, op.op_id, now)
+        raise QuotaError(f"unknown journal op kind {op.kind!r}; expected one of {JOURNAL_KINDS}")
 
     # -- administration and reconciliation -----------------------------------
 
@@ -341,9 +449,13 @@ class QuotaBook:
         current.update(limits)
         return Change(limits=tuple(changed))
 
-    def release(self, project: str, deltas: Mapping[str, int]) -> Change:
-        """Give usage back (a deleted volume): in_use -= amount, never below 0."""
+    def release(self, project: str, deltas: Mapping[str, int], op_id: str = "",
+                now: float | None = None) -> Change:
+        """Give usage back (a deleted volume): in_use -= amount, never below 0.
+        With an ``op_id``, at most once: a repeat is a no-op."""
         _check_amounts(deltas, "release amount")
+        if op_id and op_id in self._finished:
+            return NO_CHANGE
         rows: _Rows = {}
         usages = self._usages.get(project, _NO_USAGES)
         for resource, amount in deltas.items():
@@ -351,7 +463,8 @@ class QuotaBook:
             if usage is not None and amount > 0 and usage.in_use > 0:
                 usage.in_use = max(0, usage.in_use - amount)
                 _put(rows, project, resource, usage)
-        return Change(usages=tuple(rows.values()))
+        finished = (self._remember(op_id, "released", now),) if op_id else ()
+        return Change(usages=tuple(rows.values()), finished=finished)
 
     def sync(self, project: str, in_use: Mapping[str, int]) -> Change:
         """Reconcile: set in_use to what really exists. Reserved is left alone."""
@@ -391,8 +504,8 @@ class QuotaBook:
             raise OverQuota(overs)
 
     def _retried(self, rid: str, project: str, deltas: Mapping[str, int]) -> Reservation | None:
-        if (outcome := self._finished.get(rid)) is not None:
-            raise QuotaError(f"reservation {rid} was already {outcome}")
+        if (finished := self._finished.get(rid)) is not None:
+            raise QuotaError(f"reservation {rid} was already {finished[0]}")
         res = self._pending.get(rid)
         if res is not None and (res.project != project or res.deltas != dict(deltas)):
             raise QuotaError(f"reservation {rid} exists with other deltas or project")
@@ -405,13 +518,15 @@ class QuotaBook:
             previous = self._finished.get(rid)
             if previous is None:
                 raise ReservationNotFound(f"no pending reservation {rid}")
-            if previous in repeats:
+            if previous[0] in repeats:
                 return None
-            raise QuotaError(f"reservation {rid} was already {previous}")
-        self._finished[rid] = outcome
-        if len(self._finished) > self._finished_memory:
-            self._finished.popitem(last=False)
+            raise QuotaError(f"reservation {rid} was already {previous[0]}")
         return res
+
+    def _remember(self, fid: str, outcome: str, now: float | None) -> FinishedRow:
+        at = time.time() if now is None else now
+        self._finished[fid] = (outcome, at)
+        return fid, outcome, at
 
     def _release_reserved(self, res: Reservation, rows: _Rows) -> None:
         usages = self._usages.get(res.project, _NO_USAGES)

@@ -4,6 +4,14 @@ All arithmetic is ``QuotaBook`` (plain code); this actor only parses
 requests, asks the book, writes the book's ``Change`` to its own SQLite file
 with group commit, and replies once the change is durable. Expired
 reservations are rolled back on a timer and at start.
+
+Exactly once: the gateway sends what its quota journal owes as ``quota.apply``
+(ordered ops, each with an id); the ids of finished reservations and applied
+ops are rows of ``finished_ops``, written in the same transaction as the usage
+they changed, so a batch replayed after any crash changes nothing twice. They
+are kept for ``KEEP_FINISHED_S`` (7 days) and pruned on the expire timer.
+``quota.rollback_abandoned`` rolls back what a dead gateway reserved and can no
+longer finish (see ``book.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +29,12 @@ from cinderblock.actors.quota import book as qb
 from cinderblock.actors.runtime.actor import Actor, AfterCommit, Request
 from cinderblock.actors.runtime.config import ClusterConfig
 from cinderblock.actors.runtime.database import Database
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.quota import (
+    QuotaAbandon,
+    QuotaAbandoned,
+    QuotaApplied,
+    QuotaApply,
     QuotaRelease,
     QuotaReserve,
     QuotaSet,
@@ -42,13 +55,27 @@ CREATE TABLE IF NOT EXISTS quota_usages (
     reserved INTEGER NOT NULL, PRIMARY KEY (project, resource));
 CREATE TABLE IF NOT EXISTS reservations (
     id TEXT PRIMARY KEY, project TEXT NOT NULL, deltas TEXT NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS finished_ops (
+    id TEXT PRIMARY KEY, outcome TEXT NOT NULL, at REAL NOT NULL);
 """
-SCHEMA_VERSION = 1  # PRAGMA user_version of quota.db (0: a file from before versions)
+SCHEMA_VERSION = 2  # PRAGMA user_version of quota.db (0: a file from before versions)
+MIGRATIONS = {
+    # 1 -> 2: finished reservation ids and applied op ids are kept on disk, so a
+    # quota change replayed after a restart is applied at most once.
+    1: "CREATE TABLE IF NOT EXISTS finished_ops (id TEXT PRIMARY KEY, outcome TEXT NOT NULL, "
+       "at REAL NOT NULL);",
+}
+INSERT_FINISHED = "INSERT OR REPLACE INTO finished_ops VALUES (?, ?, ?)"
+DELETE_FINISHED = "DELETE FROM finished_ops WHERE id=?"
 DELETE_RESERVATION = "DELETE FROM reservations WHERE id=?"
 INSERT_RESERVATION = "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?)"
 UPSERT_USAGE = "INSERT OR REPLACE INTO quota_usages VALUES (?, ?, ?, ?)"
 UPSERT_LIMIT = "INSERT OR REPLACE INTO quota_limits VALUES (?, ?, ?)"
 log = logging.getLogger(__name__)
+QUOTA_APPLY_BEFORE_COMMIT = declare("quota.apply.before_commit")
+QUOTA_APPLY_AFTER_COMMIT = declare("quota.apply.after_commit")
+QUOTA_RESERVE_BEFORE_COMMIT = declare("quota.reserve.before_commit")
+QUOTA_RESERVE_AFTER_COMMIT = declare("quota.reserve.after_commit")
 RESERVATION_EXPIRE_S = 86400.0  # Cinder's reservation_expire
 EXPIRE_EVERY_S = 60.0
 
@@ -62,7 +89,8 @@ class QuotaActor(Actor):
         self.heartbeat_s = cfg.heartbeat_s
         self.book = qb.QuotaBook({**qb.DEFAULT_LIMITS, **cfg.quota_defaults})
         self.db = Database(cfg.path("quota.db"), SCHEMA, cfg.synchronous,
-                           version=SCHEMA_VERSION, reread=self._reread)
+                           version=SCHEMA_VERSION, migrations=MIGRATIONS,
+                           reread=self._reread)
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -70,6 +98,8 @@ class QuotaActor(Actor):
             "quota.commit": self.on_commit,
             "quota.rollback": self.on_rollback,
             "quota.release": self.on_release,
+            "quota.apply": self.on_apply,
+            "quota.rollback_abandoned": self.on_rollback_abandoned,
             "quota.show": self.on_show,
             "quota.set": self.on_set,
             "quota.sync_usage": self.on_sync_usage,
@@ -101,11 +131,15 @@ class QuotaActor(Actor):
             "SELECT project, resource, in_use, reserved FROM quota_usages").fetchall()
         rows = conn.execute("SELECT id, project, deltas, expires_at FROM reservations").fetchall()
         reservations = [qb.Reservation(i, p, json.loads(d), e) for i, p, d, e in rows]
-        return partial(self.book.load, limits, usages, reservations)
+        finished = conn.execute("SELECT id, outcome, at FROM finished_ops").fetchall()
+        return partial(self.book.load, limits, usages, reservations, finished)
 
     async def _expire(self) -> None:
-        expired, change = self.book.expire(time.time())
-        if not expired:
+        now = time.time()
+        expired, change = self.book.expire(now)
+        forgotten = self.book.forget_finished(now - qb.KEEP_FINISHED_S)
+        change = qb.Change.merge([change, forgotten])
+        if change.empty:
             return
         try:
             await self._persist(change)
@@ -131,6 +165,10 @@ class QuotaActor(Actor):
             committed = db.write(UPSERT_USAGE, row)
         for lrow in change.limits:
             committed = db.write(UPSERT_LIMIT, lrow)
+        for frow in change.finished:
+            committed = db.write(INSERT_FINISHED, frow)
+        for fid in change.forgotten:
+            committed = db.write(DELETE_FINISHED, (fid,))
         return committed  # one future for the whole batch these writes joined
 
     # ---- handlers: plain functions; each reply waits for its commit ---------
@@ -147,7 +185,10 @@ class QuotaActor(Actor):
             raise OverQuota(str(exc), exc.details()) from exc
         except qb.QuotaError as exc:
             raise InvalidInput(str(exc)) from exc
-        return AfterCommit(self._persist(change), Reservation(res.id, res.expires_at))
+        QUOTA_RESERVE_BEFORE_COMMIT()
+        committed = self._persist(change)
+        committed.add_done_callback(_after_reserve_commit)
+        return AfterCommit(committed, Reservation(res.id, res.expires_at))
 
     def on_commit(self, req: Request) -> AfterCommit:
         return self._end_reservation(self.book.commit, req.body)
@@ -173,6 +214,31 @@ class QuotaActor(Actor):
         except qb.QuotaError as exc:
             raise InvalidInput(str(exc)) from exc
         return AfterCommit(self._persist(change), Empty())
+
+    def on_apply(self, req: Request) -> AfterCommit:
+        """The gateway's journal: ordered ops, each applied at most once; the reply
+        (one outcome per op) goes once their effect and ids are durable."""
+        body: QuotaApply = req.body
+        ops = [qb.JournalOp(op.kind, op.op_id, op.reservation_id, op.project, op.deltas)
+               for op in body.ops]
+        outcomes, change = self.book.apply(ops)
+        for op, outcome in zip(ops, outcomes, strict=True):
+            if outcome.startswith("refused"):
+                log.error("quota.apply %s %s: %s", op.kind, op.op_id, outcome)
+        QUOTA_APPLY_BEFORE_COMMIT()
+        committed = self._persist(change)
+        committed.add_done_callback(_after_apply_commit)
+        return AfterCommit(committed, QuotaApplied(tuple(outcomes)))
+
+    def on_rollback_abandoned(self, req: Request) -> AfterCommit:
+        body: QuotaAbandon = req.body
+        if not body.incarnation:
+            raise InvalidInput("an incarnation is required", {"field": "incarnation"})
+        ids, change = self.book.rollback_abandoned(body.incarnation, frozenset(body.referenced))
+        if ids:
+            log.warning("rolled back %d reservations a gateway left behind: %s", len(ids),
+                        ", ".join(ids[:10]))
+        return AfterCommit(self._persist(change), QuotaAbandoned(tuple(ids)))
 
     def _view(self, project: str) -> QuotaSet:
         usage = self.book.usage(project)
@@ -214,3 +280,13 @@ class QuotaActor(Actor):
             raise InvalidInput(str(exc)) from exc
         return AfterCommit(self._persist(change), self._view(body.project))
 
+
+
+def _after_apply_commit(committed: asyncio.Future[None]) -> None:
+    if not committed.cancelled() and committed.exception() is None:
+        QUOTA_APPLY_AFTER_COMMIT()  # durable, the gateway not answered yet
+
+
+def _after_reserve_commit(committed: asyncio.Future[None]) -> None:
+    if not committed.cancelled() and committed.exception() is None:
+        QUOTA_RESERVE_AFTER_COMMIT()

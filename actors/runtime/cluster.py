@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,8 +39,9 @@ class Cluster:
     """
 
     def __init__(self, cfg: ClusterConfig, supervisor: bool = False,
-                 log_format: str = "text") -> None:
+                 log_format: str = "text", env: Mapping[str, str] | None = None) -> None:
         self.cfg = cfg
+        self.env = dict(env or {})  # given to every actor on top of ours (failpoints)
         self.supervisor = supervisor
         self.log_format = log_format  # text, or json (one object a line)
         self.data_dir = Path(cfg.data_dir)
@@ -103,7 +105,7 @@ class Cluster:
         # (a crash before logging starts) to NAME.stderr
         cmd += ["--log-file", str(self.log_path(name)), "--log-format", self.log_format]
         log = open(self.log_path(name, "stderr"), "ab")  # noqa: SIM115 (child owns it)
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         if self.supervisor:
             env[PARENT_PID_ENV] = str(os.getpid())
         # glibc: buffers of 256 KiB and more are mapped and unmapped, never kept in the

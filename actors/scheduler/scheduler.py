@@ -24,6 +24,7 @@ import zmq
 
 from cinderblock.actors.runtime.actor import Actor, Link, Request
 from cinderblock.actors.runtime.config import ClusterConfig
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.actors.scheduler.capacity import BackendStats, stats_from_message
 from cinderblock.actors.scheduler.capacity_index import CapacityIndex
 from cinderblock.actors.scheduler.create_flow import ScheduleContext, volume_create_scheduler
@@ -42,6 +43,8 @@ from cinderblock.protocol.wire.schema import SchemaError, dump, parse
 from cinderblock.protocol.wire.transport import Channel, tune
 
 log = logging.getLogger(__name__)
+SCHEDULE_BEFORE_SEND = declare("scheduler.schedule_create.before_send")
+SCHEDULE_AFTER_SEND = declare("scheduler.schedule_create.after_send")
 GATEWAY = b"gateway"
 WARM_UP_HEARTBEATS = 2  # how long a new scheduler waits for the nodes' first stats
 
@@ -136,8 +139,9 @@ class Scheduler(Actor):
             log.info("backend %s is up again", msg.backend)
             self.events.emit("liveness", subject=msg.backend, state="up")
         if seen.lost:
-            self._fail(seen.lost, f"storage node {msg.backend} was restarted while it was "
-                                  "creating this volume: the create was lost")
+            self._fail(seen.lost, msg.backend,
+                       f"storage node {msg.backend} was restarted while it was "
+                       "creating this volume: the create was lost")
 
     def _sweep(self) -> None:
         """Mark the nodes that went silent down; fail the creates they may still hold."""
@@ -147,22 +151,27 @@ class Scheduler(Actor):
                         backend, silent, len(held))
             self.events.emit("liveness", subject=backend, state="down",
                              volume_ids=[h.volume_id for h in held])
-            self._fail(held, f"storage node {backend} stopped reporting (no stats for "
-                             f"{silent:g}s) while it was creating this volume: the create "
-                             "is taken as lost")
+            self._fail(held, backend,
+                       f"storage node {backend} stopped reporting (no stats for "
+                       f"{silent:g}s) while it was creating this volume: the create "
+                       "is taken as lost")
 
-    def _fail(self, held: list[Held[Context]], reason: str) -> None:
+    def _fail(self, held: list[Held[Context]], backend: str, reason: str) -> None:
         """The gateway applies this to volumes still ``creating`` only: one that the
-        node finished meanwhile keeps its status."""
+        node finished meanwhile keeps its status. The backend the create was cast to
+        is recorded as the volume's host: the node may have made the file before it
+        died, and the volume's delete then removes it there (deletes are idempotent)."""
         for h in held:
-            update = VolumeUpdate(h.volume_id, VolumeStatus.ERROR, None, reason)
+            update = VolumeUpdate(h.volume_id, VolumeStatus.ERROR, backend, reason)
             try:
                 self.router.cast("volume.update", update, h.note, to=GATEWAY)
             except CinderblockError as exc:
                 log.warning("could not fail volume %s: %s", h.volume_id, exc.message)
 
     def cast_to_node(self, host: str, body: NodeCreateVolume, ctx: Context) -> None:
+        SCHEDULE_BEFORE_SEND()
         self.router.cast("node.create_volume", body, ctx, to=host.encode())
+        SCHEDULE_AFTER_SEND()
         self.liveness.placed(body.backend, body.sched_seq, body.request.volume_id, ctx,
                              time.monotonic())
 

@@ -34,6 +34,8 @@ from cinderblock.protocol.messages.lifecycle import (
     VolumeExtended,
 )
 from cinderblock.protocol.messages.quota import (
+    QuotaAbandon,
+    QuotaApply,
     QuotaRelease,
     QuotaReserve,
     QuotaShow,
@@ -117,6 +119,8 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "quota.commit": (ReservationRef, GATEWAY),
     "quota.rollback": (ReservationRef, GATEWAY),
     "quota.release": (QuotaRelease, GATEWAY),
+    "quota.apply": (QuotaApply, GATEWAY),
+    "quota.rollback_abandoned": (QuotaAbandon, GATEWAY),
     "quota.sync": (QuotaSync, ADMINS),
     "quota.sync_usage": (QuotaSyncUsage, GATEWAY),
     # scheduling (backend.list: client -> gateway -> scheduler)

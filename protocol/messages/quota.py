@@ -63,3 +63,49 @@ class Reservation:
 class QuotaRelease:
     project: str
     deltas: dict[str, int]
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class QuotaOp:
+    """One quota change the gateway's journal owes: ``commit`` or ``rollback`` of
+    ``reservation_id``, or ``release`` of ``deltas`` of ``project``; ``op_id``
+    makes it apply at most once."""
+
+    kind: str
+    op_id: str
+    reservation_id: str = ""
+    project: str = ""
+    deltas: dict[str, int] = field(default_factory=dict)
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class QuotaApply:
+    """``quota.apply``: ordered ops, applied in order, each at most once."""
+
+    ops: tuple[QuotaOp, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class QuotaApplied:
+    """One outcome per op: ``done``, ``repeat`` or ``refused: <why>``."""
+
+    outcomes: tuple[str, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class QuotaAbandon:
+    """``quota.rollback_abandoned``: roll back the pending reservations of the
+    gateway's incarnations before ``incarnation`` not in ``referenced``."""
+
+    incarnation: str
+    referenced: tuple[str, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class QuotaAbandoned:
+    rolled_back: tuple[str, ...] = ()

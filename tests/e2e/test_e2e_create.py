@@ -17,7 +17,7 @@ from cinderblock.protocol.wire.errors import InvalidInput, NotFound, OverQuota
 from tests.conftest import GIB, E2ECluster, EventTap, flow_events, flow_states, task_states
 
 API_TASKS = ["ExtractVolumeRequestTask", "QuotaReserveTask", "EntryCreateTask",
-             "QuotaCommitTask", "VolumeCastTask"]
+             "VolumeCastTask"]
 SCHEDULER_TASKS = ["ExtractSchedulerSpecTask", "ScheduleCreateVolumeTask"]
 MANAGER_TASKS = ["ExtractVolumeRefTask", "OnFailureRescheduleTask", "ExtractVolumeSpecTask",
                  "NotifyVolumeActionTask", "CreateVolumeFromSpecTask",

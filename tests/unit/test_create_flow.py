@@ -1,7 +1,8 @@
 """The gateway's create flow (``volume_create_api``) in memory: a real store on a
-temporary SQLite file and a real ``QuotaBook`` answering the quota calls. What its
-reverts undo, in which order: a committed reservation is released, the entry
-destroyed, an uncommitted reservation rolled back."""
+temporary SQLite file and a real ``QuotaBook`` answering the quota calls and taking
+what the quota journal owes. What its reverts undo, in which order: the entry is
+destroyed and its release owed after the commit it owed; a reservation with no
+entry is rolled back."""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_crea
 from cinderblock.actors.gateway.volume_request import TypeCatalog
 from cinderblock.actors.gateway.volume_store import GatewayStore
 from cinderblock.actors.quota.book import QuotaBook
-from cinderblock.protocol.messages.quota import QuotaRelease, QuotaReserve, ReservationRef
+from cinderblock.protocol.messages.quota import QuotaReserve
 from cinderblock.protocol.messages.scheduling import ScheduleRequest
 from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import OverQuota, PeerGone
+from cinderblock.protocol.wire.errors import OverQuota, PeerGone, Timeout
 from cinderblock.protocol.wire.schema import dump
 from tests.conftest import EventRecorder, open_gateway_store
+from tests.unit.journal_delivery import deliver
 
 ME = Context("demo", "demo", ("member",), "req-1")
 
@@ -42,20 +44,18 @@ class Gateway:
         self.scheduled: list[ScheduleRequest] = []
         self.scheduler_up = True
         self.refuse: str | None = None
+        self.book_first = False
 
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]:
         self.quota_ops.append(op)
         if op == self.refuse:
             raise OverQuota(f"{op} refused", {})
-        if isinstance(body, QuotaReserve):
-            res, _ = self.book.reserve(body.project, body.deltas, time.time())
-            return {"reservation_id": res.id, "expires_at": res.expires_at}
-        if isinstance(body, ReservationRef):
-            (self.book.commit if op == "quota.commit" else self.book.rollback)(
-                body.reservation_id)
-        elif isinstance(body, QuotaRelease):
-            self.book.release(body.project, body.deltas)
-        return {}
+        assert isinstance(body, QuotaReserve)
+        res, _ = self.book.reserve(body.project, body.deltas, time.time(), 86400.0,
+                                   body.reservation_id)
+        if self.book_first:  # saved, then the answer is lost
+            raise Timeout("quota.reserve timed out", {})
+        return {"reservation_id": res.id, "expires_at": res.expires_at}
 
     def schedule(self, request: ScheduleRequest, ctx: Context) -> None:
         if not self.scheduler_up:
@@ -64,6 +64,9 @@ class Gateway:
 
     def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
         raise AssertionError("a create without a source goes to the scheduler")
+
+    def owed(self) -> list[str]:
+        return [op.kind for op in self.store.journal.owed()]
 
     def usage(self) -> tuple[int, int, int, int]:
         """(volumes in use, reserved; gigabytes in use, reserved) of the project."""
@@ -89,43 +92,60 @@ def reverted(events: EventRecorder) -> list[str]:
     return [t for t, s in events.tasks("volume_create_api") if s == "REVERTED"]
 
 
-async def test_a_create_reserves_commits_records_and_schedules(gw: Gateway) -> None:
+async def test_a_create_reserves_then_records_its_entry_with_the_commit_it_owes(
+    gw: Gateway,
+) -> None:
     c = await create(gw, EventRecorder())
-    assert gw.quota_ops == ["quota.reserve", "quota.commit"]
+    assert gw.quota_ops == ["quota.reserve"]  # one round trip: the commit is journaled
+    assert gw.owed() == ["commit"]
+    rows = await gw.store.db.fetchall("SELECT kind, reservation_id FROM quota_journal")
+    assert rows == [("commit", c.reservation_id)]  # durable with the entry
+    assert gw.usage() == (0, 1, 0, 3)
+    assert await deliver(gw.store.journal, gw.book) == ["done"]
     assert gw.usage() == (1, 0, 3, 0)
     assert c.record is not None and gw.store.volumes["vol-1"].status is VolumeStatus.CREATING
     assert [r.volume_id for r in gw.scheduled] == ["vol-1"]
+    assert await gw.store.db.fetchall("SELECT * FROM quota_journal") == []
 
 
-async def test_a_failed_cast_releases_the_committed_quota_then_destroys_the_entry(
+async def test_the_reservation_id_names_the_gateways_incarnation(gw: Gateway) -> None:
+    c = await create(gw, EventRecorder())
+    assert c.reservation_id is not None
+    assert c.reservation_id.partition(".")[0] == gw.store.journal.incarnation
+
+
+async def test_a_failed_cast_destroys_the_entry_and_owes_its_release_after_its_commit(
     gw: Gateway,
 ) -> None:
     gw.scheduler_up = False
     events = EventRecorder()
     with pytest.raises(PeerGone):
         await create(gw, events)
-    assert gw.quota_ops == ["quota.reserve", "quota.commit", "quota.release"]
-    assert gw.usage() == (0, 0, 0, 0)  # the committed reservation was given back
+    assert gw.quota_ops == ["quota.reserve"]
+    assert gw.owed() == ["commit", "release"]
+    assert await deliver(gw.store.journal, gw.book) == ["done", "done"]
+    assert gw.usage() == (0, 0, 0, 0)  # committed, then given back
     assert "vol-1" not in gw.store.volumes
-    assert reverted(events) == ["VolumeCastTask", "QuotaCommitTask", "EntryCreateTask",
+    assert reverted(events) == ["VolumeCastTask", "EntryCreateTask",
                                 "QuotaReserveTask", "ExtractVolumeRequestTask"]
-
-
-async def test_a_failed_commit_rolls_the_reservation_back_and_releases_nothing(
-    gw: Gateway,
-) -> None:
-    gw.refuse = "quota.commit"
-    events = EventRecorder()
-    with pytest.raises(OverQuota):
-        await create(gw, events)
-    assert gw.quota_ops == ["quota.reserve", "quota.commit", "quota.rollback"]
-    assert gw.usage() == (0, 0, 0, 0)
-    assert "vol-1" not in gw.store.volumes and gw.scheduled == []
 
 
 async def test_a_refused_reservation_leaves_nothing_to_undo(gw: Gateway) -> None:
     gw.refuse = "quota.reserve"
     with pytest.raises(OverQuota):
         await create(gw, EventRecorder())
-    assert gw.quota_ops == ["quota.reserve"]
+    assert gw.quota_ops == ["quota.reserve"] and gw.owed() == []
     assert gw.usage() == (0, 0, 0, 0) and "vol-1" not in gw.store.volumes
+
+
+async def test_a_reserve_left_unanswered_owes_the_rollback_of_the_id_it_asked_for(
+    gw: Gateway,
+) -> None:
+    """The quota actor died after saving the reservation, before answering it."""
+    gw.book_first = True
+    with pytest.raises(Timeout):
+        await create(gw, EventRecorder())
+    (owed,) = gw.store.journal.owed()
+    assert owed.kind == "rollback" and gw.usage() == (0, 1, 0, 3)
+    assert await deliver(gw.store.journal, gw.book) == ["done"]
+    assert gw.usage() == (0, 0, 0, 0)

@@ -1,7 +1,8 @@
 """The gateway's lifecycle flows driven in memory: a real store, quota and nodes faked.
 
 What is checked is the flows' contract: the casts they make, the quota calls
-in order, and that a failure reverts every change, newest first.
+and what they owe the quota journal, in order, and that a failure reverts every
+change, newest first.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ class FakeGateway:
         if op == self.refuse_quota:
             raise OverQuota("over", {"resource": "gigabytes"})
         self.quota.append(op)
-        return {"reservation_id": "res-1"}
+        return {"reservation_id": getattr(body, "reservation_id", None) or "res-1"}
+
+    def owed(self) -> list[str]:
+        return [op.kind for op in self.store.journal.owed()]
 
     def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
         if not self.nodes_up:
@@ -63,14 +67,18 @@ class FakeGateway:
     def publish_snapshot(self, rec: SnapshotRecord) -> None:
         pass
 
+    def publish_volume(self, rec: VolumeRecord) -> None:
+        pass
+
+    async def end_extend(self, rec: VolumeRecord, outcome: str) -> None:
+        await self.store.end_extend(rec, rec.id, outcome)
+
     async def finish_volume_delete(self, rec: VolumeRecord, ctx: Context) -> None:
         rec.status = V.DELETED
         await self.store.remove_volume(rec)
-        self.quota.append("quota.release")
 
     async def finish_snapshot_delete(self, rec: SnapshotRecord, ctx: Context) -> None:
         await self.store.snapshots.remove(rec)
-        self.quota.append("quota.release")
 
 
 @pytest.fixture
@@ -109,7 +117,7 @@ async def test_delete_of_a_volume_without_a_host_needs_no_node(gw: FakeGateway) 
 
     await volume_delete_api(gw).run(DeleteContext("vol-1", ME), gw.events, "vol-1")
 
-    assert gw.casts == [] and gw.quota == ["quota.release"]
+    assert gw.casts == [] and gw.quota == [] and gw.owed() == ["release"]
     assert "vol-1" not in gw.store.volumes
 
 
@@ -135,10 +143,13 @@ async def test_extend_reserves_the_difference_and_hands_the_reservation_to_the_n
     await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw.events, "vol-1")
 
     assert rec.status is V.EXTENDING and rec.size == 2
-    assert gw.quota == ["quota.reserve"]
+    assert gw.quota == ["quota.reserve"] and gw.owed() == []
     (_, op, body), = gw.casts
     assert op == "node.extend_volume"
-    assert (body.size, body.new_size, body.reservation_id) == (2, 5, "res-1")  # type: ignore[attr-defined]
+    rid = gw.store.extends["vol-1"]  # the volume's record holds the reservation
+    assert (body.size, body.new_size, body.reservation_id) == (2, 5, rid)  # type: ignore[attr-defined]
+    rows = await gw.store.db.fetchall("SELECT volume_id, reservation_id FROM pending_extends")
+    assert rows == [("vol-1", rid)]
 
 
 async def test_an_extend_that_cannot_be_cast_rolls_its_reservation_back(gw: FakeGateway) -> None:
@@ -149,7 +160,9 @@ async def test_an_extend_that_cannot_be_cast_rolls_its_reservation_back(gw: Fake
         await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw.events, "vol-1")
 
     assert rec.status is V.AVAILABLE
-    assert gw.quota == ["quota.reserve", "quota.rollback"]
+    assert gw.quota == ["quota.reserve"] and gw.owed() == ["rollback"]
+    assert gw.store.extends == {}
+    assert await gw.store.db.fetchall("SELECT * FROM pending_extends") == []
 
 
 async def test_an_extend_over_quota_changes_nothing(gw: FakeGateway) -> None:
@@ -159,10 +172,10 @@ async def test_an_extend_over_quota_changes_nothing(gw: FakeGateway) -> None:
     with pytest.raises(OverQuota):
         await volume_extend_api(gw).run(ExtendContext("vol-1", 5, ME), gw.events, "vol-1")
 
-    assert (rec.status, gw.quota, gw.casts) == (V.AVAILABLE, [], [])
+    assert (rec.status, gw.quota, gw.casts, gw.owed()) == (V.AVAILABLE, [], [], [])
 
 
-async def test_a_snapshot_that_cannot_be_cast_is_destroyed_and_its_quota_released(
+async def test_a_snapshot_that_cannot_be_cast_is_destroyed_and_its_release_owed(
     gw: FakeGateway,
 ) -> None:
     await add_volume(gw)
@@ -172,7 +185,7 @@ async def test_a_snapshot_that_cannot_be_cast_is_destroyed_and_its_quota_release
     with pytest.raises(Unavailable):
         await snapshot_create_api(gw).run(c, gw.events, "vol-1")
 
-    assert gw.quota == ["quota.reserve", "quota.commit", "quota.release"]
+    assert gw.quota == ["quota.reserve"] and gw.owed() == ["commit", "release"]
     assert gw.store.snapshots.snapshots == {}
     assert await gw.store.db.fetchall("SELECT id FROM snapshots") == []
 

@@ -186,14 +186,15 @@ def test_an_unknown_reservation_is_not_found() -> None:
             op("nope")
 
 
-def test_the_finished_memory_is_bounded() -> None:
-    book = QuotaBook(finished_memory=2)
-    ids = [book.reserve(P, {"volumes": 1}, NOW)[0].id for _ in range(3)]
-    for rid in ids:
-        book.commit(rid)
-    assert book.commit(ids[2]).empty
+def test_finished_ids_are_forgotten_only_past_the_replay_window() -> None:
+    book = QuotaBook()
+    old, new = (book.reserve(P, {"volumes": 1}, NOW)[0].id for _ in range(2))
+    book.commit(old, now=NOW)
+    book.commit(new, now=NOW + 100)
+    assert book.forget_finished(NOW + 50).forgotten == (old,)
+    assert book.commit(new).empty
     with pytest.raises(ReservationNotFound):
-        book.commit(ids[0])
+        book.commit(old)
 
 
 def test_a_negative_delta_reserves_nothing_and_lowers_in_use_at_commit() -> None:

@@ -1,0 +1,209 @@
+"""The gateway's quota journal: what it owes the quota actor, durable, sent until taken.
+
+Theory. Quota is exact under any crash when every quota change the gateway
+owes because of a state change is written in the same transaction as that
+state change, and is then applied at most once:
+
+* an entry created (a volume or snapshot ``creating``) owes the commit of its
+  reservation; a row removed by a delete owes the release of what it held; a
+  revert that removes an entry owes its release, one that leaves no entry owes
+  the rollback of its reservation; an extend that ends owes its commit or
+  rollback.
+* ``owe_*`` queues the journal row on the group-commit ``Database`` next to the
+  state change's own writes, with no ``await`` between them: ``Database.flush``
+  takes every write queued so far as one batch, one transaction, so the pair is
+  committed together or not at all.
+* the outbox (``run``) sends the durable rows in order, in batches, as
+  ``quota.apply``; the quota actor applies each op at most once (op ids kept in
+  ``quota.db`` with the usage they changed) and answers once durable; then the
+  rows are deleted. While the quota actor is away it retries with backoff; a
+  restarted gateway loads the rows left and sends them again (a replay of what was
+  applied is a ``repeat``).
+* once the rows found at start are acknowledged, the gateway asks the quota
+  actor to roll back the reservations of its earlier incarnations that it does
+  not reference (reservation ids are ``<incarnation>.<uuid>``; an extend in
+  progress references its reservation): what a dead gateway reserved and can no
+  longer finish is given back at once, not after a day.
+
+Nobody waits on the quota actor for a commit or a release: a create or delete
+answers once its state change (and with it what it owes) is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
+
+from cinderblock.actors.runtime.database import Database
+from cinderblock.actors.runtime.failpoints import declare
+from cinderblock.protocol.messages.quota import QuotaOp
+from cinderblock.protocol.wire.errors import CinderblockError
+
+log = logging.getLogger(__name__)
+JOURNAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS quota_journal (
+    seq INTEGER PRIMARY KEY, kind TEXT NOT NULL, op_id TEXT NOT NULL,
+    reservation_id TEXT NOT NULL, project TEXT NOT NULL, deltas TEXT NOT NULL
+);
+"""
+INSERT_OWED = "INSERT INTO quota_journal VALUES (?, ?, ?, ?, ?, ?)"
+DELETE_OWED = "DELETE FROM quota_journal WHERE seq=?"
+BATCH = 256  # ops per quota.apply
+BACKOFF_S = (0.05, 2.0)  # first and longest wait between tries while quota is away
+
+JOURNAL_BEFORE_SEND = declare("gateway.quota_journal.before_send")
+JOURNAL_AFTER_ACK = declare("gateway.quota_journal.after_ack")
+
+Send = Callable[[tuple[QuotaOp, ...]], Awaitable[tuple[str, ...]]]
+Abandon = Callable[[str, tuple[str, ...]], Awaitable[tuple[str, ...]]]
+
+
+@dataclass(slots=True)
+class Owed:
+    seq: int
+    op: QuotaOp
+    durable: asyncio.Future[None] | None  # None: loaded from the file (durable)
+
+
+class QuotaJournal:
+    """What the gateway owes the quota actor, in order (see the module text)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.incarnation = uuid.uuid4().hex[:12]
+        self._owed: deque[Owed] = deque()
+        self._next_seq = 1
+        self._wake = asyncio.Event()
+        self.replayed = False  # the rows found at start are acknowledged
+        self.sent = 0
+        self.retries = 0
+
+    def reservation_id(self) -> str:
+        """A new reservation id that names this incarnation of the gateway."""
+        return f"{self.incarnation}.{uuid.uuid4().hex}"
+
+    # ---- owing (call next to the state change's writes, no await between) ----
+    def owe_commit(self, reservation_id: str, project: str) -> asyncio.Future[None]:
+        return self._owe(QuotaOp("commit", reservation_id, reservation_id, project))
+
+    def owe_rollback(self, reservation_id: str, project: str) -> asyncio.Future[None]:
+        return self._owe(QuotaOp("rollback", reservation_id, reservation_id, project))
+
+    def owe_release(self, op_id: str, project: str, deltas: Mapping[str, int]
+                    ) -> asyncio.Future[None]:
+        return self._owe(QuotaOp("release", op_id, "", project, dict(deltas)))
+
+    def _owe(self, op: QuotaOp) -> asyncio.Future[None]:
+        seq, self._next_seq = self._next_seq, self._next_seq + 1
+        durable = self.db.write(INSERT_OWED, (seq, op.kind, op.op_id, op.reservation_id,
+                                              op.project, json.dumps(op.deltas)))
+        self._owed.append(Owed(seq, op, durable))
+        self._wake.set()
+        return durable
+
+    # ---- reads ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._owed)
+
+    def owed(self) -> list[QuotaOp]:
+        """What is owed now, in order."""
+        return [o.op for o in self._owed]
+
+    def owes(self, project: str) -> bool:
+        return any(o.op.project == project for o in self._owed)
+
+    def statistics(self) -> dict[str, int]:
+        return {"owed": len(self._owed), "sent": self.sent, "retries": self.retries}
+
+    # ---- start and the outbox ------------------------------------------------
+    async def load(self) -> None:
+        """The rows a previous incarnation left: owed still, sent first."""
+        rows = await self.db.fetchall(
+            "SELECT seq, kind, op_id, reservation_id, project, deltas FROM quota_journal "
+            "ORDER BY seq")
+        for seq, kind, op_id, rid, project, deltas in rows:
+            self._owed.append(Owed(seq, QuotaOp(kind, op_id, rid, project, json.loads(deltas)),
+                                   None))
+            self._next_seq = seq + 1
+        if rows:
+            log.warning("quota journal: %d quota changes owed from before the restart", len(rows))
+
+    async def run(self, send: Send, abandon: Abandon,
+                  referenced: Callable[[], Collection[str]]) -> None:
+        """The outbox, for the gateway's life: send what is owed, in order; once what
+        was found at start is taken, roll back what earlier incarnations left."""
+        backoff = BACKOFF_S[0]
+        while True:
+            try:
+                batch = await self._next_batch()
+                if batch:
+                    await self._send(batch, send)
+                elif not self.replayed:
+                    await self._abandon(abandon, referenced)
+                else:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+            except CinderblockError as exc:
+                self.retries += 1
+                log.info("quota journal: %d owed, quota did not take them (%s); again in "
+                         "%.2fs", len(self._owed), exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_S[1])
+                continue
+            backoff = BACKOFF_S[0]
+
+    async def _next_batch(self) -> list[Owed]:
+        """The durable rows at the head, in order (waits for the head's commit; a row
+        whose transaction failed owes nothing: its state change did not happen)."""
+        batch: list[Owed] = []
+        for owed in self._owed:
+            if owed.durable is not None and not owed.durable.done():
+                if batch:
+                    break
+                await asyncio.wait([owed.durable])
+                return await self._next_batch()
+            if owed.durable is not None and owed.durable.exception() is not None:
+                continue
+            batch.append(owed)
+            if len(batch) == BATCH:
+                break
+        self._drop_failed()
+        return batch
+
+    def _drop_failed(self) -> None:
+        while self._owed and (d := self._owed[0].durable) is not None and d.done() \
+                and d.exception() is not None:
+            self._owed.popleft()
+
+    async def _send(self, batch: list[Owed], send: Send) -> None:
+        JOURNAL_BEFORE_SEND()
+        outcomes = await send(tuple(o.op for o in batch))
+        JOURNAL_AFTER_ACK()
+        self.sent += len(batch)
+        for owed, outcome in zip(batch, outcomes, strict=False):
+            if outcome.startswith("refused"):
+                log.error("quota journal: %s %s was refused: %s", owed.op.kind,
+                          owed.op.op_id, outcome)
+        taken = {id(o) for o in batch}
+        self._owed = deque(o for o in self._owed if id(o) not in taken)
+        for owed in batch:
+            self.db.write(DELETE_OWED, (owed.seq,))  # a lost delete is replayed: a repeat
+
+    async def _abandon(self, abandon: Abandon,
+                       referenced: Callable[[], Collection[str]]) -> None:
+        rolled_back = await abandon(self.incarnation, tuple(referenced()))
+        self.replayed = True
+        if rolled_back:
+            log.warning("quota journal: %d reservations of earlier incarnations rolled back",
+                        len(rolled_back))
+
+    async def wait_sent(self) -> None:
+        """Until nothing is owed (tests, and a stopping gateway that wants to)."""
+        while self._owed or not self.replayed:
+            await asyncio.sleep(0.01)

@@ -1,0 +1,249 @@
+"""Exact quota under faults, as plain code: the quota book applies the gateway's
+journal at most once (durably: what it remembers is rows of the same Change), and
+the gateway's journal is written with the state change that owes it, replayed
+after a restart, retried while the quota actor is away, and followed by the
+rollback of what earlier incarnations left."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cinderblock.actors.gateway.quota_journal import QuotaJournal
+from cinderblock.actors.gateway.volume_store import (
+    INSERT_VOLUME,
+    SCHEMA_VERSION,
+    GatewayStore,
+    VolumeRecord,
+)
+from cinderblock.actors.quota import quota as quota_actor
+from cinderblock.actors.quota.book import JournalOp, QuotaBook, QuotaError
+from cinderblock.actors.runtime.database import Database, WriteFailed
+from cinderblock.protocol.messages.quota import QuotaOp
+from cinderblock.protocol.messages.volumes import VolumeType
+from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.wire.errors import Unavailable
+from tests.conftest import open_gateway_store
+from tests.unit.journal_delivery import deliver, journal_op
+
+P = "demo"
+NOW = 1_000.0
+
+
+def usage(book: QuotaBook) -> tuple[int, int, int, int]:
+    u = book.usage(P)
+    return (u["volumes"].in_use, u["volumes"].reserved,
+            u["gigabytes"].in_use, u["gigabytes"].reserved)
+
+
+def restarted(book: QuotaBook) -> QuotaBook:
+    """A quota actor started again: a new book loaded from the rows the old one kept."""
+    again = QuotaBook()
+    again.load(*book.dump(), book.finished_rows())
+    return again
+
+
+def volume(vid: str = "vol-1", size: int = 2) -> VolumeRecord:
+    return VolumeRecord(id=vid, project_id=P, user_id=P, size=size,
+                        status=VolumeStatus.CREATING, volume_type=VolumeType("t", "__DEFAULT__"),
+                        availability_zone="nova")
+
+
+# ---- the quota book: each op at most once ---------------------------------------
+
+
+def test_a_batch_applied_twice_changes_usage_once() -> None:
+    book = QuotaBook()
+    res, _ = book.reserve(P, {"volumes": 1, "gigabytes": 2}, NOW, reservation_id="g1.a")
+    ops = [JournalOp("commit", res.id, res.id, P),
+           JournalOp("release", "release:volume:v", "", P, {"volumes": 1, "gigabytes": 2})]
+    assert book.apply(ops, NOW)[0] == ["done", "done"]
+    assert book.apply(ops, NOW)[0] == ["repeat", "repeat"]
+    assert usage(book) == (0, 0, 0, 0)
+
+
+def test_a_replay_after_the_quota_actor_restarted_is_a_repeat() -> None:
+    """The crash between apply and ack: the quota actor had made it durable (the
+    finished ids are rows of the same Change), the gateway never heard, and sends
+    the batch again to a restarted quota actor."""
+    book = QuotaBook()
+    book.reserve(P, {"volumes": 1, "gigabytes": 2}, NOW, reservation_id="g1.a")
+    book.reserve(P, {"volumes": 1}, NOW, reservation_id="g1.b")
+    book.commit("g1.a")
+    book.release(P, {"volumes": 1, "gigabytes": 2}, "release:volume:a")
+    _, change = book.apply([JournalOp("rollback", "g1.b", "g1.b", P)], NOW)
+    assert {row[0] for row in change.finished} == {"g1.b"}
+    before = usage(book)
+
+    again = restarted(book)
+    outcomes, change = again.apply([
+        JournalOp("commit", "g1.a", "g1.a", P),
+        JournalOp("release", "release:volume:a", "", P, {"volumes": 1, "gigabytes": 2}),
+        JournalOp("rollback", "g1.b", "g1.b", P),
+    ], NOW)
+    assert outcomes == ["repeat", "repeat", "repeat"] and change.empty
+    assert usage(again) == before == (0, 0, 0, 0)
+
+
+def test_an_op_that_can_never_apply_is_refused_and_the_rest_still_apply() -> None:
+    book = QuotaBook()
+    book.reserve(P, {"volumes": 1}, NOW, reservation_id="g1.a")
+    book.rollback("g1.a")
+    outcomes, _ = book.apply([JournalOp("commit", "g1.a", "g1.a", P),
+                              JournalOp("commit", "g1.zz", "g1.zz", P),
+                              JournalOp("resize", "x"),
+                              JournalOp("release", "r1", "", P, {"volumes": 1})], NOW)
+    assert outcomes[0].startswith("refused: reservation g1.a was already rolled back")
+    assert outcomes[1].startswith("refused: no pending reservation g1.zz")
+    assert outcomes[2].startswith("refused: unknown journal op kind 'resize'")
+    assert outcomes[3] == "done"
+
+
+def test_reservations_an_earlier_incarnation_left_are_rolled_back_unless_referenced() -> None:
+    book = QuotaBook()
+    for rid in ("old.create", "old.extend", "new.create", "legacy-id"):
+        book.reserve(P, {"gigabytes": 1}, NOW, reservation_id=rid)
+    ids, change = book.rollback_abandoned("new", {"old.extend"}, NOW)
+    assert ids == ["old.create"] and change.removed == ("old.create",)
+    assert usage(book) == (0, 0, 0, 3)
+    assert restarted(book).apply([JournalOp("rollback", "old.create", "old.create")],
+                                 NOW)[0] == ["repeat"]
+
+
+# ---- the gateway's journal ---------------------------------------------------------
+
+
+async def test_the_entry_and_the_commit_it_owes_land_in_one_transaction_or_neither(
+    tmp_path: Path,
+) -> None:
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        clash = store.db.write(INSERT_VOLUME, volume().row())  # same id: the batch fails
+        with pytest.raises(WriteFailed, match="UNIQUE constraint failed"):
+            await store.add_volume(volume(), "g1.a")
+        with contextlib.suppress(sqlite3.IntegrityError, WriteFailed):
+            await clash
+        assert await store.db.fetchall("SELECT * FROM quota_journal") == []
+        assert await store.db.fetchall("SELECT * FROM volumes") == []
+        book = QuotaBook()
+        book.reserve(P, {"volumes": 1}, NOW, reservation_id="g1.a")
+        assert await deliver(store.journal, book) == []  # the failed row owes nothing
+        assert len(store.journal) == 0
+
+
+async def test_what_is_owed_survives_a_gateway_restart_and_is_sent_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gateway.db"
+    book = QuotaBook()
+    async with open_gateway_store(path) as store:
+        rid = store.journal.reservation_id()
+        book.reserve(P, {"volumes": 1, "gigabytes": 2}, NOW, reservation_id=rid)
+        await store.add_volume(volume(), rid)
+        rec = store.volumes["vol-1"]
+        await store.remove_volume(rec)
+    async with open_gateway_store(path) as store:  # killed before anything was sent
+        await store.load_volumes({})
+        assert [op.kind for op in store.journal.owed()] == ["commit", "release"]
+        assert await deliver(store.journal, book) == ["done", "done"]
+        assert usage(book) == (0, 0, 0, 0)
+    async with open_gateway_store(path) as store:
+        await store.load_volumes({})
+        assert store.journal.owed() == []
+
+
+async def test_the_outbox_retries_while_quota_is_away_then_rolls_back_the_abandoned(
+    tmp_path: Path,
+) -> None:
+    calls: list[str] = []
+    book = QuotaBook()
+    book.reserve(P, {"gigabytes": 4}, NOW, reservation_id="dead.extend")
+
+    async def send(ops: tuple[QuotaOp, ...]) -> tuple[str, ...]:
+        calls.append("send")
+        if calls.count("send") < 3:
+            raise Unavailable("the quota actor is not there")
+        return tuple(book.apply([journal_op(op) for op in ops])[0])
+
+    async def abandon(incarnation: str, referenced: tuple[str, ...]) -> tuple[str, ...]:
+        calls.append("abandon")
+        return tuple(book.rollback_abandoned(incarnation, referenced)[0])
+
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        journal: QuotaJournal = store.journal
+        rid = journal.reservation_id()
+        book.reserve(P, {"volumes": 1, "gigabytes": 2}, NOW, reservation_id=rid)
+        await store.add_volume(volume(), rid)
+        outbox = asyncio.create_task(journal.run(send, abandon, lambda: ()))
+        try:
+            async with asyncio.timeout(5):
+                await journal.wait_sent()
+        finally:
+            outbox.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await outbox
+    assert calls == ["send", "send", "send", "abandon"]  # replayed first, then the sweep
+    assert journal.retries == 2
+    assert usage(book) == (1, 0, 2, 0)  # committed; the dead gateway's extend given back
+
+
+# ---- files from before the journal -----------------------------------------------
+
+
+async def test_a_quota_file_of_version_1_gains_the_finished_ops_table(tmp_path: Path) -> None:
+    path = tmp_path / "quota.db"
+    old = sqlite3.connect(path)
+    old.executescript(quota_actor.SCHEMA.split("CREATE TABLE IF NOT EXISTS finished_ops")[0])
+    old.execute("INSERT INTO quota_usages VALUES ('demo', 'volumes', 3, 0)")
+    old.execute("PRAGMA user_version=1")
+    old.commit()
+    old.close()
+    db = Database(path, quota_actor.SCHEMA, version=quota_actor.SCHEMA_VERSION,
+                  migrations=quota_actor.MIGRATIONS)
+    await db.open()
+    try:
+        assert await db.fetchall("SELECT * FROM finished_ops") == []
+        assert await db.fetchall("SELECT in_use FROM quota_usages") == [(3,)]
+        assert await db.fetchall("PRAGMA user_version") == [(2,)]
+    finally:
+        await db.close()
+
+
+async def test_a_gateway_file_of_version_2_moves_what_ended_extends_owe_into_the_journal(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gateway.db"
+    async with open_gateway_store(path):
+        pass
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE quota_journal")
+    conn.executemany("INSERT INTO pending_extends VALUES (?, ?, ?)",
+                     [("vol-a", "r-a", "commit"), ("vol-b", "r-b", ""),
+                      ("vol-c", "r-c", "rollback")])
+    conn.execute("PRAGMA user_version=2")
+    conn.commit()
+    conn.close()
+    store = GatewayStore(path, "NORMAL")
+    await store.open()
+    try:
+        await store.load_volumes({})
+        assert [(op.kind, op.reservation_id) for op in store.journal.owed()] == [
+            ("commit", "r-a"), ("rollback", "r-c")]
+        assert store.extends == {"vol-b": "r-b"}
+        assert await store.db.fetchall("PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    finally:
+        await store.db.close()
+
+
+def test_the_rollback_of_a_reservation_never_made_refuses_it_should_it_arrive_late() -> None:
+    """The gateway gave up on a reserve (no answer) and owes its rollback by id."""
+    book = QuotaBook()
+    assert book.apply([JournalOp("rollback", "g1.late", "g1.late", P)], NOW)[0] == ["done"]
+    with pytest.raises(QuotaError, match="already rolled back"):
+        book.reserve(P, {"volumes": 1}, NOW, reservation_id="g1.late")
+    assert usage(book) == (0, 0, 0, 0)
+    assert restarted(book).apply([JournalOp("rollback", "g1.late", "g1.late", P)],
+                                 NOW)[0] == ["repeat"]
