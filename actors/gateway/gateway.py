@@ -275,7 +275,9 @@ class Gateway(Actor):
                 f"request id {key[1]!r} was already used for a different request",
                 {"request_id": key[1]},
             )
-        if made is None and inflight is not None:
+        if inflight is not None:
+            # Its flow still runs (its record may be written already): answer with what
+            # that flow ends in, never with a record its failure would then remove.
             return await asyncio.shield(inflight[1])
         return made[0] if made is not None else None
 

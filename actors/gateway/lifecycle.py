@@ -90,6 +90,7 @@ class GatewayLifecycle:
         self._nodes = frozenset(n.host for n in gw.cfg.nodes)
         self._deletes: OrderedDict[Key, str] = OrderedDict()  # request -> volume/snapshot id
         self._gone: OrderedDict[str, Volume | Snapshot] = OrderedDict()  # id -> last view
+        self._running: dict[Key, asyncio.Future[None]] = {}  # deletes whose flow still runs
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -170,15 +171,23 @@ class GatewayLifecycle:
             while len(self._deletes) > REMEMBERED_DELETES:
                 self._deletes.popitem(last=False)
 
-    def _retried_delete(self, req: Request, object_id: str) -> Volume | Snapshot | None:
+    async def _retried_delete(self, req: Request, object_id: str
+                              ) -> Volume | Snapshot | None:
         """The answer to a delete retried with its request id (None: not a retry).
 
-        Still deleting: its current view (and the caller watches it); gone: its last
-        view (``deleted``); back in an error status: None, so the delete runs again.
+        Its flow still running: what that flow ends in (its error is this retry's
+        error: a delete whose cast then fails was not done, and a retry must not have
+        been told otherwise). Still deleting: its current view (and the caller watches
+        it); gone: its last view (``deleted``); back in an error status: None, so the
+        delete runs again.
         """
         ctx = req.ctx
-        if self._deletes.get((ctx.project_id, ctx.request_id)) != object_id:
+        key = (ctx.project_id, ctx.request_id)
+        if self._deletes.get(key) != object_id:
             return None
+        running = self._running.get(key)
+        if running is not None:
+            await asyncio.shield(running)
         current = self.store.volumes.get(object_id) or self.store.snapshots.snapshots.get(
             object_id)
         if current is None:
@@ -191,7 +200,7 @@ class GatewayLifecycle:
     # ---- volumes -------------------------------------------------------
     async def on_volume_delete(self, req: Request) -> Volume:
         volume_id = req.body.volume_id
-        retried = self._retried_delete(req, volume_id)
+        retried = await self._retried_delete(req, volume_id)
         if isinstance(retried, Volume):
             return retried
         c = DeleteContext(volume_id, req.ctx)
@@ -206,12 +215,24 @@ class GatewayLifecycle:
         key = (req.ctx.project_id, req.ctx.request_id)
         self._remember_delete(req.ctx, object_id)
         self._watching(req, object_id)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if req.ctx.request_id:
+            self._running[key] = done
         try:
             await self._run(flow, c, req, object_id, volume_id)
-        except Exception:
+        except Exception as exc:
             if self._deletes.get(key) == object_id:
                 del self._deletes[key]
+            done.set_exception(exc)
+            done.exception()  # retrieved: a retry may never ask
             raise
+        else:
+            done.set_result(None)
+        finally:
+            if self._running.get(key) is done:
+                del self._running[key]
+            if not done.done():
+                done.cancel()  # the gateway is stopping: a waiting retry ends with it
 
     async def on_volume_extend(self, req: Request) -> Volume:
         body = req.body
@@ -336,7 +357,7 @@ class GatewayLifecycle:
 
     async def on_snapshot_delete(self, req: Request) -> Snapshot:
         snapshot_id = req.body.snapshot_id
-        retried = self._retried_delete(req, snapshot_id)
+        retried = await self._retried_delete(req, snapshot_id)
         if isinstance(retried, Snapshot):
             return retried
         c = SnapshotDeleteContext(snapshot_id, req.ctx)

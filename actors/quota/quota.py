@@ -21,6 +21,7 @@ from cinderblock.actors.quota import book as qb
 from cinderblock.actors.runtime.actor import Actor, AfterCommit, Request
 from cinderblock.actors.runtime.config import ClusterConfig
 from cinderblock.actors.runtime.database import Database
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.quota import (
     QuotaRelease,
     QuotaReserve,
@@ -49,6 +50,7 @@ INSERT_RESERVATION = "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?)"
 UPSERT_USAGE = "INSERT OR REPLACE INTO quota_usages VALUES (?, ?, ?, ?)"
 UPSERT_LIMIT = "INSERT OR REPLACE INTO quota_limits VALUES (?, ?, ?)"
 log = logging.getLogger(__name__)
+COMMIT_RECEIVED = declare("quota.commit.received")  # a commit arrived, nothing done yet
 RESERVATION_EXPIRE_S = 86400.0  # Cinder's reservation_expire
 EXPIRE_EVERY_S = 60.0
 
@@ -150,6 +152,7 @@ class QuotaActor(Actor):
         return AfterCommit(self._persist(change), Reservation(res.id, res.expires_at))
 
     def on_commit(self, req: Request) -> AfterCommit:
+        COMMIT_RECEIVED()
         return self._end_reservation(self.book.commit, req.body)
 
     def on_rollback(self, req: Request) -> AfterCommit:

@@ -1,0 +1,71 @@
+"""A request retried with its request id while its first attempt still runs is answered
+with what that attempt ends in: a client is never told of a volume, or of a delete,
+that the first attempt's failure then undoes (found by the kill suite, bench.chaos)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.wire.errors import Timeout, Unavailable
+from tests.conftest import E2ECluster, make_config, peers_let_go, running_cluster, tcp_connections
+
+
+def test_a_create_retried_while_its_first_attempt_runs_is_not_told_of_a_volume_the_first_undoes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The quota actor dies when the create's commit reaches it: the first attempt has
+    # written its volume (creating) and waits for the commit until it gives up (10 s),
+    # then reverts, which removes that volume. The retry comes meanwhile.
+    monkeypatch.setenv("CINDERBLOCK_FAILPOINTS", "quota.commit.received=kill")
+    monkeypatch.setenv("CINDERBLOCK_FAILPOINT_DIR", str(tmp_path / "marks"))
+    (tmp_path / "marks").mkdir()
+    with running_cluster(make_config(tmp_path / "data", nodes=1)) as cluster:
+        answer, left = asyncio.run(_create_twice(cluster, tmp_path / "marks"))
+    assert isinstance(answer, Timeout), f"the retry was answered {answer} and then left {left}"
+    assert "quota.commit" in answer.message
+    assert left == []
+
+
+async def _create_twice(cluster: E2ECluster, marks: Path
+                        ) -> tuple[Volume | Exception, list[Volume]]:
+    rid = "req-retried-create"
+    async with cluster.client("retry", timeout=3.0) as client:
+        with pytest.raises(Timeout):
+            await client.create_volume(1, name="once", request_id=rid)
+        assert (marks / "quota.commit.received").exists()
+        try:
+            answer: Volume | Exception = await client.create_volume(
+                1, name="once", request_id=rid, timeout=40.0)
+        except Timeout as exc:  # the first attempt's own end: no reply to the commit
+            answer = exc
+        return answer, await client.list_volumes()
+
+
+def test_a_delete_retried_while_its_first_attempt_runs_is_not_acknowledged_when_the_first_fails(
+    tmp_path: Path,
+) -> None:
+    with running_cluster(make_config(tmp_path, nodes=1)) as cluster:
+        answers, after = asyncio.run(_delete_twice_with_the_node_gone(cluster))
+    assert after.status is VolumeStatus.AVAILABLE  # the delete did not happen ...
+    assert all(isinstance(a, Unavailable) for a in answers), answers  # ... and none says so
+
+
+async def _delete_twice_with_the_node_gone(cluster: E2ECluster
+                                           ) -> tuple[list[Volume | BaseException], Volume]:
+    async with cluster.client("retry") as client:
+        vol = await client.create_volume(1, wait=True)
+        node = cluster.cluster.procs["node-1"]
+        connections = tcp_connections(node.pid)
+        cluster.cluster.stop_actor("node-1")
+        await peers_let_go(connections)  # the gateway knows the node is gone
+        # Both attempts in one go: the second arrives while the first, its volume
+        # marked deleting, is about to find that the node cannot be reached.
+        answers = await asyncio.gather(
+            *(client.delete_volume(vol.id, request_id="req-retried-delete")
+              for _ in range(2)), return_exceptions=True)
+        return answers, await client.show_volume(vol.id)
