@@ -9,8 +9,9 @@ For each seed: ``cinderblock up`` (a real process, file backend by default, two
 nodes, no REST front) on a fresh temporary data directory; ``--deletes`` volumes
 are made first; then, over ``--window`` seconds, ``--creates`` creates (each its
 own task and request id, its volume named after the request id) and the deletes
-of those volumes are sent in a seeded order at a steady pace, as many in flight
-as the cluster lets pile up, through the client library. Meanwhile the gateway,
+of those volumes are sent in a seeded order through the client library, half at a
+steady pace and half in a burst just before each kill, as many in flight as the
+cluster lets pile up. Meanwhile the gateway,
 the quota actor, the scheduler and one node are each SIGKILLed once, in a seeded
 order at seeded moments (``bench.chaos_plan``), by the pids ``up`` reports in
 ``status.json``; each kill waits until ``up`` has started the previous one again.
@@ -189,12 +190,11 @@ class Storm:
 
     async def run(self) -> None:
         self.t0 = time.monotonic()
-        gap = self.settings.window_s / max(1, len(self.plan.ops))
         targets = iter(self.targets)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._kills())
-            for i, kind in enumerate(self.plan.ops):
-                await self._until(i * gap)
+            for kind, at_s in zip(self.plan.ops, self.plan.send_at_s, strict=True):
+                await self._until(at_s)
                 request = self.ledger.add(Request(kind, f"chaos-{self.plan.seed}-{uuid.uuid4()}"))
                 if kind == "delete":
                     request.volume_id = next(targets)

@@ -3,11 +3,16 @@
 Theory
 ------
 A seed fixes everything the suite chooses: the order of the 1,000 creates and
-200 deletes, the order in which one actor of each kind is killed, which node is
-killed, and when. The load runs for ``window_s``; the window is cut into one slot
-per kill and each kill falls at a seeded moment in the first two thirds of its
-slot, so the one before it has had time to be started again (``up``'s backoff and
-the actor's start) and the kills come "in turn", never two at once.
+200 deletes and when each is sent, the order in which one actor of each kind is
+killed, which node is killed, and when. The load runs for ``window_s``; the window
+is cut into one slot per kill and each kill falls at a seeded moment in the first
+two thirds of its slot, so the one before it has had time to be started again
+(``up``'s backoff and the actor's start) and the kills come "in turn", never two
+at once. Half of the requests are sent at a steady pace over the window; the other
+half in one burst per kill, sent at once a seeded 0 to 0.3 s before it, so that
+every kill falls while many requests are in flight in every actor (a steady pace
+alone leaves the cluster idle most of the time, and a kill would seldom catch a
+create half done).
 
 Every request a client sends is written in a ``Ledger``: its request id, each
 answer (the volume the gateway acknowledged), a refusal (an error that is not
@@ -39,6 +44,7 @@ from cinderblock.protocol.states import VolumeStatus
 
 KINDS = ("gateway", "quota", "scheduler", "node")
 KILL_AT = (0.1, 0.65)  # where in its slot a kill falls (fractions of the slot)
+BURST_LEAD_S = (0.0, 0.3)  # how long before its kill a burst is sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,7 @@ class PlannedKill:
 class Plan:
     seed: int
     ops: tuple[Literal["create", "delete"], ...]  # in the order they are sent
+    send_at_s: tuple[float, ...]  # when each is sent, after the load started (ascending)
     kills: tuple[PlannedKill, ...]
 
 
@@ -69,7 +76,19 @@ def make_plan(seed: int, creates: int, deletes: int, window_s: float,
         PlannedKill(rng.choice(nodes) if kind == "node" else kind,
                     round(slot * (i + rng.uniform(*KILL_AT)), 3))
         for i, kind in enumerate(kinds))
-    return Plan(seed, tuple(ops), kills)
+    return Plan(seed, tuple(ops), _send_times(rng, len(ops), window_s, kills), kills)
+
+
+def _send_times(rng: random.Random, count: int, window_s: float,
+                kills: tuple[PlannedKill, ...]) -> tuple[float, ...]:
+    """Half at a steady pace over the window, half in a burst just before each kill."""
+    steady = count - count // 2
+    times = [window_s * i / steady for i in range(steady)]
+    bursts = [count // 2 // len(kills) + (i < count // 2 % len(kills))
+              for i in range(len(kills))]
+    for kill, size in zip(kills, bursts, strict=True):
+        times += [max(0.0, round(kill.at_s - rng.uniform(*BURST_LEAD_S), 3))] * size
+    return tuple(sorted(times))
 
 
 @dataclass

@@ -23,6 +23,17 @@ def test_a_seed_fixes_the_order_of_the_load_and_kills_one_actor_of_each_kind_in_
         assert 10.0 * i + 1.0 <= kill.at_s <= 10.0 * i + 6.5
 
 
+def test_half_the_load_is_sent_steadily_and_half_in_a_burst_just_before_each_kill() -> None:
+    plan = make_plan(3, creates=100, deletes=21, window_s=40.0, nodes=("node-1",))
+    times = plan.send_at_s
+    assert len(times) == 121 and list(times) == sorted(times) and times[0] == 0.0
+    for kill in plan.kills:
+        burst = [t for t in times if kill.at_s - 0.3 <= t <= kill.at_s]
+        assert len(burst) >= 60 // 4
+        assert len(set(burst)) <= 2  # one moment (a steady send may fall in it too)
+    assert max(times) < 40.0
+
+
 def test_a_settled_cluster_that_kept_every_promise_is_judged_clean() -> None:
     ledger = Ledger([Request("create", "r1", answers=["v1"], attempts=3),
                      Request("create", "r2", answers=["v2"]),
