@@ -23,7 +23,7 @@ Then the cluster is given ``--settle`` seconds to settle (the reconciler runs
 every second and looks at records older than 15 s) and checked, once a round finds
 nothing or at the deadline:
 
-* ``stuck``, ``quota``, ``files``: ``bench.settled`` (nothing in a transitional
+* ``stuck``, ``quota``, ``files``: ``bench.invariants`` (nothing in a transitional
   status; quota ``in_use`` equal to what exists and nothing reserved; node files
   equal to the gateway's list);
 * ``lost_ack``, ``duplicate``: ``bench.chaos_plan.judge`` (every acknowledged
@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from cinderblock.bench.chaos_plan import Ledger, Plan, Request, judge, make_plan
-from cinderblock.bench.settled import settled_problems
+from cinderblock.bench.invariants import settled_violations
 from cinderblock.bench.up_cluster import UpCluster
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.volumes import Volume
@@ -280,12 +280,21 @@ async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float
 
 async def _problems(up: UpCluster, admin: Client, ledger: Ledger) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for p in await settled_problems(up, admin, [PROJECT]):
-        found.setdefault(p.kind, []).append(p.text)
+    for text in await settled_violations(admin, up.node_files, [PROJECT]):
+        found.setdefault(settled_check(text), []).append(text)
     volumes = await admin.list_volumes(all_projects=True)
     for check, text in judge(ledger, [v for v in volumes if v.project_id == PROJECT]):
         found.setdefault(check, []).append(text)
     return found
+
+
+def settled_check(problem: str) -> str:
+    """Which check a line of ``settled_violations`` belongs to."""
+    if " stuck in " in problem or problem.startswith("the admin's view failed"):
+        return "stuck"
+    if " in use, " in problem or " still reserved " in problem:
+        return "quota"
+    return "files"
 
 
 def _restart_problems(up: UpCluster, kills: list[Kill]) -> list[str]:

@@ -101,7 +101,7 @@ class UpCluster:
         return actors
 
     def node_files(self) -> dict[str, set[str]]:
-        """Every file in every node's directory, by host (``bench.settled.NodeFiles``)."""
+        """Every file in every node's directory, by host (``bench.invariants``)."""
         out: dict[str, set[str]] = {}
         for node in self.cfg.nodes:
             d = self.cfg.path("nodes", node.host)

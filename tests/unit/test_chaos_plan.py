@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cinderblock.bench.chaos import settled_check
 from cinderblock.bench.chaos_plan import KINDS, Ledger, Request, judge, make_plan
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import VolumeStatus
@@ -72,3 +73,13 @@ def test_each_broken_promise_is_named() -> None:
         ("lost_ack", "delete done-anyway of v8 was reported failed (unavailable: node) "
                      "but the volume is gone"),
     ]
+
+
+def test_each_line_of_the_settled_check_is_counted_under_its_check() -> None:
+    assert [settled_check(line) for line in (
+        "volume v1 stuck in creating",
+        "demo: quota says 3 volumes in use, 2 exist",
+        "demo: 1 gigabytes still reserved after every operation ended",
+        "node-1: orphan file volume-v9 (no volume or snapshot there)",
+        "node-2: file volume-v2 is missing",
+    )] == ["stuck", "quota", "quota", "files", "files"]

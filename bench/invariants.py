@@ -1,0 +1,94 @@
+"""What must hold once a cluster has settled, whatever died on the way (issue 9).
+
+``settled_violations`` asks the gateway as an admin and looks at every node's
+directory, and names each way the cluster disagrees with itself (the tests use it
+through ``tests/cluster_invariants.py``, the failpoint matrix and the benchmarks
+directly):
+
+* nothing stuck: no volume, snapshot or attachment in a transitional status;
+* quota equal to what exists: per project, ``in_use`` is the count of its
+  volumes and snapshots and their gigabytes (both count, as Cinder's), and
+  ``reserved`` is 0 (no reservation outlives its operation);
+* node files equal what the gateway lists: every ``volume-``/``snapshot-`` file
+  belongs to a volume or snapshot recorded on that host (no orphan), every
+  volume recorded on a host that is not in an error status has its file there
+  (none missing), and no ``.tmp-`` work in progress is left.
+
+An empty list means settled and exact. Callers wait for it with ``eventually``
+(the reconciler, the supervisor and the quota journal need a moment), then
+assert it is empty; the list is the failure message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.states import (
+    VOLUME_ERRORS,
+    AttachmentStatus,
+    SnapshotStatus,
+    VolumeStatus,
+)
+
+V, P, A = VolumeStatus, SnapshotStatus, AttachmentStatus
+VOLUME_MOVING = frozenset({V.CREATING, V.ATTACHING, V.DETACHING, V.DELETING, V.EXTENDING})
+SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING})
+ATTACHMENT_MOVING = frozenset({A.ATTACHING, A.DETACHING})
+USAGES = ("volumes", "snapshots", "gigabytes")
+
+
+async def settled_violations(
+    admin: Client, node_files: Callable[[], Mapping[str, set[str]]],
+    projects: Iterable[str] = (),
+) -> list[str]:
+    """Every way the settled cluster is not exact; [] when it is (see the module doc).
+    ``node_files``: every file name in each node's directory, by host."""
+    volumes = await admin.list_volumes(all_projects=True)
+    snapshots = await admin.list_snapshots(all_projects=True)
+    attachments = await admin.list_attachments(all_projects=True)
+    problems: list[str] = []
+
+    problems += [f"volume {v.id} stuck in {v.status}" for v in volumes
+                 if v.status in VOLUME_MOVING]
+    problems += [f"snapshot {s.id} stuck in {s.status}" for s in snapshots
+                 if s.status in SNAPSHOT_MOVING]
+    problems += [f"attachment {a.id} stuck in {a.status}" for a in attachments
+                 if a.status in ATTACHMENT_MOVING]
+
+    owners = {v.id: v.project_id for v in volumes}
+    counted = {p: dict.fromkeys(USAGES, 0) for p in {*projects, *owners.values()}}
+    for v in volumes:
+        counted[v.project_id]["volumes"] += 1
+        counted[v.project_id]["gigabytes"] += v.size
+    for s in snapshots:
+        project = s.project_id or owners.get(s.volume_id, "")
+        usage = counted.setdefault(project, dict.fromkeys(USAGES, 0))
+        usage["snapshots"] += 1
+        usage["gigabytes"] += s.size
+    for project, exists in sorted(counted.items()):
+        quota = await admin.show_quota(project)
+        for resource in USAGES:
+            in_use = quota.in_use.get(resource, 0)
+            if in_use != exists[resource]:
+                problems.append(f"{project}: quota says {in_use} {resource} in use, "
+                                f"{exists[resource]} exist")
+            if quota.reserved.get(resource, 0):
+                problems.append(f"{project}: {quota.reserved[resource]} {resource} still "
+                                "reserved after every operation ended")
+
+    hosts = {v.id: (v.host or "").partition("@")[0] for v in volumes}
+    expected = {(hosts[v.id], f"volume-{v.id}") for v in volumes if hosts[v.id]}
+    expected |= {(hosts.get(s.volume_id, ""), f"snapshot-{s.id}") for s in snapshots}
+    required = {(hosts[v.id], f"volume-{v.id}") for v in volumes
+                if hosts[v.id] and v.status not in VOLUME_ERRORS}
+    required |= {(hosts.get(s.volume_id, ""), f"snapshot-{s.id}") for s in snapshots
+                 if s.status is P.AVAILABLE}
+    found = {(host, name) for host, names in node_files().items() for name in names}
+    problems += [f"{host}: {name} is left over (work in progress)"
+                 for host, name in sorted(found) if name.startswith(".tmp-")]
+    problems += [f"{host}: orphan file {name} (no volume or snapshot there)"
+                 for host, name in sorted(found - expected) if not name.startswith(".tmp-")
+                 and name.startswith(("volume-", "snapshot-"))]
+    problems += [f"{host}: file {name} is missing" for host, name in sorted(required - found)]
+    return problems
