@@ -211,6 +211,13 @@ def _add_up(sub: Any) -> None:
     p.add_argument("--max-restarts", type=ranged_int("--max-restarts", 0, 1000), default=5,
                    help="restarts of one actor within a minute past which the cluster is "
                         "stopped (default 5)")
+    p.add_argument("--reconcile-after", type=_positive_float("--reconcile-after"),
+                   default=None, metavar="SECONDS",
+                   help="how old a transitional status must be before the gateway looks "
+                        "into it (default 120)")
+    p.add_argument("--reconcile-every", type=_positive_float("--reconcile-every"),
+                   default=None, metavar="SECONDS",
+                   help="how often the gateway looks for stuck records (default 30)")
     add_log_format(p)
     p.set_defaults(run=cmd_up)
     p = sub.add_parser("down", help="stop the cluster `up` runs in --data-dir",

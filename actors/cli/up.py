@@ -18,14 +18,18 @@ import os
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cinderblock.actors.cli.base import UsageError, endpoint_from, read_endpoints
 from cinderblock.actors.cli.format import table
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.keys import secret_path
+
+if TYPE_CHECKING:
+    from cinderblock.actors.runtime.config import ClusterConfig
 
 DOWN_TIMEOUT_S = 30.0
 
@@ -43,6 +47,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     _refuse_if_running(args.data_dir)
     cfg = embedded(args.data_dir, backend=args.backend, nodes=args.nodes,
                    capacity_gb=args.capacity_gb, metrics=True)
+    cfg = _with_reconcile(cfg, args.reconcile_after, args.reconcile_every)
     if args.api_fronts:
         cfg = with_rest_fronts(cfg, args.api_fronts, args.api_port)
     # the last start's endpoints, when free (an --api-port asked for goes where asked)
@@ -79,6 +84,17 @@ def cmd_up(args: argparse.Namespace) -> int:
             supervisor.remove_status()
         print("cinderblock stopped")
     return 0
+
+
+def _with_reconcile(cfg: ClusterConfig, after_s: float | None, every_s: float | None
+                    ) -> ClusterConfig:
+    """The reconciler's timing as ``--reconcile-after``/``--reconcile-every`` ask
+    (the kill suite settles in seconds, an operator keeps the defaults)."""
+    if after_s is not None:
+        cfg = replace(cfg, reconcile_after_s=after_s)
+    if every_s is not None:
+        cfg = replace(cfg, reconcile_every_s=every_s)
+    return cfg
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -154,6 +154,7 @@ class Gateway(Actor):
         await self.volume_types.load()
         await self.user_messages.load()
         await self.store.load_volumes(self.types.by_id)
+        await self.lifecycle.delete_requests.load()
         await self.attachments.open()
         self.quota = self.connect(self.cfg.quota, "gateway", server="quota")
         self.spawn(self.store.journal.run(self._quota_apply, self._quota_abandon,
@@ -311,7 +312,9 @@ class Gateway(Actor):
                 f"request id {key[1]!r} was already used for a different request",
                 {"request_id": key[1]},
             )
-        if made is None and inflight is not None:
+        if inflight is not None:
+            # Its flow still runs (its record may be written already): answer with what
+            # that flow ends in, never with a record its failure would then remove.
             return await asyncio.shield(inflight[1])
         return made[0] if made is not None else None
 

@@ -17,17 +17,21 @@ Nothing here waits for the quota actor: a delete is done once its row is gone
 Idempotency: a snapshot create retried with the same request id returns the
 first snapshot; a delete retried with the same request id is not an error
 even when the volume or snapshot is already gone (the answer is its last
-view, status ``deleted``). The memory of finished deletes is bounded.
+view, status ``deleted``), also after a gateway restart (``delete_requests``),
+and a retry that comes while the first attempt runs gets what that attempt
+ends in. The memory of deletes is bounded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections import OrderedDict
 from typing import Any
 
+from cinderblock.actors.gateway.delete_requests import DeleteRequest, DeleteRequests
 from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
 from cinderblock.actors.gateway.guards import require_reporter
 from cinderblock.actors.gateway.lifecycle_checks import (
@@ -61,8 +65,6 @@ from cinderblock.protocol.messages.lifecycle import (
 )
 from cinderblock.protocol.messages.volumes import Volume, VolumeRef
 from cinderblock.protocol.states import (
-    SNAPSHOT_ERRORS,
-    VOLUME_ERRORS,
     SnapshotStatus,
     VolumeStatus,
     check_volume_move,
@@ -99,8 +101,9 @@ class GatewayLifecycle:
         self.snapshot_flow = snapshot_create_api(self)
         self.snapshot_delete_flow = snapshot_delete_api(self)
         self._nodes = frozenset(n.host for n in gw.cfg.nodes)
-        self._deletes: OrderedDict[Key, str] = OrderedDict()  # request -> volume/snapshot id
+        self.delete_requests = DeleteRequests(self.store.db)  # request -> what it deletes
         self._gone: OrderedDict[str, Volume | Snapshot] = OrderedDict()  # id -> last view
+        self._running: dict[Key, asyncio.Future[None]] = {}  # deletes whose flow still runs
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -177,25 +180,45 @@ class GatewayLifecycle:
             self._gone.popitem(last=False)
 
     def _remember_delete(self, ctx: Context, object_id: str) -> None:
-        if ctx.request_id:
-            self._deletes[(ctx.project_id, ctx.request_id)] = object_id
-            while len(self._deletes) > REMEMBERED_DELETES:
-                self._deletes.popitem(last=False)
+        """Written before the flow runs (``delete_requests``): durable no later than
+        the ``deleting`` status the flow writes."""
+        volume = self.store.volumes.get(object_id)
+        snapshot = self.store.snapshots.snapshots.get(object_id)
+        if not ctx.request_id:
+            return
+        if volume is not None:
+            request = DeleteRequest("volume", object_id, ctx.project_id, object_id, volume.size)
+        elif snapshot is not None:
+            request = DeleteRequest("snapshot", object_id, ctx.project_id, snapshot.volume_id,
+                                    snapshot.size)
+        else:
+            return  # nothing to delete: the flow says not found
+        self.delete_requests.remember((ctx.project_id, ctx.request_id), request)
 
-    def _retried_delete(self, req: Request, object_id: str) -> Volume | Snapshot | None:
+    async def _retried_delete(self, req: Request, object_id: str
+                              ) -> Volume | Snapshot | None:
         """The answer to a delete retried with its request id (None: not a retry).
 
-        Still deleting: its current view (and the caller watches it); gone: its last
-        view (``deleted``); back in an error status: None, so the delete runs again.
+        Its flow still running: what that flow ends in (its error is this retry's
+        error: a delete whose cast then fails was not done, and a retry must not have
+        been told otherwise). Still deleting: its current view (and the caller watches
+        it); gone: its last view (``deleted``), also after a gateway restart
+        (``delete_requests``); in any other status (an error, or not yet marked when
+        the gateway died): None, so the delete runs again.
         """
         ctx = req.ctx
-        if self._deletes.get((ctx.project_id, ctx.request_id)) != object_id:
+        key = (ctx.project_id, ctx.request_id)
+        known = self.delete_requests.get(key)
+        if known is None or known.object_id != object_id:
             return None
+        running = self._running.get(key)
+        if running is not None:
+            await asyncio.shield(running)
         current = self.store.volumes.get(object_id) or self.store.snapshots.snapshots.get(
             object_id)
         if current is None:
-            return self._gone.get(object_id)
-        if current.status in VOLUME_ERRORS or current.status in SNAPSHOT_ERRORS:
+            return self._gone.get(object_id) or known.gone_view()
+        if current.status not in (V.DELETING, SnapshotStatus.DELETING):
             return None
         self._watching(req, object_id)
         return current.view()
@@ -203,7 +226,7 @@ class GatewayLifecycle:
     # ---- volumes -------------------------------------------------------
     async def on_volume_delete(self, req: Request) -> Volume:
         volume_id = req.body.volume_id
-        retried = self._retried_delete(req, volume_id)
+        retried = await self._retried_delete(req, volume_id)
         if isinstance(retried, Volume):
             return retried
         c = DeleteContext(volume_id, req.ctx)
@@ -218,12 +241,25 @@ class GatewayLifecycle:
         key = (req.ctx.project_id, req.ctx.request_id)
         self._remember_delete(req.ctx, object_id)
         self._watching(req, object_id)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if req.ctx.request_id:
+            self._running[key] = done
         try:
             await self._run(flow, c, req, object_id, volume_id)
-        except Exception:
-            if self._deletes.get(key) == object_id:
-                del self._deletes[key]
+        except Exception as exc:
+            known = self.delete_requests.get(key)
+            if known is not None and known.object_id == object_id:
+                self.delete_requests.forget(key)
+            done.set_exception(exc)
+            done.exception()  # retrieved: a retry may never ask
             raise
+        else:
+            done.set_result(None)
+        finally:
+            if self._running.get(key) is done:
+                del self._running[key]
+            if not done.done():
+                done.cancel()  # the gateway is stopping: a waiting retry ends with it
 
     async def on_volume_extend(self, req: Request) -> Volume:
         body = req.body
@@ -331,7 +367,7 @@ class GatewayLifecycle:
 
     async def on_snapshot_delete(self, req: Request) -> Snapshot:
         snapshot_id = req.body.snapshot_id
-        retried = self._retried_delete(req, snapshot_id)
+        retried = await self._retried_delete(req, snapshot_id)
         if isinstance(retried, Snapshot):
             return retried
         c = SnapshotDeleteContext(snapshot_id, req.ctx)

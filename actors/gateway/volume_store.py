@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
+from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.guards import stored_fingerprint
 from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.gateway.quota_journal import JOURNAL_SCHEMA, QuotaJournal
@@ -182,9 +183,10 @@ class VolumeRecord:
 
 class GatewayStore:
     def __init__(self, path: Path, synchronous: str) -> None:
-        self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA,
-                           synchronous, version=SCHEMA_VERSION, migrations=MIGRATIONS,
-                           reread=self.reread)
+        schema = (SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA
+                  + DELETE_REQUESTS_SCHEMA)
+        self.db = Database(path, schema, synchronous, version=SCHEMA_VERSION,
+                           migrations=MIGRATIONS, reread=self.reread)
         self._other_rows: tuple[Reread, ...] = ()  # the other owners of rows in this file
         self.journal = QuotaJournal(self.db)  # what the gateway owes the quota actor
         # volume id -> the quota reservation of its extend in progress (pending_extends)

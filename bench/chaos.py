@@ -1,0 +1,408 @@
+"""The kill suite: SIGKILL one actor of each kind in turn under load, then check that
+nothing was lost, stuck, doubled or miscounted (issue 9).
+
+    python -m cinderblock.bench.chaos [--seeds N] [--first-seed S] [--creates 1000]
+                                      [--deletes 200] [--window SECONDS]
+                                      [--settle SECONDS] [--backend file|null] [--json]
+
+For each seed: ``cinderblock up`` (a real process, file backend by default, two
+nodes, no REST front) on a fresh temporary data directory; ``--deletes`` volumes
+are made first; then, over ``--window`` seconds, ``--creates`` creates (each its
+own task and request id, its volume named after the request id) and the deletes
+of those volumes are sent in a seeded order through the client library, half at a
+steady pace and half in a burst just before each kill, as many in flight as the
+cluster lets pile up. Meanwhile the gateway,
+the quota actor, the scheduler and one node are each SIGKILLed once, in a seeded
+order at seeded moments (``bench.chaos_plan``), by the pids ``up`` reports in
+``status.json``; each kill waits until ``up`` has started the previous one again.
+A request that fails with a transport error or a timeout (``timeout``,
+``unavailable``) is sent again with the same request id after a short backoff,
+until ``--deadline`` seconds after its first attempt.
+
+Then the cluster is given ``--settle`` seconds to settle (the reconciler runs
+every second and looks at records older than 15 s) and checked, once a round finds
+nothing or at the deadline:
+
+* ``stuck``, ``quota``, ``files``: ``bench.invariants`` (nothing in a transitional
+  status; quota ``in_use`` equal to what exists and nothing reserved; node files
+  equal to the gateway's list);
+* ``lost_ack``, ``duplicate``: ``bench.chaos_plan.judge`` (every acknowledged
+  create ends ``available`` or ``error`` with a reason, every acknowledged delete
+  ends gone, a delete reported failed did not happen, every request answered; one
+  volume per request id);
+* ``restart``: every killed actor was started again by ``up`` (``status.json``:
+  restarts equal to its kills, running, a new live pid) and no other actor died.
+
+It prints a table per seed and totals (``--json``: one JSON document, what
+``docs/reliability.md`` quotes). The exit status is 1 if any check failed.
+``tests/e2e/test_e2e_chaos.py`` runs the same code on a smaller load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cinderblock.bench.chaos_plan import Ledger, Plan, Request, judge, make_plan
+from cinderblock.bench.invariants import settled_violations
+from cinderblock.bench.up_cluster import UpCluster
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.wire.errors import CinderblockError, Timeout, Unavailable
+
+PROJECT = "demo"  # `up` makes the key of user demo, project demo
+CHECKS = ("stuck", "lost_ack", "duplicate", "quota", "files", "restart")
+EXAMPLES = 5  # problem lines kept per check in the report
+# The reconciler looks every second at records older than 15 s: sooner than up's
+# defaults (120 s, every 30 s) so a seed settles in seconds, and still longer than the
+# gateway's own calls may wait (10 s for the quota actor), so that it never judges a
+# create the gateway's flow is still running.
+RECONCILE_AFTER_S = 15.0
+RECONCILE_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    creates: int = 1000
+    deletes: int = 200
+    window_s: float = 30.0  # the load and the kills take this long
+    settle_s: float = 90.0  # at most this long for the cluster to settle
+    deadline_s: float = 60.0  # a client retries a request this long after its first try
+    call_timeout_s: float = 5.0  # one attempt waits this long for its answer
+    backend: str = "file"
+    nodes: int = 2
+
+
+@dataclass
+class Kill:
+    actor: str
+    planned_s: float
+    at_s: float = 0.0  # when it was sent, after the load started
+    pid: int = 0
+    in_flight: int = 0  # requests in flight at that moment
+    back_after_s: float | None = None  # until up reported it running again
+
+
+@dataclass
+class SeedResult:
+    seed: int
+    creates: int
+    deletes: int
+    acked_creates: int = 0
+    acked_deletes: int = 0
+    refused: int = 0
+    unanswered: int = 0
+    attempts: int = 0
+    retries: int = 0
+    kills: list[Kill] = field(default_factory=list)
+    violations: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHECKS, 0))
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    load_s: float = 0.0
+    settle_s: float = 0.0
+    total_s: float = 0.0
+    data_dir: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.violations.values())
+
+    def failed_checks(self) -> list[str]:
+        return [c for c in CHECKS if self.violations[c]]
+
+
+# ---- one seed ---------------------------------------------------------------------
+def run_seed(seed: int, settings: Settings, data_root: Path | None = None,
+             keep: bool = False) -> SeedResult:
+    """Start ``up``, run the seed's load and kills, settle, check, stop ``up``."""
+    started = time.monotonic()
+    data_dir = Path(tempfile.mkdtemp(prefix=f"chaos-{seed}-", dir=data_root))
+    up = UpCluster(data_dir, "--backend", settings.backend, "--nodes", str(settings.nodes),
+                   "--api-fronts", "0", "--capacity-gb", "100000",
+                   "--reconcile-after", str(RECONCILE_AFTER_S),
+                   "--reconcile-every", str(RECONCILE_EVERY_S), "--max-restarts", "5")
+    result = SeedResult(seed, settings.creates, settings.deletes, data_dir=str(data_dir))
+    up.start()
+    try:
+        asyncio.run(_run(up, seed, settings, result))
+    finally:
+        left = up.stop()
+    if left:
+        _found(result, "restart", [f"actor pids {left} outlived `up` and were killed"])
+    result.total_s = round(time.monotonic() - started, 1)
+    if not keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return result
+
+
+async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult) -> None:
+    plan = make_plan(seed, settings.creates, settings.deletes, settings.window_s,
+                     tuple(n.host for n in up.cfg.nodes))
+    async with up.client("admin", 30.0) as admin, \
+            up.client(PROJECT, settings.call_timeout_s) as client:
+        await admin.set_quota(PROJECT, volumes=100_000, gigabytes=100_000)
+        targets = await _make_volumes(client, settings.deletes)
+        ledger = Ledger()
+        load_started = time.monotonic()
+        await Storm(up, client, plan, settings, ledger, targets, result).run()
+        result.load_s = round(time.monotonic() - load_started, 1)
+        settle_started = time.monotonic()
+        found = await _settle(up, admin, ledger, settings.settle_s)
+        result.settle_s = round(time.monotonic() - settle_started, 1)
+    for check, lines in found.items():
+        _found(result, check, lines)
+    _found(result, "restart", _restart_problems(up, result.kills))
+    _tally(result, ledger)
+
+
+async def _make_volumes(client: Client, count: int) -> list[str]:
+    """The volumes the deletes will delete, made (``available``) before any kill."""
+    gate = asyncio.Semaphore(50)
+
+    async def one(i: int) -> str:
+        async with gate:
+            made = await client.create_volume(1, name=f"premade-{i}", wait=True, timeout=60.0)
+            return made.id
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+class Storm:
+    """The load and the kills of one seed, at the plan's moments."""
+
+    def __init__(self, up: UpCluster, client: Client, plan: Plan, settings: Settings,
+                 ledger: Ledger, targets: list[str], result: SeedResult) -> None:
+        self.up, self.client, self.plan, self.settings = up, client, plan, settings
+        self.ledger, self.targets, self.result = ledger, targets, result
+        self.rng = random.Random(plan.seed)
+        self.in_flight = 0
+        self.t0 = 0.0
+
+    async def run(self) -> None:
+        self.t0 = time.monotonic()
+        targets = iter(self.targets)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._kills())
+            for kind, at_s in zip(self.plan.ops, self.plan.send_at_s, strict=True):
+                await self._until(at_s)
+                request = self.ledger.add(Request(kind, f"chaos-{self.plan.seed}-{uuid.uuid4()}"))
+                if kind == "delete":
+                    request.volume_id = next(targets)
+                tg.create_task(self._send(request))
+
+    async def _until(self, at_s: float) -> None:
+        delay = self.t0 + at_s - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _kills(self) -> None:
+        for planned in self.plan.kills:
+            await self._until(planned.at_s)
+            kill = Kill(planned.actor, planned.at_s)
+            kill.pid, restarts = await asyncio.to_thread(self.up.kill, planned.actor)
+            kill.at_s = round(time.monotonic() - self.t0, 2)
+            kill.in_flight = self.in_flight
+            self.result.kills.append(kill)
+            kill.back_after_s = await self._back(kill, restarts)
+
+    async def _back(self, kill: Kill, restarts: int, timeout: float = 30.0) -> float | None:
+        """Seconds until ``up`` runs the killed actor again (None: not in ``timeout``)."""
+        since = time.monotonic()
+        while time.monotonic() - since < timeout:
+            if self.up.restarted(kill.actor, kill.pid, restarts):
+                return round(time.monotonic() - since, 2)
+            await asyncio.sleep(0.05)
+        return None
+
+    async def _send(self, r: Request) -> None:
+        if r.kind == "create":
+            def call() -> Awaitable[Volume]:
+                return self.client.create_volume(1, name=r.request_id, request_id=r.request_id)
+        else:
+            def call() -> Awaitable[Volume]:
+                return self.client.delete_volume(r.volume_id, request_id=r.request_id)
+        self.in_flight += 1
+        try:
+            await retried(r, call, self.settings.deadline_s, self.rng)
+        finally:
+            self.in_flight -= 1
+
+
+async def retried(r: Request, call: Callable[[], Awaitable[Volume]], deadline_s: float,
+                  rng: random.Random) -> None:
+    """Send ``r`` until it is answered or refused: a transport error or a timeout is
+    retried (same request id: ``call`` sends it) after a jittered backoff, until
+    ``deadline_s`` after the first attempt (then ``r.unanswered``)."""
+    first = time.monotonic()
+    backoff = 0.2
+    while True:
+        r.attempts += 1
+        try:
+            volume = await call()
+        except (Timeout, Unavailable):
+            if time.monotonic() - first > deadline_s:
+                r.unanswered = True
+                return
+            await asyncio.sleep(backoff * rng.uniform(0.5, 1.5))
+            backoff = min(2.0, backoff * 2)
+            continue
+        except CinderblockError as exc:
+            r.refused = f"{exc.code}: {exc.message}"
+            return
+        r.answers.append(volume.id)
+        return
+
+
+async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float
+                  ) -> dict[str, list[str]]:
+    """Look every second until a round finds nothing or ``settle_s`` is over; what
+    the last round found, by check."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        try:
+            found = await _problems(up, admin, ledger)
+        except CinderblockError as exc:  # the gateway may still be busy catching up
+            found = {"stuck": [f"the admin's view failed: {exc.code}: {exc.message}"]}
+        if not found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(1.0)
+
+
+async def _problems(up: UpCluster, admin: Client, ledger: Ledger) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for text in await settled_violations(admin, up.node_files, [PROJECT]):
+        found.setdefault(settled_check(text), []).append(text)
+    volumes = await admin.list_volumes(all_projects=True)
+    for check, text in judge(ledger, [v for v in volumes if v.project_id == PROJECT]):
+        found.setdefault(check, []).append(text)
+    return found
+
+
+def settled_check(problem: str) -> str:
+    """Which check a line of ``settled_violations`` belongs to."""
+    if " stuck in " in problem or problem.startswith("the admin's view failed"):
+        return "stuck"
+    if " in use, " in problem or " still reserved " in problem:
+        return "quota"
+    return "files"
+
+
+def _restart_problems(up: UpCluster, kills: list[Kill]) -> list[str]:
+    if up.proc is None or up.proc.poll() is not None:
+        return [f"`cinderblock up` is not running: {up.output()[-2000:]}"]
+    killed = {k.actor: sum(1 for j in kills if j.actor == k.actor) for k in kills}
+    problems = [f"{k.actor} (pid {k.pid}) was not running again 30s after its kill"
+                for k in kills if k.back_after_s is None]
+    for name, entry in up.status().items():
+        want = killed.get(name, 0)
+        if entry["restarts"] != want:
+            problems.append(f"{name} was started again {entry['restarts']} times for "
+                            f"{want} kills (last exit: {entry['last_exit']})")
+        if not entry["running"]:
+            problems.append(f"{name} is not running")
+    return problems
+
+
+def _found(result: SeedResult, check: str, lines: list[str]) -> None:
+    result.violations[check] += len(lines)
+    if lines:
+        result.examples.setdefault(check, []).extend(lines)
+        del result.examples[check][EXAMPLES:]
+
+
+def _tally(result: SeedResult, ledger: Ledger) -> None:
+    result.acked_creates = sum(r.acknowledged for r in ledger.of("create"))
+    result.acked_deletes = sum(r.acknowledged for r in ledger.of("delete"))
+    result.refused = sum(bool(r.refused) for r in ledger.requests)
+    result.unanswered = sum(r.unanswered for r in ledger.requests)
+    result.attempts = sum(r.attempts for r in ledger.requests)
+    result.retries = ledger.retries
+
+
+# ---- the report ---------------------------------------------------------------------
+def table(results: list[SeedResult]) -> str:
+    head = ["seed", "kills (actor@s, back after s)", "creates acked", "deletes acked",
+            "retries", *CHECKS, "load s", "settle s", "total s"]
+    rows = [[str(r.seed),
+             " ".join(f"{k.actor}@{k.at_s:g}({_or_dash(k.back_after_s)})" for k in r.kills),
+             f"{r.acked_creates}/{r.creates}", f"{r.acked_deletes}/{r.deletes}", str(r.retries),
+             *(str(r.violations[c]) for c in CHECKS),
+             f"{r.load_s:g}", f"{r.settle_s:g}", f"{r.total_s:g}"] for r in results]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+             "-+-".join("-" * w for w in widths)]
+    lines += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    for r in results:
+        for check, examples in r.examples.items():
+            lines += [f"  seed {r.seed} {check}: {text}" for text in examples]
+    return "\n".join(lines)
+
+
+def _or_dash(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def summary(results: list[SeedResult], settings: Settings, argv: list[str]) -> dict[str, Any]:
+    return {
+        "command": " ".join(["python -m cinderblock.bench.chaos", *argv]),
+        "settings": asdict(settings),
+        "seeds": [{**asdict(r), "ok": r.ok} for r in results],
+        "totals": {
+            "seeds": len(results),
+            "kills": sum(len(r.kills) for r in results),
+            "creates": sum(r.creates for r in results),
+            "deletes": sum(r.deletes for r in results),
+            "acked_creates": sum(r.acked_creates for r in results),
+            "acked_deletes": sum(r.acked_deletes for r in results),
+            "retries": sum(r.retries for r in results),
+            "violations": {c: sum(r.violations[c] for r in results) for c in CHECKS},
+            "seconds": round(sum(r.total_s for r in results), 1),
+            "ok": all(r.ok for r in results),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(prog="python -m cinderblock.bench.chaos",
+                                description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--seeds", type=int, default=3, help="how many seeds to run (default 3)")
+    p.add_argument("--first-seed", type=int, default=1)
+    p.add_argument("--creates", type=int, default=1000)
+    p.add_argument("--deletes", type=int, default=200)
+    p.add_argument("--window", type=float, default=30.0,
+                   help="seconds over which the load is sent and the kills fall")
+    p.add_argument("--settle", type=float, default=90.0,
+                   help="at most this long for the cluster to settle")
+    p.add_argument("--backend", choices=("file", "null"), default="file")
+    p.add_argument("--keep", action="store_true", help="keep each seed's data directory")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    args = p.parse_args(argv)
+    if args.seeds < 1 or args.creates < 0 or args.deletes < 0 or args.window <= 0:
+        p.error("--seeds must be at least 1, --creates and --deletes at least 0, "
+                "--window above 0")
+    settings = Settings(args.creates, args.deletes, args.window, args.settle,
+                        backend=args.backend)
+    results = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        results.append(run_seed(seed, settings, keep=args.keep))
+        if not args.json:
+            print(f"seed {seed}: {'ok' if results[-1].ok else 'FAILED'} "
+                  f"({results[-1].total_s:g}s)", file=sys.stderr, flush=True)
+    doc = summary(results, settings, argv)
+    print(json.dumps(doc, indent=2) if args.json else table(results))
+    return 0 if doc["totals"]["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The kill suite, short: the code of ``python -m cinderblock.bench.chaos`` on one seed
+and a smaller load. ``cinderblock up`` runs the cluster; the gateway, the quota
+actor, the scheduler and a node are each SIGKILLed once while 150 creates and 30
+deletes are under way, and once the cluster has settled nothing is stuck, every
+acknowledged request reached its final state, no request id made two volumes, quota
+equals what exists, node files equal the gateway's list, and ``up`` started every
+killed actor again."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from cinderblock.bench.chaos import Settings, run_seed, table
+from cinderblock.bench.chaos_plan import KINDS
+from tests.conftest import _DATA_DIRS
+
+# Exact quota under any fault is the quota journal's (issue 9): before it, a kill with
+# requests in flight leaves reservations that wait a day, and this test says so (xfail)
+# instead of failing; with it, every check must hold.
+JOURNAL = importlib.util.find_spec("cinderblock.actors.gateway.quota_journal") is not None
+
+
+@pytest.mark.timeout(180)
+def test_killing_one_actor_of_each_kind_under_load_loses_strands_and_doubles_nothing(
+    tmp_path: Path,
+) -> None:
+    _DATA_DIRS.append(tmp_path)  # the session's check: no actor left behind
+    settings = Settings(creates=150, deletes=30, window_s=10.0, settle_s=35.0)
+    result = run_seed(1, settings, data_root=tmp_path, keep=True)
+    report = f"{table([result])}\n(data and logs in {result.data_dir})"
+    killed = {"node" if k.actor.startswith("node-") else k.actor for k in result.kills}
+    assert killed == set(KINDS), report
+    assert result.acked_creates == 150 and result.acked_deletes == 30, report
+    assert result.failed_checks() in ([], ["quota"]), report
+    if result.failed_checks() and not JOURNAL:
+        pytest.xfail(f"quota is exact under faults only with the quota journal:\n{report}")
+    assert result.ok, report

@@ -1,0 +1,106 @@
+"""A request retried with its request id while its first attempt still runs is answered
+with what that attempt ends in: a client is never told of a delete that the first
+attempt's failure then undoes (found by the kill suite, bench.chaos; the create case is
+tests/unit/test_retried_create.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.wire.errors import CinderblockError, NotFound, Unavailable
+from tests.conftest import (
+    E2ECluster,
+    eventually,
+    make_config,
+    peers_let_go,
+    running_cluster,
+    tcp_connections,
+)
+
+
+def test_a_delete_retried_while_its_first_attempt_runs_is_not_acknowledged_when_the_first_fails(
+    tmp_path: Path,
+) -> None:
+    with running_cluster(make_config(tmp_path, nodes=1)) as cluster:
+        answers, after = asyncio.run(_delete_twice_with_the_node_gone(cluster))
+    assert after.status is VolumeStatus.AVAILABLE  # the delete did not happen ...
+    assert all(isinstance(a, Unavailable) for a in answers), answers  # ... and none says so
+
+
+async def _delete_twice_with_the_node_gone(cluster: E2ECluster
+                                           ) -> tuple[list[Volume | BaseException], Volume]:
+    async with cluster.client("retry") as client:
+        vol = await client.create_volume(1, wait=True)
+        node = cluster.cluster.procs["node-1"]
+        connections = tcp_connections(node.pid)
+        cluster.cluster.stop_actor("node-1")
+        await peers_let_go(connections)  # the gateway knows the node is gone
+        # Both attempts in one go: the second arrives while the first, its volume
+        # marked deleting, is about to find that the node cannot be reached.
+        answers = await asyncio.gather(
+            *(client.delete_volume(vol.id, request_id="req-retried-delete")
+              for _ in range(2)), return_exceptions=True)
+        return answers, await client.show_volume(vol.id)
+
+
+def restart_gateway(cluster: E2ECluster) -> None:
+    cluster.cluster.stop_actor("gateway")
+    cluster.cluster.spawn("gateway")
+
+
+async def answers(client: Client) -> bool:
+    try:
+        await client.ping(timeout=1.0)
+    except CinderblockError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("node_faults", [(), ("stall:delete_volume",)],
+                         ids=["deleted", "still-deleting"])
+def test_a_delete_retried_with_its_request_id_after_a_gateway_restart_is_reported_done(
+    tmp_path: Path, node_faults: tuple[str, ...],
+) -> None:
+    cfg = make_config(tmp_path, nodes=1, node_overrides={"node-1": {"faults": node_faults}})
+    with running_cluster(cfg) as cluster:
+        vol_id, first_status = asyncio.run(_delete(cluster, "req-delete-once",
+                                                    finishes=not node_faults))
+        restart_gateway(cluster)
+        again, listed = asyncio.run(_delete_again(cluster, vol_id, "req-delete-once"))
+    assert first_status is VolumeStatus.DELETING
+    assert again.id == vol_id
+    if node_faults:  # the node never finishes: the volume is still being deleted
+        assert again.status is VolumeStatus.DELETING and [v.id for v in listed] == [vol_id]
+    else:
+        assert again.status is VolumeStatus.DELETED and listed == []
+
+
+async def _delete(cluster: E2ECluster, rid: str, finishes: bool) -> tuple[str, VolumeStatus]:
+    async with cluster.client("retry") as client:
+        vol = await client.create_volume(1, wait=True)
+        deleting = await client.delete_volume(vol.id, request_id=rid)
+        if finishes:
+            await eventually(lambda: _gone(client, vol.id), timeout=10)
+        return vol.id, deleting.status
+
+
+async def _gone(client: Client, volume_id: str) -> bool:
+    try:
+        await client.show_volume(volume_id)
+    except NotFound:
+        return True
+    return False
+
+
+async def _delete_again(cluster: E2ECluster, volume_id: str, rid: str
+                        ) -> tuple[Volume, list[Volume]]:
+    async with cluster.client("retry") as client:
+        await eventually(lambda: answers(client), timeout=20)
+        again = await client.delete_volume(volume_id, request_id=rid)
+        return again, await client.list_volumes()
