@@ -135,6 +135,7 @@ class Gateway(Actor):
         await self.volume_types.load()
         await self.user_messages.load()
         await self.store.load_volumes(self.types.by_id)
+        await self.lifecycle.deletes.load(self.store.volumes, self.store.snapshots.snapshots)
         await self.attachments.open()
         self.quota = self.connect(self.cfg.quota, "gateway", server="quota")
         self.scheduler = self.connect(self.cfg.scheduler, "gateway", server="scheduler")

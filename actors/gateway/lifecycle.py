@@ -13,7 +13,8 @@
 Idempotency: a snapshot create retried with the same request id returns the
 first snapshot; a delete retried with the same request id is not an error
 even when the volume or snapshot is already gone (the answer is its last
-view, status ``deleted``). The memory of finished deletes is bounded.
+view, status ``deleted``), also after a gateway restart (``delete_requests.py``:
+which request deleted what is kept in gateway.db, bounded).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from typing import Any
 
+from cinderblock.actors.gateway.delete_requests import DeleteRequests
 from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
 from cinderblock.actors.gateway.guards import require_reporter
 from cinderblock.actors.gateway.lifecycle_checks import (
@@ -73,8 +74,6 @@ SNAPSHOT_STABLE = frozenset(
     {SnapshotStatus.AVAILABLE, SnapshotStatus.ERROR, SnapshotStatus.ERROR_DELETING,
      SnapshotStatus.DELETED}
 )
-REMEMBERED_DELETES = 10_000
-Key = tuple[str, str]  # (project, request id)
 
 
 class GatewayLifecycle:
@@ -88,8 +87,7 @@ class GatewayLifecycle:
         self.snapshot_flow = snapshot_create_api(self)
         self.snapshot_delete_flow = snapshot_delete_api(self)
         self._nodes = frozenset(n.host for n in gw.cfg.nodes)
-        self._deletes: OrderedDict[Key, str] = OrderedDict()  # request -> volume/snapshot id
-        self._gone: OrderedDict[str, Volume | Snapshot] = OrderedDict()  # id -> last view
+        self.deletes = DeleteRequests(self.store.db)  # which request deleted what
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -138,7 +136,7 @@ class GatewayLifecycle:
         release = QuotaRelease(rec.project_id, {"volumes": 1, "gigabytes": rec.size})
         await self._together(self.store.remove_volume(rec), self.quota_call(
             "quota.release", release, ctx))
-        self._remember_gone(rec.id, rec.view())
+        self.deletes.gone(rec.view())
         self.gw.publish(rec)
         self.gw.watchers.drop(rec.id)
 
@@ -147,7 +145,7 @@ class GatewayLifecycle:
         release = QuotaRelease(rec.project_id, {"snapshots": 1, "gigabytes": rec.size})
         await self._together(self.store.snapshots.remove(rec), self.quota_call(
             "quota.release", release, ctx))
-        self._remember_gone(rec.id, rec.view())
+        self.deletes.gone(rec.view())
         self.publish_snapshot(rec)
 
     async def _together(self, *steps: Any) -> None:
@@ -159,30 +157,17 @@ class GatewayLifecycle:
         if failed:
             raise failed[0]
 
-    def _remember_gone(self, object_id: str, view: Volume | Snapshot) -> None:
-        self._gone[object_id] = view
-        while len(self._gone) > REMEMBERED_DELETES:
-            self._gone.popitem(last=False)
-
-    def _remember_delete(self, ctx: Context, object_id: str) -> None:
-        if ctx.request_id:
-            self._deletes[(ctx.project_id, ctx.request_id)] = object_id
-            while len(self._deletes) > REMEMBERED_DELETES:
-                self._deletes.popitem(last=False)
-
     def _retried_delete(self, req: Request, object_id: str) -> Volume | Snapshot | None:
         """The answer to a delete retried with its request id (None: not a retry).
 
         Still deleting: its current view (and the caller watches it); gone: its last
         view (``deleted``); back in an error status: None, so the delete runs again.
         """
-        ctx = req.ctx
-        if self._deletes.get((ctx.project_id, ctx.request_id)) != object_id:
+        if not req.ctx.request_id or self.deletes.deleted_by(req.ctx) != object_id:
             return None
-        current = self.store.volumes.get(object_id) or self.store.snapshots.snapshots.get(
-            object_id)
+        current = self._current(object_id)
         if current is None:
-            return self._gone.get(object_id)
+            return self.deletes.last_view(object_id)
         if current.status in VOLUME_ERRORS or current.status in SNAPSHOT_ERRORS:
             return None
         self._watching(req, object_id)
@@ -202,16 +187,21 @@ class GatewayLifecycle:
     async def _run_delete(
         self, flow: Any, c: Any, req: Request, object_id: str, volume_id: str
     ) -> None:
-        """Run a delete flow, remembering its request id (a retry may come meanwhile)."""
-        key = (req.ctx.project_id, req.ctx.request_id)
-        self._remember_delete(req.ctx, object_id)
+        """Run a delete flow, remembering its request id (a retry may come meanwhile,
+        or after a restart): queued now, it commits with the move to deleting."""
+        current = self._current(object_id)
+        if current is not None:
+            self.deletes.remember(req.ctx, current.view())
         self._watching(req, object_id)
         try:
             await self._run(flow, c, req, object_id, volume_id)
         except Exception:
-            if self._deletes.get(key) == object_id:
-                del self._deletes[key]
+            self.deletes.forget(req.ctx, object_id)
             raise
+
+    def _current(self, object_id: str) -> VolumeRecord | SnapshotRecord | None:
+        return self.store.volumes.get(object_id) or self.store.snapshots.snapshots.get(
+            object_id)
 
     async def on_volume_extend(self, req: Request) -> Volume:
         body = req.body

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
+from cinderblock.actors.gateway.delete_requests import SCHEMA as DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.guards import stored_fingerprint
 from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.gateway.snapshot_store import SNAPSHOT_SCHEMA, SnapshotStore
@@ -167,7 +168,8 @@ class VolumeRecord:
 
 class GatewayStore:
     def __init__(self, path: Path, synchronous: str) -> None:
-        self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA, synchronous,
+        self.db = Database(path, SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA
+                           + DELETE_REQUESTS_SCHEMA, synchronous,
                            version=SCHEMA_VERSION, migrations=MIGRATIONS)
         # volume id -> its extend's quota reservation and what is owed to it ("" while
         # the extend runs, then "commit" or "rollback" until the quota actor has it)
