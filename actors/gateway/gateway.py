@@ -330,12 +330,14 @@ class Gateway(Actor):
             log.info("volume %s is %s: the scheduler's %s (%s) is not applied",
                      rec.id, rec.status.value, new.value, update.reason)
             return
-        if rec.status is VolumeStatus.ERROR and rec.host is None and update.host:
-            # A create the reconciler judged lost finished after all: keep the error,
-            # but remember where the volume is, so that its delete cleans it up there.
+        if rec.status is VolumeStatus.ERROR and update.host:
+            # A create judged lost (by the reconciler or the scheduler) finished after
+            # all: keep the error, but remember where the volume is, so that its delete
+            # cleans it up there (the scheduler's verdict may have named it already).
             log.warning("volume %s, in error, turned up %s on %s", rec.id, new.value, update.host)
-            rec.host = update.host
-            self.store.queue_status(rec).add_done_callback(partial(self._saved, rec))
+            if rec.host != update.host:
+                rec.host = update.host
+                self.store.queue_status(rec).add_done_callback(partial(self._saved, rec))
             return
         check_volume_move(rec.status, new)
         rec.status, rec.reason = new, update.reason

@@ -136,8 +136,9 @@ class Scheduler(Actor):
             log.info("backend %s is up again", msg.backend)
             self.events.emit("liveness", subject=msg.backend, state="up")
         if seen.lost:
-            self._fail(seen.lost, f"storage node {msg.backend} was restarted while it was "
-                                  "creating this volume: the create was lost")
+            self._fail(msg.backend, seen.lost, f"storage node {msg.backend} was restarted "
+                                               "while it was creating this volume: the create "
+                                               "was lost")
 
     def _sweep(self) -> None:
         """Mark the nodes that went silent down; fail the creates they may still hold."""
@@ -147,15 +148,18 @@ class Scheduler(Actor):
                         backend, silent, len(held))
             self.events.emit("liveness", subject=backend, state="down",
                              volume_ids=[h.volume_id for h in held])
-            self._fail(held, f"storage node {backend} stopped reporting (no stats for "
-                             f"{silent:g}s) while it was creating this volume: the create "
-                             "is taken as lost")
+            self._fail(backend, held, f"storage node {backend} stopped reporting (no stats "
+                                      f"for {silent:g}s) while it was creating this volume: "
+                                      "the create is taken as lost")
 
-    def _fail(self, held: list[Held[Context]], reason: str) -> None:
+    def _fail(self, backend: str, held: list[Held[Context]], reason: str) -> None:
         """The gateway applies this to volumes still ``creating`` only: one that the
-        node finished meanwhile keeps its status."""
+        node finished meanwhile keeps its status. The error names ``backend``, where the
+        create was sent: the node may have made the volume's file before it stopped, and
+        the volume's delete must go there to remove it (a node deletes a missing volume
+        as a done thing)."""
         for h in held:
-            update = VolumeUpdate(h.volume_id, VolumeStatus.ERROR, None, reason)
+            update = VolumeUpdate(h.volume_id, VolumeStatus.ERROR, backend, reason)
             try:
                 self.router.cast("volume.update", update, h.note, to=GATEWAY)
             except CinderblockError as exc:

@@ -13,8 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from cinderblock.protocol.wire.errors import InvalidState, NotFound
-from tests.conftest import E2ECluster
-from tests.e2e.test_e2e_stateful import cluster_answers
+from tests.conftest import E2ECluster, every_actor_answers
 
 NODES = ("node-1", "node-2")
 
@@ -27,7 +26,7 @@ async def kill_and_restart_gateway(c: E2ECluster) -> None:
     proc.wait(timeout=10)
     c.cluster.respawn("gateway")
     async with c.client("admin", admin=True) as admin:
-        await cluster_answers(c, admin)
+        await every_actor_answers(c, admin)
 
 
 def request_id() -> str:

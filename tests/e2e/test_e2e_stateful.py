@@ -72,7 +72,14 @@ from cinderblock.protocol.wire.errors import (
     Unavailable,
 )
 from tests.cluster_invariants import settled_violations
-from tests.conftest import E2ECluster, eventually, make_config, require_tool, running_cluster
+from tests.conftest import (
+    E2ECluster,
+    eventually,
+    every_actor_answers,
+    make_config,
+    require_tool,
+    running_cluster,
+)
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., None])
@@ -513,7 +520,7 @@ class ClusterMachine(RuleBasedStateMachine):
         else:
             cluster.stop_actor(actor)
         cluster.respawn(actor)
-        self.run(cluster_answers(self.cluster, self.admin))
+        self.run(every_actor_answers(self.cluster, self.admin))
 
     # ---- SIGKILL in the middle of a request -------------------------------------------
     @rule(op=st.sampled_from(("create", "delete", "snapshot", "extend")),
@@ -652,24 +659,6 @@ class ClusterMachine(RuleBasedStateMachine):
 
 def new_request_id() -> str:
     return f"req-{uuid.uuid4()}"
-
-
-async def cluster_answers(cluster: E2ECluster, admin: Client) -> None:
-    """Until every actor answers the gateway's stats and every backend is up; then two
-    heartbeats more, so the gateway has pinged quota and the scheduler since."""
-    wanted = {"gateway", "quota", "scheduler", *NODES}
-
-    async def answering() -> bool:
-        try:
-            stats = await admin.cluster_stats(timeout=1.0)
-            backends = await admin.list_backends()
-        except CinderblockError:
-            return False
-        return (not stats.missing and wanted <= {s.actor for s in stats.actors}
-                and len(backends) == len(NODES) and all(b.up for b in backends))
-
-    await eventually(answering, timeout=SETTLE_S, every=0.1)
-    await asyncio.sleep(2 * cluster.cfg.heartbeat_s)
 
 
 # ---- the test ---------------------------------------------------------------------------
