@@ -49,6 +49,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     rule,
     run_state_machine_as_test,
@@ -86,7 +87,7 @@ Send = Callable[[], Awaitable[Any]]  # a request of a step, sent again on a retr
 Settle = Callable[[Any], None]  # what the step does with the first answer (or error)
 V, P = VolumeStatus, SnapshotStatus
 
-EXAMPLES = int(os.environ.get("CINDERBLOCK_STATEFUL_EXAMPLES", "3"))
+EXAMPLES = int(os.environ.get("CINDERBLOCK_STATEFUL_EXAMPLES", "4"))
 STEPS = int(os.environ.get("CINDERBLOCK_STATEFUL_STEPS", "12"))
 SEED = os.environ.get("CINDERBLOCK_STATEFUL_SEED")
 SHRINK = os.environ.get("CINDERBLOCK_STATEFUL_SHRINK", "") not in ("", "0")
@@ -369,6 +370,13 @@ class ClusterMachine(RuleBasedStateMachine):
         self.client.close()
 
     # ---- creates ------------------------------------------------------------------
+    @initialize(sizes=st.lists(st.integers(1, 3), min_size=1, max_size=2))
+    @step
+    def start_with_volumes(self, sizes: list[int]) -> None:
+        """Something to act on from the first step (a short run is short)."""
+        for size in sizes:
+            self.create_volume(size=size)
+
     def _create(self, request: CreateRequest, refusal: Refusal | None) -> None:
         got = self.run(attempt(self.client.create_volume(
             request.size, request_id=request.request_id, snapshot_id=request.snapshot_id,
@@ -402,9 +410,7 @@ class ClusterMachine(RuleBasedStateMachine):
         request = CreateRequest(new_request_id(), None, source_volid=source.id)
         self._create(request, self.model.refuse_copy(source, source.size))
 
-    @rule(pick=PICK)
-    @step
-    def retry_a_create_with_its_request_id(self, pick: int) -> None:
+    def _retry_create(self, pick: int) -> None:
         vol = self.model.pick_volume(pick)
         if vol is None:
             return self.note("no create to retry")
@@ -413,6 +419,14 @@ class ClusterMachine(RuleBasedStateMachine):
             r.size, request_id=r.request_id, snapshot_id=r.snapshot_id,
             source_volid=r.source_volid))
         assert (again.id, again.status) == (vol.id, vol.status), again
+
+    @rule(what=st.sampled_from(("create", "snapshot", "delete")), pick=PICK)
+    @step
+    def retry_with_its_request_id(self, what: str, pick: int) -> None:
+        """A done create, snapshot or delete sent again with its request id: the same
+        volume or snapshot (never a second one), or ``deleted``."""
+        {"create": self._retry_create, "snapshot": self._retry_snapshot,
+         "delete": self._retry_delete}[what](pick)
 
     # ---- deletes ------------------------------------------------------------------
     @rule(pick=PICK)
@@ -442,9 +456,7 @@ class ClusterMachine(RuleBasedStateMachine):
             del self.model.snapshots[snap.id]
             self.model.deleted[request_id] = ("snapshot", snap.id)
 
-    @rule(pick=PICK)
-    @step
-    def retry_a_delete_with_its_request_id(self, pick: int) -> None:
+    def _retry_delete(self, pick: int) -> None:
         if not self.model.deleted:
             return self.note("no delete to retry")
         request_id = sorted(self.model.deleted)[pick % len(self.model.deleted)]
@@ -472,9 +484,7 @@ class ClusterMachine(RuleBasedStateMachine):
             self.model.snapshots[snap.id] = ModelSnapshot(
                 snap.id, vol.id, snap.size, snap.status, request_id, force)
 
-    @rule(pick=PICK)
-    @step
-    def retry_a_snapshot_with_its_request_id(self, pick: int) -> None:
+    def _retry_snapshot(self, pick: int) -> None:
         snap = self.model.pick_snapshot(pick)
         if snap is None:
             return self.note("no snapshot create to retry")
@@ -688,7 +698,7 @@ def stateful_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECl
         yield cluster
 
 
-@pytest.mark.timeout(0 if EXAMPLES > 3 or STEPS > 12 else 300)
+@pytest.mark.timeout(0 if EXAMPLES > 4 or STEPS > 12 else 300)
 def test_every_sequence_of_operations_and_restarts_settles_exact_and_as_modelled(
     stateful_cluster: E2ECluster, tmp_path: Path,
 ) -> None:
