@@ -1,12 +1,21 @@
-"""A delete retried with its request id after the gateway was killed is answered as
-before the kill: ``deleted`` once its volume or snapshot is gone, its current view
-while it is still deleting (``actors/gateway/delete_requests.py``). Found by the
-state machine (``test_e2e_stateful.py``): the gateway kept this in memory only, so
-the retry got ``not_found`` or ``invalid_state`` and a client could not tell that
-its delete had happened."""
+"""Requests retried with their request id, as a client does after a crash or a timeout;
+both found by the state machine (``test_e2e_stateful.py``):
+
+* a delete retried after the gateway was killed is answered as before the kill:
+  ``deleted`` once its volume or snapshot is gone, its current view while it is still
+  deleting (``actors/gateway/delete_requests.py``). The gateway kept this in memory
+  only, so the retry got ``not_found`` or ``invalid_state`` and a client could not
+  tell that its delete had happened;
+* a snapshot create retried while its first attempt still runs (quota slow to answer)
+  waits for that attempt and answers the same snapshot. A second flow ran instead,
+  found the volume claimed by the first, and answered ``invalid_state``, while the
+  first went on to make the snapshot."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import uuid
 from collections.abc import Callable
 
@@ -33,7 +42,7 @@ def request_id() -> str:
     return f"req-{uuid.uuid4()}"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def plain(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
     return cluster_factory()
 
@@ -90,3 +99,25 @@ async def test_a_delete_still_running_when_the_gateway_is_killed_is_answered_del
         assert (again.id, again.status) == (vol.id, "deleting")
         with pytest.raises(InvalidState, match="is deleting"):  # another request is refused
             await client.delete_volume(vol.id, request_id=request_id())
+
+
+async def test_a_snapshot_retried_while_its_first_attempt_waits_for_quota_is_that_snapshot(
+    plain: E2ECluster,
+) -> None:
+    c = plain
+    async with c.client("retried-snapshot") as client:
+        vol = await client.create_volume(1, wait=True)
+        rid = request_id()
+        quota = c.cluster.procs["quota"].pid
+        os.kill(quota, signal.SIGSTOP)  # the first attempt waits for its reservation
+        try:
+            first = asyncio.create_task(client.create_snapshot(vol.id, request_id=rid))
+            await asyncio.sleep(0.5)
+            again = asyncio.create_task(client.create_snapshot(vol.id, request_id=rid))
+            await asyncio.sleep(0.5)
+            assert not again.done(), again  # it waits for the first, it is not refused
+        finally:
+            os.kill(quota, signal.SIGCONT)
+        made, retried = await asyncio.gather(first, again)
+        assert retried.id == made.id
+        assert [s.id for s in await client.list_snapshots()] == [made.id]
