@@ -40,7 +40,6 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import hypothesis.strategies as st
@@ -700,7 +699,7 @@ def stateful_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECl
 
 @pytest.mark.timeout(0 if EXAMPLES > 4 or STEPS > 12 else 300)
 def test_every_sequence_of_operations_and_restarts_settles_exact_and_as_modelled(
-    stateful_cluster: E2ECluster, tmp_path: Path,
+    stateful_cluster: E2ECluster,
 ) -> None:
     require_tool("openssl")  # a node makes its export CA with it (attachments)
     loop = asyncio.new_event_loop()
