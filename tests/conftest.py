@@ -48,6 +48,7 @@ from cinderblock.actors.runtime.config import (
 from cinderblock.actors.runtime.keyring import add_user, list_users, secret_key_file
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.codec import unpack
+from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.keys import client_keys, curve_client
 
 GIB = 1 << 30
@@ -425,6 +426,26 @@ async def eventually(check: Callable[[], Any], timeout: float = 10.0, every: flo
             if result:
                 return result
             await asyncio.sleep(every)
+
+
+async def every_actor_answers(cluster: E2ECluster, admin: Client, timeout: float = 30.0
+                              ) -> None:
+    """Until every actor answers the gateway (its ``cluster.stats``: the nodes are
+    connected to it again) and the scheduler has every backend up; then two heartbeats
+    more, so the gateway has pinged quota and the scheduler since (after a restart)."""
+    wanted = {"gateway", "quota", "scheduler", *(n.host for n in cluster.cfg.nodes)}
+
+    async def answering() -> bool:
+        try:
+            stats = await admin.cluster_stats(timeout=1.0)
+            backends = await admin.list_backends()
+        except CinderblockError:
+            return False
+        return (not stats.missing and wanted <= {s.actor for s in stats.actors}
+                and len(backends) == len(cluster.cfg.nodes) and all(b.up for b in backends))
+
+    await eventually(answering, timeout=timeout, every=0.1)
+    await asyncio.sleep(2 * cluster.cfg.heartbeat_s)
 
 
 def run_cli(*args: str, timeout: float = 30.0, env: Mapping[str, str] | None = None,

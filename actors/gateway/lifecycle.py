@@ -15,11 +15,11 @@ Nothing here waits for the quota actor: a delete is done once its row is gone
 (and a delete with no host answers at once).
 
 Idempotency: a snapshot create retried with the same request id returns the
-first snapshot; a delete retried with the same request id is not an error
-even when the volume or snapshot is already gone (the answer is its last
-view, status ``deleted``), also after a gateway restart (``delete_requests``),
-and a retry that comes while the first attempt runs gets what that attempt
-ends in. The memory of deletes is bounded.
+first snapshot (waiting for the first request while it still runs); a delete
+retried with the same request id is not an error even when the volume or
+snapshot is already gone (the answer is its last view, status ``deleted``), also
+after a gateway restart (``delete_requests``), and a retry that comes while the
+first attempt runs gets what that attempt ends in. The memory of deletes is bounded.
 """
 
 from __future__ import annotations
@@ -104,6 +104,8 @@ class GatewayLifecycle:
         self.delete_requests = DeleteRequests(self.store.db)  # request -> what it deletes
         self._gone: OrderedDict[str, Volume | Snapshot] = OrderedDict()  # id -> last view
         self._running: dict[Key, asyncio.Future[None]] = {}  # deletes whose flow still runs
+        # snapshot creates running now, by request: a retry waits for the first
+        self._creating: dict[Key, tuple[str, asyncio.Future[SnapshotRecord]]] = {}
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -327,19 +329,43 @@ class GatewayLifecycle:
         body: SnapshotCreate = req.body
         ctx = req.ctx
         fingerprint = request_fingerprint(body)
-        existing = self.store.snapshots.by_request.get((ctx.project_id, ctx.request_id))
-        if ctx.request_id and existing is not None:
-            if existing.request_fp != fingerprint:
-                raise InvalidInput(
-                    f"request id {ctx.request_id!r} was already used for a different request",
-                    {"request_id": ctx.request_id})
-            self._watching(req, existing.id)
-            return existing.view()
+        key = (ctx.project_id, ctx.request_id)
+        if ctx.request_id:
+            existing = await self._existing_snapshot(key, fingerprint)
+            if existing is not None:
+                self._watching(req, existing.id)
+                return existing.view()
         c = SnapshotCreateContext(body, ctx, str(uuid.uuid4()), fingerprint)
+        done: asyncio.Future[SnapshotRecord] = asyncio.get_running_loop().create_future()
+        if ctx.request_id:
+            self._creating[key] = (fingerprint, done)
         self._watching(req, c.snapshot_id)
-        await self._run(self.snapshot_flow, c, req, c.snapshot_id, body.volume_id)
+        try:
+            await self._run(self.snapshot_flow, c, req, c.snapshot_id, body.volume_id)
+        except Exception as exc:
+            done.set_exception(exc)
+            done.exception()  # marked retrieved: a retry may never ask
+            raise
+        finally:
+            if self._creating.get(key, (None, None))[1] is done:
+                del self._creating[key]
         assert c.record is not None
+        done.set_result(c.record)
         return c.record.view()
+
+    async def _existing_snapshot(self, key: Key, fingerprint: str) -> SnapshotRecord | None:
+        """The snapshot an earlier request with this id made, waiting for it while that
+        request still runs (its error is the retry's: a second flow would find the
+        volume claimed by the first and answer invalid_state)."""
+        rec = self.store.snapshots.by_request.get(key)
+        running = self._creating.get(key)
+        fp = rec.request_fp if rec is not None else running[0] if running else None
+        if fp is not None and fp != fingerprint:
+            raise InvalidInput(f"request id {key[1]!r} was already used for a different "
+                               "request", {"request_id": key[1]})
+        if rec is None and running is not None:
+            return await asyncio.shield(running[1])
+        return rec
 
     def on_snapshot_show(self, req: Request) -> Snapshot:
         return visible_snapshot(self.store, req.body.snapshot_id, req.ctx).view()

@@ -126,3 +126,32 @@ async def test_a_crashed_node_is_down_within_5s_its_create_fails_and_its_restart
             await client.wait_for_status(stuck.id, "available", timeout=5)
         c.cluster.spawn("node", "node-1")
         await eventually(lambda: _is(admin, "node-1@file", True), timeout=20.0)
+
+
+async def test_a_create_lost_with_its_node_names_that_node_so_its_delete_removes_the_file(
+    two_nodes: E2ECluster,
+) -> None:
+    """Found by the state machine (test_e2e_stateful.py): the scheduler's verdict on a
+    create its node lost put the volume in ``error`` with no host, so its delete removed
+    the record only and a file the node had made stayed there for good."""
+    c = two_nodes
+    async with c.client("lost-file", timeout=10.0) as client, \
+            c.client("admin", admin=True) as admin:
+        await eventually(lambda: _is(admin, "node-1@file", True), timeout=BACK_WITHIN_S)
+        stuck = await client.create_volume(1, name="half-made")
+        await asyncio.sleep(1.0)  # node-1 has it, stalled
+        # the moment a node dies in: its driver made the volume's file (a sparse file of
+        # the volume's size, as the file backend makes it), the report is not sent yet
+        made = c.volume_file("node-1", stuck.id)
+        with open(made, "wb") as f:
+            f.truncate(1 << 30)
+        proc = c.cluster.procs.pop("node-1")
+        proc.kill()
+        proc.wait(timeout=10)
+        c.cluster.spawn("node", "node-1")
+        with pytest.raises(VolumeError, match=r"node-1@file (stopped reporting|was restarted)"):
+            await client.wait_for_status(stuck.id, "available", timeout=10)
+        assert (await client.show_volume(stuck.id)).host == "node-1@file"
+        await eventually(lambda: _is(admin, "node-1@file", True), timeout=20.0)
+        await client.delete_volume(stuck.id, wait=True)
+        assert not made.exists()

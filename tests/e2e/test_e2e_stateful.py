@@ -1,0 +1,726 @@
+"""The whole cluster as a state machine (issue 9): nothing lost, nothing stuck, quota exact.
+
+Hypothesis drives one real cluster (actor processes on 127.0.0.1, file backends, a
+tight quota) through creates (plain, from a snapshot, clones), deletes of volumes and
+snapshots, snapshots, extends, attaches (create, update with a connector, complete)
+and detaches, retries of creates and deletes with their request ids, restarts of the
+gateway, quota, the scheduler and a node (SIGTERM or SIGKILL, then started again on
+the same endpoints), and SIGKILLs in the middle of a create, delete, snapshot or
+extend. ``Model`` says what must exist (ids, sizes, statuses, attachments) and which
+requests are refused (``invalid_state`` naming the status, ``over_quota`` naming the
+resources). After every step the cluster must settle (``settled_violations`` is
+empty: nothing stuck, quota in use equal to what exists, nothing reserved, node files
+equal to the gateway's list) and the gateway must list exactly what the model holds.
+
+A request cut short by a kill has more than one correct end; the model names them
+(a create: one volume for its request id, available or error; a delete: gone, or
+back in a status a delete may start from; an extend: the old or the new size) and
+takes the one the cluster settled in.
+
+One cluster serves every example; each example works in a project of its own, so
+the quota of one never meets another's (the invariants are checked for all of
+them after every step).
+
+The suite runs a few short examples, reproducibly (``derandomize``, no example
+database, no shrinking). A longer run::
+
+    CINDERBLOCK_STATEFUL_EXAMPLES=200 CINDERBLOCK_STATEFUL_STEPS=30 \\
+        python -m pytest tests/e2e/test_e2e_stateful.py --timeout 0
+
+``CINDERBLOCK_STATEFUL_SEED=N`` draws from seed N instead of the fixed sequence;
+``CINDERBLOCK_STATEFUL_SHRINK=1`` shrinks a failure (slow: every step is real);
+``CINDERBLOCK_STATEFUL_VERBOSE=1`` (with ``-s``) prints every step as it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.states import (
+    VOLUME_MOVES,
+    AttachmentStatus,
+    SnapshotStatus,
+    VolumeStatus,
+)
+from cinderblock.protocol.wire.errors import (
+    CinderblockError,
+    InvalidState,
+    OverQuota,
+    Timeout,
+    Unavailable,
+)
+from tests.cluster_invariants import settled_violations
+from tests.conftest import (
+    E2ECluster,
+    eventually,
+    every_actor_answers,
+    make_config,
+    require_tool,
+    running_cluster,
+)
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., None])
+Send = Callable[[], Awaitable[Any]]  # a request of a step, sent again on a retry
+Settle = Callable[[Any], None]  # what the step does with the first answer (or error)
+V, P = VolumeStatus, SnapshotStatus
+
+EXAMPLES = int(os.environ.get("CINDERBLOCK_STATEFUL_EXAMPLES", "4"))
+STEPS = int(os.environ.get("CINDERBLOCK_STATEFUL_STEPS", "12"))
+SEED = os.environ.get("CINDERBLOCK_STATEFUL_SEED")
+SHRINK = os.environ.get("CINDERBLOCK_STATEFUL_SHRINK", "") not in ("", "0")
+VERBOSE = os.environ.get("CINDERBLOCK_STATEFUL_VERBOSE", "") not in ("", "0")
+
+# tight, so that over-quota refusals come often: a size of 5 is over the per-volume limit
+LIMITS: Mapping[str, int] = {"volumes": 3, "gigabytes": 8, "snapshots": 2,
+                             "per_volume_gigabytes": 4}
+NODES = ("node-1", "node-2")
+ACTORS = ("gateway", "quota", "scheduler", *NODES)
+CONNECTOR = {"host": "compute-1", "ip": "127.0.0.1", "platform": "x86_64",
+             "os_type": "linux", "multipath": False, "initiator": "iqn.2004-10.org:compute-1"}
+DELETABLE = frozenset(s for s, moves in VOLUME_MOVES.items() if V.DELETING in moves)
+CLONABLE = frozenset({V.AVAILABLE, V.IN_USE})
+SETTLE_S = 30.0  # the reconciler looks after 1 s; a restarted actor is back in about 1 s
+PICK = st.integers(0, 7)  # which of the model's volumes or snapshots (modulo how many)
+
+
+# ---- the model: what must exist, and what must be refused ---------------------------
+@dataclass(frozen=True)
+class CreateRequest:
+    """A create as sent, so that it can be sent again with its request id."""
+
+    request_id: str
+    size: int | None
+    snapshot_id: str | None = None
+    source_volid: str | None = None
+
+
+@dataclass
+class ModelVolume:
+    id: str
+    size: int
+    status: VolumeStatus
+    request: CreateRequest
+    attachment: str | None = None
+
+
+@dataclass
+class ModelSnapshot:
+    id: str
+    volume_id: str
+    size: int
+    status: SnapshotStatus
+    request_id: str
+    force: bool
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The error a request must get: its class, words its message must hold, and for
+    ``over_quota`` the resources it must name."""
+
+    error: type[CinderblockError]
+    says: str = ""
+    over: frozenset[str] = frozenset()
+
+    def check(self, got: CinderblockError) -> None:
+        assert isinstance(got, self.error), f"expected {self.error.__name__}, got {got!r}"
+        assert self.says in got.message, f"{got.message!r} does not say {self.says!r}"
+        if self.over:
+            named = {o["resource"] for o in got.details.get("overs", ())}
+            assert named == self.over, f"over quota on {named}, the model says {self.over}"
+
+
+def invalid_state(status: VolumeStatus | SnapshotStatus) -> Refusal:
+    return Refusal(InvalidState, f"is {status.value}")
+
+
+@dataclass
+class Model:
+    """One project's volumes, snapshots and attachments as they must be."""
+
+    limits: Mapping[str, int]
+    volumes: dict[str, ModelVolume] = field(default_factory=dict)
+    snapshots: dict[str, ModelSnapshot] = field(default_factory=dict)
+    deleted: dict[str, tuple[str, str]] = field(default_factory=dict)  # request id → kind, id
+    # a request cut short by a kill: the (status, size) each object it touched may end in
+    open_ends: dict[str, frozenset[tuple[str, int]]] = field(default_factory=dict)
+
+    def in_use(self) -> dict[str, int]:
+        return {
+            "volumes": len(self.volumes),
+            "snapshots": len(self.snapshots),
+            "gigabytes": sum(v.size for v in self.volumes.values())
+            + sum(s.size for s in self.snapshots.values()),
+        }
+
+    def over_quota(self, deltas: Mapping[str, int], volume_size: int = 0) -> Refusal | None:
+        """Quota's answer to a reservation (``volume_size``: checked per volume)."""
+        used = self.in_use()
+        over = {r for r, d in deltas.items() if used[r] + d > self.limits[r]}
+        if volume_size > self.limits["per_volume_gigabytes"]:
+            over.add("per_volume_gigabytes")
+        return Refusal(OverQuota, over=frozenset(over)) if over else None
+
+    def room_for(self, size: int) -> bool:
+        return self.over_quota({"volumes": 1, "gigabytes": size}, size) is None
+
+    def pick_volume(self, pick: int) -> ModelVolume | None:
+        return self.volumes[sorted(self.volumes)[pick % len(self.volumes)]] if self.volumes \
+            else None
+
+    def pick_snapshot(self, pick: int) -> ModelSnapshot | None:
+        return self.snapshots[sorted(self.snapshots)[pick % len(self.snapshots)]] \
+            if self.snapshots else None
+
+    def snapshots_of(self, volume_id: str) -> list[ModelSnapshot]:
+        return [s for s in self.snapshots.values() if s.volume_id == volume_id]
+
+    # the gateway's checks, in its order: the source's status first, then quota
+    def refuse_create(self, size: int) -> Refusal | None:
+        return self.over_quota({"volumes": 1, "gigabytes": size}, size)
+
+    def refuse_copy(self, source: ModelVolume | ModelSnapshot, size: int) -> Refusal | None:
+        usable = (source.status in CLONABLE if isinstance(source, ModelVolume)
+                  else source.status is P.AVAILABLE)
+        return invalid_state(source.status) if not usable else self.refuse_create(size)
+
+    def refuse_delete(self, vol: ModelVolume) -> Refusal | None:
+        if vol.status not in DELETABLE:
+            return invalid_state(vol.status)
+        return Refusal(InvalidState, "dependent snapshot") if self.snapshots_of(vol.id) else None
+
+    def refuse_snapshot(self, vol: ModelVolume, force: bool) -> Refusal | None:
+        if not (vol.status is V.AVAILABLE or (vol.status is V.IN_USE and force)):
+            return invalid_state(vol.status)
+        return self.over_quota({"snapshots": 1, "gigabytes": vol.size})
+
+    def refuse_extend(self, vol: ModelVolume, new_size: int) -> Refusal | None:
+        if vol.status is not V.AVAILABLE:
+            return invalid_state(vol.status)
+        return self.over_quota({"gigabytes": new_size - vol.size}, new_size)
+
+    def refuse_attach(self, vol: ModelVolume) -> Refusal | None:
+        if vol.attachment is not None:  # the default type does not allow multiattach
+            return Refusal(InvalidState, "already has an attachment")
+        return None if vol.status is V.AVAILABLE else invalid_state(vol.status)
+
+    def settle(self, volumes: Mapping[str, Volume], snapshots: Mapping[str, Snapshot]) -> None:
+        """Take the end each cut-short request came to, once it is one the model allows."""
+        for object_id, ends in self.open_ends.items():
+            found = volumes.get(object_id) or snapshots.get(object_id)
+            end = ("gone", 0) if found is None else (found.status.value, found.size)
+            assert end in ends, f"{object_id} ended {end}; the model allows {sorted(ends)}"
+            if isinstance(found, Volume):
+                self.volumes[object_id].status, self.volumes[object_id].size = (
+                    found.status, found.size)
+            elif isinstance(found, Snapshot):
+                self.snapshots[object_id].status = found.status
+            else:
+                self.volumes.pop(object_id, None)
+                self.snapshots.pop(object_id, None)
+        self.open_ends.clear()
+
+    def listing(self) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[str, int, str]],
+                               dict[str, str]]:
+        """What the gateway must list: volumes, snapshots, attachments."""
+        return ({v.id: (v.size, v.status.value) for v in self.volumes.values()},
+                {s.id: (s.volume_id, s.size, s.status.value) for s in self.snapshots.values()},
+                {v.attachment: v.id for v in self.volumes.values() if v.attachment})
+
+
+# ---- talking to the cluster -----------------------------------------------------------
+async def attempt(call: Awaitable[T]) -> T | CinderblockError:
+    """The answer, or the error the cluster answered with."""
+    try:
+        return await call
+    except CinderblockError as exc:
+        return exc
+
+
+def shown(got: object) -> str:
+    """An answer as a journal line."""
+    if isinstance(got, CinderblockError):
+        return f"{got.code}: {got.message}"
+    if isinstance(got, Volume | Snapshot):
+        return f"{type(got).__name__.lower()} {got.id} {got.status.value} {got.size} GiB"
+    return repr(got)
+
+
+def expect(refusal: Refusal | None, got: T | CinderblockError) -> T | None:
+    """Check an answer against the model's verdict: the result when it had to succeed."""
+    if refusal is None:
+        assert not isinstance(got, CinderblockError), f"refused, the model says it is not: {got!r}"
+        return got
+    assert isinstance(got, CinderblockError), f"done, the model says {refusal}: {got!r}"
+    refusal.check(got)
+    return None
+
+
+async def until_answered(send: Callable[[], Awaitable[T]], deadline_s: float = 30.0) -> T:
+    """Send again (``send()`` makes the call) while the cluster is away
+    (``unavailable``, ``timeout``): what a client does after a crash."""
+    async with asyncio.timeout(deadline_s):
+        while True:
+            try:
+                result: T = await send()
+                return result
+            except (Unavailable, Timeout):
+                await asyncio.sleep(0.1)
+
+
+class FirstFailure:
+    """The run's first failure and the steps of its example, as they really ran.
+
+    Hypothesis runs a failing example again to report it; a real cluster cannot repeat
+    it (its state and timings moved on), so the replay is refused and the test reports
+    this instead."""
+
+    error: BaseException | None = None
+    journal: list[str] = []
+
+    @classmethod
+    def keep(cls, error: BaseException, journal: list[str]) -> None:
+        if cls.error is None:
+            cls.error, cls.journal = error, list(journal)
+
+    @classmethod
+    def report(cls) -> AssertionError:
+        steps = "\n".join(f"  {line}" for line in cls.journal)
+        return AssertionError(f"{cls.error!r}\nthe steps of that example:\n{steps}")
+
+
+def step(func: F) -> F:
+    """A step: written to the example's journal (with its arguments); its failure kept."""
+    @functools.wraps(func)
+    def logged(self: ClusterMachine, **kwargs: Any) -> None:
+        shown = ", ".join(f"{k}={v!r}" for k, v in sorted(kwargs.items()))
+        self.journal.append(f"{func.__name__}({shown})")
+        kept(func)(self, **kwargs)
+    return cast(F, logged)
+
+
+def kept(func: F) -> F:
+    """Its failure is kept as the run's first, with the example's journal."""
+    @functools.wraps(func)
+    def keeping(self: ClusterMachine, **kwargs: Any) -> None:
+        try:
+            func(self, **kwargs)
+        except BaseException as exc:
+            FirstFailure.keep(exc, self.journal)
+            raise
+    return cast(F, keeping)
+
+
+class ClusterMachine(RuleBasedStateMachine):
+    """The steps; ``cluster`` and ``admin`` are set by the test before it runs.
+
+    No preconditions: a rule with nothing to act on notes so and does nothing. Which
+    rules hypothesis may draw must not depend on how the cluster answered (a kill
+    leaves a volume ``available`` one time, ``error`` the next), or hypothesis finds
+    the same draws leading to other choices and stops the run as flaky.
+    """
+
+    cluster: E2ECluster
+    loop: asyncio.AbstractEventLoop
+    admin: Client
+
+    def __init__(self) -> None:
+        if FirstFailure.error is not None:
+            raise RuntimeError("not replaying a failed example on a real cluster")
+        super().__init__()
+        self.project = f"stateful-{uuid.uuid4().hex[:10]}"
+        self.model = Model(LIMITS)
+        self.journal: list[str] = [f"project {self.project}"]
+        self.client = self.cluster.client(self.project, timeout=10.0)
+
+    def note(self, text: str) -> None:
+        self.journal.append(f"    {text}")
+
+    def expect(self, refusal: Refusal | None, got: T | CinderblockError) -> T | None:
+        self.note(f"→ {shown(got)}")
+        return expect(refusal, got)
+
+    def run(self, step: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(step)
+
+    def teardown(self) -> None:
+        self.client.close()
+
+    # ---- creates ------------------------------------------------------------------
+    @initialize(sizes=st.lists(st.integers(1, 3), min_size=1, max_size=2))
+    @step
+    def start_with_volumes(self, sizes: list[int]) -> None:
+        """Something to act on from the first step (a short run is short)."""
+        for size in sizes:
+            self.create_volume(size=size)
+
+    def _create(self, request: CreateRequest, refusal: Refusal | None) -> None:
+        got = self.run(attempt(self.client.create_volume(
+            request.size, request_id=request.request_id, snapshot_id=request.snapshot_id,
+            source_volid=request.source_volid, wait=True)))
+        vol = self.expect(refusal, got)
+        if vol is not None:
+            assert vol.status is V.AVAILABLE, vol
+            self.model.volumes[vol.id] = ModelVolume(vol.id, vol.size, vol.status, request)
+
+    @rule(size=st.integers(1, 5))
+    @step
+    def create_volume(self, size: int) -> None:
+        self._create(CreateRequest(new_request_id(), size), self.model.refuse_create(size))
+
+    @rule(pick=PICK, grow=st.integers(0, 1))
+    @step
+    def create_volume_from_snapshot(self, pick: int, grow: int) -> None:
+        snap = self.model.pick_snapshot(pick)
+        if snap is None:
+            return self.note("no snapshot to copy")
+        size = snap.size + grow
+        request = CreateRequest(new_request_id(), size, snapshot_id=snap.id)
+        self._create(request, self.model.refuse_copy(snap, size))
+
+    @rule(pick=PICK)
+    @step
+    def clone_volume(self, pick: int) -> None:
+        source = self.model.pick_volume(pick)
+        if source is None:
+            return self.note("no volume to clone")
+        request = CreateRequest(new_request_id(), None, source_volid=source.id)
+        self._create(request, self.model.refuse_copy(source, source.size))
+
+    def _retry_create(self, pick: int) -> None:
+        vol = self.model.pick_volume(pick)
+        if vol is None:
+            return self.note("no create to retry")
+        r = vol.request
+        again = self.run(self.client.create_volume(
+            r.size, request_id=r.request_id, snapshot_id=r.snapshot_id,
+            source_volid=r.source_volid))
+        assert (again.id, again.status) == (vol.id, vol.status), again
+
+    @rule(what=st.sampled_from(("create", "snapshot", "delete")), pick=PICK)
+    @step
+    def retry_with_its_request_id(self, what: str, pick: int) -> None:
+        """A done create, snapshot or delete sent again with its request id: the same
+        volume or snapshot (never a second one), or ``deleted``."""
+        {"create": self._retry_create, "snapshot": self._retry_snapshot,
+         "delete": self._retry_delete}[what](pick)
+
+    # ---- deletes ------------------------------------------------------------------
+    @rule(pick=PICK)
+    @step
+    def delete_volume(self, pick: int) -> None:
+        vol = self.model.pick_volume(pick)
+        if vol is None:
+            return self.note("no volume to delete")
+        request_id = new_request_id()
+        got = self.run(attempt(self.client.delete_volume(vol.id, request_id=request_id,
+                                                         wait=True)))
+        if self.expect(self.model.refuse_delete(vol), got) is not None:
+            del self.model.volumes[vol.id]
+            self.model.deleted[request_id] = ("volume", vol.id)
+
+    @rule(pick=PICK)
+    @step
+    def delete_snapshot(self, pick: int) -> None:
+        snap = self.model.pick_snapshot(pick)
+        if snap is None:
+            return self.note("no snapshot to delete")
+        request_id = new_request_id()
+        got = self.run(attempt(self.client.delete_snapshot(snap.id, request_id=request_id,
+                                                           wait=True)))
+        refusal = None if snap.status is not P.CREATING else invalid_state(snap.status)
+        if self.expect(refusal, got) is not None:
+            del self.model.snapshots[snap.id]
+            self.model.deleted[request_id] = ("snapshot", snap.id)
+
+    def _retry_delete(self, pick: int) -> None:
+        if not self.model.deleted:
+            return self.note("no delete to retry")
+        request_id = sorted(self.model.deleted)[pick % len(self.model.deleted)]
+        kind, object_id = self.model.deleted[request_id]
+        again: Volume | Snapshot
+        if kind == "volume":
+            again = self.run(self.client.delete_volume(object_id, request_id=request_id))
+        else:
+            again = self.run(self.client.delete_snapshot(object_id, request_id=request_id))
+        assert (again.id, again.status.value) == (object_id, "deleted"), again
+
+    # ---- snapshots, extends, attachments ----------------------------------------------
+    @rule(pick=PICK, force=st.booleans())
+    @step
+    def create_snapshot(self, pick: int, force: bool) -> None:
+        vol = self.model.pick_volume(pick)
+        if vol is None:
+            return self.note("no volume to snapshot")
+        request_id = new_request_id()
+        got = self.run(attempt(self.client.create_snapshot(
+            vol.id, force=force, request_id=request_id, wait=True)))
+        snap = self.expect(self.model.refuse_snapshot(vol, force), got)
+        if snap is not None:
+            assert (snap.status, snap.size) == (P.AVAILABLE, vol.size), snap
+            self.model.snapshots[snap.id] = ModelSnapshot(
+                snap.id, vol.id, snap.size, snap.status, request_id, force)
+
+    def _retry_snapshot(self, pick: int) -> None:
+        snap = self.model.pick_snapshot(pick)
+        if snap is None:
+            return self.note("no snapshot create to retry")
+        again = self.run(self.client.create_snapshot(
+            snap.volume_id, force=snap.force, request_id=snap.request_id))
+        assert (again.id, again.status) == (snap.id, snap.status), again
+
+    @rule(pick=PICK, grow=st.integers(1, 2))
+    @step
+    def extend_volume(self, pick: int, grow: int) -> None:
+        vol = self.model.pick_volume(pick)
+        if vol is None:
+            return self.note("no volume to extend")
+        new_size = vol.size + grow
+        got = self.run(attempt(self.client.extend_volume(vol.id, new_size, wait=True)))
+        done = self.expect(self.model.refuse_extend(vol, new_size), got)
+        if done is not None:
+            assert (done.status, done.size) == (V.AVAILABLE, new_size), done
+            vol.size = new_size
+
+    @rule(pick=PICK)
+    @step
+    def attach_volume(self, pick: int) -> None:
+        vol = self.model.pick_volume(pick)
+        if vol is None:
+            return self.note("no volume to attach")
+        refusal = self.model.refuse_attach(vol)
+        got = self.run(attempt(self.client.create_attachment(vol.id, instance_id="vm-1")))
+        att = self.expect(refusal, got)
+        if att is not None:
+            self.run(self.client.update_attachment(att.id, CONNECTOR))
+            done = self.run(self.client.complete_attachment(att.id))
+            assert done.status is AttachmentStatus.ATTACHED, done
+            vol.status, vol.attachment = V.IN_USE, att.id
+
+    @rule(pick=PICK)
+    @step
+    def detach_volume(self, pick: int) -> None:
+        attached = sorted(v.id for v in self.model.volumes.values() if v.attachment)
+        if not attached:
+            return self.note("no attachment to delete")
+        vol = self.model.volumes[attached[pick % len(attached)]]
+        assert vol.attachment is not None
+        self.run(self.client.delete_attachment(vol.attachment))
+        vol.status, vol.attachment = V.AVAILABLE, None
+
+    # ---- restarts -----------------------------------------------------------------
+    @rule(actor=st.sampled_from(ACTORS), kill=st.booleans())
+    @step
+    def restart_an_actor(self, actor: str, kill: bool) -> None:
+        self.restart(actor, kill)
+
+    def restart(self, actor: str, kill: bool) -> None:
+        """Stop (SIGTERM) or SIGKILL ``actor``, start it again on its endpoints, and
+        wait until the cluster answers as a whole again."""
+        cluster = self.cluster.cluster
+        if kill:
+            proc = cluster.procs[actor]
+            proc.kill()
+            proc.wait()
+        else:
+            cluster.stop_actor(actor)
+        cluster.respawn(actor)
+        self.run(every_actor_answers(self.cluster, self.admin))
+
+    # ---- SIGKILL in the middle of a request -------------------------------------------
+    @rule(op=st.sampled_from(("create", "delete", "snapshot", "extend")),
+          victim=st.sampled_from(("gateway", "quota", "scheduler", "node")),
+          delay_ms=st.integers(0, 40), pick=PICK)
+    @step
+    def kill_an_actor_in_the_middle_of_a_request(
+        self, op: str, victim: str, delay_ms: int, pick: int,
+    ) -> None:
+        """Send a request, SIGKILL ``victim`` ``delay_ms`` later (``node``: the one holding
+        the volume), start it again, send the request again with its request id while
+        the cluster is away, and let the model name the ends it may come to."""
+        m = self.model
+        targets = {
+            "delete": [v for v in m.volumes.values() if m.refuse_delete(v) is None],
+            "snapshot": [v for v in m.volumes.values() if m.refuse_snapshot(v, False) is None],
+            "extend": [v for v in m.volumes.values() if m.refuse_extend(v, v.size + 1) is None],
+        }.get(op, [])
+        if not targets:
+            op = "create"
+        if op == "create" and not m.room_for(1):
+            self.restart(NODES[pick % 2] if victim == "node" else victim, kill=True)
+            return
+        vol = sorted(targets, key=lambda v: v.id)[pick % len(targets)] if targets else None
+        host = self.run(self.client.show_volume(vol.id)).host if vol is not None else None
+        node = (host or "").partition("@")[0] or NODES[pick % 2]
+        send, settle = {
+            "create": self._create_cut_short,
+            "delete": self._delete_cut_short,
+            "snapshot": self._snapshot_cut_short,
+            "extend": self._extend_cut_short,
+        }[op](vol)
+        self.note(f"{op} {vol.id if vol else ''}, killing {node if victim == 'node' else victim}")
+        first = self.loop.create_task(attempt(send()))
+        self.run(asyncio.sleep(delay_ms / 1000))
+        self.restart(node if victim == "node" else victim, kill=True)
+        answer = self.run(first)
+        self.note(f"first answer: {shown(answer)}")
+        settle(answer)
+
+    def _create_cut_short(self, vol: ModelVolume | None) -> tuple[Send, Settle]:
+        request = CreateRequest(new_request_id(), 1)
+
+        def send() -> Coroutine[Any, Any, Volume]:
+            return self.client.create_volume(1, request_id=request.request_id, timeout=3.0)
+
+        def settle(first: Volume | CinderblockError) -> None:
+            again: Volume = self.run(until_answered(send))
+            self.note(f"sent again: {shown(again)}")
+            if isinstance(first, Volume):
+                assert again.id == first.id, f"a retried create made {again.id}, not {first.id}"
+            self.model.volumes[again.id] = ModelVolume(again.id, 1, again.status, request)
+            self.model.open_ends[again.id] = frozenset({("available", 1), ("error", 1)})
+
+        return send, settle
+
+    def _delete_cut_short(self, vol: ModelVolume | None) -> tuple[Send, Settle]:
+        assert vol is not None
+        request_id = new_request_id()
+
+        def send() -> Coroutine[Any, Any, Volume]:
+            return self.client.delete_volume(vol.id, request_id=request_id, timeout=3.0)
+
+        def settle(first: Volume | CinderblockError) -> None:
+            again: Volume = self.run(until_answered(send))
+            self.note(f"sent again: {shown(again)}")
+            assert again.id == vol.id and again.status in (V.DELETING, V.DELETED), (
+                f"a retried delete answered {again}")
+            self.model.deleted[request_id] = ("volume", vol.id)
+            self.model.open_ends[vol.id] = frozenset({("gone", 0)})
+
+        return send, settle
+
+    def _snapshot_cut_short(self, vol: ModelVolume | None) -> tuple[Send, Settle]:
+        assert vol is not None
+        request_id = new_request_id()
+
+        def send() -> Coroutine[Any, Any, Snapshot]:
+            return self.client.create_snapshot(vol.id, request_id=request_id, timeout=3.0)
+
+        def settle(first: Snapshot | CinderblockError) -> None:
+            again: Snapshot = self.run(until_answered(send))
+            self.note(f"sent again: {shown(again)}")
+            if isinstance(first, Snapshot):
+                assert again.id == first.id, f"a retried snapshot made {again.id}, not {first.id}"
+            self.model.snapshots[again.id] = ModelSnapshot(
+                again.id, vol.id, vol.size, again.status, request_id, False)
+            self.model.open_ends[again.id] = frozenset(
+                {("available", vol.size), ("error", vol.size)})
+
+        return send, settle
+
+    def _extend_cut_short(self, vol: ModelVolume | None) -> tuple[Send, Settle]:
+        assert vol is not None
+        new_size = vol.size + 1
+
+        def send() -> Coroutine[Any, Any, Volume]:
+            return self.client.extend_volume(vol.id, new_size, timeout=3.0)
+
+        def settle(first: Volume | CinderblockError) -> None:
+            # no request id for an extend: done or not, never half (the record's size is
+            # the file's, the reservation settled either way)
+            self.model.open_ends[vol.id] = frozenset(
+                {("available", vol.size), ("available", new_size),
+                 ("error_extending", vol.size)})
+
+        return send, settle
+
+    # ---- after every step ---------------------------------------------------------
+    @invariant()
+    @kept
+    def settled_exact_and_as_modelled(self) -> None:
+        self.run(self._check_settled())
+
+    async def _check_settled(self) -> None:
+        async def settled() -> bool:
+            return await settled_violations(self.cluster, self.admin, [self.project]) == []
+
+        try:
+            await eventually(settled, timeout=SETTLE_S, every=0.1)
+        except TimeoutError:
+            problems = await settled_violations(self.cluster, self.admin, [self.project])
+            raise AssertionError(f"not settled after {SETTLE_S:g}s: {problems}") from None
+        volumes = await self.client.list_volumes()
+        snapshots = await self.client.list_snapshots()
+        attachments = await self.client.list_attachments()
+        self.model.settle({v.id: v for v in volumes}, {s.id: s for s in snapshots})
+        assert all(a.status is AttachmentStatus.ATTACHED for a in attachments), attachments
+        listed = ({v.id: (v.size, v.status.value) for v in volumes},
+                  {s.id: (s.volume_id, s.size, s.status.value) for s in snapshots},
+                  {a.id: a.volume_id for a in attachments})
+        assert listed == self.model.listing()
+        quota = await self.admin.show_quota(self.project)
+        assert {r: quota.in_use.get(r, 0) for r in self.model.in_use()} == self.model.in_use()
+
+
+def new_request_id() -> str:
+    return f"req-{uuid.uuid4()}"
+
+
+# ---- the test ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stateful_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster]:
+    cfg = make_config(tmp_path_factory.mktemp("stateful"), quota=dict(LIMITS),
+                      reconcile_after_s=1.0, reconcile_every_s=0.5)
+    with running_cluster(cfg) as cluster:
+        yield cluster
+
+
+@pytest.mark.timeout(0 if EXAMPLES > 4 or STEPS > 12 else 300)
+def test_every_sequence_of_operations_and_restarts_settles_exact_and_as_modelled(
+    stateful_cluster: E2ECluster,
+) -> None:
+    require_tool("openssl")  # a node makes its export CA with it (attachments)
+    loop = asyncio.new_event_loop()
+    admin = stateful_cluster.client("admin", admin=True, timeout=10.0)
+    ClusterMachine.cluster, ClusterMachine.loop, ClusterMachine.admin = (
+        stateful_cluster, loop, admin)
+    phases = [Phase.explicit, Phase.generate, *([Phase.shrink] if SHRINK else [])]
+    run = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
+                   derandomize=SEED is None, database=None, phases=phases,
+                   suppress_health_check=list(HealthCheck), print_blob=False,
+                   verbosity=Verbosity.debug if VERBOSE else Verbosity.normal)
+    machine: type[ClusterMachine] = ClusterMachine
+    if SEED is not None:
+        machine = hypothesis_seed(int(SEED))(type("SeededMachine", (ClusterMachine,), {}))
+    FirstFailure.error = None
+    try:
+        run_state_machine_as_test(machine, settings=run)
+    except BaseException:
+        if FirstFailure.error is not None:
+            raise FirstFailure.report() from FirstFailure.error
+        raise
+    finally:
+        admin.close()
+        loop.close()
