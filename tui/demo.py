@@ -15,7 +15,7 @@ from typing import Any
 Event = dict[str, Any]
 
 API_TASKS = ("ExtractVolumeRequestTask", "QuotaReserveTask", "EntryCreateTask",
-             "QuotaCommitTask", "VolumeCastTask")
+             "VolumeCastTask")
 SCHEDULER_TASKS = ("ExtractSchedulerSpecTask", "ScheduleCreateVolumeTask")
 MANAGER_TASKS = ("ExtractVolumeRefTask", "OnFailureRescheduleTask", "ExtractVolumeSpecTask",
                  "NotifyVolumeActionTask", "CreateVolumeFromSpecTask", "CreateVolumeOnFinishTask")

@@ -26,7 +26,7 @@ from cinderblock.tui.widgets.flows_pane import FlowsPane
 from cinderblock.tui.widgets.volumes_pane import VolumesPane
 from tests.tui.waiting import repainted
 
-CREATES = 264  # 38 events each: 10,032 events
+CREATES = 280  # 36 events each: 10,080 events
 T0 = 1_700_000_000.0
 
 
