@@ -20,6 +20,7 @@ client's reply goes out when the flow succeeds (Cinder's 202): status ``creating
 from __future__ import annotations
 
 from collections.abc import Collection
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,6 +38,7 @@ from cinderblock.actors.gateway.volume_request import (
     validate_create,
 )
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.runtime.database import WriteFailed
 from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.quota import QuotaReserve, Reservation
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
@@ -125,7 +127,9 @@ class QuotaReserveTask(_ApiTask):
 
     async def revert(self, c: CreateApiContext, failure: BaseException) -> None:
         if c.reservation_id is not None and not c.commit_owed:
-            await self.s.store.journal.owe_rollback(c.reservation_id, c.ctx.project_id)
+            with suppress(WriteFailed):  # sent even if a full disk keeps its row out
+                await self.s.store.journal.owe_rollback(c.reservation_id, c.ctx.project_id,
+                                                        unsaved_ok=True)
 
 
 class EntryCreateTask(_ApiTask):

@@ -27,6 +27,7 @@ another project's), never to the caller.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -43,6 +44,7 @@ from cinderblock.actors.gateway.lifecycle_checks import (
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_request import check_metadata, check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.runtime.database import WriteFailed
 from cinderblock.actors.runtime.failpoints import FailPoint, declare
 from cinderblock.protocol.messages.lifecycle import (
     NodeCreateSnapshot,
@@ -209,7 +211,9 @@ class QuotaReserveTask(_Task[R]):
 
     async def revert(self, c: R, failure: BaseException) -> None:
         if c.reservation_id is not None and not c.committed:
-            await self.s.store.journal.owe_rollback(c.reservation_id, c.project)
+            with suppress(WriteFailed):  # sent even if a full disk keeps its row out
+                await self.s.store.journal.owe_rollback(c.reservation_id, c.project,
+                                                        unsaved_ok=True)
 
 
 # ---- volume_delete_api ------------------------------------------------------------

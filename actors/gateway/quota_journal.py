@@ -68,6 +68,14 @@ class Owed:
     seq: int
     op: QuotaOp
     durable: asyncio.Future[None] | None  # None: loaded from the file (durable)
+    unsaved_ok: bool = False  # sent even if its row was not saved (see owe_rollback)
+
+    @property
+    def owes_nothing(self) -> bool:
+        """Its transaction failed: the state change did not happen, so nothing is owed."""
+        d = self.durable
+        return (d is not None and d.done() and d.exception() is not None
+                and not self.unsaved_ok)
 
 
 class QuotaJournal:
@@ -91,18 +99,24 @@ class QuotaJournal:
     def owe_commit(self, reservation_id: str, project: str) -> asyncio.Future[None]:
         return self._owe(QuotaOp("commit", reservation_id, reservation_id, project))
 
-    def owe_rollback(self, reservation_id: str, project: str) -> asyncio.Future[None]:
-        return self._owe(QuotaOp("rollback", reservation_id, reservation_id, project))
+    def owe_rollback(self, reservation_id: str, project: str, *, unsaved_ok: bool = False
+                     ) -> asyncio.Future[None]:
+        """``unsaved_ok``: a revert's rollback of a reservation that no saved state
+        refers to (its entry was never written). It is sent even if its own row cannot
+        be saved (a full disk): rolling back an unused reservation is always right, and
+        if the gateway dies first the sweep of its incarnation's reservations does it."""
+        return self._owe(QuotaOp("rollback", reservation_id, reservation_id, project),
+                         unsaved_ok)
 
     def owe_release(self, op_id: str, project: str, deltas: Mapping[str, int]
                     ) -> asyncio.Future[None]:
         return self._owe(QuotaOp("release", op_id, "", project, dict(deltas)))
 
-    def _owe(self, op: QuotaOp) -> asyncio.Future[None]:
+    def _owe(self, op: QuotaOp, unsaved_ok: bool = False) -> asyncio.Future[None]:
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         durable = self.db.write(INSERT_OWED, (seq, op.kind, op.op_id, op.reservation_id,
                                               op.project, json.dumps(op.deltas)))
-        self._owed.append(Owed(seq, op, durable))
+        self._owed.append(Owed(seq, op, durable, unsaved_ok))
         self._wake.set()
         return durable
 
@@ -168,7 +182,7 @@ class QuotaJournal:
                     break
                 await asyncio.wait([owed.durable])
                 return await self._next_batch()
-            if owed.durable is not None and owed.durable.exception() is not None:
+            if owed.owes_nothing:
                 continue
             batch.append(owed)
             if len(batch) == BATCH:
@@ -177,8 +191,7 @@ class QuotaJournal:
         return batch
 
     def _drop_failed(self) -> None:
-        while self._owed and (d := self._owed[0].durable) is not None and d.done() \
-                and d.exception() is not None:
+        while self._owed and self._owed[0].owes_nothing:
             self._owed.popleft()
 
     async def _send(self, batch: list[Owed], send: Send) -> None:

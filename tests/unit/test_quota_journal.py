@@ -134,6 +134,27 @@ async def test_the_entry_and_the_commit_it_owes_land_in_one_transaction_or_neith
         assert len(store.journal) == 0
 
 
+async def test_a_reverts_rollback_is_sent_even_when_a_full_disk_keeps_its_row_out(
+    tmp_path: Path,
+) -> None:
+    """A create whose entry could not be written (disk full) reverts: the rollback of
+    its reservation cannot be saved either, and is sent all the same (found by the
+    gateway disk-full test: the reservation otherwise waited for a gateway restart)."""
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        book = QuotaBook()
+        book.reserve(P, {"volumes": 1, "gigabytes": 2}, NOW, reservation_id="g1.a")
+        clash = store.db.write(INSERT_VOLUME, volume().row())
+        store.db.write(INSERT_VOLUME, volume().row())  # the batch fails ...
+        saved = store.journal.owe_rollback("g1.a", P, unsaved_ok=True)  # ... with this row
+        with pytest.raises(WriteFailed):
+            await saved
+        with contextlib.suppress(WriteFailed):
+            await clash
+        assert await store.db.fetchall("SELECT * FROM quota_journal") == []
+        assert await deliver(store.journal, book) == ["done"]
+        assert usage(book) == (0, 0, 0, 0)
+
+
 async def test_what_is_owed_survives_a_gateway_restart_and_is_sent_once(
     tmp_path: Path,
 ) -> None:
