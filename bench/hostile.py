@@ -79,11 +79,13 @@ class PeakRss:
 
 
 def stream(host: str, port: int, server: bytes, public: bytes, secret: bytes, total: int,
-           chunk: bytes, more: bool) -> tuple[int, int]:
-    """Write ``total`` bytes of ``chunk`` frames, dialling again when cut off."""
+           chunk: bytes, more: bool, socket_type: bytes = b"DEALER") -> tuple[int, int]:
+    """Write ``total`` bytes of ``chunk`` frames from a hand-written ZMTP peer (``more``
+    set: one message that never ends), dialling again when cut off. Returns (bytes
+    written, times cut off)."""
     written = cuts = 0
     while written < total:
-        peer = ZmtpCurvePeer(host, port, server, public, secret)
+        peer = ZmtpCurvePeer(host, port, server, public, secret, socket_type)
         try:
             peer.handshake()
             while written + peer.sent < total:

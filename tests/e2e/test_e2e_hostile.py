@@ -17,6 +17,7 @@ import pytest
 import zmq
 
 from cinderblock.actors.runtime.peer_turns import RUNNING_PER_PEER
+from cinderblock.bench.hostile import rss_mb, stream
 from cinderblock.bench.zmtp_peer import HandshakeRefused, ZmtpCurvePeer
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import Unavailable
@@ -38,10 +39,9 @@ def lone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2ECluster]:
 
 
 def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS for {pid}")
+    rss = rss_mb(pid)
+    assert rss > 0, f"no VmRSS for {pid}"
+    return rss
 
 
 def _create_with_a_mib_of_metadata() -> bytes:
@@ -122,26 +122,13 @@ async def test_a_stream_of_frames_over_the_limit_costs_the_gateway_nothing(
 
 def _stream(endpoint: str, key: Path | None, total: int, chunk: bytes, more: bool,
             socket_type: bytes = b"DEALER") -> tuple[int, int]:
-    """Write ``total`` bytes of frames of ``chunk`` at the gateway from a hand-written
-    ZMTP peer with an admitted key (``more`` set: one message that never ends); when
-    cut off, dial again and go on. Returns (bytes written, times cut off)."""
+    """``bench.hostile.stream`` at ``endpoint`` with a key the gateway admits."""
     keys = client_keys(key)
     assert keys is not None, "the hostile peer needs a key the gateway admits"
     own, server = keys
     host, port = endpoint.removeprefix("tcp://").rsplit(":", 1)
-    written, cuts = 0, 0
-    while written < total:
-        peer = ZmtpCurvePeer(host, int(port), server, own.public, own.secret, socket_type)
-        try:
-            peer.handshake()
-            while written + peer.sent < total:
-                peer.send_frames(chunk, 16 if more else 1, more)
-        except OSError:
-            cuts += 1
-        finally:
-            written += peer.sent
-            peer.close()
-    return written, cuts
+    return stream(host, int(port), server, own.public, own.secret, total, chunk, more,
+                  socket_type)
 
 
 async def _while_streaming(lone: E2ECluster, user: str, total: int, chunk: bytes, more: bool

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from cinderblock.actors.gateway.quota_journal import QuotaJournal
+from cinderblock.actors.gateway.quota_journal import Abandon, QuotaJournal, Send
 from cinderblock.actors.quota.book import JournalOp, QuotaBook
 from cinderblock.protocol.messages.quota import QuotaOp
 
@@ -29,6 +29,13 @@ async def deliver(journal: QuotaJournal, book: QuotaBook,
         ids, _ = book.rollback_abandoned(incarnation, refs)
         return tuple(ids)
 
+    await run_until_sent(journal, send, abandon, referenced)
+    return outcomes
+
+
+async def run_until_sent(journal: QuotaJournal, send: Send, abandon: Abandon,
+                         referenced: tuple[str, ...] = ()) -> None:
+    """Run the journal's outbox with these links until nothing is owed (5 s at most)."""
     outbox = asyncio.create_task(journal.run(send, abandon, lambda: referenced))
     try:
         async with asyncio.timeout(5):
@@ -37,4 +44,3 @@ async def deliver(journal: QuotaJournal, book: QuotaBook,
         outbox.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await outbox
-    return outcomes

@@ -6,7 +6,6 @@ rollback of what earlier incarnations left."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
@@ -28,7 +27,7 @@ from cinderblock.protocol.messages.volumes import VolumeType
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.errors import Unavailable
 from tests.conftest import open_gateway_store
-from tests.unit.journal_delivery import deliver, journal_op
+from tests.unit.journal_delivery import deliver, journal_op, run_until_sent
 
 P = "demo"
 NOW = 1_000.0
@@ -198,14 +197,7 @@ async def test_the_outbox_retries_while_quota_is_away_then_rolls_back_the_abando
         rid = journal.reservation_id()
         book.reserve(P, {"volumes": 1, "gigabytes": 2}, NOW, reservation_id=rid)
         await store.add_volume(volume(), rid)
-        outbox = asyncio.create_task(journal.run(send, abandon, lambda: ()))
-        try:
-            async with asyncio.timeout(5):
-                await journal.wait_sent()
-        finally:
-            outbox.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await outbox
+        await run_until_sent(journal, send, abandon)
     assert calls == ["send", "send", "send", "abandon"]  # replayed first, then the sweep
     assert journal.retries == 2
     assert usage(book) == (1, 0, 2, 0)  # committed; the dead gateway's extend given back
