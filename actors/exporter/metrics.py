@@ -21,6 +21,10 @@ path does nothing for metrics beyond the events it already publishes to dashboar
     cinderblock_actor_up{actor}                  1 while its heartbeats arrive
     cinderblock_actor_uptime_seconds{actor}, cinderblock_actor_restarts{actor} (when the
     actor reports them), cinderblock_actor_handled{actor}
+    cinderblock_actor_gc_pause_seconds{actor}    time its loop stood still in the cyclic
+                                                 collector since it started
+    cinderblock_actor_gc_collected{actor}        objects that collector freed (garbage in
+                                                 cycles: near 0 unless something makes them)
     cinderblock_exporter_events_total            events folded in
 
 A create is timed from the first event of its ``volume_create_api`` flow; the starts of
@@ -72,6 +76,10 @@ class ClusterMetrics:
                               ["actor"], registry=r)
         self.handled = Gauge("cinderblock_actor_handled", "requests and casts the actor "
                              "dispatched since it started", ["actor"], registry=r)
+        self.gc_pause = Gauge("cinderblock_actor_gc_pause_seconds", "time the actor's loop "
+                              "stood still in the cyclic collector", ["actor"], registry=r)
+        self.gc_collected = Gauge("cinderblock_actor_gc_collected", "objects the cyclic "
+                                  "collector freed in the actor", ["actor"], registry=r)
         self.events = Counter("cinderblock_exporter_events", "events folded in", registry=r)
         self._creating: OrderedDict[str, float] = OrderedDict()  # volume id -> request time
         self._deleting: set[str] = set()
@@ -147,6 +155,11 @@ class ClusterMetrics:
             self.restarts.labels(actor).set(stats["restarts"])
         if isinstance(stats.get("handled"), int):
             self.handled.labels(actor).set(stats["handled"])
+        collector = stats.get("collector") or {}
+        if isinstance(collector.get("pause_s"), int | float):
+            self.gc_pause.labels(actor).set(collector["pause_s"])
+        if isinstance(collector.get("collected"), int):
+            self.gc_collected.labels(actor).set(collector["collected"])
         for state, count in (stats.get("flows") or {}).items():
             if isinstance(count, int):
                 self.actor_flows.labels(actor, str(state)).set(count)

@@ -26,8 +26,8 @@ from cinderblock.actors.gateway.cluster_stats import cluster_stats_handlers
 from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
 from cinderblock.actors.gateway.event_hub import HubWatch, run_hub
 from cinderblock.actors.gateway.flow_history import flow_handlers
+from cinderblock.actors.gateway.guards import Outcome, outcome, require_admin, require_reporter
 from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
-from cinderblock.actors.gateway.guards import require_admin, require_reporter
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.lifecycle_checks import release_claim
 from cinderblock.actors.gateway.paging import page
@@ -36,7 +36,7 @@ from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
 from cinderblock.actors.gateway.user_messages import UserMessages
 from cinderblock.actors.gateway.volume_edit import VolumeEditor
-from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
+from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text, normalize_create
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.gateway.volume_types import VolumeTypes
 from cinderblock.actors.gateway.watchers import Watchers
@@ -114,7 +114,9 @@ class Gateway(Actor):
         # after a failed write, the rows the others keep in gateway.db are read back too
         self.store.reread_with(self.volume_types.reread, self.user_messages.reread,
                                self.attachments.attachments.reread)
-        self._inflight: dict[tuple[str, str], tuple[str, asyncio.Future[VolumeRecord]]] = {}
+        # a create with a request id, while its flow runs: what its retries wait for (its
+        # record, or the exception it failed with, as a value: see ``Outcome``)
+        self._inflight: dict[tuple[str, str], tuple[str, Outcome[VolumeRecord]]] = {}
         self._node_hosts = frozenset(n.host for n in cfg.nodes)
         self.creates = 0
         self.peers: PeerWatch  # from on_start: the silence counts from there
@@ -270,9 +272,10 @@ class Gateway(Actor):
     async def on_volume_create(self, req: Request) -> Volume:
         body: VolumeCreate = req.body
         ctx = req.ctx
-        fingerprint = request_fingerprint(body)
-        key = (ctx.project_id, ctx.request_id)
-        if ctx.request_id:
+        key, fingerprint = (ctx.project_id, ctx.request_id), ""
+        if ctx.request_id:  # what a retry is compared by; costly for a big body, so
+            normalize_create(body)  # one the flow would refuse is refused before it
+            fingerprint = request_fingerprint(body)
             existing = await self._existing(key, fingerprint)
             if existing is not None:
                 return self._answer_existing(existing, req)
@@ -280,7 +283,7 @@ class Gateway(Actor):
         needs = ("quota",) if copy else ("quota", "scheduler")  # a copy is made on its node
         self.peers.refuse_if_down(needs, time.monotonic(), "creating a volume")
         volume_id = str(uuid.uuid4())
-        done: asyncio.Future[VolumeRecord] = asyncio.get_running_loop().create_future()
+        done: Outcome[VolumeRecord] = asyncio.get_running_loop().create_future()
         if ctx.request_id:
             self._inflight[key] = (fingerprint, done)
         if body.watch:
@@ -290,8 +293,7 @@ class Gateway(Actor):
             await self.run_flow(self.flow, c, volume_id, ctx)
         except Exception as exc:
             self.watchers.drop(volume_id)
-            done.set_exception(exc)
-            done.exception()  # mark it retrieved: a duplicate may never ask
+            done.set_result(exc)
             raise
         finally:
             self._inflight.pop(key, None)
@@ -315,7 +317,7 @@ class Gateway(Actor):
         if inflight is not None:
             # Its flow still runs (its record may be written already): answer with what
             # that flow ends in, never with a record its failure would then remove.
-            return await asyncio.shield(inflight[1])
+            return outcome(await asyncio.shield(inflight[1]))
         return made[0] if made is not None else None
 
     def _answer_existing(self, rec: VolumeRecord, req: Request) -> Volume:

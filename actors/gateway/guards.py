@@ -16,14 +16,31 @@ each rule written once.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Collection
+from typing import TypeVar
 
 from cinderblock.actors.runtime.actor import Link, Request
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import Forbidden
 from cinderblock.protocol.wire.schema import dump
+
+T = TypeVar("T")
+# What a create's retries (same request id) wait for while its flow runs: the record
+# it made, or the exception it failed with, set as a result. ``set_exception`` would
+# keep the exception's traceback in the future, and with it the frame of the create
+# that holds the future: a cycle per failed create, left to the cyclic collector
+# (thousands a second under a flood of creates over quota, and pauses of 100 ms).
+Outcome = asyncio.Future[T | Exception]
+
+
+def outcome(value: T | Exception) -> T:
+    """What a retry answers with: the record, or the first attempt's error raised."""
+    if isinstance(value, Exception):
+        raise value
+    return value
 
 
 def require_admin(ctx: Context, action: str) -> None:

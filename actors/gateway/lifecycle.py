@@ -32,8 +32,8 @@ from collections import OrderedDict
 from typing import Any
 
 from cinderblock.actors.gateway.delete_requests import DeleteRequest, DeleteRequests
+from cinderblock.actors.gateway.guards import Outcome, outcome, require_reporter
 from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
-from cinderblock.actors.gateway.guards import require_reporter
 from cinderblock.actors.gateway.lifecycle_checks import (
     release_claim,
     visible_snapshot,
@@ -44,6 +44,7 @@ from cinderblock.actors.gateway.lifecycle_flows import (
     ExtendContext,
     SnapshotCreateContext,
     SnapshotDeleteContext,
+    check_snapshot_fields,
     snapshot_create_api,
     snapshot_delete_api,
     volume_delete_api,
@@ -105,7 +106,7 @@ class GatewayLifecycle:
         self._gone: OrderedDict[str, Volume | Snapshot] = OrderedDict()  # id -> last view
         self._running: dict[Key, asyncio.Future[None]] = {}  # deletes whose flow still runs
         # snapshot creates running now, by request: a retry waits for the first
-        self._creating: dict[Key, tuple[str, asyncio.Future[SnapshotRecord]]] = {}
+        self._creating: dict[Key, tuple[str, Outcome[SnapshotRecord]]] = {}
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -328,23 +329,23 @@ class GatewayLifecycle:
     async def on_snapshot_create(self, req: Request) -> Snapshot:
         body: SnapshotCreate = req.body
         ctx = req.ctx
-        fingerprint = request_fingerprint(body)
-        key = (ctx.project_id, ctx.request_id)
-        if ctx.request_id:
+        key, fingerprint = (ctx.project_id, ctx.request_id), ""
+        if ctx.request_id:  # what a retry is compared by; costly for a big body, so
+            check_snapshot_fields(body)  # one the flow would refuse is refused before it
+            fingerprint = request_fingerprint(body)
             existing = await self._existing_snapshot(key, fingerprint)
             if existing is not None:
                 self._watching(req, existing.id)
                 return existing.view()
         c = SnapshotCreateContext(body, ctx, str(uuid.uuid4()), fingerprint)
-        done: asyncio.Future[SnapshotRecord] = asyncio.get_running_loop().create_future()
+        done: Outcome[SnapshotRecord] = asyncio.get_running_loop().create_future()
         if ctx.request_id:
             self._creating[key] = (fingerprint, done)
         self._watching(req, c.snapshot_id)
         try:
             await self._run(self.snapshot_flow, c, req, c.snapshot_id, body.volume_id)
         except Exception as exc:
-            done.set_exception(exc)
-            done.exception()  # marked retrieved: a retry may never ask
+            done.set_result(exc)
             raise
         finally:
             if self._creating.get(key, (None, None))[1] is done:
@@ -364,7 +365,7 @@ class GatewayLifecycle:
             raise InvalidInput(f"request id {key[1]!r} was already used for a different "
                                "request", {"request_id": key[1]})
         if rec is None and running is not None:
-            return await asyncio.shield(running[1])
+            return outcome(await asyncio.shield(running[1]))
         return rec
 
     def on_snapshot_show(self, req: Request) -> Snapshot:

@@ -342,6 +342,13 @@ def volume_extend_api(services: LifecycleServices) -> LinearFlow[ExtendContext]:
 # ---- snapshot_create_api ----------------------------------------------------------
 
 
+def check_snapshot_fields(body: SnapshotCreate) -> None:
+    """A snapshot's name, description and metadata, as Cinder's schema checks them."""
+    check_text("name", body.name)
+    check_text("description", body.description)
+    check_metadata(body.metadata)
+
+
 class ExtractSnapshotRequestTask(_Task[SnapshotCreateContext]):
     requires = ("body",)
     provides = ("volume", "project", "deltas")
@@ -350,9 +357,7 @@ class ExtractSnapshotRequestTask(_Task[SnapshotCreateContext]):
         body = c.body
         volume = visible_volume(self.s.store, body.volume_id, c.ctx)
         check_snapshot_source(volume, body.force)
-        check_text("name", body.name)
-        check_text("description", body.description)
-        check_metadata(body.metadata)
+        check_snapshot_fields(body)
         c.claimed = claim_volume(self.s.store, volume, "snapshotting")
         c.volume, c.project = volume, volume.project_id
         c.deltas = {"snapshots": 1, "gigabytes": volume.size}

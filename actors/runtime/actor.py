@@ -60,13 +60,15 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq
 
 from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.flow.history import FlowHistory
 from cinderblock.actors.flow.reply import recent_reply
+from cinderblock.actors.runtime.collector import freeze_what_started
+from cinderblock.actors.runtime.collector import statistics as collector_statistics
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.events import EventPublisher
 from cinderblock.actors.runtime.logs import REQUEST
@@ -109,6 +111,7 @@ INFLIGHT_PEER_BYTES = 16 << 20
 INFLIGHT_TOTAL_BYTES = 128 << 20
 _LATER = object()  # the reply is sent later, by AfterCommit
 READER_ROLES = frozenset({"admin", "monitor"})  # may read an actor's statistics
+E = TypeVar("E", bound=BaseException)
 
 
 def _restarts() -> int | None:
@@ -296,7 +299,7 @@ class Actor:
                 "flows": self.flow_history.statistics(), "refused": self.refused,
                 "held_bytes": self._held_total, "refused_busy": self.refused_busy,
                 "turns": self._turns.statistics(),
-                "restarts": RESTARTS, "sent": self.sent(),
+                "restarts": RESTARTS, "sent": self.sent(), "collector": collector_statistics(),
                 "uptime_s": round(time.time() - self.started_at, 3)}
 
     def sent(self) -> dict[str, int]:
@@ -451,7 +454,9 @@ class Actor:
                     await self._wind_down()
                     raise
                 self.every(self.heartbeat_s, self._heartbeat)
-                log.info("%s started", self.name)
+                frozen = freeze_what_started()
+                log.info("%s started (%d objects kept out of the collector's walks)",
+                         self.name, frozen)
                 await self._stop.wait()
                 log.info("%s stopping", self.name)
                 await self._wind_down()
@@ -644,10 +649,11 @@ class Actor:
         try:
             result, error = await handler(request), None
         except CinderblockError as exc:
-            result, error = None, exc
+            result, error = None, drop_frames(exc)
         except Exception as exc:
             log.exception("%s failed on %s", self.name, request.env.op)
             result, error = None, InternalError(f"{request.env.op} failed: {exc}")
+            drop_frames(exc)
         self._answer(request, (result, error))
 
     def _committed(self, request: Request, after: AfterCommit, fut: asyncio.Future[None]) -> None:
@@ -700,6 +706,25 @@ class Actor:
         reply = Envelope("rep", next_id(), op, None, None, msg_id, error.to_wire())
         with contextlib.suppress(CinderblockError):  # the sender is gone: nobody to tell
             link.send(identity, reply, now=True)  # refused while draining: at once
+
+
+def drop_frames(exc: E) -> E:
+    """``exc`` and the exceptions chained to it without their tracebacks, once it is
+    answered. A traceback holds the frames it went through, and one of them (a flow's
+    run, a future it was set on) usually holds the exception: a cycle, which only the
+    cyclic collector frees. A peer sending thousands of requests that fail (over
+    quota) would leave tens of thousands of such objects per second, and collecting
+    them stalled the loop for over 100 ms at a time."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        each = stack.pop()
+        if each is None or id(each) in seen:
+            continue
+        seen.add(id(each))
+        each.__traceback__ = None
+        stack += (each.__cause__, each.__context__)
+    return exc
 
 
 def _refusal(op: str, peer: str, principal: Principal) -> str:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import msgpack
@@ -17,7 +18,14 @@ import pytest
 import zmq
 
 from cinderblock.actors.runtime.peer_turns import RUNNING_PER_PEER
-from cinderblock.bench.hostile import rss_mb, stream
+from cinderblock.bench.hostile import (
+    PingTimes,
+    create_frame,
+    never_reading_peer,
+    ping_while,
+    rss_mb,
+    stream,
+)
 from cinderblock.bench.zmtp_peer import HandshakeRefused, ZmtpCurvePeer
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import Unavailable
@@ -30,6 +38,9 @@ MIB = 1 << 20
 # cut on); the issue's gigabyte is ``CINDERBLOCK_HOSTILE_MIB=1024`` or
 # ``python -m cinderblock.bench.hostile --gib 1`` (figures in docs/reliability.md).
 STREAM = int(os.environ.get("CINDERBLOCK_HOSTILE_MIB", "256")) * MIB
+# Another client's slowest ping while a peer floods: the target is 100 ms
+# (``bench.hostile`` reports it); the suite, on a shared machine, allows some noise.
+SLOWEST_PING_S = 0.25
 
 
 @pytest.fixture(scope="module")
@@ -44,51 +55,43 @@ def _rss_mb(pid: int) -> float:
     return rss
 
 
-def _create_with_a_mib_of_metadata() -> bytes:
-    ctx = {"project_id": "flood", "user_id": "flood", "roles": ["member"], "request_id": ""}
-    body = {"size": 1, "metadata": {"k": "v" * (MIB - 400)}}
-    frame: bytes = msgpack.packb([1, "req", 1, None, "volume.create", ctx, body, None])
-    return frame
-
-
-async def _flood(lone: E2ECluster, frame: bytes, count: int, user: str = "flood") -> None:
-    """Send ``count`` frames from a peer that never reads what comes back: a user the
-    gateway admits (its own key), so that what it sends reaches the gateway."""
-    zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sock = zctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.SNDHWM, count + 1)
-    sock.setsockopt(zmq.LINGER, 0)
-    keys = client_keys(lone.user_key(user))
-    if keys is not None:
-        curve_client(sock, *keys)
-    sock.connect(lone.gateway)
-    try:
-        for i in range(count):
-            sock.send(frame)
-            if i % 50 == 0:
-                await asyncio.sleep(0)  # let the measuring task run
-        await asyncio.sleep(3.0)  # what was sent arrives and is worked off
-    finally:
-        sock.close(linger=0)
-        zctx.term()
-
-
-async def _under_flood(lone: E2ECluster, frame: bytes, count: int) -> tuple[float, float]:
-    """The gateway's RSS growth at its peak, and the slowest ping of another client."""
+async def _under_flood(lone: E2ECluster, frame: bytes, count: int, user: str = "flood"
+                       ) -> tuple[float, PingTimes, dict[str, int]]:
+    """A peer that sends ``count`` frames and never reads what comes back (its own
+    process, a user the gateway admits) while another client pings: the gateway's RSS
+    growth at its peak, the pings, and the most running and waiting at once."""
     pid = lone.cluster.procs["gateway"].pid
     before = _rss_mb(pid)
-    peak, slowest = before, 0.0
-    flood = asyncio.create_task(_flood(lone, frame, count))
-    async with lone.client("bystander", timeout=10.0) as client:
-        while not flood.done():
-            started = time.monotonic()
-            await client.ping()
-            slowest = max(slowest, time.monotonic() - started)
+    peak, most = before, {"running": 0, "waiting": 0}
+    async with lone.client("bystander", timeout=10.0) as client, \
+            lone.client("admin", admin=True, timeout=10.0) as admin:
+        await client.ping()
+        peer = never_reading_peer(lone.gateway, lone.user_key(user), frame, count)
+        turns: list[dict[str, int]] = []
+
+        def sample() -> None:
+            nonlocal peak
             peak = max(peak, _rss_mb(pid))
-            await asyncio.sleep(0.05)
-        await flood
+
+        watching = asyncio.create_task(_watch_turns(admin, peer, turns))
+        pings = await ping_while(client, peer, sample=sample)
+        await watching
+        for seen in turns:
+            most = {key: max(most[key], seen[key]) for key in most}
         await eventually(lambda: _creates(client), timeout=30.0)  # once it has caught up
-    return peak - before, slowest
+    return peak - before, pings, most
+
+
+async def _watch_turns(admin: Client, peer: BaseProcess, seen: list[dict[str, int]]) -> None:
+    while peer.is_alive():
+        seen.append((await admin.stats()).details["turns"])
+        await asyncio.sleep(0.05)
+
+
+async def _collector(lone: E2ECluster) -> dict[str, float]:
+    async with lone.client("admin", admin=True) as admin:
+        found: dict[str, float] = (await admin.stats()).details["collector"]
+        return found
 
 
 async def _creates(client: Client) -> bool:
@@ -101,9 +104,14 @@ async def _creates(client: Client) -> bool:
 async def test_a_gigabyte_of_large_requests_from_a_peer_that_never_reads_is_held_in_bytes(
     lone: E2ECluster,
 ) -> None:
-    grown, slowest = await _under_flood(lone, _create_with_a_mib_of_metadata(), 1000)
-    assert grown < 200, f"the gateway grew by {grown:.0f} MB"
-    assert slowest < 1.0, f"a ping took {slowest:.3f}s during the flood"
+    """1,000 creates of 1 MiB each (metadata over Cinder's limit: each is read, then
+    refused): the gateway's RSS stays near where it was and another client is
+    answered meanwhile (``python -m cinderblock.bench.hostile`` gives the figures)."""
+    grown, pings, _ = await _under_flood(lone, create_frame("flood", MIB - 400), 1000)
+    print(f"1,000 requests of 1 MiB from a peer that never reads: gateway RSS grew by "
+          f"{grown:.0f} MB at the peak; {pings.summary()}")
+    assert grown < 100, f"the gateway grew by {grown:.0f} MB"
+    assert pings.slowest() < SLOWEST_PING_S, pings.summary()
 
 
 async def test_a_stream_of_frames_over_the_limit_costs_the_gateway_nothing(
@@ -249,31 +257,21 @@ async def test_a_hundred_thousand_bad_messages_grow_the_gateway_log_by_little(
 async def test_a_peer_that_floods_creates_and_never_reads_runs_a_few_at_a_time(
     lone: E2ECluster,
 ) -> None:
-    """20,000 creates sent at once by a peer that never reads: at most RUNNING_PER_PEER
-    of them run at a time (the rest wait in its line or are refused), so a group commit
-    never settles thousands at once and another client's ping stays quick."""
-    ctx = {"project_id": "crowd", "user_id": "crowd", "roles": ["member"], "request_id": ""}
-    frame = msgpack.packb([1, "req", 1, None, "volume.create", ctx, {"size": 1}, None])
-    flood = asyncio.create_task(_flood(lone, frame, 20_000, user="crowd"))
-    pings: list[float] = []
-    most_running, most_waiting = 0, 0
-    async with lone.client("admin", admin=True, timeout=10.0) as admin:
-        while not flood.done():
-            started = time.monotonic()
-            await admin.ping()
-            pings.append(time.monotonic() - started)
-            turns = (await admin.stats()).details["turns"]
-            most_running = max(most_running, turns["running"])
-            most_waiting = max(most_waiting, turns["waiting"])
-            await asyncio.sleep(0.02)
-        await flood
-    pings.sort()
-    print(f"20,000 creates from a peer that never reads: {len(pings)} pings, slowest "
-          f"{pings[-1]:.3f}s, median {pings[len(pings) // 2]:.4f}s; at most {most_running} "
-          f"running and {most_waiting} waiting")
-    assert most_waiting > 0, "the flood had to wait in line"
-    assert most_running <= RUNNING_PER_PEER + 8
-    assert pings[-1] < 0.5, f"a ping took {pings[-1]:.3f}s during the flood"
+    """20,000 creates sent at once by a peer that never reads (most over quota): at
+    most RUNNING_PER_PEER of them run at a time (the rest wait in its line or are
+    refused), so a group commit never settles thousands at once; their failures leave
+    no garbage cycles for the collector to stop the loop over; another client's ping
+    stays quick."""
+    collector = await _collector(lone)
+    _, pings, most = await _under_flood(lone, create_frame("crowd"), 20_000, user="crowd")
+    freed = (await _collector(lone))["collected"] - collector["collected"]
+    print(f"20,000 creates from a peer that never reads: {pings.summary()}; at most "
+          f"{most['running']} running and {most['waiting']} waiting; the cyclic collector "
+          f"freed {freed} objects meanwhile")
+    assert most["waiting"] > 0, "the flood had to wait in line"
+    assert most["running"] <= RUNNING_PER_PEER + 8
+    assert freed < 2_000, f"the failed creates left {freed} objects in garbage cycles"
+    assert pings.slowest() < SLOWEST_PING_S, pings.summary()
 
 
 async def test_a_subscriber_whose_message_never_ends_is_cut_off_by_the_event_hub(

@@ -53,7 +53,8 @@ def test_deletes_backends_heartbeats_and_quotas() -> None:
                "provisioned_capacity_gb": 40.0, "volumes": 3, "ts": T0})
     m.observe({"kind": "heartbeat", "actor": "gateway", "ts": T0,
                "statistics": {"uptime_s": 12.5, "restarts": 1, "handled": 7,
-                              "flows": {"running": 2, "done": 5, "failed": 0}}})
+                              "flows": {"running": 2, "done": 5, "failed": 0},
+                              "collector": {"pause_s": 0.25, "collected": 3}}})
     m.set_quota("p1", {"volumes": 10}, {"volumes": 4}, {"volumes": 1})
     assert sample(m, "cinderblock_volume_deletes_total", outcome="deleted") == 1
     assert sample(m, "cinderblock_volume_deletes_total", outcome="error") == 1
@@ -61,6 +62,8 @@ def test_deletes_backends_heartbeats_and_quotas() -> None:
     assert sample(m, "cinderblock_backend_volumes", backend="n1@file") == 3
     assert sample(m, "cinderblock_actor_uptime_seconds", actor="gateway") == 12.5
     assert sample(m, "cinderblock_actor_restarts", actor="gateway") == 1
+    assert sample(m, "cinderblock_actor_gc_pause_seconds", actor="gateway") == 0.25
+    assert sample(m, "cinderblock_actor_gc_collected", actor="gateway") == 3
     assert sample(m, "cinderblock_actor_flows", actor="gateway", state="running") == 2
     assert sample(m, "cinderblock_quota_in_use", project="p1", resource="volumes") == 4
     assert sample(m, "cinderblock_actor_up", actor="gateway") == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cinderblock.actors.gateway.gateway import Gateway
+from cinderblock.actors.gateway.guards import Outcome
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.config import DEFAULT_TYPE, DEFAULT_ZONE, embedded
 from cinderblock.protocol.messages.volumes import VolumeType
@@ -22,7 +23,7 @@ KEY = ("demo", "req-1")
 
 def gateway_with_a_create_in_flight(
     tmp_path: Path,
-) -> tuple[Gateway, VolumeRecord, asyncio.Future[VolumeRecord]]:
+) -> tuple[Gateway, VolumeRecord, Outcome[VolumeRecord]]:
     """A gateway (not started) whose first attempt of ``KEY`` has written its record
     (``creating``) and is still running its flow."""
     gw = Gateway(embedded(tmp_path))
@@ -31,7 +32,7 @@ def gateway_with_a_create_in_flight(
                        availability_zone=DEFAULT_ZONE, request_id="req-1", request_fp="fp")
     gw.store._remember(rec)  # as EntryCreateTask leaves it while its row is being written
     assert gw.store.made_by(*KEY) == (rec, "fp")
-    first: asyncio.Future[VolumeRecord] = asyncio.get_running_loop().create_future()
+    first: Outcome[VolumeRecord] = asyncio.get_running_loop().create_future()
     gw._inflight[KEY] = ("fp", first)
     return gw, rec, first
 
@@ -52,6 +53,6 @@ async def test_the_retry_gets_the_first_attempts_error_when_it_fails(tmp_path: P
     retry = asyncio.create_task(gw._existing(KEY, "fp"))
     await asyncio.sleep(0.01)
     gw.store._forget(rec)  # the first attempt's revert removes its record ...
-    first.set_exception(Timeout("no reply to quota.reserve within 10s"))
+    first.set_result(Timeout("no reply to quota.reserve within 10s"))  # as the create sets it
     with pytest.raises(Timeout):  # ... and the retry was never told of it
         await retry
