@@ -14,6 +14,9 @@ writes in order, so it is durable no later than the ``deleting`` status the flow
 writes after it (and a failed batch fails every write queued on top of it). A
 refused delete forgets its request (the same id may then be used again). The
 newest ``REMEMBERED`` requests are kept, in memory and in the file.
+
+Memory equal to the file after a write that failed (a full disk, an I/O error): the
+request that write added is dropped again, the one it removed comes back.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 from cinderblock.actors.runtime.database import Database
@@ -86,9 +90,23 @@ class DeleteRequests:
         self._by_key.move_to_end(key)
         while len(self._by_key) > self.limit:
             self._by_key.popitem(last=False)
-        return self.db.write(_INSERT, (*key, request.kind, request.object_id,
-                                       request.volume_id, request.size, time.time()))
+        written = self.db.write(_INSERT, (*key, request.kind, request.object_id,
+                                          request.volume_id, request.size, time.time()))
+        written.add_done_callback(partial(self._unless_written, key, request, None))
+        return written
 
     def forget(self, key: Key) -> None:
-        if self._by_key.pop(key, None) is not None:
-            self.db.write(_DELETE, key)
+        request = self._by_key.pop(key, None)
+        if request is not None:
+            written = self.db.write(_DELETE, key)
+            written.add_done_callback(partial(self._unless_written, key, None, request))
+
+    def _unless_written(self, key: Key, added: DeleteRequest | None,
+                        removed: DeleteRequest | None, written: asyncio.Future[None]) -> None:
+        """A write that failed: memory back to what the file holds."""
+        if written.cancelled() or written.exception() is None:
+            return
+        if added is not None and self._by_key.get(key) is added:
+            del self._by_key[key]
+        if removed is not None and key not in self._by_key:
+            self._by_key[key] = removed
