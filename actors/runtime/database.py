@@ -24,6 +24,19 @@ says what failed and why, in words: "database write failed: disk full (gateway.d
 database or disk is full)"; the writes that built on it say they were not saved
 because of it.
 
+Where a batch is applied. With ``synchronous=FULL`` a commit waits for fsync, so a
+batch goes to the database thread (aiosqlite), one hop there and one back, and the
+loop goes on meanwhile. With ``NORMAL`` (the default) in WAL mode a commit appends
+to the WAL and does not wait for the disk: it takes tens of microseconds, less than
+the two hops (each a queue, a thread wake-up, a GIL hand-over and a wake-up of the
+loop through its self-pipe), so the batch is applied on the loop itself, on a
+connection of the loop's own (``inline``). What NORMAL does fsync is the checkpoint
+that copies the WAL back into the file; the loop's connection never checkpoints
+(``wal_autocheckpoint=0``) and the database thread does it, passively, every
+``CHECKPOINT_BATCHES`` commits (a few pages each: about SQLite's own 1,000 pages).
+Reads (a start's, ``fetchall``) and the rereading after a failed batch stay in the
+thread either way.
+
 Only the actor that owns the file creates a ``Database`` for it, and the
 file's owner lock (``<file>.owner``, flock) makes that so: a second process
 opening the same file fails with ``NotTheOwner`` instead of writing beside it.
@@ -67,6 +80,8 @@ Failure = tuple[BaseException, Callable[[], None] | None]  # an error, what rest
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+INLINE_SYNCHRONOUS = frozenset({"OFF", "NORMAL"})  # commits that do not wait for fsync
+CHECKPOINT_BATCHES = 250  # commits on the loop between checkpoints in the thread
 
 
 class Database:
@@ -82,6 +97,11 @@ class Database:
         self._migrations = migrations or {}
         self._synchronous = synchronous
         self._conn: aiosqlite.Connection | None = None
+        # batches are applied on the loop, on a connection of its own (see the module text)
+        self.inline = synchronous.upper() in INLINE_SYNCHRONOUS
+        self._loop_conn: sqlite3.Connection | None = None
+        self._unchecked = 0  # commits on the loop since the last checkpoint
+        self._checkpointing: asyncio.Future[Any] | None = None
         self._pending: list[tuple[str, Params]] = []
         self._committed: asyncio.Future[None] | None = None  # shared by the queued batch
         self._wake = asyncio.Event()
@@ -113,6 +133,10 @@ class Database:
             os.close(self._owner)
             raise
         self._conn = conn
+        if self.inline:
+            self._loop_conn = sqlite3.connect(self.path)
+            self._loop_conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            self._loop_conn.execute("PRAGMA wal_autocheckpoint=0")  # the thread does it
         if not self.created_marker.exists():
             _write_durably(self.created_marker, f"schema version {self.version}\n")
 
@@ -174,6 +198,9 @@ class Database:
         committed, self._committed = self._committed, None
         if committed is None:
             return
+        if self._loop_conn is not None:
+            await self._apply_inline(self._loop_conn, batch, committed)
+            return
         # The batch is its own task, settled by a callback: a flusher cancelled while
         # it waits (its actor stopping) leaves the batch to finish and its writers
         # answered, and close() waits for it before closing the connection.
@@ -184,6 +211,36 @@ class Database:
         await asyncio.wait([applying])
         if self._not_restored is not None:
             raise self._not_restored  # memory may differ from the file: stop the actor
+
+    async def _apply_inline(self, conn: sqlite3.Connection, batch: list[tuple[str, Params]],
+                            committed: asyncio.Future[None]) -> None:
+        """The batch on the loop: committed before anything else runs; a failed one is
+        rolled back at once, and the file read back in the thread."""
+        failure = _apply(conn, list(_runs(batch)), None)
+        if failure is None:
+            self._settled(committed, len(batch))
+            self._unchecked += 1
+            if self._unchecked >= CHECKPOINT_BATCHES and self._checkpointing is None:
+                self._unchecked = 0
+                self._checkpointing = asyncio.ensure_future(self._in_thread(_checkpoint))
+                self._checkpointing.add_done_callback(self._checkpointed)
+            return
+        restore = None
+        if self._reread is not None:
+            try:
+                restore = await self._in_thread(self._reread)
+            except sqlite3.Error:
+                log.exception("reading %s back after a failed write failed", self.path)
+        try:
+            self._failed(len(batch), committed, failure[0], restore)
+        except MemoryNotRestored as lost:
+            self._not_restored = lost
+            raise
+
+    def _checkpointed(self, done: asyncio.Future[Any]) -> None:
+        self._checkpointing = None
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("checkpoint of %s failed: %s", self.path, done.exception())
 
     def _applied(self, committed: asyncio.Future[None], rows: int,
                  applying: asyncio.Future[Failure | None]) -> None:
@@ -199,6 +256,9 @@ class Database:
             except MemoryNotRestored as lost:
                 self._not_restored = lost
             return
+        self._settled(committed, rows)
+
+    def _settled(self, committed: asyncio.Future[None], rows: int) -> None:
         self.batches += 1
         self.rows += rows
         self.largest_batch = max(self.largest_batch, rows)
@@ -247,6 +307,11 @@ class Database:
         if self._applying is not None:
             await asyncio.wait([self._applying])
         await self.flush()
+        if self._checkpointing is not None:
+            await asyncio.wait([self._checkpointing])
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
         await self._conn.close()
         self._conn = None
         os.close(self._owner)  # releases the lock
@@ -384,6 +449,12 @@ def _runs(batch: list[tuple[str, Params]]) -> Iterable[tuple[str, list[Params]]]
 def _fail(fut: asyncio.Future[None], exc: BaseException) -> None:
     fut.set_exception(exc)
     fut.exception()  # retrieved here: every writer also sees it
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """In the database thread: copy what the WAL holds back into the file (PASSIVE:
+    it never waits for, nor holds up, the loop's writes)."""
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _apply(conn: sqlite3.Connection, runs: list[tuple[str, list[Params]]],

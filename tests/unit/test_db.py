@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cinderblock.actors.runtime import database
 from cinderblock.actors.runtime.database import (
     Database,
     DatabaseFileError,
@@ -18,10 +19,17 @@ from cinderblock.actors.runtime.database import (
 from tests.conftest import eventually
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER);"
+# A batch is applied on the loop (NORMAL, the default) or in the database thread (FULL):
+# what a batch does is the same either way.
+APPLIED = pytest.mark.parametrize("synchronous", ["NORMAL", "FULL"])
 
 
-async def test_writes_queued_together_are_committed_in_one_batch(tmp_path: Path) -> None:
-    db = Database(tmp_path / "a.db", SCHEMA)
+@APPLIED
+async def test_writes_queued_together_are_committed_in_one_batch(
+    tmp_path: Path, synchronous: str,
+) -> None:
+    db = Database(tmp_path / "a.db", SCHEMA, synchronous)
+    assert db.inline is (synchronous == "NORMAL")
     await db.open()
     flusher = asyncio.create_task(db.flusher())
     try:
@@ -35,10 +43,11 @@ async def test_writes_queued_together_are_committed_in_one_batch(tmp_path: Path)
         await db.close()
 
 
+@APPLIED
 async def test_a_failing_batch_fails_every_write_in_it_and_writes_nothing(
-    tmp_path: Path,
+    tmp_path: Path, synchronous: str,
 ) -> None:
-    db = Database(tmp_path / "a.db", SCHEMA)
+    db = Database(tmp_path / "a.db", SCHEMA, synchronous)
     await db.open()
     try:
         ok = db.write("INSERT INTO t VALUES (?, ?)", ("k", 1))
@@ -65,10 +74,11 @@ async def test_a_second_owner_of_the_same_file_is_refused_until_the_first_closes
     await second.close()
 
 
+@APPLIED
 async def test_a_flusher_cancelled_mid_batch_still_answers_its_writers_and_close_waits(
-    tmp_path: Path,
+    tmp_path: Path, synchronous: str,
 ) -> None:
-    db = Database(tmp_path / "a.db", SCHEMA)
+    db = Database(tmp_path / "a.db", SCHEMA, synchronous)
     await db.open()
     flusher = asyncio.create_task(db.flusher())
     written = db.write("INSERT INTO t VALUES (?, ?)", ("k", 1))
@@ -82,6 +92,41 @@ async def test_a_flusher_cancelled_mid_batch_still_answers_its_writers_and_close
         assert await reopened.fetchall("SELECT k, v FROM t") == [("k", 1)]
     finally:
         await reopened.close()
+
+
+async def test_batches_on_the_loop_are_checkpointed_into_the_file_by_the_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The loop's connection never checkpoints; every CHECKPOINT_BATCHES commits the
+    thread copies the WAL into the file (the file alone, without its WAL, then holds
+    the rows)."""
+    monkeypatch.setattr(database, "CHECKPOINT_BATCHES", 3)
+    path = tmp_path / "a.db"
+    db = Database(path, SCHEMA)
+    await db.open()
+
+    def rows_in_the_file_alone() -> int:
+        alone = tmp_path / "alone.db"
+        alone.write_bytes(path.read_bytes())
+        conn = sqlite3.connect(alone)
+        try:
+            found: int = conn.execute("SELECT count(*) FROM t").fetchone()[0]
+            return found
+        except sqlite3.OperationalError:  # not even the table yet: all in the WAL
+            return 0
+        finally:
+            conn.close()
+
+    try:
+        for i in range(2):
+            await asyncio.gather(db.write("INSERT INTO t VALUES (?, ?)", (f"k{i}", i)),
+                                 db.flush())
+        assert rows_in_the_file_alone() == 0  # in the WAL only
+        await asyncio.gather(db.write("INSERT INTO t VALUES (?, ?)", ("k2", 2)), db.flush())
+        await eventually(lambda: db._checkpointing is None)
+        assert rows_in_the_file_alone() == 3
+    finally:
+        await db.close()
 
 
 async def test_the_aiosqlite_internals_a_batch_relies_on_are_there(tmp_path: Path) -> None:
@@ -222,11 +267,12 @@ class Remembered:
         return restore
 
 
+@APPLIED
 async def test_a_failed_batch_puts_memory_back_to_the_file_and_fails_writes_built_on_it(
-    tmp_path: Path,
+    tmp_path: Path, synchronous: str,
 ) -> None:
     memory = Remembered()
-    db = Database(tmp_path / "a.db", SCHEMA, reread=memory.reread)
+    db = Database(tmp_path / "a.db", SCHEMA, synchronous, reread=memory.reread)
     await db.open()
     try:
         memory.rows["kept"] = 1
@@ -234,7 +280,7 @@ async def test_a_failed_batch_puts_memory_back_to_the_file_and_fails_writes_buil
         memory.rows["lost"] = 2  # in memory first, as the actors do
         failing = db.write("INSERT INTO t VALUES (?, ?)", ("kept", 9))  # primary key clash
         flushing = asyncio.ensure_future(db.flush())
-        await asyncio.sleep(0)  # the batch is in the database thread now
+        await asyncio.sleep(0)  # the batch is in the thread, or failed and being reread
         memory.rows["later"] = 3  # made on top of the failing change, queued meanwhile
         later = db.write("INSERT INTO t VALUES (?, ?)", ("later", 3))
         await flushing
