@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -41,7 +42,7 @@ from dataclasses import dataclass
 
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.failpoints import declare
-from cinderblock.protocol.messages.quota import QuotaOp
+from cinderblock.protocol.messages.quota import QuotaOp, incarnation_of
 from cinderblock.protocol.wire.errors import CinderblockError
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ class QuotaJournal:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.incarnation = uuid.uuid4().hex[:12]
+        # ordered by start: the quota actor refuses a late reserve of an older one
+        self.incarnation = incarnation_of(time.time(), uuid.uuid4().hex)
         self._owed: deque[Owed] = deque()
         self._next_seq = 1
         self._wake = asyncio.Event()

@@ -48,7 +48,13 @@ arrives after all.
 Abandoned reservations: a gateway makes reservation ids ``<incarnation>.<uuid>``.
 Once a restarted gateway has replayed its journal, ``rollback_abandoned`` rolls
 back the pending reservations of its earlier incarnations that it no longer
-references (no day-long wait for ``expire``).
+references (no day-long wait for ``expire``). A reserve of an earlier incarnation
+can still arrive after that sweep (it waited in the quota actor's line for its
+dead sender, or a retransmission delayed it); nobody would commit or roll it back.
+Incarnations begin with their start time (``messages.quota.incarnation_of``), so the sweep
+remembers its incarnation (a ``finished`` row ``incarnation:<it>``, kept for the
+replay window) and a later reserve of an older one is refused. Incarnations of the
+old form (random) are not ordered: their late reserves still wait for ``expire``.
 
 Errors::
 
@@ -62,8 +68,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from cinderblock.protocol.messages.quota import ORDERED_INCARNATION
 
 USAGES = ("volumes", "gigabytes", "snapshots")  # the resources with in_use and reserved
 USAGE_RESOURCES = frozenset(USAGES)
@@ -82,6 +90,7 @@ UsageRow = tuple[str, str, int, int]  # project, resource, in_use, reserved
 LimitRow = tuple[str, str, int]  # project, resource, limit
 FinishedRow = tuple[str, str, float]  # reservation or op id, outcome, when
 KEEP_FINISHED_S = 7 * 86400.0  # how long a finished id is remembered (the replay window)
+SWEPT = "incarnation:"  # a finished row naming a gateway incarnation that swept
 
 
 class QuotaError(Exception):
@@ -239,6 +248,7 @@ class QuotaBook:
         self._usages: dict[str, dict[str, Usage]] = {}
         self._pending: dict[str, Reservation] = {}
         self._finished: dict[str, tuple[str, float]] = {}  # id -> (outcome, when)
+        self._swept = ""  # the newest ordered incarnation that swept (see the module text)
 
     # -- state in and out ----------------------------------------------------
 
@@ -253,6 +263,9 @@ class QuotaBook:
         ``finished_rows`` return)."""
         self._limits, self._usages, self._pending = {}, {}, {}
         self._finished = {fid: (outcome, at) for fid, outcome, at in finished}
+        self._swept = max((fid.removeprefix(SWEPT) for fid in self._finished
+                           if fid.startswith(SWEPT) and _ordered(fid.removeprefix(SWEPT))),
+                          default="")
         for project, resource, limit in limits:
             _check_limits({resource: limit})
             self._limits.setdefault(project, {})[resource] = limit
@@ -314,6 +327,10 @@ class QuotaBook:
         """
         if reservation_id is not None and (same := self._retried(reservation_id, project, deltas)):
             return same, NO_CHANGE
+        if reservation_id is not None and self._ended(reservation_id):
+            raise QuotaError(
+                f"reservation {reservation_id} is of a gateway incarnation that has ended "
+                f"(incarnation {self._swept} swept its reservations)")
         if expire_s <= 0:
             raise QuotaError(f"expire_s must be positive, got {expire_s}")
         usages = self._usages.get(project, _NO_USAGES)
@@ -374,7 +391,17 @@ class QuotaBook:
         abandoned = [rid for rid in self._pending
                      if "." in rid and rid.partition(".")[0] != incarnation
                      and rid not in referenced]
-        return self._roll_back_all(abandoned, _ROLLED_BACK, now)
+        ids, change = self._roll_back_all(abandoned, _ROLLED_BACK, now)
+        if _ordered(incarnation) and incarnation > self._swept:
+            self._swept = incarnation
+            change = replace(change, finished=(*change.finished,
+                                               self._remember(SWEPT + incarnation, "swept", now)))
+        return ids, change
+
+    def _ended(self, reservation_id: str) -> bool:
+        """Whether ``reservation_id`` names an incarnation older than one that swept."""
+        incarnation = reservation_id.partition(".")[0]
+        return bool(self._swept) and _ordered(incarnation) and incarnation < self._swept
 
     def _roll_back_all(self, ids: list[str], outcome: str, now: float | None
                        ) -> tuple[list[str], Change]:
@@ -534,6 +561,10 @@ class QuotaBook:
             if delta > 0 and (usage := usages.get(resource)) is not None:
                 usage.reserved = max(0, usage.reserved - delta)
                 _put(rows, res.project, resource, usage)
+
+
+def _ordered(incarnation: str) -> bool:
+    return len(incarnation) == ORDERED_INCARNATION
 
 
 def _check_limits(limits: Mapping[str, int]) -> Mapping[str, int]:

@@ -99,7 +99,8 @@ class QuotaApplied:
 @dataclass(frozen=True, slots=True)
 class QuotaAbandon:
     """``quota.rollback_abandoned``: roll back the pending reservations of the
-    gateway's incarnations before ``incarnation`` not in ``referenced``."""
+    gateway's incarnations before ``incarnation`` not in ``referenced`` (and, for an
+    incarnation of ``incarnation_of``'s form, refuse later reserves of older ones)."""
 
     incarnation: str
     referenced: tuple[str, ...] = ()
@@ -109,3 +110,12 @@ class QuotaAbandon:
 @dataclass(frozen=True, slots=True)
 class QuotaAbandoned:
     rolled_back: tuple[str, ...] = ()
+
+
+ORDERED_INCARNATION = 16  # the length of an incarnation that begins with its start
+
+
+def incarnation_of(started_at: float, salt: str) -> str:
+    """A gateway incarnation (the first part of its reservation ids) that sorts by its
+    start: the start in milliseconds, 12 hex digits, then 4 hex digits of ``salt``."""
+    return f"{int(started_at * 1000):012x}{salt[:4]:0>4}"

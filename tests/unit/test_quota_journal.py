@@ -22,7 +22,7 @@ from cinderblock.actors.gateway.volume_store import (
 from cinderblock.actors.quota import quota as quota_actor
 from cinderblock.actors.quota.book import JournalOp, QuotaBook, QuotaError
 from cinderblock.actors.runtime.database import Database, WriteFailed
-from cinderblock.protocol.messages.quota import QuotaOp
+from cinderblock.protocol.messages.quota import ORDERED_INCARNATION, QuotaOp, incarnation_of
 from cinderblock.protocol.messages.volumes import VolumeType
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.errors import Unavailable
@@ -111,6 +111,35 @@ def test_reservations_an_earlier_incarnation_left_are_rolled_back_unless_referen
     assert usage(book) == (0, 0, 0, 3)
     assert restarted(book).apply([JournalOp("rollback", "old.create", "old.create")],
                                  NOW)[0] == ["repeat"]
+
+
+def test_a_late_reserve_of_an_incarnation_older_than_one_that_swept_is_refused() -> None:
+    """A reserve that arrives after the sweep of a later incarnation (it waited in line
+    for its dead sender) would wait a day for ``expire``: it is refused, and the book
+    remembers who swept across a restart (its finished row)."""
+    older, newer, newest = (incarnation_of(NOW + i, "beef") for i in range(3))
+    assert older < newer < newest and len(older) == ORDERED_INCARNATION
+    book = QuotaBook()
+    book.reserve(P, {"gigabytes": 1}, NOW, reservation_id=f"{older}.a")
+    _, change = book.rollback_abandoned(newer, (), NOW)
+    assert change.removed == (f"{older}.a",)
+    assert (f"incarnation:{newer}", "swept", NOW) in change.finished
+    for again in (book, restarted(book)):
+        with pytest.raises(QuotaError, match=f"incarnation {newer} swept its reservations"):
+            again.reserve(P, {"gigabytes": 1}, NOW, reservation_id=f"{older}.late")
+        again.reserve(P, {"gigabytes": 1}, NOW, reservation_id=f"{newer}.b")  # its own
+        again.reserve(P, {"gigabytes": 1}, NOW, reservation_id=f"{newest}.c")  # a later one
+        again.reserve(P, {"gigabytes": 1}, NOW, reservation_id="0123456789ab.d")  # old form
+    assert usage(book)[3] == 3
+
+
+def test_a_sweep_by_an_older_incarnation_does_not_move_the_line_back() -> None:
+    older, newer = incarnation_of(NOW, "0000"), incarnation_of(NOW + 1, "0000")
+    book = QuotaBook()
+    book.rollback_abandoned(newer, (), NOW)
+    book.rollback_abandoned(older, (), NOW)
+    with pytest.raises(QuotaError, match="has ended"):
+        book.reserve(P, {"gigabytes": 1}, NOW, reservation_id=f"{older}.late")
 
 
 # ---- the gateway's journal ---------------------------------------------------------
