@@ -35,6 +35,7 @@ class CollectorWatch:
         self.collected = 0
         self.pause_s = 0.0
         self.longest_s = 0.0
+        self.frozen = 0  # counted once: gc.get_freeze_count walks the whole list (1 ms)
         self._began = 0.0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
@@ -51,7 +52,7 @@ class CollectorWatch:
         return {"collections": self.collections, "collected": self.collected,
                 "pause_s": round(self.pause_s, 4),
                 "longest_pause_ms": round(self.longest_s * 1000, 2),
-                "frozen": gc.get_freeze_count()}
+                "frozen": self.frozen}
 
 
 WATCH = CollectorWatch()
@@ -65,7 +66,8 @@ def freeze_what_started() -> int:
     gc.freeze()
     if WATCH not in gc.callbacks:
         gc.callbacks.append(WATCH)
-    return gc.get_freeze_count()
+    WATCH.frozen = gc.get_freeze_count()
+    return WATCH.frozen
 
 
 def statistics() -> dict[str, Any]:
