@@ -214,8 +214,10 @@ class Database:
 
     async def _apply_inline(self, conn: sqlite3.Connection, batch: list[tuple[str, Params]],
                             committed: asyncio.Future[None]) -> None:
-        """The batch on the loop: committed before anything else runs; a failed one is
-        rolled back at once, and the file read back in the thread."""
+        """The batch on the loop: committed before anything else runs. A failed one is
+        rolled back at once; the file is read back in the thread by a task of its own
+        (as a threaded batch is), so that a flusher cancelled meanwhile still leaves
+        its writers answered, and ``close`` waits for it."""
         failure = _apply(conn, list(_runs(batch)), None)
         if failure is None:
             self._settled(committed, len(batch))
@@ -225,6 +227,14 @@ class Database:
                 self._checkpointing = asyncio.ensure_future(self._in_thread(_checkpoint))
                 self._checkpointing.add_done_callback(self._checkpointed)
             return
+        handling = asyncio.ensure_future(self._after_failure(len(batch), committed, failure[0]))
+        self._applying = handling
+        await asyncio.wait([handling])
+        if self._not_restored is not None:
+            raise self._not_restored  # memory may differ from the file: stop the actor
+
+    async def _after_failure(self, writes: int, committed: asyncio.Future[None],
+                             exc: BaseException) -> None:
         restore = None
         if self._reread is not None:
             try:
@@ -232,10 +242,9 @@ class Database:
             except sqlite3.Error:
                 log.exception("reading %s back after a failed write failed", self.path)
         try:
-            self._failed(len(batch), committed, failure[0], restore)
+            self._failed(writes, committed, exc, restore)
         except MemoryNotRestored as lost:
             self._not_restored = lost
-            raise
 
     def _checkpointed(self, done: asyncio.Future[Any]) -> None:
         self._checkpointing = None
@@ -459,8 +468,9 @@ def _checkpoint(conn: sqlite3.Connection) -> None:
 
 def _apply(conn: sqlite3.Connection, runs: list[tuple[str, list[Params]]],
            reread: Reread | None) -> tuple[BaseException, Callable[[], None] | None] | None:
-    """Runs in the database thread: the whole batch in one transaction. None if it was
-    committed; else the error and (with ``reread``) what puts the file back in memory."""
+    """The whole batch in one transaction, in the database thread (or on the loop, on
+    its own connection: ``Database.inline``). None if it was committed; else the error
+    and (with ``reread``) what puts the file back in memory."""
     try:
         for sql, params in runs:
             conn.executemany(sql, params)

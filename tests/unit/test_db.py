@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -320,3 +321,31 @@ async def test_migrations_take_a_file_of_an_older_version_to_the_current_one(
         assert await fresh.fetchall("SELECT count(*) FROM u") == [(0,)]
     finally:
         await fresh.close()
+
+
+async def test_a_failed_batch_on_the_loop_is_answered_even_if_the_flusher_is_cancelled(
+    tmp_path: Path,
+) -> None:
+    """The rereading of a failed inline batch runs in the thread as a task of its own:
+    an actor stopping (its flusher cancelled) meanwhile still answers the writers, with
+    memory put back first, and close waits for it."""
+    memory = Remembered()
+
+    def slow_reread(conn: sqlite3.Connection) -> Callable[[], None]:
+        time.sleep(0.2)  # in the database thread, while the flusher is cancelled
+        return memory.reread(conn)
+
+    db = Database(tmp_path / "a.db", SCHEMA, reread=slow_reread)
+    assert db.inline
+    await db.open()
+    flusher = asyncio.create_task(db.flusher())
+    await asyncio.gather(db.write("INSERT INTO t VALUES (?, ?)", ("kept", 1)))
+    memory.rows["lost"] = 2
+    failing = db.write("INSERT INTO t VALUES (?, ?)", ("kept", 9))  # primary key clash
+    await eventually(lambda: db._applying is not None and not db._applying.done())
+    flusher.cancel()
+    async with asyncio.timeout(5.0):
+        await db.close()
+        with pytest.raises(WriteFailed, match="UNIQUE"):
+            await failing
+    assert memory.rows == {"kept": 1} and memory.rereads == 1
