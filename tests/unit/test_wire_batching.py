@@ -5,13 +5,11 @@ come alone (``codec.decode_frame``); on real sockets."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import msgpack
 import pytest
 import zmq
 
-from cinderblock.protocol.wire.batching import Batcher
 from cinderblock.protocol.wire.codec import (
     MAX_BATCH,
     MAX_FRAME,
@@ -23,6 +21,7 @@ from cinderblock.protocol.wire.codec import (
 )
 from cinderblock.protocol.wire.errors import Closed, PeerGone
 from cinderblock.protocol.wire.transport import BATCH, Channel
+from tests.unit.channel_pair import ChannelPair
 
 
 def envelope(i: int, kind: str = "cast") -> bytes:
@@ -69,53 +68,12 @@ def test_a_batch_of_more_than_max_batch_envelopes_is_refused_whole() -> None:
 # ---- the sender -----------------------------------------------------------------------
 
 
-class Pair:
-    """A ROUTER (mandatory routing) and a DEALER connected to it, each a Channel and a
-    Batcher; what each receives is kept as whole messages."""
-
-    def __init__(self) -> None:
-        self.router_got: asyncio.Queue[list[bytes]] = asyncio.Queue()
-        self.dealer_got: asyncio.Queue[list[bytes]] = asyncio.Queue()
-        self.lost: list[tuple[list[int], str]] = []
-        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-        rsock = ctx.socket(zmq.ROUTER)
-        rsock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        rsock.bind("tcp://127.0.0.1:*")
-        dsock = ctx.socket(zmq.DEALER)
-        dsock.setsockopt(zmq.IDENTITY, b"dealer-1")
-        dsock.connect(rsock.getsockopt_string(zmq.LAST_ENDPOINT))
-        self.router = Channel(rsock, self.router_got.put_nowait)
-        self.dealer = Channel(dsock, self.dealer_got.put_nowait)
-        self.router_out = Batcher(self.router, routed=True)
-        self.dealer_out = Batcher(self.dealer, routed=False,
-                                  on_lost=lambda ids, exc: self.lost.append((ids, exc.code)))
-
-    async def router_message(self) -> list[bytes]:
-        return await asyncio.wait_for(self.router_got.get(), 5.0)
-
-    async def dealer_message(self) -> list[bytes]:
-        return await asyncio.wait_for(self.dealer_got.get(), 5.0)
-
-    def close(self) -> None:
-        self.router.close()
-        self.dealer.close()
-
-
-@pytest.fixture
-async def pair() -> AsyncIterator[Pair]:
-    p = Pair()
-    try:
-        yield p
-    finally:
-        p.close()
-
-
 def bodies(frame: bytes) -> list[object]:
     return [env.body for env, _ in decode_frame(frame) if isinstance(env, Envelope)]
 
 
 async def test_the_first_envelope_of_a_turn_goes_at_once_and_the_rest_as_one_message(
-    pair: Pair,
+    pair: ChannelPair,
 ) -> None:
     for i in range(10):
         pair.dealer_out.send(b"", envelope(i))
@@ -126,7 +84,7 @@ async def test_the_first_envelope_of_a_turn_goes_at_once_and_the_rest_as_one_mes
     assert pair.dealer_out.statistics() == {"messages": 2, "envelopes": 10, "lost": 0}
 
 
-async def test_one_envelope_alone_in_its_turn_travels_as_it_always_did(pair: Pair) -> None:
+async def test_one_envelope_alone_in_its_turn_travels_as_it_always_did(pair: ChannelPair) -> None:
     pair.dealer_out.send(b"", envelope(7))
     assert await pair.router_message() == [b"dealer-1", envelope(7)]
     await asyncio.sleep(0)  # the next turn
@@ -134,7 +92,9 @@ async def test_one_envelope_alone_in_its_turn_travels_as_it_always_did(pair: Pai
     assert await pair.router_message() == [b"dealer-1", envelope(8)]
 
 
-async def test_a_turn_past_max_batch_envelopes_is_split_keeping_the_order(pair: Pair) -> None:
+async def test_a_turn_past_max_batch_envelopes_is_split_keeping_the_order(
+    pair: ChannelPair,
+) -> None:
     for i in range(1 + MAX_BATCH + 3):
         pair.dealer_out.send(b"", envelope(i))
     frames = [(await pair.router_message())[1] for _ in range(3)]
@@ -142,7 +102,7 @@ async def test_a_turn_past_max_batch_envelopes_is_split_keeping_the_order(pair: 
     assert [b for f in frames for b in bodies(f)] == [{"i": i} for i in range(MAX_BATCH + 4)]
 
 
-async def test_a_batch_never_grows_past_the_frame_limit(pair: Pair) -> None:
+async def test_a_batch_never_grows_past_the_frame_limit(pair: ChannelPair) -> None:
     big = encode(Envelope("cast", 1, "ping", {"blob": "x" * (MAX_FRAME // 3)}))
     for _ in range(5):
         pair.dealer_out.send(b"", big)
@@ -153,7 +113,7 @@ async def test_a_batch_never_grows_past_the_frame_limit(pair: Pair) -> None:
     assert len(frames) == 3, "one at once, then two batches of what fits"
 
 
-async def test_now_goes_at_once_after_what_waits_for_its_peer(pair: Pair) -> None:
+async def test_now_goes_at_once_after_what_waits_for_its_peer(pair: ChannelPair) -> None:
     pair.dealer_out.send(b"", envelope(0))  # at once
     pair.dealer_out.send(b"", envelope(1))  # waits for the end of the turn
     pair.dealer_out.send(b"", envelope(2), now=True)  # a reply made while draining
@@ -161,7 +121,7 @@ async def test_now_goes_at_once_after_what_waits_for_its_peer(pair: Pair) -> Non
     assert got == [envelope(0), envelope(1), envelope(2)]
 
 
-async def test_a_router_batches_only_to_a_peer_that_sent_it_a_batch(pair: Pair) -> None:
+async def test_a_router_batches_only_to_a_peer_that_sent_it_a_batch(pair: ChannelPair) -> None:
     pair.dealer_out.send(b"", envelope(0))  # the router learns the dealer's identity
     await pair.router_message()
     for i in range(3):
@@ -177,14 +137,14 @@ async def test_a_router_batches_only_to_a_peer_that_sent_it_a_batch(pair: Pair) 
 
 
 async def test_the_first_send_to_a_peer_that_is_not_connected_is_a_peer_gone_at_once(
-    pair: Pair,
+    pair: ChannelPair,
 ) -> None:
     with pytest.raises(PeerGone, match="peer 'node-9' is not connected"):
         pair.router_out.send(b"node-9", envelope(1))
 
 
 async def test_calls_that_could_not_be_sent_by_the_end_of_the_turn_are_failed(
-    pair: Pair,
+    pair: ChannelPair,
 ) -> None:
     pair.dealer_out.send(b"", envelope(1, "cast"))  # at once
     pair.dealer_out.send(b"", envelope(2, "req"), call=2)  # these two wait for the turn's end

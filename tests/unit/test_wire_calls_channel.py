@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-import zmq
 
 from cinderblock.protocol.wire.codec import Envelope
 from cinderblock.protocol.wire.errors import (
@@ -19,7 +17,8 @@ from cinderblock.protocol.wire.errors import (
     error_from_wire,
 )
 from cinderblock.protocol.wire.rpc import Calls
-from cinderblock.protocol.wire.transport import BATCH, Channel
+from cinderblock.protocol.wire.transport import BATCH
+from tests.unit.channel_pair import ChannelPair
 
 # ---- Calls ---------------------------------------------------------------------
 
@@ -75,37 +74,7 @@ async def test_fail_all_leaves_no_caller_waiting() -> None:
 # ---- Channel --------------------------------------------------------------------
 
 
-class Pair:
-    """A ROUTER (mandatory routing) and a DEALER connected to it, each a Channel."""
-
-    def __init__(self) -> None:
-        self.router_got: asyncio.Queue[list[bytes]] = asyncio.Queue()
-        self.dealer_got: asyncio.Queue[list[bytes]] = asyncio.Queue()
-        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-        rsock = ctx.socket(zmq.ROUTER)
-        rsock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        rsock.bind("tcp://127.0.0.1:*")
-        dsock = ctx.socket(zmq.DEALER)
-        dsock.setsockopt(zmq.IDENTITY, b"dealer-1")
-        dsock.connect(rsock.getsockopt_string(zmq.LAST_ENDPOINT))
-        self.router = Channel(rsock, self.router_got.put_nowait)
-        self.dealer = Channel(dsock, self.dealer_got.put_nowait)
-
-    def close(self) -> None:
-        self.router.close()
-        self.dealer.close()
-
-
-@pytest.fixture
-async def pair() -> AsyncIterator[Pair]:
-    p = Pair()
-    try:
-        yield p
-    finally:
-        p.close()
-
-
-async def test_frames_go_both_ways_in_order(pair: Pair) -> None:
+async def test_frames_go_both_ways_in_order(pair: ChannelPair) -> None:
     for i in range(BATCH + 10):  # more than one drain takes at a time
         pair.dealer.send([f"m{i}".encode()])
     got = [await asyncio.wait_for(pair.router_got.get(), 5.0) for _ in range(BATCH + 10)]
@@ -115,7 +84,7 @@ async def test_frames_go_both_ways_in_order(pair: Pair) -> None:
 
 
 async def test_sending_on_a_channel_we_closed_is_our_closed_not_a_peer_gone(
-    pair: Pair,
+    pair: ChannelPair,
 ) -> None:
     pair.dealer.close()
     with pytest.raises(Closed, match="channel is closed") as caught:
@@ -124,7 +93,7 @@ async def test_sending_on_a_channel_we_closed_is_our_closed_not_a_peer_gone(
 
 
 async def test_sending_to_a_peer_that_is_not_connected_is_a_peer_gone_naming_it(
-    pair: Pair,
+    pair: ChannelPair,
 ) -> None:
     with pytest.raises(PeerGone, match="peer 'node-9' is not connected") as caught:
         pair.router.send([b"node-9", b"x"])
