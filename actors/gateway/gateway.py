@@ -26,8 +26,13 @@ from cinderblock.actors.gateway.cluster_stats import cluster_stats_handlers
 from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
 from cinderblock.actors.gateway.event_hub import HubWatch, run_hub
 from cinderblock.actors.gateway.flow_history import flow_handlers
-from cinderblock.actors.gateway.guards import Outcome, outcome, require_admin, require_reporter
-from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
+from cinderblock.actors.gateway.guards import (
+    Outcome,
+    outcome,
+    require_admin,
+    require_reporter,
+    retry_fingerprint,
+)
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.lifecycle_checks import release_claim
 from cinderblock.actors.gateway.paging import page
@@ -272,10 +277,9 @@ class Gateway(Actor):
     async def on_volume_create(self, req: Request) -> Volume:
         body: VolumeCreate = req.body
         ctx = req.ctx
-        key, fingerprint = (ctx.project_id, ctx.request_id), ""
-        if ctx.request_id:  # what a retry is compared by; costly for a big body, so
-            normalize_create(body)  # one the flow would refuse is refused before it
-            fingerprint = request_fingerprint(body)
+        key = (ctx.project_id, ctx.request_id)
+        fingerprint = retry_fingerprint(ctx.request_id, body, normalize_create)
+        if ctx.request_id:
             existing = await self._existing(key, fingerprint)
             if existing is not None:
                 return self._answer_existing(existing, req)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import TypeVar
 
 from cinderblock.actors.runtime.actor import Link, Request
@@ -28,6 +28,7 @@ from cinderblock.protocol.wire.errors import Forbidden
 from cinderblock.protocol.wire.schema import dump
 
 T = TypeVar("T")
+B = TypeVar("B")
 # What a create's retries (same request id) wait for while its flow runs: the record
 # it made, or the exception it failed with, set as a result. ``set_exception`` would
 # keep the exception's traceback in the future, and with it the frame of the create
@@ -60,6 +61,16 @@ def require_reporter(req: Request, router: Link, nodes: Collection[str],
         return
     who = "the scheduler and storage nodes" if scheduler_too else "storage nodes"
     raise Forbidden(f"{req.env.op} is reserved to {who}", {"op": req.env.op})
+
+
+def retry_fingerprint(request_id: str, body: B, check: Callable[[B], object]) -> str:
+    """What a retry of this request (same request id) is compared by; "" without a
+    request id. It costs a JSON dump of the body, so ``check`` (the checks the flow
+    makes first) refuses a body the flow would refuse before it is made."""
+    if not request_id:
+        return ""
+    check(body)
+    return fingerprint(body)
 
 
 def fingerprint(body: object) -> str:

@@ -32,8 +32,12 @@ from collections import OrderedDict
 from typing import Any
 
 from cinderblock.actors.gateway.delete_requests import DeleteRequest, DeleteRequests
-from cinderblock.actors.gateway.guards import Outcome, outcome, require_reporter
-from cinderblock.actors.gateway.guards import fingerprint as request_fingerprint
+from cinderblock.actors.gateway.guards import (
+    Outcome,
+    outcome,
+    require_reporter,
+    retry_fingerprint,
+)
 from cinderblock.actors.gateway.lifecycle_checks import (
     release_claim,
     visible_snapshot,
@@ -329,10 +333,9 @@ class GatewayLifecycle:
     async def on_snapshot_create(self, req: Request) -> Snapshot:
         body: SnapshotCreate = req.body
         ctx = req.ctx
-        key, fingerprint = (ctx.project_id, ctx.request_id), ""
-        if ctx.request_id:  # what a retry is compared by; costly for a big body, so
-            check_snapshot_fields(body)  # one the flow would refuse is refused before it
-            fingerprint = request_fingerprint(body)
+        key = (ctx.project_id, ctx.request_id)
+        fingerprint = retry_fingerprint(ctx.request_id, body, check_snapshot_fields)
+        if ctx.request_id:
             existing = await self._existing_snapshot(key, fingerprint)
             if existing is not None:
                 self._watching(req, existing.id)
