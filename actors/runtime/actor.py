@@ -67,8 +67,8 @@ import zmq
 from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.flow.history import FlowHistory
 from cinderblock.actors.flow.reply import recent_reply
+from cinderblock.actors.runtime.collector import WATCH as COLLECTOR
 from cinderblock.actors.runtime.collector import freeze_what_started
-from cinderblock.actors.runtime.collector import statistics as collector_statistics
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.events import EventPublisher
 from cinderblock.actors.runtime.logs import REQUEST
@@ -299,7 +299,7 @@ class Actor:
                 "flows": self.flow_history.statistics(), "refused": self.refused,
                 "held_bytes": self._held_total, "refused_busy": self.refused_busy,
                 "turns": self._turns.statistics(),
-                "restarts": RESTARTS, "sent": self.sent(), "collector": collector_statistics(),
+                "restarts": RESTARTS, "sent": self.sent(), "collector": COLLECTOR.statistics(),
                 "uptime_s": round(time.time() - self.started_at, 3)}
 
     def sent(self) -> dict[str, int]:

@@ -15,7 +15,7 @@ becomes part of a garbage cycle is not freed (none is known to).
 
 What makes cycles while an actor runs is kept out of its paths instead (an answered
 request's exception drops its frames, ``actor.drop_frames``; a retried create's
-outcome is a value, ``guards.Outcome``): ``statistics`` says how many objects the
+outcome is a value, ``guards.Outcome``): ``WATCH.statistics()`` says how many objects the
 collector had to free (``collected``; near 0 when nothing makes cycles) and how long
 its pauses were, in every actor's ``stats``.
 """
@@ -68,7 +68,3 @@ def freeze_what_started() -> int:
         gc.callbacks.append(WATCH)
     WATCH.frozen = gc.get_freeze_count()
     return WATCH.frozen
-
-
-def statistics() -> dict[str, Any]:
-    return WATCH.statistics()

@@ -18,6 +18,7 @@ import pytest
 from cinderblock.actors.runtime.config import ClusterConfig
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
+from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import Unavailable
 from tests.conftest import E2ECluster, eventually
 
@@ -81,6 +82,21 @@ async def test_a_frozen_node_is_down_within_5s_its_create_fails_and_it_comes_bac
         assert (await client.show_volume(stuck.id)).status == "error"
 
 
+async def _stalled_on_node_1(client: Client, admin: Client, name: str) -> Volume:
+    """A create that node-1 holds, stalled (the fixture's node-1 stalls its creates)."""
+    await eventually(lambda: _is(admin, "node-1@file", True), timeout=BACK_WITHIN_S)
+    stuck = await client.create_volume(1, name=name)
+    await asyncio.sleep(1.0)  # node-1 has it, stalled
+    return stuck
+
+
+def _kill_node_1(c: E2ECluster) -> None:
+    """SIGKILL node-1, outside ``up``'s supervision (the test starts it again)."""
+    proc = c.cluster.procs.pop("node-1")
+    proc.kill()
+    proc.wait(timeout=10)
+
+
 async def _is(admin: Client, backend: str, up: bool) -> bool:
     return await backend_state(admin, backend) is up
 
@@ -113,12 +129,8 @@ async def test_a_crashed_node_is_down_within_5s_its_create_fails_and_its_restart
     c = two_nodes
     async with c.client("crash", timeout=10.0) as client, \
             c.client("admin", admin=True) as admin:
-        await eventually(lambda: _is(admin, "node-1@file", True), timeout=BACK_WITHIN_S)
-        stuck = await client.create_volume(1, name="in-hand")
-        await asyncio.sleep(1.0)  # node-1 has it, stalled
-        proc = c.cluster.procs.pop("node-1")
-        proc.kill()
-        proc.wait(timeout=10)
+        stuck = await _stalled_on_node_1(client, admin, "in-hand")
+        _kill_node_1(c)
         crashed = time.monotonic()
         await eventually(lambda: _is(admin, "node-1@file", False), timeout=DOWN_WITHIN_S)
         assert time.monotonic() - crashed < DOWN_WITHIN_S
@@ -137,17 +149,13 @@ async def test_a_create_lost_with_its_node_names_that_node_so_its_delete_removes
     c = two_nodes
     async with c.client("lost-file", timeout=10.0) as client, \
             c.client("admin", admin=True) as admin:
-        await eventually(lambda: _is(admin, "node-1@file", True), timeout=BACK_WITHIN_S)
-        stuck = await client.create_volume(1, name="half-made")
-        await asyncio.sleep(1.0)  # node-1 has it, stalled
+        stuck = await _stalled_on_node_1(client, admin, "half-made")
         # the moment a node dies in: its driver made the volume's file (a sparse file of
         # the volume's size, as the file backend makes it), the report is not sent yet
         made = c.volume_file("node-1", stuck.id)
         with open(made, "wb") as f:
             f.truncate(1 << 30)
-        proc = c.cluster.procs.pop("node-1")
-        proc.kill()
-        proc.wait(timeout=10)
+        _kill_node_1(c)
         c.cluster.spawn("node", "node-1")
         with pytest.raises(VolumeError, match=r"node-1@file (stopped reporting|was restarted)"):
             await client.wait_for_status(stuck.id, "available", timeout=10)

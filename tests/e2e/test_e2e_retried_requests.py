@@ -13,7 +13,7 @@ import pytest
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import VolumeStatus
-from cinderblock.protocol.wire.errors import CinderblockError, NotFound, Unavailable
+from cinderblock.protocol.wire.errors import CinderblockError, Unavailable
 from tests.conftest import (
     E2ECluster,
     eventually,
@@ -22,6 +22,7 @@ from tests.conftest import (
     running_cluster,
     tcp_connections,
 )
+from tests.lifecycle_helpers import gone
 
 
 def test_a_delete_retried_while_its_first_attempt_runs_is_not_acknowledged_when_the_first_fails(
@@ -86,16 +87,10 @@ async def _delete(cluster: E2ECluster, rid: str, finishes: bool) -> tuple[str, V
         vol = await client.create_volume(1, wait=True)
         deleting = await client.delete_volume(vol.id, request_id=rid)
         if finishes:
-            await eventually(lambda: _gone(client, vol.id), timeout=10)
+            await eventually(lambda: gone(client, vol.id), timeout=10)
         return vol.id, deleting.status
 
 
-async def _gone(client: Client, volume_id: str) -> bool:
-    try:
-        await client.show_volume(volume_id)
-    except NotFound:
-        return True
-    return False
 
 
 async def _delete_again(cluster: E2ECluster, volume_id: str, rid: str
