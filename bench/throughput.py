@@ -9,12 +9,13 @@ process) in a temporary directory, raises the quota, and creates N volumes
 through the client library with C requests in flight, each waiting for its
 volume to become ``available`` (the gateway pushes the status; nobody polls).
 It reports creates/s, p50/p99 latency from request to ``available``, and CPU
-milliseconds per volume summed over every actor process (from /proc, the
-benchmark client excluded). With ``--events`` a subscriber reads every event
-the actors publish during the run, as a dashboard would (actors build no
-events while nobody subscribes). In the same run it measures this machine's raw
-ceiling for the same shape of work (``bench.ceiling``: pipelined msgpack
-request-reply through a chain of ROUTER/DEALER processes, as many messages
+milliseconds per volume summed over every actor process (from /proc, the benchmark
+client excluded). With ``--events`` a subscriber (a process of its own, as a
+dashboard is) reads and decodes every event the actors publish during the run, as a
+dashboard would (actors build no events while nobody subscribes); its CPU is
+reported apart (``subscriber_cpu_ms_per_volume``). In the same run it measures this
+machine's raw ceiling for the same shape of work (``bench.ceiling``: pipelined
+msgpack request-reply through a chain of ROUTER/DEALER processes, as many messages
 per request as a create) and reports ``ratio = creates_per_s / ceiling_rps``; and
 the same chain batched as the actors batch (one message per peer per wake-up:
 ``ceiling_batched_rps``, ``ratio_batched``), beside it, not instead of it.
@@ -37,13 +38,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import replace
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -138,35 +140,60 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def drain_events(endpoint: str, key: Path | None, ready: Connection, done: Connection) -> None:
+    """Subscribe to every event and read it as a dashboard would (each message
+    decoded), until told to stop; then report how many events were read."""
+    zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = zctx.socket(zmq.SUB)
+    keys = client_keys(key)
+    if keys is not None:
+        curve_client(sock, *keys)
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
+    sock.connect(endpoint)
+    ready.send(True)
+    count = 0
+    while not done.poll(0):
+        if sock.poll(100):
+            while True:
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                count += len(unpack(frames[-1]))
+    done.send(count)
+    sock.close(linger=0)
+    zctx.term()
+
+
 class EventDrain:
-    """A subscriber that reads (and counts) every event, as a dashboard would."""
+    """A subscriber that reads (and counts) every event, as a dashboard would: a
+    process of its own, as a dashboard is another program (a thread in this one
+    would take the GIL from the benchmark's client)."""
 
     def __init__(self, endpoint: str, key: Path | None) -> None:
         self.count = 0
-        self._sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
-        keys = client_keys(key)
-        if keys is not None:
-            curve_client(self._sock, *keys)
-        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self._sock.connect(endpoint)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        spawn = multiprocessing.get_context("spawn")
+        ready, self._ready = spawn.Pipe()
+        self._done, done = spawn.Pipe()
+        self._proc = spawn.Process(target=drain_events, args=(endpoint, key, ready, done),
+                                   daemon=True)
+        self._proc.start()
+        if not self._ready.poll(30):
+            raise RuntimeError("the event subscriber did not start")
+        self._ready.recv()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self._sock.poll(100):
-                while True:
-                    try:
-                        frames = self._sock.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self.count += len(unpack(frames[-1]))
+    def pid(self) -> int:
+        assert self._proc.pid is not None
+        return self._proc.pid
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sock.close(linger=0)
+        self._done.send(True)
+        if self._done.poll(10):
+            self.count = self._done.recv()
+        self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
 
 
 def run(
@@ -206,18 +233,21 @@ def run_cluster(volumes: int, concurrency: int, backend: str, warmup: int, event
                 key = cluster.key("bench")
             drain = EventDrain(cfg.events, cluster.key("admin")) if events else None
             pids = list(cluster.pids().values())
+            reader = [drain.pid()] if drain is not None else []
             asyncio.run(create_many(cfg.gateway, warmup, concurrency, key))
             cpu0, t0, client0 = cpu_seconds(pids), time.perf_counter(), time.process_time()
+            reader0 = cpu_seconds(reader)
             latencies = asyncio.run(create_many(cfg.gateway, volumes, concurrency, key))
             elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pids) - cpu0
             client_cpu = time.process_time() - client0
+            reader_cpu = cpu_seconds(reader) - reader0
             rest = (rest_pass(rest_url(cfg.rest[0]), cfg.gateway, pids,
                               cluster.pids()["rest-1"], volumes, concurrency, warmup, key)
                     if front == "rest" else None)
             per_actor = {n: round(cpu_seconds([pid]), 2) for n, pid in cluster.pids().items()}
-            events_seen = drain.count if drain is not None else 0
             if drain is not None:
                 drain.close()
+            events_seen = drain.count if drain is not None else 0
     rate = volumes / elapsed
     return {
         "volumes": volumes,
@@ -230,6 +260,7 @@ def run_cluster(volumes: int, concurrency: int, backend: str, warmup: int, event
         "mean_ms": round(statistics.fmean(latencies) * 1000, 2),
         "cpu_ms_per_volume": round(cpu * 1000 / volumes, 3),
         "client_cpu_ms_per_volume": round(client_cpu * 1000 / volumes, 3),
+        "subscriber_cpu_ms_per_volume": round(reader_cpu * 1000 / volumes, 3),
         "cpu_s_by_actor": per_actor,
         "event_subscriber": events,
         "events_received": events_seen,

@@ -1,0 +1,26 @@
+"""bench.throughput: a short run with a dashboard's subscriber reads every event."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+from cinderblock.bench.throughput import run_cluster
+
+# A create's flows and statuses publish about 37 events (docs/performance.md); the
+# run's warm-up creates are read too, so every measured create brings at least 30.
+EVENTS_PER_CREATE_AT_LEAST = 30
+
+
+def test_a_short_run_with_events_reads_them_in_a_process_of_its_own() -> None:
+    result = run_cluster(volumes=20, concurrency=4, backend="null", warmup=2, events=True,
+                         front="native", security=True)
+    assert result["creates_per_s"] > 0 and result["cpu_ms_per_volume"] > 0
+    assert result["events_received"] >= 20 * EVENTS_PER_CREATE_AT_LEAST
+    assert not multiprocessing.active_children()  # the subscriber was stopped
+
+
+def test_a_short_run_without_events_starts_no_subscriber() -> None:
+    result = run_cluster(volumes=10, concurrency=4, backend="null", warmup=2, events=False,
+                         front="native", security=True)
+    assert result["events_received"] == 0
+    assert result["subscriber_cpu_ms_per_volume"] == 0
