@@ -293,6 +293,9 @@ class EventRecorder:
     def emit(self, kind: str, **fields: Any) -> None:
         self.events.append({"kind": kind, "actor": self.actor, **fields})
 
+    def add(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
     def sequence(self) -> list[tuple[str, str, str]]:
         """(kind, task or "", state) of every flow and task event."""
         return [(e["kind"], e.get("task", ""), e["state"]) for e in self.events

@@ -93,8 +93,8 @@ class _Hub:
 
     def _forward(self) -> None:
         for _ in range(1000):
-            try:
-                self.xpub.send_multipart(self.xsub.recv_multipart(zmq.NOBLOCK))
+            try:  # frames as libzmq holds them: no copy into bytes and out again
+                self.xpub.send_multipart(self.xsub.recv_multipart(zmq.NOBLOCK, copy=False))
             except zmq.Again:
                 return
 

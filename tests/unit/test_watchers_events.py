@@ -13,7 +13,7 @@ import zmq.asyncio
 
 from cinderblock.actors.gateway.watchers import Watchers
 from cinderblock.actors.runtime.actor import Actor, Handler, Request
-from cinderblock.actors.runtime.events import EventPublisher
+from cinderblock.actors.runtime.events import FLUSH_EVENTS, EventPublisher
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.events import TOPIC
 from cinderblock.protocol.messages.volumes import Volume, VolumeList, VolumeWatch
@@ -152,7 +152,7 @@ async def subscriber() -> AsyncIterator[Subscriber]:
         sub.close()
 
 
-async def test_events_are_built_only_while_someone_listens_and_go_out_once_per_turn(
+async def test_events_are_built_only_while_someone_listens_and_go_out_together(
     subscriber: Subscriber,
 ) -> None:
     publisher = EventPublisher(zmq.Context.instance(), subscriber.endpoint, "probe")
@@ -164,12 +164,34 @@ async def test_events_are_built_only_while_someone_listens_and_go_out_once_per_t
         publisher.emit("flow", flow="volume_create_api", ts=5.0)
         topic, payload = await asyncio.wait_for(subscriber.sock.recv_multipart(), 5.0)
         assert topic == event_topic("")  # the cluster's own events: no project
-        first, second = unpack(payload)  # both events of the turn in one message
+        first, second = unpack(payload)  # both events of the flush in one message
         assert (first["kind"], first["actor"], first["volume_id"]) == ("volume", "probe", "v1")
         assert isinstance(first["ts"], float)
         assert (second["kind"], second["ts"]) == ("flow", 5.0)  # a given time is kept
         assert publisher.published == 2
         await eventually(lambda: subscribe(subscriber, publisher, b"\x00"))
+    finally:
+        publisher.close()
+
+
+async def test_a_long_flush_goes_as_several_messages_in_order(
+    subscriber: Subscriber,
+) -> None:
+    publisher = EventPublisher(zmq.Context.instance(), subscriber.endpoint, "probe")
+    try:
+        await eventually(lambda: subscribe(subscriber, publisher, b"\x01"))
+        count = FLUSH_EVENTS * 2 + 3
+        for i in range(count):
+            publisher.add({"kind": "task", "actor": "probe", "ts": 1.0, "n": i})
+        sizes: list[int] = []
+        seen: list[int] = []
+        while len(seen) < count:
+            _, payload = await asyncio.wait_for(subscriber.sock.recv_multipart(), 5.0)
+            batch = unpack(payload)
+            sizes.append(len(batch))
+            seen.extend(event["n"] for event in batch)
+        assert sizes == [FLUSH_EVENTS, FLUSH_EVENTS, 3]  # none past the bound a message
+        assert seen == list(range(count)) and publisher.published == count
     finally:
         publisher.close()
 
