@@ -5,9 +5,12 @@ Layout: ``volume-<id>`` and ``snapshot-<id>`` are complete, consistent images;
 
 Invariants, and how they are kept:
 
-* **A real name always holds a whole image.**  Every file is built under a
-  ``.tmp-`` name and renamed into place (copies are fsynced first), so a crash
-  leaves at worst a temp file, which the start-up scan deletes.
+* **A real name always holds a whole image.**  Every file is built as an
+  unnamed file (``O_TMPFILE``) and linked under its name once whole (copies are
+  fsynced first), so a crash leaves nothing behind.  Where the filesystem has
+  no unnamed files (detected once at start), it is built under a ``.tmp-``
+  name and renamed into place, and a crash leaves at worst a temp file, which
+  the start-up scan deletes.
 * **The inventory matches the directory.**  The scan rebuilds it on start;
   each operation updates it only after the file work succeeded.  A thread
   cannot be interrupted, so a cancelled copy or delete is allowed to finish
@@ -21,9 +24,10 @@ otherwise a sparse-aware copy: only the data extents (``SEEK_DATA`` /
 pread/pwrite that skips zero chunks.  Either way a mostly-empty 10 GiB volume
 copies in milliseconds and stays sparse.
 
-Creating (open + truncate + rename, ~100 µs) and extending (truncate) run
-inline; copies and deletes (unlinking a dense 1 GiB file takes ~200 ms on ext4)
-run in a worker thread.
+Creating (an unnamed file, truncate, link: 77-89 µs on ext4, against 104-122 µs
+for a temp name and a rename, interleaved in one directory; the directory changes
+are most of it) and extending (truncate) run inline; copies and deletes (unlinking a dense 1 GiB file takes ~200 ms on
+ext4) run in a worker thread.
 """
 
 from __future__ import annotations
@@ -63,6 +67,8 @@ SNAPSHOT_PREFIX = "snapshot-"
 _CHUNK = 1 << 20
 _ZEROS = bytes(_CHUNK)
 _NO_COPY_FILE_RANGE = frozenset({errno.ENOSYS, errno.EXDEV, errno.EOPNOTSUPP, errno.EINVAL})
+_NO_UNNAMED_FILES = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT,
+                               errno.EXDEV, errno.EPERM})
 
 
 class CloneMethod(StrEnum):
@@ -91,6 +97,21 @@ def probe_clone_method(directory: Path) -> CloneMethod:
         source.unlink(missing_ok=True)
         target.unlink(missing_ok=True)
     return CloneMethod.REFLINK
+
+
+def probe_unnamed_files(directory: Path) -> bool:
+    """Whether `directory` takes unnamed files (``O_TMPFILE``) and a link of one to a
+    name through ``/proc/self/fd``, as `write_atomically` makes them."""
+    target = directory / f"{TEMP_PREFIX}probe-{secrets.token_hex(4)}-unnamed"
+    try:
+        write_unnamed(target, partial(_grow_to, 4096), durable=False)
+    except OSError as exc:
+        if exc.errno not in _NO_UNNAMED_FILES:
+            raise
+        log.info("%s: no unnamed files (%s), building under temp names", directory, exc)
+        return False
+    target.unlink()
+    return True
 
 
 def data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
@@ -164,7 +185,37 @@ def reflink(source: Path, dst_fd: int) -> None:
         os.close(src_fd)
 
 
-def write_atomically(target: Path, fill: Callable[[int], None], durable: bool) -> None:
+def write_atomically(target: Path, fill: Callable[[int], None], durable: bool,
+                     unnamed: bool = True) -> None:
+    """Build `target` with `fill(fd)` where no name shows it, then give it its name:
+    as an unnamed file if `unnamed` (`write_unnamed`), else under a temp name."""
+    if unnamed:
+        write_unnamed(target, fill, durable)
+    else:
+        write_under_temp_name(target, fill, durable)
+
+
+def write_unnamed(target: Path, fill: Callable[[int], None], durable: bool) -> None:
+    """Fill an unnamed file in `target`'s directory and link it as `target` (which
+    must not exist): one directory change, and a crash before it leaves nothing."""
+    directory = os.open(target.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600, dir_fd=directory)
+        try:
+            fill(fd)
+            if durable:
+                os.fsync(fd)
+            # linkat(AT_SYMLINK_FOLLOW) of the fd's /proc link: the way to name an
+            # unnamed file without CAP_DAC_READ_SEARCH (AT_EMPTY_PATH needs it)
+            os.link(f"/proc/self/fd/{fd}", target.name, dst_dir_fd=directory,
+                    follow_symlinks=True)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(directory)
+
+
+def write_under_temp_name(target: Path, fill: Callable[[int], None], durable: bool) -> None:
     """Build `target` under a temp name with `fill(fd)`, then rename it into place."""
     temp = target.with_name(f"{TEMP_PREFIX}{target.name}.{secrets.token_hex(4)}")
     fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC, 0o600)
@@ -224,6 +275,8 @@ class FileDriver(InventoryDriver):
             if clone_method is not None
             else probe_clone_method(self.directory)
         )
+        self.unnamed_files = probe_unnamed_files(self.directory)
+        """Files are built unnamed (``O_TMPFILE``) and linked into place, or not."""
 
     # --- start-up scan
 
@@ -277,7 +330,7 @@ class FileDriver(InventoryDriver):
         path = self._volume_file(volume_id)
         self._refuse_pending(path)
         try:
-            write_atomically(path, partial(_grow_to, size_gb * GIB), durable=False)
+            write_atomically(path, partial(_grow_to, size_gb * GIB), False, self.unnamed_files)
         except OSError as exc:
             raise DriverError(f"creating volume {volume_id} failed: {exc}") from exc
         self._inventory.volume_sizes[volume_id] = size_gb
@@ -355,7 +408,7 @@ class FileDriver(InventoryDriver):
     ) -> None:
         fill = partial(_clone_into, self.clone_method, source, size_gb * GIB)
         try:
-            await asyncio.to_thread(write_atomically, target, fill, True)
+            await asyncio.to_thread(write_atomically, target, fill, True, self.unnamed_files)
         except OSError as exc:
             raise DriverError(f"copying {source.name} to {target.name} failed: {exc}") from exc
         record(size_gb)

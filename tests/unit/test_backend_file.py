@@ -334,6 +334,71 @@ async def test_a_restarted_driver_finds_its_volumes_and_removes_temp_files(
     assert (directory / "notes.txt").exists(), "strays are reported, not deleted"
 
 
+# --- unnamed files ---------------------------------------------------------------------
+
+
+def refuse_unnamed_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``O_TMPFILE`` fail as on a filesystem without it."""
+    real_open = os.open
+
+    def open_without_tmpfile(path: str | Path, flags: int, *args: object, **kw: object) -> int:
+        if flags & os.O_TMPFILE == os.O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_open(path, flags, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", open_without_tmpfile)
+
+
+async def test_a_volume_is_built_unnamed_and_a_failed_build_leaves_nothing(
+    driver: FileDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert driver.unnamed_files  # ext4, XFS, btrfs and tmpfs all have O_TMPFILE
+
+    def failing_grow(size: int, fd: int) -> None:
+        os.pwrite(fd, b"half made", 0)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(file_module, "_grow_to", failing_grow)
+    with pytest.raises(DriverError, match="No space left"):
+        await driver.create_volume(VOL, 1)
+    assert list(driver.directory.iterdir()) == [] and driver.volumes() == {}
+    monkeypatch.undo()
+    await driver.create_volume(VOL, 2)
+    assert [p.name for p in driver.directory.iterdir()] == [f"volume-{VOL}"]
+    assert driver.volume_path(VOL).stat().st_size == 2 * GIB
+
+
+def test_an_unnamed_file_never_replaces_a_name_that_exists(tmp_path: Path) -> None:
+    target = tmp_path / "volume-x"
+    target.write_bytes(b"someone's data")
+    with pytest.raises(FileExistsError):
+        file_module.write_unnamed(target, lambda fd: os.ftruncate(fd, GIB), durable=False)
+    assert target.read_bytes() == b"someone's data" and list(tmp_path.iterdir()) == [target]
+
+
+async def test_without_unnamed_files_images_are_built_under_temp_names(
+    pool: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refuse_unnamed_files(monkeypatch)
+    driver = FileDriver(pool, capacity_gb=50.0, clone_method="copy")
+    assert not driver.unnamed_files
+    renamed: list[str] = []
+    real_rename = os.rename
+
+    def recorded_rename(source: str | Path, target: str | Path) -> None:
+        renamed.append(Path(target).name)
+        real_rename(source, target)
+
+    monkeypatch.setattr(os, "rename", recorded_rename)
+    await volume_with_pattern(driver)
+    await driver.create_snapshot(SNAP, VOL)
+    await driver.create_cloned_volume(CLONE, VOL, 11)
+    assert renamed == [f"volume-{VOL}", f"snapshot-{SNAP}", f"volume-{CLONE}"]
+    assert_holds_pattern(driver.volume_path(CLONE))
+    assert sorted(p.name for p in pool.iterdir()) == sorted(
+        [f"volume-{VOL}", f"snapshot-{SNAP}", f"volume-{CLONE}"])
+
+
 # --- choosing the clone method ---------------------------------------------------------
 
 
