@@ -63,6 +63,9 @@ def require_reporter(req: Request, router: Link, nodes: Collection[str],
     raise Forbidden(f"{req.env.op} is reserved to {who}", {"op": req.env.op})
 
 
+REQUEST_ID_TTL_S = 24 * 3600.0  # a request id names what it made for a day (EC2's client tokens)
+
+
 def retry_fingerprint(request_id: str, body: B, check: Callable[[B], object]) -> str:
     """What a retry of this request (same request id) is compared by; "" without a
     request id. It costs a JSON dump of the body, so ``check`` (the checks the flow

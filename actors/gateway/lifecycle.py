@@ -361,15 +361,15 @@ class GatewayLifecycle:
         """The snapshot an earlier request with this id made, waiting for it while that
         request still runs (its error is the retry's: a second flow would find the
         volume claimed by the first and answer invalid_state)."""
-        rec = self.store.snapshots.by_request.get(key)
+        made = self.store.snapshots.made_by(*key)
         running = self._creating.get(key)
-        fp = rec.request_fp if rec is not None else running[0] if running else None
+        fp = made[1] if made is not None else running[0] if running else None
         if fp is not None and fp != fingerprint:
             raise InvalidInput(f"request id {key[1]!r} was already used for a different "
                                "request", {"request_id": key[1]})
-        if rec is None and running is not None:
+        if made is None and running is not None:
             return outcome(await asyncio.shield(running[1]))
-        return rec
+        return made[0] if made is not None else None
 
     def on_snapshot_show(self, req: Request) -> Snapshot:
         return visible_snapshot(self.store, req.body.snapshot_id, req.ctx).view()

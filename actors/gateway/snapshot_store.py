@@ -20,12 +20,12 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from cinderblock.actors.gateway.guards import stored_fingerprint
+from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, stored_fingerprint
 from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.gateway.quota_journal import QuotaJournal
 from cinderblock.actors.runtime.database import Database
@@ -40,20 +40,25 @@ CREATE TABLE IF NOT EXISTS snapshots (
     updated_at REAL NOT NULL, reason TEXT, request_id TEXT, request_fp TEXT
 );
 CREATE INDEX IF NOT EXISTS snapshots_volume ON snapshots (volume_id);
+CREATE INDEX IF NOT EXISTS snapshots_request ON snapshots (project_id, request_id);
 CREATE TABLE IF NOT EXISTS volume_sources (
     volume_id TEXT PRIMARY KEY, snapshot_id TEXT, source_volid TEXT
 );
 """
-_COLUMNS = (
+_LOADED = (  # what a record holds; its request id and fingerprint stay in the row
     "id, project_id, user_id, volume_id, name, description, size, status, host, "
-    "volume_type_id, metadata, created_at, updated_at, reason, request_id, request_fp"
+    "volume_type_id, metadata, created_at, updated_at, reason"
 )
+_COLUMNS = f"{_LOADED}, request_id, request_fp"
 INSERT_SNAPSHOT = f"INSERT INTO snapshots ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+SELECT_SNAPSHOTS = f"SELECT {_LOADED} FROM snapshots"
 UPDATE_SNAPSHOT = "UPDATE snapshots SET status=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_SNAPSHOT_DETAILS = (
     "UPDATE snapshots SET name=?, description=?, metadata=?, updated_at=? WHERE id=?"
 )
 DELETE_SNAPSHOT = "DELETE FROM snapshots WHERE id=?"
+MADE_BY = ("SELECT id, request_fp FROM snapshots WHERE project_id=? AND request_id=? "
+           "AND created_at>? ORDER BY created_at DESC LIMIT 1")
 INSERT_SOURCE = "INSERT OR REPLACE INTO volume_sources VALUES (?, ?, ?)"
 DELETE_SOURCE = "DELETE FROM volume_sources WHERE volume_id=?"
 
@@ -111,15 +116,21 @@ class SnapshotRecord:
 
 
 class SnapshotStore:
-    """Snapshots by id, by volume and by request; volume sources and clones."""
+    """Snapshots by id and by volume; volume sources and clones. A request id names the
+    snapshot it made for ``REQUEST_ID_TTL_S`` (a day) and lives in the row, not in
+    memory, as a volume's does (``volume_store``): ``made_by`` reads it through an index
+    on the read-only connection `read_only` gives, records not yet committed first."""
 
-    def __init__(self, db: Database, journal: QuotaJournal) -> None:
+    def __init__(self, db: Database, journal: QuotaJournal,
+                 read_only: Callable[[], sqlite3.Connection]) -> None:
         self.journal = journal
         self.db = db
+        self._read_only = read_only
         self.snapshots: dict[str, SnapshotRecord] = {}
         self.listing = ListingIndex()  # snapshots in listing order, for pages
         self.by_volume: dict[str, set[str]] = {}
-        self.by_request: dict[tuple[str, str], SnapshotRecord] = {}
+        # (project, request id) -> a snapshot whose row is not committed yet
+        self._unwritten: dict[tuple[str, str], SnapshotRecord] = {}
         self.clones: dict[str, set[str]] = {}  # source (snapshot or volume) id -> volume ids
         # snapshots whose removal is being written: a failed one brings the record back
         self._removing: dict[str, SnapshotRecord] = {}
@@ -129,7 +140,7 @@ class SnapshotStore:
         """In the database thread: every snapshot row (the volumes' sources are read
         with the volumes)."""
         return [_snapshot_from_row(row)
-                for row in conn.execute(f"SELECT {_COLUMNS} FROM snapshots")]
+                for row in conn.execute(SELECT_SNAPSHOTS)]
 
     def install(self, read: list[SnapshotRecord], volumes: Mapping[str, Copied]) -> None:
         """On the loop: the snapshots become what was read (a snapshot already in memory,
@@ -137,7 +148,7 @@ class SnapshotStore:
         clones follow the volumes' sources."""
         held = {**self._removing, **self.snapshots}
         self.snapshots, self.listing = {}, ListingIndex()
-        self.by_volume, self.by_request, self.clones = {}, {}, {}
+        self.by_volume, self._unwritten, self.clones = {}, {}, {}
         records = []
         for rec in read:
             if (mine := held.get(rec.id)) is not None:
@@ -147,8 +158,6 @@ class SnapshotStore:
             records.append(rec)
             self.snapshots[rec.id] = rec
             self.by_volume.setdefault(rec.volume_id, set()).add(rec.id)
-            if rec.request_id:
-                self.by_request[(rec.project_id, rec.request_id)] = rec
         self.listing.add_all(records)
         for volume in volumes.values():
             self.remember_source(volume)
@@ -159,7 +168,18 @@ class SnapshotStore:
         self.listing.add(rec)
         self.by_volume.setdefault(rec.volume_id, set()).add(rec.id)
         if rec.request_id:
-            self.by_request[(rec.project_id, rec.request_id)] = rec
+            self._unwritten[(rec.project_id, rec.request_id)] = rec
+
+    def made_by(self, project: str, request_id: str) -> tuple[SnapshotRecord, str] | None:
+        """The snapshot ``request_id`` made in ``project`` within a day, and the
+        fingerprint of that request; None if it made none (or the snapshot is gone)."""
+        rec = self._unwritten.get((project, request_id))
+        if rec is not None:
+            return rec, rec.request_fp
+        rows = self._read_only().execute(
+            MADE_BY, (project, request_id, time.time() - REQUEST_ID_TTL_S)).fetchall()
+        rec = self.snapshots.get(rows[0][0]) if rows else None
+        return None if rec is None else (rec, stored_fingerprint(rows[0][1] or ""))
 
     def _forget(self, rec: SnapshotRecord) -> None:
         if self.snapshots.pop(rec.id, None) is not None:
@@ -170,8 +190,8 @@ class SnapshotStore:
             if not ids:
                 del self.by_volume[rec.volume_id]
         key = (rec.project_id, rec.request_id)
-        if rec.request_id and self.by_request.get(key) is rec:
-            del self.by_request[key]
+        if rec.request_id and self._unwritten.get(key) is rec:
+            del self._unwritten[key]
 
     def of_volume(self, volume_id: str) -> list[SnapshotRecord]:
         return [self.snapshots[i] for i in sorted(self.by_volume.get(volume_id, ()))]
@@ -188,6 +208,9 @@ class SnapshotStore:
         except Exception:
             self._forget(rec)
             raise
+        if self._unwritten.get((rec.project_id, rec.request_id)) is rec:
+            del self._unwritten[(rec.project_id, rec.request_id)]
+        rec.request_id = rec.request_fp = ""  # the row has them: made_by reads it there
 
     async def remove(self, rec: SnapshotRecord) -> None:
         """The row goes and, in the same transaction, the release of its quota is owed
@@ -262,11 +285,10 @@ def settled_removal(removing: dict[str, Rec], rec: Rec, written: asyncio.Future[
 
 def _snapshot_from_row(row: Any) -> SnapshotRecord:
     (sid, project, user, volume_id, name, desc, size, status, host, type_id, metadata,
-     created, updated, reason, request_id, request_fp) = row
+     created, updated, reason) = row
     return SnapshotRecord(
         id=sid, project_id=project, user_id=user or "", volume_id=volume_id, size=size,
         status=SnapshotStatus(status), host=host, volume_type_id=type_id, name=name,
         description=desc, metadata=json.loads(metadata), reason=reason, created_at=created,
-        updated_at=updated, request_id=request_id or "",
-        request_fp=stored_fingerprint(request_fp or ""),
+        updated_at=updated,  # its request id and fingerprint stay in the row (made_by)
     )

@@ -49,7 +49,7 @@ from typing import Any
 
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
-from cinderblock.actors.gateway.guards import stored_fingerprint
+from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, stored_fingerprint
 from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.gateway.quota_journal import JOURNAL_SCHEMA, QuotaJournal
 from cinderblock.actors.gateway.snapshot_store import (
@@ -126,7 +126,6 @@ INSERT_EXTEND = "INSERT OR REPLACE INTO pending_extends VALUES (?, ?, '')"
 DELETE_EXTEND = "DELETE FROM pending_extends WHERE volume_id=?"
 MADE_BY = ("SELECT id, request_fp FROM volumes WHERE project_id=? AND request_id=? "
            "AND created_at>? ORDER BY created_at DESC LIMIT 1")
-REQUEST_ID_TTL_S = 24 * 3600.0  # a request id names its volume for a day (EC2's client tokens)
 NO_METADATA: dict[str, str] = {}  # shared by every volume without metadata; never changed
 _STATUSES = {s.value: s for s in VolumeStatus}
 
@@ -191,7 +190,7 @@ class GatewayStore:
         self.journal = QuotaJournal(self.db)  # what the gateway owes the quota actor
         # volume id -> the quota reservation of its extend in progress (pending_extends)
         self.extends: dict[str, str] = {}
-        self.snapshots = SnapshotStore(self.db, self.journal)
+        self.snapshots = SnapshotStore(self.db, self.journal, self.read_only)
         self.volumes: dict[str, VolumeRecord] = {}
         self.listing = ListingIndex()  # volumes in listing order, for pages
         # (project, request id) -> a volume whose row is not committed yet
@@ -284,12 +283,17 @@ class GatewayStore:
         rec = self._unwritten.get((project, request_id))
         if rec is not None:
             return rec, rec.request_fp
-        if self._reader is None:
-            self._reader = sqlite3.connect(f"file:{self.db.path}?mode=ro", uri=True)
-        rows = self._reader.execute(
+        rows = self.read_only().execute(
             MADE_BY, (project, request_id, time.time() - REQUEST_ID_TTL_S)).fetchall()
         rec = self.volumes.get(rows[0][0]) if rows else None
         return None if rec is None else (rec, stored_fingerprint(rows[0][1] or ""))
+
+    def read_only(self) -> sqlite3.Connection:
+        """The file on a read-only connection of the loop's own (committed rows only;
+        in WAL mode it never waits for the writer): ``made_by``'s indexed reads."""
+        if self._reader is None:
+            self._reader = sqlite3.connect(f"file:{self.db.path}?mode=ro", uri=True)
+        return self._reader
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -73,7 +73,7 @@ async def test_a_failed_batch_brings_every_record_back_to_its_row_in_place(
         assert attachments.by_id == {att.id: att} and att.status is AttachmentStatus.RESERVED
         assert store.snapshots.snapshots == {snap.id: snap}
         assert snap.status is SnapshotStatus.AVAILABLE
-        assert store.snapshots.by_request == {("demo", "req-snap"): snap}
+        assert store.snapshots.made_by("demo", "req-snap") == (snap, "fp")
         assert store.db.statistics()["failed_batches"] == 1
 
         await store.remove_volume(gone)  # the file works on

@@ -1,8 +1,9 @@
 """The gateway's volume store on a real file: what a start loads, what a request id
-names and for how long, and what a volume costs in memory."""
+names and for how long (a snapshot's too), and what a volume costs in memory."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import sqlite3
@@ -10,14 +11,11 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from cinderblock.actors.gateway.guards import fingerprint, stored_fingerprint
-from cinderblock.actors.gateway.volume_store import (
-    REQUEST_ID_TTL_S,
-    GatewayStore,
-    VolumeRecord,
-)
+from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, fingerprint, stored_fingerprint
+from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
+from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
-from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 from cinderblock.protocol.wire.schema import dump
 from tests.conftest import open_gateway_store
 
@@ -57,6 +55,43 @@ async def test_a_request_id_of_a_removed_volume_names_nothing(tmp_path: Path) ->
         await store.remove_volume(rec)
 
         assert store.made_by("demo", "req-1") is None
+
+
+def snapshot(sid: str, created_at: float, request_id: str) -> SnapshotRecord:
+    return SnapshotRecord(id=sid, project_id="demo", user_id="alice", volume_id="vol-1",
+                          size=1, status=SnapshotStatus.AVAILABLE, created_at=created_at,
+                          request_id=request_id, request_fp=f"fp-{request_id}")
+
+
+async def test_a_snapshot_request_id_names_its_snapshot_for_a_day_from_the_row(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gateway.db"
+    now = time.time()
+    async with open_gateway_store(path) as store:
+        snapshots = store.snapshots
+        adding = asyncio.ensure_future(snapshots.add(snapshot("snap-new", now - 60, "req-new")))
+        await asyncio.sleep(0)  # its row is queued, not yet committed: found in memory
+        assert snapshots.made_by("demo", "req-new") == (snapshots.snapshots["snap-new"],
+                                                        "fp-req-new")
+        await adding
+        await snapshots.add(snapshot("snap-old", now - REQUEST_ID_TTL_S - 60, "req-old"))
+        gone = snapshot("snap-gone", now - 30, "req-gone")
+        await snapshots.add(gone)
+        await snapshots.remove(gone)
+
+        new = snapshots.snapshots["snap-new"]
+        assert snapshots.made_by("demo", "req-new") == (new, "fp-req-new")  # from the row
+        assert new.request_id == "" and new.request_fp == ""  # not held in memory
+        assert snapshots.made_by("demo", "req-old") is None  # a day old: forgotten
+        assert snapshots.made_by("other", "req-new") is None  # another project's id
+        assert snapshots.made_by("demo", "req-gone") is None  # its snapshot was deleted
+
+    async with open_gateway_store(path) as again:  # a start loads records without them
+        await again.load_volumes({})
+        loaded = again.snapshots.snapshots["snap-new"]
+        assert loaded.request_id == "" and loaded.request_fp == ""
+        assert again.snapshots.made_by("demo", "req-new") == (loaded, "fp-req-new")
 
 
 async def test_a_start_loads_every_volume_in_listing_order_with_what_it_carries(
