@@ -26,8 +26,8 @@ copies in milliseconds and stays sparse.
 
 Creating (an unnamed file, truncate, link: 77-89 µs on ext4, against 104-122 µs
 for a temp name and a rename, interleaved in one directory; the directory changes
-are most of it) and extending (truncate) run inline; copies and deletes (unlinking a dense 1 GiB file takes ~200 ms on
-ext4) run in a worker thread.
+are most of it) and extending (truncate) run inline; copies and deletes
+(unlinking a dense 1 GiB file takes ~200 ms on ext4) run in a worker thread.
 """
 
 from __future__ import annotations
