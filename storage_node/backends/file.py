@@ -105,10 +105,9 @@ def probe_unnamed_files(directory: Path) -> bool:
     target = directory / f"{TEMP_PREFIX}probe-{secrets.token_hex(4)}-unnamed"
     try:
         write_unnamed(target, partial(_grow_to, 4096), durable=False)
-    except OSError as exc:
-        if exc.errno not in _NO_UNNAMED_FILES:
-            raise
-        log.info("%s: no unnamed files (%s), building under temp names", directory, exc)
+    except OSError as exc:  # whatever the reason, temp names still work: start with them
+        level = logging.INFO if exc.errno in _NO_UNNAMED_FILES else logging.WARNING
+        log.log(level, "%s: no unnamed files (%s), building under temp names", directory, exc)
         return False
     target.unlink()
     return True

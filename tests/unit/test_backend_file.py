@@ -337,13 +337,14 @@ async def test_a_restarted_driver_finds_its_volumes_and_removes_temp_files(
 # --- unnamed files ---------------------------------------------------------------------
 
 
-def refuse_unnamed_files(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``O_TMPFILE`` fail as on a filesystem without it."""
+def refuse_unnamed_files(monkeypatch: pytest.MonkeyPatch, refusal: int) -> None:
+    """Make ``O_TMPFILE`` fail with `refusal`, as on a filesystem without it (or where
+    something else refuses it: a node starts with temp names whatever the reason)."""
     real_open = os.open
 
     def open_without_tmpfile(path: str | Path, flags: int, *args: object, **kw: object) -> int:
         if flags & os.O_TMPFILE == os.O_TMPFILE:
-            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+            raise OSError(refusal, os.strerror(refusal))
         return real_open(path, flags, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "open", open_without_tmpfile)
@@ -376,10 +377,11 @@ def test_an_unnamed_file_never_replaces_a_name_that_exists(tmp_path: Path) -> No
     assert target.read_bytes() == b"someone's data" and list(tmp_path.iterdir()) == [target]
 
 
+@pytest.mark.parametrize("refusal", [errno.EOPNOTSUPP, errno.EACCES])
 async def test_without_unnamed_files_images_are_built_under_temp_names(
-    pool: Path, monkeypatch: pytest.MonkeyPatch
+    pool: Path, monkeypatch: pytest.MonkeyPatch, refusal: int
 ) -> None:
-    refuse_unnamed_files(monkeypatch)
+    refuse_unnamed_files(monkeypatch, refusal)
     driver = FileDriver(pool, capacity_gb=50.0, clone_method="copy")
     assert not driver.unnamed_files
     renamed: list[str] = []
