@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sqlite3
+import time
 from collections.abc import Callable, Collection
 from typing import TypeVar
 
@@ -64,6 +66,15 @@ def require_reporter(req: Request, router: Link, nodes: Collection[str],
 
 
 REQUEST_ID_TTL_S = 24 * 3600.0  # a request id names what it made for a day (EC2's client tokens)
+
+
+def made_by_row(conn: sqlite3.Connection, made_by: str, project: str, request_id: str
+                ) -> tuple[str, str] | None:
+    """(id, fingerprint) of what ``request_id`` made in ``project`` within
+    ``REQUEST_ID_TTL_S``, from its row (`made_by`: the table's indexed query)."""
+    rows = conn.execute(made_by, (project, request_id, time.time() - REQUEST_ID_TTL_S)
+                        ).fetchall()
+    return (rows[0][0], stored_fingerprint(rows[0][1] or "")) if rows else None
 
 
 def retry_fingerprint(request_id: str, body: B, check: Callable[[B], object]) -> str:

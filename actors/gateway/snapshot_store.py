@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, stored_fingerprint
+from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.gateway.quota_journal import QuotaJournal
 from cinderblock.actors.runtime.database import Database
@@ -176,10 +176,9 @@ class SnapshotStore:
         rec = self._unwritten.get((project, request_id))
         if rec is not None:
             return rec, rec.request_fp
-        rows = self._read_only().execute(
-            MADE_BY, (project, request_id, time.time() - REQUEST_ID_TTL_S)).fetchall()
-        rec = self.snapshots.get(rows[0][0]) if rows else None
-        return None if rec is None else (rec, stored_fingerprint(rows[0][1] or ""))
+        row = made_by_row(self._read_only(), MADE_BY, project, request_id)
+        rec = self.snapshots.get(row[0]) if row is not None else None
+        return None if rec is None or row is None else (rec, row[1])
 
     def _forget(self, rec: SnapshotRecord) -> None:
         if self.snapshots.pop(rec.id, None) is not None:

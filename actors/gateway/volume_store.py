@@ -49,7 +49,7 @@ from typing import Any
 
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
-from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, stored_fingerprint
+from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import ListingIndex
 from cinderblock.actors.gateway.quota_journal import JOURNAL_SCHEMA, QuotaJournal
 from cinderblock.actors.gateway.snapshot_store import (
@@ -283,10 +283,9 @@ class GatewayStore:
         rec = self._unwritten.get((project, request_id))
         if rec is not None:
             return rec, rec.request_fp
-        rows = self.read_only().execute(
-            MADE_BY, (project, request_id, time.time() - REQUEST_ID_TTL_S)).fetchall()
-        rec = self.volumes.get(rows[0][0]) if rows else None
-        return None if rec is None else (rec, stored_fingerprint(rows[0][1] or ""))
+        row = made_by_row(self.read_only(), MADE_BY, project, request_id)
+        rec = self.volumes.get(row[0]) if row is not None else None
+        return None if rec is None or row is None else (rec, row[1])
 
     def read_only(self) -> sqlite3.Connection:
         """The file on a read-only connection of the loop's own (committed rows only;
