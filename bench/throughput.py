@@ -179,6 +179,8 @@ class EventDrain:
                                    daemon=True)
         self._proc.start()
         if not self._ready.poll(30):
+            self._proc.kill()
+            self._proc.join()
             raise RuntimeError("the event subscriber did not start")
         self._ready.recv()
 
