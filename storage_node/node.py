@@ -75,7 +75,7 @@ class StorageNode(Actor):
         self._sched_seq = 0
         self._stats_due = False
         self._last_stats = 0.0
-        self._volume_count = len(self.driver.volumes())
+        self._volume_count = self.driver.volume_count()
 
     def handlers(self) -> dict[str, Any]:
         return {"node.create_volume": self.on_create_volume, "ping": lambda req: Empty(),
@@ -151,7 +151,7 @@ class StorageNode(Actor):
         )
 
     def recount_volumes(self) -> None:
-        self._volume_count = len(self.driver.volumes())
+        self._volume_count = self.driver.volume_count()
         self.stats_changed()
 
     # ---- services the manager flow uses --------------------------------
@@ -216,9 +216,9 @@ class StorageNode(Actor):
         body: NodeProbe = req.body
         if len(body.volume_ids) + len(body.snapshot_ids) > PROBE_MAX_IDS:
             raise InvalidInput(f"a probe asks about at most {PROBE_MAX_IDS} ids")
-        volumes, snapshots = self.driver.volumes(), self.driver.snapshots()
+        holds = self.driver.holds
         return NodeProbeReply(
             busy=tuple(i for i in (*body.volume_ids, *body.snapshot_ids) if i in self.busy),
-            volumes=tuple(i for i in body.volume_ids if i in volumes),
-            snapshots=tuple(i for i in body.snapshot_ids if i in snapshots),
+            volumes=tuple(i for i in body.volume_ids if holds("volume", i)),
+            snapshots=tuple(i for i in body.snapshot_ids if holds("snapshot", i)),
         )

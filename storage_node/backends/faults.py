@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Literal
 
 from cinderblock.storage_node.backends.base import Capacity, Driver, DriverError
 
@@ -121,6 +122,14 @@ class FaultyDriver:
     def snapshots(self) -> dict[str, int]:
         """Delegate."""
         return self.inner.snapshots()
+
+    def volume_count(self) -> int:
+        """Delegate."""
+        return self.inner.volume_count()
+
+    def holds(self, kind: Literal["volume", "snapshot"], object_id: str) -> bool:
+        """Delegate."""
+        return self.inner.holds(kind, object_id)
 
     def capabilities(self) -> dict[str, object]:
         """Delegate, adding the injected faults so they show in stats."""

@@ -52,6 +52,7 @@ from cinderblock.storage_node.backends.base import (
     DriverError,
     Inventory,
     InventoryDriver,
+    Sizes,
     check_not_shrinking,
     is_valid_id,
     validate_id,
@@ -412,7 +413,7 @@ class FileDriver(InventoryDriver):
             raise DriverError(f"copying {source.name} to {target.name} failed: {exc}") from exc
         record(size_gb)
 
-    async def _delete(self, sizes: dict[str, int], object_id: str, path: Path) -> None:
+    async def _delete(self, sizes: Sizes, object_id: str, path: Path) -> None:
         self._refuse_pending(path)
         size_gb = sizes.pop(object_id, None)
         try:

@@ -7,9 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cinderblock.storage_node.backends import FaultyDriver, FileDriver, NullDriver, make_driver
-from cinderblock.storage_node.backends.base import DriverError
+from cinderblock.storage_node.backends.base import DriverError, Sizes
 
 VOL = "11111111-2222-3333-4444-555555555555"
 
@@ -139,3 +141,42 @@ def test_make_driver_wraps_in_faults_when_asked(tmp_path: Path) -> None:
 def test_make_driver_refuses_an_unknown_kind(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown driver kind 'lvm'"):
         make_driver("lvm", tmp_path, None, frozenset())
+
+
+# --- the inventory's totals and views ------------------------------------------------
+
+
+@given(st.lists(st.tuples(st.sampled_from(["set", "del", "pop"]),
+                          st.sampled_from(["a", "b", "c", "d"]), st.integers(1, 1000)),
+                max_size=60))
+def test_the_sizes_total_is_always_the_sum_of_what_is_held(
+    ops: list[tuple[str, str, int]],
+) -> None:
+    sizes, model = Sizes(), {}
+    for op, object_id, size in ops:
+        if op == "set":
+            sizes[object_id] = model[object_id] = size
+        elif op == "del" and object_id in model:
+            del sizes[object_id], model[object_id]
+        else:
+            assert sizes.pop(object_id, None) == model.pop(object_id, None)
+        assert sizes.total == sum(model.values()) and sizes.copy() == model
+        assert len(sizes) == len(model) and all(i in sizes for i in model)
+
+
+async def test_counts_membership_and_capacity_follow_every_change(driver: NullDriver) -> None:
+    faulty = FaultyDriver(driver, frozenset())  # delegating, as a node with faults does
+    await faulty.create_volume(VOL, 10)
+    await faulty.create_snapshot("s1", VOL)
+    await faulty.extend_volume(VOL, 12)
+    await faulty.create_cloned_volume("clone", VOL, 20)
+    assert faulty.volume_count() == 2
+    assert faulty.holds("volume", VOL) and faulty.holds("snapshot", "s1")
+    assert not faulty.holds("volume", "s1") and not faulty.holds("snapshot", VOL)
+    cap = faulty.capacity()
+    assert (cap.allocated_capacity_gb, cap.provisioned_capacity_gb) == (32.0, 42.0)
+    await faulty.delete_volume("clone")
+    await faulty.delete_snapshot("s1")
+    cap = faulty.capacity()
+    assert (cap.allocated_capacity_gb, cap.provisioned_capacity_gb) == (12.0, 12.0)
+    assert faulty.volume_count() == 1 and not faulty.holds("snapshot", "s1")
