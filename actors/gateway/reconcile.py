@@ -29,7 +29,9 @@ from cinderblock.actors.gateway.reconcile_rules import (
     nodes_to_ask,
 )
 from cinderblock.actors.gateway.services import GatewayServices
+from cinderblock.actors.gateway.snapshot_store import IN_TRANSITION as SNAPSHOTS_IN_TRANSITION
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
+from cinderblock.actors.gateway.volume_store import IN_TRANSITION as VOLUMES_IN_TRANSITION
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.config import host_of
 from cinderblock.protocol.messages.lifecycle import NodeDeleteSnapshot, NodeDeleteVolume
@@ -44,8 +46,9 @@ from cinderblock.protocol.wire.schema import parse
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
-VOLUME_STUCK = frozenset({V.CREATING, V.DELETING, V.EXTENDING})
-SNAPSHOT_STUCK = frozenset({P.CREATING, P.DELETING})
+VOLUME_STUCK = frozenset(VOLUMES_IN_TRANSITION)  # creating, deleting, extending
+SNAPSHOT_STUCK = frozenset(SNAPSHOTS_IN_TRANSITION)  # creating, deleting
+LOOK_AT = PROBE_MAX_IDS * 4  # rows the file names, of which memory may have moved some on
 
 
 class Reconciler:
@@ -135,15 +138,17 @@ class Reconciler:
             await self.attachments.save_volume(vol)
 
     def find(self, before: float) -> list[Stuck]:
-        """Records in a transitional status that have not changed since ``before``."""
+        """Records in a transitional status that have not changed since ``before``,
+        oldest first: the file's index names the candidates, memory judges them."""
+        store = self.gw.store
         found = [
             Stuck("volume", r.id, r.status, _node(r.host), r.updated_at or r.created_at)
-            for r in self.gw.store.volumes.values()
+            for r in store.in_transition_since(before, LOOK_AT)
             if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before
         ]
         found += [
             Stuck("snapshot", r.id, r.status, _node(r.host), r.updated_at or r.created_at)
-            for r in self.gw.store.snapshots.snapshots.values()
+            for r in store.snapshots.in_transition_since(before, LOOK_AT)
             if r.status in SNAPSHOT_STUCK and (r.updated_at or r.created_at) < before
         ]
         return found[:PROBE_MAX_IDS]

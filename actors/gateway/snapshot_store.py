@@ -32,7 +32,9 @@ from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_snapshot_move
 
-SNAPSHOT_SCHEMA = """
+IN_TRANSITION = (SnapshotStatus.CREATING, SnapshotStatus.DELETING)  # as volume_store's
+_IN_TRANSITION_SQL = f"status IN ({', '.join(repr(s.value) for s in IN_TRANSITION)})"
+SNAPSHOT_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS snapshots (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT, volume_id TEXT NOT NULL,
     name TEXT, description TEXT, size INTEGER NOT NULL, status TEXT NOT NULL, host TEXT,
@@ -41,6 +43,8 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 CREATE INDEX IF NOT EXISTS snapshots_volume ON snapshots (volume_id);
 CREATE INDEX IF NOT EXISTS snapshots_request ON snapshots (project_id, request_id);
+CREATE INDEX IF NOT EXISTS snapshots_in_transition ON snapshots (updated_at)
+    WHERE {_IN_TRANSITION_SQL};
 CREATE TABLE IF NOT EXISTS volume_sources (
     volume_id TEXT PRIMARY KEY, snapshot_id TEXT, source_volid TEXT
 );
@@ -59,6 +63,8 @@ UPDATE_SNAPSHOT_DETAILS = (
 DELETE_SNAPSHOT = "DELETE FROM snapshots WHERE id=?"
 MADE_BY = ("SELECT id, request_fp FROM snapshots WHERE project_id=? AND request_id=? "
            "AND created_at>? ORDER BY created_at DESC LIMIT 1")
+IN_TRANSITION_SINCE = (f"SELECT id FROM snapshots WHERE {_IN_TRANSITION_SQL} AND updated_at<? "
+                       "ORDER BY updated_at LIMIT ?")
 INSERT_SOURCE = "INSERT OR REPLACE INTO volume_sources VALUES (?, ?, ?)"
 DELETE_SOURCE = "DELETE FROM volume_sources WHERE volume_id=?"
 
@@ -179,6 +185,11 @@ class SnapshotStore:
         row = made_by_row(self._read_only(), MADE_BY, project, request_id)
         rec = self.snapshots.get(row[0]) if row is not None else None
         return None if rec is None or row is None else (rec, row[1])
+
+    def in_transition_since(self, before: float, limit: int) -> list[SnapshotRecord]:
+        """As ``GatewayStore.in_transition_since``, for snapshots."""
+        rows = self._read_only().execute(IN_TRANSITION_SINCE, (before, limit)).fetchall()
+        return [rec for (sid,) in rows if (rec := self.snapshots.get(sid)) is not None]
 
     def _forget(self, rec: SnapshotRecord) -> None:
         if self.snapshots.pop(rec.id, None) is not None:

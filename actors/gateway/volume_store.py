@@ -63,7 +63,12 @@ from cinderblock.actors.scheduler.extra_specs import match
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.states import VolumeStatus
 
-SCHEMA = """
+# The statuses a volume passes through while a node works on it: the reconciler looks for
+# volumes left in one. A partial index holds just those rows (a few among a million), and
+# its condition is spelt out in the query too, as SQLite needs to use it.
+IN_TRANSITION = (VolumeStatus.CREATING, VolumeStatus.DELETING, VolumeStatus.EXTENDING)
+_IN_TRANSITION_SQL = f"status IN ({', '.join(repr(s.value) for s in IN_TRANSITION)})"
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS volumes (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT, name TEXT, description TEXT,
     size INTEGER NOT NULL, status TEXT NOT NULL, volume_type_id TEXT, availability_zone TEXT,
@@ -72,6 +77,8 @@ CREATE TABLE IF NOT EXISTS volumes (
 );
 CREATE INDEX IF NOT EXISTS volumes_project ON volumes (project_id);
 CREATE INDEX IF NOT EXISTS volumes_request ON volumes (project_id, request_id);
+CREATE INDEX IF NOT EXISTS volumes_in_transition ON volumes (updated_at)
+    WHERE {_IN_TRANSITION_SQL};
 CREATE TABLE IF NOT EXISTS volume_flags (
     id TEXT PRIMARY KEY, bootable INTEGER NOT NULL, readonly INTEGER NOT NULL
 );
@@ -126,6 +133,8 @@ INSERT_EXTEND = "INSERT OR REPLACE INTO pending_extends VALUES (?, ?, '')"
 DELETE_EXTEND = "DELETE FROM pending_extends WHERE volume_id=?"
 MADE_BY = ("SELECT id, request_fp FROM volumes WHERE project_id=? AND request_id=? "
            "AND created_at>? ORDER BY created_at DESC LIMIT 1")
+IN_TRANSITION_SINCE = (f"SELECT id FROM volumes WHERE {_IN_TRANSITION_SQL} AND updated_at<? "
+                       "ORDER BY updated_at LIMIT ?")
 NO_METADATA: dict[str, str] = {}  # shared by every volume without metadata; never changed
 _STATUSES = {s.value: s for s in VolumeStatus}
 
@@ -286,6 +295,14 @@ class GatewayStore:
         row = made_by_row(self.read_only(), MADE_BY, project, request_id)
         rec = self.volumes.get(row[0]) if row is not None else None
         return None if rec is None or row is None else (rec, row[1])
+
+    def in_transition_since(self, before: float, limit: int) -> list[VolumeRecord]:
+        """Up to `limit` volumes whose row has been in an ``IN_TRANSITION`` status since
+        before `before`, oldest first: what the file says, through its partial index,
+        without a scan of every record (95 ms at a million); the caller judges each
+        record as memory holds it."""
+        rows = self.read_only().execute(IN_TRANSITION_SINCE, (before, limit)).fetchall()
+        return [rec for (vid,) in rows if (rec := self.volumes.get(vid)) is not None]
 
     def read_only(self) -> sqlite3.Connection:
         """The file on a read-only connection of the loop's own (committed rows only;

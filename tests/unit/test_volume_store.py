@@ -4,6 +4,7 @@ names and for how long (a snapshot's too), and what a volume costs in memory."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import sqlite3
@@ -13,7 +14,11 @@ from pathlib import Path
 
 from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, fingerprint, stored_fingerprint
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
-from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.gateway.volume_store import (
+    IN_TRANSITION_SINCE,
+    GatewayStore,
+    VolumeRecord,
+)
 from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 from cinderblock.protocol.wire.schema import dump
@@ -92,6 +97,32 @@ async def test_a_snapshot_request_id_names_its_snapshot_for_a_day_from_the_row(
         loaded = again.snapshots.snapshots["snap-new"]
         assert loaded.request_id == "" and loaded.request_fp == ""
         assert again.snapshots.made_by("demo", "req-new") == (loaded, "fp-req-new")
+
+
+async def test_the_volumes_in_transition_come_from_the_index_oldest_first(
+    tmp_path: Path,
+) -> None:
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        for vid, status, age in (("old-creating", VolumeStatus.CREATING, 900),
+                                 ("new-creating", VolumeStatus.CREATING, 5),
+                                 ("old-deleting", VolumeStatus.DELETING, 1200),
+                                 ("old-available", VolumeStatus.AVAILABLE, 3000),
+                                 ("old-extending", VolumeStatus.EXTENDING, 600)):
+            await store.add_volume(volume(vid, now - age, status=status))
+        await store.snapshots.add(snapshot("snap-available", now - 800, ""))
+        await store.snapshots.add(dataclasses.replace(
+            snapshot("snap-creating", now - 700, ""), status=SnapshotStatus.CREATING))
+
+        found = store.in_transition_since(now - 60, 10)
+        assert [r.id for r in found] == ["old-deleting", "old-creating", "old-extending"]
+        assert [r.id for r in store.in_transition_since(now - 60, 2)] == [
+            "old-deleting", "old-creating"]
+        assert [r.id for r in store.snapshots.in_transition_since(now - 60, 10)] == [
+            "snap-creating"]
+        plan = store.read_only().execute(f"EXPLAIN QUERY PLAN {IN_TRANSITION_SINCE}",
+                                         (now, 10)).fetchall()
+        assert "volumes_in_transition" in str(plan)  # a few rows read, not a million
 
 
 async def test_a_start_loads_every_volume_in_listing_order_with_what_it_carries(
