@@ -85,6 +85,8 @@ class AttachmentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.by_id: dict[str, AttachmentRecord] = {}
+        # volume id -> its attachments' ids: ``of_volume`` without a scan of every record
+        self._by_volume: dict[str, set[str]] = {}
         # attachments whose removal is being written: a failed one brings the record back
         self._removing: dict[str, AttachmentRecord] = {}
 
@@ -100,24 +102,36 @@ class AttachmentStore:
 
     def _install(self, read: list[AttachmentRecord]) -> None:
         held = {**self._removing, **self.by_id}
-        self.by_id = {}
+        self.by_id, self._by_volume = {}, {}
         for rec in read:
             if (mine := held.get(rec.id)) is not None:
                 for name in AttachmentRecord.__slots__:
                     setattr(mine, name, getattr(rec, name))
                 rec = mine
-            self.by_id[rec.id] = rec
+            self._hold(rec)
 
     def of_volume(self, volume_id: str) -> list[AttachmentRecord]:
-        found = [a for a in self.by_id.values() if a.volume_id == volume_id]
+        found = [self.by_id[i] for i in self._by_volume.get(volume_id, ())]
         return sorted(found, key=lambda a: a.created_at)
 
-    async def add(self, rec: AttachmentRecord) -> None:
+    def _hold(self, rec: AttachmentRecord) -> None:
         self.by_id[rec.id] = rec
+        self._by_volume.setdefault(rec.volume_id, set()).add(rec.id)
+
+    def _drop(self, attachment_id: str) -> None:
+        rec = self.by_id.pop(attachment_id, None)
+        ids = self._by_volume.get(rec.volume_id) if rec is not None else None
+        if rec is not None and ids is not None:
+            ids.discard(attachment_id)
+            if not ids:
+                del self._by_volume[rec.volume_id]
+
+    async def add(self, rec: AttachmentRecord) -> None:
+        self._hold(rec)
         try:
             await self.db.write(INSERT, rec.row())
         except Exception:
-            self.by_id.pop(rec.id, None)
+            self._drop(rec.id)
             raise
 
     async def save(self, rec: AttachmentRecord) -> None:
@@ -135,7 +149,7 @@ class AttachmentStore:
         await self.queue_remove(rec)
 
     def queue_remove(self, rec: AttachmentRecord) -> asyncio.Future[None]:
-        self.by_id.pop(rec.id, None)
+        self._drop(rec.id)
         written = self.db.write(DELETE, (rec.id,))
         self._removing[rec.id] = rec  # until its batch is settled (see _install)
         written.add_done_callback(partial(_settled, self._removing, rec))

@@ -71,6 +71,7 @@ async def test_a_failed_batch_brings_every_record_back_to_its_row_in_place(
         assert _listed(store) == [gone.id, kept.id]  # newest first, new one dropped
         assert store.made_by("demo", "req-new") is None
         assert attachments.by_id == {att.id: att} and att.status is AttachmentStatus.RESERVED
+        assert attachments.of_volume(kept.id) == [att]  # found by its volume again
         assert store.snapshots.snapshots == {snap.id: snap}
         assert snap.status is SnapshotStatus.AVAILABLE
         assert store.snapshots.made_by("demo", "req-snap") == (snap, "fp")
@@ -105,3 +106,27 @@ def test_a_failure_is_named_in_a_few_words() -> None:
     assert failure_reason(full) == "disk full"
     assert failure_reason(sqlite3.OperationalError("disk I/O error")) == "I/O error"
     assert failure_reason(OSError(28, "No space left on device")) == "No space left on device"
+
+
+async def test_a_volumes_attachments_are_found_by_its_id_through_adds_and_removals(
+    tmp_path: Path,
+) -> None:
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        attachments = AttachmentStore(store.db)
+        first = AttachmentRecord("att-1", "vol-a", "demo", AttachmentStatus.RESERVED,
+                                 created_at=2.0)
+        second = AttachmentRecord("att-2", "vol-a", "demo", AttachmentStatus.RESERVED,
+                                  created_at=1.0)
+        other = AttachmentRecord("att-3", "vol-b", "demo", AttachmentStatus.RESERVED)
+        for att in (first, second, other):
+            await attachments.add(att)
+        assert attachments.of_volume("vol-a") == [second, first]  # oldest first
+        assert attachments.of_volume("vol-b") == [other]
+        await attachments.remove(second)
+        await attachments.remove(other)
+        assert attachments.of_volume("vol-a") == [first]
+        assert attachments.of_volume("vol-b") == [] and attachments.of_volume("none") == []
+
+        again = AttachmentStore(store.db)  # a start: the index is built from the rows
+        await again.open()
+        assert [a.id for a in again.of_volume("vol-a")] == ["att-1"]
