@@ -41,6 +41,7 @@ UPDATE = (
     "updated_at=?, attached_at=? WHERE id=?"
 )
 DELETE = "DELETE FROM attachments WHERE id=?"
+IN_TRANSITION = frozenset({AttachmentStatus.ATTACHING, AttachmentStatus.DETACHING})
 
 
 @dataclass(slots=True)
@@ -87,6 +88,8 @@ class AttachmentStore:
         self.by_id: dict[str, AttachmentRecord] = {}
         # volume id -> its attachments' ids: ``of_volume`` without a scan of every record
         self._by_volume: dict[str, set[str]] = {}
+        # the attachments attaching or detaching as last saved: the reconciler's candidates
+        self.in_transition: set[str] = set()
         # attachments whose removal is being written: a failed one brings the record back
         self._removing: dict[str, AttachmentRecord] = {}
 
@@ -102,7 +105,7 @@ class AttachmentStore:
 
     def _install(self, read: list[AttachmentRecord]) -> None:
         held = {**self._removing, **self.by_id}
-        self.by_id, self._by_volume = {}, {}
+        self.by_id, self._by_volume, self.in_transition = {}, {}, set()
         for rec in read:
             if (mine := held.get(rec.id)) is not None:
                 for name in AttachmentRecord.__slots__:
@@ -117,8 +120,16 @@ class AttachmentStore:
     def _hold(self, rec: AttachmentRecord) -> None:
         self.by_id[rec.id] = rec
         self._by_volume.setdefault(rec.volume_id, set()).add(rec.id)
+        self._note_status(rec)
+
+    def _note_status(self, rec: AttachmentRecord) -> None:
+        if rec.status in IN_TRANSITION:
+            self.in_transition.add(rec.id)
+        else:
+            self.in_transition.discard(rec.id)
 
     def _drop(self, attachment_id: str) -> None:
+        self.in_transition.discard(attachment_id)
         rec = self.by_id.pop(attachment_id, None)
         ids = self._by_volume.get(rec.volume_id) if rec is not None else None
         if rec is not None and ids is not None:
@@ -140,6 +151,7 @@ class AttachmentStore:
     def queue_save(self, rec: AttachmentRecord) -> asyncio.Future[None]:
         """Queue the row (committed with what else is queued before the next await)."""
         rec.updated_at = time.time()
+        self._note_status(rec)
         return self.db.write(UPDATE, (
             rec.status.value, rec.attach_mode, rec.host, json.dumps(rec.connector),
             json.dumps(rec.connection_info), rec.updated_at, rec.attached_at, rec.id,

@@ -98,8 +98,10 @@ class Reconciler:
             await store.end_extend(rec, volume_id, "rollback")
 
     async def mend_attachments(self, before: float) -> None:
-        """Attachments that have stayed attaching or detaching since ``before``."""
-        for att in list(self.attachments.attachments.by_id.values()):
+        """Attachments that have stayed attaching or detaching since ``before`` (among
+        those the store saw saved so, not a scan of every attachment)."""
+        store = self.attachments.attachments
+        for att in [store.by_id[i] for i in sorted(store.in_transition) if i in store.by_id]:
             if att.status in (A.ATTACHING, A.DETACHING) and \
                     (att.updated_at or att.created_at) < before:
                 vol = self.gw.store.volumes.get(att.volume_id)

@@ -108,7 +108,7 @@ def test_a_failure_is_named_in_a_few_words() -> None:
     assert failure_reason(OSError(28, "No space left on device")) == "No space left on device"
 
 
-async def test_a_volumes_attachments_are_found_by_its_id_through_adds_and_removals(
+async def test_a_volumes_attachments_and_those_in_transition_follow_every_change(
     tmp_path: Path,
 ) -> None:
     async with open_gateway_store(tmp_path / "gateway.db") as store:
@@ -127,6 +127,18 @@ async def test_a_volumes_attachments_are_found_by_its_id_through_adds_and_remova
         assert attachments.of_volume("vol-a") == [first]
         assert attachments.of_volume("vol-b") == [] and attachments.of_volume("none") == []
 
-        again = AttachmentStore(store.db)  # a start: the index is built from the rows
+        first.move(AttachmentStatus.ATTACHING)
+        await attachments.save(first)
+        assert attachments.in_transition == {"att-1"}  # the reconciler's one candidate
+
+        again = AttachmentStore(store.db)  # a start: the indexes are built from the rows
         await again.open()
         assert [a.id for a in again.of_volume("vol-a")] == ["att-1"]
+        assert again.in_transition == {"att-1"}
+        first.move(AttachmentStatus.ATTACHED)
+        await attachments.save(first)
+        assert attachments.in_transition == set()
+        first.move(AttachmentStatus.DETACHING)
+        await attachments.save(first)
+        await attachments.remove(first)
+        assert attachments.in_transition == set() and attachments.of_volume("vol-a") == []
