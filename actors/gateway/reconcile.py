@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 
 from cinderblock.actors.gateway.attachment_flows import AttachServices
+from cinderblock.actors.gateway.attachment_store import IN_TRANSITION as ATTACHMENTS_IN_TRANSITION
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.reconcile_rules import (
@@ -102,7 +103,7 @@ class Reconciler:
         those the store saw saved so, not a scan of every attachment)."""
         store = self.attachments.attachments
         for att in [store.by_id[i] for i in sorted(store.in_transition) if i in store.by_id]:
-            if att.status in (A.ATTACHING, A.DETACHING) and \
+            if att.status in ATTACHMENTS_IN_TRANSITION and \
                     (att.updated_at or att.created_at) < before:
                 vol = self.gw.store.volumes.get(att.volume_id)
                 if vol is not None:
