@@ -64,8 +64,9 @@ class ScheduleCreateVolumeTask(Task[ScheduleContext]):
     async def execute(self, c: ScheduleContext) -> None:
         assert c.placement_request is not None
         want = c.placement_request
+        unreachable: list[str] = []
         while True:
-            placement = self._select(want, c)
+            placement = self._select(want, c, unreachable)
             body = NodeCreateVolume(
                 request=c.request, backend=placement.backend,
                 sched_epoch=self.s.index.epoch, sched_seq=placement.sched_seq,
@@ -74,16 +75,20 @@ class ScheduleCreateVolumeTask(Task[ScheduleContext]):
                 self.s.cast_to_node(placement.host, body, c.ctx)
             except Unavailable:  # the node left: never pick it again for this volume
                 self.s.index.remove(placement.backend)
+                unreachable.append(placement.backend)
                 want = _excluding(want, placement.backend)
                 continue
             c.placement = placement
             return
 
-    def _select(self, want: PlacementRequest, c: ScheduleContext) -> Placement:
+    def _select(self, want: PlacementRequest, c: ScheduleContext,
+                unreachable: list[str]) -> Placement:
         try:
             return self.s.index.select(want, time.monotonic())
         except NoValidBackend as exc:
             reason = str(exc)
+            if unreachable:
+                reason += f" Not connected: {', '.join(unreachable)}."
             if c.request.last_error:
                 reason += f" Last error: {c.request.last_error}"
             raise NoValidHost(reason, {"volume_id": c.request.volume_id}) from exc

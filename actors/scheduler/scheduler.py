@@ -68,12 +68,17 @@ class Scheduler(Actor):
         self._reported: set[str] = set()
         self._all_reported = asyncio.Event()
         self._warm_until = 0.0
+        # The nodes that said hello: reached where their messages come from. Stats
+        # come on another connection and may come first; until the hello, the node
+        # could not be sent a create, so they are not taken.
+        self._greeted: set[str] = set()
+        self.stats_before_hello = 0
 
     def handlers(self) -> dict[str, Any]:
         return {
             "schedule.create": self.on_schedule_create,
             "backend.list": self.on_backend_list,
-            "ping": lambda req: Empty(),
+            "ping": self.on_ping,
         }
 
     async def on_start(self) -> None:
@@ -98,6 +103,7 @@ class Scheduler(Actor):
     def statistics(self) -> dict[str, Any]:
         s = self.index.statistics()
         return {**super().statistics(), "stats_received": self.stats_received,
+                "stats_before_hello": self.stats_before_hello,
                 "backends": s.backends, "selections": s.selections,
                 "no_valid_backend": s.no_valid_backend, "pending": s.pending,
                 "creates_held": len(self.liveness), "went_down": self.liveness.went_down,
@@ -124,7 +130,15 @@ class Scheduler(Actor):
             return None
         return msg
 
+    def on_ping(self, req: Request) -> Empty:
+        """A ping; from a node, its hello (at start and every heartbeat)."""
+        self._greeted.add(req.peer)
+        return Empty()
+
     def _take_stats(self, msg: BackendStatsMsg) -> None:
+        if msg.host not in self._greeted:
+            self.stats_before_hello += 1
+            return
         self.stats_received += 1
         now = time.monotonic()
         self.index.update(stats_from_message(msg), now)

@@ -9,15 +9,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
 
 from cinderblock.protocol.client.client import SyncClient, VolumeError
+from cinderblock.protocol.messages.scheduling import BackendStatsMsg
+from cinderblock.protocol.wire.codec import pack
 from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.protocol.wire.keys import load_secret
+from cinderblock.protocol.wire.schema import dump
+from tests.attack.peers import Peer, server_key
 from tests.conftest import (
     E2ECluster,
     EventTap,
+    eventually,
     flow_events,
     flow_states,
     peers_let_go,
@@ -204,6 +212,58 @@ async def test_creates_go_to_the_remaining_node_when_a_node_has_stopped(
 
     assert {(v.status, v.host) for v in vols} == {("available", "node-2@file")}
     assert backends == {"node-2@file"}, "the scheduler forgets a node it cannot reach"
+
+
+async def _node_listed(admin: Any, backend: str) -> bool:
+    return backend in {b.backend for b in await admin.list_backends()}
+
+
+def _publish(pub: Peer, stats: BackendStatsMsg, for_s: float) -> None:
+    deadline = time.monotonic() + for_s
+    while time.monotonic() < deadline:
+        pub.sock.send_multipart([b"stats", pack(dump(stats))])
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def node_2_gone_scheduler_new(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """node-2 stopped, then the scheduler restarted: it never heard from node-2."""
+    c = cluster_factory()
+    c.cluster.stop_actor("node-2")
+    c.cluster.stop_actor("scheduler")
+    c.cluster.spawn("scheduler")
+    return c
+
+
+async def test_a_nodes_stats_count_only_once_its_hello_says_where_to_reach_it(
+    node_2_gone_scheduler_new: E2ECluster, project: str,
+) -> None:
+    """A node's stats and its hello come on two connections, either first. A (re)started
+    scheduler that took stats from a node it has no way to yet would place a create
+    it cannot send (the node forgotten, the create failed): the stats wait for the
+    hello. Here node-2's key speaks for a node-2 that is gone, to a fresh scheduler."""
+    c = node_2_gone_scheduler_new
+    keys = Path(c.cfg.data_dir, "keys")
+    own = load_secret(keys / "node-2.key_secret")
+    stats = BackendStatsMsg("node-2@file", "node-2", "nova", 5000.0, 5000.0, 0.0, 0.0,
+                            timestamp=time.time())
+    pub = Peer(zmq.PUB, c.cfg.stats, own=own, server=server_key(c.cfg.data_dir, "scheduler"))
+    node = Peer(zmq.DEALER, c.cfg.scheduler, own=own, identity=b"node-2/hello-test",
+                server=server_key(c.cfg.data_dir, "scheduler"))
+    try:
+        async with c.client("admin", admin=True) as admin, c.client(project) as client:
+            await eventually(lambda: _node_listed(admin, "node-1@file"), timeout=10)
+            await asyncio.to_thread(_publish, pub, stats, 1.5)
+            assert not await _node_listed(admin, "node-2@file"), "stats taken before a hello"
+            node.envelope("ping", {}, kind="cast")
+            await asyncio.to_thread(_publish, pub, stats, 0.5)
+            assert await _node_listed(admin, "node-2@file")
+            vol = await client.create_volume(1)  # node-2 has the room: the create is cast
+            cast = await asyncio.to_thread(node.reply)  # to where the hello came from
+            assert cast[4] == "node.create_volume" and cast[6]["request"]["volume_id"] == vol.id
+    finally:
+        pub.close()
+        node.close()
 
 
 # ---- the gateway restarts ------------------------------------------------------------------
