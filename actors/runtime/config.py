@@ -319,21 +319,36 @@ def free_port(host: str = "127.0.0.1") -> int:
 
     Chosen below the kernel's ephemeral range, where no outgoing connection (ours
     or anyone's) is given a local port: a port picked there could be taken by a
-    connect before the actor binds it ("Address already in use").
+    connect before the actor binds it ("Address already in use"). Nor is it one this
+    process handed out lately: the endpoints of one cluster are picked one after
+    another, none bound yet, and two of them must not share a port.
     """
     low = _ephemeral_low()
     for _ in range(200):
         port = random.randrange(10_000, low)
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue
-            return port
+        return _hand_out(port)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         found: int = s.getsockname()[1]
-        return found
+    return _hand_out(found)
+
+
+_handed_out: dict[int, None] = {}  # the ports free_port returned lately, oldest first
+_HANDED_OUT_KEPT = 4096
+
+
+def _hand_out(port: int) -> int:
+    _handed_out[port] = None
+    if len(_handed_out) > _HANDED_OUT_KEPT:
+        del _handed_out[next(iter(_handed_out))]
+    return port
 
 
 def _ephemeral_low() -> int:
@@ -407,6 +422,9 @@ def with_endpoints_of(cfg: ClusterConfig, previous: Path, keep_rest: bool = True
         kept = replace(kept, rest=old.rest)  # the REST fronts too, when as many
     if cfg.metrics and old.metrics and _bindable(f"tcp://{old.metrics}"):
         kept = replace(kept, metrics=old.metrics)  # and the exporter, when it runs
+    listens = [*endpoints.values(), *(f"tcp://{a}" for a in (*kept.rest, kept.metrics) if a)]
+    if len(set(listens)) < len(listens):  # an old port among the new picks
+        return cfg
     return kept
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,14 @@ from typing import Any
 import pytest
 import zmq
 
-from cinderblock.actors.runtime.config import ClusterConfig, ConfigError, from_dict, load
+from cinderblock.actors.runtime import config as config_module
+from cinderblock.actors.runtime.config import (
+    ClusterConfig,
+    ConfigError,
+    embedded,
+    from_dict,
+    load,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = zmq.curve_keypair()[0].decode()  # a real Z85 public key
@@ -169,3 +177,18 @@ def test_the_example_in_the_operations_guide_loads(tmp_path: Path) -> None:
         path = tmp_path / f"example-{i}.toml"
         path.write_text(example)
         assert isinstance(load(path), ClusterConfig)
+
+
+def test_the_ports_of_one_cluster_are_picked_distinct_even_when_chance_repeats_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """Each endpoint is picked free, then bound by its actor later: a pick that came
+    up twice before either was bound gave two actors one port (CI: "Address already
+    in use" for quota and events)."""
+    picks = iter([20_001, 20_001, 20_002, 20_001, 20_003, 20_004, 20_002, 20_005, 20_006])
+    monkeypatch.setattr(random, "randrange", lambda *_: next(picks))
+    monkeypatch.setattr(config_module, "_handed_out", {})
+    cfg = embedded(tmp_path)
+    ports = [int(ep.rsplit(":", 1)[1]) for ep in (cfg.gateway, cfg.events_in, cfg.events,
+                                                   cfg.quota, cfg.scheduler, cfg.stats)]
+    assert ports == [20_001, 20_002, 20_003, 20_004, 20_005, 20_006]
