@@ -1,13 +1,15 @@
-"""What one ZeroMQ message costs on this host after a quiet spell, against back to back.
+"""What one ZeroMQ message, and a little plain Python, cost on this host after a quiet
+spell, against back to back.
 
     python -m cinderblock.bench.wakeups [--messages N] [--json]
 
 A create one at a time (``bench.throughput --concurrency 1``) is a chain of 9 messages
-across 5 processes, each sent after the sender was idle for a while. libzmq does every
-TCP read and write in its I/O thread: a send wakes that thread, its write wakes the
-peer's I/O thread, which wakes the peer's own thread. How much those wake-ups cost
-depends on the host (on a virtual machine, waking an idle virtual CPU is dear), not on
-cinderblock; this measures it, so that the c=1 figures can be read against it.
+across 5 processes, each handled by a process that did nothing since its last one.
+libzmq does every TCP read and write in its I/O thread: a send wakes that thread, its
+write wakes the peer's I/O thread, which wakes the peer's own thread; and code that has
+not run for a while runs from cold caches. How much either costs depends on the host
+(a virtual machine whose cores are shared can make both dear), not on cinderblock; this
+measures them, so that the c=1 figures can be read against them.
 
 A DEALER in this process and a ROUTER that echoes in a child process (a spawned
 ``multiprocessing`` process, stopped by its PID), on a random 127.0.0.1 port.
@@ -18,7 +20,10 @@ A DEALER in this process and a ROUTER that echoes in a child process (a spawned
 * ``pauses``: for each pause (0: the next at once after the last echo), ``N`` times:
   wait the pause (sleeping), send, wait for the echo. ``send_us`` (median) and
   ``send_cpu_us`` (mean: the CPU clock ticks coarser than one send) as above, and
-  ``round_trip_us`` (median), from the send to the echo's arrival: two hops.
+  ``round_trip_us`` (median), from the send to the echo's arrival: two hops. And
+  ``python_us`` (median), in a loop of its own: the same pause, then
+  ``sum(range(200))`` (about 2 µs when run back to back): what any code costs once the
+  process has been quiet that long, with no message at all.
 """
 
 from __future__ import annotations
@@ -54,6 +59,18 @@ def echo(endpoint: str) -> None:
     ctx.term()
 
 
+def python_after(pause_s: float, times: int) -> float:
+    """The median seconds of a little plain Python run after ``pause_s`` asleep."""
+    took: list[float] = []
+    for _ in range(times):
+        if pause_s:
+            time.sleep(pause_s)
+        start = time.perf_counter()
+        sum(range(200))
+        took.append(time.perf_counter() - start)
+    return statistics.median(took)
+
+
 def measure_pause(sock: zmq.Socket[bytes], pause_s: float, messages: int) -> dict[str, float]:
     wall: list[float] = []
     cpu: list[float] = []
@@ -73,7 +90,8 @@ def measure_pause(sock: zmq.Socket[bytes], pause_s: float, messages: int) -> dic
     return {"pause_ms": pause_s * 1000,
             "send_us": round(statistics.median(wall) * 1e6, 1),
             "send_cpu_us": round(statistics.mean(cpu) * 1e6, 1),
-            "round_trip_us": round(statistics.median(trip) * 1e6, 1)}
+            "round_trip_us": round(statistics.median(trip) * 1e6, 1),
+            "python_us": round(python_after(pause_s, messages) * 1e6, 1)}
 
 
 def measure_stream(sock: zmq.Socket[bytes], messages: int) -> dict[str, float]:
@@ -126,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     streamed = result["streamed"]
     print(f"streamed: a send {streamed['send_us']}us, {streamed['send_cpu_us']}us of CPU")
-    print(f"{'pause':>8} {'send':>10} {'send CPU':>10} {'round trip':>12}")
+    print(f"{'pause':>8} {'send':>10} {'send CPU':>10} {'round trip':>12} {'python':>10}")
     for row in result["pauses"]:
         print(f"{row['pause_ms']:>6g}ms {row['send_us']:>8.1f}us {row['send_cpu_us']:>8.1f}us "
-              f"{row['round_trip_us']:>10.1f}us")
+              f"{row['round_trip_us']:>10.1f}us {row['python_us']:>8.1f}us")
     return 0
 
 
