@@ -71,6 +71,7 @@ class Scheduler(Actor):
         # The nodes that said hello: reached where their messages come from. Stats
         # come on another connection and may come first; until the hello, the node
         # could not be sent a create, so they are not taken.
+        self._nodes = frozenset(n.host for n in cfg.nodes)
         self._greeted: set[str] = set()
         self.stats_before_hello = 0
 
@@ -132,7 +133,8 @@ class Scheduler(Actor):
 
     def on_ping(self, req: Request) -> Empty:
         """A ping; from a node, its hello (at start and every heartbeat)."""
-        self._greeted.add(req.peer)
+        if req.peer in self._nodes:
+            self._greeted.add(req.peer)
         return Empty()
 
     def _take_stats(self, msg: BackendStatsMsg) -> None:
