@@ -53,7 +53,12 @@ def test_an_unknown_action_is_refused_with_its_name() -> None:
     assert "failpoint 'test.point' has action 'explode'" in done.stderr
 
 
-def test_a_name_declared_twice_is_refused_and_declared_lists_names() -> None:
+def test_a_name_declared_twice_is_refused_and_declared_lists_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # declared in a copy of the registry: the matrix of every real failpoint
+    # (tests/e2e/test_e2e_failpoints.py) must not find this one in a later test
+    monkeypatch.setattr(failpoints, "_DECLARED", dict(failpoints._DECLARED))
     point = failpoints.declare("test.unit.once")
     assert "test.unit.once" in failpoints.declared()
     point()  # not armed in this process
