@@ -69,7 +69,7 @@ class ApiServices(Protocol):
 
     def schedule(self, request: ScheduleRequest, ctx: Context) -> None: ...
 
-    def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None: ...
+    async def send_to_node(self, host: str, op: str, body: object, ctx: Context) -> None: ...
 
 
 @dataclass(slots=True)
@@ -181,7 +181,7 @@ class VolumeCastTask(_ApiTask):
         current_source(src.snapshot_id, src.source_volid, self.s.store, self.s.types, c.ctx)
         body = NodeCreateVolume(request, src.host, sched_epoch="", sched_seq=0)
         CAST_BEFORE_SEND()
-        self.s.cast_to_node(src.host, "node.create_volume", body, c.ctx)
+        await self.s.send_to_node(src.host, "node.create_volume", body, c.ctx)
         CAST_AFTER_SEND()
 
 

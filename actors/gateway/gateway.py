@@ -21,7 +21,7 @@ from typing import Any
 import zmq
 
 from cinderblock.actors.gateway.admin import VolumeAdmin
-from cinderblock.actors.gateway.attachments import Attachments
+from cinderblock.actors.gateway.attachments import NODE_CONNECT_GRACE, Attachments
 from cinderblock.actors.gateway.cluster_stats import cluster_stats_handlers
 from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
 from cinderblock.actors.gateway.event_hub import HubWatch, run_hub
@@ -272,6 +272,13 @@ class Gateway(Actor):
     def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
         """Cast to the node of ``host`` ("node-1@file"): its DEALER identity is "node-1"."""
         self.router.cast(op, body, ctx, to=host_of(host).encode())
+
+    async def send_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
+        """``cast_to_node`` for a user's request: a node not connected yet (it says
+        hello within a heartbeat of its restart or ours) is tried again for
+        ``NODE_CONNECT_GRACE`` seconds before the request fails with ``PeerGone``."""
+        await self.router.cast_when_connected(op, body, ctx, host_of(host).encode(),
+                                              NODE_CONNECT_GRACE)
 
     # ---- volumes -------------------------------------------------------
     async def on_volume_create(self, req: Request) -> Volume:

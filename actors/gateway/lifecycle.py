@@ -131,8 +131,8 @@ class GatewayLifecycle:
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, Any]:
         return await self.gw.quota_call(op, body, ctx)
 
-    def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
-        self.gw.cast_to_node(host, op, body, ctx)
+    async def send_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
+        await self.gw.send_to_node(host, op, body, ctx)
 
     async def save_volume(self, rec: VolumeRecord) -> None:
         await self.store.save_status(rec)

@@ -89,7 +89,7 @@ class LifecycleServices(Protocol):
 
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]: ...
 
-    def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None: ...
+    async def send_to_node(self, host: str, op: str, body: object, ctx: Context) -> None: ...
 
     async def save_volume(self, rec: VolumeRecord) -> None:
         """Write the record's status and tell its watchers."""
@@ -264,7 +264,8 @@ class VolumeDeleteCastTask(_Task[DeleteContext]):
             await self.s.finish_volume_delete(rec, c.ctx)
         else:
             DELETE_CAST_BEFORE_SEND()
-            self.s.cast_to_node(rec.host, "node.delete_volume", NodeDeleteVolume(rec.id), c.ctx)
+            await self.s.send_to_node(rec.host, "node.delete_volume", NodeDeleteVolume(rec.id),
+                                      c.ctx)
             DELETE_CAST_AFTER_SEND()
 
 
@@ -325,7 +326,7 @@ class VolumeExtendCastTask(_Task[ExtendContext]):
         assert rec is not None and rec.host is not None and c.reservation_id is not None
         body = NodeExtendVolume(rec.id, rec.size, c.new_size, c.reservation_id)
         EXTEND_CAST_BEFORE_SEND()
-        self.s.cast_to_node(rec.host, "node.extend_volume", body, c.ctx)
+        await self.s.send_to_node(rec.host, "node.extend_volume", body, c.ctx)
         EXTEND_CAST_AFTER_SEND()
 
 
@@ -397,7 +398,7 @@ class SnapshotCastTask(_Task[SnapshotCreateContext]):
         assert rec is not None and rec.host is not None
         body = NodeCreateSnapshot(rec.id, rec.volume_id, rec.size)
         SNAPSHOT_CAST_BEFORE_SEND()
-        self.s.cast_to_node(rec.host, "node.create_snapshot", body, c.ctx)
+        await self.s.send_to_node(rec.host, "node.create_snapshot", body, c.ctx)
         SNAPSHOT_CAST_AFTER_SEND()
 
 
@@ -458,7 +459,7 @@ class SnapshotDeleteCastTask(_Task[SnapshotDeleteContext]):
         else:
             body = NodeDeleteSnapshot(rec.id, rec.volume_id)
             SNAPSHOT_DELETE_CAST_BEFORE_SEND()
-            self.s.cast_to_node(rec.host, "node.delete_snapshot", body, c.ctx)
+            await self.s.send_to_node(rec.host, "node.delete_snapshot", body, c.ctx)
             SNAPSHOT_DELETE_CAST_AFTER_SEND()
 
 

@@ -308,3 +308,21 @@ def test_volumes_and_request_ids_survive_a_gateway_restart(
     assert [v.id for v in listed] == [vol.id]
     assert (quota.in_use["volumes"], quota.in_use["gigabytes"]) == (1, 2)
     assert fresh.status == "available"
+
+
+def test_a_delete_right_after_a_gateway_restart_waits_for_its_node_to_say_hello(
+    restartable: E2ECluster, project: str
+) -> None:
+    """A restarted gateway answers before its nodes said hello on its new socket (they
+    do within a heartbeat): a delete that comes first waits for its node instead of
+    failing with "peer 'node-1' is not connected" (it did, about one time in four)."""
+    cluster = restartable
+    with SyncClient(cluster.gateway, project=project,
+                    key=cluster.user_key(project), timeout=10.0) as c:
+        vols = [c.create_volume(1, wait=True) for _ in range(4)]
+    for vol in vols:
+        _restart_gateway(cluster)
+        with SyncClient(cluster.gateway, project=project,
+                        key=cluster.user_key(project), timeout=10.0) as c:
+            gone = c.delete_volume(vol.id, wait=True)
+        assert gone.status == "deleted"

@@ -62,7 +62,7 @@ class Gateway:
             raise PeerGone("peer 'scheduler' is not connected", {"peer": "scheduler"})
         self.scheduled.append(request)
 
-    def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
+    async def send_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
         raise AssertionError("a create without a source goes to the scheduler")
 
     def owed(self) -> list[str]:

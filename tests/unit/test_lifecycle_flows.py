@@ -53,7 +53,7 @@ class FakeGateway:
     def owed(self) -> list[str]:
         return [op.kind for op in self.store.journal.owed()]
 
-    def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
+    async def send_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
         if not self.nodes_up:
             raise Unavailable(f"{host} is not connected")
         self.casts.append((host, op, body))
