@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import zmq
 
-from cinderblock.protocol.client.client import SyncClient, VolumeError
+from cinderblock.protocol.client.client import Client, SyncClient, VolumeError
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg
 from cinderblock.protocol.wire.codec import pack
 from cinderblock.protocol.wire.errors import CinderblockError
@@ -214,7 +214,7 @@ async def test_creates_go_to_the_remaining_node_when_a_node_has_stopped(
     assert backends == {"node-2@file"}, "the scheduler forgets a node it cannot reach"
 
 
-async def _node_listed(admin: Any, backend: str) -> bool:
+async def _node_listed(admin: Client, backend: str) -> bool:
     return backend in {b.backend for b in await admin.list_backends()}
 
 

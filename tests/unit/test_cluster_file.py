@@ -6,6 +6,7 @@ import copy
 import json
 import random
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -185,10 +186,27 @@ def test_the_ports_of_one_cluster_are_picked_distinct_even_when_chance_repeats_o
     """Each endpoint is picked free, then bound by its actor later: a pick that came
     up twice before either was bound gave two actors one port (CI: "Address already
     in use" for quota and events)."""
-    picks = iter([20_001, 20_001, 20_002, 20_001, 20_003, 20_004, 20_002, 20_005, 20_006])
+    free = _free_ports(6)
+    a, b, c, d, e, f = free
+    picks = iter([a, a, b, a, c, d, b, e, f])
     monkeypatch.setattr(random, "randrange", lambda *_: next(picks))
     monkeypatch.setattr(config_module, "_handed_out", {})
     cfg = embedded(tmp_path)
     ports = [int(ep.rsplit(":", 1)[1]) for ep in (cfg.gateway, cfg.events_in, cfg.events,
                                                    cfg.quota, cfg.scheduler, cfg.stats)]
-    assert ports == [20_001, 20_002, 20_003, 20_004, 20_005, 20_006]
+    assert ports == free
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` ports in free_port's range that can be bound now."""
+    found: list[int] = []
+    for port in range(20_000, 30_000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        found.append(port)
+        if len(found) == count:
+            return found
+    raise AssertionError("no free ports between 20000 and 30000")
