@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -29,7 +28,7 @@ from cinderblock.actors.gateway.attachment_store import AttachmentRecord, Attach
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.volume_store import VolumeRecord
-from cinderblock.actors.runtime.actor import Request
+from cinderblock.actors.runtime.actor import Request, when_connected
 from cinderblock.actors.runtime.config import host_of
 from cinderblock.protocol.messages.attachments import (
     Attachment,
@@ -47,7 +46,7 @@ from cinderblock.protocol.states import (
     volume_status_for,
 )
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import InvalidState, NotFound, PeerGone
+from cinderblock.protocol.wire.errors import InvalidState, NotFound
 from cinderblock.protocol.wire.schema import parse
 
 log = logging.getLogger(__name__)
@@ -175,14 +174,9 @@ class Attachments:
     async def _node_call(self, op: str, body: Any, ctx: Context, node: bytes) -> Any:
         """Ask the node; one that is not connected (yet: it reconnects within moments
         of a restart of either side) is asked again for a few seconds."""
-        deadline = time.monotonic() + NODE_CONNECT_GRACE
-        while True:
-            try:
-                return await self.gw.router.call(op, body, ctx, to=node, timeout=NODE_TIMEOUT)
-            except PeerGone:
-                if time.monotonic() > deadline:
-                    raise
-            await asyncio.sleep(0.1)
+        return await when_connected(
+            lambda: self.gw.router.call(op, body, ctx, to=node, timeout=NODE_TIMEOUT),
+            NODE_CONNECT_GRACE)
 
     # ---- handlers --------------------------------------------------------
     async def on_create(self, req: Request) -> Attachment:

@@ -45,7 +45,7 @@ from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text, n
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.gateway.volume_types import VolumeTypes
 from cinderblock.actors.gateway.watchers import Watchers
-from cinderblock.actors.runtime.actor import Actor, Link, Request
+from cinderblock.actors.runtime.actor import Actor, Link, Request, when_connected
 from cinderblock.actors.runtime.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig, host_of
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.failpoints import declare
@@ -277,8 +277,10 @@ class Gateway(Actor):
         """``cast_to_node`` for a user's request: a node not connected yet (it says
         hello within a heartbeat of its restart or ours) is tried again for
         ``NODE_CONNECT_GRACE`` seconds before the request fails with ``PeerGone``."""
-        await self.router.cast_when_connected(op, body, ctx, host_of(host).encode(),
-                                              NODE_CONNECT_GRACE)
+        async def cast() -> None:
+            self.cast_to_node(host, op, body, ctx)
+
+        await when_connected(cast, NODE_CONNECT_GRACE)
 
     # ---- volumes -------------------------------------------------------
     async def on_volume_create(self, req: Request) -> Volume:

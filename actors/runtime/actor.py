@@ -106,13 +106,14 @@ from cinderblock.protocol.wire.transport import Channel, tune
 log = logging.getLogger(__name__)
 rejected = ThrottledLog(log)  # what peers control is logged a few times a minute at most
 DEFAULT_TIMEOUT = 30.0
-RECONNECT_POLL_S = 0.1  # how often cast_when_connected tries a peer not connected again
+RECONNECT_POLL_S = 0.1  # how often when_connected tries a peer not connected again
 ROUTER_RCVHWM = 100
 INFLIGHT_PEER_BYTES = 16 << 20
 INFLIGHT_TOTAL_BYTES = 128 << 20
 _LATER = object()  # the reply is sent later, by AfterCommit
 READER_ROLES = frozenset({"admin", "monitor"})  # may read an actor's statistics
 E = TypeVar("E", bound=BaseException)
+T = TypeVar("T")
 
 
 def _restarts() -> int | None:
@@ -127,6 +128,19 @@ RESTARTS = _restarts()
 class FrameTooLarge(InternalError):
     """A message of ours would not fit in a frame (a reply too big to page)."""
 
+
+async def when_connected(attempt: Callable[[], Awaitable[T]], within: float) -> T:
+    """``attempt()`` (a send to one peer); while that peer is not connected (yet: actors
+    say hello within a heartbeat of a restart of either side), tried again every
+    ``RECONNECT_POLL_S`` for ``within`` seconds, then its ``PeerGone``."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return await attempt()
+        except PeerGone:
+            if time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(RECONNECT_POLL_S)
 
 class Link:
     """One socket of an actor: a bound ROUTER or a connected DEALER.
@@ -191,21 +205,6 @@ class Link:
     def cast(self, op: str, body: Any, ctx: Context | None = None, to: bytes = b"") -> None:
         self.send(self.address(to), Envelope("cast", next_id(), op, dump(body),
                                              ctx or SYSTEM_CONTEXT))
-
-    async def cast_when_connected(self, op: str, body: Any, ctx: Context | None, to: bytes,
-                                  within: float) -> None:
-        """``cast``; a peer not connected (yet: actors say hello within a heartbeat of a
-        restart of either side) is tried again every ``RECONNECT_POLL_S`` for ``within``
-        seconds, then ``PeerGone``."""
-        deadline = time.monotonic() + within
-        while True:
-            try:
-                self.cast(op, body, ctx, to)
-                return
-            except PeerGone:
-                if time.monotonic() >= deadline:
-                    raise
-            await asyncio.sleep(RECONNECT_POLL_S)
 
     def push(self, to: bytes, op: str, body: Any) -> None:
         """An unsolicited event to one peer (a status change a client watches)."""
