@@ -27,7 +27,7 @@ from cinderblock.actors.gateway.attachment_flows import (
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, AttachmentStore
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
 from cinderblock.actors.gateway.services import GatewayServices
-from cinderblock.actors.gateway.volume_store import VolumeRecord
+from cinderblock.actors.gateway.volume_store import ATTACHED, VolumeRecord
 from cinderblock.actors.runtime.actor import Request, when_connected
 from cinderblock.actors.runtime.config import host_of
 from cinderblock.protocol.messages.attachments import (
@@ -52,9 +52,7 @@ from cinderblock.protocol.wire.schema import parse
 log = logging.getLogger(__name__)
 NODE_TIMEOUT = 15.0
 NODE_CONNECT_GRACE = 5.0
-ATTACH_STATUSES = frozenset(
-    {VolumeStatus.RESERVED, VolumeStatus.ATTACHING, VolumeStatus.IN_USE, VolumeStatus.DETACHING}
-)
+ATTACH_STATUSES = frozenset(ATTACHED)
 
 
 class VolumeLocks:
@@ -103,9 +101,8 @@ class Attachments:
                             att.volume_id)
                 att.move(AttachmentStatus.ERROR_DETACHING)
                 await self.attachments.save(att)
-        for vol in list(self.gw.store.volumes.values()):
-            if vol.status in ATTACH_STATUSES:
-                await self._reconcile(vol)
+        for vol in self.gw.store.volumes.attached():
+            await self._reconcile(vol)
 
     async def _reconcile(self, vol: VolumeRecord) -> None:
         try:

@@ -350,8 +350,10 @@ class Gateway(Actor):
     def on_volume_list(self, req: Request) -> VolumeList:
         body: VolumeListRequest = req.body
         everyone = body.all_projects and req.ctx.is_admin
+        project = None if everyone else req.ctx.project_id
+        volumes = self.store.volumes
         found, next_marker = page(
-            self.store.volumes, self.store.listing, None if everyone else req.ctx.project_id,
+            volumes.get, partial(volumes.newest_first, project), project,
             lambda rec: _listed(rec, body), body.marker, body.limit,
         )
         return VolumeList(tuple(rec.view() for rec in found), next_marker)

@@ -54,7 +54,7 @@ from cinderblock.actors.gateway.lifecycle_flows import (
     volume_delete_api,
     volume_extend_api,
 )
-from cinderblock.actors.gateway.paging import page
+from cinderblock.actors.gateway.paging import in_memory, page
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
@@ -378,8 +378,10 @@ class GatewayLifecycle:
         body: SnapshotListRequest = req.body
         everyone = body.all_projects and req.ctx.is_admin
         snapshots = self.store.snapshots
+        project = None if everyone else req.ctx.project_id
         found, next_marker = page(
-            snapshots.snapshots, snapshots.listing, None if everyone else req.ctx.project_id,
+            snapshots.snapshots.get, in_memory(snapshots.snapshots, snapshots.listing, project),
+            project,
             lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)
             and (body.status is None or rec.status.value == body.status),
             body.marker, body.limit,

@@ -115,7 +115,7 @@ def volume_busy(store: GatewayStore, rec: VolumeRecord) -> str | None:
     for snap in store.snapshots.of_volume(rec.id):
         if snap.status is SnapshotStatus.CREATING:
             return f"snapshot {snap.id} is being created from it"
-    copying = store.snapshots.copying_from(rec.id, store.volumes)
+    copying = store.snapshots.copying_from(rec.id, store.volumes.get)
     if copying:
         return f"volume {copying[0]} is being created from it"
     return None

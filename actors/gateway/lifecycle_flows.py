@@ -221,7 +221,7 @@ class QuotaReserveTask(_Task[R]):
 
 def _check_deletable(s: LifecycleServices, rec: VolumeRecord) -> None:
     snaps = [snap.id for snap in s.store.snapshots.of_volume(rec.id)]
-    check_volume_deletable(rec, snaps, s.store.snapshots.copying_from(rec.id, s.store.volumes))
+    check_volume_deletable(rec, snaps, s.store.snapshots.copying_from(rec.id, s.store.volumes.get))
 
 
 class ExtractDeleteRequestTask(_Task[DeleteContext]):
@@ -417,7 +417,7 @@ def snapshot_create_api(services: LifecycleServices) -> LinearFlow[SnapshotCreat
 
 
 def _check_snapshot_deletable(s: LifecycleServices, rec: SnapshotRecord) -> None:
-    check_snapshot_deletable(rec, s.store.snapshots.copying_from(rec.id, s.store.volumes))
+    check_snapshot_deletable(rec, s.store.snapshots.copying_from(rec.id, s.store.volumes.get))
 
 
 class ExtractSnapshotDeleteRequestTask(_Task[SnapshotDeleteContext]):

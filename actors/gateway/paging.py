@@ -114,13 +114,13 @@ def _insert(records: list[Listed], rec: Listed) -> None:
 
 
 def page(
-    everything: Mapping[str, R], index: ListingIndex, project: str | None,
-    matches: Callable[[R], bool], marker: str | None, limit: int | None,
+    find: Callable[[str], R | None], newest_first: Callable[[Key | None], Iterable[R]],
+    project: str | None, matches: Callable[[R], bool], marker: str | None, limit: int | None,
 ) -> tuple[list[R], str | None]:
-    """The records of ``everything`` (id -> record, ordered by ``index``) of
-    ``project`` (None: every project) that match the filter, after ``marker``,
-    newest first, at most ``limit`` (and ``PAGE_MAX``) of them; and the marker of
-    the next page (None on the last).
+    """The records of ``project`` (None: every project) that match the filter, after
+    ``marker``, newest first, at most ``limit`` (and ``PAGE_MAX``) of them; and the
+    marker of the next page (None on the last). ``find`` finds a record by id;
+    ``newest_first`` gives the records of ``project`` in listing order, below a key.
 
     A marker that names no record of ``project`` is refused. It need not match the
     filter: a volume may change status while its lister pages on.
@@ -130,15 +130,14 @@ def page(
     size = PAGE_MAX if limit is None else min(limit, PAGE_MAX)
     below = None
     if marker is not None:
-        after = everything.get(marker)
+        after = find(marker)
         if after is None or (project is not None and after.project_id != project):
             raise InvalidInput(f"marker {marker} not found", {"marker": marker})
         below = _order(after)
     found: list[R] = []
-    for rid in index.newest_first(project, below):
+    for rec in newest_first(below):
         if len(found) > size:
             break
-        rec = everything[rid]
         if matches(rec):
             found.append(rec)
     budget = PAGE_BYTES
@@ -149,6 +148,16 @@ def page(
     if len(found) > size:
         return found[:size], found[size - 1].id if size else None
     return found, None
+
+
+def in_memory(everything: Mapping[str, R], index: ListingIndex, project: str | None
+              ) -> Callable[[Key | None], Iterator[R]]:
+    """``page``'s ``newest_first`` over records all held in memory (``everything``,
+    id -> record, ordered by ``index``)."""
+    def newest_first(below: Key | None) -> Iterator[R]:
+        for rid in index.newest_first(project, below):
+            yield everything[rid]
+    return newest_first
 
 
 def wire_bytes(rec: Listed) -> int:

@@ -66,7 +66,7 @@ class QuotaSyncer:
         if not body.project:
             raise InvalidInput("a project is required", {"field": "project"})
         store = self.gw.store
-        usage = count_usage(body.project, store.volumes.values(),
+        usage = count_usage(body.project, store.volumes.of_project(body.project),
                             store.snapshots.snapshots.values())
         if store.journal.owes(body.project):
             raise InvalidState(f"quota changes of {body.project} are still being sent to the "

@@ -20,7 +20,7 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -148,10 +148,11 @@ class SnapshotStore:
         return [_snapshot_from_row(row)
                 for row in conn.execute(SELECT_SNAPSHOTS)]
 
-    def install(self, read: list[SnapshotRecord], volumes: Mapping[str, Copied]) -> None:
+    def install(self, read: list[SnapshotRecord],
+                sources: list[tuple[str, str | None, str | None]]) -> None:
         """On the loop: the snapshots become what was read (a snapshot already in memory,
         or being removed, keeps its record, reset in place: flows hold it), and the
-        clones follow the volumes' sources."""
+        clones follow the volumes' sources (volume id, snapshot id, source volume id)."""
         held = {**self._removing, **self.snapshots}
         self.snapshots, self.listing = {}, ListingIndex()
         self.by_volume, self._unwritten, self.clones = {}, {}, {}
@@ -165,8 +166,10 @@ class SnapshotStore:
             self.snapshots[rec.id] = rec
             self.by_volume.setdefault(rec.volume_id, set()).add(rec.id)
         self.listing.add_all(records)
-        for volume in volumes.values():
-            self.remember_source(volume)
+        for volume_id, snapshot_id, source_volid in sources:
+            source = snapshot_id or source_volid
+            if source:
+                self.clones.setdefault(source, set()).add(volume_id)
 
     # ---- snapshots -------------------------------------------------------
     def _remember(self, rec: SnapshotRecord) -> None:
@@ -268,11 +271,12 @@ class SnapshotStore:
             return []
         return [(DELETE_SOURCE, (rec.id,))]
 
-    def copying_from(self, source_id: str, volumes: Mapping[str, Copied]) -> list[str]:
-        """The volumes still being created from ``source_id`` (its lock holders)."""
+    def copying_from(self, source_id: str, find: Callable[[str], Copied | None]) -> list[str]:
+        """The volumes still being created from ``source_id`` (its lock holders), each
+        found by ``find``."""
         holders = []
         for volume_id in sorted(self.clones.get(source_id, ())):
-            rec = volumes.get(volume_id)
+            rec = find(volume_id)
             if rec is not None and rec.status is VolumeStatus.CREATING:
                 holders.append(volume_id)
         return holders

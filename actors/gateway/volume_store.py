@@ -1,47 +1,45 @@
-"""The gateway's records: volumes and volume types, in memory and in its SQLite file.
+"""The gateway's records: volumes and volume types, in its SQLite file and in memory.
 
-The gateway is the only writer of this file. Records live in memory (the
-gateway answers show/list and judges status moves from them) and every change
-is written through the group-commit ``Database`` before the gateway tells
-anyone about it, so what a client was told survives a restart.
+The gateway is the only writer of this file. Every change is written through the
+group-commit ``Database`` before the gateway tells anyone about it, so what a client
+was told survives a restart.
 
-Memory per volume, which a million volumes multiply (``docs/performance.md``, "As
-the data grows"): a record is one slotted object; the strings many volumes repeat
-(project, user, zone, host) are interned, so each is held once; a volume without
-metadata shares one empty dict (never changed in place: an edit puts a new dict);
-the listing index holds references, not key tuples. A start reads every row in the
-database thread in one job, with the cyclic collector paused (a million new objects
-would otherwise set off full collections that scan all of them again and again).
+Volumes are not all held in memory (``docs/performance.md``, "As the data grows"): a
+million records took 8 s of CPU to read at a start. ``Volumes`` reads a volume's row
+when it is asked for, on a read-only connection of the store's own, on the loop (an
+indexed read of one row costs microseconds, a hop to the database thread about 160, and
+in WAL mode a reader never waits for the writer), and keeps the record while it is in
+use (see ``Volumes``), so a volume has one record at a time and flows change it in
+place. Pages read rows in listing order through the indexes on (project_id, created_at,
+id) and (created_at, id), each volume as memory holds it. A start reads only what is
+small: the pending extends, the volumes' sources, the snapshots.
 
 Request ids expire, as EC2's client tokens do: a request id names the volume it made
 for ``REQUEST_ID_TTL_S`` (a day) after the create, and lives in the row, not in
-memory. ``made_by`` asks the file through an index on (project_id, request_id), on a
-read-only connection of its own, on the loop: an indexed read is a few microseconds
-where a hop to the database thread costs about 160, and in WAL mode it never waits
-for the writer. It sees committed rows only, so the records whose row is still being
-written are looked up in memory (``_unwritten``) first.
+memory. ``made_by`` asks the file through an index on (project_id, request_id). It sees
+committed rows only, so the records whose row is still being written are looked up in
+memory (``_unwritten``) first.
 
 Memory equal to disk after a failed write (a full disk, an I/O error). The store
 gives its ``Database`` ``reread``: run in the database thread right after the failed
-batch is rolled back, it reads every table of the file (its own, and those of the
-others that keep rows here: types, attachments, user messages, added with
-``reread_with``) and returns what brings memory back to them, which runs on the loop
-before any flow resumes. Records are changed in place, because running flows hold
-them: a record whose row exists gets every field the row holds reset (a removal whose
-write failed brings its very record back, from ``_removing``); one with no row is
-dropped from every map; the listing index and the by-request maps are rebuilt. A start
-loads memory with the same code.
+batch is rolled back, it reads the tables the others keep here (types, attachments,
+user messages, added with ``reread_with``), the snapshots and the volumes' sources, and
+returns what brings memory back to them, which runs on the loop before any flow
+resumes; there every volume record memory holds gets every field its row holds, in
+place (a removal whose write failed brings its very record back), and one with no row
+is dropped. A start loads memory with the same code.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -50,7 +48,7 @@ from typing import Any
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.guards import made_by_row
-from cinderblock.actors.gateway.paging import ListingIndex
+from cinderblock.actors.gateway.paging import Key
 from cinderblock.actors.gateway.quota_journal import JOURNAL_SCHEMA, QuotaJournal
 from cinderblock.actors.gateway.snapshot_store import (
     SNAPSHOT_SCHEMA,
@@ -68,6 +66,11 @@ from cinderblock.protocol.states import VolumeStatus
 # its condition is spelt out in the query too, as SQLite needs to use it.
 IN_TRANSITION = (VolumeStatus.CREATING, VolumeStatus.DELETING, VolumeStatus.EXTENDING)
 _IN_TRANSITION_SQL = f"status IN ({', '.join(repr(s.value) for s in IN_TRANSITION)})"
+# The statuses of a volume attached or on its way to or from it: a start checks each such
+# volume against its attachments, found through a partial index of their own.
+ATTACHED = (VolumeStatus.RESERVED, VolumeStatus.ATTACHING, VolumeStatus.IN_USE,
+            VolumeStatus.DETACHING)
+_ATTACHED_SQL = f"status IN ({', '.join(repr(s.value) for s in ATTACHED)})"
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS volumes (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT, name TEXT, description TEXT,
@@ -75,7 +78,10 @@ CREATE TABLE IF NOT EXISTS volumes (
     host TEXT, metadata TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
     reason TEXT, request_id TEXT, request_fp TEXT
 );
-CREATE INDEX IF NOT EXISTS volumes_project ON volumes (project_id);
+CREATE INDEX IF NOT EXISTS volumes_listing ON volumes (created_at, id);
+CREATE INDEX IF NOT EXISTS volumes_project_listing ON volumes (project_id, created_at, id);
+CREATE INDEX IF NOT EXISTS volumes_type ON volumes (volume_type_id);
+CREATE INDEX IF NOT EXISTS volumes_attached ON volumes (id) WHERE {_ATTACHED_SQL};
 CREATE INDEX IF NOT EXISTS volumes_request ON volumes (project_id, request_id);
 CREATE INDEX IF NOT EXISTS volumes_in_transition ON volumes (updated_at)
     WHERE {_IN_TRANSITION_SQL};
@@ -98,7 +104,7 @@ CREATE TABLE IF NOT EXISTS volume_types (
     extra_specs TEXT NOT NULL, is_public INTEGER NOT NULL
 );
 """
-SCHEMA_VERSION = 3  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 4  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -108,14 +114,27 @@ MIGRATIONS = {
     2: JOURNAL_SCHEMA + "INSERT INTO quota_journal (kind, op_id, reservation_id, project, "
        "deltas) SELECT outcome, reservation_id, reservation_id, '', '{}' FROM pending_extends "
        "WHERE outcome != ''; DELETE FROM pending_extends WHERE outcome != '';",
+    # 3 -> 4: volumes are read from the file when asked for; pages go through the
+    # listing indexes (made by the schema), which serve the project's too.
+    3: "DROP INDEX IF EXISTS volumes_project;",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
     "availability_zone, host, metadata, created_at, updated_at, reason, request_id, request_fp"
 )
 INSERT_VOLUME = f"INSERT INTO volumes ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
-# what a start reads: every column but the request id and its fingerprint (made_by's)
-LOAD_VOLUMES = f"SELECT {_COLUMNS.rsplit(', request_id', 1)[0]} FROM volumes"
+# A record's row: every column but the request id and its fingerprint (made_by's), with
+# its flags and its source.
+SELECT_VOLUMES = (
+    "SELECT v.id, v.project_id, v.user_id, v.name, v.description, v.size, v.status, "
+    "v.volume_type_id, v.availability_zone, v.host, v.metadata, v.created_at, v.updated_at, "
+    "v.reason, f.bootable, f.readonly, s.snapshot_id, s.source_volid FROM volumes v "
+    "LEFT JOIN volume_flags f ON f.id = v.id LEFT JOIN volume_sources s ON s.volume_id = v.id"
+)
+SELECT_VOLUME = f"{SELECT_VOLUMES} WHERE v.id=?"
+NEWEST_FIRST = " ORDER BY v.created_at DESC, v.id DESC"
+SELECT_ATTACHED = f"SELECT id FROM volumes WHERE {_ATTACHED_SQL}"
+RECENT = 65_536  # records kept in memory after their last read (at most ~30 MB)
 UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
 DELETE_VOLUME = "DELETE FROM volumes WHERE id=?"
@@ -139,7 +158,7 @@ NO_METADATA: dict[str, str] = {}  # shared by every volume without metadata; nev
 _STATUSES = {s.value: s for s in VolumeStatus}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class VolumeRecord:
     id: str
     project_id: str
@@ -189,6 +208,162 @@ class VolumeRecord:
         )
 
 
+class Volumes:
+    """Every volume of the gateway's file; in memory, the ones in use.
+
+    A record is read from its row (on the store's read-only connection, on the loop:
+    an indexed read of one row) when it is asked for, and stays in memory while
+    anything holds it (a flow, a page being answered), while a write of it is not yet
+    committed, and for the next ``RECENT`` reads after its own. So a volume has one
+    record at a time, which flows change in place, and memory that is ahead of its row
+    is never dropped. A new volume is kept from its create until its row is committed
+    (``new``); one being removed, until its removal is (``removing``: a failed removal
+    brings it back), and meanwhile it is not found.
+    """
+
+    def __init__(self, read_only: Callable[[], sqlite3.Connection],
+                 type_of: Callable[[str | None], VolumeType]) -> None:
+        self._read_only = read_only
+        self._type_of = type_of
+        self._live: weakref.WeakValueDictionary[str, VolumeRecord] = (
+            weakref.WeakValueDictionary())
+        self._recent: deque[VolumeRecord] = deque(maxlen=RECENT)
+        self._writing: dict[str, tuple[VolumeRecord, int]] = {}  # id -> (record, writes)
+        self.new: dict[str, VolumeRecord] = {}  # created, row not committed yet
+        self.removing: dict[str, VolumeRecord] = {}  # forgotten, removal not settled yet
+        self._count: int | None = None  # counted when first asked for, then kept
+
+    def get(self, volume_id: str) -> VolumeRecord | None:
+        rec = self._live.get(volume_id)
+        if rec is not None or volume_id in self.removing:
+            return rec
+        row = self._read_only().execute(SELECT_VOLUME, (volume_id,)).fetchone()
+        return None if row is None else self.keep(self.from_row(row))
+
+    def __getitem__(self, volume_id: str) -> VolumeRecord:
+        rec = self.get(volume_id)
+        if rec is None:
+            raise KeyError(volume_id)
+        return rec
+
+    def __contains__(self, volume_id: object) -> bool:
+        return isinstance(volume_id, str) and self.get(volume_id) is not None
+
+    def __len__(self) -> int:
+        if self._count is None:
+            (rows,) = self._read_only().execute("SELECT count(*) FROM volumes").fetchone()
+            self._count = rows + len(self.new) - len(self.removing)
+        return self._count
+
+    def in_memory(self) -> dict[str, VolumeRecord]:
+        """The records memory holds now (not those being removed)."""
+        return dict(self._live.items())
+
+    def from_row(self, row: Any) -> VolumeRecord:
+        return _volume_from_row(row, self._type_of)
+
+    def keep(self, rec: VolumeRecord) -> VolumeRecord:
+        self._live[rec.id] = rec
+        self._recent.append(rec)
+        return rec
+
+    def add(self, rec: VolumeRecord) -> None:
+        """A new volume: in memory until its row is committed (``written``), and after."""
+        self.keep(rec)
+        self.new[rec.id] = rec
+        if self._count is not None:
+            self._count += 1
+
+    def written(self, rec: VolumeRecord) -> None:
+        if self.new.get(rec.id) is rec:
+            del self.new[rec.id]
+
+    def forget(self, rec: VolumeRecord) -> bool:
+        """No longer found (its create failed, or it is being removed); whether it was."""
+        self.written(rec)
+        if self._live.get(rec.id) is not rec:
+            return False
+        del self._live[rec.id]
+        if self._count is not None:
+            self._count -= 1
+        return True
+
+    def writing(self, rec: VolumeRecord, done: asyncio.Future[None]) -> None:
+        """Keep ``rec`` in memory at least until ``done`` (a write of it) is settled."""
+        held = self._writing.get(rec.id)
+        self._writing[rec.id] = (rec, 1 if held is None else held[1] + 1)
+        done.add_done_callback(partial(self._settled, rec.id))
+
+    def _settled(self, volume_id: str, _: asyncio.Future[None]) -> None:
+        rec, writes = self._writing[volume_id]
+        if writes == 1:
+            del self._writing[volume_id]
+        else:
+            self._writing[volume_id] = (rec, writes - 1)
+
+    def newest_first(self, project: str | None, below: Key | None) -> Iterator[VolumeRecord]:
+        """``project``'s volumes (every project's for None) in listing order, newest
+        first, below ``below`` (a marker's key) when given: rows through an index on
+        (project_id, created_at, id) or (created_at, id), each as memory holds it. A
+        volume whose row is not committed yet is not listed, as it is not told yet."""
+        where: list[str] = []
+        params: list[Any] = []
+        if project is not None:
+            where.append("v.project_id=?")
+            params.append(project)
+        if below is not None:
+            where.append("(v.created_at, v.id) < (?, ?)")
+            params.extend(below)
+        sql = SELECT_VOLUMES + (f" WHERE {' AND '.join(where)}" if where else "") + NEWEST_FIRST
+        rows = self._read_only().execute(sql, params)
+        try:
+            while chunk := rows.fetchmany(64):
+                for row in chunk:
+                    rec = self._live.get(row[0])
+                    if rec is None and row[0] not in self.removing:
+                        rec = self.from_row(row)
+                    if rec is not None:
+                        yield rec
+        finally:
+            rows.close()
+
+    def of_project(self, project: str) -> list[VolumeRecord]:
+        """Every volume of ``project``, as memory holds it, new ones included."""
+        found = {rec.id: rec for rec in self.newest_first(project, None)}
+        for rec in self.new.values():
+            if rec.project_id == project:
+                found[rec.id] = rec
+        return list(found.values())
+
+    def of_type(self, type_id: str) -> int:
+        """How many volumes are of the type, new ones included."""
+        (rows,) = self._read_only().execute(
+            "SELECT count(*) FROM volumes WHERE volume_type_id=?", (type_id,)).fetchone()
+        new = sum(1 for rec in self.new.values() if rec.volume_type.id == type_id)
+        gone = sum(1 for rec in self.removing.values() if rec.volume_type.id == type_id)
+        return int(rows) + new - gone
+
+    def attached(self) -> list[VolumeRecord]:
+        """The volumes whose status says they are attached, or on the way (``ATTACHED``)."""
+        ids = self._read_only().execute(SELECT_ATTACHED).fetchall()
+        return [rec for (vid,) in ids if (rec := self.get(vid)) is not None]
+
+    def reread(self) -> None:
+        """On the loop, after a failed write: every record memory holds (and every one
+        being removed) made what its row says, in place (flows hold them); one with no
+        row is dropped."""
+        held = {**self.removing, **dict(self._live.items())}
+        self.removing, self.new, self._count = {}, {}, None
+        for vid, rec in held.items():
+            row = self._read_only().execute(SELECT_VOLUME, (vid,)).fetchone()
+            if row is None:
+                if self._live.get(vid) is rec:
+                    del self._live[vid]
+                continue
+            _reset(rec, self.from_row(row))
+            self.keep(rec)
+
+
 class GatewayStore:
     def __init__(self, path: Path, synchronous: str) -> None:
         schema = (SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA
@@ -200,12 +375,11 @@ class GatewayStore:
         # volume id -> the quota reservation of its extend in progress (pending_extends)
         self.extends: dict[str, str] = {}
         self.snapshots = SnapshotStore(self.db, self.journal, self.read_only)
-        self.volumes: dict[str, VolumeRecord] = {}
-        self.listing = ListingIndex()  # volumes in listing order, for pages
+        # the gateway's types by id (load_volumes; changed in place as types come and go)
+        self.types: dict[str, VolumeType] = {}
+        self.volumes = Volumes(self.read_only, self._type_of)
         # (project, request id) -> a volume whose row is not committed yet
         self._unwritten: dict[tuple[str, str], VolumeRecord] = {}
-        # volumes whose removal is being written: a failed one brings the record back
-        self._removing: dict[str, VolumeRecord] = {}
         self._reader: sqlite3.Connection | None = None  # made_by's, on the loop
         # One change at a time per volume: the volumes an API flow is changing now
         # (id -> what it is doing), taken and released by ``lifecycle_checks``.
@@ -226,9 +400,8 @@ class GatewayStore:
         """In the database thread, after a failed write: every table of the file; what
         it returns brings memory back to them (see the module text)."""
         restores = [other(conn) for other in self._other_rows]
-        types = {t.id: t for t in map(type_from_row, conn.execute(
-            "SELECT id, name, description, extra_specs, is_public FROM volume_types"))}
-        restores.append(self.read_volumes(types, conn))
+        restores.append(self.read_volumes(conn))
+        restores.append(self.volumes.reread)
 
         def restore() -> None:
             for each in restores:
@@ -237,54 +410,31 @@ class GatewayStore:
         return restore
 
     async def load_volumes(self, types: dict[str, VolumeType]) -> None:
-        """Put every volume and snapshot of the file in memory (a start), and what the
-        quota journal still owes."""
-        install = await self.db.run(partial(self.read_volumes, types))
+        """What a start holds of the volumes (not the volumes themselves: each is read
+        when asked for) and the snapshots, and what the quota journal still owes."""
+        self.types = types
+        install = await self.db.run(self.read_volumes)
         install()
         await self.journal.load()
 
-    def read_volumes(self, types: dict[str, VolumeType], conn: sqlite3.Connection
-                     ) -> Callable[[], None]:
-        """In the database thread: read the volumes, their flags, sources and pending
-        extends, and the snapshots; return what puts them in memory (on the loop), each
-        volume kept in memory before updated in place."""
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            records = [_volume_from_row(row, types)
-                       for row in conn.execute(LOAD_VOLUMES)]
-        finally:
-            if paused:
-                gc.enable()
-        by_id = {rec.id: rec for rec in records}
-        for vid, bootable, readonly in conn.execute("SELECT * FROM volume_flags"):
-            if (rec := by_id.get(vid)) is not None:
-                rec.bootable, rec.readonly = bool(bootable), bool(readonly)
+    def read_volumes(self, conn: sqlite3.Connection) -> Callable[[], None]:
+        """In the database thread: the pending extends, the volumes' sources and the
+        snapshots; return what puts them in memory (on the loop)."""
         rows = conn.execute("SELECT volume_id, reservation_id FROM pending_extends").fetchall()
         extends = {vid: rid for vid, rid in rows}
         sources = conn.execute(
             "SELECT volume_id, snapshot_id, source_volid FROM volume_sources").fetchall()
-        for volume_id, snapshot_id, source_volid in sources:
-            if (rec := by_id.get(volume_id)) is not None:
-                rec.snapshot_id, rec.source_volid = snapshot_id, source_volid
         snapshots = self.snapshots.read(conn)
-        return partial(self._install, by_id, extends, snapshots)
+        return partial(self._install, extends, sources, snapshots)
 
-    def _install(self, volumes: dict[str, VolumeRecord], extends: dict[str, str],
+    def _install(self, extends: dict[str, str], sources: list[tuple[str, str | None, str | None]],
                  snapshots: list[SnapshotRecord]) -> None:
-        """On the loop: memory becomes what was read; a volume already in memory (or
-        being removed) keeps its record, with the row's fields."""
-        for vid, read in volumes.items():
-            held = self.volumes.get(vid) or self._removing.get(vid)
-            if held is not None:
-                _reset(held, read)
-                volumes[vid] = held
-        self.volumes = volumes
-        self.listing = ListingIndex()
-        self.listing.add_all(volumes.values())
         self._unwritten = {}
         self.extends = extends
-        self.snapshots.install(snapshots, volumes)
+        self.snapshots.install(snapshots, sources)
+
+    def _type_of(self, type_id: str | None) -> VolumeType:
+        return self.types.get(type_id or "") or VolumeType(type_id or "", "(deleted type)")
 
     def made_by(self, project: str, request_id: str) -> tuple[VolumeRecord, str] | None:
         """The volume ``request_id`` made in ``project`` within a day, and the fingerprint
@@ -306,7 +456,8 @@ class GatewayStore:
 
     def read_only(self) -> sqlite3.Connection:
         """The file on a read-only connection of the loop's own (committed rows only;
-        in WAL mode it never waits for the writer): ``made_by``'s indexed reads."""
+        in WAL mode it never waits for the writer): the volumes' reads, and
+        ``made_by``'s."""
         if self._reader is None:
             self._reader = sqlite3.connect(f"file:{self.db.path}?mode=ro", uri=True)
         return self._reader
@@ -319,8 +470,7 @@ class GatewayStore:
 
     def _remember(self, rec: VolumeRecord) -> None:
         _share_strings(rec)
-        self.volumes[rec.id] = rec
-        self.listing.add(rec)
+        self.volumes.add(rec)
         if rec.request_id:
             self._unwritten[(rec.project_id, rec.request_id)] = rec
 
@@ -340,13 +490,13 @@ class GatewayStore:
             self.snapshots.forget_source(rec)
             self._forget(rec)
             raise
+        self.volumes.written(rec)
         if self._unwritten.get((rec.project_id, rec.request_id)) is rec:
             del self._unwritten[(rec.project_id, rec.request_id)]
         rec.request_id = rec.request_fp = ""  # the row has them: made_by reads it there
 
     def _forget(self, rec: VolumeRecord) -> None:
-        if self.volumes.pop(rec.id, None) is not None:
-            self.listing.remove(rec)
+        self.volumes.forget(rec)
         if rec.request_id and self._unwritten.get((rec.project_id, rec.request_id)) is rec:
             del self._unwritten[(rec.project_id, rec.request_id)]
 
@@ -357,20 +507,27 @@ class GatewayStore:
         writes = [(DELETE_VOLUME, (rec.id,)), (DELETE_FLAGS, (rec.id,)),
                   *self.snapshots.source_removal_writes(rec)]
         queued = [self.db.write(sql, params) for sql, params in writes]
-        self._removing[rec.id] = rec  # until its batch is settled (see _install)
-        queued[-1].add_done_callback(partial(settled_removal, self._removing, rec))
+        removing = self.volumes.removing
+        removing[rec.id] = rec  # until its batch is settled (see Volumes.reread)
+        queued[-1].add_done_callback(partial(settled_removal, removing, rec))
         self.journal.owe_release(f"release:volume:{rec.id}", rec.project_id,
                                  {"volumes": 1, "gigabytes": rec.size})
         for write in queued:
             await write
+
+    def _write(self, rec: VolumeRecord, sql: str, params: tuple[Any, ...]) -> asyncio.Future[None]:
+        """A write of ``rec``'s row; memory keeps the record until it is settled."""
+        written = self.db.write(sql, params)
+        self.volumes.writing(rec, written)
+        return written
 
     def queue_status(self, rec: VolumeRecord) -> asyncio.Future[None]:
         """Queue the status row; the future resolves when it is committed."""
         rec.updated_at = time.time()
         if rec.host is not None:
             rec.host = sys.intern(rec.host)  # a node's name, shared by its volumes
-        return self.db.write(
-            UPDATE_STATUS, (rec.status.value, rec.host, rec.reason, rec.updated_at, rec.id)
+        return self._write(
+            rec, UPDATE_STATUS, (rec.status.value, rec.host, rec.reason, rec.updated_at, rec.id)
         )
 
     async def save_status(self, rec: VolumeRecord) -> None:
@@ -381,17 +538,17 @@ class GatewayStore:
 
     def queue_size(self, rec: VolumeRecord) -> asyncio.Future[None]:
         rec.updated_at = time.time()
-        return self.db.write(
-            UPDATE_SIZE, (rec.size, rec.status.value, rec.reason, rec.updated_at, rec.id)
+        return self._write(
+            rec, UPDATE_SIZE, (rec.size, rec.status.value, rec.reason, rec.updated_at, rec.id)
         )
 
     async def save_details(self, rec: VolumeRecord) -> None:
         """Name, description, metadata and the bootable and read-only flags, together."""
         rec.updated_at = time.time()
-        details = self.db.write(UPDATE_DETAILS, (rec.name, rec.description,
-                                                 json.dumps(rec.metadata), rec.updated_at,
-                                                 rec.id))
-        flags = self.db.write(SAVE_FLAGS, (rec.id, int(rec.bootable), int(rec.readonly)))
+        details = self._write(rec, UPDATE_DETAILS, (rec.name, rec.description,
+                                                    json.dumps(rec.metadata), rec.updated_at,
+                                                    rec.id))
+        flags = self._write(rec, SAVE_FLAGS, (rec.id, int(rec.bootable), int(rec.readonly)))
         await details
         await flags
 
@@ -446,23 +603,24 @@ def type_from_row(row: Any) -> VolumeType:
     return VolumeType(tid, name, description, json.loads(specs), bool(public))
 
 
-def _volume_from_row(row: Any, types: dict[str, VolumeType]) -> VolumeRecord:
-    """A record from a row, the strings volumes repeat interned (called for every row at
-    a start: positional, and no JSON parsed for a volume without metadata)."""
+def _volume_from_row(row: Any, type_of: Callable[[str | None], VolumeType]) -> VolumeRecord:
+    """A record from a row of ``SELECT_VOLUMES``, the strings volumes repeat interned
+    (positional, and no JSON parsed for a volume without metadata: pages build 21)."""
     (vid, project, user, name, desc, size, status, type_id, zone, host, metadata,
-     created, updated, reason) = row
-    vtype = types.get(type_id) or VolumeType(type_id or "", "(deleted type)")
+     created, updated, reason, bootable, readonly, snapshot_id, source_volid) = row
     return VolumeRecord(
-        vid, sys.intern(project), sys.intern(user or ""), size, _STATUSES[status], vtype,
-        sys.intern(zone), name, desc,
+        vid, sys.intern(project), sys.intern(user or ""), size, _STATUSES[status],
+        type_of(type_id), sys.intern(zone), name, desc,
         NO_METADATA if metadata == "{}" else json.loads(metadata),
         None if host is None else sys.intern(host), reason, created, updated,
+        snapshot_id=snapshot_id, source_volid=source_volid, bootable=bool(bootable),
+        readonly=bool(readonly),
     )
 
 
 # what a volume's row (with its flags and source) holds; the rest lives in memory only
 _ROW_FIELDS = tuple(name for name in VolumeRecord.__slots__
-                    if name not in ("request_id", "request_fp", "extended_from"))
+                    if name not in ("request_id", "request_fp", "extended_from", "__weakref__"))
 
 
 def _reset(held: VolumeRecord, read: VolumeRecord) -> None:

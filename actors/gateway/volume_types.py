@@ -64,7 +64,8 @@ class VolumeTypes:
 
     def _install(self, types: list[VolumeType], access: dict[str, set[str]]) -> None:
         catalog = self.s.types
-        catalog.by_id, catalog.by_name = {}, {}
+        catalog.by_id.clear()  # in place: the volume store reads its records' types here
+        catalog.by_name.clear()
         for vtype in types:
             catalog.add(vtype)
         catalog.access = access
@@ -81,7 +82,7 @@ class VolumeTypes:
         if vtype.name == self.s.default_type:
             raise InvalidInput(f"Default volume type {vtype.name} can not be deleted.",
                                {"volume_type": vtype.name})
-        users = sum(1 for v in self.s.store.volumes.values() if v.volume_type.id == vtype.id)
+        users = self.s.store.volumes.of_type(vtype.id)
         if users:
             raise InvalidInput(f"Volume Type {vtype.id} deletion is not allowed with volumes "
                                f"present with the type ({users}).", {"volume_type": vtype.name})

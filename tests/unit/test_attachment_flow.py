@@ -18,7 +18,7 @@ import pytest
 from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.gateway.attachment_store import AttachmentStore
 from cinderblock.actors.gateway.attachments import Attachments
-from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.gateway.volume_store import INSERT_VOLUME, GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Request
 from cinderblock.protocol.messages.attachments import (
     Attachment,
@@ -89,7 +89,8 @@ class StubGateway:
                    status: VolumeStatus = VolumeStatus.AVAILABLE) -> VolumeRecord:
         rec = VolumeRecord(id=vid, project_id=project, user_id=project, size=1, status=status,
                            volume_type=vtype, availability_zone="nova", host="node-1@file")
-        self.store.volumes[vid] = rec
+        self.store.volumes.keep(rec)
+        self.store.db.write(INSERT_VOLUME, rec.row())  # its row, with the next batch
         return rec
 
     async def ask(self, handler: str, body: Any, project: str = "p1") -> Any:

@@ -47,7 +47,7 @@ def snapshot(status: SnapshotStatus = P.AVAILABLE, **kw: object) -> SnapshotReco
 def store(tmp_path: Path) -> GatewayStore:
     """A store used in memory only (nothing here writes to its file)."""
     s = GatewayStore(tmp_path / "gateway.db", "NORMAL")
-    s.volumes["vol-1"] = volume()
+    s.volumes.keep(volume())
     s.snapshots._remember(snapshot())
     return s
 
@@ -183,11 +183,11 @@ def test_a_source_that_is_not_ready_is_an_invalid_state(
 
 def test_a_source_is_locked_only_while_a_copy_of_it_is_creating(store: GatewayStore) -> None:
     clone = volume(V.CREATING, id="vol-2", snapshot_id="snap-1")
-    store.volumes[clone.id] = clone
+    store.volumes.keep(clone)
     store.snapshots.remember_source(clone)
-    assert store.snapshots.copying_from("snap-1", store.volumes) == ["vol-2"]
+    assert store.snapshots.copying_from("snap-1", store.volumes.get) == ["vol-2"]
 
     clone.status = V.AVAILABLE
 
-    assert store.snapshots.copying_from("snap-1", store.volumes) == []
-    assert store.snapshots.copying_from("vol-1", store.volumes) == []
+    assert store.snapshots.copying_from("snap-1", store.volumes.get) == []
+    assert store.snapshots.copying_from("vol-1", store.volumes.get) == []

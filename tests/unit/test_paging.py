@@ -11,6 +11,7 @@ from cinderblock.actors.gateway.paging import (
     PAGE_BYTES,
     PAGE_MAX,
     ListingIndex,
+    in_memory,
     page,
     wire_bytes,
 )
@@ -49,7 +50,8 @@ def indexed(records: dict[str, Rec]) -> ListingIndex:
 def listed(records: dict[str, Rec], marker: str | None = None, limit: int | None = None,
            matches: Callable[[Rec], bool] = everyone, project: str | None = None,
            ) -> tuple[list[str], str | None]:
-    found, nxt = page(records, indexed(records), project, matches, marker, limit)
+    found, nxt = page(records.get, in_memory(records, indexed(records), project), project,
+                      matches, marker, limit)
     return [r.id for r in found], nxt
 
 
@@ -113,7 +115,7 @@ def test_removed_records_leave_the_listing_and_out_of_order_adds_take_their_plac
     late = Rec("v00099", 0.5)  # created long ago, known only now (a reload, a clock step)
     records[late.id] = late
     index.add(late)
-    found, _ = page(records, index, None, everyone, None, None)
+    found, _ = page(records.get, in_memory(records, index, None), None, everyone, None, None)
     assert [r.id for r in found] == ["v00005", "v00003", "v00002", "v00099", "v00001", "v00000"]
     index.remove(late)
     index.remove(late)  # removing twice changes nothing
@@ -129,7 +131,8 @@ def test_a_page_reads_only_the_records_it_returns_whatever_the_store_holds() -> 
         read.append(rec.id)
         return True
 
-    found, marker = page(records, index, "p", counting, "v50000", 20)
+    found, marker = page(records.get, in_memory(records, index, "p"), "p", counting, "v50000",
+                         20)
     assert len(found) == 20 and marker == found[-1].id
     assert len(read) == 21, "one record past the page tells whether another page follows"
 

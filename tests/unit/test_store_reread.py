@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ V = VolumeStatus
 
 
 def _listed(store: GatewayStore) -> list[str]:
-    found, _ = page(store.volumes, store.listing, None, lambda rec: True, None, None)
+    found, _ = page(store.volumes.get, partial(store.volumes.newest_first, None), None,
+                    lambda rec: True, None, None)
     return [rec.id for rec in found]
 
 
@@ -65,7 +67,9 @@ async def test_a_failed_batch_brings_every_record_back_to_its_row_in_place(
             assert isinstance(outcome, WriteFailed), outcome
             assert outcome.message.startswith("database write failed: "), outcome.message
             assert "UNIQUE constraint failed: volumes.id" in outcome.message
-        assert store.volumes == {kept.id: kept, gone.id: gone}  # the same objects
+        held = store.volumes.in_memory()
+        assert held == {kept.id: kept, gone.id: gone}  # the same objects
+        assert held[kept.id] is kept and held[gone.id] is gone
         view = kept.view()  # through view(): mypy narrowed the fields at their assignment
         assert (view.status, view.reason) == (V.AVAILABLE, None)
         assert _listed(store) == [gone.id, kept.id]  # newest first, new one dropped
