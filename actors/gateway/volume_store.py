@@ -62,15 +62,23 @@ from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.states import VolumeStatus
 
 # The statuses a volume passes through while a node works on it: the reconciler looks for
-# volumes left in one. A partial index holds just those rows (a few among a million), and
-# its condition is spelt out in the query too, as SQLite needs to use it.
+# volumes left in one.
 IN_TRANSITION = (VolumeStatus.CREATING, VolumeStatus.DELETING, VolumeStatus.EXTENDING)
-_IN_TRANSITION_SQL = f"status IN ({', '.join(repr(s.value) for s in IN_TRANSITION)})"
 # The statuses of a volume attached or on its way to or from it: a start checks each such
-# volume against its attachments, found through a partial index of their own.
+# volume against its attachments.
 ATTACHED = (VolumeStatus.RESERVED, VolumeStatus.ATTACHING, VolumeStatus.IN_USE,
             VolumeStatus.DETACHING)
-_ATTACHED_SQL = f"status IN ({', '.join(repr(s.value) for s in ATTACHED)})"
+
+
+def _status_in(statuses: tuple[VolumeStatus, ...]) -> str:
+    return f"status IN ({', '.join(repr(s.value) for s in statuses)})"
+
+
+# Both are found through one partial index on (status, updated_at) that holds only the
+# rows in one of them (two partial indexes cost a create ~15 µs more of SQLite's CPU than
+# one). SQLite uses a partial index only for a query that spells out the index's own
+# condition, so each query states it before its own.
+_UNSETTLED_SQL = _status_in(IN_TRANSITION + ATTACHED)
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS volumes (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT, name TEXT, description TEXT,
@@ -81,10 +89,9 @@ CREATE TABLE IF NOT EXISTS volumes (
 CREATE INDEX IF NOT EXISTS volumes_listing ON volumes (created_at, id);
 CREATE INDEX IF NOT EXISTS volumes_project_listing ON volumes (project_id, created_at, id);
 CREATE INDEX IF NOT EXISTS volumes_type ON volumes (volume_type_id);
-CREATE INDEX IF NOT EXISTS volumes_attached ON volumes (id) WHERE {_ATTACHED_SQL};
 CREATE INDEX IF NOT EXISTS volumes_made_by ON volumes (project_id, request_id, created_at);
-CREATE INDEX IF NOT EXISTS volumes_in_transition ON volumes (updated_at)
-    WHERE {_IN_TRANSITION_SQL};
+CREATE INDEX IF NOT EXISTS volumes_unsettled ON volumes (status, updated_at)
+    WHERE {_UNSETTLED_SQL};
 CREATE TABLE IF NOT EXISTS volume_flags (
     id TEXT PRIMARY KEY, bootable INTEGER NOT NULL, readonly INTEGER NOT NULL
 );
@@ -118,7 +125,9 @@ MIGRATIONS = {
     # listing indexes (made by the schema), which serve the project's too.
     # (made_by's index gains created_at: without it SQLite took the project's listing
     # index for made_by's query, a scan of the project's volumes of the last day)
-    3: "DROP INDEX IF EXISTS volumes_project; DROP INDEX IF EXISTS volumes_request;",
+    # The two partial indexes become one (volumes_unsettled).
+    3: "DROP INDEX IF EXISTS volumes_project; DROP INDEX IF EXISTS volumes_request; "
+       "DROP INDEX IF EXISTS volumes_in_transition;",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -135,7 +144,7 @@ SELECT_VOLUMES = (
 )
 SELECT_VOLUME = f"{SELECT_VOLUMES} WHERE v.id=?"
 NEWEST_FIRST = " ORDER BY v.created_at DESC, v.id DESC"
-SELECT_ATTACHED = f"SELECT id FROM volumes WHERE {_ATTACHED_SQL}"
+SELECT_ATTACHED = f"SELECT id FROM volumes WHERE {_UNSETTLED_SQL} AND {_status_in(ATTACHED)}"
 RECENT = 65_536  # records kept in memory after their last read (at most ~30 MB)
 UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
@@ -154,7 +163,8 @@ INSERT_EXTEND = "INSERT OR REPLACE INTO pending_extends VALUES (?, ?, '')"
 DELETE_EXTEND = "DELETE FROM pending_extends WHERE volume_id=?"
 MADE_BY = ("SELECT id, request_fp FROM volumes WHERE project_id=? AND request_id=? "
            "AND created_at>? ORDER BY created_at DESC LIMIT 1")
-IN_TRANSITION_SINCE = (f"SELECT id FROM volumes WHERE {_IN_TRANSITION_SQL} AND updated_at<? "
+IN_TRANSITION_SINCE = (f"SELECT id FROM volumes WHERE {_UNSETTLED_SQL} AND "
+                       f"{_status_in(IN_TRANSITION)} AND updated_at<? "
                        "ORDER BY updated_at LIMIT ?")
 NO_METADATA: dict[str, str] = {}  # shared by every volume without metadata; never changed
 _STATUSES = {s.value: s for s in VolumeStatus}
