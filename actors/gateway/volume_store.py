@@ -329,13 +329,12 @@ class Volumes:
         sql = SELECT_VOLUMES + (f" WHERE {' AND '.join(where)}" if where else "") + NEWEST_FIRST
         rows = self._read_only().execute(sql, params)
         try:
-            while chunk := rows.fetchmany(64):
-                for row in chunk:
-                    rec = self._live.get(row[0])
-                    if rec is None and row[0] not in self.removing:
-                        rec = self.from_row(row)
-                    if rec is not None:
-                        yield rec
+            for row in rows:  # a row at a time: a page reads one past its end, no more
+                rec = self._live.get(row[0])
+                if rec is None and row[0] not in self.removing:
+                    rec = self.from_row(row)
+                if rec is not None:
+                    yield rec
         finally:
             rows.close()
 
