@@ -226,9 +226,10 @@ class Volumes:
     A record is read from its row (on the store's read-only connection, on the loop:
     an indexed read of one row) when it is asked for, and stays in memory while
     anything holds it (a flow, a page being answered), while a write of it is not yet
-    committed, and for the next ``RECENT`` reads after its own. So a volume has one
-    record at a time, which flows change in place, and memory that is ahead of its row
-    is never dropped. A new volume is kept from its create until its row is committed
+    committed, while it holds state only memory has (``held``: an extend's
+    ``extended_from``), and for the next ``RECENT`` reads after its own. So a volume has
+    one record at a time, which flows change in place, and memory that is ahead of its
+    row is never dropped. A new volume is kept from its create until its row is committed
     (``new``); one being removed, until its removal is (``removing``: a failed removal
     brings it back), and meanwhile it is not found.
     """
@@ -242,6 +243,9 @@ class Volumes:
         self._recent: deque[VolumeRecord] = deque(maxlen=RECENT)
         self._writing: dict[str, tuple[VolumeRecord, int]] = {}  # id -> (record, writes)
         self.new: dict[str, VolumeRecord] = {}  # created, row not committed yet
+        # records with state only memory has (an extend's ``extended_from``), kept until
+        # it ends
+        self.held: dict[str, VolumeRecord] = {}
         self.removing: dict[str, VolumeRecord] = {}  # forgotten, removal not settled yet
         self._count: int | None = None  # counted when first asked for, then kept
 
@@ -373,6 +377,8 @@ class Volumes:
                 continue
             _reset(rec, self.from_row(row))
             self.keep(rec)
+        self.held = {vid: rec for vid, rec in self.held.items()
+                     if rec.status is VolumeStatus.EXTENDING and self._live.get(vid) is rec}
 
 
 class GatewayStore:
@@ -567,6 +573,7 @@ class GatewayStore:
         """The volume's status (``extending``) and its reservation, in one transaction:
         the reservation is referenced while the extend runs, so no restart abandons it."""
         self.extends[rec.id] = reservation_id
+        self.volumes.held[rec.id] = rec  # its extended_from lives in memory only
         kept = self.db.write(INSERT_EXTEND, (rec.id, reservation_id))
         status = self.queue_status(rec)
         await kept
@@ -576,6 +583,7 @@ class GatewayStore:
         """The extend's end: the record's size and status (if it is still there) and,
         in the same transaction, the ``commit`` or ``rollback`` of its reservation owed."""
         reservation_id = self.extends.pop(volume_id, None)
+        self.volumes.held.pop(volume_id, None)
         queued = [] if rec is None else [self.queue_size(rec)]
         if reservation_id is not None:
             queued.append(self.db.write(DELETE_EXTEND, (volume_id,)))

@@ -278,3 +278,35 @@ async def test_each_read_of_a_volume_goes_through_its_own_index(tmp_path: Path) 
         assert "volumes_listing ((created_at,id)<(?,?))" in plan(every + NEWEST_FIRST, now, "x")
         assert "TEMP B-TREE" not in plan(every + NEWEST_FIRST, now, "x")  # no sort
         assert "volumes_unsettled (status=?)" in plan(SELECT_ATTACHED)
+
+
+async def test_an_extended_volume_keeps_what_it_was_until_its_extend_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An in-use volume's extend (3.42) remembers in memory only that it was in use, so
+    that it is in use again after; its record is kept until the extend ends, however
+    many other volumes are read meanwhile."""
+    monkeypatch.setattr(volume_store, "RECENT", 1)
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        await store.load_volumes({PLAIN.id: PLAIN})
+        for n in range(3):
+            await store.add_volume(volume(f"vol-{n}", now + n, status=VolumeStatus.IN_USE))
+        rec = store.volumes["vol-0"]
+        rec.extended_from, rec.status = rec.status, VolumeStatus.EXTENDING
+        await store.start_extend(rec, "reservation-1")
+        del rec
+        store.volumes.get("vol-1")
+        store.volumes.get("vol-2")
+        gc.collect()
+        assert store.volumes["vol-0"].extended_from is VolumeStatus.IN_USE
+
+        extended = store.volumes["vol-0"]
+        extended.status, extended.extended_from = VolumeStatus.IN_USE, None
+        await store.end_extend(extended, extended.id, "commit")
+        del extended
+        store.volumes.get("vol-1")
+        store.volumes.get("vol-2")
+        gc.collect()
+        assert "vol-0" not in store.volumes.in_memory()  # let go once its extend ended
+        assert store.volumes["vol-0"].status is VolumeStatus.IN_USE
