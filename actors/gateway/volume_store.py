@@ -56,7 +56,7 @@ from cinderblock.actors.gateway.snapshot_store import (
     SnapshotStore,
     settled_removal,
 )
-from cinderblock.actors.runtime.database import Database, Reread
+from cinderblock.actors.runtime.database import Database, Reread, open_read_only
 from cinderblock.actors.scheduler.extra_specs import match
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.states import VolumeStatus
@@ -476,7 +476,7 @@ class GatewayStore:
         in WAL mode it never waits for the writer): the volumes' reads, and
         ``made_by``'s."""
         if self._reader is None:
-            self._reader = sqlite3.connect(f"file:{self.db.path}?mode=ro", uri=True)
+            self._reader = open_read_only(self.db.path)
         return self._reader
 
     async def close(self) -> None:

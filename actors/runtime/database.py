@@ -68,6 +68,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiosqlite
 
@@ -350,6 +351,13 @@ class NotTheOwner(RuntimeError):
 class WriteFailed(InternalError):
     """A write was not saved: its batch failed (a full disk, an I/O error), or an
     earlier one that it built on did. The message says which, and why."""
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to ``path``. It is opened by URI (``mode=ro``), so the path
+    is quoted: a data directory may be named with ``#``, ``?`` or ``%``, which a URI
+    would otherwise take for its own (and open some other file)."""
+    return sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
 
 
 def failure_reason(exc: BaseException) -> str:

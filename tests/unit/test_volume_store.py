@@ -310,3 +310,20 @@ async def test_an_extended_volume_keeps_what_it_was_until_its_extend_ends(
         gc.collect()
         assert "vol-0" not in store.volumes.in_memory()  # let go once its extend ended
         assert store.volumes["vol-0"].status is VolumeStatus.IN_USE
+
+
+async def test_a_store_in_a_directory_named_like_a_uri_reads_its_own_file(
+    tmp_path: Path,
+) -> None:
+    """The read-only connection opens the file by URI; a data directory named with what
+    a URI takes for its own (#, ?, %20) still means that directory."""
+    odd = tmp_path / "data #1?x=%20y"
+    odd.mkdir()
+    now = time.time()
+    async with open_gateway_store(odd / "gateway.db") as store:
+        await store.add_volume(volume("vol-1", now, "req-1"))
+    async with open_gateway_store(odd / "gateway.db") as again:
+        await again.load_volumes({PLAIN.id: PLAIN})
+        assert again.volumes["vol-1"].created_at == now
+        made = again.made_by("demo", "req-1")
+        assert made is not None and made[0] is again.volumes["vol-1"]
