@@ -327,3 +327,43 @@ async def test_a_store_in_a_directory_named_like_a_uri_reads_its_own_file(
         assert again.volumes["vol-1"].created_at == now
         made = again.made_by("demo", "req-1")
         assert made is not None and made[0] is again.volumes["vol-1"]
+
+
+async def test_a_file_of_version_3_gets_the_listing_indexes_and_its_volumes_read(
+    tmp_path: Path,
+) -> None:
+    """gateway.db of version 3 (every volume loaded at start; indexes on project, on
+    (project, request id) and on the volumes in transition) is migrated: its old
+    indexes go, the schema's are made, and its volumes are read and listed as before."""
+    path = tmp_path / "gateway.db"
+    now = time.time()
+    async with open_gateway_store(path) as store:
+        for n in range(3):
+            await store.add_volume(volume(f"vol-{n}", now + n, f"req-{n}"))
+    conn = sqlite3.connect(path)
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND "
+                                "tbl_name='volumes' AND sql IS NOT NULL").fetchall():
+        conn.execute(f"DROP INDEX {name}")
+    conn.executescript(
+        "CREATE INDEX volumes_project ON volumes (project_id);"
+        "CREATE INDEX volumes_request ON volumes (project_id, request_id);"
+        "CREATE INDEX volumes_in_transition ON volumes (updated_at) "
+        "WHERE status IN ('creating', 'deleting', 'extending');"
+        "PRAGMA user_version=3;")
+    conn.commit()
+    conn.close()
+
+    async with open_gateway_store(path) as again:
+        await again.load_volumes({PLAIN.id: PLAIN})
+        indexes = {name for (name,) in again.read_only().execute(
+            "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='volumes' "
+            "AND sql IS NOT NULL")}
+        version = again.read_only().execute("PRAGMA user_version").fetchone()[0]
+        listed = [rec.id for rec in again.volumes.newest_first("demo", None)]
+        made = again.made_by("demo", "req-1")
+
+    assert version == 4
+    assert indexes == {"volumes_listing", "volumes_project_listing", "volumes_type",
+                       "volumes_made_by", "volumes_unsettled"}
+    assert listed == ["vol-2", "vol-1", "vol-0"]
+    assert made is not None and made[0].id == "vol-1"
