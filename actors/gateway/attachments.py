@@ -27,7 +27,7 @@ from cinderblock.actors.gateway.attachment_flows import (
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, AttachmentStore
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
 from cinderblock.actors.gateway.services import GatewayServices
-from cinderblock.actors.gateway.volume_store import ATTACHED, VolumeRecord
+from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Request, when_connected
 from cinderblock.actors.runtime.config import host_of
 from cinderblock.protocol.messages.attachments import (
@@ -52,7 +52,6 @@ from cinderblock.protocol.wire.schema import parse
 log = logging.getLogger(__name__)
 NODE_TIMEOUT = 15.0
 NODE_CONNECT_GRACE = 5.0
-ATTACH_STATUSES = frozenset(ATTACHED)
 
 
 class VolumeLocks:

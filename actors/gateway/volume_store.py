@@ -241,7 +241,6 @@ class Volumes:
         self._live: weakref.WeakValueDictionary[str, VolumeRecord] = (
             weakref.WeakValueDictionary())
         self._recent: deque[VolumeRecord] = deque(maxlen=RECENT)
-        self._writing: dict[str, tuple[VolumeRecord, int]] = {}  # id -> (record, writes)
         self.new: dict[str, VolumeRecord] = {}  # created, row not committed yet
         # records with state only memory has (an extend's ``extended_from``), kept until
         # it ends
@@ -304,18 +303,11 @@ class Volumes:
             self._count -= 1
         return True
 
-    def writing(self, rec: VolumeRecord, done: asyncio.Future[None]) -> None:
-        """Keep ``rec`` in memory at least until ``done`` (a write of it) is settled."""
-        held = self._writing.get(rec.id)
-        self._writing[rec.id] = (rec, 1 if held is None else held[1] + 1)
-        done.add_done_callback(partial(self._settled, rec.id))
-
-    def _settled(self, volume_id: str, _: asyncio.Future[None]) -> None:
-        rec, writes = self._writing[volume_id]
-        if writes == 1:
-            del self._writing[volume_id]
-        else:
-            self._writing[volume_id] = (rec, writes - 1)
+    @staticmethod
+    def writing(rec: VolumeRecord, done: asyncio.Future[None]) -> None:
+        """Keep ``rec`` in memory at least until ``done`` (a write of it) is settled: the
+        future holds it, in a callback that has nothing else to do."""
+        done.add_done_callback(partial(_settled, rec))
 
     def newest_first(self, project: str | None, below: Key | None) -> Iterator[VolumeRecord]:
         """``project``'s volumes (every project's for None) in listing order, newest
@@ -367,7 +359,7 @@ class Volumes:
         """On the loop, after a failed write: every record memory holds (and every one
         being removed) made what its row says, in place (flows hold them); one with no
         row is dropped."""
-        held = {**self.removing, **dict(self._live.items())}
+        held = {**self.removing, **self.in_memory()}
         self.removing, self.new, self._count = {}, {}, None
         for vid, rec in held.items():
             row = self._read_only().execute(SELECT_VOLUME, (vid,)).fetchone()
@@ -379,6 +371,10 @@ class Volumes:
             self.keep(rec)
         self.held = {vid: rec for vid, rec in self.held.items()
                      if rec.status is VolumeStatus.EXTENDING and self._live.get(vid) is rec}
+
+
+def _settled(rec: VolumeRecord, written: asyncio.Future[None]) -> None:
+    """A write of ``rec`` is settled: nothing to do but let go of it (``Volumes.writing``)."""
 
 
 class GatewayStore:

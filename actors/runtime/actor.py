@@ -142,6 +142,7 @@ async def when_connected(attempt: Callable[[], Awaitable[T]], within: float) -> 
                 raise
         await asyncio.sleep(RECONNECT_POLL_S)
 
+
 class Link:
     """One socket of an actor: a bound ROUTER or a connected DEALER.
 
