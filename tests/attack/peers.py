@@ -14,6 +14,10 @@ from cinderblock.protocol.wire.codec import PROTOCOL_VERSION
 from cinderblock.protocol.wire.keys import KeyPair, client_keys, curve_client, load_public
 
 NO_REPLY_MS = 1000
+# How long a send waits for a connection to queue on. A server drops a refused peer's
+# connection when its handshake fails, and until the socket reconnects a DEALER has
+# nowhere to put a message: without a bound, its send would wait forever.
+SEND_MS = 300
 
 
 def stranger() -> KeyPair:
@@ -34,6 +38,7 @@ class Peer:
                  user_key: Path | None = None) -> None:
         self.sock: zmq.Socket[bytes] = zmq.Context.instance().socket(kind)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDTIMEO, SEND_MS)
         if identity is not None:
             self.sock.setsockopt(zmq.IDENTITY, identity)
         if user_key is not None:
@@ -46,12 +51,18 @@ class Peer:
 
     def envelope(self, op: str, body: Any = None, *, kind: str = "req", msg_id: int = 1,
                  corr_id: int | None = None, context: dict[str, Any] | None = None,
-                 error: dict[str, Any] | None = None) -> None:
+                 error: dict[str, Any] | None = None) -> bool:
+        """Send one envelope; False when no connection would take it (see ``SEND_MS``).
+        A test that expects an answer finds out at ``reply``."""
         ctx = context if context is not None else {
             "project_id": "attacker", "user_id": "attacker", "roles": ["member"],
             "request_id": f"req-{uuid.uuid4()}"}
-        self.sock.send(msgpack.packb(
-            [PROTOCOL_VERSION, kind, msg_id, corr_id, op, ctx, body, error]))
+        try:
+            self.sock.send(msgpack.packb(
+                [PROTOCOL_VERSION, kind, msg_id, corr_id, op, ctx, body, error]))
+        except zmq.Again:
+            return False
+        return True
 
     def reply(self, timeout_ms: int = 5000) -> list[Any]:
         assert self.sock.poll(timeout_ms), "no reply"
