@@ -37,6 +37,17 @@ class SchemaError(ValueError):
         self.problem = problem
 
 
+class _Every:
+    """Every type: what an ``Any`` field lets through unchecked."""
+
+    def __contains__(self, kind: object) -> bool:
+        return True
+
+
+_EVERY = _Every()
+Passes = frozenset[type] | _Every  # the types of the values a checker returns unchanged
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Field:
     name: str
@@ -44,6 +55,7 @@ class _Field:
     required: bool
     default: Any
     nested: bool  # holds @message values that dump() must convert
+    passes: Passes  # a value of one of these types is taken as it is, without a call
 
 
 _SCHEMAS: dict[type, tuple[_Field, ...]] = {}
@@ -90,13 +102,16 @@ def _check_any(name: str, value: Any) -> Any:
     return value
 
 
-_PRIMITIVES: dict[Any, Checker] = {
-    int: _check_int,
-    float: _check_float,
-    str: _check_str,
-    bool: _check_bool,
-    Any: _check_any,
+# Each primitive's checker, and the types it returns unchanged (an int must be in range,
+# so none of its values is taken unchecked).
+_PRIMITIVES: dict[Any, tuple[Checker, Passes]] = {
+    int: (_check_int, frozenset()),
+    float: (_check_float, frozenset({float})),
+    str: (_check_str, frozenset({str})),
+    bool: (_check_bool, frozenset({bool})),
+    Any: (_check_any, _EVERY),
 }
+_NOTHING: Passes = frozenset()
 
 
 def _optional(inner: Checker) -> Checker:
@@ -151,25 +166,28 @@ def _one_of(kind: type[enum.StrEnum]) -> Checker:
     return check
 
 
-def _checker_for(hint: Any) -> tuple[Checker, bool]:
-    """Return (checker, holds_messages) for one annotation."""
+def _checker_for(hint: Any) -> tuple[Checker, bool, Passes]:
+    """Return (checker, holds_messages, passes) for one annotation."""
     if hint in _PRIMITIVES:
-        return _PRIMITIVES[hint], False
+        check, passes = _PRIMITIVES[hint]
+        return check, False, passes
     if isinstance(hint, type) and issubclass(hint, enum.StrEnum):
-        return _one_of(hint), False
+        return _one_of(hint), False, _NOTHING
     if isinstance(hint, type) and hint in _SCHEMAS:
-        return _nested(hint), True
+        return _nested(hint), True, _NOTHING
     origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, types.UnionType) and type(None) in args:
         (inner,) = [a for a in args if a is not type(None)]
-        check, nested = _checker_for(inner)
-        return _optional(check), nested
+        check, nested, passes = _checker_for(inner)
+        if isinstance(passes, frozenset):
+            passes = passes | {type(None)}
+        return _optional(check), nested, passes
     if origin in (tuple, list) and args:
-        check, nested = _checker_for(args[0])
-        return _list_of(check), nested
+        check, nested, _ = _checker_for(args[0])
+        return _list_of(check), nested, _NOTHING
     if origin is dict and args and args[0] is str:
-        check, nested = _checker_for(args[1])
-        return _map_of(check), nested
+        check, nested, _ = _checker_for(args[1])
+        return _map_of(check), nested, _NOTHING
     raise TypeError(f"unsupported field type in a message: {hint!r}")
 
 
@@ -178,14 +196,17 @@ def message(cls: type[T]) -> type[T]:
     hints = get_type_hints(cls)
     fields: list[_Field] = []
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        check, nested = _checker_for(hints[f.name])
+        if not f.init or f.kw_only:  # parse passes every field, by position
+            raise TypeError(f"{cls.__name__}.{f.name}: a message's fields are all "
+                            "positional __init__ arguments")
+        check, nested, passes = _checker_for(hints[f.name])
         if f.default is not _MISSING:
             default: Any = f.default
         elif f.default_factory is not _MISSING:
             default = f.default_factory()
         else:
             default = _MISSING
-        fields.append(_Field(f.name, check, default is _MISSING, default, nested))
+        fields.append(_Field(f.name, check, default is _MISSING, default, nested, passes))
     _SCHEMAS[cls] = tuple(fields)
     _DUMPERS[cls] = _make_dumper(tuple(fields))
     return cls
@@ -221,20 +242,20 @@ def parse(cls: type[T], raw: Any, strict: bool = True) -> T:
         raw = {}
     if type(raw) is not dict:
         raise SchemaError("", f"body must be a map, got {_describe(raw)}")
-    values: dict[str, Any] = {}
+    values: list[Any] = []  # in the order of the fields
     seen = 0
     for f in schema:
         value = raw.get(f.name, _MISSING)
         if value is _MISSING:
             if f.required:
                 raise SchemaError(f.name, "is required")
-            values[f.name] = f.default
+            values.append(f.default)
         else:
             seen += 1
-            values[f.name] = f.check(f.name, value)
+            values.append(value if type(value) in f.passes else f.check(f.name, value))
     if strict and seen < len(raw):
         _reject_unknown(schema, raw)
-    return cls(**values)
+    return cls(*values)
 
 
 def _reject_unknown(schema: tuple[_Field, ...], raw: dict[Any, Any]) -> None:

@@ -346,6 +346,14 @@ def test_an_unsupported_field_type_fails_when_the_message_is_declared() -> None:
             value: set[int]
 
 
+def test_a_keyword_only_field_fails_when_the_message_is_declared() -> None:
+    with pytest.raises(TypeError, match="positional"):
+        @message
+        @dataclass(frozen=True, slots=True, kw_only=True)
+        class Bad:
+            value: int
+
+
 def test_every_op_names_a_registered_message_type() -> None:
     assert OPS, "the op table is not empty"
     for op, cls in OPS.items():
