@@ -65,9 +65,8 @@ async def test_forged_replies_to_the_gateways_pending_calls_settle_nothing(
             ready.set()
             while not stop.is_set():
                 for corr_id in range(now, now + 2000):
-                    attacker.envelope("quota.reserve", None, kind="rep", msg_id=corr_id,
-                                      corr_id=corr_id, error=FORGED)
-                sent[0] += 2000
+                    sent[0] += attacker.envelope("quota.reserve", None, kind="rep",
+                                                 msg_id=corr_id, corr_id=corr_id, error=FORGED)
         finally:
             attacker.close()
 
