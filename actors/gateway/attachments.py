@@ -100,8 +100,12 @@ class Attachments:
                             att.volume_id)
                 att.move(AttachmentStatus.ERROR_DETACHING)
                 await self.attachments.save(att)
-        for vol in self.gw.store.volumes.attached():
-            await self._reconcile(vol)
+        volumes = self.gw.store.volumes
+        contradicted = [vid for vid, status in volumes.attached()
+                        if self.status_for(vid) is not status]  # records read only for these
+        for vid in contradicted:
+            if (vol := volumes.get(vid)) is not None:
+                await self._reconcile(vol)
 
     async def _reconcile(self, vol: VolumeRecord) -> None:
         try:
@@ -143,9 +147,12 @@ class Attachments:
     def multiattach(self, volume: VolumeRecord) -> bool:
         return volume.multiattach
 
+    def status_for(self, volume_id: str) -> VolumeStatus:
+        """The status a volume has because of its attachments."""
+        return volume_status_for(a.status for a in self.attachments.of_volume(volume_id))
+
     def follow(self, volume: VolumeRecord, status: VolumeStatus | None = None) -> bool:
-        mine = (a.status for a in self.attachments.of_volume(volume.id))
-        new = status or volume_status_for(mine)
+        new = status or self.status_for(volume.id)
         if new is volume.status:
             return False
         check_volume_move(volume.status, new)

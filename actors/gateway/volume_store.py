@@ -144,7 +144,8 @@ SELECT_VOLUMES = (
 )
 SELECT_VOLUME = f"{SELECT_VOLUMES} WHERE v.id=?"
 NEWEST_FIRST = " ORDER BY v.created_at DESC, v.id DESC"
-SELECT_ATTACHED = f"SELECT id FROM volumes WHERE {_UNSETTLED_SQL} AND {_status_in(ATTACHED)}"
+SELECT_ATTACHED = (
+    f"SELECT id, status FROM volumes WHERE {_UNSETTLED_SQL} AND {_status_in(ATTACHED)}")
 RECENT = 65_536  # records kept in memory after their last read (at most ~30 MB)
 UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
@@ -350,10 +351,13 @@ class Volumes:
         gone = sum(1 for rec in self.removing.values() if rec.volume_type.id == type_id)
         return int(rows) + new - gone
 
-    def attached(self) -> list[VolumeRecord]:
-        """The volumes whose status says they are attached, or on the way (``ATTACHED``)."""
-        ids = self._read_only().execute(SELECT_ATTACHED).fetchall()
-        return [rec for (vid,) in ids if (rec := self.get(vid)) is not None]
+    def attached(self) -> list[tuple[str, VolumeStatus]]:
+        """The id and status of each volume whose row says it is attached, or on the way
+        (``ATTACHED``), the status as memory has it if memory holds the volume: one scan
+        of an index, and no record read (a volume in use is most volumes, in a cloud)."""
+        live = self._live
+        return [(vid, rec.status if (rec := live.get(vid)) is not None else VolumeStatus(word))
+                for vid, word in self._read_only().execute(SELECT_ATTACHED)]
 
     def reread(self) -> None:
         """On the loop, after a failed write: every record memory holds (and every one

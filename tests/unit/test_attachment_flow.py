@@ -9,6 +9,7 @@ told to fail, which is all the flows ask of the node.
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -365,6 +366,38 @@ async def test_a_restart_in_the_middle_of_a_delete_leaves_error_detaching_and_in
     gw.attachments = restarted
     assert (await gw.delete(att.id)).status == "detached"
     assert gw.status("v1") == "available"
+
+
+async def test_a_start_reads_the_records_only_of_volumes_their_attachments_contradict(
+    gw: StubGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for vid in ("v1", "v2"):
+        gw.add_volume(vid)
+        att = await gw.create(vid)
+        await gw.update(att.id)
+        await gw.complete(att.id)
+    gw.add_volume("v3", status=VolumeStatus.IN_USE)  # says in use, has no attachment
+    await gw.store.db.flush()
+    restart = tmp_path / "restart"  # the files as a restart finds them, nothing in memory
+    restart.mkdir()
+    for name in ("gateway.db", "gateway.db-wal"):
+        shutil.copy(tmp_path / name, restart / name)
+
+    async with open_gateway_store(restart / "gateway.db") as store:
+        restarted = StubGateway(store)
+        read: list[str] = []
+        get = store.volumes.get
+
+        def counted_get(volume_id: str) -> VolumeRecord | None:
+            read.append(volume_id)
+            return get(volume_id)
+
+        monkeypatch.setattr(store.volumes, "get", counted_get)
+        await restarted.attachments.open()
+
+        assert read == ["v3"], "a volume in use as its attachments say is not read"
+        assert [restarted.status(v) for v in ("v1", "v2", "v3")] == [
+            "in-use", "in-use", "available"]
 
 
 async def test_a_node_that_is_reconnecting_is_asked_again(gw: StubGateway) -> None:
