@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from cinderblock.actors.flow.engine import LinearFlow
@@ -31,6 +31,7 @@ from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Request, when_connected
 from cinderblock.actors.runtime.config import host_of
 from cinderblock.protocol.messages.attachments import (
+    VOLUME_IDS_MAX,
     Attachment,
     AttachmentCreate,
     AttachmentList,
@@ -46,7 +47,7 @@ from cinderblock.protocol.states import (
     volume_status_for,
 )
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import InvalidState, NotFound
+from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
 from cinderblock.protocol.wire.schema import parse
 
 log = logging.getLogger(__name__)
@@ -217,14 +218,21 @@ class Attachments:
         return self.attachment(req.body.attachment_id, req.ctx).view()
 
     def on_list(self, req: Request) -> AttachmentList:
+        """A volume's attachments, or some volumes', found through the volumes (as many
+        as they have); else every attachment the caller may see."""
         body: AttachmentListRequest = req.body
         ctx = req.ctx
         everyone = body.all_projects and ctx.is_admin
-        found = [
-            a.view() for a in self.attachments.by_id.values()
-            if (everyone or a.project_id == ctx.project_id)
-            and (body.volume_id is None or a.volume_id == body.volume_id)
-        ]
+        if body.volume_id is not None and body.volume_ids is not None:
+            raise InvalidInput("give volume_id or volume_ids, not both")
+        wanted = (body.volume_id,) if body.volume_id is not None else body.volume_ids
+        if wanted is not None and len(wanted) > VOLUME_IDS_MAX:
+            raise InvalidInput(f"volume_ids names at most {VOLUME_IDS_MAX} volumes, "
+                               f"not {len(wanted)}")
+        candidates: Iterable[AttachmentRecord] = (
+            self.attachments.by_id.values() if wanted is None else
+            [a for vid in dict.fromkeys(wanted) for a in self.attachments.of_volume(vid)])
+        found = [a.view() for a in candidates if everyone or a.project_id == ctx.project_id]
         found.sort(key=lambda a: a.created_at)
         return AttachmentList(tuple(found))
 

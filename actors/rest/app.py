@@ -174,7 +174,8 @@ class Front:
         volumes, admin = await self._listed(request), self.caller(request).admin
         base = self.base(request)
         if request.path.endswith("/detail"):
-            atts = await self.client_for(request).list_attachments(all_projects=admin)
+            atts = await self.client_for(request).list_attachments(
+                all_projects=admin, volume_ids=[v.id for v in volumes]) if volumes else []
             by_volume: dict[str, list[Any]] = {}
             for a in atts:
                 by_volume.setdefault(a.volume_id, []).append(a)

@@ -20,12 +20,13 @@ qemu-io and qemu-img take before their commands.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from cinderblock.protocol.messages.attachments import (
+    VOLUME_IDS_MAX,
     Attachment,
     AttachmentCreate,
     AttachmentList,
@@ -135,10 +136,23 @@ class AttachmentMethods:
         return await self._attachment("attachment.show", AttachmentRef(attachment_id))
 
     async def list_attachments(
-        self, volume_id: str | None = None, all_projects: bool = False
+        self, volume_id: str | None = None, all_projects: bool = False,
+        volume_ids: Iterable[str] | None = None,
     ) -> list[Attachment]:
-        raw = await self.call("attachment.list", AttachmentListRequest(volume_id, all_projects))
-        return list(parse(AttachmentList, raw, strict=False).attachments)
+        """Every attachment the caller may see, or only those of ``volume_id``, or of
+        ``volume_ids`` (asked for ``VOLUME_IDS_MAX`` volumes at a time)."""
+        if volume_ids is None:
+            raw = await self.call("attachment.list",
+                                  AttachmentListRequest(volume_id, all_projects))
+            return list(parse(AttachmentList, raw, strict=False).attachments)
+        ids = tuple(volume_ids)
+        found: list[Attachment] = []
+        for start in range(0, len(ids), VOLUME_IDS_MAX):
+            body = AttachmentListRequest(volume_id, all_projects,
+                                         ids[start:start + VOLUME_IDS_MAX])
+            raw = await self.call("attachment.list", body)
+            found += parse(AttachmentList, raw, strict=False).attachments
+        return found
 
 
 class SyncAttachmentMethods:
@@ -163,6 +177,7 @@ class SyncAttachmentMethods:
         return self._run(lambda c: c.show_attachment(attachment_id))
 
     def list_attachments(
-        self, volume_id: str | None = None, all_projects: bool = False
+        self, volume_id: str | None = None, all_projects: bool = False,
+        volume_ids: Iterable[str] | None = None,
     ) -> list[Attachment]:
-        return self._run(lambda c: c.list_attachments(volume_id, all_projects))
+        return self._run(lambda c: c.list_attachments(volume_id, all_projects, volume_ids))

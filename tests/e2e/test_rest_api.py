@@ -472,6 +472,11 @@ def test_an_attached_volume_is_extended_from_3_42_and_stays_attached(
                     version="3.44")
     assert done.status == 204
     volume_status(admin_view, vol["id"], "in-use")
+    other = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, other["id"], "available")
+    page = api.call("GET", "/v3/volumes/detail?limit=2", version="3.27").body["volumes"]
+    shown = {v["id"]: [a["attachment_id"] for a in v["attachments"]] for v in page}
+    assert shown == {other["id"]: [], vol["id"]: [att["id"]]}  # a page's own attachments
     extend = {"os-extend": {"new_size": 2}}
     fault(api.call("POST", f"/v3/volumes/{vol['id']}/action", extend, version="3.41"),
           400, "badRequest", "must be available")

@@ -17,7 +17,7 @@ from typing import Any, cast
 import pytest
 
 from cinderblock.actors.flow.engine import LinearFlow
-from cinderblock.actors.gateway.attachment_store import AttachmentStore
+from cinderblock.actors.gateway.attachment_store import AttachmentRecord, AttachmentStore
 from cinderblock.actors.gateway.attachments import Attachments
 from cinderblock.actors.gateway.volume_store import INSERT_VOLUME, GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Request
@@ -330,6 +330,35 @@ async def test_another_projects_volumes_and_attachments_cannot_be_seen(gw: StubG
     mine = await gw.ask("on_list", AttachmentListRequest(), project="p1")
     theirs = await gw.ask("on_list", AttachmentListRequest(), project="p2")
     assert [a.id for a in mine.attachments] == [att.id] and theirs.attachments == ()
+
+
+class _Unscanned(dict[str, AttachmentRecord]):
+    """Attachments by id that must not be gone through one by one."""
+
+    def values(self) -> Any:
+        raise AssertionError("every attachment was gone through")
+
+
+async def test_a_list_for_some_volumes_finds_theirs_through_them_and_no_others(
+    gw: StubGateway, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = {}
+    for vid, project in (("v1", "p1"), ("v2", "p1"), ("v3", "p1"), ("v4", "p2")):
+        gw.add_volume(vid, project=project)
+        made[vid] = (await gw.create(vid) if project == "p1" else
+                     await gw.ask("on_create", AttachmentCreate(vid), project="p2")).id
+    store = gw.attachments.attachments
+    monkeypatch.setattr(store, "by_id", _Unscanned(store.by_id))
+
+    some = await gw.ask("on_list", AttachmentListRequest(volume_ids=("v3", "v1", "v4", "v1")))
+    one = await gw.ask("on_list", AttachmentListRequest(volume_id="v2"))
+
+    assert [a.id for a in some.attachments] == [made["v1"], made["v3"]]  # p2's is not p1's
+    assert [a.id for a in one.attachments] == [made["v2"]]
+    with pytest.raises(InvalidInput, match="not both"):
+        await gw.ask("on_list", AttachmentListRequest(volume_id="v2", volume_ids=("v1",)))
+    with pytest.raises(InvalidInput, match="at most 200 volumes, not 201"):
+        await gw.ask("on_list", AttachmentListRequest(volume_ids=("v1",) * 201))
 
 
 async def test_records_survive_a_restart_of_the_gateway(gw: StubGateway) -> None:
