@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from cinderblock.actors.gateway.paging import FIXED_BYTES, ListingIndex
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.states import AttachmentStatus, check_attachment_move
@@ -92,6 +93,7 @@ class AttachmentStore:
         self.in_transition: set[str] = set()
         # attachments whose removal is being written: a failed one brings the record back
         self._removing: dict[str, AttachmentRecord] = {}
+        self.listing = ListingIndex()  # every record in listing order, for pages
 
     async def open(self) -> None:
         """Load every record (the database is open: its schema made the table)."""
@@ -112,6 +114,8 @@ class AttachmentStore:
                     setattr(mine, name, getattr(rec, name))
                 rec = mine
             self._hold(rec)
+        self.listing = ListingIndex()
+        self.listing.add_all(self.by_id.values())  # one sort
 
     def of_volume(self, volume_id: str) -> list[AttachmentRecord]:
         found = [self.by_id[i] for i in self._by_volume.get(volume_id, ())]
@@ -131,6 +135,8 @@ class AttachmentStore:
     def _drop(self, attachment_id: str) -> None:
         self.in_transition.discard(attachment_id)
         rec = self.by_id.pop(attachment_id, None)
+        if rec is not None:
+            self.listing.remove(rec)
         ids = self._by_volume.get(rec.volume_id) if rec is not None else None
         if rec is not None and ids is not None:
             ids.discard(attachment_id)
@@ -139,6 +145,7 @@ class AttachmentStore:
 
     async def add(self, rec: AttachmentRecord) -> None:
         self._hold(rec)
+        self.listing.add(rec)
         try:
             await self.db.write(INSERT, rec.row())
         except Exception:
@@ -173,6 +180,12 @@ def _settled(removing: dict[str, AttachmentRecord], rec: AttachmentRecord,
     """The removal's batch ended: the record no longer needs bringing back."""
     if removing.get(rec.id) is rec:
         del removing[rec.id]
+
+
+def wire_bytes(rec: AttachmentRecord) -> int:
+    """About how many bytes the record's view takes in a reply (its connector and its
+    connection info, with the NBD credentials, are most of it: about 2 KB in all)."""
+    return FIXED_BYTES + len(json.dumps(rec.connector)) + len(json.dumps(rec.connection_info))
 
 
 def _from_row(row: Any) -> AttachmentRecord:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from cinderblock.actors.flow.engine import LinearFlow
@@ -24,8 +24,13 @@ from cinderblock.actors.gateway.attachment_flows import (
     attachment_delete_api,
     attachment_update_api,
 )
-from cinderblock.actors.gateway.attachment_store import AttachmentRecord, AttachmentStore
+from cinderblock.actors.gateway.attachment_store import (
+    AttachmentRecord,
+    AttachmentStore,
+    wire_bytes,
+)
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
+from cinderblock.actors.gateway.paging import in_memory, page
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Request, when_connected
@@ -219,22 +224,31 @@ class Attachments:
 
     def on_list(self, req: Request) -> AttachmentList:
         """A volume's attachments, or some volumes', found through the volumes (as many
-        as they have); else every attachment the caller may see."""
+        as they have, oldest first); else a page of every attachment the caller may see,
+        newest first, as volumes are paged."""
         body: AttachmentListRequest = req.body
         ctx = req.ctx
         everyone = body.all_projects and ctx.is_admin
+        project = None if everyone else ctx.project_id
         if body.volume_id is not None and body.volume_ids is not None:
             raise InvalidInput("give volume_id or volume_ids, not both")
         wanted = (body.volume_id,) if body.volume_id is not None else body.volume_ids
-        if wanted is not None and len(wanted) > VOLUME_IDS_MAX:
+        if wanted is None:
+            store = self.attachments
+            found, next_marker = page(
+                store.by_id.get, in_memory(store.by_id, store.listing, project), project,
+                lambda rec: True, body.marker, body.limit, wire_bytes)
+            return AttachmentList(tuple(a.view() for a in found), next_marker)
+        if body.limit is not None or body.marker is not None:
+            raise InvalidInput("limit and marker page the list of every attachment; a "
+                               "volume's are listed whole")
+        if len(wanted) > VOLUME_IDS_MAX:
             raise InvalidInput(f"volume_ids names at most {VOLUME_IDS_MAX} volumes, "
                                f"not {len(wanted)}")
-        candidates: Iterable[AttachmentRecord] = (
-            self.attachments.by_id.values() if wanted is None else
-            [a for vid in dict.fromkeys(wanted) for a in self.attachments.of_volume(vid)])
-        found = [a.view() for a in candidates if everyone or a.project_id == ctx.project_id]
-        found.sort(key=lambda a: a.created_at)
-        return AttachmentList(tuple(found))
+        theirs = [a for vid in dict.fromkeys(wanted) for a in self.attachments.of_volume(vid)
+                  if project is None or a.project_id == project]
+        theirs.sort(key=lambda a: a.created_at)
+        return AttachmentList(tuple(a.view() for a in theirs))
 
     def statistics(self) -> dict[str, int]:
         return {"attachments": len(self.attachments.by_id), "locked_volumes": len(self.locks)}

@@ -35,7 +35,7 @@ from cinderblock.actors.gateway.guards import (
 )
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.lifecycle_checks import release_claim
-from cinderblock.actors.gateway.paging import page
+from cinderblock.actors.gateway.paging import page, wire_bytes
 from cinderblock.actors.gateway.peers import PeerWatch
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
@@ -354,7 +354,7 @@ class Gateway(Actor):
         volumes = self.store.volumes
         found, next_marker = page(
             volumes.get, partial(volumes.newest_first, project), project,
-            lambda rec: _listed(rec, body), body.marker, body.limit,
+            lambda rec: _listed(rec, body), body.marker, body.limit, wire_bytes,
         )
         return VolumeList(tuple(rec.view() for rec in found), next_marker)
 

@@ -54,7 +54,7 @@ from cinderblock.actors.gateway.lifecycle_flows import (
     volume_delete_api,
     volume_extend_api,
 )
-from cinderblock.actors.gateway.paging import in_memory, page
+from cinderblock.actors.gateway.paging import in_memory, page, wire_bytes
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
@@ -384,7 +384,7 @@ class GatewayLifecycle:
             project,
             lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)
             and (body.status is None or rec.status.value == body.status),
-            body.marker, body.limit,
+            body.marker, body.limit, wire_bytes,
         )
         return SnapshotList(tuple(rec.view() for rec in found), next_marker)
 

@@ -1,9 +1,9 @@
 """Paged listing, as Cinder's ``limit`` and ``marker``: newest first, a page at a time.
 
 A page holds at most ``PAGE_MAX`` records (Cinder's ``osapi_max_limit``) and
-at most about ``PAGE_BYTES`` of them on the wire (a volume may carry 128
-metadata items), so one reply stays below the 1 MiB frame limit however many
-volumes exist and whatever they carry.
+at most about ``PAGE_BYTES`` of them on the wire, by its caller's measure (a volume
+may carry 128 metadata items, an attachment its NBD credentials), so one reply stays
+below the 1 MiB frame limit however many records exist and whatever they carry.
 ``marker`` is the id of the last record of the previous page; the reply's
 ``next_marker`` is set when more records follow. Records are ordered by
 (created_at, id), newest first, so pages neither repeat nor skip a record
@@ -13,8 +13,8 @@ that existed throughout the listing.
 reads only as many as it returns (and one more), so a page costs the same with a
 hundred records or a million (a scan of every record took 98 ms at 100,000). Volumes
 come from the gateway's file through its listing indexes (``volume_store.Volumes``);
-snapshots, held in memory, from a ``ListingIndex``, which keeps those keys sorted over
-all records and per project (``in_memory``). It changes only with the store's own add
+snapshots and attachments, held in memory, from a ``ListingIndex``, which keeps those keys
+sorted over all records and per project (``in_memory``). It changes only with the store's own add
 and remove, on the event loop, and a page is read in one synchronous step, so no page
 sees it half-changed.
 """
@@ -33,13 +33,20 @@ PAGE_BYTES = 512 * 1024
 FIXED_BYTES = 512  # ids, numbers, statuses, a host and the field names of one record
 
 
-class Listed(Protocol):
+class Ordered(Protocol):
+    """What orders a record in a listing, and whose it is."""
+
     @property
     def id(self) -> str: ...
     @property
     def project_id(self) -> str: ...
     @property
     def created_at(self) -> float: ...
+
+
+class Listed(Ordered, Protocol):
+    """A volume or a snapshot: a record whose texts make its size on the wire."""
+
     @property
     def name(self) -> str | None: ...
     @property
@@ -50,7 +57,7 @@ class Listed(Protocol):
     def metadata(self) -> dict[str, str]: ...
 
 
-R = TypeVar("R", bound=Listed)
+R = TypeVar("R", bound=Ordered)
 
 
 Key = tuple[float, str]  # (created_at, id)
@@ -58,7 +65,7 @@ Key = tuple[float, str]  # (created_at, id)
 
 # (created_at, id) of a record; attrgetter, in C, is about twice as fast as a def here,
 # which a start pays a million times in its sort
-_order: Callable[[Listed], Key] = attrgetter("created_at", "id")
+_order: Callable[[Ordered], Key] = attrgetter("created_at", "id")
 
 
 class ListingIndex:
@@ -70,14 +77,14 @@ class ListingIndex:
     """
 
     def __init__(self) -> None:
-        self._all: list[Listed] = []
-        self._by_project: dict[str, list[Listed]] = {}
+        self._all: list[Ordered] = []
+        self._by_project: dict[str, list[Ordered]] = {}
 
-    def add(self, rec: Listed) -> None:
+    def add(self, rec: Ordered) -> None:
         for records in (self._all, self._by_project.setdefault(rec.project_id, [])):
             _insert(records, rec)
 
-    def add_all(self, recs: Iterable[Listed]) -> None:
+    def add_all(self, recs: Iterable[Ordered]) -> None:
         """Add many at once (a start): one sort, in whatever order they come."""
         ordered = sorted(recs, key=_order)
         if self._all:
@@ -88,7 +95,7 @@ class ListingIndex:
         for rec in ordered:
             self._by_project.setdefault(rec.project_id, []).append(rec)
 
-    def remove(self, rec: Listed) -> None:
+    def remove(self, rec: Ordered) -> None:
         key = _order(rec)
         for records in (self._all, self._by_project.get(rec.project_id, [])):
             at = bisect_left(records, key, key=_order)
@@ -109,7 +116,7 @@ class ListingIndex:
         return len(self._all)
 
 
-def _insert(records: list[Listed], rec: Listed) -> None:
+def _insert(records: list[Ordered], rec: Ordered) -> None:
     if not records or _order(records[-1]) < _order(rec):
         records.append(rec)  # the usual case: a new record is the newest
     else:
@@ -119,11 +126,13 @@ def _insert(records: list[Listed], rec: Listed) -> None:
 def page(
     find: Callable[[str], R | None], newest_first: Callable[[Key | None], Iterable[R]],
     project: str | None, matches: Callable[[R], bool], marker: str | None, limit: int | None,
+    size_of: Callable[[R], int],
 ) -> tuple[list[R], str | None]:
     """The records of ``project`` (None: every project) that match the filter, after
-    ``marker``, newest first, at most ``limit`` (and ``PAGE_MAX``) of them; and the
-    marker of the next page (None on the last). ``find`` finds a record by id;
-    ``newest_first`` gives the records of ``project`` in listing order, below a key.
+    ``marker``, newest first, at most ``limit`` (and ``PAGE_MAX``) of them, and about
+    ``PAGE_BYTES`` by ``size_of``; and the marker of the next page (None on the last).
+    ``find`` finds a record by id; ``newest_first`` gives the records of ``project`` in
+    listing order, below a key.
 
     A marker that names no record of ``project`` is refused. It need not match the
     filter: a volume may change status while its lister pages on.
@@ -145,7 +154,7 @@ def page(
             found.append(rec)
     budget = PAGE_BYTES
     for n, rec in enumerate(found[:size]):
-        budget -= wire_bytes(rec)
+        budget -= size_of(rec)
         if budget < 0 and n:
             return found[:n], found[n - 1].id
     if len(found) > size:

@@ -19,7 +19,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
@@ -502,8 +502,14 @@ class Front:
     async def attachment_list(self, request: web.Request) -> web.Response:
         self._need(request, "3.27", "attachments")
         admin = self.caller(request).admin
-        atts = await self.client_for(request).list_attachments(
-            request.query.get("volume_id"), admin and flag(request.query.get("all_tenants")))
+        q = request.query
+        limit, marker = _int_param(q, "limit"), q.get("marker")
+        everyone, client = admin and flag(q.get("all_tenants")), self.client_for(request)
+        if "volume_id" in q:  # a volume's attachments, few: paged here
+            atts = _after(await client.list_attachments(q["volume_id"], everyone), marker)
+            atts = atts[:limit]
+        else:
+            atts = await client.list_attachments(None, everyone, limit=limit, marker=marker)
         out = [views.attachment(a) for a in atts]
         return json_response({"attachments": out})
 
@@ -517,6 +523,12 @@ class Front:
             raise not_found(f"The resource could not be found ({what} need {version}).")
 
 
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+L = TypeVar("L", bound=_Identified)  # a volume or an attachment, as listed
 CREATE_FIELDS = frozenset({
     "name", "description", "display_name", "display_description", "volume_type", "metadata",
     "snapshot_id", "source_volid", "consistencygroup_id", "size", "availability_zone",
@@ -538,14 +550,14 @@ def create_body(vol: dict[str, Any]) -> VolumeCreate:
     )
 
 
-def _after(volumes: list[Volume], marker: str | None) -> list[Volume]:
-    """The volumes after ``marker`` (a volume id) in this order; all without one."""
+def _after(listed: list[L], marker: str | None) -> list[L]:
+    """What comes after ``marker`` (an id) in this order; all without one."""
     if marker is None:
-        return volumes
-    ids = [v.id for v in volumes]
+        return listed
+    ids = [item.id for item in listed]
     if marker not in ids:
         raise bad_request(f"marker [{marker}] not found")
-    return volumes[ids.index(marker) + 1:]
+    return listed[ids.index(marker) + 1:]
 
 
 def _int_param(q: Any, name: str) -> int | None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.messages.attachments import (
     VOLUME_IDS_MAX,
     Attachment,
@@ -137,19 +138,30 @@ class AttachmentMethods:
 
     async def list_attachments(
         self, volume_id: str | None = None, all_projects: bool = False,
-        volume_ids: Iterable[str] | None = None,
+        volume_ids: Iterable[str] | None = None, limit: int | None = None,
+        marker: str | None = None,
     ) -> list[Attachment]:
-        """Every attachment the caller may see, or only those of ``volume_id``, or of
-        ``volume_ids`` (asked for ``VOLUME_IDS_MAX`` volumes at a time)."""
+        """Every attachment the caller may see, newest first (page by page, or the first
+        ``limit`` after ``marker``, an attachment id of an earlier listing); or all of
+        ``volume_id``'s, or of ``volume_ids``' (asked ``VOLUME_IDS_MAX`` at a time)."""
+        if volume_id is None and volume_ids is None:
+            async def fetch(left: int | None, after: str | None
+                            ) -> tuple[tuple[Attachment, ...], str | None]:
+                body = AttachmentListRequest(None, all_projects, None, left, after)
+                reply = parse(AttachmentList, await self.call("attachment.list", body),
+                              strict=False)
+                return reply.attachments, reply.next_marker
+
+            return await read_pages(fetch, limit, marker)
         if volume_ids is None:
-            raw = await self.call("attachment.list",
-                                  AttachmentListRequest(volume_id, all_projects))
+            body = AttachmentListRequest(volume_id, all_projects, None, limit, marker)
+            raw = await self.call("attachment.list", body)
             return list(parse(AttachmentList, raw, strict=False).attachments)
         ids = tuple(volume_ids)
         found: list[Attachment] = []
         for start in range(0, len(ids), VOLUME_IDS_MAX):
             body = AttachmentListRequest(volume_id, all_projects,
-                                         ids[start:start + VOLUME_IDS_MAX])
+                                         ids[start:start + VOLUME_IDS_MAX], limit, marker)
             raw = await self.call("attachment.list", body)
             found += parse(AttachmentList, raw, strict=False).attachments
         return found
@@ -178,6 +190,8 @@ class SyncAttachmentMethods:
 
     def list_attachments(
         self, volume_id: str | None = None, all_projects: bool = False,
-        volume_ids: Iterable[str] | None = None,
+        volume_ids: Iterable[str] | None = None, limit: int | None = None,
+        marker: str | None = None,
     ) -> list[Attachment]:
-        return self._run(lambda c: c.list_attachments(volume_id, all_projects, volume_ids))
+        return self._run(lambda c: c.list_attachments(volume_id, all_projects, volume_ids,
+                                                      limit, marker))

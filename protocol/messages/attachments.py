@@ -50,6 +50,8 @@ class AttachmentListRequest:
     all_projects: bool = False
     # only these volumes' attachments (a page of volumes shown with theirs)
     volume_ids: tuple[str, ...] | None = None
+    limit: int | None = None  # without volumes named: a page, newest first, as volumes'
+    marker: str | None = None  # the last attachment id of the previous page
 
 
 @message
@@ -73,6 +75,7 @@ class Attachment:
 @dataclass(frozen=True, slots=True)
 class AttachmentList:
     attachments: tuple[Attachment, ...] = ()
+    next_marker: str | None = None  # set when another page follows
 
 
 @message

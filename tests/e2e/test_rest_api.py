@@ -477,6 +477,15 @@ def test_an_attached_volume_is_extended_from_3_42_and_stays_attached(
     page = api.call("GET", "/v3/volumes/detail?limit=2", version="3.27").body["volumes"]
     shown = {v["id"]: [a["attachment_id"] for a in v["attachments"]] for v in page}
     assert shown == {other["id"]: [], vol["id"]: [att["id"]]}  # a page's own attachments
+    listed = api.call("GET", "/v3/attachments?limit=1", version="3.27").body["attachments"]
+    after = api.call("GET", f"/v3/attachments?marker={att['id']}", version="3.27")
+    of_volume = api.call("GET", f"/v3/attachments?volume_id={vol['id']}&limit=1",
+                         version="3.27").body["attachments"]
+    assert [a["id"] for a in listed] == [att["id"]]  # the newest first
+    assert att["id"] not in [a["id"] for a in after.body["attachments"]]
+    assert [a["id"] for a in of_volume] == [att["id"]]
+    fault(api.call("GET", "/v3/attachments?marker=nonesuch", version="3.27"),
+          400, "badRequest", "not found")
     extend = {"os-extend": {"new_size": 2}}
     fault(api.call("POST", f"/v3/volumes/{vol['id']}/action", extend, version="3.41"),
           400, "badRequest", "must be available")

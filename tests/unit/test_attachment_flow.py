@@ -361,6 +361,35 @@ async def test_a_list_for_some_volumes_finds_theirs_through_them_and_no_others(
         await gw.ask("on_list", AttachmentListRequest(volume_ids=("v1",) * 201))
 
 
+async def test_every_attachment_is_listed_a_page_at_a_time_newest_first(
+    gw: StubGateway, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = []
+    for n in range(5):
+        gw.add_volume(f"v{n}")
+        made.append((await gw.create(f"v{n}")).id)
+    gw.add_volume("theirs", project="p2")
+    theirs = (await gw.ask("on_create", AttachmentCreate("theirs"), project="p2")).id
+    store = gw.attachments.attachments
+    await gw.delete(made[2])  # a reserved one is deleted at once: no longer listed
+    monkeypatch.setattr(store, "by_id", _Unscanned(store.by_id))
+
+    first = await gw.ask("on_list", AttachmentListRequest(limit=2))
+    second = await gw.ask("on_list", AttachmentListRequest(limit=2, marker=first.next_marker))
+    everyone = await gw.ask("on_list", AttachmentListRequest(all_projects=True), project="p1")
+
+    assert [a.id for a in first.attachments] == [made[4], made[3]]
+    assert first.next_marker == made[3]
+    assert [a.id for a in second.attachments] == [made[1], made[0]]
+    assert second.next_marker is None
+    assert [a.id for a in everyone.attachments] == [made[4], made[3], made[1], made[0]], \
+        "all_projects is for admins"
+    with pytest.raises(InvalidInput, match="not found"):
+        await gw.ask("on_list", AttachmentListRequest(marker=theirs))  # another project's
+    with pytest.raises(InvalidInput, match="listed whole"):
+        await gw.ask("on_list", AttachmentListRequest(volume_id="v1", limit=1))
+
+
 async def test_records_survive_a_restart_of_the_gateway(gw: StubGateway) -> None:
     gw.add_volume("v1")
     att = await gw.create("v1", instance_id="vm-1", mode="ro")

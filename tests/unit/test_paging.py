@@ -51,7 +51,7 @@ def listed(records: dict[str, Rec], marker: str | None = None, limit: int | None
            matches: Callable[[Rec], bool] = everyone, project: str | None = None,
            ) -> tuple[list[str], str | None]:
     found, nxt = page(records.get, in_memory(records, indexed(records), project), project,
-                      matches, marker, limit)
+                      matches, marker, limit, wire_bytes)
     return [r.id for r in found], nxt
 
 
@@ -115,7 +115,8 @@ def test_removed_records_leave_the_listing_and_out_of_order_adds_take_their_plac
     late = Rec("v00099", 0.5)  # created long ago, known only now (a reload, a clock step)
     records[late.id] = late
     index.add(late)
-    found, _ = page(records.get, in_memory(records, index, None), None, everyone, None, None)
+    found, _ = page(records.get, in_memory(records, index, None), None, everyone, None, None,
+                    wire_bytes)
     assert [r.id for r in found] == ["v00005", "v00003", "v00002", "v00099", "v00001", "v00000"]
     index.remove(late)
     index.remove(late)  # removing twice changes nothing
@@ -132,7 +133,7 @@ def test_a_page_reads_only_the_records_it_returns_whatever_the_store_holds() -> 
         return True
 
     found, marker = page(records.get, in_memory(records, index, "p"), "p", counting, "v50000",
-                         20)
+                         20, wire_bytes)
     assert len(found) == 20 and marker == found[-1].id
     assert len(read) == 21, "one record past the page tells whether another page follows"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, AttachmentStore
-from cinderblock.actors.gateway.paging import page
+from cinderblock.actors.gateway.paging import page, wire_bytes
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import INSERT_VOLUME, GatewayStore
 from cinderblock.actors.runtime.database import WriteFailed, failure_reason
@@ -27,7 +27,7 @@ V = VolumeStatus
 
 def _listed(store: GatewayStore) -> list[str]:
     found, _ = page(store.volumes.get, partial(store.volumes.newest_first, None), None,
-                    lambda rec: True, None, None)
+                    lambda rec: True, None, None, wire_bytes)
     return [rec.id for rec in found]
 
 
