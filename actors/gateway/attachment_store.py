@@ -182,7 +182,7 @@ def _settled(removing: dict[str, AttachmentRecord], rec: AttachmentRecord,
         del removing[rec.id]
 
 
-def wire_bytes(rec: AttachmentRecord) -> int:
+def attachment_bytes(rec: AttachmentRecord) -> int:
     """About how many bytes the record's view takes in a reply (its connector and its
     connection info, with the NBD credentials, are most of it: about 2 KB in all)."""
     return FIXED_BYTES + len(json.dumps(rec.connector)) + len(json.dumps(rec.connection_info))

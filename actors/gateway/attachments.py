@@ -27,7 +27,7 @@ from cinderblock.actors.gateway.attachment_flows import (
 from cinderblock.actors.gateway.attachment_store import (
     AttachmentRecord,
     AttachmentStore,
-    wire_bytes,
+    attachment_bytes,
 )
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
 from cinderblock.actors.gateway.paging import in_memory, page
@@ -237,7 +237,7 @@ class Attachments:
             store = self.attachments
             found, next_marker = page(
                 store.by_id.get, in_memory(store.by_id, store.listing, project), project,
-                lambda rec: True, body.marker, body.limit, wire_bytes)
+                lambda rec: True, body.marker, body.limit, attachment_bytes)
             return AttachmentList(tuple(a.view() for a in found), next_marker)
         if body.limit is not None or body.marker is not None:
             raise InvalidInput("limit and marker page the list of every attachment; a "

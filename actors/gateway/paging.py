@@ -13,10 +13,10 @@ that existed throughout the listing.
 reads only as many as it returns (and one more), so a page costs the same with a
 hundred records or a million (a scan of every record took 98 ms at 100,000). Volumes
 come from the gateway's file through its listing indexes (``volume_store.Volumes``);
-snapshots and attachments, held in memory, from a ``ListingIndex``, which keeps those keys
-sorted over all records and per project (``in_memory``). It changes only with the store's own add
-and remove, on the event loop, and a page is read in one synchronous step, so no page
-sees it half-changed.
+snapshots and attachments, held in memory, from a ``ListingIndex``, which keeps those
+keys sorted over all records and per project (``in_memory``). It changes only with the
+store's own add and remove, on the event loop, and a page is read in one synchronous
+step, so no page sees it half-changed.
 """
 
 from __future__ import annotations
