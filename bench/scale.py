@@ -19,6 +19,13 @@ unlimited in this cluster, so the quota actor's usage need not count them):
 * the time from a gateway restart (SIGTERM, start again on the same endpoint) to its
   first answer.
 
+With ``--attached M`` (direct fill only), the newest M of the N volumes are written in
+use, one attachment each, whose rows are shaped like a real one's (a connector, and
+connection info with an NBD export's TLS credentials: about 2 KB packed); the restart
+and the memory then include them, and ``attachments`` reports the median time of a page
+of 20 attachments and of the attachments of 20 volumes in use (what the REST front's
+``GET /volumes/detail`` asks for a page of volumes).
+
 Every figure comes from one run on one machine; compare the empty and full columns of
 the same run, never figures of different runs.
 """
@@ -98,9 +105,34 @@ VOLUME_COLUMNS = (
 )
 
 
-def fill_direct(cluster: Cluster, target: Target, volumes: int) -> tuple[float, int]:
+ATTACHMENT_COLUMNS = (
+    "id, volume_id, project_id, instance_id, status, attach_mode, host, connector, "
+    "connection_info, created_at, updated_at, attached_at"
+)
+# What a node's export answers, in size: a PEM CA and client certificate (P-256) and key.
+CONNECTOR = json.dumps({"host": "compute-1", "initiator": "iqn.1993-08.org.debian:01:c0ffee",
+                        "mountpoint": "/dev/vdb"})
+
+
+def _connection_info(volume_id: str, attachment_id: str) -> str:
+    pem = "-----BEGIN CERTIFICATE-----\n" + "A" * 64 * 9 + "\n-----END CERTIFICATE-----\n"
+    key = "-----BEGIN PRIVATE KEY-----\n" + "B" * 64 * 3 + "\n-----END PRIVATE KEY-----\n"
+    return json.dumps({"driver_volume_type": "nbd", "data": {
+        "host": "127.0.0.1", "port": 10809, "export_name": f"volume-{volume_id}.{attachment_id}",
+        "tls": True, "ca_cert": pem, "client_cert": pem, "client_key": key}})
+
+
+def _attachment(volume: list[Any]) -> tuple[Any, ...]:
+    aid, when = str(uuid.uuid4()), volume[11]
+    return (aid, volume[0], volume[1], str(uuid.uuid4()), "attached", "rw", "compute-1",
+            CONNECTOR, _connection_info(volume[0], aid), when, when, when)
+
+
+def fill_direct(cluster: Cluster, target: Target, volumes: int, attached: int = 0
+                ) -> tuple[float, int]:
     """Write ``volumes`` rows into the stopped gateway's file, copies of the newest volume
-    a create made, and start it again; return the fill rate and the gateway's new pid."""
+    a create made (the newest ``attached`` of them in use, an attachment each), and start
+    it again; return the fill rate and the gateway's new pid."""
     cluster.stop_actor("gateway")
     start = time.perf_counter()
     conn = sqlite3.connect(cluster.cfg.path("gateway.db"))
@@ -110,8 +142,20 @@ def fill_direct(cluster: Cluster, target: Target, volumes: int) -> tuple[float, 
             "ORDER BY created_at DESC LIMIT 1", (PROJECT,)).fetchone())
         oldest = conn.execute("SELECT min(created_at) FROM volumes").fetchone()[0]
         rows = (_copy(template, oldest - (volumes - n) * 0.001) for n in range(volumes))
+        in_use: list[list[Any]] = []
+
+        def noted(row: list[Any], n: int) -> list[Any]:
+            if n >= volumes - attached:
+                row[6] = "in-use"
+                in_use.append(row)
+            return row
+
         conn.executemany(
-            f"INSERT INTO volumes ({VOLUME_COLUMNS}) VALUES ({', '.join('?' * 16)})", rows)
+            f"INSERT INTO volumes ({VOLUME_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+            (noted(row, n) for n, row in enumerate(rows)))
+        conn.executemany(
+            f"INSERT INTO attachments ({ATTACHMENT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
+            (_attachment(row) for row in in_use))
         conn.commit()
     finally:
         conn.close()
@@ -219,7 +263,20 @@ async def restart_to_first_answer(cluster: Cluster, target: Target,
                 await asyncio.sleep(0.02)
 
 
-def run(volumes: int, creates: int, fill_with: str = "client") -> dict[str, Any]:
+async def attachment_pages(target: Target, attached: int) -> dict[str, Any]:
+    """How many attachments a page of 20 holds, and the median ms of such a page and of
+    the attachments of 20 volumes in use (the volumes of that page)."""
+    async with target.client() as user:
+        page_of_volumes = [a.volume_id for a in await user.list_attachments(limit=PAGE)]
+        return {"count": attached, "page_holds": len(page_of_volumes), "page_ms": {
+            "page": await _median_ms(lambda: user.list_attachments(limit=PAGE)),
+            "of_a_page_of_volumes": await _median_ms(
+                lambda: user.list_attachments(volume_ids=page_of_volumes)),
+        }}
+
+
+def run(volumes: int, creates: int, fill_with: str = "client", attached: int = 0
+        ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cinderblock-scale-") as tmp:
         cfg = with_quota_defaults(embedded(Path(tmp), backend="null", nodes=2),
                                   volumes=-1, gigabytes=-1)
@@ -240,7 +297,7 @@ def run(volumes: int, creates: int, fill_with: str = "client") -> dict[str, Any]
                 asyncio.run(page_times(target, 0))
             rss0 = rss_bytes(gateway_pid)
             if fill_with == "direct":
-                rate, gateway_pid = fill_direct(cluster, target, volumes)
+                rate, gateway_pid = fill_direct(cluster, target, volumes, attached)
                 asyncio.run(page_times(target, 0))
             else:
                 rate = asyncio.run(fill(target, volumes))
@@ -253,6 +310,8 @@ def run(volumes: int, creates: int, fill_with: str = "client") -> dict[str, Any]
                 "no_lister": asyncio.run(creates_while(target, creates, False)),
                 "with_lister": asyncio.run(creates_while(target, creates, True)),
             }
+            if attached:
+                result["attachments"] = asyncio.run(attachment_pages(target, attached))
             result["restart_to_first_answer_s"] = asyncio.run(
                 restart_to_first_answer(cluster, target))
     full, empty = result["full"]["page_ms"], result["empty"]["page_ms"]
@@ -269,11 +328,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fill", choices=("client", "direct"), default="client",
                    help="create the volumes through the client library, or write their "
                         "rows into the stopped gateway's file (fast)")
+    p.add_argument("--attached", type=int, default=0,
+                   help="with --fill direct: how many of the volumes are in use, an "
+                        "attachment each")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.volumes < 1 or args.creates < 1:
         p.error("--volumes and --creates must be at least 1")
-    result = run(args.volumes, args.creates, args.fill)
+    if not 0 <= args.attached <= args.volumes or (args.attached and args.fill != "direct"):
+        p.error("--attached takes 0 to --volumes, with --fill direct")
+    result = run(args.volumes, args.creates, args.fill, args.attached)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
 

@@ -21,7 +21,7 @@ def test_a_small_scale_run_reports_pages_creates_memory_and_restart() -> None:
 
 
 def test_a_direct_fill_writes_the_rows_into_the_stopped_gateway_and_reports_the_same() -> None:
-    result = scale.run(volumes=300, creates=20, fill_with="direct")
+    result = scale.run(volumes=300, creates=20, fill_with="direct", attached=100)
 
     assert result["fill"] == "direct"
     assert set(result["full"]["page_ms"]) == {"first_page", "deep_marker",
@@ -30,3 +30,7 @@ def test_a_direct_fill_writes_the_rows_into_the_stopped_gateway_and_reports_the_
     assert isinstance(result["gateway_bytes_per_volume"], float)
     assert result["full"]["with_lister"]["pages_listed"] > 0
     assert result["restart_to_first_answer_s"] > 0
+    assert result["attachments"]["count"] == 100
+    assert result["attachments"]["page_holds"] == 20  # the rows were read, and are paged
+    pages = result["attachments"]["page_ms"]
+    assert set(pages) == {"page", "of_a_page_of_volumes"} and all(ms > 0 for ms in pages.values())
