@@ -109,12 +109,13 @@ ATTACHMENT_COLUMNS = (
     "id, volume_id, project_id, instance_id, status, attach_mode, host, connector, "
     "connection_info, created_at, updated_at, attached_at"
 )
-# What a node's export answers, in size: a PEM CA and client certificate (P-256) and key.
 CONNECTOR = json.dumps({"host": "compute-1", "initiator": "iqn.1993-08.org.debian:01:c0ffee",
                         "mountpoint": "/dev/vdb"})
 
 
 def _connection_info(volume_id: str, attachment_id: str) -> str:
+    """What a node's export answers, in size: a PEM CA and client certificate (P-256) and
+    a key."""
     pem = "-----BEGIN CERTIFICATE-----\n" + "A" * 64 * 9 + "\n-----END CERTIFICATE-----\n"
     key = "-----BEGIN PRIVATE KEY-----\n" + "B" * 64 * 3 + "\n-----END PRIVATE KEY-----\n"
     return json.dumps({"driver_volume_type": "nbd", "data": {
@@ -277,6 +278,8 @@ async def attachment_pages(target: Target, attached: int) -> dict[str, Any]:
 
 def run(volumes: int, creates: int, fill_with: str = "client", attached: int = 0
         ) -> dict[str, Any]:
+    if attached and fill_with != "direct":
+        raise ValueError("attached volumes are written by the direct fill only")
     with tempfile.TemporaryDirectory(prefix="cinderblock-scale-") as tmp:
         cfg = with_quota_defaults(embedded(Path(tmp), backend="null", nodes=2),
                                   volumes=-1, gigabytes=-1)
