@@ -167,9 +167,7 @@ class SnapshotStore:
             self.by_volume.setdefault(rec.volume_id, set()).add(rec.id)
         self.listing.add_all(records)
         for volume_id, snapshot_id, source_volid in sources:
-            source = snapshot_id or source_volid
-            if source:
-                self.clones.setdefault(source, set()).add(volume_id)
+            self._add_clone(volume_id, snapshot_id or source_volid)
 
     # ---- snapshots -------------------------------------------------------
     def _remember(self, rec: SnapshotRecord) -> None:
@@ -247,9 +245,11 @@ class SnapshotStore:
 
     # ---- volume sources and locks -----------------------------------------
     def remember_source(self, rec: Copied) -> None:
-        source = rec.snapshot_id or rec.source_volid
+        self._add_clone(rec.id, rec.snapshot_id or rec.source_volid)
+
+    def _add_clone(self, volume_id: str, source: str | None) -> None:
         if source:
-            self.clones.setdefault(source, set()).add(rec.id)
+            self.clones.setdefault(source, set()).add(volume_id)
 
     def forget_source(self, rec: Copied) -> None:
         source = rec.snapshot_id or rec.source_volid

@@ -356,7 +356,7 @@ class Volumes:
         (``ATTACHED``), the status as memory has it if memory holds the volume: one scan
         of an index, and no record read (a volume in use is most volumes, in a cloud)."""
         live = self._live
-        return [(vid, rec.status if (rec := live.get(vid)) is not None else VolumeStatus(word))
+        return [(vid, rec.status if (rec := live.get(vid)) is not None else _STATUSES[word])
                 for vid, word in self._read_only().execute(SELECT_ATTACHED)]
 
     def reread(self) -> None:
