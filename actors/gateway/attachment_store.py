@@ -1,10 +1,16 @@
-"""The gateway's attachment records: in memory and in its own SQLite file.
+"""The gateway's attachment records: in its own SQLite file, and in memory the ones in use.
 
 The table lives in the gateway's file (``GatewayStore.db``, one writer: the
 gateway) and all its SQL is here. As for volumes, every change is written
 through the group-commit ``Database`` before anyone is told about it. A
 deleted attachment's row goes (Cinder keeps a soft-deleted one; nothing here
 reads it back).
+
+Records are read when asked for, as volumes are (``volume_store.Volumes``): by id,
+by volume, a page at a time in listing order, and those attaching or detaching
+through a partial index. In a cloud most volumes are in use, each with an attachment
+of 3 to 5 KB in memory (its connector and its connection info), so a start that loaded
+every row took about 20 µs and those kilobytes an attachment.
 """
 
 from __future__ import annotations
@@ -13,25 +19,44 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Callable
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from cinderblock.actors.gateway.paging import FIXED_BYTES, ListingIndex
+from cinderblock.actors.gateway.paging import FIXED_BYTES, Key
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.attachments import Attachment
-from cinderblock.protocol.states import AttachmentStatus, check_attachment_move
+from cinderblock.protocol.states import (
+    EXPORTED,
+    AttachmentStatus,
+    VolumeStatus,
+    check_attachment_move,
+)
 
-SCHEMA = """
+IN_TRANSITION = (AttachmentStatus.ATTACHING, AttachmentStatus.DETACHING)
+_IN_TRANSITION_SQL = (
+    f"status IN ({', '.join(repr(s.value) for s in IN_TRANSITION)})")
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS attachments (
     id TEXT PRIMARY KEY, volume_id TEXT NOT NULL, project_id TEXT NOT NULL, instance_id TEXT,
     status TEXT NOT NULL, attach_mode TEXT, host TEXT, connector TEXT NOT NULL,
     connection_info TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
     attached_at REAL
 );
-CREATE INDEX IF NOT EXISTS attachments_volume ON attachments (volume_id);
+CREATE INDEX IF NOT EXISTS attachments_volume ON attachments (volume_id, status);
+CREATE INDEX IF NOT EXISTS attachments_listing ON attachments (created_at, id);
+CREATE INDEX IF NOT EXISTS attachments_project_listing
+    ON attachments (project_id, created_at, id);
+CREATE INDEX IF NOT EXISTS attachments_in_transition ON attachments (updated_at)
+    WHERE {_IN_TRANSITION_SQL};
 """
+# 4 -> 5 (gateway.db): attachments are read when asked for. Their volume index gains
+# the status (a start judges every volume in use by its attachments' statuses alone),
+# and the schema adds the listing and in-transition indexes.
+MIGRATION = "DROP INDEX IF EXISTS attachments_volume;"
 _COLUMNS = (
     "id, volume_id, project_id, instance_id, status, attach_mode, host, connector, "
     "connection_info, created_at, updated_at, attached_at"
@@ -42,10 +67,39 @@ UPDATE = (
     "updated_at=?, attached_at=? WHERE id=?"
 )
 DELETE = "DELETE FROM attachments WHERE id=?"
-IN_TRANSITION = frozenset({AttachmentStatus.ATTACHING, AttachmentStatus.DETACHING})
+SELECT = f"SELECT {_COLUMNS} FROM attachments"
+SELECT_ONE = f"{SELECT} WHERE id=?"
+SELECT_OF_VOLUME = f"{SELECT} WHERE volume_id=?"
+NEWEST_FIRST = " ORDER BY created_at DESC, id DESC"
+IN_TRANSITION_SINCE = (f"SELECT id FROM attachments WHERE {_IN_TRANSITION_SQL} AND "
+                       "updated_at<? ORDER BY updated_at LIMIT ?")
 
 
-@dataclass(slots=True)
+def _has_attachment(statuses: frozenset[AttachmentStatus]) -> str:
+    words = ", ".join(repr(s.value) for s in sorted(statuses, key=lambda s: s.value))
+    return (f"EXISTS (SELECT 1 FROM attachments a WHERE a.volume_id = v.id "
+            f"AND a.status IN ({words}))")
+
+
+_EXPORTED_OR_ATTACHING = EXPORTED | {AttachmentStatus.ATTACHING}
+# A volume ``v`` whose status its attachments' rows contradict: ``volume_status_for`` in
+# SQL, as one condition per status (each through the (volume_id, status) index; a CASE
+# over the volume's attachments cost a third more). A volume detaching is never what its
+# attachments make it: it always follows them.
+UNLIKE_ITS_ATTACHMENTS = (
+    f"((v.status = '{VolumeStatus.IN_USE.value}' AND NOT {_has_attachment(EXPORTED)})"
+    f" OR (v.status = '{VolumeStatus.ATTACHING.value}' AND ({_has_attachment(EXPORTED)}"
+    f" OR NOT {_has_attachment(frozenset({AttachmentStatus.ATTACHING}))}))"
+    f" OR (v.status = '{VolumeStatus.RESERVED.value}'"
+    f" AND ({_has_attachment(_EXPORTED_OR_ATTACHING)}"
+    f" OR NOT {_has_attachment(frozenset({AttachmentStatus.RESERVED}))}))"
+    f" OR v.status = '{VolumeStatus.DETACHING.value}')"
+)
+RECENT = 4_096  # records kept in memory after their last read (3-5 KB each: ~16 MB)
+_STATUSES = {s.value: s for s in AttachmentStatus}
+
+
+@dataclass(slots=True, weakref_slot=True)
 class AttachmentRecord:
     id: str
     volume_id: str
@@ -83,96 +137,174 @@ class AttachmentRecord:
         )
 
 
+_FIELDS = tuple(name for name in AttachmentRecord.__slots__ if name != "__weakref__")
+
+
 class AttachmentStore:
-    def __init__(self, db: Database) -> None:
+    """Every attachment of the gateway's file; in memory, the ones in use.
+
+    As ``volume_store.Volumes``: a record is read from its row (on the store's read-only
+    connection, on the loop: an indexed read) when it is asked for, and stays in memory
+    while anything holds it (a flow, a page being answered), while a write of it is not
+    yet committed, and for the next ``RECENT`` reads after its own. So an attachment has
+    one record at a time, which flows change in place, and memory that is ahead of its row
+    is never dropped. A new one is kept from its create until its row is committed
+    (``new``); one being removed, until its removal is (``removing``: a failed removal
+    brings it back), and meanwhile it is not found.
+    """
+
+    def __init__(self, db: Database, read_only: Callable[[], sqlite3.Connection]) -> None:
         self.db = db
-        self.by_id: dict[str, AttachmentRecord] = {}
-        # volume id -> its attachments' ids: ``of_volume`` without a scan of every record
-        self._by_volume: dict[str, set[str]] = {}
-        # the attachments attaching or detaching as last saved: the reconciler's candidates
-        self.in_transition: set[str] = set()
-        # attachments whose removal is being written: a failed one brings the record back
-        self._removing: dict[str, AttachmentRecord] = {}
-        self.listing = ListingIndex()  # every record in listing order, for pages
+        self._read_only = read_only
+        self._live: weakref.WeakValueDictionary[str, AttachmentRecord] = (
+            weakref.WeakValueDictionary())
+        self._recent: deque[AttachmentRecord] = deque(maxlen=RECENT)
+        self.new: dict[str, AttachmentRecord] = {}  # added, row not committed yet
+        self.removing: dict[str, AttachmentRecord] = {}  # forgotten, removal not settled
+        self._count: int | None = None  # counted when first asked for, then kept
 
-    async def open(self) -> None:
-        """Load every record (the database is open: its schema made the table)."""
-        (await self.db.run(self.reread))()
+    # ---- reads -----------------------------------------------------------
+    def get(self, attachment_id: str) -> AttachmentRecord | None:
+        rec = self._live.get(attachment_id)
+        if rec is not None or attachment_id in self.removing:
+            return rec
+        row = self._read_only().execute(SELECT_ONE, (attachment_id,)).fetchone()
+        return None if row is None else self._keep(_from_row(row))
 
-    def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
-        """In the database thread: every row; what it returns makes memory those rows (on
-        the loop; a record already held, or being removed, is reset in place)."""
-        read = [_from_row(row) for row in conn.execute(f"SELECT {_COLUMNS} FROM attachments")]
-        return partial(self._install, read)
+    def __getitem__(self, attachment_id: str) -> AttachmentRecord:
+        rec = self.get(attachment_id)
+        if rec is None:
+            raise KeyError(attachment_id)
+        return rec
 
-    def _install(self, read: list[AttachmentRecord]) -> None:
-        held = {**self._removing, **self.by_id}
-        self.by_id, self._by_volume, self.in_transition = {}, {}, set()
-        for rec in read:
-            if (mine := held.get(rec.id)) is not None:
-                for name in AttachmentRecord.__slots__:
-                    setattr(mine, name, getattr(rec, name))
-                rec = mine
-            self._hold(rec)
-        self.listing = ListingIndex()
-        self.listing.add_all(self.by_id.values())  # one sort
+    def __len__(self) -> int:
+        if self._count is None:
+            (rows,) = self._read_only().execute("SELECT count(*) FROM attachments").fetchone()
+            self._count = rows + len(self.new) - len(self.removing)
+        return self._count
 
     def of_volume(self, volume_id: str) -> list[AttachmentRecord]:
-        found = [self.by_id[i] for i in self._by_volume.get(volume_id, ())]
-        return sorted(found, key=lambda a: a.created_at)
+        """The volume's attachments, oldest first, new ones included: each as memory
+        holds it (and held from now on, as a read by id would: a flow may change it)."""
+        found = {rec.id: rec for rec in self.new.values() if rec.volume_id == volume_id}
+        for row in self._read_only().execute(SELECT_OF_VOLUME, (volume_id,)):
+            rec = self._live.get(row[0])
+            if rec is None and row[0] not in self.removing:
+                rec = self._keep(_from_row(row))
+            if rec is not None:
+                found[rec.id] = rec
+        return sorted(found.values(), key=lambda a: a.created_at)
 
-    def _hold(self, rec: AttachmentRecord) -> None:
-        self.by_id[rec.id] = rec
-        self._by_volume.setdefault(rec.volume_id, set()).add(rec.id)
-        self._note_status(rec)
+    def newest_first(self, project: str | None, below: Key | None
+                     ) -> Iterator[AttachmentRecord]:
+        """``project``'s attachments (every project's for None) in listing order, newest
+        first, below ``below`` (a marker's key) when given, each as memory holds it:
+        rows through the listing indexes, a row at a time. One whose row is not committed
+        yet is not listed, as it is not told yet."""
+        where: list[str] = []
+        params: list[Any] = []
+        if project is not None:
+            where.append("project_id=?")
+            params.append(project)
+        if below is not None:
+            where.append("(created_at, id) < (?, ?)")
+            params.extend(below)
+        sql = SELECT + (f" WHERE {' AND '.join(where)}" if where else "") + NEWEST_FIRST
+        rows = self._read_only().execute(sql, params)
+        try:
+            for row in rows:
+                rec = self._live.get(row[0])
+                if rec is None and row[0] not in self.removing:
+                    rec = _from_row(row)
+                if rec is not None:
+                    yield rec
+        finally:
+            rows.close()
 
-    def _note_status(self, rec: AttachmentRecord) -> None:
-        if rec.status in IN_TRANSITION:
-            self.in_transition.add(rec.id)
-        else:
-            self.in_transition.discard(rec.id)
+    def in_transition_since(self, before: float, limit: int = -1) -> list[AttachmentRecord]:
+        """Up to ``limit`` (-1: all) attachments whose row has been attaching or detaching
+        since before ``before``, oldest first, through the partial index (the reconciler's
+        candidates, and a start's); the caller judges each record as memory holds it."""
+        rows = self._read_only().execute(IN_TRANSITION_SINCE, (before, limit)).fetchall()
+        return [rec for (aid,) in rows if (rec := self.get(aid)) is not None]
 
-    def _drop(self, attachment_id: str) -> None:
-        self.in_transition.discard(attachment_id)
-        rec = self.by_id.pop(attachment_id, None)
-        if rec is not None:
-            self.listing.remove(rec)
-        ids = self._by_volume.get(rec.volume_id) if rec is not None else None
-        if rec is not None and ids is not None:
-            ids.discard(attachment_id)
-            if not ids:
-                del self._by_volume[rec.volume_id]
+    def _keep(self, rec: AttachmentRecord) -> AttachmentRecord:
+        self._live[rec.id] = rec
+        self._recent.append(rec)
+        return rec
 
+    # ---- writes ----------------------------------------------------------
     async def add(self, rec: AttachmentRecord) -> None:
-        self._hold(rec)
-        self.listing.add(rec)
+        """A new attachment: in memory until its row is committed, and after."""
+        self._keep(rec)
+        self.new[rec.id] = rec
+        if self._count is not None:
+            self._count += 1
         try:
             await self.db.write(INSERT, rec.row())
         except Exception:
-            self._drop(rec.id)
+            self._forget(rec)
             raise
+        finally:
+            if self.new.get(rec.id) is rec:
+                del self.new[rec.id]
 
     async def save(self, rec: AttachmentRecord) -> None:
         await self.queue_save(rec)
 
     def queue_save(self, rec: AttachmentRecord) -> asyncio.Future[None]:
-        """Queue the row (committed with what else is queued before the next await)."""
+        """Queue the row (committed with what else is queued before the next await); the
+        record stays in memory at least until that write is settled."""
         rec.updated_at = time.time()
-        self._note_status(rec)
-        return self.db.write(UPDATE, (
+        written = self.db.write(UPDATE, (
             rec.status.value, rec.attach_mode, rec.host, json.dumps(rec.connector),
             json.dumps(rec.connection_info), rec.updated_at, rec.attached_at, rec.id,
         ))
+        written.add_done_callback(partial(_held_until_settled, rec))
+        return written
 
     async def remove(self, rec: AttachmentRecord) -> None:
         await self.queue_remove(rec)
 
     def queue_remove(self, rec: AttachmentRecord) -> asyncio.Future[None]:
-        self._drop(rec.id)
+        self._forget(rec)
         written = self.db.write(DELETE, (rec.id,))
-        self._removing[rec.id] = rec  # until its batch is settled (see _install)
-        written.add_done_callback(partial(_settled, self._removing, rec))
+        self.removing[rec.id] = rec  # until its batch is settled (see reread)
+        written.add_done_callback(partial(_settled, self.removing, rec))
         return written
+
+    def _forget(self, rec: AttachmentRecord) -> None:
+        """No longer found (its create failed, or it is being removed)."""
+        if self.new.get(rec.id) is rec:
+            del self.new[rec.id]
+        if self._live.get(rec.id) is rec:
+            del self._live[rec.id]
+            if self._count is not None:
+                self._count -= 1
+
+    def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
+        """After a failed write (``GatewayStore.reread_with``): what brings memory back to
+        the file, on the loop. Every record memory holds (and every one being removed) is
+        made what its row says, in place (flows hold them); one with no row is dropped."""
+        return self._reread
+
+    def _reread(self) -> None:
+        held = {**self.removing, **dict(self._live.items())}
+        self.removing, self.new, self._count = {}, {}, None
+        for aid, rec in held.items():
+            row = self._read_only().execute(SELECT_ONE, (aid,)).fetchone()
+            if row is None:
+                if self._live.get(aid) is rec:
+                    del self._live[aid]
+                continue
+            read = _from_row(row)
+            for name in _FIELDS:
+                setattr(rec, name, getattr(read, name))
+            self._keep(rec)
+
+
+def _held_until_settled(rec: AttachmentRecord, written: asyncio.Future[None]) -> None:
+    """Nothing to do: the callback holds ``rec`` in memory until its write is settled."""
 
 
 def _settled(removing: dict[str, AttachmentRecord], rec: AttachmentRecord,
@@ -192,7 +324,7 @@ def _from_row(row: Any) -> AttachmentRecord:
     (aid, volume_id, project, instance, status, mode, host, connector, info,
      created, updated, attached) = row
     return AttachmentRecord(
-        id=aid, volume_id=volume_id, project_id=project, status=AttachmentStatus(status),
+        id=aid, volume_id=volume_id, project_id=project, status=_STATUSES[status],
         instance_id=instance, attach_mode=mode, host=host, connector=json.loads(connector),
         connection_info=json.loads(info), created_at=created, updated_at=updated,
         attached_at=attached,

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from cinderblock.actors.flow.engine import LinearFlow
@@ -30,7 +31,7 @@ from cinderblock.actors.gateway.attachment_store import (
     attachment_bytes,
 )
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
-from cinderblock.actors.gateway.paging import in_memory, page
+from cinderblock.actors.gateway.paging import page
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Request, when_connected
@@ -87,7 +88,7 @@ class VolumeLocks:
 class Attachments:
     def __init__(self, gw: GatewayServices) -> None:
         self.gw = gw
-        self.attachments = AttachmentStore(gw.store.db)
+        self.attachments = AttachmentStore(gw.store.db, gw.store.read_only)
         self.locks = VolumeLocks()
         self.create_flow = attachment_create_api(self)
         self.update_flow = attachment_update_api(self)
@@ -95,11 +96,12 @@ class Attachments:
         self.delete_flow = attachment_delete_api(self)
 
     async def open(self) -> None:
-        """Load the records (after the gateway loaded its volumes) and reconcile: a
+        """Reconcile what a restart found (after the gateway loaded its volumes): a
         delete cut short by a restart leaves error_detaching (delete again), and a
-        volume whose status its attachments contradict follows them."""
-        await self.attachments.open()
-        for att in list(self.attachments.by_id.values()):
+        volume whose status its attachments contradict follows them. Records are read
+        for these only (the attachments detaching, and the volumes the file's rows say
+        are contradicted); nothing else is pending at a start, so memory is its rows."""
+        for att in self.attachments.in_transition_since(float("inf")):
             if att.status is AttachmentStatus.DETACHING:
                 log.warning("attachment %s of volume %s: its detach was cut short by a "
                             "restart; error_detaching (delete it again)", att.id,
@@ -107,10 +109,8 @@ class Attachments:
                 att.move(AttachmentStatus.ERROR_DETACHING)
                 await self.attachments.save(att)
         volumes = self.gw.store.volumes
-        contradicted = [vid for vid, status in volumes.attached()
-                        if self.status_for(vid) is not status]  # records read only for these
-        for vid in contradicted:
-            if (vol := volumes.get(vid)) is not None:
+        for vid in volumes.unlike_their_attachments():
+            if (vol := volumes.get(vid)) is not None and self.status_for(vid) is not vol.status:
                 await self._reconcile(vol)
 
     async def _reconcile(self, vol: VolumeRecord) -> None:
@@ -144,7 +144,7 @@ class Attachments:
             check_volume_free(self.gw.store, volume)
 
     def attachment(self, attachment_id: str, ctx: Context) -> AttachmentRecord:
-        rec = self.attachments.by_id.get(attachment_id)
+        rec = self.attachments.get(attachment_id)
         if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
             raise NotFound(f"attachment {attachment_id} could not be found",
                            {"attachment_id": attachment_id})
@@ -236,7 +236,7 @@ class Attachments:
         if wanted is None:
             store = self.attachments
             found, next_marker = page(
-                store.by_id.get, in_memory(store.by_id, store.listing, project), project,
+                store.get, partial(store.newest_first, project), project,
                 lambda rec: True, body.marker, body.limit, attachment_bytes)
             return AttachmentList(tuple(a.view() for a in found), next_marker)
         if body.limit is not None or body.marker is not None:
@@ -251,7 +251,7 @@ class Attachments:
         return AttachmentList(tuple(a.view() for a in theirs))
 
     def statistics(self) -> dict[str, int]:
-        return {"attachments": len(self.attachments.by_id), "locked_volumes": len(self.locks)}
+        return {"attachments": len(self.attachments), "locked_volumes": len(self.locks)}
 
 
 def _node(att: AttachmentRecord, volume: VolumeRecord) -> bytes:

@@ -12,9 +12,10 @@ that existed throughout the listing.
 ``page`` takes the records in that order from its caller, below the marker's key, and
 reads only as many as it returns (and one more), so a page costs the same with a
 hundred records or a million (a scan of every record took 98 ms at 100,000). Volumes
-come from the gateway's file through its listing indexes (``volume_store.Volumes``);
-snapshots and attachments, held in memory, from a ``ListingIndex``, which keeps those
-keys sorted over all records and per project (``in_memory``). It changes only with the
+and attachments come from the gateway's file through their listing indexes
+(``volume_store.Volumes``, ``attachment_store.AttachmentStore``); snapshots, held in
+memory, from a ``ListingIndex``, which keeps those keys sorted over all records and per
+project (``in_memory``). It changes only with the
 store's own add and remove, on the event loop, and a page is read in one synchronous
 step, so no page sees it half-changed.
 """

@@ -99,10 +99,9 @@ class Reconciler:
             await store.end_extend(rec, volume_id, "rollback")
 
     async def mend_attachments(self, before: float) -> None:
-        """Attachments that have stayed attaching or detaching since ``before`` (among
-        those the store saw saved so, not a scan of every attachment)."""
-        store = self.attachments.attachments
-        for att in [store.by_id[i] for i in sorted(store.in_transition) if i in store.by_id]:
+        """Attachments that have stayed attaching or detaching since ``before`` (those the
+        file's partial index names, not a scan of every attachment)."""
+        for att in self.attachments.attachments.in_transition_since(before, LOOK_AT):
             if att.status in ATTACHMENTS_IN_TRANSITION and \
                     (att.updated_at or att.created_at) < before:
                 vol = self.gw.store.volumes.get(att.volume_id)

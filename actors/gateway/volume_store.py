@@ -45,7 +45,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from cinderblock.actors.gateway.attachment_store import MIGRATION as ATTACHMENT_MIGRATION
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
+from cinderblock.actors.gateway.attachment_store import UNLIKE_ITS_ATTACHMENTS
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import Key
@@ -111,7 +113,7 @@ CREATE TABLE IF NOT EXISTS volume_types (
     extra_specs TEXT NOT NULL, is_public INTEGER NOT NULL
 );
 """
-SCHEMA_VERSION = 4  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 5  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -128,6 +130,8 @@ MIGRATIONS = {
     # The two partial indexes become one (volumes_unsettled).
     3: "DROP INDEX IF EXISTS volumes_project; DROP INDEX IF EXISTS volumes_request; "
        "DROP INDEX IF EXISTS volumes_in_transition;",
+    # 4 -> 5: attachments are read when asked for (attachment_store.MIGRATION).
+    4: ATTACHMENT_MIGRATION,
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -144,8 +148,8 @@ SELECT_VOLUMES = (
 )
 SELECT_VOLUME = f"{SELECT_VOLUMES} WHERE v.id=?"
 NEWEST_FIRST = " ORDER BY v.created_at DESC, v.id DESC"
-SELECT_ATTACHED = (
-    f"SELECT id, status FROM volumes WHERE {_UNSETTLED_SQL} AND {_status_in(ATTACHED)}")
+SELECT_UNLIKE_ATTACHMENTS = (
+    f"SELECT id FROM volumes v WHERE {_UNSETTLED_SQL} AND {UNLIKE_ITS_ATTACHMENTS}")
 RECENT = 65_536  # records kept in memory after their last read (at most ~30 MB)
 UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
@@ -351,13 +355,13 @@ class Volumes:
         gone = sum(1 for rec in self.removing.values() if rec.volume_type.id == type_id)
         return int(rows) + new - gone
 
-    def attached(self) -> list[tuple[str, VolumeStatus]]:
-        """The id and status of each volume whose row says it is attached, or on the way
-        (``ATTACHED``), the status as memory has it if memory holds the volume: one scan
-        of an index, and no record read (a volume in use is most volumes, in a cloud)."""
-        live = self._live
-        return [(vid, rec.status if (rec := live.get(vid)) is not None else _STATUSES[word])
-                for vid, word in self._read_only().execute(SELECT_ATTACHED)]
+    def unlike_their_attachments(self) -> list[str]:
+        """The volumes whose row says they are attached, or on the way (``ATTACHED``),
+        and whose attachments' rows say otherwise: one query (a scan of the partial
+        index, and each volume's attachments through theirs), no record read (a volume
+        in use is most volumes, in a cloud). Rows only: a caller judges each record
+        as memory has it."""
+        return [vid for (vid,) in self._read_only().execute(SELECT_UNLIKE_ATTACHMENTS)]
 
     def reread(self) -> None:
         """On the loop, after a failed write: every record memory holds (and every one

@@ -36,7 +36,7 @@ async def test_a_failed_batch_brings_every_record_back_to_its_row_in_place(
 ) -> None:
     now = time.time()
     async with open_gateway_store(tmp_path / "gateway.db") as store:
-        attachments = AttachmentStore(store.db)
+        attachments = AttachmentStore(store.db, store.read_only)
         store.reread_with(attachments.reread)
         await store.add_type(PLAIN)
         kept, gone = volume("vol-kept", now - 2), volume("vol-gone", now - 1)
@@ -74,7 +74,8 @@ async def test_a_failed_batch_brings_every_record_back_to_its_row_in_place(
         assert (view.status, view.reason) == (V.AVAILABLE, None)
         assert _listed(store) == [gone.id, kept.id]  # newest first, new one dropped
         assert store.made_by("demo", "req-new") is None
-        assert attachments.by_id == {att.id: att} and att.status is AttachmentStatus.RESERVED
+        assert attachments.get(att.id) is att and att.status is AttachmentStatus.RESERVED
+        assert len(attachments) == 1
         assert attachments.of_volume(kept.id) == [att]  # found by its volume again
         assert store.snapshots.snapshots == {snap.id: snap}
         assert snap.status is SnapshotStatus.AVAILABLE
@@ -116,7 +117,7 @@ async def test_a_volumes_attachments_and_those_in_transition_follow_every_change
     tmp_path: Path,
 ) -> None:
     async with open_gateway_store(tmp_path / "gateway.db") as store:
-        attachments = AttachmentStore(store.db)
+        attachments = AttachmentStore(store.db, store.read_only)
         first = AttachmentRecord("att-1", "vol-a", "demo", AttachmentStatus.RESERVED,
                                  created_at=2.0)
         second = AttachmentRecord("att-2", "vol-a", "demo", AttachmentStatus.RESERVED,
@@ -133,16 +134,18 @@ async def test_a_volumes_attachments_and_those_in_transition_follow_every_change
 
         first.move(AttachmentStatus.ATTACHING)
         await attachments.save(first)
-        assert attachments.in_transition == {"att-1"}  # the reconciler's one candidate
+        stuck = attachments.in_transition_since(float("inf"))
+        assert stuck == [first]  # the reconciler's one candidate, as memory holds it
+        assert attachments.in_transition_since(first.updated_at) == []  # not stuck before
 
-        again = AttachmentStore(store.db)  # a start: the indexes are built from the rows
-        await again.open()
+        again = AttachmentStore(store.db, store.read_only)  # a start: read from the rows
         assert [a.id for a in again.of_volume("vol-a")] == ["att-1"]
-        assert again.in_transition == {"att-1"}
+        assert [a.id for a in again.in_transition_since(float("inf"))] == ["att-1"]
         first.move(AttachmentStatus.ATTACHED)
         await attachments.save(first)
-        assert attachments.in_transition == set()
+        assert attachments.in_transition_since(float("inf")) == []
         first.move(AttachmentStatus.DETACHING)
         await attachments.save(first)
         await attachments.remove(first)
-        assert attachments.in_transition == set() and attachments.of_volume("vol-a") == []
+        assert attachments.in_transition_since(float("inf")) == []
+        assert attachments.of_volume("vol-a") == [] and len(attachments) == 0

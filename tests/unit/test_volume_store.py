@@ -21,7 +21,7 @@ from cinderblock.actors.gateway.volume_store import (
     IN_TRANSITION_SINCE,
     MADE_BY,
     NEWEST_FIRST,
-    SELECT_ATTACHED,
+    SELECT_UNLIKE_ATTACHMENTS,
     SELECT_VOLUME,
     SELECT_VOLUMES,
     GatewayStore,
@@ -277,7 +277,9 @@ async def test_each_read_of_a_volume_goes_through_its_own_index(tmp_path: Path) 
         every = f"{SELECT_VOLUMES} WHERE (v.created_at, v.id) < (?, ?)"
         assert "volumes_listing ((created_at,id)<(?,?))" in plan(every + NEWEST_FIRST, now, "x")
         assert "TEMP B-TREE" not in plan(every + NEWEST_FIRST, now, "x")  # no sort
-        assert "volumes_unsettled (status=?)" in plan(SELECT_ATTACHED)
+        unlike = plan(SELECT_UNLIKE_ATTACHMENTS)
+        assert "volumes_unsettled (status=?)" in unlike, unlike
+        assert "COVERING INDEX attachments_volume (volume_id=? AND status=?)" in unlike, unlike
 
 
 async def test_an_extended_volume_keeps_what_it_was_until_its_extend_ends(
@@ -362,7 +364,7 @@ async def test_a_file_of_version_3_gets_the_listing_indexes_and_its_volumes_read
         listed = [rec.id for rec in again.volumes.newest_first("demo", None)]
         made = again.made_by("demo", "req-1")
 
-    assert version == 4
+    assert version == 5
     assert indexes == {"volumes_listing", "volumes_project_listing", "volumes_type",
                        "volumes_made_by", "volumes_unsettled"}
     assert listed == ["vol-2", "vol-1", "vol-0"]
