@@ -116,8 +116,9 @@ async def test_a_file_of_version_4_gets_the_attachment_indexes_and_reads_its_att
     tmp_path: Path,
 ) -> None:
     """gateway.db of version 4 (every attachment loaded at start, one index on the
-    volume id) is migrated: the volume index gains the status, the listing and
-    in-transition indexes are made, and its attachments are read as before."""
+    volume id; the volumes' partial index on (status, updated_at)) is migrated: the
+    volume index gains the status, the listing and in-transition indexes are made, the
+    volumes' partial index gains the id, and its attachments are read as before."""
     path = tmp_path / "gateway.db"
     now = time.time()
     async with open_gateway_store(path) as store:
@@ -128,6 +129,10 @@ async def test_a_file_of_version_4_gets_the_attachment_indexes_and_reads_its_att
                                 "tbl_name='attachments' AND sql IS NOT NULL").fetchall():
         conn.execute(f"DROP INDEX {name}")
     conn.executescript("CREATE INDEX attachments_volume ON attachments (volume_id);"
+                       "DROP INDEX volumes_unsettled;"
+                       "CREATE INDEX volumes_unsettled ON volumes (status, updated_at) WHERE "
+                       "status IN ('creating', 'deleting', 'extending', 'reserved', "
+                       "'attaching', 'in-use', 'detaching');"
                        "PRAGMA user_version=4;")
     conn.commit()
     conn.close()
@@ -137,6 +142,8 @@ async def test_a_file_of_version_4_gets_the_attachment_indexes_and_reads_its_att
         indexes = dict(reader.execute(
             "SELECT name, sql FROM sqlite_master WHERE type='index' AND "
             "tbl_name='attachments' AND sql IS NOT NULL").fetchall())
+        (unsettled,) = reader.execute(
+            "SELECT sql FROM sqlite_master WHERE name='volumes_unsettled'").fetchone()
         version = reader.execute("PRAGMA user_version").fetchone()[0]
         read = AttachmentStore(again.db, again.read_only)
         found = [a.id for a in read.of_volume("vol-1")]
@@ -146,6 +153,7 @@ async def test_a_file_of_version_4_gets_the_attachment_indexes_and_reads_its_att
     assert set(indexes) == {"attachments_volume", "attachments_listing",
                             "attachments_project_listing", "attachments_in_transition"}
     assert "(volume_id, status)" in indexes["attachments_volume"]
+    assert "(status, id, updated_at)" in unsettled
     assert found == ["att-1"] and stuck == ["att-1"]
 
 
