@@ -9,9 +9,10 @@ Source locks. While a volume is being created from a snapshot or a source
 volume (status ``creating``), that source must not be deleted: Cinder holds
 ``<snapshot>-delete_snapshot`` / ``<volume>-delete_volume`` for the copy.
 Here the lock is derived, not stored: ``clones`` maps a source id to the
-volumes made from it, and a source is locked while one of them is still
-``creating``. So a lock can never be left behind by a crash or a lost
-message: it ends when the new volume's status does.
+volumes made from it (those made since the start, and those a start found still
+``creating``), and a source is locked while one of them is still ``creating``. So a
+lock can never be left behind by a crash or a lost message: it ends when the new
+volume's status does.
 """
 
 from __future__ import annotations

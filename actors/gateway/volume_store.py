@@ -12,7 +12,8 @@ in WAL mode a reader never waits for the writer), and keeps the record while it 
 use (see ``Volumes``), so a volume has one record at a time and flows change it in
 place. Pages read rows in listing order through the indexes on (project_id, created_at,
 id) and (created_at, id), each volume as memory holds it. A start reads only what is
-small: the pending extends, the volumes' sources, the snapshots.
+small: the pending extends, the sources of the volumes being created (the source locks),
+the snapshots.
 
 Request ids expire, as EC2's client tokens do: a request id names the volume it made
 for ``REQUEST_ID_TTL_S`` (a day) after the create, and lives in the row, not in
@@ -154,6 +155,12 @@ SELECT_VOLUME = f"{SELECT_VOLUMES} WHERE v.id=?"
 NEWEST_FIRST = " ORDER BY v.created_at DESC, v.id DESC"
 SELECT_UNLIKE_ATTACHMENTS = (
     f"SELECT id FROM volumes v WHERE {_UNSETTLED_SQL} AND {UNLIKE_ITS_ATTACHMENTS}")
+# The volumes being created from a snapshot or a volume, and their sources: through the
+# partial index, not every copy ever made (a cloud of volumes cloned from images).
+SELECT_SOURCES_OF_CREATING = (
+    "SELECT s.volume_id, s.snapshot_id, s.source_volid FROM volumes v "
+    f"JOIN volume_sources s ON s.volume_id = v.id WHERE {_UNSETTLED_SQL} "
+    f"AND v.status = '{VolumeStatus.CREATING.value}'")
 RECENT = 65_536  # records kept in memory after their last read (at most ~30 MB)
 UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
@@ -443,12 +450,12 @@ class GatewayStore:
         await self.journal.load()
 
     def read_volumes(self, conn: sqlite3.Connection) -> Callable[[], None]:
-        """In the database thread: the pending extends, the volumes' sources and the
-        snapshots; return what puts them in memory (on the loop)."""
+        """In the database thread: the pending extends, the sources of the volumes being
+        created (what locks a source: ``SnapshotStore.copying_from``; a copy made earlier
+        holds none) and the snapshots; return what puts them in memory (on the loop)."""
         rows = conn.execute("SELECT volume_id, reservation_id FROM pending_extends").fetchall()
         extends = {vid: rid for vid, rid in rows}
-        sources = conn.execute(
-            "SELECT volume_id, snapshot_id, source_volid FROM volume_sources").fetchall()
+        sources = conn.execute(SELECT_SOURCES_OF_CREATING).fetchall()
         snapshots = self.snapshots.read(conn)
         return partial(self._install, extends, sources, snapshots)
 

@@ -21,6 +21,7 @@ from cinderblock.actors.gateway.volume_store import (
     IN_TRANSITION_SINCE,
     MADE_BY,
     NEWEST_FIRST,
+    SELECT_SOURCES_OF_CREATING,
     SELECT_UNLIKE_ATTACHMENTS,
     SELECT_VOLUME,
     SELECT_VOLUMES,
@@ -157,6 +158,35 @@ async def test_a_start_loads_every_volume_in_listing_order_with_what_it_carries(
     assert one.project_id is other.project_id and one.host is other.host  # held once
     assert one.metadata == {} and one.volume_type is PLAIN
     assert made is not None and made[0] is again.volumes["vol-3"]
+
+
+async def test_a_start_reads_the_sources_only_of_the_copies_still_being_made(
+    tmp_path: Path,
+) -> None:
+    """A copy still ``creating`` locks its source across a restart; one made earlier
+    locks nothing and is not read at start (a cloud cloned from a few images holds a
+    source row for most volumes)."""
+    path = tmp_path / "gateway.db"
+    now = time.time()
+    async with open_gateway_store(path) as store:
+        await store.add_type(PLAIN)
+        await store.add_volume(volume("vol-src", now - 9))
+        for n, status in enumerate((VolumeStatus.CREATING, VolumeStatus.AVAILABLE)):
+            await store.add_volume(volume(f"copy-{n}", now - n, status=status,
+                                          source_volid="vol-src"))
+
+    async with open_gateway_store(path) as again:
+        await again.load_volumes({PLAIN.id: PLAIN})
+        clones = {source: set(ids) for source, ids in again.snapshots.clones.items()}
+        holders = again.snapshots.copying_from("vol-src", again.volumes.get)
+        plan = str(again.read_only().execute(
+            f"EXPLAIN QUERY PLAN {SELECT_SOURCES_OF_CREATING}").fetchall())
+        done = again.volumes["copy-1"]
+
+    assert clones == {"vol-src": {"copy-0"}}
+    assert holders == ["copy-0"]
+    assert done.source_volid == "vol-src"  # its row still says where it came from
+    assert "volumes_unsettled (status=?)" in plan, plan
 
 
 def test_a_fingerprint_kept_as_json_by_an_older_row_still_matches_its_request() -> None:
