@@ -29,6 +29,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from functools import partial
 from typing import Any
 
 from cinderblock.actors.gateway.delete_requests import DeleteRequest, DeleteRequests
@@ -54,7 +55,7 @@ from cinderblock.actors.gateway.lifecycle_flows import (
     volume_delete_api,
     volume_extend_api,
 )
-from cinderblock.actors.gateway.paging import in_memory, page, wire_bytes
+from cinderblock.actors.gateway.paging import page, wire_bytes
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
@@ -190,7 +191,7 @@ class GatewayLifecycle:
         """Written before the flow runs (``delete_requests``): durable no later than
         the ``deleting`` status the flow writes."""
         volume = self.store.volumes.get(object_id)
-        snapshot = self.store.snapshots.snapshots.get(object_id)
+        snapshot = self.store.snapshots.get(object_id)
         if not ctx.request_id:
             return
         if volume is not None:
@@ -221,7 +222,7 @@ class GatewayLifecycle:
         running = self._running.get(key)
         if running is not None:
             await asyncio.shield(running)
-        current = self.store.volumes.get(object_id) or self.store.snapshots.snapshots.get(
+        current = self.store.volumes.get(object_id) or self.store.snapshots.get(
             object_id)
         if current is None:
             return self._gone.get(object_id) or known.gone_view()
@@ -380,7 +381,7 @@ class GatewayLifecycle:
         snapshots = self.store.snapshots
         project = None if everyone else req.ctx.project_id
         found, next_marker = page(
-            snapshots.snapshots.get, in_memory(snapshots.snapshots, snapshots.listing, project),
+            snapshots.get, partial(snapshots.newest_first, project, volume_id=body.volume_id),
             project,
             lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)
             and (body.status is None or rec.status.value == body.status),
@@ -403,7 +404,7 @@ class GatewayLifecycle:
         if isinstance(retried, Snapshot):
             return retried
         c = SnapshotDeleteContext(snapshot_id, req.ctx)
-        rec = self.store.snapshots.snapshots.get(snapshot_id)
+        rec = self.store.snapshots.get(snapshot_id)
         volume_id = rec.volume_id if rec is not None else ""
         await self._run_delete(self.snapshot_delete_flow, c, req, snapshot_id, volume_id)
         assert c.record is not None
@@ -412,7 +413,7 @@ class GatewayLifecycle:
     async def on_snapshot_update(self, req: Request) -> None:
         self._from_node(req)
         body: SnapshotUpdate = req.body
-        rec = self.store.snapshots.snapshots.get(body.snapshot_id)
+        rec = self.store.snapshots.get(body.snapshot_id)
         if rec is None:
             log.warning("snapshot.update for unknown snapshot %s", body.snapshot_id)
             return
@@ -426,7 +427,7 @@ class GatewayLifecycle:
 
     async def on_snapshot_deleted(self, req: Request) -> None:
         self._from_node(req)
-        rec = self.store.snapshots.snapshots.get(req.body.snapshot_id)
+        rec = self.store.snapshots.get(req.body.snapshot_id)
         if rec is None or rec.status is not SnapshotStatus.DELETING:
             log.warning("snapshot.deleted for %s, which is not deleting", req.body.snapshot_id)
             return

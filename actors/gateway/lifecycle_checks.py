@@ -57,7 +57,7 @@ def _state(message: str, **details: object) -> InvalidState:
 
 
 def visible_snapshot(store: GatewayStore, snapshot_id: str, ctx: Context) -> SnapshotRecord:
-    rec = store.snapshots.snapshots.get(snapshot_id)
+    rec = store.snapshots.get(snapshot_id)
     if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
         raise NotFound(f"snapshot {snapshot_id} could not be found", {"snapshot_id": snapshot_id})
     return rec

@@ -11,19 +11,16 @@ that existed throughout the listing.
 
 ``page`` takes the records in that order from its caller, below the marker's key, and
 reads only as many as it returns (and one more), so a page costs the same with a
-hundred records or a million (a scan of every record took 98 ms at 100,000). Volumes
-and attachments come from the gateway's file through their listing indexes
-(``volume_store.Volumes``, ``attachment_store.AttachmentStore``); snapshots, held in
-memory, from a ``ListingIndex``, which keeps those keys sorted over all records and per
-project (``in_memory``). It changes only with the
-store's own add and remove, on the event loop, and a page is read in one synchronous
-step, so no page sees it half-changed.
+hundred records or a million (a scan of every record took 98 ms at 100,000). Volumes,
+snapshots and attachments come from the gateway's file through their listing indexes on
+(created_at, id) and (project_id, created_at, id) (``volume_store.Volumes``,
+``snapshot_store.SnapshotStore``, ``attachment_store.AttachmentStore``), each record as
+memory holds it; a page is read in one synchronous step on the event loop.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 from operator import attrgetter
 from typing import Protocol, TypeVar
 
@@ -64,64 +61,8 @@ R = TypeVar("R", bound=Ordered)
 Key = tuple[float, str]  # (created_at, id)
 
 
-# (created_at, id) of a record; attrgetter, in C, is about twice as fast as a def here,
-# which a start pays a million times in its sort
+# (created_at, id) of a record (a marker's key)
 _order: Callable[[Ordered], Key] = attrgetter("created_at", "id")
-
-
-class ListingIndex:
-    """Records in listing order, over every project and per project.
-
-    The lists hold the records themselves, found by binary search on their key
-    (``created_at``, ``id``, which never change): a reference each, where a key tuple
-    each cost about 100 bytes a list, which at a million volumes was 200 MB.
-    """
-
-    def __init__(self) -> None:
-        self._all: list[Ordered] = []
-        self._by_project: dict[str, list[Ordered]] = {}
-
-    def add(self, rec: Ordered) -> None:
-        for records in (self._all, self._by_project.setdefault(rec.project_id, [])):
-            _insert(records, rec)
-
-    def add_all(self, recs: Iterable[Ordered]) -> None:
-        """Add many at once (a start): one sort, in whatever order they come."""
-        ordered = sorted(recs, key=_order)
-        if self._all:
-            for rec in ordered:
-                self.add(rec)
-            return
-        self._all = ordered
-        for rec in ordered:
-            self._by_project.setdefault(rec.project_id, []).append(rec)
-
-    def remove(self, rec: Ordered) -> None:
-        key = _order(rec)
-        for records in (self._all, self._by_project.get(rec.project_id, [])):
-            at = bisect_left(records, key, key=_order)
-            if at < len(records) and _order(records[at]) == key:
-                del records[at]
-        if not self._by_project.get(rec.project_id, True):
-            del self._by_project[rec.project_id]
-
-    def newest_first(self, project: str | None, below: Key | None) -> Iterator[str]:
-        """Ids of ``project``'s records (every project's for None), newest first,
-        starting below ``below`` (a marker's key) when given."""
-        records = self._all if project is None else self._by_project.get(project, [])
-        at = len(records) if below is None else bisect_left(records, below, key=_order)
-        for n in range(at - 1, -1, -1):
-            yield records[n].id
-
-    def __len__(self) -> int:
-        return len(self._all)
-
-
-def _insert(records: list[Ordered], rec: Ordered) -> None:
-    if not records or _order(records[-1]) < _order(rec):
-        records.append(rec)  # the usual case: a new record is the newest
-    else:
-        insort(records, rec, key=_order)
 
 
 def page(
@@ -161,16 +102,6 @@ def page(
     if len(found) > size:
         return found[:size], found[size - 1].id if size else None
     return found, None
-
-
-def in_memory(everything: Mapping[str, R], index: ListingIndex, project: str | None
-              ) -> Callable[[Key | None], Iterator[R]]:
-    """``page``'s ``newest_first`` over records all held in memory (``everything``,
-    id -> record, ordered by ``index``)."""
-    def newest_first(below: Key | None) -> Iterator[R]:
-        for rid in index.newest_first(project, below):
-            yield everything[rid]
-    return newest_first
 
 
 def wire_bytes(rec: Listed) -> int:

@@ -67,7 +67,7 @@ class QuotaSyncer:
             raise InvalidInput("a project is required", {"field": "project"})
         store = self.gw.store
         usage = count_usage(body.project, store.volumes.of_project(body.project),
-                            store.snapshots.snapshots.values())
+                            store.snapshots.of_project(body.project))
         if store.journal.owes(body.project):
             raise InvalidState(f"quota changes of {body.project} are still being sent to the "
                                "quota actor; sync when they are taken",

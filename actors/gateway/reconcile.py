@@ -183,7 +183,7 @@ class Reconciler:
             if vol is not None and _unmoved(vol, s):
                 await self._volume(vol, action)
         else:
-            snap = self.gw.store.snapshots.snapshots.get(s.id)
+            snap = self.gw.store.snapshots.get(s.id)
             if snap is not None and _unmoved(snap, s):
                 await self._snapshot(snap, action)
 

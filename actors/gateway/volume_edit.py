@@ -59,7 +59,7 @@ class VolumeEditor:
 
     async def on_snapshot_modify(self, req: Request) -> Snapshot:
         body: SnapshotModify = req.body
-        rec = self.s.store.snapshots.snapshots.get(body.snapshot_id)
+        rec = self.s.store.snapshots.get(body.snapshot_id)
         if rec is None or (rec.project_id != req.ctx.project_id and not req.ctx.is_admin):
             raise NotFound(f"Snapshot {body.snapshot_id} could not be found.",
                            {"snapshot_id": body.snapshot_id})

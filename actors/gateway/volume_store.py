@@ -11,9 +11,10 @@ indexed read of one row costs microseconds, a hop to the database thread about 1
 in WAL mode a reader never waits for the writer), and keeps the record while it is in
 use (see ``Volumes``), so a volume has one record at a time and flows change it in
 place. Pages read rows in listing order through the indexes on (project_id, created_at,
-id) and (created_at, id), each volume as memory holds it. A start reads only what is
-small: the pending extends, the sources of the volumes being created (the source locks),
-the snapshots.
+id) and (created_at, id), each volume as memory holds it. Snapshots and attachments
+are read the same way (``snapshot_store``, ``attachment_store``). A start reads only what
+is small: the pending extends and the sources of the volumes being created (the source
+locks).
 
 Request ids expire, as EC2's client tokens do: a request id names the volume it made
 for ``REQUEST_ID_TTL_S`` (a day) after the create, and lives in the row, not in
@@ -24,10 +25,10 @@ memory (``_unwritten``) first.
 Memory equal to disk after a failed write (a full disk, an I/O error). The store
 gives its ``Database`` ``reread``: run in the database thread right after the failed
 batch is rolled back, it reads the tables the others keep here (types, attachments,
-user messages, added with ``reread_with``), the snapshots and the volumes' sources, and
-returns what brings memory back to them, which runs on the loop before any flow
-resumes; there every volume record memory holds gets every field its row holds, in
-place (a removal whose write failed brings its very record back), and one with no row
+user messages, added with ``reread_with``) and the sources of the volumes being created,
+and returns what brings memory back to them, which runs on the loop before any flow
+resumes; there every volume and snapshot record memory holds gets every field its row
+holds, in place (a removal whose write failed brings its very record back), and one with no row
 is dropped. A start loads memory with the same code.
 """
 
@@ -55,7 +56,6 @@ from cinderblock.actors.gateway.paging import Key
 from cinderblock.actors.gateway.quota_journal import JOURNAL_SCHEMA, QuotaJournal
 from cinderblock.actors.gateway.snapshot_store import (
     SNAPSHOT_SCHEMA,
-    SnapshotRecord,
     SnapshotStore,
     settled_removal,
 )
@@ -442,8 +442,8 @@ class GatewayStore:
         return restore
 
     async def load_volumes(self, types: dict[str, VolumeType]) -> None:
-        """What a start holds of the volumes (not the volumes themselves: each is read
-        when asked for) and the snapshots, and what the quota journal still owes."""
+        """What a start holds of the volumes and the snapshots (not the records
+        themselves: each is read when asked for), and what the quota journal still owes."""
         self.types = types
         install = await self.db.run(self.read_volumes)
         install()
@@ -452,18 +452,17 @@ class GatewayStore:
     def read_volumes(self, conn: sqlite3.Connection) -> Callable[[], None]:
         """In the database thread: the pending extends, the sources of the volumes being
         created (what locks a source: ``SnapshotStore.copying_from``; a copy made earlier
-        holds none) and the snapshots; return what puts them in memory (on the loop)."""
+        holds none); return what puts them in memory (on the loop)."""
         rows = conn.execute("SELECT volume_id, reservation_id FROM pending_extends").fetchall()
         extends = {vid: rid for vid, rid in rows}
         sources = conn.execute(SELECT_SOURCES_OF_CREATING).fetchall()
-        snapshots = self.snapshots.read(conn)
-        return partial(self._install, extends, sources, snapshots)
+        return partial(self._install, extends, sources)
 
-    def _install(self, extends: dict[str, str], sources: list[tuple[str, str | None, str | None]],
-                 snapshots: list[SnapshotRecord]) -> None:
+    def _install(self, extends: dict[str, str],
+                 sources: list[tuple[str, str | None, str | None]]) -> None:
         self._unwritten = {}
         self.extends = extends
-        self.snapshots.install(snapshots, sources)
+        self.snapshots.install(sources)
 
     def _type_of(self, type_id: str | None) -> VolumeType:
         return self.types.get(type_id or "") or VolumeType(type_id or "", "(deleted type)")

@@ -48,7 +48,7 @@ def store(tmp_path: Path) -> GatewayStore:
     """A store used in memory only (nothing here writes to its file)."""
     s = GatewayStore(tmp_path / "gateway.db", "NORMAL")
     s.volumes.keep(volume())
-    s.snapshots._remember(snapshot())
+    s.snapshots.keep(snapshot())
     return s
 
 
@@ -173,7 +173,7 @@ def test_a_source_of_another_project_is_not_found_except_for_an_admin(
 def test_a_source_that_is_not_ready_is_an_invalid_state(
     store: GatewayStore, types: TypeCatalog
 ) -> None:
-    store.snapshots.snapshots["snap-1"].status = P.CREATING
+    store.snapshots["snap-1"].status = P.CREATING
     store.volumes["vol-1"].status = V.ERROR
     with pytest.raises(InvalidState, match="available snapshot"):
         resolve_source(VolumeCreate(None, snapshot_id="snap-1"), store, types, ME)

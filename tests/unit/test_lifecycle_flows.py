@@ -186,7 +186,7 @@ async def test_a_snapshot_that_cannot_be_cast_is_destroyed_and_its_release_owed(
         await snapshot_create_api(gw).run(c, gw.events, "vol-1")
 
     assert gw.quota == ["quota.reserve"] and gw.owed() == ["commit", "release"]
-    assert gw.store.snapshots.snapshots == {}
+    assert gw.store.snapshots.get("snap-1") is None
     assert await gw.store.db.fetchall("SELECT id FROM snapshots") == []
 
 
@@ -198,7 +198,7 @@ async def test_a_snapshot_is_recorded_creating_with_its_volumes_size_and_host(
 
     await snapshot_create_api(gw).run(c, gw.events, "vol-1")
 
-    snap = gw.store.snapshots.snapshots["snap-1"]
+    snap = gw.store.snapshots["snap-1"]
     assert (snap.status.value, snap.size, snap.host, snap.name) == (
         "creating", 2, "node-1@file", "s")
     assert [op for _, op, _ in gw.casts] == ["node.create_snapshot"]

@@ -77,7 +77,8 @@ async def test_a_failed_batch_brings_every_record_back_to_its_row_in_place(
         assert attachments.get(att.id) is att and att.status is AttachmentStatus.RESERVED
         assert len(attachments) == 1
         assert attachments.of_volume(kept.id) == [att]  # found by its volume again
-        assert store.snapshots.snapshots == {snap.id: snap}
+        assert store.snapshots.get(snap.id) is snap
+        assert store.snapshots.of_project("demo") == [snap]
         assert snap.status is SnapshotStatus.AVAILABLE
         assert store.snapshots.made_by("demo", "req-snap") == (snap, "fp")
         assert store.db.statistics()["failed_batches"] == 1

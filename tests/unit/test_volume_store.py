@@ -86,7 +86,7 @@ async def test_a_snapshot_request_id_names_its_snapshot_for_a_day_from_the_row(
         snapshots = store.snapshots
         adding = asyncio.ensure_future(snapshots.add(snapshot("snap-new", now - 60, "req-new")))
         await asyncio.sleep(0)  # its row is queued, not yet committed: found in memory
-        assert snapshots.made_by("demo", "req-new") == (snapshots.snapshots["snap-new"],
+        assert snapshots.made_by("demo", "req-new") == (snapshots["snap-new"],
                                                         "fp-req-new")
         await adding
         await snapshots.add(snapshot("snap-old", now - REQUEST_ID_TTL_S - 60, "req-old"))
@@ -94,7 +94,7 @@ async def test_a_snapshot_request_id_names_its_snapshot_for_a_day_from_the_row(
         await snapshots.add(gone)
         await snapshots.remove(gone)
 
-        new = snapshots.snapshots["snap-new"]
+        new = snapshots["snap-new"]
         assert snapshots.made_by("demo", "req-new") == (new, "fp-req-new")  # from the row
         assert new.request_id == "" and new.request_fp == ""  # not held in memory
         assert snapshots.made_by("demo", "req-old") is None  # a day old: forgotten
@@ -103,7 +103,7 @@ async def test_a_snapshot_request_id_names_its_snapshot_for_a_day_from_the_row(
 
     async with open_gateway_store(path) as again:  # a start loads records without them
         await again.load_volumes({})
-        loaded = again.snapshots.snapshots["snap-new"]
+        loaded = again.snapshots["snap-new"]
         assert loaded.request_id == "" and loaded.request_fp == ""
         assert again.snapshots.made_by("demo", "req-new") == (loaded, "fp-req-new")
 

@@ -1,0 +1,113 @@
+"""Snapshots read from gateway.db when asked for: each read through its own index, a
+record held while anything holds it (one object per snapshot, memory ahead of its row
+never dropped), pages and a project's snapshots from the file, new ones included where
+they must be."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from cinderblock.actors.gateway import snapshot_store
+from cinderblock.actors.gateway.paging import page, wire_bytes
+from cinderblock.actors.gateway.snapshot_store import (
+    IN_TRANSITION_SINCE,
+    NEWEST_FIRST,
+    SELECT_OF_VOLUME,
+    SELECT_SNAPSHOT,
+    SELECT_SNAPSHOTS,
+    SnapshotRecord,
+)
+from cinderblock.protocol.states import SnapshotStatus
+from tests.conftest import open_gateway_store
+
+P = SnapshotStatus
+
+
+def snapshot(sid: str, vid: str, created_at: float, project: str = "demo",
+             status: SnapshotStatus = P.AVAILABLE) -> SnapshotRecord:
+    return SnapshotRecord(sid, project, "alice", vid, 1, status, host="node-1@file",
+                          created_at=created_at)
+
+
+async def test_each_read_of_a_snapshot_goes_through_its_own_index(tmp_path: Path) -> None:
+    """Not a timing: the plans SQLite makes for the store's reads, on a file with rows."""
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        for n in range(50):
+            await store.snapshots.add(snapshot(f"snap-{n}", f"vol-{n % 5}", now - n))
+        reader = store.read_only()
+
+        def plan(sql: str, *params: object) -> str:
+            return str(reader.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
+
+        assert "sqlite_autoindex_snapshots_1 (id=?)" in plan(SELECT_SNAPSHOT, "snap-1")
+        assert "snapshots_volume (volume_id=?)" in plan(SELECT_OF_VOLUME, "vol-1")
+        own = f"{SELECT_SNAPSHOTS} WHERE project_id=? AND (created_at, id) < (?, ?){NEWEST_FIRST}"
+        assert "snapshots_project_listing (project_id=? AND (created_at,id)<(?,?))" in plan(
+            own, "demo", now, "snap-9")
+        every = f"{SELECT_SNAPSHOTS} WHERE 1{NEWEST_FIRST}"
+        assert "snapshots_listing" in plan(every)
+        assert "TEMP B-TREE" not in plan(every) + plan(own, "demo", now, "x")
+        assert "snapshots_in_transition (updated_at<?)" in plan(IN_TRANSITION_SINCE, now, 5)
+
+
+async def test_a_snapshot_is_one_record_while_held_and_memory_ahead_of_its_row_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(snapshot_store, "RECENT", 1)
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        snapshots = store.snapshots
+        for n in range(3):
+            await snapshots.add(snapshot(f"snap-{n}", "vol-a", now + n))
+        held = snapshots["snap-0"]
+        assert snapshots.of_volume("vol-a")[0] is held  # the same object, by volume too
+        held.move(P.DELETING)  # memory ahead of its row, as a flow leaves it
+        saving = asyncio.ensure_future(snapshots.save_status(held))
+        await asyncio.sleep(0)  # the write is queued, not committed
+        del held
+        snapshots.get("snap-1")
+        snapshots.get("snap-2")  # snap-0 is no longer among the recent reads
+        gc.collect()
+        assert snapshots["snap-0"].status is P.DELETING, "a record whose write is pending"
+        await saving
+        gc.collect()
+        assert snapshots["snap-0"].status is P.DELETING  # read from its row again
+
+
+async def test_pages_and_a_projects_snapshots_come_from_the_file(tmp_path: Path) -> None:
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        snapshots = store.snapshots
+        for n in range(5):
+            await snapshots.add(snapshot(f"snap-{n}", f"vol-{n % 2}", now + n))
+        await snapshots.add(snapshot("theirs", "vol-t", now + 9, project="other"))
+        await snapshots.remove(snapshots["snap-3"])
+
+        def listed(project: str | None, marker: str | None, volume_id: str | None = None
+                   ) -> tuple[list[str], str | None]:
+            found, after = page(snapshots.get,
+                                partial(snapshots.newest_first, project, volume_id=volume_id),
+                                project, lambda rec: True, marker, 2, wire_bytes)
+            return [rec.id for rec in found], after
+
+        assert listed("demo", None) == (["snap-4", "snap-2"], "snap-2")
+        assert listed("demo", "snap-2") == (["snap-1", "snap-0"], None)
+        assert listed(None, None) == (["theirs", "snap-4"], "snap-4")
+        assert listed("demo", None, "vol-0") == (["snap-4", "snap-2"], "snap-2")
+
+        adding = asyncio.ensure_future(snapshots.add(snapshot("snap-new", "vol-0", now + 20)))
+        await asyncio.sleep(0)  # queued, not committed: counted for quota, not yet listed
+        assert {s.id for s in snapshots.of_project("demo")} == {
+            "snap-0", "snap-1", "snap-2", "snap-4", "snap-new"}
+        assert [s.id for s in snapshots.of_volume("vol-0")] == [
+            "snap-0", "snap-2", "snap-4", "snap-new"]
+        assert listed("demo", None)[0] == ["snap-4", "snap-2"]
+        await adding
+        assert listed("demo", None)[0] == ["snap-new", "snap-4"]
