@@ -237,7 +237,9 @@ class SnapshotStore:
         where: list[str] = []
         params: list[Any] = []
         if project is not None:
-            where.append("project_id=?")
+            # with a volume, "+" keeps SQLite off the project's listing index, whose order
+            # it would otherwise take over the volume's few rows (a scan of the project)
+            where.append("project_id=?" if volume_id is None else "+project_id=?")
             params.append(project)
         if volume_id is not None:
             where.append("volume_id=?")

@@ -55,6 +55,13 @@ async def test_each_read_of_a_snapshot_goes_through_its_own_index(tmp_path: Path
         assert "snapshots_listing" in plan(every)
         assert "TEMP B-TREE" not in plan(every) + plan(own, "demo", now, "x")
         assert "snapshots_in_transition (updated_at<?)" in plan(IN_TRANSITION_SINCE, now, 5)
+        sql: list[str] = []
+        reader.set_trace_callback(sql.append)
+        list(store.snapshots.newest_first("demo", (now, "x"), volume_id="vol-1"))
+        reader.set_trace_callback(None)
+        (volumes_page,) = [q for q in sql if q.startswith("SELECT")]
+        assert "snapshots_volume (volume_id=?)" in plan(volumes_page), \
+            "a volume's snapshots through its index, not a scan of the project's"
 
 
 async def test_a_snapshot_is_one_record_while_held_and_memory_ahead_of_its_row_is_kept(
