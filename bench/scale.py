@@ -24,7 +24,9 @@ use, one attachment each, whose rows are shaped like a real one's (a connector, 
 connection info with an NBD export's TLS credentials: about 2 KB packed); the restart
 and the memory then include them, and ``attachments`` reports the median time of a page
 of 20 attachments and of the attachments of 20 volumes in use (what the REST front's
-``GET /volumes/detail`` asks for a page of volumes).
+``GET /volumes/detail`` asks for a page of volumes). With ``--snapshots K`` (direct
+fill only), the oldest K volumes get a snapshot each (``available``, as a create leaves
+it); ``snapshots`` reports the median time of a page of 20 and of one volume's.
 
 Every figure comes from one run on one machine; compare the empty and full columns of
 the same run, never figures of different runs.
@@ -105,6 +107,10 @@ VOLUME_COLUMNS = (
 )
 
 
+SNAPSHOT_COLUMNS = (
+    "id, project_id, user_id, volume_id, name, description, size, status, host, "
+    "volume_type_id, metadata, created_at, updated_at, reason, request_id, request_fp"
+)
 ATTACHMENT_COLUMNS = (
     "id, volume_id, project_id, instance_id, status, attach_mode, host, connector, "
     "connection_info, created_at, updated_at, attached_at"
@@ -129,11 +135,18 @@ def _attachment(volume: list[Any]) -> tuple[Any, ...]:
             CONNECTOR, _connection_info(volume[0], aid), when, when, when)
 
 
-def fill_direct(cluster: Cluster, target: Target, volumes: int, attached: int = 0
-                ) -> tuple[float, int]:
+def _snapshot(volume: list[Any]) -> tuple[Any, ...]:
+    when = volume[11] + 0.0005  # after its volume, before the next one
+    return (str(uuid.uuid4()), volume[1], volume[2], volume[0], None, None, volume[5],
+            "available", volume[9], volume[7], "{}", when, when, None, None, None)
+
+
+def fill_direct(cluster: Cluster, target: Target, volumes: int, attached: int = 0,
+                snapshots: int = 0) -> tuple[float, int]:
     """Write ``volumes`` rows into the stopped gateway's file, copies of the newest volume
-    a create made (the newest ``attached`` of them in use, an attachment each), and start
-    it again; return the fill rate and the gateway's new pid."""
+    a create made (the newest ``attached`` of them in use, an attachment each; the oldest
+    ``snapshots`` with a snapshot each), and start it again; return the fill rate and the
+    gateway's new pid."""
     cluster.stop_actor("gateway")
     start = time.perf_counter()
     conn = sqlite3.connect(cluster.cfg.path("gateway.db"))
@@ -144,11 +157,14 @@ def fill_direct(cluster: Cluster, target: Target, volumes: int, attached: int = 
         oldest = conn.execute("SELECT min(created_at) FROM volumes").fetchone()[0]
         rows = (_copy(template, oldest - (volumes - n) * 0.001) for n in range(volumes))
         in_use: list[list[Any]] = []
+        snapped: list[list[Any]] = []
 
         def noted(row: list[Any], n: int) -> list[Any]:
             if n >= volumes - attached:
                 row[6] = "in-use"
                 in_use.append(row)
+            if n < snapshots:
+                snapped.append(row)
             return row
 
         conn.executemany(
@@ -157,6 +173,9 @@ def fill_direct(cluster: Cluster, target: Target, volumes: int, attached: int = 
         conn.executemany(
             f"INSERT INTO attachments ({ATTACHMENT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
             (_attachment(row) for row in in_use))
+        conn.executemany(
+            f"INSERT INTO snapshots ({SNAPSHOT_COLUMNS}) VALUES ({', '.join('?' * 16)})",
+            (_snapshot(row) for row in snapped))
         conn.commit()
     finally:
         conn.close()
@@ -276,10 +295,23 @@ async def attachment_pages(target: Target, attached: int) -> dict[str, Any]:
         }}
 
 
-def run(volumes: int, creates: int, fill_with: str = "client", attached: int = 0
-        ) -> dict[str, Any]:
-    if attached and fill_with != "direct":
-        raise ValueError("attached volumes are written by the direct fill only")
+async def snapshot_pages(target: Target, snapshots: int) -> dict[str, Any]:
+    """How many snapshots a page of 20 holds, and the median ms of such a page and of
+    one volume's snapshots."""
+    async with target.client() as user:
+        first = await user.list_snapshots(limit=PAGE)
+        volume_id = first[0].volume_id
+        return {"count": snapshots, "page_holds": len(first), "page_ms": {
+            "page": await _median_ms(lambda: user.list_snapshots(limit=PAGE)),
+            "of_a_volume": await _median_ms(
+                lambda: user.list_snapshots(volume_id=volume_id, limit=PAGE)),
+        }}
+
+
+def run(volumes: int, creates: int, fill_with: str = "client", attached: int = 0,
+        snapshots: int = 0) -> dict[str, Any]:
+    if (attached or snapshots) and fill_with != "direct":
+        raise ValueError("attached volumes and snapshots are written by the direct fill only")
     with tempfile.TemporaryDirectory(prefix="cinderblock-scale-") as tmp:
         cfg = with_quota_defaults(embedded(Path(tmp), backend="null", nodes=2),
                                   volumes=-1, gigabytes=-1)
@@ -300,7 +332,7 @@ def run(volumes: int, creates: int, fill_with: str = "client", attached: int = 0
                 asyncio.run(page_times(target, 0))
             rss0 = rss_bytes(gateway_pid)
             if fill_with == "direct":
-                rate, gateway_pid = fill_direct(cluster, target, volumes, attached)
+                rate, gateway_pid = fill_direct(cluster, target, volumes, attached, snapshots)
                 asyncio.run(page_times(target, 0))
             else:
                 rate = asyncio.run(fill(target, volumes))
@@ -315,6 +347,8 @@ def run(volumes: int, creates: int, fill_with: str = "client", attached: int = 0
             }
             if attached:
                 result["attachments"] = asyncio.run(attachment_pages(target, attached))
+            if snapshots:
+                result["snapshots"] = asyncio.run(snapshot_pages(target, snapshots))
             result["restart_to_first_answer_s"] = asyncio.run(
                 restart_to_first_answer(cluster, target))
     full, empty = result["full"]["page_ms"], result["empty"]["page_ms"]
@@ -334,13 +368,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--attached", type=int, default=0,
                    help="with --fill direct: how many of the volumes are in use, an "
                         "attachment each")
+    p.add_argument("--snapshots", type=int, default=0,
+                   help="with --fill direct: how many of the volumes have a snapshot")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.volumes < 1 or args.creates < 1:
         p.error("--volumes and --creates must be at least 1")
-    if not 0 <= args.attached <= args.volumes or (args.attached and args.fill != "direct"):
-        p.error("--attached takes 0 to --volumes, with --fill direct")
-    result = run(args.volumes, args.creates, args.fill, args.attached)
+    for name in ("attached", "snapshots"):
+        wanted = getattr(args, name)
+        if not 0 <= wanted <= args.volumes or (wanted and args.fill != "direct"):
+            p.error(f"--{name} takes 0 to --volumes, with --fill direct")
+    result = run(args.volumes, args.creates, args.fill, args.attached, args.snapshots)
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
     return 0
 

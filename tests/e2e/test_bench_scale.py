@@ -21,7 +21,8 @@ def test_a_small_scale_run_reports_pages_creates_memory_and_restart() -> None:
 
 
 def test_a_direct_fill_writes_the_rows_into_the_stopped_gateway_and_reports_the_same() -> None:
-    result = scale.run(volumes=300, creates=20, fill_with="direct", attached=100)
+    result = scale.run(volumes=300, creates=20, fill_with="direct", attached=100,
+                       snapshots=50)
 
     assert result["fill"] == "direct"
     assert set(result["full"]["page_ms"]) == {"first_page", "deep_marker",
@@ -34,3 +35,6 @@ def test_a_direct_fill_writes_the_rows_into_the_stopped_gateway_and_reports_the_
     assert result["attachments"]["page_holds"] == 20  # the rows were read, and are paged
     pages = result["attachments"]["page_ms"]
     assert set(pages) == {"page", "of_a_page_of_volumes"} and all(ms > 0 for ms in pages.values())
+    assert result["snapshots"]["count"] == 50 and result["snapshots"]["page_holds"] == 20
+    pages = result["snapshots"]["page_ms"]
+    assert set(pages) == {"page", "of_a_volume"} and all(ms > 0 for ms in pages.values())
