@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import sysconfig
 import uuid
@@ -490,3 +491,14 @@ async def run_tool(*argv: str, timeout: float = 60.0) -> tuple[int, str]:
     """``run_process`` with stderr merged into stdout: the exit status and the output."""
     done = await run_process(*argv, timeout=timeout, merge_stderr=True)
     return done.returncode, done.stdout
+
+
+def query_plan(conn: sqlite3.Connection, sql: str, *params: object) -> str:
+    """What SQLite's EXPLAIN QUERY PLAN says of ``sql``: the indexes a store's read goes
+    through (a test of plans, not of timings)."""
+    return str(conn.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
+
+
+def listing_plan(conn: sqlite3.Connection, statement: tuple[str, list[Any]]) -> str:
+    """``query_plan`` of a listing statement and its parameters (``newest_first_sql``)."""
+    return query_plan(conn, statement[0], *statement[1])

@@ -19,14 +19,12 @@ import asyncio
 import json
 import sqlite3
 import time
-import weakref
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 from cinderblock.actors.gateway.paging import FIXED_BYTES, Key
+from cinderblock.actors.gateway.row_records import RowRecords, newest_first_sql
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.states import (
@@ -70,7 +68,6 @@ DELETE = "DELETE FROM attachments WHERE id=?"
 SELECT = f"SELECT {_COLUMNS} FROM attachments"
 SELECT_ONE = f"{SELECT} WHERE id=?"
 SELECT_OF_VOLUME = f"{SELECT} WHERE volume_id=?"
-NEWEST_FIRST = " ORDER BY created_at DESC, id DESC"
 IN_TRANSITION_SINCE = (f"SELECT id FROM attachments WHERE {_IN_TRANSITION_SQL} AND "
                        "updated_at<? ORDER BY updated_at LIMIT ?")
 
@@ -140,86 +137,36 @@ class AttachmentRecord:
 _FIELDS = tuple(name for name in AttachmentRecord.__slots__ if name != "__weakref__")
 
 
-class AttachmentStore:
-    """Every attachment of the gateway's file; in memory, the ones in use.
-
-    As ``volume_store.Volumes``: a record is read from its row (on the store's read-only
-    connection, on the loop: an indexed read) when it is asked for, and stays in memory
-    while anything holds it (a flow, a page being answered), while a write of it is not
-    yet committed, and for the next ``RECENT`` reads after its own. So an attachment has
-    one record at a time, which flows change in place, and memory that is ahead of its row
-    is never dropped. A new one is kept from its create until its row is committed
-    (``new``); one being removed, until its removal is (``removing``: a failed removal
-    brings it back), and meanwhile it is not found.
-    """
+class AttachmentStore(RowRecords[AttachmentRecord]):
+    """Every attachment of the gateway's file; in memory, the ones in use
+    (``row_records``: read when asked for, held while in use)."""
 
     def __init__(self, db: Database, read_only: Callable[[], sqlite3.Connection]) -> None:
+        super().__init__(read_only, SELECT_ONE, "attachments", RECENT)
         self.db = db
-        self._read_only = read_only
-        self._live: weakref.WeakValueDictionary[str, AttachmentRecord] = (
-            weakref.WeakValueDictionary())
-        self._recent: deque[AttachmentRecord] = deque(maxlen=RECENT)
-        self.new: dict[str, AttachmentRecord] = {}  # added, row not committed yet
-        self.removing: dict[str, AttachmentRecord] = {}  # forgotten, removal not settled
-        self._count: int | None = None  # counted when first asked for, then kept
+
+    def from_row(self, row: Any) -> AttachmentRecord:
+        return _from_row(row)
+
+    def reset(self, held: AttachmentRecord, read: AttachmentRecord) -> None:
+        for name in _FIELDS:
+            setattr(held, name, getattr(read, name))
 
     # ---- reads -----------------------------------------------------------
-    def get(self, attachment_id: str) -> AttachmentRecord | None:
-        rec = self._live.get(attachment_id)
-        if rec is not None or attachment_id in self.removing:
-            return rec
-        row = self._read_only().execute(SELECT_ONE, (attachment_id,)).fetchone()
-        return None if row is None else self._keep(_from_row(row))
-
-    def __getitem__(self, attachment_id: str) -> AttachmentRecord:
-        rec = self.get(attachment_id)
-        if rec is None:
-            raise KeyError(attachment_id)
-        return rec
-
-    def __len__(self) -> int:
-        if self._count is None:
-            (rows,) = self._read_only().execute("SELECT count(*) FROM attachments").fetchone()
-            self._count = rows + len(self.new) - len(self.removing)
-        return self._count
-
     def of_volume(self, volume_id: str) -> list[AttachmentRecord]:
         """The volume's attachments, oldest first, new ones included: each as memory
         holds it (and held from now on, as a read by id would: a flow may change it)."""
         found = {rec.id: rec for rec in self.new.values() if rec.volume_id == volume_id}
-        for row in self._read_only().execute(SELECT_OF_VOLUME, (volume_id,)):
-            rec = self._live.get(row[0])
-            if rec is None and row[0] not in self.removing:
-                rec = self._keep(_from_row(row))
-            if rec is not None:
-                found[rec.id] = rec
+        found.update((rec.id, rec) for rec in self.rows(SELECT_OF_VOLUME, (volume_id,),
+                                                       kept=True))
         return sorted(found.values(), key=lambda a: a.created_at)
 
     def newest_first(self, project: str | None, below: Key | None
                      ) -> Iterator[AttachmentRecord]:
         """``project``'s attachments (every project's for None) in listing order, newest
-        first, below ``below`` (a marker's key) when given, each as memory holds it:
-        rows through the listing indexes, a row at a time. One whose row is not committed
-        yet is not listed, as it is not told yet."""
-        where: list[str] = []
-        params: list[Any] = []
-        if project is not None:
-            where.append("project_id=?")
-            params.append(project)
-        if below is not None:
-            where.append("(created_at, id) < (?, ?)")
-            params.extend(below)
-        sql = SELECT + (f" WHERE {' AND '.join(where)}" if where else "") + NEWEST_FIRST
-        rows = self._read_only().execute(sql, params)
-        try:
-            for row in rows:
-                rec = self._live.get(row[0])
-                if rec is None and row[0] not in self.removing:
-                    rec = _from_row(row)
-                if rec is not None:
-                    yield rec
-        finally:
-            rows.close()
+        first, below ``below`` (a marker's key) when given, through the listing indexes.
+        One whose row is not committed yet is not listed, as it is not told yet."""
+        return self.rows(*newest_first_sql(SELECT, project, below))
 
     def in_transition_since(self, before: float, limit: int = -1) -> list[AttachmentRecord]:
         """Up to ``limit`` (-1: all) attachments whose row has been attaching or detaching
@@ -228,26 +175,17 @@ class AttachmentStore:
         rows = self._read_only().execute(IN_TRANSITION_SINCE, (before, limit)).fetchall()
         return [rec for (aid,) in rows if (rec := self.get(aid)) is not None]
 
-    def _keep(self, rec: AttachmentRecord) -> AttachmentRecord:
-        self._live[rec.id] = rec
-        self._recent.append(rec)
-        return rec
-
     # ---- writes ----------------------------------------------------------
     async def add(self, rec: AttachmentRecord) -> None:
         """A new attachment: in memory until its row is committed, and after."""
-        self._keep(rec)
-        self.new[rec.id] = rec
-        if self._count is not None:
-            self._count += 1
+        self.added(rec)
         try:
             await self.db.write(INSERT, rec.row())
         except Exception:
-            self._forget(rec)
+            self.forget(rec)
             raise
         finally:
-            if self.new.get(rec.id) is rec:
-                del self.new[rec.id]
+            self.written(rec)
 
     async def save(self, rec: AttachmentRecord) -> None:
         await self.queue_save(rec)
@@ -256,62 +194,23 @@ class AttachmentStore:
         """Queue the row (committed with what else is queued before the next await); the
         record stays in memory at least until that write is settled."""
         rec.updated_at = time.time()
-        written = self.db.write(UPDATE, (
+        return self.writing(rec, self.db.write(UPDATE, (
             rec.status.value, rec.attach_mode, rec.host, json.dumps(rec.connector),
             json.dumps(rec.connection_info), rec.updated_at, rec.attached_at, rec.id,
-        ))
-        written.add_done_callback(partial(_held_until_settled, rec))
-        return written
+        )))
 
     async def remove(self, rec: AttachmentRecord) -> None:
         await self.queue_remove(rec)
 
     def queue_remove(self, rec: AttachmentRecord) -> asyncio.Future[None]:
-        self._forget(rec)
         written = self.db.write(DELETE, (rec.id,))
-        self.removing[rec.id] = rec  # until its batch is settled (see reread)
-        written.add_done_callback(partial(_settled, self.removing, rec))
+        self.removed(rec, written)  # not found, unless the write fails (read_back)
         return written
-
-    def _forget(self, rec: AttachmentRecord) -> None:
-        """No longer found (its create failed, or it is being removed)."""
-        if self.new.get(rec.id) is rec:
-            del self.new[rec.id]
-        if self._live.get(rec.id) is rec:
-            del self._live[rec.id]
-            if self._count is not None:
-                self._count -= 1
 
     def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
         """After a failed write (``GatewayStore.reread_with``): what brings memory back to
-        the file, on the loop. Every record memory holds (and every one being removed) is
-        made what its row says, in place (flows hold them); one with no row is dropped."""
-        return self._reread
-
-    def _reread(self) -> None:
-        held = {**self.removing, **dict(self._live.items())}
-        self.removing, self.new, self._count = {}, {}, None
-        for aid, rec in held.items():
-            row = self._read_only().execute(SELECT_ONE, (aid,)).fetchone()
-            if row is None:
-                if self._live.get(aid) is rec:
-                    del self._live[aid]
-                continue
-            read = _from_row(row)
-            for name in _FIELDS:
-                setattr(rec, name, getattr(read, name))
-            self._keep(rec)
-
-
-def _held_until_settled(rec: AttachmentRecord, written: asyncio.Future[None]) -> None:
-    """Nothing to do: the callback holds ``rec`` in memory until its write is settled."""
-
-
-def _settled(removing: dict[str, AttachmentRecord], rec: AttachmentRecord,
-             written: asyncio.Future[None]) -> None:
-    """The removal's batch ended: the record no longer needs bringing back."""
-    if removing.get(rec.id) is rec:
-        del removing[rec.id]
+        the file, on the loop (``read_back``)."""
+        return self.read_back
 
 
 def attachment_bytes(rec: AttachmentRecord) -> int:

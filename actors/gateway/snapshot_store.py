@@ -18,20 +18,17 @@ volume's status does.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import time
-import weakref
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import Key
 from cinderblock.actors.gateway.quota_journal import QuotaJournal
+from cinderblock.actors.gateway.row_records import RowRecords, newest_first_sql
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_snapshot_move
@@ -64,7 +61,6 @@ INSERT_SNAPSHOT = f"INSERT INTO snapshots ({_COLUMNS}) VALUES ({', '.join('?' * 
 SELECT_SNAPSHOTS = f"SELECT {_LOADED} FROM snapshots"
 SELECT_SNAPSHOT = f"{SELECT_SNAPSHOTS} WHERE id=?"
 SELECT_OF_VOLUME = f"{SELECT_SNAPSHOTS} WHERE volume_id=?"
-NEWEST_FIRST = " ORDER BY created_at DESC, id DESC"
 RECENT = 16_384  # records kept in memory after their last read (a few hundred bytes each)
 _STATUSES = {s.value: s for s in SnapshotStatus}
 UPDATE_SNAPSHOT = "UPDATE snapshots SET status=?, reason=?, updated_at=? WHERE id=?"
@@ -132,99 +128,50 @@ class SnapshotRecord:
         )
 
 
-class SnapshotStore:
-    """Every snapshot of the gateway's file, read when asked for; volume sources and
-    clones.
-
-    As ``volume_store.Volumes``: a record is read from its row (on the store's read-only
-    connection, on the loop: an indexed read) when it is asked for, and stays in memory
-    while anything holds it (a flow, a page being answered), while a write of it is not
-    yet committed, and for the next ``RECENT`` reads after its own. So a snapshot has one
-    record at a time, which flows change in place, and memory that is ahead of its row is
-    never dropped. A new one is kept from its create until its row is committed (``new``);
-    one being removed, until its removal is (``removing``: a failed removal brings it
-    back), and meanwhile it is not found. A request id names the snapshot it made for
-    ``REQUEST_ID_TTL_S`` (a day) and lives in the row, not in memory, as a volume's does
-    (``volume_store``): ``made_by`` reads it through an index, records not yet committed
-    first."""
+class SnapshotStore(RowRecords[SnapshotRecord]):
+    """Every snapshot of the gateway's file, read when asked for and held while in use
+    (``row_records``); volume sources and clones. A request id names the snapshot it made
+    for ``REQUEST_ID_TTL_S`` (a day) and lives in the row, not in memory, as a volume's
+    does (``volume_store``): ``made_by`` reads it through an index, records not yet
+    committed first."""
 
     def __init__(self, db: Database, journal: QuotaJournal,
                  read_only: Callable[[], sqlite3.Connection]) -> None:
+        super().__init__(read_only, SELECT_SNAPSHOT, "snapshots", RECENT)
         self.journal = journal
         self.db = db
-        self._read_only = read_only
-        self._live: weakref.WeakValueDictionary[str, SnapshotRecord] = (
-            weakref.WeakValueDictionary())
-        self._recent: deque[SnapshotRecord] = deque(maxlen=RECENT)
-        self.new: dict[str, SnapshotRecord] = {}  # added, row not committed yet
-        self.removing: dict[str, SnapshotRecord] = {}  # forgotten, removal not settled
         self.clones: dict[str, set[str]] = {}  # source (snapshot or volume) id -> volume ids
+
+    def from_row(self, row: Any) -> SnapshotRecord:
+        return _snapshot_from_row(row)
+
+    def reset(self, held: SnapshotRecord, read: SnapshotRecord) -> None:
+        for name in _ROW_FIELDS:
+            setattr(held, name, getattr(read, name))
+        held.request_id = held.request_fp = ""  # the row has them (see made_by)
 
     def install(self, sources: list[tuple[str, str | None, str | None]]) -> None:
         """On the loop, at a start and after a failed write: the clones follow the sources
-        read (volume id, snapshot id, source volume id), and every snapshot record memory
-        holds (and every one being removed) is made what its row says, in place (flows
-        hold them); one with no row is dropped."""
+        read (volume id, snapshot id, source volume id), and the snapshots memory holds
+        their rows (``read_back``)."""
         self.clones = {}
         for volume_id, snapshot_id, source_volid in sources:
             self._add_clone(volume_id, snapshot_id or source_volid)
-        held = {**self.removing, **dict(self._live.items())}
-        self.removing, self.new = {}, {}
-        for sid, rec in held.items():
-            row = self._read_only().execute(SELECT_SNAPSHOT, (sid,)).fetchone()
-            if row is None:
-                if self._live.get(sid) is rec:
-                    del self._live[sid]
-                continue
-            read = _snapshot_from_row(row)
-            for name in _ROW_FIELDS:
-                setattr(rec, name, getattr(read, name))
-            rec.request_id = rec.request_fp = ""  # the row has them (see made_by)
-            self.keep(rec)
+        self.read_back()
 
     # ---- snapshots -------------------------------------------------------
-    def get(self, snapshot_id: str) -> SnapshotRecord | None:
-        rec = self._live.get(snapshot_id)
-        if rec is not None or snapshot_id in self.removing:
-            return rec
-        row = self._read_only().execute(SELECT_SNAPSHOT, (snapshot_id,)).fetchone()
-        return None if row is None else self.keep(_snapshot_from_row(row))
-
-    def __getitem__(self, snapshot_id: str) -> SnapshotRecord:
-        rec = self.get(snapshot_id)
-        if rec is None:
-            raise KeyError(snapshot_id)
-        return rec
-
-    def keep(self, rec: SnapshotRecord) -> SnapshotRecord:
-        self._live[rec.id] = rec
-        self._recent.append(rec)
-        return rec
-
-    def _rows(self, where: str, params: tuple[Any, ...], order: str = ""
-              ) -> Iterator[SnapshotRecord]:
-        """The snapshots whose rows match, each as memory holds it (a record memory does
-        not hold is read from its row, not kept); those being removed left out."""
-        rows = self._read_only().execute(f"{SELECT_SNAPSHOTS} WHERE {where}{order}", params)
-        try:
-            for row in rows:  # a row at a time: a page reads one past its end, no more
-                rec = self._live.get(row[0])
-                if rec is None and row[0] not in self.removing:
-                    rec = _snapshot_from_row(row)
-                if rec is not None:
-                    yield rec
-        finally:
-            rows.close()
+    def _where(self, where: str, params: tuple[Any, ...]) -> Iterator[SnapshotRecord]:
+        return self.rows(f"{SELECT_SNAPSHOTS} WHERE {where}", params)
 
     def of_volume(self, volume_id: str) -> list[SnapshotRecord]:
         """The volume's snapshots, new ones included, by id, as memory holds them."""
-        found = {rec.id: rec for rec in self._rows("volume_id=?", (volume_id,))}
+        found = {rec.id: rec for rec in self._where("volume_id=?", (volume_id,))}
         found.update((rec.id, rec) for rec in self.new.values() if rec.volume_id == volume_id)
         return [found[sid] for sid in sorted(found)]
 
     def of_project(self, project: str) -> list[SnapshotRecord]:
         """Every snapshot of ``project``, as memory holds it, new ones included."""
-        found = {rec.id: rec for rec in self._rows("project_id=?", (project,))}
+        found = {rec.id: rec for rec in self._where("project_id=?", (project,))}
         found.update((rec.id, rec) for rec in self.new.values() if rec.project_id == project)
         return list(found.values())
 
@@ -234,20 +181,13 @@ class SnapshotStore:
         given) in listing order, newest first, below ``below`` (a marker's key) when given,
         through the listing indexes (a volume's few through the volume's index). One whose
         row is not committed yet is not listed, as it is not told yet."""
-        where: list[str] = []
-        params: list[Any] = []
-        if project is not None:
-            # with a volume, "+" keeps SQLite off the project's listing index, whose order
-            # it would otherwise take over the volume's few rows (a scan of the project)
-            where.append("project_id=?" if volume_id is None else "+project_id=?")
-            params.append(project)
-        if volume_id is not None:
-            where.append("volume_id=?")
-            params.append(volume_id)
-        if below is not None:
-            where.append("(created_at, id) < (?, ?)")
-            params.extend(below)
-        return self._rows(" AND ".join(where) or "1", tuple(params), NEWEST_FIRST)
+        if volume_id is None:
+            return self.rows(*newest_first_sql(SELECT_SNAPSHOTS, project, below))
+        # with a volume, "+" keeps SQLite off the project's listing index, whose order it
+        # would otherwise take over the volume's few rows (a scan of the project)
+        mine = () if project is None else (("+project_id=?", project),)
+        return self.rows(*newest_first_sql(SELECT_SNAPSHOTS, None, below,
+                                           more=(("volume_id=?", volume_id), *mine)))
 
     def made_by(self, project: str, request_id: str) -> tuple[SnapshotRecord, str] | None:
         """The snapshot ``request_id`` made in ``project`` within a day, and the
@@ -264,56 +204,38 @@ class SnapshotStore:
         rows = self._read_only().execute(IN_TRANSITION_SINCE, (before, limit)).fetchall()
         return [rec for (sid,) in rows if (rec := self.get(sid)) is not None]
 
-    def _forget(self, rec: SnapshotRecord) -> None:
-        """No longer found (its create failed, or it is being removed)."""
-        if self.new.get(rec.id) is rec:
-            del self.new[rec.id]
-        if self._live.get(rec.id) is rec:
-            del self._live[rec.id]
-
     async def add(self, rec: SnapshotRecord, reservation_id: str | None = None) -> None:
         """The new record and, in the same transaction, the commit of its
         reservation it owes the quota actor (``quota_journal``)."""
-        self.keep(rec)
-        self.new[rec.id] = rec
+        self.added(rec)
         written = self.db.write(INSERT_SNAPSHOT, rec.row())
         if reservation_id is not None:
             self.journal.owe_commit(reservation_id, rec.project_id)
         try:
             await written
         except Exception:
-            self._forget(rec)
+            self.forget(rec)
             raise
-        if self.new.get(rec.id) is rec:
-            del self.new[rec.id]
+        self.written(rec)
         rec.request_id = rec.request_fp = ""  # the row has them: made_by reads it there
 
     async def remove(self, rec: SnapshotRecord) -> None:
         """The row goes and, in the same transaction, the release of its quota is owed
         (``quota_journal``; op id ``release:snapshot:<id>``: given back once)."""
-        self._forget(rec)
         written = self.db.write(DELETE_SNAPSHOT, (rec.id,))
-        self.removing[rec.id] = rec  # until its batch is settled (see install)
-        written.add_done_callback(partial(settled_removal, self.removing, rec))
+        self.removed(rec, written)  # not found, unless the write fails (read_back)
         self.journal.owe_release(f"release:snapshot:{rec.id}", rec.project_id,
                                  {"snapshots": 1, "gigabytes": rec.size})
         await written
 
     async def save_details(self, rec: SnapshotRecord) -> None:
         rec.updated_at = time.time()
-        await self._held(rec, self.db.write(UPDATE_SNAPSHOT_DETAILS, (
+        await self.writing(rec, self.db.write(UPDATE_SNAPSHOT_DETAILS, (
             rec.name, rec.description, json.dumps(rec.metadata), rec.updated_at, rec.id)))
 
     async def save_status(self, rec: SnapshotRecord) -> None:
-        await self._held(rec, self.db.write(
+        await self.writing(rec, self.db.write(
             UPDATE_SNAPSHOT, (rec.status.value, rec.reason, rec.updated_at, rec.id)))
-
-    @staticmethod
-    def _held(rec: SnapshotRecord, written: asyncio.Future[None]) -> asyncio.Future[None]:
-        """``written``, which holds ``rec`` in memory until it is settled (memory is
-        ahead of the row until then)."""
-        written.add_done_callback(partial(_held_until_settled, rec))
-        return written
 
     # ---- volume sources and locks -----------------------------------------
     def remember_source(self, rec: Copied) -> None:
@@ -352,25 +274,6 @@ class SnapshotStore:
             if rec is not None and rec.status is VolumeStatus.CREATING:
                 holders.append(volume_id)
         return holders
-
-
-class Identified(Protocol):
-    @property
-    def id(self) -> str: ...
-
-
-Rec = TypeVar("Rec", bound=Identified)
-
-
-def settled_removal(removing: dict[str, Rec], rec: Rec, written: asyncio.Future[None]) -> None:
-    """A removal's batch ended (committed, or failed and memory reread from the file):
-    the record no longer needs bringing back."""
-    if removing.get(rec.id) is rec:
-        del removing[rec.id]
-
-
-def _held_until_settled(rec: SnapshotRecord, written: asyncio.Future[None]) -> None:
-    """Nothing to do: the callback holds ``rec`` in memory until its write is settled."""
 
 
 _ROW_FIELDS = tuple(name for name in SnapshotRecord.__slots__

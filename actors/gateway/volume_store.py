@@ -39,8 +39,6 @@ import json
 import sqlite3
 import sys
 import time
-import weakref
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -54,10 +52,10 @@ from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import Key
 from cinderblock.actors.gateway.quota_journal import JOURNAL_SCHEMA, QuotaJournal
+from cinderblock.actors.gateway.row_records import RowRecords, newest_first_sql
 from cinderblock.actors.gateway.snapshot_store import (
     SNAPSHOT_SCHEMA,
     SnapshotStore,
-    settled_removal,
 )
 from cinderblock.actors.runtime.database import Database, Reread, open_read_only
 from cinderblock.actors.scheduler.extra_specs import match
@@ -152,7 +150,6 @@ SELECT_VOLUMES = (
     "LEFT JOIN volume_flags f ON f.id = v.id LEFT JOIN volume_sources s ON s.volume_id = v.id"
 )
 SELECT_VOLUME = f"{SELECT_VOLUMES} WHERE v.id=?"
-NEWEST_FIRST = " ORDER BY v.created_at DESC, v.id DESC"
 SELECT_UNLIKE_ATTACHMENTS = (
     f"SELECT id FROM volumes v WHERE {_UNSETTLED_SQL} AND {UNLIKE_ITS_ATTACHMENTS}")
 # The volumes being created from a snapshot or a volume, and their sources: through the
@@ -236,119 +233,29 @@ class VolumeRecord:
         )
 
 
-class Volumes:
-    """Every volume of the gateway's file; in memory, the ones in use.
-
-    A record is read from its row (on the store's read-only connection, on the loop:
-    an indexed read of one row) when it is asked for, and stays in memory while
-    anything holds it (a flow, a page being answered), while a write of it is not yet
-    committed, while it holds state only memory has (``held``: an extend's
-    ``extended_from``), and for the next ``RECENT`` reads after its own. So a volume has
-    one record at a time, which flows change in place, and memory that is ahead of its
-    row is never dropped. A new volume is kept from its create until its row is committed
-    (``new``); one being removed, until its removal is (``removing``: a failed removal
-    brings it back), and meanwhile it is not found.
-    """
+class Volumes(RowRecords[VolumeRecord]):
+    """Every volume of the gateway's file; in memory, the ones in use (``row_records``:
+    read when asked for, held while in use), and those with state only memory has
+    (``held``: an extend's ``extended_from``), kept until it ends."""
 
     def __init__(self, read_only: Callable[[], sqlite3.Connection],
                  type_of: Callable[[str | None], VolumeType]) -> None:
-        self._read_only = read_only
+        super().__init__(read_only, SELECT_VOLUME, "volumes", RECENT)
         self._type_of = type_of
-        self._live: weakref.WeakValueDictionary[str, VolumeRecord] = (
-            weakref.WeakValueDictionary())
-        self._recent: deque[VolumeRecord] = deque(maxlen=RECENT)
-        self.new: dict[str, VolumeRecord] = {}  # created, row not committed yet
-        # records with state only memory has (an extend's ``extended_from``), kept until
-        # it ends
         self.held: dict[str, VolumeRecord] = {}
-        self.removing: dict[str, VolumeRecord] = {}  # forgotten, removal not settled yet
-        self._count: int | None = None  # counted when first asked for, then kept
-
-    def get(self, volume_id: str) -> VolumeRecord | None:
-        rec = self._live.get(volume_id)
-        if rec is not None or volume_id in self.removing:
-            return rec
-        row = self._read_only().execute(SELECT_VOLUME, (volume_id,)).fetchone()
-        return None if row is None else self.keep(self.from_row(row))
-
-    def __getitem__(self, volume_id: str) -> VolumeRecord:
-        rec = self.get(volume_id)
-        if rec is None:
-            raise KeyError(volume_id)
-        return rec
-
-    def __contains__(self, volume_id: object) -> bool:
-        return isinstance(volume_id, str) and self.get(volume_id) is not None
-
-    def __len__(self) -> int:
-        if self._count is None:
-            (rows,) = self._read_only().execute("SELECT count(*) FROM volumes").fetchone()
-            self._count = rows + len(self.new) - len(self.removing)
-        return self._count
-
-    def in_memory(self) -> dict[str, VolumeRecord]:
-        """The records memory holds now (not those being removed)."""
-        return dict(self._live.items())
 
     def from_row(self, row: Any) -> VolumeRecord:
         return _volume_from_row(row, self._type_of)
 
-    def keep(self, rec: VolumeRecord) -> VolumeRecord:
-        self._live[rec.id] = rec
-        self._recent.append(rec)
-        return rec
-
-    def add(self, rec: VolumeRecord) -> None:
-        """A new volume: in memory until its row is committed (``written``), and after."""
-        self.keep(rec)
-        self.new[rec.id] = rec
-        if self._count is not None:
-            self._count += 1
-
-    def written(self, rec: VolumeRecord) -> None:
-        if self.new.get(rec.id) is rec:
-            del self.new[rec.id]
-
-    def forget(self, rec: VolumeRecord) -> bool:
-        """No longer found (its create failed, or it is being removed); whether it was."""
-        self.written(rec)
-        if self._live.get(rec.id) is not rec:
-            return False
-        del self._live[rec.id]
-        if self._count is not None:
-            self._count -= 1
-        return True
-
-    @staticmethod
-    def writing(rec: VolumeRecord, done: asyncio.Future[None]) -> None:
-        """Keep ``rec`` in memory at least until ``done`` (a write of it) is settled: the
-        future holds it, in a callback that has nothing else to do."""
-        done.add_done_callback(partial(_settled, rec))
+    def reset(self, held: VolumeRecord, read: VolumeRecord) -> None:
+        _reset(held, read)
 
     def newest_first(self, project: str | None, below: Key | None) -> Iterator[VolumeRecord]:
         """``project``'s volumes (every project's for None) in listing order, newest
         first, below ``below`` (a marker's key) when given: rows through an index on
         (project_id, created_at, id) or (created_at, id), each as memory holds it. A
         volume whose row is not committed yet is not listed, as it is not told yet."""
-        where: list[str] = []
-        params: list[Any] = []
-        if project is not None:
-            where.append("v.project_id=?")
-            params.append(project)
-        if below is not None:
-            where.append("(v.created_at, v.id) < (?, ?)")
-            params.extend(below)
-        sql = SELECT_VOLUMES + (f" WHERE {' AND '.join(where)}" if where else "") + NEWEST_FIRST
-        rows = self._read_only().execute(sql, params)
-        try:
-            for row in rows:  # a row at a time: a page reads one past its end, no more
-                rec = self._live.get(row[0])
-                if rec is None and row[0] not in self.removing:
-                    rec = self.from_row(row)
-                if rec is not None:
-                    yield rec
-        finally:
-            rows.close()
+        return self.rows(*newest_first_sql(SELECT_VOLUMES, project, below, alias="v."))
 
     def of_project(self, project: str) -> list[VolumeRecord]:
         """Every volume of ``project``, as memory holds it, new ones included."""
@@ -374,26 +281,12 @@ class Volumes:
         as memory has it."""
         return [vid for (vid,) in self._read_only().execute(SELECT_UNLIKE_ATTACHMENTS)]
 
-    def reread(self) -> None:
-        """On the loop, after a failed write: every record memory holds (and every one
-        being removed) made what its row says, in place (flows hold them); one with no
-        row is dropped."""
-        held = {**self.removing, **self.in_memory()}
-        self.removing, self.new, self._count = {}, {}, None
-        for vid, rec in held.items():
-            row = self._read_only().execute(SELECT_VOLUME, (vid,)).fetchone()
-            if row is None:
-                if self._live.get(vid) is rec:
-                    del self._live[vid]
-                continue
-            _reset(rec, self.from_row(row))
-            self.keep(rec)
+    def read_back(self) -> None:
+        """As ``RowRecords.read_back``; an extend's record is held while its row says it
+        extends."""
+        super().read_back()
         self.held = {vid: rec for vid, rec in self.held.items()
                      if rec.status is VolumeStatus.EXTENDING and self._live.get(vid) is rec}
-
-
-def _settled(rec: VolumeRecord, written: asyncio.Future[None]) -> None:
-    """A write of ``rec`` is settled: nothing to do but let go of it (``Volumes.writing``)."""
 
 
 class GatewayStore:
@@ -433,7 +326,7 @@ class GatewayStore:
         it returns brings memory back to them (see the module text)."""
         restores = [other(conn) for other in self._other_rows]
         restores.append(self.read_volumes(conn))
-        restores.append(self.volumes.reread)
+        restores.append(self.volumes.read_back)
 
         def restore() -> None:
             for each in restores:
@@ -501,7 +394,7 @@ class GatewayStore:
 
     def _remember(self, rec: VolumeRecord) -> None:
         _share_strings(rec)
-        self.volumes.add(rec)
+        self.volumes.added(rec)
         if rec.request_id:
             self._unwritten[(rec.project_id, rec.request_id)] = rec
 
@@ -538,9 +431,7 @@ class GatewayStore:
         writes = [(DELETE_VOLUME, (rec.id,)), (DELETE_FLAGS, (rec.id,)),
                   *self.snapshots.source_removal_writes(rec)]
         queued = [self.db.write(sql, params) for sql, params in writes]
-        removing = self.volumes.removing
-        removing[rec.id] = rec  # until its batch is settled (see Volumes.reread)
-        queued[-1].add_done_callback(partial(settled_removal, removing, rec))
+        self.volumes.removed(rec, queued[-1])  # not found, unless the batch fails
         self.journal.owe_release(f"release:volume:{rec.id}", rec.project_id,
                                  {"volumes": 1, "gigabytes": rec.size})
         for write in queued:

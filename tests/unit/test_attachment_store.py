@@ -16,7 +16,6 @@ import pytest
 from cinderblock.actors.gateway import attachment_store
 from cinderblock.actors.gateway.attachment_store import (
     IN_TRANSITION_SINCE,
-    NEWEST_FIRST,
     SELECT,
     SELECT_OF_VOLUME,
     SELECT_ONE,
@@ -25,6 +24,7 @@ from cinderblock.actors.gateway.attachment_store import (
     attachment_bytes,
 )
 from cinderblock.actors.gateway.paging import page
+from cinderblock.actors.gateway.row_records import newest_first_sql
 from cinderblock.actors.gateway.volume_store import (
     ATTACHED,
     INSERT_VOLUME,
@@ -32,7 +32,7 @@ from cinderblock.actors.gateway.volume_store import (
 )
 from cinderblock.actors.gateway.volume_store import SCHEMA as VOLUME_SCHEMA
 from cinderblock.protocol.states import AttachmentStatus, volume_status_for
-from tests.conftest import open_gateway_store
+from tests.conftest import listing_plan, open_gateway_store, query_plan
 
 A = AttachmentStatus
 
@@ -53,17 +53,15 @@ async def test_each_read_of_an_attachment_goes_through_its_own_index(tmp_path: P
             await attachments.add(attachment(f"att-{n}", f"vol-{n}", now - n))
         reader = store.read_only()
 
-        def plan(sql: str, *params: object) -> str:
-            return str(reader.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
+        plan, listing = partial(query_plan, reader), partial(listing_plan, reader)
 
         assert "sqlite_autoindex_attachments_1 (id=?)" in plan(SELECT_ONE, "att-1")
         assert "attachments_volume (volume_id=?)" in plan(SELECT_OF_VOLUME, "vol-1")
-        own = f"{SELECT} WHERE project_id=? AND (created_at, id) < (?, ?){NEWEST_FIRST}"
-        assert "attachments_project_listing (project_id=? AND (created_at,id)<(?,?))" in plan(
-            own, "demo", now, "att-9")
-        every = f"{SELECT} WHERE (created_at, id) < (?, ?){NEWEST_FIRST}"
-        assert "attachments_listing ((created_at,id)<(?,?))" in plan(every, now, "x")
-        assert "TEMP B-TREE" not in plan(every, now, "x") + plan(own, "demo", now, "x")
+        own = listing(newest_first_sql(SELECT, "demo", (now, "att-9")))
+        assert "attachments_project_listing (project_id=? AND (created_at,id)<(?,?))" in own
+        every = listing(newest_first_sql(SELECT, None, (now, "x")))
+        assert "attachments_listing ((created_at,id)<(?,?))" in every
+        assert "TEMP B-TREE" not in every + own  # no sort
         assert "attachments_in_transition (updated_at<?)" in plan(IN_TRANSITION_SINCE, now, 5)
 
 

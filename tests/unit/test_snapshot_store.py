@@ -15,16 +15,16 @@ import pytest
 
 from cinderblock.actors.gateway import snapshot_store
 from cinderblock.actors.gateway.paging import page, wire_bytes
+from cinderblock.actors.gateway.row_records import newest_first_sql
 from cinderblock.actors.gateway.snapshot_store import (
     IN_TRANSITION_SINCE,
-    NEWEST_FIRST,
     SELECT_OF_VOLUME,
     SELECT_SNAPSHOT,
     SELECT_SNAPSHOTS,
     SnapshotRecord,
 )
 from cinderblock.protocol.states import SnapshotStatus
-from tests.conftest import open_gateway_store
+from tests.conftest import listing_plan, open_gateway_store, query_plan
 
 P = SnapshotStatus
 
@@ -43,17 +43,15 @@ async def test_each_read_of_a_snapshot_goes_through_its_own_index(tmp_path: Path
             await store.snapshots.add(snapshot(f"snap-{n}", f"vol-{n % 5}", now - n))
         reader = store.read_only()
 
-        def plan(sql: str, *params: object) -> str:
-            return str(reader.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
+        plan, listing = partial(query_plan, reader), partial(listing_plan, reader)
 
         assert "sqlite_autoindex_snapshots_1 (id=?)" in plan(SELECT_SNAPSHOT, "snap-1")
         assert "snapshots_volume (volume_id=?)" in plan(SELECT_OF_VOLUME, "vol-1")
-        own = f"{SELECT_SNAPSHOTS} WHERE project_id=? AND (created_at, id) < (?, ?){NEWEST_FIRST}"
-        assert "snapshots_project_listing (project_id=? AND (created_at,id)<(?,?))" in plan(
-            own, "demo", now, "snap-9")
-        every = f"{SELECT_SNAPSHOTS} WHERE 1{NEWEST_FIRST}"
-        assert "snapshots_listing" in plan(every)
-        assert "TEMP B-TREE" not in plan(every) + plan(own, "demo", now, "x")
+        own = listing(newest_first_sql(SELECT_SNAPSHOTS, "demo", (now, "snap-9")))
+        assert "snapshots_project_listing (project_id=? AND (created_at,id)<(?,?))" in own
+        every = listing(newest_first_sql(SELECT_SNAPSHOTS, None, None))
+        assert "snapshots_listing" in every
+        assert "TEMP B-TREE" not in every + own  # no sort
         assert "snapshots_in_transition (updated_at<?)" in plan(IN_TRANSITION_SINCE, now, 5)
         sql: list[str] = []
         reader.set_trace_callback(sql.append)

@@ -10,17 +10,18 @@ import json
 import sqlite3
 import time
 import tracemalloc
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from cinderblock.actors.gateway import volume_store
 from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, fingerprint, stored_fingerprint
+from cinderblock.actors.gateway.row_records import newest_first_sql
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import (
     IN_TRANSITION_SINCE,
     MADE_BY,
-    NEWEST_FIRST,
     SELECT_SOURCES_OF_CREATING,
     SELECT_UNLIKE_ATTACHMENTS,
     SELECT_VOLUME,
@@ -31,7 +32,7 @@ from cinderblock.actors.gateway.volume_store import (
 from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 from cinderblock.protocol.wire.schema import dump
-from tests.conftest import open_gateway_store
+from tests.conftest import listing_plan, open_gateway_store, query_plan
 
 PLAIN = VolumeType("type-plain", "plain")
 
@@ -295,18 +296,16 @@ async def test_each_read_of_a_volume_goes_through_its_own_index(tmp_path: Path) 
             await store.add_volume(volume(f"vol-{n}", now - n, f"req-{n}"))
         reader = store.read_only()
 
-        def plan(sql: str, *params: object) -> str:
-            return str(reader.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
+        plan, listing = partial(query_plan, reader), partial(listing_plan, reader)
 
         assert "volumes_made_by (project_id=? AND request_id=? AND created_at>?)" in plan(
             MADE_BY, "demo", "req-1", now - 60)
         assert "sqlite_autoindex_volumes_1 (id=?)" in plan(SELECT_VOLUME, "vol-1")
-        own = f"{SELECT_VOLUMES} WHERE v.project_id=? AND (v.created_at, v.id) < (?, ?)"
-        assert "volumes_project_listing (project_id=? AND (created_at,id)<(?,?))" in plan(
-            own + NEWEST_FIRST, "demo", now, "vol-9")
-        every = f"{SELECT_VOLUMES} WHERE (v.created_at, v.id) < (?, ?)"
-        assert "volumes_listing ((created_at,id)<(?,?))" in plan(every + NEWEST_FIRST, now, "x")
-        assert "TEMP B-TREE" not in plan(every + NEWEST_FIRST, now, "x")  # no sort
+        own = listing(newest_first_sql(SELECT_VOLUMES, "demo", (now, "vol-9"), alias="v."))
+        assert "volumes_project_listing (project_id=? AND (created_at,id)<(?,?))" in own
+        every = listing(newest_first_sql(SELECT_VOLUMES, None, (now, "x"), alias="v."))
+        assert "volumes_listing ((created_at,id)<(?,?))" in every
+        assert "TEMP B-TREE" not in every + own  # no sort
         unlike = plan(SELECT_UNLIKE_ATTACHMENTS)
         assert "COVERING INDEX volumes_unsettled (status=?)" in unlike, unlike
         assert "COVERING INDEX attachments_volume (volume_id=? AND status=?)" in unlike, unlike

@@ -1,0 +1,196 @@
+"""Records read from their rows when asked for: what the gateway's volumes, snapshots and
+attachments share (``volume_store.Volumes``, ``snapshot_store.SnapshotStore``,
+``attachment_store.AttachmentStore``).
+
+A record is read from its row (on the store's read-only connection, on the loop: an
+indexed read of one row; in WAL mode a reader never waits for the writer) when it is
+asked for, and stays in memory while anything holds it (a flow, a page being answered),
+while a write of it is not yet committed (``writing``), and for the next ``recent``
+reads after its own. So a record has one object at a time, which flows change in
+place, and memory that is ahead of its row is never dropped. A new one is kept from its
+create until its row is committed (``new``); one being removed, until its removal is
+(``removing``: a failed removal brings it back), and meanwhile it is not found.
+
+The read-only connection sees committed rows only: what it reads is judged against
+memory first (``rows``), so a record whose newer state is not yet written is seen as
+memory has it, and one being removed is not seen at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any, Generic, Protocol, TypeVar
+
+from cinderblock.actors.gateway.paging import Key
+
+
+def newest_first_sql(select: str, project: str | None, below: Key | None,
+                     alias: str = "", more: tuple[tuple[str, Any], ...] = ()
+                     ) -> tuple[str, list[Any]]:
+    """The statement (and its parameters) that lists ``select``'s rows of ``project``
+    (every project's for None) newest first, below ``below`` (a marker's key) when given:
+    through the table's listing indexes on (project_id, created_at, id) and
+    (created_at, id). ``alias`` is the table's in ``select`` ("v."); ``more``, further
+    conditions, each with its one parameter."""
+    where: list[str] = []
+    params: list[Any] = []
+    if project is not None:
+        where.append(f"{alias}project_id=?")
+        params.append(project)
+    for condition, param in more:
+        where.append(condition)
+        params.append(param)
+    if below is not None:
+        where.append(f"({alias}created_at, {alias}id) < (?, ?)")
+        params.extend(below)
+    order = f" ORDER BY {alias}created_at DESC, {alias}id DESC"
+    return select + (f" WHERE {' AND '.join(where)}" if where else "") + order, params
+
+
+class Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+R = TypeVar("R", bound=Identified)
+
+
+class RowRecords(Generic[R]):
+    """The records of one table; subclasses say how a row becomes a record
+    (``from_row``) and how a held record is made its row again (``reset``)."""
+
+    def __init__(self, read_only: Callable[[], sqlite3.Connection], select_one: str,
+                 table: str, recent: int) -> None:
+        self._read_only = read_only
+        self._select_one = select_one  # a record's row by id
+        self._count_sql = f"SELECT count(*) FROM {table}"
+        self._live: weakref.WeakValueDictionary[str, R] = weakref.WeakValueDictionary()
+        self._recent: deque[R] = deque(maxlen=recent)
+        self.new: dict[str, R] = {}  # added, row not committed yet
+        self.removing: dict[str, R] = {}  # forgotten, removal not settled yet
+        self._count: int | None = None  # counted when first asked for, then kept
+
+    def from_row(self, row: Any) -> R:
+        raise NotImplementedError
+
+    def reset(self, held: R, read: R) -> None:
+        """``held`` (in memory, flows hold it) made what ``read`` (its row) says."""
+        raise NotImplementedError
+
+    # ---- reads -------------------------------------------------------------
+    def get(self, record_id: str) -> R | None:
+        rec = self._live.get(record_id)
+        if rec is not None or record_id in self.removing:
+            return rec
+        row = self._read_only().execute(self._select_one, (record_id,)).fetchone()
+        return None if row is None else self.keep(self.from_row(row))
+
+    def __getitem__(self, record_id: str) -> R:
+        rec = self.get(record_id)
+        if rec is None:
+            raise KeyError(record_id)
+        return rec
+
+    def __contains__(self, record_id: object) -> bool:
+        return isinstance(record_id, str) and self.get(record_id) is not None
+
+    def __len__(self) -> int:
+        if self._count is None:
+            (rows,) = self._read_only().execute(self._count_sql).fetchone()
+            self._count = rows + len(self.new) - len(self.removing)
+        return self._count
+
+    def in_memory(self) -> dict[str, R]:
+        """The records memory holds now (not those being removed)."""
+        return dict(self._live.items())
+
+    def keep(self, rec: R) -> R:
+        self._live[rec.id] = rec
+        self._recent.append(rec)
+        return rec
+
+    def rows(self, sql: str, params: tuple[Any, ...] | list[Any] = (), kept: bool = False
+             ) -> Iterator[R]:
+        """The records of the rows ``sql`` selects (id first), a row at a time (a page
+        reads one past its end, no more), each as memory holds it; one being removed is
+        left out. A record memory did not hold is read from its row and, if ``kept``,
+        held from now on as a read by id would be (a caller that may change it)."""
+        rows = self._read_only().execute(sql, params)
+        try:
+            for row in rows:
+                rec = self._live.get(row[0])
+                if rec is None and row[0] not in self.removing:
+                    rec = self.from_row(row)
+                    if kept:
+                        self.keep(rec)
+                if rec is not None:
+                    yield rec
+        finally:
+            rows.close()
+
+    # ---- changes -----------------------------------------------------------
+    def added(self, rec: R) -> None:
+        """A new record: in memory until its row is committed (``written``), and after."""
+        self.keep(rec)
+        self.new[rec.id] = rec
+        if self._count is not None:
+            self._count += 1
+
+    def written(self, rec: R) -> None:
+        if self.new.get(rec.id) is rec:
+            del self.new[rec.id]
+
+    def forget(self, rec: R) -> bool:
+        """No longer found (its create failed, or it is being removed); whether it was."""
+        self.written(rec)
+        if self._live.get(rec.id) is not rec:
+            return False
+        del self._live[rec.id]
+        if self._count is not None:
+            self._count -= 1
+        return True
+
+    def removed(self, rec: R, written: asyncio.Future[None]) -> None:
+        """``rec`` is being removed by ``written``: not found meanwhile, and brought back
+        if that write fails (``read_back``)."""
+        self.forget(rec)
+        self.removing[rec.id] = rec
+        written.add_done_callback(partial(_settled_removal, self.removing, rec))
+
+    @staticmethod
+    def writing(rec: R, done: asyncio.Future[None]) -> asyncio.Future[None]:
+        """Keep ``rec`` in memory at least until ``done`` (a write of it) is settled: the
+        future holds it, in a callback that has nothing else to do."""
+        done.add_done_callback(partial(_held, rec))
+        return done
+
+    def read_back(self) -> None:
+        """On the loop, after a failed write: every record memory holds (and every one
+        being removed) made what its row says, in place (flows hold them); one with no
+        row is dropped."""
+        held = {**self.removing, **self.in_memory()}
+        self.removing, self.new, self._count = {}, {}, None
+        for record_id, rec in held.items():
+            row = self._read_only().execute(self._select_one, (record_id,)).fetchone()
+            if row is None:
+                if self._live.get(record_id) is rec:
+                    del self._live[record_id]
+                continue
+            self.reset(rec, self.from_row(row))
+            self.keep(rec)
+
+
+def _held(rec: Any, written: asyncio.Future[None]) -> None:
+    """Nothing to do: the callback holds ``rec`` in memory until its write is settled."""
+
+
+def _settled_removal(removing: dict[str, R], rec: R, written: asyncio.Future[None]) -> None:
+    """A removal's batch ended (committed, or failed and memory read back from the file):
+    the record no longer needs bringing back."""
+    if removing.get(rec.id) is rec:
+        del removing[rec.id]
