@@ -9,12 +9,11 @@ million records took 8 s of CPU to read at a start. ``Volumes`` reads a volume's
 when it is asked for, on a read-only connection of the store's own, on the loop (an
 indexed read of one row costs microseconds, a hop to the database thread about 160, and
 in WAL mode a reader never waits for the writer), and keeps the record while it is in
-use (see ``Volumes``), so a volume has one record at a time and flows change it in
-place. Pages read rows in listing order through the indexes on (project_id, created_at,
-id) and (created_at, id), each volume as memory holds it. Snapshots and attachments
-are read the same way (``snapshot_store``, ``attachment_store``). A start reads only what
-is small: the pending extends and the sources of the volumes being created (the source
-locks).
+use, so a volume has one record at a time and flows change it in place: what volumes,
+snapshots and attachments share, ``row_records.RowRecords``. Pages read rows in listing
+order through the indexes on (project_id, created_at, id) and (created_at, id), each
+volume as memory holds it. A start reads only what is small: the pending extends and
+the sources of the volumes being created (the source locks).
 
 Request ids expire, as EC2's client tokens do: a request id names the volume it made
 for ``REQUEST_ID_TTL_S`` (a day) after the create, and lives in the row, not in
@@ -27,9 +26,10 @@ gives its ``Database`` ``reread``: run in the database thread right after the fa
 batch is rolled back, it reads the tables the others keep here (types, attachments,
 user messages, added with ``reread_with``) and the sources of the volumes being created,
 and returns what brings memory back to them, which runs on the loop before any flow
-resumes; there every volume and snapshot record memory holds gets every field its row
-holds, in place (a removal whose write failed brings its very record back), and one with no row
-is dropped. A start loads memory with the same code.
+resumes; there every volume, snapshot and attachment record memory holds gets every
+field its row holds, in place (a removal whose write failed brings its very record
+back), and one with no row is dropped (``RowRecords.read_back``). A start loads memory
+with the same code.
 """
 
 from __future__ import annotations
