@@ -228,14 +228,17 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
                                  {"snapshots": 1, "gigabytes": rec.size})
         await written
 
+    # A save is awaited by its caller, whose coroutine holds ``rec`` in memory until the
+    # write is settled (a callback on the write's future would add nothing: cancelling
+    # the caller cancels that future too).
     async def save_details(self, rec: SnapshotRecord) -> None:
         rec.updated_at = time.time()
-        await self.writing(rec, self.db.write(UPDATE_SNAPSHOT_DETAILS, (
-            rec.name, rec.description, json.dumps(rec.metadata), rec.updated_at, rec.id)))
+        await self.db.write(UPDATE_SNAPSHOT_DETAILS, (
+            rec.name, rec.description, json.dumps(rec.metadata), rec.updated_at, rec.id))
 
     async def save_status(self, rec: SnapshotRecord) -> None:
-        await self.writing(rec, self.db.write(
-            UPDATE_SNAPSHOT, (rec.status.value, rec.reason, rec.updated_at, rec.id)))
+        await self.db.write(
+            UPDATE_SNAPSHOT, (rec.status.value, rec.reason, rec.updated_at, rec.id))
 
     # ---- volume sources and locks -----------------------------------------
     def remember_source(self, rec: Copied) -> None:
