@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -71,14 +72,24 @@ async def test_moving_to_a_flow_and_dismissing_it() -> None:
         assert failed not in app.model.flows.flows and failed not in pane.table.keys
 
 
+class OldClusterLink(GatewayLink):
+    """A link whose session holds a client from before delete existed, and never ends.
+
+    (A real link to a port nobody answers would end its session when its ping times
+    out, 1.5 s in, and the dashboard would rightly say the cluster is down instead.)
+    """
+
+    async def run(self) -> None:
+        self.client = cast(Any, SimpleNamespace())
+        await asyncio.Event().wait()
+
+
 async def test_delete_says_when_the_cluster_cannot_delete_yet() -> None:
     app = scene_app()
-    app.link = GatewayLink(app.model, "tcp://127.0.0.1:1")
-    app.link.client = cast(Any, SimpleNamespace())  # a client from before delete existed
+    app.link = OldClusterLink(app.model, "tcp://127.0.0.1:1")
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await pilot.press("2", "d")
         await pilot.pause()
-        app.link.client = cast(Any, SimpleNamespace())  # (again: the link's session ended)
         await pilot.press("y")  # the answer goes through the modal's callback, then a message
         assert await until(pilot, lambda: any("not supported by this cluster yet"
                                               in str(n.message) for n in app._notifications))
