@@ -20,6 +20,12 @@ client speaks plaintext (a cluster run with ``security = false``).
 there): before each call the client looks whether that file changed and, if its
 gateway moved, goes there.
 
+A call the gateway had not answered when its connection closed (the gateway
+stopped or was restarted) fails at once with ``PeerGone`` instead of waiting for
+its deadline, as does a wait for a pushed status: the request may or may not have
+been carried out, so send it again with its request id. The next call connects
+again.
+
 Each create carries a request id (one is made if the caller gives none):
 repeating a create with the same id returns the first volume.
 """
@@ -37,6 +43,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from cinderblock.protocol.client.attachments import AttachmentMethods, SyncAttachmentMethods
 from cinderblock.protocol.client.flows import FlowMethods, SyncFlowMethods
@@ -127,6 +134,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         self._calls = Calls()
         self._channel: Channel | None = None
         self._out: Batcher | None = None  # this turn's requests go as one message
+        self._watch: Channel | None = None  # the socket's connection events (a monitor)
         self.volume_waits: StatusWaits[Volume] = StatusWaits("volume", VolumeError, VOLUME_ERRORS)
         self.snapshot_waits: StatusWaits[Snapshot] = StatusWaits(
             "snapshot", SnapshotError, SNAPSHOT_ERRORS)
@@ -156,8 +164,10 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
             tune(sock)
             if self.keys is not None:
                 curve_client(sock, *self.keys)
+            watch = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
             sock.connect(self.endpoint)
             self._channel = Channel(sock, self._on_frames)
+            self._watch = Channel(watch, self._on_connection_event)
             self._out = Batcher(self._channel, routed=False, on_lost=self._calls.fail)
         assert self._out is not None
         return self._out
@@ -189,6 +199,9 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         if self._out is not None:
             self._out.flush()
             self._out = None
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self._channel is not None:
             self._channel.close()
             self._channel = None
@@ -227,6 +240,19 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
             elif env.kind == "evt" and env.op == "snapshot.status":
                 self._on_snapshot_status(parse(Snapshot, env.body, strict=False))
         return len(decoded)
+
+    def _on_connection_event(self, frames: list[bytes]) -> int:
+        """The connection to the gateway closed (it stopped, or cut us off): nothing sent
+        before can be answered now, and the gateway's end of every watch is gone, so
+        whoever waits for those hears it at once rather than at their deadline. The
+        socket connects again by itself for the next call."""
+        if parse_monitor_message(frames)["event"] == zmq.EVENT_DISCONNECTED:
+            closed = f"the connection to the gateway at {self.endpoint} closed"
+            self._calls.lost(f"{closed} before it answered (the request may or may not "
+                             "have been carried out)")
+            self.volume_waits.fail_all(closed)
+            self.snapshot_waits.fail_all(closed)
+        return 1
 
     # ---- volumes -------------------------------------------------------
     async def create_volume(

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
 from cinderblock.protocol.messages.volumes import Volume
-from cinderblock.protocol.wire.errors import CinderblockError, Timeout
+from cinderblock.protocol.wire.errors import CinderblockError, PeerGone, Timeout
 
 
 class Tracked(Protocol):
@@ -69,6 +69,17 @@ class StatusWaits(Generic[T]):
             elif self._failed(obj.status, wanted):
                 fut.set_exception(self.error(obj))
         waiters[:] = [(w, f) for w, f in waiters if not f.done()]
+
+    def fail_all(self, reason: str) -> None:
+        """Fail every wait: the pushes it waits for can no longer come (the connection
+        that watched went away with the gateway's end of the watch)."""
+        waiters, self._waiters = self._waiters, {}
+        for obj_id, futures in waiters.items():
+            for _, fut in futures:
+                if not fut.done():
+                    fut.set_exception(PeerGone(
+                        f"{self.noun} {obj_id}: {reason}; its status is unknown: wait again",
+                        {f"{self.noun}_id": obj_id}))
 
     def statistics(self) -> dict[str, int]:
         """Callers waiting now, and pushed states kept for a wait still to come."""

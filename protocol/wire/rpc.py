@@ -2,7 +2,8 @@
 
 ``Calls`` is bookkeeping with no I/O: ``start`` registers a request with its
 deadline and returns a future, ``settle`` resolves it from a reply envelope,
-``fail_all`` fails every pending call (an actor or client stopping).
+``fail_all`` fails every pending call (an actor or client stopping), ``lost``
+every call a closed connection took with it.
 A call remembers the peer it went to, and only a reply from that peer settles
 it: a reply from anyone else is ignored and the call keeps waiting.
 Deadlines are kept by one sweep every ``SWEEP_S`` while calls are pending
@@ -16,7 +17,13 @@ import asyncio
 from typing import Any, NamedTuple
 
 from cinderblock.protocol.wire.codec import Envelope
-from cinderblock.protocol.wire.errors import CinderblockError, Closed, Timeout, error_from_wire
+from cinderblock.protocol.wire.errors import (
+    CinderblockError,
+    Closed,
+    PeerGone,
+    Timeout,
+    error_from_wire,
+)
 
 SWEEP_S = 0.1
 
@@ -82,6 +89,14 @@ class Calls:
             p = self._pending.pop(msg_id, None)
             if p is not None and not p.fut.done():
                 p.fut.set_exception(error)
+
+    def lost(self, reason: str) -> None:
+        """Fail every call with ``PeerGone``: the connection they went out on closed
+        before they were answered (``reason`` says which), so no answer can come."""
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            if not p.fut.done():
+                p.fut.set_exception(PeerGone(f"{p.op}: {reason}", {"op": p.op}))
 
     def fail_all(self, error: CinderblockError) -> None:
         pending, self._pending = self._pending, {}
