@@ -21,8 +21,8 @@ there): before each call the client looks whether that file changed and, if its
 gateway moved, goes there.
 
 A call the gateway had not answered when its connection closed (the gateway
-stopped or was restarted) fails at once with ``PeerGone`` instead of waiting for
-its deadline, as does a wait for a pushed status: the request may or may not have
+stopped or was restarted) fails within a tenth of a second with ``PeerGone``
+(``connection_watch.py``) instead of waiting for its deadline, as does a wait for a pushed status: the request may or may not have
 been carried out, so send it again with its request id. The next call connects
 again.
 
@@ -43,9 +43,9 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import zmq
-from zmq.utils.monitor import parse_monitor_message
 
 from cinderblock.protocol.client.attachments import AttachmentMethods, SyncAttachmentMethods
+from cinderblock.protocol.client.connection_watch import ConnectionWatch
 from cinderblock.protocol.client.flows import FlowMethods, SyncFlowMethods
 from cinderblock.protocol.client.lifecycle import (
     LifecycleMethods,
@@ -134,7 +134,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         self._calls = Calls()
         self._channel: Channel | None = None
         self._out: Batcher | None = None  # this turn's requests go as one message
-        self._watch: Channel | None = None  # the socket's connection events (a monitor)
+        self._watch: ConnectionWatch | None = None  # did the connection close meanwhile?
         self.volume_waits: StatusWaits[Volume] = StatusWaits("volume", VolumeError, VOLUME_ERRORS)
         self.snapshot_waits: StatusWaits[Snapshot] = StatusWaits(
             "snapshot", SnapshotError, SNAPSHOT_ERRORS)
@@ -164,10 +164,9 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
             tune(sock)
             if self.keys is not None:
                 curve_client(sock, *self.keys)
-            watch = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            self._watch = ConnectionWatch(sock, self._connection_closed, self._waiting)
             sock.connect(self.endpoint)
             self._channel = Channel(sock, self._on_frames)
-            self._watch = Channel(watch, self._on_connection_event)
             self._out = Batcher(self._channel, routed=False, on_lost=self._calls.fail)
         assert self._out is not None
         return self._out
@@ -219,6 +218,8 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         except (OverflowError, ValueError, TypeError) as exc:  # msgpack cannot hold it
             raise InvalidInput(f"{op} cannot be sent: {exc}", {"op": op}) from None
         fut = self._calls.start(msg_id, op, timeout or self.timeout)
+        if self._watch is not None:
+            self._watch.look_soon()
         out.send(b"", frame, msg_id)
         try:
             return await fut
@@ -241,18 +242,20 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
                 self._on_snapshot_status(parse(Snapshot, env.body, strict=False))
         return len(decoded)
 
-    def _on_connection_event(self, frames: list[bytes]) -> int:
+    def _connection_closed(self) -> None:
         """The connection to the gateway closed (it stopped, or cut us off): nothing sent
         before can be answered now, and the gateway's end of every watch is gone, so
         whoever waits for those hears it at once rather than at their deadline. The
         socket connects again by itself for the next call."""
-        if parse_monitor_message(frames)["event"] == zmq.EVENT_DISCONNECTED:
-            closed = f"the connection to the gateway at {self.endpoint} closed"
-            self._calls.lost(f"{closed} before it answered (the request may or may not "
-                             "have been carried out)")
-            self.volume_waits.fail_all(closed)
-            self.snapshot_waits.fail_all(closed)
-        return 1
+        closed = f"the connection to the gateway at {self.endpoint} closed"
+        self._calls.lost(f"{closed} before it answered (the request may or may not "
+                         "have been carried out)")
+        self.volume_waits.fail_all(closed)
+        self.snapshot_waits.fail_all(closed)
+
+    def _waiting(self) -> bool:
+        return bool(len(self._calls)) or self.volume_waits.waiting or \
+            self.snapshot_waits.waiting
 
     # ---- volumes -------------------------------------------------------
     async def create_volume(

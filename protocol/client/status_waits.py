@@ -70,6 +70,11 @@ class StatusWaits(Generic[T]):
                 fut.set_exception(self.error(obj))
         waiters[:] = [(w, f) for w, f in waiters if not f.done()]
 
+    @property
+    def waiting(self) -> bool:
+        """Whether anybody waits for a push now."""
+        return bool(self._waiters)
+
     def fail_all(self, reason: str) -> None:
         """Fail every wait: the pushes it waits for can no longer come (the connection
         that watched went away with the gateway's end of the watch)."""
