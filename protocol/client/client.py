@@ -217,9 +217,9 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
             frame = encode(Envelope("req", msg_id, op, dump(body), ctx))
         except (OverflowError, ValueError, TypeError) as exc:  # msgpack cannot hold it
             raise InvalidInput(f"{op} cannot be sent: {exc}", {"op": op}) from None
-        fut = self._calls.start(msg_id, op, timeout or self.timeout)
         if self._watch is not None:
             self._watch.look_soon()
+        fut = self._calls.start(msg_id, op, timeout or self.timeout)
         out.send(b"", frame, msg_id)
         try:
             return await fut

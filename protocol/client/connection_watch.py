@@ -47,12 +47,16 @@ class ConnectionWatch:
         self._timer: asyncio.TimerHandle | None = None
 
     def look_soon(self) -> None:
-        """Somebody starts waiting: look every ``LOOK_S`` from now on while anybody does.
-        A disconnection from before, when nobody waited, is no news to them."""
-        if self._timer is not None or self._monitor is None:
+        """Somebody is about to wait (called before the call or wait is registered):
+        look every ``LOOK_S`` from now on while anybody waits. A disconnection from
+        before, when nobody waited, is no news to them (and a look still due from then,
+        in a loop that was not running meanwhile, must not take it for news)."""
+        if self._monitor is None:
             return
-        self._closed_since_last_look()
-        self._timer = asyncio.get_running_loop().call_later(LOOK_S, self._look)
+        if not self._waiting():
+            self._closed_since_last_look()
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(LOOK_S, self._look)
 
     def _look(self) -> None:
         self._timer = None

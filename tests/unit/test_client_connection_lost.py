@@ -6,15 +6,17 @@ socket without answering, as a gateway killed mid-request does."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import pytest
 import zmq
 import zmq.asyncio
 
 from cinderblock.actors.runtime.config import free_port
-from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.client.client import Client, SyncClient
 from cinderblock.protocol.messages.volumes import Volume, VolumeList
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Envelope, decode, encode, next_id
@@ -106,3 +108,42 @@ async def test_an_answered_call_is_untouched_and_a_wait_for_a_push_fails_with_th
         assert str(caught.value) == (f"volume vol-1: the connection to the gateway at "
                                      f"{gateway.address} closed; its status is unknown: "
                                      "wait again")
+
+
+@contextmanager
+def answering_pings(address: str) -> Iterator[None]:
+    """A stand-in gateway in a thread of its own, answering every request until the end."""
+    zctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = zctx.socket(zmq.ROUTER)
+    sock.bind(address)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            if sock.poll(50):
+                identity, payload = sock.recv_multipart()
+                env = decode(payload)
+                reply = Envelope("rep", next_id(), env.op, {}, None, env.msg_id)
+                sock.send_multipart([identity, encode(reply)])
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        sock.close(linger=0)
+        zctx.term()
+
+
+def test_a_gateway_restarted_between_two_calls_of_a_script_is_no_news_to_the_second() -> None:
+    """A script's client runs its loop only during a call: the connection closed and
+    opened again while no call ran, and the second call must simply be answered."""
+    address = f"tcp://127.0.0.1:{free_port()}"
+    with SyncClient(address, timeout=5.0) as client:
+        with answering_pings(address):
+            client.ping()
+        with answering_pings(address):
+            time.sleep(0.5)  # the old connection closed, the new one opened meanwhile
+            client.ping()
