@@ -22,9 +22,9 @@ gateway moved, goes there.
 
 A call the gateway had not answered when its connection closed (the gateway
 stopped or was restarted) fails within a tenth of a second with ``PeerGone``
-(``connection_watch.py``) instead of waiting for its deadline, as does a wait for a pushed status: the request may or may not have
-been carried out, so send it again with its request id. The next call connects
-again.
+(``connection_watch.py``) instead of waiting for its deadline, as does a wait for
+a pushed status: the request may or may not have been carried out, so send it
+again with its request id. The next call connects again.
 
 Each create carries a request id (one is made if the caller gives none):
 repeating a create with the same id returns the first volume.

@@ -10,10 +10,10 @@ connection within a tenth of a second instead of at its deadline.
 libzmq's I/O thread sends each event to the PAIR and blocks while it cannot: when the
 PAIR is full, or closed while the monitor is still on. Either stalls every socket of
 the process's context (the suite found it: with the PAIR closed first, an actor in
-the same process as the client now and then never got its next request). So the PAIR takes any number of
-events (``RCVHWM`` 0: one per disconnection, read at the next look) and ``close``
-turns the monitor off before it closes the PAIR; a client must be closed, not left to
-the garbage collector.
+the same process as the client now and then never got its next request). So the
+PAIR takes any number of events (``RCVHWM`` 0: one per disconnection, read at the
+next look) and ``close`` turns the monitor off before it closes the PAIR; a client
+must be closed, not left to the garbage collector.
 """
 
 from __future__ import annotations
