@@ -135,9 +135,10 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         self._channel: Channel | None = None
         self._out: Batcher | None = None  # this turn's requests go as one message
         self._watch: ConnectionWatch | None = None  # did the connection close meanwhile?
-        self.volume_waits: StatusWaits[Volume] = StatusWaits("volume", VolumeError, VOLUME_ERRORS)
+        self.volume_waits: StatusWaits[Volume] = StatusWaits(
+            "volume", VolumeError, VOLUME_ERRORS, self._look_at_connection)
         self.snapshot_waits: StatusWaits[Snapshot] = StatusWaits(
-            "snapshot", SnapshotError, SNAPSHOT_ERRORS)
+            "snapshot", SnapshotError, SNAPSHOT_ERRORS, self._look_at_connection)
 
     def acting_for(self, project: str, user: str, roles: tuple[str, ...]) -> Client:
         """This client speaking for another user over the same connection and pending
@@ -217,8 +218,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
             frame = encode(Envelope("req", msg_id, op, dump(body), ctx))
         except (OverflowError, ValueError, TypeError) as exc:  # msgpack cannot hold it
             raise InvalidInput(f"{op} cannot be sent: {exc}", {"op": op}) from None
-        if self._watch is not None:
-            self._watch.look_soon()
+        self._look_at_connection()
         fut = self._calls.start(msg_id, op, timeout or self.timeout)
         out.send(b"", frame, msg_id)
         try:
@@ -252,6 +252,11 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
                          "have been carried out)")
         self.volume_waits.fail_all(closed)
         self.snapshot_waits.fail_all(closed)
+
+    def _look_at_connection(self) -> None:
+        """Before a call or a wait is registered: look at the connection while it lasts."""
+        if self._watch is not None:
+            self._watch.look_soon()
 
     def _waiting(self) -> bool:
         return bool(len(self._calls)) or self.volume_waits.waiting or \

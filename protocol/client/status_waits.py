@@ -48,7 +48,11 @@ class VolumeError(CinderblockError):
 
 class StatusWaits(Generic[T]):
     def __init__(self, noun: str, error: Callable[[T], CinderblockError],
-                 errors: frozenset[StrEnum]) -> None:
+                 errors: frozenset[StrEnum], on_wait: Callable[[], None] = lambda: None,
+                 ) -> None:
+        """``on_wait``: called as a caller starts waiting (the client then watches its
+        connection: a wait must hear that the pushes can no longer come)."""
+        self.on_wait = on_wait
         self.noun = noun
         self.error = error
         self.errors = errors
@@ -101,6 +105,7 @@ class StatusWaits(Generic[T]):
             return obj
         if self._failed(obj.status, wanted):
             raise self.error(obj)
+        self.on_wait()
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         waiters = self._waiters.setdefault(obj.id, [])
         waiters.append((wanted, fut))
