@@ -7,6 +7,9 @@ scenario and shared by the tests of that scenario (separate projects).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +21,7 @@ import zmq
 from cinderblock.protocol.client.client import Client, SyncClient, VolumeError
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg
 from cinderblock.protocol.wire.codec import pack
-from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.protocol.wire.errors import CinderblockError, PeerGone
 from cinderblock.protocol.wire.keys import load_secret
 from cinderblock.protocol.wire.schema import dump
 from tests.attack.peers import Peer, server_key
@@ -308,6 +311,32 @@ def test_volumes_and_request_ids_survive_a_gateway_restart(
     assert [v.id for v in listed] == [vol.id]
     assert (quota.in_use["volumes"], quota.in_use["gigabytes"]) == (1, 2)
     assert fresh.status == "available"
+
+
+def test_a_call_the_gateway_dies_before_answering_fails_within_seconds_and_the_next_goes_on(
+    restartable: E2ECluster, project: str
+) -> None:
+    """The real gateway (CURVE) takes a call while frozen and is killed: the client hears
+    its connection close long before its 30 s deadline, and its next call reaches the
+    gateway started again."""
+    cluster = restartable
+    gateway = cluster.cluster.procs["gateway"]
+    with SyncClient(cluster.gateway, project=project,
+                    key=cluster.user_key(project), timeout=30.0) as c:
+        c.ping()  # connected: the handshake is done
+        os.kill(gateway.pid, signal.SIGSTOP)
+        killer = threading.Timer(0.5, os.kill, (gateway.pid, signal.SIGKILL))
+        killer.start()
+        began = time.monotonic()
+        try:
+            with pytest.raises(PeerGone, match="closed before it answered"):
+                c.list_volumes()
+        finally:
+            killer.join()
+            gateway.wait()
+        assert time.monotonic() - began < 10.0
+        _restart_gateway(cluster)
+        assert c.list_volumes() == []
 
 
 def test_a_delete_right_after_a_gateway_restart_waits_for_its_node_to_say_hello(
