@@ -14,6 +14,7 @@ per call costs more than the rest of the bookkeeping on a busy actor.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from cinderblock.protocol.wire.codec import Envelope
@@ -93,19 +94,18 @@ class Calls:
     def lost(self, reason: str) -> None:
         """Fail every call with ``PeerGone``: the connection they went out on closed
         before they were answered (``reason`` says which), so no answer can come."""
-        pending, self._pending = self._pending, {}
-        for p in pending.values():
-            if not p.fut.done():
-                p.fut.set_exception(PeerGone(f"{p.op}: {reason}", {"op": p.op}))
+        self._fail_every(lambda p: PeerGone(f"{p.op}: {reason}", {"op": p.op}))
 
     def fail_all(self, error: CinderblockError) -> None:
+        self._fail_every(lambda p: error)
+
+    def _fail_every(self, error_for: Callable[[_Pending], CinderblockError]) -> None:
         pending, self._pending = self._pending, {}
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
         for p in pending.values():
             if not p.fut.done():
-                p.fut.set_exception(error)
-
+                p.fut.set_exception(error_for(p))
 
 STOPPING = Closed("the actor is stopping")
