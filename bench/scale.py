@@ -12,7 +12,9 @@ unlimited in this cluster, so the quota actor's usage need not count them):
 
 * ``page_ms``: the median time of one ``volume.list`` page of 20, as a user's own
   project first page, the same at a deep marker (the volume in the middle of the
-  project's listing), and an admin's all-projects page with a status filter;
+  project's listing), and an admin's all-projects page with a status filter; and both
+  a user's page and an admin's all-projects page filtered by a status no volume has
+  (``error``: a page that finds nothing must not cost more than one that fills);
 * creates/s and p99 with nobody listing, then while a lister pages continuously;
 * the gateway's resident memory per volume (RSS after the fill minus before, over N;
   with ``--fill direct``, of the gateway started again empty and started again full);
@@ -213,6 +215,11 @@ async def page_times(target: Target, held: int) -> dict[str, float]:
             "admin_all_projects_available": await _median_ms(
                 lambda: admin.list_volumes(all_projects=True, status="available",
                                            limit=PAGE)),
+            # a status no volume has: what a page with a rare status costs
+            "own_project_error": await _median_ms(
+                lambda: user.list_volumes(status="error", limit=PAGE)),
+            "admin_all_projects_error": await _median_ms(
+                lambda: admin.list_volumes(all_projects=True, status="error", limit=PAGE)),
         }
 
 

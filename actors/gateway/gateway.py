@@ -353,7 +353,8 @@ class Gateway(Actor):
         project = None if everyone else req.ctx.project_id
         volumes = self.store.volumes
         found, next_marker = page(
-            volumes.get, partial(volumes.newest_first, project), project,
+            volumes.get, partial(volumes.newest_first, project, status=body.status,
+                                 name=body.name), project,
             lambda rec: _listed(rec, body), body.marker, body.limit, wire_bytes,
         )
         return VolumeList(tuple(rec.view() for rec in found), next_marker)

@@ -381,7 +381,8 @@ class GatewayLifecycle:
         snapshots = self.store.snapshots
         project = None if everyone else req.ctx.project_id
         found, next_marker = page(
-            snapshots.get, partial(snapshots.newest_first, project, volume_id=body.volume_id),
+            snapshots.get, partial(snapshots.newest_first, project, volume_id=body.volume_id,
+                                   status=body.status),
             project,
             lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)
             and (body.status is None or rec.status.value == body.status),

@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS snapshots (
 CREATE INDEX IF NOT EXISTS snapshots_volume ON snapshots (volume_id);
 CREATE INDEX IF NOT EXISTS snapshots_listing ON snapshots (created_at, id);
 CREATE INDEX IF NOT EXISTS snapshots_project_listing ON snapshots (project_id, created_at, id);
+CREATE INDEX IF NOT EXISTS snapshots_status_listing ON snapshots (status, created_at, id);
+CREATE INDEX IF NOT EXISTS snapshots_project_status_listing
+    ON snapshots (project_id, status, created_at, id);
 CREATE INDEX IF NOT EXISTS snapshots_request ON snapshots (project_id, request_id);
 CREATE INDEX IF NOT EXISTS snapshots_in_transition ON snapshots (updated_at)
     WHERE {_IN_TRANSITION_SQL};
@@ -70,8 +73,10 @@ UPDATE_SNAPSHOT_DETAILS = (
 DELETE_SNAPSHOT = "DELETE FROM snapshots WHERE id=?"
 MADE_BY = ("SELECT id, request_fp FROM snapshots WHERE project_id=? AND request_id=? "
            "AND created_at>? ORDER BY created_at DESC LIMIT 1")
-IN_TRANSITION_SINCE = (f"SELECT id FROM snapshots WHERE {_IN_TRANSITION_SQL} AND updated_at<? "
-                       "ORDER BY updated_at LIMIT ?")
+# INDEXED BY: the status listing index would serve the condition too, and SQLite took
+# it (then sorted every snapshot in transition) over the partial index in updated_at order
+IN_TRANSITION_SINCE = (f"SELECT id FROM snapshots INDEXED BY snapshots_in_transition "
+                       f"WHERE {_IN_TRANSITION_SQL} AND updated_at<? ORDER BY updated_at LIMIT ?")
 INSERT_SOURCE = "INSERT OR REPLACE INTO volume_sources VALUES (?, ?, ?)"
 DELETE_SOURCE = "DELETE FROM volume_sources WHERE volume_id=?"
 
@@ -176,18 +181,23 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         return list(found.values())
 
     def newest_first(self, project: str | None, below: Key | None,
-                     volume_id: str | None = None) -> Iterator[SnapshotRecord]:
+                     volume_id: str | None = None, status: str | None = None
+                     ) -> Iterator[SnapshotRecord]:
         """``project``'s snapshots (every project's for None; only ``volume_id``'s when
-        given) in listing order, newest first, below ``below`` (a marker's key) when given,
-        through the listing indexes (a volume's few through the volume's index). One whose
-        row is not committed yet is not listed, as it is not told yet."""
+        given; only those whose row has ``status`` when given) in listing order, newest
+        first, below ``below`` (a marker's key) when given, through the listing indexes
+        (with a status, those that hold it; a volume's few through the volume's index).
+        One whose row is not committed yet is not listed, as it is not told yet, nor is
+        one under a status it has not committed yet (as ``Volumes.newest_first``)."""
         if volume_id is None:
-            return self.rows(*newest_first_sql(SELECT_SNAPSHOTS, project, below))
-        # with a volume, "+" keeps SQLite off the project's listing index, whose order it
-        # would otherwise take over the volume's few rows (a scan of the project)
+            wanted = () if status is None else (("status=?", status),)
+            return self.rows(*newest_first_sql(SELECT_SNAPSHOTS, project, below, more=wanted))
+        # with a volume, "+" keeps SQLite off the listing indexes, whose order it would
+        # otherwise take over the volume's few rows (a scan of the project)
         mine = () if project is None else (("+project_id=?", project),)
+        wanted = () if status is None else (("+status=?", status),)
         return self.rows(*newest_first_sql(SELECT_SNAPSHOTS, None, below,
-                                           more=(("volume_id=?", volume_id), *mine)))
+                                           more=(("volume_id=?", volume_id), *mine, *wanted)))
 
     def made_by(self, project: str, request_id: str) -> tuple[SnapshotRecord, str] | None:
         """The snapshot ``request_id`` made in ``project`` within a day, and the

@@ -96,6 +96,9 @@ CREATE INDEX IF NOT EXISTS volumes_type ON volumes (volume_type_id);
 CREATE INDEX IF NOT EXISTS volumes_made_by ON volumes (project_id, request_id, created_at);
 CREATE INDEX IF NOT EXISTS volumes_unsettled ON volumes (status, id, updated_at)
     WHERE {_UNSETTLED_SQL};
+CREATE INDEX IF NOT EXISTS volumes_status_listing ON volumes (status, created_at, id);
+CREATE INDEX IF NOT EXISTS volumes_project_status_listing
+    ON volumes (project_id, status, created_at, id);
 CREATE TABLE IF NOT EXISTS volume_flags (
     id TEXT PRIMARY KEY, bootable INTEGER NOT NULL, readonly INTEGER NOT NULL
 );
@@ -115,7 +118,7 @@ CREATE TABLE IF NOT EXISTS volume_types (
     extra_specs TEXT NOT NULL, is_public INTEGER NOT NULL
 );
 """
-SCHEMA_VERSION = 5  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 6  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -135,6 +138,10 @@ MIGRATIONS = {
     # 4 -> 5: attachments are read when asked for (attachment_store.MIGRATION), and the
     # partial index gains the id (the schema makes it again).
     4: ATTACHMENT_MIGRATION + " DROP INDEX IF EXISTS volumes_unsettled;",
+    # 5 -> 6: a page of volumes or snapshots filtered by status goes through listing
+    # indexes that hold the status (the schema makes them): it had read the listing
+    # until its page was full, every volume of the cloud for a status none has.
+    5: "",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -150,8 +157,11 @@ SELECT_VOLUMES = (
     "LEFT JOIN volume_flags f ON f.id = v.id LEFT JOIN volume_sources s ON s.volume_id = v.id"
 )
 SELECT_VOLUME = f"{SELECT_VOLUMES} WHERE v.id=?"
+# INDEXED BY: with the status listing indexes there, SQLite split the condition into one
+# search per status ("MULTI-INDEX OR") instead of this one walk of the partial index.
 SELECT_UNLIKE_ATTACHMENTS = (
-    f"SELECT id FROM volumes v WHERE {_UNSETTLED_SQL} AND {UNLIKE_ITS_ATTACHMENTS}")
+    f"SELECT id FROM volumes v INDEXED BY volumes_unsettled WHERE {_UNSETTLED_SQL} AND "
+    f"{UNLIKE_ITS_ATTACHMENTS}")
 # The volumes being created from a snapshot or a volume, and their sources: through the
 # partial index, not every copy ever made (a cloud of volumes cloned from images).
 SELECT_SOURCES_OF_CREATING = (
@@ -250,12 +260,26 @@ class Volumes(RowRecords[VolumeRecord]):
     def reset(self, held: VolumeRecord, read: VolumeRecord) -> None:
         _reset(held, read)
 
-    def newest_first(self, project: str | None, below: Key | None) -> Iterator[VolumeRecord]:
+    def newest_first(self, project: str | None, below: Key | None, status: str | None = None,
+                     name: str | None = None) -> Iterator[VolumeRecord]:
         """``project``'s volumes (every project's for None) in listing order, newest
-        first, below ``below`` (a marker's key) when given: rows through an index on
-        (project_id, created_at, id) or (created_at, id), each as memory holds it. A
-        volume whose row is not committed yet is not listed, as it is not told yet."""
-        return self.rows(*newest_first_sql(SELECT_VOLUMES, project, below, alias="v."))
+        first, below ``below`` (a marker's key) when given, only those whose row has
+        ``status`` and ``name`` when given: rows through an index on (project_id,
+        created_at, id) or (created_at, id), or with a status (project_id, status,
+        created_at, id) or (status, created_at, id), each as memory holds it.
+
+        The row decides what is read and memory what is shown: a volume whose row is not
+        committed yet is not listed, as it is not told yet, nor is one whose change of
+        status or name is not committed yet under its new one (a caller filters the
+        records too, as memory holds them: nor under its old). A name has no index: its
+        rows are skipped in SQLite, not read as records."""
+        more: list[tuple[str, object]] = []
+        if status is not None:
+            more.append(("v.status=?", status))
+        if name is not None:
+            more.append(("v.name=?", name))
+        return self.rows(*newest_first_sql(SELECT_VOLUMES, project, below, alias="v.",
+                                           more=tuple(more)))
 
     def of_project(self, project: str) -> list[VolumeRecord]:
         """Every volume of ``project``, as memory holds it, new ones included."""

@@ -53,13 +53,26 @@ async def test_each_read_of_a_snapshot_goes_through_its_own_index(tmp_path: Path
         assert "snapshots_listing" in every
         assert "TEMP B-TREE" not in every + own  # no sort
         assert "snapshots_in_transition (updated_at<?)" in plan(IN_TRANSITION_SINCE, now, 5)
-        sql: list[str] = []
-        reader.set_trace_callback(sql.append)
-        list(store.snapshots.newest_first("demo", (now, "x"), volume_id="vol-1"))
-        reader.set_trace_callback(None)
-        (volumes_page,) = [q for q in sql if q.startswith("SELECT")]
-        assert "snapshots_volume (volume_id=?)" in plan(volumes_page), \
+
+        def statement(**filters: str | None) -> str:
+            """The plan of the page's statement the store runs (its parameters inlined)."""
+            sql: list[str] = []
+            reader.set_trace_callback(sql.append)
+            list(store.snapshots.newest_first(filters.pop("project"), (now, "x"), **filters))
+            reader.set_trace_callback(None)
+            (page,) = [q for q in sql if q.startswith("SELECT")]
+            return plan(page)
+
+        assert "snapshots_volume (volume_id=?)" in statement(project="demo", volume_id="vol-1"), \
             "a volume's snapshots through its index, not a scan of the project's"
+        assert "snapshots_volume (volume_id=?)" in statement(
+            project="demo", volume_id="vol-1", status="error")
+        own_error = statement(project="demo", status="error")
+        assert ("snapshots_project_status_listing (project_id=? AND status=? AND "
+                "(created_at,id)<(?,?))") in own_error, own_error
+        every_error = statement(project=None, status="error")
+        assert "snapshots_status_listing (status=? AND (created_at,id)<(?,?))" in every_error
+        assert "TEMP B-TREE" not in own_error + every_error
 
 
 async def test_a_snapshot_is_one_record_while_held_and_memory_ahead_of_its_row_is_kept(
