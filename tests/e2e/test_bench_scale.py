@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from cinderblock.bench import scale
 
+PAGES = {"first_page", "deep_marker", "admin_all_projects_available", "own_project_error",
+         "admin_all_projects_error"}
+
 
 def test_a_small_scale_run_reports_pages_creates_memory_and_restart() -> None:
     result = scale.run(volumes=200, creates=40)
@@ -11,7 +14,7 @@ def test_a_small_scale_run_reports_pages_creates_memory_and_restart() -> None:
     assert result["volumes"] == 200
     for state in ("empty", "full"):
         pages = result[state]["page_ms"]
-        assert set(pages) == {"first_page", "deep_marker", "admin_all_projects_available"}
+        assert set(pages) == PAGES
         assert all(ms > 0 for ms in pages.values())
         assert result[state]["no_lister"]["creates_per_s"] > 0
         assert result[state]["with_lister"]["pages_listed"] > 0
@@ -25,8 +28,7 @@ def test_a_direct_fill_writes_the_rows_into_the_stopped_gateway_and_reports_the_
                        snapshots=50)
 
     assert result["fill"] == "direct"
-    assert set(result["full"]["page_ms"]) == {"first_page", "deep_marker",
-                                              "admin_all_projects_available"}
+    assert set(result["full"]["page_ms"]) == PAGES
     assert result["fill_creates_per_s"] > 0
     assert isinstance(result["gateway_bytes_per_volume"], float)
     assert result["full"]["with_lister"]["pages_listed"] > 0
