@@ -14,7 +14,10 @@ unlimited in this cluster, so the quota actor's usage need not count them):
   project first page, the same at a deep marker (the volume in the middle of the
   project's listing), and an admin's all-projects page with a status filter; and both
   a user's page and an admin's all-projects page filtered by a status no volume has
-  (``error``: a page that finds nothing must not cost more than one that fills);
+  (``error``: a page that finds nothing must not cost more than one that fills), and a
+  user's listing filtered by a name and by a metadata item no volume has (no index
+  serves them: a page looks at a bounded number of rows, and the client reads on until
+  none follows), and one such page (``a_page_named``, ``a_page_metadata``);
 * creates/s and p99 with nobody listing, then while a lister pages continuously;
 * the gateway's resident memory per volume (RSS after the fill minus before, over N;
   with ``--fill direct``, of the gateway started again empty and started again full);
@@ -53,6 +56,7 @@ from cinderblock.actors.runtime.cluster import Cluster, with_quota_defaults
 from cinderblock.actors.runtime.config import embedded
 from cinderblock.actors.runtime.keyring import add_user
 from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.volumes import VolumeListRequest
 from cinderblock.protocol.wire.errors import CinderblockError
 
 PROJECT = "scale"
@@ -220,6 +224,16 @@ async def page_times(target: Target, held: int) -> dict[str, float]:
                 lambda: user.list_volumes(status="error", limit=PAGE)),
             "admin_all_projects_error": await _median_ms(
                 lambda: admin.list_volumes(all_projects=True, status="error", limit=PAGE)),
+            # a name and a metadata item no volume has, filters no index serves: the whole
+            # listing (the client reads page after page) and one page of it
+            "own_project_named": await _median_ms(
+                lambda: user.list_volumes(name="no-such-name", limit=PAGE), times=5),
+            "own_project_metadata": await _median_ms(
+                lambda: user.list_volumes(metadata={"no": "such"}, limit=PAGE), times=5),
+            "a_page_named": await _median_ms(lambda: user.call(
+                "volume.list", VolumeListRequest(limit=PAGE, name="no-such-name"))),
+            "a_page_metadata": await _median_ms(lambda: user.call(
+                "volume.list", VolumeListRequest(limit=PAGE, metadata={"no": "such"}))),
         }
 
 

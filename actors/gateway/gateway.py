@@ -354,7 +354,7 @@ class Gateway(Actor):
         volumes = self.store.volumes
         found, next_marker = page(
             volumes.get, partial(volumes.newest_first, project, status=body.status,
-                                 name=body.name), project,
+                                 name=body.name, metadata=body.metadata), project,
             lambda rec: _listed(rec, body), body.marker, body.limit, wire_bytes,
         )
         return VolumeList(tuple(rec.view() for rec in found), next_marker)

@@ -20,9 +20,10 @@ memory holds it; a page is read in one synchronous step on the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from operator import attrgetter
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from cinderblock.protocol.wire.errors import InvalidInput
 
@@ -61,12 +62,28 @@ R = TypeVar("R", bound=Ordered)
 Key = tuple[float, str]  # (created_at, id)
 
 
+@dataclass(frozen=True, slots=True)
+class BoundedScan(Generic[R]):
+    """What a listing found in at most a bounded number of its rows (a filter no index
+    serves): ``records``, in listing order, and ``stopped_at``, the id of the last row
+    it looked at when rows below it were left unread (None: it read to the end). A page
+    that is not full by then ends there, and its next marker is that row's: the next
+    page reads on from it, so a page costs at most that many rows however few match."""
+
+    records: Iterable[R]
+    stopped_at: str | None
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(self.records)
+
+
 # (created_at, id) of a record (a marker's key)
 _order: Callable[[Ordered], Key] = attrgetter("created_at", "id")
 
 
 def page(
-    find: Callable[[str], R | None], newest_first: Callable[[Key | None], Iterable[R]],
+    find: Callable[[str], R | None],
+    newest_first: Callable[[Key | None], Iterable[R] | BoundedScan[R]],
     project: str | None, matches: Callable[[R], bool], marker: str | None, limit: int | None,
     size_of: Callable[[R], int],
 ) -> tuple[list[R], str | None]:
@@ -74,7 +91,8 @@ def page(
     ``marker``, newest first, at most ``limit`` (and ``PAGE_MAX``) of them, and about
     ``PAGE_BYTES`` by ``size_of``; and the marker of the next page (None on the last).
     ``find`` finds a record by id; ``newest_first`` gives the records of ``project`` in
-    listing order, below a key.
+    listing order, below a key (or those of a ``BoundedScan``: a page that is not full
+    when its rows ran out ends where they did).
 
     A marker that names no record of ``project`` is refused. It need not match the
     filter: a volume may change status while its lister pages on.
@@ -88,8 +106,11 @@ def page(
         if after is None or (project is not None and after.project_id != project):
             raise InvalidInput(f"marker {marker} not found", {"marker": marker})
         below = _order(after)
+    listed = newest_first(below)
+    records, stopped_at = ((listed.records, listed.stopped_at)
+                           if isinstance(listed, BoundedScan) else (listed, None))
     found: list[R] = []
-    for rec in newest_first(below):
+    for rec in records:
         if len(found) > size:
             break
         if matches(rec):
@@ -101,7 +122,7 @@ def page(
             return found[:n], found[n - 1].id
     if len(found) > size:
         return found[:size], found[size - 1].id if size else None
-    return found, None
+    return found, stopped_at if size else None
 
 
 def wire_bytes(rec: Listed) -> int:

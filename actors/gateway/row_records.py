@@ -28,26 +28,31 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from cinderblock.actors.gateway.paging import Key
 
+Condition = tuple[str, tuple[Any, ...]]  # SQL with its "?"s, and their parameters
+
 
 def newest_first_sql(select: str, project: str | None, below: Key | None,
-                     alias: str = "", more: tuple[tuple[str, Any], ...] = ()
-                     ) -> tuple[str, list[Any]]:
+                     alias: str = "", more: tuple[Condition, ...] = (),
+                     down_to: Key | None = None) -> tuple[str, list[Any]]:
     """The statement (and its parameters) that lists ``select``'s rows of ``project``
-    (every project's for None) newest first, below ``below`` (a marker's key) when given:
-    through the table's listing indexes on (project_id, created_at, id) and
-    (created_at, id). ``alias`` is the table's in ``select`` ("v."); ``more``, further
-    conditions, each with its one parameter."""
+    (every project's for None) newest first, below ``below`` (a marker's key) when given,
+    down to ``down_to`` (a key, included) when given: through the table's listing indexes
+    on (project_id, created_at, id) and (created_at, id). ``alias`` is the table's in
+    ``select`` ("v."); ``more``, further conditions, each with its parameters."""
     where: list[str] = []
     params: list[Any] = []
     if project is not None:
         where.append(f"{alias}project_id=?")
         params.append(project)
-    for condition, param in more:
+    for condition, values in more:
         where.append(condition)
-        params.append(param)
+        params.extend(values)
     if below is not None:
         where.append(f"({alias}created_at, {alias}id) < (?, ?)")
         params.extend(below)
+    if down_to is not None:
+        where.append(f"({alias}created_at, {alias}id) >= (?, ?)")
+        params.extend(down_to)
     order = f" ORDER BY {alias}created_at DESC, {alias}id DESC"
     return select + (f" WHERE {' AND '.join(where)}" if where else "") + order, params
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import Key
 from cinderblock.actors.gateway.quota_journal import QuotaJournal
-from cinderblock.actors.gateway.row_records import RowRecords, newest_first_sql
+from cinderblock.actors.gateway.row_records import Condition, RowRecords, newest_first_sql
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_snapshot_move
@@ -190,14 +190,14 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         One whose row is not committed yet is not listed, as it is not told yet, nor is
         one under a status it has not committed yet (as ``Volumes.newest_first``)."""
         if volume_id is None:
-            wanted = () if status is None else (("status=?", status),)
+            wanted: tuple[Condition, ...] = () if status is None else (("status=?", (status,)),)
             return self.rows(*newest_first_sql(SELECT_SNAPSHOTS, project, below, more=wanted))
         # with a volume, "+" keeps SQLite off the listing indexes, whose order it would
         # otherwise take over the volume's few rows (a scan of the project)
-        mine = () if project is None else (("+project_id=?", project),)
-        wanted = () if status is None else (("+status=?", status),)
+        mine: tuple[Condition, ...] = () if project is None else (("+project_id=?", (project,)),)
+        wanted = () if status is None else (("+status=?", (status,)),)
         return self.rows(*newest_first_sql(SELECT_SNAPSHOTS, None, below,
-                                           more=(("volume_id=?", volume_id), *mine, *wanted)))
+                                           more=(("volume_id=?", (volume_id,)), *mine, *wanted)))
 
     def made_by(self, project: str, request_id: str) -> tuple[SnapshotRecord, str] | None:
         """The snapshot ``request_id`` made in ``project`` within a day, and the

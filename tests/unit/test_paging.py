@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -10,6 +11,7 @@ import pytest
 from cinderblock.actors.gateway.paging import (
     PAGE_BYTES,
     PAGE_MAX,
+    BoundedScan,
     Key,
     page,
     wire_bytes,
@@ -151,3 +153,37 @@ async def test_read_pages_follows_markers_and_stops_at_the_limit() -> None:
     assert len(asked) == 4
     assert await read_pages(fetch, 5, None) == sorted(records, reverse=True)[:5]
     assert await read_pages(fetch, 0, None) == []
+
+
+def test_a_bounded_scan_ends_a_page_where_its_rows_ran_out_and_the_next_reads_on() -> None:
+    """A listing that looks at no more than 7 rows a page (a filter no index serves):
+    a page that is not full by then ends at the last row it looked at, whether or not
+    that row matched; paging on finds every match once, in order; a limit of 0 has no
+    next page."""
+    records = book(50)
+    wanted = {f"v{i:05d}" for i in (48, 47, 30, 3, 2, 0)}
+    ordered = newest_first(records, None)
+    looked: list[int] = []
+
+    def bounded(key: Key | None) -> BoundedScan[Rec]:
+        rows = list(ordered(key))
+        looked.append(min(len(rows), 7))
+        return BoundedScan((r for r in rows[:7] if r.id in wanted),
+                           rows[6].id if len(rows) > 7 else None)
+
+    def one(marker: str | None, limit: int | None) -> tuple[list[str], str | None]:
+        found, nxt = page(records.get, bounded, None, lambda r: True, marker, limit,
+                          wire_bytes)
+        return [r.id for r in found], nxt
+
+    assert one(None, 20) == (["v00048", "v00047"], "v00043")  # 7 rows looked at
+    assert one("v00043", 20) == ([], "v00036")  # none matched: an empty page, and on
+    assert one(None, 1) == (["v00048"], "v00048")  # full before its rows ran out
+    assert one(None, 0) == ([], None)
+
+    async def pages(left: int | None, marker: str | None) -> tuple[list[str], str | None]:
+        return one(marker, left)
+
+    looked.clear()
+    assert asyncio.run(read_pages(pages, None, None)) == sorted(wanted, reverse=True)
+    assert max(looked) == 7 and sum(looked) == 50  # every row looked at once

@@ -18,6 +18,7 @@ import pytest
 
 from cinderblock.actors.gateway import volume_store
 from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, fingerprint, stored_fingerprint
+from cinderblock.actors.gateway.paging import page, wire_bytes
 from cinderblock.actors.gateway.row_records import newest_first_sql
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import (
@@ -287,7 +288,9 @@ async def test_a_volume_has_one_record_while_anything_holds_it_and_memory_ahead_
             "vol-3", "vol-2", "vol-1", "vol-0"]
 
 
-async def test_each_read_of_a_volume_goes_through_its_own_index(tmp_path: Path) -> None:
+async def test_each_read_of_a_volume_goes_through_its_own_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Not a timing: the plans SQLite makes for the store's reads, on a file with rows
     (a read that scans the project's volumes instead made a create 10 times slower at
     20,000 volumes)."""
@@ -307,7 +310,7 @@ async def test_each_read_of_a_volume_goes_through_its_own_index(tmp_path: Path) 
         every = listing(newest_first_sql(SELECT_VOLUMES, None, (now, "x"), alias="v."))
         assert "volumes_listing ((created_at,id)<(?,?))" in every
         assert "TEMP B-TREE" not in every + own  # no sort
-        error = (("v.status=?", "error"),)
+        error = (("v.status=?", ("error",)),)
         own_error = listing(newest_first_sql(SELECT_VOLUMES, "demo", (now, "vol-9"),
                                              alias="v.", more=error))
         assert ("volumes_project_status_listing (project_id=? AND status=? AND "
@@ -319,6 +322,18 @@ async def test_each_read_of_a_volume_goes_through_its_own_index(tmp_path: Path) 
         unlike = plan(SELECT_UNLIKE_ATTACHMENTS)
         assert "COVERING INDEX volumes_unsettled (status=?)" in unlike, unlike
         assert "MULTI-INDEX OR" not in unlike, unlike  # one walk, in (status, id) order
+        monkeypatch.setattr(volume_store, "SCAN_ROWS", 10)
+        for project, index in (("demo", "volumes_project_status_listing"),
+                               (None, "volumes_status_listing")):
+            sql: list[str] = []  # a bounded scan's two statements, as the store runs them
+            reader.set_trace_callback(sql.append)
+            list(store.volumes.newest_first(project, (now, "x"), status="available",
+                                            name="web", metadata={"k": "v"}))
+            reader.set_trace_callback(None)
+            keys, rows = (plan(q) for q in sql if q.startswith("SELECT"))
+            assert f"COVERING INDEX {index}" in keys, keys
+            assert f"USING INDEX {index}" in rows and "(created_at,id)>" in rows, rows
+            assert "SCAN v" not in keys + rows and "TEMP B-TREE" not in keys + rows
         assert "COVERING INDEX attachments_volume (volume_id=? AND status=?)" in unlike, unlike
 
 
@@ -442,7 +457,7 @@ async def test_a_page_filtered_by_status_reads_only_the_rows_of_that_status(
 
         monkeypatch.setattr(volumes, "from_row", counted)
 
-        def listed(project: str | None, **filters: str) -> list[str]:
+        def listed(project: str | None, **filters: Any) -> list[str]:
             read.clear()
             return [rec.id for rec in volumes.newest_first(project, None, **filters)]
 
@@ -475,3 +490,50 @@ async def test_a_listing_filters_by_what_is_committed_and_shows_what_memory_hold
         assert listed("available") == [] and listed("error") == []
         await written
         assert listed("error") == ["vol-1"] and listed("available") == []
+
+
+async def test_a_name_or_metadata_filter_looks_at_a_bounded_number_of_rows_a_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not a timing: the rows a page filtered by name or metadata items looks at. No
+    index serves them, so a page looks at ``SCAN_ROWS`` rows at most (here 10) and, not
+    full by then, ends at the last of them; paging on finds every match once, newest
+    first. The items are matched by SQLite, whatever their text."""
+    monkeypatch.setattr(volume_store, "SCAN_ROWS", 10)
+    odd = {'k"ey': "v'al", "ünï": "{}", "n": "1"}
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        await store.load_volumes({PLAIN.id: PLAIN})
+        for n in range(45):
+            await store.add_volume(volume(
+                f"vol-{n:02d}", now - n, name="web" if n % 9 == 0 else f"db-{n}",
+                metadata=odd if n in (3, 40) else {"n": str(n)},
+                status=VolumeStatus.ERROR if n % 2 else VolumeStatus.AVAILABLE))
+        volumes = store.volumes
+
+        def pages(**filters: Any) -> list[tuple[list[str], str | None]]:
+            """Every page of 20 the gateway would answer, following each next marker."""
+            got: list[tuple[list[str], str | None]] = []
+            marker = None
+            while True:
+                found, marker = page(volumes.get, partial(volumes.newest_first, "demo",
+                                                          **filters), "demo",
+                                     lambda rec: True, marker, 20, wire_bytes)
+                got.append(([rec.id for rec in found], marker))
+                if marker is None:
+                    return got
+
+        named = pages(name="web")
+        assert [ids for ids, _ in named] == [["vol-00", "vol-09"], ["vol-18"], ["vol-27"],
+                                             ["vol-36"], []]
+        assert [m for _, m in named] == ["vol-09", "vol-19", "vol-29", "vol-39", None]
+        by_items = pages(metadata={'k"ey': "v'al", "ünï": "{}"})
+        assert [i for ids, _ in by_items for i in ids] == ["vol-03", "vol-40"]
+        assert len(by_items) == 5  # ten rows a page
+        assert [i for ids, _ in pages(metadata={"n": "7"}) for i in ids] == ["vol-07"]
+        assert [i for ids, _ in pages(metadata={"n": "1"}) for i in ids] == [
+            "vol-01", "vol-03", "vol-40"]  # "n": "1" is one of the odd items too
+        assert [i for ids, _ in pages(name="web", status="error") for i in ids] == [
+            "vol-09", "vol-27"]
+        assert pages(metadata={"k": 1}) == [([], "vol-09"), ([], "vol-19"), ([], "vol-29"),
+                                           ([], "vol-39"), ([], None)]  # 1 is not "1"
