@@ -187,13 +187,15 @@ class Front:
         return json_response({"volumes": out})
 
     async def _listed(self, request: web.Request) -> list[Volume]:
-        """The gateway filters (status, name, metadata) and pages; a sort other than
-        newest first, or an admin's project filter, needs every page here."""
+        """The gateway filters (status, name, metadata) and pages newest first (its own
+        order, also when asked for by name, as Horizon does on every page); another
+        sort, or an admin's project filter, needs every page here."""
         q = request.query
         limit = _int_param(q, "limit")
         everyone = self.caller(request).admin and flag(
             q.get("all_tenants") or q.get("all_projects"))
-        whole = "project_id" in q or bool(q.get("sort") or q.get("sort_key"))
+        whole = "project_id" in q or not newest_first(q.get("sort") or q.get("sort_key"),
+                                                      q.get("sort_dir"))
         volumes = await self.client_for(request).list_volumes(
             all_projects=everyone, status=q.get("status"),
             limit=None if whole else limit, marker=None if whole else q.get("marker"),
@@ -580,6 +582,16 @@ def _json_param(q: Any, name: str) -> dict[str, Any]:
 
 
 SORT_KEYS = {"created_at", "updated_at", "name", "size", "status", "id"}
+
+
+def newest_first(sort: str | None, sort_dir: str | None) -> bool:
+    """Whether ``sort`` (and ``sort_dir``) ask for the gateway's own order: none, or
+    ``created_at`` descending first (Cinder's default; ties newest id first, which is what
+    ``_sorted``, stable and by the first key only, leaves of the gateway's order)."""
+    if not sort:
+        return True
+    key, _, direction = sort.split(",")[0].partition(":")
+    return key == "created_at" and (direction or sort_dir or "desc") == "desc"
 
 
 def _sorted(volumes: list[Volume], sort: str | None, sort_dir: str | None) -> list[Volume]:

@@ -352,6 +352,13 @@ def test_detail_filters_sorts_and_pages(api: Api, admin_view: SyncClient) -> Non
     first = api.call("GET", "/v3/volumes?limit=2").body["volumes"]
     rest = api.call("GET", f"/v3/volumes?limit=2&marker={first[-1]['id']}").body["volumes"]
     assert [v["id"] for v in first + rest] == made[::-1]
+    for newest in ("sort=created_at:desc", "sort_key=created_at&sort_dir=desc"):
+        page = api.call("GET", f"/v3/volumes?{newest}&limit=2").body["volumes"]
+        after = api.call("GET", f"/v3/volumes?{newest}&limit=2&marker={page[-1]['id']}"
+                         ).body["volumes"]
+        assert [v["id"] for v in page + after] == made[::-1]
+    oldest = api.call("GET", "/v3/volumes?sort=created_at:asc&limit=2").body["volumes"]
+    assert [v["id"] for v in oldest] == made[:2]
 
 
 def test_admin_views_pools_zones_limits_and_all_tenants(

@@ -1,5 +1,5 @@
 """The REST front's pure parts: who is calling (noauth on loopback only, tokens
-elsewhere) and microversion negotiation."""
+elsewhere), microversion negotiation, and which sorts the gateway pages itself."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cinderblock.actors.rest.app import newest_first
 from cinderblock.actors.rest.auth import AuthConfigError, Authenticator, Caller, is_loopback
 from cinderblock.actors.rest.errors import HttpFault, fault_body
 from cinderblock.actors.rest.microversion import MAX, MIN, Version, negotiate, parse_version
@@ -93,3 +94,20 @@ def test_fault_bodies_have_cinder_s_names() -> None:
                                                   "retryAfter": "0"}}
     assert list(fault_body(409, "z")) == ["conflictingRequest"]
     assert list(fault_body(406, "v")) == ["computeFault"]
+
+
+@pytest.mark.parametrize(("sort", "sort_dir", "paged_by_the_gateway"), [
+    (None, None, True), ("", "asc", True),
+    ("created_at:desc", None, True),  # Horizon's every page
+    ("created_at", None, True), ("created_at", "desc", True), ("created_at,id", None, True),
+    ("created_at:desc,name:asc", None, True),  # the first key decides, as when sorted here
+    ("created_at:asc", None, False), ("created_at", "asc", False), ("size:desc", None, False),
+    ("name", None, False), ("created_at:up", None, False), ("id:desc,created_at:desc", None, False),
+])
+def test_only_newest_first_is_left_to_the_gateways_pages(
+    sort: str | None, sort_dir: str | None, paged_by_the_gateway: bool,
+) -> None:
+    """A sort that is the gateway's own order is paged by the gateway (a page costs a
+    page); any other is read whole and sorted by the front (an invalid one is refused
+    there)."""
+    assert newest_first(sort, sort_dir) is paged_by_the_gateway
