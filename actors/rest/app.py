@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
@@ -39,6 +39,8 @@ from cinderblock.actors.rest.microversion import (
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.volumes import Volume, VolumeCreate
 from cinderblock.protocol.wire.errors import CinderblockError, NotFound
+
+MAX_LIMIT = 1000  # Cinder's osapi_max_limit: the most items a listing's page holds
 
 MAX_BODY = 114_688  # Cinder's osapi max_request_body_size (112 KiB)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -172,6 +174,7 @@ class Front:
 
     async def volume_list(self, request: web.Request) -> web.Response:
         volumes, admin = await self._listed(request), self.caller(request).admin
+        links = next_links(request, "volumes", volumes)
         base = self.base(request)
         if request.path.endswith("/detail"):
             atts = await self.client_for(request).list_attachments(
@@ -184,14 +187,14 @@ class Front:
                    for v in volumes]
         else:
             out = [views.volume_summary(v, base) for v in volumes]
-        return json_response({"volumes": out})
+        return json_response({"volumes": out, **links})
 
     async def _listed(self, request: web.Request) -> list[Volume]:
         """The gateway filters (status, name, metadata) and pages newest first (its own
         order, also when asked for by name, as Horizon does on every page); another
         sort, or an admin's project filter, needs every page here."""
         q = request.query
-        limit = _int_param(q, "limit")
+        limit = page_limit(q)
         everyone = self.caller(request).admin and flag(
             q.get("all_tenants") or q.get("all_projects"))
         whole = "project_id" in q or not newest_first(q.get("sort") or q.get("sort_key"),
@@ -326,8 +329,9 @@ class Front:
         q, admin = request.query, self.caller(request).admin
         snaps = await self.client_for(request).list_snapshots(
             all_projects=admin and flag(q.get("all_tenants")), volume_id=q.get("volume_id"),
-            status=q.get("status"), limit=_int_param(q, "limit"), marker=q.get("marker"))
-        return json_response({"snapshots": [views.snapshot(s, admin) for s in snaps]})
+            status=q.get("status"), limit=page_limit(q), marker=q.get("marker"))
+        return json_response({"snapshots": [views.snapshot(s, admin) for s in snaps],
+                              **next_links(request, "snapshots", snaps)})
 
     async def snapshot_update(self, request: web.Request) -> web.Response:
         snap = entity(await read_json(request), "snapshot")
@@ -505,7 +509,7 @@ class Front:
         self._need(request, "3.27", "attachments")
         admin = self.caller(request).admin
         q = request.query
-        limit, marker = _int_param(q, "limit"), q.get("marker")
+        limit, marker = page_limit(q), q.get("marker")
         everyone, client = admin and flag(q.get("all_tenants")), self.client_for(request)
         if "volume_id" in q:  # a volume's attachments, few: paged here
             atts = _after(await client.list_attachments(q["volume_id"], everyone), marker)
@@ -513,7 +517,7 @@ class Front:
         else:
             atts = await client.list_attachments(None, everyone, limit=limit, marker=marker)
         out = [views.attachment(a) for a in atts]
-        return json_response({"attachments": out})
+        return json_response({"attachments": out, **next_links(request, "attachments", atts)})
 
     async def attachment_delete(self, request: web.Request) -> web.Response:
         self._need(request, "3.27", "attachments")
@@ -560,6 +564,24 @@ def _after(listed: list[L], marker: str | None) -> list[L]:
     if marker not in ids:
         raise bad_request(f"marker [{marker}] not found")
     return listed[ids.index(marker) + 1:]
+
+
+def page_limit(q: Any) -> int:
+    """A listing's page: ``limit`` items, and never more than ``MAX_LIMIT`` (Cinder's
+    ``osapi_max_limit``), also without one: a cloud's volumes are not one response."""
+    limit = _int_param(q, "limit")
+    return MAX_LIMIT if limit is None else min(limit, MAX_LIMIT)
+
+
+def next_links(request: web.Request, collection: str, page: Sequence[_Identified]
+               ) -> dict[str, list[dict[str, str]]]:
+    """Cinder's ``<collection>_links``: a page as long as its limit may have more after
+    it, so it links to the next (this request's query, its marker the page's last id);
+    a shorter one is the last, and has none."""
+    if not page or len(page) < page_limit(request.query):
+        return {}
+    href = request.url.update_query(marker=page[-1].id)
+    return {f"{collection}_links": [{"rel": "next", "href": str(href)}]}
 
 
 def _int_param(q: Any, name: str) -> int | None:

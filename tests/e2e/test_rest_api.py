@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -359,6 +359,29 @@ def test_detail_filters_sorts_and_pages(api: Api, admin_view: SyncClient) -> Non
         assert [v["id"] for v in page + after] == made[::-1]
     oldest = api.call("GET", "/v3/volumes?sort=created_at:asc&limit=2").body["volumes"]
     assert [v["id"] for v in oldest] == made[:2]
+
+
+def test_a_full_page_links_to_the_next_and_the_last_has_no_link(
+    api: Api, admin_view: SyncClient,
+) -> None:
+    """Cinder's ``volumes_links``: a page as long as its limit links to the next (the
+    same query, its marker the page's last id), which cinderclient and openstacksdk
+    follow; a page without a limit holds at most 1000 (osapi_max_limit)."""
+    made = [api.call("POST", "/v3/volumes", {"volume": {"size": 1, "name": "linked"}}
+                     ).body["volume"]["id"] for _ in range(3)]
+    for vid in made:
+        volume_status(admin_view, vid, "available")
+    first = api.call("GET", "/v3/volumes/detail?name=linked&limit=2").body
+    assert [v["id"] for v in first["volumes"]] == made[:0:-1]
+    (link,) = first["volumes_links"]
+    assert link["rel"] == "next"
+    href = urlsplit(link["href"])
+    assert href.path == "/v3/volumes/detail"
+    assert parse_qs(href.query) == {"name": ["linked"], "limit": ["2"], "marker": [made[1]]}
+    last = api.call("GET", f"{href.path}?{href.query}").body
+    assert [v["id"] for v in last["volumes"]] == [made[0]] and "volumes_links" not in last
+    whole = api.call("GET", "/v3/volumes?name=linked").body
+    assert len(whole["volumes"]) == 3 and "volumes_links" not in whole
 
 
 def test_admin_views_pools_zones_limits_and_all_tenants(

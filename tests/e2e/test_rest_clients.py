@@ -209,6 +209,9 @@ def test_openstacksdk_creates_waits_for_lists_and_deletes_volumes(
         assert {v.status for v in ready} == {"available"}
         listed = {v.id: v.name for v in conn.block_storage.volumes()}
         assert listed == {v.id: v.name for v in made}
+        # pages of one, newest first: the sdk reads on from each full page
+        assert [v.id for v in conn.block_storage.volumes(limit=1)] == [
+            v.id for v in made[::-1]]
         assert {v.id for v in admin_view.list_volumes(all_projects=True)
                 if v.project_id == project} == set(listed)
         for v in made:
