@@ -1,7 +1,8 @@
 """A volume or snapshot named on the command line by its id or by a unique name.
 
 As python-openstackclient's ``find_resource``: the reference is tried as an id
-first; if no record has that id, the caller's records are searched by name. No
+first; if no record has that id, the caller's records are searched by name (volumes by
+the gateway's name filter, snapshots here). No
 match is ``not_found``; more than one is refused (``ambiguous``) with every
 candidate's id listed, so the user can pick one.
 """
@@ -28,7 +29,7 @@ class AmbiguousName(CinderblockError):
 
 
 def find_volume(c: SyncClient, ref: str) -> Volume:
-    return _find("volume", ref, c.show_volume, lambda: c.list_volumes())
+    return _find("volume", ref, c.show_volume, lambda: c.list_volumes(name=ref))
 
 
 def find_snapshot(c: SyncClient, ref: str) -> Snapshot:

@@ -413,7 +413,7 @@ def cmd_volume_list(args: argparse.Namespace) -> int:
     with client(args) as c:
         vols = c.list_volumes(all_projects=args.all_projects, status=args.status,
                               limit=args.limit, marker=args.marker)
-        attached = _attached_to(c, everyone) if vols else {}
+        attached = _attached_to(c, everyone, [v.id for v in vols]) if vols else {}
     cols = list(columns_named("ID", "Name", "Status", "Size", "Attached to"))
     if args.admin:
         cols.append(Column("project_id", "Project"))
@@ -425,10 +425,12 @@ def cmd_volume_list(args: argparse.Namespace) -> int:
     return listing(args, cols, rows)
 
 
-def _attached_to(c: SyncClient, everyone: bool) -> dict[str, list[str]]:
-    """Each volume's attached instances (an attachment without one: its id)."""
+def _attached_to(c: SyncClient, everyone: bool, volume_ids: list[str]
+                 ) -> dict[str, list[str]]:
+    """Each listed volume's attached instances (an attachment without one: its id): the
+    attachments of those volumes only, not every attachment the caller may see."""
     found: dict[str, list[str]] = {}
-    for a in c.list_attachments(None, everyone):
+    for a in c.list_attachments(None, everyone, volume_ids=volume_ids):
         if a.status is not AttachmentStatus.DETACHED:
             found.setdefault(a.volume_id, []).append(a.instance_id or a.id)
     return found
