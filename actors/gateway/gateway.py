@@ -56,6 +56,9 @@ from cinderblock.protocol.messages.quota import (
     QuotaApply,
     QuotaOp,
     QuotaSet,
+    QuotaSets,
+    QuotaShowMany,
+    check_projects,
 )
 from cinderblock.protocol.messages.scheduling import BackendList, ScheduleRequest
 from cinderblock.protocol.messages.volumes import (
@@ -136,6 +139,7 @@ class Gateway(Actor):
             "type.create": self.on_type_create,
             "az.list": self.on_az_list,
             "quota.show": self.on_quota_forward,
+            "quota.show_many": self.on_quota_show_many,
             "quota.set": self.on_quota_forward,
             "backend.list": self.on_backend_list,
             "ping": lambda req: Empty(),
@@ -444,6 +448,16 @@ class Gateway(Actor):
         body = type(req.body)(**{**dump(req.body), "project": project})
         reply = await self.quota.call(req.env.op, body, req.ctx, timeout=10.0)
         return parse(QuotaSet, reply, strict=False)
+
+    async def on_quota_show_many(self, req: Request) -> QuotaSets:
+        """Several projects' quotas in one call (a metrics exporter's every poll): an
+        admin's or a monitor's, or a member's of its own project only."""
+        body: QuotaShowMany = req.body
+        check_projects(body.projects)
+        if "monitor" not in req.ctx.roles and set(body.projects) != {req.ctx.project_id}:
+            require_admin(req.ctx, "see another project's quotas")
+        reply = await self.quota.call("quota.show_many", body, req.ctx, timeout=10.0)
+        return parse(QuotaSets, reply, strict=False)
 
     async def on_backend_list(self, req: Request) -> BackendList:
         reply = await self.scheduler.call("backend.list", Empty(), req.ctx, timeout=10.0)

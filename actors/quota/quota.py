@@ -38,9 +38,12 @@ from cinderblock.protocol.messages.quota import (
     QuotaRelease,
     QuotaReserve,
     QuotaSet,
+    QuotaSets,
+    QuotaShowMany,
     QuotaUpdate,
     Reservation,
     ReservationRef,
+    check_projects,
 )
 from cinderblock.protocol.messages.quota_sync import QuotaSyncResult, QuotaSyncUsage
 from cinderblock.protocol.messages.volumes import Empty
@@ -101,6 +104,7 @@ class QuotaActor(Actor):
             "quota.apply": self.on_apply,
             "quota.rollback_abandoned": self.on_rollback_abandoned,
             "quota.show": self.on_show,
+            "quota.show_many": self.on_show_many,
             "quota.set": self.on_set,
             "quota.sync_usage": self.on_sync_usage,
             "ping": lambda req: Empty(),
@@ -253,6 +257,11 @@ class QuotaActor(Actor):
         if req.body.defaults:
             return QuotaSet(project=req.body.project or "", limits=self.book.default_limits())
         return self._view(req.body.project or req.ctx.project_id)
+
+    def on_show_many(self, req: Request) -> QuotaSets:
+        body: QuotaShowMany = req.body
+        check_projects(body.projects)
+        return QuotaSets(tuple(self._view(project) for project in body.projects))
 
     def on_sync_usage(self, req: Request) -> AfterCommit | QuotaSyncResult:
         body: QuotaSyncUsage = req.body

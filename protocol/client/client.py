@@ -57,7 +57,14 @@ from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
 from cinderblock.protocol.messages.health import ActorStats, ClusterStats
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.limits import MAX_QUOTA_LIMIT, MAX_SIZE_GB, check_range
-from cinderblock.protocol.messages.quota import QuotaSet, QuotaShow, QuotaUpdate
+from cinderblock.protocol.messages.quota import (
+    QUOTAS_MAX,
+    QuotaSet,
+    QuotaSets,
+    QuotaShow,
+    QuotaShowMany,
+    QuotaUpdate,
+)
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult
 from cinderblock.protocol.messages.scheduling import Backend, BackendList
 from cinderblock.protocol.messages.user_messages import (
@@ -384,6 +391,16 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         """A project's limits and usage (``defaults``: the limits a new project gets)."""
         raw = await self.call("quota.show", QuotaShow(project, defaults))
         return parse(QuotaSet, raw, strict=False)
+
+    async def show_quotas(self, projects: Iterable[str]) -> list[QuotaSet]:
+        """Each project's limits and usage, ``QUOTAS_MAX`` projects a call (a monitor's
+        or an admin's: every project; a member's: its own)."""
+        wanted, found = tuple(projects), list[QuotaSet]()
+        for start in range(0, len(wanted), QUOTAS_MAX):
+            raw = await self.call("quota.show_many",
+                                  QuotaShowMany(wanted[start:start + QUOTAS_MAX]))
+            found.extend(parse(QuotaSets, raw, strict=False).quotas)
+        return found
 
     async def set_quota(self, project: str, **limits: int) -> QuotaSet:
         """Admin: set limits (each -1, unlimited, to ``MAX_QUOTA_LIMIT``)."""

@@ -39,6 +39,7 @@ from cinderblock.protocol.messages.quota import (
     QuotaRelease,
     QuotaReserve,
     QuotaShow,
+    QuotaShowMany,
     QuotaUpdate,
     ReservationRef,
 )
@@ -114,6 +115,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "message.delete": (MessageRef, USERS),
     # quota (client -> gateway, which forwards show/set; the rest gateway -> quota)
     "quota.show": (QuotaShow, READERS | GATEWAY),
+    "quota.show_many": (QuotaShowMany, READERS | GATEWAY),
     "quota.set": (QuotaUpdate, ADMINS | GATEWAY),
     "quota.reserve": (QuotaReserve, GATEWAY),
     "quota.commit": (ReservationRef, GATEWAY),

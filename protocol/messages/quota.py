@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cinderblock.protocol.wire.errors import InvalidInput
 from cinderblock.protocol.wire.schema import message
 
 # ---- quota -----------------------------------------------------------------
@@ -24,6 +25,34 @@ class QuotaSet:
     limits: dict[str, int] = field(default_factory=dict)
     in_use: dict[str, int] = field(default_factory=dict)
     reserved: dict[str, int] = field(default_factory=dict)
+
+
+QUOTAS_MAX = 500  # projects one quota.show_many may name (a reply of ~100 KB)
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class QuotaShowMany:
+    """The limits and usage of each of ``projects`` (at most ``QUOTAS_MAX``) in one call:
+    what a metrics exporter reads of every project it has seen, every few seconds."""
+
+    projects: tuple[str, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class QuotaSets:
+    quotas: tuple[QuotaSet, ...] = ()
+
+
+def check_projects(projects: tuple[str, ...]) -> None:
+    """``quota.show_many``'s projects: 1 to ``QUOTAS_MAX`` names, each 1-255 characters."""
+    if not 0 < len(projects) <= QUOTAS_MAX:
+        raise InvalidInput(f"quota.show_many takes 1 to {QUOTAS_MAX} projects, "
+                           f"not {len(projects)}", {"field": "projects"})
+    for project in projects:
+        if not 0 < len(project) <= 255:
+            raise InvalidInput("a project is 1-255 characters", {"field": "projects"})
 
 
 @message

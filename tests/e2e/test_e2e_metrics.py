@@ -7,12 +7,16 @@ import asyncio
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cinderblock.actors.runtime.config import free_port
-from cinderblock.protocol.wire.errors import OverQuota
+from cinderblock.actors.runtime.keyring import add_user, list_users, secret_key_file
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.quota import QUOTAS_MAX, QuotaShowMany
+from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, OverQuota
 from tests.conftest import E2ECluster
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -104,3 +108,32 @@ def test_the_exporter_listens_on_loopback_and_is_in_the_endpoints(metered: E2ECl
     url = metered.cluster.endpoints()["metrics"]
     assert url.startswith("http://127.0.0.1:") and url.endswith("/metrics")
     assert "exporter" in metered.cluster.pids()
+
+
+async def test_quotas_are_read_many_projects_a_call_by_whom_may_read_them(
+    metered: E2ECluster, project: str,
+) -> None:
+    """``quota.show_many`` (the exporter's every poll: it had made a call a project): a
+    monitor or an admin reads any project's, ``QUOTAS_MAX`` a call; a member its own
+    only; no project, or too many in one call, is refused saying so."""
+    data_dir = Path(metered.cfg.data_dir)
+    if "quota-reader" not in {u.name for u in list_users(data_dir)}:
+        add_user(data_dir, "quota-reader", "svc", ("monitor",))
+    monitor = Client(metered.gateway, project="svc", timeout=20.0,
+                     key=secret_key_file(data_dir, "quota-reader"))
+    others = [f"{project}-other-{n}" for n in range(QUOTAS_MAX)]
+    async with metered.client(project) as member, monitor, \
+            metered.client("admin", admin=True) as admin:
+        await member.create_volume(2, wait=True)
+        (own,) = await member.show_quotas([project])
+        assert (own.project, own.in_use["volumes"], own.in_use["gigabytes"]) == (project, 1, 2)
+        assert own.limits["volumes"] == 20 and own.limits["gigabytes"] == 50
+        with pytest.raises(Forbidden):
+            await member.show_quotas([project, others[0]])
+        every = await monitor.show_quotas([project, *others])  # two calls
+        assert [q.project for q in every] == [project, *others]
+        assert every[0] == own and {q.in_use.get("volumes", 0) for q in every[1:]} == {0}
+        assert len(await admin.show_quotas(others[:3])) == 3
+        for wrong in ((), (*others, "one-too-many"), ("",)):
+            with pytest.raises(InvalidInput, match="quota.show_many takes|1-255"):
+                await admin.call("quota.show_many", QuotaShowMany(wrong))
