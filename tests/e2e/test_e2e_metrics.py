@@ -135,5 +135,5 @@ async def test_quotas_are_read_many_projects_a_call_by_whom_may_read_them(
         assert every[0] == own and {q.in_use.get("volumes", 0) for q in every[1:]} == {0}
         assert len(await admin.show_quotas(others[:3])) == 3
         for wrong in ((), (*others, "one-too-many"), ("",)):
-            with pytest.raises(InvalidInput, match="quota.show_many takes|1-255"):
+            with pytest.raises(InvalidInput, match=r"quota\.show_many takes|1-255"):
                 await admin.call("quota.show_many", QuotaShowMany(wrong))
