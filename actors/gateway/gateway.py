@@ -357,8 +357,9 @@ class Gateway(Actor):
         project = None if everyone else req.ctx.project_id
         volumes = self.store.volumes
         found, next_marker = page(
-            volumes.get, partial(volumes.newest_first, project, status=body.status,
-                                 name=body.name, metadata=body.metadata), project,
+            volumes.get, partial(volumes.listing, project, status=body.status,
+                                 name=body.name, metadata=body.metadata,
+                                 oldest_first=body.oldest_first), project,
             lambda rec: _listed(rec, body), body.marker, body.limit, wire_bytes,
         )
         return VolumeList(tuple(rec.view() for rec in found), next_marker)

@@ -33,12 +33,15 @@ Condition = tuple[str, tuple[Any, ...]]  # SQL with its "?"s, and their paramete
 
 def newest_first_sql(select: str, project: str | None, below: Key | None,
                      alias: str = "", more: tuple[Condition, ...] = (),
-                     down_to: Key | None = None) -> tuple[str, list[Any]]:
+                     down_to: Key | None = None, oldest_first: bool = False,
+                     ) -> tuple[str, list[Any]]:
     """The statement (and its parameters) that lists ``select``'s rows of ``project``
     (every project's for None) newest first, below ``below`` (a marker's key) when given,
     down to ``down_to`` (a key, included) when given: through the table's listing indexes
     on (project_id, created_at, id) and (created_at, id). ``alias`` is the table's in
-    ``select`` ("v."); ``more``, further conditions, each with its parameters."""
+    ``select`` ("v."); ``more``, further conditions, each with its parameters.
+    ``oldest_first``: the other way, through the same indexes read backwards (``below``
+    is then the key the rows are above, and ``down_to`` the last one, included)."""
     where: list[str] = []
     params: list[Any] = []
     if project is not None:
@@ -47,13 +50,14 @@ def newest_first_sql(select: str, project: str | None, below: Key | None,
     for condition, values in more:
         where.append(condition)
         params.extend(values)
+    after, through, direction = (">", "<=", "ASC") if oldest_first else ("<", ">=", "DESC")
     if below is not None:
-        where.append(f"({alias}created_at, {alias}id) < (?, ?)")
+        where.append(f"({alias}created_at, {alias}id) {after} (?, ?)")
         params.extend(below)
     if down_to is not None:
-        where.append(f"({alias}created_at, {alias}id) >= (?, ?)")
+        where.append(f"({alias}created_at, {alias}id) {through} (?, ?)")
         params.extend(down_to)
-    order = f" ORDER BY {alias}created_at DESC, {alias}id DESC"
+    order = f" ORDER BY {alias}created_at {direction}, {alias}id {direction}"
     return select + (f" WHERE {' AND '.join(where)}" if where else "") + order, params
 
 

@@ -267,14 +267,16 @@ class Volumes(RowRecords[VolumeRecord]):
     def reset(self, held: VolumeRecord, read: VolumeRecord) -> None:
         _reset(held, read)
 
-    def newest_first(self, project: str | None, below: Key | None, status: str | None = None,
-                     name: str | None = None, metadata: dict[str, str] | None = None,
-                     ) -> Iterator[VolumeRecord] | BoundedScan[VolumeRecord]:
+    def listing(self, project: str | None, below: Key | None, status: str | None = None,
+                name: str | None = None, metadata: dict[str, str] | None = None,
+                oldest_first: bool = False,
+                ) -> Iterator[VolumeRecord] | BoundedScan[VolumeRecord]:
         """``project``'s volumes (every project's for None) in listing order, newest
         first, below ``below`` (a marker's key) when given, only those whose row has
         ``status``, ``name`` and the ``metadata`` items when given: rows through an index
         on (project_id, created_at, id) or (created_at, id), or with a status (project_id,
         status, created_at, id) or (status, created_at, id), each as memory holds it.
+        ``oldest_first``: the other way, above ``below`` (Horizon's page back).
 
         A name or metadata items have no index: SQLite matches them in the rows, and
         looks at no more than ``SCAN_ROWS`` of them (a ``BoundedScan``: a page not full by
@@ -287,26 +289,25 @@ class Volumes(RowRecords[VolumeRecord]):
         status, name or metadata is not committed yet under its new one (a caller
         filters the records too, as memory holds them: nor under its old)."""
         indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
+        listed = partial(newest_first_sql, project=project, below=below, alias="v.",
+                         oldest_first=oldest_first)
         if name is None and not metadata:
-            return self.rows(*newest_first_sql(SELECT_VOLUMES, project, below, alias="v.",
-                                               more=indexed))
+            return self.rows(*listed(SELECT_VOLUMES, more=indexed))
         matched = list(indexed)
         if name is not None:
             matched.append(("v.name=?", (name,)))
         for key, value in (metadata or {}).items():
             matched.append((HAS_METADATA_ITEM, (key, value)))
-        sql, params = newest_first_sql(SELECT_LISTING_KEYS, project, below, alias="v.",
-                                       more=indexed)
+        sql, params = listed(SELECT_LISTING_KEYS, more=indexed)
         last = self._read_only().execute(f"{sql} LIMIT 2 OFFSET ?",
                                          (*params, SCAN_ROWS - 1)).fetchall()
         down_to = (last[0][1], last[0][0]) if last else None
-        records = self.rows(*newest_first_sql(SELECT_VOLUMES, project, below, alias="v.",
-                                              more=tuple(matched), down_to=down_to))
+        records = self.rows(*listed(SELECT_VOLUMES, more=tuple(matched), down_to=down_to))
         return BoundedScan(records, last[0][0] if len(last) == 2 else None)
 
     def of_project(self, project: str) -> list[VolumeRecord]:
         """Every volume of ``project``, as memory holds it, new ones included."""
-        found = {rec.id: rec for rec in self.newest_first(project, None)}
+        found = {rec.id: rec for rec in self.listing(project, None)}
         for rec in self.new.values():
             if rec.project_id == project:
                 found[rec.id] = rec

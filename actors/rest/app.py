@@ -190,20 +190,22 @@ class Front:
         return json_response({"volumes": out, **links})
 
     async def _listed(self, request: web.Request) -> list[Volume]:
-        """The gateway filters (status, name, metadata) and pages newest first (its own
-        order, also when asked for by name, as Horizon does on every page); another
-        sort, or an admin's project filter, needs every page here."""
+        """The gateway filters (status, name, metadata) and pages by creation, newest or
+        oldest first (also when asked for by name: Horizon sorts every page by
+        ``created_at``, either way); another sort, or an admin's project filter, needs
+        every page here."""
         q = request.query
         limit = page_limit(q)
         everyone = self.caller(request).admin and flag(
             q.get("all_tenants") or q.get("all_projects"))
-        whole = "project_id" in q or not newest_first(q.get("sort") or q.get("sort_key"),
-                                                      q.get("sort_dir"))
+        order = by_creation(q.get("sort") or q.get("sort_key"), q.get("sort_dir"))
+        whole = "project_id" in q or order is None
         volumes = await self.client_for(request).list_volumes(
             all_projects=everyone, status=q.get("status"),
             limit=None if whole else limit, marker=None if whole else q.get("marker"),
             name=q.get("name") or q.get("display_name"),
-            metadata=_json_param(q, "metadata") if "metadata" in q else None)
+            metadata=_json_param(q, "metadata") if "metadata" in q else None,
+            oldest_first=order == "asc")
         if not whole:
             return volumes
         if "project_id" in q and everyone:
@@ -606,14 +608,16 @@ def _json_param(q: Any, name: str) -> dict[str, Any]:
 SORT_KEYS = {"created_at", "updated_at", "name", "size", "status", "id"}
 
 
-def newest_first(sort: str | None, sort_dir: str | None) -> bool:
-    """Whether ``sort`` (and ``sort_dir``) ask for the gateway's own order: none, or
-    ``created_at`` descending first (Cinder's default; ties newest id first, which is what
-    ``_sorted``, stable and by the first key only, leaves of the gateway's order)."""
+def by_creation(sort: str | None, sort_dir: str | None) -> str | None:
+    """"desc" or "asc" when ``sort`` (and ``sort_dir``) ask for an order the gateway
+    pages itself: none (newest first, Cinder's default), or ``created_at`` first either
+    way, later keys aside (``_sorted`` too sorts by the first key only); ties go by id
+    the same way, as Cinder's. None for any other sort."""
     if not sort:
-        return True
+        return "desc"
     key, _, direction = sort.split(",")[0].partition(":")
-    return key == "created_at" and (direction or sort_dir or "desc") == "desc"
+    direction = direction or sort_dir or "desc"
+    return direction if key == "created_at" and direction in ("asc", "desc") else None
 
 
 def _sorted(volumes: list[Volume], sort: str | None, sort_dir: str | None) -> list[Volume]:

@@ -331,13 +331,14 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
     async def list_volumes(
         self, all_projects: bool = False, status: str | None = None, limit: int | None = None,
         marker: str | None = None, name: str | None = None,
-        metadata: dict[str, str] | None = None,
+        metadata: dict[str, str] | None = None, oldest_first: bool = False,
     ) -> list[Volume]:
-        """Newest first: all of them, page by page, or the first ``limit`` after
-        ``marker`` (a volume id from an earlier listing)."""
+        """Newest first (or ``oldest_first``): all of them, page by page, or the first
+        ``limit`` after ``marker`` (a volume id from an earlier listing)."""
         async def fetch(left: int | None, after: str | None
                         ) -> tuple[tuple[Volume, ...], str | None]:
-            body = VolumeListRequest(all_projects, status, left, after, name, metadata)
+            body = VolumeListRequest(all_projects, status, left, after, name, metadata,
+                                     oldest_first)
             reply = parse(VolumeList, await self.call("volume.list", body), strict=False)
             return reply.volumes, reply.next_marker
 

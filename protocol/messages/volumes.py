@@ -83,6 +83,7 @@ class VolumeListRequest:
     marker: str | None = None  # the last volume id of the previous page
     name: str | None = None  # only volumes of this name
     metadata: dict[str, str] | None = None  # only volumes with these metadata items
+    oldest_first: bool = False  # the other way: the volumes after the marker are newer
 
 
 @message

@@ -359,6 +359,9 @@ def test_detail_filters_sorts_and_pages(api: Api, admin_view: SyncClient) -> Non
         assert [v["id"] for v in page + after] == made[::-1]
     oldest = api.call("GET", "/v3/volumes?sort=created_at:asc&limit=2").body["volumes"]
     assert [v["id"] for v in oldest] == made[:2]
+    newer = api.call("GET", f"/v3/volumes?sort=created_at:asc&limit=2&marker={made[0]}"
+                     ).body["volumes"]  # Horizon's page back: those after the marker
+    assert [v["id"] for v in newer] == made[1:]
 
 
 def test_a_full_page_links_to_the_next_and_the_last_has_no_link(

@@ -26,7 +26,7 @@ V = VolumeStatus
 
 
 def _listed(store: GatewayStore) -> list[str]:
-    found, _ = page(store.volumes.get, partial(store.volumes.newest_first, None), None,
+    found, _ = page(store.volumes.get, partial(store.volumes.listing, None), None,
                     lambda rec: True, None, None, wire_bytes)
     return [rec.id for rec in found]
 

@@ -152,7 +152,7 @@ async def test_a_start_loads_every_volume_in_listing_order_with_what_it_carries(
 
     async with open_gateway_store(path) as again:
         await again.load_volumes({PLAIN.id: PLAIN})
-        newest_first = [rec.id for rec in again.volumes.newest_first("demo", None)]
+        newest_first = [rec.id for rec in again.volumes.listing("demo", None)]
         one, other = again.volumes["vol-0"], again.volumes["vol-1"]
         made = again.made_by("demo", "req-3")
 
@@ -284,7 +284,7 @@ async def test_a_volume_has_one_record_while_anything_holds_it_and_memory_ahead_
         assert "vol-0" not in store.volumes.in_memory()  # let go, and read again:
         again = store.volumes["vol-0"]
         assert again.status is VolumeStatus.AVAILABLE and again.created_at == now
-        assert [rec.id for rec in store.volumes.newest_first("demo", None)] == [
+        assert [rec.id for rec in store.volumes.listing("demo", None)] == [
             "vol-3", "vol-2", "vol-1", "vol-0"]
 
 
@@ -327,7 +327,7 @@ async def test_each_read_of_a_volume_goes_through_its_own_index(
                                (None, "volumes_status_listing")):
             sql: list[str] = []  # a bounded scan's two statements, as the store runs them
             reader.set_trace_callback(sql.append)
-            list(store.volumes.newest_first(project, (now, "x"), status="available",
+            list(store.volumes.listing(project, (now, "x"), status="available",
                                             name="web", metadata={"k": "v"}))
             reader.set_trace_callback(None)
             keys, rows = (plan(q) for q in sql if q.startswith("SELECT"))
@@ -417,7 +417,7 @@ async def test_a_file_of_version_3_gets_the_listing_indexes_and_its_volumes_read
             "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='volumes' "
             "AND sql IS NOT NULL")}
         version = again.read_only().execute("PRAGMA user_version").fetchone()[0]
-        listed = [rec.id for rec in again.volumes.newest_first("demo", None)]
+        listed = [rec.id for rec in again.volumes.listing("demo", None)]
         made = again.made_by("demo", "req-1")
 
     assert version == 6
@@ -459,7 +459,7 @@ async def test_a_page_filtered_by_status_reads_only_the_rows_of_that_status(
 
         def listed(project: str | None, **filters: Any) -> list[str]:
             read.clear()
-            return [rec.id for rec in volumes.newest_first(project, None, **filters)]
+            return [rec.id for rec in volumes.listing(project, None, **filters)]
 
         assert listed("demo", status="error") == ["vol-10", "vol-500"] == read
         assert listed(None, status="error") == ["vol-other", "vol-10", "vol-500"] == read
@@ -484,7 +484,7 @@ async def test_a_listing_filters_by_what_is_committed_and_shows_what_memory_hold
         written = store.queue_status(rec)
 
         def listed(status: str) -> list[str]:
-            return [r.id for r in store.volumes.newest_first("demo", None, status=status)
+            return [r.id for r in store.volumes.listing("demo", None, status=status)
                     if r.status.value == status]  # as the gateway filters the records too
 
         assert listed("available") == [] and listed("error") == []
@@ -516,7 +516,7 @@ async def test_a_name_or_metadata_filter_looks_at_a_bounded_number_of_rows_a_pag
             got: list[tuple[list[str], str | None]] = []
             marker = None
             while True:
-                found, marker = page(volumes.get, partial(volumes.newest_first, "demo",
+                found, marker = page(volumes.get, partial(volumes.listing, "demo",
                                                           **filters), "demo",
                                      lambda rec: True, marker, 20, wire_bytes)
                 got.append(([rec.id for rec in found], marker))
@@ -537,3 +537,45 @@ async def test_a_name_or_metadata_filter_looks_at_a_bounded_number_of_rows_a_pag
             "vol-09", "vol-27"]
         assert pages(metadata={"k": 1}) == [([], "vol-09"), ([], "vol-19"), ([], "vol-29"),
                                            ([], "vol-39"), ([], None)]  # 1 is not "1"
+
+
+async def test_oldest_first_pages_the_other_way_through_the_same_indexes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Horizon's page back (``sort=created_at:asc``, a marker): the volumes created after
+    the marker's, oldest first, ties by id, filtered and bounded as newest first is, with
+    no sort in SQLite."""
+    monkeypatch.setattr(volume_store, "SCAN_ROWS", 4)
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        await store.load_volumes({PLAIN.id: PLAIN})
+        for n in range(10):  # vol-0 and vol-1 made at the same time: the id decides
+            await store.add_volume(volume(f"vol-{n}", now + max(n, 1), name=f"n{n % 3}",
+                                          status=VolumeStatus.ERROR if n % 2 else
+                                          VolumeStatus.AVAILABLE))
+        volumes = store.volumes
+
+        def pages(**filters: Any) -> list[list[str]]:
+            got, marker = [], None
+            while True:
+                found, marker = page(volumes.get, partial(volumes.listing, "demo",
+                                                          oldest_first=True, **filters),
+                                     "demo", lambda rec: True, marker, 3, wire_bytes)
+                got.append([rec.id for rec in found])
+                if marker is None:
+                    return got
+
+        assert pages() == [["vol-0", "vol-1", "vol-2"], ["vol-3", "vol-4", "vol-5"],
+                           ["vol-6", "vol-7", "vol-8"], ["vol-9"]]
+        assert pages(status="error") == [["vol-1", "vol-3", "vol-5"], ["vol-7", "vol-9"]]
+        assert pages(name="n1") == [["vol-1"], ["vol-4", "vol-7"], []]  # 4 rows a page
+        reader, sql = store.read_only(), list[str]()
+        reader.set_trace_callback(sql.append)
+        list(volumes.listing("demo", (now, "x"), status="error", oldest_first=True))
+        list(volumes.listing(None, (now, "x"), oldest_first=True))
+        reader.set_trace_callback(None)
+        plans = [query_plan(reader, q) for q in sql if q.startswith("SELECT")]
+        assert "volumes_project_status_listing (project_id=? AND status=? AND " \
+               "(created_at,id)>(?,?))" in plans[0], plans
+        assert "volumes_listing ((created_at,id)>(?,?))" in plans[1], plans
+        assert not any("TEMP B-TREE" in plan for plan in plans)
