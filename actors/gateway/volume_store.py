@@ -188,7 +188,11 @@ DELETE_EXTEND = "DELETE FROM pending_extends WHERE volume_id=?"
 # of the listing ends.
 SELECT_LISTING_KEYS = "SELECT v.id, v.created_at FROM volumes v"
 SCAN_ROWS = 10_000  # rows a page filtered by a name or metadata items looks at, at most
-# A volume's metadata (a JSON object of strings) has the item (key, value).
+# A volume's metadata (a JSON object of strings) has the item (key, value). SQLite is
+# asked for the first few items of a filter only: each is a condition of its own (a
+# thousand would pass SQLite's limit on an expression's depth, and each costs every row
+# looked at); the caller matches every item on the records, as memory holds them.
+SQL_METADATA_ITEMS = 4
 HAS_METADATA_ITEM = ("EXISTS (SELECT 1 FROM json_each(v.metadata) "
                      "WHERE json_each.key=? AND json_each.value=? AND json_each.type='text')")
 MADE_BY = ("SELECT id, request_fp FROM volumes WHERE project_id=? AND request_id=? "
@@ -278,7 +282,8 @@ class Volumes(RowRecords[VolumeRecord]):
         status, created_at, id) or (status, created_at, id), each as memory holds it.
         ``oldest_first``: the other way, above ``below`` (Horizon's page back).
 
-        A name or metadata items have no index: SQLite matches them in the rows, and
+        A name or metadata items have no index: SQLite matches them (the first
+        ``SQL_METADATA_ITEMS`` items; the caller matches them all) in the rows, and
         looks at no more than ``SCAN_ROWS`` of them (a ``BoundedScan``: a page not full by
         then ends there, and the next reads on), so that a page costs the same however
         few volumes match (a page of an item no volume had took 5.7 s at a million
@@ -296,7 +301,7 @@ class Volumes(RowRecords[VolumeRecord]):
         matched = list(indexed)
         if name is not None:
             matched.append(("v.name=?", (name,)))
-        for key, value in (metadata or {}).items():
+        for key, value in list((metadata or {}).items())[:SQL_METADATA_ITEMS]:
             matched.append((HAS_METADATA_ITEM, (key, value)))
         sql, params = listed(SELECT_LISTING_KEYS, more=indexed)
         last = self._read_only().execute(f"{sql} LIMIT 2 OFFSET ?",
