@@ -14,10 +14,11 @@ import sqlite3
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Protocol
 
+from cinderblock.actors.gateway.paging import FIXED_BYTES, Key, page
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.user_messages import (
@@ -90,13 +91,27 @@ class UserMessages:
             self.s.store.db.write("DELETE FROM user_messages WHERE id=?", (old,))
 
     def on_list(self, req: Request) -> MessageList:
+        """A page of them, newest first (as volumes': ``limit``, ``marker``, at most 1000
+        and about 512 KB a page; they were all in one reply, which past 1,700 to 2,600
+        messages, by the length of their reasons, exceeded a frame and was refused)."""
         body: MessageListRequest = req.body
         everyone = body.all_projects and req.ctx.is_admin
+        project = None if everyone else req.ctx.project_id
         now = time.time()
-        found = [m for m in reversed(self.kept.values())
-                 if (everyone or m.project_id == req.ctx.project_id) and m.expires_at > now
-                 and body.resource_uuid in (None, m.resource_uuid)]
-        return MessageList(tuple(found))
+        found, next_marker = page(
+            self.kept.get, partial(self._newest_first, project), project,
+            lambda m: m.expires_at > now and body.resource_uuid in (None, m.resource_uuid),
+            body.marker, body.limit, message_bytes)
+        return MessageList(tuple(found), next_marker)
+
+    def _newest_first(self, project: str | None, below: Key | None
+                      ) -> Iterator[UserMessage]:
+        """``project``'s messages (every project's for None), newest first, below a key:
+        memory holds at most ``MAX_KEPT``, in the order they were made."""
+        for m in reversed(self.kept.values()):
+            if (project is None or m.project_id == project) and (
+                    below is None or (m.created_at, m.id) < below):
+                yield m
 
     def on_show(self, req: Request) -> UserMessage:
         return self._visible(req.body.message_id, req.ctx)
@@ -113,3 +128,8 @@ class UserMessages:
             raise NotFound(f"Message {message_id} could not be found.",
                            {"message_id": message_id})
         return msg
+
+
+def message_bytes(m: UserMessage) -> int:
+    """About how many bytes the message takes in a reply (its texts, an upper bound)."""
+    return FIXED_BYTES + len(m.user_message.encode()) + len(m.action) + len(m.event_id)

@@ -458,9 +458,12 @@ class Front:
         if wanted is not None:
             return json_response({"message": views.user_message(
                 await client.show_message(wanted), base)})
-        everyone = self.caller(request).admin and flag(request.query.get("all_tenants"))
-        found = await client.list_messages(request.query.get("resource_uuid"), everyone)
-        return json_response({"messages": [views.user_message(m, base) for m in found]})
+        q = request.query
+        everyone = self.caller(request).admin and flag(q.get("all_tenants"))
+        found = await client.list_messages(q.get("resource_uuid"), everyone,
+                                           limit=page_limit(q), marker=q.get("marker"))
+        return json_response({"messages": [views.user_message(m, base) for m in found],
+                              **next_links(request, "messages", found)})
 
     async def message_delete(self, request: web.Request) -> web.Response:
         self._need(request, "3.3", "messages")

@@ -416,10 +416,17 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         return parse(QuotaSyncResult, raw, strict=False)
 
     async def list_messages(self, resource_uuid: str | None = None,
-                            all_projects: bool = False) -> list[UserMessage]:
-        """Why volumes went to an error status, newest first (Cinder's user messages)."""
-        raw = await self.call("message.list", MessageListRequest(resource_uuid, all_projects))
-        return list(parse(MessageList, raw, strict=False).messages)
+                            all_projects: bool = False, limit: int | None = None,
+                            marker: str | None = None) -> list[UserMessage]:
+        """Why volumes went to an error status, newest first (Cinder's user messages):
+        all of them, page by page, or the first ``limit`` after ``marker``."""
+        async def fetch(left: int | None, after: str | None
+                        ) -> tuple[tuple[UserMessage, ...], str | None]:
+            body = MessageListRequest(resource_uuid, all_projects, left, after)
+            reply = parse(MessageList, await self.call("message.list", body), strict=False)
+            return reply.messages, reply.next_marker
+
+        return await read_pages(fetch, limit, marker)
 
     async def show_message(self, message_id: str) -> UserMessage:
         return parse(UserMessage, await self.call("message.show", MessageRef(message_id)),

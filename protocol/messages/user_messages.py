@@ -33,12 +33,15 @@ class UserMessage:
 class MessageListRequest:
     resource_uuid: str | None = None
     all_projects: bool = False
+    limit: int | None = None  # a page, newest first, as volumes' (at most 1000)
+    marker: str | None = None  # the last message id of the previous page
 
 
 @message
 @dataclass(frozen=True, slots=True)
 class MessageList:
     messages: tuple[UserMessage, ...] = ()
+    next_marker: str | None = None  # set when another page follows
 
 
 @message

@@ -1,0 +1,81 @@
+"""User messages on a real gateway store: recorded when a volume goes to an error
+status, listed a page at a time (newest first), each page's reply within a frame."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from cinderblock.actors.gateway.user_messages import MAX_KEPT, UserMessages
+from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.runtime.actor import Request
+from cinderblock.protocol.messages.user_messages import MessageList, MessageListRequest
+from cinderblock.protocol.messages.volumes import VolumeType
+from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.wire.codec import MAX_FRAME, Context, Envelope, encode
+from cinderblock.protocol.wire.errors import InvalidInput
+from cinderblock.protocol.wire.schema import dump
+from tests.conftest import open_gateway_store
+
+PLAIN = VolumeType("type-plain", "plain")
+REASON = "No valid backend was found. " + "x" * 200  # a reason as long as they come
+
+
+class Services:
+    def __init__(self, store: GatewayStore) -> None:
+        self.store = store
+
+
+def failed(n: int, project: str) -> VolumeRecord:
+    return VolumeRecord(id=f"vol-{n:05d}", project_id=project, user_id=project, size=1,
+                        status=VolumeStatus.ERROR, volume_type=PLAIN,
+                        availability_zone="nova", reason=REASON)
+
+
+def ask(messages: UserMessages, body: MessageListRequest, project: str = "p1",
+        admin: bool = False) -> MessageList:
+    roles = ("admin", "member") if admin else ("member",)
+    env = Envelope("req", 1, "message.list", None, Context(project, project, roles))
+    reply = messages.on_list(Request(env, body, cast(Any, None), b""))
+    size = len(encode(Envelope("rep", 2, "message.list", dump(reply), corr_id=1)))
+    assert size < MAX_FRAME, size  # the reply fits in a frame
+    return reply
+
+
+async def test_thousands_of_messages_are_listed_a_page_at_a_time(tmp_path: Path) -> None:
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        messages = UserMessages(Services(store))
+        for n in range(5000):
+            messages.record(failed(n, "p1" if n % 5 else "p2"), request_id=f"req-{n}")
+        await store.db.flush()
+        assert len(messages.kept) == 5000 <= MAX_KEPT
+
+        def every(project: str, admin: bool = False, **filters: Any) -> list[str]:
+            got, marker, pages = [], None, 0
+            while True:
+                reply = ask(messages, MessageListRequest(marker=marker, **filters),
+                            project, admin)
+                got += [m.resource_uuid for m in reply.messages]
+                pages, marker = pages + 1, reply.next_marker
+                if marker is None:
+                    assert pages > 1 or len(got) < 1000
+                    return got
+
+        mine = every("p1")
+        assert mine == [f"vol-{n:05d}" for n in reversed(range(5000)) if n % 5]
+        assert every("p2", all_projects=True) == [f"vol-{n:05d}" for n in
+                                                  reversed(range(0, 5000, 5))]  # not admin
+        assert len(every("p2", admin=True, all_projects=True)) == 5000
+        first = ask(messages, MessageListRequest(limit=3))
+        assert [m.resource_uuid for m in first.messages] == ["vol-04999", "vol-04998",
+                                                             "vol-04997"]
+        assert first.next_marker == first.messages[-1].id
+        (one,) = ask(messages, MessageListRequest(resource_uuid="vol-00007")).messages
+        assert one.request_id == "req-7" and one.user_message.endswith(REASON)
+        theirs = ask(messages, MessageListRequest(limit=1), project="p2").messages[0].id
+        with pytest.raises(InvalidInput, match="marker"):
+            ask(messages, MessageListRequest(marker=theirs))  # another project's
+        assert time.time() < one.expires_at
