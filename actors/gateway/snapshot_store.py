@@ -188,7 +188,7 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         first, below ``below`` (a marker's key) when given, through the listing indexes
         (with a status, those that hold it; a volume's few through the volume's index).
         One whose row is not committed yet is not listed, as it is not told yet, nor is
-        one under a status it has not committed yet (as ``Volumes.newest_first``)."""
+        one under a status it has not committed yet (as ``Volumes.listing``)."""
         if volume_id is None:
             wanted: tuple[Condition, ...] = () if status is None else (("status=?", (status,)),)
             return self.rows(*newest_first_sql(SELECT_SNAPSHOTS, project, below, more=wanted))

@@ -106,11 +106,12 @@ class UserMessages:
 
     def _newest_first(self, project: str | None, below: Key | None
                       ) -> Iterator[UserMessage]:
-        """``project``'s messages (every project's for None), newest first, below a key:
-        memory holds at most ``MAX_KEPT``, in the order they were made."""
-        for m in reversed(self.kept.values()):
-            if (project is None or m.project_id == project) and (
-                    below is None or (m.created_at, m.id) < below):
+        """``project``'s messages (every project's for None) by (created_at, id), newest
+        first, below a key: sorted, as the order they were kept in need not be that one
+        (two made at the same time; a clock set back). At most ``MAX_KEPT`` of them."""
+        mine = (m for m in self.kept.values() if project is None or m.project_id == project)
+        for m in sorted(mine, key=_listing_key, reverse=True):
+            if below is None or _listing_key(m) < below:
                 yield m
 
     def on_show(self, req: Request) -> UserMessage:
@@ -128,6 +129,10 @@ class UserMessages:
             raise NotFound(f"Message {message_id} could not be found.",
                            {"message_id": message_id})
         return msg
+
+
+def _listing_key(m: UserMessage) -> Key:
+    return (m.created_at, m.id)
 
 
 def message_bytes(m: UserMessage) -> int:

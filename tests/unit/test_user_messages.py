@@ -12,7 +12,11 @@ import pytest
 from cinderblock.actors.gateway.user_messages import MAX_KEPT, UserMessages
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Request
-from cinderblock.protocol.messages.user_messages import MessageList, MessageListRequest
+from cinderblock.protocol.messages.user_messages import (
+    MessageList,
+    MessageListRequest,
+    UserMessage,
+)
 from cinderblock.protocol.messages.volumes import VolumeType
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import MAX_FRAME, Context, Envelope, encode
@@ -79,3 +83,29 @@ async def test_thousands_of_messages_are_listed_a_page_at_a_time(tmp_path: Path)
         with pytest.raises(InvalidInput, match="marker"):
             ask(messages, MessageListRequest(marker=theirs))  # another project's
         assert time.time() < one.expires_at
+
+
+async def test_messages_made_at_the_same_time_are_each_listed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pages are in (created_at, id) order, not the order the messages were kept in:
+    three made at one instant, the clock then set back for a fourth."""
+    clock = iter([1000.0, 1000.0, 1000.0, 999.0])
+    monkeypatch.setattr(time, "time", lambda: next(clock, 999.0))
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        messages = UserMessages(Services(store))
+        for n in range(4):
+            messages.record(failed(n, "p1"))
+        got: list[UserMessage] = []
+        marker = None
+        while True:
+            reply = messages.on_list(Request(
+                Envelope("req", 1, "message.list", None, Context("p1", "p1")),
+                MessageListRequest(limit=1, marker=marker), cast(Any, None), b""))
+            got += reply.messages
+            marker = reply.next_marker
+            if marker is None:
+                break
+    assert sorted(m.resource_uuid for m in got) == [f"vol-{n:05d}" for n in range(4)]
+    assert [(m.created_at, m.id) for m in got] == sorted(
+        ((m.created_at, m.id) for m in got), reverse=True)
