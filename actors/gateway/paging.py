@@ -91,8 +91,9 @@ def page(
     ``marker``, newest first, at most ``limit`` (and ``PAGE_MAX``) of them, and about
     ``PAGE_BYTES`` by ``size_of``; and the marker of the next page (None on the last).
     ``find`` finds a record by id; ``newest_first`` gives the records of ``project`` in
-    listing order, below a key (or those of a ``BoundedScan``: a page that is not full
-    when its rows ran out ends where they did).
+    listing order, after a key in that order (newest first, or oldest first for a
+    listing asked that way: ``Volumes.listing``), or those of a ``BoundedScan``: a page
+    that is not full when its rows ran out ends where they did.
 
     A marker that names no record of ``project`` is refused. It need not match the
     filter: a volume may change status while its lister pages on.
