@@ -62,18 +62,21 @@ R = TypeVar("R", bound=Ordered)
 Key = tuple[float, str]  # (created_at, id)
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True, slots=True)
-class BoundedScan(Generic[R]):
+class BoundedScan(Generic[T]):
     """What a listing found in at most a bounded number of its rows (a filter no index
     serves): ``records``, in listing order, and ``stopped_at``, the id of the last row
     it looked at when rows below it were left unread (None: it read to the end). A page
     that is not full by then ends there, and its next marker is that row's: the next
     page reads on from it, so a page costs at most that many rows however few match."""
 
-    records: Iterable[R]
+    records: Iterable[T]
     stopped_at: str | None
 
-    def __iter__(self) -> Iterator[R]:
+    def __iter__(self) -> Iterator[T]:
         return iter(self.records)
 
 

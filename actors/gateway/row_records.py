@@ -26,9 +26,28 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
-from cinderblock.actors.gateway.paging import Key
+from cinderblock.actors.gateway.paging import BoundedScan, Key
 
 Condition = tuple[str, tuple[Any, ...]]  # SQL with its "?"s, and their parameters
+SCAN_ROWS = 10_000  # rows a page filtered by a name or metadata items looks at, at most
+# SQLite is asked for the first few items of a metadata filter only: each is a condition
+# of its own (a thousand would pass SQLite's limit on an expression's depth, and each
+# costs every row looked at); the caller matches every item on the records.
+SQL_METADATA_ITEMS = 4
+
+
+def named_sql(alias: str, name: str | None, metadata: dict[str, str] | None
+              ) -> tuple[Condition, ...]:
+    """Conditions no index serves: the row's name, and the first ``SQL_METADATA_ITEMS``
+    items of its metadata (a JSON object of strings: the key, and a text value equal)."""
+    found: list[Condition] = []
+    if name is not None:
+        found.append((f"{alias}name=?", (name,)))
+    for key, value in list((metadata or {}).items())[:SQL_METADATA_ITEMS]:
+        found.append((f"EXISTS (SELECT 1 FROM json_each({alias}metadata) WHERE "
+                      "json_each.key=? AND json_each.value=? AND json_each.type='text')",
+                      (key, value)))
+    return tuple(found)
 
 
 def newest_first_sql(select: str, project: str | None, below: Key | None,
@@ -59,6 +78,14 @@ def newest_first_sql(select: str, project: str | None, below: Key | None,
         params.extend(down_to)
     order = f" ORDER BY {alias}created_at {direction}, {alias}id {direction}"
     return select + (f" WHERE {' AND '.join(where)}" if where else "") + order, params
+
+
+class Listed(Protocol):
+    """``newest_first_sql`` with its project, marker and order given: a select, its
+    conditions and how far down, into a statement and its parameters."""
+
+    def __call__(self, select: str, *, more: tuple[Condition, ...] = (),
+                 down_to: Key | None = None) -> tuple[str, list[Any]]: ...
 
 
 class Identified(Protocol):
@@ -141,6 +168,22 @@ class RowRecords(Generic[R]):
                     yield rec
         finally:
             rows.close()
+
+    def bounded_rows(self, listed: Listed, select: str, keys: str,
+                     indexed: tuple[Condition, ...], matched: tuple[Condition, ...]
+                     ) -> BoundedScan[R]:
+        """The records of the rows ``listed(select)`` finds with the conditions
+        ``indexed`` (an index serves them) and ``matched`` (none does), among no more
+        than ``SCAN_ROWS`` of the rows with ``indexed`` alone: first the key of the last
+        of those (``keys``: a select of id and created_at, read through the index), then
+        the matching rows down to it. So a page filtered by a name or metadata costs the
+        same however few rows match (``paging.BoundedScan``)."""
+        sql, params = listed(keys, more=indexed)
+        last = self._read_only().execute(f"{sql} LIMIT 2 OFFSET ?",
+                                         (*params, SCAN_ROWS - 1)).fetchall()
+        down_to = (last[0][1], last[0][0]) if last else None
+        records = self.rows(*listed(select, more=indexed + matched, down_to=down_to))
+        return BoundedScan(records, last[0][0] if len(last) == 2 else None)
 
     # ---- changes -----------------------------------------------------------
     def added(self, rec: R) -> None:

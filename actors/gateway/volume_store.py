@@ -52,7 +52,12 @@ from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import BoundedScan, Key
 from cinderblock.actors.gateway.quota_journal import JOURNAL_SCHEMA, QuotaJournal
-from cinderblock.actors.gateway.row_records import Condition, RowRecords, newest_first_sql
+from cinderblock.actors.gateway.row_records import (
+    Condition,
+    RowRecords,
+    named_sql,
+    newest_first_sql,
+)
 from cinderblock.actors.gateway.snapshot_store import (
     SNAPSHOT_SCHEMA,
     SnapshotStore,
@@ -187,14 +192,6 @@ DELETE_EXTEND = "DELETE FROM pending_extends WHERE volume_id=?"
 # A listing's keys, through the same indexes as its rows (covering): where a bounded scan
 # of the listing ends.
 SELECT_LISTING_KEYS = "SELECT v.id, v.created_at FROM volumes v"
-SCAN_ROWS = 10_000  # rows a page filtered by a name or metadata items looks at, at most
-# A volume's metadata (a JSON object of strings) has the item (key, value). SQLite is
-# asked for the first few items of a filter only: each is a condition of its own (a
-# thousand would pass SQLite's limit on an expression's depth, and each costs every row
-# looked at); the caller matches every item on the records, as memory holds them.
-SQL_METADATA_ITEMS = 4
-HAS_METADATA_ITEM = ("EXISTS (SELECT 1 FROM json_each(v.metadata) "
-                     "WHERE json_each.key=? AND json_each.value=? AND json_each.type='text')")
 MADE_BY = ("SELECT id, request_fp FROM volumes WHERE project_id=? AND request_id=? "
            "AND created_at>? ORDER BY created_at DESC LIMIT 1")
 IN_TRANSITION_SINCE = (f"SELECT id FROM volumes WHERE {_UNSETTLED_SQL} AND "
@@ -282,9 +279,9 @@ class Volumes(RowRecords[VolumeRecord]):
         status, created_at, id) or (status, created_at, id), each as memory holds it.
         ``oldest_first``: the other way, above ``below`` (Horizon's page back).
 
-        A name or metadata items have no index: SQLite matches them (the first
-        ``SQL_METADATA_ITEMS`` items; the caller matches them all) in the rows, and
-        looks at no more than ``SCAN_ROWS`` of them (a ``BoundedScan``: a page not full by
+        A name or metadata items have no index: SQLite matches them (``named_sql``: the
+        first few items; the caller matches them all) in the rows, and looks at no more
+        than ``SCAN_ROWS`` of them (``bounded_rows``, a ``BoundedScan``: a page not full by
         then ends there, and the next reads on), so that a page costs the same however
         few volumes match (a page of an item no volume had took 5.7 s at a million
         volumes, on the gateway's loop).
@@ -296,19 +293,10 @@ class Volumes(RowRecords[VolumeRecord]):
         indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
         listed = partial(newest_first_sql, project=project, below=below, alias="v.",
                          oldest_first=oldest_first)
-        if name is None and not metadata:
+        matched = named_sql("v.", name, metadata)
+        if not matched:
             return self.rows(*listed(SELECT_VOLUMES, more=indexed))
-        matched = list(indexed)
-        if name is not None:
-            matched.append(("v.name=?", (name,)))
-        for key, value in list((metadata or {}).items())[:SQL_METADATA_ITEMS]:
-            matched.append((HAS_METADATA_ITEM, (key, value)))
-        sql, params = listed(SELECT_LISTING_KEYS, more=indexed)
-        last = self._read_only().execute(f"{sql} LIMIT 2 OFFSET ?",
-                                         (*params, SCAN_ROWS - 1)).fetchall()
-        down_to = (last[0][1], last[0][0]) if last else None
-        records = self.rows(*listed(SELECT_VOLUMES, more=tuple(matched), down_to=down_to))
-        return BoundedScan(records, last[0][0] if len(last) == 2 else None)
+        return self.bounded_rows(listed, SELECT_VOLUMES, SELECT_LISTING_KEYS, indexed, matched)
 
     def of_project(self, project: str) -> list[VolumeRecord]:
         """Every volume of ``project``, as memory holds it, new ones included."""

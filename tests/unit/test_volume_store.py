@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cinderblock.actors.gateway import volume_store
+from cinderblock.actors.gateway import row_records, volume_store
 from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, fingerprint, stored_fingerprint
 from cinderblock.actors.gateway.paging import page, wire_bytes
 from cinderblock.actors.gateway.row_records import newest_first_sql
@@ -322,7 +322,7 @@ async def test_each_read_of_a_volume_goes_through_its_own_index(
         unlike = plan(SELECT_UNLIKE_ATTACHMENTS)
         assert "COVERING INDEX volumes_unsettled (status=?)" in unlike, unlike
         assert "MULTI-INDEX OR" not in unlike, unlike  # one walk, in (status, id) order
-        monkeypatch.setattr(volume_store, "SCAN_ROWS", 10)
+        monkeypatch.setattr(row_records, "SCAN_ROWS", 10)
         for project, index in (("demo", "volumes_project_status_listing"),
                                (None, "volumes_status_listing")):
             sql: list[str] = []  # a bounded scan's two statements, as the store runs them
@@ -499,7 +499,7 @@ async def test_a_name_or_metadata_filter_looks_at_a_bounded_number_of_rows_a_pag
     index serves them, so a page looks at ``SCAN_ROWS`` rows at most (here 10) and, not
     full by then, ends at the last of them; paging on finds every match once, newest
     first. The items are matched by SQLite, whatever their text."""
-    monkeypatch.setattr(volume_store, "SCAN_ROWS", 10)
+    monkeypatch.setattr(row_records, "SCAN_ROWS", 10)
     odd = {'k"ey': "v'al", "ünï": "{}", "n": "1"}
     now = time.time()
     async with open_gateway_store(tmp_path / "gateway.db") as store:
@@ -545,7 +545,7 @@ async def test_oldest_first_pages_the_other_way_through_the_same_indexes(
     """Horizon's page back (``sort=created_at:asc``, a marker): the volumes created after
     the marker's, oldest first, ties by id, filtered and bounded as newest first is, with
     no sort in SQLite."""
-    monkeypatch.setattr(volume_store, "SCAN_ROWS", 4)
+    monkeypatch.setattr(row_records, "SCAN_ROWS", 4)
     now = time.time()
     async with open_gateway_store(tmp_path / "gateway.db") as store:
         await store.load_volumes({PLAIN.id: PLAIN})
