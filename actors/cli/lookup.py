@@ -1,10 +1,9 @@
 """A volume or snapshot named on the command line by its id or by a unique name.
 
 As python-openstackclient's ``find_resource``: the reference is tried as an id
-first; if no record has that id, the caller's records are searched by name (volumes by
-the gateway's name filter, snapshots here). No
-match is ``not_found``; more than one is refused (``ambiguous``) with every
-candidate's id listed, so the user can pick one.
+first; if no record has that id, the caller's records with that name are asked of the
+gateway (its name filter). No match is ``not_found``; more than one is refused
+(``ambiguous``) with every candidate's id listed, so the user can pick one.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ def find_volume(c: SyncClient, ref: str) -> Volume:
 
 
 def find_snapshot(c: SyncClient, ref: str) -> Snapshot:
-    return _find("snapshot", ref, c.show_snapshot, lambda: c.list_snapshots())
+    return _find("snapshot", ref, c.show_snapshot, lambda: c.list_snapshots(name=ref))
 
 
 def volume_id(c: SyncClient, ref: str | None) -> str | None:

@@ -382,10 +382,13 @@ class GatewayLifecycle:
         project = None if everyone else req.ctx.project_id
         found, next_marker = page(
             snapshots.get, partial(snapshots.newest_first, project, volume_id=body.volume_id,
-                                   status=body.status),
+                                   status=body.status, name=body.name,
+                                   metadata=body.metadata),
             project,
             lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)
-            and (body.status is None or rec.status.value == body.status),
+            and (body.status is None or rec.status.value == body.status)
+            and (body.name is None or rec.name == body.name)
+            and all(rec.metadata.get(k) == v for k, v in (body.metadata or {}).items()),
             body.marker, body.limit, wire_bytes,
         )
         return SnapshotList(tuple(rec.view() for rec in found), next_marker)

@@ -23,12 +23,18 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from cinderblock.actors.gateway.guards import made_by_row
-from cinderblock.actors.gateway.paging import Key
+from cinderblock.actors.gateway.paging import BoundedScan, Key
 from cinderblock.actors.gateway.quota_journal import QuotaJournal
-from cinderblock.actors.gateway.row_records import Condition, RowRecords, newest_first_sql
+from cinderblock.actors.gateway.row_records import (
+    Condition,
+    RowRecords,
+    named_sql,
+    newest_first_sql,
+)
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_snapshot_move
@@ -63,6 +69,7 @@ _COLUMNS = f"{_LOADED}, request_id, request_fp"
 INSERT_SNAPSHOT = f"INSERT INTO snapshots ({_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 SELECT_SNAPSHOTS = f"SELECT {_LOADED} FROM snapshots"
 SELECT_SNAPSHOT = f"{SELECT_SNAPSHOTS} WHERE id=?"
+SELECT_LISTING_KEYS = "SELECT id, created_at FROM snapshots"  # where a bounded scan ends
 SELECT_OF_VOLUME = f"{SELECT_SNAPSHOTS} WHERE volume_id=?"
 RECENT = 16_384  # records kept in memory after their last read (a few hundred bytes each)
 _STATUSES = {s.value: s for s in SnapshotStatus}
@@ -181,23 +188,33 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         return list(found.values())
 
     def newest_first(self, project: str | None, below: Key | None,
-                     volume_id: str | None = None, status: str | None = None
-                     ) -> Iterator[SnapshotRecord]:
+                     volume_id: str | None = None, status: str | None = None,
+                     name: str | None = None, metadata: dict[str, str] | None = None,
+                     ) -> Iterator[SnapshotRecord] | BoundedScan[SnapshotRecord]:
         """``project``'s snapshots (every project's for None; only ``volume_id``'s when
-        given; only those whose row has ``status`` when given) in listing order, newest
-        first, below ``below`` (a marker's key) when given, through the listing indexes
-        (with a status, those that hold it; a volume's few through the volume's index).
-        One whose row is not committed yet is not listed, as it is not told yet, nor is
-        one under a status it has not committed yet (as ``Volumes.listing``)."""
+        given; only those whose row has ``status``, ``name`` and the ``metadata`` items
+        when given) in listing order, newest first, below ``below`` (a marker's key) when
+        given, through the listing indexes (with a status, those that hold it; a
+        volume's few through the volume's index). A name or metadata items have no
+        index: SQLite matches them in no more than ``SCAN_ROWS`` rows a page
+        (``bounded_rows``), as ``Volumes.listing`` does. One whose row is not committed
+        yet is not listed, as it is not told yet, nor is one under a status it has not
+        committed yet."""
+        matched = named_sql("", name, metadata)
         if volume_id is None:
-            wanted: tuple[Condition, ...] = () if status is None else (("status=?", (status,)),)
-            return self.rows(*newest_first_sql(SELECT_SNAPSHOTS, project, below, more=wanted))
+            indexed: tuple[Condition, ...] = () if status is None else (
+                ("status=?", (status,)),)
+            listed = partial(newest_first_sql, project=project, below=below)
+            if not matched:
+                return self.rows(*listed(SELECT_SNAPSHOTS, more=indexed))
+            return self.bounded_rows(listed, SELECT_SNAPSHOTS, SELECT_LISTING_KEYS, indexed,
+                                     matched)
         # with a volume, "+" keeps SQLite off the listing indexes, whose order it would
         # otherwise take over the volume's few rows (a scan of the project)
         mine: tuple[Condition, ...] = () if project is None else (("+project_id=?", (project,)),)
         wanted = () if status is None else (("+status=?", (status,)),)
-        return self.rows(*newest_first_sql(SELECT_SNAPSHOTS, None, below,
-                                           more=(("volume_id=?", (volume_id,)), *mine, *wanted)))
+        return self.rows(*newest_first_sql(SELECT_SNAPSHOTS, None, below, more=(
+            ("volume_id=?", (volume_id,)), *mine, *wanted, *matched)))
 
     def made_by(self, project: str, request_id: str) -> tuple[SnapshotRecord, str] | None:
         """The snapshot ``request_id`` made in ``project`` within a day, and the

@@ -331,7 +331,9 @@ class Front:
         q, admin = request.query, self.caller(request).admin
         snaps = await self.client_for(request).list_snapshots(
             all_projects=admin and flag(q.get("all_tenants")), volume_id=q.get("volume_id"),
-            status=q.get("status"), limit=page_limit(q), marker=q.get("marker"))
+            status=q.get("status"), limit=page_limit(q), marker=q.get("marker"),
+            name=q.get("name") or q.get("display_name"),
+            metadata=_json_param(q, "metadata") if "metadata" in q else None)
         return json_response({"snapshots": [views.snapshot(s, admin) for s in snaps],
                               **next_links(request, "snapshots", snaps)})
 

@@ -141,11 +141,13 @@ class LifecycleMethods:
     async def list_snapshots(
         self, all_projects: bool = False, volume_id: str | None = None,
         status: str | None = None, limit: int | None = None, marker: str | None = None,
+        name: str | None = None, metadata: dict[str, str] | None = None,
     ) -> list[Snapshot]:
         """Newest first: all of them, page by page, or the first ``limit`` after ``marker``."""
         async def fetch(left: int | None, after: str | None
                         ) -> tuple[tuple[Snapshot, ...], str | None]:
-            body = SnapshotListRequest(all_projects, volume_id, status, left, after)
+            body = SnapshotListRequest(all_projects, volume_id, status, left, after, name,
+                                       metadata)
             reply = parse(SnapshotList, await self.call("snapshot.list", body), strict=False)
             return reply.snapshots, reply.next_marker
 

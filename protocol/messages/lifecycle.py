@@ -109,6 +109,8 @@ class SnapshotListRequest:
     status: str | None = None
     limit: int | None = None  # at most 1000 a page
     marker: str | None = None  # the last snapshot id of the previous page
+    name: str | None = None  # only snapshots of this name
+    metadata: dict[str, str] | None = None  # only snapshots with these metadata items
 
 
 @message

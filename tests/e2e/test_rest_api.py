@@ -552,6 +552,13 @@ def test_snapshots_are_created_listed_updated_and_deleted(
     stored = admin_view.show_snapshot(snap_id)
     assert (stored.name, stored.description, stored.metadata) == ("renamed", "why",
                                                                    {"a": "b"})
+    # Cinder's snapshot filters (they had been ignored: every snapshot was listed)
+    by_name = api.call("GET", "/v3/snapshots/detail?name=renamed").body["snapshots"]
+    assert [s["id"] for s in by_name] == [snap_id]
+    assert api.call("GET", "/v3/snapshots?name=s1").body["snapshots"] == []
+    by_item = api.call("GET", '/v3/snapshots/detail?metadata={"a":"b"}').body["snapshots"]
+    assert [s["id"] for s in by_item] == [snap_id]
+    assert api.call("GET", '/v3/snapshots?metadata={"k":"v"}').body["snapshots"] == []
     fault(api.call("PUT", f"/v3/snapshots/{snap_id}", {"snapshot": {"size": 5}}), 400,
           "badRequest", "Additional properties")
     fault(api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": UUID}}), 404,

@@ -10,10 +10,11 @@ import gc
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cinderblock.actors.gateway import snapshot_store
+from cinderblock.actors.gateway import row_records, snapshot_store
 from cinderblock.actors.gateway.paging import page, wire_bytes
 from cinderblock.actors.gateway.row_records import newest_first_sql
 from cinderblock.actors.gateway.snapshot_store import (
@@ -54,7 +55,7 @@ async def test_each_read_of_a_snapshot_goes_through_its_own_index(tmp_path: Path
         assert "TEMP B-TREE" not in every + own  # no sort
         assert "snapshots_in_transition (updated_at<?)" in plan(IN_TRANSITION_SINCE, now, 5)
 
-        def statement(**filters: str | None) -> str:
+        def statement(**filters: Any) -> str:
             """The plan of the page's statement the store runs (its parameters inlined)."""
             sql: list[str] = []
             reader.set_trace_callback(sql.append)
@@ -129,3 +130,36 @@ async def test_pages_and_a_projects_snapshots_come_from_the_file(tmp_path: Path)
         assert listed("demo", None)[0] == ["snap-4", "snap-2"]
         await adding
         assert listed("demo", None)[0] == ["snap-new", "snap-4"]
+
+
+async def test_snapshots_are_filtered_by_name_and_metadata_a_bounded_number_of_rows_a_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cinder's snapshot filters ``name`` and ``metadata`` (the REST front had ignored
+    them, and listed every snapshot): matched by SQLite in no more than ``SCAN_ROWS``
+    rows a page (here 5), as volumes' are; a volume's snapshots through its index."""
+    monkeypatch.setattr(row_records, "SCAN_ROWS", 5)
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        for n in range(12):
+            rec = snapshot(f"snap-{n:02d}", f"vol-{n % 2}", now - n)
+            rec.name, rec.metadata = ("nightly" if n % 4 == 0 else f"s{n}"), {"n": str(n % 3)}
+            await store.snapshots.add(rec)
+        snapshots = store.snapshots
+
+        def every(**filters: Any) -> list[list[str]]:
+            got, marker = [], None
+            while True:
+                found, marker = page(snapshots.get, partial(snapshots.newest_first, "demo",
+                                                            **filters), "demo",
+                                     lambda rec: True, marker, 20, wire_bytes)
+                got.append([rec.id for rec in found])
+                if marker is None:
+                    return got
+
+        assert every(name="nightly") == [["snap-00", "snap-04"], ["snap-08"], []]
+        assert every(metadata={"n": "2"}) == [["snap-02"], ["snap-05", "snap-08"],
+                                              ["snap-11"]]
+        assert every(name="nightly", metadata={"n": "1"}) == [["snap-04"], [], []]
+        assert every(volume_id="vol-0", name="nightly") == [["snap-00", "snap-04",
+                                                              "snap-08"]]
