@@ -80,7 +80,7 @@ def newest_first_sql(select: str, project: str | None, below: Key | None,
     return select + (f" WHERE {' AND '.join(where)}" if where else "") + order, params
 
 
-class Listed(Protocol):
+class ListingSql(Protocol):
     """``newest_first_sql`` with its project, marker and order given: a select, its
     conditions and how far down, into a statement and its parameters."""
 
@@ -169,7 +169,7 @@ class RowRecords(Generic[R]):
         finally:
             rows.close()
 
-    def bounded_rows(self, listed: Listed, select: str, keys: str,
+    def bounded_rows(self, listed: ListingSql, select: str, keys: str,
                      indexed: tuple[Condition, ...], matched: tuple[Condition, ...]
                      ) -> BoundedScan[R]:
         """The records of the rows ``listed(select)`` finds with the conditions
