@@ -35,7 +35,7 @@ from cinderblock.actors.gateway.guards import (
 )
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.lifecycle_checks import release_claim
-from cinderblock.actors.gateway.paging import page, wire_bytes
+from cinderblock.actors.gateway.paging import page, passes_filters, wire_bytes
 from cinderblock.actors.gateway.peers import PeerWatch
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
@@ -360,7 +360,8 @@ class Gateway(Actor):
             volumes.get, partial(volumes.listing, project, status=body.status,
                                  name=body.name, metadata=body.metadata,
                                  oldest_first=body.oldest_first), project,
-            lambda rec: _listed(rec, body), body.marker, body.limit, wire_bytes,
+            lambda rec: passes_filters(rec, body.status, body.name, body.metadata),
+            body.marker, body.limit, wire_bytes,
         )
         return VolumeList(tuple(rec.view() for rec in found), next_marker)
 
@@ -475,10 +476,4 @@ def _check_specs(specs: dict[str, Any]) -> dict[str, str]:
     return dict(specs)
 
 
-def _listed(rec: VolumeRecord, body: VolumeListRequest) -> bool:
-    """Whether ``rec`` passes a listing's filters (status, name, metadata items)."""
-    return ((body.status is None or rec.status.value == body.status)
-            and (body.name is None or rec.name == body.name)
-            and (not body.metadata
-                 or all(rec.metadata.get(k) == v for k, v in body.metadata.items())))
 

@@ -55,7 +55,7 @@ from cinderblock.actors.gateway.lifecycle_flows import (
     volume_delete_api,
     volume_extend_api,
 )
-from cinderblock.actors.gateway.paging import page, wire_bytes
+from cinderblock.actors.gateway.paging import page, passes_filters, wire_bytes
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
@@ -386,9 +386,7 @@ class GatewayLifecycle:
                                    metadata=body.metadata),
             project,
             lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)
-            and (body.status is None or rec.status.value == body.status)
-            and (body.name is None or rec.name == body.name)
-            and all(rec.metadata.get(k) == v for k, v in (body.metadata or {}).items()),
+            and passes_filters(rec, body.status, body.name, body.metadata),
             body.marker, body.limit, wire_bytes,
         )
         return SnapshotList(tuple(rec.view() for rec in found), next_marker)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from operator import attrgetter
 from typing import Generic, Protocol, TypeVar
 
@@ -127,6 +128,22 @@ def page(
     if len(found) > size:
         return found[:size], found[size - 1].id if size else None
     return found, stopped_at if size else None
+
+
+class Filtered(Listed, Protocol):
+    """A volume or a snapshot, as a listing's filters see it."""
+
+    @property
+    def status(self) -> StrEnum: ...
+
+
+def passes_filters(rec: Filtered, status: str | None, name: str | None,
+                   metadata: dict[str, str] | None) -> bool:
+    """Whether ``rec``, as memory holds it, passes a listing's filters (status, name,
+    metadata items): the rows' SQL finds the candidates, this says which are shown."""
+    return ((status is None or rec.status.value == status)
+            and (name is None or rec.name == name)
+            and all(rec.metadata.get(k) == v for k, v in (metadata or {}).items()))
 
 
 def wire_bytes(rec: Listed) -> int:

@@ -169,15 +169,17 @@ class RowRecords(Generic[R]):
         finally:
             rows.close()
 
-    def bounded_rows(self, listed: ListingSql, select: str, keys: str,
-                     indexed: tuple[Condition, ...], matched: tuple[Condition, ...]
-                     ) -> BoundedScan[R]:
+    def listed_rows(self, listed: ListingSql, select: str, keys: str,
+                    indexed: tuple[Condition, ...], matched: tuple[Condition, ...]
+                    ) -> Iterator[R] | BoundedScan[R]:
         """The records of the rows ``listed(select)`` finds with the conditions
-        ``indexed`` (an index serves them) and ``matched`` (none does), among no more
-        than ``SCAN_ROWS`` of the rows with ``indexed`` alone: first the key of the last
-        of those (``keys``: a select of id and created_at, read through the index), then
-        the matching rows down to it. So a page filtered by a name or metadata costs the
-        same however few rows match (``paging.BoundedScan``)."""
+        ``indexed`` (an index serves them) and ``matched`` (none does). With ``matched``,
+        among no more than ``SCAN_ROWS`` of the rows with ``indexed`` alone: first the key
+        of the last of those (``keys``: a select of id and created_at, read through the
+        index), then the matching rows down to it. So a page filtered by a name or
+        metadata costs the same however few rows match (``paging.BoundedScan``)."""
+        if not matched:
+            return self.rows(*listed(select, more=indexed))
         sql, params = listed(keys, more=indexed)
         last = self._read_only().execute(f"{sql} LIMIT 2 OFFSET ?",
                                          (*params, SCAN_ROWS - 1)).fetchall()

@@ -197,7 +197,7 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         given, through the listing indexes (with a status, those that hold it; a
         volume's few through the volume's index). A name or metadata items have no
         index: SQLite matches them in no more than ``SCAN_ROWS`` rows a page
-        (``bounded_rows``), as ``Volumes.listing`` does. One whose row is not committed
+        (``listed_rows``), as ``Volumes.listing`` does. One whose row is not committed
         yet is not listed, as it is not told yet, nor is one under a status it has not
         committed yet."""
         matched = named_sql("", name, metadata)
@@ -205,10 +205,8 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
             indexed: tuple[Condition, ...] = () if status is None else (
                 ("status=?", (status,)),)
             listed = partial(newest_first_sql, project=project, below=below)
-            if not matched:
-                return self.rows(*listed(SELECT_SNAPSHOTS, more=indexed))
-            return self.bounded_rows(listed, SELECT_SNAPSHOTS, SELECT_LISTING_KEYS, indexed,
-                                     matched)
+            return self.listed_rows(listed, SELECT_SNAPSHOTS, SELECT_LISTING_KEYS, indexed,
+                                    matched)
         # with a volume, "+" keeps SQLite off the listing indexes, whose order it would
         # otherwise take over the volume's few rows (a scan of the project)
         mine: tuple[Condition, ...] = () if project is None else (("+project_id=?", (project,)),)

@@ -281,7 +281,7 @@ class Volumes(RowRecords[VolumeRecord]):
 
         A name or metadata items have no index: SQLite matches them (``named_sql``: the
         first few items; the caller matches them all) in the rows, and looks at no more
-        than ``SCAN_ROWS`` of them (``bounded_rows``, a ``BoundedScan``: a page not full by
+        than ``SCAN_ROWS`` of them (``listed_rows``, a ``BoundedScan``: a page not full by
         then ends there, and the next reads on), so that a page costs the same however
         few volumes match (a page of an item no volume had took 5.7 s at a million
         volumes, on the gateway's loop).
@@ -293,10 +293,8 @@ class Volumes(RowRecords[VolumeRecord]):
         indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
         listed = partial(newest_first_sql, project=project, below=below, alias="v.",
                          oldest_first=oldest_first)
-        matched = named_sql("v.", name, metadata)
-        if not matched:
-            return self.rows(*listed(SELECT_VOLUMES, more=indexed))
-        return self.bounded_rows(listed, SELECT_VOLUMES, SELECT_LISTING_KEYS, indexed, matched)
+        return self.listed_rows(listed, SELECT_VOLUMES, SELECT_LISTING_KEYS, indexed,
+                                named_sql("v.", name, metadata))
 
     def of_project(self, project: str) -> list[VolumeRecord]:
         """Every volume of ``project``, as memory holds it, new ones included."""

@@ -108,4 +108,5 @@ class Calls:
             if not p.fut.done():
                 p.fut.set_exception(error_for(p))
 
+
 STOPPING = Closed("the actor is stopping")
