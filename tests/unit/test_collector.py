@@ -12,7 +12,12 @@ import pytest
 
 from cinderblock.actors.gateway.guards import Outcome, outcome
 from cinderblock.actors.runtime.actor import drop_frames
-from cinderblock.actors.runtime.collector import WATCH, CollectorWatch
+from cinderblock.actors.runtime.collector import (
+    WATCH,
+    YOUNG_THRESHOLD,
+    CollectorWatch,
+    freeze_what_started,
+)
 from cinderblock.protocol.wire.errors import InternalError, OverQuota
 
 
@@ -97,3 +102,27 @@ def test_the_watch_counts_collections_what_they_freed_and_their_pauses() -> None
     assert stats["collections"] == 2 and stats["collected"] == 6
     assert stats["pause_s"] >= 0 and stats["longest_pause_ms"] >= 0
     assert set(WATCH.statistics()) == set(stats)
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def test_a_started_actor_collects_young_objects_less_often_and_still_frees_cycles() -> None:
+    threshold, callbacks = gc.get_threshold(), list(gc.callbacks)
+    try:
+        frozen = freeze_what_started()
+        assert frozen == gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, threshold[1], threshold[2])
+        assert WATCH in gc.callbacks
+        a, b = _Node(), _Node()
+        a.other, b.other = b, a  # a cycle made after the start: not frozen
+        gone = weakref.ref(a)
+        del a, b
+        gc.collect(0)
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+        gc.callbacks[:] = callbacks
