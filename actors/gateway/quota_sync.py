@@ -1,5 +1,7 @@
 """``quota sync``: the gateway counts what a project has and the quota actor
-takes that as its usage. The count is plain code (``count_usage``).
+takes that as its usage. The count is plain code (``count_usage``) over the stores'
+totals (``RowRecords.totals``: memory's records and SQLite's sum of the other rows,
+taken on the loop at one instant, no record made per row).
 
 A project with work in progress is refused: a create between its entry and
 its quota commit, a delete between its row and its release, or an extend
@@ -12,12 +14,9 @@ changes that follow start with a reservation, which a sync leaves alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from cinderblock.actors.gateway.guards import require_admin
+from cinderblock.actors.gateway.row_records import Totals
 from cinderblock.actors.gateway.services import GatewayServices
-from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
-from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult, QuotaSyncUsage
 from cinderblock.protocol.states import SnapshotStatus as P
@@ -25,32 +24,20 @@ from cinderblock.protocol.states import VolumeStatus as V
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState
 from cinderblock.protocol.wire.schema import parse
 
-VOLUME_BUSY = frozenset({V.CREATING, V.DELETING, V.EXTENDING, V.DELETED})
-SNAPSHOT_BUSY = frozenset({P.CREATING, P.DELETING, P.DELETED})
+VOLUME_BUSY = frozenset(s.value for s in (V.CREATING, V.DELETING, V.EXTENDING, V.DELETED))
+SNAPSHOT_BUSY = frozenset(s.value for s in (P.CREATING, P.DELETING, P.DELETED))
 
 
-def count_usage(project: str, volumes: Iterable[VolumeRecord],
-                snapshots: Iterable[SnapshotRecord]) -> dict[str, int]:
-    """The project's volumes, snapshots and gigabytes (both count), as Cinder's
-    usage; raises InvalidState if one of them is in the middle of a change."""
-    usage = {"volumes": 0, "snapshots": 0, "gigabytes": 0}
-    for vol in volumes:
-        if vol.project_id == project:
-            _settled(vol.id, "volume", vol.status in VOLUME_BUSY, vol.status.value)
-            usage["volumes"] += 1
-            usage["gigabytes"] += vol.size
-    for snap in snapshots:
-        if snap.project_id == project:
-            _settled(snap.id, "snapshot", snap.status in SNAPSHOT_BUSY, snap.status.value)
-            usage["snapshots"] += 1
-            usage["gigabytes"] += snap.size
-    return usage
-
-
-def _settled(object_id: str, kind: str, busy: bool, status: str) -> None:
-    if busy:
-        raise InvalidState(f"{kind} {object_id} is {status}: sync the quota when the "
-                           "project's work in progress is done", {"id": object_id})
+def count_usage(volumes: Totals, snapshots: Totals) -> dict[str, int]:
+    """A project's volumes, snapshots and gigabytes (both count), as Cinder's usage;
+    raises InvalidState if one of them is in the middle of a change."""
+    for kind, totals in (("volume", volumes), ("snapshot", snapshots)):
+        if totals.busy is not None:
+            object_id, status = totals.busy
+            raise InvalidState(f"{kind} {object_id} is {status}: sync the quota when the "
+                               "project's work in progress is done", {"id": object_id})
+    return {"volumes": volumes.count, "snapshots": snapshots.count,
+            "gigabytes": volumes.size + snapshots.size}
 
 
 class QuotaSyncer:
@@ -66,8 +53,8 @@ class QuotaSyncer:
         if not body.project:
             raise InvalidInput("a project is required", {"field": "project"})
         store = self.gw.store
-        usage = count_usage(body.project, store.volumes.of_project(body.project),
-                            store.snapshots.of_project(body.project))
+        usage = count_usage(store.volumes.totals(body.project, VOLUME_BUSY),
+                            store.snapshots.totals(body.project, SNAPSHOT_BUSY))
         if store.journal.owes(body.project):
             raise InvalidState(f"quota changes of {body.project} are still being sent to the "
                                "quota actor; sync when they are taken",

@@ -19,10 +19,13 @@ memory has it, and one being removed is not seen at all.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -96,6 +99,50 @@ class Identified(Protocol):
 R = TypeVar("R", bound=Identified)
 
 
+class Counted(Identified, Protocol):
+    """A record a project's totals count (a volume, a snapshot)."""
+
+    @property
+    def project_id(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def status(self) -> Enum: ...
+
+
+C = TypeVar("C", bound=Counted)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """What a project has of one kind: how many, the sum of their sizes, and one that is
+    in the middle of a change (its id and status), if any."""
+
+    count: int = 0
+    size: int = 0
+    busy: tuple[str, str] | None = None
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(self.count + other.count, self.size + other.size,
+                      self.busy or other.busy)
+
+
+def totals_of(records: Iterable[Counted], busy: Collection[str]) -> Totals:
+    """``records`` counted, as they are (a status whose value is in ``busy`` is a change
+    under way)."""
+    count = size = 0
+    changing: tuple[str, str] | None = None
+    for rec in records:
+        count += 1
+        size += rec.size
+        status = rec.status.value
+        if changing is None and status in busy:
+            changing = (rec.id, status)
+    return Totals(count, size, changing)
+
+
 class RowRecords(Generic[R]):
     """The records of one table; subclasses say how a row becomes a record
     (``from_row``) and how a held record is made its row again (``reset``)."""
@@ -103,6 +150,7 @@ class RowRecords(Generic[R]):
     def __init__(self, read_only: Callable[[], sqlite3.Connection], select_one: str,
                  table: str, recent: int) -> None:
         self._read_only = read_only
+        self._table = table
         self._select_one = select_one  # a record's row by id
         self._count_sql = f"SELECT count(*) FROM {table}"
         self._live: weakref.WeakValueDictionary[str, R] = weakref.WeakValueDictionary()
@@ -186,6 +234,28 @@ class RowRecords(Generic[R]):
         down_to = (last[0][1], last[0][0]) if last else None
         records = self.rows(*listed(select, more=indexed + matched, down_to=down_to))
         return BoundedScan(records, last[0][0] if len(last) == 2 else None)
+
+    def totals(self: RowRecords[C], project: str, busy: Collection[str]) -> Totals:
+        """``project``'s records at this instant, as memory holds them (``totals_of``):
+        those memory holds are counted from memory, and the rows of the rest by SQLite,
+        through the project's index, no record made; one being removed is not counted.
+        A project's whole count without a record per row: a quota sync of a million
+        volumes holds the loop for the rows' sum, not for a million records."""
+        held = [rec for rec in list(self._live.values()) if rec.project_id == project]
+        skipped = [rec.id for rec in held]
+        skipped += [rid for rid, rec in self.removing.items() if rec.project_id == project]
+        marks = ", ".join("?" * len(busy)) or "NULL"
+        count, size, changing = self._read_only().execute(
+            f"SELECT count(*), total(size), max(CASE WHEN status IN ({marks}) THEN id END) "
+            f"FROM {self._table} WHERE project_id=? "
+            "AND id NOT IN (SELECT value FROM json_each(?))",
+            (*busy, project, json.dumps(skipped))).fetchone()
+        busy_row: tuple[str, str] | None = None
+        if changing is not None:
+            (status,) = self._read_only().execute(
+                f"SELECT status FROM {self._table} WHERE id=?", (changing,)).fetchone()
+            busy_row = (changing, status)
+        return totals_of(held, busy) + Totals(count, int(size), busy_row)
 
     # ---- changes -----------------------------------------------------------
     def added(self, rec: R) -> None:

@@ -19,6 +19,7 @@ import pytest
 from cinderblock.actors.gateway import row_records, volume_store
 from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, fingerprint, stored_fingerprint
 from cinderblock.actors.gateway.paging import page, wire_bytes
+from cinderblock.actors.gateway.quota_sync import SNAPSHOT_BUSY, VOLUME_BUSY
 from cinderblock.actors.gateway.row_records import newest_first_sql
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import (
@@ -599,3 +600,60 @@ async def test_a_filter_of_many_metadata_items_is_asked_of_sqlite_in_part(
                                                 for k, v in wanted.items())]
     assert [rec.id for rec in read] == ["vol-all", "vol-most"]  # SQLite's part
     assert found == ["vol-all"]
+
+
+async def test_a_projects_totals_take_memory_where_it_is_ahead_and_sum_the_other_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What ``quota sync`` counts: the project's records as memory holds them (a change
+    not committed, a size changed in place, a create not committed, a removal not
+    committed) and the rest summed by SQLite without a record made: the same as counting
+    every record of the project, which is what the sync did."""
+    monkeypatch.setattr(volume_store, "RECENT", 1)
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        await store.load_volumes({PLAIN.id: PLAIN})
+        volumes = store.volumes
+        for n in range(8):
+            await store.add_volume(volume(f"vol-{n}", now + n, size=n + 1))
+        await store.add_volume(volume("theirs", now, project_id="other", size=50))
+        await store.snapshots.add(snapshot("snap-1", now, ""))
+        gc.collect()
+
+        def both() -> tuple[row_records.Totals, row_records.Totals]:
+            return (volumes.totals("demo", VOLUME_BUSY),
+                    row_records.totals_of(volumes.of_project("demo"), VOLUME_BUSY))
+
+        assert both()[0] == both()[1] == row_records.Totals(8, 36)
+        assert "vol-3" not in volumes.in_memory()  # summed from its row, not read
+
+        grown = volumes["vol-1"]
+        grown.size = 20  # a flow changed it in place: memory is ahead of the row
+        failed = volumes["vol-2"]
+        failed.status = VolumeStatus.ERROR
+        written = store.queue_status(failed)
+        adding = asyncio.ensure_future(store.add_volume(
+            volume("vol-new", now + 9, status=VolumeStatus.CREATING, size=4)))
+        removing = asyncio.ensure_future(store.remove_volume(volumes["vol-7"]))
+        await asyncio.sleep(0)  # both queued, neither committed
+        assert "vol-new" in volumes.new and "vol-7" in volumes.removing
+
+        during = both()
+        assert during[0] == during[1] == row_records.Totals(
+            8, 36 + 18 - 8 + 4, ("vol-new", "creating"))
+        await asyncio.gather(written, adding, removing)
+        volumes["vol-new"].status = VolumeStatus.AVAILABLE
+        await store.queue_status(volumes["vol-new"])
+        del failed
+        gc.collect()
+        after = both()
+        assert after[0] == after[1] == row_records.Totals(8, 36 + 18 - 8 + 4)
+
+        volumes["vol-3"].status = VolumeStatus.DELETING
+        await store.queue_status(volumes["vol-3"])
+        volumes.get("vol-0")  # the last read is kept: another's lets it go
+        gc.collect()
+        assert "vol-3" not in volumes.in_memory()
+        assert volumes.totals("demo", VOLUME_BUSY).busy == ("vol-3", "deleting")  # a row's
+        assert store.snapshots.totals("demo", SNAPSHOT_BUSY) == row_records.Totals(1, 1)
+        assert store.snapshots.totals("other", SNAPSHOT_BUSY) == row_records.Totals()
