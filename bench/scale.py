@@ -12,7 +12,8 @@ unlimited in this cluster, so the quota actor's usage need not count them):
 
 * ``page_ms``: the median time of one ``volume.list`` page of 20, as a user's own
   project first page, the same at a deep marker (the volume in the middle of the
-  project's listing), and an admin's all-projects page with a status filter; and both
+  project's listing), an admin's all-projects page with a status filter, an admin's
+  page of the benchmark's project (``admin_one_project``); and both
   a user's page and an admin's all-projects page filtered by a status no volume has
   (``error``: a page that finds nothing must not cost more than one that fills), and a
   user's listing filtered by a name and by a metadata item no volume has (no index
@@ -218,6 +219,10 @@ async def page_times(target: Target, held: int) -> dict[str, float]:
                 lambda: user.list_volumes(limit=PAGE, marker=marker)),
             "admin_all_projects_available": await _median_ms(
                 lambda: admin.list_volumes(all_projects=True, status="available",
+                                           limit=PAGE)),
+            # an admin's page of one project (`openstack volume list --project`)
+            "admin_one_project": await _median_ms(
+                lambda: admin.list_volumes(all_projects=True, project_id=PROJECT,
                                            limit=PAGE)),
             # a status no volume has: what a page with a rare status costs
             "own_project_error": await _median_ms(

@@ -290,6 +290,8 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--state", default="error", help="error (default) or available")
     p = _leaf(vol, common, "list", "list volumes", cmd_volume_list)
     p.add_argument("--all-projects", action="store_true")
+    p.add_argument("--tenant", metavar="PROJECT",
+                   help="admin: this project's volumes only (cinder's --tenant)")
     p.add_argument("--status")
     p.add_argument("--long", action="store_true",
                    help="more columns: type, zone, host, properties, created at")
@@ -409,10 +411,11 @@ def cmd_volume_reset_state(args: argparse.Namespace) -> int:
 
 
 def cmd_volume_list(args: argparse.Namespace) -> int:
-    everyone = args.all_projects and args.admin
+    all_projects = args.all_projects or args.tenant is not None
+    everyone = all_projects and args.admin
     with client(args) as c:
-        vols = c.list_volumes(all_projects=args.all_projects, status=args.status,
-                              limit=args.limit, marker=args.marker)
+        vols = c.list_volumes(all_projects=all_projects, status=args.status,
+                              limit=args.limit, marker=args.marker, project_id=args.tenant)
         attached = _attached_to(c, everyone, [v.id for v in vols]) if vols else {}
     cols = list(columns_named("ID", "Name", "Status", "Size", "Attached to"))
     if args.admin:

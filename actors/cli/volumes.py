@@ -8,7 +8,8 @@ VOLUME and SNAPSHOT are a name (unique in the project) or an id. A delete of sev
 goes on past a failure: each one is reported on stderr, the others are done, and the
 exit status is 1.
     cinderblock snapshot create VOLUME [--name N] [--description D] [--force] [--wait] [--json]
-    cinderblock snapshot list [--volume V] [--status S] [--all-projects] [--limit N] [--marker ID]
+    cinderblock snapshot list [--volume V] [--status S] [--all-projects] [--tenant P]
+                              [--limit N] [--marker ID]
     cinderblock snapshot show SNAPSHOT
     cinderblock snapshot delete SNAPSHOT [--wait]
 """
@@ -73,6 +74,8 @@ def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     p.add_argument("--volume", help="of this volume (name or id)")
     p.add_argument("--status")
     p.add_argument("--all-projects", action="store_true")
+    p.add_argument("--tenant", metavar="PROJECT",
+                   help="admin: this project's snapshots only (cinder's --tenant)")
     p.add_argument("--long", action="store_true", help="with descriptions and creation times")
     add_paging(p)
     p = leaf(snap, common, "show", "show a snapshot", cmd_snapshot_show)
@@ -131,9 +134,9 @@ def cmd_snapshot_delete(args: argparse.Namespace) -> int:
 
 def cmd_snapshot_list(args: argparse.Namespace) -> int:
     with client(args) as c:
-        snaps = c.list_snapshots(all_projects=args.all_projects,
+        snaps = c.list_snapshots(all_projects=args.all_projects or args.tenant is not None,
                                  volume_id=volume_id(c, args.volume), status=args.status,
-                                 limit=args.limit, marker=args.marker)
+                                 limit=args.limit, marker=args.marker, project_id=args.tenant)
     headers = ["ID", "Name", "Status", "Size", "Volume ID"]
     if args.long:
         headers += ["Description", "Created At"]

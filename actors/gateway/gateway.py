@@ -354,7 +354,9 @@ class Gateway(Actor):
     def on_volume_list(self, req: Request) -> VolumeList:
         body: VolumeListRequest = req.body
         everyone = body.all_projects and req.ctx.is_admin
-        project = None if everyone else req.ctx.project_id
+        project: str | None = req.ctx.project_id
+        if everyone:  # every project's, or the one an admin names
+            project = body.project_id or None
         volumes = self.store.volumes
         found, next_marker = page(
             volumes.get, partial(volumes.listing, project, status=body.status,

@@ -379,7 +379,9 @@ class GatewayLifecycle:
         body: SnapshotListRequest = req.body
         everyone = body.all_projects and req.ctx.is_admin
         snapshots = self.store.snapshots
-        project = None if everyone else req.ctx.project_id
+        project: str | None = req.ctx.project_id
+        if everyone:  # every project's, or the one an admin names
+            project = body.project_id or None
         found, next_marker = page(
             snapshots.get, partial(snapshots.newest_first, project, volume_id=body.volume_id,
                                    status=body.status, name=body.name,

@@ -190,26 +190,23 @@ class Front:
         return json_response({"volumes": out, **links})
 
     async def _listed(self, request: web.Request) -> list[Volume]:
-        """The gateway filters (status, name, metadata) and pages by creation, newest or
-        oldest first (also when asked for by name: Horizon sorts every page by
-        ``created_at``, either way); another sort, or an admin's project filter, needs
-        every page here."""
+        """The gateway filters (status, name, metadata, an admin's project) and pages by
+        creation, newest or oldest first (also when asked for by name: Horizon sorts
+        every page by ``created_at``, either way); another sort needs every page here."""
         q = request.query
         limit = page_limit(q)
         everyone = self.caller(request).admin and flag(
             q.get("all_tenants") or q.get("all_projects"))
         order = by_creation(q.get("sort") or q.get("sort_key"), q.get("sort_dir"))
-        whole = "project_id" in q or order is None
+        whole = order is None
         volumes = await self.client_for(request).list_volumes(
             all_projects=everyone, status=q.get("status"),
             limit=None if whole else limit, marker=None if whole else q.get("marker"),
             name=q.get("name") or q.get("display_name"),
             metadata=_json_param(q, "metadata") if "metadata" in q else None,
-            oldest_first=order == "asc")
+            oldest_first=order == "asc", project_id=q.get("project_id") if everyone else None)
         if not whole:
             return volumes
-        if "project_id" in q and everyone:
-            volumes = [v for v in volumes if v.project_id == q["project_id"]]
         volumes = _sorted(volumes, q.get("sort") or q.get("sort_key"), q.get("sort_dir"))
         return _after(volumes, q.get("marker"))[:limit]
 
@@ -329,11 +326,13 @@ class Front:
 
     async def snapshot_list(self, request: web.Request) -> web.Response:
         q, admin = request.query, self.caller(request).admin
+        everyone = admin and flag(q.get("all_tenants"))
         snaps = await self.client_for(request).list_snapshots(
-            all_projects=admin and flag(q.get("all_tenants")), volume_id=q.get("volume_id"),
+            all_projects=everyone, volume_id=q.get("volume_id"),
             status=q.get("status"), limit=page_limit(q), marker=q.get("marker"),
             name=q.get("name") or q.get("display_name"),
-            metadata=_json_param(q, "metadata") if "metadata" in q else None)
+            metadata=_json_param(q, "metadata") if "metadata" in q else None,
+            project_id=q.get("project_id") if everyone else None)
         return json_response({"snapshots": [views.snapshot(s, admin) for s in snaps],
                               **next_links(request, "snapshots", snaps)})
 

@@ -111,6 +111,7 @@ class SnapshotListRequest:
     marker: str | None = None  # the last snapshot id of the previous page
     name: str | None = None  # only snapshots of this name
     metadata: dict[str, str] | None = None  # only snapshots with these metadata items
+    project_id: str | None = None  # with all_projects (an admin's): this project's only
 
 
 @message

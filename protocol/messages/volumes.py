@@ -84,6 +84,7 @@ class VolumeListRequest:
     name: str | None = None  # only volumes of this name
     metadata: dict[str, str] | None = None  # only volumes with these metadata items
     oldest_first: bool = False  # the other way: the volumes after the marker are newer
+    project_id: str | None = None  # with all_projects (an admin's): this project's only
 
 
 @message

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from cinderblock.bench import scale
 
-PAGES = {"first_page", "deep_marker", "admin_all_projects_available", "own_project_error",
-         "admin_all_projects_error", "own_project_named", "own_project_metadata",
-         "a_page_named", "a_page_metadata"}
+PAGES = {"first_page", "deep_marker", "admin_all_projects_available", "admin_one_project",
+         "own_project_error", "admin_all_projects_error", "own_project_named",
+         "own_project_metadata", "a_page_named", "a_page_metadata"}
 
 
 def test_a_small_scale_run_reports_pages_creates_memory_and_restart() -> None:

@@ -409,6 +409,42 @@ def test_admin_views_pools_zones_limits_and_all_tenants(
     assert (absolute["totalVolumesUsed"], absolute["totalGigabytesUsed"]) == (1, 1)
 
 
+def test_an_admin_lists_one_project_s_volumes_a_page_at_a_time(
+    api: Api, admin_api: Api, project: str, admin_view: SyncClient,
+    rest_cluster: E2ECluster,
+) -> None:
+    """``all_tenants`` with ``project_id`` (``openstack volume list --project``): the
+    gateway pages that project's volumes through its index; a member's ``project_id``
+    names nothing but its own."""
+    made = [api.call("POST", "/v3/volumes", {"volume": {"size": i + 1}}).body["volume"]["id"]
+            for i in range(3)]
+    elsewhere = f"other-{uuid.uuid4().hex[:8]}"
+    theirs = Api(rest_cluster.rest_url, f"{elsewhere}:{elsewhere}").call(
+        "POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]["id"]
+    for vid in (*made, theirs):
+        volume_status(admin_view, vid, "available")
+    query = f"/v3/volumes/detail?all_tenants=1&project_id={project}"
+    first = admin_api.call("GET", f"{query}&limit=2").body
+    assert [v["id"] for v in first["volumes"]] == [made[2], made[1]]
+    assert {v["os-vol-tenant-attr:tenant_id"] for v in first["volumes"]} == {project}
+    last = admin_api.call("GET", f"{query}&limit=2&marker={made[1]}").body
+    assert [v["id"] for v in last["volumes"]] == [made[0]] and "volumes_links" not in last
+    by_size = admin_api.call("GET", f"{query}&sort=size:asc").body["volumes"]
+    assert [v["id"] for v in by_size] == made
+    fault(admin_api.call("GET", f"{query}&marker={theirs}"), 400, "badRequest", "marker")
+    assert [v.id for v in admin_view.list_volumes(all_projects=True, project_id=elsewhere)
+            ] == [theirs]
+    own = api.call("GET", f"/v3/volumes?project_id={elsewhere}").body["volumes"]
+    assert {v["id"] for v in own} == set(made)
+    snap = api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": made[0]}}
+                    ).body["snapshot"]["id"]
+    Api(rest_cluster.rest_url, f"{elsewhere}:{elsewhere}").call(
+        "POST", "/v3/snapshots", {"snapshot": {"volume_id": theirs}})
+    snaps = admin_api.call("GET", f"/v3/snapshots?all_tenants=1&project_id={project}"
+                           ).body["snapshots"]
+    assert [s["id"] for s in snaps] == [snap]
+
+
 def test_a_volume_no_backend_can_hold_has_a_user_message_saying_why(
     rest_cluster: E2ECluster, api: Api, admin_api: Api, project: str, admin_view: SyncClient,
 ) -> None:

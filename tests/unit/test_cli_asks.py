@@ -80,3 +80,16 @@ def test_a_volume_named_on_the_command_line_is_looked_for_by_its_name(
     assert "vol-1, vol-3" in capsys.readouterr().err
     assert ("list_volumes", {"name": "name-1"}) in gateway.asked
     assert all(kw.get("name") for op, kw in gateway.asked if op == "list_volumes")
+
+
+def test_a_project_named_on_the_command_line_is_asked_of_the_gateway(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--tenant P`` (an admin's, as cinder's ``list --tenant``): that project's page
+    from the gateway, not every project's filtered here."""
+    assert cli_main.main(["volume", "list", "--tenant", "demo", "--admin", "--limit", "2",
+                          "-f", "json"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == ["vol-0", "vol-1"]
+    listed = [kw for op, kw in gateway.asked if op == "list_volumes"]
+    assert listed[-1]["all_projects"] is True and listed[-1]["project_id"] == "demo"
+    assert listed[-1]["limit"] == 2
