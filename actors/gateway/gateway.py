@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
 from functools import partial
 from typing import Any
 
@@ -35,7 +35,14 @@ from cinderblock.actors.gateway.guards import (
 )
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.lifecycle_checks import release_claim
-from cinderblock.actors.gateway.paging import page, passes_filters, wire_bytes
+from cinderblock.actors.gateway.paging import (
+    BoundedScan,
+    Key,
+    page,
+    page_size,
+    passes_filters,
+    wire_bytes,
+)
 from cinderblock.actors.gateway.peers import PeerWatch
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
@@ -351,21 +358,37 @@ class Gateway(Actor):
     def on_volume_show(self, req: Request) -> Volume:
         return self._visible(req.body.volume_id, req.ctx).view()
 
-    def on_volume_list(self, req: Request) -> VolumeList:
+    async def on_volume_list(self, req: Request) -> VolumeList:
         body: VolumeListRequest = req.body
         everyone = body.all_projects and req.ctx.is_admin
         project: str | None = req.ctx.project_id
         if everyone:  # every project's, or the one an admin names
             project = body.project_id or None
         volumes = self.store.volumes
+        listing: Callable[[Key | None], Iterable[VolumeRecord] | BoundedScan[VolumeRecord]]
+        listing = partial(volumes.listing, project, status=body.status, name=body.name,
+                          metadata=body.metadata, oldest_first=body.oldest_first)
+        if body.sort is not None:
+            listing = await self._sorted_listing(body, project)
         found, next_marker = page(
-            volumes.get, partial(volumes.listing, project, status=body.status,
-                                 name=body.name, metadata=body.metadata,
-                                 oldest_first=body.oldest_first), project,
+            volumes.get, listing, project,
             lambda rec: passes_filters(rec, body.status, body.name, body.metadata),
             body.marker, body.limit, wire_bytes,
         )
         return VolumeList(tuple(rec.view() for rec in found), next_marker)
+
+    async def _sorted_listing(self, body: VolumeListRequest, project: str | None
+                              ) -> Callable[[Key | None], BoundedScan[VolumeRecord]]:
+        """A page in another order than by creation (``GatewayStore.sorted_volumes``),
+        after the marker's record; ``page`` then takes it as any listing."""
+        after = None if body.marker is None else self.store.volumes.get(body.marker)
+        if body.marker is not None and (
+                after is None or (project is not None and after.project_id != project)):
+            raise InvalidInput(f"marker {body.marker} not found", {"marker": body.marker})
+        assert body.sort is not None
+        scan = await self.store.sorted_volumes(project, body.sort, after, body.status,
+                                               body.name, body.metadata, page_size(body.limit))
+        return lambda below: scan
 
     def on_volume_watch(self, req: Request) -> VolumeList:
         views = []

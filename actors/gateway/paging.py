@@ -102,9 +102,7 @@ def page(
     A marker that names no record of ``project`` is refused. It need not match the
     filter: a volume may change status while its lister pages on.
     """
-    if limit is not None and limit < 0:
-        raise InvalidInput(f"limit must be >= 0, not {limit}", {"limit": limit})
-    size = PAGE_MAX if limit is None else min(limit, PAGE_MAX)
+    size = page_size(limit)
     below = None
     if marker is not None:
         after = find(marker)
@@ -128,6 +126,13 @@ def page(
     if len(found) > size:
         return found[:size], found[size - 1].id if size else None
     return found, stopped_at if size else None
+
+
+def page_size(limit: int | None) -> int:
+    """How many records a page of ``limit`` holds at most (``PAGE_MAX`` without one)."""
+    if limit is not None and limit < 0:
+        raise InvalidInput(f"limit must be >= 0, not {limit}", {"limit": limit})
+    return PAGE_MAX if limit is None else min(limit, PAGE_MAX)
 
 
 class Filtered(Listed, Protocol):

@@ -83,6 +83,38 @@ def newest_first_sql(select: str, project: str | None, below: Key | None,
     return select + (f" WHERE {' AND '.join(where)}" if where else "") + order, params
 
 
+def sorted_sql(select: str, alias: str, project: str | None, key: tuple[str, ...],
+               ascending: bool, after: tuple[tuple[Any, ...], Key] | None,
+               more: tuple[Condition, ...], rows: int) -> tuple[str, list[Any]]:
+    """The statement that lists ``select``'s rows of ``project`` (every project's for
+    None) by ``key`` (SQL expressions, compared together as one row value), ascending or
+    not, ties newest first (``created_at`` and ``id`` descending, as a listing's order),
+    after ``after`` (the key's values and the (created_at, id) of the last row of the
+    previous page) when given, with the conditions ``more``, at most ``rows`` of them. No
+    index serves such an order: SQLite reads every row of the listing and keeps the
+    first ``rows`` of them (its sort with a limit), so a caller runs it off the loop."""
+    where: list[str] = []
+    params: list[Any] = []
+    if project is not None:
+        where.append(f"{alias}project_id=?")
+        params.append(project)
+    for condition, values in more:
+        where.append(condition)
+        params.extend(values)
+    if after is not None:
+        values, (created_at, last_id) = after
+        row, holes = f"({', '.join(key)})", f"({', '.join('?' * len(key))})"
+        beyond = ">" if ascending else "<"
+        where.append(f"({row} {beyond} {holes} OR ({row} = {holes} AND "
+                     f"({alias}created_at, {alias}id) < (?, ?)))")
+        params.extend((*values, *values, created_at, last_id))
+    direction = "ASC" if ascending else "DESC"
+    order = ", ".join(f"{column} {direction}" for column in key)
+    sql = (select + (f" WHERE {' AND '.join(where)}" if where else "")
+           + f" ORDER BY {order}, {alias}created_at DESC, {alias}id DESC LIMIT ?")
+    return sql, [*params, rows]
+
+
 class ListingSql(Protocol):
     """``newest_first_sql`` with its project, marker and order given: a select, its
     conditions and how far down, into a statement and its parameters."""
@@ -206,16 +238,21 @@ class RowRecords(Generic[R]):
         held from now on as a read by id would be (a caller that may change it)."""
         rows = self._read_only().execute(sql, params)
         try:
-            for row in rows:
-                rec = self._live.get(row[0])
-                if rec is None and row[0] not in self.removing:
-                    rec = self.from_row(row)
-                    if kept:
-                        self.keep(rec)
-                if rec is not None:
-                    yield rec
+            yield from self.records_of(rows, kept)
         finally:
             rows.close()
+
+    def records_of(self, rows: Iterable[Any], kept: bool = False) -> Iterator[R]:
+        """``rows`` (id first, as ``rows`` reads them, read elsewhere: in the database
+        thread) as memory holds their records; one being removed is left out."""
+        for row in rows:
+            rec = self._live.get(row[0])
+            if rec is None and row[0] not in self.removing:
+                rec = self.from_row(row)
+                if kept:
+                    self.keep(rec)
+            if rec is not None:
+                yield rec
 
     def listed_rows(self, listed: ListingSql, select: str, keys: str,
                     indexed: tuple[Condition, ...], matched: tuple[Condition, ...]

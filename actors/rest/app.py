@@ -190,25 +190,20 @@ class Front:
         return json_response({"volumes": out, **links})
 
     async def _listed(self, request: web.Request) -> list[Volume]:
-        """The gateway filters (status, name, metadata, an admin's project) and pages by
-        creation, newest or oldest first (also when asked for by name: Horizon sorts
-        every page by ``created_at``, either way); another sort needs every page here."""
+        """The gateway filters (status, name, metadata, an admin's project) and pages,
+        by creation newest or oldest first (Horizon sorts every page by ``created_at``,
+        either way) or by another of Cinder's sort keys (the first one given)."""
         q = request.query
-        limit = page_limit(q)
+        sort = q.get("sort") or q.get("sort_key")
         everyone = self.caller(request).admin and flag(
             q.get("all_tenants") or q.get("all_projects"))
-        order = by_creation(q.get("sort") or q.get("sort_key"), q.get("sort_dir"))
-        whole = order is None
-        volumes = await self.client_for(request).list_volumes(
-            all_projects=everyone, status=q.get("status"),
-            limit=None if whole else limit, marker=None if whole else q.get("marker"),
-            name=q.get("name") or q.get("display_name"),
+        order = by_creation(sort, q.get("sort_dir"))
+        return await self.client_for(request).list_volumes(
+            all_projects=everyone, status=q.get("status"), limit=page_limit(q),
+            marker=q.get("marker"), name=q.get("name") or q.get("display_name"),
             metadata=_json_param(q, "metadata") if "metadata" in q else None,
-            oldest_first=order == "asc", project_id=q.get("project_id") if everyone else None)
-        if not whole:
-            return volumes
-        volumes = _sorted(volumes, q.get("sort") or q.get("sort_key"), q.get("sort_dir"))
-        return _after(volumes, q.get("marker"))[:limit]
+            oldest_first=order == "asc", project_id=q.get("project_id") if everyone else None,
+            sort=None if order is not None else other_sort(sort, q.get("sort_dir")))
 
     async def volume_update(self, request: web.Request) -> web.Response:
         vol = entity(await read_json(request), "volume")
@@ -624,16 +619,15 @@ def by_creation(sort: str | None, sort_dir: str | None) -> str | None:
     return direction if key == "created_at" and direction in ("asc", "desc") else None
 
 
-def _sorted(volumes: list[Volume], sort: str | None, sort_dir: str | None) -> list[Volume]:
-    if not sort:
-        return volumes
-    key, _, direction = sort.split(",")[0].partition(":")
+def other_sort(sort: str | None, sort_dir: str | None) -> str:
+    """The gateway's ``sort`` ("size:asc") for an order ``by_creation`` does not page:
+    the first key given (later keys aside), in its direction or ``sort_dir``'s."""
+    key, _, direction = (sort or "").split(",")[0].partition(":")
     direction = direction or sort_dir or "desc"
     if key not in SORT_KEYS or direction not in ("asc", "desc"):
         raise bad_request(f"Invalid sort {sort!r}: keys are {sorted(SORT_KEYS)}, "
                           "directions asc and desc")
-    return sorted(volumes, key=lambda v: (getattr(v, key) is None, getattr(v, key) or ""),
-                  reverse=direction == "desc")
+    return f"{key}:{direction}"
 
 
 def _new_size(args: Any) -> int:

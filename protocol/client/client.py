@@ -332,15 +332,17 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         self, all_projects: bool = False, status: str | None = None, limit: int | None = None,
         marker: str | None = None, name: str | None = None,
         metadata: dict[str, str] | None = None, oldest_first: bool = False,
-        project_id: str | None = None,
+        project_id: str | None = None, sort: str | None = None,
     ) -> list[Volume]:
-        """Newest first (or ``oldest_first``): all of them, page by page, or the first
-        ``limit`` after ``marker`` (a volume id from an earlier listing). An admin's
-        ``all_projects`` with ``project_id``: that project's only."""
+        """Newest first (or ``oldest_first``, or by ``sort``: ``size``, ``name``,
+        ``status``, ``updated_at`` or ``id``, with ``:asc`` or ``:desc``): all of them,
+        page by page, or the first ``limit`` after ``marker`` (a volume id from an
+        earlier listing). An admin's ``all_projects`` with ``project_id``: that
+        project's only."""
         async def fetch(left: int | None, after: str | None
                         ) -> tuple[tuple[Volume, ...], str | None]:
             body = VolumeListRequest(all_projects, status, left, after, name, metadata,
-                                     oldest_first, project_id)
+                                     oldest_first, project_id, sort)
             reply = parse(VolumeList, await self.call("volume.list", body), strict=False)
             return reply.volumes, reply.next_marker
 

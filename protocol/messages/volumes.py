@@ -85,6 +85,7 @@ class VolumeListRequest:
     metadata: dict[str, str] | None = None  # only volumes with these metadata items
     oldest_first: bool = False  # the other way: the volumes after the marker are newer
     project_id: str | None = None  # with all_projects (an admin's): this project's only
+    sort: str | None = None  # "size:asc", "name:desc" ...: another order than by creation
 
 
 @message

@@ -18,7 +18,7 @@ import pytest
 
 from cinderblock.actors.gateway import row_records, volume_store
 from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, fingerprint, stored_fingerprint
-from cinderblock.actors.gateway.paging import page, wire_bytes
+from cinderblock.actors.gateway.paging import BoundedScan, page, wire_bytes
 from cinderblock.actors.gateway.quota_sync import SNAPSHOT_BUSY, VOLUME_BUSY
 from cinderblock.actors.gateway.row_records import newest_first_sql
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
@@ -657,3 +657,57 @@ async def test_a_projects_totals_take_memory_where_it_is_ahead_and_sum_the_other
         assert volumes.totals("demo", VOLUME_BUSY).busy == ("vol-3", "deleting")  # a row's
         assert store.snapshots.totals("demo", SNAPSHOT_BUSY) == row_records.Totals(1, 1)
         assert store.snapshots.totals("other", SNAPSHOT_BUSY) == row_records.Totals()
+
+
+def _this(scan: BoundedScan[VolumeRecord], below: Any) -> BoundedScan[VolumeRecord]:
+    return scan
+
+
+@pytest.mark.parametrize("sort", ["size:asc", "size:desc", "name:asc", "name:desc",
+                                  "status:asc", "status:desc", "updated_at:asc", "id:desc"])
+async def test_a_listing_sorted_by_another_key_pages_as_the_whole_listing_sorts(
+    tmp_path: Path, sort: str,
+) -> None:
+    """Pages of two in another order than by creation (SQLite's sort, in the database
+    thread) are the whole listing sorted as the REST front sorted it before: by the key,
+    a name that is null after every name, ties newest first; none repeated or skipped,
+    and a page that memory's filter leaves short reads on."""
+    now = time.time()
+    names = [None, "b", "", "a", "b", None, "c", "a"]
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        await store.load_volumes({PLAIN.id: PLAIN})
+        for n, name in enumerate(names):
+            status = VolumeStatus.ERROR if n % 3 == 0 else VolumeStatus.AVAILABLE
+            await store.add_volume(volume(f"vol-{n}", now + n // 2, name=name,
+                                          size=1 + n % 3, status=status, updated_at=now - n))
+        await store.add_volume(volume("theirs", now, project_id="other"))
+        key, _, direction = sort.partition(":")
+        newest = [rec.id for rec in store.volumes.listing("demo", None)]
+
+        def value(vid: str) -> tuple[bool, Any]:
+            got = getattr(store.volumes[vid], key)
+            got = got.value if isinstance(got, VolumeStatus) else got
+            return (got is None, got or "")
+
+        expected = sorted(newest, key=value, reverse=direction == "desc")
+
+        async def pages(status: str | None) -> list[str]:
+            seen: list[str] = []
+            marker: str | None = None
+            while True:
+                after = None if marker is None else store.volumes[marker]
+                scan = await store.sorted_volumes("demo", sort, after, status, None, None, 2)
+                found, marker = page(store.volumes.get, partial(_this, scan), "demo",
+                                     lambda rec: status in (None, rec.status.value),
+                                     marker, 2, wire_bytes)
+                seen += [rec.id for rec in found]
+                if marker is None:
+                    return seen
+
+        assert await pages(None) == expected
+        assert await pages("error") == [v for v in expected if v in {"vol-0", "vol-3", "vol-6"}]
+        store.volumes["vol-1"].status = VolumeStatus.ERROR  # memory ahead of its row
+        written = store.queue_status(store.volumes["vol-1"])
+        assert await pages("available") == [
+            v for v in expected if v not in {"vol-0", "vol-1", "vol-3", "vol-6"}]
+        await written
