@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cinderblock.actors.rest.app import by_creation
+from cinderblock.actors.rest.app import by_creation, other_sort
 from cinderblock.actors.rest.auth import AuthConfigError, Authenticator, Caller, is_loopback
 from cinderblock.actors.rest.errors import HttpFault, fault_body
 from cinderblock.actors.rest.microversion import MAX, MIN, Version, negotiate, parse_version
@@ -108,6 +108,23 @@ def test_fault_bodies_have_cinder_s_names() -> None:
 def test_only_an_order_by_creation_is_left_to_the_gateways_pages(
     sort: str | None, sort_dir: str | None, order: str | None,
 ) -> None:
-    """A sort by creation, either way, is paged by the gateway (a page costs a page); any
-    other is read whole and sorted by the front (an invalid one is refused there)."""
+    """A sort by creation, either way, is paged through the gateway's listing indexes (a
+    page costs a page); any other is the gateway's ``sort`` (``other_sort``)."""
     assert by_creation(sort, sort_dir) == order
+
+
+@pytest.mark.parametrize(("sort", "sort_dir", "asked"), [
+    ("size:desc", None, "size:desc"), ("name", None, "name:desc"), ("name", "asc", "name:asc"),
+    ("id:desc,created_at:desc", None, "id:desc"), ("status:asc,size:desc", "desc", "status:asc"),
+])
+def test_another_sort_is_asked_of_the_gateway_by_its_first_key(
+    sort: str, sort_dir: str | None, asked: str,
+) -> None:
+    assert other_sort(sort, sort_dir) == asked
+
+
+@pytest.mark.parametrize("sort", ["colour", "created_at:up", "size:sideways", ""])
+def test_a_sort_cinder_does_not_know_is_a_bad_request_naming_the_keys(sort: str) -> None:
+    with pytest.raises(HttpFault) as refused:
+        other_sort(sort, None)
+    assert refused.value.status == 400 and "keys are" in refused.value.message
