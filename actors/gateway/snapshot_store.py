@@ -181,12 +181,6 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         found.update((rec.id, rec) for rec in self.new.values() if rec.volume_id == volume_id)
         return [found[sid] for sid in sorted(found)]
 
-    def of_project(self, project: str) -> list[SnapshotRecord]:
-        """Every snapshot of ``project``, as memory holds it, new ones included."""
-        found = {rec.id: rec for rec in self._where("project_id=?", (project,))}
-        found.update((rec.id, rec) for rec in self.new.values() if rec.project_id == project)
-        return list(found.values())
-
     def newest_first(self, project: str | None, below: Key | None,
                      volume_id: str | None = None, status: str | None = None,
                      name: str | None = None, metadata: dict[str, str] | None = None,

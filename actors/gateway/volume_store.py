@@ -334,14 +334,6 @@ class Volumes(RowRecords[VolumeRecord]):
                                                       (after.created_at, after.id)),
                           more + named_sql("v.", name, metadata), rows)
 
-    def of_project(self, project: str) -> list[VolumeRecord]:
-        """Every volume of ``project``, as memory holds it, new ones included."""
-        found = {rec.id: rec for rec in self.listing(project, None)}
-        for rec in self.new.values():
-            if rec.project_id == project:
-                found[rec.id] = rec
-        return list(found.values())
-
     def of_type(self, type_id: str) -> int:
         """How many volumes are of the type, new ones included."""
         (rows,) = self._read_only().execute(

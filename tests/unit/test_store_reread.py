@@ -15,6 +15,7 @@ import pytest
 
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, AttachmentStore
 from cinderblock.actors.gateway.paging import page, wire_bytes
+from cinderblock.actors.gateway.row_records import Totals
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import INSERT_VOLUME, GatewayStore
 from cinderblock.actors.runtime.database import WriteFailed, failure_reason
@@ -78,7 +79,7 @@ async def test_a_failed_batch_brings_every_record_back_to_its_row_in_place(
         assert len(attachments) == 1
         assert attachments.of_volume(kept.id) == [att]  # found by its volume again
         assert store.snapshots.get(snap.id) is snap
-        assert store.snapshots.of_project("demo") == [snap]
+        assert store.snapshots.totals("demo", ()) == Totals(1, snap.size)
         assert snap.status is SnapshotStatus.AVAILABLE
         assert store.snapshots.made_by("demo", "req-snap") == (snap, "fp")
         assert store.db.statistics()["failed_batches"] == 1

@@ -621,8 +621,12 @@ async def test_a_projects_totals_take_memory_where_it_is_ahead_and_sum_the_other
         gc.collect()
 
         def both() -> tuple[row_records.Totals, row_records.Totals]:
+            """The totals, and every record of the project counted (what the sync did)."""
+            every = {rec.id: rec for rec in volumes.listing("demo", None)}
+            every.update((vid, rec) for vid, rec in volumes.new.items()
+                         if rec.project_id == "demo")
             return (volumes.totals("demo", VOLUME_BUSY),
-                    row_records.totals_of(volumes.of_project("demo"), VOLUME_BUSY))
+                    row_records.totals_of(every.values(), VOLUME_BUSY))
 
         assert both()[0] == both()[1] == row_records.Totals(8, 36)
         assert "vol-3" not in volumes.in_memory()  # summed from its row, not read
