@@ -176,27 +176,6 @@ SELECT_SOURCES_OF_CREATING = (
     f"JOIN volume_sources s ON s.volume_id = v.id WHERE {_UNSETTLED_SQL} "
     f"AND v.status = '{VolumeStatus.CREATING.value}'")
 RECENT = 65_536  # records kept in memory after their last read (at most ~30 MB)
-# Orders other than by creation (Cinder's sort keys): the row's expressions, and the
-# same values of a record (a marker's). A name that is null sorts after every name.
-SORTS: dict[str, tuple[tuple[str, ...], Callable[[VolumeRecord], tuple[Any, ...]]]] = {
-    "size": (("v.size",), lambda rec: (rec.size,)),
-    "name": (("v.name IS NULL", "ifnull(v.name, '')"),
-             lambda rec: (rec.name is None, rec.name or "")),
-    "status": (("v.status",), lambda rec: (rec.status.value,)),
-    "updated_at": (("v.updated_at",), lambda rec: (rec.updated_at,)),
-    "id": (("v.id",), lambda rec: (rec.id,)),
-}
-
-
-def sort_order(sort: str) -> tuple[str, bool]:
-    """``key:asc`` or ``key:desc`` (``desc`` when left out) for a key of ``SORTS``: the
-    key, and whether ascending."""
-    key, _, direction = sort.partition(":")
-    direction = direction or "desc"
-    if key not in SORTS or direction not in ("asc", "desc"):
-        raise InvalidInput(f"invalid sort {sort[:80]!r}: keys are {', '.join(sorted(SORTS))} "
-                           "(or none: by creation), directions asc and desc", {"sort": sort[:80]})
-    return key, direction == "asc"
 UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
 DELETE_VOLUME = "DELETE FROM volumes WHERE id=?"
@@ -222,6 +201,29 @@ IN_TRANSITION_SINCE = (f"SELECT id FROM volumes WHERE {_UNSETTLED_SQL} AND "
                        "ORDER BY updated_at LIMIT ?")
 NO_METADATA: dict[str, str] = {}  # shared by every volume without metadata; never changed
 _STATUSES = {s.value: s for s in VolumeStatus}
+
+
+# Orders other than by creation (Cinder's sort keys): the row's expressions, and the
+# same values of a record (a marker's). A name that is null sorts after every name.
+SORTS: dict[str, tuple[tuple[str, ...], Callable[[VolumeRecord], tuple[Any, ...]]]] = {
+    "size": (("v.size",), lambda rec: (rec.size,)),
+    "name": (("v.name IS NULL", "ifnull(v.name, '')"),
+             lambda rec: (rec.name is None, rec.name or "")),
+    "status": (("v.status",), lambda rec: (rec.status.value,)),
+    "updated_at": (("v.updated_at",), lambda rec: (rec.updated_at,)),
+    "id": (("v.id",), lambda rec: (rec.id,)),
+}
+
+
+def sort_order(sort: str) -> tuple[str, bool]:
+    """``key:asc`` or ``key:desc`` (``desc`` when left out) for a key of ``SORTS``: the
+    key, and whether ascending."""
+    key, _, direction = sort.partition(":")
+    direction = direction or "desc"
+    if key not in SORTS or direction not in ("asc", "desc"):
+        raise InvalidInput(f"invalid sort {sort[:80]!r}: keys are {', '.join(sorted(SORTS))} "
+                           "(or none: by creation), directions asc and desc", {"sort": sort[:80]})
+    return key, direction == "asc"
 
 
 @dataclass(slots=True, weakref_slot=True)

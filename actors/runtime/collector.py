@@ -19,8 +19,9 @@ ran a young collection in the gateway every twenty-odd creates, each promoting w
 was alive at that moment (records, flows in flight, rows waiting for their commit) to
 the older generations, whose collections walked it again and again: 960 collections
 and 0.5 s of pauses in the gateway for 20,000 creates (the longest 40 ms), freeing
-nothing. With 50,000 the gateway made one collection in the same run (18 ms), and its
-CPU per create fell by about a tenth (``docs/performance.md``, "The collector, less
+nothing. With 50,000 the gateway made one collection in the same run (18 ms); its CPU
+per create moved less than this machine's noise, the p99 of creates at 30,000 volumes
+was lower in three pairs of three (``docs/performance.md``, "The collector, less
 often"). Garbage cycles are still freed, later: a young collection walks at most
 50,000 objects (about 25 ms at 0.5 µs an object), and the older generations keep
 CPython's own thresholds.
