@@ -38,6 +38,7 @@ from cinderblock.actors.gateway.lifecycle_checks import release_claim
 from cinderblock.actors.gateway.paging import (
     BoundedScan,
     Key,
+    marker_record,
     page,
     page_size,
     passes_filters,
@@ -379,15 +380,13 @@ class Gateway(Actor):
 
     async def _sorted_listing(self, body: VolumeListRequest, project: str | None
                               ) -> Callable[[Key | None], BoundedScan[VolumeRecord]]:
-        """A page in another order than by creation (``GatewayStore.sorted_volumes``),
+        """A page in another order than by creation (``GatewayStore.sorted_page``),
         after the marker's record; ``page`` then takes it as any listing."""
-        after = None if body.marker is None else self.store.volumes.get(body.marker)
-        if body.marker is not None and (
-                after is None or (project is not None and after.project_id != project)):
-            raise InvalidInput(f"marker {body.marker} not found", {"marker": body.marker})
+        after = marker_record(self.store.volumes.get, project, body.marker)
         assert body.sort is not None
-        scan = await self.store.sorted_volumes(project, body.sort, after, body.status,
-                                               body.name, body.metadata, page_size(body.limit))
+        size = page_size(body.limit)
+        scan = await self.store.sorted_page(self.store.volumes, self.store.volumes.sorted_listing(
+            project, body.sort, after, body.status, body.name, body.metadata, size + 1), size)
         return lambda below: scan
 
     def on_volume_watch(self, req: Request) -> VolumeList:

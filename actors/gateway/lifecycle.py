@@ -29,6 +29,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
@@ -55,7 +56,15 @@ from cinderblock.actors.gateway.lifecycle_flows import (
     volume_delete_api,
     volume_extend_api,
 )
-from cinderblock.actors.gateway.paging import page, passes_filters, wire_bytes
+from cinderblock.actors.gateway.paging import (
+    BoundedScan,
+    marker_record,
+    page,
+    page_size,
+    passes_filters,
+    wire_bytes,
+)
+from cinderblock.actors.gateway.paging import Key as ListingKey
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
@@ -375,18 +384,25 @@ class GatewayLifecycle:
     def on_snapshot_show(self, req: Request) -> Snapshot:
         return visible_snapshot(self.store, req.body.snapshot_id, req.ctx).view()
 
-    def on_snapshot_list(self, req: Request) -> SnapshotList:
+    async def on_snapshot_list(self, req: Request) -> SnapshotList:
         body: SnapshotListRequest = req.body
         everyone = body.all_projects and req.ctx.is_admin
         snapshots = self.store.snapshots
         project: str | None = req.ctx.project_id
         if everyone:  # every project's, or the one an admin names
             project = body.project_id or None
+        listing: Callable[[ListingKey | None],
+                          Iterable[SnapshotRecord] | BoundedScan[SnapshotRecord]]
+        listing = partial(snapshots.newest_first, project, volume_id=body.volume_id,
+                          status=body.status, name=body.name, metadata=body.metadata)
+        if body.sort is not None:  # another order than by creation: SQLite's, off the loop
+            size = page_size(body.limit)
+            scan = await self.store.sorted_page(snapshots, snapshots.sorted_listing(
+                project, body.sort, marker_record(snapshots.get, project, body.marker),
+                body.volume_id, body.status, body.name, body.metadata, size + 1), size)
+            listing = partial(_scanned, scan)
         found, next_marker = page(
-            snapshots.get, partial(snapshots.newest_first, project, volume_id=body.volume_id,
-                                   status=body.status, name=body.name,
-                                   metadata=body.metadata),
-            project,
+            snapshots.get, listing, project,
             lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)
             and passes_filters(rec, body.status, body.name, body.metadata),
             body.marker, body.limit, wire_bytes,
@@ -439,3 +455,9 @@ class GatewayLifecycle:
 
 
 __all__ = ["GatewayLifecycle", "visible_volume"]
+
+
+def _scanned(scan: BoundedScan[SnapshotRecord], below: ListingKey | None
+             ) -> BoundedScan[SnapshotRecord]:
+    """A sorted page's rows, read already: what ``page`` asks of a listing."""
+    return scan

@@ -103,13 +103,8 @@ def page(
     filter: a volume may change status while its lister pages on.
     """
     size = page_size(limit)
-    below = None
-    if marker is not None:
-        after = find(marker)
-        if after is None or (project is not None and after.project_id != project):
-            raise InvalidInput(f"marker {marker} not found", {"marker": marker})
-        below = _order(after)
-    listed = newest_first(below)
+    after = marker_record(find, project, marker)
+    listed = newest_first(None if after is None else _order(after))
     records, stopped_at = ((listed.records, listed.stopped_at)
                            if isinstance(listed, BoundedScan) else (listed, None))
     found: list[R] = []
@@ -126,6 +121,18 @@ def page(
     if len(found) > size:
         return found[:size], found[size - 1].id if size else None
     return found, stopped_at if size else None
+
+
+def marker_record(find: Callable[[str], R | None], project: str | None, marker: str | None
+                  ) -> R | None:
+    """The record ``marker`` names (None without one), refused unless it is one of
+    ``project``'s (any project's for None)."""
+    if marker is None:
+        return None
+    after = find(marker)
+    if after is None or (project is not None and after.project_id != project):
+        raise InvalidInput(f"marker {marker} not found", {"marker": marker})
+    return after
 
 
 def page_size(limit: int | None) -> int:

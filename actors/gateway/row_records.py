@@ -30,6 +30,7 @@ from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 from cinderblock.actors.gateway.paging import BoundedScan, Key
+from cinderblock.protocol.wire.errors import InvalidInput
 
 Condition = tuple[str, tuple[Any, ...]]  # SQL with its "?"s, and their parameters
 SCAN_ROWS = 10_000  # rows a page filtered by a name or metadata items looks at, at most
@@ -161,6 +162,52 @@ class Totals:
                       self.busy or other.busy)
 
 
+class Sortable(Counted, Protocol):
+    """A record a listing may be ordered by Cinder's sort keys (a volume, a snapshot)."""
+
+    @property
+    def name(self) -> str | None: ...
+
+    @property
+    def created_at(self) -> float: ...
+
+    @property
+    def updated_at(self) -> float: ...
+
+
+S = TypeVar("S", bound=Sortable)
+
+
+def _sort_values(key: str, rec: Sortable) -> tuple[Any, ...]:
+    """A record's values of a sort key, as ``SORT_COLUMNS`` has them of its row."""
+    if key == "name":
+        return (rec.name is None, rec.name or "")
+    if key == "status":
+        return (rec.status.value,)
+    return (getattr(rec, key),)
+
+
+# Orders other than by creation (Cinder's sort keys): the row's expressions ("{a}" the
+# table's alias). A name that is null sorts after every name.
+SORT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "size": ("{a}size",), "name": ("{a}name IS NULL", "ifnull({a}name, '')"),
+    "status": ("{a}status",), "updated_at": ("{a}updated_at",), "id": ("{a}id",),
+    "created_at": ("{a}created_at",),  # (volumes page it through their indexes instead)
+}
+
+
+def sort_order(sort: str) -> tuple[str, bool]:
+    """``key:asc`` or ``key:desc`` (``desc`` when left out) for a key of
+    ``SORT_COLUMNS``: the key, and whether ascending."""
+    key, _, direction = sort.partition(":")
+    direction = direction or "desc"
+    if key not in SORT_COLUMNS or direction not in ("asc", "desc"):
+        raise InvalidInput(f"invalid sort {sort[:80]!r}: keys are "
+                           f"{', '.join(sorted(SORT_COLUMNS))} (or none: by creation), "
+                           "directions asc and desc", {"sort": sort[:80]})
+    return key, direction == "asc"
+
+
 def totals_of(records: Iterable[Counted], busy: Collection[str]) -> Totals:
     """``records`` counted, as they are (a status whose value is in ``busy`` is a change
     under way)."""
@@ -241,6 +288,20 @@ class RowRecords(Generic[R]):
             yield from self.records_of(rows, kept)
         finally:
             rows.close()
+
+    def sorted_sql(self: RowRecords[S], select: str, alias: str, project: str | None,
+                   sort: str, after: S | None, more: tuple[Condition, ...], rows: int
+                   ) -> tuple[str, list[Any]]:
+        """The statement of a page in another order than by creation (``sort``, as
+        ``sort_order`` reads it), after the marker's record ``after``: ``sorted_sql``. It
+        reads every row of the listing (no index holds the order): the gateway runs it
+        in the database thread (``GatewayStore.sorted_page``)."""
+        key, ascending = sort_order(sort)
+        columns = tuple(column.format(a=alias) for column in SORT_COLUMNS[key])
+        return sorted_sql(select, alias, project, columns, ascending,
+                          None if after is None else (_sort_values(key, after),
+                                                      (after.created_at, after.id)),
+                          more, rows)
 
     def records_of(self, rows: Iterable[Any], kept: bool = False) -> Iterator[R]:
         """``rows`` (id first, as ``rows`` reads them, read elsewhere: in the database

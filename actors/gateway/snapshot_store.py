@@ -208,6 +208,17 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         return self.rows(*newest_first_sql(SELECT_SNAPSHOTS, None, below, more=(
             ("volume_id=?", (volume_id,)), *mine, *wanted, *matched)))
 
+    def sorted_listing(self, project: str | None, sort: str, after: SnapshotRecord | None,
+                       volume_id: str | None, status: str | None, name: str | None,
+                       metadata: dict[str, str] | None, rows: int) -> tuple[str, list[Any]]:
+        """``RowRecords.sorted_sql`` of the snapshots, with the same filters as
+        ``newest_first``."""
+        more: tuple[Condition, ...] = (
+            *(() if volume_id is None else (("volume_id=?", (volume_id,)),)),
+            *(() if status is None else (("status=?", (status,)),)),
+            *named_sql("", name, metadata))
+        return self.sorted_sql(SELECT_SNAPSHOTS, "", project, sort, after, more, rows)
+
     def made_by(self, project: str, request_id: str) -> tuple[SnapshotRecord, str] | None:
         """The snapshot ``request_id`` made in ``project`` within a day, and the
         fingerprint of that request; None if it made none (or the snapshot is gone)."""

@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cinderblock.actors.gateway.attachment_store import MIGRATION as ATTACHMENT_MIGRATION
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
@@ -54,10 +54,10 @@ from cinderblock.actors.gateway.paging import BoundedScan, Key
 from cinderblock.actors.gateway.quota_journal import JOURNAL_SCHEMA, QuotaJournal
 from cinderblock.actors.gateway.row_records import (
     Condition,
+    Identified,
     RowRecords,
     named_sql,
     newest_first_sql,
-    sorted_sql,
 )
 from cinderblock.actors.gateway.snapshot_store import (
     SNAPSHOT_SCHEMA,
@@ -67,7 +67,6 @@ from cinderblock.actors.runtime.database import Database, Reread, open_read_only
 from cinderblock.actors.scheduler.extra_specs import match
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.states import VolumeStatus
-from cinderblock.protocol.wire.errors import InvalidInput
 
 # The statuses a volume passes through while a node works on it: the reconciler looks for
 # volumes left in one.
@@ -176,6 +175,7 @@ SELECT_SOURCES_OF_CREATING = (
     f"JOIN volume_sources s ON s.volume_id = v.id WHERE {_UNSETTLED_SQL} "
     f"AND v.status = '{VolumeStatus.CREATING.value}'")
 RECENT = 65_536  # records kept in memory after their last read (at most ~30 MB)
+R = TypeVar("R", bound=Identified)
 UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
 DELETE_VOLUME = "DELETE FROM volumes WHERE id=?"
@@ -201,29 +201,6 @@ IN_TRANSITION_SINCE = (f"SELECT id FROM volumes WHERE {_UNSETTLED_SQL} AND "
                        "ORDER BY updated_at LIMIT ?")
 NO_METADATA: dict[str, str] = {}  # shared by every volume without metadata; never changed
 _STATUSES = {s.value: s for s in VolumeStatus}
-
-
-# Orders other than by creation (Cinder's sort keys): the row's expressions, and the
-# same values of a record (a marker's). A name that is null sorts after every name.
-SORTS: dict[str, tuple[tuple[str, ...], Callable[[VolumeRecord], tuple[Any, ...]]]] = {
-    "size": (("v.size",), lambda rec: (rec.size,)),
-    "name": (("v.name IS NULL", "ifnull(v.name, '')"),
-             lambda rec: (rec.name is None, rec.name or "")),
-    "status": (("v.status",), lambda rec: (rec.status.value,)),
-    "updated_at": (("v.updated_at",), lambda rec: (rec.updated_at,)),
-    "id": (("v.id",), lambda rec: (rec.id,)),
-}
-
-
-def sort_order(sort: str) -> tuple[str, bool]:
-    """``key:asc`` or ``key:desc`` (``desc`` when left out) for a key of ``SORTS``: the
-    key, and whether ascending."""
-    key, _, direction = sort.partition(":")
-    direction = direction or "desc"
-    if key not in SORTS or direction not in ("asc", "desc"):
-        raise InvalidInput(f"invalid sort {sort[:80]!r}: keys are {', '.join(sorted(SORTS))} "
-                           "(or none: by creation), directions asc and desc", {"sort": sort[:80]})
-    return key, direction == "asc"
 
 
 @dataclass(slots=True, weakref_slot=True)
@@ -321,20 +298,14 @@ class Volumes(RowRecords[VolumeRecord]):
         return self.listed_rows(listed, SELECT_VOLUMES, SELECT_LISTING_KEYS, indexed,
                                 named_sql("v.", name, metadata))
 
-    def sorted_sql(self, project: str | None, sort: str, after: VolumeRecord | None,
-                   status: str | None, name: str | None, metadata: dict[str, str] | None,
-                   rows: int) -> tuple[str, list[Any]]:
-        """The statement of a page in another order than by creation (``sort``, as
-        ``sort_order`` reads it), after the marker's record ``after``: ``sorted_sql``,
-        with the same filters as ``listing``. It reads every row of the listing (no
-        index holds the order): the gateway runs it in the database thread."""
-        key, ascending = sort_order(sort)
-        columns, values_of = SORTS[key]
+    def sorted_listing(self, project: str | None, sort: str, after: VolumeRecord | None,
+                       status: str | None, name: str | None,
+                       metadata: dict[str, str] | None, rows: int) -> tuple[str, list[Any]]:
+        """``RowRecords.sorted_sql`` of the volumes, with the same filters as
+        ``listing``."""
         more: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
-        return sorted_sql(SELECT_VOLUMES, "v.", project, columns, ascending,
-                          None if after is None else (values_of(after),
-                                                      (after.created_at, after.id)),
-                          more + named_sql("v.", name, metadata), rows)
+        return self.sorted_sql(SELECT_VOLUMES, "v.", project, sort, after,
+                               more + named_sql("v.", name, metadata), rows)
 
     def of_type(self, type_id: str) -> int:
         """How many volumes are of the type, new ones included."""
@@ -431,17 +402,14 @@ class GatewayStore:
     def _type_of(self, type_id: str | None) -> VolumeType:
         return self.types.get(type_id or "") or VolumeType(type_id or "", "(deleted type)")
 
-    async def sorted_volumes(self, project: str | None, sort: str, after: VolumeRecord | None,
-                             status: str | None, name: str | None,
-                             metadata: dict[str, str] | None, size: int
-                             ) -> BoundedScan[VolumeRecord]:
-        """A page of volumes in another order than by creation (``Volumes.sorted_sql``),
-        one more row than ``size`` read in the database thread (SQLite reads every row of
-        the listing to order them), each as memory holds it; a page that memory's filter
-        leaves short ends at the last row read."""
-        rows = await self.db.fetchall(*self.volumes.sorted_sql(
-            project, sort, after, status, name, metadata, size + 1))
-        return BoundedScan(list(self.volumes.records_of(rows)),
+    async def sorted_page(self, records: RowRecords[R], statement: tuple[str, list[Any]],
+                          size: int) -> BoundedScan[R]:
+        """A page of ``size`` in another order than by creation: ``statement``'s rows
+        (``RowRecords.sorted_sql``, one more than ``size``) read in the database thread
+        (SQLite reads every row of the listing to order them), each as memory holds it;
+        a page that memory's filter leaves short ends at the last row read."""
+        rows = await self.db.fetchall(*statement)
+        return BoundedScan(list(records.records_of(rows)),
                            rows[-1][0] if len(rows) > size else None)
 
     def made_by(self, project: str, request_id: str) -> tuple[VolumeRecord, str] | None:

@@ -322,12 +322,15 @@ class Front:
     async def snapshot_list(self, request: web.Request) -> web.Response:
         q, admin = request.query, self.caller(request).admin
         everyone = admin and flag(q.get("all_tenants"))
+        sort = q.get("sort") or q.get("sort_key")
+        newest = by_creation(sort, q.get("sort_dir")) == "desc"  # the gateway's listing order
         snaps = await self.client_for(request).list_snapshots(
             all_projects=everyone, volume_id=q.get("volume_id"),
             status=q.get("status"), limit=page_limit(q), marker=q.get("marker"),
             name=q.get("name") or q.get("display_name"),
             metadata=_json_param(q, "metadata") if "metadata" in q else None,
-            project_id=q.get("project_id") if everyone else None)
+            project_id=q.get("project_id") if everyone else None,
+            sort=None if newest else other_sort(sort, q.get("sort_dir")))
         return json_response({"snapshots": [views.snapshot(s, admin) for s in snaps],
                               **next_links(request, "snapshots", snaps)})
 

@@ -142,14 +142,15 @@ class LifecycleMethods:
         self, all_projects: bool = False, volume_id: str | None = None,
         status: str | None = None, limit: int | None = None, marker: str | None = None,
         name: str | None = None, metadata: dict[str, str] | None = None,
-        project_id: str | None = None,
+        project_id: str | None = None, sort: str | None = None,
     ) -> list[Snapshot]:
-        """Newest first: all of them, page by page, or the first ``limit`` after ``marker``.
-        An admin's ``all_projects`` with ``project_id``: that project's only."""
+        """Newest first (or by ``sort``, as ``list_volumes``): all of them, page by page,
+        or the first ``limit`` after ``marker``. An admin's ``all_projects`` with
+        ``project_id``: that project's only."""
         async def fetch(left: int | None, after: str | None
                         ) -> tuple[tuple[Snapshot, ...], str | None]:
             body = SnapshotListRequest(all_projects, volume_id, status, left, after, name,
-                                       metadata, project_id)
+                                       metadata, project_id, sort)
             reply = parse(SnapshotList, await self.call("snapshot.list", body), strict=False)
             return reply.snapshots, reply.next_marker
 

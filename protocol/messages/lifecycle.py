@@ -112,6 +112,7 @@ class SnapshotListRequest:
     name: str | None = None  # only snapshots of this name
     metadata: dict[str, str] | None = None  # only snapshots with these metadata items
     project_id: str | None = None  # with all_projects (an admin's): this project's only
+    sort: str | None = None  # "size:asc", "name:desc" ...: another order than by creation
 
 
 @message

@@ -595,6 +595,20 @@ def test_snapshots_are_created_listed_updated_and_deleted(
     by_item = api.call("GET", '/v3/snapshots/detail?metadata={"a":"b"}').body["snapshots"]
     assert [s["id"] for s in by_item] == [snap_id]
     assert api.call("GET", '/v3/snapshots?metadata={"k":"v"}').body["snapshots"] == []
+    # sorted (the order had been ignored: always newest first)
+    second = api.call("POST", "/v3/snapshots", {"snapshot": {
+        "volume_id": vol["id"], "name": "a-first"}}).body["snapshot"]["id"]
+    wait_for(lambda: admin_view.show_snapshot(second).status == "available")
+    for query, order in (("sort=name:asc", [second, snap_id]),
+                         ("sort_key=name&sort_dir=desc", [snap_id, second]),
+                         ("sort=created_at:asc", [snap_id, second]), ("", [second, snap_id])):
+        listed = api.call("GET", f"/v3/snapshots?{query}").body["snapshots"]
+        assert [s["id"] for s in listed] == order, query
+    first = api.call("GET", "/v3/snapshots?sort=name:asc&limit=1").body
+    rest = api.call("GET", f"/v3/snapshots?sort=name:asc&limit=1&marker={second}").body
+    assert [s["id"] for s in first["snapshots"] + rest["snapshots"]] == [second, snap_id]
+    fault(api.call("GET", "/v3/snapshots?sort=colour"), 400, "badRequest", "sort")
+    assert api.call("DELETE", f"/v3/snapshots/{second}").status == 202
     fault(api.call("PUT", f"/v3/snapshots/{snap_id}", {"snapshot": {"size": 5}}), 400,
           "badRequest", "Additional properties")
     fault(api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": UUID}}), 404,

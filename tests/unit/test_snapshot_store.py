@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cinderblock.actors.gateway import row_records, snapshot_store
-from cinderblock.actors.gateway.paging import page, wire_bytes
+from cinderblock.actors.gateway.paging import BoundedScan, page, wire_bytes
 from cinderblock.actors.gateway.row_records import newest_first_sql
 from cinderblock.actors.gateway.snapshot_store import (
     IN_TRANSITION_SINCE,
@@ -162,3 +162,48 @@ async def test_snapshots_are_filtered_by_name_and_metadata_a_bounded_number_of_r
         assert every(name="nightly", metadata={"n": "1"}) == [["snap-04"], [], []]
         assert every(volume_id="vol-0", name="nightly") == [["snap-00", "snap-04",
                                                               "snap-08"]]
+
+
+def _read(scan: BoundedScan[SnapshotRecord], below: Any) -> BoundedScan[SnapshotRecord]:
+    return scan
+
+
+@pytest.mark.parametrize("sort", ["name:asc", "name:desc", "size:desc", "created_at:asc",
+                                  "status:asc"])
+async def test_snapshots_sorted_by_another_key_page_as_the_whole_listing_sorts(
+    tmp_path: Path, sort: str,
+) -> None:
+    now = time.time()
+    names = [None, "b", "a", "b", None, "c"]
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        snapshots = store.snapshots
+        for n, name in enumerate(names):
+            rec = snapshot(f"snap-{n}", f"vol-{n % 2}", now + n // 2,
+                           status=P.ERROR if n % 3 == 0 else P.AVAILABLE)
+            rec.name, rec.size = name, 1 + n % 3
+            await snapshots.add(rec)
+        await snapshots.add(snapshot("theirs", "vol-t", now, project="other"))
+        key, _, direction = sort.partition(":")
+        newest = [rec.id for rec in snapshots.newest_first("demo", None)]
+
+        def value(sid: str) -> tuple[bool, Any]:
+            got = getattr(snapshots[sid], key)
+            got = got.value if isinstance(got, P) else got
+            return (got is None, got or "")
+
+        seen: list[str] = []
+        marker: str | None = None
+        while True:
+            after = None if marker is None else snapshots[marker]
+            scan = await store.sorted_page(snapshots, snapshots.sorted_listing(
+                "demo", sort, after, None, None, None, None, 3), 2)
+            found, marker = page(snapshots.get, partial(_read, scan), "demo",
+                                 lambda rec: True, marker, 2, wire_bytes)
+            seen += [rec.id for rec in found]
+            if marker is None:
+                break
+        assert seen == sorted(newest, key=value, reverse=direction == "desc")
+        scan = await store.sorted_page(snapshots, snapshots.sorted_listing(
+            "demo", sort, None, "vol-1", None, None, None, 11), 10)
+        assert [rec.id for rec in scan] == [s for s in seen if s in {"snap-1", "snap-3",
+                                                                     "snap-5"}]
