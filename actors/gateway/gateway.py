@@ -42,6 +42,7 @@ from cinderblock.actors.gateway.paging import (
     page,
     page_size,
     passes_filters,
+    read_already,
     wire_bytes,
 )
 from cinderblock.actors.gateway.peers import PeerWatch
@@ -370,7 +371,7 @@ class Gateway(Actor):
         listing = partial(volumes.listing, project, status=body.status, name=body.name,
                           metadata=body.metadata, oldest_first=body.oldest_first)
         if body.sort is not None:
-            listing = await self._sorted_listing(body, project)
+            listing = read_already(await self._sorted_listing(body, project))
         found, next_marker = page(
             volumes.get, listing, project,
             lambda rec: passes_filters(rec, body.status, body.name, body.metadata),
@@ -379,15 +380,14 @@ class Gateway(Actor):
         return VolumeList(tuple(rec.view() for rec in found), next_marker)
 
     async def _sorted_listing(self, body: VolumeListRequest, project: str | None
-                              ) -> Callable[[Key | None], BoundedScan[VolumeRecord]]:
+                              ) -> BoundedScan[VolumeRecord]:
         """A page in another order than by creation (``GatewayStore.sorted_page``),
-        after the marker's record; ``page`` then takes it as any listing."""
-        after = marker_record(self.store.volumes.get, project, body.marker)
+        after the marker's record."""
         assert body.sort is not None
-        size = page_size(body.limit)
-        scan = await self.store.sorted_page(self.store.volumes, self.store.volumes.sorted_listing(
-            project, body.sort, after, body.status, body.name, body.metadata, size + 1), size)
-        return lambda below: scan
+        volumes, size = self.store.volumes, page_size(body.limit)
+        return await self.store.sorted_page(volumes, volumes.sorted_listing(
+            project, body.sort, marker_record(volumes.get, project, body.marker),
+            body.status, body.name, body.metadata, size + 1), size)
 
     def on_volume_watch(self, req: Request) -> VolumeList:
         views = []

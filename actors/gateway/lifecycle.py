@@ -62,6 +62,7 @@ from cinderblock.actors.gateway.paging import (
     page,
     page_size,
     passes_filters,
+    read_already,
     wire_bytes,
 )
 from cinderblock.actors.gateway.paging import Key as ListingKey
@@ -400,7 +401,7 @@ class GatewayLifecycle:
             scan = await self.store.sorted_page(snapshots, snapshots.sorted_listing(
                 project, body.sort, marker_record(snapshots.get, project, body.marker),
                 body.volume_id, body.status, body.name, body.metadata, size + 1), size)
-            listing = partial(_scanned, scan)
+            listing = read_already(scan)
         found, next_marker = page(
             snapshots.get, listing, project,
             lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)
@@ -455,9 +456,3 @@ class GatewayLifecycle:
 
 
 __all__ = ["GatewayLifecycle", "visible_volume"]
-
-
-def _scanned(scan: BoundedScan[SnapshotRecord], below: ListingKey | None
-             ) -> BoundedScan[SnapshotRecord]:
-    """A sorted page's rows, read already: what ``page`` asks of a listing."""
-    return scan

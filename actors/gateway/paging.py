@@ -123,6 +123,12 @@ def page(
     return found, stopped_at if size else None
 
 
+def read_already(scan: BoundedScan[T]) -> Callable[[Key | None], BoundedScan[T]]:
+    """A page's rows read already (one in another order than by creation, ordered in the
+    database thread: ``GatewayStore.sorted_page``), as ``page`` asks a listing for them."""
+    return lambda below: scan
+
+
 def marker_record(find: Callable[[str], R | None], project: str | None, marker: str | None
                   ) -> R | None:
     """The record ``marker`` names (None without one), refused unless it is one of

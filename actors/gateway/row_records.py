@@ -54,6 +54,21 @@ def named_sql(alias: str, name: str | None, metadata: dict[str, str] | None
     return tuple(found)
 
 
+def _conditions(alias: str, project: str | None, more: tuple[Condition, ...]
+                ) -> tuple[list[str], list[Any]]:
+    """A listing's conditions and their parameters: its project's (none for every
+    project's), then ``more``."""
+    where: list[str] = []
+    params: list[Any] = []
+    if project is not None:
+        where.append(f"{alias}project_id=?")
+        params.append(project)
+    for condition, values in more:
+        where.append(condition)
+        params.extend(values)
+    return where, params
+
+
 def newest_first_sql(select: str, project: str | None, below: Key | None,
                      alias: str = "", more: tuple[Condition, ...] = (),
                      down_to: Key | None = None, oldest_first: bool = False,
@@ -65,14 +80,7 @@ def newest_first_sql(select: str, project: str | None, below: Key | None,
     ``select`` ("v."); ``more``, further conditions, each with its parameters.
     ``oldest_first``: the other way, through the same indexes read backwards (``below``
     is then the key the rows are above, and ``down_to`` the last one, included)."""
-    where: list[str] = []
-    params: list[Any] = []
-    if project is not None:
-        where.append(f"{alias}project_id=?")
-        params.append(project)
-    for condition, values in more:
-        where.append(condition)
-        params.extend(values)
+    where, params = _conditions(alias, project, more)
     after, through, direction = (">", "<=", "ASC") if oldest_first else ("<", ">=", "DESC")
     if below is not None:
         where.append(f"({alias}created_at, {alias}id) {after} (?, ?)")
@@ -94,14 +102,7 @@ def sorted_sql(select: str, alias: str, project: str | None, key: tuple[str, ...
     previous page) when given, with the conditions ``more``, at most ``rows`` of them. No
     index serves such an order: SQLite reads every row of the listing and keeps the
     first ``rows`` of them (its sort with a limit), so a caller runs it off the loop."""
-    where: list[str] = []
-    params: list[Any] = []
-    if project is not None:
-        where.append(f"{alias}project_id=?")
-        params.append(project)
-    for condition, values in more:
-        where.append(condition)
-        params.extend(values)
+    where, params = _conditions(alias, project, more)
     if after is not None:
         values, (created_at, last_id) = after
         row, holes = f"({', '.join(key)})", f"({', '.join('?' * len(key))})"
@@ -203,8 +204,8 @@ def sort_order(sort: str) -> tuple[str, bool]:
     direction = direction or "desc"
     if key not in SORT_COLUMNS or direction not in ("asc", "desc"):
         raise InvalidInput(f"invalid sort {sort[:80]!r}: keys are "
-                           f"{', '.join(sorted(SORT_COLUMNS))} (or none: by creation), "
-                           "directions asc and desc", {"sort": sort[:80]})
+                           f"{', '.join(sorted(SORT_COLUMNS))}, directions asc and desc",
+                           {"sort": sort[:80]})
     return key, direction == "asc"
 
 
