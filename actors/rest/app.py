@@ -194,7 +194,7 @@ class Front:
         by creation newest or oldest first (Horizon sorts every page by ``created_at``,
         either way) or by another of Cinder's sort keys (the first one given)."""
         q = request.query
-        sort = q.get("sort") or q.get("sort_key")
+        sort = sort_asked(q)
         everyone = self.caller(request).admin and flag(
             q.get("all_tenants") or q.get("all_projects"))
         order = by_creation(sort, q.get("sort_dir"))
@@ -322,7 +322,7 @@ class Front:
     async def snapshot_list(self, request: web.Request) -> web.Response:
         q, admin = request.query, self.caller(request).admin
         everyone = admin and flag(q.get("all_tenants"))
-        sort = q.get("sort") or q.get("sort_key")
+        sort = sort_asked(q)
         newest = by_creation(sort, q.get("sort_dir")) == "desc"  # the gateway's listing order
         snaps = await self.client_for(request).list_snapshots(
             all_projects=everyone, volume_id=q.get("volume_id"),
@@ -608,6 +608,12 @@ def _json_param(q: Any, name: str) -> dict[str, Any]:
 
 
 SORT_KEYS = {"created_at", "updated_at", "name", "size", "status", "id"}
+
+
+def sort_asked(q: Any) -> str | None:
+    """The sort a listing's query asks for: ``sort``, or the older ``sort_key``; a
+    ``sort_dir`` alone orders by Cinder's default key, ``created_at``."""
+    return q.get("sort") or q.get("sort_key") or ("created_at" if q.get("sort_dir") else None)
 
 
 def by_creation(sort: str | None, sort_dir: str | None) -> str | None:

@@ -359,6 +359,8 @@ def test_detail_filters_sorts_and_pages(api: Api, admin_view: SyncClient) -> Non
         assert [v["id"] for v in page + after] == made[::-1]
     oldest = api.call("GET", "/v3/volumes?sort=created_at:asc&limit=2").body["volumes"]
     assert [v["id"] for v in oldest] == made[:2]
+    by_dir = api.call("GET", "/v3/volumes?sort_dir=asc&limit=2").body["volumes"]
+    assert [v["id"] for v in by_dir] == made[:2]  # Cinder's default key, created_at
     newer = api.call("GET", f"/v3/volumes?sort=created_at:asc&limit=2&marker={made[0]}"
                      ).body["volumes"]  # Horizon's page back: those after the marker
     assert [v["id"] for v in newer] == made[1:]
@@ -601,7 +603,9 @@ def test_snapshots_are_created_listed_updated_and_deleted(
     wait_for(lambda: admin_view.show_snapshot(second).status == "available")
     for query, order in (("sort=name:asc", [second, snap_id]),
                          ("sort_key=name&sort_dir=desc", [snap_id, second]),
-                         ("sort=created_at:asc", [snap_id, second]), ("", [second, snap_id])):
+                         ("sort=created_at:asc", [snap_id, second]),
+                         ("sort_dir=asc", [snap_id, second]),
+                         ("", [second, snap_id])):
         listed = api.call("GET", f"/v3/snapshots?{query}").body["snapshots"]
         assert [s["id"] for s in listed] == order, query
     first = api.call("GET", "/v3/snapshots?sort=name:asc&limit=1").body
