@@ -17,6 +17,9 @@ def test_a_small_scale_run_reports_pages_creates_memory_and_restart() -> None:
         pages = result[state]["page_ms"]
         assert set(pages) == PAGES
         assert all(ms > 0 for ms in pages.values())
+        sorted_pages = result[state]["sorted_page_ms"]
+        assert set(sorted_pages) == {"size_asc", "name_desc"}
+        assert all(ms > 0 for ms in sorted_pages.values())
         assert result[state]["no_lister"]["creates_per_s"] > 0
         assert result[state]["with_lister"]["pages_listed"] > 0
     assert result["fill_creates_per_s"] > 0
