@@ -498,6 +498,3 @@ def _check_specs(specs: dict[str, Any]) -> dict[str, str]:
                 {"field": "extra_specs", "key": key[:255]},
             )
     return dict(specs)
-
-
-

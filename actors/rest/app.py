@@ -616,23 +616,28 @@ def sort_asked(q: Any) -> str | None:
     return q.get("sort") or q.get("sort_key") or ("created_at" if q.get("sort_dir") else None)
 
 
+def _first_key(sort: str | None, sort_dir: str | None) -> tuple[str, str]:
+    """The first key of ``sort`` (later keys aside) and its direction: its own, else
+    ``sort_dir``'s, else "desc"."""
+    key, _, direction = (sort or "").split(",")[0].partition(":")
+    return key, direction or sort_dir or "desc"
+
+
 def by_creation(sort: str | None, sort_dir: str | None) -> str | None:
     """"desc" or "asc" when ``sort`` (and ``sort_dir``) ask for an order the gateway
     pages itself: none (newest first, Cinder's default), or ``created_at`` first either
-    way, later keys aside (``_sorted`` too sorts by the first key only); ties go by id
-    the same way, as Cinder's. None for any other sort."""
+    way (``_first_key``); ties go by id the same way, as Cinder's. None for any other
+    sort."""
     if not sort:
         return "desc"
-    key, _, direction = sort.split(",")[0].partition(":")
-    direction = direction or sort_dir or "desc"
+    key, direction = _first_key(sort, sort_dir)
     return direction if key == "created_at" and direction in ("asc", "desc") else None
 
 
 def other_sort(sort: str | None, sort_dir: str | None) -> str:
     """The gateway's ``sort`` ("size:asc") for an order ``by_creation`` does not page:
-    the first key given (later keys aside), in its direction or ``sort_dir``'s."""
-    key, _, direction = (sort or "").split(",")[0].partition(":")
-    direction = direction or sort_dir or "desc"
+    the first key given, in its direction (``_first_key``)."""
+    key, direction = _first_key(sort, sort_dir)
     if key not in SORT_KEYS or direction not in ("asc", "desc"):
         raise bad_request(f"Invalid sort {sort!r}: keys are {sorted(SORT_KEYS)}, "
                           "directions asc and desc")
