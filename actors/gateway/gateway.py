@@ -113,7 +113,8 @@ class Gateway(Actor):
         # a quota call lost with a dead quota actor is given up after this (10 s by
         # default); the journal's outbox then tries again, a flow fails and reverts
         self.quota_timeout_s = QUOTA_CALL_STALE_TIMES * cfg.stale_after_s
-        self.store = GatewayStore(cfg.path("gateway.db"), cfg.synchronous)
+        self.store = GatewayStore(cfg.path("gateway.db"), cfg.synchronous,
+                                  cfg.check_before_start_bytes)
         self.types = TypeCatalog()
         self.zones: Collection[str] = cfg.zones
         self.default_zone = DEFAULT_ZONE
@@ -170,6 +171,7 @@ class Gateway(Actor):
         for vtype in await self.store.open():
             self.types.add(vtype)
         self.spawn(self.store.db.flusher())
+        self.spawn(self.store.db.watch())
         await self._seed_types()
         await self.volume_types.load()
         await self.user_messages.load()

@@ -63,7 +63,12 @@ from cinderblock.actors.gateway.snapshot_store import (
     SNAPSHOT_SCHEMA,
     SnapshotStore,
 )
-from cinderblock.actors.runtime.database import Database, Reread, open_read_only
+from cinderblock.actors.runtime.database import (
+    CHECK_BEFORE_START_BYTES,
+    Database,
+    Reread,
+    open_read_only,
+)
 from cinderblock.actors.scheduler.extra_specs import match
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.states import VolumeStatus
@@ -332,11 +337,13 @@ class Volumes(RowRecords[VolumeRecord]):
 
 
 class GatewayStore:
-    def __init__(self, path: Path, synchronous: str) -> None:
+    def __init__(self, path: Path, synchronous: str,
+                 check_before_start_bytes: int = CHECK_BEFORE_START_BYTES) -> None:
         schema = (SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA
                   + DELETE_REQUESTS_SCHEMA)
         self.db = Database(path, schema, synchronous, version=SCHEMA_VERSION,
-                           migrations=MIGRATIONS, reread=self.reread)
+                           migrations=MIGRATIONS, reread=self.reread,
+                           check_before_start_bytes=check_before_start_bytes)
         self._other_rows: tuple[Reread, ...] = ()  # the other owners of rows in this file
         self.journal = QuotaJournal(self.db)  # what the gateway owes the quota actor
         # volume id -> the quota reservation of its extend in progress (pending_extends)

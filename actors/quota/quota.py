@@ -93,7 +93,8 @@ class QuotaActor(Actor):
         self.book = qb.QuotaBook({**qb.DEFAULT_LIMITS, **cfg.quota_defaults})
         self.db = Database(cfg.path("quota.db"), SCHEMA, cfg.synchronous,
                            version=SCHEMA_VERSION, migrations=MIGRATIONS,
-                           reread=self._reread)
+                           reread=self._reread,
+                           check_before_start_bytes=cfg.check_before_start_bytes)
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -117,6 +118,7 @@ class QuotaActor(Actor):
         await self.db.open()
         await self._load()
         self.spawn(self.db.flusher())
+        self.spawn(self.db.watch())
         await self._expire()
         self.every(EXPIRE_EVERY_S, self._expire)
         self.bind(self.cfg.quota, domain="quota")

@@ -56,6 +56,7 @@ import logging
 import os
 import secrets
 import signal
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -477,12 +478,24 @@ class Actor:
                 log.info("%s stopping", self.name)
                 await self._wind_down()
         finally:
+            await self._let_go_of_database()
             self.events.close()
             self._close_links()
             for monitor in self._monitors:
                 monitor.close()
             if self._auth is not None:
                 self._auth.stop()
+
+    async def _let_go_of_database(self) -> None:
+        """After a stop on an error, which skipped ``on_stop``: the file is let go of
+        (after a wind-down it is closed already, and this does nothing)."""
+        db = self.database()
+        if db is None:
+            return
+        try:
+            await db.abandon()
+        except Exception:
+            log.exception("%s: letting go of %s failed", self.name, db.path)
 
     async def _wind_down(self) -> None:
         """Steps 1-4 of the module docstring."""
@@ -607,8 +620,17 @@ class Actor:
         except CinderblockError as exc:
             return None, exc
         except Exception as exc:
-            log.exception("%s failed on %s", self.name, request.env.op)
-            return None, InternalError(f"{request.env.op} failed: {exc}")
+            return None, self._internal(request, exc)
+
+    def _internal(self, request: Request, exc: Exception) -> InternalError:
+        """A handler's bug or fault, logged, as its caller hears it; SQLite reporting
+        the actor's file damaged (on any connection to it) also stops the actor
+        (``Database.note_damage``)."""
+        log.exception("%s failed on %s", self.name, request.env.op)
+        db = self.database()
+        if db is not None and isinstance(exc, sqlite3.DatabaseError):
+            db.note_damage(exc, f"by {request.env.op}")
+        return InternalError(f"{request.env.op} failed: {exc}")
 
     def _hold(self, peer: bytes, size: int) -> bool:
         held = self._held.get(peer, 0)
@@ -667,8 +689,7 @@ class Actor:
         except CinderblockError as exc:
             result, error = None, drop_frames(exc)
         except Exception as exc:
-            log.exception("%s failed on %s", self.name, request.env.op)
-            result, error = None, InternalError(f"{request.env.op} failed: {exc}")
+            result, error = None, self._internal(request, exc)
             drop_frames(exc)
         self._answer(request, (result, error))
 

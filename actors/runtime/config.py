@@ -92,6 +92,9 @@ class ClusterConfig:
     reconcile_after_s: float = 120.0  # a transitional status this old is looked into
     reconcile_every_s: float = 30.0  # how often the gateway looks (0: never)
     synchronous: str = "NORMAL"
+    # a database file (with its WAL) up to this size is checked before its actor answers;
+    # a larger one right after, while it answers (actors/runtime/database.py)
+    check_before_start_mb: float = 256.0
     security: bool = True  # CURVE on every socket, identities from keys (off: bench only)
     volume_types: dict[str, dict[str, str]] = field(default_factory=dict)
     quota_defaults: dict[str, int] = field(default_factory=dict)
@@ -116,6 +119,10 @@ class ClusterConfig:
 
     def path(self, *parts: str) -> Path:
         return Path(self.data_dir).joinpath(*parts)
+
+    @property
+    def check_before_start_bytes(self) -> int:
+        return int(self.check_before_start_mb * 2**20)
 
     def for_node(self, host: str) -> ClusterConfig:
         """The config as the node ``host`` runs it: its own data directory, if the
@@ -279,6 +286,9 @@ def _check_values(cfg: ClusterConfig) -> None:
     _check_positive("heartbeat_s", cfg.heartbeat_s)
     _require(cfg.stale_after_s > cfg.heartbeat_s, "stale_after_s",
              f"must be greater than heartbeat_s ({cfg.heartbeat_s:g}), got {cfg.stale_after_s:g}")
+    _require(math.isfinite(cfg.check_before_start_mb) and cfg.check_before_start_mb >= 0,
+             "check_before_start_mb",
+             f"must be 0 or more (megabytes), got {_shown(cfg.check_before_start_mb)}")
     _require(cfg.synchronous in SYNCHRONOUS, "synchronous",
              f"expected one of {', '.join(SYNCHRONOUS)}, got {_shown(cfg.synchronous)}")
     for name, actor in cfg.actors.items():

@@ -51,6 +51,18 @@ user_version`` (``version``); the tables it may hold are those its schema makes.
 * a damaged file (``PRAGMA quick_check`` is not ``ok``, or SQLite cannot read it);
 * a newer file (its version is above ``version``).
 
+The damage check reads the whole file (about a second a gigabyte here), so a start
+waits for it only where it is cheap or needed: a file of at most
+``check_before_start_bytes`` (the cluster file's ``check_before_start_mb``), one
+that is about to be migrated, or one marked damaged. A larger file is checked right
+after the start, in a thread of its own on a read-only connection, while the actor
+answers (``watch``). Whatever finds the file damaged (that check, or SQLite while the
+actor reads or writes it: ``note_damage``) writes ``<file>.damaged`` and stops the actor with
+``DatabaseDamaged``, which its process exits on as on a refused start: the
+supervisor does not start it again. The next start checks the file before answering
+whatever its size, refuses it while it is damaged, and removes the marker once the
+file (repaired, or restored from a backup) is whole.
+
 Migrations: ``migrations[v]`` (SQL) takes a file from version v to v + 1. A file
 of version 0 that has our tables is from before versions were kept, and has
 version 1's layout; a new file (no tables) gets the schema as it is now. Then the
@@ -60,10 +72,12 @@ schema (all ``IF NOT EXISTS``) adds any table the file lacks, and the version is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
@@ -81,6 +95,7 @@ Failure = tuple[BaseException, Callable[[], None] | None]  # an error, what rest
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+CHECK_BEFORE_START_BYTES = 256 * 2**20  # checked before the start (a fraction of a second)
 INLINE_SYNCHRONOUS = frozenset({"OFF", "NORMAL"})  # commits that do not wait for fsync
 CHECKPOINT_BATCHES = 250  # commits on the loop between checkpoints in the thread
 
@@ -88,8 +103,12 @@ CHECKPOINT_BATCHES = 250  # commits on the loop between checkpoints in the threa
 class Database:
     def __init__(self, path: Path, schema: str, synchronous: str = "NORMAL", *,
                  version: int = 1, migrations: dict[int, str] | None = None,
-                 reread: Reread | None = None) -> None:
+                 reread: Reread | None = None,
+                 check_before_start_bytes: int = CHECK_BEFORE_START_BYTES) -> None:
         self.path = path
+        self._check_before_start_bytes = check_before_start_bytes
+        self.checked = False  # PRAGMA quick_check found the file whole (before or after)
+        self._damage: asyncio.Future[DatabaseDamaged] | None = None  # what found it damaged
         self._reread = reread
         self._not_restored: MemoryNotRestored | None = None
         self.failed_batches = 0
@@ -117,18 +136,26 @@ class Database:
         """Written once the file exists with its tables: from then on it holds data."""
         return self.path.with_name(self.path.name + ".created")
 
+    @property
+    def damaged_marker(self) -> Path:
+        """Written when the file is found damaged: the next start checks it first."""
+        return self.path.with_name(self.path.name + ".damaged")
+
     async def open(self) -> None:
         """Own the file, check it (see the module text), migrate it, and connect."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._owner = _own(self.path)
+        self._damage = asyncio.get_running_loop().create_future()
         try:
             self._check_file()
+            check_now = self._check_now()
             conn = await aiosqlite.connect(self.path)
         except BaseException:
             os.close(self._owner)
             raise
         try:
-            await conn._execute(self._prepare, conn._conn)  # type: ignore[no-untyped-call]
+            await conn._execute(  # type: ignore[no-untyped-call]
+                self._prepare, conn._conn, check_now)
         except BaseException:
             await conn.close()
             os.close(self._owner)
@@ -158,10 +185,27 @@ class Database:
         if header and header != SQLITE_HEADER:
             raise DatabaseFileError(f"{self.path} is not an SQLite database (foreign file)")
 
-    def _prepare(self, conn: sqlite3.Connection) -> None:
+    def _check_now(self) -> bool:
+        """Whether the start waits for the damage check (see the module text): the file
+        (and its WAL) is small, or was found damaged before."""
+        if self.damaged_marker.exists():
+            return True
+        size = 0
+        for each in (self.path, Path(f"{self.path}-wal")):
+            with contextlib.suppress(FileNotFoundError):
+                size += each.stat().st_size
+        return size <= self._check_before_start_bytes
+
+    def _prepare(self, conn: sqlite3.Connection, check_now: bool) -> None:
         """In the database thread: check, migrate, and set the file up."""
         try:
-            _check_integrity(self.path, conn)
+            if check_now or _version(conn) != self.version:  # never migrate a damaged file
+                _check_integrity(self.path, conn)
+                self.checked = True
+                if self.damaged_marker.exists():
+                    log.warning("%s was found damaged before; PRAGMA quick_check now finds "
+                                "it whole (removing %s)", self.path, self.damaged_marker)
+                    self.damaged_marker.unlink()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             found = _tables(conn)
@@ -184,8 +228,64 @@ class Database:
         return self._committed
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Any]:
-        rows = await self.conn.execute_fetchall(sql, params)
+        try:
+            rows = await self.conn.execute_fetchall(sql, params)
+        except sqlite3.DatabaseError as exc:
+            damaged = self.note_damage(exc, "while reading it")
+            if damaged is not None:
+                raise damaged from exc
+            raise
         return list(rows)
+
+    async def watch(self) -> None:
+        """Run while the actor runs (owned by it): check a file the start did not wait
+        to check, then wait; raise ``DatabaseDamaged`` once anything finds the file
+        damaged (module text), which stops the actor."""
+        assert self._damage is not None, "database is not open"
+        if not self.checked:
+            await self._check_aside()
+        raise await self._damage
+
+    async def _check_aside(self) -> None:
+        started = asyncio.get_running_loop().time()
+        try:
+            problems = await _quick_check_aside(self.path)
+        except sqlite3.DatabaseError as exc:  # SQLite could not even walk it
+            if self.note_damage(exc, "by the check after the start") is None:
+                log.warning("%s could not be checked after the start: %s", self.path, exc)
+            return
+        if problems != ["ok"]:
+            self._found_damaged(f"{_damage_text(problems)}, found by the check after the start")
+            return
+        self.checked = True
+        log.info("%s checked after the start: whole (%.1f s)", self.path,
+                 asyncio.get_running_loop().time() - started)
+
+    def note_damage(self, exc: BaseException, when: str) -> DatabaseDamaged | None:
+        """If ``exc`` is SQLite saying the file is damaged (met on any connection to it):
+        the file is marked and the actor stops (``_found_damaged``), and this says so."""
+        name = getattr(exc, "sqlite_errorname", "")
+        if name.startswith("SQLITE_CORRUPT") or name == "SQLITE_NOTADB":
+            return self._found_damaged(f"{exc}, found {when}")
+        return None
+
+    def _found_damaged(self, what: str) -> DatabaseDamaged:
+        """Mark the file damaged (the next start checks it first) and stop the actor;
+        the error that says so (the first one, if it was found before)."""
+        if self._damage is not None and self._damage.done():
+            return self._damage.result()
+        text = f"{self.path} is damaged ({what})"
+        log.error("%s; stopping (%s says so until a start finds the file whole)", text,
+                  self.damaged_marker.name)
+        try:
+            _write_durably(self.damaged_marker, text + "\n")
+        except OSError as exc:
+            log.error("cannot write %s: %s", self.damaged_marker, exc)
+        damaged = DatabaseDamaged(f"{text}; {self.damaged_marker.name} is left for the next "
+                                  "start, which checks the whole file first")
+        if self._damage is not None:
+            self._damage.set_result(damaged)
+        return damaged
 
     async def flusher(self) -> None:
         """Run forever (owned by the actor), committing what was queued together."""
@@ -277,6 +377,7 @@ class Database:
     def _failed(self, writes: int, committed: asyncio.Future[None], exc: BaseException,
                 restore: Callable[[], None] | None) -> None:
         self.failed_batches += 1
+        self.note_damage(exc, "by a write")
         log.error("group commit of %d writes to %s failed: %s", writes, self.path, exc)
         why = failure_reason(exc)
         failed = WriteFailed(f"database write failed: {why} ({self.path.name}: {exc})",
@@ -303,7 +404,13 @@ class Database:
 
     async def run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``fn(connection)`` in the database thread (reads at start)."""
-        return await self._in_thread(fn)
+        try:
+            return await self._in_thread(fn)
+        except sqlite3.DatabaseError as exc:
+            damaged = self.note_damage(exc, "while reading it")
+            if damaged is not None:
+                raise damaged from exc
+            raise
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         # aiosqlite is an actor: one thread, one queue. Its public calls are one
@@ -326,6 +433,29 @@ class Database:
         self._conn = None
         os.close(self._owner)  # releases the lock
 
+    async def abandon(self) -> None:
+        """Let go of the file without writing what is queued, as its actor stops on an
+        error (the file found damaged, memory not restored): the queued writes fail, a
+        batch already in the thread ends, the connections close (aiosqlite's thread
+        with them, which the process would otherwise wait for) and the lock goes.
+        Nothing after ``close``."""
+        if self._conn is None:
+            return
+        queued, self._committed, self._pending = self._committed, None, []
+        if queued is not None:
+            _fail(queued, WriteFailed(f"database write failed: not saved, {self.path.name} "
+                                      "was let go as its actor stopped",
+                                      {"database": self.path.name, "reason": "stopped"}))
+        for running in (self._applying, self._checkpointing):
+            if running is not None:
+                await asyncio.wait([running])
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
+        await self._conn.close()
+        self._conn = None
+        os.close(self._owner)
+
     def statistics(self) -> dict[str, int]:
         return {"batches": self.batches, "rows": self.rows, "largest_batch": self.largest_batch,
                 "failed_batches": self.failed_batches}
@@ -338,7 +468,7 @@ class Database:
                 async with asyncio.timeout(timeout):
                     await self.fetchall("SELECT 1")
                 state = "ok"
-            except (TimeoutError, sqlite3.Error) as exc:
+            except (TimeoutError, sqlite3.Error, DatabaseDamaged) as exc:
                 state = f"error: {exc or 'no answer in time'}"
         return {"state": state, "path": str(self.path), "pending_writes": len(self._pending),
                 **self.statistics()}
@@ -381,11 +511,55 @@ class DatabaseFileError(RuntimeError):
     newer); the text names the file and the problem."""
 
 
+class DatabaseDamaged(DatabaseFileError):
+    """The file was found damaged while its actor ran: it stops, and is not started
+    again until a start finds the file whole."""
+
+
 def _check_integrity(path: Path, conn: sqlite3.Connection) -> None:
     problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
     if problems != ["ok"]:
-        shown = "; ".join(str(p) for p in problems[:3])
-        raise DatabaseFileError(f"{path} is damaged (PRAGMA quick_check: {shown})")
+        raise DatabaseFileError(f"{path} is damaged ({_damage_text(problems)})")
+
+
+def _damage_text(problems: list[Any]) -> str:
+    """``PRAGMA quick_check``'s findings on one line: the first three, and how many
+    more (SQLite may put several in one row, under a "*** in database main ***" line)."""
+    found = [line.strip() for p in problems for line in str(p).splitlines()
+             if line.strip() and not line.startswith("***")]
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+    return f"PRAGMA quick_check: {'; '.join(found[:3])}{more}"
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+async def _quick_check_aside(path: Path) -> list[Any]:
+    """``PRAGMA quick_check`` in a thread of its own on a read-only connection (the
+    actor's reads and writes go on meanwhile); cancelled, it interrupts SQLite."""
+    opened: list[sqlite3.Connection] = []
+    cancelled = threading.Event()
+
+    def check() -> list[Any]:
+        conn = open_read_only(path)
+        opened.append(conn)
+        try:
+            if cancelled.is_set():
+                return []
+            return [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+        finally:
+            conn.close()
+
+    try:
+        return await asyncio.to_thread(check)
+    except asyncio.CancelledError:
+        cancelled.set()
+        for conn in opened:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed already
+                conn.interrupt()
+        raise
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:

@@ -16,7 +16,11 @@ import zmq
 from cinderblock.actors.runtime import logs
 from cinderblock.actors.runtime.actor import Actor
 from cinderblock.actors.runtime.config import ClusterConfig, ConfigError, load
-from cinderblock.actors.runtime.database import DatabaseFileError, NotTheOwner
+from cinderblock.actors.runtime.database import (
+    DatabaseDamaged,
+    DatabaseFileError,
+    NotTheOwner,
+)
 from cinderblock.actors.runtime.parent import EXIT_CANNOT_START, die_with_parent
 from cinderblock.actors.runtime.trust import Trust
 from cinderblock.protocol.wire.keys import KeyFileError
@@ -96,6 +100,10 @@ def _run(actor: Actor, name: str) -> int:
         asyncio.run(actor.run())
     except* KeyboardInterrupt:
         pass
+    except* DatabaseDamaged as group:  # found while it ran: not to be started again either
+        for exc in group.exceptions:
+            logging.getLogger("cinderblock").error("%s stopped: %s", name, exc)
+        status = EXIT_CANNOT_START
     except* (NotTheOwner, DatabaseFileError, KeyFileError, ConfigError) as group:
         _cannot_start(name, group.exceptions)
         status = EXIT_CANNOT_START

@@ -15,7 +15,8 @@ with it the cluster (``SupervisionError``, whose text says why):
 * an actor dying more than ``max_per_minute`` times within a minute (something
   is wrong that another start will not mend);
 * an actor exiting with ``EXIT_CANNOT_START``: it found a file it must not
-  start over (a damaged or foreign database, ...) and said so in its log.
+  start over (a damaged or foreign database, ...), or found its database damaged
+  while it ran, and said so in its log.
 
 ``status.json`` in the data directory is rewritten (atomically) at every start
 and death: each actor's pid, start time, restarts and last exit, which
@@ -128,7 +129,8 @@ class Supervisor:
         entry.last_exit = how
         log = self.cluster.log_path(name)
         if returncode == EXIT_CANNOT_START:
-            self._give_up(f"{name} (pid {entry.pid}) cannot start: {self.cluster.last_words(name)} "
+            self._give_up(f"{name} (pid {entry.pid}) must not be started again: "
+                          f"{self.cluster.last_words(name)} "
                           f"(log: {log})")
         delay = self.policy.died(name, now)
         if delay is None:

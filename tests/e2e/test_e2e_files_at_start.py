@@ -1,12 +1,15 @@
 """Files checked at start: ``cinderblock up`` over a data directory whose gateway.db or
 quota.db is empty (where it held data), foreign, damaged or newer stops with one
 clear line naming the file and the problem, exits non-zero, leaves no actor behind
-and leaves the file as it was."""
+and leaves the file as it was. A file too large to be checked before the start is
+checked right after it: damage found then stops the cluster the same way, and the
+next start refuses the file before answering."""
 
 from __future__ import annotations
 
 import shutil
 import sqlite3
+import struct
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +18,9 @@ import pytest
 
 from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION as GATEWAY_VERSION
 from cinderblock.actors.quota.quota import SCHEMA_VERSION as QUOTA_VERSION
+from cinderblock.actors.runtime.cluster import Cluster, ClusterError
 from cinderblock.actors.runtime.config import load
+from cinderblock.actors.runtime.parent import EXIT_CANNOT_START
 from cinderblock.protocol.client.client import SyncClient
 from tests.conftest import _DATA_DIRS, actor_pids_for, make_config, run_cli, running_cluster
 
@@ -83,6 +88,78 @@ def test_up_refuses_a_database_file_it_must_not_start_over(
     assert "not ready" not in lines[0] and "Traceback" not in done.stderr
     assert (data_dir / file).read_bytes() == before
     assert not actor_pids_for(data_dir.resolve())
+
+
+def _damaged_freelist(path: Path) -> None:
+    """Damage no read of a start meets: pages are freed (a table made and dropped),
+    then the first page of the free list is zeroed; ``PRAGMA quick_check`` finds it."""
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE spare (x BLOB)")
+    conn.executemany("INSERT INTO spare VALUES (?)", [(b"x" * 3000,)] * 20)
+    conn.commit()
+    conn.execute("DROP TABLE spare")
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with open(path, "r+b") as f:
+        header = f.read(100)
+        (page_size,), (trunk,) = struct.unpack(">H", header[16:18]), struct.unpack(
+            ">I", header[32:36])
+        assert trunk > 1, "no free pages"
+        f.seek((trunk - 1) * page_size)
+        f.write(bytes(page_size))
+
+
+def _gateway_stops(cluster: Cluster) -> str:
+    """Start ``cluster``; its gateway exits with ``EXIT_CANNOT_START``, before the
+    cluster is ready or after: its last words."""
+    try:
+        cluster.start(timeout=30.0)
+    except ClusterError as exc:
+        assert "gateway exited with 78: " in str(exc), exc
+        return str(exc)
+    try:
+        gateway = cluster.procs["gateway"]
+        assert gateway.wait(30.0) == EXIT_CANNOT_START
+        return cluster.last_words("gateway")
+    finally:
+        cluster.stop()
+
+
+def test_damage_found_after_the_start_stops_the_actor_and_the_next_start_refuses_it(
+    used_data_dir: Path, tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(used_data_dir, data_dir)
+    _DATA_DIRS.append(data_dir.resolve())
+    # every file is checked after the start (a cluster file's setting)
+    cfg = replace(load(data_dir / "cluster.json"), data_dir=str(data_dir),
+                  check_before_start_mb=0)
+    gateway_db = data_dir / "gateway.db"
+    _damaged_freelist(gateway_db)
+    marker = data_dir / "gateway.db.damaged"
+
+    said = _gateway_stops(Cluster(cfg))
+    assert "gateway stopped: " in said, said
+    assert (f"{gateway_db} is damaged (PRAGMA quick_check: Main freelist: size is 1 but "
+            "should be") in said
+    assert "found by the check after the start" in said and "\n" not in said
+    assert marker.read_text().startswith(f"{gateway_db} is damaged (PRAGMA quick_check: ")
+    assert not actor_pids_for(data_dir.resolve())
+
+    # The next start checks the file before the gateway answers, whatever its size
+    with pytest.raises(ClusterError, match="gateway exited with 78: ") as refused:
+        Cluster(cfg).start(timeout=30.0)
+    assert f"gateway cannot start: {gateway_db} is damaged (PRAGMA quick_check: " in str(
+        refused.value)
+    assert marker.exists() and not actor_pids_for(data_dir.resolve())
+
+    # Restored from a backup: the cluster starts with what it held, and the mark goes
+    shutil.copy(used_data_dir / "gateway.db", gateway_db)
+    with running_cluster(cfg) as c, \
+            SyncClient(c.gateway, project="demo", key=c.user_key("demo")) as client:
+        assert [v.status for v in client.list_volumes()] == ["available"]
+        assert not marker.exists()
 
 
 def test_a_cluster_starts_again_over_its_own_files_with_what_they_hold(

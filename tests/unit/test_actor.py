@@ -4,12 +4,21 @@ lifecycle (stop order, a failed start, periodic jobs), with a real client."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import zmq
 
 from cinderblock.actors.runtime.actor import Actor, AfterCommit, Handler, Request
+from cinderblock.actors.runtime.database import (
+    Database,
+    DatabaseDamaged,
+    MemoryNotRestored,
+    open_read_only,
+)
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.volumes import Empty, VolumeRef
 from cinderblock.protocol.wire.errors import (
@@ -214,6 +223,120 @@ async def test_a_failed_start_closes_what_it_opened_and_raises() -> None:
     assert failed.group_contains(RuntimeError, match="the start failed")
     assert actor.record == ["background task cancelled", "on_stop"]
     assert actor.links_open_at_stop is False
+
+
+class Owner(Actor):
+    """An actor that owns a database file and one of whose tasks fails."""
+
+    name = "owner"
+    heartbeat_s = 60.0
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(None)
+        self.db = Database(path, "CREATE TABLE IF NOT EXISTS t (k INTEGER);")
+
+    def handlers(self) -> dict[str, Handler]:
+        return {}
+
+    def database(self) -> Database:
+        return self.db
+
+    async def on_start(self) -> None:
+        await self.db.open()
+        self.spawn(self.db.flusher())
+        self.spawn(self._fails())
+
+    async def _fails(self) -> None:
+        await self.db.write("INSERT INTO t VALUES (1)")
+        raise MemoryNotRestored("memory may differ from the file")
+
+    async def on_stop(self) -> None:
+        await self.db.close()
+
+
+async def test_an_actor_stopped_by_a_failed_task_lets_go_of_its_database(
+    tmp_path: Path,
+) -> None:
+    before = set(threading.enumerate())
+    actor = Owner(tmp_path / "a.db")
+    with pytest.raises(BaseExceptionGroup) as stopped:
+        await asyncio.wait_for(actor.run(), 30)
+    assert stopped.value.subgroup(MemoryNotRestored) is not None
+    # aiosqlite's thread is gone (a process waits for it before it exits) ...
+    assert set(threading.enumerate()) <= before
+    # ... and so is the owner lock; what was committed is there
+    again = Database(tmp_path / "a.db", "CREATE TABLE IF NOT EXISTS t (k INTEGER);")
+    await again.open()
+    try:
+        assert await again.fetchall("SELECT k FROM t") == [(1,)]
+    finally:
+        await again.close()
+
+
+class Reader(Actor):
+    """An actor whose one handler reads its database file on a connection of its own."""
+
+    name = "reader"
+    heartbeat_s = 60.0
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(None)
+        self.db = Database(path, "CREATE TABLE IF NOT EXISTS t (k TEXT, v INTEGER);")
+        self.endpoint = ""
+        self.started = asyncio.Event()
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"volume.show": self.on_show}
+
+    def database(self) -> Database:
+        return self.db
+
+    async def on_start(self) -> None:
+        await self.db.open()  # small: checked before the start
+        self.spawn(self.db.flusher())
+        self.spawn(self.db.watch())
+        router = self.bind("tcp://127.0.0.1:*", "reader")
+        self.endpoint = router.channel.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.started.set()
+
+    def on_show(self, req: Request) -> Empty:
+        conn = open_read_only(self.db.path)
+        try:
+            conn.execute("SELECT sum(v) FROM t").fetchall()
+        finally:
+            conn.close()
+        return Empty()
+
+    async def on_stop(self) -> None:
+        await self.db.close()
+
+
+async def test_damage_a_request_meets_on_any_connection_stops_the_actor_and_marks_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    made = sqlite3.connect(path)
+    made.execute("CREATE TABLE t (k TEXT, v INTEGER)")
+    made.executemany("INSERT INTO t VALUES (?, ?)", [("x" * 50, i) for i in range(2000)])
+    made.commit()
+    made.close()
+    actor = Reader(path)
+    task = asyncio.create_task(actor.run())
+    await asyncio.wait_for(actor.started.wait(), 10)
+    assert actor.db.checked
+    with open(path, "r+b") as f:  # damaged while the actor runs (its table's pages)
+        f.seek(2 * 4096)
+        f.write(bytes((i * 97 + 13) % 251 for i in range(4 * 4096)))
+    async with Client(actor.endpoint, timeout=5.0) as client:
+        with pytest.raises(InternalError, match="volume.show failed: database disk image is "
+                                                "malformed"):
+            await client.call("volume.show", VolumeRef("v"))
+    with pytest.raises(BaseExceptionGroup) as stopped:
+        await asyncio.wait_for(task, 10)
+    damaged = stopped.value.subgroup(DatabaseDamaged)
+    assert damaged is not None
+    assert "found by volume.show" in str(damaged.exceptions[0])
+    assert actor.db.damaged_marker.read_text().startswith(f"{path} is damaged (database disk")
 
 
 async def test_a_periodic_job_that_raises_is_logged_and_runs_again(

@@ -121,6 +121,8 @@ MISTAKES = [
     ("heartbeat_s", float("inf"), "heartbeat_s: must be greater than 0, got inf"),
     ("stale_after_s", 0.5, "stale_after_s: must be greater than heartbeat_s (0.5)"),
     ("synchronous", "SOMETIMES", 'synchronous: expected one of OFF, NORMAL, FULL, EXTRA'),
+    ("check_before_start_mb", -1, "check_before_start_mb: must be 0 or more (megabytes), got -1"),
+    ("check_before_start_mb", "all", "check_before_start_mb: expected a number"),
     ("rest", ["127.0.0.1"], "rest[0]: expected HOST:PORT (a REST front's address)"),
     ("rest", ["127.0.0.1:99999"], "rest[0]: expected HOST:PORT"),
     ("rest", "127.0.0.1:8776", "rest: expected a list"),

@@ -13,6 +13,7 @@ import pytest
 from cinderblock.actors.runtime import database
 from cinderblock.actors.runtime.database import (
     Database,
+    DatabaseDamaged,
     DatabaseFileError,
     NotTheOwner,
     WriteFailed,
@@ -238,6 +239,136 @@ async def test_a_damaged_file_is_refused_naming_the_damage(tmp_path: Path) -> No
         f.write(bytes((i * 97 + 13) % 251 for i in range(4 * 4096)))
     message = await _refused(path, "is damaged")
     assert str(path) in message
+
+
+def _damage_rows(path: Path) -> None:
+    """Garbage over pages 3-6 of a file ``_made_with_rows`` made (its header and schema
+    page stay, so the file opens; SQLite cannot even walk the table)."""
+    with open(path, "r+b") as f:
+        f.seek(2 * 4096)
+        f.write(bytes((i * 97 + 13) % 251 for i in range(4 * 4096)))
+
+
+def _zero_a_page(path: Path) -> None:
+    """Zeros over page 11 of a file ``_made_with_rows`` made: ``PRAGMA quick_check``
+    names it."""
+    with open(path, "r+b") as f:
+        f.seek(10 * 4096)
+        f.write(bytes(4096))
+
+
+async def test_a_large_file_is_checked_after_the_start_and_damage_stops_its_actor(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path)
+    whole = path.read_bytes()
+    _zero_a_page(path)
+    db = Database(path, SCHEMA, check_before_start_bytes=0)  # every file is "large"
+    await db.open()  # the start did not wait for the check
+    try:
+        assert not db.checked and not db.damaged_marker.exists()
+        with pytest.raises(DatabaseDamaged, match="found by the check after the start") as found:
+            await asyncio.wait_for(db.watch(), 30)
+        assert str(found.value).startswith(f"{path} is damaged (PRAGMA quick_check: ")
+        assert "Page 11: btreeInitPage()" in str(found.value)
+        assert db.damaged_marker.read_text().startswith(f"{path} is damaged (PRAGMA quick_check")
+    finally:
+        await db.close()
+    # The next start checks the file first, small or large, and refuses it while damaged
+    again = Database(path, SCHEMA, check_before_start_bytes=0)
+    with pytest.raises(DatabaseFileError, match="is damaged"):
+        await again.open()
+    assert again.damaged_marker.exists()
+    # Restored whole (a backup): it starts, checked before it answers, and the mark goes
+    path.write_bytes(whole)
+    restored = Database(path, SCHEMA, check_before_start_bytes=0)
+    await restored.open()
+    try:
+        assert restored.checked and not restored.damaged_marker.exists()
+        assert await restored.fetchall("SELECT count(*) FROM t") == [(2000,)]
+    finally:
+        await restored.close()
+
+
+async def test_a_whole_large_file_checked_after_the_start_serves_on(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path)
+    db = Database(path, SCHEMA, check_before_start_bytes=0)
+    await db.open()
+    flusher = asyncio.create_task(db.flusher())
+    watch = asyncio.create_task(db.watch())
+    try:
+        assert not db.checked
+        await db.write("INSERT INTO t VALUES ('during', 1)")  # writes go on meanwhile
+        await eventually(lambda: db.checked, timeout=30)
+        assert not watch.done() and not db.damaged_marker.exists()
+    finally:
+        for task in (watch, flusher):
+            task.cancel()
+        await asyncio.gather(watch, flusher, return_exceptions=True)
+        await db.close()
+
+
+async def test_a_small_file_is_checked_before_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path, rows=10)
+    db = Database(path, SCHEMA)  # far below 256 MiB
+    await db.open()
+    try:
+        assert db.checked
+    finally:
+        await db.close()
+
+
+async def test_damage_sqlite_meets_in_a_read_marks_the_file_and_stops_its_actor(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path)
+    _damage_rows(path)
+    db = Database(path, SCHEMA, check_before_start_bytes=0)
+    await db.open()
+    try:
+        with pytest.raises(DatabaseDamaged, match="found while reading it") as read:
+            await db.fetchall("SELECT sum(v) FROM t")
+        assert db.damaged_marker.exists()
+        with pytest.raises(DatabaseDamaged) as stopped:  # the actor's watch ends it
+            await asyncio.wait_for(db.watch(), 30)
+        assert stopped.value is read.value
+    finally:
+        await db.close()
+
+
+async def test_a_file_sqlite_cannot_walk_is_damaged_by_the_check_after_the_start(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path)
+    _damage_rows(path)
+    db = Database(path, SCHEMA, check_before_start_bytes=0)
+    await db.open()
+    try:
+        with pytest.raises(DatabaseDamaged, match="malformed, found by the check after the"):
+            await asyncio.wait_for(db.watch(), 30)
+        assert db.damaged_marker.exists()
+    finally:
+        await db.close()
+
+
+async def test_a_file_about_to_be_migrated_is_checked_first_whatever_its_size(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path)
+    _damage_rows(path)
+    db = Database(path, SCHEMA, version=2, migrations={1: "SELECT 1;"},
+                  check_before_start_bytes=0)
+    with pytest.raises(DatabaseFileError, match="is damaged"):
+        await db.open()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (1,)  # not migrated
+    conn.close()
 
 
 async def test_a_file_of_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
