@@ -505,6 +505,7 @@ def test_private_types_are_for_the_projects_given_access_and_unused_types_are_de
     assert vol.status == 202
     fault(admin_api.call("DELETE", f"/v3/types/{type_id}"), 400, "badRequest",
           "deletion is not allowed with volumes present")
+    volume_status(admin_view, vol.body["volume"]["id"], "available")  # not deletable before
     assert api.call("DELETE", f"/v3/volumes/{vol.body['volume']['id']}").status == 202
     wait_for(lambda: vol.body["volume"]["id"] not in {
         v.id for v in admin_view.list_volumes(all_projects=True)})

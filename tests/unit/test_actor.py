@@ -328,8 +328,8 @@ async def test_damage_a_request_meets_on_any_connection_stops_the_actor_and_mark
         f.seek(2 * 4096)
         f.write(bytes((i * 97 + 13) % 251 for i in range(4 * 4096)))
     async with Client(actor.endpoint, timeout=5.0) as client:
-        with pytest.raises(InternalError, match="volume.show failed: database disk image is "
-                                                "malformed"):
+        with pytest.raises(InternalError, match=r"volume\.show failed: database disk image "
+                                                r"is malformed"):
             await client.call("volume.show", VolumeRef("v"))
     with pytest.raises(BaseExceptionGroup) as stopped:
         await asyncio.wait_for(task, 10)
