@@ -124,8 +124,9 @@ def page(
 
 
 def read_already(scan: BoundedScan[T]) -> Callable[[Key | None], BoundedScan[T]]:
-    """A page's rows read already (one in another order than by creation, ordered in the
-    database thread: ``GatewayStore.sorted_page``), as ``page`` asks a listing for them."""
+    """A page's rows read already (one in another order than by creation, ordered by
+    SQLite off the loop: ``GatewayStore.sorted_page``), as ``page`` asks a listing for
+    them."""
     return lambda below: scan
 
 

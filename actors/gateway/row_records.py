@@ -296,7 +296,7 @@ class RowRecords(Generic[R]):
         """The statement of a page in another order than by creation (``sort``, as
         ``sort_order`` reads it), after the marker's record ``after``: ``sorted_sql``. It
         reads every row of the listing (no index holds the order): the gateway runs it
-        in the database thread (``GatewayStore.sorted_page``)."""
+        aside, one at a time (``GatewayStore.sorted_page``)."""
         key, ascending = sort_order(sort)
         columns = tuple(column.format(a=alias) for column in SORT_COLUMNS[key])
         return sorted_sql(select, alias, project, columns, ascending,

@@ -412,10 +412,11 @@ class GatewayStore:
     async def sorted_page(self, records: RowRecords[R], statement: tuple[str, list[Any]],
                           size: int) -> BoundedScan[R]:
         """A page of ``size`` in another order than by creation: ``statement``'s rows
-        (``RowRecords.sorted_sql``, one more than ``size``) read in the database thread
-        (SQLite reads every row of the listing to order them), each as memory holds it;
-        a page that memory's filter leaves short ends at the last row read."""
-        rows = await self.db.fetchall(*statement)
+        (``RowRecords.sorted_sql``, one more than ``size``) read aside, one page at a time
+        (SQLite reads every row of the listing to order them: ``Database.read_aside``),
+        each as memory holds it; a page that memory's filter leaves short ends at the last
+        row read."""
+        rows = await self.db.read_aside(*statement)
         return BoundedScan(list(records.records_of(rows)),
                            rows[-1][0] if len(rows) > size else None)
 

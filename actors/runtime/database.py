@@ -72,6 +72,7 @@ schema (all ``IF NOT EXISTS``) adds any table the file lacks, and the version is
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import fcntl
 import logging
@@ -108,6 +109,7 @@ class Database:
         self.path = path
         self._check_before_start_bytes = check_before_start_bytes
         self.checked = False  # PRAGMA quick_check found the file whole (before or after)
+        self.integrity = "not checked"  # what health shows of the check
         self._damage: asyncio.Future[DatabaseDamaged] | None = None  # what found it damaged
         self._reread = reread
         self._not_restored: MemoryNotRestored | None = None
@@ -130,6 +132,7 @@ class Database:
         self.rows = 0
         self.largest_batch = 0
         self._owner = -1
+        self._aside: _ReaderAside | None = None  # long reads (read_aside), made when first asked
 
     @property
     def created_marker(self) -> Path:
@@ -201,7 +204,7 @@ class Database:
         try:
             if check_now or _version(conn) != self.version:  # never migrate a damaged file
                 _check_integrity(self.path, conn)
-                self.checked = True
+                self.checked, self.integrity = True, "whole (checked before the start)"
                 if self.damaged_marker.exists():
                     log.warning("%s was found damaged before; PRAGMA quick_check now finds "
                                 "it whole (removing %s)", self.path, self.damaged_marker)
@@ -237,6 +240,21 @@ class Database:
             raise
         return list(rows)
 
+    async def read_aside(self, sql: str, params: Params = ()) -> list[Any]:
+        """A long read (a sorted page orders every row of a listing) on a read-only
+        connection in a thread of its own, one at a time: it never waits for, nor holds
+        up, what the database thread does (the start's reads, checkpoints, and with
+        ``FULL`` every commit), however many are asked for at once."""
+        if self._aside is None:
+            self._aside = _ReaderAside(self.path)
+        try:
+            return await self._aside.fetchall(sql, params)
+        except sqlite3.DatabaseError as exc:
+            damaged = self.note_damage(exc, "while reading it")
+            if damaged is not None:
+                raise damaged from exc
+            raise
+
     async def watch(self) -> None:
         """Run while the actor runs (owned by it): check a file the start did not wait
         to check, then wait; raise ``DatabaseDamaged`` once anything finds the file
@@ -248,18 +266,20 @@ class Database:
 
     async def _check_aside(self) -> None:
         started = asyncio.get_running_loop().time()
+        self.integrity = "being checked (after the start)"
         try:
             problems = await _quick_check_aside(self.path)
         except sqlite3.DatabaseError as exc:  # SQLite could not even walk it
             if self.note_damage(exc, "by the check after the start") is None:
+                self.integrity = f"not checked: {exc}"
                 log.warning("%s could not be checked after the start: %s", self.path, exc)
             return
         if problems != ["ok"]:
             self._found_damaged(f"{_damage_text(problems)}, found by the check after the start")
             return
-        self.checked = True
-        log.info("%s checked after the start: whole (%.1f s)", self.path,
-                 asyncio.get_running_loop().time() - started)
+        took = asyncio.get_running_loop().time() - started
+        self.checked, self.integrity = True, f"whole (checked after the start in {took:.1f} s)"
+        log.info("%s checked after the start: whole (%.1f s)", self.path, took)
 
     def note_damage(self, exc: BaseException, when: str) -> DatabaseDamaged | None:
         """If ``exc`` is SQLite saying the file is damaged (met on any connection to it):
@@ -275,6 +295,7 @@ class Database:
         if self._damage is not None and self._damage.done():
             return self._damage.result()
         text = f"{self.path} is damaged ({what})"
+        self.integrity = f"damaged ({what})"
         log.error("%s; stopping (%s says so until a start finds the file whole)", text,
                   self.damaged_marker.name)
         try:
@@ -426,12 +447,7 @@ class Database:
         await self.flush()
         if self._checkpointing is not None:
             await asyncio.wait([self._checkpointing])
-        if self._loop_conn is not None:
-            self._loop_conn.close()
-            self._loop_conn = None
-        await self._conn.close()
-        self._conn = None
-        os.close(self._owner)  # releases the lock
+        await self._close_connections()
 
     async def abandon(self) -> None:
         """Let go of the file without writing what is queued, as its actor stops on an
@@ -449,12 +465,19 @@ class Database:
         for running in (self._applying, self._checkpointing):
             if running is not None:
                 await asyncio.wait([running])
+        await self._close_connections()
+
+    async def _close_connections(self) -> None:
+        if self._aside is not None:
+            await self._aside.close()
+            self._aside = None
         if self._loop_conn is not None:
             self._loop_conn.close()
             self._loop_conn = None
+        assert self._conn is not None
         await self._conn.close()
         self._conn = None
-        os.close(self._owner)
+        os.close(self._owner)  # releases the lock
 
     def statistics(self) -> dict[str, int]:
         return {"batches": self.batches, "rows": self.rows, "largest_batch": self.largest_batch,
@@ -470,8 +493,8 @@ class Database:
                 state = "ok"
             except (TimeoutError, sqlite3.Error, DatabaseDamaged) as exc:
                 state = f"error: {exc or 'no answer in time'}"
-        return {"state": state, "path": str(self.path), "pending_writes": len(self._pending),
-                **self.statistics()}
+        return {"state": state, "path": str(self.path), "integrity": self.integrity,
+                "pending_writes": len(self._pending), **self.statistics()}
 
 
 class NotTheOwner(RuntimeError):
@@ -534,6 +557,36 @@ def _damage_text(problems: list[Any]) -> str:
 def _version(conn: sqlite3.Connection) -> int:
     version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     return version
+
+
+class _ReaderAside:
+    """A read-only connection to a file and the one thread that uses it (``Database.
+    read_aside``): its reads go one at a time, and ``close`` interrupts the one running."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=f"read-aside-{path.name}")
+        self._conn: sqlite3.Connection | None = None  # made and used in that thread only
+
+    def _fetchall(self, sql: str, params: Params) -> list[Any]:
+        if self._conn is None:
+            self._conn = open_read_only(self._path)
+        return self._conn.execute(sql, params).fetchall()
+
+    async def fetchall(self, sql: str, params: Params) -> list[Any]:
+        return await asyncio.wrap_future(self._thread.submit(self._fetchall, sql, params))
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed already
+                self._conn.interrupt()  # a read running now ends at once
+        await asyncio.wrap_future(self._thread.submit(self._close))
+        self._thread.shutdown()
 
 
 async def _quick_check_aside(path: Path) -> list[Any]:

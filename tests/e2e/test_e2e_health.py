@@ -32,6 +32,9 @@ def test_health_is_0_on_a_healthy_cluster_and_1_with_an_actor_killed(
         assert entry["healthy"] and entry["via_gateway"] == "up"
         assert stats["pid"] == pids[name] and stats["uptime_s"] > 0
     assert actors["gateway"]["stats"]["database"]["state"] == "ok"
+    for owner in ("gateway", "quota"):  # small files: checked before the start
+        assert actors[owner]["stats"]["database"]["integrity"] == \
+            "whole (checked before the start)"
     assert actors["gateway"]["direct"] == "up"
     assert actors["quota"]["direct"] == "-"  # with keys it admits actors alone: via the gateway
     table = run_cli("health", "--data-dir", cluster.cfg.data_dir)

@@ -268,11 +268,13 @@ async def test_a_large_file_is_checked_after_the_start_and_damage_stops_its_acto
     await db.open()  # the start did not wait for the check
     try:
         assert not db.checked and not db.damaged_marker.exists()
+        assert (await db.health())["integrity"] == "not checked"
         with pytest.raises(DatabaseDamaged, match="found by the check after the start") as found:
             await asyncio.wait_for(db.watch(), 30)
         assert str(found.value).startswith(f"{path} is damaged (PRAGMA quick_check: ")
         assert "Page 11: btreeInitPage()" in str(found.value)
         assert db.damaged_marker.read_text().startswith(f"{path} is damaged (PRAGMA quick_check")
+        assert (await db.health())["integrity"].startswith("damaged (PRAGMA quick_check: ")
     finally:
         await db.close()
     # The next start checks the file first, small or large, and refuses it while damaged
@@ -303,6 +305,7 @@ async def test_a_whole_large_file_checked_after_the_start_serves_on(tmp_path: Pa
         await db.write("INSERT INTO t VALUES ('during', 1)")  # writes go on meanwhile
         await eventually(lambda: db.checked, timeout=30)
         assert not watch.done() and not db.damaged_marker.exists()
+        assert (await db.health())["integrity"].startswith("whole (checked after the start in ")
     finally:
         for task in (watch, flusher):
             task.cancel()
@@ -369,6 +372,46 @@ async def test_a_file_about_to_be_migrated_is_checked_first_whatever_its_size(
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone() == (1,)  # not migrated
     conn.close()
+
+
+# ---- long reads aside -------------------------------------------------------------------
+SLOW_COUNT = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+              "WHERE x < 10000000) SELECT count(*) FROM c")  # a second or more of SQLite
+
+
+async def test_a_long_read_aside_holds_up_no_commit_of_the_database_thread(
+    tmp_path: Path,
+) -> None:
+    db = Database(tmp_path / "a.db", SCHEMA, "FULL")  # every commit in the database thread
+    await db.open()
+    flusher = asyncio.create_task(db.flusher())
+    try:
+        # In the database thread, the same read holds a commit up until it ends ...
+        slow = asyncio.create_task(db.fetchall(SLOW_COUNT))
+        await asyncio.sleep(0.05)
+        await db.write("INSERT INTO t VALUES ('behind', 1)")
+        assert slow.done()
+        # ... aside, the commit goes while it runs
+        slow = asyncio.create_task(db.read_aside(SLOW_COUNT))
+        await asyncio.sleep(0.05)
+        await db.write("INSERT INTO t VALUES ('beside', 2)")
+        assert not slow.done()
+        assert await slow == [(10000000,)]
+        assert await db.read_aside("SELECT k FROM t ORDER BY v") == [("behind",), ("beside",)]
+    finally:
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)
+        await db.close()
+
+
+async def test_closing_interrupts_a_long_read_aside(tmp_path: Path) -> None:
+    db = Database(tmp_path / "a.db", SCHEMA)
+    await db.open()
+    slow = asyncio.create_task(db.read_aside(SLOW_COUNT))
+    await asyncio.sleep(0.05)
+    await db.close()
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        await slow
 
 
 async def test_a_file_of_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
