@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cinderblock.actors.runtime.parent import EXIT_CANNOT_START
+
 UNITS = Path(__file__).resolve().parents[2] / "contrib" / "systemd"
 ACTORS = {"cinderblock-gateway.service": "actor gateway", "cinderblock-quota.service":
           "actor quota", "cinderblock-scheduler.service": "actor scheduler",
@@ -25,6 +27,9 @@ def test_every_actor_has_a_unit_that_runs_it_with_the_cluster_file() -> None:
         assert "--config ${CINDERBLOCK_CLUSTER}" in exec_start
         assert "--log-file /var/lib/cinderblock/logs/" in exec_start
         assert "KillSignal=SIGTERM" in text and "WantedBy=cinderblock.target" in text
+        # restarted when it fails, but not when it exits as one that must not start again
+        assert "Restart=on-failure" in text
+        assert f"RestartPreventExitStatus={EXIT_CANNOT_START}" in text.splitlines()
 
 
 def test_systemd_accepts_the_units(tmp_path: Path) -> None:
