@@ -234,9 +234,7 @@ class Database:
         try:
             rows = await self.conn.execute_fetchall(sql, params)
         except sqlite3.DatabaseError as exc:
-            damaged = self.note_damage(exc, "while reading it")
-            if damaged is not None:
-                raise damaged from exc
+            self._raise_if_damaged(exc)
             raise
         return list(rows)
 
@@ -250,9 +248,7 @@ class Database:
         try:
             return await self._aside.fetchall(sql, params)
         except sqlite3.DatabaseError as exc:
-            damaged = self.note_damage(exc, "while reading it")
-            if damaged is not None:
-                raise damaged from exc
+            self._raise_if_damaged(exc)
             raise
 
     async def watch(self) -> None:
@@ -280,6 +276,12 @@ class Database:
         took = asyncio.get_running_loop().time() - started
         self.checked, self.integrity = True, f"whole (checked after the start in {took:.1f} s)"
         log.info("%s checked after the start: whole (%.1f s)", self.path, took)
+
+    def _raise_if_damaged(self, exc: sqlite3.DatabaseError) -> None:
+        """A read failed: ``DatabaseDamaged`` instead if SQLite said the file is."""
+        damaged = self.note_damage(exc, "while reading it")
+        if damaged is not None:
+            raise damaged from exc
 
     def note_damage(self, exc: BaseException, when: str) -> DatabaseDamaged | None:
         """If ``exc`` is SQLite saying the file is damaged (met on any connection to it):
@@ -428,9 +430,7 @@ class Database:
         try:
             return await self._in_thread(fn)
         except sqlite3.DatabaseError as exc:
-            damaged = self.note_damage(exc, "while reading it")
-            if damaged is not None:
-                raise damaged from exc
+            self._raise_if_damaged(exc)
             raise
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
