@@ -257,6 +257,16 @@ def _zero_a_page(path: Path) -> None:
         f.write(bytes(4096))
 
 
+async def _opened_damaged(path: Path) -> Database:
+    """A file ``_made_with_rows`` made, with garbage over its table (``_damage_rows``),
+    opened as a large file (not checked before the start)."""
+    await _made_with_rows(path)
+    _damage_rows(path)
+    db = Database(path, SCHEMA, check_before_start_bytes=0)
+    await db.open()
+    return db
+
+
 async def test_a_large_file_is_checked_after_the_start_and_damage_stops_its_actor(
     tmp_path: Path,
 ) -> None:
@@ -327,11 +337,7 @@ async def test_a_small_file_is_checked_before_the_start(tmp_path: Path) -> None:
 async def test_damage_sqlite_meets_in_a_read_marks_the_file_and_stops_its_actor(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "a.db"
-    await _made_with_rows(path)
-    _damage_rows(path)
-    db = Database(path, SCHEMA, check_before_start_bytes=0)
-    await db.open()
+    db = await _opened_damaged(tmp_path / "a.db")
     try:
         with pytest.raises(DatabaseDamaged, match="found while reading it") as read:
             await db.fetchall("SELECT sum(v) FROM t")
@@ -346,11 +352,7 @@ async def test_damage_sqlite_meets_in_a_read_marks_the_file_and_stops_its_actor(
 async def test_a_file_sqlite_cannot_walk_is_damaged_by_the_check_after_the_start(
     tmp_path: Path,
 ) -> None:
-    path = tmp_path / "a.db"
-    await _made_with_rows(path)
-    _damage_rows(path)
-    db = Database(path, SCHEMA, check_before_start_bytes=0)
-    await db.open()
+    db = await _opened_damaged(tmp_path / "a.db")
     try:
         with pytest.raises(DatabaseDamaged, match="malformed, found by the check after the"):
             await asyncio.wait_for(db.watch(), 30)
