@@ -439,9 +439,10 @@ class Actor:
                 result = tick()
                 if inspect.isawaitable(result):
                     await result
-            except Exception:  # logged; the job runs again next time
-                log.exception("%s: periodic %s failed", self.name,
-                              getattr(tick, "__qualname__", tick))
+            except Exception as exc:  # logged; the job runs again next time
+                what = getattr(tick, "__qualname__", tick)
+                log.exception("%s: periodic %s failed", self.name, what)
+                self._if_file_damaged(exc, f"by the periodic {what}")
 
     # ---- lifecycle -----------------------------------------------------
     def stop(self) -> None:
@@ -623,14 +624,18 @@ class Actor:
             return None, self._internal(request, exc)
 
     def _internal(self, request: Request, exc: Exception) -> InternalError:
-        """A handler's bug or fault, logged, as its caller hears it; SQLite reporting
-        the actor's file damaged (on any connection to it) also stops the actor
-        (``Database.note_damage``)."""
+        """A handler's bug or fault, logged, as its caller hears it (a damaged file also
+        stops the actor: ``_if_file_damaged``)."""
         log.exception("%s failed on %s", self.name, request.env.op)
+        self._if_file_damaged(exc, f"by {request.env.op}")
+        return InternalError(f"{request.env.op} failed: {exc}")
+
+    def _if_file_damaged(self, exc: Exception, when: str) -> None:
+        """SQLite reporting the actor's file damaged, on any connection to it: the actor
+        stops (``Database.note_damage``)."""
         db = self.database()
         if db is not None and isinstance(exc, sqlite3.DatabaseError):
-            db.note_damage(exc, f"by {request.env.op}")
-        return InternalError(f"{request.env.op} failed: {exc}")
+            db.note_damage(exc, when)
 
     def _hold(self, peer: bytes, size: int) -> bool:
         held = self._held.get(peer, 0)

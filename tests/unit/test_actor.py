@@ -279,11 +279,12 @@ class Reader(Actor):
     name = "reader"
     heartbeat_s = 60.0
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, periodic: bool = False) -> None:
         super().__init__(None)
         self.db = Database(path, "CREATE TABLE IF NOT EXISTS t (k TEXT, v INTEGER);")
         self.endpoint = ""
         self.started = asyncio.Event()
+        self.periodic = periodic  # the same read as a periodic job, every 50 ms
 
     def handlers(self) -> dict[str, Handler]:
         return {"volume.show": self.on_show}
@@ -297,46 +298,76 @@ class Reader(Actor):
         self.spawn(self.db.watch())
         router = self.bind("tcp://127.0.0.1:*", "reader")
         self.endpoint = router.channel.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        if self.periodic:
+            self.every(0.05, self.read)
         self.started.set()
 
     def on_show(self, req: Request) -> Empty:
+        self.read()
+        return Empty()
+
+    def read(self) -> None:
         conn = open_read_only(self.db.path)
         try:
             conn.execute("SELECT sum(v) FROM t").fetchall()
         finally:
             conn.close()
-        return Empty()
 
     async def on_stop(self) -> None:
         await self.db.close()
 
 
-async def test_damage_a_request_meets_on_any_connection_stops_the_actor_and_marks_the_file(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "a.db"
+def _file_with_rows(path: Path) -> None:
     made = sqlite3.connect(path)
     made.execute("CREATE TABLE t (k TEXT, v INTEGER)")
     made.executemany("INSERT INTO t VALUES (?, ?)", [("x" * 50, i) for i in range(2000)])
     made.commit()
     made.close()
-    actor = Reader(path)
-    task = asyncio.create_task(actor.run())
-    await asyncio.wait_for(actor.started.wait(), 10)
-    assert actor.db.checked
-    with open(path, "r+b") as f:  # damaged while the actor runs (its table's pages)
+
+
+def _damage_its_table(path: Path) -> None:
+    """Garbage over pages 3-6 (the table's) of a file ``_file_with_rows`` made."""
+    with open(path, "r+b") as f:
         f.seek(2 * 4096)
         f.write(bytes((i * 97 + 13) % 251 for i in range(4 * 4096)))
-    async with Client(actor.endpoint, timeout=5.0) as client:
-        with pytest.raises(InternalError, match=r"volume\.show failed: database disk image "
-                                                r"is malformed"):
-            await client.call("volume.show", VolumeRef("v"))
+
+
+async def _stopped_by_damage(actor: Reader, task: asyncio.Task[None]) -> str:
+    """What ``actor`` stopped with: ``DatabaseDamaged``, the file marked."""
     with pytest.raises(BaseExceptionGroup) as stopped:
         await asyncio.wait_for(task, 10)
     damaged = stopped.value.subgroup(DatabaseDamaged)
     assert damaged is not None
-    assert "found by volume.show" in str(damaged.exceptions[0])
-    assert actor.db.damaged_marker.read_text().startswith(f"{path} is damaged (database disk")
+    assert actor.db.damaged_marker.read_text().startswith(
+        f"{actor.db.path} is damaged (database disk")
+    return str(damaged.exceptions[0])
+
+
+async def test_damage_a_request_meets_on_any_connection_stops_the_actor_and_marks_the_file(
+    tmp_path: Path,
+) -> None:
+    _file_with_rows(tmp_path / "a.db")
+    actor = Reader(tmp_path / "a.db")
+    task = asyncio.create_task(actor.run())
+    await asyncio.wait_for(actor.started.wait(), 10)
+    assert actor.db.checked
+    _damage_its_table(actor.db.path)  # damaged while the actor runs
+    async with Client(actor.endpoint, timeout=5.0) as client:
+        with pytest.raises(InternalError, match=r"volume\.show failed: database disk image "
+                                                r"is malformed"):
+            await client.call("volume.show", VolumeRef("v"))
+    assert "found by volume.show" in await _stopped_by_damage(actor, task)
+
+
+async def test_damage_a_periodic_job_meets_stops_the_actor_and_marks_the_file(
+    tmp_path: Path,
+) -> None:
+    _file_with_rows(tmp_path / "a.db")
+    actor = Reader(tmp_path / "a.db", periodic=True)
+    task = asyncio.create_task(actor.run())
+    await asyncio.wait_for(actor.started.wait(), 10)
+    _damage_its_table(actor.db.path)
+    assert "found by the periodic Reader.read" in await _stopped_by_damage(actor, task)
 
 
 async def test_a_periodic_job_that_raises_is_logged_and_runs_again(
