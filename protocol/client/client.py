@@ -109,7 +109,7 @@ from cinderblock.protocol.wire.codec import (
 from cinderblock.protocol.wire.errors import Closed, InvalidInput
 from cinderblock.protocol.wire.keys import client_keys, curve_client
 from cinderblock.protocol.wire.rpc import Calls
-from cinderblock.protocol.wire.schema import dump, parse
+from cinderblock.protocol.wire.schema import dump_sparse, parse
 from cinderblock.protocol.wire.transport import Channel, tune
 
 __all__ = ["Client", "SyncClient", "VolumeError"]
@@ -222,7 +222,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
                       request_id or f"req-{uuid.uuid4()}")
         msg_id = next_id()
         try:
-            frame = encode(Envelope("req", msg_id, op, dump(body), ctx))
+            frame = encode(Envelope("req", msg_id, op, dump_sparse(body), ctx))
         except (OverflowError, ValueError, TypeError) as exc:  # msgpack cannot hold it
             raise InvalidInput(f"{op} cannot be sent: {exc}", {"op": op}) from None
         self._look_at_connection()

@@ -275,6 +275,25 @@ def dump(obj: Any) -> Any:
     return obj
 
 
+def dump_sparse(obj: Any) -> Any:
+    """``dump``, leaving out the top-level fields at their defaults (``parse`` puts them
+    back): what a client sends, so that a gateway from before a field was added still
+    takes a request that does not use it (it refuses a field it does not know)."""
+    out = dump(obj)
+    schema = _SCHEMAS.get(type(obj))
+    if schema is None:
+        return out
+    for f in schema:
+        if not f.required and _is_default(out[f.name], f.default):
+            del out[f.name]
+    return out
+
+
+def _is_default(value: Any, default: Any) -> bool:
+    """Equal and of one type (``False == 0``, and a tuple default is not a list)."""
+    return value is default or (type(value) is type(default) and value == default)
+
+
 def _dump_value(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [dump(v) for v in value]
@@ -287,5 +306,5 @@ def is_message(cls: type) -> bool:
     return cls in _SCHEMAS
 
 
-__all__ = ["SchemaError", "dump", "is_message", "message", "parse"]
+__all__ = ["SchemaError", "dump", "dump_sparse", "is_message", "message", "parse"]
 _ = typing  # keep typing imported for get_type_hints on string annotations
