@@ -454,7 +454,7 @@ class Database:
         error (the file found damaged, memory not restored): the queued writes fail, a
         batch already in the thread ends, the connections close (aiosqlite's thread
         with them, which the process would otherwise wait for) and the lock goes.
-        Nothing after ``close``."""
+        It does nothing once ``close`` has run."""
         if self._conn is None:
             return
         queued, self._committed, self._pending = self._committed, None, []
