@@ -171,7 +171,6 @@ class Gateway(Actor):
         for vtype in await self.store.open():
             self.types.add(vtype)
         self.spawn(self.store.db.flusher())
-        self.spawn(self.store.db.watch())
         await self._seed_types()
         await self.volume_types.load()
         await self.user_messages.load()

@@ -118,7 +118,6 @@ class QuotaActor(Actor):
         await self.db.open()
         await self._load()
         self.spawn(self.db.flusher())
-        self.spawn(self.db.watch())
         await self._expire()
         self.every(EXPIRE_EVERY_S, self._expire)
         self.bind(self.cfg.quota, domain="quota")

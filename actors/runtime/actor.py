@@ -70,7 +70,7 @@ from cinderblock.actors.flow.history import FlowHistory
 from cinderblock.actors.flow.reply import recent_reply
 from cinderblock.actors.runtime.collector import WATCH as COLLECTOR
 from cinderblock.actors.runtime.collector import freeze_what_started
-from cinderblock.actors.runtime.database import Database
+from cinderblock.actors.runtime.database import Database, DatabaseDamaged
 from cinderblock.actors.runtime.events import EventPublisher
 from cinderblock.actors.runtime.logs import REQUEST
 from cinderblock.actors.runtime.peer_turns import PeerTurns
@@ -280,6 +280,7 @@ class Actor:
         self._links: list[Link] = []
         self._handlers: dict[str, tuple[Handler, bool]] = {}
         self._stop = asyncio.Event()
+        self._stopped_by: DatabaseDamaged | None = None  # what stopped it, if not a signal
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handling: set[asyncio.Task[Any]] = set()  # running async handlers
         self._accepting = True
@@ -472,6 +473,9 @@ class Actor:
                     await self._wind_down()
                     raise
                 self.every(self.heartbeat_s, self._heartbeat)
+                db = self.database()
+                if db is not None:
+                    self.spawn(self._watch(db))
                 frozen = freeze_what_started()
                 log.info("%s started (%d objects kept out of the collector's walks)",
                          self.name, frozen)
@@ -486,6 +490,18 @@ class Actor:
                 monitor.close()
             if self._auth is not None:
                 self._auth.stop()
+        if self._stopped_by is not None:
+            raise self._stopped_by
+
+    async def _watch(self, db: Database) -> None:
+        """The actor's file found damaged (``Database.watch``): stop as on SIGTERM (the
+        running handlers finish, the waiting ones are refused, the file is closed), then
+        end ``run`` with the error, which the process exits on as on a refused start."""
+        try:
+            await db.watch()
+        except DatabaseDamaged as exc:
+            self._stopped_by = exc
+            self.stop()
 
     async def _let_go_of_database(self) -> None:
         """After a stop on an error, which skipped ``on_stop``: the file is let go of

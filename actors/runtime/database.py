@@ -252,9 +252,9 @@ class Database:
             raise
 
     async def watch(self) -> None:
-        """Run while the actor runs (owned by it): check a file the start did not wait
-        to check, then wait; raise ``DatabaseDamaged`` once anything finds the file
-        damaged (module text), which stops the actor."""
+        """Run while the actor runs (the actor shell does: ``Actor._watch``): check a
+        file the start did not wait to check, then wait; raise ``DatabaseDamaged`` once
+        anything finds the file damaged (module text), which stops the actor."""
         assert self._damage is not None, "database is not open"
         if not self.checked:
             await self._check_aside()
