@@ -41,7 +41,9 @@ SIGTERM/SIGINT (or ``stop()``) wind the actor down in this order:
 A failed ``on_start`` winds down the same way (``on_stop`` closes whatever
 the start had opened, so it must cope with a partial start), then raises.
 A periodic job (``every``) that raises is logged and runs again next time;
-it never takes its actor down.
+it never takes its actor down. Its database found damaged does (``_watch``): the
+actor winds down the same way, then ``run`` raises ``DatabaseDamaged``. A task
+that fails ends the actor at once; it still lets go of its database file.
 
 Every actor runs its flows through ``run_flow``, which keeps their traces in
 the actor's ``FlowHistory``, and answers ``flow.recent`` from it.
