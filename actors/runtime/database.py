@@ -55,8 +55,8 @@ The damage check reads the whole file (about a second a gigabyte here), so a sta
 waits for it only where it is cheap or needed: a file of at most
 ``check_before_start_bytes`` (the cluster file's ``check_before_start_mb``), one
 that is about to be migrated, or one marked damaged. A larger file is checked right
-after the start, in a thread of its own on a read-only connection, while the actor
-answers (``watch``). Whatever finds the file damaged (that check, or SQLite while the
+after the start, on the read-only connection and thread of ``read_aside``, while
+the actor answers (``watch``). Whatever finds the file damaged (that check, or SQLite while the
 actor reads or writes it: ``note_damage``) writes ``<file>.damaged`` and stops the actor with
 ``DatabaseDamaged``, which its process exits on as on a refused start: the
 supervisor does not start it again. The next start checks the file before answering
@@ -78,7 +78,6 @@ import fcntl
 import logging
 import os
 import sqlite3
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
@@ -97,6 +96,7 @@ Failure = tuple[BaseException, Callable[[], None] | None]  # an error, what rest
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 CHECK_BEFORE_START_BYTES = 256 * 2**20  # checked before the start (a fraction of a second)
+WHOLE = "whole"  # how ``integrity`` begins once PRAGMA quick_check found the file whole
 INLINE_SYNCHRONOUS = frozenset({"OFF", "NORMAL"})  # commits that do not wait for fsync
 CHECKPOINT_BATCHES = 250  # commits on the loop between checkpoints in the thread
 
@@ -108,8 +108,7 @@ class Database:
                  check_before_start_bytes: int = CHECK_BEFORE_START_BYTES) -> None:
         self.path = path
         self._check_before_start_bytes = check_before_start_bytes
-        self.checked = False  # PRAGMA quick_check found the file whole (before or after)
-        self.integrity = "not checked"  # what health shows of the check
+        self.integrity = "not checked"  # what PRAGMA quick_check found (health shows it)
         self._damage: asyncio.Future[DatabaseDamaged] | None = None  # what found it damaged
         self._reread = reread
         self._not_restored: MemoryNotRestored | None = None
@@ -138,6 +137,11 @@ class Database:
     def created_marker(self) -> Path:
         """Written once the file exists with its tables: from then on it holds data."""
         return self.path.with_name(self.path.name + ".created")
+
+    @property
+    def checked(self) -> bool:
+        """PRAGMA quick_check found the file whole (before the start or after)."""
+        return self.integrity.startswith(WHOLE)
 
     @property
     def damaged_marker(self) -> Path:
@@ -204,7 +208,7 @@ class Database:
         try:
             if check_now or _version(conn) != self.version:  # never migrate a damaged file
                 _check_integrity(self.path, conn)
-                self.checked, self.integrity = True, "whole (checked before the start)"
+                self.integrity = f"{WHOLE} (checked before the start)"
                 if self.damaged_marker.exists():
                     log.warning("%s was found damaged before; PRAGMA quick_check now finds "
                                 "it whole (removing %s)", self.path, self.damaged_marker)
@@ -243,13 +247,16 @@ class Database:
         connection in a thread of its own, one at a time: it never waits for, nor holds
         up, what the database thread does (the start's reads, checkpoints, and with
         ``FULL`` every commit), however many are asked for at once."""
-        if self._aside is None:
-            self._aside = _ReaderAside(self.path)
         try:
-            return await self._aside.fetchall(sql, params)
+            return await self._reader_aside().fetchall(sql, params)
         except sqlite3.DatabaseError as exc:
             self._raise_if_damaged(exc)
             raise
+
+    def _reader_aside(self) -> _ReaderAside:
+        if self._aside is None:
+            self._aside = _ReaderAside(self.path)
+        return self._aside
 
     async def watch(self) -> None:
         """Run while the actor runs (the actor shell does: ``Actor._watch``): check a
@@ -263,8 +270,9 @@ class Database:
     async def _check_aside(self) -> None:
         started = asyncio.get_running_loop().time()
         self.integrity = "being checked (after the start)"
-        try:
-            problems = await _quick_check_aside(self.path)
+        try:  # aside: a stop interrupts it (close), sorted pages wait for it
+            problems = [row[0] for row in
+                        await self._reader_aside().fetchall("PRAGMA quick_check", ())]
         except sqlite3.DatabaseError as exc:  # SQLite could not even walk it
             if self.note_damage(exc, "by the check after the start") is None:
                 self.integrity = f"not checked: {exc}"
@@ -274,7 +282,7 @@ class Database:
             self._found_damaged(f"{_damage_text(problems)}, found by the check after the start")
             return
         took = asyncio.get_running_loop().time() - started
-        self.checked, self.integrity = True, f"whole (checked after the start in {took:.1f} s)"
+        self.integrity = f"{WHOLE} (checked after the start in {took:.1f} s)"
         log.info("%s checked after the start: whole (%.1f s)", self.path, took)
 
     def _raise_if_damaged(self, exc: sqlite3.DatabaseError) -> None:
@@ -587,32 +595,6 @@ class _ReaderAside:
                 self._conn.interrupt()  # a read running now ends at once
         await asyncio.wrap_future(self._thread.submit(self._close))
         self._thread.shutdown()
-
-
-async def _quick_check_aside(path: Path) -> list[Any]:
-    """``PRAGMA quick_check`` in a thread of its own on a read-only connection (the
-    actor's reads and writes go on meanwhile); cancelled, it interrupts SQLite."""
-    opened: list[sqlite3.Connection] = []
-    cancelled = threading.Event()
-
-    def check() -> list[Any]:
-        conn = open_read_only(path)
-        opened.append(conn)
-        try:
-            if cancelled.is_set():
-                return []
-            return [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
-        finally:
-            conn.close()
-
-    try:
-        return await asyncio.to_thread(check)
-    except asyncio.CancelledError:
-        cancelled.set()
-        for conn in opened:
-            with contextlib.suppress(sqlite3.ProgrammingError):  # closed already
-                conn.interrupt()
-        raise
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
