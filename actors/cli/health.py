@@ -38,7 +38,8 @@ COLUMNS = (Column("actor", "Actor"), Column("healthy", "Healthy"),
            Column("pid", "PID"), Column("uptime_s", "Uptime (s)"),
            Column("restarts", "Restarts"), Column("handled", "Handled"),
            Column("pending_calls", "Pending Calls"), Column("queued", "Queued"),
-           Column("database", "Database"), Column("flows_running", "Flows Running"),
+           Column("database", "Database"), Column("integrity", "Integrity"),
+           Column("flows_running", "Flows Running"),
            Column("flows_failed", "Flows Failed"))
 
 
@@ -57,11 +58,20 @@ class ActorHealth:
     def row(self) -> tuple[Any, ...]:
         s = self.stats
         if s is None:
-            return (self.actor, False, self.via_gateway, self.direct, *([None] * 9))
+            return (self.actor, False, self.via_gateway, self.direct, *([None] * 10))
         return (self.actor, self.healthy, self.via_gateway, self.direct, s.pid, s.uptime_s,
                 s.restarts, s.handled, s.pending_calls,
                 sum(n for q, n in s.queues.items() if q != "tasks"),
-                s.database.get("state"), s.flows.get("running"), s.flows.get("failed"))
+                s.database.get("state"), integrity_word(s.database.get("integrity")),
+                s.flows.get("running"), s.flows.get("failed"))
+
+
+def integrity_word(integrity: str | None) -> str | None:
+    """What the last check of an actor's file found, without when and how long: "whole",
+    "being checked", "not checked" or "damaged" (the JSON output has the whole text)."""
+    if integrity is None:
+        return None
+    return integrity.split(" (", 1)[0].split(":", 1)[0]
 
 
 def add_health(sub: Any, common: argparse.ArgumentParser,
@@ -142,6 +152,8 @@ def _judge(entry: ActorHealth) -> None:
     state = entry.stats.database.get("state", "none")
     if state not in ("ok", "none"):
         entry.problems.append(f"database {state}")
+    if integrity_word(entry.stats.database.get("integrity")) == "damaged":
+        entry.problems.append(f"database {entry.stats.database['integrity']}")
     if entry.direct not in ("up", "-"):
         entry.problems.append(f"its own endpoint: {entry.direct}")
 

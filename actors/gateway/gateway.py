@@ -114,7 +114,7 @@ class Gateway(Actor):
         # default); the journal's outbox then tries again, a flow fails and reverts
         self.quota_timeout_s = QUOTA_CALL_STALE_TIMES * cfg.stale_after_s
         self.store = GatewayStore(cfg.path("gateway.db"), cfg.synchronous,
-                                  cfg.check_before_start_bytes)
+                                  cfg.check_before_start_bytes, cfg.check_every_s)
         self.types = TypeCatalog()
         self.zones: Collection[str] = cfg.zones
         self.default_zone = DEFAULT_ZONE

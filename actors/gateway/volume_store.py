@@ -65,6 +65,7 @@ from cinderblock.actors.gateway.snapshot_store import (
 )
 from cinderblock.actors.runtime.database import (
     CHECK_BEFORE_START_BYTES,
+    CHECK_EVERY_S,
     Database,
     Reread,
     open_read_only,
@@ -338,12 +339,14 @@ class Volumes(RowRecords[VolumeRecord]):
 
 class GatewayStore:
     def __init__(self, path: Path, synchronous: str,
-                 check_before_start_bytes: int = CHECK_BEFORE_START_BYTES) -> None:
+                 check_before_start_bytes: int = CHECK_BEFORE_START_BYTES,
+                 check_every_s: float = CHECK_EVERY_S) -> None:
         schema = (SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA
                   + DELETE_REQUESTS_SCHEMA)
         self.db = Database(path, schema, synchronous, version=SCHEMA_VERSION,
                            migrations=MIGRATIONS, reread=self.reread,
-                           check_before_start_bytes=check_before_start_bytes)
+                           check_before_start_bytes=check_before_start_bytes,
+                           check_every_s=check_every_s)
         self._other_rows: tuple[Reread, ...] = ()  # the other owners of rows in this file
         self.journal = QuotaJournal(self.db)  # what the gateway owes the quota actor
         # volume id -> the quota reservation of its extend in progress (pending_extends)

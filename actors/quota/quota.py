@@ -94,7 +94,8 @@ class QuotaActor(Actor):
         self.db = Database(cfg.path("quota.db"), SCHEMA, cfg.synchronous,
                            version=SCHEMA_VERSION, migrations=MIGRATIONS,
                            reread=self._reread,
-                           check_before_start_bytes=cfg.check_before_start_bytes)
+                           check_before_start_bytes=cfg.check_before_start_bytes,
+                           check_every_s=cfg.check_every_s)
 
     def handlers(self) -> dict[str, Any]:
         return {

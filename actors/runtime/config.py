@@ -95,6 +95,7 @@ class ClusterConfig:
     # a database file (with its WAL) up to this size is checked before its actor answers;
     # a larger one right after, while it answers (actors/runtime/database.py)
     check_before_start_mb: float = 256.0
+    check_every_hours: float = 24.0  # and again while its actor runs (0: never)
     security: bool = True  # CURVE on every socket, identities from keys (off: bench only)
     volume_types: dict[str, dict[str, str]] = field(default_factory=dict)
     quota_defaults: dict[str, int] = field(default_factory=dict)
@@ -123,6 +124,10 @@ class ClusterConfig:
     @property
     def check_before_start_bytes(self) -> int:
         return int(self.check_before_start_mb * 2**20)
+
+    @property
+    def check_every_s(self) -> float:
+        return self.check_every_hours * 3600.0
 
     def for_node(self, host: str) -> ClusterConfig:
         """The config as the node ``host`` runs it: its own data directory, if the
@@ -289,6 +294,9 @@ def _check_values(cfg: ClusterConfig) -> None:
     _require(math.isfinite(cfg.check_before_start_mb) and cfg.check_before_start_mb >= 0,
              "check_before_start_mb",
              f"must be 0 or more (megabytes), got {_shown(cfg.check_before_start_mb)}")
+    _require(math.isfinite(cfg.check_every_hours) and cfg.check_every_hours >= 0,
+             "check_every_hours",
+             f"must be 0 (never) or more, got {_shown(cfg.check_every_hours)}")
     _require(cfg.synchronous in SYNCHRONOUS, "synchronous",
              f"expected one of {', '.join(SYNCHRONOUS)}, got {_shown(cfg.synchronous)}")
     for name, actor in cfg.actors.items():

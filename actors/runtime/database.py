@@ -55,9 +55,14 @@ The damage check reads the whole file (about a second a gigabyte here), so a sta
 waits for it only where it is cheap or needed: a file of at most
 ``check_before_start_bytes`` (the cluster file's ``check_before_start_mb``), one
 that is about to be migrated, or one marked damaged. A larger file is checked right
-after the start, on the read-only connection and thread of ``read_aside``, while
-the actor answers (``watch``). Whatever finds the file damaged (that check, or SQLite while the
-actor reads or writes it: ``note_damage``) writes ``<file>.damaged`` and stops the actor with
+after the start, while the actor answers (``watch``), and every file is checked again
+every ``check_every_s`` while its actor runs (the cluster file's ``check_every_hours``),
+so that damage in pages nobody reads is found while the backups still hold them whole.
+These checks run on a read-only connection and a thread of their own, as one read
+transaction (they see the file as it was when they began, and writes go on meanwhile);
+they hold up no other read, and a stop interrupts them. Whatever finds the file damaged
+(a check, or SQLite while the actor reads or writes it: ``note_damage``) writes
+``<file>.damaged`` and stops the actor with
 ``DatabaseDamaged``, which its process exits on as on a refused start: the
 supervisor does not start it again. The next start checks the file before answering
 whatever its size, refuses it while it is damaged, and removes the marker once the
@@ -78,6 +83,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
@@ -96,6 +102,7 @@ Failure = tuple[BaseException, Callable[[], None] | None]  # an error, what rest
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 CHECK_BEFORE_START_BYTES = 256 * 2**20  # checked before the start (a fraction of a second)
+CHECK_EVERY_S = 24 * 3600.0  # checked again while its actor runs (0: never)
 WHOLE = "whole"  # how ``integrity`` begins once PRAGMA quick_check found the file whole
 INLINE_SYNCHRONOUS = frozenset({"OFF", "NORMAL"})  # commits that do not wait for fsync
 CHECKPOINT_BATCHES = 250  # commits on the loop between checkpoints in the thread
@@ -105,9 +112,11 @@ class Database:
     def __init__(self, path: Path, schema: str, synchronous: str = "NORMAL", *,
                  version: int = 1, migrations: dict[int, str] | None = None,
                  reread: Reread | None = None,
-                 check_before_start_bytes: int = CHECK_BEFORE_START_BYTES) -> None:
+                 check_before_start_bytes: int = CHECK_BEFORE_START_BYTES,
+                 check_every_s: float = CHECK_EVERY_S) -> None:
         self.path = path
         self._check_before_start_bytes = check_before_start_bytes
+        self._check_every_s = check_every_s
         self.integrity = "not checked"  # what PRAGMA quick_check found (health shows it)
         self._damage: asyncio.Future[DatabaseDamaged] | None = None  # what found it damaged
         self._reread = reread
@@ -132,6 +141,7 @@ class Database:
         self.largest_batch = 0
         self._owner = -1
         self._aside: _ReaderAside | None = None  # long reads (read_aside), made when first asked
+        self._checker: _ReaderAside | None = None  # the check running while the actor does
 
     @property
     def created_marker(self) -> Path:
@@ -260,30 +270,47 @@ class Database:
 
     async def watch(self) -> None:
         """Run while the actor runs (the actor shell does: ``Actor._watch``): check a
-        file the start did not wait to check, then wait; raise ``DatabaseDamaged`` once
-        anything finds the file damaged (module text), which stops the actor."""
+        file the start did not wait to check, then again every ``check_every_s``; raise
+        ``DatabaseDamaged`` once anything finds the file damaged (module text), which
+        stops the actor."""
         assert self._damage is not None, "database is not open"
         if not self.checked:
-            await self._check_aside()
+            await self._check_aside("after the start")
+        while self._check_every_s > 0 and self._open_and_whole():
+            await asyncio.wait([self._damage], timeout=self._check_every_s)
+            if self._open_and_whole():
+                await self._check_aside("again")
         raise await self._damage
 
-    async def _check_aside(self) -> None:
-        started = asyncio.get_running_loop().time()
-        self.integrity = "being checked (after the start)"
-        try:  # aside: a stop interrupts it (close), sorted pages wait for it
-            problems = [row[0] for row in
-                        await self._reader_aside().fetchall("PRAGMA quick_check", ())]
-        except sqlite3.DatabaseError as exc:  # SQLite could not even walk it
-            if self.note_damage(exc, "by the check after the start") is None:
-                self.integrity = f"not checked: {exc}"
-                log.warning("%s could not be checked after the start: %s", self.path, exc)
+    def _open_and_whole(self) -> bool:
+        return self._conn is not None and self._damage is not None and not self._damage.done()
+
+    async def _check_aside(self, when: str) -> None:
+        """``PRAGMA quick_check`` on a read-only connection and thread of its own: it holds
+        up no write, read or sorted page, and a stop interrupts it (``close``)."""
+        started, wall = time.monotonic(), time.time()
+        if not self.checked:
+            self.integrity = f"being checked ({when})"
+        checker = self._checker = _ReaderAside(self.path)
+        try:
+            problems = [row[0] for row in await checker.fetchall("PRAGMA quick_check", ())]
+        except sqlite3.DatabaseError as exc:
+            if checker.closed:
+                return  # the actor stops: closing interrupted the check
+            if self.note_damage(exc, f"by the check {when}") is None:  # could not even walk it
+                self.integrity = f"not checked ({when}): {exc}"
+                log.warning("%s could not be checked %s: %s", self.path, when, exc)
             return
+        finally:
+            self._checker = None
+            await checker.close()
         if problems != ["ok"]:
-            self._found_damaged(f"{_damage_text(problems)}, found by the check after the start")
+            self._found_damaged(f"{_damage_text(problems)}, found by the check {when}")
             return
-        took = asyncio.get_running_loop().time() - started
-        self.integrity = f"{WHOLE} (checked after the start in {took:.1f} s)"
-        log.info("%s checked after the start: whole (%.1f s)", self.path, took)
+        took = time.monotonic() - started
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+        self.integrity = f"{WHOLE} (checked {when} in {took:.1f} s, at {at})"
+        log.info("%s checked %s: whole (%.1f s)", self.path, when, took)
 
     def _raise_if_damaged(self, exc: sqlite3.DatabaseError) -> None:
         """A read failed: ``DatabaseDamaged`` instead if SQLite said the file is."""
@@ -476,9 +503,10 @@ class Database:
         await self._close_connections()
 
     async def _close_connections(self) -> None:
-        if self._aside is not None:
-            await self._aside.close()
-            self._aside = None
+        for reader in (self._aside, self._checker):
+            if reader is not None:
+                await reader.close()
+        self._aside = self._checker = None
         if self._loop_conn is not None:
             self._loop_conn.close()
             self._loop_conn = None
@@ -569,30 +597,49 @@ def _version(conn: sqlite3.Connection) -> int:
 
 class _ReaderAside:
     """A read-only connection to a file and the one thread that uses it (``Database.
-    read_aside``): its reads go one at a time, and ``close`` interrupts the one running."""
+    read_aside``, the checks while the actor runs): its reads go one at a time, and
+    ``close`` ends them at once (the running one interrupted, the waiting ones refused)."""
+
+    INTERRUPT_EVERY_S = 0.01  # a read may not have begun when first interrupted
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._thread = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix=f"read-aside-{path.name}")
         self._conn: sqlite3.Connection | None = None  # made and used in that thread only
+        self._last: concurrent.futures.Future[list[Any]] | None = None  # the last read asked
+        self.closed = False
 
     def _fetchall(self, sql: str, params: Params) -> list[Any]:
+        if self.closed:
+            raise sqlite3.OperationalError("interrupted")
         if self._conn is None:
             self._conn = open_read_only(self._path)
         return self._conn.execute(sql, params).fetchall()
 
     async def fetchall(self, sql: str, params: Params) -> list[Any]:
-        return await asyncio.wrap_future(self._thread.submit(self._fetchall, sql, params))
+        self._last = self._thread.submit(self._fetchall, sql, params)
+        return await asyncio.wrap_future(self._last)
 
     def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
 
     async def close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.ProgrammingError):  # closed already
-                self._conn.interrupt()  # a read running now ends at once
+        """End every read asked (SQLite's interrupt is lost on a statement that has not
+        begun, so it is sent until the last read has ended), then close the connection
+        and the thread. Closing again does nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._last is not None:
+            last = asyncio.wrap_future(self._last)  # its reader hears how it ended
+            while not last.done():
+                if self._conn is not None:
+                    self._conn.interrupt()  # the thread closes it only after the last read
+                await asyncio.wait([last], timeout=self.INTERRUPT_EVERY_S)
+            if not last.cancelled():
+                last.exception()  # heard here too: not "never retrieved"
         await asyncio.wrap_future(self._thread.submit(self._close))
         self._thread.shutdown()
 

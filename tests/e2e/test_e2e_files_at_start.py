@@ -7,9 +7,11 @@ next start refuses the file before answering."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -93,6 +95,11 @@ def test_up_refuses_a_database_file_it_must_not_start_over(
 def _damaged_freelist(path: Path) -> None:
     """Damage no read of a start meets: pages are freed (a table made and dropped),
     then the first page of the free list is zeroed; ``PRAGMA quick_check`` finds it."""
+    _free_pages(path)
+    _zero_the_free_list(path)
+
+
+def _free_pages(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE spare (x BLOB)")
     conn.executemany("INSERT INTO spare VALUES (?)", [(b"x" * 3000,)] * 20)
@@ -101,6 +108,11 @@ def _damaged_freelist(path: Path) -> None:
     conn.commit()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
+
+
+def _zero_the_free_list(path: Path) -> None:
+    """Zeros over the first page of the free list ``_free_pages`` made (a write of the
+    disk's, not SQLite's: as a bad sector or a stray write would)."""
     with open(path, "r+b") as f:
         header = f.read(100)
         (page_size,), (trunk,) = struct.unpack(">H", header[16:18]), struct.unpack(
@@ -108,6 +120,8 @@ def _damaged_freelist(path: Path) -> None:
         assert trunk > 1, "no free pages"
         f.seek((trunk - 1) * page_size)
         f.write(bytes(page_size))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _gateway_stops(cluster: Cluster) -> str:
@@ -160,6 +174,38 @@ def test_damage_found_after_the_start_stops_the_actor_and_the_next_start_refuses
             SyncClient(c.gateway, project="demo", key=c.user_key("demo")) as client:
         assert [v.status for v in client.list_volumes()] == ["available"]
         assert not marker.exists()
+
+
+def test_damage_appearing_while_the_cluster_runs_is_found_by_a_check_and_stops_the_actor(
+    used_data_dir: Path, tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    shutil.copytree(used_data_dir, data_dir)
+    _DATA_DIRS.append(data_dir.resolve())
+    quota_db = data_dir / "quota.db"
+    _free_pages(quota_db)  # whole: it starts
+    # checked before the start (small), then again every second while it runs
+    cfg = replace(load(data_dir / "cluster.json"), data_dir=str(data_dir),
+                  check_every_hours=1 / 3600)
+    cluster = Cluster(cfg)
+    cluster.start(timeout=30.0)
+    try:
+        log = cluster.log_path("quota")
+        deadline = time.monotonic() + 30
+        while f"{quota_db} checked again: whole" not in log.read_text():
+            assert time.monotonic() < deadline, "no check while the cluster ran"
+            time.sleep(0.1)
+        _zero_the_free_list(quota_db)  # nothing reads or writes that page
+        assert cluster.procs["quota"].wait(30.0) == EXIT_CANNOT_START
+        said = cluster.last_words("quota")
+        assert f"quota stopped: {quota_db} is damaged (PRAGMA quick_check: " in said, said
+        assert "found by the check again" in said
+        assert (data_dir / "quota.db.damaged").exists()
+    finally:
+        cluster.stop()
+    with pytest.raises(ClusterError, match="quota exited with 78: "):
+        Cluster(cfg).start(timeout=30.0)
+    assert not actor_pids_for(data_dir.resolve())
 
 
 def test_a_cluster_starts_again_over_its_own_files_with_what_they_hold(

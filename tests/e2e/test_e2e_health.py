@@ -39,6 +39,11 @@ def test_health_is_0_on_a_healthy_cluster_and_1_with_an_actor_killed(
     assert actors["quota"]["direct"] == "-"  # with keys it admits actors alone: via the gateway
     table = run_cli("health", "--data-dir", cluster.cfg.data_dir)
     assert table.returncode == 0 and "healthy: 5 actors answer" in table.stdout
+    assert "Integrity" in table.stdout
+    rows = {line.split()[1]: line for line in table.stdout.splitlines()
+            if line.startswith("|") and line.split()[1] in actors}
+    for owner in ("gateway", "quota"):  # what the check found, without when
+        assert "| whole " in rows[owner] and "before the start" not in rows[owner]
 
     os.kill(pids["node-2"], signal.SIGKILL)
     cluster.cluster.procs["node-2"].wait()

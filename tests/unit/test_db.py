@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -321,6 +323,71 @@ async def test_a_whole_large_file_checked_after_the_start_serves_on(tmp_path: Pa
             task.cancel()
         await asyncio.gather(watch, flusher, return_exceptions=True)
         await db.close()
+
+
+async def test_a_file_is_checked_again_while_its_actor_runs_and_damage_then_stops_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path)
+    db = Database(path, SCHEMA, check_every_s=0.2)  # small: checked before the start too
+    await db.open()
+    flusher = asyncio.create_task(db.flusher())
+    watch = asyncio.create_task(db.watch())
+    try:
+        assert db.integrity == "whole (checked before the start)"
+        await eventually(lambda: db.integrity.startswith("whole (checked again in "),
+                         timeout=30)
+        await db.write("INSERT INTO t VALUES ('during', 1)")  # it serves on
+        assert not watch.done() and not db.damaged_marker.exists()
+        _zero_a_page(path)  # damage in a page nobody reads, found by the next check
+        with pytest.raises(DatabaseDamaged, match="found by the check again") as found:
+            await asyncio.wait_for(watch, 30)
+        assert "Page 11: btreeInitPage()" in str(found.value)
+        assert db.damaged_marker.exists()
+        assert db.integrity.startswith("damaged (PRAGMA quick_check: ")
+    finally:
+        flusher.cancel()
+        await asyncio.gather(flusher, return_exceptions=True)
+        await db.close()
+
+
+async def test_a_stop_interrupts_a_check_while_the_actor_runs_and_no_other_begins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "a.db"
+    await _made_with_rows(path)
+    checkers: list[object] = []
+    began = threading.Event()
+
+    class SlowChecks(database._ReaderAside):
+        """Counted; a check runs a read of seconds instead (had it ended, its answer
+        would not be "ok": the file would be marked damaged)."""
+
+        def __init__(self, path: Path) -> None:
+            super().__init__(path)
+            checkers.append(self)
+
+        def _fetchall(self, sql: str, params: database.Params) -> list[Any]:
+            began.set()
+            return super()._fetchall(SLOW_COUNT if sql == "PRAGMA quick_check" else sql, params)
+
+    monkeypatch.setattr(database, "_ReaderAside", SlowChecks)
+    db = Database(path, SCHEMA, check_every_s=0.05)
+    await db.open()
+    watch = asyncio.create_task(db.watch())
+    try:
+        assert await asyncio.get_running_loop().run_in_executor(None, began.wait, 30)
+    finally:
+        started = time.monotonic()
+        await asyncio.wait_for(db.close(), 10)
+    assert time.monotonic() - started < 1.0  # interrupted, not waited for
+    await asyncio.sleep(0.3)
+    assert len(checkers) == 1  # closed: no other check begins
+    assert not watch.done()  # an interrupted check found nothing
+    assert not db.damaged_marker.exists() and not db.integrity.startswith("damaged")
+    watch.cancel()
+    await asyncio.gather(watch, return_exceptions=True)
 
 
 async def test_a_small_file_is_checked_before_the_start(tmp_path: Path) -> None:
