@@ -23,6 +23,10 @@ unlimited in this cluster, so the quota actor's usage need not count them):
   ``name:desc`` after the first page (no index holds these orders: SQLite reads every
   row of the project's listing, in the gateway's database thread, so this grows with
   the project; kept apart from ``page_ms`` and its ratios);
+* ``neighbour_sorted_page_ms``: the median time of another project's page of 20 by
+  ``size:asc`` (it has 3 volumes), alone and while 16 tasks of the benchmark's project
+  ask for such pages without pause (what one project's flood of sorted pages costs
+  another's: they are read one at a time, those waiting by turns of the project asking);
 * creates/s and p99 with nobody listing, then while a lister pages continuously;
 * the gateway's resident memory per volume (RSS after the fill minus before, over N;
   with ``--fill direct``, of the gateway started again empty and started again full);
@@ -66,7 +70,9 @@ from cinderblock.protocol.messages.volumes import VolumeListRequest
 from cinderblock.protocol.wire.errors import CinderblockError
 
 PROJECT = "scale"
+NEIGHBOUR = "neighbour"  # another project, whose pages are timed beside the benchmark's
 PAGE = 20
+FLOODERS = 16
 
 
 @dataclass(frozen=True)
@@ -76,10 +82,14 @@ class Target:
     endpoint: str
     key: Path | None  # the benchmark project's user
     admin_key: Path | None
+    neighbour_key: Path | None = None  # a user of the NEIGHBOUR project
 
     def client(self, admin: bool = False, timeout: float = 300.0) -> Client:
         return Client(self.endpoint, project="admin" if admin else PROJECT, admin=admin,
                       timeout=timeout, key=self.admin_key if admin else self.key)
+
+    def neighbour(self, timeout: float = 300.0) -> Client:
+        return Client(self.endpoint, project=NEIGHBOUR, timeout=timeout, key=self.neighbour_key)
 
 
 def rss_bytes(pid: int) -> int:
@@ -95,11 +105,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def fill(target: Target, volumes: int, concurrency: int = 256) -> float:
-    """Create ``volumes`` volumes without waiting for each; return the fill rate."""
+async def fill(target: Target, volumes: int, concurrency: int = 256,
+               neighbour: bool = False) -> float:
+    """Create ``volumes`` volumes without waiting for each (the benchmark's project's, or
+    with ``neighbour`` the NEIGHBOUR project's); return the fill rate."""
     left = iter(range(volumes))
     start = time.perf_counter()
-    async with target.client() as client:
+    async with target.neighbour() if neighbour else target.client() as client:
 
         async def worker() -> None:
             for _ in left:
@@ -261,6 +273,31 @@ async def sorted_page_times(target: Target) -> dict[str, float]:
         return found
 
 
+async def sorted_page_beside_a_flood(target: Target) -> dict[str, float]:
+    """Median ms of another project's page of 20 by ``size:asc`` (of its few volumes),
+    alone and while ``FLOODERS`` tasks of the benchmark's project ask for such pages
+    without pause, each of which reads every row of that project's listing: what one
+    project's flood of sorted pages costs another's (such pages are read one at a time,
+    those waiting by turns of the project asking)."""
+    stop = asyncio.Event()
+    async with target.client() as flooder, target.neighbour() as neighbour:
+        page = partial(neighbour.list_volumes, sort="size:asc", limit=PAGE)
+        alone = await _median_ms(page, times=10)
+
+        async def flood() -> None:
+            while not stop.is_set():
+                await flooder.list_volumes(sort="size:asc", limit=PAGE)
+
+        floods = [asyncio.create_task(flood()) for _ in range(FLOODERS)]
+        try:
+            await asyncio.sleep(0.5)
+            beside = await _median_ms(page, times=10)
+        finally:
+            stop.set()
+            await asyncio.gather(*floods)
+    return {"alone": alone, "beside_a_flood": beside}
+
+
 async def deep_marker(target: Target, depth: int) -> str | None:
     """The id of the volume ``depth`` places down the project's listing."""
     async with target.client() as client:
@@ -361,14 +398,18 @@ def run(volumes: int, creates: int, fill_with: str = "client", attached: int = 0
         cfg = with_quota_defaults(embedded(Path(tmp), backend="null", nodes=2),
                                   volumes=-1, gigabytes=-1)
         with Cluster(cfg) as cluster:
-            add_user(Path(tmp), PROJECT, PROJECT, ("member",))
-            target = Target(cfg.gateway, cluster.key(PROJECT), cluster.key("admin"))
+            for project in (PROJECT, NEIGHBOUR):
+                add_user(Path(tmp), project, project, ("member",))
+            target = Target(cfg.gateway, cluster.key(PROJECT), cluster.key("admin"),
+                            cluster.key(NEIGHBOUR))
             gateway_pid = cluster.pids()["gateway"]
             result: dict[str, Any] = {"volumes": volumes, "fill": fill_with}
             asyncio.run(fill(target, PAGE * 2))
+            asyncio.run(fill(target, 3, neighbour=True))
             result["empty"] = {
                 "page_ms": asyncio.run(page_times(target, PAGE * 2)),
                 "sorted_page_ms": asyncio.run(sorted_page_times(target)),
+                "neighbour_sorted_page_ms": asyncio.run(sorted_page_beside_a_flood(target)),
                 "no_lister": asyncio.run(creates_while(target, creates, False)),
                 "with_lister": asyncio.run(creates_while(target, creates, True)),
             }
@@ -389,6 +430,7 @@ def run(volumes: int, creates: int, fill_with: str = "client", attached: int = 0
             result["full"] = {
                 "page_ms": asyncio.run(page_times(target, held)),
                 "sorted_page_ms": asyncio.run(sorted_page_times(target)),
+                "neighbour_sorted_page_ms": asyncio.run(sorted_page_beside_a_flood(target)),
                 "no_lister": asyncio.run(creates_while(target, creates, False)),
                 "with_lister": asyncio.run(creates_while(target, creates, True)),
             }

@@ -372,7 +372,8 @@ class Gateway(Actor):
         listing = partial(volumes.listing, project, status=body.status, name=body.name,
                           metadata=body.metadata, oldest_first=body.oldest_first)
         if body.sort is not None:
-            listing = read_already(await self._sorted_listing(body, project))
+            listing = read_already(await self._sorted_listing(body, project,
+                                                              req.ctx.project_id))
         found, next_marker = page(
             volumes.get, listing, project,
             lambda rec: passes_filters(rec, body.status, body.name, body.metadata),
@@ -380,15 +381,15 @@ class Gateway(Actor):
         )
         return VolumeList(tuple(rec.view() for rec in found), next_marker)
 
-    async def _sorted_listing(self, body: VolumeListRequest, project: str | None
-                              ) -> BoundedScan[VolumeRecord]:
+    async def _sorted_listing(self, body: VolumeListRequest, project: str | None,
+                              asker: str) -> BoundedScan[VolumeRecord]:
         """A page in another order than by creation (``GatewayStore.sorted_page``),
         after the marker's record."""
         assert body.sort is not None
         volumes, size = self.store.volumes, page_size(body.limit)
         return await self.store.sorted_page(volumes, volumes.sorted_listing(
             project, body.sort, marker_record(volumes.get, project, body.marker),
-            body.status, body.name, body.metadata, size + 1), size)
+            body.status, body.name, body.metadata, size + 1), size, asker)
 
     def on_volume_watch(self, req: Request) -> VolumeList:
         views = []

@@ -400,7 +400,8 @@ class GatewayLifecycle:
             size = page_size(body.limit)
             scan = await self.store.sorted_page(snapshots, snapshots.sorted_listing(
                 project, body.sort, marker_record(snapshots.get, project, body.marker),
-                body.volume_id, body.status, body.name, body.metadata, size + 1), size)
+                body.volume_id, body.status, body.name, body.metadata, size + 1), size,
+                req.ctx.project_id)
             listing = read_already(scan)
         found, next_marker = page(
             snapshots.get, listing, project,

@@ -413,13 +413,13 @@ class GatewayStore:
         return self.types.get(type_id or "") or VolumeType(type_id or "", "(deleted type)")
 
     async def sorted_page(self, records: RowRecords[R], statement: tuple[str, list[Any]],
-                          size: int) -> BoundedScan[R]:
+                          size: int, asker: str) -> BoundedScan[R]:
         """A page of ``size`` in another order than by creation: ``statement``'s rows
-        (``RowRecords.sorted_sql``, one more than ``size``) read aside, one page at a time
-        (SQLite reads every row of the listing to order them: ``Database.read_aside``),
-        each as memory holds it; a page that memory's filter leaves short ends at the last
-        row read."""
-        rows = await self.db.read_aside(*statement)
+        (``RowRecords.sorted_sql``, one more than ``size``) read aside, one page at a time,
+        the pages waiting served by turns of the project asking (SQLite reads every row
+        of the listing to order them: ``Database.read_aside``), each as memory holds it;
+        a page that memory's filter leaves short ends at the last row read."""
+        rows = await self.db.read_aside(*statement, whose=asker)
         return BoundedScan(list(records.records_of(rows)),
                            rows[-1][0] if len(rows) > size else None)
 

@@ -92,6 +92,7 @@ from urllib.parse import quote
 
 import aiosqlite
 
+from cinderblock.actors.runtime.fair_line import FairLine
 from cinderblock.protocol.wire.errors import InternalError
 
 log = logging.getLogger(__name__)
@@ -252,13 +253,15 @@ class Database:
             raise
         return list(rows)
 
-    async def read_aside(self, sql: str, params: Params = ()) -> list[Any]:
+    async def read_aside(self, sql: str, params: Params = (), whose: str = "") -> list[Any]:
         """A long read (a sorted page orders every row of a listing) on a read-only
         connection in a thread of its own, one at a time: it never waits for, nor holds
         up, what the database thread does (the start's reads, checkpoints, and with
-        ``FULL`` every commit), however many are asked for at once."""
+        ``FULL`` every commit), however many are asked for at once. Reads waiting their
+        turn are served by turns of ``whose`` they are (``FairLine``): one asker's many
+        reads do not hold another's behind all of them."""
         try:
-            return await self._reader_aside().fetchall(sql, params)
+            return await self._reader_aside().fetchall(sql, params, whose)
         except sqlite3.DatabaseError as exc:
             self._raise_if_damaged(exc)
             raise
@@ -595,10 +598,14 @@ def _version(conn: sqlite3.Connection) -> int:
     return version
 
 
+_Read = tuple[str, Params, "asyncio.Future[list[Any]]"]  # a read waiting, and its answer
+
+
 class _ReaderAside:
     """A read-only connection to a file and the one thread that uses it (``Database.
-    read_aside``, the checks while the actor runs): its reads go one at a time, and
-    ``close`` ends them at once (the running one interrupted, the waiting ones refused)."""
+    read_aside``, the checks while the actor runs): its reads go one at a time, those
+    waiting are served by turns of whose they are, and ``close`` ends them at once (the
+    running one interrupted, the waiting ones refused)."""
 
     INTERRUPT_EVERY_S = 0.01  # a read may not have begun when first interrupted
 
@@ -607,39 +614,67 @@ class _ReaderAside:
         self._thread = concurrent.futures.ThreadPoolExecutor(
             1, thread_name_prefix=f"read-aside-{path.name}")
         self._conn: sqlite3.Connection | None = None  # made and used in that thread only
-        self._last: concurrent.futures.Future[list[Any]] | None = None  # the last read asked
+        self._line: FairLine[_Read] = FairLine()
+        self._running: asyncio.Future[list[Any]] | None = None  # the read in the thread
         self.closed = False
 
     def _fetchall(self, sql: str, params: Params) -> list[Any]:
-        if self.closed:
-            raise sqlite3.OperationalError("interrupted")
         if self._conn is None:
             self._conn = open_read_only(self._path)
         return self._conn.execute(sql, params).fetchall()
 
-    async def fetchall(self, sql: str, params: Params) -> list[Any]:
-        self._last = self._thread.submit(self._fetchall, sql, params)
-        return await asyncio.wrap_future(self._last)
+    async def fetchall(self, sql: str, params: Params, whose: str = "") -> list[Any]:
+        if self.closed:
+            raise sqlite3.OperationalError("interrupted")
+        answer: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._line.add(whose, (sql, params, answer))
+        self._serve()
+        return await answer
+
+    def _serve(self) -> None:
+        """Start the next read whose asker still waits, unless one runs."""
+        while self._running is None and not self.closed:
+            read = self._line.next()
+            if read is None:
+                return
+            sql, params, answer = read
+            if answer.done():  # its asker stopped waiting (cancelled)
+                continue
+            self._running = asyncio.wrap_future(self._thread.submit(self._fetchall, sql, params))
+            self._running.add_done_callback(partial(self._ran, answer))
+
+    def _ran(self, answer: asyncio.Future[list[Any]], ran: asyncio.Future[list[Any]]) -> None:
+        self._running = None
+        error = None if ran.cancelled() else ran.exception()  # heard, even if not passed on
+        if answer.done():  # its asker stopped waiting
+            pass
+        elif ran.cancelled():
+            answer.cancel()
+        elif error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(ran.result())
+        self._serve()
 
     def _close(self) -> None:
         if self._conn is not None:
             self._conn.close()
 
     async def close(self) -> None:
-        """End every read asked (SQLite's interrupt is lost on a statement that has not
-        begun, so it is sent until the last read has ended), then close the connection
-        and the thread. Closing again does nothing."""
+        """Refuse the reads waiting, interrupt the one running (SQLite's interrupt is lost
+        on a statement that has not begun, so it is sent until the read has ended), then
+        close the connection and the thread. Closing again does nothing."""
         if self.closed:
             return
         self.closed = True
-        if self._last is not None:
-            last = asyncio.wrap_future(self._last)  # its reader hears how it ended
-            while not last.done():
-                if self._conn is not None:
-                    self._conn.interrupt()  # the thread closes it only after the last read
-                await asyncio.wait([last], timeout=self.INTERRUPT_EVERY_S)
-            if not last.cancelled():
-                last.exception()  # heard here too: not "never retrieved"
+        for _sql, _params, answer in self._line.clear():
+            if not answer.done():
+                answer.set_exception(sqlite3.OperationalError("interrupted"))
+        running = self._running
+        while running is not None and not running.done():
+            if self._conn is not None:
+                self._conn.interrupt()  # the thread closes it only after this read
+            await asyncio.wait([running], timeout=self.INTERRUPT_EVERY_S)
         await asyncio.wrap_future(self._thread.submit(self._close))
         self._thread.shutdown()
 

@@ -20,6 +20,9 @@ def test_a_small_scale_run_reports_pages_creates_memory_and_restart() -> None:
         sorted_pages = result[state]["sorted_page_ms"]
         assert set(sorted_pages) == {"size_asc", "name_desc"}
         assert all(ms > 0 for ms in sorted_pages.values())
+        neighbour = result[state]["neighbour_sorted_page_ms"]
+        assert set(neighbour) == {"alone", "beside_a_flood"}
+        assert all(ms > 0 for ms in neighbour.values())
         assert result[state]["no_lister"]["creates_per_s"] > 0
         assert result[state]["with_lister"]["pages_listed"] > 0
     assert result["fill_creates_per_s"] > 0

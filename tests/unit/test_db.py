@@ -483,6 +483,55 @@ async def test_closing_interrupts_a_long_read_aside(tmp_path: Path) -> None:
         await slow
 
 
+async def test_reads_aside_waiting_are_served_by_turns_of_whose_they_are(
+    tmp_path: Path,
+) -> None:
+    db = Database(tmp_path / "a.db", SCHEMA)
+    await db.open()
+    order: list[str] = []
+
+    async def read(whose: str, name: str) -> None:
+        rows = await db.read_aside("SELECT ?", (name,), whose=whose)
+        order.append(rows[0][0])
+
+    try:
+        # one project asks for four pages at once, another for one after them
+        await asyncio.gather(*(read("flooder", f"f{i}") for i in range(1, 5)),
+                             read("other", "o1"))
+        assert order == ["f1", "o1", "f2", "f3", "f4"]  # in the order asked, o1 would be last
+    finally:
+        await db.close()
+
+
+async def test_a_read_aside_whose_asker_stopped_waiting_is_not_run(tmp_path: Path) -> None:
+    db = Database(tmp_path / "a.db", SCHEMA)
+    await db.open()
+    try:
+        running = asyncio.create_task(db.read_aside(SLOW_COUNT))
+        await asyncio.sleep(0.05)
+        given_up = asyncio.create_task(db.read_aside("SELECT 'given up'"))
+        waiting = asyncio.create_task(db.read_aside("SELECT 'waited'"))
+        await asyncio.sleep(0)
+        given_up.cancel()
+        assert await waiting == [("waited",)]
+        assert running.done() and given_up.cancelled()
+    finally:
+        await db.close()
+
+
+async def test_closing_refuses_the_reads_aside_still_waiting(tmp_path: Path) -> None:
+    db = Database(tmp_path / "a.db", SCHEMA)
+    await db.open()
+    running = asyncio.create_task(db.read_aside(SLOW_COUNT))
+    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(db.read_aside("SELECT 1", whose="other"))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(db.close(), 5)
+    for read in (running, waiting):
+        with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+            await read
+
+
 async def test_a_file_of_a_newer_schema_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
     await _made_with_rows(path, rows=1)

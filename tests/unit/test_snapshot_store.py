@@ -196,7 +196,7 @@ async def test_snapshots_sorted_by_another_key_page_as_the_whole_listing_sorts(
         while True:
             after = None if marker is None else snapshots[marker]
             scan = await store.sorted_page(snapshots, snapshots.sorted_listing(
-                "demo", sort, after, None, None, None, None, 3), 2)
+                "demo", sort, after, None, None, None, None, 3), 2, "demo")
             found, marker = page(snapshots.get, partial(_read, scan), "demo",
                                  lambda rec: True, marker, 2, wire_bytes)
             seen += [rec.id for rec in found]
@@ -204,6 +204,6 @@ async def test_snapshots_sorted_by_another_key_page_as_the_whole_listing_sorts(
                 break
         assert seen == sorted(newest, key=value, reverse=direction == "desc")
         scan = await store.sorted_page(snapshots, snapshots.sorted_listing(
-            "demo", sort, None, "vol-1", None, None, None, 11), 10)
+            "demo", sort, None, "vol-1", None, None, None, 11), 10, "demo")
         assert [rec.id for rec in scan] == [s for s in seen if s in {"snap-1", "snap-3",
                                                                      "snap-5"}]

@@ -702,7 +702,7 @@ async def test_a_listing_sorted_by_another_key_pages_as_the_whole_listing_sorts(
             while True:
                 after = None if marker is None else store.volumes[marker]
                 scan = await store.sorted_page(store.volumes, store.volumes.sorted_listing(
-                    "demo", sort, after, status, None, None, 3), 2)
+                    "demo", sort, after, status, None, None, 3), 2, "demo")
                 found, marker = page(store.volumes.get, partial(_this, scan), "demo",
                                      lambda rec: status in (None, rec.status.value),
                                      marker, 2, wire_bytes)
