@@ -646,6 +646,9 @@ class Actor:
         stops the actor: ``_if_file_damaged``)."""
         log.exception("%s failed on %s", self.name, request.env.op)
         self._if_file_damaged(exc, f"by {request.env.op}")
+        if isinstance(exc, DatabaseDamaged):  # its text names the file's path: for the log
+            return InternalError(f"{request.env.op} failed: the {self.name}'s database is "
+                                 f"damaged; the {self.name} stops until a start finds it whole")
         return InternalError(f"{request.env.op} failed: {exc}")
 
     def _if_file_damaged(self, exc: Exception, when: str) -> None:

@@ -360,6 +360,32 @@ async def test_damage_a_request_meets_on_any_connection_stops_the_actor_and_mark
     assert "found by volume.show" in await _stopped_by_damage(actor, task)
 
 
+class ReaderAside(Reader):
+    """The same read through its database (``Database.read_aside``), which says damage
+    found as ``DatabaseDamaged``, whose text names the file's path."""
+
+    async def on_show(self, req: Request) -> Empty:  # type: ignore[override]
+        await self.db.read_aside("SELECT sum(v) FROM t")
+        return Empty()
+
+
+async def test_damage_met_through_the_database_tells_the_caller_without_the_files_path(
+    tmp_path: Path,
+) -> None:
+    _file_with_rows(tmp_path / "a.db")
+    actor = ReaderAside(tmp_path / "a.db")
+    task = asyncio.create_task(actor.run())
+    await asyncio.wait_for(actor.started.wait(), 10)
+    _damage_its_table(actor.db.path)
+    async with Client(actor.endpoint, timeout=5.0) as client:
+        with pytest.raises(InternalError) as caught:
+            await client.call("volume.show", VolumeRef("v"))
+    assert caught.value.message == ("volume.show failed: the reader's database is damaged; "
+                                    "the reader stops until a start finds it whole")
+    said = await _stopped_by_damage(actor, task)  # the log and the exit say where
+    assert f"{actor.db.path} is damaged" in said and "found while reading it" in said
+
+
 async def test_damage_a_periodic_job_meets_stops_the_actor_and_marks_the_file(
     tmp_path: Path,
 ) -> None:
