@@ -45,6 +45,7 @@ from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume
 from cinderblock.actors.cli.trust import add_trust
 from cinderblock.actors.cli.up import cmd_down, cmd_status, cmd_up
 from cinderblock.actors.cli.volumes import add_create_sources, add_snapshot, add_volume_lifecycle
+from cinderblock.actors.runtime.config import SYNCHRONOUS
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import AttachmentStatus
@@ -218,6 +219,17 @@ def _add_up(sub: Any) -> None:
     p.add_argument("--reconcile-every", type=_positive_float("--reconcile-every"),
                    default=None, metavar="SECONDS",
                    help="how often the gateway looks for stuck records (default 30)")
+    p.add_argument("--synchronous", choices=SYNCHRONOUS, default=None,
+                   help="SQLite durability of the actors' files (default NORMAL: a process "
+                        "crash loses nothing, a power loss the last commits; FULL: neither)")
+    p.add_argument("--check-before-start-mb", type=_not_negative("--check-before-start-mb"),
+                   default=None, metavar="MB",
+                   help="a database file up to this size is checked before its actor "
+                        "answers, a larger one right after (default 256)")
+    p.add_argument("--check-every-hours", type=_not_negative("--check-every-hours"),
+                   default=None, metavar="HOURS",
+                   help="check each database file again this often while its actor runs "
+                        "(default 24; 0: never)")
     add_log_format(p)
     p.set_defaults(run=cmd_up)
     p = sub.add_parser("down", help="stop the cluster `up` runs in --data-dir",
@@ -321,6 +333,19 @@ def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
               cmd_quota_sync)
     p.add_argument("target_project")
     p.add_argument("--dry-run", action="store_true", help="only show the differences")
+
+
+def _not_negative(name: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not (math.isfinite(value) and value >= 0):
+            raise argparse.ArgumentTypeError(f"{name} must be 0 or more, got {text!r}")
+        return value
+
+    return parse
 
 
 def _positive_float(name: str) -> Callable[[str], float]:

@@ -47,7 +47,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     _refuse_if_running(args.data_dir)
     cfg = embedded(args.data_dir, backend=args.backend, nodes=args.nodes,
                    capacity_gb=args.capacity_gb, metrics=True)
-    cfg = _with_reconcile(cfg, args.reconcile_after, args.reconcile_every)
+    cfg = _with_settings(cfg, args)
     if args.api_fronts:
         cfg = with_rest_fronts(cfg, args.api_fronts, args.api_port)
     # the last start's endpoints, when free (an --api-port asked for goes where asked)
@@ -86,15 +86,18 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_reconcile(cfg: ClusterConfig, after_s: float | None, every_s: float | None
-                    ) -> ClusterConfig:
-    """The reconciler's timing as ``--reconcile-after``/``--reconcile-every`` ask
-    (the kill suite settles in seconds, an operator keeps the defaults)."""
-    if after_s is not None:
-        cfg = replace(cfg, reconcile_after_s=after_s)
-    if every_s is not None:
-        cfg = replace(cfg, reconcile_every_s=every_s)
-    return cfg
+# the cluster file's settings that ``up`` takes as options (None: the file's default)
+UP_SETTINGS = {"reconcile_after": "reconcile_after_s", "reconcile_every": "reconcile_every_s",
+               "synchronous": "synchronous", "check_before_start_mb": "check_before_start_mb",
+               "check_every_hours": "check_every_hours"}
+
+
+def _with_settings(cfg: ClusterConfig, args: argparse.Namespace) -> ClusterConfig:
+    """The cluster file's settings as ``up``'s options ask: the reconciler's timing (the
+    kill suite settles in seconds), SQLite's durability and the files' checks."""
+    given = {field: getattr(args, option) for option, field in UP_SETTINGS.items()
+             if getattr(args, option) is not None}
+    return replace(cfg, **given)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -533,7 +533,8 @@ class Database:
             except (TimeoutError, sqlite3.Error, DatabaseDamaged) as exc:
                 state = f"error: {exc or 'no answer in time'}"
         return {"state": state, "path": str(self.path), "integrity": self.integrity,
-                "pending_writes": len(self._pending), **self.statistics()}
+                "synchronous": self._synchronous.upper(), "pending_writes": len(self._pending),
+                **self.statistics()}
 
 
 class NotTheOwner(RuntimeError):

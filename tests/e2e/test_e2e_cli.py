@@ -89,12 +89,15 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpCluster]:
     assert not (data_dir / "endpoints.json").exists(), "up removes endpoints.json on exit"
 
 
-def _wait_up(proc: subprocess.Popen[bytes], out: Path, timeout: float = 30.0) -> dict[str, int]:
+def _wait_up(proc: subprocess.Popen[bytes], out: Path, timeout: float = 30.0,
+             actors: int = 7) -> dict[str, int]:
+    """The pids ``up`` printed, once it printed ``actors`` (by default quota, scheduler,
+    gateway, 2 nodes, the REST front, the exporter)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = out.read_text()
         pids = {m[1]: int(m[2]) for m in re.finditer(r"^\s+(\S+)\s+pid (\d+)$", text, re.M)}
-        if len(pids) == 7:  # quota, scheduler, gateway, 2 nodes, the REST front, the exporter
+        if len(pids) == actors:
             return pids
         assert proc.poll() is None, f"cinderblock up exited: {text}"
         time.sleep(0.05)
@@ -304,6 +307,9 @@ def test_up_serves_cinder_s_api_and_publishes_its_endpoint(up: UpCluster) -> Non
     (["--nodes", "two"], "--nodes must be an integer, got 'two'"),
     (["--capacity-gb", "-5"], "--capacity-gb must be a positive number, got '-5'"),
     (["--capacity-gb", "nan"], "--capacity-gb must be a positive number, got 'nan'"),
+    (["--check-every-hours", "-1"], "--check-every-hours must be 0 or more, got '-1'"),
+    (["--check-before-start-mb", "all"], "--check-before-start-mb must be a number, got 'all'"),
+    (["--synchronous", "SOMETIMES"], "--synchronous: invalid choice: 'SOMETIMES'"),
 ])
 def test_up_refuses_a_bad_shape_before_starting_anything(
     tmp_path: Path, args: list[str], says: str,
@@ -311,6 +317,37 @@ def test_up_refuses_a_bad_shape_before_starting_anything(
     done = run_cli("up", "--data-dir", str(tmp_path / "never"), *args)
     assert says in _one_error_line(done, "usage")
     assert done.returncode == 2 and not (tmp_path / "never").exists()
+
+
+def test_up_runs_its_actors_with_the_durability_and_checks_it_is_given(tmp_path: Path) -> None:
+    data_dir = tmp_path / "up"
+    data_dir.mkdir()
+    _DATA_DIRS.append(data_dir.resolve())
+    out = data_dir / "up.out"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen(
+            [CINDERBLOCK, "up", "--data-dir", str(data_dir), "--api-fronts", "0",
+             "--synchronous", "FULL", "--check-before-start-mb", "0",
+             "--check-every-hours", str(1 / 3600)],
+            stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    pids: dict[str, int] = {}
+    try:
+        pids = _wait_up(proc, out, actors=6)
+        cfg = load(data_dir / "cluster.json")
+        assert (cfg.synchronous, cfg.check_before_start_mb, cfg.check_every_hours) == \
+            ("FULL", 0.0, 1 / 3600)
+        deadline = time.monotonic() + 30
+        while True:  # checked after the start (0 MB), then again every second
+            done = run_cli("health", "--data-dir", str(data_dir), "-f", "json")
+            stats = {a["actor"]: a["stats"] for a in json.loads(done.stdout)["actors"]}
+            databases = [stats[owner]["database"] for owner in ("gateway", "quota")]
+            assert all(db["synchronous"] == "FULL" for db in databases), databases
+            if all(db["integrity"].startswith("whole (checked again in ") for db in databases):
+                break
+            assert time.monotonic() < deadline, databases
+            time.sleep(0.2)
+    finally:
+        _stop_up(proc, pids)
 
 
 def test_without_a_running_cluster_the_cli_says_so_in_one_line(tmp_path: Path) -> None:
