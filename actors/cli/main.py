@@ -336,26 +336,23 @@ def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _not_negative(name: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not (math.isfinite(value) and value >= 0):
-            raise argparse.ArgumentTypeError(f"{name} must be 0 or more, got {text!r}")
-        return value
-
-    return parse
+    return _number(name, zero=True)
 
 
 def _positive_float(name: str) -> Callable[[str], float]:
+    return _number(name, zero=False)
+
+
+def _number(name: str, zero: bool) -> Callable[[str], float]:
+    """A finite number above 0 (or with ``zero``, 0 or more), else a usage error."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not (math.isfinite(value) and value > 0):
-            raise argparse.ArgumentTypeError(f"{name} must be a positive number, got {text!r}")
+        if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+            must = "0 or more" if zero else "a positive number"
+            raise argparse.ArgumentTypeError(f"{name} must be {must}, got {text!r}")
         return value
 
     return parse
