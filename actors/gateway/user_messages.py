@@ -4,16 +4,18 @@ As Cinder's ``message`` API: when a scheduler's or a node's report moves a volum
 ``error`` or ``error_deleting`` with a reason, the gateway records one message (the
 action and the reason) for the volume's project, in its SQLite file (table
 ``user_messages``). Messages expire after 30 days (Cinder's ``message_ttl``); at most
-``MAX_KEPT`` are kept (the oldest go first). A project sees its own; an admin may see
-every project's.
+``MAX_KEPT`` are kept: past it, the oldest message of the project that holds the most
+goes, so that one project's flood of errors does not wipe out every other project's
+messages. A project sees its own; an admin may see every project's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Protocol
@@ -49,6 +51,7 @@ class UserMessages:
     def __init__(self, services: MessageServices) -> None:
         self.s = services
         self.kept: OrderedDict[str, UserMessage] = OrderedDict()
+        self.held: Counter[str] = Counter()  # messages kept, by project
 
     def handlers(self) -> dict[str, Handler]:
         return {"message.list": self.on_list, "message.show": self.on_show,
@@ -68,7 +71,11 @@ class UserMessages:
             (mid, UserMessage(mid, project, volume_id, action, event_id, text, request_id=rid,
                               created_at=created, expires_at=expires))
             for mid, project, volume_id, action, event_id, text, rid, created, expires in rows)
-        return partial(setattr, self, "kept", kept)
+        return partial(self._keep, kept)
+
+    def _keep(self, kept: OrderedDict[str, UserMessage]) -> None:
+        self.kept = kept
+        self.held = Counter(m.project_id for m in kept.values())
 
     def record(self, rec: VolumeRecord, request_id: str | None = None) -> None:
         """Remember why ``rec`` went to its error status (nothing for other moves)."""
@@ -82,13 +89,27 @@ class UserMessages:
             user_message=f"{action[1]}: {rec.reason}", request_id=request_id,
             created_at=now, expires_at=now + TTL_S)
         self.kept[msg.id] = msg
+        self.held[msg.project_id] += 1
         self.s.store.db.write(
             "INSERT INTO user_messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (msg.id, msg.project_id, msg.resource_uuid, msg.action, msg.event_id,
              msg.user_message, msg.request_id, msg.created_at, msg.expires_at))
         while len(self.kept) > MAX_KEPT:
-            old, _ = self.kept.popitem(last=False)
-            self.s.store.db.write("DELETE FROM user_messages WHERE id=?", (old,))
+            self._forget(self._oldest_of_the_most_held())
+
+    def _oldest_of_the_most_held(self) -> UserMessage:
+        """What goes past ``MAX_KEPT``: the oldest message of the project holding the most
+        (a walk of the messages, once a message is recorded past the bound)."""
+        most = max(self.held, key=self.held.__getitem__)
+        return next(m for m in self.kept.values() if m.project_id == most)
+
+    def _forget(self, msg: UserMessage) -> asyncio.Future[None]:
+        """Drop ``msg``; the future resolves once its row's deletion is committed."""
+        del self.kept[msg.id]
+        self.held[msg.project_id] -= 1
+        if not self.held[msg.project_id]:
+            del self.held[msg.project_id]
+        return self.s.store.db.write("DELETE FROM user_messages WHERE id=?", (msg.id,))
 
     def on_list(self, req: Request) -> MessageList:
         """A page of them, newest first (as volumes': ``limit``, ``marker``, at most 1000
@@ -119,8 +140,7 @@ class UserMessages:
 
     async def on_delete(self, req: Request) -> Empty:
         msg = self._visible(req.body.message_id, req.ctx)
-        del self.kept[msg.id]
-        await self.s.store.db.write("DELETE FROM user_messages WHERE id=?", (msg.id,))
+        await self._forget(msg)
         return Empty()
 
     def _visible(self, message_id: str, ctx: Context) -> UserMessage:

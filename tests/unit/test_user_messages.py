@@ -9,12 +9,14 @@ from typing import Any, cast
 
 import pytest
 
+from cinderblock.actors.gateway import user_messages
 from cinderblock.actors.gateway.user_messages import MAX_KEPT, UserMessages
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Request
 from cinderblock.protocol.messages.user_messages import (
     MessageList,
     MessageListRequest,
+    MessageRef,
     UserMessage,
 )
 from cinderblock.protocol.messages.volumes import VolumeType
@@ -109,3 +111,40 @@ async def test_messages_made_at_the_same_time_are_each_listed_once(
     assert sorted(m.resource_uuid for m in got) == [f"vol-{n:05d}" for n in range(4)]
     assert [(m.created_at, m.id) for m in got] == sorted(
         ((m.created_at, m.id) for m in got), reverse=True)
+
+
+async def test_past_the_bound_the_project_holding_the_most_loses_its_oldest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(user_messages, "MAX_KEPT", 10)
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        messages = UserMessages(Services(store))
+        for n in range(2):
+            messages.record(failed(n, "quiet"))
+        for n in range(100, 120):  # a flood of errors in another project
+            messages.record(failed(n, "flooder"))
+        await store.db.flush()
+        kept = {m.resource_uuid for m in messages.kept.values()}
+        assert kept == {"vol-00000", "vol-00001", *(f"vol-{n:05d}" for n in range(112, 120))}
+        assert messages.held == {"quiet": 2, "flooder": 8}
+        rows = await store.db.fetchall("SELECT resource_uuid FROM user_messages")
+        assert {row[0] for row in rows} == kept  # the file holds what memory does
+
+        again = UserMessages(Services(store))  # as after a restart
+        await again.load()
+        assert again.held == messages.held
+        for n in range(3):
+            again.record(failed(200 + n, "third"))
+        await store.db.flush()
+        assert again.held == {"quiet": 2, "flooder": 5, "third": 3}
+
+
+async def test_a_deleted_message_no_longer_counts_against_its_project(tmp_path: Path) -> None:
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        messages = UserMessages(Services(store))
+        messages.record(failed(1, "p1"))
+        messages.record(failed(2, "p1"))
+        (first, _) = messages.kept.values()
+        env = Envelope("req", 1, "message.delete", None, Context("p1", "p1"))
+        await messages.on_delete(Request(env, MessageRef(first.id), cast(Any, None), b""))
+        assert messages.held == {"p1": 1} and first.id not in messages.kept
