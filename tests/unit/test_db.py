@@ -503,7 +503,17 @@ async def test_reads_aside_waiting_are_served_by_turns_of_whose_they_are(
         await db.close()
 
 
-async def test_a_read_aside_whose_asker_stopped_waiting_is_not_run(tmp_path: Path) -> None:
+async def test_a_read_aside_whose_asker_stopped_waiting_is_not_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ran: list[str] = []
+    fetchall = database._ReaderAside._fetchall
+
+    def noted(reader: database._ReaderAside, sql: str, params: database.Params) -> list[Any]:
+        ran.append(sql)
+        return fetchall(reader, sql, params)
+
+    monkeypatch.setattr(database._ReaderAside, "_fetchall", noted)
     db = Database(tmp_path / "a.db", SCHEMA)
     await db.open()
     try:
@@ -515,6 +525,7 @@ async def test_a_read_aside_whose_asker_stopped_waiting_is_not_run(tmp_path: Pat
         given_up.cancel()
         assert await waiting == [("waited",)]
         assert running.done() and given_up.cancelled()
+        assert ran == [SLOW_COUNT, "SELECT 'waited'"]
     finally:
         await db.close()
 
