@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION as GATEWAY_VERSION
 from cinderblock.actors.quota.quota import SCHEMA_VERSION as QUOTA_VERSION
 from cinderblock.actors.runtime.cluster import Cluster, ClusterError
-from cinderblock.actors.runtime.config import load
+from cinderblock.actors.runtime.config import ClusterConfig, load
 from cinderblock.actors.runtime.parent import EXIT_CANNOT_START
 from cinderblock.protocol.client.client import SyncClient
 from tests.conftest import _DATA_DIRS, actor_pids_for, make_config, run_cli, running_cluster
@@ -124,6 +125,15 @@ def _zero_the_free_list(path: Path) -> None:
         os.fsync(f.fileno())
 
 
+def _copy_of(used_data_dir: Path, tmp_path: Path, **settings: Any) -> tuple[Path, ClusterConfig]:
+    """A copy of the used data directory, and its cluster file with ``settings``."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(used_data_dir, data_dir)
+    _DATA_DIRS.append(data_dir.resolve())
+    return data_dir, replace(load(data_dir / "cluster.json"), data_dir=str(data_dir),
+                             **settings)
+
+
 def _gateway_stops(cluster: Cluster) -> str:
     return _stops(cluster, "gateway")
 
@@ -146,12 +156,8 @@ def _stops(cluster: Cluster, name: str) -> str:
 def test_damage_found_after_the_start_stops_the_actor_and_the_next_start_refuses_it(
     used_data_dir: Path, tmp_path: Path,
 ) -> None:
-    data_dir = tmp_path / "data"
-    shutil.copytree(used_data_dir, data_dir)
-    _DATA_DIRS.append(data_dir.resolve())
     # every file is checked after the start (a cluster file's setting)
-    cfg = replace(load(data_dir / "cluster.json"), data_dir=str(data_dir),
-                  check_before_start_mb=0)
+    data_dir, cfg = _copy_of(used_data_dir, tmp_path, check_before_start_mb=0)
     gateway_db = data_dir / "gateway.db"
     _damaged_freelist(gateway_db)
     marker = data_dir / "gateway.db.damaged"
@@ -182,14 +188,10 @@ def test_damage_found_after_the_start_stops_the_actor_and_the_next_start_refuses
 def test_damage_appearing_while_the_cluster_runs_is_found_by_a_check_and_stops_the_actor(
     used_data_dir: Path, tmp_path: Path,
 ) -> None:
-    data_dir = tmp_path / "data"
-    shutil.copytree(used_data_dir, data_dir)
-    _DATA_DIRS.append(data_dir.resolve())
+    # checked before the start (small), then again every second while it runs
+    data_dir, cfg = _copy_of(used_data_dir, tmp_path, check_every_hours=1 / 3600)
     quota_db = data_dir / "quota.db"
     _free_pages(quota_db)  # whole: it starts
-    # checked before the start (small), then again every second while it runs
-    cfg = replace(load(data_dir / "cluster.json"), data_dir=str(data_dir),
-                  check_every_hours=1 / 3600)
     cluster = Cluster(cfg)
     cluster.start(timeout=30.0)
     try:

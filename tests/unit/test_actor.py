@@ -8,6 +8,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import zmq
@@ -318,6 +319,9 @@ class Reader(Actor):
         await self.db.close()
 
 
+R = TypeVar("R", bound=Reader)
+
+
 def _file_with_rows(path: Path) -> None:
     made = sqlite3.connect(path)
     made.execute("CREATE TABLE t (k TEXT, v INTEGER)")
@@ -344,13 +348,18 @@ async def _stopped_by_damage(actor: Reader, task: asyncio.Task[None]) -> str:
     return str(stopped.value)
 
 
+async def _running_over_rows(actor: R) -> tuple[R, asyncio.Task[None]]:
+    """``actor`` running over a file ``_file_with_rows`` made at its database's path."""
+    _file_with_rows(actor.db.path)
+    task = asyncio.create_task(actor.run())
+    await asyncio.wait_for(actor.started.wait(), 10)
+    return actor, task
+
+
 async def test_damage_a_request_meets_on_any_connection_stops_the_actor_and_marks_the_file(
     tmp_path: Path,
 ) -> None:
-    _file_with_rows(tmp_path / "a.db")
-    actor = Reader(tmp_path / "a.db")
-    task = asyncio.create_task(actor.run())
-    await asyncio.wait_for(actor.started.wait(), 10)
+    actor, task = await _running_over_rows(Reader(tmp_path / "a.db"))
     assert actor.db.checked
     _damage_its_table(actor.db.path)  # damaged while the actor runs
     async with Client(actor.endpoint, timeout=5.0) as client:
@@ -372,10 +381,7 @@ class ReaderAside(Reader):
 async def test_damage_met_through_the_database_tells_the_caller_without_the_files_path(
     tmp_path: Path,
 ) -> None:
-    _file_with_rows(tmp_path / "a.db")
-    actor = ReaderAside(tmp_path / "a.db")
-    task = asyncio.create_task(actor.run())
-    await asyncio.wait_for(actor.started.wait(), 10)
+    actor, task = await _running_over_rows(ReaderAside(tmp_path / "a.db"))
     _damage_its_table(actor.db.path)
     async with Client(actor.endpoint, timeout=5.0) as client:
         with pytest.raises(InternalError) as caught:
@@ -389,10 +395,7 @@ async def test_damage_met_through_the_database_tells_the_caller_without_the_file
 async def test_damage_a_periodic_job_meets_stops_the_actor_and_marks_the_file(
     tmp_path: Path,
 ) -> None:
-    _file_with_rows(tmp_path / "a.db")
-    actor = Reader(tmp_path / "a.db", periodic=True)
-    task = asyncio.create_task(actor.run())
-    await asyncio.wait_for(actor.started.wait(), 10)
+    actor, task = await _running_over_rows(Reader(tmp_path / "a.db", periodic=True))
     _damage_its_table(actor.db.path)
     assert "found by the periodic Reader.read" in await _stopped_by_damage(actor, task)
 
