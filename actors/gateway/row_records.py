@@ -27,13 +27,16 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from cinderblock.actors.gateway.paging import BoundedScan, Key
 from cinderblock.protocol.wire.errors import InvalidInput
 
 Condition = tuple[str, tuple[Any, ...]]  # SQL with its "?"s, and their parameters
 SCAN_ROWS = 10_000  # rows a page filtered by a name or metadata items looks at, at most
+# A page in another order than by creation reads every row of its listing; one of a
+# listing this small costs under a millisecond and is read on the loop (``SortedRead``).
+SMALL_LISTING_ROWS = 1_000
 # SQLite is asked for the first few items of a metadata filter only: each is a condition
 # of its own (a thousand would pass SQLite's limit on an expression's depth, and each
 # costs every row looked at); the caller matches every item on the records.
@@ -115,6 +118,17 @@ def sorted_sql(select: str, alias: str, project: str | None, key: tuple[str, ...
     sql = (select + (f" WHERE {' AND '.join(where)}" if where else "")
            + f" ORDER BY {order}, {alias}created_at DESC, {alias}id DESC LIMIT ?")
     return sql, [*params, rows]
+
+
+class SortedRead(NamedTuple):
+    """The statement of a page in another order than by creation (``sorted_sql``), and
+    whether its listing holds at most ``SMALL_LISTING_ROWS`` rows (``small``): such a
+    page is read on the loop; a larger one aside, where it holds up nothing else
+    (``GatewayStore.sorted_page``)."""
+
+    sql: str
+    params: list[Any]
+    small: bool
 
 
 class ListingSql(Protocol):
@@ -291,18 +305,29 @@ class RowRecords(Generic[R]):
             rows.close()
 
     def sorted_sql(self: RowRecords[S], select: str, alias: str, project: str | None,
-                   sort: str, after: S | None, more: tuple[Condition, ...], rows: int
-                   ) -> tuple[str, list[Any]]:
+                   sort: str, after: S | None, more: tuple[Condition, ...], rows: int,
+                   looked_at: tuple[str, list[Any]]) -> SortedRead:
         """The statement of a page in another order than by creation (``sort``, as
         ``sort_order`` reads it), after the marker's record ``after``: ``sorted_sql``. It
-        reads every row of the listing (no index holds the order): the gateway runs it
-        aside, one at a time (``GatewayStore.sorted_page``)."""
+        reads every row of the listing (no index holds the order). ``looked_at`` selects
+        through an index the rows the sort looks at, or more (the listing with the
+        conditions an index serves): whether they are few (``SortedRead.small``) is read
+        through it, no more than ``SMALL_LISTING_ROWS`` + 1 of them. The marker's values
+        are its row's, the order the sort reads (memory may be ahead of the row: a status
+        changed and not yet committed), or memory's if it has no row yet."""
         key, ascending = sort_order(sort)
         columns = tuple(column.format(a=alias) for column in SORT_COLUMNS[key])
-        return sorted_sql(select, alias, project, columns, ascending,
-                          None if after is None else (_sort_values(key, after),
-                                                      (after.created_at, after.id)),
-                          more, rows)
+        marker = None
+        if after is not None:
+            row = self._read_only().execute(self._select_one, (after.id,)).fetchone()
+            as_read = after if row is None else self.from_row(row)
+            marker = (_sort_values(key, as_read), (after.created_at, after.id))
+        sql, params = sorted_sql(select, alias, project, columns, ascending, marker, more,
+                                 rows)
+        bound, bound_params = looked_at
+        beyond = self._read_only().execute(f"{bound} LIMIT 1 OFFSET ?",
+                                           (*bound_params, SMALL_LISTING_ROWS)).fetchone()
+        return SortedRead(sql, params, beyond is None)
 
     def records_of(self, rows: Iterable[Any], kept: bool = False) -> Iterator[R]:
         """``rows`` (id first, as ``rows`` reads them, read elsewhere: in the database

@@ -32,6 +32,7 @@ from cinderblock.actors.gateway.quota_journal import QuotaJournal
 from cinderblock.actors.gateway.row_records import (
     Condition,
     RowRecords,
+    SortedRead,
     named_sql,
     newest_first_sql,
 )
@@ -71,6 +72,7 @@ SELECT_SNAPSHOTS = f"SELECT {_LOADED} FROM snapshots"
 SELECT_SNAPSHOT = f"{SELECT_SNAPSHOTS} WHERE id=?"
 SELECT_LISTING_KEYS = "SELECT id, created_at FROM snapshots"  # where a bounded scan ends
 SELECT_OF_VOLUME = f"{SELECT_SNAPSHOTS} WHERE volume_id=?"
+SELECT_OF_VOLUME_IDS = "SELECT id FROM snapshots WHERE volume_id=?"
 RECENT = 16_384  # records kept in memory after their last read (a few hundred bytes each)
 _STATUSES = {s.value: s for s in SnapshotStatus}
 UPDATE_SNAPSHOT = "UPDATE snapshots SET status=?, reason=?, updated_at=? WHERE id=?"
@@ -210,14 +212,19 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
 
     def sorted_listing(self, project: str | None, sort: str, after: SnapshotRecord | None,
                        volume_id: str | None, status: str | None, name: str | None,
-                       metadata: dict[str, str] | None, rows: int) -> tuple[str, list[Any]]:
+                       metadata: dict[str, str] | None, rows: int) -> SortedRead:
         """``RowRecords.sorted_sql`` of the snapshots, with the same filters as
-        ``newest_first``."""
+        ``newest_first``; the rows it looks at are at most the volume's snapshots (of
+        every project: ``snapshots_volume``) when a volume is given, else those of the
+        listing with its status."""
+        indexed: tuple[Condition, ...] = () if status is None else (("status=?", (status,)),)
         more: tuple[Condition, ...] = (
             *(() if volume_id is None else (("volume_id=?", (volume_id,)),)),
-            *(() if status is None else (("status=?", (status,)),)),
-            *named_sql("", name, metadata))
-        return self.sorted_sql(SELECT_SNAPSHOTS, "", project, sort, after, more, rows)
+            *indexed, *named_sql("", name, metadata))
+        looked_at = (newest_first_sql(SELECT_LISTING_KEYS, project, None, more=indexed)
+                     if volume_id is None else (SELECT_OF_VOLUME_IDS, [volume_id]))
+        return self.sorted_sql(SELECT_SNAPSHOTS, "", project, sort, after, more, rows,
+                               looked_at)
 
     def made_by(self, project: str, request_id: str) -> tuple[SnapshotRecord, str] | None:
         """The snapshot ``request_id`` made in ``project`` within a day, and the

@@ -56,6 +56,7 @@ from cinderblock.actors.gateway.row_records import (
     Condition,
     Identified,
     RowRecords,
+    SortedRead,
     named_sql,
     newest_first_sql,
 )
@@ -306,12 +307,14 @@ class Volumes(RowRecords[VolumeRecord]):
 
     def sorted_listing(self, project: str | None, sort: str, after: VolumeRecord | None,
                        status: str | None, name: str | None,
-                       metadata: dict[str, str] | None, rows: int) -> tuple[str, list[Any]]:
+                       metadata: dict[str, str] | None, rows: int) -> SortedRead:
         """``RowRecords.sorted_sql`` of the volumes, with the same filters as
         ``listing``."""
-        more: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
+        indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
         return self.sorted_sql(SELECT_VOLUMES, "v.", project, sort, after,
-                               more + named_sql("v.", name, metadata), rows)
+                               indexed + named_sql("v.", name, metadata), rows,
+                               newest_first_sql(SELECT_LISTING_KEYS, project, None, "v.",
+                                                more=indexed))
 
     def of_type(self, type_id: str) -> int:
         """How many volumes are of the type, new ones included."""
@@ -412,14 +415,20 @@ class GatewayStore:
     def _type_of(self, type_id: str | None) -> VolumeType:
         return self.types.get(type_id or "") or VolumeType(type_id or "", "(deleted type)")
 
-    async def sorted_page(self, records: RowRecords[R], statement: tuple[str, list[Any]],
-                          size: int, asker: str) -> BoundedScan[R]:
-        """A page of ``size`` in another order than by creation: ``statement``'s rows
-        (``RowRecords.sorted_sql``, one more than ``size``) read aside, one page at a time,
-        the pages waiting served by turns of the project asking (SQLite reads every row
-        of the listing to order them: ``Database.read_aside``), each as memory holds it;
-        a page that memory's filter leaves short ends at the last row read."""
-        rows = await self.db.read_aside(*statement, whose=asker)
+    async def sorted_page(self, records: RowRecords[R], read: SortedRead, size: int,
+                          asker: str) -> BoundedScan[R]:
+        """A page of ``size`` in another order than by creation: ``read``'s rows
+        (``RowRecords.sorted_sql``, one more than ``size``), each as memory holds it; a
+        page that memory's filter leaves short ends at the last row read. SQLite reads
+        every row of the listing to order them: a small listing's page (under a
+        millisecond) is read here, on the loop, as any page is; a larger one aside, one
+        page at a time, the pages waiting served by turns of the project asking
+        (``Database.read_aside``), so a small project's page never waits behind a large
+        one's."""
+        if read.small:
+            rows = self.read_only().execute(read.sql, read.params).fetchall()
+        else:
+            rows = await self.db.read_aside(read.sql, read.params, whose=asker)
         return BoundedScan(list(records.records_of(rows)),
                            rows[-1][0] if len(rows) > size else None)
 

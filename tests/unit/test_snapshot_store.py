@@ -168,11 +168,13 @@ def _read(scan: BoundedScan[SnapshotRecord], below: Any) -> BoundedScan[Snapshot
     return scan
 
 
+@pytest.mark.parametrize("small_listing_rows", [1000, 0])  # read on the loop, or aside
 @pytest.mark.parametrize("sort", ["name:asc", "name:desc", "size:desc", "created_at:asc",
                                   "status:asc"])
 async def test_snapshots_sorted_by_another_key_page_as_the_whole_listing_sorts(
-    tmp_path: Path, sort: str,
+    tmp_path: Path, sort: str, small_listing_rows: int, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(row_records, "SMALL_LISTING_ROWS", small_listing_rows)
     now = time.time()
     names = [None, "b", "a", "b", None, "c"]
     async with open_gateway_store(tmp_path / "gateway.db") as store:
@@ -207,3 +209,12 @@ async def test_snapshots_sorted_by_another_key_page_as_the_whole_listing_sorts(
             "demo", sort, None, "vol-1", None, None, None, 11), 10, "demo")
         assert [rec.id for rec in scan] == [s for s in seen if s in {"snap-1", "snap-3",
                                                                      "snap-5"}]
+        # whether a page is read on the loop: by the rows it looks at, through an index
+        monkeypatch.setattr(row_records, "SMALL_LISTING_ROWS", 3)
+        listing = partial(snapshots.sorted_listing, "demo", sort, None)
+        assert listing("vol-1", None, None, None, 11).small  # 3 of the volume's
+        assert not listing(None, None, None, None, 11).small  # 6 of the project's
+        assert listing(None, "error", None, None, 11).small  # 2 in error
+        plan = query_plan(store.read_only(), f"{snapshot_store.SELECT_OF_VOLUME_IDS} "
+                          "LIMIT 1 OFFSET ?", "vol-1", 3)
+        assert "snapshots_volume (volume_id=?)" in plan, plan

@@ -25,6 +25,7 @@ from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import (
     IN_TRANSITION_SINCE,
     MADE_BY,
+    SELECT_LISTING_KEYS,
     SELECT_SOURCES_OF_CREATING,
     SELECT_UNLIKE_ATTACHMENTS,
     SELECT_VOLUME,
@@ -667,16 +668,20 @@ def _this(scan: BoundedScan[VolumeRecord], below: Any) -> BoundedScan[VolumeReco
     return scan
 
 
+@pytest.mark.parametrize("where", ["on the loop", "aside"])
 @pytest.mark.parametrize("sort", ["size:asc", "size:desc", "name:asc", "name:desc",
                                   "status:asc", "status:desc", "updated_at:asc", "id:desc",
                                   "created_at:asc"])
 async def test_a_listing_sorted_by_another_key_pages_as_the_whole_listing_sorts(
-    tmp_path: Path, sort: str,
+    tmp_path: Path, sort: str, where: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Pages of two in another order than by creation (SQLite's sort, in the database
-    thread) are the whole listing sorted as the REST front sorted it before: by the key,
-    a name that is null after every name, ties newest first; none repeated or skipped,
-    and a page that memory's filter leaves short reads on."""
+    """Pages of two in another order than by creation (SQLite's sort: a small listing's
+    on the loop, a larger one's aside) are the whole listing sorted as the REST front
+    sorted it before: by the key, a name that is null after every name, ties newest
+    first; none repeated or skipped, and a page that memory's filter leaves short reads
+    on."""
+    if where == "aside":
+        monkeypatch.setattr(row_records, "SMALL_LISTING_ROWS", 0)
     now = time.time()
     names = [None, "b", "", "a", "b", None, "c", "a"]
     async with open_gateway_store(tmp_path / "gateway.db") as store:
@@ -717,3 +722,50 @@ async def test_a_listing_sorted_by_another_key_pages_as_the_whole_listing_sorts(
         assert await pages("available") == [
             v for v in expected if v not in {"vol-0", "vol-1", "vol-3", "vol-6"}]
         await written
+
+
+SLOW_COUNT = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+              "WHERE x < 10000000) SELECT count(*) FROM c")  # a second or more of SQLite
+
+
+async def test_a_small_listings_sorted_page_is_read_on_the_loop_not_behind_a_large_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A page in another order than by creation of a listing of at most
+    ``SMALL_LISTING_ROWS`` rows (with its status, if filtered) is read on the loop:
+    another project's page does not wait for a large listing's read aside."""
+    monkeypatch.setattr(row_records, "SMALL_LISTING_ROWS", 5)
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        await store.load_volumes({PLAIN.id: PLAIN})
+        for n in range(8):
+            status = VolumeStatus.ERROR if n < 2 else VolumeStatus.AVAILABLE
+            await store.add_volume(volume(f"big-{n}", now + n, project_id="big", status=status))
+        for n in range(3):
+            await store.add_volume(volume(f"small-{n}", now + n, project_id="small", size=3 - n))
+        volumes = store.volumes
+
+        def small(project: str | None, status: str | None = None, name: str | None = None
+                  ) -> bool:
+            return volumes.sorted_listing(project, "size:asc", None, status, name, None,
+                                          21).small
+
+        assert small("small") and small("big", "error")
+        assert not small("big") and not small(None) and not small("big", "available")
+        assert not small("big", None, "big-1")  # a name filter looks at every row still
+        assert small(None, "error")  # 2 rows of every project's
+        for project, wanted, index in (("big", None, "volumes_project_listing"),
+                                       ("big", "error", "volumes_project_status_listing"),
+                                       (None, "error", "volumes_status_listing")):
+            more = () if wanted is None else (("v.status=?", (wanted,)),)
+            sql, params = newest_first_sql(SELECT_LISTING_KEYS, project, None, "v.", more=more)
+            plan = query_plan(store.read_only(), f"{sql} LIMIT 1 OFFSET ?", *params, 5)
+            assert f"COVERING INDEX {index}" in plan, plan  # no more rows read than asked
+        # a large listing's read aside runs (SLOW_COUNT holds the reader a second or more)
+        slow = asyncio.create_task(store.db.read_aside(SLOW_COUNT, whose="big"))
+        await asyncio.sleep(0.05)
+        scan = await asyncio.wait_for(store.sorted_page(volumes, volumes.sorted_listing(
+            "small", "size:asc", None, None, None, None, 21), 20, "small"), 0.5)
+        assert [rec.id for rec in scan] == ["small-2", "small-1", "small-0"]
+        assert not slow.done()
+        assert await slow == [(10_000_000,)]
