@@ -502,3 +502,9 @@ def query_plan(conn: sqlite3.Connection, sql: str, *params: object) -> str:
 def listing_plan(conn: sqlite3.Connection, statement: tuple[str, list[Any]]) -> str:
     """``query_plan`` of a listing statement and its parameters (``newest_first_sql``)."""
     return query_plan(conn, statement[0], *statement[1])
+
+
+# A read that holds SQLite a second or more (10,000,000 rows of a recursive CTE): what a
+# long read aside is, in tests of what may or may not wait for one.
+SLOW_COUNT = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+              "WHERE x < 10000000) SELECT count(*) FROM c")  # a second or more of SQLite

@@ -20,7 +20,7 @@ from cinderblock.actors.runtime.database import (
     NotTheOwner,
     WriteFailed,
 )
-from tests.conftest import eventually
+from tests.conftest import SLOW_COUNT, eventually
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v INTEGER);"
 # A batch is applied on the loop (NORMAL, the default) or in the database thread (FULL):
@@ -444,10 +444,6 @@ async def test_a_file_about_to_be_migrated_is_checked_first_whatever_its_size(
 
 
 # ---- long reads aside -------------------------------------------------------------------
-SLOW_COUNT = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-              "WHERE x < 10000000) SELECT count(*) FROM c")  # a second or more of SQLite
-
-
 async def test_a_long_read_aside_holds_up_no_commit_of_the_database_thread(
     tmp_path: Path,
 ) -> None:

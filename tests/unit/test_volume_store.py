@@ -36,7 +36,7 @@ from cinderblock.actors.gateway.volume_store import (
 from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 from cinderblock.protocol.wire.schema import dump
-from tests.conftest import listing_plan, open_gateway_store, query_plan
+from tests.conftest import SLOW_COUNT, listing_plan, open_gateway_store, query_plan
 
 PLAIN = VolumeType("type-plain", "plain")
 
@@ -722,10 +722,6 @@ async def test_a_listing_sorted_by_another_key_pages_as_the_whole_listing_sorts(
         assert await pages("available") == [
             v for v in expected if v not in {"vol-0", "vol-1", "vol-3", "vol-6"}]
         await written
-
-
-SLOW_COUNT = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
-              "WHERE x < 10000000) SELECT count(*) FROM c")  # a second or more of SQLite
 
 
 async def test_a_small_listings_sorted_page_is_read_on_the_loop_not_behind_a_large_ones(
