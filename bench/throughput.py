@@ -10,14 +10,16 @@ through the client library with C requests in flight, each waiting for its
 volume to become ``available`` (the gateway pushes the status; nobody polls).
 It reports creates/s, p50/p99 latency from request to ``available``, and CPU
 milliseconds per volume summed over every actor process (from /proc, the benchmark
-client excluded). With ``--events`` a subscriber (a process of its own, as a
-dashboard is) reads and decodes every event the actors publish during the run, as a
-dashboard would (actors build no events while nobody subscribes); its CPU is
-reported apart (``subscriber_cpu_ms_per_volume``). In the same run it measures this
-machine's raw ceiling for the same shape of work (``bench.ceiling``: pipelined
-msgpack request-reply through a chain of ROUTER/DEALER processes, as many messages
-per request as a create) and reports ``ratio = creates_per_s / ceiling_rps``; and
-the same chain batched as the actors batch (one message per peer per wake-up:
+client excluded), and each actor's share of it (``cpu_ms_per_volume_by_actor``, the
+measured pass only; ``cpu_s_by_actor`` is each process's whole life, start
+included). With ``--events`` a subscriber (a process of its own, as a dashboard is)
+reads and decodes every event the actors publish during the run, as a dashboard
+would (actors build no events while nobody subscribes); its CPU is reported apart
+(``subscriber_cpu_ms_per_volume``). In the same run it measures this machine's raw
+ceiling for the same shape of work (``bench.ceiling``: pipelined msgpack
+request-reply through a chain of ROUTER/DEALER processes, as many messages per
+request as a create) and reports ``ratio = creates_per_s / ceiling_rps``; and the
+same chain batched as the actors batch (one message per peer per wake-up:
 ``ceiling_batched_rps``, ``ratio_batched``), beside it, not instead of it.
 
 ``--front rest`` also starts a REST front (Cinder's API v3) and, in the same run
@@ -237,10 +239,13 @@ def run_cluster(volumes: int, concurrency: int, backend: str, warmup: int, event
             pids = list(cluster.pids().values())
             reader = [drain.pid()] if drain is not None else []
             asyncio.run(create_many(cfg.gateway, warmup, concurrency, key))
+            by_pid0 = {n: cpu_seconds([pid]) for n, pid in cluster.pids().items()}
             cpu0, t0, client0 = cpu_seconds(pids), time.perf_counter(), time.process_time()
             reader0 = cpu_seconds(reader)
             latencies = asyncio.run(create_many(cfg.gateway, volumes, concurrency, key))
             elapsed, cpu = time.perf_counter() - t0, cpu_seconds(pids) - cpu0
+            pass_by_actor = {n: round((cpu_seconds([pid]) - by_pid0[n]) * 1000 / volumes, 3)
+                             for n, pid in cluster.pids().items() if n in by_pid0}
             client_cpu = time.process_time() - client0
             reader_cpu = cpu_seconds(reader) - reader0
             rest = (rest_pass(rest_url(cfg.rest[0]), cfg.gateway, pids,
@@ -264,6 +269,7 @@ def run_cluster(volumes: int, concurrency: int, backend: str, warmup: int, event
         "client_cpu_ms_per_volume": round(client_cpu * 1000 / volumes, 3),
         "subscriber_cpu_ms_per_volume": round(reader_cpu * 1000 / volumes, 3),
         "cpu_s_by_actor": per_actor,
+        "cpu_ms_per_volume_by_actor": pass_by_actor,
         "event_subscriber": events,
         "events_received": events_seen,
         **({"front": "rest", "rest": rest,

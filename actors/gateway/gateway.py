@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from functools import partial
 from typing import Any
 
@@ -262,16 +262,22 @@ class Gateway(Actor):
         }
 
     # ---- services the create flow uses ---------------------------------
-    async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, Any]:
+    async def quota_call(self, op: str, body: object, ctx: Context,
+                         timeout: float | None = None) -> dict[str, Any]:
+        """A call to the quota actor, the quota changes owed so far sent ahead of it
+        (``QuotaJournal.kick``): it reserves and reads after them."""
+        self.store.journal.kick()
         reply: dict[str, Any] = await self.quota.call(op, body, ctx,
-                                                      timeout=self.quota_timeout_s)
+                                                      timeout=timeout or self.quota_timeout_s)
         return reply
 
-    async def _quota_apply(self, ops: tuple[QuotaOp, ...]) -> tuple[str, ...]:
-        """The quota journal's outbox: ``quota.apply`` (see ``quota_journal.py``)."""
-        reply = await self.quota.call("quota.apply", QuotaApply(ops), JOURNAL_CONTEXT,
-                                      timeout=self.quota_timeout_s)
-        return parse(QuotaApplied, reply, strict=False).outcomes
+    def _quota_apply(self, ops: tuple[QuotaOp, ...]) -> Awaitable[tuple[str, ...]]:
+        """The quota journal's outbox: ``quota.apply`` (see ``quota_journal.py``), sent
+        before this returns, as ``kick`` needs, and held for the call that kicked it
+        (one message for both; at the turn's end if it came after a linger)."""
+        reply = self.quota.request("quota.apply", QuotaApply(ops), JOURNAL_CONTEXT,
+                                   timeout=self.quota_timeout_s, hold=True)
+        return _outcomes(reply)
 
     async def _quota_abandon(self, incarnation: str, referenced: tuple[str, ...]
                              ) -> tuple[str, ...]:
@@ -474,7 +480,7 @@ class Gateway(Actor):
         elif project != req.ctx.project_id and "monitor" not in req.ctx.roles:
             require_admin(req.ctx, "see another project's quotas")  # a monitor reads any
         body = type(req.body)(**{**dump(req.body), "project": project})
-        reply = await self.quota.call(req.env.op, body, req.ctx, timeout=10.0)
+        reply = await self.quota_call(req.env.op, body, req.ctx, timeout=10.0)
         return parse(QuotaSet, reply, strict=False)
 
     async def on_quota_show_many(self, req: Request) -> QuotaSets:
@@ -484,12 +490,17 @@ class Gateway(Actor):
         check_projects(body.projects)
         if "monitor" not in req.ctx.roles and set(body.projects) != {req.ctx.project_id}:
             require_admin(req.ctx, "see another project's quotas")
-        reply = await self.quota.call("quota.show_many", body, req.ctx, timeout=10.0)
+        reply = await self.quota_call("quota.show_many", body, req.ctx, timeout=10.0)
         return parse(QuotaSets, reply, strict=False)
 
     async def on_backend_list(self, req: Request) -> BackendList:
         reply = await self.scheduler.call("backend.list", Empty(), req.ctx, timeout=10.0)
         return parse(BackendList, reply, strict=False)
+
+
+async def _outcomes(reply: Awaitable[Any]) -> tuple[str, ...]:
+    """What ``quota.apply`` did with each op, from its reply."""
+    return parse(QuotaApplied, await reply, strict=False).outcomes
 
 
 def _check_specs(specs: dict[str, Any]) -> dict[str, str]:

@@ -14,11 +14,13 @@ state change, and is then applied at most once:
   takes every write queued so far as one batch, one transaction, so the pair is
   committed together or not at all.
 * the outbox (``run``) sends the durable rows in order, in batches, as
-  ``quota.apply``; the quota actor applies each op at most once (op ids kept in
-  ``quota.db`` with the usage they changed) and answers once durable; then the
-  rows are deleted. While the quota actor is away it retries with backoff; a
-  restarted gateway loads the rows left and sends them again (a replay of what was
-  applied is a ``repeat``).
+  ``quota.apply``: ahead of the gateway's next call to the quota actor (``kick``,
+  on the same connection, so the quota actor has applied them before it reserves
+  or reads for that call), or after ``LINGER_S`` if no call comes; the quota
+  actor applies each op at most once (op ids kept in ``quota.db`` with the usage
+  they changed) and answers once durable; then the rows are deleted. While the
+  quota actor is away it retries with backoff; a restarted gateway loads the rows
+  left and sends them again (a replay of what was applied is a ``repeat``).
 * once the rows found at start are acknowledged, the gateway asks the quota
   actor to roll back the reservations of its earlier incarnations that it does
   not reference (reservation ids are ``<incarnation>.<uuid>``; an extend in
@@ -32,6 +34,7 @@ answers once its state change (and with it what it owes) is durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -55,6 +58,12 @@ CREATE TABLE IF NOT EXISTS quota_journal (
 INSERT_OWED = "INSERT INTO quota_journal VALUES (?, ?, ?, ?, ?, ?)"
 DELETE_OWED = "DELETE FROM quota_journal WHERE seq=?"
 BATCH = 256  # ops per quota.apply
+# How long a durable op may wait for the gateway's next quota call to carry it: one
+# at a time a create's commit then goes with the next create's reserve, and the quota
+# actor wakes and commits once a create instead of twice. Every quota call the
+# gateway makes takes the owed ops ahead of it (``kick``), so no read through the
+# gateway sees a commit late.
+LINGER_S = 0.1
 BACKOFF_S = (0.05, 2.0)  # first and longest wait between tries while quota is away
 
 JOURNAL_BEFORE_SEND = declare("gateway.quota_journal.before_send")
@@ -88,7 +97,11 @@ class QuotaJournal:
         self.incarnation = incarnation_of(time.time(), uuid.uuid4().hex)
         self._owed: deque[Owed] = deque()
         self._next_seq = 1
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # something is owed
+        self._kicked = asyncio.Event()  # a quota call took the owed along, or hurry
+        self._hurry = 0  # how many wait for everything owed to be taken
+        self._send_ops: Send | None = None
+        self._in_flight: tuple[list[Owed], Awaitable[tuple[str, ...]]] | None = None
         self.replayed = False  # the rows found at start are acknowledged
         self.sent = 0
         self.retries = 0
@@ -149,22 +162,37 @@ class QuotaJournal:
         if rows:
             log.warning("quota journal: %d quota changes owed from before the restart", len(rows))
 
+    def kick(self) -> None:
+        """A quota call is about to go: what is owed and durable goes now, ahead of it on
+        the same socket, so the quota actor has applied it when it reads or reserves for
+        that call (``send`` puts its message on the socket before it returns)."""
+        if self._in_flight is None and self._send_ops is not None and self.replayed:
+            with contextlib.suppress(CinderblockError):  # the outbox tries again
+                self._start()
+        self._kicked.set()
+
     async def run(self, send: Send, abandon: Abandon,
                   referenced: Callable[[], Collection[str]]) -> None:
         """The outbox, for the gateway's life: send what is owed, in order; once what
-        was found at start is taken, roll back what earlier incarnations left."""
+        was found at start is taken, roll back what earlier incarnations left. A durable
+        op waits up to ``LINGER_S`` for a quota call to go with (``kick``)."""
+        self._send_ops = send
         backoff = BACKOFF_S[0]
         while True:
             try:
-                batch = await self._next_batch()
-                if batch:
-                    await self._send(batch, send)
-                elif not self.replayed:
-                    await self._abandon(abandon, referenced)
-                else:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
+                if self._in_flight is None:
+                    if not await self._head_durable():
+                        if not self.replayed:
+                            await self._abandon(abandon, referenced)
+                        else:
+                            self._wake.clear()
+                            await self._wake.wait()
+                        continue
+                    if self._in_flight is None and self.replayed:
+                        await self._linger()
+                    if self._in_flight is None and not self._start():
+                        continue
+                await self._settle()
             except CinderblockError as exc:
                 self.retries += 1
                 log.info("quota journal: %d owed, quota did not take them (%s); again in "
@@ -174,16 +202,36 @@ class QuotaJournal:
                 continue
             backoff = BACKOFF_S[0]
 
-    async def _next_batch(self) -> list[Owed]:
-        """The durable rows at the head, in order (waits for the head's commit; a row
+    async def _head_durable(self) -> bool:
+        """Whether anything is owed, once the first row that may owe is durable (a row
         whose transaction failed owes nothing: its state change did not happen)."""
+        while True:
+            for owed in self._owed:
+                if owed.durable is not None and not owed.durable.done():
+                    await asyncio.wait([owed.durable])
+                    break
+                if not owed.owes_nothing:
+                    return True
+            else:
+                self._drop_failed()
+                return False
+
+    async def _linger(self) -> None:
+        """Up to ``LINGER_S`` for a quota call to take the owed ops along, unless a
+        batch is full or somebody waits for them (``wait_sent``, ``settle``)."""
+        if self._hurry or len(self._owed) >= BATCH:
+            return
+        self._kicked.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LINGER_S):
+                await self._kicked.wait()
+
+    def _ready_batch(self) -> list[Owed]:
+        """The durable rows at the head, in order, those that owe nothing left out."""
         batch: list[Owed] = []
         for owed in self._owed:
             if owed.durable is not None and not owed.durable.done():
-                if batch:
-                    break
-                await asyncio.wait([owed.durable])
-                return await self._next_batch()
+                break
             if owed.owes_nothing:
                 continue
             batch.append(owed)
@@ -196,9 +244,24 @@ class QuotaJournal:
         while self._owed and self._owed[0].owes_nothing:
             self._owed.popleft()
 
-    async def _send(self, batch: list[Owed], send: Send) -> None:
+    def _start(self) -> bool:
+        """Send the durable head as one ``quota.apply``; whether there was one."""
+        batch = self._ready_batch()
+        if not batch:
+            return False
+        assert self._send_ops is not None
         JOURNAL_BEFORE_SEND()
-        outcomes = await send(tuple(o.op for o in batch))
+        self._in_flight = (batch, self._send_ops(tuple(o.op for o in batch)))
+        return True
+
+    async def _settle(self) -> None:
+        """The answer to the batch in flight: its rows are taken and deleted."""
+        assert self._in_flight is not None
+        batch, reply = self._in_flight
+        try:
+            outcomes = await reply
+        finally:
+            self._in_flight = None
         JOURNAL_AFTER_ACK()
         self.sent += len(batch)
         for owed, outcome in zip(batch, outcomes, strict=False):
@@ -220,5 +283,21 @@ class QuotaJournal:
 
     async def wait_sent(self) -> None:
         """Until nothing is owed (tests, and a stopping gateway that wants to)."""
-        while self._owed or not self.replayed:
-            await asyncio.sleep(0.01)
+        await self._hurried(lambda: not self._owed and self.replayed)
+
+    async def settle(self, project: str, within: float) -> bool:
+        """Until nothing of ``project`` is owed, ``within`` seconds at most; whether so."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self._hurried(lambda: not self.owes(project))
+        return not self.owes(project)
+
+    async def _hurried(self, done: Callable[[], bool]) -> None:
+        """Until ``done()``, no op lingering meanwhile."""
+        self._hurry += 1
+        self._kicked.set()
+        try:
+            while not done():
+                await asyncio.sleep(0.01)
+        finally:
+            self._hurry -= 1

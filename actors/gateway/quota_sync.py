@@ -3,9 +3,11 @@ takes that as its usage. The count is plain code (``count_usage``) over the stor
 totals (``RowRecords.totals``: memory's records and SQLite's sum of the other rows,
 taken on the loop at one instant, no record made per row).
 
-A project with work in progress is refused: a create between its entry and
-its quota commit, a delete between its row and its release, or an extend
-would be counted in a state its reservation is about to change. With nothing
+The quota changes the gateway owes the project are sent first and waited for
+(``SETTLE_S`` at most; they would otherwise linger for the next quota call:
+``quota_journal.py``). A project with work in progress is refused: a create
+between its entry and its quota commit, a delete between its row and its release,
+or an extend would be counted in a state its reservation is about to change. With nothing
 in a transitional status the count is exact: the gateway is one thread, so
 the count is taken at one instant, and every quota change the gateway sent
 before it reaches the quota actor first (one connection, in order); the
@@ -24,6 +26,7 @@ from cinderblock.protocol.states import VolumeStatus as V
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState
 from cinderblock.protocol.wire.schema import parse
 
+SETTLE_S = 5.0  # how long a sync waits for the project's owed quota changes to be taken
 VOLUME_BUSY = frozenset(s.value for s in (V.CREATING, V.DELETING, V.EXTENDING, V.DELETED))
 SNAPSHOT_BUSY = frozenset(s.value for s in (P.CREATING, P.DELETING, P.DELETED))
 
@@ -53,12 +56,14 @@ class QuotaSyncer:
         if not body.project:
             raise InvalidInput("a project is required", {"field": "project"})
         store = self.gw.store
+        if store.journal.owes(body.project):  # sent now, not after they linger
+            await store.journal.settle(body.project, within=SETTLE_S)
         usage = count_usage(store.volumes.totals(body.project, VOLUME_BUSY),
                             store.snapshots.totals(body.project, SNAPSHOT_BUSY))
         if store.journal.owes(body.project):
             raise InvalidState(f"quota changes of {body.project} are still being sent to the "
                                "quota actor; sync when they are taken",
                                {"project": body.project})
-        reply = await self.gw.quota.call("quota.sync_usage", QuotaSyncUsage(
+        reply = await self.gw.quota_call("quota.sync_usage", QuotaSyncUsage(
             body.project, usage, body.dry_run), req.ctx, timeout=10.0)
         return parse(QuotaSyncResult, reply, strict=False)

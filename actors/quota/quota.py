@@ -85,6 +85,9 @@ EXPIRE_EVERY_S = 60.0
 
 class QuotaActor(Actor):
     name = "quota"
+    # The gateway sends its owed changes with its next call (``quota_journal.py``): both
+    # are committed together, and their replies go back together as one message.
+    held_replies = frozenset({"quota.apply"})
 
     def __init__(self, cfg: ClusterConfig) -> None:
         super().__init__(cfg.events_in)

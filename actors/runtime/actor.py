@@ -193,18 +193,19 @@ class Link:
         return route
 
     def send(self, identity: bytes, env: Envelope, call: int | None = None,
-             now: bool = False) -> None:
+             now: bool = False, hold: bool = False) -> None:
         """Send one message: at once if it is the first to its peer in this loop turn,
         or ``now`` (a peer that is not connected is ``PeerGone`` here), else by the end
         of the turn with the others (``Batcher``). One over the frame limit is refused
         here (``FrameTooLarge``), never sent to be dropped by the peer (which would cut
-        the connection)."""
+        the connection). ``hold``: with the next message to that peer in this turn
+        (``Batcher.send``)."""
         payload = encode(env)
         if len(payload) > MAX_FRAME:
             raise FrameTooLarge(
                 f"the {env.kind} {env.op} would be {len(payload)} bytes, over the "
                 f"{MAX_FRAME}-byte frame limit", {"op": env.op, "bytes": len(payload)})
-        self.out.send(identity, payload, call, now)
+        self.out.send(identity, payload, call, now, hold)
 
     def cast(self, op: str, body: Any, ctx: Context | None = None, to: bytes = b"") -> None:
         self.send(self.address(to), Envelope("cast", next_id(), op, dump(body),
@@ -222,17 +223,31 @@ class Link:
         to: bytes = b"",
         timeout: float = DEFAULT_TIMEOUT,
     ) -> Any:
+        return await self.request(op, body, ctx, to, timeout)
+
+    def request(
+        self,
+        op: str,
+        body: Any,
+        ctx: Context | None = None,
+        to: bytes = b"",
+        timeout: float = DEFAULT_TIMEOUT,
+        hold: bool = False,
+    ) -> asyncio.Future[Any]:
+        """Send a request now (what this link sends next goes after it; ``hold``: in
+        the same message as the next, ``Batcher.send``); its reply settles the future
+        (``call`` awaits it)."""
         msg_id = next_id()
         calls = self.actor.calls
         peer = to.decode(errors="replace") if self.routed else self.peer
         fut = calls.start(msg_id, op, timeout, (self, peer))
         try:
             self.send(self.address(to), Envelope("req", msg_id, op, dump(body),
-                                                 ctx or SYSTEM_CONTEXT), msg_id)
+                                                 ctx or SYSTEM_CONTEXT), msg_id, hold=hold)
         except CinderblockError:
             calls.forget(msg_id)
             raise
-        return await fut
+        return fut
 
     def close(self) -> None:
         self.out.flush()  # what this turn sent still goes (replies during a stop)
@@ -274,6 +289,9 @@ class Actor:
     name = "actor"
     heartbeat_s = 2.0
     stop_grace_s = 3.0  # how long running handlers may take to finish on stop
+    # Ops whose reply waits for the next message to the same peer in its loop turn and
+    # goes in it (``Batcher.send(hold=True)``), or at the turn's end.
+    held_replies: frozenset[str] = frozenset()
 
     def __init__(self, events_endpoint: str | None = None) -> None:
         self.calls = Calls()
@@ -747,7 +765,8 @@ class Actor:
             error.to_wire() if error else None,
         )
         try:
-            request.link.send(request.sender, reply, now=now)
+            request.link.send(request.sender, reply, now=now,
+                              hold=not now and env.op in self.held_replies)
         except FrameTooLarge as exc:  # the caller hears why, instead of nothing
             log.error("%s: %s", self.name, exc.message)
             self.reply(request, None, exc, now)

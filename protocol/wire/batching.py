@@ -16,7 +16,10 @@ A turn can be long (a drain of large frames can take seconds), so what an actor
 answers while it drains goes ``now``, as it always did (a plain handler's reply, a
 refusal: a ping answered in the middle of a flood is not held to the end of it),
 after whatever waits for that peer. Batches are for what tasks and callbacks send
-(flow steps, replies after a commit), where the volume is.
+(flow steps, replies after a commit), where the volume is. An envelope sent
+``hold`` waits for the next one to its peer in the turn and goes with it, as one
+message (the gateway's owed quota changes go so with its next call to the quota
+actor, which then wakes and commits once for both), or at the turn's end.
 Order per peer is kept: what waits for a peer goes before anything later to it,
 and the socket keeps messages in order.
 
@@ -90,31 +93,61 @@ class Batcher:
         self.lost = 0  # envelopes whose peer was gone by the end of the turn
 
     def send(self, peer: bytes, payload: bytes, call: int | None = None,
-             now: bool = False) -> None:
+             now: bool = False, hold: bool = False) -> None:
         """Send ``payload`` (one encoded envelope) to ``peer`` (b"" on a DEALER): at once
         if it is the first to that peer in this turn, or ``now`` (``PeerGone``,
         ``Closed`` raise here), else with the rest of the turn's; ``call``: the msg id
-        of a call in it."""
+        of a call in it. ``hold``: not at once, but with the next envelope to that peer
+        in this turn, as one message (or at the turn's end if none follows)."""
         waiting = self._waiting.get(peer)
-        if now or peer not in self._reached:
+        if not hold and (now or peer not in self._reached):
             self._reached.add(peer)
             self._schedule()  # the end of this turn: then the next goes at once again
             if waiting is not None:  # what waits for this peer goes first: order is kept
                 del self._waiting[peer]
+                if not now and waiting.fits(payload):  # held: this one goes with them
+                    self._wait(waiting, payload, call)
+                    self._send_held(peer, waiting, call)
+                    return
                 self._deliver(peer, waiting)
             self._channel.send([peer, payload] if self._routed else [payload])
             self.messages += 1
             self.envelopes += 1
             return
+        if hold:
+            self._schedule()
         if waiting is None:
             waiting = self._waiting[peer] = _Waiting()
         elif not waiting.fits(payload):
             self._deliver(peer, waiting)
             waiting = self._waiting[peer] = _Waiting()
+        self._wait(waiting, payload, call)
+
+    @staticmethod
+    def _wait(waiting: _Waiting, payload: bytes, call: int | None) -> None:
         waiting.payloads.append(payload)
         waiting.size += len(payload) + BATCH_ITEM_OVERHEAD
         if call is not None:
             waiting.calls.append(call)
+
+    def _send_held(self, peer: bytes, waiting: _Waiting, call: int | None) -> None:
+        """Held envelopes with the one sent at once after them: one message, and what
+        stops it raises, as an envelope sent at once does (the held calls fail)."""
+        payloads = waiting.payloads
+        frame = pack_batch(payloads) if not self._routed or peer in self._batching else None
+        try:
+            if frame is not None:
+                self._channel.send([peer, frame] if self._routed else [frame])
+            else:
+                for payload in payloads:
+                    self._channel.send([peer, payload])
+        except CinderblockError as exc:
+            held = [c for c in waiting.calls if c != call]
+            if held and self._on_lost is not None:
+                self._on_lost(held, exc)
+            raise
+        self.messages += 1 if frame is not None else len(payloads)
+        self.envelopes += len(payloads)
 
     def reads_batches(self, peer: bytes) -> None:
         """``peer`` sent us a batch, so it reads them: batch what goes to it."""

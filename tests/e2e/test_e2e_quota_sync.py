@@ -32,6 +32,7 @@ async def test_usage_that_drifted_is_shown_by_a_dry_run_and_set_right_by_a_sync(
     async with cluster.client(project) as client:
         for size in (1, 2):
             await client.create_volume(size, wait=True)
+    assert (await admin.show_quota(project)).in_use["volumes"] == 2  # quota has both
     cluster.cluster.stop_actor("quota")  # the quota database comes back from an old copy
     with sqlite3.connect(cluster.cfg.path("quota.db")) as db:
         db.execute("UPDATE quota_usages SET in_use = 7 WHERE project = ?", (project,))

@@ -6,13 +6,14 @@ rollback of what earlier incarnations left."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from cinderblock.actors.gateway.quota_journal import QuotaJournal
+from cinderblock.actors.gateway.quota_journal import LINGER_S, QuotaJournal
 from cinderblock.actors.gateway.volume_store import (
     INSERT_VOLUME,
     SCHEMA_VERSION,
@@ -230,6 +231,55 @@ async def test_the_outbox_retries_while_quota_is_away_then_rolls_back_the_abando
     assert calls == ["send", "send", "send", "abandon"]  # replayed first, then the sweep
     assert journal.retries == 2
     assert usage(book) == (1, 0, 2, 0)  # committed; the dead gateway's extend given back
+
+
+async def test_owed_ops_go_ahead_of_the_next_quota_call_or_after_a_linger(
+    tmp_path: Path,
+) -> None:
+    """A durable commit waits for the gateway's next quota call and goes on the wire
+    just before it (``kick``: the quota actor applies it first); with no call it goes
+    after ``LINGER_S``."""
+    wire: list[str] = []
+    book = QuotaBook()
+
+    def send(ops: tuple[QuotaOp, ...]) -> asyncio.Future[tuple[str, ...]]:
+        wire.append("apply " + " ".join(op.op_id for op in ops))  # on the wire here
+        answer: asyncio.Future[tuple[str, ...]] = asyncio.get_running_loop().create_future()
+        answer.set_result(tuple(book.apply([journal_op(op) for op in ops])[0]))
+        return answer
+
+    async def abandon(incarnation: str, referenced: tuple[str, ...]) -> tuple[str, ...]:
+        return ()
+
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        journal: QuotaJournal = store.journal
+        outbox = asyncio.create_task(journal.run(send, abandon, lambda: ()))
+        try:
+            await journal.wait_sent()  # the start's replay and sweep: nothing
+            for n in (1, 2):
+                rid = journal.reservation_id()
+                book.reserve(P, {"volumes": 1, "gigabytes": 2}, NOW, reservation_id=rid)
+                await store.add_volume(volume(f"vol-{n}"), rid)  # durable, with its row
+                await asyncio.sleep(LINGER_S / 10)
+                assert len(journal) == 1 and not any(rid in line for line in wire)
+                journal.kick()  # a reserve is about to go
+                wire.append("reserve")
+                assert wire[-2:] == [f"apply {rid}", "reserve"]
+                await asyncio.sleep(0)  # the outbox takes the answer
+            assert usage(book) == (2, 0, 4, 0)
+            rid = journal.reservation_id()
+            book.reserve(P, {"volumes": 1}, NOW, reservation_id=rid)
+            await store.add_volume(volume("vol-3", 1), rid)
+            started = asyncio.get_running_loop().time()
+            async with asyncio.timeout(5):
+                while len(journal):
+                    await asyncio.sleep(0.005)
+            assert asyncio.get_running_loop().time() - started >= LINGER_S * 0.8
+            assert wire[-1] == f"apply {rid}" and usage(book) == (3, 0, 4, 0)
+        finally:
+            outbox.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await outbox
 
 
 # ---- files from before the journal -----------------------------------------------

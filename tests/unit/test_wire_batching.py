@@ -121,6 +121,29 @@ async def test_now_goes_at_once_after_what_waits_for_its_peer(pair: ChannelPair)
     assert got == [envelope(0), envelope(1), envelope(2)]
 
 
+async def test_a_held_envelope_goes_with_the_next_to_its_peer_as_one_message(
+    pair: ChannelPair,
+) -> None:
+    pair.dealer_out.send(b"", envelope(0), hold=True)  # the quota journal's apply ...
+    pair.dealer_out.send(b"", envelope(1))  # ... and the call that kicked it
+    [identity, frame] = await pair.router_message()
+    assert identity == b"dealer-1" and bodies(frame) == [{"i": 0}, {"i": 1}]
+    assert pair.dealer_out.statistics() == {"messages": 1, "envelopes": 2, "lost": 0}
+    await asyncio.sleep(0)  # the next turn
+    pair.dealer_out.send(b"", envelope(2), hold=True)  # nothing follows it this turn
+    assert await pair.router_message() == [b"dealer-1", envelope(2)]
+
+
+async def test_what_stops_a_held_envelope_and_the_next_raises_and_fails_the_held_call(
+    pair: ChannelPair,
+) -> None:
+    pair.dealer_out.send(b"", envelope(1, "req"), call=1, hold=True)
+    pair.dealer.close()
+    with pytest.raises(Closed):
+        pair.dealer_out.send(b"", envelope(2, "req"), call=2)
+    assert pair.lost == [([1], Closed("x").code)]
+
+
 async def test_a_router_batches_only_to_a_peer_that_sent_it_a_batch(pair: ChannelPair) -> None:
     pair.dealer_out.send(b"", envelope(0))  # the router learns the dealer's identity
     await pair.router_message()
