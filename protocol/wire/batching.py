@@ -133,21 +133,13 @@ class Batcher:
     def _send_held(self, peer: bytes, waiting: _Waiting, call: int | None) -> None:
         """Held envelopes with the one sent at once after them: one message, and what
         stops it raises, as an envelope sent at once does (the held calls fail)."""
-        payloads = waiting.payloads
-        frame = pack_batch(payloads) if not self._routed or peer in self._batching else None
         try:
-            if frame is not None:
-                self._channel.send([peer, frame] if self._routed else [frame])
-            else:
-                for payload in payloads:
-                    self._channel.send([peer, payload])
+            self._put(peer, waiting.payloads)
         except CinderblockError as exc:
             held = [c for c in waiting.calls if c != call]
             if held and self._on_lost is not None:
                 self._on_lost(held, exc)
             raise
-        self.messages += 1 if frame is not None else len(payloads)
-        self.envelopes += len(payloads)
 
     def reads_batches(self, peer: bytes) -> None:
         """``peer`` sent us a batch, so it reads them: batch what goes to it."""
@@ -172,23 +164,27 @@ class Batcher:
     def _deliver(self, peer: bytes, waiting: _Waiting) -> None:
         payloads = waiting.payloads
         try:
-            if len(payloads) == 1:
-                self._channel.send([peer, payloads[0]] if self._routed else payloads)
-            elif not self._routed:
-                self._channel.send([pack_batch(payloads)])
-            elif peer in self._batching:
-                self._channel.send([peer, pack_batch(payloads)])
-            else:
-                for payload in payloads:
-                    self._channel.send([peer, payload])
-                self.messages += len(payloads) - 1
+            self._put(peer, payloads)
         except CinderblockError as exc:
             self.lost += len(payloads)
             if waiting.calls and self._on_lost is not None:
                 self._on_lost(waiting.calls, exc)
             _throttled.warning("lost", "%d message(s) for %r were not sent: %s",
                                len(payloads), peer[:64], exc.message)
-            return
+
+    def _put(self, peer: bytes, payloads: list[bytes]) -> None:
+        """``payloads`` on the socket: one message (a batch if several), or one each to
+        a ROUTER peer that does not read batches; what stops it raises."""
+        if len(payloads) == 1:
+            self._channel.send([peer, payloads[0]] if self._routed else payloads)
+        elif not self._routed:
+            self._channel.send([pack_batch(payloads)])
+        elif peer in self._batching:
+            self._channel.send([peer, pack_batch(payloads)])
+        else:
+            for payload in payloads:
+                self._channel.send([peer, payload])
+            self.messages += len(payloads) - 1
         self.messages += 1
         self.envelopes += len(payloads)
 
