@@ -335,9 +335,20 @@ class EventTap:
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
         self._sock.connect(self.endpoint)
         self._reader = asyncio.create_task(self._read())
-        await self.wait_until(lambda evs: self.actors <= {
-            e["actor"] for e in evs if e["kind"] == "heartbeat"}, timeout=10.0)
+        try:
+            await self.wait_until(lambda evs: self.actors <= self._beating(evs), timeout=10.0)
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)  # no socket left behind
+            if isinstance(exc, TimeoutError):
+                silent = sorted(self.actors - self._beating(self.events))
+                raise TimeoutError(f"no heartbeat within 10 s from {silent} "
+                                   f"({len(self.events)} events heard)") from exc
+            raise
         return self
+
+    @staticmethod
+    def _beating(events: list[dict[str, Any]]) -> set[str]:
+        return {e["actor"] for e in events if e["kind"] == "heartbeat"}
 
     async def __aexit__(self, *exc: object) -> None:
         if self._reader is not None:
@@ -371,8 +382,7 @@ class EventTap:
         order, so a heartbeat from each, newer than every event seen so far, means
         nothing they emitted before now is still on its way."""
         start = len(self.events)
-        await self.wait_until(lambda evs: self.actors <= {
-            e["actor"] for e in evs[start:] if e["kind"] == "heartbeat"}, timeout)
+        await self.wait_until(lambda evs: self.actors <= self._beating(evs[start:]), timeout)
 
 
 def flow_events(events: list[dict[str, Any]], flow: str) -> list[dict[str, Any]]:

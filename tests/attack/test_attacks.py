@@ -358,3 +358,20 @@ def test_a_front_acts_for_the_user_it_names_and_a_member_cannot(
     with SyncClient(cluster.gateway, key=cluster.user_key(project), timeout=20.0) as member:
         vol = member.wait_for_status(made[6]["id"], "available")
         assert vol.name == "via-front"
+
+
+async def test_a_refused_subscriber_that_leaves_does_not_silence_the_admitted_ones(
+    cluster: E2ECluster, project: str,
+) -> None:
+    """libzmq hands the hub an unsubscription for every topic a leaving subscriber
+    asked for, refused or not, with nothing to say whose: a member that asks for all
+    events (refused) and leaves, again and again, must not switch the actors' events
+    off under the admin's dashboard."""
+    member = cluster.user_key(project)
+    async with EventTap(cluster) as tap:
+        for _ in range(3):
+            nosy = _subscriber(cluster, b"", user_key=member)
+            await asyncio.sleep(0.2)  # its subscription is read, and refused
+            nosy.close()
+        await asyncio.sleep(0.5)  # every leave has reached the hub
+        await tap.caught_up(timeout=5)  # heartbeats still come from every actor
