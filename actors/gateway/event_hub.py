@@ -157,14 +157,16 @@ class _Hub:
             self.watch.guard.on_monitor_event(frames, lambda event: self.watch.on_refusal())
 
     def _subscriptions(self) -> None:
-        # A subscription is read after its connection's start: libzmq reports the
-        # accept on the monitor before the connection's first message reaches the XPUB.
-        self._connections()
         while True:
             try:
                 frame = self.xpub.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            # The monitor read after the message: libzmq reports a connection's accept
+            # before its first message reaches the XPUB, so the descriptor is the
+            # sender's. (Its end, read now too, leaves the topic counted until the
+            # descriptor's next accept: more listeners than there are, never fewer.)
+            self._connections()
             try:
                 fd = frame.get(zmq.SRCFD)
             except zmq.ZMQError:
