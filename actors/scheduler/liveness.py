@@ -16,6 +16,11 @@ forgotten; what is left when the backend goes down may still be in its hands, or
 a connection that will never deliver it, and ``sweep`` hands it back to be failed.
 Stats from another process of the node (``incarnation``: a crash and a restart
 quicker than ``stale_after_s``) hand back what the previous process held the same way.
+With keys the scheduler learns of a restart sooner, from the new process's first
+message (``restarted``: a hello from a routing id that is not the last one's), which
+is also the moment the node's casts start going to the new process; what was cast
+before it is handed back then, and the new process's incarnation is taken from its
+first stats, which hand back nothing (what was cast to it since is in its hands).
 A newer placement of the same volume (a reschedule) supersedes the older one, so a
 volume is held by one backend at most.
 
@@ -70,7 +75,7 @@ class Sweep(Generic[Note]):
 @dataclass(slots=True)
 class _Backend(Generic[Note]):
     last_seen: float
-    incarnation: str | None  # None: no stats taken yet
+    incarnation: str | None  # None: no stats taken yet (from this process)
     up: bool = True
     held: dict[int, Held[Note]] = field(default_factory=dict)  # by seq, in cast order
 
@@ -111,6 +116,19 @@ class Liveness(Generic[Note]):
             through = report.sched_seq if report.oldest_seq == 0 else report.oldest_seq - 1
             self._finished(backend, entry, through)
         return result
+
+    def restarted(self, backend: str) -> list[Held[Note]]:
+        """Another process of ``backend``'s node has spoken: from now on what is cast to
+        the node goes to it, and what was cast before went to the one before, lost
+        with it (handed back here). Its next stats name its incarnation."""
+        entry = self._backends.get(backend)
+        if entry is None:
+            return []
+        lost, entry.held = list(entry.held.values()), {}
+        for h in lost:
+            self._release(backend, h)
+        entry.incarnation = None
+        return lost
 
     def _finished(self, backend: str, entry: _Backend[Note], through: int) -> None:
         held = entry.held  # in cast order: sequence numbers only grow

@@ -73,6 +73,8 @@ class Scheduler(Actor):
         # could not be sent a create, so they are not taken.
         self._nodes = frozenset(n.host for n in cfg.nodes)
         self._greeted: set[str] = set()
+        self._hello_from: dict[str, bytes] = {}  # node -> the routing id of its last hello
+        self._backend_of = {n.host: n.backend_id for n in cfg.nodes}
         self.stats_before_hello = 0
 
     def handlers(self) -> dict[str, Any]:
@@ -132,9 +134,21 @@ class Scheduler(Actor):
         return msg
 
     def on_ping(self, req: Request) -> Empty:
-        """A ping; from a node, its hello (at start and every heartbeat)."""
+        """A ping; from a node, its hello (at start and every heartbeat). With keys a
+        routing id is one process's (its name and a random suffix), and the node is
+        reached at the one its hellos come from: a hello from another one is another
+        process of the node, the first it sent, and the creates cast to the node
+        before it went to the process that is gone (``Liveness.restarted``)."""
         if req.peer in self._nodes:
             self._greeted.add(req.peer)
+            previous = self._hello_from.get(req.peer)
+            self._hello_from[req.peer] = req.sender
+            if self.trust is not None and previous not in (None, req.sender):
+                backend = self._backend_of[req.peer]
+                lost = self.liveness.restarted(backend)
+                log.info("storage node %s was restarted: %d create(s) cast to its "
+                         "previous process are lost", req.peer, len(lost))
+                self._fail(lost, backend, _restarted(backend))
         return Empty()
 
     def _take_stats(self, msg: BackendStatsMsg) -> None:
@@ -155,9 +169,7 @@ class Scheduler(Actor):
             log.info("backend %s is up again", msg.backend)
             self.events.emit("liveness", subject=msg.backend, state="up")
         if seen.lost:
-            self._fail(seen.lost, msg.backend,
-                       f"storage node {msg.backend} was restarted while it was "
-                       "creating this volume: the create was lost")
+            self._fail(seen.lost, msg.backend, _restarted(msg.backend))
 
     def _sweep(self) -> None:
         """Mark the nodes that went silent down; fail the creates they may still hold."""
@@ -210,6 +222,11 @@ class Scheduler(Actor):
     def on_backend_list(self, req: Request) -> BackendList:
         views = self.index.backends(time.monotonic())
         return BackendList(tuple(_backend(v.stats, v.age_s, v.up) for v in views))
+
+
+def _restarted(backend: str) -> str:
+    return (f"storage node {backend} was restarted while it was creating this volume: "
+            "the create was lost")
 
 
 def _backend(s: BackendStats, age_s: float, up: bool) -> Backend:

@@ -12,15 +12,16 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
-from cinderblock.actors.runtime.config import ClusterConfig
+from cinderblock.actors.runtime.config import ClusterConfig, free_port
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import Unavailable
-from tests.conftest import E2ECluster, eventually
+from tests.conftest import E2ECluster, EventTap, eventually
 
 DOWN_WITHIN_S = 5.0
 BACK_WITHIN_S = 5.0
@@ -163,3 +164,37 @@ async def test_a_create_lost_with_its_node_names_that_node_so_its_delete_removes
         await eventually(lambda: _is(admin, "node-1@file", True), timeout=20.0)
         await client.delete_volume(stuck.id, wait=True)
         assert not made.exists()
+
+
+@pytest.fixture
+def one_node_stalled(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=1, backend="null", stale_after_s=60.0,
+                           node_overrides={"node-1": {"faults": ("stall:create_volume",)}})
+
+
+async def test_a_restarted_node_is_known_from_its_first_hello_not_its_first_stats(
+    one_node_stalled: E2ECluster,
+) -> None:
+    """The hello of a node's new process is the moment its casts start going to that
+    process: what the previous one held fails then, and what is cast after it is the
+    new one's to finish. Here the new process's stats never reach the scheduler (its
+    stats endpoint leads nowhere), so only the hello can tell, and the old stats keep
+    the backend up (stale_after_s is long)."""
+    c = one_node_stalled
+    async with c.client("hello", timeout=15.0) as client, EventTap(c) as tap:
+        stuck = await client.create_volume(1, name="held-by-the-old-process")
+        await tap.wait_until(lambda evs: any(  # the old process is working on it
+            e["actor"] == "node-1" and e.get("volume_id") == stuck.id for e in evs))
+        old = c.cluster.procs.pop("node-1")
+        old.kill()
+        old.wait(timeout=10)
+        cfg = c.cluster.cfg
+        c.cluster.cfg = replace(cfg, stats=f"tcp://127.0.0.1:{free_port()}",
+                                nodes=tuple(replace(n, faults=()) for n in cfg.nodes))
+        c.cluster.cfg.save(c.cluster.config_path)
+        c.cluster.spawn("node", "node-1")
+        with pytest.raises(VolumeError, match="node-1@null was restarted"):
+            await client.wait_for_status(stuck.id, "available", timeout=15)
+        made = await client.create_volume(1, name="cast-to-the-new-process", wait=True)
+        assert made.status == "available" and made.host == "node-1@null"
+

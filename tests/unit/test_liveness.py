@@ -97,6 +97,39 @@ def test_a_restarted_node_hands_back_what_its_previous_process_held() -> None:
     assert len(liveness) == 0
 
 
+def test_a_new_process_heard_from_before_its_stats_hands_back_only_what_was_cast_before(
+) -> None:
+    """Its first message (the hello) comes before its first stats: what was cast before
+    the hello went to the process that is gone, what after to the new one, whose first
+    stats (another incarnation) then hand back nothing."""
+    liveness = live("a")
+    liveness.placed("a", 1, "v1", "ctx", 0.1)
+    assert [h.volume_id for h in liveness.restarted("a")] == ["v1"]
+    liveness.placed("a", 2, "v2", "ctx", 0.2)
+    seen = liveness.seen("a", 0.3, report(sched_seq=2, oldest_seq=2, incarnation="p2"))
+    assert not seen.back and seen.lost == []
+    assert len(liveness) == 1  # v2: the new process is working on it
+    seen = liveness.seen("a", 0.4, report(sched_seq=2, oldest_seq=0, incarnation="p2"))
+    assert len(liveness) == 0  # and has finished it
+    later = liveness.seen("a", 0.5, report(incarnation="p3"))  # stats say: another one
+    assert later.lost == []
+
+
+def test_stats_of_the_new_process_before_its_hello_hand_back_what_the_old_held_once(
+) -> None:
+    liveness = live("a")
+    liveness.placed("a", 1, "v1", "ctx", 0.1)
+    assert [h.volume_id for h in liveness.seen("a", 0.2, report(incarnation="p2")).lost] \
+        == ["v1"]
+    liveness.placed("a", 2, "v2", "ctx", 0.3)  # cast before the hello: to the old route
+    assert [h.volume_id for h in liveness.restarted("a")] == ["v2"]
+    assert liveness.seen("a", 0.4, report(incarnation="p2")).lost == []
+
+
+def test_a_hello_from_a_node_never_reported_hands_back_nothing() -> None:
+    assert live().restarted("a") == []
+
+
 def test_the_gateway_sees_a_silent_peer_down_and_refuses_with_unavailable() -> None:
     peers = PeerWatch(("quota", "scheduler"), STALE, now=0.0)
     peers.refuse_if_down(("quota", "scheduler"), 2.0, "creating a volume")  # grace at start
