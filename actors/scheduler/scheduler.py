@@ -139,16 +139,19 @@ class Scheduler(Actor):
         reached at the one its hellos come from: a hello from another one is another
         process of the node, the first it sent, and the creates cast to the node
         before it went to the process that is gone (``Liveness.restarted``)."""
-        if req.peer in self._nodes:
-            self._greeted.add(req.peer)
-            previous = self._hello_from.get(req.peer)
-            self._hello_from[req.peer] = req.sender
-            if self.trust is not None and previous not in (None, req.sender):
-                backend = self._backend_of[req.peer]
-                lost = self.liveness.restarted(backend)
-                log.info("storage node %s was restarted: %d create(s) cast to its "
-                         "previous process are lost", req.peer, len(lost))
-                self._fail(lost, backend, _restarted(backend))
+        if req.peer not in self._nodes:
+            return Empty()
+        if self.trust is not None and self.router.routes.get(req.peer.encode()) != req.sender:
+            return Empty()  # not the node's own key (only an actor's sets its route)
+        self._greeted.add(req.peer)
+        previous = self._hello_from.get(req.peer)
+        self._hello_from[req.peer] = req.sender
+        if self.trust is not None and previous not in (None, req.sender):
+            backend = self._backend_of[req.peer]
+            lost = self.liveness.restarted(backend)
+            log.info("storage node %s was restarted: %d create(s) cast to its "
+                     "previous process are lost", req.peer, len(lost))
+            self._fail(lost, backend, _restarted(backend))
         return Empty()
 
     def _take_stats(self, msg: BackendStatsMsg) -> None:
