@@ -26,7 +26,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from cinderblock.protocol.messages.scheduling import BackendStatsMsg, ScheduleRe
 from cinderblock.protocol.messages.volumes import Empty, VolumeUpdate
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context, pack
-from cinderblock.protocol.wire.errors import InvalidInput
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
 from cinderblock.protocol.wire.schema import dump
 from cinderblock.protocol.wire.transport import Channel, tune
 from cinderblock.storage_node.backends import make_driver
@@ -50,6 +50,7 @@ from cinderblock.storage_node.nbd.exports import ExportManager
 log = logging.getLogger(__name__)
 EARLY_STATS_S = (0.05, 0.2, 0.5)  # first reports, before the heartbeat takes over
 STATS_MIN_INTERVAL_S = 0.05  # changes within this window share one report
+HELLO_WAIT_S = 2.0  # the longest the first report waits for the scheduler to have our hello
 
 
 class StorageNode(Actor):
@@ -74,6 +75,7 @@ class StorageNode(Actor):
         self._sched_epoch = ""
         self._sched_seq = 0
         self._stats_due = False
+        self._heard = False  # the scheduler has our hello: stats may go (_report_once_heard)
         self._last_stats = 0.0
         self._volume_count = self.driver.volume_count()
 
@@ -92,11 +94,23 @@ class StorageNode(Actor):
         self.gateway = self.connect(self.cfg.gateway, self.node.host, server="gateway")
         self.scheduler = self.connect(self.cfg.scheduler, self.node.host, server="scheduler")
         self._hello()  # the gateway and the scheduler reach us where this comes from
+        self.spawn(self._report_once_heard())
+        self.every(self.cfg.heartbeat_s, self.stats_changed)
+        self.every(self.cfg.heartbeat_s, self._hello)
+
+    async def _report_once_heard(self) -> None:
+        """Stats go only once the scheduler has this process's hello (the reply to a
+        ping sent after it), or after ``HELLO_WAIT_S`` without one (the scheduler is
+        away: the hellos of every heartbeat reach it when it is back). The scheduler
+        casts to where a node's hellos come from; stats of a restarted node's new
+        process that overtook its first hello would show the backend fresh while its
+        creates still went to the old process's connection."""
+        with suppress(CinderblockError):
+            await self.scheduler.call("ping", Empty(), timeout=HELLO_WAIT_S)
+        self._heard = True
         loop = asyncio.get_running_loop()
         for delay in EARLY_STATS_S:
             loop.call_later(delay, self.stats_changed)
-        self.every(self.cfg.heartbeat_s, self.stats_changed)
-        self.every(self.cfg.heartbeat_s, self._hello)
 
     async def on_stop(self) -> None:
         await self.exports.stop()
@@ -116,7 +130,7 @@ class StorageNode(Actor):
     # ---- capacity ------------------------------------------------------
     def stats_changed(self) -> None:
         """Report soon: at once if the last report is old, else at the end of the window."""
-        if self._stats_due:
+        if self._stats_due or not self._heard:
             return
         self._stats_due = True
         wait = self._last_stats + STATS_MIN_INTERVAL_S - time.monotonic()

@@ -21,6 +21,7 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import Unavailable
+from cinderblock.storage_node.node import HELLO_WAIT_S
 from tests.conftest import E2ECluster, EventTap, eventually
 
 DOWN_WITHIN_S = 5.0
@@ -198,3 +199,24 @@ async def test_a_restarted_node_is_known_from_its_first_hello_not_its_first_stat
         made = await client.create_volume(1, name="cast-to-the-new-process", wait=True)
         assert made.status == "available" and made.host == "node-1@null"
 
+
+@pytest.fixture
+def one_node(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=1, backend="null")
+
+
+async def test_a_node_started_while_the_scheduler_is_away_reports_once_it_is_back(
+    one_node: E2ECluster,
+) -> None:
+    """A node's first stats wait for the scheduler to answer its hello, but not for
+    ever (``HELLO_WAIT_S``): started while the scheduler is frozen, it is up once the
+    scheduler is back (down meanwhile: its last stats are older than stale_after_s)."""
+    c = one_node
+    async with c.client("admin", admin=True) as admin:
+        with frozen(c, "scheduler"):
+            old = c.cluster.procs.pop("node-1")
+            old.kill()
+            old.wait(timeout=10)
+            c.cluster.spawn("node", "node-1")
+            await asyncio.sleep(HELLO_WAIT_S + 1.0)  # its wait for an answer is over
+        await eventually(lambda: _is(admin, "node-1@null", True), timeout=10.0)
