@@ -109,9 +109,7 @@ class Liveness(Generic[Note]):
             entry.incarnation = report.incarnation
         elif report.incarnation != entry.incarnation:
             entry.incarnation = report.incarnation
-            result.lost, entry.held = list(entry.held.values()), {}
-            for h in result.lost:
-                self._release(backend, h)
+            result.lost = self._hand_back(backend, entry)
         if report.epoch == self.epoch:
             through = report.sched_seq if report.oldest_seq == 0 else report.oldest_seq - 1
             self._finished(backend, entry, through)
@@ -124,11 +122,8 @@ class Liveness(Generic[Note]):
         entry = self._backends.get(backend)
         if entry is None:
             return []
-        lost, entry.held = list(entry.held.values()), {}
-        for h in lost:
-            self._release(backend, h)
         entry.incarnation = None
-        return lost
+        return self._hand_back(backend, entry)
 
     def _finished(self, backend: str, entry: _Backend[Note], through: int) -> None:
         held = entry.held  # in cast order: sequence numbers only grow
@@ -137,6 +132,13 @@ class Liveness(Generic[Note]):
             if seq > through:
                 return
             self._release(backend, held.pop(seq))
+
+    def _hand_back(self, backend: str, entry: _Backend[Note]) -> list[Held[Note]]:
+        """Everything ``backend`` holds, forgotten here, in cast order."""
+        held, entry.held = list(entry.held.values()), {}
+        for h in held:
+            self._release(backend, h)
+        return held
 
     def _release(self, backend: str, held: Held[Note]) -> None:
         if self._holder.get(held.volume_id) == (backend, held.seq):
@@ -164,10 +166,7 @@ class Liveness(Generic[Note]):
             if entry.up and now - entry.last_seen > self.stale_after_s:
                 entry.up = False
                 self.went_down += 1
-                held, entry.held = list(entry.held.values()), {}
-                for h in held:
-                    self._release(name, h)
-                found.down[name] = held
+                found.down[name] = self._hand_back(name, entry)
         return found
 
     def is_up(self, backend: str) -> bool:
