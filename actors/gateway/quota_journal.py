@@ -23,7 +23,7 @@ state change, and is then applied at most once:
   left and sends them again (a replay of what was applied is a ``repeat``).
 * once the rows found at start are acknowledged, the gateway asks the quota
   actor to roll back the reservations of its earlier incarnations that it does
-  not reference (reservation ids are ``<incarnation>.<uuid>``; an extend in
+  not reference (reservation ids are ``<incarnation>.<count><random>``; an extend in
   progress references its reservation): what a dead gateway reserved and can no
   longer finish is given back at once, not after a day.
 
@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.failpoints import declare
-from cinderblock.protocol.messages.quota import QuotaOp, incarnation_of
+from cinderblock.protocol.messages.quota import QuotaOp, ReservationIds, incarnation_of
 from cinderblock.protocol.wire.errors import CinderblockError
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ class QuotaJournal:
         self.db = db
         # ordered by start: the quota actor refuses a late reserve of an older one
         self.incarnation = incarnation_of(time.time(), uuid.uuid4().hex)
+        self._reservation_ids = ReservationIds(self.incarnation)
         self._owed: deque[Owed] = deque()
         self._next_seq = 1
         self._wake = asyncio.Event()  # something is owed
@@ -107,8 +108,9 @@ class QuotaJournal:
         self.retries = 0
 
     def reservation_id(self) -> str:
-        """A new reservation id that names this incarnation of the gateway."""
-        return f"{self.incarnation}.{uuid.uuid4().hex}"
+        """A new reservation id that names this incarnation of the gateway, later than
+        every one it made before."""
+        return self._reservation_ids.next()
 
     # ---- owing (call next to the state change's writes, no await between) ----
     def owe_commit(self, reservation_id: str, project: str) -> asyncio.Future[None]:

@@ -45,7 +45,7 @@ rollback of a reservation never made (a reserve whose answer the gateway never g
 is ``done``: the id is remembered as rolled back, so the reserve is refused if it
 arrives after all.
 
-Abandoned reservations: a gateway makes reservation ids ``<incarnation>.<uuid>``.
+Abandoned reservations: a gateway makes reservation ids ``<incarnation>.<32 hex>``.
 Once a restarted gateway has replayed its journal, ``rollback_abandoned`` rolls
 back the pending reservations of its earlier incarnations that it no longer
 references (no day-long wait for ``expire``). A reserve of an earlier incarnation
@@ -387,7 +387,7 @@ class QuotaBook:
     def rollback_abandoned(self, incarnation: str, referenced: Collection[str],
                            now: float | None = None) -> tuple[list[str], Change]:
         """Roll back the pending reservations of a gateway's earlier incarnations
-        (ids ``<incarnation>.<uuid>``) that are not in ``referenced``."""
+        (ids ``<incarnation>.<32 hex>``) that are not in ``referenced``."""
         abandoned = [rid for rid in self._pending
                      if "." in rid and rid.partition(".")[0] != incarnation
                      and rid not in referenced]

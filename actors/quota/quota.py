@@ -83,6 +83,19 @@ RESERVATION_EXPIRE_S = 86400.0  # Cinder's reservation_expire
 EXPIRE_EVERY_S = 60.0
 
 
+def change_writes(change: qb.Change) -> list[tuple[str, tuple[Any, ...]]]:
+    """The statements that persist ``change``, in the order ``Change`` says."""
+    writes: list[tuple[str, tuple[Any, ...]]] = [
+        (DELETE_RESERVATION, (rid,)) for rid in change.removed]
+    writes += [(INSERT_RESERVATION, (r.id, r.project, json.dumps(r.deltas), r.expires_at))
+               for r in change.added]
+    writes += [(UPSERT_USAGE, row) for row in change.usages]
+    writes += [(UPSERT_LIMIT, row) for row in change.limits]
+    writes += [(INSERT_FINISHED, row) for row in change.finished]
+    writes += [(DELETE_FINISHED, (fid,)) for fid in change.forgotten]
+    return writes
+
+
 class QuotaActor(Actor):
     name = "quota"
     # The gateway sends its owed changes with its next call (``quota_journal.py``): both
@@ -159,25 +172,12 @@ class QuotaActor(Actor):
 
     def _persist(self, change: qb.Change) -> asyncio.Future[None]:
         """Queue the rows a change touched; the future resolves when they are committed."""
-        db = self.db
         if change.empty:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
-        for rid in change.removed:
-            committed = db.write(DELETE_RESERVATION, (rid,))
-        for r in change.added:
-            committed = db.write(
-                INSERT_RESERVATION, (r.id, r.project, json.dumps(r.deltas), r.expires_at)
-            )
-        for row in change.usages:
-            committed = db.write(UPSERT_USAGE, row)
-        for lrow in change.limits:
-            committed = db.write(UPSERT_LIMIT, lrow)
-        for frow in change.finished:
-            committed = db.write(INSERT_FINISHED, frow)
-        for fid in change.forgotten:
-            committed = db.write(DELETE_FINISHED, (fid,))
+        for sql, params in change_writes(change):
+            committed = self.db.write(sql, params)
         return committed  # one future for the whole batch these writes joined
 
     # ---- handlers: plain functions; each reply waits for its commit ---------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,3 +150,19 @@ def incarnation_of(started_at: float, salt: str) -> str:
     """A gateway incarnation (the first part of its reservation ids) that sorts by its
     start: the start in milliseconds, 12 hex digits, then 4 hex digits of ``salt``."""
     return f"{int(started_at * 1000):012x}{salt[:4]:0>4}"
+
+
+class ReservationIds:
+    """The reservation ids one gateway incarnation makes, ``<incarnation>.<32 hex>``,
+    in the order it makes them: a count (16 hex digits), then 16 random ones (two
+    incarnations that began in the same millisecond with the same salt still never
+    share an id). Made in order, each id lands at the end of quota.db's tables keyed
+    by it (``reservations``, and ``finished_ops``, which keeps a week of them), where a
+    random one dirtied a page of its own wherever it fell (``bench.quota_rows``)."""
+
+    def __init__(self, incarnation: str) -> None:
+        self.incarnation = incarnation
+        self._count = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.incarnation}.{next(self._count):016x}{os.urandom(8).hex()}"

@@ -23,7 +23,12 @@ from cinderblock.actors.gateway.volume_store import (
 from cinderblock.actors.quota import quota as quota_actor
 from cinderblock.actors.quota.book import JournalOp, QuotaBook, QuotaError
 from cinderblock.actors.runtime.database import Database, WriteFailed
-from cinderblock.protocol.messages.quota import ORDERED_INCARNATION, QuotaOp, incarnation_of
+from cinderblock.protocol.messages.quota import (
+    ORDERED_INCARNATION,
+    QuotaOp,
+    ReservationIds,
+    incarnation_of,
+)
 from cinderblock.protocol.messages.volumes import VolumeType
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.errors import Unavailable
@@ -141,6 +146,29 @@ def test_a_sweep_by_an_older_incarnation_does_not_move_the_line_back() -> None:
     book.rollback_abandoned(older, (), NOW)
     with pytest.raises(QuotaError, match="has ended"):
         book.reserve(P, {"gigabytes": 1}, NOW, reservation_id=f"{older}.late")
+
+
+def test_reservation_ids_sort_in_the_order_they_are_made_and_never_repeat() -> None:
+    """In order, each lands at the end of quota.db's tables keyed by it; two gateways
+    that began in the same millisecond with the same salt still make different ids."""
+    incarnation = incarnation_of(NOW, "beef")
+    first, twin = ReservationIds(incarnation), ReservationIds(incarnation)
+    made = [first.next() for _ in range(5000)]
+    assert made == sorted(made) and len(set(made)) == len(made)
+    assert all(rid.partition(".")[0] == incarnation for rid in made)
+    assert all(len(rid) == ORDERED_INCARNATION + 1 + 32 for rid in made)
+    assert all(int(rid.partition(".")[2], 16) >= 0 for rid in made)  # hex digits only
+    assert not set(made) & {twin.next() for _ in range(5000)}
+    later = ReservationIds(incarnation_of(NOW + 1, "0000")).next()
+    assert later > made[-1]  # a later incarnation's ids sort after
+
+
+async def test_a_journal_makes_its_reservation_ids_in_order(tmp_path: Path) -> None:
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        journal = store.journal
+        made = [journal.reservation_id() for _ in range(100)]
+        assert made == sorted(made)
+        assert {rid.partition(".")[0] for rid in made} == {journal.incarnation}
 
 
 # ---- the gateway's journal ---------------------------------------------------------
