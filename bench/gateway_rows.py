@@ -17,6 +17,7 @@ create. No actor runs; the figures are SQLite's own, without the loop around it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -24,6 +25,7 @@ import sqlite3
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from cinderblock.actors.gateway.volume_store import INSERT_VOLUME, SCHEMA, UPDATE_STATUS
@@ -48,14 +50,28 @@ def _row(now: float) -> Row:
             None, "{}", now, now, None, str(uuid.uuid4()), "fingerprint")
 
 
-def cpu_per_create_us(directory: str, ddl: list[str], creates: int, prefill: int,
-                      batch: int) -> float:
-    """Process CPU (µs) per create of writing ``creates`` volumes, ``batch`` a commit."""
+@contextlib.contextmanager
+def new_database(directory: str) -> Iterator[sqlite3.Connection]:
+    """A new file in ``directory``, in WAL mode with ``synchronous=NORMAL`` as the actors
+    run theirs (transactions begun by hand); closed and removed, WAL and all, after."""
     path = os.path.join(directory, f"{uuid.uuid4().hex}.db")
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        yield conn
+    finally:
+        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            with_suffix = path + suffix
+            if os.path.exists(with_suffix):
+                os.unlink(with_suffix)
+
+
+def cpu_per_create_us(directory: str, ddl: list[str], creates: int, prefill: int,
+                      batch: int) -> float:
+    """Process CPU (µs) per create of writing ``creates`` volumes, ``batch`` a commit."""
+    with new_database(directory) as conn:
         for statement in ddl:
             conn.execute(statement)
         conn.execute("BEGIN")  # created_at grows, as it does: the listings append
@@ -73,12 +89,6 @@ def cpu_per_create_us(directory: str, ddl: list[str], creates: int, prefill: int
             conn.execute("COMMIT")
             previous = chunk
         return (time.process_time() - started) / creates * 1e6
-    finally:
-        conn.close()
-        for suffix in ("", "-wal", "-shm"):
-            with_suffix = path + suffix
-            if os.path.exists(with_suffix):
-                os.unlink(with_suffix)
 
 
 def run(creates: int = 5000, prefill: int = 20000, batch: int = 10,
@@ -102,13 +112,15 @@ def run(creates: int = 5000, prefill: int = 20000, batch: int = 10,
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m cinderblock.bench.gateway_rows",
-                                description=__doc__.split("\n\n")[0])
+def rows_arguments(argv: list[str] | None, module: str, doc: str, prefill: int,
+                   repeat: int) -> argparse.Namespace:
+    """The options of a benchmark of one actor's rows (this one, ``quota_rows``), checked."""
+    p = argparse.ArgumentParser(prog=f"python -m cinderblock.bench.{module}",
+                                description=doc.split("\n\n")[0])
     p.add_argument("--creates", type=int, default=5000)
-    p.add_argument("--prefill", type=int, default=20000)
+    p.add_argument("--prefill", type=int, default=prefill)
     p.add_argument("--batch", type=int, default=10)
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--repeat", type=int, default=repeat)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     for name in ("creates", "batch", "repeat"):
@@ -116,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--{name} must be at least 1")
     if args.prefill < 0:
         p.error("--prefill must be 0 or more")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = rows_arguments(argv, "gateway_rows", __doc__, prefill=20000, repeat=5)
     result = run(args.creates, args.prefill, args.batch, args.repeat)
     if args.json:
         print(json.dumps(result))

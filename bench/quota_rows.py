@@ -20,9 +20,7 @@ saves. No actor runs; the figures are SQLite's and the book's, without the loop.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sqlite3
 import tempfile
 import time
@@ -32,6 +30,7 @@ from typing import Any
 
 from cinderblock.actors.quota.book import JournalOp, QuotaBook
 from cinderblock.actors.quota.quota import SCHEMA, change_writes
+from cinderblock.bench.gateway_rows import new_database, rows_arguments
 from cinderblock.protocol.messages.quota import ReservationIds, incarnation_of
 
 DELTAS = {"volumes": 1, "gigabytes": 1}
@@ -59,11 +58,7 @@ def _run(conn: sqlite3.Connection, writes: list[tuple[str, Any]]) -> None:
 def cpu_per_create_us(directory: str, ids: str, creates: int, prefill: int,
                       batch: int) -> float:
     """Process CPU (µs) per create of reserving and committing ``creates`` volumes."""
-    path = os.path.join(directory, f"{uuid.uuid4().hex}.db")
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+    with new_database(directory) as conn:
         conn.executescript(SCHEMA)
         now = time.time()
         make_id = IDS[ids](incarnation_of(now, uuid.uuid4().hex))
@@ -72,10 +67,10 @@ def cpu_per_create_us(directory: str, ids: str, creates: int, prefill: int,
                          [(make_id(), now) for _ in range(prefill)])
         conn.execute("COMMIT")
         book = QuotaBook({"volumes": -1, "gigabytes": -1})
+        made = [make_id() for _ in range(creates)]
         started = time.process_time()
-        batches = creates // batch  # whole batches: what is measured is what was written
-        for _ in range(batches):
-            reserved = [make_id() for _ in range(batch)]
+        for start in range(0, creates, batch):
+            reserved = made[start:start + batch]
             writes = []
             for rid in reserved:
                 writes += change_writes(book.reserve("bench", DELTAS, now, reservation_id=rid)[1])
@@ -83,13 +78,7 @@ def cpu_per_create_us(directory: str, ids: str, creates: int, prefill: int,
             _, change = book.apply([JournalOp("commit", rid, rid, "bench") for rid in reserved],
                                    now)
             _run(conn, change_writes(change))
-        return (time.process_time() - started) / (batches * batch) * 1e6
-    finally:
-        conn.close()
-        for suffix in ("", "-wal", "-shm"):
-            with_suffix = path + suffix
-            if os.path.exists(with_suffix):
-                os.unlink(with_suffix)
+        return (time.process_time() - started) / creates * 1e6
 
 
 def run(creates: int = 5000, prefill: int = 200_000, batch: int = 10,
@@ -105,21 +94,7 @@ def run(creates: int = 5000, prefill: int = 200_000, batch: int = 10,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m cinderblock.bench.quota_rows",
-                                description=__doc__.split("\n\n")[0])
-    p.add_argument("--creates", type=int, default=5000)
-    p.add_argument("--prefill", type=int, default=200_000)
-    p.add_argument("--batch", type=int, default=10)
-    p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--json", action="store_true")
-    args = p.parse_args(argv)
-    for name in ("creates", "batch", "repeat"):
-        if getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1")
-    if args.prefill < 0:
-        p.error("--prefill must be 0 or more")
-    if args.creates < args.batch:
-        p.error("--creates must be at least --batch")
+    args = rows_arguments(argv, "quota_rows", __doc__, prefill=200_000, repeat=5)
     result = run(args.creates, args.prefill, args.batch, args.repeat)
     if args.json:
         print(json.dumps(result))
