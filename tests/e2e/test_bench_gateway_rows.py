@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,10 @@ def test_every_index_of_the_volumes_table_is_measured_from_the_gateways_schema()
     assert "volumes_project_listing" in names and "volumes_unsettled" in names
 
 
-def test_a_short_run_reports_every_layout_and_leaves_no_file() -> None:
-    before = set(Path(tempfile.gettempdir()).glob("gateway-rows-*"))
-    result = gateway_rows.run(creates=300, prefill=300, batch=10, repeat=1)
-    assert set(Path(tempfile.gettempdir()).glob("gateway-rows-*")) == before
+def test_a_short_run_reports_every_layout_and_leaves_no_file(tmp_path: Path) -> None:
+    result = gateway_rows.run(creates=300, prefill=300, batch=10, repeat=1,
+                              within=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
     assert result["cpu_us_per_create"] > result["table_only_us"] > 0  # eight indexes or none
     assert set(result["index_us"]) == {name for name, _ in gateway_rows.volume_ddl()[1]}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,9 +13,8 @@ from cinderblock.bench import quota_rows
 def test_a_short_run_writes_every_create_and_leaves_no_file(tmp_path: Path) -> None:
     us = quota_rows.cpu_per_create_us(str(tmp_path), "ordered", creates=55, prefill=20, batch=10)
     assert us > 0 and list(tmp_path.iterdir()) == []
-    before = set(Path(tempfile.gettempdir()).glob("quota-rows-*"))
-    result = quota_rows.run(creates=100, prefill=100, batch=10, repeat=1)
-    assert set(Path(tempfile.gettempdir()).glob("quota-rows-*")) == before
+    result = quota_rows.run(creates=100, prefill=100, batch=10, repeat=1, within=str(tmp_path))
+    assert list(tmp_path.iterdir()) == []
     assert set(result["cpu_us_per_create"]) == {"ordered", "random"}
     assert all(us > 0 for us in result["cpu_us_per_create"].values())
 
