@@ -154,9 +154,9 @@ def incarnation_of(started_at: float, salt: str) -> str:
 
 class ReservationIds:
     """The reservation ids one gateway incarnation makes, ``<incarnation>.<32 hex>``,
-    in the order it makes them: a count (16 hex digits), then 16 random ones (two
-    incarnations that began in the same millisecond with the same salt still never
-    share an id). Made in order, each id lands at the end of quota.db's tables keyed
+    in the order it makes them: a count (16 hex digits), then 16 random ones (64 bits:
+    two incarnations that began in the same millisecond with the same salt still make
+    different ids). Made in order, each id lands at the end of quota.db's tables keyed
     by it (``reservations``, and ``finished_ops``, which keeps a week of them), where a
     random one dirtied a page of its own wherever it fell (``bench.quota_rows``)."""
 

@@ -150,7 +150,8 @@ def test_a_sweep_by_an_older_incarnation_does_not_move_the_line_back() -> None:
 
 def test_reservation_ids_sort_in_the_order_they_are_made_and_never_repeat() -> None:
     """In order, each lands at the end of quota.db's tables keyed by it; two gateways
-    that began in the same millisecond with the same salt still make different ids."""
+    that began in the same millisecond with the same salt still make different ids
+    (their 64 random bits)."""
     incarnation = incarnation_of(NOW, "beef")
     first, twin = ReservationIds(incarnation), ReservationIds(incarnation)
     made = [first.next() for _ in range(5000)]
