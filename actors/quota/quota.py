@@ -258,14 +258,18 @@ class QuotaActor(Actor):
             reserved={r: u.reserved for r, u in usage.items()},
         )
 
-    def on_show(self, req: Request) -> QuotaSet:
+    # Shown once every change made before the request is durable (or failed and was
+    # read back): what a show reports is what quota.db holds.
+    async def on_show(self, req: Request) -> QuotaSet:
         if req.body.defaults:
             return QuotaSet(project=req.body.project or "", limits=self.book.default_limits())
+        await self.db.settled()
         return self._view(req.body.project or req.ctx.project_id)
 
-    def on_show_many(self, req: Request) -> QuotaSets:
+    async def on_show_many(self, req: Request) -> QuotaSets:
         body: QuotaShowMany = req.body
         check_projects(body.projects)
+        await self.db.settled()
         return QuotaSets(tuple(self._view(project) for project in body.projects))
 
     def on_sync_usage(self, req: Request) -> AfterCommit | QuotaSyncResult:

@@ -245,6 +245,15 @@ class Database:
         self._pending.append((sql, params))
         return self._committed
 
+    async def settled(self) -> None:
+        """Wait until every write queued before this call has been committed or has
+        failed (and memory was read back from the file): what memory holds then is what
+        the file holds, for a reader that shows state. Writes queued meanwhile are not
+        waited for, so a steady stream of them cannot hold the reader up for ever."""
+        waiting = [f for f in (self._applying, self._committed) if f is not None and not f.done()]
+        if waiting:
+            await asyncio.wait(waiting)
+
     async def fetchall(self, sql: str, params: Params = ()) -> list[Any]:
         try:
             rows = await self.conn.execute_fetchall(sql, params)

@@ -568,6 +568,35 @@ class Remembered:
 
 
 @APPLIED
+async def test_settled_waits_for_what_was_queued_before_it_whether_committed_or_failed(
+    tmp_path: Path, synchronous: str,
+) -> None:
+    memory = Remembered()
+    db = Database(tmp_path / "a.db", SCHEMA, synchronous, reread=memory.reread)
+    await db.open()
+    try:
+        await db.settled()  # nothing queued: at once
+        memory.rows["kept"] = 1
+        kept = db.write("INSERT INTO t VALUES (?, ?)", ("kept", 1))
+        settled = asyncio.ensure_future(db.settled())
+        await asyncio.sleep(0.05)
+        assert not settled.done()  # the write is queued, not on disk
+        await db.flush()
+        await settled
+        assert kept.done() and await db.fetchall("SELECT k, v FROM t") == [("kept", 1)]
+        memory.rows["lost"] = 2
+        failing = db.write("INSERT INTO t VALUES (?, ?)", ("kept", 9))  # primary key clash
+        settled = asyncio.ensure_future(db.settled())
+        await asyncio.sleep(0.05)
+        assert not settled.done()
+        await db.flush()
+        await settled  # a failed batch settles too, without raising: memory was read back
+        assert isinstance(failing.exception(), WriteFailed) and memory.rows == {"kept": 1}
+    finally:
+        await db.close()
+
+
+@APPLIED
 async def test_a_failed_batch_puts_memory_back_to_the_file_and_fails_writes_built_on_it(
     tmp_path: Path, synchronous: str,
 ) -> None:
