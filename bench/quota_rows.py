@@ -5,8 +5,8 @@
 
 quota.db is made with the quota actor's own schema (``quota.SCHEMA``) in a temporary
 directory, and ``finished_ops`` is filled with ``--prefill`` ids that the same gateway
-made before: a gateway's weeks of finished reservations (the actor keeps each for
-``KEEP_FINISHED_S``, 7 days).
+made before: up to a week of a gateway's finished reservations (the actor keeps each
+for ``KEEP_FINISHED_S``, 7 days).
 Then ``--creates`` creates are written as the quota actor writes them: the book's
 (``QuotaBook``) reserve of each, then its commit (the gateway's journal op), each
 ``Change`` by the statements the actor runs (``quota.change_writes``), in group
