@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -22,17 +23,22 @@ from cinderblock.actors.gateway.volume_store import (
 )
 from cinderblock.actors.quota import quota as quota_actor
 from cinderblock.actors.quota.book import JournalOp, QuotaBook, QuotaError
+from cinderblock.actors.runtime.actor import Request
 from cinderblock.actors.runtime.database import Database, WriteFailed
 from cinderblock.protocol.messages.quota import (
     ORDERED_INCARNATION,
+    QuotaApply,
     QuotaOp,
+    QuotaReserve,
+    QuotaShow,
     ReservationIds,
     incarnation_of,
 )
 from cinderblock.protocol.messages.volumes import VolumeType
 from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.wire.codec import Context, Envelope
 from cinderblock.protocol.wire.errors import Unavailable
-from tests.conftest import open_gateway_store
+from tests.conftest import make_config, open_gateway_store
 from tests.unit.journal_delivery import deliver, journal_op, run_until_sent
 
 P = "demo"
@@ -368,3 +374,52 @@ def test_the_rollback_of_a_reservation_never_made_refuses_it_should_it_arrive_la
     assert usage(book) == (0, 0, 0, 0)
     assert restarted(book).apply([JournalOp("rollback", "g1.late", "g1.late", P)],
                                  NOW)[0] == ["repeat"]
+
+
+async def _quota_actor(tmp_path: Path) -> quota_actor.QuotaActor:
+    actor = quota_actor.QuotaActor(make_config(tmp_path))
+    await actor.db.open()
+    await actor._load()
+    return actor
+
+
+def _asked(op: str, body: object, project: str = "p1") -> Request:
+    env = Envelope("req", 1, op, None, Context(project, project))
+    return Request(env, body, cast(Any, None), b"")
+
+
+def _answered(answer: Any) -> asyncio.Future[Any]:
+    """A handler's answer as a future: a plain handler's is done at once."""
+    if asyncio.iscoroutine(answer):
+        return asyncio.ensure_future(answer)
+    done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    done.set_result(answer)
+    return done
+
+
+async def test_a_quota_show_waits_until_what_the_journal_applied_before_it_is_on_disk(
+    tmp_path: Path,
+) -> None:
+    """The gateway's owed commit rides in one message with its next call, a show here;
+    the show answers once the commit is in quota.db, never from memory ahead of it."""
+    actor = await _quota_actor(tmp_path)
+    try:
+        reserved = actor.on_reserve(_asked("quota.reserve", QuotaReserve(
+            "p1", {"volumes": 1, "gigabytes": 1}, "inc.1")))
+        await actor.db.flush()
+        assert reserved.committed.done()
+        applied = actor.on_apply(_asked("quota.apply", QuotaApply((
+            QuotaOp("commit", "commit:inc.1", "inc.1", "p1"),))))
+        shown = _answered(actor.on_show(_asked("quota.show", QuotaShow("p1"))))
+        await asyncio.sleep(0.05)
+        assert not applied.committed.done()  # the commit is queued, not on disk
+        assert not shown.done(), "the show answered before the commit was on disk"
+        await actor.db.flush()
+        view = await shown
+        assert (view.in_use["volumes"], view.reserved["volumes"]) == (1, 0)
+        with sqlite3.connect(tmp_path / "quota.db") as db:
+            on_disk = db.execute("SELECT in_use, reserved FROM quota_usages WHERE "
+                                 "project='p1' AND resource='volumes'").fetchone()
+        assert on_disk == (1, 0)
+    finally:
+        await actor.db.close()
