@@ -33,6 +33,13 @@ Security is on, as everywhere (CURVE on every socket, identities from keys);
 ``--security off`` runs the cluster without it, the only place that switch is
 used, and ``--compare-security`` runs both in one go and reports each and the
 cost (``security_cost``: on vs off, creates/s and CPU per volume).
+
+The temporary directory (the actors' SQLite files, and the ``file`` backend's volumes)
+is made under ``TMPDIR`` (``/tmp`` if unset): ``TMPDIR=/mnt/xfs`` measures on that file
+system. The answer names it (``data_filesystem``: type, mount point, and for ext4
+whether it has a journal). A ``file`` create costs what the file system's file creation
+costs, and on ext4 without a journal that grows with the files deleted in the last
+minutes, as a run before this one deleted thousands (``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -71,6 +79,43 @@ def cpu_seconds(pids: list[int]) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         total += int(fields[11]) + int(fields[12])  # utime, stime (after pid and comm)
     return total / CLOCK_TICKS
+
+
+def data_filesystem(path: Path, mounts: str | None = None,
+                    sys_fs: Path = Path("/sys/fs")) -> dict[str, Any]:
+    """The file system ``path`` is on: the mount of ``mounts`` (``/proc/mounts``) with
+    the longest mount point holding it, its type, and for ext4 whether it has a journal
+    (``/sys/fs/ext4/DEV/journal_task``: its thread's pid, or ``<none>``; None: not
+    known).
+    The file backend's creates cost what this file system's creates cost: ext4 without
+    a journal looks at every inode deleted in the last minutes before it reuses one
+    (``docs/performance.md``, "The file backend's creates are the file system's")."""
+    if mounts is None:
+        mounts = Path("/proc/mounts").read_text()
+    where = os.path.realpath(path)
+    best: tuple[str, str, str] = ("", "", "")  # mount point, type, device
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        device, point, kind = _unescaped(fields[0]), _unescaped(fields[1]), fields[2]
+        inside = where == point or where.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best[0]):
+            best = (point, kind, device)
+    point, kind, device = best
+    journal: bool | None = None
+    if kind == "ext4" and device.startswith("/"):
+        task = sys_fs / "ext4" / os.path.basename(os.path.realpath(device)) / "journal_task"
+        try:
+            journal = task.read_text().strip() not in ("", "<none>")  # its thread's pid
+        except OSError:
+            journal = None
+    return {"type": kind or "unknown", "mount": point, "journal": journal}
+
+
+def _unescaped(field: str) -> str:
+    """A /proc/mounts field with its octal escapes (``\\040`` for a space) undone."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 async def create_many(endpoint: str, volumes: int, concurrency: int,
@@ -226,6 +271,7 @@ def compare_security(volumes: int, concurrency: int, backend: str, warmup: int,
 def run_cluster(volumes: int, concurrency: int, backend: str, warmup: int, events: bool,
                 front: str, security: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="cinderblock-bench-") as tmp:
+        filesystem = data_filesystem(Path(tmp))
         cfg = embedded(Path(tmp), backend=backend, nodes=2)
         cfg = replace(with_quota_defaults(cfg, volumes=-1, gigabytes=-1), security=security)
         if front == "rest":
@@ -260,6 +306,7 @@ def run_cluster(volumes: int, concurrency: int, backend: str, warmup: int, event
         "volumes": volumes,
         "concurrency": concurrency,
         "backend": backend,
+        "data_filesystem": filesystem,
         "security": security,
         "creates_per_s": round(rate, 1),
         "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import tempfile
+from pathlib import Path
 
-from cinderblock.bench.throughput import run_cluster
+from cinderblock.bench.throughput import data_filesystem, run_cluster
 
 # A create's flows and statuses publish about 37 events (docs/performance.md); the
 # run's warm-up creates are read too, so every measured create brings at least 30.
@@ -24,3 +26,5 @@ def test_a_short_run_without_events_starts_no_subscriber() -> None:
                          front="native", security=True)
     assert result["events_received"] == 0
     assert result["subscriber_cpu_ms_per_volume"] == 0
+    # the run's data was in the temporary directory (TMPDIR): the answer names its file system
+    assert result["data_filesystem"] == data_filesystem(Path(tempfile.gettempdir()))
