@@ -33,8 +33,7 @@ from typing import Any
 from cinderblock.protocol.wire.schema import dump
 
 FORMATS = ("table", "json", "yaml", "value", "csv")
-TIME_FIELDS = frozenset({"created_at", "updated_at", "deleted_at", "started_at", "timestamp",
-                         "ts"})
+TIME_NAMES = frozenset({"timestamp", "ts"})  # and every field named ``*_at``: epoch seconds
 
 
 class ColumnError(ValueError):
@@ -107,7 +106,12 @@ def listing(args: argparse.Namespace, cols: Sequence[Column], rows: Sequence[Seq
 def record(obj: Any) -> dict[str, Any]:
     """A message object or mapping as printable fields: times as ISO 8601."""
     data = dict(obj) if isinstance(obj, Mapping) else dump(obj)
-    return {k: iso_time(v) if k in TIME_FIELDS else _plain(v) for k, v in data.items()}
+    return {k: iso_time(v) if is_time_field(k) else _plain(v) for k, v in data.items()}
+
+
+def is_time_field(name: str) -> bool:
+    """Whether a field holds an epoch time: ``attached_at``, ``expires_at``, ``ts`` ..."""
+    return name.endswith("_at") or name in TIME_NAMES
 
 
 def iso_time(value: Any) -> Any:

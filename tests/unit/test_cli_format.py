@@ -20,8 +20,9 @@ from cinderblock.actors.cli.format import (
     render_listing,
     render_record,
 )
+from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.messages.volumes import Volume
-from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.states import AttachmentStatus, VolumeStatus
 
 VOL = Volume("v-1", "demo", 2, VolumeStatus.AVAILABLE, name="a, \"quoted\" name",
              metadata={"k": "v", "n": "1"}, created_at=1796124026.24)
@@ -36,6 +37,15 @@ def test_times_become_iso_8601_in_utc_and_an_unset_time_none() -> None:
     assert datetime.fromisoformat(shown["created_at"]).timestamp() == pytest.approx(
         1796124026.24)
     assert shown["updated_at"] is None and iso_time(True) is True
+
+
+def test_every_epoch_field_is_shown_as_a_time_whatever_the_message() -> None:
+    attachment = Attachment("a-1", "v-1", "demo", AttachmentStatus.ATTACHED,
+                            created_at=1796124026.24, attached_at=1796124027.5)
+    shown = record(attachment)
+    assert shown["attached_at"] == "2026-12-01T11:20:27.500000+00:00"
+    assert record({"expires_at": 1796124026.24, "ts": 0})["expires_at"].startswith("2026-12-01T")
+    assert record({"stopped_at": "v-9"})["stopped_at"] == "v-9"  # not a number: as it is
 
 
 @pytest.mark.parametrize("fmt", ["json", "yaml"])
