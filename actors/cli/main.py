@@ -390,7 +390,8 @@ def cmd_actor(args: argparse.Namespace) -> int:
 
         if not args.listen:
             raise UsageError("cinderblock actor rest needs --listen HOST:PORT")
-        return run_front(args.config, args.listen, args.verbose)
+        return run_front(args.config, args.listen, args.verbose, log_file=args.log_file,
+                         log_format=args.log_format)
     return run_actor(args.kind, args.config, args.host, args.verbose,
                      log_file=args.log_file, log_format=args.log_format)
 

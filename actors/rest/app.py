@@ -72,6 +72,12 @@ def entity(body: dict[str, Any], key: str) -> dict[str, Any]:
     return inner
 
 
+def request_id(request: web.Request) -> str:
+    """The id the front gave this HTTP request (its answer's ``x-openstack-request-id``)."""
+    rid: str = request["request_id"]
+    return rid
+
+
 def flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "t", "true", "on", "y", "yes")
 
@@ -90,9 +96,16 @@ class Front:
         return caller
 
     def client_for(self, request: web.Request) -> Client:
-        caller = self.caller(request)
-        return self.client.acting_for(caller.project, caller.user,
-                                      ADMIN_ROLES if caller.admin else MEMBER_ROLES)
+        """The front's client acting for the caller, one for the whole HTTP request:
+        its calls carry the request's id (``x-openstack-request-id``), the first as it
+        is and the rest numbered."""
+        view: Client | None = request.get("client")
+        if view is None:
+            caller = self.caller(request)
+            view = request["client"] = self.client.acting_for(
+                caller.project, caller.user, ADMIN_ROLES if caller.admin else MEMBER_ROLES,
+                request_id=request_id(request))
+        return view
 
     def version(self, request: web.Request) -> Version:
         version: Version = request["version"]
@@ -108,6 +121,7 @@ class Front:
     # ---- middleware -------------------------------------------------------
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        request["request_id"] = f"req-{uuid.uuid4()}"  # Cinder's: made here, never taken
         version = MIN
         try:
             if (request.content_length or 0) > self.max_body:
@@ -126,7 +140,7 @@ class Front:
         except web.HTTPException as exc:
             response = fault(exc.status, exc.reason)
         response.headers.update(response_headers(version))
-        response.headers["x-openstack-request-id"] = f"req-{uuid.uuid4()}"
+        response.headers["x-openstack-request-id"] = request_id(request)
         return response
 
     def _authenticate(self, request: web.Request) -> Caller:

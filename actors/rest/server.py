@@ -1,4 +1,5 @@
-"""The REST front's process: ``cinderblock actor rest --config FILE --listen HOST:PORT``.
+"""The REST front's process: ``cinderblock actor rest --config FILE --listen HOST:PORT``
+(``--log-file``, ``--log-format`` as every actor's).
 
 One aiohttp server and one client-library connection to the gateway, opened at
 start and kept for the life of the process; every HTTP request is a call (or a
@@ -10,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from pathlib import Path
 
 from aiohttp import web
 
+from cinderblock.actors.rest.access_log import AccessLog
+from cinderblock.actors.rest.access_log import log as access_log
 from cinderblock.actors.rest.app import Front, build_app
 from cinderblock.actors.rest.auth import AuthConfigError, Authenticator
+from cinderblock.actors.runtime import logs
 from cinderblock.actors.runtime.config import load
 from cinderblock.actors.runtime.keyring import FRONT_USER, secret_key_file
 from cinderblock.actors.runtime.parent import die_with_parent
@@ -39,7 +42,8 @@ async def serve(config: Path, listen: str) -> None:
     key = secret_key_file(Path(cfg.data_dir), FRONT_USER) if cfg.security else None
     client = Client(cfg.gateway, project="", user="rest-front", timeout=30.0, key=key)
     async with client:
-        runner = web.AppRunner(build_app(Front(client, auth)), access_log=None)
+        runner = web.AppRunner(build_app(Front(client, auth)), access_log=access_log,
+                               access_log_class=AccessLog)
         await runner.setup()
         await web.TCPSite(runner, host, port, reuse_address=True).start()
         log.info("REST front on http://%s:%d/v3 (%s)", host, port,
@@ -54,10 +58,11 @@ async def serve(config: Path, listen: str) -> None:
             await runner.cleanup()
 
 
-def run_front(config: Path, listen: str, verbose: bool = False) -> int:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s rest %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+def run_front(config: Path, listen: str, verbose: bool = False, log_file: Path | None = None,
+              log_format: str = "text") -> int:
+    """Serve until SIGTERM; log as the actors do (``log_file`` or stderr, text or JSON),
+    a line for each HTTP request among them (``actors.rest.access_log``)."""
+    logs.setup("rest", verbose, log_file, log_format)
     die_with_parent()
     try:
         asyncio.run(serve(config, listen))

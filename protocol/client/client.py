@@ -137,6 +137,8 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         self.keys = client_keys(key, server_key)
         roles = ("admin", "member") if admin else ("member",)
         self.context = Context(project, user or project, roles)
+        self._request_id: str | None = None  # acting_for: what this view's calls carry
+        self._request_calls = 0
         self.timeout = timeout
         self._calls = Calls()
         self._channel: Channel | None = None
@@ -147,13 +149,26 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         self.snapshot_waits: StatusWaits[Snapshot] = StatusWaits(
             "snapshot", SnapshotError, SNAPSHOT_ERRORS, self._look_at_connection)
 
-    def acting_for(self, project: str, user: str, roles: tuple[str, ...]) -> Client:
+    def acting_for(self, project: str, user: str, roles: tuple[str, ...],
+                   request_id: str | None = None) -> Client:
         """This client speaking for another user over the same connection and pending
-        calls (a REST front: one connection, many callers). Close only the original."""
+        calls (a REST front: one connection, many callers). Close only the original.
+
+        With ``request_id`` (an HTTP request's), the view's first call carries it and
+        each later one ``<request_id>.<n>``: the gateway's log lines about them name the
+        request the front logged, and no two calls share a retry key."""
         self._open()
         view = copy.copy(self)
         view.context = Context(project, user, roles)
+        view._request_id, view._request_calls = request_id, 0
         return view
+
+    def _next_request_id(self) -> str:
+        if self._request_id is None:
+            return f"req-{uuid.uuid4()}"
+        self._request_calls += 1
+        n = self._request_calls
+        return self._request_id if n == 1 else f"{self._request_id}.{n}"
 
     async def __aenter__(self) -> Client:
         self._open()
@@ -219,7 +234,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
     ) -> Any:
         out = self._open()
         ctx = Context(self.context.project_id, self.context.user_id, self.context.roles,
-                      request_id or f"req-{uuid.uuid4()}")
+                      request_id or self._next_request_id())
         msg_id = next_id()
         try:
             frame = encode(Envelope("req", msg_id, op, dump_sparse(body), ctx))

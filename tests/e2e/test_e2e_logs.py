@@ -60,5 +60,7 @@ def test_a_log_file_rotates_at_its_size(tmp_path: Path) -> None:
         handler.close()
     assert isinstance(handler, logging.handlers.RotatingFileHandler)
     assert (tmp_path / "t.log.1").exists()
+    for kept in tmp_path.glob("t.log*"):  # each ends at most one line past the size
+        assert 2000 - 200 < kept.stat().st_size < 2000 + 200 or kept.name == "t.log", kept
     last = (tmp_path / "t.log").read_text().splitlines()[-1]
     assert " tester WARNING cinderblock.test.rotation [- project=- volume=-] line 99 " in last

@@ -666,3 +666,40 @@ def test_a_front_that_dies_is_started_again_on_its_port_and_serves_the_same_stat
 
     shown: Reply = wait_for(answers)
     assert shown.body["volume"]["name"] == "kept"
+
+
+def test_each_http_request_is_a_line_of_the_front_s_log_under_the_id_it_answered_with(
+    rest_cluster: E2ECluster, api: Api, project: str,
+) -> None:
+    """The front logs as the actors do (``logs/rest-1.log``): a line a request with the
+    method, path, status, size, time and caller, under the request id of its answer's
+    ``x-openstack-request-id``; the gateway's line about the same refusal carries the
+    same id; the token is never written."""
+    refused = api.call("POST", "/v3/volumes", {"volume": {"size": 1001}})  # quota: 1000
+    assert refused.status == 413
+    rid = refused.headers["x-openstack-request-id"]
+    made = api.call("POST", "/v3/volumes", {"volume": {"size": 1}})
+    assert made.status == 202
+    vol_id = made.body["volume"]["id"]
+    shown = api.call("GET", f"/v3/volumes/{vol_id}?x=1")
+    anonymous = Api(rest_cluster.rest_url, None).call("GET", "/v3/volumes")
+    assert anonymous.status == 401
+    front_log = rest_cluster.cluster.log_path("rest-1")
+
+    def lines_with(needle: str, path: Any = front_log) -> list[str]:
+        return [line for line in path.read_text().splitlines() if needle in line]
+
+    (line,) = wait_for(lambda: lines_with(rid))
+    assert f"[{rid} project={project} volume=-]" in line
+    assert '"POST /v3/volumes" 413 ' in line and f"user={project}" in line
+    assert " rest INFO cinderblock.rest.access " in line
+    (line,) = wait_for(lambda: lines_with(shown.headers["x-openstack-request-id"]))
+    assert f"project={project} volume={vol_id}]" in line
+    assert f'"GET /v3/volumes/{vol_id}?x=1" 200 ' in line
+    (line,) = wait_for(lambda: lines_with(anonymous.headers["x-openstack-request-id"]))
+    assert "project=- volume=-]" in line and '"GET /v3/volumes" 401 ' in line
+    # the gateway's warning about the refused create names the HTTP request
+    (warned,) = wait_for(lambda: lines_with(rid, rest_cluster.cluster.log_path("gateway")))
+    assert "volume_create_api failed" in warned and f"project={project}" in warned
+    assert f"{project}:{project}" not in front_log.read_text()  # the noauth token
+    assert "Traceback" not in front_log.read_text()

@@ -1,0 +1,64 @@
+"""The REST front's access log: one line an HTTP request, as Cinder's API logs them.
+
+    2026-12-04T05:01:02.345+00:00 rest INFO cinderblock.rest.access [req-5c1e…
+      project=demo volume=8f0e…] "POST /v3/volumes/8f0e…/action" 202 0 B 3.21 ms user=demo
+
+The line goes through the actor's log (``actors.runtime.logs``): its request id is the
+answer's ``x-openstack-request-id``, and the front's calls to the gateway carry the
+same id (``Client.acting_for``), so a gateway line about a refused request names the
+HTTP request that asked. The project is the caller's once authenticated (``-`` before);
+the volume is the one the path names. A token is never logged: only the method, the path
+with its query, the status, the size of the answer, the time and the user.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+
+from cinderblock.actors.rest.auth import Caller
+from cinderblock.actors.runtime.logs import REQUEST
+
+log = logging.getLogger("cinderblock.rest.access")
+VOLUME_PATH = "/volumes/{id}"
+
+
+def access_line(method: str, path_qs: str, status: int, size: int, seconds: float,
+                user: str) -> str:
+    """What the line says beyond the ids its prefix carries."""
+    return f'"{method} {path_qs}" {status} {size} B {seconds * 1000:.2f} ms user={user}'
+
+
+def request_ids(request: BaseRequest) -> tuple[str, str, str]:
+    """(request id, project, volume id) of an HTTP request, ``-`` for what it lacks."""
+    rid = request.get("request_id") or "-"
+    caller = request.get("caller")
+    project = caller.project if isinstance(caller, Caller) else "-"
+    volume = "-"
+    if isinstance(request, web.Request):
+        resource = request.match_info.route.resource
+        if resource is not None and VOLUME_PATH in resource.canonical:
+            volume = request.match_info.get("id", "-")
+    return rid, project, volume
+
+
+class AccessLog(AbstractAccessLogger):
+    """aiohttp's access logger, writing through the actor's log with the request's ids."""
+
+    def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+        caller = request.get("caller")
+        user = caller.user if isinstance(caller, Caller) else "-"
+        token = REQUEST.set(request_ids(request))
+        try:
+            self.logger.info("%s", access_line(request.method, request.path_qs,
+                                               response.status, response.body_length, time,
+                                               user))
+        finally:
+            REQUEST.reset(token)
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
