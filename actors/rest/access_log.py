@@ -8,12 +8,14 @@ answer's ``x-openstack-request-id``, and the front's calls to the gateway carry 
 same id (``Client.acting_for``), so a gateway line about a refused request names the
 HTTP request that asked. The project is the caller's once authenticated (``-`` before);
 the volume is the one the path names. A token is never logged: only the method, the path
-with its query, the status, the size of the answer, the time and the user.
+with its query, the status, the size of the answer, the time, the user and, when the
+caller sent one, its own ``X-OpenStack-Request-ID`` (``global=``, as Cinder logs Nova's).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -24,12 +26,22 @@ from cinderblock.actors.runtime.logs import REQUEST
 
 log = logging.getLogger("cinderblock.rest.access")
 VOLUME_PATH = "/volumes/{id}"
+GLOBAL_HEADER = "X-OpenStack-Request-ID"  # a caller's own id (Nova sends its request's)
+GLOBAL_ID = re.compile(r"req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def access_line(method: str, path_qs: str, status: int, size: int, seconds: float,
-                user: str) -> str:
+                user: str, global_id: str | None = None) -> str:
     """What the line says beyond the ids its prefix carries."""
-    return f'"{method} {path_qs}" {status} {size} B {seconds * 1000:.2f} ms user={user}'
+    line = f'"{method} {path_qs}" {status} {size} B {seconds * 1000:.2f} ms user={user}'
+    return f"{line} global={global_id}" if global_id else line
+
+
+def global_request_id(header: str | None) -> str | None:
+    """The caller's ``X-OpenStack-Request-ID`` when it is one (``req-<uuid>``, as
+    oslo.middleware accepts it), else None: logged beside the front's own id, never
+    used as it, and nothing else a caller sends reaches the log unchecked."""
+    return header if header is not None and GLOBAL_ID.fullmatch(header) else None
 
 
 def request_ids(request: BaseRequest) -> tuple[str, str, str]:
@@ -53,9 +65,9 @@ class AccessLog(AbstractAccessLogger):
         user = caller.user if isinstance(caller, Caller) else "-"
         token = REQUEST.set(request_ids(request))
         try:
-            self.logger.info("%s", access_line(request.method, request.path_qs,
-                                               response.status, response.body_length, time,
-                                               user))
+            self.logger.info("%s", access_line(
+                request.method, request.path_qs, response.status, response.body_length, time,
+                user, global_request_id(request.headers.get(GLOBAL_HEADER))))
         finally:
             REQUEST.reset(token)
 

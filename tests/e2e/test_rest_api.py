@@ -673,8 +673,9 @@ def test_each_http_request_is_a_line_of_the_front_s_log_under_the_id_it_answered
 ) -> None:
     """The front logs as the actors do (``logs/rest-1.log``): a line a request with the
     method, path, status, size, time and caller, under the request id of its answer's
-    ``x-openstack-request-id``; the gateway's line about the same refusal carries the
-    same id; the token is never written."""
+    ``x-openstack-request-id`` (with a caller's own well-formed id beside it); the
+    gateway's line about the same refusal carries the same id; the token is never
+    written."""
     refused = api.call("POST", "/v3/volumes", {"volume": {"size": 1001}})  # quota: 1000
     assert refused.status == 413
     rid = refused.headers["x-openstack-request-id"]
@@ -684,6 +685,10 @@ def test_each_http_request_is_a_line_of_the_front_s_log_under_the_id_it_answered
     shown = api.call("GET", f"/v3/volumes/{vol_id}?x=1")
     anonymous = Api(rest_cluster.rest_url, None).call("GET", "/v3/volumes")
     assert anonymous.status == 401
+    nova_id = f"req-{uuid.uuid4()}"
+    traced = api.call("GET", "/v3/volumes", headers={"X-OpenStack-Request-ID": nova_id})
+    forged = api.call("GET", "/v3/volumes", headers={"X-OpenStack-Request-ID": "x] forged"})
+    assert traced.headers["x-openstack-request-id"] != nova_id  # the front's own, always
     front_log = rest_cluster.cluster.log_path("rest-1")
 
     def lines_with(needle: str, path: Any = front_log) -> list[str]:
@@ -698,6 +703,10 @@ def test_each_http_request_is_a_line_of_the_front_s_log_under_the_id_it_answered
     assert f'"GET /v3/volumes/{vol_id}?x=1" 200 ' in line
     (line,) = wait_for(lambda: lines_with(anonymous.headers["x-openstack-request-id"]))
     assert "project=- volume=-]" in line and '"GET /v3/volumes" 401 ' in line
+    (line,) = wait_for(lambda: lines_with(traced.headers["x-openstack-request-id"]))
+    assert line.endswith(f"user={project} global={nova_id}")  # the caller's, beside ours
+    (line,) = wait_for(lambda: lines_with(forged.headers["x-openstack-request-id"]))
+    assert "global=" not in line and "forged" not in line  # not an id: not logged
     # the gateway's warning about the refused create names the HTTP request
     (warned,) = wait_for(lambda: lines_with(rid, rest_cluster.cluster.log_path("gateway")))
     assert "volume_create_api failed" in warned and f"project={project}" in warned
