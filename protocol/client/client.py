@@ -541,6 +541,15 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
     def sync_quota(self, project: str, dry_run: bool = False) -> QuotaSyncResult:
         return self._run(lambda c: c.sync_quota(project, dry_run))
 
+    def list_messages(self, **kwargs: Any) -> list[UserMessage]:
+        return self._run(lambda c: c.list_messages(**kwargs))
+
+    def show_message(self, message_id: str) -> UserMessage:
+        return self._run(lambda c: c.show_message(message_id))
+
+    def delete_message(self, message_id: str) -> None:
+        self._run(lambda c: c.delete_message(message_id))
+
     def list_backends(self) -> list[Backend]:
         return self._run(lambda c: c.list_backends())
 

@@ -260,3 +260,40 @@ def test_backend_list_counts_the_volumes_each_node_holds(cli: Cli, cluster: E2EC
     assert counted == held >= 2
     table = ok(cli("backend", "list", "-c", "Backend", "-c", "Volumes", "-f", "csv"))
     assert table.splitlines()[0] == '"Backend","Volumes"'
+
+
+def test_a_volume_that_went_to_error_has_a_message_saying_why(
+    cli: Cli, cluster: E2ECluster, project: str,
+) -> None:
+    """``message list/show/delete`` as ``openstack volume message``: the reason a volume
+    no backend can hold went to ``error``, found by the volume, seen by its project only."""
+    admin = ("--data-dir", cluster.cfg.data_dir, "--admin")
+    ok(run_cli("quota", "set", project, "--gigabytes", "-1", *admin))
+    failed = cli("volume", "create", "10000000", "--name", "huge", "--wait")
+    assert failed.returncode == 1 and "went to error" in failed.stderr
+    huge = json.loads(ok(cli("volume", "show", "huge", "-f", "json")))
+    fine = make(cli, "fine")
+    deadline = time.monotonic() + 20
+    while not (listed := json.loads(ok(cli("message", "list", "-f", "json")))):
+        assert time.monotonic() < deadline, "no message about the volume that went to error"
+        time.sleep(0.1)
+    (message,) = listed
+    assert message["resource_uuid"] == huge["id"]
+    assert message["user_message"] == f"schedule allocate volume: {huge['reason']}"
+    assert json.loads(ok(cli("message", "list", "--volume", "huge", "-f", "json"))) == listed
+    assert json.loads(ok(cli("message", "list", "--volume", fine["id"], "-f", "json"))) == []
+    shown = json.loads(ok(cli("message", "show", message["id"], "-f", "json")))
+    assert (shown["project_id"], shown["message_level"]) == (project, "ERROR")
+    assert datetime.fromisoformat(shown["expires_at"]) > datetime.fromisoformat(
+        shown["created_at"])
+    everyone = json.loads(ok(run_cli("message", "list", "--all-projects", "-f", "json", *admin)))
+    assert {"id": message["id"], "project_id": project} in [
+        {"id": m["id"], "project_id": m["project_id"]} for m in everyone]
+    user_key(cluster.cfg, f"{project}-other")
+    other = run_cli("message", "show", message["id"], "--data-dir", cluster.cfg.data_dir,
+                    "--user", f"{project}-other")
+    assert other.returncode == 1 and other.stderr.startswith("ERROR (not_found)")
+    ok(cli("message", "delete", message["id"]))
+    assert json.loads(ok(cli("message", "list", "-f", "json"))) == []
+    gone = cli("message", "show", message["id"])
+    assert gone.returncode == 1 and gone.stderr.startswith("ERROR (not_found)")
