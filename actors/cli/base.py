@@ -69,6 +69,17 @@ def key_for(args: argparse.Namespace) -> Path | None:
 
 
 
+def key_values(items: list[str], what: str) -> dict[str, str]:
+    """``KEY=VALUE`` arguments as a mapping (the last of a key wins)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} must be KEY=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
 def int_arg(name: str, error: type[Exception] = argparse.ArgumentTypeError,
             ) -> Callable[[str], int]:
     """An argparse type: an integer (whether it can be stored is the client library's

@@ -25,6 +25,7 @@ from cinderblock.actors.cli.base import (
     endpoint_from,
     int_arg,
     key_for,
+    key_values,
     ranged_int,
 )
 from cinderblock.actors.cli.completion import add_completion
@@ -321,6 +322,9 @@ def _add_type(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("name")
     p.add_argument("--description")
     p.add_argument("--property", nargs="*", action="extend", default=[], metavar="KEY=VALUE")
+    p = _leaf(typ, common, "delete", "delete a volume type no volume uses (admin)",
+              cmd_type_delete)
+    p.add_argument("type", metavar="TYPE", help="name or id")
 
 
 def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -360,16 +364,6 @@ def _number(name: str, zero: bool) -> Callable[[str], float]:
     return parse
 
 
-def _pairs(items: list[str], what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"{what} must be KEY=VALUE, got {item!r}")
-        out[key] = value
-    return out
-
-
 # ---- commands ------------------------------------------------------------
 def cmd_tui(args: argparse.Namespace) -> int:
     from cinderblock.tui.app import run
@@ -400,7 +394,7 @@ def cmd_actor(args: argparse.Namespace) -> int:
 
 def cmd_volume_create(args: argparse.Namespace) -> int:
     size, name = _size_and_name(args)
-    metadata = {**_pairs(args.metadata, "metadata"), **_pairs(args.property, "--property")}
+    metadata = {**key_values(args.metadata, "metadata"), **key_values(args.property, "--property")}
     if size is None and not (args.snapshot_id or args.source_volid):
         raise UsageError("give a SIZE (or --size), or --snapshot-id / --source-volid")
     with client(args) as c:
@@ -487,10 +481,16 @@ def cmd_type_list(args: argparse.Namespace) -> int:
 
 
 def cmd_type_create(args: argparse.Namespace) -> int:
-    specs = _pairs(args.property, "property")
+    specs = key_values(args.property, "property")
     with client(args) as c:
         vtype = c.create_type(args.name, extra_specs=specs, description=args.description)
     return show(args, vtype)
+
+
+def cmd_type_delete(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        c.delete_type(args.type)
+    return 0
 
 
 def cmd_quota_show(args: argparse.Namespace) -> int:

@@ -1,7 +1,12 @@
-"""``cinderblock volume delete|extend`` and ``cinderblock snapshot ...``, as ``cinder`` has them.
+"""``cinderblock volume delete|extend|set|unset`` and ``cinderblock snapshot ...``, as
+``cinder`` and ``openstack volume`` have them.
 
     cinderblock volume delete VOLUME [VOLUME ...] [--wait]
     cinderblock volume extend VOLUME NEW_SIZE [--wait]
+    cinderblock volume set VOLUME [--name N] [--description D] [--property K=V ...]
+                                  [--no-property] [--bootable|--non-bootable]
+                                  [--read-only|--read-write]
+    cinderblock volume unset VOLUME --property KEY [--property KEY ...]
     cinderblock volume create [SIZE] --snapshot-id SNAPSHOT | --source-volid VOLUME
 
 VOLUME and SNAPSHOT are a name (unique in the project) or an id. A delete of several
@@ -11,6 +16,7 @@ exit status is 1.
     cinderblock snapshot list [--volume V] [--status S] [--all-projects] [--tenant P]
                               [--limit N] [--marker ID]
     cinderblock snapshot show SNAPSHOT
+    cinderblock snapshot set SNAPSHOT [--name N] [--description D]
     cinderblock snapshot delete SNAPSHOT [--wait]
 """
 
@@ -21,7 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cinderblock.actors.cli.base import client, int_arg
+from cinderblock.actors.cli.base import UsageError, client, int_arg, key_values
 from cinderblock.actors.cli.format import (
     add_paging,
     columns_named,
@@ -51,6 +57,32 @@ def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) 
     p.add_argument("volume", metavar="VOLUME", help="name or id")
     p.add_argument("new_size", type=int_arg("new_size"))
     _waiting(p, "wait until it is available at the new size")
+    p = leaf(vol, common, "set", "rename or describe a volume, set its properties or flags",
+             cmd_volume_set)
+    p.add_argument("volume", metavar="VOLUME", help="name or id")
+    _naming(p)
+    p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a metadata item; repeat for more")
+    p.add_argument("--no-property", action="store_true",
+                   help="remove every metadata item first (with --property: replace them)")
+    flag_pair(p, "bootable", "--bootable", "--non-bootable")
+    flag_pair(p, "readonly", "--read-only", "--read-write")
+    p = leaf(vol, common, "unset", "remove metadata items from a volume", cmd_volume_unset)
+    p.add_argument("volume", metavar="VOLUME", help="name or id")
+    p.add_argument("--property", action="append", required=True, metavar="KEY",
+                   help="the item to remove; repeat for more")
+
+
+def _naming(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", help="the new name ('' clears it)")
+    p.add_argument("--description", help="the new description ('' clears it)")
+
+
+def flag_pair(p: argparse.ArgumentParser, dest: str, on: str, off: str) -> None:
+    """``on`` sets ``dest`` true, ``off`` false; neither leaves it (None)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(on, dest=dest, action="store_const", const=True, default=None)
+    group.add_argument(off, dest=dest, action="store_const", const=False)
 
 
 def add_create_sources(create: argparse.ArgumentParser) -> None:
@@ -80,6 +112,9 @@ def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     add_paging(p)
     p = leaf(snap, common, "show", "show a snapshot", cmd_snapshot_show)
     p.add_argument("snapshot", metavar="SNAPSHOT", help="name or id")
+    p = leaf(snap, common, "set", "rename or describe a snapshot", cmd_snapshot_set)
+    p.add_argument("snapshot", metavar="SNAPSHOT", help="name or id")
+    _naming(p)
     p = leaf(snap, common, "delete", "delete snapshots", cmd_snapshot_delete)
     p.add_argument("snapshots", nargs="+", metavar="SNAPSHOT",
                    help="name or id; several may be given")
@@ -107,6 +142,40 @@ def cmd_volume_extend(args: argparse.Namespace) -> int:
         vol = c.extend_volume(find_volume(c, args.volume).id, args.new_size,
                               request_id=args.request_id, wait=args.wait, timeout=args.timeout)
     return show(args, vol)
+
+
+def naming(args: argparse.Namespace) -> dict[str, str | None]:
+    """The name and description a ``set`` gives (``''``: clear it, as ``None`` on the wire)."""
+    return {f: getattr(args, f) or None for f in ("name", "description")
+            if getattr(args, f) is not None}
+
+
+def cmd_volume_set(args: argparse.Namespace) -> int:
+    changes: dict[str, Any] = naming(args)
+    properties = key_values(args.property, "--property")
+    if properties or args.no_property:
+        changes["metadata"], changes["replace_metadata"] = properties, args.no_property
+    changes.update({f: getattr(args, f) for f in ("bootable", "readonly")
+                    if getattr(args, f) is not None})
+    if not changes:
+        raise UsageError("nothing to set: give --name, --description, --property, "
+                         "--no-property, --bootable/--non-bootable or --read-only/--read-write")
+    with client(args) as c:
+        return show(args, c.modify_volume(find_volume(c, args.volume).id, **changes))
+
+
+def cmd_volume_unset(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.modify_volume(find_volume(c, args.volume).id,
+                                          delete_metadata=args.property))
+
+
+def cmd_snapshot_set(args: argparse.Namespace) -> int:
+    changes = naming(args)
+    if not changes:
+        raise UsageError("nothing to set: give --name or --description")
+    with client(args) as c:
+        return show(args, c.modify_snapshot(find_snapshot(c, args.snapshot).id, **changes))
 
 
 def cmd_snapshot_create(args: argparse.Namespace) -> int:

@@ -297,3 +297,41 @@ def test_a_volume_that_went_to_error_has_a_message_saying_why(
     assert json.loads(ok(cli("message", "list", "-f", "json"))) == []
     gone = cli("message", "show", message["id"])
     assert gone.returncode == 1 and gone.stderr.startswith("ERROR (not_found)")
+
+
+def test_volume_and_snapshot_set_and_unset_and_type_delete_as_openstack_has_them(
+    cli: Cli, cluster: E2ECluster, project: str,
+) -> None:
+    made = json.loads(ok(cli("volume", "create", "1", "--name", "before", "--property", "a=1",
+                             "--wait", "-f", "json")))
+    changed = json.loads(ok(cli("volume", "set", "before", "--name", "after", "--description",
+                                "said", "--property", "b=2", "--bootable", "--read-only",
+                                "-f", "json")))
+    assert (changed["id"], changed["name"], changed["description"]) == (made["id"], "after",
+                                                                       "said")
+    assert changed["metadata"] == {"a": "1", "b": "2"}
+    assert (changed["bootable"], changed["readonly"]) == (True, True)
+    unset = json.loads(ok(cli("volume", "unset", "after", "--property", "a", "-f", "json")))
+    assert unset["metadata"] == {"b": "2"}
+    replaced = json.loads(ok(cli("volume", "set", made["id"], "--no-property", "--property",
+                                 "c=3", "--non-bootable", "--name", "", "-f", "json")))
+    assert (replaced["metadata"], replaced["bootable"], replaced["name"]) == ({"c": "3"},
+                                                                              False, None)
+    assert replaced["readonly"] is True  # what was not given stays
+    nothing = cli("volume", "set", made["id"])
+    assert nothing.returncode == 1 and nothing.stderr.startswith("ERROR (usage): nothing to set")
+    snap = json.loads(ok(cli("snapshot", "create", made["id"], "--name", "s1", "--wait",
+                             "-f", "json")))
+    renamed = json.loads(ok(cli("snapshot", "set", "s1", "--name", "s2", "--description",
+                                "kept", "-f", "json")))
+    assert (renamed["id"], renamed["name"], renamed["description"]) == (snap["id"], "s2", "kept")
+    admin = ("--data-dir", cluster.cfg.data_dir, "--admin")
+    name = f"gone-{project}"
+    ok(run_cli("type", "create", name, *admin))
+    refused = cli("type", "delete", name)
+    assert refused.returncode == 1 and refused.stderr.startswith("ERROR (forbidden)")
+    ok(run_cli("type", "delete", name, *admin))
+    listed = json.loads(ok(run_cli("type", "list", "-f", "json", *admin)))
+    assert name not in [t["name"] for t in listed]
+    again = run_cli("type", "delete", name, *admin)
+    assert again.returncode == 1 and again.stderr.startswith("ERROR (not_found)")
