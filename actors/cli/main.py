@@ -45,6 +45,7 @@ from cinderblock.actors.cli.health import add_health
 from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume
 from cinderblock.actors.cli.messages import add_message
 from cinderblock.actors.cli.trust import add_trust
+from cinderblock.actors.cli.types import add_type
 from cinderblock.actors.cli.up import cmd_down, cmd_status, cmd_up
 from cinderblock.actors.cli.volumes import add_create_sources, add_snapshot, add_volume_lifecycle
 from cinderblock.actors.runtime.config import SYNCHRONOUS
@@ -164,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_up(sub)
     _add_actor(sub)
     _add_volume(sub, common)
-    _add_type(sub, common)
+    add_type(sub, common, _leaf)
     _add_quota(sub, common)
     add_snapshot(sub, common, _leaf)
     add_attachment(sub, common, _leaf)
@@ -314,19 +315,6 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     add_volume_lifecycle(vol, common, _leaf)
 
 
-def _add_type(sub: Any, common: argparse.ArgumentParser) -> None:
-    typ = sub.add_parser("type", help="volume types").add_subparsers(required=True)
-    p = _leaf(typ, common, "list", "list volume types", cmd_type_list)
-    p.add_argument("--long", action="store_true", help="with descriptions")
-    p = _leaf(typ, common, "create", "create a volume type (admin)", cmd_type_create)
-    p.add_argument("name")
-    p.add_argument("--description")
-    p.add_argument("--property", nargs="*", action="extend", default=[], metavar="KEY=VALUE")
-    p = _leaf(typ, common, "delete", "delete a volume type no volume uses (admin)",
-              cmd_type_delete)
-    p.add_argument("type", metavar="TYPE", help="name or id")
-
-
 def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
     quota = sub.add_parser("quota", help="quotas").add_subparsers(required=True)
     p = _leaf(quota, common, "show", "show a project's quota and usage", cmd_quota_show)
@@ -467,30 +455,6 @@ def _volume_row(v: Volume, attached: list[str], admin: bool, long: bool) -> list
     if long:
         row += [v.volume_type, v.availability_zone, v.host, v.metadata, iso_time(v.created_at)]
     return row
-
-
-def cmd_type_list(args: argparse.Namespace) -> int:
-    with client(args) as c:
-        types = c.list_types()
-    headers = ["ID", "Name", "Extra Specs", "Is Public"]
-    if args.long:
-        headers.append("Description")
-    rows = [[t.id, t.name, t.extra_specs, t.is_public, t.description][:len(headers)]
-            for t in types]
-    return listing(args, columns_named(*headers), rows)
-
-
-def cmd_type_create(args: argparse.Namespace) -> int:
-    specs = key_values(args.property, "property")
-    with client(args) as c:
-        vtype = c.create_type(args.name, extra_specs=specs, description=args.description)
-    return show(args, vtype)
-
-
-def cmd_type_delete(args: argparse.Namespace) -> int:
-    with client(args) as c:
-        c.delete_type(args.type)
-    return 0
 
 
 def cmd_quota_show(args: argparse.Namespace) -> int:

@@ -335,3 +335,31 @@ def test_volume_and_snapshot_set_and_unset_and_type_delete_as_openstack_has_them
     assert name not in [t["name"] for t in listed]
     again = run_cli("type", "delete", name, *admin)
     assert again.returncode == 1 and again.stderr.startswith("ERROR (not_found)")
+
+
+def test_a_private_type_is_shared_and_unshared_with_a_project_from_the_command_line(
+    cli: Cli, cluster: E2ECluster, project: str,
+) -> None:
+    admin = ("--data-dir", cluster.cfg.data_dir, "--admin")
+    name = f"private-{project}"
+    made = json.loads(ok(run_cli("type", "create", name, "--private", "-f", "json", *admin)))
+    assert made["is_public"] is False
+
+    def seen() -> list[str]:
+        return [t["name"] for t in json.loads(ok(cli("type", "list", "-f", "json")))]
+
+    assert name not in seen()
+    shared = json.loads(ok(run_cli("type", "set", name, "--project-id", project, "-f", "json",
+                                   *admin)))
+    assert shared["access_project_ids"] == [project]
+    assert name in seen()
+    shown = json.loads(ok(run_cli("type", "show", made["id"], "-f", "json", *admin)))
+    assert (shown["name"], shown["access_project_ids"]) == (name, [project])
+    vol = json.loads(ok(cli("volume", "create", "1", "--type", name, "--wait", "-f", "json")))
+    assert vol["volume_type"] == name
+    refused = cli("type", "unset", name, "--project-id", project)
+    assert refused.returncode == 1 and refused.stderr.startswith("ERROR (forbidden)")
+    ok(run_cli("type", "unset", name, "--project-id", project, *admin))
+    assert name not in seen()
+    hidden = cli("type", "show", name)
+    assert hidden.returncode == 1 and hidden.stderr.startswith("ERROR (not_found)")
