@@ -60,7 +60,7 @@ def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) 
     p = leaf(vol, common, "set", "rename or describe a volume, set its properties or flags",
              cmd_volume_set)
     p.add_argument("volume", metavar="VOLUME", help="name or id")
-    _naming(p)
+    add_naming(p)
     p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
                    help="set a metadata item; repeat for more")
     p.add_argument("--no-property", action="store_true",
@@ -73,7 +73,7 @@ def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) 
                    help="the item to remove; repeat for more")
 
 
-def _naming(p: argparse.ArgumentParser) -> None:
+def add_naming(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="the new name ('' clears it)")
     p.add_argument("--description", help="the new description ('' clears it)")
 
@@ -114,7 +114,7 @@ def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     p.add_argument("snapshot", metavar="SNAPSHOT", help="name or id")
     p = leaf(snap, common, "set", "rename or describe a snapshot", cmd_snapshot_set)
     p.add_argument("snapshot", metavar="SNAPSHOT", help="name or id")
-    _naming(p)
+    add_naming(p)
     p = leaf(snap, common, "delete", "delete snapshots", cmd_snapshot_delete)
     p.add_argument("snapshots", nargs="+", metavar="SNAPSHOT",
                    help="name or id; several may be given")
@@ -144,14 +144,14 @@ def cmd_volume_extend(args: argparse.Namespace) -> int:
     return show(args, vol)
 
 
-def naming(args: argparse.Namespace) -> dict[str, str | None]:
+def naming_changes(args: argparse.Namespace) -> dict[str, str | None]:
     """The name and description a ``set`` gives (``''``: clear it, as ``None`` on the wire)."""
     return {f: getattr(args, f) or None for f in ("name", "description")
             if getattr(args, f) is not None}
 
 
 def cmd_volume_set(args: argparse.Namespace) -> int:
-    changes: dict[str, Any] = naming(args)
+    changes: dict[str, Any] = naming_changes(args)
     properties = key_values(args.property, "--property")
     if properties or args.no_property:
         changes["metadata"], changes["replace_metadata"] = properties, args.no_property
@@ -171,7 +171,7 @@ def cmd_volume_unset(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot_set(args: argparse.Namespace) -> int:
-    changes = naming(args)
+    changes = naming_changes(args)
     if not changes:
         raise UsageError("nothing to set: give --name or --description")
     with client(args) as c:

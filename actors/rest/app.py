@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -36,9 +37,10 @@ from cinderblock.actors.rest.microversion import (
     response_headers,
     version_document,
 )
+from cinderblock.actors.runtime.config import DEFAULT_ZONE
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.volumes import Volume, VolumeCreate
-from cinderblock.protocol.wire.errors import CinderblockError, NotFound
+from cinderblock.protocol.wire.errors import CinderblockError, NotFound, Timeout, Unavailable
 
 MAX_LIMIT = 1000  # Cinder's osapi_max_limit: the most items a listing's page holds
 
@@ -464,6 +466,30 @@ class Front:
         detail = flag(request.query.get("detail"))
         return json_response({"pools": [views.pool(b, detail) for b in backends]})
 
+    async def services(self, request: web.Request) -> web.Response:
+        """Cinder's ``os-services`` (admin): the scheduler and each backend's
+        ``cinder-volume``, filtered by ``host`` and ``binary``. The backends are the
+        scheduler's (``backend.list``): a scheduler that does not answer is listed down,
+        alone."""
+        if not self.caller(request).admin:
+            raise HttpFault(403, "Policy doesn't allow volume_extension:services:index to "
+                            "be performed.")
+        version = self._pair(request)
+        try:  # the scheduler answers it: its answer is the scheduler's sign of life
+            backends = await self.client_for(request).list_backends()
+        except (Timeout, Unavailable):  # and without it, nobody knows the backends
+            backends, answered = [], None
+        else:
+            answered = time.time()
+        now = time.time()
+        found = [views.scheduler_service(DEFAULT_ZONE, answered, version),
+                 *(views.volume_service(b, now, version) for b in backends)]
+        host, binary = request.query.get("host"), request.query.get("binary")
+        return json_response({"services": [
+            s for s in found
+            if (host is None or s["host"] == host) and (binary is None or s["binary"] == binary)
+        ]})
+
     async def messages(self, request: web.Request) -> web.Response:
         self._need(request, "3.3", "messages")
         client, wanted = self.client_for(request), request.match_info.get("id")
@@ -734,6 +760,7 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/limits", f.limits),
         ("GET", "/os-availability-zone", f.zones),
         ("GET", "/scheduler-stats/get_pools", f.pools),
+        ("GET", "/os-services", f.services),
         ("GET", "/messages", f.messages),
         ("GET", "/messages/{id}", f.messages),
         ("DELETE", "/messages/{id}", f.message_delete),

@@ -124,6 +124,36 @@ def absolute_limits(q: QuotaSet) -> dict[str, int]:
     }
 
 
+def volume_service(b: Backend, now: float, version: tuple[int, int]) -> dict[str, Any]:
+    """A storage node's backend as Cinder lists its ``cinder-volume`` service: up while its
+    stats keep coming (the scheduler's ``stale_after_s``), updated when they last came."""
+    state = "up" if b.up else "down"
+    view = {**_service("cinder-volume", b.backend, b.availability_zone, state,
+                       now - b.age_s, version),
+            "replication_status": "disabled", "active_backend_id": None, "frozen": False}
+    if version >= (3, 49):
+        view["backend_state"] = state
+    return view
+
+
+def scheduler_service(zone: str, answered_at: float | None, version: tuple[int, int],
+                      ) -> dict[str, Any]:
+    """The scheduler as ``cinder-scheduler``: up when it answered just now
+    (``answered_at``), down (and not updated) when it did not."""
+    state = "up" if answered_at is not None else "down"
+    return _service("cinder-scheduler", "scheduler", zone, state, answered_at, version)
+
+
+def _service(binary: str, host: str, zone: str, state: str, updated_at: float | None,
+             version: tuple[int, int]) -> dict[str, Any]:
+    view: dict[str, Any] = {"binary": binary, "host": host, "zone": zone,
+                            "status": "enabled", "state": state,
+                            "updated_at": iso(updated_at), "disabled_reason": None}
+    if version >= (3, 7):
+        view["cluster"] = None
+    return view
+
+
 def pool(b: Backend, detail: bool) -> dict[str, Any]:
     name = f"{b.backend}#{b.backend.partition('@')[2] or b.backend}"
     if not detail:

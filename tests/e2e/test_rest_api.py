@@ -13,6 +13,7 @@ import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -712,3 +713,58 @@ def test_each_http_request_is_a_line_of_the_front_s_log_under_the_id_it_answered
     assert "volume_create_api failed" in warned and f"project={project}" in warned
     assert f"{project}:{project}" not in front_log.read_text()  # the noauth token
     assert "Traceback" not in front_log.read_text()
+
+
+def test_os_services_lists_the_scheduler_and_each_backend_for_an_admin_only(
+    api: Api, admin_api: Api, admin_view: SyncClient,
+) -> None:
+    """``cinder service-list``'s call: the scheduler and one ``cinder-volume`` a backend,
+    each up with when it last reported; ``host`` and ``binary`` filter; members are 403."""
+    fault(api.call("GET", "/v3/os-services"), 403, "forbidden", "services:index")
+    backends = {b.backend: b for b in wait_for(
+        lambda: [b for b in admin_view.list_backends() if b.up] or None)}
+    listed = admin_api.call("GET", "/v3/os-services", version="3.49").body["services"]
+    by_host = {s["host"]: s for s in listed}
+    assert set(by_host) == {"scheduler", *backends}
+    scheduler = by_host.pop("scheduler")
+    assert (scheduler["binary"], scheduler["state"], scheduler["status"]) == (
+        "cinder-scheduler", "up", "enabled")
+    assert "backend_state" not in scheduler and scheduler["cluster"] is None
+    for host, service in by_host.items():
+        assert (service["binary"], service["zone"]) == ("cinder-volume",
+                                                        backends[host].availability_zone)
+        assert (service["state"], service["backend_state"], service["frozen"]) == (
+            "up", "up", False)
+        age = datetime.now(UTC) - datetime.fromisoformat(service["updated_at"] + "+00:00")
+        assert age.total_seconds() < 30  # its stats came moments ago
+    host = next(iter(backends))
+    only = admin_api.call("GET", f"/v3/os-services?host={host}").body["services"]
+    assert [(s["host"], s["binary"]) for s in only] == [(host, "cinder-volume")]
+    assert "backend_state" not in only[0] and "cluster" not in only[0]  # 3.0 shows less
+    volumes = admin_api.call("GET", "/v3/os-services?binary=cinder-volume").body["services"]
+    assert {s["host"] for s in volumes} == set(backends)
+    assert admin_api.call("GET", "/v3/os-services?binary=cinder-backup").body == {
+        "services": []}
+
+
+def test_os_services_says_the_scheduler_is_down_while_it_is_and_up_again_after(
+    cluster_factory: Callable[..., E2ECluster],
+) -> None:
+    """A dedicated cluster, its scheduler killed: ``os-services`` answers (within the
+    gateway's 10 s for the call) with the scheduler down and no backend (nobody else knows
+    them), and lists them all again once the scheduler is back."""
+    own = cluster_factory(rest_fronts=1, nodes=1)
+    admin_api = Api(own.rest_url, "admin:admin")
+
+    def hosts_up() -> set[str]:
+        services = admin_api.call("GET", "/v3/os-services").body["services"]
+        return {s["host"] for s in services if s["state"] == "up"}
+
+    wait_for(lambda: hosts_up() == {"scheduler", "node-1@file"})
+    own.cluster.procs["scheduler"].kill()
+    own.cluster.procs["scheduler"].wait()
+    down = admin_api.call("GET", "/v3/os-services").body["services"]
+    assert [(s["binary"], s["state"], s["updated_at"]) for s in down] == [
+        ("cinder-scheduler", "down", None)]
+    own.cluster.respawn("scheduler")
+    wait_for(lambda: hosts_up() == {"scheduler", "node-1@file"}, timeout=30.0)

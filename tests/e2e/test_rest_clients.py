@@ -191,6 +191,28 @@ def test_the_openstack_command_creates_shows_lists_and_deletes_a_volume(
     assert openstack("volume", "list", "-f", "value").strip() == ""
 
 
+def test_cinder_and_openstack_list_the_services_an_operator_checks(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``cinder service-list`` and ``openstack volume service list`` as an admin: the
+    scheduler and each backend's cinder-volume, up and enabled."""
+    backends = {b.backend for b in wait_for(
+        lambda: [b for b in admin_view.list_backends() if b.up] or None)}
+    cinder = run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
+                  "--os-project-id", "admin", "--os-endpoint", rest_cluster.rest_url,
+                  "--os-volume-api-version", "3.49", "service-list"])
+    listed = {(r[0], r[1]): r for r in rows(cinder)}  # Binary, Host, Zone, Status, State
+    assert set(listed) == {("cinder-scheduler", "scheduler"),
+                           *(("cinder-volume", b) for b in backends)}
+    assert all(r[3:5] == ["enabled", "up"] for r in listed.values()), cinder
+    osc = run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token", "admin:admin",
+               "--os-endpoint", rest_cluster.rest_url, "--os-volume-api-version", "3",
+               "volume", "service", "list", "-f", "value", "-c", "Binary", "-c", "Host",
+               "-c", "State"])
+    assert sorted(osc.splitlines()) == sorted(
+        ["cinder-scheduler scheduler up", *(f"cinder-volume {b} up" for b in backends)])
+
+
 # ---- openstacksdk ---------------------------------------------------------------------------
 def test_openstacksdk_creates_waits_for_lists_and_deletes_volumes(
     rest_cluster: E2ECluster, admin_view: SyncClient,
