@@ -82,9 +82,10 @@ class SizeRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """The standard library's rotating file, asked only where its file ends: it rotates
     once the file has reached ``maxBytes`` (so a file ends at most one line past it),
     where the stock check stats the path twice, formats the record a second time and
-    seeks, for every line. That halves what a line costs (about 20 µs: the REST front
-    writes one for each request). As the stock one, it never rotates what is not a
-    regular file (``--log-file /dev/stderr``), judged once, when it opens."""
+    seeks, for every line. A REST front's access line (one a request) then costs about
+    33 µs instead of 51 (medians of five rounds of 20,000, a session script). As the
+    stock one, it never rotates what is not a regular file (``--log-file /dev/stderr``),
+    judged once, when it opens."""
 
     def __init__(self, filename: Path, maxBytes: int, backupCount: int) -> None:
         super().__init__(filename, maxBytes=maxBytes, backupCount=backupCount)
