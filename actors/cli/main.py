@@ -309,6 +309,12 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--tenant", metavar="PROJECT",
                    help="admin: this project's volumes only (cinder's --tenant)")
     p.add_argument("--status")
+    p.add_argument("--name", help="only volumes of this name")
+    p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
+                   help="only volumes with this metadata item; repeat for all of several")
+    p.add_argument("--sort", metavar="KEY[:asc|:desc]",
+                   help="created_at (the default, newest first), size, name, status, "
+                        "updated_at or id")
     p.add_argument("--long", action="store_true",
                    help="more columns: type, zone, host, properties, created at")
     add_paging(p)
@@ -422,7 +428,10 @@ def cmd_volume_list(args: argparse.Namespace) -> int:
     everyone = all_projects and args.admin
     with client(args) as c:
         vols = c.list_volumes(all_projects=all_projects, status=args.status,
-                              limit=args.limit, marker=args.marker, project_id=args.tenant)
+                              limit=args.limit, marker=args.marker, project_id=args.tenant,
+                              name=args.name,
+                              metadata=key_values(args.property, "--property") or None,
+                              sort=args.sort)
         attached = _attached_to(c, everyone, [v.id for v in vols]) if vols else {}
     cols = list(columns_named("ID", "Name", "Status", "Size", "Attached to"))
     if args.admin:

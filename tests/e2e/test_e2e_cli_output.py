@@ -363,3 +363,20 @@ def test_a_private_type_is_shared_and_unshared_with_a_project_from_the_command_l
     assert name not in seen()
     hidden = cli("type", "show", name)
     assert hidden.returncode == 1 and hidden.stderr.startswith("ERROR (not_found)")
+
+
+def test_volume_list_filters_by_name_and_property_and_sorts_as_asked(cli: Cli) -> None:
+    def listed(*args: str) -> list[tuple[str, int]]:
+        rows = json.loads(ok(cli("volume", "list", "-f", "json", *args)))
+        return [(r["name"], int(r["size"])) for r in rows]
+
+    for size, name, tier in ((2, "a", "gold"), (1, "b", "silver"), (3, "a", None)):
+        ok(cli("volume", "create", str(size), "--name", name, "--wait",
+               *(("--property", f"tier={tier}") if tier else ())))
+    assert sorted(listed("--name", "a")) == [("a", 2), ("a", 3)]
+    assert listed("--property", "tier=gold") == [("a", 2)]
+    assert listed("--property", "tier=gold", "--name", "b") == []
+    assert listed("--sort", "size:asc") == [("b", 1), ("a", 2), ("a", 3)]
+    assert listed("--sort", "size:desc", "--limit", "2") == [("a", 3), ("a", 2)]
+    refused = cli("volume", "list", "--sort", "colour")
+    assert refused.returncode == 1 and refused.stderr.startswith("ERROR (invalid_input)")
