@@ -17,11 +17,10 @@ import argparse
 import dataclasses
 import json
 import shlex
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cinderblock.actors.cli.base import UsageError, client
+from cinderblock.actors.cli.base import Leaf, UsageError, client
 from cinderblock.actors.cli.format import Column, columns_named, listing, output_format, show
 from cinderblock.actors.cli.lookup import find_volume, volume_id
 from cinderblock.protocol.client.attachments import (
@@ -32,8 +31,6 @@ from cinderblock.protocol.client.attachments import (
 )
 from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.wire.errors import InvalidInput
-
-Leaf = Callable[..., argparse.ArgumentParser]
 
 
 def add_attachment(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:

@@ -13,6 +13,9 @@ from typing import Any
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.wire.keys import KEY_ENV, secret_path
 
+# adds a subcommand: (subparsers, common options, name, help, its function) -> its parser
+Leaf = Callable[..., argparse.ArgumentParser]
+
 
 class UsageError(Exception):
     """Bad command-line input, or no cluster where one was expected; printed as one line."""

@@ -1,4 +1,5 @@
-"""A volume or snapshot named on the command line by its id or by a unique name.
+"""A volume, snapshot or volume type named on the command line by its id or by a unique
+name.
 
 As python-openstackclient's ``find_resource``: the reference is tried as an id
 first; if no record has that id, the caller's records with that name are asked of the
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cinderblock.protocol.messages.lifecycle import Snapshot
-from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.wire.errors import CinderblockError, NotFound
 
 if TYPE_CHECKING:
@@ -33,6 +34,15 @@ def find_volume(c: SyncClient, ref: str) -> Volume:
 
 def find_snapshot(c: SyncClient, ref: str) -> Snapshot:
     return _find("snapshot", ref, c.show_snapshot, lambda: c.list_snapshots(name=ref))
+
+
+def find_type(c: SyncClient, ref: str) -> VolumeType:
+    """A volume type by id or name, among those the caller may see (types have unique
+    names, and no op shows one type: the listing is all of them)."""
+    for vtype in c.list_types():
+        if ref in (vtype.id, vtype.name):
+            return vtype
+    raise NotFound(f"Volume type {ref} could not be found.", {"volume_type": ref})
 
 
 def volume_id(c: SyncClient, ref: str | None) -> str | None:

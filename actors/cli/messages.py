@@ -12,10 +12,9 @@ in the project) or an id; a volume already deleted is named by its id.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
-from cinderblock.actors.cli.base import client
+from cinderblock.actors.cli.base import Leaf, client
 from cinderblock.actors.cli.format import (
     Column,
     add_paging,
@@ -27,8 +26,6 @@ from cinderblock.actors.cli.format import (
 from cinderblock.actors.cli.lookup import find_volume
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.wire.errors import NotFound
-
-Leaf = Callable[..., argparse.ArgumentParser]
 
 
 def add_message(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from cinderblock.actors.cli.base import UsageError
+from cinderblock.actors.cli.base import Leaf, UsageError
 from cinderblock.actors.cli.format import table
 from cinderblock.actors.runtime.keyring import (
     add_user,
@@ -37,7 +36,6 @@ from cinderblock.protocol.wire.keys import (
     load_secret,
 )
 
-Leaf = Callable[..., argparse.ArgumentParser]
 CLUSTER_ACTORS = ("gateway", "quota", "scheduler")
 
 

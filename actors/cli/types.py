@@ -13,16 +13,11 @@ TYPE is a name or an id. Creating, sharing and deleting are an admin's (``--admi
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
-from cinderblock.actors.cli.base import client, key_values
+from cinderblock.actors.cli.base import Leaf, client, key_values
 from cinderblock.actors.cli.format import columns_named, listing, show
-from cinderblock.protocol.client.client import SyncClient
-from cinderblock.protocol.messages.volumes import VolumeType
-from cinderblock.protocol.wire.errors import NotFound
-
-Leaf = Callable[..., argparse.ArgumentParser]
+from cinderblock.actors.cli.lookup import find_type
 
 
 def add_type(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
@@ -40,7 +35,7 @@ def add_type(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
                             help="only admins and the projects it is shared with see it")
     visibility.add_argument("--public", dest="is_public", action="store_true",
                             help="every project may use it (the default)")
-    p.set_defaults(is_public=None)
+    p.set_defaults(is_public=True)
     for name, help_text, allowed in (
         ("set", "share a private type with a project (admin)", True),
         ("unset", "stop sharing a private type with a project (admin)", False),
@@ -52,13 +47,6 @@ def add_type(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
         p.set_defaults(allowed=allowed)
     p = leaf(typ, common, "delete", "delete a volume type no volume uses (admin)", cmd_delete)
     p.add_argument("type", metavar="TYPE", help="name or id")
-
-
-def find_type(c: SyncClient, ref: str) -> VolumeType:
-    for vtype in c.list_types():
-        if ref in (vtype.id, vtype.name):
-            return vtype
-    raise NotFound(f"Volume type {ref} could not be found.", {"volume_type": ref})
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -85,10 +73,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_create(args: argparse.Namespace) -> int:
     specs = key_values(args.property, "property")
-    is_public = True if args.is_public is None else args.is_public
     with client(args) as c:
         vtype = c.create_type(args.name, extra_specs=specs, description=args.description,
-                              is_public=is_public)
+                              is_public=args.is_public)
     return show(args, vtype)
 
 

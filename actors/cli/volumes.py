@@ -27,7 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from cinderblock.actors.cli.base import UsageError, client, int_arg, key_values
+from cinderblock.actors.cli.base import Leaf, UsageError, client, int_arg, key_values
 from cinderblock.actors.cli.format import (
     add_paging,
     columns_named,
@@ -45,7 +45,6 @@ from cinderblock.protocol.wire.errors import CinderblockError
 if TYPE_CHECKING:
     pass
 
-Leaf = Callable[..., argparse.ArgumentParser]
 
 
 def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
