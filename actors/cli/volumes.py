@@ -60,21 +60,38 @@ def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) 
              cmd_volume_set)
     p.add_argument("volume", metavar="VOLUME", help="name or id")
     add_naming(p)
-    p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
-                   help="set a metadata item; repeat for more")
-    p.add_argument("--no-property", action="store_true",
-                   help="remove every metadata item first (with --property: replace them)")
+    add_properties(p)
     flag_pair(p, "bootable", "--bootable", "--non-bootable")
     flag_pair(p, "readonly", "--read-only", "--read-write")
     p = leaf(vol, common, "unset", "remove metadata items from a volume", cmd_volume_unset)
     p.add_argument("volume", metavar="VOLUME", help="name or id")
-    p.add_argument("--property", action="append", required=True, metavar="KEY",
-                   help="the item to remove; repeat for more")
+    add_unset_properties(p)
 
 
 def add_naming(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="the new name ('' clears it)")
     p.add_argument("--description", help="the new description ('' clears it)")
+
+
+def add_properties(p: argparse.ArgumentParser) -> None:
+    """``set``'s ``--property KEY=VALUE`` and ``--no-property``."""
+    p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a metadata item; repeat for more")
+    p.add_argument("--no-property", action="store_true",
+                   help="remove every metadata item first (with --property: replace them)")
+
+
+def add_unset_properties(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--property", action="append", required=True, metavar="KEY",
+                   help="the item to remove; repeat for more")
+
+
+def property_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``add_properties``'s options ask to change, as ``modify_*`` keywords."""
+    properties = key_values(args.property, "--property")
+    if not (properties or args.no_property):
+        return {}
+    return {"metadata": properties, "replace_metadata": args.no_property}
 
 
 def flag_pair(p: argparse.ArgumentParser, dest: str, on: str, off: str) -> None:
@@ -100,6 +117,8 @@ def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     p.add_argument("--name")
     p.add_argument("--description")
     p.add_argument("--force", action="store_true", help="snapshot an in-use volume")
+    p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
+                   help="a metadata item; repeat for more")
     _waiting(p, "wait until it is available")
     p = leaf(snap, common, "list", "list snapshots", cmd_snapshot_list)
     p.add_argument("--volume", help="of this volume (name or id)")
@@ -111,9 +130,15 @@ def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     add_paging(p)
     p = leaf(snap, common, "show", "show a snapshot", cmd_snapshot_show)
     p.add_argument("snapshot", metavar="SNAPSHOT", help="name or id")
-    p = leaf(snap, common, "set", "rename or describe a snapshot", cmd_snapshot_set)
+    p = leaf(snap, common, "set", "rename or describe a snapshot, set its properties",
+             cmd_snapshot_set)
     p.add_argument("snapshot", metavar="SNAPSHOT", help="name or id")
     add_naming(p)
+    add_properties(p)
+    p = leaf(snap, common, "unset", "remove metadata items from a snapshot",
+             cmd_snapshot_unset)
+    p.add_argument("snapshot", metavar="SNAPSHOT", help="name or id")
+    add_unset_properties(p)
     p = leaf(snap, common, "delete", "delete snapshots", cmd_snapshot_delete)
     p.add_argument("snapshots", nargs="+", metavar="SNAPSHOT",
                    help="name or id; several may be given")
@@ -150,10 +175,7 @@ def naming_changes(args: argparse.Namespace) -> dict[str, str | None]:
 
 
 def cmd_volume_set(args: argparse.Namespace) -> int:
-    changes: dict[str, Any] = naming_changes(args)
-    properties = key_values(args.property, "--property")
-    if properties or args.no_property:
-        changes["metadata"], changes["replace_metadata"] = properties, args.no_property
+    changes: dict[str, Any] = naming_changes(args) | property_changes(args)
     changes.update({f: getattr(args, f) for f in ("bootable", "readonly")
                     if getattr(args, f) is not None})
     if not changes:
@@ -170,17 +192,25 @@ def cmd_volume_unset(args: argparse.Namespace) -> int:
 
 
 def cmd_snapshot_set(args: argparse.Namespace) -> int:
-    changes = naming_changes(args)
+    changes = naming_changes(args) | property_changes(args)
     if not changes:
-        raise UsageError("nothing to set: give --name or --description")
+        raise UsageError("nothing to set: give --name, --description, --property or "
+                         "--no-property")
     with client(args) as c:
         return show(args, c.modify_snapshot(find_snapshot(c, args.snapshot).id, **changes))
+
+
+def cmd_snapshot_unset(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.modify_snapshot(find_snapshot(c, args.snapshot).id,
+                                            delete_metadata=args.property))
 
 
 def cmd_snapshot_create(args: argparse.Namespace) -> int:
     with client(args) as c:
         snap = c.create_snapshot(find_volume(c, args.volume).id, name=args.name,
                                  description=args.description, force=args.force,
+                                 metadata=key_values(args.property, "--property"),
                                  request_id=args.request_id, wait=args.wait,
                                  timeout=args.timeout)
     return show(args, snap)

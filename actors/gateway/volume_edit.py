@@ -2,7 +2,7 @@
 
 Cinder's volume update (name, description, metadata), the volume metadata calls
 (merge, replace, delete a key), ``os-set_bootable`` and ``os-update_readonly_flag``;
-Cinder's snapshot update (name, description, metadata).
+Cinder's snapshot update and snapshot metadata calls (the same merge, replace, delete).
 The text rules are the create's (``volume_request``): names stripped, metadata keys
 and values as Cinder's schema. Every check runs before the first change, so a
 refused request changes nothing; the record is saved before the answer.
@@ -68,11 +68,11 @@ class VolumeEditor:
             raise InvalidInput(f"cannot change {sorted(unknown)}; only name and description",
                                {"field": "fields"})
         texts = {f: check_text(f, getattr(body, f)) for f in body.fields}
-        metadata = check_metadata(body.metadata) if body.metadata is not None else None
+        metadata = changed_metadata(rec.metadata, body.metadata, body.replace_metadata,
+                                    body.delete_metadata)
         for field, value in texts.items():
             setattr(rec, field, value)
-        if metadata is not None:
-            rec.metadata = metadata
+        rec.metadata = metadata
         await self.s.store.snapshots.save_details(rec)
         return rec.view()
 
@@ -92,13 +92,8 @@ def planned_change(body: VolumeModify, rec: VolumeRecord) -> dict[str, Any]:
                            {"field": "fields"})
     for field in body.fields:
         change[field] = check_text(field, getattr(body, field))
-    metadata = dict({} if body.replace_metadata else rec.metadata)
-    if body.metadata is not None or body.replace_metadata:
-        metadata.update(check_metadata(body.metadata))
-    for key in body.delete_metadata:
-        if key not in metadata:
-            raise NotFound(f"Metadata item was not found for key {key!r}.", {"key": key})
-        del metadata[key]
+    metadata = changed_metadata(rec.metadata, body.metadata, body.replace_metadata,
+                                body.delete_metadata)
     if metadata != rec.metadata:
         change["metadata"] = metadata
     for flag in ("bootable", "readonly"):
@@ -106,6 +101,20 @@ def planned_change(body: VolumeModify, rec: VolumeRecord) -> dict[str, Any]:
         if value is not None:
             change[flag] = boolean(flag, value)
     return change
+
+
+def changed_metadata(current: dict[str, str], metadata: Any, replace: bool,
+                     delete: tuple[str, ...]) -> dict[str, str]:
+    """``current`` with ``metadata`` merged in (or, with ``replace``, instead of it) and
+    the ``delete`` keys dropped, all checked; a new dict, ``current`` is not changed."""
+    changed = dict({} if replace else current)
+    if metadata is not None or replace:
+        changed.update(check_metadata(metadata))
+    for key in delete:
+        if key not in changed:
+            raise NotFound(f"Metadata item was not found for key {key!r}.", {"key": key})
+        del changed[key]
+    return changed
 
 
 def boolean(field: str, value: Any) -> bool:

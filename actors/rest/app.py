@@ -278,16 +278,30 @@ class Front:
                 await client.wait_for_snapshot_status(snap.id, "deleted")
 
     # ---- volume metadata ----------------------------------------------------
-    async def metadata_show(self, request: web.Request) -> web.Response:
-        volume = await self.client_for(request).show_volume(request.match_info["id"])
+    # ---- metadata of a volume or a snapshot ----------------------------------
+    async def _metadata(self, request: web.Request, kind: str) -> dict[str, str]:
+        client, item = self.client_for(request), request.match_info["id"]
+        found = (await client.show_snapshot(item) if kind == "snapshot"
+                 else await client.show_volume(item))
+        return dict(found.metadata)
+
+    async def _change_metadata(self, request: web.Request, kind: str,
+                               **change: Any) -> dict[str, str]:
+        client, item = self.client_for(request), request.match_info["id"]
+        changed = (await client.modify_snapshot(item, **change) if kind == "snapshot"
+                   else await client.modify_volume(item, **change))
+        return dict(changed.metadata)
+
+    async def metadata_show(self, request: web.Request, kind: str = "volume") -> web.Response:
+        metadata = await self._metadata(request, kind)
         key = request.match_info.get("key")
         if key is None:
-            return json_response({"metadata": dict(volume.metadata)})
-        if key not in volume.metadata:
+            return json_response({"metadata": metadata})
+        if key not in metadata:
             raise not_found(f"Metadata item was not found for key {key!r}.")
-        return json_response({"meta": {key: volume.metadata[key]}})
+        return json_response({"meta": {key: metadata[key]}})
 
-    async def metadata_set(self, request: web.Request) -> web.Response:
+    async def metadata_set(self, request: web.Request, kind: str = "volume") -> web.Response:
         """POST merges, PUT replaces all; PUT .../metadata/{key} sets one key."""
         body = await read_json(request)
         key = request.match_info.get("key")
@@ -299,19 +313,14 @@ class Front:
         else:
             change = {"metadata": entity(body, "metadata"),
                       "replace_metadata": request.method == "PUT"}
-        volume = await self.client_for(request).modify_volume(request.match_info["id"],
-                                                              **change)
+        metadata = await self._change_metadata(request, kind, **change)
         if key is not None:
-            return json_response({"meta": {key: volume.metadata.get(key)}})
-        return json_response({"metadata": dict(volume.metadata)})
+            return json_response({"meta": {key: metadata.get(key)}})
+        return json_response({"metadata": metadata})
 
-    async def metadata_delete(self, request: web.Request) -> web.Response:
-        key = request.match_info["key"]
-        client = self.client_for(request)
-        volume = await client.show_volume(request.match_info["id"])
-        if key not in volume.metadata:
-            raise not_found(f"Metadata item was not found for key {key!r}.")
-        await client.modify_volume(volume.id, delete_metadata=[key])
+    async def metadata_delete(self, request: web.Request, kind: str = "volume") -> web.Response:
+        """A missing key is 404, from the gateway, which checks it with the change."""
+        await self._change_metadata(request, kind, delete_metadata=[request.match_info["key"]])
         return web.Response(status=200)
 
     # ---- snapshots ----------------------------------------------------------
@@ -362,7 +371,7 @@ class Front:
             if field in snap or f"display_{field}" in snap:
                 change[field] = snap.get(field, snap.get(f"display_{field}"))
         if "metadata" in snap:
-            change["metadata"] = snap["metadata"]
+            change.update(metadata=snap["metadata"], replace_metadata=True)
         updated = await self.client_for(request).modify_snapshot(request.match_info["id"],
                                                                  **change)
         return json_response({"snapshot": views.snapshot(updated, self.caller(request).admin)})
@@ -715,6 +724,14 @@ def _quota_limit(name: str, value: Any) -> int:
     return value
 
 
+def snapshot_metadata(handler: Callable[[web.Request, str], Awaitable[web.Response]]
+                      ) -> Handler:
+    """A metadata handler serving a snapshot's metadata instead of a volume's."""
+    async def serve(request: web.Request) -> web.Response:
+        return await handler(request, "snapshot")
+    return serve
+
+
 def build_app(front: Front) -> web.Application:
     app = web.Application(middlewares=[front.middleware], client_max_size=front.max_body)
     r = app.router
@@ -747,6 +764,12 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/snapshots/{id}", f.snapshot_show),
         ("PUT", "/snapshots/{id}", f.snapshot_update),
         ("DELETE", "/snapshots/{id}", f.snapshot_delete),
+        ("GET", "/snapshots/{id}/metadata", snapshot_metadata(f.metadata_show)),
+        ("POST", "/snapshots/{id}/metadata", snapshot_metadata(f.metadata_set)),
+        ("PUT", "/snapshots/{id}/metadata", snapshot_metadata(f.metadata_set)),
+        ("GET", "/snapshots/{id}/metadata/{key}", snapshot_metadata(f.metadata_show)),
+        ("PUT", "/snapshots/{id}/metadata/{key}", snapshot_metadata(f.metadata_set)),
+        ("DELETE", "/snapshots/{id}/metadata/{key}", snapshot_metadata(f.metadata_delete)),
         ("GET", "/types", f.type_list),
         ("POST", "/types", f.type_create),
         ("GET", "/types/{id}", f.type_show),

@@ -124,14 +124,17 @@ class LifecycleMethods:
 
     async def modify_snapshot(
         self, snapshot_id: str, *, name: Any = UNCHANGED_TEXT, description: Any = UNCHANGED_TEXT,
-        metadata: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None, replace_metadata: bool = False,
+        delete_metadata: Iterable[str] = (),
     ) -> Snapshot:
-        """Rename or describe a snapshot, or replace its metadata (a None name clears it)."""
+        """Rename or describe a snapshot, merge (or with ``replace_metadata`` replace)
+        metadata, drop metadata keys; a None name clears it."""
         fields = tuple(f for f, v in (("name", name), ("description", description))
                        if v is not UNCHANGED_TEXT)
         body = SnapshotModify(snapshot_id, fields,
                               None if name is UNCHANGED_TEXT else name,
-                              None if description is UNCHANGED_TEXT else description, metadata)
+                              None if description is UNCHANGED_TEXT else description, metadata,
+                              replace_metadata, tuple(delete_metadata))
         return parse(Snapshot, await self.call("snapshot.modify", body), strict=False)
 
     async def show_snapshot(self, snapshot_id: str) -> Snapshot:

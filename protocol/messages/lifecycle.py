@@ -91,14 +91,18 @@ class SnapshotDelete:
 @dataclass(frozen=True, slots=True)
 class SnapshotModify:
     """A user's change to a snapshot's name, description or metadata (Cinder's snapshot
-    update): ``name`` and ``description`` change when listed in ``fields``; ``metadata``
-    replaces the snapshot's when given."""
+    update and snapshot metadata calls), as ``VolumeModify`` changes a volume's:
+    ``name`` and ``description`` change when listed in ``fields``; ``metadata`` is merged
+    into the snapshot's, or replaces it all with ``replace_metadata``;
+    ``delete_metadata`` names keys to drop."""
 
     snapshot_id: str
     fields: tuple[str, ...] = ()
     name: str | None = None
     description: str | None = None
     metadata: Any = None
+    replace_metadata: bool = False
+    delete_metadata: tuple[str, ...] = ()
 
 
 @message

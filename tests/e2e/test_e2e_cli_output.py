@@ -320,11 +320,21 @@ def test_volume_and_snapshot_set_and_unset_and_type_delete_as_openstack_has_them
     assert replaced["readonly"] is True  # what was not given stays
     nothing = cli("volume", "set", made["id"])
     assert nothing.returncode == 1 and nothing.stderr.startswith("ERROR (usage): nothing to set")
-    snap = json.loads(ok(cli("snapshot", "create", made["id"], "--name", "s1", "--wait",
-                             "-f", "json")))
+    snap = json.loads(ok(cli("snapshot", "create", made["id"], "--name", "s1", "--property",
+                             "k=v", "--wait", "-f", "json")))
+    assert snap["metadata"] == {"k": "v"}
     renamed = json.loads(ok(cli("snapshot", "set", "s1", "--name", "s2", "--description",
-                                "kept", "-f", "json")))
+                                "kept", "--property", "a=1", "--property", "b=2", "-f",
+                                "json")))
     assert (renamed["id"], renamed["name"], renamed["description"]) == (snap["id"], "s2", "kept")
+    assert renamed["metadata"] == {"k": "v", "a": "1", "b": "2"}
+    unset = json.loads(ok(cli("snapshot", "unset", "s2", "--property", "a", "-f", "json")))
+    assert unset["metadata"] == {"k": "v", "b": "2"}
+    replaced = json.loads(ok(cli("snapshot", "set", "s2", "--no-property", "--property", "c=3",
+                                 "-f", "json")))
+    assert (replaced["metadata"], replaced["description"]) == ({"c": "3"}, "kept")
+    missing = cli("snapshot", "unset", "s2", "--property", "a")
+    assert missing.returncode == 1 and "'a'" in missing.stderr
     admin = ("--data-dir", cluster.cfg.data_dir, "--admin")
     name = f"gone-{project}"
     ok(run_cli("type", "create", name, *admin))

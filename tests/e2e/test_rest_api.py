@@ -623,6 +623,41 @@ def test_snapshots_are_created_listed_updated_and_deleted(
     wait_for(lambda: admin_view.list_snapshots(all_projects=True, volume_id=vol["id"]) == [])
 
 
+def test_a_snapshot_s_metadata_is_merged_replaced_set_and_deleted_a_key_at_a_time(
+    api: Api, admin_view: SyncClient, rest_cluster: E2ECluster,
+) -> None:
+    """Cinder's ``/snapshots/{id}/metadata`` calls (``openstack volume snapshot set
+    --property``): they had been 404, as no route served them."""
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    snap_id = api.call("POST", "/v3/snapshots", {"snapshot": {
+        "volume_id": vol["id"], "metadata": {"k": "v"}}}).body["snapshot"]["id"]
+    wait_for(lambda: admin_view.show_snapshot(snap_id).status == "available")
+    path = f"/v3/snapshots/{snap_id}/metadata"
+    merged = api.call("POST", path, {"metadata": {"a": "1", "b": "2"}})
+    assert (merged.status, merged.body) == (200, {"metadata": {"k": "v", "a": "1", "b": "2"}})
+    replaced = api.call("PUT", path, {"metadata": {"a": "3", "c": "4"}})
+    assert replaced.body == {"metadata": {"a": "3", "c": "4"}}
+    assert api.call("PUT", f"{path}/c", {"meta": {"c": "5"}}).body == {"meta": {"c": "5"}}
+    assert api.call("GET", f"{path}/c").body == {"meta": {"c": "5"}}
+    assert api.call("DELETE", f"{path}/a").status == 200
+    fault(api.call("DELETE", f"{path}/a"), 404, "itemNotFound", "'a'")
+    fault(api.call("GET", f"{path}/a"), 404, "itemNotFound", "'a'")
+    fault(api.call("PUT", f"{path}/c", {"meta": {"d": "1"}}), 400, "badRequest", "mismatch")
+    fault(api.call("POST", path, {"metadata": {"bad*key": "v"}}), 400, "badRequest",
+          "metadata key")
+    assert api.call("GET", path).body == {"metadata": {"c": "5"}}
+    assert admin_view.show_snapshot(snap_id).metadata == {"c": "5"}
+    # another project sees no snapshot, and changes nothing
+    stranger = f"other-{uuid.uuid4().hex[:8]}"
+    other = Api(rest_cluster.rest_url, f"{stranger}:{stranger}")
+    fault(other.call("GET", path), 404, "itemNotFound", snap_id)
+    fault(other.call("POST", path, {"metadata": {"x": "y"}}), 404, "itemNotFound", snap_id)
+    fault(other.call("DELETE", f"{path}/c"), 404, "itemNotFound", snap_id)
+    assert admin_view.show_snapshot(snap_id).metadata == {"c": "5"}
+    assert api.call("DELETE", f"/v3/snapshots/{snap_id}").status == 202
+
+
 def test_a_front_on_a_public_address_without_tokens_refuses_to_start(
     rest_cluster: E2ECluster,
 ) -> None:
