@@ -3,11 +3,15 @@
     cinderblock type list [--long]
     cinderblock type show TYPE                  (a private type: the projects it is shared with)
     cinderblock type create NAME [--description D] [--property K=V ...] [--private]
-    cinderblock type set TYPE --project-id P    (admin: share a private type with P)
-    cinderblock type unset TYPE --project-id P  (admin: no longer)
+    cinderblock type set TYPE [--name N] [--description D] [--property K=V ...]
+                              [--public | --private] [--project-id P]
+                                                (admin: change it; share a private type with P)
+    cinderblock type unset TYPE [--property K ...] [--project-id P]
+                                                (admin: drop extra specs; no longer share)
     cinderblock type delete TYPE                (admin: a type no volume uses)
 
-TYPE is a name or an id. Creating, sharing and deleting are an admin's (``--admin``).
+TYPE is a name or an id. Creating, changing, sharing and deleting are an admin's
+(``--admin``). As Cinder's, the extra specs of a type some volume has do not change.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cinderblock.actors.cli.base import Leaf, client, key_values
+from cinderblock.actors.cli.base import Leaf, UsageError, client, key_values
 from cinderblock.actors.cli.format import columns_named, listing, show
 from cinderblock.actors.cli.lookup import find_type
+from cinderblock.protocol.client.client import SyncClient
+from cinderblock.protocol.messages.volumes import VolumeType
 
 
 def add_type(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
@@ -30,23 +36,39 @@ def add_type(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     p.add_argument("name")
     p.add_argument("--description")
     p.add_argument("--property", nargs="*", action="extend", default=[], metavar="KEY=VALUE")
+    add_visibility(p, "every project may use it (the default)")
+    p.set_defaults(is_public=True)
+    p = leaf(typ, common, "set", "rename, describe, publish or hide a type, set its extra "
+             "specs, share a private type with a project (admin)", cmd_set)
+    p.add_argument("type", metavar="TYPE", help="name or id")
+    p.add_argument("--name", help="the new name")
+    p.add_argument("--description", help="the new description ('' clears it)")
+    p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
+                   help="set an extra spec; repeat for more")
+    add_visibility(p, "every project may use it")
+    p.set_defaults(is_public=None)
+    add_access_project(p, "share the private type with this project")
+    p = leaf(typ, common, "unset", "drop a type's extra specs, stop sharing a private type "
+             "with a project (admin)", cmd_unset)
+    p.add_argument("type", metavar="TYPE", help="name or id")
+    p.add_argument("--property", action="append", default=[], metavar="KEY",
+                   help="the extra spec to drop; repeat for more")
+    add_access_project(p, "no longer share the private type with this project")
+    p = leaf(typ, common, "delete", "delete a volume type no volume uses (admin)", cmd_delete)
+    p.add_argument("type", metavar="TYPE", help="name or id")
+
+
+def add_visibility(p: argparse.ArgumentParser, public_help: str) -> None:
     visibility = p.add_mutually_exclusive_group()
     visibility.add_argument("--private", dest="is_public", action="store_false",
                             help="only admins and the projects it is shared with see it")
     visibility.add_argument("--public", dest="is_public", action="store_true",
-                            help="every project may use it (the default)")
-    p.set_defaults(is_public=True)
-    for name, help_text, allowed in (
-        ("set", "share a private type with a project (admin)", True),
-        ("unset", "stop sharing a private type with a project (admin)", False),
-    ):
-        p = leaf(typ, common, name, help_text, cmd_access)
-        p.add_argument("type", metavar="TYPE", help="name or id")
-        p.add_argument("--project-id", dest="access_project", required=True, metavar="PROJECT",
-                       help="the project (cinder type-access-add's --project-id)")
-        p.set_defaults(allowed=allowed)
-    p = leaf(typ, common, "delete", "delete a volume type no volume uses (admin)", cmd_delete)
-    p.add_argument("type", metavar="TYPE", help="name or id")
+                            help=public_help)
+
+
+def add_access_project(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--project-id", dest="access_project", metavar="PROJECT",
+                   help=f"{help_text} (cinder type-access-add's --project-id)")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -62,13 +84,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     with client(args) as c:
-        vtype = find_type(c, args.type)
-        shown: dict[str, Any] = {"id": vtype.id, "name": vtype.name,
-                                 "description": vtype.description,
-                                 "extra_specs": vtype.extra_specs, "is_public": vtype.is_public}
-        if not vtype.is_public and args.admin:
-            shown["access_project_ids"] = c.type_access(vtype.id)
-    return show(args, shown)
+        return show(args, type_view(c, find_type(c, args.type), args.admin))
+
+
+def type_view(c: SyncClient, vtype: VolumeType, admin: bool) -> dict[str, Any]:
+    """A type as ``show`` prints it; a private one, to an admin, with its projects."""
+    shown: dict[str, Any] = {"id": vtype.id, "name": vtype.name,
+                             "description": vtype.description,
+                             "extra_specs": vtype.extra_specs, "is_public": vtype.is_public}
+    if not vtype.is_public and admin:
+        shown["access_project_ids"] = c.type_access(vtype.id)
+    return shown
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -79,10 +105,34 @@ def cmd_create(args: argparse.Namespace) -> int:
     return show(args, vtype)
 
 
-def cmd_access(args: argparse.Namespace) -> int:
+def cmd_set(args: argparse.Namespace) -> int:
+    changes: dict[str, Any] = {f: getattr(args, f) for f in ("name", "description", "is_public")
+                               if getattr(args, f) is not None}
+    specs = key_values(args.property, "--property")
+    if specs:
+        changes["extra_specs"] = specs
+    if not changes and args.access_project is None:
+        raise UsageError("nothing to set: give --name, --description, --property, "
+                         "--public/--private or --project-id")
     with client(args) as c:
-        projects = c.set_type_access(args.type, args.access_project, args.allowed)
-    return show(args, {"type": args.type, "access_project_ids": projects})
+        vtype = find_type(c, args.type)
+        if changes:
+            vtype = c.update_type(vtype.id, **changes)
+        if args.access_project is not None:
+            c.set_type_access(vtype.id, args.access_project, True)
+        return show(args, type_view(c, vtype, args.admin))
+
+
+def cmd_unset(args: argparse.Namespace) -> int:
+    if not args.property and args.access_project is None:
+        raise UsageError("nothing to unset: give --property or --project-id")
+    with client(args) as c:
+        vtype = find_type(c, args.type)
+        if args.property:
+            vtype = c.update_type(vtype.id, delete_specs=args.property)
+        if args.access_project is not None:
+            c.set_type_access(vtype.id, args.access_project, False)
+        return show(args, type_view(c, vtype, args.admin))
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

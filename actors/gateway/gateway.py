@@ -50,7 +50,7 @@ from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
 from cinderblock.actors.gateway.user_messages import UserMessages
 from cinderblock.actors.gateway.volume_edit import VolumeEditor
-from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text, normalize_create
+from cinderblock.actors.gateway.volume_request import TypeCatalog, normalize_create
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.gateway.volume_types import VolumeTypes
 from cinderblock.actors.gateway.watchers import Watchers
@@ -73,7 +73,6 @@ from cinderblock.protocol.messages.scheduling import BackendList, ScheduleReques
 from cinderblock.protocol.messages.volumes import (
     AvailabilityZone,
     Empty,
-    TypeCreate,
     Volume,
     VolumeCreate,
     VolumeList,
@@ -119,6 +118,7 @@ class Gateway(Actor):
         self.zones: Collection[str] = cfg.zones
         self.default_zone = DEFAULT_ZONE
         self.default_type = DEFAULT_TYPE
+        self.configured_types = frozenset(self.cfg.volume_types) | {DEFAULT_TYPE}
         self.flow = volume_create_api(self)
         self.attachments = Attachments(self)
         self.admin = VolumeAdmin(self)
@@ -146,7 +146,6 @@ class Gateway(Actor):
             "volume.list": self.on_volume_list,
             "volume.watch": self.on_volume_watch,
             "volume.update": self.on_volume_update,
-            "type.create": self.on_type_create,
             "az.list": self.on_az_list,
             "quota.show": self.on_quota_forward,
             "quota.show_many": self.on_quota_show_many,
@@ -455,21 +454,6 @@ class Gateway(Actor):
             self.watchers.push(rec.id, "volume.status", rec.view(), rec.status in STABLE)
 
     # ---- types, zones, quota, backends ----------------------------------
-    async def on_type_create(self, req: Request) -> VolumeType:
-        body: TypeCreate = req.body
-        require_admin(req.ctx, "create a volume type")
-        name = body.name.strip()
-        if not name or check_text("name", name) is None:
-            raise InvalidInput("volume type name must be 1-255 characters", {"field": "name"})
-        if name in self.types.by_name:
-            raise InvalidInput(f"volume type {name!r} already exists", {"field": "name"})
-        specs = _check_specs(body.extra_specs)
-        vtype = VolumeType(str(uuid.uuid4()), name, check_text("description", body.description),
-                           specs, body.is_public)
-        self.types.add(vtype)
-        await self.store.add_type(vtype)
-        return vtype
-
     def on_az_list(self, req: Request) -> ZoneList:
         return ZoneList(tuple(AvailabilityZone(z) for z in self.zones))
 
@@ -503,11 +487,3 @@ async def _outcomes(reply: Awaitable[Any]) -> tuple[str, ...]:
     return parse(QuotaApplied, await reply, strict=False).outcomes
 
 
-def _check_specs(specs: dict[str, Any]) -> dict[str, str]:
-    for key, value in specs.items():
-        if not key or len(key) > 255 or type(value) is not str or len(value) > 255:
-            raise InvalidInput(
-                f"extra spec {key[:80]!r}: keys and values must be strings of 1-255 characters",
-                {"field": "extra_specs", "key": key[:255]},
-            )
-    return dict(specs)

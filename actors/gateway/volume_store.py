@@ -192,6 +192,8 @@ UPDATE_DETAILS = (
 SAVE_FLAGS = "INSERT OR REPLACE INTO volume_flags VALUES (?, ?, ?)"
 DELETE_FLAGS = "DELETE FROM volume_flags WHERE id=?"
 INSERT_TYPE = "INSERT INTO volume_types VALUES (?, ?, ?, ?, ?)"
+UPDATE_TYPE = ("UPDATE volume_types SET name=?, description=?, extra_specs=?, is_public=? "
+               "WHERE id=?")
 DELETE_TYPE = "DELETE FROM volume_types WHERE id=?"
 DELETE_TYPE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=?"
 ADD_ACCESS = "INSERT OR IGNORE INTO volume_type_access VALUES (?, ?)"
@@ -579,6 +581,11 @@ class GatewayStore:
              int(vtype.is_public)),
         )
 
+
+    async def save_type(self, vtype: VolumeType) -> None:
+        await self.db.write(UPDATE_TYPE, (vtype.name, vtype.description,
+                                          json.dumps(vtype.extra_specs), int(vtype.is_public),
+                                          vtype.id))
 
     async def remove_type(self, vtype: VolumeType) -> None:
         gone = self.db.write(DELETE_TYPE, (vtype.id,))

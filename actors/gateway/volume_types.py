@@ -1,37 +1,47 @@
-"""Volume types beyond create and list: delete, and access to private types.
+"""Volume types: create, list, update, delete, and access to private types.
 
-As Cinder's ``types`` and ``os-volume-type-access`` APIs, for admins: a type in use
-by a volume, or the default type, cannot be deleted (``invalid_input``); a private
-type (``is_public=False``) is usable, visible and listable only by the projects
-given access and by admins. The catalog (``TypeCatalog``) keeps the access lists in
-memory; the store keeps them in ``volume_type_access``.
+As Cinder's ``types``, ``types/{id}/extra_specs`` and ``os-volume-type-access`` APIs,
+for admins: a type in use by a volume, or the default type, cannot be deleted
+(``invalid_input``); the extra specs of a type in use cannot be changed either, as
+Cinder's ("Volume Type is currently in use."), since volumes were placed by them; a
+type the gateway's configuration names (created at each start if missing) keeps its
+name; a private type (``is_public=False``) is usable, visible and listable only by the
+projects given access and by admins. The catalog (``TypeCatalog``) keeps the types and
+access lists in memory; the store keeps them in ``volume_types`` and
+``volume_type_access``. A change is made in memory, then written; a write that fails
+brings memory back to the file (``reread``), volumes' records included.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from cinderblock.actors.gateway.guards import require_admin
-from cinderblock.actors.gateway.volume_request import TypeCatalog
+from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, type_from_row
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.volumes import (
     Empty,
     TypeAccess,
     TypeAccessList,
+    TypeCreate,
     TypeList,
+    TypeUpdate,
     VolumeType,
 )
-from cinderblock.protocol.wire.errors import InvalidInput
+from cinderblock.protocol.wire.errors import InvalidInput, NotFound
 
 
 class TypeServices(Protocol):
     store: GatewayStore
     types: TypeCatalog
     default_type: str
+    configured_types: frozenset[str]  # made at each start if missing: their names stay
 
 
 class VolumeTypes:
@@ -40,7 +50,9 @@ class VolumeTypes:
 
     def handlers(self) -> dict[str, Handler]:
         return {
+            "type.create": self.on_create,
             "type.list": self.on_list,
+            "type.update": self.on_update,
             "type.delete": self.on_delete,
             "type.access_list": self.on_access_list,
             "type.access_add": self.on_access_change,
@@ -75,6 +87,55 @@ class VolumeTypes:
         usable = [t for t in self.s.types.by_id.values()
                   if self.s.types.usable(t, ctx.project_id, ctx.is_admin)]
         return TypeList(tuple(sorted(usable, key=lambda t: t.name)))
+
+    async def on_create(self, req: Request) -> VolumeType:
+        body: TypeCreate = req.body
+        require_admin(req.ctx, "create a volume type")
+        name = self._free_name(body.name)
+        vtype = VolumeType(str(uuid.uuid4()), name, check_text("description", body.description),
+                           check_specs(body.extra_specs), body.is_public)
+        self.s.types.add(vtype)
+        await self.s.store.add_type(vtype)
+        return vtype
+
+    async def on_update(self, req: Request) -> VolumeType:
+        body: TypeUpdate = req.body
+        require_admin(req.ctx, "change a volume type")
+        old = self.s.types.find(body.type_id)
+        new = updated_type(old, body)
+        if new.name != old.name:
+            if old.name in self.s.configured_types:
+                raise InvalidInput(
+                    f"volume type {old.name!r} is named in the gateway's configuration "
+                    "(volume_types, or the default type) and is made again at each start "
+                    "if missing: it keeps its name", {"volume_type": old.name})
+            self._free_name(new.name)
+        if new.extra_specs != old.extra_specs and self.s.store.volumes.of_type(old.id):
+            raise InvalidInput("Volume Type is currently in use.", {"volume_type": old.name})
+        if new == old:
+            return old
+        self._install_changed(old, new)
+        await self.s.store.save_type(new)
+        return new
+
+    def _install_changed(self, old: VolumeType, new: VolumeType) -> None:
+        """``new`` in place of ``old`` in the catalog and in every volume record memory
+        holds (a volume shows its type's name as it is now)."""
+        catalog = self.s.types
+        catalog.by_name.pop(old.name, None)
+        catalog.add(new)
+        for rec in self.s.store.volumes.in_memory().values():
+            if rec.volume_type.id == new.id:
+                rec.volume_type = new
+
+    def _free_name(self, asked: str) -> str:
+        """``asked`` stripped, if it can name a new type."""
+        name = asked.strip()
+        if not name or check_text("name", name) is None:
+            raise InvalidInput("volume type name must be 1-255 characters", {"field": "name"})
+        if name in self.s.types.by_name:
+            raise InvalidInput(f"volume type {name!r} already exists", {"field": "name"})
+        return name
 
     async def on_delete(self, req: Request) -> Empty:
         require_admin(req.ctx, "delete a volume type")
@@ -120,3 +181,32 @@ class VolumeTypes:
                                f"applicable to public volume type {vtype.name}.",
                                {"volume_type": vtype.name})
         return vtype
+
+
+def check_specs(specs: dict[str, Any]) -> dict[str, str]:
+    for key, value in specs.items():
+        if not key or len(key) > 255 or type(value) is not str or len(value) > 255:
+            raise InvalidInput(
+                f"extra spec {key[:80]!r}: keys and values must be strings of 1-255 characters",
+                {"field": "extra_specs", "key": key[:255]},
+            )
+    return dict(specs)
+
+
+def updated_type(old: VolumeType, body: TypeUpdate) -> VolumeType:
+    """``old`` as ``body`` changes it, all checked (the name's uniqueness aside); nothing
+    is changed here."""
+    specs = {**old.extra_specs, **check_specs(body.extra_specs)}
+    for key in body.delete_specs:
+        if key not in specs:
+            raise NotFound(f"Volume Type {old.id} has no extra specs with key {key}.",
+                           {"volume_type": old.name, "key": key})
+        del specs[key]
+    changed: dict[str, Any] = {"extra_specs": specs}
+    if body.name is not None:
+        changed["name"] = body.name.strip()
+    if body.description is not None:
+        changed["description"] = check_text("description", body.description)
+    if body.is_public is not None:
+        changed["is_public"] = body.is_public
+    return replace(old, **changed)

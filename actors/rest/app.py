@@ -46,6 +46,7 @@ MAX_LIMIT = 1000  # Cinder's osapi_max_limit: the most items a listing's page ho
 
 MAX_BODY = 114_688  # Cinder's osapi max_request_body_size (112 KiB)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ACCESS_IS_PUBLIC = "os-volume-type-access:is_public"  # a type's is_public, as created
 ADMIN_ROLES = ("admin", "member")
 MEMBER_ROLES = ("member",)
 
@@ -402,8 +403,33 @@ class Front:
             raise bad_request("Invalid input for field/attribute name: a string is required")
         created = await self.client_for(request).create_type(
             name, extra_specs=vt.get("extra_specs") or {}, description=vt.get("description"),
-            is_public=_bool_arg(vt.get("os-volume-type-access:is_public", True), "is_public"))
+            is_public=_bool_arg(vt.get(ACCESS_IS_PUBLIC, True), "is_public"))
         return json_response({"volume_type": views.volume_type(created)})
+
+    async def type_update(self, request: web.Request) -> web.Response:
+        """Cinder's type update: name, description, is_public (at least one).
+        ``os-volume-type-access:is_public``, the create's name for it, is taken too:
+        openstacksdk (``openstack volume type set --private``) sends that."""
+        vt = entity(await read_json(request), "volume_type")
+        extra = set(vt) - {"name", "description", "is_public", ACCESS_IS_PUBLIC}
+        if extra:
+            raise bad_request("Additional properties are not allowed "
+                              f"({', '.join(sorted(map(repr, extra)))} were unexpected)")
+        name, description = vt.get("name"), vt.get("description")
+        public = vt.get("is_public", vt.get(ACCESS_IS_PUBLIC))
+        for field, value in (("name", name), ("description", description)):
+            if value is not None and not isinstance(value, str):
+                raise bad_request(f"Invalid input for field/attribute {field}. "
+                                  f"Value: {value}. {value!r} is not of type 'string', 'null'")
+        if name is not None and not name.strip():
+            raise bad_request("Volume type name can not be empty.")
+        if name is None and description is None and public is None:
+            raise bad_request("Specify volume type name, description, is_public or a "
+                              "combination thereof.")
+        updated = await self.client_for(request).update_type(
+            request.match_info["id"], name=name, description=description,
+            is_public=None if public is None else _bool_arg(public, "is_public"))
+        return json_response({"volume_type": views.volume_type(updated)})
 
     async def type_delete(self, request: web.Request) -> web.Response:
         await self.client_for(request).delete_type(request.match_info["id"])
@@ -429,11 +455,42 @@ class Front:
         raise bad_request(f"There is no such action: {', '.join(body)}")
 
     async def type_extra_specs(self, request: web.Request) -> web.Response:
+        """A type's extra specs, or (``.../extra_specs/{key}``) one of them."""
         types = await self.client_for(request).list_types()
+        wanted, key = request.match_info["id"], request.match_info.get("key")
         for t in types:
-            if request.match_info["id"] in (t.id, t.name):
-                return json_response({"extra_specs": dict(t.extra_specs)})
-        raise not_found(f"Volume type {request.match_info['id']} could not be found.")
+            if wanted in (t.id, t.name):
+                if key is None:
+                    return json_response({"extra_specs": dict(t.extra_specs)})
+                if key not in t.extra_specs:
+                    raise not_found(f"Volume Type {t.id} has no extra specs with key {key}.")
+                return json_response({key: t.extra_specs[key]})
+        raise not_found(f"Volume type {wanted} could not be found.")
+
+    async def type_extra_specs_set(self, request: web.Request) -> web.Response:
+        """POST ``{"extra_specs": {...}}`` merges; PUT ``.../extra_specs/{key}`` with
+        ``{key: value}`` sets one. Cinder answers with the body it was given."""
+        body = await read_json(request)
+        key = request.match_info.get("key")
+        if key is None:
+            specs = entity(body, "extra_specs")
+            extra = set(body) - {"extra_specs"}
+            if extra:
+                raise bad_request("Additional properties are not allowed "
+                                  f"({', '.join(sorted(map(repr, extra)))} were unexpected)")
+        else:
+            if len(body) != 1:
+                raise bad_request("Invalid input: exactly one extra spec is expected")
+            if key not in body:
+                raise bad_request("Request body and URI mismatch")
+            specs = body
+        await self.client_for(request).update_type(request.match_info["id"], extra_specs=specs)
+        return json_response(body)
+
+    async def type_extra_spec_delete(self, request: web.Request) -> web.Response:
+        await self.client_for(request).update_type(request.match_info["id"],
+                                                   delete_specs=[request.match_info["key"]])
+        return web.Response(status=202)
 
     # ---- quotas, limits, zones, pools, messages ----------------------------------
     async def quota_show(self, request: web.Request) -> web.Response:
@@ -773,8 +830,13 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/types", f.type_list),
         ("POST", "/types", f.type_create),
         ("GET", "/types/{id}", f.type_show),
+        ("PUT", "/types/{id}", f.type_update),
         ("DELETE", "/types/{id}", f.type_delete),
         ("GET", "/types/{id}/extra_specs", f.type_extra_specs),
+        ("POST", "/types/{id}/extra_specs", f.type_extra_specs_set),
+        ("GET", "/types/{id}/extra_specs/{key}", f.type_extra_specs),
+        ("PUT", "/types/{id}/extra_specs/{key}", f.type_extra_specs_set),
+        ("DELETE", "/types/{id}/extra_specs/{key}", f.type_extra_spec_delete),
         ("GET", "/types/{id}/os-volume-type-access", f.type_access),
         ("POST", "/types/{id}/action", f.type_action),
         ("GET", "/os-quota-sets/{project}", f.quota_show),

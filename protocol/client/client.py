@@ -80,6 +80,7 @@ from cinderblock.protocol.messages.volumes import (
     TypeCreate,
     TypeList,
     TypeRef,
+    TypeUpdate,
     Volume,
     VolumeCreate,
     VolumeList,
@@ -392,6 +393,17 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         """Admin: delete a volume type no volume uses."""
         await self.call("type.delete", TypeRef(name_or_id))
 
+    async def update_type(
+        self, name_or_id: str, *, name: str | None = None, description: str | None = None,
+        is_public: bool | None = None, extra_specs: dict[str, str] | None = None,
+        delete_specs: Iterable[str] = (),
+    ) -> VolumeType:
+        """Admin: rename, describe, publish or hide a type; merge extra specs into it or
+        drop some (the specs only of a type no volume has, as Cinder's)."""
+        body = TypeUpdate(name_or_id, name, description, is_public, extra_specs or {},
+                          tuple(delete_specs))
+        return parse(VolumeType, await self.call("type.update", body), strict=False)
+
     async def type_access(self, name_or_id: str) -> list[str]:
         """Admin: the projects that may use a private type."""
         raw = await self.call("type.access_list", TypeRef(name_or_id))
@@ -522,6 +534,9 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
 
     def delete_type(self, name_or_id: str) -> None:
         self._run(lambda c: c.delete_type(name_or_id))
+
+    def update_type(self, name_or_id: str, **kwargs: Any) -> VolumeType:
+        return self._run(lambda c: c.update_type(name_or_id, **kwargs))
 
     def type_access(self, name_or_id: str) -> list[str]:
         return self._run(lambda c: c.type_access(name_or_id))

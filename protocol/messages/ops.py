@@ -52,6 +52,7 @@ from cinderblock.protocol.messages.volumes import (
     TypeAccess,
     TypeCreate,
     TypeRef,
+    TypeUpdate,
     VolumeCreate,
     VolumeListRequest,
     VolumeModify,
@@ -104,6 +105,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     # volume types and zones
     "type.create": (TypeCreate, ADMINS),
     "type.list": (Empty, READERS),
+    "type.update": (TypeUpdate, ADMINS),
     "type.delete": (TypeRef, ADMINS),
     "type.access_list": (TypeRef, ADMINS),
     "type.access_add": (TypeAccess, ADMINS),

@@ -181,6 +181,23 @@ class TypeRef:
 
 @message
 @dataclass(frozen=True, slots=True)
+class TypeUpdate:
+    """An admin's change to a volume type (Cinder's type update and extra specs calls):
+    ``name``, ``description`` and ``is_public`` change when given (not None; an empty
+    description clears it); ``extra_specs`` are merged into the type's and
+    ``delete_specs`` names keys to drop. As Cinder's, the extra specs of a type that
+    any volume has are not changed; the default type keeps its name."""
+
+    type_id: str
+    name: str | None = None
+    description: str | None = None
+    is_public: bool | None = None
+    extra_specs: dict[str, Any] = field(default_factory=dict)
+    delete_specs: tuple[str, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class TypeAccess:
     """An admin grants (``type.access_add``) or takes back (``type.access_remove``) a
     project's use of a private volume type."""

@@ -375,6 +375,32 @@ def test_a_private_type_is_shared_and_unshared_with_a_project_from_the_command_l
     assert hidden.returncode == 1 and hidden.stderr.startswith("ERROR (not_found)")
 
 
+def test_an_admin_renames_a_type_and_changes_its_extra_specs_until_a_volume_has_it(
+    cli: Cli, cluster: E2ECluster, project: str,
+) -> None:
+    admin = ("--data-dir", cluster.cfg.data_dir, "--admin")
+    name = f"tiered-{project}"
+    ok(run_cli("type", "create", name, "--property", "qos:a=1", *admin))
+    changed = json.loads(ok(run_cli("type", "set", name, "--name", f"{name}-2", "--description",
+                                    "said", "--property", "qos:b=2", "-f", "json", *admin)))
+    assert (changed["name"], changed["description"], changed["extra_specs"]) == (
+        f"{name}-2", "said", {"qos:a": "1", "qos:b": "2"})
+    unset = json.loads(ok(run_cli("type", "unset", f"{name}-2", "--property", "qos:a", "-f",
+                                  "json", *admin)))
+    assert unset["extra_specs"] == {"qos:b": "2"}
+    refused = cli("type", "set", f"{name}-2", "--property", "qos:c=3")
+    assert refused.returncode == 1 and refused.stderr.startswith("ERROR (forbidden)")
+    nothing = run_cli("type", "set", f"{name}-2", *admin)
+    assert nothing.returncode == 1 and nothing.stderr.startswith("ERROR (usage): nothing to set")
+    vol = json.loads(ok(cli("volume", "create", "1", "--type", f"{name}-2", "--wait", "-f",
+                            "json")))
+    in_use = run_cli("type", "set", f"{name}-2", "--property", "qos:c=3", *admin)
+    assert in_use.returncode == 1 and "currently in use" in in_use.stderr
+    ok(run_cli("type", "set", f"{name}-2", "--name", f"{name}-3", *admin))
+    shown = json.loads(ok(cli("volume", "show", vol["id"], "-f", "json")))
+    assert shown["volume_type"] == f"{name}-3"
+
+
 def test_volume_list_filters_by_name_and_property_and_sorts_as_asked(cli: Cli) -> None:
     def listed(*args: str) -> list[tuple[str, int]]:
         rows = json.loads(ok(cli("volume", "list", "-f", "json", *args)))

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from cinderblock.actors.rest.errors import FAULT_NAMES
 from cinderblock.actors.runtime.config import free_port
 from cinderblock.protocol.client.client import SyncClient
 from tests.conftest import CINDERBLOCK, E2ECluster
@@ -514,6 +515,65 @@ def test_private_types_are_for_the_projects_given_access_and_unused_types_are_de
     assert type_id not in {t.id for t in admin_view.list_types()}
     fault(admin_api.call("DELETE", "/v3/types/__DEFAULT__"), 400, "badRequest",
           "can not be deleted")
+
+
+def test_a_type_is_renamed_published_and_its_extra_specs_changed_until_a_volume_has_it(
+    api: Api, admin_api: Api, admin_view: SyncClient,
+) -> None:
+    """``PUT /types/{id}`` and ``/types/{id}/extra_specs`` (``openstack volume type set``,
+    ``cinder type-key``, ``cinder type-update``): they had been 405."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    type_id = admin_api.call("POST", "/v3/types", {"volume_type": {
+        "name": name, "extra_specs": {"qos:a": "1"}}}).body["volume_type"]["id"]
+    specs = f"/v3/types/{type_id}/extra_specs"
+    merged = admin_api.call("POST", specs, {"extra_specs": {"qos:b": "2", "qos:c": "3"}})
+    assert (merged.status, merged.body) == (200, {"extra_specs": {"qos:b": "2", "qos:c": "3"}})
+    assert admin_api.call("PUT", f"{specs}/qos:b", {"qos:b": "9"}).body == {"qos:b": "9"}
+    assert admin_api.call("GET", f"{specs}/qos:b").body == {"qos:b": "9"}
+    assert admin_api.call("DELETE", f"{specs}/qos:c").status == 202
+    fault(admin_api.call("DELETE", f"{specs}/qos:c"), 404, "itemNotFound", "no extra specs")
+    fault(admin_api.call("GET", f"{specs}/qos:c"), 404, "itemNotFound", "no extra specs")
+    fault(admin_api.call("PUT", f"{specs}/qos:b", {"x": "1"}), 400, "badRequest", "mismatch")
+    fault(api.call("POST", specs, {"extra_specs": {"qos:d": "4"}}), 403, "forbidden", "admin")
+    assert admin_api.call("GET", specs).body == {"extra_specs": {"qos:a": "1", "qos:b": "9"}}
+
+    renamed = admin_api.call("PUT", f"/v3/types/{type_id}", {"volume_type": {
+        "name": f"{name}-2", "description": "after", "is_public": False}})
+    assert renamed.status == 200, renamed.body
+    view = renamed.body["volume_type"]
+    assert (view["name"], view["description"], view["is_public"]) == (f"{name}-2", "after",
+                                                                      False)
+    stored = next(t for t in admin_view.list_types() if t.id == type_id)
+    assert (stored.name, stored.description, stored.is_public) == (f"{name}-2", "after", False)
+    fault(api.call("POST", "/v3/volumes", {"volume": {"size": 1, "volume_type": type_id}}),
+          404, "itemNotFound", type_id)  # private now, and not shared
+    assert admin_api.call("PUT", f"/v3/types/{type_id}", {"volume_type": {
+        "os-volume-type-access:is_public": True}}).body["volume_type"]["is_public"] is True
+    for body, status, says in (
+        ({"volume_type": {}}, 400, "Specify volume type name"),
+        ({"volume_type": {"name": "  "}}, 400, "can not be empty"),
+        ({"volume_type": {"colour": "red"}}, 400, "Additional properties"),
+        ({"volume_type": {"name": "__DEFAULT__"}}, 409, "already exists"),
+        ({"volume_type": {"is_public": "perhaps"}}, 400, "not a valid boolean"),
+    ):
+        fault(admin_api.call("PUT", f"/v3/types/{type_id}", body), status, FAULT_NAMES[status],
+              says)
+    fault(admin_api.call("PUT", "/v3/types/__DEFAULT__", {"volume_type": {"name": "other"}}),
+          400, "badRequest", "keeps its name")
+
+    # a volume has it: its extra specs stay (the volume was placed by them), its name may
+    # change, and the volume shows the new one (``qos:`` specs do not restrict placement)
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1, "volume_type": type_id}})
+    volume_status(admin_view, vol.body["volume"]["id"], "available")
+    fault(admin_api.call("POST", specs, {"extra_specs": {"qos:d": "4"}}), 400, "badRequest",
+          "currently in use")
+    fault(admin_api.call("DELETE", f"{specs}/qos:a"), 400, "badRequest", "currently in use")
+    assert admin_api.call("PUT", f"/v3/types/{type_id}", {"volume_type": {
+        "name": f"{name}-3"}}).status == 200
+    shown = api.call("GET", f"/v3/volumes/{vol.body['volume']['id']}").body["volume"]
+    assert shown["volume_type"] == f"{name}-3"
+    assert admin_api.call("GET", specs).body == {"extra_specs": {"qos:a": "1", "qos:b": "9"}}
+    assert api.call("DELETE", f"/v3/volumes/{vol.body['volume']['id']}").status == 202
 
 
 def test_quota_defaults_are_the_limits_a_new_project_gets(

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from cinderblock.protocol.client.client import SyncClient
-from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from tests.conftest import E2ECluster
 
 SCRIPTS = Path(sysconfig.get_path("scripts"))
@@ -192,6 +192,63 @@ def test_the_openstack_command_creates_shows_lists_and_deletes_a_volume(
     openstack("volume", "delete", volume_id)
     gone(admin_view, volume_id)
     assert openstack("volume", "list", "-f", "value").strip() == ""
+
+
+def test_an_operator_changes_types_and_a_user_snapshot_properties_with_openstack_and_cinder(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``openstack volume type set/unset``, ``cinder type-key`` and ``type-update`` as an
+    admin; ``openstack volume snapshot set/unset --property`` as a user (each had failed
+    with 405 or 404: no route served them)."""
+    name = f"osc-type-{uuid.uuid4().hex[:8]}"
+
+    def openstack(token: str, *args: str) -> str:
+        return run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token", token,
+                    "--os-endpoint", rest_cluster.rest_url, "--os-volume-api-version", "3",
+                    *args])
+
+    def cinder(*args: str) -> str:
+        return run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
+                    "--os-project-id", "admin", "--os-endpoint", rest_cluster.rest_url,
+                    *args])
+
+    def stored(type_id: str) -> VolumeType:
+        return next(t for t in admin_view.list_types() if t.id == type_id)
+
+    admin = "admin:admin"
+    type_id = openstack(admin, "volume", "type", "create", name, "--property", "qos:a=1",
+                        "-f", "value", "-c", "id").strip()
+    openstack(admin, "volume", "type", "set", "--property", "qos:b=2", "--property", "qos:c=3",
+              "--description", "tiered", "--private", name)
+    openstack(admin, "volume", "type", "unset", "--property", "qos:a", name)
+    changed = stored(type_id)
+    assert (changed.extra_specs, changed.description, changed.is_public) == (
+        {"qos:b": "2", "qos:c": "3"}, "tiered", False)
+    cinder("type-key", type_id, "set", "qos:d=4")
+    cinder("type-key", type_id, "unset", "qos:b")
+    cinder("type-update", "--name", f"{name}-2", "--is-public", "true", type_id)
+    changed = stored(type_id)
+    assert (changed.name, changed.is_public, changed.extra_specs) == (
+        f"{name}-2", True, {"qos:c": "3", "qos:d": "4"})
+
+    project = f"osc-{uuid.uuid4().hex[:8]}"
+    user = f"{project}:{project}"
+    volume_id = openstack(user, "volume", "create", "--size", "1", "--type", f"{name}-2", "v",
+                          "-f", "value", "-c", "id").strip()
+    volume_status(admin_view, volume_id, "available")
+    snap_id = openstack(user, "volume", "snapshot", "create", "--volume", volume_id,
+                        "--property", "k=v", "s", "-f", "value", "-c", "id").strip()
+    wait_for(lambda: admin_view.show_snapshot(snap_id).status == "available")
+    openstack(user, "volume", "snapshot", "set", "--property", "tier=gold", "--property",
+              "owner=ops", snap_id)
+    openstack(user, "volume", "snapshot", "unset", "--property", "owner", snap_id)
+    assert admin_view.show_snapshot(snap_id).metadata == {"k": "v", "tier": "gold"}
+    openstack(user, "volume", "snapshot", "delete", snap_id)
+    wait_for(lambda: not admin_view.list_snapshots(all_projects=True, volume_id=volume_id))
+    openstack(user, "volume", "delete", volume_id)
+    gone(admin_view, volume_id)
+    cinder("type-delete", type_id)
+    assert type_id not in {t.id for t in admin_view.list_types()}
 
 
 def test_cinder_and_openstack_list_the_services_an_operator_checks(
