@@ -6,8 +6,8 @@ uses (``actors/runtime/supervisor.py``: a dead actor is started again on the sam
 endpoints) with those points armed (``CINDERBLOCK_FAILPOINTS``) and a marker
 directory, so each fires once: the process that reaches it dies by SIGKILL, and
 the one started in its place runs past it. A client drives rounds of the
-operations that pass every point (create, snapshot, extend, attach, detach,
-delete the snapshot, delete the volume), retrying with the same request ids what
+operations that pass every point (create, snapshot, revert to it, extend, attach,
+detach, delete the snapshot, delete the volume), retrying with the same request ids what
 a dead actor left unanswered, until every armed point has fired. Then it waits
 until ``settled_violations`` is empty: nothing stuck, quota equal to what exists,
 no reservation left, node files equal to the gateway's list.
@@ -63,8 +63,9 @@ DECLARING_PACKAGES = ("cinderblock.actors", "cinderblock.storage_node")
 PROCESSES = {"gateway": "gateway", "quota": "quota", "scheduler": "scheduler", "node": "node"}
 RETRYABLE = (Timeout, Unavailable)
 V, P, A = VolumeStatus, SnapshotStatus, AttachmentStatus
-VOLUME_MOVING = frozenset({V.CREATING, V.DELETING, V.EXTENDING, V.ATTACHING, V.DETACHING})
-SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING})
+VOLUME_MOVING = frozenset({V.CREATING, V.DELETING, V.EXTENDING, V.REVERTING, V.ATTACHING,
+                           V.DETACHING})
+SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING, P.RESTORING})
 ATTACHMENT_MOVING = frozenset({A.ATTACHING, A.DETACHING})
 
 
@@ -84,7 +85,8 @@ def all_failpoints() -> list[str]:
 GROUPS: dict[str, tuple[str, ...]] = {
     "create": ("gateway.volume_create.", "scheduler.", "node.create_volume.",
                "gateway.volume_update.", "quota.reserve."),
-    "snapshot": ("gateway.snapshot_", "node.create_snapshot.", "node.delete_snapshot."),
+    "snapshot": ("gateway.snapshot_", "node.create_snapshot.", "node.delete_snapshot.",
+                 "gateway.volume_revert", "node.revert_volume."),
     "extend_delete": ("gateway.volume_extend", "gateway.volume_delete",
                       "node.extend_volume.", "node.delete_volume."),
     "attach_journal": (),
@@ -244,7 +246,8 @@ async def tolerant(make: Callable[[], Awaitable[Any]]) -> None:
 
 
 async def one_round(c: Client, r: str, patient: Client) -> None:
-    """Create, snapshot, extend, attach, detach, delete the snapshot, delete the volume.
+    """Create, snapshot, revert to it, extend, attach, detach, delete the snapshot,
+    delete the volume.
     ``patient``: a client that waits longer, for the calls that wait for a node's
     export (a TLS certificate made on a loaded machine may take seconds)."""
     vol = await again(lambda: c.create_volume(1, request_id=f"fp-{r}-create"))
@@ -260,6 +263,9 @@ async def snapshot_and_extend(c: Client, volume_id: str, r: str) -> None:
     with contextlib.suppress(InvalidState):
         snap = await again(lambda: c.create_snapshot(volume_id, request_id=f"fp-{r}-snap"))
     if snap is not None and await snapshot_settled(c, snap.id) is not None:
+        await tolerant(lambda: c.revert_volume(volume_id, snap.id))  # again after a kill
+        await volume_settled(c, volume_id)
+        await snapshot_settled(c, snap.id)
         await tolerant(lambda: c.delete_snapshot(snap.id, request_id=f"fp-{r}-snap-del"))
         await snapshot_settled(c, snap.id)
     await tolerant(lambda: c.extend_volume(volume_id, 2, request_id=f"fp-{r}-extend"))

@@ -34,6 +34,7 @@ class VolumeStatus(StrEnum):
     DETACHING = "detaching"
     DELETING = "deleting"
     EXTENDING = "extending"
+    REVERTING = "reverting"  # to its latest snapshot (3.40)
     ERROR = "error"
     ERROR_DELETING = "error_deleting"
     ERROR_EXTENDING = "error_extending"
@@ -43,13 +44,14 @@ class VolumeStatus(StrEnum):
 V = VolumeStatus
 VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.CREATING: frozenset({V.AVAILABLE, V.ERROR}),
-    V.AVAILABLE: frozenset({V.DELETING, V.EXTENDING, V.RESERVED, V.ERROR}),
+    V.AVAILABLE: frozenset({V.DELETING, V.EXTENDING, V.REVERTING, V.RESERVED, V.ERROR}),
     V.RESERVED: frozenset({V.ATTACHING, V.AVAILABLE, V.IN_USE}),
     V.ATTACHING: frozenset({V.IN_USE, V.AVAILABLE, V.RESERVED, V.ERROR}),
     V.IN_USE: frozenset({V.DETACHING, V.AVAILABLE, V.RESERVED, V.ATTACHING, V.EXTENDING}),
     V.DETACHING: frozenset({V.AVAILABLE, V.IN_USE}),
     V.DELETING: frozenset({V.ERROR_DELETING, V.DELETED}),
     V.EXTENDING: frozenset({V.AVAILABLE, V.IN_USE, V.ERROR_EXTENDING}),  # in-use: 3.42
+    V.REVERTING: frozenset({V.AVAILABLE, V.ERROR}),
     V.ERROR: frozenset({V.DELETING}),
     V.ERROR_DELETING: frozenset({V.DELETING}),
     V.ERROR_EXTENDING: frozenset({V.DELETING, V.AVAILABLE}),
@@ -110,12 +112,14 @@ def statuses(kind: type[E], wanted: str | Iterable[str]) -> frozenset[E]:
 #
 #   creating → available | error;  available | error | error_deleting → deleting
 #   deleting → deleted (the record goes) | error_deleting
+#   available → restoring (its volume reverts to it) → available
 
 
 class SnapshotStatus(StrEnum):
     CREATING = "creating"
     AVAILABLE = "available"
     DELETING = "deleting"
+    RESTORING = "restoring"
     ERROR = "error"
     ERROR_DELETING = "error_deleting"
     DELETED = "deleted"
@@ -124,7 +128,8 @@ class SnapshotStatus(StrEnum):
 P = SnapshotStatus
 SNAPSHOT_MOVES: dict[SnapshotStatus, frozenset[SnapshotStatus]] = {
     P.CREATING: frozenset({P.AVAILABLE, P.ERROR}),
-    P.AVAILABLE: frozenset({P.DELETING}),
+    P.AVAILABLE: frozenset({P.DELETING, P.RESTORING}),
+    P.RESTORING: frozenset({P.AVAILABLE}),
     P.ERROR: frozenset({P.DELETING}),
     P.DELETING: frozenset({P.DELETED, P.ERROR_DELETING}),
     P.ERROR_DELETING: frozenset({P.DELETING}),

@@ -1,4 +1,5 @@
-"""The storage node's side of delete, extend and snapshots: four flows, named as Cinder's.
+"""The storage node's side of delete, extend, revert and snapshots: five flows, named as
+Cinder's.
 
     volume_delete_manager    OnFailureReportTask(error_deleting)
                                → NotifyActionTask(volume.delete.start) → DeleteVolumeTask
@@ -6,6 +7,9 @@
     volume_extend_manager    OnFailureReportTask(error_extending) → ExtendCapacityCheckTask
                                → NotifyActionTask(volume.resize.start) → ExtendVolumeTask
                                → ExtendVolumeOnFinishTask(volume.resize.end)
+    volume_revert_manager    OnFailureReportTask(error)
+                               → NotifyActionTask(volume.revert.start) → RevertVolumeTask
+                               → RevertVolumeOnFinishTask(volume.revert.end)
     snapshot_create_manager  OnFailureReportTask(error)
                                → NotifyActionTask(snapshot.create.start) → CreateSnapshotTask
                                → CreateSnapshotOnFinishTask(snapshot.create.end)
@@ -17,9 +21,11 @@ The first task of each flow does nothing on the way forward; its revert tells
 the gateway what the failure left: ``error_deleting`` (a second delete retries
 it), ``error_extending``, or, when the extend did not fit on this backend,
 ``available`` at the old size with the reason (the gateway rolls the quota
-back either way). The finishing tasks report success; the gateway then drops
-the row and gives the quota back, or commits the extend's reservation. Every
-change publishes fresh capacity stats.
+back either way); a failed revert leaves the volume ``error`` (its bytes are
+then its own or the snapshot's, whole: the driver replaces the file at once).
+The finishing tasks report success; the gateway then drops the row and gives
+the quota back, commits the extend's reservation, or makes the reverted volume
+available. Every change publishes fresh capacity stats.
 """
 
 from __future__ import annotations
@@ -40,9 +46,11 @@ from cinderblock.protocol.messages.lifecycle import (
     NodeDeleteSnapshot,
     NodeDeleteVolume,
     NodeExtendVolume,
+    NodeRevertVolume,
     SnapshotRef,
     SnapshotUpdate,
     VolumeExtended,
+    VolumeReverted,
 )
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg
 from cinderblock.protocol.messages.volumes import VolumeRef, VolumeUpdate
@@ -55,7 +63,7 @@ log = logging.getLogger(__name__)
 
 
 class LifecycleServices(Protocol):
-    """What the four flows use of their storage node (``StorageNode`` is one)."""
+    """What the five flows use of their storage node (``StorageNode`` is one)."""
 
     @property
     def backend_id(self) -> str: ...
@@ -97,6 +105,14 @@ class VolumeOpContext:
 
 
 @dataclass(slots=True)
+class RevertContext:
+    ctx: Context
+    volume_id: str
+    snapshot_id: str
+    done: bool = False
+
+
+@dataclass(slots=True)
 class SnapshotOpContext:
     ctx: Context
     snapshot_id: str
@@ -105,7 +121,7 @@ class SnapshotOpContext:
     done: bool = False
 
 
-C = TypeVar("C", VolumeOpContext, SnapshotOpContext)
+C = TypeVar("C", VolumeOpContext, SnapshotOpContext, RevertContext)
 Report = Callable[[Any, BaseException], tuple[str, object]]  # (ctx, failure) -> (op, body)
 
 
@@ -113,6 +129,8 @@ DELETE_BEFORE_REPORT = declare("node.delete_volume.before_report")
 DELETE_AFTER_REPORT = declare("node.delete_volume.after_report")
 EXTEND_BEFORE_REPORT = declare("node.extend_volume.before_report")
 EXTEND_AFTER_REPORT = declare("node.extend_volume.after_report")
+REVERT_BEFORE_REPORT = declare("node.revert_volume.before_report")
+REVERT_AFTER_REPORT = declare("node.revert_volume.after_report")
 SNAPSHOT_CREATE_BEFORE_REPORT = declare("node.create_snapshot.before_report")
 SNAPSHOT_CREATE_AFTER_REPORT = declare("node.create_snapshot.after_report")
 SNAPSHOT_DELETE_BEFORE_REPORT = declare("node.delete_snapshot.before_report")
@@ -206,6 +224,25 @@ def _extend_failed(c: VolumeOpContext, failure: BaseException) -> tuple[str, obj
     return "volume.extended", body
 
 
+class RevertVolumeTask(_NodeTask[RevertContext]):
+    async def execute(self, c: RevertContext) -> None:
+        await self.s.node.driver.revert_to_snapshot(c.volume_id, c.snapshot_id)
+        c.done = True
+
+
+class RevertVolumeOnFinishTask(_NodeTask[RevertContext]):
+    async def execute(self, c: RevertContext) -> None:
+        self.s.changed()
+        REVERT_BEFORE_REPORT()
+        self.s.tell_gateway("volume.reverted", VolumeReverted(c.volume_id, c.snapshot_id), c.ctx)
+        REVERT_AFTER_REPORT()
+        self.s.notify(c, "volume.revert.end")
+
+
+def _revert_failed(c: RevertContext, failure: BaseException) -> tuple[str, object]:
+    return "volume.reverted", VolumeReverted(c.volume_id, c.snapshot_id, V.ERROR, str(failure))
+
+
 # ---- snapshots --------------------------------------------------------------
 
 
@@ -254,6 +291,7 @@ def _snapshot_failed(status: P) -> Report:
 
 
 def _flows(s: NodeLifecycle) -> tuple[LinearFlow[VolumeOpContext], LinearFlow[VolumeOpContext],
+                                      LinearFlow[RevertContext],
                                       LinearFlow[SnapshotOpContext],
                                       LinearFlow[SnapshotOpContext]]:
     vol, snap = ("ctx", "volume_id"), ("ctx", "snapshot_id", "volume_id")
@@ -265,6 +303,10 @@ def _flows(s: NodeLifecycle) -> tuple[LinearFlow[VolumeOpContext], LinearFlow[Vo
         OnFailureReportTask[VolumeOpContext](s, _extend_failed), ExtendCapacityCheckTask(s),
         NotifyActionTask[VolumeOpContext](s, "volume.resize.start"),
         ExtendVolumeTask(s), ExtendVolumeOnFinishTask(s)], given=vol)
+    revert = LinearFlow("volume_revert_manager", [
+        OnFailureReportTask[RevertContext](s, _revert_failed),
+        NotifyActionTask[RevertContext](s, "volume.revert.start"),
+        RevertVolumeTask(s), RevertVolumeOnFinishTask(s)], given=snap)
     create_snap = LinearFlow("snapshot_create_manager", [
         OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed(P.ERROR)),
         NotifyActionTask[SnapshotOpContext](s, "snapshot.create.start"),
@@ -273,7 +315,7 @@ def _flows(s: NodeLifecycle) -> tuple[LinearFlow[VolumeOpContext], LinearFlow[Vo
         OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed(P.ERROR_DELETING)),
         NotifyActionTask[SnapshotOpContext](s, "snapshot.delete.start"),
         DeleteSnapshotTask(s), DeleteSnapshotOnFinishTask(s)], given=snap)
-    return delete, extend, create_snap, delete_snap
+    return delete, extend, revert, create_snap, delete_snap
 
 
 def lifecycle_handlers(node: LifecycleServices) -> dict[str, Handler]:
@@ -281,16 +323,18 @@ def lifecycle_handlers(node: LifecycleServices) -> dict[str, Handler]:
 
 
 class NodeLifecycle:
-    """Runs the four flows on one node's driver and reports to the gateway."""
+    """Runs the five flows on one node's driver and reports to the gateway."""
 
     def __init__(self, node: LifecycleServices) -> None:
         self.node = node
-        self.delete, self.extend, self.create_snap, self.delete_snap = _flows(self)
+        self.delete, self.extend, self.revert, self.create_snap, self.delete_snap = \
+            _flows(self)
 
     def handlers(self) -> dict[str, Handler]:
         return {
             "node.delete_volume": self.on_delete_volume,
             "node.extend_volume": self.on_extend_volume,
+            "node.revert_volume": self.on_revert_volume,
             "node.create_snapshot": self.on_create_snapshot,
             "node.delete_snapshot": self.on_delete_snapshot,
         }
@@ -299,8 +343,9 @@ class NodeLifecycle:
     def tell_gateway(self, op: str, body: object, ctx: Context) -> None:
         self.node.gateway.cast(op, body, ctx)
 
-    def notify(self, c: VolumeOpContext | SnapshotOpContext, event: str) -> None:
-        extra = {"snapshot_id": c.snapshot_id} if isinstance(c, SnapshotOpContext) else {}
+    def notify(self, c: VolumeOpContext | SnapshotOpContext | RevertContext, event: str
+               ) -> None:
+        extra = {} if isinstance(c, VolumeOpContext) else {"snapshot_id": c.snapshot_id}
         self.node.events.emit("notify", volume_id=c.volume_id, event=event,
                               host=self.node.backend_id, **extra)
 
@@ -319,6 +364,11 @@ class NodeLifecycle:
         c = VolumeOpContext(req.ctx, b.volume_id, b.size, b.new_size, b.reservation_id)
         await self._run(self.extend, c, b.volume_id)
 
+    async def on_revert_volume(self, req: Request) -> None:
+        b: NodeRevertVolume = req.body
+        await self._run(self.revert, RevertContext(req.ctx, b.volume_id, b.snapshot_id),
+                        b.volume_id)
+
     async def on_create_snapshot(self, req: Request) -> None:
         b: NodeCreateSnapshot = req.body
         c = SnapshotOpContext(req.ctx, b.snapshot_id, b.volume_id, b.size)
@@ -330,7 +380,7 @@ class NodeLifecycle:
         await self._run(self.delete_snap, c, b.volume_id)
 
     async def _run(self, flow: LinearFlow[Any], c: Any, volume_id: str) -> None:
-        ids = (volume_id, c.snapshot_id) if isinstance(c, SnapshotOpContext) else (volume_id,)
+        ids = (volume_id,) if isinstance(c, VolumeOpContext) else (volume_id, c.snapshot_id)
         try:
             with self.node.working(*ids):
                 await self.node.run_flow(flow, c, volume_id, c.ctx)

@@ -56,6 +56,13 @@ def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) 
     p.add_argument("volume", metavar="VOLUME", help="name or id")
     p.add_argument("new_size", type=int_arg("new_size"))
     _waiting(p, "wait until it is available at the new size")
+    p = leaf(vol, common, "revert", "revert a volume to its latest snapshot, in place "
+             "(openstack volume revert)", cmd_volume_revert)
+    p.add_argument("snapshot", metavar="SNAPSHOT",
+                   help="name or id: the newest snapshot of the volume, of its size")
+    p.add_argument("--wait", action="store_true",
+                   help="wait until the volume is available again")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait (--wait)")
     p = leaf(vol, common, "set", "rename or describe a volume, set its properties or flags",
              cmd_volume_set)
     p.add_argument("volume", metavar="VOLUME", help="name or id")
@@ -165,6 +172,13 @@ def cmd_volume_extend(args: argparse.Namespace) -> int:
     with client(args) as c:
         vol = c.extend_volume(find_volume(c, args.volume).id, args.new_size,
                               request_id=args.request_id, wait=args.wait, timeout=args.timeout)
+    return show(args, vol)
+
+
+def cmd_volume_revert(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        snap = find_snapshot(c, args.snapshot)
+        vol = c.revert_volume(snap.volume_id, snap.id, wait=args.wait, timeout=args.timeout)
     return show(args, vol)
 
 

@@ -7,7 +7,8 @@ them, and this is the manual tool for what it leaves alone. An admin resets a
 volume to ``error`` (then deletes it, which also gives its quota back) or, if it
 really reached a backend, to ``available``. It is a sharp tool, so it is narrow:
 volumes that are attached or being attached are refused (their attachments
-decide their status).
+decide their status). A volume reset out of ``reverting`` gives its snapshot
+back (``restoring`` → ``available``, in the same transaction).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from __future__ import annotations
 import logging
 
 from cinderblock.actors.gateway.guards import require_admin
+from cinderblock.actors.gateway.revert import RevertServices, restoring_snapshot, save_both
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.volumes import Volume, VolumeResetState
+from cinderblock.protocol.states import SnapshotStatus as P
 from cinderblock.protocol.states import VolumeStatus as V
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
 
@@ -27,8 +30,9 @@ ATTACHED = frozenset({V.RESERVED, V.ATTACHING, V.IN_USE, V.DETACHING})
 
 
 class VolumeAdmin:
-    def __init__(self, gw: GatewayServices) -> None:
+    def __init__(self, gw: GatewayServices, reverts: RevertServices) -> None:
         self.gw = gw
+        self.reverts = reverts
 
     def handlers(self) -> dict[str, Handler]:
         return {"volume.reset_state": self.on_reset_state}
@@ -53,10 +57,13 @@ class VolumeAdmin:
             )
         log.warning("admin %s resets volume %s from %s to %s", req.ctx.user_id, rec.id,
                     rec.status.value, target.value)
+        snapshot = restoring_snapshot(self.gw.store, rec.id) \
+            if rec.status is V.REVERTING else None
         rec.reason = f"status reset by an admin (was {rec.status.value})"
         rec.status = target
-        await self.gw.store.save_status(rec)
-        self.gw.publish(rec)
+        if snapshot is not None:
+            snapshot.move(P.AVAILABLE)
+        await save_both(self.reverts, rec, snapshot)
         return rec.view()
 
 

@@ -121,8 +121,8 @@ class Gateway(Actor):
         self.configured_types = frozenset(self.cfg.volume_types) | {DEFAULT_TYPE}
         self.flow = volume_create_api(self)
         self.attachments = Attachments(self)
-        self.admin = VolumeAdmin(self)
         self.lifecycle = GatewayLifecycle(self)
+        self.admin = VolumeAdmin(self, self.lifecycle)
         self.editor = VolumeEditor(self)
         self.volume_types = VolumeTypes(self)
         self.user_messages = UserMessages(self)

@@ -2,12 +2,14 @@
 
 ``GatewayLifecycle(gw).handlers()`` adds these ops to the gateway's handler table:
 
-- from clients: ``volume.delete``, ``volume.extend``, ``snapshot.create|show|list|
-  watch|delete``. Each runs its flow (``actors.lifecycle_flows``) and replies
-  once the work is cast to the node that holds the volume;
+- from clients: ``volume.delete``, ``volume.extend``, ``volume.revert`` (``revert.py``),
+  ``snapshot.create|show|list|watch|delete``. Each runs its flow
+  (``actors.lifecycle_flows``) and replies once the work is cast to the node that
+  holds the volume;
 - from nodes: ``volume.deleted`` (the row goes and the release of its quota is
   owed, in one transaction: ``quota_journal.py``), ``volume.extended`` (the new
   size and the commit or rollback of the reservation owed, together),
+  ``volume.reverted`` (the volume available or in error, its snapshot available),
   ``snapshot.update`` and ``snapshot.deleted``. Only a storage node (ROUTER
   identity = its host name) may send these.
 
@@ -66,6 +68,7 @@ from cinderblock.actors.gateway.paging import (
     wire_bytes,
 )
 from cinderblock.actors.gateway.paging import Key as ListingKey
+from cinderblock.actors.gateway.revert import RevertContext, end_revert, volume_revert_api
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
@@ -78,6 +81,8 @@ from cinderblock.protocol.messages.lifecycle import (
     SnapshotListRequest,
     SnapshotUpdate,
     VolumeExtended,
+    VolumeRevert,
+    VolumeReverted,
 )
 from cinderblock.protocol.messages.volumes import Volume, VolumeRef
 from cinderblock.protocol.states import (
@@ -114,6 +119,7 @@ class GatewayLifecycle:
         self.store = gw.store
         self.delete_flow = volume_delete_api(self)
         self.extend_flow = volume_extend_api(self)
+        self.revert_flow = volume_revert_api(self)
         self.snapshot_flow = snapshot_create_api(self)
         self.snapshot_delete_flow = snapshot_delete_api(self)
         self._nodes = frozenset(n.host for n in gw.cfg.nodes)
@@ -129,6 +135,8 @@ class GatewayLifecycle:
             "volume.extend": self.on_volume_extend,
             "volume.deleted": self.on_volume_deleted,
             "volume.extended": self.on_volume_extended,
+            "volume.revert": self.on_volume_revert,
+            "volume.reverted": self.on_volume_reverted,
             "snapshot.create": self.on_snapshot_create,
             "snapshot.show": self.on_snapshot_show,
             "snapshot.list": self.on_snapshot_list,
@@ -287,6 +295,14 @@ class GatewayLifecycle:
         assert c.record is not None
         return c.record.view()
 
+    async def on_volume_revert(self, req: Request) -> Volume:
+        body: VolumeRevert = req.body
+        c = RevertContext(body.volume_id, body.snapshot_id, req.ctx)
+        self._watching(req, body.volume_id)
+        await self._run(self.revert_flow, c, req, body.volume_id, body.volume_id)
+        assert c.volume is not None
+        return c.volume.view()
+
     def _watching(self, req: Request, object_id: str) -> None:
         if req.body.watch:
             self.gw.watchers.add(object_id, req)
@@ -339,6 +355,19 @@ class GatewayLifecycle:
         VOLUME_EXTENDED_BEFORE_COMMIT()
         await self.end_extend(rec, "commit" if ok else "rollback")
         VOLUME_EXTENDED_AFTER_COMMIT()
+
+    async def on_volume_reverted(self, req: Request) -> None:
+        self._from_node(req)
+        body: VolumeReverted = req.body
+        rec = self.store.volumes.get(body.volume_id)
+        if rec is None or rec.status is not V.REVERTING:
+            log.warning("volume.reverted for %s, which is not reverting", body.volume_id)
+            return  # a second report of one revert (the reconciler sent it again)
+        if body.status is V.AVAILABLE:
+            await end_revert(self, rec, V.AVAILABLE, None)
+        else:
+            await end_revert(self, rec, V.ERROR, body.reason or "the revert failed on "
+                             "its node")
 
     # ---- snapshots -----------------------------------------------------
     async def on_snapshot_create(self, req: Request) -> Snapshot:

@@ -29,13 +29,18 @@ from cinderblock.actors.gateway.reconcile_rules import (
     decide,
     nodes_to_ask,
 )
+from cinderblock.actors.gateway.revert import end_revert, restoring_snapshot
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import IN_TRANSITION as SNAPSHOTS_IN_TRANSITION
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import IN_TRANSITION as VOLUMES_IN_TRANSITION
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.config import host_of
-from cinderblock.protocol.messages.lifecycle import NodeDeleteSnapshot, NodeDeleteVolume
+from cinderblock.protocol.messages.lifecycle import (
+    NodeDeleteSnapshot,
+    NodeDeleteVolume,
+    NodeRevertVolume,
+)
 from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
 from cinderblock.protocol.states import AttachmentStatus as A
 from cinderblock.protocol.states import SnapshotStatus as P
@@ -47,7 +52,7 @@ from cinderblock.protocol.wire.schema import parse
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
-VOLUME_STUCK = frozenset(VOLUMES_IN_TRANSITION)  # creating, deleting, extending
+VOLUME_STUCK = frozenset(VOLUMES_IN_TRANSITION)  # creating, deleting, extending, reverting
 SNAPSHOT_STUCK = frozenset(SNAPSHOTS_IN_TRANSITION)  # creating, deleting
 LOOK_AT = PROBE_MAX_IDS * 4  # rows the file names, of which memory may have moved some on
 
@@ -197,6 +202,9 @@ class Reconciler:
         if action.do is Do.FINISH_DELETE:
             await self.lifecycle.finish_volume_delete(rec, _context(rec.project_id))
             return
+        if action.do is Do.REDO_REVERT:
+            await self._redo_revert(rec)
+            return
         new = V.ERROR_EXTENDING if action.do is Do.ERROR_EXTENDING else V.ERROR
         check_volume_move(rec.status, new)
         rec.status, rec.reason = new, action.reason
@@ -221,6 +229,16 @@ class Reconciler:
         rec.move(P.ERROR, action.reason)
         await self.lifecycle.save_snapshot(rec)
 
+
+    async def _redo_revert(self, rec: VolumeRecord) -> None:
+        snapshot = restoring_snapshot(self.gw.store, rec.id)
+        if snapshot is None or rec.host is None:
+            await end_revert(self.lifecycle, rec, V.ERROR, "the revert was interrupted, and "
+                             "no snapshot of the volume is restoring: its bytes are its own "
+                             "or the snapshot's")
+            return
+        self.gw.cast_to_node(rec.host, "node.revert_volume",
+                             NodeRevertVolume(rec.id, snapshot.id), _context(rec.project_id))
 
     def _backend(self, action: Action) -> str:
         assert action.node is not None

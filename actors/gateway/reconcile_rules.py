@@ -17,6 +17,9 @@ volume ``creating``        ``error`` (on the node that has it, if one
 volume ``extending``       ``error_extending`` (an admin resets it, or
                            it is deleted), and its quota reservation is
                            rolled back
+volume ``reverting``       the revert is sent to its node again (a revert
+                           done twice is the same); ``error`` if no
+                           snapshot of it is ``restoring``
 volume/snapshot            the delete is sent to its node again (deletes
 ``deleting``               are idempotent there); one that names no node
                            is sent to the node that has it, or, when none
@@ -52,6 +55,7 @@ class Do(StrEnum):
     ERROR = "error"
     ERROR_EXTENDING = "error_extending"
     REDO_DELETE = "redo_delete"
+    REDO_REVERT = "redo_revert"
     FINISH_DELETE = "finish_delete"  # nothing on any backend: the gateway removes it
 
 
@@ -59,7 +63,7 @@ class Do(StrEnum):
 class Stuck:
     kind: str  # "volume" or "snapshot"
     id: str
-    status: VolumeStatus | SnapshotStatus  # creating, deleting or extending
+    status: VolumeStatus | SnapshotStatus  # creating, deleting, extending or reverting
     node: str | None  # the node (its host name) that holds it, when the record says
     since: float  # the record's updated_at when it was found: changed since = not stuck
 
@@ -114,6 +118,9 @@ def _action(s: Stuck, holders: list[str]) -> Action | None:
     if s.status is VolumeStatus.EXTENDING:
         return Action(s, Do.ERROR_EXTENDING, s.node, f"the extend was interrupted on {s.node} "
                       "(it restarted); an admin may reset the volume to available")
+    if s.status is VolumeStatus.REVERTING:
+        return Action(s, Do.REDO_REVERT, s.node, f"the revert was interrupted on {s.node} "
+                      "(it restarted, or its report was lost); sent again")
     if s.status in (VolumeStatus.DELETING, SnapshotStatus.DELETING):
         if s.node:
             return Action(s, Do.REDO_DELETE, s.node, "the delete was interrupted; sent again")

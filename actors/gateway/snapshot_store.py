@@ -18,6 +18,7 @@ volume's status does.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -274,7 +275,12 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
             rec.name, rec.description, json.dumps(rec.metadata), rec.updated_at, rec.id))
 
     async def save_status(self, rec: SnapshotRecord) -> None:
-        await self.db.write(
+        await self.queue_status(rec)
+
+    def queue_status(self, rec: SnapshotRecord) -> asyncio.Future[None]:
+        """Queue the status row (with whatever else this loop turn queues: one
+        transaction); the future resolves when it is committed."""
+        return self.db.write(
             UPDATE_SNAPSHOT, (rec.status.value, rec.reason, rec.updated_at, rec.id))
 
     # ---- volume sources and locks -----------------------------------------

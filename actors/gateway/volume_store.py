@@ -77,7 +77,8 @@ from cinderblock.protocol.states import VolumeStatus
 
 # The statuses a volume passes through while a node works on it: the reconciler looks for
 # volumes left in one.
-IN_TRANSITION = (VolumeStatus.CREATING, VolumeStatus.DELETING, VolumeStatus.EXTENDING)
+IN_TRANSITION = (VolumeStatus.CREATING, VolumeStatus.DELETING, VolumeStatus.EXTENDING,
+                 VolumeStatus.REVERTING)
 # The statuses of a volume attached or on its way to or from it: a start checks each such
 # volume against its attachments.
 ATTACHED = (VolumeStatus.RESERVED, VolumeStatus.ATTACHING, VolumeStatus.IN_USE,
@@ -131,7 +132,7 @@ CREATE TABLE IF NOT EXISTS volume_types (
     extra_specs TEXT NOT NULL, is_public INTEGER NOT NULL
 );
 """
-SCHEMA_VERSION = 6  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 7  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -155,6 +156,9 @@ MIGRATIONS = {
     # indexes that hold the status (the schema makes them): it had read the listing
     # until its page was full, every volume of the cloud for a status none has.
     5: "",
+    # 6 -> 7: ``reverting`` joins the statuses in transition: the partial index that
+    # holds them is made again (by the schema) with it.
+    6: "DROP INDEX IF EXISTS volumes_unsettled;",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "

@@ -40,7 +40,13 @@ from cinderblock.actors.rest.microversion import (
 from cinderblock.actors.runtime.config import DEFAULT_ZONE
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.volumes import Volume, VolumeCreate
-from cinderblock.protocol.wire.errors import CinderblockError, NotFound, Timeout, Unavailable
+from cinderblock.protocol.wire.errors import (
+    CinderblockError,
+    InvalidState,
+    NotFound,
+    Timeout,
+    Unavailable,
+)
 
 MAX_LIMIT = 1000  # Cinder's osapi_max_limit: the most items a listing's page holds
 
@@ -264,9 +270,24 @@ class Front:
             await client.modify_volume(volume_id, bootable=entity(body, action).get("bootable"))
         elif action == "os-update_readonly_flag":
             await client.modify_volume(volume_id, readonly=entity(body, action).get("readonly"))
+        elif action == "revert" and self.version(request).at_least("3.40"):
+            await self._revert(client, volume_id, entity(body, action))
         else:
             raise bad_request(f"There is no such action: {action}")
-        return web.Response(status=202 if action in ("os-extend", "os-reset_status") else 200)
+        return web.Response(status=202 if action in ("os-extend", "os-reset_status", "revert")
+                            else 200)
+
+    async def _revert(self, client: Client, volume_id: str, args: dict[str, Any]) -> None:
+        """3.40: revert the volume to its latest snapshot. As Cinder's, a status that
+        forbids it now (the volume's or the snapshot's) is 409, a wrong snapshot 400."""
+        snapshot_id = args.get("snapshot_id")
+        if not isinstance(snapshot_id, str):
+            raise bad_request("Invalid input for field/attribute snapshot_id: 'snapshot_id' "
+                              "is a required property of type 'string'")
+        try:
+            await client.revert_volume(volume_id, snapshot_id)
+        except InvalidState as exc:
+            raise HttpFault(409, exc.message) from exc
 
     async def _delete_snapshots(self, request: web.Request, volume_id: str) -> None:
         """``cascade``: the volume's snapshots are deleted first, and waited for."""
@@ -278,7 +299,6 @@ class Front:
             with contextlib.suppress(NotFound):  # gone already
                 await client.wait_for_snapshot_status(snap.id, "deleted")
 
-    # ---- volume metadata ----------------------------------------------------
     # ---- metadata of a volume or a snapshot ----------------------------------
     async def _metadata(self, request: web.Request, kind: str) -> dict[str, str]:
         client, item = self.client_for(request), request.match_info["id"]

@@ -47,6 +47,17 @@ class VolumeExtend:
 
 @message
 @dataclass(frozen=True, slots=True)
+class VolumeRevert:
+    """Revert a volume to its latest snapshot, in place (Cinder's 3.40 ``revert``): the
+    volume must be available and the snapshot available, its newest, and of its size."""
+
+    volume_id: str
+    snapshot_id: str
+    watch: bool = False
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class SnapshotCreate:
     volume_id: str
     name: str | None = None
@@ -152,6 +163,13 @@ class NodeExtendVolume:
 
 @message
 @dataclass(frozen=True, slots=True)
+class NodeRevertVolume:
+    volume_id: str
+    snapshot_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class NodeCreateSnapshot:
     snapshot_id: str
     volume_id: str
@@ -177,6 +195,18 @@ class VolumeExtended:
     new_size: int
     reservation_id: str
     # available, or error_extending (backend), or available + reason (no space)
+    status: VolumeStatus = VolumeStatus.AVAILABLE
+    reason: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeReverted:
+    """The outcome of a revert: ``available`` holding the snapshot's bytes, or ``error``
+    and why (the volume's bytes are then its own or the snapshot's, not known which)."""
+
+    volume_id: str
+    snapshot_id: str
     status: VolumeStatus = VolumeStatus.AVAILABLE
     reason: str | None = None
 

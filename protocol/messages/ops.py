@@ -22,6 +22,7 @@ from cinderblock.protocol.messages.lifecycle import (
     NodeDeleteSnapshot,
     NodeDeleteVolume,
     NodeExtendVolume,
+    NodeRevertVolume,
     SnapshotCreate,
     SnapshotDelete,
     SnapshotListRequest,
@@ -32,6 +33,8 @@ from cinderblock.protocol.messages.lifecycle import (
     VolumeDelete,
     VolumeExtend,
     VolumeExtended,
+    VolumeRevert,
+    VolumeReverted,
 )
 from cinderblock.protocol.messages.quota import (
     QuotaAbandon,
@@ -86,6 +89,8 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "volume.extend": (VolumeExtend, USERS),
     "volume.deleted": (VolumeRef, NODES),
     "volume.extended": (VolumeExtended, NODES),
+    "volume.revert": (VolumeRevert, USERS),
+    "volume.reverted": (VolumeReverted, NODES),
     # snapshots
     "snapshot.create": (SnapshotCreate, USERS),
     "snapshot.show": (SnapshotRef, READERS),
@@ -134,6 +139,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "node.create_volume": (NodeCreateVolume, frozenset({"scheduler", "gateway"})),
     "node.delete_volume": (NodeDeleteVolume, GATEWAY),
     "node.extend_volume": (NodeExtendVolume, GATEWAY),
+    "node.revert_volume": (NodeRevertVolume, GATEWAY),
     "node.create_snapshot": (NodeCreateSnapshot, GATEWAY),
     "node.delete_snapshot": (NodeDeleteSnapshot, GATEWAY),
     "node.export": (NodeExport, GATEWAY),

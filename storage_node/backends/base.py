@@ -62,6 +62,10 @@ class Driver(Protocol):
 
     async def delete_snapshot(self, snapshot_id: str) -> None: ...
 
+    async def revert_to_snapshot(self, volume_id: str, snapshot_id: str) -> None:
+        """The volume's bytes become the snapshot's, its size stays (at least the
+        snapshot's); all or nothing, and again is the same."""
+
     async def create_volume_from_snapshot(
         self, volume_id: str, snapshot_id: str, size_gb: int
     ) -> None: ...

@@ -27,6 +27,7 @@ FAULTABLE_OPERATIONS = frozenset(
         "extend_volume",
         "create_snapshot",
         "delete_snapshot",
+        "revert_to_snapshot",
         "create_volume_from_snapshot",
         "create_cloned_volume",
         "capacity",
@@ -91,6 +92,11 @@ class FaultyDriver:
         """Fail or hang if injected, else delegate."""
         await self._enter("delete_snapshot")
         await self.inner.delete_snapshot(snapshot_id)
+
+    async def revert_to_snapshot(self, volume_id: str, snapshot_id: str) -> None:
+        """Fail or hang if injected, else delegate."""
+        await self._enter("revert_to_snapshot")
+        await self.inner.revert_to_snapshot(volume_id, snapshot_id)
 
     async def create_volume_from_snapshot(
         self, volume_id: str, snapshot_id: str, size_gb: int

@@ -54,6 +54,12 @@ class NullDriver(InventoryDriver):
         """Forget a snapshot; a missing one is fine."""
         self._inventory.snapshot_sizes.pop(validate_id(snapshot_id, "snapshot"), None)
 
+    async def revert_to_snapshot(self, volume_id: str, snapshot_id: str) -> None:
+        """Check both exist and the volume is at least the snapshot's size."""
+        size_gb = self._inventory.volume_size(volume_id)
+        check_not_shrinking(size_gb, self._inventory.snapshot_size(snapshot_id),
+                            f"reverting volume {volume_id}")
+
     async def create_volume_from_snapshot(
         self, volume_id: str, snapshot_id: str, size_gb: int
     ) -> None:

@@ -335,6 +335,11 @@ def test_volume_and_snapshot_set_and_unset_and_type_delete_as_openstack_has_them
     assert (replaced["metadata"], replaced["description"]) == ({"c": "3"}, "kept")
     missing = cli("snapshot", "unset", "s2", "--property", "a")
     assert missing.returncode == 1 and "'a'" in missing.stderr
+    reverted = json.loads(ok(cli("volume", "revert", "s2", "--wait", "-f", "json")))
+    assert (reverted["id"], reverted["status"]) == (made["id"], "available")
+    ok(cli("volume", "extend", made["id"], "2", "--wait"))
+    refused = cli("volume", "revert", "s2")
+    assert refused.returncode == 1 and "size must be equal" in refused.stderr
     admin = ("--data-dir", cluster.cfg.data_dir, "--admin")
     name = f"gone-{project}"
     ok(run_cli("type", "create", name, *admin))

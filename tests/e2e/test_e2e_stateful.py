@@ -2,7 +2,8 @@
 
 Hypothesis drives one real cluster (actor processes on 127.0.0.1, file backends, a
 tight quota) through creates (plain, from a snapshot, clones), deletes of volumes and
-snapshots, snapshots, extends, attaches (create, update with a connector, complete)
+snapshots, snapshots, reverts to a snapshot, extends, attaches (create, update with a
+connector, complete)
 and detaches, retries of creates and deletes with their request ids, restarts of the
 gateway, quota, the scheduler and a node (SIGTERM or SIGKILL, then started again on
 the same endpoints), and SIGKILLs in the middle of a create, delete, snapshot or
@@ -65,6 +66,7 @@ from cinderblock.protocol.states import (
 )
 from cinderblock.protocol.wire.errors import (
     CinderblockError,
+    InvalidInput,
     InvalidState,
     OverQuota,
     Timeout,
@@ -220,6 +222,17 @@ class Model:
         if vol.status is not V.AVAILABLE:
             return invalid_state(vol.status)
         return self.over_quota({"gigabytes": new_size - vol.size}, new_size)
+
+    def refuse_revert(self, vol: ModelVolume, snap: ModelSnapshot) -> Refusal | None:
+        """Cinder's order: the newest snapshot (by creation, any status), then its size,
+        then the volume's status, then the snapshot's."""
+        if self.snapshots_of(vol.id)[-1] is not snap:  # the model's dict: creation order
+            return Refusal(InvalidInput, "not the latest one")
+        if snap.size != vol.size:
+            return Refusal(InvalidInput, "size must be equal")
+        if vol.status is not V.AVAILABLE:
+            return invalid_state(vol.status)
+        return invalid_state(snap.status) if snap.status is not P.AVAILABLE else None
 
     def refuse_attach(self, vol: ModelVolume) -> Refusal | None:
         if vol.attachment is not None:  # the default type does not allow multiattach
@@ -490,6 +503,18 @@ class ClusterMachine(RuleBasedStateMachine):
         again = self.run(self.client.create_snapshot(
             snap.volume_id, force=snap.force, request_id=snap.request_id))
         assert (again.id, again.status) == (snap.id, snap.status), again
+
+    @rule(pick=PICK)
+    @step
+    def revert_volume(self, pick: int) -> None:
+        snap = self.model.pick_snapshot(pick)
+        if snap is None:
+            return self.note("no snapshot to revert to")
+        vol = self.model.volumes[snap.volume_id]
+        got = self.run(attempt(self.client.revert_volume(vol.id, snap.id, wait=True)))
+        done = self.expect(self.model.refuse_revert(vol, snap), got)
+        if done is not None:
+            assert (done.status, done.size) == (V.AVAILABLE, vol.size), done
 
     @rule(pick=PICK, grow=st.integers(1, 2))
     @step

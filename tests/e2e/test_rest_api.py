@@ -718,6 +718,38 @@ def test_a_snapshot_s_metadata_is_merged_replaced_set_and_deleted_a_key_at_a_tim
     assert api.call("DELETE", f"/v3/snapshots/{snap_id}").status == 202
 
 
+def test_a_volume_is_reverted_to_its_latest_snapshot_from_3_40(
+    api: Api, admin_view: SyncClient,
+) -> None:
+    """The ``revert`` action (Cinder's 3.40): 202, the volume back to available; a
+    snapshot that is not the newest, or a size that differs, 400; a volume that is not
+    available, 409; below 3.40 no such action."""
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    older = api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": vol["id"]}}
+                     ).body["snapshot"]["id"]
+    wait_for(lambda: admin_view.show_snapshot(older).status == "available")
+    newest = api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": vol["id"]}}
+                      ).body["snapshot"]["id"]
+    wait_for(lambda: admin_view.show_snapshot(newest).status == "available")
+    action = f"/v3/volumes/{vol['id']}/action"
+    fault(api.call("POST", action, {"revert": {"snapshot_id": newest}}, version="3.39"), 400,
+          "badRequest", "no such action")
+    done = api.call("POST", action, {"revert": {"snapshot_id": newest}}, version="3.40")
+    assert done.status == 202, done.body
+    volume_status(admin_view, vol["id"], "available")
+    wait_for(lambda: admin_view.show_snapshot(newest).status == "available")
+    fault(api.call("POST", action, {"revert": {"snapshot_id": older}}, version="3.40"), 400,
+          "badRequest", "not the latest one")
+    fault(api.call("POST", action, {"revert": {}}, version="3.40"), 400, "badRequest",
+          "snapshot_id")
+    api.call("POST", "/v3/attachments", {"attachment": {"volume_uuid": vol["id"],
+                                                        "instance_uuid": UUID}}, version="3.27")
+    fault(api.call("POST", action, {"revert": {"snapshot_id": newest}}, version="3.40"), 409,
+          "conflictingRequest", "must be 'available'")
+    assert admin_view.show_volume(vol["id"]).status == "reserved"
+
+
 def test_a_front_on_a_public_address_without_tokens_refuses_to_start(
     rest_cluster: E2ECluster,
 ) -> None:

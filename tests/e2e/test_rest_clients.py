@@ -130,6 +130,9 @@ def test_the_cinder_command_drives_a_volume_through_its_whole_life(
     cinder("snapshot-metadata", "snap1", "set", "tier=gold", "owner=ops")
     cinder("snapshot-metadata", "snap1", "unset", "owner")
     assert admin_view.show_snapshot(snap["id"]).metadata == {"tier": "gold"}
+    cinder("--os-volume-api-version", "3.40", "revert-to-snapshot", "snap1")
+    volume_status(admin_view, vol.id, "available")
+    wait_for(lambda: admin_view.show_snapshot(snap["id"]).status == "available")
     clone = table(cinder("create", "--snapshot-id", snap["id"], "--name", "fromsnap"))
     assert (clone["snapshot_id"], clone["size"]) == (snap["id"], "2")
     volume_status(admin_view, clone["id"], "available")

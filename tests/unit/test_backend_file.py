@@ -232,6 +232,44 @@ async def test_a_volume_from_a_snapshot_holds_the_snapshot_bytes(driver: FileDri
     assert driver.volumes()[CLONE] == 10
 
 
+async def test_a_revert_gives_the_volume_the_snapshot_bytes_at_its_own_size(
+    driver: FileDriver, pool: Path,
+) -> None:
+    path = await volume_with_pattern(driver)
+    await driver.create_snapshot(SNAP, VOL)
+    write_pattern(path, [(0, b"changed after"), (5 * GIB, b"x" * 4096)])
+    await driver.revert_to_snapshot(VOL, SNAP)
+    assert_holds_pattern(driver.volume_path(VOL))  # the hole at 5 GiB is a hole again
+    assert os.path.getsize(path) == 10 * GIB and driver.volumes()[VOL] == 10
+    assert allocated_bytes(path) < 64 * MIB, "the revert keeps the file sparse"
+    await driver.revert_to_snapshot(VOL, SNAP)  # again is the same
+    assert_holds_pattern(driver.volume_path(VOL))
+    assert sorted(p.name for p in pool.iterdir()) == [f"snapshot-{SNAP}", f"volume-{VOL}"]
+
+
+async def test_a_failed_revert_leaves_the_volume_as_it_was_and_no_temp_file(
+    driver: FileDriver, pool: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = await volume_with_pattern(driver)
+    await driver.create_snapshot(SNAP, VOL)
+    write_pattern(path, [(0, b"kept")])
+
+    def broken(source: Path, dst_fd: int) -> None:
+        os.ftruncate(dst_fd, 4096)
+        raise OSError(errno.EIO, "injected")
+
+    monkeypatch.setattr(file_module, "sparse_copy", broken)
+    with pytest.raises(DriverError, match="reverting volume"):
+        await driver.revert_to_snapshot(VOL, SNAP)
+    assert read_at(path, 0, 4) == b"kept" and os.path.getsize(path) == 10 * GIB
+    assert sorted(p.name for p in pool.iterdir()) == [f"snapshot-{SNAP}", f"volume-{VOL}"]
+    with pytest.raises(DriverError):
+        await driver.revert_to_snapshot(VOL, "snap-missing")
+    await driver.create_volume(CLONE, 1)
+    with pytest.raises(DriverError, match="reverting volume"):
+        await driver.revert_to_snapshot(CLONE, SNAP)  # a volume smaller than the snapshot
+
+
 async def test_a_new_volume_smaller_than_its_source_is_refused(driver: FileDriver) -> None:
     await driver.create_volume(VOL, 10)
     await driver.create_snapshot(SNAP, VOL)

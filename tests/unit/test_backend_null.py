@@ -59,6 +59,23 @@ async def test_the_null_driver_refuses_what_the_file_driver_refuses(driver: Null
     assert driver.volumes() == {VOL: 10}
 
 
+async def test_the_null_driver_reverts_a_volume_to_a_snapshot_it_holds(
+    driver: NullDriver,
+) -> None:
+    await driver.create_volume(VOL, 2)
+    await driver.create_snapshot("s1", VOL)
+    await driver.revert_to_snapshot(VOL, "s1")
+    with pytest.raises(DriverError, match="does not exist"):
+        await driver.revert_to_snapshot(VOL, "missing")
+    await driver.create_volume("small", 1)
+    with pytest.raises(DriverError, match="cannot shrink"):
+        await driver.revert_to_snapshot("small", "s1")
+    faulty = FaultyDriver(driver, frozenset({"revert_to_snapshot"}))
+    with pytest.raises(DriverError, match="injected fault: revert_to_snapshot"):
+        await faulty.revert_to_snapshot(VOL, "s1")
+    assert driver.volumes() == {VOL: 2, "small": 1}
+
+
 async def test_the_null_driver_deletes_twice_without_complaint(driver: NullDriver) -> None:
     await driver.create_volume(VOL, 1)
     await driver.create_snapshot("s1", VOL)

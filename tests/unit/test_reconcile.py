@@ -75,3 +75,10 @@ def test_a_host_less_delete_goes_to_the_node_that_has_it_else_the_gateway_finish
     assert "no node has it" in action.reason
     assert decide([stuck], {"node-1": answer(), "node-2": None}) == []  # might hold it
     assert decide([stuck], {"node-1": answer(busy={"v1"}), "node-2": answer()}) == []
+
+
+def test_an_interrupted_revert_is_sent_again_to_its_node_once_nobody_works_on_it() -> None:
+    stuck = vol("reverting", "node-1")
+    assert decide([stuck], {"node-1": answer(busy={"v1"})}) == []
+    (action,) = decide([stuck], {"node-1": answer(volumes={"v1"})})
+    assert action.do is Do.REDO_REVERT and action.node == "node-1"
