@@ -229,7 +229,6 @@ class Reconciler:
         rec.move(P.ERROR, action.reason)
         await self.lifecycle.save_snapshot(rec)
 
-
     async def _redo_revert(self, rec: VolumeRecord) -> None:
         snapshot = restoring_snapshot(self.gw.store, rec.id)
         if snapshot is None or rec.host is None:
