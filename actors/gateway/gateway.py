@@ -30,6 +30,7 @@ from cinderblock.actors.gateway.guards import (
     Outcome,
     outcome,
     require_admin,
+    require_holder,
     require_reporter,
     retry_fingerprint,
 )
@@ -414,6 +415,9 @@ class Gateway(Actor):
         if rec is None:
             log.warning("status update for unknown volume %s", update.volume_id)
             return
+        if req.link is self.router:  # a node: about what it holds, and holding it itself
+            require_holder(req, rec.host, f"volume {rec.id}")
+            require_holder(req, update.host, f"volume {rec.id}")
         new = update.status
         if new is rec.status:
             return

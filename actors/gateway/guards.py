@@ -7,6 +7,8 @@ each rule written once.
   ROUTER, which faces clients too, only a storage node's identity (its host name)
   may send them; ``volume.update`` may also come from the scheduler, which sends
   it over the gateway's own DEALER to the scheduler, where no client can be.
+- ``require_holder``: a node's report is about what its own backend holds; a node
+  cannot fail, delete or finish another node's volumes or snapshots.
 - ``fingerprint``: what a request id stands for; a retry with the same id must
   carry the same request (``watch`` aside: it changes the reply, not the request).
   It is a 128-bit digest of the request's fields (32 hex digits), kept with each row:
@@ -25,6 +27,7 @@ from collections.abc import Callable, Collection
 from typing import TypeVar
 
 from cinderblock.actors.runtime.actor import Link, Request
+from cinderblock.actors.runtime.config import host_of
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import Forbidden
 from cinderblock.protocol.wire.schema import dump
@@ -63,6 +66,16 @@ def require_reporter(req: Request, router: Link, nodes: Collection[str],
         return
     who = "the scheduler and storage nodes" if scheduler_too else "storage nodes"
     raise Forbidden(f"{req.env.op} is reserved to {who}", {"op": req.env.op})
+
+
+def require_holder(req: Request, host: str | None, what: str) -> None:
+    """A storage node speaks only for what is on its own backend: its report on a volume
+    or snapshot whose record (or whose report) names another node's backend is refused.
+    ``host``: ``node@backend``, None while no backend holds it yet."""
+    if host is not None and host_of(host) != req.peer:
+        raise Forbidden(f"{req.env.op} from {req.peer} about {what}, which is on "
+                        f"{host_of(host)}: a node reports on its own backend only",
+                        {"op": req.env.op})
 
 
 REQUEST_ID_TTL_S = 24 * 3600.0  # a request id names what it made for a day (EC2's client tokens)

@@ -11,7 +11,8 @@
   size and the commit or rollback of the reservation owed, together),
   ``volume.reverted`` (the volume available or in error, its snapshot available),
   ``snapshot.update`` and ``snapshot.deleted``. Only a storage node (ROUTER
-  identity = its host name) may send these.
+  identity = its host name) may send these, and only about what its own backend
+  holds (``require_holder``).
 
 Nothing here waits for the quota actor: a delete is done once its row is gone
 (and a delete with no host answers at once).
@@ -39,6 +40,7 @@ from cinderblock.actors.gateway.delete_requests import DeleteRequest, DeleteRequ
 from cinderblock.actors.gateway.guards import (
     Outcome,
     outcome,
+    require_holder,
     require_reporter,
     retry_fingerprint,
 )
@@ -330,6 +332,8 @@ class GatewayLifecycle:
         self._from_node(req)
         body: VolumeRef = req.body
         rec = self.store.volumes.get(body.volume_id)
+        if rec is not None:
+            require_holder(req, rec.host, f"volume {rec.id}")
         if rec is None or rec.status is not V.DELETING:
             log.warning("volume.deleted for %s, which is not deleting", body.volume_id)
             return
@@ -339,6 +343,8 @@ class GatewayLifecycle:
         self._from_node(req)
         body: VolumeExtended = req.body
         rec = self.store.volumes.get(body.volume_id)
+        if rec is not None:
+            require_holder(req, rec.host, f"volume {rec.id}")
         new = body.status
         if rec is None or rec.status is not V.EXTENDING \
                 or self.store.extends.get(rec.id) != body.reservation_id:
@@ -360,6 +366,8 @@ class GatewayLifecycle:
         self._from_node(req)
         body: VolumeReverted = req.body
         rec = self.store.volumes.get(body.volume_id)
+        if rec is not None:
+            require_holder(req, rec.host, f"volume {rec.id}")
         if rec is None or rec.status is not V.REVERTING:
             log.warning("volume.reverted for %s, which is not reverting", body.volume_id)
             return  # a second report of one revert (the reconciler sent it again)
@@ -468,6 +476,7 @@ class GatewayLifecycle:
         if rec is None:
             log.warning("snapshot.update for unknown snapshot %s", body.snapshot_id)
             return
+        require_holder(req, rec.host, f"snapshot {rec.id}")
         new = body.status
         if new is rec.status:
             return
@@ -479,6 +488,8 @@ class GatewayLifecycle:
     async def on_snapshot_deleted(self, req: Request) -> None:
         self._from_node(req)
         rec = self.store.snapshots.get(req.body.snapshot_id)
+        if rec is not None:
+            require_holder(req, rec.host, f"snapshot {rec.id}")
         if rec is None or rec.status is not SnapshotStatus.DELETING:
             log.warning("snapshot.deleted for %s, which is not deleting", req.body.snapshot_id)
             return

@@ -65,8 +65,8 @@ def test_a_client_may_send_no_node_only_or_internal_op() -> None:
     internal = {op for op in OPS if op.startswith(("node.", "quota.reserve", "quota.commit",
                                                    "quota.rollback", "quota.release",
                                                    "schedule.", "quota.sync_usage"))}
-    internal |= {"volume.update", "volume.deleted", "volume.extended", "snapshot.update",
-                 "snapshot.deleted"}
+    internal |= {"volume.update", "volume.deleted", "volume.extended", "volume.reverted",
+                 "snapshot.update", "snapshot.deleted"}
     for user in (MEMBER, ADMIN, FRONT, MONITOR):
         assert {op for op in internal if may_send(SENDERS[op], user)} == set()
 
@@ -89,7 +89,8 @@ def test_a_monitor_reads_but_changes_nothing() -> None:
     readable = {op for op in OPS if may_send(SENDERS[op], MONITOR)}
     assert "volume.list" in readable and "flow.history" in readable
     assert not readable & {"volume.create", "volume.delete", "quota.set", "type.create",
-                           "attachment.create", "snapshot.create"}
+                           "type.update", "volume.revert", "attachment.create",
+                           "snapshot.create", "snapshot.modify"}
 
 
 # ---- events -----------------------------------------------------------------------
