@@ -329,6 +329,9 @@ def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("target_project")
     for name in ("volumes", "gigabytes", "snapshots", "per-volume-gigabytes"):
         p.add_argument(f"--{name}", type=int_arg(name))
+    p = _leaf(quota, common, "delete", "put a project back on the default limits (admin; "
+              "cinder quota-delete)", cmd_quota_delete)
+    p.add_argument("target_project")
     p = _leaf(quota, common, "sync", "admin: set a project's usage to what it has",
               cmd_quota_sync)
     p.add_argument("target_project")
@@ -485,6 +488,11 @@ def cmd_quota_set(args: argparse.Namespace) -> int:
                          "--per-volume-gigabytes")
     with client(args) as c:
         return show(args, c.set_quota(args.target_project, **limits))
+
+
+def cmd_quota_delete(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.delete_quota(args.target_project))
 
 
 def cmd_quota_sync(args: argparse.Namespace) -> int:

@@ -151,6 +151,7 @@ class Gateway(Actor):
             "quota.show": self.on_quota_forward,
             "quota.show_many": self.on_quota_show_many,
             "quota.set": self.on_quota_forward,
+            "quota.delete": self.on_quota_forward,
             "backend.list": self.on_backend_list,
             "ping": lambda req: Empty(),
             **self.attachments.handlers(),
@@ -463,7 +464,7 @@ class Gateway(Actor):
 
     async def on_quota_forward(self, req: Request) -> QuotaSet:
         project = req.body.project or req.ctx.project_id
-        if req.env.op == "quota.set":
+        if req.env.op in ("quota.set", "quota.delete"):
             require_admin(req.ctx, "set quotas")
         elif project != req.ctx.project_id and "monitor" not in req.ctx.roles:
             require_admin(req.ctx, "see another project's quotas")  # a monitor reads any

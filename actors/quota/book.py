@@ -163,8 +163,9 @@ class Change:
     """What the store must persist after one operation (or a merged batch).
 
     Apply in this order: delete ``removed`` reservations, insert ``added``,
-    upsert ``usages`` and ``limits`` rows (they carry resulting values), insert
-    ``finished`` ids, delete ``forgotten`` ones. All in one transaction.
+    upsert ``usages``, delete the limit rows of the ``cleared`` projects, upsert
+    ``limits`` rows (usages and limits carry resulting values), insert ``finished``
+    ids, delete ``forgotten`` ones. All in one transaction.
     """
 
     usages: tuple[UsageRow, ...] = ()
@@ -173,11 +174,12 @@ class Change:
     limits: tuple[LimitRow, ...] = ()
     finished: tuple[FinishedRow, ...] = ()
     forgotten: tuple[str, ...] = ()
+    cleared: tuple[str, ...] = ()  # projects back on the default limits
 
     @property
     def empty(self) -> bool:
         return not (self.usages or self.added or self.removed or self.limits
-                    or self.finished or self.forgotten)
+                    or self.finished or self.forgotten or self.cleared)
 
     @classmethod
     def merge(cls, changes: Iterable[Change]) -> Change:
@@ -188,12 +190,16 @@ class Change:
         removed: dict[str, None] = {}
         finished: dict[str, FinishedRow] = {}
         forgotten: dict[str, None] = {}
+        cleared: dict[str, None] = {}
         for change in changes:
             for rid in change.removed:
                 if added.pop(rid, None) is None:
                     removed[rid] = None
             added.update((r.id, r) for r in change.added)
             usages.update(((row[0], row[1]), row) for row in change.usages)
+            for project in change.cleared:  # its rows go, those set before with them
+                limits = {key: row for key, row in limits.items() if key[0] != project}
+                cleared[project] = None
             limits.update(((row[0], row[1]), row) for row in change.limits)
             for frow in change.finished:
                 finished[frow[0]] = frow
@@ -203,7 +209,7 @@ class Change:
                 forgotten[fid] = None
         return cls(
             tuple(usages.values()), tuple(added.values()), tuple(removed), tuple(limits.values()),
-            tuple(finished.values()), tuple(forgotten),
+            tuple(finished.values()), tuple(forgotten), tuple(cleared),
         )
 
 
@@ -475,6 +481,13 @@ class QuotaBook:
         changed = [(project, r, v) for r, v in limits.items() if current.get(r) != v]
         current.update(limits)
         return Change(limits=tuple(changed))
+
+    def clear_limits(self, project: str) -> Change:
+        """Drop the project's limit overrides: it is on the defaults again (Cinder's
+        quota delete; as there, usage is not checked against them)."""
+        if not self._limits.pop(project, None):
+            return NO_CHANGE
+        return Change(cleared=(project,))
 
     def release(self, project: str, deltas: Mapping[str, int], op_id: str = "",
                 now: float | None = None) -> Change:

@@ -74,6 +74,7 @@ DELETE_RESERVATION = "DELETE FROM reservations WHERE id=?"
 INSERT_RESERVATION = "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?)"
 UPSERT_USAGE = "INSERT OR REPLACE INTO quota_usages VALUES (?, ?, ?, ?)"
 UPSERT_LIMIT = "INSERT OR REPLACE INTO quota_limits VALUES (?, ?, ?)"
+DELETE_LIMITS = "DELETE FROM quota_limits WHERE project=?"
 log = logging.getLogger(__name__)
 QUOTA_APPLY_BEFORE_COMMIT = declare("quota.apply.before_commit")
 QUOTA_APPLY_AFTER_COMMIT = declare("quota.apply.after_commit")
@@ -90,6 +91,7 @@ def change_writes(change: qb.Change) -> list[tuple[str, tuple[Any, ...]]]:
     writes += [(INSERT_RESERVATION, (r.id, r.project, json.dumps(r.deltas), r.expires_at))
                for r in change.added]
     writes += [(UPSERT_USAGE, row) for row in change.usages]
+    writes += [(DELETE_LIMITS, (project,)) for project in change.cleared]
     writes += [(UPSERT_LIMIT, row) for row in change.limits]
     writes += [(INSERT_FINISHED, row) for row in change.finished]
     writes += [(DELETE_FINISHED, (fid,)) for fid in change.forgotten]
@@ -124,6 +126,7 @@ class QuotaActor(Actor):
             "quota.show": self.on_show,
             "quota.show_many": self.on_show_many,
             "quota.set": self.on_set,
+            "quota.delete": self.on_delete,
             "quota.sync_usage": self.on_sync_usage,
             "ping": lambda req: Empty(),
         }
@@ -298,6 +301,12 @@ class QuotaActor(Actor):
             raise InvalidInput(str(exc)) from exc
         return AfterCommit(self._persist(change), self._view(body.project))
 
+
+    def on_delete(self, req: Request) -> AfterCommit:
+        project = req.body.project
+        if not isinstance(project, str) or not project:
+            raise InvalidInput("quota.delete names the project", {"field": "project"})
+        return AfterCommit(self._persist(self.book.clear_limits(project)), self._view(project))
 
 
 def _after_apply_commit(committed: asyncio.Future[None]) -> None:

@@ -518,15 +518,22 @@ class Front:
         quota = await self.client_for(request).show_quota(request.match_info["project"])
         return json_response({"quota_set": views.quota_set(quota, usage)})
 
+    async def quota_delete(self, request: web.Request) -> web.Response:
+        """Cinder's quota delete: the project's limits are the defaults again."""
+        await self.client_for(request).delete_quota(request.match_info["project"])
+        return web.Response(status=200)
+
     async def quota_defaults(self, request: web.Request) -> web.Response:
         quota = await self.client_for(request).show_quota(request.match_info["project"],
                                                           defaults=True)
         return json_response({"quota_set": views.quota_set(quota, False)})
 
     async def quota_update(self, request: web.Request) -> web.Response:
+        """Cinder's quota update. ``tenant_id`` and ``id`` are taken and ignored, as
+        Cinder's ``NON_QUOTA_KEYS`` are: ``cinder quota-update`` sends ``tenant_id``."""
         qs = entity(await read_json(request), "quota_set")
         limits = {k: _quota_limit(k, v) for k, v in qs.items() if k in views.QUOTA_RESOURCES}
-        unknown = set(qs) - set(views.QUOTA_RESOURCES)
+        unknown = set(qs) - set(views.QUOTA_RESOURCES) - {"tenant_id", "id"}
         if unknown:
             raise bad_request(f"Bad key(s) in quota set: {', '.join(sorted(unknown))}")
         quota = await self.client_for(request).set_quota(request.match_info["project"],
@@ -861,6 +868,7 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("POST", "/types/{id}/action", f.type_action),
         ("GET", "/os-quota-sets/{project}", f.quota_show),
         ("PUT", "/os-quota-sets/{project}", f.quota_update),
+        ("DELETE", "/os-quota-sets/{project}", f.quota_delete),
         ("GET", "/os-quota-sets/{project}/defaults", f.quota_defaults),
         ("GET", "/limits", f.limits),
         ("GET", "/os-availability-zone", f.zones),

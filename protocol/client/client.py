@@ -59,6 +59,7 @@ from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.limits import MAX_QUOTA_LIMIT, MAX_SIZE_GB, check_range
 from cinderblock.protocol.messages.quota import (
     QUOTAS_MAX,
+    QuotaDelete,
     QuotaSet,
     QuotaSets,
     QuotaShow,
@@ -441,6 +442,11 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         raw = await self.call("quota.set", QuotaUpdate(project, limits))
         return parse(QuotaSet, raw, strict=False)
 
+    async def delete_quota(self, project: str) -> QuotaSet:
+        """Admin: put the project back on the default limits (its usage stays)."""
+        return parse(QuotaSet, await self.call("quota.delete", QuotaDelete(project)),
+                     strict=False)
+
     async def sync_quota(self, project: str, dry_run: bool = False) -> QuotaSyncResult:
         """Admin: set the project's quota usage to what it has (``dry_run``: only compare)."""
         raw = await self.call("quota.sync", QuotaSync(project, dry_run))
@@ -547,11 +553,14 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
     def list_zones(self) -> list[str]:
         return self._run(lambda c: c.list_zones())
 
-    def show_quota(self, project: str | None = None) -> QuotaSet:
-        return self._run(lambda c: c.show_quota(project))
+    def show_quota(self, project: str | None = None, defaults: bool = False) -> QuotaSet:
+        return self._run(lambda c: c.show_quota(project, defaults))
 
     def set_quota(self, project: str, **limits: int) -> QuotaSet:
         return self._run(lambda c: c.set_quota(project, **limits))
+
+    def delete_quota(self, project: str) -> QuotaSet:
+        return self._run(lambda c: c.delete_quota(project))
 
     def sync_quota(self, project: str, dry_run: bool = False) -> QuotaSyncResult:
         return self._run(lambda c: c.sync_quota(project, dry_run))

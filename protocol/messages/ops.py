@@ -39,6 +39,7 @@ from cinderblock.protocol.messages.lifecycle import (
 from cinderblock.protocol.messages.quota import (
     QuotaAbandon,
     QuotaApply,
+    QuotaDelete,
     QuotaRelease,
     QuotaReserve,
     QuotaShow,
@@ -124,6 +125,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "quota.show": (QuotaShow, READERS | GATEWAY),
     "quota.show_many": (QuotaShowMany, READERS | GATEWAY),
     "quota.set": (QuotaUpdate, ADMINS | GATEWAY),
+    "quota.delete": (QuotaDelete, ADMINS | GATEWAY),
     "quota.reserve": (QuotaReserve, GATEWAY),
     "quota.commit": (ReservationRef, GATEWAY),
     "quota.rollback": (ReservationRef, GATEWAY),

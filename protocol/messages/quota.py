@@ -22,6 +22,14 @@ class QuotaShow:
 
 @message
 @dataclass(frozen=True, slots=True)
+class QuotaDelete:
+    """An admin puts a project back on the default limits (Cinder's quota delete)."""
+
+    project: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class QuotaSet:
     project: str
     limits: dict[str, int] = field(default_factory=dict)

@@ -209,7 +209,7 @@ def test_type_create_is_refused_to_non_admins_and_for_duplicates(up: UpCluster) 
 
 
 # ---- quotas and backends --------------------------------------------------------------------
-def test_quota_show_and_quota_set_by_an_admin(up: UpCluster) -> None:
+def test_quota_show_quota_set_and_quota_delete_by_an_admin(up: UpCluster) -> None:
     project = f"q-{uuid.uuid4().hex[:8]}"
     up.cli_json("volume", "create", "3", "--wait", project=project)
 
@@ -224,6 +224,12 @@ def test_quota_show_and_quota_set_by_an_admin(up: UpCluster) -> None:
     assert (again["limits"]["volumes"], again["limits"]["gigabytes"]) == (25, 500)
     table = up.cli("quota", "show", project=project)
     assert re.search(r"\| gigabytes\s+\| 500\s+\| 3\s+\| 0", table.stdout), table.stdout
+    _one_error_line(up.cli("quota", "delete", project, project=project), "forbidden")
+    back = up.cli_json("quota", "delete", project, admin=True)
+    assert (back["limits"]["volumes"], back["limits"]["gigabytes"]) == (10, 1000)
+    assert back["in_use"]["gigabytes"] == 3  # the usage stays
+    restarted = up.cli_json("quota", "show", project=project)
+    assert restarted["limits"] == back["limits"]
 
 
 def test_quota_errors_are_one_line_each(up: UpCluster) -> None:

@@ -587,6 +587,10 @@ def test_quota_defaults_are_the_limits_a_new_project_gets(
                          {"quota_set": {"volumes": "many"}}), 400, "badRequest", "many")
     fault(api.call("PUT", f"/v3/os-quota-sets/{project}", {"quota_set": {"volumes": 50}}),
           403, "forbidden", "admin")
+    fault(api.call("DELETE", f"/v3/os-quota-sets/{project}"), 403, "forbidden", "admin")
+    assert api.call("GET", f"/v3/os-quota-sets/{project}").body["quota_set"]["volumes"] == 3
+    assert admin_api.call("DELETE", f"/v3/os-quota-sets/{project}").status == 200
+    assert api.call("GET", f"/v3/os-quota-sets/{project}").body["quota_set"]["volumes"] == 10
 
 
 def test_an_attached_volume_is_extended_from_3_42_and_stays_attached(

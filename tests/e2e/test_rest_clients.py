@@ -200,9 +200,9 @@ def test_the_openstack_command_creates_shows_lists_and_deletes_a_volume(
 def test_an_operator_changes_types_and_a_user_snapshot_properties_with_openstack_and_cinder(
     rest_cluster: E2ECluster, admin_view: SyncClient,
 ) -> None:
-    """``openstack volume type set/unset``, ``cinder type-key`` and ``type-update`` as an
-    admin; ``openstack volume snapshot set/unset --property`` as a user (each had failed
-    with 405 or 404: no route served them)."""
+    """``openstack volume type set/unset``, ``cinder type-key``, ``type-update`` and
+    ``quota-delete`` as an admin; ``openstack volume snapshot set/unset --property`` as a
+    user (each had failed with 405 or 404: no route served them)."""
     name = f"osc-type-{uuid.uuid4().hex[:8]}"
 
     def openstack(token: str, *args: str) -> str:
@@ -252,6 +252,11 @@ def test_an_operator_changes_types_and_a_user_snapshot_properties_with_openstack
     gone(admin_view, volume_id)
     cinder("type-delete", type_id)
     assert type_id not in {t.id for t in admin_view.list_types()}
+    cinder("quota-update", "--volumes", "3", project)
+    assert admin_view.show_quota(project).limits["volumes"] == 3
+    cinder("quota-delete", project)  # back on the defaults (it had failed with 405)
+    assert admin_view.show_quota(project).limits == admin_view.show_quota(
+        project, defaults=True).limits
 
 
 def test_cinder_and_openstack_list_the_services_an_operator_checks(

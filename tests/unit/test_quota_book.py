@@ -41,6 +41,9 @@ class FakeStore:
             self.reservations[res.id] = res
         for project, resource, in_use, reserved in change.usages:
             self.usages[project, resource] = (in_use, reserved)
+        for project in change.cleared:
+            for key in [k for k in self.limits if k[0] == project]:
+                del self.limits[key]
         for project, resource, limit in change.limits:
             self.limits[project, resource] = limit
 
@@ -280,6 +283,18 @@ def test_a_limit_below_current_usage_is_refused_like_cinder() -> None:
     assert book.limits(P)["volumes"] == 5
 
 
+def test_a_deleted_quota_is_the_defaults_again_whatever_is_in_use() -> None:
+    book = QuotaBook({"volumes": 10})
+    book.set_limits(P, {"volumes": 50, "gigabytes": 500})
+    book.commit(book.reserve(P, {"volumes": 20}, NOW)[0].id)
+    change = book.clear_limits(P)
+    assert change == Change(cleared=(P,)) and not change.empty
+    assert book.limits(P) == book.default_limits() and in_use(book, "volumes") == 20
+    assert book.clear_limits(P).empty  # nothing left to delete
+    with pytest.raises(OverQuota):  # 20 in use against a limit of 10: as Cinder, no check
+        book.reserve(P, {"volumes": 1}, NOW)
+
+
 def test_release_gives_usage_back_but_never_below_zero() -> None:
     book = QuotaBook()
     book.commit(book.reserve(P, {"volumes": 2, "gigabytes": 10}, NOW)[0].id)
@@ -315,6 +330,11 @@ def test_a_book_loaded_from_the_change_records_equals_the_original() -> None:
         book.expire(NOW + 2)[1],
         book.release("project-b", {"snapshots": 1}),
         book.sync("project-c", {"volumes": 3}),
+        book.set_limits("project-c", {"volumes": 9, "snapshots": 2}),
+        book.clear_limits("project-c"),
+        book.set_limits("project-c", {"snapshots": 4}),
+        book.set_limits("project-d", {"volumes": 1}),
+        book.clear_limits("project-d"),
     ]
     for change in changes:
         store.apply(change)
@@ -397,6 +417,11 @@ class QuotaMachine(RuleBasedStateMachine):
         except QuotaError:
             usage = self.book.usage(project)["gigabytes"]
             assert limit < usage.in_use + usage.reserved
+
+    @rule(project=st.sampled_from(PROJECTS))
+    def clear_limits(self, project: str) -> None:
+        self.record(self.book.clear_limits(project))
+        assert self.book.limits(project) == self.book.default_limits()
 
     @rule(
         project=st.sampled_from(PROJECTS),
