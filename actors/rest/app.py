@@ -741,6 +741,8 @@ def _json_param(q: Any, name: str) -> dict[str, Any]:
 
 
 SORT_KEYS = {"created_at", "updated_at", "name", "size", "status", "id"}
+# Cinder's column names, which python-cinderclient sends for ``--sort name``
+SORT_ALIASES = {"display_name": "name"}
 
 
 def sort_asked(q: Any) -> str | None:
@@ -753,7 +755,7 @@ def _first_key(sort: str | None, sort_dir: str | None) -> tuple[str, str]:
     """The first key of ``sort`` (later keys aside) and its direction: its own, else
     ``sort_dir``'s, else "desc"."""
     key, _, direction = (sort or "").split(",")[0].partition(":")
-    return key, direction or sort_dir or "desc"
+    return SORT_ALIASES.get(key, key), direction or sort_dir or "desc"
 
 
 def by_creation(sort: str | None, sort_dir: str | None) -> str | None:

@@ -668,6 +668,7 @@ def test_snapshots_are_created_listed_updated_and_deleted(
         "volume_id": vol["id"], "name": "a-first"}}).body["snapshot"]["id"]
     wait_for(lambda: admin_view.show_snapshot(second).status == "available")
     for query, order in (("sort=name:asc", [second, snap_id]),
+                         ("sort=display_name:desc", [snap_id, second]),  # cinderclient's
                          ("sort_key=name&sort_dir=desc", [snap_id, second]),
                          ("sort=created_at:asc", [snap_id, second]),
                          ("sort_dir=asc", [snap_id, second]),

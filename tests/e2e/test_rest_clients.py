@@ -114,6 +114,8 @@ def test_the_cinder_command_drives_a_volume_through_its_whole_life(
     assert (shown["id"], shown["status"], shown["size"]) == (vol.id, "available", "1")
     listed = rows(cinder("list"))
     assert [(r[0], r[1], r[2]) for r in listed] == [(vol.id, "available", "firstvol")]
+    by_name = rows(cinder("list", "--sort", "name:asc"))  # sent as display_name:asc
+    assert [r[0] for r in by_name] == [vol.id]
     type_names = {r[1] for r in rows(cinder("type-list"))}
     assert {t.name for t in admin_view.list_types()} == type_names
     quota = table(cinder("quota-show", project))
