@@ -15,6 +15,7 @@ version negotiation (406), authentication, then the handler; every answer carrie
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import time
@@ -224,7 +225,7 @@ class Front:
         return await self.client_for(request).list_volumes(
             all_projects=everyone, status=q.get("status"), limit=page_limit(q),
             marker=q.get("marker"), name=q.get("name") or q.get("display_name"),
-            metadata=_json_param(q, "metadata") if "metadata" in q else None,
+            metadata=_dict_param(q, "metadata") if "metadata" in q else None,
             oldest_first=order == "asc", project_id=q.get("project_id") if everyone else None,
             sort=None if order is not None else other_sort(sort, q.get("sort_dir")))
 
@@ -374,7 +375,7 @@ class Front:
             all_projects=everyone, volume_id=q.get("volume_id"),
             status=q.get("status"), limit=page_limit(q), marker=q.get("marker"),
             name=q.get("name") or q.get("display_name"),
-            metadata=_json_param(q, "metadata") if "metadata" in q else None,
+            metadata=_dict_param(q, "metadata") if "metadata" in q else None,
             project_id=q.get("project_id") if everyone else None,
             sort=None if newest else other_sort(sort, q.get("sort_dir")))
         return json_response({"snapshots": [views.snapshot(s, admin) for s in snaps],
@@ -730,13 +731,22 @@ def _int_param(q: Any, name: str) -> int | None:
     return int(raw)
 
 
-def _json_param(q: Any, name: str) -> dict[str, Any]:
+def _dict_param(q: Any, name: str) -> dict[str, Any]:
+    """A filter's mapping: JSON, or a Python literal as Cinder reads filters
+    (``ast.literal_eval``: literals only, nothing run), which is what
+    python-openstackclient sends for ``volume list --property k=v`` (``{'k': 'v'}``).
+    The query line is bounded by the HTTP parser (8 KiB), and so is the parse."""
+    raw = q[name]
     try:
-        value = json.loads(q[name])
+        value = json.loads(raw)
     except ValueError:
-        raise bad_request(f"Invalid filter {name}: {q[name][:80]!r} is not JSON") from None
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            raise bad_request(f"Invalid filter {name}: {raw[:80]!r} is neither JSON nor a "
+                              "literal mapping") from None
     if not isinstance(value, dict):
-        raise bad_request(f"Invalid filter {name}: a JSON object is expected")
+        raise bad_request(f"Invalid filter {name}: a mapping is expected")
     return value
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
@@ -343,6 +343,11 @@ def test_detail_filters_sorts_and_pages(api: Api, admin_view: SyncClient) -> Non
     assert [v["id"] for v in by_name] == [made[1]]
     by_meta = api.call("GET", '/v3/volumes/detail?metadata={"i":"0"}').body["volumes"]
     assert {v["id"] for v in by_meta} == {made[0], made[2]}
+    # as python-openstackclient sends it (a Python literal), which Cinder reads too
+    as_osc = api.call("GET", f"/v3/volumes/detail?metadata={quote(str({'i': '0'}))}")
+    assert {v["id"] for v in as_osc.body["volumes"]} == {made[0], made[2]}
+    fault(api.call("GET", f"/v3/volumes/detail?metadata={quote('__import__(1)')}"), 400,
+          "badRequest", "neither JSON nor a literal mapping")
     by_size = api.call("GET", "/v3/volumes/detail?sort=size:asc").body["volumes"]
     assert [v["size"] for v in by_size] == [1, 2, 3]
     sorted_page = api.call("GET", f"/v3/volumes?sort=size:asc&limit=1&marker={made[0]}"

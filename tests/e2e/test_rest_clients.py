@@ -194,6 +194,11 @@ def test_the_openstack_command_creates_shows_lists_and_deletes_a_volume(
     assert shown.split() == ["1", "available"]
     listed = openstack("volume", "list", "-f", "value", "-c", "ID", "-c", "Name")
     assert listed.split() == [volume_id, "x"]
+    openstack("volume", "set", "--property", "tier=gold", volume_id)
+    by_property = openstack("volume", "list", "--property", "tier=gold", "-f", "value", "-c",
+                            "ID")  # sent as metadata={'tier': 'gold'}: had been a 400
+    assert by_property.split() == [volume_id]
+    assert openstack("volume", "list", "--property", "tier=lead", "-f", "value") == ""
     openstack("volume", "delete", volume_id)
     gone(admin_view, volume_id)
     assert openstack("volume", "list", "-f", "value").strip() == ""
