@@ -21,7 +21,6 @@ twice is the same. An admin's reset of such a volume releases its snapshot too.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -42,7 +41,6 @@ from cinderblock.protocol.states import check_volume_move
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState
 
-log = logging.getLogger(__name__)
 REVERT_MARK_BEFORE_COMMIT = declare("gateway.volume_revert.mark.before_commit")
 REVERT_MARK_AFTER_COMMIT = declare("gateway.volume_revert.mark.after_commit")
 REVERT_CAST_BEFORE_SEND = declare("gateway.volume_revert.cast.before_send")
