@@ -304,6 +304,11 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
               cmd_volume_reset_state)
     p.add_argument("volume", metavar="VOLUME", help="name or id")
     p.add_argument("--state", default="error", help="error (default) or available")
+    p = _leaf(vol, common, "summary", "how many volumes and GiB, and which properties "
+              "(openstack volume summary)", cmd_volume_summary)
+    p.add_argument("--all-projects", action="store_true", help="admin: every project's")
+    p.add_argument("--project-id", metavar="PROJECT",
+                   help="admin, with --all-projects: this project's")
     p = _leaf(vol, common, "list", "list volumes", cmd_volume_list)
     p.add_argument("--all-projects", action="store_true")
     p.add_argument("--tenant", metavar="PROJECT",
@@ -419,6 +424,11 @@ def _size_and_name(args: argparse.Namespace) -> tuple[int | None, str | None]:
 def cmd_volume_show(args: argparse.Namespace) -> int:
     with client(args) as c:
         return show(args, find_volume(c, args.volume))
+
+
+def cmd_volume_summary(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.volume_summary(args.all_projects, args.project_id))
 
 
 def cmd_volume_reset_state(args: argparse.Namespace) -> int:

@@ -78,6 +78,8 @@ from cinderblock.protocol.messages.volumes import (
     VolumeCreate,
     VolumeList,
     VolumeListRequest,
+    VolumeSummary,
+    VolumeSummaryRequest,
     VolumeType,
     VolumeUpdate,
     ZoneList,
@@ -145,6 +147,7 @@ class Gateway(Actor):
             "volume.create": self.on_volume_create,
             "volume.show": self.on_volume_show,
             "volume.list": self.on_volume_list,
+            "volume.summary": self.on_volume_summary,
             "volume.watch": self.on_volume_watch,
             "volume.update": self.on_volume_update,
             "az.list": self.on_az_list,
@@ -367,6 +370,15 @@ class Gateway(Actor):
 
     def on_volume_show(self, req: Request) -> Volume:
         return self._visible(req.body.volume_id, req.ctx).view()
+
+    async def on_volume_summary(self, req: Request) -> VolumeSummary:
+        """How many volumes and GiB, and which metadata: the caller's project's, or an
+        admin's ``all_projects`` (every project's, or ``project_id``'s)."""
+        body: VolumeSummaryRequest = req.body
+        project: str | None = req.ctx.project_id
+        if body.all_projects and req.ctx.is_admin:
+            project = body.project_id or None
+        return await self.store.volume_summary(project, asker=req.ctx.project_id)
 
     async def on_volume_list(self, req: Request) -> VolumeList:
         body: VolumeListRequest = req.body

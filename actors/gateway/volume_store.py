@@ -72,7 +72,7 @@ from cinderblock.actors.runtime.database import (
     open_read_only,
 )
 from cinderblock.actors.scheduler.extra_specs import match
-from cinderblock.protocol.messages.volumes import Volume, VolumeType
+from cinderblock.protocol.messages.volumes import Volume, VolumeSummary, VolumeType
 from cinderblock.protocol.states import VolumeStatus
 
 # The statuses a volume passes through while a node works on it: the reconciler looks for
@@ -437,6 +437,25 @@ class GatewayStore:
             rows = await self.db.read_aside(read.sql, read.params, whose=asker)
         return BoundedScan(list(records.records_of(rows)),
                            rows[-1][0] if len(rows) > size else None)
+
+    async def volume_summary(self, project: str | None, asker: str) -> VolumeSummary:
+        """Cinder's volume summary of ``project``'s volumes (None: every project's): how
+        many, how many GiB, each metadata key with its values. Over the committed rows,
+        as pages list them, and read aside (``Database.read_aside``): no record is made
+        and the loop is not held, however many volumes there are (SQLite sums through
+        the project's listing index, and reads the metadata of rows that have some)."""
+        where = "WHERE project_id=?" if project is not None else ""
+        params = (project,) if project is not None else ()
+        ((count, size),) = await self.db.read_aside(
+            f"SELECT count(*), total(size) FROM volumes {where}", params, whose=asker)
+        pairs = await self.db.read_aside(
+            "SELECT DISTINCT j.key, j.value FROM volumes, json_each(volumes.metadata) j "
+            f"{where} {'AND' if where else 'WHERE'} volumes.metadata != '{{}}' "
+            "ORDER BY 1, 2", params, whose=asker)
+        metadata: dict[str, list[str]] = {}
+        for key, value in pairs:
+            metadata.setdefault(key, []).append(str(value))
+        return VolumeSummary(count, int(size), {k: tuple(v) for k, v in metadata.items()})
 
     def made_by(self, project: str, request_id: str) -> tuple[VolumeRecord, str] | None:
         """The volume ``request_id`` made in ``project`` within a day, and the fingerprint

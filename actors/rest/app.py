@@ -213,6 +213,21 @@ class Front:
             out = [views.volume_summary(v, base) for v in volumes]
         return json_response({"volumes": out, **links})
 
+    async def volume_summary(self, request: web.Request) -> web.Response:
+        """3.12: how many volumes and GiB (an admin's ``all_tenants``: every project's, or
+        ``project_id``'s); from 3.36 with each metadata key's values."""
+        self._need(request, "3.12", "volume summaries")
+        q = request.query
+        everyone = self.caller(request).admin and flag(
+            q.get("all_tenants") or q.get("all_projects"))
+        summary = await self.client_for(request).volume_summary(
+            everyone, q.get("project_id") if everyone else None)
+        out: dict[str, Any] = {"total_size": summary.total_size,
+                               "total_count": summary.total_count}
+        if self.version(request).at_least("3.36"):
+            out["metadata"] = {k: list(v) for k, v in summary.metadata.items()}
+        return json_response({"volume-summary": out})
+
     async def _listed(self, request: web.Request) -> list[Volume]:
         """The gateway filters (status, name, metadata, an admin's project) and pages,
         by creation newest or oldest first (Horizon sorts every page by ``created_at``,
@@ -844,6 +859,7 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("POST", "/volumes", f.volume_create),
         ("GET", "/volumes", f.volume_list),
         ("GET", "/volumes/detail", f.volume_list),
+        ("GET", "/volumes/summary", f.volume_summary),
         ("GET", "/volumes/{id}", f.volume_show),
         ("PUT", "/volumes/{id}", f.volume_update),
         ("DELETE", "/volumes/{id}", f.volume_delete),

@@ -89,6 +89,8 @@ from cinderblock.protocol.messages.volumes import (
     VolumeModify,
     VolumeRef,
     VolumeResetState,
+    VolumeSummary,
+    VolumeSummaryRequest,
     VolumeType,
     VolumeWatch,
     ZoneList,
@@ -337,6 +339,13 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
             tuple(delete_metadata), bootable, readonly)
         return parse(Volume, await self.call("volume.modify", body), strict=False)
 
+    async def volume_summary(self, all_projects: bool = False,
+                             project_id: str | None = None) -> VolumeSummary:
+        """How many volumes, how many GiB, and which metadata keys and values: this
+        project's (an admin's ``all_projects``: every project's, or ``project_id``'s)."""
+        raw = await self.call("volume.summary", VolumeSummaryRequest(all_projects, project_id))
+        return parse(VolumeSummary, raw, strict=False)
+
     async def reset_volume_state(self, volume_id: str, status: str) -> Volume:
         """Admin: move a stuck volume to ``error`` (or ``available`` if it has a host)."""
         raw = await self.call("volume.reset_state", VolumeResetState(volume_id, status))
@@ -552,6 +561,10 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
 
     def list_zones(self) -> list[str]:
         return self._run(lambda c: c.list_zones())
+
+    def volume_summary(self, all_projects: bool = False,
+                       project_id: str | None = None) -> VolumeSummary:
+        return self._run(lambda c: c.volume_summary(all_projects, project_id))
 
     def show_quota(self, project: str | None = None, defaults: bool = False) -> QuotaSet:
         return self._run(lambda c: c.show_quota(project, defaults))

@@ -62,6 +62,7 @@ from cinderblock.protocol.messages.volumes import (
     VolumeModify,
     VolumeRef,
     VolumeResetState,
+    VolumeSummaryRequest,
     VolumeUpdate,
     VolumeWatch,
 )
@@ -82,6 +83,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "volume.create": (VolumeCreate, USERS),
     "volume.show": (VolumeRef, READERS),
     "volume.list": (VolumeListRequest, READERS),
+    "volume.summary": (VolumeSummaryRequest, READERS),
     "volume.watch": (VolumeWatch, READERS),
     "volume.update": (VolumeUpdate, frozenset({"scheduler", "node"})),
     "volume.reset_state": (VolumeResetState, ADMINS),

@@ -76,6 +76,25 @@ class VolumeRef:
 
 @message
 @dataclass(frozen=True, slots=True)
+class VolumeSummaryRequest:
+    """How many volumes, how many GiB, and which metadata (Cinder's 3.12/3.36 summary):
+    the caller's project's, or with ``all_projects`` (an admin's) every project's or
+    ``project_id``'s."""
+
+    all_projects: bool = False
+    project_id: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeSummary:
+    total_count: int = 0
+    total_size: int = 0  # GiB
+    metadata: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> its values
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class VolumeListRequest:
     all_projects: bool = False
     status: str | None = None

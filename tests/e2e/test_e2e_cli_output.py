@@ -414,6 +414,9 @@ def test_volume_list_filters_by_name_and_property_and_sorts_as_asked(cli: Cli) -
     for size, name, tier in ((2, "a", "gold"), (1, "b", "silver"), (3, "a", None)):
         ok(cli("volume", "create", str(size), "--name", name, "--wait",
                *(("--property", f"tier={tier}") if tier else ())))
+    summary = json.loads(ok(cli("volume", "summary", "-f", "json")))
+    assert summary == {"total_count": 3, "total_size": 6,
+                       "metadata": {"tier": ["gold", "silver"]}}
     assert sorted(listed("--name", "a")) == [("a", 2), ("a", 3)]
     assert listed("--property", "tier=gold") == [("a", 2)]
     assert listed("--property", "tier=gold", "--name", "b") == []

@@ -373,6 +373,32 @@ def test_detail_filters_sorts_and_pages(api: Api, admin_view: SyncClient) -> Non
     assert [v["id"] for v in newer] == made[1:]
 
 
+def test_a_summary_counts_a_project_s_volumes_their_gib_and_metadata_from_3_12(
+    api: Api, admin_api: Api, admin_view: SyncClient, project: str,
+) -> None:
+    """``GET /volumes/summary`` (3.12; metadata from 3.36): it had been 404 (as the id
+    of a volume named "summary"), so ``cinder summary`` and ``openstack volume summary``
+    failed."""
+    for size, metadata in ((1, {"tier": "gold"}), (2, {"tier": "lead", "a": "b"}), (3, {})):
+        vid = api.call("POST", "/v3/volumes", {"volume": {"size": size, "metadata": metadata}}
+                       ).body["volume"]["id"]
+        volume_status(admin_view, vid, "available")
+    path = "/v3/volumes/summary"
+    fault(api.call("GET", path, version="3.11"), 404, "itemNotFound", "3.12")
+    assert api.call("GET", path, version="3.12").body == {
+        "volume-summary": {"total_count": 3, "total_size": 6}}
+    assert api.call("GET", path, version="3.36").body == {"volume-summary": {
+        "total_count": 3, "total_size": 6,
+        "metadata": {"a": ["b"], "tier": ["gold", "lead"]}}}
+    everyone = admin_api.call("GET", f"{path}?all_tenants=1", version="3.12").body
+    assert everyone["volume-summary"]["total_count"] >= 3
+    theirs = admin_api.call("GET", f"{path}?all_tenants=1&project_id={project}",
+                            version="3.12").body
+    assert theirs == {"volume-summary": {"total_count": 3, "total_size": 6}}
+    # a member's all_tenants is its own project's, as its listing is
+    assert api.call("GET", f"{path}?all_tenants=1", version="3.12").body == theirs
+
+
 def test_a_full_page_links_to_the_next_and_the_last_has_no_link(
     api: Api, admin_view: SyncClient,
 ) -> None:

@@ -8,6 +8,7 @@ runs in this process. What they print is checked against what the gateway holds
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -116,6 +117,8 @@ def test_the_cinder_command_drives_a_volume_through_its_whole_life(
     assert [(r[0], r[1], r[2]) for r in listed] == [(vol.id, "available", "firstvol")]
     by_name = rows(cinder("list", "--sort", "name:asc"))  # sent as display_name:asc
     assert [r[0] for r in by_name] == [vol.id]
+    summary = table(cinder("--os-volume-api-version", "3.12", "summary"))
+    assert (summary["total_count"], summary["total_size"]) == ("1", "1")
     type_names = {r[1] for r in rows(cinder("type-list"))}
     assert {t.name for t in admin_view.list_types()} == type_names
     quota = table(cinder("quota-show", project))
@@ -199,6 +202,9 @@ def test_the_openstack_command_creates_shows_lists_and_deletes_a_volume(
                             "ID")  # sent as metadata={'tier': 'gold'}: had been a 400
     assert by_property.split() == [volume_id]
     assert openstack("volume", "list", "--property", "tier=lead", "-f", "value") == ""
+    summary = openstack("--os-volume-api-version", "3.36", "volume", "summary", "-f", "json")
+    assert json.loads(summary) == {"Total Count": 1, "Total Size": 1,
+                                   "Metadata": {"tier": ["gold"]}}
     openstack("volume", "delete", volume_id)
     gone(admin_view, volume_id)
     assert openstack("volume", "list", "-f", "value").strip() == ""
