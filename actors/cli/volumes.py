@@ -146,6 +146,10 @@ def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
              cmd_snapshot_unset)
     p.add_argument("snapshot", metavar="SNAPSHOT", help="name or id")
     add_unset_properties(p)
+    p = leaf(snap, common, "reset-state", "admin: move a stuck snapshot to error or "
+             "available", cmd_snapshot_reset_state)
+    p.add_argument("snapshot", metavar="SNAPSHOT", help="name or id")
+    p.add_argument("--state", default="error", help="error (default) or available")
     p = leaf(snap, common, "delete", "delete snapshots", cmd_snapshot_delete)
     p.add_argument("snapshots", nargs="+", metavar="SNAPSHOT",
                    help="name or id; several may be given")
@@ -212,6 +216,12 @@ def cmd_snapshot_set(args: argparse.Namespace) -> int:
                          "--no-property")
     with client(args) as c:
         return show(args, c.modify_snapshot(find_snapshot(c, args.snapshot).id, **changes))
+
+
+def cmd_snapshot_reset_state(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.reset_snapshot_state(find_snapshot(c, args.snapshot).id,
+                                                 args.state))
 
 
 def cmd_snapshot_unset(args: argparse.Namespace) -> int:

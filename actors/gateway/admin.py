@@ -1,24 +1,30 @@
-"""Admin actions on volumes, as Cinder's os-reset_status.
+"""Admin actions on volumes and snapshots, as Cinder's os-reset_status.
 
 A crash at the wrong moment can leave a volume in a transitional status
-(``creating``, ``deleting``, ``extending``); the reconciler
-(``actors.gateway_reconcile``) moves such volumes on when no node is working on
+(``creating``, ``deleting``, ``extending``, ``reverting``); the reconciler
+(``actors.gateway.reconcile``) moves such volumes on when no node is working on
 them, and this is the manual tool for what it leaves alone. An admin resets a
 volume to ``error`` (then deletes it, which also gives its quota back) or, if it
 really reached a backend, to ``available``. It is a sharp tool, so it is narrow:
 volumes that are attached or being attached are refused (their attachments
 decide their status). A volume reset out of ``reverting`` gives its snapshot
-back (``restoring`` → ``available``, in the same transaction).
+back (``restoring`` → ``available``, in the same transaction). A snapshot is
+reset the same way (``cinder snapshot-reset-state``), to ``error`` or, if it is
+on a backend, ``available``; one ``restoring`` is its volume's revert's, and is
+refused (reset the volume).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from typing import TypeVar
 
 from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.revert import RevertServices, restoring_snapshot, save_both
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.protocol.messages.lifecycle import Snapshot, SnapshotResetState
 from cinderblock.protocol.messages.volumes import Volume, VolumeResetState
 from cinderblock.protocol.states import SnapshotStatus as P
 from cinderblock.protocol.states import VolumeStatus as V
@@ -26,6 +32,8 @@ from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFoun
 
 log = logging.getLogger(__name__)
 RESET_TO = frozenset({V.AVAILABLE, V.ERROR})
+SNAPSHOT_RESET_TO = frozenset({P.AVAILABLE, P.ERROR})
+E = TypeVar("E", V, P)
 ATTACHED = frozenset({V.RESERVED, V.ATTACHING, V.IN_USE, V.DETACHING})
 
 
@@ -35,7 +43,8 @@ class VolumeAdmin:
         self.reverts = reverts
 
     def handlers(self) -> dict[str, Handler]:
-        return {"volume.reset_state": self.on_reset_state}
+        return {"volume.reset_state": self.on_reset_state,
+                "snapshot.reset_state": self.on_snapshot_reset_state}
 
     async def on_reset_state(self, req: Request) -> Volume:
         body: VolumeResetState = req.body
@@ -44,7 +53,7 @@ class VolumeAdmin:
         if rec is None:
             raise NotFound(f"volume {body.volume_id} could not be found",
                            {"volume_id": body.volume_id})
-        target = _target(body.status)
+        target = _target(body.status, RESET_TO, "volume")
         if rec.status in ATTACHED:
             raise InvalidState(
                 f"volume {rec.id} is {rec.status.value}; detach it instead of resetting it",
@@ -67,11 +76,36 @@ class VolumeAdmin:
         return rec.view()
 
 
-def _target(status: str) -> V:
-    for target in RESET_TO:
+    async def on_snapshot_reset_state(self, req: Request) -> Snapshot:
+        body: SnapshotResetState = req.body
+        require_admin(req.ctx, "reset a snapshot's status")
+        rec = self.gw.store.snapshots.get(body.snapshot_id)
+        if rec is None:
+            raise NotFound(f"snapshot {body.snapshot_id} could not be found",
+                           {"snapshot_id": body.snapshot_id})
+        target = _target(body.status, SNAPSHOT_RESET_TO, "snapshot")
+        if rec.status is P.RESTORING:
+            raise InvalidState(
+                f"snapshot {rec.id} is restoring: its volume's revert decides it; reset the "
+                f"volume {rec.volume_id} instead", {"status": rec.status.value})
+        if target is P.AVAILABLE and rec.host is None:
+            raise InvalidState(
+                f"snapshot {rec.id} never reached a backend; it can only be reset to error",
+                {"status": rec.status.value})
+        log.warning("admin %s resets snapshot %s from %s to %s", req.ctx.user_id, rec.id,
+                    rec.status.value, target.value)
+        rec.reason = f"status reset by an admin (was {rec.status.value})"
+        rec.status, rec.updated_at = target, time.time()
+        await self.gw.store.snapshots.save_status(rec)
+        self.reverts.publish_snapshot(rec)
+        return rec.view()
+
+
+def _target(status: str, allowed: frozenset[E], kind: str) -> E:
+    for target in allowed:
         if target.value == status:
             return target
     raise InvalidInput(
-        f"a volume can be reset to {sorted(s.value for s in RESET_TO)}, not {status!r}",
+        f"a {kind} can be reset to {sorted(s.value for s in allowed)}, not {status!r}",
         {"field": "status"},
     )

@@ -153,7 +153,10 @@ class VolumeTypes:
 
     def on_access_list(self, req: Request) -> TypeAccessList:
         require_admin(req.ctx, "see who may use a volume type")
-        vtype = self._private(req.body.type_id)
+        vtype = self.s.types.find(req.body.type_id)
+        if vtype.is_public:  # Cinder's VolumeTypeAccessNotFound: a 404
+            raise NotFound("Access list not available for public volume types.",
+                           {"volume_type": vtype.name})
         return TypeAccessList(vtype.id, tuple(sorted(self.s.types.access.get(vtype.id, ()))))
 
     async def on_access_change(self, req: Request) -> TypeAccessList:

@@ -374,12 +374,12 @@ class Front:
             description=description.strip() if isinstance(description, str) else description,
             force=_bool_arg(snap.get("force", False), "force"),
             metadata=snap.get("metadata") or {})
-        view = views.snapshot(snapshot, self.caller(request).admin)
+        view = views.snapshot(snapshot)
         return json_response({"snapshot": view}, 202)
 
     async def snapshot_show(self, request: web.Request) -> web.Response:
         snap = await self.client_for(request).show_snapshot(request.match_info["id"])
-        return json_response({"snapshot": views.snapshot(snap, self.caller(request).admin)})
+        return json_response({"snapshot": views.snapshot(snap)})
 
     async def snapshot_list(self, request: web.Request) -> web.Response:
         q, admin = request.query, self.caller(request).admin
@@ -393,7 +393,7 @@ class Front:
             metadata=_dict_param(q, "metadata") if "metadata" in q else None,
             project_id=q.get("project_id") if everyone else None,
             sort=None if newest else other_sort(sort, q.get("sort_dir")))
-        return json_response({"snapshots": [views.snapshot(s, admin) for s in snaps],
+        return json_response({"snapshots": [views.snapshot(s) for s in snaps],
                               **next_links(request, "snapshots", snaps)})
 
     async def snapshot_update(self, request: web.Request) -> web.Response:
@@ -411,7 +411,17 @@ class Front:
             change.update(metadata=snap["metadata"], replace_metadata=True)
         updated = await self.client_for(request).modify_snapshot(request.match_info["id"],
                                                                  **change)
-        return json_response({"snapshot": views.snapshot(updated, self.caller(request).admin)})
+        return json_response({"snapshot": views.snapshot(updated)})
+
+    async def snapshot_action(self, request: web.Request) -> web.Response:
+        """``os-reset_status`` (an admin's), as ``cinder snapshot-reset-state`` sends it."""
+        body = await read_json(request)
+        if list(body) != ["os-reset_status"]:
+            raise bad_request(f"There is no such action: {', '.join(body) or 'none'}")
+        status = entity(body, "os-reset_status").get("status")
+        await self.client_for(request).reset_snapshot_state(request.match_info["id"],
+                                                            str(status))
+        return web.Response(status=202)
 
     async def snapshot_delete(self, request: web.Request) -> web.Response:
         await self.client_for(request).delete_snapshot(request.match_info["id"])
@@ -876,6 +886,7 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/snapshots/{id}", f.snapshot_show),
         ("PUT", "/snapshots/{id}", f.snapshot_update),
         ("DELETE", "/snapshots/{id}", f.snapshot_delete),
+        ("POST", "/snapshots/{id}/action", f.snapshot_action),
         ("GET", "/snapshots/{id}/metadata", snapshot_metadata(f.metadata_show)),
         ("POST", "/snapshots/{id}/metadata", snapshot_metadata(f.metadata_set)),
         ("PUT", "/snapshots/{id}/metadata", snapshot_metadata(f.metadata_set)),

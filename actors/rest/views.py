@@ -59,9 +59,9 @@ def volume_detail(v: Volume, base: str, admin: bool, attachments: Iterable[Attac
     for since, name, value in VERSIONED_FIELDS:
         if version >= since:
             view[name] = value
+    view["os-vol-tenant-attr:tenant_id"] = v.project_id  # Cinder's: the project's readers
     if admin:
-        view["os-vol-host-attr:host"] = v.host
-        view["os-vol-tenant-attr:tenant_id"] = v.project_id
+        view["os-vol-host-attr:host"] = v.host  # Cinder's: admins only
     return view
 
 
@@ -80,8 +80,10 @@ def attachment(a: Attachment) -> dict[str, Any]:
             "connection_info": a.connection_info or {}}
 
 
-def snapshot(s: Snapshot, admin: bool) -> dict[str, Any]:
-    view: dict[str, Any] = {
+def snapshot(s: Snapshot) -> dict[str, Any]:
+    """Cinder's snapshot view; its extended attributes (progress, project) are for the
+    project's readers and admins, who are the only ones shown the snapshot."""
+    return {
         "id": s.id, "volume_id": s.volume_id, "status": s.status, "size": s.size,
         "name": s.name, "description": s.description, "metadata": dict(s.metadata),
         "created_at": iso(s.created_at), "updated_at": iso(s.updated_at),
@@ -89,9 +91,6 @@ def snapshot(s: Snapshot, admin: bool) -> dict[str, Any]:
         "os-extended-snapshot-attributes:progress": "100%" if s.status == "available" else "0%",
         "os-extended-snapshot-attributes:project_id": s.project_id,
     }
-    if not admin:
-        view.pop("os-extended-snapshot-attributes:project_id")
-    return view
 
 
 def volume_type(t: VolumeType) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from cinderblock.protocol.messages.lifecycle import (
     SnapshotListRequest,
     SnapshotModify,
     SnapshotRef,
+    SnapshotResetState,
     SnapshotWatch,
     VolumeDelete,
     VolumeExtend,
@@ -151,6 +152,11 @@ class LifecycleMethods:
                               replace_metadata, tuple(delete_metadata))
         return parse(Snapshot, await self.call("snapshot.modify", body), strict=False)
 
+    async def reset_snapshot_state(self, snapshot_id: str, status: str) -> Snapshot:
+        """Admin: move a stuck snapshot to ``error`` (or ``available`` if it has a host)."""
+        raw = await self.call("snapshot.reset_state", SnapshotResetState(snapshot_id, status))
+        return parse(Snapshot, raw, strict=False)
+
     async def show_snapshot(self, snapshot_id: str) -> Snapshot:
         raw = await self.call("snapshot.show", SnapshotRef(snapshot_id))
         return parse(Snapshot, raw, strict=False)
@@ -212,6 +218,9 @@ class SyncLifecycleMethods:
 
     def modify_snapshot(self, snapshot_id: str, **kwargs: Any) -> Snapshot:
         return self._run(lambda c: c.modify_snapshot(snapshot_id, **kwargs))
+
+    def reset_snapshot_state(self, snapshot_id: str, status: str) -> Snapshot:
+        return self._run(lambda c: c.reset_snapshot_state(snapshot_id, status))
 
     def show_snapshot(self, snapshot_id: str) -> Snapshot:
         return self._run(lambda c: c.show_snapshot(snapshot_id))

@@ -93,6 +93,15 @@ class SnapshotRef:
 
 @message
 @dataclass(frozen=True, slots=True)
+class SnapshotResetState:
+    """An admin's os-reset_status of a snapshot: to ``error`` or ``available``."""
+
+    snapshot_id: str
+    status: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class SnapshotDelete:
     snapshot_id: str
     watch: bool = False

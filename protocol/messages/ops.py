@@ -28,6 +28,7 @@ from cinderblock.protocol.messages.lifecycle import (
     SnapshotListRequest,
     SnapshotModify,
     SnapshotRef,
+    SnapshotResetState,
     SnapshotUpdate,
     SnapshotWatch,
     VolumeDelete,
@@ -102,6 +103,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "snapshot.delete": (SnapshotDelete, USERS),
     "snapshot.update": (SnapshotUpdate, NODES),
     "snapshot.modify": (SnapshotModify, USERS),
+    "snapshot.reset_state": (SnapshotResetState, ADMINS),
     "snapshot.deleted": (SnapshotRef, NODES),
     # attachments
     "attachment.create": (AttachmentCreate, USERS),

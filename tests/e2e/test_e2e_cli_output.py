@@ -335,6 +335,13 @@ def test_volume_and_snapshot_set_and_unset_and_type_delete_as_openstack_has_them
     assert (replaced["metadata"], replaced["description"]) == ({"c": "3"}, "kept")
     missing = cli("snapshot", "unset", "s2", "--property", "a")
     assert missing.returncode == 1 and "'a'" in missing.stderr
+    refused = cli("snapshot", "reset-state", "s2")
+    assert refused.returncode == 1 and refused.stderr.startswith("ERROR (forbidden)")
+    admin = ("--data-dir", cluster.cfg.data_dir, "--admin")
+    reset = json.loads(ok(run_cli("snapshot", "reset-state", snap["id"], "--state",
+                                  "available", "-f", "json", *admin)))
+    assert (reset["status"], reset["reason"]) == ("available",
+                                                  "status reset by an admin (was available)")
     reverted = json.loads(ok(cli("volume", "revert", "s2", "--wait", "-f", "json")))
     assert (reverted["id"], reverted["status"]) == (made["id"], "available")
     ok(cli("volume", "extend", made["id"], "2", "--wait"))

@@ -99,6 +99,8 @@ async def test_a_revert_lost_with_its_node_is_sent_again_and_an_admin_s_reset_fr
             await client.delete_snapshot(snap.id)
         with pytest.raises(InvalidState):
             await client.create_attachment(vol.id, "vm-1")
+        with pytest.raises(InvalidState, match="reset the volume"):
+            await admin.reset_snapshot_state(snap.id, "error")  # its volume's revert's
 
         await admin.reset_volume_state(reset.id, "error")
         assert (await client.show_snapshot(reset_snap.id)).status == "available"

@@ -427,8 +427,9 @@ def test_admin_views_pools_zones_limits_and_all_tenants(
 ) -> None:
     vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
     volume_status(admin_view, vol["id"], "available")
-    assert "os-vol-host-attr:host" not in api.call("GET", f"/v3/volumes/{vol['id']}"
-                                                   ).body["volume"]
+    as_owner = api.call("GET", f"/v3/volumes/{vol['id']}").body["volume"]
+    assert "os-vol-host-attr:host" not in as_owner  # Cinder's: admins only
+    assert as_owner["os-vol-tenant-attr:tenant_id"] == project  # Cinder's: project readers
     as_admin = admin_api.call("GET", f"/v3/volumes/{vol['id']}").body["volume"]
     assert as_admin["os-vol-tenant-attr:tenant_id"] == project
     assert as_admin["os-vol-host-attr:host"] == admin_view.show_volume(vol["id"]).host
@@ -533,6 +534,8 @@ def test_private_types_are_for_the_projects_given_access_and_unused_types_are_de
     access = admin_api.call("GET", f"/v3/types/{type_id}/os-volume-type-access").body
     assert access == {"volume_type_access": [{"volume_type_id": type_id,
                                               "project_id": project}]}
+    fault(admin_api.call("GET", "/v3/types/__DEFAULT__/os-volume-type-access"), 404,
+          "itemNotFound", "not available for public volume types")
     assert type_id in {t["id"] for t in api.call("GET", "/v3/types").body["volume_types"]}
     vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1, "volume_type": type_id}})
     assert vol.status == 202
@@ -669,7 +672,7 @@ def test_an_attached_volume_is_extended_from_3_42_and_stays_attached(
 
 
 def test_snapshots_are_created_listed_updated_and_deleted(
-    api: Api, admin_view: SyncClient,
+    api: Api, admin_api: Api, admin_view: SyncClient,
 ) -> None:
     vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
     volume_status(admin_view, vol["id"], "available")
@@ -713,6 +716,22 @@ def test_snapshots_are_created_listed_updated_and_deleted(
     assert api.call("DELETE", f"/v3/snapshots/{second}").status == 202
     fault(api.call("PUT", f"/v3/snapshots/{snap_id}", {"snapshot": {"size": 5}}), 400,
           "badRequest", "Additional properties")
+    # the owner sees its project, as Cinder's project readers do
+    shown = api.call("GET", f"/v3/snapshots/{snap_id}").body["snapshot"]
+    assert shown["os-extended-snapshot-attributes:project_id"] == stored.project_id
+    # an admin's os-reset_status (cinder snapshot-reset-state)
+    reset = f"/v3/snapshots/{snap_id}/action"
+    fault(api.call("POST", reset, {"os-reset_status": {"status": "error"}}), 403,
+          "forbidden", "admin")
+    assert admin_api.call("POST", reset, {"os-reset_status": {"status": "error"}}
+                          ).status == 202
+    assert admin_view.show_snapshot(snap_id).status == "error"
+    fault(admin_api.call("POST", reset, {"os-reset_status": {"status": "creating"}}), 400,
+          "badRequest", "can be reset to")
+    fault(admin_api.call("POST", reset, {"os-force_delete": {}}), 400, "badRequest",
+          "no such action")
+    assert admin_api.call("POST", reset, {"os-reset_status": {"status": "available"}}
+                          ).status == 202
     fault(api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": UUID}}), 404,
           "itemNotFound", UUID)
     assert api.call("DELETE", f"/v3/snapshots/{snap_id}").status == 202

@@ -259,6 +259,8 @@ def test_an_operator_changes_types_and_a_user_snapshot_properties_with_openstack
               "owner=ops", snap_id)
     openstack(user, "volume", "snapshot", "unset", "--property", "owner", snap_id)
     assert admin_view.show_snapshot(snap_id).metadata == {"k": "v", "tier": "gold"}
+    cinder("snapshot-reset-state", "--state", "error", snap_id)  # had been a 404
+    assert admin_view.show_snapshot(snap_id).status == "error"
     openstack(user, "volume", "snapshot", "delete", snap_id)
     wait_for(lambda: not admin_view.list_snapshots(all_projects=True, volume_id=volume_id))
     openstack(user, "volume", "delete", volume_id)
