@@ -75,7 +75,6 @@ class VolumeAdmin:
         await save_both(self.reverts, rec, snapshot)
         return rec.view()
 
-
     async def on_snapshot_reset_state(self, req: Request) -> Snapshot:
         body: SnapshotResetState = req.body
         require_admin(req.ctx, "reset a snapshot's status")
