@@ -604,7 +604,6 @@ class GatewayStore:
              int(vtype.is_public)),
         )
 
-
     async def save_type(self, vtype: VolumeType) -> None:
         await self.db.write(UPDATE_TYPE, (vtype.name, vtype.description,
                                           json.dumps(vtype.extra_specs), int(vtype.is_public),

@@ -301,7 +301,6 @@ class QuotaActor(Actor):
             raise InvalidInput(str(exc)) from exc
         return AfterCommit(self._persist(change), self._view(body.project))
 
-
     def on_delete(self, req: Request) -> AfterCommit:
         project = req.body.project
         if not isinstance(project, str) or not project:
