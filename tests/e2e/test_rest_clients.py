@@ -205,6 +205,14 @@ def test_the_openstack_command_creates_shows_lists_and_deletes_a_volume(
     summary = openstack("--os-volume-api-version", "3.36", "volume", "summary", "-f", "json")
     assert json.loads(summary) == {"Total Count": 1, "Total Size": 1,
                                    "Metadata": {"tier": ["gold"]}}
+    snap_id = openstack("volume", "snapshot", "create", "--volume", volume_id, "s", "-f",
+                        "value", "-c", "id").strip()
+    wait_for(lambda: admin_view.show_snapshot(snap_id).status == "available")
+    openstack("--os-volume-api-version", "3.40", "volume", "revert", snap_id)
+    volume_status(admin_view, volume_id, "available")
+    wait_for(lambda: admin_view.show_snapshot(snap_id).status == "available")
+    openstack("volume", "snapshot", "delete", snap_id)
+    wait_for(lambda: not admin_view.list_snapshots(all_projects=True, volume_id=volume_id))
     openstack("volume", "delete", volume_id)
     gone(admin_view, volume_id)
     assert openstack("volume", "list", "-f", "value").strip() == ""
