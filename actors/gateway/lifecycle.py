@@ -325,26 +325,34 @@ class GatewayLifecycle:
         if req.body.watch:
             self.gw.watchers.remove(object_id, req)
 
-    def _from_node(self, req: Request) -> None:
+    def _reported_volume(self, req: Request, volume_id: str) -> VolumeRecord | None:
+        """The volume a node's report is about (None: unknown), once the sender is a
+        node (``require_reporter``) and the one holding it (``require_holder``)."""
         require_reporter(req, self.gw.router, self._nodes)
-
-    async def on_volume_deleted(self, req: Request) -> None:
-        self._from_node(req)
-        body: VolumeRef = req.body
-        rec = self.store.volumes.get(body.volume_id)
+        rec = self.store.volumes.get(volume_id)
         if rec is not None:
             require_holder(req, rec.host, f"volume {rec.id}")
+        return rec
+
+    def _reported_snapshot(self, req: Request, snapshot_id: str) -> SnapshotRecord | None:
+        """As ``_reported_volume``, for a snapshot."""
+        require_reporter(req, self.gw.router, self._nodes)
+        rec = self.store.snapshots.get(snapshot_id)
+        if rec is not None:
+            require_holder(req, rec.host, f"snapshot {rec.id}")
+        return rec
+
+    async def on_volume_deleted(self, req: Request) -> None:
+        body: VolumeRef = req.body
+        rec = self._reported_volume(req, body.volume_id)
         if rec is None or rec.status is not V.DELETING:
             log.warning("volume.deleted for %s, which is not deleting", body.volume_id)
             return
         await self.finish_volume_delete(rec, req.ctx)
 
     async def on_volume_extended(self, req: Request) -> None:
-        self._from_node(req)
         body: VolumeExtended = req.body
-        rec = self.store.volumes.get(body.volume_id)
-        if rec is not None:
-            require_holder(req, rec.host, f"volume {rec.id}")
+        rec = self._reported_volume(req, body.volume_id)
         new = body.status
         if rec is None or rec.status is not V.EXTENDING \
                 or self.store.extends.get(rec.id) != body.reservation_id:
@@ -363,11 +371,8 @@ class GatewayLifecycle:
         VOLUME_EXTENDED_AFTER_COMMIT()
 
     async def on_volume_reverted(self, req: Request) -> None:
-        self._from_node(req)
         body: VolumeReverted = req.body
-        rec = self.store.volumes.get(body.volume_id)
-        if rec is not None:
-            require_holder(req, rec.host, f"volume {rec.id}")
+        rec = self._reported_volume(req, body.volume_id)
         if rec is None or rec.status is not V.REVERTING:
             log.warning("volume.reverted for %s, which is not reverting", body.volume_id)
             return  # a second report of one revert (the reconciler sent it again)
@@ -470,13 +475,11 @@ class GatewayLifecycle:
         return c.record.view()
 
     async def on_snapshot_update(self, req: Request) -> None:
-        self._from_node(req)
         body: SnapshotUpdate = req.body
-        rec = self.store.snapshots.get(body.snapshot_id)
+        rec = self._reported_snapshot(req, body.snapshot_id)
         if rec is None:
             log.warning("snapshot.update for unknown snapshot %s", body.snapshot_id)
             return
-        require_holder(req, rec.host, f"snapshot {rec.id}")
         new = body.status
         if new is rec.status:
             return
@@ -486,10 +489,7 @@ class GatewayLifecycle:
         SNAPSHOT_UPDATE_AFTER_COMMIT()
 
     async def on_snapshot_deleted(self, req: Request) -> None:
-        self._from_node(req)
-        rec = self.store.snapshots.get(req.body.snapshot_id)
-        if rec is not None:
-            require_holder(req, rec.host, f"snapshot {rec.id}")
+        rec = self._reported_snapshot(req, req.body.snapshot_id)
         if rec is None or rec.status is not SnapshotStatus.DELETING:
             log.warning("snapshot.deleted for %s, which is not deleting", req.body.snapshot_id)
             return

@@ -15,25 +15,14 @@ from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
 from tests.conftest import E2ECluster, EventTap, eventually
 from tests.e2e.test_e2e_reconcile import FAST, kill_and_restart_nodes, left_alone, stalling
-
-
-def write_at(path: Path, offset: int, data: bytes) -> None:
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        f.write(data)
-
-
-def read_at(path: Path, offset: int, length: int) -> bytes:
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return f.read(length)
+from tests.unit.test_backend_file import read_at, write_pattern
 
 
 async def available_volume(c: E2ECluster, client: Client, data: bytes) -> tuple[Volume, Path]:
     vol = await client.create_volume(1, wait=True)
     assert vol.host is not None
     path = c.volume_file(vol.host, vol.id)
-    write_at(path, 0, data)
+    write_pattern(path, [(0, data)])
     return vol, path
 
 
@@ -42,10 +31,10 @@ async def test_a_volume_reverts_to_its_latest_snapshot_and_holds_its_bytes_again
 ) -> None:
     vol, path = await available_volume(cluster, client, b"as snapshotted")
     older = await client.create_snapshot(vol.id, name="older", wait=True)
-    write_at(path, 0, b"between the two")
+    write_pattern(path, [(0, b"between the two")])
     snap = await client.create_snapshot(vol.id, name="newest", wait=True)
-    write_at(path, 0, b"written after!!")
-    write_at(path, 512 << 20, b"far in")
+    write_pattern(path, [(0, b"written after!!")])
+    write_pattern(path, [(512 << 20, b"far in")])
     quota_before = (await client.show_quota()).in_use
 
     reverted = await client.revert_volume(vol.id, snap.id, wait=True)
@@ -88,7 +77,7 @@ async def test_a_revert_lost_with_its_node_is_sent_again_and_an_admin_s_reset_fr
             EventTap(c) as tap:
         vol, path = await available_volume(c, client, b"snapshotted")
         snap = await client.create_snapshot(vol.id, wait=True)
-        write_at(path, 0, b"overwritten")
+        write_pattern(path, [(0, b"overwritten")])
         reset, _ = await available_volume(c, client, b"to be reset")
         reset_snap = await client.create_snapshot(reset.id, wait=True)
         for volume_id, snapshot_id in ((vol.id, snap.id), (reset.id, reset_snap.id)):
