@@ -109,6 +109,7 @@ class RevertContext:
     ctx: Context
     volume_id: str
     snapshot_id: str
+    revert_id: str
     done: bool = False
 
 
@@ -234,13 +235,15 @@ class RevertVolumeOnFinishTask(_NodeTask[RevertContext]):
     async def execute(self, c: RevertContext) -> None:
         self.s.changed()
         REVERT_BEFORE_REPORT()
-        self.s.tell_gateway("volume.reverted", VolumeReverted(c.volume_id, c.snapshot_id), c.ctx)
+        self.s.tell_gateway("volume.reverted",
+                            VolumeReverted(c.volume_id, c.snapshot_id, c.revert_id), c.ctx)
         REVERT_AFTER_REPORT()
         self.s.notify(c, "volume.revert.end")
 
 
 def _revert_failed(c: RevertContext, failure: BaseException) -> tuple[str, object]:
-    return "volume.reverted", VolumeReverted(c.volume_id, c.snapshot_id, V.ERROR, str(failure))
+    return "volume.reverted", VolumeReverted(c.volume_id, c.snapshot_id, c.revert_id, V.ERROR,
+                                             str(failure))
 
 
 # ---- snapshots --------------------------------------------------------------
@@ -366,7 +369,8 @@ class NodeLifecycle:
 
     async def on_revert_volume(self, req: Request) -> None:
         b: NodeRevertVolume = req.body
-        await self._run(self.revert, RevertContext(req.ctx, b.volume_id, b.snapshot_id),
+        await self._run(self.revert,
+                        RevertContext(req.ctx, b.volume_id, b.snapshot_id, b.revert_id),
                         b.volume_id)
 
     async def on_create_snapshot(self, req: Request) -> None:

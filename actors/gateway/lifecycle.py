@@ -373,8 +373,10 @@ class GatewayLifecycle:
     async def on_volume_reverted(self, req: Request) -> None:
         body: VolumeReverted = req.body
         rec = self._reported_volume(req, body.volume_id)
-        if rec is None or rec.status is not V.REVERTING:
-            log.warning("volume.reverted for %s, which is not reverting", body.volume_id)
+        if rec is None or rec.status is not V.REVERTING \
+                or self.store.reverts.get(rec.id) != body.revert_id:
+            log.warning("volume.reverted for %s, which is not reverting (or not by that "
+                        "revert)", body.volume_id)
             return  # a second report of one revert (the reconciler sent it again)
         if body.status is V.AVAILABLE:
             await end_revert(self, rec, V.AVAILABLE, None)

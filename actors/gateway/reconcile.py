@@ -236,8 +236,8 @@ class Reconciler:
                              "no snapshot of the volume is restoring: its bytes are its own "
                              "or the snapshot's")
             return
-        self.gw.cast_to_node(rec.host, "node.revert_volume",
-                             NodeRevertVolume(rec.id, snapshot.id), _context(rec.project_id))
+        body = NodeRevertVolume(rec.id, snapshot.id, self.gw.store.reverts.get(rec.id, ""))
+        self.gw.cast_to_node(rec.host, "node.revert_volume", body, _context(rec.project_id))
 
     def _backend(self, action: Action) -> str:
         assert action.node is not None

@@ -13,14 +13,20 @@ snapshot's, all at once, and reports ``volume.reverted``; then the volume is
 ``available`` (or ``error``, with the node's reason) and the snapshot ``available``
 again, in one transaction (``end_revert``). A revert whose cast fails puts both back.
 
-A volume left ``reverting`` (its node restarted mid-revert, or the report was lost) is
-sent the revert again by the reconciler once no node is working on it: a revert done
-twice is the same. An admin's reset of such a volume releases its snapshot too.
+Each revert has an id, kept with the volume (``pending_reverts``, in the mark's
+transaction) and named by the cast and by the node's report: only the report of the
+revert in progress ends it, so a late second report of an earlier revert cannot end a
+later one early (and make the volume ``available`` while its node is still replacing
+its bytes). A volume left ``reverting`` (its node restarted mid-revert, or the report
+was lost) is sent the same revert, with the same id, again by the reconciler once no
+node is working on it: a revert done twice is the same. An admin's reset of such a
+volume releases its snapshot and drops the id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -90,12 +96,16 @@ class RevertServices(Protocol):
     def publish_snapshot(self, rec: SnapshotRecord) -> None: ...
 
 
-async def save_both(s: RevertServices, volume: VolumeRecord, snapshot: SnapshotRecord | None
-                    ) -> None:
-    """The volume's status and the snapshot's in one transaction, then everyone told."""
+async def save_both(s: RevertServices, volume: VolumeRecord, snapshot: SnapshotRecord | None,
+                    revert_id: str | None = None) -> None:
+    """The volume's status and the snapshot's in one transaction, then everyone told;
+    with them the id of the volume's revert: ``revert_id`` kept while it runs, dropped
+    (None) when it has ended."""
     written = [s.store.queue_status(volume)]
     if snapshot is not None:
         written.append(s.store.snapshots.queue_status(snapshot))
+    if revert_id is not None or volume.id in s.store.reverts:
+        written.append(s.store.queue_revert(volume.id, revert_id))
     await asyncio.gather(*written)
     s.publish_volume(volume)
     if snapshot is not None:
@@ -125,6 +135,7 @@ class RevertContext:
     snapshot: SnapshotRecord | None = None
     claimed: str | None = None  # the volume this flow claimed (released when it ends)
     marked: bool = False  # this flow moved the volume to reverting
+    revert_id: str = ""  # this revert's, kept with the volume while it runs
 
 
 class _Task(Task[RevertContext]):
@@ -154,8 +165,9 @@ class MarkRevertingTask(_Task):
         check_volume_move(volume.status, V.REVERTING)
         volume.status, volume.reason, c.marked = V.REVERTING, None, True
         snapshot.move(P.RESTORING)
+        c.revert_id = uuid.uuid4().hex
         REVERT_MARK_BEFORE_COMMIT()
-        await save_both(self.s, volume, snapshot)
+        await save_both(self.s, volume, snapshot, c.revert_id)
         REVERT_MARK_AFTER_COMMIT()
 
     async def revert(self, c: RevertContext, failure: BaseException) -> None:
@@ -177,7 +189,7 @@ class RevertCastTask(_Task):
         assert volume is not None and volume.host is not None and snapshot is not None
         REVERT_CAST_BEFORE_SEND()
         await self.s.send_to_node(volume.host, "node.revert_volume",
-                                  NodeRevertVolume(volume.id, snapshot.id), c.ctx)
+                                  NodeRevertVolume(volume.id, snapshot.id, c.revert_id), c.ctx)
         REVERT_CAST_AFTER_SEND()
 
 

@@ -13,7 +13,7 @@ use, so a volume has one record at a time and flows change it in place: what vol
 snapshots and attachments share, ``row_records.RowRecords``. Pages read rows in listing
 order through the indexes on (project_id, created_at, id) and (created_at, id), each
 volume as memory holds it. A start reads only what is small: the pending extends and
-the sources of the volumes being created (the source locks).
+reverts and the sources of the volumes being created (the source locks).
 
 Request ids expire, as EC2's client tokens do: a request id names the volume it made
 for ``REQUEST_ID_TTL_S`` (a day) after the create, and lives in the row, not in
@@ -127,12 +127,15 @@ CREATE TABLE IF NOT EXISTS volume_type_access (
 CREATE TABLE IF NOT EXISTS pending_extends (
     volume_id TEXT PRIMARY KEY, reservation_id TEXT NOT NULL, outcome TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pending_reverts (
+    volume_id TEXT PRIMARY KEY, revert_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS volume_types (
     id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, description TEXT,
     extra_specs TEXT NOT NULL, is_public INTEGER NOT NULL
 );
 """
-SCHEMA_VERSION = 7  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 8  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -159,6 +162,13 @@ MIGRATIONS = {
     # 6 -> 7: ``reverting`` joins the statuses in transition: the partial index that
     # holds them is made again (by the schema) with it.
     6: "DROP INDEX IF EXISTS volumes_unsettled;",
+    # 7 -> 8: a revert in progress has an id, which the node's report names, so that a
+    # late second report of one revert cannot end the next. A revert that was running
+    # when the file was version 7 gets the empty id, which its node's report (and the
+    # reconciler's resend) names too.
+    7: "CREATE TABLE IF NOT EXISTS pending_reverts (volume_id TEXT PRIMARY KEY, "
+       "revert_id TEXT NOT NULL); INSERT OR IGNORE INTO pending_reverts "
+       "SELECT id, '' FROM volumes WHERE status = 'reverting';",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -204,6 +214,8 @@ ADD_ACCESS = "INSERT OR IGNORE INTO volume_type_access VALUES (?, ?)"
 REMOVE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=? AND project_id=?"
 INSERT_EXTEND = "INSERT OR REPLACE INTO pending_extends VALUES (?, ?, '')"
 DELETE_EXTEND = "DELETE FROM pending_extends WHERE volume_id=?"
+INSERT_REVERT = "INSERT OR REPLACE INTO pending_reverts VALUES (?, ?)"
+DELETE_REVERT = "DELETE FROM pending_reverts WHERE volume_id=?"
 # A listing's keys, through the same indexes as its rows (covering): where a bounded scan
 # of the listing ends.
 SELECT_LISTING_KEYS = "SELECT v.id, v.created_at FROM volumes v"
@@ -360,6 +372,8 @@ class GatewayStore:
         self.journal = QuotaJournal(self.db)  # what the gateway owes the quota actor
         # volume id -> the quota reservation of its extend in progress (pending_extends)
         self.extends: dict[str, str] = {}
+        # volume id -> the id of its revert in progress (pending_reverts)
+        self.reverts: dict[str, str] = {}
         self.snapshots = SnapshotStore(self.db, self.journal, self.read_only)
         # the gateway's types by id (load_volumes; changed in place as types come and go)
         self.types: dict[str, VolumeType] = {}
@@ -404,18 +418,21 @@ class GatewayStore:
         await self.journal.load()
 
     def read_volumes(self, conn: sqlite3.Connection) -> Callable[[], None]:
-        """In the database thread: the pending extends, the sources of the volumes being
-        created (what locks a source: ``SnapshotStore.copying_from``; a copy made earlier
-        holds none); return what puts them in memory (on the loop)."""
+        """In the database thread: the pending extends and reverts, the sources of the
+        volumes being created (what locks a source: ``SnapshotStore.copying_from``; a copy
+        made earlier holds none); return what puts them in memory (on the loop)."""
         rows = conn.execute("SELECT volume_id, reservation_id FROM pending_extends").fetchall()
         extends = {vid: rid for vid, rid in rows}
+        rows = conn.execute("SELECT volume_id, revert_id FROM pending_reverts").fetchall()
+        reverts = {vid: rid for vid, rid in rows}
         sources = conn.execute(SELECT_SOURCES_OF_CREATING).fetchall()
-        return partial(self._install, extends, sources)
+        return partial(self._install, extends, reverts, sources)
 
-    def _install(self, extends: dict[str, str],
+    def _install(self, extends: dict[str, str], reverts: dict[str, str],
                  sources: list[tuple[str, str | None, str | None]]) -> None:
         self._unwritten = {}
         self.extends = extends
+        self.reverts = reverts
         self.snapshots.install(sources)
 
     def _type_of(self, type_id: str | None) -> VolumeType:
@@ -596,6 +613,15 @@ class GatewayStore:
                 self.journal.owe_rollback(reservation_id, project)
         for write in queued:
             await write
+
+    def queue_revert(self, volume_id: str, revert_id: str | None) -> asyncio.Future[None]:
+        """Keep ``revert_id`` as the volume's revert in progress (None: it has ended),
+        in the transaction of the statuses queued with it."""
+        if revert_id is None:
+            self.reverts.pop(volume_id, None)
+            return self.db.write(DELETE_REVERT, (volume_id,))
+        self.reverts[volume_id] = revert_id
+        return self.db.write(INSERT_REVERT, (volume_id, revert_id))
 
     async def add_type(self, vtype: VolumeType) -> None:
         await self.db.write(

@@ -175,6 +175,7 @@ class NodeExtendVolume:
 class NodeRevertVolume:
     volume_id: str
     snapshot_id: str
+    revert_id: str  # named by the node's report: which revert it ends
 
 
 @message
@@ -216,6 +217,7 @@ class VolumeReverted:
 
     volume_id: str
     snapshot_id: str
+    revert_id: str  # the cast's: a late report of an earlier revert ends nothing
     status: VolumeStatus = VolumeStatus.AVAILABLE
     reason: str | None = None
 

@@ -416,6 +416,34 @@ async def test_a_file_of_version_6_gets_reverting_in_its_partial_index(
     assert (stuck, version) == (["vol-r"], SCHEMA_VERSION)
 
 
+async def test_a_revert_s_id_is_kept_with_its_volume_and_a_version_7_file_gets_one(
+    tmp_path: Path,
+) -> None:
+    """The id of a revert in progress is in the file (what a start reads back, and what
+    the node's report must name); its end drops it. A file of version 7 knew no ids: a
+    volume reverting there gets the empty id, which its node's report names too."""
+    path = tmp_path / "gateway.db"
+    async with open_gateway_store(path) as store:
+        for vid in ("vol-r", "vol-s", "vol-old"):
+            await store.add_volume(volume(vid, 1.0, status=VolumeStatus.REVERTING))
+        await store.queue_revert("vol-r", "revert-1")
+        await store.queue_revert("vol-s", "revert-2")
+        await store.queue_revert("vol-s", None)  # ended
+    async with open_gateway_store(path) as again:
+        await again.load_volumes({PLAIN.id: PLAIN})
+        assert again.reverts == {"vol-r": "revert-1"}
+
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP TABLE pending_reverts; PRAGMA user_version=7;")
+    conn.commit()
+    conn.close()
+    async with open_gateway_store(path) as migrated:
+        await migrated.load_volumes({PLAIN.id: PLAIN})
+        version = migrated.read_only().execute("PRAGMA user_version").fetchone()[0]
+        assert (migrated.reverts, version) == ({"vol-r": "", "vol-s": "", "vol-old": ""},
+                                               SCHEMA_VERSION)
+
+
 async def test_a_file_of_version_3_gets_the_listing_indexes_and_its_volumes_read(
     tmp_path: Path,
 ) -> None:
