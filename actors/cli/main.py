@@ -14,10 +14,10 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
+from cinderblock import __version__
 from cinderblock.actors.cli.attachments import add_attachment
 from cinderblock.actors.cli.base import (
     UsageError,
@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                            epilog=ENVIRONMENT,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version",
-                        version=f"cinderblock {_version()}")
+                        version=f"cinderblock {__version__}")
     add_globals(parser, top=True)
     add_output(parser)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -182,13 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_health(sub, common, _leaf)
     add_completion(sub, parser)
     return parser
-
-
-def _version() -> str:
-    try:
-        return version("cinderblock")
-    except PackageNotFoundError:
-        return "unknown (not installed)"
 
 
 def _leaf(sub: Any, common: argparse.ArgumentParser, name: str, help: str,

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
+from cinderblock import __version__
 from cinderblock.actors.rest import views
 from cinderblock.actors.rest.auth import Authenticator, Caller
 from cinderblock.actors.rest.errors import HttpFault, bad_request, fault, from_gateway, not_found
@@ -585,6 +586,20 @@ class Front:
         detail = flag(request.query.get("detail"))
         return json_response({"pools": [views.pool(b, detail) for b in backends]})
 
+    async def capabilities(self, request: web.Request) -> web.Response:
+        """Cinder's capabilities of one backend (admin), named as ``os-services`` names
+        its ``cinder-volume`` (``node-1@file``); the scheduler's ``backend.list`` holds
+        what each node reported last."""
+        if not self.caller(request).admin:
+            raise HttpFault(403, "Policy doesn't allow volume_extension:capabilities to be "
+                            "performed.")
+        host = request.match_info["host"]
+        backends = await self.client_for(request).list_backends()
+        found = next((b for b in backends if b.backend == host), None)
+        if found is None:
+            raise not_found(f"Can't find service: {host}")
+        return json_response(views.backend_capabilities(found, __version__))
+
     async def services(self, request: web.Request) -> web.Response:
         """Cinder's ``os-services`` (admin): the scheduler and each backend's
         ``cinder-volume``, filtered by ``host`` and ``binary``. The backends are the
@@ -913,6 +928,7 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/os-availability-zone", f.zones),
         ("GET", "/scheduler-stats/get_pools", f.pools),
         ("GET", "/os-services", f.services),
+        ("GET", "/capabilities/{host}", f.capabilities),
         ("GET", "/messages", f.messages),
         ("GET", "/messages/{id}", f.messages),
         ("DELETE", "/messages/{id}", f.message_delete),

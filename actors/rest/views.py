@@ -171,6 +171,56 @@ def pool(b: Backend, detail: bool) -> dict[str, Any]:
     return {"name": name, "capabilities": caps}
 
 
+# The capabilities an extra spec can name, as Cinder's drivers describe theirs
+# (``_init_standard_capabilities``: a title, a description and a JSON type).
+_PROPERTY_TEXT = {
+    "thin_provisioning_support": ("Thin Provisioning",
+                                  "Volumes take space as they are written."),
+    "thick_provisioning_support": ("Thick Provisioning",
+                                   "Volumes take their whole size when they are made."),
+    "multiattach": ("Multiattach", "A volume may be attached to several hosts at once."),
+    "clone_method": ("Clone Method", "How a copy of a volume or a snapshot is made on the "
+                                     "backend (reflink, copy, or none for a backend without "
+                                     "bytes)."),
+    "sparse_copy": ("Sparse Copy", "A copy skips what was never written."),
+}
+_SHOWN_APART = frozenset({"volume_backend_name", "storage_protocol"})
+
+
+def _json_type(value: object) -> str | None:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "string" if isinstance(value, str) else None
+
+
+def backend_capabilities(b: Backend, driver_version: str) -> dict[str, Any]:
+    """Cinder's capabilities view of one backend (``/capabilities/{host}``): what its node
+    reports, the keys an extra spec can name (``capabilities:<key>``) as ``properties``."""
+    properties: dict[str, dict[str, str]] = {}
+    for key, value in sorted(b.capabilities.items()):
+        kind = _json_type(value)
+        if key in _SHOWN_APART or kind is None:
+            continue
+        title, text = _PROPERTY_TEXT.get(key, (key.replace("_", " ").title(),
+                                               f"The backend's {key}."))
+        properties[key] = {"title": title, "description": text, "type": kind}
+    return {
+        "namespace": f"OS::Storage::Capabilities::{b.backend}",
+        "vendor_name": "cinderblock",
+        "volume_backend_name": b.capabilities.get("volume_backend_name", b.backend),
+        "pool_name": b.backend.partition("@")[2] or b.backend,
+        "driver_version": driver_version,
+        "storage_protocol": b.capabilities.get("storage_protocol", "nbd"),
+        "display_name": None, "description": None, "visibility": None,
+        "replication_targets": [],
+        "properties": properties,
+    }
+
+
 def user_message(m: UserMessage, base: str) -> dict[str, Any]:
     """Cinder's user message view (3.3)."""
     return {

@@ -929,6 +929,27 @@ def test_os_services_lists_the_scheduler_and_each_backend_for_an_admin_only(
         "services": []}
 
 
+def test_an_admin_reads_a_backend_s_capabilities_as_its_service_names_it(
+    api: Api, admin_api: Api, admin_view: SyncClient,
+) -> None:
+    """``/capabilities/{host}`` (``cinder get-capabilities``, ``openstack volume backend
+    capability show``): what the backend's node reports, the keys an extra spec can name
+    as typed properties; a host no service has is 404, a member 403, as Cinder's."""
+    backend = wait_for(lambda: [b for b in admin_view.list_backends() if b.up] or None)[0]
+    fault(api.call("GET", f"/v3/capabilities/{backend.backend}"), 403, "forbidden",
+          "volume_extension:capabilities")
+    caps = admin_api.call("GET", f"/v3/capabilities/{backend.backend}").body
+    assert caps["namespace"] == f"OS::Storage::Capabilities::{backend.backend}"
+    assert (caps["volume_backend_name"], caps["storage_protocol"], caps["pool_name"]) == (
+        backend.capabilities["volume_backend_name"], "nbd", backend.backend.partition("@")[2])
+    assert caps["properties"]["multiattach"]["type"] == "boolean"
+    assert caps["properties"]["clone_method"]["type"] == "string"
+    assert set(caps["properties"]) == set(backend.capabilities) - {
+        "volume_backend_name", "storage_protocol"}
+    fault(admin_api.call("GET", "/v3/capabilities/nowhere@file"), 404, "itemNotFound",
+          "Can't find service: nowhere@file")
+
+
 def test_os_services_says_the_scheduler_is_down_while_it_is_and_up_again_after(
     cluster_factory: Callable[..., E2ECluster],
 ) -> None:

@@ -302,6 +302,17 @@ def test_cinder_and_openstack_list_the_services_an_operator_checks(
                "-c", "State"])
     assert sorted(osc.splitlines()) == sorted(
         ["cinder-scheduler scheduler up", *(f"cinder-volume {b} up" for b in backends)])
+    host = sorted(backends)[0]  # what each prints of one backend's capabilities
+    keys = run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+                "admin:admin", "--os-endpoint", rest_cluster.rest_url,
+                "--os-volume-api-version", "3", "volume", "backend", "capability", "show",
+                host, "-f", "value", "-c", "Key"])
+    assert {"multiattach", "thin_provisioning_support"} <= set(keys.split())
+    stats = table(run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
+                       "--os-project-id", "admin", "--os-endpoint", rest_cluster.rest_url,
+                       "get-capabilities", host]))
+    assert (stats["namespace"], stats["storage_protocol"]) == (
+        f"OS::Storage::Capabilities::{host}", "nbd")
 
 
 # ---- openstacksdk ---------------------------------------------------------------------------

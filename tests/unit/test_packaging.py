@@ -42,4 +42,4 @@ def test_the_installed_modules_come_from_this_checkout() -> None:
     import cinderblock.protocol.client as client
 
     assert Path(client.__file__).resolve().is_relative_to(ROOT / "protocol")
-    assert cinderblock.__version__
+    assert cinderblock.__version__ == _pyproject()["project"]["version"]  # type: ignore[index]

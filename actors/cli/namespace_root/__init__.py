@@ -13,4 +13,9 @@ mapped here by ``package-dir`` in pyproject.toml; this package's own two files l
 Programs use ``from cinderblock.protocol.client import Client, SyncClient``.
 """
 
-__version__ = "0.2.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("cinderblock")  # pyproject.toml's: one version, where it is set
+except PackageNotFoundError:
+    __version__ = "unknown (not installed)"
