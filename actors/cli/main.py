@@ -50,6 +50,7 @@ from cinderblock.actors.cli.up import cmd_down, cmd_status, cmd_up
 from cinderblock.actors.cli.volumes import add_create_sources, add_snapshot, add_volume_lifecycle
 from cinderblock.actors.runtime.config import SYNCHRONOUS
 from cinderblock.protocol.client.client import SyncClient
+from cinderblock.protocol.messages.quota import QuotaSet
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import AttachmentStatus
 from cinderblock.protocol.wire.errors import CinderblockError
@@ -319,13 +320,22 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     add_volume_lifecycle(vol, common, _leaf)
 
 
+QUOTA_OPTIONS = ("volumes", "gigabytes", "snapshots", "per-volume-gigabytes")
+
+
 def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
     quota = sub.add_parser("quota", help="quotas").add_subparsers(required=True)
     p = _leaf(quota, common, "show", "show a project's quota and usage", cmd_quota_show)
     p.add_argument("target_project", nargs="?")
     p = _leaf(quota, common, "set", "set a project's limits (admin)", cmd_quota_set)
     p.add_argument("target_project")
-    for name in ("volumes", "gigabytes", "snapshots", "per-volume-gigabytes"):
+    for name in QUOTA_OPTIONS:
+        p.add_argument(f"--{name}", type=int_arg(name))
+    _leaf(quota, common, "defaults", "show the default limits (cinder quota-class-show "
+          "default)", cmd_quota_defaults)
+    p = _leaf(quota, common, "set-defaults", "set default limits, every project's without "
+              "its own (admin; cinder quota-class-update default)", cmd_quota_set_defaults)
+    for name in QUOTA_OPTIONS:
         p.add_argument(f"--{name}", type=int_arg(name))
     p = _leaf(quota, common, "delete", "put a project back on the default limits (admin; "
               "cinder quota-delete)", cmd_quota_delete)
@@ -482,15 +492,34 @@ def cmd_quota_show(args: argparse.Namespace) -> int:
     return listing(args, columns_named("Resource", "Limit", "In Use", "Reserved"), rows)
 
 
-def cmd_quota_set(args: argparse.Namespace) -> int:
+def _limits_given(args: argparse.Namespace) -> dict[str, int]:
     limits = {name: getattr(args, name) for name in
-              ("volumes", "gigabytes", "snapshots", "per_volume_gigabytes")
-              if getattr(args, name) is not None}
+              (o.replace("-", "_") for o in QUOTA_OPTIONS) if getattr(args, name) is not None}
     if not limits:
-        raise UsageError("give at least one of --volumes, --gigabytes, --snapshots, "
-                         "--per-volume-gigabytes")
+        raise UsageError(f"give at least one of {', '.join('--' + o for o in QUOTA_OPTIONS)}")
+    return limits
+
+
+def cmd_quota_set(args: argparse.Namespace) -> int:
+    limits = _limits_given(args)
     with client(args) as c:
         return show(args, c.set_quota(args.target_project, **limits))
+
+
+def cmd_quota_defaults(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return _default_limits(args, c.show_quota(None, defaults=True))
+
+
+def cmd_quota_set_defaults(args: argparse.Namespace) -> int:
+    limits = _limits_given(args)
+    with client(args) as c:
+        return _default_limits(args, c.set_default_quotas(**limits))
+
+
+def _default_limits(args: argparse.Namespace, quota: QuotaSet) -> int:
+    """The default limits: no project's, so no usage."""
+    return listing(args, columns_named("Resource", "Limit"), list(quota.limits.items()))
 
 
 def cmd_quota_delete(args: argparse.Namespace) -> int:

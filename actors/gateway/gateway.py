@@ -155,6 +155,7 @@ class Gateway(Actor):
             "quota.show_many": self.on_quota_show_many,
             "quota.set": self.on_quota_forward,
             "quota.delete": self.on_quota_forward,
+            "quota.set_defaults": self.on_quota_set_defaults,
             "backend.list": self.on_backend_list,
             "ping": lambda req: Empty(),
             **self.attachments.handlers(),
@@ -482,6 +483,11 @@ class Gateway(Actor):
             require_admin(req.ctx, "see another project's quotas")  # a monitor reads any
         body = type(req.body)(**{**dump(req.body), "project": project})
         reply = await self.quota_call(req.env.op, body, req.ctx, timeout=10.0)
+        return parse(QuotaSet, reply, strict=False)
+
+    async def on_quota_set_defaults(self, req: Request) -> QuotaSet:
+        require_admin(req.ctx, "set the default quotas")
+        reply = await self.quota_call("quota.set_defaults", req.body, req.ctx, timeout=10.0)
         return parse(QuotaSet, reply, strict=False)
 
     async def on_quota_show_many(self, req: Request) -> QuotaSets:

@@ -3,7 +3,10 @@
 Theory (Cinder's DbQuotaDriver, cinder/quota.py and db/sqlalchemy/api.py)
 -------------------------------------------------------------------------
 Per (project, resource) the book keeps a ``Usage(in_use, reserved)``; per
-project, limit overrides on top of the book's defaults (-1 = unlimited).
+project, limit overrides on top of the book's defaults (-1 = unlimited). The defaults
+are the configured ones, and over them what an admin set for Cinder's ``default``
+quota class (``set_default_limits``: they hold for every project without its own
+override; as Cinder's quota-class update, usage is not checked against them).
 
 ``reserve`` is all or nothing: every positive delta must satisfy
 ``in_use + reserved + delta <= limit``, and ``deltas["gigabytes"]`` (or
@@ -88,6 +91,7 @@ MAX_AMOUNT = (1 << 53) - 1  # one delta or usage: far past any limit, sums stay 
 
 UsageRow = tuple[str, str, int, int]  # project, resource, in_use, reserved
 LimitRow = tuple[str, str, int]  # project, resource, limit
+DefaultRow = tuple[str, int]  # resource, limit: the default quota class's
 FinishedRow = tuple[str, str, float]  # reservation or op id, outcome, when
 KEEP_FINISHED_S = 7 * 86400.0  # how long a finished id is remembered (the replay window)
 SWEPT = "incarnation:"  # a finished row naming a gateway incarnation that swept
@@ -164,8 +168,9 @@ class Change:
 
     Apply in this order: delete ``removed`` reservations, insert ``added``,
     upsert ``usages``, delete the limit rows of the ``cleared`` projects, upsert
-    ``limits`` rows (usages and limits carry resulting values), insert ``finished``
-    ids, delete ``forgotten`` ones. All in one transaction.
+    ``limits`` rows (usages and limits carry resulting values), upsert the default
+    class's ``defaults`` rows, insert ``finished`` ids, delete ``forgotten`` ones. All
+    in one transaction.
     """
 
     usages: tuple[UsageRow, ...] = ()
@@ -175,11 +180,12 @@ class Change:
     finished: tuple[FinishedRow, ...] = ()
     forgotten: tuple[str, ...] = ()
     cleared: tuple[str, ...] = ()  # projects back on the default limits
+    defaults: tuple[DefaultRow, ...] = ()  # the default quota class's limits
 
     @property
     def empty(self) -> bool:
         return not (self.usages or self.added or self.removed or self.limits
-                    or self.finished or self.forgotten or self.cleared)
+                    or self.finished or self.forgotten or self.cleared or self.defaults)
 
     @classmethod
     def merge(cls, changes: Iterable[Change]) -> Change:
@@ -191,6 +197,7 @@ class Change:
         finished: dict[str, FinishedRow] = {}
         forgotten: dict[str, None] = {}
         cleared: dict[str, None] = {}
+        defaults: dict[str, DefaultRow] = {}
         for change in changes:
             for rid in change.removed:
                 if added.pop(rid, None) is None:
@@ -201,6 +208,7 @@ class Change:
                 limits = {key: row for key, row in limits.items() if key[0] != project}
                 cleared[project] = None
             limits.update(((row[0], row[1]), row) for row in change.limits)
+            defaults.update((row[0], row) for row in change.defaults)
             for frow in change.finished:
                 finished[frow[0]] = frow
                 forgotten.pop(frow[0], None)
@@ -210,6 +218,7 @@ class Change:
         return cls(
             tuple(usages.values()), tuple(added.values()), tuple(removed), tuple(limits.values()),
             tuple(finished.values()), tuple(forgotten), tuple(cleared),
+            tuple(defaults.values()),
         )
 
 
@@ -249,7 +258,9 @@ class QuotaBook:
     """Limits, usages and reservations of every project, kept in dicts."""
 
     def __init__(self, default_limits: Mapping[str, int] = DEFAULT_LIMITS) -> None:
-        self._defaults = {**DEFAULT_LIMITS, **_check_limits(default_limits)}
+        self._configured = {**DEFAULT_LIMITS, **_check_limits(default_limits)}
+        self._class: dict[str, int] = {}  # the default quota class's rows (set by an admin)
+        self._defaults = dict(self._configured)  # the configured, the class's over them
         self._limits: dict[str, dict[str, int]] = {}
         self._usages: dict[str, dict[str, Usage]] = {}
         self._pending: dict[str, Reservation] = {}
@@ -264,10 +275,13 @@ class QuotaBook:
         usages: Iterable[tuple[str, str, int, int]],
         reservations: Iterable[Reservation],
         finished: Iterable[FinishedRow] = (),
+        defaults: Iterable[DefaultRow] = (),
     ) -> None:
-        """Replace the whole state with rows from the store (as ``dump`` and
-        ``finished_rows`` return)."""
+        """Replace the whole state with rows from the store (as ``dump``,
+        ``finished_rows`` and ``default_rows`` return)."""
         self._limits, self._usages, self._pending = {}, {}, {}
+        self._class = dict(_check_limits(dict(defaults)))
+        self._defaults = {**self._configured, **self._class}
         self._finished = {fid: (outcome, at) for fid, outcome, at in finished}
         self._swept = max((fid.removeprefix(SWEPT) for fid in self._finished
                            if fid.startswith(SWEPT) and _ordered(fid.removeprefix(SWEPT))),
@@ -291,6 +305,10 @@ class QuotaBook:
         ]
         pending = sorted(self._pending.values(), key=lambda r: r.id)
         return sorted(limits), sorted(usages), pending
+
+    def default_rows(self) -> list[DefaultRow]:
+        """The default quota class's rows, sorted: the fifth argument of ``load``."""
+        return sorted(self._class.items())
 
     def finished_rows(self) -> list[FinishedRow]:
         """Every remembered finished id, sorted: the fourth argument of ``load``."""
@@ -481,6 +499,17 @@ class QuotaBook:
         changed = [(project, r, v) for r, v in limits.items() if current.get(r) != v]
         current.update(limits)
         return Change(limits=tuple(changed))
+
+    def set_default_limits(self, limits: Mapping[str, int]) -> Change:
+        """Set limits of Cinder's ``default`` quota class: the limits of every project
+        that has no override of its own. As Cinder's quota-class update, a project's
+        usage is not checked against them (a project over a lowered default takes no more
+        until it is under again)."""
+        _check_limits(limits)
+        changed = tuple((r, v) for r, v in limits.items() if self._class.get(r) != v)
+        self._class.update(limits)
+        self._defaults.update(limits)
+        return Change(defaults=changed)
 
     def clear_limits(self, project: str) -> Change:
         """Drop the project's limit overrides: it is on the defaults again (Cinder's

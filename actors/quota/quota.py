@@ -35,6 +35,7 @@ from cinderblock.protocol.messages.quota import (
     QuotaAbandoned,
     QuotaApplied,
     QuotaApply,
+    QuotaDefaultsUpdate,
     QuotaRelease,
     QuotaReserve,
     QuotaSet,
@@ -60,13 +61,18 @@ CREATE TABLE IF NOT EXISTS reservations (
     id TEXT PRIMARY KEY, project TEXT NOT NULL, deltas TEXT NOT NULL, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS finished_ops (
     id TEXT PRIMARY KEY, outcome TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS default_class_limits (
+    resource TEXT PRIMARY KEY, hard_limit INTEGER NOT NULL);
 """
-SCHEMA_VERSION = 2  # PRAGMA user_version of quota.db (0: a file from before versions)
+SCHEMA_VERSION = 3  # PRAGMA user_version of quota.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: finished reservation ids and applied op ids are kept on disk, so a
     # quota change replayed after a restart is applied at most once.
     1: "CREATE TABLE IF NOT EXISTS finished_ops (id TEXT PRIMARY KEY, outcome TEXT NOT NULL, "
        "at REAL NOT NULL);",
+    # 2 -> 3: the limits an admin set for the default quota class (the schema makes
+    # their table; a file without it has the configured defaults only).
+    2: "",
 }
 INSERT_FINISHED = "INSERT OR REPLACE INTO finished_ops VALUES (?, ?, ?)"
 DELETE_FINISHED = "DELETE FROM finished_ops WHERE id=?"
@@ -75,6 +81,7 @@ INSERT_RESERVATION = "INSERT OR REPLACE INTO reservations VALUES (?, ?, ?, ?)"
 UPSERT_USAGE = "INSERT OR REPLACE INTO quota_usages VALUES (?, ?, ?, ?)"
 UPSERT_LIMIT = "INSERT OR REPLACE INTO quota_limits VALUES (?, ?, ?)"
 DELETE_LIMITS = "DELETE FROM quota_limits WHERE project=?"
+UPSERT_DEFAULT = "INSERT OR REPLACE INTO default_class_limits VALUES (?, ?)"
 log = logging.getLogger(__name__)
 QUOTA_APPLY_BEFORE_COMMIT = declare("quota.apply.before_commit")
 QUOTA_APPLY_AFTER_COMMIT = declare("quota.apply.after_commit")
@@ -93,6 +100,7 @@ def change_writes(change: qb.Change) -> list[tuple[str, tuple[Any, ...]]]:
     writes += [(UPSERT_USAGE, row) for row in change.usages]
     writes += [(DELETE_LIMITS, (project,)) for project in change.cleared]
     writes += [(UPSERT_LIMIT, row) for row in change.limits]
+    writes += [(UPSERT_DEFAULT, row) for row in change.defaults]
     writes += [(INSERT_FINISHED, row) for row in change.finished]
     writes += [(DELETE_FINISHED, (fid,)) for fid in change.forgotten]
     return writes
@@ -127,6 +135,7 @@ class QuotaActor(Actor):
             "quota.show_many": self.on_show_many,
             "quota.set": self.on_set,
             "quota.delete": self.on_delete,
+            "quota.set_defaults": self.on_set_defaults,
             "quota.sync_usage": self.on_sync_usage,
             "ping": lambda req: Empty(),
         }
@@ -157,7 +166,9 @@ class QuotaActor(Actor):
         rows = conn.execute("SELECT id, project, deltas, expires_at FROM reservations").fetchall()
         reservations = [qb.Reservation(i, p, json.loads(d), e) for i, p, d, e in rows]
         finished = conn.execute("SELECT id, outcome, at FROM finished_ops").fetchall()
-        return partial(self.book.load, limits, usages, reservations, finished)
+        defaults = conn.execute("SELECT resource, hard_limit FROM default_class_limits"
+                                ).fetchall()
+        return partial(self.book.load, limits, usages, reservations, finished, defaults)
 
     async def _expire(self) -> None:
         now = time.time()
@@ -306,6 +317,18 @@ class QuotaActor(Actor):
         if not isinstance(project, str) or not project:
             raise InvalidInput("quota.delete names the project", {"field": "project"})
         return AfterCommit(self._persist(self.book.clear_limits(project)), self._view(project))
+
+    def on_set_defaults(self, req: Request) -> AfterCommit:
+        """Cinder's quota-class update of ``default``: the limits of every project
+        without its own (kept in quota.db over the configured defaults)."""
+        body: QuotaDefaultsUpdate = req.body
+        try:
+            change = self.book.set_default_limits(body.limits)
+        except qb.QuotaError as exc:
+            raise InvalidInput(str(exc)) from exc
+        log.warning("default quotas set by %s: %s", req.ctx.user_id, body.limits)
+        return AfterCommit(self._persist(change),
+                           QuotaSet(project="", limits=self.book.default_limits()))
 
 
 def _after_apply_commit(committed: asyncio.Future[None]) -> None:

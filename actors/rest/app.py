@@ -106,6 +106,11 @@ class Front:
         caller: Caller = request["caller"]
         return caller
 
+    def _admin(self, request: web.Request, policy: str) -> None:
+        """Cinder's 403 for an API its policy gives to admins only."""
+        if not self.caller(request).admin:
+            raise HttpFault(403, f"Policy doesn't allow {policy} to be performed.")
+
     def client_for(self, request: web.Request) -> Client:
         """The front's client acting for the caller, one for the whole HTTP request:
         its calls carry the request's id (``x-openstack-request-id``), the first as it
@@ -558,16 +563,36 @@ class Front:
     async def quota_update(self, request: web.Request) -> web.Response:
         """Cinder's quota update. ``tenant_id`` and ``id`` are taken and ignored, as
         Cinder's ``NON_QUOTA_KEYS`` are: ``cinder quota-update`` sends ``tenant_id``."""
-        qs = entity(await read_json(request), "quota_set")
-        limits = {k: _quota_limit(k, v) for k, v in qs.items() if k in views.QUOTA_RESOURCES}
-        unknown = set(qs) - set(views.QUOTA_RESOURCES) - {"tenant_id", "id"}
-        if unknown:
-            raise bad_request(f"Bad key(s) in quota set: {', '.join(sorted(unknown))}")
+        limits = _quota_limits(entity(await read_json(request), "quota_set"))
         quota = await self.client_for(request).set_quota(request.match_info["project"],
                                                          **limits)
         view = views.quota_set(quota, False)
         view.pop("id")
         return json_response({"quota_set": view})
+
+    async def quota_class_show(self, request: web.Request) -> web.Response:
+        """Cinder's quota-class show (admin). cinderblock keeps one quota class,
+        ``default``, whose limits are every project's without its own; a class never set
+        shows them, as Cinder's does."""
+        self._admin(request, "volume_extension:quota_classes")
+        quota = await self.client_for(request).show_quota(None, defaults=True)
+        view = views.quota_set(quota, False)
+        view["id"] = request.match_info["class"]
+        return json_response({"quota_class_set": view})
+
+    async def quota_class_update(self, request: web.Request) -> web.Response:
+        """Cinder's quota-class update (admin), of ``default``: the limits of every
+        project without its own. Another class would hold no project here: refused."""
+        self._admin(request, "volume_extension:quota_classes:update")
+        name = request.match_info["class"]
+        if name != "default":
+            raise bad_request(f"Quota class {name!r} holds no project: cinderblock keeps "
+                              "one quota class, 'default', every project's")
+        limits = _quota_limits(entity(await read_json(request), "quota_class_set"))
+        quota = await self.client_for(request).set_default_quotas(**limits)
+        view = views.quota_set(quota, False)
+        view.pop("id")
+        return json_response({"quota_class_set": view})
 
     async def limits(self, request: web.Request) -> web.Response:
         quota = await self.client_for(request).show_quota(None)
@@ -579,9 +604,7 @@ class Front:
             {"zoneName": n, "zoneState": {"available": True}} for n in names]})
 
     async def pools(self, request: web.Request) -> web.Response:
-        if not self.caller(request).admin:
-            raise HttpFault(403, "Policy doesn't allow scheduler_extension:scheduler_stats:"
-                            "get_pools to be performed.")
+        self._admin(request, "scheduler_extension:scheduler_stats:get_pools")
         backends = await self.client_for(request).list_backends()
         detail = flag(request.query.get("detail"))
         return json_response({"pools": [views.pool(b, detail) for b in backends]})
@@ -590,9 +613,7 @@ class Front:
         """Cinder's capabilities of one backend (admin), named as ``os-services`` names
         its ``cinder-volume`` (``node-1@file``); the scheduler's ``backend.list`` holds
         what each node reported last."""
-        if not self.caller(request).admin:
-            raise HttpFault(403, "Policy doesn't allow volume_extension:capabilities to be "
-                            "performed.")
+        self._admin(request, "volume_extension:capabilities")
         host = request.match_info["host"]
         backends = await self.client_for(request).list_backends()
         found = next((b for b in backends if b.backend == host), None)
@@ -605,9 +626,7 @@ class Front:
         ``cinder-volume``, filtered by ``host`` and ``binary``. The backends are the
         scheduler's (``backend.list``): a scheduler that does not answer is listed down,
         alone."""
-        if not self.caller(request).admin:
-            raise HttpFault(403, "Policy doesn't allow volume_extension:services:index to "
-                            "be performed.")
+        self._admin(request, "volume_extension:services:index")
         version = self._pair(request)
         try:  # the scheduler answers it: its answer is the scheduler's sign of life
             backends = await self.client_for(request).list_backends()
@@ -851,6 +870,16 @@ def _bool_arg(value: Any, name: str) -> bool:
                       f"'{value}' is not a valid boolean value")
 
 
+def _quota_limits(body: dict[str, Any]) -> dict[str, int]:
+    """The limits of a quota set (or class set) update. ``tenant_id``, ``id`` and
+    ``class_name`` are taken and ignored, as Cinder's ``NON_QUOTA_KEYS``: ``cinder
+    quota-update`` sends ``tenant_id``."""
+    unknown = set(body) - set(views.QUOTA_RESOURCES) - {"tenant_id", "id", "class_name"}
+    if unknown:
+        raise bad_request(f"Bad key(s) in quota set: {', '.join(sorted(unknown))}")
+    return {k: _quota_limit(k, v) for k, v in body.items() if k in views.QUOTA_RESOURCES}
+
+
 def _quota_limit(name: str, value: Any) -> int:
     if isinstance(value, str) and value.lstrip("-").isdigit():
         value = int(value)
@@ -924,6 +953,8 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("PUT", "/os-quota-sets/{project}", f.quota_update),
         ("DELETE", "/os-quota-sets/{project}", f.quota_delete),
         ("GET", "/os-quota-sets/{project}/defaults", f.quota_defaults),
+        ("GET", "/os-quota-class-sets/{class}", f.quota_class_show),
+        ("PUT", "/os-quota-class-sets/{class}", f.quota_class_update),
         ("GET", "/limits", f.limits),
         ("GET", "/os-availability-zone", f.zones),
         ("GET", "/scheduler-stats/get_pools", f.pools),

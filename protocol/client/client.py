@@ -59,6 +59,7 @@ from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.limits import MAX_QUOTA_LIMIT, MAX_SIZE_GB, check_range
 from cinderblock.protocol.messages.quota import (
     QUOTAS_MAX,
+    QuotaDefaultsUpdate,
     QuotaDelete,
     QuotaSet,
     QuotaSets,
@@ -451,6 +452,14 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         raw = await self.call("quota.set", QuotaUpdate(project, limits))
         return parse(QuotaSet, raw, strict=False)
 
+    async def set_default_quotas(self, **limits: int) -> QuotaSet:
+        """Admin: set limits of the default quota class, every project's that has no
+        limit of its own (Cinder's quota-class update of ``default``)."""
+        for name, limit in limits.items():
+            check_range(name, limit, -1, MAX_QUOTA_LIMIT)
+        raw = await self.call("quota.set_defaults", QuotaDefaultsUpdate(limits))
+        return parse(QuotaSet, raw, strict=False)
+
     async def delete_quota(self, project: str) -> QuotaSet:
         """Admin: put the project back on the default limits (its usage stays)."""
         return parse(QuotaSet, await self.call("quota.delete", QuotaDelete(project)),
@@ -574,6 +583,9 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
 
     def delete_quota(self, project: str) -> QuotaSet:
         return self._run(lambda c: c.delete_quota(project))
+
+    def set_default_quotas(self, **limits: int) -> QuotaSet:
+        return self._run(lambda c: c.set_default_quotas(**limits))
 
     def sync_quota(self, project: str, dry_run: bool = False) -> QuotaSyncResult:
         return self._run(lambda c: c.sync_quota(project, dry_run))

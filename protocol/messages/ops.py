@@ -40,6 +40,7 @@ from cinderblock.protocol.messages.lifecycle import (
 from cinderblock.protocol.messages.quota import (
     QuotaAbandon,
     QuotaApply,
+    QuotaDefaultsUpdate,
     QuotaDelete,
     QuotaRelease,
     QuotaReserve,
@@ -130,6 +131,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "quota.show_many": (QuotaShowMany, READERS | GATEWAY),
     "quota.set": (QuotaUpdate, ADMINS | GATEWAY),
     "quota.delete": (QuotaDelete, ADMINS | GATEWAY),
+    "quota.set_defaults": (QuotaDefaultsUpdate, ADMINS | GATEWAY),
     "quota.reserve": (QuotaReserve, GATEWAY),
     "quota.commit": (ReservationRef, GATEWAY),
     "quota.rollback": (ReservationRef, GATEWAY),

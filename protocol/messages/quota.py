@@ -74,6 +74,15 @@ class QuotaUpdate:
 
 @message
 @dataclass(frozen=True, slots=True)
+class QuotaDefaultsUpdate:
+    """An admin sets limits of the default quota class (Cinder's quota-class update of
+    ``default``): every project without its own limit has these."""
+
+    limits: dict[str, Any] = field(default_factory=dict)
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class QuotaReserve:
     project: str
     deltas: dict[str, int]

@@ -241,6 +241,20 @@ def test_quota_errors_are_one_line_each(up: UpCluster) -> None:
     _one_error_line(up.cli("quota", "set", project, admin=True), "usage")
     _one_error_line(up.cli("quota", "set", project, "--volumes", "-5", admin=True),
                     "invalid_input")
+    _one_error_line(up.cli("quota", "set-defaults", "--volumes", "50", project=project),
+                    "forbidden")
+    _one_error_line(up.cli("quota", "set-defaults", admin=True), "usage")
+    _one_error_line(up.cli("quota", "set-defaults", "--snapshots", "-5", admin=True),
+                    "invalid_input")
+
+
+def test_quota_defaults_shows_and_set_defaults_sets_the_default_limits(up: UpCluster) -> None:
+    """Set to what they are (the cluster is shared: another test's project would feel a
+    change); ``test_e2e_quota_classes`` changes them on a cluster of its own."""
+    shown = {row["resource"]: row["limit"] for row in up.cli_json("quota", "defaults")}
+    assert (shown["volumes"], shown["gigabytes"]) == (10, 1000)
+    same = up.cli_json("quota", "set-defaults", "--volumes", "10", admin=True)
+    assert {row["resource"]: row["limit"] for row in same} == shown
 
 
 def test_backend_list_and_az_list(up: UpCluster) -> None:

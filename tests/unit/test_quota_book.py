@@ -32,6 +32,7 @@ class FakeStore:
         self.limits: dict[tuple[str, str], int] = {}
         self.usages: dict[tuple[str, str], tuple[int, int]] = {}
         self.reservations: dict[str, Reservation] = {}
+        self.defaults: dict[str, int] = {}
 
     def apply(self, change: Change) -> None:
         for rid in change.removed:
@@ -46,6 +47,7 @@ class FakeStore:
                 del self.limits[key]
         for project, resource, limit in change.limits:
             self.limits[project, resource] = limit
+        self.defaults.update(change.defaults)
 
     def rows(self) -> tuple[list[LimitRow], list[UsageRow], list[Reservation]]:
         limits = sorted((p, r, v) for (p, r), v in self.limits.items())
@@ -293,6 +295,38 @@ def test_a_deleted_quota_is_the_defaults_again_whatever_is_in_use() -> None:
     assert book.clear_limits(P).empty  # nothing left to delete
     with pytest.raises(OverQuota):  # 20 in use against a limit of 10: as Cinder, no check
         book.reserve(P, {"volumes": 1}, NOW)
+
+
+def test_the_default_class_s_limits_are_every_project_s_without_its_own_and_are_kept() -> None:
+    """Cinder's quota-class update of ``default``: projects without a limit of their own
+    have the new one at once, usage not checked against it; its rows are what a
+    restart loads back over the configured defaults."""
+    book, store = QuotaBook({"volumes": 10}), FakeStore()
+    store.apply(book.set_limits("own", {"volumes": 50}))
+    book.commit(book.reserve(P, {"volumes": 6}, NOW)[0].id)
+    change = book.set_default_limits({"volumes": 5, "snapshots": 3})
+    assert change == Change(defaults=(("volumes", 5), ("snapshots", 3)))
+    store.apply(change)
+    assert (book.limits(P)["volumes"], book.limits("own")["volumes"]) == (5, 50)
+    assert book.default_limits() == {**DEFAULT_LIMITS, "volumes": 5, "snapshots": 3}
+    with pytest.raises(OverQuota):  # 6 in use against 5: set all the same, as Cinder's
+        book.reserve(P, {"volumes": 1}, NOW)
+    assert book.set_default_limits({"volumes": 5}).empty
+    with pytest.raises(QuotaError, match="Bad key"):
+        book.set_default_limits({"backups": 1, "volumes": 1})
+    with pytest.raises(QuotaError, match="from -1"):
+        book.set_default_limits({"volumes": -2})
+    assert book.default_limits()["volumes"] == 5  # a refused update changed nothing
+    store.apply(book.clear_limits("own"))
+    assert book.limits("own")["volumes"] == 5
+
+    assert sorted(store.defaults.items()) == book.default_rows()
+    reloaded = QuotaBook({"volumes": 10, "gigabytes": 99})
+    reloaded.load(*book.dump(), book.finished_rows(), book.default_rows())
+    assert reloaded.default_limits() == {**book.default_limits(), "gigabytes": 99}
+    merged = Change.merge([book.set_default_limits({"volumes": 7}),
+                           book.set_default_limits({"volumes": 8, "gigabytes": 1})])
+    assert merged.defaults == (("volumes", 8), ("gigabytes", 1))
 
 
 def test_release_gives_usage_back_but_never_below_zero() -> None:
