@@ -320,7 +320,9 @@ async def test_owed_ops_go_ahead_of_the_next_quota_call_or_after_a_linger(
 # ---- files from before the journal -----------------------------------------------
 
 
-async def test_a_quota_file_of_version_1_gains_the_finished_ops_table(tmp_path: Path) -> None:
+async def test_a_quota_file_of_version_1_gains_the_finished_ops_and_default_class_tables(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "quota.db"
     old = sqlite3.connect(path)
     old.executescript(quota_actor.SCHEMA.split("CREATE TABLE IF NOT EXISTS finished_ops")[0])
@@ -333,8 +335,9 @@ async def test_a_quota_file_of_version_1_gains_the_finished_ops_table(tmp_path: 
     await db.open()
     try:
         assert await db.fetchall("SELECT * FROM finished_ops") == []
+        assert await db.fetchall("SELECT * FROM default_class_limits") == []
         assert await db.fetchall("SELECT in_use FROM quota_usages") == [(3,)]
-        assert await db.fetchall("PRAGMA user_version") == [(2,)]
+        assert await db.fetchall("PRAGMA user_version") == [(quota_actor.SCHEMA_VERSION,)]
     finally:
         await db.close()
 
