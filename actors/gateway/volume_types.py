@@ -143,6 +143,11 @@ class VolumeTypes:
         if vtype.name == self.s.default_type:
             raise InvalidInput(f"Default volume type {vtype.name} can not be deleted.",
                                {"volume_type": vtype.name})
+        if vtype.name in self.s.configured_types:
+            raise InvalidInput(
+                f"volume type {vtype.name!r} is named in the gateway's configuration "
+                "(volume_types) and is made again at each start if missing: take it out of "
+                "the configuration to delete it", {"volume_type": vtype.name})
         users = self.s.store.volumes.of_type(vtype.id)
         if users:
             raise InvalidInput(f"Volume Type {vtype.id} deletion is not allowed with volumes "

@@ -18,7 +18,7 @@ from cinderblock.actors.gateway.volume_store import (
 )
 from cinderblock.actors.gateway.volume_types import VolumeTypes, updated_type
 from cinderblock.actors.runtime.actor import Request
-from cinderblock.protocol.messages.volumes import TypeUpdate, VolumeType
+from cinderblock.protocol.messages.volumes import TypeRef, TypeUpdate, VolumeType
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context, Envelope
 from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, NotFound
@@ -87,6 +87,12 @@ async def test_a_rename_reaches_the_records_memory_holds_and_the_file(tmp_path: 
             await update(types, TypeUpdate("configured", name="other"))
         with pytest.raises(Forbidden):
             await update(types, TypeUpdate("configured", description="mine"), admin=False)
+        for refused, why in (("configured", "take it out of the configuration"),
+                             ("platinum", "volumes present")):
+            with pytest.raises(InvalidInput, match=why):  # a configured type would come back
+                await types.on_delete(Request(
+                    Envelope("req", 2, "type.delete", None, Context("p", "u", ("admin",))),
+                    TypeRef(refused), cast(Any, None), b""))
         spec_change = await update(types, TypeUpdate("configured", extra_specs={"qos:x": "1"}))
         assert spec_change.extra_specs == {"qos:x": "1"}  # no volume has it
         assert services.types.find("platinum").extra_specs == GOLD.extra_specs
