@@ -6,8 +6,9 @@ uses (``actors/runtime/supervisor.py``: a dead actor is started again on the sam
 endpoints) with those points armed (``CINDERBLOCK_FAILPOINTS``) and a marker
 directory, so each fires once: the process that reaches it dies by SIGKILL, and
 the one started in its place runs past it. A client drives rounds of the
-operations that pass every point (create, snapshot, revert to it, extend, attach,
-detach, delete the snapshot, delete the volume), retrying with the same request ids what
+operations that pass every point (create, snapshot, revert to it, extend, a transfer
+to another project and back, attach, detach, delete the snapshot, delete the volume),
+retrying with the same request ids what
 a dead actor left unanswered, until every armed point has fired. Then it waits
 until ``settled_violations`` is empty: nothing stuck, quota equal to what exists,
 no reservation left, node files equal to the gateway's list.
@@ -44,6 +45,7 @@ from cinderblock.bench.invariants import settled_violations
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.messages.transfers import Transfer
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import AttachmentStatus, SnapshotStatus, VolumeStatus
 from cinderblock.protocol.wire.errors import (
@@ -57,6 +59,7 @@ from cinderblock.protocol.wire.errors import (
 
 T = TypeVar("T")
 PROJECT = "failpoints"
+OTHER = "failpoints-other"  # takes each volume by a transfer and gives it back
 CONNECTOR = {"host": "compute-1", "ip": "127.0.0.1", "platform": "x86_64",
              "os_type": "linux", "multipath": False}
 DECLARING_PACKAGES = ("cinderblock.actors", "cinderblock.storage_node")
@@ -88,7 +91,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "snapshot": ("gateway.snapshot_", "node.create_snapshot.", "node.delete_snapshot.",
                  "gateway.volume_revert", "node.revert_volume."),
     "extend_delete": ("gateway.volume_extend", "gateway.volume_delete",
-                      "node.extend_volume.", "node.delete_volume."),
+                      "node.extend_volume.", "node.delete_volume.", "gateway.transfer_"),
     "attach_journal": (),
 }
 
@@ -160,6 +163,7 @@ class ArmedCluster:
         await asyncio.to_thread(self.cluster.start, 60.0)
         data_dir = self.cluster.data_dir
         add_user(data_dir, PROJECT, PROJECT, ("member",))
+        add_user(data_dir, OTHER, OTHER, ("member",))
         policy = RestartPolicy(max_per_minute=1000, first_s=0.05, max_s=0.5)
         self.supervisor = Supervisor(self.cluster, policy, say=lambda line: None)
         self._watch = asyncio.create_task(self._supervise(self.supervisor))
@@ -177,11 +181,12 @@ class ArmedCluster:
                 await self._watch
         await asyncio.to_thread(self.cluster.stop)
 
-    def client(self, admin: bool = False, timeout: float = 1.0) -> Client:
+    def client(self, admin: bool = False, timeout: float = 1.0, project: str = PROJECT
+               ) -> Client:
         """A client that gives up soon: a call to a dead actor is sent again."""
-        user = "admin" if admin else PROJECT
-        return Client(self.cluster.cfg.gateway, project="admin" if admin else PROJECT,
-                      admin=admin, timeout=timeout, key=self.cluster.key(user))
+        user = "admin" if admin else project
+        return Client(self.cluster.cfg.gateway, project=user, admin=admin, timeout=timeout,
+                      key=self.cluster.key(user))
 
     def node_files(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
@@ -245,17 +250,38 @@ async def tolerant(make: Callable[[], Awaitable[Any]]) -> None:
         await again(make)
 
 
-async def one_round(c: Client, r: str, patient: Client) -> None:
-    """Create, snapshot, revert to it, extend, attach, detach, delete the snapshot,
-    delete the volume.
+async def one_round(c: Client, r: str, patient: Client, other: Client) -> None:
+    """Create, snapshot, revert to it, extend, give it to another project and take it
+    back, attach, detach, delete the snapshot, delete the volume.
     ``patient``: a client that waits longer, for the calls that wait for a node's
-    export (a TLS certificate made on a loaded machine may take seconds)."""
+    export (a TLS certificate made on a loaded machine may take seconds).
+    ``other``: a client of another project, which the volume is transferred to."""
     vol = await again(lambda: c.create_volume(1, request_id=f"fp-{r}-create"))
     current = await volume_settled(c, vol.id)
     if current is not None and current.status is V.AVAILABLE:
         await snapshot_and_extend(c, vol.id, r)
+        if await hand_over(c, other, vol.id):
+            await hand_over(other, c, vol.id)
         await attach_and_detach(c, vol.id, patient)
     await delete_volume(c, vol.id, r, patient)
+
+
+async def hand_over(giver: Client, taker: Client, volume_id: str) -> bool:
+    """Offer the volume and accept it; True once the taker holds it. An offer whose key
+    a kill lost (its answer never came) is withdrawn and made again; an accept whose
+    answer was lost is seen done by the taker holding the volume."""
+    for _ in range(5):
+        with contextlib.suppress(NotFound):
+            if (await again(lambda: taker.show_volume(volume_id))).status is V.AVAILABLE:
+                return True
+        for lost in await again(lambda: giver.list_transfers(volume_id=volume_id)):
+            await tolerant(partial(giver.delete_transfer, lost.id))
+        offer: Transfer | None = None
+        with contextlib.suppress(InvalidState, NotFound, InvalidInput):
+            offer = await again(lambda: giver.create_transfer(volume_id))
+        if offer is not None and offer.auth_key is not None:
+            await tolerant(partial(taker.accept_transfer, offer.id, offer.auth_key))
+    return False
 
 
 async def snapshot_and_extend(c: Client, volume_id: str, r: str) -> None:
@@ -342,10 +368,11 @@ async def run_points(points: Sequence[str], data_dir: Path, *, max_rounds: int =
     A round runs ``chains`` volumes' lives side by side (their waits overlap)."""
     began = time.monotonic()
     async with ArmedCluster(data_dir, points) as armed, armed.client() as c, \
-            armed.client(timeout=10.0) as patient, armed.client(admin=True) as admin:
+            armed.client(timeout=10.0) as patient, armed.client(admin=True) as admin, \
+            armed.client(project=OTHER) as other:
         rounds = 0
         while armed.fired() != set(points) and rounds < max_rounds:
-            await asyncio.gather(*(one_round(c, f"{rounds}.{i}", patient)
+            await asyncio.gather(*(one_round(c, f"{rounds}.{i}", patient, other)
                                    for i in range(chains)))
             rounds += 1
         violations = await wait_settled(armed, admin, settle_timeout)
@@ -361,7 +388,7 @@ async def wait_settled(armed: ArmedCluster, admin: Client, timeout: float) -> li
     problems: list[str] = ["not asked yet"]
     while time.monotonic() < deadline:
         try:
-            problems = await settled_violations(admin, armed.node_files, [PROJECT])
+            problems = await settled_violations(admin, armed.node_files, [PROJECT, OTHER])
         except CinderblockError as exc:
             problems = [f"the gateway did not answer: {exc}"]
         if not problems:

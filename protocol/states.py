@@ -35,6 +35,7 @@ class VolumeStatus(StrEnum):
     DELETING = "deleting"
     EXTENDING = "extending"
     REVERTING = "reverting"  # to its latest snapshot (3.40)
+    AWAITING_TRANSFER = "awaiting-transfer"  # offered to another project
     ERROR = "error"
     ERROR_DELETING = "error_deleting"
     ERROR_EXTENDING = "error_extending"
@@ -44,7 +45,8 @@ class VolumeStatus(StrEnum):
 V = VolumeStatus
 VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.CREATING: frozenset({V.AVAILABLE, V.ERROR}),
-    V.AVAILABLE: frozenset({V.DELETING, V.EXTENDING, V.REVERTING, V.RESERVED, V.ERROR}),
+    V.AVAILABLE: frozenset({V.DELETING, V.EXTENDING, V.REVERTING, V.RESERVED, V.ERROR,
+                            V.AWAITING_TRANSFER}),
     V.RESERVED: frozenset({V.ATTACHING, V.AVAILABLE, V.IN_USE}),
     V.ATTACHING: frozenset({V.IN_USE, V.AVAILABLE, V.RESERVED, V.ERROR}),
     V.IN_USE: frozenset({V.DETACHING, V.AVAILABLE, V.RESERVED, V.ATTACHING, V.EXTENDING}),
@@ -52,6 +54,7 @@ VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.DELETING: frozenset({V.ERROR_DELETING, V.DELETED}),
     V.EXTENDING: frozenset({V.AVAILABLE, V.IN_USE, V.ERROR_EXTENDING}),  # in-use: 3.42
     V.REVERTING: frozenset({V.AVAILABLE, V.ERROR}),
+    V.AWAITING_TRANSFER: frozenset({V.AVAILABLE}),  # accepted, or the transfer deleted
     V.ERROR: frozenset({V.DELETING}),
     V.ERROR_DELETING: frozenset({V.DELETING}),
     V.ERROR_EXTENDING: frozenset({V.DELETING, V.AVAILABLE}),

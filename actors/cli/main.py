@@ -44,6 +44,7 @@ from cinderblock.actors.cli.format import (
 from cinderblock.actors.cli.health import add_health
 from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume
 from cinderblock.actors.cli.messages import add_message
+from cinderblock.actors.cli.transfers import add_transfer
 from cinderblock.actors.cli.trust import add_trust
 from cinderblock.actors.cli.types import add_type
 from cinderblock.actors.cli.up import cmd_down, cmd_status, cmd_up
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_snapshot(sub, common, _leaf)
     add_attachment(sub, common, _leaf)
     add_message(sub, common, _leaf)
+    add_transfer(sub, common, _leaf)
     az = sub.add_parser("az", help="availability zones").add_subparsers(required=True)
     _leaf(az, common, "list", "list availability zones", cmd_az_list)
     p = _leaf(sub, common, "tui", "the live dashboard: flows, backends, volumes, rates", cmd_tui)

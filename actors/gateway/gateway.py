@@ -49,6 +49,7 @@ from cinderblock.actors.gateway.paging import (
 from cinderblock.actors.gateway.peers import PeerWatch
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
+from cinderblock.actors.gateway.transfers import VolumeTransfers
 from cinderblock.actors.gateway.user_messages import UserMessages
 from cinderblock.actors.gateway.volume_edit import VolumeEditor
 from cinderblock.actors.gateway.volume_request import TypeCatalog, normalize_create
@@ -101,7 +102,8 @@ VOLUME_UPDATE_BEFORE_COMMIT = declare("gateway.volume_update.before_commit")
 VOLUME_UPDATE_AFTER_COMMIT = declare("gateway.volume_update.after_commit")
 STABLE = frozenset(
     {VolumeStatus.AVAILABLE, VolumeStatus.ERROR, VolumeStatus.IN_USE,
-     VolumeStatus.ERROR_DELETING, VolumeStatus.ERROR_EXTENDING}
+     VolumeStatus.ERROR_DELETING, VolumeStatus.ERROR_EXTENDING,
+     VolumeStatus.AWAITING_TRANSFER}
 )
 
 
@@ -129,12 +131,14 @@ class Gateway(Actor):
         self.editor = VolumeEditor(self)
         self.volume_types = VolumeTypes(self)
         self.user_messages = UserMessages(self)
+        self.transfers = VolumeTransfers(self, self.lifecycle)
         self.reconciler = Reconciler(self, self.lifecycle, self.attachments)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
         # after a failed write, the rows the others keep in gateway.db are read back too
         self.store.reread_with(self.volume_types.reread, self.user_messages.reread,
-                               self.attachments.attachments.reread)
+                               self.attachments.attachments.reread,
+                               self.store.transfers.reread)
         # a create with a request id, while its flow runs: what its retries wait for (its
         # record, or the exception it failed with, as a value: see ``Outcome``)
         self._inflight: dict[tuple[str, str], tuple[str, Outcome[VolumeRecord]]] = {}
@@ -164,6 +168,7 @@ class Gateway(Actor):
             **self.editor.handlers(),
             **self.volume_types.handlers(),
             **self.user_messages.handlers(),
+            **self.transfers.handlers(),
             **self.quota_sync.handlers(),
             **flow_handlers(self),
             **cluster_stats_handlers(self, tuple(n.host for n in self.cfg.nodes)),
@@ -179,6 +184,7 @@ class Gateway(Actor):
         await self._seed_types()
         await self.volume_types.load()
         await self.user_messages.load()
+        await self.store.transfers.load()
         await self.store.load_volumes(self.types.by_id)
         await self.lifecycle.delete_requests.load()
         await self.attachments.open()

@@ -77,6 +77,8 @@ SELECT_OF_VOLUME_IDS = "SELECT id FROM snapshots WHERE volume_id=?"
 RECENT = 16_384  # records kept in memory after their last read (a few hundred bytes each)
 _STATUSES = {s.value: s for s in SnapshotStatus}
 UPDATE_SNAPSHOT = "UPDATE snapshots SET status=?, reason=?, updated_at=? WHERE id=?"
+UPDATE_SNAPSHOT_OWNER = ("UPDATE snapshots SET project_id=?, user_id=?, request_id=NULL, "
+                         "request_fp=NULL, updated_at=? WHERE id=?")
 UPDATE_SNAPSHOT_DETAILS = (
     "UPDATE snapshots SET name=?, description=?, metadata=?, updated_at=? WHERE id=?"
 )
@@ -282,6 +284,13 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         transaction); the future resolves when it is committed."""
         return self.db.write(
             UPDATE_SNAPSHOT, (rec.status.value, rec.reason, rec.updated_at, rec.id))
+
+    def queue_owner(self, rec: SnapshotRecord) -> asyncio.Future[None]:
+        """Queue the snapshot's project and user (its volume's transfer accepted); its
+        request id is forgotten, a request of the project it left."""
+        rec.updated_at = time.time()
+        return self.writing(rec, self.db.write(
+            UPDATE_SNAPSHOT_OWNER, (rec.project_id, rec.user_id, rec.updated_at, rec.id)))
 
     # ---- volume sources and locks -----------------------------------------
     def remember_source(self, rec: Copied) -> None:

@@ -64,6 +64,7 @@ from cinderblock.actors.gateway.snapshot_store import (
     SNAPSHOT_SCHEMA,
     SnapshotStore,
 )
+from cinderblock.actors.gateway.transfer_store import TRANSFER_SCHEMA, TransferStore
 from cinderblock.actors.runtime.database import (
     CHECK_BEFORE_START_BYTES,
     CHECK_EVERY_S,
@@ -162,10 +163,10 @@ MIGRATIONS = {
     # 6 -> 7: ``reverting`` joins the statuses in transition: the partial index that
     # holds them is made again (by the schema) with it.
     6: "DROP INDEX IF EXISTS volumes_unsettled;",
-    # 7 -> 8: a revert in progress has an id, which the node's report names, so that a
-    # late second report of one revert cannot end the next. A revert that was running
-    # when the file was version 7 gets the empty id, which its node's report (and the
-    # reconciler's resend) names too.
+    # 7 -> 8: volume transfers (their table is the schema's); and a revert in progress
+    # has an id, which the node's report names, so that a late second report of one
+    # revert cannot end the next. A revert that was running when the file was version 7
+    # gets the empty id, which its node's report (and the reconciler's resend) names too.
     7: "CREATE TABLE IF NOT EXISTS pending_reverts (volume_id TEXT PRIMARY KEY, "
        "revert_id TEXT NOT NULL); INSERT OR IGNORE INTO pending_reverts "
        "SELECT id, '' FROM volumes WHERE status = 'reverting';",
@@ -199,6 +200,8 @@ RECENT = 65_536  # records kept in memory after their last read (at most ~30 MB)
 R = TypeVar("R", bound=Identified)
 UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
+UPDATE_OWNER = ("UPDATE volumes SET project_id=?, user_id=?, status=?, request_id=NULL, "
+                "request_fp=NULL, updated_at=? WHERE id=?")
 DELETE_VOLUME = "DELETE FROM volumes WHERE id=?"
 UPDATE_DETAILS = (
     "UPDATE volumes SET name=?, description=?, metadata=?, updated_at=? WHERE id=?"
@@ -363,7 +366,7 @@ class GatewayStore:
                  check_before_start_bytes: int = CHECK_BEFORE_START_BYTES,
                  check_every_s: float = CHECK_EVERY_S) -> None:
         schema = (SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA
-                  + DELETE_REQUESTS_SCHEMA)
+                  + DELETE_REQUESTS_SCHEMA + TRANSFER_SCHEMA)
         self.db = Database(path, schema, synchronous, version=SCHEMA_VERSION,
                            migrations=MIGRATIONS, reread=self.reread,
                            check_before_start_bytes=check_before_start_bytes,
@@ -375,6 +378,7 @@ class GatewayStore:
         # volume id -> the id of its revert in progress (pending_reverts)
         self.reverts: dict[str, str] = {}
         self.snapshots = SnapshotStore(self.db, self.journal, self.read_only)
+        self.transfers = TransferStore(self.db)  # the volumes offered to another project
         # the gateway's types by id (load_volumes; changed in place as types come and go)
         self.types: dict[str, VolumeType] = {}
         self.volumes = Volumes(self.read_only, self._type_of)
@@ -568,6 +572,14 @@ class GatewayStore:
 
     async def save_status(self, rec: VolumeRecord) -> None:
         await self.queue_status(rec)
+
+    def queue_owner(self, rec: VolumeRecord) -> asyncio.Future[None]:
+        """Queue the volume's project, user and status (its transfer accepted); its
+        request id is forgotten: it named a request of the project it left."""
+        rec.updated_at = time.time()
+        rec.request_id = rec.request_fp = ""
+        return self._write(rec, UPDATE_OWNER, (rec.project_id, rec.user_id, rec.status.value,
+                                               rec.updated_at, rec.id))
 
     async def save_size(self, rec: VolumeRecord) -> None:
         await self.queue_size(rec)

@@ -662,6 +662,72 @@ class Front:
         await self.client_for(request).delete_message(request.match_info["id"])
         return web.Response(status=204)
 
+    # ---- volume transfers (os-volume-transfer; volume-transfers from 3.55) -------------
+    async def transfer_create(self, request: web.Request) -> web.Response:
+        """Cinder's transfer create: 202 with the auth key, shown this once. What Cinder
+        judges invalid (the volume or a snapshot not available) is 400, as there."""
+        self._transfers_route(request)
+        body = entity(await read_json(request), "transfer")
+        volume_id = body.get("volume_id")
+        if not isinstance(volume_id, str):
+            raise bad_request("Invalid input for field/attribute volume_id: "
+                              "'volume_id' is a required property")
+        name = body.get("name")
+        no_snapshots = _bool_arg(body.get("no_snapshots", False), "no_snapshots") \
+            if self.version(request).at_least("3.55") else False
+        try:
+            made = await self.client_for(request).create_transfer(
+                volume_id, name.strip() if isinstance(name, str) else name, no_snapshots)
+        except InvalidState as exc:
+            raise bad_request(exc.message) from exc
+        return json_response({"transfer": views.transfer(made, self.base(request),
+                                                         self._pair(request))}, 202)
+
+    async def transfer_list(self, request: web.Request) -> web.Response:
+        self._transfers_route(request)
+        q = request.query
+        everyone = self.caller(request).admin and flag(q.get("all_tenants"))
+        found = await self.client_for(request).list_transfers(
+            all_projects=everyone, volume_id=q.get("volume_id"))
+        if "name" in q:
+            found = [t for t in found if t.name == q["name"]]
+        detail = request.path.endswith("/detail")
+        return json_response({"transfers": [
+            views.transfer(t, self.base(request), self._pair(request), detail)
+            for t in found]})
+
+    async def transfer_show(self, request: web.Request) -> web.Response:
+        self._transfers_route(request)
+        found = await self.client_for(request).show_transfer(request.match_info["id"])
+        return json_response({"transfer": views.transfer(found, self.base(request),
+                                                         self._pair(request))})
+
+    async def transfer_delete(self, request: web.Request) -> web.Response:
+        self._transfers_route(request)
+        await self.client_for(request).delete_transfer(request.match_info["id"])
+        return web.Response(status=202)
+
+    async def transfer_accept(self, request: web.Request) -> web.Response:
+        """Cinder's accept: 202 with the transfer's summary; a wrong key or a volume no
+        longer offered is 400, the accepting project's quota 413."""
+        self._transfers_route(request)
+        key = entity(await read_json(request), "accept").get("auth_key")
+        if not isinstance(key, str):
+            raise bad_request("Invalid input for field/attribute auth_key: 'auth_key' is a "
+                              "required property")
+        try:
+            taken = await self.client_for(request).accept_transfer(request.match_info["id"],
+                                                                   key)
+        except InvalidState as exc:
+            raise bad_request(exc.message) from exc
+        return json_response({"transfer": views.transfer(
+            taken, self.base(request), self._pair(request), detail=False)}, 202)
+
+    def _transfers_route(self, request: web.Request) -> None:
+        """``volume-transfers`` is 3.55's name; ``os-volume-transfer`` serves every version."""
+        if "/volume-transfers" in request.path:
+            self._need(request, "3.55", "volume-transfers")
+
     # ---- attachments (3.27) ---------------------------------------------------
     async def attachment_create(self, request: web.Request) -> web.Response:
         self._need(request, "3.27", "attachments")
@@ -963,6 +1029,13 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/messages", f.messages),
         ("GET", "/messages/{id}", f.messages),
         ("DELETE", "/messages/{id}", f.message_delete),
+        *((method, f"/{name}{tail}", handler) for name in ("os-volume-transfer",
+                                                          "volume-transfers")
+          for method, tail, handler in (
+              ("POST", "", f.transfer_create), ("GET", "", f.transfer_list),
+              ("GET", "/detail", f.transfer_list), ("GET", "/{id}", f.transfer_show),
+              ("DELETE", "/{id}", f.transfer_delete),
+              ("POST", "/{id}/accept", f.transfer_accept))),
         ("POST", "/attachments", f.attachment_create),
         ("GET", "/attachments", f.attachment_list),
         ("GET", "/attachments/detail", f.attachment_list),

@@ -10,6 +10,7 @@ from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.quota import QuotaSet
 from cinderblock.protocol.messages.scheduling import Backend
+from cinderblock.protocol.messages.transfers import Transfer
 from cinderblock.protocol.messages.user_messages import UserMessage
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 
@@ -219,6 +220,26 @@ def backend_capabilities(b: Backend, driver_version: str) -> dict[str, Any]:
         "replication_targets": [],
         "properties": properties,
     }
+
+
+def transfer(t: Transfer, base: str, version: tuple[int, int], detail: bool = True
+             ) -> dict[str, Any]:
+    """Cinder's transfer views (``views/transfers.py``): the summary (a list, an
+    accept's answer), the detail (with ``no_snapshots`` from 3.55 and the history from
+    3.57), and, at its create, the auth key."""
+    view: dict[str, Any] = {"id": t.id, "volume_id": t.volume_id, "name": t.name,
+                            "links": links(base, "os-volume-transfer", t.id)}
+    if not detail:
+        return view
+    view["created_at"] = iso(t.created_at)
+    if t.auth_key is not None:
+        view["auth_key"] = t.auth_key
+    if version >= (3, 55):
+        view["no_snapshots"] = t.no_snapshots
+    if version >= (3, 57):
+        view.update(destination_project_id=t.destination_project_id,
+                    source_project_id=t.source_project_id, accepted=t.accepted)
+    return view
 
 
 def user_message(m: UserMessage, base: str) -> dict[str, Any]:

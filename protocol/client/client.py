@@ -54,6 +54,7 @@ from cinderblock.protocol.client.lifecycle import (
 )
 from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
+from cinderblock.protocol.client.transfers import SyncTransferMethods, TransferMethods
 from cinderblock.protocol.messages.health import ActorStats, ClusterStats
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.limits import MAX_QUOTA_LIMIT, MAX_SIZE_GB, check_range
@@ -124,7 +125,7 @@ AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE})
 UNCHANGED: Any = object()  # modify_volume: leave this field as it is
 
 
-class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
+class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods):
     def __init__(
         self,
         endpoint: str,
@@ -508,7 +509,8 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods):
         return parse(ClusterStats, raw, strict=False)
 
 
-class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods):
+class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
+                 SyncTransferMethods):
     """The same operations, blocking, for scripts and the CLI."""
 
     def __init__(self, endpoint: str, **kwargs: Any) -> None:

@@ -52,6 +52,12 @@ from cinderblock.protocol.messages.quota import (
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncUsage
 from cinderblock.protocol.messages.reconcile import NodeProbe
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
+from cinderblock.protocol.messages.transfers import (
+    TransferAccept,
+    TransferCreate,
+    TransferListRequest,
+    TransferRef,
+)
 from cinderblock.protocol.messages.user_messages import MessageListRequest, MessageRef
 from cinderblock.protocol.messages.volumes import (
     Empty,
@@ -113,6 +119,12 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "attachment.delete": (AttachmentRef, USERS),
     "attachment.show": (AttachmentRef, READERS),
     "attachment.list": (AttachmentListRequest, READERS),
+    # volume transfers
+    "transfer.create": (TransferCreate, USERS),
+    "transfer.list": (TransferListRequest, READERS),
+    "transfer.show": (TransferRef, READERS),
+    "transfer.delete": (TransferRef, USERS),
+    "transfer.accept": (TransferAccept, USERS),
     # volume types and zones
     "type.create": (TypeCreate, ADMINS),
     "type.list": (Empty, READERS),

@@ -248,6 +248,22 @@ def test_quota_errors_are_one_line_each(up: UpCluster) -> None:
                     "invalid_input")
 
 
+def test_transfer_create_and_accept_move_a_volume_to_another_project(up: UpCluster) -> None:
+    donor, taker = (f"t-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    vol = up.cli_json("volume", "create", "1", "--name", "gift", "--wait", project=donor)
+    offer = up.cli_json("transfer", "create", "gift", "--name", "to-taker", project=donor)
+    assert (offer["volume_id"], len(offer["auth_key"])) == (vol["id"], 16)
+    assert [t["id"] for t in up.cli_json("transfer", "list", project=donor)] == [offer["id"]]
+    line = _one_error_line(up.cli("transfer", "accept", offer["id"], "0" * 16,
+                                  project=taker), "invalid_input")
+    assert "invalid auth key" in line
+    taken = up.cli_json("transfer", "accept", offer["id"], offer["auth_key"], project=taker)
+    assert (taken["accepted"], taken["destination_project_id"]) == (True, taker)
+    assert up.cli_json("volume", "show", vol["id"], project=taker)["project_id"] == taker
+    _one_error_line(up.cli("volume", "show", vol["id"], project=donor), "not_found")
+    up.cli_json("volume", "delete", vol["id"], "--wait", project=taker)
+
+
 def test_quota_defaults_shows_and_set_defaults_sets_the_default_limits(up: UpCluster) -> None:
     """Set to what they are (the cluster is shared: another test's project would feel a
     change); ``test_e2e_quota_classes`` changes them on a cluster of its own."""

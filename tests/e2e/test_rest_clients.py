@@ -282,6 +282,48 @@ def test_an_operator_changes_types_and_a_user_snapshot_properties_with_openstack
         project, defaults=True).limits
 
 
+def test_a_volume_changes_project_through_openstack_and_cinder_transfers(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``openstack volume transfer request create/accept/list/delete`` and ``cinder
+    transfer-create/transfer-accept/transfer-list`` (each had been a 404): the donor
+    offers, another project accepts with the key, the volume and its quota move."""
+    donor, taker = (f"xfer-{uuid.uuid4().hex[:8]}" for _ in range(2))
+
+    def openstack(project: str, *args: str) -> str:
+        return run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+                    f"{project}:{project}", "--os-endpoint", rest_cluster.rest_url,
+                    "--os-volume-api-version", "3.57", *args])
+
+    def cinder(project: str, *args: str) -> str:
+        return run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", project,
+                    "--os-project-id", project, "--os-endpoint", rest_cluster.rest_url,
+                    "--os-volume-api-version", "3.57", *args])
+
+    volume_id = openstack(donor, "volume", "create", "--size", "1", "v", "-f", "value",
+                          "-c", "id").strip()
+    volume_status(admin_view, volume_id, "available")
+    offer = json.loads(openstack(donor, "volume", "transfer", "request", "create",
+                                 "--name", "to-taker", volume_id, "-f", "json"))
+    assert admin_view.show_volume(volume_id).status == "awaiting-transfer"
+    listed = openstack(donor, "volume", "transfer", "request", "list", "-f", "value",
+                       "-c", "ID")
+    assert listed.split() == [offer["id"]]
+    cinder(taker, "transfer-accept", offer["id"], offer["auth_key"])
+    moved = admin_view.show_volume(volume_id)
+    assert (moved.project_id, moved.status) == (taker, "available")
+    assert admin_view.show_quota(taker).in_use["volumes"] == 1
+    wait_for(lambda: admin_view.show_quota(donor).in_use["volumes"] == 0)
+
+    back = table(cinder(taker, "transfer-create", "--name", "back", volume_id))
+    assert back["volume_id"] == volume_id and len(back["auth_key"]) == 16
+    assert back["id"] in cinder(taker, "transfer-list")
+    openstack(taker, "volume", "transfer", "request", "delete", back["id"])
+    assert admin_view.show_volume(volume_id).status == "available"  # withdrawn
+    openstack(taker, "volume", "delete", volume_id)
+    gone(admin_view, volume_id)
+
+
 def test_cinder_and_openstack_list_the_services_an_operator_checks(
     rest_cluster: E2ECluster, admin_view: SyncClient,
 ) -> None:
