@@ -181,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "[CINDERBLOCK_EVENTS]")
     backend = sub.add_parser("backend", help="storage backends").add_subparsers(required=True)
     _leaf(backend, common, "list", "backends with their capacity", cmd_backend_list)
+    p = _leaf(backend, common, "disable", "admin: no new volume on this backend (cinder "
+              "service-disable)", cmd_backend_disable)
+    p.add_argument("backend", metavar="BACKEND", help="host@backend, as backend list shows")
+    p.add_argument("--reason", help="why (shown by backend list and os-services)")
+    p = _leaf(backend, common, "enable", "admin: place volumes on this backend again",
+              cmd_backend_enable)
+    p.add_argument("backend", metavar="BACKEND")
     add_trust(sub, common, _leaf)
     add_health(sub, common, _leaf)
     add_completion(sub, parser)
@@ -562,12 +569,23 @@ def cmd_backend_list(args: argparse.Namespace) -> int:
             Column("free_capacity_gb", "Free GB"),
             Column("provisioned_capacity_gb", "Provisioned GB"),
             Column("provisioning", "Provisioning"), Column("volumes", "Volumes"),
-            Column("age_s", "Stats Age (s)"))
+            Column("age_s", "Stats Age (s)"), Column("disabled", "Disabled"))
     rows = [(b.backend, b.availability_zone, b.up, b.total_capacity_gb,
              b.free_capacity_gb, b.provisioned_capacity_gb,
-             "thin" if b.thin_provisioning_support else "thick", b.volumes, b.age_s)
+             "thin" if b.thin_provisioning_support else "thick", b.volumes, b.age_s,
+             (b.disabled_reason or "yes") if b.disabled else "")
             for b in backends]
     return listing(args, cols, rows)
+
+
+def cmd_backend_disable(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.set_backend_enabled(args.backend, False, args.reason))
+
+
+def cmd_backend_enable(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.set_backend_enabled(args.backend, True))
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ from cinderblock.protocol.messages.quota import (
     QuotaShowMany,
     check_projects,
 )
-from cinderblock.protocol.messages.scheduling import BackendList, ScheduleRequest
+from cinderblock.protocol.messages.scheduling import BackendEnable, BackendList, ScheduleRequest
 from cinderblock.protocol.messages.volumes import (
     AvailabilityZone,
     Empty,
@@ -161,6 +161,7 @@ class Gateway(Actor):
             "quota.delete": self.on_quota_forward,
             "quota.set_defaults": self.on_quota_set_defaults,
             "backend.list": self.on_backend_list,
+            "backend.set_enabled": self.on_backend_set_enabled,
             "ping": lambda req: Empty(),
             **self.attachments.handlers(),
             **self.admin.handlers(),
@@ -509,6 +510,12 @@ class Gateway(Actor):
     async def on_backend_list(self, req: Request) -> BackendList:
         reply = await self.scheduler.call("backend.list", Empty(), req.ctx, timeout=10.0)
         return parse(BackendList, reply, strict=False)
+
+    async def on_backend_set_enabled(self, req: Request) -> BackendEnable:
+        require_admin(req.ctx, "enable or disable a backend")
+        reply = await self.scheduler.call("backend.set_enabled", req.body, req.ctx,
+                                          timeout=10.0)
+        return parse(BackendEnable, reply, strict=False)
 
 
 async def _outcomes(reply: Awaitable[Any]) -> tuple[str, ...]:

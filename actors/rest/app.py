@@ -643,6 +643,38 @@ class Front:
             if (host is None or s["host"] == host) and (binary is None or s["binary"] == binary)
         ]})
 
+    async def service_update(self, request: web.Request) -> web.Response:
+        """Cinder's ``os-services/{enable,disable,disable-log-reason}`` (admin): a
+        backend's ``cinder-volume`` out of placement or back in. The scheduler is not
+        disabled here (it places every volume)."""
+        self._admin(request, "volume_extension:services:update")
+        action = request.match_info["action"]
+        if action not in ("enable", "disable", "disable-log-reason"):
+            raise not_found(f"Unknown action {action!r}: enable, disable or "
+                            "disable-log-reason")
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object")
+        host, binary = body.get("host"), body.get("binary") or body.get("service", "")
+        if not isinstance(host, str) or not host:
+            raise bad_request("Invalid input for field/attribute host: 'host' is a "
+                              "required property")
+        if binary != "cinder-volume":
+            raise bad_request(f"Only a backend's cinder-volume is enabled or disabled here, "
+                              f"not {binary!r}")
+        reason = body.get("disabled_reason") if action == "disable-log-reason" else None
+        if reason is not None and not isinstance(reason, str):
+            raise bad_request("disabled_reason must be a string")
+        state = await self.client_for(request).set_backend_enabled(
+            host, action == "enable", reason)
+        view: dict[str, Any] = {"host": host, "service": body.get("service", ""),
+                                "binary": binary,
+                                "status": "enabled" if state.enabled else "disabled",
+                                "disabled": not state.enabled}
+        if action == "disable-log-reason":
+            view["disabled_reason"] = state.reason
+        return json_response(view)
+
     async def messages(self, request: web.Request) -> web.Response:
         self._need(request, "3.3", "messages")
         client, wanted = self.client_for(request), request.match_info.get("id")
@@ -1025,6 +1057,7 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/os-availability-zone", f.zones),
         ("GET", "/scheduler-stats/get_pools", f.pools),
         ("GET", "/os-services", f.services),
+        ("PUT", "/os-services/{action}", f.service_update),
         ("GET", "/capabilities/{host}", f.capabilities),
         ("GET", "/messages", f.messages),
         ("GET", "/messages/{id}", f.messages),

@@ -131,6 +131,8 @@ def volume_service(b: Backend, now: float, version: tuple[int, int]) -> dict[str
     view = {**_service("cinder-volume", b.backend, b.availability_zone, state,
                        now - b.age_s, version),
             "replication_status": "disabled", "active_backend_id": None, "frozen": False}
+    if b.disabled:
+        view.update(status="disabled", disabled_reason=b.disabled_reason)
     if version >= (3, 49):
         view["backend_state"] = state
     return view

@@ -129,7 +129,9 @@ class _Group:
         self.zone = key[0]
         self.capabilities = capabilities
         self.members: dict[str, _Entry] = {}
-        self.parked: set[str] = set()  # stale members, out of the heaps until their next stats
+        # out of the heaps: stale members until their next stats, disabled ones until
+        # they are enabled
+        self.parked: set[str] = set()
         self.thin_heap: list[_HeapItem] = []
         self.thick_heap: list[_HeapItem] = []
 
@@ -204,6 +206,7 @@ class CapacityIndex:
         self._groups: dict[_GroupKey, _Group] = {}
         self._matches: dict[_MatchKey, tuple[_Group, ...] | str] = {}
         self._last_seq: dict[str, int] = {}  # outlives remove(): a node remembers our seqs
+        self._disabled: set[str] = set()  # an operator's: no placement until enabled
         self._stamps = itertools.count(1)
         self._selections = self._no_valid = self._updates = 0
         self._pending_total = self._compactions = 0
@@ -225,8 +228,28 @@ class CapacityIndex:
             entry.group = group
         self._absorb(entry, stats, now)
         group.members[entry.name] = entry
-        group.parked.discard(entry.name)
-        self._restamp(entry)
+        if entry.name in self._disabled:
+            group.parked.add(entry.name)
+            entry.stamp = next(self._stamps)  # its heap items, if any, are dead
+        else:
+            group.parked.discard(entry.name)
+            self._restamp(entry)
+
+    def disable(self, backend: str) -> None:
+        """Keep ``backend`` out of every placement until ``enable`` (Cinder's service
+        disable): out of the heaps, so a disabled backend costs a select nothing."""
+        self._disabled.add(backend)
+        entry = self._entries.get(backend)
+        if entry is not None:
+            entry.group.parked.add(backend)
+            entry.stamp = next(self._stamps)
+
+    def enable(self, backend: str) -> None:
+        self._disabled.discard(backend)
+        entry = self._entries.get(backend)
+        if entry is not None:
+            entry.group.parked.discard(backend)
+            self._restamp(entry)
 
     def remove(self, backend: str) -> None:
         """Forget a backend (its node is gone for good)."""
@@ -373,13 +396,16 @@ class CapacityIndex:
     def _exhausted(self, walk: _Walk, groups: tuple[_Group, ...]) -> str:
         """Why no member of the matching groups would do."""
         members = sum(len(g.members) for g in groups)
-        stale = sum(len(g.parked) for g in groups)
+        disabled = sum(1 for g in groups for name in g.members if name in self._disabled)
+        stale = sum(len(g.parked) for g in groups) - disabled
         detail = (
             f"({members} matching: {walk.excluded} already tried, {stale} stale, "
-            f"{walk.too_full} seen without room)"
+            f"{disabled} disabled, {walk.too_full} seen without room)"
         )
         if walk.too_full:
             return f"No backend has capacity for {walk.request.size_gb} GiB {detail}."
+        if disabled == members:
+            return f"Every candidate is disabled by an operator {detail}."
         if walk.excluded and stale:
             return f"All candidates were already tried or are stale {detail}."
         if walk.excluded:

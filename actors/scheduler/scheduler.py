@@ -10,6 +10,11 @@ reason, and the quota stays committed as in Cinder.
 Liveness (``liveness.py``): a node silent for ``stale_after_s`` is down (looked at
 ten times in that span); it gets no new work, and the creates cast to it and not
 seen finished go to ``error`` with the reason. It is up again with its next stats.
+
+Disabled backends (Cinder's service disable): an admin takes a backend out of
+placement, with a reason, until enabled again; its volumes stay where they are and
+everything else on it goes on. The scheduler keeps the set in its own file,
+``scheduler.db`` (table ``disabled_backends``), so that it outlives a restart.
 """
 
 from __future__ import annotations
@@ -17,13 +22,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import zmq
 
-from cinderblock.actors.runtime.actor import Actor, Link, Request
+from cinderblock.actors.runtime.actor import Actor, AfterCommit, Link, Request
 from cinderblock.actors.runtime.config import ClusterConfig
+from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.actors.scheduler.capacity import BackendStats, stats_from_message
 from cinderblock.actors.scheduler.capacity_index import CapacityIndex
@@ -31,6 +40,7 @@ from cinderblock.actors.scheduler.create_flow import ScheduleContext, volume_cre
 from cinderblock.actors.scheduler.liveness import Held, Liveness, NodeReport
 from cinderblock.protocol.messages.scheduling import (
     Backend,
+    BackendEnable,
     BackendList,
     BackendStatsMsg,
     NodeCreateVolume,
@@ -38,7 +48,7 @@ from cinderblock.protocol.messages.scheduling import (
 from cinderblock.protocol.messages.volumes import Empty, VolumeUpdate
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context, MalformedMessage, unpack
-from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, NotFound
 from cinderblock.protocol.wire.schema import SchemaError, dump, parse
 from cinderblock.protocol.wire.transport import Channel, tune
 
@@ -47,6 +57,11 @@ SCHEDULE_BEFORE_SEND = declare("scheduler.schedule_create.before_send")
 SCHEDULE_AFTER_SEND = declare("scheduler.schedule_create.after_send")
 GATEWAY = b"gateway"
 WARM_UP_HEARTBEATS = 2  # how long a new scheduler waits for the nodes' first stats
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS disabled_backends (
+    backend TEXT PRIMARY KEY, reason TEXT, since REAL NOT NULL);
+"""
+MAX_REASON = 255  # Cinder's disabled_reason column
 
 
 class Scheduler(Actor):
@@ -76,15 +91,40 @@ class Scheduler(Actor):
         self._hello_from: dict[str, bytes] = {}  # node -> the routing id of its last hello
         self._backend_of = {n.host: n.backend_id for n in cfg.nodes}
         self.stats_before_hello = 0
+        self.db = Database(cfg.path("scheduler.db"), SCHEMA, cfg.synchronous,
+                           reread=self._reread,
+                           check_before_start_bytes=cfg.check_before_start_bytes,
+                           check_every_s=cfg.check_every_s)
+        self._disabled: dict[str, str | None] = {}  # backend -> why (disabled_backends)
 
     def handlers(self) -> dict[str, Any]:
         return {
             "schedule.create": self.on_schedule_create,
             "backend.list": self.on_backend_list,
+            "backend.set_enabled": self.on_set_enabled,
             "ping": self.on_ping,
         }
 
+    def database(self) -> Database:
+        return self.db
+
+    def _reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
+        """In the database thread: the disabled backends (at start, and after a failed
+        write); what it returns makes them the index's."""
+        rows = conn.execute("SELECT backend, reason FROM disabled_backends").fetchall()
+        return partial(self._install_disabled, {str(b): r for b, r in rows})
+
+    def _install_disabled(self, disabled: dict[str, str | None]) -> None:
+        for backend in set(self._disabled) - set(disabled):
+            self.index.enable(backend)
+        for backend in disabled:
+            self.index.disable(backend)
+        self._disabled = disabled
+
     async def on_start(self) -> None:
+        await self.db.open()
+        (await self.db.run(self._reread))()
+        self.spawn(self.db.flusher())
         # at least as long as a live node may stay silent before it counts as down
         warm_up = max(WARM_UP_HEARTBEATS * self.cfg.heartbeat_s, self.cfg.stale_after_s)
         self._warm_until = time.monotonic() + warm_up + 0.5
@@ -224,7 +264,37 @@ class Scheduler(Actor):
 
     def on_backend_list(self, req: Request) -> BackendList:
         views = self.index.backends(time.monotonic())
-        return BackendList(tuple(_backend(v.stats, v.age_s, v.up) for v in views))
+        return BackendList(tuple(
+            _backend(v.stats, v.age_s, v.up, v.stats.backend in self._disabled,
+                     self._disabled.get(v.stats.backend)) for v in views))
+
+    def on_set_enabled(self, req: Request) -> AfterCommit:
+        """An admin's (the gateway checked): the backend out of placement (its reason
+        kept) or back in, durable before the answer."""
+        body: BackendEnable = req.body
+        if body.backend not in self._expected:
+            raise NotFound(f"Service {body.backend} could not be found: the backends are "
+                           f"{', '.join(sorted(self._expected))}", {"backend": body.backend})
+        reason = body.reason.strip() if body.reason else None
+        if reason is not None and len(reason) > MAX_REASON:
+            raise InvalidInput(f"disabled_reason has {len(reason)} characters, more than "
+                               f"{MAX_REASON}", {"field": "disabled_reason"})
+        if body.enabled:
+            self._disabled.pop(body.backend, None)
+            self.index.enable(body.backend)
+            written = self.db.write("DELETE FROM disabled_backends WHERE backend=?",
+                                    (body.backend,))
+        else:
+            self._disabled[body.backend] = reason
+            self.index.disable(body.backend)
+            written = self.db.write("INSERT OR REPLACE INTO disabled_backends VALUES (?, ?, ?)",
+                                    (body.backend, reason, time.time()))
+        log.warning("backend %s %s by %s%s", body.backend,
+                    "enabled" if body.enabled else "disabled", req.ctx.user_id,
+                    f": {reason}" if reason else "")
+        self.events.emit("liveness", subject=body.backend,
+                         state="enabled" if body.enabled else "disabled")
+        return AfterCommit(written, BackendEnable(body.backend, body.enabled, reason))
 
 
 def _restarted(backend: str) -> str:
@@ -232,7 +302,8 @@ def _restarted(backend: str) -> str:
             "the create was lost")
 
 
-def _backend(s: BackendStats, age_s: float, up: bool) -> Backend:
+def _backend(s: BackendStats, age_s: float, up: bool, disabled: bool = False,
+             reason: str | None = None) -> Backend:
     return Backend(
         backend=s.backend, host=s.host, availability_zone=s.availability_zone,
         total_capacity_gb=s.total_capacity_gb, free_capacity_gb=s.free_capacity_gb,
@@ -242,4 +313,5 @@ def _backend(s: BackendStats, age_s: float, up: bool) -> Backend:
         thin_provisioning_support=s.thin_provisioning_support,
         max_over_subscription_ratio=s.max_over_subscription_ratio,
         capabilities=dict(s.capabilities), age_s=round(age_s, 3), up=up, volumes=s.volumes,
+        disabled=disabled, disabled_reason=reason,
     )

@@ -69,7 +69,7 @@ from cinderblock.protocol.messages.quota import (
     QuotaUpdate,
 )
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult
-from cinderblock.protocol.messages.scheduling import Backend, BackendList
+from cinderblock.protocol.messages.scheduling import Backend, BackendEnable, BackendList
 from cinderblock.protocol.messages.user_messages import (
     MessageList,
     MessageListRequest,
@@ -495,6 +495,13 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods):
         raw = await self.call("backend.list", Empty())
         return list(parse(BackendList, raw, strict=False).backends)
 
+    async def set_backend_enabled(self, backend: str, enabled: bool,
+                                  reason: str | None = None) -> BackendEnable:
+        """Admin: take a backend out of placement (``enabled=False``, with why) or put it
+        back (Cinder's service disable and enable); its volumes are not touched."""
+        raw = await self.call("backend.set_enabled", BackendEnable(backend, enabled, reason))
+        return parse(BackendEnable, raw, strict=False)
+
     async def ping(self, timeout: float | None = None) -> None:
         await self.call("ping", Empty(), timeout=timeout)
 
@@ -603,6 +610,10 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
 
     def list_backends(self) -> list[Backend]:
         return self._run(lambda c: c.list_backends())
+
+    def set_backend_enabled(self, backend: str, enabled: bool, reason: str | None = None
+                            ) -> BackendEnable:
+        return self._run(lambda c: c.set_backend_enabled(backend, enabled, reason))
 
     def ping(self, timeout: float | None = None) -> None:
         self._run(lambda c: c.ping(timeout))

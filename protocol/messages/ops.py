@@ -51,7 +51,11 @@ from cinderblock.protocol.messages.quota import (
 )
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncUsage
 from cinderblock.protocol.messages.reconcile import NodeProbe
-from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
+from cinderblock.protocol.messages.scheduling import (
+    BackendEnable,
+    NodeCreateVolume,
+    ScheduleRequest,
+)
 from cinderblock.protocol.messages.transfers import (
     TransferAccept,
     TransferCreate,
@@ -154,6 +158,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "quota.sync_usage": (QuotaSyncUsage, GATEWAY),
     # scheduling (backend.list: client -> gateway -> scheduler)
     "backend.list": (Empty, READERS | GATEWAY),
+    "backend.set_enabled": (BackendEnable, ADMINS | GATEWAY),
     "schedule.create": (ScheduleRequest, GATEWAY | NODES),  # a node reschedules
     # gateway or scheduler -> node
     "node.create_volume": (NodeCreateVolume, frozenset({"scheduler", "gateway"})),

@@ -83,6 +83,19 @@ class Backend:
     age_s: float = 0.0
     up: bool = True
     volumes: int = 0
+    disabled: bool = False  # by an operator: no new volume is placed on it
+    disabled_reason: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class BackendEnable:
+    """An admin takes a backend out of placement, or puts it back (Cinder's service
+    disable/enable of a ``cinder-volume``); the answer is the state as it now is."""
+
+    backend: str
+    enabled: bool
+    reason: str | None = None  # why it is disabled (at most 255 characters)
 
 
 @message

@@ -282,6 +282,20 @@ def test_backend_list_and_az_list(up: UpCluster) -> None:
     assert up.cli_json("az", "list") == ["nova"]
 
 
+def test_backend_disable_and_enable_by_an_admin(up: UpCluster) -> None:
+    _one_error_line(up.cli("backend", "disable", "node-2@file"), "forbidden")
+    _one_error_line(up.cli("backend", "disable", "node-9@file", admin=True), "not_found")
+    try:
+        state = up.cli_json("backend", "disable", "node-2@file", "--reason", "disk swap",
+                            admin=True)
+        assert (state["enabled"], state["reason"]) == (False, "disk swap")
+        listed = {b["backend"]: b["disabled"] for b in up.cli_json("backend", "list")}
+        assert listed == {"node-1@file": "", "node-2@file": "disk swap"}
+    finally:
+        up.cli_json("backend", "enable", "node-2@file", admin=True)
+    assert {b["disabled"] for b in up.cli_json("backend", "list")} == {""}
+
+
 # ---- errors ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("args", "code", "mentions"),

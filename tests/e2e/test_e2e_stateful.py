@@ -234,6 +234,13 @@ class Model:
             return invalid_state(vol.status)
         return invalid_state(snap.status) if snap.status is not P.AVAILABLE else None
 
+    def refuse_transfer(self, vol: ModelVolume) -> Refusal | None:
+        """Cinder's: the volume available, then each of its snapshots."""
+        if vol.status is not V.AVAILABLE:
+            return invalid_state(vol.status)
+        busy = next((s for s in self.snapshots_of(vol.id) if s.status is not P.AVAILABLE), None)
+        return invalid_state(busy.status) if busy is not None else None
+
     def refuse_attach(self, vol: ModelVolume) -> Refusal | None:
         if vol.attachment is not None:  # the default type does not allow multiattach
             return Refusal(InvalidState, "already has an attachment")
@@ -515,6 +522,23 @@ class ClusterMachine(RuleBasedStateMachine):
         done = self.expect(self.model.refuse_revert(vol, snap), got)
         if done is not None:
             assert (done.status, done.size) == (V.AVAILABLE, vol.size), done
+
+    @rule(pick=PICK)
+    @step
+    def offer_and_withdraw(self, pick: int) -> None:
+        """A transfer offered (the volume awaiting it) and withdrawn: the volume as it
+        was, and nothing else changed (the listing and quota checks after each step)."""
+        vol = self.model.pick_volume(pick)
+        if vol is None:
+            return self.note("no volume to offer")
+        got = self.run(attempt(self.client.create_transfer(vol.id)))
+        offer = self.expect(self.model.refuse_transfer(vol), got)
+        if offer is not None:
+            offered = self.run(self.client.show_volume(vol.id))
+            assert offered.status is V.AWAITING_TRANSFER, offered
+            self.run(self.client.delete_transfer(offer.id))
+            back = self.run(self.client.show_volume(vol.id))
+            assert back.status is V.AVAILABLE, back
 
     @rule(pick=PICK, grow=st.integers(1, 2))
     @step

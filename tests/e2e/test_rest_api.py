@@ -929,6 +929,38 @@ def test_os_services_lists_the_scheduler_and_each_backend_for_an_admin_only(
         "services": []}
 
 
+def test_an_admin_disables_a_backend_s_service_with_a_reason_and_enables_it(
+    api: Api, admin_api: Api, admin_view: SyncClient,
+) -> None:
+    """``os-services/disable-log-reason`` and ``enable`` (``cinder service-disable``):
+    the service shows disabled, with why, until enabled; members are 403; a binary other
+    than cinder-volume is 400 and a host no backend has 404."""
+    host = sorted(b.backend for b in wait_for(
+        lambda: [b for b in admin_view.list_backends() if b.up] or None))[0]
+    body = {"host": host, "binary": "cinder-volume", "disabled_reason": "maintenance"}
+    fault(api.call("PUT", "/v3/os-services/disable", body), 403, "forbidden",
+          "services:update")
+    fault(admin_api.call("PUT", "/v3/os-services/disable", {**body, "binary":
+                                                            "cinder-scheduler"}),
+          400, "badRequest", "cinder-volume")
+    fault(admin_api.call("PUT", "/v3/os-services/disable", {**body, "host": "x@y"}),
+          404, "itemNotFound", "Service x@y could not be found")
+    try:
+        done = admin_api.call("PUT", "/v3/os-services/disable-log-reason", body)
+        assert done.status == 200, done.body
+        assert (done.body["status"], done.body["disabled"], done.body["disabled_reason"]) == (
+            "disabled", True, "maintenance")
+        shown = admin_api.call("GET", f"/v3/os-services?host={host}").body["services"]
+        assert [(s["status"], s["disabled_reason"]) for s in shown] == [
+            ("disabled", "maintenance")]
+    finally:
+        enabled = admin_api.call("PUT", "/v3/os-services/enable",
+                                 {"host": host, "binary": "cinder-volume"})
+    assert (enabled.status, enabled.body["status"]) == (200, "enabled")
+    shown = admin_api.call("GET", f"/v3/os-services?host={host}").body["services"]
+    assert [(s["status"], s["disabled_reason"]) for s in shown] == [("enabled", None)]
+
+
 def test_an_admin_reads_a_backend_s_capabilities_as_its_service_names_it(
     api: Api, admin_api: Api, admin_view: SyncClient,
 ) -> None:

@@ -344,7 +344,20 @@ def test_cinder_and_openstack_list_the_services_an_operator_checks(
                "-c", "State"])
     assert sorted(osc.splitlines()) == sorted(
         ["cinder-scheduler scheduler up", *(f"cinder-volume {b} up" for b in backends)])
-    host = sorted(backends)[0]  # what each prints of one backend's capabilities
+    host = sorted(backends)[0]
+    try:  # a backend out of placement, as an operator takes one (then back)
+        run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token", "admin:admin",
+             "--os-endpoint", rest_cluster.rest_url, "--os-volume-api-version", "3",
+             "volume", "service", "set", "--disable", "--disable-reason", "disk swap",
+             host, "cinder-volume"])
+        assert [(b.disabled, b.disabled_reason) for b in admin_view.list_backends()
+                if b.backend == host] == [(True, "disk swap")]
+    finally:
+        run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
+             "--os-project-id", "admin", "--os-endpoint", rest_cluster.rest_url,
+             "service-enable", host, "cinder-volume"])
+    assert not any(b.disabled for b in admin_view.list_backends())
+    # what each prints of one backend's capabilities
     keys = run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
                 "admin:admin", "--os-endpoint", rest_cluster.rest_url,
                 "--os-volume-api-version", "3", "volume", "backend", "capability", "show",

@@ -129,6 +129,23 @@ def test_stale_backends_are_skipped_until_they_report_again() -> None:
     assert index.select(request(), 62.0).backend == "a@file"
 
 
+def test_a_disabled_backend_gets_nothing_whatever_it_reports_until_enabled() -> None:
+    index = index_of(stats("a", free_capacity_gb=900), stats("b", free_capacity_gb=100))
+    index.disable("a@file")
+    for now in (1.0, 2.0, 3.0):  # its stats keep coming: it stays out
+        index.update(stats("a", free_capacity_gb=900), now)
+        assert index.select(request(), now).backend == "b@file"
+    index.disable("b@file")
+    reason = reason_of(index, request(), 3.0)
+    assert "disabled by an operator" in reason and "2 disabled" in reason
+    index.enable("a@file")
+    assert index.select(request(), 3.0).backend == "a@file"
+    index.disable("c@file")  # not reported yet: out from its first stats on
+    index.update(stats("c", free_capacity_gb=5000), 4.0)
+    assert index.select(request(), 4.0).backend == "a@file"
+    assert len(index) == 3 and view(index, "c@file", 4.0).up
+
+
 def test_a_request_too_big_for_every_backend_names_the_size() -> None:
     index = index_of(stats("a"), stats("b", free_capacity_gb=500))
     assert "capacity for 2000 GiB" in reason_of(index, request(2000))
