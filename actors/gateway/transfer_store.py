@@ -72,6 +72,7 @@ class TransferStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.by_id: dict[str, TransferRecord] = {}
+        self._by_volume: dict[str, TransferRecord] = {}
 
     async def load(self) -> None:
         (await self.db.run(self.reread))()
@@ -86,15 +87,18 @@ class TransferStore:
 
     def _install(self, records: Iterable[TransferRecord]) -> None:
         self.by_id = {rec.id: rec for rec in records}
+        self._by_volume = {rec.volume_id: rec for rec in self.by_id.values()}
 
     def of_volume(self, volume_id: str) -> TransferRecord | None:
-        return next((t for t in self.by_id.values() if t.volume_id == volume_id), None)
+        return self._by_volume.get(volume_id)
 
     def queue_add(self, rec: TransferRecord) -> asyncio.Future[None]:
-        """Queue the transfer's row (in the transaction of what is queued with it)."""
-        self.by_id[rec.id] = rec
+        """Queue the transfer's row (in the transaction of what is queued with it); the
+        caller has made sure the volume has no other (the table's ``UNIQUE``)."""
+        self.by_id[rec.id] = self._by_volume[rec.volume_id] = rec
         return self.db.write(INSERT_TRANSFER, rec.row())
 
     def queue_remove(self, rec: TransferRecord) -> asyncio.Future[None]:
         self.by_id.pop(rec.id, None)
+        self._by_volume.pop(rec.volume_id, None)
         return self.db.write(DELETE_TRANSFER, (rec.id,))

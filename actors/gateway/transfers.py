@@ -136,6 +136,11 @@ class ExtractTransferRequestTask(_Task[CreateContext]):
         check_text("name", c.body.name)
         check_offerable(volume, _snapshot_statuses(self.s.store, volume.id),
                         c.body.no_snapshots)
+        standing = self.s.store.transfers.of_volume(volume.id)
+        if standing is not None:  # an admin reset the volume's status meanwhile
+            raise InvalidState(f"Invalid volume: volume {volume.id} is already offered by "
+                               f"transfer {standing.id}: delete that transfer first",
+                               {"transfer_id": standing.id})
         c.claimed = claim_volume(self.s.store, volume, "offered for transfer")
         c.volume = volume
 

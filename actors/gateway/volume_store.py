@@ -544,12 +544,16 @@ class GatewayStore:
 
     async def remove_volume(self, rec: VolumeRecord) -> None:
         """The row goes and, in the same transaction, the release of its quota is owed
-        (``quota_journal``; op id ``release:volume:<id>``: given back once)."""
+        (``quota_journal``; op id ``release:volume:<id>``: given back once), and an
+        offer of it that still stands is dropped."""
         self._forget(rec)
         writes = [(DELETE_VOLUME, (rec.id,)), (DELETE_FLAGS, (rec.id,)),
                   *self.snapshots.source_removal_writes(rec)]
         queued = [self.db.write(sql, params) for sql, params in writes]
         self.volumes.removed(rec, queued[-1])  # not found, unless the batch fails
+        offer = self.transfers.of_volume(rec.id)  # one an admin's reset left standing
+        if offer is not None:
+            queued.append(self.transfers.queue_remove(offer))
         self.journal.owe_release(f"release:volume:{rec.id}", rec.project_id,
                                  {"volumes": 1, "gigabytes": rec.size})
         for write in queued:

@@ -127,3 +127,24 @@ async def test_an_offer_can_leave_the_snapshots_be_withdrawn_and_is_refused_over
         await taker.delete_volume(vol.id, wait=True)
     with closing(sqlite3.connect(f"file:{c.cfg.path('gateway.db')}?mode=ro", uri=True)) as db:
         assert db.execute("SELECT COUNT(*) FROM transfers").fetchone() == (0,)
+
+
+async def test_an_offer_an_admin_s_reset_left_standing_is_neither_doubled_nor_kept(
+    transfers: E2ECluster,
+) -> None:
+    """An admin's reset of an offered volume leaves its offer standing (as Cinder's):
+    a second offer is refused while it stands, accepting it is refused (the volume no
+    longer awaits it), and the volume's delete drops it."""
+    c = transfers
+    async with c.client(_project("donor")) as donor, c.client(_project("taker")) as taker, \
+            c.client("admin", admin=True) as admin:
+        vol = await donor.create_volume(1, wait=True)
+        offer = await donor.create_transfer(vol.id)
+        await admin.reset_volume_state(vol.id, "available")
+        with pytest.raises(InvalidState, match="already offered by transfer"):
+            await donor.create_transfer(vol.id)
+        with pytest.raises(InvalidState, match="not awaiting transfer"):
+            await taker.accept_transfer(offer.id, offer.auth_key or "")
+        assert await _in_use(taker) == {"volumes": 0, "snapshots": 0, "gigabytes": 0}
+        await donor.delete_volume(vol.id, wait=True)
+        assert await donor.list_transfers() == []
