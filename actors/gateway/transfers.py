@@ -230,11 +230,11 @@ class AcceptTransferTask(_Task[AcceptContext]):
         self.s.publish_volume(volume)
 
 
-def transfer_accept_api(services: TransferServices, lifecycle: LifecycleServices
-                        ) -> LinearFlow[AcceptContext]:
+def transfer_accept_api(services: LifecycleServices) -> LinearFlow[AcceptContext]:
+    """The reserve is the lifecycle flows' own task, so these services are theirs."""
     return LinearFlow("transfer_accept_api",
                       [ExtractAcceptRequestTask(services),
-                       QuotaReserveTask[AcceptContext](lifecycle, ACCEPT_RESERVE),
+                       QuotaReserveTask[AcceptContext](services, ACCEPT_RESERVE),
                        AcceptTransferTask(services)],
                       given=("body", "ctx"))
 
@@ -267,7 +267,7 @@ class VolumeTransfers:
         self.gw = gw
         self.store = gw.store
         self.create_flow = transfer_create_api(lifecycle)
-        self.accept_flow = transfer_accept_api(lifecycle, lifecycle)
+        self.accept_flow = transfer_accept_api(lifecycle)
 
     def handlers(self) -> dict[str, Handler]:
         return {"transfer.create": self.on_create, "transfer.list": self.on_list,
