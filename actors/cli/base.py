@@ -34,6 +34,9 @@ def read_endpoints(data_dir: Path) -> dict[str, Any]:
                          "`cinderblock up`, or give --gateway / CINDERBLOCK_GATEWAY") from exc
 
 
+DEFAULT_PROJECT = "demo"  # the project a command acts for without keys and --project
+
+
 def endpoint_from(data_dir: Path, name: str = "gateway") -> str:
     endpoint = read_endpoints(data_dir).get(name)
     if not isinstance(endpoint, str):
@@ -44,12 +47,33 @@ def endpoint_from(data_dir: Path, name: str = "gateway") -> str:
 def client(args: argparse.Namespace) -> SyncClient:
     """The client a command's common options (``--gateway``/``--data-dir``, ``--project``,
     ``--admin``, ``--user``) describe; one found in the data directory follows its
-    endpoints.json."""
+    endpoints.json.
+
+    With keys, the key decides the project a command acts for (the gateway believes
+    nothing a message says), so a ``--project`` given for another project is refused
+    here, before the command, rather than quietly acting for the key's."""
+    key = key_for(args)
     if args.gateway:
-        return SyncClient(args.gateway, project=args.project, admin=args.admin,
-                          key=key_for(args))
-    return SyncClient(endpoint_from(args.data_dir), project=args.project, admin=args.admin,
-                      key=key_for(args), follow=args.data_dir / "endpoints.json")
+        made = SyncClient(args.gateway, project=args.project, admin=args.admin, key=key)
+    else:
+        made = SyncClient(endpoint_from(args.data_dir), project=args.project,
+                          admin=args.admin, key=key, follow=args.data_dir / "endpoints.json")
+    if key is not None and getattr(args, "project_given", False):
+        try:
+            _refuse_another_project(made, args.project)
+        except BaseException:
+            made.close()
+            raise
+    return made
+
+
+def _refuse_another_project(c: SyncClient, project: str) -> None:
+    me = c.whoami()
+    if me.project_id != project:
+        raise UsageError(f"--project {project}: this key (user {me.user_id}) acts for "
+                         f"project {me.project_id}, and a key decides the project; speak "
+                         f"with a key of project {project} (--user NAME), or leave "
+                         "--project out")
 
 
 def key_for(args: argparse.Namespace) -> Path | None:

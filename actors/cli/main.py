@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from cinderblock import __version__
 from cinderblock.actors.cli.attachments import add_attachment
 from cinderblock.actors.cli.base import (
+    DEFAULT_PROJECT,
     UsageError,
     client,
     endpoint_from,
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
+        args.project_given = getattr(args, "project", None) is not None  # checked by client()
+        args.project = getattr(args, "project", None) or DEFAULT_PROJECT
         result: int = args.run(args)
         sys.stdout.flush()  # here, where a broken pipe is caught, not at exit
         return result
@@ -131,9 +134,10 @@ def add_globals(p: argparse.ArgumentParser, top: bool) -> None:
     group.add_argument("--gateway", default=default(os.environ.get("CINDERBLOCK_GATEWAY")),
                        help="gateway endpoint, else read from DATA_DIR/endpoints.json "
                             "[CINDERBLOCK_GATEWAY]")
-    group.add_argument("--project", default=default(os.environ.get("CINDERBLOCK_PROJECT",
-                                                                   "demo")),
-                       help="the project to act for (default demo) [CINDERBLOCK_PROJECT]")
+    group.add_argument("--project", default=default(os.environ.get("CINDERBLOCK_PROJECT")),
+                       help=f"the project to act for (default {DEFAULT_PROJECT}; with keys, "
+                            "the key's project, and a command refuses another) "
+                            "[CINDERBLOCK_PROJECT]")
     group.add_argument("--admin", action="store_true",
                        default=default(os.environ.get("CINDERBLOCK_ADMIN", "")
                                        in ("1", "true", "yes")),

@@ -60,6 +60,7 @@ from cinderblock.actors.runtime.actor import Actor, Link, Request, when_connecte
 from cinderblock.actors.runtime.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig, host_of
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.failpoints import declare
+from cinderblock.protocol.messages.health import Identity
 from cinderblock.protocol.messages.quota import (
     QuotaAbandon,
     QuotaAbandoned,
@@ -163,6 +164,8 @@ class Gateway(Actor):
             "backend.list": self.on_backend_list,
             "backend.set_enabled": self.on_backend_set_enabled,
             "ping": lambda req: Empty(),
+            "whoami": lambda req: Identity(req.ctx.project_id, req.ctx.user_id,
+                                           tuple(req.ctx.roles)),
             **self.attachments.handlers(),
             **self.admin.handlers(),
             **self.lifecycle.handlers(),

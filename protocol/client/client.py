@@ -55,7 +55,7 @@ from cinderblock.protocol.client.lifecycle import (
 from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
 from cinderblock.protocol.client.transfers import SyncTransferMethods, TransferMethods
-from cinderblock.protocol.messages.health import ActorStats, ClusterStats
+from cinderblock.protocol.messages.health import ActorStats, ClusterStats, Identity
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.limits import MAX_QUOTA_LIMIT, MAX_SIZE_GB, check_range
 from cinderblock.protocol.messages.quota import (
@@ -505,6 +505,11 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods):
     async def ping(self, timeout: float | None = None) -> None:
         await self.call("ping", Empty(), timeout=timeout)
 
+    async def whoami(self) -> Identity:
+        """Whom the gateway takes this client for: with keys, the key's project, user and
+        roles, whatever this client's ``project`` says."""
+        return parse(Identity, await self.call("whoami", Empty()), strict=False)
+
     async def stats(self, timeout: float | None = None) -> ActorStats:
         """The statistics of the actor at this endpoint (admins and monitors)."""
         return parse(ActorStats, await self.call("stats", Empty(), timeout=timeout),
@@ -617,6 +622,9 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
 
     def ping(self, timeout: float | None = None) -> None:
         self._run(lambda c: c.ping(timeout))
+
+    def whoami(self) -> Identity:
+        return self._run(lambda c: c.whoami())
 
     def stats(self, timeout: float | None = None) -> ActorStats:
         return self._run(lambda c: c.stats(timeout))

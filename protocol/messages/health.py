@@ -1,13 +1,16 @@
-"""Liveness and statistics on the wire: every actor's ``stats``, the gateway's ``cluster.stats``.
+"""Liveness, statistics and identity on the wire: every actor's ``stats``, the gateway's
+``cluster.stats`` and ``whoami``.
 
     any peer → any actor   stats          (Empty) → ActorStats: that actor's own snapshot
     client   → gateway     cluster.stats  (Empty) → ClusterStats: the gateway's, the quota
                                           actor's, the scheduler's and every node's, asked
                                           at once; one that does not answer in time is
                                           named in ``missing``
+    any user → gateway     whoami         (Empty) → Identity: whom the gateway takes the
+                                          caller for (its key's project, user and roles)
 
-Both are read-only and answered to admins (and, with the trust model, to the ``monitor``
-role); ``cinderblock health`` and the metrics exporter read them. ``restarts`` is
+The statistics are read-only and answered to admins (and, with the trust model, to the
+``monitor`` role); ``cinderblock health`` and the metrics exporter read them. ``restarts`` is
 ``None`` when nobody told the actor how often it was restarted (the supervisor of
 ``cinderblock up`` does, through ``CINDERBLOCK_RESTARTS`` in the actor's environment).
 """
@@ -41,3 +44,13 @@ class ActorStats:
 class ClusterStats:
     actors: tuple[ActorStats, ...] = ()
     missing: tuple[str, ...] = ()  # actors that did not answer in time
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Whom a request acts for, as the gateway took it: with security, the key's user
+    (nothing the message said); without, what the envelope said."""
+    project_id: str
+    user_id: str
+    roles: tuple[str, ...] = ()

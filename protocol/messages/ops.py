@@ -175,6 +175,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "flow.recent": (FlowRecent, READERS | GATEWAY),
     "flow.history": (FlowHistoryRequest, READERS),
     "ping": (Empty, ANYONE),
+    "whoami": (Empty, READERS),
     "stats": (Empty, frozenset({"admin", "monitor", "gateway"})),
     "cluster.stats": (Empty, frozenset({"admin", "monitor"})),
 }

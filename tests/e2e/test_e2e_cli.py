@@ -36,8 +36,8 @@ class UpCluster:
 
     def cli(self, *args: str, project: str = "demo", admin: bool = False,
             ) -> subprocess.CompletedProcess[str]:
-        who = ["--admin"] if admin else ["--user", self.user(project)]
-        return run_cli(*args, "--data-dir", str(self.data_dir), "--project", project, *who)
+        who = ["--admin"] if admin else ["--project", project, "--user", self.user(project)]
+        return run_cli(*args, "--data-dir", str(self.data_dir), *who)
 
     def user(self, project: str) -> str:
         """A member of ``project`` (``cinderblock user add`` on first use; ``up`` made demo)."""
@@ -181,6 +181,26 @@ def test_volume_list_of_a_project_shows_only_its_volumes_and_all_projects_for_ad
     everyone = {v["id"] for v in up.cli_json("volume", "list", "--all-projects", admin=True)}
     assert {va["id"], vb["id"]} <= everyone
     _one_error_line(up.cli("volume", "show", vb["id"], project=a), "not_found")
+
+
+def test_a_project_other_than_the_key_s_is_refused_not_quietly_replaced(up: UpCluster) -> None:
+    """The key decides the project: ``--project b`` with a's key would act for a."""
+    a, b = f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
+    where = ["--data-dir", str(up.data_dir), "--user", up.user(a)]
+    refused = _one_error_line(run_cli("volume", "create", "1", "--project", b, *where), "usage")
+    assert f"--project {b}: this key (user {a}) acts for project {a}" in refused
+    admin = run_cli("volume", "list", "--admin", "--project", "demo", "--data-dir",
+                    str(up.data_dir))
+    assert "acts for project admin" in _one_error_line(admin, "usage")
+    env = run_cli("volume", "list", *where, env={"CINDERBLOCK_PROJECT": b})
+    assert f"--project {b}: " in _one_error_line(env, "usage")
+    assert up.cli_json("volume", "list", project=a) == []  # nothing was made for a or b
+    assert [v for v in up.cli_json("volume", "list", "--all-projects", admin=True)
+            if v["project_id"] in (a, b)] == []
+    with SyncClient(up.cfg.gateway, project=b, key=up.data_dir / "keys" / f"{a}.key_secret",
+                    timeout=10.0) as c:
+        me = c.whoami()  # the library's project is a label; the gateway's answer is the key's
+    assert (me.project_id, me.user_id, me.roles) == (a, a, ("member",))
 
 
 # ---- types -----------------------------------------------------------------------------
