@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -50,6 +51,10 @@ from cinderblock.protocol.wire.errors import (
     Unavailable,
 )
 
+log = logging.getLogger(__name__)
+# Cinder's words for a fault of its own (webob's HTTPInternalServerError, FaultWrapper)
+SERVER_ERRED = ("The server has either erred or is incapable of performing the requested "
+                "operation.")
 MAX_LIMIT = 1000  # Cinder's osapi_max_limit: the most items a listing's page holds
 
 MAX_BODY = 114_688  # Cinder's osapi max_request_body_size (112 KiB)
@@ -155,6 +160,10 @@ class Front:
             response = fault(413, "Request is too large.")
         except web.HTTPException as exc:
             response = fault(exc.status, exc.reason)
+        except Exception:  # a bug of the front's: logged whole, answered as Cinder does
+            log.exception("%s %s failed [%s]", request.method, request.path,
+                          request_id(request))
+            response = fault(500, SERVER_ERRED)
         response.headers.update(response_headers(version))
         response.headers["x-openstack-request-id"] = request_id(request)
         return response

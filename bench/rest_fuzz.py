@@ -1,0 +1,431 @@
+"""Hostile HTTP on the REST front: Cinder's own requests, each with one thing wrong (or
+nothing), sent at every route, and what they leave behind.
+
+A request is one of Cinder's (create, snapshot, clone, extend, revert, reset, delete,
+attach, transfer, quota, type, service, metadata) on an id the run has seen or made up,
+and with probability ``MUTATE`` one leaf of its body replaced by a value of another
+shape (``None``, a huge number, a float, a long string, a list, a nested map, an id
+of something else), dropped, or joined by a stray key; one request in four is
+shapeless instead (any route, any body, any query string, any microversion). Tokens
+are a member's, another project's and the admin's. The rules every reply must keep:
+
+* it is an answer: a status below 500, within ``SLOW_S``;
+* an error is Cinder's fault body, ``{name: {"code": status, "message": text}}``, whose
+  name is Cinder's for that status.
+
+Afterwards the run deletes the attachments it made (one left ``attaching`` waits for
+its client's ``os-complete``, as Cinder's do) and the cluster must settle exact
+(``bench.invariants``: nothing stuck, quota equal to what exists, node files equal
+to the records).
+
+    python -m cinderblock.bench.rest_fuzz [--requests N] [--clients C] [--seed S] [--json]
+
+starts its own cluster (``cinderblock up`` with a REST front on a free loopback
+port); the suite runs a short version against its test cluster
+(``tests/e2e/test_e2e_rest_fuzz.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import copy
+import json
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from cinderblock.actors.rest.errors import FAULT_NAMES
+from cinderblock.actors.runtime.config import free_port, rest_url
+from cinderblock.bench.invariants import settled_violations
+from cinderblock.bench.up_cluster import UpCluster
+from cinderblock.protocol.client.client import Client
+
+MUTATE = 0.4  # a Cinder request gets one thing wrong this often
+SHAPELESS = 0.25  # of all requests: any route, any body
+SLOW_S = 5.0  # an answer later than this is a problem
+KEEP = 40  # ids of each kind the run remembers
+PROJECT = "fuzz"
+OTHER = "fuzz-other"
+CONNECTOR = {"host": "fuzz-host", "initiator": "iqn.2026-12.fuzz", "ip": "127.0.0.1",
+             "platform": "x86_64", "os_type": "linux", "multipath": False}
+KEYS = ("size", "name", "description", "volume_id", "snapshot_id", "source_volid",
+        "volume_type", "availability_zone", "metadata", "new_size", "status", "bootable",
+        "readonly", "force", "instance_uuid", "connector", "mode", "auth_key", "extra_specs",
+        "is_public", "volumes", "gigabytes", "snapshots", "host", "binary", "disabled_reason",
+        "no_snapshots", "multiattach", "display_name", "backup_id", "imageRef", "group_id",
+        "scheduler_hints", "volume_uuid", "project")
+ENTITIES = ("volume", "snapshot", "volume_type", "attachment", "transfer", "quota_set",
+            "quota_class_set", "metadata", "meta", "extra_specs", "os-extend",
+            "os-reset_status", "revert", "os-set_bootable", "os-update_readonly_flag",
+            "accept", "addProjectAccess", "removeProjectAccess", "os-complete")
+ROUTES = (
+    "POST /volumes", "GET /volumes", "GET /volumes/detail", "GET /volumes/summary",
+    "GET /volumes/{id}", "PUT /volumes/{id}", "DELETE /volumes/{id}",
+    "POST /volumes/{id}/action", "GET /volumes/{id}/metadata", "POST /volumes/{id}/metadata",
+    "PUT /volumes/{id}/metadata", "GET /volumes/{id}/metadata/{key}",
+    "PUT /volumes/{id}/metadata/{key}", "DELETE /volumes/{id}/metadata/{key}",
+    "POST /snapshots", "GET /snapshots", "GET /snapshots/detail", "GET /snapshots/{id}",
+    "PUT /snapshots/{id}", "DELETE /snapshots/{id}", "POST /snapshots/{id}/action",
+    "GET /snapshots/{id}/metadata", "PUT /snapshots/{id}/metadata/{key}",
+    "GET /types", "POST /types", "GET /types/{id}", "PUT /types/{id}", "DELETE /types/{id}",
+    "GET /types/{id}/extra_specs", "POST /types/{id}/extra_specs",
+    "PUT /types/{id}/extra_specs/{key}", "DELETE /types/{id}/extra_specs/{key}",
+    "GET /types/{id}/os-volume-type-access", "POST /types/{id}/action",
+    "GET /os-quota-sets/{id}", "PUT /os-quota-sets/{id}", "DELETE /os-quota-sets/{id}",
+    "GET /os-quota-sets/{id}/defaults", "GET /os-quota-class-sets/{id}",
+    "PUT /os-quota-class-sets/{id}", "GET /limits", "GET /os-availability-zone",
+    "GET /scheduler-stats/get_pools", "GET /os-services", "PUT /os-services/{key}",
+    "GET /capabilities/{id}", "GET /messages", "GET /messages/{id}", "DELETE /messages/{id}",
+    "POST /volume-transfers", "GET /volume-transfers", "GET /volume-transfers/{id}",
+    "DELETE /volume-transfers/{id}", "POST /volume-transfers/{id}/accept",
+    "POST /os-volume-transfer", "POST /attachments", "GET /attachments",
+    "GET /attachments/{id}", "PUT /attachments/{id}", "DELETE /attachments/{id}",
+    "POST /attachments/{id}/action", "GET /nothing-here", "PATCH /volumes",
+)
+QUERY_KEYS = ("limit", "marker", "sort", "sort_key", "sort_dir", "all_tenants", "project_id",
+              "status", "name", "metadata", "offset", "with_count", "cascade", "volume_id",
+              "binary", "host")
+VERSIONS = (None, None, "3.0", "3.27", "3.40", "3.42", "3.44", "3.55", "3.57", "3.60",
+            "3.71", "3.9999", "4.0", "3.x", "latest", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    method: str
+    path: str  # under /v3
+    body: Any  # JSON; None: no body
+    version: str | None  # OpenStack-API-Version's volume microversion
+    token: str
+
+    def describe(self) -> str:
+        body = json.dumps(self.body)[:300] if self.body is not None else "-"
+        return f"{self.method} {self.path} [{self.version}] as {self.token}: {body}"
+
+
+@dataclass(slots=True)
+class Known:
+    """What the run made and may name again (the newest ``KEEP`` of each)."""
+    volume: list[str] = field(default_factory=list)
+    snapshot: list[str] = field(default_factory=list)
+    attachment: list[str] = field(default_factory=list)
+    volume_type: list[str] = field(default_factory=list)
+    transfer: list[tuple[str, str]] = field(default_factory=list)  # (id, auth_key)
+
+    def learn(self, reply: Any) -> None:
+        if not isinstance(reply, dict):
+            return
+        for kind, item in reply.items():
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+                continue
+            if kind == "transfer" and isinstance(item.get("auth_key"), str):
+                self.transfer = [*self.transfer, (item["id"], item["auth_key"])][-KEEP:]
+            elif kind in ("volume", "snapshot", "attachment", "volume_type"):
+                setattr(self, kind, [*getattr(self, kind), item["id"]][-KEEP:])
+
+
+class Requests:
+    """The request generator: plain code over a seeded ``random.Random``."""
+
+    def __init__(self, rng: random.Random, known: Known) -> None:
+        self.rng = rng
+        self.known = known
+
+    def next(self) -> Sent:
+        if self.rng.random() < SHAPELESS:
+            return self.shapeless()
+        method, path, body, version, admin = self.rng.choice(self.cinder_requests())
+        token = self.token(admin)
+        return Sent(method, path, self.mutated(body), version, token)
+
+    def token(self, admin: bool) -> str:
+        if admin and self.rng.random() < 0.85:
+            return "admin:admin"
+        return self.rng.choice([f"{PROJECT}:{PROJECT}"] * 6 + [f"{OTHER}:{OTHER}"])
+
+    def pick(self, ids: list[str]) -> str:
+        return self.rng.choice(ids) if ids and self.rng.random() < 0.9 else str(uuid.uuid4())
+
+    def cinder_requests(self) -> list[tuple[str, str, Any, str | None, bool]]:
+        """(method, path, body, microversion, an admin's) of each request Cinder takes."""
+        r, k = self.rng, self.known
+        v, s, a, t = (self.pick(k.volume), self.pick(k.snapshot), self.pick(k.attachment),
+                      self.pick(k.volume_type))
+        transfer, key = r.choice(k.transfer) if k.transfer else (str(uuid.uuid4()), "k")
+        return [
+            ("POST", "/volumes", {"volume": {"size": r.randrange(1, 3), "name": "n"}}, "3.60",
+             False),
+            ("POST", "/volumes", {"volume": {"snapshot_id": s}}, "3.60", False),
+            ("POST", "/volumes", {"volume": {"source_volid": v}}, "3.60", False),
+            ("POST", "/snapshots", {"snapshot": {"volume_id": v, "force": r.random() < 0.3}},
+             "3.60", False),
+            ("POST", f"/volumes/{v}/action", {"os-extend": {"new_size": r.randrange(1, 5)}},
+             r.choice(["3.0", "3.42"]), False),
+            ("POST", f"/volumes/{v}/action", {"revert": {"snapshot_id": s}}, "3.40", False),
+            ("POST", f"/volumes/{v}/action",
+             {"os-reset_status": {"status": r.choice(["error", "available", "in-use"])}},
+             "3.60", True),
+            ("POST", f"/snapshots/{s}/action", {"os-reset_status": {"status": "error"}},
+             "3.60", True),
+            ("DELETE", f"/volumes/{v}", None, "3.60", False),
+            ("DELETE", f"/volumes/{v}?cascade=true", None, "3.60", False),
+            ("DELETE", f"/snapshots/{s}", None, "3.60", False),
+            ("PUT", f"/volumes/{v}", {"volume": {"name": "m", "metadata": {"a": "b"}}}, "3.60",
+             False),
+            ("POST", f"/volumes/{v}/metadata", {"metadata": {"k": "v"}}, "3.60", False),
+            ("POST", "/attachments",
+             {"attachment": {"volume_uuid": v, "instance_uuid": str(uuid.uuid4())}}, "3.54",
+             False),
+            ("POST", "/attachments",
+             {"attachment": {"volume_uuid": v, "connector": CONNECTOR, "mode": "rw"}}, "3.54",
+             False),
+            ("PUT", f"/attachments/{a}", {"attachment": {"connector": CONNECTOR}}, "3.54",
+             False),
+            ("POST", f"/attachments/{a}/action", {"os-complete": None}, "3.44", False),
+            ("DELETE", f"/attachments/{a}", None, "3.54", False),
+            ("POST", "/volume-transfers",
+             {"transfer": {"volume_id": v, "name": "t", "no_snapshots": r.random() < 0.5}},
+             "3.55", False),
+            ("POST", f"/volume-transfers/{transfer}/accept", {"accept": {"auth_key": key}},
+             "3.57", False),
+            ("DELETE", f"/volume-transfers/{transfer}", None, "3.57", False),
+            ("PUT", f"/os-quota-sets/{PROJECT}",
+             {"quota_set": {"volumes": r.randrange(5, 40), "gigabytes": r.randrange(10, 80)}},
+             "3.60", True),
+            ("POST", "/types", {"volume_type": {"name": f"fuzz-{r.randrange(5)}",
+                                                "extra_specs": {"k": "v"}}}, "3.60", True),
+            ("PUT", f"/types/{t}", {"volume_type": {"name": f"fuzz-r{r.randrange(5)}"}},
+             "3.60", True),
+            ("DELETE", f"/types/{t}", None, "3.60", True),
+            ("PUT", f"/os-services/{r.choice(['disable', 'enable'])}",
+             {"host": r.choice(["node-1@file", "node-2@file", "node-1@null"]),
+              "binary": "cinder-volume"}, "3.60", True),
+        ]
+
+    def mutated(self, body: Any) -> Any:
+        """``body`` with one leaf replaced, dropped or joined by a stray key (or as is)."""
+        if body is None or self.rng.random() >= MUTATE:
+            return body
+        body = copy.deepcopy(body)
+        paths = [p for p in _leaf_paths(body) if p]
+        if not paths:
+            return self.value()
+        path = self.rng.choice(paths)
+        parent = body
+        for step in path[:-1]:
+            parent = parent[step]
+        roll = self.rng.random()
+        if roll < 0.6:
+            parent[path[-1]] = self.value()
+        elif roll < 0.8:
+            del parent[path[-1]]
+        else:
+            parent[self.rng.choice(KEYS)] = self.value()
+        return body
+
+    def shapeless(self) -> Sent:
+        r = self.rng
+        method, template = r.choice(ROUTES).split(" ")
+        ids = [*self.known.volume, *self.known.snapshot, *self.known.attachment,
+               *self.known.volume_type]
+        some_id = r.choice(ids) if ids and r.random() < 0.6 else r.choice(
+            [str(uuid.uuid4()), "x", "default", "__DEFAULT__", "node-1@file", PROJECT, "..",
+             "%00", "%2F", "a" * 300, "enable", "disable", "disable-log-reason"])
+        path = template.replace("{id}", some_id).replace(
+            "{key}", r.choice(["k", "x", "disable", "disable-log-reason", "a" * 300, "%25"]))
+        if r.random() < 0.3:
+            path = f"/{PROJECT}{path}"
+        body: Any = None
+        if method in ("POST", "PUT", "PATCH"):
+            body = r.choice([None, [], "x", 1, {}, self.entity_body()])
+        return Sent(method, path + self.query(), body, r.choice(VERSIONS), self.token(False))
+
+    def entity_body(self) -> dict[str, Any]:
+        r = self.rng
+        return {r.choice(ENTITIES): ({r.choice(KEYS): self.value() for _ in range(r.randrange(5))}
+                                     if r.random() < 0.85 else self.value())
+                for _ in range(r.choice([1, 1, 1, 2]))}
+
+    def query(self) -> str:
+        r = self.rng
+        if r.random() < 0.5:
+            return ""
+        pairs = [f"{r.choice(QUERY_KEYS)}={quote(str(self.value()))}"
+                 for _ in range(r.randrange(1, 4))]
+        return "?" + "&".join(pairs)
+
+    def value(self, depth: int = 0) -> Any:
+        """A JSON value of any shape (the ids the run knows among them)."""
+        r = self.rng
+        kind = r.randrange(12)
+        if kind == 0:
+            return None
+        if kind == 1:
+            return r.choice([0, 1, -1, 2**31, 2**63, -(2**63), 2**64, 10**30])
+        if kind == 2:
+            return r.choice([0.5, -1.5, 1e308, 1e-9])
+        if kind == 3:
+            return r.choice(["", "1", "x" * 300, "\u0000", "é", "true", "available", "error",
+                             "in-use", "ro", "rw", " 2 ", "-1", "1.5", "__DEFAULT__",
+                             "node-1@file", "nova", "name:asc,size:desc", "x:y:z"])
+        if kind == 4:
+            return r.choice([True, False])
+        if kind == 5 and depth < 3:
+            return [self.value(depth + 1) for _ in range(r.randrange(4))]
+        if kind == 6 and depth < 3:
+            return {r.choice(KEYS): self.value(depth + 1) for _ in range(r.randrange(4))}
+        if kind in (7, 8):
+            return self.pick([*self.known.volume, *self.known.snapshot])
+        if kind == 9:
+            return dict(CONNECTOR)
+        return r.randrange(1, 5)
+
+
+def _leaf_paths(value: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _leaf_paths(inner, (*path, key))
+    yield path
+
+
+def judge(status: int, raw: bytes, seconds: float) -> str | None:
+    """What is wrong with a reply (None: nothing): see the module doc's rules."""
+    if status >= 500:
+        return f"answered {status}: {raw[:300]!r}"
+    if seconds > SLOW_S:
+        return f"answered after {seconds:.1f} s"
+    if status < 400:
+        return None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return f"a {status} whose body is not JSON: {raw[:300]!r}"
+    name = FAULT_NAMES.get(status, "computeFault")  # Cinder names only the statuses it lists
+    fault = body.get(name) if isinstance(body, dict) and len(body) == 1 else None
+    if (not isinstance(fault, dict) or fault.get("code") != status
+            or not isinstance(fault.get("message"), str) or not fault["message"]):
+        return f"a {status} that is not Cinder's {name} fault: {raw[:300]!r}"
+    return None
+
+
+@dataclass(slots=True)
+class FuzzReport:
+    requests: int = 0
+    seconds: float = 0.0
+    statuses: Counter[int] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)  # "<request>: <what was wrong>"
+    unsettled: list[str] = field(default_factory=list)  # bench.invariants' violations
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "seconds": round(self.seconds, 1),
+                "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+                "problems": self.problems, "unsettled": self.unsettled}
+
+
+async def fuzz(url: str, requests: int, seed: int, clients: int = 4) -> FuzzReport:
+    """Send ``requests`` requests from ``clients`` concurrent senders to the front at
+    ``url`` (its ``/v3``); every reply judged. Each sender has its own seeded stream."""
+    report, base = FuzzReport(), url.rstrip("/").removesuffix("/v3")
+    left = iter(range(requests))
+    started = time.monotonic()
+    timeout = aiohttp.ClientTimeout(total=SLOW_S * 6)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        async def sender(index: int) -> None:
+            gen = Requests(random.Random(seed * 1000 + index), Known())
+            for _ in left:
+                sent = gen.next()
+                problem, status, raw = await _send(http, base, sent)
+                report.requests += 1
+                report.statuses[status] += 1
+                if problem is not None:
+                    report.problems.append(f"{sent.describe()}: {problem}")
+                elif status in (200, 202):
+                    with contextlib.suppress(ValueError):
+                        gen.known.learn(json.loads(raw))
+
+        await asyncio.gather(*(sender(i) for i in range(clients)))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+async def _send(http: aiohttp.ClientSession, base: str, sent: Sent,
+                ) -> tuple[str | None, int, bytes]:
+    headers = {"X-Auth-Token": sent.token, "Content-Type": "application/json"}
+    if sent.version is not None:
+        headers["OpenStack-API-Version"] = f"volume {sent.version}"
+    data = json.dumps(sent.body).encode() if sent.body is not None else None
+    began = time.monotonic()
+    try:
+        async with http.request(sent.method, base + "/v3" + sent.path, data=data,
+                                headers=headers) as resp:
+            raw = await resp.read()
+            return judge(resp.status, raw, time.monotonic() - began), resp.status, raw
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return f"no answer: {exc!r}", 0, b""
+
+
+async def settle(admin: Client, node_files: Callable[[], Mapping[str, set[str]]],
+                 wait_s: float = 30.0) -> list[str]:
+    """Delete every attachment of the fuzz's projects (an ``attaching`` one waits for a
+    client that never comes), then wait up to ``wait_s`` for the cluster to settle
+    exact; what is still wrong then ([] when settled)."""
+    for att in await admin.list_attachments(all_projects=True):
+        if att.project_id in (PROJECT, OTHER):
+            await admin.delete_attachment(att.id)
+    deadline = time.monotonic() + wait_s
+    while True:
+        problems = await settled_violations(admin, node_files, (PROJECT, OTHER))
+        if not problems or time.monotonic() > deadline:
+            return problems
+        await asyncio.sleep(0.5)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=int, default=20_000)
+    p.add_argument("--clients", type=int, default=4, help="concurrent senders")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--backend", choices=("file", "null"), default="file")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cb-rest-fuzz-") as tmp:
+        cluster = UpCluster(Path(tmp) / "data", "--api-port", str(free_port()),
+                            "--backend", args.backend)
+        cluster.start()
+        try:
+            report = asyncio.run(_run(cluster, args.requests, args.clients, args.seed))
+        finally:
+            cluster.stop()
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        print(f"{report.requests} requests in {report.seconds:.1f} s "
+              f"({report.requests / max(report.seconds, 1e-9):.0f}/s), seed {args.seed}, "
+              f"{args.clients} senders; statuses "
+              + ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items())))
+        print(f"problems: {len(report.problems)}; unsettled: {len(report.unsettled)}")
+        for line in [*report.problems[:50], *report.unsettled[:50]]:
+            print("  " + line)
+    sys.exit(1 if report.problems or report.unsettled else 0)
+
+
+async def _run(cluster: UpCluster, requests: int, clients: int, seed: int) -> FuzzReport:
+    report = await fuzz(rest_url(cluster.cfg.rest[0]), requests, seed, clients)
+    async with cluster.client("admin", timeout=30.0) as admin:
+        report.unsettled = await settle(admin, cluster.node_files)
+    return report
+
+
+if __name__ == "__main__":
+    main()
