@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_transfer(sub, common, _leaf)
     az = sub.add_parser("az", help="availability zones").add_subparsers(required=True)
     _leaf(az, common, "list", "list availability zones", cmd_az_list)
+    _leaf(sub, common, "whoami", "the project, user and roles the gateway takes this "
+          "command's key for", cmd_whoami)
     p = _leaf(sub, common, "tui", "the live dashboard: flows, backends, volumes, rates", cmd_tui)
     p.add_argument("--events", default=os.environ.get("CINDERBLOCK_EVENTS"),
                    help="event endpoint, else read from DATA_DIR/endpoints.json "
@@ -553,6 +555,11 @@ def cmd_quota_sync(args: argparse.Namespace) -> int:
     if output_format(args) == "table":
         print("applied" if result.applied else "dry run: nothing changed")
     return 0
+
+
+def cmd_whoami(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.whoami())
 
 
 def cmd_az_list(args: argparse.Namespace) -> int:

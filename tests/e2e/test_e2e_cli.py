@@ -201,6 +201,9 @@ def test_a_project_other_than_the_key_s_is_refused_not_quietly_replaced(up: UpCl
                     timeout=10.0) as c:
         me = c.whoami()  # the library's project is a label; the gateway's answer is the key's
     assert (me.project_id, me.user_id, me.roles) == (a, a, ("member",))
+    shown = json.loads(run_cli("whoami", "--json", *where).stdout)
+    assert shown == {"project_id": a, "user_id": a, "roles": ["member"]}
+    assert json.loads(up.cli("whoami", "--json", admin=True).stdout)["project_id"] == "admin"
 
 
 # ---- types -----------------------------------------------------------------------------
