@@ -44,7 +44,8 @@ async def settled_violations(
     projects: Iterable[str] = (),
 ) -> list[str]:
     """Every way the settled cluster is not exact; [] when it is (see the module doc).
-    ``node_files``: every file name in each node's directory, by host."""
+    ``node_files``: every file name in each node's directory, by host, for the nodes
+    whose backend keeps files (a host it leaves out, a ``null`` node, is not looked at)."""
     volumes = await admin.list_volumes(all_projects=True)
     snapshots = await admin.list_snapshots(all_projects=True)
     attachments = await admin.list_attachments(all_projects=True)
@@ -85,7 +86,9 @@ async def settled_violations(
                 if hosts[v.id] and v.status not in VOLUME_ERRORS}
     required |= {(hosts.get(s.volume_id, ""), f"snapshot-{s.id}") for s in snapshots
                  if s.status is P.AVAILABLE}
-    found = {(host, name) for host, names in node_files().items() for name in names}
+    files = node_files()  # only nodes whose backend keeps files (not null's, in memory)
+    required = {(host, name) for host, name in required if host in files}
+    found = {(host, name) for host, names in files.items() for name in names}
     problems += [f"{host}: {name} is left over (work in progress)"
                  for host, name in sorted(found) if name.startswith(".tmp-")]
     problems += [f"{host}: orphan file {name} (no volume or snapshot there)"

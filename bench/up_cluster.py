@@ -101,9 +101,12 @@ class UpCluster:
         return actors
 
     def node_files(self) -> dict[str, set[str]]:
-        """Every file in every node's directory, by host (``bench.invariants``)."""
+        """Every file in the directory of every node that keeps files (a ``null`` node
+        keeps its volumes in memory), by host (``bench.invariants``)."""
         out: dict[str, set[str]] = {}
         for node in self.cfg.nodes:
+            if node.backend != "file":
+                continue
             d = self.cfg.path("nodes", node.host)
             out[node.host] = {p.name for p in d.iterdir()} if d.exists() else set()
         return out

@@ -119,9 +119,12 @@ class E2ECluster:
         return self.cfg.path("nodes", host.partition("@")[0])
 
     def node_files(self) -> dict[str, set[str]]:
-        """Every file (volumes, temporaries) in every node's directory."""
+        """Every file (volumes, temporaries) in the directory of every node that keeps
+        files (a ``null`` node keeps its volumes in memory)."""
         out: dict[str, set[str]] = {}
         for node in self.cfg.nodes:
+            if node.backend != "file":
+                continue
             d = self.node_dir(node.host)
             out[node.host] = {p.name for p in d.iterdir()} if d.exists() else set()
         return out

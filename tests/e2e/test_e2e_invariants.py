@@ -4,6 +4,9 @@ names what is wrong when a file, a usage or a reservation disagrees with what ex
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+
+import pytest
 
 from cinderblock.protocol.client.client import Client
 from tests.cluster_invariants import settled_violations
@@ -40,3 +43,18 @@ async def test_an_exact_cluster_has_no_violations_and_each_kind_of_drift_is_name
         f"{project}: 3 volumes still reserved after every operation ended",
         f"{host.partition('@')[0]}: orphan file {orphan.name} (no volume or snapshot there)",
     ]
+
+
+@pytest.fixture(scope="module")
+def null(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(backend="null")
+
+
+async def test_a_null_node_s_volumes_are_not_looked_for_as_files(null: E2ECluster) -> None:
+    """A ``null`` node keeps its volumes in memory: a settled null cluster is exact (the
+    kill suite's ``--backend null`` had reported every volume's file missing)."""
+    async with null.client("admin", admin=True) as admin, null.client("nulls") as client:
+        vols = [await client.create_volume(1, wait=True) for _ in range(3)]
+        await client.create_snapshot(vols[0].id, wait=True)
+        assert null.node_files() == {}
+        assert await settled_violations(null, admin, ["nulls"]) == []
