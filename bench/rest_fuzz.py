@@ -1,7 +1,7 @@
 """Hostile HTTP on the REST front: Cinder's own requests, each with one thing wrong (or
 nothing), sent at every route, and what they leave behind.
 
-A request is one of Cinder's (create, snapshot, clone, extend, revert, reset, delete,
+A request is one of Cinder's (create, snapshot, clone, extend, revert, retype, reset, delete,
 attach, transfer, quota, type, service, metadata) on an id the run has seen or made up,
 and with probability ``MUTATE`` one leaf of its body replaced by a value of another
 shape (``None``, a huge number, a float, a long string, a list, a nested map, an id
@@ -173,6 +173,10 @@ class Requests:
             ("POST", f"/volumes/{v}/action", {"os-extend": {"new_size": r.randrange(1, 5)}},
              r.choice(["3.0", "3.42"]), False),
             ("POST", f"/volumes/{v}/action", {"revert": {"snapshot_id": s}}, "3.40", False),
+            ("POST", f"/volumes/{v}/action",
+             {"os-retype": {"new_type": t, "migration_policy": r.choice(["never",
+                                                                         "on-demand"])}},
+             "3.60", False),
             ("POST", f"/volumes/{v}/action",
              {"os-reset_status": {"status": r.choice(["error", "available", "in-use"])}},
              "3.60", True),

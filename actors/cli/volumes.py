@@ -6,6 +6,7 @@
     cinderblock volume set VOLUME [--name N] [--description D] [--property K=V ...]
                                   [--no-property] [--bootable|--non-bootable]
                                   [--read-only|--read-write]
+                                  [--type TYPE [--retype-policy never|on-demand]]
     cinderblock volume unset VOLUME --property KEY [--property KEY ...]
     cinderblock volume create [SIZE] --snapshot-id SNAPSHOT | --source-volid VOLUME
 
@@ -70,6 +71,12 @@ def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) 
     add_properties(p)
     flag_pair(p, "bootable", "--bootable", "--non-bootable")
     flag_pair(p, "readonly", "--read-only", "--read-write")
+    p.add_argument("--type", dest="new_type", metavar="TYPE",
+                   help="retype it, in place: its backend must satisfy the new type")
+    p.add_argument("--retype-policy", choices=("never", "on-demand"), default=None,
+                   help="Cinder's migration policy (default never); no volume moves "
+                        "between backends here, so a type its backend does not satisfy is "
+                        "refused under either")
     p = leaf(vol, common, "unset", "remove metadata items from a volume", cmd_volume_unset)
     p.add_argument("volume", metavar="VOLUME", help="name or id")
     add_unset_properties(p)
@@ -196,11 +203,19 @@ def cmd_volume_set(args: argparse.Namespace) -> int:
     changes: dict[str, Any] = naming_changes(args) | property_changes(args)
     changes.update({f: getattr(args, f) for f in ("bootable", "readonly")
                     if getattr(args, f) is not None})
-    if not changes:
+    if args.retype_policy is not None and args.new_type is None:
+        raise UsageError("--retype-policy goes with --type")
+    if not changes and args.new_type is None:
         raise UsageError("nothing to set: give --name, --description, --property, "
-                         "--no-property, --bootable/--non-bootable or --read-only/--read-write")
+                         "--no-property, --bootable/--non-bootable, --read-only/--read-write "
+                         "or --type")
     with client(args) as c:
-        return show(args, c.modify_volume(find_volume(c, args.volume).id, **changes))
+        volume = find_volume(c, args.volume)
+        if changes:
+            volume = c.modify_volume(volume.id, **changes)
+        if args.new_type is not None:
+            volume = c.retype_volume(volume.id, args.new_type, args.retype_policy or "never")
+        return show(args, volume)
 
 
 def cmd_volume_unset(args: argparse.Namespace) -> int:

@@ -49,6 +49,7 @@ from cinderblock.actors.gateway.paging import (
 from cinderblock.actors.gateway.peers import PeerWatch
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
+from cinderblock.actors.gateway.retype import VolumeRetyper
 from cinderblock.actors.gateway.transfers import VolumeTransfers
 from cinderblock.actors.gateway.user_messages import UserMessages
 from cinderblock.actors.gateway.volume_edit import VolumeEditor
@@ -72,7 +73,12 @@ from cinderblock.protocol.messages.quota import (
     QuotaShowMany,
     check_projects,
 )
-from cinderblock.protocol.messages.scheduling import BackendEnable, BackendList, ScheduleRequest
+from cinderblock.protocol.messages.scheduling import (
+    Backend,
+    BackendEnable,
+    BackendList,
+    ScheduleRequest,
+)
 from cinderblock.protocol.messages.volumes import (
     AvailabilityZone,
     Empty,
@@ -130,6 +136,7 @@ class Gateway(Actor):
         self.lifecycle = GatewayLifecycle(self)
         self.admin = VolumeAdmin(self, self.lifecycle)
         self.editor = VolumeEditor(self)
+        self.retyper = VolumeRetyper(self)
         self.volume_types = VolumeTypes(self)
         self.user_messages = UserMessages(self)
         self.transfers = VolumeTransfers(self, self.lifecycle)
@@ -170,6 +177,7 @@ class Gateway(Actor):
             **self.admin.handlers(),
             **self.lifecycle.handlers(),
             **self.editor.handlers(),
+            **self.retyper.handlers(),
             **self.volume_types.handlers(),
             **self.user_messages.handlers(),
             **self.transfers.handlers(),
@@ -511,8 +519,12 @@ class Gateway(Actor):
         return parse(QuotaSets, reply, strict=False)
 
     async def on_backend_list(self, req: Request) -> BackendList:
-        reply = await self.scheduler.call("backend.list", Empty(), req.ctx, timeout=10.0)
-        return parse(BackendList, reply, strict=False)
+        return BackendList(tuple(await self.backends_seen(req.ctx)))
+
+    async def backends_seen(self, ctx: Context) -> list[Backend]:
+        """Every backend as the scheduler's index has it now."""
+        reply = await self.scheduler.call("backend.list", Empty(), ctx, timeout=10.0)
+        return list(parse(BackendList, reply, strict=False).backends)
 
     async def on_backend_set_enabled(self, req: Request) -> BackendEnable:
         require_admin(req.ctx, "enable or disable a backend")

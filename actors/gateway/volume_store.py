@@ -202,6 +202,7 @@ UPDATE_STATUS = "UPDATE volumes SET status=?, host=?, reason=?, updated_at=? WHE
 UPDATE_SIZE = "UPDATE volumes SET size=?, status=?, reason=?, updated_at=? WHERE id=?"
 UPDATE_OWNER = ("UPDATE volumes SET project_id=?, user_id=?, status=?, request_id=NULL, "
                 "request_fp=NULL, updated_at=? WHERE id=?")
+UPDATE_VOLUME_TYPE = "UPDATE volumes SET volume_type_id=?, updated_at=? WHERE id=?"
 DELETE_VOLUME = "DELETE FROM volumes WHERE id=?"
 UPDATE_DETAILS = (
     "UPDATE volumes SET name=?, description=?, metadata=?, updated_at=? WHERE id=?"
@@ -603,6 +604,11 @@ class GatewayStore:
         flags = self._write(rec, SAVE_FLAGS, (rec.id, int(rec.bootable), int(rec.readonly)))
         await details
         await flags
+
+    async def save_volume_type(self, rec: VolumeRecord) -> None:
+        """The volume's type (a retype)."""
+        rec.updated_at = time.time()
+        await self._write(rec, UPDATE_VOLUME_TYPE, (rec.volume_type.id, rec.updated_at, rec.id))
 
     async def start_extend(self, rec: VolumeRecord, reservation_id: str) -> None:
         """The volume's status (``extending``) and its reservation, in one transaction:

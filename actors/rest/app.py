@@ -303,10 +303,12 @@ class Front:
             await client.modify_volume(volume_id, readonly=entity(body, action).get("readonly"))
         elif action == "revert" and self.version(request).at_least("3.40"):
             await self._revert(client, volume_id, entity(body, action))
+        elif action == "os-retype":
+            await _retype(client, volume_id, entity(body, action))
         else:
             raise bad_request(f"There is no such action: {action}")
-        return web.Response(status=202 if action in ("os-extend", "os-reset_status", "revert")
-                            else 200)
+        return web.Response(status=202 if action in ("os-extend", "os-reset_status", "revert",
+                                                     "os-retype") else 200)
 
     async def _revert(self, client: Client, volume_id: str, args: dict[str, Any]) -> None:
         """3.40: revert the volume to its latest snapshot. As Cinder's, a status that
@@ -1002,6 +1004,24 @@ def snapshot_metadata(handler: Callable[[web.Request, str], Awaitable[web.Respon
     async def serve(request: web.Request) -> web.Response:
         return await handler(request, "snapshot")
     return serve
+
+
+async def _retype(client: Client, volume_id: str, args: dict[str, Any]) -> None:
+    """Cinder's ``os-retype`` schema: ``new_type`` a string, ``migration_policy``
+    ``never``, ``on-demand`` or null, nothing else."""
+    unknown = set(args) - {"new_type", "migration_policy"}
+    if unknown:
+        raise bad_request("Invalid input for field/attribute os-retype. Additional "
+                          f"properties are not allowed ({', '.join(sorted(map(repr, unknown)))} "
+                          "were unexpected)")
+    new_type, policy = args.get("new_type"), args.get("migration_policy")
+    if not isinstance(new_type, str):
+        raise bad_request("Invalid input for field/attribute new_type: 'new_type' is a "
+                          "required property of type 'string'")
+    if policy is not None and policy not in ("never", "on-demand"):
+        raise bad_request(f"Invalid input for field/attribute migration_policy. Value: "
+                          f"{policy}. {policy!r} is not one of ['on-demand', 'never']")
+    await client.retype_volume(volume_id, new_type, policy or "never")
 
 
 def build_app(front: Front) -> web.Application:

@@ -35,6 +35,7 @@ from cinderblock.protocol.messages.lifecycle import (
     SnapshotWatch,
     VolumeDelete,
     VolumeExtend,
+    VolumeRetype,
     VolumeRevert,
 )
 from cinderblock.protocol.messages.limits import MAX_SIZE_GB, check_range
@@ -106,6 +107,14 @@ class LifecycleMethods:
         if volume.size < new_size:
             raise VolumeError(volume)
         return volume
+
+    async def retype_volume(self, volume_id: str, new_type: str,
+                            migration_policy: str = "never") -> Volume:
+        """Give a volume another type, in place (Cinder's ``os-retype``): its backend must
+        satisfy the new type (no volume moves between backends here, whatever the
+        ``migration_policy``); the answer is the volume with its new type."""
+        body = VolumeRetype(volume_id, new_type, migration_policy)
+        return parse(Volume, await self.call("volume.retype", body), strict=False)
 
     async def revert_volume(
         self, volume_id: str, snapshot_id: str, *, wait: bool = False,
@@ -209,6 +218,10 @@ class SyncLifecycleMethods:
 
     def extend_volume(self, volume_id: str, new_size: int, **kwargs: Any) -> Volume:
         return self._run(lambda c: c.extend_volume(volume_id, new_size, **kwargs))
+
+    def retype_volume(self, volume_id: str, new_type: str,
+                      migration_policy: str = "never") -> Volume:
+        return self._run(lambda c: c.retype_volume(volume_id, new_type, migration_policy))
 
     def revert_volume(self, volume_id: str, snapshot_id: str, **kwargs: Any) -> Volume:
         return self._run(lambda c: c.revert_volume(volume_id, snapshot_id, **kwargs))

@@ -47,6 +47,18 @@ class VolumeExtend:
 
 @message
 @dataclass(frozen=True, slots=True)
+class VolumeRetype:
+    """Give a volume another type, in place (Cinder's ``os-retype``): its backend must
+    satisfy the new type; ``migration_policy`` is Cinder's (``never``, ``on-demand``),
+    and no volume moves between backends here."""
+
+    volume_id: str
+    new_type: str  # a name or an id
+    migration_policy: str = "never"
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class VolumeRevert:
     """Revert a volume to its latest snapshot, in place (Cinder's 3.40 ``revert``): the
     volume must be available and the snapshot available, its newest, and of its size."""

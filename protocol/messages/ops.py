@@ -34,6 +34,7 @@ from cinderblock.protocol.messages.lifecycle import (
     VolumeDelete,
     VolumeExtend,
     VolumeExtended,
+    VolumeRetype,
     VolumeRevert,
     VolumeReverted,
 )
@@ -106,6 +107,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "volume.extended": (VolumeExtended, NODES),
     "volume.revert": (VolumeRevert, USERS),
     "volume.reverted": (VolumeReverted, NODES),
+    "volume.retype": (VolumeRetype, USERS),
     # snapshots
     "snapshot.create": (SnapshotCreate, USERS),
     "snapshot.show": (SnapshotRef, READERS),

@@ -296,6 +296,21 @@ def test_quota_defaults_shows_and_set_defaults_sets_the_default_limits(up: UpClu
     assert {row["resource"]: row["limit"] for row in same} == shown
 
 
+def test_volume_set_type_retypes_in_place(up: UpCluster) -> None:
+    name = f"gold-{uuid.uuid4().hex[:6]}"
+    made = up.cli("type", "create", name, "--property", "volume_backend_name=file",
+                  admin=True)
+    assert made.returncode == 0, made.stderr
+    vol = up.cli_json("volume", "create", "1", "--wait")
+    retyped = up.cli_json("volume", "set", vol["id"], "--type", name, "--name", "typed")
+    assert (retyped["volume_type"], retyped["name"], retyped["host"]) == (
+        name, "typed", vol["host"])
+    _one_error_line(up.cli("volume", "set", vol["id"], "--retype-policy", "never"), "usage")
+    _one_error_line(up.cli("volume", "set", vol["id"], "--type", name), "invalid_state")
+    assert up.cli("volume", "delete", vol["id"], "--wait").returncode == 0
+    assert up.cli("type", "delete", name, admin=True).returncode == 0
+
+
 def test_backend_list_and_az_list(up: UpCluster) -> None:
     backends = up.cli_json("backend", "list")
     assert {b["backend"] for b in backends} == {"node-1@file", "node-2@file"}

@@ -805,6 +805,35 @@ def test_a_volume_is_reverted_to_its_latest_snapshot_from_3_40(
     assert admin_view.show_volume(vol["id"]).status == "reserved"
 
 
+def test_a_volume_is_retyped_in_place_by_os_retype(
+    api: Api, admin_api: Api, admin_view: SyncClient, project: str,
+) -> None:
+    """``os-retype``: 202 and the new type, in place; Cinder's schema (``new_type`` a
+    string, ``migration_policy`` never or on-demand, nothing else) 400; an unknown type
+    404; a type the backend does not satisfy 400, with why."""
+    for name, specs in ((f"gold-{project}", {"volume_backend_name": "file"}),
+                        (f"lvm-{project}", {"volume_backend_name": "lvm"})):
+        made = admin_api.call("POST", "/v3/types", {"volume_type": {"name": name,
+                                                                    "extra_specs": specs}})
+        assert made.status == 200, made.body
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    action = f"/v3/volumes/{vol['id']}/action"
+    for bad, says in (({}, "new_type"), ({"new_type": 1}, "new_type"),
+                      ({"new_type": "x", "migration_policy": "always"}, "migration_policy"),
+                      ({"new_type": "x", "force": True}, "Additional properties")):
+        fault(api.call("POST", action, {"os-retype": bad}), 400, "badRequest", says)
+    fault(api.call("POST", action, {"os-retype": {"new_type": "no-such"}}), 404,
+          "itemNotFound", "no-such")
+    fault(api.call("POST", action, {"os-retype": {"new_type": f"lvm-{project}"}}), 400,
+          "badRequest", "migration not allowed")
+    done = api.call("POST", action, {"os-retype": {"new_type": f"gold-{project}",
+                                                   "migration_policy": None}})
+    assert done.status == 202, done.body
+    shown = api.call("GET", f"/v3/volumes/{vol['id']}").body["volume"]
+    assert (shown["volume_type"], shown["status"]) == (f"gold-{project}", "available")
+
+
 def test_a_front_on_a_public_address_without_tokens_refuses_to_start(
     rest_cluster: E2ECluster,
 ) -> None:

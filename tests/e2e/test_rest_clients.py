@@ -324,6 +324,51 @@ def test_a_volume_changes_project_through_openstack_and_cinder_transfers(
     gone(admin_view, volume_id)
 
 
+def test_a_volume_is_retyped_in_place_with_openstack_and_cinder(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``openstack volume set --type`` and ``cinder retype`` (each had been a 400, "There
+    is no such action: os-retype"): the volume takes a type its backend satisfies, in
+    place; a type it does not is refused with why, and the volume keeps its type."""
+    project = f"retype-{uuid.uuid4().hex[:8]}"
+    gold = admin_view.create_type(f"gold-{uuid.uuid4().hex[:8]}",
+                                  extra_specs={"volume_backend_name": "file"})
+    lvm = admin_view.create_type(f"lvm-{uuid.uuid4().hex[:8]}",
+                                 extra_specs={"volume_backend_name": "lvm"})
+
+    def openstack(*args: str) -> str:
+        return run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+                    f"{project}:{project}", "--os-endpoint", rest_cluster.rest_url,
+                    "--os-volume-api-version", "3", *args])
+
+    def cinder(*args: str, check: bool = True) -> str:
+        argv = [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", project,
+                "--os-project-id", project, "--os-endpoint", rest_cluster.rest_url, *args]
+        if check:
+            return run(argv)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode != 0, done.stdout
+        return done.stderr
+
+    volume_id = openstack("volume", "create", "--size", "1", "v", "-f", "value",
+                          "-c", "id").strip()
+    before = volume_status(admin_view, volume_id, "available")
+    openstack("volume", "set", "--type", gold.name, "--retype-policy", "never", volume_id)
+    retyped = admin_view.show_volume(volume_id)
+    assert (retyped.volume_type, retyped.host, retyped.status) == (
+        gold.name, before.host, "available")
+    refused = cinder("retype", "--migration-policy", "on-demand", volume_id, lvm.name,
+                     check=False)
+    assert "does not migrate volumes between backends" in refused
+    assert admin_view.show_volume(volume_id).volume_type == gold.name
+    cinder("retype", volume_id, before.volume_type or "")
+    assert admin_view.show_volume(volume_id).volume_type == before.volume_type
+    openstack("volume", "delete", volume_id)
+    gone(admin_view, volume_id)
+    admin_view.delete_type(gold.id)
+    admin_view.delete_type(lvm.id)
+
+
 def test_cinder_and_openstack_list_the_services_an_operator_checks(
     rest_cluster: E2ECluster, admin_view: SyncClient,
 ) -> None:

@@ -89,7 +89,7 @@ def test_a_monitor_reads_but_changes_nothing() -> None:
     readable = {op for op in OPS if may_send(SENDERS[op], MONITOR)}
     assert "volume.list" in readable and "flow.history" in readable
     assert not readable & {"volume.create", "volume.delete", "quota.set", "type.create",
-                           "type.update", "volume.revert", "attachment.create",
+                           "type.update", "volume.revert", "volume.retype", "attachment.create",
                            "snapshot.create", "snapshot.modify"}
 
 
