@@ -55,6 +55,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from cinderblock.actors.runtime.config import DEFAULT_TYPE
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume
@@ -87,6 +88,7 @@ F = TypeVar("F", bound=Callable[..., None])
 Send = Callable[[], Awaitable[Any]]  # a request of a step, sent again on a retry
 Settle = Callable[[Any], None]  # what the step does with the first answer (or error)
 V, P = VolumeStatus, SnapshotStatus
+RETYPES = (DEFAULT_TYPE, "FCVolumeType")  # the embedded config's types
 
 EXAMPLES = int(os.environ.get("CINDERBLOCK_STATEFUL_EXAMPLES", "4"))
 STEPS = int(os.environ.get("CINDERBLOCK_STATEFUL_STEPS", "12"))
@@ -125,6 +127,7 @@ class ModelVolume:
     status: VolumeStatus
     request: CreateRequest
     attachment: str | None = None
+    volume_type: str | None = None  # its type's name, as created (a clone: its source's)
 
 
 @dataclass
@@ -240,6 +243,13 @@ class Model:
             return invalid_state(vol.status)
         busy = next((s for s in self.snapshots_of(vol.id) if s.status is not P.AVAILABLE), None)
         return invalid_state(busy.status) if busy is not None else None
+
+    def refuse_retype(self, vol: ModelVolume, new_type: str) -> Refusal | None:
+        """Cinder's: the volume available or in-use and of another type (both types of
+        the cluster's configuration are ones every file backend satisfies)."""
+        if vol.status not in (V.AVAILABLE, V.IN_USE) or vol.volume_type == new_type:
+            return Refusal(InvalidState, "available or in-use state")
+        return None
 
     def refuse_attach(self, vol: ModelVolume) -> Refusal | None:
         if vol.attachment is not None:  # the default type does not allow multiattach
@@ -403,7 +413,8 @@ class ClusterMachine(RuleBasedStateMachine):
         vol = self.expect(refusal, got)
         if vol is not None:
             assert vol.status is V.AVAILABLE, vol
-            self.model.volumes[vol.id] = ModelVolume(vol.id, vol.size, vol.status, request)
+            self.model.volumes[vol.id] = ModelVolume(vol.id, vol.size, vol.status, request,
+                                                     volume_type=vol.volume_type)
 
     @rule(size=st.integers(1, 5))
     @step
@@ -540,6 +551,23 @@ class ClusterMachine(RuleBasedStateMachine):
             back = self.run(self.client.show_volume(vol.id))
             assert back.status is V.AVAILABLE, back
 
+    @rule(pick=PICK, other=st.booleans())
+    @step
+    def retype_volume(self, pick: int, other: bool) -> None:
+        """In place, to the other configured type (or, ``other`` false, to its own:
+        refused); the volume keeps its status and size."""
+        vol = self.model.pick_volume(pick)
+        if vol is None:
+            return self.note("no volume to retype")
+        new_type = (RETYPES[1 - RETYPES.index(vol.volume_type)]
+                    if other and vol.volume_type in RETYPES else vol.volume_type or "")
+        got = self.run(attempt(self.client.retype_volume(vol.id, new_type)))
+        done = self.expect(self.model.refuse_retype(vol, new_type), got)
+        if done is not None:
+            assert (done.volume_type, done.status, done.size) == (
+                new_type, vol.status, vol.size), done
+            vol.volume_type = new_type
+
     @rule(pick=PICK, grow=st.integers(1, 2))
     @step
     def extend_volume(self, pick: int, grow: int) -> None:
@@ -648,7 +676,8 @@ class ClusterMachine(RuleBasedStateMachine):
             self.note(f"sent again: {shown(again)}")
             if isinstance(first, Volume):
                 assert again.id == first.id, f"a retried create made {again.id}, not {first.id}"
-            self.model.volumes[again.id] = ModelVolume(again.id, 1, again.status, request)
+            self.model.volumes[again.id] = ModelVolume(again.id, 1, again.status, request,
+                                                       volume_type=again.volume_type)
             self.model.open_ends[again.id] = frozenset({("available", 1), ("error", 1)})
 
         return send, settle
