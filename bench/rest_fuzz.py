@@ -33,14 +33,10 @@ import contextlib
 import copy
 import json
 import random
-import sys
-import tempfile
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -48,9 +44,8 @@ import aiohttp
 
 from cinderblock.actors.rest.errors import FAULT_NAMES
 from cinderblock.actors.runtime.config import free_port, rest_url
-from cinderblock.bench.invariants import settled_violations
+from cinderblock.bench.fuzzing import FuzzReport, fuzz_command, settle
 from cinderblock.bench.up_cluster import UpCluster
-from cinderblock.protocol.client.client import Client
 
 MUTATE = 0.4  # a Cinder request gets one thing wrong this often
 SHAPELESS = 0.25  # of all requests: any route, any body
@@ -323,20 +318,6 @@ def judge(status: int, raw: bytes, seconds: float) -> str | None:
     return None
 
 
-@dataclass(slots=True)
-class FuzzReport:
-    requests: int = 0
-    seconds: float = 0.0
-    statuses: Counter[int] = field(default_factory=Counter)
-    problems: list[str] = field(default_factory=list)  # "<request>: <what was wrong>"
-    unsettled: list[str] = field(default_factory=list)  # bench.invariants' violations
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "seconds": round(self.seconds, 1),
-                "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-                "problems": self.problems, "unsettled": self.unsettled}
-
-
 async def fuzz(url: str, requests: int, seed: int, clients: int = 4) -> FuzzReport:
     """Send ``requests`` requests from ``clients`` concurrent senders to the front at
     ``url`` (its ``/v3``); every reply judged. Each sender has its own seeded stream."""
@@ -351,7 +332,7 @@ async def fuzz(url: str, requests: int, seed: int, clients: int = 4) -> FuzzRepo
                 sent = gen.next()
                 problem, status, raw = await _send(http, base, sent)
                 report.requests += 1
-                report.statuses[status] += 1
+                report.outcomes[str(status)] += 1
                 if problem is not None:
                     report.problems.append(f"{sent.describe()}: {problem}")
                 elif status in (200, 202):
@@ -379,57 +360,13 @@ async def _send(http: aiohttp.ClientSession, base: str, sent: Sent,
         return f"no answer: {exc!r}", 0, b""
 
 
-async def settle(admin: Client, node_files: Callable[[], Mapping[str, set[str]]],
-                 wait_s: float = 30.0) -> list[str]:
-    """Delete every attachment of the fuzz's projects (an ``attaching`` one waits for a
-    client that never comes), then wait up to ``wait_s`` for the cluster to settle
-    exact; what is still wrong then ([] when settled)."""
-    for att in await admin.list_attachments(all_projects=True):
-        if att.project_id in (PROJECT, OTHER):
-            await admin.delete_attachment(att.id)
-    deadline = time.monotonic() + wait_s
-    while True:
-        problems = await settled_violations(admin, node_files, (PROJECT, OTHER))
-        if not problems or time.monotonic() > deadline:
-            return problems
-        await asyncio.sleep(0.5)
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--requests", type=int, default=20_000)
-    p.add_argument("--clients", type=int, default=4, help="concurrent senders")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--backend", choices=("file", "null"), default="file")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
-    args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="cb-rest-fuzz-") as tmp:
-        cluster = UpCluster(Path(tmp) / "data", "--api-port", str(free_port()),
-                            "--backend", args.backend)
-        cluster.start()
-        try:
-            report = asyncio.run(_run(cluster, args.requests, args.clients, args.seed))
-        finally:
-            cluster.stop()
-    if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
-    else:
-        print(f"{report.requests} requests in {report.seconds:.1f} s "
-              f"({report.requests / max(report.seconds, 1e-9):.0f}/s), seed {args.seed}, "
-              f"{args.clients} senders; statuses "
-              + ", ".join(f"{k}: {v}" for k, v in sorted(report.statuses.items())))
-        print(f"problems: {len(report.problems)}; unsettled: {len(report.unsettled)}")
-        for line in [*report.problems[:50], *report.unsettled[:50]]:
-            print("  " + line)
-    sys.exit(1 if report.problems or report.unsettled else 0)
-
-
-async def _run(cluster: UpCluster, requests: int, clients: int, seed: int) -> FuzzReport:
-    report = await fuzz(rest_url(cluster.cfg.rest[0]), requests, seed, clients)
+async def _run(cluster: UpCluster, args: argparse.Namespace) -> FuzzReport:
+    report = await fuzz(rest_url(cluster.cfg.rest[0]), args.requests, args.seed,
+                        args.clients)
     async with cluster.client("admin", timeout=30.0) as admin:
-        report.unsettled = await settle(admin, cluster.node_files)
+        report.unsettled = await settle(admin, cluster.node_files, (PROJECT, OTHER))
     return report
 
 
 if __name__ == "__main__":
-    main()
+    fuzz_command(__doc__ or "", 20_000, _run, lambda: ("--api-port", str(free_port())))

@@ -24,18 +24,13 @@ import asyncio
 import dataclasses
 import json
 import random
-import sys
-import tempfile
 import time
 import typing
 import uuid
-from collections import Counter
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from cinderblock.bench.invariants import settled_violations
+from cinderblock.bench.fuzzing import FuzzReport, fuzz_command, settle
 from cinderblock.bench.up_cluster import UpCluster
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.ops import OP_TABLE
@@ -139,25 +134,11 @@ class Bodies:
         return self.an_id()
 
 
-@dataclass(slots=True)
-class WireFuzzReport:
-    requests: int = 0
-    seconds: float = 0.0
-    outcomes: Counter[str] = field(default_factory=Counter)  # "ok" or an error code
-    problems: list[str] = field(default_factory=list)
-    unsettled: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "seconds": round(self.seconds, 1),
-                "outcomes": dict(sorted(self.outcomes.items())), "problems": self.problems,
-                "unsettled": self.unsettled}
-
-
 async def fuzz(member: Client, admin: Client, requests: int, seed: int,
-               clients: int = 4) -> WireFuzzReport:
+               clients: int = 4) -> FuzzReport:
     """``requests`` requests from ``clients`` concurrent senders (each its own seeded
     stream, three in ten of its requests as the admin); every answer judged."""
-    report, left = WireFuzzReport(), iter(range(requests))
+    report, left = FuzzReport(), iter(range(requests))
     started = time.monotonic()
 
     async def sender(index: int) -> None:
@@ -185,56 +166,13 @@ async def fuzz(member: Client, admin: Client, requests: int, seed: int,
     return report
 
 
-async def settle(admin: Client, node_files: Callable[[], Mapping[str, set[str]]],
-                 projects: tuple[str, ...], wait_s: float = 30.0) -> list[str]:
-    """Delete the attachments of ``projects`` (an ``attaching`` one waits for a client
-    that never comes), then wait up to ``wait_s`` for the cluster to settle exact."""
-    for att in await admin.list_attachments(all_projects=True):
-        if att.project_id in projects:
-            await admin.delete_attachment(att.id)
-    deadline = time.monotonic() + wait_s
-    while True:
-        problems = await settled_violations(admin, node_files, projects)
-        if not problems or time.monotonic() > deadline:
-            return problems
-        await asyncio.sleep(0.5)
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--requests", type=int, default=20_000)
-    p.add_argument("--clients", type=int, default=4, help="concurrent senders")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--backend", choices=("file", "null"), default="file")
-    p.add_argument("--json", action="store_true", help="print one JSON document")
-    args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="cb-wire-fuzz-") as tmp:
-        cluster = UpCluster(Path(tmp) / "data", "--backend", args.backend)
-        cluster.start()
-        try:
-            report = asyncio.run(_run(cluster, args.requests, args.clients, args.seed))
-        finally:
-            cluster.stop()
-    if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
-    else:
-        print(f"{report.requests} requests in {report.seconds:.1f} s "
-              f"({report.requests / max(report.seconds, 1e-9):.0f}/s), seed {args.seed}, "
-              f"{args.clients} senders; outcomes "
-              + ", ".join(f"{k}: {v}" for k, v in sorted(report.outcomes.items())))
-        print(f"problems: {len(report.problems)}; unsettled: {len(report.unsettled)}")
-        for line in [*report.problems[:50], *report.unsettled[:50]]:
-            print("  " + line)
-    sys.exit(1 if report.problems or report.unsettled else 0)
-
-
-async def _run(cluster: UpCluster, requests: int, clients: int, seed: int) -> WireFuzzReport:
+async def _run(cluster: UpCluster, args: argparse.Namespace) -> FuzzReport:
     async with cluster.client("admin", timeout=30.0) as admin, \
             cluster.client("demo", timeout=30.0) as member:
-        report = await fuzz(member, admin, requests, seed, clients)
+        report = await fuzz(member, admin, args.requests, args.seed, args.clients)
         report.unsettled = await settle(admin, cluster.node_files, ("demo", "admin"))
     return report
 
 
 if __name__ == "__main__":
-    main()
+    fuzz_command(__doc__ or "", 20_000, _run)

@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import pytest
 
-from cinderblock.bench.rest_fuzz import fuzz, settle
+from cinderblock.bench.fuzzing import settle
+from cinderblock.bench.rest_fuzz import OTHER, PROJECT, fuzz
 from tests.conftest import E2ECluster
 
 REQUESTS = int(os.environ.get("CINDERBLOCK_REST_FUZZ_REQUESTS", "3000"))
@@ -35,6 +36,6 @@ async def test_hostile_requests_get_cinder_s_answers_and_leave_the_cluster_exact
     assert report.problems == [], "\n".join(report.problems[:20])
     assert report.requests == REQUESTS
     # it reached the flows, not only the validation in front of them
-    assert report.statuses[202] > 0 and report.statuses[200] > 0, report.statuses
+    assert report.outcomes["202"] > 0 and report.outcomes["200"] > 0, report.outcomes
     async with cluster.client("admin", admin=True) as admin:
-        assert await settle(admin, cluster.node_files) == []
+        assert await settle(admin, cluster.node_files, (PROJECT, OTHER)) == []

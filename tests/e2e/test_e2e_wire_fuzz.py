@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 import pytest
 
-from cinderblock.bench.wire_fuzz import USER_OPS, fuzz, settle
+from cinderblock.bench.fuzzing import settle
+from cinderblock.bench.wire_fuzz import USER_OPS, fuzz
 from tests.conftest import E2ECluster
 
 REQUESTS = int(os.environ.get("CINDERBLOCK_WIRE_FUZZ_REQUESTS", "4000"))

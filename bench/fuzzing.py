@@ -1,0 +1,88 @@
+"""What the two fuzzers share (``bench.rest_fuzz`` over HTTP, ``bench.wire_fuzz`` over
+the gateway's socket): the report, the settling afterwards, and the command around a
+run on a cluster of its own."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cinderblock.bench.invariants import settled_violations
+from cinderblock.bench.up_cluster import UpCluster
+from cinderblock.protocol.client.client import Client
+
+
+@dataclass(slots=True)
+class FuzzReport:
+    requests: int = 0
+    seconds: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)  # an HTTP status, "ok", a code
+    problems: list[str] = field(default_factory=list)  # "<request>: <what was wrong>"
+    unsettled: list[str] = field(default_factory=list)  # bench.invariants' violations
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "seconds": round(self.seconds, 1),
+                "outcomes": dict(sorted(self.outcomes.items())), "problems": self.problems,
+                "unsettled": self.unsettled}
+
+    def text(self, seed: int, clients: int) -> str:
+        lines = [f"{self.requests} requests in {self.seconds:.1f} s "
+                 f"({self.requests / max(self.seconds, 1e-9):.0f}/s), seed {seed}, "
+                 f"{clients} senders; outcomes "
+                 + ", ".join(f"{k}: {v}" for k, v in sorted(self.outcomes.items())),
+                 f"problems: {len(self.problems)}; unsettled: {len(self.unsettled)}"]
+        return "\n".join([*lines, *("  " + p for p in [*self.problems[:50],
+                                                      *self.unsettled[:50]])])
+
+
+async def settle(admin: Client, node_files: Callable[[], Mapping[str, set[str]]],
+                 projects: Iterable[str], wait_s: float = 30.0) -> list[str]:
+    """Delete the attachments of ``projects`` (one left ``attaching`` waits for an
+    ``os-complete`` nobody sends, as Cinder's do), then wait up to ``wait_s`` for the
+    cluster to settle exact; what is still wrong then ([] when settled)."""
+    projects = tuple(projects)
+    for att in await admin.list_attachments(all_projects=True):
+        if att.project_id in projects:
+            await admin.delete_attachment(att.id)
+    deadline = time.monotonic() + wait_s
+    while True:
+        problems = await settled_violations(admin, node_files, projects)
+        if not problems or time.monotonic() > deadline:
+            return problems
+        await asyncio.sleep(0.5)
+
+
+Run = Callable[[UpCluster, argparse.Namespace], Coroutine[Any, Any, FuzzReport]]
+
+
+def fuzz_command(doc: str, default_requests: int, run: Run,
+                 up_args: Callable[[], tuple[str, ...]] = tuple) -> None:
+    """``python -m cinderblock.bench.X``: a cluster of its own (``cinderblock up`` with
+    ``up_args()`` and the chosen backend), ``run`` on it, the report; exit 1 on any
+    problem."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--requests", type=int, default=default_requests)
+    p.add_argument("--clients", type=int, default=4, help="concurrent senders")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--backend", choices=("file", "null"), default="file")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cb-fuzz-") as tmp:
+        cluster = UpCluster(Path(tmp) / "data", *up_args(), "--backend", args.backend)
+        cluster.start()
+        try:
+            report = asyncio.run(run(cluster, args))
+        finally:
+            cluster.stop()
+    print(json.dumps(report.as_dict(), indent=2) if args.json
+          else report.text(args.seed, args.clients))
+    sys.exit(1 if report.problems or report.unsettled else 0)
