@@ -620,6 +620,17 @@ class Front:
         detail = flag(request.query.get("detail"))
         return json_response({"pools": [views.pool(b, detail) for b in backends]})
 
+    async def extensions(self, request: web.Request) -> web.Response:
+        """Cinder's ``/extensions`` (``cinder list-extensions``): the ones this front
+        serves, each saying what of it; ``/extensions/{alias}`` one of them."""
+        alias = request.match_info.get("alias")
+        if alias is None:
+            return json_response({"extensions": [views.extension(a)
+                                                 for a in sorted(views.EXTENSIONS)]})
+        if alias not in views.EXTENSIONS:
+            raise not_found(f"Extension {alias} could not be found.")
+        return json_response({"extension": views.extension(alias)})
+
     async def capabilities(self, request: web.Request) -> web.Response:
         """Cinder's capabilities of one backend (admin), named as ``os-services`` names
         its ``cinder-volume`` (``node-1@file``); the scheduler's ``backend.list`` holds
@@ -1088,6 +1099,8 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/os-services", f.services),
         ("PUT", "/os-services/{action}", f.service_update),
         ("GET", "/capabilities/{host}", f.capabilities),
+        ("GET", "/extensions", f.extensions),
+        ("GET", "/extensions/{alias}", f.extensions),
         ("GET", "/messages", f.messages),
         ("GET", "/messages/{id}", f.messages),
         ("DELETE", "/messages/{id}", f.message_delete),

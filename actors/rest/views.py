@@ -253,3 +253,51 @@ def user_message(m: UserMessage, base: str) -> dict[str, Any]:
         "created_at": iso(m.created_at), "guaranteed_until": iso(m.expires_at),
         "links": links(base, "messages", m.id),
     }
+
+
+# Cinder's API extensions this front serves, by alias: (Cinder's name, when Cinder's
+# was last updated, what of it is served here). ``GET /extensions`` lists them.
+EXTENSIONS: dict[str, tuple[str, str, str]] = {
+    "os-admin-actions": ("AdminActions", "2012-08-25T00:00:00+00:00",
+                         "os-reset_status of volumes and snapshots (not force-delete, "
+                         "force-detach or migration)"),
+    "os-availability-zone": ("AvailabilityZones", "2013-06-27T00:00:00+00:00",
+                             "the availability zones"),
+    "capabilities": ("Capabilities", "2015-08-31T00:00:00+00:00",
+                     "what a backend reports, as an extra spec can name it"),
+    "os-extended-services": ("ExtendedServices", "2014-01-10T00:00:00-00:00",
+                             "disable a backend with a reason"),
+    "os-extended-snapshot-attributes": ("ExtendedSnapshotAttributes",
+                                        "2012-06-19T00:00:00+00:00",
+                                        "a snapshot's project and progress"),
+    "os-quota-class-sets": ("QuotaClasses", "2012-03-12T00:00:00+00:00",
+                            "the default quota class"),
+    "os-quota-sets": ("Quotas", "2011-08-08T00:00:00+00:00", "quotas and their usage"),
+    "scheduler-stats": ("Scheduler_stats", "2014-09-07T00:00:00+00:00",
+                        "the scheduler's pools"),
+    "os-services": ("Services", "2012-10-28T00:00:00-00:00",
+                    "the scheduler and every backend, enabled or disabled"),
+    "os-types-extra-specs": ("TypesExtraSpecs", "2011-08-24T00:00:00+00:00",
+                             "a volume type's extra specs"),
+    "os-types-manage": ("TypesManage", "2011-08-24T00:00:00+00:00",
+                        "volume types created, changed and deleted"),
+    "os-used-limits": ("UsedLimits", "2013-10-03T00:00:00+00:00",
+                       "what a project uses, in its limits"),
+    "os-volume-actions": ("VolumeActions", "2012-05-31T00:00:00+00:00",
+                          "extend, bootable, read-only, retype in place and revert (not "
+                          "the attach actions before attachments, or upload to an image)"),
+    "os-vol-host-attr": ("VolumeHostAttribute", "2011-11-03T00:00:00+00:00",
+                         "a volume's backend, for admins"),
+    "os-vol-tenant-attr": ("VolumeTenantAttribute", "2011-11-03T00:00:00+00:00",
+                           "a volume's project"),
+    "os-volume-transfer": ("VolumeTransfer", "2013-05-29T00:00:00+00:00",
+                           "volume transfers between projects"),
+    "os-volume-type-access": ("VolumeTypeAccess", "2014-06-26T00:00:00Z",
+                              "private volume types and who may use them"),
+}
+
+
+def extension(alias: str) -> dict[str, Any]:
+    name, updated, description = EXTENSIONS[alias]
+    return {"alias": alias, "name": name, "description": description, "updated": updated,
+            "links": []}

@@ -834,6 +834,15 @@ def test_a_volume_is_retyped_in_place_by_os_retype(
     assert (shown["volume_type"], shown["status"]) == (f"gold-{project}", "available")
 
 
+def test_one_extension_is_shown_by_its_alias_and_one_not_served_is_not_found(
+    api: Api,
+) -> None:
+    shown = api.call("GET", "/v3/extensions/os-volume-transfer")
+    assert shown.status == 200 and shown.body["extension"]["name"] == "VolumeTransfer"
+    assert set(shown.body["extension"]) == {"alias", "name", "description", "updated", "links"}
+    fault(api.call("GET", "/v3/extensions/backups"), 404, "itemNotFound", "backups")
+
+
 def test_a_front_on_a_public_address_without_tokens_refuses_to_start(
     rest_cluster: E2ECluster,
 ) -> None:

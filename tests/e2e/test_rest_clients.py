@@ -369,6 +369,25 @@ def test_a_volume_is_retyped_in_place_with_openstack_and_cinder(
     admin_view.delete_type(lvm.id)
 
 
+def test_cinder_and_openstack_list_the_extensions_served(rest_cluster: E2ECluster) -> None:
+    """``cinder list-extensions`` and ``openstack extension list --volume`` (each had been
+    a 404): the extensions this front serves, each saying what of it."""
+    listed = run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "u",
+                  "--os-project-id", "p", "--os-endpoint", rest_cluster.rest_url,
+                  "list-extensions"])
+    for alias in ("os-volume-transfer", "os-types-manage", "os-volume-actions",
+                  "scheduler-stats"):
+        assert alias in listed
+    shown = json.loads(run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+                            "u:p", "--os-endpoint", rest_cluster.rest_url,
+                            "--os-volume-api-version", "3", "extension", "list", "--volume",
+                            "-f", "json"]))
+    by_alias = {e["Alias"]: e for e in shown}
+    assert by_alias["os-admin-actions"]["Name"] == "AdminActions"
+    assert "not force-delete" in by_alias["os-admin-actions"]["Description"]
+    assert "backups" not in by_alias and "qos-specs" not in by_alias  # not served here
+
+
 def test_cinder_and_openstack_list_the_services_an_operator_checks(
     rest_cluster: E2ECluster, admin_view: SyncClient,
 ) -> None:
