@@ -25,7 +25,9 @@ failure at once and the volume never leaves its status.
 The volume is claimed for the flow (``claim_volume``), and the request rules are
 judged again after the backend lookup (the flow's one wait), just before the change.
 The only write is the volume's type id (``save_volume_type``): a crash before it leaves
-the old type, after it the new.
+the old type, after it the new. A type deleted or changed during the lookup ends the
+retype (try again); from the write on, the type counts as in use, so it cannot be
+deleted, nor its extra specs changed, before the row is committed.
 """
 
 from __future__ import annotations
@@ -178,6 +180,10 @@ class RetypeVolumeTask(_Task):
     async def execute(self, c: RetypeContext) -> None:
         volume, vtype = c.volume, c.vtype
         assert volume is not None and vtype is not None
+        if self.s.types.by_id.get(vtype.id) is not vtype:  # deleted or changed meanwhile
+            raise InvalidState(f"volume type {vtype.name} was changed or deleted while the "
+                               "retype looked at its backend; try again",
+                               {"volume_type": vtype.name})
         check_retype_request(volume, vtype, c.policy)  # again: the lookup waited
         old = volume.volume_type
         volume.volume_type = vtype

@@ -39,6 +39,7 @@ import json
 import sqlite3
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -292,6 +293,8 @@ class Volumes(RowRecords[VolumeRecord]):
         super().__init__(read_only, SELECT_VOLUME, "volumes", RECENT)
         self._type_of = type_of
         self.held: dict[str, VolumeRecord] = {}
+        # types being written to a volume (a retype), counted as in use until committed
+        self.retyping: Counter[str] = Counter()
 
     def from_row(self, row: Any) -> VolumeRecord:
         return _volume_from_row(row, self._type_of)
@@ -344,7 +347,7 @@ class Volumes(RowRecords[VolumeRecord]):
             "SELECT count(*) FROM volumes WHERE volume_type_id=?", (type_id,)).fetchone()
         new = sum(1 for rec in self.new.values() if rec.volume_type.id == type_id)
         gone = sum(1 for rec in self.removing.values() if rec.volume_type.id == type_id)
-        return int(rows) + new - gone
+        return int(rows) + new - gone + self.retyping[type_id]
 
     def unlike_their_attachments(self) -> list[str]:
         """The volumes whose row says they are attached, or on the way (``ATTACHED``),
@@ -606,9 +609,17 @@ class GatewayStore:
         await flags
 
     async def save_volume_type(self, rec: VolumeRecord) -> None:
-        """The volume's type (a retype)."""
+        """The volume's type (a retype); the type counts as in use (``of_type``) from
+        now, before its row is committed, so that it is not deleted or changed under it."""
         rec.updated_at = time.time()
-        await self._write(rec, UPDATE_VOLUME_TYPE, (rec.volume_type.id, rec.updated_at, rec.id))
+        type_id = rec.volume_type.id
+        self.volumes.retyping[type_id] += 1
+        try:
+            await self._write(rec, UPDATE_VOLUME_TYPE, (type_id, rec.updated_at, rec.id))
+        finally:
+            self.volumes.retyping[type_id] -= 1
+            if not self.volumes.retyping[type_id]:
+                del self.volumes.retyping[type_id]
 
     async def start_extend(self, rec: VolumeRecord, reservation_id: str) -> None:
         """The volume's status (``extending``) and its reservation, in one transaction:
