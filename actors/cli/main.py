@@ -393,6 +393,8 @@ def cmd_tui(args: argparse.Namespace) -> int:
     key = key_for(args)
     if key is not None:  # the dashboard's client and event stream find it there
         os.environ[KEY_ENV] = str(key)
+        if args.project_given:
+            client(args).close()  # refuses a --project other than the key's, as commands do
     run(gateway, events, project=args.project, admin=args.admin, data_dir=args.data_dir,
         follow=not (args.gateway or args.events))
     return 0

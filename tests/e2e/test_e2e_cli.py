@@ -194,6 +194,8 @@ def test_a_project_other_than_the_key_s_is_refused_not_quietly_replaced(up: UpCl
     assert "acts for project admin" in _one_error_line(admin, "usage")
     env = run_cli("volume", "list", *where, env={"CINDERBLOCK_PROJECT": b})
     assert f"--project {b}: " in _one_error_line(env, "usage")
+    dashboard = run_cli("tui", "--project", b, *where, timeout=20)  # refused before it opens
+    assert f"--project {b}: " in _one_error_line(dashboard, "usage")
     assert up.cli_json("volume", "list", project=a) == []  # nothing was made for a or b
     assert [v for v in up.cli_json("volume", "list", "--all-projects", admin=True)
             if v["project_id"] in (a, b)] == []
