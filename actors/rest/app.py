@@ -295,8 +295,7 @@ class Front:
             in_use = self.version(request).at_least("3.42")
             await client.extend_volume(volume_id, _new_size(args), in_use=in_use)
         elif action == "os-reset_status":
-            status = entity(body, action).get("status")
-            await client.reset_volume_state(volume_id, str(status))
+            await client.reset_volume_state(volume_id, _reset_status(entity(body, action)))
         elif action == "os-set_bootable":
             await client.modify_volume(volume_id, bootable=entity(body, action).get("bootable"))
         elif action == "os-update_readonly_flag":
@@ -435,9 +434,8 @@ class Front:
         body = await read_json(request)
         if list(body) != ["os-reset_status"]:
             raise bad_request(f"There is no such action: {', '.join(body) or 'none'}")
-        status = entity(body, "os-reset_status").get("status")
-        await self.client_for(request).reset_snapshot_state(request.match_info["id"],
-                                                            str(status))
+        status = _reset_status(entity(body, "os-reset_status"), volume=False)
+        await self.client_for(request).reset_snapshot_state(request.match_info["id"], status)
         return web.Response(status=202)
 
     async def snapshot_delete(self, request: web.Request) -> web.Response:
@@ -1015,6 +1013,31 @@ def snapshot_metadata(handler: Callable[[web.Request, str], Awaitable[web.Respon
     async def serve(request: web.Request) -> web.Response:
         return await handler(request, "snapshot")
     return serve
+
+
+def _reset_status(args: dict[str, Any], volume: bool = True) -> str:
+    """The status an ``os-reset_status`` asks for. Cinder's body may also reset a
+    volume's ``attach_status`` and ``migration_status``: here a volume's attachments
+    decide the first, so it is refused with what to do instead (rather than accepted
+    and ignored), and no volume migrates, so the second may only say ``none``."""
+    known = {"status", "attach_status", "migration_status"} if volume else {"status"}
+    unknown = set(args) - known
+    if unknown:
+        raise bad_request("Invalid input for field/attribute os-reset_status. Additional "
+                          f"properties are not allowed ({', '.join(sorted(map(repr, unknown)))} "
+                          "were unexpected)")
+    if "attach_status" in args:
+        raise bad_request("attach_status is not reset here: a volume's attachments decide "
+                          "whether it is attached; delete its attachments (DELETE "
+                          "/attachments/{id}, admins may delete any) instead")
+    if args.get("migration_status") not in (None, "none"):
+        raise bad_request(f"Invalid migration_status {args['migration_status']!r}: no volume "
+                          "migrates here, so it may only be reset to 'none'")
+    status = args.get("status")
+    if not isinstance(status, str):
+        raise bad_request("Invalid input for field/attribute os-reset_status: 'status' is a "
+                          "required property of type 'string'")
+    return status
 
 
 async def _retype(client: Client, volume_id: str, args: dict[str, Any]) -> None:

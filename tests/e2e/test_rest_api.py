@@ -834,6 +834,31 @@ def test_a_volume_is_retyped_in_place_by_os_retype(
     assert (shown["volume_type"], shown["status"]) == (f"gold-{project}", "available")
 
 
+def test_a_volume_reset_says_what_it_does_not_reset_instead_of_ignoring_it(
+    api: Api, admin_api: Api, admin_view: SyncClient,
+) -> None:
+    """``os-reset_status`` with ``attach_status`` (``cinder reset-state --attach-status``,
+    ``openstack volume set --detached``) had been answered 202 and ignored: a volume's
+    attachments decide it, so it is refused with what to do; ``migration_status`` may
+    only say ``none`` (no volume migrates here); nothing else is taken."""
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    action = f"/v3/volumes/{vol['id']}/action"
+    for body, says in (({"status": "error", "attach_status": "detached"},
+                        "attachments decide"),
+                       ({"attach_status": "detached"}, "attachments decide"),
+                       ({"status": "error", "migration_status": "migrating"},
+                        "may only be reset to 'none'"),
+                       ({"status": "error", "colour": "red"}, "Additional properties"),
+                       ({}, "'status' is a required property")):
+        fault(admin_api.call("POST", action, {"os-reset_status": body}), 400, "badRequest",
+              says)
+    assert admin_view.show_volume(vol["id"]).status == "available"  # nothing was reset
+    done = admin_api.call("POST", action, {"os-reset_status": {
+        "status": "error", "migration_status": "none"}})
+    assert done.status == 202 and admin_view.show_volume(vol["id"]).status == "error"
+
+
 def test_one_extension_is_shown_by_its_alias_and_one_not_served_is_not_found(
     api: Api,
 ) -> None:
