@@ -8,6 +8,7 @@ Every failure the front answers goes through ``fault``: a gateway error
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +40,16 @@ class HttpFault(Exception):
 
 def bad_request(message: str) -> HttpFault:
     return HttpFault(400, message)
+
+
+def only(found: Iterable[str], allowed: Collection[str], field: str | None = None) -> None:
+    """Cinder's schemas' ``additionalProperties: false``: a key not in ``allowed`` is a
+    400 naming it (``field``: the object it was found in)."""
+    extra = set(found) - set(allowed)
+    if extra:
+        where = f"Invalid input for field/attribute {field}. " if field else ""
+        raise bad_request(f"{where}Additional properties are not allowed "
+                          f"({', '.join(sorted(map(repr, extra)))} were unexpected)")
 
 
 def not_found(message: str) -> HttpFault:

@@ -627,6 +627,32 @@ def test_quota_defaults_are_the_limits_a_new_project_gets(
     assert api.call("GET", f"/v3/os-quota-sets/{project}").body["quota_set"]["volumes"] == 10
 
 
+def test_an_attachment_s_body_is_cinder_s_schema_and_read_only_is_not_lost(
+    api: Api, admin_view: SyncClient,
+) -> None:
+    """A ``mode`` before 3.54 had been dropped (a read-only attachment asked for, a
+    read-write one made); as Cinder's schema, it is 400 there, as is any unknown key;
+    an update needs a connector object."""
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    wanted = {"attachment": {"volume_uuid": vol["id"], "mode": "ro"}}
+    fault(api.call("POST", "/v3/attachments", wanted, version="3.53"), 400, "badRequest",
+          "'mode' were unexpected")
+    fault(api.call("POST", "/v3/attachments", {"attachment": {
+        "volume_uuid": vol["id"], "host": "h1"}}, version="3.54"), 400, "badRequest",
+        "'host' were unexpected")
+    assert admin_view.show_volume(vol["id"]).status == "available"  # nothing reserved
+    att = api.call("POST", "/v3/attachments", wanted, version="3.54").body["attachment"]
+    assert att["attach_mode"] == "ro"
+    path = f"/v3/attachments/{att['id']}"
+    for body, says in (({"connector": {}}, "at least one property"), ({}, "connector"),
+                       ({"connector": {"host": "h"}, "mode": "rw"}, "'mode' were unexpected")):
+        fault(api.call("PUT", path, {"attachment": body}, version="3.54"), 400, "badRequest",
+              says)
+    assert admin_view.show_attachment(att["id"]).status == "reserved"
+    assert api.call("DELETE", path, version="3.54").status == 200
+
+
 def test_an_attached_volume_is_extended_from_3_42_and_stays_attached(
     api: Api, admin_view: SyncClient,
 ) -> None:
