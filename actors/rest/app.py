@@ -377,6 +377,8 @@ class Front:
     # ---- snapshots ----------------------------------------------------------
     async def snapshot_create(self, request: web.Request) -> web.Response:
         snap = entity(await read_json(request), "snapshot")
+        only(snap, {"name", "display_name", "description", "display_description", "volume_id",
+                    "force", "metadata"}, "snapshot")
         volume_id = snap.get("volume_id")
         if not isinstance(volume_id, str):
             raise bad_request("Invalid input for field/attribute volume_id: "
@@ -708,13 +710,17 @@ class Front:
         judges invalid (the volume or a snapshot not available) is 400, as there."""
         self._transfers_route(request)
         body = entity(await read_json(request), "transfer")
+        # Cinder's schema: no_snapshots from 3.55 (before, a transfer asked to leave the
+        # snapshots would have taken them)
+        only(body, {"volume_id", "name"}
+             | ({"no_snapshots"} if self.version(request).at_least("3.55") else set()),
+             "transfer")
         volume_id = body.get("volume_id")
         if not isinstance(volume_id, str):
             raise bad_request("Invalid input for field/attribute volume_id: "
                               "'volume_id' is a required property")
         name = body.get("name")
-        no_snapshots = _bool_arg(body.get("no_snapshots", False), "no_snapshots") \
-            if self.version(request).at_least("3.55") else False
+        no_snapshots = _bool_arg(body.get("no_snapshots", False), "no_snapshots")
         try:
             made = await self.client_for(request).create_transfer(
                 volume_id, name.strip() if isinstance(name, str) else name, no_snapshots)
@@ -751,7 +757,9 @@ class Front:
         """Cinder's accept: 202 with the transfer's summary; a wrong key or a volume no
         longer offered is 400, the accepting project's quota 413."""
         self._transfers_route(request)
-        key = entity(await read_json(request), "accept").get("auth_key")
+        accept = entity(await read_json(request), "accept")
+        only(accept, {"auth_key"}, "accept")
+        key = accept.get("auth_key")
         if not isinstance(key, str):
             raise bad_request("Invalid input for field/attribute auth_key: 'auth_key' is a "
                               "required property")

@@ -653,6 +653,34 @@ def test_an_attachment_s_body_is_cinder_s_schema_and_read_only_is_not_lost(
     assert api.call("DELETE", path, version="3.54").status == 200
 
 
+def test_snapshot_and_transfer_bodies_are_cinder_s_schema(
+    api: Api, admin_view: SyncClient,
+) -> None:
+    """``no_snapshots`` before 3.55 had been dropped (a transfer asked to leave the
+    snapshots would have taken them): 400 there, as in Cinder; unknown keys in a
+    snapshot create or an accept: 400; nothing made by a refused request."""
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    fault(api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": vol["id"],
+                                                          "size": 5}}),
+          400, "badRequest", "'size' were unexpected")
+    fault(api.call("POST", "/v3/os-volume-transfer", {"transfer": {
+        "volume_id": vol["id"], "no_snapshots": True}}, version="3.54"), 400, "badRequest",
+        "'no_snapshots' were unexpected")
+    assert admin_view.show_volume(vol["id"]).status == "available"  # nothing offered
+    made = api.call("POST", "/v3/volume-transfers", {"transfer": {
+        "volume_id": vol["id"], "no_snapshots": True}}, version="3.55")
+    assert made.status == 202, made.body
+    offer = made.body["transfer"]
+    fault(api.call("POST", f"/v3/volume-transfers/{offer['id']}/accept", {"accept": {
+        "auth_key": offer["auth_key"], "project": "x"}}, version="3.55"), 400, "badRequest",
+        "'project' were unexpected")
+    assert admin_view.show_volume(vol["id"]).status == "awaiting-transfer"
+    assert api.call("DELETE", f"/v3/volume-transfers/{offer['id']}",
+                    version="3.55").status == 202
+    assert admin_view.show_volume(vol["id"]).status == "available"
+
+
 def test_an_attached_volume_is_extended_from_3_42_and_stays_attached(
     api: Api, admin_view: SyncClient,
 ) -> None:
