@@ -455,6 +455,9 @@ class Front:
 
     async def type_create(self, request: web.Request) -> web.Response:
         vt = entity(await read_json(request), "volume_type")
+        # Cinder's schema (an ``is_public`` here had been dropped: a type asked to be
+        # private was made public)
+        only(vt, {"name", "description", "extra_specs", ACCESS_IS_PUBLIC}, "volume_type")
         name = vt.get("name")
         if not isinstance(name, str):
             raise bad_request("Invalid input for field/attribute name: a string is required")
@@ -499,6 +502,8 @@ class Front:
         body = await read_json(request)
         for action, allowed in (("addProjectAccess", True), ("removeProjectAccess", False)):
             if action in body:
+                only(body, {action})
+                only(entity(body, action), {"project"}, action)
                 project = entity(body, action).get("project")
                 if not isinstance(project, str):
                     raise bad_request(f"Invalid input for field/attribute project: "

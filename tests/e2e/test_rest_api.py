@@ -653,6 +653,22 @@ def test_an_attachment_s_body_is_cinder_s_schema_and_read_only_is_not_lost(
     assert api.call("DELETE", path, version="3.54").status == 200
 
 
+def test_a_type_asked_to_be_private_is_never_made_public(admin_api: Api, project: str,
+                                                         admin_view: SyncClient) -> None:
+    """``is_public`` is the update's name; on a create it had been dropped (a public type
+    made); as Cinder's schema, it is 400 there, and the create's own name works."""
+    fault(admin_api.call("POST", "/v3/types", {"volume_type": {
+        "name": f"p-{project}", "is_public": False}}), 400, "badRequest",
+        "'is_public' were unexpected")
+    assert f"p-{project}" not in {t.name for t in admin_view.list_types()}
+    made = admin_api.call("POST", "/v3/types", {"volume_type": {
+        "name": f"p-{project}", "os-volume-type-access:is_public": False}})
+    assert made.status == 200 and made.body["volume_type"]["is_public"] is False
+    fault(admin_api.call("POST", f"/v3/types/{made.body['volume_type']['id']}/action", {
+        "addProjectAccess": {"project": project, "role": "x"}}), 400, "badRequest",
+        "'role' were unexpected")
+
+
 def test_snapshot_and_transfer_bodies_are_cinder_s_schema(
     api: Api, admin_view: SyncClient,
 ) -> None:
