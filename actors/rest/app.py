@@ -59,6 +59,11 @@ from cinderblock.protocol.wire.errors import (
 )
 
 log = logging.getLogger(__name__)
+# the fields of each volume action (Cinder's schemas: additionalProperties false)
+ACTION_FIELDS = {
+    "os-extend": {"new_size"}, "os-set_bootable": {"bootable"},
+    "os-update_readonly_flag": {"readonly"}, "revert": {"snapshot_id"},
+}
 # Cinder's words for a fault of its own (webob's HTTPInternalServerError, FaultWrapper)
 SERVER_ERRED = ("The server has either erred or is incapable of performing the requested "
                 "operation.")
@@ -288,6 +293,8 @@ class Front:
             raise bad_request("Invalid request body: exactly one action is expected")
         (action, args), = body.items()
         volume_id = request.match_info["id"]
+        if action in ACTION_FIELDS:  # Cinder's schemas: nothing else in the action
+            only(entity(body, action), ACTION_FIELDS[action], action)
         client = self.client_for(request)
         if action == "os-extend":
             in_use = self.version(request).at_least("3.42")

@@ -653,6 +653,21 @@ def test_an_attachment_s_body_is_cinder_s_schema_and_read_only_is_not_lost(
     assert api.call("DELETE", path, version="3.54").status == 200
 
 
+def test_a_volume_action_with_a_field_it_does_not_take_is_refused(
+    api: Api, admin_view: SyncClient,
+) -> None:
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    action = f"/v3/volumes/{vol['id']}/action"
+    for body in ({"os-extend": {"new_size": 2, "in_use": True}},
+                 {"os-set_bootable": {"bootable": True, "image": "x"}},
+                 {"os-update_readonly_flag": {"readonly": True, "force": True}}):
+        fault(api.call("POST", action, body, version="3.42"), 400, "badRequest",
+              "were unexpected")
+    shown = admin_view.show_volume(vol["id"])
+    assert (shown.size, shown.bootable, shown.readonly) == (1, False, False)
+
+
 def test_a_type_asked_to_be_private_is_never_made_public(admin_api: Api, project: str,
                                                          admin_view: SyncClient) -> None:
     """``is_public`` is the update's name; on a create it had been dropped (a public type
