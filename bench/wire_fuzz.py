@@ -154,11 +154,10 @@ async def fuzz(member: Client, admin: Client, requests: int, seed: int,
             took = time.monotonic() - began
             report.requests += 1
             report.outcomes[outcome] += 1
-            said = json.dumps(body, default=repr)[:300]
-            if outcome != "ok" and outcome not in ANSWERS:
-                report.problems.append(f"{op} {said}: {outcome}")
-            elif took > SLOW_S:
-                report.problems.append(f"{op} {said}: answered after {took:.1f} s")
+            problem = (outcome if outcome != "ok" and outcome not in ANSWERS
+                       else f"answered after {took:.1f} s" if took > SLOW_S else None)
+            if problem is not None:
+                report.problems.append(f"{op} {json.dumps(body, default=repr)[:300]}: {problem}")
             bodies.learn(reply)
 
     await asyncio.gather(*(sender(i) for i in range(clients)))

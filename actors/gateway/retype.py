@@ -43,9 +43,9 @@ from cinderblock.actors.gateway.lifecycle_checks import (
     visible_volume,
 )
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_type_size, type_zones
-from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord, is_multiattach
 from cinderblock.actors.runtime.actor import Handler, Request
-from cinderblock.actors.scheduler.extra_specs import match, satisfies
+from cinderblock.actors.scheduler.extra_specs import satisfies
 from cinderblock.protocol.messages.lifecycle import VolumeRetype
 from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
@@ -55,11 +55,6 @@ from cinderblock.protocol.wire.errors import InvalidInput, InvalidState
 
 POLICIES = ("never", "on-demand")
 RETYPABLE = frozenset({V.AVAILABLE, V.IN_USE})
-
-
-def is_multiattach(vtype: VolumeType) -> bool:
-    spec = vtype.extra_specs.get("multiattach")
-    return spec is not None and match(True, spec)
 
 
 def check_retype_request(volume: VolumeRecord, new: VolumeType, policy: str) -> None:

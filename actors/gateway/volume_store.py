@@ -233,6 +233,13 @@ NO_METADATA: dict[str, str] = {}  # shared by every volume without metadata; nev
 _STATUSES = {s.value: s for s in VolumeStatus}
 
 
+def is_multiattach(vtype: VolumeType) -> bool:
+    """Whether a type lets its volumes be attached more than once
+    (``multiattach='<is> True'``)."""
+    spec = vtype.extra_specs.get("multiattach")
+    return spec is not None and match(True, spec)
+
+
 @dataclass(slots=True, weakref_slot=True)
 class VolumeRecord:
     id: str
@@ -259,9 +266,8 @@ class VolumeRecord:
 
     @property
     def multiattach(self) -> bool:
-        """Whether its type lets it be attached more than once (``multiattach='<is> True'``)."""
-        spec = self.volume_type.extra_specs.get("multiattach")
-        return spec is not None and match(True, spec)
+        """Whether its type lets it be attached more than once."""
+        return is_multiattach(self.volume_type)
 
     def view(self) -> Volume:
         return Volume(
