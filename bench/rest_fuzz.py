@@ -60,11 +60,12 @@ KEYS = ("size", "name", "description", "volume_id", "snapshot_id", "source_volid
         "readonly", "force", "instance_uuid", "connector", "mode", "auth_key", "extra_specs",
         "is_public", "volumes", "gigabytes", "snapshots", "host", "binary", "disabled_reason",
         "no_snapshots", "multiattach", "display_name", "backup_id", "imageRef", "group_id",
-        "scheduler_hints", "volume_uuid", "project")
+        "scheduler_hints", "volume_uuid", "project", "consumer", "keys", "total_iops_sec",
+        "read_bytes_sec_per_gb")
 ENTITIES = ("volume", "snapshot", "volume_type", "attachment", "transfer", "quota_set",
             "quota_class_set", "metadata", "meta", "extra_specs", "os-extend",
             "os-reset_status", "revert", "os-set_bootable", "os-update_readonly_flag",
-            "accept", "addProjectAccess", "removeProjectAccess", "os-complete")
+            "accept", "addProjectAccess", "removeProjectAccess", "os-complete", "qos_specs")
 ROUTES = (
     "POST /volumes", "GET /volumes", "GET /volumes/detail", "GET /volumes/summary",
     "GET /volumes/{id}", "PUT /volumes/{id}", "DELETE /volumes/{id}",
@@ -87,11 +88,15 @@ ROUTES = (
     "DELETE /volume-transfers/{id}", "POST /volume-transfers/{id}/accept",
     "POST /os-volume-transfer", "POST /attachments", "GET /attachments",
     "GET /attachments/{id}", "PUT /attachments/{id}", "DELETE /attachments/{id}",
-    "POST /attachments/{id}/action", "GET /nothing-here", "PATCH /volumes",
+    "POST /attachments/{id}/action", "GET /qos-specs", "POST /qos-specs",
+    "GET /qos-specs/{id}", "PUT /qos-specs/{id}", "DELETE /qos-specs/{id}",
+    "PUT /qos-specs/{id}/delete_keys", "GET /qos-specs/{id}/associations",
+    "GET /qos-specs/{id}/associate", "GET /qos-specs/{id}/disassociate",
+    "GET /qos-specs/{id}/disassociate_all", "GET /nothing-here", "PATCH /volumes",
 )
 QUERY_KEYS = ("limit", "marker", "sort", "sort_key", "sort_dir", "all_tenants", "project_id",
               "status", "name", "metadata", "offset", "with_count", "cascade", "volume_id",
-              "binary", "host")
+              "binary", "host", "force", "vol_type_id")
 VERSIONS = (None, None, "3.0", "3.27", "3.40", "3.42", "3.44", "3.55", "3.57", "3.60",
             "3.71", "3.9999", "4.0", "3.x", "latest", "")
 
@@ -117,6 +122,7 @@ class Known:
     attachment: list[str] = field(default_factory=list)
     volume_type: list[str] = field(default_factory=list)
     transfer: list[tuple[str, str]] = field(default_factory=list)  # (id, auth_key)
+    qos_specs: list[str] = field(default_factory=list)
 
     def learn(self, reply: Any) -> None:
         if not isinstance(reply, dict):
@@ -126,7 +132,7 @@ class Known:
                 continue
             if kind == "transfer" and isinstance(item.get("auth_key"), str):
                 self.transfer = [*self.transfer, (item["id"], item["auth_key"])][-KEEP:]
-            elif kind in ("volume", "snapshot", "attachment", "volume_type"):
+            elif kind in ("volume", "snapshot", "attachment", "volume_type", "qos_specs"):
                 setattr(self, kind, [*getattr(self, kind), item["id"]][-KEEP:])
 
 
@@ -158,6 +164,7 @@ class Requests:
         v, s, a, t = (self.pick(k.volume), self.pick(k.snapshot), self.pick(k.attachment),
                       self.pick(k.volume_type))
         transfer, key = r.choice(k.transfer) if k.transfer else (str(uuid.uuid4()), "k")
+        q = self.pick(k.qos_specs)
         return [
             ("POST", "/volumes", {"volume": {"size": r.randrange(1, 3), "name": "n"}}, "3.60",
              False),
@@ -207,6 +214,17 @@ class Requests:
             ("PUT", f"/types/{t}", {"volume_type": {"name": f"fuzz-r{r.randrange(5)}"}},
              "3.60", True),
             ("DELETE", f"/types/{t}", None, "3.60", True),
+            ("POST", "/qos-specs", {"qos_specs": {
+                "name": f"fuzz-q{r.randrange(5)}", "consumer": r.choice(["front-end", "both"]),
+                "total_iops_sec_per_gb": str(r.randrange(1, 50)),
+                "total_iops_sec_max": str(r.randrange(50, 500))}}, "3.60", True),
+            ("PUT", f"/qos-specs/{q}", {"qos_specs": {"read_bytes_sec": "1048576"}}, "3.60",
+             True),
+            ("PUT", f"/qos-specs/{q}/delete_keys", {"keys": ["read_bytes_sec"]}, "3.60", True),
+            ("GET", f"/qos-specs/{q}/{r.choice(['associate', 'disassociate'])}?vol_type_id={t}",
+             None, "3.60", True),
+            ("DELETE", f"/qos-specs/{q}?force={r.choice(['true', 'false'])}", None, "3.60",
+             True),
             ("PUT", f"/os-services/{r.choice(['disable', 'enable'])}",
              {"host": r.choice(["node-1@file", "node-2@file", "node-1@null"]),
               "binary": "cinder-volume"}, "3.60", True),
@@ -237,7 +255,7 @@ class Requests:
         r = self.rng
         method, template = r.choice(ROUTES).split(" ")
         ids = [*self.known.volume, *self.known.snapshot, *self.known.attachment,
-               *self.known.volume_type]
+               *self.known.volume_type, *self.known.qos_specs]
         some_id = r.choice(ids) if ids and r.random() < 0.6 else r.choice(
             [str(uuid.uuid4()), "x", "default", "__DEFAULT__", "node-1@file", PROJECT, "..",
              "%00", "%2F", "a" * 300, "enable", "disable", "disable-log-reason"])

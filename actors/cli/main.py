@@ -45,6 +45,7 @@ from cinderblock.actors.cli.format import (
 from cinderblock.actors.cli.health import add_health
 from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume
 from cinderblock.actors.cli.messages import add_message
+from cinderblock.actors.cli.qos import add_qos
 from cinderblock.actors.cli.transfers import add_transfer
 from cinderblock.actors.cli.trust import add_trust
 from cinderblock.actors.cli.types import add_type
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_attachment(sub, common, _leaf)
     add_message(sub, common, _leaf)
     add_transfer(sub, common, _leaf)
+    add_qos(sub, common, _leaf)
     az = sub.add_parser("az", help="availability zones").add_subparsers(required=True)
     _leaf(az, common, "list", "list availability zones", cmd_az_list)
     _leaf(sub, common, "whoami", "the project, user and roles the gateway takes this "

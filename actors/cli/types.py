@@ -91,7 +91,8 @@ def type_view(c: SyncClient, vtype: VolumeType, admin: bool) -> dict[str, Any]:
     """A type as ``show`` prints it; a private one, to an admin, with its projects."""
     shown: dict[str, Any] = {"id": vtype.id, "name": vtype.name,
                              "description": vtype.description,
-                             "extra_specs": vtype.extra_specs, "is_public": vtype.is_public}
+                             "extra_specs": vtype.extra_specs, "is_public": vtype.is_public,
+                             "qos_specs_id": vtype.qos_specs_id}
     if not vtype.is_public and admin:
         shown["access_project_ids"] = c.type_access(vtype.id)
     return shown

@@ -68,6 +68,10 @@ class AttachServices(Protocol):
 
     def multiattach(self, volume: VolumeRecord) -> bool: ...
 
+    def qos_specs(self, volume: VolumeRecord) -> dict[str, Any] | None:
+        """The front-end QoS an attachment of ``volume`` carries (``qos_specs.front_end_specs``)."""
+        ...
+
     def check_free(self, volume: VolumeRecord) -> None:
         """``invalid_state`` if another request is changing the volume now."""
         ...
@@ -256,7 +260,7 @@ class AttachmentConnectionSaveTask(_AttachTask):
             "driver_volume_type": "nbd",
             "data": {"host": info.host, "port": info.port, "export_name": info.export_name,
                      "tls": True, "ca_cert": info.ca_cert, "client_cert": info.client_cert,
-                     "client_key": info.client_key},
+                     "client_key": info.client_key, "qos_specs": self.s.qos_specs(c.vol)},
         }
         CONNECTION_BEFORE_COMMIT()
         await self.s.attachments.save(att)

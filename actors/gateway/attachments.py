@@ -32,6 +32,7 @@ from cinderblock.actors.gateway.attachment_store import (
 )
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
 from cinderblock.actors.gateway.paging import page
+from cinderblock.actors.gateway.qos_specs import front_end_specs
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Request, when_connected
@@ -152,6 +153,10 @@ class Attachments:
 
     def multiattach(self, volume: VolumeRecord) -> bool:
         return volume.multiattach
+
+    def qos_specs(self, volume: VolumeRecord) -> dict[str, Any] | None:
+        return front_end_specs(self.gw.store.qos.get(volume.volume_type.qos_specs_id),
+                               volume.size)
 
     def status_for(self, volume_id: str) -> VolumeStatus:
         """The status a volume has because of its attachments."""

@@ -47,6 +47,7 @@ from cinderblock.actors.gateway.paging import (
     wire_bytes,
 )
 from cinderblock.actors.gateway.peers import PeerWatch
+from cinderblock.actors.gateway.qos_specs import QosSpecsApi
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
 from cinderblock.actors.gateway.retype import VolumeRetyper
@@ -138,6 +139,7 @@ class Gateway(Actor):
         self.editor = VolumeEditor(self)
         self.retyper = VolumeRetyper(self)
         self.volume_types = VolumeTypes(self)
+        self.qos_specs = QosSpecsApi(self)
         self.user_messages = UserMessages(self)
         self.transfers = VolumeTransfers(self, self.lifecycle)
         self.reconciler = Reconciler(self, self.lifecycle, self.attachments)
@@ -146,7 +148,7 @@ class Gateway(Actor):
         # after a failed write, the rows the others keep in gateway.db are read back too
         self.store.reread_with(self.volume_types.reread, self.user_messages.reread,
                                self.attachments.attachments.reread,
-                               self.store.transfers.reread)
+                               self.store.transfers.reread, self.store.qos.reread)
         # a create with a request id, while its flow runs: what its retries wait for (its
         # record, or the exception it failed with, as a value: see ``Outcome``)
         self._inflight: dict[tuple[str, str], tuple[str, Outcome[VolumeRecord]]] = {}
@@ -179,6 +181,7 @@ class Gateway(Actor):
             **self.editor.handlers(),
             **self.retyper.handlers(),
             **self.volume_types.handlers(),
+            **self.qos_specs.handlers(),
             **self.user_messages.handlers(),
             **self.transfers.handlers(),
             **self.quota_sync.handlers(),
@@ -197,6 +200,7 @@ class Gateway(Actor):
         await self.volume_types.load()
         await self.user_messages.load()
         await self.store.transfers.load()
+        await self.store.qos.load()
         await self.store.load_volumes(self.types.by_id)
         await self.lifecycle.delete_requests.load()
         await self.attachments.open()

@@ -8,7 +8,8 @@ The rules are Cinder's (``cinder/volume/api.py`` ``retype``, the scheduler's
 * ``check_retype_request``: the policy is ``never`` or ``on-demand``; the new type is
   one the caller may use (a private type of another project is not found); the volume's
   size is within the new type's size bounds; a change of multiattach only while the
-  volume is ``available``; the volume ``available`` or ``in-use`` and of another type.
+  volume is ``available``; the volume ``available`` or ``in-use`` and of another type;
+  an ``in-use`` volume keeps its front-end QoS (``qos_specs.qos_allows_retype``).
 * ``check_retype_backend``: the volume's zone is among the new type's
   (``RESKEY:availability_zones``), and the backend that holds the volume is up, not
   disabled, and has the capabilities the new type's extra specs ask for (the
@@ -32,7 +33,7 @@ deleted, nor its extra specs changed, before the row is committed.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,11 +43,13 @@ from cinderblock.actors.gateway.lifecycle_checks import (
     release_claim,
     visible_volume,
 )
+from cinderblock.actors.gateway.qos_specs import qos_allows_retype
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_type_size, type_zones
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord, is_multiattach
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.actors.scheduler.extra_specs import satisfies
 from cinderblock.protocol.messages.lifecycle import VolumeRetype
+from cinderblock.protocol.messages.qos import QosSpecs
 from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.states import VolumeStatus as V
@@ -57,10 +60,15 @@ POLICIES = ("never", "on-demand")
 RETYPABLE = frozenset({V.AVAILABLE, V.IN_USE})
 
 
-def check_retype_request(volume: VolumeRecord, new: VolumeType, policy: str) -> None:
+def check_retype_request(volume: VolumeRecord, new: VolumeType, policy: str,
+                         qos: Mapping[str, QosSpecs] | None = None) -> None:
     """Whether ``volume`` may take type ``new`` under ``policy``, in Cinder's order and
     words: ``InvalidInput`` for a wrong request, ``InvalidState`` for a status (or a
-    type) that forbids it now."""
+    type, or a front-end QoS an in-use volume would lose) that forbids it now. ``qos``:
+    the QoS specs by id."""
+    known = qos or {}
+    qos_kept = qos_allows_retype(volume.status, known.get(volume.volume_type.qos_specs_id or ""),
+                                 known.get(new.qos_specs_id or ""))
     if policy not in POLICIES:
         raise InvalidInput(f"Invalid input for field/attribute migration_policy. Value: "
                            f"{policy}. {policy!r} is not one of {list(POLICIES)}",
@@ -71,7 +79,7 @@ def check_retype_request(volume: VolumeRecord, new: VolumeType, policy: str) -> 
                            "only allowed on available volumes, the specified volume however "
                            f"currently has a status of: {volume.status.value}.",
                            {"status": volume.status.value})
-    if volume.status not in RETYPABLE or volume.volume_type.id == new.id:
+    if volume.status not in RETYPABLE or volume.volume_type.id == new.id or not qos_kept:
         raise InvalidState("Retype needs volume to be in available or in-use state, not be "
                            "part of an active migration or a consistency group, requested "
                            "type has to be different that the one from the volume, and for "
@@ -155,7 +163,7 @@ class ExtractRetypeRequestTask(_Task):
     async def execute(self, c: RetypeContext) -> None:
         volume = visible_volume(self.s.store, c.volume_id, c.ctx)
         vtype = self.s.types.find_for(c.new_type, c.ctx.project_id, c.ctx.is_admin)
-        check_retype_request(volume, vtype, c.policy)
+        check_retype_request(volume, vtype, c.policy, self.s.store.qos.by_id)
         c.claimed = claim_volume(self.s.store, volume, "retyping")
         c.volume, c.vtype = volume, vtype
 
@@ -179,7 +187,7 @@ class RetypeVolumeTask(_Task):
             raise InvalidState(f"volume type {vtype.name} was changed or deleted while the "
                                "retype looked at its backend; try again",
                                {"volume_type": vtype.name})
-        check_retype_request(volume, vtype, c.policy)  # again: the lookup waited
+        check_retype_request(volume, vtype, c.policy, self.s.store.qos.by_id)  # again
         old = volume.volume_type
         volume.volume_type = vtype
         try:

@@ -52,6 +52,7 @@ from cinderblock.actors.gateway.attachment_store import UNLIKE_ITS_ATTACHMENTS
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import BoundedScan, Key
+from cinderblock.actors.gateway.qos_store import QOS_SCHEMA, QosStore
 from cinderblock.actors.gateway.quota_journal import JOURNAL_SCHEMA, QuotaJournal
 from cinderblock.actors.gateway.row_records import (
     Condition,
@@ -136,8 +137,11 @@ CREATE TABLE IF NOT EXISTS volume_types (
     id TEXT PRIMARY KEY, name TEXT UNIQUE NOT NULL, description TEXT,
     extra_specs TEXT NOT NULL, is_public INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS volume_type_qos (
+    type_id TEXT PRIMARY KEY, qos_specs_id TEXT NOT NULL
+);
 """
-SCHEMA_VERSION = 8  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 9  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -171,6 +175,8 @@ MIGRATIONS = {
     7: "CREATE TABLE IF NOT EXISTS pending_reverts (volume_id TEXT PRIMARY KEY, "
        "revert_id TEXT NOT NULL); INSERT OR IGNORE INTO pending_reverts "
        "SELECT id, '' FROM volumes WHERE status = 'reverting';",
+    # 8 -> 9: QoS specs, and which a type has (their tables are the schema's).
+    8: "",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -210,9 +216,14 @@ UPDATE_DETAILS = (
 )
 SAVE_FLAGS = "INSERT OR REPLACE INTO volume_flags VALUES (?, ?, ?)"
 DELETE_FLAGS = "DELETE FROM volume_flags WHERE id=?"
+# A type with the QoS specs associated with it (``volume_type_qos``), if any.
+SELECT_TYPES = ("SELECT t.id, t.name, t.description, t.extra_specs, t.is_public, q.qos_specs_id "
+                "FROM volume_types t LEFT JOIN volume_type_qos q ON q.type_id = t.id")
 INSERT_TYPE = "INSERT INTO volume_types VALUES (?, ?, ?, ?, ?)"
 UPDATE_TYPE = ("UPDATE volume_types SET name=?, description=?, extra_specs=?, is_public=? "
                "WHERE id=?")
+SET_TYPE_QOS = "INSERT OR REPLACE INTO volume_type_qos VALUES (?, ?)"
+DELETE_TYPE_QOS = "DELETE FROM volume_type_qos WHERE type_id=?"
 DELETE_TYPE = "DELETE FROM volume_types WHERE id=?"
 DELETE_TYPE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=?"
 ADD_ACCESS = "INSERT OR IGNORE INTO volume_type_access VALUES (?, ?)"
@@ -376,7 +387,7 @@ class GatewayStore:
                  check_before_start_bytes: int = CHECK_BEFORE_START_BYTES,
                  check_every_s: float = CHECK_EVERY_S) -> None:
         schema = (SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA
-                  + DELETE_REQUESTS_SCHEMA + TRANSFER_SCHEMA)
+                  + DELETE_REQUESTS_SCHEMA + TRANSFER_SCHEMA + QOS_SCHEMA)
         self.db = Database(path, schema, synchronous, version=SCHEMA_VERSION,
                            migrations=MIGRATIONS, reread=self.reread,
                            check_before_start_bytes=check_before_start_bytes,
@@ -389,6 +400,7 @@ class GatewayStore:
         self.reverts: dict[str, str] = {}
         self.snapshots = SnapshotStore(self.db, self.journal, self.read_only)
         self.transfers = TransferStore(self.db)  # the volumes offered to another project
+        self.qos = QosStore(self.db)  # the QoS specs volume types may name
         # the gateway's types by id (load_volumes; changed in place as types come and go)
         self.types: dict[str, VolumeType] = {}
         self.volumes = Volumes(self.read_only, self._type_of)
@@ -401,8 +413,7 @@ class GatewayStore:
 
     async def open(self) -> list[VolumeType]:
         await self.db.open()
-        return [type_from_row(r) for r in await self.db.fetchall(
-            "SELECT id, name, description, extra_specs, is_public FROM volume_types")]
+        return [type_from_row(r) for r in await self.db.fetchall(SELECT_TYPES)]
 
     def reread_with(self, *others: Reread) -> None:
         """The others that keep rows in this file (types, attachments, user messages):
@@ -670,15 +681,25 @@ class GatewayStore:
         )
 
     async def save_type(self, vtype: VolumeType) -> None:
+        """Its name, description, extra specs and visibility (its QoS: ``queue_type_qos``)."""
         await self.db.write(UPDATE_TYPE, (vtype.name, vtype.description,
                                           json.dumps(vtype.extra_specs), int(vtype.is_public),
                                           vtype.id))
 
+    def queue_type_qos(self, vtype: VolumeType) -> asyncio.Future[None]:
+        """The QoS specs ``vtype`` names (or none), in the transaction of what is queued
+        with it."""
+        if vtype.qos_specs_id is None:
+            return self.db.write(DELETE_TYPE_QOS, (vtype.id,))
+        return self.db.write(SET_TYPE_QOS, (vtype.id, vtype.qos_specs_id))
+
     async def remove_type(self, vtype: VolumeType) -> None:
         gone = self.db.write(DELETE_TYPE, (vtype.id,))
         access = self.db.write(DELETE_TYPE_ACCESS, (vtype.id,))
+        qos = self.db.write(DELETE_TYPE_QOS, (vtype.id,))
         await gone
         await access
+        await qos
 
     async def type_access(self) -> list[tuple[str, str]]:
         rows = await self.db.fetchall("SELECT type_id, project_id FROM volume_type_access")
@@ -689,8 +710,9 @@ class GatewayStore:
 
 
 def type_from_row(row: Any) -> VolumeType:
-    tid, name, description, specs, public = row
-    return VolumeType(tid, name, description, json.loads(specs), bool(public))
+    """A type from a row of ``SELECT_TYPES``."""
+    tid, name, description, specs, public, qos_id = row
+    return VolumeType(tid, name, description, json.loads(specs), bool(public), qos_id)
 
 
 def _volume_from_row(row: Any, type_of: Callable[[str | None], VolumeType]) -> VolumeRecord:

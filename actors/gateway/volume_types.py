@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
-from cinderblock.actors.gateway.volume_store import GatewayStore, type_from_row
+from cinderblock.actors.gateway.volume_store import SELECT_TYPES, GatewayStore, type_from_row
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.volumes import (
     Empty,
@@ -67,8 +67,7 @@ class VolumeTypes:
         """In the database thread, after a failed write: the types and who may use the
         private ones; what it returns makes the catalog those rows (types never change:
         replaced)."""
-        types = [type_from_row(row) for row in conn.execute(
-            "SELECT id, name, description, extra_specs, is_public FROM volume_types")]
+        types = [type_from_row(row) for row in conn.execute(SELECT_TYPES)]
         access: dict[str, set[str]] = {}
         for type_id, project in conn.execute("SELECT type_id, project_id FROM volume_type_access"):
             access.setdefault(type_id, set()).add(project)
@@ -114,11 +113,11 @@ class VolumeTypes:
             raise InvalidInput("Volume Type is currently in use.", {"volume_type": old.name})
         if new == old:
             return old
-        self._install_changed(old, new)
+        self.install_changed(old, new)
         await self.s.store.save_type(new)
         return new
 
-    def _install_changed(self, old: VolumeType, new: VolumeType) -> None:
+    def install_changed(self, old: VolumeType, new: VolumeType) -> None:
         """``new`` in place of ``old`` in the catalog and in every volume record memory
         holds (a volume shows its type's name as it is now)."""
         catalog = self.s.types

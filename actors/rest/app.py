@@ -49,6 +49,7 @@ from cinderblock.actors.rest.microversion import (
 )
 from cinderblock.actors.runtime.config import DEFAULT_ZONE
 from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.qos import QosSpecs
 from cinderblock.protocol.messages.volumes import Volume, VolumeCreate
 from cinderblock.protocol.wire.errors import (
     CinderblockError,
@@ -553,6 +554,88 @@ class Front:
     async def type_extra_spec_delete(self, request: web.Request) -> web.Response:
         await self.client_for(request).update_type(request.match_info["id"],
                                                    delete_specs=[request.match_info["key"]])
+        return web.Response(status=202)
+
+    # ---- QoS specs (an admin's) ---------------------------------------------------
+    async def qos_list(self, request: web.Request) -> web.Response:
+        self._admin(request, "volume_extension:qos_specs_manage:get_all")
+        q = request.query
+        listed = _after(await self.client_for(request).list_qos(), q.get("marker"))
+        found = listed[:page_limit(q)]
+        return json_response({"qos_specs": [views.qos_specs(s) for s in found],
+                              **next_links(request, "qos_specs", found)})
+
+    async def qos_show(self, request: web.Request) -> web.Response:
+        self._admin(request, "volume_extension:qos_specs_manage:get")
+        found = await self.client_for(request).show_qos(request.match_info["id"])
+        return self._qos_view(request, found)
+
+    def _qos_view(self, request: web.Request, found: QosSpecs) -> web.Response:
+        return json_response({"qos_specs": views.qos_specs(found),
+                              "links": views.links(self.base(request), "qos-specs", found.id)})
+
+    async def qos_create(self, request: web.Request) -> web.Response:
+        """Cinder's create: ``name`` and ``consumer`` beside the specs, in one object."""
+        self._admin(request, "volume_extension:qos_specs_manage:create")
+        specs = dict(entity(await read_json(request), "qos_specs"))
+        name, consumer = specs.pop("name", None), specs.pop("consumer", None)
+        if not isinstance(name, str):
+            raise bad_request("Invalid input for field/attribute name: a string is required")
+        created = await self.client_for(request).create_qos(name, consumer, specs)
+        return self._qos_view(request, created)
+
+    async def qos_update(self, request: web.Request) -> web.Response:
+        """Cinder's set: merge the specs (``consumer`` among them changes it); the
+        answer is the body."""
+        self._admin(request, "volume_extension:qos_specs_manage:update")
+        body = await read_json(request)
+        only(body, {"qos_specs"})
+        specs = dict(entity(body, "qos_specs"))
+        consumer = specs.pop("consumer", None)
+        await self.client_for(request).update_qos(request.match_info["id"], consumer=consumer,
+                                                  specs=specs)
+        return json_response(body)
+
+    async def qos_delete_keys(self, request: web.Request) -> web.Response:
+        self._admin(request, "volume_extension:qos_specs_manage:delete")
+        body = await read_json(request)
+        only(body, {"keys"})
+        keys = body.get("keys")
+        if (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)
+                or len(set(keys)) != len(keys)):
+            raise bad_request("Invalid input for field/attribute keys: a list of different "
+                              "strings is required")
+        await self.client_for(request).update_qos(request.match_info["id"], delete_keys=keys)
+        return web.Response(status=202)
+
+    async def qos_delete(self, request: web.Request) -> web.Response:
+        self._admin(request, "volume_extension:qos_specs_manage:delete")
+        await self.client_for(request).delete_qos(request.match_info["id"],
+                                                  force=flag(request.query.get("force")))
+        return web.Response(status=202)
+
+    async def qos_associations(self, request: web.Request) -> web.Response:
+        self._admin(request, "volume_extension:qos_specs_manage:get_all")
+        types = await self.client_for(request).qos_associations(request.match_info["id"])
+        return json_response({"qos_associations": [views.qos_association(t) for t in types]})
+
+    async def qos_associate(self, request: web.Request) -> web.Response:
+        """``.../associate?vol_type_id=T`` and ``.../disassociate?vol_type_id=T`` (GETs,
+        as Cinder's)."""
+        self._admin(request, "volume_extension:qos_specs_manage:update")
+        type_id = request.query.get("vol_type_id")
+        if not type_id:
+            raise bad_request("Volume Type id must not be None.")
+        client, qos_id = self.client_for(request), request.match_info["id"]
+        if request.path.endswith("/associate"):
+            await client.associate_qos(qos_id, type_id)
+        else:
+            await client.disassociate_qos(qos_id, type_id)
+        return web.Response(status=202)
+
+    async def qos_disassociate_all(self, request: web.Request) -> web.Response:
+        self._admin(request, "volume_extension:qos_specs_manage:update")
+        await self.client_for(request).disassociate_qos(request.match_info["id"])
         return web.Response(status=202)
 
     # ---- quotas, limits, zones, pools, messages ----------------------------------
@@ -1142,6 +1225,16 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
               ("GET", "/detail", f.transfer_list), ("GET", "/{id}", f.transfer_show),
               ("DELETE", "/{id}", f.transfer_delete),
               ("POST", "/{id}/accept", f.transfer_accept))),
+        ("GET", "/qos-specs", f.qos_list),
+        ("POST", "/qos-specs", f.qos_create),
+        ("GET", "/qos-specs/{id}", f.qos_show),
+        ("PUT", "/qos-specs/{id}", f.qos_update),
+        ("DELETE", "/qos-specs/{id}", f.qos_delete),
+        ("PUT", "/qos-specs/{id}/delete_keys", f.qos_delete_keys),
+        ("GET", "/qos-specs/{id}/associations", f.qos_associations),
+        ("GET", "/qos-specs/{id}/associate", f.qos_associate),
+        ("GET", "/qos-specs/{id}/disassociate", f.qos_associate),
+        ("GET", "/qos-specs/{id}/disassociate_all", f.qos_disassociate_all),
         ("POST", "/attachments", f.attachment_create),
         ("GET", "/attachments", f.attachment_list),
         ("GET", "/attachments/detail", f.attachment_list),

@@ -8,6 +8,7 @@ from typing import Any
 
 from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.messages.qos import QosSpecs
 from cinderblock.protocol.messages.quota import QuotaSet
 from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.transfers import Transfer
@@ -97,7 +98,15 @@ def snapshot(s: Snapshot) -> dict[str, Any]:
 def volume_type(t: VolumeType) -> dict[str, Any]:
     return {"id": t.id, "name": t.name, "description": t.description,
             "is_public": t.is_public, "os-volume-type-access:is_public": t.is_public,
-            "extra_specs": dict(t.extra_specs), "qos_specs_id": None}
+            "extra_specs": dict(t.extra_specs), "qos_specs_id": t.qos_specs_id}
+
+
+def qos_specs(q: QosSpecs) -> dict[str, Any]:
+    return {"id": q.id, "name": q.name, "consumer": q.consumer, "specs": dict(q.specs)}
+
+
+def qos_association(t: VolumeType) -> dict[str, Any]:
+    return {"association_type": "volume_type", "name": t.name, "id": t.id}
 
 
 def quota_set(q: QuotaSet, usage: bool) -> dict[str, Any]:
@@ -272,6 +281,8 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
                                         "a snapshot's project and progress"),
     "os-quota-class-sets": ("QuotaClasses", "2012-03-12T00:00:00+00:00",
                             "the default quota class"),
+    "qos-specs": ("Qos_specs_manage", "2013-08-02T00:00:00+00:00",
+                  "QoS specs and the volume types they are associated with"),
     "os-quota-sets": ("Quotas", "2011-08-08T00:00:00+00:00", "quotas and their usage"),
     "scheduler-stats": ("Scheduler_stats", "2014-09-07T00:00:00+00:00",
                         "the scheduler's pools"),

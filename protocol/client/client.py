@@ -53,6 +53,7 @@ from cinderblock.protocol.client.lifecycle import (
     SyncLifecycleMethods,
 )
 from cinderblock.protocol.client.pages import read_pages
+from cinderblock.protocol.client.qos import QosMethods, SyncQosMethods
 from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
 from cinderblock.protocol.client.transfers import SyncTransferMethods, TransferMethods
 from cinderblock.protocol.messages.health import ActorStats, ClusterStats, Identity
@@ -125,7 +126,7 @@ AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE})
 UNCHANGED: Any = object()  # modify_volume: leave this field as it is
 
 
-class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods):
+class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, QosMethods):
     def __init__(
         self,
         endpoint: str,
@@ -522,7 +523,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods):
 
 
 class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
-                 SyncTransferMethods):
+                 SyncTransferMethods, SyncQosMethods):
     """The same operations, blocking, for scripts and the CLI."""
 
     def __init__(self, endpoint: str, **kwargs: Any) -> None:

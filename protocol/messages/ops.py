@@ -38,6 +38,13 @@ from cinderblock.protocol.messages.lifecycle import (
     VolumeRevert,
     VolumeReverted,
 )
+from cinderblock.protocol.messages.qos import (
+    QosAssociation,
+    QosCreate,
+    QosDelete,
+    QosRef,
+    QosUpdate,
+)
 from cinderblock.protocol.messages.quota import (
     QuotaAbandon,
     QuotaApply,
@@ -140,6 +147,16 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "type.access_add": (TypeAccess, ADMINS),
     "type.access_remove": (TypeAccess, ADMINS),
     "az.list": (Empty, READERS),
+    # QoS specs (Cinder's qos-specs API: an admin's)
+    "qos.create": (QosCreate, ADMINS),
+    "qos.list": (Empty, ADMINS),
+    "qos.show": (QosRef, ADMINS),
+    "qos.update": (QosUpdate, ADMINS),
+    "qos.delete": (QosDelete, ADMINS),
+    "qos.associations": (QosRef, ADMINS),
+    "qos.associate": (QosAssociation, ADMINS),
+    "qos.disassociate": (QosAssociation, ADMINS),
+    "qos.disassociate_all": (QosRef, ADMINS),
     # user messages (Cinder's messages API): why a volume went to an error status
     "message.list": (MessageListRequest, READERS),
     "message.show": (MessageRef, READERS),

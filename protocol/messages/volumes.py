@@ -173,6 +173,7 @@ class VolumeType:
     description: str | None = None
     extra_specs: dict[str, str] = field(default_factory=dict)
     is_public: bool = True
+    qos_specs_id: str | None = None  # the QoS specs associated with it (protocol.messages.qos)
 
 
 @message

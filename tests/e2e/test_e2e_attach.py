@@ -41,7 +41,9 @@ from tests.nbd_tls import NBD_TOOLS, qemu_tls, requires
 
 pytestmark = requires(*NBD_TOOLS)
 MIB = 1 << 20
-CONNECTION_DATA = {"host", "port", "export_name", "tls", "ca_cert", "client_cert", "client_key"}
+# qos_specs: the front-end QoS of the volume's type, None without (as Cinder's)
+CONNECTION_DATA = {"host", "port", "export_name", "tls", "ca_cert", "client_cert", "client_key",
+                   "qos_specs"}
 CONNECTOR = {"host": "compute-1", "ip": "127.0.0.1", "platform": "x86_64",
              "os_type": "linux", "multipath": False, "initiator": "iqn.2004-10.org:compute-1"}
 

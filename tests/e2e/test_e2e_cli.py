@@ -233,6 +233,33 @@ def test_type_create_is_refused_to_non_admins_and_for_duplicates(up: UpCluster) 
     assert "KEY=VALUE" in _one_error_line(bad, "usage")
 
 
+def test_qos_specs_are_made_associated_changed_and_deleted_by_an_admin(up: UpCluster) -> None:
+    tag = uuid.uuid4().hex[:6]
+    vtype = up.cli_json("type", "create", f"qtype-{tag}", admin=True)
+    made = up.cli_json("qos", "create", f"fast-{tag}", "--consumer", "front-end",
+                       "--property", "total_iops_sec=500", admin=True)
+    assert (made["consumer"], made["properties"], made["associations"]) == (
+        "front-end", {"total_iops_sec": "500"}, [])
+    assert up.cli("qos", "associate", made["id"], vtype["name"], admin=True).returncode == 0
+    assert up.cli_json("type", "show", vtype["name"], admin=True)["qos_specs_id"] == made["id"]
+    changed = up.cli_json("qos", "set", f"fast-{tag}", "--property", "read_iops_sec=9",
+                          admin=True)
+    assert changed["properties"] == {"total_iops_sec": "500", "read_iops_sec": "9"}
+    assert changed["associations"] == [vtype["name"]]
+    dropped = up.cli_json("qos", "unset", f"fast-{tag}", "--property", "total_iops_sec",
+                          admin=True)
+    assert dropped["properties"] == {"read_iops_sec": "9"}
+    listed = {q["id"]: q for q in up.cli_json("qos", "list", admin=True)}
+    assert listed[made["id"]]["associations"] == [vtype["name"]]
+    _one_error_line(up.cli("qos", "list"), "forbidden")
+    _one_error_line(up.cli("qos", "delete", made["id"], admin=True), "invalid_input")
+    assert up.cli("qos", "disassociate", made["id"], "--all", admin=True).returncode == 0
+    assert up.cli_json("type", "show", vtype["name"], admin=True)["qos_specs_id"] is None
+    assert up.cli("qos", "delete", made["id"], admin=True).returncode == 0
+    _one_error_line(up.cli("qos", "show", made["id"], admin=True), "not_found")
+    assert up.cli("type", "delete", vtype["id"], admin=True).returncode == 0
+
+
 # ---- quotas and backends --------------------------------------------------------------------
 def test_quota_show_quota_set_and_quota_delete_by_an_admin(up: UpCluster) -> None:
     project = f"q-{uuid.uuid4().hex[:8]}"

@@ -551,6 +551,68 @@ def test_private_types_are_for_the_projects_given_access_and_unused_types_are_de
           "can not be deleted")
 
 
+def test_qos_specs_answer_as_cinders_and_are_an_admins(
+    api: Api, admin_api: Api, admin_view: SyncClient,
+) -> None:
+    """``/qos-specs`` as Cinder's ``qos_specs_manage``: the create's view and links, a
+    name taken (409), a consumer or a per-GB value Cinder could not use (400), an unknown
+    id or key (404), a type's ``qos_specs_id``, and nothing of it for a member (403)."""
+    name = f"q-{uuid.uuid4().hex[:8]}"
+    made = admin_api.call("POST", "/v3/qos-specs", {"qos_specs": {
+        "name": name, "consumer": "both", "total_bytes_sec": "1000"}})
+    assert made.status == 200, made.body
+    qos = made.body["qos_specs"]
+    assert qos == {"id": qos["id"], "name": name, "consumer": "both",
+                   "specs": {"total_bytes_sec": "1000"}}
+    assert [link["rel"] for link in made.body["links"]] == ["self", "bookmark"]
+    default = admin_api.call("POST", "/v3/qos-specs", {"qos_specs": {"name": f"{name}-b"}})
+    assert default.body["qos_specs"]["consumer"] == "back-end"  # Cinder's default
+    fault(admin_api.call("POST", "/v3/qos-specs", {"qos_specs": {"name": name}}), 409,
+          "conflictingRequest", "already exists")
+    fault(admin_api.call("POST", "/v3/qos-specs", {"qos_specs": {
+        "name": f"{name}-c", "consumer": "middle"}}), 400, "badRequest", "consumer")
+    fault(admin_api.call("POST", "/v3/qos-specs", {"qos_specs": {
+        "name": f"{name}-c", "read_iops_sec_per_gb": "lots"}}), 400, "badRequest",
+        "whole number")
+    fault(admin_api.call("POST", "/v3/qos-specs", {"qos_specs": {
+        "name": f"{name}-c", "read_iops_sec": 5}}), 400, "badRequest", "must be a string")
+    base = f"/v3/qos-specs/{qos['id']}"
+    changed = admin_api.call("PUT", base, {"qos_specs": {"consumer": "front-end",
+                                                         "total_iops_sec": "9"}})
+    assert changed.body == {"qos_specs": {"consumer": "front-end", "total_iops_sec": "9"}}
+    assert admin_api.call("PUT", f"{base}/delete_keys",
+                          {"keys": ["total_bytes_sec"]}).status == 202
+    fault(admin_api.call("PUT", f"{base}/delete_keys", {"keys": ["total_bytes_sec"]}), 404,
+          "itemNotFound", "total_bytes_sec")
+    assert admin_api.call("GET", base).body["qos_specs"] == {
+        "id": qos["id"], "name": name, "consumer": "front-end",
+        "specs": {"total_iops_sec": "9"}}
+    fault(admin_api.call("GET", "/v3/qos-specs/nope"), 404, "itemNotFound", "nope")
+
+    vtype = admin_view.create_type(f"qt-{uuid.uuid4().hex[:8]}")
+    fault(admin_api.call("GET", f"{base}/associate"), 400, "badRequest", "must not be None")
+    assert admin_api.call("GET", f"{base}/associate?vol_type_id={vtype.id}").status == 202
+    other = default.body["qos_specs"]["id"]
+    fault(admin_api.call("GET", f"/v3/qos-specs/{other}/associate?vol_type_id={vtype.id}"),
+          400, "badRequest", "already associated with another qos specs")
+    assert admin_api.call("GET", f"/v3/types/{vtype.id}").body["volume_type"][
+        "qos_specs_id"] == qos["id"]
+    assert admin_api.call("GET", f"{base}/associations").body == {"qos_associations": [
+        {"association_type": "volume_type", "name": vtype.name, "id": vtype.id}]}
+    fault(admin_api.call("DELETE", base), 400, "badRequest", "still in use")
+    assert admin_api.call("GET", f"{base}/disassociate?vol_type_id={vtype.id}").status == 202
+    assert admin_api.call("GET", f"{base}/associations").body == {"qos_associations": []}
+
+    for method, path in (("GET", "/v3/qos-specs"), ("GET", base), ("DELETE", base),
+                         ("GET", f"{base}/associate?vol_type_id={vtype.id}")):
+        fault(api.call(method, path), 403, "forbidden", "qos_specs_manage")
+    listed = admin_api.call("GET", "/v3/qos-specs").body["qos_specs"]
+    assert [q["id"] for q in listed][:2] == [other, qos["id"]]  # newest first
+    for qos_id in (qos["id"], other):
+        assert admin_api.call("DELETE", f"/v3/qos-specs/{qos_id}").status == 202
+    admin_view.delete_type(vtype.id)
+
+
 def test_a_type_is_renamed_published_and_its_extra_specs_changed_until_a_volume_has_it(
     api: Api, admin_api: Api, admin_view: SyncClient,
 ) -> None:

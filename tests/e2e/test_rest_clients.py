@@ -369,6 +369,88 @@ def test_a_volume_is_retyped_in_place_with_openstack_and_cinder(
     admin_view.delete_type(lvm.id)
 
 
+def test_an_operator_manages_qos_specs_with_openstack_and_cinder(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``openstack volume qos create/set/unset/associate/show/list/delete`` and ``cinder
+    qos-*`` (each had been a 404): the specs are kept, a type has them, and an attachment
+    of a volume of that type carries the front-end ones (per GB worked out) in its
+    connection info, as Cinder's; an in-use volume may not be retyped off them."""
+    tag = uuid.uuid4().hex[:8]
+    qos_name, type_name, project = f"qos-{tag}", f"qtype-{tag}", f"qos-{tag}"
+
+    def openstack(token: str, *args: str) -> str:
+        return run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token", token,
+                    "--os-endpoint", rest_cluster.rest_url, "--os-volume-api-version", "3",
+                    *args])
+
+    def cinder(*args: str, check: bool = True) -> str:
+        argv = [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
+                "--os-project-id", "admin", "--os-endpoint", rest_cluster.rest_url, *args]
+        if check:
+            return run(argv)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode != 0, done.stdout
+        return done.stderr
+
+    admin = "admin:admin"
+    made = json.loads(openstack(
+        admin, "volume", "qos", "create", "--consumer", "front-end", "--property",
+        "total_iops_sec_per_gb=10", "--property", "total_iops_sec_per_gb_min=50",
+        "--property", "read_bytes_sec=1048576", qos_name, "-f", "json"))
+    qos_id = made["id"]
+    assert (made["name"], made["consumer"]) == (qos_name, "front-end")
+    openstack(admin, "volume", "qos", "set", "--property", "write_iops_sec=200", qos_name)
+    openstack(admin, "volume", "qos", "unset", "--property", "read_bytes_sec", qos_name)
+    assert admin_view.show_qos(qos_id).specs == {
+        "total_iops_sec_per_gb": "10", "total_iops_sec_per_gb_min": "50",
+        "write_iops_sec": "200"}
+    type_id = openstack(admin, "volume", "type", "create", type_name, "-f", "value",
+                        "-c", "id").strip()
+    openstack(admin, "volume", "qos", "associate", qos_name, type_name)
+    shown = json.loads(openstack(admin, "volume", "qos", "show", qos_name, "-f", "json"))
+    assert type_name in str(shown["associations"])
+    listed = json.loads(openstack(admin, "volume", "qos", "list", "-f", "json"))
+    assert qos_id in [q["ID"] for q in listed]
+    assert type_id in cinder("qos-get-association", qos_id)
+    assert next(t for t in admin_view.list_types() if t.id == type_id).qos_specs_id == qos_id
+
+    # A user's volume of that type: its attachment carries the front-end specs.
+    user = f"{project}:{project}"
+    volume_id = openstack(user, "volume", "create", "--size", "3", "--type", type_name, "v",
+                          "-f", "value", "-c", "id").strip()
+    volume_status(admin_view, volume_id, "available")
+    with SyncClient(rest_cluster.gateway, project=project, timeout=20.0,
+                    key=rest_cluster.user_key(project)) as owner:
+        att = owner.create_attachment(volume_id, instance_id="vm-qos")
+        att = owner.update_attachment(att.id, {"host": "vm-host", "initiator": "iqn.x"})
+        # 10 a GB of 3 GB is 30, under the minimum of 50
+        assert att.connection_info["data"]["qos_specs"] == {"total_iops_sec": 50,
+                                                            "write_iops_sec": "200"}
+        owner.complete_attachment(att.id)
+        volume_status(admin_view, volume_id, "in-use")
+        plain = admin_view.create_type(f"plain-{tag}")
+        refused = cinder("--os-project-id", project, "retype", volume_id, plain.name,
+                         check=False)
+        assert "front-end qos specs cannot change" in refused
+        assert admin_view.show_volume(volume_id).volume_type == type_name
+        owner.delete_attachment(att.id)
+        volume_status(admin_view, volume_id, "available")
+        openstack(user, "volume", "delete", volume_id)
+        gone(admin_view, volume_id)
+        admin_view.delete_type(plain.id)
+
+    refused = cinder("qos-delete", qos_id, check=False)
+    assert "still in use" in refused.lower()
+    cinder("qos-disassociate-all", qos_id)
+    assert not admin_view.qos_associations(qos_id)
+    openstack(admin, "volume", "qos", "associate", qos_name, type_name)
+    cinder("qos-delete", "--force", "true", qos_id)
+    assert qos_id not in [q.id for q in admin_view.list_qos()]
+    assert next(t for t in admin_view.list_types() if t.id == type_id).qos_specs_id is None
+    openstack(admin, "volume", "type", "delete", type_name)
+
+
 def test_cinder_and_openstack_list_the_extensions_served(rest_cluster: E2ECluster) -> None:
     """``cinder list-extensions`` and ``openstack extension list --volume`` (each had been
     a 404): the extensions this front serves, each saying what of it."""
@@ -385,7 +467,8 @@ def test_cinder_and_openstack_list_the_extensions_served(rest_cluster: E2ECluste
     by_alias = {e["Alias"]: e for e in shown}
     assert by_alias["os-admin-actions"]["Name"] == "AdminActions"
     assert "not force-delete" in by_alias["os-admin-actions"]["Description"]
-    assert "backups" not in by_alias and "qos-specs" not in by_alias  # not served here
+    assert by_alias["qos-specs"]["Name"] == "Qos_specs_manage"
+    assert "backups" not in by_alias  # not served here
 
 
 def test_cinder_and_openstack_list_the_services_an_operator_checks(

@@ -135,7 +135,8 @@ async def test_create_update_complete_delete_walks_the_volume_through_cinders_st
     name = f"volume-v1.{att.id}"
     assert att.connection_info == {"driver_volume_type": "nbd", "data": {
         "host": "127.0.0.1", "port": 10809, "export_name": name, "tls": True, "ca_cert": "CA",
-        "client_cert": f"cert of {name}", "client_key": f"key of {name}"}}
+        "client_cert": f"cert of {name}", "client_key": f"key of {name}",
+        "qos_specs": None}}
     assert gw.router.exports == {name: False} and gw.router.calls[0] == ("node.export", b"node-1")
 
     att = await gw.complete(att.id)

@@ -12,6 +12,7 @@ import pytest
 from cinderblock.actors.gateway.volume_request import TypeCatalog
 from cinderblock.actors.gateway.volume_store import (
     INSERT_VOLUME,
+    SELECT_TYPES,
     GatewayStore,
     VolumeRecord,
     type_from_row,
@@ -98,8 +99,7 @@ async def test_a_rename_reaches_the_records_memory_holds_and_the_file(tmp_path: 
         assert services.types.find("platinum").extra_specs == GOLD.extra_specs
 
     async with open_gateway_store(tmp_path / "gateway.db") as store:
-        rows = await store.db.fetchall(
-            "SELECT id, name, description, extra_specs, is_public FROM volume_types")
+        rows = await store.db.fetchall(SELECT_TYPES)
         stored = {t.name: t for t in map(type_from_row, rows)}
         assert stored["platinum"] == renamed
         assert stored["configured"].extra_specs == {"qos:x": "1"}
