@@ -32,7 +32,7 @@ from cinderblock.actors.gateway.attachment_store import (
 )
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
 from cinderblock.actors.gateway.paging import page
-from cinderblock.actors.gateway.qos_specs import front_end_specs
+from cinderblock.actors.gateway.qos_specs import back_end_limits, front_end_specs
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Request, when_connected
@@ -177,7 +177,8 @@ class Attachments:
     async def export(
         self, volume: VolumeRecord, att: AttachmentRecord, readonly: bool, ctx: Context
     ) -> NodeExportInfo:
-        body = NodeExport(volume.id, att.id, readonly)
+        qos = self.gw.store.qos.get(volume.volume_type.qos_specs_id)
+        body = NodeExport(volume.id, att.id, readonly, back_end_limits(qos, volume.size))
         reply = await self._node_call("node.export", body, ctx, _node(att, volume))
         return parse(NodeExportInfo, reply, strict=False)
 

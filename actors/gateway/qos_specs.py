@@ -4,22 +4,29 @@ As Cinder's ``qos-specs`` API, for admins (``cinder/volume/qos_specs.py``):
 
 * a QoS spec has a unique name, a consumer (``front-end``, ``back-end`` — the
   default — or ``both``) and specs: keys and values, strings of 1-255 and 0-255
-  characters. The per-GB keys (``total_iops_sec_per_gb``...) and the ones that bound
-  them (``..._per_gb_min``, ``..._max``) must be whole numbers here: Cinder takes them
-  as numbers when a volume is attached, and a word there would fail every attach;
+  characters. The six limits libvirt and Cinder name (``total_iops_sec``,
+  ``read_bytes_sec``...: ``TUNE_OPTIONS``), their per-GB forms (``..._per_gb``) and the
+  bounds of those (``..._per_gb_min``, ``..._max``) must be whole numbers here: they are
+  counted with when a volume is attached, where a word would fail every attach (Cinder
+  keeps any string);
 * a volume type has at most one QoS spec: associating a type that has another is
   ``invalid_input``; associating it again with its own, or disassociating a type that
   does not have it, changes nothing;
 * a QoS spec that types are associated with is deleted only with ``force``, which
   disassociates them in the same transaction.
 
-What the specs do (``front_end_specs``): a volume's attachments carry, as Cinder's
-``connection_info['data']['qos_specs']``, the specs of its type's QoS when the consumer
-is ``front-end`` or ``both`` (the per-GB ones worked out for the volume's size), and
-None otherwise; the attaching host applies them (Nova gives them to libvirt). The
-``back-end`` specs are kept and shown, and no backend here applies them: the file and
-null backends are, in Cinder's terms, drivers without QoS support. An in-use volume's
-retype may not change the front-end QoS (``qos_allows_retype``).
+What the specs do, per GB worked out for the volume's size as Cinder's
+``_parse_connection_options`` does (at least ``_per_gb_min``, at most ``_max``):
+
+* front end (``front-end`` or ``both``; ``front_end_specs``): a volume's attachments carry
+  them as Cinder's ``connection_info['data']['qos_specs']`` (None without), for the
+  attaching host to apply (Nova gives them to libvirt);
+* back end (``back-end`` or ``both``; ``back_end_limits``): ``node.export`` names the six
+  limits among them, and the node's NBD server holds the export's reads and writes to
+  them (``storage_node/nbd/throttle.py``), as a Cinder driver with QoS support does. Both
+  are taken when the volume is exported: a change reaches attachments made after it.
+
+An in-use volume's retype may not change the front-end QoS (``qos_allows_retype``).
 
 A change is made in memory and then written; a failed write brings memory back to the
 file (``QosStore.reread`` and the types' own).
@@ -55,11 +62,12 @@ from cinderblock.protocol.wire.errors import InvalidInput, NotFound
 CONSUMERS = ("front-end", "back-end", "both")  # Cinder's CONTROL_LOCATION
 DEFAULT_CONSUMER = "back-end"
 FRONT_END = frozenset({"front-end", "both"})
+BACK_END = frozenset({"back-end", "both"})
 # The limits Cinder works out per GB of a volume (``_parse_connection_options``).
 TUNE_OPTIONS = ("read_iops_sec", "read_bytes_sec", "write_iops_sec", "write_bytes_sec",
                 "total_iops_sec", "total_bytes_sec")
 WHOLE_NUMBER_KEYS = frozenset(f"{option}{suffix}" for option in TUNE_OPTIONS
-                              for suffix in ("_per_gb", "_per_gb_min", "_max"))
+                              for suffix in ("", "_per_gb", "_per_gb_min", "_max"))
 MAX_TEXT = 255
 
 
@@ -96,7 +104,20 @@ def front_end_specs(qos: QosSpecs | None, size_gb: int) -> dict[str, Any] | None
     (at least ``_per_gb_min``, at most ``_max``)."""
     if qos is None or qos.consumer not in FRONT_END:
         return None
-    specs: dict[str, Any] = dict(qos.specs)
+    return _worked_out(qos.specs, size_gb)
+
+
+def back_end_limits(qos: QosSpecs | None, size_gb: int) -> dict[str, int]:
+    """The limits the node holds an export of such a volume to (``node.export``): the
+    back-end (or ``both``) specs among ``TUNE_OPTIONS``, per-GB ones worked out."""
+    if qos is None or qos.consumer not in BACK_END:
+        return {}
+    specs = _worked_out(qos.specs, size_gb)
+    return {key: int(specs[key]) for key in TUNE_OPTIONS if key in specs}
+
+
+def _worked_out(kept: Mapping[str, str], size_gb: int) -> dict[str, Any]:
+    specs: dict[str, Any] = dict(kept)
     for option in TUNE_OPTIONS:
         per_gb = specs.pop(f"{option}_per_gb", None)
         if per_gb is None:

@@ -86,6 +86,8 @@ class NodeExport:
     volume_id: str
     attachment_id: str
     readonly: bool = False
+    # the back-end QoS of the volume's type, worked out for its size (total_iops_sec ...)
+    limits: dict[str, int] = field(default_factory=dict)
 
 
 @message

@@ -17,6 +17,10 @@ certificate and its key with the address, and the gateway hands them out in the
 attachment's ``connection_info``. ``node.unexport`` revokes the certificate: the server
 forgets its fingerprint, so it opens nothing any more, even though the CA signed it.
 
+An export carries its volume's back-end QoS (the limits ``node.export`` names, which the
+gateway works out from the volume type's QoS specs): the server holds the export's reads
+and writes to them (``throttle``), kept in the table with the rest.
+
 Both ops are idempotent (the gateway may repeat one after a timeout): a repeated export
 answers the same credentials. The table of exports, with each one's client certificate
 and key, is written (0600) to a small JSON file beside the node's directory after every
@@ -44,7 +48,8 @@ from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFoun
 from cinderblock.storage_node.backends import Driver, DriverError
 from cinderblock.storage_node.backends.base import is_valid_id
 from cinderblock.storage_node.nbd.certificates import KeyPair, NodeAuthority, write_private
-from cinderblock.storage_node.nbd.server import NbdServer, NbdStatistics
+from cinderblock.storage_node.nbd.server import NO_LIMITS, NbdServer, NbdStatistics
+from cinderblock.storage_node.nbd.throttle import IoLimits
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,7 @@ class ExportEntry:
     attachment_id: str  # the CN of its client certificate
     readonly: bool
     client: KeyPair  # the one certificate (and its key) that opens this export
+    limits: IoLimits = NO_LIMITS  # its volume's back-end QoS
 
 
 class ExportManager:
@@ -117,7 +123,8 @@ class ExportManager:
     def statistics(self) -> dict[str, Any]:
         nbd = self.server.statistics() if self.server is not None else NbdStatistics()
         return {"exports": len(self._entries), "nbd_connections": nbd.connections,
-                "nbd_bytes_read": nbd.bytes_read, "nbd_bytes_written": nbd.bytes_written}
+                "nbd_bytes_read": nbd.bytes_read, "nbd_bytes_written": nbd.bytes_written,
+                "nbd_throttled": nbd.throttled, "nbd_throttled_s": round(nbd.throttled_s, 3)}
 
     @property
     def authority(self) -> NodeAuthority:
@@ -127,7 +134,8 @@ class ExportManager:
     # ---- handlers ------------------------------------------------------------
     async def on_export(self, req: Request) -> NodeExportInfo:
         body: NodeExport = req.body
-        return await self.export(body.volume_id, body.attachment_id, body.readonly)
+        return await self.export(body.volume_id, body.attachment_id, body.readonly,
+                                 IoLimits.from_specs(body.limits))
 
     async def on_unexport(self, req: Request) -> Empty:
         body: NodeUnexport = req.body
@@ -136,18 +144,20 @@ class ExportManager:
 
     # ---- operations ----------------------------------------------------------
     async def export(
-        self, volume_id: str, attachment_id: str, readonly: bool
+        self, volume_id: str, attachment_id: str, readonly: bool, limits: IoLimits = NO_LIMITS,
     ) -> NodeExportInfo:
-        """Serve the volume for this attachment to a certificate issued for it (again:
-        the same answer, the same credentials)."""
+        """Serve the volume for this attachment to a certificate issued for it, its I/O
+        held to ``limits`` (again: the same answer, the same credentials, the limits it
+        was first given)."""
         name = self._name(volume_id, attachment_id)
         path = self._path(volume_id)
         async with self._changing:
             entry = self._entries.get(name)
             if entry is None:
                 client = await self.authority.issue_client(attachment_id)
-                self._server.add_export(name, path, readonly, client.fingerprint, attachment_id)
-                entry = ExportEntry(volume_id, attachment_id, readonly, client)
+                self._server.add_export(name, path, readonly, client.fingerprint, attachment_id,
+                                        limits)
+                entry = ExportEntry(volume_id, attachment_id, readonly, client, limits)
                 self._entries[name] = entry
                 self._save()
                 self._notify(volume_id, "volume.export")
@@ -196,7 +206,7 @@ class ExportManager:
         try:
             path = self._path(entry.volume_id)
             self._server.add_export(name, path, entry.readonly, entry.client.fingerprint,
-                                    entry.attachment_id)
+                                    entry.attachment_id, entry.limits)
         except (NotFound, InvalidState) as exc:
             log.warning("not restoring export %s: %s", name, exc.message)
             return
@@ -219,7 +229,8 @@ class ExportManager:
     def _save(self) -> None:
         exports = {name: {"volume_id": e.volume_id, "attachment_id": e.attachment_id,
                           "readonly": e.readonly,
-                          "client_cert": e.client.cert, "client_key": e.client.key}
+                          "client_cert": e.client.cert, "client_key": e.client.key,
+                          "limits": e.limits.as_specs()}
                    for name, e in self._entries.items()}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         write_private(self.state_path, json.dumps({"port": self.port, "exports": exports}))
@@ -230,8 +241,9 @@ def _entry(raw: dict[str, Any]) -> ExportEntry | None:
     if "client_cert" not in raw:
         return None
     client = KeyPair(str(raw["client_cert"]), str(raw["client_key"]))
+    limits = IoLimits.from_specs(raw.get("limits") or {})  # none before back-end QoS
     return ExportEntry(str(raw["volume_id"]), str(raw["attachment_id"]), bool(raw["readonly"]),
-                       client)
+                       client, limits)
 
 
 async def _listen(tls: ssl.SSLContext, address: str, port: int) -> NbdServer:

@@ -29,6 +29,9 @@ Design:
 - TRIM punches a hole (fallocate PUNCH_HOLE|KEEP_SIZE through ctypes); WRITE_ZEROES
   punches too unless NO_HOLE is set, or writes zeros in 1 MiB chunks where punching is
   not possible. FUA is an fdatasync after the write; FLUSH is fsync.
+- An export may carry its volume's back-end QoS (`throttle.Throttle`: IOPS and bytes a
+  second): the reader loop waits out a request's cost before it reads the next one (and
+  a write's payload), so a client over its limits is slowed, never refused.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from cinderblock.storage_node.nbd import protocol as proto
 from cinderblock.storage_node.nbd.certificates import der_fingerprint
+from cinderblock.storage_node.nbd.throttle import IoLimits, Throttle
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,10 @@ _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _BLOCK_SIZES = (1, PREFERRED_BLOCK_SIZE, MAX_REQUEST_LENGTH)  # minimum, preferred, maximum
 _FINGERPRINT_LENGTH = 64  # SHA-256 in hex
+NO_LIMITS = IoLimits()
+# the commands a back-end QoS counts (a flush moves no data of the client's)
+_THROTTLED = frozenset({proto.Command.READ, proto.Command.WRITE, proto.Command.TRIM,
+                        proto.Command.WRITE_ZEROES})
 
 
 class CertificateRefused(Exception):
@@ -90,6 +98,8 @@ class NbdStatistics:
     bytes_written: int = 0
     requests: int = 0
     connections_total: int = 0
+    throttled: int = 0  # requests a back-end QoS held back (its exports' live throttles)
+    throttled_s: float = 0.0  # and for how long, in all
 
 
 @dataclass(slots=True)
@@ -108,6 +118,7 @@ class _Export:
     readonly: bool
     client_fingerprint: str  # of the one client certificate that may open it
     client_name: str  # that certificate's CN (the attachment it was issued for)
+    throttle: Throttle | None = None  # its volume's back-end QoS (shared by its exports)
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +264,7 @@ class _Connection:
         self._writer = writer
         self._budget = _Budget(IN_FLIGHT_BYTES)
         self.export_name: str | None = None  # the one its certificate opens, once known
+        self._throttle: Throttle | None = None  # the export's back-end QoS, if it has one
         self._fingerprint: str | None = None  # of its certificate, after the TLS handshake
         self.closed = asyncio.Event()
         self.peer = writer.get_extra_info("peername")
@@ -337,8 +349,9 @@ class _Connection:
         certificate. An OSError here (the file vanished) is ours, not the client's, and is
         logged as a failure.
         """
-        disk = _BlockFile(self._shared.exports[info.name], self._shared.executor)
-        self.export_name = info.name
+        export = self._shared.exports[info.name]
+        disk = _BlockFile(export, self._shared.executor)
+        self.export_name, self._throttle = info.name, export.throttle
         return disk
 
     # -- transmission ------------------------------------------------------------------
@@ -365,6 +378,10 @@ class _Connection:
             await self._refuse(request, error)
             return True
         buffered = request.command in (proto.Command.READ, proto.Command.WRITE)
+        if self._throttle is not None and request.command in _THROTTLED:
+            # before the payload is read: a throttled writer's bytes wait in TCP
+            await self._throttle.admit(request.command == proto.Command.READ,
+                                       request.length if buffered else 0)
         held = max(REQUEST_COST_FLOOR, request.length if buffered else 0)
         await self._budget.acquire(held)
         payload = await self._reader.readexactly(request.length) if request.carries_payload else b""
@@ -479,10 +496,11 @@ class NbdServer:
 
     def add_export(
         self, name: str, path: pathlib.Path, readonly: bool, client_fingerprint: str,
-        client_name: str,
+        client_name: str, limits: IoLimits = NO_LIMITS,
     ) -> None:
         """Export `path` as `name` to the one client certificate with this SHA-256
-        fingerprint and this CN."""
+        fingerprint and this CN, its I/O held to `limits` (shared with the other exports
+        of the same file that have the same limits: a volume's back-end QoS)."""
         if len(name.encode("utf-8")) > proto.MAX_NAME_BYTES:
             raise ValueError(f"export name longer than {proto.MAX_NAME_BYTES} bytes")
         if name in self._exports:
@@ -493,8 +511,13 @@ class NbdServer:
         if fingerprint in self._by_fingerprint:
             opened = self._by_fingerprint[fingerprint]
             raise ValueError(f"that certificate already opens export {opened!r}")
-        self._exports[name] = _Export(
-            name, pathlib.Path(path), readonly, fingerprint, client_name)
+        path = pathlib.Path(path)
+        throttle = None
+        if limits:
+            throttle = next((e.throttle for e in self._exports.values() if e.path == path
+                             and e.throttle is not None and e.throttle.limits == limits),
+                            None) or Throttle(limits)
+        self._exports[name] = _Export(name, path, readonly, fingerprint, client_name, throttle)
         self._by_fingerprint[fingerprint] = name
 
     async def remove_export(self, name: str) -> None:
@@ -509,6 +532,11 @@ class NbdServer:
     def exports(self) -> dict[str, tuple[pathlib.Path, bool]]:
         return {name: (e.path, e.readonly) for name, e in self._exports.items()}
 
+    def limits(self, name: str) -> IoLimits:
+        """The export's back-end QoS (none: ``NO_LIMITS``)."""
+        throttle = self._exports[name].throttle
+        return NO_LIMITS if throttle is None else throttle.limits
+
     async def stop(self) -> None:
         if self._server is None or self._shared is None:
             return
@@ -520,7 +548,11 @@ class NbdServer:
         self._server = None
 
     def statistics(self) -> NbdStatistics:
-        return NbdStatistics(**dataclasses.asdict(self._counters))
+        throttles = {id(e.throttle): e.throttle for e in self._exports.values()
+                     if e.throttle is not None}.values()
+        return NbdStatistics(**dataclasses.asdict(self._counters),
+                             throttled=sum(t.delayed for t in throttles),
+                             throttled_s=sum(t.waited_s for t in throttles))
 
     async def _close_connections(self, connections: list[_Connection]) -> None:
         for connection in connections:

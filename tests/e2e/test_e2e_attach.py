@@ -278,6 +278,37 @@ async def test_a_bad_connector_is_refused_clearly_and_changes_nothing(
     await client.delete_attachment(att.id)
 
 
+async def test_a_back_end_qos_holds_the_export_to_its_bytes_a_second(
+    client: Client, admin: Client, keys: Keys,
+) -> None:
+    """A type whose QoS is the back end's: the node's NBD server holds the volume's reads
+    and writes to ``total_bytes_sec`` (here 2 MiB/s, per GB: 1 MiB/s a GB of 2 GB), with
+    a second's burst; the attachment carries no front-end specs."""
+    tag = uuid.uuid4().hex[:8]
+    qos = await admin.create_qos(f"slow-{tag}", "back-end", {
+        "total_bytes_sec_per_gb": str(MIB), "total_bytes_sec_max": str(8 * MIB)})
+    vtype = await admin.create_type(f"slow-{tag}")
+    await admin.associate_qos(qos.id, vtype.id)
+    vol = await client.create_volume(2, volume_type=vtype.name, wait=True)
+    att = await attach(client, vol)
+    assert att.connection_info["data"]["qos_specs"] is None
+    host = (vol.host or "").split("@")[0]  # node-1@file: the node's host name
+    node = next(n for n in (await admin.cluster_stats()).actors if n.actor == host)
+    before = node.details["nbd_throttled"]
+
+    started = asyncio.get_running_loop().time()
+    await run_ok("qemu-io", *keys.qemu(att), "-c", "write -P 0x7e 0 4M", "-c",
+                 "read -P 0x7e 0 4M")
+    took = asyncio.get_running_loop().time() - started
+    # 8 MiB through a 2 MiB/s limit with 2 MiB of burst: 3 s at the least
+    assert took >= 2.9, f"8 MiB took {took:.2f} s: the limit did not hold"
+    node = next(n for n in (await admin.cluster_stats()).actors if n.actor == host)
+    assert node.details["nbd_throttled"] > before
+    await client.delete_attachment(att.id)
+    await client.delete_volume(vol.id)
+    await admin.delete_qos(qos.id, force=True)
+
+
 async def test_a_multiattach_type_allows_two_attachments_that_see_the_same_bytes(
     client: Client, admin: Client, keys: Keys,
 ) -> None:

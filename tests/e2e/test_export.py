@@ -16,6 +16,7 @@ from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFoun
 from cinderblock.storage_node.backends import FileDriver, NullDriver
 from cinderblock.storage_node.nbd.certificates import KeyPair
 from cinderblock.storage_node.nbd.exports import ExportManager
+from cinderblock.storage_node.nbd.throttle import IoLimits
 from tests.conftest import run_tool as run
 from tests.nbd_tls import NBD_TOOLS, nbds_uri, qemu_tls, requires, write_credentials
 
@@ -187,6 +188,37 @@ async def test_a_restarted_node_serves_the_same_exports_on_the_same_port_to_the_
         assert await after.export("vol-1", "att-1", readonly=True) == info
         shown = await nbdinfo(info, tmp_path)
         assert shown is not None and shown["is_read_only"] is True
+    finally:
+        await after.stop()
+
+
+async def test_an_export_s_back_end_qos_is_kept_and_shared_by_the_volume_s_exports(
+    node: Node,
+) -> None:
+    """The limits ``node.export`` names are in the table, restored with the export after
+    a restart, and two exports of one volume with the same limits draw on one budget
+    (a volume's QoS, not an attachment's); the first limits an export was given stay."""
+    limits = IoLimits(total_iops_sec=300, read_bytes_sec=1 << 20)
+    before = node.manager()
+    await before.start()
+    info = await before.export("vol-1", "att-1", readonly=False, limits=limits)
+    again = await before.export("vol-1", "att-1", readonly=False, limits=IoLimits())
+    assert again == info
+    await before.export("vol-1", "att-2", readonly=True, limits=limits)
+    await before.stop()
+    table = json.loads(node.state.read_text())["exports"]
+    assert table[info.export_name]["limits"] == {"total_iops_sec": 300,
+                                                 "read_bytes_sec": 1 << 20}
+
+    after = node.manager()
+    await after.start()
+    try:
+        server = after.server
+        assert server is not None and server.limits(info.export_name) == limits
+        exports = server._exports.values()
+        assert len({id(e.throttle) for e in exports}) == 1, "one budget for the volume"
+        await after.export("vol-2", "att-3", readonly=False)
+        assert not server.limits("volume-vol-2.att-3")
     finally:
         await after.stop()
 

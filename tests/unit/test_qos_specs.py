@@ -14,6 +14,7 @@ import pytest
 
 from cinderblock.actors.gateway.qos_specs import (
     QosSpecsApi,
+    back_end_limits,
     check_qos_specs,
     front_end_specs,
     qos_allows_retype,
@@ -62,6 +63,17 @@ def test_per_gb_limits_are_worked_out_for_the_volume_as_cinders_are() -> None:
     assert front_end_specs(FRONT_TOO, 1) == {"total_iops_sec": "200"}
 
 
+def test_the_node_is_given_the_back_end_limits_worked_out_and_nothing_else() -> None:
+    qos = QosSpecs("q", "q", "back-end", {
+        "total_bytes_sec_per_gb": "1000", "total_bytes_sec_max": "2500",
+        "read_iops_sec": "40", "vendor:x": "y", "size_iops_sec": "4096"})
+    assert back_end_limits(qos, 2) == {"read_iops_sec": 40, "total_bytes_sec": 2000}
+    assert back_end_limits(qos, 9) == {"read_iops_sec": 40, "total_bytes_sec": 2500}
+    assert back_end_limits(FRONT, 2) == {}, "front-end specs are the host's"
+    assert back_end_limits(FRONT_TOO, 2) == {"total_iops_sec": 200}  # both
+    assert back_end_limits(None, 2) == {}
+
+
 @pytest.mark.parametrize(("specs", "why"), [
     ({"": "1"}, "1-255 characters"),
     ({"k" * 256: "1"}, "1-255 characters"),
@@ -71,6 +83,7 @@ def test_per_gb_limits_are_worked_out_for_the_volume_as_cinders_are() -> None:
     ({"total_iops_sec_per_gb": "ten"}, "whole number"),
     ({"read_bytes_sec_per_gb_min": "-1"}, "whole number"),
     ({"write_iops_sec_max": "1.5"}, "whole number"),
+    ({"total_bytes_sec": "1M"}, "whole number"),
 ])
 def test_specs_cinder_could_not_keep_or_count_with_are_refused(
     specs: dict[str, Any], why: str,
@@ -80,7 +93,8 @@ def test_specs_cinder_could_not_keep_or_count_with_are_refused(
 
 
 def test_specs_of_any_other_words_are_kept() -> None:
-    specs = {"total_iops_sec": "x", "vendor:thing": "", "read_iops_sec_per_gb": "12"}
+    specs = {"vendor:mode": "x", "vendor:thing": "", "read_iops_sec_per_gb": "12",
+             "total_iops_sec": "0"}
     assert check_qos_specs(specs) == specs
 
 
