@@ -310,10 +310,33 @@ class Front:
             await self._revert(client, volume_id, entity(body, action))
         elif action == "os-retype":
             await _retype(client, volume_id, entity(body, action))
+        elif action == "os-force_delete":
+            self._admin(request, "volume_extension:volume_admin_actions:force_delete")
+            await client.delete_volume(volume_id)
+        elif action == "os-force_detach":
+            self._admin(request, "volume_extension:volume_admin_actions:force_detach")
+            await self._force_detach(client, volume_id, entity(body, action))
         else:
             raise bad_request(f"There is no such action: {action}")
         return web.Response(status=202 if action in ("os-extend", "os-reset_status", "revert",
-                                                     "os-retype") else 200)
+                                                     "os-retype", "os-force_delete",
+                                                     "os-force_detach") else 200)
+
+    async def _force_detach(self, client: Client, volume_id: str, args: dict[str, Any]) -> None:
+        """Cinder's ``os-force_detach``: the attachment named (or, none named, every one
+        of the volume's) is deleted, its export closed; the connector is not needed."""
+        only(args, {"attachment_id", "connector"}, "os-force_detach")
+        wanted = args.get("attachment_id")
+        if wanted is not None and not isinstance(wanted, str):
+            raise bad_request("Invalid input for field/attribute attachment_id: a string or "
+                              "null is required")
+        attached = [a.id for a in await client.list_attachments(volume_id=volume_id,
+                                                                all_projects=True)]
+        if wanted is not None and wanted not in attached:
+            raise bad_request(f"Error force detaching volume - VolumeAttachmentNotFound: "
+                              f"volume {volume_id} has no attachment {wanted}")
+        for attachment_id in [wanted] if wanted is not None else attached:
+            await client.delete_attachment(attachment_id)
 
     async def _revert(self, client: Client, volume_id: str, args: dict[str, Any]) -> None:
         """3.40: revert the volume to its latest snapshot. As Cinder's, a status that
@@ -434,8 +457,13 @@ class Front:
         return json_response({"snapshot": views.snapshot(updated)})
 
     async def snapshot_action(self, request: web.Request) -> web.Response:
-        """``os-reset_status`` (an admin's), as ``cinder snapshot-reset-state`` sends it."""
+        """``os-reset_status`` and ``os-force_delete`` (an admin's), as ``cinder
+        snapshot-reset-state`` and ``openstack volume snapshot delete --force`` send them."""
         body = await read_json(request)
+        if list(body) == ["os-force_delete"]:
+            self._admin(request, "volume_extension:snapshot_admin_actions:force_delete")
+            await self.client_for(request).delete_snapshot(request.match_info["id"])
+            return web.Response(status=202)
         if list(body) != ["os-reset_status"]:
             raise bad_request(f"There is no such action: {', '.join(body) or 'none'}")
         status = _reset_status(entity(body, "os-reset_status"), volume=False)

@@ -268,8 +268,9 @@ def user_message(m: UserMessage, base: str) -> dict[str, Any]:
 # was last updated, what of it is served here). ``GET /extensions`` lists them.
 EXTENSIONS: dict[str, tuple[str, str, str]] = {
     "os-admin-actions": ("AdminActions", "2012-08-25T00:00:00+00:00",
-                         "os-reset_status of volumes and snapshots (not force-delete, "
-                         "force-detach or migration)"),
+                         "os-reset_status of volumes and snapshots; os-force_delete as a "
+                         "delete (a volume a node is working on is the reconciler's); "
+                         "os-force_detach (not migration)"),
     "os-availability-zone": ("AvailabilityZones", "2013-06-27T00:00:00+00:00",
                              "the availability zones"),
     "capabilities": ("Capabilities", "2015-08-31T00:00:00+00:00",

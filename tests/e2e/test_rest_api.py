@@ -774,6 +774,53 @@ def test_snapshot_and_transfer_bodies_are_cinder_s_schema(
     assert admin_view.show_volume(vol["id"]).status == "available"
 
 
+def test_an_admin_force_detaches_one_attachment_or_every_one(
+    api: Api, admin_api: Api, admin_view: SyncClient,
+) -> None:
+    """``os-force_detach`` (Cinder's admin action; it had been "no such action"): the
+    attachment named is deleted and its export closed, or, none named, all of the
+    volume's; an attachment of another volume is a 400; a member's is a 403."""
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    other = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    for v in (vol, other):
+        volume_status(admin_view, v["id"], "available")
+
+    def attach(volume_id: str) -> str:
+        att = api.call("POST", "/v3/attachments", {"attachment": {
+            "volume_uuid": volume_id, "instance_uuid": f"vm-{uuid.uuid4().hex[:6]}",
+            "connector": {"host": "vm-host", "initiator": "iqn.x"}}}, version="3.54")
+        assert att.status == 200, att.body
+        attachment_id: str = att.body["attachment"]["id"]
+        return attachment_id
+
+    mine, theirs = attach(vol["id"]), attach(other["id"])
+
+    def attachments(volume_id: str) -> list[str]:
+        return [a.id for a in admin_view.list_attachments(volume_id=volume_id,
+                                                          all_projects=True)]
+
+    assert attachments(vol["id"]) == [mine]
+    action = f"/v3/volumes/{vol['id']}/action"
+    fault(api.call("POST", action, {"os-force_detach": {}}), 403, "forbidden", "force_detach")
+    fault(admin_api.call("POST", action, {"os-force_detach": {"attachment_id": theirs}}), 400,
+          "badRequest", "VolumeAttachmentNotFound")
+    fault(admin_api.call("POST", action, {"os-force_detach": {"host": "x"}}), 400,
+          "badRequest", "host")
+    done = admin_api.call("POST", action, {"os-force_detach": {"attachment_id": mine,
+                                                               "connector": None}})
+    assert done.status == 202, done.body
+    volume_status(admin_view, vol["id"], "available")
+    assert attachments(vol["id"]) == []
+    assert admin_api.call("POST", f"/v3/volumes/{other['id']}/action",
+                          {"os-force_detach": {}}).status == 202
+    volume_status(admin_view, other["id"], "available")
+    for v in (vol, other):
+        assert admin_api.call("POST", f"/v3/volumes/{v['id']}/action",
+                              {"os-force_delete": {}}).status == 202
+    ids = {vol["id"], other["id"]}
+    wait_for(lambda: not ids & {x.id for x in admin_view.list_volumes(all_projects=True)})
+
+
 def test_an_attached_volume_is_extended_from_3_42_and_stays_attached(
     api: Api, admin_view: SyncClient,
 ) -> None:
