@@ -42,6 +42,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from cinderblock.actors.gateway.guards import require_admin
+from cinderblock.actors.gateway.paging import FIXED_BYTES, PAGE_BYTES, page_size
 from cinderblock.actors.gateway.qos_store import QosStore
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore
@@ -52,6 +53,7 @@ from cinderblock.protocol.messages.qos import (
     QosCreate,
     QosDelete,
     QosList,
+    QosListRequest,
     QosSpecs,
     QosUpdate,
 )
@@ -138,6 +140,12 @@ def qos_allows_retype(status: VolumeStatus, old: QosSpecs | None, new: QosSpecs 
     return all(q is None or q.consumer not in FRONT_END for q in (old, new))
 
 
+def qos_bytes(qos: QosSpecs) -> int:
+    """About how many bytes the spec takes in a reply (an upper bound for its texts)."""
+    return FIXED_BYTES + len(qos.name.encode()) + sum(
+        len(k.encode()) + len(v.encode()) + 4 for k, v in qos.specs.items())
+
+
 # ---- the API -------------------------------------------------------------------------
 
 
@@ -175,9 +183,27 @@ class QosSpecsApi:
         }
 
     def on_list(self, req: Request) -> QosList:
+        """A page, newest first (as volumes': ``limit``, ``marker``, at most 1,000 and
+        about 512 KB: a spec's keys are not bounded in number, so neither is one reply
+        holding them all)."""
+        body: QosListRequest = req.body
         require_admin(req.ctx, "list QoS specs")
-        return QosList(tuple(sorted(self.qos.by_id.values(),
-                                    key=lambda q: (-q.created_at, q.id))))
+        size = page_size(body.limit)
+        listed = sorted(self.qos.by_id.values(), key=lambda q: (q.created_at, q.id),
+                        reverse=True)
+        if body.marker is not None:
+            ids = [q.id for q in listed]
+            if body.marker not in ids:
+                raise InvalidInput(f"marker [{body.marker}] not found", {"marker": body.marker})
+            listed = listed[ids.index(body.marker) + 1:]
+        found: list[QosSpecs] = []
+        budget = PAGE_BYTES
+        for qos in listed[:size]:
+            budget -= qos_bytes(qos)
+            if budget < 0 and found:
+                return QosList(tuple(found), found[-1].id)
+            found.append(qos)
+        return QosList(tuple(found), found[-1].id if len(listed) > size and found else None)
 
     def on_show(self, req: Request) -> QosSpecs:
         require_admin(req.ctx, "see QoS specs")

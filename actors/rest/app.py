@@ -588,8 +588,7 @@ class Front:
     async def qos_list(self, request: web.Request) -> web.Response:
         self._admin(request, "volume_extension:qos_specs_manage:get_all")
         q = request.query
-        listed = _after(await self.client_for(request).list_qos(), q.get("marker"))
-        found = listed[:page_limit(q)]
+        found = await self.client_for(request).list_qos(page_limit(q), q.get("marker"))
         return json_response({"qos_specs": [views.qos_specs(s) for s in found],
                               **next_links(request, "qos_specs", found)})
 

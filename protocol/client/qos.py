@@ -16,17 +16,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
+from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.messages.qos import (
     QosAssociation,
     QosAssociations,
     QosCreate,
     QosDelete,
     QosList,
+    QosListRequest,
     QosRef,
     QosSpecs,
     QosUpdate,
 )
-from cinderblock.protocol.messages.volumes import Empty, VolumeType
+from cinderblock.protocol.messages.volumes import VolumeType
 from cinderblock.protocol.wire.schema import parse
 
 T = TypeVar("T")
@@ -44,9 +46,17 @@ class QosMethods:
         raw = await self.call("qos.create", QosCreate(name, consumer, specs or {}))
         return parse(QosSpecs, raw, strict=False)
 
-    async def list_qos(self) -> list[QosSpecs]:
-        """Admin: every QoS spec, newest first."""
-        return list(parse(QosList, await self.call("qos.list", Empty()), strict=False).specs)
+    async def list_qos(self, limit: int | None = None,
+                       marker: str | None = None) -> list[QosSpecs]:
+        """Admin: every QoS spec, newest first, page by page (or the first ``limit``
+        after ``marker``, an id of an earlier listing)."""
+        async def fetch(left: int | None, after: str | None
+                        ) -> tuple[tuple[QosSpecs, ...], str | None]:
+            raw = await self.call("qos.list", QosListRequest(left, after))
+            reply = parse(QosList, raw, strict=False)
+            return reply.specs, reply.next_marker
+
+        return await read_pages(fetch, limit, marker)
 
     async def show_qos(self, name_or_id: str) -> QosSpecs:
         return parse(QosSpecs, await self.call("qos.show", QosRef(name_or_id)), strict=False)
@@ -87,8 +97,8 @@ class SyncQosMethods:
     def create_qos(self, name: str, **kwargs: Any) -> QosSpecs:
         return self._run(lambda c: c.create_qos(name, **kwargs))
 
-    def list_qos(self) -> list[QosSpecs]:
-        return self._run(lambda c: c.list_qos())
+    def list_qos(self, limit: int | None = None, marker: str | None = None) -> list[QosSpecs]:
+        return self._run(lambda c: c.list_qos(limit, marker))
 
     def show_qos(self, name_or_id: str) -> QosSpecs:
         return self._run(lambda c: c.show_qos(name_or_id))

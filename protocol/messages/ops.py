@@ -42,6 +42,7 @@ from cinderblock.protocol.messages.qos import (
     QosAssociation,
     QosCreate,
     QosDelete,
+    QosListRequest,
     QosRef,
     QosUpdate,
 )
@@ -149,7 +150,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "az.list": (Empty, READERS),
     # QoS specs (Cinder's qos-specs API: an admin's)
     "qos.create": (QosCreate, ADMINS),
-    "qos.list": (Empty, ADMINS),
+    "qos.list": (QosListRequest, ADMINS),
     "qos.show": (QosRef, ADMINS),
     "qos.update": (QosUpdate, ADMINS),
     "qos.delete": (QosDelete, ADMINS),

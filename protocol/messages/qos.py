@@ -78,8 +78,19 @@ class QosAssociation:
 
 @message
 @dataclass(frozen=True, slots=True)
+class QosListRequest:
+    """A page of QoS specs, newest first: at most ``limit`` (and 1,000, and about 512 KB)
+    after ``marker`` (an id of an earlier page)."""
+
+    limit: int | None = None
+    marker: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class QosList:
     specs: tuple[QosSpecs, ...] = ()
+    next_marker: str | None = None  # set when another page follows
 
 
 @message

@@ -608,6 +608,11 @@ def test_qos_specs_answer_as_cinders_and_are_an_admins(
         fault(api.call(method, path), 403, "forbidden", "qos_specs_manage")
     listed = admin_api.call("GET", "/v3/qos-specs").body["qos_specs"]
     assert [q["id"] for q in listed][:2] == [other, qos["id"]]  # newest first
+    first = admin_api.call("GET", "/v3/qos-specs?limit=1").body
+    assert [q["id"] for q in first["qos_specs"]] == [other]
+    assert f"marker={other}" in first["qos_specs_links"][0]["href"]
+    after = admin_api.call("GET", f"/v3/qos-specs?limit=1&marker={other}").body
+    assert [q["id"] for q in after["qos_specs"]] == [qos["id"]]
     for qos_id in (qos["id"], other):
         assert admin_api.call("DELETE", f"/v3/qos-specs/{qos_id}").status == 202
     admin_view.delete_type(vtype.id)

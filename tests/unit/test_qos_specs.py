@@ -29,11 +29,12 @@ from cinderblock.protocol.messages.qos import (
     QosAssociation,
     QosCreate,
     QosDelete,
+    QosListRequest,
     QosRef,
     QosSpecs,
     QosUpdate,
 )
-from cinderblock.protocol.messages.volumes import Empty, VolumeType
+from cinderblock.protocol.messages.volumes import VolumeType
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context, Envelope
 from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState, NotFound
@@ -176,7 +177,7 @@ async def test_associations_reach_the_types_memory_holds_and_the_file(tmp_path: 
         with pytest.raises(Forbidden):
             await call(api, "qos.create", QosCreate("mine"), admin=False)
         with pytest.raises(Forbidden):
-            await call(api, "qos.list", Empty(), admin=False)
+            await call(api, "qos.list", QosListRequest(), admin=False)
 
         await call(api, "qos.associate", QosAssociation("fast", "gold"))
         await call(api, "qos.associate", QosAssociation(fast.id, "t-gold"))  # again: nothing
@@ -208,7 +209,8 @@ async def test_associations_reach_the_types_memory_holds_and_the_file(tmp_path: 
         await call(api, "qos.delete", QosDelete("fast", force=True))
         assert rec.volume_type.qos_specs_id is None
         assert await stored_types(store) == {"gold": None, "silver": None}
-        assert [q.name for q in (await call(api, "qos.list", Empty())).specs] == ["slow"]
+        assert [q.name for q in (await call(api, "qos.list", QosListRequest())).specs] == [
+            "slow"]
 
     async with open_gateway_store(tmp_path / "gateway.db") as again:
         await again.qos.load()
@@ -238,3 +240,30 @@ async def test_a_failed_write_brings_the_qos_specs_and_the_types_back_to_the_fil
             await clash
         assert store.qos.find("fast") == fast, "the specs are the file's again"
         assert services.types.find("gold").qos_specs_id == fast.id
+
+
+async def test_qos_specs_are_listed_a_page_at_a_time_newest_first(tmp_path: Path) -> None:
+    """A page holds at most ``limit`` (and 1,000) specs and about 512 KB of them: specs
+    have no bound on their keys, so all of them in one reply could exceed a frame."""
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        api = QosSpecsApi(Services(store))
+        big = {f"vendor:key-{n}": "v" * 255 for n in range(150)}  # about 40 KB each
+        made = [await call(api, "qos.create", QosCreate(f"q{n}", specs=big))
+                for n in range(30)]
+        newest_first = [q.id for q in reversed(made)]
+
+        first = await call(api, "qos.list", QosListRequest(limit=5))
+        assert [q.id for q in first.specs] == newest_first[:5]
+        assert first.next_marker == newest_first[4]
+        rest = await call(api, "qos.list", QosListRequest(marker=first.next_marker))
+        assert 5 < len(rest.specs) < 25, "a page stops at about 512 KB"
+        assert [q.id for q in rest.specs] == newest_first[5:5 + len(rest.specs)]
+        seen, marker = [q.id for q in first.specs + rest.specs], rest.next_marker
+        while marker is not None:
+            more = await call(api, "qos.list", QosListRequest(marker=marker))
+            seen, marker = seen + [q.id for q in more.specs], more.next_marker
+        assert seen == newest_first
+        last = await call(api, "qos.list", QosListRequest(limit=5, marker=newest_first[-6]))
+        assert ([q.id for q in last.specs], last.next_marker) == (newest_first[-5:], None)
+        with pytest.raises(InvalidInput, match="marker"):
+            await call(api, "qos.list", QosListRequest(marker="nope"))
