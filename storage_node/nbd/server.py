@@ -98,7 +98,7 @@ class NbdStatistics:
     bytes_written: int = 0
     requests: int = 0
     connections_total: int = 0
-    throttled: int = 0  # requests a back-end QoS held back (its exports' live throttles)
+    throttled: int = 0  # requests a back-end QoS held back since the server started
     throttled_s: float = 0.0  # and for how long, in all
 
 
@@ -109,6 +109,8 @@ class _Counters:
     bytes_written: int = 0
     requests: int = 0
     connections_total: int = 0
+    throttled: int = 0  # of the throttles no export holds any more
+    throttled_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,9 +269,11 @@ class _Connection:
         self._throttle: Throttle | None = None  # the export's back-end QoS, if it has one
         self._fingerprint: str | None = None  # of its certificate, after the TLS handshake
         self.closed = asyncio.Event()
+        self._aborted = asyncio.Event()  # abort() was called: stop waiting on a throttle
         self.peer = writer.get_extra_info("peername")
 
     def abort(self) -> None:
+        self._aborted.set()
         self._writer.transport.abort()
 
     async def run(self) -> None:
@@ -380,13 +384,24 @@ class _Connection:
         buffered = request.command in (proto.Command.READ, proto.Command.WRITE)
         if self._throttle is not None and request.command in _THROTTLED:
             # before the payload is read: a throttled writer's bytes wait in TCP
-            await self._throttle.admit(request.command == proto.Command.READ,
-                                       request.length if buffered else 0)
+            await self._wait(self._throttle.delay(request.command == proto.Command.READ,
+                                                  request.length if buffered else 0))
         held = max(REQUEST_COST_FLOOR, request.length if buffered else 0)
         await self._budget.acquire(held)
         payload = await self._reader.readexactly(request.length) if request.carries_payload else b""
         tasks.create_task(self._execute(disk, request, payload, held))
         return True
+
+    async def _wait(self, seconds: float) -> None:
+        """Wait out a back-end QoS's delay, or until the connection is aborted (an
+        unexport or a stop must not wait for a slow client's debt)."""
+        if seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._aborted.wait()
+        if self._aborted.is_set():
+            raise ConnectionAbortedError("the connection was closed while it was throttled")
 
     async def _refuse(self, request: proto.Request, error: proto.Errno) -> None:
         self._send(proto.simple_reply(request.cookie, error))
@@ -528,6 +543,11 @@ class NbdServer:
             del self._by_fingerprint[export.client_fingerprint]
         doomed = [c for c in self._connections if c.export_name == name]
         await self._close_connections(doomed)
+        throttle = export.throttle if export is not None else None
+        if throttle is not None and all(e.throttle is not throttle
+                                        for e in self._exports.values()):
+            self._counters.throttled += throttle.delayed  # its last export: keep its counts
+            self._counters.throttled_s += throttle.waited_s
 
     def exports(self) -> dict[str, tuple[pathlib.Path, bool]]:
         return {name: (e.path, e.readonly) for name, e in self._exports.items()}
@@ -550,9 +570,10 @@ class NbdServer:
     def statistics(self) -> NbdStatistics:
         throttles = {id(e.throttle): e.throttle for e in self._exports.values()
                      if e.throttle is not None}.values()
-        return NbdStatistics(**dataclasses.asdict(self._counters),
-                             throttled=sum(t.delayed for t in throttles),
-                             throttled_s=sum(t.waited_s for t in throttles))
+        counters = dataclasses.asdict(self._counters)
+        counters["throttled"] += sum(t.delayed for t in throttles)
+        counters["throttled_s"] += sum(t.waited_s for t in throttles)
+        return NbdStatistics(**counters)
 
     async def _close_connections(self, connections: list[_Connection]) -> None:
         for connection in connections:

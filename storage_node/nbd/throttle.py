@@ -11,12 +11,12 @@ requests behind it wait their turn. The NBD server waits before it reads the nex
 request off the connection, so a throttled client's pipeline fills and TCP holds it
 back; nothing is refused.
 
-Plain code over an injected clock; ``Throttle.admit`` is the one await.
+Plain code over an injected clock: ``Throttle.delay`` charges a request and says how
+long it must wait; the connection does the waiting (and stops waiting when it is closed).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -86,8 +86,3 @@ class Throttle:
             self.delayed += 1
             self.waited_s += wait
         return wait
-
-    async def admit(self, is_read: bool, nbytes: int) -> None:
-        wait = self.delay(is_read, nbytes)
-        if wait > 0:
-            await asyncio.sleep(wait)

@@ -223,6 +223,28 @@ async def test_an_export_s_back_end_qos_is_kept_and_shared_by_the_volume_s_expor
         await after.stop()
 
 
+async def test_an_unexport_does_not_wait_for_a_throttled_client_s_debt(
+    exports: ExportManager, tmp_path: Path,
+) -> None:
+    """A read that owes its limit a week waits for it, but detaching the volume closes
+    the connection at once: the wait ends with the connection."""
+    info = await exports.export("vol-1", "att-1", readonly=False,
+                                limits=IoLimits(total_bytes_sec=16))
+    reader = asyncio.create_task(run("qemu-io", *qemu(info, tmp_path), "-c", "read 0 8M",
+                                     timeout=120.0))
+    for _ in range(200):  # the read has come in and is held
+        if exports.statistics()["nbd_throttled"]:
+            break
+        await asyncio.sleep(0.05)
+    assert exports.statistics()["nbd_throttled"] >= 1, "the read was never held"
+    assert not reader.done()
+    async with asyncio.timeout(10):
+        await exports.unexport("vol-1", "att-1")
+        code, _ = await reader
+    assert code != 0 and exports.statistics()["nbd_connections"] == 0
+    assert exports.statistics()["nbd_throttled"] >= 1, "the count outlives the export"
+
+
 async def test_the_ca_key_server_key_and_export_table_are_private_to_the_node(
     node: Node, exports: ExportManager
 ) -> None:
