@@ -12,7 +12,8 @@ directly):
 * node files equal what the gateway lists: every ``volume-``/``snapshot-`` file
   belongs to a volume or snapshot recorded on that host (no orphan), every
   volume recorded on a host that is not in an error status has its file there
-  (none missing), and no ``.tmp-`` work in progress is left.
+  (none missing), and no ``.tmp-`` work in progress is left;
+* every volume type's QoS specs exist.
 
 An empty list means settled and exact. Callers wait for it with ``eventually``
 (the reconciler, the supervisor and the quota journal need a moment), then
@@ -95,4 +96,9 @@ async def settled_violations(
                  for host, name in sorted(found - expected) if not name.startswith(".tmp-")
                  and name.startswith(("volume-", "snapshot-"))]
     problems += [f"{host}: file {name} is missing" for host, name in sorted(required - found)]
+
+    qos = {q.id for q in await admin.list_qos()}
+    problems += [f"volume type {t.name} names QoS specs {t.qos_specs_id}, which do not exist"
+                 for t in await admin.list_types()
+                 if t.qos_specs_id is not None and t.qos_specs_id not in qos]
     return problems
