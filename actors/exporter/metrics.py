@@ -42,6 +42,17 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 MAX_OPEN = 100_000
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                    120.0)
+# (a node's statistics key, the gauge's name after cinderblock_nbd_, its help)
+NBD_GAUGES = (
+    ("exports", "exports", "volumes exported for attachments on the node"),
+    ("nbd_connections", "connections", "NBD clients connected to the node"),
+    ("nbd_bytes_read", "bytes_read", "bytes the node's NBD clients read since it started"),
+    ("nbd_bytes_written", "bytes_written",
+     "bytes the node's NBD clients wrote since it started"),
+    ("nbd_throttled", "throttled_requests",
+     "requests a back-end QoS held back since the node started"),
+    ("nbd_throttled_s", "throttled_seconds", "how long those requests waited, in all"),
+)
 CREATE_FLOW = "volume_create_api"
 DELETE_FLOW = "volume_delete_api"
 
@@ -80,6 +91,9 @@ class ClusterMetrics:
                               "stood still in the cyclic collector", ["actor"], registry=r)
         self.gc_collected = Gauge("cinderblock_actor_gc_collected", "objects the cyclic "
                                   "collector freed in the actor", ["actor"], registry=r)
+        # a storage node's NBD server: what its heartbeats report (storage_node/nbd/)
+        self.nbd = {key: Gauge(f"cinderblock_nbd_{name}", text, ["actor"], registry=r)
+                    for key, name, text in NBD_GAUGES}
         self.events = Counter("cinderblock_exporter_events", "events folded in", registry=r)
         self._creating: OrderedDict[str, float] = OrderedDict()  # volume id -> request time
         self._deleting: set[str] = set()
@@ -163,6 +177,9 @@ class ClusterMetrics:
         for state, count in (stats.get("flows") or {}).items():
             if isinstance(count, int):
                 self.actor_flows.labels(actor, str(state)).set(count)
+        for key, gauge in self.nbd.items():
+            if isinstance(stats.get(key), int | float) and not isinstance(stats[key], bool):
+                gauge.labels(actor).set(stats[key])
 
     # ---- what the exporter asks for ------------------------------------------------------
     def mark_silent(self, now: float, after_s: float) -> None:

@@ -55,6 +55,10 @@ def test_deletes_backends_heartbeats_and_quotas() -> None:
                "statistics": {"uptime_s": 12.5, "restarts": 1, "handled": 7,
                               "flows": {"running": 2, "done": 5, "failed": 0},
                               "collector": {"pause_s": 0.25, "collected": 3}}})
+    m.observe({"kind": "heartbeat", "actor": "node-1", "ts": T0,
+               "statistics": {"exports": 2, "nbd_connections": 1, "nbd_bytes_read": 4096,
+                              "nbd_bytes_written": 512, "nbd_throttled": 7,
+                              "nbd_throttled_s": 1.5}})
     m.set_quota("p1", {"volumes": 10}, {"volumes": 4}, {"volumes": 1})
     assert sample(m, "cinderblock_volume_deletes_total", outcome="deleted") == 1
     assert sample(m, "cinderblock_volume_deletes_total", outcome="error") == 1
@@ -66,6 +70,10 @@ def test_deletes_backends_heartbeats_and_quotas() -> None:
     assert sample(m, "cinderblock_actor_gc_collected", actor="gateway") == 3
     assert sample(m, "cinderblock_actor_flows", actor="gateway", state="running") == 2
     assert sample(m, "cinderblock_quota_in_use", project="p1", resource="volumes") == 4
+    assert sample(m, "cinderblock_nbd_exports", actor="node-1") == 2
+    assert sample(m, "cinderblock_nbd_bytes_read", actor="node-1") == 4096
+    assert sample(m, "cinderblock_nbd_throttled_requests", actor="node-1") == 7
+    assert sample(m, "cinderblock_nbd_throttled_seconds", actor="node-1") == 1.5
     assert sample(m, "cinderblock_actor_up", actor="gateway") == 1
     m.mark_silent(T0 + 60, after_s=5)
     assert sample(m, "cinderblock_actor_up", actor="gateway") == 0
