@@ -927,8 +927,9 @@ def test_snapshots_are_created_listed_updated_and_deleted(
     assert admin_view.show_snapshot(snap_id).status == "error"
     fault(admin_api.call("POST", reset, {"os-reset_status": {"status": "creating"}}), 400,
           "badRequest", "can be reset to")
-    fault(admin_api.call("POST", reset, {"os-force_delete": {}}), 400, "badRequest",
+    fault(admin_api.call("POST", reset, {"os-update_progress": "50%"}), 400, "badRequest",
           "no such action")
+    fault(api.call("POST", reset, {"os-force_delete": {}}), 403, "forbidden", "force_delete")
     assert admin_api.call("POST", reset, {"os-reset_status": {"status": "available"}}
                           ).status == 202
     fault(api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": UUID}}), 404,
