@@ -13,7 +13,7 @@ directly):
   belongs to a volume or snapshot recorded on that host (no orphan), every
   volume recorded on a host that is not in an error status has its file there
   (none missing), and no ``.tmp-`` work in progress is left;
-* every volume type's QoS specs exist.
+* every volume type's QoS specs, and every project's own default type, exist.
 
 An empty list means settled and exact. Callers wait for it with ``eventually``
 (the reconciler, the supervisor and the quota journal need a moment), then
@@ -98,7 +98,10 @@ async def settled_violations(
     problems += [f"{host}: file {name} is missing" for host, name in sorted(required - found)]
 
     qos = {q.id for q in await admin.list_qos()}
+    types = await admin.list_types()
     problems += [f"volume type {t.name} names QoS specs {t.qos_specs_id}, which do not exist"
-                 for t in await admin.list_types()
-                 if t.qos_specs_id is not None and t.qos_specs_id not in qos]
+                 for t in types if t.qos_specs_id is not None and t.qos_specs_id not in qos]
+    type_ids = {t.id for t in types}
+    problems += [f"project {d.project_id}'s default type {d.volume_type_id} does not exist"
+                 for d in await admin.list_default_types() if d.volume_type_id not in type_ids]
     return problems

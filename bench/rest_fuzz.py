@@ -65,7 +65,8 @@ KEYS = ("size", "name", "description", "volume_id", "snapshot_id", "source_volid
 ENTITIES = ("volume", "snapshot", "volume_type", "attachment", "transfer", "quota_set",
             "quota_class_set", "metadata", "meta", "extra_specs", "os-extend",
             "os-reset_status", "revert", "os-set_bootable", "os-update_readonly_flag",
-            "accept", "addProjectAccess", "removeProjectAccess", "os-complete", "qos_specs")
+            "accept", "addProjectAccess", "removeProjectAccess", "os-complete", "qos_specs",
+            "default_type")
 ROUTES = (
     "POST /volumes", "GET /volumes", "GET /volumes/detail", "GET /volumes/summary",
     "GET /volumes/{id}", "PUT /volumes/{id}", "DELETE /volumes/{id}",
@@ -92,7 +93,9 @@ ROUTES = (
     "GET /qos-specs/{id}", "PUT /qos-specs/{id}", "DELETE /qos-specs/{id}",
     "PUT /qos-specs/{id}/delete_keys", "GET /qos-specs/{id}/associations",
     "GET /qos-specs/{id}/associate", "GET /qos-specs/{id}/disassociate",
-    "GET /qos-specs/{id}/disassociate_all", "GET /nothing-here", "PATCH /volumes",
+    "GET /qos-specs/{id}/disassociate_all", "GET /default-types", "GET /default-types/{id}",
+    "PUT /default-types/{id}", "DELETE /default-types/{id}", "GET /nothing-here",
+    "PATCH /volumes",
 )
 QUERY_KEYS = ("limit", "marker", "sort", "sort_key", "sort_dir", "all_tenants", "project_id",
               "status", "name", "metadata", "offset", "with_count", "cascade", "volume_id",
@@ -225,6 +228,9 @@ class Requests:
              None, "3.60", True),
             ("DELETE", f"/qos-specs/{q}?force={r.choice(['true', 'false'])}", None, "3.60",
              True),
+            ("PUT", f"/default-types/{r.choice([PROJECT, OTHER])}",
+             {"default_type": {"volume_type": t}}, "3.62", True),
+            ("DELETE", f"/default-types/{r.choice([PROJECT, OTHER])}", None, "3.62", True),
             ("PUT", f"/os-services/{r.choice(['disable', 'enable'])}",
              {"host": r.choice(["node-1@file", "node-2@file", "node-1@null"]),
               "binary": "cinder-volume"}, "3.60", True),

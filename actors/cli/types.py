@@ -9,6 +9,8 @@
     cinderblock type unset TYPE [--property K ...] [--project-id P]
                                                 (admin: drop extra specs; no longer share)
     cinderblock type delete TYPE                (admin: a type no volume uses)
+    cinderblock type default-set TYPE PROJECT   (admin: PROJECT's creates without a type
+                                                 get TYPE; default-list, default-unset)
 
 TYPE is a name or an id. Creating, changing, sharing and deleting are an admin's
 (``--admin``). As Cinder's, the extra specs of a type some volume has do not change.
@@ -56,6 +58,15 @@ def add_type(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     add_access_project(p, "no longer share the private type with this project")
     p = leaf(typ, common, "delete", "delete a volume type no volume uses (admin)", cmd_delete)
     p.add_argument("type", metavar="TYPE", help="name or id")
+    p = leaf(typ, common, "default-set", "the type a project's creates without a type get "
+             "(admin)", cmd_default_set)
+    p.add_argument("type", metavar="TYPE", help="name or id")
+    p.add_argument("project_id", metavar="PROJECT")
+    leaf(typ, common, "default-list", "the projects with a default type of their own "
+         "(admin)", cmd_default_list)
+    p = leaf(typ, common, "default-unset", "a project's creates get the cluster's default "
+             "type again (admin)", cmd_default_unset)
+    p.add_argument("project_id", metavar="PROJECT")
 
 
 def add_visibility(p: argparse.ArgumentParser, public_help: str) -> None:
@@ -139,4 +150,21 @@ def cmd_unset(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     with client(args) as c:
         c.delete_type(args.type)
+    return 0
+
+
+def cmd_default_set(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.set_default_type(args.project_id, args.type))
+
+
+def cmd_default_list(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        rows = [[d.project_id, d.volume_type_id] for d in c.list_default_types()]
+    return listing(args, columns_named("Project ID", "Volume Type ID"), rows)
+
+
+def cmd_default_unset(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        c.unset_default_type(args.project_id)
     return 0

@@ -103,9 +103,10 @@ class ExtractVolumeRequestTask(_ApiTask):
     async def execute(self, c: CreateApiContext) -> None:
         s = self.s
         body, c.source = resolve_source(normalize_create(c.body), s.store, s.types, c.ctx)
-        c.spec = validate_create(body, s.types, s.zones, s.default_zone, s.default_type)
+        default_type = s.types.default_for(c.ctx.project_id, s.default_type)
+        c.spec = validate_create(body, s.types, s.zones, s.default_zone, default_type)
         # a private type is found only by the projects given access (and admins)
-        s.types.find_for(body.volume_type or s.default_type, c.ctx.project_id, c.ctx.is_admin)
+        s.types.find_for(body.volume_type or default_type, c.ctx.project_id, c.ctx.is_admin)
         if c.source is not None and c.source.source_volid is not None:
             c.claimed = claim_volume(s.store, s.store.volumes[c.source.source_volid], "cloning")
 

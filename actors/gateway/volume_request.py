@@ -61,6 +61,7 @@ class TypeCatalog:
         self.by_id: dict[str, VolumeType] = {}
         self.by_name: dict[str, VolumeType] = {}
         self.access: dict[str, set[str]] = {}  # private type id -> projects that may use it
+        self.project_defaults: dict[str, str] = {}  # project -> its own default type's id
 
     def add(self, vtype: VolumeType) -> None:
         self.by_id[vtype.id] = vtype
@@ -70,6 +71,11 @@ class TypeCatalog:
         self.by_id.pop(vtype.id, None)
         self.by_name.pop(vtype.name, None)
         self.access.pop(vtype.id, None)
+
+    def default_for(self, project: str, configured: str) -> str:
+        """The type (an id, or the configured default's name) a create of ``project``
+        without a type gets: the project's own default, if an admin set one."""
+        return self.project_defaults.get(project, configured)
 
     def usable(self, vtype: VolumeType, project: str, admin: bool) -> bool:
         """Public types are everyone's; a private one is its projects' (and admins')."""

@@ -140,6 +140,9 @@ CREATE TABLE IF NOT EXISTS volume_types (
 CREATE TABLE IF NOT EXISTS volume_type_qos (
     type_id TEXT PRIMARY KEY, qos_specs_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS project_default_types (
+    project_id TEXT PRIMARY KEY, type_id TEXT NOT NULL
+);
 """
 SCHEMA_VERSION = 9  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
@@ -175,7 +178,8 @@ MIGRATIONS = {
     7: "CREATE TABLE IF NOT EXISTS pending_reverts (volume_id TEXT PRIMARY KEY, "
        "revert_id TEXT NOT NULL); INSERT OR IGNORE INTO pending_reverts "
        "SELECT id, '' FROM volumes WHERE status = 'reverting';",
-    # 8 -> 9: QoS specs, and which a type has (their tables are the schema's).
+    # 8 -> 9: QoS specs, which a type has, and projects' own default types (their
+    # tables are the schema's).
     8: "",
 }
 _COLUMNS = (
@@ -223,6 +227,9 @@ INSERT_TYPE = "INSERT INTO volume_types VALUES (?, ?, ?, ?, ?)"
 UPDATE_TYPE = ("UPDATE volume_types SET name=?, description=?, extra_specs=?, is_public=? "
                "WHERE id=?")
 SET_TYPE_QOS = "INSERT OR REPLACE INTO volume_type_qos VALUES (?, ?)"
+SET_PROJECT_DEFAULT = "INSERT OR REPLACE INTO project_default_types VALUES (?, ?)"
+UNSET_PROJECT_DEFAULT = "DELETE FROM project_default_types WHERE project_id=?"
+SELECT_PROJECT_DEFAULTS = "SELECT project_id, type_id FROM project_default_types"
 DELETE_TYPE_QOS = "DELETE FROM volume_type_qos WHERE type_id=?"
 DELETE_TYPE = "DELETE FROM volume_types WHERE id=?"
 DELETE_TYPE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=?"
@@ -707,6 +714,16 @@ class GatewayStore:
 
     async def save_access(self, type_id: str, project: str, granted: bool) -> None:
         await self.db.write(ADD_ACCESS if granted else REMOVE_ACCESS, (type_id, project))
+
+    async def project_defaults(self) -> dict[str, str]:
+        """Each project's own default type id (``project_default_types``)."""
+        return {str(p): str(t) for p, t in await self.db.fetchall(SELECT_PROJECT_DEFAULTS)}
+
+    async def save_project_default(self, project: str, type_id: str | None) -> None:
+        if type_id is None:
+            await self.db.write(UNSET_PROJECT_DEFAULT, (project,))
+        else:
+            await self.db.write(SET_PROJECT_DEFAULT, (project, type_id))
 
 
 def type_from_row(row: Any) -> VolumeType:

@@ -6,7 +6,10 @@ for admins: a type in use by a volume, or the default type, cannot be deleted
 Cinder's ("Volume Type is currently in use."), since volumes were placed by them; a
 type the gateway's configuration names (created at each start if missing) keeps its
 name; a private type (``is_public=False``) is usable, visible and listable only by the
-projects given access and by admins. The catalog (``TypeCatalog``) keeps the types and
+projects given access and by admins. A project may have a default type of its own
+(Cinder's default-types, 3.62): what its creates without a type get, instead of the
+configured default; a type that is some project's default cannot be deleted, and a
+private one must be shared with the project first. The catalog (``TypeCatalog``) keeps the types and
 access lists in memory; the store keeps them in ``volume_types`` and
 ``volume_type_access``. A change is made in memory, then written; a write that fails
 brings memory back to the file (``reread``), volumes' records included.
@@ -23,13 +26,20 @@ from typing import Any, Protocol
 
 from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
-from cinderblock.actors.gateway.volume_store import SELECT_TYPES, GatewayStore, type_from_row
+from cinderblock.actors.gateway.volume_store import (
+    SELECT_PROJECT_DEFAULTS,
+    SELECT_TYPES,
+    GatewayStore,
+    type_from_row,
+)
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.volumes import (
     Empty,
     TypeAccess,
     TypeAccessList,
     TypeCreate,
+    TypeDefault,
+    TypeDefaultList,
     TypeList,
     TypeUpdate,
     VolumeType,
@@ -57,11 +67,17 @@ class VolumeTypes:
             "type.access_list": self.on_access_list,
             "type.access_add": self.on_access_change,
             "type.access_remove": self.on_access_change,
+            "type.default": self.on_default,
+            "type.default_set": self.on_default_set,
+            "type.default_show": self.on_default_show,
+            "type.default_list": self.on_default_list,
+            "type.default_unset": self.on_default_unset,
         }
 
     async def load(self) -> None:
         for type_id, project in await self.s.store.type_access():
             self.s.types.access.setdefault(type_id, set()).add(project)
+        self.s.types.project_defaults = await self.s.store.project_defaults()
 
     def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
         """In the database thread, after a failed write: the types and who may use the
@@ -71,15 +87,18 @@ class VolumeTypes:
         access: dict[str, set[str]] = {}
         for type_id, project in conn.execute("SELECT type_id, project_id FROM volume_type_access"):
             access.setdefault(type_id, set()).add(project)
-        return partial(self._install, types, access)
+        defaults = dict(conn.execute(SELECT_PROJECT_DEFAULTS).fetchall())
+        return partial(self._install, types, access, defaults)
 
-    def _install(self, types: list[VolumeType], access: dict[str, set[str]]) -> None:
+    def _install(self, types: list[VolumeType], access: dict[str, set[str]],
+                 defaults: dict[str, str]) -> None:
         catalog = self.s.types
         catalog.by_id.clear()  # in place: the volume store reads its records' types here
         catalog.by_name.clear()
         for vtype in types:
             catalog.add(vtype)
         catalog.access = access
+        catalog.project_defaults = defaults
 
     def on_list(self, req: Request) -> TypeList:
         ctx = req.ctx
@@ -147,6 +166,12 @@ class VolumeTypes:
                 f"volume type {vtype.name!r} is named in the gateway's configuration "
                 "(volume_types) and is made again at each start if missing: take it out of "
                 "the configuration to delete it", {"volume_type": vtype.name})
+        defaulting = sorted(p for p, t in self.s.types.project_defaults.items() if t == vtype.id)
+        if defaulting:  # Cinder's VolumeTypeDefaultDeletionError
+            raise InvalidInput(f"The volume type {vtype.id} is a default volume type and cannot "
+                               f"be deleted (the default of {', '.join(defaulting[:5])}"
+                               f"{' ...' if len(defaulting) > 5 else ''}).",
+                               {"volume_type": vtype.name, "projects": defaulting[:100]})
         users = self.s.store.volumes.of_type(vtype.id)
         if users:
             raise InvalidInput(f"Volume Type {vtype.id} deletion is not allowed with volumes "
@@ -181,6 +206,45 @@ class VolumeTypes:
         (projects.add if granted else projects.discard)(body.project)
         return TypeAccessList(vtype.id, tuple(sorted(projects)))
 
+    # ---- projects' own default types (Cinder's default-types, 3.62) ----------------------
+    def on_default(self, req: Request) -> VolumeType:
+        """The type a create of the caller's project without a type gets."""
+        return self.s.types.find(self.s.types.default_for(req.ctx.project_id,
+                                                          self.s.default_type))
+
+    async def on_default_set(self, req: Request) -> TypeDefault:
+        body: TypeDefault = req.body
+        require_admin(req.ctx, "set a project's default volume type")
+        project = check_project(body.project_id)
+        vtype = self.s.types.find(body.volume_type_id)
+        if not self.s.types.usable(vtype, project, admin=False):
+            raise InvalidInput(f"volume type {vtype.name} is private and not shared with "
+                               f"project {project}: share it first", {"volume_type": vtype.name})
+        self.s.types.project_defaults[project] = vtype.id
+        await self.s.store.save_project_default(project, vtype.id)
+        return TypeDefault(project, vtype.id)
+
+    def on_default_show(self, req: Request) -> TypeDefault:
+        require_admin(req.ctx, "see a project's default volume type")
+        project = check_project(req.body.project_id)
+        type_id = self.s.types.project_defaults.get(project)
+        if type_id is None:
+            raise NotFound(f"Default type for project {project} not found.",
+                           {"project_id": project})
+        return TypeDefault(project, type_id)
+
+    def on_default_list(self, req: Request) -> TypeDefaultList:
+        require_admin(req.ctx, "list projects' default volume types")
+        return TypeDefaultList(tuple(TypeDefault(p, t) for p, t in
+                                     sorted(self.s.types.project_defaults.items())))
+
+    async def on_default_unset(self, req: Request) -> Empty:
+        require_admin(req.ctx, "unset a project's default volume type")
+        project = check_project(req.body.project_id)
+        if self.s.types.project_defaults.pop(project, None) is not None:
+            await self.s.store.save_project_default(project, None)
+        return Empty()
+
     def _private(self, name_or_id: str) -> VolumeType:
         vtype = self.s.types.find(name_or_id)
         if vtype.is_public:
@@ -188,6 +252,12 @@ class VolumeTypes:
                                f"applicable to public volume type {vtype.name}.",
                                {"volume_type": vtype.name})
         return vtype
+
+
+def check_project(project: str) -> str:
+    if not project or len(project) > 255:
+        raise InvalidInput("project must be 1-255 characters", {"field": "project_id"})
+    return project
 
 
 def check_specs(specs: dict[str, Any]) -> dict[str, str]:

@@ -481,9 +481,10 @@ class Front:
 
     async def type_show(self, request: web.Request) -> web.Response:
         wanted = request.match_info["id"]
+        if wanted == "default":  # the caller's project's (its own, or the cluster's)
+            shown = await self.client_for(request).default_type()
+            return json_response({"volume_type": views.volume_type(shown)})
         types = await self.client_for(request).list_types()
-        if wanted == "default":
-            wanted = "__DEFAULT__"
         for t in types:
             if wanted in (t.id, t.name):
                 return json_response({"volume_type": views.volume_type(t)})
@@ -583,6 +584,42 @@ class Front:
         await self.client_for(request).update_type(request.match_info["id"],
                                                    delete_specs=[request.match_info["key"]])
         return web.Response(status=202)
+
+    # ---- projects' default types (3.62, an admin's) --------------------------------
+    async def default_type_set(self, request: web.Request) -> web.Response:
+        self._need(request, "3.62", "default-types")
+        self._admin(request, "volume_extension:default_set_or_update")
+        body = await read_json(request)
+        only(body, {"default_type"})
+        wanted = entity(body, "default_type")
+        only(wanted, {"volume_type"}, "default_type")
+        name = wanted.get("volume_type")
+        if not isinstance(name, str) or not name.strip():
+            raise bad_request("Invalid input for field/attribute volume_type: a name or an "
+                              "id is required")
+        client = self.client_for(request)
+        try:
+            made = await client.set_default_type(request.match_info["project"], name.strip())
+        except NotFound as exc:  # Cinder's: a type it cannot find is a 400 here
+            raise bad_request(exc.message) from exc
+        return json_response({"default_type": views.default_type(made)})
+
+    async def default_type_show(self, request: web.Request) -> web.Response:
+        self._need(request, "3.62", "default-types")
+        self._admin(request, "volume_extension:default_get")
+        project = request.match_info.get("project")
+        client = self.client_for(request)
+        if project is None:
+            found = await client.list_default_types()
+            return json_response({"default_types": [views.default_type(d) for d in found]})
+        shown = await client.show_default_type(project)
+        return json_response({"default_type": views.default_type(shown)})
+
+    async def default_type_unset(self, request: web.Request) -> web.Response:
+        self._need(request, "3.62", "default-types")
+        self._admin(request, "volume_extension:default_unset")
+        await self.client_for(request).unset_default_type(request.match_info["project"])
+        return web.Response(status=204)
 
     # ---- QoS specs (an admin's) ---------------------------------------------------
     async def qos_list(self, request: web.Request) -> web.Response:
@@ -1252,6 +1289,10 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
               ("GET", "/detail", f.transfer_list), ("GET", "/{id}", f.transfer_show),
               ("DELETE", "/{id}", f.transfer_delete),
               ("POST", "/{id}/accept", f.transfer_accept))),
+        ("GET", "/default-types", f.default_type_show),
+        ("GET", "/default-types/{project}", f.default_type_show),
+        ("PUT", "/default-types/{project}", f.default_type_set),
+        ("DELETE", "/default-types/{project}", f.default_type_unset),
         ("GET", "/qos-specs", f.qos_list),
         ("POST", "/qos-specs", f.qos_create),
         ("GET", "/qos-specs/{id}", f.qos_show),

@@ -13,7 +13,7 @@ from cinderblock.protocol.messages.quota import QuotaSet
 from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.transfers import Transfer
 from cinderblock.protocol.messages.user_messages import UserMessage
-from cinderblock.protocol.messages.volumes import Volume, VolumeType
+from cinderblock.protocol.messages.volumes import TypeDefault, Volume, VolumeType
 
 QUOTA_RESOURCES = ("volumes", "gigabytes", "snapshots", "per_volume_gigabytes")
 UNKEPT_QUOTAS = ("backups", "backup_gigabytes", "groups")  # no such thing here: limit 0
@@ -99,6 +99,10 @@ def volume_type(t: VolumeType) -> dict[str, Any]:
     return {"id": t.id, "name": t.name, "description": t.description,
             "is_public": t.is_public, "os-volume-type-access:is_public": t.is_public,
             "extra_specs": dict(t.extra_specs), "qos_specs_id": t.qos_specs_id}
+
+
+def default_type(d: TypeDefault) -> dict[str, Any]:
+    return {"project_id": d.project_id, "volume_type_id": d.volume_type_id}
 
 
 def qos_specs(q: QosSpecs) -> dict[str, Any]:

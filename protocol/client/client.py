@@ -82,6 +82,9 @@ from cinderblock.protocol.messages.volumes import (
     TypeAccess,
     TypeAccessList,
     TypeCreate,
+    TypeDefault,
+    TypeDefaultList,
+    TypeDefaultRef,
     TypeList,
     TypeRef,
     TypeUpdate,
@@ -428,6 +431,29 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         raw = await self.call(op, TypeAccess(name_or_id, project))
         return list(parse(TypeAccessList, raw, strict=False).projects)
 
+    async def default_type(self) -> VolumeType:
+        """The type a create of this project without a type gets (its own default, if an
+        admin set one; the cluster's otherwise)."""
+        return parse(VolumeType, await self.call("type.default", Empty()), strict=False)
+
+    async def set_default_type(self, project: str, name_or_id: str) -> TypeDefault:
+        """Admin: the project's creates without a type get this one (Cinder's 3.62)."""
+        raw = await self.call("type.default_set", TypeDefault(project, name_or_id))
+        return parse(TypeDefault, raw, strict=False)
+
+    async def show_default_type(self, project: str) -> TypeDefault:
+        """Admin: the project's own default type (not_found: it has none)."""
+        raw = await self.call("type.default_show", TypeDefaultRef(project))
+        return parse(TypeDefault, raw, strict=False)
+
+    async def list_default_types(self) -> list[TypeDefault]:
+        raw = await self.call("type.default_list", Empty())
+        return list(parse(TypeDefaultList, raw, strict=False).defaults)
+
+    async def unset_default_type(self, project: str) -> None:
+        """Admin: the project's creates get the cluster's default type again."""
+        await self.call("type.default_unset", TypeDefaultRef(project))
+
     async def list_zones(self) -> list[str]:
         zones = parse(ZoneList, await self.call("az.list", Empty()), strict=False).zones
         return [z.name for z in zones]
@@ -582,6 +608,21 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
 
     def set_type_access(self, name_or_id: str, project: str, allowed: bool) -> list[str]:
         return self._run(lambda c: c.set_type_access(name_or_id, project, allowed))
+
+    def default_type(self) -> VolumeType:
+        return self._run(lambda c: c.default_type())
+
+    def set_default_type(self, project: str, name_or_id: str) -> TypeDefault:
+        return self._run(lambda c: c.set_default_type(project, name_or_id))
+
+    def show_default_type(self, project: str) -> TypeDefault:
+        return self._run(lambda c: c.show_default_type(project))
+
+    def list_default_types(self) -> list[TypeDefault]:
+        return self._run(lambda c: c.list_default_types())
+
+    def unset_default_type(self, project: str) -> None:
+        self._run(lambda c: c.unset_default_type(project))
 
     def list_zones(self) -> list[str]:
         return self._run(lambda c: c.list_zones())

@@ -76,6 +76,8 @@ from cinderblock.protocol.messages.volumes import (
     Empty,
     TypeAccess,
     TypeCreate,
+    TypeDefault,
+    TypeDefaultRef,
     TypeRef,
     TypeUpdate,
     VolumeCreate,
@@ -147,6 +149,11 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "type.access_list": (TypeRef, ADMINS),
     "type.access_add": (TypeAccess, ADMINS),
     "type.access_remove": (TypeAccess, ADMINS),
+    "type.default": (Empty, READERS),  # the type a create of the caller's project gets
+    "type.default_set": (TypeDefault, ADMINS),
+    "type.default_show": (TypeDefaultRef, ADMINS),
+    "type.default_list": (Empty, ADMINS),
+    "type.default_unset": (TypeDefaultRef, ADMINS),
     "az.list": (Empty, READERS),
     # QoS specs (Cinder's qos-specs API: an admin's)
     "qos.create": (QosCreate, ADMINS),

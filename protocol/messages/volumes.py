@@ -235,6 +235,29 @@ class TypeAccessList:
 
 @message
 @dataclass(frozen=True, slots=True)
+class TypeDefault:
+    """A project's own default volume type (Cinder's default-types, 3.62): the type a
+    create of that project without a type gets, instead of the configured default.
+    ``type.default_set`` takes the type by name or id and answers its id."""
+
+    project_id: str
+    volume_type_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class TypeDefaultRef:
+    project_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class TypeDefaultList:
+    defaults: tuple[TypeDefault, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class AvailabilityZone:
     name: str
     available: bool = True

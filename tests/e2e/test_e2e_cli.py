@@ -260,6 +260,22 @@ def test_qos_specs_are_made_associated_changed_and_deleted_by_an_admin(up: UpClu
     assert up.cli("type", "delete", vtype["id"], admin=True).returncode == 0
 
 
+def test_a_project_s_default_type_is_set_listed_and_unset_by_an_admin(up: UpCluster) -> None:
+    project = f"dt-{uuid.uuid4().hex[:8]}"
+    vtype = up.cli_json("type", "create", f"dtype-{project}", admin=True)
+    made = up.cli_json("type", "default-set", vtype["name"], project, admin=True)
+    assert made == {"project_id": project, "volume_type_id": vtype["id"]}
+    listed = up.cli_json("type", "default-list", admin=True)
+    assert made in listed, listed
+    vol = up.cli_json("volume", "create", "1", "--wait", project=project)
+    assert vol["volume_type"] == vtype["name"]
+    _one_error_line(up.cli("type", "default-set", vtype["name"], project, project=project),
+                    "forbidden")
+    assert up.cli("type", "default-unset", project, admin=True).returncode == 0
+    again = up.cli_json("volume", "create", "1", "--wait", project=project)
+    assert again["volume_type"] == "__DEFAULT__"
+
+
 # ---- quotas and backends --------------------------------------------------------------------
 def test_quota_show_quota_set_and_quota_delete_by_an_admin(up: UpCluster) -> None:
     project = f"q-{uuid.uuid4().hex[:8]}"

@@ -618,6 +618,36 @@ def test_qos_specs_answer_as_cinders_and_are_an_admins(
     admin_view.delete_type(vtype.id)
 
 
+def test_default_types_are_cinders_from_3_62_and_an_admins(
+    api: Api, project: str, admin_api: Api, admin_view: SyncClient,
+) -> None:
+    """``/default-types`` as Cinder's: only from 3.62 (a 404 before), an admin's (403),
+    a type it cannot find is a 400, a project without one is a 404; ``GET
+    /types/default`` shows the caller's project its own."""
+    gold = admin_view.create_type(f"gold-{uuid.uuid4().hex[:8]}")
+    path = f"/v3/default-types/{project}"
+    body = {"default_type": {"volume_type": gold.name}}
+    fault(admin_api.call("PUT", path, body, version="3.61"), 404, "itemNotFound", "3.62")
+    fault(api.call("PUT", path, body, version="3.62"), 403, "forbidden", "default_set")
+    fault(admin_api.call("PUT", path, {"default_type": {"volume_type": "nope"}},
+                         version="3.62"), 400, "badRequest", "nope")
+    fault(admin_api.call("PUT", path, {"default_type": {"volume_type": gold.name, "x": 1}},
+                         version="3.62"), 400, "badRequest", "x")
+    fault(admin_api.call("GET", path, version="3.62"), 404, "itemNotFound", project)
+    made = admin_api.call("PUT", path, body, version="3.62")
+    assert (made.status, made.body) == (200, {"default_type": {
+        "project_id": project, "volume_type_id": gold.id}})
+    assert admin_api.call("GET", path, version="3.62").body == made.body
+    listed = admin_api.call("GET", "/v3/default-types", version="3.62").body["default_types"]
+    assert made.body["default_type"] in listed
+    assert api.call("GET", "/v3/types/default").body["volume_type"]["id"] == gold.id
+    assert admin_api.call("GET", "/v3/types/default").body["volume_type"]["name"] == \
+        "__DEFAULT__"
+    assert admin_api.call("DELETE", path, version="3.62").status == 204
+    assert api.call("GET", "/v3/types/default").body["volume_type"]["name"] == "__DEFAULT__"
+    admin_view.delete_type(gold.id)
+
+
 def test_a_type_is_renamed_published_and_its_extra_specs_changed_until_a_volume_has_it(
     api: Api, admin_api: Api, admin_view: SyncClient,
 ) -> None:

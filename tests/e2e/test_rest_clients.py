@@ -23,6 +23,7 @@ import pytest
 
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
+from cinderblock.protocol.wire.errors import InvalidInput
 from tests.conftest import E2ECluster
 
 SCRIPTS = Path(sysconfig.get_path("scripts"))
@@ -449,6 +450,46 @@ def test_an_operator_manages_qos_specs_with_openstack_and_cinder(
     assert qos_id not in [q.id for q in admin_view.list_qos()]
     assert next(t for t in admin_view.list_types() if t.id == type_id).qos_specs_id is None
     openstack(admin, "volume", "type", "delete", type_name)
+
+
+def test_a_project_gets_a_default_type_of_its_own_with_cinder(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``cinder default-type-set/list/unset`` (3.62; each had been a 404): the project's
+    creates without a type get its own default, ``GET /types/default`` shows it to the
+    project, other projects keep the cluster's, and the type cannot be deleted meanwhile."""
+    tag = uuid.uuid4().hex[:8]
+    project, other = f"deft-{tag}", f"deft2-{tag}"
+    gold = admin_view.create_type(f"gold-{tag}")
+
+    def cinder(user: str, *args: str, check: bool = True) -> str:
+        argv = [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", user,
+                "--os-project-id", user, "--os-endpoint", rest_cluster.rest_url,
+                "--os-volume-api-version", "3.62", *args]
+        if check:
+            return run(argv)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode != 0, done.stdout
+        return done.stderr
+
+    cinder("admin", "default-type-set", gold.name, project)
+    assert [gold.id, project] in rows(cinder("admin", "default-type-list"))
+    assert rows(cinder(project, "type-default"))[0][:2] == [gold.id, gold.name]
+    assert rows(cinder(other, "type-default"))[0][1] == "__DEFAULT__"
+    made = table(cinder(project, "create", "1"))
+    theirs = table(cinder(other, "create", "1"))
+    assert (made["volume_type"], theirs["volume_type"]) == (gold.name, "__DEFAULT__")
+    assert "Unable to delete" in cinder("admin", "type-delete", gold.id, check=False)
+    with pytest.raises(InvalidInput, match="is a default volume type"):
+        admin_view.delete_type(gold.id)
+    assert "HTTP 403" in cinder(project, "default-type-set", gold.name, project, check=False)
+    cinder("admin", "default-type-unset", project)
+    assert rows(cinder(project, "type-default"))[0][1] == "__DEFAULT__"
+    for user, volume in ((project, made["id"]), (other, theirs["id"])):
+        volume_status(admin_view, volume, "available")
+        cinder(user, "delete", volume)
+        gone(admin_view, volume)
+    admin_view.delete_type(gold.id)
 
 
 def test_an_admin_force_deletes_with_cinder_and_openstack(

@@ -19,7 +19,14 @@ from cinderblock.actors.gateway.volume_store import (
 )
 from cinderblock.actors.gateway.volume_types import VolumeTypes, updated_type
 from cinderblock.actors.runtime.actor import Request
-from cinderblock.protocol.messages.volumes import TypeRef, TypeUpdate, VolumeType
+from cinderblock.protocol.messages.volumes import (
+    Empty,
+    TypeDefault,
+    TypeDefaultRef,
+    TypeRef,
+    TypeUpdate,
+    VolumeType,
+)
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context, Envelope
 from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, NotFound
@@ -104,3 +111,54 @@ async def test_a_rename_reaches_the_records_memory_holds_and_the_file(tmp_path: 
         assert stored["platinum"] == renamed
         assert stored["configured"].extra_specs == {"qos:x": "1"}
         assert "gold" not in stored
+
+
+async def call(types: VolumeTypes, op: str, body: object, project: str = "p",
+               admin: bool = True) -> Any:
+    roles = ("admin",) if admin else ("member",)
+    env = Envelope("req", 1, op, None, Context(project, "u", roles))
+    result = types.handlers()[op](Request(env, body, cast(Any, None), b""))
+    return await result if hasattr(result, "__await__") else result
+
+
+async def test_a_project_s_own_default_type_is_what_its_creates_get_and_outlives_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Cinder's default-types (3.62): an admin gives a project a default type of its own;
+    ``type.default`` (what ``GET /types/default`` shows) and a create without a type then
+    take it; a private type must be shared first; a project's default cannot be deleted."""
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        services = Services(store)
+        types = VolumeTypes(services)
+        hidden = VolumeType("t-hidden", "hidden", is_public=False)
+        for vtype in (GOLD, VolumeType("t-default", "__DEFAULT__"), hidden):
+            services.types.add(vtype)
+            await store.add_type(vtype)
+
+        assert (await call(types, "type.default", Empty(), "demo")).name == "__DEFAULT__"
+        made = await call(types, "type.default_set", TypeDefault("demo", "gold"))
+        assert made == TypeDefault("demo", GOLD.id)
+        assert (await call(types, "type.default", Empty(), "demo")) == GOLD
+        assert (await call(types, "type.default", Empty(), "other")).name == "__DEFAULT__"
+        assert services.types.default_for("demo", "__DEFAULT__") == GOLD.id
+        with pytest.raises(Forbidden):
+            await call(types, "type.default_set", TypeDefault("demo", "gold"), admin=False)
+        with pytest.raises(InvalidInput, match="not shared with project demo"):
+            await call(types, "type.default_set", TypeDefault("demo", "hidden"))
+        with pytest.raises(NotFound):
+            await call(types, "type.default_set", TypeDefault("demo", "nope"))
+        with pytest.raises(InvalidInput, match="is a default volume type"):
+            await call(types, "type.delete", TypeRef("gold"))
+        with pytest.raises(NotFound, match="Default type for project other not found"):
+            await call(types, "type.default_show", TypeDefaultRef("other"))
+        listed = await call(types, "type.default_list", Empty())
+        assert listed.defaults == (TypeDefault("demo", GOLD.id),)
+
+    async with open_gateway_store(tmp_path / "gateway.db") as again:
+        services = Services(again)
+        types = VolumeTypes(services)
+        await types.load()
+        assert services.types.project_defaults == {"demo": GOLD.id}
+        await call(types, "type.default_unset", TypeDefaultRef("demo"))
+        await call(types, "type.default_unset", TypeDefaultRef("demo"))  # none: nothing
+        assert await again.project_defaults() == {}
