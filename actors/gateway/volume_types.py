@@ -9,10 +9,11 @@ name; a private type (``is_public=False``) is usable, visible and listable only 
 projects given access and by admins. A project may have a default type of its own
 (Cinder's default-types, 3.62): what its creates without a type get, instead of the
 configured default; a type that is some project's default cannot be deleted, and a
-private one must be shared with the project first. The catalog (``TypeCatalog``) keeps the types and
-access lists in memory; the store keeps them in ``volume_types`` and
-``volume_type_access``. A change is made in memory, then written; a write that fails
-brings memory back to the file (``reread``), volumes' records included.
+private one must be shared with the project first. The catalog (``TypeCatalog``) keeps
+the types, access lists and projects' defaults in memory; the store keeps them in
+``volume_types``, ``volume_type_access`` and ``project_default_types``. A change is
+made in memory, then written; a write that fails brings memory back to the file
+(``reread``), volumes' records included.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from cinderblock.actors.gateway.guards import require_admin
+from cinderblock.actors.gateway.paging import page_size
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
 from cinderblock.actors.gateway.volume_store import (
     SELECT_PROJECT_DEFAULTS,
@@ -40,6 +42,7 @@ from cinderblock.protocol.messages.volumes import (
     TypeCreate,
     TypeDefault,
     TypeDefaultList,
+    TypeDefaultListRequest,
     TypeList,
     TypeUpdate,
     VolumeType,
@@ -234,9 +237,16 @@ class VolumeTypes:
         return TypeDefault(project, type_id)
 
     def on_default_list(self, req: Request) -> TypeDefaultList:
+        """A page, by project id (one reply of every project's could exceed a frame)."""
+        body: TypeDefaultListRequest = req.body
         require_admin(req.ctx, "list projects' default volume types")
-        return TypeDefaultList(tuple(TypeDefault(p, t) for p, t in
-                                     sorted(self.s.types.project_defaults.items())))
+        size = page_size(body.limit)
+        after = sorted(p for p in self.s.types.project_defaults
+                       if body.marker is None or p > body.marker)
+        defaults = self.s.types.project_defaults
+        found = tuple(TypeDefault(p, defaults[p]) for p in after[:size])
+        return TypeDefaultList(found, found[-1].project_id if len(after) > size and found
+                               else None)
 
     async def on_default_unset(self, req: Request) -> Empty:
         require_admin(req.ctx, "unset a project's default volume type")

@@ -84,6 +84,7 @@ from cinderblock.protocol.messages.volumes import (
     TypeCreate,
     TypeDefault,
     TypeDefaultList,
+    TypeDefaultListRequest,
     TypeDefaultRef,
     TypeList,
     TypeRef,
@@ -446,9 +447,17 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         raw = await self.call("type.default_show", TypeDefaultRef(project))
         return parse(TypeDefault, raw, strict=False)
 
-    async def list_default_types(self) -> list[TypeDefault]:
-        raw = await self.call("type.default_list", Empty())
-        return list(parse(TypeDefaultList, raw, strict=False).defaults)
+    async def list_default_types(self, limit: int | None = None,
+                                 marker: str | None = None) -> list[TypeDefault]:
+        """Admin: the projects with a default type of their own, by project id, page by
+        page (or the first ``limit`` after the project ``marker``)."""
+        async def fetch(left: int | None, after: str | None
+                        ) -> tuple[tuple[TypeDefault, ...], str | None]:
+            raw = await self.call("type.default_list", TypeDefaultListRequest(left, after))
+            reply = parse(TypeDefaultList, raw, strict=False)
+            return reply.defaults, reply.next_marker
+
+        return await read_pages(fetch, limit, marker)
 
     async def unset_default_type(self, project: str) -> None:
         """Admin: the project's creates get the cluster's default type again."""
@@ -618,8 +627,9 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
     def show_default_type(self, project: str) -> TypeDefault:
         return self._run(lambda c: c.show_default_type(project))
 
-    def list_default_types(self) -> list[TypeDefault]:
-        return self._run(lambda c: c.list_default_types())
+    def list_default_types(self, limit: int | None = None,
+                           marker: str | None = None) -> list[TypeDefault]:
+        return self._run(lambda c: c.list_default_types(limit, marker))
 
     def unset_default_type(self, project: str) -> None:
         self._run(lambda c: c.unset_default_type(project))

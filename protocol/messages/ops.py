@@ -77,6 +77,7 @@ from cinderblock.protocol.messages.volumes import (
     TypeAccess,
     TypeCreate,
     TypeDefault,
+    TypeDefaultListRequest,
     TypeDefaultRef,
     TypeRef,
     TypeUpdate,
@@ -152,7 +153,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "type.default": (Empty, READERS),  # the type a create of the caller's project gets
     "type.default_set": (TypeDefault, ADMINS),
     "type.default_show": (TypeDefaultRef, ADMINS),
-    "type.default_list": (Empty, ADMINS),
+    "type.default_list": (TypeDefaultListRequest, ADMINS),
     "type.default_unset": (TypeDefaultRef, ADMINS),
     "az.list": (Empty, READERS),
     # QoS specs (Cinder's qos-specs API: an admin's)

@@ -252,8 +252,19 @@ class TypeDefaultRef:
 
 @message
 @dataclass(frozen=True, slots=True)
+class TypeDefaultListRequest:
+    """A page of projects' default types, by project id: at most ``limit`` (and 1,000)
+    after the project ``marker``."""
+
+    limit: int | None = None
+    marker: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class TypeDefaultList:
     defaults: tuple[TypeDefault, ...] = ()
+    next_marker: str | None = None  # set when another page follows
 
 
 @message

@@ -406,8 +406,7 @@ def test_an_operator_manages_qos_specs_with_openstack_and_cinder(
     assert admin_view.show_qos(qos_id).specs == {
         "total_iops_sec_per_gb": "10", "total_iops_sec_per_gb_min": "50",
         "write_iops_sec": "200"}
-    type_id = openstack(admin, "volume", "type", "create", type_name, "-f", "value",
-                        "-c", "id").strip()
+    type_id = admin_view.create_type(type_name).id
     openstack(admin, "volume", "qos", "associate", qos_name, type_name)
     shown = json.loads(openstack(admin, "volume", "qos", "show", qos_name, "-f", "json"))
     assert type_name in str(shown["associations"])
@@ -417,12 +416,9 @@ def test_an_operator_manages_qos_specs_with_openstack_and_cinder(
     assert next(t for t in admin_view.list_types() if t.id == type_id).qos_specs_id == qos_id
 
     # A user's volume of that type: its attachment carries the front-end specs.
-    user = f"{project}:{project}"
-    volume_id = openstack(user, "volume", "create", "--size", "3", "--type", type_name, "v",
-                          "-f", "value", "-c", "id").strip()
-    volume_status(admin_view, volume_id, "available")
     with SyncClient(rest_cluster.gateway, project=project, timeout=20.0,
                     key=rest_cluster.user_key(project)) as owner:
+        volume_id = owner.create_volume(3, volume_type=type_name, wait=True).id
         att = owner.create_attachment(volume_id, instance_id="vm-qos")
         att = owner.update_attachment(att.id, {"host": "vm-host", "initiator": "iqn.x"})
         # 10 a GB of 3 GB is 30, under the minimum of 50
@@ -437,7 +433,7 @@ def test_an_operator_manages_qos_specs_with_openstack_and_cinder(
         assert admin_view.show_volume(volume_id).volume_type == type_name
         owner.delete_attachment(att.id)
         volume_status(admin_view, volume_id, "available")
-        openstack(user, "volume", "delete", volume_id)
+        owner.delete_volume(volume_id)
         gone(admin_view, volume_id)
         admin_view.delete_type(plain.id)
 
@@ -449,7 +445,7 @@ def test_an_operator_manages_qos_specs_with_openstack_and_cinder(
     cinder("qos-delete", "--force", "true", qos_id)
     assert qos_id not in [q.id for q in admin_view.list_qos()]
     assert next(t for t in admin_view.list_types() if t.id == type_id).qos_specs_id is None
-    openstack(admin, "volume", "type", "delete", type_name)
+    admin_view.delete_type(type_id)
 
 
 def test_a_project_gets_a_default_type_of_its_own_with_cinder(
@@ -514,13 +510,10 @@ def test_an_admin_force_deletes_with_cinder_and_openstack(
                     "--os-project-id", "admin", "--os-endpoint", rest_cluster.rest_url, *args])
 
     user, admin = f"{project}:{project}", "admin:admin"
-    first, second = (openstack(user, "volume", "create", "--size", "1", name, "-f", "value",
-                               "-c", "id").strip() for name in ("a", "b"))
-    for volume_id in (first, second):
-        volume_status(admin_view, volume_id, "available")
-    snap = openstack(user, "volume", "snapshot", "create", "--volume", first, "s", "-f",
-                     "value", "-c", "id").strip()
-    wait_for(lambda: admin_view.show_snapshot(snap).status == "available")
+    with SyncClient(rest_cluster.gateway, project=project, timeout=20.0,
+                    key=rest_cluster.user_key(project)) as owner:  # what is deleted
+        first, second = (owner.create_volume(1, name=name, wait=True).id for name in "ab")
+        snap = owner.create_snapshot(first, name="s", wait=True).id
     assert "force_delete" in openstack(user, "volume", "snapshot", "delete", "--force", snap,
                                        check=False)
     cinder("snapshot-reset-state", "--state", "error", snap)

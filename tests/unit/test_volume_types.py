@@ -22,6 +22,7 @@ from cinderblock.actors.runtime.actor import Request
 from cinderblock.protocol.messages.volumes import (
     Empty,
     TypeDefault,
+    TypeDefaultListRequest,
     TypeDefaultRef,
     TypeRef,
     TypeUpdate,
@@ -151,8 +152,18 @@ async def test_a_project_s_own_default_type_is_what_its_creates_get_and_outlives
             await call(types, "type.delete", TypeRef("gold"))
         with pytest.raises(NotFound, match="Default type for project other not found"):
             await call(types, "type.default_show", TypeDefaultRef("other"))
-        listed = await call(types, "type.default_list", Empty())
+        listed = await call(types, "type.default_list", TypeDefaultListRequest())
         assert listed.defaults == (TypeDefault("demo", GOLD.id),)
+        for project in ("a", "b", "c"):
+            await call(types, "type.default_set", TypeDefault(project, "gold"))
+        first = await call(types, "type.default_list", TypeDefaultListRequest(limit=2))
+        assert [d.project_id for d in first.defaults] == ["a", "b"]
+        rest = await call(types, "type.default_list", TypeDefaultListRequest(
+            limit=2, marker=first.next_marker))
+        assert ([d.project_id for d in rest.defaults], rest.next_marker) == (["c", "demo"],
+                                                                             None)
+        for project in ("a", "b", "c"):
+            await call(types, "type.default_unset", TypeDefaultRef(project))
 
     async with open_gateway_store(tmp_path / "gateway.db") as again:
         services = Services(again)
