@@ -113,6 +113,22 @@ def page(
             break
         if matches(rec):
             found.append(rec)
+    return cut_page(found, size, size_of, stopped_at)
+
+
+class _Named(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
+
+
+def cut_page(found: list[N], size: int, size_of: Callable[[N], int],
+             stopped_at: str | None = None) -> tuple[list[N], str | None]:
+    """A page of ``found`` (the records after the marker in listing order, ``size`` and
+    one more if there are more): at most ``size`` and about ``PAGE_BYTES`` by
+    ``size_of``, and the next page's marker (``stopped_at`` when ``found`` ran out)."""
     budget = PAGE_BYTES
     for n, rec in enumerate(found[:size]):
         budget -= size_of(rec)

@@ -42,7 +42,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from cinderblock.actors.gateway.guards import require_admin
-from cinderblock.actors.gateway.paging import FIXED_BYTES, PAGE_BYTES, page_size
+from cinderblock.actors.gateway.paging import FIXED_BYTES, cut_page, page_size
 from cinderblock.actors.gateway.qos_store import QosStore
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore
@@ -196,14 +196,8 @@ class QosSpecsApi:
             if body.marker not in ids:
                 raise InvalidInput(f"marker [{body.marker}] not found", {"marker": body.marker})
             listed = listed[ids.index(body.marker) + 1:]
-        found: list[QosSpecs] = []
-        budget = PAGE_BYTES
-        for qos in listed[:size]:
-            budget -= qos_bytes(qos)
-            if budget < 0 and found:
-                return QosList(tuple(found), found[-1].id)
-            found.append(qos)
-        return QosList(tuple(found), found[-1].id if len(listed) > size and found else None)
+        found, next_marker = cut_page(listed[:size + 1], size, qos_bytes)
+        return QosList(tuple(found), next_marker)
 
     def on_show(self, req: Request) -> QosSpecs:
         require_admin(req.ctx, "see QoS specs")
@@ -265,7 +259,7 @@ class QosSpecsApi:
         if vtype.qos_specs_id is not None:
             raise InvalidInput(f"Type {vtype.id} is already associated with another qos specs: "
                                f"{vtype.qos_specs_id}", {"volume_type": vtype.name})
-        await self._set_qos(vtype, qos.id)
+        await self._queue_set_qos(vtype, qos.id)
         return Empty()
 
     async def on_disassociate(self, req: Request) -> Empty:
@@ -286,9 +280,6 @@ class QosSpecsApi:
 
     def _types_of(self, qos: QosSpecs) -> list[VolumeType]:
         return [t for t in self.s.types.by_id.values() if t.qos_specs_id == qos.id]
-
-    async def _set_qos(self, vtype: VolumeType, qos_id: str | None) -> None:
-        await self._queue_set_qos(vtype, qos_id)
 
     def _queue_set_qos(self, vtype: VolumeType, qos_id: str | None) -> asyncio.Future[None]:
         new = replace(vtype, qos_specs_id=qos_id)
