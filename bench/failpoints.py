@@ -67,7 +67,7 @@ PROCESSES = {"gateway": "gateway", "quota": "quota", "scheduler": "scheduler", "
 RETRYABLE = (Timeout, Unavailable)
 V, P, A = VolumeStatus, SnapshotStatus, AttachmentStatus
 VOLUME_MOVING = frozenset({V.CREATING, V.DELETING, V.EXTENDING, V.REVERTING, V.ATTACHING,
-                           V.DETACHING})
+                           V.DETACHING, V.UNMANAGING})
 SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING, P.RESTORING})
 ATTACHMENT_MOVING = frozenset({A.ATTACHING, A.DETACHING})
 

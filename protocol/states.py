@@ -33,6 +33,7 @@ class VolumeStatus(StrEnum):
     IN_USE = "in-use"
     DETACHING = "detaching"
     DELETING = "deleting"
+    UNMANAGING = "unmanaging"  # leaving cinderblock; its data stays on the backend
     EXTENDING = "extending"
     REVERTING = "reverting"  # to its latest snapshot (3.40)
     AWAITING_TRANSFER = "awaiting-transfer"  # offered to another project
@@ -46,18 +47,19 @@ V = VolumeStatus
 VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.CREATING: frozenset({V.AVAILABLE, V.ERROR}),
     V.AVAILABLE: frozenset({V.DELETING, V.EXTENDING, V.REVERTING, V.RESERVED, V.ERROR,
-                            V.AWAITING_TRANSFER}),
+                            V.AWAITING_TRANSFER, V.UNMANAGING}),
     V.RESERVED: frozenset({V.ATTACHING, V.AVAILABLE, V.IN_USE}),
     V.ATTACHING: frozenset({V.IN_USE, V.AVAILABLE, V.RESERVED, V.ERROR}),
     V.IN_USE: frozenset({V.DETACHING, V.AVAILABLE, V.RESERVED, V.ATTACHING, V.EXTENDING}),
     V.DETACHING: frozenset({V.AVAILABLE, V.IN_USE}),
     V.DELETING: frozenset({V.ERROR_DELETING, V.DELETED}),
+    V.UNMANAGING: frozenset({V.ERROR, V.DELETED}),  # deleted: gone from here, kept there
     V.EXTENDING: frozenset({V.AVAILABLE, V.IN_USE, V.ERROR_EXTENDING}),  # in-use: 3.42
     V.REVERTING: frozenset({V.AVAILABLE, V.ERROR}),
     V.AWAITING_TRANSFER: frozenset({V.AVAILABLE}),  # accepted, or the transfer deleted
-    V.ERROR: frozenset({V.DELETING}),
+    V.ERROR: frozenset({V.DELETING, V.UNMANAGING}),
     V.ERROR_DELETING: frozenset({V.DELETING}),
-    V.ERROR_EXTENDING: frozenset({V.DELETING, V.AVAILABLE}),
+    V.ERROR_EXTENDING: frozenset({V.DELETING, V.AVAILABLE, V.UNMANAGING}),
     V.DELETED: frozenset(),
 }
 VOLUME_ERRORS = frozenset({V.ERROR, V.ERROR_DELETING, V.ERROR_EXTENDING})

@@ -9,7 +9,9 @@ volume is deleted, then OnFailureRescheduleTask asks the scheduler to place
 the volume again on a backend not yet tried (the scheduler gives up after
 three attempts), and finally the node forgets the in-flight capacity. A
 volume copied from a snapshot or a source volume (cast by the gateway to the
-node that holds the source) is never rescheduled: it goes to ``error``.
+node that holds the source) is never rescheduled: it goes to ``error``. Nor is a
+volume that adopts what the backend already holds (a manage, cast by the gateway to
+the node the admin named): its revert gives the data back under its old name.
 """
 
 from __future__ import annotations
@@ -84,8 +86,9 @@ class OnFailureRescheduleTask(_NodeTask):
             tried_backends=(*r.tried_backends, self.s.backend_id),
             last_error=f"{self.s.backend_id}: {failure}",
         )
-        copies = r.snapshot_id is not None or r.source_volid is not None
-        if isinstance(failure, DriverError) and not copies:  # a copy can only be made here
+        here_only = r.snapshot_id is not None or r.source_volid is not None \
+            or r.manage_ref is not None
+        if isinstance(failure, DriverError) and not here_only:  # a copy is made here only
             self.s.reschedule(retry, c.ctx)
         else:
             self.s.report(c.volume_id, VolumeStatus.ERROR, retry.last_error, c.ctx)
@@ -97,7 +100,8 @@ class ExtractVolumeSpecTask(_NodeTask):
 
     async def execute(self, c: ManagerContext) -> None:
         r = c.cast.request
-        c.source = "snapshot" if r.snapshot_id else "source_volume" if r.source_volid else "raw"
+        c.source = "snapshot" if r.snapshot_id else "source_volume" if r.source_volid \
+            else "manage" if r.manage_ref else "raw"
 
 
 class NotifyVolumeActionTask(_NodeTask):
@@ -121,6 +125,8 @@ class CreateVolumeFromSpecTask(_NodeTask):
             await driver.create_volume_from_snapshot(c.volume_id, r.snapshot_id, c.size)
         elif r.source_volid is not None:
             await driver.create_cloned_volume(c.volume_id, r.source_volid, c.size)
+        elif r.manage_ref is not None:
+            await driver.manage_existing(c.volume_id, r.manage_ref, c.size)
         else:
             await driver.create_volume(c.volume_id, c.size)
         c.created = True
@@ -128,7 +134,9 @@ class CreateVolumeFromSpecTask(_NodeTask):
     async def revert(self, c: ManagerContext, failure: BaseException) -> None:
         # A failed create leaves nothing under the volume's name (drivers build
         # under a temporary name); only a volume this task finished is undone.
-        if c.created:
+        if c.created and c.cast.request.manage_ref is not None:
+            await self.s.driver.unmanage_volume(c.volume_id, c.cast.request.manage_ref)
+        elif c.created:
             await self.s.driver.delete_volume(c.volume_id)
 
 

@@ -4,6 +4,8 @@ Cinder's.
     volume_delete_manager    OnFailureReportTask(error_deleting)
                                → NotifyActionTask(volume.delete.start) → DeleteVolumeTask
                                → DeleteVolumeOnFinishTask(volume.delete.end)
+                             (an unmanage: the same, with the driver's unmanage_volume,
+                             volume.unmanage.* and, on failure, ``error``)
     volume_extend_manager    OnFailureReportTask(error_extending) → ExtendCapacityCheckTask
                                → NotifyActionTask(volume.resize.start) → ExtendVolumeTask
                                → ExtendVolumeOnFinishTask(volume.resize.end)
@@ -101,6 +103,7 @@ class VolumeOpContext:
     size: int = 0
     new_size: int = 0
     reservation_id: str = ""
+    unmanage: bool = False  # a delete that keeps the bytes (Cinder's unmanage)
     done: bool = False
 
 
@@ -158,12 +161,14 @@ class OnFailureReportTask(_NodeTask[C]):
 
 
 class NotifyActionTask(_NodeTask[C]):
-    def __init__(self, services: NodeLifecycle, event: str) -> None:
+    """Notifies `event`, or what `event(c)` names."""
+
+    def __init__(self, services: NodeLifecycle, event: str | Callable[[C], str]) -> None:
         super().__init__(services)
-        self.event = event
+        self.event: str | Callable[[C], str] = event
 
     async def execute(self, c: C) -> None:
-        self.s.notify(c, self.event)
+        self.s.notify(c, self.event if isinstance(self.event, str) else self.event(c))
 
 
 # ---- volumes ----------------------------------------------------------------
@@ -171,7 +176,11 @@ class NotifyActionTask(_NodeTask[C]):
 
 class DeleteVolumeTask(_NodeTask[VolumeOpContext]):
     async def execute(self, c: VolumeOpContext) -> None:
-        await self.s.node.driver.delete_volume(c.volume_id)  # a missing volume is fine
+        if c.unmanage:  # the bytes stay on the backend, under a name of their own
+            kept = await self.s.node.driver.unmanage_volume(c.volume_id)
+            log.info("volume %s unmanaged: its data is kept as %s", c.volume_id, kept)
+        else:
+            await self.s.node.driver.delete_volume(c.volume_id)  # a missing volume is fine
         c.done = True
 
 
@@ -181,7 +190,7 @@ class DeleteVolumeOnFinishTask(_NodeTask[VolumeOpContext]):
         DELETE_BEFORE_REPORT()
         self.s.tell_gateway("volume.deleted", VolumeRef(c.volume_id), c.ctx)
         DELETE_AFTER_REPORT()
-        self.s.notify(c, "volume.delete.end")
+        self.s.notify(c, _delete_event("end")(c))
 
 
 class ExtendCapacityCheckTask(_NodeTask[VolumeOpContext]):
@@ -215,8 +224,14 @@ class ExtendVolumeOnFinishTask(_NodeTask[VolumeOpContext]):
         self.s.notify(c, "volume.resize.end")
 
 
+def _delete_event(phase: str) -> Callable[[VolumeOpContext], str]:
+    """``volume.delete.<phase>``, or ``volume.unmanage.<phase>`` for an unmanage."""
+    return lambda c: f"volume.{'unmanage' if c.unmanage else 'delete'}.{phase}"
+
+
 def _delete_failed(c: VolumeOpContext, failure: BaseException) -> tuple[str, object]:
-    return "volume.update", VolumeUpdate(c.volume_id, V.ERROR_DELETING, None, str(failure))
+    status = V.ERROR if c.unmanage else V.ERROR_DELETING  # an unmanage may be asked again
+    return "volume.update", VolumeUpdate(c.volume_id, status, None, str(failure))
 
 
 def _extend_failed(c: VolumeOpContext, failure: BaseException) -> tuple[str, object]:
@@ -300,7 +315,7 @@ def _flows(s: NodeLifecycle) -> tuple[LinearFlow[VolumeOpContext], LinearFlow[Vo
     vol, snap = ("ctx", "volume_id"), ("ctx", "snapshot_id", "volume_id")
     delete = LinearFlow("volume_delete_manager", [
         OnFailureReportTask[VolumeOpContext](s, _delete_failed),
-        NotifyActionTask[VolumeOpContext](s, "volume.delete.start"),
+        NotifyActionTask[VolumeOpContext](s, _delete_event("start")),
         DeleteVolumeTask(s), DeleteVolumeOnFinishTask(s)], given=vol)
     extend = LinearFlow("volume_extend_manager", [
         OnFailureReportTask[VolumeOpContext](s, _extend_failed), ExtendCapacityCheckTask(s),
@@ -360,7 +375,8 @@ class NodeLifecycle:
     # ---- handlers --------------------------------------------------------
     async def on_delete_volume(self, req: Request) -> None:
         body: NodeDeleteVolume = req.body
-        await self._run(self.delete, VolumeOpContext(req.ctx, body.volume_id), body.volume_id)
+        c = VolumeOpContext(req.ctx, body.volume_id, unmanage=body.unmanage)
+        await self._run(self.delete, c, body.volume_id)
 
     async def on_extend_volume(self, req: Request) -> None:
         b: NodeExtendVolume = req.body

@@ -34,6 +34,12 @@ import zmq
 
 from cinderblock.actors.runtime.actor import Actor, Request
 from cinderblock.actors.runtime.config import ClusterConfig, NodeConfig
+from cinderblock.protocol.messages.manage import (
+    MANAGEABLE_PAGE_MAX,
+    ManageableList,
+    ManageableVolume,
+    NodeManageable,
+)
 from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg, ScheduleRequest
 from cinderblock.protocol.messages.volumes import Empty, VolumeUpdate
@@ -42,7 +48,7 @@ from cinderblock.protocol.wire.codec import Context, pack
 from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
 from cinderblock.protocol.wire.schema import dump
 from cinderblock.protocol.wire.transport import Channel, tune
-from cinderblock.storage_node.backends import make_driver
+from cinderblock.storage_node.backends import DriverError, make_driver
 from cinderblock.storage_node.create_flow import ManagerContext, volume_create_manager
 from cinderblock.storage_node.lifecycle_flows import lifecycle_handlers
 from cinderblock.storage_node.nbd.exports import ExportManager
@@ -81,7 +87,7 @@ class StorageNode(Actor):
 
     def handlers(self) -> dict[str, Any]:
         return {"node.create_volume": self.on_create_volume, "ping": lambda req: Empty(),
-                "node.probe": self.on_probe,
+                "node.probe": self.on_probe, "node.manageable": self.on_manageable,
                 **self.exports.handlers(), **lifecycle_handlers(self)}
 
     async def on_start(self) -> None:
@@ -225,6 +231,23 @@ class StorageNode(Actor):
                 await self.run_flow(self.flow, c, volume_id, req.ctx)
         except Exception as exc:  # handled: the reverts rescheduled it or reported the error
             log.info("create of %s failed on %s: %s", volume_id, self.backend_id, exc)
+
+    def on_manageable(self, req: Request) -> ManageableList:
+        """What the backend holds that could be managed: one name, or a page by name."""
+        body: NodeManageable = req.body
+        if not 1 <= body.limit <= MANAGEABLE_PAGE_MAX:
+            raise InvalidInput(f"limit must be 1-{MANAGEABLE_PAGE_MAX}", {"limit": body.limit})
+        try:
+            found = self.driver.manageable_volumes(body.name)
+        except DriverError as exc:
+            raise InvalidInput(str(exc), {"source_name": body.name}) from None
+        if body.marker is not None:
+            found = [m for m in found if m.name > body.marker]
+        page = found[:body.limit]
+        return ManageableList(self.backend_id, tuple(
+            ManageableVolume(m.name, m.size_gb, m.reason_not_safe is None, m.reason_not_safe,
+                             m.volume_id) for m in page),
+            self.driver.capabilities(), page[-1].name if len(found) > len(page) else None)
 
     def on_probe(self, req: Request) -> NodeProbeReply:
         body: NodeProbe = req.body

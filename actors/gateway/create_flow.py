@@ -4,7 +4,9 @@
 
 A volume created from a snapshot or a source volume takes its size (by
 default), type and zone from the source, and VolumeCastTask sends it straight
-to the node that holds the source instead of to the scheduler.
+to the node that holds the source instead of to the scheduler. A manage
+(``manage.py``) runs these tasks after its own first one, and the cast goes to
+the node the admin named.
 
 Cinder's QuotaCommitTask is folded into EntryCreateTask: the entry and the
 commit of its reservation it owes are written in one transaction (the quota
@@ -40,6 +42,7 @@ from cinderblock.actors.gateway.volume_request import (
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.database import WriteFailed
 from cinderblock.actors.runtime.failpoints import declare
+from cinderblock.protocol.messages.manage import VolumeManage
 from cinderblock.protocol.messages.quota import QuotaReserve, Reservation
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
 from cinderblock.protocol.messages.volumes import VolumeCreate
@@ -72,6 +75,14 @@ class ApiServices(Protocol):
     async def send_to_node(self, host: str, op: str, body: object, ctx: Context) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ManageSource:
+    """What a manage adopts (``manage.py``): `name` on the node of `backend`."""
+
+    backend: str  # host@backend
+    name: str
+
+
 @dataclass(slots=True)
 class CreateApiContext:
     body: VolumeCreate
@@ -84,6 +95,8 @@ class CreateApiContext:
     commit_owed: bool = False  # the entry is durable, and with it the commit it owes
     source: VolumeSource | None = None  # a snapshot or a volume to copy, on its node
     claimed: str | None = None  # the source volume this flow claimed (a clone)
+    manage: VolumeManage | None = None  # a manage's request (volume_manage_api)
+    manage_source: ManageSource | None = None  # ... and what it adopts, where
 
     @property
     def deltas(self) -> dict[str, int]:
@@ -148,6 +161,7 @@ class EntryCreateTask(_ApiTask):
             request_id=c.ctx.request_id, request_fp=c.fingerprint,
             snapshot_id=c.source.snapshot_id if c.source else None,
             source_volid=c.source.source_volid if c.source else None,
+            bootable=c.manage.bootable if c.manage else False,
         )
         ENTRY_BEFORE_COMMIT()
         await self.s.store.add_volume(record, c.reservation_id)  # + the commit it owes
@@ -163,7 +177,7 @@ class VolumeCastTask(_ApiTask):
     requires = ("record", "spec")
 
     async def execute(self, c: CreateApiContext) -> None:
-        spec, src = c.spec, c.source
+        spec, src, managed = c.spec, c.source, c.manage_source
         assert spec is not None
         request = ScheduleRequest(
             volume_id=c.volume_id, project_id=c.ctx.project_id, size=spec.size,
@@ -171,7 +185,14 @@ class VolumeCastTask(_ApiTask):
             extra_specs=spec.volume_type.extra_specs,
             snapshot_id=src.snapshot_id if src else None,
             source_volid=src.source_volid if src else None,
+            manage_ref=managed.name if managed else None,
         )
+        if managed is not None:  # straight to the node the admin named
+            CAST_BEFORE_SEND()
+            await self.s.send_to_node(managed.backend, "node.create_volume",
+                                      NodeCreateVolume(request, managed.backend, "", 0), c.ctx)
+            CAST_AFTER_SEND()
+            return
         if src is None:
             CAST_BEFORE_SEND()
             self.s.schedule(request, c.ctx)

@@ -14,12 +14,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from functools import partial
 from typing import Any
 
 import zmq
 
+from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.gateway.admin import VolumeAdmin
 from cinderblock.actors.gateway.attachments import NODE_CONNECT_GRACE, Attachments
 from cinderblock.actors.gateway.cluster_stats import cluster_stats_handlers
@@ -36,6 +37,12 @@ from cinderblock.actors.gateway.guards import (
 )
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.lifecycle_checks import release_claim
+from cinderblock.actors.gateway.manage import (
+    check_manage,
+    manage_as_create,
+    manageable,
+    volume_manage_api,
+)
 from cinderblock.actors.gateway.paging import (
     BoundedScan,
     Key,
@@ -59,10 +66,17 @@ from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.gateway.volume_types import VolumeTypes
 from cinderblock.actors.gateway.watchers import Watchers
 from cinderblock.actors.runtime.actor import Actor, Link, Request, when_connected
-from cinderblock.actors.runtime.config import DEFAULT_TYPE, DEFAULT_ZONE, ClusterConfig, host_of
+from cinderblock.actors.runtime.config import (
+    DEFAULT_TYPE,
+    DEFAULT_ZONE,
+    ClusterConfig,
+    NodeConfig,
+    host_of,
+)
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.health import Identity
+from cinderblock.protocol.messages.manage import ManageableList, VolumeManage
 from cinderblock.protocol.messages.quota import (
     QuotaAbandon,
     QuotaAbandoned,
@@ -103,6 +117,7 @@ from cinderblock.protocol.wire.transport import tune
 
 log = logging.getLogger(__name__)
 USERS_CHECK_S = 1.0  # how soon a change to the users file applies
+NODE_CALL_TIMEOUT_S = 10.0  # a node's answer to a question (what it could manage)
 QUOTA_CALL_STALE_TIMES = 4  # a quota call waits 4 times the silence that means "down"
 JOURNAL_CONTEXT = Context(project_id="admin", user_id="cinderblock-quota-journal",
                           roles=("admin",))
@@ -133,6 +148,8 @@ class Gateway(Actor):
         self.default_type = DEFAULT_TYPE
         self.configured_types = frozenset(self.cfg.volume_types) | {DEFAULT_TYPE}
         self.flow = volume_create_api(self)
+        self.manage_flow = volume_manage_api(self)
+        self.nodes: Sequence[NodeConfig] = cfg.nodes
         self.attachments = Attachments(self)
         self.lifecycle = GatewayLifecycle(self)
         self.admin = VolumeAdmin(self, self.lifecycle)
@@ -159,6 +176,8 @@ class Gateway(Actor):
     def handlers(self) -> dict[str, Any]:
         return {
             "volume.create": self.on_volume_create,
+            "volume.manage": self.on_volume_manage,
+            "volume.manageable": self.on_volume_manageable,
             "volume.show": self.on_volume_show,
             "volume.list": self.on_volume_list,
             "volume.summary": self.on_volume_summary,
@@ -320,6 +339,17 @@ class Gateway(Actor):
         """Cast to the node of ``host`` ("node-1@file"): its DEALER identity is "node-1"."""
         self.router.cast(op, body, ctx, to=host_of(host).encode())
 
+    async def node_call(self, host: str, op: str, body: object, ctx: Context
+                        ) -> dict[str, Any]:
+        """A call to the node named `host` (its host name), waiting for a node not
+        connected yet as ``send_to_node`` does."""
+        async def call() -> dict[str, Any]:
+            reply: dict[str, Any] = await self.router.call(op, body, ctx, to=host.encode(),
+                                                           timeout=NODE_CALL_TIMEOUT_S)
+            return reply
+
+        return await when_connected(call, NODE_CONNECT_GRACE)
+
     async def send_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
         """``cast_to_node`` for a user's request: a node not connected yet (it says
         hello within a heartbeat of its restart or ours) is tried again for
@@ -332,25 +362,43 @@ class Gateway(Actor):
     # ---- volumes -------------------------------------------------------
     async def on_volume_create(self, req: Request) -> Volume:
         body: VolumeCreate = req.body
+        fingerprint = retry_fingerprint(req.ctx.request_id, body, normalize_create)
+        copy = body.snapshot_id is not None or body.source_volid is not None
+        needs = ("quota",) if copy else ("quota", "scheduler")  # a copy is made on its node
+        return await self._create(req, self.flow, body, None, fingerprint, needs)
+
+    async def on_volume_manage(self, req: Request) -> Volume:
+        """Cinder's manage (an admin's, ``manage.py``): a create of what a node holds."""
+        require_admin(req.ctx, "manage a volume")
+        body: VolumeManage = req.body
+        fingerprint = retry_fingerprint(req.ctx.request_id, body, check_manage)
+        return await self._create(req, self.manage_flow, manage_as_create(body), body,
+                                  fingerprint, ("quota",))
+
+    async def on_volume_manageable(self, req: Request) -> ManageableList:
+        return await manageable(self, req.body, req.ctx)
+
+    async def _create(self, req: Request, flow: LinearFlow[CreateApiContext],
+                      body: VolumeCreate, manage: VolumeManage | None, fingerprint: str,
+                      needs: tuple[str, ...]) -> Volume:
+        """Run a create (or a manage) flow; a retry with the request id of one made or
+        still being made answers with that one."""
         ctx = req.ctx
         key = (ctx.project_id, ctx.request_id)
-        fingerprint = retry_fingerprint(ctx.request_id, body, normalize_create)
         if ctx.request_id:
             existing = await self._existing(key, fingerprint)
             if existing is not None:
                 return self._answer_existing(existing, req)
-        copy = body.snapshot_id is not None or body.source_volid is not None
-        needs = ("quota",) if copy else ("quota", "scheduler")  # a copy is made on its node
         self.peers.refuse_if_down(needs, time.monotonic(), "creating a volume")
         volume_id = str(uuid.uuid4())
         done: Outcome[VolumeRecord] = asyncio.get_running_loop().create_future()
         if ctx.request_id:
             self._inflight[key] = (fingerprint, done)
-        if body.watch:
+        if req.body.watch:
             self.watchers.add(volume_id, req)
-        c = CreateApiContext(body, ctx, volume_id, fingerprint)
+        c = CreateApiContext(body, ctx, volume_id, fingerprint, manage=manage)
         try:
-            await self.run_flow(self.flow, c, volume_id, ctx)
+            await self.run_flow(flow, c, volume_id, ctx)
         except Exception as exc:
             self.watchers.drop(volume_id)
             done.set_result(exc)

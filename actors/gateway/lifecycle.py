@@ -40,6 +40,7 @@ from cinderblock.actors.gateway.delete_requests import DeleteRequest, DeleteRequ
 from cinderblock.actors.gateway.guards import (
     Outcome,
     outcome,
+    require_admin,
     require_holder,
     require_reporter,
     retry_fingerprint,
@@ -134,6 +135,7 @@ class GatewayLifecycle:
     def handlers(self) -> dict[str, Handler]:
         return {
             "volume.delete": self.on_volume_delete,
+            "volume.unmanage": self.on_volume_unmanage,
             "volume.extend": self.on_volume_extend,
             "volume.deleted": self.on_volume_deleted,
             "volume.extended": self.on_volume_extended,
@@ -246,18 +248,27 @@ class GatewayLifecycle:
             object_id)
         if current is None:
             return self._gone.get(object_id) or known.gone_view()
-        if current.status not in (V.DELETING, SnapshotStatus.DELETING):
+        if current.status not in (V.DELETING, V.UNMANAGING, SnapshotStatus.DELETING):
             return None
         self._watching(req, object_id)
         return current.view()
 
     # ---- volumes -------------------------------------------------------
     async def on_volume_delete(self, req: Request) -> Volume:
+        return await self._delete_volume(req, unmanage=False)
+
+    async def on_volume_unmanage(self, req: Request) -> Volume:
+        """Cinder's unmanage (an admin's): a delete whose node keeps the data, renamed
+        (``unmanaged-volume-<id>`` on the file backend), and manageable again."""
+        require_admin(req.ctx, "unmanage a volume")
+        return await self._delete_volume(req, unmanage=True)
+
+    async def _delete_volume(self, req: Request, unmanage: bool) -> Volume:
         volume_id = req.body.volume_id
         retried = await self._retried_delete(req, volume_id)
         if isinstance(retried, Volume):
             return retried
-        c = DeleteContext(volume_id, req.ctx)
+        c = DeleteContext(volume_id, req.ctx, unmanage=unmanage)
         await self._run_delete(self.delete_flow, c, req, volume_id, volume_id)
         assert c.record is not None
         return c.record.view()
@@ -345,7 +356,7 @@ class GatewayLifecycle:
     async def on_volume_deleted(self, req: Request) -> None:
         body: VolumeRef = req.body
         rec = self._reported_volume(req, body.volume_id)
-        if rec is None or rec.status is not V.DELETING:
+        if rec is None or rec.status not in (V.DELETING, V.UNMANAGING):
             log.warning("volume.deleted for %s, which is not deleting", body.volume_id)
             return
         await self.finish_volume_delete(rec, req.ctx)

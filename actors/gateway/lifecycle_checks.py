@@ -46,6 +46,7 @@ from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFoun
 
 V = VolumeStatus
 DELETABLE = sorted(s.value for s, moves in VOLUME_MOVES.items() if V.DELETING in moves)
+UNMANAGEABLE = sorted(s.value for s, moves in VOLUME_MOVES.items() if V.UNMANAGING in moves)
 SNAPSHOT_DELETABLE = sorted(
     s.value for s, moves in SNAPSHOT_MOVES.items() if SnapshotStatus.DELETING in moves
 )
@@ -71,13 +72,17 @@ def visible_volume(store: GatewayStore, volume_id: str, ctx: Context) -> VolumeR
 
 
 def check_volume_deletable(
-    rec: VolumeRecord, snapshots: Sequence[str], copying: Sequence[str]
+    rec: VolumeRecord, snapshots: Sequence[str], copying: Sequence[str], unmanage: bool = False
 ) -> None:
-    if V.DELETING not in VOLUME_MOVES[rec.status]:
+    """Whether the volume may be deleted now (or unmanaged: Cinder's unmanage is a delete
+    that keeps the data, under the same conditions but for the statuses)."""
+    target, verb, allowed = (V.UNMANAGING, "unmanaged", UNMANAGEABLE) if unmanage else \
+        (V.DELETING, "deleted", DELETABLE)
+    if target not in VOLUME_MOVES[rec.status]:
         raise _state(
-            f"volume {rec.id} cannot be deleted while it is {rec.status.value}; "
-            f"it must be one of {', '.join(DELETABLE)}",
-            volume_id=rec.id, status=rec.status.value, allowed=DELETABLE,
+            f"volume {rec.id} cannot be {verb} while it is {rec.status.value}; "
+            f"it must be one of {', '.join(allowed)}",
+            volume_id=rec.id, status=rec.status.value, allowed=allowed,
         )
     if snapshots:
         raise _state(

@@ -119,7 +119,12 @@ class DeleteContext:
     record: VolumeRecord | None = None
     previous: VolumeStatus = V.AVAILABLE
     claimed: str | None = None  # the volume this flow claimed (released when it ends)
-    marked: bool = False  # this flow moved the volume to deleting
+    marked: bool = False  # this flow moved the volume to deleting (or unmanaging)
+    unmanage: bool = False  # Cinder's unmanage: the node keeps the data, renamed
+
+    @property
+    def target(self) -> VolumeStatus:
+        return V.UNMANAGING if self.unmanage else V.DELETING
 
 
 @dataclass(slots=True)
@@ -219,9 +224,10 @@ class QuotaReserveTask(_Task[R]):
 # ---- volume_delete_api ------------------------------------------------------------
 
 
-def _check_deletable(s: LifecycleServices, rec: VolumeRecord) -> None:
+def _check_deletable(s: LifecycleServices, rec: VolumeRecord, unmanage: bool) -> None:
     snaps = [snap.id for snap in s.store.snapshots.of_volume(rec.id)]
-    check_volume_deletable(rec, snaps, s.store.snapshots.copying_from(rec.id, s.store.volumes.get))
+    check_volume_deletable(rec, snaps, s.store.snapshots.copying_from(rec.id, s.store.volumes.get),
+                           unmanage)
 
 
 class ExtractDeleteRequestTask(_Task[DeleteContext]):
@@ -230,8 +236,8 @@ class ExtractDeleteRequestTask(_Task[DeleteContext]):
 
     async def execute(self, c: DeleteContext) -> None:
         rec = visible_volume(self.s.store, c.volume_id, c.ctx)
-        _check_deletable(self.s, rec)
-        c.claimed = claim_volume(self.s.store, rec, "deleting")
+        _check_deletable(self.s, rec, c.unmanage)
+        c.claimed = claim_volume(self.s.store, rec, c.target.value)
         c.record, c.previous = rec, rec.status
 
 
@@ -241,15 +247,15 @@ class MarkVolumeDeletingTask(_Task[DeleteContext]):
     async def execute(self, c: DeleteContext) -> None:
         rec = c.record
         assert rec is not None
-        _check_deletable(self.s, rec)  # again: another request may have come between
-        check_volume_move(rec.status, V.DELETING)
-        rec.status, rec.reason, c.marked = V.DELETING, None, True
+        _check_deletable(self.s, rec, c.unmanage)  # again: another request may have come
+        check_volume_move(rec.status, c.target)
+        rec.status, rec.reason, c.marked = c.target, None, True
         DELETE_MARK_BEFORE_COMMIT()
         await self.s.save_volume(rec)
         DELETE_MARK_AFTER_COMMIT()
 
     async def revert(self, c: DeleteContext, failure: BaseException) -> None:
-        if c.marked and c.record is not None and c.record.status is V.DELETING:
+        if c.marked and c.record is not None and c.record.status is c.target:
             c.record.status = c.previous  # back to where it was: nothing was deleted
             await self.s.save_volume(c.record)
 
@@ -264,8 +270,8 @@ class VolumeDeleteCastTask(_Task[DeleteContext]):
             await self.s.finish_volume_delete(rec, c.ctx)
         else:
             DELETE_CAST_BEFORE_SEND()
-            await self.s.send_to_node(rec.host, "node.delete_volume", NodeDeleteVolume(rec.id),
-                                      c.ctx)
+            await self.s.send_to_node(rec.host, "node.delete_volume",
+                                      NodeDeleteVolume(rec.id, c.unmanage), c.ctx)
             DELETE_CAST_AFTER_SEND()
 
 

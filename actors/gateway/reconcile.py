@@ -52,7 +52,7 @@ from cinderblock.protocol.wire.schema import parse
 
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
-VOLUME_STUCK = frozenset(VOLUMES_IN_TRANSITION)  # creating, deleting, extending, reverting
+VOLUME_STUCK = frozenset(VOLUMES_IN_TRANSITION)  # creating, deleting, unmanaging, ...
 SNAPSHOT_STUCK = frozenset(SNAPSHOTS_IN_TRANSITION)  # creating, deleting
 LOOK_AT = PROBE_MAX_IDS * 4  # rows the file names, of which memory may have moved some on
 
@@ -196,8 +196,8 @@ class Reconciler:
         _log(action)
         if action.do is Do.REDO_DELETE:
             host = rec.host or self._backend(action)
-            self.gw.cast_to_node(host, "node.delete_volume", NodeDeleteVolume(rec.id),
-                                 _context(rec.project_id))
+            body = NodeDeleteVolume(rec.id, unmanage=rec.status is V.UNMANAGING)
+            self.gw.cast_to_node(host, "node.delete_volume", body, _context(rec.project_id))
             return
         if action.do is Do.FINISH_DELETE:
             await self.lifecycle.finish_volume_delete(rec, _context(rec.project_id))

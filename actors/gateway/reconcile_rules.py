@@ -25,6 +25,9 @@ volume/snapshot            the delete is sent to its node again (deletes
                            is sent to the node that has it, or, when none
                            has it, finished by the gateway alone (row
                            removed, quota given back)
+volume ``unmanaging``      as a delete, with the unmanage sent again (an
+                           unmanage of what a node no longer holds as a
+                           volume is done there): never a delete
 snapshot ``creating``      ``error``
 attachment ``attaching``   its export is closed on its node and it is
                            ``reserved`` again (update it once more)
@@ -63,7 +66,7 @@ class Do(StrEnum):
 class Stuck:
     kind: str  # "volume" or "snapshot"
     id: str
-    status: VolumeStatus | SnapshotStatus  # creating, deleting, extending or reverting
+    status: VolumeStatus | SnapshotStatus  # creating, deleting, unmanaging, extending, ...
     node: str | None  # the node (its host name) that holds it, when the record says
     since: float  # the record's updated_at when it was found: changed since = not stuck
 
@@ -121,12 +124,13 @@ def _action(s: Stuck, holders: list[str]) -> Action | None:
     if s.status is VolumeStatus.REVERTING:
         return Action(s, Do.REDO_REVERT, s.node, f"the revert was interrupted on {s.node} "
                       "(it restarted, or its report was lost); sent again")
-    if s.status in (VolumeStatus.DELETING, SnapshotStatus.DELETING):
+    if s.status in (VolumeStatus.DELETING, VolumeStatus.UNMANAGING, SnapshotStatus.DELETING):
+        what = "unmanage" if s.status is VolumeStatus.UNMANAGING else "delete"
         if s.node:
-            return Action(s, Do.REDO_DELETE, s.node, "the delete was interrupted; sent again")
+            return Action(s, Do.REDO_DELETE, s.node, f"the {what} was interrupted; sent again")
         if holders:
-            return Action(s, Do.REDO_DELETE, holders[0], f"the delete was interrupted; "
+            return Action(s, Do.REDO_DELETE, holders[0], f"the {what} was interrupted; "
                           f"{holders[0]} has it: sent there")
-        return Action(s, Do.FINISH_DELETE, None, "the delete was interrupted before it "
+        return Action(s, Do.FINISH_DELETE, None, f"the {what} was interrupted before it "
                       "reached a node, and no node has it: removed")
     return None

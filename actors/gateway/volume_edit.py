@@ -28,7 +28,7 @@ from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
 
 EDITABLE_TEXT = ("name", "description")
-BUSY = frozenset({VolumeStatus.DELETING})
+BUSY = frozenset({VolumeStatus.DELETING, VolumeStatus.UNMANAGING})
 
 
 class EditServices(Protocol):

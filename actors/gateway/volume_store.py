@@ -81,7 +81,7 @@ from cinderblock.protocol.states import VolumeStatus
 # The statuses a volume passes through while a node works on it: the reconciler looks for
 # volumes left in one.
 IN_TRANSITION = (VolumeStatus.CREATING, VolumeStatus.DELETING, VolumeStatus.EXTENDING,
-                 VolumeStatus.REVERTING)
+                 VolumeStatus.REVERTING, VolumeStatus.UNMANAGING)
 # The statuses of a volume attached or on its way to or from it: a start checks each such
 # volume against its attachments.
 ATTACHED = (VolumeStatus.RESERVED, VolumeStatus.ATTACHING, VolumeStatus.IN_USE,
@@ -144,7 +144,7 @@ CREATE TABLE IF NOT EXISTS project_default_types (
     project_id TEXT PRIMARY KEY, type_id TEXT NOT NULL
 );
 """
-SCHEMA_VERSION = 9  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 10  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -181,6 +181,9 @@ MIGRATIONS = {
     # 8 -> 9: QoS specs, which a type has, and projects' own default types (their
     # tables are the schema's).
     8: "",
+    # 9 -> 10: ``unmanaging`` joins the statuses in transition: the partial index that
+    # holds them is made again (by the schema) with it.
+    9: "DROP INDEX IF EXISTS volumes_unsettled;",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "

@@ -52,6 +52,7 @@ from cinderblock.protocol.client.lifecycle import (
     SnapshotError,
     SyncLifecycleMethods,
 )
+from cinderblock.protocol.client.manage import ManageMethods, SyncManageMethods
 from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.client.qos import QosMethods, SyncQosMethods
 from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
@@ -130,7 +131,8 @@ AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE})
 UNCHANGED: Any = object()  # modify_volume: leave this field as it is
 
 
-class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, QosMethods):
+class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, QosMethods,
+             ManageMethods):
     def __init__(
         self,
         endpoint: str,
@@ -558,7 +560,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
 
 
 class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
-                 SyncTransferMethods, SyncQosMethods):
+                 SyncTransferMethods, SyncQosMethods, SyncManageMethods):
     """The same operations, blocking, for scripts and the CLI."""
 
     def __init__(self, endpoint: str, **kwargs: Any) -> None:

@@ -171,6 +171,7 @@ class SnapshotWatch:
 @dataclass(frozen=True, slots=True)
 class NodeDeleteVolume:
     volume_id: str
+    unmanage: bool = False  # keep the data on the backend, under a name of its own
 
 
 @message

@@ -38,6 +38,12 @@ from cinderblock.protocol.messages.lifecycle import (
     VolumeRevert,
     VolumeReverted,
 )
+from cinderblock.protocol.messages.manage import (
+    ManageableRequest,
+    NodeManageable,
+    VolumeManage,
+    VolumeUnmanage,
+)
 from cinderblock.protocol.messages.qos import (
     QosAssociation,
     QosCreate,
@@ -119,6 +125,9 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "volume.revert": (VolumeRevert, USERS),
     "volume.reverted": (VolumeReverted, NODES),
     "volume.retype": (VolumeRetype, USERS),
+    "volume.manage": (VolumeManage, ADMINS),
+    "volume.manageable": (ManageableRequest, ADMINS),
+    "volume.unmanage": (VolumeUnmanage, ADMINS),
     # snapshots
     "snapshot.create": (SnapshotCreate, USERS),
     "snapshot.show": (SnapshotRef, READERS),
@@ -198,6 +207,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "node.export": (NodeExport, GATEWAY),
     "node.unexport": (NodeUnexport, GATEWAY),
     "node.probe": (NodeProbe, GATEWAY),
+    "node.manageable": (NodeManageable, GATEWAY),
     # flow history (clients ask the gateway, which asks every actor), liveness, statistics
     # (stats: every actor's own, ActorStats; cluster.stats: the gateway gathers them)
     "flow.recent": (FlowRecent, READERS | GATEWAY),

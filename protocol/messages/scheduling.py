@@ -26,6 +26,7 @@ class ScheduleRequest:
     last_error: str | None = None
     snapshot_id: str | None = None  # the node copies this snapshot ...
     source_volid: str | None = None  # ... or this volume (never rescheduled)
+    manage_ref: str | None = None  # ... or adopts what its backend holds under this name
 
 
 @message

@@ -47,6 +47,17 @@ class Capacity:
     thick_provisioning_support: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Manageable:
+    """Something the backend holds that could become a volume (Cinder's manageable
+    volume): `name` is what `manage_existing` takes; `size_gb` rounded up, at least 1."""
+
+    name: str
+    size_gb: int
+    reason_not_safe: str | None = None  # None: safe to manage
+    volume_id: str | None = None  # the volume it already is, when it is one
+
+
 class Driver(Protocol):
     """What the storage node needs from a backend."""
 
@@ -73,6 +84,18 @@ class Driver(Protocol):
     async def create_cloned_volume(
         self, volume_id: str, source_volume_id: str, size_gb: int
     ) -> None: ...
+
+    def manageable_volumes(self, name: str | None = None) -> list[Manageable]:
+        """What could be managed, sorted by name (`name`: that one, if there)."""
+
+    async def manage_existing(self, volume_id: str, name: str, size_gb: int) -> None:
+        """What the backend holds as `name` becomes volume `volume_id` of `size_gb`
+        GiB (it may not have grown past that since it was listed); its bytes stay."""
+
+    async def unmanage_volume(self, volume_id: str, name: str | None = None) -> str | None:
+        """The volume stops being one; its bytes stay on the backend under `name` (or a
+        name of the driver's), which is returned (None: nothing was kept). A missing
+        volume is fine."""
 
     def volume_path(self, volume_id: str) -> Path | None: ...
 

@@ -15,7 +15,7 @@ import asyncio
 from pathlib import Path
 from typing import Literal
 
-from cinderblock.storage_node.backends.base import Capacity, Driver, DriverError
+from cinderblock.storage_node.backends.base import Capacity, Driver, DriverError, Manageable
 
 STALL = "stall:"
 DELAY = "delay:"
@@ -30,6 +30,8 @@ FAULTABLE_OPERATIONS = frozenset(
         "revert_to_snapshot",
         "create_volume_from_snapshot",
         "create_cloned_volume",
+        "manage_existing",
+        "unmanage_volume",
         "capacity",
     }
 )
@@ -111,6 +113,20 @@ class FaultyDriver:
         """Fail or hang if injected, else delegate."""
         await self._enter("create_cloned_volume")
         await self.inner.create_cloned_volume(volume_id, source_volume_id, size_gb)
+
+    def manageable_volumes(self, name: str | None = None) -> list[Manageable]:
+        """Delegate."""
+        return self.inner.manageable_volumes(name)
+
+    async def manage_existing(self, volume_id: str, name: str, size_gb: int) -> None:
+        """Fail or hang if injected, else delegate."""
+        await self._enter("manage_existing")
+        await self.inner.manage_existing(volume_id, name, size_gb)
+
+    async def unmanage_volume(self, volume_id: str, name: str | None = None) -> str | None:
+        """Fail or hang if injected, else delegate."""
+        await self._enter("unmanage_volume")
+        return await self.inner.unmanage_volume(volume_id, name)
 
     def volume_path(self, volume_id: str) -> Path | None:
         """Delegate."""

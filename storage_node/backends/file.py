@@ -43,6 +43,7 @@ import logging
 import math
 import os
 import secrets
+import stat
 from collections.abc import Callable, Coroutine, Iterator
 from enum import StrEnum
 from functools import partial
@@ -55,6 +56,7 @@ from cinderblock.storage_node.backends.base import (
     DriverError,
     Inventory,
     InventoryDriver,
+    Manageable,
     Sizes,
     check_not_shrinking,
     is_valid_id,
@@ -68,6 +70,8 @@ FICLONE = 0x40049409
 TEMP_PREFIX = ".tmp-"
 VOLUME_PREFIX = "volume-"
 SNAPSHOT_PREFIX = "snapshot-"
+UNMANAGED_PREFIX = "unmanaged-"  # what an unmanage leaves: ``unmanaged-volume-<id>``
+_NAME_MAX = 255
 _CHUNK = 1 << 20
 _ZEROS = bytes(_CHUNK)
 _NO_COPY_FILE_RANGE = frozenset({errno.ENOSYS, errno.EXDEV, errno.EOPNOTSUPP, errno.EINVAL})
@@ -233,6 +237,30 @@ def write_under_temp_name(target: Path, fill: Callable[[int], None], durable: bo
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def check_manage_name(name: str) -> str:
+    """`name` if it names an entry of the driver's directory that is not work in
+    progress, else `DriverError`: nothing outside the directory can be named."""
+    if (not name or name in (".", "..") or "/" in name or "\0" in name
+            or len(os.fsencode(name)) > _NAME_MAX):
+        raise DriverError(f"{name!r} is not a file name in the backend's directory")
+    if name.startswith(TEMP_PREFIX):
+        raise DriverError(f"{name} is work in progress, not data to manage")
+    return name
+
+
+def rename_durably(directory: Path, old: str, new: str) -> None:
+    """Rename `old` to `new` in `directory` (never over an entry), then fsync the
+    directory: the new name survives a crash."""
+    if os.path.lexists(directory / new):
+        raise FileExistsError(errno.EEXIST, "already exists", new)
+    os.rename(directory / old, directory / new)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _grow_to(size: int, fd: int) -> None:
@@ -407,6 +435,92 @@ class FileDriver(InventoryDriver):
         await self._new_volume_from(
             self._volume_file(source_volume_id), source_gb, volume_id, size_gb
         )
+
+    # --- adopting what the directory holds, and letting go of a volume
+
+    def manageable_volumes(self, name: str | None = None) -> list[Manageable]:
+        """The directory's entries that are not this driver's volumes, snapshots or
+        work in progress, sorted by name; each judged safe to manage or not. A volume
+        is listed as already managed (Cinder's manageable list does that too)."""
+        if name is not None:
+            check_manage_name(name)
+            try:
+                return [self._judge(name, os.lstat(self.directory / name))]
+            except FileNotFoundError:
+                return []
+        found = []
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                if entry.name.startswith(TEMP_PREFIX) or self._snapshot_name(entry.name):
+                    continue
+                with contextlib.suppress(FileNotFoundError):  # gone since the listing
+                    found.append(self._judge(entry.name, entry.stat(follow_symlinks=False)))
+        return sorted(found, key=lambda m: m.name)
+
+    def _snapshot_name(self, name: str) -> bool:
+        object_id = name.removeprefix(SNAPSHOT_PREFIX)
+        return name.startswith(SNAPSHOT_PREFIX) and object_id in self._inventory.snapshot_sizes
+
+    def _judge(self, name: str, st: os.stat_result) -> Manageable:
+        size_gb = max(1, math.ceil(st.st_size / GIB))
+        volume_id = name.removeprefix(VOLUME_PREFIX)
+        if name.startswith(VOLUME_PREFIX) and volume_id in self._inventory.volume_sizes:
+            return Manageable(name, size_gb, "already managed", volume_id)
+        if self._snapshot_name(name):
+            return Manageable(name, size_gb, "a snapshot's data")
+        if stat.S_ISLNK(st.st_mode):
+            return Manageable(name, size_gb, "a symbolic link, not the data itself")
+        if not stat.S_ISREG(st.st_mode):
+            return Manageable(name, size_gb, "not a regular file")
+        if name in self._pending:
+            return Manageable(name, size_gb, "being created")
+        return Manageable(name, size_gb)
+
+    async def manage_existing(self, volume_id: str, name: str, size_gb: int) -> None:
+        """The file `name` becomes volume `volume_id`: renamed ``volume-<id>`` (the
+        directory fsynced) and grown to `size_gb` GiB if smaller (sparse: its bytes
+        stay as they are). Refused if it is not safe to manage, or grew past
+        `size_gb` since it was listed (the gateway reserved quota for that size)."""
+        self._inventory.require_new_volume(volume_id)
+        validate_size(size_gb)
+        target = self._volume_file(volume_id)
+        self._refuse_pending(target)
+        found = self.manageable_volumes(name)
+        if not found:
+            raise DriverError(f"{name} is not in the backend's directory")
+        if found[0].reason_not_safe is not None:
+            raise DriverError(f"{name} cannot be managed: {found[0].reason_not_safe}")
+        if found[0].size_gb > size_gb:
+            raise DriverError(f"{name} has grown to {found[0].size_gb} GiB since it was "
+                              f"listed at {size_gb} GiB; manage it again")
+        try:
+            rename_durably(self.directory, name, target.name)
+        except OSError as exc:
+            raise DriverError(f"managing {name} as volume {volume_id} failed: {exc}") from exc
+        try:
+            if os.stat(target).st_size < size_gb * GIB:
+                os.truncate(target, size_gb * GIB)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                rename_durably(self.directory, target.name, name)  # given back as it was
+            raise DriverError(f"growing {name} to {size_gb} GiB failed: {exc}") from exc
+        self._inventory.volume_sizes[volume_id] = size_gb
+
+    async def unmanage_volume(self, volume_id: str, name: str | None = None) -> str | None:
+        """The volume's file renamed `name` (default ``unmanaged-volume-<id>``, never
+        over an entry; the directory fsynced): no longer a volume, its bytes kept. A
+        volume that is not here (unmanaged already) is fine."""
+        path = self._volume_file(volume_id)
+        keep = check_manage_name(name if name is not None else UNMANAGED_PREFIX + path.name)
+        self._refuse_pending(path)
+        if volume_id not in self._inventory.volume_sizes and not os.path.lexists(path):
+            return None  # not a volume here (any more)
+        try:
+            rename_durably(self.directory, path.name, keep)
+        except OSError as exc:
+            raise DriverError(f"unmanaging volume {volume_id} as {keep} failed: {exc}") from exc
+        self._inventory.volume_sizes.pop(volume_id, None)
+        return keep
 
     # --- threaded work
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 from cinderblock.storage_node.backends.base import (
     Capacity,
+    DriverError,
     Inventory,
     InventoryDriver,
+    Manageable,
     check_not_shrinking,
     validate_id,
     validate_size,
@@ -59,6 +61,19 @@ class NullDriver(InventoryDriver):
         size_gb = self._inventory.volume_size(volume_id)
         check_not_shrinking(size_gb, self._inventory.snapshot_size(snapshot_id),
                             f"reverting volume {volume_id}")
+
+    def manageable_volumes(self, name: str | None = None) -> list[Manageable]:
+        """Nothing: there is no data here to adopt."""
+        return []
+
+    async def manage_existing(self, volume_id: str, name: str, size_gb: int) -> None:
+        """Refused: there is no data here to adopt."""
+        raise DriverError(f"the null backend holds nothing to manage (asked for {name!r})")
+
+    async def unmanage_volume(self, volume_id: str, name: str | None = None) -> str | None:
+        """Forget a volume (there are no bytes to keep); a missing one is fine."""
+        self._inventory.volume_sizes.pop(validate_id(volume_id, "volume"), None)
+        return None
 
     async def create_volume_from_snapshot(
         self, volume_id: str, snapshot_id: str, size_gb: int

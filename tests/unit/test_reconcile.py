@@ -43,6 +43,15 @@ def test_a_delete_nobody_works_on_is_sent_again_to_its_own_node_only() -> None:
     assert action.do is Do.REDO_DELETE and action.node == "node-2"
 
 
+def test_an_interrupted_unmanage_is_sent_again_as_an_unmanage_or_finished() -> None:
+    (action,) = decide([vol("unmanaging", "node-1")], {"node-1": answer(volumes={"v1"})})
+    assert action.do is Do.REDO_DELETE and action.node == "node-1"
+    assert "the unmanage was interrupted" in action.reason
+    assert decide([vol("unmanaging", "node-1")], {"node-1": answer(busy={"v1"})}) == []
+    (action,) = decide([vol("unmanaging")], {n: answer() for n in NODES})
+    assert action.do is Do.FINISH_DELETE and "the unmanage was interrupted" in action.reason
+
+
 def test_an_interrupted_extend_becomes_error_extending() -> None:
     (action,) = decide([vol("extending", "node-1")], {"node-1": answer(volumes={"v1"})})
     assert action.do is Do.ERROR_EXTENDING

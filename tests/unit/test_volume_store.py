@@ -416,6 +416,31 @@ async def test_a_file_of_version_6_gets_reverting_in_its_partial_index(
     assert (stuck, version) == (["vol-r"], SCHEMA_VERSION)
 
 
+async def test_a_file_of_version_9_gets_unmanaging_in_its_partial_index(
+    tmp_path: Path,
+) -> None:
+    """Version 10 counts ``unmanaging`` among the statuses in transition, as version 7
+    did ``reverting``: the partial index of a version 9 file is made again with it."""
+    path = tmp_path / "gateway.db"
+    async with open_gateway_store(path) as store:
+        await store.add_volume(volume("vol-u", 1.0, status=VolumeStatus.UNMANAGING))
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP INDEX volumes_unsettled;"
+        "CREATE INDEX volumes_unsettled ON volumes (status, id, updated_at) WHERE status IN "
+        "('creating', 'deleting', 'extending', 'reverting', 'reserved', 'attaching', "
+        "'in-use', 'detaching');"
+        "PRAGMA user_version=9;")
+    conn.commit()
+    conn.close()
+
+    async with open_gateway_store(path) as again:
+        await again.load_volumes({PLAIN.id: PLAIN})
+        stuck = [rec.id for rec in again.in_transition_since(time.time() + 60, 10)]
+        version = again.read_only().execute("PRAGMA user_version").fetchone()[0]
+    assert (stuck, version) == (["vol-u"], SCHEMA_VERSION)
+
+
 async def test_a_revert_s_id_is_kept_with_its_volume_and_a_version_7_file_gets_one(
     tmp_path: Path,
 ) -> None:

@@ -1,0 +1,207 @@
+"""Volume manage and unmanage (Cinder's, an admin's), end to end on file nodes: a file
+put in a node's directory becomes a volume with its bytes, charged to quota; unmanaged,
+it leaves cinderblock and stays on the node, renamed, manageable again; what is not safe
+to manage, or not allowed, is refused and nothing moves."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.manage import ManageableVolume
+from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from tests.conftest import E2ECluster, EventTap, eventually
+from tests.e2e.test_e2e_reconcile import FAST, kill_and_restart_nodes, left_alone, stalling
+from tests.lifecycle_helpers import gone
+from tests.unit.test_backend_file import read_at
+
+GIB = 1 << 30
+
+
+def put_file(cluster: E2ECluster, name: str, data: bytes, size: int | None = None,
+             host: str = "node-1") -> Path:
+    """A file in a node's directory, as an operator copies an image there."""
+    path = cluster.node_dir(host) / name
+    with open(path, "wb") as f:
+        f.write(data)
+        if size is not None:
+            f.truncate(size)
+    return path
+
+
+def listed(volumes: list[ManageableVolume], name: str) -> ManageableVolume:
+    (found,) = [m for m in volumes if m.reference == name]
+    return found
+
+
+async def test_a_file_is_managed_with_its_bytes_and_unmanaged_back_to_a_file(
+    cluster: E2ECluster, admin: Client,
+) -> None:
+    data = b"an operator's disk image"
+    source = put_file(cluster, "imported-disk.raw", data, size=GIB + 4096)  # 2 GiB rounded up
+    before = (await admin.show_quota()).in_use
+    found = listed(await admin.list_manageable("node-1@file#file"), "imported-disk.raw")
+    assert (found.size, found.safe_to_manage, found.reason_not_safe) == (2, True, None)
+
+    vol = await admin.manage_volume("node-1@file", "imported-disk.raw", name="imported",
+                                    metadata={"origin": "copied"}, bootable=True, wait=True)
+    assert (vol.status, vol.size, vol.name, vol.host) == ("available", 2, "imported",
+                                                          "node-1@file")
+    assert vol.bootable and vol.metadata == {"origin": "copied"}
+    path = cluster.volume_file("node-1", vol.id)
+    assert not source.exists() and read_at(path, 0, len(data)) == data
+    assert path.stat().st_size == 2 * GIB  # grown to its whole GiB, sparse
+    after = (await admin.show_quota()).in_use
+    assert (after["volumes"], after["gigabytes"]) == (before["volumes"] + 1,
+                                                      before["gigabytes"] + 2)
+    managed = listed(await admin.list_manageable("node-1"), f"volume-{vol.id}")
+    assert (managed.safe_to_manage, managed.cinder_id) == (False, vol.id)
+
+    # A managed volume is a volume: a snapshot of it holds its bytes.
+    snap = await admin.create_snapshot(vol.id, wait=True)
+    with pytest.raises(InvalidState, match="dependent snapshot"):
+        await admin.unmanage_volume(vol.id)
+    await admin.delete_snapshot(snap.id, wait=True)
+
+    gone = await admin.unmanage_volume(vol.id, wait=True)
+    assert gone.status == "deleted"
+    kept = cluster.node_dir("node-1") / f"unmanaged-volume-{vol.id}"
+    assert not path.exists() and read_at(kept, 0, len(data)) == data
+    with pytest.raises(NotFound):
+        await admin.show_volume(vol.id)
+    assert (await admin.show_quota()).in_use == before
+    again = listed(await admin.list_manageable("node-1"), kept.name)
+    assert again.safe_to_manage and again.size == 2
+
+    # ... and manageable again, as another volume.
+    second = await admin.manage_volume("node-1", kept.name, wait=True)
+    assert read_at(cluster.volume_file("node-1", second.id), 0, len(data)) == data
+    await admin.delete_volume(second.id, wait=True)
+    assert not cluster.volume_file("node-1", second.id).exists()
+
+
+async def test_what_is_not_safe_or_not_allowed_is_refused_and_nothing_moves(
+    cluster: E2ECluster, admin: Client, client: Client,
+) -> None:
+    put_file(cluster, "image.raw", b"keep me")
+    os.symlink("/etc/hostname", cluster.node_dir("node-1") / "a-link")
+    (cluster.node_dir("node-1") / "a-directory").mkdir()
+    vol = await admin.create_volume(1, wait=True)
+    assert vol.host is not None
+    home = vol.host.partition("@")[0]
+    before_files = cluster.all_files()
+    before_quota = (await admin.show_quota()).in_use
+    names = await admin.list_manageable("node-1")
+    assert listed(names, "a-link").reason_not_safe == "a symbolic link, not the data itself"
+    assert listed(names, "a-directory").reason_not_safe == "not a regular file"
+
+    with pytest.raises(Forbidden, match=r"only an admin may send volume\.manage "):
+        await client.manage_volume("node-1", "image.raw")
+    with pytest.raises(Forbidden, match=r"only an admin may send volume\.manageable "):
+        await client.list_manageable("node-1")
+    with pytest.raises(Forbidden, match=r"only an admin may send volume\.unmanage "):
+        await client.unmanage_volume(vol.id)
+    with pytest.raises(NotFound, match="host 'node-9@file' is no storage node here"):
+        await admin.manage_volume("node-9@file", "image.raw")
+    with pytest.raises(InvalidInput, match="holds nothing named 'no-such-file'"):
+        await admin.manage_volume("node-1", "no-such-file")
+    with pytest.raises(InvalidInput, match="cannot be managed: a symbolic link"):
+        await admin.manage_volume("node-1", "a-link")
+    with pytest.raises(InvalidInput, match="cannot be managed: not a regular file"):
+        await admin.manage_volume("node-1", "a-directory")
+    with pytest.raises(InvalidInput, match="cannot be managed: already managed"):
+        await admin.manage_volume(home, f"volume-{vol.id}")
+    for name in ("../gateway.db", "..", "a/b", ".tmp-x"):
+        with pytest.raises(InvalidInput):
+            await admin.manage_volume("node-1", name)
+    with pytest.raises(InvalidInput, match="Availability zone 'elsewhere' is invalid"):
+        await admin.manage_volume("node-1", "image.raw", availability_zone="elsewhere")
+    with pytest.raises(NotFound, match="Volume type with name no-such-type"):
+        await admin.manage_volume("node-1", "image.raw", volume_type="no-such-type")
+    attachment = await admin.create_attachment(vol.id, "vm-1")
+    with pytest.raises(InvalidState, match="cannot be unmanaged while it is reserved"):
+        await admin.unmanage_volume(vol.id)
+    await admin.delete_attachment(attachment.id)
+
+    assert cluster.all_files() == before_files  # every refusal left the files as they were
+    assert (await admin.show_quota()).in_use == before_quota
+    assert (await admin.show_volume(vol.id)).status == "available"
+    await admin.delete_volume(vol.id, wait=True)
+
+
+async def test_a_type_whose_specs_the_backend_lacks_is_refused(
+    cluster: E2ECluster, admin: Client,
+) -> None:
+    put_file(cluster, "typed.raw", b"typed")
+    await admin.create_type("only-null", extra_specs={"volume_backend_name": "null"})
+    with pytest.raises(InvalidInput, match="asks for what node-1@file does not have"):
+        await admin.manage_volume("node-1", "typed.raw", volume_type="only-null")
+    await admin.create_type("file-only", extra_specs={"volume_backend_name": "file"})
+    vol = await admin.manage_volume("node-1", "typed.raw", volume_type="file-only", wait=True)
+    assert vol.volume_type == "file-only"
+    await admin.unmanage_volume(vol.id, wait=True)
+
+
+@pytest.fixture
+def failing_manages(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(node_overrides={"node-1": {"faults": ("manage_existing",)},
+                                           "node-2": {"faults": ("unmanage_volume",)}}, **FAST)
+
+
+async def test_a_manage_or_unmanage_the_backend_fails_leaves_the_data_where_it_was(
+    failing_manages: E2ECluster,
+) -> None:
+    c = failing_manages
+    async with c.client("admin", admin=True) as admin, EventTap(c) as tap:
+        put_file(c, "refused.raw", b"still here")
+        before = (await admin.show_quota()).in_use
+        vol = await admin.manage_volume("node-1", "refused.raw")
+        failed = await admin.wait_for_status(vol.id, "error")
+        assert failed.reason is not None and "injected fault: manage_existing" in failed.reason
+        assert read_at(c.node_dir("node-1") / "refused.raw", 0, 10) == b"still here"
+        await admin.delete_volume(vol.id, wait=True)  # nothing on the node to delete
+        assert read_at(c.node_dir("node-1") / "refused.raw", 0, 10) == b"still here"
+        await eventually(lambda: _quota_back(admin, before))
+
+        put_file(c, "kept.raw", b"node two", host="node-2")
+        vol = await admin.manage_volume("node-2", "kept.raw", wait=True)
+        await admin.unmanage_volume(vol.id)
+        failed = await admin.wait_for_status(vol.id, "error")
+        assert failed.reason is not None and "injected fault: unmanage_volume" in failed.reason
+        path = c.volume_file("node-2", vol.id)
+        assert read_at(path, 0, 8) == b"node two"  # still the volume's, still here
+        await tap.caught_up()
+        events = {e["event"] for e in tap.of_volume(vol.id) if e["kind"] == "notify"}
+        assert "volume.unmanage.start" in events and "volume.unmanage.end" not in events
+        await admin.delete_volume(vol.id, wait=True)  # an error volume may be deleted
+        assert not path.exists()
+
+
+async def _quota_back(admin: Client, before: dict[str, int]) -> bool:
+    return (await admin.show_quota()).in_use == before
+
+
+@pytest.fixture
+def stalls_unmanages(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(node_overrides=stalling("unmanage_volume"), **FAST)
+
+
+async def test_an_unmanage_lost_with_its_node_is_sent_again_and_never_deletes(
+    stalls_unmanages: E2ECluster,
+) -> None:
+    c = stalls_unmanages
+    async with c.client("admin", admin=True) as admin, EventTap(c) as tap:
+        put_file(c, "precious.raw", b"precious")
+        vol = await admin.manage_volume("node-1", "precious.raw", wait=True)
+        await admin.unmanage_volume(vol.id)
+        await left_alone(tap, vol.id)  # past reconcile_after_s, but node-1 is working on it
+        assert (await admin.show_volume(vol.id)).status == "unmanaging"
+        kill_and_restart_nodes(c)
+        await eventually(lambda: gone(admin, vol.id), timeout=20)
+        kept = c.node_dir("node-1") / f"unmanaged-volume-{vol.id}"
+        assert read_at(kept, 0, 8) == b"precious"  # sent again as an unmanage: kept
+        assert not c.volume_file("node-1", vol.id).exists()
