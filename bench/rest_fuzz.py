@@ -95,6 +95,8 @@ ROUTES = (
     "GET /qos-specs/{id}/associate", "GET /qos-specs/{id}/disassociate",
     "GET /qos-specs/{id}/disassociate_all", "GET /default-types", "GET /default-types/{id}",
     "PUT /default-types/{id}", "DELETE /default-types/{id}", "GET /nothing-here",
+    "POST /os-volume-manage", "GET /os-volume-manage", "GET /manageable_volumes/detail",
+    "POST /manageable_volumes",
     "PATCH /volumes",
 )
 QUERY_KEYS = ("limit", "marker", "sort", "sort_key", "sort_dir", "all_tenants", "project_id",
@@ -231,6 +233,12 @@ class Requests:
             ("PUT", f"/default-types/{r.choice([PROJECT, OTHER])}",
              {"default_type": {"volume_type": t}}, "3.62", True),
             ("DELETE", f"/default-types/{r.choice([PROJECT, OTHER])}", None, "3.62", True),
+            ("GET", f"/manageable_volumes/detail?host={r.choice(['node-1', 'node-2@file'])}",
+             None, "3.8", True),
+            ("POST", f"/volumes/{v}/action", {"os-unmanage": None}, "3.60", True),
+            ("POST", "/os-volume-manage", {"volume": {  # a volume unmanaged before, back
+                "host": r.choice(["node-1", "node-2@file#file"]),
+                "ref": {"source-name": f"unmanaged-volume-{v}"}}}, "3.60", True),
             ("PUT", f"/os-services/{r.choice(['disable', 'enable'])}",
              {"host": r.choice(["node-1@file", "node-2@file", "node-1@null"]),
               "binary": "cinder-volume"}, "3.60", True),

@@ -44,6 +44,7 @@ from cinderblock.actors.cli.format import (
 )
 from cinderblock.actors.cli.health import add_health
 from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume
+from cinderblock.actors.cli.manage import add_manage
 from cinderblock.actors.cli.messages import add_message
 from cinderblock.actors.cli.qos import add_qos
 from cinderblock.actors.cli.transfers import add_transfer
@@ -335,6 +336,7 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="more columns: type, zone, host, properties, created at")
     add_paging(p)
     add_volume_lifecycle(vol, common, _leaf)
+    add_manage(vol, common, _leaf)
 
 
 QUOTA_OPTIONS = ("volumes", "gigabytes", "snapshots", "per-volume-gigabytes")

@@ -289,7 +289,7 @@ def _iso(ts: float) -> Any:
 
 
 def each(args: argparse.Namespace, what: str, refs: Sequence[str],
-         act: Callable[[str], Volume | Snapshot]) -> int:
+         act: Callable[[str], Volume | Snapshot], verb: str = "delete") -> int:
     """``act`` on every reference; a failure is reported on stderr and the rest are
     still done (as ``openstack volume delete`` does). One reference prints its record;
     several print a listing of those done. Exit status 1 if any failed."""
@@ -302,7 +302,7 @@ def each(args: argparse.Namespace, what: str, refs: Sequence[str],
         except CinderblockError as exc:
             failed += 1
             code, message, details = describe(exc)
-            text = f"failed to delete {what} {ref!r}: {message}"
+            text = f"failed to {verb} {what} {ref!r}: {message}"
             print(error_text(code, text, {**details, what: ref}, fmt), file=sys.stderr)
     if len(refs) == 1 and done:
         show(args, done[0])
@@ -311,6 +311,6 @@ def each(args: argparse.Namespace, what: str, refs: Sequence[str],
                 [(r.id, r.name, r.status) for r in done])
     if failed:
         if fmt != "json":
-            print(f"{failed} of {len(refs)} {what}s failed to delete", file=sys.stderr)
+            print(f"{failed} of {len(refs)} {what}s failed to {verb}", file=sys.stderr)
         return 1
     return 0

@@ -21,7 +21,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
@@ -49,6 +49,7 @@ from cinderblock.actors.rest.microversion import (
 )
 from cinderblock.actors.runtime.config import DEFAULT_ZONE
 from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.manage import VolumeManage
 from cinderblock.protocol.messages.qos import QosSpecs
 from cinderblock.protocol.messages.volumes import Volume, VolumeCreate
 from cinderblock.protocol.wire.errors import (
@@ -316,11 +317,18 @@ class Front:
         elif action == "os-force_detach":
             self._admin(request, "volume_extension:volume_admin_actions:force_detach")
             await self._force_detach(client, volume_id, entity(body, action))
+        elif action == "os-unmanage":
+            self._admin(request, "volume_extension:volume_unmanage")
+            if args not in (None, {}):
+                raise bad_request("Invalid input for field/attribute os-unmanage: it takes "
+                                  "no arguments (null or {})")
+            await client.unmanage_volume(volume_id)
         else:
             raise bad_request(f"There is no such action: {action}")
         return web.Response(status=202 if action in ("os-extend", "os-reset_status", "revert",
                                                      "os-retype", "os-force_delete",
-                                                     "os-force_detach") else 200)
+                                                     "os-force_detach", "os-unmanage")
+                            else 200)
 
     async def _force_detach(self, client: Client, volume_id: str, args: dict[str, Any]) -> None:
         """Cinder's ``os-force_detach``: the attachment named (or, none named, every one
@@ -359,6 +367,46 @@ class Front:
                 await client.delete_snapshot(snap.id)
             with contextlib.suppress(NotFound):  # gone already
                 await client.wait_for_snapshot_status(snap.id, "deleted")
+
+    # ---- manage (an admin's): what a backend holds becomes a volume ----------
+    async def volume_manage(self, request: web.Request) -> web.Response:
+        """Cinder's ``POST /os-volume-manage``: ``host`` a pool, backend or node, ``ref``
+        ``{"source-name": NAME}`` (or NAME), the rest as a create's; 202 and the new
+        volume, ``creating`` until its node has adopted the data."""
+        self._admin(request, "volume_extension:volume_manage")
+        body = await read_json(request)
+        only(body, {"volume"})
+        vol = entity(body, "volume")
+        only(vol, MANAGE_FIELDS | ({"cluster"} if self.version(request).at_least("3.16")
+                                   else set()), "volume")
+        volume = await self.client_for(request).submit_manage(VolumeManage(
+            _host_asked(vol), _source_name(vol.get("ref")), vol.get("name"),
+            vol.get("description"), vol.get("volume_type") or None,
+            vol.get("availability_zone") or None,
+            {} if vol.get("metadata") is None else vol["metadata"],
+            _bool_arg(vol.get("bootable") or False, "bootable")))  # openstacksdk sends null
+        return json_response({"volume": await self._detail(request, volume, fresh=True)}, 202)
+
+    async def manageable_list(self, request: web.Request) -> web.Response:
+        """3.8: what a backend (``host``) holds that could be managed, by reference
+        (ascending: the order the node lists names in), a page by ``limit`` and
+        ``marker`` (a reference's source-name); ``/detail`` says why one is not safe."""
+        self._need(request, "3.8", "manageable volume listings")
+        self._admin(request, "volume_extension:list_manageable")
+        q = request.query
+        host = _host_asked(q)
+        if "offset" in q:
+            raise bad_request("offset is not supported here: page with marker and limit")
+        sort = q.get("sort") or q.get("sort_key")
+        if sort not in (None, "reference", "reference:asc") or \
+                q.get("sort_dir", "asc") != "asc":
+            raise bad_request("Invalid sort: manageable volumes are listed by reference, "
+                              "ascending, only")
+        found = await self.client_for(request).list_manageable(
+            host, limit=_int_param(q, "limit"), marker=q.get("marker"))
+        detail = request.path.endswith("/detail")
+        return json_response({"manageable-volumes": [views.manageable_volume(m, detail)
+                                                     for m in found]})
 
     # ---- metadata of a volume or a snapshot ----------------------------------
     async def _metadata(self, request: web.Request, kind: str) -> dict[str, str]:
@@ -1013,6 +1061,9 @@ class _Identified(Protocol):
 
 
 L = TypeVar("L", bound=_Identified)  # a volume or an attachment, as listed
+MANAGE_FIELDS = frozenset({  # Cinder's volume_manage_create schema (cluster: 3.16)
+    "description", "availability_zone", "bootable", "volume_type", "name", "host", "ref",
+    "metadata"})
 CREATE_FIELDS = frozenset({
     "name", "description", "display_name", "display_description", "volume_type", "metadata",
     "snapshot_id", "source_volid", "consistencygroup_id", "size", "availability_zone",
@@ -1178,6 +1229,33 @@ def snapshot_metadata(handler: Callable[[web.Request, str], Awaitable[web.Respon
     return serve
 
 
+def _host_asked(params: Mapping[str, Any]) -> str:
+    """The ``host`` a manage names (a cluster is not: none here), as Cinder's
+    ``get_cluster_host`` asks for one."""
+    if params.get("cluster"):
+        raise bad_request("There are no clusters here: name the host (a pool of "
+                          "GET /scheduler-stats/get_pools)")
+    host = params.get("host")
+    if not isinstance(host, str) or not host:
+        raise bad_request("Host field is missing.")
+    return host
+
+
+def _source_name(ref: Any) -> str:
+    """A manage's ``ref``: ``{"source-name": NAME}``, or NAME."""
+    if isinstance(ref, str):
+        return ref
+    if not isinstance(ref, dict):
+        raise bad_request("Invalid input for field/attribute ref: 'ref' is a required "
+                          "property of type 'object' or 'string'")
+    only(ref, {"source-name"}, "ref")
+    name = ref.get("source-name")
+    if not isinstance(name, str):
+        raise bad_request("Manage existing volume failed due to invalid backend reference: "
+                          "the backend names its data by source-name (a string)")
+    return name
+
+
 def _reset_status(args: dict[str, Any], volume: bool = True) -> str:
     """The status an ``os-reset_status`` asks for. Cinder's body may also reset a
     volume's ``attach_status`` and ``migration_status``: here a volume's attachments
@@ -1303,6 +1381,11 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/qos-specs/{id}/associate", f.qos_associate),
         ("GET", "/qos-specs/{id}/disassociate", f.qos_associate),
         ("GET", "/qos-specs/{id}/disassociate_all", f.qos_disassociate_all),
+        ("POST", "/os-volume-manage", f.volume_manage),
+        ("POST", "/manageable_volumes", f.volume_manage),  # openstacksdk's, from 3.8
+        *(("GET", path, f.manageable_list) for path in (
+            "/os-volume-manage", "/os-volume-manage/detail", "/manageable_volumes",
+            "/manageable_volumes/detail")),
         ("POST", "/attachments", f.attachment_create),
         ("GET", "/attachments", f.attachment_list),
         ("GET", "/attachments/detail", f.attachment_list),

@@ -8,6 +8,7 @@ from typing import Any
 
 from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.messages.manage import ManageableVolume
 from cinderblock.protocol.messages.qos import QosSpecs
 from cinderblock.protocol.messages.quota import QuotaSet
 from cinderblock.protocol.messages.scheduling import Backend
@@ -169,6 +170,16 @@ def _service(binary: str, host: str, zone: str, state: str, updated_at: float | 
     return view
 
 
+def manageable_volume(m: ManageableVolume, detail: bool) -> dict[str, Any]:
+    """Cinder's manageable volume: the summary, or with ``detail`` why it is not safe and
+    the volume it already is."""
+    view: dict[str, Any] = {"reference": {"source-name": m.reference}, "size": m.size,
+                            "safe_to_manage": m.safe_to_manage}
+    if detail:
+        view.update(reason_not_safe=m.reason_not_safe, cinder_id=m.cinder_id, extra_info=None)
+    return view
+
+
 def pool(b: Backend, detail: bool) -> dict[str, Any]:
     name = f"{b.backend}#{b.backend.partition('@')[2] or b.backend}"
     if not detail:
@@ -302,6 +313,11 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
     "os-volume-actions": ("VolumeActions", "2012-05-31T00:00:00+00:00",
                           "extend, bootable, read-only, retype in place and revert (not "
                           "the attach actions before attachments, or upload to an image)"),
+    "os-volume-manage": ("VolumeManage", "2014-02-10T00:00:00+00:00",
+                         "a file a backend holds becomes a volume; what could be, listed "
+                         "(3.8)"),
+    "os-volume-unmanage": ("VolumeUnmanage", "2012-05-31T00:00:00+00:00",
+                           "a volume leaves cinderblock, its data kept on its backend"),
     "os-vol-host-attr": ("VolumeHostAttribute", "2011-11-03T00:00:00+00:00",
                          "a volume's backend, for admins"),
     "os-vol-tenant-attr": ("VolumeTenantAttribute", "2011-11-03T00:00:00+00:00",

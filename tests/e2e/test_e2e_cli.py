@@ -276,6 +276,26 @@ def test_a_project_s_default_type_is_set_listed_and_unset_by_an_admin(up: UpClus
     assert again["volume_type"] == "__DEFAULT__"
 
 
+def test_an_admin_manages_a_file_and_unmanages_the_volume(up: UpCluster) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}.raw"
+    (up.data_dir / "nodes" / "node-2" / name).write_bytes(b"on node-2")
+    listed = {m["reference"]: m for m in up.cli_json("volume", "manageable", "node-2@file",
+                                                      "--long", admin=True)}
+    assert (listed[name]["size"], listed[name]["safe_to_manage"]) == (1, True)
+    _one_error_line(up.cli("volume", "manageable", "node-2"), "forbidden")
+    _one_error_line(up.cli("volume", "manage", "node-2", "no-such", admin=True),
+                    "invalid_input")
+    vol = up.cli_json("volume", "manage", "node-2", name, "--name", "adopted",
+                      "--property", "k=v", "--wait", admin=True)
+    assert (vol["status"], vol["name"], vol["metadata"]) == ("available", "adopted", {"k": "v"})
+    gone = up.cli_json("volume", "unmanage", "adopted", "--wait", admin=True)
+    assert gone["status"] == "deleted"
+    kept = up.data_dir / "nodes" / "node-2" / f"unmanaged-volume-{vol['id']}"
+    assert kept.read_bytes()[:9] == b"on node-2"
+    refused = up.cli("volume", "unmanage", "no-such-volume", admin=True)
+    assert "failed to unmanage volume 'no-such-volume'" in refused.stderr
+
+
 # ---- quotas and backends --------------------------------------------------------------------
 def test_quota_show_quota_set_and_quota_delete_by_an_admin(up: UpCluster) -> None:
     project = f"q-{uuid.uuid4().hex[:8]}"

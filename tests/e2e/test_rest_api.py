@@ -1296,3 +1296,56 @@ def test_os_services_says_the_scheduler_is_down_while_it_is_and_up_again_after(
         ("cinder-scheduler", "down", None)]
     own.cluster.respawn("scheduler")
     wait_for(lambda: hosts_up() == {"scheduler", "node-1@file"}, timeout=30.0)
+
+
+def test_manage_and_unmanage_refuse_what_cinder_s_schemas_and_policies_refuse(
+    api: Api, admin_api: Api, admin_view: SyncClient, rest_cluster: E2ECluster,
+) -> None:
+    """``os-volume-manage``, ``manageable_volumes`` and ``os-unmanage``: an admin's, their
+    bodies as Cinder's schemas have them; each refusal says what was wrong and leaves the
+    file where it was."""
+    source = rest_cluster.node_dir("node-1") / f"api-{uuid.uuid4().hex[:8]}.raw"
+    source.write_bytes(b"stays")
+    good = {"host": "node-1@file#file", "ref": {"source-name": source.name}}
+    fault(api.call("POST", "/v3/os-volume-manage", {"volume": good}), 403, "forbidden",
+          "volume_manage")
+    fault(api.call("GET", "/v3/manageable_volumes?host=node-1", version="3.8"), 403,
+          "forbidden", "list_manageable")
+    fault(admin_api.call("GET", "/v3/manageable_volumes?host=node-1", version="3.7"), 404,
+          "itemNotFound", "3.8")
+    for body, words in (
+        ({"ref": good["ref"]}, "Host field is missing"),
+        ({**good, "cluster": "c"}, "Additional properties"),  # before 3.16
+        ({**good, "size": 1}, "Additional properties"),
+        ({**good, "ref": {"source-id": "x"}}, "Additional properties"),
+        ({**good, "ref": 7}, "'ref' is a required property"),
+        ({**good, "bootable": "maybe"}, "bootable"),
+        ({**good, "host": "node-9@file"}, "no storage node here"),
+        ({**good, "ref": {"source-name": "../gateway.db"}}, "not a file name"),
+        ({**good, "metadata": {"k": 1}}, "metadata"),
+    ):
+        answer = admin_api.call("POST", "/v3/os-volume-manage", {"volume": body})
+        assert answer.status in (400, 404) and words in json.dumps(answer.body), (body, answer)
+    for query, words in (("", "Host field is missing"), ("host=node-1&offset=1", "offset"),
+                         ("host=node-1&sort=size", "Invalid sort"),
+                         ("host=node-1&limit=0", "limit")):
+        fault(admin_api.call("GET", f"/v3/manageable_volumes/detail?{query}", version="3.8"),
+              400, "badRequest", words)
+    assert source.read_bytes() == b"stays"
+
+    made = admin_api.call("POST", "/v3/manageable_volumes", {"volume": good}, version="3.8")
+    assert made.status == 202 and made.body["volume"]["status"] == "creating", made.body
+    volume_id = made.body["volume"]["id"]
+    volume_status(admin_view, volume_id, "available")
+    page = admin_api.call("GET", "/v3/os-volume-manage/detail?host=node-1&limit=1",
+                          version="3.8").body["manageable-volumes"]
+    assert len(page) == 1 and set(page[0]) == {"reference", "size", "safe_to_manage",
+                                               "reason_not_safe", "cinder_id", "extra_info"}
+    action = f"/v3/volumes/{volume_id}/action"
+    fault(api.call("POST", action, {"os-unmanage": None}), 403, "forbidden", "unmanage")
+    fault(admin_api.call("POST", action, {"os-unmanage": {"keep": True}}), 400, "badRequest",
+          "no arguments")
+    assert admin_api.call("POST", action, {"os-unmanage": None}).status == 202
+    wait_for(lambda: volume_id not in {v.id for v in admin_view.list_volumes(all_projects=True)})
+    kept = rest_cluster.node_dir("node-1") / f"unmanaged-volume-{volume_id}"
+    assert kept.read_bytes()[:5] == b"stays"

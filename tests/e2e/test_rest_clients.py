@@ -527,6 +527,56 @@ def test_an_admin_force_deletes_with_cinder_and_openstack(
     wait_for(lambda: admin_view.show_quota(project).in_use.get("volumes", 0) == 0)
 
 
+def test_an_operator_manages_and_unmanages_files_with_cinder_and_openstack(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``cinder manageable-list/manage/unmanage`` and ``openstack block storage volume
+    manageable list``, ``openstack volume create --remote-source`` and ``openstack
+    volume delete --remote`` (each had been a 404 or "There is no such action"): files
+    put in a node's directory become volumes with their bytes, and files again."""
+    tag = uuid.uuid4().hex[:8]
+    directory = rest_cluster.node_dir("node-1")
+    for name, data in ((f"c-{tag}.raw", b"from cinder"), (f"o-{tag}.raw", b"from openstack")):
+        (directory / name).write_bytes(data)
+
+    def cinder(*args: str) -> str:
+        return run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
+                    "--os-project-id", "admin", "--os-endpoint", rest_cluster.rest_url,
+                    "--os-volume-api-version", "3.8", *args])
+
+    def openstack(*args: str) -> str:
+        return run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+                    "admin:admin", "--os-endpoint", rest_cluster.rest_url,
+                    "--os-volume-api-version", "3.8", *args])
+
+    printed = cinder("manageable-list", "node-1@file#file")  # reference: {'source-name': ..}
+    listed = {re.sub(r"\{'source-name': '(.*)'\}", r"\1", row[0]): row for row in rows(printed)}
+    assert listed[f"c-{tag}.raw"][1:3] == ["1", "True"], printed
+    managed = table(cinder("manage", "--name", f"managed-{tag}", "node-1@file#file",
+                           f"c-{tag}.raw"))
+    first = volume_status(admin_view, managed["id"], "available")
+    assert (first.name, first.size, first.host) == (f"managed-{tag}", 1, "node-1@file")
+    assert (directory / f"volume-{first.id}").read_bytes()[:11] == b"from cinder"
+
+    found = json.loads(openstack("block", "storage", "volume", "manageable", "list",
+                                 "node-1@file#file", "--long", "-f", "json"))
+    by_name = {m["reference"]["source-name"]: m for m in found}
+    assert by_name[f"volume-{first.id}"]["cinder_id"] == first.id
+    assert not by_name[f"volume-{first.id}"]["safe_to_manage"]
+    made = json.loads(openstack("volume", "create", "--remote-source",
+                                f"source-name=o-{tag}.raw", "--host", "node-1@file#file",
+                                f"os-{tag}", "-f", "json"))
+    second = volume_status(admin_view, made["id"], "available")
+    assert (directory / f"volume-{second.id}").read_bytes()[:14] == b"from openstack"
+
+    cinder("unmanage", first.id)
+    openstack("volume", "delete", "--remote", second.id)
+    for volume_id in (first.id, second.id):
+        gone(admin_view, volume_id)
+        assert (directory / f"unmanaged-volume-{volume_id}").exists()
+    assert (directory / f"unmanaged-volume-{first.id}").read_bytes()[:11] == b"from cinder"
+
+
 def test_cinder_and_openstack_list_the_extensions_served(rest_cluster: E2ECluster) -> None:
     """``cinder list-extensions`` and ``openstack extension list --volume`` (each had been
     a 404): the extensions this front serves, each saying what of it."""
@@ -544,6 +594,7 @@ def test_cinder_and_openstack_list_the_extensions_served(rest_cluster: E2ECluste
     assert by_alias["os-admin-actions"]["Name"] == "AdminActions"
     assert "os-force_detach" in by_alias["os-admin-actions"]["Description"]
     assert by_alias["qos-specs"]["Name"] == "Qos_specs_manage"
+    assert by_alias["os-volume-manage"]["Name"] == "VolumeManage"
     assert "backups" not in by_alias  # not served here
 
 
