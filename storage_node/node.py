@@ -232,13 +232,15 @@ class StorageNode(Actor):
         except Exception as exc:  # handled: the reverts rescheduled it or reported the error
             log.info("create of %s failed on %s: %s", volume_id, self.backend_id, exc)
 
-    def on_manageable(self, req: Request) -> ManageableList:
-        """What the backend holds that could be managed: one name, or a page by name."""
+    async def on_manageable(self, req: Request) -> ManageableList:
+        """What the backend holds that could be managed: one name, or a page by name (the
+        directory read off the loop: it may hold many volumes)."""
         body: NodeManageable = req.body
         if not 1 <= body.limit <= MANAGEABLE_PAGE_MAX:
             raise InvalidInput(f"limit must be 1-{MANAGEABLE_PAGE_MAX}", {"limit": body.limit})
         try:
-            found = self.driver.manageable_volumes(body.name)
+            found = self.driver.manageable_volumes(body.name) if body.name is not None \
+                else await asyncio.to_thread(self.driver.manageable_volumes)
         except DriverError as exc:
             raise InvalidInput(str(exc), {"source_name": body.name}) from None
         if body.marker is not None:

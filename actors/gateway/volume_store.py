@@ -553,6 +553,8 @@ class GatewayStore:
         self._remember(rec)
         self.snapshots.remember_source(rec)
         writes = [(INSERT_VOLUME, rec.row()), *self.snapshots.source_writes(rec)]
+        if rec.bootable or rec.readonly:  # a managed volume may be made bootable
+            writes.append((SAVE_FLAGS, (rec.id, int(rec.bootable), int(rec.readonly))))
         queued = [self.db.write(sql, params) for sql, params in writes]
         if reservation_id is not None:
             self.journal.owe_commit(reservation_id, rec.project_id)

@@ -403,7 +403,7 @@ class Front:
             raise bad_request("Invalid sort: manageable volumes are listed by reference, "
                               "ascending, only")
         found = await self.client_for(request).list_manageable(
-            host, limit=_int_param(q, "limit"), marker=q.get("marker"))
+            host, limit=page_limit(q), marker=q.get("marker"))
         detail = request.path.endswith("/detail")
         return json_response({"manageable-volumes": [views.manageable_volume(m, detail)
                                                      for m in found]})

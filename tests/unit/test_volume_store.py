@@ -166,6 +166,18 @@ async def test_a_start_loads_every_volume_in_listing_order_with_what_it_carries(
     assert made is not None and made[0] is again.volumes["vol-3"]
 
 
+async def test_a_volume_made_bootable_keeps_the_flag_across_a_restart(tmp_path: Path) -> None:
+    """A managed volume may be made bootable from the start: its flag is written with
+    its row, not only by a later change."""
+    path = tmp_path / "gateway.db"
+    async with open_gateway_store(path) as store:
+        await store.add_type(PLAIN)
+        await store.add_volume(volume("vol-boot", time.time(), bootable=True))
+    async with open_gateway_store(path) as again:
+        await again.load_volumes({PLAIN.id: PLAIN})
+        assert again.volumes["vol-boot"].bootable
+
+
 async def test_a_start_reads_the_sources_only_of_the_copies_still_being_made(
     tmp_path: Path,
 ) -> None:
