@@ -113,8 +113,12 @@ def decide(stuck: Iterable[Stuck], answers: Mapping[str, Answer | None]) -> list
 def _action(s: Stuck, holders: list[str]) -> Action | None:
     if s.status in (VolumeStatus.CREATING, SnapshotStatus.CREATING):
         if holders:
+            # Drivers name a volume only once it is whole: what the node has is the volume
+            # (for a manage, the data adopted), only its report was lost.
             return Action(s, Do.ERROR, holders[0], f"the create was interrupted on {holders[0]} "
-                          "(it restarted before finishing); delete this and create it again")
+                          "(it restarted before reporting it); the volume is there, whole: an "
+                          "admin may reset it to available (a managed volume's data is kept), "
+                          "or delete it")
         where = f"{s.node} neither has it nor is" if s.node else "no storage node has it or is"
         return Action(s, Do.ERROR, None, f"the create was lost: {where} working on it "
                       "(an actor restarted mid-create)")
