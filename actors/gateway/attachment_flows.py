@@ -20,6 +20,7 @@ the volume (delete, extend) judge it by its new status at once.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,7 +40,9 @@ from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.attachments import NodeExportInfo
 from cinderblock.protocol.states import AttachmentStatus, VolumeStatus
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import InvalidState, Timeout
+from cinderblock.protocol.wire.errors import InvalidState, Timeout, Unavailable
+
+log = logging.getLogger(__name__)
 
 A = AttachmentStatus
 SHARED_STATUSES = frozenset({VolumeStatus.RESERVED, VolumeStatus.ATTACHING, VolumeStatus.IN_USE})
@@ -104,6 +107,7 @@ class AttachContext:
     export: NodeExportInfo | None = None
     reserved: bool = False
     had_export: bool = False
+    force: bool = False  # an admin's force-detach: a node that cannot be reached is let be
 
     @property
     def vol(self) -> VolumeRecord:
@@ -313,7 +317,15 @@ class TerminateConnectionTask(_AttachTask):
     async def execute(self, c: AttachContext) -> None:
         if c.had_export:
             UNEXPORT_BEFORE_SEND()
-            await self.s.unexport(c.vol, c.att, c.ctx)
+            try:
+                await self.s.unexport(c.vol, c.att, c.ctx)
+            except (Timeout, Unavailable) as exc:
+                if not c.force:
+                    raise
+                # Cinder's force-detach forgets the attachment; its export is closed by
+                # the reconciler's sweep once the node answers (it serves its table again).
+                log.warning("force-detach of attachment %s: its node did not answer (%s); "
+                            "the export is closed when it does", c.att.id, exc.message)
             UNEXPORT_AFTER_REPLY()
 
 

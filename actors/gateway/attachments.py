@@ -30,6 +30,7 @@ from cinderblock.actors.gateway.attachment_store import (
     AttachmentStore,
     attachment_bytes,
 )
+from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
 from cinderblock.actors.gateway.paging import page
 from cinderblock.actors.gateway.qos_specs import back_end_limits, front_end_specs
@@ -129,6 +130,7 @@ class Attachments:
             "attachment.update": self.on_update,
             "attachment.complete": self.on_complete,
             "attachment.delete": self.on_delete,
+            "attachment.force_delete": self.on_force_delete,
             "attachment.show": self.on_show,
             "attachment.list": self.on_list,
         }
@@ -213,6 +215,15 @@ class Attachments:
     async def on_delete(self, req: Request) -> Attachment:
         att = self.attachment(req.body.attachment_id, req.ctx)
         c = AttachContext(req.ctx, attachment_id=att.id)
+        return await self._run(self.delete_flow, c, att.volume_id)
+
+    async def on_force_delete(self, req: Request) -> Attachment:
+        """An admin's delete (Cinder's ``os-force_detach``) that does not wait for a node
+        that cannot be reached: the attachment is forgotten, and its export closed by the
+        reconciler's sweep once the node answers again."""
+        require_admin(req.ctx, "force-detach an attachment")
+        att = self.attachment(req.body.attachment_id, req.ctx)
+        c = AttachContext(req.ctx, attachment_id=att.id, force=True)
         return await self._run(self.delete_flow, c, att.volume_id)
 
     async def _run(self, flow: LinearFlow[AttachContext], c: AttachContext,

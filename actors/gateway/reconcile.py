@@ -36,6 +36,11 @@ from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import IN_TRANSITION as VOLUMES_IN_TRANSITION
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.config import host_of
+from cinderblock.protocol.messages.attachments import (
+    NodeExportList,
+    NodeExportsRequest,
+    NodeUnexport,
+)
 from cinderblock.protocol.messages.lifecycle import (
     NodeDeleteSnapshot,
     NodeDeleteVolume,
@@ -89,7 +94,22 @@ class Reconciler:
                                 acted=[a.stuck.id for a in actions])
         await self.end_orphan_extends()
         await self.mend_attachments(before)
+        await self.sweep_exports()
         return actions
+
+    async def sweep_exports(self) -> list[tuple[str, str]]:
+        """Each node's exports whose attachment the gateway no longer has are closed:
+        one a force-detach forgot while its node was down (the node serves its table
+        again when it starts), or any other drift. An attachment's record is written
+        before its export is asked for and removed only after its export is closed, so
+        an export without one is never one being made. Returns (node, attachment) closed."""
+        per_node = await asyncio.gather(*(self._sweep_node(n) for n in self.nodes))
+        closed = [(node, att) for node, atts in zip(self.nodes, per_node, strict=True)
+                  for att in atts]
+        if closed:
+            self.gw.events.emit("reconcile", stuck=[], acted=[], exports_closed=[
+                a for _, a in closed])
+        return closed
 
     async def end_orphan_extends(self) -> None:
         """An extend reservation whose volume no longer extends (reset by an admin, or
@@ -143,6 +163,29 @@ class Reconciler:
             await self.attachments.attachments.save(att)
         if self.attachments.follow(vol):
             await self.attachments.save_volume(vol)
+
+    async def _sweep_node(self, node: str) -> list[str]:
+        closed: list[str] = []
+        after: str | None = None
+        while True:
+            try:
+                raw = await self.gw.router.call("node.exports", NodeExportsRequest(after),
+                                                _context("admin"), to=node.encode(),
+                                                timeout=PROBE_TIMEOUT_S)
+            except CinderblockError as exc:
+                log.info("reconcile: node %s did not list its exports (%s)", node, exc)
+                return closed
+            page = parse(NodeExportList, raw, strict=False)
+            for e in page.exports:
+                if self.attachments.attachments.get(e.attachment_id) is None:
+                    log.warning("reconcile: %s serves attachment %s of volume %s, which is "
+                                "gone: its export is closed", node, e.attachment_id, e.volume_id)
+                    self.gw.router.cast("node.unexport", NodeUnexport(e.volume_id, e.attachment_id),
+                                        _context("admin"), to=node.encode())
+                    closed.append(e.attachment_id)
+            if page.next_after is None:
+                return closed
+            after = page.next_after
 
     def find(self, before: float) -> list[Stuck]:
         """Records in a transitional status that have not changed since ``before``,

@@ -332,7 +332,8 @@ class Front:
 
     async def _force_detach(self, client: Client, volume_id: str, args: dict[str, Any]) -> None:
         """Cinder's ``os-force_detach``: the attachment named (or, none named, every one
-        of the volume's) is deleted, its export closed; the connector is not needed."""
+        of the volume's) is deleted, its export closed, or, if its node cannot be reached,
+        closed by the gateway's sweep once it can; the connector is not needed."""
         only(args, {"attachment_id", "connector"}, "os-force_detach")
         wanted = args.get("attachment_id")
         if wanted is not None and not isinstance(wanted, str):
@@ -344,7 +345,7 @@ class Front:
             raise bad_request(f"Error force detaching volume - VolumeAttachmentNotFound: "
                               f"volume {volume_id} has no attachment {wanted}")
         for attachment_id in [wanted] if wanted is not None else attached:
-            await client.delete_attachment(attachment_id)
+            await client.force_delete_attachment(attachment_id)
 
     async def _revert(self, client: Client, volume_id: str, args: dict[str, Any]) -> None:
         """3.40: revert the volume to its latest snapshot. As Cinder's, a status that

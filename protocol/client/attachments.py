@@ -133,6 +133,11 @@ class AttachmentMethods:
     async def delete_attachment(self, attachment_id: str) -> Attachment:
         return await self._attachment("attachment.delete", AttachmentRef(attachment_id))
 
+    async def force_delete_attachment(self, attachment_id: str) -> Attachment:
+        """Admin: delete an attachment even if its node cannot be reached (Cinder's
+        force-detach); its export is then closed once the node answers again."""
+        return await self._attachment("attachment.force_delete", AttachmentRef(attachment_id))
+
     async def show_attachment(self, attachment_id: str) -> Attachment:
         return await self._attachment("attachment.show", AttachmentRef(attachment_id))
 
@@ -184,6 +189,9 @@ class SyncAttachmentMethods:
 
     def delete_attachment(self, attachment_id: str) -> Attachment:
         return self._run(lambda c: c.delete_attachment(attachment_id))
+
+    def force_delete_attachment(self, attachment_id: str) -> Attachment:
+        return self._run(lambda c: c.force_delete_attachment(attachment_id))
 
     def show_attachment(self, attachment_id: str) -> Attachment:
         return self._run(lambda c: c.show_attachment(attachment_id))

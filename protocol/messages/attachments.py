@@ -110,3 +110,29 @@ class NodeExportInfo:
 class NodeUnexport:
     volume_id: str
     attachment_id: str
+
+
+EXPORTS_PAGE_MAX = 1000  # exports in one answer of node.exports (about 100 KB)
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeExportsRequest:
+    """A page of a node's exports, by attachment id, those after ``after``."""
+
+    after: str | None = None
+    limit: int = EXPORTS_PAGE_MAX
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeExportRef:
+    volume_id: str
+    attachment_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeExportList:
+    exports: tuple[NodeExportRef, ...] = ()
+    next_after: str | None = None  # more follow this page, after this attachment id

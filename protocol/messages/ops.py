@@ -14,6 +14,7 @@ from cinderblock.protocol.messages.attachments import (
     AttachmentRef,
     AttachmentUpdate,
     NodeExport,
+    NodeExportsRequest,
     NodeUnexport,
 )
 from cinderblock.protocol.messages.flows import FlowHistoryRequest, FlowRecent
@@ -143,6 +144,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "attachment.update": (AttachmentUpdate, USERS),
     "attachment.complete": (AttachmentRef, USERS),
     "attachment.delete": (AttachmentRef, USERS),
+    "attachment.force_delete": (AttachmentRef, ADMINS),  # its node may be down
     "attachment.show": (AttachmentRef, READERS),
     "attachment.list": (AttachmentListRequest, READERS),
     # volume transfers
@@ -206,6 +208,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "node.delete_snapshot": (NodeDeleteSnapshot, GATEWAY),
     "node.export": (NodeExport, GATEWAY),
     "node.unexport": (NodeUnexport, GATEWAY),
+    "node.exports": (NodeExportsRequest, GATEWAY),
     "node.probe": (NodeProbe, GATEWAY),
     "node.manageable": (NodeManageable, GATEWAY),
     # flow history (clients ask the gateway, which asks every actor), liveness, statistics

@@ -42,7 +42,15 @@ from pathlib import Path
 from typing import Any
 
 from cinderblock.actors.runtime.actor import Request
-from cinderblock.protocol.messages.attachments import NodeExport, NodeExportInfo, NodeUnexport
+from cinderblock.protocol.messages.attachments import (
+    EXPORTS_PAGE_MAX,
+    NodeExport,
+    NodeExportInfo,
+    NodeExportList,
+    NodeExportRef,
+    NodeExportsRequest,
+    NodeUnexport,
+)
 from cinderblock.protocol.messages.volumes import Empty
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
 from cinderblock.storage_node.backends import Driver, DriverError
@@ -118,7 +126,8 @@ class ExportManager:
         return self.server
 
     def handlers(self) -> dict[str, Callable[[Request], Any]]:
-        return {"node.export": self.on_export, "node.unexport": self.on_unexport}
+        return {"node.export": self.on_export, "node.unexport": self.on_unexport,
+                "node.exports": self.on_exports}
 
     def statistics(self) -> dict[str, Any]:
         nbd = self.server.statistics() if self.server is not None else NbdStatistics()
@@ -176,6 +185,18 @@ class ExportManager:
             if self._entries.pop(name, None) is not None:
                 self._save()
                 self._notify(volume_id, "volume.unexport")
+
+    def on_exports(self, req: Request) -> NodeExportList:
+        """A page of the exports served, by attachment id (the gateway's sweep closes
+        those whose attachment it no longer has)."""
+        body: NodeExportsRequest = req.body
+        if not 1 <= body.limit <= EXPORTS_PAGE_MAX:
+            raise InvalidInput(f"limit must be 1-{EXPORTS_PAGE_MAX}", {"limit": body.limit})
+        found = sorted((e.attachment_id, e.volume_id) for e in self._entries.values()
+                       if body.after is None or e.attachment_id > body.after)
+        page = found[:body.limit]
+        return NodeExportList(tuple(NodeExportRef(v, a) for a, v in page),
+                              page[-1][0] if len(found) > len(page) else None)
 
     def exported(self) -> dict[str, ExportEntry]:
         return dict(self._entries)

@@ -1,0 +1,68 @@
+"""A node serves no export the gateway has no attachment for: an admin's force-detach
+forgets an attachment whose node is down (as Cinder's does), and once the node is back
+and serves its table of exports again, the reconciler's sweep closes that export."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cinderblock.protocol.wire.errors import Forbidden, Unavailable
+from tests.conftest import E2ECluster, eventually
+
+
+@pytest.fixture
+def swept(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """Rounds every 0.25 s, but nothing stuck for less than 10 minutes is mended: only
+    the sweep may close an export here."""
+    return cluster_factory(reconcile_every_s=0.25, reconcile_after_s=600.0)
+
+
+def exported(table: Path) -> set[str]:
+    """The attachment ids in a node's table of exports (what it serves after a start)."""
+    if not table.exists():
+        return set()
+    return {e["attachment_id"] for e in json.loads(table.read_text())["exports"].values()}
+
+
+async def test_a_force_detach_with_its_node_down_forgets_it_and_the_export_is_closed_later(
+    swept: E2ECluster,
+) -> None:
+    c = swept
+    async with c.client("attached") as client, c.client("admin", admin=True) as admin:
+        vol = await client.create_volume(1, wait=True)
+        kept = await client.create_volume(1, wait=True)
+        assert vol.host is not None and kept.host is not None
+        host = vol.host.partition("@")[0]
+        table = Path(c.cfg.path("nodes", f"{host}.exports.json"))
+        att = await client.create_attachment(vol.id, "instance-1")
+        await client.update_attachment(att.id, {"host": "compute-1"})
+        await client.complete_attachment(att.id)
+        assert att.id in exported(table)
+
+        proc = c.cluster.procs.pop(host)
+        proc.kill()
+        proc.wait(timeout=10)
+        with pytest.raises(Unavailable):  # a plain delete waits for the node
+            await client.delete_attachment(att.id)
+        assert (await client.show_attachment(att.id)).status == "error_detaching"
+        with pytest.raises(Forbidden):
+            await client.force_delete_attachment(att.id)
+
+        gone = await admin.force_delete_attachment(att.id)
+        assert gone.status == "detached"
+        assert (await client.show_volume(vol.id)).status == "available"
+        assert att.id in exported(table)  # the node is down: its table still has it
+
+        c.cluster.spawn("node", host)
+        await eventually(lambda: att.id not in exported(table), timeout=20)
+        assert (await client.show_volume(vol.id)).status == "available"
+        # a new attachment of the same volume is served, and left alone by the sweep
+        again = await client.create_attachment(vol.id, "instance-2")
+        await client.update_attachment(again.id, {"host": "compute-1"})
+        await client.complete_attachment(again.id)
+        assert again.id in exported(table)
+        await client.delete_attachment(again.id)
