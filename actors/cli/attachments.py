@@ -4,7 +4,7 @@
     cinderblock attachment update ATTACHMENT --connector '{"host": "h1"}'   (prints connection_info)
     cinderblock attachment credentials ATTACHMENT --dir DIR   (the export's TLS files, 0600)
     cinderblock attachment complete ATTACHMENT
-    cinderblock attachment delete ATTACHMENT
+    cinderblock attachment delete ATTACHMENT [--force]   (--force: an admin's, its node may be down)
     cinderblock attachment show ATTACHMENT
     cinderblock attachment list [--volume VOLUME] [--all-projects]
 
@@ -51,10 +51,14 @@ def add_attachment(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> Non
     p.add_argument("--dir", dest="directory", type=Path, required=True, metavar="DIR")
     for name, help_text, run in (
         ("complete", "mark an attachment attached (volume in-use)", cmd_complete),
-        ("delete", "detach: remove the export and the attachment", cmd_delete),
         ("show", "show an attachment", cmd_show),
     ):
         leaf(att, common, name, help_text, run).add_argument("attachment_id")
+    p = leaf(att, common, "delete", "detach: remove the export and the attachment", cmd_delete)
+    p.add_argument("attachment_id")
+    p.add_argument("--force", action="store_true",
+                   help="admin: forget it even if its node cannot be reached (Cinder's "
+                        "force-detach); the export is closed once the node answers")
     p = leaf(att, common, "list", "list attachments", cmd_list)
     p.add_argument("--volume", help="of this volume (name or id)")
     p.add_argument("--all-projects", action="store_true")
@@ -126,6 +130,8 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     with client(args) as c:
+        if args.force:
+            return _show(args, c.force_delete_attachment(args.attachment_id))
         return _show(args, c.delete_attachment(args.attachment_id))
 
 

@@ -465,7 +465,14 @@ def test_the_cli_attaches_prints_the_connection_info_lists_and_detaches(
     assert info["driver_volume_type"] == "nbd"
     assert set(info["data"]) == CONNECTION_DATA and info["data"]["tls"] is True
     assert cli("attachment", "show", other["id"], "--json")["attach_mode"] == "ro"
-    cli("attachment", "delete", other["id"])
+    refused = run_cli("attachment", "delete", other["id"], "--force", "--gateway",
+                      cluster.gateway, "--project", project,
+                      env={"CINDERBLOCK_KEY": str(cluster.user_key(project))})
+    assert refused.returncode != 0 and "attachment.force_delete" in refused.stderr
+    admin = run_cli("attachment", "delete", other["id"], "--force", "--json", "--gateway",
+                    cluster.gateway, "--project", "admin",
+                    env={"CINDERBLOCK_KEY": str(cluster.user_key("admin", admin=True))})
+    assert json.loads(admin.stdout)["status"] == "detached", admin.stderr
 
 
 def test_the_cli_refuses_a_connector_that_is_not_json_in_one_line(
