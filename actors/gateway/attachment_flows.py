@@ -40,7 +40,7 @@ from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.attachments import NodeExportInfo
 from cinderblock.protocol.states import AttachmentStatus, VolumeStatus
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import InvalidState, Timeout, Unavailable
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidState, Timeout
 
 log = logging.getLogger(__name__)
 
@@ -319,13 +319,15 @@ class TerminateConnectionTask(_AttachTask):
             UNEXPORT_BEFORE_SEND()
             try:
                 await self.s.unexport(c.vol, c.att, c.ctx)
-            except (Timeout, Unavailable) as exc:
+            except CinderblockError as exc:
                 if not c.force:
                     raise
-                # Cinder's force-detach forgets the attachment; its export is closed by
-                # the reconciler's sweep once the node answers (it serves its table again).
-                log.warning("force-detach of attachment %s: its node did not answer (%s); "
-                            "the export is closed when it does", c.att.id, exc.message)
+                # Cinder's force-detach forgets the attachment; an export left behind is
+                # closed by the reconciler's sweep once the node answers (a node that was
+                # down serves its table of exports again when it starts).
+                log.warning("force-detach of attachment %s: its node did not close the "
+                            "export (%s); the sweep closes it when it can", c.att.id,
+                            exc.message)
             UNEXPORT_AFTER_REPLY()
 
 
