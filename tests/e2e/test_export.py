@@ -8,10 +8,17 @@ import json
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
-from cinderblock.protocol.messages.attachments import NodeExportInfo
+from cinderblock.actors.runtime.actor import Request
+from cinderblock.protocol.messages.attachments import (
+    NodeExportInfo,
+    NodeExportList,
+    NodeExportsRequest,
+)
+from cinderblock.protocol.wire.codec import Context, Envelope
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
 from cinderblock.storage_node.backends import FileDriver, NullDriver
 from cinderblock.storage_node.nbd.certificates import KeyPair
@@ -327,3 +334,25 @@ async def test_a_backend_without_files_cannot_export(tmp_path: Path) -> None:
             await manager.export("vol-1", "att-1", readonly=False)
     finally:
         await manager.stop()
+
+
+async def test_the_exports_are_listed_a_page_at_a_time_by_attachment_id(
+    exports: ExportManager,
+) -> None:
+    """``node.exports``, which the gateway's sweep reads: every export served, by
+    attachment id, a page at a time."""
+    for attachment_id in ("att-c", "att-a", "att-b"):
+        await exports.export("vol-1", attachment_id, readonly=False)
+
+    def ask(**body: Any) -> NodeExportList:
+        env = Envelope("req", 1, "node.exports", None, Context("admin", "gateway"))
+        return exports.on_exports(Request(env, NodeExportsRequest(**body), cast(Any, None), b""))
+
+    first = ask(limit=2)
+    assert [e.attachment_id for e in first.exports] == ["att-a", "att-b"]
+    assert first.next_after == "att-b"
+    rest = ask(after=first.next_after, limit=2)
+    assert [(e.volume_id, e.attachment_id) for e in rest.exports] == [("vol-1", "att-c")]
+    assert rest.next_after is None
+    with pytest.raises(InvalidInput, match="limit must be"):
+        ask(limit=0)
