@@ -401,56 +401,34 @@ async def test_a_store_in_a_directory_named_like_a_uri_reads_its_own_file(
         assert made is not None and made[0] is again.volumes["vol-1"]
 
 
-async def test_a_file_of_version_6_gets_reverting_in_its_partial_index(
-    tmp_path: Path,
+@pytest.mark.parametrize(("version", "status", "older"), [
+    (6, VolumeStatus.REVERTING, "'creating', 'deleting', 'extending'"),
+    (9, VolumeStatus.UNMANAGING, "'creating', 'deleting', 'extending', 'reverting'"),
+])
+async def test_a_file_of_an_older_version_gets_a_newer_status_in_its_partial_index(
+    tmp_path: Path, version: int, status: VolumeStatus, older: str,
 ) -> None:
-    """Version 7 counts ``reverting`` among the statuses in transition: a file of
-    version 6 has its partial index made again with it, so the reconciler's query
-    (``INDEXED BY`` the index, which SQLite refuses for an index whose condition is not
-    the query's) finds a reverting volume there."""
+    """Version 7 counts ``reverting`` among the statuses in transition, version 10
+    ``unmanaging``: a file of the version before has its partial index made again with
+    it, so the reconciler's query (``INDEXED BY`` the index, which SQLite refuses for an
+    index whose condition is not the query's) finds such a volume there."""
     path = tmp_path / "gateway.db"
     async with open_gateway_store(path) as store:
-        await store.add_volume(volume("vol-r", 1.0, status=VolumeStatus.REVERTING))
+        await store.add_volume(volume("vol-x", 1.0, status=status))
     conn = sqlite3.connect(path)
     conn.executescript(
         "DROP INDEX volumes_unsettled;"
         "CREATE INDEX volumes_unsettled ON volumes (status, id, updated_at) WHERE status IN "
-        "('creating', 'deleting', 'extending', 'reserved', 'attaching', 'in-use', "
-        "'detaching');"
-        "PRAGMA user_version=6;")
+        f"({older}, 'reserved', 'attaching', 'in-use', 'detaching');"
+        f"PRAGMA user_version={version};")
     conn.commit()
     conn.close()
 
     async with open_gateway_store(path) as again:
         await again.load_volumes({PLAIN.id: PLAIN})
         stuck = [rec.id for rec in again.in_transition_since(time.time() + 60, 10)]
-        version = again.read_only().execute("PRAGMA user_version").fetchone()[0]
-    assert (stuck, version) == (["vol-r"], SCHEMA_VERSION)
-
-
-async def test_a_file_of_version_9_gets_unmanaging_in_its_partial_index(
-    tmp_path: Path,
-) -> None:
-    """Version 10 counts ``unmanaging`` among the statuses in transition, as version 7
-    did ``reverting``: the partial index of a version 9 file is made again with it."""
-    path = tmp_path / "gateway.db"
-    async with open_gateway_store(path) as store:
-        await store.add_volume(volume("vol-u", 1.0, status=VolumeStatus.UNMANAGING))
-    conn = sqlite3.connect(path)
-    conn.executescript(
-        "DROP INDEX volumes_unsettled;"
-        "CREATE INDEX volumes_unsettled ON volumes (status, id, updated_at) WHERE status IN "
-        "('creating', 'deleting', 'extending', 'reverting', 'reserved', 'attaching', "
-        "'in-use', 'detaching');"
-        "PRAGMA user_version=9;")
-    conn.commit()
-    conn.close()
-
-    async with open_gateway_store(path) as again:
-        await again.load_volumes({PLAIN.id: PLAIN})
-        stuck = [rec.id for rec in again.in_transition_since(time.time() + 60, 10)]
-        version = again.read_only().execute("PRAGMA user_version").fetchone()[0]
-    assert (stuck, version) == (["vol-u"], SCHEMA_VERSION)
+        found = again.read_only().execute("PRAGMA user_version").fetchone()[0]
+    assert (stuck, found) == (["vol-x"], SCHEMA_VERSION)
 
 
 async def test_a_revert_s_id_is_kept_with_its_volume_and_a_version_7_file_gets_one(
