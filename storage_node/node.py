@@ -34,12 +34,14 @@ import zmq
 
 from cinderblock.actors.runtime.actor import Actor, Request
 from cinderblock.actors.runtime.config import ClusterConfig, NodeConfig
+from cinderblock.protocol.messages.limits import check_range
 from cinderblock.protocol.messages.manage import (
     MANAGEABLE_PAGE_MAX,
     ManageableList,
     ManageableVolume,
     NodeManageable,
 )
+from cinderblock.protocol.messages.pages import page_after
 from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg, ScheduleRequest
 from cinderblock.protocol.messages.volumes import Empty, VolumeUpdate
@@ -236,20 +238,17 @@ class StorageNode(Actor):
         """What the backend holds that could be managed: one name, or a page by name (the
         directory read off the loop: it may hold many volumes)."""
         body: NodeManageable = req.body
-        if not 1 <= body.limit <= MANAGEABLE_PAGE_MAX:
-            raise InvalidInput(f"limit must be 1-{MANAGEABLE_PAGE_MAX}", {"limit": body.limit})
+        check_range("limit", body.limit, 1, MANAGEABLE_PAGE_MAX)
         try:
             found = self.driver.manageable_volumes(body.name) if body.name is not None \
                 else await asyncio.to_thread(self.driver.manageable_volumes)
         except DriverError as exc:
             raise InvalidInput(str(exc), {"source_name": body.name}) from None
-        if body.marker is not None:
-            found = [m for m in found if m.name > body.marker]
-        page = found[:body.limit]
+        page, next_marker = page_after(found, lambda m: m.name, body.marker, body.limit)
         return ManageableList(self.backend_id, tuple(
             ManageableVolume(m.name, m.size_gb, m.reason_not_safe is None, m.reason_not_safe,
                              m.volume_id) for m in page),
-            self.driver.capabilities(), page[-1].name if len(found) > len(page) else None)
+            self.driver.capabilities(), next_marker)
 
     def on_probe(self, req: Request) -> NodeProbeReply:
         body: NodeProbe = req.body

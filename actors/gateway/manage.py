@@ -42,6 +42,7 @@ from cinderblock.actors.gateway.volume_request import (
 )
 from cinderblock.actors.runtime.config import NodeConfig
 from cinderblock.actors.scheduler.extra_specs import satisfies
+from cinderblock.protocol.messages.limits import check_range
 from cinderblock.protocol.messages.manage import (
     MANAGEABLE_PAGE_MAX,
     ManageableList,
@@ -160,9 +161,8 @@ async def manageable(s: ManageServices, req: ManageableRequest, ctx: Context
     """A page of what a node's backend holds that could be managed (an admin's)."""
     require_admin(ctx, "list manageable volumes")
     node = find_node(req.host, s.nodes)
-    limit = MANAGEABLE_PAGE_MAX if req.limit is None else req.limit
-    if not 1 <= limit <= MANAGEABLE_PAGE_MAX:
-        raise InvalidInput(f"limit must be 1-{MANAGEABLE_PAGE_MAX}", {"limit": limit})
+    limit = check_range("limit", MANAGEABLE_PAGE_MAX if req.limit is None else req.limit, 1,
+                        MANAGEABLE_PAGE_MAX)
     if req.marker is not None:
         check_source_name(req.marker)
     return await ask_node(s, node, NodeManageable(marker=req.marker, limit=limit), ctx)

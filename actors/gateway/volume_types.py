@@ -35,6 +35,7 @@ from cinderblock.actors.gateway.volume_store import (
     type_from_row,
 )
 from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.protocol.messages.pages import page_after
 from cinderblock.protocol.messages.volumes import (
     Empty,
     TypeAccess,
@@ -240,13 +241,10 @@ class VolumeTypes:
         """A page, by project id (one reply of every project's could exceed a frame)."""
         body: TypeDefaultListRequest = req.body
         require_admin(req.ctx, "list projects' default volume types")
-        size = page_size(body.limit)
-        after = sorted(p for p in self.s.types.project_defaults
-                       if body.marker is None or p > body.marker)
-        defaults = self.s.types.project_defaults
-        found = tuple(TypeDefault(p, defaults[p]) for p in after[:size])
-        return TypeDefaultList(found, found[-1].project_id if len(after) > size and found
-                               else None)
+        found, next_marker = page_after(
+            (TypeDefault(p, t) for p, t in self.s.types.project_defaults.items()),
+            lambda d: d.project_id, body.marker, page_size(body.limit))
+        return TypeDefaultList(tuple(found), next_marker)
 
     async def on_default_unset(self, req: Request) -> Empty:
         require_admin(req.ctx, "unset a project's default volume type")

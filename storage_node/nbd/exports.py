@@ -51,6 +51,8 @@ from cinderblock.protocol.messages.attachments import (
     NodeExportsRequest,
     NodeUnexport,
 )
+from cinderblock.protocol.messages.limits import check_range
+from cinderblock.protocol.messages.pages import page_after
 from cinderblock.protocol.messages.volumes import Empty
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
 from cinderblock.storage_node.backends import Driver, DriverError
@@ -190,13 +192,11 @@ class ExportManager:
         """A page of the exports served, by attachment id (the gateway's sweep closes
         those whose attachment it no longer has)."""
         body: NodeExportsRequest = req.body
-        if not 1 <= body.limit <= EXPORTS_PAGE_MAX:
-            raise InvalidInput(f"limit must be 1-{EXPORTS_PAGE_MAX}", {"limit": body.limit})
-        found = sorted((e.attachment_id, e.volume_id) for e in self._entries.values()
-                       if body.after is None or e.attachment_id > body.after)
-        page = found[:body.limit]
-        return NodeExportList(tuple(NodeExportRef(v, a) for a, v in page),
-                              page[-1][0] if len(found) > len(page) else None)
+        check_range("limit", body.limit, 1, EXPORTS_PAGE_MAX)
+        page, next_after = page_after(self._entries.values(), lambda e: e.attachment_id,
+                                      body.after, body.limit)
+        return NodeExportList(tuple(NodeExportRef(e.volume_id, e.attachment_id) for e in page),
+                              next_after)
 
     def exported(self) -> dict[str, ExportEntry]:
         return dict(self._entries)

@@ -17,6 +17,7 @@ from cinderblock.actors.gateway.paging import (
     wire_bytes,
 )
 from cinderblock.protocol.client.pages import read_pages
+from cinderblock.protocol.messages.pages import page_after
 from cinderblock.protocol.wire.errors import InvalidInput
 
 
@@ -187,3 +188,11 @@ def test_a_bounded_scan_ends_a_page_where_its_rows_ran_out_and_the_next_reads_on
     looked.clear()
     assert asyncio.run(read_pages(pages, None, None)) == sorted(wanted, reverse=True)
     assert max(looked) == 7 and sum(looked) == 50  # every row looked at once
+
+
+def test_page_after_takes_the_first_items_past_a_key_and_says_where_to_go_on() -> None:
+    names = ["c", "a", "d", "b"]
+    assert page_after(names, str, None, 2) == (["a", "b"], "b")
+    assert page_after(names, str, "b", 2) == (["c", "d"], None)
+    assert page_after(names, str, "d", 2) == ([], None)
+    assert page_after(names, str, None, 0) == ([], None)  # an empty page names no next
