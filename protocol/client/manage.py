@@ -14,9 +14,9 @@ gives its quota back. On the file backend an unmanaged volume's file is kept as
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 from typing import Any, TypeVar
 
+from cinderblock.protocol.client.lifecycle import AVAILABLE, DELETED
 from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.client.status_waits import StatusWaits
 from cinderblock.protocol.messages.manage import (
@@ -27,12 +27,9 @@ from cinderblock.protocol.messages.manage import (
     VolumeUnmanage,
 )
 from cinderblock.protocol.messages.volumes import Volume
-from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.schema import parse
 
 T = TypeVar("T")
-_AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE})
-_DELETED: frozenset[StrEnum] = frozenset({VolumeStatus.DELETED})
 
 
 class ManageMethods:
@@ -58,7 +55,7 @@ class ManageMethods:
         volume = await self.submit_manage(body, request_id, timeout)
         if not wait:
             return volume
-        return await self.volume_waits.wait(volume, _AVAILABLE, timeout or self.timeout)
+        return await self.volume_waits.wait(volume, AVAILABLE, timeout or self.timeout)
 
     async def submit_manage(self, body: VolumeManage, request_id: str | None = None,
                             timeout: float | None = None) -> Volume:
@@ -86,7 +83,7 @@ class ManageMethods:
         volume = parse(Volume, raw, strict=False)
         if not wait:
             return volume
-        return await self.volume_waits.wait(volume, _DELETED, timeout or self.timeout)
+        return await self.volume_waits.wait(volume, DELETED, timeout or self.timeout)
 
 
 class SyncManageMethods:
