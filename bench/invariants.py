@@ -35,7 +35,7 @@ from cinderblock.protocol.states import (
 V, P, A = VolumeStatus, SnapshotStatus, AttachmentStatus
 VOLUME_MOVING = frozenset({V.CREATING, V.ATTACHING, V.DETACHING, V.DELETING, V.EXTENDING,
                            V.REVERTING, V.UNMANAGING})
-SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING, P.RESTORING})
+SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING, P.RESTORING, P.UNMANAGING})
 ATTACHMENT_MOVING = frozenset({A.ATTACHING, A.DETACHING})
 USAGES = ("volumes", "snapshots", "gigabytes")
 

@@ -118,12 +118,14 @@ def statuses(kind: type[E], wanted: str | Iterable[str]) -> frozenset[E]:
 #   creating → available | error;  available | error | error_deleting → deleting
 #   deleting → deleted (the record goes) | error_deleting
 #   available → restoring (its volume reverts to it) → available
+#   available | error → unmanaging → deleted (the record goes, the data stays) | error
 
 
 class SnapshotStatus(StrEnum):
     CREATING = "creating"
     AVAILABLE = "available"
     DELETING = "deleting"
+    UNMANAGING = "unmanaging"  # leaving cinderblock; its data stays on the backend
     RESTORING = "restoring"
     ERROR = "error"
     ERROR_DELETING = "error_deleting"
@@ -133,10 +135,11 @@ class SnapshotStatus(StrEnum):
 P = SnapshotStatus
 SNAPSHOT_MOVES: dict[SnapshotStatus, frozenset[SnapshotStatus]] = {
     P.CREATING: frozenset({P.AVAILABLE, P.ERROR}),
-    P.AVAILABLE: frozenset({P.DELETING, P.RESTORING}),
+    P.AVAILABLE: frozenset({P.DELETING, P.RESTORING, P.UNMANAGING}),
     P.RESTORING: frozenset({P.AVAILABLE}),
-    P.ERROR: frozenset({P.DELETING}),
+    P.ERROR: frozenset({P.DELETING, P.UNMANAGING}),
     P.DELETING: frozenset({P.DELETED, P.ERROR_DELETING}),
+    P.UNMANAGING: frozenset({P.DELETED, P.ERROR}),
     P.ERROR_DELETING: frozenset({P.DELETING}),
     P.DELETED: frozenset(),
 }

@@ -15,9 +15,14 @@ Cinder's.
     snapshot_create_manager  OnFailureReportTask(error)
                                → NotifyActionTask(snapshot.create.start) → CreateSnapshotTask
                                → CreateSnapshotOnFinishTask(snapshot.create.end)
+                             (a manage: the driver's manage_existing_snapshot,
+                             snapshot.manage_existing.*; its revert gives the data back
+                             under its old name)
     snapshot_delete_manager  OnFailureReportTask(error_deleting)
                                → NotifyActionTask(snapshot.delete.start) → DeleteSnapshotTask
                                → DeleteSnapshotOnFinishTask(snapshot.delete.end)
+                             (an unmanage: the driver's unmanage_snapshot,
+                             snapshot.unmanage.* and, on failure, ``error``)
 
 The first task of each flow does nothing on the way forward; its revert tells
 the gateway what the failure left: ``error_deleting`` (a second delete retries
@@ -122,6 +127,8 @@ class SnapshotOpContext:
     snapshot_id: str
     volume_id: str
     size: int = 0
+    manage_ref: str | None = None  # a create that adopts what the backend holds so
+    unmanage: bool = False  # a delete that keeps the bytes (Cinder's unmanage)
     done: bool = False
 
 
@@ -266,11 +273,18 @@ def _revert_failed(c: RevertContext, failure: BaseException) -> tuple[str, objec
 
 class CreateSnapshotTask(_NodeTask[SnapshotOpContext]):
     async def execute(self, c: SnapshotOpContext) -> None:
-        await self.s.node.driver.create_snapshot(c.snapshot_id, c.volume_id)
+        driver = self.s.node.driver
+        if c.manage_ref is not None:
+            await driver.manage_existing_snapshot(c.snapshot_id, c.volume_id, c.manage_ref,
+                                                  c.size)
+        else:
+            await driver.create_snapshot(c.snapshot_id, c.volume_id)
         c.done = True
 
     async def revert(self, c: SnapshotOpContext, failure: BaseException) -> None:
-        if c.done:  # a failed create leaves nothing (files are built under a temp name)
+        if c.done and c.manage_ref is not None:  # given back under its old name
+            await self.s.node.driver.unmanage_snapshot(c.snapshot_id, c.manage_ref)
+        elif c.done:  # a failed create leaves nothing (files are built under a temp name)
             await self.s.node.driver.delete_snapshot(c.snapshot_id)
 
 
@@ -280,12 +294,16 @@ class CreateSnapshotOnFinishTask(_NodeTask[SnapshotOpContext]):
         SNAPSHOT_CREATE_BEFORE_REPORT()
         self.s.tell_gateway("snapshot.update", SnapshotUpdate(c.snapshot_id, P.AVAILABLE), c.ctx)
         SNAPSHOT_CREATE_AFTER_REPORT()
-        self.s.notify(c, "snapshot.create.end")
+        self.s.notify(c, _snapshot_event("create", "end")(c))
 
 
 class DeleteSnapshotTask(_NodeTask[SnapshotOpContext]):
     async def execute(self, c: SnapshotOpContext) -> None:
-        await self.s.node.driver.delete_snapshot(c.snapshot_id)  # a missing one is fine
+        if c.unmanage:  # the bytes stay on the backend, under a name of their own
+            kept = await self.s.node.driver.unmanage_snapshot(c.snapshot_id)
+            log.info("snapshot %s unmanaged: its data is kept as %s", c.snapshot_id, kept)
+        else:
+            await self.s.node.driver.delete_snapshot(c.snapshot_id)  # a missing one is fine
         c.done = True
 
 
@@ -295,12 +313,24 @@ class DeleteSnapshotOnFinishTask(_NodeTask[SnapshotOpContext]):
         SNAPSHOT_DELETE_BEFORE_REPORT()
         self.s.tell_gateway("snapshot.deleted", SnapshotRef(c.snapshot_id), c.ctx)
         SNAPSHOT_DELETE_AFTER_REPORT()
-        self.s.notify(c, "snapshot.delete.end")
+        self.s.notify(c, _snapshot_event("delete", "end")(c))
+
+
+def _snapshot_event(action: str, phase: str) -> Callable[[SnapshotOpContext], str]:
+    """``snapshot.<action>.<phase>``; a manage's ``snapshot.manage_existing.<phase>``, an
+    unmanage's ``snapshot.unmanage.<phase>`` (Cinder's names)."""
+    def event(c: SnapshotOpContext) -> str:
+        what = "manage_existing" if c.manage_ref is not None else \
+            "unmanage" if c.unmanage else action
+        return f"snapshot.{what}.{phase}"
+
+    return event
 
 
 def _snapshot_failed(status: P) -> Report:
     def report(c: SnapshotOpContext, failure: BaseException) -> tuple[str, object]:
-        return "snapshot.update", SnapshotUpdate(c.snapshot_id, status, str(failure))
+        failed = P.ERROR if c.unmanage else status  # an unmanage may be asked again
+        return "snapshot.update", SnapshotUpdate(c.snapshot_id, failed, str(failure))
 
     return report
 
@@ -327,11 +357,11 @@ def _flows(s: NodeLifecycle) -> tuple[LinearFlow[VolumeOpContext], LinearFlow[Vo
         RevertVolumeTask(s), RevertVolumeOnFinishTask(s)], given=snap)
     create_snap = LinearFlow("snapshot_create_manager", [
         OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed(P.ERROR)),
-        NotifyActionTask[SnapshotOpContext](s, "snapshot.create.start"),
+        NotifyActionTask[SnapshotOpContext](s, _snapshot_event("create", "start")),
         CreateSnapshotTask(s), CreateSnapshotOnFinishTask(s)], given=snap)
     delete_snap = LinearFlow("snapshot_delete_manager", [
         OnFailureReportTask[SnapshotOpContext](s, _snapshot_failed(P.ERROR_DELETING)),
-        NotifyActionTask[SnapshotOpContext](s, "snapshot.delete.start"),
+        NotifyActionTask[SnapshotOpContext](s, _snapshot_event("delete", "start")),
         DeleteSnapshotTask(s), DeleteSnapshotOnFinishTask(s)], given=snap)
     return delete, extend, revert, create_snap, delete_snap
 
@@ -391,12 +421,12 @@ class NodeLifecycle:
 
     async def on_create_snapshot(self, req: Request) -> None:
         b: NodeCreateSnapshot = req.body
-        c = SnapshotOpContext(req.ctx, b.snapshot_id, b.volume_id, b.size)
+        c = SnapshotOpContext(req.ctx, b.snapshot_id, b.volume_id, b.size, b.manage_ref)
         await self._run(self.create_snap, c, b.volume_id)
 
     async def on_delete_snapshot(self, req: Request) -> None:
         b: NodeDeleteSnapshot = req.body
-        c = SnapshotOpContext(req.ctx, b.snapshot_id, b.volume_id)
+        c = SnapshotOpContext(req.ctx, b.snapshot_id, b.volume_id, unmanage=b.unmanage)
         await self._run(self.delete_snap, c, b.volume_id)
 
     async def _run(self, flow: LinearFlow[Any], c: Any, volume_id: str) -> None:

@@ -239,15 +239,17 @@ class StorageNode(Actor):
         directory read off the loop: it may hold many volumes)."""
         body: NodeManageable = req.body
         check_range("limit", body.limit, 1, MANAGEABLE_PAGE_MAX)
+        listing = self.driver.manageable_snapshots if body.snapshot \
+            else self.driver.manageable_volumes
         try:
-            found = self.driver.manageable_volumes(body.name) if body.name is not None \
-                else await asyncio.to_thread(self.driver.manageable_volumes)
+            found = listing(body.name) if body.name is not None \
+                else await asyncio.to_thread(listing)
         except DriverError as exc:
             raise InvalidInput(str(exc), {"source_name": body.name}) from None
         page, next_marker = page_after(found, lambda m: m.name, body.marker, body.limit)
         return ManageableList(self.backend_id, tuple(
             ManageableVolume(m.name, m.size_gb, m.reason_not_safe is None, m.reason_not_safe,
-                             m.volume_id) for m in page),
+                             m.object_id) for m in page),
             self.driver.capabilities(), next_marker)
 
     def on_probe(self, req: Request) -> NodeProbeReply:

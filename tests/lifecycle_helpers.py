@@ -94,6 +94,14 @@ async def gone(client: Client, volume_id: str) -> bool:
     return False
 
 
+async def snapshot_gone(client: Client, snapshot_id: str) -> bool:
+    try:
+        await client.show_snapshot(snapshot_id)
+    except NotFound:
+        return True
+    return False
+
+
 def file_of(cluster: E2ECluster, vol: Volume) -> Path:
     assert vol.host is not None
     return cluster.volume_file(vol.host, vol.id)

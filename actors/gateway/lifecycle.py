@@ -32,10 +32,11 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
+from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.gateway.delete_requests import DeleteRequest, DeleteRequests
 from cinderblock.actors.gateway.guards import (
     Outcome,
@@ -61,6 +62,12 @@ from cinderblock.actors.gateway.lifecycle_flows import (
     volume_delete_api,
     volume_extend_api,
 )
+from cinderblock.actors.gateway.manage import (
+    check_snapshot_manage,
+    manage_as_snapshot,
+    manageable,
+    snapshot_manage_api,
+)
 from cinderblock.actors.gateway.paging import (
     BoundedScan,
     marker_record,
@@ -76,6 +83,7 @@ from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.actors.runtime.config import NodeConfig
 from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.lifecycle import (
     Snapshot,
@@ -87,6 +95,7 @@ from cinderblock.protocol.messages.lifecycle import (
     VolumeRevert,
     VolumeReverted,
 )
+from cinderblock.protocol.messages.manage import ManageableList, SnapshotManage
 from cinderblock.protocol.messages.volumes import Volume, VolumeRef
 from cinderblock.protocol.states import (
     SnapshotStatus,
@@ -125,7 +134,9 @@ class GatewayLifecycle:
         self.revert_flow = volume_revert_api(self)
         self.snapshot_flow = snapshot_create_api(self)
         self.snapshot_delete_flow = snapshot_delete_api(self)
-        self._nodes = frozenset(n.host for n in gw.cfg.nodes)
+        self.snapshot_manage_flow = snapshot_manage_api(self)
+        self.nodes: Sequence[NodeConfig] = gw.cfg.nodes
+        self._node_hosts = frozenset(n.host for n in gw.cfg.nodes)
         self.delete_requests = DeleteRequests(self.store.db)  # request -> what it deletes
         self._gone: OrderedDict[str, Volume | Snapshot] = OrderedDict()  # id -> last view
         self._running: dict[Key, asyncio.Future[None]] = {}  # deletes whose flow still runs
@@ -146,6 +157,9 @@ class GatewayLifecycle:
             "snapshot.list": self.on_snapshot_list,
             "snapshot.watch": self.on_snapshot_watch,
             "snapshot.delete": self.on_snapshot_delete,
+            "snapshot.manage": self.on_snapshot_manage,
+            "snapshot.manageable": self.on_snapshot_manageable,
+            "snapshot.unmanage": self.on_snapshot_unmanage,
             "snapshot.update": self.on_snapshot_update,
             "snapshot.deleted": self.on_snapshot_deleted,
         }
@@ -156,6 +170,10 @@ class GatewayLifecycle:
 
     async def send_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
         await self.gw.send_to_node(host, op, body, ctx)
+
+    async def node_call(self, host: str, op: str, body: object, ctx: Context
+                        ) -> dict[str, Any]:
+        return await self.gw.node_call(host, op, body, ctx)
 
     async def save_volume(self, rec: VolumeRecord) -> None:
         await self.store.save_status(rec)
@@ -248,7 +266,8 @@ class GatewayLifecycle:
             object_id)
         if current is None:
             return self._gone.get(object_id) or known.gone_view()
-        if current.status not in (V.DELETING, V.UNMANAGING, SnapshotStatus.DELETING):
+        if current.status not in (V.DELETING, V.UNMANAGING, SnapshotStatus.DELETING,
+                                  SnapshotStatus.UNMANAGING):
             return None
         self._watching(req, object_id)
         return current.view()
@@ -339,7 +358,7 @@ class GatewayLifecycle:
     def _reported_volume(self, req: Request, volume_id: str) -> VolumeRecord | None:
         """The volume a node's report is about (None: unknown), once the sender is a
         node (``require_reporter``) and the one holding it (``require_holder``)."""
-        require_reporter(req, self.gw.router, self._nodes)
+        require_reporter(req, self.gw.router, self._node_hosts)
         rec = self.store.volumes.get(volume_id)
         if rec is not None:
             require_holder(req, rec.host, f"volume {rec.id}")
@@ -347,7 +366,7 @@ class GatewayLifecycle:
 
     def _reported_snapshot(self, req: Request, snapshot_id: str) -> SnapshotRecord | None:
         """As ``_reported_volume``, for a snapshot."""
-        require_reporter(req, self.gw.router, self._nodes)
+        require_reporter(req, self.gw.router, self._node_hosts)
         rec = self.store.snapshots.get(snapshot_id)
         if rec is not None:
             require_holder(req, rec.host, f"snapshot {rec.id}")
@@ -398,21 +417,42 @@ class GatewayLifecycle:
     # ---- snapshots -----------------------------------------------------
     async def on_snapshot_create(self, req: Request) -> Snapshot:
         body: SnapshotCreate = req.body
+        fingerprint = retry_fingerprint(req.ctx.request_id, body, check_snapshot_fields)
+        return await self._create_snapshot(req, self.snapshot_flow, body, fingerprint, None)
+
+    async def on_snapshot_manage(self, req: Request) -> Snapshot:
+        """Cinder's snapshot manage (an admin's, ``manage.py``): a snapshot create of
+        what the volume's node holds."""
+        require_admin(req.ctx, "manage a snapshot")
+        body: SnapshotManage = req.body
+        fingerprint = retry_fingerprint(req.ctx.request_id, body, check_snapshot_manage)
+        return await self._create_snapshot(req, self.snapshot_manage_flow,
+                                           manage_as_snapshot(body), fingerprint,
+                                           body.source_name)
+
+    async def on_snapshot_manageable(self, req: Request) -> ManageableList:
+        return await manageable(self, req.body, req.ctx, snapshots=True)
+
+    async def _create_snapshot(self, req: Request, flow: LinearFlow[SnapshotCreateContext],
+                               body: SnapshotCreate, fingerprint: str,
+                               manage_ref: str | None) -> Snapshot:
+        """Run a snapshot create (or manage) flow; a retry with the request id of one
+        made or still being made answers with that one."""
         ctx = req.ctx
         key = (ctx.project_id, ctx.request_id)
-        fingerprint = retry_fingerprint(ctx.request_id, body, check_snapshot_fields)
         if ctx.request_id:
             existing = await self._existing_snapshot(key, fingerprint)
             if existing is not None:
                 self._watching(req, existing.id)
                 return existing.view()
-        c = SnapshotCreateContext(body, ctx, str(uuid.uuid4()), fingerprint)
+        c = SnapshotCreateContext(body, ctx, str(uuid.uuid4()), fingerprint,
+                                  manage_ref=manage_ref)
         done: Outcome[SnapshotRecord] = asyncio.get_running_loop().create_future()
         if ctx.request_id:
             self._creating[key] = (fingerprint, done)
         self._watching(req, c.snapshot_id)
         try:
-            await self._run(self.snapshot_flow, c, req, c.snapshot_id, body.volume_id)
+            await self._run(flow, c, req, c.snapshot_id, body.volume_id)
         except Exception as exc:
             done.set_result(exc)
             raise
@@ -476,11 +516,20 @@ class GatewayLifecycle:
         return SnapshotList(tuple(views))
 
     async def on_snapshot_delete(self, req: Request) -> Snapshot:
+        return await self._delete_snapshot(req, unmanage=False)
+
+    async def on_snapshot_unmanage(self, req: Request) -> Snapshot:
+        """Cinder's snapshot unmanage (an admin's): a delete whose node keeps the data
+        (``unmanaged-snapshot-<id>`` on the file backend)."""
+        require_admin(req.ctx, "unmanage a snapshot")
+        return await self._delete_snapshot(req, unmanage=True)
+
+    async def _delete_snapshot(self, req: Request, unmanage: bool) -> Snapshot:
         snapshot_id = req.body.snapshot_id
         retried = await self._retried_delete(req, snapshot_id)
         if isinstance(retried, Snapshot):
             return retried
-        c = SnapshotDeleteContext(snapshot_id, req.ctx)
+        c = SnapshotDeleteContext(snapshot_id, req.ctx, unmanage)
         rec = self.store.snapshots.get(snapshot_id)
         volume_id = rec.volume_id if rec is not None else ""
         await self._run_delete(self.snapshot_delete_flow, c, req, snapshot_id, volume_id)
@@ -503,7 +552,8 @@ class GatewayLifecycle:
 
     async def on_snapshot_deleted(self, req: Request) -> None:
         rec = self._reported_snapshot(req, req.body.snapshot_id)
-        if rec is None or rec.status is not SnapshotStatus.DELETING:
+        if rec is None or rec.status not in (SnapshotStatus.DELETING,
+                                             SnapshotStatus.UNMANAGING):
             log.warning("snapshot.deleted for %s, which is not deleting", req.body.snapshot_id)
             return
         await self.finish_snapshot_delete(rec, req.ctx)

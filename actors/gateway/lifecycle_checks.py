@@ -50,6 +50,9 @@ UNMANAGEABLE = sorted(s.value for s, moves in VOLUME_MOVES.items() if V.UNMANAGI
 SNAPSHOT_DELETABLE = sorted(
     s.value for s, moves in SNAPSHOT_MOVES.items() if SnapshotStatus.DELETING in moves
 )
+SNAPSHOT_UNMANAGEABLE = sorted(
+    s.value for s, moves in SNAPSHOT_MOVES.items() if SnapshotStatus.UNMANAGING in moves
+)
 CLONABLE = frozenset({V.AVAILABLE, V.IN_USE})
 
 
@@ -102,12 +105,17 @@ def _check_not_copying(kind: str, source_id: str, copying: Sequence[str]) -> Non
         )
 
 
-def check_snapshot_deletable(rec: SnapshotRecord, copying: Sequence[str]) -> None:
-    if SnapshotStatus.DELETING not in SNAPSHOT_MOVES[rec.status]:
+def check_snapshot_deletable(rec: SnapshotRecord, copying: Sequence[str],
+                             unmanage: bool = False) -> None:
+    """Whether the snapshot may be deleted now (or unmanaged, as a volume)."""
+    target, verb, allowed = (
+        (SnapshotStatus.UNMANAGING, "unmanaged", SNAPSHOT_UNMANAGEABLE) if unmanage
+        else (SnapshotStatus.DELETING, "deleted", SNAPSHOT_DELETABLE))
+    if target not in SNAPSHOT_MOVES[rec.status]:
         raise _state(
-            f"snapshot {rec.id} cannot be deleted while it is {rec.status.value}; "
-            f"it must be one of {', '.join(SNAPSHOT_DELETABLE)}",
-            snapshot_id=rec.id, status=rec.status.value, allowed=SNAPSHOT_DELETABLE,
+            f"snapshot {rec.id} cannot be {verb} while it is {rec.status.value}; "
+            f"it must be one of {', '.join(allowed)}",
+            snapshot_id=rec.id, status=rec.status.value, allowed=allowed,
         )
     _check_not_copying("snapshot", rec.id, copying)
 

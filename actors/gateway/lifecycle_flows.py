@@ -158,15 +158,21 @@ class SnapshotCreateContext:
     record: SnapshotRecord | None = None
     committed: bool = False
     claimed: str | None = None
+    manage_ref: str | None = None  # a manage: what the volume's node holds as this name
 
 
 @dataclass(slots=True)
 class SnapshotDeleteContext:
     snapshot_id: str
     ctx: Context
+    unmanage: bool = False  # Cinder's unmanage: the node keeps the data
     record: SnapshotRecord | None = None
     previous: SnapshotStatus = SnapshotStatus.AVAILABLE
-    marked: bool = False  # this flow moved the snapshot to deleting
+    marked: bool = False  # this flow moved the snapshot to deleting (unmanaging)
+
+    @property
+    def target(self) -> SnapshotStatus:
+        return SnapshotStatus.UNMANAGING if self.unmanage else SnapshotStatus.DELETING
 
 
 class Reserving(Protocol):
@@ -402,7 +408,7 @@ class SnapshotCastTask(_Task[SnapshotCreateContext]):
     async def execute(self, c: SnapshotCreateContext) -> None:
         rec = c.record
         assert rec is not None and rec.host is not None
-        body = NodeCreateSnapshot(rec.id, rec.volume_id, rec.size)
+        body = NodeCreateSnapshot(rec.id, rec.volume_id, rec.size, c.manage_ref)
         SNAPSHOT_CAST_BEFORE_SEND()
         await self.s.send_to_node(rec.host, "node.create_snapshot", body, c.ctx)
         SNAPSHOT_CAST_AFTER_SEND()
@@ -422,8 +428,10 @@ def snapshot_create_api(services: LifecycleServices) -> LinearFlow[SnapshotCreat
 # ---- snapshot_delete_api ----------------------------------------------------------
 
 
-def _check_snapshot_deletable(s: LifecycleServices, rec: SnapshotRecord) -> None:
-    check_snapshot_deletable(rec, s.store.snapshots.copying_from(rec.id, s.store.volumes.get))
+def _check_snapshot_deletable(s: LifecycleServices, rec: SnapshotRecord, unmanage: bool
+                              ) -> None:
+    check_snapshot_deletable(rec, s.store.snapshots.copying_from(rec.id, s.store.volumes.get),
+                             unmanage)
 
 
 class ExtractSnapshotDeleteRequestTask(_Task[SnapshotDeleteContext]):
@@ -432,7 +440,7 @@ class ExtractSnapshotDeleteRequestTask(_Task[SnapshotDeleteContext]):
 
     async def execute(self, c: SnapshotDeleteContext) -> None:
         rec = visible_snapshot(self.s.store, c.snapshot_id, c.ctx)
-        _check_snapshot_deletable(self.s, rec)
+        _check_snapshot_deletable(self.s, rec, c.unmanage)
         c.record, c.previous = rec, rec.status
 
 
@@ -441,15 +449,15 @@ class MarkSnapshotDeletingTask(_Task[SnapshotDeleteContext]):
 
     async def execute(self, c: SnapshotDeleteContext) -> None:
         assert c.record is not None
-        _check_snapshot_deletable(self.s, c.record)
-        c.record.move(SnapshotStatus.DELETING)
+        _check_snapshot_deletable(self.s, c.record, c.unmanage)
+        c.record.move(c.target)
         c.marked = True
         SNAPSHOT_DELETE_MARK_BEFORE_COMMIT()
         await self.s.save_snapshot(c.record)
         SNAPSHOT_DELETE_MARK_AFTER_COMMIT()
 
     async def revert(self, c: SnapshotDeleteContext, failure: BaseException) -> None:
-        if c.marked and c.record is not None and c.record.status is SnapshotStatus.DELETING:
+        if c.marked and c.record is not None and c.record.status is c.target:
             c.record.status = c.previous
             await self.s.save_snapshot(c.record)
 
@@ -463,7 +471,7 @@ class SnapshotDeleteCastTask(_Task[SnapshotDeleteContext]):
         if rec.host is None:
             await self.s.finish_snapshot_delete(rec, c.ctx)
         else:
-            body = NodeDeleteSnapshot(rec.id, rec.volume_id)
+            body = NodeDeleteSnapshot(rec.id, rec.volume_id, c.unmanage)
             SNAPSHOT_DELETE_CAST_BEFORE_SEND()
             await self.s.send_to_node(rec.host, "node.delete_snapshot", body, c.ctx)
             SNAPSHOT_DELETE_CAST_AFTER_SEND()

@@ -29,7 +29,7 @@ from cinderblock.protocol.wire.schema import parse
 SETTLE_S = 5.0  # how long a sync waits for the project's owed quota changes to be taken
 VOLUME_BUSY = frozenset(s.value for s in (V.CREATING, V.DELETING, V.UNMANAGING, V.EXTENDING,
                                           V.DELETED))
-SNAPSHOT_BUSY = frozenset(s.value for s in (P.CREATING, P.DELETING, P.DELETED))
+SNAPSHOT_BUSY = frozenset(s.value for s in (P.CREATING, P.DELETING, P.UNMANAGING, P.DELETED))
 
 
 def count_usage(volumes: Totals, snapshots: Totals) -> dict[str, int]:

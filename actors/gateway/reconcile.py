@@ -58,7 +58,7 @@ from cinderblock.protocol.wire.schema import parse
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
 VOLUME_STUCK = frozenset(VOLUMES_IN_TRANSITION)  # creating, deleting, unmanaging, ...
-SNAPSHOT_STUCK = frozenset(SNAPSHOTS_IN_TRANSITION)  # creating, deleting
+SNAPSHOT_STUCK = frozenset(SNAPSHOTS_IN_TRANSITION)  # creating, deleting, unmanaging
 LOOK_AT = PROBE_MAX_IDS * 4  # rows the file names, of which memory may have moved some on
 
 
@@ -262,7 +262,7 @@ class Reconciler:
     async def _snapshot(self, rec: SnapshotRecord, action: Action) -> None:
         _log(action)
         if action.do is Do.REDO_DELETE:
-            body = NodeDeleteSnapshot(rec.id, rec.volume_id)
+            body = NodeDeleteSnapshot(rec.id, rec.volume_id, rec.status is P.UNMANAGING)
             self.gw.cast_to_node(rec.host or self._backend(action), "node.delete_snapshot",
                                  body, _context(rec.project_id))
             return

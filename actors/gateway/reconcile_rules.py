@@ -25,7 +25,8 @@ volume/snapshot            the delete is sent to its node again (deletes
                            is sent to the node that has it, or, when none
                            has it, finished by the gateway alone (row
                            removed, quota given back)
-volume ``unmanaging``      as a delete, with the unmanage sent again (an
+volume/snapshot
+``unmanaging``             as a delete, with the unmanage sent again (an
                            unmanage of what a node no longer holds as a
                            volume is done there): never a delete
 snapshot ``creating``      ``error``
@@ -113,12 +114,12 @@ def decide(stuck: Iterable[Stuck], answers: Mapping[str, Answer | None]) -> list
 def _action(s: Stuck, holders: list[str]) -> Action | None:
     if s.status in (VolumeStatus.CREATING, SnapshotStatus.CREATING):
         if holders:
-            # Drivers name a volume only once it is whole: what the node has is the volume
-            # (for a manage, the data adopted), only its report was lost.
+            # Drivers name a volume (snapshot) only once it is whole: what the node has is
+            # it (for a manage, the data adopted), only its report was lost.
             return Action(s, Do.ERROR, holders[0], f"the create was interrupted on {holders[0]} "
-                          "(it restarted before reporting it); the volume is there, whole: an "
-                          "admin may reset it to available (a managed volume's data is kept), "
-                          "or delete it")
+                          f"(it restarted before reporting it); the {s.kind} is there, whole: "
+                          f"an admin may reset it to available (a managed {s.kind}'s data is "
+                          "kept), or delete it")
         where = f"{s.node} neither has it nor is" if s.node else "no storage node has it or is"
         return Action(s, Do.ERROR, None, f"the create was lost: {where} working on it "
                       "(an actor restarted mid-create)")
@@ -128,8 +129,10 @@ def _action(s: Stuck, holders: list[str]) -> Action | None:
     if s.status is VolumeStatus.REVERTING:
         return Action(s, Do.REDO_REVERT, s.node, f"the revert was interrupted on {s.node} "
                       "(it restarted, or its report was lost); sent again")
-    if s.status in (VolumeStatus.DELETING, VolumeStatus.UNMANAGING, SnapshotStatus.DELETING):
-        what = "unmanage" if s.status is VolumeStatus.UNMANAGING else "delete"
+    if s.status in (VolumeStatus.DELETING, VolumeStatus.UNMANAGING, SnapshotStatus.DELETING,
+                    SnapshotStatus.UNMANAGING):
+        unmanage = s.status in (VolumeStatus.UNMANAGING, SnapshotStatus.UNMANAGING)
+        what = "unmanage" if unmanage else "delete"
         if s.node:
             return Action(s, Do.REDO_DELETE, s.node, f"the {what} was interrupted; sent again")
         if holders:

@@ -41,7 +41,8 @@ from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_snapshot_move
 
-IN_TRANSITION = (SnapshotStatus.CREATING, SnapshotStatus.DELETING)  # as volume_store's
+IN_TRANSITION = (SnapshotStatus.CREATING, SnapshotStatus.DELETING,  # as volume_store's
+                 SnapshotStatus.UNMANAGING)
 _IN_TRANSITION_SQL = f"status IN ({', '.join(repr(s.value) for s in IN_TRANSITION)})"
 SNAPSHOT_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS snapshots (

@@ -144,7 +144,7 @@ CREATE TABLE IF NOT EXISTS project_default_types (
     project_id TEXT PRIMARY KEY, type_id TEXT NOT NULL
 );
 """
-SCHEMA_VERSION = 10  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 11  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -184,6 +184,9 @@ MIGRATIONS = {
     # 9 -> 10: ``unmanaging`` joins the statuses in transition: the partial index that
     # holds them is made again (by the schema) with it.
     9: "DROP INDEX IF EXISTS volumes_unsettled;",
+    # 10 -> 11: a snapshot's ``unmanaging`` joins the snapshots' statuses in transition:
+    # their partial index is made again (by the schema) with it.
+    10: "DROP INDEX IF EXISTS snapshots_in_transition;",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "

@@ -197,6 +197,7 @@ class NodeCreateSnapshot:
     snapshot_id: str
     volume_id: str
     size: int
+    manage_ref: str | None = None  # a manage: what the backend holds as this name
 
 
 @message
@@ -204,6 +205,7 @@ class NodeCreateSnapshot:
 class NodeDeleteSnapshot:
     snapshot_id: str
     volume_id: str
+    unmanage: bool = False  # keep the data on the backend, under a name of its own
 
 
 # ---- node → gateway --------------------------------------------------------

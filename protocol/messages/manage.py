@@ -1,5 +1,5 @@
-"""Adopting what a backend already holds, and letting go of it: Cinder's volume
-manage and unmanage (an admin's).
+"""Adopting what a backend already holds, and letting go of it: Cinder's volume and
+snapshot manage and unmanage (an admin's).
 
     client  → gateway   volume.manage       a file already on a node's backend becomes a
                                             volume (``VolumeManage``; the answer is the
@@ -8,10 +8,16 @@ manage and unmanage (an admin's).
                                             managed (``ManageableRequest``)
                         volume.unmanage     a volume leaves cinderblock; its data stays on
                                             the backend (``VolumeUnmanage``)
-    gateway → node      node.manageable     the node's answer to ``volume.manageable``,
+                        snapshot.manage     a file on the node of a volume becomes a
+                                            snapshot of it (``SnapshotManage``)
+                        snapshot.manageable ``ManageableRequest``, for snapshots
+                        snapshot.unmanage   as volume.unmanage (``SnapshotUnmanage``)
+    gateway → node      node.manageable     the node's answer to ``volume.manageable``
+                                            (or, with ``snapshot``, ``snapshot.manageable``),
                                             and the size of what is to be managed
                         (a manage is a ``node.create_volume`` whose ScheduleRequest names
-                        a ``manage_ref``; an unmanage a ``node.delete_volume`` with
+                        a ``manage_ref``, or a ``node.create_snapshot`` that names one; an
+                        unmanage a ``node.delete_volume`` or ``node.delete_snapshot`` with
                         ``unmanage`` set)
 """
 
@@ -52,6 +58,27 @@ class VolumeUnmanage:
 
 @message
 @dataclass(frozen=True, slots=True)
+class SnapshotManage:
+    """Cinder's ``os-snapshot-manage`` body: ``source_name`` on the node of volume
+    ``volume_id`` becomes a snapshot of it."""
+
+    volume_id: str
+    source_name: str
+    name: str | None = None
+    description: str | None = None
+    metadata: Any = field(default_factory=dict)
+    watch: bool = False  # push the new snapshot's status changes to the caller
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class SnapshotUnmanage:
+    snapshot_id: str
+    watch: bool = False  # push status changes (down to "deleted") to the caller
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class ManageableRequest:
     """A page of one node's manageable volumes, by name after ``marker``."""
 
@@ -63,14 +90,15 @@ class ManageableRequest:
 @message
 @dataclass(frozen=True, slots=True)
 class ManageableVolume:
-    """Cinder's manageable volume: ``reference`` is what ``VolumeManage.source_name``
-    takes; ``size`` is in GiB, rounded up (what the volume would be)."""
+    """Cinder's manageable volume (or snapshot): ``reference`` is what
+    ``VolumeManage.source_name`` (``SnapshotManage.source_name``) takes; ``size`` is in
+    GiB, rounded up (what the volume would be)."""
 
     reference: str
     size: int
     safe_to_manage: bool
     reason_not_safe: str | None = None
-    cinder_id: str | None = None  # the volume it already is, when it is one
+    cinder_id: str | None = None  # the volume (snapshot) it already is, when it is one
 
 
 @message
@@ -85,8 +113,10 @@ class ManageableList:
 @message
 @dataclass(frozen=True, slots=True)
 class NodeManageable:
-    """``name``: that one entry only (an empty answer if the backend has no such name)."""
+    """``name``: that one entry only (an empty answer if the backend has no such name);
+    ``snapshot``: what it would become is a snapshot (else a volume)."""
 
     name: str | None = None
     marker: str | None = None
     limit: int = MANAGEABLE_PAGE_MAX
+    snapshot: bool = False

@@ -42,6 +42,8 @@ from cinderblock.protocol.messages.lifecycle import (
 from cinderblock.protocol.messages.manage import (
     ManageableRequest,
     NodeManageable,
+    SnapshotManage,
+    SnapshotUnmanage,
     VolumeManage,
     VolumeUnmanage,
 )
@@ -131,6 +133,9 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "volume.unmanage": (VolumeUnmanage, ADMINS),
     # snapshots
     "snapshot.create": (SnapshotCreate, USERS),
+    "snapshot.manage": (SnapshotManage, ADMINS),
+    "snapshot.manageable": (ManageableRequest, ADMINS),
+    "snapshot.unmanage": (SnapshotUnmanage, ADMINS),
     "snapshot.show": (SnapshotRef, READERS),
     "snapshot.list": (SnapshotListRequest, READERS),
     "snapshot.watch": (SnapshotWatch, READERS),

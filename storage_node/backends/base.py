@@ -47,15 +47,19 @@ class Capacity:
     thick_provisioning_support: bool
 
 
+Kind = Literal["volume", "snapshot"]
+
+
 @dataclass(frozen=True, slots=True)
 class Manageable:
-    """Something the backend holds that could become a volume (Cinder's manageable
-    volume): `name` is what `manage_existing` takes; `size_gb` rounded up, at least 1."""
+    """Something the backend holds that could become a volume or a snapshot (Cinder's
+    manageable volume or snapshot): `name` is what `manage_existing` (or
+    `manage_existing_snapshot`) takes; `size_gb` rounded up, at least 1."""
 
     name: str
     size_gb: int
     reason_not_safe: str | None = None  # None: safe to manage
-    volume_id: str | None = None  # the volume it already is, when it is one
+    object_id: str | None = None  # the volume (or snapshot) it already is, when it is one
 
 
 class Driver(Protocol):
@@ -97,6 +101,18 @@ class Driver(Protocol):
         name of the driver's), which is returned (None: nothing was kept). A missing
         volume is fine."""
 
+    def manageable_snapshots(self, name: str | None = None) -> list[Manageable]:
+        """What could be managed as a snapshot, sorted by name (`name`: that one)."""
+
+    async def manage_existing_snapshot(self, snapshot_id: str, volume_id: str, name: str,
+                                       size_gb: int) -> None:
+        """What the backend holds as `name` becomes snapshot `snapshot_id` of volume
+        `volume_id` (held here), `size_gb` GiB (no more than the volume's); its bytes
+        stay."""
+
+    async def unmanage_snapshot(self, snapshot_id: str, name: str | None = None) -> str | None:
+        """As `unmanage_volume`, for a snapshot."""
+
     def volume_path(self, volume_id: str) -> Path | None: ...
 
     def capacity(self) -> Capacity: ...
@@ -107,7 +123,7 @@ class Driver(Protocol):
 
     def volume_count(self) -> int: ...
 
-    def holds(self, kind: Literal["volume", "snapshot"], object_id: str) -> bool: ...
+    def holds(self, kind: Kind, object_id: str) -> bool: ...
 
     def capabilities(self) -> dict[str, object]: ...
 
@@ -222,7 +238,7 @@ class InventoryDriver:
     def volume_count(self) -> int:
         return len(self._inventory.volume_sizes)
 
-    def holds(self, kind: Literal["volume", "snapshot"], object_id: str) -> bool:
+    def holds(self, kind: Kind, object_id: str) -> bool:
         """Whether a volume (or snapshot) of this id is here."""
         sizes = self._inventory.volume_sizes if kind == "volume" else \
             self._inventory.snapshot_sizes

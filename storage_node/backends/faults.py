@@ -13,9 +13,14 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Literal
 
-from cinderblock.storage_node.backends.base import Capacity, Driver, DriverError, Manageable
+from cinderblock.storage_node.backends.base import (
+    Capacity,
+    Driver,
+    DriverError,
+    Kind,
+    Manageable,
+)
 
 STALL = "stall:"
 DELAY = "delay:"
@@ -32,6 +37,8 @@ FAULTABLE_OPERATIONS = frozenset(
         "create_cloned_volume",
         "manage_existing",
         "unmanage_volume",
+        "manage_existing_snapshot",
+        "unmanage_snapshot",
         "capacity",
     }
 )
@@ -128,6 +135,21 @@ class FaultyDriver:
         await self._enter("unmanage_volume")
         return await self.inner.unmanage_volume(volume_id, name)
 
+    def manageable_snapshots(self, name: str | None = None) -> list[Manageable]:
+        """Delegate."""
+        return self.inner.manageable_snapshots(name)
+
+    async def manage_existing_snapshot(self, snapshot_id: str, volume_id: str, name: str,
+                                       size_gb: int) -> None:
+        """Fail or hang if injected, else delegate."""
+        await self._enter("manage_existing_snapshot")
+        await self.inner.manage_existing_snapshot(snapshot_id, volume_id, name, size_gb)
+
+    async def unmanage_snapshot(self, snapshot_id: str, name: str | None = None) -> str | None:
+        """Fail or hang if injected, else delegate."""
+        await self._enter("unmanage_snapshot")
+        return await self.inner.unmanage_snapshot(snapshot_id, name)
+
     def volume_path(self, volume_id: str) -> Path | None:
         """Delegate."""
         return self.inner.volume_path(volume_id)
@@ -149,7 +171,7 @@ class FaultyDriver:
         """Delegate."""
         return self.inner.volume_count()
 
-    def holds(self, kind: Literal["volume", "snapshot"], object_id: str) -> bool:
+    def holds(self, kind: Kind, object_id: str) -> bool:
         """Delegate."""
         return self.inner.holds(kind, object_id)
 

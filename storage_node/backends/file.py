@@ -56,6 +56,7 @@ from cinderblock.storage_node.backends.base import (
     DriverError,
     Inventory,
     InventoryDriver,
+    Kind,
     Manageable,
     Sizes,
     check_not_shrinking,
@@ -250,6 +251,10 @@ def check_manage_name(name: str) -> str:
     return name
 
 
+def _other(kind: Kind) -> Kind:
+    return "snapshot" if kind == "volume" else "volume"
+
+
 def rename_durably(directory: Path, old: str, new: str) -> None:
     """Rename `old` to `new` in `directory` (never over an entry), then fsync the
     directory: the new name survives a crash."""
@@ -436,38 +441,50 @@ class FileDriver(InventoryDriver):
             self._volume_file(source_volume_id), source_gb, volume_id, size_gb
         )
 
-    # --- adopting what the directory holds, and letting go of a volume
+    # --- adopting what the directory holds, and letting go of it
 
     def manageable_volumes(self, name: str | None = None) -> list[Manageable]:
-        """The directory's entries that are not this driver's volumes, snapshots or
-        work in progress, sorted by name; each judged safe to manage or not. A volume
-        is listed as already managed (Cinder's manageable list does that too)."""
+        """The directory's entries that are not this driver's snapshots or work in
+        progress, sorted by name; each judged safe to manage or not. A volume is
+        listed as already managed (Cinder's manageable list does that too)."""
+        return self._manageable("volume", name)
+
+    def manageable_snapshots(self, name: str | None = None) -> list[Manageable]:
+        """As `manageable_volumes`, for snapshots: any file could hold a snapshot's
+        bytes (the directory does not say which volume one was taken of)."""
+        return self._manageable("snapshot", name)
+
+    def _manageable(self, kind: Kind, name: str | None) -> list[Manageable]:
         if name is not None:
             check_manage_name(name)
             try:
-                return [self._judge(name, os.lstat(self.directory / name))]
+                return [self._judge(kind, name, os.lstat(self.directory / name))]
             except FileNotFoundError:
                 return []
         found = []
         with os.scandir(self.directory) as entries:
             for entry in entries:
-                if entry.name.startswith(TEMP_PREFIX) or self._snapshot_name(entry.name):
+                if entry.name.startswith(TEMP_PREFIX) or self._held(_other(kind), entry.name):
                     continue
                 with contextlib.suppress(FileNotFoundError):  # gone since the listing
-                    found.append(self._judge(entry.name, entry.stat(follow_symlinks=False)))
+                    st = entry.stat(follow_symlinks=False)
+                    found.append(self._judge(kind, entry.name, st))
         return sorted(found, key=lambda m: m.name)
 
-    def _snapshot_name(self, name: str) -> bool:
-        object_id = name.removeprefix(SNAPSHOT_PREFIX)
-        return name.startswith(SNAPSHOT_PREFIX) and object_id in self._inventory.snapshot_sizes
+    def _held(self, kind: Kind, name: str) -> str | None:
+        """The id of the volume (or snapshot) whose file `name` is, if any."""
+        prefix, sizes = (VOLUME_PREFIX, self._inventory.volume_sizes) if kind == "volume" \
+            else (SNAPSHOT_PREFIX, self._inventory.snapshot_sizes)
+        object_id = name.removeprefix(prefix)
+        return object_id if name.startswith(prefix) and object_id in sizes else None
 
-    def _judge(self, name: str, st: os.stat_result) -> Manageable:
+    def _judge(self, kind: Kind, name: str, st: os.stat_result) -> Manageable:
         size_gb = max(1, math.ceil(st.st_size / GIB))
-        volume_id = name.removeprefix(VOLUME_PREFIX)
-        if name.startswith(VOLUME_PREFIX) and volume_id in self._inventory.volume_sizes:
-            return Manageable(name, size_gb, "already managed", volume_id)
-        if self._snapshot_name(name):
-            return Manageable(name, size_gb, "a snapshot's data")
+        own = self._held(kind, name)
+        if own is not None:
+            return Manageable(name, size_gb, "already managed", own)
+        if self._held(_other(kind), name):
+            return Manageable(name, size_gb, f"a {_other(kind)}'s data")
         if stat.S_ISLNK(st.st_mode):
             return Manageable(name, size_gb, "a symbolic link, not the data itself")
         if not stat.S_ISREG(st.st_mode):
@@ -482,21 +499,38 @@ class FileDriver(InventoryDriver):
         stay as they are). Refused if it is not safe to manage, or grew past
         `size_gb` since it was listed (the gateway reserved quota for that size)."""
         self._inventory.require_new_volume(volume_id)
+        self._rename_in("volume", name, self._volume_file(volume_id), size_gb)
+        self._inventory.volume_sizes[volume_id] = size_gb
+
+    async def manage_existing_snapshot(self, snapshot_id: str, volume_id: str, name: str,
+                                       size_gb: int) -> None:
+        """The file `name` becomes snapshot `snapshot_id` of volume `volume_id` (a
+        volume here): renamed ``snapshot-<id>`` and grown to `size_gb` GiB, as
+        `manage_existing`; refused if it is larger than the volume (a revert to it
+        would shrink the volume)."""
+        self._inventory.require_new_snapshot(snapshot_id)
+        volume_gb = self._inventory.volume_size(volume_id)
+        if size_gb > volume_gb:
+            raise DriverError(f"a snapshot of volume {volume_id} ({volume_gb} GiB) cannot "
+                              f"be {size_gb} GiB")
+        self._rename_in("snapshot", name, self._snapshot_file(snapshot_id), size_gb)
+        self._inventory.snapshot_sizes[snapshot_id] = size_gb
+
+    def _rename_in(self, kind: Kind, name: str, target: Path, size_gb: int) -> None:
         validate_size(size_gb)
-        target = self._volume_file(volume_id)
         self._refuse_pending(target)
-        found = self.manageable_volumes(name)
+        found = self._manageable(kind, name)
         if not found:
             raise DriverError(f"{name} is not in the backend's directory")
         if found[0].reason_not_safe is not None:
             raise DriverError(f"{name} cannot be managed: {found[0].reason_not_safe}")
         if found[0].size_gb > size_gb:
             raise DriverError(f"{name} has grown to {found[0].size_gb} GiB since it was "
-                              f"listed at {size_gb} GiB; manage it again")
+                              f"listed (the {kind} was given {size_gb} GiB); manage it again")
         try:
             rename_durably(self.directory, name, target.name)
         except OSError as exc:
-            raise DriverError(f"managing {name} as volume {volume_id} failed: {exc}") from exc
+            raise DriverError(f"managing {name} as {target.name} failed: {exc}") from exc
         try:
             if os.stat(target).st_size < size_gb * GIB:
                 os.truncate(target, size_gb * GIB)
@@ -504,22 +538,30 @@ class FileDriver(InventoryDriver):
             with contextlib.suppress(OSError):
                 rename_durably(self.directory, target.name, name)  # given back as it was
             raise DriverError(f"growing {name} to {size_gb} GiB failed: {exc}") from exc
-        self._inventory.volume_sizes[volume_id] = size_gb
 
     async def unmanage_volume(self, volume_id: str, name: str | None = None) -> str | None:
         """The volume's file renamed `name` (default ``unmanaged-volume-<id>``, never
         over an entry; the directory fsynced): no longer a volume, its bytes kept. A
         volume that is not here (unmanaged already) is fine."""
-        path = self._volume_file(volume_id)
+        return self._let_go(self._inventory.volume_sizes, volume_id,
+                            self._volume_file(volume_id), name)
+
+    async def unmanage_snapshot(self, snapshot_id: str, name: str | None = None) -> str | None:
+        """As `unmanage_volume`: kept as ``unmanaged-snapshot-<id>`` by default."""
+        return self._let_go(self._inventory.snapshot_sizes, snapshot_id,
+                            self._snapshot_file(snapshot_id), name)
+
+    def _let_go(self, sizes: Sizes, object_id: str, path: Path, name: str | None
+                ) -> str | None:
         keep = check_manage_name(name if name is not None else UNMANAGED_PREFIX + path.name)
         self._refuse_pending(path)
-        if volume_id not in self._inventory.volume_sizes and not os.path.lexists(path):
-            return None  # not a volume here (any more)
+        if object_id not in sizes and not os.path.lexists(path):
+            return None  # not held here (any more)
         try:
             rename_durably(self.directory, path.name, keep)
         except OSError as exc:
-            raise DriverError(f"unmanaging volume {volume_id} as {keep} failed: {exc}") from exc
-        self._inventory.volume_sizes.pop(volume_id, None)
+            raise DriverError(f"unmanaging {path.name} as {keep} failed: {exc}") from exc
+        sizes.pop(object_id, None)
         return keep
 
     # --- threaded work

@@ -75,6 +75,20 @@ class NullDriver(InventoryDriver):
         self._inventory.volume_sizes.pop(validate_id(volume_id, "volume"), None)
         return None
 
+    def manageable_snapshots(self, name: str | None = None) -> list[Manageable]:
+        """Nothing: there is no data here to adopt."""
+        return []
+
+    async def manage_existing_snapshot(self, snapshot_id: str, volume_id: str, name: str,
+                                       size_gb: int) -> None:
+        """Refused: there is no data here to adopt."""
+        raise DriverError(f"the null backend holds nothing to manage (asked for {name!r})")
+
+    async def unmanage_snapshot(self, snapshot_id: str, name: str | None = None) -> str | None:
+        """Forget a snapshot (there are no bytes to keep); a missing one is fine."""
+        self._inventory.snapshot_sizes.pop(validate_id(snapshot_id, "snapshot"), None)
+        return None
+
     async def create_volume_from_snapshot(
         self, volume_id: str, snapshot_id: str, size_gb: int
     ) -> None:

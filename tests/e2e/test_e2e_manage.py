@@ -1,7 +1,8 @@
-"""Volume manage and unmanage (Cinder's, an admin's), end to end on file nodes: a file
-put in a node's directory becomes a volume with its bytes, charged to quota; unmanaged,
-it leaves cinderblock and stays on the node, renamed, manageable again; what is not safe
-to manage, or not allowed, is refused and nothing moves."""
+"""Volume and snapshot manage and unmanage (Cinder's, an admin's), end to end on file
+nodes: a file put in a node's directory becomes a volume (or a snapshot of a volume
+there) with its bytes, charged to quota; unmanaged, it leaves cinderblock and stays on
+the node, renamed, manageable again; what is not safe to manage, or not allowed, is
+refused and nothing moves."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pytest
 
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.manage import ManageableVolume
+from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from tests.conftest import E2ECluster, EventTap, eventually
 from tests.e2e.test_e2e_reconcile import FAST, kill_and_restart_nodes, left_alone, stalling
-from tests.lifecycle_helpers import gone
+from tests.lifecycle_helpers import gone, snapshot_gone
 from tests.unit.test_backend_file import read_at
 
 GIB = 1 << 30
@@ -84,6 +86,96 @@ async def test_a_file_is_managed_with_its_bytes_and_unmanaged_back_to_a_file(
     assert not cluster.volume_file("node-1", second.id).exists()
 
 
+async def test_a_file_is_managed_as_a_snapshot_and_unmanaged_back_to_a_file(
+    cluster: E2ECluster, admin: Client,
+) -> None:
+    vol = await admin.create_volume(2, name="db", wait=True)
+    assert vol.host is not None
+    home = vol.host.partition("@")[0]
+    data = b"the volume as it was before the upgrade"
+    source = put_file(cluster, "before-upgrade.raw", data, size=GIB, host=home)
+    before = (await admin.show_quota()).in_use
+    names = await admin.list_manageable(home, snapshots=True)
+    found = listed(names, "before-upgrade.raw")
+    assert (found.size, found.safe_to_manage) == (1, True)
+    assert f"volume-{vol.id}" not in {m.reference for m in names}  # a volume's, not listed
+
+    snap = await admin.manage_snapshot(vol.id, "before-upgrade.raw", name="before",
+                                       metadata={"why": "upgrade"}, wait=True)
+    assert (snap.status, snap.volume_id, snap.size, snap.name) == ("available", vol.id, 2,
+                                                                   "before")
+    assert snap.metadata == {"why": "upgrade"}
+    path = cluster.node_dir(home) / f"snapshot-{snap.id}"
+    assert not source.exists() and read_at(path, 0, len(data)) == data
+    assert path.stat().st_size == 2 * GIB  # grown to its volume's size, sparse
+    after = (await admin.show_quota()).in_use
+    assert (after["snapshots"], after["gigabytes"]) == (before["snapshots"] + 1,
+                                                        before["gigabytes"] + 2)
+    managed = listed(await admin.list_manageable(home, snapshots=True), path.name)
+    assert (managed.safe_to_manage, managed.cinder_id) == (False, snap.id)
+
+    # A managed snapshot is a snapshot: a volume made from it, and a revert to it, hold
+    # its bytes; its volume cannot be deleted or unmanaged while it has it.
+    copy = await admin.create_volume(None, snapshot_id=snap.id, wait=True)
+    assert read_at(cluster.volume_file(home, copy.id), 0, len(data)) == data
+    await admin.delete_volume(copy.id, wait=True)
+    await admin.revert_volume(vol.id, snap.id, wait=True)
+    assert read_at(cluster.volume_file(home, vol.id), 0, len(data)) == data
+    with pytest.raises(InvalidState, match="dependent snapshot"):
+        await admin.unmanage_volume(vol.id)
+
+    gone_snap = await admin.unmanage_snapshot(snap.id, wait=True)
+    assert gone_snap.status == "deleted"
+    kept = cluster.node_dir(home) / f"unmanaged-snapshot-{snap.id}"
+    assert not path.exists() and read_at(kept, 0, len(data)) == data
+    with pytest.raises(NotFound):
+        await admin.show_snapshot(snap.id)
+    assert (await admin.show_quota()).in_use == before
+    assert listed(await admin.list_manageable(home, snapshots=True), kept.name).safe_to_manage
+    await admin.delete_volume(vol.id, wait=True)
+    assert kept.exists()  # no longer cinderblock's: a delete of its volume leaves it
+
+
+async def test_a_snapshot_manage_that_cannot_be_is_refused_and_nothing_moves(
+    cluster: E2ECluster, admin: Client, client: Client,
+) -> None:
+    vol = await admin.create_volume(1, wait=True)
+    assert vol.host is not None
+    home = vol.host.partition("@")[0]
+    other = "node-2" if home == "node-1" else "node-1"
+    put_file(cluster, "big.raw", b"big", size=2 * GIB, host=home)
+    put_file(cluster, "elsewhere.raw", b"elsewhere", host=other)
+    theirs = await client.create_volume(1, wait=True)
+    before_files = cluster.all_files()
+    before_quota = (await admin.show_quota()).in_use
+
+    with pytest.raises(Forbidden, match=r"only an admin may send snapshot\.manage "):
+        await client.manage_snapshot(theirs.id, "big.raw")
+    with pytest.raises(Forbidden, match=r"only an admin may send snapshot\.manageable "):
+        await client.list_manageable(home, snapshots=True)
+    with pytest.raises(NotFound, match="volume no-such-volume could not be found"):
+        await admin.manage_snapshot("no-such-volume", "big.raw")
+    with pytest.raises(InvalidInput, match=r"more than volume .* a snapshot of it cannot be "
+                       r"larger"):
+        await admin.manage_snapshot(vol.id, "big.raw")
+    with pytest.raises(InvalidInput, match=r"holds nothing named 'elsewhere\.raw'"):
+        await admin.manage_snapshot(vol.id, "elsewhere.raw")  # not on the volume's node
+    with pytest.raises(InvalidInput, match="cannot be managed: a volume's data"):
+        await admin.manage_snapshot(vol.id, f"volume-{vol.id}")
+    for name in ("../gateway.db", "..", "a/b", ".tmp-x"):
+        with pytest.raises(InvalidInput):
+            await admin.manage_snapshot(vol.id, name)
+    snap = await admin.create_snapshot(vol.id, wait=True)
+    with pytest.raises(Forbidden, match=r"only an admin may send snapshot\.unmanage "):
+        await client.unmanage_snapshot(snap.id)
+    await admin.delete_snapshot(snap.id, wait=True)
+
+    assert cluster.all_files() == before_files  # every refusal left the files as they were
+    assert (await admin.show_quota()).in_use == before_quota
+    await admin.delete_volume(vol.id, wait=True)
+    await client.delete_volume(theirs.id, wait=True)
+
+
 async def test_what_is_not_safe_or_not_allowed_is_refused_and_nothing_moves(
     cluster: E2ECluster, admin: Client, client: Client,
 ) -> None:
@@ -148,8 +240,9 @@ async def test_a_type_whose_specs_the_backend_lacks_is_refused(
 
 @pytest.fixture
 def failing_manages(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
-    return cluster_factory(node_overrides={"node-1": {"faults": ("manage_existing",)},
-                                           "node-2": {"faults": ("unmanage_volume",)}}, **FAST)
+    return cluster_factory(node_overrides={
+        "node-1": {"faults": ("manage_existing", "manage_existing_snapshot")},
+        "node-2": {"faults": ("unmanage_volume", "unmanage_snapshot")}}, **FAST)
 
 
 async def test_a_manage_or_unmanage_the_backend_fails_leaves_the_data_where_it_was(
@@ -177,8 +270,38 @@ async def test_a_manage_or_unmanage_the_backend_fails_leaves_the_data_where_it_w
         await tap.caught_up()
         events = {e["event"] for e in tap.of_volume(vol.id) if e["kind"] == "notify"}
         assert "volume.unmanage.start" in events and "volume.unmanage.end" not in events
+
+        # A snapshot's: the manage fails on node-1 (the file stays as it was), the
+        # unmanage on node-2 (the snapshot stays, in error, and may be deleted).
+        for home, fault in (("node-1", "manage_existing_snapshot"),
+                            ("node-2", "unmanage_snapshot")):
+            one = await volume_on(admin, home)
+            put_file(c, "snap.raw", b"snapshot", host=home)
+            snap = await admin.manage_snapshot(one.id, "snap.raw")
+            if home == "node-1":
+                end = await admin.wait_for_snapshot_status(snap.id, "error")
+                assert read_at(c.node_dir(home) / "snap.raw", 0, 8) == b"snapshot"
+            else:
+                await admin.wait_for_snapshot_status(snap.id, "available")
+                await admin.unmanage_snapshot(snap.id)
+                end = await admin.wait_for_snapshot_status(snap.id, "error")
+                assert read_at(c.node_dir(home) / f"snapshot-{snap.id}", 0, 8) == b"snapshot"
+            assert end.reason is not None and f"injected fault: {fault}" in end.reason
+            await admin.delete_snapshot(snap.id, wait=True)
+            await admin.delete_volume(one.id, wait=True)
         await admin.delete_volume(vol.id, wait=True)  # an error volume may be deleted
         assert not path.exists()
+
+
+async def volume_on(admin: Client, host: str) -> Volume:
+    """A new 1 GiB volume the scheduler placed on `host` (others it placed elsewhere are
+    deleted): the scheduler spreads creates over both nodes."""
+    for _ in range(8):
+        vol = await admin.create_volume(1, wait=True)
+        if (vol.host or "").partition("@")[0] == host:
+            return vol
+        await admin.delete_volume(vol.id, wait=True)
+    raise AssertionError(f"no create was placed on {host}")
 
 
 async def _quota_back(admin: Client, before: dict[str, int]) -> bool:
@@ -187,7 +310,8 @@ async def _quota_back(admin: Client, before: dict[str, int]) -> bool:
 
 @pytest.fixture
 def stalls_unmanages(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
-    return cluster_factory(node_overrides=stalling("unmanage_volume"), **FAST)
+    return cluster_factory(node_overrides=stalling("unmanage_volume", "unmanage_snapshot"),
+                           **FAST)
 
 
 async def test_an_unmanage_lost_with_its_node_is_sent_again_and_never_deletes(
@@ -196,12 +320,25 @@ async def test_an_unmanage_lost_with_its_node_is_sent_again_and_never_deletes(
     c = stalls_unmanages
     async with c.client("admin", admin=True) as admin, EventTap(c) as tap:
         put_file(c, "precious.raw", b"precious")
+        put_file(c, "base.raw", b"base")
+        put_file(c, "snapped.raw", b"snapped")
         vol = await admin.manage_volume("node-1", "precious.raw", wait=True)
+        base = await admin.manage_volume("node-1", "base.raw", wait=True)
+        snap = await admin.manage_snapshot(base.id, "snapped.raw", wait=True)
         await admin.unmanage_volume(vol.id)
-        await left_alone(tap, vol.id)  # past reconcile_after_s, but node-1 is working on it
+        await admin.unmanage_snapshot(snap.id)
+        # past reconcile_after_s, but node-1 is working on them
+        await left_alone(tap, vol.id, snap.id)
         assert (await admin.show_volume(vol.id)).status == "unmanaging"
+        assert (await admin.show_snapshot(snap.id)).status == "unmanaging"
         kill_and_restart_nodes(c)
         await eventually(lambda: gone(admin, vol.id), timeout=20)
+        await eventually(lambda: snapshot_gone(admin, snap.id), timeout=20)
         kept = c.node_dir("node-1") / f"unmanaged-volume-{vol.id}"
         assert read_at(kept, 0, 8) == b"precious"  # sent again as an unmanage: kept
         assert not c.volume_file("node-1", vol.id).exists()
+        kept = c.node_dir("node-1") / f"unmanaged-snapshot-{snap.id}"
+        assert read_at(kept, 0, 7) == b"snapped"  # the snapshot's too
+        assert not (c.node_dir("node-1") / f"snapshot-{snap.id}").exists()
+        await admin.delete_volume(base.id, wait=True)
+

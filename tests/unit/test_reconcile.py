@@ -50,6 +50,9 @@ def test_an_interrupted_unmanage_is_sent_again_as_an_unmanage_or_finished() -> N
     assert decide([vol("unmanaging", "node-1")], {"node-1": answer(busy={"v1"})}) == []
     (action,) = decide([vol("unmanaging")], {n: answer() for n in NODES})
     assert action.do is Do.FINISH_DELETE and "the unmanage was interrupted" in action.reason
+    snap = Stuck("snapshot", "s1", SnapshotStatus.UNMANAGING, "node-1", 1.0)
+    (action,) = decide([snap], {"node-1": answer(snapshots={"s1"})})
+    assert action.do is Do.REDO_DELETE and "the unmanage was interrupted" in action.reason
 
 
 def test_an_interrupted_extend_becomes_error_extending() -> None:
@@ -63,6 +66,7 @@ def test_snapshots_are_judged_by_the_snapshots_on_the_backend() -> None:
     assert action.node is None and "node-1 neither has it" in action.reason  # not a volume
     (action,) = decide([snap], {"node-1": answer(snapshots={"s1"})})
     assert action.do is Do.ERROR and action.node == "node-1"
+    assert "the snapshot is there, whole: an admin may reset it" in action.reason
     gone = Stuck("snapshot", "s2", SnapshotStatus.DELETING, "node-1", 1.0)
     (action,) = decide([gone], {"node-1": answer()})
     assert action.do is Do.REDO_DELETE

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sqlite3
 import time
 from functools import partial
 from pathlib import Path
@@ -24,6 +25,7 @@ from cinderblock.actors.gateway.snapshot_store import (
     SELECT_SNAPSHOTS,
     SnapshotRecord,
 )
+from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION
 from cinderblock.protocol.states import SnapshotStatus
 from tests.conftest import listing_plan, open_gateway_store, query_plan
 
@@ -218,3 +220,25 @@ async def test_snapshots_sorted_by_another_key_page_as_the_whole_listing_sorts(
         plan = query_plan(store.read_only(), f"{snapshot_store.SELECT_OF_VOLUME_IDS} "
                           "LIMIT 1 OFFSET ?", "vol-1", 3)
         assert "snapshots_volume (volume_id=?)" in plan, plan
+
+
+async def test_a_version_10_file_gets_unmanaging_in_its_partial_index(tmp_path: Path) -> None:
+    """Version 11 counts a snapshot's ``unmanaging`` among the statuses in transition: a
+    file of version 10 has the partial index made again with it, so the reconciler finds
+    an unmanage left behind (its query names the index, which without the migration
+    would not hold the status: SQLite would refuse the query)."""
+    path = tmp_path / "gateway.db"
+    async with open_gateway_store(path) as store:
+        await store.snapshots.add(snapshot("snap-x", "vol-1", 1.0, status=P.UNMANAGING))
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP INDEX snapshots_in_transition;"
+        "CREATE INDEX snapshots_in_transition ON snapshots (updated_at) WHERE status IN "
+        "('creating', 'deleting'); PRAGMA user_version=10;")
+    conn.commit()
+    conn.close()
+
+    async with open_gateway_store(path) as again:
+        stuck = [rec.id for rec in again.snapshots.in_transition_since(time.time() + 60, 10)]
+        found = again.read_only().execute("PRAGMA user_version").fetchone()[0]
+    assert (stuck, found) == (["snap-x"], SCHEMA_VERSION)
