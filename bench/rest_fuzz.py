@@ -96,7 +96,8 @@ ROUTES = (
     "GET /qos-specs/{id}/disassociate_all", "GET /default-types", "GET /default-types/{id}",
     "PUT /default-types/{id}", "DELETE /default-types/{id}", "GET /nothing-here",
     "POST /os-volume-manage", "GET /os-volume-manage", "GET /manageable_volumes/detail",
-    "POST /manageable_volumes",
+    "POST /manageable_volumes", "POST /os-snapshot-manage", "GET /manageable_snapshots",
+    "POST /manageable_snapshots",
     "PATCH /volumes",
 )
 QUERY_KEYS = ("limit", "marker", "sort", "sort_key", "sort_dir", "all_tenants", "project_id",
@@ -239,6 +240,12 @@ class Requests:
             ("POST", "/os-volume-manage", {"volume": {  # a volume unmanaged before, back
                 "host": r.choice(["node-1", "node-2@file#file"]),
                 "ref": {"source-name": f"unmanaged-volume-{v}"}}}, "3.60", True),
+            ("GET", f"/manageable_snapshots/detail?host={r.choice(['node-1', 'node-2'])}",
+             None, "3.8", True),
+            ("POST", f"/snapshots/{s}/action", {"os-unmanage": None}, "3.60", True),
+            ("POST", "/os-snapshot-manage", {"snapshot": {  # a snapshot unmanaged before,
+                "volume_id": v, "ref": {"source-name": f"unmanaged-snapshot-{s}"}}},  # back
+             "3.60", True),
             ("PUT", f"/os-services/{r.choice(['disable', 'enable'])}",
              {"host": r.choice(["node-1@file", "node-2@file", "node-1@null"]),
               "binary": "cinder-volume"}, "3.60", True),

@@ -44,7 +44,7 @@ from cinderblock.actors.cli.format import (
 )
 from cinderblock.actors.cli.health import add_health
 from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume
-from cinderblock.actors.cli.manage import add_manage
+from cinderblock.actors.cli.manage import add_manage, add_snapshot_manage
 from cinderblock.actors.cli.messages import add_message
 from cinderblock.actors.cli.qos import add_qos
 from cinderblock.actors.cli.transfers import add_transfer
@@ -175,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_volume(sub, common)
     add_type(sub, common, _leaf)
     _add_quota(sub, common)
-    add_snapshot(sub, common, _leaf)
+    add_snapshot_manage(add_snapshot(sub, common, _leaf), common, _leaf)
     add_attachment(sub, common, _leaf)
     add_message(sub, common, _leaf)
     add_transfer(sub, common, _leaf)

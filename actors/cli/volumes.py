@@ -124,7 +124,8 @@ def add_create_sources(create: argparse.ArgumentParser) -> None:
                         "(name or id)")
 
 
-def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
+def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> Any:
+    """``snapshot ...``; returns the snapshot subcommands (for ``manage.py``'s)."""
     snap = sub.add_parser("snapshot", help="volume snapshots").add_subparsers(required=True)
     p = leaf(snap, common, "create", "snapshot a volume", cmd_snapshot_create)
     p.add_argument("volume", metavar="VOLUME", help="name or id")
@@ -161,6 +162,7 @@ def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     p.add_argument("snapshots", nargs="+", metavar="SNAPSHOT",
                    help="name or id; several may be given")
     _waiting(p, "wait until it is gone")
+    return snap
 
 
 def _waiting(p: argparse.ArgumentParser, help_text: str) -> None:

@@ -49,7 +49,7 @@ from cinderblock.actors.rest.microversion import (
 )
 from cinderblock.actors.runtime.config import DEFAULT_ZONE
 from cinderblock.protocol.client.client import Client
-from cinderblock.protocol.messages.manage import VolumeManage
+from cinderblock.protocol.messages.manage import SnapshotManage, VolumeManage
 from cinderblock.protocol.messages.qos import QosSpecs
 from cinderblock.protocol.messages.volumes import Volume, VolumeCreate
 from cinderblock.protocol.wire.errors import (
@@ -319,9 +319,7 @@ class Front:
             await self._force_detach(client, volume_id, entity(body, action))
         elif action == "os-unmanage":
             self._admin(request, "volume_extension:volume_unmanage")
-            if args not in (None, {}):
-                raise bad_request("Invalid input for field/attribute os-unmanage: it takes "
-                                  "no arguments (null or {})")
+            _no_arguments(body, "os-unmanage")
             await client.unmanage_volume(volume_id)
         else:
             raise bad_request(f"There is no such action: {action}")
@@ -388,12 +386,37 @@ class Front:
             _bool_arg(vol.get("bootable") or False, "bootable")))  # openstacksdk sends null
         return json_response({"volume": await self._detail(request, volume, fresh=True)}, 202)
 
+    async def snapshot_manage(self, request: web.Request) -> web.Response:
+        """Cinder's ``POST /os-snapshot-manage``: ``volume_id`` the volume, ``ref``
+        ``{"source-name": NAME}`` (or NAME) on its node; 202 and the new snapshot,
+        ``creating`` until its node has adopted the data."""
+        self._admin(request, "snapshot_extension:snapshot_manage")
+        body = await read_json(request)
+        only(body, {"snapshot"})
+        snap = entity(body, "snapshot")
+        only(snap, {"volume_id", "ref", "name", "description", "metadata"}, "snapshot")
+        volume_id = snap.get("volume_id")
+        if not isinstance(volume_id, str):
+            raise bad_request("Invalid input for field/attribute volume_id: 'volume_id' is a "
+                              "required property of type 'string'")
+        if "ref" not in snap:
+            raise bad_request("Invalid input for field/attribute snapshot: 'ref' is a "
+                              "required property")
+        snapshot = await self.client_for(request).submit_snapshot_manage(SnapshotManage(
+            volume_id, _source_name(snap["ref"]), snap.get("name"), snap.get("description"),
+            {} if snap.get("metadata") is None else snap["metadata"]))
+        return json_response({"snapshot": views.snapshot(snapshot)}, 202)
+
     async def manageable_list(self, request: web.Request) -> web.Response:
-        """3.8: what a backend (``host``) holds that could be managed, by reference
-        (ascending: the order the node lists names in), a page by ``limit`` and
-        ``marker`` (a reference's source-name); ``/detail`` says why one is not safe."""
-        self._need(request, "3.8", "manageable volume listings")
-        self._admin(request, "volume_extension:list_manageable")
+        """3.8: what a backend (``host``) holds that could be managed as volumes (or, on
+        the snapshots' paths, as snapshots), by reference (ascending: the order the
+        node lists names in), a page by ``limit`` and ``marker`` (a reference's
+        source-name); ``/detail`` says why one is not safe."""
+        snapshots = "snapshot" in request.path
+        what = "snapshots" if snapshots else "volumes"
+        self._need(request, "3.8", f"manageable {what} listings")
+        self._admin(request, "snapshot_extension:list_manageable" if snapshots
+                    else "volume_extension:list_manageable")
         q = request.query
         host = _host_asked(q)
         if "offset" in q:
@@ -401,13 +424,13 @@ class Front:
         sort = q.get("sort") or q.get("sort_key")
         if sort not in (None, "reference", "reference:asc") or \
                 q.get("sort_dir", "asc") != "asc":
-            raise bad_request("Invalid sort: manageable volumes are listed by reference, "
+            raise bad_request(f"Invalid sort: manageable {what} are listed by reference, "
                               "ascending, only")
         found = await self.client_for(request).list_manageable(
-            host, limit=page_limit(q), marker=q.get("marker"))
+            host, limit=page_limit(q), marker=q.get("marker"), snapshots=snapshots)
         detail = request.path.endswith("/detail")
-        return json_response({"manageable-volumes": [views.manageable_volume(m, detail)
-                                                     for m in found]})
+        return json_response({f"manageable-{what}": [
+            views.manageable(m, detail, snapshots) for m in found]})
 
     # ---- metadata of a volume or a snapshot ----------------------------------
     async def _metadata(self, request: web.Request, kind: str) -> dict[str, str]:
@@ -506,12 +529,18 @@ class Front:
         return json_response({"snapshot": views.snapshot(updated)})
 
     async def snapshot_action(self, request: web.Request) -> web.Response:
-        """``os-reset_status`` and ``os-force_delete`` (an admin's), as ``cinder
-        snapshot-reset-state`` and ``openstack volume snapshot delete --force`` send them."""
+        """``os-reset_status``, ``os-force_delete`` and ``os-unmanage`` (an admin's), as
+        ``cinder snapshot-reset-state``, ``openstack volume snapshot delete --force`` and
+        ``--remote`` send them."""
         body = await read_json(request)
         if list(body) == ["os-force_delete"]:
             self._admin(request, "volume_extension:snapshot_admin_actions:force_delete")
             await self.client_for(request).delete_snapshot(request.match_info["id"])
+            return web.Response(status=202)
+        if list(body) == ["os-unmanage"]:  # Cinder's snapshot unmanage (an admin's)
+            self._admin(request, "snapshot_extension:snapshot_unmanage")
+            _no_arguments(body, "os-unmanage")
+            await self.client_for(request).unmanage_snapshot(request.match_info["id"])
             return web.Response(status=202)
         if list(body) != ["os-reset_status"]:
             raise bad_request(f"There is no such action: {', '.join(body) or 'none'}")
@@ -1242,6 +1271,13 @@ def _host_asked(params: Mapping[str, Any]) -> str:
     return host
 
 
+def _no_arguments(body: Mapping[str, Any], action: str) -> None:
+    """An action that takes nothing: null or {} (openstacksdk sends null)."""
+    if body[action] not in (None, {}):
+        raise bad_request(f"Invalid input for field/attribute {action}: it takes no "
+                          "arguments (null or {})")
+
+
 def _source_name(ref: Any) -> str:
     """A manage's ``ref``: ``{"source-name": NAME}``, or NAME."""
     if isinstance(ref, str):
@@ -1384,9 +1420,12 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/qos-specs/{id}/disassociate_all", f.qos_disassociate_all),
         ("POST", "/os-volume-manage", f.volume_manage),
         ("POST", "/manageable_volumes", f.volume_manage),  # openstacksdk's, from 3.8
+        ("POST", "/os-snapshot-manage", f.snapshot_manage),
+        ("POST", "/manageable_snapshots", f.snapshot_manage),
         *(("GET", path, f.manageable_list) for path in (
             "/os-volume-manage", "/os-volume-manage/detail", "/manageable_volumes",
-            "/manageable_volumes/detail")),
+            "/manageable_volumes/detail", "/os-snapshot-manage", "/os-snapshot-manage/detail",
+            "/manageable_snapshots", "/manageable_snapshots/detail")),
         ("POST", "/attachments", f.attachment_create),
         ("GET", "/attachments", f.attachment_list),
         ("GET", "/attachments/detail", f.attachment_list),

@@ -170,11 +170,14 @@ def _service(binary: str, host: str, zone: str, state: str, updated_at: float | 
     return view
 
 
-def manageable_volume(m: ManageableVolume, detail: bool) -> dict[str, Any]:
-    """Cinder's manageable volume: the summary, or with ``detail`` why it is not safe and
-    the volume it already is."""
+def manageable(m: ManageableVolume, detail: bool, snapshot: bool = False) -> dict[str, Any]:
+    """Cinder's manageable volume (or snapshot): the summary, or with ``detail`` why it is
+    not safe and the volume (snapshot) it already is. A snapshot's ``source_reference``
+    (the volume it was taken of) is null: a file does not say."""
     view: dict[str, Any] = {"reference": {"source-name": m.reference}, "size": m.size,
                             "safe_to_manage": m.safe_to_manage}
+    if snapshot:
+        view["source_reference"] = None
     if detail:
         view.update(reason_not_safe=m.reason_not_safe, cinder_id=m.cinder_id, extra_info=None)
     return view
@@ -316,6 +319,11 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
     "os-volume-manage": ("VolumeManage", "2014-02-10T00:00:00+00:00",
                          "a file a backend holds becomes a volume; what could be, listed "
                          "(3.8)"),
+    "os-snapshot-manage": ("SnapshotManage", "2014-12-31T00:00:00+00:00",
+                           "a file on a volume's backend becomes a snapshot of it; what "
+                           "could be, listed (3.8)"),
+    "os-snapshot-unmanage": ("SnapshotUnmanage", "2014-12-31T00:00:00+00:00",
+                             "a snapshot leaves cinderblock, its data kept on its backend"),
     "os-volume-unmanage": ("VolumeUnmanage", "2012-05-31T00:00:00+00:00",
                            "a volume leaves cinderblock, its data kept on its backend"),
     "os-vol-host-attr": ("VolumeHostAttribute", "2011-11-03T00:00:00+00:00",

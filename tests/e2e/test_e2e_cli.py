@@ -296,6 +296,29 @@ def test_an_admin_manages_a_file_and_unmanages_the_volume(up: UpCluster) -> None
     assert "failed to unmanage volume 'no-such-volume'" in refused.stderr
 
 
+def test_an_admin_manages_a_file_as_a_snapshot_and_unmanages_it(up: UpCluster) -> None:
+    vol = up.cli_json("volume", "create", "1", "--name", f"base-{uuid.uuid4().hex[:6]}",
+                      "--wait", admin=True)
+    home = vol["host"].partition("@")[0]
+    name = f"cli-snap-{uuid.uuid4().hex[:8]}.raw"
+    (up.data_dir / "nodes" / home / name).write_bytes(b"a snapshot")
+    listed = {m["reference"]: m for m in up.cli_json("snapshot", "manageable", home, "--long",
+                                                      admin=True)}
+    assert (listed[name]["size"], listed[name]["safe_to_manage"]) == (1, True)
+    _one_error_line(up.cli("snapshot", "manageable", home), "forbidden")
+    _one_error_line(up.cli("snapshot", "manage", vol["id"], "no-such", admin=True),
+                    "invalid_input")
+    snap = up.cli_json("snapshot", "manage", vol["id"], name, "--name", "adopted-snap",
+                       "--property", "k=v", "--wait", admin=True)
+    assert (snap["status"], snap["name"], snap["volume_id"], snap["metadata"]) == (
+        "available", "adopted-snap", vol["id"], {"k": "v"})
+    gone = up.cli_json("snapshot", "unmanage", "adopted-snap", "--wait", admin=True)
+    assert gone["status"] == "deleted"
+    kept = up.data_dir / "nodes" / home / f"unmanaged-snapshot-{snap['id']}"
+    assert kept.read_bytes()[:10] == b"a snapshot"
+    up.cli_json("volume", "delete", vol["id"], "--wait", admin=True)
+
+
 # ---- quotas and backends --------------------------------------------------------------------
 def test_quota_show_quota_set_and_quota_delete_by_an_admin(up: UpCluster) -> None:
     project = f"q-{uuid.uuid4().hex[:8]}"

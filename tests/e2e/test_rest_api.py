@@ -1349,3 +1349,57 @@ def test_manage_and_unmanage_refuse_what_cinder_s_schemas_and_policies_refuse(
     wait_for(lambda: volume_id not in {v.id for v in admin_view.list_volumes(all_projects=True)})
     kept = rest_cluster.node_dir("node-1") / f"unmanaged-volume-{volume_id}"
     assert kept.read_bytes()[:5] == b"stays"
+
+
+def test_snapshot_manage_and_unmanage_refuse_what_cinder_s_schemas_and_policies_refuse(
+    api: Api, admin_api: Api, admin_view: SyncClient, rest_cluster: E2ECluster,
+) -> None:
+    """``os-snapshot-manage``, ``manageable_snapshots`` and a snapshot's ``os-unmanage``:
+    an admin's, their bodies as Cinder's schemas have them; each refusal says what was
+    wrong and leaves the file where it was."""
+    volume = admin_view.create_volume(1, wait=True)
+    source = rest_cluster.node_dir("node-1") / f"api-{uuid.uuid4().hex[:8]}.raw"
+    source.write_bytes(b"stays")
+    good = {"volume_id": volume.id, "ref": {"source-name": source.name}}
+    fault(api.call("POST", "/v3/os-snapshot-manage", {"snapshot": good}), 403, "forbidden",
+          "snapshot_manage")
+    fault(api.call("GET", "/v3/manageable_snapshots?host=node-1", version="3.8"), 403,
+          "forbidden", "list_manageable")
+    fault(admin_api.call("GET", "/v3/manageable_snapshots?host=node-1", version="3.7"), 404,
+          "itemNotFound", "3.8")
+    for body, status, words in (
+        ({"ref": good["ref"]}, 400, "'volume_id' is a required property"),
+        ({"volume_id": volume.id}, 400, "'ref' is a required property"),
+        ({**good, "host": "node-1"}, 400, "Additional properties"),
+        ({**good, "ref": {"source-id": "x"}}, 400, "Additional properties"),
+        ({**good, "ref": None}, 400, "'ref' is a required property"),
+        ({**good, "volume_id": "no-such-volume"}, 404, "could not be found"),
+        ({**good, "ref": {"source-name": "../gateway.db"}}, 400, "not a file name"),
+        ({**good, "metadata": {"k": 1}}, 400, "metadata"),
+        ({**good, "name": 7}, 400, "name"),
+    ):
+        fault(admin_api.call("POST", "/v3/os-snapshot-manage", {"snapshot": body}), status,
+              "badRequest" if status == 400 else "itemNotFound", words)
+    fault(admin_api.call("GET", "/v3/manageable_snapshots/detail?host=node-1&sort=size",
+                         version="3.8"), 400, "badRequest", "Invalid sort: manageable snapshots")
+    assert source.read_bytes() == b"stays"
+
+    made = admin_api.call("POST", "/v3/manageable_snapshots", {"snapshot": {
+        **good, "name": None, "description": None, "metadata": None}}, version="3.8")
+    assert made.status == 202 and made.body["snapshot"]["status"] == "creating", made.body
+    snapshot_id = made.body["snapshot"]["id"]
+    wait_for(lambda: admin_view.show_snapshot(snapshot_id).status == "available")
+    page = admin_api.call("GET", "/v3/os-snapshot-manage/detail?host=node-1&limit=1",
+                          version="3.8").body["manageable-snapshots"]
+    assert len(page) == 1 and set(page[0]) == {
+        "reference", "size", "safe_to_manage", "reason_not_safe", "cinder_id", "extra_info",
+        "source_reference"}
+    action = f"/v3/snapshots/{snapshot_id}/action"
+    fault(api.call("POST", action, {"os-unmanage": None}), 403, "forbidden", "unmanage")
+    fault(admin_api.call("POST", action, {"os-unmanage": {"keep": True}}), 400, "badRequest",
+          "no arguments")
+    assert admin_api.call("POST", action, {"os-unmanage": {}}).status == 202
+    wait_for(lambda: not admin_view.list_snapshots(all_projects=True, volume_id=volume.id))
+    kept = rest_cluster.node_dir("node-1") / f"unmanaged-snapshot-{snapshot_id}"
+    assert kept.read_bytes()[:5] == b"stays"
+    admin_view.delete_volume(volume.id, wait=True)

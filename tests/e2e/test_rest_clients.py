@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from cinderblock.protocol.client.client import SyncClient
+from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.wire.errors import InvalidInput
 from tests.conftest import E2ECluster
@@ -88,6 +89,15 @@ def volume_status(admin: SyncClient, volume_id: str, status: str) -> Volume:
         return vol if vol.status == status else None
 
     found: Volume = wait_for(reached)
+    return found
+
+
+def snapshot_status(admin: SyncClient, snapshot_id: str, status: str) -> Snapshot:
+    def reached() -> Snapshot | None:
+        snap = admin.show_snapshot(snapshot_id)
+        return snap if snap.status == status else None
+
+    found: Snapshot = wait_for(reached)
     return found
 
 
@@ -577,6 +587,59 @@ def test_an_operator_manages_and_unmanages_files_with_cinder_and_openstack(
     assert (directory / f"unmanaged-volume-{first.id}").read_bytes()[:11] == b"from cinder"
 
 
+def test_an_operator_manages_and_unmanages_snapshots_with_cinder_and_openstack(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``cinder snapshot-manageable-list/snapshot-manage/snapshot-unmanage``, ``openstack
+    block storage snapshot manageable list``, ``openstack volume snapshot create
+    --remote-source`` and ``openstack volume snapshot delete --remote``: files put beside
+    a volume on its node become snapshots of it with their bytes, and files again."""
+    tag = uuid.uuid4().hex[:8]
+    directory = rest_cluster.node_dir("node-1")
+    volume = admin_view.create_volume(1, name=f"base-{tag}", wait=True)
+    for name, data in ((f"cs-{tag}.raw", b"from cinder"), (f"os-{tag}.raw", b"from openstack")):
+        (directory / name).write_bytes(data)
+
+    def cinder(*args: str) -> str:
+        return run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
+                    "--os-project-id", "admin", "--os-endpoint", rest_cluster.rest_url,
+                    "--os-volume-api-version", "3.8", *args])
+
+    def openstack(*args: str) -> str:
+        return run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+                    "admin:admin", "--os-endpoint", rest_cluster.rest_url,
+                    "--os-volume-api-version", "3.8", *args])
+
+    printed = cinder("snapshot-manageable-list", "node-1@file#file")
+    listed = {re.sub(r"\{'source-name': '(.*)'\}", r"\1", row[0]): row
+              for row in rows(printed)}
+    assert listed[f"cs-{tag}.raw"][1:3] == ["1", "True"], printed
+    managed = table(cinder("snapshot-manage", "--name", f"managed-{tag}", volume.id,
+                           f"cs-{tag}.raw"))
+    first = snapshot_status(admin_view, managed["id"], "available")
+    assert (first.name, first.size, first.volume_id) == (f"managed-{tag}", 1, volume.id)
+    assert (directory / f"snapshot-{first.id}").read_bytes()[:11] == b"from cinder"
+
+    found = json.loads(openstack("block", "storage", "snapshot", "manageable", "list",
+                                 "node-1@file#file", "--long", "-f", "json"))
+    by_name = {m["reference"]["source-name"]: m for m in found}
+    assert by_name[f"snapshot-{first.id}"]["cinder_id"] == first.id
+    assert not by_name[f"snapshot-{first.id}"]["safe_to_manage"]
+    made = json.loads(openstack("volume", "snapshot", "create", "--volume", volume.id,
+                                "--remote-source", f"source-name=os-{tag}.raw", f"os-{tag}",
+                                "-f", "json"))
+    second = snapshot_status(admin_view, made["id"], "available")
+    assert (directory / f"snapshot-{second.id}").read_bytes()[:14] == b"from openstack"
+
+    cinder("snapshot-unmanage", first.id)
+    openstack("volume", "snapshot", "delete", "--remote", second.id)
+    wait_for(lambda: not admin_view.list_snapshots(all_projects=True, volume_id=volume.id))
+    for snapshot_id in (first.id, second.id):
+        assert (directory / f"unmanaged-snapshot-{snapshot_id}").exists()
+    assert (directory / f"unmanaged-snapshot-{first.id}").read_bytes()[:11] == b"from cinder"
+    admin_view.delete_volume(volume.id, wait=True)
+
+
 def test_cinder_and_openstack_list_the_extensions_served(rest_cluster: E2ECluster) -> None:
     """``cinder list-extensions`` and ``openstack extension list --volume`` (each had been
     a 404): the extensions this front serves, each saying what of it."""
@@ -595,6 +658,7 @@ def test_cinder_and_openstack_list_the_extensions_served(rest_cluster: E2ECluste
     assert "os-force_detach" in by_alias["os-admin-actions"]["Description"]
     assert by_alias["qos-specs"]["Name"] == "Qos_specs_manage"
     assert by_alias["os-volume-manage"]["Name"] == "VolumeManage"
+    assert by_alias["os-snapshot-manage"]["Name"] == "SnapshotManage"
     assert "backups" not in by_alias  # not served here
 
 
