@@ -97,6 +97,7 @@ ROUTES = (
     "PUT /default-types/{id}", "DELETE /default-types/{id}", "GET /nothing-here",
     "POST /os-volume-manage", "GET /os-volume-manage", "GET /manageable_volumes/detail",
     "POST /manageable_volumes", "POST /os-snapshot-manage", "GET /manageable_snapshots",
+    "GET /resource_filters",
     "POST /manageable_snapshots",
     "PATCH /volumes",
 )

@@ -21,7 +21,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
@@ -37,6 +37,13 @@ from cinderblock.actors.rest.errors import (
     not_found,
     only,
 )
+from cinderblock.actors.rest.filters import (
+    ORDER,
+    PAGING,
+    WHOSE,
+    check_query,
+    resource_filters,
+)
 from cinderblock.actors.rest.microversion import (
     HEADER,
     LEGACY_HEADER,
@@ -48,10 +55,11 @@ from cinderblock.actors.rest.microversion import (
     version_document,
 )
 from cinderblock.actors.runtime.config import DEFAULT_ZONE
+from cinderblock.actors.scheduler.extra_specs import satisfies
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.manage import SnapshotManage, VolumeManage
 from cinderblock.protocol.messages.qos import QosSpecs
-from cinderblock.protocol.messages.volumes import Volume, VolumeCreate
+from cinderblock.protocol.messages.volumes import Volume, VolumeCreate, VolumeType
 from cinderblock.protocol.wire.errors import (
     CinderblockError,
     InvalidState,
@@ -256,6 +264,10 @@ class Front:
         by creation newest or oldest first (Horizon sorts every page by ``created_at``,
         either way) or by another of Cinder's sort keys (the first one given)."""
         q = request.query
+        check_query(q, "volume", PAGING | ORDER | WHOSE | {"with_count"})
+        if flag(q.get("with_count")):
+            raise bad_request("with_count is not supported here: the summary "
+                              "(GET /volumes/summary, 3.12) counts a project's volumes")
         sort = sort_asked(q)
         everyone = self.caller(request).admin and flag(
             q.get("all_tenants") or q.get("all_projects"))
@@ -502,6 +514,7 @@ class Front:
 
     async def snapshot_list(self, request: web.Request) -> web.Response:
         q, admin = request.query, self.caller(request).admin
+        check_query(q, "snapshot")
         everyone = admin and flag(q.get("all_tenants"))
         sort = sort_asked(q)
         newest = by_creation(sort, q.get("sort_dir")) == "desc"  # the gateway's listing order
@@ -554,8 +567,14 @@ class Front:
 
     # ---- volume types ---------------------------------------------------------
     async def type_list(self, request: web.Request) -> web.Response:
+        """The types the caller may use; an admin's ``is_public`` (true, false, or
+        none: every type, the default) picks public or private ones, as Cinder's."""
+        q = request.query
+        check_query(q, "volume_type", ())
         types = await self.client_for(request).list_types()
-        return json_response({"volume_types": [views.volume_type(t) for t in types]})
+        public = _is_public(q.get("is_public")) if self.caller(request).admin else None
+        return json_response({"volume_types": [
+            views.volume_type(t) for t in types if public is None or t.is_public is public]})
 
     async def type_show(self, request: web.Request) -> web.Response:
         wanted = request.match_info["id"]
@@ -563,10 +582,7 @@ class Front:
             shown = await self.client_for(request).default_type()
             return json_response({"volume_type": views.volume_type(shown)})
         types = await self.client_for(request).list_types()
-        for t in types:
-            if wanted in (t.id, t.name):
-                return json_response({"volume_type": views.volume_type(t)})
-        raise not_found(f"Volume type {wanted} could not be found.")
+        return json_response({"volume_type": views.volume_type(_named_type(types, wanted))})
 
     async def type_create(self, request: web.Request) -> web.Response:
         vt = entity(await read_json(request), "volume_type")
@@ -841,9 +857,25 @@ class Front:
 
     async def pools(self, request: web.Request) -> web.Response:
         self._admin(request, "scheduler_extension:scheduler_stats:get_pools")
-        backends = await self.client_for(request).list_backends()
-        detail = flag(request.query.get("detail"))
-        return json_response({"pools": [views.pool(b, detail) for b in backends]})
+        q = request.query
+        check_query(q, "pool", {"detail"})
+        client = self.client_for(request)
+        backends = await client.list_backends()
+        if "volume_type" in q:  # the pools that could hold a volume of it
+            specs = _named_type(await client.list_types(), q["volume_type"]).extra_specs
+            backends = [b for b in backends if satisfies(b.capabilities, specs)]
+        detail = flag(q.get("detail"))
+        pools = [views.pool(b, detail) for b in backends]
+        return json_response({"pools": [p for p in pools
+                                        if "name" not in q or p["name"] == q["name"]]})
+
+    async def resource_filters(self, request: web.Request) -> web.Response:
+        """3.33: which filters each listing honours (``cinder list-filters``); a query
+        naming any other is refused (``filters.py``)."""
+        self._need(request, "3.33", "resource filters")
+        check_query(request.query, None, {"resource"})
+        return json_response({"resource_filters": resource_filters(
+            request.query.get("resource"))})
 
     async def extensions(self, request: web.Request) -> web.Response:
         """Cinder's ``/extensions`` (``cinder list-extensions``): the ones this front
@@ -930,6 +962,7 @@ class Front:
             return json_response({"message": views.user_message(
                 await client.show_message(wanted), base)})
         q = request.query
+        check_query(q, "message", PAGING | {"all_tenants"})
         everyone = self.caller(request).admin and flag(q.get("all_tenants"))
         found = await client.list_messages(q.get("resource_uuid"), everyone,
                                            limit=page_limit(q), marker=q.get("marker"))
@@ -969,6 +1002,7 @@ class Front:
     async def transfer_list(self, request: web.Request) -> web.Response:
         self._transfers_route(request)
         q = request.query
+        check_query(q, "transfer", {"all_tenants"})
         everyone = self.caller(request).admin and flag(q.get("all_tenants"))
         found = await self.client_for(request).list_transfers(
             all_projects=everyone, volume_id=q.get("volume_id"))
@@ -1065,6 +1099,7 @@ class Front:
         self._need(request, "3.27", "attachments")
         admin = self.caller(request).admin
         q = request.query
+        check_query(q, "attachment", PAGING | {"all_tenants"})
         limit, marker = page_limit(q), q.get("marker")
         everyone, client = admin and flag(q.get("all_tenants")), self.client_for(request)
         if "volume_id" in q:  # a volume's attachments, few: paged here
@@ -1271,6 +1306,27 @@ def _host_asked(params: Mapping[str, Any]) -> str:
     return host
 
 
+def _named_type(types: Iterable[VolumeType], wanted: str) -> VolumeType:
+    """The type of `wanted` id or name among those the caller may see (else 404)."""
+    for t in types:
+        if wanted in (t.id, t.name):
+            return t
+    raise not_found(f"Volume type {wanted} could not be found.")
+
+
+def _is_public(raw: str | None) -> bool | None:
+    """An admin's ``is_public`` filter of types, as Cinder parses it: none (or absent)
+    for every type, else a boolean."""
+    if raw is None or raw.strip().lower() == "none":
+        return None
+    word = raw.strip().lower()
+    if word in ("1", "t", "true", "on", "y", "yes"):
+        return True
+    if word in ("0", "f", "false", "off", "n", "no"):
+        return False
+    raise bad_request(f"Invalid is_public filter [{raw}]")
+
+
 def _no_arguments(body: Mapping[str, Any], action: str) -> None:
     """An action that takes nothing: null or {} (openstacksdk sends null)."""
     if body[action] not in (None, {}):
@@ -1389,6 +1445,7 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/limits", f.limits),
         ("GET", "/os-availability-zone", f.zones),
         ("GET", "/scheduler-stats/get_pools", f.pools),
+        ("GET", "/resource_filters", f.resource_filters),
         ("GET", "/os-services", f.services),
         ("PUT", "/os-services/{action}", f.service_update),
         ("GET", "/capabilities/{host}", f.capabilities),

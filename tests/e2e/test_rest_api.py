@@ -1403,3 +1403,64 @@ def test_snapshot_manage_and_unmanage_refuse_what_cinder_s_schemas_and_policies_
     kept = rest_cluster.node_dir("node-1") / f"unmanaged-snapshot-{snapshot_id}"
     assert kept.read_bytes()[:5] == b"stays"
     admin_view.delete_volume(volume.id, wait=True)
+
+
+def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_which(
+    api: Api, admin_api: Api, admin_view: SyncClient, project: str,
+) -> None:
+    """A filter a listing would pass over answered with the unfiltered list (every
+    volume, asked for the bootable ones): now a 400 naming it, an admin's too; 3.33's
+    ``/resource_filters`` says what each listing filters by, and those filters work."""
+    made = api.call("POST", "/v3/volumes", {"volume": {"size": 1, "name": "filtered"}})
+    vol = made.body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    for caller in (api, admin_api):
+        for query, says in (("bootable=true", "Invalid filters bootable are found"),
+                            ("name~=filt", "Invalid filters name~ are found"),
+                            ("offset=1", "offset is not supported here"),
+                            ("with_count=true", "with_count is not supported here")):
+            fault(caller.call("GET", f"/v3/volumes/detail?{query}", version="3.60"), 400,
+                  "badRequest", says)
+    named = api.call("GET", "/v3/volumes?name=filtered&with_count=false").body["volumes"]
+    assert [v["id"] for v in named] == [vol["id"]]
+    fault(api.call("GET", f"/v3/snapshots?volume_id={vol['id']}&size=1"), 400, "badRequest",
+          "This route filters by name, status, volume_id, metadata")
+    fault(api.call("GET", "/v3/attachments?status=attached", version="3.27"), 400,
+          "badRequest", "Invalid filters status")
+    fault(api.call("GET", "/v3/messages?event_id=VOLUME_000001", version="3.3"), 400,
+          "badRequest", "Invalid filters event_id")
+
+    fault(api.call("GET", "/v3/resource_filters", version="3.32"), 404, "itemNotFound", "3.33")
+    listed = api.call("GET", "/v3/resource_filters", version="3.33").body["resource_filters"]
+    assert {"resource": "volume", "filters": ["name", "status", "metadata"]} in listed
+    one = api.call("GET", "/v3/resource_filters?resource=pool", version="3.33").body
+    assert one == {"resource_filters": [{"resource": "pool",
+                                         "filters": ["name", "volume_type"]}]}
+
+    # An admin's types by is_public, and pools by name and by the type they could hold.
+    private = admin_api.call("POST", "/v3/types", {"volume_type": {
+        "name": f"filters-{project}", "os-volume-type-access:is_public": False}}).body
+    type_id = private["volume_type"]["id"]
+
+    def type_ids(query: str) -> set[str]:
+        return {t["id"] for t in admin_api.call("GET", f"/v3/types?{query}").body[
+            "volume_types"]}
+
+    assert type_id in type_ids("is_public=none") and type_id in type_ids("is_public=false")
+    assert type_id not in type_ids("is_public=true")
+    fault(admin_api.call("GET", "/v3/types?is_public=perhaps"), 400, "badRequest",
+          "Invalid is_public filter [perhaps]")
+    pools = admin_api.call("GET", "/v3/scheduler-stats/get_pools").body["pools"]
+    first = pools[0]["name"]
+    by_name = admin_api.call("GET", f"/v3/scheduler-stats/get_pools?name={quote(first)}")
+    assert by_name.body == {"pools": [{"name": first}]}
+    nowhere = admin_api.call("POST", "/v3/types", {"volume_type": {
+        "name": f"nowhere-{project}", "extra_specs": {"volume_backend_name": "tape"}}}).body
+    for name, found in ((f"nowhere-{project}", []), ("__DEFAULT__", pools)):
+        assert admin_api.call("GET", f"/v3/scheduler-stats/get_pools?volume_type={name}"
+                              ).body == {"pools": found}
+    fault(admin_api.call("GET", "/v3/scheduler-stats/get_pools?host=x"), 400, "badRequest",
+          "Invalid filters host")
+    for made_type in (type_id, nowhere["volume_type"]["id"]):
+        assert admin_api.call("DELETE", f"/v3/types/{made_type}").status == 202
+    assert api.call("DELETE", f"/v3/volumes/{vol['id']}").status == 202

@@ -640,6 +640,33 @@ def test_an_operator_manages_and_unmanages_snapshots_with_cinder_and_openstack(
     admin_view.delete_volume(volume.id, wait=True)
 
 
+def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refused(
+    rest_cluster: E2ECluster,
+) -> None:
+    """``cinder list-filters`` and ``openstack block storage resource filter list/show``
+    (each had been a 404): what each listing filters by; ``cinder list --filters`` with
+    one of them works, and with another fails saying so (it had listed every volume)."""
+    def cinder(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "u",
+                "--os-project-id", "p", "--os-endpoint", rest_cluster.rest_url,
+                "--os-volume-api-version", "3.33", *args]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "CINDER_"))}
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env,
+                              check=False)
+
+    listed = {row[0]: row[1] for row in rows(cinder("list-filters").stdout)}
+    assert listed["volume"] == "name, status, metadata", listed
+    assert cinder("list", "--filters", "status=available").returncode == 0
+    refused = cinder("list", "--filters", "bootable=true")
+    assert refused.returncode != 0
+    assert "Invalid filters bootable are found in query options" in refused.stderr
+    shown = json.loads(run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+                            "u:p", "--os-endpoint", rest_cluster.rest_url,
+                            "--os-volume-api-version", "3.33", "block", "storage", "resource",
+                            "filter", "show", "snapshot", "-f", "json"]))
+    assert shown["Filters"] == ["name", "status", "volume_id", "metadata"], shown
+
+
 def test_cinder_and_openstack_list_the_extensions_served(rest_cluster: E2ECluster) -> None:
     """``cinder list-extensions`` and ``openstack extension list --volume`` (each had been
     a 404): the extensions this front serves, each saying what of it."""

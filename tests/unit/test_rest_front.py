@@ -10,6 +10,7 @@ import pytest
 from cinderblock.actors.rest.app import by_creation, other_sort
 from cinderblock.actors.rest.auth import AuthConfigError, Authenticator, Caller, is_loopback
 from cinderblock.actors.rest.errors import HttpFault, fault_body
+from cinderblock.actors.rest.filters import RESOURCE_FILTERS, check_query, resource_filters
 from cinderblock.actors.rest.microversion import MAX, MIN, Version, negotiate, parse_version
 
 KEY = "rq3ouEqFJ8d!P[9n?2{E]^=aL3VyR]p2^Qz@Rj)B"  # a z85 public key's shape
@@ -128,3 +129,29 @@ def test_a_sort_cinder_does_not_know_is_a_bad_request_naming_the_keys(sort: str)
     with pytest.raises(HttpFault) as refused:
         other_sort(sort, None)
     assert refused.value.status == 400 and "keys are" in refused.value.message
+
+
+# ---- the filters a listing takes ---------------------------------------------------------
+def test_a_query_naming_a_filter_the_listing_does_not_honour_is_refused_naming_it() -> None:
+    check_query({"name": "a", "display_name": "a", "status": "available", "limit": "5",
+                 "sort": "size:asc", "all_tenants": "1", "metadata": "{}"}, "volume")
+    with pytest.raises(HttpFault) as refused:
+        check_query({"status": "available", "bootable": "true", "size": "1"}, "volume")
+    assert refused.value.status == 400
+    assert refused.value.message.startswith(
+        "Invalid filters bootable,size are found in query options. This route filters by "
+        "name, status, metadata (GET /resource_filters?resource=volume)")
+    with pytest.raises(HttpFault, match="offset is not supported here"):
+        check_query({"offset": "10"}, "volume")
+    with pytest.raises(HttpFault, match=r"Invalid filters limit .* takes all_tenants"):
+        check_query({"limit": "1"}, "transfer", {"all_tenants"})
+    with pytest.raises(HttpFault, match="This route has no filters and takes resource"):
+        check_query({"resource": "volume", "x": "1"}, None, {"resource"})
+
+
+def test_resource_filters_are_what_the_listings_honour() -> None:
+    every = resource_filters(None)
+    assert {f["resource"] for f in every} == set(RESOURCE_FILTERS)
+    assert resource_filters("snapshot") == [
+        {"resource": "snapshot", "filters": ["name", "status", "volume_id", "metadata"]}]
+    assert resource_filters("backup") == []  # no such listing here: none, as Cinder's
