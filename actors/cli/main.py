@@ -43,6 +43,7 @@ from cinderblock.actors.cli.format import (
     show,
 )
 from cinderblock.actors.cli.health import add_health
+from cinderblock.actors.cli.log_levels import add_log_levels
 from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume
 from cinderblock.actors.cli.manage import add_manage, add_snapshot_manage
 from cinderblock.actors.cli.messages import add_message
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_message(sub, common, _leaf)
     add_transfer(sub, common, _leaf)
     add_qos(sub, common, _leaf)
+    add_log_levels(sub, common, _leaf)
     az = sub.add_parser("az", help="availability zones").add_subparsers(required=True)
     _leaf(az, common, "list", "list availability zones", cmd_az_list)
     _leaf(sub, common, "whoami", "the project, user and roles the gateway takes this "

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from cinderblock.actors.runtime.actor import Handler, Link, Request, check_reader
 from cinderblock.protocol.messages.health import ActorStats, ClusterStats
 from cinderblock.protocol.messages.volumes import Empty
+from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import CinderblockError, Unavailable
 from cinderblock.protocol.wire.schema import SchemaError, parse
 
@@ -58,17 +59,29 @@ async def gather(gw: StatsPeers, nodes: tuple[str, ...]) -> ClusterStats:
 
 
 async def _ask(link: Link, to: bytes, deadline: float) -> ActorStats | None:
-    """``stats`` from one peer by ``deadline`` (asked again while it is not connected)."""
+    """``stats`` from one peer by ``deadline``."""
+    reply = await ask_by(link, "stats", Empty(), to, deadline)
+    try:
+        return None if reply is None else parse(ActorStats, reply, strict=False)
+    except SchemaError as exc:
+        log.info("stats of %s left out: %s", to.decode() or "a peer", exc)
+        return None
+
+
+async def ask_by(link: Link, op: str, body: object, to: bytes, deadline: float,
+                 ctx: Context | None = None) -> Any:
+    """A peer's answer to ``op`` by ``deadline``, asked again while the peer is not
+    connected (a node says hello within a heartbeat of its start or ours); None if it
+    has not answered, or answered an error (logged)."""
     while True:
         left = deadline - time.monotonic()
         try:
-            reply = await link.call("stats", Empty(), to=to, timeout=max(left, 0.01))
-            return parse(ActorStats, reply, strict=False)
+            return await link.call(op, body, ctx, to=to, timeout=max(left, 0.01))
         except Unavailable as exc:
             if "peer" not in exc.details or left <= RETRY_S:
-                log.info("stats of %s left out: %s", to.decode() or "a peer", exc)
+                log.info("%s of %s left out: %s", op, to.decode() or "a peer", exc)
                 return None
-        except (CinderblockError, SchemaError) as exc:
-            log.info("stats of %s left out: %s", to.decode() or "a peer", exc)
+        except CinderblockError as exc:
+            log.info("%s of %s left out: %s", op, to.decode() or "a peer", exc)
             return None
         await asyncio.sleep(RETRY_S)

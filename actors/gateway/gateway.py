@@ -58,6 +58,7 @@ from cinderblock.actors.gateway.qos_specs import QosSpecsApi
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
 from cinderblock.actors.gateway.retype import VolumeRetyper
+from cinderblock.actors.gateway.service_logs import service_log_handlers
 from cinderblock.actors.gateway.transfers import VolumeTransfers
 from cinderblock.actors.gateway.user_messages import UserMessages
 from cinderblock.actors.gateway.volume_edit import VolumeEditor
@@ -206,6 +207,7 @@ class Gateway(Actor):
             **self.quota_sync.handlers(),
             **flow_handlers(self),
             **cluster_stats_handlers(self, tuple(n.host for n in self.cfg.nodes)),
+            **service_log_handlers(self, self.cfg.nodes),
         }
 
     def database(self) -> Database:

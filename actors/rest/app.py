@@ -55,8 +55,10 @@ from cinderblock.actors.rest.microversion import (
     version_document,
 )
 from cinderblock.actors.runtime.config import DEFAULT_ZONE
+from cinderblock.actors.runtime.log_levels import check_level, check_prefix, levels, set_levels
 from cinderblock.actors.scheduler.extra_specs import satisfies
 from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.log_levels import API_BINARY
 from cinderblock.protocol.messages.manage import SnapshotManage, VolumeManage
 from cinderblock.protocol.messages.qos import QosSpecs
 from cinderblock.protocol.messages.volumes import Volume, VolumeCreate, VolumeType
@@ -123,10 +125,12 @@ def flag(value: str | None) -> bool:
 class Front:
     """One front process's state: its connection to the gateway and who may call."""
 
-    def __init__(self, client: Client, auth: Authenticator, max_body: int = MAX_BODY) -> None:
+    def __init__(self, client: Client, auth: Authenticator, max_body: int = MAX_BODY,
+                 name: str = "rest") -> None:
         self.client = client
         self.auth = auth
         self.max_body = max_body
+        self.name = name  # its ``cinder-api`` host in get-log: the address it listens on
 
     # ---- per request ------------------------------------------------------
     def caller(self, request: web.Request) -> Caller:
@@ -928,9 +932,11 @@ class Front:
         disabled here (it places every volume)."""
         self._admin(request, "volume_extension:services:update")
         action = request.match_info["action"]
+        if action in ("set-log", "get-log"):
+            return await self._log_levels(request, action == "set-log")
         if action not in ("enable", "disable", "disable-log-reason"):
-            raise not_found(f"Unknown action {action!r}: enable, disable or "
-                            "disable-log-reason")
+            raise not_found(f"Unknown action {action!r}: enable, disable, "
+                            "disable-log-reason, set-log or get-log")
         body = await read_json(request)
         if not isinstance(body, dict):
             raise bad_request("the body must be a JSON object")
@@ -953,6 +959,44 @@ class Front:
         if action == "disable-log-reason":
             view["disabled_reason"] = state.reason
         return json_response(view)
+
+    async def _log_levels(self, request: web.Request, change: bool) -> web.Response:
+        """3.32: ``set-log`` sets the loggers of ``prefix`` to ``level`` in the services
+        ``binary`` and ``server`` name (``cinder-api``: this front's own process), until
+        they restart; ``get-log`` shows their levels (``service_logs.py``)."""
+        self._need(request, "3.32", "log levels")
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object")
+        only(body, {"binary", "server", "prefix", "level"} if change
+             else {"binary", "server", "prefix"})
+        binary, server, prefix = body.get("binary"), body.get("server"), body.get("prefix")
+        for field_name, value in (("binary", binary), ("server", server),
+                                  ("prefix", prefix), ("level", body.get("level"))):
+            if value is not None and not isinstance(value, str):
+                raise bad_request(f"Invalid input for field/attribute {field_name}: a string "
+                                  "or null is expected")
+        here = binary in (None, "", "*", API_BINARY) and server in (None, "", self.name)
+        prefix = check_prefix(prefix)
+        level = check_level(body.get("level")) if change else logging.NOTSET
+        found: list[dict[str, Any]] = []
+        if binary != API_BINARY:
+            client = self.client_for(request)
+            asked = await (client.set_log_levels(body["level"], binary, server, prefix)
+                           if change else client.log_levels(binary, server, prefix))
+            found = [{"binary": s.binary, "host": s.host, "levels": s.levels}
+                     for s in asked.services]
+        if here:  # this front's own loggers
+            if change:
+                set_levels(prefix, logging.getLevelName(level))
+                log.warning("rest %s: loggers of prefix %r set to %s by %s", self.name,
+                            prefix, logging.getLevelName(level),
+                            self.caller(request).user)
+            found.insert(0, {"binary": API_BINARY, "host": self.name,
+                             "levels": levels(prefix)})
+        if change:
+            return web.Response(status=202)
+        return json_response({"log_levels": found})
 
     async def messages(self, request: web.Request) -> web.Response:
         self._need(request, "3.3", "messages")

@@ -42,7 +42,8 @@ async def serve(config: Path, listen: str) -> None:
     key = secret_key_file(Path(cfg.data_dir), FRONT_USER) if cfg.security else None
     client = Client(cfg.gateway, project="", user="rest-front", timeout=30.0, key=key)
     async with client:
-        runner = web.AppRunner(build_app(Front(client, auth)), access_log=access_log,
+        front = Front(client, auth, name=f"{host}:{port}")
+        runner = web.AppRunner(build_app(front), access_log=access_log,
                                access_log_class=AccessLog)
         await runner.setup()
         await web.TCPSite(runner, host, port, reuse_address=True).start()

@@ -74,11 +74,13 @@ from cinderblock.actors.runtime.collector import WATCH as COLLECTOR
 from cinderblock.actors.runtime.collector import freeze_what_started
 from cinderblock.actors.runtime.database import Database, DatabaseDamaged
 from cinderblock.actors.runtime.events import EventPublisher
+from cinderblock.actors.runtime.log_levels import levels, set_levels
 from cinderblock.actors.runtime.logs import REQUEST
 from cinderblock.actors.runtime.peer_turns import PeerTurns
 from cinderblock.actors.runtime.trust import Authenticator, Trust
 from cinderblock.protocol.messages.flows import FlowTraceList
 from cinderblock.protocol.messages.health import ActorStats
+from cinderblock.protocol.messages.log_levels import ActorLogLevels, LogLevelsAsk, LogLevelsSet
 from cinderblock.protocol.messages.ops import OPS, SENDERS
 from cinderblock.protocol.wire.access import Principal, may_send
 from cinderblock.protocol.wire.batching import Batcher
@@ -350,6 +352,20 @@ class Actor:
         """The SQLite file this actor owns, if any (its state is part of ``stats``)."""
         return None
 
+    # ---- log levels (an admin's: Cinder's os-services get-log and set-log) ------
+    def on_log_levels(self, req: Request) -> ActorLogLevels:
+        check_admin(req.ctx, "log.levels")
+        body: LogLevelsAsk = req.body
+        return ActorLogLevels(self.name, levels(body.prefix))
+
+    def on_log_set_levels(self, req: Request) -> ActorLogLevels:
+        check_admin(req.ctx, "log.set_levels")
+        body: LogLevelsSet = req.body
+        names = set_levels(body.prefix, body.level)
+        log.warning("%s: %d loggers of prefix %r set to %s by %s", self.name, len(names),
+                    body.prefix, body.level.upper(), req.ctx.user_id)
+        return ActorLogLevels(self.name, levels(body.prefix))
+
     # ---- statistics ----------------------------------------------------
     async def on_stats(self, req: Request) -> ActorStats:
         check_reader(req.ctx, "stats")
@@ -482,7 +498,8 @@ class Actor:
             async with asyncio.TaskGroup() as tg:
                 self._tg = tg
                 handlers = {"flow.recent": self.on_flow_recent, "stats": self.on_stats,
-                            **self.handlers()}
+                            "log.levels": self.on_log_levels,
+                            "log.set_levels": self.on_log_set_levels, **self.handlers()}
                 self._handlers = {
                     op: (fn, inspect.iscoroutinefunction(fn)) for op, fn in handlers.items()
                 }
@@ -630,6 +647,8 @@ class Actor:
             return
         self.handled += 1
         token = REQUEST.set(_log_ids(request))
+        if log.isEnabledFor(logging.DEBUG):  # an admin's set-log: every request, named
+            log.debug("%s: %s %s from %s", self.name, env.kind, env.op, peer)
         try:  # a task made here inherits the request's ids for its log lines
             if is_async:
                 if self._turns.full(identity) or not self._hold(identity, size):
@@ -839,6 +858,12 @@ def _volume_of(body: Any) -> str:
         inner = getattr(body, "request", None)  # node.create_volume carries the request
         found = getattr(inner, "volume_id", None)
     return found if isinstance(found, str) else "-"
+
+
+def check_admin(ctx: Context, op: str) -> None:
+    """Log levels are an admin's (the gateway relays an admin's request)."""
+    if not ctx.is_admin:
+        raise Forbidden(f"only an admin may send {op}", {"op": op})
 
 
 def check_reader(ctx: Context, op: str) -> None:

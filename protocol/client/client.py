@@ -60,6 +60,7 @@ from cinderblock.protocol.client.transfers import SyncTransferMethods, TransferM
 from cinderblock.protocol.messages.health import ActorStats, ClusterStats, Identity
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.limits import MAX_QUOTA_LIMIT, MAX_SIZE_GB, check_range
+from cinderblock.protocol.messages.log_levels import ServiceLogList, ServiceLogRequest
 from cinderblock.protocol.messages.quota import (
     QUOTAS_MAX,
     QuotaDefaultsUpdate,
@@ -558,6 +559,22 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         raw = await self.call("cluster.stats", Empty(), timeout=timeout)
         return parse(ClusterStats, raw, strict=False)
 
+    async def log_levels(self, binary: str | None = None, server: str | None = None,
+                         prefix: str = "") -> ServiceLogList:
+        """Admin: the log levels of the loggers of ``prefix`` in the services a binary
+        (``cinder-volume``, ``cinder-scheduler``, ``cinderblock-gateway``,
+        ``cinderblock-quota``; None: every one) and server (a host) name."""
+        raw = await self.call("service.log_levels", ServiceLogRequest(binary, server, prefix))
+        return parse(ServiceLogList, raw, strict=False)
+
+    async def set_log_levels(self, level: str, binary: str | None = None,
+                             server: str | None = None, prefix: str = "") -> ServiceLogList:
+        """Admin: set those loggers to ``level`` (DEBUG, INFO, WARNING, ERROR) until
+        their actor restarts; the answer is their levels after."""
+        raw = await self.call("service.set_log_levels",
+                              ServiceLogRequest(binary, server, prefix, level))
+        return parse(ServiceLogList, raw, strict=False)
+
 
 class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
                  SyncTransferMethods, SyncQosMethods, SyncManageMethods):
@@ -685,6 +702,14 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
 
     def cluster_stats(self, timeout: float | None = None) -> ClusterStats:
         return self._run(lambda c: c.cluster_stats(timeout))
+
+    def log_levels(self, binary: str | None = None, server: str | None = None,
+                   prefix: str = "") -> ServiceLogList:
+        return self._run(lambda c: c.log_levels(binary, server, prefix))
+
+    def set_log_levels(self, level: str, binary: str | None = None, server: str | None = None,
+                       prefix: str = "") -> ServiceLogList:
+        return self._run(lambda c: c.set_log_levels(level, binary, server, prefix))
 
 
 async def _close(client: Client) -> None:

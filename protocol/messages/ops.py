@@ -39,6 +39,11 @@ from cinderblock.protocol.messages.lifecycle import (
     VolumeRevert,
     VolumeReverted,
 )
+from cinderblock.protocol.messages.log_levels import (
+    LogLevelsAsk,
+    LogLevelsSet,
+    ServiceLogRequest,
+)
 from cinderblock.protocol.messages.manage import (
     ManageableRequest,
     NodeManageable,
@@ -224,6 +229,12 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "whoami": (Empty, READERS),
     "stats": (Empty, frozenset({"admin", "monitor", "gateway"})),
     "cluster.stats": (Empty, frozenset({"admin", "monitor"})),
+    # log levels (an admin's; log.*: each actor's own, asked by the gateway; service.*:
+    # the gateway asks every actor a binary and server name)
+    "log.levels": (LogLevelsAsk, ADMINS | GATEWAY),
+    "log.set_levels": (LogLevelsSet, ADMINS | GATEWAY),
+    "service.log_levels": (ServiceLogRequest, ADMINS),
+    "service.set_log_levels": (ServiceLogRequest, ADMINS),
 }
 OPS: dict[str, type] = {op: body for op, (body, _) in OP_TABLE.items()}
 SENDERS: dict[str, frozenset[str]] = {op: roles for op, (_, roles) in OP_TABLE.items()}

@@ -319,6 +319,19 @@ def test_an_admin_manages_a_file_as_a_snapshot_and_unmanages_it(up: UpCluster) -
     up.cli_json("volume", "delete", vol["id"], "--wait", admin=True)
 
 
+def test_an_admin_sets_a_node_s_log_level_and_lists_it(up: UpCluster) -> None:
+    prefix = "cinderblock.storage_node"
+    changed = up.cli_json("log", "set", "debug", "--service", "cinder-volume", "--host",
+                          "node-2", "--prefix", prefix, admin=True)
+    assert changed and {(r["host"], r["level"]) for r in changed} == {("node-2@file", "DEBUG")}
+    listed = up.cli_json("log", "list", "--prefix", prefix, admin=True)
+    assert {(r["host"], r["level"]) for r in listed} == {("node-1@file", "INFO"),
+                                                          ("node-2@file", "DEBUG")}
+    _one_error_line(up.cli("log", "list"), "forbidden")
+    assert "invalid choice: 'LOUD'" in up.cli("log", "set", "loud", admin=True).stderr
+    up.cli_json("log", "set", "INFO", "--host", "node-2", "--prefix", prefix, admin=True)
+
+
 # ---- quotas and backends --------------------------------------------------------------------
 def test_quota_show_quota_set_and_quota_delete_by_an_admin(up: UpCluster) -> None:
     project = f"q-{uuid.uuid4().hex[:8]}"

@@ -1464,3 +1464,38 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
     for made_type in (type_id, nowhere["volume_type"]["id"]):
         assert admin_api.call("DELETE", f"/v3/types/{made_type}").status == 202
     assert api.call("DELETE", f"/v3/volumes/{vol['id']}").status == 202
+
+
+def test_an_admin_sets_and_reads_log_levels_through_os_services(
+    api: Api, admin_api: Api,
+) -> None:
+    """3.32's ``os-services/set-log`` and ``get-log`` (each had been a 404): a node's
+    loggers set, read back from that node only; the front's own as ``cinder-api``."""
+    prefix = "cinderblock.storage_node"
+    body = {"binary": "cinder-volume", "server": "node-1@file", "prefix": prefix,
+            "level": "DEBUG"}
+    fault(admin_api.call("PUT", "/v3/os-services/set-log", body, version="3.31"), 404,
+          "itemNotFound", "3.32")
+    fault(api.call("PUT", "/v3/os-services/set-log", body, version="3.32"), 403, "forbidden",
+          "services:update")
+    for wrong, says in (({**body, "level": "LOUD"}, "'LOUD' is not a valid log level"),
+                        ({**body, "binary": "cinder-tape"}, "binary 'cinder-tape'"),
+                        ({**body, "extra": 1}, "Additional properties"),
+                        ({**body, "prefix": 7}, "prefix")):
+        fault(admin_api.call("PUT", "/v3/os-services/set-log", wrong, version="3.32"), 400,
+              "badRequest", says)
+    assert admin_api.call("PUT", "/v3/os-services/set-log", body,
+                          version="3.32").status == 202
+    shown = admin_api.call("PUT", "/v3/os-services/get-log", {"prefix": prefix},
+                           version="3.32").body["log_levels"]
+    by_host = {(s["binary"], s["host"]): s["levels"] for s in shown}
+    assert set(by_host[("cinder-volume", "node-1@file")].values()) == {"DEBUG"}
+    assert ("cinder-api", shown[0]["host"]) in by_host  # this front's own, first
+    assert ("cinder-scheduler", "scheduler") in by_host
+    api_only = admin_api.call("PUT", "/v3/os-services/get-log",
+                              {"binary": "cinder-api", "prefix": "cinderblock.rest"},
+                              version="3.32").body["log_levels"]
+    assert [s["binary"] for s in api_only] == ["cinder-api"]
+    assert api_only[0]["levels"]["cinderblock.rest.access"] == "INFO"
+    assert admin_api.call("PUT", "/v3/os-services/set-log", {**body, "level": "INFO"},
+                          version="3.32").status == 202

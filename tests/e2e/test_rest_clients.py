@@ -667,6 +667,32 @@ def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refu
     assert shown["Filters"] == ["name", "status", "volume_id", "metadata"], shown
 
 
+def test_an_operator_sets_log_levels_with_cinder_and_openstack(
+    rest_cluster: E2ECluster,
+) -> None:
+    """``cinder service-set-log/service-get-log`` and ``openstack block storage log level
+    set/list`` (each had been a 404): a node's loggers to DEBUG and back, read back."""
+    base = ["--os-endpoint", rest_cluster.rest_url, "--os-volume-api-version", "3.32"]
+    cinder = [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
+              "--os-project-id", "admin", *base]
+    openstack = [tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+                 "admin:admin", *base]
+    prefix = "cinderblock.storage_node"
+    run([*cinder, "service-set-log", "DEBUG", "--binary", "cinder-volume", "--server",
+         "node-1@file", "--prefix", prefix])
+    printed = rows(run([*cinder, "service-get-log", "--binary", "cinder-volume",
+                        "--prefix", prefix]))
+    assert printed and {(r[0], r[1], r[3]) for r in printed} == {
+        ("cinder-volume", "node-1@file", "DEBUG"), ("cinder-volume", "node-2@file", "INFO")}
+    run([*openstack, "block", "storage", "log", "level", "set", "--service", "cinder-volume",
+         "--host", "node-1@file", "--log-prefix", prefix, "INFO"])
+    listed = json.loads(run([*openstack, "block", "storage", "log", "level", "list",
+                             "--service", "cinder-volume", "--log-prefix", prefix,
+                             "-f", "json"]))
+    assert listed and {(e["Host"], e["Level"]) for e in listed} == {
+        ("node-1@file", "INFO"), ("node-2@file", "INFO")}
+
+
 def test_cinder_and_openstack_list_the_extensions_served(rest_cluster: E2ECluster) -> None:
     """``cinder list-extensions`` and ``openstack extension list --volume`` (each had been
     a 404): the extensions this front serves, each saying what of it."""
