@@ -253,10 +253,9 @@ class Front:
         ``project_id``'s); from 3.36 with each metadata key's values."""
         self._need(request, "3.12", "volume summaries")
         q = request.query
-        everyone = self.caller(request).admin and flag(
-            q.get("all_tenants") or q.get("all_projects"))
-        summary = await self.client_for(request).volume_summary(
-            everyone, q.get("project_id") if everyone else None)
+        check_query(q, None, WHOSE)
+        everyone, project = projects_asked(q, self.caller(request))
+        summary = await self.client_for(request).volume_summary(everyone, project)
         out: dict[str, Any] = {"total_size": summary.total_size,
                                "total_count": summary.total_count}
         if self.version(request).at_least("3.36"):
@@ -273,14 +272,13 @@ class Front:
             raise bad_request("with_count is not supported here: the summary "
                               "(GET /volumes/summary, 3.12) counts a project's volumes")
         sort = sort_asked(q)
-        everyone = self.caller(request).admin and flag(
-            q.get("all_tenants") or q.get("all_projects"))
+        everyone, project = projects_asked(q, self.caller(request))
         order = by_creation(sort, q.get("sort_dir"))
         return await self.client_for(request).list_volumes(
             all_projects=everyone, status=q.get("status"), limit=page_limit(q),
             marker=q.get("marker"), name=q.get("name") or q.get("display_name"),
             metadata=_dict_param(q, "metadata") if "metadata" in q else None,
-            oldest_first=order == "asc", project_id=q.get("project_id") if everyone else None,
+            oldest_first=order == "asc", project_id=project,
             sort=None if order is not None else other_sort(sort, q.get("sort_dir")))
 
     async def volume_update(self, request: web.Request) -> web.Response:
@@ -517,9 +515,9 @@ class Front:
         return json_response({"snapshot": views.snapshot(snap)})
 
     async def snapshot_list(self, request: web.Request) -> web.Response:
-        q, admin = request.query, self.caller(request).admin
+        q = request.query
         check_query(q, "snapshot")
-        everyone = admin and flag(q.get("all_tenants"))
+        everyone, project = projects_asked(q, self.caller(request))
         sort = sort_asked(q)
         newest = by_creation(sort, q.get("sort_dir")) == "desc"  # the gateway's listing order
         snaps = await self.client_for(request).list_snapshots(
@@ -527,8 +525,7 @@ class Front:
             status=q.get("status"), limit=page_limit(q), marker=q.get("marker"),
             name=q.get("name") or q.get("display_name"),
             metadata=_dict_param(q, "metadata") if "metadata" in q else None,
-            project_id=q.get("project_id") if everyone else None,
-            sort=None if newest else other_sort(sort, q.get("sort_dir")))
+            project_id=project, sort=None if newest else other_sort(sort, q.get("sort_dir")))
         return json_response({"snapshots": [views.snapshot(s) for s in snaps],
                               **next_links(request, "snapshots", snaps)})
 
@@ -1348,6 +1345,22 @@ def _host_asked(params: Mapping[str, Any]) -> str:
     if not isinstance(host, str) or not host:
         raise bad_request("Host field is missing.")
     return host
+
+
+def projects_asked(q: Mapping[str, str], caller: Caller) -> tuple[bool, str | None]:
+    """(every project's, the one named) a listing asks for: an admin's ``all_tenants``
+    (or ``all_projects``), ``project_id`` naming one of them. Otherwise ``project_id``
+    may name only the caller's own project: the listing would answer with the caller's
+    own as if they were the other's. (``all_tenants`` of a member is passed over, as
+    Cinder does: cinderclient sends it always.)"""
+    everyone = caller.admin and flag(q.get("all_tenants") or q.get("all_projects"))
+    wanted = q.get("project_id") or None
+    if everyone:
+        return True, wanted
+    if wanted is not None and wanted != caller.project:
+        raise bad_request("Invalid filters project_id are found in query options: only an "
+                          "admin lists another project's, with all_tenants")
+    return False, None
 
 
 def _named_type(types: Iterable[VolumeType], wanted: str) -> VolumeType:

@@ -451,7 +451,7 @@ def test_an_admin_lists_one_project_s_volumes_a_page_at_a_time(
 ) -> None:
     """``all_tenants`` with ``project_id`` (``openstack volume list --project``): the
     gateway pages that project's volumes through its index; a member's ``project_id``
-    names nothing but its own."""
+    naming another project is refused, as Cinder's."""
     made = [api.call("POST", "/v3/volumes", {"volume": {"size": i + 1}}).body["volume"]["id"]
             for i in range(3)]
     elsewhere = f"other-{uuid.uuid4().hex[:8]}"
@@ -470,8 +470,8 @@ def test_an_admin_lists_one_project_s_volumes_a_page_at_a_time(
     fault(admin_api.call("GET", f"{query}&marker={theirs}"), 400, "badRequest", "marker")
     assert [v.id for v in admin_view.list_volumes(all_projects=True, project_id=elsewhere)
             ] == [theirs]
-    own = api.call("GET", f"/v3/volumes?project_id={elsewhere}").body["volumes"]
-    assert {v["id"] for v in own} == set(made)
+    fault(api.call("GET", f"/v3/volumes?project_id={elsewhere}"), 400, "badRequest",
+          "Invalid filters project_id")  # as Cinder's (it had listed the member's own)
     snap = api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": made[0]}}
                     ).body["snapshot"]["id"]
     Api(rest_cluster.rest_url, f"{elsewhere}:{elsewhere}").call(
@@ -1423,6 +1423,17 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
                   "badRequest", says)
     named = api.call("GET", "/v3/volumes?name=filtered&with_count=false").body["volumes"]
     assert [v["id"] for v in named] == [vol["id"]]
+    # project_id names only the caller's own project, but for an admin's all_tenants
+    # (a member's had been passed over: its own volumes, as if the other project's).
+    fault(api.call("GET", "/v3/volumes?project_id=someone-else"), 400, "badRequest",
+          "only an admin lists another project's")
+    own = api.call("GET", f"/v3/volumes?project_id={project}&name=filtered").body["volumes"]
+    assert [v["id"] for v in own] == [vol["id"]]
+    theirs = admin_api.call("GET", f"/v3/snapshots?all_projects=1&project_id={project}")
+    assert theirs.status == 200, theirs.body
+    summary = admin_api.call("GET", f"/v3/volumes/summary?all_tenants=1&project_id={project}",
+                             version="3.12").body["volume-summary"]
+    assert summary["total_count"] == 1
     fault(api.call("GET", f"/v3/snapshots?volume_id={vol['id']}&size=1"), 400, "badRequest",
           "This route filters by name, status, volume_id, metadata")
     fault(api.call("GET", "/v3/attachments?status=attached", version="3.27"), 400,
