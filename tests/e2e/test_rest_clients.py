@@ -83,6 +83,23 @@ def wait_for(check: Callable[[], Any], timeout: float = 20.0) -> Any:
         time.sleep(0.1)
 
 
+def admin_commands(cluster: E2ECluster, version: str
+                   ) -> tuple[Callable[..., str], Callable[..., str]]:
+    """``cinder`` and ``openstack`` as the admin against the cluster's REST front, at a
+    microversion: each runs its arguments and returns what it printed."""
+    endpoint = ["--os-endpoint", cluster.rest_url, "--os-volume-api-version", version]
+
+    def cinder(*args: str) -> str:
+        return run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
+                    "--os-project-id", "admin", *endpoint, *args])
+
+    def openstack(*args: str) -> str:
+        return run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+                    "admin:admin", *endpoint, *args])
+
+    return cinder, openstack
+
+
 def volume_status(admin: SyncClient, volume_id: str, status: str) -> Volume:
     def reached() -> Volume | None:
         vol = admin.show_volume(volume_id)
@@ -549,15 +566,7 @@ def test_an_operator_manages_and_unmanages_files_with_cinder_and_openstack(
     for name, data in ((f"c-{tag}.raw", b"from cinder"), (f"o-{tag}.raw", b"from openstack")):
         (directory / name).write_bytes(data)
 
-    def cinder(*args: str) -> str:
-        return run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
-                    "--os-project-id", "admin", "--os-endpoint", rest_cluster.rest_url,
-                    "--os-volume-api-version", "3.8", *args])
-
-    def openstack(*args: str) -> str:
-        return run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
-                    "admin:admin", "--os-endpoint", rest_cluster.rest_url,
-                    "--os-volume-api-version", "3.8", *args])
+    cinder, openstack = admin_commands(rest_cluster, "3.8")
 
     printed = cinder("manageable-list", "node-1@file#file")  # reference: {'source-name': ..}
     listed = {re.sub(r"\{'source-name': '(.*)'\}", r"\1", row[0]): row for row in rows(printed)}
@@ -600,15 +609,7 @@ def test_an_operator_manages_and_unmanages_snapshots_with_cinder_and_openstack(
     for name, data in ((f"cs-{tag}.raw", b"from cinder"), (f"os-{tag}.raw", b"from openstack")):
         (directory / name).write_bytes(data)
 
-    def cinder(*args: str) -> str:
-        return run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
-                    "--os-project-id", "admin", "--os-endpoint", rest_cluster.rest_url,
-                    "--os-volume-api-version", "3.8", *args])
-
-    def openstack(*args: str) -> str:
-        return run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
-                    "admin:admin", "--os-endpoint", rest_cluster.rest_url,
-                    "--os-volume-api-version", "3.8", *args])
+    cinder, openstack = admin_commands(rest_cluster, "3.8")
 
     printed = cinder("snapshot-manageable-list", "node-1@file#file")
     listed = {re.sub(r"\{'source-name': '(.*)'\}", r"\1", row[0]): row
@@ -672,23 +673,17 @@ def test_an_operator_sets_log_levels_with_cinder_and_openstack(
 ) -> None:
     """``cinder service-set-log/service-get-log`` and ``openstack block storage log level
     set/list`` (each had been a 404): a node's loggers to DEBUG and back, read back."""
-    base = ["--os-endpoint", rest_cluster.rest_url, "--os-volume-api-version", "3.32"]
-    cinder = [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
-              "--os-project-id", "admin", *base]
-    openstack = [tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
-                 "admin:admin", *base]
+    cinder, openstack = admin_commands(rest_cluster, "3.32")
     prefix = "cinderblock.storage_node"
-    run([*cinder, "service-set-log", "DEBUG", "--binary", "cinder-volume", "--server",
-         "node-1@file", "--prefix", prefix])
-    printed = rows(run([*cinder, "service-get-log", "--binary", "cinder-volume",
-                        "--prefix", prefix]))
+    cinder("service-set-log", "DEBUG", "--binary", "cinder-volume", "--server",
+           "node-1@file", "--prefix", prefix)
+    printed = rows(cinder("service-get-log", "--binary", "cinder-volume", "--prefix", prefix))
     assert printed and {(r[0], r[1], r[3]) for r in printed} == {
         ("cinder-volume", "node-1@file", "DEBUG"), ("cinder-volume", "node-2@file", "INFO")}
-    run([*openstack, "block", "storage", "log", "level", "set", "--service", "cinder-volume",
-         "--host", "node-1@file", "--log-prefix", prefix, "INFO"])
-    listed = json.loads(run([*openstack, "block", "storage", "log", "level", "list",
-                             "--service", "cinder-volume", "--log-prefix", prefix,
-                             "-f", "json"]))
+    openstack("block", "storage", "log", "level", "set", "--service", "cinder-volume",
+              "--host", "node-1@file", "--log-prefix", prefix, "INFO")
+    listed = json.loads(openstack("block", "storage", "log", "level", "list", "--service",
+                                  "cinder-volume", "--log-prefix", prefix, "-f", "json"))
     assert listed and {(e["Host"], e["Level"]) for e in listed} == {
         ("node-1@file", "INFO"), ("node-2@file", "INFO")}
 
