@@ -52,6 +52,7 @@ from cinderblock.protocol.states import (
     AttachmentStatus,
     VolumeStatus,
     check_volume_move,
+    statuses,
     volume_status_for,
 )
 from cinderblock.protocol.wire.codec import Context
@@ -249,12 +250,18 @@ class Attachments:
         project = None if everyone else ctx.project_id
         if body.volume_id is not None and body.volume_ids is not None:
             raise InvalidInput("give volume_id or volume_ids, not both")
+        status = None if body.status is None else statuses(AttachmentStatus, body.status)
+
+        def passes(rec: AttachmentRecord) -> bool:
+            return (status is None or rec.status in status) and \
+                (body.instance_id is None or rec.instance_id == body.instance_id)
+
         wanted = (body.volume_id,) if body.volume_id is not None else body.volume_ids
         if wanted is None:
             store = self.attachments
             found, next_marker = page(
-                store.get, partial(store.newest_first, project), project,
-                lambda rec: True, body.marker, body.limit, attachment_bytes)
+                store.get, partial(store.newest_first, project), project, passes,
+                body.marker, body.limit, attachment_bytes)
             return AttachmentList(tuple(a.view() for a in found), next_marker)
         if body.limit is not None or body.marker is not None:
             raise InvalidInput("limit and marker page the list of every attachment; a "
@@ -263,7 +270,7 @@ class Attachments:
             raise InvalidInput(f"volume_ids names at most {VOLUME_IDS_MAX} volumes, "
                                f"not {len(wanted)}")
         theirs = [a for vid in dict.fromkeys(wanted) for a in self.attachments.of_volume(vid)
-                  if project is None or a.project_id == project]
+                  if (project is None or a.project_id == project) and passes(a)]
         theirs.sort(key=lambda a: a.created_at)
         return AttachmentList(tuple(a.view() for a in theirs))
 

@@ -1143,11 +1143,14 @@ class Front:
         check_query(q, "attachment", PAGING | {"all_tenants"})
         limit, marker = page_limit(q), q.get("marker")
         everyone, client = admin and flag(q.get("all_tenants")), self.client_for(request)
+        status, instance = q.get("status") or q.get("attach_status"), q.get("instance_id")
         if "volume_id" in q:  # a volume's attachments, few: paged here
-            atts = _after(await client.list_attachments(q["volume_id"], everyone), marker)
+            atts = _after(await client.list_attachments(
+                q["volume_id"], everyone, status=status, instance_id=instance), marker)
             atts = atts[:limit]
         else:
-            atts = await client.list_attachments(None, everyone, limit=limit, marker=marker)
+            atts = await client.list_attachments(None, everyone, limit=limit, marker=marker,
+                                                 status=status, instance_id=instance)
         out = [views.attachment(a) for a in atts]
         return json_response({"attachments": out, **next_links(request, "attachments", atts)})
 

@@ -23,7 +23,7 @@ from cinderblock.actors.rest.errors import bad_request
 RESOURCE_FILTERS: dict[str, tuple[str, ...]] = {
     "volume": ("name", "status", "metadata"),
     "snapshot": ("name", "status", "volume_id", "metadata"),
-    "attachment": ("volume_id",),
+    "attachment": ("volume_id", "status", "attach_status", "instance_id"),
     "message": ("resource_uuid",),
     "pool": ("name", "volume_type"),
     "volume_type": ("is_public",),

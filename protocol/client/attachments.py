@@ -144,29 +144,33 @@ class AttachmentMethods:
     async def list_attachments(
         self, volume_id: str | None = None, all_projects: bool = False,
         volume_ids: Iterable[str] | None = None, limit: int | None = None,
-        marker: str | None = None,
+        marker: str | None = None, status: str | None = None, instance_id: str | None = None,
     ) -> list[Attachment]:
         """Every attachment the caller may see, newest first (page by page, or the first
         ``limit`` after ``marker``, an attachment id of an earlier listing); or all of
-        ``volume_id``'s, or of ``volume_ids``' (asked ``VOLUME_IDS_MAX`` at a time)."""
+        ``volume_id``'s, or of ``volume_ids``' (asked ``VOLUME_IDS_MAX`` at a time).
+        ``status`` and ``instance_id``: only the attachments in it, or of it."""
         if volume_id is None and volume_ids is None:
             async def fetch(left: int | None, after: str | None
                             ) -> tuple[tuple[Attachment, ...], str | None]:
-                body = AttachmentListRequest(None, all_projects, None, left, after)
+                body = AttachmentListRequest(None, all_projects, None, left, after, status,
+                                             instance_id)
                 reply = parse(AttachmentList, await self.call("attachment.list", body),
                               strict=False)
                 return reply.attachments, reply.next_marker
 
             return await read_pages(fetch, limit, marker)
         if volume_ids is None:
-            body = AttachmentListRequest(volume_id, all_projects, None, limit, marker)
+            body = AttachmentListRequest(volume_id, all_projects, None, limit, marker, status,
+                                         instance_id)
             raw = await self.call("attachment.list", body)
             return list(parse(AttachmentList, raw, strict=False).attachments)
         ids = tuple(volume_ids)
         found: list[Attachment] = []
         for start in range(0, len(ids), VOLUME_IDS_MAX):
             body = AttachmentListRequest(volume_id, all_projects,
-                                         ids[start:start + VOLUME_IDS_MAX], limit, marker)
+                                         ids[start:start + VOLUME_IDS_MAX], limit, marker,
+                                         status, instance_id)
             raw = await self.call("attachment.list", body)
             found += parse(AttachmentList, raw, strict=False).attachments
         return found
@@ -199,7 +203,7 @@ class SyncAttachmentMethods:
     def list_attachments(
         self, volume_id: str | None = None, all_projects: bool = False,
         volume_ids: Iterable[str] | None = None, limit: int | None = None,
-        marker: str | None = None,
+        marker: str | None = None, status: str | None = None, instance_id: str | None = None,
     ) -> list[Attachment]:
         return self._run(lambda c: c.list_attachments(volume_id, all_projects, volume_ids,
-                                                      limit, marker))
+                                                      limit, marker, status, instance_id))

@@ -52,6 +52,8 @@ class AttachmentListRequest:
     volume_ids: tuple[str, ...] | None = None
     limit: int | None = None  # without volumes named: a page, newest first, as volumes'
     marker: str | None = None  # the last attachment id of the previous page
+    status: str | None = None  # only attachments in this status (Cinder's attach_status)
+    instance_id: str | None = None  # only this instance's (Nova asks so)
 
 
 @message

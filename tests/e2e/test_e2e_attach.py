@@ -217,6 +217,33 @@ async def test_a_second_attachment_of_a_volume_without_multiattach_is_refused(
     await client.delete_attachment(att.id)
 
 
+async def test_attachments_are_listed_by_instance_and_by_status(client: Client) -> None:
+    """Nova asks for an instance's attachments (``instance_id``); an operator for those in
+    one status: each answers with those only (the REST front had passed them over)."""
+    tag = uuid.uuid4().hex[:8]
+    one = await client.create_volume(1, wait=True)
+    two = await client.create_volume(1, wait=True)
+    attached = await client.create_attachment(one.id, instance_id=f"vm-a-{tag}")
+    await client.update_attachment(attached.id, CONNECTOR)
+    await client.complete_attachment(attached.id)
+    reserved = await client.create_attachment(two.id, instance_id=f"vm-b-{tag}")
+
+    by_instance = await client.list_attachments(instance_id=f"vm-a-{tag}")
+    assert [a.id for a in by_instance] == [attached.id]
+    in_volume = await client.list_attachments(two.id, instance_id=f"vm-b-{tag}")
+    assert [a.id for a in in_volume] == [reserved.id]
+    assert await client.list_attachments(two.id, instance_id=f"vm-a-{tag}") == []
+    ours = {attached.id, reserved.id}
+    assert {a.id for a in await client.list_attachments(status="reserved")} & ours == {
+        reserved.id}
+    assert {a.id for a in await client.list_attachments(status="attached")} & ours == {
+        attached.id}
+    with pytest.raises(InvalidInput, match="unknown AttachmentStatus 'glued'"):
+        await client.list_attachments(status="glued")
+    for att in (attached, reserved):
+        await client.delete_attachment(att.id)
+
+
 async def test_completing_an_attachment_before_updating_it_is_refused(client: Client) -> None:
     vol = await client.create_volume(1, wait=True)
     att = await client.create_attachment(vol.id, instance_id="vm-1")

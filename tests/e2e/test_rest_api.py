@@ -1436,8 +1436,19 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
     assert summary["total_count"] == 1
     fault(api.call("GET", f"/v3/snapshots?volume_id={vol['id']}&size=1"), 400, "badRequest",
           "This route filters by name, status, volume_id, metadata")
-    fault(api.call("GET", "/v3/attachments?status=attached", version="3.27"), 400,
-          "badRequest", "Invalid filters status")
+    fault(api.call("GET", "/v3/attachments?mountpoint=/dev/vdb", version="3.27"), 400,
+          "badRequest", "Invalid filters mountpoint")
+    instance = str(uuid.uuid4())
+    made_att = api.call("POST", "/v3/attachments", {"attachment": {
+        "volume_uuid": vol["id"], "instance_uuid": instance}}, version="3.27").body
+    for query in (f"instance_id={instance}", f"volume_id={vol['id']}&status=reserved",
+                  f"attach_status=reserved&instance_id={instance}"):
+        found = api.call("GET", f"/v3/attachments?{query}", version="3.27").body
+        assert [a["id"] for a in found["attachments"]] == [made_att["attachment"]["id"]]
+    assert api.call("GET", f"/v3/attachments?instance_id={instance}&status=attached",
+                    version="3.27").body["attachments"] == []
+    assert api.call("DELETE", f"/v3/attachments/{made_att['attachment']['id']}",
+                    version="3.27").status == 200
     fault(api.call("GET", "/v3/messages?event_id=VOLUME_000001", version="3.3"), 400,
           "badRequest", "Invalid filters event_id")
 
