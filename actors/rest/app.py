@@ -974,21 +974,21 @@ class Front:
                 raise bad_request(f"Invalid input for field/attribute {field_name}: a string "
                                   "or null is expected")
         here = binary in (None, "", "*", API_BINARY) and server in (None, "", self.name)
-        prefix = check_prefix(prefix)
-        level = check_level(body.get("level")) if change else logging.NOTSET
+        prefix, level = check_prefix(prefix), str(body.get("level") or "")
+        if change:
+            check_level(level)
         found: list[dict[str, Any]] = []
         if binary != API_BINARY:
             client = self.client_for(request)
-            asked = await (client.set_log_levels(body["level"], binary, server, prefix)
-                           if change else client.log_levels(binary, server, prefix))
+            asked = await (client.set_log_levels(level, binary, server, prefix) if change
+                           else client.log_levels(binary, server, prefix))
             found = [{"binary": s.binary, "host": s.host, "levels": s.levels}
                      for s in asked.services]
         if here:  # this front's own loggers
             if change:
-                set_levels(prefix, logging.getLevelName(level))
+                set_levels(prefix, level)
                 log.warning("rest %s: loggers of prefix %r set to %s by %s", self.name,
-                            prefix, logging.getLevelName(level),
-                            self.caller(request).user)
+                            prefix, level.upper(), self.caller(request).user)
             found.insert(0, {"binary": API_BINARY, "host": self.name,
                              "levels": levels(prefix)})
         if change:
