@@ -119,9 +119,16 @@ class UserMessages:
         everyone = body.all_projects and req.ctx.is_admin
         project = None if everyone else req.ctx.project_id
         now = time.time()
+        wanted = [(field, value) for field, value in (
+            ("resource_uuid", body.resource_uuid), ("event_id", body.event_id),
+            ("request_id", body.request_id), ("resource_type", body.resource_type),
+            ("message_level", body.message_level)) if value is not None]
+
+        def passes(m: UserMessage) -> bool:
+            return m.expires_at > now and all(getattr(m, f) == v for f, v in wanted)
+
         found, next_marker = page(
-            self.kept.get, partial(self._newest_first, project), project,
-            lambda m: m.expires_at > now and body.resource_uuid in (None, m.resource_uuid),
+            self.kept.get, partial(self._newest_first, project), project, passes,
             body.marker, body.limit, message_bytes)
         return MessageList(tuple(found), next_marker)
 

@@ -1005,8 +1005,10 @@ class Front:
         q = request.query
         check_query(q, "message", PAGING | {"all_tenants"})
         everyone = self.caller(request).admin and flag(q.get("all_tenants"))
-        found = await client.list_messages(q.get("resource_uuid"), everyone,
-                                           limit=page_limit(q), marker=q.get("marker"))
+        found = await client.list_messages(
+            q.get("resource_uuid"), everyone, limit=page_limit(q), marker=q.get("marker"),
+            event_id=q.get("event_id"), request_id=q.get("request_id"),
+            resource_type=q.get("resource_type"), message_level=q.get("message_level"))
         return json_response({"messages": [views.user_message(m, base) for m in found],
                               **next_links(request, "messages", found)})
 

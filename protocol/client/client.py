@@ -512,12 +512,17 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
 
     async def list_messages(self, resource_uuid: str | None = None,
                             all_projects: bool = False, limit: int | None = None,
-                            marker: str | None = None) -> list[UserMessage]:
+                            marker: str | None = None, event_id: str | None = None,
+                            request_id: str | None = None, resource_type: str | None = None,
+                            message_level: str | None = None) -> list[UserMessage]:
         """Why volumes went to an error status, newest first (Cinder's user messages):
-        all of them, page by page, or the first ``limit`` after ``marker``."""
+        all of them, page by page, or the first ``limit`` after ``marker``; only those
+        with the ``event_id``, ``request_id``, ``resource_type`` or ``message_level``
+        given."""
         async def fetch(left: int | None, after: str | None
                         ) -> tuple[tuple[UserMessage, ...], str | None]:
-            body = MessageListRequest(resource_uuid, all_projects, left, after)
+            body = MessageListRequest(resource_uuid, all_projects, left, after, event_id,
+                                      request_id, resource_type, message_level)
             reply = parse(MessageList, await self.call("message.list", body), strict=False)
             return reply.messages, reply.next_marker
 

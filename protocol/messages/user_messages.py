@@ -35,6 +35,11 @@ class MessageListRequest:
     all_projects: bool = False
     limit: int | None = None  # a page, newest first, as volumes' (at most 1000)
     marker: str | None = None  # the last message id of the previous page
+    # Cinder's other message filters: only the messages with this field so
+    event_id: str | None = None
+    request_id: str | None = None
+    resource_type: str | None = None
+    message_level: str | None = None
 
 
 @message

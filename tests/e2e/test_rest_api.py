@@ -491,6 +491,13 @@ def test_a_volume_no_backend_can_hold_has_a_user_message_saying_why(
     (message,) = wait_for(lambda: api.call("GET", "/v3/messages", version="3.3"
                                            ).body["messages"])
     assert (message["resource_uuid"], message["message_level"]) == (vol["id"], "ERROR")
+    for query, found in ((f"event_id={message['event_id']}", [message]),
+                         (f"request_id={message['request_id']}&resource_type=VOLUME",
+                          [message]),
+                         ("message_level=ERROR", [message]), ("event_id=VOLUME_000000", []),
+                         ("message_level=INFO", [])):
+        assert api.call("GET", f"/v3/messages?{query}", version="3.3").body == {
+            "messages": found}, query
     reason = admin_view.show_volume(vol["id"]).reason
     assert message["user_message"] == f"schedule allocate volume: {reason}"
     one = api.call("GET", f"/v3/messages/{message['id']}", version="3.3").body
@@ -1449,8 +1456,8 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
                     version="3.27").body["attachments"] == []
     assert api.call("DELETE", f"/v3/attachments/{made_att['attachment']['id']}",
                     version="3.27").status == 200
-    fault(api.call("GET", "/v3/messages?event_id=VOLUME_000001", version="3.3"), 400,
-          "badRequest", "Invalid filters event_id")
+    fault(api.call("GET", "/v3/messages?guaranteed_until=1", version="3.3"), 400,
+          "badRequest", "Invalid filters guaranteed_until")
 
     fault(api.call("GET", "/v3/resource_filters", version="3.32"), 404, "itemNotFound", "3.33")
     listed = api.call("GET", "/v3/resource_filters", version="3.33").body["resource_filters"]
