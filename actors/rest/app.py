@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 from aiohttp import web
 
 from cinderblock import __version__
+from cinderblock.actors.gateway.volume_request import FALSE_WORDS, TRUE_WORDS
 from cinderblock.actors.rest import views
 from cinderblock.actors.rest.auth import Authenticator, Caller
 from cinderblock.actors.rest.errors import (
@@ -119,7 +120,7 @@ def request_id(request: web.Request) -> str:
 
 
 def flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "t", "true", "on", "y", "yes")
+    return (value or "").strip().lower() in TRUE_WORDS
 
 
 class Front:
@@ -1305,9 +1306,9 @@ def _bool_arg(value: Any, name: str) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
-    if text in ("true", "t", "1", "yes", "y", "on"):
+    if text in TRUE_WORDS:
         return True
-    if text in ("false", "f", "0", "no", "n", "off"):
+    if text in FALSE_WORDS:
         return False
     raise bad_request(f"Invalid input for field/attribute {name}. Value: {value}. "
                       f"'{value}' is not a valid boolean value")
@@ -1379,13 +1380,11 @@ def _named_type(types: Iterable[VolumeType], wanted: str) -> VolumeType:
 def _is_public(raw: str | None) -> bool | None:
     """An admin's ``is_public`` filter of types, as Cinder parses it: none (or absent)
     for every type, else a boolean."""
-    if raw is None or raw.strip().lower() == "none":
+    word = (raw or "none").strip().lower()
+    if word == "none":
         return None
-    word = raw.strip().lower()
-    if word in ("1", "t", "true", "on", "y", "yes"):
-        return True
-    if word in ("0", "f", "false", "off", "n", "no"):
-        return False
+    if word in TRUE_WORDS | FALSE_WORDS:
+        return word in TRUE_WORDS
     raise bad_request(f"Invalid is_public filter [{raw}]")
 
 
