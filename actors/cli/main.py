@@ -52,7 +52,12 @@ from cinderblock.actors.cli.transfers import add_transfer
 from cinderblock.actors.cli.trust import add_trust
 from cinderblock.actors.cli.types import add_type
 from cinderblock.actors.cli.up import cmd_down, cmd_status, cmd_up
-from cinderblock.actors.cli.volumes import add_create_sources, add_snapshot, add_volume_lifecycle
+from cinderblock.actors.cli.volumes import (
+    add_create_sources,
+    add_snapshot,
+    add_volume_lifecycle,
+    flag_pair,
+)
 from cinderblock.actors.runtime.config import SYNCHRONOUS
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.messages.quota import QuotaSet
@@ -331,6 +336,9 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="only volumes of this name")
     p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
                    help="only volumes with this metadata item; repeat for all of several")
+    flag_pair(p, "bootable", "--bootable", "--non-bootable")
+    p.add_argument("--availability-zone", metavar="ZONE", help="only volumes of this zone")
+    p.add_argument("--size", type=int, metavar="GIB", help="only volumes of this size")
     p.add_argument("--sort", metavar="KEY[:asc|:desc]",
                    help="created_at (the default, newest first), size, name, status, "
                         "updated_at or id")
@@ -470,7 +478,8 @@ def cmd_volume_list(args: argparse.Namespace) -> int:
                               limit=args.limit, marker=args.marker, project_id=args.tenant,
                               name=args.name,
                               metadata=key_values(args.property, "--property") or None,
-                              sort=args.sort)
+                              sort=args.sort, bootable=args.bootable,
+                              availability_zone=args.availability_zone, size=args.size)
         attached = _attached_to(c, everyone, [v.id for v in vols]) if vols else {}
     cols = list(columns_named("ID", "Name", "Status", "Size", "Attached to"))
     if args.admin:

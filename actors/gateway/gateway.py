@@ -63,7 +63,7 @@ from cinderblock.actors.gateway.transfers import VolumeTransfers
 from cinderblock.actors.gateway.user_messages import UserMessages
 from cinderblock.actors.gateway.volume_edit import VolumeEditor
 from cinderblock.actors.gateway.volume_request import TypeCatalog, normalize_create
-from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeMatch, VolumeRecord
 from cinderblock.actors.gateway.volume_types import VolumeTypes
 from cinderblock.actors.gateway.watchers import Watchers
 from cinderblock.actors.runtime.actor import Actor, Link, Request, when_connected
@@ -460,28 +460,32 @@ class Gateway(Actor):
         if everyone:  # every project's, or the one an admin names
             project = body.project_id or None
         volumes = self.store.volumes
+        unindexed = VolumeMatch(body.bootable, body.availability_zone, body.size)
         listing: Callable[[Key | None], Iterable[VolumeRecord] | BoundedScan[VolumeRecord]]
         listing = partial(volumes.listing, project, status=body.status, name=body.name,
-                          metadata=body.metadata, oldest_first=body.oldest_first)
+                          metadata=body.metadata, oldest_first=body.oldest_first,
+                          unindexed=unindexed)
         if body.sort is not None:
             listing = read_already(await self._sorted_listing(body, project,
-                                                              req.ctx.project_id))
+                                                              req.ctx.project_id, unindexed))
         found, next_marker = page(
             volumes.get, listing, project,
-            lambda rec: passes_filters(rec, body.status, body.name, body.metadata),
+            lambda rec: (passes_filters(rec, body.status, body.name, body.metadata)
+                         and unindexed.passes(rec)),
             body.marker, body.limit, wire_bytes,
         )
         return VolumeList(tuple(rec.view() for rec in found), next_marker)
 
     async def _sorted_listing(self, body: VolumeListRequest, project: str | None,
-                              asker: str) -> BoundedScan[VolumeRecord]:
+                              asker: str, unindexed: VolumeMatch,
+                              ) -> BoundedScan[VolumeRecord]:
         """A page in another order than by creation (``GatewayStore.sorted_page``),
         after the marker's record."""
         assert body.sort is not None
         volumes, size = self.store.volumes, page_size(body.limit)
         return await self.store.sorted_page(volumes, volumes.sorted_listing(
             project, body.sort, marker_record(volumes.get, project, body.marker),
-            body.status, body.name, body.metadata, size + 1), size, asker)
+            body.status, body.name, body.metadata, size + 1, unindexed), size, asker)
 
     def on_volume_watch(self, req: Request) -> VolumeList:
         views = []

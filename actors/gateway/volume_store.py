@@ -313,6 +313,35 @@ class VolumeRecord:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class VolumeMatch:
+    """A volume listing's filters that no index serves besides a name and metadata
+    (Cinder's ``bootable``, ``availability_zone`` and ``size``): the rows' conditions,
+    and whether a record, as memory holds it, passes them."""
+
+    bootable: bool | None = None
+    availability_zone: str | None = None
+    size: int | None = None
+
+    def sql(self) -> tuple[Condition, ...]:
+        """The conditions on ``SELECT_VOLUMES``'s rows (a volume without a flags row is
+        not bootable)."""
+        found: list[Condition] = []
+        if self.bootable is not None:
+            found.append(("ifnull(f.bootable, 0)=?", (int(self.bootable),)))
+        if self.availability_zone is not None:
+            found.append(("v.availability_zone=?", (self.availability_zone,)))
+        if self.size is not None:
+            found.append(("v.size=?", (self.size,)))
+        return tuple(found)
+
+    def passes(self, rec: VolumeRecord) -> bool:
+        return ((self.bootable is None or rec.bootable is self.bootable)
+                and (self.availability_zone is None
+                     or rec.availability_zone == self.availability_zone)
+                and (self.size is None or rec.size == self.size))
+
+
 class Volumes(RowRecords[VolumeRecord]):
     """Every volume of the gateway's file; in memory, the ones in use (``row_records``:
     read when asked for, held while in use), and those with state only memory has
@@ -334,21 +363,22 @@ class Volumes(RowRecords[VolumeRecord]):
 
     def listing(self, project: str | None, below: Key | None, status: str | None = None,
                 name: str | None = None, metadata: dict[str, str] | None = None,
-                oldest_first: bool = False,
+                oldest_first: bool = False, unindexed: VolumeMatch | None = None,
                 ) -> Iterator[VolumeRecord] | BoundedScan[VolumeRecord]:
         """``project``'s volumes (every project's for None) in listing order, newest
         first, below ``below`` (a marker's key) when given, only those whose row has
-        ``status``, ``name`` and the ``metadata`` items when given: rows through an index
-        on (project_id, created_at, id) or (created_at, id), or with a status (project_id,
-        status, created_at, id) or (status, created_at, id), each as memory holds it.
+        ``status``, ``name``, the ``metadata`` items and what ``unindexed`` asks for
+        (bootable, zone, size) when given: rows through an index on (project_id,
+        created_at, id) or (created_at, id), or with a status (project_id, status,
+        created_at, id) or (status, created_at, id), each as memory holds it.
         ``oldest_first``: the other way, above ``below`` (Horizon's page back).
 
-        A name or metadata items have no index: SQLite matches them (``named_sql``: the
-        first few items; the caller matches them all) in the rows, and looks at no more
-        than ``SCAN_ROWS`` of them (``listed_rows``, a ``BoundedScan``: a page not full by
-        then ends there, and the next reads on), so that a page costs the same however
-        few volumes match (a page of an item no volume had took 5.7 s at a million
-        volumes, on the gateway's loop).
+        A name, metadata items and ``unindexed`` have no index: SQLite matches them
+        (``named_sql``: the first few items; the caller matches them all) in the rows,
+        and looks at no more than ``SCAN_ROWS`` of them (``listed_rows``, a
+        ``BoundedScan``: a page not full by then ends there, and the next reads on), so
+        that a page costs the same however few volumes match (a page of an item no
+        volume had took 5.7 s at a million volumes, on the gateway's loop).
 
         The row decides what is read and memory what is shown: a volume whose row is not
         committed yet is not listed, as it is not told yet, nor is one whose change of
@@ -357,17 +387,20 @@ class Volumes(RowRecords[VolumeRecord]):
         indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
         listed = partial(newest_first_sql, project=project, below=below, alias="v.",
                          oldest_first=oldest_first)
+        matched = named_sql("v.", name, metadata) + (unindexed or VolumeMatch()).sql()
         return self.listed_rows(listed, SELECT_VOLUMES, SELECT_LISTING_KEYS, indexed,
-                                named_sql("v.", name, metadata))
+                                matched)
 
     def sorted_listing(self, project: str | None, sort: str, after: VolumeRecord | None,
                        status: str | None, name: str | None,
-                       metadata: dict[str, str] | None, rows: int) -> SortedRead:
+                       metadata: dict[str, str] | None, rows: int,
+                       unindexed: VolumeMatch | None = None) -> SortedRead:
         """``RowRecords.sorted_sql`` of the volumes, with the same filters as
         ``listing``."""
         indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
+        matched = named_sql("v.", name, metadata) + (unindexed or VolumeMatch()).sql()
         return self.sorted_sql(SELECT_VOLUMES, "v.", project, sort, after,
-                               indexed + named_sql("v.", name, metadata), rows,
+                               indexed + matched, rows,
                                newest_first_sql(SELECT_LISTING_KEYS, project, None, "v.",
                                                 more=indexed))
 

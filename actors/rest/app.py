@@ -264,9 +264,11 @@ class Front:
         return json_response({"volume-summary": out})
 
     async def _listed(self, request: web.Request) -> list[Volume]:
-        """The gateway filters (status, name, metadata, an admin's project) and pages,
-        by creation newest or oldest first (Horizon sorts every page by ``created_at``,
-        either way) or by another of Cinder's sort keys (the first one given)."""
+        """The gateway filters (status, name, metadata, bootable, zone, size, an admin's
+        project) and pages, by creation newest or oldest first (Horizon sorts every page
+        by ``created_at``, either way) or by another of Cinder's sort keys (the first one
+        given). ``bootable`` is read as Cinder reads it from 3.2 on: a boolean's word,
+        anything else a 400."""
         q = request.query
         check_query(q, "volume", PAGING | ORDER | WHOSE | {"with_count"})
         if flag(q.get("with_count")):
@@ -280,7 +282,10 @@ class Front:
             marker=q.get("marker"), name=q.get("name") or q.get("display_name"),
             metadata=_dict_param(q, "metadata") if "metadata" in q else None,
             oldest_first=order == "asc", project_id=project,
-            sort=None if order is not None else other_sort(sort, q.get("sort_dir")))
+            sort=None if order is not None else other_sort(sort, q.get("sort_dir")),
+            bootable=_bool_arg(q["bootable"], "bootable") if "bootable" in q else None,
+            availability_zone=q.get("availability_zone"),
+            size=_size_filter(q["size"]) if "size" in q else None)
 
     async def volume_update(self, request: web.Request) -> web.Response:
         vol = entity(await read_json(request), "volume")
@@ -1312,6 +1317,15 @@ def _bool_arg(value: Any, name: str) -> bool:
         return False
     raise bad_request(f"Invalid input for field/attribute {name}. Value: {value}. "
                       f"'{value}' is not a valid boolean value")
+
+
+def _size_filter(raw: str) -> int:
+    """A listing's ``size`` filter: a whole number of GiB."""
+    try:
+        return int(raw)
+    except ValueError:
+        raise bad_request(f"Invalid filter size={raw}: a size is a whole number of GiB"
+                          ) from None
 
 
 def _quota_limits(body: dict[str, Any]) -> dict[str, int]:

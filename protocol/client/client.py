@@ -369,16 +369,20 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         marker: str | None = None, name: str | None = None,
         metadata: dict[str, str] | None = None, oldest_first: bool = False,
         project_id: str | None = None, sort: str | None = None,
+        bootable: bool | None = None, availability_zone: str | None = None,
+        size: int | None = None,
     ) -> list[Volume]:
         """Newest first (or ``oldest_first``, or by ``sort``: ``size``, ``name``,
         ``status``, ``updated_at`` or ``id``, with ``:asc`` or ``:desc``): all of them,
         page by page, or the first ``limit`` after ``marker`` (a volume id from an
         earlier listing). An admin's ``all_projects`` with ``project_id``: that
-        project's only."""
+        project's only. Filtered by ``status``, ``name``, ``metadata`` items,
+        ``bootable``, ``availability_zone`` and ``size`` (GiB) when given."""
         async def fetch(left: int | None, after: str | None
                         ) -> tuple[tuple[Volume, ...], str | None]:
             body = VolumeListRequest(all_projects, status, left, after, name, metadata,
-                                     oldest_first, project_id, sort)
+                                     oldest_first, project_id, sort, bootable,
+                                     availability_zone, size)
             reply = parse(VolumeList, await self.call("volume.list", body), strict=False)
             return reply.volumes, reply.next_marker
 

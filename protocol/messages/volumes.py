@@ -105,6 +105,9 @@ class VolumeListRequest:
     oldest_first: bool = False  # the other way: the volumes after the marker are newer
     project_id: str | None = None  # with all_projects (an admin's): this project's only
     sort: str | None = None  # "size:asc", "name:desc" ...: another order than by creation
+    bootable: bool | None = None  # only the bootable volumes (True) or the others (False)
+    availability_zone: str | None = None  # only the volumes of this zone
+    size: int | None = None  # only the volumes of this size, in GiB
 
 
 @message

@@ -1422,7 +1422,7 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
     vol = made.body["volume"]
     volume_status(admin_view, vol["id"], "available")
     for caller in (api, admin_api):
-        for query, says in (("bootable=true", "Invalid filters bootable are found"),
+        for query, says in (("group_id=g", "Invalid filters group_id are found"),
                             ("name~=filt", "Invalid filters name~ are found"),
                             ("offset=1", "offset is not supported here"),
                             ("with_count=true", "with_count is not supported here")):
@@ -1430,6 +1430,26 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
                   "badRequest", says)
     named = api.call("GET", "/v3/volumes?name=filtered&with_count=false").body["volumes"]
     assert [v["id"] for v in named] == [vol["id"]]
+    # Cinder's bootable, availability_zone and size (the first had been refused, the
+    # others too); a bootable word as Cinder reads it from 3.2 on, a size a number.
+    plain = api.call("POST", "/v3/volumes", {"volume": {"size": 2, "name": "filtered"}})
+    volume_status(admin_view, plain.body["volume"]["id"], "available")
+    assert api.call("POST", f"/v3/volumes/{vol['id']}/action",
+                    {"os-set_bootable": {"bootable": True}}).status == 200
+
+    def named_ids(query: str) -> list[str]:
+        found = api.call("GET", f"/v3/volumes/detail?name=filtered&{query}").body["volumes"]
+        return [v["id"] for v in found]
+
+    assert named_ids("bootable=true") == [vol["id"]]
+    assert named_ids("bootable=False&size=2") == [plain.body["volume"]["id"]]
+    assert named_ids("bootable=1&availability_zone=nova&size=1") == [vol["id"]]
+    assert named_ids("availability_zone=elsewhere") == []
+    fault(api.call("GET", "/v3/volumes?bootable=maybe"), 400, "badRequest",
+          "Invalid input for field/attribute bootable. Value: maybe.")
+    fault(api.call("GET", "/v3/volumes?size=big"), 400, "badRequest",
+          "Invalid filter size=big: a size is a whole number of GiB")
+    api.call("DELETE", f"/v3/volumes/{plain.body['volume']['id']}")
     # project_id names only the caller's own project, but for an admin's all_tenants
     # (a member's had been passed over: its own volumes, as if the other project's).
     fault(api.call("GET", "/v3/volumes?project_id=someone-else"), 400, "badRequest",
@@ -1461,7 +1481,8 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
 
     fault(api.call("GET", "/v3/resource_filters", version="3.32"), 404, "itemNotFound", "3.33")
     listed = api.call("GET", "/v3/resource_filters", version="3.33").body["resource_filters"]
-    assert {"resource": "volume", "filters": ["name", "status", "metadata"]} in listed
+    assert {"resource": "volume", "filters": ["name", "status", "metadata", "bootable",
+                                              "availability_zone", "size"]} in listed
     one = api.call("GET", "/v3/resource_filters?resource=pool", version="3.33").body
     assert one == {"resource_filters": [{"resource": "pool",
                                          "filters": ["name", "volume_type"]}]}

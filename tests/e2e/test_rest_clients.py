@@ -642,11 +642,12 @@ def test_an_operator_manages_and_unmanages_snapshots_with_cinder_and_openstack(
 
 
 def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refused(
-    rest_cluster: E2ECluster,
+    rest_cluster: E2ECluster, admin_view: SyncClient,
 ) -> None:
     """``cinder list-filters`` and ``openstack block storage resource filter list/show``
     (each had been a 404): what each listing filters by; ``cinder list --filters`` with
-    one of them works, and with another fails saying so (it had listed every volume)."""
+    one of them works (``bootable=true``, Horizon's boot sources, had been refused),
+    and with another fails saying so (it had listed every volume)."""
     def cinder(*args: str) -> subprocess.CompletedProcess[str]:
         argv = [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "u",
                 "--os-project-id", "p", "--os-endpoint", rest_cluster.rest_url,
@@ -656,11 +657,26 @@ def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refu
                               check=False)
 
     listed = {row[0]: row[1] for row in rows(cinder("list-filters").stdout)}
-    assert listed["volume"] == "name, status, metadata", listed
+    assert listed["volume"] == ("name, status, metadata, bootable, availability_zone, "
+                                "size"), listed
     assert cinder("list", "--filters", "status=available").returncode == 0
-    refused = cinder("list", "--filters", "bootable=true")
+    refused = cinder("list", "--filters", "migration_status=migrating")
     assert refused.returncode != 0
-    assert "Invalid filters bootable are found in query options" in refused.stderr
+    assert "Invalid filters migration_status are found in query options" in refused.stderr
+    made = [table(cinder("create", "1", "--name", "bootfilter").stdout)["id"] for _ in "ab"]
+    for volume_id in made:
+        volume_status(admin_view, volume_id, "available")
+    assert cinder("set-bootable", made[1], "true").returncode == 0
+
+    def filtered(*filters: str) -> list[str]:  # cinder takes one filter a --filters
+        out = cinder("list", *(f"--filters={f}" for f in ("name=bootfilter", *filters)))
+        assert out.returncode == 0, out.stderr
+        return [row[0] for row in rows(out.stdout)]
+
+    assert filtered("bootable=true") == [made[1]]
+    assert filtered("bootable=false", "availability_zone=nova", "size=1") == [made[0]]
+    for volume_id in made:
+        assert cinder("delete", volume_id).returncode == 0
     shown = json.loads(run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
                             "u:p", "--os-endpoint", rest_cluster.rest_url,
                             "--os-volume-api-version", "3.33", "block", "storage", "resource",

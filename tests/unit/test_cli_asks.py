@@ -93,3 +93,20 @@ def test_a_project_named_on_the_command_line_is_asked_of_the_gateway(
     listed = [kw for op, kw in gateway.asked if op == "list_volumes"]
     assert listed[-1]["all_projects"] is True and listed[-1]["project_id"] == "demo"
     assert listed[-1]["limit"] == 2
+
+
+def test_the_bootable_zone_and_size_filters_are_asked_of_the_gateway(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``volume list --bootable|--non-bootable --availability-zone Z --size N``: the
+    gateway filters; neither flag asks for no bootable filter at all."""
+    assert cli_main.main(["volume", "list", "--non-bootable", "--availability-zone", "east",
+                          "--size", "3", "-f", "json"]) == 0
+    listed = [kw for op, kw in gateway.asked if op == "list_volumes"]
+    assert (listed[-1]["bootable"], listed[-1]["availability_zone"],
+            listed[-1]["size"]) == (False, "east", 3)
+    assert cli_main.main(["volume", "list", "--bootable", "-f", "json"]) == 0
+    assert [kw for op, kw in gateway.asked if op == "list_volumes"][-1]["bootable"] is True
+    assert cli_main.main(["volume", "list", "-f", "json"]) == 0
+    assert [kw for op, kw in gateway.asked if op == "list_volumes"][-1]["bootable"] is None
+    capsys.readouterr()

@@ -136,11 +136,13 @@ def test_a_query_naming_a_filter_the_listing_does_not_honour_is_refused_naming_i
     check_query({"name": "a", "display_name": "a", "status": "available", "limit": "5",
                  "sort": "size:asc", "all_tenants": "1", "metadata": "{}"}, "volume")
     with pytest.raises(HttpFault) as refused:
-        check_query({"status": "available", "bootable": "true", "size": "1"}, "volume")
+        check_query({"status": "available", "bootable": "true", "group_id": "g",
+                     "created_at": "gt:2026-01-01"}, "volume")
     assert refused.value.status == 400
     assert refused.value.message.startswith(
-        "Invalid filters bootable,size are found in query options. This route filters by "
-        "name, status, metadata (GET /resource_filters?resource=volume)")
+        "Invalid filters created_at,group_id are found in query options. This route "
+        "filters by name, status, metadata, bootable, availability_zone, size "
+        "(GET /resource_filters?resource=volume)")
     with pytest.raises(HttpFault, match="offset is not supported here"):
         check_query({"offset": "10"}, "volume")
     with pytest.raises(HttpFault, match=r"Invalid filters limit .* takes all_tenants"):

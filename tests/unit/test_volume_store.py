@@ -32,6 +32,7 @@ from cinderblock.actors.gateway.volume_store import (
     SELECT_VOLUME,
     SELECT_VOLUMES,
     GatewayStore,
+    VolumeMatch,
     VolumeRecord,
 )
 from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
@@ -546,6 +547,59 @@ async def test_a_page_filtered_by_status_reads_only_the_rows_of_that_status(
         assert named == [f"vol-{n}" for n in range(3, 1000, 7)] == read
         assert listed("demo", status="error", name="name-3") == ["vol-10", "vol-500"] == read
         assert listed("demo", status="error", name="name-1") == [] == read
+
+
+async def test_bootable_zone_and_size_filter_rows_by_sqlite_and_records_as_memory_holds(
+    tmp_path: Path,
+) -> None:
+    """Cinder's ``bootable``, ``availability_zone`` and ``size`` filters: SQLite
+    matches the rows (a volume without a flags row is not bootable), in creation order
+    and in another sort, and ``VolumeMatch.passes`` judges a record as memory holds it."""
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        for n in range(9):
+            await store.add_volume(volume(f"vol-{n}", now - n, size=1 + n % 3,
+                                          availability_zone="east" if n < 4 else "nova"))
+        for vid in ("vol-2", "vol-5"):
+            rec = store.volumes[vid]
+            rec.bootable = True
+            await store.save_details(rec)
+        rec = store.volumes["vol-5"]  # its row made, then unmade, bootable: a row of 0
+        rec.bootable = False
+        await store.save_details(rec)
+        rec.bootable = True
+        await store.save_details(rec)
+        store.volumes["vol-7"].bootable = True  # made and then unmade: a flags row of 0
+        await store.save_details(store.volumes["vol-7"])
+        store.volumes["vol-7"].bootable = False
+        await store.save_details(store.volumes["vol-7"])
+
+    async with open_gateway_store(tmp_path / "gateway.db") as again:
+        await again.load_volumes({PLAIN.id: PLAIN})
+        volumes = again.volumes
+
+        def listed(match: VolumeMatch, status: str | None = None) -> list[str]:
+            return [rec.id for rec in volumes.listing("demo", None, status=status,
+                                                      unindexed=match)]
+
+        assert listed(VolumeMatch(bootable=True)) == ["vol-2", "vol-5"]
+        not_bootable = [f"vol-{n}" for n in range(9) if n not in (2, 5)]
+        assert listed(VolumeMatch(bootable=False)) == not_bootable
+        assert listed(VolumeMatch(availability_zone="east")) == [f"vol-{n}" for n in range(4)]
+        assert listed(VolumeMatch(availability_zone="west")) == []
+        assert listed(VolumeMatch(size=3)) == ["vol-2", "vol-5", "vol-8"]
+        assert listed(VolumeMatch(True, "east", 3)) == ["vol-2"]
+        assert listed(VolumeMatch(bootable=True), status="error") == []
+        scan = await again.sorted_page(volumes, volumes.sorted_listing(
+            "demo", "size:desc", None, None, None, None, 10, VolumeMatch(availability_zone="nova")),
+            10, "demo")
+        assert [rec.id for rec in scan] == ["vol-5", "vol-8", "vol-4", "vol-7", "vol-6"]
+        for vid in ("vol-2", "vol-3"):
+            rec = volumes[vid]
+            assert VolumeMatch().passes(rec)
+            assert VolumeMatch(bootable=vid == "vol-2", availability_zone="east").passes(rec)
+            assert not VolumeMatch(bootable=vid != "vol-2").passes(rec)
+            assert not VolumeMatch(size=rec.size + 1).passes(rec)
 
 
 async def test_a_listing_filters_by_what_is_committed_and_shows_what_memory_holds(
