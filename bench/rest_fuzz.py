@@ -65,6 +65,7 @@ KEYS = ("size", "name", "description", "volume_id", "snapshot_id", "source_volid
 ENTITIES = ("volume", "snapshot", "volume_type", "attachment", "transfer", "quota_set",
             "quota_class_set", "metadata", "meta", "extra_specs", "os-extend",
             "os-reset_status", "revert", "os-set_bootable", "os-update_readonly_flag",
+            "os-set_image_metadata", "os-unset_image_metadata",
             "accept", "addProjectAccess", "removeProjectAccess", "os-complete", "qos_specs",
             "default_type")
 ROUTES = (
@@ -182,6 +183,10 @@ class Requests:
             ("POST", f"/volumes/{v}/action", {"os-extend": {"new_size": r.randrange(1, 5)}},
              r.choice(["3.0", "3.42"]), False),
             ("POST", f"/volumes/{v}/action", {"revert": {"snapshot_id": s}}, "3.40", False),
+            ("POST", f"/volumes/{v}/action", {"os-set_image_metadata": {"metadata": {
+                "hw_disk_bus": r.choice(["scsi", "virtio"])}}}, "3.60", False),
+            ("POST", f"/volumes/{v}/action",
+             {"os-unset_image_metadata": {"key": "hw_disk_bus"}}, "3.60", False),
             ("POST", f"/volumes/{v}/action",
              {"os-retype": {"new_type": t, "migration_policy": r.choice(["never",
                                                                          "on-demand"])}},

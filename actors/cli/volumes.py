@@ -5,9 +5,9 @@
     cinderblock volume extend VOLUME NEW_SIZE [--wait]
     cinderblock volume set VOLUME [--name N] [--description D] [--property K=V ...]
                                   [--no-property] [--bootable|--non-bootable]
-                                  [--read-only|--read-write]
+                                  [--read-only|--read-write] [--image-property K=V ...]
                                   [--type TYPE [--retype-policy never|on-demand]]
-    cinderblock volume unset VOLUME --property KEY [--property KEY ...]
+    cinderblock volume unset VOLUME [--property KEY ...] [--image-property KEY ...]
     cinderblock volume create [SIZE] --snapshot-id SNAPSHOT | --source-volid VOLUME
 
 VOLUME and SNAPSHOT are a name (unique in the project) or an id. A delete of several
@@ -71,15 +71,21 @@ def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) 
     add_properties(p)
     flag_pair(p, "bootable", "--bootable", "--non-bootable")
     flag_pair(p, "readonly", "--read-only", "--read-write")
+    p.add_argument("--image-property", action="append", default=[], metavar="KEY=VALUE",
+                   help="set an image metadata item (what Nova reads to boot the volume); "
+                        "repeat for more")
     p.add_argument("--type", dest="new_type", metavar="TYPE",
                    help="retype it, in place: its backend must satisfy the new type")
     p.add_argument("--retype-policy", choices=("never", "on-demand"), default=None,
                    help="Cinder's migration policy (default never); no volume moves "
                         "between backends here, so a type its backend does not satisfy is "
                         "refused under either")
-    p = leaf(vol, common, "unset", "remove metadata items from a volume", cmd_volume_unset)
+    p = leaf(vol, common, "unset", "remove metadata or image metadata items from a volume",
+             cmd_volume_unset)
     p.add_argument("volume", metavar="VOLUME", help="name or id")
-    add_unset_properties(p)
+    add_unset_properties(p, required=False)
+    p.add_argument("--image-property", action="append", default=[], metavar="KEY",
+                   help="the image metadata item to remove; repeat for more")
 
 
 def add_naming(p: argparse.ArgumentParser) -> None:
@@ -95,9 +101,9 @@ def add_properties(p: argparse.ArgumentParser) -> None:
                    help="remove every metadata item first (with --property: replace them)")
 
 
-def add_unset_properties(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--property", action="append", required=True, metavar="KEY",
-                   help="the item to remove; repeat for more")
+def add_unset_properties(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--property", action="append", required=required, default=[],
+                   metavar="KEY", help="the item to remove; repeat for more")
 
 
 def property_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -205,12 +211,14 @@ def cmd_volume_set(args: argparse.Namespace) -> int:
     changes: dict[str, Any] = naming_changes(args) | property_changes(args)
     changes.update({f: getattr(args, f) for f in ("bootable", "readonly")
                     if getattr(args, f) is not None})
+    if args.image_property:
+        changes["image_metadata"] = key_values(args.image_property, "--image-property")
     if args.retype_policy is not None and args.new_type is None:
         raise UsageError("--retype-policy goes with --type")
     if not changes and args.new_type is None:
         raise UsageError("nothing to set: give --name, --description, --property, "
-                         "--no-property, --bootable/--non-bootable, --read-only/--read-write "
-                         "or --type")
+                         "--no-property, --bootable/--non-bootable, --read-only/--read-write, "
+                         "--image-property or --type")
     with client(args) as c:
         volume = find_volume(c, args.volume)
         if changes:
@@ -221,9 +229,12 @@ def cmd_volume_set(args: argparse.Namespace) -> int:
 
 
 def cmd_volume_unset(args: argparse.Namespace) -> int:
+    if not (args.property or args.image_property):
+        raise UsageError("nothing to unset: give --property or --image-property")
     with client(args) as c:
         return show(args, c.modify_volume(find_volume(c, args.volume).id,
-                                          delete_metadata=args.property))
+                                          delete_metadata=args.property,
+                                          delete_image_metadata=args.image_property))
 
 
 def cmd_snapshot_set(args: argparse.Namespace) -> int:

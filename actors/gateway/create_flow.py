@@ -3,7 +3,9 @@
     ExtractVolumeRequestTask → QuotaReserveTask → EntryCreateTask → VolumeCastTask
 
 A volume created from a snapshot or a source volume takes its size (by
-default), type and zone from the source, and VolumeCastTask sends it straight
+default), type and zone from the source (and, from a bootable volume or a
+snapshot of one, as Cinder's, the bootable flag and the volume's image
+metadata), and VolumeCastTask sends it straight
 to the node that holds the source instead of to the scheduler. A manage
 (``manage.py``) runs these tasks after its own first one, and the cast goes to
 the node the admin named.
@@ -161,7 +163,8 @@ class EntryCreateTask(_ApiTask):
             request_id=c.ctx.request_id, request_fp=c.fingerprint,
             snapshot_id=c.source.snapshot_id if c.source else None,
             source_volid=c.source.source_volid if c.source else None,
-            bootable=c.manage.bootable if c.manage else False,
+            bootable=c.manage.bootable if c.manage else bool(c.source and c.source.bootable),
+            image_metadata=c.source.image_metadata if c.source else {},
         )
         ENTRY_BEFORE_COMMIT()
         await self.s.store.add_volume(record, c.reservation_id)  # + the commit it owes

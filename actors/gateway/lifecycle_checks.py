@@ -34,7 +34,7 @@ operation put it in.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_size
@@ -198,6 +198,10 @@ class VolumeSource:
     size: int
     volume_type: VolumeType
     availability_zone: str
+    # As Cinder's: a copy of a bootable volume (or of a snapshot of one) is bootable, and
+    # has the volume's image metadata (which Nova reads to boot it).
+    bootable: bool = False
+    image_metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -263,7 +267,8 @@ def current_source(
         volume = store.volumes.get(snap.volume_id)
         zone = volume.availability_zone if volume is not None else ""
         vtype = types.find(snap.volume_type_id or "")
-        return VolumeSource(snap.id, None, snap.host or "", snap.size, vtype, zone)
+        return VolumeSource(snap.id, None, snap.host or "", snap.size, vtype, zone,
+                            *_boot_image(volume))
     assert source_volid is not None
     vol = visible_volume(store, source_volid, ctx)
     if vol.status not in CLONABLE or vol.host is None:
@@ -273,4 +278,13 @@ def current_source(
             volume_id=vol.id, status=vol.status.value,
         )
     return VolumeSource(None, vol.id, vol.host, vol.size, vol.volume_type,
-                        vol.availability_zone)
+                        vol.availability_zone, *_boot_image(vol))
+
+
+def _boot_image(volume: VolumeRecord | None) -> tuple[bool, dict[str, str]]:
+    """Whether a copy of ``volume`` is bootable, and the image metadata it has then.
+    A volume from a snapshot takes its volume's image metadata as it is now (Cinder's
+    takes a copy made with the snapshot)."""
+    if volume is None or not volume.bootable:
+        return False, {}
+    return True, dict(volume.image_metadata)

@@ -1,7 +1,8 @@
 """``volume.modify`` and ``snapshot.modify``: a user's changes that need no node.
 
 Cinder's volume update (name, description, metadata), the volume metadata calls
-(merge, replace, delete a key), ``os-set_bootable`` and ``os-update_readonly_flag``;
+(merge, replace, delete a key), ``os-set_bootable``, ``os-update_readonly_flag`` and
+the image metadata actions (``os-set_image_metadata``, ``os-unset_image_metadata``);
 Cinder's snapshot update and snapshot metadata calls (the same merge, replace, delete).
 The text rules are the create's (``volume_request``): names stripped, metadata keys
 and values as Cinder's schema. Every check runs before the first change, so a
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 from cinderblock.actors.gateway.volume_request import (
     FALSE_WORDS,
     TRUE_WORDS,
+    check_image_metadata,
     check_metadata,
     check_text,
     field_error,
@@ -100,7 +102,26 @@ def planned_change(body: VolumeModify, rec: VolumeRecord) -> dict[str, Any]:
         value = getattr(body, flag)
         if value is not None:
             change[flag] = boolean(flag, value)
+    image = changed_image_metadata(rec, body.image_metadata, body.delete_image_metadata)
+    if image != rec.image_metadata:
+        change["image_metadata"] = image
     return change
+
+
+def changed_image_metadata(rec: VolumeRecord, metadata: Any, delete: tuple[str, ...]
+                           ) -> dict[str, str]:
+    """The volume's image metadata with ``metadata`` merged in and the ``delete`` keys
+    dropped (Cinder's ``os-set_image_metadata`` and ``os-unset_image_metadata``), the
+    whole checked; a new dict."""
+    changed = dict(rec.image_metadata)
+    if metadata is not None:
+        changed.update(check_image_metadata(metadata))
+    for key in delete:
+        if key not in changed:
+            raise NotFound(f"Glance metadata for volume/snapshot {rec.id} cannot be found "
+                           f"(no key {key!r}).", {"volume_id": rec.id, "key": key})
+        del changed[key]
+    return check_image_metadata(changed) if metadata is not None else changed
 
 
 def changed_metadata(current: dict[str, str], metadata: Any, replace: bool,

@@ -36,6 +36,8 @@ from cinderblock.protocol.wire.errors import InvalidInput, NotFound
 
 MAX_NAME = 255
 METADATA_KEY = re.compile(r"^[a-zA-Z0-9-_:. /]{1,255}$")
+MAX_IMAGE_VALUE = 65_535  # an image metadata value: Cinder's column is a MySQL TEXT
+MAX_IMAGE_METADATA = 128 << 10  # a volume's image metadata, keys and values, in bytes
 SIZE_DIGITS = re.compile(r"^[0-9]+$")
 MIN_SIZE_KEY = "provisioning:min_vol_size"
 MAX_SIZE_KEY = "provisioning:max_vol_size"
@@ -238,6 +240,30 @@ def check_metadata(metadata: Any) -> dict[str, str]:
                 f"metadata value for {key!r} must be a string of at most {MAX_NAME} characters",
                 {"field": "metadata", "key": key},
             )
+    return dict(metadata)
+
+
+def check_image_metadata(metadata: Any) -> dict[str, str]:
+    """Cinder's image metadata schema (``os-set_image_metadata``): keys as metadata's,
+    string values of at most ``MAX_IMAGE_VALUE`` (a MySQL TEXT's); and here at most
+    ``MAX_IMAGE_METADATA`` bytes of keys and values in all, since the gateway holds a
+    volume's in memory while it is in use."""
+    if not isinstance(metadata, Mapping):
+        raise field_error("metadata", metadata, "is not of type 'object'")
+    total = 0
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not METADATA_KEY.fullmatch(key):
+            raise InvalidInput(
+                f"image metadata key {str(key)[:80]!r} must be 1-255 characters of letters, "
+                "digits, and - _ : . / or space", {"field": "metadata", "key": str(key)[:255]})
+        if type(value) is not str or len(value) > MAX_IMAGE_VALUE:
+            raise InvalidInput(f"image metadata value for {key!r} must be a string of at most "
+                               f"{MAX_IMAGE_VALUE} characters", {"field": "metadata", "key": key})
+        total += len(key.encode()) + len(value.encode())
+    if total > MAX_IMAGE_METADATA:
+        raise InvalidInput(f"image metadata of {total} bytes: a volume holds at most "
+                           f"{MAX_IMAGE_METADATA} bytes of keys and values",
+                           {"field": "metadata", "bytes": total})
     return dict(metadata)
 
 

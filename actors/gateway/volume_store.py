@@ -119,6 +119,9 @@ CREATE INDEX IF NOT EXISTS volumes_project_status_listing
 CREATE TABLE IF NOT EXISTS volume_flags (
     id TEXT PRIMARY KEY, bootable INTEGER NOT NULL, readonly INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS volume_image_metadata (
+    id TEXT PRIMARY KEY, metadata TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS user_messages (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, resource_uuid TEXT NOT NULL,
     action TEXT NOT NULL, event_id TEXT NOT NULL, user_message TEXT NOT NULL,
@@ -144,7 +147,7 @@ CREATE TABLE IF NOT EXISTS project_default_types (
     project_id TEXT PRIMARY KEY, type_id TEXT NOT NULL
 );
 """
-SCHEMA_VERSION = 11  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 12  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -187,6 +190,9 @@ MIGRATIONS = {
     # 10 -> 11: a snapshot's ``unmanaging`` joins the snapshots' statuses in transition:
     # their partial index is made again (by the schema) with it.
     10: "DROP INDEX IF EXISTS snapshots_in_transition;",
+    # 11 -> 12: volumes' image metadata (Cinder's ``volume_image_metadata``; its table
+    # is the schema's, a row only for a volume that has some).
+    11: "",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -198,8 +204,10 @@ INSERT_VOLUME = f"INSERT INTO volumes ({_COLUMNS}) VALUES ({', '.join('?' * 16)}
 SELECT_VOLUMES = (
     "SELECT v.id, v.project_id, v.user_id, v.name, v.description, v.size, v.status, "
     "v.volume_type_id, v.availability_zone, v.host, v.metadata, v.created_at, v.updated_at, "
-    "v.reason, f.bootable, f.readonly, s.snapshot_id, s.source_volid FROM volumes v "
-    "LEFT JOIN volume_flags f ON f.id = v.id LEFT JOIN volume_sources s ON s.volume_id = v.id"
+    "v.reason, f.bootable, f.readonly, s.snapshot_id, s.source_volid, g.metadata "
+    "FROM volumes v LEFT JOIN volume_flags f ON f.id = v.id "
+    "LEFT JOIN volume_sources s ON s.volume_id = v.id "
+    "LEFT JOIN volume_image_metadata g ON g.id = v.id"
 )
 SELECT_VOLUME = f"{SELECT_VOLUMES} WHERE v.id=?"
 # INDEXED BY: with the status listing indexes there, SQLite split the condition into one
@@ -226,6 +234,8 @@ UPDATE_DETAILS = (
 )
 SAVE_FLAGS = "INSERT OR REPLACE INTO volume_flags VALUES (?, ?, ?)"
 DELETE_FLAGS = "DELETE FROM volume_flags WHERE id=?"
+SAVE_IMAGE_METADATA = "INSERT OR REPLACE INTO volume_image_metadata VALUES (?, ?)"
+DELETE_IMAGE_METADATA = "DELETE FROM volume_image_metadata WHERE id=?"
 # A type with the QoS specs associated with it (``volume_type_qos``), if any.
 SELECT_TYPES = ("SELECT t.id, t.name, t.description, t.extra_specs, t.is_public, q.qos_specs_id "
                 "FROM volume_types t LEFT JOIN volume_type_qos q ON q.type_id = t.id")
@@ -286,6 +296,9 @@ class VolumeRecord:
     source_volid: str | None = None  # created as a clone of this volume
     bootable: bool = False
     readonly: bool = False
+    # Cinder's volume_image_metadata: the properties of the image a volume holds, which
+    # Nova reads to boot from it (copied to a clone of a bootable volume)
+    image_metadata: dict[str, str] = field(default_factory=dict)
     extended_from: VolumeStatus | None = None  # in memory: available, or in-use (3.42)
 
     @property
@@ -302,6 +315,7 @@ class VolumeRecord:
             updated_at=self.updated_at or self.created_at, reason=self.reason,
             user_id=self.user_id, snapshot_id=self.snapshot_id, source_volid=self.source_volid,
             bootable=self.bootable, readonly=self.readonly, multiattach=self.multiattach,
+            image_metadata=self.image_metadata,
         )
 
     def row(self) -> tuple[Any, ...]:
@@ -589,8 +603,10 @@ class GatewayStore:
         self._remember(rec)
         self.snapshots.remember_source(rec)
         writes = [(INSERT_VOLUME, rec.row()), *self.snapshots.source_writes(rec)]
-        if rec.bootable or rec.readonly:  # a managed volume may be made bootable
+        if rec.bootable or rec.readonly:  # a managed volume or a clone may be bootable
             writes.append((SAVE_FLAGS, (rec.id, int(rec.bootable), int(rec.readonly))))
+        if rec.image_metadata:  # a clone of a volume that has some
+            writes.append((SAVE_IMAGE_METADATA, (rec.id, json.dumps(rec.image_metadata))))
         queued = [self.db.write(sql, params) for sql, params in writes]
         if reservation_id is not None:
             self.journal.owe_commit(reservation_id, rec.project_id)
@@ -617,6 +633,7 @@ class GatewayStore:
         offer of it that still stands is dropped."""
         self._forget(rec)
         writes = [(DELETE_VOLUME, (rec.id,)), (DELETE_FLAGS, (rec.id,)),
+                  (DELETE_IMAGE_METADATA, (rec.id,)),
                   *self.snapshots.source_removal_writes(rec)]
         queued = [self.db.write(sql, params) for sql, params in writes]
         self.volumes.removed(rec, queued[-1])  # not found, unless the batch fails
@@ -664,14 +681,17 @@ class GatewayStore:
         )
 
     async def save_details(self, rec: VolumeRecord) -> None:
-        """Name, description, metadata and the bootable and read-only flags, together."""
+        """Name, description, metadata, the bootable and read-only flags and the image
+        metadata, together."""
         rec.updated_at = time.time()
         details = self._write(rec, UPDATE_DETAILS, (rec.name, rec.description,
                                                     json.dumps(rec.metadata), rec.updated_at,
                                                     rec.id))
         flags = self._write(rec, SAVE_FLAGS, (rec.id, int(rec.bootable), int(rec.readonly)))
+        image = self._write(rec, *image_metadata_write(rec))
         await details
         await flags
+        await image
 
     async def save_volume_type(self, rec: VolumeRecord) -> None:
         """The volume's type (a retype); the type counts as in use (``of_type``) from
@@ -777,7 +797,7 @@ def _volume_from_row(row: Any, type_of: Callable[[str | None], VolumeType]) -> V
     """A record from a row of ``SELECT_VOLUMES``, the strings volumes repeat interned
     (positional, and no JSON parsed for a volume without metadata: pages build 21)."""
     (vid, project, user, name, desc, size, status, type_id, zone, host, metadata,
-     created, updated, reason, bootable, readonly, snapshot_id, source_volid) = row
+     created, updated, reason, bootable, readonly, snapshot_id, source_volid, image) = row
     return VolumeRecord(
         vid, sys.intern(project), sys.intern(user or ""), size, _STATUSES[status],
         type_of(type_id), sys.intern(zone), name, desc,
@@ -785,12 +805,21 @@ def _volume_from_row(row: Any, type_of: Callable[[str | None], VolumeType]) -> V
         None if host is None else sys.intern(host), reason, created, updated,
         snapshot_id=snapshot_id, source_volid=source_volid, bootable=bool(bootable),
         readonly=bool(readonly),
+        image_metadata=NO_METADATA if image is None else json.loads(image),
     )
 
 
 # what a volume's row (with its flags and source) holds; the rest lives in memory only
 _ROW_FIELDS = tuple(name for name in VolumeRecord.__slots__
                     if name not in ("request_id", "request_fp", "extended_from", "__weakref__"))
+
+
+def image_metadata_write(rec: VolumeRecord) -> tuple[str, tuple[Any, ...]]:
+    """The statement that makes the volume's image metadata row what memory holds: a row
+    only for a volume that has some."""
+    if rec.image_metadata:
+        return SAVE_IMAGE_METADATA, (rec.id, json.dumps(rec.image_metadata))
+    return DELETE_IMAGE_METADATA, (rec.id,)
 
 
 def _reset(held: VolumeRecord, read: VolumeRecord) -> None:
@@ -811,3 +840,5 @@ def _share_strings(rec: VolumeRecord) -> None:
         rec.host = sys.intern(rec.host)
     if not rec.metadata:
         rec.metadata = NO_METADATA
+    if not rec.image_metadata:
+        rec.image_metadata = NO_METADATA

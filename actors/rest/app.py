@@ -76,11 +76,15 @@ log = logging.getLogger(__name__)
 ACTION_FIELDS = {
     "os-extend": {"new_size"}, "os-set_bootable": {"bootable"},
     "os-update_readonly_flag": {"readonly"}, "revert": {"snapshot_id"},
+    "os-set_image_metadata": {"metadata"}, "os-unset_image_metadata": {"key"},
 }
 # Cinder's words for a fault of its own (webob's HTTPInternalServerError, FaultWrapper)
 SERVER_ERRED = ("The server has either erred or is incapable of performing the requested "
                 "operation.")
 MAX_LIMIT = 1000  # Cinder's osapi_max_limit: the most items a listing's page holds
+# Cinder's os-vol-image-meta extension's volume actions
+IMAGE_METADATA_ACTIONS = frozenset({"os-set_image_metadata", "os-unset_image_metadata",
+                                    "os-show_image_metadata"})
 
 MAX_BODY = 114_688  # Cinder's osapi max_request_body_size (112 KiB)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -337,6 +341,9 @@ class Front:
         elif action == "os-force_detach":
             self._admin(request, "volume_extension:volume_admin_actions:force_detach")
             await self._force_detach(client, volume_id, entity(body, action))
+        elif action in IMAGE_METADATA_ACTIONS:
+            shown = await _image_metadata_action(client, volume_id, body, action)
+            return web.Response(status=200) if shown is None else json_response(shown)
         elif action == "os-unmanage":
             self._admin(request, "volume_extension:volume_unmanage")
             _no_arguments(body, "os-unmanage")
@@ -1400,6 +1407,29 @@ def _is_public(raw: str | None) -> bool | None:
     if word in TRUE_WORDS | FALSE_WORDS:
         return word in TRUE_WORDS
     raise bad_request(f"Invalid is_public filter [{raw}]")
+
+
+async def _image_metadata_action(client: Client, volume_id: str, body: dict[str, Any],
+                                 action: str) -> dict[str, Any] | None:
+    """Cinder's os-vol-image-meta actions: ``os-set_image_metadata`` merges items in
+    and answers the whole; ``os-unset_image_metadata`` drops one key (a 404 if the
+    volume has no such key) and answers nothing; ``os-show_image_metadata`` answers the
+    whole. The gateway checks the items (keys as metadata's, string values)."""
+    if action == "os-show_image_metadata":
+        return {"metadata": (await client.show_volume(volume_id)).image_metadata}
+    if action == "os-set_image_metadata":
+        items = entity(body, action).get("metadata")
+        if not isinstance(items, dict):
+            raise bad_request("Invalid input for field/attribute metadata: 'metadata' is a "
+                              "required property of type 'object'")
+        changed = await client.modify_volume(volume_id, image_metadata=items)
+        return {"metadata": changed.image_metadata}
+    key = entity(body, action).get("key")
+    if not isinstance(key, str) or not 1 <= len(key) <= 255:
+        raise bad_request("Invalid input for field/attribute key: 'key' is a required "
+                          "string of 1 to 255 characters")
+    await client.modify_volume(volume_id, delete_image_metadata=(key,))
+    return None
 
 
 def _no_arguments(body: Mapping[str, Any], action: str) -> None:

@@ -63,6 +63,8 @@ def volume_detail(v: Volume, base: str, admin: bool, attachments: Iterable[Attac
         if version >= since:
             view[name] = value
     view["os-vol-tenant-attr:tenant_id"] = v.project_id  # Cinder's: the project's readers
+    if v.image_metadata:  # Cinder's os-vol-image-meta: only a volume that has some
+        view["volume_image_metadata"] = dict(v.image_metadata)
     if admin:
         view["os-vol-host-attr:host"] = v.host  # Cinder's: admins only
     return view
@@ -330,6 +332,9 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
                          "a volume's backend, for admins"),
     "os-vol-tenant-attr": ("VolumeTenantAttribute", "2011-11-03T00:00:00+00:00",
                            "a volume's project"),
+    "os-vol-image-meta": ("VolumeImageMetadata", "2012-12-07T00:00:00+00:00",
+                          "a volume's image metadata, shown, set and unset; a copy of a "
+                          "bootable volume has it"),
     "os-volume-transfer": ("VolumeTransfer", "2013-05-29T00:00:00+00:00",
                            "volume transfers between projects"),
     "os-volume-type-access": ("VolumeTypeAccess", "2014-06-26T00:00:00Z",

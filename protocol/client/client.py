@@ -337,16 +337,19 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         self, volume_id: str, *, name: Any = UNCHANGED, description: Any = UNCHANGED,
         metadata: dict[str, Any] | None = None, replace_metadata: bool = False,
         delete_metadata: Iterable[str] = (), bootable: bool | str | None = None,
-        readonly: bool | str | None = None,
+        readonly: bool | str | None = None, image_metadata: dict[str, Any] | None = None,
+        delete_image_metadata: Iterable[str] = (),
     ) -> Volume:
         """Rename, describe, merge (or with ``replace_metadata`` replace) metadata, drop
-        metadata keys, set the bootable or read-only flag; a None name clears it."""
+        metadata keys, set the bootable or read-only flag, merge image metadata in and
+        drop its keys; a None name clears it."""
         fields = tuple(f for f, v in (("name", name), ("description", description))
                        if v is not UNCHANGED)
         body = VolumeModify(
             volume_id, fields, None if name is UNCHANGED else name,
             None if description is UNCHANGED else description, metadata, replace_metadata,
-            tuple(delete_metadata), bootable, readonly)
+            tuple(delete_metadata), bootable, readonly, image_metadata,
+            tuple(delete_image_metadata))
         return parse(Volume, await self.call("volume.modify", body), strict=False)
 
     async def volume_summary(self, all_projects: bool = False,

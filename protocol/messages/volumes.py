@@ -66,6 +66,7 @@ class Volume:
     bootable: bool = False
     readonly: bool = False
     multiattach: bool = False  # its type allows more than one attachment
+    image_metadata: dict[str, str] = field(default_factory=dict)  # Cinder's volume_image_metadata
 
 
 @message
@@ -152,7 +153,9 @@ class VolumeModify:
     ``name`` and ``description`` change only when listed in ``fields`` (so that null
     can clear them); ``metadata`` is merged into the volume's, or replaces it all with
     ``replace_metadata``; ``delete_metadata`` names keys to drop. ``bootable`` and
-    ``readonly`` take a boolean or a boolean word, as Cinder's actions do."""
+    ``readonly`` take a boolean or a boolean word, as Cinder's actions do.
+    ``image_metadata`` and ``delete_image_metadata``: the same for the volume's image
+    metadata (Cinder's ``os-set_image_metadata`` and ``os-unset_image_metadata``)."""
 
     volume_id: str
     fields: tuple[str, ...] = ()
@@ -163,6 +166,8 @@ class VolumeModify:
     delete_metadata: tuple[str, ...] = ()
     bootable: Any = None
     readonly: Any = None
+    image_metadata: Any = None  # merged into the volume's image metadata
+    delete_image_metadata: tuple[str, ...] = ()  # its keys to drop
 
 
 # ---- volume types and zones ------------------------------------------------

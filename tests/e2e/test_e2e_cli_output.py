@@ -313,6 +313,15 @@ def test_volume_and_snapshot_set_and_unset_and_type_delete_as_openstack_has_them
     assert (changed["bootable"], changed["readonly"]) == (True, True)
     unset = json.loads(ok(cli("volume", "unset", "after", "--property", "a", "-f", "json")))
     assert unset["metadata"] == {"b": "2"}
+    imaged = json.loads(ok(cli("volume", "set", "after", "--image-property", "os_type=linux",
+                               "--image-property", "hw_disk_bus=scsi", "-f", "json")))
+    assert imaged["image_metadata"] == {"os_type": "linux", "hw_disk_bus": "scsi"}
+    unimaged = json.loads(ok(cli("volume", "unset", "after", "--image-property", "os_type",
+                                 "-f", "json")))
+    assert (unimaged["image_metadata"], unimaged["metadata"]) == ({"hw_disk_bus": "scsi"},
+                                                                  {"b": "2"})
+    empty = cli("volume", "unset", "after")
+    assert empty.returncode == 1 and empty.stderr.startswith("ERROR (usage): nothing to unset")
     replaced = json.loads(ok(cli("volume", "set", made["id"], "--no-property", "--property",
                                  "c=3", "--non-bootable", "--name", "", "-f", "json")))
     assert (replaced["metadata"], replaced["bootable"], replaced["name"]) == ({"c": "3"},

@@ -333,6 +333,60 @@ def test_a_volume_is_updated_its_metadata_set_and_its_flags_changed(
           400, "badRequest", "not a valid boolean")
 
 
+def test_image_metadata_is_set_shown_and_unset_and_a_copy_of_a_bootable_volume_has_it(
+    api: Api, admin_view: SyncClient,
+) -> None:
+    """Cinder's os-vol-image-meta (Nova reads ``volume_image_metadata`` to boot a
+    volume): the actions had been "There is no such action". A clone of a bootable
+    volume, or a volume from a snapshot of one, is bootable and has its image metadata
+    (a clone had been neither); a copy of a volume that is not bootable has none."""
+    vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, vol["id"], "available")
+    action = f"/v3/volumes/{vol['id']}/action"
+    assert "volume_image_metadata" not in api.call("GET", f"/v3/volumes/{vol['id']}").body[
+        "volume"]
+    set_ = api.call("POST", action, {"os-set_image_metadata": {"metadata": {
+        "hw_disk_bus": "scsi", "hw_scsi_model": "virtio-scsi", "os_type": "linux"}}})
+    assert (set_.status, set_.body) == (200, {"metadata": {
+        "hw_disk_bus": "scsi", "hw_scsi_model": "virtio-scsi", "os_type": "linux"}})
+    unset = api.call("POST", action, {"os-unset_image_metadata": {"key": "os_type"}})
+    assert (unset.status, unset.body) == (200, None)
+    fault(api.call("POST", action, {"os-unset_image_metadata": {"key": "os_type"}}), 404,
+          "itemNotFound", f"Glance metadata for volume/snapshot {vol['id']} cannot be found")
+    fault(api.call("POST", action, {"os-set_image_metadata": {"metadata": {"k": 1}}}), 400,
+          "badRequest", "must be a string")
+    fault(api.call("POST", action, {"os-set_image_metadata": {"items": {}}}), 400,
+          "badRequest", "items")
+    fault(api.call("POST", action, {"os-unset_image_metadata": {"key": ""}}), 400,
+          "badRequest", "1 to 255 characters")
+    image = {"hw_disk_bus": "scsi", "hw_scsi_model": "virtio-scsi"}
+    assert api.call("POST", action, {"os-show_image_metadata": None}).body == {
+        "metadata": image}
+    assert api.call("GET", f"/v3/volumes/{vol['id']}").body["volume"][
+        "volume_image_metadata"] == image
+    listed = api.call("GET", f"/v3/volumes/detail?name={vol['name'] or ''}").body["volumes"]
+    assert [v.get("volume_image_metadata") for v in listed if v["id"] == vol["id"]] == [image]
+
+    def made(body: dict[str, str]) -> str:  # a volume copied from another, available
+        made_id: str = api.call("POST", "/v3/volumes", {"volume": body}).body["volume"]["id"]
+        volume_status(admin_view, made_id, "available")
+        return made_id
+
+    plain = made({"source_volid": vol["id"]})
+    assert api.call("POST", action, {"os-set_bootable": {"bootable": True}}).status == 200
+    clone = made({"source_volid": vol["id"]})
+    snap = api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": vol["id"]}})
+    wait_for(lambda: admin_view.show_snapshot(snap.body["snapshot"]["id"]).status
+             == "available")
+    from_snap = made({"snapshot_id": snap.body["snapshot"]["id"]})
+    for made_id, bootable, has in ((plain, "false", None), (clone, "true", image),
+                                   (from_snap, "true", image)):
+        shown = api.call("GET", f"/v3/volumes/{made_id}").body["volume"]
+        assert (shown["bootable"], shown.get("volume_image_metadata")) == (bootable, has)
+        assert api.call("DELETE", f"/v3/volumes/{made_id}").status == 202
+    assert api.call("DELETE", f"/v3/snapshots/{snap.body['snapshot']['id']}").status == 202
+
+
 def test_detail_filters_sorts_and_pages(api: Api, admin_view: SyncClient) -> None:
     made = [api.call("POST", "/v3/volumes", {"volume": {
         "size": i + 1, "name": f"v{i}", "metadata": {"i": str(i % 2)}}}).body["volume"]["id"]
@@ -1365,14 +1419,16 @@ def test_snapshot_manage_and_unmanage_refuse_what_cinder_s_schemas_and_policies_
     an admin's, their bodies as Cinder's schemas have them; each refusal says what was
     wrong and leaves the file where it was."""
     volume = admin_view.create_volume(1, wait=True)
-    source = rest_cluster.node_dir("node-1") / f"api-{uuid.uuid4().hex[:8]}.raw"
+    assert volume.host is not None
+    node = volume.host.split("@")[0]  # where the scheduler put it: the file goes there
+    source = rest_cluster.node_dir(node) / f"api-{uuid.uuid4().hex[:8]}.raw"
     source.write_bytes(b"stays")
     good = {"volume_id": volume.id, "ref": {"source-name": source.name}}
     fault(api.call("POST", "/v3/os-snapshot-manage", {"snapshot": good}), 403, "forbidden",
           "snapshot_manage")
-    fault(api.call("GET", "/v3/manageable_snapshots?host=node-1", version="3.8"), 403,
+    fault(api.call("GET", f"/v3/manageable_snapshots?host={node}", version="3.8"), 403,
           "forbidden", "list_manageable")
-    fault(admin_api.call("GET", "/v3/manageable_snapshots?host=node-1", version="3.7"), 404,
+    fault(admin_api.call("GET", f"/v3/manageable_snapshots?host={node}", version="3.7"), 404,
           "itemNotFound", "3.8")
     for body, status, words in (
         ({"ref": good["ref"]}, 400, "'volume_id' is a required property"),
@@ -1387,7 +1443,7 @@ def test_snapshot_manage_and_unmanage_refuse_what_cinder_s_schemas_and_policies_
     ):
         fault(admin_api.call("POST", "/v3/os-snapshot-manage", {"snapshot": body}), status,
               "badRequest" if status == 400 else "itemNotFound", words)
-    fault(admin_api.call("GET", "/v3/manageable_snapshots/detail?host=node-1&sort=size",
+    fault(admin_api.call("GET", f"/v3/manageable_snapshots/detail?host={node}&sort=size",
                          version="3.8"), 400, "badRequest", "Invalid sort: manageable snapshots")
     assert source.read_bytes() == b"stays"
 
@@ -1396,7 +1452,7 @@ def test_snapshot_manage_and_unmanage_refuse_what_cinder_s_schemas_and_policies_
     assert made.status == 202 and made.body["snapshot"]["status"] == "creating", made.body
     snapshot_id = made.body["snapshot"]["id"]
     wait_for(lambda: admin_view.show_snapshot(snapshot_id).status == "available")
-    page = admin_api.call("GET", "/v3/os-snapshot-manage/detail?host=node-1&limit=1",
+    page = admin_api.call("GET", f"/v3/os-snapshot-manage/detail?host={node}&limit=1",
                           version="3.8").body["manageable-snapshots"]
     assert len(page) == 1 and set(page[0]) == {
         "reference", "size", "safe_to_manage", "reason_not_safe", "cinder_id", "extra_info",
@@ -1407,7 +1463,7 @@ def test_snapshot_manage_and_unmanage_refuse_what_cinder_s_schemas_and_policies_
           "no arguments")
     assert admin_api.call("POST", action, {"os-unmanage": {}}).status == 202
     wait_for(lambda: not admin_view.list_snapshots(all_projects=True, volume_id=volume.id))
-    kept = rest_cluster.node_dir("node-1") / f"unmanaged-snapshot-{snapshot_id}"
+    kept = rest_cluster.node_dir(node) / f"unmanaged-snapshot-{snapshot_id}"
     assert kept.read_bytes()[:5] == b"stays"
     admin_view.delete_volume(volume.id, wait=True)
 

@@ -246,6 +246,50 @@ def test_the_openstack_command_creates_shows_lists_and_deletes_a_volume(
     assert openstack("volume", "list", "-f", "value").strip() == ""
 
 
+def test_image_properties_are_set_shown_and_unset_with_openstack_and_cinder(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``openstack volume set/unset --image-property`` and ``cinder image-metadata`` /
+    ``image-metadata-show`` (each had been "There is no such action"): the properties
+    Nova reads to boot a volume, shown by ``volume show``; a clone of the bootable
+    volume, made with ``openstack volume create --source``, is bootable and has them."""
+    project = f"img-{uuid.uuid4().hex[:8]}"
+    base = [tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+            f"{project}:{project}", "--os-endpoint", rest_cluster.rest_url,
+            "--os-volume-api-version", "3"]
+
+    def openstack(*args: str) -> str:
+        return run([*base, *args])
+
+    def cinder(*args: str) -> str:
+        return run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", project,
+                    "--os-project-id", project, "--os-endpoint", rest_cluster.rest_url,
+                    "--os-volume-api-version", "3", *args])
+
+    volume_id = openstack("volume", "create", "--size", "1", "boot", "-f", "value", "-c",
+                          "id").strip()
+    volume_status(admin_view, volume_id, "available")
+    openstack("volume", "set", "--bootable", "--image-property", "hw_disk_bus=scsi",
+              "--image-property", "hw_scsi_model=virtio-scsi", volume_id)
+    shown = json.loads(openstack("volume", "show", volume_id, "-f", "json"))
+    assert shown["bootable"] is True  # openstacksdk's: Cinder's "true" read as a boolean
+    assert shown["volume_image_metadata"] == {"hw_disk_bus": "scsi",
+                                              "hw_scsi_model": "virtio-scsi"}, shown
+    cinder("image-metadata", volume_id, "set", "os_type=linux")
+    openstack("volume", "unset", "--image-property", "hw_disk_bus", volume_id)
+    assert table(cinder("image-metadata-show", volume_id)) == {
+        "Metadata-property": "Value", "hw_scsi_model": "virtio-scsi", "os_type": "linux"}
+    clone_id = openstack("volume", "create", "--source", volume_id, "copy", "-f", "value",
+                         "-c", "id").strip()
+    volume_status(admin_view, clone_id, "available")
+    copied = json.loads(openstack("volume", "show", clone_id, "-f", "json"))
+    assert (copied["bootable"], copied["volume_image_metadata"]) == (
+        True, {"hw_scsi_model": "virtio-scsi", "os_type": "linux"}), copied
+    openstack("volume", "delete", clone_id, volume_id)
+    gone(admin_view, clone_id)
+    gone(admin_view, volume_id)
+
+
 def test_an_operator_changes_types_and_a_user_snapshot_properties_with_openstack_and_cinder(
     rest_cluster: E2ECluster, admin_view: SyncClient,
 ) -> None:
@@ -604,14 +648,16 @@ def test_an_operator_manages_and_unmanages_snapshots_with_cinder_and_openstack(
     --remote-source`` and ``openstack volume snapshot delete --remote``: files put beside
     a volume on its node become snapshots of it with their bytes, and files again."""
     tag = uuid.uuid4().hex[:8]
-    directory = rest_cluster.node_dir("node-1")
     volume = admin_view.create_volume(1, name=f"base-{tag}", wait=True)
+    assert volume.host is not None
+    node = volume.host.split("@")[0]  # where the scheduler put it: the files go there
+    directory = rest_cluster.node_dir(node)
     for name, data in ((f"cs-{tag}.raw", b"from cinder"), (f"os-{tag}.raw", b"from openstack")):
         (directory / name).write_bytes(data)
 
     cinder, openstack = admin_commands(rest_cluster, "3.8")
 
-    printed = cinder("snapshot-manageable-list", "node-1@file#file")
+    printed = cinder("snapshot-manageable-list", f"{node}@file#file")
     listed = {re.sub(r"\{'source-name': '(.*)'\}", r"\1", row[0]): row
               for row in rows(printed)}
     assert listed[f"cs-{tag}.raw"][1:3] == ["1", "True"], printed
@@ -622,7 +668,7 @@ def test_an_operator_manages_and_unmanages_snapshots_with_cinder_and_openstack(
     assert (directory / f"snapshot-{first.id}").read_bytes()[:11] == b"from cinder"
 
     found = json.loads(openstack("block", "storage", "snapshot", "manageable", "list",
-                                 "node-1@file#file", "--long", "-f", "json"))
+                                 f"{node}@file#file", "--long", "-f", "json"))
     by_name = {m["reference"]["source-name"]: m for m in found}
     assert by_name[f"snapshot-{first.id}"]["cinder_id"] == first.id
     assert not by_name[f"snapshot-{first.id}"]["safe_to_manage"]

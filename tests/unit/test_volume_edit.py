@@ -56,3 +56,29 @@ def test_flags_take_a_boolean_or_cinder_s_boolean_words(value: Any, flag: bool) 
 def test_anything_else_is_not_a_boolean(value: Any) -> None:
     with pytest.raises(InvalidInput, match="not a valid boolean"):
         boolean("readonly", value)
+
+
+def test_image_metadata_is_merged_and_pruned_and_checked_as_cinder_s_schema() -> None:
+    """``os-set_image_metadata`` merges, ``os-unset_image_metadata`` drops a key (a
+    missing one is Cinder's GlanceMetadataNotFound); keys as metadata's, string values up
+    to a TEXT's 65,535 characters, and at most 128 KiB in all on one volume."""
+    rec = volume()
+    rec.image_metadata = {"hw_disk_bus": "scsi"}
+    assert planned_change(VolumeModify("v1", image_metadata={"os_type": "linux"}), rec) == {
+        "image_metadata": {"hw_disk_bus": "scsi", "os_type": "linux"}}
+    assert planned_change(VolumeModify("v1", delete_image_metadata=("hw_disk_bus",)), rec) == {
+        "image_metadata": {}}
+    assert planned_change(VolumeModify("v1", image_metadata={"hw_disk_bus": "scsi"}),
+                          rec) == {}, "the same items: nothing to change"
+    assert rec.image_metadata == {"hw_disk_bus": "scsi"}, "nothing changed on the record"
+    with pytest.raises(NotFound, match="Glance metadata for volume/snapshot v1 cannot be "):
+        planned_change(VolumeModify("v1", delete_image_metadata=("os_type",)), rec)
+    long_value = "x" * 65_535
+    assert planned_change(VolumeModify("v1", image_metadata={"k": long_value}), rec)
+    for bad, says in (({"bad*key": "v"}, "must be 1-255 characters"),
+                      ({"k": 1}, "must be a string of at most 65535"),
+                      ({"k": long_value + "x"}, "must be a string of at most 65535"),
+                      ({"a": long_value, "b": long_value}, "a volume holds at most 131072"),
+                      (["k"], "is not of type 'object'")):
+        with pytest.raises(InvalidInput, match=says):
+            planned_change(VolumeModify("v1", image_metadata=bad), rec)

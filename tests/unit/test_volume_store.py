@@ -602,6 +602,39 @@ async def test_bootable_zone_and_size_filter_rows_by_sqlite_and_records_as_memor
             assert not VolumeMatch(size=rec.size + 1).passes(rec)
 
 
+async def test_image_metadata_is_kept_in_its_own_rows_and_read_back_with_its_volume(
+    tmp_path: Path,
+) -> None:
+    """A volume's image metadata (Cinder's ``volume_image_metadata``): a row only for a
+    volume that has some, written with a new record or its details, gone with it."""
+    path = tmp_path / "gateway.db"
+    now = time.time()
+    async with open_gateway_store(path) as store:
+        await store.add_volume(volume("vol-clone", now, bootable=True,
+                                      image_metadata={"hw_disk_bus": "scsi"}))
+        await store.add_volume(volume("vol-set", now - 1))
+        await store.add_volume(volume("vol-cleared", now - 2))
+        await store.add_volume(volume("vol-gone", now - 3, image_metadata={"a": "b"}))
+        for vid, items in (("vol-set", {"os_type": "linux"}), ("vol-cleared", {"x": "y"})):
+            store.volumes[vid].image_metadata = items
+            await store.save_details(store.volumes[vid])
+        store.volumes["vol-cleared"].image_metadata = {}
+        await store.save_details(store.volumes["vol-cleared"])
+        await store.remove_volume(store.volumes["vol-gone"])
+        assert store.volumes["vol-set"].view().image_metadata == {"os_type": "linux"}
+
+    async with open_gateway_store(path) as again:
+        await again.load_volumes({PLAIN.id: PLAIN})
+        read = {rec.id: (rec.bootable, rec.image_metadata)
+                for rec in again.volumes.listing("demo", None)}
+        assert read == {"vol-clone": (True, {"hw_disk_bus": "scsi"}),
+                        "vol-set": (False, {"os_type": "linux"}),
+                        "vol-cleared": (False, {})}
+        rows = again.read_only().execute(
+            "SELECT id FROM volume_image_metadata ORDER BY id").fetchall()
+        assert rows == [("vol-clone",), ("vol-set",)]
+
+
 async def test_a_listing_filters_by_what_is_committed_and_shows_what_memory_holds(
     tmp_path: Path,
 ) -> None:
