@@ -82,6 +82,10 @@ ACTION_FIELDS = {
 SERVER_ERRED = ("The server has either erred or is incapable of performing the requested "
                 "operation.")
 MAX_LIMIT = 1000  # Cinder's osapi_max_limit: the most items a listing's page holds
+# What Cinder's clusters listing filters by (3.7), and from 3.26 its replication's too
+CLUSTER_FILTERS = frozenset({"name", "binary", "is_up", "disabled", "num_hosts",
+                             "num_down_hosts"})
+CLUSTER_REPLICATION_FILTERS = frozenset({"replication_status", "frozen", "active_backend_id"})
 # Cinder's os-vol-image-meta extension's volume actions
 IMAGE_METADATA_ACTIONS = frozenset({"os-set_image_metadata", "os-unset_image_metadata",
                                     "os-show_image_metadata"})
@@ -891,6 +895,36 @@ class Front:
         return json_response({"resource_filters": resource_filters(
             request.query.get("resource"))})
 
+    async def clusters(self, request: web.Request) -> web.Response:
+        """3.7's clusters (admin; ``cinder cluster-list``, ``openstack block storage
+        cluster list``): Cinder groups the volume services an operator configures with
+        one ``cluster`` name for active-active; every backend here is its own service,
+        so there are none. The list is empty, its filters checked as Cinder checks
+        them; a cluster named is not found, and so cannot be enabled or disabled."""
+        self._need(request, "3.7", "clusters")
+        name = request.match_info.get("name")
+        self._admin(request, "clusters:update" if request.method == "PUT" else
+                    "clusters:get" if name is not None else "clusters:get_all")
+        if request.method == "PUT":
+            body = await read_json(request)
+            name = body.get("name")
+            if not isinstance(name, str):
+                raise bad_request("Invalid input for field/attribute name: 'name' is a "
+                                  "required property of type 'string'")
+        if name is not None:
+            raise not_found(f"Cluster {name} could not be found (no backend here is in a "
+                            "cluster: each is a service of its own, GET /os-services).")
+        allowed = CLUSTER_FILTERS | (CLUSTER_REPLICATION_FILTERS
+                                     if self.version(request).at_least("3.26") else set())
+        unknown = sorted(set(request.query) - allowed)
+        if unknown:
+            raise bad_request(f"Invalid input received: Invalid filter keys: "
+                              f"{', '.join(unknown)}")
+        for key in ("disabled", "is_up"):
+            if key in request.query:
+                _bool_arg(request.query[key], key)
+        return json_response({"clusters": []})
+
     async def extensions(self, request: web.Request) -> web.Response:
         """Cinder's ``/extensions`` (``cinder list-extensions``): the ones this front
         serves, each saying what of it; ``/extensions/{alias}`` one of them."""
@@ -1551,6 +1585,11 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/os-availability-zone", f.zones),
         ("GET", "/scheduler-stats/get_pools", f.pools),
         ("GET", "/resource_filters", f.resource_filters),
+        ("GET", "/clusters", f.clusters),
+        ("GET", "/clusters/detail", f.clusters),
+        ("GET", "/clusters/{name}", f.clusters),
+        ("PUT", "/clusters/enable", f.clusters),
+        ("PUT", "/clusters/disable", f.clusters),
         ("GET", "/os-services", f.services),
         ("PUT", "/os-services/{action}", f.service_update),
         ("GET", "/capabilities/{host}", f.capabilities),

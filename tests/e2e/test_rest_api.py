@@ -1468,6 +1468,26 @@ def test_snapshot_manage_and_unmanage_refuse_what_cinder_s_schemas_and_policies_
     admin_view.delete_volume(volume.id, wait=True)
 
 
+def test_clusters_are_none_and_a_cluster_named_is_not_found(api: Api, admin_api: Api) -> None:
+    """3.7's clusters, an admin's: every backend is a service of its own, so the list is
+    empty; its filters are checked as Cinder's, and a cluster named is a 404."""
+    fault(admin_api.call("GET", "/v3/clusters", version="3.6"), 404, "itemNotFound", "3.7")
+    fault(api.call("GET", "/v3/clusters", version="3.7"), 403, "forbidden", "clusters:get_all")
+    for path in ("/v3/clusters", "/v3/clusters/detail?is_up=true&binary=cinder-volume"):
+        assert admin_api.call("GET", path, version="3.7").body == {"clusters": []}
+    fault(admin_api.call("GET", "/v3/clusters?frozen=true", version="3.7"), 400, "badRequest",
+          "Invalid filter keys: frozen")
+    assert admin_api.call("GET", "/v3/clusters?frozen=true", version="3.26").status == 200
+    fault(admin_api.call("GET", "/v3/clusters?is_up=maybe", version="3.7"), 400, "badRequest",
+          "is_up")
+    fault(admin_api.call("GET", "/v3/clusters/c1", version="3.7"), 404, "itemNotFound",
+          "Cluster c1 could not be found")
+    fault(admin_api.call("PUT", "/v3/clusters/disable", {"name": "c1"}, version="3.7"), 404,
+          "itemNotFound", "Cluster c1 could not be found")
+    fault(admin_api.call("PUT", "/v3/clusters/enable", {}, version="3.7"), 400, "badRequest",
+          "'name' is a required property")
+
+
 def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_which(
     api: Api, admin_api: Api, admin_view: SyncClient, project: str,
 ) -> None:

@@ -750,6 +750,14 @@ def test_an_operator_sets_log_levels_with_cinder_and_openstack(
         ("node-1@file", "INFO"), ("node-2@file", "INFO")}
 
 
+def test_cinder_and_openstack_list_no_clusters(rest_cluster: E2ECluster) -> None:
+    """``cinder cluster-list`` and ``openstack block storage cluster list`` (each had
+    been a 404): no backend is in a cluster, so none is listed."""
+    cinder, openstack = admin_commands(rest_cluster, "3.7")
+    assert rows(cinder("cluster-list", "--detailed", "--is-up", "true")) == []
+    assert json.loads(openstack("block", "storage", "cluster", "list", "-f", "json")) == []
+
+
 def test_cinder_and_openstack_list_the_extensions_served(rest_cluster: E2ECluster) -> None:
     """``cinder list-extensions`` and ``openstack extension list --volume`` (each had been
     a 404): the extensions this front serves, each saying what of it."""
