@@ -468,13 +468,15 @@ class Gateway(Actor):
         if body.sort is not None:
             listing = read_already(await self._sorted_listing(body, project,
                                                               req.ctx.project_id, unindexed))
+        count = None if not body.with_count else await self.store.count_volumes(
+            project, body.status, body.name, body.metadata, unindexed, req.ctx.project_id)
         found, next_marker = page(
             volumes.get, listing, project,
             lambda rec: (passes_filters(rec, body.status, body.name, body.metadata)
                          and unindexed.passes(rec)),
             body.marker, body.limit, wire_bytes,
         )
-        return VolumeList(tuple(rec.view() for rec in found), next_marker)
+        return VolumeList(tuple(rec.view() for rec in found), next_marker, count)
 
     async def _sorted_listing(self, body: VolumeListRequest, project: str | None,
                               asker: str, unindexed: VolumeMatch,

@@ -43,21 +43,21 @@ SMALL_LISTING_ROWS = 1_000
 SQL_METADATA_ITEMS = 4
 
 
-def named_sql(alias: str, name: str | None, metadata: dict[str, str] | None
-              ) -> tuple[Condition, ...]:
-    """Conditions no index serves: the row's name, and the first ``SQL_METADATA_ITEMS``
-    items of its metadata (a JSON object of strings: the key, and a text value equal)."""
+def named_sql(alias: str, name: str | None, metadata: dict[str, str] | None,
+              items: int = SQL_METADATA_ITEMS) -> tuple[Condition, ...]:
+    """Conditions no index serves: the row's name, and the first ``items`` items of its
+    metadata (a JSON object of strings: the key, and a text value equal)."""
     found: list[Condition] = []
     if name is not None:
         found.append((f"{alias}name=?", (name,)))
-    for key, value in list((metadata or {}).items())[:SQL_METADATA_ITEMS]:
+    for key, value in list((metadata or {}).items())[:items]:
         found.append((f"EXISTS (SELECT 1 FROM json_each({alias}metadata) WHERE "
                       "json_each.key=? AND json_each.value=? AND json_each.type='text')",
                       (key, value)))
     return tuple(found)
 
 
-def _conditions(alias: str, project: str | None, more: tuple[Condition, ...]
+def conditions_sql(alias: str, project: str | None, more: tuple[Condition, ...]
                 ) -> tuple[list[str], list[Any]]:
     """A listing's conditions and their parameters: its project's (none for every
     project's), then ``more``."""
@@ -83,7 +83,7 @@ def newest_first_sql(select: str, project: str | None, below: Key | None,
     ``select`` ("v."); ``more``, further conditions, each with its parameters.
     ``oldest_first``: the other way, through the same indexes read backwards (``below``
     is then the key the rows are above, and ``down_to`` the last one, included)."""
-    where, params = _conditions(alias, project, more)
+    where, params = conditions_sql(alias, project, more)
     after, through, direction = (">", "<=", "ASC") if oldest_first else ("<", ">=", "DESC")
     if below is not None:
         where.append(f"({alias}created_at, {alias}id) {after} (?, ?)")
@@ -105,7 +105,7 @@ def sorted_sql(select: str, alias: str, project: str | None, key: tuple[str, ...
     previous page) when given, with the conditions ``more``, at most ``rows`` of them. No
     index serves such an order: SQLite reads every row of the listing and keeps the
     first ``rows`` of them (its sort with a limit), so a caller runs it off the loop."""
-    where, params = _conditions(alias, project, more)
+    where, params = conditions_sql(alias, project, more)
     if after is not None:
         values, (created_at, last_id) = after
         row, holes = f"({', '.join(key)})", f"({', '.join('?' * len(key))})"

@@ -119,7 +119,7 @@ from cinderblock.protocol.wire.codec import (
     encode,
     next_id,
 )
-from cinderblock.protocol.wire.errors import Closed, InvalidInput
+from cinderblock.protocol.wire.errors import Closed, InternalError, InvalidInput
 from cinderblock.protocol.wire.keys import client_keys, curve_client
 from cinderblock.protocol.wire.rpc import Calls
 from cinderblock.protocol.wire.schema import dump_sparse, parse
@@ -391,6 +391,23 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
 
         return await read_pages(fetch, limit, marker)
 
+    async def count_volumes(
+        self, all_projects: bool = False, status: str | None = None, name: str | None = None,
+        metadata: dict[str, str] | None = None, project_id: str | None = None,
+        bootable: bool | None = None, availability_zone: str | None = None,
+        size: int | None = None,
+    ) -> int:
+        """How many volumes ``list_volumes`` with these filters would list, counted by
+        the gateway in one call (Cinder's ``with_count``)."""
+        body = VolumeListRequest(all_projects, status, 0, None, name, metadata,
+                                 project_id=project_id, bootable=bootable,
+                                 availability_zone=availability_zone, size=size,
+                                 with_count=True)
+        reply = parse(VolumeList, await self.call("volume.list", body), strict=False)
+        if reply.count is None:
+            raise InternalError("the gateway answered a count without one")
+        return reply.count
+
     async def wait_for_status(
         self, volume_id: str, status: str | Iterable[str] = VolumeStatus.AVAILABLE,
         timeout: float | None = None,
@@ -626,6 +643,9 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
 
     def list_volumes(self, **kwargs: Any) -> list[Volume]:
         return self._run(lambda c: c.list_volumes(**kwargs))
+
+    def count_volumes(self, **kwargs: Any) -> int:
+        return self._run(lambda c: c.count_volumes(**kwargs))
 
     def wait_for_status(self, volume_id: str, status: str | Iterable[str] = VolumeStatus.AVAILABLE,
                         timeout: float | None = None) -> Volume:

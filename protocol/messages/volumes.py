@@ -109,6 +109,7 @@ class VolumeListRequest:
     bootable: bool | None = None  # only the bootable volumes (True) or the others (False)
     availability_zone: str | None = None  # only the volumes of this zone
     size: int | None = None  # only the volumes of this size, in GiB
+    with_count: bool = False  # and how many the listing lists in all (Cinder's 3.45)
 
 
 @message
@@ -116,6 +117,7 @@ class VolumeListRequest:
 class VolumeList:
     volumes: tuple[Volume, ...] = ()
     next_marker: str | None = None  # set when another page follows
+    count: int | None = None  # with_count: how many the listing lists in all
 
 
 @message

@@ -1500,10 +1500,11 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
     for caller in (api, admin_api):
         for query, says in (("group_id=g", "Invalid filters group_id are found"),
                             ("name~=filt", "Invalid filters name~ are found"),
-                            ("offset=1", "offset is not supported here"),
-                            ("with_count=true", "with_count is not supported here")):
+                            ("offset=1", "offset is not supported here")):
             fault(caller.call("GET", f"/v3/volumes/detail?{query}", version="3.60"), 400,
                   "badRequest", says)
+        fault(caller.call("GET", "/v3/volumes?with_count=true", version="3.44"), 400,
+              "badRequest", "counted from microversion 3.45 on")
     named = api.call("GET", "/v3/volumes?name=filtered&with_count=false").body["volumes"]
     assert [v["id"] for v in named] == [vol["id"]]
     # Cinder's bootable, availability_zone and size (the first had been refused, the
@@ -1521,6 +1522,17 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
     assert named_ids("bootable=False&size=2") == [plain.body["volume"]["id"]]
     assert named_ids("bootable=1&availability_zone=nova&size=1") == [vol["id"]]
     assert named_ids("availability_zone=elsewhere") == []
+    # 3.45's with_count: how many the listing has in all, beside its page (it had been
+    # refused), with every filter.
+    for query, count, page in (("limit=1", 2, 1), ("bootable=true", 1, 1),
+                               ("size=3", 0, 0), ("status=available&limit=0", 2, 0)):
+        counted = api.call("GET", f"/v3/volumes/detail?name=filtered&with_count=true&{query}",
+                           version="3.45").body
+        assert (counted["count"], len(counted["volumes"])) == (count, page), counted
+    assert "count" not in api.call("GET", "/v3/volumes?with_count=false",
+                                   version="3.45").body
+    fault(api.call("GET", "/v3/volumes?with_count=maybe", version="3.45"), 400, "badRequest",
+          "with_count")
     fault(api.call("GET", "/v3/volumes?bootable=maybe"), 400, "badRequest",
           "Invalid input for field/attribute bootable. Value: maybe.")
     fault(api.call("GET", "/v3/volumes?size=big"), 400, "badRequest",

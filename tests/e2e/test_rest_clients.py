@@ -721,6 +721,9 @@ def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refu
 
     assert filtered("bootable=true") == [made[1]]
     assert filtered("bootable=false", "availability_zone=nova", "size=1") == [made[0]]
+    counted = cinder("--os-volume-api-version", "3.45", "list", "--with-count",
+                     "--filters", "name=bootfilter")
+    assert counted.returncode == 0 and "Volume in total: 2" in counted.stdout, counted
     for volume_id in made:
         assert cinder("delete", volume_id).returncode == 0
     shown = json.loads(run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",

@@ -37,6 +37,7 @@ from cinderblock.actors.gateway.volume_store import (
 )
 from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
+from cinderblock.protocol.wire.errors import InvalidInput
 from cinderblock.protocol.wire.schema import dump
 from tests.conftest import SLOW_COUNT, listing_plan, open_gateway_store, query_plan
 
@@ -600,6 +601,35 @@ async def test_bootable_zone_and_size_filter_rows_by_sqlite_and_records_as_memor
             assert VolumeMatch(bootable=vid == "vol-2", availability_zone="east").passes(rec)
             assert not VolumeMatch(bootable=vid != "vol-2").passes(rec)
             assert not VolumeMatch(size=rec.size + 1).passes(rec)
+
+
+async def test_a_count_takes_every_filter_and_every_metadata_item(tmp_path: Path) -> None:
+    """``with_count``: the committed rows a listing with these filters has, each of many
+    metadata items a condition (a page's SQL takes the first few and the records the
+    rest); a count past ``COUNT_METADATA_ITEMS`` items is refused, not miscounted."""
+    now = time.time()
+    many = {f"k{n}": "v" for n in range(6)}
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        for n in range(6):
+            await store.add_volume(volume(f"vol-{n}", now - n, size=1 + n % 2,
+                                          metadata=many if n < 3 else {"k0": "v"},
+                                          bootable=n == 0))
+        await store.add_volume(volume("vol-other", now, project_id="other"))
+
+        async def count(project: str | None, status: str | None = None,
+                        metadata: dict[str, str] | None = None,
+                        match: VolumeMatch | None = None) -> int:
+            return await store.count_volumes(project, status, None, metadata,
+                                             match or VolumeMatch(), "demo")
+
+        assert (await count("demo"), await count(None)) == (6, 7)
+        assert await count("demo", metadata=many) == 3  # the sixth item decides the rest
+        assert await count("demo", metadata={"k0": "v"}) == 6
+        assert await count("demo", match=VolumeMatch(bootable=True)) == 1
+        assert await count("demo", match=VolumeMatch(size=2)) == 3
+        assert await count("demo", status="error") == 0
+        with pytest.raises(InvalidInput, match="at most 64 metadata items, not 65"):
+            await count("demo", metadata={f"k{n}": "v" for n in range(65)})
 
 
 async def test_image_metadata_is_kept_in_its_own_rows_and_read_back_with_its_volume(
