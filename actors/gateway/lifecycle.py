@@ -498,13 +498,16 @@ class GatewayLifecycle:
                 body.volume_id, body.status, body.name, body.metadata, size + 1), size,
                 req.ctx.project_id)
             listing = read_already(scan)
+        count = None if not body.with_count else await snapshots.count(
+            project, body.volume_id, body.status, body.name, body.metadata,
+            req.ctx.project_id)
         found, next_marker = page(
             snapshots.get, listing, project,
             lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)
             and passes_filters(rec, body.status, body.name, body.metadata),
             body.marker, body.limit, wire_bytes,
         )
-        return SnapshotList(tuple(rec.view() for rec in found), next_marker)
+        return SnapshotList(tuple(rec.view() for rec in found), next_marker, count)
 
     def on_snapshot_watch(self, req: Request) -> SnapshotList:
         views = []

@@ -41,6 +41,7 @@ SMALL_LISTING_ROWS = 1_000
 # of its own (a thousand would pass SQLite's limit on an expression's depth, and each
 # costs every row looked at); the caller matches every item on the records.
 SQL_METADATA_ITEMS = 4
+COUNT_METADATA_ITEMS = 64  # a count's metadata items, each a condition (SQLite's depth)
 
 
 def named_sql(alias: str, name: str | None, metadata: dict[str, str] | None,
@@ -55,6 +56,23 @@ def named_sql(alias: str, name: str | None, metadata: dict[str, str] | None,
                       "json_each.key=? AND json_each.value=? AND json_each.type='text')",
                       (key, value)))
     return tuple(found)
+
+
+def count_sql(select: str, alias: str, project: str | None, more: tuple[Condition, ...],
+              name: str | None, metadata: dict[str, str] | None, what: str
+              ) -> tuple[str, list[Any]]:
+    """The statement (and its parameters) that counts ``select``'s rows (a ``count(*)``)
+    of ``project`` (every project's for None) with the conditions ``more``, the name
+    and every metadata item (a page's SQL takes the first few items and its records the
+    rest; a count has no records to look at): Cinder's ``with_count``. More than
+    ``COUNT_METADATA_ITEMS`` items are refused, as each is a condition of its own."""
+    items = len(metadata or {})
+    if items > COUNT_METADATA_ITEMS:
+        raise InvalidInput(f"with_count counts {what} by at most {COUNT_METADATA_ITEMS} "
+                           f"metadata items, not {items}", {"field": "metadata"})
+    where, params = conditions_sql(alias, project,
+                                   more + named_sql(alias, name, metadata, items))
+    return select + (f" WHERE {' AND '.join(where)}" if where else ""), params
 
 
 def conditions_sql(alias: str, project: str | None, more: tuple[Condition, ...]

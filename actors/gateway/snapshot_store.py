@@ -34,6 +34,7 @@ from cinderblock.actors.gateway.row_records import (
     Condition,
     RowRecords,
     SortedRead,
+    count_sql,
     named_sql,
     newest_first_sql,
 )
@@ -75,6 +76,7 @@ SELECT_SNAPSHOT = f"{SELECT_SNAPSHOTS} WHERE id=?"
 SELECT_LISTING_KEYS = "SELECT id, created_at FROM snapshots"  # where a bounded scan ends
 SELECT_OF_VOLUME = f"{SELECT_SNAPSHOTS} WHERE volume_id=?"
 SELECT_OF_VOLUME_IDS = "SELECT id FROM snapshots WHERE volume_id=?"
+COUNT_SNAPSHOTS = "SELECT count(*) FROM snapshots"  # what a listing's count reads
 RECENT = 16_384  # records kept in memory after their last read (a few hundred bytes each)
 _STATUSES = {s.value: s for s in SnapshotStatus}
 UPDATE_SNAPSHOT = "UPDATE snapshots SET status=?, reason=?, updated_at=? WHERE id=?"
@@ -229,6 +231,19 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
                      if volume_id is None else (SELECT_OF_VOLUME_IDS, [volume_id]))
         return self.sorted_sql(SELECT_SNAPSHOTS, "", project, sort, after, more, rows,
                                looked_at)
+
+    async def count(self, project: str | None, volume_id: str | None, status: str | None,
+                    name: str | None, metadata: dict[str, str] | None, asker: str) -> int:
+        """How many snapshots a listing with these filters lists in all (Cinder's
+        ``with_count``): the committed rows, counted aside (``Database.read_aside``)
+        with every filter (``row_records.count_sql``)."""
+        more: tuple[Condition, ...] = (
+            *(() if volume_id is None else (("volume_id=?", (volume_id,)),)),
+            *(() if status is None else (("status=?", (status,)),)))
+        sql, params = count_sql(COUNT_SNAPSHOTS, "", project, more, name, metadata,
+                                "snapshots")
+        ((counted,),) = await self.db.read_aside(sql, params, whose=asker)
+        return int(counted)
 
     def made_by(self, project: str, request_id: str) -> tuple[SnapshotRecord, str] | None:
         """The snapshot ``request_id`` made in ``project`` within a day, and the

@@ -59,7 +59,7 @@ from cinderblock.actors.gateway.row_records import (
     Identified,
     RowRecords,
     SortedRead,
-    conditions_sql,
+    count_sql,
     named_sql,
     newest_first_sql,
 )
@@ -78,7 +78,6 @@ from cinderblock.actors.runtime.database import (
 from cinderblock.actors.scheduler.extra_specs import match
 from cinderblock.protocol.messages.volumes import Volume, VolumeSummary, VolumeType
 from cinderblock.protocol.states import VolumeStatus
-from cinderblock.protocol.wire.errors import InvalidInput
 
 # The statuses a volume passes through while a node works on it: the reconciler looks for
 # volumes left in one.
@@ -262,7 +261,6 @@ DELETE_REVERT = "DELETE FROM pending_reverts WHERE volume_id=?"
 SELECT_LISTING_KEYS = "SELECT v.id, v.created_at FROM volumes v"
 # What a listing's count reads (its conditions may name a volume's flags).
 COUNT_VOLUMES = "SELECT count(*) FROM volumes v LEFT JOIN volume_flags f ON f.id = v.id"
-COUNT_METADATA_ITEMS = 64  # a count's metadata items, each a condition (SQLite's depth)
 MADE_BY = ("SELECT id, request_fp FROM volumes WHERE project_id=? AND request_id=? "
            "AND created_at>? ORDER BY created_at DESC LIMIT 1")
 IN_TRANSITION_SINCE = (f"SELECT id FROM volumes WHERE {_UNSETTLED_SQL} AND "
@@ -551,17 +549,11 @@ class GatewayStore:
         """How many of ``project``'s volumes (every project's for None) a listing with
         these filters lists in all (Cinder's ``with_count``, 3.45): the committed rows,
         counted aside (``Database.read_aside``), the loop not held however many there
-        are. Every metadata item is a condition here (at most ``COUNT_METADATA_ITEMS``)."""
-        items = len(metadata or {})
-        if items > COUNT_METADATA_ITEMS:
-            raise InvalidInput(f"with_count counts volumes by at most {COUNT_METADATA_ITEMS} "
-                               f"metadata items, not {items}", {"field": "metadata"})
+        are (``row_records.count_sql``)."""
         indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
-        where, params = conditions_sql("v.", project, indexed + named_sql(
-            "v.", name, metadata, items) + unindexed.sql())
-        ((count,),) = await self.db.read_aside(
-            COUNT_VOLUMES + (f" WHERE {' AND '.join(where)}" if where else ""), params,
-            whose=asker)
+        sql, params = count_sql(COUNT_VOLUMES, "v.", project, indexed + unindexed.sql(), name,
+                                metadata, "volumes")
+        ((count,),) = await self.db.read_aside(sql, params, whose=asker)
         return int(count)
 
     async def volume_summary(self, project: str | None, asker: str) -> VolumeSummary:

@@ -281,10 +281,7 @@ class Front:
         listing has in all too (the committed rows', counted apart from the page)."""
         q = request.query
         check_query(q, "volume", PAGING | ORDER | WHOSE | {"with_count"})
-        with_count = _bool_arg(q["with_count"], "with_count") if "with_count" in q else False
-        if with_count and not self.version(request).at_least("3.45"):
-            raise bad_request("Invalid filters with_count are found in query options: "
-                              "a listing is counted from microversion 3.45 on")
+        with_count = self._with_count(request)
         sort = sort_asked(q)
         everyone, project = projects_asked(q, self.caller(request))
         order = by_creation(sort, q.get("sort_dir"))
@@ -541,17 +538,21 @@ class Front:
 
     async def snapshot_list(self, request: web.Request) -> web.Response:
         q = request.query
-        check_query(q, "snapshot")
+        check_query(q, "snapshot", PAGING | ORDER | WHOSE | {"with_count"})
+        with_count = self._with_count(request)
         everyone, project = projects_asked(q, self.caller(request))
         sort = sort_asked(q)
         newest = by_creation(sort, q.get("sort_dir")) == "desc"  # the gateway's listing order
-        snaps = await self.client_for(request).list_snapshots(
-            all_projects=everyone, volume_id=q.get("volume_id"),
-            status=q.get("status"), limit=page_limit(q), marker=q.get("marker"),
-            name=q.get("name") or q.get("display_name"),
-            metadata=_dict_param(q, "metadata") if "metadata" in q else None,
-            project_id=project, sort=None if newest else other_sort(sort, q.get("sort_dir")))
-        return json_response({"snapshots": [views.snapshot(s) for s in snaps],
+        client = self.client_for(request)
+        filters: dict[str, Any] = dict(
+            all_projects=everyone, volume_id=q.get("volume_id"), status=q.get("status"),
+            name=q.get("name") or q.get("display_name"), project_id=project,
+            metadata=_dict_param(q, "metadata") if "metadata" in q else None)
+        counted = {"count": await client.count_snapshots(**filters)} if with_count else {}
+        snaps = await client.list_snapshots(
+            limit=page_limit(q), marker=q.get("marker"),
+            sort=None if newest else other_sort(sort, q.get("sort_dir")), **filters)
+        return json_response({"snapshots": [views.snapshot(s) for s in snaps], **counted,
                               **next_links(request, "snapshots", snaps)})
 
     async def snapshot_update(self, request: web.Request) -> web.Response:
@@ -1215,6 +1216,15 @@ class Front:
         self._need(request, "3.27", "attachments")
         att = await self.client_for(request).delete_attachment(request.match_info["id"])
         return json_response({"attachments": [views.attachment(att)]})
+
+    def _with_count(self, request: web.Request) -> bool:
+        """A listing's ``with_count``: a boolean's word, taken from 3.45 on."""
+        raw = request.query.get("with_count")
+        with_count = raw is not None and _bool_arg(raw, "with_count")
+        if with_count and not self.version(request).at_least("3.45"):
+            raise bad_request("Invalid filters with_count are found in query options: "
+                              "a listing is counted from microversion 3.45 on")
+        return with_count
 
     def _need(self, request: web.Request, version: str, what: str) -> None:
         if not self.version(request).at_least(version):

@@ -41,7 +41,7 @@ from cinderblock.protocol.messages.lifecycle import (
 from cinderblock.protocol.messages.limits import MAX_SIZE_GB, check_range
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, statuses
-from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.protocol.wire.errors import CinderblockError, InternalError
 from cinderblock.protocol.wire.schema import parse
 
 T = TypeVar("T")
@@ -188,6 +188,20 @@ class LifecycleMethods:
 
         return await read_pages(fetch, limit, marker)
 
+    async def count_snapshots(
+        self, all_projects: bool = False, volume_id: str | None = None,
+        status: str | None = None, name: str | None = None,
+        metadata: dict[str, str] | None = None, project_id: str | None = None,
+    ) -> int:
+        """How many snapshots ``list_snapshots`` with these filters would list, counted
+        by the gateway in one call (Cinder's ``with_count``)."""
+        body = SnapshotListRequest(all_projects, volume_id, status, 0, None, name, metadata,
+                                   project_id, with_count=True)
+        reply = parse(SnapshotList, await self.call("snapshot.list", body), strict=False)
+        if reply.count is None:
+            raise InternalError("the gateway answered a count without one")
+        return reply.count
+
     async def delete_snapshot(
         self, snapshot_id: str, *, request_id: str | None = None, wait: bool = False,
         timeout: float | None = None,
@@ -237,6 +251,9 @@ class SyncLifecycleMethods:
 
     def show_snapshot(self, snapshot_id: str) -> Snapshot:
         return self._run(lambda c: c.show_snapshot(snapshot_id))
+
+    def count_snapshots(self, **kwargs: Any) -> int:
+        return self._run(lambda c: c.count_snapshots(**kwargs))
 
     def list_snapshots(self, **kwargs: Any) -> list[Snapshot]:
         return self._run(lambda c: c.list_snapshots(**kwargs))

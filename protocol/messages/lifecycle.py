@@ -149,6 +149,7 @@ class SnapshotListRequest:
     metadata: dict[str, str] | None = None  # only snapshots with these metadata items
     project_id: str | None = None  # with all_projects (an admin's): this project's only
     sort: str | None = None  # "size:asc", "name:desc" ...: another order than by creation
+    with_count: bool = False  # and how many the listing lists in all (Cinder's 3.45)
 
 
 @message
@@ -156,6 +157,7 @@ class SnapshotListRequest:
 class SnapshotList:
     snapshots: tuple[Snapshot, ...] = ()
     next_marker: str | None = None  # set when another page follows
+    count: int | None = None  # with_count: how many the listing lists in all
 
 
 @message

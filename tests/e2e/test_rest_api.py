@@ -1533,11 +1533,25 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
                                    version="3.45").body
     fault(api.call("GET", "/v3/volumes?with_count=maybe", version="3.45"), 400, "badRequest",
           "with_count")
+    snap = api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": vol["id"],
+                                                           "name": "counted"}})
+    wait_for(lambda: admin_view.show_snapshot(snap.body["snapshot"]["id"]).status
+             == "available")
+    for query, count in ((f"volume_id={vol['id']}", 1), ("name=counted&status=error", 0),
+                         ("name=counted&limit=0", 1)):
+        counted = api.call("GET", f"/v3/snapshots/detail?with_count=1&{query}",
+                           version="3.45").body
+        assert counted["count"] == count, counted
+    fault(api.call("GET", "/v3/snapshots?with_count=true", version="3.44"), 400,
+          "badRequest", "counted from microversion 3.45 on")
+    assert api.call("DELETE", f"/v3/snapshots/{snap.body['snapshot']['id']}").status == 202
+    wait_for(lambda: not admin_view.list_snapshots(all_projects=True, volume_id=vol["id"]))
     fault(api.call("GET", "/v3/volumes?bootable=maybe"), 400, "badRequest",
           "Invalid input for field/attribute bootable. Value: maybe.")
     fault(api.call("GET", "/v3/volumes?size=big"), 400, "badRequest",
           "Invalid filter size=big: a size is a whole number of GiB")
-    api.call("DELETE", f"/v3/volumes/{plain.body['volume']['id']}")
+    assert api.call("DELETE", f"/v3/volumes/{plain.body['volume']['id']}").status == 202
+    wait_for(lambda: named_ids("") == [vol["id"]])
     # project_id names only the caller's own project, but for an admin's all_tenants
     # (a member's had been passed over: its own volumes, as if the other project's).
     fault(api.call("GET", "/v3/volumes?project_id=someone-else"), 400, "badRequest",

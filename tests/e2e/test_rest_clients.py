@@ -724,6 +724,9 @@ def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refu
     counted = cinder("--os-volume-api-version", "3.45", "list", "--with-count",
                      "--filters", "name=bootfilter")
     assert counted.returncode == 0 and "Volume in total: 2" in counted.stdout, counted
+    snapshots = cinder("--os-volume-api-version", "3.45", "snapshot-list", "--with-count",
+                       "--filters", f"volume_id={made[0]}")
+    assert snapshots.returncode == 0 and "Snapshot in total: 0" in snapshots.stdout, snapshots
     for volume_id in made:
         assert cinder("delete", volume_id).returncode == 0
     shown = json.loads(run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
