@@ -87,15 +87,22 @@ def admin_commands(cluster: E2ECluster, version: str
                    ) -> tuple[Callable[..., str], Callable[..., str]]:
     """``cinder`` and ``openstack`` as the admin against the cluster's REST front, at a
     microversion: each runs its arguments and returns what it printed."""
+    return commands_as(cluster, version, "admin")
+
+
+def commands_as(cluster: E2ECluster, version: str, project: str
+                ) -> tuple[Callable[..., str], Callable[..., str]]:
+    """``cinder`` and ``openstack`` as a user of ``project`` (the admin for "admin")
+    against the cluster's REST front, at a microversion."""
     endpoint = ["--os-endpoint", cluster.rest_url, "--os-volume-api-version", version]
 
     def cinder(*args: str) -> str:
-        return run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
-                    "--os-project-id", "admin", *endpoint, *args])
+        return run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", project,
+                    "--os-project-id", project, *endpoint, *args])
 
     def openstack(*args: str) -> str:
         return run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
-                    "admin:admin", *endpoint, *args])
+                    f"{project}:{project}", *endpoint, *args])
 
     return cinder, openstack
 
@@ -253,18 +260,7 @@ def test_image_properties_are_set_shown_and_unset_with_openstack_and_cinder(
     ``image-metadata-show`` (each had been "There is no such action"): the properties
     Nova reads to boot a volume, shown by ``volume show``; a clone of the bootable
     volume, made with ``openstack volume create --source``, is bootable and has them."""
-    project = f"img-{uuid.uuid4().hex[:8]}"
-    base = [tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
-            f"{project}:{project}", "--os-endpoint", rest_cluster.rest_url,
-            "--os-volume-api-version", "3"]
-
-    def openstack(*args: str) -> str:
-        return run([*base, *args])
-
-    def cinder(*args: str) -> str:
-        return run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", project,
-                    "--os-project-id", project, "--os-endpoint", rest_cluster.rest_url,
-                    "--os-volume-api-version", "3", *args])
+    cinder, openstack = commands_as(rest_cluster, "3", f"img-{uuid.uuid4().hex[:8]}")
 
     volume_id = openstack("volume", "create", "--size", "1", "boot", "-f", "value", "-c",
                           "id").strip()
