@@ -18,7 +18,11 @@ unlimited in this cluster, so the quota actor's usage need not count them):
   (``error``: a page that finds nothing must not cost more than one that fills), and a
   user's listing filtered by a name and by a metadata item no volume has (no index
   serves them: a page looks at a bounded number of rows, and the client reads on until
-  none follows), and one such page (``a_page_named``, ``a_page_metadata``);
+  none follows), and one such page (``a_page_named``, ``a_page_metadata``,
+  ``a_page_bootable``);
+* ``count_ms``: the median time of a listing's count (``with_count``), the user's
+  project's and an admin's of every project with a status (SQLite counts the rows,
+  aside: it grows with the listing; kept apart from ``page_ms`` and its ratios);
 * ``sorted_page_ms``: the median time of a user's page of 20 by ``size:asc`` and by
   ``name:desc`` after the first page (no index holds these orders: SQLite reads every
   row of the project's listing, aside when it has more than 1,000, so this grows with
@@ -257,6 +261,23 @@ async def page_times(target: Target, held: int) -> dict[str, float]:
                 "volume.list", VolumeListRequest(limit=PAGE, name="no-such-name"))),
             "a_page_metadata": await _median_ms(lambda: user.call(
                 "volume.list", VolumeListRequest(limit=PAGE, metadata={"no": "such"}))),
+            # bootable (none is): no index serves it either, a page is bounded the same way
+            "a_page_bootable": await _median_ms(lambda: user.call(
+                "volume.list", VolumeListRequest(limit=PAGE, bootable=True))),
+        }
+
+
+async def count_times(target: Target) -> dict[str, float]:
+    """Median ms of a listing's count (``with_count``): the user's own project, and an
+    admin's of every project with a status; and the user's count itself (``counted``).
+    SQLite counts the rows (aside, in a thread of the gateway's), so this grows with the
+    listing; kept apart from ``page_ms``."""
+    async with target.client() as user, target.client(admin=True) as admin:
+        return {
+            "own_project": await _median_ms(lambda: user.count_volumes(), times=5),
+            "admin_all_projects_available": await _median_ms(
+                lambda: admin.count_volumes(all_projects=True, status="available"), times=5),
+            "counted": float(await user.count_volumes()),
         }
 
 
@@ -411,6 +432,7 @@ def run(volumes: int, creates: int, fill_with: str = "client", attached: int = 0
             result["empty"] = {
                 "page_ms": asyncio.run(page_times(target, PAGE * 2)),
                 "sorted_page_ms": asyncio.run(sorted_page_times(target)),
+                "count_ms": asyncio.run(count_times(target)),
                 "neighbour_sorted_page_ms": asyncio.run(sorted_page_beside_a_flood(target)),
                 "no_lister": asyncio.run(creates_while(target, creates, False)),
                 "with_lister": asyncio.run(creates_while(target, creates, True)),
@@ -432,6 +454,7 @@ def run(volumes: int, creates: int, fill_with: str = "client", attached: int = 0
             result["full"] = {
                 "page_ms": asyncio.run(page_times(target, held)),
                 "sorted_page_ms": asyncio.run(sorted_page_times(target)),
+                "count_ms": asyncio.run(count_times(target)),
                 "neighbour_sorted_page_ms": asyncio.run(sorted_page_beside_a_flood(target)),
                 "no_lister": asyncio.run(creates_while(target, creates, False)),
                 "with_lister": asyncio.run(creates_while(target, creates, True)),

@@ -6,7 +6,7 @@ from cinderblock.bench import scale
 
 PAGES = {"first_page", "deep_marker", "admin_all_projects_available", "admin_one_project",
          "own_project_error", "admin_all_projects_error", "own_project_named",
-         "own_project_metadata", "a_page_named", "a_page_metadata"}
+         "own_project_metadata", "a_page_named", "a_page_metadata", "a_page_bootable"}
 
 
 def test_a_small_scale_run_reports_pages_creates_memory_and_restart() -> None:
@@ -23,6 +23,11 @@ def test_a_small_scale_run_reports_pages_creates_memory_and_restart() -> None:
         neighbour = result[state]["neighbour_sorted_page_ms"]
         assert set(neighbour) == {"alone", "beside_a_flood"}
         assert all(ms > 0 for ms in neighbour.values())
+        counts = result[state]["count_ms"]
+        assert counts["own_project"] > 0 and counts["admin_all_projects_available"] > 0
+        # the user's volumes at that point: 40 before the empty state's creates, and
+        # the fill and those creates (twice 40) before the full state's
+        assert counts["counted"] == (40 if state == "empty" else 40 + 2 * 40 + 200)
         assert result[state]["no_lister"]["creates_per_s"] > 0
         assert result[state]["with_lister"]["pages_listed"] > 0
     assert result["fill_creates_per_s"] > 0
