@@ -199,7 +199,8 @@ class VolumeSource:
     volume_type: VolumeType
     availability_zone: str
     # As Cinder's: a copy of a bootable volume (or of a snapshot of one) is bootable, and
-    # has the volume's image metadata (which Nova reads to boot it).
+    # has the volume's image metadata (or the snapshot's copy of it, made with the
+    # snapshot), which Nova reads to boot it.
     bootable: bool = False
     image_metadata: dict[str, str] = field(default_factory=dict)
 
@@ -267,8 +268,10 @@ def current_source(
         volume = store.volumes.get(snap.volume_id)
         zone = volume.availability_zone if volume is not None else ""
         vtype = types.find(snap.volume_type_id or "")
+        bootable = volume is not None and volume.bootable
         return VolumeSource(snap.id, None, snap.host or "", snap.size, vtype, zone,
-                            *_boot_image(volume))
+                            bootable, store.snapshots.image_metadata(snap.id) if bootable
+                            else {})
     assert source_volid is not None
     vol = visible_volume(store, source_volid, ctx)
     if vol.status not in CLONABLE or vol.host is None:
@@ -281,10 +284,9 @@ def current_source(
                         vol.availability_zone, *_boot_image(vol))
 
 
-def _boot_image(volume: VolumeRecord | None) -> tuple[bool, dict[str, str]]:
-    """Whether a copy of ``volume`` is bootable, and the image metadata it has then.
-    A volume from a snapshot takes its volume's image metadata as it is now (Cinder's
-    takes a copy made with the snapshot)."""
-    if volume is None or not volume.bootable:
+def _boot_image(volume: VolumeRecord) -> tuple[bool, dict[str, str]]:
+    """Whether a clone of ``volume`` is bootable, and the image metadata it has then
+    (a volume from a snapshot has the snapshot's copy, made with it)."""
+    if not volume.bootable:
         return False, {}
     return True, dict(volume.image_metadata)

@@ -392,7 +392,8 @@ class SnapshotEntryCreateTask(_Task[SnapshotCreateContext]):
             request_id=c.ctx.request_id, request_fp=c.fingerprint,
         )
         SNAPSHOT_ENTRY_BEFORE_COMMIT()
-        await self.s.store.snapshots.add(record, c.reservation_id)  # + the commit it owes
+        await self.s.store.snapshots.add(record, c.reservation_id,  # + the commit it owes
+                                         volume.image_metadata)
         SNAPSHOT_ENTRY_AFTER_COMMIT()
         c.record, c.committed = record, True
         self.s.publish_snapshot(record)

@@ -64,6 +64,9 @@ CREATE INDEX IF NOT EXISTS snapshots_in_transition ON snapshots (updated_at)
 CREATE TABLE IF NOT EXISTS volume_sources (
     volume_id TEXT PRIMARY KEY, snapshot_id TEXT, source_volid TEXT
 );
+CREATE TABLE IF NOT EXISTS snapshot_image_metadata (
+    id TEXT PRIMARY KEY, metadata TEXT NOT NULL
+);
 """
 _LOADED = (  # what a record holds; its request id and fingerprint stay in the row
     "id, project_id, user_id, volume_id, name, description, size, status, host, "
@@ -86,6 +89,11 @@ UPDATE_SNAPSHOT_DETAILS = (
     "UPDATE snapshots SET name=?, description=?, metadata=?, updated_at=? WHERE id=?"
 )
 DELETE_SNAPSHOT = "DELETE FROM snapshots WHERE id=?"
+# A snapshot's copy of its volume's image metadata (Cinder's glance metadata of a
+# snapshot): a row only for a snapshot of a volume that had some.
+INSERT_IMAGE_METADATA = "INSERT INTO snapshot_image_metadata VALUES (?, ?)"
+DELETE_IMAGE_METADATA = "DELETE FROM snapshot_image_metadata WHERE id=?"
+SELECT_IMAGE_METADATA = "SELECT metadata FROM snapshot_image_metadata WHERE id=?"
 MADE_BY = ("SELECT id, request_fp FROM snapshots WHERE project_id=? AND request_id=? "
            "AND created_at>? ORDER BY created_at DESC LIMIT 1")
 # INDEXED BY: the status listing index would serve the condition too, and SQLite took
@@ -255,20 +263,34 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         rec = self.get(row[0]) if row is not None else None
         return None if rec is None or row is None else (rec, row[1])
 
+    def image_metadata(self, snapshot_id: str) -> dict[str, str]:
+        """The snapshot's copy of its volume's image metadata, as committed (empty for
+        none)."""
+        row = self._read_only().execute(SELECT_IMAGE_METADATA, (snapshot_id,)).fetchone()
+        found: dict[str, str] = {} if row is None else json.loads(row[0])
+        return found
+
     def in_transition_since(self, before: float, limit: int) -> list[SnapshotRecord]:
         """As ``GatewayStore.in_transition_since``, for snapshots."""
         rows = self._read_only().execute(IN_TRANSITION_SINCE, (before, limit)).fetchall()
         return [rec for (sid,) in rows if (rec := self.get(sid)) is not None]
 
-    async def add(self, rec: SnapshotRecord, reservation_id: str | None = None) -> None:
+    async def add(self, rec: SnapshotRecord, reservation_id: str | None = None,
+                  image_metadata: dict[str, str] | None = None) -> None:
         """The new record and, in the same transaction, the commit of its
-        reservation it owes the quota actor (``quota_journal``)."""
+        reservation it owes the quota actor (``quota_journal``) and its copy of its
+        volume's ``image_metadata`` (as Cinder's snapshot keeps its volume's image
+        metadata, which a volume made from it gets)."""
         self.added(rec)
-        written = self.db.write(INSERT_SNAPSHOT, rec.row())
+        written = [self.db.write(INSERT_SNAPSHOT, rec.row())]
+        if image_metadata:
+            written.append(self.db.write(INSERT_IMAGE_METADATA,
+                                         (rec.id, json.dumps(image_metadata))))
         if reservation_id is not None:
             self.journal.owe_commit(reservation_id, rec.project_id)
         try:
-            await written
+            for write in written:
+                await write
         except Exception:
             self.forget(rec)
             raise
@@ -278,10 +300,12 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
     async def remove(self, rec: SnapshotRecord) -> None:
         """The row goes and, in the same transaction, the release of its quota is owed
         (``quota_journal``; op id ``release:snapshot:<id>``: given back once)."""
+        image = self.db.write(DELETE_IMAGE_METADATA, (rec.id,))
         written = self.db.write(DELETE_SNAPSHOT, (rec.id,))
         self.removed(rec, written)  # not found, unless the write fails (read_back)
         self.journal.owe_release(f"release:snapshot:{rec.id}", rec.project_id,
                                  {"snapshots": 1, "gigabytes": rec.size})
+        await image
         await written
 
     # A save is awaited by its caller, whose coroutine holds ``rec`` in memory until the

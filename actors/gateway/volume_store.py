@@ -191,8 +191,9 @@ MIGRATIONS = {
     # 10 -> 11: a snapshot's ``unmanaging`` joins the snapshots' statuses in transition:
     # their partial index is made again (by the schema) with it.
     10: "DROP INDEX IF EXISTS snapshots_in_transition;",
-    # 11 -> 12: volumes' image metadata (Cinder's ``volume_image_metadata``; its table
-    # is the schema's, a row only for a volume that has some).
+    # 11 -> 12: volumes' image metadata (Cinder's ``volume_image_metadata``) and
+    # snapshots' copies of it (their tables are the schema's, a row only for a volume
+    # or snapshot that has some).
     11: "",
 }
 _COLUMNS = (

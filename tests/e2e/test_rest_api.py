@@ -339,7 +339,8 @@ def test_image_metadata_is_set_shown_and_unset_and_a_copy_of_a_bootable_volume_h
     """Cinder's os-vol-image-meta (Nova reads ``volume_image_metadata`` to boot a
     volume): the actions had been "There is no such action". A clone of a bootable
     volume, or a volume from a snapshot of one, is bootable and has its image metadata
-    (a clone had been neither); a copy of a volume that is not bootable has none."""
+    (the snapshot's copy, made with it) (a clone had been neither); a copy of a volume
+    that is not bootable has none."""
     vol = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
     volume_status(admin_view, vol["id"], "available")
     action = f"/v3/volumes/{vol['id']}/action"
@@ -378,6 +379,9 @@ def test_image_metadata_is_set_shown_and_unset_and_a_copy_of_a_bootable_volume_h
     snap = api.call("POST", "/v3/snapshots", {"snapshot": {"volume_id": vol["id"]}})
     wait_for(lambda: admin_view.show_snapshot(snap.body["snapshot"]["id"]).status
              == "available")
+    # the snapshot keeps the image metadata its volume had: a later change is not its
+    assert api.call("POST", action, {"os-set_image_metadata": {"metadata": {
+        "hw_disk_bus": "ide"}}}).status == 200
     from_snap = made({"snapshot_id": snap.body["snapshot"]["id"]})
     for made_id, bootable, has in ((plain, "false", None), (clone, "true", image),
                                    (from_snap, "true", image)):

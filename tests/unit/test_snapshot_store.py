@@ -78,6 +78,27 @@ async def test_each_read_of_a_snapshot_goes_through_its_own_index(tmp_path: Path
         assert "TEMP B-TREE" not in own_error + every_error
 
 
+async def test_a_snapshot_keeps_its_volume_s_image_metadata_until_it_is_removed(
+    tmp_path: Path,
+) -> None:
+    """The copy of its volume's image metadata a snapshot is made with (a row only when
+    there is some), read back after a restart, gone with the snapshot; and counts."""
+    now = time.time()
+    path = tmp_path / "gateway.db"
+    async with open_gateway_store(path) as store:
+        await store.snapshots.add(snapshot("snap-img", "vol-1", now), None, {"os_type": "linux"})
+        await store.snapshots.add(snapshot("snap-plain", "vol-1", now - 1), None, {})
+        await store.snapshots.add(snapshot("snap-gone", "vol-2", now - 2), None, {"a": "b"})
+        await store.snapshots.remove(store.snapshots["snap-gone"])
+        assert await store.snapshots.count("demo", "vol-1", None, None, None, "demo") == 2
+        assert await store.snapshots.count(None, None, "error", None, None, "demo") == 0
+    async with open_gateway_store(path) as again:
+        assert again.snapshots.image_metadata("snap-img") == {"os_type": "linux"}
+        assert again.snapshots.image_metadata("snap-plain") == {}
+        rows = again.read_only().execute("SELECT id FROM snapshot_image_metadata").fetchall()
+        assert rows == [("snap-img",)]
+
+
 async def test_a_snapshot_is_one_record_while_held_and_memory_ahead_of_its_row_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
