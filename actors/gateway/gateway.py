@@ -460,26 +460,27 @@ class Gateway(Actor):
         if everyone:  # every project's, or the one an admin names
             project = body.project_id or None
         volumes = self.store.volumes
-        unindexed = VolumeMatch(body.bootable, body.availability_zone, body.size)
+        wanted = VolumeMatch(body.bootable, body.availability_zone, body.size,
+                             body.created_at, body.updated_at)
         listing: Callable[[Key | None], Iterable[VolumeRecord] | BoundedScan[VolumeRecord]]
         listing = partial(volumes.listing, project, status=body.status, name=body.name,
                           metadata=body.metadata, oldest_first=body.oldest_first,
-                          unindexed=unindexed)
+                          wanted=wanted)
         if body.sort is not None:
             listing = read_already(await self._sorted_listing(body, project,
-                                                              req.ctx.project_id, unindexed))
+                                                              req.ctx.project_id, wanted))
         count = None if not body.with_count else await self.store.count_volumes(
-            project, body.status, body.name, body.metadata, unindexed, req.ctx.project_id)
+            project, body.status, body.name, body.metadata, wanted, req.ctx.project_id)
         found, next_marker = page(
             volumes.get, listing, project,
             lambda rec: (passes_filters(rec, body.status, body.name, body.metadata)
-                         and unindexed.passes(rec)),
+                         and wanted.passes(rec)),
             body.marker, body.limit, wire_bytes,
         )
         return VolumeList(tuple(rec.view() for rec in found), next_marker, count)
 
     async def _sorted_listing(self, body: VolumeListRequest, project: str | None,
-                              asker: str, unindexed: VolumeMatch,
+                              asker: str, wanted: VolumeMatch,
                               ) -> BoundedScan[VolumeRecord]:
         """A page in another order than by creation (``GatewayStore.sorted_page``),
         after the marker's record."""
@@ -487,7 +488,7 @@ class Gateway(Actor):
         volumes, size = self.store.volumes, page_size(body.limit)
         return await self.store.sorted_page(volumes, volumes.sorted_listing(
             project, body.sort, marker_record(volumes.get, project, body.marker),
-            body.status, body.name, body.metadata, size + 1, unindexed), size, asker)
+            body.status, body.name, body.metadata, size + 1, wanted), size, asker)
 
     def on_volume_watch(self, req: Request) -> VolumeList:
         views = []

@@ -76,8 +76,14 @@ from cinderblock.actors.runtime.database import (
     open_read_only,
 )
 from cinderblock.actors.scheduler.extra_specs import match
-from cinderblock.protocol.messages.volumes import Volume, VolumeSummary, VolumeType
+from cinderblock.protocol.messages.volumes import (
+    TIME_COMPARISONS,
+    Volume,
+    VolumeSummary,
+    VolumeType,
+)
 from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.wire.errors import InvalidInput
 
 # The statuses a volume passes through while a node works on it: the reconciler looks for
 # volumes left in one.
@@ -331,19 +337,44 @@ class VolumeRecord:
         )
 
 
+# A time is compared as a view shows it, to the nearest microsecond: the times a bound
+# names are [bound - 0.5 µs, bound + 0.5 µs), so that ``gt`` the time a volume shows
+# leaves that volume out, and ``eq`` it finds it.
+MICROSECOND = 1e-6
+
+
 @dataclass(frozen=True, slots=True)
 class VolumeMatch:
-    """A volume listing's filters that no index serves besides a name and metadata
-    (Cinder's ``bootable``, ``availability_zone`` and ``size``): the rows' conditions,
-    and whether a record, as memory holds it, passes them."""
+    """A volume listing's filters besides its status, name and metadata (Cinder's
+    ``bootable``, ``availability_zone``, ``size``, and from 3.60 ``created_at`` and
+    ``updated_at`` comparisons, each a map of comparison to a time, in seconds since
+    the epoch): the rows' conditions, and whether a record, as memory holds it, passes
+    them. The creation times are a range of the listing indexes, which hold
+    ``created_at`` in their order (``indexed``); no index serves the others
+    (``matched``)."""
 
     bootable: bool | None = None
     availability_zone: str | None = None
     size: int | None = None
+    created_at: dict[str, float] | None = None
+    updated_at: dict[str, float] | None = None
 
-    def sql(self) -> tuple[Condition, ...]:
-        """The conditions on ``SELECT_VOLUMES``'s rows (a volume without a flags row is
-        not bootable)."""
+    def __post_init__(self) -> None:
+        for field_name in ("created_at", "updated_at"):
+            wanted = getattr(self, field_name) or {}
+            unknown = sorted(set(wanted) - set(TIME_COMPARISONS))
+            if unknown:
+                raise InvalidInput(f"Invalid {field_name} comparison {', '.join(unknown)}: "
+                                   f"one of {', '.join(TIME_COMPARISONS)}",
+                                   {"field": field_name})
+
+    def indexed(self) -> tuple[Condition, ...]:
+        """The creation time's conditions (a range of the listing's index)."""
+        return _time_sql("v.created_at", self.created_at)
+
+    def matched(self) -> tuple[Condition, ...]:
+        """The conditions on ``SELECT_VOLUMES``'s rows no index serves (a volume without
+        a flags row is not bootable)."""
         found: list[Condition] = []
         if self.bootable is not None:
             found.append(("ifnull(f.bootable, 0)=?", (int(self.bootable),)))
@@ -351,13 +382,47 @@ class VolumeMatch:
             found.append(("v.availability_zone=?", (self.availability_zone,)))
         if self.size is not None:
             found.append(("v.size=?", (self.size,)))
-        return tuple(found)
+        return (*found, *_time_sql("v.updated_at", self.updated_at))
 
     def passes(self, rec: VolumeRecord) -> bool:
         return ((self.bootable is None or rec.bootable is self.bootable)
                 and (self.availability_zone is None
                      or rec.availability_zone == self.availability_zone)
-                and (self.size is None or rec.size == self.size))
+                and (self.size is None or rec.size == self.size)
+                and _times_pass(rec.created_at, self.created_at)
+                and _times_pass(rec.updated_at or rec.created_at, self.updated_at))
+
+
+def _time_sql(column: str, wanted: dict[str, float] | None) -> tuple[Condition, ...]:
+    """SQL of ``_time_passes``, each comparison a range of ``column``."""
+    found: list[Condition] = []
+    for op, bound in (wanted or {}).items():
+        low, high = _shown_as(bound)
+        found.append({
+            "gt": (f"{column}>=?", (high,)), "gte": (f"{column}>=?", (low,)),
+            "lt": (f"{column}<?", (low,)), "lte": (f"{column}<?", (high,)),
+            "eq": (f"{column}>=? AND {column}<?", (low, high)),
+            "neq": (f"({column}<? OR {column}>=?)", (low, high)),
+        }[op])
+    return tuple(found)
+
+
+def _times_pass(when: float, wanted: dict[str, float] | None) -> bool:
+    """Whether ``when`` passes each comparison with its bound, as shown to the
+    microsecond."""
+    for op, bound in (wanted or {}).items():
+        low, high = _shown_as(bound)
+        passed = {"gt": when >= high, "gte": when >= low, "lt": when < low,
+                  "lte": when < high, "eq": low <= when < high,
+                  "neq": not low <= when < high}[op]
+        if not passed:
+            return False
+    return True
+
+
+def _shown_as(bound: float) -> tuple[float, float]:
+    """The times a view shows as ``bound`` (to the nearest microsecond): [low, high)."""
+    return bound - MICROSECOND / 2, bound + MICROSECOND / 2
 
 
 class Volumes(RowRecords[VolumeRecord]):
@@ -381,17 +446,18 @@ class Volumes(RowRecords[VolumeRecord]):
 
     def listing(self, project: str | None, below: Key | None, status: str | None = None,
                 name: str | None = None, metadata: dict[str, str] | None = None,
-                oldest_first: bool = False, unindexed: VolumeMatch | None = None,
+                oldest_first: bool = False, wanted: VolumeMatch | None = None,
                 ) -> Iterator[VolumeRecord] | BoundedScan[VolumeRecord]:
         """``project``'s volumes (every project's for None) in listing order, newest
         first, below ``below`` (a marker's key) when given, only those whose row has
-        ``status``, ``name``, the ``metadata`` items and what ``unindexed`` asks for
-        (bootable, zone, size) when given: rows through an index on (project_id,
+        ``status``, ``name``, the ``metadata`` items and what ``wanted`` asks for
+        (bootable, zone, size, times) when given: rows through an index on (project_id,
         created_at, id) or (created_at, id), or with a status (project_id, status,
-        created_at, id) or (status, created_at, id), each as memory holds it.
+        created_at, id) or (status, created_at, id) (a range of creation times too),
+        each as memory holds it.
         ``oldest_first``: the other way, above ``below`` (Horizon's page back).
 
-        A name, metadata items and ``unindexed`` have no index: SQLite matches them
+        A name, metadata items and the rest of ``wanted`` have no index: SQLite matches them
         (``named_sql``: the first few items; the caller matches them all) in the rows,
         and looks at no more than ``SCAN_ROWS`` of them (``listed_rows``, a
         ``BoundedScan``: a page not full by then ends there, and the next reads on), so
@@ -402,21 +468,25 @@ class Volumes(RowRecords[VolumeRecord]):
         committed yet is not listed, as it is not told yet, nor is one whose change of
         status, name or metadata is not committed yet under its new one (a caller
         filters the records too, as memory holds them: nor under its old)."""
+        wanted = wanted or VolumeMatch()
         indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
+        indexed += wanted.indexed()
         listed = partial(newest_first_sql, project=project, below=below, alias="v.",
                          oldest_first=oldest_first)
-        matched = named_sql("v.", name, metadata) + (unindexed or VolumeMatch()).sql()
+        matched = named_sql("v.", name, metadata) + wanted.matched()
         return self.listed_rows(listed, SELECT_VOLUMES, SELECT_LISTING_KEYS, indexed,
                                 matched)
 
     def sorted_listing(self, project: str | None, sort: str, after: VolumeRecord | None,
                        status: str | None, name: str | None,
                        metadata: dict[str, str] | None, rows: int,
-                       unindexed: VolumeMatch | None = None) -> SortedRead:
+                       wanted: VolumeMatch | None = None) -> SortedRead:
         """``RowRecords.sorted_sql`` of the volumes, with the same filters as
         ``listing``."""
+        wanted = wanted or VolumeMatch()
         indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
-        matched = named_sql("v.", name, metadata) + (unindexed or VolumeMatch()).sql()
+        indexed += wanted.indexed()
+        matched = named_sql("v.", name, metadata) + wanted.matched()
         return self.sorted_sql(SELECT_VOLUMES, "v.", project, sort, after,
                                indexed + matched, rows,
                                newest_first_sql(SELECT_LISTING_KEYS, project, None, "v.",
@@ -545,15 +615,16 @@ class GatewayStore:
                            rows[-1][0] if len(rows) > size else None)
 
     async def count_volumes(self, project: str | None, status: str | None, name: str | None,
-                            metadata: dict[str, str] | None, unindexed: VolumeMatch,
+                            metadata: dict[str, str] | None, wanted: VolumeMatch,
                             asker: str) -> int:
         """How many of ``project``'s volumes (every project's for None) a listing with
         these filters lists in all (Cinder's ``with_count``, 3.45): the committed rows,
         counted aside (``Database.read_aside``), the loop not held however many there
         are (``row_records.count_sql``)."""
         indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
-        sql, params = count_sql(COUNT_VOLUMES, "v.", project, indexed + unindexed.sql(), name,
-                                metadata, "volumes")
+        sql, params = count_sql(COUNT_VOLUMES, "v.", project,
+                                indexed + wanted.indexed() + wanted.matched(), name, metadata,
+                                "volumes")
         ((count,),) = await self.db.read_aside(sql, params, whose=asker)
         return int(count)
 

@@ -44,6 +44,7 @@ from cinderblock.actors.rest.filters import (
     WHOSE,
     check_query,
     resource_filters,
+    time_comparisons,
 )
 from cinderblock.actors.rest.microversion import (
     HEADER,
@@ -292,7 +293,9 @@ class Front:
             metadata=_dict_param(q, "metadata") if "metadata" in q else None,
             bootable=_bool_arg(q["bootable"], "bootable") if "bootable" in q else None,
             availability_zone=q.get("availability_zone"),
-            size=_size_filter(q["size"]) if "size" in q else None)
+            size=_size_filter(q["size"]) if "size" in q else None,
+            **{name: self._times(request, name) for name in ("created_at", "updated_at")
+               if name in q})
         count = await client.count_volumes(**filters) if with_count else None
         volumes = await client.list_volumes(
             limit=page_limit(q), marker=q.get("marker"), oldest_first=order == "asc",
@@ -1216,6 +1219,14 @@ class Front:
         self._need(request, "3.27", "attachments")
         att = await self.client_for(request).delete_attachment(request.match_info["id"])
         return json_response({"attachments": [views.attachment(att)]})
+
+    def _times(self, request: web.Request, name: str) -> dict[str, float]:
+        """A volume listing's ``created_at`` or ``updated_at`` comparisons, from 3.60 on
+        (Cinder's before it drops them unread; here they are refused, not passed over)."""
+        if not self.version(request).at_least("3.60"):
+            raise bad_request(f"Invalid filters {name} are found in query options: a "
+                              "listing is filtered by time from microversion 3.60 on")
+        return time_comparisons(request.query[name], name)
 
     def _with_count(self, request: web.Request) -> bool:
         """A listing's ``with_count``: a boolean's word, taken from 3.45 on."""

@@ -373,19 +373,23 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         metadata: dict[str, str] | None = None, oldest_first: bool = False,
         project_id: str | None = None, sort: str | None = None,
         bootable: bool | None = None, availability_zone: str | None = None,
-        size: int | None = None,
+        size: int | None = None, created_at: dict[str, float] | None = None,
+        updated_at: dict[str, float] | None = None,
     ) -> list[Volume]:
         """Newest first (or ``oldest_first``, or by ``sort``: ``size``, ``name``,
         ``status``, ``updated_at`` or ``id``, with ``:asc`` or ``:desc``): all of them,
         page by page, or the first ``limit`` after ``marker`` (a volume id from an
         earlier listing). An admin's ``all_projects`` with ``project_id``: that
         project's only. Filtered by ``status``, ``name``, ``metadata`` items,
-        ``bootable``, ``availability_zone`` and ``size`` (GiB) when given."""
+        ``bootable``, ``availability_zone``, ``size`` (GiB) and ``created_at`` and
+        ``updated_at`` comparisons (``{"gt": t, ...}``, Cinder's gt, gte, eq, neq, lt,
+        lte, t in seconds since the epoch) when given."""
         async def fetch(left: int | None, after: str | None
                         ) -> tuple[tuple[Volume, ...], str | None]:
             body = VolumeListRequest(all_projects, status, left, after, name, metadata,
                                      oldest_first, project_id, sort, bootable,
-                                     availability_zone, size)
+                                     availability_zone, size, created_at=created_at,
+                                     updated_at=updated_at)
             reply = parse(VolumeList, await self.call("volume.list", body), strict=False)
             return reply.volumes, reply.next_marker
 
@@ -395,14 +399,16 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         self, all_projects: bool = False, status: str | None = None, name: str | None = None,
         metadata: dict[str, str] | None = None, project_id: str | None = None,
         bootable: bool | None = None, availability_zone: str | None = None,
-        size: int | None = None,
+        size: int | None = None, created_at: dict[str, float] | None = None,
+        updated_at: dict[str, float] | None = None,
     ) -> int:
         """How many volumes ``list_volumes`` with these filters would list, counted by
         the gateway in one call (Cinder's ``with_count``)."""
         body = VolumeListRequest(all_projects, status, 0, None, name, metadata,
                                  project_id=project_id, bootable=bootable,
                                  availability_zone=availability_zone, size=size,
-                                 with_count=True)
+                                 with_count=True, created_at=created_at,
+                                 updated_at=updated_at)
         reply = parse(VolumeList, await self.call("volume.list", body), strict=False)
         if reply.count is None:
             raise InternalError("the gateway answered a count without one")

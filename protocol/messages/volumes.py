@@ -94,6 +94,10 @@ class VolumeSummary:
     metadata: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key -> its values
 
 
+# Cinder's comparisons of a listing's time filter (``created_at=gt:...,lte:...``, 3.60)
+TIME_COMPARISONS = ("gt", "gte", "eq", "neq", "lt", "lte")
+
+
 @message
 @dataclass(frozen=True, slots=True)
 class VolumeListRequest:
@@ -110,6 +114,10 @@ class VolumeListRequest:
     availability_zone: str | None = None  # only the volumes of this zone
     size: int | None = None  # only the volumes of this size, in GiB
     with_count: bool = False  # and how many the listing lists in all (Cinder's 3.45)
+    # Cinder's time comparisons (3.60): {"gt": t, "lte": t, ...}, t in seconds since the
+    # epoch, each of TIME_COMPARISONS
+    created_at: dict[str, float] | None = None
+    updated_at: dict[str, float] | None = None
 
 
 @message

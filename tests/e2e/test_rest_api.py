@@ -1526,6 +1526,22 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
     assert named_ids("bootable=False&size=2") == [plain.body["volume"]["id"]]
     assert named_ids("bootable=1&availability_zone=nova&size=1") == [vol["id"]]
     assert named_ids("availability_zone=elsewhere") == []
+    # 3.60's time comparisons, of the times the views show (to the microsecond)
+    first = api.call("GET", f"/v3/volumes/{vol['id']}").body["volume"]["created_at"]
+
+    def timed(query: str) -> list[str]:
+        found = api.call("GET", f"/v3/volumes/detail?name=filtered&{query}",
+                         version="3.60").body["volumes"]
+        return [v["id"] for v in found]
+
+    assert timed(f"created_at=gt:{first}") == [plain.body["volume"]["id"]]
+    assert timed(f"created_at=eq:{first}") == [vol["id"]]
+    assert timed(f"created_at=lte:{first}Z,gte:2000-01-01") == [vol["id"]]
+    assert timed("updated_at=lt:2000-01-01T00:00:00") == []
+    fault(api.call("GET", f"/v3/volumes?created_at=gt:{first}", version="3.59"), 400,
+          "badRequest", "filtered by time from microversion 3.60 on")
+    fault(api.call("GET", "/v3/volumes?created_at=after:2026-01-01", version="3.60"), 400,
+          "badRequest", "Invalid after operator")
     # 3.45's with_count: how many the listing has in all, beside its page (it had been
     # refused), with every filter.
     for query, count, page in (("limit=1", 2, 1), ("bootable=true", 1, 1),
@@ -1592,8 +1608,9 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
 
     fault(api.call("GET", "/v3/resource_filters", version="3.32"), 404, "itemNotFound", "3.33")
     listed = api.call("GET", "/v3/resource_filters", version="3.33").body["resource_filters"]
-    assert {"resource": "volume", "filters": ["name", "status", "metadata", "bootable",
-                                              "availability_zone", "size"]} in listed
+    assert {"resource": "volume", "filters": [
+        "name", "status", "metadata", "bootable", "availability_zone", "size", "created_at",
+        "updated_at"]} in listed
     one = api.call("GET", "/v3/resource_filters?resource=pool", version="3.33").body
     assert one == {"resource_filters": [{"resource": "pool",
                                          "filters": ["name", "volume_type"]}]}

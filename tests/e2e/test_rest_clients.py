@@ -16,6 +16,7 @@ import sysconfig
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -700,7 +701,7 @@ def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refu
 
     listed = {row[0]: row[1] for row in rows(cinder("list-filters").stdout)}
     assert listed["volume"] == ("name, status, metadata, bootable, availability_zone, "
-                                "size"), listed
+                                "size, created_at, updated_at"), listed
     assert cinder("list", "--filters", "status=available").returncode == 0
     refused = cinder("list", "--filters", "migration_status=migrating")
     assert refused.returncode != 0
@@ -717,6 +718,10 @@ def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refu
 
     assert filtered("bootable=true") == [made[1]]
     assert filtered("bootable=false", "availability_zone=nova", "size=1") == [made[0]]
+    made_at = datetime.fromtimestamp(admin_view.show_volume(made[0]).created_at, UTC)
+    later = cinder("--os-volume-api-version", "3.60", "list", "--filters=name=bootfilter",
+                   f"--filters=created_at=gt:{made_at.isoformat()}")
+    assert later.returncode == 0 and [row[0] for row in rows(later.stdout)] == [made[1]]
     counted = cinder("--os-volume-api-version", "3.45", "list", "--with-count",
                      "--filters", "name=bootfilter")
     assert counted.returncode == 0 and "Volume in total: 2" in counted.stdout, counted

@@ -10,7 +10,12 @@ import pytest
 from cinderblock.actors.rest.app import by_creation, other_sort
 from cinderblock.actors.rest.auth import AuthConfigError, Authenticator, Caller, is_loopback
 from cinderblock.actors.rest.errors import HttpFault, fault_body
-from cinderblock.actors.rest.filters import RESOURCE_FILTERS, check_query, resource_filters
+from cinderblock.actors.rest.filters import (
+    RESOURCE_FILTERS,
+    check_query,
+    resource_filters,
+    time_comparisons,
+)
 from cinderblock.actors.rest.microversion import MAX, MIN, Version, negotiate, parse_version
 
 KEY = "rq3ouEqFJ8d!P[9n?2{E]^=aL3VyR]p2^Qz@Rj)B"  # a z85 public key's shape
@@ -132,17 +137,33 @@ def test_a_sort_cinder_does_not_know_is_a_bad_request_naming_the_keys(sort: str)
 
 
 # ---- the filters a listing takes ---------------------------------------------------------
+def test_time_filters_are_cinder_s_comparisons_of_iso_times() -> None:
+    """``created_at=gt:...,lte:...`` (3.60): each comparison with its time in seconds
+    since the epoch, UTC unless the time says otherwise; anything else a 400 naming it."""
+    assert time_comparisons("gt:2026-12-01T00:00:00,lte:2026-12-02T01:00:00+01:00",
+                            "created_at") == {"gt": 1796083200.0, "lte": 1796169600.0}
+    assert time_comparisons("eq:2026-12-01T00:00:00Z,eq:2026-12-01", "updated_at") == {
+        "eq": 1796083200.0}
+    for raw, says in (("gt", "Invalid created_at value"), ("after:2026-12-01",
+                                                          "Invalid after operator"),
+                      ("gt:yesterday", "Invalid yesterday value"), ("", "Invalid created_at")):
+        with pytest.raises(HttpFault, match=says) as refused:
+            time_comparisons(raw, "created_at")
+        assert refused.value.status == 400
+
+
 def test_a_query_naming_a_filter_the_listing_does_not_honour_is_refused_naming_it() -> None:
     check_query({"name": "a", "display_name": "a", "status": "available", "limit": "5",
                  "sort": "size:asc", "all_tenants": "1", "metadata": "{}"}, "volume")
     with pytest.raises(HttpFault) as refused:
         check_query({"status": "available", "bootable": "true", "group_id": "g",
-                     "created_at": "gt:2026-01-01"}, "volume")
+                     "migration_status": "migrating", "created_at": "gt:2026-01-01"},
+                    "volume")
     assert refused.value.status == 400
     assert refused.value.message.startswith(
-        "Invalid filters created_at,group_id are found in query options. This route "
-        "filters by name, status, metadata, bootable, availability_zone, size "
-        "(GET /resource_filters?resource=volume)")
+        "Invalid filters group_id,migration_status are found in query options. This route "
+        "filters by name, status, metadata, bootable, availability_zone, size, created_at, "
+        "updated_at (GET /resource_filters?resource=volume)")
     with pytest.raises(HttpFault, match="offset is not supported here"):
         check_query({"offset": "10"}, "volume")
     with pytest.raises(HttpFault, match=r"Invalid filters limit .* takes all_tenants"):

@@ -581,7 +581,7 @@ async def test_bootable_zone_and_size_filter_rows_by_sqlite_and_records_as_memor
 
         def listed(match: VolumeMatch, status: str | None = None) -> list[str]:
             return [rec.id for rec in volumes.listing("demo", None, status=status,
-                                                      unindexed=match)]
+                                                      wanted=match)]
 
         assert listed(VolumeMatch(bootable=True)) == ["vol-2", "vol-5"]
         not_bootable = [f"vol-{n}" for n in range(9) if n not in (2, 5)]
@@ -601,6 +601,44 @@ async def test_bootable_zone_and_size_filter_rows_by_sqlite_and_records_as_memor
             assert VolumeMatch(bootable=vid == "vol-2", availability_zone="east").passes(rec)
             assert not VolumeMatch(bootable=vid != "vol-2").passes(rec)
             assert not VolumeMatch(size=rec.size + 1).passes(rec)
+
+
+async def test_time_comparisons_are_a_range_of_the_listing_index_and_updates_are_matched(
+    tmp_path: Path,
+) -> None:
+    """``created_at`` comparisons (3.60) narrow the walk of the listing's index (its
+    order holds the creation time); ``updated_at`` ones are matched in the rows; both
+    are counted; a comparison Cinder does not have is refused."""
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        for n in range(10):
+            await store.add_volume(volume(f"vol-{n}", now - 100 * n))
+        rec = store.volumes["vol-7"]
+        rec.status = VolumeStatus.ERROR
+        await store.save_status(rec)  # updated now: the others' updated_at is created_at
+        volumes = store.volumes
+
+        def listed(**wanted: Any) -> list[str]:
+            return [r.id for r in volumes.listing("demo", None, wanted=VolumeMatch(**wanted))]
+
+        assert listed(created_at={"gt": now - 350}) == ["vol-0", "vol-1", "vol-2", "vol-3"]
+        assert listed(created_at={"lte": now - 800, "neq": now - 900}) == ["vol-8"]
+        assert listed(created_at={"eq": now - 500}) == ["vol-5"]
+        assert listed(updated_at={"gte": now - 1}) == ["vol-0", "vol-7"]
+        assert await store.count_volumes("demo", None, None, None, VolumeMatch(
+            created_at={"lt": now - 450}, updated_at={"lt": now - 1}), "demo") == 4
+        assert VolumeMatch(created_at={"gte": now - 700}).passes(rec)
+        assert not VolumeMatch(created_at={"gt": now - 700}).passes(rec)
+        with pytest.raises(InvalidInput, match="Invalid created_at comparison after"):
+            VolumeMatch(created_at={"after": now})
+        plans: list[str] = []
+        reader = store.read_only()
+        reader.set_trace_callback(plans.append)
+        listed(created_at={"gt": now - 350})
+        reader.set_trace_callback(None)
+        (statement,) = [q for q in plans if q.startswith("SELECT")]
+        assert "volumes_project_listing (project_id=? AND created_at>?)" in query_plan(
+            reader, statement), query_plan(reader, statement)
 
 
 async def test_a_count_takes_every_filter_and_every_metadata_item(tmp_path: Path) -> None:
