@@ -394,7 +394,7 @@ class VolumeMatch:
 
 
 def _time_sql(column: str, wanted: dict[str, float] | None) -> tuple[Condition, ...]:
-    """SQL of ``_time_passes``, each comparison a range of ``column``."""
+    """SQL of ``_times_pass``, each comparison a range of ``column``."""
     found: list[Condition] = []
     for op, bound in (wanted or {}).items():
         low, high = _shown_as(bound)
