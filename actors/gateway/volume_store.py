@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import sqlite3
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -337,10 +339,13 @@ class VolumeRecord:
         )
 
 
-# A time is compared as a view shows it, to the nearest microsecond: the times a bound
-# names are [bound - 0.5 µs, bound + 0.5 µs), so that ``gt`` the time a volume shows
-# leaves that volume out, and ``eq`` it finds it.
-MICROSECOND = 1e-6
+# A time is compared as a view shows it, to the microsecond (``datetime.fromtimestamp``'s
+# rounding), so that ``gt`` the time a volume shows leaves that volume out and ``eq`` it
+# finds it. A second since the epoch is a double whose steps are about 0.24 µs now, too
+# coarse for a bound of the time shown plus half a microsecond: the times shown as a
+# bound are found among the doubles themselves (``_shown_as``).
+EPOCH = datetime.fromtimestamp(0, UTC)
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,8 +426,25 @@ def _times_pass(when: float, wanted: dict[str, float] | None) -> bool:
 
 
 def _shown_as(bound: float) -> tuple[float, float]:
-    """The times a view shows as ``bound`` (to the nearest microsecond): [low, high)."""
-    return bound - MICROSECOND / 2, bound + MICROSECOND / 2
+    """The times a view shows as ``bound`` (a time to the microsecond): [low, high)."""
+    shown = round(bound * 1_000_000)
+    return _first_shown_as(shown), _first_shown_as(shown + 1)
+
+
+def _first_shown_as(microseconds: int) -> float:
+    """The least time a view shows as ``microseconds`` (since the epoch) or later: from
+    the nearest double, a few steps either way (the view's rounding is monotonic)."""
+    when = microseconds / 1_000_000
+    while _shown_microseconds(when) >= microseconds:
+        when = math.nextafter(when, -math.inf)
+    while _shown_microseconds(when) < microseconds:
+        when = math.nextafter(when, math.inf)
+    return when
+
+
+def _shown_microseconds(when: float) -> int:
+    """The microsecond a view shows for ``when`` (``views.iso``: fromtimestamp's)."""
+    return (datetime.fromtimestamp(when, UTC) - EPOCH) // ONE_MICROSECOND
 
 
 class Volumes(RowRecords[VolumeRecord]):
