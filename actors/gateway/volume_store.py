@@ -426,8 +426,9 @@ def _times_pass(when: float, wanted: dict[str, float] | None) -> bool:
 
 
 def _shown_as(bound: float) -> tuple[float, float]:
-    """The times a view shows as ``bound`` (a time to the microsecond): [low, high)."""
-    shown = round(bound * 1_000_000)
+    """The times a view shows as it shows ``bound``: [low, high). (``bound * 1e6``
+    is itself a double of 0.25 µs steps: the view's rounding of ``bound`` is used.)"""
+    shown = _shown_microseconds(bound)
     return _first_shown_as(shown), _first_shown_as(shown + 1)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import itertools
 import json
 import random
 import sqlite3
@@ -649,7 +650,8 @@ def test_a_time_compares_as_the_views_show_it_to_the_microsecond() -> None:
     back as the REST front reads it (a double's steps are about 0.24 µs now): ``gt``
     and ``lt`` the shown time leave the volume out, ``eq``, ``gte`` and ``lte`` find it,
     in memory and in SQLite alike (a bound of the shown time plus half a microsecond,
-    in doubles, had listed one volume in eight with its own ``gt``)."""
+    in doubles, had listed one volume in eight with its own ``gt``). A bound that is the
+    volume's own time, unrounded, is taken as the view shows it too."""
     rng = random.Random(7)
     sql = sqlite3.connect(":memory:")
     outcomes = {"gt": False, "lt": False, "eq": True, "gte": True, "lte": True,
@@ -658,8 +660,8 @@ def test_a_time_compares_as_the_views_show_it_to_the_microsecond() -> None:
         when = time.time() + rng.uniform(-1e8, 1e8)
         rec = volume("v", when)
         shown = datetime.fromisoformat(iso(when) or "").replace(tzinfo=UTC).timestamp()
-        for op, found in outcomes.items():
-            wanted = VolumeMatch(created_at={op: shown})
+        for (op, found), bound in itertools.product(outcomes.items(), (shown, when)):
+            wanted = VolumeMatch(created_at={op: bound})  # the time shown, or the time
             assert wanted.passes(rec) is found, (when, op)
             ((condition, params),) = wanted.indexed()
             selected = sql.execute(
