@@ -363,6 +363,9 @@ class VolumeMatch:
     size: int | None = None
     created_at: dict[str, float] | None = None
     updated_at: dict[str, float] | None = None
+    # each comparison with the times it takes as its bound, [low, high), found once
+    _created: tuple[TimeBound, ...] = field(init=False, repr=False, compare=False)
+    _updated: tuple[TimeBound, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for field_name in ("created_at", "updated_at"):
@@ -372,10 +375,12 @@ class VolumeMatch:
                 raise InvalidInput(f"Invalid {field_name} comparison {', '.join(unknown)}: "
                                    f"one of {', '.join(TIME_COMPARISONS)}",
                                    {"field": field_name})
+        object.__setattr__(self, "_created", _time_bounds(self.created_at))
+        object.__setattr__(self, "_updated", _time_bounds(self.updated_at))
 
     def indexed(self) -> tuple[Condition, ...]:
         """The creation time's conditions (a range of the listing's index)."""
-        return _time_sql("v.created_at", self.created_at)
+        return _time_sql("v.created_at", self._created)
 
     def matched(self) -> tuple[Condition, ...]:
         """The conditions on ``SELECT_VOLUMES``'s rows no index serves (a volume without
@@ -387,22 +392,28 @@ class VolumeMatch:
             found.append(("v.availability_zone=?", (self.availability_zone,)))
         if self.size is not None:
             found.append(("v.size=?", (self.size,)))
-        return (*found, *_time_sql("v.updated_at", self.updated_at))
+        return (*found, *_time_sql("v.updated_at", self._updated))
 
     def passes(self, rec: VolumeRecord) -> bool:
         return ((self.bootable is None or rec.bootable is self.bootable)
                 and (self.availability_zone is None
                      or rec.availability_zone == self.availability_zone)
                 and (self.size is None or rec.size == self.size)
-                and _times_pass(rec.created_at, self.created_at)
-                and _times_pass(rec.updated_at or rec.created_at, self.updated_at))
+                and _times_pass(rec.created_at, self._created)
+                and _times_pass(rec.updated_at or rec.created_at, self._updated))
 
 
-def _time_sql(column: str, wanted: dict[str, float] | None) -> tuple[Condition, ...]:
+TimeBound = tuple[str, float, float]  # a comparison, and the times its bound names
+
+
+def _time_bounds(wanted: dict[str, float] | None) -> tuple[TimeBound, ...]:
+    return tuple((op, *_shown_as(bound)) for op, bound in (wanted or {}).items())
+
+
+def _time_sql(column: str, bounds: tuple[TimeBound, ...]) -> tuple[Condition, ...]:
     """SQL of ``_times_pass``, each comparison a range of ``column``."""
     found: list[Condition] = []
-    for op, bound in (wanted or {}).items():
-        low, high = _shown_as(bound)
+    for op, low, high in bounds:
         found.append({
             "gt": (f"{column}>=?", (high,)), "gte": (f"{column}>=?", (low,)),
             "lt": (f"{column}<?", (low,)), "lte": (f"{column}<?", (high,)),
@@ -412,11 +423,10 @@ def _time_sql(column: str, wanted: dict[str, float] | None) -> tuple[Condition, 
     return tuple(found)
 
 
-def _times_pass(when: float, wanted: dict[str, float] | None) -> bool:
+def _times_pass(when: float, bounds: tuple[TimeBound, ...]) -> bool:
     """Whether ``when`` passes each comparison with its bound, as shown to the
     microsecond."""
-    for op, bound in (wanted or {}).items():
-        low, high = _shown_as(bound)
+    for op, low, high in bounds:
         passed = {"gt": when >= high, "gte": when >= low, "lt": when < low,
                   "lte": when < high, "eq": low <= when < high,
                   "neq": not low <= when < high}[op]
