@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sqlite3
 import sys
 import time
@@ -375,8 +374,8 @@ class VolumeMatch:
                 raise InvalidInput(f"Invalid {field_name} comparison {', '.join(unknown)}: "
                                    f"one of {', '.join(TIME_COMPARISONS)}",
                                    {"field": field_name})
-        object.__setattr__(self, "_created", _time_bounds(self.created_at))
-        object.__setattr__(self, "_updated", _time_bounds(self.updated_at))
+        object.__setattr__(self, "_created", _time_bounds("created_at", self.created_at))
+        object.__setattr__(self, "_updated", _time_bounds("updated_at", self.updated_at))
 
     def indexed(self) -> tuple[Condition, ...]:
         """The creation time's conditions (a range of the listing's index)."""
@@ -406,8 +405,19 @@ class VolumeMatch:
 TimeBound = tuple[str, float, float]  # a comparison, and the times its bound names
 
 
-def _time_bounds(wanted: dict[str, float] | None) -> tuple[TimeBound, ...]:
-    return tuple((op, *_shown_as(bound)) for op, bound in (wanted or {}).items())
+def _time_bounds(field_name: str, wanted: dict[str, float] | None
+                 ) -> tuple[TimeBound, ...]:
+    """Each comparison with the times its bound names; a bound no view could show (not
+    a number, past the year 9999) is refused."""
+    found: list[TimeBound] = []
+    for op, bound in (wanted or {}).items():
+        try:
+            found.append((op, *_shown_as(bound)))
+        except (ValueError, OverflowError, OSError):
+            raise InvalidInput(f"Invalid {field_name} time {bound!r}: seconds since the "
+                               "epoch, from the year 1 to 9999", {"field": field_name}
+                               ) from None
+    return tuple(found)
 
 
 def _time_sql(column: str, bounds: tuple[TimeBound, ...]) -> tuple[Condition, ...]:
@@ -443,14 +453,25 @@ def _shown_as(bound: float) -> tuple[float, float]:
 
 
 def _first_shown_as(microseconds: int) -> float:
-    """The least time a view shows as ``microseconds`` (since the epoch) or later: from
-    the nearest double, a few steps either way (the view's rounding is monotonic)."""
-    when = microseconds / 1_000_000
-    while _shown_microseconds(when) >= microseconds:
-        when = math.nextafter(when, -math.inf)
-    while _shown_microseconds(when) < microseconds:
-        when = math.nextafter(when, math.inf)
-    return when
+    """The least time a view shows as ``microseconds`` (since the epoch) or later: by
+    halving, between a time shown earlier and one shown as it or later, down to two
+    neighbouring doubles (the view's rounding is monotonic; a double's steps are 5e-324
+    near the epoch and over a microsecond past the year 2255, so no fixed step serves)."""
+    low = high = microseconds / 1_000_000
+    step = 1e-6
+    while _shown_microseconds(low) >= microseconds:
+        low, step = low - step, step * 2
+    step = 1e-6
+    while _shown_microseconds(high) < microseconds:
+        high, step = high + step, step * 2
+    while True:
+        middle = (low + high) / 2
+        if middle in (low, high):
+            return high
+        if _shown_microseconds(middle) >= microseconds:
+            high = middle
+        else:
+            low = middle
 
 
 def _shown_microseconds(when: float) -> int:

@@ -8,6 +8,7 @@ import dataclasses
 import gc
 import itertools
 import json
+import math
 import random
 import sqlite3
 import time
@@ -635,6 +636,11 @@ async def test_time_comparisons_are_a_range_of_the_listing_index_and_updates_are
         assert not VolumeMatch(created_at={"gt": now - 700}).passes(rec)
         with pytest.raises(InvalidInput, match="Invalid created_at comparison after"):
             VolumeMatch(created_at={"after": now})
+        for bound in (math.nan, math.inf, 1e308, -1e308, 253402300800.0 + 10):
+            with pytest.raises(InvalidInput, match="Invalid updated_at time"):
+                VolumeMatch(updated_at={"lt": bound})  # the wire's floats: no view's time
+        for bound in (0.0, 1e-300, -0.5, 9.9e9):  # tiny or huge steps between doubles
+            assert VolumeMatch(created_at={"eq": bound}).passes(volume("v", bound))
         plans: list[str] = []
         reader = store.read_only()
         reader.set_trace_callback(plans.append)
