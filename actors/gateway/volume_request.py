@@ -229,18 +229,21 @@ def check_metadata(metadata: Any) -> dict[str, str]:
     if not isinstance(metadata, Mapping):
         raise field_error("metadata", metadata, "is not of type 'object', 'null'")
     for key, value in metadata.items():
-        if not isinstance(key, str) or not METADATA_KEY.fullmatch(key):
-            raise InvalidInput(
-                f"metadata key {str(key)[:80]!r} must be 1-255 characters of letters, digits, "
-                "and - _ : . / or space",
-                {"field": "metadata", "key": str(key)[:255]},
-            )
+        check_metadata_key(key, "metadata")
         if type(value) is not str or len(value) > MAX_NAME:
             raise InvalidInput(
                 f"metadata value for {key!r} must be a string of at most {MAX_NAME} characters",
                 {"field": "metadata", "key": key},
             )
     return dict(metadata)
+
+
+def check_metadata_key(key: Any, what: str) -> None:
+    """A metadata (or image metadata) key as Cinder's schema has it."""
+    if not isinstance(key, str) or not METADATA_KEY.fullmatch(key):
+        raise InvalidInput(f"{what} key {str(key)[:80]!r} must be 1-255 characters of "
+                           "letters, digits, and - _ : . / or space",
+                           {"field": "metadata", "key": str(key)[:255]})
 
 
 def check_image_metadata(metadata: Any) -> dict[str, str]:
@@ -252,10 +255,7 @@ def check_image_metadata(metadata: Any) -> dict[str, str]:
         raise field_error("metadata", metadata, "is not of type 'object'")
     total = 0
     for key, value in metadata.items():
-        if not isinstance(key, str) or not METADATA_KEY.fullmatch(key):
-            raise InvalidInput(
-                f"image metadata key {str(key)[:80]!r} must be 1-255 characters of letters, "
-                "digits, and - _ : . / or space", {"field": "metadata", "key": str(key)[:255]})
+        check_metadata_key(key, "image metadata")
         if type(value) is not str or len(value) > MAX_IMAGE_VALUE:
             raise InvalidInput(f"image metadata value for {key!r} must be a string of at most "
                                f"{MAX_IMAGE_VALUE} characters", {"field": "metadata", "key": key})
