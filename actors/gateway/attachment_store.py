@@ -161,12 +161,13 @@ class AttachmentStore(RowRecords[AttachmentRecord]):
                                                        kept=True))
         return sorted(found.values(), key=lambda a: a.created_at)
 
-    def newest_first(self, project: str | None, below: Key | None
-                     ) -> Iterator[AttachmentRecord]:
+    def listing(self, project: str | None, oldest_first: bool, below: Key | None
+                ) -> Iterator[AttachmentRecord]:
         """``project``'s attachments (every project's for None) in listing order, newest
-        first, below ``below`` (a marker's key) when given, through the listing indexes.
-        One whose row is not committed yet is not listed, as it is not told yet."""
-        return self.rows(*newest_first_sql(SELECT, project, below))
+        first, below ``below`` (a marker's key) when given, through the listing indexes;
+        ``oldest_first``: the other way, above ``below``. One whose row is not committed
+        yet is not listed, as it is not told yet."""
+        return self.rows(*newest_first_sql(SELECT, project, below, oldest_first=oldest_first))
 
     def in_transition_since(self, before: float, limit: int = -1) -> list[AttachmentRecord]:
         """Up to ``limit`` (-1: all) attachments whose row has been attaching or detaching

@@ -243,7 +243,8 @@ class Attachments:
     def on_list(self, req: Request) -> AttachmentList:
         """A volume's attachments, or some volumes', found through the volumes (as many
         as they have, oldest first); else a page of every attachment the caller may see,
-        newest first, as volumes are paged."""
+        newest first, as volumes are paged. ``sort_dir`` orders either by creation, the
+        way it names (ties by id)."""
         body: AttachmentListRequest = req.body
         ctx = req.ctx
         everyone = body.all_projects and ctx.is_admin
@@ -251,6 +252,9 @@ class Attachments:
         if body.volume_id is not None and body.volume_ids is not None:
             raise InvalidInput("give volume_id or volume_ids, not both")
         status = None if body.status is None else statuses(AttachmentStatus, body.status)
+        if body.sort_dir not in (None, "asc", "desc"):
+            raise InvalidInput(f"sort_dir {body.sort_dir!r}: attachments are ordered by "
+                               "creation, asc or desc", {"sort_dir": body.sort_dir})
 
         def passes(rec: AttachmentRecord) -> bool:
             return (status is None or rec.status in status) and \
@@ -260,8 +264,8 @@ class Attachments:
         if wanted is None:
             store = self.attachments
             found, next_marker = page(
-                store.get, partial(store.newest_first, project), project, passes,
-                body.marker, body.limit, attachment_bytes)
+                store.get, partial(store.listing, project, body.sort_dir == "asc"), project,
+                passes, body.marker, body.limit, attachment_bytes)
             return AttachmentList(tuple(a.view() for a in found), next_marker)
         if body.limit is not None or body.marker is not None:
             raise InvalidInput("limit and marker page the list of every attachment; a "
@@ -271,7 +275,7 @@ class Attachments:
                                f"not {len(wanted)}")
         theirs = [a for vid in dict.fromkeys(wanted) for a in self.attachments.of_volume(vid)
                   if (project is None or a.project_id == project) and passes(a)]
-        theirs.sort(key=lambda a: a.created_at)
+        theirs.sort(key=lambda a: (a.created_at, a.id), reverse=body.sort_dir == "desc")
         return AttachmentList(tuple(a.view() for a in theirs))
 
     def statistics(self) -> dict[str, int]:

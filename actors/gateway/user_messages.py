@@ -31,7 +31,7 @@ from cinderblock.protocol.messages.user_messages import (
 from cinderblock.protocol.messages.volumes import Empty
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import NotFound
+from cinderblock.protocol.wire.errors import InvalidInput, NotFound
 
 TTL_S = 30 * 24 * 3600.0
 MAX_KEPT = 10_000
@@ -114,7 +114,8 @@ class UserMessages:
     def on_list(self, req: Request) -> MessageList:
         """A page of them, newest first (as volumes': ``limit``, ``marker``, at most 1000
         and about 512 KB a page; they were all in one reply, which past 1,700 to 2,600
-        messages, by the length of their reasons, exceeded a frame and was refused)."""
+        messages, by the length of their reasons, exceeded a frame and was refused), or
+        oldest first (``sort_dir`` "asc")."""
         body: MessageListRequest = req.body
         everyone = body.all_projects and req.ctx.is_admin
         project = None if everyone else req.ctx.project_id
@@ -127,19 +128,24 @@ class UserMessages:
         def passes(m: UserMessage) -> bool:
             return m.expires_at > now and all(getattr(m, f) == v for f, v in wanted)
 
+        if body.sort_dir not in (None, "asc", "desc"):
+            raise InvalidInput(f"sort_dir {body.sort_dir!r}: messages are ordered by "
+                               "creation, asc or desc", {"sort_dir": body.sort_dir})
         found, next_marker = page(
-            self.kept.get, partial(self._newest_first, project), project, passes,
-            body.marker, body.limit, message_bytes)
+            self.kept.get, partial(self._listing, project, body.sort_dir == "asc"), project,
+            passes, body.marker, body.limit, message_bytes)
         return MessageList(tuple(found), next_marker)
 
-    def _newest_first(self, project: str | None, below: Key | None
-                      ) -> Iterator[UserMessage]:
+    def _listing(self, project: str | None, oldest_first: bool, beyond: Key | None
+                 ) -> Iterator[UserMessage]:
         """``project``'s messages (every project's for None) by (created_at, id), newest
-        first, below a key: sorted, as the order they were kept in need not be that one
-        (two made at the same time; a clock set back). At most ``MAX_KEPT`` of them."""
+        first, below a key (``oldest_first``: the other way, above it): sorted, as the
+        order they were kept in need not be that one (two made at the same time; a clock
+        set back). At most ``MAX_KEPT`` of them."""
         mine = (m for m in self.kept.values() if project is None or m.project_id == project)
-        for m in sorted(mine, key=_listing_key, reverse=True):
-            if below is None or _listing_key(m) < below:
+        for m in sorted(mine, key=_listing_key, reverse=not oldest_first):
+            if beyond is None or (_listing_key(m) > beyond if oldest_first
+                                  else _listing_key(m) < beyond):
                 yield m
 
     def on_show(self, req: Request) -> UserMessage:

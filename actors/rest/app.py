@@ -1062,12 +1062,13 @@ class Front:
             return json_response({"message": views.user_message(
                 await client.show_message(wanted), base)})
         q = request.query
-        check_query(q, "message", PAGING | {"all_tenants"})
+        check_query(q, "message", PAGING | ORDER | {"all_tenants"})
         everyone = self.caller(request).admin and flag(q.get("all_tenants"))
         found = await client.list_messages(
             q.get("resource_uuid"), everyone, limit=page_limit(q), marker=q.get("marker"),
             event_id=q.get("event_id"), request_id=q.get("request_id"),
-            resource_type=q.get("resource_type"), message_level=q.get("message_level"))
+            resource_type=q.get("resource_type"), message_level=q.get("message_level"),
+            sort_dir=creation_order(sort_asked(q), q.get("sort_dir"), "messages"))
         return json_response({"messages": [views.user_message(m, base) for m in found],
                               **next_links(request, "messages", found)})
 
@@ -1201,17 +1202,20 @@ class Front:
         self._need(request, "3.27", "attachments")
         admin = self.caller(request).admin
         q = request.query
-        check_query(q, "attachment", PAGING | {"all_tenants"})
+        check_query(q, "attachment", PAGING | ORDER | {"all_tenants"})
         limit, marker = page_limit(q), q.get("marker")
         everyone, client = admin and flag(q.get("all_tenants")), self.client_for(request)
         status, instance = q.get("status") or q.get("attach_status"), q.get("instance_id")
+        sort_dir = creation_order(sort_asked(q), q.get("sort_dir"), "attachments")
         if "volume_id" in q:  # a volume's attachments, few: paged here
             atts = _after(await client.list_attachments(
-                q["volume_id"], everyone, status=status, instance_id=instance), marker)
+                q["volume_id"], everyone, status=status, instance_id=instance,
+                sort_dir=sort_dir), marker)
             atts = atts[:limit]
         else:
             atts = await client.list_attachments(None, everyone, limit=limit, marker=marker,
-                                                 status=status, instance_id=instance)
+                                                 status=status, instance_id=instance,
+                                                 sort_dir=sort_dir)
         out = [views.attachment(a) for a in atts]
         return json_response({"attachments": out, **next_links(request, "attachments", atts)})
 
@@ -1355,6 +1359,19 @@ def by_creation(sort: str | None, sort_dir: str | None) -> str | None:
         return "desc"
     key, direction = _first_key(sort, sort_dir)
     return direction if key == "created_at" and direction in ("asc", "desc") else None
+
+
+def creation_order(sort: str | None, sort_dir: str | None, listed: str) -> str | None:
+    """The direction (``by_creation``) of a listing ordered by creation only
+    (attachments, messages): None when no sort is asked (the listing's own order); a
+    400 naming what is taken for a sort by any other key."""
+    if sort is None:
+        return None
+    order = by_creation(sort, sort_dir)
+    if order is None:
+        raise bad_request(f"Invalid sort {sort!r}: {listed} are sorted by created_at "
+                          "(ties by id), asc or desc")
+    return order
 
 
 def other_sort(sort: str | None, sort_dir: str | None) -> str:

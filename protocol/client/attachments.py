@@ -145,16 +145,18 @@ class AttachmentMethods:
         self, volume_id: str | None = None, all_projects: bool = False,
         volume_ids: Iterable[str] | None = None, limit: int | None = None,
         marker: str | None = None, status: str | None = None, instance_id: str | None = None,
+        sort_dir: str | None = None,
     ) -> list[Attachment]:
         """Every attachment the caller may see, newest first (page by page, or the first
         ``limit`` after ``marker``, an attachment id of an earlier listing); or all of
-        ``volume_id``'s, or of ``volume_ids``' (asked ``VOLUME_IDS_MAX`` at a time).
-        ``status`` and ``instance_id``: only the attachments in it, or of it."""
+        ``volume_id``'s, or of ``volume_ids``' (asked ``VOLUME_IDS_MAX`` at a time), oldest
+        first. ``status`` and ``instance_id``: only the attachments in it, or of it;
+        ``sort_dir`` ("asc" or "desc"): by creation that way instead."""
         if volume_id is None and volume_ids is None:
             async def fetch(left: int | None, after: str | None
                             ) -> tuple[tuple[Attachment, ...], str | None]:
                 body = AttachmentListRequest(None, all_projects, None, left, after, status,
-                                             instance_id)
+                                             instance_id, sort_dir)
                 reply = parse(AttachmentList, await self.call("attachment.list", body),
                               strict=False)
                 return reply.attachments, reply.next_marker
@@ -162,7 +164,7 @@ class AttachmentMethods:
             return await read_pages(fetch, limit, marker)
         if volume_ids is None:
             body = AttachmentListRequest(volume_id, all_projects, None, limit, marker, status,
-                                         instance_id)
+                                         instance_id, sort_dir)
             raw = await self.call("attachment.list", body)
             return list(parse(AttachmentList, raw, strict=False).attachments)
         ids = tuple(volume_ids)
@@ -170,9 +172,11 @@ class AttachmentMethods:
         for start in range(0, len(ids), VOLUME_IDS_MAX):
             body = AttachmentListRequest(volume_id, all_projects,
                                          ids[start:start + VOLUME_IDS_MAX], limit, marker,
-                                         status, instance_id)
+                                         status, instance_id, sort_dir)
             raw = await self.call("attachment.list", body)
             found += parse(AttachmentList, raw, strict=False).attachments
+        if sort_dir is not None:  # each call's are in order, not all of them together
+            found.sort(key=lambda a: (a.created_at, a.id), reverse=sort_dir == "desc")
         return found
 
 
@@ -204,6 +208,8 @@ class SyncAttachmentMethods:
         self, volume_id: str | None = None, all_projects: bool = False,
         volume_ids: Iterable[str] | None = None, limit: int | None = None,
         marker: str | None = None, status: str | None = None, instance_id: str | None = None,
+        sort_dir: str | None = None,
     ) -> list[Attachment]:
         return self._run(lambda c: c.list_attachments(volume_id, all_projects, volume_ids,
-                                                      limit, marker, status, instance_id))
+                                                      limit, marker, status, instance_id,
+                                                      sort_dir))

@@ -544,15 +544,16 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
                             all_projects: bool = False, limit: int | None = None,
                             marker: str | None = None, event_id: str | None = None,
                             request_id: str | None = None, resource_type: str | None = None,
-                            message_level: str | None = None) -> list[UserMessage]:
-        """Why volumes went to an error status, newest first (Cinder's user messages):
-        all of them, page by page, or the first ``limit`` after ``marker``; only those
-        with the ``event_id``, ``request_id``, ``resource_type`` or ``message_level``
-        given."""
+                            message_level: str | None = None, sort_dir: str | None = None,
+                            ) -> list[UserMessage]:
+        """Why volumes went to an error status, newest first (Cinder's user messages),
+        or oldest first (``sort_dir`` "asc"): all of them, page by page, or the first
+        ``limit`` after ``marker``; only those with the ``event_id``, ``request_id``,
+        ``resource_type`` or ``message_level`` given."""
         async def fetch(left: int | None, after: str | None
                         ) -> tuple[tuple[UserMessage, ...], str | None]:
             body = MessageListRequest(resource_uuid, all_projects, left, after, event_id,
-                                      request_id, resource_type, message_level)
+                                      request_id, resource_type, message_level, sort_dir)
             reply = parse(MessageList, await self.call("message.list", body), strict=False)
             return reply.messages, reply.next_marker
 

@@ -54,6 +54,9 @@ class AttachmentListRequest:
     marker: str | None = None  # the last attachment id of the previous page
     status: str | None = None  # only attachments in this status (Cinder's attach_status)
     instance_id: str | None = None  # only this instance's (Nova asks so)
+    # by creation, "asc" or "desc" (ties by id); None: pages newest first, a volume's
+    # attachments oldest first
+    sort_dir: str | None = None
 
 
 @message

@@ -40,6 +40,7 @@ class MessageListRequest:
     request_id: str | None = None
     resource_type: str | None = None
     message_level: str | None = None
+    sort_dir: str | None = None  # "asc": oldest first instead (by creation, ties by id)
 
 
 @message

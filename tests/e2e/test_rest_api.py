@@ -564,6 +564,11 @@ def test_a_volume_no_backend_can_hold_has_a_user_message_saying_why(
     assert other.call("GET", "/v3/messages", version="3.3").body == {"messages": []}
     fault(other.call("GET", f"/v3/messages/{message['id']}", version="3.3"), 404,
           "itemNotFound", message["id"])
+    for query in ("sort=created_at:asc", "sort_key=created_at&sort_dir=desc"):
+        assert api.call("GET", f"/v3/messages?{query}", version="3.3").body == {
+            "messages": [message]}, query
+    fault(api.call("GET", "/v3/messages?sort=event_id", version="3.3"), 400, "badRequest",
+          "messages are sorted by created_at")
     assert api.call("DELETE", f"/v3/messages/{message['id']}", version="3.3").status == 204
     assert api.call("GET", "/v3/messages", version="3.3").body == {"messages": []}
 
@@ -951,6 +956,24 @@ def test_an_attached_volume_is_extended_from_3_42_and_stays_attached(
     assert [a["id"] for a in of_volume] == [att["id"]]
     fault(api.call("GET", "/v3/attachments?marker=nonesuch", version="3.27"),
           400, "badRequest", "not found")
+    second = api.call("POST", "/v3/attachments", {"attachment": {
+        "volume_uuid": other["id"], "instance_uuid": "vm-2"}}, version="3.27"
+    ).body["attachment"]
+
+    def ids(query: str) -> list[str]:
+        found = api.call("GET", f"/v3/attachments?{query}", version="3.27")
+        assert found.status == 200, found.body
+        return [a["id"] for a in found.body["attachments"]]
+
+    assert ids("sort=created_at:asc") == ids("sort_key=created_at&sort_dir=asc") == [
+        att["id"], second["id"]]
+    assert ids("sort=created_at") == ids("sort_dir=desc") == [second["id"], att["id"]]
+    assert ids(f"sort=created_at:asc&marker={att['id']}") == [second["id"]]
+    assert ids(f"sort=created_at:desc&limit=1&marker={second['id']}") == [att["id"]]
+    assert ids(f"volume_id={other['id']}&sort=created_at:desc") == [second["id"]]
+    fault(api.call("GET", "/v3/attachments?sort=status:asc", version="3.27"),
+          400, "badRequest", "attachments are sorted by created_at")
+    assert api.call("DELETE", f"/v3/attachments/{second['id']}", version="3.27").status == 200
     extend = {"os-extend": {"new_size": 2}}
     fault(api.call("POST", f"/v3/volumes/{vol['id']}/action", extend, version="3.41"),
           400, "badRequest", "must be available")

@@ -737,6 +737,49 @@ def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refu
     assert shown["Filters"] == ["name", "status", "volume_id", "metadata"], shown
 
 
+def test_cinder_sorts_attachments_and_messages_by_creation_either_way(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``cinder attachment-list --sort`` and ``cinder message-list --sort`` (each had
+    been refused: "Invalid filters sort"): by ``created_at``, oldest or newest first;
+    a sort by any other key is refused saying what is taken."""
+    project = f"sorts-{uuid.uuid4().hex[:8]}"
+    cinder, _ = commands_as(rest_cluster, "3.27", project)
+    made = [table(cinder("create", "1", "--name", f"sorted-{n}"))["id"] for n in range(2)]
+    for volume_id in made:
+        volume_status(admin_view, volume_id, "available")
+    attached = [table(cinder("attachment-create", volume_id, str(uuid.uuid4())))["id"]
+                for volume_id in made]
+
+    def listed(*args: str) -> list[str]:
+        return [row[0] for row in rows(cinder("attachment-list", *args))]
+
+    assert listed("--sort", "created_at:asc") == attached
+    assert listed("--sort", "created_at:desc") == attached[::-1]  # unsorted: by id
+    assert listed("--sort", "created_at:asc", "--marker", attached[0]) == attached[1:]
+    with pytest.raises(AssertionError, match="attachments are sorted by created_at"):
+        cinder("attachment-list", "--sort", "status")
+    for attachment_id in attached:
+        cinder("attachment-delete", attachment_id)
+    assert listed() == []
+    admin_cinder, _ = admin_commands(rest_cluster, "3.5")
+    admin_cinder("quota-update", "--gigabytes", "-1", project)
+    failed = [table(cinder("create", "10000000"))["id"] for _ in range(2)]
+    for volume_id in failed:  # no backend holds it: a user message says why
+        volume_status(admin_view, volume_id, "error")
+
+    def about(*args: str) -> list[str]:  # each message's resource uuid
+        found = rows(cinder("--os-volume-api-version", "3.5", "message-list", *args))
+        return [next(cell for cell in row if cell in failed) for row in found]
+
+    assert about("--sort", "created_at:asc") == failed
+    assert about("--sort", "created_at:desc") == failed[::-1]
+    with pytest.raises(AssertionError, match="messages are sorted by created_at"):
+        cinder("--os-volume-api-version", "3.5", "message-list", "--sort", "event_id")
+    for volume_id in made + failed:
+        cinder("delete", volume_id)
+
+
 def test_an_operator_sets_log_levels_with_cinder_and_openstack(
     rest_cluster: E2ECluster,
 ) -> None:

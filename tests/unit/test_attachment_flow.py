@@ -335,7 +335,7 @@ async def test_another_projects_volumes_and_attachments_cannot_be_seen(gw: StubG
     assert [a.id for a in mine.attachments] == [att.id] and theirs.attachments == ()
 
 
-def _unlisted(project: str | None, below: Any) -> Any:
+def _unlisted(project: str | None, oldest_first: bool, below: Any) -> Any:
     raise AssertionError("every attachment was gone through")
 
 
@@ -347,13 +347,18 @@ async def test_a_list_for_some_volumes_finds_theirs_through_them_and_no_others(
         gw.add_volume(vid, project=project)
         made[vid] = (await gw.create(vid) if project == "p1" else
                      await gw.ask("on_create", AttachmentCreate(vid), project="p2")).id
-    monkeypatch.setattr(gw.attachments.attachments, "newest_first", _unlisted)
+    monkeypatch.setattr(gw.attachments.attachments, "listing", _unlisted)
 
     some = await gw.ask("on_list", AttachmentListRequest(volume_ids=("v3", "v1", "v4", "v1")))
     one = await gw.ask("on_list", AttachmentListRequest(volume_id="v2"))
 
     assert [a.id for a in some.attachments] == [made["v1"], made["v3"]]  # p2's is not p1's
     assert [a.id for a in one.attachments] == [made["v2"]]
+    newest = await gw.ask("on_list", AttachmentListRequest(volume_ids=("v3", "v1"),
+                                                           sort_dir="desc"))
+    assert [a.id for a in newest.attachments] == [made["v3"], made["v1"]]
+    with pytest.raises(InvalidInput, match="sort_dir 'size'"):
+        await gw.ask("on_list", AttachmentListRequest(sort_dir="size"))
     with pytest.raises(InvalidInput, match="not both"):
         await gw.ask("on_list", AttachmentListRequest(volume_id="v2", volume_ids=("v1",)))
     with pytest.raises(InvalidInput, match="at most 200 volumes, not 201"):

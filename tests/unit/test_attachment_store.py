@@ -92,7 +92,9 @@ async def test_an_attachment_is_one_record_while_held_and_read_again_when_let_go
         assert len(attachments) == 3
 
 
-async def test_pages_of_attachments_come_from_the_file_newest_first(tmp_path: Path) -> None:
+async def test_pages_of_attachments_come_from_the_file_newest_first_or_oldest_first(
+    tmp_path: Path,
+) -> None:
     now = time.time()
     async with open_gateway_store(tmp_path / "gateway.db") as store:
         attachments = AttachmentStore(store.db, store.read_only)
@@ -101,14 +103,19 @@ async def test_pages_of_attachments_come_from_the_file_newest_first(tmp_path: Pa
         await attachments.add(attachment("theirs", "vol-t", now + 9, project="other"))
         await attachments.remove(attachments["att-3"])
 
-        def listed(project: str | None, marker: str | None) -> tuple[list[str], str | None]:
-            found, after = page(attachments.get, partial(attachments.newest_first, project),
+        def listed(project: str | None, marker: str | None, oldest_first: bool = False
+                   ) -> tuple[list[str], str | None]:
+            found, after = page(attachments.get,
+                                partial(attachments.listing, project, oldest_first),
                                 project, lambda rec: True, marker, 2, attachment_bytes)
             return [rec.id for rec in found], after
 
         assert listed("demo", None) == (["att-4", "att-2"], "att-2")
         assert listed("demo", "att-2") == (["att-1", "att-0"], None)
         assert listed(None, None) == (["theirs", "att-4"], "att-4")
+        assert listed("demo", None, oldest_first=True) == (["att-0", "att-1"], "att-1")
+        assert listed("demo", "att-1", oldest_first=True) == (["att-2", "att-4"], None)
+        assert listed(None, "att-4", oldest_first=True) == (["theirs"], None)
 
 
 async def test_a_file_of_version_4_gets_the_attachment_indexes_and_reads_its_attachments(

@@ -75,6 +75,9 @@ async def test_thousands_of_messages_are_listed_a_page_at_a_time(tmp_path: Path)
         assert every("p2", all_projects=True) == [f"vol-{n:05d}" for n in
                                                   reversed(range(0, 5000, 5))]  # not admin
         assert len(every("p2", admin=True, all_projects=True)) == 5000
+        assert every("p1", sort_dir="asc") == [f"vol-{n:05d}" for n in range(5000) if n % 5]
+        with pytest.raises(InvalidInput, match="sort_dir 'status'"):
+            ask(messages, MessageListRequest(sort_dir="status"))
         first = ask(messages, MessageListRequest(limit=3))
         assert [m.resource_uuid for m in first.messages] == ["vol-04999", "vol-04998",
                                                              "vol-04997"]
@@ -98,19 +101,21 @@ async def test_messages_made_at_the_same_time_are_each_listed_once(
         messages = UserMessages(Services(store))
         for n in range(4):
             messages.record(failed(n, "p1"))
-        got: list[UserMessage] = []
-        marker = None
-        while True:
-            reply = messages.on_list(Request(
-                Envelope("req", 1, "message.list", None, Context("p1", "p1")),
-                MessageListRequest(limit=1, marker=marker), cast(Any, None), b""))
-            got += reply.messages
-            marker = reply.next_marker
-            if marker is None:
-                break
-    assert sorted(m.resource_uuid for m in got) == [f"vol-{n:05d}" for n in range(4)]
-    assert [(m.created_at, m.id) for m in got] == sorted(
-        ((m.created_at, m.id) for m in got), reverse=True)
+        for sort_dir in (None, "desc", "asc"):
+            got: list[UserMessage] = []
+            marker = None
+            while True:
+                reply = messages.on_list(Request(
+                    Envelope("req", 1, "message.list", None, Context("p1", "p1")),
+                    MessageListRequest(limit=1, marker=marker, sort_dir=sort_dir),
+                    cast(Any, None), b""))
+                got += reply.messages
+                marker = reply.next_marker
+                if marker is None:
+                    break
+            assert sorted(m.resource_uuid for m in got) == [f"vol-{n:05d}" for n in range(4)]
+            assert [(m.created_at, m.id) for m in got] == sorted(
+                ((m.created_at, m.id) for m in got), reverse=sort_dir != "asc")
 
 
 async def test_past_the_bound_the_project_holding_the_most_loses_its_oldest(
