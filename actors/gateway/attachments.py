@@ -32,7 +32,7 @@ from cinderblock.actors.gateway.attachment_store import (
 )
 from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
-from cinderblock.actors.gateway.paging import page
+from cinderblock.actors.gateway.paging import page, sort_direction
 from cinderblock.actors.gateway.qos_specs import back_end_limits, front_end_specs
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.volume_store import VolumeRecord
@@ -252,9 +252,7 @@ class Attachments:
         if body.volume_id is not None and body.volume_ids is not None:
             raise InvalidInput("give volume_id or volume_ids, not both")
         status = None if body.status is None else statuses(AttachmentStatus, body.status)
-        if body.sort_dir not in (None, "asc", "desc"):
-            raise InvalidInput(f"sort_dir {body.sort_dir!r}: attachments are ordered by "
-                               "creation, asc or desc", {"sort_dir": body.sort_dir})
+        oldest_first = sort_direction(body.sort_dir, "attachments")
 
         def passes(rec: AttachmentRecord) -> bool:
             return (status is None or rec.status in status) and \
@@ -264,7 +262,7 @@ class Attachments:
         if wanted is None:
             store = self.attachments
             found, next_marker = page(
-                store.get, partial(store.listing, project, body.sort_dir == "asc"), project,
+                store.get, partial(store.listing, project, oldest_first), project,
                 passes, body.marker, body.limit, attachment_bytes)
             return AttachmentList(tuple(a.view() for a in found), next_marker)
         if body.limit is not None or body.marker is not None:

@@ -139,6 +139,26 @@ def cut_page(found: list[N], size: int, size_of: Callable[[N], int],
     return found, stopped_at if size else None
 
 
+def sort_direction(sort_dir: str | None, listed: str) -> bool:
+    """Whether a listing by creation is asked oldest first: ``sort_dir`` "asc" (else
+    "desc" or None, newest first); anything else is refused, naming ``listed``."""
+    if sort_dir not in (None, "asc", "desc"):
+        raise InvalidInput(f"sort_dir {sort_dir!r}: {listed} are ordered by creation, asc "
+                           "or desc", {"sort_dir": sort_dir})
+    return sort_dir == "asc"
+
+
+def in_listing_order(records: Iterable[R], oldest_first: bool, beyond: Key | None
+                     ) -> Iterator[R]:
+    """Records held in memory (a few thousand at most), in listing order by (created_at,
+    id), newest first beyond (below) a marker's key, or oldest first above it: sorted,
+    as the order they were kept in need not be that one (two made at the same time; a
+    clock set back)."""
+    for rec in sorted(records, key=_order, reverse=not oldest_first):
+        if beyond is None or (_order(rec) > beyond if oldest_first else _order(rec) < beyond):
+            yield rec
+
+
 def read_already(scan: BoundedScan[T]) -> Callable[[Key | None], BoundedScan[T]]:
     """A page's rows read already (one in another order than by creation, ordered by
     SQLite off the loop: ``GatewayStore.sorted_page``), as ``page`` asks a listing for

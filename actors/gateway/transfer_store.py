@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 
+from cinderblock.actors.gateway.paging import FIXED_BYTES
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.transfers import Transfer
 
@@ -66,6 +67,12 @@ class TransferRecord:
     def row(self) -> tuple[object, ...]:
         return (self.id, self.volume_id, self.project_id, self.name, self.salt,
                 self.crypt_hash, int(self.no_snapshots), self.created_at)
+
+
+def transfer_bytes(rec: TransferRecord) -> int:
+    """About how many bytes the offer's view takes in a reply (its name is what can be
+    long)."""
+    return FIXED_BYTES + len((rec.name or "").encode())
 
 
 class TransferStore:

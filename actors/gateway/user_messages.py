@@ -16,11 +16,16 @@ import sqlite3
 import time
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from typing import Protocol
 
-from cinderblock.actors.gateway.paging import FIXED_BYTES, Key, page
+from cinderblock.actors.gateway.paging import (
+    FIXED_BYTES,
+    in_listing_order,
+    page,
+    sort_direction,
+)
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.user_messages import (
@@ -31,7 +36,7 @@ from cinderblock.protocol.messages.user_messages import (
 from cinderblock.protocol.messages.volumes import Empty
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import InvalidInput, NotFound
+from cinderblock.protocol.wire.errors import NotFound
 
 TTL_S = 30 * 24 * 3600.0
 MAX_KEPT = 10_000
@@ -128,25 +133,12 @@ class UserMessages:
         def passes(m: UserMessage) -> bool:
             return m.expires_at > now and all(getattr(m, f) == v for f, v in wanted)
 
-        if body.sort_dir not in (None, "asc", "desc"):
-            raise InvalidInput(f"sort_dir {body.sort_dir!r}: messages are ordered by "
-                               "creation, asc or desc", {"sort_dir": body.sort_dir})
+        oldest_first = sort_direction(body.sort_dir, "messages")
+        mine = [m for m in self.kept.values() if project is None or m.project_id == project]
         found, next_marker = page(
-            self.kept.get, partial(self._listing, project, body.sort_dir == "asc"), project,
-            passes, body.marker, body.limit, message_bytes)
+            self.kept.get, partial(in_listing_order, mine, oldest_first), project, passes,
+            body.marker, body.limit, message_bytes)
         return MessageList(tuple(found), next_marker)
-
-    def _listing(self, project: str | None, oldest_first: bool, beyond: Key | None
-                 ) -> Iterator[UserMessage]:
-        """``project``'s messages (every project's for None) by (created_at, id), newest
-        first, below a key (``oldest_first``: the other way, above it): sorted, as the
-        order they were kept in need not be that one (two made at the same time; a clock
-        set back). At most ``MAX_KEPT`` of them."""
-        mine = (m for m in self.kept.values() if project is None or m.project_id == project)
-        for m in sorted(mine, key=_listing_key, reverse=not oldest_first):
-            if beyond is None or (_listing_key(m) > beyond if oldest_first
-                                  else _listing_key(m) < beyond):
-                yield m
 
     def on_show(self, req: Request) -> UserMessage:
         return self._visible(req.body.message_id, req.ctx)
@@ -162,10 +154,6 @@ class UserMessages:
             raise NotFound(f"Message {message_id} could not be found.",
                            {"message_id": message_id})
         return msg
-
-
-def _listing_key(m: UserMessage) -> Key:
-    return (m.created_at, m.id)
 
 
 def message_bytes(m: UserMessage) -> int:

@@ -1103,18 +1103,22 @@ class Front:
                                                          self._pair(request))}, 202)
 
     async def transfer_list(self, request: web.Request) -> web.Response:
+        """Cinder's order: oldest first before 3.59; from 3.59 pages (``limit``,
+        ``marker``), newest first unless ``sort`` asks for ``created_at`` ascending."""
         self._transfers_route(request)
         q = request.query
-        check_query(q, "transfer", {"all_tenants"})
+        paged = self.version(request).at_least("3.59")
+        check_query(q, "transfer", {"all_tenants"} | (PAGING | ORDER if paged else set()))
         everyone = self.caller(request).admin and flag(q.get("all_tenants"))
         found = await self.client_for(request).list_transfers(
-            all_projects=everyone, volume_id=q.get("volume_id"))
-        if "name" in q:
-            found = [t for t in found if t.name == q["name"]]
+            all_projects=everyone, volume_id=q.get("volume_id"), name=q.get("name"),
+            limit=page_limit(q), marker=q.get("marker"),
+            sort_dir=(creation_order(sort_asked(q), q.get("sort_dir"), "transfers")
+                      or "desc") if paged else "asc")
         detail = request.path.endswith("/detail")
         return json_response({"transfers": [
             views.transfer(t, self.base(request), self._pair(request), detail)
-            for t in found]})
+            for t in found], **(next_links(request, "transfers", found) if paged else {})})
 
     async def transfer_show(self, request: web.Request) -> web.Response:
         self._transfers_route(request)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.messages.transfers import (
     Transfer,
     TransferAccept,
@@ -45,11 +46,20 @@ class TransferMethods:
         raw = await self.call("transfer.accept", TransferAccept(transfer_id, auth_key))
         return parse(Transfer, raw, strict=False)
 
-    async def list_transfers(self, all_projects: bool = False,
-                             volume_id: str | None = None) -> list[Transfer]:
-        """This project's offers not yet taken, newest first (an admin's: everyone's)."""
-        raw = await self.call("transfer.list", TransferListRequest(all_projects, volume_id))
-        return list(parse(TransferList, raw, strict=False).transfers)
+    async def list_transfers(self, all_projects: bool = False, volume_id: str | None = None,
+                             name: str | None = None, limit: int | None = None,
+                             marker: str | None = None, sort_dir: str | None = None,
+                             ) -> list[Transfer]:
+        """This project's offers not yet taken (an admin's: everyone's), newest first, or
+        oldest first (``sort_dir`` "asc"): all of them, page by page, or the first
+        ``limit`` after ``marker``; only those of ``volume_id`` and ``name`` if given."""
+        async def fetch(left: int | None, after: str | None
+                        ) -> tuple[tuple[Transfer, ...], str | None]:
+            body = TransferListRequest(all_projects, volume_id, name, left, after, sort_dir)
+            reply = parse(TransferList, await self.call("transfer.list", body), strict=False)
+            return reply.transfers, reply.next_marker
+
+        return await read_pages(fetch, limit, marker)
 
     async def show_transfer(self, transfer_id: str) -> Transfer:
         raw = await self.call("transfer.show", TransferRef(transfer_id))

@@ -42,12 +42,17 @@ class TransferCreate:
 class TransferListRequest:
     all_projects: bool = False  # an admin's: every project's transfers
     volume_id: str | None = None
+    name: str | None = None  # only transfers of this name
+    limit: int | None = None  # a page, newest first, as volumes' (at most 1000)
+    marker: str | None = None  # the last transfer id of the previous page
+    sort_dir: str | None = None  # "asc": oldest first instead (by creation, ties by id)
 
 
 @message
 @dataclass(frozen=True, slots=True)
 class TransferList:
     transfers: tuple[Transfer, ...] = ()
+    next_marker: str | None = None  # set when another page follows
 
 
 @message

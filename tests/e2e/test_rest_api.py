@@ -874,9 +874,32 @@ def test_snapshot_and_transfer_bodies_are_cinder_s_schema(
         "auth_key": offer["auth_key"], "project": "x"}}, version="3.55"), 400, "badRequest",
         "'project' were unexpected")
     assert admin_view.show_volume(vol["id"]).status == "awaiting-transfer"
-    assert api.call("DELETE", f"/v3/volume-transfers/{offer['id']}",
-                    version="3.55").status == 202
-    assert admin_view.show_volume(vol["id"]).status == "available"
+    other = api.call("POST", "/v3/volumes", {"volume": {"size": 1}}).body["volume"]
+    volume_status(admin_view, other["id"], "available")
+    later = api.call("POST", "/v3/volume-transfers", {"transfer": {
+        "volume_id": other["id"], "name": "later"}}, version="3.55").body["transfer"]
+
+    def listed(query: str, version: str = "3.59") -> tuple[list[str], list[str]]:
+        found = api.call("GET", f"/v3/volume-transfers?{query}", version=version)
+        assert found.status == 200, found.body
+        return ([t["id"] for t in found.body["transfers"]],
+                [link["href"] for link in found.body.get("transfers_links", [])])
+
+    assert listed("", version="3.55") == ([offer["id"], later["id"]], [])  # Cinder's order
+    assert listed("") == ([later["id"], offer["id"]], [])
+    assert listed("sort=created_at:asc") == ([offer["id"], later["id"]], [])
+    (first, (link,)) = listed("limit=1")
+    assert first == [later["id"]] and f"marker={later['id']}" in link
+    assert listed(f"limit=1&marker={later['id']}")[0] == [offer["id"]]
+    assert listed("name=later")[0] == [later["id"]]
+    fault(api.call("GET", "/v3/volume-transfers?limit=1", version="3.58"), 400, "badRequest",
+          "Invalid filters limit")
+    fault(api.call("GET", "/v3/volume-transfers?sort=name", version="3.59"), 400,
+          "badRequest", "transfers are sorted by created_at")
+    for made_offer, volume in ((offer, vol), (later, other)):
+        assert api.call("DELETE", f"/v3/volume-transfers/{made_offer['id']}",
+                        version="3.55").status == 202
+        assert admin_view.show_volume(volume["id"]).status == "available"
 
 
 def test_an_admin_force_detaches_one_attachment_or_every_one(

@@ -387,6 +387,11 @@ def test_a_volume_changes_project_through_openstack_and_cinder_transfers(
     back = table(cinder(taker, "transfer-create", "--name", "back", volume_id))
     assert back["volume_id"] == volume_id and len(back["auth_key"]) == 16
     assert back["id"] in cinder(taker, "transfer-list")
+    sorted_list = run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", taker,
+                       "--os-project-id", taker, "--os-endpoint", rest_cluster.rest_url,
+                       "--os-volume-api-version", "3.59", "transfer-list", "--sort",
+                       "created_at:asc"])
+    assert [row[0] for row in rows(sorted_list)] == [back["id"]]
     openstack(taker, "volume", "transfer", "request", "delete", back["id"])
     assert admin_view.show_volume(volume_id).status == "available"  # withdrawn
     openstack(taker, "volume", "delete", volume_id)
