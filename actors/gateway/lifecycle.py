@@ -489,18 +489,20 @@ class GatewayLifecycle:
             project = body.project_id or None
         listing: Callable[[ListingKey | None],
                           Iterable[SnapshotRecord] | BoundedScan[SnapshotRecord]]
+        zone = body.availability_zone
         listing = partial(snapshots.newest_first, project, volume_id=body.volume_id,
-                          status=body.status, name=body.name, metadata=body.metadata)
+                          status=body.status, name=body.name, metadata=body.metadata,
+                          availability_zone=zone)
         if body.sort is not None:  # another order than by creation: SQLite's, off the loop
             size = page_size(body.limit)
             scan = await self.store.sorted_page(snapshots, snapshots.sorted_listing(
                 project, body.sort, marker_record(snapshots.get, project, body.marker),
-                body.volume_id, body.status, body.name, body.metadata, size + 1), size,
-                req.ctx.project_id)
+                body.volume_id, body.status, body.name, body.metadata, size + 1, zone),
+                size, req.ctx.project_id)
             listing = read_already(scan)
         count = None if not body.with_count else await snapshots.count(
             project, body.volume_id, body.status, body.name, body.metadata,
-            req.ctx.project_id)
+            req.ctx.project_id, zone)
         found, next_marker = page(
             snapshots.get, listing, project,
             lambda rec: (body.volume_id is None or rec.volume_id == body.volume_id)

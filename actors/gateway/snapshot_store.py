@@ -200,17 +200,18 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
     def newest_first(self, project: str | None, below: Key | None,
                      volume_id: str | None = None, status: str | None = None,
                      name: str | None = None, metadata: dict[str, str] | None = None,
+                     availability_zone: str | None = None,
                      ) -> Iterator[SnapshotRecord] | BoundedScan[SnapshotRecord]:
         """``project``'s snapshots (every project's for None; only ``volume_id``'s when
         given; only those whose row has ``status``, ``name`` and the ``metadata`` items
-        when given) in listing order, newest first, below ``below`` (a marker's key) when
-        given, through the listing indexes (with a status, those that hold it; a
-        volume's few through the volume's index). A name or metadata items have no
-        index: SQLite matches them in no more than ``SCAN_ROWS`` rows a page
-        (``listed_rows``), as ``Volumes.listing`` does. One whose row is not committed
-        yet is not listed, as it is not told yet, nor is one under a status it has not
-        committed yet."""
-        matched = named_sql("", name, metadata)
+        when given, and whose volume is in ``availability_zone``) in listing order,
+        newest first, below ``below`` (a marker's key) when given, through the listing
+        indexes (with a status, those that hold it; a volume's few through the volume's
+        index). A name, metadata items or a zone have no index: SQLite matches them in no
+        more than ``SCAN_ROWS`` rows a page (``listed_rows``), as ``Volumes.listing``
+        does. One whose row is not committed yet is not listed, as it is not told yet,
+        nor is one under a status it has not committed yet."""
+        matched = _matched(name, metadata, availability_zone)
         if volume_id is None:
             indexed: tuple[Condition, ...] = () if status is None else (
                 ("status=?", (status,)),)
@@ -226,7 +227,8 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
 
     def sorted_listing(self, project: str | None, sort: str, after: SnapshotRecord | None,
                        volume_id: str | None, status: str | None, name: str | None,
-                       metadata: dict[str, str] | None, rows: int) -> SortedRead:
+                       metadata: dict[str, str] | None, rows: int,
+                       availability_zone: str | None = None) -> SortedRead:
         """``RowRecords.sorted_sql`` of the snapshots, with the same filters as
         ``newest_first``; the rows it looks at are at most the volume's snapshots (of
         every project: ``snapshots_volume``) when a volume is given, else those of the
@@ -234,20 +236,22 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         indexed: tuple[Condition, ...] = () if status is None else (("status=?", (status,)),)
         more: tuple[Condition, ...] = (
             *(() if volume_id is None else (("volume_id=?", (volume_id,)),)),
-            *indexed, *named_sql("", name, metadata))
+            *indexed, *_matched(name, metadata, availability_zone))
         looked_at = (newest_first_sql(SELECT_LISTING_KEYS, project, None, more=indexed)
                      if volume_id is None else (SELECT_OF_VOLUME_IDS, [volume_id]))
         return self.sorted_sql(SELECT_SNAPSHOTS, "", project, sort, after, more, rows,
                                looked_at)
 
     async def count(self, project: str | None, volume_id: str | None, status: str | None,
-                    name: str | None, metadata: dict[str, str] | None, asker: str) -> int:
+                    name: str | None, metadata: dict[str, str] | None, asker: str,
+                    availability_zone: str | None = None) -> int:
         """How many snapshots a listing with these filters lists in all (Cinder's
         ``with_count``): the committed rows, counted aside (``Database.read_aside``)
         with every filter (``row_records.count_sql``)."""
         more: tuple[Condition, ...] = (
             *(() if volume_id is None else (("volume_id=?", (volume_id,)),)),
-            *(() if status is None else (("status=?", (status,)),)))
+            *(() if status is None else (("status=?", (status,)),)),
+            *_matched(None, None, availability_zone))
         sql, params = count_sql(COUNT_SNAPSHOTS, "", project, more, name, metadata,
                                 "snapshots")
         ((counted,),) = await self.db.read_aside(sql, params, whose=asker)
@@ -369,6 +373,20 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
             if rec is not None and rec.status is VolumeStatus.CREATING:
                 holders.append(volume_id)
         return holders
+
+
+# A snapshot's zone is its volume's (as Cinder's filter joins them): looked up by the
+# volume's key for each row a page looks at, never a scan of the volumes.
+_IN_ZONE = ("(SELECT availability_zone FROM volumes WHERE volumes.id=snapshots.volume_id)"
+            "=?")
+
+
+def _matched(name: str | None, metadata: dict[str, str] | None,
+             availability_zone: str | None) -> tuple[Condition, ...]:
+    """Conditions no index of the snapshots serves: the name, metadata items, the zone."""
+    zone: tuple[Condition, ...] = () if availability_zone is None else (
+        (_IN_ZONE, (availability_zone,)),)
+    return (*named_sql("", name, metadata), *zone)
 
 
 _ROW_FIELDS = tuple(name for name in SnapshotRecord.__slots__

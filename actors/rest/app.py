@@ -283,6 +283,8 @@ class Front:
         q = request.query
         check_query(q, "volume", PAGING | ORDER | WHOSE | {"with_count"})
         with_count = self._with_count(request)
+        if not consumes_quota(q):
+            return [], 0 if with_count else None
         sort = sort_asked(q)
         everyone, project = projects_asked(q, self.caller(request))
         order = by_creation(sort, q.get("sort_dir"))
@@ -543,6 +545,8 @@ class Front:
         q = request.query
         check_query(q, "snapshot", PAGING | ORDER | WHOSE | {"with_count"})
         with_count = self._with_count(request)
+        if not consumes_quota(q):
+            return json_response({"snapshots": [], **({"count": 0} if with_count else {})})
         everyone, project = projects_asked(q, self.caller(request))
         sort = sort_asked(q)
         newest = by_creation(sort, q.get("sort_dir")) == "desc"  # the gateway's listing order
@@ -550,7 +554,8 @@ class Front:
         filters: dict[str, Any] = dict(
             all_projects=everyone, volume_id=q.get("volume_id"), status=q.get("status"),
             name=q.get("name") or q.get("display_name"), project_id=project,
-            metadata=_dict_param(q, "metadata") if "metadata" in q else None)
+            metadata=_dict_param(q, "metadata") if "metadata" in q else None,
+            availability_zone=q.get("availability_zone"))
         counted = {"count": await client.count_snapshots(**filters)} if with_count else {}
         snaps = await client.list_snapshots(
             limit=page_limit(q), marker=q.get("marker"),
@@ -1396,6 +1401,13 @@ def _new_size(args: Any) -> int:
         raise bad_request(f"Invalid input for field/attribute new_size. Value: {raw}. "
                           "New size for extend must be an integer greater than 0.")
     return raw
+
+
+def consumes_quota(q: Any) -> bool:
+    """A listing's ``consumes_quota`` filter (Cinder's, shown from 3.65): every volume and
+    snapshot here counts against its project's quota (none is a migration's or a
+    backup's temporary one), so "false" lists none. True without the filter."""
+    return "consumes_quota" not in q or _bool_arg(q["consumes_quota"], "consumes_quota")
 
 
 def _bool_arg(value: Any, name: str) -> bool:

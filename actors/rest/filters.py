@@ -25,8 +25,9 @@ from cinderblock.protocol.messages.volumes import TIME_COMPARISONS
 # What each listing filters by (``GET /resource_filters``, by Cinder's resource names).
 RESOURCE_FILTERS: dict[str, tuple[str, ...]] = {
     "volume": ("name", "status", "metadata", "bootable", "availability_zone", "size",
-               "created_at", "updated_at"),
-    "snapshot": ("name", "status", "volume_id", "metadata"),
+               "created_at", "updated_at", "consumes_quota"),
+    "snapshot": ("name", "status", "volume_id", "metadata", "availability_zone",
+                 "consumes_quota"),
     "attachment": ("volume_id", "status", "attach_status", "instance_id"),
     "message": ("resource_uuid", "resource_type", "event_id", "request_id",
                 "message_level"),

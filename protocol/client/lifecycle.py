@@ -175,14 +175,17 @@ class LifecycleMethods:
         status: str | None = None, limit: int | None = None, marker: str | None = None,
         name: str | None = None, metadata: dict[str, str] | None = None,
         project_id: str | None = None, sort: str | None = None,
+        availability_zone: str | None = None,
     ) -> list[Snapshot]:
         """Newest first (or by ``sort``, as ``list_volumes``): all of them, page by page,
         or the first ``limit`` after ``marker``. An admin's ``all_projects`` with
-        ``project_id``: that project's only."""
+        ``project_id``: that project's only. ``availability_zone``: only snapshots of
+        volumes in it."""
         async def fetch(left: int | None, after: str | None
                         ) -> tuple[tuple[Snapshot, ...], str | None]:
             body = SnapshotListRequest(all_projects, volume_id, status, left, after, name,
-                                       metadata, project_id, sort)
+                                       metadata, project_id, sort,
+                                       availability_zone=availability_zone)
             reply = parse(SnapshotList, await self.call("snapshot.list", body), strict=False)
             return reply.snapshots, reply.next_marker
 
@@ -192,11 +195,13 @@ class LifecycleMethods:
         self, all_projects: bool = False, volume_id: str | None = None,
         status: str | None = None, name: str | None = None,
         metadata: dict[str, str] | None = None, project_id: str | None = None,
+        availability_zone: str | None = None,
     ) -> int:
         """How many snapshots ``list_snapshots`` with these filters would list, counted
         by the gateway in one call (Cinder's ``with_count``)."""
         body = SnapshotListRequest(all_projects, volume_id, status, 0, None, name, metadata,
-                                   project_id, with_count=True)
+                                   project_id, with_count=True,
+                                   availability_zone=availability_zone)
         reply = parse(SnapshotList, await self.call("snapshot.list", body), strict=False)
         if reply.count is None:
             raise InternalError("the gateway answered a count without one")

@@ -150,6 +150,7 @@ class SnapshotListRequest:
     project_id: str | None = None  # with all_projects (an admin's): this project's only
     sort: str | None = None  # "size:asc", "name:desc" ...: another order than by creation
     with_count: bool = False  # and how many the listing lists in all (Cinder's 3.45)
+    availability_zone: str | None = None  # only snapshots of volumes in this zone
 
 
 @message

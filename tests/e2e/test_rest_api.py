@@ -1591,7 +1591,8 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
     # 3.45's with_count: how many the listing has in all, beside its page (it had been
     # refused), with every filter.
     for query, count, page in (("limit=1", 2, 1), ("bootable=true", 1, 1),
-                               ("size=3", 0, 0), ("status=available&limit=0", 2, 0)):
+                               ("size=3", 0, 0), ("status=available&limit=0", 2, 0),
+                               ("consumes_quota=true", 2, 2), ("consumes_quota=false", 0, 0)):
         counted = api.call("GET", f"/v3/volumes/detail?name=filtered&with_count=true&{query}",
                            version="3.45").body
         assert (counted["count"], len(counted["volumes"])) == (count, page), counted
@@ -1604,7 +1605,10 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
     wait_for(lambda: admin_view.show_snapshot(snap.body["snapshot"]["id"]).status
              == "available")
     for query, count in ((f"volume_id={vol['id']}", 1), ("name=counted&status=error", 0),
-                         ("name=counted&limit=0", 1)):
+                         ("name=counted&limit=0", 1), ("name=counted&consumes_quota=1", 1),
+                         ("name=counted&consumes_quota=0", 0),
+                         ("availability_zone=nova&name=counted", 1),
+                         ("availability_zone=elsewhere&name=counted", 0)):
         counted = api.call("GET", f"/v3/snapshots/detail?with_count=1&{query}",
                            version="3.45").body
         assert counted["count"] == count, counted
@@ -1614,6 +1618,8 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
     wait_for(lambda: not admin_view.list_snapshots(all_projects=True, volume_id=vol["id"]))
     fault(api.call("GET", "/v3/volumes?bootable=maybe"), 400, "badRequest",
           "Invalid input for field/attribute bootable. Value: maybe.")
+    fault(api.call("GET", "/v3/snapshots?consumes_quota=perhaps"), 400, "badRequest",
+          "Invalid input for field/attribute consumes_quota. Value: perhaps.")
     fault(api.call("GET", "/v3/volumes?size=big"), 400, "badRequest",
           "Invalid filter size=big: a size is a whole number of GiB")
     # the wire's integers end where SQLite's do (2^63 - 1): a size past them is refused
@@ -1656,7 +1662,7 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
     listed = api.call("GET", "/v3/resource_filters", version="3.33").body["resource_filters"]
     assert {"resource": "volume", "filters": [
         "name", "status", "metadata", "bootable", "availability_zone", "size", "created_at",
-        "updated_at"]} in listed
+        "updated_at", "consumes_quota"]} in listed
     one = api.call("GET", "/v3/resource_filters?resource=pool", version="3.33").body
     assert one == {"resource_filters": [{"resource": "pool",
                                          "filters": ["name", "volume_type"]}]}

@@ -706,7 +706,7 @@ def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refu
 
     listed = {row[0]: row[1] for row in rows(cinder("list-filters").stdout)}
     assert listed["volume"] == ("name, status, metadata, bootable, availability_zone, "
-                                "size, created_at, updated_at"), listed
+                                "size, created_at, updated_at, consumes_quota"), listed
     assert cinder("list", "--filters", "status=available").returncode == 0
     refused = cinder("list", "--filters", "migration_status=migrating")
     assert refused.returncode != 0
@@ -722,6 +722,8 @@ def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refu
         return [row[0] for row in rows(out.stdout)]
 
     assert filtered("bootable=true") == [made[1]]
+    assert sorted(filtered("consumes_quota=true")) == sorted(made)
+    assert filtered("consumes_quota=0") == []
     assert filtered("bootable=false", "availability_zone=nova", "size=1") == [made[0]]
     made_at = datetime.fromtimestamp(admin_view.show_volume(made[0]).created_at, UTC)
     later = cinder("--os-volume-api-version", "3.60", "list", "--filters=name=bootfilter",
@@ -733,13 +735,22 @@ def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refu
     snapshots = cinder("--os-volume-api-version", "3.45", "snapshot-list", "--with-count",
                        "--filters", f"volume_id={made[0]}")
     assert snapshots.returncode == 0 and "Snapshot in total: 0" in snapshots.stdout, snapshots
+    snap = table(cinder("snapshot-create", made[0]).stdout)["id"]
+    snapshot_status(admin_view, snap, "available")
+    for zone, found in (("nova", [snap]), ("elsewhere", [])):
+        in_zone = cinder("snapshot-list", "--filters", f"availability_zone={zone}")
+        assert in_zone.returncode == 0, in_zone.stderr
+        assert [row[0] for row in rows(in_zone.stdout)] == found
+    assert cinder("snapshot-delete", snap).returncode == 0
+    wait_for(lambda: admin_view.list_snapshots(all_projects=True, volume_id=made[0]) == [])
     for volume_id in made:
         assert cinder("delete", volume_id).returncode == 0
     shown = json.loads(run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
                             "u:p", "--os-endpoint", rest_cluster.rest_url,
                             "--os-volume-api-version", "3.33", "block", "storage", "resource",
                             "filter", "show", "snapshot", "-f", "json"]))
-    assert shown["Filters"] == ["name", "status", "volume_id", "metadata"], shown
+    assert shown["Filters"] == ["name", "status", "volume_id", "metadata", "availability_zone",
+                                "consumes_quota"]
 
 
 def test_cinder_sorts_attachments_and_messages_by_creation_either_way(

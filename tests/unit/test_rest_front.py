@@ -163,7 +163,7 @@ def test_a_query_naming_a_filter_the_listing_does_not_honour_is_refused_naming_i
     assert refused.value.message.startswith(
         "Invalid filters group_id,migration_status are found in query options. This route "
         "filters by name, status, metadata, bootable, availability_zone, size, created_at, "
-        "updated_at (GET /resource_filters?resource=volume)")
+        "updated_at, consumes_quota (GET /resource_filters?resource=volume)")
     with pytest.raises(HttpFault, match="offset is not supported here"):
         check_query({"offset": "10"}, "volume")
     with pytest.raises(HttpFault, match=r"Invalid filters limit .* takes all_tenants"):
@@ -176,5 +176,6 @@ def test_resource_filters_are_what_the_listings_honour() -> None:
     every = resource_filters(None)
     assert {f["resource"] for f in every} == set(RESOURCE_FILTERS)
     assert resource_filters("snapshot") == [
-        {"resource": "snapshot", "filters": ["name", "status", "volume_id", "metadata"]}]
+        {"resource": "snapshot", "filters": ["name", "status", "volume_id", "metadata",
+                                             "availability_zone", "consumes_quota"]}]
     assert resource_filters("backup") == []  # no such listing here: none, as Cinder's

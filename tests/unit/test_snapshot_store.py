@@ -25,8 +25,9 @@ from cinderblock.actors.gateway.snapshot_store import (
     SELECT_SNAPSHOTS,
     SnapshotRecord,
 )
-from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION
-from cinderblock.protocol.states import SnapshotStatus
+from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION, VolumeRecord
+from cinderblock.protocol.messages.volumes import VolumeType
+from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 from tests.conftest import listing_plan, open_gateway_store, query_plan
 
 P = SnapshotStatus
@@ -185,6 +186,51 @@ async def test_snapshots_are_filtered_by_name_and_metadata_a_bounded_number_of_r
         assert every(name="nightly", metadata={"n": "1"}) == [["snap-04"], [], []]
         assert every(volume_id="vol-0", name="nightly") == [["snap-00", "snap-04",
                                                               "snap-08"]]
+
+
+async def test_snapshots_are_filtered_by_their_volumes_zone_through_the_volumes_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cinder's snapshot filter ``availability_zone`` (its volume's): in a bounded
+    number of rows a page, sorted or counted too; each row's volume found by its key,
+    never a scan of the volumes."""
+    monkeypatch.setattr(row_records, "SCAN_ROWS", 5)
+    now = time.time()
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        for n, zone in enumerate(("nova", "east", "nova")):
+            await store.add_volume(VolumeRecord(
+                f"vol-{n}", "demo", "alice", 1, VolumeStatus.AVAILABLE, VolumeType("t", "t"),
+                zone, created_at=now))
+        for n in range(12):
+            await store.snapshots.add(snapshot(f"snap-{n:02d}", f"vol-{n % 3}", now - n))
+        snapshots = store.snapshots
+
+        def every(**filters: Any) -> list[str]:
+            got, marker = [], None
+            while True:
+                found, marker = page(snapshots.get, partial(snapshots.newest_first, "demo",
+                                                            **filters), "demo",
+                                     lambda rec: True, marker, 20, wire_bytes)
+                got += [rec.id for rec in found]
+                if marker is None:
+                    return got
+
+        east = [f"snap-{n:02d}" for n in range(12) if n % 3 == 1]
+        assert every(availability_zone="east") == east
+        assert every(availability_zone="nova") == [
+            f"snap-{n:02d}" for n in range(12) if n % 3 != 1]
+        assert every(availability_zone="west") == []
+        assert every(availability_zone="east", volume_id="vol-1") == east
+        assert every(availability_zone="east", volume_id="vol-0") == []
+        assert await snapshots.count("demo", None, None, None, None, "demo",
+                                     availability_zone="east") == 4
+        read = snapshots.sorted_listing("demo", "created_at:asc", None, None, None, None,
+                                        None, 20, availability_zone="east")
+        found = store.read_only().execute(read.sql, read.params).fetchall()
+        assert [row[0] for row in found] == east[::-1]
+        plan = query_plan(store.read_only(), read.sql, *read.params)
+        assert "SEARCH volumes USING INDEX sqlite_autoindex_volumes_1 (id=?)" in plan, plan
+        assert "SCAN volumes" not in plan, plan
 
 
 def _read(scan: BoundedScan[SnapshotRecord], below: Any) -> BoundedScan[SnapshotRecord]:
