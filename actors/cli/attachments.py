@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from cinderblock.actors.cli.base import Leaf, UsageError, client
-from cinderblock.actors.cli.format import Column, columns_named, listing, output_format, show
+from cinderblock.actors.cli.format import (
+    Column,
+    add_order,
+    add_paging,
+    columns_named,
+    listing,
+    output_format,
+    show,
+    sort_dir,
+)
 from cinderblock.actors.cli.lookup import find_volume, volume_id
 from cinderblock.protocol.client.attachments import (
     CREDENTIAL_FILES,
@@ -59,9 +68,12 @@ def add_attachment(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> Non
     p.add_argument("--force", action="store_true",
                    help="admin: forget it even if its node cannot be reached (Cinder's "
                         "force-detach); the export is closed once the node answers")
-    p = leaf(att, common, "list", "list attachments", cmd_list)
+    p = leaf(att, common, "list", "list attachments, newest first (a volume's: oldest "
+             "first)", cmd_list)
     p.add_argument("--volume", help="of this volume (name or id)")
     p.add_argument("--all-projects", action="store_true")
+    add_paging(p)
+    add_order(p)
 
 
 def parse_connector(text: str) -> Any:
@@ -142,7 +154,9 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with client(args) as c:
-        found = c.list_attachments(volume_id(c, args.volume), args.all_projects)
+        found = c.list_attachments(volume_id(c, args.volume), args.all_projects,
+                                   limit=args.limit, marker=args.marker,
+                                   sort_dir=sort_dir(args))
     rows = [(a.id, a.volume_id, a.status, a.instance_id, a.attach_mode, a.host) for a in found]
     cols = (*columns_named("ID", "Volume ID", "Status"), Column("instance_id", "Instance"),
             Column("attach_mode", "Mode"), Column("host", "Host"))

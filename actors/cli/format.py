@@ -82,6 +82,18 @@ def add_paging(p: argparse.ArgumentParser) -> None:
     p.add_argument("--marker", help="start after this id (the last of an earlier listing)")
 
 
+def add_order(p: argparse.ArgumentParser) -> None:
+    """``--oldest-first``: a listing by creation the other way (Cinder's
+    ``--sort created_at:asc``)."""
+    p.add_argument("--oldest-first", action="store_true",
+                   help="oldest first (the default: newest first)")
+
+
+def sort_dir(args: argparse.Namespace) -> str | None:
+    """The listing's ``sort_dir`` for ``--oldest-first`` (None: the listing's own)."""
+    return "asc" if args.oldest_first else None
+
+
 def output_format(args: argparse.Namespace) -> str:
     return "json" if getattr(args, "json", False) else getattr(args, "format", "table")
 

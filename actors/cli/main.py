@@ -61,9 +61,9 @@ from cinderblock.actors.cli.volumes import (
 from cinderblock.actors.runtime.config import SYNCHRONOUS
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.messages.quota import QuotaSet
-from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.messages.volumes import Volume, time_comparisons
 from cinderblock.protocol.states import AttachmentStatus
-from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
 from cinderblock.protocol.wire.keys import KEY_ENV, KeyFileError
 
 MAX_NODES = 64  # each node is a process of its own on this machine
@@ -339,9 +339,18 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     flag_pair(p, "bootable", "--bootable", "--non-bootable")
     p.add_argument("--availability-zone", metavar="ZONE", help="only volumes of this zone")
     p.add_argument("--size", type=int, metavar="GIB", help="only volumes of this size")
+    for name in ("created_at", "updated_at"):
+        p.add_argument(f"--{name.replace('_', '-')}", type=time_arg(name),
+                       metavar="OP:TIME[,OP:TIME]",
+                       help=f"only volumes whose {name} compares so (gt, gte, eq, neq, lt, "
+                            "lte; an ISO 8601 time, UTC unless it says otherwise), as "
+                            f"cinder list --filters {name}=gt:2026-12-01T00:00:00")
     p.add_argument("--sort", metavar="KEY[:asc|:desc]",
                    help="created_at (the default, newest first), size, name, status, "
                         "updated_at or id")
+    p.add_argument("--count", action="store_true",
+                   help="print only how many volumes the listing has in all (its filters, "
+                        "every page), as cinder list --with-count counts them")
     p.add_argument("--long", action="store_true",
                    help="more columns: type, zone, host, properties, created at")
     add_paging(p)
@@ -473,13 +482,16 @@ def cmd_volume_reset_state(args: argparse.Namespace) -> int:
 def cmd_volume_list(args: argparse.Namespace) -> int:
     all_projects = args.all_projects or args.tenant is not None
     everyone = all_projects and args.admin
+    filters: dict[str, Any] = dict(
+        all_projects=all_projects, status=args.status, project_id=args.tenant,
+        name=args.name, metadata=key_values(args.property, "--property") or None,
+        bootable=args.bootable, availability_zone=args.availability_zone, size=args.size,
+        created_at=args.created_at, updated_at=args.updated_at)
     with client(args) as c:
-        vols = c.list_volumes(all_projects=all_projects, status=args.status,
-                              limit=args.limit, marker=args.marker, project_id=args.tenant,
-                              name=args.name,
-                              metadata=key_values(args.property, "--property") or None,
-                              sort=args.sort, bootable=args.bootable,
-                              availability_zone=args.availability_zone, size=args.size)
+        if args.count:
+            return show(args, {"count": c.count_volumes(**filters)})
+        vols = c.list_volumes(limit=args.limit, marker=args.marker, sort=args.sort,
+                              **filters)
         attached = _attached_to(c, everyone, [v.id for v in vols]) if vols else {}
     cols = list(columns_named("ID", "Name", "Status", "Size", "Attached to"))
     if args.admin:
@@ -490,6 +502,17 @@ def cmd_volume_list(args: argparse.Namespace) -> int:
                  Column("created_at", "Created At")]
     rows = [_volume_row(v, attached.get(v.id, []), args.admin, args.long) for v in vols]
     return listing(args, cols, rows)
+
+
+def time_arg(name: str) -> Callable[[str], dict[str, float]]:
+    """An argparse type: Cinder's time comparisons (``gt:TIME,lte:TIME``) of ``name``."""
+    def parse(text: str) -> dict[str, float]:
+        try:
+            return time_comparisons(text, name)
+        except InvalidInput as exc:
+            raise argparse.ArgumentTypeError(exc.message) from None
+
+    return parse
 
 
 def _attached_to(c: SyncClient, everyone: bool, volume_ids: list[str]

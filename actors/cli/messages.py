@@ -17,11 +17,13 @@ from typing import Any
 from cinderblock.actors.cli.base import Leaf, client
 from cinderblock.actors.cli.format import (
     Column,
+    add_order,
     add_paging,
     columns_named,
     iso_time,
     listing,
     show,
+    sort_dir,
 )
 from cinderblock.actors.cli.lookup import find_volume
 from cinderblock.protocol.client.client import SyncClient
@@ -35,6 +37,7 @@ def add_message(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     p.add_argument("--volume", help="about this volume (name or id; a deleted one by id)")
     p.add_argument("--all-projects", action="store_true", help="admin: every project's")
     add_paging(p)
+    add_order(p)
     for name, help_text, run in (("show", "show a message", cmd_show),
                                  ("delete", "delete a message", cmd_delete)):
         leaf(msg, common, name, help_text, run).add_argument("message_id", metavar="MESSAGE")
@@ -55,7 +58,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     with client(args) as c:
         found = c.list_messages(resource_uuid=resource_id(c, args.volume),
                                 all_projects=args.all_projects, limit=args.limit,
-                                marker=args.marker)
+                                marker=args.marker, sort_dir=sort_dir(args))
     cols = [*columns_named("ID", "Resource UUID", "Event ID", "User Message"),
             Column("created_at", "Created At")]
     if args.all_projects:

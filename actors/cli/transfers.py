@@ -17,7 +17,16 @@ import argparse
 from typing import Any
 
 from cinderblock.actors.cli.base import Leaf, client
-from cinderblock.actors.cli.format import Column, columns_named, iso_time, listing, show
+from cinderblock.actors.cli.format import (
+    Column,
+    add_order,
+    add_paging,
+    columns_named,
+    iso_time,
+    listing,
+    show,
+    sort_dir,
+)
 from cinderblock.actors.cli.lookup import find_volume
 
 
@@ -34,8 +43,11 @@ def add_transfer(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
              cmd_accept)
     p.add_argument("transfer_id", metavar="TRANSFER")
     p.add_argument("auth_key", metavar="AUTH_KEY")
-    p = leaf(transfer, common, "list", "this project's offers not yet taken", cmd_list)
+    p = leaf(transfer, common, "list", "this project's offers not yet taken, newest first",
+             cmd_list)
     p.add_argument("--all-projects", action="store_true", help="admin: every project's")
+    add_paging(p)
+    add_order(p)
     for name, help_text, run in (("show", "show an offer", cmd_show),
                                  ("delete", "withdraw an offer", cmd_delete)):
         leaf(transfer, common, name, help_text, run).add_argument("transfer_id",
@@ -56,7 +68,8 @@ def cmd_accept(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     with client(args) as c:
-        found = c.list_transfers(all_projects=args.all_projects)
+        found = c.list_transfers(all_projects=args.all_projects, limit=args.limit,
+                                 marker=args.marker, sort_dir=sort_dir(args))
     cols = [*columns_named("ID", "Volume ID", "Name"), Column("created_at", "Created At"),
             Column("source_project_id", "Project")]
     rows = [[t.id, t.volume_id, t.name, iso_time(t.created_at), t.source_project_id]

@@ -147,6 +147,8 @@ def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> Any:
     p.add_argument("--all-projects", action="store_true")
     p.add_argument("--tenant", metavar="PROJECT",
                    help="admin: this project's snapshots only (cinder's --tenant)")
+    p.add_argument("--availability-zone", metavar="ZONE",
+                   help="only snapshots of volumes in this zone")
     p.add_argument("--long", action="store_true", help="with descriptions and creation times")
     add_paging(p)
     p = leaf(snap, common, "show", "show a snapshot", cmd_snapshot_show)
@@ -286,7 +288,8 @@ def cmd_snapshot_list(args: argparse.Namespace) -> int:
     with client(args) as c:
         snaps = c.list_snapshots(all_projects=args.all_projects or args.tenant is not None,
                                  volume_id=volume_id(c, args.volume), status=args.status,
-                                 limit=args.limit, marker=args.marker, project_id=args.tenant)
+                                 limit=args.limit, marker=args.marker, project_id=args.tenant,
+                                 availability_zone=args.availability_zone)
     headers = ["ID", "Name", "Status", "Size", "Volume ID"]
     if args.long:
         headers += ["Description", "Created At"]

@@ -44,7 +44,6 @@ from cinderblock.actors.rest.filters import (
     WHOSE,
     check_query,
     resource_filters,
-    time_comparisons,
 )
 from cinderblock.actors.rest.microversion import (
     HEADER,
@@ -63,7 +62,7 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.log_levels import API_BINARY
 from cinderblock.protocol.messages.manage import SnapshotManage, VolumeManage
 from cinderblock.protocol.messages.qos import QosSpecs
-from cinderblock.protocol.messages.volumes import Volume, VolumeCreate, VolumeType
+from cinderblock.protocol.messages.volumes import Volume, VolumeCreate, VolumeType, time_comparisons
 from cinderblock.protocol.wire.errors import (
     CinderblockError,
     InvalidState,

@@ -8,8 +8,7 @@ query parameter, an admin's too: a filter a listing passed over would answer wit
 unfiltered list (every volume, when the bootable ones were asked for), which a caller
 cannot tell from the right answer. Cinder's admins may name any column; the filters
 here are fewer than Cinder's (no ``migration_status`` or ``group_id`` of volumes, no
-``availability_zone`` of snapshots, no ``name~`` inexact matches), and the refusal
-says which are taken.
+``name~`` inexact matches), and the refusal says which are taken.
 
 Plain code over a query's mapping; the handlers call ``check_query`` first.
 """
@@ -17,10 +16,8 @@ Plain code over a query's mapping; the handlers call ``check_query`` first.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from datetime import UTC, datetime
 
 from cinderblock.actors.rest.errors import bad_request
-from cinderblock.protocol.messages.volumes import TIME_COMPARISONS
 
 # What each listing filters by (``GET /resource_filters``, by Cinder's resource names).
 RESOURCE_FILTERS: dict[str, tuple[str, ...]] = {
@@ -59,29 +56,6 @@ def check_query(query: Mapping[str, str], resource: str | None,
         raise bad_request(f"Invalid filters {','.join(unknown)} are found in query options. "
                           f"This route {by} and takes "
                           f"{', '.join(sorted(takes)) or 'nothing else'}.")
-
-
-def time_comparisons(raw: str, name: str) -> dict[str, float]:
-    """Cinder's time filter (``created_at=gt:2026-12-01T00:00:00,lte:...``, 3.60): each
-    comparison (gt, gte, eq, neq, lt, lte) with its ISO 8601 time (UTC unless it says
-    otherwise), in seconds since the epoch; a comparison given twice, the last."""
-    found: dict[str, float] = {}
-    for unit in raw.split(","):
-        comparison, colon, when = unit.partition(":")
-        if not colon:
-            raise bad_request(f"Invalid {name} value: {unit!r} is not COMPARISON:TIME")
-        if comparison not in TIME_COMPARISONS:
-            raise bad_request(f"Invalid {comparison} operator: {name} compares by "
-                              f"{', '.join(TIME_COMPARISONS)}")
-        try:
-            moment = datetime.fromisoformat(when)
-        except ValueError:
-            raise bad_request(f"Invalid {when} value: {name} takes an ISO 8601 time"
-                              ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        found[comparison] = moment.timestamp()
-    return found
 
 
 def resource_filters(resource: str | None) -> list[dict[str, object]]:

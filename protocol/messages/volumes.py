@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.wire.errors import InvalidInput
 from cinderblock.protocol.wire.schema import message
 
 
@@ -96,6 +98,30 @@ class VolumeSummary:
 
 # Cinder's comparisons of a listing's time filter (``created_at=gt:...,lte:...``, 3.60)
 TIME_COMPARISONS = ("gt", "gte", "eq", "neq", "lt", "lte")
+
+
+def time_comparisons(raw: str, name: str) -> dict[str, float]:
+    """Cinder's time filter (``gt:2026-12-01T00:00:00,lte:...``, 3.60) as
+    ``VolumeListRequest`` takes it: each comparison (gt, gte, eq, neq, lt, lte) with its
+    ISO 8601 time (UTC unless it says otherwise), in seconds since the epoch; a
+    comparison given twice, the last. Anything else is ``InvalidInput`` naming it."""
+    found: dict[str, float] = {}
+    for unit in raw.split(","):
+        comparison, colon, when = unit.partition(":")
+        if not colon:
+            raise InvalidInput(f"Invalid {name} value: {unit!r} is not COMPARISON:TIME")
+        if comparison not in TIME_COMPARISONS:
+            raise InvalidInput(f"Invalid {comparison} operator: {name} compares by "
+                               f"{', '.join(TIME_COMPARISONS)}")
+        try:
+            moment = datetime.fromisoformat(when)
+        except ValueError:
+            raise InvalidInput(f"Invalid {when} value: {name} takes an ISO 8601 time"
+                               ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        found[comparison] = moment.timestamp()
+    return found
 
 
 @message

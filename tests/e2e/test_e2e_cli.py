@@ -388,6 +388,50 @@ def test_transfer_create_and_accept_move_a_volume_to_another_project(up: UpClust
     up.cli_json("volume", "delete", vol["id"], "--wait", project=taker)
 
 
+def test_listings_by_time_counted_by_zone_and_oldest_first(up: UpCluster) -> None:
+    """``volume list --created-at/--updated-at/--count``, ``snapshot list
+    --availability-zone``, and ``--oldest-first`` of attachments, messages and
+    transfers: each asked of the gateway, each a listing's own order or filter."""
+    project = f"l-{uuid.uuid4().hex[:8]}"
+    made = [up.cli_json("volume", "create", "1", "--name", f"timed-{n}", "--wait",
+                        project=project) for n in range(2)]
+    first = made[0]["created_at"]
+    assert [v["id"] for v in up.cli_json("volume", "list", "--created-at", f"gt:{first}",
+                                         project=project)] == [made[1]["id"]]
+    assert [v["id"] for v in up.cli_json("volume", "list", "--created-at", f"lte:{first}",
+                                         "--updated-at", "gt:2000-01-01", project=project)
+            ] == [made[0]["id"]]
+    assert up.cli_json("volume", "list", "--count", project=project) == {"count": 2}
+    assert up.cli_json("volume", "list", "--count", "--size", "5", project=project) == {
+        "count": 0}
+    bad = up.cli("volume", "list", "--created-at", "after:2026-01-01", project=project)
+    assert bad.returncode == 2  # a usage error
+    assert "--created-at: Invalid after operator" in bad.stderr.splitlines()[-1]
+    snap = up.cli_json("snapshot", "create", made[0]["id"], "--wait", project=project)
+    for zone, found in (("nova", [snap["id"]]), ("elsewhere", [])):
+        listed = up.cli_json("snapshot", "list", "--availability-zone", zone, project=project)
+        assert [s["id"] for s in listed] == found
+    attached = [up.cli_json("attachment", "create", v["id"], project=project)["id"]
+                for v in made]
+    assert [a["id"] for a in up.cli_json("attachment", "list", project=project)] == \
+        attached[::-1]
+    assert [a["id"] for a in up.cli_json("attachment", "list", "--oldest-first",
+                                         "--limit", "1", project=project)] == attached[:1]
+    for attachment_id in attached:
+        up.cli_json("attachment", "delete", attachment_id, project=project)
+    offers = [up.cli_json("transfer", "create", v["id"], project=project)["id"]
+              for v in made]
+    assert [t["id"] for t in up.cli_json("transfer", "list", project=project)] == offers[::-1]
+    assert [t["id"] for t in up.cli_json("transfer", "list", "--oldest-first",
+                                         project=project)] == offers
+    for offer in offers:
+        assert up.cli("transfer", "delete", offer, project=project).returncode == 0
+    assert up.cli_json("message", "list", "--oldest-first", project=project) == []
+    assert up.cli("snapshot", "delete", snap["id"], "--wait", project=project).returncode == 0
+    for v in made:
+        assert up.cli("volume", "delete", v["id"], "--wait", project=project).returncode == 0
+
+
 def test_quota_defaults_shows_and_set_defaults_sets_the_default_limits(up: UpCluster) -> None:
     """Set to what they are (the cluster is shared: another test's project would feel a
     change); ``test_e2e_quota_classes`` changes them on a cluster of its own."""

@@ -14,9 +14,10 @@ from cinderblock.actors.rest.filters import (
     RESOURCE_FILTERS,
     check_query,
     resource_filters,
-    time_comparisons,
 )
 from cinderblock.actors.rest.microversion import MAX, MIN, Version, negotiate, parse_version
+from cinderblock.protocol.messages.volumes import time_comparisons
+from cinderblock.protocol.wire.errors import InvalidInput
 
 KEY = "rq3ouEqFJ8d!P[9n?2{E]^=aL3VyR]p2^Qz@Rj)B"  # a z85 public key's shape
 
@@ -147,9 +148,8 @@ def test_time_filters_are_cinder_s_comparisons_of_iso_times() -> None:
     for raw, says in (("gt", "Invalid created_at value"), ("after:2026-12-01",
                                                           "Invalid after operator"),
                       ("gt:yesterday", "Invalid yesterday value"), ("", "Invalid created_at")):
-        with pytest.raises(HttpFault, match=says) as refused:
+        with pytest.raises(InvalidInput, match=says):  # the REST front's 400
             time_comparisons(raw, "created_at")
-        assert refused.value.status == 400
 
 
 def test_a_query_naming_a_filter_the_listing_does_not_honour_is_refused_naming_it() -> None:
