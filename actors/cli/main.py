@@ -445,11 +445,14 @@ def cmd_volume_create(args: argparse.Namespace) -> int:
     with client(args) as c:
         snapshot = args.snapshot_id and find_snapshot(c, args.snapshot_id).id
         source = args.source_volid and find_volume(c, args.source_volid).id
+        same, different = ([find_volume(c, ref).id for ref in refs] if refs else None
+                           for refs in (args.same_host, args.different_host))
         vol = c.create_volume(
             size, name=name, description=args.description,
             volume_type=args.volume_type, availability_zone=args.availability_zone,
             metadata=metadata, request_id=args.request_id, wait=args.wait,
             timeout=args.timeout, snapshot_id=snapshot or None, source_volid=source or None,
+            same_host=same, different_host=different,
         )
     return show(args, vol)
 

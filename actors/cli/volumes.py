@@ -128,6 +128,12 @@ def add_create_sources(create: argparse.ArgumentParser) -> None:
                         "(name or id)")
     source.add_argument("--source-volid", "--source", help="create as a copy of this volume "
                         "(name or id)")
+    create.add_argument("--same-host", action="append", metavar="VOLUME",
+                        help="on a backend holding this volume of yours (name or id; "
+                             "repeat: one of several), as Cinder's same_host hint")
+    create.add_argument("--different-host", action="append", metavar="VOLUME",
+                        help="on a backend holding none of these volumes of yours (name or "
+                             "id; repeat for several), as Cinder's different_host hint")
 
 
 def add_snapshot(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> Any:

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
@@ -38,6 +39,8 @@ from cinderblock.actors.gateway.lifecycle_checks import (
 from cinderblock.actors.gateway.volume_request import (
     TypeCatalog,
     VolumeSpec,
+    check_source_hinted,
+    hinted_backends,
     normalize_create,
     validate_create,
 )
@@ -99,6 +102,9 @@ class CreateApiContext:
     claimed: str | None = None  # the source volume this flow claimed (a clone)
     manage: VolumeManage | None = None  # a manage's request (volume_manage_api)
     manage_source: ManageSource | None = None  # ... and what it adopts, where
+    # the affinity hints' backends (``volume_request.hinted_backends``)
+    avoid_backends: tuple[str, ...] = ()
+    only_backends: tuple[str, ...] | None = None
 
     @property
     def deltas(self) -> dict[str, int]:
@@ -122,8 +128,18 @@ class ExtractVolumeRequestTask(_ApiTask):
         c.spec = validate_create(body, s.types, s.zones, s.default_zone, default_type)
         # a private type is found only by the projects given access (and admins)
         s.types.find_for(body.volume_type or default_type, c.ctx.project_id, c.ctx.is_admin)
+        c.avoid_backends, c.only_backends = hinted_backends(
+            body.same_host, body.different_host, partial(_own_backend, s.store, c.ctx))
+        if c.source is not None:
+            check_source_hinted(c.source.host, c.avoid_backends, c.only_backends)
         if c.source is not None and c.source.source_volid is not None:
             c.claimed = claim_volume(s.store, s.store.volumes[c.source.source_volid], "cloning")
+
+
+def _own_backend(store: GatewayStore, ctx: Context, volume_id: str) -> str | None:
+    """The backend of one of the caller's own volumes, if it is placed."""
+    rec = store.volumes.get(volume_id)
+    return rec.host if rec is not None and rec.project_id == ctx.project_id else None
 
 
 class QuotaReserveTask(_ApiTask):
@@ -189,6 +205,7 @@ class VolumeCastTask(_ApiTask):
             snapshot_id=src.snapshot_id if src else None,
             source_volid=src.source_volid if src else None,
             manage_ref=managed.name if managed else None,
+            avoid_backends=c.avoid_backends, only_backends=c.only_backends,
         )
         if managed is not None:  # straight to the node the admin named
             CAST_BEFORE_SEND()

@@ -11,7 +11,8 @@ send the same ``VolumeCreate``):
    ``multiattach: true`` refused (a multiattach volume type is the way), a malformed
    ``snapshot_id`` / ``source_volid`` / ``backup_id`` / ``consistencygroup_id`` refused
    (``invalid_input``), and an image, backup or group named that this cluster does not
-   have (it has none) ``not_found``.
+   have (it has none) ``not_found``; the affinity hints ``same_host`` and
+   ``different_host`` each a volume id or a list of distinct ones.
 2. ``validate_create``, after the source is resolved, is Cinder's create flow
    (``cinder/volume/flows/api/create_volume.py``): the size is a whole number above 0,
    within the type's ``provisioning:min_vol_size`` / ``provisioning:max_vol_size``; the
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -35,6 +36,7 @@ from cinderblock.protocol.messages.volumes import VolumeCreate, VolumeType
 from cinderblock.protocol.wire.errors import InvalidInput, NotFound
 
 MAX_NAME = 255
+MAX_HINTED = 100  # volumes one affinity hint may name
 METADATA_KEY = re.compile(r"^[a-zA-Z0-9-_:. /]{1,255}$")
 MAX_IMAGE_VALUE = 65_535  # an image metadata value: Cinder's column is a MySQL TEXT
 MAX_IMAGE_METADATA = 128 << 10  # a volume's image metadata, keys and values, in bytes
@@ -136,7 +138,50 @@ def normalize_create(req: VolumeCreate) -> VolumeCreate:
         description=check_text("description", description), display_name=None,
         display_description=None, metadata=check_metadata(req.metadata),
         volume_type=req.volume_type or None, multiattach=None,
+        same_host=check_hinted("same_host", req.same_host),
+        different_host=check_hinted("different_host", req.different_host),
     )
+
+
+def check_hinted(hint: str, value: Any) -> tuple[str, ...] | None:
+    """An affinity hint's volumes, as Cinder's schema takes them: one volume id, or a
+    list of distinct ones (here at most ``MAX_HINTED``); None without the hint."""
+    if value is None:
+        return None
+    named = [value] if isinstance(value, str) else value
+    if not isinstance(named, list | tuple) or not all(isinstance(v, str) for v in named):
+        raise field_error(hint, value, "is not a volume id or a list of volume ids")
+    if len(named) > MAX_HINTED:
+        raise field_error(hint, f"{len(named)} volumes", f"names at most {MAX_HINTED}")
+    if len(set(named)) != len(named):
+        raise field_error(hint, value, "has non-unique elements")
+    for volume_id in named:
+        check_uuid(hint, volume_id)
+    return tuple(named)
+
+
+def hinted_backends(same_host: Collection[str] | None, different_host: Collection[str] | None,
+                    backend_of: Callable[[str], str | None]
+                    ) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+    """Cinder's affinity filters as the backends they leave: (the backends to avoid,
+    those to choose among, None for any). ``backend_of`` is a volume's backend if it is
+    one of the caller's own volumes and placed (Cinder's filters see only those):
+    different_host avoids the backends of those it names; same_host takes any backend
+    holding one of them, and none if it names none that is."""
+    avoid = {b for v in different_host or () if (b := backend_of(v)) is not None}
+    only = None if same_host is None else {
+        b for v in same_host if (b := backend_of(v)) is not None}
+    return tuple(sorted(avoid)), None if only is None else tuple(sorted(only))
+
+
+def check_source_hinted(source_backend: str, avoid: Collection[str],
+                        only: Collection[str] | None) -> None:
+    """A copy of a snapshot or a volume is made on its source's backend: refused if the
+    affinity hints leave that backend out (Cinder's scheduler would find no backend)."""
+    if source_backend in avoid or (only is not None and source_backend not in only):
+        raise InvalidInput(f"A volume made from a snapshot or a volume is made on its "
+                           f"source's backend, {source_backend}, which the scheduler hints "
+                           "(same_host, different_host) leave out", {"field": "scheduler_hints"})
 
 
 def multiattach_asked(value: Any) -> bool:

@@ -222,10 +222,11 @@ class Front:
     async def volume_create(self, request: web.Request) -> web.Response:
         body = await read_json(request)
         vol = entity(body, "volume")
-        only(body, {"volume", "OS-SCH-HNT:scheduler_hints"})
+        only(body, {"volume", HINTS})
         if self.version(request).at_least("3.53"):  # before, Cinder's schema took any key
             only(vol, CREATE_FIELDS)
-        volume = await self.client_for(request).submit_create(create_body(vol))
+        hints = scheduler_hints(body.get(HINTS))
+        volume = await self.client_for(request).submit_create(create_body(vol, hints))
         return json_response({"volume": await self._detail(request, volume, fresh=True)}, 202)
 
     async def _detail(self, request: web.Request, volume: Volume,
@@ -1270,8 +1271,29 @@ CREATE_FIELDS = frozenset({
 })
 
 
-def create_body(vol: dict[str, Any]) -> VolumeCreate:
-    """Cinder's create fields, as they came, in the gateway's message (which checks them)."""
+HINTS = "OS-SCH-HNT:scheduler_hints"
+HONOURED_HINTS = ("same_host", "different_host")
+
+
+def scheduler_hints(hints: Any) -> dict[str, Any]:
+    """A create's ``OS-SCH-HNT:scheduler_hints``: Cinder's affinity hints, as they came
+    (the gateway checks their volume ids). Any other hint is refused naming it: Cinder
+    passes over a hint no enabled filter reads, and a volume placed without regard to
+    one cannot be told from one placed by it."""
+    if hints is None:
+        return {}
+    if not isinstance(hints, dict):
+        raise bad_request(f"Invalid input for field/attribute {HINTS}: a mapping is expected")
+    other = sorted(set(hints) - set(HONOURED_HINTS))
+    if other:
+        raise bad_request(f"Scheduler hint(s) {', '.join(other)} are not honoured here: "
+                          f"only {' and '.join(HONOURED_HINTS)} (volume ids) are")
+    return {name: hints[name] for name in HONOURED_HINTS if hints.get(name) is not None}
+
+
+def create_body(vol: dict[str, Any], hints: dict[str, Any]) -> VolumeCreate:
+    """Cinder's create fields and affinity hints, as they came, in the gateway's message
+    (which checks them)."""
     image = vol.get("imageRef", vol.get("image_id"))
     return VolumeCreate(
         size=vol.get("size"), name=vol.get("name"), description=vol.get("description"),
@@ -1281,6 +1303,7 @@ def create_body(vol: dict[str, Any]) -> VolumeCreate:
         display_description=vol.get("display_description"),
         multiattach=vol.get("multiattach"), image_ref=image, backup_id=vol.get("backup_id"),
         group_id=vol.get("group_id"), consistencygroup_id=vol.get("consistencygroup_id"),
+        same_host=hints.get("same_host"), different_host=hints.get("different_host"),
     )
 
 

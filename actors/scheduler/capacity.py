@@ -65,6 +65,15 @@ class PlacementRequest:
     availability_zone: str | None  # None: any zone
     extra_specs: Mapping[str, str]  # the volume type's; "provisioning:type" is "thin" or "thick"
     excluded_backends: frozenset[str] = frozenset()  # already tried (reschedule)
+    # Cinder's affinity hints: not one of these backends (different_host), and, unless
+    # None, one of these (same_host)
+    avoid_backends: frozenset[str] = frozenset()
+    only_backends: frozenset[str] | None = None
+
+    def hint_passes(self, backend: str) -> bool:
+        """Whether the scheduler hints let ``backend`` hold the volume."""
+        return backend not in self.avoid_backends and (
+            self.only_backends is None or backend in self.only_backends)
 
 
 @dataclass(frozen=True, slots=True)

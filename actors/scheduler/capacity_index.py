@@ -163,6 +163,7 @@ class _Walk:
     thin: bool
     now: float
     excluded: int = 0
+    hinted_away: int = 0
     too_full: int = 0
 
 
@@ -362,6 +363,9 @@ class CapacityIndex:
         if entry.name in walk.request.excluded_backends:
             walk.excluded += 1
             return _Verdict.ASIDE
+        if not walk.request.hint_passes(entry.name):
+            walk.hinted_away += 1
+            return _Verdict.ASIDE
         if capacity_passes(entry.effective, walk.request.size_gb, walk.thin):
             return _Verdict.TAKE
         walk.too_full += 1
@@ -400,10 +404,13 @@ class CapacityIndex:
         stale = sum(len(g.parked) for g in groups) - disabled
         detail = (
             f"({members} matching: {walk.excluded} already tried, {stale} stale, "
-            f"{disabled} disabled, {walk.too_full} seen without room)"
+            f"{disabled} disabled, {walk.hinted_away} set aside by scheduler hints, "
+            f"{walk.too_full} seen without room)"
         )
         if walk.too_full:
             return f"No backend has capacity for {walk.request.size_gb} GiB {detail}."
+        if walk.hinted_away and not walk.excluded:
+            return f"No backend passes the scheduler hints (same_host, different_host) {detail}."
         if disabled == members:
             return f"Every candidate is disabled by an operator {detail}."
         if walk.excluded and stale:

@@ -8,6 +8,7 @@ scheduler_max_attempts.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -51,6 +52,8 @@ class ExtractSchedulerSpecTask(Task[ScheduleContext]):
         c.placement_request = PlacementRequest(
             size_gb=r.size, availability_zone=r.availability_zone,
             extra_specs=r.extra_specs, excluded_backends=frozenset(r.tried_backends),
+            avoid_backends=frozenset(r.avoid_backends),
+            only_backends=None if r.only_backends is None else frozenset(r.only_backends),
         )
 
 
@@ -95,10 +98,7 @@ class ScheduleCreateVolumeTask(Task[ScheduleContext]):
 
 
 def _excluding(want: PlacementRequest, backend: str) -> PlacementRequest:
-    return PlacementRequest(
-        want.size_gb, want.availability_zone, want.extra_specs,
-        want.excluded_backends | {backend},
-    )
+    return dataclasses.replace(want, excluded_backends=want.excluded_backends | {backend})
 
 
 def volume_create_scheduler(services: SchedulerServices) -> LinearFlow[ScheduleContext]:

@@ -36,7 +36,7 @@ import asyncio
 import copy
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
@@ -313,12 +313,20 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         timeout: float | None = None,
         snapshot_id: str | None = None,
         source_volid: str | None = None,
+        same_host: Sequence[str] | None = None,
+        different_host: Sequence[str] | None = None,
     ) -> Volume:
+        """``same_host`` and ``different_host``: Cinder's affinity hints (volume ids of
+        the caller's own): the volume goes on a backend holding one of the first, and on
+        none holding any of the second."""
         if size is not None:
             check_range("size", size, 1, MAX_SIZE_GB)
         body = VolumeCreate(size, name, description, volume_type, availability_zone,
                             metadata or {}, watch=wait, snapshot_id=snapshot_id,
-                            source_volid=source_volid)
+                            source_volid=source_volid,
+                            same_host=None if same_host is None else list(same_host),
+                            different_host=None if different_host is None
+                            else list(different_host))
         raw = await self.call("volume.create", body, request_id, timeout)
         volume = parse(Volume, raw, strict=False)
         if not wait:

@@ -43,6 +43,11 @@ class VolumeCreate:
     backup_id: str | None = None  # no backups here (404)
     group_id: str | None = None  # no groups here (404)
     consistencygroup_id: str | None = None
+    # Cinder's affinity hints (OS-SCH-HNT:scheduler_hints): a volume id or a list of
+    # them; the new volume goes on a backend that holds none of different_host's, and
+    # on one that holds one of same_host's (the caller's own volumes)
+    same_host: Any = None
+    different_host: Any = None
 
 
 @message

@@ -432,6 +432,19 @@ def test_listings_by_time_counted_by_zone_and_oldest_first(up: UpCluster) -> Non
         assert up.cli("volume", "delete", v["id"], "--wait", project=project).returncode == 0
 
 
+def test_volume_create_by_affinity_to_volumes_named(up: UpCluster) -> None:
+    project = f"a-{uuid.uuid4().hex[:8]}"
+    first = up.cli_json("volume", "create", "1", "--name", "anchor", "--wait", project=project)
+    away = up.cli_json("volume", "create", "1", "--different-host", "anchor", "--wait",
+                       project=project)
+    beside = up.cli_json("volume", "create", "1", "--same-host", first["id"],
+                         "--same-host", away["id"], "--different-host", away["id"],
+                         "--wait", project=project)
+    assert away["host"] != first["host"] and beside["host"] == first["host"]
+    for v in (first, away, beside):
+        assert up.cli("volume", "delete", v["id"], "--wait", project=project).returncode == 0
+
+
 def test_quota_defaults_shows_and_set_defaults_sets_the_default_limits(up: UpCluster) -> None:
     """Set to what they are (the cluster is shared: another test's project would feel a
     change); ``test_e2e_quota_classes`` changes them on a cluster of its own."""

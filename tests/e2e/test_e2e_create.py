@@ -259,6 +259,49 @@ BAD_CREATES: list[tuple[str, dict[str, Any], type[Exception], str]] = [
 ]
 
 
+async def test_affinity_hints_place_a_volume_beside_or_away_from_the_caller_s_volumes(
+    cluster: E2ECluster, client: Client, admin: Client, project: str
+) -> None:
+    """Cinder's same_host and different_host hints (its SameBackendFilter and
+    DifferentBackendFilter): on two nodes, away from a volume and beside it, every
+    time; a hint naming no volume of the caller's placed leaves no backend for
+    same_host and nothing to avoid for different_host; a copy whose source's backend
+    the hints leave out, and a hint that is not a volume id, are refused."""
+    await admin.set_quota(project, volumes=20)
+    first = await client.create_volume(1, wait=True)
+    assert first.host is not None
+    for _ in range(4):
+        away = await client.create_volume(1, different_host=[first.id], wait=True)
+        beside = await client.create_volume(1, same_host=[first.id], wait=True)
+        assert away.host in HOSTS - {first.host} and beside.host == first.host
+    both = await client.create_volume(1, same_host=[first.id, away.id],
+                                      different_host=[first.id], wait=True)
+    assert both.host == away.host
+    with pytest.raises(VolumeError) as err:
+        await client.create_volume(1, different_host=[first.id, away.id], wait=True)
+    assert "No backend passes the scheduler hints" in err.value.message
+    assert "2 set aside by scheduler hints" in err.value.message
+    nobody = str(uuid.uuid4())
+    with pytest.raises(VolumeError, match="No backend passes the scheduler hints"):
+        await client.create_volume(1, same_host=[nobody], wait=True)
+    anywhere = await client.create_volume(1, different_host=[nobody], wait=True)
+    assert anywhere.host in HOSTS
+    async with cluster.client(f"other-{project}") as other:  # another project's volume
+        theirs = await other.create_volume(1, wait=True)
+        with pytest.raises(VolumeError, match="scheduler hints"):
+            await other.create_volume(1, same_host=[first.id], wait=True)
+        await other.delete_volume(theirs.id, wait=True)
+    snap = await client.create_snapshot(first.id, wait=True)
+    with pytest.raises(InvalidInput, match=f"source's backend, {first.host}, which the "):
+        await client.create_volume(None, snapshot_id=snap.id, different_host=[first.id])
+    copy = await client.create_volume(None, snapshot_id=snap.id, same_host=[first.id],
+                                      wait=True)
+    assert copy.host == first.host
+    for bad in (["not-a-uuid"], [nobody, nobody], [nobody] * 101):
+        with pytest.raises(InvalidInput, match="different_host"):
+            await client.create_volume(1, different_host=bad)
+
+
 @pytest.mark.parametrize(
     ("fields", "error", "mentions"),
     [pytest.param(f, e, m, id=name) for name, f, e, m in BAD_CREATES],

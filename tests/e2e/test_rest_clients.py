@@ -796,6 +796,31 @@ def test_cinder_sorts_attachments_and_messages_by_creation_either_way(
         cinder("delete", volume_id)
 
 
+def test_openstack_and_cinder_place_volumes_by_affinity_hints(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``openstack volume create --hint different_host=ID`` and ``cinder create --hint
+    same_host=ID`` (the hints had been passed over: a volume asked to be away from
+    another could land beside it); a hint not honoured here is refused naming it."""
+    project = f"hint-{uuid.uuid4().hex[:8]}"
+    cinder, openstack = commands_as(rest_cluster, "3.0", project)
+    first = volume_status(admin_view, table(cinder("create", "1"))["id"], "available")
+    for _ in range(3):
+        away = openstack("volume", "create", "--size", "1", "--hint",
+                         f"different_host={first.id}", "-f", "value", "-c", "id").strip()
+        beside = table(cinder("create", "1", "--hint", f"same_host={first.id}"))["id"]
+        assert volume_status(admin_view, away, "available").host != first.host
+        assert volume_status(admin_view, beside, "available").host == first.host
+        for volume_id in (away, beside):
+            cinder("delete", volume_id)
+    with pytest.raises(AssertionError, match="local_to_instance are not honoured here"):
+        cinder("create", "1", "--hint", f"local_to_instance={uuid.uuid4()}")
+    with pytest.raises(AssertionError, match="is not a 'uuid'"):
+        openstack("volume", "create", "--size", "1", "--hint", "same_host=nope")
+    cinder("delete", first.id)
+    wait_for(lambda: admin_view.list_volumes(all_projects=True, project_id=project) == [])
+
+
 def test_an_operator_sets_log_levels_with_cinder_and_openstack(
     rest_cluster: E2ECluster,
 ) -> None:

@@ -120,6 +120,26 @@ def test_excluded_backends_are_skipped_and_then_reported() -> None:
     assert index.select(request(), 0.0).backend == "a@file"
 
 
+def test_scheduler_hints_keep_a_volume_off_or_on_the_backends_they_name() -> None:
+    """Cinder's DifferentBackendFilter and SameBackendFilter, as the backends of the
+    volumes the hints named: different_host avoids them, same_host takes one of them;
+    when none passes, the reason says the hints set them aside."""
+    index = index_of(stats("a", free_capacity_gb=900), stats("b", free_capacity_gb=100),
+                     stats("c", free_capacity_gb=500))
+    assert index.select(request(avoid_backends=frozenset({"a@file"})), 0.0).backend == "c@file"
+    only_b = request(only_backends=frozenset({"b@file"}))
+    assert index.select(only_b, 0.0).backend == "b@file"
+    both = request(only_backends=frozenset({"a@file", "b@file"}),
+                   avoid_backends=frozenset({"a@file"}))
+    assert index.select(both, 0.0).backend == "b@file"
+    reason = reason_of(index, request(only_backends=frozenset()))
+    assert reason.startswith("No backend passes the scheduler hints") and \
+        "3 set aside by scheduler hints" in reason, reason
+    assert "set aside by scheduler hints" in reason_of(
+        index, request(avoid_backends=frozenset({"a@file", "b@file", "c@file"})))
+    assert index.select(request(), 0.0).backend == "a@file"  # set aside, not lost
+
+
 def test_stale_backends_are_skipped_until_they_report_again() -> None:
     index = index_of(stats("a", free_capacity_gb=900), stale_after_s=30.0)
     index.update(stats("b", free_capacity_gb=100), 20.0)
@@ -319,8 +339,11 @@ def random_stats(rng: random.Random, name: str) -> BackendStats:
 def random_request(rng: random.Random, names: list[str]) -> PlacementRequest:
     tried = frozenset(rng.sample(names, rng.choice([0, 0, 1, 3])))
     zone = rng.choice([None, *ZONES])
+    avoid = frozenset(rng.sample(names, rng.choice([0, 0, 2, 10])))
+    only = rng.choice([None, None, frozenset(rng.sample(names, rng.choice([0, 1, 5])))])
     return request(
-        rng.choice([1, 10, 100, 1000]), zone, specs=rng.choice(SPECS), excluded_backends=tried
+        rng.choice([1, 10, 100, 1000]), zone, specs=rng.choice(SPECS), excluded_backends=tried,
+        avoid_backends=avoid, only_backends=only,
     )
 
 
@@ -336,6 +359,8 @@ def passes(seen: BackendView, req: PlacementRequest) -> bool:
         and req.availability_zone in (None, s.availability_zone)
         and satisfies(caps, req.extra_specs)
         and s.backend not in req.excluded_backends
+        and s.backend not in req.avoid_backends
+        and (req.only_backends is None or s.backend in req.only_backends)
         and capacity_passes(s, req.size_gb, wants_thin(req.extra_specs))
     )
 

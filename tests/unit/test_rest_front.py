@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cinderblock.actors.rest.app import by_creation, other_sort
+from cinderblock.actors.rest.app import by_creation, other_sort, scheduler_hints
 from cinderblock.actors.rest.auth import AuthConfigError, Authenticator, Caller, is_loopback
 from cinderblock.actors.rest.errors import HttpFault, fault_body
 from cinderblock.actors.rest.filters import (
@@ -179,3 +179,16 @@ def test_resource_filters_are_what_the_listings_honour() -> None:
         {"resource": "snapshot", "filters": ["name", "status", "volume_id", "metadata",
                                              "availability_zone", "consumes_quota"]}]
     assert resource_filters("backup") == []  # no such listing here: none, as Cinder's
+
+
+def test_a_create_s_scheduler_hints_are_the_affinity_ones_or_refused_naming_the_others(
+) -> None:
+    assert scheduler_hints(None) == {}
+    assert scheduler_hints({"same_host": "a", "different_host": ["b"]}) == {
+        "same_host": "a", "different_host": ["b"]}
+    assert scheduler_hints({"same_host": None}) == {}
+    with pytest.raises(HttpFault, match="local_to_instance, query are not honoured here"):
+        scheduler_hints({"query": "[]", "same_host": "a", "local_to_instance": "i"})
+    with pytest.raises(HttpFault, match="a mapping is expected") as refused:
+        scheduler_hints(["same_host"])
+    assert refused.value.status == 400

@@ -7,13 +7,17 @@ from typing import Any
 import pytest
 
 from cinderblock.actors.gateway.volume_request import (
+    MAX_HINTED,
     MAX_NAME,
     TypeCatalog,
     VolumeSpec,
+    check_hinted,
     check_metadata,
     check_size,
+    check_source_hinted,
     check_text,
     check_zone,
+    hinted_backends,
     normalize_create,
     schema_size,
     validate_create,
@@ -282,3 +286,39 @@ def test_a_type_s_zones_limit_where_its_volumes_go(types: TypeCatalog) -> None:
                                                 availability_zone="nova"),
                   types, ZONES, "nova", "__DEFAULT__")
     assert err.message == "Availability zone 'nova' is invalid."
+
+
+# ---- affinity hints ---------------------------------------------------------------------
+A, B, C = (f"{n}0000000-0000-4000-8000-000000000000" for n in "abc")
+
+
+def test_an_affinity_hint_is_a_volume_id_or_a_list_of_distinct_ones() -> None:
+    assert check_hinted("same_host", None) is None
+    assert check_hinted("same_host", A) == (A,)
+    assert check_hinted("different_host", [A, B]) == (A, B)
+    assert check_hinted("different_host", []) == ()
+    for bad, says in ((["x"], "'x' is not a 'uuid'"), ([A, A], "non-unique"),
+                      ({"id": A}, "not a volume id or a list"), ([A, 1], "not a volume id"),
+                      ([A] * (MAX_HINTED + 1), f"names at most {MAX_HINTED}")):
+        with pytest.raises(InvalidInput, match=says) as refused:
+            check_hinted("different_host", bad)
+        assert "different_host" in refused.value.message
+    normalized = normalize_create(VolumeCreate(1, same_host=A, different_host=[B]))
+    assert (normalized.same_host, normalized.different_host) == ((A,), (B,))
+
+
+def test_hints_become_the_backends_to_avoid_and_to_choose_among() -> None:
+    """Cinder's affinity filters: different_host avoids the backends of the caller's
+    placed volumes it names (others pass over); same_host takes any backend holding one
+    of them, and with none of them placed, none."""
+    placed = {A: "n1@file", B: "n2@file"}  # C: not the caller's, or not placed yet
+    assert hinted_backends(None, None, placed.get) == ((), None)
+    assert hinted_backends(None, [A, C], placed.get) == (("n1@file",), None)
+    assert hinted_backends([A, B, C], [A], placed.get) == (("n1@file",),
+                                                           ("n1@file", "n2@file"))
+    assert hinted_backends([C], None, placed.get) == ((), ())
+    check_source_hinted("n1@file", (), None)
+    check_source_hinted("n1@file", ("n2@file",), ("n1@file",))
+    for avoid, only in ((("n1@file",), None), ((), ("n2@file",)), ((), ())):
+        with pytest.raises(InvalidInput, match="source's backend, n1@file"):
+            check_source_hinted("n1@file", avoid, only)
