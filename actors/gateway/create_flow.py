@@ -137,9 +137,11 @@ class ExtractVolumeRequestTask(_ApiTask):
 
 
 def _own_backend(store: GatewayStore, ctx: Context, volume_id: str) -> str | None:
-    """The backend of one of the caller's own volumes, if it is placed."""
+    """The backend of one of the caller's own volumes, if it is placed (and not gone)."""
     rec = store.volumes.get(volume_id)
-    return rec.host if rec is not None and rec.project_id == ctx.project_id else None
+    if rec is None or rec.project_id != ctx.project_id or rec.status is VolumeStatus.DELETED:
+        return None
+    return rec.host
 
 
 class QuotaReserveTask(_ApiTask):

@@ -150,10 +150,10 @@ def sort_direction(sort_dir: str | None, listed: str) -> bool:
 
 def in_listing_order(records: Iterable[R], oldest_first: bool, beyond: Key | None
                      ) -> Iterator[R]:
-    """Records held in memory (a few thousand at most), in listing order by (created_at,
-    id), newest first beyond (below) a marker's key, or oldest first above it: sorted,
-    as the order they were kept in need not be that one (two made at the same time; a
-    clock set back)."""
+    """Records held in memory (messages, transfers), in listing order by (created_at, id),
+    newest first beyond (below) a marker's key, or oldest first above it: sorted, as the
+    order they were kept in need not be that one (two made at the same time; a clock set
+    back)."""
     for rec in sorted(records, key=_order, reverse=not oldest_first):
         if beyond is None or (_order(rec) > beyond if oldest_first else _order(rec) < beyond):
             yield rec
