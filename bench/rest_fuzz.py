@@ -176,6 +176,9 @@ class Requests:
         return [
             ("POST", "/volumes", {"volume": {"size": r.randrange(1, 3), "name": "n"}}, "3.60",
              False),
+            ("POST", "/volumes", {"volume": {"size": 1}, "OS-SCH-HNT:scheduler_hints": {
+                r.choice(["same_host", "different_host"]): r.choice([v, [v, self.pick(k.volume)]])
+            }}, "3.60", False),
             ("POST", "/volumes", {"volume": {"snapshot_id": s}}, "3.60", False),
             ("POST", "/volumes", {"volume": {"source_volid": v}}, "3.60", False),
             ("POST", "/snapshots", {"snapshot": {"volume_id": v, "force": r.random() < 0.3}},
