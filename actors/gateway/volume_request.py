@@ -167,9 +167,9 @@ def hinted_backends(same_host: Collection[str] | None, different_host: Collectio
     those to choose among, None for any). ``backend_of`` is a volume's backend if it is
     one of the caller's own volumes and placed (Cinder's filters see only those):
     different_host avoids the backends of those it names; same_host takes any backend
-    holding one of them, and none if it names none that is."""
+    holding one of them, and none if it names none that is (an empty list, as no hint)."""
     avoid = {b for v in different_host or () if (b := backend_of(v)) is not None}
-    only = None if same_host is None else {
+    only = None if not same_host else {
         b for v in same_host if (b := backend_of(v)) is not None}
     return tuple(sorted(avoid)), None if only is None else tuple(sorted(only))
 

@@ -317,6 +317,7 @@ def test_hints_become_the_backends_to_avoid_and_to_choose_among() -> None:
     assert hinted_backends([A, B, C], [A], placed.get) == (("n1@file",),
                                                            ("n1@file", "n2@file"))
     assert hinted_backends([C], None, placed.get) == ((), ())
+    assert hinted_backends([], [], placed.get) == ((), None)  # Cinder's: as no hint
     check_source_hinted("n1@file", (), None)
     check_source_hinted("n1@file", ("n2@file",), ("n1@file",))
     for avoid, only in ((("n1@file",), None), ((), ("n2@file",)), ((), ())):
