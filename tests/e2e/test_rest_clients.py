@@ -930,9 +930,14 @@ def test_openstacksdk_creates_waits_for_lists_and_deletes_volumes(
         block_storage_endpoint_override=rest_cluster.rest_url,
         block_storage_api_version="3", load_yaml_config=False, load_envvars=False)
     try:
-        made = [conn.block_storage.create_volume(size=1, name=f"sdk-{i}") for i in range(2)]
+        made = [conn.block_storage.create_volume(size=1, name="sdk-0")]
+        conn.block_storage.wait_for_status(made[0], "available", wait=30)  # placed
+        made.append(conn.block_storage.create_volume(  # sent beside the volume, not in it
+            size=1, name="sdk-1", scheduler_hints={"different_host": made[0].id}))
         ready = [conn.block_storage.wait_for_status(v, "available", wait=30) for v in made]
         assert {v.status for v in ready} == {"available"}
+        hosts = [admin_view.show_volume(v.id).host for v in made]
+        assert hosts[0] != hosts[1], hosts
         listed = {v.id: v.name for v in conn.block_storage.volumes()}
         assert listed == {v.id: v.name for v in made}
         # pages of one, newest first: the sdk reads on from each full page
