@@ -283,11 +283,10 @@ class Front:
         q = request.query
         check_query(q, "volume", PAGING | ORDER | WHOSE | {"with_count"})
         with_count = self._with_count(request)
-        if not consumes_quota(q):
-            return [], 0 if with_count else None
         sort = sort_asked(q)
         everyone, project = projects_asked(q, self.caller(request))
         order = by_creation(sort, q.get("sort_dir"))
+        other = None if order is not None else other_sort(sort, q.get("sort_dir"))
         client = self.client_for(request)
         filters: dict[str, Any] = dict(
             all_projects=everyone, status=q.get("status"), project_id=project,
@@ -298,11 +297,12 @@ class Front:
             size=_size_filter(q["size"]) if "size" in q else None,
             **{name: self._times(request, name) for name in ("created_at", "updated_at")
                if name in q})
+        if not consumes_quota(q):  # after every other parameter was checked
+            return [], 0 if with_count else None
         count = await client.count_volumes(**filters) if with_count else None
         volumes = await client.list_volumes(
             limit=page_limit(q), marker=q.get("marker"), oldest_first=order == "asc",
-            sort=None if order is not None else other_sort(sort, q.get("sort_dir")),
-            **filters)
+            sort=other, **filters)
         return volumes, count
 
     async def volume_update(self, request: web.Request) -> web.Response:
@@ -545,21 +545,21 @@ class Front:
         q = request.query
         check_query(q, "snapshot", PAGING | ORDER | WHOSE | {"with_count"})
         with_count = self._with_count(request)
-        if not consumes_quota(q):
-            return json_response({"snapshots": [], **({"count": 0} if with_count else {})})
         everyone, project = projects_asked(q, self.caller(request))
         sort = sort_asked(q)
         newest = by_creation(sort, q.get("sort_dir")) == "desc"  # the gateway's listing order
+        other = None if newest else other_sort(sort, q.get("sort_dir"))
         client = self.client_for(request)
         filters: dict[str, Any] = dict(
             all_projects=everyone, volume_id=q.get("volume_id"), status=q.get("status"),
             name=q.get("name") or q.get("display_name"), project_id=project,
             metadata=_dict_param(q, "metadata") if "metadata" in q else None,
             availability_zone=q.get("availability_zone"))
+        if not consumes_quota(q):  # after every other parameter was checked
+            return json_response({"snapshots": [], **({"count": 0} if with_count else {})})
         counted = {"count": await client.count_snapshots(**filters)} if with_count else {}
         snaps = await client.list_snapshots(
-            limit=page_limit(q), marker=q.get("marker"),
-            sort=None if newest else other_sort(sort, q.get("sort_dir")), **filters)
+            limit=page_limit(q), marker=q.get("marker"), sort=other, **filters)
         return json_response({"snapshots": [views.snapshot(s) for s in snaps], **counted,
                               **next_links(request, "snapshots", snaps)})
 
@@ -1394,7 +1394,7 @@ def by_creation(sort: str | None, sort_dir: str | None) -> str | None:
 
 def creation_order(sort: str | None, sort_dir: str | None, listed: str) -> str | None:
     """The direction (``by_creation``) of a listing ordered by creation only
-    (attachments, messages): None when no sort is asked (the listing's own order); a
+    (attachments, messages, transfers): None when no sort is asked (the listing's own order); a
     400 naming what is taken for a sort by any other key."""
     if sort is None:
         return None

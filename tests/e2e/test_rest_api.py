@@ -1620,6 +1620,9 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
           "Invalid input for field/attribute bootable. Value: maybe.")
     fault(api.call("GET", "/v3/snapshots?consumes_quota=perhaps"), 400, "badRequest",
           "Invalid input for field/attribute consumes_quota. Value: perhaps.")
+    for listing in ("volumes?bootable=maybe", "snapshots?sort=nosuchkey"):  # checked first
+        fault(api.call("GET", f"/v3/{listing}&consumes_quota=false"), 400, "badRequest",
+              "Invalid")
     fault(api.call("GET", "/v3/volumes?size=big"), 400, "badRequest",
           "Invalid filter size=big: a size is a whole number of GiB")
     # the wire's integers end where SQLite's do (2^63 - 1): a size past them is refused
