@@ -168,6 +168,8 @@ def hinted_backends(same_host: Collection[str] | None, different_host: Collectio
     one of the caller's own volumes and placed (Cinder's filters see only those):
     different_host avoids the backends of those it names; same_host takes any backend
     holding one of them, and none if it names none that is (an empty list, as no hint)."""
+    if not same_host and not different_host:  # a create's usual case: no lookup at all
+        return (), None
     avoid = {b for v in different_host or () if (b := backend_of(v)) is not None}
     only = None if not same_host else {
         b for v in same_host if (b := backend_of(v)) is not None}

@@ -405,6 +405,17 @@ class VolumeMatch:
 TimeBound = tuple[str, float, float]  # a comparison, and the times its bound names
 
 
+def _listing_conditions(status: str | None, name: str | None,
+                        metadata: dict[str, str] | None, wanted: VolumeMatch | None
+                        ) -> tuple[tuple[Condition, ...], tuple[Condition, ...]]:
+    """A volume listing's conditions: those its indexes serve (the status, a range of
+    creation times), and those matched in the rows (the name, metadata items, the rest
+    of ``wanted``)."""
+    wanted = wanted or VolumeMatch()
+    indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
+    return indexed + wanted.indexed(), named_sql("v.", name, metadata) + wanted.matched()
+
+
 def _time_bounds(field_name: str, wanted: dict[str, float] | None
                  ) -> tuple[TimeBound, ...]:
     """Each comparison with the times its bound names; a bound no view could show (not
@@ -522,12 +533,9 @@ class Volumes(RowRecords[VolumeRecord]):
         committed yet is not listed, as it is not told yet, nor is one whose change of
         status, name or metadata is not committed yet under its new one (a caller
         filters the records too, as memory holds them: nor under its old)."""
-        wanted = wanted or VolumeMatch()
-        indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
-        indexed += wanted.indexed()
+        indexed, matched = _listing_conditions(status, name, metadata, wanted)
         listed = partial(newest_first_sql, project=project, below=below, alias="v.",
                          oldest_first=oldest_first)
-        matched = named_sql("v.", name, metadata) + wanted.matched()
         return self.listed_rows(listed, SELECT_VOLUMES, SELECT_LISTING_KEYS, indexed,
                                 matched)
 
@@ -537,10 +545,7 @@ class Volumes(RowRecords[VolumeRecord]):
                        wanted: VolumeMatch | None = None) -> SortedRead:
         """``RowRecords.sorted_sql`` of the volumes, with the same filters as
         ``listing``."""
-        wanted = wanted or VolumeMatch()
-        indexed: tuple[Condition, ...] = () if status is None else (("v.status=?", (status,)),)
-        indexed += wanted.indexed()
-        matched = named_sql("v.", name, metadata) + wanted.matched()
+        indexed, matched = _listing_conditions(status, name, metadata, wanted)
         return self.sorted_sql(SELECT_VOLUMES, "v.", project, sort, after,
                                indexed + matched, rows,
                                newest_first_sql(SELECT_LISTING_KEYS, project, None, "v.",
