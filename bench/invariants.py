@@ -7,8 +7,9 @@ directly):
 
 * nothing stuck: no volume, snapshot or attachment in a transitional status;
 * quota equal to what exists: per project, ``in_use`` is the count of its
-  volumes and snapshots and their gigabytes (both count, as Cinder's), and
-  ``reserved`` is 0 (no reservation outlives its operation);
+  volumes and snapshots and their gigabytes (both count, as Cinder's), and so is each
+  volume type's own (``volumes_<type>``: a volume by its type, a snapshot by its
+  own), and ``reserved`` is 0 (no reservation outlives its operation);
 * node files equal what the gateway lists: every ``volume-``/``snapshot-`` file
   belongs to a volume or snapshot recorded on that host (no orphan), every
   volume recorded on a host that is not in an error status has its file there
@@ -22,9 +23,11 @@ assert it is empty; the list is the failure message.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
 from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.quota import split_typed
 from cinderblock.protocol.states import (
     VOLUME_ERRORS,
     AttachmentStatus,
@@ -60,18 +63,23 @@ async def settled_violations(
                  if a.status in ATTACHMENT_MOVING]
 
     owners = {v.id: v.project_id for v in volumes}
-    counted = {p: dict.fromkeys(USAGES, 0) for p in {*projects, *owners.values()}}
-    for v in volumes:
-        counted[v.project_id]["volumes"] += 1
-        counted[v.project_id]["gigabytes"] += v.size
+    type_names = {t.id: t.name for t in await admin.list_types()}
+    counted = {p: Counter[str]() for p in {*projects, *owners.values()}}
+    for v in volumes:  # each counts as its type's too (volumes_<type name>, ...)
+        counted[v.project_id].update({"volumes": 1, "gigabytes": v.size})
+        if v.volume_type:
+            counted[v.project_id].update({f"volumes_{v.volume_type}": 1,
+                                          f"gigabytes_{v.volume_type}": v.size})
     for s in snapshots:
         project = s.project_id or owners.get(s.volume_id, "")
-        usage = counted.setdefault(project, dict.fromkeys(USAGES, 0))
-        usage["snapshots"] += 1
-        usage["gigabytes"] += s.size
+        usage = counted.setdefault(project, Counter())
+        usage.update({"snapshots": 1, "gigabytes": s.size})
+        if (type_name := type_names.get(s.volume_type_id or "")) is not None:
+            usage.update({f"snapshots_{type_name}": 1, f"gigabytes_{type_name}": s.size})
     for project, exists in sorted(counted.items()):
         quota = await admin.show_quota(project)
-        for resource in USAGES:
+        typed = {r for r in {*quota.in_use, *quota.reserved} if split_typed(r)}
+        for resource in (*USAGES, *sorted(typed | {r for r in exists if split_typed(r)})):
             in_use = quota.in_use.get(resource, 0)
             if in_use != exists[resource]:
                 problems.append(f"{project}: quota says {in_use} {resource} in use, "

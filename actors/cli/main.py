@@ -60,7 +60,7 @@ from cinderblock.actors.cli.volumes import (
 )
 from cinderblock.actors.runtime.config import SYNCHRONOUS
 from cinderblock.protocol.client.client import SyncClient
-from cinderblock.protocol.messages.quota import QuotaSet
+from cinderblock.protocol.messages.quota import QuotaSet, typed_resource
 from cinderblock.protocol.messages.volumes import Volume, time_comparisons
 from cinderblock.protocol.states import AttachmentStatus
 from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
@@ -359,6 +359,8 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 QUOTA_OPTIONS = ("volumes", "gigabytes", "snapshots", "per-volume-gigabytes")
+TYPE_HELP = ("the limits are the volume type's own (volumes_TYPE ...), as cinder "
+             "quota-update --volume-type")
 
 
 def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -369,12 +371,14 @@ def _add_quota(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("target_project")
     for name in QUOTA_OPTIONS:
         p.add_argument(f"--{name}", type=int_arg(name))
+    p.add_argument("--volume-type", metavar="TYPE", help=TYPE_HELP)
     _leaf(quota, common, "defaults", "show the default limits (cinder quota-class-show "
           "default)", cmd_quota_defaults)
     p = _leaf(quota, common, "set-defaults", "set default limits, every project's without "
               "its own (admin; cinder quota-class-update default)", cmd_quota_set_defaults)
     for name in QUOTA_OPTIONS:
         p.add_argument(f"--{name}", type=int_arg(name))
+    p.add_argument("--volume-type", metavar="TYPE", help=TYPE_HELP)
     p = _leaf(quota, common, "delete", "put a project back on the default limits (admin; "
               "cinder quota-delete)", cmd_quota_delete)
     p.add_argument("target_project")
@@ -555,7 +559,12 @@ def _limits_given(args: argparse.Namespace) -> dict[str, int]:
               (o.replace("-", "_") for o in QUOTA_OPTIONS) if getattr(args, name) is not None}
     if not limits:
         raise UsageError(f"give at least one of {', '.join('--' + o for o in QUOTA_OPTIONS)}")
-    return limits
+    if args.volume_type is None:
+        return limits
+    if "per_volume_gigabytes" in limits:
+        raise UsageError("--per-volume-gigabytes is every volume's: a volume type has none "
+                         "of its own")
+    return {typed_resource(name, args.volume_type): limit for name, limit in limits.items()}
 
 
 def cmd_quota_set(args: argparse.Namespace) -> int:

@@ -48,7 +48,7 @@ from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.database import WriteFailed
 from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.manage import VolumeManage
-from cinderblock.protocol.messages.quota import QuotaReserve, Reservation
+from cinderblock.protocol.messages.quota import QuotaReserve, Reservation, with_type
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
 from cinderblock.protocol.messages.volumes import VolumeCreate
 from cinderblock.protocol.states import VolumeStatus
@@ -109,7 +109,8 @@ class CreateApiContext:
     @property
     def deltas(self) -> dict[str, int]:
         assert self.spec is not None
-        return {"volumes": 1, "gigabytes": self.spec.size}
+        return with_type({"volumes": 1, "gigabytes": self.spec.size},
+                         self.spec.volume_type.id)
 
 
 class _ApiTask(Task[CreateApiContext]):

@@ -60,6 +60,12 @@ from cinderblock.actors.gateway.reconcile import Reconciler
 from cinderblock.actors.gateway.retype import VolumeRetyper
 from cinderblock.actors.gateway.service_logs import service_log_handlers
 from cinderblock.actors.gateway.transfers import VolumeTransfers
+from cinderblock.actors.gateway.typed_quota import (
+    named_over_quota,
+    named_quota,
+    shown_types,
+    typed_limits,
+)
 from cinderblock.actors.gateway.user_messages import UserMessages
 from cinderblock.actors.gateway.volume_edit import VolumeEditor
 from cinderblock.actors.gateway.volume_request import TypeCatalog, normalize_create
@@ -83,10 +89,13 @@ from cinderblock.protocol.messages.quota import (
     QuotaAbandoned,
     QuotaApplied,
     QuotaApply,
+    QuotaDefaultsUpdate,
     QuotaOp,
     QuotaSet,
     QuotaSets,
+    QuotaShow,
     QuotaShowMany,
+    QuotaUpdate,
     check_projects,
 )
 from cinderblock.protocol.messages.scheduling import (
@@ -111,7 +120,7 @@ from cinderblock.protocol.messages.volumes import (
 from cinderblock.protocol.states import VolumeStatus, check_volume_move
 from cinderblock.protocol.wire.access import may_subscribe
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, NotFound
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, NotFound, OverQuota
 from cinderblock.protocol.wire.pending_guard import WATCHED, PendingGuard
 from cinderblock.protocol.wire.schema import dump, parse
 from cinderblock.protocol.wire.transport import tune
@@ -315,8 +324,11 @@ class Gateway(Actor):
         """A call to the quota actor, the quota changes owed so far sent ahead of it
         (``QuotaJournal.kick``): it reserves and reads after them."""
         self.store.journal.kick()
-        reply: dict[str, Any] = await self.quota.call(op, body, ctx,
-                                                      timeout=timeout or self.quota_timeout_s)
+        try:
+            reply: dict[str, Any] = await self.quota.call(
+                op, body, ctx, timeout=timeout or self.quota_timeout_s)
+        except OverQuota as exc:  # a volume type's own quota by the type's name
+            raise named_over_quota(exc, self.types) from None
         return reply
 
     def _quota_apply(self, ops: tuple[QuotaOp, ...]) -> Awaitable[tuple[str, ...]]:
@@ -561,13 +573,21 @@ class Gateway(Actor):
         elif project != req.ctx.project_id and "monitor" not in req.ctx.roles:
             require_admin(req.ctx, "see another project's quotas")  # a monitor reads any
         body = type(req.body)(**{**dump(req.body), "project": project})
+        if isinstance(body, QuotaUpdate):
+            body = QuotaUpdate(project, typed_limits(body.limits, self.types))
         reply = await self.quota_call(req.env.op, body, req.ctx, timeout=10.0)
-        return parse(QuotaSet, reply, strict=False)
+        if isinstance(body, QuotaShow) and body.defaults:  # the defaults the caller has
+            shown = shown_types(self.types, req.ctx.project_id, req.ctx.is_admin)
+        else:
+            shown = shown_types(self.types, project, admin=False)
+        return named_quota(parse(QuotaSet, reply, strict=False), self.types, shown)
 
     async def on_quota_set_defaults(self, req: Request) -> QuotaSet:
         require_admin(req.ctx, "set the default quotas")
-        reply = await self.quota_call("quota.set_defaults", req.body, req.ctx, timeout=10.0)
-        return parse(QuotaSet, reply, strict=False)
+        body = QuotaDefaultsUpdate(typed_limits(req.body.limits, self.types))
+        reply = await self.quota_call("quota.set_defaults", body, req.ctx, timeout=10.0)
+        return named_quota(parse(QuotaSet, reply, strict=False), self.types,
+                           shown_types(self.types, req.ctx.project_id, admin=True))
 
     async def on_quota_show_many(self, req: Request) -> QuotaSets:
         """Several projects' quotas in one call (a metrics exporter's every poll): an
@@ -577,7 +597,8 @@ class Gateway(Actor):
         if "monitor" not in req.ctx.roles and set(body.projects) != {req.ctx.project_id}:
             require_admin(req.ctx, "see another project's quotas")
         reply = await self.quota_call("quota.show_many", body, req.ctx, timeout=10.0)
-        return parse(QuotaSets, reply, strict=False)
+        return QuotaSets(tuple(named_quota(q, self.types, ()) for q in
+                               parse(QuotaSets, reply, strict=False).quotas))
 
     async def on_backend_list(self, req: Request) -> BackendList:
         return BackendList(tuple(await self.backends_seen(req.ctx)))

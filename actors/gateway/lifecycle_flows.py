@@ -53,7 +53,12 @@ from cinderblock.protocol.messages.lifecycle import (
     NodeExtendVolume,
     SnapshotCreate,
 )
-from cinderblock.protocol.messages.quota import QuotaReserve, Reservation
+from cinderblock.protocol.messages.quota import (
+    QuotaReserve,
+    Reservation,
+    snapshot_amounts,
+    with_type,
+)
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_volume_move
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import InvalidState, Timeout, Unavailable
@@ -193,20 +198,30 @@ class _Task(Task[C]):
         self.s = services
 
 
-# ---- quota (shared by extend and snapshot create) -----------------------------------
+# ---- quota (shared by extend, snapshot create, transfer accept and retype) ---------
 
 
-class QuotaReserveTask(_Task[R]):
+def _no_point() -> None:
+    """Where a flow has no failpoint of its own (the kill matrix does not retype)."""
+
+
+class QuotaServices(Protocol):
+    store: GatewayStore
+
+    async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]: ...
+
+
+class QuotaReserveTask(Task[R]):
     """Reserve (a reservation id naming this gateway's incarnation); on a revert,
     roll it back unless a state change already owes its end."""
 
     requires = ("deltas",)
     provides = ("reservation_id",)
 
-    def __init__(self, services: LifecycleServices, points: tuple[FailPoint, FailPoint]
-                 ) -> None:
-        super().__init__(services)
-        self.before_send, self.after_reply = points
+    def __init__(self, services: QuotaServices,
+                 points: tuple[FailPoint, FailPoint] | None = None) -> None:
+        self.s = services
+        self.before_send, self.after_reply = points or (_no_point, _no_point)
 
     async def execute(self, c: R) -> None:
         body = QuotaReserve(c.project, c.deltas, self.s.store.journal.reservation_id(),
@@ -301,7 +316,8 @@ class ExtractExtendRequestTask(_Task[ExtendContext]):
         rec = visible_volume(self.s.store, c.volume_id, c.ctx)
         grow = check_extend(rec, c.new_size, c.in_use)
         c.claimed = claim_volume(self.s.store, rec, "extending")
-        c.record, c.project, c.deltas = rec, rec.project_id, {"gigabytes": grow}
+        c.record, c.project = rec, rec.project_id
+        c.deltas = with_type({"gigabytes": grow}, rec.volume_type.id)
         c.volume_size = c.new_size
 
 
@@ -373,7 +389,7 @@ class ExtractSnapshotRequestTask(_Task[SnapshotCreateContext]):
         check_snapshot_fields(body)
         c.claimed = claim_volume(self.s.store, volume, "snapshotting")
         c.volume, c.project = volume, volume.project_id
-        c.deltas = {"snapshots": 1, "gigabytes": volume.size}
+        c.deltas = snapshot_amounts(volume.size, volume.volume_type.id)
 
 
 class SnapshotEntryCreateTask(_Task[SnapshotCreateContext]):

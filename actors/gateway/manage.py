@@ -76,6 +76,7 @@ from cinderblock.protocol.messages.manage import (
     SnapshotManage,
     VolumeManage,
 )
+from cinderblock.protocol.messages.quota import snapshot_amounts
 from cinderblock.protocol.messages.volumes import VolumeCreate
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
@@ -240,7 +241,7 @@ class ExtractSnapshotManageRequestTask(Task[SnapshotCreateContext]):
                                {"source-name": name, "size": found.size})
         c.claimed = claim_volume(s.store, volume, "snapshotting")
         c.volume, c.project = volume, volume.project_id
-        c.deltas = {"snapshots": 1, "gigabytes": volume.size}
+        c.deltas = snapshot_amounts(volume.size, volume.volume_type.id)
 
 
 def snapshot_manage_api(services: SnapshotManageServices

@@ -16,10 +16,14 @@ changes that follow start with a reservation, which a sync leaves alone.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.row_records import Totals
 from cinderblock.actors.gateway.services import GatewayServices
+from cinderblock.actors.gateway.typed_quota import by_name
 from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.protocol.messages.quota import add_amounts, typed_resource
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult, QuotaSyncUsage
 from cinderblock.protocol.states import SnapshotStatus as P
 from cinderblock.protocol.states import VolumeStatus as V
@@ -33,15 +37,22 @@ SNAPSHOT_BUSY = frozenset(s.value for s in (P.CREATING, P.DELETING, P.UNMANAGING
 
 
 def count_usage(volumes: Totals, snapshots: Totals) -> dict[str, int]:
-    """A project's volumes, snapshots and gigabytes (both count), as Cinder's usage;
-    raises InvalidState if one of them is in the middle of a change."""
+    """A project's volumes, snapshots and gigabytes (both count), as Cinder's usage,
+    and each volume type's own (``volumes_<type id>`` ...); raises InvalidState if one
+    of them is in the middle of a change."""
     for kind, totals in (("volume", volumes), ("snapshot", snapshots)):
         if totals.busy is not None:
             object_id, status = totals.busy
             raise InvalidState(f"{kind} {object_id} is {status}: sync the quota when the "
                                "project's work in progress is done", {"id": object_id})
-    return {"volumes": volumes.count, "snapshots": snapshots.count,
-            "gigabytes": volumes.size + snapshots.size}
+    return add_amounts([
+        {"volumes": volumes.count, "snapshots": snapshots.count,
+         "gigabytes": volumes.size + snapshots.size},
+        *({typed_resource("volumes", type_id): count, typed_resource("gigabytes", type_id): size}
+          for type_id, (count, size) in volumes.by_type.items() if type_id),
+        *({typed_resource("snapshots", type_id): count,
+           typed_resource("gigabytes", type_id): size}
+          for type_id, (count, size) in snapshots.by_type.items() if type_id)])
 
 
 class QuotaSyncer:
@@ -67,4 +78,6 @@ class QuotaSyncer:
                                {"project": body.project})
         reply = await self.gw.quota_call("quota.sync_usage", QuotaSyncUsage(
             body.project, usage, body.dry_run), req.ctx, timeout=10.0)
-        return parse(QuotaSyncResult, reply, strict=False)
+        result = parse(QuotaSyncResult, reply, strict=False)
+        return replace(result, before=by_name(result.before, self.gw.types),
+                       after=by_name(result.after, self.gw.types))

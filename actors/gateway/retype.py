@@ -1,6 +1,7 @@
 """Giving a volume another type, in place (Cinder's ``os-retype``).
 
-    volume_retype_api   ExtractRetypeRequestTask → FindRetypeBackendTask → RetypeVolumeTask
+    volume_retype_api   ExtractRetypeRequestTask → FindRetypeBackendTask →
+                        QuotaReserveTask → RetypeVolumeTask
 
 The rules are Cinder's (``cinder/volume/api.py`` ``retype``, the scheduler's
 ``find_retype_backend`` and the volume manager's ``retype``), judged in plain code:
@@ -23,18 +24,27 @@ changes, with why: ``never`` in Cinder's words, ``on-demand`` saying that this c
 does not migrate. Cinder answers 202 and fails in the scheduler; this answers the
 failure at once and the volume never leaves its status.
 
+Quota, as Cinder's ``get_volume_type_reservation``: the new type's own quota
+(``volumes_<type>``, ``gigabytes_<type>``, ``snapshots_<type>``) is reserved for the
+volume and its snapshots (``retype_amounts``), and the old type's is given back; the
+project's general usage does not change. The volume's snapshots take its new type, as
+Cinder's manager makes them (a snapshot of the volume that another project holds keeps
+its type and its project's quota).
+
 The volume is claimed for the flow (``claim_volume``), and the request rules are
-judged again after the backend lookup (the flow's one wait), just before the change.
-The only write is the volume's type id (``save_volume_type``): a crash before it leaves
-the old type, after it the new. A type deleted or changed during the lookup ends the
-retype (try again); from the write on, the type counts as in use, so it cannot be
-deleted, nor its extra specs changed, before the row is committed.
+judged again after the backend lookup and the reservation (the flow's waits), just
+before the change. The one write (``save_retype``) is the volume's type id, its
+snapshots', the reservation's commit and the old type's release, in one transaction: a
+crash before it leaves the old type and a reservation a restarted gateway rolls back,
+after it the new. A type deleted or changed during the lookup ends the retype (try
+again); from the write on, the type counts as in use, so it cannot be deleted, nor its
+extra specs changed, before the row is committed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
@@ -43,13 +53,21 @@ from cinderblock.actors.gateway.lifecycle_checks import (
     release_claim,
     visible_volume,
 )
+from cinderblock.actors.gateway.lifecycle_flows import QuotaReserveTask
 from cinderblock.actors.gateway.qos_specs import qos_allows_retype
+from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_type_size, type_zones
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord, is_multiattach
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.actors.scheduler.extra_specs import satisfies
 from cinderblock.protocol.messages.lifecycle import VolumeRetype
 from cinderblock.protocol.messages.qos import QosSpecs
+from cinderblock.protocol.messages.quota import (
+    add_amounts,
+    snapshot_amounts,
+    split_typed,
+    volume_amounts,
+)
 from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.states import VolumeStatus as V
@@ -129,10 +147,30 @@ def _backend_problem(volume: VolumeRecord, new: VolumeType, backends: Sequence[B
     return None
 
 
+def retype_amounts(volume: VolumeRecord, snapshots: Sequence[SnapshotRecord], new_type_id: str
+                   ) -> tuple[dict[str, int], dict[str, int]]:
+    """What a retype reserves of the new type's own quota and gives back of the old
+    type's (each snapshot's own): the volume's and its ``snapshots``'."""
+    def typed_only(amounts: list[dict[str, int]]) -> dict[str, int]:
+        return {r: n for r, n in add_amounts(amounts).items() if split_typed(r) is not None}
+    new = typed_only([volume_amounts(volume.size, new_type_id),
+                      *(snapshot_amounts(s.size, new_type_id) for s in snapshots)])
+    old = typed_only([volume_amounts(volume.size, volume.volume_type.id),
+                      *(snapshot_amounts(s.size, s.volume_type_id) for s in snapshots)])
+    return new, old
+
+
+def moving_snapshots(store: GatewayStore, volume: VolumeRecord) -> list[SnapshotRecord]:
+    """The volume's snapshots that take its new type: those of its own project."""
+    return [s for s in store.snapshots.of_volume(volume.id) if s.project_id == volume.project_id]
+
+
 class RetypeServices(Protocol):
     store: GatewayStore
     types: TypeCatalog
     zones: Collection[str]
+
+    async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]: ...
 
     async def backends_seen(self, ctx: Context) -> list[Backend]: ...
     def publish(self, rec: VolumeRecord, push: bool = True) -> None: ...
@@ -149,6 +187,13 @@ class RetypeContext:
     volume: VolumeRecord | None = None
     vtype: VolumeType | None = None
     claimed: str | None = None  # the volume this flow claimed (released when it ends)
+    # the quota (``QuotaReserveTask``): the new type's reserved, the old type's released
+    project: str = ""
+    deltas: dict[str, int] = field(default_factory=dict)
+    released: dict[str, int] = field(default_factory=dict)
+    volume_size: int = 0  # a retype's size is not checked against per_volume_gigabytes
+    reservation_id: str | None = None
+    committed: bool = False
 
 
 class _Task(Task[RetypeContext]):
@@ -170,15 +215,19 @@ class ExtractRetypeRequestTask(_Task):
 
 class FindRetypeBackendTask(_Task):
     requires = ("volume", "vtype")
+    provides = ("project", "deltas")
 
     async def execute(self, c: RetypeContext) -> None:
         assert c.volume is not None and c.vtype is not None
         backends = await self.s.backends_seen(c.ctx)
         check_retype_backend(c.volume, c.vtype, c.policy, backends, self.s.zones)
+        c.project = c.volume.project_id
+        c.deltas, c.released = retype_amounts(
+            c.volume, moving_snapshots(self.s.store, c.volume), c.vtype.id)
 
 
 class RetypeVolumeTask(_Task):
-    requires = ("volume", "vtype")
+    requires = ("volume", "vtype", "reservation_id")
 
     async def execute(self, c: RetypeContext) -> None:
         volume, vtype = c.volume, c.vtype
@@ -188,13 +237,23 @@ class RetypeVolumeTask(_Task):
                                "retype looked at its backend; try again",
                                {"volume_type": vtype.name})
         check_retype_request(volume, vtype, c.policy, self.s.store.qos.by_id)  # again
-        old = volume.volume_type
+        snapshots = moving_snapshots(self.s.store, volume)
+        if retype_amounts(volume, snapshots, vtype.id) != (c.deltas, c.released):
+            raise InvalidState(f"volume {volume.id} or its snapshots changed while the retype "
+                               "reserved quota; try again", {"volume_id": volume.id})
+        assert c.reservation_id is not None
+        old = volume.volume_type, [s.volume_type_id for s in snapshots]
         volume.volume_type = vtype
+        for snapshot in snapshots:
+            snapshot.volume_type_id = vtype.id
         try:
-            await self.s.store.save_volume_type(volume)
-        except BaseException:
-            volume.volume_type = old  # memory as the file: the write did not happen
+            await self.s.store.save_retype(volume, snapshots, c.reservation_id, c.released)
+        except BaseException:  # memory as the file: the write did not happen
+            volume.volume_type = old[0]
+            for snapshot, type_id in zip(snapshots, old[1], strict=True):
+                snapshot.volume_type_id = type_id
             raise
+        c.committed = True
         self.s.publish(volume, push=False)
 
 
@@ -202,7 +261,7 @@ def volume_retype_api(services: RetypeServices) -> LinearFlow[RetypeContext]:
     return LinearFlow(
         "volume_retype_api",
         [ExtractRetypeRequestTask(services), FindRetypeBackendTask(services),
-         RetypeVolumeTask(services)],
+         QuotaReserveTask[RetypeContext](services), RetypeVolumeTask(services)],
         given=("volume_id", "new_type", "policy", "ctx"),
     )
 

@@ -23,8 +23,8 @@ import json
 import sqlite3
 import weakref
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
@@ -177,8 +177,12 @@ class Counted(Identified, Protocol):
     @property
     def status(self) -> Enum: ...
 
+    @property
+    def volume_type_id(self) -> str | None: ...
+
 
 C = TypeVar("C", bound=Counted)
+TypeTotals = Mapping[str | None, tuple[int, int]]  # volume type id -> (count, size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,10 +193,15 @@ class Totals:
     count: int = 0
     size: int = 0
     busy: tuple[str, str] | None = None
+    by_type: TypeTotals = field(default_factory=dict)  # the count and size, by volume type
 
     def __add__(self, other: Totals) -> Totals:
+        by_type = dict(self.by_type)
+        for type_id, (count, size) in other.by_type.items():
+            had = by_type.get(type_id, (0, 0))
+            by_type[type_id] = (had[0] + count, had[1] + size)
         return Totals(self.count + other.count, self.size + other.size,
-                      self.busy or other.busy)
+                      self.busy or other.busy, by_type)
 
 
 class Sortable(Counted, Protocol):
@@ -246,13 +255,16 @@ def totals_of(records: Iterable[Counted], busy: Collection[str]) -> Totals:
     under way)."""
     count = size = 0
     changing: tuple[str, str] | None = None
+    by_type: dict[str | None, tuple[int, int]] = {}
     for rec in records:
         count += 1
         size += rec.size
+        had = by_type.get(rec.volume_type_id, (0, 0))
+        by_type[rec.volume_type_id] = (had[0] + 1, had[1] + rec.size)
         status = rec.status.value
         if changing is None and status in busy:
             changing = (rec.id, status)
-    return Totals(count, size, changing)
+    return Totals(count, size, changing, by_type)
 
 
 class RowRecords(Generic[R]):
@@ -387,17 +399,22 @@ class RowRecords(Generic[R]):
         skipped = [rec.id for rec in held]
         skipped += [rid for rid, rec in self.removing.items() if rec.project_id == project]
         marks = ", ".join("?" * len(busy)) or "NULL"
-        count, size, changing = self._read_only().execute(
-            f"SELECT count(*), total(size), max(CASE WHEN status IN ({marks}) THEN id END) "
+        rows = self._read_only().execute(
+            "SELECT volume_type_id, count(*), total(size), "
+            f"max(CASE WHEN status IN ({marks}) THEN id END) "
             f"FROM {self._table} WHERE project_id=? "
-            "AND id NOT IN (SELECT value FROM json_each(?))",
-            (*busy, project, json.dumps(skipped))).fetchone()
+            "AND id NOT IN (SELECT value FROM json_each(?)) GROUP BY volume_type_id",
+            (*busy, project, json.dumps(skipped))).fetchall()
+        by_type = {type_id: (count, int(size)) for type_id, count, size, _ in rows}
+        changing = next((row[3] for row in rows if row[3] is not None), None)
         busy_row: tuple[str, str] | None = None
         if changing is not None:
             (status,) = self._read_only().execute(
                 f"SELECT status FROM {self._table} WHERE id=?", (changing,)).fetchone()
             busy_row = (changing, status)
-        return totals_of(held, busy) + Totals(count, int(size), busy_row)
+        counted = Totals(sum(c for c, _ in by_type.values()),
+                         sum(s for _, s in by_type.values()), busy_row, by_type)
+        return totals_of(held, busy) + counted
 
     # ---- changes -----------------------------------------------------------
     def added(self, rec: R) -> None:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.flow.history import FlowHistory
+from cinderblock.actors.gateway.volume_request import TypeCatalog
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.gateway.watchers import Watchers
 from cinderblock.actors.runtime.actor import Link, Request
@@ -33,6 +34,8 @@ class GatewayServices(Protocol):
     def store(self) -> GatewayStore: ...
     @property
     def watchers(self) -> Watchers: ...
+    @property
+    def types(self) -> TypeCatalog: ...
     @property
     def events(self) -> EventPublisher: ...
     @property

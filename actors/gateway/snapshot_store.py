@@ -40,6 +40,7 @@ from cinderblock.actors.gateway.row_records import (
 )
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.messages.quota import snapshot_amounts
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_snapshot_move
 
 IN_TRANSITION = (SnapshotStatus.CREATING, SnapshotStatus.DELETING,  # as volume_store's
@@ -83,6 +84,7 @@ COUNT_SNAPSHOTS = "SELECT count(*) FROM snapshots"  # what a listing's count rea
 RECENT = 16_384  # records kept in memory after their last read (a few hundred bytes each)
 _STATUSES = {s.value: s for s in SnapshotStatus}
 UPDATE_SNAPSHOT = "UPDATE snapshots SET status=?, reason=?, updated_at=? WHERE id=?"
+UPDATE_SNAPSHOT_TYPE = "UPDATE snapshots SET volume_type_id=?, updated_at=? WHERE id=?"
 UPDATE_SNAPSHOT_OWNER = ("UPDATE snapshots SET project_id=?, user_id=?, request_id=NULL, "
                          "request_fp=NULL, updated_at=? WHERE id=?")
 UPDATE_SNAPSHOT_DETAILS = (
@@ -308,7 +310,7 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         written = self.db.write(DELETE_SNAPSHOT, (rec.id,))
         self.removed(rec, written)  # not found, unless the write fails (read_back)
         self.journal.owe_release(f"release:snapshot:{rec.id}", rec.project_id,
-                                 {"snapshots": 1, "gigabytes": rec.size})
+                                 snapshot_amounts(rec.size, rec.volume_type_id))
         await image
         await written
 
@@ -335,6 +337,12 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         rec.updated_at = time.time()
         return self.writing(rec, self.db.write(
             UPDATE_SNAPSHOT_OWNER, (rec.project_id, rec.user_id, rec.updated_at, rec.id)))
+
+    def queue_type(self, rec: SnapshotRecord) -> asyncio.Future[None]:
+        """Queue the snapshot's volume type (its volume retyped)."""
+        rec.updated_at = time.time()
+        return self.writing(rec, self.db.write(
+            UPDATE_SNAPSHOT_TYPE, (rec.volume_type_id, rec.updated_at, rec.id)))
 
     # ---- volume sources and locks -----------------------------------------
     def remember_source(self, rec: Copied) -> None:

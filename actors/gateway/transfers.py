@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -44,6 +45,7 @@ from cinderblock.actors.gateway.volume_request import check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.actors.runtime.failpoints import declare
+from cinderblock.protocol.messages.quota import add_amounts, snapshot_amounts, volume_amounts
 from cinderblock.protocol.messages.transfers import (
     Transfer,
     TransferAccept,
@@ -82,12 +84,12 @@ def check_offerable(volume: VolumeRecord, snapshot_statuses: dict[str, P],
                                    {"snapshot_id": snapshot_id, "status": status.value})
 
 
-def moved_amounts(volume_size: int, snapshot_sizes: list[int]) -> dict[str, int]:
-    """What a transfer takes out of the donor's usage and into the acceptor's."""
-    amounts = {"volumes": 1, "gigabytes": volume_size + sum(snapshot_sizes)}
-    if snapshot_sizes:
-        amounts["snapshots"] = len(snapshot_sizes)
-    return amounts
+def moved_amounts(volume: VolumeRecord, snapshots: Iterable[SnapshotRecord]
+                  ) -> dict[str, int]:
+    """What a transfer takes out of the donor's usage and into the acceptor's: the
+    volume and the snapshots that go with it, each as its volume type's too."""
+    return add_amounts([volume_amounts(volume.size, volume.volume_type.id),
+                        *(snapshot_amounts(s.size, s.volume_type_id) for s in snapshots)])
 
 
 class TransferServices(Protocol):
@@ -193,7 +195,7 @@ class ExtractAcceptRequestTask(_Task[AcceptContext]):
         snapshots = _moving_snapshots(self.s.store, transfer)
         c.transfer, c.volume, c.project = transfer, volume, c.ctx.project_id
         c.snapshot_ids = tuple(sorted(s.id for s in snapshots))
-        c.deltas = moved_amounts(volume.size, [s.size for s in snapshots])
+        c.deltas = moved_amounts(volume, snapshots)
         c.volume_size = volume.size
 
 

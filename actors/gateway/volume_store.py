@@ -40,7 +40,7 @@ import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -66,6 +66,7 @@ from cinderblock.actors.gateway.row_records import (
 )
 from cinderblock.actors.gateway.snapshot_store import (
     SNAPSHOT_SCHEMA,
+    SnapshotRecord,
     SnapshotStore,
 )
 from cinderblock.actors.gateway.transfer_store import TRANSFER_SCHEMA, TransferStore
@@ -77,6 +78,7 @@ from cinderblock.actors.runtime.database import (
     open_read_only,
 )
 from cinderblock.actors.scheduler.extra_specs import match
+from cinderblock.protocol.messages.quota import volume_amounts
 from cinderblock.protocol.messages.volumes import (
     TIME_COMPARISONS,
     Volume,
@@ -311,6 +313,10 @@ class VolumeRecord:
     # Nova reads to boot from it (copied to a clone of a bootable volume)
     image_metadata: dict[str, str] = field(default_factory=dict)
     extended_from: VolumeStatus | None = None  # in memory: available, or in-use (3.42)
+
+    @property
+    def volume_type_id(self) -> str:
+        return self.volume_type.id
 
     @property
     def multiattach(self) -> bool:
@@ -788,7 +794,7 @@ class GatewayStore:
         if offer is not None:
             queued.append(self.transfers.queue_remove(offer))
         self.journal.owe_release(f"release:volume:{rec.id}", rec.project_id,
-                                 {"volumes": 1, "gigabytes": rec.size})
+                                 volume_amounts(rec.size, rec.volume_type.id))
         for write in queued:
             await write
 
@@ -840,14 +846,25 @@ class GatewayStore:
         await flags
         await image
 
-    async def save_volume_type(self, rec: VolumeRecord) -> None:
-        """The volume's type (a retype); the type counts as in use (``of_type``) from
-        now, before its row is committed, so that it is not deleted or changed under it."""
+    async def save_retype(self, rec: VolumeRecord, snapshots: Sequence[SnapshotRecord],
+                          reservation_id: str, released: Mapping[str, int]) -> None:
+        """The volume's type and its ``snapshots``' (a retype) and, in the same
+        transaction, the commit of the new type's reservation and the release of
+        ``released`` (the old type's quota) owed. The type counts as in use
+        (``of_type``) from now, before its row is committed, so that it is not deleted
+        or changed under it."""
         rec.updated_at = time.time()
         type_id = rec.volume_type.id
         self.volumes.retyping[type_id] += 1
         try:
-            await self._write(rec, UPDATE_VOLUME_TYPE, (type_id, rec.updated_at, rec.id))
+            queued = [self._write(rec, UPDATE_VOLUME_TYPE, (type_id, rec.updated_at, rec.id)),
+                      *(self.snapshots.queue_type(s) for s in snapshots),
+                      self.journal.owe_commit(reservation_id, rec.project_id)]
+            if released:
+                queued.append(self.journal.owe_release(f"release:retype:{reservation_id}",
+                                                       rec.project_id, released))
+            for write in queued:
+                await write
         finally:
             self.volumes.retyping[type_id] -= 1
             if not self.volumes.retyping[type_id]:

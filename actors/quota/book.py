@@ -59,6 +59,14 @@ remembers its incarnation (a ``finished`` row ``incarnation:<it>``, kept for the
 replay window) and a later reserve of an older one is refused. Incarnations of the
 old form (random) are not ordered: their late reserves still wait for ``expire``.
 
+Volume types (Cinder's ``VolumeTypeResource``): besides the three usages, a type's own
+share of each is a resource of its own, ``volumes_<type id>``, ``gigabytes_<type id>``,
+``snapshots_<type id>`` (``messages.quota.split_typed``), reserved, committed and
+released with the general one (the gateway adds them: ``messages.quota.with_type``). Its
+limit is -1 unless an admin set one, for a project or the default class; a
+per-volume size is not checked against it (as Cinder). The book knows no type: any id
+is taken, and the gateway, which keeps the types, names them.
+
 Errors::
 
     QuotaError               bad input: unknown resource, bad limit or amount
@@ -74,7 +82,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from cinderblock.protocol.messages.quota import ORDERED_INCARNATION
+from cinderblock.protocol.messages.quota import ORDERED_INCARNATION, split_typed
 
 USAGES = ("volumes", "gigabytes", "snapshots")  # the resources with in_use and reserved
 USAGE_RESOURCES = frozenset(USAGES)
@@ -323,8 +331,13 @@ class QuotaBook:
         return {**self._defaults, **self._limits.get(project, _NO_OVERRIDES)}
 
     def usage(self, project: str) -> dict[str, Usage]:
+        """The three usages, and each volume type's the project has a row of."""
         usages = self._usages.get(project, _NO_USAGES)
-        return {r: Usage(u.in_use, u.reserved) if (u := usages.get(r)) else Usage() for r in USAGES}
+        shown = {r: Usage(u.in_use, u.reserved) if (u := usages.get(r)) else Usage()
+                 for r in USAGES}
+        shown.update((r, Usage(u.in_use, u.reserved)) for r, u in usages.items()
+                     if r not in USAGE_RESOURCES)
+        return shown
 
     def reservation(self, reservation_id: str) -> Reservation:
         try:
@@ -535,12 +548,21 @@ class QuotaBook:
         finished = (self._remember(op_id, "released", now),) if op_id else ()
         return Change(usages=tuple(rows.values()), finished=finished)
 
-    def sync(self, project: str, in_use: Mapping[str, int]) -> Change:
-        """Reconcile: set in_use to what really exists. Reserved is left alone."""
+    def synced(self, project: str, in_use: Mapping[str, int]) -> dict[str, int]:
+        """What ``sync(project, in_use)`` would leave in use (a read): ``in_use`` over
+        the project's usages, and none of a volume type it does not name."""
         _check_amounts(in_use, "in_use")
+        before = {r: u.in_use for r, u in self.usage(project).items()}
+        unnamed = {r: 0 for r in before if r not in USAGE_RESOURCES and r not in in_use}
+        return {**before, **unnamed, **in_use}
+
+    def sync(self, project: str, in_use: Mapping[str, int]) -> Change:
+        """Reconcile: set in_use to what really exists; a volume type's usage ``in_use``
+        does not name is none (the project has nothing of that type). Reserved is left
+        alone."""
         rows: _Rows = {}
         usages = self._usages.setdefault(project, {})
-        for resource, amount in in_use.items():
+        for resource, amount in self.synced(project, in_use).items():
             usage = usages.get(resource)
             if (usage.in_use if usage is not None else 0) == amount:
                 continue
@@ -558,10 +580,10 @@ class QuotaBook:
         defaults = self._defaults
         overs: list[Over] = []
         for resource, delta in deltas.items():
-            if (resource not in USAGE_RESOURCES or type(delta) is not int
-                    or not -MAX_AMOUNT <= delta <= MAX_AMOUNT):
+            if ((resource not in USAGE_RESOURCES and split_typed(resource) is None)
+                    or type(delta) is not int or not -MAX_AMOUNT <= delta <= MAX_AMOUNT):
                 _check_deltas(deltas)  # raises with the reason
-            limit = limits.get(resource, defaults[resource])
+            limit = limits.get(resource, defaults.get(resource, UNLIMITED))
             if delta > 0 and limit != UNLIMITED:
                 usage = usages.get(resource) or Usage()
                 if usage.in_use + usage.reserved + delta > limit:
@@ -611,7 +633,7 @@ def _ordered(incarnation: str) -> bool:
 
 def _check_limits(limits: Mapping[str, int]) -> Mapping[str, int]:
     for resource, limit in limits.items():
-        if resource not in DEFAULT_LIMITS:
+        if resource not in DEFAULT_LIMITS and split_typed(resource) is None:
             raise QuotaError(f"Bad key in quota set: {resource}")
         if type(limit) is not int or not UNLIMITED <= limit <= MAX_LIMIT:
             raise QuotaError(
@@ -623,7 +645,7 @@ def _check_limits(limits: Mapping[str, int]) -> Mapping[str, int]:
 
 def _check_deltas(deltas: Mapping[str, int]) -> None:
     for resource, delta in deltas.items():
-        if resource not in USAGE_RESOURCES:
+        if resource not in USAGE_RESOURCES and split_typed(resource) is None:
             raise QuotaError(f"Unknown quota resource {resource!r} (not a usage)")
         if type(delta) is not int or not -MAX_AMOUNT <= delta <= MAX_AMOUNT:
             raise QuotaError(

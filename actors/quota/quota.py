@@ -289,13 +289,14 @@ class QuotaActor(Actor):
     def on_sync_usage(self, req: Request) -> AfterCommit | QuotaSyncResult:
         body: QuotaSyncUsage = req.body
         before = {r: u.in_use for r, u in self.book.usage(body.project).items()}
-        after = {**before, **body.in_use}
-        if body.dry_run:
-            return QuotaSyncResult(body.project, before, after, applied=False)
         try:
-            change = self.book.sync(body.project, body.in_use)
+            after = self.book.synced(body.project, body.in_use)
+            change = qb.NO_CHANGE if body.dry_run else self.book.sync(body.project,
+                                                                      body.in_use)
         except qb.QuotaError as exc:
             raise InvalidInput(str(exc)) from exc
+        if body.dry_run:
+            return QuotaSyncResult(body.project, before, after, applied=False)
         log.warning("quota sync of %s: in use %s -> %s", body.project, before, after)
         return AfterCommit(self._persist(change),
                            QuotaSyncResult(body.project, before, after, applied=True))

@@ -62,6 +62,7 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.log_levels import API_BINARY
 from cinderblock.protocol.messages.manage import SnapshotManage, VolumeManage
 from cinderblock.protocol.messages.qos import QosSpecs
+from cinderblock.protocol.messages.quota import split_typed
 from cinderblock.protocol.messages.volumes import Volume, VolumeCreate, VolumeType, time_comparisons
 from cinderblock.protocol.wire.errors import (
     CinderblockError,
@@ -1457,10 +1458,12 @@ def _quota_limits(body: dict[str, Any]) -> dict[str, int]:
     """The limits of a quota set (or class set) update. ``tenant_id``, ``id`` and
     ``class_name`` are taken and ignored, as Cinder's ``NON_QUOTA_KEYS``: ``cinder
     quota-update`` sends ``tenant_id``."""
-    unknown = set(body) - set(views.QUOTA_RESOURCES) - {"tenant_id", "id", "class_name"}
+    ignored = {"tenant_id", "id", "class_name"}
+    limits = {k for k in body if k in views.QUOTA_RESOURCES or split_typed(k) is not None}
+    unknown = set(body) - limits - ignored
     if unknown:
         raise bad_request(f"Bad key(s) in quota set: {', '.join(sorted(unknown))}")
-    return {k: _quota_limit(k, v) for k, v in body.items() if k in views.QUOTA_RESOURCES}
+    return {k: _quota_limit(k, v) for k, v in body.items() if k in limits}
 
 
 def _quota_limit(name: str, value: Any) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cinderblock.protocol.messages.quota import split_typed
 from cinderblock.protocol.wire.errors import CinderblockError
 
 # Cinder's wsgi.Fault names, by status (anything else is a computeFault).
@@ -77,13 +78,15 @@ def over_limit_message(details: dict[str, Any], fallback: str) -> str:
     resource, limit = details.get("resource"), details.get("limit")
     requested = details.get("requested")
     consumed = int(details.get("in_use") or 0) + int(details.get("reserved") or 0)
-    if resource == "gigabytes":
+    typed = split_typed(resource) if isinstance(resource, str) else None
+    kept = typed[0] if typed is not None else resource  # a volume type's: volumes_<type>
+    if kept == "gigabytes":
         return ("VolumeSizeExceedsAvailableQuota: Requested volume or snapshot exceeds "
-                f"allowed gigabytes quota. Requested {requested}G, quota is {limit}G and "
+                f"allowed {resource} quota. Requested {requested}G, quota is {limit}G and "
                 f"{consumed}G has been consumed.")
-    if resource in ("volumes", "snapshots"):
-        kind = "Volume" if resource == "volumes" else "Snapshot"
-        return (f"{kind}LimitExceeded: Maximum number of {resource} allowed ({limit}) "
+    if kept in ("volumes", "snapshots"):
+        kind = "Volume" if kept == "volumes" else "Snapshot"
+        return (f"{kind}LimitExceeded: Maximum number of {kept} allowed ({limit}) "
                 f"exceeded for quota '{resource}'.")
     if resource == "per_volume_gigabytes":
         return (f"VolumeSizeExceedsLimit: Requested volume size {requested}G is larger than "

@@ -10,7 +10,7 @@ from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.manage import ManageableVolume
 from cinderblock.protocol.messages.qos import QosSpecs
-from cinderblock.protocol.messages.quota import QuotaSet
+from cinderblock.protocol.messages.quota import QuotaSet, split_typed
 from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.transfers import Transfer
 from cinderblock.protocol.messages.user_messages import UserMessage
@@ -117,8 +117,11 @@ def qos_association(t: VolumeType) -> dict[str, Any]:
 
 
 def quota_set(q: QuotaSet, usage: bool) -> dict[str, Any]:
+    """Cinder's quota set: the kept resources, each volume type's own (``volumes_<type
+    name>``, as the gateway names them), and those kept nowhere here (0)."""
     out: dict[str, Any] = {"id": q.project}
-    for res in QUOTA_RESOURCES:
+    typed = sorted(r for r in q.limits if split_typed(r) is not None)
+    for res in (*QUOTA_RESOURCES, *typed):
         limit = q.limits.get(res, -1)
         out[res] = ({"limit": limit, "in_use": q.in_use.get(res, 0),
                      "reserved": q.reserved.get(res, 0), "allocated": 0} if usage else limit)

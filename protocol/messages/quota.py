@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,59 @@ from cinderblock.protocol.wire.errors import InvalidInput
 from cinderblock.protocol.wire.schema import message
 
 # ---- quota -----------------------------------------------------------------
+
+# A volume type's own quota of each of these (Cinder's ``VolumeTypeResource``): the
+# resource ``volumes_<type>``. The quota actor and the gateway name the type by its
+# id (a rename changes nothing kept); the gateway shows and takes it by its name, as
+# Cinder's API does.
+TYPED_USAGES = ("volumes", "gigabytes", "snapshots")
+MAX_TYPE_REF = 255  # the longest type id or name a typed resource may carry
+
+
+def typed_resource(resource: str, type_ref: str) -> str:
+    """``volumes_<type_ref>``: the type's own share of ``resource``."""
+    return f"{resource}_{type_ref}"
+
+
+def split_typed(resource: str) -> tuple[str, str] | None:
+    """``("volumes", ref)`` for ``volumes_<ref>`` (and gigabytes, snapshots); None for
+    any other name (``per_volume_gigabytes`` among them)."""
+    base, sep, ref = resource.partition("_")
+    if sep and ref and base in TYPED_USAGES and len(ref) <= MAX_TYPE_REF:
+        return base, ref
+    return None
+
+
+def with_type(deltas: Mapping[str, int], type_id: str | None) -> dict[str, int]:
+    """``deltas`` and, for a volume of type ``type_id``, each again as that type's own
+    (Cinder's ``add_volume_type_opts``): ``{"volumes": 1}`` -> ``{"volumes": 1,
+    "volumes_<type_id>": 1}``."""
+    out = dict(deltas)
+    if type_id:
+        for resource, amount in deltas.items():
+            if resource in TYPED_USAGES:
+                out[f"{resource}_{type_id}"] = amount
+    return out
+
+
+def volume_amounts(size: int, type_id: str | None) -> dict[str, int]:
+    """What a volume of ``size`` GiB and that type counts against its project."""
+    return with_type({"volumes": 1, "gigabytes": size}, type_id)
+
+
+def snapshot_amounts(size: int, type_id: str | None) -> dict[str, int]:
+    """What a snapshot of ``size`` GiB (its volume's) and that type counts."""
+    return with_type({"snapshots": 1, "gigabytes": size}, type_id)
+
+
+def add_amounts(amounts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """The sum of several ``amounts``, by resource."""
+    total: dict[str, int] = {}
+    for each in amounts:
+        for resource, amount in each.items():
+            total[resource] = total.get(resource, 0) + amount
+    return total
+
 
 
 @message

@@ -392,7 +392,9 @@ def test_load_rejects_rows_it_does_not_understand() -> None:
 
 
 PROJECTS = ("p1", "p2")
-DELTAS = st.dictionaries(st.sampled_from(sorted(USAGE_RESOURCES)), st.integers(-5, 12), max_size=3)
+TYPED = ("volumes_t1", "gigabytes_t1", "snapshots_t1")  # a volume type's own
+DELTAS = st.dictionaries(st.sampled_from([*sorted(USAGE_RESOURCES), *TYPED]),
+                         st.integers(-5, 12), max_size=4)
 
 
 class QuotaMachine(RuleBasedStateMachine):
@@ -444,12 +446,13 @@ class QuotaMachine(RuleBasedStateMachine):
         self.record(change)
         assert all(r.expires_at >= self.now for r in self.store.reservations.values())
 
-    @rule(project=st.sampled_from(PROJECTS), limit=st.integers(-1, 20))
-    def set_limit(self, project: str, limit: int) -> None:
+    @rule(project=st.sampled_from(PROJECTS), limit=st.integers(-1, 20),
+          resource=st.sampled_from(["gigabytes", "gigabytes_t1", "volumes_t1"]))
+    def set_limit(self, project: str, limit: int, resource: str) -> None:
         try:
-            self.record(self.book.set_limits(project, {"gigabytes": limit}))
+            self.record(self.book.set_limits(project, {resource: limit}))
         except QuotaError:
-            usage = self.book.usage(project)["gigabytes"]
+            usage = self.book.usage(project).get(resource, Usage())
             assert limit < usage.in_use + usage.reserved
 
     @rule(project=st.sampled_from(PROJECTS))
@@ -479,7 +482,8 @@ class QuotaMachine(RuleBasedStateMachine):
                 )
                 assert usage.reserved == pending
                 assert usage.in_use == self.in_use.get((project, resource), 0)
-                assert limits[resource] == -1 or usage.in_use + usage.reserved <= limits[resource]
+                limit = limits.get(resource, -1)  # a type's own: unlimited unless set
+                assert limit == -1 or usage.in_use + usage.reserved <= limit
 
     @invariant()
     def the_store_rebuilt_from_changes_equals_the_book(self) -> None:
@@ -522,3 +526,58 @@ def test_a_delta_no_usage_could_store_is_refused_and_nothing_is_reserved(delta: 
     with pytest.raises(QuotaError, match="Delta for gigabytes must be an integer from"):
         book.reserve(P, {"volumes": 1, "gigabytes": delta}, NOW)
     assert book.usage(P)["volumes"] == Usage(0, 0)
+
+
+# ---- a volume type's own quota (volumes_<type id>, ...) -------------------------------
+
+
+def test_a_volume_type_s_own_quota_is_unlimited_until_set_and_then_refuses() -> None:
+    book = QuotaBook()
+    deltas = {"volumes": 1, "gigabytes": 5, "volumes_t1": 1, "gigabytes_t1": 5}
+    res, _ = book.reserve(P, deltas, NOW)
+    book.commit(res.id)
+    assert "volumes_t1" not in book.limits(P)  # -1 unless an admin set it
+    assert (in_use(book, "volumes_t1"), in_use(book, "gigabytes_t1")) == (1, 5)
+    book.set_limits(P, {"volumes_t1": 1})
+    with pytest.raises(OverQuota) as caught:
+        book.reserve(P, deltas, NOW)
+    assert (caught.value.resource, caught.value.limit, caught.value.in_use) == ("volumes_t1", 1, 1)
+    assert "Quota exceeded for resources: volumes_t1" in str(caught.value)
+    book.reserve(P, {"volumes": 1, "gigabytes": 5, "volumes_t2": 1}, NOW)  # another type's
+    with pytest.raises(QuotaError, match="must be equal or greater than existing"):
+        book.set_limits(P, {"gigabytes_t1": 4})
+
+
+def test_a_volume_type_s_default_limit_is_the_default_class_s_and_no_per_volume_limit() -> None:
+    book = QuotaBook({"per_volume_gigabytes": 10})
+    book.set_default_limits({"gigabytes_t1": 8})
+    assert book.limits("anyone")["gigabytes_t1"] == 8
+    with pytest.raises(OverQuota, match="gigabytes_t1"):
+        book.reserve(P, {"gigabytes": 9, "gigabytes_t1": 9}, NOW)
+    book.set_limits(P, {"gigabytes_t1": -1})
+    book.reserve(P, {"gigabytes": 9, "gigabytes_t1": 9}, NOW)  # the project's own wins
+    with pytest.raises(OverQuota, match="per_volume_gigabytes"):  # the volume's, as always
+        book.reserve(P, {"gigabytes": 11, "gigabytes_t1": 11}, NOW)
+
+
+@pytest.mark.parametrize("resource", ["volumes_", "bogus_t1", "per_volume_gigabytes_t1",
+                                      "volumes_" + "x" * 256])
+def test_a_name_that_is_no_volume_type_s_resource_is_refused(resource: str) -> None:
+    book = QuotaBook()
+    with pytest.raises(QuotaError):
+        book.reserve(P, {resource: 1}, NOW)
+    with pytest.raises(QuotaError, match="Bad key"):
+        book.set_limits(P, {resource: 1})
+
+
+def test_sync_sets_each_type_s_usage_and_a_type_it_does_not_name_to_none() -> None:
+    book = QuotaBook()
+    res, _ = book.reserve(P, {"volumes": 2, "volumes_t1": 1, "volumes_t2": 1}, NOW)
+    book.commit(res.id)
+    counted = {"volumes": 2, "gigabytes": 0, "snapshots": 0, "volumes_t1": 2}
+    assert book.synced(P, counted) == {**counted, "volumes_t2": 0}
+    book.sync(P, counted)
+    assert (in_use(book, "volumes_t1"), in_use(book, "volumes_t2")) == (2, 0)
+    reloaded = QuotaBook()
+    reloaded.load(*book.dump())
+    assert reloaded.usage(P) == book.usage(P)

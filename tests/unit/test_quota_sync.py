@@ -14,16 +14,17 @@ from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 from cinderblock.protocol.wire.errors import InvalidState
 
 TYPE = VolumeType("t1", "__DEFAULT__")
+GOLD = VolumeType("t2", "Gold")
 
 
 def vol(vid: str, size: int, status: VolumeStatus = VolumeStatus.AVAILABLE,
-        project: str = "p") -> VolumeRecord:
-    return VolumeRecord(vid, project, "u", size, status, TYPE, "nova")
+        project: str = "p", vtype: VolumeType = TYPE) -> VolumeRecord:
+    return VolumeRecord(vid, project, "u", size, status, vtype, "nova")
 
 
 def snap(sid: str, size: int, status: SnapshotStatus = SnapshotStatus.AVAILABLE,
-         project: str = "p") -> SnapshotRecord:
-    return SnapshotRecord(sid, project, "u", "v1", size, status)
+         project: str = "p", type_id: str | None = None) -> SnapshotRecord:
+    return SnapshotRecord(sid, project, "u", "v1", size, status, volume_type_id=type_id)
 
 
 def usage(project: str, volumes: list[VolumeRecord], snapshots: list[SnapshotRecord]
@@ -38,9 +39,21 @@ def test_volumes_snapshots_and_both_their_gigabytes_are_counted_for_the_project_
     volumes = [vol("v1", 5), vol("v2", 3, VolumeStatus.ERROR), vol("v3", 7, project="q")]
     snapshots = [snap("s1", 5), snap("s2", 9, project="q")]
     assert usage("p", volumes, snapshots) == {"volumes": 2, "snapshots": 1,
-                                              "gigabytes": 13}
+                                              "gigabytes": 13,  # and the type's own:
+                                              "volumes_t1": 2, "gigabytes_t1": 8}
     assert usage("nobody", volumes, snapshots) == {"volumes": 0, "snapshots": 0,
                                                    "gigabytes": 0}
+
+
+def test_each_volume_type_s_own_usage_is_counted_beside_the_project_s() -> None:
+    volumes = [vol("v1", 5), vol("v2", 3, vtype=GOLD), vol("v3", 2, vtype=GOLD),
+               vol("v4", 7, project="q", vtype=GOLD)]
+    snapshots = [snap("s1", 5, type_id="t1"), snap("s2", 3, type_id="t2"),
+                 snap("s3", 1)]  # a snapshot of no type (a row from before types) counts once
+    assert usage("p", volumes, snapshots) == {
+        "volumes": 3, "snapshots": 3, "gigabytes": 19,
+        "volumes_t1": 1, "gigabytes_t1": 10, "snapshots_t1": 1,
+        "volumes_t2": 2, "gigabytes_t2": 8, "snapshots_t2": 1}
 
 
 @pytest.mark.parametrize("status", [VolumeStatus.CREATING, VolumeStatus.DELETING,

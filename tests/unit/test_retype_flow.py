@@ -15,13 +15,15 @@ import pytest
 
 from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.gateway.retype import RetypeContext, volume_retype_api
+from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_request import TypeCatalog
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.protocol.messages.quota import QuotaReserve
 from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.volumes import VolumeType
-from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import InvalidState
+from cinderblock.protocol.wire.errors import InvalidState, OverQuota
 from tests.conftest import EventRecorder, open_gateway_store
 
 ME = Context("demo", "demo", request_id="req-1")
@@ -43,6 +45,15 @@ class FakeGateway:
         self.lookup = asyncio.Event()
         self.lookup.set()
         self.events = EventRecorder()
+        self.reserved: list[QuotaReserve] = []
+        self.refuse: OverQuota | None = None
+
+    async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]:
+        assert isinstance(body, QuotaReserve)
+        self.reserved.append(body)
+        if self.refuse is not None:
+            raise self.refuse
+        return {"reservation_id": body.reservation_id}
 
     async def backends_seen(self, ctx: Context) -> list[Backend]:
         await self.lookup.wait()
@@ -78,6 +89,41 @@ async def test_the_new_type_is_written_to_the_volume_s_row(gw: FakeGateway) -> N
     assert c.volume is not None and c.volume.volume_type is GOLD
     assert await type_in_row(gw) == GOLD.id
     assert gw.store.volumes.retyping == {}
+    # the new type's own quota reserved, committed with the row; the old type's given back
+    (reserve,) = gw.reserved
+    assert (reserve.project, reserve.deltas) == ("demo", {"volumes_t-gold": 1,
+                                                          "gigabytes_t-gold": 1})
+    owed = [(op.kind, op.reservation_id, op.deltas) for op in gw.store.journal.owed()]
+    assert owed == [("commit", reserve.reservation_id, {}),
+                    ("release", "", {"volumes_t-plain": 1, "gigabytes_t-plain": 1})]
+
+
+async def test_the_volume_s_snapshots_take_its_new_type_and_their_quota_moves(
+    gw: FakeGateway,
+) -> None:
+    await gw.store.snapshots.add(SnapshotRecord(
+        "snap-1", "demo", "demo", "vol-1", 1, SnapshotStatus.AVAILABLE, volume_type_id=PLAIN.id))
+    await gw.store.snapshots.add(SnapshotRecord(  # another project's keeps its type
+        "snap-2", "other", "o", "vol-1", 1, SnapshotStatus.AVAILABLE, volume_type_id=PLAIN.id))
+    c = RetypeContext("vol-1", "Gold", "never", ME)
+    await gw.run_flow(volume_retype_api(gw), c, "vol-1", ME)
+    assert gw.reserved[0].deltas == {"volumes_t-gold": 1, "gigabytes_t-gold": 2,
+                                     "snapshots_t-gold": 1}
+    assert gw.store.journal.owed()[1].deltas == {"volumes_t-plain": 1, "gigabytes_t-plain": 2,
+                                                 "snapshots_t-plain": 1}
+    rows = await gw.store.db.fetchall("SELECT id, volume_type_id FROM snapshots ORDER BY id")
+    assert [tuple(r) for r in rows] == [("snap-1", GOLD.id), ("snap-2", PLAIN.id)]
+
+
+async def test_a_retype_over_the_new_type_s_quota_changes_nothing(gw: FakeGateway) -> None:
+    gw.refuse = OverQuota("Quota exceeded for resources: volumes_t-gold.",
+                          {"resource": "volumes_t-gold"})
+    c = RetypeContext("vol-1", "Gold", "never", ME)
+    with pytest.raises(OverQuota):
+        await gw.run_flow(volume_retype_api(gw), c, "vol-1", ME)
+    assert c.volume is not None and c.volume.volume_type is PLAIN
+    assert await type_in_row(gw) == PLAIN.id
+    assert gw.store.journal.owed() == []  # nothing reserved, so nothing to roll back
 
 
 @pytest.mark.parametrize("meanwhile", ["deleted", "changed"])
@@ -105,7 +151,7 @@ async def test_a_type_being_written_to_a_volume_counts_as_in_use_until_committed
     rec = gw.store.volumes.get("vol-1")
     assert rec is not None
     rec.volume_type = GOLD
-    saving = asyncio.ensure_future(gw.store.save_volume_type(rec))
+    saving = asyncio.ensure_future(gw.store.save_retype(rec, [], "res-1", {}))
     await asyncio.sleep(0)  # queued, not committed: a type delete now must see it
     assert gw.store.volumes.of_type(GOLD.id) >= 1
     await saving

@@ -147,7 +147,8 @@ async def test_pages_and_a_projects_snapshots_come_from_the_file(tmp_path: Path)
 
         adding = asyncio.ensure_future(snapshots.add(snapshot("snap-new", "vol-0", now + 20)))
         await asyncio.sleep(0)  # queued, not committed: counted for quota, not yet listed
-        assert snapshots.totals("demo", ("creating",)) == row_records.Totals(5, 5)
+        assert snapshots.totals("demo", ("creating",)) == row_records.Totals(
+            5, 5, by_type={None: (5, 5)})
         assert [s.id for s in snapshots.of_volume("vol-0")] == [
             "snap-0", "snap-2", "snap-4", "snap-new"]
         assert listed("demo", None)[0] == ["snap-4", "snap-2"]

@@ -79,7 +79,8 @@ async def test_a_failed_batch_brings_every_record_back_to_its_row_in_place(
         assert len(attachments) == 1
         assert attachments.of_volume(kept.id) == [att]  # found by its volume again
         assert store.snapshots.get(snap.id) is snap
-        assert store.snapshots.totals("demo", ()) == Totals(1, snap.size)
+        assert store.snapshots.totals("demo", ()) == Totals(
+            1, snap.size, by_type={snap.volume_type_id: (1, snap.size)})
         assert snap.status is SnapshotStatus.AVAILABLE
         assert store.snapshots.made_by("demo", "req-snap") == (snap, "fp")
         assert store.db.statistics()["failed_batches"] == 1

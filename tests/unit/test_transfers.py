@@ -9,6 +9,7 @@ from typing import Any, cast
 
 import pytest
 
+from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.transfer_store import TransferRecord, crypt_hash, new_key
 from cinderblock.actors.gateway.transfers import (
     VolumeTransfers,
@@ -42,9 +43,15 @@ def test_only_an_available_volume_with_available_snapshots_may_be_offered() -> N
     check_offerable(volume(V.AVAILABLE), {"s2": P.CREATING}, no_snapshots=True)
 
 
-def test_the_volume_and_its_snapshots_move_in_the_quota() -> None:
-    assert moved_amounts(2, []) == {"volumes": 1, "gigabytes": 2}
-    assert moved_amounts(2, [2, 2]) == {"volumes": 1, "gigabytes": 6, "snapshots": 2}
+def test_the_volume_and_its_snapshots_move_in_the_quota_with_their_types_own() -> None:
+    assert moved_amounts(volume(V.AVAILABLE), []) == {
+        "volumes": 1, "gigabytes": 2, "volumes_t": 1, "gigabytes_t": 2}
+    snapshots = [SnapshotRecord("s1", "donor", "u", "v1", 2, P.AVAILABLE, volume_type_id="t"),
+                 SnapshotRecord("s2", "donor", "u", "v1", 2, P.AVAILABLE,
+                                volume_type_id="old")]  # each counts as its own type
+    assert moved_amounts(volume(V.AVAILABLE), snapshots) == {
+        "volumes": 1, "gigabytes": 6, "snapshots": 2, "volumes_t": 1, "gigabytes_t": 4,
+        "snapshots_t": 1, "gigabytes_old": 2, "snapshots_old": 1}
 
 
 def test_the_key_is_checked_against_its_salted_hash_and_not_kept() -> None:

@@ -895,7 +895,7 @@ async def test_a_projects_totals_take_memory_where_it_is_ahead_and_sum_the_other
             return (volumes.totals("demo", VOLUME_BUSY),
                     row_records.totals_of(every.values(), VOLUME_BUSY))
 
-        assert both()[0] == both()[1] == row_records.Totals(8, 36)
+        assert both()[0] == both()[1] == row_records.Totals(8, 36, by_type={PLAIN.id: (8, 36)})
         assert "vol-3" not in volumes.in_memory()  # summed from its row, not read
 
         grown = volumes["vol-1"]
@@ -911,14 +911,15 @@ async def test_a_projects_totals_take_memory_where_it_is_ahead_and_sum_the_other
 
         during = both()
         assert during[0] == during[1] == row_records.Totals(
-            8, 36 + 18 - 8 + 4, ("vol-new", "creating"))
+            8, 36 + 18 - 8 + 4, ("vol-new", "creating"), {PLAIN.id: (8, 36 + 18 - 8 + 4)})
         await asyncio.gather(written, adding, removing)
         volumes["vol-new"].status = VolumeStatus.AVAILABLE
         await store.queue_status(volumes["vol-new"])
         del failed
         gc.collect()
         after = both()
-        assert after[0] == after[1] == row_records.Totals(8, 36 + 18 - 8 + 4)
+        assert after[0] == after[1] == row_records.Totals(
+            8, 36 + 18 - 8 + 4, by_type={PLAIN.id: (8, 36 + 18 - 8 + 4)})
 
         volumes["vol-3"].status = VolumeStatus.DELETING
         await store.queue_status(volumes["vol-3"])
@@ -926,7 +927,8 @@ async def test_a_projects_totals_take_memory_where_it_is_ahead_and_sum_the_other
         gc.collect()
         assert "vol-3" not in volumes.in_memory()
         assert volumes.totals("demo", VOLUME_BUSY).busy == ("vol-3", "deleting")  # a row's
-        assert store.snapshots.totals("demo", SNAPSHOT_BUSY) == row_records.Totals(1, 1)
+        assert store.snapshots.totals("demo", SNAPSHOT_BUSY) == row_records.Totals(
+            1, 1, by_type={None: (1, 1)})
         assert store.snapshots.totals("other", SNAPSHOT_BUSY) == row_records.Totals()
 
 
