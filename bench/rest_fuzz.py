@@ -224,6 +224,9 @@ class Requests:
             ("PUT", f"/os-quota-sets/{PROJECT}",
              {"quota_set": {"volumes": r.randrange(5, 40), "gigabytes": r.randrange(10, 80)}},
              "3.60", True),
+            ("PUT", f"/os-quota-sets/{PROJECT}",  # a volume type's own (by its id here)
+             {"quota_set": {f"volumes_{t}": r.randrange(-1, 8),
+                            f"gigabytes_{t}": r.randrange(-1, 30)}}, "3.60", True),
             ("POST", "/types", {"volume_type": {"name": f"fuzz-{r.randrange(5)}",
                                                 "extra_specs": {"k": "v"}}}, "3.60", True),
             ("PUT", f"/types/{t}", {"volume_type": {"name": f"fuzz-r{r.randrange(5)}"}},

@@ -518,10 +518,21 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         or an admin's: every project; a member's: its own)."""
         wanted, found = tuple(projects), list[QuotaSet]()
         for start in range(0, len(wanted), QUOTAS_MAX):
-            raw = await self.call("quota.show_many",
-                                  QuotaShowMany(wanted[start:start + QUOTAS_MAX]))
-            found.extend(parse(QuotaSets, raw, strict=False).quotas)
+            found.extend(await self._quotas_of(wanted[start:start + QUOTAS_MAX]))
         return found
+
+    async def _quotas_of(self, projects: tuple[str, ...]) -> list[QuotaSet]:
+        """One ``quota.show_many``; a reply over a frame (projects with many volume
+        types' own quotas) is asked for again in halves."""
+        try:
+            raw = await self.call("quota.show_many", QuotaShowMany(projects))
+        except InternalError as exc:
+            if len(projects) == 1 or "bytes" not in exc.details:  # not a reply's size
+                raise
+            half = len(projects) // 2
+            return [*await self._quotas_of(projects[:half]),
+                    *await self._quotas_of(projects[half:])]
+        return list(parse(QuotaSets, raw, strict=False).quotas)
 
     async def set_quota(self, project: str, **limits: int) -> QuotaSet:
         """Admin: set limits (each -1, unlimited, to ``MAX_QUOTA_LIMIT``)."""

@@ -348,6 +348,11 @@ def test_quota_show_quota_set_and_quota_delete_by_an_admin(up: UpCluster) -> Non
     assert (again["limits"]["volumes"], again["limits"]["gigabytes"]) == (25, 500)
     table = up.cli("quota", "show", project=project)
     assert re.search(r"\| gigabytes\s+\| 500\s+\| 3\s+\| 0", table.stdout), table.stdout
+    typed = up.cli_json("quota", "set", project, "--volume-type", "__DEFAULT__", "--volumes",
+                        "4", admin=True)  # the type's own (cinder quota-update --volume-type)
+    assert (typed["limits"]["volumes___DEFAULT__"], typed["limits"]["volumes"]) == (4, 25)
+    table = up.cli("quota", "show", project=project)
+    assert re.search(r"\| volumes___DEFAULT__\s+\| 4\s+\| 1\s+\| 0", table.stdout), table.stdout
     _one_error_line(up.cli("quota", "delete", project, project=project), "forbidden")
     back = up.cli_json("quota", "delete", project, admin=True)
     assert (back["limits"]["volumes"], back["limits"]["gigabytes"]) == (10, 1000)
@@ -368,6 +373,10 @@ def test_quota_errors_are_one_line_each(up: UpCluster) -> None:
     _one_error_line(up.cli("quota", "set-defaults", "--volumes", "50", project=project),
                     "forbidden")
     _one_error_line(up.cli("quota", "set-defaults", admin=True), "usage")
+    _one_error_line(up.cli("quota", "set", project, "--volume-type", "nosuch", "--volumes",
+                           "5", admin=True), "invalid_input")
+    _one_error_line(up.cli("quota", "set", project, "--volume-type", "__DEFAULT__",
+                           "--per-volume-gigabytes", "5", admin=True), "usage")
     _one_error_line(up.cli("quota", "set-defaults", "--snapshots", "-5", admin=True),
                     "invalid_input")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cinderblock.protocol.client.client import Client
-from cinderblock.protocol.messages.quota import QuotaUpdate
+from cinderblock.protocol.messages.quota import QuotaUpdate, split_typed
 from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
 from tests.conftest import E2ECluster, make_config, run_cli, running_cluster
 
@@ -112,8 +112,10 @@ def _fill(path: Path) -> None:
         os.close(fd)
 
 
-def _quota_on_disk(db: Path, project: str) -> tuple[dict[str, int], dict[str, int], int]:
-    """in_use, reserved and the reservation rows of a project, read from quota.db."""
+def _quota_on_disk(db: Path, project: str, type_names: dict[str, str]
+                   ) -> tuple[dict[str, int], dict[str, int], int]:
+    """in_use, reserved and the reservation rows of a project, read from quota.db (a
+    volume type's own by the type's name, as the gateway shows it: ``type_names``)."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         rows = conn.execute("SELECT resource, in_use, reserved FROM quota_usages "
@@ -122,7 +124,13 @@ def _quota_on_disk(db: Path, project: str) -> tuple[dict[str, int], dict[str, in
                              (project,)).fetchone()[0]
     finally:
         conn.close()
-    return {r: u for r, u, _ in rows}, {r: v for r, _, v in rows}, count
+    named = [(_named(r, type_names), u, v) for r, u, v in rows]
+    return {r: u for r, u, _ in named}, {r: v for r, _, v in named}, count
+
+
+def _named(resource: str, type_names: dict[str, str]) -> str:
+    typed = split_typed(resource)
+    return resource if typed is None else f"{typed[0]}_{type_names[typed[1]]}"
 
 
 async def _quota_in_memory(client: Client) -> tuple[dict[str, int], dict[str, int]]:
@@ -164,13 +172,14 @@ async def _fill_then_free(cluster: E2ECluster, mount: Path) -> None:
         for failure in failures:
             assert "not saved" in failure.message or "full" in failure.message, \
                 failure.message
+        type_names = {t.id: t.name for t in await client.list_types()}
         in_use, reserved = await _quota_in_memory(client)
-        disk_in_use, disk_reserved, rows = _quota_on_disk(db, project)
+        disk_in_use, disk_reserved, rows = _quota_on_disk(db, project, type_names)
         assert (in_use, reserved) == (_nonzero(disk_in_use), _nonzero(disk_reserved))
         assert (rows == 0) == (not reserved)
         filler.unlink()
         made = await client.create_volume(1, wait=True)
         assert made.status == "available"
         in_use, reserved = await _quota_in_memory(client)
-        disk_in_use, disk_reserved, _ = _quota_on_disk(db, project)
+        disk_in_use, disk_reserved, _ = _quota_on_disk(db, project, type_names)
         assert (in_use, reserved) == (_nonzero(disk_in_use), _nonzero(disk_reserved))

@@ -7,9 +7,10 @@ import pytest
 
 from cinderblock.actors.runtime.config import free_port
 from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.quota import QuotaSet, QuotaSets, QuotaShowMany
 from cinderblock.protocol.messages.volumes import VolumeListRequest
-from cinderblock.protocol.wire.errors import InvalidInput
-from cinderblock.protocol.wire.schema import SchemaError, parse
+from cinderblock.protocol.wire.errors import InternalError, InvalidInput
+from cinderblock.protocol.wire.schema import SchemaError, dump, parse
 
 
 @pytest.fixture
@@ -52,3 +53,33 @@ def test_the_wire_schema_refuses_integers_sqlite_cannot_hold() -> None:
     with pytest.raises(SchemaError, match="must be an integer from"):
         parse(VolumeListRequest, {"limit": 2**64 - 1})
     assert parse(VolumeListRequest, {"limit": 2**63 - 1}).limit == 2**63 - 1
+
+
+async def test_a_quota_listing_over_a_frame_is_asked_for_again_in_halves(
+    client: Client, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Projects with many volume types' own quotas can make one ``quota.show_many``
+    reply larger than a frame: the library asks again in halves, down to one project."""
+    asked: list[tuple[str, ...]] = []
+
+    async def call(op: str, body: QuotaShowMany, *args: object) -> dict[str, object]:
+        asked.append(body.projects)
+        if len(body.projects) > 2:  # as the actor refuses a reply over its frame
+            raise InternalError("the reply quota.show_many would be 2000000 bytes, over "
+                                "the 1048576-byte frame limit", {"op": op, "bytes": 2000000})
+        reply: dict[str, object] = dump(QuotaSets(tuple(QuotaSet(p) for p in body.projects)))
+        return reply
+
+    monkeypatch.setattr(client, "call", call)
+    shown = await client.show_quotas([f"p{n}" for n in range(5)])
+    assert [q.project for q in shown] == ["p0", "p1", "p2", "p3", "p4"]
+    assert asked == [("p0", "p1", "p2", "p3", "p4"), ("p0", "p1"), ("p2", "p3", "p4"),
+                     ("p2",), ("p3", "p4")]
+
+    async def broken(op: str, body: QuotaShowMany, *args: object) -> dict[str, object]:
+        raise InternalError("a bug", {})  # not a reply's size: not asked again
+
+    monkeypatch.setattr(client, "call", broken)
+    with pytest.raises(InternalError, match="a bug"):
+        await client.show_quotas(["p0", "p1"])
+    client.close()
