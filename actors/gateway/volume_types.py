@@ -14,6 +14,12 @@ the types, access lists and projects' defaults in memory; the store keeps them i
 ``volume_types``, ``volume_type_access`` and ``project_default_types``. A change is
 made in memory, then written; a write that fails brings memory back to the file
 (``reread``), volumes' records included.
+
+What a project sees of a type is Cinder's view of it for a non-admin
+(``type_as_seen``): of its extra specs only those Cinder shows users
+(``USER_VISIBLE_SPECS``: a type's zones, multiattach, replication; the rest, a backend
+name or a capability, say how the deployment is built), and not its QoS specs' id.
+Admins see every spec.
 """
 
 from __future__ import annotations
@@ -49,6 +55,19 @@ from cinderblock.protocol.messages.volumes import (
     VolumeType,
 )
 from cinderblock.protocol.wire.errors import InvalidInput, NotFound
+
+# Cinder's ``USER_VISIBLE_EXTRA_SPECS`` (cinder/policies/type_extra_specs.py)
+USER_VISIBLE_SPECS = ("RESKEY:availability_zones", "multiattach", "replication_enabled")
+
+
+def type_as_seen(vtype: VolumeType, admin: bool) -> VolumeType:
+    """``vtype`` as its caller may see it: whole for an admin; for a project, only its
+    user-visible extra specs and no QoS specs id (Cinder's ``read_sensitive`` and
+    ``access_types_qos_specs_id`` policies, both admin-only)."""
+    if admin:
+        return vtype
+    return replace(vtype, extra_specs={k: v for k, v in vtype.extra_specs.items()
+                                       if k in USER_VISIBLE_SPECS}, qos_specs_id=None)
 
 
 class TypeServices(Protocol):
@@ -106,7 +125,7 @@ class VolumeTypes:
 
     def on_list(self, req: Request) -> TypeList:
         ctx = req.ctx
-        usable = [t for t in self.s.types.by_id.values()
+        usable = [type_as_seen(t, ctx.is_admin) for t in self.s.types.by_id.values()
                   if self.s.types.usable(t, ctx.project_id, ctx.is_admin)]
         return TypeList(tuple(sorted(usable, key=lambda t: t.name)))
 
@@ -213,8 +232,8 @@ class VolumeTypes:
     # ---- projects' own default types (Cinder's default-types, 3.62) ----------------------
     def on_default(self, req: Request) -> VolumeType:
         """The type a create of the caller's project without a type gets."""
-        return self.s.types.find(self.s.types.default_for(req.ctx.project_id,
-                                                          self.s.default_type))
+        return type_as_seen(self.s.types.find(self.s.types.default_for(
+            req.ctx.project_id, self.s.default_type)), req.ctx.is_admin)
 
     async def on_default_set(self, req: Request) -> TypeDefault:
         body: TypeDefault = req.body

@@ -604,21 +604,33 @@ class Front:
     # ---- volume types ---------------------------------------------------------
     async def type_list(self, request: web.Request) -> web.Response:
         """The types the caller may use; an admin's ``is_public`` (true, false, or
-        none: every type, the default) picks public or private ones, as Cinder's."""
+        none: every type, the default) picks public or private ones, as Cinder's; from
+        3.52 ``extra_specs`` (a dict, as ``cinder type-list --filters`` sends it) keeps
+        those that have each of its specs. A project sees, and so filters by, only the
+        specs users are shown (the gateway's ``type_as_seen``): by another, none match,
+        as Cinder answers."""
         q = request.query
         check_query(q, "volume_type", ())
+        if "extra_specs" in q and not self.version(request).at_least("3.52"):
+            raise bad_request("Invalid filters extra_specs are found in query options: "
+                              "volume types are filtered by extra_specs from microversion 3.52")
+        wanted = extra_specs_filter(q["extra_specs"]) if "extra_specs" in q else {}
         types = await self.client_for(request).list_types()
-        public = _is_public(q.get("is_public")) if self.caller(request).admin else None
+        admin = self.caller(request).admin
+        public = _is_public(q.get("is_public")) if admin else None
         return json_response({"volume_types": [
-            views.volume_type(t) for t in types if public is None or t.is_public is public]})
+            views.volume_type(t, admin) for t in types
+            if (public is None or t.is_public is public)
+            and all(t.extra_specs.get(k) == v for k, v in wanted.items())]})
 
     async def type_show(self, request: web.Request) -> web.Response:
-        wanted = request.match_info["id"]
+        wanted, admin = request.match_info["id"], self.caller(request).admin
         if wanted == "default":  # the caller's project's (its own, or the cluster's)
             shown = await self.client_for(request).default_type()
-            return json_response({"volume_type": views.volume_type(shown)})
+            return json_response({"volume_type": views.volume_type(shown, admin)})
         types = await self.client_for(request).list_types()
-        return json_response({"volume_type": views.volume_type(_named_type(types, wanted))})
+        return json_response({"volume_type": views.volume_type(_named_type(types, wanted),
+                                                               admin)})
 
     async def type_create(self, request: web.Request) -> web.Response:
         vt = entity(await read_json(request), "volume_type")
@@ -1517,6 +1529,22 @@ def _named_type(types: Iterable[VolumeType], wanted: str) -> VolumeType:
         if wanted in (t.id, t.name):
             return t
     raise not_found(f"Volume type {wanted} could not be found.")
+
+
+def extra_specs_filter(raw: str) -> dict[str, str]:
+    """The ``extra_specs`` filter of volume types: a dict, in Python's notation as
+    cinderclient sends it (``{'multiattach': '<is> True'}``) or JSON; its values as the
+    specs hold them, strings."""
+    try:
+        wanted = ast.literal_eval(raw)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        wanted = None
+    if isinstance(wanted, dict) and all(
+            isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool)
+            for k, v in wanted.items()):
+        return {k: str(v) for k, v in wanted.items()}
+    raise bad_request(f"Invalid extra_specs filter {raw!r}: a dict of extra specs, e.g. "
+                      "{'multiattach': '<is> True'}")
 
 
 def _is_public(raw: str | None) -> bool | None:

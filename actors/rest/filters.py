@@ -29,7 +29,7 @@ RESOURCE_FILTERS: dict[str, tuple[str, ...]] = {
     "message": ("resource_uuid", "resource_type", "event_id", "request_id",
                 "message_level"),
     "pool": ("name", "volume_type"),
-    "volume_type": ("is_public",),
+    "volume_type": ("is_public", "extra_specs"),  # extra_specs from 3.52
     "transfer": ("name", "volume_id"),
 }
 # Older names of filters, taken as Cinder takes them.

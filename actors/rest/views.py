@@ -98,10 +98,14 @@ def snapshot(s: Snapshot) -> dict[str, Any]:
     }
 
 
-def volume_type(t: VolumeType) -> dict[str, Any]:
-    return {"id": t.id, "name": t.name, "description": t.description,
-            "is_public": t.is_public, "os-volume-type-access:is_public": t.is_public,
-            "extra_specs": dict(t.extra_specs), "qos_specs_id": t.qos_specs_id}
+def volume_type(t: VolumeType, admin: bool = True) -> dict[str, Any]:
+    """Cinder's type view; its QoS specs' id for an admin only (Cinder's
+    ``access_types_qos_specs_id`` policy). A project's extra specs come trimmed from the
+    gateway (``volume_types.type_as_seen``)."""
+    shown = {"id": t.id, "name": t.name, "description": t.description,
+             "is_public": t.is_public, "os-volume-type-access:is_public": t.is_public,
+             "extra_specs": dict(t.extra_specs)}
+    return {**shown, "qos_specs_id": t.qos_specs_id} if admin else shown
 
 
 def default_type(d: TypeDefault) -> dict[str, Any]:

@@ -621,6 +621,47 @@ def test_private_types_are_for_the_projects_given_access_and_unused_types_are_de
           "can not be deleted")
 
 
+def test_a_member_sees_only_the_extra_specs_cinder_shows_users_and_filters_by_them(
+    api: Api, admin_api: Api, project: str,
+) -> None:
+    """Cinder's ``read_sensitive`` policy: a project is shown a type's zones,
+    multiattach and replication specs, not its backend name or capabilities, and no QoS
+    specs id; from 3.52 ``extra_specs`` filters the listing by the specs the caller sees
+    (by a spec a member is not shown, nothing, as Cinder answers)."""
+    name = f"seen-{project}"
+    made = admin_api.call("POST", "/v3/types", {"volume_type": {"name": name, "extra_specs": {
+        "volume_backend_name": "file", "multiattach": "<is> True"}}})
+    assert made.status == 200, made.body
+    type_id = made.body["volume_type"]["id"]
+    try:
+        mine = api.call("GET", f"/v3/types/{type_id}").body["volume_type"]
+        assert mine["extra_specs"] == {"multiattach": "<is> True"}
+        assert "qos_specs_id" not in mine
+        shown = admin_api.call("GET", f"/v3/types/{type_id}").body["volume_type"]
+        assert shown["extra_specs"]["volume_backend_name"] == "file"
+        assert "qos_specs_id" in shown
+        assert api.call("GET", f"/v3/types/{type_id}/extra_specs").body == {
+            "extra_specs": {"multiattach": "<is> True"}}
+
+        def listed(caller: Api, specs: str) -> list[str]:
+            reply = caller.call("GET", f"/v3/types?extra_specs={quote(specs)}",
+                                version="3.52")
+            assert reply.status == 200, reply.body
+            return [t["name"] for t in reply.body["volume_types"]]
+
+        both = "{'volume_backend_name': 'file', 'multiattach': '<is> True'}"
+        assert listed(admin_api, both) == [name]
+        assert listed(admin_api, "{'volume_backend_name': 'lvm'}") == []
+        assert name in listed(api, "{'multiattach': '<is> True'}")
+        assert listed(api, "{'volume_backend_name': 'file'}") == []  # not shown: none match
+        fault(api.call("GET", "/v3/types?extra_specs=multiattach", version="3.52"), 400,
+              "badRequest", "Invalid extra_specs filter")
+        fault(api.call("GET", f"/v3/types?extra_specs={quote(both)}", version="3.51"), 400,
+              "badRequest", "from microversion 3.52")
+    finally:
+        assert admin_api.call("DELETE", f"/v3/types/{type_id}").status == 202
+
+
 def test_qos_specs_answer_as_cinders_and_are_an_admins(
     api: Api, admin_api: Api, admin_view: SyncClient,
 ) -> None:

@@ -323,6 +323,11 @@ def test_an_operator_changes_types_and_a_user_snapshot_properties_with_openstack
     changed = stored(type_id)
     assert (changed.name, changed.is_public, changed.extra_specs) == (
         f"{name}-2", True, {"qos:c": "3", "qos:d": "4"})
+    cinder("type-key", type_id, "set", f"tier={name}")
+    listed = cinder("--os-volume-api-version", "3.52", "type-list", "--filters",
+                    f"extra_specs={{tier:{name}}}")  # types by their specs (had been a 400)
+    assert f"{name}-2" in listed and "__DEFAULT__" not in listed, listed
+    cinder("type-key", type_id, "unset", "tier")  # no backend has it: nothing would place
 
     project = f"osc-{uuid.uuid4().hex[:8]}"
     user = f"{project}:{project}"

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from cinderblock.actors.rest.app import by_creation, other_sort, scheduler_hints
+from cinderblock.actors.rest.app import (
+    by_creation,
+    extra_specs_filter,
+    other_sort,
+    scheduler_hints,
+)
 from cinderblock.actors.rest.auth import AuthConfigError, Authenticator, Caller, is_loopback
 from cinderblock.actors.rest.errors import HttpFault, fault_body
 from cinderblock.actors.rest.filters import (
@@ -192,3 +197,12 @@ def test_a_create_s_scheduler_hints_are_the_affinity_ones_or_refused_naming_the_
     with pytest.raises(HttpFault, match="a mapping is expected") as refused:
         scheduler_hints(["same_host"])
     assert refused.value.status == 400
+
+
+def test_theextra_specs_filter_of_types_is_a_dict_as_cinderclient_sends_it() -> None:
+    assert extra_specs_filter("{'multiattach': '<is> True'}") == {"multiattach": "<is> True"}
+    assert extra_specs_filter('{"a": "b", "n": 2}') == {"a": "b", "n": "2"}
+    for bad in ("multiattach=True", "['a']", "{'a': ['b']}", "{1: 'a'}", "{'a': True}",
+                "__import__('os')", "(" * 200):
+        with pytest.raises(HttpFault, match="Invalid extra_specs filter"):
+            extra_specs_filter(bad)

@@ -17,7 +17,7 @@ from cinderblock.actors.gateway.volume_store import (
     VolumeRecord,
     type_from_row,
 )
-from cinderblock.actors.gateway.volume_types import VolumeTypes, updated_type
+from cinderblock.actors.gateway.volume_types import VolumeTypes, type_as_seen, updated_type
 from cinderblock.actors.runtime.actor import Request
 from cinderblock.protocol.messages.volumes import (
     Empty,
@@ -173,3 +173,14 @@ async def test_a_project_s_own_default_type_is_what_its_creates_get_and_outlives
         await call(types, "type.default_unset", TypeDefaultRef("demo"))
         await call(types, "type.default_unset", TypeDefaultRef("demo"))  # none: nothing
         assert await again.project_defaults() == {}
+
+
+def test_a_project_sees_only_the_extra_specs_cinder_shows_users_and_no_qos_id() -> None:
+    vtype = VolumeType("t-1", "fast", None, {"volume_backend_name": "file", "multiattach":
+                                             "<is> True", "RESKEY:availability_zones": "nova",
+                                             "capabilities:thin": "<is> True"},
+                       True, qos_specs_id="q-1")
+    seen = type_as_seen(vtype, admin=False)
+    assert seen.extra_specs == {"multiattach": "<is> True", "RESKEY:availability_zones": "nova"}
+    assert seen.qos_specs_id is None and (seen.id, seen.name) == ("t-1", "fast")
+    assert type_as_seen(vtype, admin=True) is vtype
