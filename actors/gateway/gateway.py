@@ -237,6 +237,7 @@ class Gateway(Actor):
         self.quota = self.connect(self.cfg.quota, "gateway", server="quota")
         self.spawn(self.store.journal.run(self._quota_apply, self._quota_abandon,
                                           lambda: self.store.extends.values()))
+        self.spawn(self.quota_sync.count_types_own())  # once, for a file from before
         self.scheduler = self.connect(self.cfg.scheduler, "gateway", server="scheduler")
         self.router = self.bind(self.cfg.gateway, domain="gateway")
         self.reconciler.start()

@@ -12,10 +12,16 @@ in a transitional status the count is exact: the gateway is one thread, so
 the count is taken at one instant, and every quota change the gateway sent
 before it reaches the quota actor first (one connection, in order); the
 changes that follow start with a reservation, which a sync leaves alone.
+
+``count_types_own`` does the same, once, for the projects a gateway.db from before
+volume types had quota of their own lists: their types' own usage is set to what they
+have (``quota.sync_usage`` of those resources only).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import replace
 
 from cinderblock.actors.gateway.guards import require_admin
@@ -23,14 +29,19 @@ from cinderblock.actors.gateway.row_records import Totals
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.typed_quota import by_name
 from cinderblock.actors.runtime.actor import Handler, Request
-from cinderblock.protocol.messages.quota import add_amounts, typed_resource
+from cinderblock.protocol.messages.quota import add_amounts, split_typed, typed_resource
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult, QuotaSyncUsage
 from cinderblock.protocol.states import SnapshotStatus as P
 from cinderblock.protocol.states import VolumeStatus as V
-from cinderblock.protocol.wire.errors import InvalidInput, InvalidState
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, InvalidState
 from cinderblock.protocol.wire.schema import parse
 
 SETTLE_S = 5.0  # how long a sync waits for the project's owed quota changes to be taken
+RECOUNT_S = 10.0  # how long a project with work in progress waits for its count
+COUNTING_CONTEXT = Context(project_id="admin", user_id="cinderblock-type-quota-count",
+                           roles=("admin",))
+log = logging.getLogger(__name__)
 VOLUME_BUSY = frozenset(s.value for s in (V.CREATING, V.DELETING, V.UNMANAGING, V.EXTENDING,
                                           V.DELETED))
 SNAPSHOT_BUSY = frozenset(s.value for s in (P.CREATING, P.DELETING, P.UNMANAGING, P.DELETED))
@@ -67,17 +78,44 @@ class QuotaSyncer:
         require_admin(req.ctx, "sync quotas")
         if not body.project:
             raise InvalidInput("a project is required", {"field": "project"})
-        store = self.gw.store
-        if store.journal.owes(body.project):  # sent now, not after they linger
-            await store.journal.settle(body.project, within=SETTLE_S)
-        usage = count_usage(store.volumes.totals(body.project, VOLUME_BUSY),
-                            store.snapshots.totals(body.project, SNAPSHOT_BUSY))
-        if store.journal.owes(body.project):
-            raise InvalidState(f"quota changes of {body.project} are still being sent to the "
-                               "quota actor; sync when they are taken",
-                               {"project": body.project})
+        usage = await self._counted(body.project)
         reply = await self.gw.quota_call("quota.sync_usage", QuotaSyncUsage(
             body.project, usage, body.dry_run), req.ctx, timeout=10.0)
         result = parse(QuotaSyncResult, reply, strict=False)
         return replace(result, before=by_name(result.before, self.gw.types),
                        after=by_name(result.after, self.gw.types))
+
+    async def _counted(self, project: str) -> dict[str, int]:
+        """What ``project`` has, once the quota changes the gateway owes it are taken
+        (``InvalidState`` while work is in progress or they are not)."""
+        store = self.gw.store
+        if store.journal.owes(project):  # sent now, not after they linger
+            await store.journal.settle(project, within=SETTLE_S)
+        usage = count_usage(store.volumes.totals(project, VOLUME_BUSY),
+                            store.snapshots.totals(project, SNAPSHOT_BUSY))
+        if store.journal.owes(project):
+            raise InvalidState(f"quota changes of {project} are still being sent to the "
+                               "quota actor; sync when they are taken", {"project": project})
+        return usage
+
+    async def count_types_own(self) -> None:
+        """Once, for a gateway.db from before volume types had quota of their own: each
+        project it lists (``types_own_quota_uncounted``) has its types' own usage counted
+        and set, as ``quota sync`` would (the general usage is left alone), and is crossed
+        off; a project with work in progress, or a quota actor away, is tried again."""
+        store = self.gw.store
+        while projects := await store.types_own_quota_uncounted():
+            for project in projects:
+                try:
+                    usage = await self._counted(project)
+                    typed = {r: n for r, n in usage.items() if split_typed(r) is not None}
+                    await self.gw.quota_call("quota.sync_usage", QuotaSyncUsage(
+                        project, typed), COUNTING_CONTEXT, timeout=10.0)
+                except CinderblockError as exc:
+                    log.info("volume types' own quota of %s not counted yet: %s", project,
+                             exc.message)
+                    continue
+                await store.types_own_quota_counted(project)
+                log.warning("volume types' own quota of %s counted: %s", project, typed)
+            if await store.types_own_quota_uncounted():
+                await asyncio.sleep(RECOUNT_S)

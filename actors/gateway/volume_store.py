@@ -156,8 +156,9 @@ CREATE TABLE IF NOT EXISTS volume_type_qos (
 CREATE TABLE IF NOT EXISTS project_default_types (
     project_id TEXT PRIMARY KEY, type_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
 """
-SCHEMA_VERSION = 12  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 13  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -204,6 +205,12 @@ MIGRATIONS = {
     # snapshots' copies of it (their tables are the schema's, a row only for a volume
     # or snapshot that has some).
     11: "",
+    # 12 -> 13: volume types have quota of their own, which the volumes and snapshots
+    # made before did not count: each project that has some is counted once, after
+    # the start (``QuotaSyncer.count_types_own``), and crossed off this table.
+    12: "CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY "
+        "KEY); INSERT OR IGNORE INTO types_own_quota_uncounted SELECT project_id FROM "
+        "volumes UNION SELECT project_id FROM snapshots;",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -845,6 +852,17 @@ class GatewayStore:
         await details
         await flags
         await image
+
+    async def types_own_quota_uncounted(self) -> list[str]:
+        """The projects whose volume types' own quota was never counted (their volumes
+        and snapshots are from before it), a hundred at a time."""
+        rows = await self.db.fetchall(
+            "SELECT project_id FROM types_own_quota_uncounted ORDER BY project_id LIMIT 100")
+        return [project for (project,) in rows]
+
+    async def types_own_quota_counted(self, project: str) -> None:
+        await self.db.write("DELETE FROM types_own_quota_uncounted WHERE project_id=?",
+                            (project,))
 
     async def save_retype(self, rec: VolumeRecord, snapshots: Sequence[SnapshotRecord],
                           reservation_id: str, released: Mapping[str, int]) -> None:

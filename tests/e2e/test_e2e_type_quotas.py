@@ -8,19 +8,22 @@ left exact, as ``quota sync`` counts it."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
-from cinderblock.protocol.client.client import Client
+from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION as GATEWAY_VERSION
+from cinderblock.protocol.client.client import Client, SyncClient
 from cinderblock.protocol.messages.volumes import VolumeType
 from cinderblock.protocol.wire.errors import InvalidInput, OverQuota
 from tests.cluster_invariants import settled_violations
-from tests.conftest import E2ECluster, eventually
+from tests.conftest import E2ECluster, eventually, make_config, running_cluster
 from tests.e2e.test_rest_api import Api, fault
-from tests.e2e.test_rest_clients import run, table, tool
+from tests.e2e.test_rest_clients import run, table, tool, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +165,41 @@ async def test_cinder_sets_and_shows_a_type_s_own_quota(
         for vol in await owner.list_volumes():
             await owner.delete_volume(vol.id, wait=True)
     assert await settled_violations(c, admin_of, [project]) == []
+
+
+def test_a_cluster_from_before_types_own_quota_counts_it_once_after_its_start(
+    tmp_path: Path,
+) -> None:
+    """An upgrade: gateway.db of the version before (no ``types_own_quota_uncounted``)
+    and quota.db without any type's own usage, as the cluster left them. After the
+    start each project's types' own usage is what it has, counted once, the general
+    usage untouched, and the table of projects to count is empty."""
+    cfg = make_config(tmp_path / "data", backend="null")
+    with running_cluster(cfg) as c, SyncClient(c.gateway, project="demo",
+                                               key=c.user_key("demo")) as demo:
+        vol = demo.create_volume(2, wait=True, timeout=30.0)
+        demo.create_volume(1, volume_type="FCVolumeType", wait=True, timeout=30.0)
+        demo.create_snapshot(vol.id, wait=True, timeout=30.0)
+    gateway_db, quota_db = (Path(cfg.data_dir) / name for name in ("gateway.db", "quota.db"))
+    with sqlite3.connect(gateway_db) as db:  # as the version before left it
+        db.execute("DROP TABLE types_own_quota_uncounted")
+        db.execute(f"PRAGMA user_version={GATEWAY_VERSION - 1}")
+    with sqlite3.connect(quota_db) as db:
+        db.execute("DELETE FROM quota_usages WHERE resource NOT IN "
+                   "('volumes', 'gigabytes', 'snapshots')")
+    with running_cluster(cfg) as c, SyncClient(c.gateway, project="demo",
+                                               key=c.user_key("demo")) as demo:
+        def counted() -> dict[str, int] | None:
+            in_use = demo.show_quota().in_use
+            return in_use if in_use.get("volumes___DEFAULT__") else None
+
+        in_use = wait_for(counted, timeout=30.0)
+        assert {r: in_use[r] for r in ("volumes", "gigabytes", "snapshots",
+                                       "volumes___DEFAULT__", "gigabytes___DEFAULT__",
+                                       "snapshots___DEFAULT__", "volumes_FCVolumeType",
+                                       "gigabytes_FCVolumeType")} == {
+            "volumes": 2, "gigabytes": 5, "snapshots": 1, "volumes___DEFAULT__": 1,
+            "gigabytes___DEFAULT__": 4, "snapshots___DEFAULT__": 1,
+            "volumes_FCVolumeType": 1, "gigabytes_FCVolumeType": 1}
+    with sqlite3.connect(gateway_db) as db:
+        assert db.execute("SELECT count(*) FROM types_own_quota_uncounted").fetchone() == (0,)
