@@ -34,10 +34,15 @@ from cinderblock.protocol.wire.errors import InvalidInput, OverQuota
 UNLIMITED = -1
 
 
+def _type_names(types: TypeCatalog) -> dict[str, str]:
+    """Each type's name by its id."""
+    return {t.id: t.name for t in types.by_id.values()}
+
+
 def by_name(resources: Mapping[str, int], types: TypeCatalog) -> dict[str, int]:
     """``resources`` with each volume type's named by the type's name; one of a type
     that no longer exists is left out."""
-    return _by_name(resources, {t.id: t.name for t in types.by_id.values()})
+    return _by_name(resources, _type_names(types))
 
 
 def _by_name(resources: Mapping[str, int], names: Mapping[str, str]) -> dict[str, int]:
@@ -54,7 +59,7 @@ def _by_name(resources: Mapping[str, int], names: Mapping[str, str]) -> dict[str
 def named_quota(q: QuotaSet, types: TypeCatalog, shown: Iterable[VolumeType]) -> QuotaSet:
     """``q`` (typed resources by id) as users see it: by name, each of ``shown`` with its
     three resources."""
-    names = {t.id: t.name for t in types.by_id.values()}
+    names = _type_names(types)
     limits, in_use, reserved = (_by_name(d, names) for d in (q.limits, q.in_use, q.reserved))
     for vtype in shown:
         for base in TYPED_USAGES:
@@ -94,7 +99,7 @@ def typed_limits(limits: Mapping[str, Any], types: TypeCatalog) -> dict[str, Any
 def named_over_quota(exc: OverQuota, types: TypeCatalog) -> OverQuota:
     """A refused reservation (the quota actor's words and details) with each volume
     type's resource named by the type's name."""
-    names = {t.id: t.name for t in types.by_id.values()}
+    names = _type_names(types)
 
     def named(resource: Any) -> Any:
         typed = split_typed(resource) if isinstance(resource, str) else None
@@ -105,13 +110,15 @@ def named_over_quota(exc: OverQuota, types: TypeCatalog) -> OverQuota:
     details = dict(exc.details)
     overs = details.get("overs")
     listed = [o for o in overs if isinstance(o, dict)] if isinstance(overs, list) else []
-    renamed = {r: named(r) for o in (details, *listed) if isinstance(r := o.get("resource"), str)}
-    if all(old == new for old, new in renamed.items()):
+    renamed = {r: new for o in (details, *listed)
+               if isinstance(r := o.get("resource"), str) and (new := named(r)) != r}
+    if not renamed:
         return exc
     message = exc.message
     for old, new in renamed.items():
         message = message.replace(old, new)
-    details["resource"] = named(details.get("resource"))
+    if "resource" in details:
+        details["resource"] = named(details["resource"])
     if isinstance(overs, list):
         details["overs"] = [{**o, "resource": named(o.get("resource"))}
                             if isinstance(o, dict) else o for o in overs]
