@@ -47,7 +47,8 @@ V = VolumeStatus
 VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.CREATING: frozenset({V.AVAILABLE, V.ERROR}),
     V.AVAILABLE: frozenset({V.DELETING, V.EXTENDING, V.REVERTING, V.RESERVED, V.ERROR,
-                            V.AWAITING_TRANSFER, V.UNMANAGING}),
+                            V.AWAITING_TRANSFER, V.UNMANAGING,
+                            V.ATTACHING}),  # attaching: Cinder's os-reserve
     V.RESERVED: frozenset({V.ATTACHING, V.AVAILABLE, V.IN_USE}),
     V.ATTACHING: frozenset({V.IN_USE, V.AVAILABLE, V.RESERVED, V.ERROR}),
     V.IN_USE: frozenset({V.DETACHING, V.AVAILABLE, V.RESERVED, V.ATTACHING, V.EXTENDING}),

@@ -108,6 +108,10 @@ class AttachContext:
     reserved: bool = False
     had_export: bool = False
     force: bool = False  # an admin's force-detach: a node that cannot be reached is let be
+    # Cinder's attach actions from before attachments (``legacy_attach``)
+    mountpoint: str | None = None
+    host_name: str | None = None
+    was: VolumeStatus | None = None  # the volume's status before the flow reserved it
 
     @property
     def vol(self) -> VolumeRecord:
@@ -120,7 +124,7 @@ class AttachContext:
         return self.attachment
 
 
-class _AttachTask(Task[AttachContext]):
+class AttachTask(Task[AttachContext]):
     def __init__(self, services: AttachServices) -> None:
         self.s = services
 
@@ -135,7 +139,17 @@ class _AttachTask(Task[AttachContext]):
 
 
 # ---- create ------------------------------------------------------------------
-class ExtractAttachmentRequestTask(_AttachTask):
+def refuse_a_second(vol: VolumeRecord, taken: list[AttachmentRecord], shared: bool) -> None:
+    """A volume with an attachment takes another only if its type allows multiattach."""
+    if taken and not shared:
+        raise InvalidState(
+            f"volume {vol.id} already has an attachment and its type "
+            f"{vol.volume_type.name!r} does not allow multiattach",
+            {"volume_id": vol.id, "attachments": [a.id for a in taken]},
+        )
+
+
+class ExtractAttachmentRequestTask(AttachTask):
     requires = ("volume_id",)
     provides = ("volume",)
 
@@ -145,7 +159,7 @@ class ExtractAttachmentRequestTask(_AttachTask):
         c.volume = self.s.volume(c.volume_id, c.ctx)
 
 
-class ReserveVolumeTask(_AttachTask):
+class ReserveVolumeTask(AttachTask):
     """Cinder's ``_attachment_reserve``: available → reserved, or a shared volume stays."""
 
     requires = ("volume",)
@@ -155,12 +169,7 @@ class ReserveVolumeTask(_AttachTask):
         vol = c.vol
         self.s.check_free(vol)
         taken = self.s.attachments.of_volume(vol.id)
-        if taken and not self.s.multiattach(vol):
-            raise InvalidState(
-                f"volume {vol.id} already has an attachment and its type "
-                f"{vol.volume_type.name!r} does not allow multiattach",
-                {"volume_id": vol.id, "attachments": [a.id for a in taken]},
-            )
+        refuse_a_second(vol, taken, self.s.multiattach(vol))
         if vol.status is VolumeStatus.AVAILABLE:
             c.reserved = self.s.follow(vol, VolumeStatus.RESERVED)
             await self.s.save_volume(vol)
@@ -175,7 +184,7 @@ class ReserveVolumeTask(_AttachTask):
             await self.s.save_volume(c.vol)
 
 
-class AttachmentEntryCreateTask(_AttachTask):
+class AttachmentEntryCreateTask(AttachTask):
     requires = ("volume", "reserved")
     provides = ("attachment",)
 
@@ -196,7 +205,7 @@ class AttachmentEntryCreateTask(_AttachTask):
 
 
 # ---- update, complete, delete -------------------------------------------------
-class ExtractAttachmentTask(_AttachTask):
+class ExtractAttachmentTask(AttachTask):
     requires = ("attachment_id",)
     provides = ("attachment", "volume")
 
@@ -205,7 +214,7 @@ class ExtractAttachmentTask(_AttachTask):
         c.volume = self.s.volume(c.att.volume_id, c.ctx)
 
 
-class ExtractConnectorTask(_AttachTask):
+class ExtractConnectorTask(AttachTask):
     requires = ("attachment",)
     provides = ("connector",)
 
@@ -220,7 +229,7 @@ class ExtractConnectorTask(_AttachTask):
             )
 
 
-class AttachmentAttachingTask(_AttachTask):
+class AttachmentAttachingTask(AttachTask):
     requires = ("attachment", "volume", "connector")
 
     async def execute(self, c: AttachContext) -> None:
@@ -233,7 +242,7 @@ class AttachmentAttachingTask(_AttachTask):
             await self._settle(c, self.s.follow(c.vol))
 
 
-class InitializeConnectionTask(_AttachTask):
+class InitializeConnectionTask(AttachTask):
     """The node exports the volume over NBD for this attachment."""
 
     requires = ("attachment", "volume", "connector")
@@ -251,7 +260,7 @@ class InitializeConnectionTask(_AttachTask):
             await self.s.unexport(c.vol, c.att, c.ctx)
 
 
-class AttachmentConnectionSaveTask(_AttachTask):
+class AttachmentConnectionSaveTask(AttachTask):
     requires = ("attachment", "connector", "export")
 
     async def execute(self, c: AttachContext) -> None:
@@ -274,7 +283,7 @@ class AttachmentConnectionSaveTask(_AttachTask):
         c.att.connector, c.att.connection_info = {}, {}
 
 
-class AttachmentCompleteTask(_AttachTask):
+class AttachmentCompleteTask(AttachTask):
     requires = ("attachment", "volume")
 
     async def execute(self, c: AttachContext) -> None:
@@ -291,7 +300,7 @@ class AttachmentCompleteTask(_AttachTask):
         await self._settle(c, self.s.follow(c.vol))
 
 
-class AttachmentDetachingTask(_AttachTask):
+class AttachmentDetachingTask(AttachTask):
     requires = ("attachment", "volume")
     provides = ("had_export",)
 
@@ -309,7 +318,7 @@ class AttachmentDetachingTask(_AttachTask):
             await self._settle(c, self.s.follow(c.vol))
 
 
-class TerminateConnectionTask(_AttachTask):
+class TerminateConnectionTask(AttachTask):
     """The node closes the attachment's export (and its clients' connections)."""
 
     requires = ("attachment", "volume", "had_export")
@@ -331,7 +340,7 @@ class TerminateConnectionTask(_AttachTask):
             UNEXPORT_AFTER_REPLY()
 
 
-class AttachmentEntryDestroyTask(_AttachTask):
+class AttachmentEntryDestroyTask(AttachTask):
     requires = ("attachment", "volume")
 
     async def execute(self, c: AttachContext) -> None:

@@ -85,6 +85,7 @@ _KEYS: dict[str, Callable[[str, Any], Any]] = {
     "wwnns": _texts,
     "host_ips": _texts,
     "mountpoint": _text,  # where the instance sees it (cinderclient and Nova send it)
+    "enforce_multipath": _flag,  # os-brick's, since 2024.2
 }
 
 

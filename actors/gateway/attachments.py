@@ -31,6 +31,7 @@ from cinderblock.actors.gateway.attachment_store import (
     attachment_bytes,
 )
 from cinderblock.actors.gateway.guards import require_admin
+from cinderblock.actors.gateway.legacy_attach import LegacyAttachActions
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
 from cinderblock.actors.gateway.paging import page, sort_direction
 from cinderblock.actors.gateway.qos_specs import back_end_limits, front_end_specs
@@ -97,6 +98,7 @@ class Attachments:
         self.update_flow = attachment_update_api(self)
         self.complete_flow = attachment_complete_api(self)
         self.delete_flow = attachment_delete_api(self)
+        self.legacy = LegacyAttachActions(self)
 
     async def open(self) -> None:
         """Reconcile what a restart found (after the gateway loaded its volumes): a
@@ -134,6 +136,7 @@ class Attachments:
             "attachment.force_delete": self.on_force_delete,
             "attachment.show": self.on_show,
             "attachment.list": self.on_list,
+            **self.legacy.handlers(),
         }
 
     # ---- services the flows use ----------------------------------------
@@ -230,8 +233,22 @@ class Attachments:
     async def _run(self, flow: LinearFlow[AttachContext], c: AttachContext,
                    volume_id: str) -> Attachment:
         async with self.locks.hold(volume_id):
-            await self.gw.run_flow(flow, c, volume_id, c.ctx)
-        att = c.att
+            shown = await self.run_held(flow, c, volume_id)
+        assert shown is not None
+        return shown
+
+    def hold(self, volume_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """The volume's lock: its attachments change one operation at a time."""
+        return self.locks.hold(volume_id)
+
+    async def run_held(self, flow: LinearFlow[AttachContext], c: AttachContext,
+                       volume_id: str) -> Attachment | None:
+        """Run an attachment flow (the caller holds the volume's lock); what it made or
+        changed is told as an event and answered."""
+        await self.gw.run_flow(flow, c, volume_id, c.ctx)
+        att = c.attachment
+        if att is None:
+            return None
         self.gw.events.emit("attachment", attachment_id=att.id, volume_id=att.volume_id,
                             project_id=att.project_id, status=att.status.value,
                             instance_id=att.instance_id, attach_mode=att.attach_mode)

@@ -87,6 +87,10 @@ MAX_LIMIT = 1000  # Cinder's osapi_max_limit: the most items a listing's page ho
 CLUSTER_FILTERS = frozenset({"name", "binary", "is_up", "disabled", "num_hosts",
                              "num_down_hosts"})
 CLUSTER_REPLICATION_FILTERS = frozenset({"replication_status", "frozen", "active_backend_id"})
+# Cinder's attach actions from before attachments (os-volume-actions), made of attachments
+LEGACY_ATTACH_ACTIONS = frozenset({
+    "os-reserve", "os-unreserve", "os-begin_detaching", "os-roll_detaching",
+    "os-initialize_connection", "os-terminate_connection", "os-attach", "os-detach"})
 # Cinder's os-vol-image-meta extension's volume actions
 IMAGE_METADATA_ACTIONS = frozenset({"os-set_image_metadata", "os-unset_image_metadata",
                                     "os-show_image_metadata"})
@@ -356,6 +360,11 @@ class Front:
         elif action == "os-force_detach":
             self._admin(request, "volume_extension:volume_admin_actions:force_detach")
             await self._force_detach(client, volume_id, entity(body, action))
+        elif action in LEGACY_ATTACH_ACTIONS:
+            connection = await _legacy_attach_action(client, volume_id, body, action)
+            if connection is not None:  # os-initialize_connection's answer (200)
+                return json_response(connection)
+            return web.Response(status=202)
         elif action in IMAGE_METADATA_ACTIONS:
             shown = await _image_metadata_action(client, volume_id, body, action)
             return web.Response(status=200) if shown is None else json_response(shown)
@@ -1579,6 +1588,60 @@ async def _image_metadata_action(client: Client, volume_id: str, body: dict[str,
                           "string of 1 to 255 characters")
     await client.modify_volume(volume_id, delete_image_metadata=(key,))
     return None
+
+
+async def _legacy_attach_action(client: Client, volume_id: str, body: dict[str, Any],
+                                action: str) -> dict[str, Any] | None:
+    """Cinder's attach actions from before attachments (its schemas checked here, the
+    rest by the gateway: ``actors/gateway/legacy_attach.py``). ``os-initialize_connection``
+    answers ``connection_info``, with the connector's ``enforce_multipath`` as Cinder's
+    API and manager add it; the others answer nothing (202)."""
+    no_arguments = {"os-reserve": client.reserve_volume,
+                    "os-unreserve": client.unreserve_volume,
+                    "os-begin_detaching": client.begin_detaching,
+                    "os-roll_detaching": client.roll_detaching}
+    if action in no_arguments:
+        _no_arguments(body, action)
+        await no_arguments[action](volume_id)
+        return None
+    if action == "os-detach":  # null, or an object with an attachment id (or null)
+        args = {} if body[action] is None else entity(body, action)
+        only(args, {"attachment_id"}, action)
+        await client.detach_volume(volume_id, _optional_text(args, "attachment_id", action))
+        return None
+    args = entity(body, action)
+    if action == "os-attach":
+        only(args, {"instance_uuid", "mountpoint", "host_name", "mode"}, action)
+        mountpoint = _optional_text(args, "mountpoint", action)
+        if mountpoint is None:
+            raise bad_request(f"Invalid input for field/attribute {action}: 'mountpoint' is "
+                              "a required property")
+        await client.attach_volume(volume_id, mountpoint,
+                                   _optional_text(args, "instance_uuid", action),
+                                   _optional_text(args, "host_name", action),
+                                   _optional_text(args, "mode", action) or "rw")
+        return None
+    only(args, {"connector"}, action)
+    if "connector" not in args:
+        raise bad_request(f"Invalid input for field/attribute {action}: 'connector' is a "
+                          "required property")
+    connector = args["connector"]
+    if action == "os-terminate_connection":
+        await client.terminate_connection(volume_id, connector)
+        return None
+    attachment = await client.initialize_connection(volume_id, connector)
+    multipath = connector.get("enforce_multipath") is True  # a map: the gateway checked it
+    info = dict(attachment.connection_info)
+    info["data"] = {**info.get("data", {}), "enforce_multipath": multipath}
+    return {"connection_info": {**info, "enforce_multipath": multipath}}
+
+
+def _optional_text(args: Mapping[str, Any], key: str, action: str) -> str | None:
+    value = args.get(key)
+    if value is not None and not isinstance(value, str):
+        raise bad_request(f"Invalid input for field/attribute {key}: {action}'s {key} must "
+                          f"be a string, got {type(value).__name__}")
+    return value
 
 
 def _no_arguments(body: Mapping[str, Any], action: str) -> None:

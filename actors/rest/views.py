@@ -323,8 +323,9 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
     "os-used-limits": ("UsedLimits", "2013-10-03T00:00:00+00:00",
                        "what a project uses, in its limits"),
     "os-volume-actions": ("VolumeActions", "2012-05-31T00:00:00+00:00",
-                          "extend, bootable, read-only, retype in place and revert (not "
-                          "the attach actions before attachments, or upload to an image)"),
+                          "extend, bootable, read-only, retype in place, revert, and the "
+                          "attach actions from before attachments, made of attachments "
+                          "(not upload to an image)"),
     "os-volume-manage": ("VolumeManage", "2014-02-10T00:00:00+00:00",
                          "a file a backend holds becomes a volume; what could be, listed "
                          "(3.8)"),

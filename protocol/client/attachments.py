@@ -34,7 +34,11 @@ from cinderblock.protocol.messages.attachments import (
     AttachmentListRequest,
     AttachmentRef,
     AttachmentUpdate,
+    VolumeAttach,
+    VolumeConnection,
+    VolumeDetach,
 )
+from cinderblock.protocol.messages.volumes import VolumeRef
 from cinderblock.protocol.wire.errors import InvalidInput
 from cinderblock.protocol.wire.schema import parse
 
@@ -141,6 +145,43 @@ class AttachmentMethods:
     async def show_attachment(self, attachment_id: str) -> Attachment:
         return await self._attachment("attachment.show", AttachmentRef(attachment_id))
 
+    # Cinder's attach actions from before attachments (each made of attachments)
+    async def reserve_volume(self, volume_id: str) -> None:
+        """The volume ``attaching`` (``os-reserve``), until an attach or an unreserve."""
+        await self.call("volume.reserve", VolumeRef(volume_id))
+
+    async def unreserve_volume(self, volume_id: str) -> None:
+        await self.call("volume.unreserve", VolumeRef(volume_id))
+
+    async def begin_detaching(self, volume_id: str) -> None:
+        """The volume ``detaching`` (``os-begin_detaching``), until a detach or a roll back."""
+        await self.call("volume.begin_detaching", VolumeRef(volume_id))
+
+    async def roll_detaching(self, volume_id: str) -> None:
+        await self.call("volume.roll_detaching", VolumeRef(volume_id))
+
+    async def initialize_connection(self, volume_id: str, connector: Any) -> Attachment:
+        """The host's connection to the volume (``os-initialize_connection``): the
+        attachment made for the connector's host, whose ``connection_info`` opens it."""
+        return await self._attachment("volume.initialize_connection",
+                                      VolumeConnection(volume_id, connector))
+
+    async def terminate_connection(self, volume_id: str, connector: Any) -> None:
+        """Close the connector's host's exports of the volume (``os-terminate_connection``)."""
+        await self.call("volume.terminate_connection", VolumeConnection(volume_id, connector))
+
+    async def attach_volume(
+        self, volume_id: str, mountpoint: str, instance_id: str | None = None,
+        host_name: str | None = None, mode: str = "rw",
+    ) -> Attachment:
+        """``os-attach``: the volume attached to the instance (or host) at ``mountpoint``."""
+        return await self._attachment("volume.attach", VolumeAttach(
+            volume_id, mountpoint, instance_id, host_name, mode))
+
+    async def detach_volume(self, volume_id: str, attachment_id: str | None = None) -> None:
+        """``os-detach``: the attachment named, or the volume's only one, deleted."""
+        await self.call("volume.detach", VolumeDetach(volume_id, attachment_id))
+
     async def list_attachments(
         self, volume_id: str | None = None, all_projects: bool = False,
         volume_ids: Iterable[str] | None = None, limit: int | None = None,
@@ -203,6 +244,34 @@ class SyncAttachmentMethods:
 
     def show_attachment(self, attachment_id: str) -> Attachment:
         return self._run(lambda c: c.show_attachment(attachment_id))
+
+    def reserve_volume(self, volume_id: str) -> None:
+        self._run(lambda c: c.reserve_volume(volume_id))
+
+    def unreserve_volume(self, volume_id: str) -> None:
+        self._run(lambda c: c.unreserve_volume(volume_id))
+
+    def begin_detaching(self, volume_id: str) -> None:
+        self._run(lambda c: c.begin_detaching(volume_id))
+
+    def roll_detaching(self, volume_id: str) -> None:
+        self._run(lambda c: c.roll_detaching(volume_id))
+
+    def initialize_connection(self, volume_id: str, connector: Any) -> Attachment:
+        return self._run(lambda c: c.initialize_connection(volume_id, connector))
+
+    def terminate_connection(self, volume_id: str, connector: Any) -> None:
+        self._run(lambda c: c.terminate_connection(volume_id, connector))
+
+    def attach_volume(
+        self, volume_id: str, mountpoint: str, instance_id: str | None = None,
+        host_name: str | None = None, mode: str = "rw",
+    ) -> Attachment:
+        return self._run(lambda c: c.attach_volume(volume_id, mountpoint, instance_id,
+                                                   host_name, mode))
+
+    def detach_volume(self, volume_id: str, attachment_id: str | None = None) -> None:
+        self._run(lambda c: c.detach_volume(volume_id, attachment_id))
 
     def list_attachments(
         self, volume_id: str | None = None, all_projects: bool = False,

@@ -1,6 +1,10 @@
 """Message bodies for attachments (Cinder's v3 attachments) and the node's exports.
 
-Client → gateway: ``attachment.create|update|complete|delete|show|list``.
+Client → gateway: ``attachment.create|update|complete|delete|show|list``; and Cinder's
+attach actions from before attachments, made of them (``actors.gateway.legacy_attach``):
+``volume.reserve|unreserve|begin_detaching|roll_detaching`` (a ``VolumeRef``),
+``volume.initialize_connection|terminate_connection`` (``VolumeConnection``),
+``volume.attach`` (``VolumeAttach``) and ``volume.detach`` (``VolumeDetach``).
 Gateway → node:   ``node.export`` (answers ``NodeExportInfo``) and ``node.unexport``.
 
 The connector is carried as an opaque map here: it is input from the outside
@@ -81,6 +85,38 @@ class Attachment:
 class AttachmentList:
     attachments: tuple[Attachment, ...] = ()
     next_marker: str | None = None  # set when another page follows
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeConnection:
+    """A host's connector for a volume (Cinder's ``os-initialize_connection`` answers the
+    attachment whose ``connection_info`` it opens; ``os-terminate_connection`` closes it)."""
+
+    volume_id: str
+    connector: Any = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeAttach:
+    """Cinder's ``os-attach``: the volume is attached to an instance, or to a host when no
+    instance is named, at ``mountpoint``, in ``mode`` (``rw``, or ``ro``)."""
+
+    volume_id: str
+    mountpoint: str
+    instance_id: str | None = None
+    host_name: str | None = None
+    mode: str = "rw"
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class VolumeDetach:
+    """Cinder's ``os-detach``: the attachment named, or the volume's only one."""
+
+    volume_id: str
+    attachment_id: str | None = None
 
 
 @message

@@ -16,6 +16,9 @@ from cinderblock.protocol.messages.attachments import (
     NodeExport,
     NodeExportsRequest,
     NodeUnexport,
+    VolumeAttach,
+    VolumeConnection,
+    VolumeDetach,
 )
 from cinderblock.protocol.messages.flows import FlowHistoryRequest, FlowRecent
 from cinderblock.protocol.messages.lifecycle import (
@@ -157,6 +160,15 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "attachment.force_delete": (AttachmentRef, ADMINS),  # its node may be down
     "attachment.show": (AttachmentRef, READERS),
     "attachment.list": (AttachmentListRequest, READERS),
+    # Cinder's attach actions from before attachments (made of attachments)
+    "volume.reserve": (VolumeRef, USERS),
+    "volume.unreserve": (VolumeRef, USERS),
+    "volume.begin_detaching": (VolumeRef, USERS),
+    "volume.roll_detaching": (VolumeRef, USERS),
+    "volume.initialize_connection": (VolumeConnection, USERS),
+    "volume.terminate_connection": (VolumeConnection, USERS),
+    "volume.attach": (VolumeAttach, USERS),
+    "volume.detach": (VolumeDetach, USERS),
     # volume transfers
     "transfer.create": (TransferCreate, USERS),
     "transfer.list": (TransferListRequest, READERS),

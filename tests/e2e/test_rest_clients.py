@@ -27,6 +27,7 @@ from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.wire.errors import InvalidInput
 from tests.conftest import E2ECluster
+from tests.nbd_tls import qemu_tls, requires
 
 SCRIPTS = Path(sysconfig.get_path("scripts"))
 
@@ -922,18 +923,126 @@ def test_cinder_and_openstack_list_the_services_an_operator_checks(
         f"OS::Storage::Capabilities::{host}", "nbd")
 
 
+# ---- the attach actions from before attachments ----------------------------------------------
+OLD_WAY_CONNECTOR = {"host": "baremetal-7", "ip": "127.0.0.1", "initiator":
+                     "iqn.2004-10.org:baremetal-7", "multipath": False, "platform": "x86_64"}
+
+
+def cinder_api(cluster: E2ECluster, project: str) -> Any:
+    """python-cinderclient's Python API (what Ironic and Nova's old code call), noauth."""
+    from cinderclient import client as cinder_client
+    from cinderclient.contrib.noauth import CinderNoAuthPlugin
+    from keystoneauth1 import session
+
+    auth = CinderNoAuthPlugin(project, project, endpoint=cluster.rest_url)
+    return cinder_client.Client("3.0", session=session.Session(auth=auth))
+
+
+def sdk_connection(cluster: E2ECluster, project: str) -> Any:
+    """openstacksdk's connection as a user of ``project``, to the REST front (v3)."""
+    import openstack
+
+    return openstack.connect(
+        auth_type="admin_token", auth={"endpoint": cluster.rest_url,
+                                       "token": f"{project}:{project}"},
+        block_storage_endpoint_override=cluster.rest_url,
+        block_storage_api_version="3", load_yaml_config=False, load_envvars=False)
+
+
+def qemu_io_opens(info: dict[str, Any], directory: Path, *commands: str) -> str:
+    """qemu-io at a ``connection_info`` (its NBD address and TLS credentials)."""
+    data = info["data"]
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, key in (("ca-cert.pem", "ca_cert"), ("client-cert.pem", "client_cert"),
+                      ("client-key.pem", "client_key")):
+        (directory / name).write_text(data[key])
+    (directory / "client-key.pem").chmod(0o600)
+    argv = ["qemu-io", *qemu_tls(data["host"], data["port"], data["export_name"], directory)]
+    for command in commands:
+        argv += ["-c", command]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    return f"rc={done.returncode} {done.stdout}{done.stderr}"
+
+
+@requires("qemu-io")
+def test_ironic_and_tempest_attach_the_old_way_with_cinderclient_and_openstacksdk(
+    rest_cluster: E2ECluster, admin_view: SyncClient, tmp_path: Path,
+) -> None:
+    from cinderclient import exceptions as cinder_errors
+
+    project = f"old-{uuid.uuid4().hex[:8]}"
+    instance = str(uuid.uuid4())
+    cinder = cinder_api(rest_cluster, project)
+    vol = cinder.volumes.create(1, name="old-way")
+    volume_status(admin_view, vol.id, "available")
+
+    # Ironic's order, through cinderclient's Python API
+    cinder.volumes.reserve(vol)
+    assert cinder.volumes.get(vol.id).status == "attaching"
+    info = cinder.volumes.initialize_connection(vol, OLD_WAY_CONNECTOR)
+    assert info["driver_volume_type"] == "nbd" and info["data"]["enforce_multipath"] is False
+    assert "rc=0" in qemu_io_opens(info, tmp_path / "one", "write -P 0x3c 0 1M")
+    cinder.volumes.attach(vol, instance, "/dev/vdb", host_name="baremetal-7")
+    shown = cinder.volumes.get(vol.id)
+    brief, = shown.attachments
+    assert (shown.status, brief["server_id"], brief["device"], brief["host_name"]) == (
+        "in-use", instance, "/dev/vdb", "baremetal-7")
+    cinder.volumes.begin_detaching(vol)
+    assert cinder.volumes.get(vol.id).status == "detaching"
+    cinder.volumes.roll_detaching(vol)
+    assert cinder.volumes.get(vol.id).status == "in-use"
+    cinder.volumes.begin_detaching(vol)
+    cinder.volumes.terminate_connection(vol, OLD_WAY_CONNECTOR)
+    assert "rc=0" not in qemu_io_opens(info, tmp_path / "one", "read 0 1M")
+    cinder.volumes.detach(vol, brief["attachment_id"])
+    assert cinder.volumes.get(vol.id).status == "available"
+    with pytest.raises(cinder_errors.BadRequest, match="instance_uuid must be a UUID"):
+        cinder.volumes.attach(vol, "vm-1", "/dev/vdb")
+    with pytest.raises(cinder_errors.BadRequest, match="must be 'in-use'"):
+        cinder.volumes.begin_detaching(vol)
+
+    # tempest's: attach and detach alone
+    cinder.volumes.attach(vol, instance, "/dev/vdb")
+    assert cinder.volumes.get(vol.id).status == "in-use"
+    cinder.volumes.detach(vol)
+    assert cinder.volumes.get(vol.id).status == "available"
+
+    # openstacksdk's block-storage proxy
+    conn = sdk_connection(rest_cluster, project)
+    try:
+        from openstack.block_storage.v3._proxy import Proxy
+
+        sdk = conn.block_storage
+        assert isinstance(sdk, Proxy)  # v3, asked for
+        sdk.reserve_volume(vol.id)
+        assert sdk.get_volume(vol.id).status == "attaching"
+        sdk.unreserve_volume(vol.id)
+        assert sdk.get_volume(vol.id).status == "available"
+        info = sdk.init_volume_attachment(vol.id, OLD_WAY_CONNECTOR)
+        out = qemu_io_opens(info, tmp_path / "two", "read -P 0x3c 0 1M")
+        assert "rc=0" in out, out
+        sdk.attach_volume(vol.id, "/dev/vdc", instance=instance)
+        attached = sdk.get_volume(vol.id)
+        assert attached.status == "in-use"
+        sdk.begin_volume_detaching(vol.id)
+        assert sdk.get_volume(vol.id).status == "detaching"
+        sdk.abort_volume_detaching(vol.id)
+        assert sdk.get_volume(vol.id).status == "in-use"
+        sdk.terminate_volume_attachment(vol.id, OLD_WAY_CONNECTOR)
+        sdk.detach_volume(vol.id, attached.attachments[0]["attachment_id"])
+        assert sdk.get_volume(vol.id).status == "available"
+        assert admin_view.list_attachments(vol.id) == []
+    finally:
+        conn.close()
+    cinder.volumes.delete(vol)
+
+
 # ---- openstacksdk ---------------------------------------------------------------------------
 def test_openstacksdk_creates_waits_for_lists_and_deletes_volumes(
     rest_cluster: E2ECluster, admin_view: SyncClient,
 ) -> None:
-    import openstack
-
     project = f"sdk-{uuid.uuid4().hex[:8]}"
-    conn = openstack.connect(
-        auth_type="admin_token", auth={"endpoint": rest_cluster.rest_url,
-                                       "token": f"{project}:{project}"},
-        block_storage_endpoint_override=rest_cluster.rest_url,
-        block_storage_api_version="3", load_yaml_config=False, load_envvars=False)
+    conn = sdk_connection(rest_cluster, project)
     try:
         made = [conn.block_storage.create_volume(size=1, name="sdk-0")]
         conn.block_storage.wait_for_status(made[0], "available", wait=30)  # placed
