@@ -57,7 +57,11 @@ from cinderblock.actors.gateway.attachment_flows import (
     TerminateConnectionTask,
     refuse_a_second,
 )
-from cinderblock.actors.gateway.attachment_request import MAX_TEXT, check_connector
+from cinderblock.actors.gateway.attachment_request import (
+    MAX_TEXT,
+    attach_mode,
+    check_connector,
+)
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord
 from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.actors.runtime.actor import Request
@@ -378,6 +382,7 @@ class LegacyAttachActions:
         vol = self.s.volume(body.volume_id, req.ctx)
         c = AttachContext(req.ctx, vol.id, volume=vol, connector_raw=body.connector,
                           connector=connector, mode="ro" if vol.readonly else None)
+        attach_mode(c.mode, connector)  # a connector rw for a read-only volume: refused now
         async with self.s.hold(vol.id):
             mine = [a for a in connections_of(self.s.attachments.of_volume(vol.id),
                                               connector.host)

@@ -1018,16 +1018,21 @@ def test_ironic_and_tempest_attach_the_old_way_with_cinderclient_and_openstacksd
         assert sdk.get_volume(vol.id).status == "attaching"
         sdk.unreserve_volume(vol.id)
         assert sdk.get_volume(vol.id).status == "available"
+        # Ironic's attach_volumes and detach_volumes (ironic/common/cinder.py), call by call
+        sdk.reserve_volume(vol.id)
         info = sdk.init_volume_attachment(vol.id, OLD_WAY_CONNECTOR)
         out = qemu_io_opens(info, tmp_path / "two", "read -P 0x3c 0 1M")
         assert "rc=0" in out, out
-        sdk.attach_volume(vol.id, "/dev/vdc", instance=instance)
+        sdk.attach_volume(vol.id, "ironic_mountpoint", instance=instance)
+        sdk.set_volume_metadata(vol.id, ironic_attachment_state="attached")
         attached = sdk.get_volume(vol.id)
         assert attached.status == "in-use"
+        assert [a["server_id"] for a in attached.attachments] == [instance]
         sdk.begin_volume_detaching(vol.id)
         assert sdk.get_volume(vol.id).status == "detaching"
         sdk.abort_volume_detaching(vol.id)
         assert sdk.get_volume(vol.id).status == "in-use"
+        sdk.begin_volume_detaching(vol.id)
         sdk.terminate_volume_attachment(vol.id, OLD_WAY_CONNECTOR)
         sdk.detach_volume(vol.id, attached.attachments[0]["attachment_id"])
         assert sdk.get_volume(vol.id).status == "available"
