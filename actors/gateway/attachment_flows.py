@@ -160,7 +160,8 @@ class ExtractAttachmentRequestTask(AttachTask):
 
 
 class ReserveVolumeTask(AttachTask):
-    """Cinder's ``_attachment_reserve``: available → reserved, or a shared volume stays."""
+    """Cinder's ``_attachment_reserve``: available → reserved (in memory: the entry's
+    task writes it with the entry), or a shared volume stays."""
 
     requires = ("volume",)
     provides = ("reserved",)
@@ -170,9 +171,8 @@ class ReserveVolumeTask(AttachTask):
         self.s.check_free(vol)
         taken = self.s.attachments.of_volume(vol.id)
         refuse_a_second(vol, taken, self.s.multiattach(vol))
-        if vol.status is VolumeStatus.AVAILABLE:
+        if vol.status is VolumeStatus.AVAILABLE:  # written with the entry, in one commit
             c.reserved = self.s.follow(vol, VolumeStatus.RESERVED)
-            await self.s.save_volume(vol)
         elif not (taken and vol.status in SHARED_STATUSES):
             raise InvalidState(
                 f"volume {vol.id} is {vol.status.value}; it must be available to attach",
@@ -190,12 +190,17 @@ class AttachmentEntryCreateTask(AttachTask):
 
     async def execute(self, c: AttachContext) -> None:
         rec = AttachmentRecord(
-            id=str(uuid.uuid4()), volume_id=c.vol.id, project_id=c.ctx.project_id,
+            id=str(uuid.uuid4()), volume_id=c.vol.id, project_id=c.vol.project_id,
             status=A.RESERVED, instance_id=c.instance_id, attach_mode=c.mode,
             host=c.vol.host,
         )
         ATTACH_ENTRY_BEFORE_COMMIT()
-        await self.s.attachments.add(rec)
+        added = self.s.attachments.queue_add(rec)
+        try:  # the volume's reservation (memory's already) in the same commit as its entry
+            if c.reserved:
+                await self.s.save_volume(c.vol)
+        finally:
+            await added
         ATTACH_ENTRY_AFTER_COMMIT()
         c.attachment = rec
 
@@ -273,7 +278,10 @@ class AttachmentConnectionSaveTask(AttachTask):
             "driver_volume_type": "nbd",
             "data": {"host": info.host, "port": info.port, "export_name": info.export_name,
                      "tls": True, "ca_cert": info.ca_cert, "client_cert": info.client_cert,
-                     "client_key": info.client_key, "qos_specs": self.s.qos_specs(c.vol)},
+                     "client_key": info.client_key, "qos_specs": self.s.qos_specs(c.vol),
+                     # as Cinder's _parse_connection_options: how the host should attach
+                     # (Nova gives a guest a read-only disk for "ro"), and no encryption
+                     "access_mode": att.attach_mode, "encrypted": False},
         }
         CONNECTION_BEFORE_COMMIT()
         await self.s.attachments.save(att)

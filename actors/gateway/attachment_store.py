@@ -178,15 +178,23 @@ class AttachmentStore(RowRecords[AttachmentRecord]):
 
     # ---- writes ----------------------------------------------------------
     async def add(self, rec: AttachmentRecord) -> None:
-        """A new attachment: in memory until its row is committed, and after."""
+        await self.queue_add(rec)
+
+    def queue_add(self, rec: AttachmentRecord) -> asyncio.Future[None]:
+        """A new attachment: in memory until its row is committed, and after (forgotten
+        if the write fails); the row is queued, committed with what else is queued before
+        the next await."""
         self.added(rec)
-        try:
-            await self.db.write(INSERT, rec.row())
-        except Exception:
-            self.forget(rec)
-            raise
-        finally:
-            self.written(rec)
+        done = self.db.write(INSERT, rec.row())
+
+        def settled(write: asyncio.Future[None]) -> None:
+            if write.cancelled() or write.exception() is not None:
+                self.forget(rec)
+            else:
+                self.written(rec)
+
+        done.add_done_callback(settled)
+        return done
 
     async def save(self, rec: AttachmentRecord) -> None:
         await self.queue_save(rec)

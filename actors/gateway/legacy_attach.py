@@ -240,9 +240,8 @@ class LegacyReserveTask(AttachTask):
                 or (taken and vol.status in SHARED_STATUSES)):
             raise _not_attachable(vol, shared)
         c.was = vol.status
-        if vol.status is V.AVAILABLE:
+        if vol.status is V.AVAILABLE:  # written with the entry (AttachmentEntryCreateTask)
             c.reserved = self.s.follow(vol, V.RESERVED)
-            await self.s.save_volume(vol)
 
     async def revert(self, c: AttachContext, failure: BaseException) -> None:
         if c.was is None:

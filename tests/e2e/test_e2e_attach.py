@@ -41,9 +41,10 @@ from tests.nbd_tls import NBD_TOOLS, qemu_tls, requires
 
 pytestmark = requires(*NBD_TOOLS)
 MIB = 1 << 20
-# qos_specs: the front-end QoS of the volume's type, None without (as Cinder's)
+# qos_specs: the front-end QoS of the volume's type, None without (as Cinder's); access_mode
+# the attachment's, and encrypted (false), as Cinder's
 CONNECTION_DATA = {"host", "port", "export_name", "tls", "ca_cert", "client_cert", "client_key",
-                   "qos_specs"}
+                   "qos_specs", "access_mode", "encrypted"}
 CONNECTOR = {"host": "compute-1", "ip": "127.0.0.1", "platform": "x86_64",
              "os_type": "linux", "multipath": False, "initiator": "iqn.2004-10.org:compute-1"}
 
@@ -118,6 +119,7 @@ async def test_a_pattern_written_over_nbd_is_read_back_after_detaching_and_attac
     assert code != 0 and "nbdinfo" in out, "a detached volume must not be exported"
 
     again = await attach(client, vol, mode="ro")
+    assert again.connection_info["data"]["access_mode"] == "ro"  # the guest's disk, to Nova
     second = keys.uri(again)
     assert second != first
     out = await run_ok("qemu-io", "-r", *keys.qemu(again), "-c", "read -P 0xab 0 1M",

@@ -176,7 +176,7 @@ async def test_bad_or_contradictory_requests_are_refused_and_change_nothing(
     with pytest.raises(InvalidInput, match="Invalid attaching mode 'rw'"):
         await client.attach_volume(vol.id, "/dev/vdb", instance_id=INSTANCE)
     att = await client.initialize_connection(vol.id, CONNECTOR)
-    assert att.attach_mode == "ro"
+    assert att.attach_mode == att.connection_info["data"]["access_mode"] == "ro"
     att = await client.attach_volume(vol.id, "/dev/vdb", instance_id=INSTANCE, mode="ro")
     assert (att.status, att.attach_mode) == ("attached", "ro")
     await client.detach_volume(vol.id, att.id)

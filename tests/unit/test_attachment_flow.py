@@ -21,6 +21,7 @@ from cinderblock.actors.gateway.attachment_store import AttachmentStore
 from cinderblock.actors.gateway.attachments import Attachments
 from cinderblock.actors.gateway.volume_store import INSERT_VOLUME, GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Request
+from cinderblock.actors.runtime.database import WriteFailed
 from cinderblock.protocol.messages.attachments import (
     Attachment,
     AttachmentCreate,
@@ -136,7 +137,7 @@ async def test_create_update_complete_delete_walks_the_volume_through_cinders_st
     assert att.connection_info == {"driver_volume_type": "nbd", "data": {
         "host": "127.0.0.1", "port": 10809, "export_name": name, "tls": True, "ca_cert": "CA",
         "client_cert": f"cert of {name}", "client_key": f"key of {name}",
-        "qos_specs": None}}
+        "qos_specs": None, "access_mode": "rw", "encrypted": False}}
     assert gw.router.exports == {name: False} and gw.router.calls[0] == ("node.export", b"node-1")
 
     att = await gw.complete(att.id)
@@ -466,3 +467,34 @@ async def test_a_node_that_is_reconnecting_is_asked_again(gw: StubGateway) -> No
 
     assert (await gw.update(att.id)).status == "attaching"
     assert [op for op, _ in gw.router.calls] == ["node.export"] * 4
+
+
+async def test_a_reservation_is_committed_with_its_entry_so_a_full_disk_leaves_none(
+    gw: StubGateway, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The volume's ``reserved`` and its attachment's row are one commit: the disk filling
+    up then fails both, and a revert has nothing left to write (it had written the
+    reservation first, then failed to undo it on the same full disk)."""
+    vol = gw.add_volume("v1")
+    await gw.store.save_status(vol)  # its row committed
+    real = gw.store.db.write
+    writes = 0
+
+    def full_after_one(sql: str, params: Any = ()) -> asyncio.Future[None]:
+        nonlocal writes
+        done = real(sql, params)
+        writes += 1
+        if writes > 1:  # from the second write on, each batch fails (a clashing row)
+            clash = real(INSERT_VOLUME, vol.row())
+            clash.add_done_callback(lambda f: f.exception())
+        return done
+
+    monkeypatch.setattr(gw.store.db, "write", full_after_one)
+    with pytest.raises(WriteFailed):
+        await gw.create("v1")
+    monkeypatch.undo()
+
+    row = gw.store.read_only().execute("SELECT status FROM volumes WHERE id='v1'").fetchone()
+    assert (row, gw.status("v1")) == (("available",), "available")
+    assert gw.attachments.attachments.of_volume("v1") == []
+    assert (await gw.create("v1")).status == "reserved" and gw.status("v1") == "reserved"

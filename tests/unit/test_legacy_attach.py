@@ -21,6 +21,9 @@ from cinderblock.actors.gateway.legacy_attach import (
 from cinderblock.actors.runtime.actor import Request
 from cinderblock.protocol.messages.attachments import (
     Attachment,
+    AttachmentCreate,
+    AttachmentListRequest,
+    AttachmentRef,
     VolumeAttach,
     VolumeConnection,
     VolumeDetach,
@@ -110,7 +113,8 @@ async def gw(tmp_path: Path) -> AsyncIterator[StubGateway]:
 async def act(gw: StubGateway, op: str, body: Any) -> Any:
     handler = gw.attachments.handlers()[op]
     env = Envelope("req", 1, op, None, Context("p1", "p1"))
-    return await handler(Request(env, body, cast(Any, None), b""))
+    answer = handler(Request(env, body, cast(Any, None), b""))
+    return await answer if asyncio.iscoroutine(answer) else answer
 
 
 async def test_the_old_way_in_and_out_moves_the_volume_as_cinders(gw: StubGateway) -> None:
@@ -178,3 +182,26 @@ async def test_a_volume_busy_or_attached_is_not_reserved(gw: StubGateway) -> Non
         await act(gw, "volume.initialize_connection",
                   VolumeConnection("v1", {"host": "elsewhere"}))
     assert gw.status("v1") == "in-use" and len(gw.attachments.attachments.of_volume("v1")) == 1
+
+
+async def test_an_attachment_an_admin_makes_belongs_to_the_volumes_project(
+    gw: StubGateway,
+) -> None:
+    """As Cinder's (its attachments are the volume's): the project sees, and may end, an
+    attachment an admin made of its volume, the new way or the old."""
+    gw.add_volume("v1", project="p1")
+    gw.add_volume("v2", project="p1")
+    admin = Context("ops", "ops", ("admin",))
+
+    async def as_admin(op: str, body: Any) -> Any:
+        env = Envelope("req", 1, op, None, admin)
+        return await gw.attachments.handlers()[op](Request(env, body, cast(Any, None), b""))
+
+    made = [await as_admin("attachment.create", AttachmentCreate("v1", "vm-1")),
+            await as_admin("volume.attach", VolumeAttach("v2", "/dev/vdb", INSTANCE))]
+    assert [a.project_id for a in made] == ["p1", "p1"]
+    listed = await act(gw, "attachment.list", AttachmentListRequest())
+    assert {a.id for a in listed.attachments} == {a.id for a in made}
+    await act(gw, "attachment.delete", AttachmentRef(made[0].id))
+    await act(gw, "volume.detach", VolumeDetach("v2"))
+    assert (gw.status("v1"), gw.status("v2")) == ("available", "available")
