@@ -47,12 +47,17 @@ class FuzzReport:
 async def settle(admin: Client, node_files: Callable[[], Mapping[str, set[str]]],
                  projects: Iterable[str], wait_s: float = 30.0) -> list[str]:
     """Delete the attachments of ``projects`` (one left ``attaching`` waits for an
-    ``os-complete`` nobody sends, as Cinder's do), then wait up to ``wait_s`` for the
-    cluster to settle exact; what is still wrong then ([] when settled)."""
+    ``os-complete`` nobody sends, as Cinder's do) and unreserve their volumes an
+    ``os-reserve`` left ``attaching`` (they wait for an ``os-unreserve``), then wait up to
+    ``wait_s`` for the cluster to settle exact; what is still wrong then ([] when
+    settled)."""
     projects = tuple(projects)
     for att in await admin.list_attachments(all_projects=True):
         if att.project_id in projects:
             await admin.delete_attachment(att.id)
+    for vol in await admin.list_volumes(all_projects=True, status="attaching"):
+        if vol.project_id in projects:
+            await admin.unreserve_volume(vol.id)
     deadline = time.monotonic() + wait_s
     while True:
         problems = await settled_violations(admin, node_files, projects)

@@ -2,7 +2,8 @@
 nothing), sent at every route, and what they leave behind.
 
 A request is one of Cinder's (create, snapshot, clone, extend, revert, retype, reset, delete,
-attach, transfer, quota, type, service, metadata) on an id the run has seen or made up,
+attach, the attach actions from before attachments, transfer, quota, type, service,
+metadata) on an id the run has seen or made up,
 and with probability ``MUTATE`` one leaf of its body replaced by a value of another
 shape (``None``, a huge number, a float, a long string, a list, a nested map, an id
 of something else), dropped, or joined by a stray key; one request in four is
@@ -14,7 +15,8 @@ are a member's, another project's and the admin's. The rules every reply must ke
   name is Cinder's for that status.
 
 Afterwards the run deletes the attachments it made (one left ``attaching`` waits for
-its client's ``os-complete``, as Cinder's do) and the cluster must settle exact
+its client's ``os-complete``, as Cinder's do) and unreserves the volumes it reserved
+(each waits for its client's ``os-unreserve``) and the cluster must settle exact
 (``bench.invariants``: nothing stuck, quota equal to what exists, node files equal
 to the records).
 
@@ -58,6 +60,7 @@ CONNECTOR = {"host": "fuzz-host", "initiator": "iqn.2026-12.fuzz", "ip": "127.0.
 KEYS = ("size", "name", "description", "volume_id", "snapshot_id", "source_volid",
         "volume_type", "availability_zone", "metadata", "new_size", "status", "bootable",
         "readonly", "force", "instance_uuid", "connector", "mode", "auth_key", "extra_specs",
+        "mountpoint", "host_name", "attachment_id",
         "is_public", "volumes", "gigabytes", "snapshots", "host", "binary", "disabled_reason",
         "no_snapshots", "multiattach", "display_name", "backup_id", "imageRef", "group_id",
         "scheduler_hints", "volume_uuid", "project", "consumer", "keys", "total_iops_sec",
@@ -215,6 +218,19 @@ class Requests:
              False),
             ("POST", f"/attachments/{a}/action", {"os-complete": None}, "3.44", False),
             ("DELETE", f"/attachments/{a}", None, "3.54", False),
+            # the attach actions from before attachments (Ironic's, Nova's old ones)
+            ("POST", f"/volumes/{v}/action", {r.choice([
+                "os-reserve", "os-unreserve", "os-begin_detaching", "os-roll_detaching"]):
+                r.choice([None, {}])}, r.choice(["3.0", "3.60"]), False),
+            ("POST", f"/volumes/{v}/action",
+             {r.choice(["os-initialize_connection", "os-terminate_connection"]): {
+                 "connector": CONNECTOR}}, "3.60", False),
+            ("POST", f"/volumes/{v}/action", {"os-attach": r.choice([
+                {"instance_uuid": str(uuid.uuid4()), "mountpoint": "/dev/vdb",
+                 "mode": r.choice(["rw", "ro"])},
+                {"host_name": CONNECTOR["host"], "mountpoint": "/dev/vdc"}])}, "3.60", False),
+            ("POST", f"/volumes/{v}/action",
+             {"os-detach": r.choice([None, {"attachment_id": a}])}, "3.60", False),
             ("POST", "/volume-transfers",
              {"transfer": {"volume_id": v, "name": "t", "no_snapshots": r.random() < 0.5}},
              "3.55", False),

@@ -166,9 +166,9 @@ def check_attach(body: VolumeAttach, volume: VolumeRecord) -> None:
 
 
 # ---- the tasks of their own ---------------------------------------------------
-def _not_attachable(vol: VolumeRecord, multiattach: bool) -> InvalidState:
+def _not_attachable(vol: VolumeRecord, multiattach: bool, to: str) -> InvalidState:
     expected = "available or in-use" if multiattach else "available"
-    return InvalidState(f"Volume status must be {expected} to reserve, but the status is "
+    return InvalidState(f"Volume status must be {expected} to {to}, but the status is "
                         f"{vol.status.value}.", {"volume_id": vol.id,
                                                  "status": vol.status.value})
 
@@ -183,7 +183,7 @@ class ReserveTask(AttachTask):
         self.s.check_free(vol)
         shared = self.s.multiattach(vol)
         if not (vol.status is V.AVAILABLE or (shared and vol.status is V.IN_USE)):
-            raise _not_attachable(vol, shared)
+            raise _not_attachable(vol, shared, "reserve")
         self.s.follow(vol, V.ATTACHING)
         await self.s.save_volume(vol)
 
@@ -238,7 +238,7 @@ class LegacyReserveTask(AttachTask):
             a.status is A.ATTACHING for a in taken)
         if not (vol.status is V.AVAILABLE or reserved_by_action
                 or (taken and vol.status in SHARED_STATUSES)):
-            raise _not_attachable(vol, shared)
+            raise _not_attachable(vol, shared, "attach")
         c.was = vol.status
         if vol.status is V.AVAILABLE:  # written with the entry (AttachmentEntryCreateTask)
             c.reserved = self.s.follow(vol, V.RESERVED)
