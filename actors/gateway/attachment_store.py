@@ -68,8 +68,11 @@ DELETE = "DELETE FROM attachments WHERE id=?"
 SELECT = f"SELECT {_COLUMNS} FROM attachments"
 SELECT_ONE = f"{SELECT} WHERE id=?"
 SELECT_OF_VOLUME = f"{SELECT} WHERE volume_id=?"
-IN_TRANSITION_SINCE = (f"SELECT id FROM attachments WHERE {_IN_TRANSITION_SQL} AND "
-                       "updated_at<? ORDER BY updated_at LIMIT ?")
+# An attachment attaching with its connection saved is not cut short: its update ended
+# and it waits for the host's ``complete`` (or ``os-attach``), as long as that takes.
+IN_TRANSITION_SINCE = (f"SELECT id FROM attachments WHERE {_IN_TRANSITION_SQL} AND NOT "
+                       f"(status = '{AttachmentStatus.ATTACHING.value}' AND connection_info "
+                       "!= '{}') AND updated_at<? ORDER BY updated_at LIMIT ?")
 
 
 def _has_attachment(statuses: frozenset[AttachmentStatus]) -> str:
@@ -170,9 +173,10 @@ class AttachmentStore(RowRecords[AttachmentRecord]):
         return self.rows(*newest_first_sql(SELECT, project, below, oldest_first=oldest_first))
 
     def in_transition_since(self, before: float, limit: int = -1) -> list[AttachmentRecord]:
-        """Up to ``limit`` (-1: all) attachments whose row has been attaching or detaching
-        since before ``before``, oldest first, through the partial index (the reconciler's
-        candidates, and a start's); the caller judges each record as memory holds it."""
+        """Up to ``limit`` (-1: all) attachments whose row has been detaching, or attaching
+        with no connection saved (an update cut short), since before ``before``, oldest
+        first, through the partial index (the reconciler's candidates, and a start's); the
+        caller judges each record as memory holds it (``cut_short``)."""
         rows = self._read_only().execute(IN_TRANSITION_SINCE, (before, limit)).fetchall()
         return [rec for (aid,) in rows if (rec := self.get(aid)) is not None]
 
@@ -220,6 +224,14 @@ class AttachmentStore(RowRecords[AttachmentRecord]):
         """After a failed write (``GatewayStore.reread_with``): what brings memory back to
         the file, on the loop (``read_back``)."""
         return self.read_back
+
+
+def cut_short(rec: AttachmentRecord) -> bool:
+    """Whether the attachment is in the middle of a move no request is making any more
+    (when its row has been so for a while): detaching, or attaching without the
+    connection its update saves last. Attaching with one, it waits for its host."""
+    return rec.status is AttachmentStatus.DETACHING or (
+        rec.status is AttachmentStatus.ATTACHING and not rec.connection_info)
 
 
 def attachment_bytes(rec: AttachmentRecord) -> int:

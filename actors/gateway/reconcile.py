@@ -18,8 +18,7 @@ import uuid
 from collections.abc import Callable
 
 from cinderblock.actors.gateway.attachment_flows import AttachServices
-from cinderblock.actors.gateway.attachment_store import IN_TRANSITION as ATTACHMENTS_IN_TRANSITION
-from cinderblock.actors.gateway.attachment_store import AttachmentRecord
+from cinderblock.actors.gateway.attachment_store import AttachmentRecord, cut_short
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.reconcile_rules import (
     Action,
@@ -124,11 +123,12 @@ class Reconciler:
             await store.end_extend(rec, volume_id, "rollback")
 
     async def mend_attachments(self, before: float) -> None:
-        """Attachments that have stayed attaching or detaching since ``before`` (those the
-        file's partial index names, not a scan of every attachment)."""
+        """Attachments whose move has been cut short since ``before``: detaching, or
+        attaching with no connection saved (those the file's partial index names, not a
+        scan of every attachment); one attaching with its connection waits for its host's
+        ``complete`` as long as that takes, as Cinder's does."""
         for att in self.attachments.attachments.in_transition_since(before, LOOK_AT):
-            if att.status in ATTACHMENTS_IN_TRANSITION and \
-                    (att.updated_at or att.created_at) < before:
+            if cut_short(att) and (att.updated_at or att.created_at) < before:
                 vol = self.gw.store.volumes.get(att.volume_id)
                 if vol is not None:
                     await self._mend_attachment(att, vol)

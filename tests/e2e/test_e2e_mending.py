@@ -116,19 +116,48 @@ async def _released(client: Client) -> bool:
 def test_an_attachment_left_attaching_is_reserved_again_with_its_export_closed(
     tmp_path: Path,
 ) -> None:
+    """An update cut short after its export, before its connection was saved."""
     cfg = fast_config(tmp_path / "data")
     with running_cluster(cfg) as c:
         vol, attachment_id, exports = asyncio.run(_attach(c))
     assert attachment_id in exports.read_text()
     _crash_state(
         cfg,
-        ("UPDATE attachments SET status='attaching', updated_at=0 WHERE id=?", (attachment_id,)),
+        ("UPDATE attachments SET status='attaching', connection_info='{}', updated_at=0 "
+         "WHERE id=?", (attachment_id,)),
         ("UPDATE volumes SET status='attaching', updated_at=0 WHERE id=?", (vol.id,)),
     )
     with running_cluster(cfg) as c:
         asyncio.run(_wait_mended(c, vol, {attachment_id: "reserved"}, "reserved"))
         assert attachment_id not in exports.read_text()
         asyncio.run(_attach_again(c, attachment_id, vol))
+
+
+def test_an_attachment_waiting_for_its_host_is_left_attaching_however_long_it_waits(
+    tmp_path: Path,
+) -> None:
+    """Its update ended (the connection saved): the host's ``complete`` may come late, as
+    it may to Cinder's, and the reconciler's rounds leave it and its export be."""
+    cfg = fast_config(tmp_path / "data")  # a status 1 s old is looked into, every 0.25 s
+    with running_cluster(cfg) as c:
+        asyncio.run(_waits_for_its_host(c))
+
+
+async def _waits_for_its_host(c: E2ECluster) -> None:
+    async with c.client("attached") as client:
+        vol = await client.create_volume(1, wait=True)
+        att = await client.create_attachment(vol.id, "instance-1")
+        att = await client.update_attachment(att.id, {"host": "compute-1"})
+        assert vol.host is not None
+        exports = Path(c.cfg.data_dir) / "nodes" / f"{vol.host.partition('@')[0]}.exports.json"
+        await asyncio.sleep(2.5)  # ten rounds past reconcile_after_s
+        shown = await client.show_attachment(att.id)
+        assert (shown.status, shown.connection_info) == ("attaching", att.connection_info)
+        assert (await client.show_volume(vol.id)).status == "attaching"
+        assert att.id in exports.read_text()
+        await client.complete_attachment(att.id)
+        assert (await client.show_volume(vol.id)).status == "in-use"
+        await client.delete_attachment(att.id)
 
 
 def test_an_attachment_left_detaching_ends_in_error_detaching_and_a_delete_finishes_it(

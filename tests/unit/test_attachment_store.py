@@ -129,7 +129,7 @@ async def test_a_file_of_version_4_gets_the_attachment_indexes_and_reads_its_att
     now = time.time()
     async with open_gateway_store(path) as store:
         attachments = AttachmentStore(store.db, store.read_only)
-        await attachments.add(attachment("att-1", "vol-1", now, status=A.ATTACHING))
+        await attachments.add(attachment("att-1", "vol-1", now, status=A.DETACHING))
     conn = sqlite3.connect(path)
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND "
                                 "tbl_name='attachments' AND sql IS NOT NULL").fetchall():

@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from cinderblock.actors.gateway.attachment_store import AttachmentRecord, AttachmentStore
+from cinderblock.actors.gateway.attachment_store import (
+    AttachmentRecord,
+    AttachmentStore,
+    cut_short,
+)
 from cinderblock.actors.gateway.paging import page, wire_bytes
 from cinderblock.actors.gateway.row_records import Totals
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
@@ -144,6 +148,9 @@ async def test_a_volumes_attachments_and_those_in_transition_follow_every_change
         again = AttachmentStore(store.db, store.read_only)  # a start: read from the rows
         assert [a.id for a in again.of_volume("vol-a")] == ["att-1"]
         assert [a.id for a in again.in_transition_since(float("inf"))] == ["att-1"]
+        first.connection_info = {"driver_volume_type": "nbd"}  # its update ended: it waits
+        await attachments.save(first)  # for its host's complete, not cut short
+        assert not cut_short(first) and attachments.in_transition_since(float("inf")) == []
         first.move(AttachmentStatus.ATTACHED)
         await attachments.save(first)
         assert attachments.in_transition_since(float("inf")) == []
