@@ -112,6 +112,7 @@ class AttachContext:
     mountpoint: str | None = None
     host_name: str | None = None
     was: VolumeStatus | None = None  # the volume's status before the flow reserved it
+    request_fp: str = ""  # a create's with a request id: kept with the attachment it makes
 
     @property
     def vol(self) -> VolumeRecord:
@@ -196,6 +197,9 @@ class AttachmentEntryCreateTask(AttachTask):
         )
         ATTACH_ENTRY_BEFORE_COMMIT()
         added = self.s.attachments.queue_add(rec)
+        if c.request_fp:  # its request id names it from the same commit on
+            self.s.attachments.queue_request(c.ctx.project_id, c.ctx.request_id,
+                                             c.request_fp, rec.id)
         try:  # the volume's reservation (memory's already) in the same commit as its entry
             if c.reserved:
                 await self.s.save_volume(c.vol)

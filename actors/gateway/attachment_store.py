@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, made_by_row
 from cinderblock.actors.gateway.paging import FIXED_BYTES, Key
 from cinderblock.actors.gateway.row_records import RowRecords, newest_first_sql
 from cinderblock.actors.runtime.database import Database
@@ -50,6 +51,12 @@ CREATE INDEX IF NOT EXISTS attachments_project_listing
     ON attachments (project_id, created_at, id);
 CREATE INDEX IF NOT EXISTS attachments_in_transition ON attachments (updated_at)
     WHERE {_IN_TRANSITION_SQL};
+CREATE TABLE IF NOT EXISTS attachment_requests (
+    project_id TEXT NOT NULL, request_id TEXT NOT NULL, request_fp TEXT NOT NULL,
+    attachment_id TEXT NOT NULL, created_at REAL NOT NULL,
+    PRIMARY KEY (project_id, request_id)
+);
+CREATE INDEX IF NOT EXISTS attachment_requests_age ON attachment_requests (created_at);
 """
 # 4 -> 5 (gateway.db): attachments are read when asked for. Their volume index gains
 # the status (a start judges every volume in use by its attachments' statuses alone),
@@ -65,6 +72,13 @@ UPDATE = (
     "updated_at=?, attached_at=? WHERE id=?"
 )
 DELETE = "DELETE FROM attachments WHERE id=?"
+# An attachment create's request id names its attachment for a day (REQUEST_ID_TTL_S), as
+# a volume create's names its volume: a retry is answered the attachment the first made.
+MADE_BY = ("SELECT attachment_id, request_fp FROM attachment_requests WHERE project_id=? "
+           "AND request_id=? AND created_at>?")
+REMEMBER_REQUEST = ("INSERT OR REPLACE INTO attachment_requests (project_id, request_id, "
+                    "request_fp, attachment_id, created_at) VALUES (?, ?, ?, ?, ?)")
+FORGET_REQUESTS = "DELETE FROM attachment_requests WHERE created_at<?"
 SELECT = f"SELECT {_COLUMNS} FROM attachments"
 SELECT_ONE = f"{SELECT} WHERE id=?"
 SELECT_OF_VOLUME = f"{SELECT} WHERE volume_id=?"
@@ -180,7 +194,21 @@ class AttachmentStore(RowRecords[AttachmentRecord]):
         rows = self._read_only().execute(IN_TRANSITION_SINCE, (before, limit)).fetchall()
         return [rec for (aid,) in rows if (rec := self.get(aid)) is not None]
 
+    def made_by(self, project: str, request_id: str) -> tuple[str, str] | None:
+        """(attachment id, fingerprint) of what ``request_id`` made in ``project``
+        within a day (committed rows only), or None."""
+        return made_by_row(self._read_only(), MADE_BY, project, request_id)
+
     # ---- writes ----------------------------------------------------------
+    def queue_request(self, project: str, request_id: str, fingerprint: str,
+                      attachment_id: str) -> asyncio.Future[None]:
+        """Queue the request that made ``attachment_id`` (with its row, in one commit),
+        and forget those older than a day."""
+        now = time.time()
+        self.db.write(FORGET_REQUESTS, (now - REQUEST_ID_TTL_S,))
+        return self.db.write(REMEMBER_REQUEST, (project, request_id, fingerprint,
+                                                attachment_id, now))
+
     async def add(self, rec: AttachmentRecord) -> None:
         await self.queue_add(rec)
 

@@ -25,12 +25,13 @@ from cinderblock.actors.gateway.attachment_flows import (
     attachment_delete_api,
     attachment_update_api,
 )
+from cinderblock.actors.gateway.attachment_request import check_instance, check_mode
 from cinderblock.actors.gateway.attachment_store import (
     AttachmentRecord,
     AttachmentStore,
     attachment_bytes,
 )
-from cinderblock.actors.gateway.guards import require_admin
+from cinderblock.actors.gateway.guards import require_admin, retry_fingerprint
 from cinderblock.actors.gateway.legacy_attach import LegacyAttachActions
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
 from cinderblock.actors.gateway.paging import page, sort_direction
@@ -99,6 +100,7 @@ class Attachments:
         self.complete_flow = attachment_complete_api(self)
         self.delete_flow = attachment_delete_api(self)
         self.legacy = LegacyAttachActions(self)
+        self._creating: dict[tuple[str, str], str] = {}  # (project, request id) -> its fp
 
     async def open(self) -> None:
         """Reconcile what a restart found (after the gateway loaded its volumes): a
@@ -201,10 +203,37 @@ class Attachments:
 
     # ---- handlers --------------------------------------------------------
     async def on_create(self, req: Request) -> Attachment:
+        """With a request id, a retry (same id, same request) is answered the attachment
+        the first made, waiting for it if it is still being made (the volume's lock);
+        the same id for another request is refused. Without one, each makes its own."""
         body: AttachmentCreate = req.body
-        c = AttachContext(req.ctx, volume_id=body.volume_id, instance_id=body.instance_id,
-                          mode=body.mode)
-        return await self._run(self.create_flow, c, body.volume_id)
+        ctx = req.ctx
+        fp = retry_fingerprint(ctx.request_id, body, _check_create)
+        key = (ctx.project_id, ctx.request_id)
+        c = AttachContext(ctx, volume_id=body.volume_id, instance_id=body.instance_id,
+                          mode=body.mode, request_fp=fp)
+        if fp and self._creating.setdefault(key, fp) != fp:
+            raise _reused(ctx.request_id)
+        try:
+            async with self.locks.hold(body.volume_id):
+                made = self._made_by(key, fp) if fp else None
+                shown = made.view() if made is not None else \
+                    await self.run_held(self.create_flow, c, body.volume_id)
+        finally:
+            if fp and self._creating.get(key) == fp:
+                del self._creating[key]
+        assert shown is not None
+        return shown
+
+    def _made_by(self, key: tuple[str, str], fp: str) -> AttachmentRecord | None:
+        """The attachment an earlier create with this request id made (None if it made
+        none, or it is gone since: a retry then makes one)."""
+        found = self.attachments.made_by(*key)
+        if found is None:
+            return None
+        if found[1] != fp:
+            raise _reused(key[1])
+        return self.attachments.get(found[0])
 
     async def on_update(self, req: Request) -> Attachment:
         att = self.attachment(req.body.attachment_id, req.ctx)
@@ -295,6 +324,16 @@ class Attachments:
 
     def statistics(self) -> dict[str, int]:
         return {"attachments": len(self.attachments), "locked_volumes": len(self.locks)}
+
+
+def _check_create(body: AttachmentCreate) -> None:
+    check_instance(body.instance_id)
+    check_mode(body.mode)
+
+
+def _reused(request_id: str) -> InvalidInput:
+    return InvalidInput(f"request id {request_id!r} was already used for a different request",
+                        {"request_id": request_id})
 
 
 def _node(att: AttachmentRecord, volume: VolumeRecord) -> bytes:

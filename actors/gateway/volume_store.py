@@ -158,7 +158,7 @@ CREATE TABLE IF NOT EXISTS project_default_types (
 );
 CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
 """
-SCHEMA_VERSION = 13  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 14  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -211,6 +211,9 @@ MIGRATIONS = {
     12: "CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY "
         "KEY); INSERT OR IGNORE INTO types_own_quota_uncounted SELECT project_id FROM "
         "volumes UNION SELECT project_id FROM snapshots;",
+    # 13 -> 14: an attachment create's request id names its attachment for a day
+    # (``attachment_requests``, the schema's table); the attachments made before have none.
+    13: "",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "

@@ -114,15 +114,19 @@ class AttachmentMethods:
     ) -> Any:
         raise NotImplementedError
 
-    async def _attachment(self, op: str, body: Any) -> Attachment:
-        return parse(Attachment, await self.call(op, body), strict=False)
+    async def _attachment(self, op: str, body: Any, request_id: str | None = None
+                          ) -> Attachment:
+        return parse(Attachment, await self.call(op, body, request_id), strict=False)
 
     async def create_attachment(
-        self, volume_id: str, instance_id: str | None = None, mode: str | None = None
+        self, volume_id: str, instance_id: str | None = None, mode: str | None = None,
+        request_id: str | None = None,
     ) -> Attachment:
-        """Reserve the volume for an instance (the volume goes to ``reserved``)."""
+        """Reserve the volume for an instance (the volume goes to ``reserved``). Sent again
+        with the same ``request_id`` (after a timeout, or ``peer_gone``), it answers the
+        attachment the first made, for a day; a new one is made for each call without."""
         return await self._attachment(
-            "attachment.create", AttachmentCreate(volume_id, instance_id, mode)
+            "attachment.create", AttachmentCreate(volume_id, instance_id, mode), request_id
         )
 
     async def update_attachment(self, attachment_id: str, connector: Any) -> Attachment:
@@ -226,9 +230,11 @@ class SyncAttachmentMethods:
         raise NotImplementedError
 
     def create_attachment(
-        self, volume_id: str, instance_id: str | None = None, mode: str | None = None
+        self, volume_id: str, instance_id: str | None = None, mode: str | None = None,
+        request_id: str | None = None,
     ) -> Attachment:
-        return self._run(lambda c: c.create_attachment(volume_id, instance_id, mode))
+        return self._run(lambda c: c.create_attachment(volume_id, instance_id, mode,
+                                                       request_id))
 
     def update_attachment(self, attachment_id: str, connector: Any) -> Attachment:
         return self._run(lambda c: c.update_attachment(attachment_id, connector))

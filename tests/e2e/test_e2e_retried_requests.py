@@ -13,7 +13,7 @@ import pytest
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import VolumeStatus
-from cinderblock.protocol.wire.errors import CinderblockError, Unavailable
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, Unavailable
 from tests.conftest import (
     E2ECluster,
     eventually,
@@ -99,3 +99,39 @@ async def _delete_again(cluster: E2ECluster, volume_id: str, rid: str
         await eventually(lambda: answers(client), timeout=20)
         again = await client.delete_volume(volume_id, request_id=rid)
         return again, await client.list_volumes()
+
+
+def test_an_attachment_create_retried_with_its_request_id_answers_the_first_even_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Nothing attaches a volume twice for one request: a retry of ``attachment.create``
+    (the first's reply lost, the gateway restarted meanwhile) is answered the attachment
+    the first made; the same request id for another request is refused."""
+    cfg = make_config(tmp_path, nodes=1)
+    with running_cluster(cfg) as cluster:
+        vol_id, first = asyncio.run(_attach_once(cluster))
+        restart_gateway(cluster)
+        asyncio.run(_attach_again(cluster, vol_id, first))
+
+
+async def _attach_once(cluster: E2ECluster) -> tuple[str, str]:
+    async with cluster.client("retry") as client:
+        vol = await client.create_volume(1, wait=True)
+        att = await client.create_attachment(vol.id, "vm-1", request_id="req-attach-once")
+        again = await client.create_attachment(vol.id, "vm-1", request_id="req-attach-once")
+        assert again.id == att.id
+        return vol.id, att.id
+
+
+async def _attach_again(cluster: E2ECluster, volume_id: str, first: str) -> None:
+    async with cluster.client("retry") as client:
+        await eventually(lambda: answers(client), timeout=20)
+        again = await client.create_attachment(volume_id, "vm-1", request_id="req-attach-once")
+        assert again.id == first and again.status == "reserved"
+        with pytest.raises(InvalidInput, match="already used for a different request"):
+            await client.create_attachment(volume_id, "vm-2", request_id="req-attach-once")
+        assert [a.id for a in await client.list_attachments(volume_id)] == [first]
+        await client.delete_attachment(first)
+        made = await client.create_attachment(volume_id, "vm-1", request_id="req-attach-once")
+        assert made.id != first  # the first is gone: the retry makes one
+        await client.delete_attachment(made.id)

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION as GATEWAY_VERSION
 from cinderblock.protocol.client.client import Client, SyncClient
 from cinderblock.protocol.messages.volumes import VolumeType
 from cinderblock.protocol.wire.errors import InvalidInput, OverQuota
@@ -167,6 +166,9 @@ async def test_cinder_sets_and_shows_a_type_s_own_quota(
     assert await settled_violations(c, admin_of, [project]) == []
 
 
+TYPES_OWN_QUOTA_VERSION = 13  # gateway.db's version that counts types' own quota
+
+
 def test_a_cluster_from_before_types_own_quota_counts_it_once_after_its_start(
     tmp_path: Path,
 ) -> None:
@@ -181,9 +183,10 @@ def test_a_cluster_from_before_types_own_quota_counts_it_once_after_its_start(
         demo.create_volume(1, volume_type="FCVolumeType", wait=True, timeout=30.0)
         demo.create_snapshot(vol.id, wait=True, timeout=30.0)
     gateway_db, quota_db = (Path(cfg.data_dir) / name for name in ("gateway.db", "quota.db"))
-    with sqlite3.connect(gateway_db) as db:  # as the version before left it
+    with sqlite3.connect(gateway_db) as db:  # as version 12, the one before, left it
         db.execute("DROP TABLE types_own_quota_uncounted")
-        db.execute(f"PRAGMA user_version={GATEWAY_VERSION - 1}")
+        db.execute("DROP TABLE attachment_requests")  # version 14's
+        db.execute(f"PRAGMA user_version={TYPES_OWN_QUOTA_VERSION - 1}")
     with sqlite3.connect(quota_db) as db:
         db.execute("DELETE FROM quota_usages WHERE resource NOT IN "
                    "('volumes', 'gigabytes', 'snapshots')")

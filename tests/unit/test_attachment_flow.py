@@ -498,3 +498,30 @@ async def test_a_reservation_is_committed_with_its_entry_so_a_full_disk_leaves_n
     assert (row, gw.status("v1")) == (("available",), "available")
     assert gw.attachments.attachments.of_volume("v1") == []
     assert (await gw.create("v1")).status == "reserved" and gw.status("v1") == "reserved"
+
+
+async def test_a_create_retried_with_its_request_id_is_answered_the_first_attachment(
+    gw: StubGateway, tmp_path: Path,
+) -> None:
+    gw.add_volume("v1", MULTI)
+
+    async def create(request_id: str, instance: str = "vm-1") -> Attachment:
+        env = Envelope("req", 1, "attachment.create", None,
+                       Context("p1", "p1", ("member",), request_id))
+        made = await gw.attachments.on_create(
+            Request(env, AttachmentCreate("v1", instance), cast(Any, None), b""))
+        return made
+
+    first, *retries = await asyncio.gather(*(create("req-a") for _ in range(3)))
+    assert {a.id for a in retries} == {first.id}  # in flight: they waited for the first
+    assert len(gw.attachments.attachments.of_volume("v1")) == 1
+    with pytest.raises(InvalidInput, match="already used for a different request"):
+        await create("req-a", "vm-2")
+    other = await create("req-b")  # another request: another attachment (multiattach)
+    assert other.id != first.id
+    assert (await create("")).id not in (first.id, other.id)  # no request id: each its own
+    # the file names it: a gateway started over it answers the same
+    reopened = AttachmentStore(gw.store.db, gw.store.read_only)
+    assert reopened.made_by("p1", "req-a") is not None
+    assert reopened.made_by("p1", "req-a")[0] == first.id  # type: ignore[index]
+    assert reopened.made_by("p2", "req-a") is None  # another project's id is its own

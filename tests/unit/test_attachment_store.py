@@ -185,3 +185,25 @@ def test_the_start_s_query_finds_exactly_the_volumes_their_attachments_contradic
     found = {vid for (vid,) in conn.execute(SELECT_UNLIKE_ATTACHMENTS)}
     assert found == expected
     assert len(expected) > 10 and len(found) < n  # both kinds were there
+
+
+async def test_a_file_of_version_13_gets_the_table_that_names_creates_by_request_id(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gateway.db"
+    async with open_gateway_store(path) as store:
+        await AttachmentStore(store.db, store.read_only).add(
+            attachment("att-1", "vol-1", time.time()))
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP TABLE attachment_requests; PRAGMA user_version=13;")
+    conn.commit()
+    conn.close()
+
+    async with open_gateway_store(path) as again:
+        version = again.read_only().execute("PRAGMA user_version").fetchone()[0]
+        read = AttachmentStore(again.db, again.read_only)
+        assert [a.id for a in read.of_volume("vol-1")] == ["att-1"]
+        assert read.made_by("demo", "req-x") is None  # made before: no request id
+        await read.queue_request("demo", "req-x", "fp", "att-1")
+        assert read.made_by("demo", "req-x") == ("att-1", "fp")
+    assert version == SCHEMA_VERSION
