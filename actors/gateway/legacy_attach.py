@@ -355,22 +355,22 @@ class LegacyAttachActions:
 
     def handlers(self) -> dict[str, Callable[[Request], Any]]:
         return {
-            "volume.reserve": self._status(lambda: self.reserve_flow),
-            "volume.unreserve": self._status(lambda: self.unreserve_flow),
-            "volume.begin_detaching": self._status(lambda: self.begin_detaching_flow),
-            "volume.roll_detaching": self._status(lambda: self.roll_detaching_flow),
+            "volume.reserve": self._status(self.reserve_flow),
+            "volume.unreserve": self._status(self.unreserve_flow),
+            "volume.begin_detaching": self._status(self.begin_detaching_flow),
+            "volume.roll_detaching": self._status(self.roll_detaching_flow),
             "volume.initialize_connection": self.on_initialize_connection,
             "volume.terminate_connection": self.on_terminate_connection,
             "volume.attach": self.on_attach,
             "volume.detach": self.on_detach,
         }
 
-    def _status(self, flow: Callable[[], LinearFlow[AttachContext]]
-                ) -> Callable[[Request], Any]:
+    def _status(self, flow: LinearFlow[AttachContext]) -> Callable[[Request], Any]:
+        """A handler that runs ``flow``, which moves the volume's status alone."""
         async def handle(req: Request) -> Empty:
             vol = self.s.volume(req.body.volume_id, req.ctx)
             async with self.s.hold(vol.id):
-                await self.s.run_held(flow(), AttachContext(req.ctx, vol.id, volume=vol),
+                await self.s.run_held(flow, AttachContext(req.ctx, vol.id, volume=vol),
                                       vol.id)
             return Empty()
         return handle
