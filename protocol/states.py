@@ -52,7 +52,9 @@ VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.RESERVED: frozenset({V.ATTACHING, V.AVAILABLE, V.IN_USE}),
     V.ATTACHING: frozenset({V.IN_USE, V.AVAILABLE, V.RESERVED, V.ERROR}),
     V.IN_USE: frozenset({V.DETACHING, V.AVAILABLE, V.RESERVED, V.ATTACHING, V.EXTENDING}),
-    V.DETACHING: frozenset({V.AVAILABLE, V.IN_USE}),
+    # detaching → reserved or attaching: an os-begin_detaching's volume follows its other
+    # attachments (a multiattach volume's) when its last attached one goes
+    V.DETACHING: frozenset({V.AVAILABLE, V.IN_USE, V.RESERVED, V.ATTACHING}),
     V.DELETING: frozenset({V.ERROR_DELETING, V.DELETED}),
     V.UNMANAGING: frozenset({V.ERROR, V.DELETED}),  # deleted: gone from here, kept there
     V.EXTENDING: frozenset({V.AVAILABLE, V.IN_USE, V.ERROR_EXTENDING}),  # in-use: 3.42

@@ -359,7 +359,13 @@ class AttachmentEntryDestroyTask(AttachTask):
         c.att.move(A.DETACHED)
         DETACH_ENTRY_BEFORE_COMMIT()
         removed = self.s.attachments.queue_remove(c.att)  # with the volume's status
-        if self.s.follow(c.vol):
+        try:
+            moved = self.s.follow(c.vol)
+        except InvalidState as exc:  # another operation holds the volume (an in-use
+            moved = False  # extend): its end sets the status; the attachment is gone
+            log.info("volume %s stays %s after attachment %s: %s", c.vol.id,
+                     c.vol.status.value, c.att.id, exc.message)
+        if moved:
             await self.s.save_volume(c.vol)
         await removed
         DETACH_ENTRY_AFTER_COMMIT()

@@ -29,7 +29,7 @@ from cinderblock.protocol.messages.attachments import (
     VolumeDetach,
 )
 from cinderblock.protocol.messages.volumes import VolumeRef
-from cinderblock.protocol.states import AttachmentStatus
+from cinderblock.protocol.states import AttachmentStatus, VolumeStatus
 from cinderblock.protocol.wire.codec import Context, Envelope
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, Unavailable
 from tests.conftest import open_gateway_store
@@ -205,3 +205,32 @@ async def test_an_attachment_an_admin_makes_belongs_to_the_volumes_project(
     await act(gw, "attachment.delete", AttachmentRef(made[0].id))
     await act(gw, "volume.detach", VolumeDetach("v2"))
     assert (gw.status("v1"), gw.status("v2")) == ("available", "available")
+
+
+async def test_a_volume_begun_detaching_follows_its_other_attachments_when_the_last_goes(
+    gw: StubGateway,
+) -> None:
+    """Found by ``test_attachment_machine``: a multiattach volume with one attachment
+    attached and another reserved, begun detaching; the attached one's delete had
+    removed it and then failed on the volume's move (detaching → reserved)."""
+    gw.add_volume("v1", MULTI)
+    reserved = await act(gw, "attachment.create", AttachmentCreate("v1", "vm-1"))
+    attached = await act(gw, "volume.attach", VolumeAttach("v1", "/dev/vdb", INSTANCE))
+    await act(gw, "volume.begin_detaching", VolumeRef("v1"))
+    await act(gw, "attachment.delete", AttachmentRef(attached.id))
+    assert gw.status("v1") == "reserved"
+    assert [a.id for a in gw.attachments.attachments.of_volume("v1")] == [reserved.id]
+
+
+async def test_an_attachment_deleted_while_an_in_use_extend_holds_the_volume_leaves_it_so(
+    gw: StubGateway,
+) -> None:
+    """The extend's end sets the volume's status; the delete does not fail after the
+    attachment is gone (extending → reserved is not a move)."""
+    vol = gw.add_volume("v1", MULTI)
+    reserved = await act(gw, "attachment.create", AttachmentCreate("v1", "vm-1"))
+    attached = await act(gw, "volume.attach", VolumeAttach("v1", "/dev/vdb", INSTANCE))
+    vol.status = VolumeStatus.EXTENDING  # as an in-use extend (3.42) leaves it meanwhile
+    gone = await act(gw, "attachment.delete", AttachmentRef(attached.id))
+    assert gone.status == "detached" and gw.status("v1") == "extending"
+    assert [a.id for a in gw.attachments.attachments.of_volume("v1")] == [reserved.id]
