@@ -105,6 +105,7 @@ class QuotaSyncer:
         off; a project with work in progress, or a quota actor away, is tried again."""
         store = self.gw.store
         while projects := await store.types_own_quota_uncounted():
+            left = False
             for project in projects:
                 try:
                     usage = await self._counted(project)
@@ -114,8 +115,9 @@ class QuotaSyncer:
                 except CinderblockError as exc:
                     log.info("volume types' own quota of %s not counted yet: %s", project,
                              exc.message)
+                    left = True
                     continue
                 await store.types_own_quota_counted(project)
                 log.warning("volume types' own quota of %s counted: %s", project, typed)
-            if await store.types_own_quota_uncounted():
+            if left:
                 await asyncio.sleep(RECOUNT_S)
