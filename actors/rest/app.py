@@ -1616,10 +1616,11 @@ async def _legacy_attach_action(client: Client, volume_id: str, body: dict[str, 
         if mountpoint is None:
             raise bad_request(f"Invalid input for field/attribute {action}: 'mountpoint' is "
                               "a required property")
+        mode = _optional_text(args, "mode", action)
         await client.attach_volume(volume_id, mountpoint,
                                    _optional_text(args, "instance_uuid", action),
                                    _optional_text(args, "host_name", action),
-                                   _optional_text(args, "mode", action) or "rw")
+                                   "rw" if mode is None else mode)
         return None
     only(args, {"connector"}, action)
     if "connector" not in args:

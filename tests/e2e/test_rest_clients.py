@@ -1000,6 +1000,8 @@ def test_ironic_and_tempest_attach_the_old_way_with_cinderclient_and_openstacksd
         cinder.volumes.attach(vol, "vm-1", "/dev/vdb")
     with pytest.raises(cinder_errors.BadRequest, match="must be 'in-use'"):
         cinder.volumes.begin_detaching(vol)
+    with pytest.raises(cinder_errors.BadRequest, match="mode must be one of rw, ro"):
+        cinder.volumes.attach(vol, instance, "/dev/vdb", mode="")  # not taken for rw
 
     # tempest's: attach and detach alone
     cinder.volumes.attach(vol, instance, "/dev/vdb")
