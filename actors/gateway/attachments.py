@@ -32,7 +32,7 @@ from cinderblock.actors.gateway.attachment_store import (
     attachment_bytes,
 )
 from cinderblock.actors.gateway.guards import require_admin, retry_fingerprint
-from cinderblock.actors.gateway.legacy_attach import LegacyAttachActions
+from cinderblock.actors.gateway.legacy_attach import LegacyAttachActions, status_of_its_own
 from cinderblock.actors.gateway.lifecycle_checks import check_volume_free
 from cinderblock.actors.gateway.paging import page, sort_direction
 from cinderblock.actors.gateway.qos_specs import back_end_limits, front_end_specs
@@ -105,7 +105,8 @@ class Attachments:
     async def open(self) -> None:
         """Reconcile what a restart found (after the gateway loaded its volumes): a
         delete cut short by a restart leaves error_detaching (delete again), and a
-        volume whose status its attachments contradict follows them. Records are read
+        volume whose status its attachments contradict follows them, unless the status
+        is one an old action gave it (``status_of_its_own``). Records are read
         for these only (the attachments detaching, and the volumes the file's rows say
         are contradicted); nothing else is pending at a start, so memory is its rows."""
         for att in self.attachments.in_transition_since(float("inf")):
@@ -117,7 +118,13 @@ class Attachments:
                 await self.attachments.save(att)
         volumes = self.gw.store.volumes
         for vid in volumes.unlike_their_attachments():
-            if (vol := volumes.get(vid)) is not None and self.status_for(vid) is not vol.status:
+            vol = volumes.get(vid)
+            if vol is None or self.status_for(vid) is vol.status:
+                continue
+            if status_of_its_own(vol.status, self.attachments.of_volume(vid)):
+                log.info("volume %s stays %s: an old attach action gave it that status",
+                         vid, vol.status.value)
+            else:
                 await self._reconcile(vol)
 
     async def _reconcile(self, vol: VolumeRecord) -> None:

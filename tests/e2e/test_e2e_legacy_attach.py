@@ -17,9 +17,10 @@ import pytest
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound
-from tests.conftest import E2ECluster
+from tests.conftest import E2ECluster, eventually
 from tests.conftest import run_tool as run
 from tests.e2e.test_e2e_attach import CONNECTOR, Keys, exported, multiattach_type, run_ok
+from tests.e2e.test_e2e_retried_requests import answers, restart_gateway
 from tests.nbd_tls import NBD_TOOLS, requires
 
 pytestmark = requires(*NBD_TOOLS)
@@ -212,3 +213,28 @@ async def test_a_multiattach_volume_is_detached_by_attachment_id(
     assert await status(client, vol) == "in-use"
     await client.detach_volume(vol.id)
     assert await status(client, vol) == "available"
+
+
+async def test_a_reservation_and_a_begun_detach_outlast_a_gateway_restart(
+    cluster: E2ECluster, client: Client,
+) -> None:
+    """Cinder keeps ``os-reserve``'s ``attaching`` and ``os-begin_detaching``'s
+    ``detaching`` until ``os-unreserve`` or ``os-roll_detaching``; so does a gateway
+    started again on its file (it had mended both to what their attachments made them)."""
+    reserved = await client.create_volume(1, wait=True)
+    await client.reserve_volume(reserved.id)
+    begun = await client.create_volume(1, wait=True)
+    await client.attach_volume(begun.id, "/dev/vdc", instance_id=INSTANCE)
+    await client.begin_detaching(begun.id)
+
+    restart_gateway(cluster)
+    await eventually(lambda: answers(client), timeout=20)
+    assert await status(client, reserved) == "attaching"
+    assert await status(client, begun) == "detaching"
+
+    await client.unreserve_volume(reserved.id)
+    assert await status(client, reserved) == "available"
+    await client.roll_detaching(begun.id)
+    assert await status(client, begun) == "in-use"
+    await client.detach_volume(begun.id)
+    assert await status(client, begun) == "available"

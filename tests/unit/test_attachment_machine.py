@@ -1,7 +1,8 @@
 """Every attach action, new and old, in any order, on the gateway's real ``Attachments``
 and store: hypothesis draws the steps (v3 create, update, complete and delete;
 reserve, initialize, attach, begin and roll back detaching, terminate, detach,
-unreserve; a node that refuses its next call) and after each one the gateway must hold:
+unreserve; a node that refuses its next call; the gateway restarting on its file, after
+which every status is as it was) and after each one the gateway must hold:
 
 * each volume's status is what its attachments make it, or a status of its own an
   old action gave it: ``attaching`` reserved (no attachment attaching) or ``detaching``
@@ -150,6 +151,31 @@ class AttachMachine(RuleBasedStateMachine):
     def connection_the_node_refuses(self, volume: str, host: str) -> None:
         self.gw.router.failure = Unavailable("the node is busy")
         self.act("volume.initialize_connection", VolumeConnection(volume, {"host": host}))
+
+    # ---- the gateway ----------------------------------------------------------------------
+    @rule()
+    def gateway_restarts(self) -> None:
+        """The gateway stops and starts again on its file (the node keeps its exports):
+        every status is as it was, the volumes an old action reserved or began
+        detaching too (the machine's steps end whole, so nothing was cut short)."""
+        before = self.statuses()
+        exports = self.gw.router.exports
+        self.run(self.stack.aclose())
+        self.stack = contextlib.AsyncExitStack()
+        store: GatewayStore = self.run(
+            self.stack.enter_async_context(open_gateway_store(self.dir / "gateway.db")))
+        self.gw = StubGateway(store)
+        self.gw.router.exports = exports
+        self.run(self.gw.attachments.open())
+        assert self.statuses() == before
+
+    def statuses(self) -> dict[str, str]:
+        """Each volume's status and each of its attachments'."""
+        held = {vid: self.gw.store.volumes[vid].status.value for vid in VOLUMES}
+        for vid in VOLUMES:
+            held.update({a.id: a.status.value
+                         for a in self.gw.attachments.attachments.of_volume(vid)})
+        return held
 
     # ---- what must hold -----------------------------------------------------------------
     @invariant()
