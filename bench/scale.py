@@ -21,8 +21,10 @@ unlimited in this cluster, so the quota actor's usage need not count them):
   none follows), and one such page (``a_page_named``, ``a_page_metadata``,
   ``a_page_bootable``);
 * ``count_ms``: the median time of a listing's count (``with_count``), the user's
-  project's and an admin's of every project with a status (SQLite counts the rows,
-  aside: it grows with the listing; kept apart from ``page_ms`` and its ratios);
+  project's and an admin's of every project with a status, and of the counts of every
+  project's volumes, snapshots and attachments by status (``by_status``, what the metrics
+  exporter asks) (SQLite counts the rows, aside: it grows with the listing; kept apart
+  from ``page_ms`` and its ratios);
 * ``sorted_page_ms``: the median time of a user's page of 20 by ``size:asc`` and by
   ``name:desc`` after the first page (no index holds these orders: SQLite reads every
   row of the project's listing, aside when it has more than 1,000, so this grows with
@@ -278,6 +280,9 @@ async def count_times(target: Target) -> dict[str, float]:
             "admin_all_projects_available": await _median_ms(
                 lambda: admin.count_volumes(all_projects=True, status="available"), times=5),
             "counted": float(await user.count_volumes()),
+            # every project's volumes, snapshots and attachments by status (the metrics
+            # exporter's, every 15 s)
+            "by_status": await _median_ms(lambda: admin.status_counts(), times=5),
         }
 
 

@@ -54,6 +54,7 @@ class MetricsExporter(Actor):
         self.metrics = ClusterMetrics()
         self.host, self.port = listen_address(cfg)
         self.malformed = 0
+        self._counted_at = float("-inf")  # when the counts by status were last read
         self._server: Any = None
 
     async def on_start(self) -> None:
@@ -103,6 +104,8 @@ class MetricsExporter(Actor):
 
     async def _poll(self) -> None:
         self.metrics.mark_silent(time.time(), SILENT_AFTER_BEATS * self.cfg.heartbeat_s + 1.0)
+        if time.monotonic() - self._counted_at >= self.cfg.metrics_counts_every_s:
+            await self._count()
         for actor, count in supervised_restarts(Path(self.cfg.data_dir)).items():
             self.metrics.restarts.labels(actor).set(count)
         try:  # every project seen, QUOTAS_MAX a call (it was a call a project)
@@ -112,6 +115,15 @@ class MetricsExporter(Actor):
             return
         for quota in quotas:
             self.metrics.set_quota(quota.project, quota.limits, quota.in_use, quota.reserved)
+
+    async def _count(self) -> None:
+        try:
+            counts = await self._gateway.status_counts()
+        except CinderblockError as exc:
+            log.info("counts by status not read: %s", exc)
+            return
+        self._counted_at = time.monotonic()
+        self.metrics.set_status_counts(counts)
 
 
 def listen_address(cfg: ClusterConfig) -> tuple[str, int]:

@@ -25,6 +25,12 @@ path does nothing for metrics beyond the events it already publishes to dashboar
                                                  collector since it started
     cinderblock_actor_gc_collected{actor}        objects that collector freed (garbage in
                                                  cycles: near 0 unless something makes them)
+    cinderblock_volumes{status}, cinderblock_snapshots{status},
+    cinderblock_attachments{status}              how many are in each status, every
+                                                 project's (the gateway's file, asked every
+                                                 ``metrics_counts_every_s``); 0 for a status none is
+                                                 in, so ``cinderblock_volumes{status="error"}
+                                                 > 0`` is an alert without ``absent()``
     cinderblock_exporter_events_total            events folded in
 
 A create is timed from the first event of its ``volume_create_api`` flow; the starts of
@@ -38,6 +44,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from cinderblock.protocol.messages.health import StatusCounts
+from cinderblock.protocol.states import AttachmentStatus, SnapshotStatus, VolumeStatus
 
 MAX_OPEN = 100_000
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -53,6 +62,13 @@ NBD_GAUGES = (
      "requests a back-end QoS held back since the node started"),
     ("nbd_throttled_s", "throttled_seconds", "how long those requests waited, in all"),
 )
+# what cinderblock_<kind>{status} counts: each kind's statuses a row can hold (a deleted
+# volume's or snapshot's row is gone)
+COUNTED: dict[str, tuple[str, ...]] = {
+    kind: tuple(s.value for s in statuses if s.value != "deleted")
+    for kind, statuses in (("volumes", VolumeStatus), ("snapshots", SnapshotStatus),
+                           ("attachments", AttachmentStatus))
+}
 CREATE_FLOW = "volume_create_api"
 DELETE_FLOW = "volume_delete_api"
 
@@ -95,10 +111,14 @@ class ClusterMetrics:
         self.nbd = {key: Gauge(f"cinderblock_nbd_{name}", text, ["actor"], registry=r)
                     for key, name, text in NBD_GAUGES}
         self.events = Counter("cinderblock_exporter_events", "events folded in", registry=r)
+        self.status_counts = {kind: Gauge(f"cinderblock_{kind}", f"{kind} in each status, "
+                                          "every project's", ["status"], registry=r)
+                              for kind in COUNTED}
         self._creating: OrderedDict[str, float] = OrderedDict()  # volume id -> request time
         self._deleting: set[str] = set()
         self.last_heartbeat: dict[str, float] = {}
         self.projects: set[str] = set()
+        self._statuses: dict[str, dict[str, None]] = {}  # kind -> statuses shown, in order
 
     # ---- events ---------------------------------------------------------------------
     def observe(self, event: Mapping[str, Any]) -> None:
@@ -186,6 +206,17 @@ class ClusterMetrics:
         """Actors whose last heartbeat is older than ``after_s`` are down."""
         for actor, seen in self.last_heartbeat.items():
             self.actor_up.labels(actor).set(1 if now - seen <= after_s else 0)
+
+    def set_status_counts(self, counts: StatusCounts) -> None:
+        """Each kind's count in each status; 0 for a status the gateway counted none in
+        (a status it names that this exporter does not know is shown too, and 0 once
+        none is in it)."""
+        for kind, known in COUNTED.items():
+            found: Mapping[str, int] = getattr(counts, kind)
+            shown = self._statuses.setdefault(kind, dict.fromkeys(known))
+            shown.update(dict.fromkeys(found))
+            for status in shown:
+                self.status_counts[kind].labels(status).set(found.get(status, 0))
 
     def set_quota(self, project: str, limits: Mapping[str, int], in_use: Mapping[str, int],
                   reserved: Mapping[str, int]) -> None:

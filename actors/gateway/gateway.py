@@ -72,7 +72,7 @@ from cinderblock.actors.gateway.volume_request import TypeCatalog, normalize_cre
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeMatch, VolumeRecord
 from cinderblock.actors.gateway.volume_types import VolumeTypes
 from cinderblock.actors.gateway.watchers import Watchers
-from cinderblock.actors.runtime.actor import Actor, Link, Request, when_connected
+from cinderblock.actors.runtime.actor import Actor, Link, Request, check_reader, when_connected
 from cinderblock.actors.runtime.config import (
     DEFAULT_TYPE,
     DEFAULT_ZONE,
@@ -82,7 +82,7 @@ from cinderblock.actors.runtime.config import (
 )
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.failpoints import declare
-from cinderblock.protocol.messages.health import Identity
+from cinderblock.protocol.messages.health import Identity, StatusCounts
 from cinderblock.protocol.messages.manage import ManageableList, VolumeManage
 from cinderblock.protocol.messages.quota import (
     QuotaAbandon,
@@ -191,6 +191,7 @@ class Gateway(Actor):
             "volume.show": self.on_volume_show,
             "volume.list": self.on_volume_list,
             "volume.summary": self.on_volume_summary,
+            "cluster.counts": self.on_cluster_counts,
             "volume.watch": self.on_volume_watch,
             "volume.update": self.on_volume_update,
             "az.list": self.on_az_list,
@@ -465,6 +466,12 @@ class Gateway(Actor):
         if body.all_projects and req.ctx.is_admin:
             project = body.project_id or None
         return await self.store.volume_summary(project, asker=req.ctx.project_id)
+
+    async def on_cluster_counts(self, req: Request) -> StatusCounts:
+        """Every project's volumes, snapshots and attachments by status (admins and
+        monitors: the metrics exporter's gauges)."""
+        check_reader(req.ctx, "cluster.counts")
+        return await self.store.status_counts(asker=req.ctx.project_id)
 
     async def on_volume_list(self, req: Request) -> VolumeList:
         body: VolumeListRequest = req.body

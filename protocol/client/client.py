@@ -57,7 +57,7 @@ from cinderblock.protocol.client.pages import read_pages
 from cinderblock.protocol.client.qos import QosMethods, SyncQosMethods
 from cinderblock.protocol.client.status_waits import StatusWaits, VolumeError
 from cinderblock.protocol.client.transfers import SyncTransferMethods, TransferMethods
-from cinderblock.protocol.messages.health import ActorStats, ClusterStats, Identity
+from cinderblock.protocol.messages.health import ActorStats, ClusterStats, Identity, StatusCounts
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.limits import MAX_QUOTA_LIMIT, MAX_SIZE_GB, check_range
 from cinderblock.protocol.messages.log_levels import ServiceLogList, ServiceLogRequest
@@ -614,6 +614,11 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         raw = await self.call("cluster.stats", Empty(), timeout=timeout)
         return parse(ClusterStats, raw, strict=False)
 
+    async def status_counts(self) -> StatusCounts:
+        """Every project's volumes, snapshots and attachments by status (admins and
+        monitors)."""
+        return parse(StatusCounts, await self.call("cluster.counts", Empty()), strict=False)
+
     async def log_levels(self, binary: str | None = None, server: str | None = None,
                          prefix: str = "") -> ServiceLogList:
         """Admin: the log levels of the loggers of ``prefix`` in the services a binary
@@ -760,6 +765,9 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
 
     def cluster_stats(self, timeout: float | None = None) -> ClusterStats:
         return self._run(lambda c: c.cluster_stats(timeout))
+
+    def status_counts(self) -> StatusCounts:
+        return self._run(lambda c: c.status_counts())
 
     def log_levels(self, binary: str | None = None, server: str | None = None,
                    prefix: str = "") -> ServiceLogList:

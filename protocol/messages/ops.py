@@ -241,6 +241,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "whoami": (Empty, READERS),
     "stats": (Empty, frozenset({"admin", "monitor", "gateway"})),
     "cluster.stats": (Empty, frozenset({"admin", "monitor"})),
+    "cluster.counts": (Empty, frozenset({"admin", "monitor"})),
     # log levels (an admin's; log.*: each actor's own, asked by the gateway; service.*:
     # the gateway asks every actor a binary and server name)
     "log.levels": (LogLevelsAsk, ADMINS | GATEWAY),

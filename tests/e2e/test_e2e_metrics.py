@@ -1,11 +1,14 @@
 """The metrics exporter scraped with prometheus-client's own parser while volumes are
-created: its counters match what the test did."""
+created: its counters match what the test did, its counts by status what the gateway
+lists."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import urllib.request
+import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +47,7 @@ async def until(url: str, check: Callable[[Samples], bool], timeout: float = 15.
 
 @pytest.fixture(scope="module")
 def metered(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
-    return cluster_factory(metrics=f"127.0.0.1:{free_port()}",
+    return cluster_factory(metrics=f"127.0.0.1:{free_port()}", metrics_counts_every_s=1.0,
                            quota={"gigabytes": 50, "volumes": 20})
 
 
@@ -142,3 +145,34 @@ async def test_quotas_are_read_many_projects_a_call_by_whom_may_read_them(
         for wrong in ((), (*others, "one-too-many"), ("",)):
             with pytest.raises(InvalidInput, match=r"quota\.show_many takes|1-255"):
                 await admin.call("quota.show_many", QuotaShowMany(wrong))
+
+
+async def test_volumes_snapshots_and_attachments_are_counted_by_status(
+    metered: E2ECluster, project: str,
+) -> None:
+    """``cluster.counts`` (admins and monitors) counts every project's volumes, snapshots
+    and attachments by status, as the listings hold them; the exporter shows the counts,
+    0 for a status none is in."""
+    url = metered.cluster.endpoints()["metrics"]
+    async with metered.client(project) as member, \
+            metered.client("admin", admin=True) as admin:
+        with pytest.raises(Forbidden):
+            await member.status_counts()
+        vol = await member.create_volume(1, wait=True)
+        await member.create_snapshot(vol.id, wait=True)
+        await member.create_attachment(vol.id, str(uuid.uuid4()))  # reserved
+        counts = await admin.status_counts()
+        listed = Counter(v.status.value for v in await admin.list_volumes(all_projects=True))
+        assert counts.volumes == dict(listed) and counts.volumes["reserved"] >= 1
+        assert counts.snapshots["available"] >= 1 and counts.attachments["reserved"] >= 1
+
+        def shown(s: Samples) -> bool:
+            return all(value(s, f"cinderblock_{kind}", status=status) == n
+                       for kind in ("volumes", "snapshots", "attachments")
+                       for status, n in getattr(counts, kind).items())
+
+        samples = await until(url, shown)
+        assert shown(samples)
+        assert value(samples, "cinderblock_volumes", status="error") == counts.volumes.get(
+            "error", 0)
+        assert ("cinderblock_volumes", (("status", "error"),)) in samples  # 0 is shown

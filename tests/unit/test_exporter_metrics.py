@@ -1,11 +1,12 @@
 """The exporter's metrics folded from events alone (no sockets): outcomes, latency,
-backends, heartbeats, quotas."""
+backends, heartbeats, quotas, counts by status."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from cinderblock.actors.exporter.metrics import ClusterMetrics
+from cinderblock.protocol.messages.health import StatusCounts
 
 T0 = 1_800_000_000.0
 
@@ -77,3 +78,24 @@ def test_deletes_backends_heartbeats_and_quotas() -> None:
     assert sample(m, "cinderblock_actor_up", actor="gateway") == 1
     m.mark_silent(T0 + 60, after_s=5)
     assert sample(m, "cinderblock_actor_up", actor="gateway") == 0
+
+
+def test_counts_by_status_show_every_status_and_go_back_to_zero() -> None:
+    m = ClusterMetrics()
+    m.set_status_counts(StatusCounts({"available": 5, "error": 1}, {"creating": 2},
+                                     {"attached": 1}))
+    assert sample(m, "cinderblock_volumes", status="available") == 5
+    assert sample(m, "cinderblock_volumes", status="error") == 1
+    assert sample(m, "cinderblock_volumes", status="in-use") == 0  # known, none in it
+    assert sample(m, "cinderblock_volumes", status="deleted") is None  # no row is
+    assert sample(m, "cinderblock_snapshots", status="creating") == 2
+    assert sample(m, "cinderblock_attachments", status="attached") == 1
+    assert sample(m, "cinderblock_attachments", status="reserved") == 0
+
+    m.set_status_counts(StatusCounts({"available": 6, "a-newer-status": 1}))
+    assert sample(m, "cinderblock_volumes", status="error") == 0  # mended since
+    assert sample(m, "cinderblock_volumes", status="available") == 6
+    assert sample(m, "cinderblock_volumes", status="a-newer-status") == 1
+    assert sample(m, "cinderblock_snapshots", status="creating") == 0
+    m.set_status_counts(StatusCounts())
+    assert sample(m, "cinderblock_volumes", status="a-newer-status") == 0
