@@ -57,7 +57,10 @@ VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.DETACHING: frozenset({V.AVAILABLE, V.IN_USE, V.RESERVED, V.ATTACHING}),
     V.DELETING: frozenset({V.ERROR_DELETING, V.DELETED}),
     V.UNMANAGING: frozenset({V.ERROR, V.DELETED}),  # deleted: gone from here, kept there
-    V.EXTENDING: frozenset({V.AVAILABLE, V.IN_USE, V.ERROR_EXTENDING}),  # in-use: 3.42
+    # an extend ends in what the volume's attachments make it (in-use: 3.42; reserved or
+    # attaching: a multiattach volume's other attachments, its attached one gone meanwhile)
+    V.EXTENDING: frozenset({V.AVAILABLE, V.IN_USE, V.RESERVED, V.ATTACHING,
+                            V.ERROR_EXTENDING}),
     V.REVERTING: frozenset({V.AVAILABLE, V.ERROR}),
     V.AWAITING_TRANSFER: frozenset({V.AVAILABLE}),  # accepted, or the transfer deleted
     V.ERROR: frozenset({V.DELETING, V.UNMANAGING}),
@@ -66,6 +69,9 @@ VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.DELETED: frozenset(),
 }
 VOLUME_ERRORS = frozenset({V.ERROR, V.ERROR_DELETING, V.ERROR_EXTENDING})
+# A volume in one of these is held by an operation that sets its status when it ends (by
+# its attachments): an attachment made, completed or deleted meanwhile leaves the status.
+HELD_BY_AN_OPERATION = frozenset({V.EXTENDING})
 
 
 class TaskState(StrEnum):

@@ -51,6 +51,7 @@ from cinderblock.protocol.messages.attachments import (
     NodeUnexport,
 )
 from cinderblock.protocol.states import (
+    HELD_BY_AN_OPERATION,
     AttachmentStatus,
     VolumeStatus,
     check_volume_move,
@@ -180,6 +181,10 @@ class Attachments:
     def follow(self, volume: VolumeRecord, status: VolumeStatus | None = None) -> bool:
         new = status or self.status_for(volume.id)
         if new is volume.status:
+            return False
+        if status is None and volume.status in HELD_BY_AN_OPERATION:
+            log.info("volume %s stays %s: the end of that sets its status", volume.id,
+                     volume.status.value)
             return False
         check_volume_move(volume.status, new)
         volume.status, volume.reason = new, None

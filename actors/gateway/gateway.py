@@ -570,6 +570,9 @@ class Gateway(Actor):
         if push:
             self.watchers.push(rec.id, "volume.status", rec.view(), rec.status in STABLE)
 
+    def attachment_status(self, volume_id: str) -> VolumeStatus:
+        return self.attachments.status_for(volume_id)
+
     # ---- types, zones, quota, backends ----------------------------------
     def on_az_list(self, req: Request) -> ZoneList:
         return ZoneList(tuple(AvailabilityZone(z) for z in self.zones))

@@ -389,9 +389,8 @@ class GatewayLifecycle:
             log.warning("volume.extended for %s, which is not extending", body.volume_id)
             return  # its reservation's end was owed when the extend ended
         ok = new is V.AVAILABLE and body.reason is None
-        if new is V.AVAILABLE and rec.extended_from is V.IN_USE:
-            new = V.IN_USE  # an attached volume (3.42) stays attached
-        rec.extended_from = None
+        if new is V.AVAILABLE:  # what its attachments make it: an attached volume (3.42)
+            new = self.gw.attachment_status(rec.id)  # stays in use
         check_volume_move(rec.status, new)
         rec.status, rec.reason = new, body.reason
         if ok:

@@ -331,7 +331,7 @@ class MarkVolumeExtendingTask(_Task[ExtendContext]):
             raise InvalidState(f"volume {rec.id} changed size meanwhile; try again",
                                {"volume_id": rec.id, "size": rec.size})
         check_volume_move(rec.status, V.EXTENDING)
-        c.was = rec.extended_from = rec.status
+        c.was = rec.status
         rec.status, rec.reason, c.marked = V.EXTENDING, None, True
         assert c.reservation_id is not None
         EXTEND_MARK_BEFORE_COMMIT()

@@ -20,6 +20,7 @@ from cinderblock.actors.runtime.actor import Link, Request
 from cinderblock.actors.runtime.config import ClusterConfig
 from cinderblock.actors.runtime.events import EventPublisher
 from cinderblock.protocol.messages.flows import FlowTraceList
+from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
 
 
@@ -49,6 +50,8 @@ class GatewayServices(Protocol):
     def quota(self) -> Link: ...
 
     def publish(self, rec: VolumeRecord, push: bool = True) -> None: ...
+    def attachment_status(self, volume_id: str) -> VolumeStatus:
+        """The status the volume's attachments make it (``volume_status_for``)."""
     async def quota_call(self, op: str, body: object, ctx: Context,
                          timeout: float | None = None) -> dict[str, Any]: ...
     def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None: ...

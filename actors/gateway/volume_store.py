@@ -323,7 +323,6 @@ class VolumeRecord:
     # Cinder's volume_image_metadata: the properties of the image a volume holds, which
     # Nova reads to boot from it (copied to a clone of a bootable volume)
     image_metadata: dict[str, str] = field(default_factory=dict)
-    extended_from: VolumeStatus | None = None  # in memory: available, or in-use (3.42)
 
     @property
     def volume_type_id(self) -> str:
@@ -509,14 +508,12 @@ def _shown_microseconds(when: float) -> int:
 
 class Volumes(RowRecords[VolumeRecord]):
     """Every volume of the gateway's file; in memory, the ones in use (``row_records``:
-    read when asked for, held while in use), and those with state only memory has
-    (``held``: an extend's ``extended_from``), kept until it ends."""
+    read when asked for, held while in use)."""
 
     def __init__(self, read_only: Callable[[], sqlite3.Connection],
                  type_of: Callable[[str | None], VolumeType]) -> None:
         super().__init__(read_only, SELECT_VOLUME, "volumes", RECENT)
         self._type_of = type_of
-        self.held: dict[str, VolumeRecord] = {}
         # types being written to a volume (a retype), counted as in use until committed
         self.retyping: Counter[str] = Counter()
 
@@ -583,13 +580,6 @@ class Volumes(RowRecords[VolumeRecord]):
         in use is most volumes, in a cloud). Rows only: a caller judges each record
         as memory has it."""
         return [vid for (vid,) in self._read_only().execute(SELECT_UNLIKE_ATTACHMENTS)]
-
-    def read_back(self) -> None:
-        """As ``RowRecords.read_back``; an extend's record is held while its row says it
-        extends."""
-        super().read_back()
-        self.held = {vid: rec for vid, rec in self.held.items()
-                     if rec.status is VolumeStatus.EXTENDING and self._live.get(vid) is rec}
 
 
 class GatewayStore:
@@ -909,7 +899,6 @@ class GatewayStore:
         """The volume's status (``extending``) and its reservation, in one transaction:
         the reservation is referenced while the extend runs, so no restart abandons it."""
         self.extends[rec.id] = reservation_id
-        self.volumes.held[rec.id] = rec  # its extended_from lives in memory only
         kept = self.db.write(INSERT_EXTEND, (rec.id, reservation_id))
         status = self.queue_status(rec)
         await kept
@@ -919,7 +908,6 @@ class GatewayStore:
         """The extend's end: the record's size and status (if it is still there) and,
         in the same transaction, the ``commit`` or ``rollback`` of its reservation owed."""
         reservation_id = self.extends.pop(volume_id, None)
-        self.volumes.held.pop(volume_id, None)
         queued = [] if rec is None else [self.queue_size(rec)]
         if reservation_id is not None:
             queued.append(self.db.write(DELETE_EXTEND, (volume_id,)))
@@ -1010,7 +998,7 @@ def _volume_from_row(row: Any, type_of: Callable[[str | None], VolumeType]) -> V
 
 # what a volume's row (with its flags and source) holds; the rest lives in memory only
 _ROW_FIELDS = tuple(name for name in VolumeRecord.__slots__
-                    if name not in ("request_id", "request_fp", "extended_from", "__weakref__"))
+                    if name not in ("request_id", "request_fp", "__weakref__"))
 
 
 def image_metadata_write(rec: VolumeRecord) -> tuple[str, tuple[Any, ...]]:
@@ -1026,8 +1014,6 @@ def _reset(held: VolumeRecord, read: VolumeRecord) -> None:
     for name in _ROW_FIELDS:
         setattr(held, name, getattr(read, name))
     held.request_id = held.request_fp = ""  # the row has them (see made_by)
-    if held.status is not VolumeStatus.EXTENDING:
-        held.extended_from = None
 
 
 def _share_strings(rec: VolumeRecord) -> None:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import pytest
 
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import CinderblockError, InvalidState
 from tests.conftest import GIB, E2ECluster, eventually
+from tests.e2e.test_e2e_attach import CONNECTOR, attach, multiattach_type
 from tests.lifecycle_helpers import usage, what_exists
 
 
@@ -89,3 +92,42 @@ async def _settle(client: Client, volume_id: str) -> None:
 async def _usage_is_what_exists(admin: Client, client: Client, project: str) -> bool:
     """Quota equals what exists once the journal has handed over what was owed."""
     return bool(await usage(admin, project) == await what_exists(client))
+
+
+@pytest.fixture(scope="module")
+def slow_extends(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=1,
+                           node_overrides={"node-1": {"faults": ("delay:extend_volume",)}})
+
+
+async def test_attachments_that_move_while_their_volume_is_extended_leave_its_status_to_the_extend(
+    slow_extends: E2ECluster,
+) -> None:
+    """An in-use extend (3.42) holds the volume ``extending`` until its node reports: an
+    attachment deleted, or one completed, meanwhile does not move the volume (it had
+    moved it to ``available`` or ``in-use``, and the extend's report then found the volume
+    not extending: its size never changed and its reservation stayed until it expired).
+    The extend's end gives the volume the status its attachments make it."""
+    slow = slow_extends
+    async with slow.client("held") as client, slow.client("admin", admin=True) as admin:
+        vol = await client.create_volume(1, wait=True)
+        first = await attach(client, vol)
+        await client.extend_volume(vol.id, 2, in_use=True)
+        await client.delete_attachment(first.id)
+        assert (await client.show_volume(vol.id)).status == "extending"
+        final = await client.wait_for_status(vol.id, "available", timeout=20.0)
+        assert final.size == 2
+        await eventually(lambda: _usage_is_what_exists(admin, client, "held"), timeout=10)
+
+        shared = await client.create_volume(
+            1, volume_type=await multiattach_type(admin), wait=True)
+        one = await attach(client, shared)
+        two = await client.create_attachment(shared.id, instance_id="vm-held")
+        two = await client.update_attachment(two.id, CONNECTOR)
+        await client.extend_volume(shared.id, 2, in_use=True)
+        await client.complete_attachment(two.id)
+        await client.delete_attachment(one.id)
+        assert (await client.show_volume(shared.id)).status == "extending"
+        final = await client.wait_for_status(shared.id, "in-use", timeout=20.0)
+        assert final.size == 2
+        await eventually(lambda: _usage_is_what_exists(admin, client, "held"), timeout=10)

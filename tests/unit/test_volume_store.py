@@ -359,12 +359,12 @@ async def test_each_read_of_a_volume_goes_through_its_own_index(
         assert "COVERING INDEX attachments_volume (volume_id=? AND status=?)" in unlike, unlike
 
 
-async def test_an_extended_volume_keeps_what_it_was_until_its_extend_ends(
+async def test_an_extending_volume_needs_nothing_only_memory_holds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An in-use volume's extend (3.42) remembers in memory only that it was in use, so
-    that it is in use again after; its record is kept until the extend ends, however
-    many other volumes are read meanwhile."""
+    """An extend's volume is its row (``extending``) and its reservation (the
+    ``extends`` the file keeps): its record may be let go meanwhile and read back, and
+    the extend's end (the status its attachments make it, set by its caller) is saved."""
     monkeypatch.setattr(volume_store, "RECENT", 1)
     now = time.time()
     async with open_gateway_store(tmp_path / "gateway.db") as store:
@@ -372,23 +372,26 @@ async def test_an_extended_volume_keeps_what_it_was_until_its_extend_ends(
         for n in range(3):
             await store.add_volume(volume(f"vol-{n}", now + n, status=VolumeStatus.IN_USE))
         rec = store.volumes["vol-0"]
-        rec.extended_from, rec.status = rec.status, VolumeStatus.EXTENDING
+        rec.status = VolumeStatus.EXTENDING
         await store.start_extend(rec, "reservation-1")
         del rec
         store.volumes.get("vol-1")
         store.volumes.get("vol-2")
         gc.collect()
-        assert store.volumes["vol-0"].extended_from is VolumeStatus.IN_USE
-
+        assert "vol-0" not in store.volumes.in_memory()
         extended = store.volumes["vol-0"]
-        extended.status, extended.extended_from = VolumeStatus.IN_USE, None
+        assert extended.status is VolumeStatus.EXTENDING
+        assert store.extends == {"vol-0": "reservation-1"}
+
+        extended.status, extended.size = VolumeStatus.IN_USE, 2
         await store.end_extend(extended, extended.id, "commit")
         del extended
         store.volumes.get("vol-1")
         store.volumes.get("vol-2")
         gc.collect()
-        assert "vol-0" not in store.volumes.in_memory()  # let go once its extend ended
-        assert store.volumes["vol-0"].status is VolumeStatus.IN_USE
+        assert "vol-0" not in store.volumes.in_memory() and store.extends == {}
+        again = store.volumes["vol-0"]
+        assert (again.status, again.size) == (VolumeStatus.IN_USE, 2)
 
 
 async def test_a_store_in_a_directory_named_like_a_uri_reads_its_own_file(
