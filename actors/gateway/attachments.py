@@ -110,6 +110,7 @@ class Attachments:
         is one an old action gave it (``status_of_its_own``). Records are read
         for these only (the attachments detaching, and the volumes the file's rows say
         are contradicted); nothing else is pending at a start, so memory is its rows."""
+        cut_short: set[str] = set()  # volumes whose attachment delete a restart cut short
         for att in self.attachments.in_transition_since(float("inf")):
             if att.status is AttachmentStatus.DETACHING:
                 log.warning("attachment %s of volume %s: its detach was cut short by a "
@@ -117,12 +118,14 @@ class Attachments:
                             att.volume_id)
                 att.move(AttachmentStatus.ERROR_DETACHING)
                 await self.attachments.save(att)
+                cut_short.add(att.volume_id)
         volumes = self.gw.store.volumes
         for vid in volumes.unlike_their_attachments():
             vol = volumes.get(vid)
             if vol is None or self.status_for(vid) is vol.status:
                 continue
-            if status_of_its_own(vol.status, self.attachments.of_volume(vid)):
+            if vid not in cut_short and \
+                    status_of_its_own(vol.status, self.attachments.of_volume(vid)):
                 log.info("volume %s stays %s: an old attach action gave it that status",
                          vid, vol.status.value)
             else:

@@ -28,10 +28,10 @@ flows of ``attachment_flows`` and a few of its own, under the volume's lock:
 * ``volume.unreserve``: a volume ``attaching`` goes back to what its attachments make it.
 
 A volume's ``attaching`` with no attachment attaching (reserved) and its
-``detaching`` (begun) with attachments attached and none detaching are its own
-status (``status_of_its_own``), kept in its row and through a restart of the gateway,
-as Cinder's stay until ``unreserve`` or ``roll_detaching``; a restart mends any other
-volume its attachments contradict.
+``detaching`` (begun) with attachments attached are its own status
+(``status_of_its_own``), kept in its row and through a restart of the gateway, as
+Cinder's stay until ``unreserve`` or ``roll_detaching``; a restart mends any other
+volume its attachments contradict, and a volume whose attachment delete it cut short.
 
 What the actions choose (``waiting_connection``, ``attached_already``,
 ``detach_target``, ``connections_of``) is plain code over the volume's attachments.
@@ -84,17 +84,14 @@ MODES = ("rw", "ro")
 # ---- what an action chooses (plain code) ------------------------------------------
 def status_of_its_own(status: VolumeStatus, attachments: Sequence[AttachmentRecord]) -> bool:
     """Whether ``status`` is one an old action gave the volume, not what its attachments
-    make it: ``attaching`` reserved by ``os-reserve`` (no attachment attaching or only
-    reserved), or ``detaching`` begun by ``os-begin_detaching`` (attached, none
-    detaching; a detach cut short leaves one detaching or error_detaching, and the
-    volume follows it)."""
+    make it: ``attaching`` reserved by ``os-reserve`` (no attachment attaching), or
+    ``detaching`` begun by ``os-begin_detaching`` (its attachments make it in use). An
+    attachment delete moves a volume to ``detaching`` only while it runs, so a
+    restart that cut one short is the caller's to tell apart."""
     made = volume_status_for(a.status for a in attachments)
     if status is V.ATTACHING:
         return made in (V.AVAILABLE, V.IN_USE)
-    if status is V.DETACHING:
-        return made is V.IN_USE and not any(
-            a.status in (A.DETACHING, A.ERROR_DETACHING) for a in attachments)
-    return False
+    return status is V.DETACHING and made is V.IN_USE
 
 
 def connections_of(attachments: Sequence[AttachmentRecord], host: str
