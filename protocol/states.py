@@ -37,6 +37,8 @@ class VolumeStatus(StrEnum):
     EXTENDING = "extending"
     REVERTING = "reverting"  # to its latest snapshot (3.40)
     AWAITING_TRANSFER = "awaiting-transfer"  # offered to another project
+    BACKING_UP = "backing-up"  # its node copies it into the backup repository
+    RESTORING_BACKUP = "restoring-backup"  # its node writes a backup's data into it
     ERROR = "error"
     ERROR_DELETING = "error_deleting"
     ERROR_EXTENDING = "error_extending"
@@ -47,11 +49,13 @@ V = VolumeStatus
 VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.CREATING: frozenset({V.AVAILABLE, V.ERROR}),
     V.AVAILABLE: frozenset({V.DELETING, V.EXTENDING, V.REVERTING, V.RESERVED, V.ERROR,
-                            V.AWAITING_TRANSFER, V.UNMANAGING,
+                            V.AWAITING_TRANSFER, V.UNMANAGING, V.BACKING_UP,
+                            V.RESTORING_BACKUP,
                             V.ATTACHING}),  # attaching: Cinder's os-reserve
     V.RESERVED: frozenset({V.ATTACHING, V.AVAILABLE, V.IN_USE}),
     V.ATTACHING: frozenset({V.IN_USE, V.AVAILABLE, V.RESERVED, V.ERROR}),
-    V.IN_USE: frozenset({V.DETACHING, V.AVAILABLE, V.RESERVED, V.ATTACHING, V.EXTENDING}),
+    V.IN_USE: frozenset({V.DETACHING, V.AVAILABLE, V.RESERVED, V.ATTACHING, V.EXTENDING,
+                         V.BACKING_UP}),  # backing-up: a backup with force
     # detaching → reserved or attaching: an os-begin_detaching's volume follows its other
     # attachments (a multiattach volume's) when its last attached one goes
     V.DETACHING: frozenset({V.AVAILABLE, V.IN_USE, V.RESERVED, V.ATTACHING}),
@@ -63,6 +67,10 @@ VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
                             V.ERROR_EXTENDING}),
     V.REVERTING: frozenset({V.AVAILABLE, V.ERROR}),
     V.AWAITING_TRANSFER: frozenset({V.AVAILABLE}),  # accepted, or the transfer deleted
+    # a backup ends in what the volume's attachments make it (it may be in use)
+    V.BACKING_UP: frozenset({V.AVAILABLE, V.IN_USE, V.RESERVED, V.ATTACHING}),
+    # a restore replaces the volume's data whole or not at all: it ends available
+    V.RESTORING_BACKUP: frozenset({V.AVAILABLE}),
     V.ERROR: frozenset({V.DELETING, V.UNMANAGING}),
     V.ERROR_DELETING: frozenset({V.DELETING}),
     V.ERROR_EXTENDING: frozenset({V.DELETING, V.AVAILABLE, V.UNMANAGING}),
@@ -71,7 +79,7 @@ VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
 VOLUME_ERRORS = frozenset({V.ERROR, V.ERROR_DELETING, V.ERROR_EXTENDING})
 # A volume in one of these is held by an operation that sets its status when it ends (by
 # its attachments): an attachment made, completed or deleted meanwhile leaves the status.
-HELD_BY_AN_OPERATION = frozenset({V.EXTENDING})
+HELD_BY_AN_OPERATION = frozenset({V.EXTENDING, V.BACKING_UP})
 
 
 class TaskState(StrEnum):
@@ -128,6 +136,7 @@ def statuses(kind: type[E], wanted: str | Iterable[str]) -> frozenset[E]:
 #   deleting → deleted (the record goes) | error_deleting
 #   available → restoring (its volume reverts to it) → available
 #   available | error → unmanaging → deleted (the record goes, the data stays) | error
+#   available → backing-up (a backup of it is made) → available
 
 
 class SnapshotStatus(StrEnum):
@@ -136,6 +145,7 @@ class SnapshotStatus(StrEnum):
     DELETING = "deleting"
     UNMANAGING = "unmanaging"  # leaving cinderblock; its data stays on the backend
     RESTORING = "restoring"
+    BACKING_UP = "backing-up"
     ERROR = "error"
     ERROR_DELETING = "error_deleting"
     DELETED = "deleted"
@@ -144,8 +154,9 @@ class SnapshotStatus(StrEnum):
 P = SnapshotStatus
 SNAPSHOT_MOVES: dict[SnapshotStatus, frozenset[SnapshotStatus]] = {
     P.CREATING: frozenset({P.AVAILABLE, P.ERROR}),
-    P.AVAILABLE: frozenset({P.DELETING, P.RESTORING, P.UNMANAGING}),
+    P.AVAILABLE: frozenset({P.DELETING, P.RESTORING, P.UNMANAGING, P.BACKING_UP}),
     P.RESTORING: frozenset({P.AVAILABLE}),
+    P.BACKING_UP: frozenset({P.AVAILABLE}),
     P.ERROR: frozenset({P.DELETING, P.UNMANAGING}),
     P.DELETING: frozenset({P.DELETED, P.ERROR_DELETING}),
     P.UNMANAGING: frozenset({P.DELETED, P.ERROR}),
@@ -213,3 +224,42 @@ def volume_status_for(attachments: Iterable[AttachmentStatus]) -> VolumeStatus:
     if A.RESERVED in present:
         return V.RESERVED
     return V.AVAILABLE
+
+
+# ---- backups (Cinder's backup statuses) ------------------------------------------
+#
+#   creating → available | error;  available | error → deleting
+#   deleting → deleted (the record goes) | error_deleting → deleting
+#   available → restoring (its data written into a volume) → available
+#   an admin's reset: available | error ↔ error | available
+
+
+class BackupStatus(StrEnum):
+    CREATING = "creating"
+    AVAILABLE = "available"
+    DELETING = "deleting"
+    RESTORING = "restoring"
+    ERROR = "error"
+    ERROR_DELETING = "error_deleting"
+    DELETED = "deleted"
+
+
+B = BackupStatus
+BACKUP_MOVES: dict[BackupStatus, frozenset[BackupStatus]] = {
+    B.CREATING: frozenset({B.AVAILABLE, B.ERROR}),
+    B.AVAILABLE: frozenset({B.DELETING, B.RESTORING, B.ERROR}),
+    B.RESTORING: frozenset({B.AVAILABLE}),
+    B.ERROR: frozenset({B.DELETING, B.AVAILABLE}),
+    B.DELETING: frozenset({B.DELETED, B.ERROR_DELETING}),
+    B.ERROR_DELETING: frozenset({B.DELETING}),
+    B.DELETED: frozenset(),
+}
+BACKUP_ERRORS = frozenset({B.ERROR, B.ERROR_DELETING})
+
+
+def check_backup_move(old: BackupStatus, new: BackupStatus) -> None:
+    if new not in BACKUP_MOVES[old]:
+        raise InvalidState(
+            f"backup status cannot go from {old.value} to {new.value}",
+            {"from": old.value, "to": new.value},
+        )

@@ -11,7 +11,10 @@ three attempts), and finally the node forgets the in-flight capacity. A
 volume copied from a snapshot or a source volume (cast by the gateway to the
 node that holds the source) is never rescheduled: it goes to ``error``. Nor is a
 volume that adopts what the backend already holds (a manage, cast by the gateway to
-the node the admin named): its revert gives the data back under its old name.
+the node the admin named): its revert gives the data back under its old name. Nor is
+a volume made from a backup: the node creates it, then writes the backup's data from
+the backup repository into it (all or nothing, ``Driver.restore_volume``); a backup
+that is missing or damaged leaves no volume (the revert deletes the one made).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleR
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.storage_node.backends import Driver, DriverError
+from cinderblock.storage_node.backup_repository import BackupRepository
 
 CREATE_BEFORE_REPORT = declare("node.create_volume.before_report")
 CREATE_AFTER_REPORT = declare("node.create_volume.after_report")
@@ -32,6 +36,10 @@ CREATE_AFTER_REPORT = declare("node.create_volume.after_report")
 class NodeServices(Protocol):
     backend_id: str
     driver: Driver
+
+    @property
+    def backups(self) -> BackupRepository:
+        """Where a volume made from a backup reads it from."""
 
     def begin_create(self, volume_id: str, size: int, epoch: str, seq: int) -> None: ...
 
@@ -87,7 +95,7 @@ class OnFailureRescheduleTask(_NodeTask):
             last_error=f"{self.s.backend_id}: {failure}",
         )
         here_only = r.snapshot_id is not None or r.source_volid is not None \
-            or r.manage_ref is not None
+            or r.manage_ref is not None or r.backup_id is not None
         if isinstance(failure, DriverError) and not here_only:  # a copy is made here only
             self.s.reschedule(retry, c.ctx)
         else:
@@ -101,7 +109,7 @@ class ExtractVolumeSpecTask(_NodeTask):
     async def execute(self, c: ManagerContext) -> None:
         r = c.cast.request
         c.source = "snapshot" if r.snapshot_id else "source_volume" if r.source_volid \
-            else "manage" if r.manage_ref else "raw"
+            else "manage" if r.manage_ref else "backup" if r.backup_id else "raw"
 
 
 class NotifyVolumeActionTask(_NodeTask):
@@ -127,9 +135,20 @@ class CreateVolumeFromSpecTask(_NodeTask):
             await driver.create_cloned_volume(c.volume_id, r.source_volid, c.size)
         elif r.manage_ref is not None:
             await driver.manage_existing(c.volume_id, r.manage_ref, c.size)
+        elif r.backup_id is not None:
+            await self._create_from_backup(c, r.backup_id)
         else:
             await driver.create_volume(c.volume_id, c.size)
         c.created = True
+
+    async def _create_from_backup(self, c: ManagerContext, backup_id: str) -> None:
+        """The backup's manifest read first (a missing or damaged one: nothing made),
+        then a new volume, then the backup's data written into it; a failure while
+        writing leaves the volume made (``created``) for the revert to delete."""
+        backup = await self.s.backups.open_backup(backup_id)
+        await self.s.driver.create_volume(c.volume_id, c.size)
+        c.created = True
+        await self.s.driver.restore_volume(c.volume_id, backup.write_into)
 
     async def revert(self, c: ManagerContext, failure: BaseException) -> None:
         # A failed create leaves nothing under the volume's name (drivers build

@@ -4,7 +4,10 @@ It connects out (DEALER, identity = its host name) to the gateway and the
 scheduler, so a host can join from anywhere; it publishes its capacity to
 the scheduler's stats socket on a heartbeat and after every change (one
 report per loop turn at most). Creates arrive from the scheduler and run
-``volume_create_manager``; status changes go to the gateway.
+``volume_create_manager``; status changes go to the gateway. Backups go into (and
+come back from) its backup repository (``NodeConfig.backup_path``, by default
+``backups`` in the node's data directory; a mount that nodes may share), which the
+backup flows (``backup_flows``) and a create from a backup use.
 
 ``busy`` counts, per volume or snapshot id, the operations running on it
 here; the gateway's reconciler asks (``node.probe``) before it judges a
@@ -51,6 +54,8 @@ from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
 from cinderblock.protocol.wire.schema import dump
 from cinderblock.protocol.wire.transport import Channel, tune
 from cinderblock.storage_node.backends import DriverError, make_driver
+from cinderblock.storage_node.backup_flows import backup_handlers
+from cinderblock.storage_node.backup_repository import BackupRepository
 from cinderblock.storage_node.create_flow import ManagerContext, volume_create_manager
 from cinderblock.storage_node.lifecycle_flows import lifecycle_handlers
 from cinderblock.storage_node.nbd.exports import ExportManager
@@ -72,6 +77,8 @@ class StorageNode(Actor):
         directory = Path(node.directory) if node.directory else cfg.path("nodes", node.host)
         self.driver = make_driver(node.backend, directory, node.capacity_gb,
                                   frozenset(node.faults))
+        backups = Path(node.backup_path) if node.backup_path else cfg.path("backups")
+        self.backups = BackupRepository(backups, node.host)
         self.flow = volume_create_manager(self)
         self.exports = ExportManager(self.driver, node.nbd_address, node.nbd_port,
                                      cfg.path("nodes", f"{node.host}.exports.json"),
@@ -90,9 +97,11 @@ class StorageNode(Actor):
     def handlers(self) -> dict[str, Any]:
         return {"node.create_volume": self.on_create_volume, "ping": lambda req: Empty(),
                 "node.probe": self.on_probe, "node.manageable": self.on_manageable,
-                **self.exports.handlers(), **lifecycle_handlers(self)}
+                **self.exports.handlers(), **lifecycle_handlers(self),
+                **backup_handlers(self)}
 
     async def on_start(self) -> None:
+        await self._prepare_backups()
         pub = self.zctx.socket(zmq.PUB)
         tune(pub)
         self.dial(pub, "scheduler")
@@ -105,6 +114,15 @@ class StorageNode(Actor):
         self.spawn(self._report_once_heard())
         self.every(self.cfg.heartbeat_s, self.stats_changed)
         self.every(self.cfg.heartbeat_s, self._hello)
+
+    async def _prepare_backups(self) -> None:
+        """The backup repository made if missing, this node's leftovers swept. A
+        repository that cannot be reached (a shared mount not mounted) does not keep the
+        node from serving its volumes: each backup then fails and says why."""
+        try:
+            await asyncio.to_thread(self.backups.prepare)
+        except DriverError as exc:
+            log.error("%s: backups will fail until this is mended: %s", self.name, exc)
 
     async def _report_once_heard(self) -> None:
         """Stats go only once the scheduler has this process's hello (the reply to a
@@ -254,11 +272,12 @@ class StorageNode(Actor):
 
     def on_probe(self, req: Request) -> NodeProbeReply:
         body: NodeProbe = req.body
-        if len(body.volume_ids) + len(body.snapshot_ids) > PROBE_MAX_IDS:
+        asked = (*body.volume_ids, *body.snapshot_ids, *body.backup_ids)
+        if len(asked) > PROBE_MAX_IDS:
             raise InvalidInput(f"a probe asks about at most {PROBE_MAX_IDS} ids")
         holds = self.driver.holds
         return NodeProbeReply(
-            busy=tuple(i for i in (*body.volume_ids, *body.snapshot_ids) if i in self.busy),
+            busy=tuple(i for i in asked if i in self.busy),
             volumes=tuple(i for i in body.volume_ids if holds("volume", i)),
             snapshots=tuple(i for i in body.snapshot_ids if holds("snapshot", i)),
         )

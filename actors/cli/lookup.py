@@ -1,4 +1,4 @@
-"""A volume, snapshot or volume type named on the command line by its id or by a unique
+"""A volume, snapshot, backup or volume type named on the command line by its id or by a unique
 name.
 
 As python-openstackclient's ``find_resource``: the reference is tried as an id
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from cinderblock.protocol.messages.backups import Backup
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.wire.errors import CinderblockError, NotFound
@@ -19,7 +20,7 @@ from cinderblock.protocol.wire.errors import CinderblockError, NotFound
 if TYPE_CHECKING:
     from cinderblock.protocol.client.client import SyncClient
 
-T = TypeVar("T", Volume, Snapshot)
+T = TypeVar("T", Volume, Snapshot, Backup)
 
 
 class AmbiguousName(CinderblockError):
@@ -34,6 +35,10 @@ def find_volume(c: SyncClient, ref: str) -> Volume:
 
 def find_snapshot(c: SyncClient, ref: str) -> Snapshot:
     return _find("snapshot", ref, c.show_snapshot, lambda: c.list_snapshots(name=ref))
+
+
+def find_backup(c: SyncClient, ref: str) -> Backup:
+    return _find("backup", ref, c.show_backup, lambda: c.list_backups(name=ref))
 
 
 def find_type(c: SyncClient, ref: str) -> VolumeType:

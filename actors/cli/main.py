@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from cinderblock import __version__
 from cinderblock.actors.cli.attachments import add_attachment
+from cinderblock.actors.cli.backups import add_backup
 from cinderblock.actors.cli.base import (
     DEFAULT_PROJECT,
     UsageError,
@@ -44,7 +45,7 @@ from cinderblock.actors.cli.format import (
 )
 from cinderblock.actors.cli.health import add_health
 from cinderblock.actors.cli.log_levels import add_log_levels
-from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume
+from cinderblock.actors.cli.lookup import describe, find_backup, find_snapshot, find_volume
 from cinderblock.actors.cli.manage import add_manage, add_snapshot_manage
 from cinderblock.actors.cli.messages import add_message
 from cinderblock.actors.cli.qos import add_qos
@@ -185,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_attachment(sub, common, _leaf)
     add_message(sub, common, _leaf)
     add_transfer(sub, common, _leaf)
+    add_backup(sub, common, _leaf)
     add_qos(sub, common, _leaf)
     add_log_levels(sub, common, _leaf)
     az = sub.add_parser("az", help="availability zones").add_subparsers(required=True)
@@ -358,7 +360,8 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     add_manage(vol, common, _leaf)
 
 
-QUOTA_OPTIONS = ("volumes", "gigabytes", "snapshots", "per-volume-gigabytes")
+QUOTA_OPTIONS = ("volumes", "gigabytes", "snapshots", "backups", "backup-gigabytes",
+                 "per-volume-gigabytes")
 TYPE_HELP = ("the limits are the volume type's own (volumes_TYPE ...), as cinder "
              "quota-update --volume-type")
 
@@ -444,11 +447,13 @@ def cmd_actor(args: argparse.Namespace) -> int:
 def cmd_volume_create(args: argparse.Namespace) -> int:
     size, name = _size_and_name(args)
     metadata = {**key_values(args.metadata, "metadata"), **key_values(args.property, "--property")}
-    if size is None and not (args.snapshot_id or args.source_volid):
-        raise UsageError("give a SIZE (or --size), or --snapshot-id / --source-volid")
+    if size is None and not (args.snapshot_id or args.source_volid or args.backup):
+        raise UsageError("give a SIZE (or --size), or --snapshot-id / --source-volid / "
+                         "--backup")
     with client(args) as c:
         snapshot = args.snapshot_id and find_snapshot(c, args.snapshot_id).id
         source = args.source_volid and find_volume(c, args.source_volid).id
+        backup = args.backup and find_backup(c, args.backup).id
         same, different = ([find_volume(c, ref).id for ref in refs] if refs else None
                            for refs in (args.same_host, args.different_host))
         vol = c.create_volume(
@@ -456,7 +461,7 @@ def cmd_volume_create(args: argparse.Namespace) -> int:
             volume_type=args.volume_type, availability_zone=args.availability_zone,
             metadata=metadata, request_id=args.request_id, wait=args.wait,
             timeout=args.timeout, snapshot_id=snapshot or None, source_volid=source or None,
-            same_host=same, different_host=different,
+            same_host=same, different_host=different, backup_id=backup or None,
         )
     return show(args, vol)
 

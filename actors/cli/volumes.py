@@ -38,6 +38,7 @@ from cinderblock.actors.cli.format import (
     show,
 )
 from cinderblock.actors.cli.lookup import describe, find_snapshot, find_volume, volume_id
+from cinderblock.protocol.messages.backups import Backup
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.limits import MAX_SIZE_GB, check_range
 from cinderblock.protocol.messages.volumes import Volume
@@ -122,8 +123,10 @@ def flag_pair(p: argparse.ArgumentParser, dest: str, on: str, off: str) -> None:
 
 
 def add_create_sources(create: argparse.ArgumentParser) -> None:
-    """``volume create --snapshot-id | --source-volid``."""
+    """``volume create --snapshot-id | --source-volid | --backup``."""
     source = create.add_mutually_exclusive_group()
+    source.add_argument("--backup", help="create holding this backup's data (name or id; "
+                        "its size by default)")
     source.add_argument("--snapshot-id", "--snapshot", help="create from this snapshot "
                         "(name or id)")
     source.add_argument("--source-volid", "--source", help="create as a copy of this volume "
@@ -311,11 +314,11 @@ def _iso(ts: float) -> Any:
 
 
 def each(args: argparse.Namespace, what: str, refs: Sequence[str],
-         act: Callable[[str], Volume | Snapshot], verb: str = "delete") -> int:
+         act: Callable[[str], Volume | Snapshot | Backup], verb: str = "delete") -> int:
     """``act`` on every reference; a failure is reported on stderr and the rest are
     still done (as ``openstack volume delete`` does). One reference prints its record;
     several print a listing of those done. Exit status 1 if any failed."""
-    done: list[Volume | Snapshot] = []
+    done: list[Volume | Snapshot | Backup] = []
     failed = 0
     fmt = output_format(args)
     for ref in refs:

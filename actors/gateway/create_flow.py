@@ -2,6 +2,12 @@
 
     ExtractVolumeRequestTask → QuotaReserveTask → EntryCreateTask → VolumeCastTask
 
+A volume created from a backup (Cinder's 3.47 ``backup_id``, and a backup's restore
+into a new volume) takes the backup's size by default; the backup is marked restoring
+into it with its entry (one transaction), and the scheduler places it on the backup's
+node only, which writes the backup's data into it (``storage_node/create_flow.py``);
+its end gives the backup back (``GatewayBackups.volume_made``).
+
 A volume created from a snapshot or a source volume takes its size (by
 default), type and zone from the source (and, from a bootable volume or a
 snapshot of one, as Cinder's, the bootable flag and the volume's image
@@ -25,11 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
+from cinderblock.actors.gateway.backup_store import BackupRecord
+from cinderblock.actors.gateway.backups import backup_source_of_create, check_restorable
 from cinderblock.actors.gateway.lifecycle_checks import (
     VolumeSource,
     claim_volume,
@@ -51,9 +59,9 @@ from cinderblock.protocol.messages.manage import VolumeManage
 from cinderblock.protocol.messages.quota import QuotaReserve, Reservation, with_type
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
 from cinderblock.protocol.messages.volumes import VolumeCreate
-from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.states import BackupStatus, VolumeStatus
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import Timeout, Unavailable
+from cinderblock.protocol.wire.errors import InvalidInput, Timeout, Unavailable
 from cinderblock.protocol.wire.schema import parse
 
 RESERVE_BEFORE_SEND = declare("gateway.volume_create.reserve.before_send")
@@ -105,6 +113,8 @@ class CreateApiContext:
     # the affinity hints' backends (``volume_request.hinted_backends``)
     avoid_backends: tuple[str, ...] = ()
     only_backends: tuple[str, ...] | None = None
+    backup: BackupRecord | None = None  # the backup written into the new volume
+    restoring: bool = False  # this flow marked the backup restoring into the volume
 
     @property
     def deltas(self) -> dict[str, int]:
@@ -125,6 +135,9 @@ class ExtractVolumeRequestTask(_ApiTask):
     async def execute(self, c: CreateApiContext) -> None:
         s = self.s
         body, c.source = resolve_source(normalize_create(c.body), s.store, s.types, c.ctx)
+        if body.backup_id is not None:
+            c.backup = backup_source_of_create(s.store, body.backup_id, body.size, c.ctx)
+            body = replace(body, size=body.size or c.backup.size)
         default_type = s.types.default_for(c.ctx.project_id, s.default_type)
         c.spec = validate_create(body, s.types, s.zones, s.default_zone, default_type)
         # a private type is found only by the projects given access (and admins)
@@ -133,8 +146,22 @@ class ExtractVolumeRequestTask(_ApiTask):
             body.same_host, body.different_host, partial(_own_backend, s.store, c.ctx))
         if c.source is not None:
             check_source_hinted(c.source.host, c.avoid_backends, c.only_backends)
+        if c.backup is not None:
+            c.only_backends = _backup_node(c.backup, c.avoid_backends, c.only_backends)
         if c.source is not None and c.source.source_volid is not None:
             c.claimed = claim_volume(s.store, s.store.volumes[c.source.source_volid], "cloning")
+
+
+def _backup_node(backup: BackupRecord, avoid: tuple[str, ...],
+                 only: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The backends a volume from ``backup`` may go to: the node that made it (its
+    repository holds it), unless the affinity hints exclude that node."""
+    assert backup.host is not None
+    if backup.host in avoid or (only is not None and backup.host not in only):
+        raise InvalidInput(f"backup {backup.id} is restored by its node's backend "
+                           f"{backup.host}, which the scheduler hints exclude",
+                           {"field": "backup_id"})
+    return (backup.host,)
 
 
 def _own_backend(store: GatewayStore, ctx: Context, volume_id: str) -> str | None:
@@ -185,12 +212,27 @@ class EntryCreateTask(_ApiTask):
             bootable=c.manage.bootable if c.manage else bool(c.source and c.source.bootable),
             image_metadata=c.source.image_metadata if c.source else {},
         )
+        backup = c.backup
+        marked = None
+        if backup is not None:  # restoring into it, in the entry's transaction
+            check_restorable(backup)  # again: it may have changed while quota was reserved
+            backup.move(BackupStatus.RESTORING)
+            backup.restore_volume_id, c.restoring = record.id, True
+            marked = self.s.store.backups.queue_status(backup)
         ENTRY_BEFORE_COMMIT()
         await self.s.store.add_volume(record, c.reservation_id)  # + the commit it owes
+        if marked is not None:
+            await marked
         ENTRY_AFTER_COMMIT()
         c.record, c.commit_owed = record, True
 
     async def revert(self, c: CreateApiContext, failure: BaseException) -> None:
+        backup = c.backup
+        if c.restoring and backup is not None and backup.status is BackupStatus.RESTORING \
+                and backup.restore_volume_id == c.volume_id:
+            backup.move(BackupStatus.AVAILABLE)
+            backup.restore_volume_id = None
+            await self.s.store.backups.queue_status(backup)
         if c.record is not None:
             await self.s.store.remove_volume(c.record)  # + the release it owes
 
@@ -208,6 +250,7 @@ class VolumeCastTask(_ApiTask):
             snapshot_id=src.snapshot_id if src else None,
             source_volid=src.source_volid if src else None,
             manage_ref=managed.name if managed else None,
+            backup_id=c.backup.id if c.backup else None,
             avoid_backends=c.avoid_backends, only_backends=c.only_backends,
         )
         if managed is not None:  # straight to the node the admin named

@@ -10,6 +10,7 @@ proxy thread that every actor publishes into and dashboards subscribe to.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -23,6 +24,8 @@ import zmq
 from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.gateway.admin import VolumeAdmin
 from cinderblock.actors.gateway.attachments import NODE_CONNECT_GRACE, Attachments
+from cinderblock.actors.gateway.backup_store import BackupRecord
+from cinderblock.actors.gateway.backups import GatewayBackups
 from cinderblock.actors.gateway.cluster_stats import cluster_stats_handlers
 from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
 from cinderblock.actors.gateway.event_hub import HubWatch, run_hub
@@ -59,6 +62,7 @@ from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
 from cinderblock.actors.gateway.retype import VolumeRetyper
 from cinderblock.actors.gateway.service_logs import service_log_handlers
+from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.transfers import VolumeTransfers
 from cinderblock.actors.gateway.typed_quota import (
     named_over_quota,
@@ -162,6 +166,7 @@ class Gateway(Actor):
         self.nodes: Sequence[NodeConfig] = cfg.nodes
         self.attachments = Attachments(self)
         self.lifecycle = GatewayLifecycle(self)
+        self.backups = GatewayBackups(self)
         self.admin = VolumeAdmin(self, self.lifecycle)
         self.editor = VolumeEditor(self)
         self.retyper = VolumeRetyper(self)
@@ -169,7 +174,8 @@ class Gateway(Actor):
         self.qos_specs = QosSpecsApi(self)
         self.user_messages = UserMessages(self)
         self.transfers = VolumeTransfers(self, self.lifecycle)
-        self.reconciler = Reconciler(self, self.lifecycle, self.attachments)
+        self.reconciler = Reconciler(self, self.lifecycle, self.attachments,
+                                     mend_backups=self.backups.mend)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
         # after a failed write, the rows the others keep in gateway.db are read back too
@@ -208,6 +214,7 @@ class Gateway(Actor):
             **self.attachments.handlers(),
             **self.admin.handlers(),
             **self.lifecycle.handlers(),
+            **self.backups.handlers(),
             **self.editor.handlers(),
             **self.retyper.handlers(),
             **self.volume_types.handlers(),
@@ -534,6 +541,7 @@ class Gateway(Actor):
         new = update.status
         if new is rec.status:
             return
+        was = rec.status
         if req.link is self.scheduler and rec.status is not VolumeStatus.CREATING:
             # The scheduler speaks of creates only: a volume that has moved on (the node
             # it judged down finished it after all) is not its to change.
@@ -552,6 +560,8 @@ class Gateway(Actor):
         rec.host = update.host or rec.host
         VOLUME_UPDATE_BEFORE_COMMIT()
         self.store.queue_status(rec).add_done_callback(partial(self._saved, rec))
+        if was is VolumeStatus.CREATING and rec.id in self.store.backups.restoring:
+            self.backups.volume_made(rec)  # its backup is given back, in this transaction
         self.user_messages.record(rec, req.ctx.request_id or None)  # if it is an error
 
     def _saved(self, rec: VolumeRecord, committed: asyncio.Future[None]) -> None:
@@ -572,6 +582,27 @@ class Gateway(Actor):
 
     def attachment_status(self, volume_id: str) -> VolumeStatus:
         return self.attachments.status_for(volume_id)
+
+    def publish_snapshot(self, rec: SnapshotRecord) -> None:
+        self.lifecycle.publish_snapshot(rec)
+
+    def publish_backup(self, rec: BackupRecord) -> None:
+        """An event for dashboards (backups have no watchers: clients poll them)."""
+        self.events.emit(
+            "backup", backup_id=rec.id, volume_id=rec.volume_id, project_id=rec.project_id,
+            status=rec.status.value, size=rec.size, name=rec.name, reason=rec.fail_reason,
+        )
+
+    @property
+    def node_hosts(self) -> frozenset[str]:
+        return self._node_hosts
+
+    async def create_volume(self, req: Request, body: VolumeCreate) -> Volume:
+        """A volume create the gateway makes for ``req`` (a backup's restore into a new
+        volume): the create flow, with ``req``'s request id naming it as a create's."""
+        fingerprint = retry_fingerprint(req.ctx.request_id, body, normalize_create)
+        return await self._create(dataclasses.replace(req, body=body), self.flow, body, None,
+                                  fingerprint, ("quota", "scheduler"))
 
     # ---- types, zones, quota, backends ----------------------------------
     def on_az_list(self, req: Request) -> ZoneList:

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from cinderblock.actors.gateway.attachment_flows import AttachServices
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, cut_short
@@ -58,14 +58,18 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
 VOLUME_STUCK = frozenset(VOLUMES_IN_TRANSITION)  # creating, deleting, unmanaging, ...
 SNAPSHOT_STUCK = frozenset(SNAPSHOTS_IN_TRANSITION)  # creating, deleting, unmanaging
+# a backup mender: (stuck since, which backups a node works on) -> the backups acted on
+MendBackups = Callable[[float, Callable[[str, list[str]], Awaitable[set[str]]]],
+                       Awaitable[list[str]]]
 LOOK_AT = PROBE_MAX_IDS * 4  # rows the file names, of which memory may have moved some on
 
 
 class Reconciler:
     def __init__(self, gw: GatewayServices, lifecycle: GatewayLifecycle,
-                 attachments: AttachServices, clock: Callable[[], float] = time.time
-                 ) -> None:
+                 attachments: AttachServices, clock: Callable[[], float] = time.time,
+                 mend_backups: MendBackups | None = None) -> None:
         self.gw = gw
+        self.mend_backups = mend_backups
         self.clock = clock
         self.lifecycle = lifecycle
         self.attachments = attachments
@@ -93,6 +97,8 @@ class Reconciler:
                                 acted=[a.stuck.id for a in actions])
         await self.end_orphan_extends()
         await self.mend_attachments(before)
+        if self.mend_backups is not None:
+            await self.mend_backups(before, self.busy_backups)
         await self.sweep_exports()
         return actions
 
@@ -109,6 +115,13 @@ class Reconciler:
             self.gw.events.emit("reconcile", stuck=[], acted=[], exports_closed=[
                 a for _, a in closed])
         return closed
+
+    async def busy_backups(self, backend: str, backup_ids: list[str]) -> set[str]:
+        """Which of these backups the node of ``backend`` is working on now."""
+        raw = await self.gw.router.call("node.probe", NodeProbe(backup_ids=tuple(backup_ids)),
+                                        _context("admin"), to=host_of(backend).encode(),
+                                        timeout=PROBE_TIMEOUT_S)
+        return set(parse(NodeProbeReply, raw, strict=False).busy)
 
     async def end_orphan_extends(self) -> None:
         """An extend reservation whose volume no longer extends (reset by an admin, or

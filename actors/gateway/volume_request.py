@@ -206,7 +206,8 @@ def check_uuid(field: str, value: str | None) -> None:
 
 
 def check_absent_sources(req: VolumeCreate) -> None:
-    """Images, backups and groups: this cluster keeps none, so any named is not found."""
+    """Images and groups: this cluster keeps none, so any named is not found (a backup
+    named is the create flow's: ``backups.backup_source_of_create``)."""
     image = req.image_ref
     if image is not None:
         if len(image) > MAX_NAME:
@@ -214,9 +215,10 @@ def check_absent_sources(req: VolumeCreate) -> None:
         if not image:
             raise InvalidInput("Invalid imageRef provided.", {"field": "imageRef"})
         raise NotFound(f"Image {image} could not be found.", {"imageRef": image})
-    if req.backup_id:
-        raise NotFound(f"Backup {req.backup_id} could not be found.",
-                       {"backup_id": req.backup_id})
+    sources = [f for f in ("snapshot_id", "source_volid", "backup_id") if getattr(req, f)]
+    if len(sources) > 1:
+        raise InvalidInput(f"give one source of {' and '.join(sources)}, not both",
+                           {"field": sources[-1]})
     for field in ("group_id", "consistencygroup_id"):
         group = getattr(req, field)
         if group is not None:

@@ -50,6 +50,7 @@ from typing import Any, TypeVar
 from cinderblock.actors.gateway.attachment_store import MIGRATION as ATTACHMENT_MIGRATION
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
 from cinderblock.actors.gateway.attachment_store import UNLIKE_ITS_ATTACHMENTS
+from cinderblock.actors.gateway.backup_store import BACKUP_SCHEMA, SELECT_RESTORING, BackupStore
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import BoundedScan, Key
@@ -159,7 +160,7 @@ CREATE TABLE IF NOT EXISTS project_default_types (
 );
 CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
 """
-SCHEMA_VERSION = 14  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 15  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -215,6 +216,8 @@ MIGRATIONS = {
     # 13 -> 14: an attachment create's request id names its attachment for a day
     # (``attachment_requests``, the schema's table); the attachments made before have none.
     13: "",
+    # 14 -> 15: backups (their table is the schema's).
+    14: "",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -587,7 +590,7 @@ class GatewayStore:
                  check_before_start_bytes: int = CHECK_BEFORE_START_BYTES,
                  check_every_s: float = CHECK_EVERY_S) -> None:
         schema = (SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA
-                  + DELETE_REQUESTS_SCHEMA + TRANSFER_SCHEMA + QOS_SCHEMA)
+                  + DELETE_REQUESTS_SCHEMA + TRANSFER_SCHEMA + QOS_SCHEMA + BACKUP_SCHEMA)
         self.db = Database(path, schema, synchronous, version=SCHEMA_VERSION,
                            migrations=MIGRATIONS, reread=self.reread,
                            check_before_start_bytes=check_before_start_bytes,
@@ -599,6 +602,7 @@ class GatewayStore:
         # volume id -> the id of its revert in progress (pending_reverts)
         self.reverts: dict[str, str] = {}
         self.snapshots = SnapshotStore(self.db, self.journal, self.read_only)
+        self.backups = BackupStore(self.db, self.journal, self.read_only)
         self.transfers = TransferStore(self.db)  # the volumes offered to another project
         self.qos = QosStore(self.db)  # the QoS specs volume types may name
         # the gateway's types by id (load_volumes; changed in place as types come and go)
@@ -651,14 +655,17 @@ class GatewayStore:
         rows = conn.execute("SELECT volume_id, revert_id FROM pending_reverts").fetchall()
         reverts = {vid: rid for vid, rid in rows}
         sources = conn.execute(SELECT_SOURCES_OF_CREATING).fetchall()
-        return partial(self._install, extends, reverts, sources)
+        restoring = conn.execute(SELECT_RESTORING).fetchall()
+        return partial(self._install, extends, reverts, sources, restoring)
 
     def _install(self, extends: dict[str, str], reverts: dict[str, str],
-                 sources: list[tuple[str, str | None, str | None]]) -> None:
+                 sources: list[tuple[str, str | None, str | None]],
+                 restoring: list[tuple[str, str]]) -> None:
         self._unwritten = {}
         self.extends = extends
         self.reverts = reverts
         self.snapshots.install(sources)
+        self.backups.install(restoring)
 
     def _type_of(self, type_id: str | None) -> VolumeType:
         return self.types.get(type_id or "") or VolumeType(type_id or "", "(deleted type)")

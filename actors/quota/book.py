@@ -59,7 +59,7 @@ remembers its incarnation (a ``finished`` row ``incarnation:<it>``, kept for the
 replay window) and a later reserve of an older one is refused. Incarnations of the
 old form (random) are not ordered: their late reserves still wait for ``expire``.
 
-Volume types (Cinder's ``VolumeTypeResource``): besides the three usages, a type's own
+Volume types (Cinder's ``VolumeTypeResource``): besides the usages, a type's own
 share of each is a resource of its own, ``volumes_<type id>``, ``gigabytes_<type id>``,
 ``snapshots_<type id>`` (``messages.quota.split_typed``), reserved, committed and
 released with the general one (the gateway adds them: ``messages.quota.with_type``). Its
@@ -84,13 +84,17 @@ from typing import Any
 
 from cinderblock.protocol.messages.quota import ORDERED_INCARNATION, split_typed
 
-USAGES = ("volumes", "gigabytes", "snapshots")  # the resources with in_use and reserved
+# the resources with in_use and reserved (Cinder's; backups' are their own: a backup's
+# GiB count against backup_gigabytes, not gigabytes)
+USAGES = ("volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes")
 USAGE_RESOURCES = frozenset(USAGES)
 PER_VOLUME = "per_volume_gigabytes"
 DEFAULT_LIMITS: Mapping[str, int] = {
     "volumes": 10,
     "gigabytes": 1000,
     "snapshots": 10,
+    "backups": 10,
+    "backup_gigabytes": 1000,
     "per_volume_gigabytes": -1,
 }
 UNLIMITED = -1

@@ -53,6 +53,10 @@ class NodeConfig:
     nbd_address: str = "127.0.0.1"
     nbd_port: int = 0  # 0: any free port (kept across restarts when it can be)
     data_dir: str | None = None  # the node's own state on its own host (default: the cluster's)
+    # the backup repository the node writes backups into and restores from (default:
+    # DATA_DIR/backups of its data_dir): the same storage for every node that is to
+    # restore another's backups (a shared mount; cinderblock up's nodes share one)
+    backup_path: str | None = None
     public_key: str | None = None  # the node's CURVE public key (Z85), for the trust layer
 
     @property

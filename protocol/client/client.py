@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 import zmq
 
 from cinderblock.protocol.client.attachments import AttachmentMethods, SyncAttachmentMethods
+from cinderblock.protocol.client.backups import BackupMethods, SyncBackupMethods
 from cinderblock.protocol.client.connection_watch import ConnectionWatch
 from cinderblock.protocol.client.flows import FlowMethods, SyncFlowMethods
 from cinderblock.protocol.client.lifecycle import (
@@ -133,7 +134,7 @@ UNCHANGED: Any = object()  # modify_volume: leave this field as it is
 
 
 class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, QosMethods,
-             ManageMethods):
+             ManageMethods, BackupMethods):
     def __init__(
         self,
         endpoint: str,
@@ -315,10 +316,12 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         source_volid: str | None = None,
         same_host: Sequence[str] | None = None,
         different_host: Sequence[str] | None = None,
+        backup_id: str | None = None,
     ) -> Volume:
         """``same_host`` and ``different_host``: Cinder's affinity hints (volume ids of
         the caller's own): the volume goes on a backend holding one of the first, and on
-        none holding any of the second."""
+        none holding any of the second. ``backup_id``: the new volume holds that backup's
+        data (its size by default; Cinder's 3.47)."""
         if size is not None:
             check_range("size", size, 1, MAX_SIZE_GB)
         body = VolumeCreate(size, name, description, volume_type, availability_zone,
@@ -326,7 +329,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
                             source_volid=source_volid,
                             same_host=None if same_host is None else list(same_host),
                             different_host=None if different_host is None
-                            else list(different_host))
+                            else list(different_host), backup_id=backup_id)
         raw = await self.call("volume.create", body, request_id, timeout)
         volume = parse(Volume, raw, strict=False)
         if not wait:
@@ -637,7 +640,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
 
 
 class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
-                 SyncTransferMethods, SyncQosMethods, SyncManageMethods):
+                 SyncTransferMethods, SyncQosMethods, SyncManageMethods, SyncBackupMethods):
     """The same operations, blocking, for scripts and the CLI."""
 
     def __init__(self, endpoint: str, **kwargs: Any) -> None:

@@ -20,6 +20,20 @@ from cinderblock.protocol.messages.attachments import (
     VolumeConnection,
     VolumeDetach,
 )
+from cinderblock.protocol.messages.backups import (
+    BackupCreate,
+    BackupDeleted,
+    BackupListRequest,
+    BackupMade,
+    BackupModify,
+    BackupRef,
+    BackupResetState,
+    BackupRestore,
+    BackupRestored,
+    NodeCreateBackup,
+    NodeDeleteBackup,
+    NodeRestoreBackup,
+)
 from cinderblock.protocol.messages.flows import FlowHistoryRequest, FlowRecent
 from cinderblock.protocol.messages.lifecycle import (
     NodeCreateSnapshot,
@@ -152,6 +166,18 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "snapshot.modify": (SnapshotModify, USERS),
     "snapshot.reset_state": (SnapshotResetState, ADMINS),
     "snapshot.deleted": (SnapshotRef, NODES),
+    # backups (client -> gateway; backup.made/deleted/restored from the backup's node)
+    "backup.create": (BackupCreate, USERS),
+    "backup.show": (BackupRef, READERS),
+    "backup.list": (BackupListRequest, READERS),
+    "backup.update": (BackupModify, USERS),
+    "backup.delete": (BackupRef, USERS),
+    "backup.force_delete": (BackupRef, ADMINS),
+    "backup.restore": (BackupRestore, USERS),
+    "backup.reset_state": (BackupResetState, ADMINS),
+    "backup.made": (BackupMade, NODES),
+    "backup.deleted": (BackupDeleted, NODES),
+    "backup.restored": (BackupRestored, NODES),
     # attachments
     "attachment.create": (AttachmentCreate, USERS),
     "attachment.update": (AttachmentUpdate, USERS),
@@ -228,6 +254,9 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "node.revert_volume": (NodeRevertVolume, GATEWAY),
     "node.create_snapshot": (NodeCreateSnapshot, GATEWAY),
     "node.delete_snapshot": (NodeDeleteSnapshot, GATEWAY),
+    "node.create_backup": (NodeCreateBackup, GATEWAY),
+    "node.delete_backup": (NodeDeleteBackup, GATEWAY),
+    "node.restore_backup": (NodeRestoreBackup, GATEWAY),
     "node.export": (NodeExport, GATEWAY),
     "node.unexport": (NodeUnexport, GATEWAY),
     "node.exports": (NodeExportsRequest, GATEWAY),

@@ -57,6 +57,12 @@ def snapshot_amounts(size: int, type_id: str | None) -> dict[str, int]:
     return with_type({"snapshots": 1, "gigabytes": size}, type_id)
 
 
+def backup_amounts(size: int) -> dict[str, int]:
+    """What a backup of ``size`` GiB takes (Cinder's ``backups`` and
+    ``backup_gigabytes``: no volume type has a share of them)."""
+    return {"backups": 1, "backup_gigabytes": size}
+
+
 def add_amounts(amounts: Iterable[Mapping[str, int]]) -> dict[str, int]:
     """The sum of several ``amounts``, by resource."""
     total: dict[str, int] = {}

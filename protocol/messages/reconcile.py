@@ -5,7 +5,8 @@
 A volume or snapshot that stays in a transitional status (``creating``,
 ``deleting``, ``extending``) past the reconcile delay is asked about: is an
 operation on it running on the node right now (``busy``), and is it on the
-node's backend? ``actors.reconcile`` decides what to do with the answers.
+node's backend? A backup that stays creating, deleting or restoring is asked about
+too: is its node working on it (``busy``)? ``actors.reconcile`` decides what to do with the answers.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ PROBE_MAX_IDS = 2000  # ids per probe: the request and the reply stay far below 
 class NodeProbe:
     volume_ids: tuple[str, ...] = ()
     snapshot_ids: tuple[str, ...] = ()
+    backup_ids: tuple[str, ...] = ()  # backups being made, deleted or restored (busy only)
 
 
 @message

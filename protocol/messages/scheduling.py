@@ -27,6 +27,7 @@ class ScheduleRequest:
     snapshot_id: str | None = None  # the node copies this snapshot ...
     source_volid: str | None = None  # ... or this volume (never rescheduled)
     manage_ref: str | None = None  # ... or adopts what its backend holds under this name
+    backup_id: str | None = None  # ... or writes this backup's data into the new volume
     # Cinder's affinity hints, as the backends of the volumes they name: not one of
     # these (different_host); one of these unless None (same_host)
     avoid_backends: tuple[str, ...] = ()

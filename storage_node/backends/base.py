@@ -22,7 +22,7 @@ Semantics shared by all drivers (and checked by `Inventory`):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -112,6 +112,18 @@ class Driver(Protocol):
 
     async def unmanage_snapshot(self, snapshot_id: str, name: str | None = None) -> str | None:
         """As `unmanage_volume`, for a snapshot."""
+
+    async def backup_source(self, volume_id: str, snapshot_id: str | None = None
+                            ) -> Path | None:
+        """The file whose bytes a backup of the volume copies: its snapshot
+        `snapshot_id`'s when named, else the volume's own; None for a backend that holds
+        no bytes. `DriverError` if the volume (or the snapshot) is not here."""
+
+    async def restore_volume(self, volume_id: str, fill: Callable[[int], None]) -> None:
+        """The volume's data replaced whole by what `fill(fd)` writes into a new,
+        all-zero file of the volume's size (`fill` blocks: it runs in a worker thread);
+        all or nothing: if `fill` raises, the volume keeps its old bytes. The size stays
+        the volume's. A backend with no bytes gives `fill` a sink (it still reads)."""
 
     def volume_path(self, volume_id: str) -> Path | None: ...
 

@@ -12,6 +12,7 @@ construction, so a typo fails loudly.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from cinderblock.storage_node.backends.base import (
@@ -39,6 +40,8 @@ FAULTABLE_OPERATIONS = frozenset(
         "unmanage_volume",
         "manage_existing_snapshot",
         "unmanage_snapshot",
+        "backup_source",
+        "restore_volume",
         "capacity",
     }
 )
@@ -149,6 +152,17 @@ class FaultyDriver:
         """Fail or hang if injected, else delegate."""
         await self._enter("unmanage_snapshot")
         return await self.inner.unmanage_snapshot(snapshot_id, name)
+
+    async def backup_source(self, volume_id: str, snapshot_id: str | None = None
+                            ) -> Path | None:
+        """Fail or hang if injected, else delegate."""
+        await self._enter("backup_source")
+        return await self.inner.backup_source(volume_id, snapshot_id)
+
+    async def restore_volume(self, volume_id: str, fill: Callable[[int], None]) -> None:
+        """Fail or hang if injected, else delegate."""
+        await self._enter("restore_volume")
+        await self.inner.restore_volume(volume_id, fill)
 
     def volume_path(self, volume_id: str) -> Path | None:
         """Delegate."""

@@ -1,12 +1,17 @@
-"""A driver that stores nothing: sizes live in memory, no I/O at all.
+"""A driver that stores nothing: sizes live in memory, no I/O of its own.
 
 It exists to measure the control plane alone.  It keeps the same bookkeeping
 and the same errors as `FileDriver` (see `base`), so a node behaves the same
-with either; only `volume_path` differs (there is no file to export).
+with either; only `volume_path` differs (there is no file to export), and a backup
+copies no bytes (`backup_source` is None). A restore still reads the whole backup,
+into /dev/null, so a damaged one fails here as it would on a file backend.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from cinderblock.storage_node.backends.base import (
@@ -107,6 +112,24 @@ class NullDriver(InventoryDriver):
         check_not_shrinking(size_gb, source_gb, f"cloning volume {source_volume_id}")
         self._inventory.volume_sizes[volume_id] = size_gb
 
+    async def backup_source(self, volume_id: str, snapshot_id: str | None = None
+                            ) -> Path | None:
+        """None (there are no bytes to copy); `DriverError` if the volume or the snapshot
+        is not here."""
+        self._inventory.volume_size(volume_id)
+        if snapshot_id is not None:
+            self._inventory.snapshot_size(snapshot_id)
+        return None
+
+    async def restore_volume(self, volume_id: str, fill: Callable[[int], None]) -> None:
+        """`fill` writes into /dev/null (in a worker thread): nothing is kept, but what it
+        reads is read and checked."""
+        self._inventory.volume_size(volume_id)
+        try:
+            await asyncio.to_thread(_into_the_sink, fill)
+        except OSError as exc:
+            raise DriverError(f"restoring volume {volume_id} failed: {exc}") from exc
+
     def volume_path(self, volume_id: str) -> Path | None:
         """Always None (nothing to export); `DriverError` if there is no such volume."""
         self._inventory.volume_size(volume_id)
@@ -119,3 +142,11 @@ class NullDriver(InventoryDriver):
 
     def capabilities(self) -> dict[str, object]:
         return self._capabilities("none")
+
+
+def _into_the_sink(fill: Callable[[int], None]) -> None:
+    fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        fill(fd)
+    finally:
+        os.close(fd)

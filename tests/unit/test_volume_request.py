@@ -250,15 +250,22 @@ def test_a_source_id_that_is_not_a_uuid_is_invalid_input(field: str) -> None:
 
 @pytest.mark.parametrize(("fields", "mentions"), [
     ({"image_ref": "cirros"}, "Image cirros could not be found."),
-    ({"backup_id": UUID}, f"Backup {UUID} could not be found."),
     ({"group_id": "g1"}, "Group g1 could not be found."),
     ({"consistencygroup_id": UUID}, f"Group {UUID} could not be found."),
 ])
-def test_an_image_backup_or_group_is_not_found_here(fields: dict[str, Any],
-                                                    mentions: str) -> None:
+def test_an_image_or_group_is_not_found_here(fields: dict[str, Any], mentions: str) -> None:
     with pytest.raises(NotFound) as err:
         normalize_create(VolumeCreate(1, **fields))
     assert err.value.message == mentions
+
+
+@pytest.mark.parametrize("fields", [
+    {"backup_id": UUID, "snapshot_id": UUID}, {"backup_id": UUID, "source_volid": UUID},
+    {"snapshot_id": UUID, "source_volid": UUID},
+])
+def test_a_volume_is_made_from_one_source_at_most(fields: dict[str, Any]) -> None:
+    err = invalid(normalize_create, VolumeCreate(1, **fields))
+    assert err.message.startswith("give one source of") and "not both" in err.message
 
 
 def test_a_type_name_of_256_characters_is_invalid_input_not_not_found() -> None:

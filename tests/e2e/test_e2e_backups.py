@@ -1,0 +1,207 @@
+"""Volume backups end to end: real actor processes, file backends, the backup repository
+on disk (the cluster's ``backups`` directory, which both nodes share as ``cinderblock up``'s
+do), through the client library.
+
+A backup copies its volume's bytes (sparse: holes stay holes); a restore replaces a
+volume's bytes with them, or makes a new volume holding them; quota counts backups and
+their GiB on their own; what is refused says why and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cinderblock.protocol.client.backups import BackupFailed
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound, OverQuota
+from tests.conftest import GIB, E2ECluster, eventually
+from tests.e2e.test_e2e_attach import attach
+from tests.lifecycle_helpers import file_of, read, same_bytes, usage, write_pattern
+
+PATTERN = [(0, b"first block " * 100), (GIB // 2 - 5, b"across the middle"),
+           (GIB - 7, b"the end")]
+
+
+def repository(cluster: E2ECluster) -> Path:
+    return Path(cluster.cfg.data_dir) / "backups"
+
+
+async def backups_usage(admin: Client, project: str) -> tuple[int, int]:
+    q = await admin.show_quota(project)
+    return q.in_use.get("backups", 0), q.in_use.get("backup_gigabytes", 0)
+
+
+async def test_a_backup_holds_the_volume_s_bytes_and_a_restore_gives_them_back(
+    cluster: E2ECluster, client: Client, admin: Client, project: str,
+) -> None:
+    vol = await client.create_volume(1, name="source", wait=True)
+    write_pattern(file_of(cluster, vol), PATTERN)
+
+    backup = await client.create_backup(vol.id, name="nightly", wait=True,
+                                        metadata={"tier": "gold"})
+    assert (backup.status, backup.size, backup.volume_id) == ("available", 1, vol.id)
+    assert backup.object_count == 4  # the first, two across the middle, the last (8 MiB
+    # chunks): the rest is holes
+    assert (await client.show_volume(vol.id)).status == "available"
+    stored = repository(cluster) / backup.id
+    manifest = json.loads((stored / "manifest.json").read_text())
+    assert len(manifest["chunks"]) == 4 and manifest["volume_id"] == vol.id
+    assert [b.id for b in await client.list_backups(volume_id=vol.id)] == [backup.id]
+    assert await backups_usage(admin, project) == (1, 1)
+
+    # the volume changes; a restore gives it its backed-up bytes again, whole
+    write_pattern(file_of(cluster, vol), [(0, b"overwritten!"), (4096, b"new data")])
+    info = await client.restore_backup(backup.id, volume_id=vol.id, wait=True)
+    assert info.volume_id == vol.id
+    restored = await client.show_volume(vol.id)
+    assert restored.status == "available"
+    assert read(file_of(cluster, vol), 0, 12) == b"first block "
+    assert read(file_of(cluster, vol), 4096, 8) == bytes(8)  # "new data" gone
+    for offset, data in PATTERN:
+        assert read(file_of(cluster, vol), offset, len(data)) == data
+
+    # into a new volume (openstack volume backup restore BACKUP): its size, its bytes
+    info = await client.restore_backup(backup.id, wait=True)
+    assert info.volume_id != vol.id and info.volume_name == f"restore_backup_{backup.id}"
+    new = await client.wait_for_status(info.volume_id, "available", timeout=30)
+    assert new.size == 1 and same_bytes(file_of(cluster, new), file_of(cluster, vol))
+    assert (await client.show_backup(backup.id)).status == "available"
+
+    # a volume created from the backup (3.47), larger than it
+    grown = await client.create_volume(2, backup_id=backup.id, wait=True)
+    assert grown.size == 2
+    assert same_bytes(file_of(cluster, grown), file_of(cluster, vol), length=GIB)
+    assert read(file_of(cluster, grown), GIB, 4096) == bytes(4096)
+
+    await client.delete_backup(backup.id, wait=True)
+    assert not stored.exists()
+    assert await backups_usage(admin, project) == (0, 0)
+    with pytest.raises(NotFound, match=f"Backup {backup.id} could not be found"):
+        await client.show_backup(backup.id)
+
+
+async def test_an_in_use_volume_is_backed_up_with_force_and_stays_in_use(
+    cluster: E2ECluster, client: Client,
+) -> None:
+    vol = await client.create_volume(1, wait=True)
+    att = await attach(client, vol)
+    with pytest.raises(InvalidState, match="force flag"):
+        await client.create_backup(vol.id)
+    backup = await client.create_backup(vol.id, force=True, wait=True)
+    assert backup.status == "available"
+    assert (await client.show_volume(vol.id)).status == "in-use"
+    await client.delete_attachment(att.id)
+    await client.delete_backup(backup.id, wait=True)
+
+
+async def test_a_snapshot_s_backup_holds_the_snapshot_s_bytes(
+    cluster: E2ECluster, client: Client,
+) -> None:
+    vol = await client.create_volume(1, wait=True)
+    write_pattern(file_of(cluster, vol), [(0, b"before the snapshot")])
+    snap = await client.create_snapshot(vol.id, wait=True)
+    write_pattern(file_of(cluster, vol), [(0, b"after the snapshot!")])
+    backup = await client.create_backup(vol.id, snapshot_id=snap.id, wait=True)
+    assert backup.snapshot_id == snap.id
+    assert (await client.show_snapshot(snap.id)).status == "available"
+    info = await client.restore_backup(backup.id, wait=True)
+    new = await client.wait_for_status(info.volume_id, "available", timeout=30)
+    assert read(file_of(cluster, new), 0, 19) == b"before the snapshot"
+    await client.delete_backup(backup.id, wait=True)
+
+
+async def test_a_restore_from_a_damaged_backup_fails_and_leaves_the_volume_as_it_was(
+    cluster: E2ECluster, client: Client,
+) -> None:
+    vol = await client.create_volume(1, wait=True)
+    write_pattern(file_of(cluster, vol), [(0, b"backed up")])
+    backup = await client.create_backup(vol.id, wait=True)
+    target = await client.create_volume(1, wait=True)
+    write_pattern(file_of(cluster, target), [(0, b"the target's own")])
+    (chunk,) = (repository(cluster) / backup.id).glob("chunk-*")
+    damaged = bytearray(chunk.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(damaged))
+    with pytest.raises(BackupFailed, match=r"damaged|sha256|decompress"):
+        await client.restore_backup(backup.id, volume_id=target.id, wait=True)
+    assert (await client.show_volume(target.id)).status == "available"
+    assert read(file_of(cluster, target), 0, 16) == b"the target's own"
+    after = await client.show_backup(backup.id)
+    assert after.status == "available" and f"volume {target.id} failed" in (
+        after.fail_reason or "")
+    await client.delete_backup(backup.id, wait=True)
+
+
+async def test_what_is_refused_says_why_and_changes_nothing(
+    cluster: E2ECluster, client: Client, admin: Client, project: str,
+) -> None:
+    vol = await client.create_volume(2, wait=True)
+    small = await client.create_volume(1, wait=True)
+    with pytest.raises(InvalidInput, match="incremental"):
+        await client.create_backup(vol.id, incremental=True)
+    with pytest.raises(NotFound):
+        await client.create_backup(str(uuid.uuid4()))
+    other = await admin.create_volume(1, wait=True)
+    with pytest.raises(NotFound):  # another project's volume is not found
+        await client.create_backup(other.id)
+    assert await client.list_backups() == []
+
+    backup = await client.create_backup(vol.id, wait=True)
+    with pytest.raises(InvalidInput, match="too small to restore backup of size 2"):
+        await client.restore_backup(backup.id, volume_id=small.id)
+    with pytest.raises(InvalidInput, match="too small to restore backup of size 2"):
+        await client.create_volume(1, backup_id=backup.id)
+    assert (await client.show_volume(small.id)).status == "available"
+    assert (await client.show_backup(backup.id)).status == "available"
+    with pytest.raises(InvalidInput, match="status may be reset to available or error"):
+        await admin.reset_backup_state(backup.id, "creating")
+
+    # a backup another project names is not found; an admin sees it
+    async with cluster.client(f"{project}-other") as stranger:
+        with pytest.raises(NotFound):
+            await stranger.show_backup(backup.id)
+        with pytest.raises(NotFound):
+            await stranger.delete_backup(backup.id)
+    assert (await admin.show_backup(backup.id)).project_id == project
+
+    # quota: backups and their GiB on their own
+    await admin.set_quota(project, backups=1)
+    with pytest.raises(OverQuota, match="backups"):
+        await client.create_backup(small.id)
+    assert (await client.show_volume(small.id)).status == "available"
+    await admin.set_quota(project, backups=10)
+    await client.delete_backup(backup.id, wait=True)
+    before = await usage(admin, project)
+    assert before["gigabytes"] == (3, 0)  # backups never count in gigabytes
+
+
+@pytest.fixture(scope="module")
+def faulty(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=1, node_overrides={"node-1": {"faults": ("backup_source",)}})
+
+
+async def test_a_failed_backup_is_error_counts_until_deleted_and_the_volume_is_free(
+    faulty: E2ECluster,
+) -> None:
+    async with faulty.client("failing") as client, \
+            faulty.client("admin", admin=True) as admin:
+        vol = await client.create_volume(1, wait=True)
+        with pytest.raises(BackupFailed, match="injected fault"):
+            await client.create_backup(vol.id, wait=True)
+        (failed,) = await client.list_backups()
+        assert failed.status == "error" and "injected fault" in (failed.fail_reason or "")
+        assert (await client.show_volume(vol.id)).status == "available"
+        assert await backups_usage(admin, "failing") == (1, 1)
+        with pytest.raises(InvalidState, match="Backup status must be available"):
+            await client.restore_backup(failed.id, volume_id=vol.id)
+        await client.delete_backup(failed.id, wait=True)
+        await eventually(lambda: _no_backups_counted(admin, "failing"), timeout=10)
+
+
+async def _no_backups_counted(admin: Client, project: str) -> bool:
+    return await backups_usage(admin, project) == (0, 0)
