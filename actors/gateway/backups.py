@@ -311,7 +311,11 @@ class BackupEntryCreateTask(_Task[BackupCreateContext]):
         elif volume is not None and _end_of_hold(self.s, volume):
             writes.append(store.queue_status(volume))
         await _saved(*writes)
-        if volume is not None:
+        c.record.status = B.DELETED
+        self.s.publish_backup(c.record)
+        if snapshot is not None:
+            self.s.publish_snapshot(snapshot)
+        elif volume is not None:
             self.s.publish(volume)
 
 
@@ -633,10 +637,18 @@ class GatewayBackups:
         if volume is not None:
             require_holder(req, volume.host, f"volume {volume.id}")
         rec = self.store.backups.get(body.backup_id)
-        if rec is None or volume is None or rec.status is not B.RESTORING \
-                or rec.restore_volume_id != volume.id or volume.status is not V.RESTORING_BACKUP:
+        if volume is None or volume.status is not V.RESTORING_BACKUP:
             log.warning("backup.restored for %s into %s, which is not being restored",
                         body.backup_id, body.volume_id)
+            return
+        if rec is None or rec.status is not B.RESTORING or rec.restore_volume_id != volume.id:
+            # the backup was reset (or deleted) meanwhile: the volume's restore ends all
+            # the same (a volume is restoring-backup only while its node restores it)
+            log.warning("backup.restored for %s into %s: the backup is no longer restoring "
+                        "it; the volume is available again", body.backup_id, volume.id)
+            volume.status, volume.reason = V.AVAILABLE, None
+            await self.store.queue_status(volume)
+            self.gw.publish(volume)
             return
         await self.end_restore(rec, volume, body.reason)
 

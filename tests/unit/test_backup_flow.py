@@ -1,0 +1,384 @@
+"""The gateway's backup flows and the nodes' reports, driven in memory: a real store (its
+SQLite file), quota and nodes faked.
+
+What is checked: what each request changes, in memory and in the file, and what it owes
+the quota journal; that a refusal or a failure changes nothing (or reverts everything);
+that a node speaks only of backups it made; and what the reconciler sends again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from cinderblock.actors.flow.engine import LinearFlow
+from cinderblock.actors.gateway.backup_store import BackupRecord
+from cinderblock.actors.gateway.backups import GatewayBackups
+from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
+from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.runtime.actor import Request
+from cinderblock.protocol.messages.backups import (
+    BackupCreate,
+    BackupDeleted,
+    BackupMade,
+    BackupRef,
+    BackupResetState,
+    BackupRestore,
+    BackupRestored,
+)
+from cinderblock.protocol.messages.volumes import Volume, VolumeCreate, VolumeType
+from cinderblock.protocol.states import BackupStatus, SnapshotStatus, VolumeStatus
+from cinderblock.protocol.wire.codec import Context, Envelope
+from cinderblock.protocol.wire.errors import (
+    Forbidden,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    Unavailable,
+)
+from tests.conftest import EventRecorder, open_gateway_store
+
+B, V, P = BackupStatus, VolumeStatus, SnapshotStatus
+ME = Context("demo", "demo")
+ADMIN = Context("admin", "admin", roles=("admin",))
+NODE = "node-1@file"
+
+
+class FakeGateway:
+    """What ``GatewayBackups`` uses of the gateway, over a real store; the quota actor and
+    the nodes are lists of calls, the attachments a status per volume."""
+
+    def __init__(self, store: GatewayStore) -> None:
+        self.store = store
+        self.events = EventRecorder()
+        self.router = object()
+        self.node_hosts = frozenset({"node-1", "node-2"})
+        self.casts: list[tuple[str, str, Any]] = []
+        self.nodes_up = True
+        self.attached: dict[str, VolumeStatus] = {}
+        self.published: list[tuple[str, str]] = []
+
+    async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]:
+        return {"reservation_id": getattr(body, "reservation_id", None) or "res-1"}
+
+    async def send_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
+        if not self.nodes_up:
+            raise Unavailable(f"{host} is not connected")
+        self.casts.append((host, op, body))
+
+    def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
+        self.casts.append((host, op, body))
+
+    def publish(self, rec: VolumeRecord, push: bool = True) -> None:
+        self.published.append((rec.id, rec.status.value))
+
+    def publish_snapshot(self, rec: SnapshotRecord) -> None:
+        self.published.append((rec.id, rec.status.value))
+
+    def publish_backup(self, rec: BackupRecord) -> None:
+        self.published.append((rec.id, rec.status.value))
+
+    def attachment_status(self, volume_id: str) -> VolumeStatus:
+        return self.attached.get(volume_id, V.AVAILABLE)
+
+    def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
+                 ) -> Coroutine[Any, Any, None]:
+        return flow.run(c, self.events, volume_id, project_id=ctx.project_id)
+
+    async def create_volume(self, req: Request, body: VolumeCreate) -> Volume:
+        raise AssertionError("no volume create in these tests")
+
+    def owed(self) -> list[str]:
+        return [op.kind for op in self.store.journal.owed()]
+
+
+@pytest.fixture
+async def gw(tmp_path: Path) -> AsyncIterator[FakeGateway]:
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        yield FakeGateway(store)
+
+
+def backups(gw: FakeGateway) -> GatewayBackups:
+    return GatewayBackups(cast(Any, gw))
+
+
+def request(op: str, body: Any, ctx: Context = ME, link: object = None,
+            peer: str = "") -> Request:
+    return Request(Envelope("req", 1, op, None, ctx), body, cast(Any, link), b"", peer)
+
+
+def report(gw: FakeGateway, op: str, body: Any, peer: str = "node-1") -> Request:
+    return request(op, body, ADMIN, gw.router, peer)
+
+
+async def add_volume(gw: FakeGateway, vid: str = "vol-1", size: int = 2,
+                     status: VolumeStatus = V.AVAILABLE) -> VolumeRecord:
+    rec = VolumeRecord(id=vid, project_id="demo", user_id="demo", size=size, status=status,
+                       volume_type=VolumeType("t", "__DEFAULT__"), availability_zone="nova",
+                       host=NODE)
+    await gw.store.add_volume(rec)
+    return rec
+
+
+def status(gw: FakeGateway, vid: str = "vol-1") -> VolumeStatus:
+    return gw.store.volumes[vid].status
+
+
+async def row(gw: FakeGateway, table: str, object_id: str) -> tuple[Any, ...] | None:
+    rows = await gw.store.db.fetchall(f"SELECT status FROM {table} WHERE id=?", (object_id,))
+    return rows[0] if rows else None
+
+
+async def made(gw: FakeGateway, g: GatewayBackups, vid: str = "vol-1", **kw: Any) -> str:
+    backup = await g.on_create(request("backup.create", BackupCreate(vid, **kw)))
+    await g.on_made(report(gw, "backup.made", BackupMade(backup.id, 3)))
+    return backup.id
+
+
+# ---- create ---------------------------------------------------------------------------
+async def test_a_backup_holds_its_volume_backing_up_until_its_node_reports(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    vol = await add_volume(gw)
+    backup = await g.on_create(request("backup.create", BackupCreate("vol-1", name="n")))
+
+    assert (backup.status, backup.size, vol.status) == (B.CREATING, 2, V.BACKING_UP)
+    assert await row(gw, "backups", backup.id) == ("creating",)
+    assert await row(gw, "volumes", "vol-1") == ("backing-up",)
+    assert gw.owed() == ["commit"]  # written with the row
+    ((host, op, body),) = gw.casts
+    assert (host, op, body.volume_id, body.size) == (NODE, "node.create_backup", "vol-1", 2)
+
+    await g.on_made(report(gw, "backup.made", BackupMade(backup.id, 7)))
+    shown = g.on_show(request("backup.show", BackupRef(backup.id)))
+    assert (shown.status, shown.object_count, vol.status) == (B.AVAILABLE, 7, V.AVAILABLE)
+    assert await row(gw, "volumes", "vol-1") == ("available",)
+
+
+async def test_an_in_use_volume_needs_force_and_ends_as_its_attachments_make_it(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    await add_volume(gw, status=V.IN_USE)
+    with pytest.raises(InvalidState, match="force flag"):
+        await g.on_create(request("backup.create", BackupCreate("vol-1")))
+    assert status(gw) is V.IN_USE and gw.casts == []
+
+    backup = await g.on_create(request("backup.create", BackupCreate("vol-1", force=True)))
+    assert status(gw) is V.BACKING_UP
+    gw.attached["vol-1"] = V.IN_USE
+    await g.on_made(report(gw, "backup.made", BackupMade(backup.id, 1)))
+    assert status(gw) is V.IN_USE
+
+    backup = await g.on_create(request("backup.create", BackupCreate("vol-1", force=True)))
+    gw.attached["vol-1"] = V.AVAILABLE  # its attachment was deleted meanwhile
+    await g.on_made(report(gw, "backup.made", BackupMade(backup.id, 1)))
+    assert status(gw) is V.AVAILABLE
+
+
+async def test_a_node_that_cannot_be_reached_leaves_nothing_and_quota_given_back(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    vol = await add_volume(gw)
+    gw.nodes_up = False
+    with pytest.raises(Unavailable):
+        await g.on_create(request("backup.create", BackupCreate("vol-1")))
+    assert vol.status is V.AVAILABLE and await row(gw, "volumes", "vol-1") == ("available",)
+    assert await gw.store.db.fetchall("SELECT id FROM backups") == []
+    assert gw.owed() == ["commit", "release"]  # what the row owed, then its removal
+
+
+async def test_a_failed_backup_is_error_with_its_reason_and_frees_its_volume(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    vol = await add_volume(gw)
+    backup = await g.on_create(request("backup.create", BackupCreate("vol-1")))
+    await g.on_made(report(gw, "backup.made", BackupMade(backup.id, reason="disk full")))
+    shown = g.on_show(request("backup.show", BackupRef(backup.id)))
+    assert (shown.status, shown.fail_reason, vol.status) == (B.ERROR, "disk full", V.AVAILABLE)
+    assert gw.owed() == ["commit"]  # a failed backup counts until it is deleted
+
+
+async def test_a_snapshot_s_backup_holds_the_snapshot_not_the_volume(gw: FakeGateway) -> None:
+    g = backups(gw)
+    vol = await add_volume(gw)
+    snap = SnapshotRecord("snap-1", "demo", "demo", "vol-1", 2, P.AVAILABLE, host=NODE)
+    await gw.store.snapshots.add(snap)
+    backup = await g.on_create(request("backup.create", BackupCreate(
+        "vol-1", snapshot_id="snap-1")))
+    assert (snap.status, vol.status) == (P.BACKING_UP, V.AVAILABLE)
+    assert gw.casts[-1][2].snapshot_id == "snap-1"
+    await g.on_made(report(gw, "backup.made", BackupMade(backup.id, 1)))
+    assert snap.status is P.AVAILABLE
+
+
+@pytest.mark.parametrize(("body", "error", "words"), [
+    (BackupCreate("vol-1", incremental=True), InvalidInput, "incremental"),
+    (BackupCreate("vol-1", name="x" * 256), InvalidInput, "more than 255"),
+    (BackupCreate("vol-1", snapshot_id="snap-2"), InvalidInput, "does not match"),
+    (BackupCreate("vol-1", availability_zone="elsewhere"), InvalidInput, "zone"),
+    (BackupCreate("no-such-volume"), NotFound, "could not be found"),
+])
+async def test_what_is_refused_changes_nothing(gw: FakeGateway, body: BackupCreate,
+                                               error: type[Exception], words: str) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    await add_volume(gw, "vol-2")
+    await gw.store.snapshots.add(SnapshotRecord("snap-2", "demo", "demo", "vol-2", 2,
+                                                P.AVAILABLE, host=NODE))
+    with pytest.raises(error, match=words):
+        await g.on_create(request("backup.create", body))
+    assert gw.casts == [] and gw.owed() == []
+    assert gw.store.volumes["vol-1"].status is V.AVAILABLE
+
+
+async def test_a_node_speaks_only_of_the_backups_it_made(gw: FakeGateway) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    backup = await g.on_create(request("backup.create", BackupCreate("vol-1")))
+    with pytest.raises(Forbidden, match="its own backend"):
+        await g.on_made(report(gw, "backup.made", BackupMade(backup.id, 1), peer="node-2"))
+    with pytest.raises(Forbidden):  # not a node at all
+        await g.on_made(request("backup.made", BackupMade(backup.id, 1), ADMIN, object(),
+                                "node-1"))
+    assert g.on_show(request("backup.show", BackupRef(backup.id))).status is B.CREATING
+
+
+# ---- delete -----------------------------------------------------------------------------
+async def test_a_delete_removes_the_row_once_its_node_deleted_the_data(gw: FakeGateway) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    bid = await made(gw, g)
+    deleting = await g.on_delete(request("backup.delete", BackupRef(bid)))
+    assert deleting.status is B.DELETING and gw.casts[-1][1] == "node.delete_backup"
+    with pytest.raises(InvalidState, match="available or error"):
+        await g.on_delete(request("backup.delete", BackupRef(bid)))
+
+    await g.on_deleted(report(gw, "backup.deleted", BackupDeleted(bid, "busy disk")))
+    assert g.on_show(request("backup.show", BackupRef(bid))).status is B.ERROR_DELETING
+    await g.on_delete(request("backup.delete", BackupRef(bid)))  # again, from error_deleting
+    await g.on_deleted(report(gw, "backup.deleted", BackupDeleted(bid)))
+    with pytest.raises(NotFound):
+        g.on_show(request("backup.show", BackupRef(bid)))
+    assert await row(gw, "backups", bid) is None
+    assert gw.owed() == ["commit", "release"]
+
+
+# ---- restore ------------------------------------------------------------------------------
+async def test_a_restore_holds_both_until_the_volume_s_node_reports(gw: FakeGateway) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    target = await add_volume(gw, "vol-2", size=3)
+    bid = await made(gw, g)
+    info = await g.on_restore(request("backup.restore", BackupRestore(bid, "vol-2")))
+    assert info.volume_id == "vol-2" and target.status is V.RESTORING_BACKUP
+    assert gw.store.backups.restoring == {"vol-2": bid}
+    assert (await row(gw, "backups", bid), await row(gw, "volumes", "vol-2")) == (
+        ("restoring",), ("restoring-backup",))
+    assert gw.casts[-1][:2] == (NODE, "node.restore_backup")
+    with pytest.raises(InvalidState, match="must be available"):  # one at a time
+        await g.on_restore(request("backup.restore", BackupRestore(bid, "vol-1")))
+
+    await g.on_restored(report(gw, "backup.restored", BackupRestored(bid, "vol-2",
+                                                                     "chunk damaged")))
+    after = g.on_show(request("backup.show", BackupRef(bid)))
+    assert (after.status, target.status) == (B.AVAILABLE, V.AVAILABLE)
+    assert "volume vol-2 failed: chunk damaged" in (after.fail_reason or "")
+    assert gw.store.backups.restoring == {}
+
+    await g.on_restore(request("backup.restore", BackupRestore(bid, "vol-2")))
+    await g.on_restored(report(gw, "backup.restored", BackupRestored(bid, "vol-2")))
+    assert g.on_show(request("backup.show", BackupRef(bid))).fail_reason is None
+
+
+async def test_a_restore_needs_an_available_volume_of_the_backup_s_size(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    await add_volume(gw, size=2)
+    await add_volume(gw, "small", size=1)
+    await add_volume(gw, "busy", size=2, status=V.IN_USE)
+    bid = await made(gw, g)
+    casts = len(gw.casts)
+    with pytest.raises(InvalidInput, match="too small to restore backup of size 2"):
+        await g.on_restore(request("backup.restore", BackupRestore(bid, "small")))
+    with pytest.raises(InvalidState, match="must be available"):
+        await g.on_restore(request("backup.restore", BackupRestore(bid, "busy")))
+    assert len(gw.casts) == casts
+    assert g.on_show(request("backup.show", BackupRef(bid))).status is B.AVAILABLE
+
+
+async def test_a_restore_s_report_after_the_backup_was_reset_frees_the_volume(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    target = await add_volume(gw, "vol-2")
+    bid = await made(gw, g)
+    await g.on_restore(request("backup.restore", BackupRestore(bid, "vol-2")))
+    await g.on_reset_state(request("backup.reset_state", BackupResetState(bid, "error"),
+                                   ADMIN))
+    assert gw.store.backups.restoring == {}
+    await g.on_restored(report(gw, "backup.restored", BackupRestored(bid, "vol-2")))
+    assert target.status is V.AVAILABLE
+    assert g.on_show(request("backup.show", BackupRef(bid))).status is B.ERROR
+
+
+async def test_a_reset_is_an_admin_s_to_available_or_error(gw: FakeGateway) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    bid = await made(gw, g)
+    with pytest.raises(Forbidden):
+        await g.on_reset_state(request("backup.reset_state", BackupResetState(bid, "error")))
+    with pytest.raises(InvalidInput, match="available or error"):
+        await g.on_reset_state(request("backup.reset_state",
+                                       BackupResetState(bid, "creating"), ADMIN))
+
+
+# ---- the reconciler ----------------------------------------------------------------------
+async def test_the_reconciler_asks_again_only_what_a_node_is_not_working_on(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    await add_volume(gw, "vol-2")
+    first = await g.on_create(request("backup.create", BackupCreate("vol-1")))
+    second = await g.on_create(request("backup.create", BackupCreate("vol-2")))
+    gw.casts.clear()
+    asked: list[tuple[str, list[str]]] = []
+
+    async def busy(node: str, ids: list[str]) -> set[str]:
+        asked.append((node, sorted(ids)))
+        return {second.id}
+
+    acted = await g.mend(float("inf"), busy)
+    assert asked == [(NODE, sorted([first.id, second.id]))]
+    assert acted == [first.id]
+    assert [(op, body.backup_id) for _, op, body in gw.casts] == [
+        ("node.create_backup", first.id)]
+    assert await g.mend(0.0, busy) == []  # nothing stuck that long
+
+
+async def test_the_reconciler_frees_a_backup_whose_restore_volume_moved_on(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    target = await add_volume(gw, "vol-2")
+    bid = await made(gw, g)
+    await g.on_restore(request("backup.restore", BackupRestore(bid, "vol-2")))
+    target.status = V.ERROR  # an admin's reset of the volume
+    await gw.store.save_status(target)
+
+    async def idle(node: str, ids: list[str]) -> set[str]:
+        return set()
+
+    assert await g.mend(float("inf"), idle) == [bid]
+    assert g.on_show(request("backup.show", BackupRef(bid))).status is B.AVAILABLE
+    assert gw.store.backups.restoring == {}
