@@ -26,7 +26,8 @@ path does nothing for metrics beyond the events it already publishes to dashboar
     cinderblock_actor_gc_collected{actor}        objects that collector freed (garbage in
                                                  cycles: near 0 unless something makes them)
     cinderblock_volumes{status}, cinderblock_snapshots{status},
-    cinderblock_attachments{status}              how many are in each status, every
+    cinderblock_attachments{status},
+    cinderblock_backups{status}                  how many are in each status, every
                                                  project's (the gateway's file, asked every
                                                  ``metrics_counts_every_s``); 0 for a status none is
                                                  in, so ``cinderblock_volumes{status="error"}
@@ -46,7 +47,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from cinderblock.protocol.messages.health import StatusCounts
-from cinderblock.protocol.states import AttachmentStatus, SnapshotStatus, VolumeStatus
+from cinderblock.protocol.states import (
+    AttachmentStatus,
+    BackupStatus,
+    SnapshotStatus,
+    VolumeStatus,
+)
 
 MAX_OPEN = 100_000
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -67,7 +73,7 @@ NBD_GAUGES = (
 COUNTED: dict[str, tuple[str, ...]] = {
     kind: tuple(s.value for s in statuses if s.value != "deleted")
     for kind, statuses in (("volumes", VolumeStatus), ("snapshots", SnapshotStatus),
-                           ("attachments", AttachmentStatus))
+                           ("attachments", AttachmentStatus), ("backups", BackupStatus))
 }
 CREATE_FLOW = "volume_create_api"
 DELETE_FLOW = "volume_delete_api"

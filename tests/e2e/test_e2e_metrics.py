@@ -160,15 +160,17 @@ async def test_volumes_snapshots_and_attachments_are_counted_by_status(
             await member.status_counts()
         vol = await member.create_volume(1, wait=True)
         await member.create_snapshot(vol.id, wait=True)
+        await member.create_backup(vol.id, wait=True)
         await member.create_attachment(vol.id, str(uuid.uuid4()))  # reserved
         counts = await admin.status_counts()
         listed = Counter(v.status.value for v in await admin.list_volumes(all_projects=True))
         assert counts.volumes == dict(listed) and counts.volumes["reserved"] >= 1
         assert counts.snapshots["available"] >= 1 and counts.attachments["reserved"] >= 1
+        assert counts.backups["available"] >= 1
 
         def shown(s: Samples) -> bool:
             return all(value(s, f"cinderblock_{kind}", status=status) == n
-                       for kind in ("volumes", "snapshots", "attachments")
+                       for kind in ("volumes", "snapshots", "attachments", "backups")
                        for status, n in getattr(counts, kind).items())
 
         samples = await until(url, shown)
