@@ -5,11 +5,12 @@ directory, and names each way the cluster disagrees with itself (the tests use i
 through ``tests/cluster_invariants.py``, the failpoint matrix and the benchmarks
 directly):
 
-* nothing stuck: no volume, snapshot or attachment in a transitional status;
+* nothing stuck: no volume, snapshot, attachment or backup in a transitional status;
 * quota equal to what exists: per project, ``in_use`` is the count of its
   volumes and snapshots and their gigabytes (both count, as Cinder's), and so is each
   volume type's own (``volumes_<type>``: a volume by its type, a snapshot by its
-  own), and ``reserved`` is 0 (no reservation outlives its operation);
+  own), and of its backups and their GiB (``backups``, ``backup_gigabytes``), and
+  ``reserved`` is 0 (no reservation outlives its operation);
 * node files equal what the gateway lists: every ``volume-``/``snapshot-`` file
   belongs to a volume or snapshot recorded on that host (no orphan), every
   volume recorded on a host that is not in an error status has its file there
@@ -31,16 +32,19 @@ from cinderblock.protocol.messages.quota import split_typed
 from cinderblock.protocol.states import (
     VOLUME_ERRORS,
     AttachmentStatus,
+    BackupStatus,
     SnapshotStatus,
     VolumeStatus,
 )
 
-V, P, A = VolumeStatus, SnapshotStatus, AttachmentStatus
+V, P, A, B = VolumeStatus, SnapshotStatus, AttachmentStatus, BackupStatus
 VOLUME_MOVING = frozenset({V.CREATING, V.ATTACHING, V.DETACHING, V.DELETING, V.EXTENDING,
-                           V.REVERTING, V.UNMANAGING})
-SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING, P.RESTORING, P.UNMANAGING})
+                           V.REVERTING, V.UNMANAGING, V.BACKING_UP, V.RESTORING_BACKUP})
+SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING, P.RESTORING, P.UNMANAGING,
+                             P.BACKING_UP})
 ATTACHMENT_MOVING = frozenset({A.ATTACHING, A.DETACHING})
-USAGES = ("volumes", "snapshots", "gigabytes")
+BACKUP_MOVING = frozenset({B.CREATING, B.DELETING, B.RESTORING})
+USAGES = ("volumes", "snapshots", "gigabytes", "backups", "backup_gigabytes")
 
 
 async def settled_violations(
@@ -53,6 +57,7 @@ async def settled_violations(
     volumes = await admin.list_volumes(all_projects=True)
     snapshots = await admin.list_snapshots(all_projects=True)
     attachments = await admin.list_attachments(all_projects=True)
+    backups = await admin.list_backups(all_projects=True)
     problems: list[str] = []
 
     problems += [f"volume {v.id} stuck in {v.status}" for v in volumes
@@ -61,10 +66,15 @@ async def settled_violations(
                  if s.status in SNAPSHOT_MOVING]
     problems += [f"attachment {a.id} stuck in {a.status}" for a in attachments
                  if a.status in ATTACHMENT_MOVING]
+    problems += [f"backup {b.id} stuck in {b.status}" for b in backups
+                 if b.status in BACKUP_MOVING]
 
     owners = {v.id: v.project_id for v in volumes}
     type_names = {t.id: t.name for t in await admin.list_types()}
-    counted = {p: Counter[str]() for p in {*projects, *owners.values()}}
+    counted = {p: Counter[str]() for p in {*projects, *owners.values(),
+                                           *(b.project_id for b in backups)}}
+    for b in backups:  # a backup's GiB are its own, never gigabytes
+        counted[b.project_id].update({"backups": 1, "backup_gigabytes": b.size})
     for v in volumes:  # each counts as its type's too (volumes_<type name>, ...)
         counted[v.project_id].update({"volumes": 1, "gigabytes": v.size})
         if v.volume_type:

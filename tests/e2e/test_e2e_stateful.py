@@ -1,10 +1,10 @@
 """The whole cluster as a state machine (issue 9): nothing lost, nothing stuck, quota exact.
 
 Hypothesis drives one real cluster (actor processes on 127.0.0.1, file backends, a
-tight quota) through creates (plain, from a snapshot, clones), deletes of volumes and
-snapshots, snapshots, reverts to a snapshot, extends, attaches (create, update with a
-connector, complete)
-and detaches, retries of creates and deletes with their request ids, restarts of the
+tight quota) through creates (plain, from a snapshot, clones, from a backup), deletes of
+volumes, snapshots and backups, snapshots, backups (with force or not) and their
+restores, reverts to a snapshot, extends, attaches (create, update with a connector,
+complete) and detaches, retries of creates and deletes with their request ids, restarts of the
 gateway, quota, the scheduler and a node (SIGTERM or SIGKILL, then started again on
 the same endpoints), and SIGKILLs in the middle of a create, delete, snapshot or
 extend. ``Model`` says what must exist (ids, sizes, statuses, attachments) and which
@@ -57,11 +57,13 @@ from hypothesis.stateful import (
 
 from cinderblock.actors.runtime.config import DEFAULT_TYPE
 from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.backups import Backup
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import (
     VOLUME_MOVES,
     AttachmentStatus,
+    BackupStatus,
     SnapshotStatus,
     VolumeStatus,
 )
@@ -98,6 +100,7 @@ VERBOSE = os.environ.get("CINDERBLOCK_STATEFUL_VERBOSE", "") not in ("", "0")
 
 # tight, so that over-quota refusals come often: a size of 5 is over the per-volume limit
 LIMITS: Mapping[str, int] = {"volumes": 3, "gigabytes": 8, "snapshots": 2,
+                             "backups": 2, "backup_gigabytes": 6,
                              "per_volume_gigabytes": 4}
 NODES = ("node-1", "node-2")
 ACTORS = ("gateway", "quota", "scheduler", *NODES)
@@ -118,6 +121,7 @@ class CreateRequest:
     size: int | None
     snapshot_id: str | None = None
     source_volid: str | None = None
+    backup_id: str | None = None
 
 
 @dataclass
@@ -138,6 +142,14 @@ class ModelSnapshot:
     status: SnapshotStatus
     request_id: str
     force: bool
+
+
+@dataclass
+class ModelBackup:
+    id: str
+    volume_id: str
+    size: int
+    status: BackupStatus
 
 
 @dataclass(frozen=True)
@@ -168,6 +180,7 @@ class Model:
     limits: Mapping[str, int]
     volumes: dict[str, ModelVolume] = field(default_factory=dict)
     snapshots: dict[str, ModelSnapshot] = field(default_factory=dict)
+    backups: dict[str, ModelBackup] = field(default_factory=dict)
     deleted: dict[str, tuple[str, str]] = field(default_factory=dict)  # request id → kind, id
     # a request cut short by a kill: the (status, size) each object it touched may end in
     open_ends: dict[str, frozenset[tuple[str, int]]] = field(default_factory=dict)
@@ -178,6 +191,8 @@ class Model:
             "snapshots": len(self.snapshots),
             "gigabytes": sum(v.size for v in self.volumes.values())
             + sum(s.size for s in self.snapshots.values()),
+            "backups": len(self.backups),
+            "backup_gigabytes": sum(b.size for b in self.backups.values()),
         }
 
     def over_quota(self, deltas: Mapping[str, int], volume_size: int = 0) -> Refusal | None:
@@ -198,6 +213,10 @@ class Model:
     def pick_snapshot(self, pick: int) -> ModelSnapshot | None:
         return self.snapshots[sorted(self.snapshots)[pick % len(self.snapshots)]] \
             if self.snapshots else None
+
+    def pick_backup(self, pick: int) -> ModelBackup | None:
+        return self.backups[sorted(self.backups)[pick % len(self.backups)]] \
+            if self.backups else None
 
     def snapshots_of(self, volume_id: str) -> list[ModelSnapshot]:
         return [s for s in self.snapshots.values() if s.volume_id == volume_id]
@@ -251,6 +270,29 @@ class Model:
             return Refusal(InvalidState, "available or in-use state")
         return None
 
+    def refuse_backup(self, vol: ModelVolume, force: bool) -> Refusal | None:
+        """Cinder's: available, or in-use with force; then quota."""
+        if vol.status is V.IN_USE and not force:
+            return Refusal(InvalidState, "force flag")
+        if vol.status not in (V.AVAILABLE, V.IN_USE):
+            return Refusal(InvalidState, f'current status is "{vol.status.value}"')
+        return self.over_quota({"backups": 1, "backup_gigabytes": vol.size})
+
+    def refuse_restore(self, backup: ModelBackup, vol: ModelVolume) -> Refusal | None:
+        """Cinder's order: the backup available, the volume available, then its size."""
+        if backup.status is not BackupStatus.AVAILABLE:
+            return Refusal(InvalidState, "Backup status must be available")
+        if vol.status is not V.AVAILABLE:
+            return Refusal(InvalidState, "must be available")
+        if vol.size < backup.size:
+            return Refusal(InvalidInput, "too small to restore backup")
+        return None
+
+    def refuse_from_backup(self, backup: ModelBackup, size: int) -> Refusal | None:
+        if backup.status is not BackupStatus.AVAILABLE:
+            return Refusal(InvalidState, "Backup status must be available")
+        return self.refuse_create(size)
+
     def refuse_attach(self, vol: ModelVolume) -> Refusal | None:
         if vol.attachment is not None:  # the default type does not allow multiattach
             return Refusal(InvalidState, "already has an attachment")
@@ -273,11 +315,12 @@ class Model:
         self.open_ends.clear()
 
     def listing(self) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[str, int, str]],
-                               dict[str, str]]:
-        """What the gateway must list: volumes, snapshots, attachments."""
+                               dict[str, str], dict[str, tuple[str, int, str]]]:
+        """What the gateway must list: volumes, snapshots, attachments, backups."""
         return ({v.id: (v.size, v.status.value) for v in self.volumes.values()},
                 {s.id: (s.volume_id, s.size, s.status.value) for s in self.snapshots.values()},
-                {v.attachment: v.id for v in self.volumes.values() if v.attachment})
+                {v.attachment: v.id for v in self.volumes.values() if v.attachment},
+                {b.id: (b.volume_id, b.size, b.status.value) for b in self.backups.values()})
 
 
 # ---- talking to the cluster -----------------------------------------------------------
@@ -293,7 +336,7 @@ def shown(got: object) -> str:
     """An answer as a journal line."""
     if isinstance(got, CinderblockError):
         return f"{got.code}: {got.message}"
-    if isinstance(got, Volume | Snapshot):
+    if isinstance(got, Volume | Snapshot | Backup):
         return f"{type(got).__name__.lower()} {got.id} {got.status.value} {got.size} GiB"
     return repr(got)
 
@@ -409,7 +452,7 @@ class ClusterMachine(RuleBasedStateMachine):
     def _create(self, request: CreateRequest, refusal: Refusal | None) -> None:
         got = self.run(attempt(self.client.create_volume(
             request.size, request_id=request.request_id, snapshot_id=request.snapshot_id,
-            source_volid=request.source_volid, wait=True)))
+            source_volid=request.source_volid, backup_id=request.backup_id, wait=True)))
         vol = self.expect(refusal, got)
         if vol is not None:
             assert vol.status is V.AVAILABLE, vol
@@ -440,6 +483,16 @@ class ClusterMachine(RuleBasedStateMachine):
         request = CreateRequest(new_request_id(), None, source_volid=source.id)
         self._create(request, self.model.refuse_copy(source, source.size))
 
+    @rule(pick=PICK, grow=st.integers(0, 1))
+    @step
+    def create_volume_from_backup(self, pick: int, grow: int) -> None:
+        backup = self.model.pick_backup(pick)
+        if backup is None:
+            return self.note("no backup to restore")
+        size = backup.size + grow
+        request = CreateRequest(new_request_id(), size, backup_id=backup.id)
+        self._create(request, self.model.refuse_from_backup(backup, size))
+
     def _retry_create(self, pick: int) -> None:
         vol = self.model.pick_volume(pick)
         if vol is None:
@@ -447,7 +500,7 @@ class ClusterMachine(RuleBasedStateMachine):
         r = vol.request
         again = self.run(self.client.create_volume(
             r.size, request_id=r.request_id, snapshot_id=r.snapshot_id,
-            source_volid=r.source_volid))
+            source_volid=r.source_volid, backup_id=r.backup_id))
         assert (again.id, again.status) == (vol.id, vol.status), again
 
     @rule(what=st.sampled_from(("create", "snapshot", "delete")), pick=PICK)
@@ -521,6 +574,42 @@ class ClusterMachine(RuleBasedStateMachine):
         again = self.run(self.client.create_snapshot(
             snap.volume_id, force=snap.force, request_id=snap.request_id))
         assert (again.id, again.status) == (snap.id, snap.status), again
+
+    @rule(pick=PICK, force=st.booleans())
+    @step
+    def back_up_volume(self, pick: int, force: bool) -> None:
+        vol = self.model.pick_volume(pick)
+        if vol is None:
+            return self.note("no volume to back up")
+        got = self.run(attempt(self.client.create_backup(vol.id, force=force, wait=True,
+                                                         timeout=30.0)))
+        backup = self.expect(self.model.refuse_backup(vol, force), got)
+        if backup is not None:
+            assert (backup.status, backup.size) == (BackupStatus.AVAILABLE, vol.size), backup
+            self.model.backups[backup.id] = ModelBackup(backup.id, vol.id, backup.size,
+                                                        backup.status)
+
+    @rule(pick=PICK, into=PICK)
+    @step
+    def restore_backup(self, pick: int, into: int) -> None:
+        backup, vol = self.model.pick_backup(pick), self.model.pick_volume(into)
+        if backup is None or vol is None:
+            return self.note("no backup or no volume to restore into")
+        got = self.run(attempt(self.client.restore_backup(backup.id, vol.id, wait=True,
+                                                          timeout=30.0)))
+        if self.expect(self.model.refuse_restore(backup, vol), got) is not None:
+            after = self.run(self.client.show_volume(vol.id))
+            assert (after.status, after.size) == (vol.status, vol.size), after
+
+    @rule(pick=PICK)
+    @step
+    def delete_backup(self, pick: int) -> None:
+        backup = self.model.pick_backup(pick)
+        if backup is None:
+            return self.note("no backup to delete")
+        got = self.run(attempt(self.client.delete_backup(backup.id, wait=True, timeout=30.0)))
+        if self.expect(None, got) is not None:
+            del self.model.backups[backup.id]
 
     @rule(pick=PICK)
     @step
@@ -752,11 +841,13 @@ class ClusterMachine(RuleBasedStateMachine):
         volumes = await self.client.list_volumes()
         snapshots = await self.client.list_snapshots()
         attachments = await self.client.list_attachments()
+        backups = await self.client.list_backups()
         self.model.settle({v.id: v for v in volumes}, {s.id: s for s in snapshots})
         assert all(a.status is AttachmentStatus.ATTACHED for a in attachments), attachments
         listed = ({v.id: (v.size, v.status.value) for v in volumes},
                   {s.id: (s.volume_id, s.size, s.status.value) for s in snapshots},
-                  {a.id: a.volume_id for a in attachments})
+                  {a.id: a.volume_id for a in attachments},
+                  {b.id: (b.volume_id, b.size, b.status.value) for b in backups})
         assert listed == self.model.listing()
         quota = await self.admin.show_quota(self.project)
         assert {r: quota.in_use.get(r, 0) for r in self.model.in_use()} == self.model.in_use()
