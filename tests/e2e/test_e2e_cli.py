@@ -397,6 +397,36 @@ def test_transfer_create_and_accept_move_a_volume_to_another_project(up: UpClust
     up.cli_json("volume", "delete", vol["id"], "--wait", project=taker)
 
 
+def test_backups_are_made_restored_and_deleted_by_name(up: UpCluster) -> None:
+    """``cinderblock backup ...`` on ``up``'s embedded cluster: its two nodes share the
+    data directory's backup repository, so a backup goes back into either's volumes."""
+    project = f"b-{uuid.uuid4().hex[:8]}"
+    vol = up.cli_json("volume", "create", "1", "--name", "data", "--wait", project=project)
+    made = up.cli_json("backup", "create", "data", "--name", "nightly", "--wait",
+                       project=project)
+    assert (made["status"], made["volume_id"], made["size"]) == ("available", vol["id"], 1)
+    assert (up.data_dir / "backups" / made["id"] / "manifest.json").is_file()
+    listed = up.cli_json("backup", "list", "--long", project=project)
+    assert [(b["id"], b["volume_id"]) for b in listed] == [(made["id"], vol["id"])]
+
+    into_new = up.cli_json("backup", "restore", "nightly", "--wait", project=project)
+    new = up.cli_json("volume", "show", into_new["volume_id"], project=project)
+    assert (new["status"], new["size"], new["name"]) == (
+        "available", 1, f"restore_backup_{made['id']}")
+    into_data = up.cli_json("backup", "restore", "nightly", "data", "--wait", project=project)
+    assert into_data["volume_id"] == vol["id"]
+    from_backup = up.cli_json("volume", "create", "--size", "2", "copy", "--backup",
+                              "nightly", "--wait", project=project)
+    assert (from_backup["status"], from_backup["size"]) == ("available", 2)
+    line = _one_error_line(up.cli("backup", "restore", "nightly", "data", "--name", "x",
+                                  project=project), "usage")
+    assert "--name names a new volume" in line
+
+    up.cli_json("backup", "delete", "nightly", "--wait", project=project)
+    assert not (up.data_dir / "backups" / made["id"]).exists()
+    _one_error_line(up.cli("backup", "show", "nightly", project=project), "not_found")
+
+
 def test_listings_by_time_counted_by_zone_and_oldest_first(up: UpCluster) -> None:
     """``volume list --created-at/--updated-at/--count``, ``snapshot list
     --availability-zone``, and ``--oldest-first`` of attachments, messages and
