@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import BoundedScan, Key
 from cinderblock.actors.gateway.quota_journal import QuotaJournal
 from cinderblock.actors.gateway.row_records import (
@@ -49,12 +50,13 @@ CREATE TABLE IF NOT EXISTS backups (
     status TEXT NOT NULL, host TEXT, container TEXT, availability_zone TEXT,
     object_count INTEGER NOT NULL, metadata TEXT NOT NULL, fail_reason TEXT,
     restore_volume_id TEXT, created_at REAL NOT NULL, updated_at REAL NOT NULL,
-    data_timestamp REAL NOT NULL
+    data_timestamp REAL NOT NULL, request_id TEXT, request_fp TEXT
 );
 CREATE INDEX IF NOT EXISTS backups_volume ON backups (volume_id);
 CREATE INDEX IF NOT EXISTS backups_listing ON backups (created_at, id);
 CREATE INDEX IF NOT EXISTS backups_project_listing ON backups (project_id, created_at, id);
 CREATE INDEX IF NOT EXISTS backups_status_listing ON backups (status, created_at, id);
+CREATE INDEX IF NOT EXISTS backups_request ON backups (project_id, request_id, created_at);
 CREATE INDEX IF NOT EXISTS backups_in_transition ON backups (updated_at)
     WHERE {_IN_TRANSITION_SQL};
 """
@@ -63,7 +65,8 @@ _COLUMNS = (
     "host, container, availability_zone, object_count, metadata, fail_reason, "
     "restore_volume_id, created_at, updated_at, data_timestamp"
 )
-INSERT_BACKUP = f"INSERT INTO backups ({_COLUMNS}) VALUES ({', '.join('?' * 19)})"
+INSERT_BACKUP = (f"INSERT INTO backups ({_COLUMNS}, request_id, request_fp) "
+                 f"VALUES ({', '.join('?' * 21)})")
 SELECT_BACKUPS = f"SELECT {_COLUMNS} FROM backups"
 SELECT_BACKUP = f"{SELECT_BACKUPS} WHERE id=?"
 SELECT_LISTING_KEYS = "SELECT id, created_at FROM backups"
@@ -78,6 +81,8 @@ IN_TRANSITION_SINCE = (f"SELECT id FROM backups INDEXED BY backups_in_transition
                        f"WHERE {_IN_TRANSITION_SQL} AND updated_at<? ORDER BY updated_at LIMIT ?")
 SELECT_RESTORING = ("SELECT restore_volume_id, id FROM backups WHERE status='restoring' "
                     "AND restore_volume_id IS NOT NULL")
+MADE_BY = ("SELECT id, request_fp FROM backups WHERE project_id=? AND request_id=? "
+           "AND created_at>? ORDER BY created_at DESC LIMIT 1")
 USAGE = ("SELECT count(*), total(size) FROM backups WHERE project_id=? "
          "AND id NOT IN (SELECT value FROM json_each(?))")
 RECENT = 4_096  # records kept in memory after their last read
@@ -105,6 +110,8 @@ class BackupRecord:
     created_at: float = field(default_factory=time.time)
     updated_at: float = 0.0
     data_timestamp: float = 0.0
+    request_id: str = ""  # the create's, until its row holds it (``made_by`` reads it there)
+    request_fp: str = ""
 
     def move(self, new: BackupStatus, fail_reason: str | None = None) -> None:
         """Change status in memory, judged by the transition table (raises InvalidState)."""
@@ -137,7 +144,8 @@ class BackupRecord:
             self.container, self.availability_zone, self.object_count,
             json.dumps(self.metadata), self.fail_reason, self.restore_volume_id,
             self.created_at, self.updated_at or self.created_at,
-            self.data_timestamp or self.created_at,
+            self.data_timestamp or self.created_at, self.request_id or None,
+            self.request_fp or None,
         )
 
 
@@ -169,6 +177,7 @@ class BackupStore(RowRecords[BackupRecord]):
     def reset(self, held: BackupRecord, read: BackupRecord) -> None:
         for name in _ROW_FIELDS:
             setattr(held, name, getattr(read, name))
+        held.request_id = held.request_fp = ""  # the row has them (see made_by)
 
     def install(self, restoring: list[tuple[str, str]]) -> None:
         """On the loop, at a start and after a failed write: the restores in progress
@@ -221,6 +230,16 @@ class BackupStore(RowRecords[BackupRecord]):
         ((counted,),) = await self.db.read_aside(sql, params, whose=asker)
         return int(counted)
 
+    def made_by(self, project: str, request_id: str) -> tuple[BackupRecord, str] | None:
+        """The backup ``request_id`` made in ``project`` within a day, and the fingerprint
+        of that request; None if it made none (or the backup is gone)."""
+        for new in self.new.values():
+            if new.request_id == request_id and new.project_id == project:
+                return new, new.request_fp
+        row = made_by_row(self._read_only(), MADE_BY, project, request_id)
+        rec = self.get(row[0]) if row is not None else None
+        return None if rec is None or row is None else (rec, row[1])
+
     def usage(self, project: str) -> tuple[int, int]:
         """``project``'s backups and their GiB at this instant (a quota sync's count):
         the committed rows but those being removed, and those not committed yet."""
@@ -255,6 +274,7 @@ class BackupStore(RowRecords[BackupRecord]):
             self.forget(rec)
             raise
         self.written(rec)
+        rec.request_id = rec.request_fp = ""  # the row has them: made_by reads it there
 
     def queue_remove(self, rec: BackupRecord) -> asyncio.Future[None]:
         """Queue the row's removal and, in the same transaction, the release of its
@@ -282,4 +302,5 @@ class BackupStore(RowRecords[BackupRecord]):
             rec.name, rec.description, json.dumps(rec.metadata), rec.updated_at, rec.id))
 
 
-_ROW_FIELDS = tuple(name for name in BackupRecord.__slots__ if name != "__weakref__")
+_ROW_FIELDS = tuple(name for name in BackupRecord.__slots__
+                    if name not in ("request_id", "request_fp", "__weakref__"))

@@ -39,7 +39,14 @@ from typing import Any, Protocol, TypeVar
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.backup_store import BackupRecord
-from cinderblock.actors.gateway.guards import require_admin, require_holder, require_reporter
+from cinderblock.actors.gateway.guards import (
+    Outcome,
+    outcome,
+    require_admin,
+    require_holder,
+    require_reporter,
+    retry_fingerprint,
+)
 from cinderblock.actors.gateway.lifecycle_checks import (
     claim_volume,
     release_claim,
@@ -188,6 +195,7 @@ class BackupCreateContext:
     body: BackupCreate
     ctx: Context
     backup_id: str
+    fingerprint: str = ""  # the request's, with a request id (a retry is compared by it)
     volume: VolumeRecord | None = None
     snapshot: SnapshotRecord | None = None
     project: str = ""
@@ -283,6 +291,7 @@ class BackupEntryCreateTask(_Task[BackupCreateContext]):
             container=body.container, availability_zone=volume.availability_zone,
             metadata=dict(body.metadata), created_at=now,
             data_timestamp=snapshot.created_at if snapshot else now,
+            request_id=c.ctx.request_id, request_fp=c.fingerprint,
         )
         written = store.backups.queue_add(record, c.reservation_id)
         if snapshot is not None:
@@ -473,6 +482,8 @@ class GatewayBackups:
         self.create_flow = backup_create_api(gw)
         self.delete_flow = backup_delete_api(gw)
         self.restore_flow = backup_restore_api(gw)
+        # a create with a request id, while its flow runs: what its retries wait for
+        self._creating: dict[tuple[str, str], tuple[str, Outcome[BackupRecord]]] = {}
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -492,11 +503,44 @@ class GatewayBackups:
 
     # ---- requests ---------------------------------------------------------------
     async def on_create(self, req: Request) -> Backup:
+        """Run a backup create; a retry with the request id of one made (within a day)
+        or still being made answers with that one, as a volume's create does."""
         body: BackupCreate = req.body
-        c = BackupCreateContext(body, req.ctx, str(uuid.uuid4()))
-        await self._run(self.create_flow, c, body.volume_id, req.ctx)
+        ctx = req.ctx
+        fingerprint = retry_fingerprint(ctx.request_id, body, check_backup_request)
+        key = (ctx.project_id, ctx.request_id)
+        if ctx.request_id:
+            existing = await self._existing(key, fingerprint)
+            if existing is not None:
+                return existing.view()
+        c = BackupCreateContext(body, ctx, str(uuid.uuid4()), fingerprint)
+        done: Outcome[BackupRecord] = asyncio.get_running_loop().create_future()
+        if ctx.request_id:
+            self._creating[key] = (fingerprint, done)
+        try:
+            await self._run(self.create_flow, c, body.volume_id, ctx)
+        except Exception as exc:
+            done.set_result(exc)
+            raise
+        finally:
+            if self._creating.get(key, (None, None))[1] is done:
+                del self._creating[key]
         assert c.record is not None
+        done.set_result(c.record)
         return c.record.view()
+
+    async def _existing(self, key: tuple[str, str], fingerprint: str) -> BackupRecord | None:
+        """The backup an earlier request with this id made, waiting for it while that
+        request still runs; a different request under the same id is refused."""
+        made = self.store.backups.made_by(*key)
+        running = self._creating.get(key)
+        fp = made[1] if made is not None else running[0] if running else None
+        if fp is not None and fp != fingerprint:
+            raise InvalidInput(f"request id {key[1]!r} was already used for a different "
+                               "request", {"request_id": key[1]})
+        if made is None and running is not None:
+            return outcome(await asyncio.shield(running[1]))
+        return made[0] if made is not None else None
 
     def on_show(self, req: Request) -> Backup:
         return visible_backup(self.store, req.body.backup_id, req.ctx).view()

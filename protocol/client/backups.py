@@ -55,13 +55,16 @@ class BackupMethods:
         self, volume_id: str, *, name: str | None = None, description: str | None = None,
         force: bool = False, snapshot_id: str | None = None, container: str | None = None,
         metadata: dict[str, str] | None = None, incremental: bool = False,
-        wait: bool = False, timeout: float | None = None,
+        request_id: str | None = None, wait: bool = False, timeout: float | None = None,
     ) -> Backup:
         """Back the volume up (or its snapshot ``snapshot_id``); with ``wait``, until the
-        backup is available (``BackupFailed`` if it ends in error)."""
+        backup is available (``BackupFailed`` if it ends in error). Sent again with the
+        same ``request_id`` (after a timeout or a lost connection), it answers the backup
+        the first made, for a day, never a second one."""
         body = BackupCreate(volume_id, name, description, force, incremental, snapshot_id,
                             container, metadata or {})
-        backup = parse(Backup, await self.call("backup.create", body), strict=False)
+        backup = parse(Backup, await self.call("backup.create", body, request_id),
+                       strict=False)
         return await self.wait_for_backup(backup.id, timeout=timeout) if wait else backup
 
     async def show_backup(self, backup_id: str) -> Backup:

@@ -150,6 +150,8 @@ class ModelBackup:
     volume_id: str
     size: int
     status: BackupStatus
+    request_id: str
+    force: bool
 
 
 @dataclass(frozen=True)
@@ -503,13 +505,13 @@ class ClusterMachine(RuleBasedStateMachine):
             source_volid=r.source_volid, backup_id=r.backup_id))
         assert (again.id, again.status) == (vol.id, vol.status), again
 
-    @rule(what=st.sampled_from(("create", "snapshot", "delete")), pick=PICK)
+    @rule(what=st.sampled_from(("create", "snapshot", "delete", "backup")), pick=PICK)
     @step
     def retry_with_its_request_id(self, what: str, pick: int) -> None:
-        """A done create, snapshot or delete sent again with its request id: the same
-        volume or snapshot (never a second one), or ``deleted``."""
+        """A done create, snapshot, delete or backup sent again with its request id: the
+        same volume, snapshot or backup (never a second one), or ``deleted``."""
         {"create": self._retry_create, "snapshot": self._retry_snapshot,
-         "delete": self._retry_delete}[what](pick)
+         "delete": self._retry_delete, "backup": self._retry_backup}[what](pick)
 
     # ---- deletes ------------------------------------------------------------------
     @rule(pick=PICK)
@@ -581,13 +583,22 @@ class ClusterMachine(RuleBasedStateMachine):
         vol = self.model.pick_volume(pick)
         if vol is None:
             return self.note("no volume to back up")
-        got = self.run(attempt(self.client.create_backup(vol.id, force=force, wait=True,
-                                                         timeout=30.0)))
+        request_id = new_request_id()
+        got = self.run(attempt(self.client.create_backup(
+            vol.id, force=force, request_id=request_id, wait=True, timeout=30.0)))
         backup = self.expect(self.model.refuse_backup(vol, force), got)
         if backup is not None:
             assert (backup.status, backup.size) == (BackupStatus.AVAILABLE, vol.size), backup
             self.model.backups[backup.id] = ModelBackup(backup.id, vol.id, backup.size,
-                                                        backup.status)
+                                                        backup.status, request_id, force)
+
+    def _retry_backup(self, pick: int) -> None:
+        backup = self.model.pick_backup(pick)
+        if backup is None:
+            return self.note("no backup create to retry")
+        again = self.run(self.client.create_backup(
+            backup.volume_id, force=backup.force, request_id=backup.request_id))
+        assert (again.id, again.status) == (backup.id, backup.status), again
 
     @rule(pick=PICK, into=PICK)
     @step

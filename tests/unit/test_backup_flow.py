@@ -8,6 +8,7 @@ that a node speaks only of backups it made; and what the reconciler sends again.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any, cast
@@ -382,3 +383,22 @@ async def test_the_reconciler_frees_a_backup_whose_restore_volume_moved_on(
     assert await g.mend(float("inf"), idle) == [bid]
     assert g.on_show(request("backup.show", BackupRef(bid))).status is B.AVAILABLE
     assert gw.store.backups.restoring == {}
+
+
+async def test_a_create_sent_again_with_its_request_id_answers_the_same_backup(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    await add_volume(gw, "vol-2")
+    asked = Context("demo", "demo", request_id="req-backup-1")
+    body = BackupCreate("vol-1", name="nightly")
+    both = await asyncio.gather(*(g.on_create(request("backup.create", body, asked))
+                                  for _ in range(2)))  # the second while the first runs
+    assert both[0].id == both[1].id and len(gw.casts) == 1
+    again = await g.on_create(request("backup.create", body, asked))  # from its row now
+    assert again.id == both[0].id and len(gw.casts) == 1
+    with pytest.raises(InvalidInput, match="already used for a different request"):
+        await g.on_create(request("backup.create", BackupCreate("vol-2"), asked))
+    rows = await gw.store.db.fetchall("SELECT id, request_id FROM backups")
+    assert rows == [(both[0].id, "req-backup-1")]
