@@ -617,10 +617,13 @@ class GatewayBackups:
             was = rec.status
             rec.status, rec.restore_volume_id = new, None
             rec.updated_at = time.time()
-            await self.store.backups.queue_status(rec)
+            if was is B.CREATING:  # its node's report will be ignored: free the source
+                await self._saved_releasing_source(rec)
+            else:  # a restore's volume is freed by its node's report (on_restored)
+                await self.store.backups.queue_status(rec)
+                self.gw.publish_backup(rec)
             log.warning("backup %s reset from %s to %s by %s", rec.id, was.value,
                         new.value, req.ctx.user_id)
-            self.gw.publish_backup(rec)
         return rec.view()
 
     # ---- the nodes' reports --------------------------------------------------------
@@ -644,6 +647,11 @@ class GatewayBackups:
             rec.object_count = body.object_count
         else:
             rec.move(B.ERROR, body.reason)
+        await self._saved_releasing_source(rec)
+
+    async def _saved_releasing_source(self, rec: BackupRecord) -> None:
+        """Save the backup's status and, in the same transaction, give its volume (or
+        snapshot) back: what its attachments make the volume, the snapshot available."""
         writes = [self.store.backups.queue_status(rec)]
         snapshot = (None if rec.snapshot_id is None
                     else self.store.snapshots.get(rec.snapshot_id))

@@ -331,6 +331,21 @@ async def test_a_restore_s_report_after_the_backup_was_reset_frees_the_volume(
     assert g.on_show(request("backup.show", BackupRef(bid))).status is B.ERROR
 
 
+async def test_a_reset_of_a_backup_being_made_gives_its_volume_back(gw: FakeGateway) -> None:
+    """Its node's report is ignored after the reset (the backup is no longer creating):
+    the volume had stayed backing-up for good (found by the REST fuzz)."""
+    g = backups(gw)
+    await add_volume(gw)
+    backup = await g.on_create(request("backup.create", BackupCreate("vol-1")))
+    assert status(gw) is V.BACKING_UP
+    await g.on_reset_state(request("backup.reset_state", BackupResetState(backup.id,
+                                                                          "error"), ADMIN))
+    assert status(gw) is V.AVAILABLE
+    assert await row(gw, "volumes", "vol-1") == ("available",)
+    await g.on_made(report(gw, "backup.made", BackupMade(backup.id, 1)))  # ignored
+    assert g.on_show(request("backup.show", BackupRef(backup.id))).status is B.ERROR
+
+
 async def test_a_reset_is_an_admin_s_to_available_or_error(gw: FakeGateway) -> None:
     g = backups(gw)
     await add_volume(gw)
