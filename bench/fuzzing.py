@@ -1,11 +1,18 @@
 """What the two fuzzers share (``bench.rest_fuzz`` over HTTP, ``bench.wire_fuzz`` over
 the gateway's socket): the report, the settling afterwards, and the command around a
-run on a cluster of its own."""
+run on a cluster of its own.
+
+Settling ends what waits for a client nobody is (attachments, reservations) and deletes
+the backups the run made (each once its node is done with it), then waits for the
+cluster to be exact: ``bench.invariants`` (nothing stuck, quota equal to what exists,
+node files equal to the records) and ``backup_violations`` (no backup left).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -19,6 +26,12 @@ from typing import Any
 from cinderblock.bench.invariants import settled_violations
 from cinderblock.bench.up_cluster import UpCluster
 from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.states import BackupStatus
+from cinderblock.protocol.wire.errors import CinderblockError
+
+# a backup that may be deleted; one in another status is its node's work, waited for
+BACKUP_DELETABLE = frozenset({BackupStatus.AVAILABLE, BackupStatus.ERROR,
+                              BackupStatus.ERROR_DELETING})
 
 
 @dataclass(slots=True)
@@ -47,10 +60,10 @@ class FuzzReport:
 async def settle(admin: Client, node_files: Callable[[], Mapping[str, set[str]]],
                  projects: Iterable[str], wait_s: float = 30.0) -> list[str]:
     """Delete the attachments of ``projects`` (one left ``attaching`` waits for an
-    ``os-complete`` nobody sends, as Cinder's do) and unreserve their volumes an
-    ``os-reserve`` left ``attaching`` (they wait for an ``os-unreserve``), then wait up to
-    ``wait_s`` for the cluster to settle exact; what is still wrong then ([] when
-    settled)."""
+    ``os-complete`` nobody sends, as Cinder's do), unreserve their volumes an
+    ``os-reserve`` left ``attaching`` (they wait for an ``os-unreserve``) and delete their
+    backups, then wait up to ``wait_s`` in all for the cluster to settle exact; what is
+    still wrong then ([] when settled)."""
     projects = tuple(projects)
     for att in await admin.list_attachments(all_projects=True):
         if att.project_id in projects:
@@ -59,11 +72,40 @@ async def settle(admin: Client, node_files: Callable[[], Mapping[str, set[str]]]
         if vol.project_id in projects:
             await admin.unreserve_volume(vol.id)
     deadline = time.monotonic() + wait_s
+    await delete_backups(admin, projects, deadline)
     while True:
-        problems = await settled_violations(admin, node_files, projects)
+        problems = [*await settled_violations(admin, node_files, projects),
+                    *await backup_violations(admin, projects)]
         if not problems or time.monotonic() > deadline:
             return problems
         await asyncio.sleep(0.5)
+
+
+async def delete_backups(admin: Client, projects: tuple[str, ...], deadline: float) -> None:
+    """Delete the backups of ``projects``, each once it may be (available or in error):
+    one its node is working on (creating, restoring, deleting) is looked at again until
+    ``deadline``. What is left then is for ``backup_violations`` to name."""
+    while time.monotonic() < deadline:
+        left = [b for b in await admin.list_backups(all_projects=True)
+                if b.project_id in projects]
+        if not left:
+            return
+        for backup in left:
+            if backup.status in BACKUP_DELETABLE:
+                # it may have moved on since it was listed: the next look says
+                with contextlib.suppress(CinderblockError):
+                    await admin.delete_backup(backup.id)
+        await asyncio.sleep(0.5)
+
+
+async def backup_violations(admin: Client, projects: Iterable[str]) -> list[str]:
+    """The backups of ``projects`` still there when ``settle`` has deleted every one
+    (a delete that failed, or one never ended); [] when none. What backups hold and
+    count (a volume still ``backing-up``, a backup stuck, their quota) is
+    ``bench.invariants``'."""
+    projects = tuple(projects)
+    return [f"backup {b.id} of {b.project_id} left {b.status}"
+            for b in await admin.list_backups(all_projects=True) if b.project_id in projects]
 
 
 Run = Callable[[UpCluster, argparse.Namespace], Coroutine[Any, Any, FuzzReport]]

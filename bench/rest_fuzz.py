@@ -3,7 +3,8 @@ nothing), sent at every route, and what they leave behind.
 
 A request is one of Cinder's (create, snapshot, clone, extend, revert, retype, reset, delete,
 attach, the attach actions from before attachments, transfer, quota, type, service,
-metadata) on an id the run has seen or made up,
+metadata, backup create, restore, update, reset, delete and listing, a create from a
+backup) on an id the run has seen or made up,
 and with probability ``MUTATE`` one leaf of its body replaced by a value of another
 shape (``None``, a huge number, a float, a long string, a list, a nested map, an id
 of something else), dropped, or joined by a stray key; one request in four is
@@ -15,10 +16,11 @@ are a member's, another project's and the admin's. The rules every reply must ke
   name is Cinder's for that status.
 
 Afterwards the run deletes the attachments it made (one left ``attaching`` waits for
-its client's ``os-complete``, as Cinder's do) and unreserves the volumes it reserved
-(each waits for its client's ``os-unreserve``) and the cluster must settle exact
+its client's ``os-complete``, as Cinder's do), unreserves the volumes it reserved
+(each waits for its client's ``os-unreserve``) and deletes the backups it made (each
+once its node is done with it), and the cluster must settle exact
 (``bench.invariants``: nothing stuck, quota equal to what exists, node files equal
-to the records).
+to the records; ``bench.fuzzing.backup_violations``: no backup left).
 
     python -m cinderblock.bench.rest_fuzz [--requests N] [--clients C] [--seed S] [--json]
 
@@ -64,13 +66,14 @@ KEYS = ("size", "name", "description", "volume_id", "snapshot_id", "source_volid
         "is_public", "volumes", "gigabytes", "snapshots", "host", "binary", "disabled_reason",
         "no_snapshots", "multiattach", "display_name", "backup_id", "imageRef", "group_id",
         "scheduler_hints", "volume_uuid", "project", "consumer", "keys", "total_iops_sec",
-        "read_bytes_sec_per_gb")
+        "read_bytes_sec_per_gb", "container", "incremental", "backups", "backup_gigabytes",
+        "backup_service", "backup_url")
 ENTITIES = ("volume", "snapshot", "volume_type", "attachment", "transfer", "quota_set",
             "quota_class_set", "metadata", "meta", "extra_specs", "os-extend",
             "os-reset_status", "revert", "os-set_bootable", "os-update_readonly_flag",
             "os-set_image_metadata", "os-unset_image_metadata",
             "accept", "addProjectAccess", "removeProjectAccess", "os-complete", "qos_specs",
-            "default_type")
+            "default_type", "backup", "restore", "backup-record", "os-force_delete")
 ROUTES = (
     "POST /volumes", "GET /volumes", "GET /volumes/detail", "GET /volumes/summary",
     "GET /volumes/{id}", "PUT /volumes/{id}", "DELETE /volumes/{id}",
@@ -103,13 +106,17 @@ ROUTES = (
     "POST /manageable_volumes", "POST /os-snapshot-manage", "GET /manageable_snapshots",
     "GET /resource_filters",
     "POST /manageable_snapshots",
+    "POST /backups", "GET /backups", "GET /backups/detail", "GET /backups/{id}",
+    "PUT /backups/{id}", "DELETE /backups/{id}", "POST /backups/{id}/restore",
+    "POST /backups/{id}/action", "GET /backups/{id}/export_record",
+    "POST /backups/import_record",
     "PATCH /volumes",
 )
 QUERY_KEYS = ("limit", "marker", "sort", "sort_key", "sort_dir", "all_tenants", "project_id",
               "status", "name", "metadata", "offset", "with_count", "cascade", "volume_id",
               "binary", "host", "force", "vol_type_id")
-VERSIONS = (None, None, "3.0", "3.27", "3.40", "3.42", "3.44", "3.55", "3.57", "3.60",
-            "3.71", "3.9999", "4.0", "3.x", "latest", "")
+VERSIONS = (None, None, "3.0", "3.9", "3.27", "3.40", "3.42", "3.43", "3.44", "3.51", "3.55",
+            "3.57", "3.60", "3.71", "3.9999", "4.0", "3.x", "latest", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,16 +141,21 @@ class Known:
     volume_type: list[str] = field(default_factory=list)
     transfer: list[tuple[str, str]] = field(default_factory=list)  # (id, auth_key)
     qos_specs: list[str] = field(default_factory=list)
+    backup: list[str] = field(default_factory=list)
 
     def learn(self, reply: Any) -> None:
         if not isinstance(reply, dict):
             return
         for kind, item in reply.items():
+            if kind == "restore" and isinstance(item, dict) \
+                    and isinstance(item.get("volume_id"), str):  # a new volume, maybe
+                self.volume = [*self.volume, item["volume_id"]][-KEEP:]
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 continue
             if kind == "transfer" and isinstance(item.get("auth_key"), str):
                 self.transfer = [*self.transfer, (item["id"], item["auth_key"])][-KEEP:]
-            elif kind in ("volume", "snapshot", "attachment", "volume_type", "qos_specs"):
+            elif kind in ("volume", "snapshot", "attachment", "volume_type", "qos_specs",
+                          "backup"):
                 setattr(self, kind, [*getattr(self, kind), item["id"]][-KEEP:])
 
 
@@ -175,7 +187,7 @@ class Requests:
         v, s, a, t = (self.pick(k.volume), self.pick(k.snapshot), self.pick(k.attachment),
                       self.pick(k.volume_type))
         transfer, key = r.choice(k.transfer) if k.transfer else (str(uuid.uuid4()), "k")
-        q = self.pick(k.qos_specs)
+        q, b = self.pick(k.qos_specs), self.pick(k.backup)
         return [
             ("POST", "/volumes", {"volume": {"size": r.randrange(1, 3), "name": "n"}}, "3.60",
              False),
@@ -277,6 +289,33 @@ class Requests:
             ("PUT", f"/os-services/{r.choice(['disable', 'enable'])}",
              {"host": r.choice(["node-1@file", "node-2@file", "node-1@null"]),
               "binary": "cinder-volume"}, "3.60", True),
+            *self.backup_requests(v, s, b),
+        ]
+
+    def backup_requests(self, v: str, s: str, b: str
+                        ) -> list[tuple[str, str, Any, str | None, bool]]:
+        """Cinder's backup requests (the backups extension, its admin actions, a create
+        from a backup) on volume ``v``, snapshot ``s`` and backup ``b``."""
+        r = self.rng
+        return [
+            ("POST", "/backups", {"backup": {
+                "volume_id": v, "name": "b", "force": r.choice([False, True, "true"]),
+                "incremental": False, "container": None}}, "3.51", False),
+            ("POST", "/backups", {"backup": {"volume_id": v, "snapshot_id": s,
+                                             "metadata": {"k": "v"}}}, "3.43", False),
+            ("POST", f"/backups/{b}/restore", {"restore": r.choice([
+                {"volume_id": v}, {"name": "restored"}, None])}, "3.60", False),
+            ("POST", "/volumes", {"volume": {"backup_id": b, "size": r.randrange(1, 3)}},
+             "3.47", False),
+            ("PUT", f"/backups/{b}", {"backup": {"name": "renamed", "metadata": {"a": "b"}}},
+             "3.43", False),
+            ("DELETE", f"/backups/{b}", None, "3.60", False),
+            ("GET", f"/backups/detail?volume_id={v}&with_count=true", None, "3.45", False),
+            ("GET", f"/backups/{b}", None, "3.71", False),
+            ("POST", f"/backups/{b}/action",
+             {"os-reset_status": {"status": r.choice(["available", "error"])}}, "3.60", True),
+            ("POST", f"/backups/{b}/action", {"os-force_delete": {}}, "3.60", True),
+            ("GET", f"/backups/{b}/export_record", None, "3.60", False),
         ]
 
     def mutated(self, body: Any) -> Any:
@@ -304,7 +343,7 @@ class Requests:
         r = self.rng
         method, template = r.choice(ROUTES).split(" ")
         ids = [*self.known.volume, *self.known.snapshot, *self.known.attachment,
-               *self.known.volume_type, *self.known.qos_specs]
+               *self.known.volume_type, *self.known.qos_specs, *self.known.backup]
         some_id = r.choice(ids) if ids and r.random() < 0.6 else r.choice(
             [str(uuid.uuid4()), "x", "default", "__DEFAULT__", "node-1@file", PROJECT, "..",
              "%00", "%2F", "a" * 300, "enable", "disable", "disable-log-reason"])
@@ -352,7 +391,7 @@ class Requests:
         if kind == 6 and depth < 3:
             return {r.choice(KEYS): self.value(depth + 1) for _ in range(r.randrange(4))}
         if kind in (7, 8):
-            return self.pick([*self.known.volume, *self.known.snapshot])
+            return self.pick([*self.known.volume, *self.known.snapshot, *self.known.backup])
         if kind == 9:
             return dict(CONNECTOR)
         return r.randrange(1, 5)

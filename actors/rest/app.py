@@ -28,7 +28,7 @@ from aiohttp import web
 
 from cinderblock import __version__
 from cinderblock.actors.gateway.volume_request import FALSE_WORDS, TRUE_WORDS
-from cinderblock.actors.rest import views
+from cinderblock.actors.rest import backup_schemas, views
 from cinderblock.actors.rest.auth import Authenticator, Caller
 from cinderblock.actors.rest.errors import (
     HttpFault,
@@ -59,6 +59,7 @@ from cinderblock.actors.runtime.config import DEFAULT_ZONE
 from cinderblock.actors.runtime.log_levels import check_level, check_prefix, levels, set_levels
 from cinderblock.actors.scheduler.extra_specs import satisfies
 from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.backups import Backup
 from cinderblock.protocol.messages.log_levels import API_BINARY
 from cinderblock.protocol.messages.manage import SnapshotManage, VolumeManage
 from cinderblock.protocol.messages.qos import QosSpecs
@@ -94,6 +95,12 @@ LEGACY_ATTACH_ACTIONS = frozenset({
 # Cinder's os-vol-image-meta extension's volume actions
 IMAGE_METADATA_ACTIONS = frozenset({"os-set_image_metadata", "os-unset_image_metadata",
                                     "os-show_image_metadata"})
+
+# Cinder's export_record and import_record: not done here
+BACKUP_RECORDS_NOT_KEPT = (
+    "Backup records are not exported or imported by this cluster: a backup is known only "
+    "to the gateway of the cluster that made it, and is restored through it (POST "
+    "/backups/{id}/restore)")
 
 MAX_BODY = 114_688  # Cinder's osapi max_request_body_size (112 KiB)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -610,6 +617,103 @@ class Front:
         await self.client_for(request).delete_snapshot(request.match_info["id"])
         return web.Response(status=202)
 
+    # ---- backups (Cinder's backups extension) ------------------------------------------
+    async def backup_create(self, request: web.Request) -> web.Response:
+        """202 and the new backup's summary (``creating``: its node makes it). The body
+        is Cinder's schema (``backup_schemas``); the gateway judges the volume (or its
+        snapshot), the zone (the volume's own: its node makes the backup) and quota
+        (``backups``, ``backup_gigabytes``: 413)."""
+        create = backup_schemas.create_request(await read_json(request),
+                                               self.version(request))
+        made = await self.client_for(request).create_backup(
+            create.volume_id, name=create.name, description=create.description,
+            force=create.force, incremental=create.incremental,
+            snapshot_id=create.snapshot_id, container=create.container,
+            metadata=create.metadata, availability_zone=create.availability_zone)
+        return json_response({"backup": views.backup_summary(made, self.base(request))}, 202)
+
+    async def backup_show(self, request: web.Request) -> web.Response:
+        backup = await self.client_for(request).show_backup(request.match_info["id"])
+        return json_response({"backup": self._backup_detail(request, backup)})
+
+    def _backup_detail(self, request: web.Request, backup: Backup) -> dict[str, Any]:
+        return views.backup_detail(backup, self.base(request), self.caller(request).admin,
+                                   self._pair(request))
+
+    async def backup_list(self, request: web.Request) -> web.Response:
+        """Cinder's backup listing, summary or detail: filtered by name, status and volume
+        (and an admin's project), a page by ``limit`` and ``marker``, newest first only
+        (the gateway's order: another sort is refused, not passed over), and from 3.45
+        counted with ``with_count``."""
+        q = request.query
+        check_query(q, "backup", PAGING | ORDER | WHOSE | {"with_count"})
+        with_count = self._with_count(request)
+        newest_first_only(q, "backups")
+        everyone, project = projects_asked(q, self.caller(request))
+        filters: dict[str, Any] = dict(
+            all_projects=everyone, project_id=project, status=q.get("status"),
+            volume_id=q.get("volume_id"), name=q.get("name") or q.get("display_name"))
+        client = self.client_for(request)
+        counted = {"count": await client.count_backups(**filters)} if with_count else {}
+        found = await client.list_backups(limit=page_limit(q), marker=q.get("marker"),
+                                          **filters)
+        if request.path.endswith("/detail"):
+            shown = [self._backup_detail(request, b) for b in found]
+        else:
+            shown = [views.backup_summary(b, self.base(request)) for b in found]
+        return json_response({"backups": shown, **counted,
+                              **next_links(request, "backups", found)})
+
+    async def backup_update(self, request: web.Request) -> web.Response:
+        """3.9: name and description, from 3.43 metadata (replaced); the summary back."""
+        self._need(request, "3.9", "backup updates")
+        change = backup_schemas.update_request(request.match_info["id"],
+                                               await read_json(request), self.version(request))
+        updated = await self.client_for(request).update_backup(
+            change.backup_id, name=change.name, description=change.description,
+            metadata=change.metadata)
+        return json_response({"backup": views.backup_summary(updated, self.base(request))})
+
+    async def backup_delete(self, request: web.Request) -> web.Response:
+        """202: the backup is ``deleting`` until its node has removed it (one available
+        or in error; another is the gateway's 400, as Cinder's InvalidBackup)."""
+        await self.client_for(request).delete_backup(request.match_info["id"])
+        return web.Response(status=202)
+
+    async def backup_restore(self, request: web.Request) -> web.Response:
+        """202 and the volume written: ``volume_id``'s (available, at least the backup's
+        size: its data replaced), or a new volume's, the backup's size, named ``name``
+        (quota: 413, as Cinder's restore)."""
+        restore = backup_schemas.restore_request(request.match_info["id"],
+                                                 await read_json(request))
+        info = await self.client_for(request).restore_backup(
+            restore.backup_id, volume_id=restore.volume_id, name=restore.name)
+        return json_response({"restore": views.backup_restore(info)}, 202)
+
+    async def backup_action(self, request: web.Request) -> web.Response:
+        """An admin's ``os-reset_status`` (to available or error) and ``os-force_delete``
+        (``cinder backup-reset-state``, ``cinder backup-delete --force``). The force
+        delete is the delete: Cinder's skips the status check, and the statuses it would
+        add are of work a node is doing (creating, restoring, deleting), which the
+        reconciler ends; they are refused with the delete's words."""
+        body, backup_id = await read_json(request), request.match_info["id"]
+        client = self.client_for(request)
+        if list(body) == ["os-force_delete"]:
+            self._admin(request, "volume_extension:backup_admin_actions:force_delete")
+            await client.delete_backup(backup_id)
+        elif list(body) == ["os-reset_status"]:
+            self._admin(request, "volume_extension:backup_admin_actions:reset_status")
+            reset = backup_schemas.reset_request(backup_id, body["os-reset_status"])
+            await client.reset_backup_state(reset.backup_id, reset.status)
+        else:
+            raise bad_request(f"There is no such action: {', '.join(body) or 'none'}")
+        return web.Response(status=202)
+
+    async def backup_record(self, request: web.Request) -> web.Response:
+        """Cinder's ``export_record`` and ``import_record``: not done here, said so in
+        Cinder's 400."""
+        raise bad_request(BACKUP_RECORDS_NOT_KEPT)
+
     # ---- volume types ---------------------------------------------------------
     async def type_list(self, request: web.Request) -> web.Response:
         """The types the caller may use; an admin's ``is_public`` (true, false, or
@@ -988,10 +1092,11 @@ class Front:
         return json_response(views.backend_capabilities(found, __version__))
 
     async def services(self, request: web.Request) -> web.Response:
-        """Cinder's ``os-services`` (admin): the scheduler and each backend's
-        ``cinder-volume``, filtered by ``host`` and ``binary``. The backends are the
-        scheduler's (``backend.list``): a scheduler that does not answer is listed down,
-        alone."""
+        """Cinder's ``os-services`` (admin): the scheduler, each backend's
+        ``cinder-volume`` and each node's ``cinder-backup`` (its node makes a volume's
+        backups: ``views.backup_service``), filtered by ``host`` and ``binary``. The
+        backends are the scheduler's (``backend.list``): a scheduler that does not answer
+        is listed down, alone."""
         self._admin(request, "volume_extension:services:index")
         version = self._pair(request)
         try:  # the scheduler answers it: its answer is the scheduler's sign of life
@@ -1002,7 +1107,8 @@ class Front:
             answered = time.time()
         now = time.time()
         found = [views.scheduler_service(DEFAULT_ZONE, answered, version),
-                 *(views.volume_service(b, now, version) for b in backends)]
+                 *(views.volume_service(b, now, version) for b in backends),
+                 *(views.backup_service(b, now, version) for b in backends)]
         host, binary = request.query.get("host"), request.query.get("binary")
         return json_response({"services": [
             s for s in found
@@ -1427,6 +1533,16 @@ def creation_order(sort: str | None, sort_dir: str | None, listed: str) -> str |
     return order
 
 
+def newest_first_only(q: Any, listed: str) -> None:
+    """A listing the gateway pages newest first only (backups): no sort, or
+    ``created_at`` descending first (later keys aside, as ``by_creation``); any other is
+    a 400 saying so, not an answer in an order other than the one asked for."""
+    sort = sort_asked(q)
+    if sort is not None and by_creation(sort, q.get("sort_dir")) != "desc":
+        raise bad_request(f"Invalid sort {sort!r}: {listed} are listed newest first only "
+                          "(created_at:desc, ties by id)")
+
+
 def other_sort(sort: str | None, sort_dir: str | None) -> str:
     """The gateway's ``sort`` ("size:asc") for an order ``by_creation`` does not page:
     the first key given, in its direction (``_first_key``)."""
@@ -1742,6 +1858,16 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/snapshots/{id}/metadata/{key}", snapshot_metadata(f.metadata_show)),
         ("PUT", "/snapshots/{id}/metadata/{key}", snapshot_metadata(f.metadata_set)),
         ("DELETE", "/snapshots/{id}/metadata/{key}", snapshot_metadata(f.metadata_delete)),
+        ("POST", "/backups", f.backup_create),
+        ("GET", "/backups", f.backup_list),
+        ("GET", "/backups/detail", f.backup_list),
+        ("POST", "/backups/import_record", f.backup_record),
+        ("GET", "/backups/{id}", f.backup_show),
+        ("PUT", "/backups/{id}", f.backup_update),
+        ("DELETE", "/backups/{id}", f.backup_delete),
+        ("POST", "/backups/{id}/restore", f.backup_restore),
+        ("POST", "/backups/{id}/action", f.backup_action),
+        ("GET", "/backups/{id}/export_record", f.backup_record),
         ("GET", "/types", f.type_list),
         ("POST", "/types", f.type_create),
         ("GET", "/types/{id}", f.type_show),

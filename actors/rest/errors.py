@@ -88,6 +88,12 @@ def over_limit_message(details: dict[str, Any], fallback: str) -> str:
         kind = "Volume" if kept == "volumes" else "Snapshot"
         return (f"{kind}LimitExceeded: Maximum number of {kept} allowed ({limit}) "
                 f"exceeded for quota '{resource}'.")
+    if resource == "backups":
+        return f"BackupLimitExceeded: Maximum number of backups allowed ({limit}) exceeded"
+    if resource == "backup_gigabytes":
+        return ("VolumeBackupSizeExceedsAvailableQuota: Requested backup exceeds allowed "
+                f"Backup gigabytes quota. Requested {requested}G, quota is {limit}G and "
+                f"{consumed}G has been consumed.")
     if resource == "per_volume_gigabytes":
         return (f"VolumeSizeExceedsLimit: Requested volume size {requested}G is larger than "
                 f"maximum allowed limit {limit}G.")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cinderblock.protocol.messages.attachments import Attachment
+from cinderblock.protocol.messages.backups import Backup, BackupRestoreInfo
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.manage import ManageableVolume
 from cinderblock.protocol.messages.qos import QosSpecs
@@ -16,8 +17,9 @@ from cinderblock.protocol.messages.transfers import Transfer
 from cinderblock.protocol.messages.user_messages import UserMessage
 from cinderblock.protocol.messages.volumes import TypeDefault, Volume, VolumeType
 
-QUOTA_RESOURCES = ("volumes", "gigabytes", "snapshots", "per_volume_gigabytes")
-UNKEPT_QUOTAS = ("backups", "backup_gigabytes", "groups")  # no such thing here: limit 0
+QUOTA_RESOURCES = ("volumes", "gigabytes", "snapshots", "per_volume_gigabytes", "backups",
+                   "backup_gigabytes")
+UNKEPT_QUOTAS = ("groups",)  # no such thing here: limit 0
 
 
 def iso(ts: float | None) -> str | None:
@@ -135,15 +137,19 @@ def quota_set(q: QuotaSet, usage: bool) -> dict[str, Any]:
 
 
 def absolute_limits(q: QuotaSet) -> dict[str, int]:
+    """Cinder's absolute limits (``views/limits.py``) and what is used of them
+    (``os-used-limits``): the project's quota."""
     return {
         "maxTotalVolumes": q.limits.get("volumes", -1),
         "maxTotalVolumeGigabytes": q.limits.get("gigabytes", -1),
         "maxTotalSnapshots": q.limits.get("snapshots", -1),
-        "maxTotalBackups": 0, "maxTotalBackupGigabytes": 0,
+        "maxTotalBackups": q.limits.get("backups", -1),
+        "maxTotalBackupGigabytes": q.limits.get("backup_gigabytes", -1),
         "totalVolumesUsed": q.in_use.get("volumes", 0),
         "totalGigabytesUsed": q.in_use.get("gigabytes", 0),
         "totalSnapshotsUsed": q.in_use.get("snapshots", 0),
-        "totalBackupsUsed": 0, "totalBackupGigabytesUsed": 0,
+        "totalBackupsUsed": q.in_use.get("backups", 0),
+        "totalBackupGigabytesUsed": q.in_use.get("backup_gigabytes", 0),
     }
 
 
@@ -159,6 +165,17 @@ def volume_service(b: Backend, now: float, version: tuple[int, int]) -> dict[str
     if version >= (3, 49):
         view["backend_state"] = state
     return view
+
+
+def backup_service(b: Backend, now: float, version: tuple[int, int]) -> dict[str, Any]:
+    """A storage node as Cinder lists a ``cinder-backup`` service: its node makes the
+    backups of the volumes it holds (there is no backup service of its own), so it is
+    named by the node's host and is up, in its zone, as its backend's ``cinder-volume``
+    is. It is always enabled: a backend disabled is out of volume placement only, and
+    its node still makes, restores and deletes backups."""
+    state = "up" if b.up else "down"
+    return _service("cinder-backup", b.host, b.availability_zone, state, now - b.age_s,
+                    version)
 
 
 def scheduler_service(zone: str, answered_at: float | None, version: tuple[int, int],
@@ -280,6 +297,40 @@ def transfer(t: Transfer, base: str, version: tuple[int, int], detail: bool = Tr
     return view
 
 
+def backup_summary(b: Backup, base: str) -> dict[str, Any]:
+    """Cinder's backup summary: a list's item, and a create's and an update's answer."""
+    return {"id": b.id, "name": b.name, "links": links(base, "backups", b.id)}
+
+
+def backup_detail(b: Backup, base: str, admin: bool, version: tuple[int, int]
+                  ) -> dict[str, Any]:
+    """Cinder's backup detail (``views/backups.py`` and v3's): its metadata from 3.43;
+    whose it is for an admin only (Cinder's ``BACKUP_ATTRIBUTES_POLICY``), the project
+    from 3.18 and the user from 3.56. No backup here is encrypted: no
+    ``encryption_key_id``."""
+    view: dict[str, Any] = {
+        "id": b.id, "status": b.status, "size": b.size, "object_count": b.object_count,
+        "availability_zone": b.availability_zone, "container": b.container,
+        "created_at": iso(b.created_at), "updated_at": iso(b.updated_at), "name": b.name,
+        "description": b.description, "fail_reason": b.fail_reason,
+        "volume_id": b.volume_id, "links": links(base, "backups", b.id),
+        "is_incremental": b.is_incremental, "has_dependent_backups": b.has_dependent_backups,
+        "snapshot_id": b.snapshot_id, "data_timestamp": iso(b.data_timestamp),
+    }
+    if version >= (3, 43):
+        view["metadata"] = dict(b.metadata)
+    if admin and version >= (3, 18):
+        view["os-backup-project-attr:project_id"] = b.project_id
+    if admin and version >= (3, 56):
+        view["user_id"] = b.user_id
+    return view
+
+
+def backup_restore(r: BackupRestoreInfo) -> dict[str, Any]:
+    """Cinder's restore summary: the backup and the volume it is written into."""
+    return {"backup_id": r.backup_id, "volume_id": r.volume_id, "volume_name": r.volume_name}
+
+
 def user_message(m: UserMessage, base: str) -> dict[str, Any]:
     """Cinder's user message view (3.3)."""
     return {
@@ -295,9 +346,15 @@ def user_message(m: UserMessage, base: str) -> dict[str, Any]:
 # was last updated, what of it is served here). ``GET /extensions`` lists them.
 EXTENSIONS: dict[str, tuple[str, str, str]] = {
     "os-admin-actions": ("AdminActions", "2012-08-25T00:00:00+00:00",
-                         "os-reset_status of volumes and snapshots; os-force_delete as a "
-                         "delete (a volume a node is working on is the reconciler's); "
-                         "os-force_detach (not migration)"),
+                         "os-reset_status of volumes, snapshots and backups; "
+                         "os-force_delete as a delete (a volume or backup a node is "
+                         "working on is the reconciler's); os-force_detach (not "
+                         "migration)"),
+    "backups": ("Backups", "2012-12-12T00:00:00+00:00",
+                "volume and snapshot backups, each made whole (not incremental) by the "
+                "volume's node into its backup repository: created, listed, shown, "
+                "updated, restored into a volume or a new one, deleted (not "
+                "export_record or import_record)"),
     "os-availability-zone": ("AvailabilityZones", "2013-06-27T00:00:00+00:00",
                              "the availability zones"),
     "capabilities": ("Capabilities", "2015-08-31T00:00:00+00:00",

@@ -31,7 +31,7 @@ from cinderblock.protocol.messages.backups import (
     BackupRestoreInfo,
 )
 from cinderblock.protocol.states import BACKUP_ERRORS, BackupStatus
-from cinderblock.protocol.wire.errors import CinderblockError, NotFound, Timeout
+from cinderblock.protocol.wire.errors import CinderblockError, InternalError, NotFound, Timeout
 from cinderblock.protocol.wire.schema import parse
 
 T = TypeVar("T")
@@ -55,14 +55,15 @@ class BackupMethods:
         self, volume_id: str, *, name: str | None = None, description: str | None = None,
         force: bool = False, snapshot_id: str | None = None, container: str | None = None,
         metadata: dict[str, str] | None = None, incremental: bool = False,
-        request_id: str | None = None, wait: bool = False, timeout: float | None = None,
+        availability_zone: str | None = None, request_id: str | None = None,
+        wait: bool = False, timeout: float | None = None,
     ) -> Backup:
         """Back the volume up (or its snapshot ``snapshot_id``); with ``wait``, until the
         backup is available (``BackupFailed`` if it ends in error). Sent again with the
         same ``request_id`` (after a timeout or a lost connection), it answers the backup
         the first made, for a day, never a second one."""
         body = BackupCreate(volume_id, name, description, force, incremental, snapshot_id,
-                            container, metadata or {})
+                            container, metadata or {}, availability_zone)
         backup = parse(Backup, await self.call("backup.create", body, request_id),
                        strict=False)
         return await self.wait_for_backup(backup.id, timeout=timeout) if wait else backup
@@ -86,6 +87,18 @@ class BackupMethods:
             return reply.backups, reply.next_marker
 
         return await read_pages(fetch, limit, marker)
+
+    async def count_backups(self, all_projects: bool = False, project_id: str | None = None,
+                            status: str | None = None, volume_id: str | None = None,
+                            name: str | None = None) -> int:
+        """How many backups ``list_backups`` with these filters lists in all (Cinder's
+        ``with_count``), counted by the gateway without a page."""
+        body = BackupListRequest(all_projects, project_id, status, volume_id, name, limit=0,
+                                 with_count=True)
+        reply = parse(BackupList, await self.call("backup.list", body), strict=False)
+        if reply.count is None:
+            raise InternalError("the gateway answered a backup count without one")
+        return reply.count
 
     async def update_backup(self, backup_id: str, *, name: str | None = None,
                             description: str | None = None,
@@ -169,6 +182,9 @@ class SyncBackupMethods:
 
     def list_backups(self, **kwargs: Any) -> list[Backup]:
         return self._run(lambda c: c.list_backups(**kwargs))
+
+    def count_backups(self, **kwargs: Any) -> int:
+        return self._run(lambda c: c.count_backups(**kwargs))
 
     def update_backup(self, backup_id: str, **kwargs: Any) -> Backup:
         return self._run(lambda c: c.update_backup(backup_id, **kwargs))

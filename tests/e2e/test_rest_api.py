@@ -22,8 +22,15 @@ import pytest
 from cinderblock.actors.rest.errors import FAULT_NAMES
 from cinderblock.actors.runtime.config import free_port
 from cinderblock.protocol.client.client import SyncClient
-from tests.conftest import CINDERBLOCK, E2ECluster
-from tests.e2e.test_rest_clients import volume_status, wait_for
+from cinderblock.protocol.messages.volumes import Volume
+from tests.conftest import CINDERBLOCK, GIB, E2ECluster
+from tests.e2e.test_rest_clients import (
+    backup_gone,
+    backup_status,
+    volume_status,
+    wait_for,
+)
+from tests.lifecycle_helpers import file_of, read, same_bytes, write_pattern
 
 UUID = "0b6a2f8e-6f5b-4a3e-9d52-1c8f3e1d2a44"
 BIG = (1 << 31) - 1
@@ -1247,7 +1254,11 @@ def test_one_extension_is_shown_by_its_alias_and_one_not_served_is_not_found(
     shown = api.call("GET", "/v3/extensions/os-volume-transfer")
     assert shown.status == 200 and shown.body["extension"]["name"] == "VolumeTransfer"
     assert set(shown.body["extension"]) == {"alias", "name", "description", "updated", "links"}
-    fault(api.call("GET", "/v3/extensions/backups"), 404, "itemNotFound", "backups")
+    backups = api.call("GET", "/v3/extensions/backups").body["extension"]
+    assert (backups["name"], backups["updated"]) == ("Backups", "2012-12-12T00:00:00+00:00")
+    assert "not export_record or import_record" in backups["description"]
+    fault(api.call("GET", "/v3/extensions/os-volume-encryption-metadata"), 404,
+          "itemNotFound", "os-volume-encryption-metadata")
 
 
 def test_a_front_on_a_public_address_without_tokens_refuses_to_start(
@@ -1345,13 +1356,21 @@ def test_each_http_request_is_a_line_of_the_front_s_log_under_the_id_it_answered
 def test_os_services_lists_the_scheduler_and_each_backend_for_an_admin_only(
     api: Api, admin_api: Api, admin_view: SyncClient,
 ) -> None:
-    """``cinder service-list``'s call: the scheduler and one ``cinder-volume`` a backend,
-    each up with when it last reported; ``host`` and ``binary`` filter; members are 403."""
+    """``cinder service-list``'s call: the scheduler, one ``cinder-volume`` a backend and
+    one ``cinder-backup`` a node (its node makes a volume's backups), each up with when
+    it last reported; ``host`` and ``binary`` filter; members are 403."""
     fault(api.call("GET", "/v3/os-services"), 403, "forbidden", "services:index")
     backends = {b.backend: b for b in wait_for(
         lambda: [b for b in admin_view.list_backends() if b.up] or None)}
     listed = admin_api.call("GET", "/v3/os-services", version="3.49").body["services"]
-    by_host = {s["host"]: s for s in listed}
+    backup_services = {s["host"]: s for s in listed if s["binary"] == "cinder-backup"}
+    assert set(backup_services) == {b.host for b in backends.values()}
+    for backend in backends.values():
+        service = backup_services[backend.host]
+        assert (service["zone"], service["state"], service["status"]) == (
+            backend.availability_zone, "up", "enabled")
+        assert "backend_state" not in service and "frozen" not in service  # as Cinder's
+    by_host = {s["host"]: s for s in listed if s["binary"] != "cinder-backup"}
     assert set(by_host) == {"scheduler", *backends}
     scheduler = by_host.pop("scheduler")
     assert (scheduler["binary"], scheduler["state"], scheduler["status"]) == (
@@ -1370,8 +1389,12 @@ def test_os_services_lists_the_scheduler_and_each_backend_for_an_admin_only(
     assert "backend_state" not in only[0] and "cluster" not in only[0]  # 3.0 shows less
     volumes = admin_api.call("GET", "/v3/os-services?binary=cinder-volume").body["services"]
     assert {s["host"] for s in volumes} == set(backends)
-    assert admin_api.call("GET", "/v3/os-services?binary=cinder-backup").body == {
-        "services": []}
+    backup_rows = admin_api.call("GET", "/v3/os-services?binary=cinder-backup"
+                                 ).body["services"]
+    assert sorted(s["host"] for s in backup_rows) == sorted(b.host for b in backends.values())
+    node = backends[host].host
+    assert [s["binary"] for s in admin_api.call("GET", f"/v3/os-services?host={node}"
+                                                ).body["services"]] == ["cinder-backup"]
 
 
 def test_an_admin_disables_a_backend_s_service_with_a_reason_and_enables_it(
@@ -1440,14 +1463,14 @@ def test_os_services_says_the_scheduler_is_down_while_it_is_and_up_again_after(
         services = admin_api.call("GET", "/v3/os-services").body["services"]
         return {s["host"] for s in services if s["state"] == "up"}
 
-    wait_for(lambda: hosts_up() == {"scheduler", "node-1@file"})
+    wait_for(lambda: hosts_up() == {"scheduler", "node-1@file", "node-1"})
     own.cluster.procs["scheduler"].kill()
     own.cluster.procs["scheduler"].wait()
     down = admin_api.call("GET", "/v3/os-services").body["services"]
     assert [(s["binary"], s["state"], s["updated_at"]) for s in down] == [
         ("cinder-scheduler", "down", None)]
     own.cluster.respawn("scheduler")
-    wait_for(lambda: hosts_up() == {"scheduler", "node-1@file"}, timeout=30.0)
+    wait_for(lambda: hosts_up() == {"scheduler", "node-1@file", "node-1"}, timeout=30.0)
 
 
 def test_manage_and_unmanage_refuse_what_cinder_s_schemas_and_policies_refuse(
@@ -1773,3 +1796,347 @@ def test_an_admin_sets_and_reads_log_levels_through_os_services(
     assert api_only[0]["levels"]["cinderblock.rest.access"] == "INFO"
     assert admin_api.call("PUT", "/v3/os-services/set-log", {**body, "level": "INFO"},
                           version="3.32").status == 202
+
+
+# ---- backups -----------------------------------------------------------------------------
+BACKUP_DETAIL = {"id", "status", "size", "object_count", "availability_zone", "container",
+                 "created_at", "updated_at", "name", "description", "fail_reason",
+                 "volume_id", "links", "is_incremental", "has_dependent_backups",
+                 "snapshot_id", "data_timestamp"}
+BACKED_UP = [(0, b"the first block " * 64), (GIB // 2 - 3, b"across the middle"),
+             (GIB - 7, b"the end")]
+
+
+def made_volume(api: Api, admin_view: SyncClient, size: int = 1, **fields: Any) -> Volume:
+    made = api.call("POST", "/v3/volumes", {"volume": {"size": size, **fields}})
+    assert made.status == 202, made.body
+    return volume_status(admin_view, made.body["volume"]["id"], "available")
+
+
+def made_backup(api: Api, admin_view: SyncClient, volume_id: str, version: str | None = None,
+                **fields: Any) -> str:
+    made = api.call("POST", "/v3/backups", {"backup": {"volume_id": volume_id, **fields}},
+                    version)
+    assert made.status == 202, made.body
+    backup_status(admin_view, made.body["backup"]["id"], "available")
+    return str(made.body["backup"]["id"])
+
+
+def test_a_backup_is_made_shown_restored_into_a_volume_and_a_new_one_and_deleted(
+    api: Api, admin_api: Api, admin_view: SyncClient, rest_cluster: E2ECluster, project: str,
+) -> None:
+    """Cinder's backup calls over HTTP, and the bytes: a backup holds the volume's as
+    they were, a restore writes them back over what changed since, a restore without a
+    volume and a create from the backup (3.47) make new volumes holding them."""
+    vol = made_volume(api, admin_view, name="source")
+    write_pattern(file_of(rest_cluster, vol), BACKED_UP)
+    made = api.call("POST", "/v3/backups", {"backup": {
+        "volume_id": vol.id, "name": " nightly ", "description": "before the change",
+        "container": "shelf", "incremental": "false", "force": False, "snapshot_id": None}})
+    assert made.status == 202, made.body
+    summary = made.body["backup"]
+    assert set(summary) == {"id", "name", "links"} and summary["name"] == "nightly"
+    assert summary["links"][0]["href"].endswith(f"/v3/backups/{summary['id']}")
+    backup_id = summary["id"]
+    backup_status(admin_view, backup_id, "available")
+    assert volume_status(admin_view, vol.id, "available").status == "available"
+
+    shown = api.call("GET", f"/v3/backups/{backup_id}").body["backup"]
+    assert set(shown) == BACKUP_DETAIL
+    assert (shown["status"], shown["size"], shown["volume_id"], shown["container"],
+            shown["description"], shown["is_incremental"], shown["object_count"]) == (
+        "available", 1, vol.id, "shelf", "before the change", False, 4)  # 8 MiB chunks:
+    # the first, two across the middle, the last (the rest is holes, not stored)
+    assert shown["availability_zone"] == vol.availability_zone
+    newer = api.call("GET", f"/v3/backups/{backup_id}", version="3.71").body["backup"]
+    assert set(newer) == BACKUP_DETAIL | {"metadata"}  # whose it is: admins only
+    as_admin = admin_api.call("GET", f"/v3/backups/{backup_id}", version="3.71"
+                              ).body["backup"]
+    assert (as_admin["os-backup-project-attr:project_id"], as_admin["user_id"]) == (
+        project, project)
+    at_3_18 = admin_api.call("GET", f"/v3/backups/{backup_id}", version="3.18"
+                             ).body["backup"]
+    assert set(at_3_18) == BACKUP_DETAIL | {"os-backup-project-attr:project_id"}
+
+    # the volume changes; a restore into it gives it the backed-up bytes, whole
+    write_pattern(file_of(rest_cluster, vol), [(0, b"overwritten"), (4096, b"new data")])
+    restored = api.call("POST", f"/v3/backups/{backup_id}/restore",
+                        {"restore": {"volume_id": vol.id}})
+    assert restored.status == 202, restored.body
+    assert restored.body == {"restore": {"backup_id": backup_id, "volume_id": vol.id,
+                                         "volume_name": "source"}}
+    backup_status(admin_view, backup_id, "available")
+    volume_status(admin_view, vol.id, "available")
+    assert read(file_of(rest_cluster, vol), 4096, 8) == bytes(8)
+    for offset, data in BACKED_UP:
+        assert read(file_of(rest_cluster, vol), offset, len(data)) == data
+
+    # into a new volume, named (openstack volume backup restore BACKUP NAME)
+    again = api.call("POST", f"/v3/backups/{backup_id}/restore", {"restore": {"name": "again"}})
+    assert again.status == 202, again.body
+    assert again.body["restore"]["volume_name"] == "again"
+    new = volume_status(admin_view, again.body["restore"]["volume_id"], "available")
+    assert (new.size, new.project_id) == (1, project)
+    assert same_bytes(file_of(rest_cluster, new), file_of(rest_cluster, vol))
+    unnamed = api.call("POST", f"/v3/backups/{backup_id}/restore", {"restore": None})
+    assert unnamed.body["restore"]["volume_name"] == f"restore_backup_{backup_id}"
+    volume_status(admin_view, unnamed.body["restore"]["volume_id"], "available")
+
+    # a volume created from the backup (3.47), larger than it; an unknown backup is 404
+    backup_status(admin_view, backup_id, "available")
+    grown = api.call("POST", "/v3/volumes", {"volume": {"size": 2, "backup_id": backup_id}},
+                     version="3.47")
+    assert grown.status == 202, grown.body
+    from_backup = volume_status(admin_view, grown.body["volume"]["id"], "available")
+    assert same_bytes(file_of(rest_cluster, from_backup), file_of(rest_cluster, vol),
+                      length=GIB)
+    assert read(file_of(rest_cluster, from_backup), GIB, 4096) == bytes(4096)
+    fault(api.call("POST", "/v3/volumes", {"volume": {"size": 1, "backup_id": UUID}},
+                   version="3.47"), 404, "itemNotFound", f"Backup {UUID} could not be found.")
+
+    backup_status(admin_view, backup_id, "available")
+    assert api.call("DELETE", f"/v3/backups/{backup_id}").status == 202
+    backup_gone(admin_view, backup_id)
+    fault(api.call("GET", f"/v3/backups/{backup_id}"), 404, "itemNotFound",
+          f"Backup {backup_id} could not be found.")
+    wait_for(lambda: admin_view.show_quota(project).in_use.get("backups", 0) == 0)
+
+
+def test_backups_are_listed_filtered_paged_counted_and_sorted_newest_first_only(
+    api: Api, admin_api: Api, admin_view: SyncClient, rest_cluster: E2ECluster, project: str,
+) -> None:
+    """The summary and detail listings, by name, status and volume, a page at a time
+    with a link to the next, counted from 3.45; an admin's ``all_tenants`` with
+    ``project_id``; a sort the gateway does not page (anything but newest first) and a
+    filter it does not honour are 400s, not the list in another order or unfiltered."""
+    vol, other = made_volume(api, admin_view), made_volume(api, admin_view)
+    first = made_backup(api, admin_view, vol.id, name="first")
+    second = made_backup(api, admin_view, vol.id, name="second")
+    third = made_backup(api, admin_view, other.id, name="first")
+
+    def listed(query: str, version: str | None = None, caller: Api = api) -> dict[str, Any]:
+        reply = caller.call("GET", f"/v3/backups{query}", version=version)
+        assert reply.status == 200, reply.body
+        body: dict[str, Any] = reply.body
+        return body
+
+    summaries = listed("")["backups"]
+    assert [b["id"] for b in summaries] == [third, second, first]  # newest first
+    assert all(set(b) == {"id", "name", "links"} for b in summaries)
+    details = listed("/detail")["backups"]
+    assert [set(b) for b in details] == [BACKUP_DETAIL] * 3
+    assert [b["id"] for b in listed("/detail?name=first")["backups"]] == [third, first]
+    assert [b["id"] for b in listed(f"?volume_id={vol.id}")["backups"]] == [second, first]
+    assert [b["id"] for b in listed("?display_name=second&status=available")["backups"]
+            ] == [second]
+    assert listed("?status=error")["backups"] == []
+    page = listed("/detail?limit=2")
+    assert [b["id"] for b in page["backups"]] == [third, second]
+    next_query = parse_qs(urlsplit(page["backups_links"][0]["href"]).query)
+    assert next_query["marker"] == [second] and next_query["limit"] == ["2"]
+    last = listed(f"/detail?limit=2&marker={second}")
+    assert [b["id"] for b in last["backups"]] == [first] and "backups_links" not in last
+    counted = listed("?with_count=true&limit=1&name=first", "3.45")
+    assert (counted["count"], len(counted["backups"])) == (2, 1)
+    assert "count" not in listed("?with_count=false", "3.45")
+    for query in ("sort=created_at:desc", "sort_key=created_at&sort_dir=desc"):
+        assert [b["id"] for b in listed(f"?{query}")["backups"]] == [third, second, first]
+    for query, says in (("sort=created_at:asc", "listed newest first only"),
+                        ("sort_dir=asc", "listed newest first only"),
+                        ("sort=name", "listed newest first only"),
+                        ("offset=1", "offset is not supported here"),
+                        ("container=shelf", "Invalid filters container are found"),
+                        ("status=lost", "unknown BackupStatus 'lost'"),
+                        ("marker=" + UUID, "marker")):
+        fault(api.call("GET", f"/v3/backups/detail?{query}"), 400, "badRequest", says)
+    fault(api.call("GET", "/v3/backups?with_count=true", version="3.44"), 400, "badRequest",
+          "counted from microversion 3.45 on")
+    assert api.call("GET", "/v3/resource_filters?resource=backup", version="3.33").body == {
+        "resource_filters": [{"resource": "backup",
+                              "filters": ["name", "status", "volume_id"]}]}
+    in_project = api.call("GET", f"/v3/{project}/backups/detail")  # 3.67's path too
+    assert in_project.status == 200
+    assert [b["id"] for b in in_project.body["backups"]] == [third, second, first]
+    # whose: a member's own only; an admin's every project's, or one's
+    elsewhere = f"other-{uuid.uuid4().hex[:8]}"
+    fault(api.call("GET", f"/v3/backups?project_id={elsewhere}"), 400, "badRequest",
+          "Invalid filters project_id")
+    mine = listed(f"/detail?all_tenants=1&project_id={project}", "3.18", admin_api)
+    assert [(b["id"], b["os-backup-project-attr:project_id"]) for b in mine["backups"]] == [
+        (third, project), (second, project), (first, project)]
+    assert listed("?all_tenants=1", caller=api)["backups"] == summaries  # passed over
+    assert {third, second, first} <= {
+        b["id"] for b in listed("?all_tenants=1&limit=1000", caller=admin_api)["backups"]}
+    for backup_id in (first, second, third):
+        assert api.call("DELETE", f"/v3/backups/{backup_id}").status == 202
+
+
+def test_backup_bodies_are_cinder_s_schemas_and_each_refusal_changes_nothing(
+    api: Api, admin_view: SyncClient, rest_cluster: E2ECluster, project: str,
+) -> None:
+    vol = made_volume(api, admin_view, size=2)
+    small = made_volume(api, admin_view, size=1)
+    refused_creates: list[tuple[dict[str, Any], str | None, int, str, str]] = [
+        ({}, None, 400, "badRequest", "'volume_id' is a required property"),
+        ({"volume_id": "vol-1"}, None, 400, "badRequest", "'vol-1' is not a 'uuid'"),
+        ({"volume_id": UUID}, None, 404, "itemNotFound", UUID),
+        ({"volume_id": vol.id, "snapshot_id": "s"}, None, 400, "badRequest",
+         "field/attribute snapshot_id"),
+        ({"volume_id": vol.id, "snapshot_id": UUID}, None, 404, "itemNotFound", UUID),
+        ({"volume_id": vol.id, "name": "n" * 256}, None, 400, "badRequest",
+         "field/attribute name"),
+        ({"volume_id": vol.id, "force": "sure"}, None, 400, "badRequest",
+         "field/attribute force"),
+        ({"volume_id": vol.id, "incremental": True}, None, 400, "badRequest",
+         "incremental backups are not made here"),
+        ({"volume_id": vol.id, "metadata": {"k": "v"}}, "3.42", 400, "badRequest",
+         "'metadata' were unexpected"),
+        ({"volume_id": vol.id, "metadata": {"k": 1}}, "3.43", 400, "badRequest",
+         "metadata value for 'k'"),
+        ({"volume_id": vol.id, "availability_zone": "nova"}, "3.50", 400, "badRequest",
+         "'availability_zone' were unexpected"),
+        ({"volume_id": vol.id, "availability_zone": "atlantis"}, "3.51", 400, "badRequest",
+         "a backup is made by its volume's node, in its zone"),
+        ({"volume_id": vol.id, "size": 1}, None, 400, "badRequest", "'size' were unexpected"),
+    ]
+    for backup, version, status, name, says in refused_creates:
+        fault(api.call("POST", "/v3/backups", {"backup": backup}, version), status, name,
+              says)
+    fault(api.call("POST", "/v3/backups", {"volume_id": vol.id}), 400, "badRequest",
+          "'volume_id' were unexpected")
+    assert api.call("GET", "/v3/backups").body["backups"] == []
+    assert admin_view.show_quota(project).in_use.get("backups", 0) == 0
+
+    backup_id = made_backup(api, admin_view, vol.id, "3.43", metadata={"tier": "gold"})
+    url = f"/v3/backups/{backup_id}"
+    for body, says in (({"restore": {"volume_id": "v"}}, "'v' is not a 'uuid'"),
+                       ({"restore": {"volume_id": vol.id, "force": True}},
+                        "'force' were unexpected"),
+                       ({"restore": {"name": 5}}, "field/attribute name"),
+                       ({}, "'restore' is a required property"),
+                       ({"restore": {"volume_id": small.id}},
+                        "volume size 1 is too small to restore backup of size 2")):
+        fault(api.call("POST", f"{url}/restore", body), 400, "badRequest", says)
+    fault(api.call("POST", f"{url}/restore", {"restore": {"volume_id": UUID}}), 404,
+          "itemNotFound", UUID)
+    fault(api.call("POST", f"/v3/backups/{UUID}/restore", {"restore": {}}), 404,
+          "itemNotFound", f"Backup {UUID} could not be found.")
+    assert volume_status(admin_view, small.id, "available").status == "available"
+
+    # updates from 3.9, metadata from 3.43 (replaced); the summary back
+    fault(api.call("PUT", url, {"backup": {"name": "x"}}), 404, "itemNotFound", "3.9")
+    fault(api.call("PUT", url, {"backup": {"metadata": {}}}, "3.9"), 400, "badRequest",
+          "'metadata' were unexpected")
+    fault(api.call("PUT", url, {"backup": {"status": "error"}}, "3.43"), 400, "badRequest",
+          "'status' were unexpected")
+    updated = api.call("PUT", url, {"backup": {"name": " renamed ", "metadata": {"a": "b"}}},
+                       "3.43")
+    assert updated.status == 200, updated.body
+    assert updated.body["backup"]["name"] == "renamed" and set(updated.body["backup"]) == {
+        "id", "name", "links"}
+    stored = admin_view.show_backup(backup_id)
+    assert (stored.name, stored.metadata) == ("renamed", {"a": "b"})
+    cleared = api.call("PUT", url, {"backup": {"description": None}}, "3.9")
+    assert cleared.status == 200 and admin_view.show_backup(backup_id).description == ""
+
+    # actions: an admin's; Cinder's export and import are not done here
+    fault(api.call("POST", f"{url}/action", {"os-reset_status": {"status": "error"}}), 403,
+          "forbidden", "backup_admin_actions:reset_status")
+    fault(api.call("POST", f"{url}/action", {"os-force_delete": {}}), 403, "forbidden",
+          "backup_admin_actions:force_delete")
+    fault(api.call("POST", f"{url}/action", {"os-extend": {}}), 400, "badRequest",
+          "There is no such action: os-extend")
+    fault(api.call("GET", f"{url}/export_record"), 400, "badRequest",
+          "Backup records are not exported or imported by this cluster")
+    fault(api.call("POST", "/v3/backups/import_record", {"backup-record": {
+        "backup_service": "cinder.backup.drivers.posix", "backup_url": "eyJ9"}}), 400,
+          "badRequest", "Backup records are not exported or imported by this cluster")
+    assert admin_view.show_backup(backup_id).status == "available"
+
+    # another project's backup is not found, whatever is asked of it
+    stranger = Api(rest_cluster.rest_url, f"x-{project}:x-{project}")
+    asked: tuple[tuple[str, str, Any], ...] = (
+        ("GET", url, None), ("DELETE", url, None),
+        ("POST", f"{url}/restore", {"restore": {}}), ("PUT", url, {"backup": {"name": "mine"}}))
+    for method, path, body in asked:
+        fault(stranger.call(method, path, body, "3.9"), 404, "itemNotFound",
+              f"Backup {backup_id} could not be found.")
+    assert api.call("DELETE", url).status == 202
+    backup_gone(admin_view, backup_id)
+
+
+def test_an_admin_resets_a_backup_s_status_and_force_deletes_it(
+    api: Api, admin_api: Api, admin_view: SyncClient,
+) -> None:
+    """``cinder backup-reset-state`` and ``cinder backup-delete --force``: an admin's;
+    a reset to anything but available or error is Cinder's 400; the force delete is the
+    delete (a backup its node is working on is refused with the delete's words)."""
+    vol = made_volume(api, admin_view)
+    backup_id = made_backup(api, admin_view, vol.id)
+    action = f"/v3/backups/{backup_id}/action"
+    fault(admin_api.call("POST", action, {"os-reset_status": {"status": "creating"}}), 400,
+          "badRequest", "Backup status: creating is invalid, valid statuses are: "
+                        "['available', 'error']")
+    fault(admin_api.call("POST", action, {"os-reset_status": {}}), 400, "badRequest",
+          "'status' is a required property")
+    fault(admin_api.call("POST", action, {"os-reset_status": {"status": "error",
+                                                              "force": True}}),
+          400, "badRequest", "'force' were unexpected")
+    done = admin_api.call("POST", action, {"os-reset_status": {"status": "ERROR"}})
+    assert done.status == 202, done.body
+    assert admin_view.show_backup(backup_id).status == "error"
+    fault(api.call("POST", f"/v3/backups/{backup_id}/restore", {"restore": {}}), 400,
+          "badRequest", "Backup status must be available")
+    assert admin_api.call("POST", action, {"os-reset_status": {"status": "available"}}
+                          ).status == 202
+    assert admin_view.show_backup(backup_id).status == "available"
+    fault(admin_api.call("POST", f"/v3/backups/{UUID}/action", {"os-force_delete": {}}),
+          404, "itemNotFound", UUID)
+    assert admin_api.call("POST", action, {"os-force_delete": None}).status == 202
+    backup_gone(admin_view, backup_id)
+
+
+def test_backup_quota_is_kept_shown_in_quota_sets_and_limits_and_refused_with_413(
+    api: Api, admin_api: Api, admin_view: SyncClient, project: str,
+) -> None:
+    """``backups`` and ``backup_gigabytes`` are quota of their own (they had been shown
+    as 0, kept nowhere): set, shown with their use, in the limits, and a backup over
+    them is Cinder's 413 with ``Retry-After``; a restore into a new volume over the
+    volumes' quota is too."""
+    vol = made_volume(api, admin_view, size=2)
+    assert admin_api.call("PUT", f"/v3/os-quota-sets/{project}", {"quota_set": {
+        "backups": 1, "backup_gigabytes": 5}}).status == 200
+    backup_id = made_backup(api, admin_view, vol.id)
+    quota = api.call("GET", f"/v3/os-quota-sets/{project}?usage=true").body["quota_set"]
+    assert quota["backups"] == {"limit": 1, "in_use": 1, "reserved": 0, "allocated": 0}
+    assert quota["backup_gigabytes"] == {"limit": 5, "in_use": 2, "reserved": 0,
+                                         "allocated": 0}
+    assert quota["groups"] == {"limit": 0, "in_use": 0, "reserved": 0, "allocated": 0}
+    assert quota["gigabytes"]["in_use"] == 2  # a backup's GiB are not the volumes'
+    absolute = api.call("GET", "/v3/limits").body["limits"]["absolute"]
+    assert (absolute["maxTotalBackups"], absolute["maxTotalBackupGigabytes"],
+            absolute["totalBackupsUsed"], absolute["totalBackupGigabytesUsed"]) == (1, 5, 1, 2)
+    over = api.call("POST", "/v3/backups", {"backup": {"volume_id": vol.id}})
+    fault(over, 413, "overLimit",
+          "BackupLimitExceeded: Maximum number of backups allowed (1) exceeded")
+    assert over.headers["retry-after"] == "0"
+    admin_api.call("PUT", f"/v3/os-quota-sets/{project}", {"quota_set": {
+        "backups": 5, "backup_gigabytes": 3}})
+    fault(api.call("POST", "/v3/backups", {"backup": {"volume_id": vol.id}}), 413,
+          "overLimit", "VolumeBackupSizeExceedsAvailableQuota: Requested backup exceeds "
+                       "allowed Backup gigabytes quota. Requested 2G, quota is 3G and 2G "
+                       "has been consumed.")
+    assert volume_status(admin_view, vol.id, "available").status == "available"
+    admin_api.call("PUT", f"/v3/os-quota-sets/{project}", {"quota_set": {"volumes": 1}})
+    restore = api.call("POST", f"/v3/backups/{backup_id}/restore", {"restore": {}})
+    fault(restore, 413, "overLimit", "VolumeLimitExceeded")
+    assert restore.headers["retry-after"] == "0"
+    defaults = admin_api.call("GET", f"/v3/os-quota-sets/{project}/defaults"
+                              ).body["quota_set"]
+    assert (defaults["backups"], defaults["backup_gigabytes"]) == (10, 1000)
+    same = admin_api.call("PUT", "/v3/os-quota-class-sets/default", {"quota_class_set": {
+        "backups": 10, "backup_gigabytes": 1000}})
+    assert same.status == 200 and same.body["quota_class_set"]["backups"] == 10
+    assert api.call("DELETE", f"/v3/backups/{backup_id}").status == 202
+    backup_gone(admin_view, backup_id)
+    wait_for(lambda: admin_view.show_quota(project).in_use.get("backup_gigabytes") == 0)

@@ -23,10 +23,12 @@ from typing import Any
 import pytest
 
 from cinderblock.protocol.client.client import SyncClient
+from cinderblock.protocol.messages.backups import Backup
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.wire.errors import InvalidInput
-from tests.conftest import E2ECluster
+from tests.conftest import GIB, E2ECluster
+from tests.lifecycle_helpers import file_of, same_bytes, write_pattern
 from tests.nbd_tls import qemu_tls, requires
 
 SCRIPTS = Path(sysconfig.get_path("scripts"))
@@ -125,6 +127,21 @@ def snapshot_status(admin: SyncClient, snapshot_id: str, status: str) -> Snapsho
 
     found: Snapshot = wait_for(reached)
     return found
+
+
+def backup_status(admin: SyncClient, backup_id: str, status: str,
+                  timeout: float = 60.0) -> Backup:
+    def reached() -> Backup | None:
+        backup = admin.show_backup(backup_id)
+        return backup if backup.status == status else None
+
+    found: Backup = wait_for(reached, timeout)
+    return found
+
+
+def backup_gone(admin: SyncClient, backup_id: str) -> None:
+    wait_for(lambda: backup_id not in {
+        b.id for b in admin.list_backups(all_projects=True)}, timeout=60.0)
 
 
 def gone(admin: SyncClient, volume_id: str) -> None:
@@ -874,29 +891,33 @@ def test_cinder_and_openstack_list_the_extensions_served(rest_cluster: E2ECluste
     assert by_alias["qos-specs"]["Name"] == "Qos_specs_manage"
     assert by_alias["os-volume-manage"]["Name"] == "VolumeManage"
     assert by_alias["os-snapshot-manage"]["Name"] == "SnapshotManage"
-    assert "backups" not in by_alias  # not served here
+    assert by_alias["backups"]["Name"] == "Backups"  # served, as Cinder lists it
+    assert "not export_record or import_record" in by_alias["backups"]["Description"]
 
 
 def test_cinder_and_openstack_list_the_services_an_operator_checks(
     rest_cluster: E2ECluster, admin_view: SyncClient,
 ) -> None:
     """``cinder service-list`` and ``openstack volume service list`` as an admin: the
-    scheduler and each backend's cinder-volume, up and enabled."""
-    backends = {b.backend for b in wait_for(
-        lambda: [b for b in admin_view.list_backends() if b.up] or None)}
+    scheduler, each backend's cinder-volume and each node's cinder-backup, up and
+    enabled."""
+    up = wait_for(lambda: [b for b in admin_view.list_backends() if b.up] or None)
+    backends, nodes = {b.backend for b in up}, {b.host for b in up}
     cinder = run([tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "admin",
                   "--os-project-id", "admin", "--os-endpoint", rest_cluster.rest_url,
                   "--os-volume-api-version", "3.49", "service-list"])
     listed = {(r[0], r[1]): r for r in rows(cinder)}  # Binary, Host, Zone, Status, State
     assert set(listed) == {("cinder-scheduler", "scheduler"),
-                           *(("cinder-volume", b) for b in backends)}
+                           *(("cinder-volume", b) for b in backends),
+                           *(("cinder-backup", n) for n in nodes)}
     assert all(r[3:5] == ["enabled", "up"] for r in listed.values()), cinder
     osc = run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token", "admin:admin",
                "--os-endpoint", rest_cluster.rest_url, "--os-volume-api-version", "3",
                "volume", "service", "list", "-f", "value", "-c", "Binary", "-c", "Host",
                "-c", "State"])
     assert sorted(osc.splitlines()) == sorted(
-        ["cinder-scheduler scheduler up", *(f"cinder-volume {b} up" for b in backends)])
+        ["cinder-scheduler scheduler up", *(f"cinder-volume {b} up" for b in backends),
+         *(f"cinder-backup {n} up" for n in nodes)])
     host = sorted(backends)[0]
     try:  # a backend out of placement, as an operator takes one (then back)
         run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token", "admin:admin",
@@ -928,14 +949,15 @@ OLD_WAY_CONNECTOR = {"host": "baremetal-7", "ip": "127.0.0.1", "initiator":
                      "iqn.2004-10.org:baremetal-7", "multipath": False, "platform": "x86_64"}
 
 
-def cinder_api(cluster: E2ECluster, project: str) -> Any:
-    """python-cinderclient's Python API (what Ironic and Nova's old code call), noauth."""
+def cinder_api(cluster: E2ECluster, project: str, version: str = "3.0") -> Any:
+    """python-cinderclient's Python API (what Ironic and Nova's old code call), noauth,
+    at a microversion."""
     from cinderclient import client as cinder_client
     from cinderclient.contrib.noauth import CinderNoAuthPlugin
     from keystoneauth1 import session
 
     auth = CinderNoAuthPlugin(project, project, endpoint=cluster.rest_url)
-    return cinder_client.Client("3.0", session=session.Session(auth=auth))
+    return cinder_client.Client(version, session=session.Session(auth=auth))
 
 
 def sdk_connection(cluster: E2ECluster, project: str) -> Any:
@@ -1073,3 +1095,158 @@ def test_openstacksdk_creates_waits_for_lists_and_deletes_volumes(
         assert list(conn.block_storage.volumes()) == []
     finally:
         conn.close()
+
+
+# ---- backups ---------------------------------------------------------------------------------
+BACKED_UP = [(0, b"backed up through a client " * 32), (GIB // 2 - 5, b"across the middle"),
+             (GIB - 7, b"the end")]
+
+
+def written_volume(cluster: E2ECluster, admin: SyncClient, volume_id: str) -> Volume:
+    """The volume, once available, with ``BACKED_UP`` written into its file."""
+    vol = volume_status(admin, volume_id, "available")
+    write_pattern(file_of(cluster, vol), BACKED_UP)
+    return vol
+
+
+def test_cinderclient_backs_up_restores_into_a_volume_and_new_ones_and_deletes_backups(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """python-cinderclient's Python API at 3.47 (``backups`` and ``restores``, and
+    ``volumes.create(backup_id=)``), the bytes of every volume written from the backup
+    compared with the source's; an admin's reset and force delete."""
+    from cinderclient import exceptions as cinder_errors
+
+    project = f"bak-{uuid.uuid4().hex[:8]}"
+    cinder, admin = cinder_api(rest_cluster, project, "3.47"), cinder_api(
+        rest_cluster, "admin", "3.47")
+    vol = written_volume(rest_cluster, admin_view, cinder.volumes.create(1, name="src").id)
+    made = cinder.backups.create(vol.id, name="nightly", description="the first")
+    backup = backup_status(admin_view, made.id, "available")
+    assert (backup.project_id, backup.name, backup.size, backup.volume_id) == (
+        project, "nightly", 1, vol.id)
+    shown = cinder.backups.get(made.id)
+    assert (shown.status, shown.object_count, shown.metadata, shown.description) == (
+        "available", 4, {}, "the first")
+    assert [b.id for b in cinder.backups.list()] == [made.id]
+    assert cinder.backups.list(search_opts={"volume_id": str(uuid.uuid4())}) == []
+    cinder.backups.update(made, name="renamed", metadata={"tier": "gold"})
+    renamed = admin_view.show_backup(made.id)
+    assert (renamed.name, renamed.metadata) == ("renamed", {"tier": "gold"})
+
+    # into another volume: its own bytes replaced by the backup's
+    target = volume_status(admin_view, cinder.volumes.create(1, name="target").id,
+                           "available")
+    write_pattern(file_of(rest_cluster, target), [(0, b"the target's own"), (4096, b"x")])
+    restore = cinder.restores.restore(made.id, volume_id=target.id)
+    assert (restore.backup_id, restore.volume_id, restore.volume_name) == (
+        made.id, target.id, "target")
+    backup_status(admin_view, made.id, "available")
+    volume_status(admin_view, target.id, "available")
+    assert same_bytes(file_of(rest_cluster, target), file_of(rest_cluster, vol))
+
+    # into a new volume, and a volume created from the backup (3.47)
+    fresh = cinder.restores.restore(made.id, name="fresh")
+    new = volume_status(admin_view, fresh.volume_id, "available")
+    assert new.name == "fresh" and same_bytes(file_of(rest_cluster, new),
+                                              file_of(rest_cluster, vol))
+    backup_status(admin_view, made.id, "available")
+    created = volume_status(admin_view, cinder.volumes.create(1, backup_id=made.id).id,
+                            "available")
+    assert same_bytes(file_of(rest_cluster, created), file_of(rest_cluster, vol))
+    with pytest.raises(cinder_errors.NotFound, match="could not be found"):
+        cinder.volumes.create(1, backup_id=str(uuid.uuid4()))
+
+    # an admin's reset and force delete; a member's are refused
+    backup_status(admin_view, made.id, "available")
+    with pytest.raises(cinder_errors.Forbidden):
+        cinder.backups.reset_state(made, "error")
+    admin.backups.reset_state(made, "error")
+    assert admin_view.show_backup(made.id).status == "error"
+    with pytest.raises(cinder_errors.BadRequest, match="Backup status must be available"):
+        cinder.restores.restore(made.id, volume_id=target.id)
+    second = cinder.backups.create(vol.id, name="second")
+    backup_status(admin_view, second.id, "available")
+    with pytest.raises(cinder_errors.Forbidden):
+        cinder.backups.delete(second, force=True)
+    admin.backups.delete(made, force=True)
+    cinder.backups.delete(second)
+    for backup_id in (made.id, second.id):
+        backup_gone(admin_view, backup_id)
+    assert cinder.backups.list() == []
+
+
+def test_openstacksdk_creates_waits_for_lists_restores_and_deletes_backups(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """openstacksdk's block-storage proxy: ``create_backup``, ``wait_for_status``,
+    ``backups()`` (pages of one followed), ``get_backup``, ``restore_backup`` into a
+    volume and into a new one (the bytes compared), ``delete_backup``."""
+    project = f"sdkb-{uuid.uuid4().hex[:8]}"
+    conn = sdk_connection(rest_cluster, project)
+    try:
+        sdk = conn.block_storage
+        made = sdk.create_volume(size=1, name="sdk-source")
+        vol = written_volume(rest_cluster, admin_view, made.id)
+        backup = sdk.create_backup(volume_id=vol.id, name="sdk-backup")
+        backup = sdk.wait_for_status(backup, "available", wait=60, interval=0.2)
+        assert (backup.volume_id, backup.size, backup.is_incremental, backup.name) == (
+            vol.id, 1, False, "sdk-backup")
+        fetched = sdk.get_backup(backup.id)
+        assert (fetched.object_count, fetched.metadata, fetched.project_id) == (4, {}, None)
+        second = sdk.wait_for_status(sdk.create_backup(volume_id=vol.id, name="second"),
+                                     "available", wait=60, interval=0.2)
+        assert [b.id for b in sdk.backups()] == [second.id, backup.id]
+        assert [b.id for b in sdk.backups(limit=1)] == [second.id, backup.id]
+        assert [b.name for b in sdk.backups(details=False, name="second")] == ["second"]
+        assert [b.id for b in sdk.backups(volume_id=str(uuid.uuid4()))] == []
+
+        target = sdk.create_volume(size=1, name="sdk-target")
+        sdk.wait_for_status(target, "available", wait=30, interval=0.2)
+        restored = sdk.restore_backup(backup.id, volume=target.id)
+        assert (restored.volume_id, restored.volume_name) == (target.id, "sdk-target")
+        sdk.wait_for_status(sdk.get_backup(backup.id), "available", wait=60, interval=0.2)
+        into = volume_status(admin_view, target.id, "available")
+        assert same_bytes(file_of(rest_cluster, into), file_of(rest_cluster, vol))
+        fresh = sdk.restore_backup(backup.id, name="sdk-fresh")
+        new = volume_status(admin_view, fresh.volume_id, "available")
+        assert new.name == "sdk-fresh" and same_bytes(file_of(rest_cluster, new),
+                                                      file_of(rest_cluster, vol))
+        for each in (backup, second):
+            sdk.wait_for_status(sdk.get_backup(each.id), "available", wait=60, interval=0.2)
+            sdk.delete_backup(each.id)
+            sdk.wait_for_delete(each, wait=60, interval=0.2)
+        assert list(sdk.backups()) == []
+    finally:
+        conn.close()
+
+
+def test_the_openstack_command_backs_up_shows_lists_restores_and_deletes_a_backup(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``openstack volume backup create/show/list/restore/delete`` as a member; the
+    restored volume holds the source's bytes."""
+    project = f"oscb-{uuid.uuid4().hex[:8]}"
+    _, openstack = commands_as(rest_cluster, "3", project)
+    volume_id = openstack("volume", "create", "--size", "1", "osc-source", "-f", "value",
+                          "-c", "id").strip()
+    vol = written_volume(rest_cluster, admin_view, volume_id)
+    made = json.loads(openstack("volume", "backup", "create", "--name", "osc-backup",
+                                "--description", "by the command", volume_id, "-f", "json"))
+    assert (made["name"], made["volume_id"]) == ("osc-backup", volume_id)
+    backup_status(admin_view, made["id"], "available")
+    shown = json.loads(openstack("volume", "backup", "show", "osc-backup", "-f", "json"))
+    assert (shown["id"], shown["status"], shown["size"], shown["description"]) == (
+        made["id"], "available", 1, "by the command")
+    listed = json.loads(openstack("volume", "backup", "list", "--long", "-f", "json"))
+    assert [(b["ID"], b["Name"], b["Status"], b["Volume"]) for b in listed] == [
+        (made["id"], "osc-backup", "available", volume_id)]
+    restored = json.loads(openstack("volume", "backup", "restore", "osc-backup",
+                                    "osc-restored", "-f", "json"))
+    new = volume_status(admin_view, restored["volume_id"], "available")
+    assert (new.name, new.project_id) == ("osc-restored", project)
+    assert same_bytes(file_of(rest_cluster, new), file_of(rest_cluster, vol))
+    backup_status(admin_view, made["id"], "available")
+    openstack("volume", "backup", "delete", "osc-backup")
+    backup_gone(admin_view, made["id"])
+    assert json.loads(openstack("volume", "backup", "list", "-f", "json")) == []

@@ -183,7 +183,9 @@ def test_resource_filters_are_what_the_listings_honour() -> None:
     assert resource_filters("snapshot") == [
         {"resource": "snapshot", "filters": ["name", "status", "volume_id", "metadata",
                                              "availability_zone", "consumes_quota"]}]
-    assert resource_filters("backup") == []  # no such listing here: none, as Cinder's
+    assert resource_filters("backup") == [
+        {"resource": "backup", "filters": ["name", "status", "volume_id"]}]
+    assert resource_filters("group") == []  # no such listing here: none, as Cinder's
 
 
 def test_a_create_s_scheduler_hints_are_the_affinity_ones_or_refused_naming_the_others(

@@ -63,3 +63,27 @@ def test_what_a_reply_names_is_named_again() -> None:
     gen = Requests(random.Random(2), known)
     paths = {gen.next().path for _ in range(500)}
     assert any("v1" in p for p in paths) and any("a1" in p for p in paths)
+
+
+def test_backups_made_are_named_again_and_every_backup_route_is_sent() -> None:
+    """A backup's id (a create's summary) and a restore's new volume are learned; the
+    run sends Cinder's backup requests at the backups it knows, and shapeless ones at
+    every backup route (export and import among them)."""
+    known = Known()
+    known.learn({"backup": {"id": "b1", "name": "n", "links": []}})
+    known.learn({"restore": {"backup_id": "b1", "volume_id": "v9", "volume_name": None}})
+    assert (known.backup, known.volume) == (["b1"], ["v9"])
+    gen = Requests(random.Random(3), known)
+    sent = [gen.next() for _ in range(4000)]
+    routes = {(s.method, s.path.split("?")[0].replace("b1", "{id}")) for s in sent}
+    for route in (("POST", "/backups"), ("GET", "/backups/detail"), ("GET", "/backups/{id}"),
+                  ("PUT", "/backups/{id}"), ("DELETE", "/backups/{id}"),
+                  ("POST", "/backups/{id}/restore"), ("POST", "/backups/{id}/action"),
+                  ("GET", "/backups/{id}/export_record"), ("POST", "/backups/import_record")):
+        assert route in routes, route
+    creates = [s.body for s in sent if (s.method, s.path) == ("POST", "/volumes")
+               and isinstance(s.body, dict) and isinstance(s.body.get("volume"), dict)
+               and s.body["volume"].get("backup_id") == "b1"]
+    assert creates  # a volume created from a backup the run made (3.47)
+    resets = [s for s in sent if s.path == "/backups/b1/action" and s.token == "admin:admin"]
+    assert resets  # the admin's actions, at a backup the run made
