@@ -60,8 +60,8 @@ async def test_the_default_class_s_limits_are_every_project_s_without_its_own(
                              {"quota_class_set": {"volumes": 50}}), 400, "badRequest",
               "one quota class, 'default'")
         fault(admin_api.call("PUT", "/v3/os-quota-class-sets/default",
-                             {"quota_class_set": {"volumes": 50, "backups": 3}}), 400,
-              "badRequest", "Bad key(s) in quota set: backups")
+                             {"quota_class_set": {"volumes": 50, "floating_ips": 3}}), 400,
+              "badRequest", "Bad key(s) in quota set: floating_ips")
         fault(admin_api.call("PUT", "/v3/os-quota-class-sets/default",
                              {"quota_class_set": {"volumes": -2}}), 400, "badRequest",
               "greater than or equal to -1")
