@@ -41,7 +41,7 @@ from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.backup_store import BackupRecord
 from cinderblock.actors.gateway.guards import (
     Outcome,
-    outcome,
+    earlier_answer,
     require_admin,
     require_holder,
     require_reporter,
@@ -532,15 +532,8 @@ class GatewayBackups:
     async def _existing(self, key: tuple[str, str], fingerprint: str) -> BackupRecord | None:
         """The backup an earlier request with this id made, waiting for it while that
         request still runs; a different request under the same id is refused."""
-        made = self.store.backups.made_by(*key)
-        running = self._creating.get(key)
-        fp = made[1] if made is not None else running[0] if running else None
-        if fp is not None and fp != fingerprint:
-            raise InvalidInput(f"request id {key[1]!r} was already used for a different "
-                               "request", {"request_id": key[1]})
-        if made is None and running is not None:
-            return outcome(await asyncio.shield(running[1]))
-        return made[0] if made is not None else None
+        return await earlier_answer(self.store.backups.made_by(*key),
+                                    self._creating.get(key), key[1], fingerprint)
 
     def on_show(self, req: Request) -> Backup:
         return visible_backup(self.store, req.body.backup_id, req.ctx).view()

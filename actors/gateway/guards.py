@@ -29,7 +29,7 @@ from typing import TypeVar
 from cinderblock.actors.runtime.actor import Link, Request
 from cinderblock.actors.runtime.config import host_of
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import Forbidden
+from cinderblock.protocol.wire.errors import Forbidden, InvalidInput
 from cinderblock.protocol.wire.schema import dump
 
 T = TypeVar("T")
@@ -47,6 +47,22 @@ def outcome(value: T | Exception) -> T:
     if isinstance(value, Exception):
         raise value
     return value
+
+
+async def earlier_answer(made: tuple[T, str] | None, running: tuple[str, Outcome[T]] | None,
+                         request_id: str, fingerprint: str) -> T | None:
+    """What a create sent again under ``request_id`` answers: the record the earlier
+    request made (``made``: it and that request's fingerprint), or, while that request
+    still runs (``running``: its fingerprint and outcome), what it ends in (its error is
+    the retry's); None when no request made or runs under this id. A different request
+    under the same id is refused."""
+    fp = made[1] if made is not None else running[0] if running else None
+    if fp is not None and fp != fingerprint:
+        raise InvalidInput(f"request id {request_id!r} was already used for a different "
+                           "request", {"request_id": request_id})
+    if made is None and running is not None:
+        return outcome(await asyncio.shield(running[1]))
+    return made[0] if made is not None else None
 
 
 def require_admin(ctx: Context, action: str) -> None:

@@ -40,7 +40,7 @@ from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.gateway.delete_requests import DeleteRequest, DeleteRequests
 from cinderblock.actors.gateway.guards import (
     Outcome,
-    outcome,
+    earlier_answer,
     require_admin,
     require_holder,
     require_reporter,
@@ -103,7 +103,6 @@ from cinderblock.protocol.states import (
     check_volume_move,
 )
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 V = VolumeStatus
@@ -466,15 +465,8 @@ class GatewayLifecycle:
         """The snapshot an earlier request with this id made, waiting for it while that
         request still runs (its error is the retry's: a second flow would find the
         volume claimed by the first and answer invalid_state)."""
-        made = self.store.snapshots.made_by(*key)
-        running = self._creating.get(key)
-        fp = made[1] if made is not None else running[0] if running else None
-        if fp is not None and fp != fingerprint:
-            raise InvalidInput(f"request id {key[1]!r} was already used for a different "
-                               "request", {"request_id": key[1]})
-        if made is None and running is not None:
-            return outcome(await asyncio.shield(running[1]))
-        return made[0] if made is not None else None
+        return await earlier_answer(self.store.snapshots.made_by(*key),
+                                    self._creating.get(key), key[1], fingerprint)
 
     def on_snapshot_show(self, req: Request) -> Snapshot:
         return visible_snapshot(self.store, req.body.snapshot_id, req.ctx).view()
