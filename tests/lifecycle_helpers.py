@@ -8,6 +8,7 @@ from pathlib import Path
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import NotFound
+from cinderblock.storage_node.backends import Driver
 from cinderblock.storage_node.backends.file import data_extents
 from tests.conftest import E2ECluster
 
@@ -45,6 +46,26 @@ def write_pattern(path: Path, pattern: list[tuple[int, bytes]]) -> None:
             assert os.pwrite(fd, data, offset) == len(data)
     finally:
         os.close(fd)
+
+
+async def volume_holding(driver: Driver, volume_id: str, pattern: list[tuple[int, bytes]]
+                         ) -> Path:
+    """A new 1 GiB volume of a file backend ``driver`` with ``pattern`` written into it."""
+    await driver.create_volume(volume_id, 1)
+    path = driver.volume_path(volume_id)
+    assert path is not None
+    write_pattern(path, pattern)
+    return path
+
+
+def holds_bytes(path: Path, pattern: list[tuple[int, bytes]]) -> bool:
+    """Whether the file holds each (offset, bytes) of ``pattern``."""
+    with open(path, "rb") as f:
+        for offset, data in pattern:
+            f.seek(offset)
+            if f.read(len(data)) != data:
+                return False
+    return True
 
 
 def _extents(path: Path) -> set[tuple[int, int]]:

@@ -25,7 +25,7 @@ from cinderblock.storage_node.backup_repository import (
     parse_manifest,
     temp_prefix,
 )
-from tests.lifecycle_helpers import same_bytes, write_pattern
+from tests.lifecycle_helpers import holds_bytes, same_bytes, volume_holding, write_pattern
 
 HOST = "node-1"
 VOL = "vol-1"
@@ -64,24 +64,6 @@ def source(tmp_path: Path) -> Path:
     return path
 
 
-async def volume_holding(driver: FileDriver, pattern: list[tuple[int, bytes]],
-                         volume_id: str = "vol-2") -> Path:
-    await driver.create_volume(volume_id, 1)
-    path = driver.volume_path(volume_id)
-    assert path is not None
-    write_pattern(path, pattern)
-    return path
-
-
-def holds_bytes(path: Path, pattern: list[tuple[int, bytes]]) -> bool:
-    with open(path, "rb") as f:
-        for offset, data in pattern:
-            f.seek(offset)
-            if f.read(len(data)) != data:
-                return False
-    return True
-
-
 def allocated_bytes(path: Path) -> int:
     return os.stat(path).st_blocks * 512
 
@@ -97,7 +79,7 @@ async def test_a_sparse_volume_round_trips_byte_for_byte_and_only_its_data_is_st
     stored = sorted(p.name for p in (repo.root / "b1").iterdir())
     assert count == len(CHUNKS_WITH_DATA)
     assert stored == sorted([MANIFEST, *(chunk_name(i) for i in CHUNKS_WITH_DATA)])
-    target = await volume_holding(driver, OLD_BYTES)
+    target = await volume_holding(driver, "vol-2", OLD_BYTES)
     backup = await repo.open_backup("b1")
     await driver.restore_volume("vol-2", backup.write_into)
     assert same_bytes(source, target)
@@ -130,7 +112,7 @@ async def test_a_backup_of_a_volume_without_data_holds_no_chunks_and_restores_ze
 
     assert await repo.write("b1", VOL, 1, empty) == 0
 
-    target = await volume_holding(driver, OLD_BYTES)
+    target = await volume_holding(driver, "vol-2", OLD_BYTES)
     await driver.restore_volume("vol-2", (await repo.open_backup("b1")).write_into)
     assert same_bytes(empty, target)
 
@@ -181,7 +163,7 @@ async def test_a_backup_is_not_written_into_a_volume_smaller_than_it(
     with open(big, "wb") as f:
         f.truncate(2 * GIB)
     await repo.write("b1", VOL, 2, big)
-    target = await volume_holding(driver, OLD_BYTES)
+    target = await volume_holding(driver, "vol-2", OLD_BYTES)
 
     with pytest.raises(DriverError, match="backup b1 is 2 GiB: it does not fit a volume of 1"):
         await driver.restore_volume("vol-2", (await repo.open_backup("b1")).write_into)
@@ -284,7 +266,7 @@ async def test_a_damaged_chunk_fails_the_restore_by_name_and_leaves_the_volume_w
     repo: BackupRepository, driver: FileDriver, source: Path, damage: str
 ) -> None:
     await repo.write("b1", VOL, 1, source)
-    target = await volume_holding(driver, OLD_BYTES)
+    target = await volume_holding(driver, "vol-2", OLD_BYTES)
     spoil, mentions = CHUNK_DAMAGE[damage]
     spoil(repo.root / "b1" / chunk_name(5))
     backup = await repo.open_backup("b1")

@@ -35,7 +35,7 @@ from cinderblock.storage_node.backup_flows import backup_handlers
 from cinderblock.storage_node.backup_repository import CHUNK_SIZE, BackupRepository, chunk_name
 from cinderblock.storage_node.create_flow import ManagerContext, volume_create_manager
 from tests.conftest import EventRecorder
-from tests.lifecycle_helpers import same_bytes, write_pattern
+from tests.lifecycle_helpers import holds_bytes, same_bytes, volume_holding, write_pattern
 
 ME = Context("demo", "demo", request_id="req-1")
 BACKEND = "node-1@file"
@@ -138,24 +138,6 @@ def node(pool: Path, repo: BackupRepository) -> Node:
     return node_with(pool, repo)
 
 
-async def volume_holding(node: Node, volume_id: str, pattern: list[tuple[int, bytes]]
-                         ) -> Path:
-    await node.driver.create_volume(volume_id, 1)
-    path = node.driver.volume_path(volume_id)
-    assert path is not None
-    write_pattern(path, pattern)
-    return path
-
-
-def holds_bytes(path: Path, pattern: list[tuple[int, bytes]]) -> bool:
-    with open(path, "rb") as f:
-        for offset, data in pattern:
-            f.seek(offset)
-            if f.read(len(data)) != data:
-                return False
-    return True
-
-
 def create_from_backup(volume_id: str, backup_id: str, size: int = 1) -> ManagerContext:
     request = ScheduleRequest(volume_id, "demo", size, backup_id=backup_id)
     return ManagerContext(NodeCreateVolume(request, BACKEND, "epoch-1", 7), ME)
@@ -167,7 +149,7 @@ def create_from_backup(volume_id: str, backup_id: str, size: int = 1) -> Manager
 async def test_a_backup_is_made_reported_with_its_object_count_and_notified(
     node: Node, repo: BackupRepository
 ) -> None:
-    await volume_holding(node, "vol-1", PATTERN)
+    await volume_holding(node.driver, "vol-1", PATTERN)
 
     await node.cast("node.create_backup", NodeCreateBackup("b1", "vol-1", 1))
 
@@ -180,12 +162,12 @@ async def test_a_backup_is_made_reported_with_its_object_count_and_notified(
 async def test_a_backup_of_a_snapshot_holds_the_snapshots_bytes_not_the_volumes(
     node: Node,
 ) -> None:
-    volume = await volume_holding(node, "vol-1", PATTERN)
+    volume = await volume_holding(node.driver, "vol-1", PATTERN)
     await node.driver.create_snapshot("snap-1", "vol-1")
     write_pattern(volume, OTHER)
 
     await node.cast("node.create_backup", NodeCreateBackup("b1", "vol-1", 1, "snap-1"))
-    await volume_holding(node, "vol-2", [])
+    await volume_holding(node.driver, "vol-2", [])
     await node.cast("node.restore_backup", NodeRestoreBackup("b1", "vol-2"))
 
     restored = node.driver.volume_path("vol-2")
@@ -203,7 +185,7 @@ async def test_a_backup_that_fails_is_reported_with_the_reason_and_leaves_nothin
     pool: Path, repo: BackupRepository, faults: tuple[str, ...], volume_id: str, reason: str
 ) -> None:
     node = node_with(pool, repo, *faults)
-    await volume_holding(node, "vol-1", PATTERN)
+    await volume_holding(node.driver, "vol-1", PATTERN)
 
     await node.cast("node.create_backup", NodeCreateBackup("b1", volume_id, 1))
 
@@ -217,7 +199,7 @@ async def test_a_backup_that_fails_is_reported_with_the_reason_and_leaves_nothin
 async def test_a_backup_sent_again_is_made_once_and_reported_alike(
     node: Node, repo: BackupRepository
 ) -> None:
-    await volume_holding(node, "vol-1", PATTERN)
+    await volume_holding(node.driver, "vol-1", PATTERN)
 
     await node.cast("node.create_backup", NodeCreateBackup("b1", "vol-1", 1))
     await node.cast("node.create_backup", NodeCreateBackup("b1", "vol-1", 1))
@@ -232,7 +214,7 @@ async def test_a_backup_sent_again_is_made_once_and_reported_alike(
 async def test_a_delete_is_reported_and_a_second_one_too(
     node: Node, repo: BackupRepository
 ) -> None:
-    await volume_holding(node, "vol-1", PATTERN)
+    await volume_holding(node.driver, "vol-1", PATTERN)
     await node.cast("node.create_backup", NodeCreateBackup("b1", "vol-1", 1))
     node.gateway.casts.clear()
 
@@ -267,9 +249,9 @@ async def test_a_delete_that_fails_is_reported_with_the_reason(
 
 
 async def test_a_restore_replaces_the_volumes_data_with_the_backups(node: Node) -> None:
-    source = await volume_holding(node, "vol-1", PATTERN)
+    source = await volume_holding(node.driver, "vol-1", PATTERN)
     await node.cast("node.create_backup", NodeCreateBackup("b1", "vol-1", 1))
-    target = await volume_holding(node, "vol-2", OTHER)
+    target = await volume_holding(node.driver, "vol-2", OTHER)
 
     await node.cast("node.restore_backup", NodeRestoreBackup("b1", "vol-2"))
 
@@ -283,9 +265,9 @@ async def test_a_restore_the_driver_fails_is_reported_and_leaves_the_volumes_byt
     pool: Path, repo: BackupRepository
 ) -> None:
     node = node_with(pool, repo, "restore_volume")
-    await volume_holding(node, "vol-1", PATTERN)
+    await volume_holding(node.driver, "vol-1", PATTERN)
     await node.cast("node.create_backup", NodeCreateBackup("b1", "vol-1", 1))
-    target = await volume_holding(node, "vol-2", OTHER)
+    target = await volume_holding(node.driver, "vol-2", OTHER)
 
     await node.cast("node.restore_backup", NodeRestoreBackup("b1", "vol-2"))
 
@@ -299,9 +281,9 @@ async def test_a_restore_the_driver_fails_is_reported_and_leaves_the_volumes_byt
 async def test_a_restore_of_a_damaged_backup_names_it_and_leaves_the_volumes_bytes(
     node: Node, repo: BackupRepository, pool: Path
 ) -> None:
-    await volume_holding(node, "vol-1", PATTERN)
+    await volume_holding(node.driver, "vol-1", PATTERN)
     await node.cast("node.create_backup", NodeCreateBackup("b1", "vol-1", 1))
-    target = await volume_holding(node, "vol-2", OTHER)
+    target = await volume_holding(node.driver, "vol-2", OTHER)
     (repo.root / "b1" / chunk_name(3)).write_bytes(b"not what was stored")
 
     await node.cast("node.restore_backup", NodeRestoreBackup("b1", "vol-2"))
@@ -315,7 +297,7 @@ async def test_a_restore_of_a_damaged_backup_names_it_and_leaves_the_volumes_byt
 
 
 async def test_a_restore_of_a_backup_that_is_not_there_is_reported(node: Node) -> None:
-    await volume_holding(node, "vol-2", OTHER)
+    await volume_holding(node.driver, "vol-2", OTHER)
 
     await node.cast("node.restore_backup", NodeRestoreBackup("b9", "vol-2"))
 
@@ -342,7 +324,7 @@ async def test_the_null_backend_makes_and_restores_backups_of_no_bytes(
 
 
 async def test_a_volume_created_from_a_backup_holds_the_backups_bytes(node: Node) -> None:
-    source = await volume_holding(node, "vol-1", PATTERN)
+    source = await volume_holding(node.driver, "vol-1", PATTERN)
     await node.cast("node.create_backup", NodeCreateBackup("b1", "vol-1", 1))
 
     await volume_create_manager(node).run(create_from_backup("vol-3", "b1"), node.events)
@@ -358,7 +340,7 @@ async def test_a_failed_create_from_a_backup_leaves_no_volume_and_reports_error(
     pool: Path, repo: BackupRepository, damage: str
 ) -> None:
     node = node_with(pool, repo, *(("restore_volume",) if damage == "a driver fault" else ()))
-    await volume_holding(node, "vol-1", PATTERN)
+    await volume_holding(node.driver, "vol-1", PATTERN)
     await node.cast("node.create_backup", NodeCreateBackup("b1", "vol-1", 1))
     if damage == "a damaged chunk":
         (repo.root / "b1" / chunk_name(0)).unlink()
