@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from cinderblock.actors.gateway.backups import RESET_TO
 from cinderblock.actors.gateway.volume_request import check_metadata
 from cinderblock.actors.rest.errors import HttpFault, bad_request, only
 from cinderblock.actors.rest.microversion import Version
@@ -43,7 +44,6 @@ FALSE_WORDS = frozenset({"False", "FALSE", "false", "0", "OFF", "Off", "off", "N
                          "no", "n", "f"})
 CREATE_FIELDS = frozenset({"volume_id", "container", "description", "incremental", "force",
                            "name", "snapshot_id"})
-RESET_TO = ("available", "error")  # Cinder's backup_status format
 
 
 def create_fields(version: Version) -> frozenset[str]:
