@@ -280,7 +280,7 @@ async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float
 
 async def _problems(up: UpCluster, admin: Client, ledger: Ledger) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for text in await settled_violations(admin, up.node_files, [PROJECT]):
+    for text in await settled_violations(admin, up.node_files, [PROJECT], up.backup_files):
         found.setdefault(settled_check(text), []).append(text)
     volumes = await admin.list_volumes(all_projects=True)
     for check, text in judge(ledger, [v for v in volumes if v.project_id == PROJECT]):

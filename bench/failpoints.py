@@ -6,8 +6,9 @@ uses (``actors/runtime/supervisor.py``: a dead actor is started again on the sam
 endpoints) with those points armed (``CINDERBLOCK_FAILPOINTS``) and a marker
 directory, so each fires once: the process that reaches it dies by SIGKILL, and
 the one started in its place runs past it. A client drives rounds of the
-operations that pass every point (create, snapshot, revert to it, extend, a transfer
-to another project and back, attach, detach, delete the snapshot, delete the volume),
+operations that pass every point (create, snapshot, revert to it, extend, a backup,
+a restore from it and its delete, a transfer to another project and back, attach,
+detach, delete the snapshot, delete the volume),
 retrying with the same request ids what
 a dead actor left unanswered, until every armed point has fired. Then it waits
 until ``settled_violations`` is empty: nothing stuck, quota equal to what exists,
@@ -41,13 +42,19 @@ from cinderblock.actors.runtime.config import ClusterConfig, embedded
 from cinderblock.actors.runtime.failpoints import ENV, ENV_DIR, declared
 from cinderblock.actors.runtime.keyring import add_user
 from cinderblock.actors.runtime.supervisor import RestartPolicy, Supervisor
-from cinderblock.bench.invariants import settled_violations
+from cinderblock.bench.invariants import repository_names, settled_violations
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.attachments import Attachment
+from cinderblock.protocol.messages.backups import Backup
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.transfers import Transfer
 from cinderblock.protocol.messages.volumes import Volume
-from cinderblock.protocol.states import AttachmentStatus, SnapshotStatus, VolumeStatus
+from cinderblock.protocol.states import (
+    AttachmentStatus,
+    BackupStatus,
+    SnapshotStatus,
+    VolumeStatus,
+)
 from cinderblock.protocol.wire.errors import (
     CinderblockError,
     InvalidInput,
@@ -65,11 +72,12 @@ CONNECTOR = {"host": "compute-1", "ip": "127.0.0.1", "platform": "x86_64",
 DECLARING_PACKAGES = ("cinderblock.actors", "cinderblock.storage_node")
 PROCESSES = {"gateway": "gateway", "quota": "quota", "scheduler": "scheduler", "node": "node"}
 RETRYABLE = (Timeout, Unavailable)
-V, P, A = VolumeStatus, SnapshotStatus, AttachmentStatus
+V, P, A, B = VolumeStatus, SnapshotStatus, AttachmentStatus, BackupStatus
 VOLUME_MOVING = frozenset({V.CREATING, V.DELETING, V.EXTENDING, V.REVERTING, V.ATTACHING,
-                           V.DETACHING, V.UNMANAGING})
+                           V.DETACHING, V.UNMANAGING, V.BACKING_UP, V.RESTORING_BACKUP})
 SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING, P.RESTORING, P.UNMANAGING})
 ATTACHMENT_MOVING = frozenset({A.ATTACHING, A.DETACHING})
+BACKUP_MOVING = frozenset({B.CREATING, B.DELETING, B.RESTORING})
 
 
 def all_failpoints() -> list[str]:
@@ -92,6 +100,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
                  "gateway.volume_revert", "node.revert_volume."),
     "extend_delete": ("gateway.volume_extend", "gateway.volume_delete",
                       "node.extend_volume.", "node.delete_volume.", "gateway.transfer_"),
+    "backup": ("gateway.backup_", "node.create_backup.", "node.delete_backup.",
+               "node.restore_backup."),
     "attach_journal": (),
 }
 
@@ -195,6 +205,9 @@ class ArmedCluster:
             out[node.host] = {p.name for p in d.iterdir()} if d.exists() else set()
         return out
 
+    def backup_files(self) -> set[str]:
+        return repository_names(self.cluster.cfg)
+
 
 # ---- the client's side: operations that survive a dead actor ----------------------
 
@@ -242,6 +255,10 @@ async def attachment_settled(c: Client, attachment_id: str) -> Attachment | None
                          lambda a: a.status in ATTACHMENT_MOVING)
 
 
+async def backup_settled(c: Client, backup_id: str) -> Backup | None:
+    return await settled(lambda: c.show_backup(backup_id), lambda b: b.status in BACKUP_MOVING)
+
+
 async def tolerant(make: Callable[[], Awaitable[Any]]) -> None:
     """An operation whose retry may find its own work done or refused for the state
     a kill left (``invalid_state``, ``not_found``, ``invalid_input``): the caller
@@ -260,6 +277,7 @@ async def one_round(c: Client, r: str, patient: Client, other: Client) -> None:
     current = await volume_settled(c, vol.id)
     if current is not None and current.status is V.AVAILABLE:
         await snapshot_and_extend(c, vol.id, r)
+        await back_up_and_restore(c, vol.id, r)
         if await hand_over(c, other, vol.id):
             await hand_over(other, c, vol.id)
         await attach_and_detach(c, vol.id, patient)
@@ -296,6 +314,26 @@ async def snapshot_and_extend(c: Client, volume_id: str, r: str) -> None:
         await snapshot_settled(c, snap.id)
     await tolerant(lambda: c.extend_volume(volume_id, 2, request_id=f"fp-{r}-extend"))
     await volume_settled(c, volume_id)
+
+
+async def back_up_and_restore(c: Client, volume_id: str, r: str) -> None:
+    """Back the volume up, restore the backup into it, delete the backup. A restore
+    whose answer a kill lost is seen done (or refused) by the backup's status."""
+    backup: Backup | None = None
+    with contextlib.suppress(InvalidState):
+        backup = await again(lambda: c.create_backup(volume_id, request_id=f"fp-{r}-backup"))
+    await volume_settled(c, volume_id)
+    if backup is None:
+        return
+    made = await backup_settled(c, backup.id)
+    if made is not None and made.status is B.AVAILABLE:
+        await tolerant(lambda: c.restore_backup(backup.id, volume_id))
+        await backup_settled(c, backup.id)
+        await volume_settled(c, volume_id)
+    for _ in range(5):
+        if await backup_settled(c, backup.id) is None:
+            return
+        await tolerant(lambda: c.delete_backup(backup.id))
 
 
 async def attach_and_detach(c: Client, volume_id: str, patient: Client) -> None:
@@ -388,7 +426,8 @@ async def wait_settled(armed: ArmedCluster, admin: Client, timeout: float) -> li
     problems: list[str] = ["not asked yet"]
     while time.monotonic() < deadline:
         try:
-            problems = await settled_violations(admin, armed.node_files, [PROJECT, OTHER])
+            problems = await settled_violations(admin, armed.node_files, [PROJECT, OTHER],
+                                                armed.backup_files)
         except CinderblockError as exc:
             problems = [f"the gateway did not answer: {exc}"]
         if not problems:

@@ -58,7 +58,8 @@ class FuzzReport:
 
 
 async def settle(admin: Client, node_files: Callable[[], Mapping[str, set[str]]],
-                 projects: Iterable[str], wait_s: float = 30.0) -> list[str]:
+                 projects: Iterable[str], backup_files: Callable[[], set[str]] | None = None,
+                 wait_s: float = 30.0) -> list[str]:
     """Delete the attachments of ``projects`` (one left ``attaching`` waits for an
     ``os-complete`` nobody sends, as Cinder's do), unreserve their volumes an
     ``os-reserve`` left ``attaching`` (they wait for an ``os-unreserve``) and delete their
@@ -74,7 +75,7 @@ async def settle(admin: Client, node_files: Callable[[], Mapping[str, set[str]]]
     deadline = time.monotonic() + wait_s
     await delete_backups(admin, projects, deadline)
     while True:
-        problems = [*await settled_violations(admin, node_files, projects),
+        problems = [*await settled_violations(admin, node_files, projects, backup_files),
                     *await backup_violations(admin, projects)]
         if not problems or time.monotonic() > deadline:
             return problems

@@ -15,6 +15,10 @@ directly):
   belongs to a volume or snapshot recorded on that host (no orphan), every
   volume recorded on a host that is not in an error status has its file there
   (none missing), and no ``.tmp-`` work in progress is left;
+* backup repositories equal what the gateway lists (when the caller names what they
+  hold): every directory is a backup the gateway records (no orphan), every backup
+  ``available`` or ``restoring`` is there whole (its manifest), and no ``.tmp-`` work
+  in progress is left;
 * every volume type's QoS specs, and every project's own default type, exist.
 
 An empty list means settled and exact. Callers wait for it with ``eventually``
@@ -27,7 +31,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 
+from cinderblock.actors.runtime.config import ClusterConfig
 from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.backups import Backup
 from cinderblock.protocol.messages.quota import split_typed
 from cinderblock.protocol.states import (
     VOLUME_ERRORS,
@@ -45,15 +51,33 @@ SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING, P.RESTORING, P.UNMANAGING,
 ATTACHMENT_MOVING = frozenset({A.ATTACHING, A.DETACHING})
 BACKUP_MOVING = frozenset({B.CREATING, B.DELETING, B.RESTORING})
 USAGES = ("volumes", "snapshots", "gigabytes", "backups", "backup_gigabytes")
+HELD_IN_A_REPOSITORY = frozenset({B.AVAILABLE, B.RESTORING})
+MANIFEST = "manifest.json"  # storage_node.backup_repository's; a backup without one is not whole
+
+
+def repository_names(cfg: ClusterConfig) -> set[str]:
+    """What the cluster's backup repositories hold: each entry's name (a backup's id, or a
+    ``.tmp-`` one), and ``<id>/manifest.json`` for each backup whose manifest is there."""
+    names: set[str] = set()
+    for root in {cfg.backup_root(node) for node in cfg.nodes}:
+        if not root.is_dir():
+            continue
+        for entry in root.iterdir():
+            names.add(entry.name)
+            if (entry / MANIFEST).is_file():
+                names.add(f"{entry.name}/{MANIFEST}")
+    return names
 
 
 async def settled_violations(
     admin: Client, node_files: Callable[[], Mapping[str, set[str]]],
-    projects: Iterable[str] = (),
+    projects: Iterable[str] = (), backup_files: Callable[[], set[str]] | None = None,
 ) -> list[str]:
     """Every way the settled cluster is not exact; [] when it is (see the module doc).
     ``node_files``: every file name in each node's directory, by host, for the nodes
-    whose backend keeps files (a host it leaves out, a ``null`` node, is not looked at)."""
+    whose backend keeps files (a host it leaves out, a ``null`` node, is not looked at).
+    ``backup_files``: what the backup repositories hold (``repository_names``); None:
+    they are not looked at."""
     volumes = await admin.list_volumes(all_projects=True)
     snapshots = await admin.list_snapshots(all_projects=True)
     attachments = await admin.list_attachments(all_projects=True)
@@ -115,6 +139,9 @@ async def settled_violations(
                  and name.startswith(("volume-", "snapshot-"))]
     problems += [f"{host}: file {name} is missing" for host, name in sorted(required - found)]
 
+    if backup_files is not None:
+        problems += repository_violations(backups, backup_files())
+
     qos = {q.id for q in await admin.list_qos()}
     types = await admin.list_types()
     problems += [f"volume type {t.name} names QoS specs {t.qos_specs_id}, which do not exist"
@@ -122,4 +149,19 @@ async def settled_violations(
     type_ids = {t.id for t in types}
     problems += [f"project {d.project_id}'s default type {d.volume_type_id} does not exist"
                  for d in await admin.list_default_types() if d.volume_type_id not in type_ids]
+    return problems
+
+
+def repository_violations(backups: Iterable[Backup], names: set[str]) -> list[str]:
+    """How the repositories (``repository_names``) disagree with the gateway's backups."""
+    backups = list(backups)
+    known = {b.id for b in backups}
+    entries = {n for n in names if "/" not in n}
+    problems = [f"backup repository: {n} is left over (work in progress)"
+                for n in sorted(entries) if n.startswith(".tmp-")]
+    problems += [f"backup repository: orphan backup {n} (the gateway has no such backup)"
+                 for n in sorted(entries - known) if not n.startswith(".tmp-")]
+    problems += [f"backup {b.id} is {b.status} but not whole in its repository"
+                 for b in backups if b.status in HELD_IN_A_REPOSITORY
+                 and f"{b.id}/{MANIFEST}" not in names]
     return problems

@@ -470,7 +470,8 @@ async def _run(cluster: UpCluster, args: argparse.Namespace) -> FuzzReport:
     report = await fuzz(rest_url(cluster.cfg.rest[0]), args.requests, args.seed,
                         args.clients)
     async with cluster.client("admin", timeout=30.0) as admin:
-        report.unsettled = await settle(admin, cluster.node_files, (PROJECT, OTHER))
+        report.unsettled = await settle(admin, cluster.node_files, (PROJECT, OTHER),
+                                       cluster.backup_files)
     return report
 
 

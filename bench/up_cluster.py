@@ -22,6 +22,7 @@ from typing import Any
 
 from cinderblock.actors.runtime.config import ClusterConfig, load
 from cinderblock.actors.runtime.keyring import secret_key_file
+from cinderblock.bench.invariants import repository_names
 from cinderblock.protocol.client.client import Client
 
 START_TIMEOUT_S = 60.0
@@ -110,6 +111,10 @@ class UpCluster:
             d = self.cfg.path("nodes", node.host)
             out[node.host] = {p.name for p in d.iterdir()} if d.exists() else set()
         return out
+
+    def backup_files(self) -> set[str]:
+        """What the backup repositories hold (``bench.invariants``)."""
+        return repository_names(self.cfg)
 
     def client(self, user: str, timeout: float) -> Client:
         """A client speaking as ``user`` (``demo`` or ``admin``: up makes both keys)."""

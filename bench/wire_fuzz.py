@@ -169,7 +169,8 @@ async def _run(cluster: UpCluster, args: argparse.Namespace) -> FuzzReport:
     async with cluster.client("admin", timeout=30.0) as admin, \
             cluster.client("demo", timeout=30.0) as member:
         report = await fuzz(member, admin, args.requests, args.seed, args.clients)
-        report.unsettled = await settle(admin, cluster.node_files, ("demo", "admin"))
+        report.unsettled = await settle(admin, cluster.node_files, ("demo", "admin"),
+                                       cluster.backup_files)
     return report
 
 

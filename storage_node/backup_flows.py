@@ -24,9 +24,9 @@ gateway the op failed and why (``reason``: the gateway puts the backup in ``erro
 success: the backup's object count, its deletion, the restore's end. A delete has no
 volume: its flow runs under the backup's id.
 
-No failpoints here, unlike the lifecycle flows: the failpoint matrix
-(``bench/failpoints.py``) arms every declared point and expects its workload, which
-makes no backups yet, to reach each one.
+Failpoints (``bench/failpoints.py`` kills the node at each): before and after each
+report, and, in the repository, before a new backup's rename into place, after a
+deleted one's rename out of sight, and before a restore's file replaces the volume's.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 from cinderblock.actors.flow.engine import Events, LinearFlow, Task
 from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.backups import (
     BackupDeleted,
     BackupMade,
@@ -52,6 +53,13 @@ from cinderblock.storage_node.backends import Driver, DriverError
 from cinderblock.storage_node.backup_repository import BackupRepository
 
 log = logging.getLogger(__name__)
+
+CREATE_BEFORE_REPORT = declare("node.create_backup.before_report")
+CREATE_AFTER_REPORT = declare("node.create_backup.after_report")
+DELETE_BEFORE_REPORT = declare("node.delete_backup.before_report")
+DELETE_AFTER_REPORT = declare("node.delete_backup.after_report")
+RESTORE_BEFORE_REPORT = declare("node.restore_backup.before_report")
+RESTORE_AFTER_REPORT = declare("node.restore_backup.after_report")
 
 
 class GatewayLink(Protocol):
@@ -145,7 +153,9 @@ class CreateBackupTask(_NodeTask):
 
 class CreateBackupOnFinishTask(_NodeTask):
     async def execute(self, c: BackupOpContext) -> None:
+        CREATE_BEFORE_REPORT()
         self.s.tell_gateway("backup.made", BackupMade(c.backup_id, c.object_count), c.ctx)
+        CREATE_AFTER_REPORT()
         self.s.notify(c, "backup.create.end")
 
 
@@ -164,7 +174,9 @@ class DeleteBackupTask(_NodeTask):
 
 class DeleteBackupOnFinishTask(_NodeTask):
     async def execute(self, c: BackupOpContext) -> None:
+        DELETE_BEFORE_REPORT()
         self.s.tell_gateway("backup.deleted", BackupDeleted(c.backup_id), c.ctx)
+        DELETE_AFTER_REPORT()
         self.s.notify(c, "backup.delete.end")
 
 
@@ -185,8 +197,10 @@ class RestoreBackupTask(_NodeTask):
 class RestoreBackupOnFinishTask(_NodeTask):
     async def execute(self, c: BackupOpContext) -> None:
         self.s.node.stats_changed()  # the volume's allocated space is the backup's now
+        RESTORE_BEFORE_REPORT()
         self.s.tell_gateway("backup.restored", BackupRestored(c.backup_id, c.volume_id),
                             c.ctx)
+        RESTORE_AFTER_REPORT()
         self.s.notify(c, "backup.restore.end")
 
 

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.storage_node.backends.base import (
     GIB,
     DriverError,
@@ -78,6 +79,11 @@ CHUNK_SIZE = 8 * 2**20  # Cinder's chunked drivers use a few MiB per object as w
 COMPRESSION = "zlib"
 ZLIB_LEVEL = 1  # fast: backups of mostly-empty volumes are I/O, not compression, bound
 MANIFEST = "manifest.json"
+
+# the failpoint matrix kills the node here (in the worker thread: the process dies)
+WRITE_BEFORE_RENAME = declare("node.create_backup.before_rename")
+DELETE_AFTER_RENAME = declare("node.delete_backup.after_rename")
+RESTORE_BEFORE_REPLACE = declare("node.restore_backup.before_replace")
 TEMP_PREFIX = ".tmp-"
 _ZEROS = bytes(CHUNK_SIZE)
 _BLOCK = 64 * 1024  # a restore leaves the zero blocks of a chunk as holes, at this grain
@@ -313,6 +319,7 @@ class StoredBackup:
                               f"GiB: it does not fit a volume of {st.st_size / GIB:g} GiB")
         for chunk in self.manifest.chunks:
             _pwrite_sparse(fd, self.read_chunk(chunk), chunk.offset)
+        RESTORE_BEFORE_REPLACE()  # written whole; the driver's file not yet renamed
 
     def read_chunk(self, chunk: Chunk) -> bytes:
         """The chunk's uncompressed bytes, checked against the manifest."""
@@ -443,6 +450,7 @@ class BackupRepository:
                             tuple(chunks))
         _write_durably(temp / MANIFEST, manifest.to_json())
         _fsync_directory(temp)
+        WRITE_BEFORE_RENAME()
         try:
             os.rename(temp, final)
         except OSError as exc:
@@ -494,6 +502,7 @@ class BackupRepository:
         except OSError as exc:
             raise DriverError(f"deleting backup {backup_id} from {self.where}: the rename "
                               f"out of sight may not survive a crash: {exc}") from exc
+        DELETE_AFTER_RENAME()
         try:
             shutil.rmtree(doomed)
         except OSError as exc:  # out of sight already; the next start's sweep removes it

@@ -77,8 +77,7 @@ class StorageNode(Actor):
         directory = Path(node.directory) if node.directory else cfg.path("nodes", node.host)
         self.driver = make_driver(node.backend, directory, node.capacity_gb,
                                   frozenset(node.faults))
-        backups = Path(node.backup_path) if node.backup_path else cfg.path("backups")
-        self.backups = BackupRepository(backups, node.host)
+        self.backups = BackupRepository(cfg.backup_root(node), node.host)
         self.flow = volume_create_manager(self)
         self.exports = ExportManager(self.driver, node.nbd_address, node.nbd_port,
                                      cfg.path("nodes", f"{node.host}.exports.json"),

@@ -21,4 +21,5 @@ async def settled_violations(
 ) -> list[str]:
     """Every way the settled cluster is not exact; [] when it is (see
     ``cinderblock.bench.invariants``)."""
-    return await invariants.settled_violations(admin, cluster.node_files, projects)
+    return await invariants.settled_violations(
+        admin, cluster.node_files, projects, lambda: invariants.repository_names(cluster.cfg))

@@ -64,6 +64,7 @@ from cinderblock.actors.gateway.volume_request import (
 )
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Link, Request
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.backups import (
     Backup,
     BackupCreate,
@@ -92,6 +93,25 @@ DELETABLE = (B.AVAILABLE, B.ERROR, B.ERROR_DELETING)
 RESET_TO = ("available", "error")  # Cinder's backup os-reset_status
 RESTORED_DESCRIPTION = "auto-created_from_restore_from_backup"  # Cinder's
 STUCK_PER_ROUND = 500  # backups a reconcile round looks at
+
+ENTRY_BEFORE_COMMIT = declare("gateway.backup_create.entry.before_commit")
+ENTRY_AFTER_COMMIT = declare("gateway.backup_create.entry.after_commit")
+CAST_BEFORE_SEND = declare("gateway.backup_create.cast.before_send")
+CAST_AFTER_SEND = declare("gateway.backup_create.cast.after_send")
+DELETE_MARK_BEFORE_COMMIT = declare("gateway.backup_delete.mark.before_commit")
+DELETE_MARK_AFTER_COMMIT = declare("gateway.backup_delete.mark.after_commit")
+DELETE_CAST_BEFORE_SEND = declare("gateway.backup_delete.cast.before_send")
+DELETE_CAST_AFTER_SEND = declare("gateway.backup_delete.cast.after_send")
+RESTORE_MARK_BEFORE_COMMIT = declare("gateway.backup_restore.mark.before_commit")
+RESTORE_MARK_AFTER_COMMIT = declare("gateway.backup_restore.mark.after_commit")
+RESTORE_CAST_BEFORE_SEND = declare("gateway.backup_restore.cast.before_send")
+RESTORE_CAST_AFTER_SEND = declare("gateway.backup_restore.cast.after_send")
+MADE_BEFORE_COMMIT = declare("gateway.backup_made.before_commit")
+MADE_AFTER_COMMIT = declare("gateway.backup_made.after_commit")
+DELETED_BEFORE_COMMIT = declare("gateway.backup_deleted.before_commit")
+DELETED_AFTER_COMMIT = declare("gateway.backup_deleted.after_commit")
+RESTORED_BEFORE_COMMIT = declare("gateway.backup_restored.before_commit")
+RESTORED_AFTER_COMMIT = declare("gateway.backup_restored.after_commit")
 
 
 # ---- what a request may do (plain code) -------------------------------------------
@@ -301,7 +321,9 @@ class BackupEntryCreateTask(_Task[BackupCreateContext]):
             volume.status, volume.reason = V.BACKING_UP, None
             held = store.queue_status(volume)
         c.record = record
+        ENTRY_BEFORE_COMMIT()
         await _saved(store.backups.settle_add(record, written), held)
+        ENTRY_AFTER_COMMIT()
         c.committed = True
         self.s.publish_backup(record)
         if snapshot is not None:
@@ -335,7 +357,9 @@ class BackupCastTask(_Task[BackupCreateContext]):
         rec = c.record
         assert rec is not None and rec.host is not None
         body = NodeCreateBackup(rec.id, rec.volume_id, rec.size, rec.snapshot_id)
+        CAST_BEFORE_SEND()
         await self.s.send_to_node(rec.host, "node.create_backup", body, c.ctx)
+        CAST_AFTER_SEND()
 
 
 def backup_create_api(s: BackupServices) -> LinearFlow[BackupCreateContext]:
@@ -364,7 +388,9 @@ class MarkBackupDeletingTask(_Task[BackupDeleteContext]):
         check_backup_deletable(rec)  # again: another request may have come
         rec.move(B.DELETING)
         c.marked = True
+        DELETE_MARK_BEFORE_COMMIT()
         await self.s.store.backups.queue_status(rec)
+        DELETE_MARK_AFTER_COMMIT()
         self.s.publish_backup(rec)
 
     async def revert(self, c: BackupDeleteContext, failure: BaseException) -> None:
@@ -381,8 +407,10 @@ class BackupDeleteCastTask(_Task[BackupDeleteContext]):
     async def execute(self, c: BackupDeleteContext) -> None:
         rec = c.record
         assert rec is not None and rec.host is not None
+        DELETE_CAST_BEFORE_SEND()
         await self.s.send_to_node(rec.host, "node.delete_backup", NodeDeleteBackup(rec.id),
                                   c.ctx)
+        DELETE_CAST_AFTER_SEND()
 
 
 def backup_delete_api(s: BackupServices) -> LinearFlow[BackupDeleteContext]:
@@ -421,7 +449,9 @@ class MarkRestoringTask(_Task[RestoreContext]):
         backup.restore_volume_id = volume.id
         volume.status, volume.reason = V.RESTORING_BACKUP, None
         c.marked = True
+        RESTORE_MARK_BEFORE_COMMIT()
         await _saved(store.backups.queue_status(backup), store.queue_status(volume))
+        RESTORE_MARK_AFTER_COMMIT()
         self.s.publish_backup(backup)
         self.s.publish(volume)
 
@@ -448,8 +478,10 @@ class RestoreCastTask(_Task[RestoreContext]):
     async def execute(self, c: RestoreContext) -> None:
         volume = c.volume
         assert volume is not None and volume.host is not None
+        RESTORE_CAST_BEFORE_SEND()
         await self.s.send_to_node(volume.host, "node.restore_backup",
                                   NodeRestoreBackup(c.backup_id, volume.id), c.ctx)
+        RESTORE_CAST_AFTER_SEND()
 
 
 def backup_restore_api(s: BackupServices) -> LinearFlow[RestoreContext]:
@@ -640,7 +672,9 @@ class GatewayBackups:
             rec.object_count = body.object_count
         else:
             rec.move(B.ERROR, body.reason)
+        MADE_BEFORE_COMMIT()
         await self._saved_releasing_source(rec)
+        MADE_AFTER_COMMIT()
 
     async def _saved_releasing_source(self, rec: BackupRecord) -> None:
         """Save the backup's status and, in the same transaction, give its volume (or
@@ -667,12 +701,14 @@ class GatewayBackups:
         if rec is None or rec.status is not B.DELETING:
             log.warning("backup.deleted for %s, which is not being deleted", body.backup_id)
             return
+        DELETED_BEFORE_COMMIT()
         if body.reason is not None:
             rec.move(B.ERROR_DELETING, body.reason)
             await self.store.backups.queue_status(rec)
         else:
             await self.store.backups.queue_remove(rec)  # + the release it owes
             rec.status = B.DELETED
+        DELETED_AFTER_COMMIT()
         self.gw.publish_backup(rec)
 
     async def on_restored(self, req: Request) -> None:
@@ -705,7 +741,9 @@ class GatewayBackups:
                  else f"restore into volume {volume.id} failed: {reason}")
         rec.restore_volume_id = None
         volume.status, volume.reason = V.AVAILABLE, None
+        RESTORED_BEFORE_COMMIT()
         await _saved(self.store.backups.queue_status(rec), self.store.queue_status(volume))
+        RESTORED_AFTER_COMMIT()
         self.gw.publish_backup(rec)
         self.gw.publish(volume)
 

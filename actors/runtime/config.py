@@ -128,6 +128,10 @@ class ClusterConfig:
     def path(self, *parts: str) -> Path:
         return Path(self.data_dir).joinpath(*parts)
 
+    def backup_root(self, node: NodeConfig) -> Path:
+        """The backup repository ``node`` writes into and restores from."""
+        return Path(node.backup_path) if node.backup_path else self.path("backups")
+
     @property
     def check_before_start_bytes(self) -> int:
         return int(self.check_before_start_mb * 2**20)
