@@ -12,6 +12,13 @@ with the row's removal, each owed to the quota actor in the same transaction
 A backup is its node's (``host``, the volume's backend when it was made): that node
 wrote it into its backup repository and deletes it from there. A restore is done by
 the node of the volume written, which reads the repository it has (shared, or its own).
+
+What the volume was besides its bytes when the backup was made (its name, description,
+metadata and image metadata: what Cinder's backup drivers keep as the backup's
+"volume_meta") is a row of ``backup_volume_meta``, written and removed with the
+backup's; a restore's end gives it back to the volume it wrote
+(``backups.restored_details``). Backups made before the table (schema version 15) have
+none: a restore of one gives the volume its bytes only.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ CREATE INDEX IF NOT EXISTS backups_status_listing ON backups (status, created_at
 CREATE INDEX IF NOT EXISTS backups_request ON backups (project_id, request_id, created_at);
 CREATE INDEX IF NOT EXISTS backups_in_transition ON backups (updated_at)
     WHERE {_IN_TRANSITION_SQL};
+CREATE TABLE IF NOT EXISTS backup_volume_meta (backup_id TEXT PRIMARY KEY, meta TEXT NOT NULL);
 """
 _COLUMNS = (
     "id, project_id, user_id, volume_id, snapshot_id, name, description, size, status, "
@@ -77,6 +85,9 @@ UPDATE_BACKUP_DETAILS = (
     "UPDATE backups SET name=?, description=?, metadata=?, updated_at=? WHERE id=?"
 )
 DELETE_BACKUP = "DELETE FROM backups WHERE id=?"
+INSERT_VOLUME_META = "INSERT INTO backup_volume_meta (backup_id, meta) VALUES (?, ?)"
+SELECT_VOLUME_META = "SELECT meta FROM backup_volume_meta WHERE backup_id=?"
+DELETE_VOLUME_META = "DELETE FROM backup_volume_meta WHERE backup_id=?"
 IN_TRANSITION_SINCE = (f"SELECT id FROM backups INDEXED BY backups_in_transition "
                        f"WHERE {_IN_TRANSITION_SQL} AND updated_at<? ORDER BY updated_at LIMIT ?")
 SELECT_RESTORING = ("SELECT restore_volume_id, id FROM backups WHERE status='restoring' "
@@ -87,6 +98,26 @@ USAGE = ("SELECT count(*), total(size) FROM backups WHERE project_id=? "
          "AND id NOT IN (SELECT value FROM json_each(?))")
 RECENT = 4_096  # records kept in memory after their last read
 _STATUSES = {s.value: s for s in BackupStatus}
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeMeta:
+    """What a volume was besides its bytes when a backup of it was made."""
+
+    name: str | None = None
+    description: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    image_metadata: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"name": self.name, "description": self.description,
+                           "metadata": self.metadata, "image_metadata": self.image_metadata})
+
+    @classmethod
+    def from_json(cls, raw: str) -> VolumeMeta:
+        doc = json.loads(raw)
+        return cls(doc["name"], doc["description"], dict(doc["metadata"]),
+                   dict(doc["image_metadata"]))
 
 
 @dataclass(slots=True, weakref_slot=True)
@@ -250,6 +281,12 @@ class BackupStore(RowRecords[BackupRecord]):
                                                 ).fetchone()
         return count + len(new), int(size) + sum(rec.size for rec in new)
 
+    def volume_meta(self, backup_id: str) -> VolumeMeta | None:
+        """What the backup's volume was when it was made (None: a backup from before
+        they were kept)."""
+        row = self._read_only().execute(SELECT_VOLUME_META, (backup_id,)).fetchone()
+        return None if row is None else VolumeMeta.from_json(row[0])
+
     def in_transition_since(self, before: float, limit: int) -> list[BackupRecord]:
         """Up to ``limit`` backups whose row has been creating, deleting or restoring
         since before ``before``, oldest first, through the partial index."""
@@ -257,11 +294,14 @@ class BackupStore(RowRecords[BackupRecord]):
         return [rec for (bid,) in rows if (rec := self.get(bid)) is not None]
 
     # ---- changes ---------------------------------------------------------------
-    def queue_add(self, rec: BackupRecord, reservation_id: str | None) -> asyncio.Future[None]:
-        """Queue the new row and, in the same transaction, the commit of its reservation
-        owed to the quota actor; the caller queues what else goes with it (its volume's
-        or snapshot's status) in the same loop turn and awaits ``settle_add``."""
+    def queue_add(self, rec: BackupRecord, reservation_id: str | None,
+                  volume_meta: VolumeMeta) -> asyncio.Future[None]:
+        """Queue the new row, what its volume was (``volume_meta``) and, in the same
+        transaction, the commit of its reservation owed to the quota actor; the caller
+        queues what else goes with it (its volume's or snapshot's status) in the same
+        loop turn and awaits ``settle_add``."""
         self.added(rec)
+        self.db.write(INSERT_VOLUME_META, (rec.id, volume_meta.to_json()))  # with the row's
         written = self.db.write(INSERT_BACKUP, rec.row())
         if reservation_id is not None:
             self.journal.owe_commit(reservation_id, rec.project_id)
@@ -279,6 +319,7 @@ class BackupStore(RowRecords[BackupRecord]):
     def queue_remove(self, rec: BackupRecord) -> asyncio.Future[None]:
         """Queue the row's removal and, in the same transaction, the release of its
         quota owed (op id ``release:backup:<id>``: given back once)."""
+        self.db.write(DELETE_VOLUME_META, (rec.id,))  # in the row's transaction
         written = self.db.write(DELETE_BACKUP, (rec.id,))
         self.removed(rec, written)
         self.journal.owe_release(f"release:backup:{rec.id}", rec.project_id,

@@ -23,6 +23,13 @@ not at all, so a failed restore leaves the volume ``available`` as it was; the b
 ``fail_reason`` says why. A restore with no volume is a volume create naming the backup
 (``VolumeCreate.backup_id``; ``create_flow``), placed on the backup's node.
 
+A backup keeps what its volume was besides its bytes (``backup_store.VolumeMeta``), and
+a restore that succeeds gives it back as Cinder's backup drivers do
+(``restored_details``): the volume's metadata and image metadata become the backup's
+when it had some (image metadata makes the volume bootable), and its name and
+description when the volume has no name or the one a restore without a volume gave it
+(``restore_backup_<id>``).
+
 Every backup is whole: ``incremental`` is refused, saying so. What a request may do is
 plain code (``check_*``) the flows call before the first change.
 """
@@ -38,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
-from cinderblock.actors.gateway.backup_store import BackupRecord
+from cinderblock.actors.gateway.backup_store import BackupRecord, VolumeMeta
 from cinderblock.actors.gateway.guards import (
     Outcome,
     earlier_answer,
@@ -92,6 +99,7 @@ B, V, P = BackupStatus, VolumeStatus, SnapshotStatus
 DELETABLE = (B.AVAILABLE, B.ERROR, B.ERROR_DELETING)
 RESET_TO = ("available", "error")  # Cinder's backup os-reset_status
 RESTORED_DESCRIPTION = "auto-created_from_restore_from_backup"  # Cinder's
+RESTORED_NAME_PREFIX = "restore_backup_"  # a restore without a volume names it so (Cinder's)
 STUCK_PER_ROUND = 500  # backups a reconcile round looks at
 
 ENTRY_BEFORE_COMMIT = declare("gateway.backup_create.entry.before_commit")
@@ -196,6 +204,31 @@ def backup_source_of_create(store: GatewayStore, backup_id: str, size: int | Non
     if backup.host is None:
         raise InvalidState(f"backup {backup.id} is on no node", {"backup_id": backup.id})
     return backup
+
+
+def volume_meta_of(volume: VolumeRecord) -> VolumeMeta:
+    """What a backup keeps of its volume besides its bytes."""
+    return VolumeMeta(volume.name, volume.description, dict(volume.metadata),
+                      dict(volume.image_metadata))
+
+
+def restored_details(volume: VolumeRecord, meta: VolumeMeta) -> bool:
+    """Give a restored volume what its backup kept of the volume it was made of, as
+    Cinder's backup drivers do (``BackupMetadataAPI``'s restore): its metadata and its
+    image metadata, each replaced whole when the backup has some (image metadata marks
+    it bootable); its name and description when the backup's volume had a name and the
+    restored one has none, or the name a restore without a volume gave it. True if
+    anything changed."""
+    before = (volume.name, volume.description, volume.metadata, volume.image_metadata,
+              volume.bootable)
+    if meta.name and (not volume.name or volume.name.startswith(RESTORED_NAME_PREFIX)):
+        volume.name, volume.description = meta.name, meta.description
+    if meta.metadata:
+        volume.metadata = dict(meta.metadata)
+    if meta.image_metadata:
+        volume.image_metadata, volume.bootable = dict(meta.image_metadata), True
+    return before != (volume.name, volume.description, volume.metadata,
+                      volume.image_metadata, volume.bootable)
 
 
 # ---- the gateway services the flows use ---------------------------------------------
@@ -313,7 +346,7 @@ class BackupEntryCreateTask(_Task[BackupCreateContext]):
             data_timestamp=snapshot.created_at if snapshot else now,
             request_id=c.ctx.request_id, request_fp=c.fingerprint,
         )
-        written = store.backups.queue_add(record, c.reservation_id)
+        written = store.backups.queue_add(record, c.reservation_id, volume_meta_of(volume))
         if snapshot is not None:
             snapshot.move(P.BACKING_UP)
             held = store.snapshots.queue_status(snapshot)
@@ -736,13 +769,18 @@ class GatewayBackups:
     async def end_restore(self, rec: BackupRecord, volume: VolumeRecord,
                           reason: str | None) -> None:
         """A restore's end: the backup available again (its ``fail_reason`` saying why a
-        failed one failed), the volume available (with the backup's data, or its own)."""
+        failed one failed), the volume available (with the backup's data and what it kept
+        of its volume, or its own): one transaction."""
         rec.move(B.AVAILABLE, None if reason is None
                  else f"restore into volume {volume.id} failed: {reason}")
         rec.restore_volume_id = None
         volume.status, volume.reason = V.AVAILABLE, None
+        writes = [self.store.backups.queue_status(rec), self.store.queue_status(volume)]
+        meta = None if reason is not None else self.store.backups.volume_meta(rec.id)
+        if meta is not None and restored_details(volume, meta):
+            writes.append(self.store.queue_details(volume))
         RESTORED_BEFORE_COMMIT()
-        await _saved(self.store.backups.queue_status(rec), self.store.queue_status(volume))
+        await _saved(*writes)
         RESTORED_AFTER_COMMIT()
         self.gw.publish_backup(rec)
         self.gw.publish(volume)
@@ -750,10 +788,14 @@ class GatewayBackups:
     def volume_made(self, volume: VolumeRecord) -> None:
         """A volume created from a backup left ``creating`` (available or error): the
         backup is available again (its ``fail_reason`` saying why a failed one failed),
-        queued with the volume's status (one transaction)."""
+        and an available volume has what the backup kept of its volume, queued with the
+        volume's status (one transaction)."""
         rec = self.store.backups.restoring_into(volume.id)
         if rec is None or rec.status is not B.RESTORING:
             return
+        meta = self.store.backups.volume_meta(rec.id) if volume.status is V.AVAILABLE else None
+        if meta is not None and restored_details(volume, meta):
+            self.store.queue_details(volume).add_done_callback(_consumed)
         reason = None if volume.status is V.AVAILABLE else (
             f"restore into new volume {volume.id} failed: {volume.reason or 'error'}")
         rec.move(B.AVAILABLE, reason)
@@ -833,4 +875,11 @@ class GatewayBackups:
         return True
 
 
-__all__ = ["GatewayBackups", "backup_source_of_create", "visible_backup"]
+def _consumed(done: asyncio.Future[None]) -> None:
+    """A write whose failure its transaction's other writers report (and the store reads
+    memory back from the file after): nothing more to do here."""
+    if not done.cancelled():
+        done.exception()
+
+
+__all__ = ["GatewayBackups", "backup_source_of_create", "restored_details", "visible_backup"]

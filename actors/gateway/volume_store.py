@@ -160,7 +160,7 @@ CREATE TABLE IF NOT EXISTS project_default_types (
 );
 CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
 """
-SCHEMA_VERSION = 15  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 16  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -218,6 +218,9 @@ MIGRATIONS = {
     13: "",
     # 14 -> 15: backups (their table is the schema's).
     14: "",
+    # 15 -> 16: what a backup's volume was besides its bytes (``backup_volume_meta``, the
+    # schema's table); the backups made before have none.
+    15: "",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -857,15 +860,16 @@ class GatewayStore:
     async def save_details(self, rec: VolumeRecord) -> None:
         """Name, description, metadata, the bootable and read-only flags and the image
         metadata, together."""
+        await self.queue_details(rec)
+
+    def queue_details(self, rec: VolumeRecord) -> asyncio.Future[None]:
+        """``save_details``' rows, queued with what else this loop turn queues (one
+        transaction); the future resolves when they are committed."""
         rec.updated_at = time.time()
-        details = self._write(rec, UPDATE_DETAILS, (rec.name, rec.description,
-                                                    json.dumps(rec.metadata), rec.updated_at,
-                                                    rec.id))
-        flags = self._write(rec, SAVE_FLAGS, (rec.id, int(rec.bootable), int(rec.readonly)))
-        image = self._write(rec, *image_metadata_write(rec))
-        await details
-        await flags
-        await image
+        self._write(rec, UPDATE_DETAILS, (rec.name, rec.description, json.dumps(rec.metadata),
+                                          rec.updated_at, rec.id))
+        self._write(rec, SAVE_FLAGS, (rec.id, int(rec.bootable), int(rec.readonly)))
+        return self._write(rec, *image_metadata_write(rec))  # one batch: one future
 
     async def types_own_quota_uncounted(self) -> list[str]:
         """The projects whose volume types' own quota was never counted (their volumes

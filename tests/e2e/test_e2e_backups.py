@@ -9,6 +9,7 @@ their GiB on their own; what is refused says why and changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from cinderblock.protocol.client.backups import BackupFailed
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound, OverQuota
 from tests.conftest import GIB, E2ECluster, eventually
+from tests.e2e.test_e2e_attach import _restart as restart
 from tests.e2e.test_e2e_attach import attach
 from tests.lifecycle_helpers import file_of, read, same_bytes, usage, write_pattern
 
@@ -83,6 +85,36 @@ async def test_a_backup_holds_the_volume_s_bytes_and_a_restore_gives_them_back(
     assert await backups_usage(admin, project) == (0, 0)
     with pytest.raises(NotFound, match=f"Backup {backup.id} could not be found"):
         await client.show_backup(backup.id)
+
+
+async def test_a_restore_gives_back_the_volume_s_metadata_and_names_a_new_volume_as_it(
+    cluster: E2ECluster, client: Client, project: str,
+) -> None:
+    vol = await client.create_volume(1, name="db", description="the database",
+                                     metadata={"tier": "gold"}, wait=True)
+    await client.modify_volume(vol.id, image_metadata={"image_id": "img-1",
+                                                       "os_distro": "debian"})
+    backup = await client.create_backup(vol.id, wait=True)
+    await client.modify_volume(vol.id, name="db-old", metadata={"tier": "lead"},
+                               replace_metadata=True, bootable=False,
+                               delete_image_metadata=["image_id", "os_distro"])
+
+    await client.restore_backup(backup.id, volume_id=vol.id, wait=True)
+    restored = await client.show_volume(vol.id)
+    assert (restored.name, restored.metadata) == ("db-old", {"tier": "gold"})  # its own name
+    assert restored.image_metadata == {"image_id": "img-1", "os_distro": "debian"}
+    assert restored.bootable
+
+    info = await client.restore_backup(backup.id, wait=True)
+    new = await client.wait_for_status(info.volume_id, "available", timeout=30)
+    assert (new.name, new.description, new.metadata) == ("db", "the database",
+                                                         {"tier": "gold"})
+    assert new.bootable and new.image_metadata["image_id"] == "img-1"
+
+    await asyncio.to_thread(restart, cluster, "gateway")  # the restores' gifts are in gateway.db
+    async with cluster.client(project) as again:
+        assert (await again.show_volume(new.id)).name == "db"
+        assert (await again.show_volume(vol.id)).metadata == {"tier": "gold"}
 
 
 async def test_an_in_use_volume_is_backed_up_with_force_and_stays_in_use(

@@ -409,18 +409,19 @@ def test_backups_are_made_restored_and_deleted_by_name(up: UpCluster) -> None:
     listed = up.cli_json("backup", "list", "--long", project=project)
     assert [(b["id"], b["volume_id"]) for b in listed] == [(made["id"], vol["id"])]
 
-    into_new = up.cli_json("backup", "restore", "nightly", "--wait", project=project)
-    new = up.cli_json("volume", "show", into_new["volume_id"], project=project)
-    assert (new["status"], new["size"], new["name"]) == (
-        "available", 1, f"restore_backup_{made['id']}")
     into_data = up.cli_json("backup", "restore", "nightly", "data", "--wait", project=project)
     assert into_data["volume_id"] == vol["id"]
-    from_backup = up.cli_json("volume", "create", "--size", "2", "copy", "--backup",
-                              "nightly", "--wait", project=project)
-    assert (from_backup["status"], from_backup["size"]) == ("available", 2)
     line = _one_error_line(up.cli("backup", "restore", "nightly", "data", "--name", "x",
                                   project=project), "usage")
     assert "--name names a new volume" in line
+    into_new = up.cli_json("backup", "restore", "nightly", "--wait", project=project)
+    assert into_new["volume_name"] == f"restore_backup_{made['id']}"  # until it is restored:
+    new = up.cli_json("volume", "show", into_new["volume_id"], project=project)
+    assert (new["status"], new["size"], new["name"]) == ("available", 1, "data")  # Cinder's
+    from_backup = up.cli_json("volume", "create", "--size", "2", "copy", "--backup",
+                              "nightly", "--wait", project=project)
+    assert (from_backup["status"], from_backup["size"], from_backup["name"]) == (
+        "available", 2, "copy")  # a name of its own stays
 
     up.cli_json("backup", "delete", "nightly", "--wait", project=project)
     assert not (up.data_dir / "backups" / made["id"]).exists()

@@ -9,6 +9,8 @@ that a node speaks only of backups it made; and what the reconciler sends again.
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any, cast
@@ -16,10 +18,10 @@ from typing import Any, cast
 import pytest
 
 from cinderblock.actors.flow.engine import LinearFlow
-from cinderblock.actors.gateway.backup_store import BackupRecord
-from cinderblock.actors.gateway.backups import GatewayBackups
+from cinderblock.actors.gateway.backup_store import BackupRecord, VolumeMeta
+from cinderblock.actors.gateway.backups import GatewayBackups, restored_details
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
-from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION, GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Request
 from cinderblock.protocol.messages.backups import (
     BackupCreate,
@@ -417,3 +419,127 @@ async def test_a_create_sent_again_with_its_request_id_answers_the_same_backup(
         await g.on_create(request("backup.create", BackupCreate("vol-2"), asked))
     rows = await gw.store.db.fetchall("SELECT id, request_id FROM backups")
     assert rows == [(both[0].id, "req-backup-1")]
+
+
+# ---- what a backup keeps of its volume besides its bytes ------------------------------
+def volume(name: str | None = None, description: str | None = None,
+           metadata: dict[str, str] | None = None) -> VolumeRecord:
+    return VolumeRecord(id="v", project_id="demo", user_id="demo", size=1, status=V.AVAILABLE,
+                        volume_type=VolumeType("t", "__DEFAULT__"), availability_zone="nova",
+                        name=name, description=description, metadata=metadata or {})
+
+
+def test_a_restored_volume_takes_its_backup_s_details_as_cinder_s_drivers_give_them() -> None:
+    kept = VolumeMeta("db", "the database", {"tier": "gold"}, {"image_id": "img-1"})
+
+    named = volume("mine", "my words", {"mine": "yes"})
+    assert restored_details(named, kept)
+    assert (named.name, named.description) == ("mine", "my words")  # a name of its own stays
+    assert named.metadata == {"tier": "gold"}  # replaced whole, as Cinder's delete=True
+    assert (named.image_metadata, named.bootable) == ({"image_id": "img-1"}, True)
+
+    for untitled in (volume(None), volume(""), volume("restore_backup_b-1", "auto")):
+        assert restored_details(untitled, kept)
+        assert (untitled.name, untitled.description) == ("db", "the database")
+
+    bare = volume("mine", "my words", {"mine": "yes"})
+    assert not restored_details(bare, VolumeMeta(None, "unnamed", {}, {}))  # nothing kept
+    assert (bare.name, bare.description, bare.metadata, bare.bootable) == (
+        "mine", "my words", {"mine": "yes"}, False)
+    same = volume("db", "the database", {"tier": "gold"})
+    assert not restored_details(same, VolumeMeta("db", "the database", {"tier": "gold"}, {}))
+
+
+async def details_row(gw: FakeGateway, vid: str) -> tuple[Any, ...]:
+    ((name, description, metadata),) = await gw.store.db.fetchall(
+        "SELECT name, description, metadata FROM volumes WHERE id=?", (vid,))
+    image = await gw.store.db.fetchall(
+        "SELECT metadata FROM volume_image_metadata WHERE id=?", (vid,))
+    flags = await gw.store.db.fetchall("SELECT bootable FROM volume_flags WHERE id=?", (vid,))
+    return (name, description, json.loads(metadata), json.loads(image[0][0]) if image else {},
+            bool(flags and flags[0][0]))
+
+
+async def test_a_restore_gives_the_volume_back_what_its_backup_kept_in_memory_and_file(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    vol = await add_volume(gw)
+    vol.name, vol.description, vol.metadata = "db", "the database", {"tier": "gold"}
+    vol.image_metadata = {"image_id": "img-1"}
+    await gw.store.save_details(vol)
+    bid = await made(gw, g)
+    vol.name, vol.metadata, vol.image_metadata = "renamed", {"tier": "lead"}, {}
+    await gw.store.save_details(vol)
+
+    await g.on_restore(request("backup.restore", BackupRestore(bid, "vol-1")))
+    await g.on_restored(report(gw, "backup.restored", BackupRestored(bid, "vol-1", "disk full")))
+    assert await details_row(gw, "vol-1") == (  # a failed restore changes nothing
+        "renamed", "the database", {"tier": "lead"}, {}, False)
+
+    await g.on_restore(request("backup.restore", BackupRestore(bid, "vol-1")))
+    await g.on_restored(report(gw, "backup.restored", BackupRestored(bid, "vol-1")))
+    expected = ("renamed", "the database", {"tier": "gold"}, {"image_id": "img-1"}, True)
+    assert (vol.name, vol.description, vol.metadata, vol.image_metadata, vol.bootable
+            ) == expected
+    assert await details_row(gw, "vol-1") == expected
+    assert await row(gw, "volumes", "vol-1") == ("available",)
+
+    await g.on_delete(request("backup.delete", BackupRef(bid)))
+    await g.on_deleted(report(gw, "backup.deleted", BackupDeleted(bid)))
+    assert await gw.store.db.fetchall("SELECT * FROM backup_volume_meta") == []
+
+
+async def test_a_volume_made_from_a_backup_takes_its_details_when_it_is_available(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    vol = await add_volume(gw)
+    vol.name, vol.metadata = "db", {"tier": "gold"}
+    await gw.store.save_details(vol)
+    bid = await made(gw, g)
+    new = await add_volume(gw, "vol-2", status=V.CREATING)
+    new.name = f"restore_backup_{bid}"
+    await gw.store.save_details(new)
+    backup = gw.store.backups.get(bid)
+    assert backup is not None
+    backup.move(B.RESTORING)
+    backup.restore_volume_id = "vol-2"
+    await gw.store.backups.queue_status(backup)
+
+    new.status = V.AVAILABLE
+    written = gw.store.queue_status(new)
+    g.volume_made(new)
+    await written
+    await gw.store.db.settled()
+    assert (new.name, new.metadata, backup.status) == ("db", {"tier": "gold"}, B.AVAILABLE)
+    assert (await details_row(gw, "vol-2"))[:3] == ("db", None, {"tier": "gold"})
+
+
+async def test_a_backup_from_before_volume_details_were_kept_restores_its_bytes_only(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gateway.db"
+    async with open_gateway_store(path) as store:
+        gw = FakeGateway(store)
+        g = backups(gw)
+        vol = await add_volume(gw)
+        vol.name, vol.metadata = "db", {"tier": "gold"}
+        await store.save_details(vol)
+        bid = await made(gw, g)
+        vol.metadata = {"tier": "lead"}
+        await store.save_details(vol)
+    conn = sqlite3.connect(path)  # the file as version 15 left it: no details kept
+    conn.executescript("DROP TABLE backup_volume_meta; PRAGMA user_version=15;")
+    conn.commit()
+    conn.close()
+
+    async with open_gateway_store(path) as migrated:
+        version = migrated.read_only().execute("PRAGMA user_version").fetchone()[0]
+        assert (version, migrated.backups.volume_meta(bid)) == (SCHEMA_VERSION, None)
+        gw = FakeGateway(migrated)
+        g = backups(gw)
+        await g.on_restore(request("backup.restore", BackupRestore(bid, "vol-1")))
+        await g.on_restored(report(gw, "backup.restored", BackupRestored(bid, "vol-1")))
+        assert await details_row(gw, "vol-1") == ("db", None, {"tier": "lead"}, {}, False)
+        assert await row(gw, "volumes", "vol-1") == ("available",)
