@@ -95,6 +95,7 @@ class BackupOpContext:
     volume_id: str = ""  # none for a delete: only the repository is asked
     size: int = 0  # GiB, a create's: the volume's as the gateway records it
     snapshot_id: str | None = None  # a create of the volume's snapshot's data
+    parent_id: str | None = None  # an incremental create's parent backup
     object_count: int = 0  # chunks the repository holds, once made
     done: bool = False
 
@@ -143,7 +144,7 @@ class CreateBackupTask(_NodeTask):
     async def execute(self, c: BackupOpContext) -> None:
         source = await self.s.node.driver.backup_source(c.volume_id, c.snapshot_id)
         c.object_count = await self.s.node.backups.write(c.backup_id, c.volume_id, c.size,
-                                                         source)
+                                                         source, c.parent_id)
         c.done = True
 
     async def revert(self, c: BackupOpContext, failure: BaseException) -> None:
@@ -258,7 +259,8 @@ class NodeBackups:
     # ---- handlers --------------------------------------------------------
     async def on_create_backup(self, req: Request) -> None:
         b: NodeCreateBackup = req.body
-        c = BackupOpContext(req.ctx, b.backup_id, b.volume_id, b.size, b.snapshot_id)
+        c = BackupOpContext(req.ctx, b.backup_id, b.volume_id, b.size, b.snapshot_id,
+                            b.parent_id)
         snapshot = (b.snapshot_id,) if b.snapshot_id else ()
         await self._run(self.create, c, b.volume_id, (b.volume_id, *snapshot, b.backup_id))
 

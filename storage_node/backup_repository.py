@@ -21,6 +21,14 @@ being read (``SEEK_DATA``/``SEEK_HOLE``) and a chunk of zeros is left out, so th
 of a mostly-empty 10 GiB volume is a few files. A restore writes each stored chunk at
 its offset into a new, all-zero file: what no chunk holds stays zero.
 
+An incremental backup names its parent (``"parent_id"`` in its manifest): every chunk
+whose bytes are the parent's chunk's (the same sha256 and length) is a hard link to
+the parent's file, not a new one (a copy where the repository cannot link), and only
+the chunks that changed are compressed and written. Each backup's directory still holds
+every chunk it needs, so a restore reads one backup, and deleting a parent never takes
+a chunk from the backups made after it (the gateway refuses that delete all the same,
+as Cinder does: ``Incremental backups exist for this backup.``).
+
 Invariants, and how they are kept:
 
 * **A backup under its real name is whole.** It is built in a temp directory (each
@@ -125,12 +133,14 @@ class Manifest:
     created_at: float
     chunks: tuple[Chunk, ...]
     version: int = FORMAT_VERSION
+    parent_id: str | None = None  # an incremental backup's: the one it shares chunks with
 
     def to_json(self) -> bytes:
+        parent = {} if self.parent_id is None else {"parent_id": self.parent_id}
         return json.dumps({
             "version": self.version, "backup_id": self.backup_id,
             "volume_id": self.volume_id, "size_gb": self.size_gb,
-            "chunk_size": self.chunk_size, "created_at": self.created_at,
+            "chunk_size": self.chunk_size, "created_at": self.created_at, **parent,
             "chunks": [{"index": c.index, "offset": c.offset, "length": c.length,
                         "sha256": c.sha256, "compression": c.compression, "name": c.name}
                        for c in self.chunks],
@@ -161,8 +171,9 @@ def parse_manifest(raw: bytes) -> Manifest:
     created_at = doc.get("created_at")
     if isinstance(created_at, bool) or not isinstance(created_at, int | float):
         raise ValueError("created_at is not a number")
+    parent_id = None if doc.get("parent_id") is None else _text(doc, "parent_id")
     return Manifest(_text(doc, "backup_id"), _text(doc, "volume_id"), size_gb, chunk_size,
-                    float(created_at), chunks, version)
+                    float(created_at), chunks, version, parent_id)
 
 
 def _parse_chunk(entry: object, chunk_size: int, size: int) -> Chunk:
@@ -264,29 +275,48 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
-def _store_chunks(source: Path, size_gb: int, directory: Path) -> list[Chunk]:
-    """Each chunk of `source` that holds data, compressed into `directory`."""
+def _store_chunks(source: Path, size_gb: int, directory: Path,
+                  parent: StoredBackup | None = None) -> tuple[list[Chunk], int]:
+    """Each chunk of `source` that holds data, in `directory`: a link to `parent`'s file
+    where the parent holds the same bytes, else compressed anew. Returns the chunks and
+    how many of them are new."""
     fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    shared = {} if parent is None else {c.index: c for c in parent.manifest.chunks}
     try:
         size = os.fstat(fd).st_size
         if size > size_gb * GIB:
             raise DriverError(f"{source.name} holds {size} bytes: more than the backup's "
                               f"{size_gb} GiB")
-        chunks = []
+        chunks, new = [], 0
         for index in _chunk_indexes(fd, size):
             offset = index * CHUNK_SIZE
             data = _pread_all(fd, min(CHUNK_SIZE, size - offset), offset)
-            if data and data != _ZEROS[: len(data)]:
-                chunks.append(_store_chunk(directory, index, offset, data))
-        return chunks
+            if not data or data == _ZEROS[: len(data)]:
+                continue
+            chunk = Chunk(index, offset, len(data), hashlib.sha256(data).hexdigest(),
+                          chunk_name(index))
+            before = shared.get(index)
+            if (parent is not None and before is not None and before.sha256 == chunk.sha256
+                    and before.length == chunk.length):
+                _link_or_copy(parent.directory / before.name, directory / chunk.name)
+            else:
+                _write_durably(directory / chunk.name, zlib.compress(data, ZLIB_LEVEL))
+                new += 1
+            chunks.append(chunk)
+        return chunks, new
     finally:
         os.close(fd)
 
 
-def _store_chunk(directory: Path, index: int, offset: int, data: bytes) -> Chunk:
-    name = chunk_name(index)
-    _write_durably(directory / name, zlib.compress(data, ZLIB_LEVEL))
-    return Chunk(index, offset, len(data), hashlib.sha256(data).hexdigest(), name)
+def _link_or_copy(source: Path, target: Path) -> None:
+    """`target` holds `source`'s bytes: a hard link, or (a repository that cannot link:
+    another file system, too many links) a copy, fsynced."""
+    try:
+        os.link(source, target)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EMLINK, errno.EPERM, errno.ENOTSUP):
+            raise
+        _write_durably(target, source.read_bytes())
 
 
 def _compressed_limit(length: int) -> int:
@@ -394,15 +424,19 @@ class BackupRepository:
         return is_valid_id(backup_id) and (self.root / backup_id).is_dir()
 
     async def write(self, backup_id: str, volume_id: str, size_gb: int,
-                    source: Path | None) -> int:
+                    source: Path | None, parent_id: str | None = None) -> int:
         """Store `source`'s data (None: a backend with no bytes, a backup with no chunks)
-        as backup `backup_id` of `volume_id`, `size_gb` GiB; the number of chunks stored.
-        A backup already here whole (the request sent again) is not written again: its
-        chunk count is returned."""
+        as backup `backup_id` of `volume_id`, `size_gb` GiB; the number of chunks it holds.
+        With `parent_id` (an incremental backup), the chunks that backup holds unchanged
+        are linked, not written. A backup already here whole (the request sent again) is
+        not written again: its chunk count is returned."""
         validate_id(backup_id, "backup")
         validate_id(volume_id, "volume")
         validate_size(size_gb)
-        return await asyncio.to_thread(self._write, backup_id, volume_id, size_gb, source)
+        if parent_id is not None:
+            validate_id(parent_id, "backup")
+        return await asyncio.to_thread(self._write, backup_id, volume_id, size_gb, source,
+                                       parent_id)
 
     async def open_backup(self, backup_id: str) -> StoredBackup:
         """The backup `backup_id`, its manifest read and checked: `BackupNotFound` if it
@@ -421,11 +455,12 @@ class BackupRepository:
     def _temp(self, what: str) -> Path:
         return self.root / f"{temp_prefix(self.host)}{what}-{secrets.token_hex(4)}"
 
-    def _write(self, backup_id: str, volume_id: str, size_gb: int, source: Path | None
-               ) -> int:
+    def _write(self, backup_id: str, volume_id: str, size_gb: int, source: Path | None,
+               parent_id: str | None) -> int:
         final = self.root / backup_id
         if final.exists():
             return self._existing_count(backup_id, volume_id)
+        parent = None if parent_id is None else self._parent(parent_id, volume_id)
         try:
             temp = self._temp(backup_id)
             temp.mkdir()
@@ -433,7 +468,8 @@ class BackupRepository:
             raise DriverError(f"writing backup {backup_id} into {self.where} failed: "
                               f"{exc}") from exc
         try:
-            placed, count = self._build(temp, final, backup_id, volume_id, size_gb, source)
+            placed, count = self._build(temp, final, backup_id, volume_id, size_gb, source,
+                                        parent)
         except OSError as exc:
             raise DriverError(f"writing backup {backup_id} of volume {volume_id} into "
                               f"{self.where} failed: {exc}") from exc
@@ -442,12 +478,17 @@ class BackupRepository:
         return count if placed else self._existing_count(backup_id, volume_id)
 
     def _build(self, temp: Path, final: Path, backup_id: str, volume_id: str, size_gb: int,
-               source: Path | None) -> tuple[bool, int]:
+               source: Path | None, parent: StoredBackup | None) -> tuple[bool, int]:
         """Fill `temp` and rename it `final`: (False, 0) if another writer's got there
         first."""
-        chunks = _store_chunks(source, size_gb, temp) if source is not None else []
+        chunks, new = (_store_chunks(source, size_gb, temp, parent) if source is not None
+                       else ([], 0))
+        parent_id = None if parent is None else parent.manifest.backup_id
+        if parent_id is not None:
+            log.info("%s: backup %s of %s: %d chunks new, %d shared with backup %s",
+                     self.where, backup_id, volume_id, new, len(chunks) - new, parent_id)
         manifest = Manifest(backup_id, volume_id, size_gb, CHUNK_SIZE, time.time(),
-                            tuple(chunks))
+                            tuple(chunks), parent_id=parent_id)
         _write_durably(temp / MANIFEST, manifest.to_json())
         _fsync_directory(temp)
         WRITE_BEFORE_RENAME()
@@ -459,6 +500,19 @@ class BackupRepository:
             raise
         _fsync_directory(self.root)
         return True, len(chunks)
+
+    def _parent(self, parent_id: str, volume_id: str) -> StoredBackup:
+        """The backup an incremental one shares chunks with: here, and of the same volume."""
+        try:
+            parent = self._open(parent_id)
+        except BackupNotFound:
+            raise BackupNotFound(f"the parent backup {parent_id} of an incremental backup is "
+                                 f"not in {self.where}") from None
+        if parent.manifest.volume_id != volume_id:
+            raise DriverError(f"backup {parent_id} in {self.where} is one of volume "
+                              f"{parent.manifest.volume_id}, not of {volume_id}: it cannot "
+                              "be an incremental backup's parent")
+        return parent
 
     def _existing_count(self, backup_id: str, volume_id: str) -> int:
         found = self._open(backup_id)

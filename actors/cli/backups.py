@@ -1,7 +1,8 @@
 """``cinderblock backup ...``: volume backups (Cinder's, ``openstack volume backup`` /
 ``cinder backup-*``).
 
-    cinderblock backup create VOLUME [--name N] [--force] [--snapshot SNAPSHOT] [--wait]
+    cinderblock backup create VOLUME [--name N] [--force] [--snapshot SNAPSHOT]
+                              [--incremental] [--wait]
     cinderblock backup list [--volume VOLUME] [--status S] [--all-projects] [--long]
     cinderblock backup show BACKUP
     cinderblock backup set BACKUP [--name N] [--description D] [--property K=V]
@@ -36,6 +37,8 @@ def add_backup(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     p.add_argument("--description")
     p.add_argument("--force", action="store_true", help="back up an in-use volume")
     p.add_argument("--snapshot", help="back up this snapshot of the volume (name or id)")
+    p.add_argument("--incremental", action="store_true",
+                   help="store only what changed since the volume's latest backup")
     p.add_argument("--container", help="kept and shown, as Cinder's")
     p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
                    help="a metadata item; repeat for more")
@@ -88,7 +91,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         snapshot = None if args.snapshot is None else find_snapshot(c, args.snapshot).id
         backup = c.create_backup(volume.id, name=args.name, description=args.description,
                                  force=args.force, snapshot_id=snapshot,
-                                 container=args.container,
+                                 incremental=args.incremental, container=args.container,
                                  metadata=key_values(args.property, "--property"),
                                  wait=args.wait, timeout=args.timeout)
     return show(args, backup)

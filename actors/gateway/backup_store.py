@@ -19,6 +19,10 @@ metadata and image metadata: what Cinder's backup drivers keep as the backup's
 backup's; a restore's end gives it back to the volume it wrote
 (``backups.restored_details``). Backups made before the table (schema version 15) have
 none: a restore of one gives the volume its bytes only.
+
+An incremental backup's parent is a row of ``backup_parents`` (version 17), written and
+removed with the backup's; a backup's dependents are the rows that name it, counted
+with its row (``dependents``), so that its delete is refused while it has some.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ CREATE INDEX IF NOT EXISTS backups_request ON backups (project_id, request_id, c
 CREATE INDEX IF NOT EXISTS backups_in_transition ON backups (updated_at)
     WHERE {_IN_TRANSITION_SQL};
 CREATE TABLE IF NOT EXISTS backup_volume_meta (backup_id TEXT PRIMARY KEY, meta TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS backup_parents (backup_id TEXT PRIMARY KEY, parent_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS backup_parents_parent ON backup_parents (parent_id);
 """
 _COLUMNS = (
     "id, project_id, user_id, volume_id, snapshot_id, name, description, size, status, "
@@ -75,7 +81,12 @@ _COLUMNS = (
 )
 INSERT_BACKUP = (f"INSERT INTO backups ({_COLUMNS}, request_id, request_fp) "
                  f"VALUES ({', '.join('?' * 21)})")
-SELECT_BACKUPS = f"SELECT {_COLUMNS} FROM backups"
+# a row, its parent (an incremental backup's) and how many backups name it their parent
+SELECT_BACKUPS = (
+    f"SELECT {_COLUMNS}, "
+    "(SELECT parent_id FROM backup_parents WHERE backup_id = backups.id), "
+    "(SELECT count(*) FROM backup_parents WHERE parent_id = backups.id) FROM backups"
+)
 SELECT_BACKUP = f"{SELECT_BACKUPS} WHERE id=?"
 SELECT_LISTING_KEYS = "SELECT id, created_at FROM backups"
 COUNT_BACKUPS = "SELECT count(*) FROM backups"
@@ -88,6 +99,8 @@ DELETE_BACKUP = "DELETE FROM backups WHERE id=?"
 INSERT_VOLUME_META = "INSERT INTO backup_volume_meta (backup_id, meta) VALUES (?, ?)"
 SELECT_VOLUME_META = "SELECT meta FROM backup_volume_meta WHERE backup_id=?"
 DELETE_VOLUME_META = "DELETE FROM backup_volume_meta WHERE backup_id=?"
+INSERT_PARENT = "INSERT INTO backup_parents (backup_id, parent_id) VALUES (?, ?)"
+DELETE_PARENT = "DELETE FROM backup_parents WHERE backup_id=?"
 IN_TRANSITION_SINCE = (f"SELECT id FROM backups INDEXED BY backups_in_transition "
                        f"WHERE {_IN_TRANSITION_SQL} AND updated_at<? ORDER BY updated_at LIMIT ?")
 SELECT_RESTORING = ("SELECT restore_volume_id, id FROM backups WHERE status='restoring' "
@@ -143,6 +156,8 @@ class BackupRecord:
     data_timestamp: float = 0.0
     request_id: str = ""  # the create's, until its row holds it (``made_by`` reads it there)
     request_fp: str = ""
+    parent_id: str | None = None  # an incremental backup's parent
+    dependents: int = 0  # the backups that name this one their parent
 
     def move(self, new: BackupStatus, fail_reason: str | None = None) -> None:
         """Change status in memory, judged by the transition table (raises InvalidState)."""
@@ -165,7 +180,8 @@ class BackupRecord:
             metadata=self.metadata, created_at=self.created_at,
             updated_at=self.updated_at or self.created_at,
             data_timestamp=self.data_timestamp or self.created_at,
-            restore_volume_id=self.restore_volume_id,
+            restore_volume_id=self.restore_volume_id, is_incremental=self.parent_id is not None,
+            has_dependent_backups=self.dependents > 0,
         )
 
     def row(self) -> tuple[Any, ...]:
@@ -195,14 +211,15 @@ class BackupStore(RowRecords[BackupRecord]):
     def from_row(self, row: Any) -> BackupRecord:
         (bid, project, user, volume_id, snapshot_id, name, desc, size, status, host,
          container, zone, objects, metadata, fail_reason, restoring, created, updated,
-         data_timestamp) = row
+         data_timestamp, parent_id, dependents) = row
         return BackupRecord(
             id=bid, project_id=project, user_id=user or "", volume_id=volume_id,
             snapshot_id=snapshot_id, name=name, description=desc, size=size,
             status=_STATUSES[status], host=host, container=container,
             availability_zone=zone, object_count=objects, metadata=json.loads(metadata),
             fail_reason=fail_reason, restore_volume_id=restoring, created_at=created,
-            updated_at=updated, data_timestamp=data_timestamp,
+            updated_at=updated, data_timestamp=data_timestamp, parent_id=parent_id,
+            dependents=dependents,
         )
 
     def reset(self, held: BackupRecord, read: BackupRecord) -> None:
@@ -302,6 +319,9 @@ class BackupStore(RowRecords[BackupRecord]):
         loop turn and awaits ``settle_add``."""
         self.added(rec)
         self.db.write(INSERT_VOLUME_META, (rec.id, volume_meta.to_json()))  # with the row's
+        if rec.parent_id is not None:
+            self.db.write(INSERT_PARENT, (rec.id, rec.parent_id))
+            self._count_dependent(rec.parent_id, +1)
         written = self.db.write(INSERT_BACKUP, rec.row())
         if reservation_id is not None:
             self.journal.owe_commit(reservation_id, rec.project_id)
@@ -320,11 +340,31 @@ class BackupStore(RowRecords[BackupRecord]):
         """Queue the row's removal and, in the same transaction, the release of its
         quota owed (op id ``release:backup:<id>``: given back once)."""
         self.db.write(DELETE_VOLUME_META, (rec.id,))  # in the row's transaction
+        if rec.parent_id is not None:
+            self.db.write(DELETE_PARENT, (rec.id,))
+            self._count_dependent(rec.parent_id, -1)
         written = self.db.write(DELETE_BACKUP, (rec.id,))
         self.removed(rec, written)
         self.journal.owe_release(f"release:backup:{rec.id}", rec.project_id,
                                  backup_amounts(rec.size))
         return written
+
+    def _count_dependent(self, parent_id: str, change: int) -> None:
+        """The parent memory holds counts one dependent more or fewer (a failed write reads
+        it back from the file, as every record it holds)."""
+        parent = self.get(parent_id)
+        if parent is not None:
+            parent.dependents += change
+
+    def latest_available(self, volume_id: str, before: float | None = None
+                         ) -> BackupRecord | None:
+        """The volume's available backup whose data is the newest (``data_timestamp``;
+        only of data older than ``before`` when given): an incremental backup's parent,
+        as Cinder chooses it."""
+        candidates = [rec for rec in self.of_volume(volume_id) if rec.status is B.AVAILABLE
+                      and (before is None or rec.data_timestamp < before)]
+        return max(candidates, key=lambda rec: (rec.data_timestamp, rec.created_at),
+                   default=None)
 
     def queue_status(self, rec: BackupRecord) -> asyncio.Future[None]:
         """Queue the status row (with whatever else this loop turn queues: one

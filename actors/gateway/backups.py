@@ -30,8 +30,13 @@ when it had some (image metadata makes the volume bootable), and its name and
 description when the volume has no name or the one a restore without a volume gave it
 (``restore_backup_<id>``).
 
-Every backup is whole: ``incremental`` is refused, saying so. What a request may do is
-plain code (``check_*``) the flows call before the first change.
+An ``incremental`` backup has for parent the volume's latest available backup, as
+Cinder chooses it (``BackupStore.latest_available``: for a snapshot's, the latest of data
+older than the snapshot); its node links the chunks the parent holds unchanged and
+writes the rest (``backup_repository``). A backup that others name their parent cannot
+be deleted until they are (Cinder's "Incremental backups exist for this backup.").
+What a request may do is plain code (``check_*``) the flows call before the first
+change.
 """
 
 from __future__ import annotations
@@ -139,9 +144,6 @@ def check_backup_request(body: BackupCreate) -> None:
         value = getattr(body, name)
         if value is not None and len(value) > MAX_NAME:
             raise field_error(name, value, f"is too long (more than {MAX_NAME})")
-    if body.incremental:
-        raise InvalidInput("incremental backups are not made here: every backup is whole "
-                           "(leave incremental out)", {"field": "incremental"})
 
 
 def check_backup_source(volume: VolumeRecord, snapshot: SnapshotRecord | None,
@@ -171,6 +173,17 @@ def check_backup_deletable(rec: BackupRecord) -> None:
         raise InvalidState(f"Backup status must be available or error (backup {rec.id} is "
                            f"{rec.status.value})", {"backup_id": rec.id,
                                                     "status": rec.status.value})
+    if rec.dependents:
+        raise InvalidState("Incremental backups exist for this backup.",
+                           {"backup_id": rec.id, "dependent_backups": rec.dependents})
+
+
+def check_parent(parent: BackupRecord | None, volume_id: str) -> BackupRecord:
+    """An incremental backup's parent: there, and available (Cinder's words if not)."""
+    if parent is None or parent.status is not B.AVAILABLE:
+        raise InvalidState("No backups available to do an incremental backup.",
+                           {"volume_id": volume_id})
+    return parent
 
 
 def check_restorable(rec: BackupRecord) -> None:
@@ -254,6 +267,7 @@ class BackupCreateContext:
     project: str = ""
     deltas: dict[str, int] = field(default_factory=dict)
     volume_size: int = 0  # a backup is not held to per_volume_gigabytes
+    parent_id: str | None = None  # an incremental backup's
     reservation_id: str | None = None
     committed: bool = False  # the row is written, and with it the commit it owes
     record: BackupRecord | None = None
@@ -318,6 +332,10 @@ class ExtractBackupRequestTask(_Task[BackupCreateContext]):
             raise InvalidInput(f"a backup is made by its volume's node, in its zone "
                                f"{volume.availability_zone!r}, not {body.availability_zone!r}",
                                {"field": "availability_zone"})
+        if body.incremental:
+            before = None if snapshot is None else snapshot.created_at
+            c.parent_id = check_parent(store.backups.latest_available(volume.id, before),
+                                       volume.id).id
         c.claimed = claim_volume(store, volume, "backing-up")
         c.volume, c.snapshot, c.project = volume, snapshot, volume.project_id
         c.deltas = backup_amounts(snapshot.size if snapshot is not None else volume.size)
@@ -334,6 +352,8 @@ class BackupEntryCreateTask(_Task[BackupCreateContext]):
         volume, snapshot, body, store = c.volume, c.snapshot, c.body, self.s.store
         assert volume is not None and volume.host is not None
         check_backup_source(volume, snapshot, body.force)  # again, after the quota call
+        if c.parent_id is not None:  # again: a delete may have taken it meanwhile
+            check_parent(store.backups.get(c.parent_id), volume.id)
         now = time.time()
         record = BackupRecord(
             id=c.backup_id, project_id=volume.project_id, user_id=c.ctx.user_id,
@@ -344,7 +364,7 @@ class BackupEntryCreateTask(_Task[BackupCreateContext]):
             container=body.container, availability_zone=volume.availability_zone,
             metadata=dict(body.metadata), created_at=now,
             data_timestamp=snapshot.created_at if snapshot else now,
-            request_id=c.ctx.request_id, request_fp=c.fingerprint,
+            request_id=c.ctx.request_id, request_fp=c.fingerprint, parent_id=c.parent_id,
         )
         written = store.backups.queue_add(record, c.reservation_id, volume_meta_of(volume))
         if snapshot is not None:
@@ -389,7 +409,8 @@ class BackupCastTask(_Task[BackupCreateContext]):
     async def execute(self, c: BackupCreateContext) -> None:
         rec = c.record
         assert rec is not None and rec.host is not None
-        body = NodeCreateBackup(rec.id, rec.volume_id, rec.size, rec.snapshot_id)
+        body = NodeCreateBackup(rec.id, rec.volume_id, rec.size, rec.snapshot_id,
+                                rec.parent_id)
         CAST_BEFORE_SEND()
         await self.s.send_to_node(rec.host, "node.create_backup", body, c.ctx)
         CAST_AFTER_SEND()
@@ -846,7 +867,7 @@ class GatewayBackups:
         if rec.status is B.CREATING and rec.host is not None:
             log.warning("reconcile: backup %s is still being made: asked again", rec.id)
             self.gw.cast_to_node(rec.host, "node.create_backup", NodeCreateBackup(
-                rec.id, rec.volume_id, rec.size, rec.snapshot_id), ctx)
+                rec.id, rec.volume_id, rec.size, rec.snapshot_id, rec.parent_id), ctx)
         elif rec.status is B.DELETING and rec.host is not None:
             log.warning("reconcile: backup %s is still being deleted: asked again", rec.id)
             self.gw.cast_to_node(rec.host, "node.delete_backup", NodeDeleteBackup(rec.id), ctx)

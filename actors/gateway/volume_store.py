@@ -160,7 +160,7 @@ CREATE TABLE IF NOT EXISTS project_default_types (
 );
 CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
 """
-SCHEMA_VERSION = 16  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 17  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -221,6 +221,9 @@ MIGRATIONS = {
     # 15 -> 16: what a backup's volume was besides its bytes (``backup_volume_meta``, the
     # schema's table); the backups made before have none.
     15: "",
+    # 16 -> 17: incremental backups' parents (``backup_parents``, the schema's table);
+    # every backup made before is whole.
+    16: "",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "

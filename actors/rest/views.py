@@ -351,7 +351,7 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
                          "working on is the reconciler's); os-force_detach (not "
                          "migration)"),
     "backups": ("Backups", "2012-12-12T00:00:00+00:00",
-                "volume and snapshot backups, each made whole (not incremental) by the "
+                "volume and snapshot backups, whole or incremental, made by the "
                 "volume's node into its backup repository: created, listed, shown, "
                 "updated, restored into a volume or a new one, deleted (not "
                 "export_record or import_record)"),

@@ -29,9 +29,11 @@ from cinderblock.protocol.wire.schema import message
 @dataclass(frozen=True, slots=True)
 class BackupCreate:
     """Cinder's backup create: of ``volume_id`` (available, or in use with ``force``),
-    or of its snapshot ``snapshot_id`` (available). ``incremental`` backups are refused:
-    every backup here is whole. ``container`` is kept and shown, as Cinder's posix
-    driver's subdirectory name is; the repository does not use it."""
+    or of its snapshot ``snapshot_id`` (available). An ``incremental`` one has for
+    parent the volume's latest available backup (for a snapshot's: the latest of the
+    data before the snapshot) and stores only what changed since. ``container`` is kept
+    and shown, as Cinder's posix driver's subdirectory name is; the repository does not
+    use it."""
 
     volume_id: str
     name: str | None = None
@@ -153,6 +155,7 @@ class NodeCreateBackup:
     volume_id: str
     size: int
     snapshot_id: str | None = None
+    parent_id: str | None = None  # an incremental backup's: the chunks it may share
 
 
 @message

@@ -87,6 +87,38 @@ async def test_a_backup_holds_the_volume_s_bytes_and_a_restore_gives_them_back(
         await client.show_backup(backup.id)
 
 
+async def test_an_incremental_backup_stores_what_changed_and_restores_the_volume_whole(
+    cluster: E2ECluster, client: Client,
+) -> None:
+    vol = await client.create_volume(1, wait=True)
+    write_pattern(file_of(cluster, vol), PATTERN)
+    full = await client.create_backup(vol.id, name="full", wait=True)
+    write_pattern(file_of(cluster, vol), [(0, b"changed first block")])
+
+    delta = await client.create_backup(vol.id, name="delta", incremental=True, wait=True)
+    assert (delta.is_incremental, delta.object_count) == (True, 4)
+    first, parent = repository(cluster) / delta.id, repository(cluster) / full.id
+    manifest = json.loads((first / "manifest.json").read_text())
+    assert manifest["parent_id"] == full.id
+    linked = [c["name"] for c in manifest["chunks"]
+              if (first / c["name"]).stat().st_ino == (parent / c["name"]).stat().st_ino]
+    assert len(linked) == 3  # all but the changed first chunk share the parent's files
+    assert (await client.show_backup(full.id)).has_dependent_backups
+
+    write_pattern(file_of(cluster, vol), [(0, b"overwritten again!!"), (4096, b"junk")])
+    await client.restore_backup(delta.id, volume_id=vol.id, wait=True)
+    assert read(file_of(cluster, vol), 0, 19) == b"changed first block"
+    assert read(file_of(cluster, vol), 4096, 4) == bytes(4)
+    for offset, data in PATTERN[1:]:
+        assert read(file_of(cluster, vol), offset, len(data)) == data
+
+    with pytest.raises(InvalidState, match="Incremental backups exist for this backup"):
+        await client.delete_backup(full.id)
+    await client.delete_backup(delta.id, wait=True)
+    await client.delete_backup(full.id, wait=True)
+    assert not parent.exists() and not first.exists()
+
+
 async def test_a_restore_gives_back_the_volume_s_metadata_and_names_a_new_volume_as_it(
     cluster: E2ECluster, client: Client, project: str,
 ) -> None:
@@ -174,7 +206,7 @@ async def test_what_is_refused_says_why_and_changes_nothing(
 ) -> None:
     vol = await client.create_volume(2, wait=True)
     small = await client.create_volume(1, wait=True)
-    with pytest.raises(InvalidInput, match="incremental"):
+    with pytest.raises(InvalidState, match="No backups available to do an incremental"):
         await client.create_backup(vol.id, incremental=True)
     with pytest.raises(NotFound):
         await client.create_backup(str(uuid.uuid4()))

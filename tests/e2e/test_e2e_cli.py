@@ -411,6 +411,10 @@ def test_backups_are_made_restored_and_deleted_by_name(up: UpCluster) -> None:
 
     into_data = up.cli_json("backup", "restore", "nightly", "data", "--wait", project=project)
     assert into_data["volume_id"] == vol["id"]
+    delta = up.cli_json("backup", "create", "data", "--name", "delta", "--incremental",
+                        "--wait", project=project)
+    assert (delta["status"], delta["is_incremental"]) == ("available", True)
+    up.cli_json("backup", "delete", "delta", "--wait", project=project)
     line = _one_error_line(up.cli("backup", "restore", "nightly", "data", "--name", "x",
                                   project=project), "usage")
     assert "--name names a new volume" in line

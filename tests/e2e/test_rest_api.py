@@ -1988,7 +1988,7 @@ def test_backup_bodies_are_cinder_s_schemas_and_each_refusal_changes_nothing(
         ({"volume_id": vol.id, "force": "sure"}, None, 400, "badRequest",
          "field/attribute force"),
         ({"volume_id": vol.id, "incremental": True}, None, 400, "badRequest",
-         "incremental backups are not made here"),
+         "No backups available to do an incremental backup."),
         ({"volume_id": vol.id, "metadata": {"k": "v"}}, "3.42", 400, "badRequest",
          "'metadata' were unexpected"),
         ({"volume_id": vol.id, "metadata": {"k": 1}}, "3.43", 400, "badRequest",

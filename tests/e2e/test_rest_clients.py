@@ -1225,7 +1225,8 @@ def test_the_openstack_command_backs_up_shows_lists_restores_and_deletes_a_backu
     rest_cluster: E2ECluster, admin_view: SyncClient,
 ) -> None:
     """``openstack volume backup create/show/list/restore/delete`` as a member; the
-    restored volume holds the source's bytes."""
+    restored volume holds the source's bytes; ``create --incremental`` names the first
+    its parent."""
     project = f"oscb-{uuid.uuid4().hex[:8]}"
     _, openstack = commands_as(rest_cluster, "3", project)
     volume_id = openstack("volume", "create", "--size", "1", "osc-source", "-f", "value",
@@ -1247,6 +1248,14 @@ def test_the_openstack_command_backs_up_shows_lists_restores_and_deletes_a_backu
     assert (new.name, new.project_id) == ("osc-restored", project)
     assert same_bytes(file_of(rest_cluster, new), file_of(rest_cluster, vol))
     backup_status(admin_view, made["id"], "available")
+    delta = json.loads(openstack("volume", "backup", "create", "--incremental", "--name",
+                                 "osc-delta", volume_id, "-f", "json"))
+    backup_status(admin_view, delta["id"], "available")
+    shown = json.loads(openstack("volume", "backup", "show", "osc-delta", "-f", "json"))
+    parent = json.loads(openstack("volume", "backup", "show", "osc-backup", "-f", "json"))
+    assert (shown["is_incremental"], parent["has_dependent_backups"]) == (True, True)
+    openstack("volume", "backup", "delete", "osc-delta")  # the parent's dependents first
+    backup_gone(admin_view, delta["id"])
     openstack("volume", "backup", "delete", "osc-backup")
     backup_gone(admin_view, made["id"])
     assert json.loads(openstack("volume", "backup", "list", "-f", "json")) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
 from typing import Any, cast
@@ -222,7 +223,8 @@ async def test_a_snapshot_s_backup_holds_the_snapshot_not_the_volume(gw: FakeGat
 
 
 @pytest.mark.parametrize(("body", "error", "words"), [
-    (BackupCreate("vol-1", incremental=True), InvalidInput, "incremental"),
+    (BackupCreate("vol-1", incremental=True), InvalidState,
+     "No backups available to do an incremental backup"),
     (BackupCreate("vol-1", name="x" * 256), InvalidInput, "more than 255"),
     (BackupCreate("vol-1", snapshot_id="snap-2"), InvalidInput, "does not match"),
     (BackupCreate("vol-1", availability_zone="elsewhere"), InvalidInput, "zone"),
@@ -543,3 +545,104 @@ async def test_a_backup_from_before_volume_details_were_kept_restores_its_bytes_
         await g.on_restored(report(gw, "backup.restored", BackupRestored(bid, "vol-1")))
         assert await details_row(gw, "vol-1") == ("db", None, {"tier": "lead"}, {}, False)
         assert await row(gw, "volumes", "vol-1") == ("available",)
+
+
+
+# ---- incremental backups ---------------------------------------------------------------
+async def test_an_incremental_backup_has_the_latest_available_backup_for_parent(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    vol = await add_volume(gw)
+    first = await made(gw, g)
+    second = await made(gw, g, incremental=True)
+    assert gw.casts[-1][2].parent_id == first
+    failed = await g.on_create(request("backup.create", BackupCreate("vol-1")))
+    await g.on_made(report(gw, "backup.made", BackupMade(failed.id, reason="disk full")))
+
+    third = await g.on_create(request("backup.create", BackupCreate("vol-1",
+                                                                    incremental=True)))
+    assert gw.casts[-1][2].parent_id == second  # the errored one is no parent
+    await g.on_made(report(gw, "backup.made", BackupMade(third.id, 2)))
+    shown = {b: g.on_show(request("backup.show", BackupRef(b)))
+             for b in (first, second, third.id)}
+    assert [(v.is_incremental, v.has_dependent_backups) for v in shown.values()] == [
+        (False, True), (True, True), (True, False)]
+    assert vol.status is V.AVAILABLE
+
+
+async def test_a_backup_with_dependents_is_not_deleted_until_they_are(
+    gw: FakeGateway, tmp_path: Path,
+) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    parent = await made(gw, g)
+    child = await made(gw, g, incremental=True)
+    with pytest.raises(InvalidState, match="Incremental backups exist for this backup"):
+        await g.on_delete(request("backup.delete", BackupRef(parent)))
+    assert g.on_show(request("backup.show", BackupRef(parent))).status is B.AVAILABLE
+
+    await g.on_delete(request("backup.delete", BackupRef(child)))
+    await g.on_deleted(report(gw, "backup.deleted", BackupDeleted(child)))
+    assert not g.on_show(request("backup.show", BackupRef(parent))).has_dependent_backups
+    await g.on_delete(request("backup.delete", BackupRef(parent)))
+    await g.on_deleted(report(gw, "backup.deleted", BackupDeleted(parent)))
+    assert await gw.store.db.fetchall("SELECT * FROM backup_parents") == []
+
+
+async def test_a_backup_s_parent_and_dependents_are_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.db"
+    async with open_gateway_store(path) as store:
+        gw = FakeGateway(store)
+        g = backups(gw)
+        await add_volume(gw)
+        parent = await made(gw, g)
+        child = await made(gw, g, incremental=True)
+    async with open_gateway_store(path) as again:
+        g = backups(FakeGateway(again))
+        assert g.on_show(request("backup.show", BackupRef(child))).is_incremental
+        assert g.on_show(request("backup.show", BackupRef(parent))).has_dependent_backups
+        with pytest.raises(InvalidState, match="Incremental backups exist"):
+            await g.on_delete(request("backup.delete", BackupRef(parent)))
+
+
+async def test_a_snapshot_s_incremental_backup_has_a_parent_of_older_data(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    older = await made(gw, g)
+    taken = time.time()
+    await gw.store.snapshots.add(SnapshotRecord("snap-1", "demo", "demo", "vol-1", 2,
+                                                P.AVAILABLE, host=NODE, created_at=taken))
+    await asyncio.sleep(0.01)
+    await made(gw, g)  # newer than the snapshot: not its parent
+    await g.on_create(request("backup.create", BackupCreate(
+        "vol-1", snapshot_id="snap-1", incremental=True)))
+    assert gw.casts[-1][2].parent_id == older
+
+
+async def test_a_parent_deleted_before_the_child_s_entry_refuses_the_child(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    parent = await made(gw, g)
+    reserved = asyncio.Event()
+    proceed = asyncio.Event()
+    quota_call = gw.quota_call
+
+    async def slow_quota(op: str, body: object, ctx: Context) -> dict[str, object]:
+        reserved.set()
+        await proceed.wait()
+        return await quota_call(op, body, ctx)
+
+    gw.quota_call = slow_quota  # type: ignore[method-assign]
+    child = asyncio.create_task(g.on_create(request("backup.create", BackupCreate(
+        "vol-1", incremental=True))))
+    await reserved.wait()
+    await g.on_delete(request("backup.delete", BackupRef(parent)))  # no dependent yet
+    proceed.set()
+    with pytest.raises(InvalidState, match="No backups available"):
+        await child
+    assert gw.store.volumes["vol-1"].status is V.AVAILABLE

@@ -130,6 +130,64 @@ async def test_writing_a_backup_that_is_there_whole_returns_its_count_and_rewrit
     assert [p.name for p in repo.root.iterdir()] == ["b1"]
 
 
+# ---- incremental backups ----------------------------------------------------------------
+
+
+async def test_an_incremental_backup_links_what_did_not_change_and_restores_whole(
+    repo: BackupRepository, driver: FileDriver, source: Path
+) -> None:
+    await repo.write("b1", VOL, 1, source)
+    # chunk 0 changes, chunk 5's data is zeroed (a chunk of zeros is not stored), chunk 9
+    # gets data; 6 and the last are as they were
+    write_pattern(source, [(0, b"FIRST"), (5 * CHUNK_SIZE, bytes(CHUNK_SIZE)),
+                           (9 * CHUNK_SIZE, b"new data")])
+
+    count = await repo.write("b2", VOL, 1, source, parent_id="b1")
+
+    last = GIB // CHUNK_SIZE - 1
+    assert count == 4  # chunks 0, 6, 9 and the last: what b2 holds
+    inode = {(b, i): os.stat(repo.root / b / chunk_name(i)).st_ino
+             for b, i in [("b1", 0), ("b1", 6), ("b1", last), ("b2", 0), ("b2", 6),
+                          ("b2", 9), ("b2", last)]}
+    assert inode["b2", 6] == inode["b1", 6] and inode["b2", last] == inode["b1", last]
+    assert inode["b2", 0] != inode["b1", 0]  # changed: written anew
+    assert not (repo.root / "b2" / chunk_name(5)).exists()
+    assert parse_manifest((repo.root / "b2" / MANIFEST).read_bytes()).parent_id == "b1"
+    assert parse_manifest((repo.root / "b1" / MANIFEST).read_bytes()).parent_id is None
+
+    await repo.delete("b1")  # the links keep what b2 shares with it
+    target = await volume_holding(driver, "vol-2", OLD_BYTES)
+    await driver.restore_volume("vol-2", (await repo.open_backup("b2")).write_into)
+    assert same_bytes(source, target)
+
+
+async def test_an_incremental_backup_needs_its_parent_here_and_of_its_volume(
+    repo: BackupRepository, source: Path
+) -> None:
+    with pytest.raises(BackupNotFound, match="parent backup b0 of an incremental backup"):
+        await repo.write("b2", VOL, 1, source, parent_id="b0")
+    await repo.write("b1", "vol-9", 1, source)
+    with pytest.raises(DriverError, match="one of volume vol-9, not of vol-1: it cannot"):
+        await repo.write("b2", VOL, 1, source, parent_id="b1")
+    assert sorted(p.name for p in repo.root.iterdir()) == ["b1"]
+
+
+async def test_a_repository_that_cannot_link_copies_the_unchanged_chunks(
+    repo: BackupRepository, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await repo.write("b1", VOL, 1, source)
+
+    def no_links(src: object, dst: object) -> None:
+        raise OSError(18, "Invalid cross-device link")  # EXDEV
+
+    monkeypatch.setattr(os, "link", no_links)
+    await repo.write("b2", VOL, 1, source, parent_id="b1")
+    for index in CHUNKS_WITH_DATA:
+        mine, theirs = repo.root / "b2" / chunk_name(index), repo.root / "b1" / chunk_name(index)
+        assert os.stat(mine).st_ino != os.stat(theirs).st_ino
+        assert mine.read_bytes() == theirs.read_bytes()
+
+
 async def test_the_null_backend_makes_backups_without_chunks_and_restores_them(
     repo: BackupRepository,
 ) -> None:
