@@ -653,9 +653,13 @@ class GatewayBackups:
         name = check_text("name", body.name)
         description = check_text("description", body.description)
         metadata = None if body.metadata is None else check_metadata(body.metadata)
-        if body.name is not None:
+        unknown = sorted(set(body.cleared) - {"name", "description"})
+        if unknown:
+            raise InvalidInput(f"only name and description may be cleared, not {unknown[0]}",
+                               {"field": unknown[0]})
+        if body.name is not None or "name" in body.cleared:
             rec.name = name
-        if body.description is not None:
+        if body.description is not None or "description" in body.cleared:
             rec.description = description
         if metadata is not None:
             rec.metadata = metadata

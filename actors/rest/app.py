@@ -671,7 +671,7 @@ class Front:
                                                await read_json(request), self.version(request))
         updated = await self.client_for(request).update_backup(
             change.backup_id, name=change.name, description=change.description,
-            metadata=change.metadata)
+            metadata=change.metadata, clear=change.cleared)
         return json_response({"backup": views.backup_summary(updated, self.base(request))})
 
     async def backup_delete(self, request: web.Request) -> web.Response:

@@ -74,8 +74,8 @@ def create_request(body: Mapping[str, Any], version: Version) -> BackupCreate:
 def update_request(backup_id: str, body: Mapping[str, Any], version: Version
                    ) -> BackupModify:
     """``PUT /backups/{id}``'s body (3.9) as the gateway's ``BackupModify``. A name or
-    description of null clears it (the message's None means "not given": cleared is
-    the empty text)."""
+    description of null clears it (``cleared``: the message's None means "not
+    given")."""
     only(body, {"backup"})
     asked = _object(body, "backup", nullable=True)
     only(asked, {"name", "description"} | ({"metadata"} if version.at_least("3.43")
@@ -86,9 +86,9 @@ def update_request(backup_id: str, body: Mapping[str, Any], version: Version
                           f"{_shown(metadata)}. {_shown(metadata)} is not of type 'object'")
     name, description = _text(asked, "name"), _description(asked)
     return BackupModify(
-        backup_id, name=_cleared(asked, "name", name),
-        description=_cleared(asked, "description", description),
-        metadata=None if metadata is None else check_metadata(metadata))
+        backup_id, name=name, description=description,
+        metadata=None if metadata is None else check_metadata(metadata),
+        cleared=tuple(k for k in ("name", "description") if k in asked and asked[k] is None))
 
 
 def restore_request(backup_id: str, body: Mapping[str, Any]) -> BackupRestore:
@@ -160,13 +160,6 @@ def _description(args: Mapping[str, Any]) -> str | None:
 def _printable(char: str) -> bool:
     category = unicodedata.category(char)
     return not category.startswith("C") and (not category.startswith("Z") or category == "Zs")
-
-
-def _cleared(asked: Mapping[str, Any], key: str, value: str | None) -> str | None:
-    """An update's text: None when not given, the empty text when given as null."""
-    if key not in asked:
-        return None
-    return "" if value is None else value
 
 
 def _uuid(args: Mapping[str, Any], key: str, nullable: bool = True) -> str | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from cinderblock.protocol.client.pages import read_pages
@@ -102,9 +102,11 @@ class BackupMethods:
 
     async def update_backup(self, backup_id: str, *, name: str | None = None,
                             description: str | None = None,
-                            metadata: dict[str, str] | None = None) -> Backup:
-        """Change what is given: the name, the description, the metadata (replaced)."""
-        body = BackupModify(backup_id, name, description, metadata)
+                            metadata: dict[str, str] | None = None,
+                            clear: Iterable[str] = ()) -> Backup:
+        """Change what is given: the name, the description, the metadata (replaced);
+        ``clear`` names the text fields (``name``, ``description``) to make none."""
+        body = BackupModify(backup_id, name, description, metadata, tuple(clear))
         return parse(Backup, await self.call("backup.update", body), strict=False)
 
     async def delete_backup(self, backup_id: str, wait: bool = False,

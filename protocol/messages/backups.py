@@ -106,12 +106,14 @@ class BackupList:
 @dataclass(frozen=True, slots=True)
 class BackupModify:
     """Cinder's backup update (3.9, metadata 3.43): the fields given change (``None``:
-    not given); ``metadata`` replaces the backup's."""
+    not given); ``metadata`` replaces the backup's; ``cleared`` names the text fields
+    (``name``, ``description``) given as null, which become none."""
 
     backup_id: str
     name: str | None = None
     description: str | None = None
     metadata: dict[str, str] | None = None
+    cleared: tuple[str, ...] = ()
 
 
 @message

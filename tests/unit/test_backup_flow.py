@@ -28,6 +28,7 @@ from cinderblock.protocol.messages.backups import (
     BackupCreate,
     BackupDeleted,
     BackupMade,
+    BackupModify,
     BackupRef,
     BackupResetState,
     BackupRestore,
@@ -646,3 +647,21 @@ async def test_a_parent_deleted_before_the_child_s_entry_refuses_the_child(
     with pytest.raises(InvalidState, match="No backups available"):
         await child
     assert gw.store.volumes["vol-1"].status is V.AVAILABLE
+
+
+async def test_an_update_changes_what_it_names_and_clears_what_it_is_told(
+    gw: FakeGateway,
+) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    bid = await made(gw, g, name="nightly", description="kept")
+    renamed = await g.on_update(request("backup.update", BackupModify(bid, name="weekly")))
+    assert (renamed.name, renamed.description) == ("weekly", "kept")
+    cleared = await g.on_update(request("backup.update", BackupModify(
+        bid, cleared=("name", "description"))))
+    assert (cleared.name, cleared.description) == (None, None)
+    rows = await gw.store.db.fetchall("SELECT name, description FROM backups WHERE id=?",
+                                      (bid,))
+    assert rows == [(None, None)]
+    with pytest.raises(InvalidInput, match="only name and description may be cleared"):
+        await g.on_update(request("backup.update", BackupModify(bid, cleared=("size",))))

@@ -101,7 +101,8 @@ def test_an_update_changes_what_it_names_and_null_clears_a_text() -> None:
     assert update_request("b", {"backup": {"name": "n"}}, Version(3, 9)) == BackupModify(
         "b", name="n")
     assert update_request("b", {"backup": {"description": None, "metadata": {"a": "b"}}},
-                          V343) == BackupModify("b", description="", metadata={"a": "b"})
+                          V343) == BackupModify("b", metadata={"a": "b"},
+                                                cleared=("description",))
     assert update_request("b", {"backup": None}, V343) == BackupModify("b")
     assert "'metadata' were unexpected" in refused(
         update_request, "b", {"backup": {"metadata": {}}}, Version(3, 42))
