@@ -44,11 +44,14 @@ from cinderblock.protocol.messages.backups import (
     BackupDeleted,
     BackupMade,
     BackupRestored,
+    CheckedBackup,
+    NodeCheckBackup,
     NodeCreateBackup,
     NodeDeleteBackup,
     NodeRestoreBackup,
 )
 from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import InvalidInput
 from cinderblock.storage_node.backends import Driver, DriverError
 from cinderblock.storage_node.backup_repository import BackupRepository
 
@@ -244,6 +247,7 @@ class NodeBackups:
             "node.create_backup": self.on_create_backup,
             "node.delete_backup": self.on_delete_backup,
             "node.restore_backup": self.on_restore_backup,
+            "node.check_backup": self.on_check_backup,
         }
 
     # ---- services the tasks use ------------------------------------------
@@ -273,6 +277,23 @@ class NodeBackups:
         b: NodeRestoreBackup = req.body
         c = BackupOpContext(req.ctx, b.backup_id, b.volume_id)
         await self._run(self.restore, c, b.volume_id, (b.volume_id, b.backup_id))
+
+    async def on_check_backup(self, req: Request) -> CheckedBackup:
+        """An import's check: the backup is here whole (its manifest read and checked),
+        of the volume and the size its record says; its chunks are checked when a
+        restore reads them."""
+        b: NodeCheckBackup = req.body
+        try:
+            stored = await self.node.backups.open_backup(b.backup_id)
+        except DriverError as exc:
+            raise InvalidInput(str(exc), {"backup_id": b.backup_id}) from None
+        found = stored.manifest
+        if (found.volume_id, found.size_gb) != (b.volume_id, b.size):
+            raise InvalidInput(
+                f"backup {b.backup_id} in {self.node.backups.where} is of volume "
+                f"{found.volume_id}, {found.size_gb} GiB; the record says volume "
+                f"{b.volume_id}, {b.size} GiB", {"backup_id": b.backup_id})
+        return CheckedBackup(len(found.chunks))
 
     async def _run(self, flow: LinearFlow[BackupOpContext], c: BackupOpContext,
                    flow_volume_id: str, ids: tuple[str, ...]) -> None:

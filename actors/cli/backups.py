@@ -9,6 +9,8 @@
     cinderblock backup restore BACKUP [VOLUME] [--name N] [--wait]   # no VOLUME: a new one
     cinderblock backup delete BACKUP [BACKUP ...] [--wait]
     cinderblock backup reset-state BACKUP [--state error|available]  # an admin's
+    cinderblock backup export BACKUP                  # an admin's: the backup's record
+    cinderblock backup import SERVICE URL             # an admin's: know that backup again
 
 A backup is made by its volume's storage node into the backup repository (the
 node's ``backup_path``); VOLUME, SNAPSHOT and BACKUP are names (unique in the
@@ -78,6 +80,13 @@ def add_backup(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
              "available", cmd_reset_state)
     p.add_argument("backup", metavar="BACKUP", help="name or id")
     p.add_argument("--state", default="error", help="error (default) or available")
+    p = leaf(backup, common, "export", "admin: print an available backup's record, which "
+             "a cluster whose nodes read the same repository imports", cmd_export)
+    p.add_argument("backup", metavar="BACKUP", help="name or id")
+    p = leaf(backup, common, "import", "admin: know again the backup a record describes "
+             "(its node must find it in its repository)", cmd_import)
+    p.add_argument("backup_service", metavar="SERVICE", help="the record's backup_service")
+    p.add_argument("backup_url", metavar="URL", help="the record's backup_url")
 
 
 def _waiting(p: argparse.ArgumentParser, help_text: str) -> None:
@@ -153,3 +162,13 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_reset_state(args: argparse.Namespace) -> int:
     with client(args) as c:
         return show(args, c.reset_backup_state(find_backup(c, args.backup).id, args.state))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.export_backup_record(find_backup(c, args.backup).id))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.import_backup_record(args.backup_service, args.backup_url))

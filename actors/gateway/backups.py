@@ -50,6 +50,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
+from cinderblock.actors.gateway.backup_records import (
+    ImportContext,
+    backup_import_api,
+    export_record,
+)
 from cinderblock.actors.gateway.backup_store import BackupRecord, VolumeMeta
 from cinderblock.actors.gateway.guards import (
     Outcome,
@@ -89,6 +94,7 @@ from cinderblock.protocol.messages.backups import (
     BackupRestore,
     BackupRestored,
     BackupRestoreInfo,
+    ExportedBackup,
     NodeCreateBackup,
     NodeDeleteBackup,
     NodeRestoreBackup,
@@ -557,6 +563,8 @@ class GatewayHooks(BackupServices, Protocol):
                  ) -> Coroutine[Any, Any, None]: ...
     async def create_volume(self, req: Request, body: VolumeCreate) -> Volume: ...
     def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None: ...
+    async def node_call(self, host: str, op: str, body: object, ctx: Context
+                        ) -> dict[str, Any]: ...
 
 
 class GatewayBackups:
@@ -568,6 +576,8 @@ class GatewayBackups:
         self.create_flow = backup_create_api(gw)
         self.delete_flow = backup_delete_api(gw)
         self.restore_flow = backup_restore_api(gw)
+        self._importing: set[str] = set()  # the ids of imports under way
+        self.import_flow = backup_import_api(gw, self._importing)
         # a create with a request id, while its flow runs: what its retries wait for
         self._creating: dict[tuple[str, str], tuple[str, Outcome[BackupRecord]]] = {}
 
@@ -576,7 +586,9 @@ class GatewayBackups:
             "backup.create": self.on_create, "backup.show": self.on_show,
             "backup.list": self.on_list, "backup.update": self.on_update,
             "backup.delete": self.on_delete, "backup.restore": self.on_restore,
-            "backup.reset_state": self.on_reset_state, "backup.made": self.on_made,
+            "backup.reset_state": self.on_reset_state,
+            "backup.export_record": self.on_export_record,
+            "backup.import_record": self.on_import_record, "backup.made": self.on_made,
             "backup.deleted": self.on_deleted, "backup.restored": self.on_restored,
         }
 
@@ -708,6 +720,24 @@ class GatewayBackups:
             log.warning("backup %s reset from %s to %s by %s", rec.id, was.value,
                         new.value, req.ctx.user_id)
         return rec.view()
+
+    def on_export_record(self, req: Request) -> ExportedBackup:
+        """An admin's: the record of an available backup (``backup_records``)."""
+        require_admin(req.ctx, "export a backup's record")
+        rec = visible_backup(self.store, req.body.backup_id, req.ctx)
+        if rec.status is not B.AVAILABLE:
+            raise InvalidState(f"Backup status must be available and not {rec.status.value}.",
+                               {"backup_id": rec.id, "status": rec.status.value})
+        return export_record(rec, self.store.backups.volume_meta(rec.id))
+
+    async def on_import_record(self, req: Request) -> Backup:
+        """An admin's: a backup another gateway made (or this one, before its file was
+        lost), known again once its node finds it whole in its repository."""
+        require_admin(req.ctx, "import a backup's record")
+        c = ImportContext(req.body, req.ctx)
+        await self.gw.run_flow(self.import_flow, c, "", req.ctx)
+        assert c.made is not None
+        return c.made.view()
 
     # ---- the nodes' reports --------------------------------------------------------
     def _reported(self, req: Request, backup_id: str) -> BackupRecord | None:

@@ -96,12 +96,6 @@ LEGACY_ATTACH_ACTIONS = frozenset({
 IMAGE_METADATA_ACTIONS = frozenset({"os-set_image_metadata", "os-unset_image_metadata",
                                     "os-show_image_metadata"})
 
-# Cinder's export_record and import_record: not done here
-BACKUP_RECORDS_NOT_KEPT = (
-    "Backup records are not exported or imported by this cluster: a backup is known only "
-    "to the gateway of the cluster that made it, and is restored through it (POST "
-    "/backups/{id}/restore)")
-
 MAX_BODY = 114_688  # Cinder's osapi max_request_body_size (112 KiB)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ACCESS_IS_PUBLIC = "os-volume-type-access:is_public"  # a type's is_public, as created
@@ -709,10 +703,23 @@ class Front:
             raise bad_request(f"There is no such action: {', '.join(body) or 'none'}")
         return web.Response(status=202)
 
-    async def backup_record(self, request: web.Request) -> web.Response:
-        """Cinder's ``export_record`` and ``import_record``: not done here, said so in
-        Cinder's 400."""
-        raise bad_request(BACKUP_RECORDS_NOT_KEPT)
+    async def backup_export(self, request: web.Request) -> web.Response:
+        """An admin's ``export_record``: the record another cluster imports the backup
+        by (``cinder backup-export``, ``openstack volume backup record export``)."""
+        self._admin(request, "backup:export-import")
+        record = await self.client_for(request).export_backup_record(
+            request.match_info["id"])
+        return json_response({"backup-record": {"backup_service": record.backup_service,
+                                                "backup_url": record.backup_url}})
+
+    async def backup_import(self, request: web.Request) -> web.Response:
+        """An admin's ``import_record``: 201 and the summary of the backup, available once
+        its node found it in the repository it reads (``cinder backup-import``)."""
+        self._admin(request, "backup:backup-import")
+        record = backup_schemas.import_request(await read_json(request))
+        made = await self.client_for(request).import_backup_record(record.backup_service,
+                                                                   record.backup_url)
+        return json_response({"backup": views.backup_summary(made, self.base(request))}, 201)
 
     # ---- volume types ---------------------------------------------------------
     async def type_list(self, request: web.Request) -> web.Response:
@@ -1861,13 +1868,13 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("POST", "/backups", f.backup_create),
         ("GET", "/backups", f.backup_list),
         ("GET", "/backups/detail", f.backup_list),
-        ("POST", "/backups/import_record", f.backup_record),
+        ("POST", "/backups/import_record", f.backup_import),
         ("GET", "/backups/{id}", f.backup_show),
         ("PUT", "/backups/{id}", f.backup_update),
         ("DELETE", "/backups/{id}", f.backup_delete),
         ("POST", "/backups/{id}/restore", f.backup_restore),
         ("POST", "/backups/{id}/action", f.backup_action),
-        ("GET", "/backups/{id}/export_record", f.backup_record),
+        ("GET", "/backups/{id}/export_record", f.backup_export),
         ("GET", "/types", f.type_list),
         ("POST", "/types", f.type_create),
         ("GET", "/types/{id}", f.type_show),

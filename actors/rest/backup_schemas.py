@@ -14,6 +14,9 @@ the wire's ``dict[str, str]`` never carries anything else.
     update    (3.9) name, description; metadata from 3.43 (an object); nothing else
     restore   volume_id (a uuid or null), name; nothing else (null: {})
     reset     {"status": "available" | "error"} (any case), nothing else
+    import    {"backup-record": {"backup_service": a string of at most 255,
+              "backup_url": a string of at least 1}} (required, nothing else); what
+              the record says is the gateway's to judge (``backup_records``)
 
 Pure code over the decoded JSON body.
 """
@@ -34,6 +37,7 @@ from cinderblock.protocol.messages.backups import (
     BackupModify,
     BackupResetState,
     BackupRestore,
+    ExportedBackup,
 )
 
 MAX_TEXT = 255  # Cinder's name, description, container and zone: at most 255 characters
@@ -117,6 +121,25 @@ def reset_request(backup_id: str, args: Any) -> BackupResetState:
                           f"Backup status: {status[:80]} is invalid, valid statuses are: "
                           f"{list(RESET_TO)}.")
     return BackupResetState(backup_id, status.lower())
+
+
+def import_request(body: Mapping[str, Any]) -> ExportedBackup:
+    """``POST /backups/import_record``'s body as the gateway's ``ExportedBackup``."""
+    only(body, {"backup-record"})
+    asked = _object(body, "backup-record", nullable=False)
+    only(asked, {"backup_service", "backup_url"}, "backup-record")
+    for key in ("backup_service", "backup_url"):
+        if key not in asked:
+            raise bad_request(f"Invalid input for field/attribute backup-record: '{key}' is "
+                              "a required property")
+        if not isinstance(asked[key], str):
+            raise _field(key, asked[key], f"{_shown(asked[key])} is not of type 'string'")
+    if len(asked["backup_service"]) > MAX_TEXT:
+        raise _field("backup_service", asked["backup_service"],
+                     f"is too long (more than {MAX_TEXT} characters)")
+    if not asked["backup_url"]:
+        raise _field("backup_url", "", "'' is too short")
+    return ExportedBackup(asked["backup_service"], asked["backup_url"])
 
 
 # ---- Cinder's parameter types ------------------------------------------------------------

@@ -353,8 +353,8 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
     "backups": ("Backups", "2012-12-12T00:00:00+00:00",
                 "volume and snapshot backups, whole or incremental, made by the "
                 "volume's node into its backup repository: created, listed, shown, "
-                "updated, restored into a volume or a new one, deleted (not "
-                "export_record or import_record)"),
+                "updated, restored into a volume or a new one, deleted, their "
+                "records exported and imported (an admin's)"),
     "os-availability-zone": ("AvailabilityZones", "2013-06-27T00:00:00+00:00",
                              "the availability zones"),
     "capabilities": ("Capabilities", "2015-08-31T00:00:00+00:00",

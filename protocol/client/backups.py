@@ -29,6 +29,7 @@ from cinderblock.protocol.messages.backups import (
     BackupResetState,
     BackupRestore,
     BackupRestoreInfo,
+    ExportedBackup,
 )
 from cinderblock.protocol.states import BACKUP_ERRORS, BackupStatus
 from cinderblock.protocol.wire.errors import CinderblockError, InternalError, NotFound, Timeout
@@ -139,6 +140,20 @@ class BackupMethods:
         raw = await self.call("backup.reset_state", BackupResetState(backup_id, status))
         return parse(Backup, raw, strict=False)
 
+    async def export_backup_record(self, backup_id: str) -> ExportedBackup:
+        """Admin: the record of an available backup, for ``import_backup_record`` on a
+        cluster whose nodes read the same backup repository (Cinder's export_record)."""
+        raw = await self.call("backup.export_record", BackupRef(backup_id))
+        return parse(ExportedBackup, raw, strict=False)
+
+    async def import_backup_record(self, backup_service: str, backup_url: str) -> Backup:
+        """Admin: know again the backup a record describes (in this admin's project),
+        once the node it names finds it whole in its repository (Cinder's
+        import_record); it is ``available`` when this returns."""
+        raw = await self.call("backup.import_record", ExportedBackup(backup_service,
+                                                                     backup_url))
+        return parse(Backup, raw, strict=False)
+
     async def wait_for_backup(self, backup_id: str, status: str = BackupStatus.AVAILABLE,
                               timeout: float | None = None) -> Backup:
         """Wait until the backup has ``status`` (``BackupFailed`` if it reaches an error
@@ -199,6 +214,12 @@ class SyncBackupMethods:
 
     def reset_backup_state(self, backup_id: str, status: str) -> Backup:
         return self._run(lambda c: c.reset_backup_state(backup_id, status))
+
+    def export_backup_record(self, backup_id: str) -> ExportedBackup:
+        return self._run(lambda c: c.export_backup_record(backup_id))
+
+    def import_backup_record(self, backup_service: str, backup_url: str) -> Backup:
+        return self._run(lambda c: c.import_backup_record(backup_service, backup_url))
 
     def wait_for_backup(self, backup_id: str, **kwargs: Any) -> Backup:
         return self._run(lambda c: c.wait_for_backup(backup_id, **kwargs))

@@ -6,8 +6,10 @@ Who sends what (every op is listed in ``protocol.messages.ops``)::
 
     client  → gateway   backup.create  backup.show  backup.list  backup.update
                         backup.delete  backup.restore
-                        backup.reset_state (an admin's)
+                        backup.reset_state  backup.export_record  backup.import_record
+                        (an admin's)
     gateway → node      node.create_backup  node.delete_backup  node.restore_backup
+                        node.check_backup (a call: is this backup in your repository?)
     node    → gateway   backup.made  backup.deleted  backup.restored
 
 A restore into a new volume is a volume create naming the backup
@@ -173,6 +175,33 @@ class NodeRestoreBackup:
 
     backup_id: str
     volume_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class ExportedBackup:
+    """Cinder's backup record (``export_record``'s answer, ``import_record``'s request):
+    which backup service made the backup, and a description of it in base64 (JSON)."""
+
+    backup_service: str
+    backup_url: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeCheckBackup:
+    """Whether the node's repository holds ``backup_id`` whole, of ``volume_id`` and
+    ``size`` GiB (an import's check); the answer is a ``CheckedBackup``."""
+
+    backup_id: str
+    volume_id: str
+    size: int
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class CheckedBackup:
+    object_count: int
 
 
 # ---- node → gateway -----------------------------------------------------------

@@ -10,6 +10,7 @@ their GiB on their own; what is refused says why and changes nothing.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from collections.abc import Callable
@@ -19,7 +20,13 @@ import pytest
 
 from cinderblock.protocol.client.backups import BackupFailed
 from cinderblock.protocol.client.client import Client
-from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound, OverQuota
+from cinderblock.protocol.wire.errors import (
+    Forbidden,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    OverQuota,
+)
 from tests.conftest import GIB, E2ECluster, eventually
 from tests.e2e.test_e2e_attach import _restart as restart
 from tests.e2e.test_e2e_attach import attach
@@ -117,6 +124,40 @@ async def test_an_incremental_backup_stores_what_changed_and_restores_the_volume
     await client.delete_backup(delta.id, wait=True)
     await client.delete_backup(full.id, wait=True)
     assert not parent.exists() and not first.exists()
+
+
+async def test_a_record_exported_here_is_imported_and_restored_by_a_cluster_sharing_the_repository(
+    cluster: E2ECluster, client: Client, admin: Client,
+    cluster_factory: Callable[..., E2ECluster],
+) -> None:
+    vol = await client.create_volume(1, name="db", metadata={"tier": "gold"}, wait=True)
+    write_pattern(file_of(cluster, vol), PATTERN)
+    backup = await client.create_backup(vol.id, name="nightly", wait=True)
+    with pytest.raises(Forbidden):
+        await client.export_backup_record(backup.id)
+    record = await admin.export_backup_record(backup.id)
+
+    shared = {"backup_path": str(repository(cluster))}  # a mount both clusters' nodes read
+    other = await asyncio.to_thread(cluster_factory, node_overrides={
+        "node-1": shared, "node-2": shared})
+    async with other.client("admin", admin=True) as theirs:
+        forged = json.loads(base64.b64decode(record.backup_url))
+        forged["id"] = str(uuid.uuid4())  # a backup the repository does not hold
+        with pytest.raises(InvalidInput, match="is not in the backup repository"):
+            await theirs.import_backup_record(record.backup_service, base64.b64encode(
+                json.dumps(forged).encode()).decode())
+        assert await theirs.list_backups(all_projects=True) == []
+        assert (await theirs.show_quota("admin")).reserved.get("backups", 0) == 0
+
+        imported = await theirs.import_backup_record(record.backup_service, record.backup_url)
+        assert (imported.id, imported.status, imported.name, imported.object_count) == (
+            backup.id, "available", "nightly", 4)
+        assert (await theirs.show_quota("admin")).in_use["backups"] == 1
+        info = await theirs.restore_backup(backup.id, wait=True)
+        new = await theirs.wait_for_status(info.volume_id, "available", timeout=30)
+        assert (new.name, new.metadata) == ("db", {"tier": "gold"})
+        assert same_bytes(file_of(other, new), file_of(cluster, vol))
+    assert (await client.show_backup(backup.id)).status == "available"  # still this one's
 
 
 async def test_a_restore_gives_back_the_volume_s_metadata_and_names_a_new_volume_as_it(

@@ -427,6 +427,11 @@ def test_backups_are_made_restored_and_deleted_by_name(up: UpCluster) -> None:
     assert (from_backup["status"], from_backup["size"], from_backup["name"]) == (
         "available", 2, "copy")  # a name of its own stays
 
+    record = up.cli_json("backup", "export", made["id"], admin=True)
+    assert set(record) == {"backup_service", "backup_url"}
+    line = _one_error_line(up.cli("backup", "import", record["backup_service"],
+                                  record["backup_url"], admin=True), "invalid_state")
+    assert "Backup already exists in database." in line
     up.cli_json("backup", "delete", "nightly", "--wait", project=project)
     assert not (up.data_dir / "backups" / made["id"]).exists()
     _one_error_line(up.cli("backup", "show", "nightly", project=project), "not_found")

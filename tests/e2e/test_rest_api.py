@@ -7,6 +7,7 @@ the project, no quota used).
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import subprocess
@@ -1256,7 +1257,7 @@ def test_one_extension_is_shown_by_its_alias_and_one_not_served_is_not_found(
     assert set(shown.body["extension"]) == {"alias", "name", "description", "updated", "links"}
     backups = api.call("GET", "/v3/extensions/backups").body["extension"]
     assert (backups["name"], backups["updated"]) == ("Backups", "2012-12-12T00:00:00+00:00")
-    assert "not export_record or import_record" in backups["description"]
+    assert "records exported and imported" in backups["description"]
     fault(api.call("GET", "/v3/extensions/os-volume-encryption-metadata"), 404,
           "itemNotFound", "os-volume-encryption-metadata")
 
@@ -1972,7 +1973,7 @@ def test_backups_are_listed_filtered_paged_counted_and_sorted_newest_first_only(
 
 
 def test_backup_bodies_are_cinder_s_schemas_and_each_refusal_changes_nothing(
-    api: Api, admin_view: SyncClient, rest_cluster: E2ECluster, project: str,
+    api: Api, admin_api: Api, admin_view: SyncClient, rest_cluster: E2ECluster, project: str,
 ) -> None:
     vol = made_volume(api, admin_view, size=2)
     small = made_volume(api, admin_view, size=1)
@@ -2041,18 +2042,33 @@ def test_backup_bodies_are_cinder_s_schemas_and_each_refusal_changes_nothing(
     stored = admin_view.show_backup(backup_id)
     assert (stored.name, stored.description) == (None, None)  # null, as Cinder's
 
-    # actions: an admin's; Cinder's export and import are not done here
+    # actions, and the records' export and import: an admin's
     fault(api.call("POST", f"{url}/action", {"os-reset_status": {"status": "error"}}), 403,
           "forbidden", "backup_admin_actions:reset_status")
     fault(api.call("POST", f"{url}/action", {"os-force_delete": {}}), 403, "forbidden",
           "backup_admin_actions:force_delete")
     fault(api.call("POST", f"{url}/action", {"os-extend": {}}), 400, "badRequest",
           "There is no such action: os-extend")
-    fault(api.call("GET", f"{url}/export_record"), 400, "badRequest",
-          "Backup records are not exported or imported by this cluster")
+    fault(api.call("GET", f"{url}/export_record"), 403, "forbidden", "backup:export-import")
     fault(api.call("POST", "/v3/backups/import_record", {"backup-record": {
-        "backup_service": "cinder.backup.drivers.posix", "backup_url": "eyJ9"}}), 400,
-          "badRequest", "Backup records are not exported or imported by this cluster")
+        "backup_service": "cinder.backup.drivers.posix", "backup_url": "eyJ9"}}), 403,
+          "forbidden", "backup:backup-import")
+    exported = admin_api.call("GET", f"{url}/export_record")
+    assert exported.status == 200 and set(exported.body) == {"backup-record"}
+    record = exported.body["backup-record"]
+    assert record["backup_service"] == "cinderblock.storage_node.backup_repository"
+    assert json.loads(base64.b64decode(record["backup_url"]))["id"] == backup_id
+    fault(admin_api.call("POST", "/v3/backups/import_record", {"backup-record": record}),
+          400, "badRequest", "Backup already exists in database.")
+    for body, words in (({"backup-record": {"backup_service": "x"}}, "'backup_url' is a "
+                         "required property"),
+                        ({"backup-record": {**record, "backup_url": ""}}, "is too short"),
+                        ({"backup-record": {**record, "backup_url": "%%%"}}, "not base64"),
+                        ({"backup-record": {**record, "size": 1}}, "'size' were unexpected"),
+                        ({"backup-record": {**record, "backup_service": "posix"}},
+                         "is not this cluster's")):
+        fault(admin_api.call("POST", "/v3/backups/import_record", body), 400, "badRequest",
+              words)
     assert admin_view.show_backup(backup_id).status == "available"
 
     # another project's backup is not found, whatever is asked of it

@@ -892,7 +892,7 @@ def test_cinder_and_openstack_list_the_extensions_served(rest_cluster: E2ECluste
     assert by_alias["os-volume-manage"]["Name"] == "VolumeManage"
     assert by_alias["os-snapshot-manage"]["Name"] == "SnapshotManage"
     assert by_alias["backups"]["Name"] == "Backups"  # served, as Cinder lists it
-    assert "not export_record or import_record" in by_alias["backups"]["Description"]
+    assert "records exported and imported" in by_alias["backups"]["Description"]
 
 
 def test_cinder_and_openstack_list_the_services_an_operator_checks(
@@ -1157,8 +1157,16 @@ def test_cinderclient_backs_up_restores_into_a_volume_and_new_ones_and_deletes_b
     with pytest.raises(cinder_errors.NotFound, match="could not be found"):
         cinder.volumes.create(1, backup_id=str(uuid.uuid4()))
 
-    # an admin's reset and force delete; a member's are refused
+    # an admin's record export; its import where the backup is known already is Cinder's 400
     backup_status(admin_view, made.id, "available")
+    with pytest.raises(cinder_errors.Forbidden):
+        cinder.backups.export_record(made.id)
+    record = admin.backups.export_record(made.id)
+    assert record["backup_service"] == "cinderblock.storage_node.backup_repository"
+    with pytest.raises(cinder_errors.BadRequest, match="Backup already exists in database"):
+        admin.backups.import_record(record["backup_service"], record["backup_url"])
+
+    # an admin's reset and force delete; a member's are refused
     with pytest.raises(cinder_errors.Forbidden):
         cinder.backups.reset_state(made, "error")
     admin.backups.reset_state(made, "error")

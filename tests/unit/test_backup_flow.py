@@ -9,6 +9,7 @@ that a node speaks only of backups it made; and what the reconciler sends again.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import sqlite3
 import time
@@ -19,6 +20,7 @@ from typing import Any, cast
 import pytest
 
 from cinderblock.actors.flow.engine import LinearFlow
+from cinderblock.actors.gateway.backup_records import BACKUP_SERVICE, export_record
 from cinderblock.actors.gateway.backup_store import BackupRecord, VolumeMeta
 from cinderblock.actors.gateway.backups import GatewayBackups, restored_details
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
@@ -33,6 +35,7 @@ from cinderblock.protocol.messages.backups import (
     BackupResetState,
     BackupRestore,
     BackupRestored,
+    ExportedBackup,
 )
 from cinderblock.protocol.messages.volumes import Volume, VolumeCreate, VolumeType
 from cinderblock.protocol.states import BackupStatus, SnapshotStatus, VolumeStatus
@@ -65,6 +68,8 @@ class FakeGateway:
         self.nodes_up = True
         self.attached: dict[str, VolumeStatus] = {}
         self.published: list[tuple[str, str]] = []
+        self.calls: list[tuple[str, str, Any]] = []
+        self.repository: int | Exception = 3  # node.check_backup's answer
 
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]:
         return {"reservation_id": getattr(body, "reservation_id", None) or "res-1"}
@@ -95,6 +100,13 @@ class FakeGateway:
 
     async def create_volume(self, req: Request, body: VolumeCreate) -> Volume:
         raise AssertionError("no volume create in these tests")
+
+    async def node_call(self, host: str, op: str, body: object, ctx: Context
+                        ) -> dict[str, Any]:
+        self.calls.append((host, op, body))
+        if isinstance(self.repository, Exception):
+            raise self.repository
+        return {"object_count": self.repository}
 
     def owed(self) -> list[str]:
         return [op.kind for op in self.store.journal.owed()]
@@ -665,3 +677,105 @@ async def test_an_update_changes_what_it_names_and_clears_what_it_is_told(
     assert rows == [(None, None)]
     with pytest.raises(InvalidInput, match="only name and description may be cleared"):
         await g.on_update(request("backup.update", BackupModify(bid, cleared=("size",))))
+
+
+
+# ---- export and import of a backup's record ------------------------------------------------
+async def test_a_record_exported_here_is_imported_by_another_gateway_as_it_was(
+    gw: FakeGateway, tmp_path: Path,
+) -> None:
+    g = backups(gw)
+    vol = await add_volume(gw, VOLUME_ID)  # ids are UUIDs, as the gateway makes them
+    vol.name, vol.metadata = "db", {"tier": "gold"}
+    await gw.store.save_details(vol)
+    bid = await made(gw, g, VOLUME_ID, name="nightly", metadata={"k": "v"})
+    with pytest.raises(Forbidden):
+        g.on_export_record(request("backup.export_record", BackupRef(bid)))
+    record = g.on_export_record(request("backup.export_record", BackupRef(bid), ADMIN))
+    assert record.backup_service == BACKUP_SERVICE
+
+    async with open_gateway_store(tmp_path / "other.db") as other_store:
+        other = FakeGateway(other_store)
+        h = backups(other)
+        imported = await h.on_import_record(request("backup.import_record", record, ADMIN))
+        assert (imported.id, imported.status, imported.project_id, imported.name) == (
+            bid, B.AVAILABLE, "admin", "nightly")
+        assert (imported.volume_id, imported.size, imported.metadata,
+                imported.object_count) == (VOLUME_ID, 2, {"k": "v"}, 3)
+        ((host, op, body),) = other.calls
+        assert (host, op, body.backup_id, body.volume_id, body.size) == (
+            "node-1", "node.check_backup", bid, VOLUME_ID, 2)
+        assert other.owed() == ["commit"]  # written with the row
+        assert await row(other, "backups", bid) == ("available",)
+        meta = other_store.backups.volume_meta(bid)
+        assert meta is not None and (meta.name, meta.metadata) == ("db", {"tier": "gold"})
+
+        with pytest.raises(InvalidState, match="Backup already exists in database"):
+            await h.on_import_record(request("backup.import_record", record, ADMIN))
+        assert other.owed() == ["commit"]
+
+
+async def test_an_import_the_node_cannot_vouch_for_writes_nothing_and_gives_quota_back(
+    gw: FakeGateway,
+) -> None:
+    record = export_record(BackupRecord("b0c5b3ec-2f4c-4a5e-9d0b-5d1f3c1f6a11", "demo", "demo",
+                                        "8e7f8c63-54a4-4b8e-8f43-8a5f0c2e3b11", 1, B.AVAILABLE,
+                                        host=NODE), None)
+    gw.repository = InvalidInput("backup b0c5... is not in the backup repository")
+    with pytest.raises(InvalidInput, match="is not in the backup repository"):
+        await backups(gw).on_import_record(request("backup.import_record", record, ADMIN))
+    assert gw.owed() == ["rollback"] and gw.store.backups.get(
+        "b0c5b3ec-2f4c-4a5e-9d0b-5d1f3c1f6a11") is None
+    gw.repository = 0  # and the same record goes in once the node finds it
+    done = await backups(gw).on_import_record(request("backup.import_record", record, ADMIN))
+    assert done.status is B.AVAILABLE
+
+
+VOLUME_ID = "8e7f8c63-54a4-4b8e-8f43-8a5f0c2e3b11"
+
+
+def _url(doc: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(doc).encode()).decode()
+
+
+GOOD = {"id": "b0c5b3ec-2f4c-4a5e-9d0b-5d1f3c1f6a11", "size": 1, "host": NODE,
+        "volume_id": "8e7f8c63-54a4-4b8e-8f43-8a5f0c2e3b11"}
+
+
+@pytest.mark.parametrize(("record", "words"), [
+    (ExportedBackup("cinder.backup.drivers.posix", _url(GOOD)), "is not this cluster's"),
+    (ExportedBackup(BACKUP_SERVICE, "not base64!"), "not base64 of a JSON"),
+    (ExportedBackup(BACKUP_SERVICE, base64.b64encode(b"[1]").decode()), "not a JSON object"),
+    (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "id": None} | {})), "id is not a string"),
+    (ExportedBackup(BACKUP_SERVICE, _url({k: v for k, v in GOOD.items() if k != "id"})),
+     "missing an id"),
+    (ExportedBackup(BACKUP_SERVICE, _url({k: v for k, v in GOOD.items() if k != "size"})),
+     "missing size attribute"),
+    (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "size": 0})), "whole number of GiB"),
+    (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "volume_id": "../x"})), "is not a 'uuid'"),
+    (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "host": "node-9@file"})),
+     "not a storage node of this cluster"),
+    (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "host": 5})), "host@backend"),
+    (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "metadata": {"k": 5}})), "metadata"),
+    (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "created_at": "yesterday"})),
+     "created_at is not a time"),
+    (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "volume_meta": []})),
+     "volume_meta is not a JSON object"),
+])
+async def test_a_record_that_is_not_right_is_refused_saying_why(
+    gw: FakeGateway, record: ExportedBackup, words: str,
+) -> None:
+    with pytest.raises(InvalidInput, match=words):
+        await backups(gw).on_import_record(request("backup.import_record", record, ADMIN))
+    assert gw.owed() == [] and gw.calls == []
+
+
+async def test_only_an_available_backup_s_record_is_exported(gw: FakeGateway) -> None:
+    g = backups(gw)
+    await add_volume(gw)
+    backup = await g.on_create(request("backup.create", BackupCreate("vol-1")))
+    with pytest.raises(InvalidState, match="must be available and not creating"):
+        g.on_export_record(request("backup.export_record", BackupRef(backup.id), ADMIN))
+    with pytest.raises(Forbidden):
+        await g.on_import_record(request("backup.import_record",
+                                         ExportedBackup(BACKUP_SERVICE, _url(GOOD))))
