@@ -6,9 +6,9 @@ uses (``actors/runtime/supervisor.py``: a dead actor is started again on the sam
 endpoints) with those points armed (``CINDERBLOCK_FAILPOINTS``) and a marker
 directory, so each fires once: the process that reaches it dies by SIGKILL, and
 the one started in its place runs past it. A client drives rounds of the
-operations that pass every point (create, snapshot, revert to it, extend, a backup,
-a restore from it and its delete, a transfer to another project and back, attach,
-detach, delete the snapshot, delete the volume),
+operations that pass every point (create, snapshot, revert to it, extend, a backup and
+an incremental one, a restore from it and their deletes, a transfer to another project
+and back, attach, detach, delete the snapshot, delete the volume),
 retrying with the same request ids what
 a dead actor left unanswered, until every armed point has fired. Then it waits
 until ``settled_violations`` is empty: nothing stuck, quota equal to what exists,
@@ -317,23 +317,33 @@ async def snapshot_and_extend(c: Client, volume_id: str, r: str) -> None:
 
 
 async def back_up_and_restore(c: Client, volume_id: str, r: str) -> None:
-    """Back the volume up, restore the backup into it, delete the backup. A restore
-    whose answer a kill lost is seen done (or refused) by the backup's status."""
+    """Back the volume up, then incrementally; restore the last into it; delete both
+    (the incremental one first: its parent's delete is refused while it is there). A
+    restore whose answer a kill lost is seen done (or refused) by the backup's status."""
+    made = [b for b in [await back_up(c, volume_id, f"fp-{r}-backup", False)] if b]
+    if made:
+        made += [b for b in [await back_up(c, volume_id, f"fp-{r}-backup-inc", True)] if b]
+        last = made[-1]
+        await tolerant(lambda: c.restore_backup(last.id, volume_id))
+        await backup_settled(c, last.id)
+        await volume_settled(c, volume_id)
+    for backup in reversed(made):
+        for _ in range(5):
+            if await backup_settled(c, backup.id) is None:
+                break
+            await tolerant(partial(c.delete_backup, backup.id))
+
+
+async def back_up(c: Client, volume_id: str, request_id: str, incremental: bool
+                  ) -> Backup | None:
+    """A backup of the volume once its node has ended it (available, or error); None if
+    the create was refused."""
     backup: Backup | None = None
     with contextlib.suppress(InvalidState):
-        backup = await again(lambda: c.create_backup(volume_id, request_id=f"fp-{r}-backup"))
+        backup = await again(lambda: c.create_backup(volume_id, incremental=incremental,
+                                                     request_id=request_id))
     await volume_settled(c, volume_id)
-    if backup is None:
-        return
-    made = await backup_settled(c, backup.id)
-    if made is not None and made.status is B.AVAILABLE:
-        await tolerant(lambda: c.restore_backup(backup.id, volume_id))
-        await backup_settled(c, backup.id)
-        await volume_settled(c, volume_id)
-    for _ in range(5):
-        if await backup_settled(c, backup.id) is None:
-            return
-        await tolerant(lambda: c.delete_backup(backup.id))
+    return None if backup is None else await backup_settled(c, backup.id)
 
 
 async def attach_and_detach(c: Client, volume_id: str, patient: Client) -> None:
