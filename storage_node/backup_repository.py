@@ -18,7 +18,10 @@ The manifest (JSON, ``FORMAT_VERSION`` 1)::
 
 Only chunks that hold data are stored: the holes of a sparse file are skipped without
 being read (``SEEK_DATA``/``SEEK_HOLE``) and a chunk of zeros is left out, so the backup
-of a mostly-empty 10 GiB volume is a few files. A restore writes each stored chunk at
+of a mostly-empty 10 GiB volume is a few files. A chunk is zlib-compressed unless
+samples of it show it will not compress (encrypted or already compressed data: zlib
+spends 15 ms an 8 MiB chunk on it to save nothing), and is then stored as it is
+(``"compression": "none"``). A restore writes each stored chunk at
 its offset into a new, all-zero file: what no chunk holds stays zero.
 
 An incremental backup names its parent (``"parent_id"`` in its manifest): every chunk
@@ -85,7 +88,11 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 CHUNK_SIZE = 8 * 2**20  # Cinder's chunked drivers use a few MiB per object as well
 COMPRESSION = "zlib"
+STORED = "none"  # a chunk kept as it is: it would not compress
+COMPRESSIONS = (COMPRESSION, STORED)
 ZLIB_LEVEL = 1  # fast: backups of mostly-empty volumes are I/O, not compression, bound
+SAMPLES, SAMPLE_BYTES = 8, 8192  # pieces of a chunk compressed to judge it
+INCOMPRESSIBLE = 0.9  # samples that keep more than this of their size: stored as they are
 MANIFEST = "manifest.json"
 
 # the failpoint matrix kills the node here (in the worker thread: the process dies)
@@ -190,8 +197,9 @@ def _parse_chunk(entry: object, chunk_size: int, size: int) -> Chunk:
         raise ValueError(f"{where}: sha256 {sha256!r} is not 64 hex digits")
     if name != chunk_name(index):
         raise ValueError(f"{where}: name {name!r} is not {chunk_name(index)!r}")
-    if compression != COMPRESSION:
-        raise ValueError(f"{where}: compression {compression!r} is not {COMPRESSION!r}")
+    if compression not in COMPRESSIONS:
+        raise ValueError(f"{where}: compression {compression!r} is not one of "
+                         f"{', '.join(COMPRESSIONS)}")
     return Chunk(index, offset, length, sha256, name, compression)
 
 
@@ -281,7 +289,8 @@ def _store_chunks(source: Path, size_gb: int, directory: Path,
     where the parent holds the same bytes, else compressed anew. Returns the chunks and
     how many of them are new."""
     fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
-    shared = {} if parent is None else {c.index: c for c in parent.manifest.chunks}
+    shared = ({} if parent is None or parent.manifest.chunk_size != CHUNK_SIZE
+              else {c.index: c for c in parent.manifest.chunks})
     try:
         size = os.fstat(fd).st_size
         if size > size_gb * GIB:
@@ -293,19 +302,34 @@ def _store_chunks(source: Path, size_gb: int, directory: Path,
             data = _pread_all(fd, min(CHUNK_SIZE, size - offset), offset)
             if not data or data == _ZEROS[: len(data)]:
                 continue
-            chunk = Chunk(index, offset, len(data), hashlib.sha256(data).hexdigest(),
-                          chunk_name(index))
+            sha256 = hashlib.sha256(data).hexdigest()
             before = shared.get(index)
-            if (parent is not None and before is not None and before.sha256 == chunk.sha256
-                    and before.length == chunk.length):
+            if (parent is not None and before is not None and before.sha256 == sha256
+                    and before.length == len(data)):
+                chunk = before  # its file, compressed (or not) as the parent stored it
                 _link_or_copy(parent.directory / before.name, directory / chunk.name)
             else:
-                _write_durably(directory / chunk.name, zlib.compress(data, ZLIB_LEVEL))
+                compress = compresses(data)
+                chunk = Chunk(index, offset, len(data), sha256, chunk_name(index),
+                              COMPRESSION if compress else STORED)
+                _write_durably(directory / chunk.name,
+                               zlib.compress(data, ZLIB_LEVEL) if compress else data)
                 new += 1
             chunks.append(chunk)
         return chunks, new
     finally:
         os.close(fd)
+
+
+def compresses(data: bytes) -> bool:
+    """Whether zlib is worth running on ``data``: ``SAMPLES`` pieces spread over it,
+    compressed together, keep at most ``INCOMPRESSIBLE`` of their size."""
+    if len(data) <= SAMPLES * SAMPLE_BYTES:
+        sample = data
+    else:
+        step = len(data) // SAMPLES
+        sample = b"".join(data[at:at + SAMPLE_BYTES] for at in range(0, step * SAMPLES, step))
+    return len(zlib.compress(sample, ZLIB_LEVEL)) <= INCOMPRESSIBLE * len(sample)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
@@ -369,6 +393,11 @@ class StoredBackup:
         return data
 
     def _decompress(self, chunk: Chunk, raw: bytes) -> bytes:
+        if chunk.compression == STORED:
+            if len(raw) != chunk.length:
+                raise self.damaged(f"{chunk.name} holds {len(raw)} bytes, not the "
+                                   f"{chunk.length} the manifest says")
+            return raw
         inflate = zlib.decompressobj()
         try:
             data = inflate.decompress(raw, chunk.length + 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import zlib
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from cinderblock.storage_node.backup_repository import (
     BackupNotFound,
     BackupRepository,
     chunk_name,
+    compresses,
     parse_manifest,
     temp_prefix,
 )
@@ -128,6 +130,40 @@ async def test_writing_a_backup_that_is_there_whole_returns_its_count_and_rewrit
     with pytest.raises(DriverError, match="already one of volume vol-1, not of vol-9"):
         await repo.write("b1", "vol-9", 1, source)
     assert [p.name for p in repo.root.iterdir()] == ["b1"]
+
+
+# ---- what is compressed ---------------------------------------------------------------
+
+
+def test_only_data_that_compresses_is_given_to_zlib() -> None:
+    noise = random.Random(7).randbytes(CHUNK_SIZE)
+    assert not compresses(noise)
+    assert compresses(bytes(CHUNK_SIZE - 5) + b"tail!")
+    assert compresses(b"a log line that repeats itself\n" * 1000)
+    half = noise[: CHUNK_SIZE // 2] + b"text " * (CHUNK_SIZE // 10)
+    assert compresses(half[:CHUNK_SIZE])  # half of it compresses: worth it
+
+
+async def test_a_chunk_that_would_not_compress_is_stored_as_it_is_and_restored(
+    repo: BackupRepository, driver: FileDriver, source: Path
+) -> None:
+    noise = random.Random(3).randbytes(CHUNK_SIZE)
+    write_pattern(source, [(2 * CHUNK_SIZE, noise)])
+    await repo.write("b1", VOL, 1, source)
+
+    manifest = parse_manifest((repo.root / "b1" / MANIFEST).read_bytes())
+    kinds = {c.index: c.compression for c in manifest.chunks}
+    assert kinds[2] == "none" and kinds[0] == "zlib"
+    assert (repo.root / "b1" / chunk_name(2)).read_bytes() == noise
+    target = await volume_holding(driver, "vol-2", OLD_BYTES)
+    await driver.restore_volume("vol-2", (await repo.open_backup("b1")).write_into)
+    assert same_bytes(source, target)
+
+    with open(repo.root / "b1" / chunk_name(2), "r+b") as f:
+        f.truncate(CHUNK_SIZE - 1)
+    with pytest.raises(BackupDamaged, match="holds 8388607 bytes, not the 8388608"):
+        await driver.restore_volume("vol-2", (await repo.open_backup("b1")).write_into)
+    assert same_bytes(source, target)  # the volume kept the bytes it had
 
 
 # ---- incremental backups ----------------------------------------------------------------
