@@ -9,7 +9,7 @@ On ``cinderblock up`` (file backend, two nodes, a temporary data directory): one
 of ``--size-gb`` GiB whose first ``--fill`` of its extent holds data, written into its
 file directly, where a guest's writes land: ``random`` bytes (what encrypted or
 compressed data looks like: nothing to compress) or ``text`` (log lines with numbers in
-them: zlib keeps about a sixth). Then, each timed from the request to the status it
+them: zlib keeps about a third). Then, each timed from the request to the status it
 waits for, through the client library:
 
 * ``backup``: a whole backup (``available``);
