@@ -11,8 +11,9 @@ in the shape of the node's lifecycle flows (``lifecycle_flows``).
                               → NotifyActionTask(backup.restore.start) → RestoreBackupTask
                               → RestoreBackupOnFinishTask(backup.restore.end)
 
-Who does what: the driver names the file a backup copies (``Driver.backup_source``: the
-volume's, or its snapshot's; None for a backend with no bytes) and the backup repository
+Who does what: the driver gives the file a backup copies (``Driver.backup_view``: the
+volume's as of one instant where it can clone it, or its snapshot's; None for a backend
+with no bytes) and the backup repository
 (``backup_repository``) stores it as chunks, whole or not at all. A restore opens the
 backup (its manifest read and checked) and hands the driver the repository's
 ``write_into``, which the driver runs into a new file it renames over the volume's
@@ -145,9 +146,9 @@ class NotifyActionTask(_NodeTask):
 
 class CreateBackupTask(_NodeTask):
     async def execute(self, c: BackupOpContext) -> None:
-        source = await self.s.node.driver.backup_source(c.volume_id, c.snapshot_id)
-        c.object_count = await self.s.node.backups.write(c.backup_id, c.volume_id, c.size,
-                                                         source, c.parent_id)
+        async with self.s.node.driver.backup_view(c.volume_id, c.snapshot_id) as source:
+            c.object_count = await self.s.node.backups.write(c.backup_id, c.volume_id,
+                                                             c.size, source, c.parent_id)
         c.done = True
 
     async def revert(self, c: BackupOpContext, failure: BaseException) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -113,11 +114,14 @@ class Driver(Protocol):
     async def unmanage_snapshot(self, snapshot_id: str, name: str | None = None) -> str | None:
         """As `unmanage_volume`, for a snapshot."""
 
-    async def backup_source(self, volume_id: str, snapshot_id: str | None = None
-                            ) -> Path | None:
-        """The file whose bytes a backup of the volume copies: its snapshot
-        `snapshot_id`'s when named, else the volume's own; None for a backend that holds
-        no bytes. `DriverError` if the volume (or the snapshot) is not here."""
+    def backup_view(self, volume_id: str, snapshot_id: str | None = None
+                    ) -> AbstractAsyncContextManager[Path | None]:
+        """A file whose bytes a backup of the volume copies, for as long as the context
+        lasts: its snapshot `snapshot_id`'s when named, else the volume's (as of one
+        instant where the backend can clone it atomically: a guest may be writing it);
+        None for a backend that holds no bytes. `DriverError` if the volume (or the
+        snapshot) is not here."""
+        ...
 
     async def restore_volume(self, volume_id: str, fill: Callable[[int], None]) -> None:
         """The volume's data replaced whole by what `fill(fd)` writes into a new,

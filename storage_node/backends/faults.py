@@ -12,7 +12,8 @@ construction, so a typo fails loudly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from cinderblock.storage_node.backends.base import (
@@ -153,11 +154,13 @@ class FaultyDriver:
         await self._enter("unmanage_snapshot")
         return await self.inner.unmanage_snapshot(snapshot_id, name)
 
-    async def backup_source(self, volume_id: str, snapshot_id: str | None = None
-                            ) -> Path | None:
+    @contextlib.asynccontextmanager
+    async def backup_view(self, volume_id: str, snapshot_id: str | None = None
+                          ) -> AsyncIterator[Path | None]:
         """Fail or hang if injected, else delegate."""
         await self._enter("backup_source")
-        return await self.inner.backup_source(volume_id, snapshot_id)
+        async with self.inner.backup_view(volume_id, snapshot_id) as view:
+            yield view
 
     async def restore_volume(self, volume_id: str, fill: Callable[[int], None]) -> None:
         """Fail or hang if injected, else delegate."""

@@ -45,7 +45,7 @@ import math
 import os
 import secrets
 import stat
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
@@ -421,19 +421,44 @@ class FileDriver(InventoryDriver):
         await self._replace(self._volume_file(volume_id), fill,
                             f"reverting volume {volume_id} to snapshot {snapshot_id}")
 
-    async def backup_source(self, volume_id: str, snapshot_id: str | None = None
-                            ) -> Path | None:
-        """The volume's file, or its snapshot `snapshot_id`'s. Both must be here; which
-        volume a snapshot was taken of is the gateway's record (the directory does not
-        say), so that is not checked here."""
+    @contextlib.asynccontextmanager
+    async def backup_view(self, volume_id: str, snapshot_id: str | None = None
+                          ) -> AsyncIterator[Path | None]:
+        """The snapshot `snapshot_id`'s file (a snapshot does not change), or the volume's
+        as of this instant: with reflinks, an unnamed clone of it (one ``FICLONE``,
+        atomic against a guest's writes; read through ``/proc/self/fd``), else the
+        volume's file itself, read while it may change. Both must be here; which volume
+        a snapshot was taken of is the gateway's record (the directory does not say),
+        so that is not checked here."""
         self._inventory.volume_size(volume_id)
-        if snapshot_id is None:
-            source = self._volume_file(volume_id)
-        else:
+        if snapshot_id is not None:
             self._inventory.snapshot_size(snapshot_id)
             source = self._snapshot_file(snapshot_id)
+        else:
+            source = self._volume_file(volume_id)
         self._refuse_pending(source)
-        return source
+        if snapshot_id is not None or self.clone_method is not CloneMethod.REFLINK:
+            yield source
+            return
+        fd = await asyncio.to_thread(self._frozen_clone, source)
+        try:
+            yield Path(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+
+    def _frozen_clone(self, source: Path) -> int:
+        """A reflink clone of `source`, open, its name gone: what `source` held at one
+        instant. A crash before the unlink leaves a ``.tmp-`` file the next start sweeps."""
+        temp = self.directory / f"{TEMP_PREFIX}backup-{secrets.token_hex(8)}"
+        fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        try:
+            reflink(source, fd)
+        except OSError as exc:
+            os.close(fd)
+            raise DriverError(f"cloning {source.name} for a backup failed: {exc}") from exc
+        finally:
+            temp.unlink(missing_ok=True)
+        return fd
 
     async def restore_volume(self, volume_id: str, fill: Callable[[int], None]) -> None:
         """The volume's file replaced by a new sparse file of its size that `fill(fd)`

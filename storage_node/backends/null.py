@@ -3,15 +3,16 @@
 It exists to measure the control plane alone.  It keeps the same bookkeeping
 and the same errors as `FileDriver` (see `base`), so a node behaves the same
 with either; only `volume_path` differs (there is no file to export), and a backup
-copies no bytes (`backup_source` is None). A restore still reads the whole backup,
+copies no bytes (`backup_view` gives None). A restore still reads the whole backup,
 into /dev/null, so a damaged one fails here as it would on a file backend.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from cinderblock.storage_node.backends.base import (
@@ -112,14 +113,15 @@ class NullDriver(InventoryDriver):
         check_not_shrinking(size_gb, source_gb, f"cloning volume {source_volume_id}")
         self._inventory.volume_sizes[volume_id] = size_gb
 
-    async def backup_source(self, volume_id: str, snapshot_id: str | None = None
-                            ) -> Path | None:
+    @contextlib.asynccontextmanager
+    async def backup_view(self, volume_id: str, snapshot_id: str | None = None
+                          ) -> AsyncIterator[Path | None]:
         """None (there are no bytes to copy); `DriverError` if the volume or the snapshot
         is not here."""
         self._inventory.volume_size(volume_id)
         if snapshot_id is not None:
             self._inventory.snapshot_size(snapshot_id)
-        return None
+        yield None
 
     async def restore_volume(self, volume_id: str, fill: Callable[[int], None]) -> None:
         """`fill` writes into /dev/null (in a worker thread): nothing is kept, but what it

@@ -499,3 +499,30 @@ async def test_the_reflink_path_on_a_real_xfs_filesystem(xfs_directory: Path) ->
     assert os.stat(driver.volume_path(CLONE)).st_size == 12 * GIB
     used_by_copies = (free_before - driver.capacity().free_capacity_gb) * GIB
     assert used_by_copies < 20 * MIB, "reflinked copies share the 100 MiB of data"
+
+
+async def test_a_backup_reads_the_volume_as_of_one_instant_where_it_reflinks(
+    xfs_directory: Path,
+) -> None:
+    driver = FileDriver(xfs_directory / "pool")
+    volume = await volume_with_pattern(driver)
+    before = volume.read_bytes()[:MIB]
+    async with driver.backup_view(VOL) as view:
+        assert view is not None and view != volume
+        write_pattern(volume, [(0, b"a guest writes meanwhile")])  # after the instant
+        assert view.read_bytes()[:MIB] == before
+        assert os.stat(view).st_size == os.stat(volume).st_size
+    assert sorted(p.name for p in driver.directory.iterdir()) == [volume.name]  # no clone left
+    await driver.create_snapshot(SNAP, VOL)
+    async with driver.backup_view(VOL, SNAP) as view:  # a snapshot does not change
+        assert view == driver.directory / f"snapshot-{SNAP}"
+
+
+async def test_without_reflinks_a_backup_reads_the_volume_s_own_file(tmp_path: Path) -> None:
+    driver = FileDriver(tmp_path / "pool", clone_method="copy")
+    volume = await volume_with_pattern(driver)
+    async with driver.backup_view(VOL) as view:
+        assert view == volume
+    with pytest.raises(DriverError, match="volume vol-missing does not exist"):
+        async with driver.backup_view("vol-missing"):
+            pass

@@ -229,10 +229,9 @@ async def test_the_null_backend_makes_backups_without_chunks_and_restores_them(
 ) -> None:
     null = NullDriver()
     await null.create_volume(VOL, 1)
-    source = await null.backup_source(VOL)
-
-    assert source is None
-    assert await repo.write("b1", VOL, 1, source) == 0
+    async with null.backup_view(VOL) as source:
+        assert source is None
+        assert await repo.write("b1", VOL, 1, source) == 0
     await null.restore_volume(VOL, (await repo.open_backup("b1")).write_into)
 
 
