@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
@@ -110,6 +111,7 @@ DELETABLE = frozenset(s for s, moves in VOLUME_MOVES.items() if V.DELETING in mo
 CLONABLE = frozenset({V.AVAILABLE, V.IN_USE})
 SETTLE_S = 30.0  # the reconciler looks after 1 s; a restarted actor is back in about 1 s
 PICK = st.integers(0, 7)  # which of the model's volumes or snapshots (modulo how many)
+MADE = itertools.count()  # the order backups are made in
 
 
 # ---- the model: what must exist, and what must be refused ---------------------------
@@ -152,6 +154,9 @@ class ModelBackup:
     status: BackupStatus
     request_id: str
     force: bool
+    incremental: bool = False
+    parent_id: str | None = None  # an incremental backup's: the one it was made on
+    made: int = 0  # the order backups were made in (the latest is an incremental's parent)
 
 
 @dataclass(frozen=True)
@@ -272,13 +277,28 @@ class Model:
             return Refusal(InvalidState, "available or in-use state")
         return None
 
-    def refuse_backup(self, vol: ModelVolume, force: bool) -> Refusal | None:
-        """Cinder's: available, or in-use with force; then quota."""
+    def refuse_backup(self, vol: ModelVolume, force: bool, incremental: bool = False
+                      ) -> Refusal | None:
+        """Cinder's: available, or in-use with force; an incremental one needs an
+        available backup of the volume; then quota."""
         if vol.status is V.IN_USE and not force:
             return Refusal(InvalidState, "force flag")
         if vol.status not in (V.AVAILABLE, V.IN_USE):
             return Refusal(InvalidState, f'current status is "{vol.status.value}"')
+        if incremental and self.parent_of(vol.id) is None:
+            return Refusal(InvalidState, "No backups available to do an incremental backup")
         return self.over_quota({"backups": 1, "backup_gigabytes": vol.size})
+
+    def parent_of(self, volume_id: str) -> ModelBackup | None:
+        """The volume's latest available backup: an incremental one's parent."""
+        return max((b for b in self.backups.values() if b.volume_id == volume_id
+                    and b.status is BackupStatus.AVAILABLE), key=lambda b: b.made,
+                   default=None)
+
+    def refuse_backup_delete(self, backup: ModelBackup) -> Refusal | None:
+        if any(b.parent_id == backup.id for b in self.backups.values()):
+            return Refusal(InvalidState, "Incremental backups exist for this backup")
+        return None
 
     def refuse_restore(self, backup: ModelBackup, vol: ModelVolume) -> Refusal | None:
         """Cinder's order: the backup available, the volume available, then its size."""
@@ -577,27 +597,32 @@ class ClusterMachine(RuleBasedStateMachine):
             snap.volume_id, force=snap.force, request_id=snap.request_id))
         assert (again.id, again.status) == (snap.id, snap.status), again
 
-    @rule(pick=PICK, force=st.booleans())
+    @rule(pick=PICK, force=st.booleans(), incremental=st.booleans())
     @step
-    def back_up_volume(self, pick: int, force: bool) -> None:
+    def back_up_volume(self, pick: int, force: bool, incremental: bool) -> None:
         vol = self.model.pick_volume(pick)
         if vol is None:
             return self.note("no volume to back up")
         request_id = new_request_id()
+        parent = self.model.parent_of(vol.id) if incremental else None
         got = self.run(attempt(self.client.create_backup(
-            vol.id, force=force, request_id=request_id, wait=True, timeout=30.0)))
-        backup = self.expect(self.model.refuse_backup(vol, force), got)
+            vol.id, force=force, incremental=incremental, request_id=request_id, wait=True,
+            timeout=30.0)))
+        backup = self.expect(self.model.refuse_backup(vol, force, incremental), got)
         if backup is not None:
-            assert (backup.status, backup.size) == (BackupStatus.AVAILABLE, vol.size), backup
-            self.model.backups[backup.id] = ModelBackup(backup.id, vol.id, backup.size,
-                                                        backup.status, request_id, force)
+            assert (backup.status, backup.size, backup.is_incremental) == (
+                BackupStatus.AVAILABLE, vol.size, incremental), backup
+            self.model.backups[backup.id] = ModelBackup(
+                backup.id, vol.id, backup.size, backup.status, request_id, force, incremental,
+                None if parent is None else parent.id, next(MADE))
 
     def _retry_backup(self, pick: int) -> None:
         backup = self.model.pick_backup(pick)
         if backup is None:
             return self.note("no backup create to retry")
         again = self.run(self.client.create_backup(
-            backup.volume_id, force=backup.force, request_id=backup.request_id))
+            backup.volume_id, force=backup.force, incremental=backup.incremental,
+            request_id=backup.request_id))
         assert (again.id, again.status) == (backup.id, backup.status), again
 
     @rule(pick=PICK, into=PICK)
@@ -619,7 +644,7 @@ class ClusterMachine(RuleBasedStateMachine):
         if backup is None:
             return self.note("no backup to delete")
         got = self.run(attempt(self.client.delete_backup(backup.id, wait=True, timeout=30.0)))
-        if self.expect(None, got) is not None:
+        if self.expect(self.model.refuse_backup_delete(backup), got) is not None:
             del self.model.backups[backup.id]
 
     @rule(pick=PICK)
