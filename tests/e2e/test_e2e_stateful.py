@@ -2,8 +2,8 @@
 
 Hypothesis drives one real cluster (actor processes on 127.0.0.1, file backends, a
 tight quota) through creates (plain, from a snapshot, clones, from a backup), deletes of
-volumes, snapshots and backups, snapshots, backups (with force or not) and their
-restores, reverts to a snapshot, extends, attaches (create, update with a connector,
+volumes, snapshots and backups, snapshots, backups (with force or not, whole or
+incremental) and their restores, reverts to a snapshot, extends, attaches (create, update with a connector,
 complete) and detaches, retries of creates and deletes with their request ids, restarts of the
 gateway, quota, the scheduler and a node (SIGTERM or SIGKILL, then started again on
 the same endpoints), and SIGKILLs in the middle of a create, delete, snapshot or
