@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import copy
 import json
@@ -300,7 +301,7 @@ class Requests:
         return [
             ("POST", "/backups", {"backup": {
                 "volume_id": v, "name": "b", "force": r.choice([False, True, "true"]),
-                "incremental": False, "container": None}}, "3.51", False),
+                "incremental": r.choice([False, True]), "container": None}}, "3.51", False),
             ("POST", "/backups", {"backup": {"volume_id": v, "snapshot_id": s,
                                              "metadata": {"k": "v"}}}, "3.43", False),
             ("POST", f"/backups/{b}/restore", {"restore": r.choice([
@@ -315,7 +316,13 @@ class Requests:
             ("POST", f"/backups/{b}/action",
              {"os-reset_status": {"status": r.choice(["available", "error"])}}, "3.60", True),
             ("POST", f"/backups/{b}/action", {"os-force_delete": {}}, "3.60", True),
-            ("GET", f"/backups/{b}/export_record", None, "3.60", False),
+            ("GET", f"/backups/{b}/export_record", None, "3.60", r.random() < 0.7),
+            ("POST", "/backups/import_record", {"backup-record": {
+                "backup_service": "cinderblock.storage_node.backup_repository",
+                "backup_url": base64.b64encode(json.dumps({
+                    "id": r.choice([b, str(uuid.uuid4())]), "size": r.randrange(1, 3),
+                    "host": r.choice(["node-1@file", "node-2@file"]), "volume_id": v,
+                    "name": "imported"}).encode()).decode()}}, "3.60", True),
         ]
 
     def mutated(self, body: Any) -> Any:
