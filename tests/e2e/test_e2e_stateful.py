@@ -1,17 +1,18 @@
 """The whole cluster as a state machine (issue 9): nothing lost, nothing stuck, quota exact.
 
-Hypothesis drives one real cluster (actor processes on 127.0.0.1, file backends, a
-tight quota) through creates (plain, from a snapshot, clones, from a backup), deletes of
+Hypothesis drives one real cluster (actor processes on 127.0.0.1, file backends, a tight
+quota) through creates (plain, from a snapshot, clones, from a backup), deletes of
 volumes, snapshots and backups, snapshots, backups (with force or not, whole or
-incremental) and their restores, reverts to a snapshot, extends, attaches (create, update with a connector,
-complete) and detaches, retries of creates and deletes with their request ids, restarts of the
-gateway, quota, the scheduler and a node (SIGTERM or SIGKILL, then started again on
-the same endpoints), and SIGKILLs in the middle of a create, delete, snapshot or
-extend. ``Model`` says what must exist (ids, sizes, statuses, attachments) and which
-requests are refused (``invalid_state`` naming the status, ``over_quota`` naming the
-resources). After every step the cluster must settle (``settled_violations`` is
-empty: nothing stuck, quota in use equal to what exists, nothing reserved, node files
-equal to the gateway's list) and the gateway must list exactly what the model holds.
+incremental) and their restores, reverts to a snapshot, extends, attaches (create,
+update with a connector, complete) and detaches, retries of creates and deletes with
+their request ids, restarts of the gateway, quota, the scheduler and a node (SIGTERM or
+SIGKILL, then started again on the same endpoints), and SIGKILLs in the middle of a
+create, delete, snapshot or extend. ``Model`` says what must exist (ids, sizes,
+statuses, attachments) and which requests are refused (``invalid_state`` naming the
+status, ``over_quota`` naming the resources). After every step the cluster must settle
+(``settled_violations`` is empty: nothing stuck, quota in use equal to what exists,
+nothing reserved, node files equal to the gateway's list) and the gateway must list
+exactly what the model holds.
 
 A request cut short by a kill has more than one correct end; the model names them
 (a create: one volume for its request id, available or error; a delete: gone, or
