@@ -198,7 +198,7 @@ class ImportServices(Protocol):
     store: GatewayStore
 
     @property
-    def node_hosts(self) -> frozenset[str]: ...
+    def node_backends(self) -> frozenset[str]: ...
 
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]: ...
     async def node_call(self, host: str, op: str, body: object, ctx: Context
@@ -238,9 +238,9 @@ class ExtractImportTask(_Task):
 
     async def execute(self, c: ImportContext) -> None:
         backup = parse_record(c.record)
-        if host_of(backup.host) not in self.s.node_hosts:
-            raise InvalidInput(f"the record's node {backup.host} is not a storage node of "
-                               "this cluster", {"field": "host"})
+        if backup.host not in self.s.node_backends:
+            raise InvalidInput(f"the record's backend {backup.host} is not a storage node's "
+                               "backend in this cluster", {"field": "host"})
         check_new(self.s.store, backup, self.importing)
         self.importing.add(backup.id)
         c.backup, c.project, c.deltas = backup, c.ctx.project_id, backup_amounts(backup.size)

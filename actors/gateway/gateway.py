@@ -186,6 +186,7 @@ class Gateway(Actor):
         # record, or the exception it failed with, as a value: see ``Outcome``)
         self._inflight: dict[tuple[str, str], tuple[str, Outcome[VolumeRecord]]] = {}
         self._node_hosts = frozenset(n.host for n in cfg.nodes)
+        self._node_backends = frozenset(n.backend_id for n in cfg.nodes)
         self.creates = 0
         self.peers: PeerWatch  # from on_start: the silence counts from there
 
@@ -596,6 +597,11 @@ class Gateway(Actor):
     @property
     def node_hosts(self) -> frozenset[str]:
         return self._node_hosts
+
+    @property
+    def node_backends(self) -> frozenset[str]:
+        """Every storage node's backend ("node-1@file")."""
+        return self._node_backends
 
     async def create_volume(self, req: Request, body: VolumeCreate) -> Volume:
         """A volume create the gateway makes for ``req`` (a backup's restore into a new

@@ -64,6 +64,7 @@ class FakeGateway:
         self.events = EventRecorder()
         self.router = object()
         self.node_hosts = frozenset({"node-1", "node-2"})
+        self.node_backends = frozenset({"node-1@file", "node-2@file"})
         self.casts: list[tuple[str, str, Any]] = []
         self.nodes_up = True
         self.attached: dict[str, VolumeStatus] = {}
@@ -754,7 +755,9 @@ GOOD = {"id": "b0c5b3ec-2f4c-4a5e-9d0b-5d1f3c1f6a11", "size": 1, "host": NODE,
     (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "size": 0})), "whole number of GiB"),
     (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "volume_id": "../x"})), "is not a 'uuid'"),
     (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "host": "node-9@file"})),
-     "not a storage node of this cluster"),
+     "not a storage node's backend in this cluster"),
+    (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "host": "node-1@lvm"})),
+     "backend node-1@lvm is not"),
     (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "host": 5})), "host@backend"),
     (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "metadata": {"k": 5}})), "metadata"),
     (ExportedBackup(BACKUP_SERVICE, _url({**GOOD, "created_at": "yesterday"})),
