@@ -566,6 +566,9 @@ class BackupRepository:
             manifest = parse_manifest(raw)
             if manifest.backup_id != backup_id:
                 raise ValueError(f"it is the manifest of backup {manifest.backup_id}")
+        except RecursionError:
+            raise BackupDamaged(f"backup {backup_id} in {self.where} is damaged: {MANIFEST} "
+                                "is nested too deep to be a manifest") from None
         except ValueError as exc:
             raise BackupDamaged(f"backup {backup_id} in {self.where} is damaged: "
                                 f"{MANIFEST}: {exc}") from exc

@@ -102,7 +102,7 @@ def parse_record(record: ExportedBackup) -> ImportedBackup:
                            {"field": "backup_url"})
     try:
         doc = json.loads(base64.b64decode(record.backup_url, validate=True))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):  # (JSON nested past the stack)
         raise InvalidInput("backup_url is not base64 of a JSON document (as export_record "
                            "gives it)", {"field": "backup_url"}) from None
     if not isinstance(doc, dict):

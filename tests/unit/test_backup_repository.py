@@ -348,6 +348,8 @@ CHUNK_DAMAGE: dict[str, tuple[Callable[[Path], object], str]] = {
 MANIFEST_DAMAGE: dict[str, tuple[Callable[[Path], object], str]] = {
     "not JSON": (lambda d: (d / MANIFEST).write_text("{not json"), "manifest.json"),
     "missing": (lambda d: (d / MANIFEST).unlink(), "manifest.json is missing"),
+    "nested past the stack": (lambda d: (d / MANIFEST).write_text("[" * 100_000),
+                              "nested too deep"),
     "a chunk named outside": (chunk_named_outside, "name '../../pool/volume-vol-2'"),
     "a chunk past the volume's end": (chunk_past_the_volume,
                                       "chunk 128: length .* does not fit"),
