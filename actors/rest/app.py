@@ -112,7 +112,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         body = json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # (nested past the stack)
         raise bad_request("Malformed request body") from None
     if not isinstance(body, dict):
         raise bad_request("Malformed request body: a JSON object is expected")
@@ -1487,7 +1487,7 @@ def _dict_param(q: Any, name: str) -> dict[str, Any]:
     raw = q[name]
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
             value = ast.literal_eval(raw)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):

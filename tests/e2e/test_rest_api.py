@@ -226,6 +226,10 @@ def test_malformed_json_is_a_bad_request(api: Api, admin_view: SyncClient,
           "Malformed request body")
     fault(api.call("POST", "/v3/volumes", raw=b"[1]"), 400, "badRequest",
           "Malformed request body")
+    fault(api.call("POST", "/v3/volumes", raw=b"[" * 100_000), 400, "badRequest",
+          "Malformed request body")  # nested past the parser's stack
+    fault(api.call("GET", "/v3/volumes?metadata=" + "[" * 5000), 400, "badRequest",
+          "Invalid filter metadata")
     fault(api.call("POST", "/v3/volumes", {"size": 1}), 400, "badRequest", "volume")
     nothing_written(admin_view, project)
 
