@@ -127,9 +127,11 @@ class Sent:
     body: Any  # JSON; None: no body
     version: str | None  # OpenStack-API-Version's volume microversion
     token: str
+    raw: bytes | None = None  # sent instead of the body: bytes JSON cannot say
 
     def describe(self) -> str:
-        body = json.dumps(self.body)[:300] if self.body is not None else "-"
+        body = (repr(self.raw[:80]) if self.raw is not None
+                else json.dumps(self.body)[:300] if self.body is not None else "-")
         return f"{self.method} {self.path} [{self.version}] as {self.token}: {body}"
 
 
@@ -359,9 +361,13 @@ class Requests:
         if r.random() < 0.3:
             path = f"/{PROJECT}{path}"
         body: Any = None
+        raw = None
         if method in ("POST", "PUT", "PATCH"):
             body = r.choice([None, [], "x", 1, {}, self.entity_body()])
-        return Sent(method, path + self.query(), body, r.choice(VERSIONS), self.token(False))
+            if r.random() < 0.05:  # nested deeper than a parser's stack, or cut short
+                raw = r.choice([b"[" * 100_000, b'{"a": ' * 20_000 + b"1", b"\xff\xfe{"])
+        return Sent(method, path + self.query(), body, r.choice(VERSIONS), self.token(False),
+                    raw)
 
     def entity_body(self) -> dict[str, Any]:
         r = self.rng
@@ -375,6 +381,8 @@ class Requests:
             return ""
         pairs = [f"{r.choice(QUERY_KEYS)}={quote(str(self.value()))}"
                  for _ in range(r.randrange(1, 4))]
+        if r.random() < 0.03:  # nested past json's stack (one such value: the request
+            pairs[0] = f"{r.choice(QUERY_KEYS)}={quote('[' * 2000)}"  # line stays in 8 KiB)
         return "?" + "&".join(pairs)
 
     def value(self, depth: int = 0) -> Any:
@@ -462,7 +470,8 @@ async def _send(http: aiohttp.ClientSession, base: str, sent: Sent,
     headers = {"X-Auth-Token": sent.token, "Content-Type": "application/json"}
     if sent.version is not None:
         headers["OpenStack-API-Version"] = f"volume {sent.version}"
-    data = json.dumps(sent.body).encode() if sent.body is not None else None
+    data = sent.raw if sent.raw is not None else (
+        json.dumps(sent.body).encode() if sent.body is not None else None)
     began = time.monotonic()
     try:
         async with http.request(sent.method, base + "/v3" + sent.path, data=data,
