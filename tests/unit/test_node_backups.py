@@ -22,6 +22,8 @@ from cinderblock.protocol.messages.backups import (
     BackupDeleted,
     BackupMade,
     BackupRestored,
+    CheckedBackup,
+    NodeCheckBackup,
     NodeCreateBackup,
     NodeDeleteBackup,
     NodeRestoreBackup,
@@ -29,6 +31,7 @@ from cinderblock.protocol.messages.backups import (
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context, Envelope
+from cinderblock.protocol.wire.errors import InvalidInput
 from cinderblock.storage_node.backends import Driver, FaultyDriver, FileDriver, NullDriver
 from cinderblock.storage_node.backends.base import GIB, DriverError
 from cinderblock.storage_node.backup_flows import backup_handlers
@@ -370,3 +373,31 @@ async def test_a_volume_smaller_than_its_backup_is_not_made(
 
     assert node.reports[0][1] is VolumeStatus.ERROR
     assert sorted(p.name for p in pool.iterdir()) == ["volume-vol-1"]
+
+
+# ---- an import's check --------------------------------------------------------------
+
+
+async def test_an_import_s_check_answers_only_for_a_whole_backup_of_that_volume_and_size(
+    node: Node, repo: BackupRepository
+) -> None:
+    await volume_holding(node.driver, "vol-1", PATTERN)
+    await node.cast("node.create_backup", NodeCreateBackup("b1", "vol-1", 1))
+    env = Envelope("req", 1, "node.check_backup", None, ME)
+
+    async def check(body: NodeCheckBackup) -> Any:
+        handler = backup_handlers(node)["node.check_backup"]
+        return await handler(Request(env, body, cast(Any, None), b""))
+
+    assert await check(NodeCheckBackup("b1", "vol-1", 1)) == CheckedBackup(3)
+    for body, words in ((NodeCheckBackup("b2", "vol-1", 1), "backup b2 is not in"),
+                        (NodeCheckBackup("b1", "vol-9", 1), "is of volume vol-1, 1 GiB; the "
+                                                            "record says volume vol-9, 1 GiB"),
+                        (NodeCheckBackup("b1", "vol-1", 2), "the record says volume vol-1, "
+                                                            "2 GiB"),
+                        (NodeCheckBackup("../pool", "vol-1", 1), "invalid backup id")):
+        with pytest.raises(InvalidInput, match=words):
+            await check(body)
+    (repo.root / "b1" / "manifest.json").write_text("{}")
+    with pytest.raises(InvalidInput, match=r"backup b1 .* is damaged"):
+        await check(NodeCheckBackup("b1", "vol-1", 1))
