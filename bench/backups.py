@@ -46,10 +46,11 @@ from cinderblock.actors.runtime.config import host_of
 from cinderblock.bench.up_cluster import UpCluster
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.storage_node.backup_repository import CHUNK_SIZE
 
 GIB = 2**30
 MIB = 2**20
-CHUNK = 8 * MIB  # the repository's chunk (``backup_repository.CHUNK_SIZE``)
+CHUNK = CHUNK_SIZE  # the repository's chunk: what an incremental backup stores anew
 TIMEOUT_S = 600.0
 POLL_S = 0.01
 

@@ -42,6 +42,7 @@ from cinderblock.protocol.states import (
     SnapshotStatus,
     VolumeStatus,
 )
+from cinderblock.storage_node.backup_repository import MANIFEST
 
 V, P, A, B = VolumeStatus, SnapshotStatus, AttachmentStatus, BackupStatus
 VOLUME_MOVING = frozenset({V.CREATING, V.ATTACHING, V.DETACHING, V.DELETING, V.EXTENDING,
@@ -52,7 +53,6 @@ ATTACHMENT_MOVING = frozenset({A.ATTACHING, A.DETACHING})
 BACKUP_MOVING = frozenset({B.CREATING, B.DELETING, B.RESTORING})
 USAGES = ("volumes", "snapshots", "gigabytes", "backups", "backup_gigabytes")
 HELD_IN_A_REPOSITORY = frozenset({B.AVAILABLE, B.RESTORING})
-MANIFEST = "manifest.json"  # storage_node.backup_repository's; a backup without one is not whole
 
 
 def repository_names(cfg: ClusterConfig) -> set[str]:
