@@ -74,7 +74,8 @@ PROCESSES = {"gateway": "gateway", "quota": "quota", "scheduler": "scheduler", "
 RETRYABLE = (Timeout, Unavailable)
 V, P, A, B = VolumeStatus, SnapshotStatus, AttachmentStatus, BackupStatus
 VOLUME_MOVING = frozenset({V.CREATING, V.DELETING, V.EXTENDING, V.REVERTING, V.ATTACHING,
-                           V.DETACHING, V.UNMANAGING, V.BACKING_UP, V.RESTORING_BACKUP})
+                           V.DETACHING, V.UNMANAGING, V.BACKING_UP, V.RESTORING_BACKUP,
+                           V.MAINTENANCE})
 SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING, P.RESTORING, P.UNMANAGING})
 ATTACHMENT_MOVING = frozenset({A.ATTACHING, A.DETACHING})
 BACKUP_MOVING = frozenset({B.CREATING, B.DELETING, B.RESTORING})
@@ -102,6 +103,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
                       "node.extend_volume.", "node.delete_volume.", "gateway.transfer_"),
     "backup": ("gateway.backup_", "node.create_backup.", "node.delete_backup.",
                "node.restore_backup."),
+    "migration": ("gateway.volume_migrate.", "gateway.volume_received.",
+                  "node.receive_volume.", "node.drop_volume."),
     "attach_journal": (),
 }
 
@@ -267,17 +270,24 @@ async def tolerant(make: Callable[[], Awaitable[Any]]) -> None:
         await again(make)
 
 
-async def one_round(c: Client, r: str, patient: Client, other: Client) -> None:
-    """Create, snapshot, revert to it, extend, give it to another project and take it
-    back, attach, detach, delete the snapshot, delete the volume.
+async def one_round(c: Client, r: str, patient: Client, other: Client, admin: Client,
+                    backends: Sequence[str]) -> None:
+    """Create, snapshot, revert to it, extend, back it up and restore it, migrate it to
+    the other backend and back, give it to another project and take it back, attach,
+    detach, delete the snapshot, delete the volume.
     ``patient``: a client that waits longer, for the calls that wait for a node's
     export (a TLS certificate made on a loaded machine may take seconds).
-    ``other``: a client of another project, which the volume is transferred to."""
+    ``other``: a client of another project, which the volume is transferred to.
+    ``admin``: an admin's client (a migration is an admin's); ``backends``: where to,
+    none for rounds that do not migrate (the NBD server has no block status, so a copy
+    reads every byte of the volume: only the rounds of migration's points pay for it)."""
     vol = await again(lambda: c.create_volume(1, request_id=f"fp-{r}-create"))
     current = await volume_settled(c, vol.id)
     if current is not None and current.status is V.AVAILABLE:
         await snapshot_and_extend(c, vol.id, r)
         await back_up_and_restore(c, vol.id, r)
+        if backends:
+            await migrate_there_and_back(c, admin, vol.id, backends)
         if await hand_over(c, other, vol.id):
             await hand_over(other, c, vol.id)
         await attach_and_detach(c, vol.id, patient)
@@ -332,6 +342,20 @@ async def back_up_and_restore(c: Client, volume_id: str, r: str) -> None:
             if await backup_settled(c, backup.id) is None:
                 break
             await tolerant(partial(c.delete_backup, backup.id))
+
+
+async def migrate_there_and_back(c: Client, admin: Client, volume_id: str,
+                                 backends: Sequence[str]) -> None:
+    """Move the volume to another backend, then again (back, with two). A migration whose
+    answer a kill lost is seen started, or refused, by the volume's status; each is
+    waited for until the volume is settled."""
+    for _ in range(2):
+        vol = await volume_settled(c, volume_id)
+        if vol is None or vol.status is not V.AVAILABLE:
+            return
+        elsewhere = next(b for b in backends if b != vol.host)
+        await tolerant(partial(admin.migrate_volume, volume_id, elsewhere))
+        await volume_settled(c, volume_id)
 
 
 async def back_up(c: Client, volume_id: str, request_id: str, incremental: bool
@@ -419,9 +443,11 @@ async def run_points(points: Sequence[str], data_dir: Path, *, max_rounds: int =
             armed.client(timeout=10.0) as patient, armed.client(admin=True) as admin, \
             armed.client(project=OTHER) as other:
         rounds = 0
+        migrating = any(p.startswith(GROUPS["migration"]) for p in points)
+        backends = [n.backend_id for n in armed.cluster.cfg.nodes] if migrating else []
         while armed.fired() != set(points) and rounds < max_rounds:
-            await asyncio.gather(*(one_round(c, f"{rounds}.{i}", patient, other)
-                                   for i in range(chains)))
+            await asyncio.gather(*(one_round(c, f"{rounds}.{i}", patient, other, admin,
+                                             backends) for i in range(chains)))
             rounds += 1
         violations = await wait_settled(armed, admin, settle_timeout)
         last_kill = armed.last_kill()

@@ -46,7 +46,8 @@ from cinderblock.storage_node.backup_repository import MANIFEST
 
 V, P, A, B = VolumeStatus, SnapshotStatus, AttachmentStatus, BackupStatus
 VOLUME_MOVING = frozenset({V.CREATING, V.ATTACHING, V.DETACHING, V.DELETING, V.EXTENDING,
-                           V.REVERTING, V.UNMANAGING, V.BACKING_UP, V.RESTORING_BACKUP})
+                           V.REVERTING, V.UNMANAGING, V.BACKING_UP, V.RESTORING_BACKUP,
+                           V.MAINTENANCE})
 SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING, P.RESTORING, P.UNMANAGING,
                              P.BACKING_UP})
 ATTACHMENT_MOVING = frozenset({A.ATTACHING, A.DETACHING})

@@ -39,6 +39,7 @@ class VolumeStatus(StrEnum):
     AWAITING_TRANSFER = "awaiting-transfer"  # offered to another project
     BACKING_UP = "backing-up"  # its node copies it into the backup repository
     RESTORING_BACKUP = "restoring-backup"  # its node writes a backup's data into it
+    MAINTENANCE = "maintenance"  # its data moves to another backend (a migration)
     ERROR = "error"
     ERROR_DELETING = "error_deleting"
     ERROR_EXTENDING = "error_extending"
@@ -50,7 +51,7 @@ VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.CREATING: frozenset({V.AVAILABLE, V.ERROR}),
     V.AVAILABLE: frozenset({V.DELETING, V.EXTENDING, V.REVERTING, V.RESERVED, V.ERROR,
                             V.AWAITING_TRANSFER, V.UNMANAGING, V.BACKING_UP,
-                            V.RESTORING_BACKUP,
+                            V.RESTORING_BACKUP, V.MAINTENANCE,
                             V.ATTACHING}),  # attaching: Cinder's os-reserve
     V.RESERVED: frozenset({V.ATTACHING, V.AVAILABLE, V.IN_USE}),
     V.ATTACHING: frozenset({V.IN_USE, V.AVAILABLE, V.RESERVED, V.ERROR}),
@@ -71,6 +72,8 @@ VOLUME_MOVES: dict[VolumeStatus, frozenset[VolumeStatus]] = {
     V.BACKING_UP: frozenset({V.AVAILABLE, V.IN_USE, V.RESERVED, V.ATTACHING}),
     # a restore replaces the volume's data whole or not at all: it ends available
     V.RESTORING_BACKUP: frozenset({V.AVAILABLE}),
+    # a migration ends available, on the new backend or (failed) on the old one
+    V.MAINTENANCE: frozenset({V.AVAILABLE}),
     V.ERROR: frozenset({V.DELETING, V.UNMANAGING}),
     V.ERROR_DELETING: frozenset({V.DELETING}),
     V.ERROR_EXTENDING: frozenset({V.DELETING, V.AVAILABLE, V.UNMANAGING}),

@@ -58,6 +58,7 @@ from cinderblock.storage_node.backup_flows import backup_handlers
 from cinderblock.storage_node.backup_repository import BackupRepository
 from cinderblock.storage_node.create_flow import ManagerContext, volume_create_manager
 from cinderblock.storage_node.lifecycle_flows import lifecycle_handlers
+from cinderblock.storage_node.migration_flows import NodeMigrations
 from cinderblock.storage_node.nbd.exports import ExportManager
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ class StorageNode(Actor):
         return {"node.create_volume": self.on_create_volume, "ping": lambda req: Empty(),
                 "node.probe": self.on_probe, "node.manageable": self.on_manageable,
                 **self.exports.handlers(), **lifecycle_handlers(self),
-                **backup_handlers(self)}
+                **backup_handlers(self), **NodeMigrations(self).handlers()}
 
     async def on_start(self) -> None:
         await self._prepare_backups()

@@ -3,6 +3,7 @@
 
     cinderblock volume delete VOLUME [VOLUME ...] [--wait]
     cinderblock volume extend VOLUME NEW_SIZE [--wait]
+    cinderblock volume migrate VOLUME HOST [--force-host-copy] [--lock-volume] [--wait]
     cinderblock volume set VOLUME [--name N] [--description D] [--property K=V ...]
                                   [--no-property] [--bootable|--non-bootable]
                                   [--read-only|--read-write] [--image-property K=V ...]
@@ -58,6 +59,18 @@ def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) 
     p.add_argument("volume", metavar="VOLUME", help="name or id")
     p.add_argument("new_size", type=int_arg("new_size"))
     _waiting(p, "wait until it is available at the new size")
+    p = leaf(vol, common, "migrate", "move an available volume's data to another backend "
+             "(an admin's; openstack volume migrate --host)", cmd_volume_migrate)
+    p.add_argument("volume", metavar="VOLUME", help="name or id")
+    p.add_argument("host", metavar="HOST", help="the destination backend, host@backend "
+                   "(as backend list names it)")
+    p.add_argument("--force-host-copy", action="store_true",
+                   help="Cinder's; accepted: the hosts always copy the data here")
+    p.add_argument("--lock-volume", action="store_true",
+                   help="Cinder's; accepted: the volume is always locked while it moves")
+    p.add_argument("--wait", action="store_true",
+                   help="wait until the volume is on its new backend (exit 1 if it stayed)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (--wait)")
     p = leaf(vol, common, "revert", "revert a volume to its latest snapshot, in place "
              "(openstack volume revert)", cmd_volume_revert)
     p.add_argument("snapshot", metavar="SNAPSHOT",
@@ -202,6 +215,15 @@ def cmd_volume_extend(args: argparse.Namespace) -> int:
     with client(args) as c:
         vol = c.extend_volume(find_volume(c, args.volume).id, args.new_size,
                               request_id=args.request_id, wait=args.wait, timeout=args.timeout)
+    return show(args, vol)
+
+
+def cmd_volume_migrate(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        vol = c.migrate_volume(find_volume(c, args.volume).id, args.host,
+                               force_host_copy=args.force_host_copy,
+                               lock_volume=args.lock_volume, wait=args.wait,
+                               timeout=args.timeout)
     return show(args, vol)
 
 

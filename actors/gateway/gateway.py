@@ -46,6 +46,7 @@ from cinderblock.actors.gateway.manage import (
     manageable,
     volume_manage_api,
 )
+from cinderblock.actors.gateway.migration import GatewayMigrations
 from cinderblock.actors.gateway.paging import (
     BoundedScan,
     Key,
@@ -170,18 +171,21 @@ class Gateway(Actor):
         self.admin = VolumeAdmin(self, self.lifecycle)
         self.editor = VolumeEditor(self)
         self.retyper = VolumeRetyper(self)
+        self.migrations = GatewayMigrations(self)
         self.volume_types = VolumeTypes(self)
         self.qos_specs = QosSpecsApi(self)
         self.user_messages = UserMessages(self)
         self.transfers = VolumeTransfers(self, self.lifecycle)
         self.reconciler = Reconciler(self, self.lifecycle, self.attachments,
-                                     mend_backups=self.backups.mend)
+                                     mend_backups=self.backups.mend,
+                                     mend_migrations=self.migrations.mend)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
         # after a failed write, the rows the others keep in gateway.db are read back too
         self.store.reread_with(self.volume_types.reread, self.user_messages.reread,
                                self.attachments.attachments.reread,
-                               self.store.transfers.reread, self.store.qos.reread)
+                               self.store.transfers.reread, self.store.qos.reread,
+                               self.store.migrations.reread)
         # a create with a request id, while its flow runs: what its retries wait for (its
         # record, or the exception it failed with, as a value: see ``Outcome``)
         self._inflight: dict[tuple[str, str], tuple[str, Outcome[VolumeRecord]]] = {}
@@ -218,6 +222,7 @@ class Gateway(Actor):
             **self.backups.handlers(),
             **self.editor.handlers(),
             **self.retyper.handlers(),
+            **self.migrations.handlers(),
             **self.volume_types.handlers(),
             **self.qos_specs.handlers(),
             **self.user_messages.handlers(),
@@ -240,6 +245,7 @@ class Gateway(Actor):
         await self.user_messages.load()
         await self.store.transfers.load()
         await self.store.qos.load()
+        await self.store.migrations.load()  # before any volume's record is read
         await self.store.load_volumes(self.types.by_id)
         await self.lifecycle.delete_requests.load()
         await self.attachments.open()

@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from cinderblock.actors.gateway.migration_store import MigrationStatus
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_size
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
@@ -125,6 +126,9 @@ def volume_busy(store: GatewayStore, rec: VolumeRecord) -> str | None:
     doing = store.claims.get(rec.id)
     if doing is not None:
         return f"another request is {doing} it"
+    migration = store.migrations.of_volume(rec.id)
+    if migration is not None and migration.status is MigrationStatus.COMPLETING:
+        return f"its migration is dropping its old copy on {migration.source}"
     for snap in store.snapshots.of_volume(rec.id):
         if snap.status is SnapshotStatus.CREATING:
             return f"snapshot {snap.id} is being created from it"

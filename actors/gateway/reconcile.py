@@ -61,15 +61,20 @@ SNAPSHOT_STUCK = frozenset(SNAPSHOTS_IN_TRANSITION)  # creating, deleting, unman
 # a backup mender: (stuck since, which backups a node works on) -> the backups acted on
 MendBackups = Callable[[float, Callable[[str, list[str]], Awaitable[set[str]]]],
                        Awaitable[list[str]]]
+# a migration mender: (stuck since, the probe of one volume on one node) -> volumes acted on
+MendMigrations = Callable[[float, Callable[[str, str], Awaitable[tuple[bool, bool] | None]]],
+                          Awaitable[list[str]]]
 LOOK_AT = PROBE_MAX_IDS * 4  # rows the file names, of which memory may have moved some on
 
 
 class Reconciler:
     def __init__(self, gw: GatewayServices, lifecycle: GatewayLifecycle,
                  attachments: AttachServices, clock: Callable[[], float] = time.time,
-                 mend_backups: MendBackups | None = None) -> None:
+                 mend_backups: MendBackups | None = None,
+                 mend_migrations: MendMigrations | None = None) -> None:
         self.gw = gw
         self.mend_backups = mend_backups
+        self.mend_migrations = mend_migrations
         self.clock = clock
         self.lifecycle = lifecycle
         self.attachments = attachments
@@ -99,6 +104,8 @@ class Reconciler:
         await self.mend_attachments(before)
         if self.mend_backups is not None:
             await self.mend_backups(before, self.busy_backups)
+        if self.mend_migrations is not None:
+            await self.mend_migrations(before, self.probe_volume)
         await self.sweep_exports()
         return actions
 
@@ -115,6 +122,14 @@ class Reconciler:
             self.gw.events.emit("reconcile", stuck=[], acted=[], exports_closed=[
                 a for _, a in closed])
         return closed
+
+    async def probe_volume(self, node: str, volume_id: str) -> tuple[bool, bool] | None:
+        """Whether ``node`` is working on the volume now, and whether it holds it; None
+        if it does not answer."""
+        answer = await self._ask(node, [volume_id], [])
+        if answer is None:
+            return None
+        return volume_id in answer.busy, volume_id in answer.volumes
 
     async def busy_backups(self, backend: str, backup_ids: list[str]) -> set[str]:
         """Which of these backups the node of ``backend`` is working on now."""
@@ -190,7 +205,8 @@ class Reconciler:
                 return closed
             page = parse(NodeExportList, raw, strict=False)
             for e in page.exports:
-                if self.attachments.attachments.get(e.attachment_id) is None:
+                if self.attachments.attachments.get(e.attachment_id) is None \
+                        and not self.gw.store.migrations.exporting(e.attachment_id):
                     log.warning("reconcile: %s serves attachment %s of volume %s, which is "
                                 "gone: its export is closed", node, e.attachment_id, e.volume_id)
                     self.gw.router.cast("node.unexport", NodeUnexport(e.volume_id, e.attachment_id),

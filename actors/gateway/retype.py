@@ -118,9 +118,10 @@ def check_retype_backend(volume: VolumeRecord, new: VolumeType, policy: str,
         raise InvalidInput(f"Current backend not valid for volume {volume.id} with type "
                            f"{new.name}, migration not allowed: {problem}.", details)
     raise InvalidInput(f"Retype of volume {volume.id} to type {new.name} needs a migration "
-                       f"to another backend ({problem}), and this cluster does not migrate "
-                       "volumes between backends; choose a type its backend satisfies.",
-                       details)
+                       f"to another backend ({problem}), and a retype here does not migrate "
+                       "volumes between backends; migrate it first (os-migrate_volume, an "
+                       "admin's) to a backend the type fits, or choose a type its backend "
+                       "satisfies.", details)
 
 
 def _backend_problem(volume: VolumeRecord, new: VolumeType, backends: Sequence[Backend],

@@ -53,6 +53,7 @@ from cinderblock.actors.gateway.attachment_store import UNLIKE_ITS_ATTACHMENTS
 from cinderblock.actors.gateway.backup_store import BACKUP_SCHEMA, SELECT_RESTORING, BackupStore
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.guards import made_by_row
+from cinderblock.actors.gateway.migration_store import MIGRATION_SCHEMA, MigrationStore
 from cinderblock.actors.gateway.paging import BoundedScan, Key
 from cinderblock.actors.gateway.qos_store import QOS_SCHEMA, QosStore
 from cinderblock.actors.gateway.quota_journal import JOURNAL_SCHEMA, QuotaJournal
@@ -160,7 +161,7 @@ CREATE TABLE IF NOT EXISTS project_default_types (
 );
 CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
 """
-SCHEMA_VERSION = 17  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 18  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -224,6 +225,8 @@ MIGRATIONS = {
     # 16 -> 17: incremental backups' parents (``backup_parents``, the schema's table);
     # every backup made before is whole.
     16: "",
+    # 17 -> 18: volume migrations (``volume_migrations``, the schema's table).
+    17: "",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -332,6 +335,8 @@ class VolumeRecord:
     # Cinder's volume_image_metadata: the properties of the image a volume holds, which
     # Nova reads to boot from it (copied to a clone of a bootable volume)
     image_metadata: dict[str, str] = field(default_factory=dict)
+    # Cinder's migration_status: its latest migration's (``migration_store``), not a column
+    migration_status: str | None = None
 
     @property
     def volume_type_id(self) -> str:
@@ -351,7 +356,7 @@ class VolumeRecord:
             updated_at=self.updated_at or self.created_at, reason=self.reason,
             user_id=self.user_id, snapshot_id=self.snapshot_id, source_volid=self.source_volid,
             bootable=self.bootable, readonly=self.readonly, multiattach=self.multiattach,
-            image_metadata=self.image_metadata,
+            image_metadata=self.image_metadata, migration_status=self.migration_status,
         )
 
     def row(self) -> tuple[Any, ...]:
@@ -520,14 +525,18 @@ class Volumes(RowRecords[VolumeRecord]):
     read when asked for, held while in use)."""
 
     def __init__(self, read_only: Callable[[], sqlite3.Connection],
-                 type_of: Callable[[str | None], VolumeType]) -> None:
+                 type_of: Callable[[str | None], VolumeType],
+                 migration_of: Callable[[str], str | None]) -> None:
         super().__init__(read_only, SELECT_VOLUME, "volumes", RECENT)
         self._type_of = type_of
+        self._migration_of = migration_of
         # types being written to a volume (a retype), counted as in use until committed
         self.retyping: Counter[str] = Counter()
 
     def from_row(self, row: Any) -> VolumeRecord:
-        return _volume_from_row(row, self._type_of)
+        rec = _volume_from_row(row, self._type_of)
+        rec.migration_status = self._migration_of(rec.id)
+        return rec
 
     def reset(self, held: VolumeRecord, read: VolumeRecord) -> None:
         _reset(held, read)
@@ -596,7 +605,8 @@ class GatewayStore:
                  check_before_start_bytes: int = CHECK_BEFORE_START_BYTES,
                  check_every_s: float = CHECK_EVERY_S) -> None:
         schema = (SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA
-                  + DELETE_REQUESTS_SCHEMA + TRANSFER_SCHEMA + QOS_SCHEMA + BACKUP_SCHEMA)
+                  + DELETE_REQUESTS_SCHEMA + TRANSFER_SCHEMA + QOS_SCHEMA + BACKUP_SCHEMA
+                  + MIGRATION_SCHEMA)
         self.db = Database(path, schema, synchronous, version=SCHEMA_VERSION,
                            migrations=MIGRATIONS, reread=self.reread,
                            check_before_start_bytes=check_before_start_bytes,
@@ -611,9 +621,10 @@ class GatewayStore:
         self.backups = BackupStore(self.db, self.journal, self.read_only)
         self.transfers = TransferStore(self.db)  # the volumes offered to another project
         self.qos = QosStore(self.db)  # the QoS specs volume types may name
+        self.migrations = MigrationStore(self.db)  # each volume's latest migration
         # the gateway's types by id (load_volumes; changed in place as types come and go)
         self.types: dict[str, VolumeType] = {}
-        self.volumes = Volumes(self.read_only, self._type_of)
+        self.volumes = Volumes(self.read_only, self._type_of, self.migrations.status_of)
         # (project, request id) -> a volume whose row is not committed yet
         self._unwritten: dict[tuple[str, str], VolumeRecord] = {}
         self._reader: sqlite3.Connection | None = None  # made_by's, on the loop
@@ -820,6 +831,9 @@ class GatewayStore:
         offer = self.transfers.of_volume(rec.id)  # one an admin's reset left standing
         if offer is not None:
             queued.append(self.transfers.queue_remove(offer))
+        migration = self.migrations.queue_remove(rec.id)  # its last one's outcome
+        if migration is not None:
+            queued.append(migration)
         self.journal.owe_release(f"release:volume:{rec.id}", rec.project_id,
                                  volume_amounts(rec.size, rec.volume_type.id))
         for write in queued:

@@ -355,6 +355,9 @@ class Front:
             await self._revert(client, volume_id, entity(body, action))
         elif action == "os-retype":
             await _retype(client, volume_id, entity(body, action))
+        elif action == "os-migrate_volume":
+            self._admin(request, "volume_extension:volume_admin_actions:migrate_volume")
+            await _migrate(client, volume_id, entity(body, action))
         elif action == "os-force_delete":
             self._admin(request, "volume_extension:volume_admin_actions:force_delete")
             await client.delete_volume(volume_id)
@@ -377,6 +380,7 @@ class Front:
             raise bad_request(f"There is no such action: {action}")
         return web.Response(status=202 if action in ("os-extend", "os-reset_status", "revert",
                                                      "os-retype", "os-force_delete",
+                                                     "os-migrate_volume",
                                                      "os-force_detach", "os-unmanage")
                             else 200)
 
@@ -1794,7 +1798,7 @@ def _reset_status(args: dict[str, Any], volume: bool = True) -> str:
     """The status an ``os-reset_status`` asks for. Cinder's body may also reset a
     volume's ``attach_status`` and ``migration_status``: here a volume's attachments
     decide the first, so it is refused with what to do instead (rather than accepted
-    and ignored), and no volume migrates, so the second may only say ``none``."""
+    and ignored), and a migration's end sets the second, so it may only say ``none``."""
     only(args, {"status", "attach_status", "migration_status"} if volume else {"status"},
          "os-reset_status")
     if "attach_status" in args:
@@ -1802,8 +1806,9 @@ def _reset_status(args: dict[str, Any], volume: bool = True) -> str:
                           "whether it is attached; delete its attachments (DELETE "
                           "/attachments/{id}, admins may delete any) instead")
     if args.get("migration_status") not in (None, "none"):
-        raise bad_request(f"Invalid migration_status {args['migration_status']!r}: no volume "
-                          "migrates here, so it may only be reset to 'none'")
+        raise bad_request(f"Invalid migration_status {args['migration_status']!r}: a "
+                          "migration's end sets it (os-migrate_volume), so it may only be "
+                          "reset to 'none'")
     status = args.get("status")
     if not isinstance(status, str):
         raise bad_request("Invalid input for field/attribute os-reset_status: 'status' is a "
@@ -1823,6 +1828,24 @@ async def _retype(client: Client, volume_id: str, args: dict[str, Any]) -> None:
         raise bad_request(f"Invalid input for field/attribute migration_policy. Value: "
                           f"{policy}. {policy!r} is not one of ['on-demand', 'never']")
     await client.retype_volume(volume_id, new_type, policy or "never")
+
+
+async def _migrate(client: Client, volume_id: str, args: dict[str, Any]) -> None:
+    """Cinder's ``os-migrate_volume`` schema: ``host`` a string of at most 255
+    characters, ``force_host_copy`` and ``lock_volume`` booleans; ``cluster`` (3.16) is
+    refused with why (a backend here is one host's, in no cluster)."""
+    only(args, {"host", "force_host_copy", "lock_volume", "cluster"}, "os-migrate_volume")
+    if args.get("cluster") is not None:
+        raise bad_request("Invalid input for field/attribute cluster: backends here belong "
+                          "to no cluster; name the destination by its host")
+    host = args.get("host")
+    if not isinstance(host, str) or not 0 < len(host) <= 255:
+        raise bad_request("Invalid input for field/attribute host: 'host' is a required "
+                          "property: a string of 1 to 255 characters")
+    await client.migrate_volume(
+        volume_id, host, force_host_copy=_bool_arg(args.get("force_host_copy", False),
+                                                   "force_host_copy"),
+        lock_volume=_bool_arg(args.get("lock_volume", False), "lock_volume"))
 
 
 def build_app(front: Front) -> web.Application:

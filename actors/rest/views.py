@@ -59,7 +59,8 @@ def volume_detail(v: Volume, base: str, admin: bool, attachments: Iterable[Attac
         "snapshot_id": v.snapshot_id, "source_volid": v.source_volid, "user_id": v.user_id,
         "created_at": iso(v.created_at), "updated_at": iso(v.updated_at),
         "replication_status": None, "consistencygroup_id": None, "group_id": None,
-        "migration_status": None, "links": links(base, "volumes", v.id),
+        "migration_status": v.migration_status if admin else None,
+        "links": links(base, "volumes", v.id),
     }
     for since, name, value in VERSIONED_FIELDS:
         if version >= since:
@@ -69,6 +70,8 @@ def volume_detail(v: Volume, base: str, admin: bool, attachments: Iterable[Attac
         view["volume_image_metadata"] = dict(v.image_metadata)
     if admin:
         view["os-vol-host-attr:host"] = v.host  # Cinder's: admins only
+        view["os-vol-mig-status-attr:migstat"] = v.migration_status
+        view["os-vol-mig-status-attr:name_id"] = None  # a volume keeps its id when it moves
     return view
 
 
@@ -348,8 +351,10 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
     "os-admin-actions": ("AdminActions", "2012-08-25T00:00:00+00:00",
                          "os-reset_status of volumes, snapshots and backups; "
                          "os-force_delete as a delete (a volume or backup a node is "
-                         "working on is the reconciler's); os-force_detach (not "
-                         "migration)"),
+                         "working on is the reconciler's); os-force_detach; "
+                         "os-migrate_volume of an available volume without snapshots, "
+                         "copied over NBD by its new backend's node (not of an in-use "
+                         "one, nor os-migrate_volume_completion: Nova's part)"),
     "backups": ("Backups", "2012-12-12T00:00:00+00:00",
                 "volume and snapshot backups, whole or incremental, made by the "
                 "volume's node into its backup repository: created, listed, shown, "
@@ -395,6 +400,9 @@ EXTENSIONS: dict[str, tuple[str, str, str]] = {
                            "a volume leaves cinderblock, its data kept on its backend"),
     "os-vol-host-attr": ("VolumeHostAttribute", "2011-11-03T00:00:00+00:00",
                          "a volume's backend, for admins"),
+    "os-vol-mig-status-attr": ("VolumeMigStatusAttribute", "2013-08-08T00:00:00+00:00",
+                               "a volume's migration_status, for admins (name_id: "
+                               "none, a volume keeps its id)"),
     "os-vol-tenant-attr": ("VolumeTenantAttribute", "2011-11-03T00:00:00+00:00",
                            "a volume's project"),
     "os-vol-image-meta": ("VolumeImageMetadata", "2012-12-07T00:00:00+00:00",

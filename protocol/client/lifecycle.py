@@ -17,6 +17,8 @@ its old size, with the reason).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -39,12 +41,26 @@ from cinderblock.protocol.messages.lifecycle import (
     VolumeRevert,
 )
 from cinderblock.protocol.messages.limits import MAX_SIZE_GB, check_range
-from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.messages.migration import VolumeMigrate
+from cinderblock.protocol.messages.volumes import Volume, VolumeRef
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, statuses
-from cinderblock.protocol.wire.errors import CinderblockError, InternalError
+from cinderblock.protocol.wire.errors import CinderblockError, InternalError, Timeout
 from cinderblock.protocol.wire.schema import parse
 
 T = TypeVar("T")
+MIGRATION_POLL_S = 0.1  # a migration has no watchers: its wait polls
+
+
+class MigrationError(CinderblockError):
+    """A migration ended without moving the volume (it stays where it was)."""
+
+    code = "migration_error"
+
+    def __init__(self, volume: Volume) -> None:
+        super().__init__(f"volume {volume.id} was not migrated (migration_status "
+                         f"{volume.migration_status}): {volume.reason or 'no reason given'}",
+                         {"volume_id": volume.id, "migration_status": volume.migration_status})
+        self.volume = volume
 DELETED: frozenset[StrEnum] = frozenset({VolumeStatus.DELETED})
 SNAPSHOT_DELETED: frozenset[StrEnum] = frozenset({SnapshotStatus.DELETED})
 AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE})
@@ -111,10 +127,38 @@ class LifecycleMethods:
     async def retype_volume(self, volume_id: str, new_type: str,
                             migration_policy: str = "never") -> Volume:
         """Give a volume another type, in place (Cinder's ``os-retype``): its backend must
-        satisfy the new type (no volume moves between backends here, whatever the
-        ``migration_policy``); the answer is the volume with its new type."""
+        satisfy the new type (a retype moves no volume between backends, whatever the
+        ``migration_policy``: ``migrate_volume`` does); the answer is the volume with its
+        new type."""
         body = VolumeRetype(volume_id, new_type, migration_policy)
         return parse(Volume, await self.call("volume.retype", body), strict=False)
+
+    async def migrate_volume(self, volume_id: str, host: str, *, force_host_copy: bool = False,
+                             lock_volume: bool = False, wait: bool = False,
+                             timeout: float | None = None) -> Volume:
+        """An admin moves an available volume's data to backend ``host``
+        (``node@backend``; Cinder's ``os-migrate_volume``). The answer comes once the
+        copy has started (the volume ``maintenance``); with ``wait``, once it has ended:
+        the volume on its new backend, or ``VolumeError`` saying why it stayed."""
+        body = VolumeMigrate(volume_id, host, force_host_copy, lock_volume)
+        await self.call("volume.migrate", body)
+        volume = await self._volume(volume_id)
+        if not wait:
+            return volume
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while volume.status is VolumeStatus.MAINTENANCE \
+                or volume.migration_status in ("migrating", "completing"):
+            if time.monotonic() > deadline:
+                raise Timeout(f"volume {volume_id} still migrating after "
+                              f"{timeout or self.timeout:g} s", {"volume_id": volume_id})
+            await asyncio.sleep(MIGRATION_POLL_S)
+            volume = await self._volume(volume_id)
+        if volume.migration_status != "success":
+            raise MigrationError(volume)
+        return volume
+
+    async def _volume(self, volume_id: str) -> Volume:
+        return parse(Volume, await self.call("volume.show", VolumeRef(volume_id)), strict=False)
 
     async def revert_volume(
         self, volume_id: str, snapshot_id: str, *, wait: bool = False,
@@ -241,6 +285,9 @@ class SyncLifecycleMethods:
     def retype_volume(self, volume_id: str, new_type: str,
                       migration_policy: str = "never") -> Volume:
         return self._run(lambda c: c.retype_volume(volume_id, new_type, migration_policy))
+
+    def migrate_volume(self, volume_id: str, host: str, **kwargs: Any) -> Volume:
+        return self._run(lambda c: c.migrate_volume(volume_id, host, **kwargs))
 
     def revert_volume(self, volume_id: str, snapshot_id: str, **kwargs: Any) -> Volume:
         return self._run(lambda c: c.revert_volume(volume_id, snapshot_id, **kwargs))

@@ -50,7 +50,7 @@ class VolumeExtend:
 class VolumeRetype:
     """Give a volume another type, in place (Cinder's ``os-retype``): its backend must
     satisfy the new type; ``migration_policy`` is Cinder's (``never``, ``on-demand``),
-    and no volume moves between backends here."""
+    and a retype moves no volume between backends (``volume.migrate`` does)."""
 
     volume_id: str
     new_type: str  # a name or an id

@@ -71,6 +71,12 @@ from cinderblock.protocol.messages.manage import (
     VolumeManage,
     VolumeUnmanage,
 )
+from cinderblock.protocol.messages.migration import (
+    NodeDropVolume,
+    NodeReceiveVolume,
+    VolumeMigrate,
+    VolumeReceived,
+)
 from cinderblock.protocol.messages.qos import (
     QosAssociation,
     QosCreate,
@@ -155,6 +161,8 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "volume.manage": (VolumeManage, ADMINS),
     "volume.manageable": (ManageableRequest, ADMINS),
     "volume.unmanage": (VolumeUnmanage, ADMINS),
+    "volume.migrate": (VolumeMigrate, ADMINS),
+    "volume.received": (VolumeReceived, NODES),
     # snapshots
     "snapshot.create": (SnapshotCreate, USERS),
     "snapshot.manage": (SnapshotManage, ADMINS),
@@ -261,6 +269,8 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "node.delete_backup": (NodeDeleteBackup, GATEWAY),
     "node.restore_backup": (NodeRestoreBackup, GATEWAY),
     "node.check_backup": (NodeCheckBackup, GATEWAY),
+    "node.receive_volume": (NodeReceiveVolume, GATEWAY),
+    "node.drop_volume": (NodeDropVolume, GATEWAY),
     "node.export": (NodeExport, GATEWAY),
     "node.unexport": (NodeUnexport, GATEWAY),
     "node.exports": (NodeExportsRequest, GATEWAY),

@@ -74,6 +74,7 @@ class Volume:
     readonly: bool = False
     multiattach: bool = False  # its type allows more than one attachment
     image_metadata: dict[str, str] = field(default_factory=dict)  # Cinder's volume_image_metadata
+    migration_status: str | None = None  # Cinder's: its latest migration's, shown to admins
 
 
 @message

@@ -129,6 +129,14 @@ class Driver(Protocol):
         all or nothing: if `fill` raises, the volume keeps its old bytes. The size stays
         the volume's. A backend with no bytes gives `fill` a sink (it still reads)."""
 
+    async def receive_volume(self, volume_id: str, size_gb: int,
+                             fill: Callable[[int], None]) -> None:
+        """A new volume of `size_gb` GiB holding what `fill(fd)` writes into an all-zero
+        file of that size (`fill` blocks: it runs in a worker thread): a migration's copy
+        from another backend. The volume is here only once written whole; if `fill`
+        raises (or the node dies) nothing of it stays. A backend with no bytes gives
+        `fill` a sink."""
+
     def volume_path(self, volume_id: str) -> Path | None: ...
 
     def capacity(self) -> Capacity: ...

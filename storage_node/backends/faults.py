@@ -43,6 +43,7 @@ FAULTABLE_OPERATIONS = frozenset(
         "unmanage_snapshot",
         "backup_source",
         "restore_volume",
+        "receive_volume",
         "capacity",
     }
 )
@@ -166,6 +167,12 @@ class FaultyDriver:
         """Fail or hang if injected, else delegate."""
         await self._enter("restore_volume")
         await self.inner.restore_volume(volume_id, fill)
+
+    async def receive_volume(self, volume_id: str, size_gb: int,
+                             fill: Callable[[int], None]) -> None:
+        """Fail or hang if injected, else delegate."""
+        await self._enter("receive_volume")
+        await self.inner.receive_volume(volume_id, size_gb, fill)
 
     def volume_path(self, volume_id: str) -> Path | None:
         """Delegate."""

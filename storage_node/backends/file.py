@@ -469,6 +469,18 @@ class FileDriver(InventoryDriver):
         await self._replace(self._volume_file(volume_id), partial(_zeros_then, size, fill),
                             f"restoring volume {volume_id}")
 
+    async def receive_volume(self, volume_id: str, size_gb: int,
+                             fill: Callable[[int], None]) -> None:
+        """A new sparse file of `size_gb` GiB that `fill(fd)` wrote (in a worker thread),
+        fsynced and only then linked in under the volume's name: a `fill` that raises, a
+        full disk or a crash leaves no volume (the start's scan sweeps what was left)."""
+        self._inventory.require_new_volume(volume_id)
+        validate_size(size_gb)
+        target = self._volume_file(volume_id)
+        record = partial(self._inventory.volume_sizes.__setitem__, volume_id)
+        await self._write_new(target, partial(_zeros_then, size_gb * GIB, fill), size_gb,
+                              record, f"receiving volume {volume_id}")
+
     async def create_volume_from_snapshot(
         self, volume_id: str, snapshot_id: str, size_gb: int
     ) -> None:
@@ -635,21 +647,28 @@ class FileDriver(InventoryDriver):
     async def _copy(
         self, source: Path, target: Path, size_gb: int, record: Callable[[int], None]
     ) -> None:
+        fill = partial(_clone_into, self.clone_method, source, size_gb * GIB)
+        await self._write_new(target, fill, size_gb, record,
+                              f"copying {source.name} to {target.name}")
+
+    async def _write_new(self, target: Path, fill: Callable[[int], None], size_gb: int,
+                         record: Callable[[int], None], what: str) -> None:
+        """`target`, new, written whole by `fill` (durably, linked in at the end), then
+        recorded; `what` is done or not at all."""
         self._refuse_pending(target)
         self._pending.add(target.name)
         try:
-            await _finish_even_if_cancelled(self._copy_and_record(source, target, size_gb, record))
+            await _finish_even_if_cancelled(self._write_and_record(target, fill, size_gb,
+                                                                   record, what))
         finally:
             self._pending.discard(target.name)
 
-    async def _copy_and_record(
-        self, source: Path, target: Path, size_gb: int, record: Callable[[int], None]
-    ) -> None:
-        fill = partial(_clone_into, self.clone_method, source, size_gb * GIB)
+    async def _write_and_record(self, target: Path, fill: Callable[[int], None], size_gb: int,
+                                record: Callable[[int], None], what: str) -> None:
         try:
             await asyncio.to_thread(write_atomically, target, fill, True, self.unnamed_files)
         except OSError as exc:
-            raise DriverError(f"copying {source.name} to {target.name} failed: {exc}") from exc
+            raise DriverError(f"{what} failed: {exc}") from exc
         record(size_gb)
 
     async def _delete(self, sizes: Sizes, object_id: str, path: Path) -> None:

@@ -132,6 +132,18 @@ class NullDriver(InventoryDriver):
         except OSError as exc:
             raise DriverError(f"restoring volume {volume_id} failed: {exc}") from exc
 
+    async def receive_volume(self, volume_id: str, size_gb: int,
+                             fill: Callable[[int], None]) -> None:
+        """Record a volume once `fill` has written into /dev/null (in a worker thread):
+        nothing is kept, but what it reads is read."""
+        self._inventory.require_new_volume(volume_id)
+        validate_size(size_gb)
+        try:
+            await asyncio.to_thread(_into_the_sink, fill)
+        except OSError as exc:
+            raise DriverError(f"receiving volume {volume_id} failed: {exc}") from exc
+        self._inventory.volume_sizes[volume_id] = size_gb
+
     def volume_path(self, volume_id: str) -> Path | None:
         """Always None (nothing to export); `DriverError` if there is no such volume."""
         self._inventory.volume_size(volume_id)

@@ -466,6 +466,52 @@ def test_a_volume_is_retyped_in_place_with_openstack_and_cinder(
     admin_view.delete_type(lvm.id)
 
 
+def test_an_admin_migrates_a_volume_with_cinder_and_openstack(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """``cinder migrate`` and ``openstack volume migrate --host`` (each had been a 400,
+    "There is no such action: os-migrate_volume"): the volume moves to the other backend
+    and back, keeping its id; admins see ``migration_status`` and
+    ``os-vol-mig-status-attr:migstat``; a member is refused with Cinder's policy 403."""
+    cinder, openstack = admin_commands(rest_cluster, "3.0")
+    project = f"migrate-{uuid.uuid4().hex[:8]}"
+    volume_id = openstack("volume", "create", "--size", "1", "m", "-f", "value",
+                          "-c", "id").strip()
+    home = volume_status(admin_view, volume_id, "available").host
+    assert home is not None
+    (away,) = [n.backend_id for n in rest_cluster.cfg.nodes if n.backend_id != home]
+
+    cinder("migrate", volume_id, f"{away}#file")
+    wait_for(lambda: admin_view.show_volume(volume_id).migration_status == "success")
+    shown = table(cinder("show", volume_id))
+    assert (shown["os-vol-host-attr:host"], shown["status"]) == (away, "available")
+    assert (shown["migration_status"], shown["os-vol-mig-status-attr:migstat"]) == \
+        ("success", "success")
+
+    openstack("volume", "migrate", "--host", home, volume_id)
+    wait_for(lambda: admin_view.show_volume(volume_id).host == home
+             and admin_view.show_volume(volume_id).migration_status == "success")
+    shown_json = json.loads(openstack("volume", "show", volume_id, "-f", "json"))
+    assert shown_json["os-vol-host-attr:host"] == home and shown_json["id"] == volume_id
+
+    _, member_openstack = commands_as(rest_cluster, "3.0", project)
+    own = member_openstack("volume", "create", "--size", "1", "mine", "-f", "value",
+                           "-c", "id").strip()
+    volume_status(admin_view, own, "available")
+    refused = subprocess.run(
+        [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", project,
+         "--os-project-id", project, "--os-endpoint", rest_cluster.rest_url, "migrate",
+         own, away], capture_output=True, text=True, timeout=60, check=False)
+    # cinderclient prints the refusal (and exits 0: its migrate catches what it is told)
+    assert "Policy doesn't allow volume_extension:volume_admin_actions:migrate_volume" \
+        in refused.stdout + refused.stderr, refused
+    assert admin_view.show_volume(own).migration_status is None
+    member_openstack("volume", "delete", own)
+    gone(admin_view, own)
+    cinder("delete", volume_id)
+    gone(admin_view, volume_id)
+
+
 def test_an_operator_manages_qos_specs_with_openstack_and_cinder(
     rest_cluster: E2ECluster, admin_view: SyncClient,
 ) -> None:

@@ -1,0 +1,219 @@
+"""The storage node's side of a volume's migration to another backend.
+
+    volume_receive_manager  OnFailureReportTask(volume.received, with the reason)
+                              → NotifyActionTask(volume.migrate.start) → ReceiveVolumeTask
+                              → ReceiveVolumeOnFinishTask(volume.migrate.end)
+
+The destination node copies the volume from its source node's NBD export (read-only,
+opened by the client certificate issued for this migration alone, which the gateway
+passes on) with ``nbdcopy`` into a new file, which the driver makes a volume only once
+written whole (``Driver.receive_volume``). It reports ``volume.received``: the copy is
+whole, or why not (nothing of it is left). A source that holds no bytes (the null
+backend) exports nothing, and the new volume is all zeros.
+
+The source node, once the gateway has moved the volume, drops its old copy and the
+export (``node.drop_volume``, a call: the gateway waits for it and asks again after a
+crash; dropping what is not here is done).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import tempfile
+from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from cinderblock.actors.flow.engine import Events, LinearFlow, Task
+from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.actors.runtime.failpoints import declare
+from cinderblock.protocol.messages.attachments import NodeExportInfo
+from cinderblock.protocol.messages.migration import (
+    NodeDropVolume,
+    NodeReceiveVolume,
+    VolumeReceived,
+)
+from cinderblock.protocol.messages.volumes import Empty
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import InvalidInput, InvalidState
+from cinderblock.storage_node.backends import Driver, DriverError
+from cinderblock.storage_node.backends.base import is_valid_id
+from cinderblock.storage_node.nbd.certificates import write_private
+
+log = logging.getLogger(__name__)
+RECEIVE_BEFORE_REPORT = declare("node.receive_volume.before_report")
+RECEIVE_AFTER_REPORT = declare("node.receive_volume.after_report")
+DROP_BEFORE_DELETE = declare("node.drop_volume.before_delete")
+CREDENTIAL_FILES = {"ca_cert": "ca-cert.pem", "client_cert": "client-cert.pem",
+                    "client_key": "client-key.pem"}  # the names libnbd's tls-certificates reads
+STDERR_KEPT = 500  # characters of nbdcopy's complaint a failure report carries
+
+
+class GatewayLink(Protocol):
+    def cast(self, op: str, body: Any, ctx: Context | None = None) -> None: ...
+
+
+class Exports(Protocol):
+    async def unexport(self, volume_id: str, attachment_id: str) -> None: ...
+
+
+class MigrationNode(Protocol):
+    """What the migration's flows use of their storage node (``StorageNode`` is one)."""
+
+    @property
+    def backend_id(self) -> str: ...
+    @property
+    def driver(self) -> Driver: ...
+    @property
+    def gateway(self) -> GatewayLink: ...
+    @property
+    def events(self) -> Events: ...
+    @property
+    def exports(self) -> Exports: ...
+
+    def recount_volumes(self) -> None: ...
+    def working(self, *ids: str) -> AbstractContextManager[None]: ...
+    def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
+                 ) -> Coroutine[Any, Any, None]: ...
+
+
+@dataclass(slots=True)
+class ReceiveContext:
+    ctx: Context
+    volume_id: str
+    migration_id: str
+    size: int
+    source: NodeExportInfo | None
+
+
+def nbd_uri(source: NodeExportInfo, certificates: Path) -> str:
+    host = f"[{source.host}]" if ":" in source.host else source.host
+    return (f"nbds://{host}:{source.port}/{quote(source.export_name, safe='')}"
+            f"?tls-certificates={quote(str(certificates), safe='/')}")
+
+
+def copy_from_export(source: NodeExportInfo) -> Callable[[int], None]:
+    """A ``fill`` that copies the export into the file it is given (``nbdcopy``; the
+    file is all zeros already, so the zeros it reads are not written)."""
+
+    def fill(fd: int) -> None:
+        with tempfile.TemporaryDirectory(prefix="cinderblock-migration-") as directory:
+            certificates = Path(directory)
+            for key, name in CREDENTIAL_FILES.items():
+                write_private(certificates / name, getattr(source, key))
+            argv = ["nbdcopy", "--destination-is-zero", "--flush", nbd_uri(source, certificates),
+                    f"/dev/fd/{fd}"]
+            done = subprocess.run(argv, pass_fds=(fd,), capture_output=True, text=True,
+                                  check=False)
+        if done.returncode != 0:
+            complaint = done.stderr.strip()[-STDERR_KEPT:] or f"exit status {done.returncode}"
+            raise OSError(f"nbdcopy from {source.host}:{source.port} failed: {complaint}")
+
+    return fill
+
+
+def _reason(failure: BaseException) -> str:
+    return str(failure) or type(failure).__name__
+
+
+class _Task(Task[ReceiveContext]):
+    def __init__(self, services: NodeMigrations) -> None:
+        self.s = services
+
+
+class OnFailureReportTask(_Task):
+    async def execute(self, c: ReceiveContext) -> None:
+        """The work is in revert."""
+
+    async def revert(self, c: ReceiveContext, failure: BaseException) -> None:
+        self.s.report(c, _reason(failure))
+
+
+class NotifyStartTask(_Task):
+    async def execute(self, c: ReceiveContext) -> None:
+        self.s.notify(c, "volume.migrate.start")
+
+
+class ReceiveVolumeTask(_Task):
+    async def execute(self, c: ReceiveContext) -> None:
+        fill = copy_from_export(c.source) if c.source is not None else _nothing
+        await self.s.node.driver.receive_volume(c.volume_id, c.size, fill)
+
+    async def revert(self, c: ReceiveContext, failure: BaseException) -> None:
+        """Only if a later task failed: the copy is whole here, and unwanted."""
+        if not isinstance(failure, DriverError) and self.s.node.driver.holds("volume",
+                                                                              c.volume_id):
+            await self.s.node.driver.delete_volume(c.volume_id)
+
+
+class ReceiveVolumeOnFinishTask(_Task):
+    async def execute(self, c: ReceiveContext) -> None:
+        self.s.node.recount_volumes()
+        RECEIVE_BEFORE_REPORT()
+        self.s.report(c, None)
+        RECEIVE_AFTER_REPORT()
+        self.s.notify(c, "volume.migrate.end")
+
+
+def _nothing(fd: int) -> None:
+    """The source holds no bytes: the new volume stays all zeros."""
+
+
+def volume_receive_manager(s: NodeMigrations) -> LinearFlow[ReceiveContext]:
+    return LinearFlow("volume_receive_manager", [
+        OnFailureReportTask(s), NotifyStartTask(s), ReceiveVolumeTask(s),
+        ReceiveVolumeOnFinishTask(s)])
+
+
+class NodeMigrations:
+    """A node's two migration ops: receive a volume, drop a moved one."""
+
+    def __init__(self, node: MigrationNode) -> None:
+        self.node = node
+        self.receive = volume_receive_manager(self)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"node.receive_volume": self.on_receive_volume,
+                "node.drop_volume": self.on_drop_volume}
+
+    def report(self, c: ReceiveContext, reason: str | None) -> None:
+        self.node.gateway.cast("volume.received",
+                               VolumeReceived(c.volume_id, c.migration_id, reason), c.ctx)
+
+    def notify(self, c: ReceiveContext, event: str) -> None:
+        self.node.events.emit("notify", volume_id=c.volume_id, event=event,
+                              host=self.node.backend_id, migration_id=c.migration_id)
+
+    async def on_receive_volume(self, req: Request) -> None:
+        b: NodeReceiveVolume = req.body
+        _check_ids(b.volume_id, b.migration_id)
+        c = ReceiveContext(req.ctx, b.volume_id, b.migration_id, b.size, b.source)
+        try:
+            with self.node.working(b.volume_id):
+                await self.node.run_flow(self.receive, c, b.volume_id, req.ctx)
+        except DriverError as exc:  # already reported to the gateway
+            log.warning("receiving volume %s failed: %s", b.volume_id, exc)
+
+    async def on_drop_volume(self, req: Request) -> Empty:
+        b: NodeDropVolume = req.body
+        _check_ids(b.volume_id, b.migration_id)
+        with self.node.working(b.volume_id):
+            await self.node.exports.unexport(b.volume_id, b.migration_id)
+            DROP_BEFORE_DELETE()
+            try:
+                await self.node.driver.delete_volume(b.volume_id)  # a missing one is fine
+            except DriverError as exc:
+                raise InvalidState(f"dropping volume {b.volume_id} failed: {exc}",
+                                   {"volume_id": b.volume_id}) from None
+        self.node.recount_volumes()
+        return Empty()
+
+
+def _check_ids(*ids: str) -> None:
+    for value in ids:
+        if not is_valid_id(value):
+            raise InvalidInput(f"{value[:80]!r} is not a valid id", {"id": value[:80]})

@@ -1,0 +1,151 @@
+"""Volume migration end to end: real actor processes, two file backends, the data copied
+by the destination node with nbdcopy from the source node's TLS export, through the
+client library.
+
+A migrated volume keeps its id and its bytes and lives on its new backend (its old file
+gone); what is refused says why and changes nothing; a copy that fails leaves the volume
+available where it was, with its bytes, and nothing on the destination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.client.lifecycle import MigrationError
+from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState
+from tests.conftest import GIB, E2ECluster, eventually, run_cli
+from tests.e2e.test_e2e_attach import CONNECTOR, Keys, run_ok
+from tests.lifecycle_helpers import file_of, read, write_pattern
+from tests.nbd_tls import NBD_TOOLS, requires
+
+pytestmark = requires(*NBD_TOOLS)
+PATTERN = [(0, b"first block " * 100), (GIB // 2 - 5, b"across the middle"),
+           (GIB - 7, b"the end")]
+
+
+def other_backend(cluster: E2ECluster, vol: Volume) -> str:
+    (other,) = [n.backend_id for n in cluster.cfg.nodes if n.backend_id != vol.host]
+    return other
+
+
+def volume_files(cluster: E2ECluster, volume_id: str) -> list[Path]:
+    """The files named for the volume on every node."""
+    return [f for n in cluster.cfg.nodes
+            if (f := cluster.volume_file(n.backend_id, volume_id)).exists()]
+
+
+async def test_a_migrated_volume_keeps_its_id_and_bytes_on_its_new_backend(
+    cluster: E2ECluster, client: Client, admin: Client, tmp_path: Path,
+) -> None:
+    vol = await client.create_volume(1, name="moving", metadata={"k": "v"}, wait=True)
+    source = file_of(cluster, vol)
+    write_pattern(source, PATTERN)
+    destination = other_backend(cluster, vol)
+
+    moved = await admin.migrate_volume(vol.id, f"{destination}#pool", wait=True, timeout=60)
+    assert (moved.id, moved.host, moved.status) == (vol.id, destination, "available")
+    assert moved.migration_status == "success" and moved.reason is None
+    assert (moved.name, moved.metadata, moved.size) == ("moving", {"k": "v"}, 1)
+    await eventually(lambda: not source.exists(), timeout=10)  # the old copy is dropped
+    (new_file,) = volume_files(cluster, vol.id)
+    assert new_file == file_of(cluster, moved) and new_file.stat().st_size == GIB
+    for offset, data in PATTERN:
+        assert read(new_file, offset, len(data)) == data
+    assert new_file.stat().st_blocks * 512 < 64 << 20  # the holes stayed holes
+
+    # it works where it is now: attached and read over its new node's export, extended,
+    # snapshotted, deleted
+    att = await client.create_attachment(vol.id, instance_id="vm-1")
+    att = await client.update_attachment(att.id, CONNECTOR)
+    assert att.connection_info["data"]["export_name"].startswith(f"volume-{vol.id}")
+    copy = tmp_path / "read-back.img"
+    await run_ok("nbdcopy", Keys(tmp_path / "keys").uri(att), str(copy))
+    assert read(copy, GIB // 2 - 5, 17) == b"across the middle"
+    await client.delete_attachment(att.id)
+    await client.wait_for_status(vol.id, "available", timeout=10)
+    assert (await client.extend_volume(vol.id, 2, wait=True)).size == 2
+    snap = await client.create_snapshot(vol.id, wait=True)
+    await client.delete_snapshot(snap.id, wait=True)
+    await client.delete_volume(vol.id, wait=True)
+    assert volume_files(cluster, vol.id) == []
+
+
+async def test_a_volume_migrates_back_and_the_cli_moves_it(
+    cluster: E2ECluster, client: Client, admin: Client,
+) -> None:
+    vol = await client.create_volume(1, wait=True)
+    write_pattern(file_of(cluster, vol), [(4096, b"round trip")])
+    home = vol.host
+    assert home is not None
+    away = await admin.migrate_volume(vol.id, other_backend(cluster, vol), wait=True)
+    assert away.host != home and away.migration_status == "success"
+    done = await asyncio.to_thread(
+        run_cli, "volume", "migrate", vol.id, home, "--wait", "--json", "--gateway",
+        cluster.gateway, "--admin", env={"CINDERBLOCK_KEY": str(cluster.user_key("admin", True))})
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert (shown["host"], shown["status"], shown["migration_status"]) == \
+        (home, "available", "success")
+    back = await client.show_volume(vol.id)
+    assert read(file_of(cluster, back), 4096, 10) == b"round trip"
+    assert len(volume_files(cluster, vol.id)) == 1
+
+
+async def test_what_is_refused_says_why_and_changes_nothing(
+    cluster: E2ECluster, client: Client, admin: Client,
+) -> None:
+    vol = await client.create_volume(1, wait=True)
+    destination = other_backend(cluster, vol)
+    with pytest.raises(Forbidden, match=r"only an admin may send volume\.migrate"):
+        await client.migrate_volume(vol.id, destination)
+    with pytest.raises(InvalidInput, match="Destination host must be different"):
+        await admin.migrate_volume(vol.id, f"{vol.host}#pool")
+    with pytest.raises(InvalidInput, match="No available service named 'node-9@file'"):
+        await admin.migrate_volume(vol.id, "node-9@file")
+    with pytest.raises(InvalidInput, match="names no backend: give it as host@backend"):
+        await admin.migrate_volume(vol.id, "node-2")
+    snap = await client.create_snapshot(vol.id, wait=True)
+    with pytest.raises(InvalidState, match="must not have snapshots"):
+        await admin.migrate_volume(vol.id, destination)
+    await client.delete_snapshot(snap.id, wait=True)
+    att = await client.create_attachment(vol.id, instance_id="vm-2")
+    with pytest.raises(InvalidState, match="status must be available to migrate, not reserved"):
+        await admin.migrate_volume(vol.id, destination)
+    await client.delete_attachment(att.id)
+    after = await admin.show_volume(vol.id)
+    assert (after.status, after.host, after.migration_status) == ("available", vol.host, None)
+    assert len(volume_files(cluster, vol.id)) == 1
+
+
+@pytest.fixture(scope="module")
+def faulty(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=2, node_overrides={"node-2": {"faults": ("receive_volume",)}})
+
+
+async def test_a_failed_copy_leaves_the_volume_where_it_was_and_says_why(
+    faulty: E2ECluster,
+) -> None:
+    async with faulty.client("failing") as client, \
+            faulty.client("admin", admin=True) as admin:
+        vol = await client.create_volume(1, wait=True)
+        while vol.host != "node-1@file":  # the failing node receives: start on the other
+            await client.delete_volume(vol.id, wait=True)
+            vol = await client.create_volume(1, wait=True)
+        write_pattern(file_of(faulty, vol), PATTERN)
+        with pytest.raises(MigrationError, match="injected fault: receive_volume"):
+            await admin.migrate_volume(vol.id, "node-2@file", wait=True, timeout=30)
+        after = await admin.show_volume(vol.id)
+        assert (after.status, after.host, after.migration_status) == \
+            ("available", "node-1@file", "error")
+        assert "migration to node-2@file failed" in (after.reason or "")
+        assert volume_files(faulty, vol.id) == [file_of(faulty, vol)]
+        for offset, data in PATTERN:
+            assert read(file_of(faulty, vol), offset, len(data)) == data
+        await client.delete_volume(vol.id, wait=True)
