@@ -10,13 +10,20 @@ Theory (https://github.com/NetworkBlockDevice/nbd/blob/master/doc/proto.md):
     ... until NBD_OPT_GO (ACK) or NBD_OPT_EXPORT_NAME (size, flags) ...
                                        <--  REQUEST_MAGIC flags type cookie offset length [data]
     SIMPLE_REPLY_MAGIC error cookie [data]  -->
+    STRUCTURED_REPLY_MAGIC flags type cookie length payload  -->   (once negotiated)
 
 Everything the network sends is hostile. Parsers raise `ProtocolError` when the peer broke
 framing (the connection must close: there is no resynchronising), and `OptionError` when
 one option is malformed (the server replies with its code and haggling goes on).
 `Negotiation` answers options; `check_request` is the whole policy for a transmission
-request (the NBD errno to reply with, or None). Only simple replies are produced:
-structured replies and metadata contexts are refused with NBD_REP_ERR_UNSUP.
+request (the NBD errno to reply with, or None).
+
+Structured replies are served when a client negotiates them (NBD_OPT_STRUCTURED_REPLY),
+for one reason: the `base:allocation` metadata context (NBD_OPT_SET_META_CONTEXT), so
+that NBD_CMD_BLOCK_STATUS tells a client such as nbdcopy or qemu-img which extents of a
+sparse volume are holes, and it need not read them. With structured replies a READ is
+answered by one OFFSET_DATA chunk (or an ERROR chunk), as the spec requires; the other
+commands keep simple replies, which the spec allows.
 
 TLS is mandatory (the spec's "forced TLS" mode): before NBD_OPT_STARTTLS succeeds, every
 option but STARTTLS and ABORT gets NBD_REP_ERR_TLS_REQD, and NBD_OPT_EXPORT_NAME (which
@@ -38,6 +45,11 @@ IHAVEOPT = 0x49484156454F5054
 OPTION_REPLY_MAGIC = 0x0003E889045565A9
 REQUEST_MAGIC = 0x25609513
 SIMPLE_REPLY_MAGIC = 0x67446698
+STRUCTURED_REPLY_MAGIC = 0x668E33EF
+ALLOCATION_CONTEXT = "base:allocation"  # the one metadata context served
+ALLOCATION_CONTEXT_ID = 1
+MAX_META_QUERIES = 16  # queries one meta context option may carry
+MAX_EXTENTS = 1024  # descriptors one block status reply gives (fewer: the client asks on)
 
 MAX_NAME_BYTES = 4096  # the spec's limit on export names and strings
 CLIENT_FLAGS_SIZE = 4
@@ -119,6 +131,25 @@ class Command(enum.IntEnum):
     BLOCK_STATUS = 7
 
 
+class ReplyType(enum.IntEnum):
+    """Structured reply chunk types (those sent here)."""
+
+    NONE = 0
+    OFFSET_DATA = 1
+    BLOCK_STATUS = 5
+    ERROR = (1 << 15) | 1
+
+
+REPLY_FLAG_DONE = 1
+
+
+class BlockState(enum.IntFlag):
+    """`base:allocation`'s status flags."""
+
+    HOLE = 1 << 0
+    ZERO = 1 << 1
+
+
 class CommandFlag(enum.IntFlag):
     FUA = 1 << 0
     NO_HOLE = 1 << 1
@@ -152,6 +183,7 @@ _TRANSMISSION_FLAGS = (
 # Plain ints: `~` on an IntFlag only spans its named members, unknown bits would slip by.
 _KNOWN_CLIENT_FLAGS = int(ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES)
 _SUPPORTED_COMMAND_FLAGS = int(CommandFlag.FUA | CommandFlag.NO_HOLE)
+_BLOCK_STATUS_FLAGS = int(CommandFlag.REQ_ONE)
 _WRITING_COMMANDS = frozenset({Command.WRITE, Command.TRIM, Command.WRITE_ZEROES})
 _GROWING_COMMANDS = frozenset({Command.WRITE, Command.WRITE_ZEROES})  # ENOSPC past the end
 
@@ -164,6 +196,10 @@ _SIMPLE_REPLY = struct.Struct(">IIQ")
 _EXPORT_INFO = struct.Struct(">QH")
 _INFO_EXPORT = struct.Struct(">HQH")
 _INFO_BLOCK_SIZE = struct.Struct(">HIII")
+_STRUCTURED_REPLY = struct.Struct(">IHHQI")
+_U32 = struct.Struct(">I")
+_EXTENT = struct.Struct(">II")
+_ERROR_CHUNK = struct.Struct(">IH")
 
 
 class ProtocolError(Exception):
@@ -247,6 +283,36 @@ def parse_info_request(data: bytes) -> InfoRequest:
     return InfoRequest(name, struct.unpack(f">{count}H", rest))
 
 
+def parse_meta_context_request(data: bytes) -> tuple[str, tuple[str, ...]]:
+    """Parse `u32 name length, name, u32 count, count * (u32 length, query)`."""
+    if len(data) < 8:
+        raise OptionError(Reply.ERR_INVALID, "option payload shorter than 8 bytes")
+    (name_length,) = _U32.unpack_from(data)
+    if name_length > len(data) - 8:
+        raise OptionError(Reply.ERR_INVALID, "export name length overruns the option")
+    name = parse_export_name(data[4 : 4 + name_length])
+    at = 4 + name_length
+    (count,) = _U32.unpack_from(data, at)
+    if count > MAX_META_QUERIES:
+        raise OptionError(Reply.ERR_TOO_BIG, f"more than {MAX_META_QUERIES} queries")
+    at += 4
+    queries = []
+    for _ in range(count):
+        if at + 4 > len(data):
+            raise OptionError(Reply.ERR_INVALID, "query count overruns the option")
+        (length,) = _U32.unpack_from(data, at)
+        if at + 4 + length > len(data):
+            raise OptionError(Reply.ERR_INVALID, "query length overruns the option")
+        try:
+            queries.append(data[at + 4 : at + 4 + length].decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise OptionError(Reply.ERR_INVALID, "query is not UTF-8") from exc
+        at += 4 + length
+    if at != len(data):
+        raise OptionError(Reply.ERR_INVALID, "bytes after the last query")
+    return name, tuple(queries)
+
+
 def option_reply(option: int, reply: Reply, data: bytes = b"") -> bytes:
     return _OPTION_REPLY.pack(OPTION_REPLY_MAGIC, option, reply, len(data)) + data
 
@@ -292,6 +358,13 @@ class Negotiation:
         self._block_sizes = block_sizes  # minimum, preferred, maximum
         self.no_zeroes = False
         self.tls = False
+        self.structured = False  # NBD_OPT_STRUCTURED_REPLY negotiated
+        self._allocation_for: str | None = None  # the export base:allocation was set for
+
+    def allocation_context(self, export_name: str) -> int | None:
+        """The context id of `base:allocation` if the last NBD_OPT_SET_META_CONTEXT
+        selected it for this export (then NBD_CMD_BLOCK_STATUS may be sent), else None."""
+        return ALLOCATION_CONTEXT_ID if self._allocation_for == export_name else None
 
     def secured(self) -> None:
         """The connection now runs over TLS: options other than STARTTLS are answered."""
@@ -330,8 +403,35 @@ class Negotiation:
                 raise OptionError(Reply.ERR_INVALID, "TLS is already negotiated")
             case Option.ABORT:
                 return Answer(option_reply(option, Reply.ACK), close=True)
+            case Option.STRUCTURED_REPLY:
+                if data:
+                    raise OptionError(Reply.ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY takes no data")
+                self.structured = True
+                return Answer(option_reply(option, Reply.ACK))
+            case Option.LIST_META_CONTEXT | Option.SET_META_CONTEXT:
+                return Answer(self._meta_context(option, data))
             case _:
                 return Answer(option_reply(option, Reply.ERR_UNSUP, b"option not supported"))
+
+    def _meta_context(self, option: int, data: bytes) -> bytes:
+        """`base:allocation` listed or selected when a query names it (a listing also for
+        `base:` or no query); queries of other namespaces select nothing."""
+        setting = option == Option.SET_META_CONTEXT
+        if setting:
+            self._allocation_for = None  # a set replaces the last, even when it fails
+        if not self.structured:
+            raise OptionError(Reply.ERR_INVALID, "negotiate NBD_OPT_STRUCTURED_REPLY first")
+        name, queries = parse_meta_context_request(data)
+        self._find(name)
+        wanted = {ALLOCATION_CONTEXT} | (set() if setting else {"base:"})
+        if not (wanted & set(queries) or (not queries and not setting)):
+            return option_reply(option, Reply.ACK)
+        if setting:
+            self._allocation_for = name
+        context_id = ALLOCATION_CONTEXT_ID if setting else 0  # a listing's ids are 0
+        described = _U32.pack(context_id) + ALLOCATION_CONTEXT.encode()
+        return option_reply(option, Reply.META_CONTEXT, described) + option_reply(
+            option, Reply.ACK)
 
     def _before_tls(self, option: int, data: bytes) -> Answer:
         match option:
@@ -376,16 +476,45 @@ def simple_reply(cookie: int, error: int = 0) -> bytes:
     return _SIMPLE_REPLY.pack(SIMPLE_REPLY_MAGIC, error, cookie)
 
 
+def data_chunk_header(cookie: int, offset: int, length: int) -> bytes:
+    """The header of a final OFFSET_DATA chunk whose `length` bytes follow it."""
+    return _STRUCTURED_REPLY.pack(STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE,
+                                  ReplyType.OFFSET_DATA, cookie, 8 + length) + offset.to_bytes(
+        8, "big")
+
+
+def error_chunk(cookie: int, error: int, message: str = "") -> bytes:
+    """A final ERROR chunk (the request failed with `error`, an NBD errno)."""
+    text = message.encode()[:MAX_NAME_BYTES]
+    payload = _ERROR_CHUNK.pack(error, len(text)) + text
+    return _STRUCTURED_REPLY.pack(STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE, ReplyType.ERROR,
+                                  cookie, len(payload)) + payload
+
+
+def block_status_chunk(cookie: int, context_id: int,
+                       extents: list[tuple[int, BlockState]]) -> bytes:
+    """A final BLOCK_STATUS chunk: consecutive (length, state) descriptors."""
+    payload = _U32.pack(context_id) + b"".join(_EXTENT.pack(n, state) for n, state in extents)
+    return _STRUCTURED_REPLY.pack(STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE,
+                                  ReplyType.BLOCK_STATUS, cookie, len(payload)) + payload
+
+
 def check_request(
-    request: Request, export_size: int, readonly: bool, max_length: int
+    request: Request, export_size: int, readonly: bool, max_length: int,
+    block_status: bool = False,
 ) -> Errno | None:
     """Return the errno refusing `request`, or None if it may run.
 
     READ/WRITE longer than `max_length` are refused (the payload would be held in memory);
     TRIM and WRITE_ZEROES carry no payload and may span the whole export. Past the end of
-    the export, a write is ENOSPC and a read or trim EINVAL, as the spec asks.
+    the export, a write is ENOSPC and a read, trim or block status EINVAL, as the spec
+    asks. BLOCK_STATUS only once `base:allocation` was selected (`block_status`).
     """
     command = request.command
+    if command == Command.BLOCK_STATUS:
+        if not block_status or request.flags & ~_BLOCK_STATUS_FLAGS:
+            return Errno.EINVAL
+        return Errno.EINVAL if request.offset + request.length > export_size else None
     if command not in (Command.READ, Command.FLUSH, *_WRITING_COMMANDS):
         return Errno.EINVAL
     if request.flags & ~_SUPPORTED_COMMAND_FLAGS:

@@ -26,6 +26,11 @@ Design:
   `_BlockFile.aclose` closes the descriptor only once every I/O thread using it has
   returned, since a closed fd number can be reused by another open() while a thread
   still writes through it.
+- Structured replies, when the client negotiates them, serve one thing: BLOCK_STATUS in
+  the `base:allocation` context, from the file's SEEK_DATA/SEEK_HOLE (a hole reads as
+  zeros), so that a client copying a sparse volume (nbdcopy, qemu-img: a migration's
+  copy) skips its holes. A READ is then answered by one OFFSET_DATA chunk, or an ERROR
+  chunk; other commands keep simple replies.
 - TRIM punches a hole (fallocate PUNCH_HOLE|KEEP_SIZE through ctypes); WRITE_ZEROES
   punches too unless NO_HOLE is set, or writes zeros in 1 MiB chunks where punching is
   not possible. FUA is an fdatasync after the write; FLUSH is fsync.
@@ -74,6 +79,8 @@ NO_LIMITS = IoLimits()
 # the commands a back-end QoS counts (a flush moves no data of the client's)
 _THROTTLED = frozenset({proto.Command.READ, proto.Command.WRITE, proto.Command.TRIM,
                         proto.Command.WRITE_ZEROES})
+# the commands whose errors are structured once structured replies are negotiated
+_STRUCTURED_COMMANDS = frozenset({proto.Command.READ, proto.Command.BLOCK_STATUS})
 
 
 class CertificateRefused(Exception):
@@ -184,6 +191,36 @@ def _zero(fd: int, offset: int, length: int, punch: bool, fua: bool) -> None:
         os.fdatasync(fd)
 
 
+def allocation_extents(fd: int, offset: int, length: int, size: int, limit: int
+                       ) -> list[tuple[int, proto.BlockState]]:
+    """`base:allocation` for [offset, offset + length) of the file: consecutive (length,
+    state) extents, at most `limit`, holes HOLE|ZERO and data 0. A file system without
+    SEEK_DATA answers all data, which is true (if slower for the client)."""
+    end, pos = min(offset + length, size), offset
+    extents: list[tuple[int, proto.BlockState]] = []
+    hole = proto.BlockState.HOLE | proto.BlockState.ZERO
+    while pos < end and len(extents) < limit:
+        try:
+            data = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no data from pos to the end
+                raise
+            data = end
+        if data > pos:
+            extents.append((min(data, end) - pos, hole))
+            pos = min(data, end)
+            continue
+        try:
+            data_end = os.lseek(fd, pos, os.SEEK_HOLE)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:
+                raise
+            data_end = end
+        extents.append((min(data_end, end) - pos, proto.BlockState(0)))
+        pos = min(data_end, end)
+    return extents
+
+
 def _close_when_idle(fd: int, pending: list[concurrent.futures.Future[Any]]) -> None:
     concurrent.futures.wait(pending)
     os.close(fd)
@@ -212,6 +249,12 @@ class _BlockFile:
 
     async def zero(self, offset: int, length: int, punch: bool, fua: bool) -> None:
         await self._run(False, _zero, self._fd, offset, length, punch, fua)
+
+    async def extents(self, offset: int, length: int, one: bool
+                      ) -> list[tuple[int, proto.BlockState]]:
+        limit = 1 if one else proto.MAX_EXTENTS
+        return await self._run(False, allocation_extents, self._fd, offset, length,
+                               self.size, limit)
 
     async def aclose(self) -> None:
         pending = list(self._pending)
@@ -268,6 +311,8 @@ class _Connection:
         self.export_name: str | None = None  # the one its certificate opens, once known
         self._throttle: Throttle | None = None  # the export's back-end QoS, if it has one
         self._fingerprint: str | None = None  # of its certificate, after the TLS handshake
+        self._structured = False  # structured replies negotiated
+        self._allocation: int | None = None  # base:allocation's context id, if selected
         self.closed = asyncio.Event()
         self._aborted = asyncio.Event()  # abort() was called: stop waiting on a throttle
         self.peer = writer.get_extra_info("peername")
@@ -307,6 +352,9 @@ class _Connection:
             answer = await self._answer(haggle, proto.parse_option_header(header))
             disk = self._attach(answer.export) if answer.export is not None else None
             self._writer.write(answer.reply)
+            if disk is not None and answer.export is not None:
+                self._structured = haggle.structured
+                self._allocation = haggle.allocation_context(answer.export.name)
             if disk is not None or answer.close:
                 return disk
             await self._writer.drain()
@@ -377,7 +425,8 @@ class _Connection:
         self._shared.counters.requests += 1
         if request.command == proto.Command.DISC:
             return False
-        error = proto.check_request(request, disk.size, disk.readonly, MAX_REQUEST_LENGTH)
+        error = proto.check_request(request, disk.size, disk.readonly, MAX_REQUEST_LENGTH,
+                                    block_status=self._allocation is not None)
         if error is not None:
             await self._refuse(request, error)
             return True
@@ -403,8 +452,15 @@ class _Connection:
         if self._aborted.is_set():
             raise ConnectionAbortedError("the connection was closed while it was throttled")
 
+    def _error_reply(self, request: proto.Request, error: proto.Errno, why: str) -> bytes:
+        """A READ's error is a structured chunk once those are negotiated (the spec
+        forbids a simple reply to a READ then); any other's a simple reply."""
+        if self._structured and request.command in _STRUCTURED_COMMANDS:
+            return proto.error_chunk(request.cookie, error, why)
+        return proto.simple_reply(request.cookie, error)
+
     async def _refuse(self, request: proto.Request, error: proto.Errno) -> None:
-        self._send(proto.simple_reply(request.cookie, error))
+        self._send(self._error_reply(request, error, f"request refused: {error.name}"))
         if request.carries_payload and request.length > MAX_REQUEST_LENGTH:
             raise proto.ProtocolError(f"write of {request.length} bytes is too long")
         if request.carries_payload:
@@ -417,10 +473,17 @@ class _Connection:
         try:
             try:
                 data = await self._perform(disk, request, payload)
-                self._send(proto.simple_reply(request.cookie), data)
+                if request.command == proto.Command.BLOCK_STATUS:
+                    self._send(data)  # the whole chunk
+                elif self._structured and request.command == proto.Command.READ:
+                    self._send(proto.data_chunk_header(request.cookie, request.offset,
+                                                       len(data)), data)
+                else:
+                    self._send(proto.simple_reply(request.cookie), data)
             except OSError as exc:
                 log.warning("nbd %s: %r failed: %s", self.peer, request, exc)
-                self._send(proto.simple_reply(request.cookie, proto.nbd_errno(exc.errno)))
+                error = proto.nbd_errno(exc.errno)
+                self._send(self._error_reply(request, error, exc.strerror or str(exc)))
             await self._drain()
         finally:
             self._budget.release(held)
@@ -443,6 +506,11 @@ class _Connection:
             case proto.Command.WRITE_ZEROES:
                 punch = not request.flags & proto.CommandFlag.NO_HOLE
                 await disk.zero(request.offset, request.length, punch=punch, fua=fua)
+            case proto.Command.BLOCK_STATUS:
+                assert self._allocation is not None  # check_request let it through
+                one = bool(request.flags & proto.CommandFlag.REQ_ONE)
+                extents = await disk.extents(request.offset, request.length, one)
+                return proto.block_status_chunk(request.cookie, self._allocation, extents)
         return b""
 
     def _send(self, header: bytes, data: bytes = b"") -> None:

@@ -23,7 +23,7 @@ import pytest
 from cinderblock.storage_node.nbd import protocol as proto
 from cinderblock.storage_node.nbd import server as nbd
 from cinderblock.storage_node.nbd.certificates import KeyPair, NodeAuthority
-from cinderblock.storage_node.nbd.server import MAX_REQUEST_LENGTH, NbdServer
+from cinderblock.storage_node.nbd.server import MAX_REQUEST_LENGTH, NbdServer, allocation_extents
 from tests.conftest import Completed
 from tests.conftest import run_process as run
 from tests.nbd_tls import (
@@ -335,7 +335,7 @@ async def test_unknown_options_are_unsupported_and_negotiation_goes_on(
     exports: Exports, disk: pathlib.Path
 ) -> None:
     client = await RawClient.connect(exports.server.port, tls=exports.tls("volume"))
-    for option in (proto.Option.STRUCTURED_REPLY, 0xDEAD):
+    for option in (proto.Option.EXTENDED_HEADERS, 0xDEAD):
         assert (await client.option(option))[-1][0] == proto.Reply.ERR_UNSUP
     assert (await client.option(proto.Option.STARTTLS))[-1][0] == proto.Reply.ERR_INVALID
     assert (await client.option(proto.Option.LIST, b"junk"))[-1][0] == proto.Reply.ERR_INVALID
@@ -567,7 +567,9 @@ async def test_a_client_killed_mid_transfer_leaves_the_server_serving(
     server = exports.server
     big = sparse_file(tmp_path / "big.raw", 8 * 1024 * MiB)
     await exports.add("big", big, readonly=False)
-    await _kill_mid_transfer(server, "bytes_read", "nbdcopy", exports.uri("big"), "null:")
+    # --no-extents: the file is all hole, which block status would let nbdcopy skip
+    await _kill_mid_transfer(server, "bytes_read", "nbdcopy", "--no-extents", exports.uri("big"),
+                             "null:")
     writes = [f"-cwrite -P 0xcd {n * 512}M 512M" for n in range(16)]
     writer = ["qemu-io", *exports.qemu("big"), *writes]
     await _kill_mid_transfer(server, "bytes_written", *writer)
@@ -623,6 +625,23 @@ def test_info_requests_parse_and_malformed_ones_are_invalid() -> None:
         with pytest.raises(proto.OptionError) as raised:
             proto.parse_info_request(bad)
         assert raised.value.reply == proto.Reply.ERR_INVALID
+
+
+@pytest.mark.parametrize(
+    ("offset", "length", "flags", "selected", "expected"),
+    [
+        (0, 8192, 0, True, None),
+        (0, 1, proto.CommandFlag.REQ_ONE, True, None),
+        (0, 8192, 0, False, proto.Errno.EINVAL),  # base:allocation not selected
+        (8191, 2, 0, True, proto.Errno.EINVAL),  # past the end
+        (0, 1, proto.CommandFlag.FUA, True, proto.Errno.EINVAL),
+    ],
+)
+def test_block_status_is_served_only_once_its_context_is_selected(
+    offset: int, length: int, flags: int, selected: bool, expected: object
+) -> None:
+    request = proto.Request(flags, proto.Command.BLOCK_STATUS, 1, offset, length)
+    assert proto.check_request(request, 8192, True, 4096, block_status=selected) == expected
 
 
 @pytest.mark.parametrize(
@@ -693,8 +712,91 @@ def test_negotiation_refusals_keep_haggling_except_for_export_name() -> None:
     assert unknown.export is None and not unknown.close
     assert haggle.answer(proto.Option.EXPORT_NAME, b"nope") == proto.Answer(b"", close=True)
     assert haggle.answer(proto.Option.ABORT, b"").close
-    for option in (proto.Option.STRUCTURED_REPLY, proto.Option.SET_META_CONTEXT, 1234):
+    for option in (proto.Option.EXTENDED_HEADERS, 1234):
         assert _option_replies(haggle.answer(option, b"").reply)[0][1] == proto.Reply.ERR_UNSUP
+    # a meta context needs structured replies first (the spec's ERR_INVALID)
+    query = _meta_query("volume", "base:allocation")
+    refused = haggle.answer(proto.Option.SET_META_CONTEXT, query)
+    assert _option_replies(refused.reply)[0][1] == proto.Reply.ERR_INVALID
+
+
+def _meta_query(name: str, *queries: str) -> bytes:
+    encoded = name.encode()
+    body = struct.pack(">I", len(encoded)) + encoded + struct.pack(">I", len(queries))
+    return body + b"".join(struct.pack(">I", len(q.encode())) + q.encode() for q in queries)
+
+
+def test_negotiation_selects_base_allocation_after_structured_replies() -> None:
+    haggle = _negotiation(proto.ExportInfo("volume", MiB, readonly=False),
+                          proto.ExportInfo("other", MiB, readonly=False))
+    assert _option_replies(haggle.answer(proto.Option.STRUCTURED_REPLY, b"x").reply)[0][1] \
+        == proto.Reply.ERR_INVALID
+    assert haggle.answer(proto.Option.STRUCTURED_REPLY, b"").reply == proto.option_reply(
+        proto.Option.STRUCTURED_REPLY, proto.Reply.ACK)
+    described = struct.pack(">I", proto.ALLOCATION_CONTEXT_ID) + b"base:allocation"
+    listed = struct.pack(">I", 0) + b"base:allocation"
+    for query, option, replies in [
+        (("base:allocation",), proto.Option.SET_META_CONTEXT, [described]),
+        (("x-other:thing", "base:allocation"), proto.Option.SET_META_CONTEXT, [described]),
+        (("qemu:dirty-bitmap:b",), proto.Option.SET_META_CONTEXT, []),
+        ((), proto.Option.SET_META_CONTEXT, []),
+        ((), proto.Option.LIST_META_CONTEXT, [listed]),
+        (("base:",), proto.Option.LIST_META_CONTEXT, [listed]),
+    ]:
+        answer = _option_replies(haggle.answer(option, _meta_query("volume", *query)).reply)
+        assert [data for _, kind, data in answer if kind == proto.Reply.META_CONTEXT] == replies
+        assert answer[-1][1] == proto.Reply.ACK
+    haggle.answer(proto.Option.SET_META_CONTEXT, _meta_query("volume", "base:allocation"))
+    assert haggle.allocation_context("volume") == proto.ALLOCATION_CONTEXT_ID
+    assert haggle.allocation_context("other") is None  # set for another export
+    unknown = haggle.answer(proto.Option.SET_META_CONTEXT, _meta_query("nope", "base:allocation"))
+    assert _option_replies(unknown.reply)[0][1] == proto.Reply.ERR_UNKNOWN
+    assert haggle.allocation_context("volume") is None  # a failed set clears the last
+    for broken in (b"\0\0\0\x09volume", _meta_query("volume", "base:allocation")[:-3],
+                   _meta_query("volume", "base:allocation") + b"!",
+                   _meta_query("volume", *["base:allocation"] * 17)):
+        kind = _option_replies(haggle.answer(proto.Option.SET_META_CONTEXT, broken).reply)[0][1]
+        assert kind in (proto.Reply.ERR_INVALID, proto.Reply.ERR_TOO_BIG)
+
+
+def test_allocation_extents_follow_the_file_s_holes_and_data(tmp_path: pathlib.Path) -> None:
+    path = sparse_file(tmp_path / "sparse.raw", 8 * MiB)
+    with path.open("r+b") as file:
+        file.seek(2 * MiB)
+        file.write(b"d" * MiB)
+    hole = proto.BlockState.HOLE | proto.BlockState.ZERO
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        whole = allocation_extents(fd, 0, 8 * MiB, 8 * MiB, 1024)
+        assert whole == [(2 * MiB, hole), (MiB, proto.BlockState(0)), (5 * MiB, hole)]
+        assert allocation_extents(fd, MiB, MiB + 4096, 8 * MiB, 1024) == [
+            (MiB, hole), (4096, proto.BlockState(0))]
+        assert allocation_extents(fd, 0, 8 * MiB, 8 * MiB, 1) == [(2 * MiB, hole)]
+        assert allocation_extents(fd, 7 * MiB, 2 * MiB, 8 * MiB, 1024) == [(MiB, hole)]
+    finally:
+        os.close(fd)
+
+
+@requires("nbdinfo", "nbdcopy")
+async def test_real_clients_see_the_holes_of_a_sparse_export_and_copy_it_sparse(
+    exports: Exports, tmp_path: pathlib.Path
+) -> None:
+    """nbdinfo --map reads base:allocation; nbdcopy skips the holes (the server's
+    bytes_read counts only the data) and reads the data through structured replies."""
+    path = sparse_file(tmp_path / "big.raw", 64 * MiB)
+    with path.open("r+b") as file:
+        file.seek(10 * MiB)
+        file.write(os.urandom(MiB))
+    await exports.add("big", path, readonly=True)
+    mapped = (await run_ok("nbdinfo", "--map", exports.uri("big", "big"))).stdout
+    rows = [line.split() for line in mapped.splitlines() if line.strip()]
+    assert [(int(r[0]), int(r[1]), int(r[2])) for r in rows] == [
+        (0, 10 * MiB, 3), (10 * MiB, MiB, 0), (11 * MiB, 53 * MiB, 3)], mapped
+    before = exports.server.statistics().bytes_read
+    copy = tmp_path / "copy.raw"
+    await run_ok("nbdcopy", exports.uri("big", "big"), str(copy))
+    assert copy.read_bytes() == path.read_bytes()
+    assert exports.server.statistics().bytes_read - before <= 2 * MiB
 
 
 def test_negotiation_lists_no_export_and_pads_export_name_unless_no_zeroes() -> None:
