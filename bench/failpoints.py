@@ -278,16 +278,13 @@ async def one_round(c: Client, r: str, patient: Client, other: Client, admin: Cl
     ``patient``: a client that waits longer, for the calls that wait for a node's
     export (a TLS certificate made on a loaded machine may take seconds).
     ``other``: a client of another project, which the volume is transferred to.
-    ``admin``: an admin's client (a migration is an admin's); ``backends``: where to,
-    none for rounds that do not migrate (the NBD server has no block status, so a copy
-    reads every byte of the volume: only the rounds of migration's points pay for it)."""
+    ``admin``: an admin's client (a migration is an admin's); ``backends``: where to."""
     vol = await again(lambda: c.create_volume(1, request_id=f"fp-{r}-create"))
     current = await volume_settled(c, vol.id)
     if current is not None and current.status is V.AVAILABLE:
         await snapshot_and_extend(c, vol.id, r)
         await back_up_and_restore(c, vol.id, r)
-        if backends:
-            await migrate_there_and_back(c, admin, vol.id, backends)
+        await migrate_there_and_back(c, admin, vol.id, backends)
         if await hand_over(c, other, vol.id):
             await hand_over(other, c, vol.id)
         await attach_and_detach(c, vol.id, patient)
@@ -443,8 +440,7 @@ async def run_points(points: Sequence[str], data_dir: Path, *, max_rounds: int =
             armed.client(timeout=10.0) as patient, armed.client(admin=True) as admin, \
             armed.client(project=OTHER) as other:
         rounds = 0
-        migrating = any(p.startswith(GROUPS["migration"]) for p in points)
-        backends = [n.backend_id for n in armed.cluster.cfg.nodes] if migrating else []
+        backends = [n.backend_id for n in armed.cluster.cfg.nodes]
         while armed.fired() != set(points) and rounds < max_rounds:
             await asyncio.gather(*(one_round(c, f"{rounds}.{i}", patient, other, admin,
                                              backends) for i in range(chains)))
