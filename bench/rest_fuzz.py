@@ -215,6 +215,11 @@ class Requests:
             ("POST", f"/volumes/{v}/action",
              {"os-reset_status": {"status": r.choice(["error", "available", "in-use"])}},
              "3.60", True),
+            ("POST", f"/volumes/{v}/action", {"os-migrate_volume": {
+                "host": r.choice(["node-1@file", "node-2@file#file", "node-9@file", "node-2",
+                                  ""]),
+                "force_host_copy": r.choice([True, False, "yes"]),
+                "lock_volume": r.choice([True, False])}}, "3.60", r.random() < 0.9),
             ("POST", f"/snapshots/{s}/action", {"os-reset_status": {"status": "error"}},
              "3.60", True),
             ("DELETE", f"/volumes/{v}", None, "3.60", False),
