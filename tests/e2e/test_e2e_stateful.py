@@ -316,6 +316,15 @@ class Model:
             return Refusal(InvalidState, "Backup status must be available")
         return self.refuse_create(size)
 
+    def refuse_migrate(self, vol: ModelVolume) -> Refusal | None:
+        """Cinder's: the volume available (an in-use one is refused too, with why: Nova
+        would swap its attachment), then without snapshots."""
+        if vol.status is not V.AVAILABLE:
+            return Refusal(InvalidState, vol.status.value)
+        if self.snapshots_of(vol.id):
+            return Refusal(InvalidState, "must not have snapshots")
+        return None
+
     def refuse_attach(self, vol: ModelVolume) -> Refusal | None:
         if vol.attachment is not None:  # the default type does not allow multiattach
             return Refusal(InvalidState, "already has an attachment")
@@ -693,6 +702,23 @@ class ClusterMachine(RuleBasedStateMachine):
             assert (done.volume_type, done.status, done.size) == (
                 new_type, vol.status, vol.size), done
             vol.volume_type = new_type
+
+    @rule(pick=PICK)
+    @step
+    def migrate_volume(self, pick: int) -> None:
+        """An admin moves it to the other backend: its id, size and status kept, its
+        bytes on the new node (the settled check finds no copy left on the old one)."""
+        vol = self.model.pick_volume(pick)
+        if vol is None:
+            return self.note("no volume to migrate")
+        host = self.run(self.admin.show_volume(vol.id)).host
+        other = next(n.backend_id for n in self.cluster.cfg.nodes if n.backend_id != host)
+        got = self.run(attempt(self.admin.migrate_volume(vol.id, other, wait=True,
+                                                         timeout=30)))
+        done = self.expect(self.model.refuse_migrate(vol), got)
+        if done is not None:
+            assert (done.host, done.status, done.size, done.migration_status) == (
+                other, V.AVAILABLE, vol.size, "success"), done
 
     @rule(pick=PICK, grow=st.integers(1, 2))
     @step
