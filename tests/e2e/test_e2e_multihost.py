@@ -272,6 +272,32 @@ async def test_nodes_on_their_own_hosts_join_and_creates_spread_over_them(
     assert not list(m.cluster.cfg.path().glob("nodes/*/volume-*"))  # not on the controller
 
 
+async def test_a_volume_migrates_between_hosts_over_their_network(
+    multihost: MultiHost,
+) -> None:
+    """The destination host copies the volume from the source host's NBD export at its
+    ``nbd_address``, across the private network; the bytes arrive, the old file goes."""
+    m = multihost
+    async with m.client("moving") as client, m.client("admin", admin=True) as admin:
+        vol = await client.create_volume(1, availability_zone="nova", wait=True)
+        source = (vol.host or "").partition("@")[0]
+        target = "node-2" if source == "node-1" else "node-1"
+        old_file = m.host_dirs[source] / "nodes" / source / f"volume-{vol.id}"
+        with old_file.open("r+b") as f:
+            f.seek(300 << 20)
+            f.write(b"crossed the wire")
+        moved = await admin.migrate_volume(vol.id, f"{target}@file", wait=True, timeout=60)
+        assert (moved.host, moved.status, moved.migration_status) == (
+            f"{target}@file", "available", "success")
+        new_file = m.host_dirs[target] / "nodes" / target / f"volume-{vol.id}"
+        with new_file.open("rb") as f:
+            f.seek(300 << 20)
+            assert f.read(16) == b"crossed the wire"
+        await eventually(lambda: not old_file.exists(), timeout=10)
+        await client.delete_volume(vol.id, wait=True)
+        assert not new_file.exists()
+
+
 def test_a_node_started_with_cinderblock_node_keeps_its_state_in_its_own_data_dir(
     tmp_path: Path,
 ) -> None:
