@@ -35,7 +35,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -43,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from cinderblock.actors.runtime.config import host_of
-from cinderblock.bench.up_cluster import UpCluster
+from cinderblock.bench.up_cluster import UpCluster, on_a_fresh_cluster
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.storage_node.backup_repository import CHUNK_SIZE
@@ -237,13 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not (args.size_gb >= 1 and 0 < args.fill <= 1 and 0 < args.change <= 1):
         p.error("--size-gb must be at least 1; --fill and --change in (0, 1]")
-    with tempfile.TemporaryDirectory(prefix="cb-bench-backups-") as tmp:
-        up = UpCluster(Path(tmp) / "data", "--backend", "file")
-        up.start()
-        try:
-            report = asyncio.run(run(up, args))
-        finally:
-            up.stop()
+    report = on_a_fresh_cluster("backups", lambda up: run(up, args), "--backend", "file")
     if args.json:
         print(json.dumps(asdict(report), indent=2))
     else:

@@ -14,18 +14,16 @@ problem and the exit status 1.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import random
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cinderblock.actors.runtime.config import host_of
 from cinderblock.bench.backups import GIB, MIB, file_digest, fill_volume
-from cinderblock.bench.up_cluster import UpCluster
+from cinderblock.bench.up_cluster import UpCluster, on_a_fresh_cluster
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.volumes import Volume
 
@@ -107,13 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.size_gb >= 1 and 0 <= args.data_mb <= args.size_gb * GIB // MIB
             and args.rounds >= 1):
         p.error("--size-gb at least 1, --data-mb within it, --rounds at least 1")
-    with tempfile.TemporaryDirectory(prefix="cb-bench-migration-") as tmp:
-        up = UpCluster(Path(tmp) / "data", "--backend", "file")
-        up.start()
-        try:
-            report = asyncio.run(run(up, args))
-        finally:
-            up.stop()
+    report = on_a_fresh_cluster("migration", lambda up: run(up, args), "--backend", "file")
     if args.json:
         print(json.dumps(asdict(report), indent=2))
     else:

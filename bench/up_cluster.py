@@ -11,14 +11,17 @@ sure no actor pid ever seen is left alive, killing any straggler by its pid.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cinderblock.actors.runtime.config import ClusterConfig, load
 from cinderblock.actors.runtime.keyring import secret_key_file
@@ -27,6 +30,20 @@ from cinderblock.protocol.client.client import Client
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+R = TypeVar("R")
+
+
+def on_a_fresh_cluster(name: str, work: Callable[[UpCluster], Coroutine[Any, Any, R]],
+                       *up_args: str) -> R:
+    """``work`` run on a new ``cinderblock up`` in a temporary data directory (``up_args``
+    its options), which is stopped and removed afterwards, whatever happened."""
+    with tempfile.TemporaryDirectory(prefix=f"cb-bench-{name}-") as tmp:
+        up = UpCluster(Path(tmp) / "data", *up_args)
+        up.start()
+        try:
+            return asyncio.run(work(up))
+        finally:
+            up.stop()
 
 
 class UpError(RuntimeError):
