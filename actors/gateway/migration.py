@@ -42,7 +42,7 @@ from typing import Any, Protocol
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.guards import require_admin, require_reporter
 from cinderblock.actors.gateway.lifecycle_checks import claim_volume, release_claim, visible_volume
-from cinderblock.actors.gateway.migration_store import MigrationRecord, MigrationStatus
+from cinderblock.actors.gateway.migration_store import RUNNING, MigrationRecord, MigrationStatus
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Link, Request
 from cinderblock.actors.runtime.config import host_of
@@ -105,6 +105,8 @@ def check_migration(volume: VolumeRecord, destination: str, snapshots: int,
         raise InvalidState(f"Volume {volume.id} status must be available to migrate, not "
                            f"{volume.status.value}",
                            {"volume_id": volume.id, "status": volume.status.value})
+    if volume.host is None:
+        raise InvalidState(f"Volume {volume.id} is on no backend yet", {"volume_id": volume.id})
     if snapshots:
         raise InvalidState(f"Volume {volume.id} must not have snapshots to migrate "
                            f"({snapshots} found)", {"volume_id": volume.id})
@@ -363,13 +365,15 @@ class GatewayMigrations:
         volume = self.store.volumes.get(body.volume_id)
         lives_there = volume is not None and volume.host is not None \
             and host_of(volume.host) == peer
+        going_there = migration is not None and migration.status in RUNNING \
+            and host_of(migration.destination) == peer  # that copy is the running one's
+        keep = lives_there or going_there or body.reason is not None
         log.info("volume.received from %s for volume %s, migration %s: not running; %s",
                  peer, body.volume_id, body.migration_id,
-                 "ignored" if lives_there or body.reason is not None else "its copy dropped")
-        if body.reason is None and not lives_there and peer in self.s.node_hosts:
-            self.s.router.cast("node.drop_volume", NodeDropVolume(body.volume_id,
-                                                                  body.migration_id),
-                               _admin(), to=peer.encode())
+                 "ignored" if keep else "its copy dropped")
+        if not keep and peer in self.s.node_hosts:
+            self.s.cast_to_node(peer, "node.drop_volume",
+                                NodeDropVolume(body.volume_id, body.migration_id), _admin())
 
     def _drop_copy(self, backend: str, migration: MigrationRecord) -> None:
         self.s.cast_to_node(backend, "node.drop_volume",

@@ -48,6 +48,11 @@ def test_an_in_use_volume_is_refused_with_what_it_would_need() -> None:
         check_migration(volume(V.IN_USE), "node-2@file", 0, [NODE_2])
 
 
+def test_a_volume_on_no_backend_stays() -> None:
+    with pytest.raises(InvalidState, match="is on no backend yet"):
+        check_migration(volume(host=None), "node-2@file", 0, [NODE_2])
+
+
 def test_a_volume_with_snapshots_stays() -> None:
     with pytest.raises(InvalidState, match=r"must not have snapshots to migrate \(2 found\)"):
         check_migration(volume(), "node-2@file", 2, [NODE_2])
