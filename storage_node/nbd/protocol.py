@@ -476,6 +476,13 @@ def simple_reply(cookie: int, error: int = 0) -> bytes:
     return _SIMPLE_REPLY.pack(SIMPLE_REPLY_MAGIC, error, cookie)
 
 
+def done_chunk(cookie: int) -> bytes:
+    """A final NONE chunk: success, nothing to carry (a READ of no bytes: an OFFSET_DATA
+    chunk must carry at least one)."""
+    return _STRUCTURED_REPLY.pack(STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE, ReplyType.NONE,
+                                  cookie, 0)
+
+
 def data_chunk_header(cookie: int, offset: int, length: int) -> bytes:
     """The header of a final OFFSET_DATA chunk whose `length` bytes follow it."""
     return _STRUCTURED_REPLY.pack(STRUCTURED_REPLY_MAGIC, REPLY_FLAG_DONE,
@@ -511,8 +518,8 @@ def check_request(
     asks. BLOCK_STATUS only once `base:allocation` was selected (`block_status`).
     """
     command = request.command
-    if command == Command.BLOCK_STATUS:
-        if not block_status or request.flags & ~_BLOCK_STATUS_FLAGS:
+    if command == Command.BLOCK_STATUS:  # a zero length would need a reply of no extent
+        if not block_status or request.flags & ~_BLOCK_STATUS_FLAGS or not request.length:
             return Errno.EINVAL
         return Errno.EINVAL if request.offset + request.length > export_size else None
     if command not in (Command.READ, Command.FLUSH, *_WRITING_COMMANDS):

@@ -475,9 +475,11 @@ class _Connection:
                 data = await self._perform(disk, request, payload)
                 if request.command == proto.Command.BLOCK_STATUS:
                     self._send(data)  # the whole chunk
-                elif self._structured and request.command == proto.Command.READ:
+                elif self._structured and request.command == proto.Command.READ and data:
                     self._send(proto.data_chunk_header(request.cookie, request.offset,
                                                        len(data)), data)
+                elif self._structured and request.command == proto.Command.READ:
+                    self._send(proto.done_chunk(request.cookie))  # a read of no bytes
                 else:
                     self._send(proto.simple_reply(request.cookie), data)
             except OSError as exc:

@@ -635,6 +635,8 @@ def test_info_requests_parse_and_malformed_ones_are_invalid() -> None:
         (0, 8192, 0, False, proto.Errno.EINVAL),  # base:allocation not selected
         (8191, 2, 0, True, proto.Errno.EINVAL),  # past the end
         (0, 1, proto.CommandFlag.FUA, True, proto.Errno.EINVAL),
+        (0, 0, 0, True, proto.Errno.EINVAL),  # its reply would hold no extent
+        (8192, 0, 0, True, proto.Errno.EINVAL),
     ],
 )
 def test_block_status_is_served_only_once_its_context_is_selected(
@@ -797,6 +799,49 @@ async def test_real_clients_see_the_holes_of_a_sparse_export_and_copy_it_sparse(
     await run_ok("nbdcopy", exports.uri("big", "big"), str(copy))
     assert copy.read_bytes() == path.read_bytes()
     assert exports.server.statistics().bytes_read - before <= 2 * MiB
+
+
+async def test_with_structured_replies_reads_and_errors_come_as_chunks(
+    exports: Exports, disk: pathlib.Path
+) -> None:
+    """The spec's rule once structured replies are negotiated: no simple reply to a READ
+    (data, an empty read, a refusal); BLOCK_STATUS answers the holes once selected."""
+    with disk.open("r+b") as file:  # data in the first 4 KiB, a hole after
+        file.truncate(0)
+        file.truncate(DISK_SIZE)
+        file.write(b"\xab" * 4096)
+    client = await RawClient.connect(exports.server.port, tls=exports.tls("volume"))
+    assert await client.option(proto.Option.STRUCTURED_REPLY) == [(proto.Reply.ACK, b"")]
+    selected = await client.option(proto.Option.SET_META_CONTEXT,
+                                   _meta_query("volume", "base:allocation"))
+    assert selected[0] == (proto.Reply.META_CONTEXT,
+                           struct.pack(">I", proto.ALLOCATION_CONTEXT_ID) + b"base:allocation")
+    _, _, kind, _ = struct.unpack(">QIII", await client.reader.readexactly(20))
+    assert kind == proto.Reply.ACK  # the context's reply is followed by the option's ACK
+    await client.go("volume")
+
+    async def chunk(command: int, offset: int, length: int) -> tuple[int, int, bytes]:
+        client.send_request(command, offset, length)
+        magic, flags, kind, cookie, size = struct.unpack(
+            ">IHHQI", await client.reader.readexactly(20))
+        assert (magic, flags & proto.REPLY_FLAG_DONE, cookie) == (
+            proto.STRUCTURED_REPLY_MAGIC, proto.REPLY_FLAG_DONE, 7)
+        return kind, size, await client.reader.readexactly(size)
+
+    kind, size, payload = await chunk(proto.Command.READ, 0, 4096)
+    assert (kind, size, payload) == (proto.ReplyType.OFFSET_DATA, 8 + 4096,
+                                     bytes(8) + b"\xab" * 4096)
+    assert await chunk(proto.Command.READ, 0, 0) == (proto.ReplyType.NONE, 0, b"")
+    kind, _, payload = await chunk(proto.Command.READ, DISK_SIZE, 1)
+    assert kind == proto.ReplyType.ERROR
+    assert struct.unpack_from(">I", payload)[0] == proto.Errno.EINVAL
+    kind, _, payload = await chunk(proto.Command.BLOCK_STATUS, 0, DISK_SIZE)
+    assert kind == proto.ReplyType.BLOCK_STATUS
+    context, *pairs = struct.unpack(f">I{(len(payload) - 4) // 4}I", payload)
+    extents = list(zip(pairs[::2], pairs[1::2], strict=True))
+    assert context == proto.ALLOCATION_CONTEXT_ID
+    assert extents == [(4096, 0), (DISK_SIZE - 4096, proto.BlockState.HOLE | proto.BlockState.ZERO)]
+    await client.close()
 
 
 def test_negotiation_lists_no_export_and_pads_export_name_unless_no_zeroes() -> None:
