@@ -26,11 +26,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote
 
-from cinderblock.actors.flow.engine import Events, LinearFlow, Task
+from cinderblock.actors.flow.engine import Events, LinearFlow, Task, failure_text
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.actors.runtime.failpoints import declare
+from cinderblock.protocol.client.attachments import CREDENTIAL_FILES, nbds_uri
 from cinderblock.protocol.messages.attachments import NodeExportInfo
 from cinderblock.protocol.messages.migration import (
     NodeDropVolume,
@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 RECEIVE_BEFORE_REPORT = declare("node.receive_volume.before_report")
 RECEIVE_AFTER_REPORT = declare("node.receive_volume.after_report")
 DROP_BEFORE_DELETE = declare("node.drop_volume.before_delete")
-CREDENTIAL_FILES = {"ca_cert": "ca-cert.pem", "client_cert": "client-cert.pem",
-                    "client_key": "client-key.pem"}  # the names libnbd's tls-certificates reads
 STDERR_KEPT = 500  # characters of nbdcopy's complaint a failure report carries
 
 
@@ -90,12 +88,6 @@ class ReceiveContext:
     source: NodeExportInfo | None
 
 
-def nbd_uri(source: NodeExportInfo, certificates: Path) -> str:
-    host = f"[{source.host}]" if ":" in source.host else source.host
-    return (f"nbds://{host}:{source.port}/{quote(source.export_name, safe='')}"
-            f"?tls-certificates={quote(str(certificates), safe='/')}")
-
-
 def copy_from_export(source: NodeExportInfo) -> Callable[[int], None]:
     """A ``fill`` that copies the export into the file it is given (``nbdcopy``; the
     file is all zeros already, so the zeros it reads are not written)."""
@@ -105,8 +97,8 @@ def copy_from_export(source: NodeExportInfo) -> Callable[[int], None]:
             certificates = Path(directory)
             for key, name in CREDENTIAL_FILES.items():
                 write_private(certificates / name, getattr(source, key))
-            argv = ["nbdcopy", "--destination-is-zero", "--flush", nbd_uri(source, certificates),
-                    f"/dev/fd/{fd}"]
+            uri = nbds_uri(source.host, source.port, source.export_name, certificates)
+            argv = ["nbdcopy", "--destination-is-zero", "--flush", uri, f"/dev/fd/{fd}"]
             done = subprocess.run(argv, pass_fds=(fd,), capture_output=True, text=True,
                                   check=False)
         if done.returncode != 0:
@@ -114,10 +106,6 @@ def copy_from_export(source: NodeExportInfo) -> Callable[[int], None]:
             raise OSError(f"nbdcopy from {source.host}:{source.port} failed: {complaint}")
 
     return fill
-
-
-def _reason(failure: BaseException) -> str:
-    return str(failure) or type(failure).__name__
 
 
 class _Task(Task[ReceiveContext]):
@@ -130,7 +118,7 @@ class OnFailureReportTask(_Task):
         """The work is in revert."""
 
     async def revert(self, c: ReceiveContext, failure: BaseException) -> None:
-        self.s.report(c, _reason(failure))
+        self.s.report(c, failure_text(failure))
 
 
 class NotifyStartTask(_Task):

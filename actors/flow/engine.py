@@ -77,7 +77,9 @@ class FlowWiringError(TypeError):
     """A task requires something no earlier task provides."""
 
 
-def _reason(exc: BaseException) -> str:
+def failure_text(exc: BaseException) -> str:
+    """What a failure says, never empty: a cinderblock error's message, else its text,
+    else its type's name."""
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return str(text)
 
@@ -181,7 +183,7 @@ class _FlowRun(Generic[C]):
             try:
                 await task.execute(ctx)
             except Exception as exc:
-                self._task(i, S.FAILURE, _reason(exc))
+                self._task(i, S.FAILURE, failure_text(exc))
                 await self._revert(ctx, i + 1, exc)
                 raise
             self._task(i, S.SUCCESS)
@@ -189,7 +191,7 @@ class _FlowRun(Generic[C]):
 
     async def _revert(self, ctx: C, ran: int, failure: Exception) -> None:
         self.trace.error_code = getattr(failure, "code", "internal")
-        self._move(TaskState.FAILURE, _reason(failure))
+        self._move(TaskState.FAILURE, failure_text(failure))
         self._move(TaskState.REVERTING)
         clean = True
         for i in reversed(range(ran)):
@@ -200,7 +202,7 @@ class _FlowRun(Generic[C]):
             except Exception as exc:
                 clean = False
                 log.exception("%s: revert of %s failed", self.flow.name, task.name)
-                self._task(i, S.REVERT_FAILURE, _reason(exc))
+                self._task(i, S.REVERT_FAILURE, failure_text(exc))
                 continue
             self._task(i, S.REVERTED)
         self._move(TaskState.REVERTED if clean else TaskState.REVERT_FAILURE)

@@ -81,6 +81,7 @@ from cinderblock.actors.gateway.volume_request import (
 )
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Link, Request
+from cinderblock.actors.runtime.database import all_committed
 from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.backups import (
     Backup,
@@ -308,12 +309,6 @@ class _Task(Task[C]):
         self.s = services
 
 
-async def _saved(*writes: Any) -> None:
-    """Await writes queued in one loop turn (one transaction), every one of them."""
-    for write in writes:
-        await write
-
-
 def _end_of_hold(s: BackupServices, volume: VolumeRecord) -> bool:
     """A volume a backup held goes back to what its attachments make it; True if moved."""
     if volume.status is not V.BACKING_UP:
@@ -381,7 +376,7 @@ class BackupEntryCreateTask(_Task[BackupCreateContext]):
             held = store.queue_status(volume)
         c.record = record
         ENTRY_BEFORE_COMMIT()
-        await _saved(store.backups.settle_add(record, written), held)
+        await all_committed(store.backups.settle_add(record, written), held)
         ENTRY_AFTER_COMMIT()
         c.committed = True
         self.s.publish_backup(record)
@@ -400,7 +395,7 @@ class BackupEntryCreateTask(_Task[BackupCreateContext]):
             writes.append(store.snapshots.queue_status(snapshot))
         elif volume is not None and _end_of_hold(self.s, volume):
             writes.append(store.queue_status(volume))
-        await _saved(*writes)
+        await all_committed(*writes)
         c.record.status = B.DELETED
         self.s.publish_backup(c.record)
         if snapshot is not None:
@@ -510,7 +505,7 @@ class MarkRestoringTask(_Task[RestoreContext]):
         volume.status, volume.reason = V.RESTORING_BACKUP, None
         c.marked = True
         RESTORE_MARK_BEFORE_COMMIT()
-        await _saved(store.backups.queue_status(backup), store.queue_status(volume))
+        await all_committed(store.backups.queue_status(backup), store.queue_status(volume))
         RESTORE_MARK_AFTER_COMMIT()
         self.s.publish_backup(backup)
         self.s.publish(volume)
@@ -527,7 +522,7 @@ class MarkRestoringTask(_Task[RestoreContext]):
         if volume.status is V.RESTORING_BACKUP:
             volume.status = V.AVAILABLE
             writes.append(store.queue_status(volume))
-        await _saved(*writes)
+        await all_committed(*writes)
         self.s.publish_backup(backup)
         self.s.publish(volume)
 
@@ -778,7 +773,7 @@ class GatewayBackups:
             writes.append(self.store.snapshots.queue_status(snapshot))
         if volume is not None and _end_of_hold(self.gw, volume):
             writes.append(self.store.queue_status(volume))
-        await _saved(*writes)
+        await all_committed(*writes)
         self.gw.publish_backup(rec)
         if snapshot is not None:
             self.gw.publish_snapshot(snapshot)
@@ -837,7 +832,7 @@ class GatewayBackups:
         if meta is not None and restored_details(volume, meta):
             writes.append(self.store.queue_details(volume))
         RESTORED_BEFORE_COMMIT()
-        await _saved(*writes)
+        await all_committed(*writes)
         RESTORED_AFTER_COMMIT()
         self.gw.publish_backup(rec)
         self.gw.publish(volume)

@@ -39,13 +39,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cinderblock.actors.flow.engine import LinearFlow, Task
+from cinderblock.actors.flow.engine import LinearFlow, Task, failure_text
 from cinderblock.actors.gateway.guards import require_admin, require_reporter
 from cinderblock.actors.gateway.lifecycle_checks import claim_volume, release_claim, visible_volume
 from cinderblock.actors.gateway.migration_store import RUNNING, MigrationRecord, MigrationStatus
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Link, Request
 from cinderblock.actors.runtime.config import host_of
+from cinderblock.actors.runtime.database import all_committed
 from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.actors.scheduler.capacity import BackendStats, capacity_passes, wants_thin
 from cinderblock.actors.scheduler.extra_specs import satisfies
@@ -214,7 +215,7 @@ class MarkMaintenanceTask(_Task):
         volume.status, volume.reason = V.MAINTENANCE, None
         volume.migration_status = migration.status.value
         MARK_BEFORE_COMMIT()
-        await _saved(self.s.store.queue_status(volume),
+        await all_committed(self.s.store.queue_status(volume),
                      self.s.store.migrations.queue_save(migration))
         MARK_AFTER_COMMIT()
         c.migration = migration
@@ -225,7 +226,7 @@ class MarkMaintenanceTask(_Task):
         if volume is None or migration is None:
             return
         await end_in_error(self.s, volume, migration, f"the migration could not start: "
-                           f"{_reason(failure)}")
+                           f"{failure_text(failure)}")
 
 
 class ExportSourceTask(_Task):
@@ -266,17 +267,6 @@ def volume_migrate_api(s: MigrationServices) -> LinearFlow[MigrateContext]:
     )
 
 
-async def _saved(*writes: Awaitable[None]) -> None:
-    for write in writes:
-        await write
-
-
-def _reason(failure: BaseException) -> str:
-    if isinstance(failure, CinderblockError):
-        return failure.message
-    return str(failure) or type(failure).__name__
-
-
 async def end_in_error(s: MigrationServices, volume: VolumeRecord, migration: MigrationRecord,
                        reason: str) -> None:
     """Nothing moved: the volume available on its source again, its export closed, the
@@ -289,7 +279,7 @@ async def end_in_error(s: MigrationServices, volume: VolumeRecord, migration: Mi
                                                     f"failed: {reason}"
         writes.append(s.store.queue_status(volume))
     volume.migration_status = failed.status.value
-    await _saved(*writes)
+    await all_committed(*writes)
     log.warning("migration of volume %s to %s failed: %s", volume.id, migration.destination,
                 reason)
     s.publish(volume)
@@ -389,7 +379,7 @@ class GatewayMigrations:
         volume.host, volume.status, volume.reason = migration.destination, V.AVAILABLE, None
         volume.migration_status = completing.status.value
         MOVED_BEFORE_COMMIT()
-        await _saved(self.store.queue_status(volume),
+        await all_committed(self.store.queue_status(volume),
                      self.store.migrations.queue_save(completing))
         MOVED_AFTER_COMMIT()
         self.s.publish(volume)

@@ -84,7 +84,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -553,6 +553,12 @@ class NotTheOwner(RuntimeError):
 class WriteFailed(InternalError):
     """A write was not saved: its batch failed (a full disk, an I/O error), or an
     earlier one that it built on did. The message says which, and why."""
+
+
+async def all_committed(*writes: Awaitable[None]) -> None:
+    """Await writes queued in one loop turn (one transaction), every one of them."""
+    for write in writes:
+        await write
 
 
 def open_read_only(path: Path) -> sqlite3.Connection:

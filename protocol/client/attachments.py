@@ -64,7 +64,15 @@ def nbd_uri(attachment: Attachment, certificates: str | Path | None = None) -> s
     """``nbds://host:port/export`` of an updated attachment, with
     ``?tls-certificates=DIR`` when given the directory `write_credentials` filled."""
     data = _data(attachment)
-    uri = f"nbds://{data['host']}:{data['port']}/{data['export_name']}"
+    return nbds_uri(data["host"], data["port"], data["export_name"], certificates)
+
+
+def nbds_uri(host: str, port: int, export_name: str,
+             certificates: str | Path | None = None) -> str:
+    """``nbds://host:port/export`` (an IPv6 host in brackets), with
+    ``?tls-certificates=DIR`` when given a directory of `CREDENTIAL_FILES`."""
+    shown = f"[{host}]" if ":" in host else host
+    uri = f"nbds://{shown}:{port}/{quote(export_name, safe='')}"
     if certificates is not None:
         uri += f"?tls-certificates={quote(str(certificates), safe='/')}"
     return uri
