@@ -185,10 +185,17 @@ class StorageNode(Actor):
             thin_provisioning_support=cap.thin_provisioning_support,
             thick_provisioning_support=cap.thick_provisioning_support,
             max_over_subscription_ratio=node.max_over_subscription_ratio,
-            capabilities=self.driver.capabilities(), sched_epoch=self._sched_epoch,
+            capabilities=self.capabilities(), sched_epoch=self._sched_epoch,
             sched_seq=self._sched_seq, timestamp=time.time(), volumes=self._volume_count,
             oldest_seq=self._oldest_seq(), incarnation=self._incarnation,
         )
+
+    def capabilities(self) -> dict[str, object]:
+        """The driver's, named as the node's configuration says (``volume_backend_name``)."""
+        found = self.driver.capabilities()
+        if self.node.volume_backend_name is not None:
+            found["volume_backend_name"] = self.node.volume_backend_name
+        return found
 
     def recount_volumes(self) -> None:
         self._volume_count = self.driver.volume_count()
@@ -268,7 +275,7 @@ class StorageNode(Actor):
         return ManageableList(self.backend_id, tuple(
             ManageableVolume(m.name, m.size_gb, m.reason_not_safe is None, m.reason_not_safe,
                              m.object_id) for m in page),
-            self.driver.capabilities(), next_marker)
+            self.capabilities(), next_marker)
 
     def on_probe(self, req: Request) -> NodeProbeReply:
         body: NodeProbe = req.body

@@ -7,7 +7,7 @@
     cinderblock volume set VOLUME [--name N] [--description D] [--property K=V ...]
                                   [--no-property] [--bootable|--non-bootable]
                                   [--read-only|--read-write] [--image-property K=V ...]
-                                  [--type TYPE [--retype-policy never|on-demand]]
+                                  [--type TYPE [--retype-policy never|on-demand] [--wait]]
     cinderblock volume unset VOLUME [--property KEY ...] [--image-property KEY ...]
     cinderblock volume create [SIZE] --snapshot-id SNAPSHOT | --source-volid VOLUME
 
@@ -89,11 +89,15 @@ def add_volume_lifecycle(vol: Any, common: argparse.ArgumentParser, leaf: Leaf) 
                    help="set an image metadata item (what Nova reads to boot the volume); "
                         "repeat for more")
     p.add_argument("--type", dest="new_type", metavar="TYPE",
-                   help="retype it, in place: its backend must satisfy the new type")
+                   help="retype it: in place if its backend satisfies the new type")
     p.add_argument("--retype-policy", choices=("never", "on-demand"), default=None,
-                   help="Cinder's migration policy (default never); no volume moves "
-                        "between backends here, so a type its backend does not satisfy is "
-                        "refused under either")
+                   help="Cinder's migration policy (default never): under on-demand a "
+                        "volume whose backend does not satisfy the new type moves to one "
+                        "that does")
+    p.add_argument("--wait", action="store_true",
+                   help="with --type: wait until a volume that moves has (exit 1 if it "
+                        "stayed, saying why)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (--wait)")
     p = leaf(vol, common, "unset", "remove metadata or image metadata items from a volume",
              cmd_volume_unset)
     p.add_argument("volume", metavar="VOLUME", help="name or id")
@@ -246,8 +250,8 @@ def cmd_volume_set(args: argparse.Namespace) -> int:
                     if getattr(args, f) is not None})
     if args.image_property:
         changes["image_metadata"] = key_values(args.image_property, "--image-property")
-    if args.retype_policy is not None and args.new_type is None:
-        raise UsageError("--retype-policy goes with --type")
+    if (args.retype_policy is not None or args.wait) and args.new_type is None:
+        raise UsageError("--retype-policy and --wait go with --type")
     if not changes and args.new_type is None:
         raise UsageError("nothing to set: give --name, --description, --property, "
                          "--no-property, --bootable/--non-bootable, --read-only/--read-write, "
@@ -257,7 +261,8 @@ def cmd_volume_set(args: argparse.Namespace) -> int:
         if changes:
             volume = c.modify_volume(volume.id, **changes)
         if args.new_type is not None:
-            volume = c.retype_volume(volume.id, args.new_type, args.retype_policy or "never")
+            volume = c.retype_volume(volume.id, args.new_type, args.retype_policy or "never",
+                                     wait=args.wait, timeout=args.timeout)
         return show(args, volume)
 
 

@@ -251,7 +251,7 @@ class Gateway(Actor):
         await self.attachments.open()
         self.quota = self.connect(self.cfg.quota, "gateway", server="quota")
         self.spawn(self.store.journal.run(self._quota_apply, self._quota_abandon,
-                                          lambda: self.store.extends.values()))
+                                          self._reservations_held))
         self.spawn(self.quota_sync.count_types_own())  # once, for a file from before
         self.scheduler = self.connect(self.cfg.scheduler, "gateway", server="scheduler")
         self.router = self.bind(self.cfg.gateway, domain="gateway")
@@ -354,6 +354,11 @@ class Gateway(Actor):
         reply = self.quota.request("quota.apply", QuotaApply(ops), JOURNAL_CONTEXT,
                                    timeout=self.quota_timeout_s, hold=True)
         return _outcomes(reply)
+
+    def _reservations_held(self) -> list[str]:
+        """The reservations of this gateway's that its state still references: the
+        extends' and retypes' migrations' in progress (no restart rolls them back)."""
+        return [*self.store.extends.values(), *self.store.migrations.reservations()]
 
     async def _quota_abandon(self, incarnation: str, referenced: tuple[str, ...]
                              ) -> tuple[str, ...]:

@@ -42,7 +42,13 @@ from typing import Any, Protocol
 from cinderblock.actors.flow.engine import LinearFlow, Task, failure_text
 from cinderblock.actors.gateway.guards import require_admin, require_reporter
 from cinderblock.actors.gateway.lifecycle_checks import claim_volume, release_claim, visible_volume
-from cinderblock.actors.gateway.migration_store import RUNNING, MigrationRecord, MigrationStatus
+from cinderblock.actors.gateway.migration_store import (
+    RUNNING,
+    MigrationRecord,
+    MigrationStatus,
+    RetypeTerms,
+)
+from cinderblock.actors.gateway.volume_request import TypeCatalog
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Link, Request
 from cinderblock.actors.runtime.config import host_of
@@ -58,7 +64,7 @@ from cinderblock.protocol.messages.migration import (
     VolumeReceived,
 )
 from cinderblock.protocol.messages.scheduling import Backend
-from cinderblock.protocol.messages.volumes import Empty
+from cinderblock.protocol.messages.volumes import Empty, VolumeType
 from cinderblock.protocol.states import VolumeStatus as V
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import CinderblockError, Forbidden, InvalidInput, InvalidState
@@ -93,10 +99,8 @@ def destination_of(host: str) -> str:
     return backend
 
 
-def check_migration(volume: VolumeRecord, destination: str, snapshots: int,
-                    backends: Sequence[Backend]) -> Backend:
-    """Whether ``volume`` may move to ``destination`` now (``backends``: the scheduler's
-    view); the destination's backend, or the error that says why not."""
+def check_movable(volume: VolumeRecord, snapshots: int) -> None:
+    """Whether ``volume`` (with ``snapshots`` snapshots) may leave its backend now."""
     if volume.status is V.IN_USE:
         raise InvalidState(
             f"Volume {volume.id} is in-use: migrating an attached volume needs its compute "
@@ -111,6 +115,15 @@ def check_migration(volume: VolumeRecord, destination: str, snapshots: int,
     if snapshots:
         raise InvalidState(f"Volume {volume.id} must not have snapshots to migrate "
                            f"({snapshots} found)", {"volume_id": volume.id})
+
+
+def check_migration(volume: VolumeRecord, destination: str, snapshots: int,
+                    backends: Sequence[Backend], vtype: VolumeType | None = None) -> Backend:
+    """Whether ``volume`` may move to ``destination`` now (``backends``: the scheduler's
+    view), as a volume of ``vtype`` (a retype's new type; default its own); the
+    destination's backend, or the error that says why not."""
+    check_movable(volume, snapshots)
+    vtype = vtype or volume.volume_type
     if destination == volume.host:
         raise InvalidInput("Destination host must be different than the current host.",
                            {"host": destination})
@@ -126,16 +139,39 @@ def check_migration(volume: VolumeRecord, destination: str, snapshots: int,
                            f"{volume.availability_zone}", {"host": destination})
     capabilities = {"thin_provisioning_support": backend.thin_provisioning_support,
                     **backend.capabilities}
-    if not satisfies(capabilities, volume.volume_type.extra_specs):
+    if not satisfies(capabilities, vtype.extra_specs):
         raise InvalidInput(f"Destination backend {destination} does not satisfy volume type "
-                           f"{volume.volume_type.name}'s extra specs "
-                           f"{dict(volume.volume_type.extra_specs)}", {"host": destination})
-    if not capacity_passes(_stats(backend), volume.size,
-                           wants_thin(volume.volume_type.extra_specs)):
+                           f"{vtype.name}'s extra specs {dict(vtype.extra_specs)}",
+                           {"host": destination})
+    if not capacity_passes(_stats(backend), volume.size, wants_thin(vtype.extra_specs)):
         raise InvalidInput(f"Destination backend {destination} has no room for volume "
                            f"{volume.id} ({volume.size} GiB; {backend.free_capacity_gb:g} GiB "
                            "free)", {"host": destination})
     return backend
+
+
+def retype_destination(volume: VolumeRecord, vtype: VolumeType, snapshots: int,
+                       backends: Sequence[Backend]) -> Backend:
+    """Where a retype to ``vtype`` that its backend does not satisfy moves ``volume``
+    (Cinder's ``on-demand``): of the other backends that pass ``check_migration`` as
+    that type, the one with the most free space (the scheduler's capacity weigher);
+    ``InvalidInput`` saying why each other backend does not, if none does."""
+    check_movable(volume, snapshots)
+    fitting: list[Backend] = []
+    refused: list[str] = []
+    for backend in sorted(backends, key=lambda b: b.backend):
+        if backend.backend == volume.host:
+            continue
+        try:
+            fitting.append(check_migration(volume, backend.backend, snapshots, backends, vtype))
+        except InvalidInput as exc:
+            refused.append(exc.message)
+    if not fitting:
+        why = "; ".join(refused[:5]) or "no other backend has reported"
+        raise InvalidInput(f"No valid backend to migrate volume {volume.id} to for its retype "
+                           f"to type {vtype.name}: {why}",
+                           {"volume_id": volume.id, "volume_type": vtype.name})
+    return max(fitting, key=lambda b: (b.free_capacity_gb, b.backend))
 
 
 def _stats(b: Backend) -> BackendStats:
@@ -151,6 +187,7 @@ def _stats(b: Backend) -> BackendStats:
 
 class MigrationServices(Protocol):
     store: GatewayStore
+    types: TypeCatalog
 
     @property
     def router(self) -> Link: ...
@@ -177,6 +214,7 @@ class MigrateContext:
     claimed: str | None = None
     migration: MigrationRecord | None = None
     source: NodeExportInfo | None = None  # None: the source holds no bytes
+    retype: RetypeTerms | None = None  # a retype's migration: what its end does besides
 
 
 class _Task(Task[MigrateContext]):
@@ -211,7 +249,7 @@ class MarkMaintenanceTask(_Task):
         if volume.status is not V.AVAILABLE or snapshots:  # changed while backends were read
             check_migration(volume, c.destination, snapshots, [])
         migration = MigrationRecord(volume.id, str(uuid.uuid4()), M.MIGRATING, volume.host,
-                                    c.destination, None, time.time())
+                                    c.destination, None, time.time(), c.retype)
         volume.status, volume.reason = V.MAINTENANCE, None
         volume.migration_status = migration.status.value
         MARK_BEFORE_COMMIT()
@@ -267,13 +305,26 @@ def volume_migrate_api(s: MigrationServices) -> LinearFlow[MigrateContext]:
     )
 
 
+def volume_retype_migrate(s: MigrationServices) -> LinearFlow[MigrateContext]:
+    """A retype's migration (``os-retype`` under ``on-demand``): the retype's flow has
+    checked the request, claimed the volume, chosen the destination and reserved the
+    new type's quota."""
+    return LinearFlow(
+        "volume_retype_migrate",
+        [MarkMaintenanceTask(s), ExportSourceTask(s), ReceiveCastTask(s)],
+        given=("volume_id", "host", "ctx", "volume", "destination"),
+    )
+
+
 async def end_in_error(s: MigrationServices, volume: VolumeRecord, migration: MigrationRecord,
                        reason: str) -> None:
     """Nothing moved: the volume available on its source again, its export closed, the
     migration ``error`` and why."""
-    failed = MigrationRecord(migration.volume_id, migration.migration_id, M.ERROR,
-                             migration.source, migration.destination, reason, time.time())
+    failed = migration.moved_to(M.ERROR, reason)
     writes = [s.store.migrations.queue_save(failed)]
+    if migration.retype is not None:  # the volume keeps its type: the new one's quota back
+        writes.append(s.store.journal.owe_rollback(migration.retype.reservation_id,
+                                                   volume.project_id))
     if volume.status is V.MAINTENANCE and volume.host == migration.source:
         volume.status, volume.reason = V.AVAILABLE, f"migration to {migration.destination} " \
                                                     f"failed: {reason}"
@@ -310,6 +361,7 @@ class GatewayMigrations:
         self.s = s
         self.store = s.store
         self.flow = volume_migrate_api(s)
+        self.retype_flow = volume_retype_migrate(s)
 
     def handlers(self) -> dict[str, Handler]:
         return {"volume.migrate": self.on_migrate, "volume.received": self.on_received}
@@ -322,6 +374,14 @@ class GatewayMigrations:
         finally:
             release_claim(self.store, c.claimed)
         return Empty()
+
+    async def start_for_retype(self, volume: VolumeRecord, destination: str,
+                               terms: RetypeTerms, ctx: Context) -> None:
+        """Move ``volume`` (claimed by its retype) to ``destination``; at the end it takes
+        the new type (``terms``). Once this returns the migration holds the reservation;
+        if it raises, nothing changed and the reservation is rolled back."""
+        c = MigrateContext(volume.id, destination, ctx, volume, destination, retype=terms)
+        await self.s.run_flow(self.retype_flow, c, volume.id, ctx)
 
     async def on_received(self, req: Request) -> None:
         body: VolumeReceived = req.body
@@ -373,14 +433,22 @@ class GatewayMigrations:
     async def finish(self, volume: VolumeRecord, migration: MigrationRecord) -> None:
         """The volume lives on its destination (one transaction), then its source's copy
         goes."""
-        completing = MigrationRecord(migration.volume_id, migration.migration_id,
-                                     M.COMPLETING, migration.source, migration.destination,
-                                     None, time.time())
+        terms = migration.retype
+        new_type = None if terms is None else self.s.types.by_id.get(terms.new_type_id)
+        if terms is not None and new_type is None:  # cannot be: a type in use stays
+            await end_in_error(self.s, volume, migration,
+                               f"volume type {terms.new_type_id} is gone")
+            self._drop_copy(migration.destination, migration)
+            return
+        completing = migration.moved_to(M.COMPLETING)
         volume.host, volume.status, volume.reason = migration.destination, V.AVAILABLE, None
         volume.migration_status = completing.status.value
+        writes = [self.store.queue_status(volume), self.store.migrations.queue_save(completing)]
+        if terms is not None and new_type is not None:  # the retype's end, with the move
+            volume.volume_type = new_type
+            writes += self.store.queue_retype(volume, [], terms.reservation_id, terms.released)
         MOVED_BEFORE_COMMIT()
-        await all_committed(self.store.queue_status(volume),
-                     self.store.migrations.queue_save(completing))
+        await all_committed(*writes)
         MOVED_AFTER_COMMIT()
         self.s.publish(volume)
         log.info("volume %s moved from %s to %s", volume.id, migration.source,
@@ -400,8 +468,7 @@ class GatewayMigrations:
             return False
         if self.store.migrations.of_volume(migration.volume_id) != migration:
             return True  # the volume was deleted meanwhile, or migrated again
-        done = MigrationRecord(migration.volume_id, migration.migration_id, M.SUCCESS,
-                               migration.source, migration.destination, None, time.time())
+        done = migration.moved_to(M.SUCCESS)
         await self.store.migrations.queue_save(done)
         volume = self.store.volumes.get(migration.volume_id)
         if volume is not None:

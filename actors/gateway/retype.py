@@ -11,18 +11,23 @@ The rules are Cinder's (``cinder/volume/api.py`` ``retype``, the scheduler's
   size is within the new type's size bounds; a change of multiattach only while the
   volume is ``available``; the volume ``available`` or ``in-use`` and of another type;
   an ``in-use`` volume keeps its front-end QoS (``qos_specs.qos_allows_retype``).
-* ``check_retype_backend``: the volume's zone is among the new type's
+* ``retype_backend``: the volume's zone is among the new type's
   (``RESKEY:availability_zones``), and the backend that holds the volume is up, not
   disabled, and has the capabilities the new type's extra specs ask for (the
   scheduler's own ``satisfies``). Then the volume keeps its bytes and its backend and
   takes the new type, as Cinder's LVM driver does ("No action required").
 
-A volume whose backend does not satisfy the new type would have to move to another
-backend, which Cinder does under ``on-demand`` (a migration) and refuses under
-``never``. No volume moves between backends here, so both are refused before anything
-changes, with why: ``never`` in Cinder's words, ``on-demand`` saying that this cluster
-does not migrate. Cinder answers 202 and fails in the scheduler; this answers the
-failure at once and the volume never leaves its status.
+A volume whose backend does not satisfy the new type moves to another backend under
+``on-demand`` (Cinder's migration, ``migration.retype_destination``: another backend of
+the volume's zone that is up, enabled, satisfies the new type and has room, the one
+with the most free space) and is refused under ``never``, in Cinder's words, before
+anything changes. The migration is ``migration.py``'s (``volume_retype_migrate``), with
+Cinder's rules: the volume ``available`` (an attached one needs Nova to swap it) and
+without snapshots. Its answer is the volume in ``maintenance``; the volume takes the
+new type when its data is whole on the destination, in the transaction that moves it,
+and keeps its old type (on its old backend) if the migration fails. Cinder answers 202
+and fails a retype it cannot do in the scheduler; this answers the failure at once and
+the volume never leaves its status.
 
 Quota, as Cinder's ``get_volume_type_reservation``: the new type's own quota
 (``volumes_<type>``, ``gigabytes_<type>``, ``snapshots_<type>``) is reserved for the
@@ -54,6 +59,8 @@ from cinderblock.actors.gateway.lifecycle_checks import (
     visible_volume,
 )
 from cinderblock.actors.gateway.lifecycle_flows import QuotaReserveTask
+from cinderblock.actors.gateway.migration import GatewayMigrations, retype_destination
+from cinderblock.actors.gateway.migration_store import RetypeTerms
 from cinderblock.actors.gateway.qos_specs import qos_allows_retype
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_type_size, type_zones
@@ -106,30 +113,37 @@ def check_retype_request(volume: VolumeRecord, new: VolumeType, policy: str,
                             "volume_type": volume.volume_type.name})
 
 
-def check_retype_backend(volume: VolumeRecord, new: VolumeType, policy: str,
-                         backends: Sequence[Backend], zones: Collection[str]) -> None:
-    """Whether the backend holding ``volume`` takes it as type ``new`` (``backends``:
-    the scheduler's view); ``InvalidInput`` naming why not."""
+def retype_backend(volume: VolumeRecord, new: VolumeType, policy: str,
+                   backends: Sequence[Backend], zones: Collection[str], snapshots: int = 0
+                   ) -> str | None:
+    """Where ``volume`` is to be of type ``new`` (``backends``: the scheduler's view;
+    ``snapshots``: how many it has): None if the backend holding it takes it as that
+    type, else (``on-demand``) the backend a migration moves it to; ``InvalidInput``
+    (``InvalidState`` for a volume that cannot move now) naming why neither."""
     problem = _backend_problem(volume, new, backends, zones)
     if problem is None:
-        return
+        return None
     details = {"backend": volume.host, "volume_type": new.name, "why": problem}
     if policy == "never":
         raise InvalidInput(f"Current backend not valid for volume {volume.id} with type "
                            f"{new.name}, migration not allowed: {problem}.", details)
-    raise InvalidInput(f"Retype of volume {volume.id} to type {new.name} needs a migration "
-                       f"to another backend ({problem}), and a retype here does not migrate "
-                       "volumes between backends; migrate it first (os-migrate_volume, an "
-                       "admin's) to a backend the type fits, or choose a type its backend "
-                       "satisfies.", details)
+    if volume.availability_zone not in _type_zones(new, zones):
+        raise InvalidInput(f"Retype of volume {volume.id} to type {new.name} cannot migrate "
+                           f"it: {problem}, and a migration keeps a volume in its zone.",
+                           details)
+    return retype_destination(volume, new, snapshots, backends).backend
+
+
+def _type_zones(new: VolumeType, zones: Collection[str]) -> Collection[str]:
+    try:
+        return type_zones(new, zones)
+    except InvalidInput:  # none of its zones is known
+        return ()
 
 
 def _backend_problem(volume: VolumeRecord, new: VolumeType, backends: Sequence[Backend],
                      zones: Collection[str]) -> str | None:
-    try:
-        allowed = type_zones(new, zones)
-    except InvalidInput:
-        allowed = set()
+    allowed = _type_zones(new, zones)
     if volume.availability_zone not in allowed:
         return (f"the volume's availability zone {volume.availability_zone} is not among "
                 f"the type's ({', '.join(sorted(allowed)) or 'none known'})")
@@ -170,6 +184,7 @@ class RetypeServices(Protocol):
     store: GatewayStore
     types: TypeCatalog
     zones: Collection[str]
+    migrations: GatewayMigrations
 
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]: ...
 
@@ -187,6 +202,7 @@ class RetypeContext:
     ctx: Context
     volume: VolumeRecord | None = None
     vtype: VolumeType | None = None
+    destination: str | None = None  # the backend a migration moves it to (None: in place)
     claimed: str | None = None  # the volume this flow claimed (released when it ends)
     # the quota (``QuotaReserveTask``): the new type's reserved, the old type's released
     project: str = ""
@@ -221,7 +237,9 @@ class FindRetypeBackendTask(_Task):
     async def execute(self, c: RetypeContext) -> None:
         assert c.volume is not None and c.vtype is not None
         backends = await self.s.backends_seen(c.ctx)
-        check_retype_backend(c.volume, c.vtype, c.policy, backends, self.s.zones)
+        snapshots = len(self.s.store.snapshots.of_volume(c.volume.id))
+        c.destination = retype_backend(c.volume, c.vtype, c.policy, backends, self.s.zones,
+                                       snapshots)
         c.project = c.volume.project_id
         c.deltas, c.released = retype_amounts(
             c.volume, moving_snapshots(self.s.store, c.volume), c.vtype.id)
@@ -243,6 +261,11 @@ class RetypeVolumeTask(_Task):
             raise InvalidState(f"volume {volume.id} or its snapshots changed while the retype "
                                "reserved quota; try again", {"volume_id": volume.id})
         assert c.reservation_id is not None
+        if c.destination is not None:  # the migration holds the reservation once started
+            terms = RetypeTerms(vtype.id, c.reservation_id, c.released)
+            await self.s.migrations.start_for_retype(volume, c.destination, terms, c.ctx)
+            c.committed = True
+            return
         old = volume.volume_type, [s.volume_type_id for s in snapshots]
         volume.volume_type = vtype
         for snapshot in snapshots:
@@ -269,7 +292,7 @@ def volume_retype_api(services: RetypeServices) -> LinearFlow[RetypeContext]:
 
 class VolumeRetyper:
     """The ``volume.retype`` op: runs ``volume_retype_api`` and answers the volume as
-    it is at the end (the change is made before the answer)."""
+    it is at the end (the change made before the answer; a migration started)."""
 
     def __init__(self, services: RetypeServices) -> None:
         self.s = services

@@ -53,7 +53,12 @@ from cinderblock.actors.gateway.attachment_store import UNLIKE_ITS_ATTACHMENTS
 from cinderblock.actors.gateway.backup_store import BACKUP_SCHEMA, SELECT_RESTORING, BackupStore
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.guards import made_by_row
-from cinderblock.actors.gateway.migration_store import MIGRATION_SCHEMA, MigrationStore
+from cinderblock.actors.gateway.migration_store import (
+    MIGRATION_SCHEMA,
+    MIGRATION_TABLE_V18,
+    MigrationStore,
+    add_retype_columns,
+)
 from cinderblock.actors.gateway.paging import BoundedScan, Key
 from cinderblock.actors.gateway.qos_store import QOS_SCHEMA, QosStore
 from cinderblock.actors.gateway.quota_journal import JOURNAL_SCHEMA, QuotaJournal
@@ -76,7 +81,9 @@ from cinderblock.actors.runtime.database import (
     CHECK_BEFORE_START_BYTES,
     CHECK_EVERY_S,
     Database,
+    Migration,
     Reread,
+    all_committed,
     open_read_only,
 )
 from cinderblock.actors.scheduler.extra_specs import match
@@ -161,8 +168,8 @@ CREATE TABLE IF NOT EXISTS project_default_types (
 );
 CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
 """
-SCHEMA_VERSION = 18  # PRAGMA user_version of gateway.db (0: a file from before versions)
-MIGRATIONS = {
+SCHEMA_VERSION = 19  # PRAGMA user_version of gateway.db (0: a file from before versions)
+MIGRATIONS: dict[int, Migration] = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
     1: "CREATE TABLE IF NOT EXISTS pending_extends (volume_id TEXT PRIMARY KEY, "
@@ -225,8 +232,10 @@ MIGRATIONS = {
     # 16 -> 17: incremental backups' parents (``backup_parents``, the schema's table);
     # every backup made before is whole.
     16: "",
-    # 17 -> 18: volume migrations (``volume_migrations``, the schema's table).
-    17: "",
+    # 17 -> 18: volume migrations (``volume_migrations``, as the schema then made it).
+    17: MIGRATION_TABLE_V18,
+    # 18 -> 19: a migration a retype needs carries the retype's terms (three columns).
+    18: add_retype_columns,
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -906,22 +915,34 @@ class GatewayStore:
         ``released`` (the old type's quota) owed. The type counts as in use
         (``of_type``) from now, before its row is committed, so that it is not deleted
         or changed under it."""
-        rec.updated_at = time.time()
         type_id = rec.volume_type.id
         self.volumes.retyping[type_id] += 1
         try:
-            queued = [self._write(rec, UPDATE_VOLUME_TYPE, (type_id, rec.updated_at, rec.id)),
-                      *(self.snapshots.queue_type(s) for s in snapshots),
-                      self.journal.owe_commit(reservation_id, rec.project_id)]
-            if released:
-                queued.append(self.journal.owe_release(f"release:retype:{reservation_id}",
-                                                       rec.project_id, released))
-            for write in queued:
-                await write
+            await all_committed(*self.queue_retype(rec, snapshots, reservation_id, released))
         finally:
             self.volumes.retyping[type_id] -= 1
             if not self.volumes.retyping[type_id]:
                 del self.volumes.retyping[type_id]
+
+    def queue_retype(self, rec: VolumeRecord, snapshots: Sequence[SnapshotRecord],
+                     reservation_id: str, released: Mapping[str, int]
+                     ) -> list[asyncio.Future[None]]:
+        """``save_retype``'s writes, queued (in the transaction of what is queued with
+        them: a retype's migration moves the volume in the same one)."""
+        rec.updated_at = time.time()
+        queued = [self._write(rec, UPDATE_VOLUME_TYPE, (rec.volume_type.id, rec.updated_at,
+                                                        rec.id)),
+                  *(self.snapshots.queue_type(s) for s in snapshots),
+                  self.journal.owe_commit(reservation_id, rec.project_id)]
+        if released:
+            queued.append(self.journal.owe_release(f"release:retype:{reservation_id}",
+                                                   rec.project_id, released))
+        return queued
+
+    def type_users(self, type_id: str) -> int:
+        """How many volumes are of the type, or take it at the end of a retype's
+        migration: while any does, the type is not deleted nor its extra specs changed."""
+        return self.volumes.of_type(type_id) + self.migrations.retyping_to(type_id)
 
     async def start_extend(self, rec: VolumeRecord, reservation_id: str) -> None:
         """The volume's status (``extending``) and its reservation, in one transaction:

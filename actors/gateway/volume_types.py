@@ -151,7 +151,7 @@ class VolumeTypes:
                     "(volume_types, or the default type) and is made again at each start "
                     "if missing: it keeps its name", {"volume_type": old.name})
             self._free_name(new.name)
-        if new.extra_specs != old.extra_specs and self.s.store.volumes.of_type(old.id):
+        if new.extra_specs != old.extra_specs and self.s.store.type_users(old.id):
             raise InvalidInput("Volume Type is currently in use.", {"volume_type": old.name})
         if new == old:
             return old
@@ -195,7 +195,7 @@ class VolumeTypes:
                                f"be deleted (the default of {', '.join(defaulting[:5])}"
                                f"{' ...' if len(defaulting) > 5 else ''}).",
                                {"volume_type": vtype.name, "projects": defaulting[:100]})
-        users = self.s.store.volumes.of_type(vtype.id)
+        users = self.s.store.type_users(vtype.id)
         if users:
             raise InvalidInput(f"Volume Type {vtype.id} deletion is not allowed with volumes "
                                f"present with the type ({users}).", {"volume_type": vtype.name})

@@ -58,6 +58,9 @@ class NodeConfig:
     # restore another's backups (a shared mount; cinderblock up's nodes share one)
     backup_path: str | None = None
     public_key: str | None = None  # the node's CURVE public key (Z85), for the trust layer
+    # Cinder's volume_backend_name: what a volume type's ``volume_backend_name`` extra spec
+    # matches (default: the backend's kind, ``file`` or ``null``)
+    volume_backend_name: str | None = None
 
     @property
     def backend_id(self) -> str:
@@ -264,6 +267,7 @@ def _shown(raw: object) -> str:
 # ---- validation: the values with rules of their own -------------------------
 _ENDPOINT = re.compile(r"tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.*-]+):(?P<port>[0-9]{1,5})")
 _HOST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_BACKEND_NAME = re.compile(r"[!-~](?:[ -~]{0,253}[!-~])?")  # printable, not space-edged
 ENDPOINT_FIELDS = ("gateway", "events_in", "events", "quota", "scheduler", "stats")
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
@@ -341,6 +345,11 @@ def _check_node(path: str, node: NodeConfig, seen: set[str]) -> None:
     _require(0 <= node.reserved_percentage <= 100, f"{path}.reserved_percentage",
              f"must be 0 to 100, got {node.reserved_percentage:g}")
     _check_positive(f"{path}.max_over_subscription_ratio", node.max_over_subscription_ratio)
+    if node.volume_backend_name is not None:
+        _require(_BACKEND_NAME.fullmatch(node.volume_backend_name) is not None,
+                 f"{path}.volume_backend_name",
+                 "expected a name of 1 to 255 printable characters, got "
+                 f"{_shown(node.volume_backend_name)}")
     _check_public_key(f"{path}.public_key", node.public_key)
 
 

@@ -68,7 +68,8 @@ supervisor does not start it again. The next start checks the file before answer
 whatever its size, refuses it while it is damaged, and removes the marker once the
 file (repaired, or restored from a backup) is whole.
 
-Migrations: ``migrations[v]`` (SQL) takes a file from version v to v + 1. A file
+Migrations: ``migrations[v]`` (SQL, or a function given the connection: a step SQL
+cannot say idempotently, such as adding a column) takes a file from version v to v + 1. A file
 of version 0 that has our tables is from before versions were kept, and has
 version 1's layout; a new file (no tables) gets the schema as it is now. Then the
 schema (all ``IF NOT EXISTS``) adds any table the file lacks, and the version is set.
@@ -84,7 +85,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,8 @@ import aiosqlite
 from cinderblock.actors.runtime.fair_line import FairLine
 from cinderblock.protocol.wire.errors import InternalError
 
+# a schema step: SQL, or a function that makes the change on the connection
+Migration = str | Callable[[sqlite3.Connection], None]
 log = logging.getLogger(__name__)
 Params = Sequence[Any]
 Reread = Callable[[sqlite3.Connection], Callable[[], None]]
@@ -111,7 +114,7 @@ CHECKPOINT_BATCHES = 250  # commits on the loop between checkpoints in the threa
 
 class Database:
     def __init__(self, path: Path, schema: str, synchronous: str = "NORMAL", *,
-                 version: int = 1, migrations: dict[int, str] | None = None,
+                 version: int = 1, migrations: Mapping[int, Migration] | None = None,
                  reread: Reread | None = None,
                  check_before_start_bytes: int = CHECK_BEFORE_START_BYTES,
                  check_every_s: float = CHECK_EVERY_S) -> None:
@@ -712,7 +715,7 @@ def schema_tables(schema: str) -> set[str]:
 
 
 def _migrate(path: Path, conn: sqlite3.Connection, found: set[str], schema: str,
-             version: int, migrations: dict[int, str]) -> None:
+             version: int, migrations: Mapping[int, Migration]) -> None:
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     if current > version:
         raise DatabaseFileError(
@@ -726,7 +729,11 @@ def _migrate(path: Path, conn: sqlite3.Connection, found: set[str], schema: str,
             f"{', '.join(sorted(unknown))})")
     start = current or (1 if found else version)
     for step in range(start, version):
-        conn.executescript(migrations[step])  # each from version ``step`` to ``step + 1``
+        migration = migrations[step]  # each from version ``step`` to ``step + 1``
+        if isinstance(migration, str):
+            conn.executescript(migration)
+        else:
+            migration(conn)
     conn.executescript(schema)  # what the file lacks (all of it, for a new file)
     conn.execute(f"PRAGMA user_version={version}")
     conn.commit()

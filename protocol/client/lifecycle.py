@@ -61,6 +61,8 @@ class MigrationError(CinderblockError):
                          f"{volume.migration_status}): {volume.reason or 'no reason given'}",
                          {"volume_id": volume.id, "migration_status": volume.migration_status})
         self.volume = volume
+
+
 DELETED: frozenset[StrEnum] = frozenset({VolumeStatus.DELETED})
 SNAPSHOT_DELETED: frozenset[StrEnum] = frozenset({SnapshotStatus.DELETED})
 AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE})
@@ -125,13 +127,19 @@ class LifecycleMethods:
         return volume
 
     async def retype_volume(self, volume_id: str, new_type: str,
-                            migration_policy: str = "never") -> Volume:
-        """Give a volume another type, in place (Cinder's ``os-retype``): its backend must
-        satisfy the new type (a retype moves no volume between backends, whatever the
-        ``migration_policy``: ``migrate_volume`` does); the answer is the volume with its
-        new type."""
+                            migration_policy: str = "never", *, wait: bool = False,
+                            timeout: float | None = None) -> Volume:
+        """Give a volume another type (Cinder's ``os-retype``). If its backend satisfies
+        the new type the answer is the volume with it. If not, under ``on-demand`` the
+        volume moves to a backend that does (a migration; ``never`` refuses): the answer
+        is the volume ``maintenance``, still of its old type; with ``wait``, the volume
+        once the migration has ended, of its new type on its new backend, or
+        ``MigrationError`` saying why it stayed as it was."""
         body = VolumeRetype(volume_id, new_type, migration_policy)
-        return parse(Volume, await self.call("volume.retype", body), strict=False)
+        volume = parse(Volume, await self.call("volume.retype", body), strict=False)
+        if not wait or volume.status is not VolumeStatus.MAINTENANCE:
+            return volume
+        return await self._migrated(volume, timeout)
 
     async def migrate_volume(self, volume_id: str, host: str, *, force_host_copy: bool = False,
                              lock_volume: bool = False, wait: bool = False,
@@ -145,14 +153,18 @@ class LifecycleMethods:
         volume = await self._volume(volume_id)
         if not wait:
             return volume
+        return await self._migrated(volume, timeout)
+
+    async def _migrated(self, volume: Volume, timeout: float | None) -> Volume:
+        """``volume`` once its migration has ended: moved, or ``MigrationError``."""
         deadline = time.monotonic() + (timeout or self.timeout)
         while volume.status is VolumeStatus.MAINTENANCE \
                 or volume.migration_status in ("migrating", "completing"):
             if time.monotonic() > deadline:
-                raise Timeout(f"volume {volume_id} still migrating after "
-                              f"{timeout or self.timeout:g} s", {"volume_id": volume_id})
+                raise Timeout(f"volume {volume.id} still migrating after "
+                              f"{timeout or self.timeout:g} s", {"volume_id": volume.id})
             await asyncio.sleep(MIGRATION_POLL_S)
-            volume = await self._volume(volume_id)
+            volume = await self._volume(volume.id)
         if volume.migration_status != "success":
             raise MigrationError(volume)
         return volume
@@ -282,9 +294,10 @@ class SyncLifecycleMethods:
     def extend_volume(self, volume_id: str, new_size: int, **kwargs: Any) -> Volume:
         return self._run(lambda c: c.extend_volume(volume_id, new_size, **kwargs))
 
-    def retype_volume(self, volume_id: str, new_type: str,
-                      migration_policy: str = "never") -> Volume:
-        return self._run(lambda c: c.retype_volume(volume_id, new_type, migration_policy))
+    def retype_volume(self, volume_id: str, new_type: str, migration_policy: str = "never",
+                      **kwargs: Any) -> Volume:
+        return self._run(lambda c: c.retype_volume(volume_id, new_type, migration_policy,
+                                                   **kwargs))
 
     def migrate_volume(self, volume_id: str, host: str, **kwargs: Any) -> Volume:
         return self._run(lambda c: c.migrate_volume(volume_id, host, **kwargs))

@@ -149,3 +149,66 @@ async def test_a_failed_copy_leaves_the_volume_where_it_was_and_says_why(
         for offset, data in PATTERN:
             assert read(file_of(faulty, vol), offset, len(data)) == data
         await client.delete_volume(vol.id, wait=True)
+
+
+@pytest.fixture(scope="module")
+def named(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """node-2's backend named ``fast`` (its volume_backend_name); node-1 fails to receive."""
+    return cluster_factory(nodes=2, node_overrides={
+        "node-1": {"faults": ("receive_volume",)}, "node-2": {"volume_backend_name": "fast"}})
+
+
+async def test_a_retype_on_demand_moves_the_volume_to_a_backend_of_its_new_type(
+    named: E2ECluster,
+) -> None:
+    """``os-retype`` under ``on-demand`` to a type only the other backend satisfies
+    (had been refused, "a retype here does not migrate volumes between backends"): the
+    volume moves with its bytes and takes the type; the type's own quota follows it; a
+    move that fails leaves type, backend, bytes and quota as they were."""
+    async with named.client("retyping") as client, named.client("admin", admin=True) as admin:
+        fast = await admin.create_type("Fast", extra_specs={"volume_backend_name": "fast"})
+        vol = await client.create_volume(1, volume_type="FCVolumeType", wait=True)
+        assert vol.host == "node-1@file"  # FCVolumeType asks for a backend named file
+        write_pattern(file_of(named, vol), PATTERN)
+        with pytest.raises(InvalidInput, match=r"Current backend not valid .* migration not "
+                                               "allowed: its backend node-1@file has no "
+                                               "capabilities matching"):
+            await client.retype_volume(vol.id, fast.name)
+
+        started = await client.retype_volume(vol.id, fast.name, "on-demand")
+        assert (started.status, started.volume_type) == ("maintenance", "FCVolumeType")
+        with pytest.raises(InvalidInput, match="deletion is not allowed with volumes present"):
+            await admin.delete_type(fast.id)  # the volume is to take it
+        await eventually(lambda: _migrated(client, vol.id), timeout=60)
+        moved = await client.show_volume(vol.id)
+        assert (moved.host, moved.volume_type, moved.status, moved.migration_status) == (
+            "node-2@file", "Fast", "available", "success")
+        for offset, data in PATTERN:
+            assert read(file_of(named, moved), offset, len(data)) == data
+        await eventually(lambda: _in_use(client, {"volumes_Fast": 1, "gigabytes_Fast": 1,
+                                                  "volumes_FCVolumeType": 0, "volumes": 1}))
+
+        # back to FCVolumeType: only node-1 is named file, and it fails to receive
+        done = await asyncio.to_thread(
+            run_cli, "volume", "set", vol.id, "--type", "FCVolumeType", "--retype-policy",
+            "on-demand", "--wait", "--timeout", "30", "--gateway", named.gateway,
+            env={"CINDERBLOCK_KEY": str(named.user_key("retyping"))})
+        assert done.returncode == 1 and "injected fault: receive_volume" in done.stderr, \
+            done.stderr
+        stayed = await client.show_volume(vol.id)
+        assert (stayed.host, stayed.volume_type, stayed.status) == (
+            "node-2@file", "Fast", "available")
+        assert "migration to node-1@file failed" in (stayed.reason or "")
+        assert volume_files(named, vol.id) == [file_of(named, stayed)]
+        await eventually(lambda: _in_use(client, {"volumes_Fast": 1, "volumes_FCVolumeType": 0}))
+        await client.delete_volume(vol.id, wait=True)
+        await admin.delete_type(fast.id)
+
+
+async def _in_use(client: Client, expected: dict[str, int]) -> bool:
+    in_use = (await client.show_quota()).in_use
+    return all(in_use.get(r) == n for r, n in expected.items())
+
+
+async def _migrated(client: Client, volume_id: str) -> bool:
+    return (await client.show_volume(volume_id)).migration_status in ("success", "error")

@@ -78,8 +78,9 @@ async def test_what_cinder_refuses_is_refused_and_changes_nothing(
                                                "not allowed: its backend .* has no "
                                                "capabilities matching"):
             await client.retype_volume(vol.id, lvm.name)
-        with pytest.raises(InvalidInput, match="does not migrate volumes between backends"):
-            await client.retype_volume(vol.id, lvm.id, "on-demand")
+        with pytest.raises(InvalidInput, match="No valid backend to migrate volume .* for its "
+                                               f"retype to type {lvm.name}"):
+            await client.retype_volume(vol.id, lvm.id, "on-demand")  # no backend is lvm
         with pytest.raises(InvalidState, match="requested type has to be different"):
             await client.retype_volume(vol.id, vol.volume_type or "")
         with pytest.raises(InvalidInput, match="migration_policy"):

@@ -28,7 +28,7 @@ from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.wire.errors import InvalidInput
 from tests.conftest import GIB, E2ECluster
-from tests.lifecycle_helpers import file_of, same_bytes, write_pattern
+from tests.lifecycle_helpers import file_of, read, same_bytes, write_pattern
 from tests.nbd_tls import qemu_tls, requires
 
 SCRIPTS = Path(sysconfig.get_path("scripts"))
@@ -456,7 +456,7 @@ def test_a_volume_is_retyped_in_place_with_openstack_and_cinder(
         gold.name, before.host, "available")
     refused = cinder("retype", "--migration-policy", "on-demand", volume_id, lvm.name,
                      check=False)
-    assert "does not migrate volumes between backends" in refused
+    assert "No valid backend to migrate volume" in refused  # no backend is named lvm
     assert admin_view.show_volume(volume_id).volume_type == gold.name
     cinder("retype", volume_id, before.volume_type or "")
     assert admin_view.show_volume(volume_id).volume_type == before.volume_type
@@ -464,6 +464,46 @@ def test_a_volume_is_retyped_in_place_with_openstack_and_cinder(
     gone(admin_view, volume_id)
     admin_view.delete_type(gold.id)
     admin_view.delete_type(lvm.id)
+
+
+def test_a_retype_on_demand_moves_the_volume_with_cinder_and_openstack(
+    cluster_factory: Callable[..., E2ECluster],
+) -> None:
+    """``cinder retype --migration-policy on-demand`` and ``openstack volume set --type
+    --retype-policy on-demand`` to a type only the other backend satisfies (had been
+    refused, "a retype here does not migrate volumes between backends"): the volume moves
+    there, keeping its id and bytes, and takes the type; and back."""
+    named = cluster_factory(rest_fronts=1,
+                            node_overrides={"node-2": {"volume_backend_name": "fast"}})
+    project = f"ondemand-{uuid.uuid4().hex[:8]}"
+    cinder, openstack = commands_as(named, "3.60", project)
+    with SyncClient(named.gateway, project="admin", admin=True, timeout=20.0,
+                    key=named.user_key("admin", admin=True)) as admin:
+        fast = admin.create_type("fast", extra_specs={"volume_backend_name": "fast"})
+        volume_id = openstack("volume", "create", "--size", "1", "--type", "FCVolumeType",
+                              "v", "-f", "value", "-c", "id").strip()
+        before = volume_status(admin, volume_id, "available")
+        assert before.host == "node-1@file"  # FCVolumeType asks for a backend named file
+        write_pattern(file_of(named, before), [(4096, b"moves with it")])
+
+        def settled(volume_type: str) -> Volume | None:
+            vol = admin.show_volume(volume_id)
+            return vol if (vol.volume_type, vol.status, vol.migration_status) == (
+                volume_type, "available", "success") else None
+
+        cinder("retype", "--migration-policy", "on-demand", volume_id, fast.name)
+        moved: Volume = wait_for(lambda: settled(fast.name), timeout=60)
+        assert moved.host == "node-2@file"
+        assert read(file_of(named, moved), 4096, 13) == b"moves with it"
+        assert table(cinder("show", volume_id))["volume_type"] == fast.name
+        openstack("volume", "set", "--type", "FCVolumeType", "--retype-policy", "on-demand",
+                  volume_id)
+        back: Volume = wait_for(lambda: settled("FCVolumeType"), timeout=60)
+        assert back.host == "node-1@file"
+        assert read(file_of(named, back), 4096, 13) == b"moves with it"
+        openstack("volume", "delete", volume_id)
+        gone(admin, volume_id)
+        admin.delete_type(fast.id)
 
 
 def test_an_admin_migrates_a_volume_with_cinder_and_openstack(

@@ -7,6 +7,7 @@ migration whose report was lost and fails one whose copy was cut short."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
@@ -15,8 +16,9 @@ import pytest
 
 from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.gateway.migration import GatewayMigrations
-from cinderblock.actors.gateway.migration_store import MigrationStatus
-from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.gateway.migration_store import MIGRATION_TABLE_V18, MigrationStatus
+from cinderblock.actors.gateway.volume_request import TypeCatalog
+from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION, GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Link, Request
 from cinderblock.protocol.messages.attachments import NodeExportInfo
 from cinderblock.protocol.messages.migration import VolumeMigrate, VolumeReceived
@@ -42,6 +44,8 @@ class FakeGateway:
 
     def __init__(self, store: GatewayStore) -> None:
         self.store = store
+        self.types = TypeCatalog()
+        self.types.add(PLAIN)
         self.router = cast(Link, object())
         self.node_hosts = frozenset({"node-1", "node-2"})
         self.events = EventRecorder()
@@ -199,3 +203,34 @@ async def test_the_reconciler_finishes_a_lost_report_and_fails_a_cut_copy(
     answers["node-1"] = (False, False)  # the copy cut short: nothing there
     assert await g.mend(later, probe) == ["vol-1"]
     assert await row(gw) == ("available", "node-2@file", "error")
+
+
+@pytest.mark.parametrize("version", [17, 18])
+async def test_a_file_from_before_retype_migrations_is_brought_up_to_date(
+    tmp_path: Path, version: int,
+) -> None:
+    """gateway.db 17 (no migrations) and 18 (migrations without a retype's terms) gain
+    the terms' columns; a migration row of 18 reads as no retype's."""
+    path = tmp_path / "gateway.db"
+    async with open_gateway_store(path):
+        pass
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP TABLE volume_migrations;")
+    if version == 18:
+        conn.executescript(MIGRATION_TABLE_V18)
+        conn.execute("INSERT INTO volume_migrations VALUES "
+                     "('vol-1', 'm-1', 'success', 'node-1@file', 'node-2@file', NULL, 1.0)")
+    conn.execute(f"PRAGMA user_version={version}")
+    conn.commit()
+    conn.close()
+    async with open_gateway_store(path) as store:
+        await store.migrations.load()
+        columns = [r[1] for r in await store.db.fetchall("PRAGMA table_info(volume_migrations)")]
+        found = store.migrations.of_volume("vol-1")
+        (now,) = (await store.db.fetchall("PRAGMA user_version"))[0]
+    assert columns[-3:] == ["new_type_id", "reservation_id", "released"]
+    assert now == SCHEMA_VERSION
+    if version == 18:
+        assert found is not None and (found.status, found.retype) == (M.SUCCESS, None)
+    else:
+        assert found is None

@@ -1,7 +1,9 @@
 """retype's rules (actors/gateway/retype.py), as Cinder's: the request (policy, size
 bounds, multiattach only while available, available or in-use, another type) and the
 backend that holds the volume (zone, up, enabled, capabilities for the new type's
-extra specs); a type its backend does not satisfy is refused under either policy."""
+extra specs); a type its backend does not satisfy is refused under ``never`` and, under
+``on-demand``, moves the volume to the other backend of its zone that satisfies the
+type, has room and has the most free space."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import dataclasses
 
 import pytest
 
-from cinderblock.actors.gateway.retype import check_retype_backend, check_retype_request
+from cinderblock.actors.gateway.retype import check_retype_request, retype_backend
 from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.volumes import VolumeType
 from cinderblock.protocol.states import VolumeStatus
@@ -23,12 +25,13 @@ NODE_1 = Backend("node-1@file", "node-1", "nova", 100.0, 90.0, 10.0, 10.0,
                                "storage_protocol": "nbd"})
 SHARED = VolumeType("t-shared", "Shared", extra_specs={"multiattach": "<is> True"})
 ELSEWHERE = VolumeType("t-lvm", "Lvm", extra_specs={"volume_backend_name": "lvm"})
+OTHER_FILE = dataclasses.replace(NODE_1, backend="node-2@file", host="node-2")
 
 
 def test_another_type_its_backend_satisfies_is_taken_under_either_policy() -> None:
     for policy in ("never", "on-demand"):
         check_retype_request(volume(), FAST, policy)
-        check_retype_backend(volume(), FAST, policy, [NODE_1], ZONES)
+        assert retype_backend(volume(), FAST, policy, [NODE_1], ZONES) is None  # in place
     check_retype_request(volume(V.IN_USE), FAST, "never")  # in-use too
 
 
@@ -69,11 +72,35 @@ def test_a_backend_without_the_capabilities_is_refused_never_in_cinder_s_words()
     with pytest.raises(InvalidInput, match="Current backend not valid for volume vol-1 with "
                                            r"type Lvm, migration not allowed: .*no "
                                            "capabilities matching") as refused:
-        check_retype_backend(volume(), ELSEWHERE, "never", [NODE_1], ZONES)
+        retype_backend(volume(), ELSEWHERE, "never", [NODE_1], ZONES)
     assert refused.value.details["backend"] == "node-1@file"
-    with pytest.raises(InvalidInput, match=r"needs a migration to another backend .*does not "
-                                           "migrate volumes between backends"):
-        check_retype_backend(volume(), ELSEWHERE, "on-demand", [NODE_1], ZONES)
+    with pytest.raises(InvalidInput, match="No valid backend to migrate volume vol-1 to for "
+                                           "its retype to type Lvm: Destination backend "
+                                           "node-2@file does not satisfy"):
+        retype_backend(volume(), ELSEWHERE, "on-demand", [NODE_1, OTHER_FILE], ZONES)
+
+
+def test_on_demand_moves_to_the_fitting_backend_with_the_most_room() -> None:
+    lvm_a = dataclasses.replace(NODE_1, backend="node-2@lvm", host="node-2",
+                                free_capacity_gb=50.0, capabilities={"volume_backend_name": "lvm"})
+    lvm_b = dataclasses.replace(lvm_a, backend="node-3@lvm", host="node-3", free_capacity_gb=70.0)
+    east = dataclasses.replace(lvm_b, backend="node-4@lvm", host="node-4",
+                               availability_zone="east", free_capacity_gb=99.0)
+    full = dataclasses.replace(lvm_b, backend="node-5@lvm", host="node-5", free_capacity_gb=0.0,
+                               total_capacity_gb=10.0)
+    down = dataclasses.replace(lvm_b, backend="node-6@lvm", host="node-6", up=False,
+                               free_capacity_gb=99.0)
+    backends = [NODE_1, lvm_a, lvm_b, east, full, down, OTHER_FILE]
+    assert retype_backend(volume(), ELSEWHERE, "on-demand", backends, ZONES) == "node-3@lvm"
+    with pytest.raises(InvalidState, match="in-use: migrating an attached volume"):
+        retype_backend(volume(V.IN_USE), ELSEWHERE, "on-demand", backends, ZONES)
+    with pytest.raises(InvalidState, match="must not have snapshots"):
+        retype_backend(volume(), ELSEWHERE, "on-demand", backends, ZONES, snapshots=2)
+    east_only = VolumeType("t-e", "EastLvm", extra_specs={"volume_backend_name": "lvm",
+                                                          "RESKEY:availability_zones": "east"})
+    with pytest.raises(InvalidInput, match=r"cannot migrate it: the volume's availability "
+                                           r"zone nova is not among.*keeps a volume in its zone"):
+        retype_backend(volume(), east_only, "on-demand", backends, ZONES)
 
 
 @pytest.mark.parametrize(("backends", "says"), [
@@ -85,14 +112,14 @@ def test_a_backend_without_the_capabilities_is_refused_never_in_cinder_s_words()
 def test_the_volume_s_own_backend_must_be_up_and_enabled(backends: list[Backend],
                                                           says: str) -> None:
     with pytest.raises(InvalidInput, match=says):
-        check_retype_backend(volume(), FAST, "never", backends, ZONES)
+        retype_backend(volume(), FAST, "never", backends, ZONES)
 
 
 def test_the_new_type_s_zones_must_hold_the_volume_s() -> None:
     east = VolumeType("t-east", "East", extra_specs={"RESKEY:availability_zones": "east"})
     with pytest.raises(InvalidInput, match="availability zone nova is not among the "
                                            "type's \\(east\\)"):
-        check_retype_backend(volume(), east, "never", [NODE_1], ZONES)
+        retype_backend(volume(), east, "never", [NODE_1], ZONES)
     nowhere = VolumeType("t-x", "X", extra_specs={"RESKEY:availability_zones": "atlantis"})
     with pytest.raises(InvalidInput, match="none known"):
-        check_retype_backend(volume(), nowhere, "never", [NODE_1], ZONES)
+        retype_backend(volume(), nowhere, "never", [NODE_1], ZONES)
