@@ -2,7 +2,7 @@
 nothing was lost, stuck, doubled or miscounted (issue 9).
 
     python -m cinderblock.bench.chaos [--seeds N] [--first-seed S] [--creates 1000]
-                                      [--deletes 200] [--window SECONDS]
+                                      [--deletes 200] [--migrations 20] [--window SECONDS]
                                       [--settle SECONDS] [--backend file|null] [--json]
 
 For each seed: ``cinderblock up`` (a real process, file backend by default, two
@@ -11,7 +11,10 @@ are made first; then, over ``--window`` seconds, ``--creates`` creates (each its
 own task and request id, its volume named after the request id) and the deletes
 of those volumes are sent in a seeded order through the client library, half at a
 steady pace and half in a burst just before each kill, as many in flight as the
-cluster lets pile up. Meanwhile the gateway,
+cluster lets pile up. ``--migrations`` more volumes, made first with a marker
+written into each one's file, are each migrated by the admin to the other node at a
+seeded moment of the window (a retry that finds the first attempt's migration running
+is refused, which is fine). Meanwhile the gateway,
 the quota actor, the scheduler and one node are each SIGKILLed once, in a seeded
 order at seeded moments (``bench.chaos_plan``), by the pids ``up`` reports in
 ``status.json``; each kill waits until ``up`` has started the previous one again.
@@ -30,6 +33,10 @@ nothing or at the deadline:
   create ends ``available`` or ``error`` with a reason, every acknowledged delete
   ends gone, a delete reported failed did not happen, every request answered; one
   volume per request id);
+* ``migrated``: each migrated volume is ``available`` on one of the nodes, its
+  ``migration_status`` ended (``success`` or ``error``, or none if every attempt was
+  refused before it began) and its file there holds its marker (``files`` checks that
+  it is the only one);
 * ``restart``: every killed actor was started again by ``up`` (``status.json``:
   restarts equal to its kills, running, a new live pid) and no other actor died.
 
@@ -62,7 +69,8 @@ from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import CinderblockError, Timeout, Unavailable
 
 PROJECT = "demo"  # `up` makes the key of user demo, project demo
-CHECKS = ("stuck", "lost_ack", "duplicate", "quota", "files", "restart")
+CHECKS = ("stuck", "lost_ack", "duplicate", "quota", "files", "migrated", "restart")
+MARKER_AT = 4096  # where each migrated volume's marker is written in its file
 EXAMPLES = 5  # problem lines kept per check in the report
 # The reconciler looks every second at records older than 15 s: sooner than up's
 # defaults (120 s, every 30 s) so a seed settles in seconds, and still longer than the
@@ -76,6 +84,7 @@ RECONCILE_EVERY_S = 1.0
 class Settings:
     creates: int = 1000
     deletes: int = 200
+    migrations: int = 0  # volumes the admin migrates to the other node during the window
     window_s: float = 30.0  # the load and the kills take this long
     settle_s: float = 90.0  # at most this long for the cluster to settle
     deadline_s: float = 60.0  # a client retries a request this long after its first try
@@ -101,6 +110,8 @@ class SeedResult:
     deletes: int
     acked_creates: int = 0
     acked_deletes: int = 0
+    migrations: int = 0
+    moved: int = 0  # of the migrations, those that ended on the other node
     refused: int = 0
     unanswered: int = 0
     attempts: int = 0
@@ -152,13 +163,16 @@ async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult)
             up.client(PROJECT, settings.call_timeout_s) as client:
         await admin.set_quota(PROJECT, volumes=100_000, gigabytes=100_000)
         targets = await _make_volumes(client, settings.deletes)
+        moving = await _make_moving(up, client, settings.migrations)
         ledger = Ledger()
         load_started = time.monotonic()
-        await Storm(up, client, plan, settings, ledger, targets, result).run()
+        await Storm(up, client, plan, settings, ledger, targets, result, admin, moving).run()
         result.load_s = round(time.monotonic() - load_started, 1)
         settle_started = time.monotonic()
-        found = await _settle(up, admin, ledger, settings.settle_s)
+        found = await _settle(up, admin, ledger, settings.settle_s, moving)
         result.settle_s = round(time.monotonic() - settle_started, 1)
+        result.migrations = len(moving)
+        result.moved = sum(1 for m in moving if m.moved)
     for check, lines in found.items():
         _found(result, check, lines)
     _found(result, "restart", _restart_problems(up, result.kills))
@@ -177,13 +191,57 @@ async def _make_volumes(client: Client, count: int) -> list[str]:
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
+@dataclass
+class Moving:
+    """A volume the admin migrates during the window, and what became of it."""
+
+    volume_id: str
+    source: str  # the backend it was made on
+    marker: bytes
+    moved: bool = False  # it ended on the other backend
+
+
+async def _make_moving(up: UpCluster, client: Client, count: int) -> list[Moving]:
+    """The volumes to migrate, made (``available``) before any kill, a marker written
+    into each one's file."""
+    moving = []
+    for i in range(count):
+        made = await client.create_volume(1, name=f"moving-{i}", wait=True, timeout=60.0)
+        assert made.host is not None
+        marker = f"marker of {made.id}".encode()
+        _write_marker(up, made.host, made.id, marker)
+        moving.append(Moving(made.id, made.host, marker))
+    return moving
+
+
+def _volume_file(up: UpCluster, backend: str, volume_id: str) -> Path:
+    return up.cfg.path("nodes", backend.partition("@")[0]) / f"volume-{volume_id}"
+
+
+def _write_marker(up: UpCluster, backend: str, volume_id: str, marker: bytes) -> None:
+    with _volume_file(up, backend, volume_id).open("r+b") as f:
+        f.seek(MARKER_AT)
+        f.write(marker)
+
+
+def _read_marker(up: UpCluster, backend: str, volume_id: str, size: int) -> bytes:
+    try:
+        with _volume_file(up, backend, volume_id).open("rb") as f:
+            f.seek(MARKER_AT)
+            return f.read(size)
+    except OSError as exc:
+        return f"({exc.strerror})".encode()
+
+
 class Storm:
     """The load and the kills of one seed, at the plan's moments."""
 
     def __init__(self, up: UpCluster, client: Client, plan: Plan, settings: Settings,
-                 ledger: Ledger, targets: list[str], result: SeedResult) -> None:
+                 ledger: Ledger, targets: list[str], result: SeedResult,
+                 admin: Client | None = None, moving: list[Moving] | None = None) -> None:
         self.up, self.client, self.plan, self.settings = up, client, plan, settings
         self.ledger, self.targets, self.result = ledger, targets, result
+        self.admin, self.moving = admin, moving or []
         self.rng = random.Random(plan.seed)
         self.in_flight = 0
         self.t0 = 0.0
@@ -193,6 +251,9 @@ class Storm:
         targets = iter(self.targets)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._kills())
+            when = random.Random(-self.plan.seed)  # apart from the plan's draws
+            for m in self.moving:
+                tg.create_task(self._migrate(m, when.uniform(0, self.settings.window_s)))
             for kind, at_s in zip(self.plan.ops, self.plan.send_at_s, strict=True):
                 await self._until(at_s)
                 request = self.ledger.add(Request(kind, f"chaos-{self.plan.seed}-{uuid.uuid4()}"))
@@ -223,6 +284,23 @@ class Storm:
                 return round(time.monotonic() - since, 2)
             await asyncio.sleep(0.05)
         return None
+
+    async def _migrate(self, m: Moving, at_s: float) -> None:
+        """The admin migrates ``m`` to another node, retried as the load's requests are."""
+        await self._until(at_s)
+        assert self.admin is not None
+        admin = self.admin
+        others = [n.backend_id for n in self.up.cfg.nodes if n.backend_id != m.source]
+        r = Request("migrate", f"migrate-{m.volume_id}")
+
+        async def call() -> Volume:
+            return await admin.migrate_volume(m.volume_id, others[0])
+
+        self.in_flight += 1
+        try:
+            await retried(r, call, self.settings.deadline_s, self.rng)
+        finally:
+            self.in_flight -= 1
 
     async def _send(self, r: Request) -> None:
         if r.kind == "create":
@@ -263,14 +341,14 @@ async def retried(r: Request, call: Callable[[], Awaitable[Volume]], deadline_s:
         return
 
 
-async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float
-                  ) -> dict[str, list[str]]:
+async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float,
+                  moving: list[Moving] | None = None) -> dict[str, list[str]]:
     """Look every second until a round finds nothing or ``settle_s`` is over; what
     the last round found, by check."""
     deadline = time.monotonic() + settle_s
     while True:
         try:
-            found = await _problems(up, admin, ledger)
+            found = await _problems(up, admin, ledger, moving or [])
         except CinderblockError as exc:  # the gateway may still be busy catching up
             found = {"stuck": [f"the admin's view failed: {exc.code}: {exc.message}"]}
         if not found or time.monotonic() > deadline:
@@ -278,14 +356,37 @@ async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float
         await asyncio.sleep(1.0)
 
 
-async def _problems(up: UpCluster, admin: Client, ledger: Ledger) -> dict[str, list[str]]:
+async def _problems(up: UpCluster, admin: Client, ledger: Ledger, moving: list[Moving]
+                    ) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
+    for text in await _migration_problems(up, admin, moving):
+        found.setdefault("migrated", []).append(text)
     for text in await settled_violations(admin, up.node_files, [PROJECT], up.backup_files):
         found.setdefault(settled_check(text), []).append(text)
     volumes = await admin.list_volumes(all_projects=True)
     for check, text in judge(ledger, [v for v in volumes if v.project_id == PROJECT]):
         found.setdefault(check, []).append(text)
     return found
+
+
+async def _migration_problems(up: UpCluster, admin: Client, moving: list[Moving]
+                              ) -> list[str]:
+    problems = []
+    backends = {n.backend_id for n in up.cfg.nodes}
+    for m in moving:
+        vol = await admin.show_volume(m.volume_id)
+        m.moved = vol.host != m.source
+        if vol.status != "available" or vol.host not in backends \
+                or vol.migration_status not in (None, "success", "error"):
+            problems.append(f"migrated volume {vol.id} is {vol.status} on {vol.host}, "
+                            f"migration_status {vol.migration_status}")
+            continue
+        assert vol.host is not None
+        found = await asyncio.to_thread(_read_marker, up, vol.host, vol.id, len(m.marker))
+        if found != m.marker:
+            problems.append(f"migrated volume {vol.id} on {vol.host} reads {found!r} where "
+                            f"its marker was written")
+    return problems
 
 
 def settled_check(problem: str) -> str:
@@ -332,10 +433,11 @@ def _tally(result: SeedResult, ledger: Ledger) -> None:
 # ---- the report ---------------------------------------------------------------------
 def table(results: list[SeedResult]) -> str:
     head = ["seed", "kills (actor@s, back after s)", "creates acked", "deletes acked",
-            "retries", *CHECKS, "load s", "settle s", "total s"]
+            "moved", "retries", *CHECKS, "load s", "settle s", "total s"]
     rows = [[str(r.seed),
              " ".join(f"{k.actor}@{k.at_s:g}({_or_dash(k.back_after_s)})" for k in r.kills),
-             f"{r.acked_creates}/{r.creates}", f"{r.acked_deletes}/{r.deletes}", str(r.retries),
+             f"{r.acked_creates}/{r.creates}", f"{r.acked_deletes}/{r.deletes}",
+             f"{r.moved}/{r.migrations}", str(r.retries),
              *(str(r.violations[c]) for c in CHECKS),
              f"{r.load_s:g}", f"{r.settle_s:g}", f"{r.total_s:g}"] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
@@ -364,6 +466,8 @@ def summary(results: list[SeedResult], settings: Settings, argv: list[str]) -> d
             "deletes": sum(r.deletes for r in results),
             "acked_creates": sum(r.acked_creates for r in results),
             "acked_deletes": sum(r.acked_deletes for r in results),
+            "migrations": sum(r.migrations for r in results),
+            "moved": sum(r.moved for r in results),
             "retries": sum(r.retries for r in results),
             "violations": {c: sum(r.violations[c] for r in results) for c in CHECKS},
             "seconds": round(sum(r.total_s for r in results), 1),
@@ -380,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--first-seed", type=int, default=1)
     p.add_argument("--creates", type=int, default=1000)
     p.add_argument("--deletes", type=int, default=200)
+    p.add_argument("--migrations", type=int, default=20,
+                   help="volumes the admin migrates during the window (file backend)")
     p.add_argument("--window", type=float, default=30.0,
                    help="seconds over which the load is sent and the kills fall")
     p.add_argument("--settle", type=float, default=90.0,
@@ -388,10 +494,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep each seed's data directory")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     args = p.parse_args(argv)
-    if args.seeds < 1 or args.creates < 0 or args.deletes < 0 or args.window <= 0:
-        p.error("--seeds must be at least 1, --creates and --deletes at least 0, "
-                "--window above 0")
-    settings = Settings(args.creates, args.deletes, args.window, args.settle,
+    if args.seeds < 1 or min(args.creates, args.deletes, args.migrations) < 0 \
+            or args.window <= 0:
+        p.error("--seeds must be at least 1, --creates, --deletes and --migrations at "
+                "least 0, --window above 0")
+    migrations = args.migrations if args.backend == "file" else 0  # null: no file to mark
+    settings = Settings(args.creates, args.deletes, migrations, args.window, args.settle,
                         backend=args.backend)
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
