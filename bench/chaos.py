@@ -112,6 +112,8 @@ class SeedResult:
     acked_deletes: int = 0
     migrations: int = 0
     moved: int = 0  # of the migrations, those that ended on the other node
+    migration_outcomes: dict[str, int] = field(default_factory=dict)  # by migration_status
+    migrations_refused: list[str] = field(default_factory=list)  # why (a few)
     refused: int = 0
     unanswered: int = 0
     attempts: int = 0
@@ -173,6 +175,9 @@ async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult)
         result.settle_s = round(time.monotonic() - settle_started, 1)
         result.migrations = len(moving)
         result.moved = sum(1 for m in moving if m.moved)
+        for m in moving:
+            result.migration_outcomes[m.outcome] = result.migration_outcomes.get(m.outcome, 0) + 1
+        result.migrations_refused = [m.refused for m in moving if m.refused][:EXAMPLES]
     for check, lines in found.items():
         _found(result, check, lines)
     _found(result, "restart", _restart_problems(up, result.kills))
@@ -199,6 +204,8 @@ class Moving:
     source: str  # the backend it was made on
     marker: bytes
     moved: bool = False  # it ended on the other backend
+    outcome: str = ""  # its migration_status at the end ("none": never begun)
+    refused: str = ""  # why the admin's last attempt was refused, if it was
 
 
 async def _make_moving(up: UpCluster, client: Client, count: int) -> list[Moving]:
@@ -301,6 +308,7 @@ class Storm:
             await retried(r, call, self.settings.deadline_s, self.rng)
         finally:
             self.in_flight -= 1
+        m.refused = r.refused
 
     async def _send(self, r: Request) -> None:
         if r.kind == "create":
@@ -375,7 +383,7 @@ async def _migration_problems(up: UpCluster, admin: Client, moving: list[Moving]
     backends = {n.backend_id for n in up.cfg.nodes}
     for m in moving:
         vol = await admin.show_volume(m.volume_id)
-        m.moved = vol.host != m.source
+        m.moved, m.outcome = vol.host != m.source, vol.migration_status or "none"
         if vol.status != "available" or vol.host not in backends \
                 or vol.migration_status not in (None, "success", "error"):
             problems.append(f"migrated volume {vol.id} is {vol.status} on {vol.host}, "
