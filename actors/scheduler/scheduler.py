@@ -77,8 +77,9 @@ class Scheduler(Actor):
         self.stats_received = 0
         self.liveness: Liveness[Context] = Liveness(self.index.epoch, cfg.stale_after_s)
         # A scheduler (re)started knows no backend until their stats come in: creates
-        # that arrive before every configured node has reported (or the warm-up is
-        # over) wait for that instead of failing with "no valid host".
+        # and backend lists that arrive before every configured node has reported (or
+        # the warm-up is over) wait for that instead of failing with "no valid host"
+        # or leaving backends out.
         self._expected = frozenset(n.backend_id for n in cfg.nodes)
         self._reported: set[str] = set()
         self._all_reported = asyncio.Event()
@@ -262,7 +263,12 @@ class Scheduler(Actor):
             update = VolumeUpdate(req.body.volume_id, VolumeStatus.ERROR, None, exc.message)
             self.router.cast("volume.update", update, req.ctx, to=GATEWAY)
 
-    def on_backend_list(self, req: Request) -> BackendList:
+    async def on_backend_list(self, req: Request) -> BackendList:
+        """What the index knows of every backend; a scheduler (re)started waits, as a
+        create does, until every configured node has reported or the warm-up is over:
+        a list taken sooner would lack backends that are up (a migration or a retype
+        to one of them refused, "no such backend has reported")."""
+        await self._warmed_up()
         views = self.index.backends(time.monotonic())
         return BackendList(tuple(
             _backend(v.stats, v.age_s, v.up, v.stats.backend in self._disabled,

@@ -212,3 +212,33 @@ async def _in_use(client: Client, expected: dict[str, int]) -> bool:
 
 async def _migrated(client: Client, volume_id: str) -> bool:
     return (await client.show_volume(volume_id)).migration_status in ("success", "error")
+
+
+@pytest.fixture
+def restarting(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory()
+
+
+async def test_right_after_the_scheduler_restarts_every_backend_is_listed_and_taken(
+    restarting: E2ECluster,
+) -> None:
+    """A scheduler (re)started knows no backend until the nodes report; its backend list
+    (what a migration's and a retype's checks read) waits for them, as a create does,
+    instead of leaving a live backend out: a migration asked at once had been refused,
+    "No available service named ... (no such backend has reported)"."""
+    c = restarting
+
+    async def restart_scheduler() -> None:
+        await asyncio.to_thread(c.cluster.stop_actor, "scheduler")
+        await asyncio.to_thread(c.cluster.respawn, "scheduler")
+
+    async with c.client("restarting") as client, c.client("admin", admin=True) as admin:
+        vol = await client.create_volume(1, wait=True)
+        for _ in range(2):
+            await restart_scheduler()
+            assert sorted(b.backend for b in await admin.list_backends()) == sorted(
+                n.backend_id for n in c.cfg.nodes)
+        await restart_scheduler()
+        moved = await admin.migrate_volume(vol.id, other_backend(c, vol), wait=True,
+                                           timeout=30)
+        assert moved.migration_status == "success"
