@@ -2,7 +2,8 @@
 nothing was lost, stuck, doubled or miscounted (issue 9).
 
     python -m cinderblock.bench.chaos [--seeds N] [--first-seed S] [--creates 1000]
-                                      [--deletes 200] [--migrations 20] [--window SECONDS]
+                                      [--deletes 200] [--migrations 20] [--backups 10]
+                                      [--window SECONDS]
                                       [--settle SECONDS] [--backend file|null] [--json]
 
 For each seed: ``cinderblock up`` (a real process, file backend by default, two
@@ -14,7 +15,9 @@ steady pace and half in a burst just before each kill, as many in flight as the
 cluster lets pile up. ``--migrations`` more volumes, made first with a marker
 written into each one's file, are each migrated by the admin to the other node at a
 seeded moment of the window (a retry that finds the first attempt's migration running
-is refused, which is fine). Meanwhile the gateway,
+is refused, which is fine). ``--backups`` more, marked the same way, are each backed up
+at a seeded moment (the member's request, with a request id, retried as the others
+are). Meanwhile the gateway,
 the quota actor, the scheduler and one node are each SIGKILLed once, in a seeded
 order at seeded moments (``bench.chaos_plan``), by the pids ``up`` reports in
 ``status.json``; each kill waits until ``up`` has started the previous one again.
@@ -37,6 +40,9 @@ nothing or at the deadline:
   ``migration_status`` ended (``success`` or ``error``, or none if every attempt was
   refused before it began) and its file there holds its marker (``files`` checks that
   it is the only one);
+* ``backed_up``: each backup request made one backup at most (none only if it was
+  refused), an acknowledged one exists, and once the cluster has settled every backup
+  that is ``available`` restores into a new volume that holds its volume's marker;
 * ``restart``: every killed actor was started again by ``up`` (``status.json``:
   restarts equal to its kills, running, a new live pid) and no other actor died.
 
@@ -65,11 +71,13 @@ from cinderblock.bench.chaos_plan import Ledger, Plan, Request, judge, make_plan
 from cinderblock.bench.invariants import settled_violations
 from cinderblock.bench.up_cluster import UpCluster
 from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.backups import Backup
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import CinderblockError, Timeout, Unavailable
 
 PROJECT = "demo"  # `up` makes the key of user demo, project demo
-CHECKS = ("stuck", "lost_ack", "duplicate", "quota", "files", "migrated", "restart")
+CHECKS = ("stuck", "lost_ack", "duplicate", "quota", "files", "migrated", "backed_up",
+          "restart")
 MARKER_AT = 4096  # where each migrated volume's marker is written in its file
 EXAMPLES = 5  # problem lines kept per check in the report
 # The reconciler looks every second at records older than 15 s: sooner than up's
@@ -85,6 +93,7 @@ class Settings:
     creates: int = 1000
     deletes: int = 200
     migrations: int = 0  # volumes the admin migrates to the other node during the window
+    backups: int = 0  # volumes the member backs up during the window
     window_s: float = 30.0  # the load and the kills take this long
     settle_s: float = 90.0  # at most this long for the cluster to settle
     deadline_s: float = 60.0  # a client retries a request this long after its first try
@@ -114,6 +123,9 @@ class SeedResult:
     moved: int = 0  # of the migrations, those that ended on the other node
     migration_outcomes: dict[str, int] = field(default_factory=dict)  # by migration_status
     migrations_refused: list[str] = field(default_factory=list)  # why (a few)
+    backups: int = 0
+    backups_restored: int = 0  # the available ones, each restored and its marker read
+    backup_outcomes: dict[str, int] = field(default_factory=dict)  # by status ("none")
     refused: int = 0
     unanswered: int = 0
     attempts: int = 0
@@ -166,14 +178,22 @@ async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult)
         await admin.set_quota(PROJECT, volumes=100_000, gigabytes=100_000)
         targets = await _make_volumes(client, settings.deletes)
         moving = await _make_moving(up, client, settings.migrations)
+        backing = await _make_moving(up, client, settings.backups, "backing")
         ledger = Ledger()
         load_started = time.monotonic()
-        await Storm(up, client, plan, settings, ledger, targets, result, admin, moving).run()
+        await Storm(up, client, plan, settings, ledger, targets, result, admin, moving,
+                    backing).run()
         result.load_s = round(time.monotonic() - load_started, 1)
         settle_started = time.monotonic()
-        found = await _settle(up, admin, ledger, settings.settle_s, moving)
+        found = await _settle(up, admin, ledger, settings.settle_s, moving, backing, client)
+        if not found:  # settled: the backups are read back
+            found = {c: lines for c, lines in
+                     {"backed_up": await _restore_problems(up, client, backing, result)}.items()
+                     if lines}
         result.settle_s = round(time.monotonic() - settle_started, 1)
-        result.migrations = len(moving)
+        result.migrations, result.backups = len(moving), len(backing)
+        for m in backing:
+            result.backup_outcomes[m.outcome] = result.backup_outcomes.get(m.outcome, 0) + 1
         result.moved = sum(1 for m in moving if m.moved)
         for m in moving:
             result.migration_outcomes[m.outcome] = result.migration_outcomes.get(m.outcome, 0) + 1
@@ -198,22 +218,25 @@ async def _make_volumes(client: Client, count: int) -> list[str]:
 
 @dataclass
 class Moving:
-    """A volume the admin migrates during the window, and what became of it."""
+    """A volume the admin migrates (or the member backs up) during the window, and what
+    became of it."""
 
     volume_id: str
     source: str  # the backend it was made on
     marker: bytes
     moved: bool = False  # it ended on the other backend
-    outcome: str = ""  # its migration_status at the end ("none": never begun)
-    refused: str = ""  # why the admin's last attempt was refused, if it was
+    outcome: str = ""  # its migration_status (a backup's: its status) at the end ("none")
+    refused: str = ""  # why the last attempt was refused, if it was
+    request: Request | None = None  # a backup's request, as its client saw it
 
 
-async def _make_moving(up: UpCluster, client: Client, count: int) -> list[Moving]:
-    """The volumes to migrate, made (``available``) before any kill, a marker written
-    into each one's file."""
+async def _make_moving(up: UpCluster, client: Client, count: int, name: str = "moving"
+                       ) -> list[Moving]:
+    """The volumes to migrate (or back up), made (``available``) before any kill, a
+    marker written into each one's file."""
     moving = []
     for i in range(count):
-        made = await client.create_volume(1, name=f"moving-{i}", wait=True, timeout=60.0)
+        made = await client.create_volume(1, name=f"{name}-{i}", wait=True, timeout=60.0)
         assert made.host is not None
         marker = f"marker of {made.id}".encode()
         _write_marker(up, made.host, made.id, marker)
@@ -245,10 +268,11 @@ class Storm:
 
     def __init__(self, up: UpCluster, client: Client, plan: Plan, settings: Settings,
                  ledger: Ledger, targets: list[str], result: SeedResult,
-                 admin: Client | None = None, moving: list[Moving] | None = None) -> None:
+                 admin: Client | None = None, moving: list[Moving] | None = None,
+                 backing: list[Moving] | None = None) -> None:
         self.up, self.client, self.plan, self.settings = up, client, plan, settings
         self.ledger, self.targets, self.result = ledger, targets, result
-        self.admin, self.moving = admin, moving or []
+        self.admin, self.moving, self.backing = admin, moving or [], backing or []
         self.rng = random.Random(plan.seed)
         self.in_flight = 0
         self.t0 = 0.0
@@ -261,6 +285,8 @@ class Storm:
             when = random.Random(-self.plan.seed)  # apart from the plan's draws
             for m in self.moving:
                 tg.create_task(self._migrate(m, when.uniform(0, self.settings.window_s)))
+            for m in self.backing:
+                tg.create_task(self._back_up(m, when.uniform(0, self.settings.window_s)))
             for kind, at_s in zip(self.plan.ops, self.plan.send_at_s, strict=True):
                 await self._until(at_s)
                 request = self.ledger.add(Request(kind, f"chaos-{self.plan.seed}-{uuid.uuid4()}"))
@@ -310,6 +336,22 @@ class Storm:
             self.in_flight -= 1
         m.refused = r.refused
 
+    async def _back_up(self, m: Moving, at_s: float) -> None:
+        """The member backs ``m`` up, with a request id, retried as the load's requests are."""
+        await self._until(at_s)
+        r = m.request = Request("backup", f"chaos-backup-{uuid.uuid4()}", m.volume_id)
+
+        async def call() -> Backup:
+            return await self.client.create_backup(m.volume_id, name=r.request_id,
+                                                   request_id=r.request_id)
+
+        self.in_flight += 1
+        try:
+            await retried(r, call, self.settings.deadline_s, self.rng)
+        finally:
+            self.in_flight -= 1
+        m.refused = r.refused
+
     async def _send(self, r: Request) -> None:
         if r.kind == "create":
             def call() -> Awaitable[Volume]:
@@ -324,8 +366,8 @@ class Storm:
             self.in_flight -= 1
 
 
-async def retried(r: Request, call: Callable[[], Awaitable[Volume]], deadline_s: float,
-                  rng: random.Random) -> None:
+async def retried(r: Request, call: Callable[[], Awaitable[Volume | Backup]],
+                  deadline_s: float, rng: random.Random) -> None:
     """Send ``r`` until it is answered or refused: a transport error or a timeout is
     retried (same request id: ``call`` sends it) after a jittered backoff, until
     ``deadline_s`` after the first attempt (then ``r.unanswered``)."""
@@ -349,14 +391,64 @@ async def retried(r: Request, call: Callable[[], Awaitable[Volume]], deadline_s:
         return
 
 
+async def _backup_problems(client: Client, backing: list[Moving]) -> list[str]:
+    """Each backup request made at most one backup, and an acknowledged one exists."""
+    problems = []
+    for m in backing:
+        r = m.request
+        if r is None:
+            continue
+        made = await client.list_backups(name=r.request_id)
+        m.outcome = made[0].status if len(made) == 1 else "none"
+        if len(made) > 1:
+            problems.append(f"backup request {r.request_id} made {len(made)} backups")
+        if r.acknowledged and not made:
+            problems.append(f"backup request {r.request_id} was answered {r.answers} and "
+                            "made no backup")
+        if set(r.answers) - {b.id for b in made}:
+            problems.append(f"backup request {r.request_id} was answered {r.answers}; its "
+                            f"backups are {[b.id for b in made]}")
+    return problems
+
+
+async def _restore_problems(up: UpCluster, client: Client, backing: list[Moving],
+                            result: SeedResult) -> list[str]:
+    """Every available backup, restored into a new volume, holds its volume's marker."""
+    problems = []
+    for m in backing:
+        if m.request is None:
+            continue
+        for backup in await client.list_backups(name=m.request.request_id, status="available"):
+            try:
+                info = await client.restore_backup(backup.id, name=f"restored-{backup.id}",
+                                                   wait=True, timeout=60.0)
+                restored = await client.show_volume(info.volume_id)
+            except CinderblockError as exc:
+                problems.append(f"backup {backup.id} did not restore: {exc.code}: "
+                                f"{exc.message}")
+                continue
+            assert restored.host is not None
+            found = await asyncio.to_thread(_read_marker, up, restored.host, restored.id,
+                                            len(m.marker))
+            if found != m.marker:
+                problems.append(f"backup {backup.id} restored into {restored.id} reads "
+                                f"{found!r} where its volume's marker was")
+            result.backups_restored += 1
+    return problems
+
+
 async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float,
-                  moving: list[Moving] | None = None) -> dict[str, list[str]]:
+                  moving: list[Moving] | None = None, backing: list[Moving] | None = None,
+                  member: Client | None = None) -> dict[str, list[str]]:
     """Look every second until a round finds nothing or ``settle_s`` is over; what
     the last round found, by check."""
     deadline = time.monotonic() + settle_s
     while True:
         try:
             found = await _problems(up, admin, ledger, moving or [])
+            if backing and member is not None:
+                for text in await _backup_problems(member, backing):
+                    found.setdefault("backed_up", []).append(text)
         except CinderblockError as exc:  # the gateway may still be busy catching up
             found = {"stuck": [f"the admin's view failed: {exc.code}: {exc.message}"]}
         if not found or time.monotonic() > deadline:
@@ -441,11 +533,11 @@ def _tally(result: SeedResult, ledger: Ledger) -> None:
 # ---- the report ---------------------------------------------------------------------
 def table(results: list[SeedResult]) -> str:
     head = ["seed", "kills (actor@s, back after s)", "creates acked", "deletes acked",
-            "moved", "retries", *CHECKS, "load s", "settle s", "total s"]
+            "moved", "restored", "retries", *CHECKS, "load s", "settle s", "total s"]
     rows = [[str(r.seed),
              " ".join(f"{k.actor}@{k.at_s:g}({_or_dash(k.back_after_s)})" for k in r.kills),
              f"{r.acked_creates}/{r.creates}", f"{r.acked_deletes}/{r.deletes}",
-             f"{r.moved}/{r.migrations}", str(r.retries),
+             f"{r.moved}/{r.migrations}", f"{r.backups_restored}/{r.backups}", str(r.retries),
              *(str(r.violations[c]) for c in CHECKS),
              f"{r.load_s:g}", f"{r.settle_s:g}", f"{r.total_s:g}"] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
@@ -476,6 +568,8 @@ def summary(results: list[SeedResult], settings: Settings, argv: list[str]) -> d
             "acked_deletes": sum(r.acked_deletes for r in results),
             "migrations": sum(r.migrations for r in results),
             "moved": sum(r.moved for r in results),
+            "backups": sum(r.backups for r in results),
+            "backups_restored": sum(r.backups_restored for r in results),
             "retries": sum(r.retries for r in results),
             "violations": {c: sum(r.violations[c] for r in results) for c in CHECKS},
             "seconds": round(sum(r.total_s for r in results), 1),
@@ -494,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deletes", type=int, default=200)
     p.add_argument("--migrations", type=int, default=20,
                    help="volumes the admin migrates during the window (file backend)")
+    p.add_argument("--backups", type=int, default=10,
+                   help="volumes the member backs up during the window (file backend)")
     p.add_argument("--window", type=float, default=30.0,
                    help="seconds over which the load is sent and the kills fall")
     p.add_argument("--settle", type=float, default=90.0,
@@ -502,12 +598,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep each seed's data directory")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     args = p.parse_args(argv)
-    if args.seeds < 1 or min(args.creates, args.deletes, args.migrations) < 0 \
+    if args.seeds < 1 or min(args.creates, args.deletes, args.migrations, args.backups) < 0 \
             or args.window <= 0:
-        p.error("--seeds must be at least 1, --creates, --deletes and --migrations at "
-                "least 0, --window above 0")
-    migrations = args.migrations if args.backend == "file" else 0  # null: no file to mark
-    settings = Settings(args.creates, args.deletes, migrations, args.window, args.settle,
+        p.error("--seeds must be at least 1, --creates, --deletes, --migrations and "
+                "--backups at least 0, --window above 0")
+    marked = args.backend == "file"  # null: no file to mark
+    settings = Settings(args.creates, args.deletes, args.migrations if marked else 0,
+                        args.backups if marked else 0, args.window, args.settle,
                         backend=args.backend)
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):

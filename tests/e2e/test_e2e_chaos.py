@@ -1,11 +1,12 @@
 """The kill suite, short: the code of ``python -m cinderblock.bench.chaos`` on one seed
 and a smaller load. ``cinderblock up`` runs the cluster; the gateway, the quota
 actor, the scheduler and a node are each SIGKILLed once while 150 creates, 30
-deletes and 6 migrations are under way, and once the cluster has settled nothing is
-stuck, every migrated volume is available on one node holding its bytes, every
-acknowledged request reached its final state, no request id made two volumes, quota
-equals what exists, node files equal the gateway's list, and ``up`` started every
-killed actor again."""
+deletes, 6 migrations and 4 backups are under way, and once the cluster has settled
+nothing is stuck, every migrated volume is available on one node holding its bytes,
+every backup request made one backup at most and each available one restores its
+volume's bytes, every acknowledged request reached its final state, no request id made
+two volumes, quota equals what exists, node files and backup repositories equal the
+gateway's lists, and ``up`` started every killed actor again."""
 
 from __future__ import annotations
 
@@ -29,13 +30,14 @@ def test_killing_one_actor_of_each_kind_under_load_loses_strands_and_doubles_not
     tmp_path: Path,
 ) -> None:
     _DATA_DIRS.append(tmp_path)  # the session's check: no actor left behind
-    settings = Settings(creates=150, deletes=30, migrations=6, window_s=10.0, settle_s=35.0)
+    settings = Settings(creates=150, deletes=30, migrations=6, backups=4, window_s=10.0,
+                        settle_s=35.0)
     result = run_seed(1, settings, data_root=tmp_path, keep=True)
     report = f"{table([result])}\n(data and logs in {result.data_dir})"
     killed = {"node" if k.actor.startswith("node-") else k.actor for k in result.kills}
     assert killed == set(KINDS), report
     assert result.acked_creates == 150 and result.acked_deletes == 30, report
-    assert result.migrations == 6, report
+    assert (result.migrations, result.backups) == (6, 4), report
     assert result.failed_checks() in ([], ["quota"]), report
     if result.failed_checks() and not JOURNAL:
         pytest.xfail(f"quota is exact under faults only with the quota journal:\n{report}")
