@@ -280,12 +280,13 @@ class Front:
         return json_response({"volume-summary": out})
 
     async def _listed(self, request: web.Request) -> tuple[list[Volume], int | None]:
-        """The gateway filters (status, name, metadata, bootable, zone, size, an admin's
-        project) and pages, by creation newest or oldest first (Horizon sorts every page
-        by ``created_at``, either way) or by another of Cinder's sort keys (the first one
-        given). ``bootable`` is read as Cinder reads it from 3.2 on: a boolean's word,
-        anything else a 400. From 3.45 ``with_count`` asks the gateway how many the
-        listing has in all too (the committed rows', counted apart from the page)."""
+        """The gateway filters (status, name, metadata, bootable, zone, size, migration
+        status, an admin's project) and pages, by creation newest or oldest first
+        (Horizon sorts every page by ``created_at``, either way) or by another of
+        Cinder's sort keys (the first one given). ``bootable`` is read as Cinder reads
+        it from 3.2 on: a boolean's word, anything else a 400. From 3.45 ``with_count``
+        asks the gateway how many the listing has in all too (the committed rows',
+        counted apart from the page)."""
         q = request.query
         check_query(q, "volume", PAGING | ORDER | WHOSE | {"with_count"})
         with_count = self._with_count(request)
@@ -301,6 +302,7 @@ class Front:
             bootable=_bool_arg(q["bootable"], "bootable") if "bootable" in q else None,
             availability_zone=q.get("availability_zone"),
             size=_size_filter(q["size"]) if "size" in q else None,
+            migration_status=q.get("migration_status"),
             **{name: self._times(request, name) for name in ("created_at", "updated_at")
                if name in q})
         if not consumes_quota(q):  # after every other parameter was checked

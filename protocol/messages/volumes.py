@@ -150,6 +150,7 @@ class VolumeListRequest:
     # epoch, each of TIME_COMPARISONS
     created_at: dict[str, float] | None = None
     updated_at: dict[str, float] | None = None
+    migration_status: str | None = None  # only volumes whose latest migration's is this
 
 
 @message

@@ -52,6 +52,11 @@ async def test_a_migrated_volume_keeps_its_id_and_bytes_on_its_new_backend(
     moved = await admin.migrate_volume(vol.id, f"{destination}#pool", wait=True, timeout=60)
     assert (moved.id, moved.host, moved.status) == (vol.id, destination, "available")
     assert moved.migration_status == "success" and moved.reason is None
+    for status, listed in (("success", True), ("migrating", False), ("error", False)):
+        found = await admin.list_volumes(all_projects=True, migration_status=status)
+        assert (vol.id in {v.id for v in found}) is listed, status
+        assert await admin.count_volumes(all_projects=True, migration_status=status) == \
+            len(found)
     assert (moved.name, moved.metadata, moved.size) == ("moving", {"k": "v"}, 1)
     await eventually(lambda: not source.exists(), timeout=10)  # the old copy is dropped
     (new_file,) = volume_files(cluster, vol.id)

@@ -1734,7 +1734,7 @@ def test_a_filter_a_listing_does_not_honour_is_refused_and_resource_filters_say_
     listed = api.call("GET", "/v3/resource_filters", version="3.33").body["resource_filters"]
     assert {"resource": "volume", "filters": [
         "name", "status", "metadata", "bootable", "availability_zone", "size", "created_at",
-        "updated_at", "consumes_quota"]} in listed
+        "updated_at", "consumes_quota", "migration_status"]} in listed
     one = api.call("GET", "/v3/resource_filters?resource=pool", version="3.33").body
     assert one == {"resource_filters": [{"resource": "pool",
                                          "filters": ["name", "volume_type"]}]}

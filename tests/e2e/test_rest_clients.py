@@ -512,7 +512,8 @@ def test_an_admin_migrates_a_volume_with_cinder_and_openstack(
     """``cinder migrate`` and ``openstack volume migrate --host`` (each had been a 400,
     "There is no such action: os-migrate_volume"): the volume moves to the other backend
     and back, keeping its id; admins see ``migration_status`` and
-    ``os-vol-mig-status-attr:migstat``; a member is refused with Cinder's policy 403."""
+    ``os-vol-mig-status-attr:migstat`` and list by it (``--filters migration_status=``); a
+    member is refused with Cinder's policy 403."""
     cinder, openstack = admin_commands(rest_cluster, "3.0")
     project = f"migrate-{uuid.uuid4().hex[:8]}"
     volume_id = openstack("volume", "create", "--size", "1", "m", "-f", "value",
@@ -527,6 +528,11 @@ def test_an_admin_migrates_a_volume_with_cinder_and_openstack(
     assert (shown["os-vol-host-attr:host"], shown["status"]) == (away, "available")
     assert (shown["migration_status"], shown["os-vol-mig-status-attr:migstat"]) == \
         ("success", "success")
+    filtering, _ = admin_commands(rest_cluster, "3.33")  # cinder's --filters, from 3.33
+    assert volume_id in filtering("list", "--all-tenants", "--filters",
+                                  "migration_status=success")
+    assert volume_id not in filtering("list", "--all-tenants", "--filters",
+                                      "migration_status=migrating")
 
     openstack("volume", "migrate", "--host", home, volume_id)
     wait_for(lambda: admin_view.show_volume(volume_id).host == home
@@ -815,11 +821,12 @@ def test_cinder_and_openstack_list_the_filters_and_a_filter_not_honoured_is_refu
 
     listed = {row[0]: row[1] for row in rows(cinder("list-filters").stdout)}
     assert listed["volume"] == ("name, status, metadata, bootable, availability_zone, "
-                                "size, created_at, updated_at, consumes_quota"), listed
+                                "size, created_at, updated_at, consumes_quota, "
+                                "migration_status"), listed
     assert cinder("list", "--filters", "status=available").returncode == 0
-    refused = cinder("list", "--filters", "migration_status=migrating")
+    refused = cinder("list", "--filters", "group_id=g-1")
     assert refused.returncode != 0
-    assert "Invalid filters migration_status are found in query options" in refused.stderr
+    assert "Invalid filters group_id are found in query options" in refused.stderr
     made = [table(cinder("create", "1", "--name", "bootfilter").stdout)["id"] for _ in "ab"]
     for volume_id in made:
         volume_status(admin_view, volume_id, "available")

@@ -162,13 +162,13 @@ def test_a_query_naming_a_filter_the_listing_does_not_honour_is_refused_naming_i
                  "sort": "size:asc", "all_tenants": "1", "metadata": "{}"}, "volume")
     with pytest.raises(HttpFault) as refused:
         check_query({"status": "available", "bootable": "true", "group_id": "g",
-                     "migration_status": "migrating", "created_at": "gt:2026-01-01"},
-                    "volume")
+                     "migration_status": "migrating", "created_at": "gt:2026-01-01",
+                     "name~": "a"}, "volume")
     assert refused.value.status == 400
     assert refused.value.message.startswith(
-        "Invalid filters group_id,migration_status are found in query options. This route "
+        "Invalid filters group_id,name~ are found in query options. This route "
         "filters by name, status, metadata, bootable, availability_zone, size, created_at, "
-        "updated_at, consumes_quota (GET /resource_filters?resource=volume)")
+        "updated_at, consumes_quota, migration_status (GET /resource_filters?resource=volume)")
     with pytest.raises(HttpFault, match="offset is not supported here"):
         check_query({"offset": "10"}, "volume")
     with pytest.raises(HttpFault, match=r"Invalid filters limit .* takes all_tenants"):
