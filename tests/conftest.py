@@ -139,7 +139,7 @@ class E2ECluster:
     def rest_url(self) -> str:
         """The first REST front's Cinder endpoint (``http://127.0.0.1:PORT/v3``)."""
         assert self.cfg.rest, "start the cluster with make_config(rest_fronts=1)"
-        return rest_url(self.cfg.rest[0])
+        return rest_url(self.cfg.rest[0], bool(self.cfg.rest_certfile))
 
     def user_key(self, project: str = "demo", admin: bool = False) -> Path | None:
         return user_key(self.cfg, project, admin)
@@ -188,6 +188,18 @@ def make_config(
     if rest_fronts:
         cfg = with_rest_fronts(cfg, rest_fronts)
     return cfg
+
+
+def self_signed(directory: Path, address: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A certificate for ``address`` (its own CA) and its key, made by openssl, in
+    ``directory``: what an operator would give a REST front (``rest_certfile``)."""
+    cert, key = directory / "rest-cert.pem", directory / "rest-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-noenc", "-days", "2", "-subj",
+                    f"/CN={address}", "-addext", f"subjectAltName=IP:{address}",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=30)
+    return cert, key
 
 
 @contextlib.asynccontextmanager

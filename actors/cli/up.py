@@ -63,7 +63,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"cinderblock is up: gateway {cfg.gateway}, events {cfg.events}, "
               f"metrics http://{cfg.metrics}/metrics")
         for listen in cfg.rest:
-            print(f"Cinder API v3 on {rest_url(listen)} "
+            print(f"Cinder API v3 on {rest_url(listen, bool(cfg.rest_certfile))} "
                   "(noauth: X-Auth-Token user:project)")
         print(f"data in {cfg.data_dir}; logs in {cfg.data_dir}/logs; "
               "Ctrl-C (or `cinderblock down`) stops everything")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -59,7 +60,8 @@ class Cluster:
         found = {"gateway": c.gateway, "events": c.events, "quota": c.quota,
                  "scheduler": c.scheduler, "stats": c.stats, "events_in": c.events_in}
         for i, listen in enumerate(c.rest):  # the REST fronts: "rest", "rest-2", ...
-            found["rest" if i == 0 else f"rest-{i + 1}"] = rest_url(listen)
+            found["rest" if i == 0 else f"rest-{i + 1}"] = rest_url(listen,
+                                                                    bool(c.rest_certfile))
         if c.metrics:
             found["metrics"] = f"http://{c.metrics}/metrics"
         return found
@@ -131,7 +133,8 @@ class Cluster:
                 self._check_alive()
                 try:
                     up = {b.backend for b in client.list_backends() if b.up}
-                    if wanted <= up and all(_http_answers(a) for a in self.cfg.rest):
+                    tls = bool(self.cfg.rest_certfile)
+                    if wanted <= up and all(_http_answers(a, tls) for a in self.cfg.rest):
                         return
                 except CinderblockError:
                     pass  # not up yet; try again until the deadline
@@ -197,10 +200,18 @@ def _terminate(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
             p.wait()
 
 
-def _http_answers(listen: str) -> bool:
-    """Whether the REST front on ``listen`` answers its version document."""
+def _http_answers(listen: str, tls: bool = False) -> bool:
+    """Whether the REST front on ``listen`` answers its version document. Over TLS the
+    certificate is not checked: this asks whether the process serves yet, and sends
+    nothing but the unauthenticated version request (the operator's CA, which signed
+    the front's certificate, is not this launcher's to know)."""
+    context = None
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     try:
-        with urllib.request.urlopen(rest_url(listen) + "/", timeout=1.0) as reply:
+        with urllib.request.urlopen(rest_url(listen, tls) + "/", timeout=1.0,
+                                    context=context) as reply:
             return bool(reply.status == 200)
     except OSError:
         return False

@@ -108,6 +108,12 @@ class ClusterConfig:
     quota_defaults: dict[str, int] = field(default_factory=dict)
     actors: dict[str, ActorConfig] = field(default_factory=dict)  # keyed by SERVICE_ACTORS
     rest: tuple[str, ...] = ()  # HOST:PORT of each REST front (Cinder's API v3)
+    # TLS for the REST fronts (Cinder's [ssl] cert_file and key_file, PEM): required beyond
+    # loopback, where callers send their tokens, unless rest_plain_http says that TLS
+    # ends in front of the fronts (a proxy on their own host)
+    rest_certfile: str = ""
+    rest_keyfile: str = ""
+    rest_plain_http: bool = False
     # the metrics exporter's HTTP address, "host:port" ("": no exporter). Beyond loopback
     # it serves only over TLS to clients with a certificate the CA file accepts.
     metrics: str = ""
@@ -327,6 +333,10 @@ def _check_values(cfg: ClusterConfig) -> None:
         host, sep, port = listen.rpartition(":")
         _require(bool(sep and host) and port.isdigit() and 0 < int(port) <= 65535,
                  f"rest[{i}]", f"expected HOST:PORT (a REST front's address), got {listen!r}")
+    _require(bool(cfg.rest_certfile) == bool(cfg.rest_keyfile),
+             "rest_keyfile" if cfg.rest_certfile else "rest_certfile",
+             "rest_certfile and rest_keyfile go together (the REST fronts' TLS certificate "
+             "and its key)")
 
 
 def _check_node(path: str, node: NodeConfig, seen: set[str]) -> None:
@@ -434,10 +444,12 @@ def with_rest_fronts(cfg: ClusterConfig, count: int = 1, port: int | None = None
     return replace(cfg, rest=tuple(f"{host}:{p}" for p in ports[:count]))
 
 
-def rest_url(listen: str) -> str:
-    """The API's base URL (Cinder's endpoint, ``.../v3``) of a front on ``listen``."""
+def rest_url(listen: str, tls: bool = False) -> str:
+    """The API's base URL (Cinder's endpoint, ``.../v3``) of a front on ``listen``
+    (``tls``: served over TLS, ``rest_certfile``)."""
     host, _, port = listen.rpartition(":")
-    return f"http://{host if ':' not in host else f'[{host}]'}:{port}/v3"
+    return f"{'https' if tls else 'http'}://{host if ':' not in host else f'[{host}]'}" \
+        f":{port}/v3"
 
 
 ENDPOINTS = ("gateway", "events_in", "events", "quota", "scheduler", "stats")

@@ -8,12 +8,14 @@ runs in this process. What they print is checked against what the gateway holds
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import subprocess
 import sysconfig
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -27,7 +29,7 @@ from cinderblock.protocol.messages.backups import Backup
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.wire.errors import InvalidInput
-from tests.conftest import GIB, E2ECluster
+from tests.conftest import GIB, E2ECluster, self_signed
 from tests.lifecycle_helpers import file_of, read, same_bytes, write_pattern
 from tests.nbd_tls import qemu_tls, requires
 
@@ -1360,3 +1362,46 @@ def test_the_openstack_command_backs_up_shows_lists_restores_and_deletes_a_backu
     openstack("volume", "backup", "delete", "osc-backup")
     backup_gone(admin_view, made["id"])
     assert json.loads(openstack("volume", "backup", "list", "-f", "json")) == []
+
+
+# ---- TLS --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tls_cluster(cluster_factory: Callable[..., E2ECluster],
+                tmp_path_factory: pytest.TempPathFactory) -> E2ECluster:
+    cert, key = self_signed(tmp_path_factory.mktemp("rest-tls"))
+    return cluster_factory(rest_fronts=1, rest_certfile=str(cert), rest_keyfile=str(key))
+
+
+def test_cinder_and_openstack_speak_to_a_front_over_tls(tls_cluster: E2ECluster) -> None:
+    """A front given ``rest_certfile`` and ``rest_keyfile`` serves HTTPS only (a front
+    beyond loopback must, as its callers send tokens): cinder and openstack with the
+    certificate's CA (``--os-cacert``) create, list and delete; without it they refuse
+    the server; plain HTTP to it gets no answer."""
+    url = tls_cluster.rest_url
+    assert url.startswith("https://127.0.0.1:")
+    ca = tls_cluster.cfg.rest_certfile
+    project = f"tls-{uuid.uuid4().hex[:8]}"
+
+    def cinder(*args: str, cacert: str | None = ca) -> subprocess.CompletedProcess[str]:
+        argv = [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", project,
+                "--os-project-id", project, "--os-endpoint", url,
+                *(("--os-cacert", cacert) if cacert else ()), *args]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "CINDER_"))}
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env,
+                              check=False)
+
+    volume_id = run([tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+                     f"{project}:{project}", "--os-endpoint", url, "--os-cacert", ca,
+                     "--os-volume-api-version", "3", "volume", "create", "--size", "1",
+                     "over-tls", "-f", "value", "-c", "id"]).strip()
+    listed = cinder("list")
+    assert listed.returncode == 0 and volume_id in listed.stdout, listed.stderr
+    unverified = cinder("list", cacert=None)  # the system's CAs do not know this one
+    assert unverified.returncode != 0
+    assert "CERTIFICATE_VERIFY_FAILED" in unverified.stderr or "SSL" in unverified.stderr, \
+        unverified.stderr
+    plain = url.replace("https://", "http://", 1)
+    with pytest.raises(http.client.RemoteDisconnected):  # no TLS handshake, no answer
+        urllib.request.urlopen(plain + "/", timeout=5)
+    deleted = cinder("delete", volume_id)
+    assert deleted.returncode == 0, deleted.stderr

@@ -126,6 +126,13 @@ MISTAKES = [
     ("rest", ["127.0.0.1"], "rest[0]: expected HOST:PORT (a REST front's address)"),
     ("rest", ["127.0.0.1:99999"], "rest[0]: expected HOST:PORT"),
     ("rest", "127.0.0.1:8776", "rest: expected a list"),
+    ("rest_certfile", "/etc/cinderblock/api.pem", "rest_keyfile: rest_certfile and "
+     "rest_keyfile go together"),
+    ("rest_keyfile", "/etc/cinderblock/api.key", "rest_certfile: rest_certfile and "
+     "rest_keyfile go together"),
+    ("nodes.0.volume_backend_name", "", "nodes[0].volume_backend_name: expected a name of "
+     "1 to 255 printable characters"),
+    ("nodes.0.volume_backend_name", " fast", "nodes[0].volume_backend_name: expected a name"),
 ]
 
 

@@ -3,6 +3,8 @@ elsewhere), microversion negotiation, and which sorts the gateway pages itself."
 
 from __future__ import annotations
 
+import dataclasses
+import ssl
 from pathlib import Path
 
 import pytest
@@ -21,8 +23,11 @@ from cinderblock.actors.rest.filters import (
     resource_filters,
 )
 from cinderblock.actors.rest.microversion import MAX, MIN, Version, negotiate, parse_version
+from cinderblock.actors.rest.server import tls_context
+from cinderblock.actors.runtime.config import embedded
 from cinderblock.protocol.messages.volumes import time_comparisons
 from cinderblock.protocol.wire.errors import InvalidInput
+from tests.conftest import self_signed
 
 KEY = "rq3ouEqFJ8d!P[9n?2{E]^=aL3VyR]p2^Qz@Rj)B"  # a z85 public key's shape
 
@@ -59,6 +64,24 @@ def test_a_missing_or_misshapen_noauth_token_is_401(tmp_path: Path, token: str |
 def test_a_front_on_a_public_address_refuses_to_start_without_tokens(tmp_path: Path) -> None:
     with pytest.raises(AuthConfigError, match="without tokens"):
         Authenticator(tmp_path, "0.0.0.0")
+
+
+def test_a_front_beyond_loopback_serves_only_tls_unless_told_tls_ends_before_it(
+    tmp_path: Path,
+) -> None:
+    cfg = embedded(tmp_path)
+    assert tls_context(cfg, "127.0.0.1") is None  # plain HTTP on loopback
+    with pytest.raises(AuthConfigError, match=r"beyond loopback.*over plain HTTP: give "
+                                              "rest_certfile and rest_keyfile"):
+        tls_context(cfg, "10.0.0.5")
+    assert tls_context(dataclasses.replace(cfg, rest_plain_http=True), "10.0.0.5") is None
+    cert, key = self_signed(tmp_path, "10.0.0.5")
+    served = tls_context(dataclasses.replace(cfg, rest_certfile=str(cert),
+                                             rest_keyfile=str(key)), "10.0.0.5")
+    assert served is not None and served.minimum_version >= ssl.TLSVersion.TLSv1_2
+    with pytest.raises(AuthConfigError, match=f"cannot load rest_certfile {key}"):
+        tls_context(dataclasses.replace(cfg, rest_certfile=str(key), rest_keyfile=str(key)),
+                    "10.0.0.5")
 
 
 def test_with_tokens_only_a_configured_token_of_a_known_user_gets_in(tmp_path: Path) -> None:
