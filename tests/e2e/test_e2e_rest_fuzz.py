@@ -25,7 +25,10 @@ SEED = int(os.environ.get("CINDERBLOCK_REST_FUZZ_SEED", "1"))
 
 @pytest.fixture(scope="module")
 def fuzzed(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
-    return cluster_factory(rest_fronts=1)  # its own: the run disables backends, edits types
+    # its own: the run disables backends and edits types; node-2's backend is named
+    # "fast", so that a retype to the run's types of that name (on-demand) migrates
+    return cluster_factory(rest_fronts=1,
+                           node_overrides={"node-2": {"volume_backend_name": "fast"}})
 
 
 async def test_hostile_requests_get_cinder_s_answers_and_leave_the_cluster_exact(
