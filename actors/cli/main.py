@@ -341,6 +341,9 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     flag_pair(p, "bootable", "--bootable", "--non-bootable")
     p.add_argument("--availability-zone", metavar="ZONE", help="only volumes of this zone")
     p.add_argument("--size", type=int, metavar="GIB", help="only volumes of this size")
+    p.add_argument("--migration-status", metavar="STATUS",
+                   choices=("migrating", "completing", "success", "error"),
+                   help="only volumes whose latest migration is in this status")
     for name in ("created_at", "updated_at"):
         p.add_argument(f"--{name.replace('_', '-')}", type=time_arg(name),
                        metavar="OP:TIME[,OP:TIME]",
@@ -498,7 +501,8 @@ def cmd_volume_list(args: argparse.Namespace) -> int:
         all_projects=all_projects, status=args.status, project_id=args.tenant,
         name=args.name, metadata=key_values(args.property, "--property") or None,
         bootable=args.bootable, availability_zone=args.availability_zone, size=args.size,
-        created_at=args.created_at, updated_at=args.updated_at)
+        created_at=args.created_at, updated_at=args.updated_at,
+        migration_status=args.migration_status)
     with client(args) as c:
         if args.count:
             return show(args, {"count": c.count_volumes(**filters)})

@@ -98,6 +98,12 @@ async def test_a_volume_migrates_back_and_the_cli_moves_it(
     shown = json.loads(done.stdout)
     assert (shown["host"], shown["status"], shown["migration_status"]) == \
         (home, "available", "success")
+    listed = await asyncio.to_thread(
+        run_cli, "volume", "list", "--all-projects", "--migration-status", "success", "--json",
+        "--gateway", cluster.gateway, "--admin",
+        env={"CINDERBLOCK_KEY": str(cluster.user_key("admin", True))})
+    assert listed.returncode == 0 and vol.id in {v["id"] for v in json.loads(listed.stdout)}, \
+        listed.stderr
     back = await client.show_volume(vol.id)
     assert read(file_of(cluster, back), 4096, 10) == b"round trip"
     assert len(volume_files(cluster, vol.id)) == 1
