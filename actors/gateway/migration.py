@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -118,10 +118,12 @@ def check_movable(volume: VolumeRecord, snapshots: int) -> None:
 
 
 def check_migration(volume: VolumeRecord, destination: str, snapshots: int,
-                    backends: Sequence[Backend], vtype: VolumeType | None = None) -> Backend:
+                    backends: Sequence[Backend], vtype: VolumeType | None = None,
+                    nodes: Collection[str] = ()) -> Backend:
     """Whether ``volume`` may move to ``destination`` now (``backends``: the scheduler's
-    view), as a volume of ``vtype`` (a retype's new type; default its own); the
-    destination's backend, or the error that says why not."""
+    view; ``nodes``: the configured nodes' hosts), as a volume of ``vtype`` (a retype's
+    new type; default its own); the destination's backend, or the error that says why
+    not."""
     check_movable(volume, snapshots)
     vtype = vtype or volume.volume_type
     if destination == volume.host:
@@ -129,8 +131,11 @@ def check_migration(volume: VolumeRecord, destination: str, snapshots: int,
                            {"host": destination})
     backend = next((b for b in backends if b.backend == destination), None)
     if backend is None or not backend.up or backend.disabled:
-        why = ("no such backend has reported" if backend is None
-               else "it is down" if not backend.up else "it is disabled")
+        why = ("it is down" if backend is not None and not backend.up
+               else "it is disabled" if backend is not None
+               else f"node {host_of(destination)} has not reported to the scheduler: down, "
+                    "or not heard from yet since it or the scheduler started"
+               if host_of(destination) in nodes else "no such backend has reported")
         raise InvalidInput(f"No available service named '{destination}' ({why})",
                            {"host": destination})
     if backend.availability_zone != volume.availability_zone:
@@ -232,7 +237,8 @@ class ExtractMigrateRequestTask(_Task):
         volume = visible_volume(self.s.store, c.volume_id, c.ctx)
         snapshots = len(self.s.store.snapshots.of_volume(volume.id))
         c.claimed = claim_volume(self.s.store, volume, "migrating")
-        check_migration(volume, destination, snapshots, await self.s.backends_seen(c.ctx))
+        check_migration(volume, destination, snapshots, await self.s.backends_seen(c.ctx),
+                        nodes=self.s.node_hosts)
         c.volume, c.destination = volume, destination
 
 

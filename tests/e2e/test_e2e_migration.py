@@ -236,7 +236,8 @@ async def test_right_after_the_scheduler_restarts_every_backend_is_listed_and_ta
     """A scheduler (re)started knows no backend until the nodes report; its backend list
     (what a migration's and a retype's checks read) waits for them, as a create does,
     instead of leaving a live backend out: a migration asked at once had been refused,
-    "No available service named ... (no such backend has reported)"."""
+    "No available service named ... (no such backend has reported)" (now, for a node
+    truly not heard from, "node ... has not reported to the scheduler")."""
     c = restarting
 
     async def restart_scheduler() -> None:

@@ -68,6 +68,9 @@ def test_the_destination_is_another_backend_that_is_up_and_enabled() -> None:
         with pytest.raises(InvalidInput, match=f"No available service named 'node-2@file' "
                                                f"\\({why}\\)"):
             check_migration(volume(), "node-2@file", 0, backends)
+    with pytest.raises(InvalidInput, match=r"\(node node-2 has not reported to the scheduler: "
+                                           "down, or not heard from yet since"):
+        check_migration(volume(), "node-2@file", 0, [NODE_1], nodes={"node-1", "node-2"})
 
 
 def test_the_destination_is_in_the_volume_s_zone_fits_its_type_and_has_room() -> None:
