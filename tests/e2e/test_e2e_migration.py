@@ -20,6 +20,7 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.lifecycle import MigrationError
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState
+from tests.cluster_invariants import settled_violations
 from tests.conftest import GIB, E2ECluster, eventually, run_cli
 from tests.e2e.test_e2e_attach import CONNECTOR, Keys, run_ok
 from tests.lifecycle_helpers import file_of, read, write_pattern
@@ -254,3 +255,37 @@ async def test_right_after_the_scheduler_restarts_every_backend_is_listed_and_ta
         moved = await admin.migrate_volume(vol.id, other_backend(c, vol), wait=True,
                                            timeout=30)
         assert moved.migration_status == "success"
+
+
+@pytest.fixture(scope="module")
+def slow_fast(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """node-2's backend named ``fast``, and each copy it receives 2 s slower."""
+    return cluster_factory(nodes=2, node_overrides={
+        "node-2": {"volume_backend_name": "fast", "faults": ("delay:receive_volume",)}})
+
+
+async def test_a_retype_s_migration_outlives_a_gateway_restart_and_its_quota_stays_exact(
+    slow_fast: E2ECluster,
+) -> None:
+    """The gateway restarts while a retype's migration copies: the reservation its row
+    holds is not rolled back with the dead gateway's others, the destination's report
+    reaches the new gateway, and the volume takes the type with its quota committed:
+    in use where it is, nothing reserved, the old type's given back."""
+    c, project = slow_fast, "restarted-retype"
+    async with c.client(project) as client, c.client("admin", admin=True) as admin:
+        fast = await admin.create_type("Fast", extra_specs={"volume_backend_name": "fast"})
+        vol = await client.create_volume(1, volume_type="FCVolumeType", wait=True)
+        started = await client.retype_volume(vol.id, fast.name, "on-demand")
+        assert started.status == "maintenance"
+        await asyncio.to_thread(c.cluster.stop_actor, "gateway")
+        await asyncio.to_thread(c.cluster.respawn, "gateway")
+        await eventually(lambda: _migrated(client, vol.id), timeout=60)
+        moved = await client.show_volume(vol.id)
+        assert (moved.host, moved.volume_type, moved.status, moved.migration_status) == (
+            "node-2@file", "Fast", "available", "success")
+        await eventually(lambda: _in_use(client, {"volumes_Fast": 1, "gigabytes_Fast": 1,
+                                                  "volumes_FCVolumeType": 0,
+                                                  "gigabytes_FCVolumeType": 0}))
+        assert await settled_violations(c, admin, [project]) == []
+        await client.delete_volume(vol.id, wait=True)
+        await admin.delete_type(fast.id)
