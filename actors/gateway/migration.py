@@ -449,11 +449,11 @@ class GatewayMigrations:
         completing = migration.moved_to(M.COMPLETING)
         volume.host, volume.status, volume.reason = migration.destination, V.AVAILABLE, None
         volume.migration_status = completing.status.value
+        MOVED_BEFORE_COMMIT()
         writes = [self.store.queue_status(volume), self.store.migrations.queue_save(completing)]
         if terms is not None and new_type is not None:  # the retype's end, with the move
             volume.volume_type = new_type
             writes += self.store.queue_retype(volume, [], terms.reservation_id, terms.released)
-        MOVED_BEFORE_COMMIT()
         await all_committed(*writes)
         MOVED_AFTER_COMMIT()
         self.s.publish(volume)
