@@ -30,6 +30,8 @@ from cinderblock.actors.gateway.cluster_stats import cluster_stats_handlers
 from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
 from cinderblock.actors.gateway.event_hub import HubWatch, run_hub
 from cinderblock.actors.gateway.flow_history import flow_handlers
+from cinderblock.actors.gateway.group_store import GroupTypeStore
+from cinderblock.actors.gateway.group_types import GroupTypes
 from cinderblock.actors.gateway.guards import (
     Outcome,
     outcome,
@@ -172,6 +174,7 @@ class Gateway(Actor):
         self.editor = VolumeEditor(self)
         self.retyper = VolumeRetyper(self)
         self.migrations = GatewayMigrations(self)
+        self.group_type_ops = GroupTypes(self)
         self.volume_types = VolumeTypes(self)
         self.qos_specs = QosSpecsApi(self)
         self.user_messages = UserMessages(self)
@@ -185,7 +188,7 @@ class Gateway(Actor):
         self.store.reread_with(self.volume_types.reread, self.user_messages.reread,
                                self.attachments.attachments.reread,
                                self.store.transfers.reread, self.store.qos.reread,
-                               self.store.migrations.reread)
+                               self.store.migrations.reread, self.store.group_types.reread)
         # a create with a request id, while its flow runs: what its retries wait for (its
         # record, or the exception it failed with, as a value: see ``Outcome``)
         self._inflight: dict[tuple[str, str], tuple[str, Outcome[VolumeRecord]]] = {}
@@ -223,6 +226,7 @@ class Gateway(Actor):
             **self.editor.handlers(),
             **self.retyper.handlers(),
             **self.migrations.handlers(),
+            **self.group_type_ops.handlers(),
             **self.volume_types.handlers(),
             **self.qos_specs.handlers(),
             **self.user_messages.handlers(),
@@ -246,6 +250,7 @@ class Gateway(Actor):
         await self.store.transfers.load()
         await self.store.qos.load()
         await self.store.migrations.load()  # before any volume's record is read
+        await self.store.group_types.load()
         await self.store.load_volumes(self.types.by_id)
         await self.lifecycle.delete_requests.load()
         await self.attachments.open()
@@ -354,6 +359,14 @@ class Gateway(Actor):
         reply = self.quota.request("quota.apply", QuotaApply(ops), JOURNAL_CONTEXT,
                                    timeout=self.quota_timeout_s, hold=True)
         return _outcomes(reply)
+
+    @property
+    def group_types(self) -> GroupTypeStore:
+        return self.store.group_types
+
+    def group_type_users(self, type_id: str) -> int:
+        """How many groups have the group type (none yet: groups come next)."""
+        return 0
 
     def _reservations_held(self) -> list[str]:
         """The reservations of this gateway's that its state still references: the

@@ -52,6 +52,7 @@ from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCH
 from cinderblock.actors.gateway.attachment_store import UNLIKE_ITS_ATTACHMENTS
 from cinderblock.actors.gateway.backup_store import BACKUP_SCHEMA, SELECT_RESTORING, BackupStore
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
+from cinderblock.actors.gateway.group_store import GROUP_TYPE_SCHEMA, GroupTypeStore
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.migration_store import (
     MIGRATION_SCHEMA,
@@ -168,7 +169,7 @@ CREATE TABLE IF NOT EXISTS project_default_types (
 );
 CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
 """
-SCHEMA_VERSION = 19  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 20  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS: dict[int, Migration] = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -236,6 +237,8 @@ MIGRATIONS: dict[int, Migration] = {
     17: MIGRATION_TABLE_V18,
     # 18 -> 19: a migration a retype needs carries the retype's terms (three columns).
     18: add_retype_columns,
+    # 19 -> 20: group types (``group_types``, the schema's table).
+    19: "",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -622,7 +625,7 @@ class GatewayStore:
                  check_every_s: float = CHECK_EVERY_S) -> None:
         schema = (SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA
                   + DELETE_REQUESTS_SCHEMA + TRANSFER_SCHEMA + QOS_SCHEMA + BACKUP_SCHEMA
-                  + MIGRATION_SCHEMA)
+                  + MIGRATION_SCHEMA + GROUP_TYPE_SCHEMA)
         self.db = Database(path, schema, synchronous, version=SCHEMA_VERSION,
                            migrations=MIGRATIONS, reread=self.reread,
                            check_before_start_bytes=check_before_start_bytes,
@@ -638,6 +641,7 @@ class GatewayStore:
         self.transfers = TransferStore(self.db)  # the volumes offered to another project
         self.qos = QosStore(self.db)  # the QoS specs volume types may name
         self.migrations = MigrationStore(self.db)  # each volume's latest migration
+        self.group_types = GroupTypeStore(self.db)  # the types groups are made with
         # the gateway's types by id (load_volumes; changed in place as types come and go)
         self.types: dict[str, VolumeType] = {}
         self.volumes = Volumes(self.read_only, self._type_of, self.migrations.status_of)

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from cinderblock import __version__
 from cinderblock.actors.gateway.volume_request import FALSE_WORDS, TRUE_WORDS
-from cinderblock.actors.rest import backup_schemas, views
+from cinderblock.actors.rest import backup_schemas, group_schemas, views
 from cinderblock.actors.rest.auth import Authenticator, Caller
 from cinderblock.actors.rest.errors import (
     HttpFault,
@@ -45,6 +45,7 @@ from cinderblock.actors.rest.filters import (
     check_query,
     resource_filters,
 )
+from cinderblock.actors.rest.group_schemas import GROUP_TYPE_VERSION
 from cinderblock.actors.rest.microversion import (
     HEADER,
     LEGACY_HEADER,
@@ -851,6 +852,86 @@ class Front:
     async def type_extra_spec_delete(self, request: web.Request) -> web.Response:
         await self.client_for(request).update_type(request.match_info["id"],
                                                    delete_specs=[request.match_info["key"]])
+        return web.Response(status=202)
+
+    # ---- group types (3.11) ---------------------------------------------------------
+    async def group_type_list(self, request: web.Request) -> web.Response:
+        """The group types the caller may use; an admin's ``is_public`` (true, false,
+        or none: every one) picks public or private ones, as Cinder's; ``name`` keeps
+        the one of that name (cinderclient finds a type by name so, with
+        ``all_tenants``, which changes nothing here)."""
+        self._need(request, GROUP_TYPE_VERSION, "group types")
+        q = request.query
+        check_query(q, None, {"is_public", "name", "all_tenants"} | PAGING | ORDER)
+        admin = self.caller(request).admin
+        public = _is_public(q.get("is_public")) if admin else None
+        types = await self.client_for(request).list_group_types()
+        return json_response({"group_types": [
+            group_schemas.group_type_view(t, admin) for t in types
+            if (public is None or t.is_public is public)
+            and ("name" not in q or t.name == q["name"])]})
+
+    async def group_type_show(self, request: web.Request) -> web.Response:
+        self._need(request, GROUP_TYPE_VERSION, "group types")
+        shown = await self.client_for(request).show_group_type(request.match_info["id"])
+        return json_response({"group_type": group_schemas.group_type_view(
+            shown, self.caller(request).admin)})
+
+    async def group_type_create(self, request: web.Request) -> web.Response:
+        self._need(request, GROUP_TYPE_VERSION, "group types")
+        self._admin(request, "group:group_types:create")
+        body = group_schemas.group_type_create(await read_json(request))
+        made = await self.client_for(request).create_group_type(
+            body.name, description=body.description, is_public=body.is_public,
+            group_specs=body.group_specs)
+        return json_response({"group_type": group_schemas.group_type_view(made, True)},
+                             status=202)
+
+    async def group_type_update(self, request: web.Request) -> web.Response:
+        self._need(request, GROUP_TYPE_VERSION, "group types")
+        self._admin(request, "group:group_types:update")
+        body = group_schemas.group_type_update(request.match_info["id"],
+                                               await read_json(request))
+        updated = await self.client_for(request).update_group_type(
+            body.type_id, name=body.name, description=body.description,
+            is_public=body.is_public)
+        return json_response({"group_type": group_schemas.group_type_view(updated, True)})
+
+    async def group_type_delete(self, request: web.Request) -> web.Response:
+        self._need(request, GROUP_TYPE_VERSION, "group types")
+        self._admin(request, "group:group_types:delete")
+        await self.client_for(request).delete_group_type(request.match_info["id"])
+        return web.Response(status=202)
+
+    async def group_specs_show(self, request: web.Request) -> web.Response:
+        """A group type's specs, or (``.../group_specs/{key}``) one of them: an admin's."""
+        self._need(request, GROUP_TYPE_VERSION, "group specs")
+        self._admin(request, "group:group_types_specs:get_all")
+        shown = await self.client_for(request).show_group_type(request.match_info["id"])
+        key = request.match_info.get("key")
+        if key is None:
+            return json_response({"group_specs": dict(shown.group_specs)})
+        if key not in shown.group_specs:
+            raise not_found(f"Group Type {shown.id} has no specs with key {key}.")
+        return json_response({key: shown.group_specs[key]})
+
+    async def group_specs_set(self, request: web.Request) -> web.Response:
+        """POST merges ``{"group_specs": {...}}`` (Cinder's 202), PUT sets one key (200);
+        Cinder answers with the body it was given."""
+        self._need(request, GROUP_TYPE_VERSION, "group specs")
+        self._admin(request, "group:group_types_specs:create")
+        body = await read_json(request)
+        key = request.match_info.get("key")
+        specs = group_schemas.group_specs_set(key, body)
+        await self.client_for(request).update_group_type(request.match_info["id"],
+                                                         group_specs=specs)
+        return json_response(body, status=202 if key is None else 200)
+
+    async def group_spec_delete(self, request: web.Request) -> web.Response:
+        self._need(request, GROUP_TYPE_VERSION, "group specs")
+        self._admin(request, "group:group_types_specs:delete")
+        await self.client_for(request).update_group_type(
+            request.match_info["id"], delete_specs=[request.match_info["key"]])
         return web.Response(status=202)
 
     # ---- projects' default types (3.62, an admin's) --------------------------------
@@ -1912,6 +1993,16 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("DELETE", "/types/{id}/extra_specs/{key}", f.type_extra_spec_delete),
         ("GET", "/types/{id}/os-volume-type-access", f.type_access),
         ("POST", "/types/{id}/action", f.type_action),
+        ("GET", "/group_types", f.group_type_list),
+        ("POST", "/group_types", f.group_type_create),
+        ("GET", "/group_types/{id}", f.group_type_show),
+        ("PUT", "/group_types/{id}", f.group_type_update),
+        ("DELETE", "/group_types/{id}", f.group_type_delete),
+        ("GET", "/group_types/{id}/group_specs", f.group_specs_show),
+        ("POST", "/group_types/{id}/group_specs", f.group_specs_set),
+        ("GET", "/group_types/{id}/group_specs/{key}", f.group_specs_show),
+        ("PUT", "/group_types/{id}/group_specs/{key}", f.group_specs_set),
+        ("DELETE", "/group_types/{id}/group_specs/{key}", f.group_spec_delete),
         ("GET", "/os-quota-sets/{project}", f.quota_show),
         ("PUT", "/os-quota-sets/{project}", f.quota_update),
         ("DELETE", "/os-quota-sets/{project}", f.quota_delete),

@@ -48,6 +48,7 @@ from cinderblock.protocol.client.attachments import AttachmentMethods, SyncAttac
 from cinderblock.protocol.client.backups import BackupMethods, SyncBackupMethods
 from cinderblock.protocol.client.connection_watch import ConnectionWatch
 from cinderblock.protocol.client.flows import FlowMethods, SyncFlowMethods
+from cinderblock.protocol.client.groups import GroupMethods, SyncGroupMethods
 from cinderblock.protocol.client.lifecycle import (
     LifecycleMethods,
     SnapshotError,
@@ -134,7 +135,7 @@ UNCHANGED: Any = object()  # modify_volume: leave this field as it is
 
 
 class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, QosMethods,
-             ManageMethods, BackupMethods):
+             ManageMethods, BackupMethods, GroupMethods):
     def __init__(
         self,
         endpoint: str,
@@ -641,7 +642,8 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
 
 
 class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
-                 SyncTransferMethods, SyncQosMethods, SyncManageMethods, SyncBackupMethods):
+                 SyncTransferMethods, SyncQosMethods, SyncManageMethods, SyncBackupMethods,
+                 SyncGroupMethods):
     """The same operations, blocking, for scripts and the CLI."""
 
     def __init__(self, endpoint: str, **kwargs: Any) -> None:

@@ -37,6 +37,7 @@ from cinderblock.protocol.messages.backups import (
     NodeRestoreBackup,
 )
 from cinderblock.protocol.messages.flows import FlowHistoryRequest, FlowRecent
+from cinderblock.protocol.messages.groups import GroupTypeCreate, GroupTypeRef, GroupTypeUpdate
 from cinderblock.protocol.messages.lifecycle import (
     NodeCreateSnapshot,
     NodeDeleteSnapshot,
@@ -226,6 +227,12 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "type.default_list": (TypeDefaultListRequest, ADMINS),
     "type.default_unset": (TypeDefaultRef, ADMINS),
     "az.list": (Empty, READERS),
+    # group types (Cinder's 3.11: an admin changes them; anyone lists the public ones)
+    "group_type.create": (GroupTypeCreate, ADMINS),
+    "group_type.list": (GroupTypeRef, READERS),
+    "group_type.show": (GroupTypeRef, READERS),
+    "group_type.update": (GroupTypeUpdate, ADMINS),
+    "group_type.delete": (GroupTypeRef, ADMINS),
     # QoS specs (Cinder's qos-specs API: an admin's)
     "qos.create": (QosCreate, ADMINS),
     "qos.list": (QosListRequest, ADMINS),

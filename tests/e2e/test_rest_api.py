@@ -2162,3 +2162,61 @@ def test_backup_quota_is_kept_shown_in_quota_sets_and_limits_and_refused_with_41
     assert api.call("DELETE", f"/v3/backups/{backup_id}").status == 202
     backup_gone(admin_view, backup_id)
     wait_for(lambda: admin_view.show_quota(project).in_use.get("backup_gigabytes") == 0)
+
+
+def test_group_types_answer_as_cinders_and_are_an_admins_to_change(
+    api: Api, admin_api: Api,
+) -> None:
+    """``/group_types`` as Cinder's 3.11 ``group_types`` and ``group_specs``: not there
+    before 3.11 (404); the create's 202 and view; a name taken (409); bodies Cinder's
+    schema refuses (400); specs set, shown, unset; a member sees the public ones without
+    specs and may change none (403); ``default`` is not found."""
+    v = "3.11"
+    fault(admin_api.call("GET", "/v3/group_types", version="3.10"), 404, "itemNotFound",
+          "need 3.11")
+    name = f"gt-{uuid.uuid4().hex[:8]}"
+    made = admin_api.call("POST", "/v3/group_types", {"group_type": {
+        "name": name, "description": "d", "group_specs": {"a": "1"}}}, version=v)
+    assert made.status == 202, made.body
+    gt = made.body["group_type"]
+    assert gt == {"id": gt["id"], "name": name, "description": "d", "is_public": True,
+                  "group_specs": {"a": "1"}}
+    fault(admin_api.call("POST", "/v3/group_types", {"group_type": {"name": name}},
+                         version=v), 409, "conflictingRequest", "already exists")
+    for bad, says in (({"group_type": {}}, "'name' is a required property"),
+                      ({"group_type": {"name": "x", "is_public": "maybe"}}, "boolean"),
+                      ({"group_type": {"name": "x", "extra": 1}}, "extra"),
+                      ({"group_type": {"name": "x", "group_specs": [1]}}, "object")):
+        fault(admin_api.call("POST", "/v3/group_types", bad, version=v), 400, "badRequest",
+              says)
+    fault(api.call("POST", "/v3/group_types", {"group_type": {"name": "mine"}},
+                   version=v), 403, "forbidden", "group:group_types:create")
+    base = f"/v3/group_types/{gt['id']}"
+    seen = api.call("GET", base, version=v)
+    assert seen.body["group_type"] == {"id": gt["id"], "name": name, "description": "d",
+                                       "is_public": True}
+    assert admin_api.call("POST", f"{base}/group_specs", {"group_specs": {"b": "2"}},
+                          version=v).status == 202
+    assert admin_api.call("PUT", f"{base}/group_specs/c", {"c": "3"}, version=v).body == \
+        {"c": "3"}
+    fault(admin_api.call("PUT", f"{base}/group_specs/c", {"d": "3"}, version=v), 400,
+          "badRequest", "Request body and URI mismatch")
+    assert admin_api.call("GET", f"{base}/group_specs", version=v).body == {
+        "group_specs": {"a": "1", "b": "2", "c": "3"}}
+    assert admin_api.call("DELETE", f"{base}/group_specs/a", version=v).status == 202
+    fault(admin_api.call("GET", f"{base}/group_specs/a", version=v), 404, "itemNotFound",
+          "has no specs with key a")
+    fault(api.call("GET", f"{base}/group_specs", version=v), 403, "forbidden",
+          "group:group_types_specs")
+    fault(admin_api.call("PUT", base, {"group_type": {}}, version=v), 400, "badRequest",
+          "Specify group type name, description")
+    hidden = admin_api.call("PUT", base, {"group_type": {"is_public": False}}, version=v)
+    assert hidden.body["group_type"]["is_public"] is False
+    assert gt["id"] not in {t["id"] for t in api.call("GET", "/v3/group_types",
+                                                       version=v).body["group_types"]}
+    private = admin_api.call("GET", "/v3/group_types?is_public=false", version=v).body
+    assert gt["id"] in {t["id"] for t in private["group_types"]}
+    fault(api.call("GET", "/v3/group_types/default", version=v), 404, "itemNotFound",
+          "Default group type can not be found")
+    assert admin_api.call("DELETE", base, version=v).status == 202
+    fault(admin_api.call("GET", base, version=v), 404, "itemNotFound", "could not be found")

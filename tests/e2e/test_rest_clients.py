@@ -1405,3 +1405,37 @@ def test_cinder_and_openstack_speak_to_a_front_over_tls(tls_cluster: E2ECluster)
         urllib.request.urlopen(plain + "/", timeout=5)
     deleted = cinder("delete", volume_id)
     assert deleted.returncode == 0, deleted.stderr
+
+
+# ---- generic volume groups ------------------------------------------------------------
+def test_group_types_with_cinder_and_openstack(rest_cluster: E2ECluster) -> None:
+    """``cinder group-type-*`` and ``openstack volume group type *`` (3.11; each had been a
+    404): an admin makes a group type, sets and unsets its specs, renames and hides it,
+    and deletes it; a member sees the public ones without their specs and may not make
+    one."""
+    cinder, openstack = admin_commands(rest_cluster, "3.11")
+    member_cinder, _ = commands_as(rest_cluster, "3.11", f"gt-{uuid.uuid4().hex[:8]}")
+    name = f"cg-{uuid.uuid4().hex[:8]}"
+    made = rows(cinder("group-type-create", name, "--description", "consistent"))
+    assert [(row[1], row[2]) for row in made] == [(name, "consistent")], made
+    type_id = made[0][0]
+    assert name in {row[1] for row in rows(cinder("group-type-list"))}
+    cinder("group-type-key", name, "set", "consistent_group_snapshot_enabled=<is> True")
+    shown = json.loads(openstack("volume", "group", "type", "show", type_id, "-f", "json"))
+    assert (shown["Name"], shown["Properties"]) == (
+        name, {"consistent_group_snapshot_enabled": "<is> True"})
+    assert name in {row[1] for row in rows(member_cinder("group-type-list"))}
+    refused = subprocess.run(
+        [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", "someone",
+         "--os-project-id", "someone", "--os-endpoint", rest_cluster.rest_url,
+         "--os-volume-api-version", "3.11", "group-type-create", f"{name}-mine"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode != 0 and "Policy doesn't allow group:group_types:create" in \
+        refused.stderr, refused.stderr
+    cinder("group-type-key", name, "unset", "consistent_group_snapshot_enabled")
+    openstack("volume", "group", "type", "set", type_id, "--name", f"{name}-r", "--private")
+    shown = json.loads(openstack("volume", "group", "type", "show", type_id, "-f", "json"))
+    assert (shown["Name"], shown["Is Public"], shown["Properties"]) == (f"{name}-r", False, {})
+    assert f"{name}-r" not in {row[1] for row in rows(member_cinder("group-type-list"))}
+    openstack("volume", "group", "type", "delete", type_id)
+    assert type_id not in {row[0] for row in rows(cinder("group-type-list"))}
