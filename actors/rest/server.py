@@ -65,8 +65,8 @@ def tls_context(cfg: ClusterConfig, host: str) -> ssl.SSLContext | None:
 async def serve(config: Path, listen: str) -> None:
     cfg = load(config)
     host, port = split_listen(listen)
+    auth = Authenticator(Path(cfg.data_dir), host)  # beyond loopback: tokens, then TLS
     tls = tls_context(cfg, host)
-    auth = Authenticator(Path(cfg.data_dir), host)
     key = secret_key_file(Path(cfg.data_dir), FRONT_USER) if cfg.security else None
     client = Client(cfg.gateway, project="", user="rest-front", timeout=30.0, key=key)
     async with client:
