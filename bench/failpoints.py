@@ -46,6 +46,7 @@ from cinderblock.bench.invariants import repository_names, settled_violations
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.messages.backups import Backup
+from cinderblock.protocol.messages.groups import GroupSnapshot
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.transfers import Transfer
 from cinderblock.protocol.messages.volumes import Volume
@@ -104,7 +105,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "backup": ("gateway.backup_", "node.create_backup.", "node.delete_backup.",
                "node.restore_backup."),
     "migration": ("gateway.volume_migrate.", "gateway.volume_received.",
-                  "node.receive_volume.", "node.drop_volume."),
+                  "node.receive_volume.", "node.drop_volume.", "node.create_group_snapshot."),
     "attach_journal": (),
 }
 
@@ -285,6 +286,7 @@ async def one_round(c: Client, r: str, patient: Client, other: Client, admin: Cl
         await snapshot_and_extend(c, vol.id, r)
         await back_up_and_restore(c, vol.id, r)
         await migrate_there_and_back(c, admin, vol.id, backends)
+        await snapshot_a_group(c, admin, r)
         if await hand_over(c, other, vol.id):
             await hand_over(other, c, vol.id)
         await attach_and_detach(c, vol.id, patient)
@@ -353,6 +355,35 @@ async def migrate_there_and_back(c: Client, admin: Client, volume_id: str,
         elsewhere = next(b for b in backends if b != vol.host)
         await tolerant(partial(admin.migrate_volume, volume_id, elsewhere))
         await volume_settled(c, volume_id)
+
+
+async def snapshot_a_group(c: Client, admin: Client, r: str) -> None:
+    """A group with a volume, snapshotted at one instant; the group snapshot deleted,
+    then the group with its volume. A group whose create's answer a kill lost is
+    another, empty one (its quota counted as any group's)."""
+    name = f"fp-{r}"
+    with contextlib.suppress(InvalidInput):  # made by an attempt whose answer was lost
+        await again(lambda: admin.create_group_type(name))
+    group = await again(lambda: c.create_group(name, ["__DEFAULT__"]))
+    vol = await again(lambda: c.create_volume(1, group_id=group.id, request_id=f"{name}-gvol"))
+    await volume_settled(c, vol.id)
+    made: GroupSnapshot | None = None
+    with contextlib.suppress(InvalidState, NotFound, InvalidInput):
+        made = await again(lambda: c.create_group_snapshot(group.id))
+    if made is not None:
+        gs_id = made.id
+        for _ in range(5):  # a delete a kill cut short ends error_deleting: again
+            if await settled(lambda: c.show_group_snapshot(gs_id),
+                             lambda gs: gs.status in ("creating", "deleting")) is None:
+                break
+            await tolerant(partial(c.delete_group_snapshot, gs_id))
+    for _ in range(5):
+        if await settled(lambda: c.show_group(group.id),
+                         lambda g: g.status.value == "deleting") is None:
+            break
+        await volume_settled(c, vol.id)
+        await tolerant(partial(c.delete_group, group.id, True))
+    await tolerant(partial(admin.delete_group_type, name))  # refused while a lost one's group
 
 
 async def back_up(c: Client, volume_id: str, request_id: str, incremental: bool

@@ -9,8 +9,10 @@ directly):
 * quota equal to what exists: per project, ``in_use`` is the count of its
   volumes and snapshots and their gigabytes (both count, as Cinder's), and so is each
   volume type's own (``volumes_<type>``: a volume by its type, a snapshot by its
-  own), and of its backups and their GiB (``backups``, ``backup_gigabytes``), and
-  ``reserved`` is 0 (no reservation outlives its operation);
+  own), and of its backups and their GiB (``backups``, ``backup_gigabytes``) and
+  its groups (``groups``), and ``reserved`` is 0 (no reservation outlives its
+  operation); also no group is left ``deleting``, nor a group snapshot ``creating`` or
+  ``deleting``;
 * node files equal what the gateway lists: every ``volume-``/``snapshot-`` file
   belongs to a volume or snapshot recorded on that host (no orphan), every
   volume recorded on a host that is not in an error status has its file there
@@ -52,7 +54,7 @@ SNAPSHOT_MOVING = frozenset({P.CREATING, P.DELETING, P.RESTORING, P.UNMANAGING,
                              P.BACKING_UP})
 ATTACHMENT_MOVING = frozenset({A.ATTACHING, A.DETACHING})
 BACKUP_MOVING = frozenset({B.CREATING, B.DELETING, B.RESTORING})
-USAGES = ("volumes", "snapshots", "gigabytes", "backups", "backup_gigabytes")
+USAGES = ("volumes", "snapshots", "gigabytes", "backups", "backup_gigabytes", "groups")
 HELD_IN_A_REPOSITORY = frozenset({B.AVAILABLE, B.RESTORING})
 
 
@@ -96,8 +98,16 @@ async def settled_violations(
 
     owners = {v.id: v.project_id for v in volumes}
     type_names = {t.id: t.name for t in await admin.list_types()}
+    groups = await admin.list_groups(all_projects=True)
     counted = {p: Counter[str]() for p in {*projects, *owners.values(),
-                                           *(b.project_id for b in backups)}}
+                                           *(b.project_id for b in backups),
+                                           *(g.project_id for g in groups)}}
+    for g in groups:  # a group's quota is committed with its row
+        counted[g.project_id].update({"groups": 1})
+    problems += [f"group {g.id} stuck in {g.status}" for g in groups if g.status == "deleting"]
+    problems += [f"group snapshot {g.id} stuck in {g.status}"
+                 for g in await admin.list_group_snapshots(all_projects=True)
+                 if g.status in ("creating", "deleting")]
     for b in backups:  # a backup's GiB are its own, never gigabytes
         counted[b.project_id].update({"backups": 1, "backup_gigabytes": b.size})
     for v in volumes:  # each counts as its type's too (volumes_<type name>, ...)

@@ -266,3 +266,15 @@ def check_backup_move(old: BackupStatus, new: BackupStatus) -> None:
             f"backup status cannot go from {old.value} to {new.value}",
             {"from": old.value, "to": new.value},
         )
+
+
+class GroupStatus(StrEnum):
+    """A generic volume group's (Cinder's ``GroupStatus``, those it passes through here):
+    it is made ``available`` at once (placing it is the gateway's choice of backend,
+    which no node work follows), ``deleting`` while its volumes are, then gone."""
+
+    AVAILABLE = "available"
+    DELETING = "deleting"
+    ERROR = "error"
+    ERROR_DELETING = "error_deleting"
+    DELETED = "deleted"

@@ -38,8 +38,8 @@ available. Every change publishes fresh capacity stats.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Coroutine, Iterable
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -48,6 +48,7 @@ from cinderblock.actors.runtime.actor import Handler, Link, Request
 from cinderblock.actors.runtime.events import EventPublisher
 from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.actors.scheduler.capacity import capacity_passes, stats_from_message
+from cinderblock.protocol.messages.groups import NodeCreateGroupSnapshot
 from cinderblock.protocol.messages.lifecycle import (
     NodeCreateSnapshot,
     NodeDeleteSnapshot,
@@ -65,6 +66,10 @@ from cinderblock.protocol.states import SnapshotStatus as P
 from cinderblock.protocol.states import VolumeStatus as V
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.storage_node.backends import Driver, DriverError
+from cinderblock.storage_node.group_snapshot_flows import (
+    GroupSnapshotOpContext,
+    group_snapshot_create_manager,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +92,7 @@ class LifecycleServices(Protocol):
     def recount_volumes(self) -> None: ...
     def stats_changed(self) -> None: ...
     def working(self, *ids: str) -> AbstractContextManager[None]: ...
+    def writes_held(self, volume_ids: Iterable[str]) -> AbstractAsyncContextManager[None]: ...
     def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
                  ) -> Coroutine[Any, Any, None]: ...
 
@@ -377,6 +383,7 @@ class NodeLifecycle:
         self.node = node
         self.delete, self.extend, self.revert, self.create_snap, self.delete_snap = \
             _flows(self)
+        self.group_snap = group_snapshot_create_manager(self)
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -384,10 +391,18 @@ class NodeLifecycle:
             "node.extend_volume": self.on_extend_volume,
             "node.revert_volume": self.on_revert_volume,
             "node.create_snapshot": self.on_create_snapshot,
+            "node.create_group_snapshot": self.on_create_group_snapshot,
             "node.delete_snapshot": self.on_delete_snapshot,
         }
 
     # ---- services the tasks use ------------------------------------------
+    @property
+    def driver(self) -> Driver:
+        return self.node.driver
+
+    def writes_held(self, volume_ids: Iterable[str]) -> AbstractAsyncContextManager[None]:
+        return self.node.writes_held(volume_ids)
+
     def tell_gateway(self, op: str, body: object, ctx: Context) -> None:
         self.node.gateway.cast(op, body, ctx)
 
@@ -423,6 +438,17 @@ class NodeLifecycle:
         b: NodeCreateSnapshot = req.body
         c = SnapshotOpContext(req.ctx, b.snapshot_id, b.volume_id, b.size, b.manage_ref)
         await self._run(self.create_snap, c, b.volume_id)
+
+    async def on_create_group_snapshot(self, req: Request) -> None:
+        b: NodeCreateGroupSnapshot = req.body
+        c = GroupSnapshotOpContext(req.ctx, b.group_snapshot_id, b.members)
+        ids = [i for m in b.members for i in (m.volume_id, m.snapshot_id)]
+        try:
+            with self.node.working(*ids):
+                await self.node.run_flow(self.group_snap, c, b.members[0].volume_id
+                                         if b.members else "", req.ctx)
+        except DriverError as exc:  # already reported to the gateway
+            log.warning("group snapshot %s failed: %s", b.group_snapshot_id, exc)
 
     async def on_delete_snapshot(self, req: Request) -> None:
         b: NodeDeleteSnapshot = req.body

@@ -28,8 +28,8 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +189,10 @@ class StorageNode(Actor):
             sched_seq=self._sched_seq, timestamp=time.time(), volumes=self._volume_count,
             oldest_seq=self._oldest_seq(), incarnation=self._incarnation,
         )
+
+    def writes_held(self, volume_ids: Iterable[str]) -> AbstractAsyncContextManager[None]:
+        """The writes of these volumes' exports held (a group snapshot's instant)."""
+        return self.exports.writes_held(volume_ids)
 
     def capabilities(self) -> dict[str, object]:
         """The driver's, named as the node's configuration says (``volume_backend_name``)."""

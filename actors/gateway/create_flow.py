@@ -38,6 +38,7 @@ from typing import Protocol
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.backup_store import BackupRecord
 from cinderblock.actors.gateway.backups import backup_source_of_create, check_restorable
+from cinderblock.actors.gateway.group_store import GroupRecord
 from cinderblock.actors.gateway.lifecycle_checks import (
     VolumeSource,
     claim_volume,
@@ -59,9 +60,15 @@ from cinderblock.protocol.messages.manage import VolumeManage
 from cinderblock.protocol.messages.quota import QuotaReserve, Reservation, with_type
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
 from cinderblock.protocol.messages.volumes import VolumeCreate
-from cinderblock.protocol.states import BackupStatus, VolumeStatus
+from cinderblock.protocol.states import BackupStatus, GroupStatus, VolumeStatus
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import InvalidInput, Timeout, Unavailable
+from cinderblock.protocol.wire.errors import (
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    Timeout,
+    Unavailable,
+)
 from cinderblock.protocol.wire.schema import parse
 
 RESERVE_BEFORE_SEND = declare("gateway.volume_create.reserve.before_send")
@@ -115,6 +122,7 @@ class CreateApiContext:
     only_backends: tuple[str, ...] | None = None
     backup: BackupRecord | None = None  # the backup written into the new volume
     restoring: bool = False  # this flow marked the backup restoring into the volume
+    group: GroupRecord | None = None  # the group it is made in (on the group's backend)
 
     @property
     def deltas(self) -> dict[str, int]:
@@ -139,6 +147,10 @@ class ExtractVolumeRequestTask(_ApiTask):
             c.backup = backup_source_of_create(s.store, body.backup_id, body.size, c.ctx)
             body = replace(body, size=body.size or c.backup.size)
         default_type = s.types.default_for(c.ctx.project_id, s.default_type)
+        if body.group_id is not None:
+            c.group = group_of_create(s.store, body.group_id, c.ctx)
+            body = replace(body, availability_zone=body.availability_zone
+                           or c.group.availability_zone)
         c.spec = validate_create(body, s.types, s.zones, s.default_zone, default_type)
         # a private type is found only by the projects given access (and admins)
         s.types.find_for(body.volume_type or default_type, c.ctx.project_id, c.ctx.is_admin)
@@ -148,6 +160,9 @@ class ExtractVolumeRequestTask(_ApiTask):
             check_source_hinted(c.source.host, c.avoid_backends, c.only_backends)
         if c.backup is not None:
             c.only_backends = _backup_node(c.backup, c.avoid_backends, c.only_backends)
+        if c.group is not None:
+            check_group_create(c.group, c.spec)
+            c.only_backends = _group_backend(c.group, c.avoid_backends, c.only_backends)
         if c.source is not None and c.source.source_volid is not None:
             c.claimed = claim_volume(s.store, s.store.volumes[c.source.source_volid], "cloning")
 
@@ -162,6 +177,39 @@ def _backup_node(backup: BackupRecord, avoid: tuple[str, ...],
                            f"{backup.host}, which the scheduler hints exclude",
                            {"field": "backup_id"})
     return (backup.host,)
+
+
+def group_of_create(store: GatewayStore, group_id: str, ctx: Context) -> GroupRecord:
+    """The group a create names: the caller's (an admin's: any), ``available``."""
+    group = store.groups.by_id.get(group_id)
+    if group is None or (group.project_id != ctx.project_id and not ctx.is_admin):
+        raise NotFound(f"Group {group_id} could not be found.", {"group_id": group_id})
+    if group.status is not GroupStatus.AVAILABLE:
+        raise InvalidState(f"Group {group.id} status must be available, not "
+                           f"{group.status.value}, to make a volume in it",
+                           {"group_id": group.id, "status": group.status.value})
+    return group
+
+
+def check_group_create(group: GroupRecord, spec: VolumeSpec) -> None:
+    """A volume made in ``group``: of one of its types, in its zone (Cinder's)."""
+    if spec.volume_type.id not in group.volume_type_ids:
+        raise InvalidInput(f"Invalid volume_type provided: {spec.volume_type.name} is not "
+                           f"one of group {group.id}'s volume types", {"field": "volume_type"})
+    if spec.availability_zone != group.availability_zone:
+        raise InvalidInput(f"Availability zone {spec.availability_zone} is not group "
+                           f"{group.id}'s ({group.availability_zone})",
+                           {"field": "availability_zone"})
+
+
+def _group_backend(group: GroupRecord, avoid: tuple[str, ...],
+                   only: tuple[str, ...] | None) -> tuple[str, ...]:
+    """A group's volume goes on the group's backend, unless the hints exclude it."""
+    if group.host in avoid or (only is not None and group.host not in only):
+        raise InvalidInput(f"group {group.id}'s volumes live on backend {group.host}, which "
+                           "the scheduler hints (or the volume's source) exclude",
+                           {"field": "group_id"})
+    return (group.host,)
 
 
 def _own_backend(store: GatewayStore, ctx: Context, volume_id: str) -> str | None:
@@ -211,6 +259,7 @@ class EntryCreateTask(_ApiTask):
             source_volid=c.source.source_volid if c.source else None,
             bootable=c.manage.bootable if c.manage else bool(c.source and c.source.bootable),
             image_metadata=c.source.image_metadata if c.source else {},
+            group_id=c.group.id if c.group is not None else None,
         )
         backup = c.backup
         marked = None

@@ -30,8 +30,10 @@ from cinderblock.actors.gateway.cluster_stats import cluster_stats_handlers
 from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
 from cinderblock.actors.gateway.event_hub import HubWatch, run_hub
 from cinderblock.actors.gateway.flow_history import flow_handlers
+from cinderblock.actors.gateway.group_snapshots import GatewayGroupSnapshots
 from cinderblock.actors.gateway.group_store import GroupTypeStore
 from cinderblock.actors.gateway.group_types import GroupTypes
+from cinderblock.actors.gateway.groups import GatewayGroups
 from cinderblock.actors.gateway.guards import (
     Outcome,
     outcome,
@@ -42,6 +44,7 @@ from cinderblock.actors.gateway.guards import (
 )
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.lifecycle_checks import release_claim
+from cinderblock.actors.gateway.lifecycle_flows import DeleteContext, SnapshotDeleteContext
 from cinderblock.actors.gateway.manage import (
     check_manage,
     manage_as_create,
@@ -175,20 +178,26 @@ class Gateway(Actor):
         self.retyper = VolumeRetyper(self)
         self.migrations = GatewayMigrations(self)
         self.group_type_ops = GroupTypes(self)
+        self.groups = GatewayGroups(self)
+        self.store.on_group_member_gone = self._group_member_gone
+        self.group_snapshot_ops = GatewayGroupSnapshots(self)
+        self.store.snapshots.on_group_member_gone = self._group_snapshot_member_gone
         self.volume_types = VolumeTypes(self)
         self.qos_specs = QosSpecsApi(self)
         self.user_messages = UserMessages(self)
         self.transfers = VolumeTransfers(self, self.lifecycle)
         self.reconciler = Reconciler(self, self.lifecycle, self.attachments,
                                      mend_backups=self.backups.mend,
-                                     mend_migrations=self.migrations.mend)
+                                     mend_migrations=self.migrations.mend,
+                                     mend_groups=self._mend_groups)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
         # after a failed write, the rows the others keep in gateway.db are read back too
         self.store.reread_with(self.volume_types.reread, self.user_messages.reread,
                                self.attachments.attachments.reread,
                                self.store.transfers.reread, self.store.qos.reread,
-                               self.store.migrations.reread, self.store.group_types.reread)
+                               self.store.migrations.reread, self.store.group_types.reread,
+                               self.store.groups.reread, self.store.group_snapshots.reread)
         # a create with a request id, while its flow runs: what its retries wait for (its
         # record, or the exception it failed with, as a value: see ``Outcome``)
         self._inflight: dict[tuple[str, str], tuple[str, Outcome[VolumeRecord]]] = {}
@@ -227,6 +236,8 @@ class Gateway(Actor):
             **self.retyper.handlers(),
             **self.migrations.handlers(),
             **self.group_type_ops.handlers(),
+            **self.groups.handlers(),
+            **self.group_snapshot_ops.handlers(),
             **self.volume_types.handlers(),
             **self.qos_specs.handlers(),
             **self.user_messages.handlers(),
@@ -251,6 +262,8 @@ class Gateway(Actor):
         await self.store.qos.load()
         await self.store.migrations.load()  # before any volume's record is read
         await self.store.group_types.load()
+        await self.store.groups.load()  # before any volume's record is read
+        await self.store.group_snapshots.load()  # ... or snapshot's
         await self.store.load_volumes(self.types.by_id)
         await self.lifecycle.delete_requests.load()
         await self.attachments.open()
@@ -365,8 +378,23 @@ class Gateway(Actor):
         return self.store.group_types
 
     def group_type_users(self, type_id: str) -> int:
-        """How many groups have the group type (none yet: groups come next)."""
-        return 0
+        """How many groups have the group type."""
+        return self.store.groups.of_type(type_id)
+
+    def volume_delete_flow(self) -> LinearFlow[DeleteContext]:
+        return self.lifecycle.delete_flow
+
+    def _group_member_gone(self, group_id: str) -> None:
+        self.spawn(self.groups.member_gone(group_id))
+
+    def snapshot_delete_flow(self) -> LinearFlow[SnapshotDeleteContext]:
+        return self.lifecycle.snapshot_delete_flow
+
+    async def _mend_groups(self, before: float) -> list[str]:
+        return [*await self.groups.mend(before), *await self.group_snapshot_ops.mend(before)]
+
+    def _group_snapshot_member_gone(self, group_snapshot_id: str) -> None:
+        self.spawn(self.group_snapshot_ops.member_gone(group_snapshot_id))
 
     def _reservations_held(self) -> list[str]:
         """The reservations of this gateway's that its state still references: the

@@ -1,7 +1,11 @@
-"""The groups the gateway keeps in gateway.db: group types (table ``group_types``).
+"""The groups the gateway keeps in gateway.db: group types (table ``group_types``),
+groups (``groups``) and which volumes each holds (``group_volumes``, a row a member).
 
-Group types are few, so memory holds them all: read at start and, after a failed
-write, read back with the rest of the file.
+Group types and groups are few, and a group's volumes are listed with it, so memory
+holds them all: read at start and, after a failed write, read back with the rest of
+the file. A member's row is written in the transaction that makes its volume (a create
+into the group) or that adds it, and removed in the one that removes the volume's row
+or takes it out of the group.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from cinderblock.actors.runtime.database import Database
-from cinderblock.protocol.messages.groups import GroupType
+from cinderblock.protocol.messages.groups import Group, GroupType
+from cinderblock.protocol.states import GroupStatus
 
 GROUP_TYPE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS group_types (
@@ -63,3 +70,236 @@ class GroupTypeStore:
         self.by_id.pop(gtype.id, None)
         self.created.pop(gtype.id, None)
         return self.db.write(DELETE_GROUP_TYPE, (gtype.id,))
+
+
+GROUP_SCHEMA = """
+CREATE TABLE IF NOT EXISTS groups (
+    id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT NOT NULL, name TEXT,
+    description TEXT, status TEXT NOT NULL, group_type_id TEXT NOT NULL,
+    volume_type_ids TEXT NOT NULL, availability_zone TEXT NOT NULL, host TEXT NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, reason TEXT
+);
+CREATE TABLE IF NOT EXISTS group_volumes (
+    volume_id TEXT PRIMARY KEY, group_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS group_volumes_group ON group_volumes (group_id);
+"""
+_GROUP_COLUMNS = ("id, project_id, user_id, name, description, status, group_type_id, "
+                  "volume_type_ids, availability_zone, host, created_at, updated_at, reason")
+SAVE_GROUP = f"INSERT OR REPLACE INTO groups ({_GROUP_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+DELETE_GROUP = "DELETE FROM groups WHERE id=?"
+JOIN_GROUP = "INSERT OR REPLACE INTO group_volumes (volume_id, group_id) VALUES (?, ?)"
+LEAVE_GROUP = "DELETE FROM group_volumes WHERE volume_id=?"
+
+
+@dataclass(slots=True)
+class GroupRecord:
+    id: str
+    project_id: str
+    user_id: str
+    name: str | None
+    description: str | None
+    status: GroupStatus
+    group_type_id: str
+    volume_type_ids: tuple[str, ...]
+    availability_zone: str
+    host: str  # the backend its volumes live on
+    created_at: float
+    updated_at: float
+    reason: str | None = None
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.id, self.project_id, self.user_id, self.name, self.description,
+                self.status.value, self.group_type_id, json.dumps(self.volume_type_ids),
+                self.availability_zone, self.host, self.created_at, self.updated_at,
+                self.reason)
+
+    def view(self, volumes: Iterable[str]) -> Group:
+        return Group(self.id, self.project_id, self.status, self.group_type_id,
+                     self.volume_type_ids, self.name, self.description,
+                     self.availability_zone, self.host, self.created_at,
+                     tuple(sorted(volumes)), self.user_id, self.reason)
+
+
+def _group(row: tuple[Any, ...]) -> GroupRecord:
+    (gid, project, user, name, description, status, type_id, volume_types, zone, host,
+     created, updated, reason) = row
+    return GroupRecord(gid, project, user, name, description, GroupStatus(status), type_id,
+                       tuple(json.loads(volume_types)), zone, host, created, updated, reason)
+
+
+class GroupStore:
+    """The groups and their members, as memory holds them (the rows' mirror)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.by_id: dict[str, GroupRecord] = {}
+        self.group_of: dict[str, str] = {}  # volume id -> its group's id
+        self.members: dict[str, set[str]] = {}  # group id -> its volumes' ids
+
+    async def load(self) -> None:
+        (await self.db.run(self.reread))()
+
+    def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
+        """In the database thread: every group and member (at start, and after a failed
+        write); what it returns makes them the ones memory holds."""
+        groups = [_group(row) for row in
+                  conn.execute(f"SELECT {_GROUP_COLUMNS} FROM groups").fetchall()]
+        members = conn.execute("SELECT volume_id, group_id FROM group_volumes").fetchall()
+        return partial(self._install, groups, members)
+
+    def _install(self, groups: Iterable[GroupRecord], members: Iterable[tuple[str, str]]
+                 ) -> None:
+        self.by_id = {g.id: g for g in groups}
+        self.group_of, self.members = {}, {gid: set() for gid in self.by_id}
+        for volume_id, group_id in members:
+            self.group_of[volume_id] = group_id
+            self.members.setdefault(group_id, set()).add(volume_id)
+
+    def group_of_volume(self, volume_id: str) -> str | None:
+        return self.group_of.get(volume_id)
+
+    def of_type(self, group_type_id: str) -> int:
+        return sum(1 for g in self.by_id.values() if g.group_type_id == group_type_id)
+
+    def of_volume_type(self, volume_type_id: str) -> int:
+        return sum(1 for g in self.by_id.values() if volume_type_id in g.volume_type_ids)
+
+    def queue_save(self, group: GroupRecord) -> asyncio.Future[None]:
+        group.updated_at = time.time()
+        self.by_id[group.id] = group
+        self.members.setdefault(group.id, set())
+        return self.db.write(SAVE_GROUP, group.row())
+
+    def queue_remove(self, group: GroupRecord) -> asyncio.Future[None]:
+        self.by_id.pop(group.id, None)
+        for volume_id in self.members.pop(group.id, set()):
+            self.group_of.pop(volume_id, None)
+        return self.db.write(DELETE_GROUP, (group.id,))
+
+    def queue_join(self, group_id: str, volume_id: str) -> asyncio.Future[None]:
+        self.group_of[volume_id] = group_id
+        self.members.setdefault(group_id, set()).add(volume_id)
+        return self.db.write(JOIN_GROUP, (volume_id, group_id))
+
+    def forget_member(self, volume_id: str) -> None:
+        """Memory only: a member whose row was not written after all."""
+        group_id = self.group_of.pop(volume_id, None)
+        if group_id is not None:
+            self.members.get(group_id, set()).discard(volume_id)
+
+    def queue_leave(self, volume_id: str) -> tuple[asyncio.Future[None], str] | None:
+        """The volume out of its group (its row written away); None if in none."""
+        group_id = self.group_of.pop(volume_id, None)
+        if group_id is None:
+            return None
+        self.members.get(group_id, set()).discard(volume_id)
+        return self.db.write(LEAVE_GROUP, (volume_id,)), group_id
+
+
+GROUP_SNAPSHOT_SCHEMA = """
+CREATE TABLE IF NOT EXISTS group_snapshots (
+    id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT NOT NULL,
+    group_id TEXT NOT NULL, group_type_id TEXT NOT NULL, name TEXT, description TEXT,
+    deleting INTEGER NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS group_snapshot_members (
+    snapshot_id TEXT PRIMARY KEY, group_snapshot_id TEXT NOT NULL
+);
+"""
+_GS_COLUMNS = ("id, project_id, user_id, group_id, group_type_id, name, description, deleting, "
+               "created_at, updated_at")
+SAVE_GROUP_SNAPSHOT = (f"INSERT OR REPLACE INTO group_snapshots ({_GS_COLUMNS}) "
+                       f"VALUES ({', '.join('?' * 10)})")
+DELETE_GROUP_SNAPSHOT = "DELETE FROM group_snapshots WHERE id=?"
+JOIN_GROUP_SNAPSHOT = ("INSERT OR REPLACE INTO group_snapshot_members (snapshot_id, "
+                       "group_snapshot_id) VALUES (?, ?)")
+LEAVE_GROUP_SNAPSHOT = "DELETE FROM group_snapshot_members WHERE snapshot_id=?"
+
+
+@dataclass(slots=True)
+class GroupSnapshotRecord:
+    """A group snapshot; its status is its snapshots' (``group_snapshots.status_of``),
+    but for ``deleting``, which its delete writes."""
+
+    id: str
+    project_id: str
+    user_id: str
+    group_id: str
+    group_type_id: str
+    name: str | None
+    description: str | None
+    deleting: bool
+    created_at: float
+    updated_at: float
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.id, self.project_id, self.user_id, self.group_id, self.group_type_id,
+                self.name, self.description, int(self.deleting), self.created_at,
+                self.updated_at)
+
+
+class GroupSnapshotStore:
+    """The group snapshots and their snapshots, as memory holds them."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.by_id: dict[str, GroupSnapshotRecord] = {}
+        self.of_snapshot: dict[str, str] = {}  # snapshot id -> its group snapshot's id
+        self.members: dict[str, set[str]] = {}  # group snapshot id -> its snapshots' ids
+
+    async def load(self) -> None:
+        (await self.db.run(self.reread))()
+
+    def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
+        rows = conn.execute(f"SELECT {_GS_COLUMNS} FROM group_snapshots").fetchall()
+        records = [GroupSnapshotRecord(gid, project, user, group, gtype, name, description,
+                                       bool(deleting), created, updated)
+                   for gid, project, user, group, gtype, name, description, deleting, created,
+                   updated in rows]
+        members = conn.execute(
+            "SELECT snapshot_id, group_snapshot_id FROM group_snapshot_members").fetchall()
+        return partial(self._install, records, members)
+
+    def _install(self, records: Iterable[GroupSnapshotRecord],
+                 members: Iterable[tuple[str, str]]) -> None:
+        self.by_id = {r.id: r for r in records}
+        self.of_snapshot, self.members = {}, {gid: set() for gid in self.by_id}
+        for snapshot_id, group_snapshot_id in members:
+            self.of_snapshot[snapshot_id] = group_snapshot_id
+            self.members.setdefault(group_snapshot_id, set()).add(snapshot_id)
+
+    def group_snapshot_of(self, snapshot_id: str) -> str | None:
+        return self.of_snapshot.get(snapshot_id)
+
+    def of_group(self, group_id: str) -> list[GroupSnapshotRecord]:
+        return [r for r in self.by_id.values() if r.group_id == group_id]
+
+    def queue_save(self, rec: GroupSnapshotRecord) -> asyncio.Future[None]:
+        rec.updated_at = time.time()
+        self.by_id[rec.id] = rec
+        self.members.setdefault(rec.id, set())
+        return self.db.write(SAVE_GROUP_SNAPSHOT, rec.row())
+
+    def queue_remove(self, rec: GroupSnapshotRecord) -> asyncio.Future[None]:
+        self.by_id.pop(rec.id, None)
+        for snapshot_id in self.members.pop(rec.id, set()):
+            self.of_snapshot.pop(snapshot_id, None)
+        return self.db.write(DELETE_GROUP_SNAPSHOT, (rec.id,))
+
+    def queue_join(self, group_snapshot_id: str, snapshot_id: str) -> asyncio.Future[None]:
+        self.of_snapshot[snapshot_id] = group_snapshot_id
+        self.members.setdefault(group_snapshot_id, set()).add(snapshot_id)
+        return self.db.write(JOIN_GROUP_SNAPSHOT, (snapshot_id, group_snapshot_id))
+
+    def forget_member(self, snapshot_id: str) -> None:
+        group_snapshot_id = self.of_snapshot.pop(snapshot_id, None)
+        if group_snapshot_id is not None:
+            self.members.get(group_snapshot_id, set()).discard(snapshot_id)
+
+    def queue_leave(self, snapshot_id: str) -> tuple[asyncio.Future[None], str] | None:
+        group_snapshot_id = self.of_snapshot.pop(snapshot_id, None)
+        if group_snapshot_id is None:
+            return None
+        self.members.get(group_snapshot_id, set()).discard(snapshot_id)
+        return self.db.write(LEAVE_GROUP_SNAPSHOT, (snapshot_id,)), group_snapshot_id

@@ -294,3 +294,13 @@ def _boot_image(volume: VolumeRecord) -> tuple[bool, dict[str, str]]:
     if not volume.bootable:
         return False, {}
     return True, dict(volume.image_metadata)
+
+
+def check_group_member(store: GatewayStore, volume: VolumeRecord, doing: str) -> None:
+    """A volume in a group is not ``doing`` on its own (Cinder's: it must not belong to a
+    group)."""
+    group = store.groups.group_of_volume(volume.id)
+    if group is not None:
+        raise InvalidState(f"Volume {volume.id} belongs to group {group}: it cannot be "
+                           f"{doing} on its own; remove it from the group first",
+                           {"volume_id": volume.id, "group_id": group})

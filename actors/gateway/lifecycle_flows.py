@@ -34,6 +34,7 @@ from typing import Protocol, TypeVar
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.lifecycle_checks import (
     check_extend,
+    check_group_member,
     check_snapshot_deletable,
     check_snapshot_source,
     check_volume_deletable,
@@ -126,6 +127,7 @@ class DeleteContext:
     claimed: str | None = None  # the volume this flow claimed (released when it ends)
     marked: bool = False  # this flow moved the volume to deleting (or unmanaging)
     unmanage: bool = False  # Cinder's unmanage: the node keeps the data, renamed
+    by_group: bool = False  # its group's delete (delete-volumes): its membership is fine
 
     @property
     def target(self) -> VolumeStatus:
@@ -174,6 +176,7 @@ class SnapshotDeleteContext:
     record: SnapshotRecord | None = None
     previous: SnapshotStatus = SnapshotStatus.AVAILABLE
     marked: bool = False  # this flow moved the snapshot to deleting (unmanaging)
+    by_group: bool = False  # its group snapshot's delete: its membership is fine
 
     @property
     def target(self) -> SnapshotStatus:
@@ -245,7 +248,10 @@ class QuotaReserveTask(Task[R]):
 # ---- volume_delete_api ------------------------------------------------------------
 
 
-def _check_deletable(s: LifecycleServices, rec: VolumeRecord, unmanage: bool) -> None:
+def _check_deletable(s: LifecycleServices, rec: VolumeRecord, unmanage: bool,
+                     by_group: bool = False) -> None:
+    if not by_group:
+        check_group_member(s.store, rec, "unmanaged" if unmanage else "deleted")
     snaps = [snap.id for snap in s.store.snapshots.of_volume(rec.id)]
     check_volume_deletable(rec, snaps, s.store.snapshots.copying_from(rec.id, s.store.volumes.get),
                            unmanage)
@@ -257,7 +263,7 @@ class ExtractDeleteRequestTask(_Task[DeleteContext]):
 
     async def execute(self, c: DeleteContext) -> None:
         rec = visible_volume(self.s.store, c.volume_id, c.ctx)
-        _check_deletable(self.s, rec, c.unmanage)
+        _check_deletable(self.s, rec, c.unmanage, c.by_group)
         c.claimed = claim_volume(self.s.store, rec, c.target.value)
         c.record, c.previous = rec, rec.status
 
@@ -268,7 +274,7 @@ class MarkVolumeDeletingTask(_Task[DeleteContext]):
     async def execute(self, c: DeleteContext) -> None:
         rec = c.record
         assert rec is not None
-        _check_deletable(self.s, rec, c.unmanage)  # again: another request may have come
+        _check_deletable(self.s, rec, c.unmanage, c.by_group)  # again: others may have come
         check_volume_move(rec.status, c.target)
         rec.status, rec.reason, c.marked = c.target, None, True
         DELETE_MARK_BEFORE_COMMIT()
@@ -445,8 +451,13 @@ def snapshot_create_api(services: LifecycleServices) -> LinearFlow[SnapshotCreat
 # ---- snapshot_delete_api ----------------------------------------------------------
 
 
-def _check_snapshot_deletable(s: LifecycleServices, rec: SnapshotRecord, unmanage: bool
-                              ) -> None:
+def _check_snapshot_deletable(s: LifecycleServices, rec: SnapshotRecord, unmanage: bool,
+                              by_group: bool = False) -> None:
+    group_snapshot = s.store.group_snapshots.group_snapshot_of(rec.id)
+    if group_snapshot is not None and not by_group:  # Cinder's: delete the group snapshot
+        raise InvalidState(f"Snapshot {rec.id} is part of group snapshot {group_snapshot}: "
+                           "it is deleted with its group snapshot",
+                           {"snapshot_id": rec.id, "group_snapshot_id": group_snapshot})
     check_snapshot_deletable(rec, s.store.snapshots.copying_from(rec.id, s.store.volumes.get),
                              unmanage)
 
@@ -457,7 +468,7 @@ class ExtractSnapshotDeleteRequestTask(_Task[SnapshotDeleteContext]):
 
     async def execute(self, c: SnapshotDeleteContext) -> None:
         rec = visible_snapshot(self.s.store, c.snapshot_id, c.ctx)
-        _check_snapshot_deletable(self.s, rec, c.unmanage)
+        _check_snapshot_deletable(self.s, rec, c.unmanage, c.by_group)
         c.record, c.previous = rec, rec.status
 
 
@@ -466,7 +477,7 @@ class MarkSnapshotDeletingTask(_Task[SnapshotDeleteContext]):
 
     async def execute(self, c: SnapshotDeleteContext) -> None:
         assert c.record is not None
-        _check_snapshot_deletable(self.s, c.record, c.unmanage)
+        _check_snapshot_deletable(self.s, c.record, c.unmanage, c.by_group)
         c.record.move(c.target)
         c.marked = True
         SNAPSHOT_DELETE_MARK_BEFORE_COMMIT()

@@ -41,7 +41,12 @@ from typing import Any, Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task, failure_text
 from cinderblock.actors.gateway.guards import require_admin, require_reporter
-from cinderblock.actors.gateway.lifecycle_checks import claim_volume, release_claim, visible_volume
+from cinderblock.actors.gateway.lifecycle_checks import (
+    check_group_member,
+    claim_volume,
+    release_claim,
+    visible_volume,
+)
 from cinderblock.actors.gateway.migration_store import (
     RUNNING,
     MigrationRecord,
@@ -235,6 +240,7 @@ class ExtractMigrateRequestTask(_Task):
         require_admin(c.ctx, "migrate a volume")
         destination = destination_of(c.host)
         volume = visible_volume(self.s.store, c.volume_id, c.ctx)
+        check_group_member(self.s.store, volume, "migrated")
         snapshots = len(self.s.store.snapshots.of_volume(volume.id))
         c.claimed = claim_volume(self.s.store, volume, "migrating")
         check_migration(volume, destination, snapshots, await self.s.backends_seen(c.ctx),

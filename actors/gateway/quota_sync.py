@@ -47,12 +47,13 @@ VOLUME_BUSY = frozenset(s.value for s in (V.CREATING, V.DELETING, V.UNMANAGING, 
 SNAPSHOT_BUSY = frozenset(s.value for s in (P.CREATING, P.DELETING, P.UNMANAGING, P.DELETED))
 
 
-def count_usage(volumes: Totals, snapshots: Totals, backups: tuple[int, int] = (0, 0)
-                ) -> dict[str, int]:
+def count_usage(volumes: Totals, snapshots: Totals, backups: tuple[int, int] = (0, 0),
+                groups: int = 0) -> dict[str, int]:
     """A project's volumes, snapshots and gigabytes (both count), as Cinder's usage,
     and each volume type's own (``volumes_<type id>`` ...), and its backups and their
     GiB (``backups``: count and GiB; a backup's quota is committed with its row and
-    released with its removal, so every backup row counts); raises InvalidState if a
+    released with its removal, so every backup row counts), and its groups (each row
+    counts, as a backup's does); raises InvalidState if a
     volume or snapshot is in the middle of a change."""
     for kind, totals in (("volume", volumes), ("snapshot", snapshots)):
         if totals.busy is not None:
@@ -62,7 +63,7 @@ def count_usage(volumes: Totals, snapshots: Totals, backups: tuple[int, int] = (
     return add_amounts([
         {"volumes": volumes.count, "snapshots": snapshots.count,
          "gigabytes": volumes.size + snapshots.size, "backups": backups[0],
-         "backup_gigabytes": backups[1]},
+         "backup_gigabytes": backups[1], "groups": groups},
         *({typed_resource("volumes", type_id): count, typed_resource("gigabytes", type_id): size}
           for type_id, (count, size) in volumes.by_type.items() if type_id),
         *({typed_resource("snapshots", type_id): count,
@@ -97,7 +98,8 @@ class QuotaSyncer:
             await store.journal.settle(project, within=SETTLE_S)
         usage = count_usage(store.volumes.totals(project, VOLUME_BUSY),
                             store.snapshots.totals(project, SNAPSHOT_BUSY),
-                            store.backups.usage(project))
+                            store.backups.usage(project),
+                            sum(1 for g in store.groups.by_id.values() if g.project_id == project))
         if store.journal.owes(project):
             raise InvalidState(f"quota changes of {project} are still being sent to the "
                                "quota actor; sync when they are taken", {"project": project})

@@ -64,6 +64,7 @@ MendBackups = Callable[[float, Callable[[str, list[str]], Awaitable[set[str]]]],
 # a migration mender: (stuck since, the probe of one volume on one node) -> volumes acted on
 MendMigrations = Callable[[float, Callable[[str, str], Awaitable[tuple[bool, bool] | None]]],
                           Awaitable[list[str]]]
+MendGroups = Callable[[float], Awaitable[list[str]]]  # (stuck since) -> the groups acted on
 LOOK_AT = PROBE_MAX_IDS * 4  # rows the file names, of which memory may have moved some on
 
 
@@ -71,10 +72,12 @@ class Reconciler:
     def __init__(self, gw: GatewayServices, lifecycle: GatewayLifecycle,
                  attachments: AttachServices, clock: Callable[[], float] = time.time,
                  mend_backups: MendBackups | None = None,
-                 mend_migrations: MendMigrations | None = None) -> None:
+                 mend_migrations: MendMigrations | None = None,
+                 mend_groups: MendGroups | None = None) -> None:
         self.gw = gw
         self.mend_backups = mend_backups
         self.mend_migrations = mend_migrations
+        self.mend_groups = mend_groups
         self.clock = clock
         self.lifecycle = lifecycle
         self.attachments = attachments
@@ -106,6 +109,8 @@ class Reconciler:
             await self.mend_backups(before, self.busy_backups)
         if self.mend_migrations is not None:
             await self.mend_migrations(before, self.probe_volume)
+        if self.mend_groups is not None:
+            await self.mend_groups(before)
         await self.sweep_exports()
         return actions
 

@@ -54,6 +54,7 @@ from typing import Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.lifecycle_checks import (
+    check_group_member,
     claim_volume,
     release_claim,
     visible_volume,
@@ -224,6 +225,7 @@ class ExtractRetypeRequestTask(_Task):
 
     async def execute(self, c: RetypeContext) -> None:
         volume = visible_volume(self.s.store, c.volume_id, c.ctx)
+        check_group_member(self.s.store, volume, "retyped")
         vtype = self.s.types.find_for(c.new_type, c.ctx.project_id, c.ctx.is_admin)
         check_retype_request(volume, vtype, c.policy, self.s.store.qos.by_id)
         c.claimed = claim_volume(self.s.store, volume, "retyping")

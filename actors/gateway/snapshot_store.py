@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
+from cinderblock.actors.gateway.group_store import GroupSnapshotRecord, GroupSnapshotStore
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import BoundedScan, Key
 from cinderblock.actors.gateway.quota_journal import QuotaJournal
@@ -133,6 +134,7 @@ class SnapshotRecord:
     updated_at: float = 0.0
     request_id: str = ""
     request_fp: str = ""
+    group_snapshot_id: str | None = None  # its group snapshot's (``group_store``), not a column
 
     def move(self, new: SnapshotStatus, reason: str | None = None) -> None:
         """Change status in memory, judged by the transition table (raises InvalidState)."""
@@ -147,6 +149,7 @@ class SnapshotRecord:
             metadata=self.metadata, created_at=self.created_at,
             updated_at=self.updated_at or self.created_at, reason=self.reason,
             user_id=self.user_id, volume_type_id=self.volume_type_id,
+            group_snapshot_id=self.group_snapshot_id,
         )
 
     def row(self) -> tuple[Any, ...]:
@@ -166,14 +169,20 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
     committed first."""
 
     def __init__(self, db: Database, journal: QuotaJournal,
-                 read_only: Callable[[], sqlite3.Connection]) -> None:
+                 read_only: Callable[[], sqlite3.Connection],
+                 group_snapshots: GroupSnapshotStore) -> None:
         super().__init__(read_only, SELECT_SNAPSHOT, "snapshots", RECENT)
         self.journal = journal
         self.db = db
         self.clones: dict[str, set[str]] = {}  # source (snapshot or volume) id -> volume ids
+        self.group_snapshots = group_snapshots
+        # told the group snapshot of a snapshot whose row went (its delete may be done)
+        self.on_group_member_gone: Callable[[str], None] | None = None
 
     def from_row(self, row: Any) -> SnapshotRecord:
-        return _snapshot_from_row(row)
+        rec = _snapshot_from_row(row)
+        rec.group_snapshot_id = self.group_snapshots.group_snapshot_of(rec.id)
+        return rec
 
     def reset(self, held: SnapshotRecord, read: SnapshotRecord) -> None:
         for name in _ROW_FIELDS:
@@ -303,16 +312,50 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         self.written(rec)
         rec.request_id = rec.request_fp = ""  # the row has them: made_by reads it there
 
+    async def add_group(self, recs: list[SnapshotRecord], group: GroupSnapshotRecord,
+                        reservation_id: str, image_metadata: dict[str, dict[str, str]]
+                        ) -> None:
+        """A group snapshot's row and its snapshots' (``image_metadata``: each one's copy
+        of its volume's, by snapshot id), their member rows and, in the same transaction,
+        the commit of the reservation they owe."""
+        for rec in recs:
+            self.added(rec)
+        written = [self.group_snapshots.queue_save(group)]
+        for rec in recs:
+            written.append(self.db.write(INSERT_SNAPSHOT, rec.row()))
+            written.append(self.group_snapshots.queue_join(group.id, rec.id))
+            if image_metadata.get(rec.id):
+                written.append(self.db.write(INSERT_IMAGE_METADATA,
+                                             (rec.id, json.dumps(image_metadata[rec.id]))))
+        self.journal.owe_commit(reservation_id, group.project_id)
+        try:
+            for write in written:
+                await write
+        except Exception:
+            for rec in recs:
+                self.group_snapshots.forget_member(rec.id)
+                self.forget(rec)
+            self.group_snapshots.by_id.pop(group.id, None)
+            raise
+        for rec in recs:
+            self.written(rec)
+
     async def remove(self, rec: SnapshotRecord) -> None:
         """The row goes and, in the same transaction, the release of its quota is owed
-        (``quota_journal``; op id ``release:snapshot:<id>``: given back once)."""
+        (``quota_journal``; op id ``release:snapshot:<id>``: given back once) and its
+        group snapshot's member row goes."""
         image = self.db.write(DELETE_IMAGE_METADATA, (rec.id,))
         written = self.db.write(DELETE_SNAPSHOT, (rec.id,))
+        left = self.group_snapshots.queue_leave(rec.id)
         self.removed(rec, written)  # not found, unless the write fails (read_back)
         self.journal.owe_release(f"release:snapshot:{rec.id}", rec.project_id,
                                  snapshot_amounts(rec.size, rec.volume_type_id))
         await image
         await written
+        if left is not None:
+            await left[0]
+            if self.on_group_member_gone is not None:
+                self.on_group_member_gone(left[1])
 
     # A save is awaited by its caller, whose coroutine holds ``rec`` in memory until the
     # write is settled (a callback on the write's future would add nothing: cancelling

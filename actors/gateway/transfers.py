@@ -32,6 +32,7 @@ from typing import Any, Protocol, TypeVar
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.lifecycle_checks import (
+    check_group_member,
     claim_volume,
     release_claim,
     visible_volume,
@@ -138,6 +139,7 @@ class ExtractTransferRequestTask(_Task[CreateContext]):
     async def execute(self, c: CreateContext) -> None:
         volume = visible_volume(self.s.store, c.body.volume_id, c.ctx)
         check_text("name", c.body.name)
+        check_group_member(self.s.store, volume, "transferred")  # the group is its project's
         check_offerable(volume, _snapshot_statuses(self.s.store, volume.id),
                         c.body.no_snapshots)
         standing = self.s.store.transfers.of_volume(volume.id)

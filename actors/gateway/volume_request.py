@@ -221,10 +221,11 @@ def check_absent_sources(req: VolumeCreate) -> None:
                            {"field": sources[-1]})
     for field in ("group_id", "consistencygroup_id"):
         group = getattr(req, field)
-        if group is not None:
-            if len(group) > MAX_NAME:
-                raise field_error(field, group, f"is too long (more than {MAX_NAME})")
-            raise NotFound(f"Group {group} could not be found.", {field: group})
+        if group is not None and len(group) > MAX_NAME:
+            raise field_error(field, group, f"is too long (more than {MAX_NAME})")
+    if req.consistencygroup_id is not None:  # Cinder's consistency groups: none here
+        raise NotFound(f"Group {req.consistencygroup_id} could not be found.",
+                       {"consistencygroup_id": req.consistencygroup_id})
 
 
 def schema_size(size: Any) -> int | None:

@@ -52,7 +52,14 @@ from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCH
 from cinderblock.actors.gateway.attachment_store import UNLIKE_ITS_ATTACHMENTS
 from cinderblock.actors.gateway.backup_store import BACKUP_SCHEMA, SELECT_RESTORING, BackupStore
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
-from cinderblock.actors.gateway.group_store import GROUP_TYPE_SCHEMA, GroupTypeStore
+from cinderblock.actors.gateway.group_store import (
+    GROUP_SCHEMA,
+    GROUP_SNAPSHOT_SCHEMA,
+    GROUP_TYPE_SCHEMA,
+    GroupSnapshotStore,
+    GroupStore,
+    GroupTypeStore,
+)
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.migration_store import (
     MIGRATION_SCHEMA,
@@ -237,7 +244,9 @@ MIGRATIONS: dict[int, Migration] = {
     17: MIGRATION_TABLE_V18,
     # 18 -> 19: a migration a retype needs carries the retype's terms (three columns).
     18: add_retype_columns,
-    # 19 -> 20: group types (``group_types``, the schema's table).
+    # 19 -> 20: group types, groups and their volumes, group snapshots and theirs
+    # (``group_types``, ``groups``, ``group_volumes``, ``group_snapshots``,
+    # ``group_snapshot_members``: the schema's tables).
     19: "",
 }
 _COLUMNS = (
@@ -349,6 +358,7 @@ class VolumeRecord:
     image_metadata: dict[str, str] = field(default_factory=dict)
     # Cinder's migration_status: its latest migration's (``migration_store``), not a column
     migration_status: str | None = None
+    group_id: str | None = None  # its group's (``group_store``'s members), not a column
 
     @property
     def volume_type_id(self) -> str:
@@ -369,6 +379,7 @@ class VolumeRecord:
             user_id=self.user_id, snapshot_id=self.snapshot_id, source_volid=self.source_volid,
             bootable=self.bootable, readonly=self.readonly, multiattach=self.multiattach,
             image_metadata=self.image_metadata, migration_status=self.migration_status,
+            group_id=self.group_id,
         )
 
     def row(self) -> tuple[Any, ...]:
@@ -545,16 +556,19 @@ class Volumes(RowRecords[VolumeRecord]):
 
     def __init__(self, read_only: Callable[[], sqlite3.Connection],
                  type_of: Callable[[str | None], VolumeType],
-                 migration_of: Callable[[str], str | None]) -> None:
+                 migration_of: Callable[[str], str | None],
+                 group_of: Callable[[str], str | None]) -> None:
         super().__init__(read_only, SELECT_VOLUME, "volumes", RECENT)
         self._type_of = type_of
         self._migration_of = migration_of
+        self._group_of = group_of
         # types being written to a volume (a retype), counted as in use until committed
         self.retyping: Counter[str] = Counter()
 
     def from_row(self, row: Any) -> VolumeRecord:
         rec = _volume_from_row(row, self._type_of)
         rec.migration_status = self._migration_of(rec.id)
+        rec.group_id = self._group_of(rec.id)
         return rec
 
     def reset(self, held: VolumeRecord, read: VolumeRecord) -> None:
@@ -625,7 +639,8 @@ class GatewayStore:
                  check_every_s: float = CHECK_EVERY_S) -> None:
         schema = (SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA
                   + DELETE_REQUESTS_SCHEMA + TRANSFER_SCHEMA + QOS_SCHEMA + BACKUP_SCHEMA
-                  + MIGRATION_SCHEMA + GROUP_TYPE_SCHEMA)
+                  + MIGRATION_SCHEMA + GROUP_TYPE_SCHEMA + GROUP_SCHEMA
+                  + GROUP_SNAPSHOT_SCHEMA)
         self.db = Database(path, schema, synchronous, version=SCHEMA_VERSION,
                            migrations=MIGRATIONS, reread=self.reread,
                            check_before_start_bytes=check_before_start_bytes,
@@ -636,15 +651,21 @@ class GatewayStore:
         self.extends: dict[str, str] = {}
         # volume id -> the id of its revert in progress (pending_reverts)
         self.reverts: dict[str, str] = {}
-        self.snapshots = SnapshotStore(self.db, self.journal, self.read_only)
+        self.group_snapshots = GroupSnapshotStore(self.db)  # groups' snapshots at one instant
+        self.snapshots = SnapshotStore(self.db, self.journal, self.read_only,
+                                       self.group_snapshots)
         self.backups = BackupStore(self.db, self.journal, self.read_only)
         self.transfers = TransferStore(self.db)  # the volumes offered to another project
         self.qos = QosStore(self.db)  # the QoS specs volume types may name
         self.migrations = MigrationStore(self.db)  # each volume's latest migration
         self.group_types = GroupTypeStore(self.db)  # the types groups are made with
+        self.groups = GroupStore(self.db)  # generic volume groups and their volumes
+        # told the group of a volume whose row went (a group being deleted may be done)
+        self.on_group_member_gone: Callable[[str], None] | None = None
         # the gateway's types by id (load_volumes; changed in place as types come and go)
         self.types: dict[str, VolumeType] = {}
-        self.volumes = Volumes(self.read_only, self._type_of, self.migrations.status_of)
+        self.volumes = Volumes(self.read_only, self._type_of, self.migrations.status_of,
+                               self.groups.group_of_volume)
         # (project, request id) -> a volume whose row is not committed yet
         self._unwritten: dict[tuple[str, str], VolumeRecord] = {}
         self._reader: sqlite3.Connection | None = None  # made_by's, on the loop
@@ -819,6 +840,8 @@ class GatewayStore:
         if rec.image_metadata:  # a clone of a volume that has some
             writes.append((SAVE_IMAGE_METADATA, (rec.id, json.dumps(rec.image_metadata))))
         queued = [self.db.write(sql, params) for sql, params in writes]
+        if rec.group_id is not None:  # made in a group: a member from its first row
+            queued.append(self.groups.queue_join(rec.group_id, rec.id))
         if reservation_id is not None:
             self.journal.owe_commit(reservation_id, rec.project_id)
         try:
@@ -826,6 +849,7 @@ class GatewayStore:
                 await write
         except Exception:
             self.snapshots.forget_source(rec)
+            self.groups.forget_member(rec.id)
             self._forget(rec)
             raise
         self.volumes.written(rec)
@@ -854,10 +878,15 @@ class GatewayStore:
         migration = self.migrations.queue_remove(rec.id)  # its last one's outcome
         if migration is not None:
             queued.append(migration)
+        left = self.groups.queue_leave(rec.id)  # a group's member no more
+        if left is not None:
+            queued.append(left[0])
         self.journal.owe_release(f"release:volume:{rec.id}", rec.project_id,
                                  volume_amounts(rec.size, rec.volume_type.id))
         for write in queued:
             await write
+        if left is not None and self.on_group_member_gone is not None:
+            self.on_group_member_gone(left[1])
 
     def _write(self, rec: VolumeRecord, sql: str, params: tuple[Any, ...]) -> asyncio.Future[None]:
         """A write of ``rec``'s row; memory keeps the record until it is settled."""
@@ -953,7 +982,8 @@ class GatewayStore:
     def type_users(self, type_id: str) -> int:
         """How many volumes are of the type, or take it at the end of a retype's
         migration: while any does, the type is not deleted nor its extra specs changed."""
-        return self.volumes.of_type(type_id) + self.migrations.retyping_to(type_id)
+        return (self.volumes.of_type(type_id) + self.migrations.retyping_to(type_id)
+                + self.groups.of_volume_type(type_id))
 
     async def start_extend(self, rec: VolumeRecord, reservation_id: str) -> None:
         """The volume's status (``extending``) and its reservation, in one transaction:

@@ -86,7 +86,7 @@ from cinderblock.protocol.messages.quota import ORDERED_INCARNATION, split_typed
 
 # the resources with in_use and reserved (Cinder's; backups' are their own: a backup's
 # GiB count against backup_gigabytes, not gigabytes)
-USAGES = ("volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes")
+USAGES = ("volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes", "groups")
 USAGE_RESOURCES = frozenset(USAGES)
 PER_VOLUME = "per_volume_gigabytes"
 DEFAULT_LIMITS: Mapping[str, int] = {
@@ -95,6 +95,7 @@ DEFAULT_LIMITS: Mapping[str, int] = {
     "snapshots": 10,
     "backups": 10,
     "backup_gigabytes": 1000,
+    "groups": 10,
     "per_volume_gigabytes": -1,
 }
 UNLIMITED = -1

@@ -45,7 +45,11 @@ from cinderblock.actors.rest.filters import (
     check_query,
     resource_filters,
 )
-from cinderblock.actors.rest.group_schemas import GROUP_TYPE_VERSION
+from cinderblock.actors.rest.group_schemas import (
+    GROUP_SNAPSHOT_VERSION,
+    GROUP_TYPE_VERSION,
+    GROUP_VERSION,
+)
 from cinderblock.actors.rest.microversion import (
     HEADER,
     LEGACY_HEADER,
@@ -61,6 +65,7 @@ from cinderblock.actors.runtime.log_levels import check_level, check_prefix, lev
 from cinderblock.actors.scheduler.extra_specs import satisfies
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.backups import Backup
+from cinderblock.protocol.messages.groups import GroupDelete
 from cinderblock.protocol.messages.log_levels import API_BINARY
 from cinderblock.protocol.messages.manage import SnapshotManage, VolumeManage
 from cinderblock.protocol.messages.qos import QosSpecs
@@ -932,6 +937,114 @@ class Front:
         self._admin(request, "group:group_types_specs:delete")
         await self.client_for(request).update_group_type(
             request.match_info["id"], delete_specs=[request.match_info["key"]])
+        return web.Response(status=202)
+
+    # ---- groups (3.13) ---------------------------------------------------------------
+    async def group_list(self, request: web.Request) -> web.Response:
+        """``groups`` (each its id and name) and ``groups/detail``: the caller's, an
+        admin's ``all_tenants`` every project's; by ``name`` and ``status``; a page
+        with ``limit`` and ``marker`` (a group id), newest first."""
+        self._need(request, GROUP_VERSION, "groups")
+        q = request.query
+        check_query(q, None, {"name", "status", "list_volume"} | PAGING | ORDER | WHOSE)
+        everyone, project = projects_asked(q, self.caller(request))
+        groups = await self.client_for(request).list_groups(everyone, project)
+        groups = [g for g in groups if ("name" not in q or g.name == q["name"])
+                  and ("status" not in q or g.status.value == q["status"])]
+        marker = q.get("marker")
+        if marker is not None:
+            ids = [g.id for g in groups]
+            if marker not in ids:
+                raise bad_request(f"Marker {marker} could not be found.")
+            groups = groups[ids.index(marker) + 1:]
+        groups = groups[:page_limit(q)]
+        if not request.path.endswith("/detail"):
+            return json_response({"groups": [{"id": g.id, "name": g.name} for g in groups]})
+        version, admin = self.version(request), self.caller(request).admin
+        listed = _bool_arg(q.get("list_volume", False), "list_volume")
+        return json_response({"groups": [
+            group_schemas.group_view(g, version, admin, listed) for g in groups]})
+
+    async def group_show(self, request: web.Request) -> web.Response:
+        self._need(request, GROUP_VERSION, "groups")
+        check_query(request.query, None, {"list_volume"})
+        group = await self.client_for(request).show_group(request.match_info["id"])
+        listed = _bool_arg(request.query.get("list_volume", False), "list_volume")
+        return json_response({"group": group_schemas.group_view(
+            group, self.version(request), self.caller(request).admin, listed)})
+
+    async def group_create(self, request: web.Request) -> web.Response:
+        self._need(request, GROUP_VERSION, "groups")
+        body = group_schemas.group_create(await read_json(request))
+        made = await self.client_for(request).create_group(
+            body.group_type, body.volume_types, name=body.name, description=body.description,
+            availability_zone=body.availability_zone)
+        return json_response({"group": {"id": made.id, "name": made.name}}, status=202)
+
+    async def group_update(self, request: web.Request) -> web.Response:
+        self._need(request, GROUP_VERSION, "groups")
+        body = group_schemas.group_update(request.match_info["id"], await read_json(request))
+        await self.client_for(request).update_group(
+            body.group_id, name=body.name, description=body.description,
+            add_volumes=body.add_volumes, remove_volumes=body.remove_volumes)
+        return web.Response(status=202)
+
+    async def group_action(self, request: web.Request) -> web.Response:
+        self._need(request, GROUP_VERSION, "groups")
+        action = group_schemas.group_action(request.match_info["id"], await read_json(request))
+        client = self.client_for(request)
+        if isinstance(action, GroupDelete):
+            await client.delete_group(action.group_id, action.delete_volumes)
+        else:
+            self._need(request, "3.20", "a group's reset_status")
+            self._admin(request, "group:reset_status")
+            await client.reset_group_status(action.group_id, action.status)
+        return web.Response(status=202)
+
+    # ---- group snapshots (3.14) ------------------------------------------------------
+    async def group_snapshot_list(self, request: web.Request) -> web.Response:
+        """``group_snapshots`` (id, name, group type) and ``group_snapshots/detail``: the
+        caller's (an admin's ``all_tenants``: every project's), by ``group_id``, ``name``
+        and ``status``; a page with ``limit`` and ``marker``, newest first."""
+        self._need(request, GROUP_SNAPSHOT_VERSION, "group snapshots")
+        q = request.query
+        check_query(q, None, {"group_id", "name", "status"} | PAGING | ORDER | WHOSE)
+        everyone, project = projects_asked(q, self.caller(request))
+        found = await self.client_for(request).list_group_snapshots(
+            all_projects=everyone, project_id=project, group_id=q.get("group_id"))
+        found = [g for g in found if ("name" not in q or g.name == q["name"])
+                 and ("status" not in q or g.status == q["status"])]
+        marker = q.get("marker")
+        if marker is not None:
+            ids = [g.id for g in found]
+            if marker not in ids:
+                raise bad_request(f"Marker {marker} could not be found.")
+            found = found[ids.index(marker) + 1:]
+        found = found[:page_limit(q)]
+        if not request.path.endswith("/detail"):
+            return json_response({"group_snapshots": [
+                group_schemas.group_snapshot_summary(g) for g in found]})
+        version, admin = self.version(request), self.caller(request).admin
+        return json_response({"group_snapshots": [
+            group_schemas.group_snapshot_view(g, version, admin) for g in found]})
+
+    async def group_snapshot_show(self, request: web.Request) -> web.Response:
+        self._need(request, GROUP_SNAPSHOT_VERSION, "group snapshots")
+        found = await self.client_for(request).show_group_snapshot(request.match_info["id"])
+        return json_response({"group_snapshot": group_schemas.group_snapshot_view(
+            found, self.version(request), self.caller(request).admin)})
+
+    async def group_snapshot_create(self, request: web.Request) -> web.Response:
+        self._need(request, GROUP_SNAPSHOT_VERSION, "group snapshots")
+        body = group_schemas.group_snapshot_create(await read_json(request))
+        made = await self.client_for(request).create_group_snapshot(
+            body.group_id, name=body.name, description=body.description)
+        return json_response({"group_snapshot": group_schemas.group_snapshot_summary(made)},
+                             status=202)
+
+    async def group_snapshot_delete(self, request: web.Request) -> web.Response:
+        self._need(request, GROUP_SNAPSHOT_VERSION, "group snapshots")
+        await self.client_for(request).delete_group_snapshot(request.match_info["id"])
         return web.Response(status=202)
 
     # ---- projects' default types (3.62, an admin's) --------------------------------
@@ -2003,6 +2116,17 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/group_types/{id}/group_specs/{key}", f.group_specs_show),
         ("PUT", "/group_types/{id}/group_specs/{key}", f.group_specs_set),
         ("DELETE", "/group_types/{id}/group_specs/{key}", f.group_spec_delete),
+        ("POST", "/groups", f.group_create),
+        ("GET", "/groups", f.group_list),
+        ("GET", "/groups/detail", f.group_list),
+        ("GET", "/groups/{id}", f.group_show),
+        ("PUT", "/groups/{id}", f.group_update),
+        ("POST", "/groups/{id}/action", f.group_action),
+        ("POST", "/group_snapshots", f.group_snapshot_create),
+        ("GET", "/group_snapshots", f.group_snapshot_list),
+        ("GET", "/group_snapshots/detail", f.group_snapshot_list),
+        ("GET", "/group_snapshots/{id}", f.group_snapshot_show),
+        ("DELETE", "/group_snapshots/{id}", f.group_snapshot_delete),
         ("GET", "/os-quota-sets/{project}", f.quota_show),
         ("PUT", "/os-quota-sets/{project}", f.quota_update),
         ("DELETE", "/os-quota-sets/{project}", f.quota_delete),

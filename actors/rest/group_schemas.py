@@ -8,6 +8,13 @@ refuses is its 400 naming the field, and nothing is sent.
     group type update  {"group_type": {name, description, is_public}}, one at least;
                        a name not empty
     group specs        {"group_specs": {...}} (POST), {key: value} (PUT of one key)
+    group create       {"group": {group_type, volume_types (a list of one or more
+                       distinct names or ids), name, description, availability_zone}}
+    group update       {"group": {name, description, add_volumes, remove_volumes
+                       (comma-separated ids)}}, one at least
+    group action       {"delete": {"delete-volumes": a boolean}} or (3.20)
+                       {"reset_status": {"status": ...}}
+    group snapshot     {"group_snapshot": {group_id (required), name, description}}
 
 Pure code over the decoded JSON body.
 """
@@ -18,7 +25,20 @@ from typing import Any
 
 from cinderblock.actors.gateway.volume_request import FALSE_WORDS, TRUE_WORDS
 from cinderblock.actors.rest.errors import bad_request, only
-from cinderblock.protocol.messages.groups import GroupType, GroupTypeCreate, GroupTypeUpdate
+from cinderblock.actors.rest.microversion import Version
+from cinderblock.actors.rest.views import iso
+from cinderblock.protocol.messages.groups import (
+    Group,
+    GroupCreate,
+    GroupDelete,
+    GroupResetStatus,
+    GroupSnapshot,
+    GroupSnapshotCreate,
+    GroupType,
+    GroupTypeCreate,
+    GroupTypeUpdate,
+    GroupUpdate,
+)
 
 GROUP_TYPE_VERSION = "3.11"
 
@@ -104,4 +124,114 @@ def group_type_view(gtype: GroupType, admin: bool) -> dict[str, Any]:
                             "description": gtype.description, "is_public": gtype.is_public}
     if admin:
         view["group_specs"] = dict(gtype.group_specs)
+    return view
+
+
+# ---- groups (3.13) -----------------------------------------------------------------------
+GROUP_VERSION = "3.13"
+
+
+def group_create(body: dict[str, Any]) -> GroupCreate:
+    only(body, {"group"})
+    g = _entity(body, "group")
+    only(g, {"name", "description", "group_type", "volume_types", "availability_zone"},
+         "group")
+    group_type = g.get("group_type")
+    if not isinstance(group_type, str) or not group_type:
+        raise bad_request("Invalid input for field/attribute group_type: 'group_type' is a "
+                          "required property, a string")
+    types = g.get("volume_types")
+    if not isinstance(types, list) or not types or not all(
+            isinstance(t, str) and 0 < len(t) <= 255 for t in types):
+        raise bad_request("Invalid input for field/attribute volume_types: 'volume_types' is "
+                          "a required property, a list of one or more names or ids")
+    if len(set(types)) != len(types):
+        raise bad_request("Invalid input for field/attribute volume_types: has non-unique "
+                          "elements")
+    return GroupCreate(group_type, tuple(types), _text(g, "name"), _text(g, "description"),
+                       _text(g, "availability_zone"))
+
+
+def group_update(group_id: str, body: dict[str, Any]) -> GroupUpdate:
+    """Cinder's: ``add_volumes`` and ``remove_volumes`` are comma-separated ids."""
+    only(body, {"group"})
+    g = _entity(body, "group")
+    only(g, {"name", "description", "add_volumes", "remove_volumes"}, "group")
+    if not g:
+        raise bad_request("Invalid input for field/attribute group: name, description, "
+                          "add_volumes or remove_volumes is required")
+
+    def ids(field_name: str) -> tuple[str, ...]:
+        raw = _text(g, field_name) or ""
+        return tuple(v.strip() for v in raw.split(",") if v.strip())
+
+    return GroupUpdate(group_id, _text(g, "name"), _text(g, "description"),
+                       ids("add_volumes"), ids("remove_volumes"))
+
+
+def group_action(group_id: str, body: dict[str, Any]) -> GroupDelete | GroupResetStatus:
+    """``{"delete": {"delete-volumes": bool}}`` or (3.20) ``{"reset_status": {"status":
+    ...}}``: one action."""
+    if len(body) != 1 or next(iter(body)) not in ("delete", "reset_status"):
+        raise bad_request(f"There is no such action: {', '.join(sorted(body)) or 'none'} "
+                          "(a group takes delete and reset_status)")
+    if "delete" in body:
+        args = _entity(body, "delete")
+        only(args, {"delete-volumes"}, "delete")
+        return GroupDelete(group_id, _boolean(args.get("delete-volumes", False),
+                                              "delete-volumes"))
+    args = _entity(body, "reset_status")
+    only(args, {"status"}, "reset_status")
+    status = args.get("status")
+    if not isinstance(status, str):
+        raise bad_request("Invalid input for field/attribute status: 'status' is a required "
+                          "property, a string")
+    return GroupResetStatus(group_id, status.strip().lower())
+
+
+def group_view(group: Group, version: Version, admin: bool, list_volume: bool) -> dict[str, Any]:
+    """Cinder's detailed view of a group, by microversion."""
+    view: dict[str, Any] = {
+        "id": group.id, "status": group.status.value,
+        "availability_zone": group.availability_zone, "created_at": iso(group.created_at),
+        "name": group.name, "description": group.description,
+        "group_type": group.group_type, "volume_types": list(group.volume_types)}
+    if version.at_least("3.14"):  # no group is made from a source here (yet)
+        view["group_snapshot_id"] = None
+        view["source_group_id"] = None
+    if version.at_least("3.25") and list_volume:
+        view["volumes"] = list(group.volumes)
+    if version.at_least("3.38"):
+        view["replication_status"] = "disabled"
+    if version.at_least("3.58") and admin:
+        view["project_id"] = group.project_id
+    return view
+
+
+# ---- group snapshots (3.14) --------------------------------------------------------------
+GROUP_SNAPSHOT_VERSION = "3.14"
+
+
+def group_snapshot_create(body: dict[str, Any]) -> GroupSnapshotCreate:
+    only(body, {"group_snapshot"})
+    gs = _entity(body, "group_snapshot")
+    only(gs, {"group_id", "name", "description"}, "group_snapshot")
+    group_id = gs.get("group_id")
+    if not isinstance(group_id, str) or not group_id:
+        raise bad_request("Invalid input for field/attribute group_id: 'group_id' is a "
+                          "required property, a group's id")
+    return GroupSnapshotCreate(group_id, _text(gs, "name"), _text(gs, "description"))
+
+
+def group_snapshot_summary(gs: GroupSnapshot) -> dict[str, Any]:
+    return {"id": gs.id, "name": gs.name, "group_type_id": gs.group_type_id}
+
+
+def group_snapshot_view(gs: GroupSnapshot, version: Version, admin: bool) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": gs.id, "group_id": gs.group_id, "group_type_id": gs.group_type_id,
+        "status": gs.status, "created_at": iso(gs.created_at), "name": gs.name,
+        "description": gs.description}
+    if version.at_least("3.58") and admin:
+        view["project_id"] = gs.project_id
     return view

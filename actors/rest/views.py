@@ -18,8 +18,7 @@ from cinderblock.protocol.messages.user_messages import UserMessage
 from cinderblock.protocol.messages.volumes import TypeDefault, Volume, VolumeType
 
 QUOTA_RESOURCES = ("volumes", "gigabytes", "snapshots", "per_volume_gigabytes", "backups",
-                   "backup_gigabytes")
-UNKEPT_QUOTAS = ("groups",)  # no such thing here: limit 0
+                   "backup_gigabytes", "groups")
 
 
 def iso(ts: float | None) -> str | None:
@@ -58,7 +57,7 @@ def volume_detail(v: Volume, base: str, admin: bool, attachments: Iterable[Attac
         "metadata": {**v.metadata, **({"readonly": "True"} if v.readonly else {})},
         "snapshot_id": v.snapshot_id, "source_volid": v.source_volid, "user_id": v.user_id,
         "created_at": iso(v.created_at), "updated_at": iso(v.updated_at),
-        "replication_status": None, "consistencygroup_id": None, "group_id": None,
+        "replication_status": None, "consistencygroup_id": None, "group_id": v.group_id,
         "migration_status": v.migration_status if admin else None,
         "links": links(base, "volumes", v.id),
     }
@@ -97,7 +96,7 @@ def snapshot(s: Snapshot) -> dict[str, Any]:
         "id": s.id, "volume_id": s.volume_id, "status": s.status, "size": s.size,
         "name": s.name, "description": s.description, "metadata": dict(s.metadata),
         "created_at": iso(s.created_at), "updated_at": iso(s.updated_at),
-        "user_id": s.user_id, "group_snapshot_id": None,
+        "user_id": s.user_id, "group_snapshot_id": s.group_snapshot_id,
         "os-extended-snapshot-attributes:progress": "100%" if s.status == "available" else "0%",
         "os-extended-snapshot-attributes:project_id": s.project_id,
     }
@@ -126,16 +125,14 @@ def qos_association(t: VolumeType) -> dict[str, Any]:
 
 
 def quota_set(q: QuotaSet, usage: bool) -> dict[str, Any]:
-    """Cinder's quota set: the kept resources, each volume type's own (``volumes_<type
-    name>``, as the gateway names them), and those kept nowhere here (0)."""
+    """Cinder's quota set: the kept resources and each volume type's own (``volumes_<type
+    name>``, as the gateway names them)."""
     out: dict[str, Any] = {"id": q.project}
     typed = sorted(r for r in q.limits if split_typed(r) is not None)
     for res in (*QUOTA_RESOURCES, *typed):
         limit = q.limits.get(res, -1)
         out[res] = ({"limit": limit, "in_use": q.in_use.get(res, 0),
                      "reserved": q.reserved.get(res, 0), "allocated": 0} if usage else limit)
-    for res in UNKEPT_QUOTAS:
-        out[res] = {"limit": 0, "in_use": 0, "reserved": 0, "allocated": 0} if usage else 0
     return out
 
 

@@ -318,11 +318,13 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         same_host: Sequence[str] | None = None,
         different_host: Sequence[str] | None = None,
         backup_id: str | None = None,
+        group_id: str | None = None,
     ) -> Volume:
         """``same_host`` and ``different_host``: Cinder's affinity hints (volume ids of
         the caller's own): the volume goes on a backend holding one of the first, and on
         none holding any of the second. ``backup_id``: the new volume holds that backup's
-        data (its size by default; Cinder's 3.47)."""
+        data (its size by default; Cinder's 3.47). ``group_id``: it is made in that group
+        (of one of its volume types; on its backend; Cinder's 3.13)."""
         if size is not None:
             check_range("size", size, 1, MAX_SIZE_GB)
         body = VolumeCreate(size, name, description, volume_type, availability_zone,
@@ -330,7 +332,8 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
                             source_volid=source_volid,
                             same_host=None if same_host is None else list(same_host),
                             different_host=None if different_host is None
-                            else list(different_host), backup_id=backup_id)
+                            else list(different_host), backup_id=backup_id,
+                            group_id=group_id)
         raw = await self.call("volume.create", body, request_id, timeout)
         volume = parse(Volume, raw, strict=False)
         if not wait:

@@ -1,8 +1,12 @@
-"""Generic volume groups on the wire (client <-> gateway): Cinder's group types (3.11).
+"""Generic volume groups on the wire (client <-> gateway, gateway -> node): Cinder's
+group types (3.11), groups (3.13) and group snapshots (3.14).
 
 A group type is an admin's named set of ``group_specs`` (Cinder's, such as
-``consistent_group_snapshot_enabled``) that a group is made with; what the gateway
-checks is in ``actors.gateway.group_types``.
+``consistent_group_snapshot_enabled``) that a group is made with; a group holds
+volumes of its volume types, all on the one backend it was placed on; a group snapshot
+is a snapshot of each of them taken at one instant (their node holds their writes
+meanwhile). What the gateway checks is in ``actors.gateway.group_types``,
+``actors.gateway.groups`` and ``actors.gateway.group_snapshots``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cinderblock.protocol.states import GroupStatus
 from cinderblock.protocol.wire.schema import message
 
 
@@ -60,3 +65,141 @@ class GroupTypeRef:
 @dataclass(frozen=True, slots=True)
 class GroupTypeList:
     group_types: tuple[GroupType, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: str
+    project_id: str
+    status: GroupStatus
+    group_type: str  # its group type's id
+    volume_types: tuple[str, ...] = ()  # the ids of the volume types its volumes may have
+    name: str | None = None
+    description: str | None = None
+    availability_zone: str | None = None
+    host: str | None = None  # the backend its volumes live on (Cinder's, admins see it)
+    created_at: float = 0.0
+    volumes: tuple[str, ...] = ()  # its volumes' ids
+    user_id: str | None = None
+    reason: str | None = None  # why it is in error, when it is
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupCreate:
+    """Cinder's group create: a group type and volume types (names or ids), at least
+    one; the group is placed on a backend of its zone that satisfies every one."""
+
+    group_type: str
+    volume_types: tuple[str, ...]
+    name: str | None = None
+    description: str | None = None
+    availability_zone: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupUpdate:
+    """Cinder's group update: a new name or description, volumes to add or remove."""
+
+    group_id: str
+    name: str | None = None
+    description: str | None = None
+    add_volumes: tuple[str, ...] = ()
+    remove_volumes: tuple[str, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupDelete:
+    group_id: str
+    delete_volumes: bool = False  # Cinder's delete-volumes: its volumes are deleted too
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupRef:
+    group_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupListRequest:
+    all_projects: bool = False  # an admin's: every project's (or project_id's)
+    project_id: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupList:
+    groups: tuple[Group, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupResetStatus:
+    """An admin's (Cinder's 3.20 ``reset_status``): the group's status, nothing else."""
+
+    group_id: str
+    status: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupSnapshot:
+    id: str
+    project_id: str
+    group_id: str
+    status: str  # its snapshots': creating, available, error, deleting, error_deleting
+    group_type_id: str
+    name: str | None = None
+    description: str | None = None
+    created_at: float = 0.0
+    snapshots: tuple[str, ...] = ()  # its snapshots' ids
+    user_id: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupSnapshotCreate:
+    group_id: str
+    name: str | None = None
+    description: str | None = None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupSnapshotRef:
+    group_snapshot_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupSnapshotListRequest:
+    all_projects: bool = False  # an admin's: every project's (or project_id's)
+    project_id: str | None = None
+    group_id: str | None = None  # only this group's
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupSnapshotList:
+    group_snapshots: tuple[GroupSnapshot, ...] = ()
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupSnapshotMember:
+    volume_id: str
+    snapshot_id: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeCreateGroupSnapshot:
+    """Gateway -> node: a snapshot of each member volume, taken while the node holds
+    their writes (a crash-consistent set); each reported as ``snapshot.update``."""
+
+    group_snapshot_id: str
+    members: tuple[GroupSnapshotMember, ...]

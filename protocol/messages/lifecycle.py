@@ -95,6 +95,7 @@ class Snapshot:
     reason: str | None = None
     user_id: str | None = None
     volume_type_id: str | None = None
+    group_snapshot_id: str | None = None  # the group snapshot it was taken in (3.14)
 
 
 @message

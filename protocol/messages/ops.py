@@ -37,7 +37,21 @@ from cinderblock.protocol.messages.backups import (
     NodeRestoreBackup,
 )
 from cinderblock.protocol.messages.flows import FlowHistoryRequest, FlowRecent
-from cinderblock.protocol.messages.groups import GroupTypeCreate, GroupTypeRef, GroupTypeUpdate
+from cinderblock.protocol.messages.groups import (
+    GroupCreate,
+    GroupDelete,
+    GroupListRequest,
+    GroupRef,
+    GroupResetStatus,
+    GroupSnapshotCreate,
+    GroupSnapshotListRequest,
+    GroupSnapshotRef,
+    GroupTypeCreate,
+    GroupTypeRef,
+    GroupTypeUpdate,
+    GroupUpdate,
+    NodeCreateGroupSnapshot,
+)
 from cinderblock.protocol.messages.lifecycle import (
     NodeCreateSnapshot,
     NodeDeleteSnapshot,
@@ -233,6 +247,18 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "group_type.show": (GroupTypeRef, READERS),
     "group_type.update": (GroupTypeUpdate, ADMINS),
     "group_type.delete": (GroupTypeRef, ADMINS),
+    # generic volume groups (Cinder's 3.13)
+    "group.create": (GroupCreate, USERS),
+    "group.list": (GroupListRequest, READERS),
+    "group.show": (GroupRef, READERS),
+    "group.update": (GroupUpdate, USERS),
+    "group.delete": (GroupDelete, USERS),
+    "group.reset_status": (GroupResetStatus, ADMINS),
+    # group snapshots (Cinder's 3.14; the node takes them at one instant)
+    "group_snapshot.create": (GroupSnapshotCreate, USERS),
+    "group_snapshot.list": (GroupSnapshotListRequest, READERS),
+    "group_snapshot.show": (GroupSnapshotRef, READERS),
+    "group_snapshot.delete": (GroupSnapshotRef, USERS),
     # QoS specs (Cinder's qos-specs API: an admin's)
     "qos.create": (QosCreate, ADMINS),
     "qos.list": (QosListRequest, ADMINS),
@@ -271,6 +297,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "node.extend_volume": (NodeExtendVolume, GATEWAY),
     "node.revert_volume": (NodeRevertVolume, GATEWAY),
     "node.create_snapshot": (NodeCreateSnapshot, GATEWAY),
+    "node.create_group_snapshot": (NodeCreateGroupSnapshot, GATEWAY),
     "node.delete_snapshot": (NodeDeleteSnapshot, GATEWAY),
     "node.create_backup": (NodeCreateBackup, GATEWAY),
     "node.delete_backup": (NodeDeleteBackup, GATEWAY),

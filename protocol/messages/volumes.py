@@ -75,6 +75,7 @@ class Volume:
     multiattach: bool = False  # its type allows more than one attachment
     image_metadata: dict[str, str] = field(default_factory=dict)  # Cinder's volume_image_metadata
     migration_status: str | None = None  # Cinder's: its latest migration's, shown to admins
+    group_id: str | None = None  # the generic volume group it is in (Cinder's 3.13)
 
 
 @message

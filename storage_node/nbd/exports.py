@@ -36,7 +36,8 @@ import asyncio
 import json
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,12 @@ class ExportManager:
     @property
     def port(self) -> int:
         return self._server.port
+
+    def writes_held(self, volume_ids: Iterable[str]) -> AbstractAsyncContextManager[None]:
+        """The writes of every export of these volumes held (``write_gate``): a group
+        snapshot's instant. A volume without a file (the null backend's) has none."""
+        paths = [p for v in volume_ids if (p := self.driver.volume_path(v)) is not None]
+        return self._server.gates.held(paths)
 
     @property
     def _server(self) -> NbdServer:

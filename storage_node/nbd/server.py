@@ -58,6 +58,7 @@ from typing import Any, ParamSpec, TypeVar
 from cinderblock.storage_node.nbd import protocol as proto
 from cinderblock.storage_node.nbd.certificates import der_fingerprint
 from cinderblock.storage_node.nbd.throttle import IoLimits, Throttle
+from cinderblock.storage_node.nbd.write_gate import WriteGate, WriteGates
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ class _Shared:
     tls: ssl.SSLContext
     executor: concurrent.futures.ThreadPoolExecutor
     counters: _Counters
+    gates: WriteGates  # each file's writes, held while a group snapshot is taken
 
 
 def _load_fallocate() -> Any:
@@ -229,8 +231,10 @@ def _close_when_idle(fd: int, pending: list[concurrent.futures.Future[Any]]) -> 
 class _BlockFile:
     """A raw file opened for one connection. I/O above INLINE_IO_BYTES runs in threads."""
 
-    def __init__(self, export: _Export, executor: concurrent.futures.ThreadPoolExecutor) -> None:
+    def __init__(self, export: _Export, executor: concurrent.futures.ThreadPoolExecutor,
+                 gate: WriteGate) -> None:
         flags = (os.O_RDONLY if export.readonly else os.O_RDWR) | os.O_CLOEXEC
+        self.gate = gate  # its file's writes (shared with the file's other exports)
         self._fd = os.open(export.path, flags)
         self.size = os.fstat(self._fd).st_size
         self.readonly = export.readonly
@@ -402,7 +406,7 @@ class _Connection:
         logged as a failure.
         """
         export = self._shared.exports[info.name]
-        disk = _BlockFile(export, self._shared.executor)
+        disk = _BlockFile(export, self._shared.executor, self._shared.gates.of(export.path))
         self.export_name, self._throttle = info.name, export.throttle
         return disk
 
@@ -499,15 +503,18 @@ class _Connection:
                 counters.bytes_read += len(data)
                 return data
             case proto.Command.WRITE:
-                await disk.write(request.offset, payload, fua)
+                async with disk.gate.writing():
+                    await disk.write(request.offset, payload, fua)
                 counters.bytes_written += len(payload)
             case proto.Command.FLUSH:
                 await disk.flush()
             case proto.Command.TRIM:
-                await disk.zero(request.offset, request.length, punch=True, fua=fua)
+                async with disk.gate.writing():
+                    await disk.zero(request.offset, request.length, punch=True, fua=fua)
             case proto.Command.WRITE_ZEROES:
                 punch = not request.flags & proto.CommandFlag.NO_HOLE
-                await disk.zero(request.offset, request.length, punch=punch, fua=fua)
+                async with disk.gate.writing():
+                    await disk.zero(request.offset, request.length, punch=punch, fua=fua)
             case proto.Command.BLOCK_STATUS:
                 assert self._allocation is not None  # check_request let it through
                 one = bool(request.flags & proto.CommandFlag.REQ_ONE)
@@ -557,6 +564,7 @@ class NbdServer:
         self._server: asyncio.Server | None = None
         self._shared: _Shared | None = None
         self._closing = False
+        self.gates = WriteGates()  # ``gates.held(paths)``: a group snapshot's instant
 
     async def __aenter__(self) -> NbdServer:
         await self.start()
@@ -570,7 +578,8 @@ class NbdServer:
             raise RuntimeError("NbdServer already started")
         executor = concurrent.futures.ThreadPoolExecutor(IO_THREADS, thread_name_prefix="nbd-io")
         self._shared = _Shared(
-            self._exports, self._by_fingerprint, self._tls, executor, self._counters)
+            self._exports, self._by_fingerprint, self._tls, executor, self._counters,
+            self.gates)
         self._closing = False
         self._server = await asyncio.start_server(self._on_connect, self._host, self._port)
         self._port = self._server.sockets[0].getsockname()[1]
@@ -613,6 +622,8 @@ class NbdServer:
             del self._by_fingerprint[export.client_fingerprint]
         doomed = [c for c in self._connections if c.export_name == name]
         await self._close_connections(doomed)
+        if export is not None and all(e.path != export.path for e in self._exports.values()):
+            self.gates.forget(export.path)
         throttle = export.throttle if export is not None else None
         if throttle is not None and all(e.throttle is not throttle
                                         for e in self._exports.values()):

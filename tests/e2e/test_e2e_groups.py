@@ -1,15 +1,19 @@
 """Generic volume groups end to end, through the client library: group types (Cinder's
-3.11) an admin makes, changes and deletes, which projects see without their specs."""
+3.11) an admin makes, changes and deletes, which projects see without their specs; and
+groups (3.13) of volumes on one backend; group snapshots (3.14) taken at one instant."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 import pytest
 
 from cinderblock.protocol.client.client import Client
-from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, NotFound
-from tests.conftest import E2ECluster
+from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from tests.cluster_invariants import settled_violations
+from tests.conftest import E2ECluster, eventually
+from tests.lifecycle_helpers import file_of, read, write_pattern
 
 
 async def test_an_admin_makes_changes_and_deletes_a_group_type(
@@ -53,3 +57,150 @@ async def test_an_admin_makes_changes_and_deletes_a_group_type(
     await admin.delete_group_type(made.id)
     with pytest.raises(NotFound):
         await admin.show_group_type(made.id)
+
+
+@pytest.fixture(scope="module")
+def two_names(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """node-2's backend named ``fast``: a group of the Fast type goes there."""
+    return cluster_factory(nodes=2, node_overrides={"node-2": {"volume_backend_name": "fast"}})
+
+
+async def test_a_group_holds_volumes_of_its_types_on_its_backend(two_names: E2ECluster) -> None:
+    """A group is placed on the backend its volume types fit; volumes are made in it
+    (there) or added (if there) and removed; a volume in a group is not deleted,
+    migrated or retyped on its own; a group with volumes is deleted only with them; the
+    groups quota counts it; and the cluster settles exact."""
+    c, project = two_names, "grouping"
+    async with c.client(project) as client, c.client("admin", admin=True) as admin:
+        fast = await admin.create_type("Fast", extra_specs={"volume_backend_name": "fast"})
+        gtype = await admin.create_group_type("cg")
+        group = await client.create_group("cg", ["Fast"], name="db", description="d")
+        assert (group.status, group.host, group.volume_types, group.group_type, group.name) \
+            == ("available", "node-2@file", (fast.id,), gtype.id, "db")
+        assert (await client.show_quota()).in_use["groups"] == 1
+
+        inside = await client.create_volume(1, volume_type="Fast", group_id=group.id, wait=True)
+        assert (inside.group_id, inside.host) == (group.id, "node-2@file")
+        with pytest.raises(InvalidInput, match=r"is not one of group .* volume types"):
+            await client.create_volume(1, group_id=group.id)  # the default type
+        outside = await client.create_volume(1, volume_type="Fast", wait=True)
+        plain = await client.create_volume(1, volume_type="FCVolumeType", wait=True)
+        with pytest.raises(InvalidInput, match="volume type FCVolumeType is not supported"):
+            await client.update_group(group.id, add_volumes=[plain.id])
+        added = await client.update_group(group.id, add_volumes=[outside.id], name="db2")
+        assert (set(added.volumes), added.name) == ({inside.id, outside.id}, "db2")
+        assert (await client.show_volume(outside.id)).group_id == group.id
+
+        with pytest.raises(InvalidState, match="belongs to group"):
+            await client.delete_volume(inside.id)
+        with pytest.raises(InvalidState, match="belongs to group"):
+            await admin.migrate_volume(inside.id, "node-1@file")
+        with pytest.raises(InvalidState, match="belongs to group"):
+            await client.retype_volume(inside.id, "FCVolumeType", "on-demand")
+        with pytest.raises(InvalidState, match="belongs to group"):
+            await client.create_transfer(inside.id)
+        with pytest.raises(InvalidInput, match="still contains volumes"):
+            await client.delete_group(group.id)
+        with pytest.raises(InvalidInput, match="still in use"):
+            await admin.delete_group_type(gtype.id)
+
+        kept = await client.update_group(group.id, remove_volumes=[outside.id])
+        assert set(kept.volumes) == {inside.id}
+        assert (await client.show_volume(outside.id)).group_id is None
+        await client.delete_volume(outside.id, wait=True)  # on its own again
+
+        await client.delete_group(group.id, delete_volumes=True)
+        await eventually(lambda: _gone(client, group.id), timeout=30)
+        with pytest.raises(NotFound):
+            await client.show_volume(inside.id)
+        assert (await client.show_quota()).in_use["groups"] == 0
+        assert await settled_violations(c, admin, [project]) == []
+        await client.delete_volume(plain.id, wait=True)
+        await admin.delete_group_type(gtype.id)
+
+
+async def _gone(client: Client, group_id: str) -> bool:
+    try:
+        await client.show_group(group_id)
+    except NotFound:
+        return True
+    return False
+
+
+async def test_a_group_snapshot_takes_every_volume_at_one_instant_and_goes_with_them(
+    two_names: E2ECluster,
+) -> None:
+    """A group snapshot of two volumes: each snapshot holds its volume's bytes and names
+    the group snapshot; a member is not deleted on its own, nor the group while it has
+    one; a volume made from a member holds its bytes; the group snapshot's delete takes
+    its snapshots, and quota and node files settle exact."""
+    c, project = two_names, "group-snapping"
+    async with c.client(project) as client, c.client("admin", admin=True) as admin:
+        await admin.create_type("Fast2", extra_specs={"volume_backend_name": "fast"})
+        gtype = await admin.create_group_type("cg2")
+        group = await client.create_group(gtype.id, ["Fast2"])
+        vols = [await client.create_volume(1, volume_type="Fast2", group_id=group.id,
+                                           wait=True) for _ in range(2)]
+        for n, vol in enumerate(vols):
+            write_pattern(file_of(c, vol), [(4096, f"volume {n} at the instant".encode())])
+        snap = await client.create_group_snapshot(group.id, name="nightly", wait=True)
+        assert (snap.status, snap.group_id, len(snap.snapshots), snap.name) == (
+            "available", group.id, 2, "nightly")
+        members = [await client.show_snapshot(s) for s in snap.snapshots]
+        assert {m.volume_id for m in members} == {v.id for v in vols}
+        assert all(m.group_snapshot_id == snap.id and m.status == "available" for m in members)
+        assert (await client.show_quota()).in_use["snapshots"] == 2
+        with pytest.raises(InvalidState, match="is part of group snapshot"):
+            await client.delete_snapshot(members[0].id)
+        with pytest.raises(InvalidState, match="has existing group snapshots"):
+            await client.delete_group(group.id, delete_volumes=True)
+        first = next(m for m in members if m.volume_id == vols[0].id)
+        copy = await client.create_volume(snapshot_id=first.id, size=None, wait=True)
+        assert read(file_of(c, copy), 4096, 23) == b"volume 0 at the instant"
+        await client.delete_volume(copy.id, wait=True)
+
+        await client.delete_group_snapshot(snap.id)
+        await eventually(lambda: _no_group_snapshot(client, snap.id), timeout=30)
+        for m in members:
+            with pytest.raises(NotFound):
+                await client.show_snapshot(m.id)
+        await client.delete_group(group.id, delete_volumes=True)
+        await eventually(lambda: _gone(client, group.id), timeout=30)
+        assert await settled_violations(c, admin, [project]) == []
+        await admin.delete_group_type(gtype.id)
+
+
+async def _no_group_snapshot(client: Client, group_snapshot_id: str) -> bool:
+    try:
+        await client.show_group_snapshot(group_snapshot_id)
+    except NotFound:
+        return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def failing_snapshots(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=1, node_overrides={"node-1": {"faults": ("create_snapshot",)}})
+
+
+async def test_a_group_snapshot_that_fails_leaves_every_member_in_error_and_no_file(
+    failing_snapshots: E2ECluster,
+) -> None:
+    c, project = failing_snapshots, "group-failing"
+    async with c.client(project) as client, c.client("admin", admin=True) as admin:
+        gtype = await admin.create_group_type("cg-fail")
+        group = await client.create_group(gtype.id, ["__DEFAULT__"])
+        for _ in range(2):
+            await client.create_volume(1, group_id=group.id, wait=True)
+        snap = await client.create_group_snapshot(group.id, wait=True)
+        assert snap.status == "error"
+        for sid in snap.snapshots:
+            member = await client.show_snapshot(sid)
+            assert member.status == "error"
+            assert "injected fault: create_snapshot" in (member.reason or "")
+        assert not [f for f in c.node_files()["node-1"] if f.startswith("snapshot-")]
+        await client.delete_group_snapshot(snap.id)
+        await eventually(lambda: _no_group_snapshot(client, snap.id), timeout=30)
+        await client.delete_group(group.id, delete_volumes=True)
+        await eventually(lambda: _gone(client, group.id), timeout=30)
+        assert await settled_violations(c, admin, [project]) == []

@@ -901,3 +901,30 @@ def test_a_server_context_that_does_not_demand_client_certificates_is_refused(
     lax.verify_mode = ssl.CERT_OPTIONAL
     with pytest.raises(ValueError, match="must require client certificates"):
         NbdServer(lax)
+
+
+async def test_held_writes_wait_unanswered_while_reads_go_on(
+    exports: Exports, disk: pathlib.Path
+) -> None:
+    """A group snapshot's instant (``gates.held``): a write sent while the file's writes
+    are held gets no answer and does not reach the file until they are let go; a read
+    is answered meanwhile; a write already answered is in the file before the hold
+    yields."""
+    client = await RawClient.connect(exports.server.port, tls=exports.tls("volume"))
+    await client.go("volume")
+    assert await client.request(proto.Command.WRITE, 0, 4, b"old!") == (0, b"")
+    async with exports.server.gates.held([disk]):
+        assert disk.read_bytes()[:4] == b"old!"  # answered before: in the file
+        client.send_request(proto.Command.WRITE, 0, 4, b"new!")
+        with pytest.raises(TimeoutError):  # held: no answer
+            async with asyncio.timeout(0.5):
+                await client.reader.readexactly(16)
+        assert disk.read_bytes()[:4] == b"old!"
+        reader = await RawClient.connect(exports.server.port, tls=exports.tls("volume"))
+        await reader.go("volume")
+        assert await reader.request(proto.Command.READ, 0, 4) == (0, b"old!")
+        await reader.close()
+    magic, error, cookie = struct.unpack(">IIQ", await client.reader.readexactly(16))
+    assert (magic, error, cookie) == (proto.SIMPLE_REPLY_MAGIC, 0, 7)  # let go: answered
+    assert disk.read_bytes()[:4] == b"new!"
+    await client.close()

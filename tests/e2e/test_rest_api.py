@@ -28,6 +28,7 @@ from tests.conftest import CINDERBLOCK, GIB, E2ECluster
 from tests.e2e.test_rest_clients import (
     backup_gone,
     backup_status,
+    gone,
     volume_status,
     wait_for,
 )
@@ -2133,7 +2134,7 @@ def test_backup_quota_is_kept_shown_in_quota_sets_and_limits_and_refused_with_41
     assert quota["backups"] == {"limit": 1, "in_use": 1, "reserved": 0, "allocated": 0}
     assert quota["backup_gigabytes"] == {"limit": 5, "in_use": 2, "reserved": 0,
                                          "allocated": 0}
-    assert quota["groups"] == {"limit": 0, "in_use": 0, "reserved": 0, "allocated": 0}
+    assert quota["groups"] == {"limit": 10, "in_use": 0, "reserved": 0, "allocated": 0}
     assert quota["gigabytes"]["in_use"] == 2  # a backup's GiB are not the volumes'
     absolute = api.call("GET", "/v3/limits").body["limits"]["absolute"]
     assert (absolute["maxTotalBackups"], absolute["maxTotalBackupGigabytes"],
@@ -2220,3 +2221,104 @@ def test_group_types_answer_as_cinders_and_are_an_admins_to_change(
           "Default group type can not be found")
     assert admin_api.call("DELETE", base, version=v).status == 202
     fault(admin_api.call("GET", base, version=v), 404, "itemNotFound", "could not be found")
+
+
+def test_groups_answer_as_cinders(api: Api, admin_api: Api, admin_view: SyncClient) -> None:
+    """``/groups`` as Cinder's 3.13: not there before (404); the create's 202 and summary;
+    bodies Cinder's schema refuses (400); the detail view by microversion (3.14's
+    snapshot and source ids, 3.25's ``list_volume``); update's 202; a reset by a member
+    (403) and before 3.20 (404); the delete action's 202, and refused while volumes
+    are in the group."""
+    gtype = admin_view.create_group_type(f"g-{uuid.uuid4().hex[:8]}")
+    fault(api.call("GET", "/v3/groups", version="3.12"), 404, "itemNotFound", "need 3.13")
+    for bad, says in (({"group": {"volume_types": ["FCVolumeType"]}}, "group_type"),
+                      ({"group": {"group_type": gtype.id}}, "volume_types"),
+                      ({"group": {"group_type": gtype.id, "volume_types": []}}, "volume_types"),
+                      ({"group": {"group_type": gtype.id, "volume_types": ["a", "a"]}},
+                       "non-unique"),
+                      ({"group": {"group_type": gtype.id, "volume_types": ["a"], "x": 1}},
+                       "x")):
+        fault(api.call("POST", "/v3/groups", bad, version="3.13"), 400, "badRequest", says)
+    fault(api.call("POST", "/v3/groups", {"group": {
+        "group_type": "nope", "volume_types": ["FCVolumeType"]}}, version="3.13"), 404,
+        "itemNotFound", "Group type with id nope could not be found")
+    made = api.call("POST", "/v3/groups", {"group": {
+        "group_type": gtype.name, "volume_types": ["FCVolumeType"], "name": "g"}},
+        version="3.13")
+    assert made.status == 202 and set(made.body["group"]) == {"id", "name"}, made.body
+    gid = made.body["group"]["id"]
+    detail = api.call("GET", f"/v3/groups/{gid}", version="3.13").body["group"]
+    assert (detail["status"], detail["group_type"], detail["name"]) == (
+        "available", gtype.id, "g")
+    assert "group_snapshot_id" not in detail and "volumes" not in detail
+    newer = api.call("GET", f"/v3/groups/{gid}?list_volume=true", version="3.25").body
+    assert (newer["group"]["group_snapshot_id"], newer["group"]["volumes"]) == (None, [])
+    listed = api.call("GET", "/v3/groups", version="3.13").body["groups"]
+    assert {"id": gid, "name": "g"} in listed
+    vol = api.call("POST", "/v3/volumes", {"volume": {
+        "size": 1, "volume_type": "FCVolumeType", "group_id": gid}}, version="3.13")
+    assert vol.status == 202, vol.body
+    vid = vol.body["volume"]["id"]
+    volume_status(admin_view, vid, "available")
+    shown = api.call("GET", f"/v3/volumes/{vid}", version="3.13").body["volume"]
+    assert shown["group_id"] == gid
+    assert api.call("PUT", f"/v3/groups/{gid}", {"group": {"description": "d"}},
+                    version="3.13").status == 202
+    fault(api.call("PUT", f"/v3/groups/{gid}", {"group": {}}, version="3.13"), 400,
+          "badRequest", "is required")
+    fault(api.call("POST", f"/v3/groups/{gid}/action", {"reset_status": {
+        "status": "error"}}, version="3.20"), 403, "forbidden", "group:reset_status")
+    fault(admin_api.call("POST", f"/v3/groups/{gid}/action", {"reset_status": {
+        "status": "error"}}, version="3.19"), 404, "itemNotFound", "3.20")
+    fault(api.call("POST", f"/v3/groups/{gid}/action", {"delete": {}}, version="3.13"), 400,
+          "badRequest", "still contains volumes")
+    fault(api.call("POST", f"/v3/groups/{gid}/action", {"explode": {}}, version="3.13"),
+          400, "badRequest", "There is no such action: explode")
+    assert api.call("POST", f"/v3/groups/{gid}/action", {"delete": {
+        "delete-volumes": True}}, version="3.13").status == 202
+    gone(admin_view, vid)
+    fault(api.call("GET", f"/v3/groups/{gid}", version="3.13"), 404, "itemNotFound",
+          "could not be found")
+    admin_view.delete_group_type(gtype.id)
+
+
+def test_group_snapshots_answer_as_cinders(api: Api, admin_view: SyncClient) -> None:
+    """``/group_snapshots`` as Cinder's 3.14: not there before (404); a body without a
+    group (400); the create's 202 and summary, the detail view, a member snapshot's
+    ``group_snapshot_id``; a member's own delete refused (400), the delete's 202."""
+    gtype = admin_view.create_group_type(f"gs-{uuid.uuid4().hex[:8]}")
+    fault(api.call("GET", "/v3/group_snapshots", version="3.13"), 404, "itemNotFound",
+          "need 3.14")
+    fault(api.call("POST", "/v3/group_snapshots", {"group_snapshot": {"name": "x"}},
+                   version="3.14"), 400, "badRequest", "group_id")
+    fault(api.call("POST", "/v3/group_snapshots", {"group_snapshot": {"group_id": "nope"}},
+                   version="3.14"), 404, "itemNotFound", "Group nope could not be found")
+    gid = api.call("POST", "/v3/groups", {"group": {
+        "group_type": gtype.id, "volume_types": ["FCVolumeType"]}},
+        version="3.14").body["group"]["id"]
+    vid = api.call("POST", "/v3/volumes", {"volume": {
+        "size": 1, "volume_type": "FCVolumeType", "group_id": gid}},
+        version="3.14").body["volume"]["id"]
+    volume_status(admin_view, vid, "available")
+    made = api.call("POST", "/v3/group_snapshots", {"group_snapshot": {
+        "group_id": gid, "name": "n"}}, version="3.14")
+    assert made.status == 202 and made.body["group_snapshot"]["name"] == "n", made.body
+    gs_id = made.body["group_snapshot"]["id"]
+    wait_for(lambda: admin_view.show_group_snapshot(gs_id).status == "available")
+    shown = api.call("GET", f"/v3/group_snapshots/{gs_id}", version="3.14").body
+    assert (shown["group_snapshot"]["group_id"], shown["group_snapshot"]["status"]) == (
+        gid, "available")
+    detail = api.call("GET", "/v3/group_snapshots/detail", version="3.14").body
+    assert gs_id in {g["id"] for g in detail["group_snapshots"]}
+    (member,) = admin_view.show_group_snapshot(gs_id).snapshots
+    snap = api.call("GET", f"/v3/snapshots/{member}", version="3.14").body["snapshot"]
+    assert snap["group_snapshot_id"] == gs_id
+    fault(api.call("DELETE", f"/v3/snapshots/{member}", version="3.14"), 400, "badRequest",
+          "part of group snapshot")
+    assert api.call("DELETE", f"/v3/group_snapshots/{gs_id}", version="3.14").status == 202
+    wait_for(lambda: not admin_view.list_group_snapshots(all_projects=True, group_id=gid))
+    assert api.call("POST", f"/v3/groups/{gid}/action", {"delete": {
+        "delete-volumes": True}}, version="3.14").status == 202
+    gone(admin_view, vid)
+    wait_for(lambda: gid not in {g.id for g in admin_view.list_groups(True)})
+    admin_view.delete_group_type(gtype.id)

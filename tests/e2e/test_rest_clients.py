@@ -1439,3 +1439,60 @@ def test_group_types_with_cinder_and_openstack(rest_cluster: E2ECluster) -> None
     assert f"{name}-r" not in {row[1] for row in rows(member_cinder("group-type-list"))}
     openstack("volume", "group", "type", "delete", type_id)
     assert type_id not in {row[0] for row in rows(cinder("group-type-list"))}
+
+
+def test_groups_with_cinder_and_openstack(rest_cluster: E2ECluster,
+                                          admin_view: SyncClient) -> None:
+    """``cinder group-*`` and ``openstack volume group *`` (3.13; each had been a 404): a
+    member makes a group, a volume in it (``cinder create --group-id``), adds another and
+    removes it, renames the group, snapshots it (3.14, ``cinder group-snapshot-*``,
+    ``openstack volume group snapshot *``) and deletes it with its volumes."""
+    project = f"grp-{uuid.uuid4().hex[:8]}"
+    cinder, openstack = commands_as(rest_cluster, "3.13", project)
+    gtype = admin_view.create_group_type(f"cg-{uuid.uuid4().hex[:8]}")
+    made = table(cinder("group-create", "--name", "db", gtype.name, "FCVolumeType"))
+    group_id = made["id"]
+    shown = table(cinder("group-show", group_id))
+    fc_id = next(t.id for t in admin_view.list_types() if t.name == "FCVolumeType")
+    assert (shown["status"], shown["group_type"]) == ("available", gtype.id), shown
+    assert fc_id in shown["volume_types"], shown
+    inside = table(cinder("create", "1", "--volume-type", "FCVolumeType", "--group-id",
+                          group_id, "--name", "in"))["id"]
+    volume_status(admin_view, inside, "available")
+    assert admin_view.show_volume(inside).group_id == group_id
+    other = table(cinder("create", "1", "--volume-type", "FCVolumeType", "--name", "other",
+                         "--hint", f"same_host={inside}"))["id"]  # on the group's backend
+    volume_status(admin_view, other, "available")
+    cinder("group-update", group_id, "--add-volumes", other)
+    assert set(admin_view.show_group(group_id).volumes) == {inside, other}
+    cinder("group-update", group_id, "--remove-volumes", other)
+    assert admin_view.show_group(group_id).volumes == (inside,)
+    openstack("volume", "group", "set", group_id, "--name", "db2")
+    listed = json.loads(openstack("volume", "group", "list", "-f", "json"))
+    assert [(g["ID"], g["Name"]) for g in listed] == [(group_id, "db2")], listed
+    refused = subprocess.run(
+        [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", project,
+         "--os-project-id", project, "--os-endpoint", rest_cluster.rest_url,
+         "--os-volume-api-version", "3.13", "delete", inside],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert "belongs to group" in refused.stdout + refused.stderr, refused
+    snapshots, snapshots_os = commands_as(rest_cluster, "3.14", project)
+    made_snap = table(snapshots("group-snapshot-create", group_id, "--name", "nightly"))
+    gs_id = made_snap["id"]
+    wait_for(lambda: admin_view.show_group_snapshot(gs_id).status == "available")
+    shown_snap = table(snapshots("group-snapshot-show", gs_id))
+    assert (shown_snap["status"], shown_snap["group_id"], shown_snap["name"]) == (
+        "available", group_id, "nightly"), shown_snap
+    member = admin_view.show_group_snapshot(gs_id).snapshots[0]
+    assert table(snapshots("snapshot-show", member))["group_snapshot_id"] == gs_id
+    listed_snaps = json.loads(snapshots_os("volume", "group", "snapshot", "list", "-f", "json"))
+    assert [s["ID"] for s in listed_snaps] == [gs_id], listed_snaps
+    snapshots_os("volume", "group", "snapshot", "delete", gs_id)
+    wait_for(lambda: not admin_view.list_group_snapshots(all_projects=True,
+                                                         group_id=group_id))
+    cinder("group-delete", "--delete-volumes", group_id)
+    wait_for(lambda: group_id not in {g.id for g in admin_view.list_groups(True)})
+    gone(admin_view, inside)
+    cinder("delete", other)
+    gone(admin_view, other)
+    admin_view.delete_group_type(gtype.id)

@@ -67,7 +67,7 @@ def test_a_new_project_gets_the_default_limits_and_zero_usage() -> None:
     book = QuotaBook()
     assert book.limits(P) == dict(DEFAULT_LIMITS)
     assert book.usage(P) == {r: Usage(0, 0) for r in (
-        "volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes")}
+        "volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes", "groups")}
 
 
 def test_the_book_accepts_other_defaults_and_rejects_bad_ones() -> None:
@@ -75,7 +75,7 @@ def test_the_book_accepts_other_defaults_and_rejects_bad_ones() -> None:
     with pytest.raises(QuotaError):
         QuotaBook({"volumes": -2})
     with pytest.raises(QuotaError):
-        QuotaBook({"groups": 3})
+        QuotaBook({"replicas": 3})
 
 
 @pytest.mark.parametrize("resource", ["volumes", "gigabytes", "snapshots"])
@@ -140,7 +140,7 @@ def test_an_extend_checks_the_new_size_against_the_per_volume_limit() -> None:
 
 def test_per_volume_gigabytes_is_a_limit_not_a_usage() -> None:
     book = QuotaBook()
-    for bad in ({"per_volume_gigabytes": 1}, {"groups": 1}, {"volumes": 1.5}, {"volumes": True}):
+    for bad in ({"per_volume_gigabytes": 1}, {"replicas": 1}, {"volumes": 1.5}, {"volumes": True}):
         with pytest.raises(QuotaError):
             book.reserve(P, bad, NOW)  # type: ignore[arg-type]
     assert book.dump() == ([], [], [])
@@ -267,7 +267,7 @@ def test_generated_reservation_ids_are_uuid4_hex() -> None:
 
 def test_set_limits_validates_everything_before_changing_anything() -> None:
     book = QuotaBook()
-    for bad in ({"volumes": 5, "groups": 1}, {"volumes": 5, "gigabytes": -2}, {"volumes": "5"}):
+    for bad in ({"volumes": 5, "replicas": 1}, {"volumes": 5, "gigabytes": -2}, {"volumes": "5"}):
         with pytest.raises(QuotaError):
             book.set_limits(P, bad)  # type: ignore[arg-type]
     assert book.limits(P) == dict(DEFAULT_LIMITS)
@@ -314,7 +314,7 @@ def test_the_default_class_s_limits_are_every_project_s_without_its_own_and_are_
         book.reserve(P, {"volumes": 1}, NOW)
     assert book.set_default_limits({"volumes": 5}).empty
     with pytest.raises(QuotaError, match="Bad key"):
-        book.set_default_limits({"groups": 1, "volumes": 1})
+        book.set_default_limits({"replicas": 1, "volumes": 1})
     with pytest.raises(QuotaError, match="from -1"):
         book.set_default_limits({"volumes": -2})
     assert book.default_limits()["volumes"] == 5  # a refused update changed nothing
@@ -387,7 +387,7 @@ def test_a_book_loaded_from_the_change_records_equals_the_original() -> None:
 
 def test_load_rejects_rows_it_does_not_understand() -> None:
     with pytest.raises(QuotaError):
-        QuotaBook().load([(P, "groups", 1)], [], [])
+        QuotaBook().load([(P, "replicas", 1)], [], [])
     with pytest.raises(QuotaError):
         QuotaBook().load([], [(P, "volumes", -1, 0)], [])
 
@@ -577,7 +577,7 @@ def test_sync_sets_each_type_s_usage_and_a_type_it_does_not_name_to_none() -> No
     book.commit(res.id)
     counted = {"volumes": 2, "gigabytes": 0, "snapshots": 0, "volumes_t1": 2}
     assert book.synced(P, counted) == {**counted, "volumes_t2": 0, "backups": 0,
-                                       "backup_gigabytes": 0}  # kept as they were
+                                       "backup_gigabytes": 0, "groups": 0}  # as they were
     book.sync(P, counted)
     assert (in_use(book, "volumes_t1"), in_use(book, "volumes_t2")) == (2, 0)
     reloaded = QuotaBook()

@@ -27,7 +27,7 @@ def snap(sid: str, size: int, status: SnapshotStatus = SnapshotStatus.AVAILABLE,
     return SnapshotRecord(sid, project, "u", "v1", size, status, volume_type_id=type_id)
 
 
-NO_BACKUPS = {"backups": 0, "backup_gigabytes": 0}
+NO_BACKUPS = {"backups": 0, "backup_gigabytes": 0, "groups": 0}  # nor groups
 
 
 def usage(project: str, volumes: list[VolumeRecord], snapshots: list[SnapshotRecord],
@@ -51,6 +51,7 @@ def test_volumes_snapshots_and_both_their_gigabytes_are_counted_for_the_project_
 def test_backups_count_on_their_own_not_in_gigabytes() -> None:
     assert usage("p", [vol("v1", 5)], [], backups=(2, 9)) == {
         "volumes": 1, "snapshots": 0, "gigabytes": 5, "backups": 2, "backup_gigabytes": 9,
+        "groups": 0,
         "volumes_t1": 1, "gigabytes_t1": 5}
 
 

@@ -197,14 +197,13 @@ QUOTA = QuotaSet("p1", limits={"volumes": 10, "gigabytes": 1000, "snapshots": 10
                  reserved={"backup_gigabytes": 1})
 
 
-def test_quota_sets_show_backups_as_kept_and_groups_as_unkept() -> None:
+def test_quota_sets_show_backups_and_groups_as_kept() -> None:
     shown = views.quota_set(QUOTA, usage=True)
     assert shown["backups"] == {"limit": 4, "in_use": 2, "reserved": 0, "allocated": 0}
     assert shown["backup_gigabytes"] == {"limit": 100, "in_use": 3, "reserved": 1,
                                          "allocated": 0}
-    assert shown["groups"] == {"limit": 0, "in_use": 0, "reserved": 0, "allocated": 0}
-    assert (views.quota_set(QUOTA, usage=False)["backups"], views.UNKEPT_QUOTAS) == (
-        4, ("groups",))
+    assert shown["groups"] == {"limit": -1, "in_use": 0, "reserved": 0, "allocated": 0}
+    assert views.quota_set(QUOTA, usage=False)["backups"] == 4
 
 
 def test_absolute_limits_give_the_backups_limits_and_use() -> None:

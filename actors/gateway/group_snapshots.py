@@ -1,0 +1,296 @@
+"""Group snapshots (Cinder's 3.14 ``group_snapshots``): a snapshot of each volume of a
+group, taken at one instant.
+
+    group_snapshot_create_api  ExtractGroupSnapshotRequestTask → QuotaReserveTask →
+                               GroupSnapshotEntryCreateTask → GroupSnapshotCastTask
+
+* create: the group the caller's and ``available``; each of its volumes ``available``
+  or ``in-use`` and not busy. Quota, as Cinder's: a snapshot (and its GiB, and its
+  type's own) for each volume, reserved at once. One transaction writes the group
+  snapshot's row, a ``creating`` snapshot for each volume, their member rows and the
+  reservation's commit owed. Then the group's node is told to take them all
+  (``node.create_group_snapshot``): it holds the writes to those volumes' exports, waits
+  for the writes in flight, takes each snapshot, and lets the writes go on, so that no
+  write acknowledged after the first snapshot is in any of them and every write
+  acknowledged before is in all (a crash-consistent set); it reports each snapshot as
+  a single snapshot's create does (``snapshot.update``), all ``available`` or all
+  ``error``.
+* its status is its snapshots' (``status_of``): ``creating`` while one is, ``error``
+  if one is, else ``available``; ``deleting`` from its delete on (``error_deleting`` if
+  a snapshot's delete failed).
+* delete: every snapshot deletable (checked before anything changes); the row marked
+  ``deleting``, and each snapshot runs the snapshot delete flow; the row goes with the
+  last one's (``SnapshotStore.on_group_member_gone``; the reconciler removes one a crash
+  left with none). A member snapshot is not deleted on its own (Cinder's), and a group
+  with group snapshots is not deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cinderblock.actors.flow.engine import LinearFlow, Task
+from cinderblock.actors.gateway.group_store import GroupRecord, GroupSnapshotRecord
+from cinderblock.actors.gateway.lifecycle_checks import check_snapshot_deletable, volume_busy
+from cinderblock.actors.gateway.lifecycle_flows import QuotaReserveTask, SnapshotDeleteContext
+from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
+from cinderblock.actors.gateway.volume_request import check_text
+from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
+from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.protocol.messages.groups import (
+    GroupSnapshot,
+    GroupSnapshotCreate,
+    GroupSnapshotList,
+    GroupSnapshotListRequest,
+    GroupSnapshotMember,
+    GroupSnapshotRef,
+    NodeCreateGroupSnapshot,
+)
+from cinderblock.protocol.messages.quota import add_amounts, snapshot_amounts
+from cinderblock.protocol.messages.volumes import Empty
+from cinderblock.protocol.states import GroupStatus
+from cinderblock.protocol.states import SnapshotStatus as P
+from cinderblock.protocol.states import VolumeStatus as V
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidState, NotFound
+
+log = logging.getLogger(__name__)
+SNAPSHOTTABLE = frozenset({V.AVAILABLE, V.IN_USE})
+
+
+def status_of(rec: GroupSnapshotRecord, snapshots: Iterable[SnapshotRecord]) -> str:
+    """A group snapshot's status, from its snapshots' (see the module text)."""
+    statuses = {s.status for s in snapshots}
+    if rec.deleting:
+        failed = P.ERROR_DELETING in statuses and P.DELETING not in statuses
+        return "error_deleting" if failed else "deleting"
+    if P.CREATING in statuses:
+        return "creating"
+    if P.ERROR in statuses:
+        return "error"
+    return "available"
+
+
+def check_group_snapshottable(group: GroupRecord, volumes: list[VolumeRecord],
+                              busy: dict[str, str]) -> None:
+    """Whether ``group``'s ``volumes`` may be snapshotted now (``busy``: what each busy
+    one is busy with)."""
+    if group.status is not GroupStatus.AVAILABLE:
+        raise InvalidState(f"Group {group.id} status must be available, not "
+                           f"{group.status.value}", {"group_id": group.id})
+    for volume in volumes:
+        if volume.status not in SNAPSHOTTABLE:
+            raise InvalidState(f"Volume {volume.id} of group {group.id} is "
+                               f"{volume.status.value}: a group snapshot needs each "
+                               "volume available or in-use", {"volume_id": volume.id})
+        if volume.id in busy:
+            raise InvalidState(f"Volume {volume.id} of group {group.id} is busy: "
+                               f"{busy[volume.id]}", {"volume_id": volume.id})
+
+
+class GroupSnapshotServices(Protocol):
+    store: GatewayStore
+
+    async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]: ...
+    async def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
+                       ) -> None: ...
+    async def send_to_node(self, host: str, op: str, body: object, ctx: Context) -> None: ...
+    def snapshot_delete_flow(self) -> LinearFlow[SnapshotDeleteContext]: ...
+
+
+@dataclass(slots=True)
+class GroupSnapshotContext:
+    body: GroupSnapshotCreate
+    ctx: Context
+    group_snapshot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    group: GroupRecord | None = None
+    volumes: list[VolumeRecord] = field(default_factory=list)
+    record: GroupSnapshotRecord | None = None
+    snapshots: list[SnapshotRecord] = field(default_factory=list)
+    # the quota (``QuotaReserveTask``)
+    project: str = ""
+    deltas: dict[str, int] = field(default_factory=dict)
+    volume_size: int = 0
+    reservation_id: str | None = None
+    committed: bool = False
+
+
+class _Task(Task[GroupSnapshotContext]):
+    def __init__(self, services: GroupSnapshotServices) -> None:
+        self.s = services
+
+
+class ExtractGroupSnapshotRequestTask(_Task):
+    requires = ("body",)
+    provides = ("group", "volumes", "deltas")
+
+    async def execute(self, c: GroupSnapshotContext) -> None:
+        store = self.s.store
+        group = store.groups.by_id.get(c.body.group_id)
+        if group is None or (group.project_id != c.ctx.project_id and not c.ctx.is_admin):
+            raise NotFound(f"Group {c.body.group_id} could not be found.",
+                           {"group_id": c.body.group_id})
+        volumes = [store.volumes[v] for v in sorted(store.groups.members.get(group.id, ()))]
+        busy = {v.id: why for v in volumes if (why := volume_busy(store, v)) is not None}
+        check_group_snapshottable(group, volumes, busy)
+        c.group, c.volumes, c.project = group, volumes, group.project_id
+        c.deltas = add_amounts([snapshot_amounts(v.size, v.volume_type.id) for v in volumes])
+
+
+class GroupSnapshotEntryCreateTask(_Task):
+    """The group snapshot's row and a ``creating`` snapshot for each volume (and their
+    member rows), with the reservation's commit owed: one transaction."""
+
+    requires = ("group", "volumes", "reservation_id")
+    provides = ("record",)
+
+    async def execute(self, c: GroupSnapshotContext) -> None:
+        group, store = c.group, self.s.store
+        assert group is not None and c.reservation_id is not None
+        busy = {v.id: why for v in c.volumes if (why := volume_busy(store, v)) is not None}
+        check_group_snapshottable(group, c.volumes, busy)  # again: the reserve waited
+        now = time.time()
+        record = GroupSnapshotRecord(c.group_snapshot_id, group.project_id, c.ctx.user_id,
+                                     group.id, group.group_type_id,
+                                     check_text("name", c.body.name),
+                                     check_text("description", c.body.description), False,
+                                     now, now)
+        snapshots = [SnapshotRecord(
+            str(uuid.uuid4()), v.project_id, c.ctx.user_id, v.id, v.size, P.CREATING,
+            host=v.host, volume_type_id=v.volume_type.id, name=record.name,
+            description=record.description, created_at=now, group_snapshot_id=record.id)
+            for v in c.volumes]
+        images = {s.id: dict(v.image_metadata) for s, v in zip(snapshots, c.volumes,
+                                                               strict=True) if v.image_metadata}
+        await store.snapshots.add_group(snapshots, record, c.reservation_id, images)
+        c.record, c.snapshots, c.committed = record, snapshots, True
+
+
+class GroupSnapshotCastTask(_Task):
+    requires = ("record", "group")
+
+    async def execute(self, c: GroupSnapshotContext) -> None:
+        group, record = c.group, c.record
+        assert group is not None and record is not None
+        if not c.snapshots:
+            return  # an empty group: nothing for a node to take
+        members = tuple(GroupSnapshotMember(s.volume_id, s.id) for s in c.snapshots)
+        await self.s.send_to_node(group.host, "node.create_group_snapshot",
+                                  NodeCreateGroupSnapshot(record.id, members), c.ctx)
+
+
+def group_snapshot_create_api(s: GroupSnapshotServices) -> LinearFlow[GroupSnapshotContext]:
+    return LinearFlow(
+        "group_snapshot_create_api",
+        [ExtractGroupSnapshotRequestTask(s), QuotaReserveTask[GroupSnapshotContext](s),
+         GroupSnapshotEntryCreateTask(s), GroupSnapshotCastTask(s)],
+        given=("body", "ctx"),
+    )
+
+
+class GatewayGroupSnapshots:
+    """The ``group_snapshot.*`` ops."""
+
+    def __init__(self, s: GroupSnapshotServices) -> None:
+        self.s = s
+        self.store = s.store
+        self.group_snapshots = s.store.group_snapshots
+        self.create_flow = group_snapshot_create_api(s)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "group_snapshot.create": self.on_create,
+            "group_snapshot.list": self.on_list,
+            "group_snapshot.show": self.on_show,
+            "group_snapshot.delete": self.on_delete,
+        }
+
+    def visible(self, group_snapshot_id: str, ctx: Context) -> GroupSnapshotRecord:
+        rec = self.group_snapshots.by_id.get(group_snapshot_id)
+        if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
+            raise NotFound(f"GroupSnapshot {group_snapshot_id} could not be found.",
+                           {"group_snapshot_id": group_snapshot_id})
+        return rec
+
+    def members(self, rec: GroupSnapshotRecord) -> list[SnapshotRecord]:
+        found = (self.store.snapshots.get(s)
+                 for s in sorted(self.group_snapshots.members.get(rec.id, ())))
+        return [s for s in found if s is not None]
+
+    def view(self, rec: GroupSnapshotRecord) -> GroupSnapshot:
+        snapshots = self.members(rec)
+        return GroupSnapshot(rec.id, rec.project_id, rec.group_id, status_of(rec, snapshots),
+                             rec.group_type_id, rec.name, rec.description, rec.created_at,
+                             tuple(s.id for s in snapshots), rec.user_id)
+
+    async def on_create(self, req: Request) -> GroupSnapshot:
+        c = GroupSnapshotContext(req.body, req.ctx)
+        await self.s.run_flow(self.create_flow, c, "", req.ctx)
+        assert c.record is not None
+        return self.view(c.record)
+
+    def on_list(self, req: Request) -> GroupSnapshotList:
+        body: GroupSnapshotListRequest = req.body
+        everyone = body.all_projects and req.ctx.is_admin
+        project = (body.project_id or None) if everyone else req.ctx.project_id
+        found = [r for r in self.group_snapshots.by_id.values()
+                 if (project is None or r.project_id == project)
+                 and (body.group_id is None or r.group_id == body.group_id)]
+        found.sort(key=lambda r: (r.created_at, r.id), reverse=True)  # newest first
+        return GroupSnapshotList(tuple(self.view(r) for r in found))
+
+    def on_show(self, req: Request) -> GroupSnapshot:
+        body: GroupSnapshotRef = req.body
+        return self.view(self.visible(body.group_snapshot_id, req.ctx))
+
+    async def on_delete(self, req: Request) -> Empty:
+        body: GroupSnapshotRef = req.body
+        rec = self.visible(body.group_snapshot_id, req.ctx)
+        snapshots = self.members(rec)
+        status = status_of(rec, snapshots)
+        if status not in ("available", "error", "error_deleting"):
+            raise InvalidState(f"GroupSnapshot status must be available or error or "
+                               f"error_deleting, and it is {status}",
+                               {"group_snapshot_id": rec.id, "status": status})
+        for snap in snapshots:  # every one, before anything changes
+            if snap.status is not P.ERROR_DELETING:
+                check_snapshot_deletable(snap, self.store.snapshots.copying_from(
+                    snap.id, self.store.volumes.get))
+        if not snapshots:
+            await self.group_snapshots.queue_remove(rec)
+            return Empty()
+        rec.deleting = True
+        await self.group_snapshots.queue_save(rec)
+        for snap in snapshots:
+            c = SnapshotDeleteContext(snap.id, req.ctx, by_group=True)
+            try:
+                await self.s.run_flow(self.s.snapshot_delete_flow(), c, snap.volume_id, req.ctx)
+            except CinderblockError as exc:  # changed meanwhile, or its node away: it
+                log.warning("group snapshot %s: snapshot %s not deleted: %s", rec.id, snap.id,
+                            exc.message)  # stays, and the group snapshot error_deleting
+        return Empty()
+
+    async def mend(self, before: float) -> list[str]:
+        """The group snapshots a crash left ``deleting`` with no snapshot (their last
+        one's removal committed, the row's not): gone."""
+        acted = []
+        for rec in [r for r in self.group_snapshots.by_id.values()
+                    if r.deleting and r.updated_at < before
+                    and not self.group_snapshots.members.get(r.id)]:
+            await self.group_snapshots.queue_remove(rec)
+            acted.append(rec.id)
+        return acted
+
+    async def member_gone(self, group_snapshot_id: str) -> None:
+        """A snapshot of the group snapshot is gone: one being deleted goes with its last."""
+        rec = self.group_snapshots.by_id.get(group_snapshot_id)
+        if rec is not None and rec.deleting \
+                and not self.group_snapshots.members.get(group_snapshot_id):
+            await self.group_snapshots.queue_remove(rec)
+            log.info("group snapshot %s deleted", rec.id)
+
