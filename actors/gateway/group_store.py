@@ -77,7 +77,8 @@ CREATE TABLE IF NOT EXISTS groups (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT NOT NULL, name TEXT,
     description TEXT, status TEXT NOT NULL, group_type_id TEXT NOT NULL,
     volume_type_ids TEXT NOT NULL, availability_zone TEXT NOT NULL, host TEXT NOT NULL,
-    created_at REAL NOT NULL, updated_at REAL NOT NULL, reason TEXT
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, reason TEXT,
+    group_snapshot_id TEXT, source_group_id TEXT
 );
 CREATE TABLE IF NOT EXISTS group_volumes (
     volume_id TEXT PRIMARY KEY, group_id TEXT NOT NULL
@@ -85,8 +86,9 @@ CREATE TABLE IF NOT EXISTS group_volumes (
 CREATE INDEX IF NOT EXISTS group_volumes_group ON group_volumes (group_id);
 """
 _GROUP_COLUMNS = ("id, project_id, user_id, name, description, status, group_type_id, "
-                  "volume_type_ids, availability_zone, host, created_at, updated_at, reason")
-SAVE_GROUP = f"INSERT OR REPLACE INTO groups ({_GROUP_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+                  "volume_type_ids, availability_zone, host, created_at, updated_at, reason, "
+                  "group_snapshot_id, source_group_id")
+SAVE_GROUP = f"INSERT OR REPLACE INTO groups ({_GROUP_COLUMNS}) VALUES ({', '.join('?' * 15)})"
 DELETE_GROUP = "DELETE FROM groups WHERE id=?"
 JOIN_GROUP = "INSERT OR REPLACE INTO group_volumes (volume_id, group_id) VALUES (?, ?)"
 LEAVE_GROUP = "DELETE FROM group_volumes WHERE volume_id=?"
@@ -107,25 +109,29 @@ class GroupRecord:
     created_at: float
     updated_at: float
     reason: str | None = None
+    group_snapshot_id: str | None = None  # made from this group snapshot
+    source_group_id: str | None = None  # made as a copy of this group
 
     def row(self) -> tuple[Any, ...]:
         return (self.id, self.project_id, self.user_id, self.name, self.description,
                 self.status.value, self.group_type_id, json.dumps(self.volume_type_ids),
                 self.availability_zone, self.host, self.created_at, self.updated_at,
-                self.reason)
+                self.reason, self.group_snapshot_id, self.source_group_id)
 
     def view(self, volumes: Iterable[str]) -> Group:
         return Group(self.id, self.project_id, self.status, self.group_type_id,
                      self.volume_type_ids, self.name, self.description,
                      self.availability_zone, self.host, self.created_at,
-                     tuple(sorted(volumes)), self.user_id, self.reason)
+                     tuple(sorted(volumes)), self.user_id, self.reason,
+                     self.group_snapshot_id, self.source_group_id)
 
 
 def _group(row: tuple[Any, ...]) -> GroupRecord:
     (gid, project, user, name, description, status, type_id, volume_types, zone, host,
-     created, updated, reason) = row
+     created, updated, reason, group_snapshot_id, source_group_id) = row
     return GroupRecord(gid, project, user, name, description, GroupStatus(status), type_id,
-                       tuple(json.loads(volume_types)), zone, host, created, updated, reason)
+                       tuple(json.loads(volume_types)), zone, host, created, updated, reason,
+                       group_snapshot_id, source_group_id)
 
 
 class GroupStore:

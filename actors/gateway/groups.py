@@ -33,6 +33,7 @@ A group with group snapshots is not deleted (``group_snapshots.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -59,6 +60,7 @@ from cinderblock.actors.scheduler.extra_specs import satisfies
 from cinderblock.protocol.messages.groups import (
     Group,
     GroupCreate,
+    GroupCreateFromSource,
     GroupDelete,
     GroupList,
     GroupListRequest,
@@ -67,8 +69,9 @@ from cinderblock.protocol.messages.groups import (
     GroupUpdate,
 )
 from cinderblock.protocol.messages.scheduling import Backend
-from cinderblock.protocol.messages.volumes import Empty, VolumeType
+from cinderblock.protocol.messages.volumes import Empty, Volume, VolumeCreate, VolumeType
 from cinderblock.protocol.states import GroupStatus as G
+from cinderblock.protocol.states import SnapshotStatus as P
 from cinderblock.protocol.states import VolumeStatus as V
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import (
@@ -160,6 +163,7 @@ class GroupServices(Protocol):
     default_zone: str
     group_type_ops: GroupTypes
 
+    async def create_volume(self, req: Request, body: VolumeCreate) -> Volume: ...
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]: ...
     async def backends_seen(self, ctx: Context) -> list[Backend]: ...
     async def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
@@ -178,6 +182,7 @@ class GroupCreateContext:
     zone: str = ""
     host: str = ""
     record: GroupRecord | None = None
+    source: GroupSource | None = None  # create-from-src: what its volumes are made from
     # the quota (``QuotaReserveTask``)
     project: str = ""
     deltas: dict[str, int] = field(default_factory=dict)
@@ -232,6 +237,9 @@ class GroupEntryCreateTask(_Task):
                             check_text("description", body.description), G.AVAILABLE,
                             c.group_type_id, tuple(t.id for t in c.volume_types), c.zone,
                             c.host, now, now)
+        if c.source is not None:
+            group.group_snapshot_id = c.source.group_snapshot_id
+            group.source_group_id = c.source.source_group_id
         await all_committed(self.s.store.groups.queue_save(group),
                             self.s.store.journal.owe_commit(c.reservation_id, c.project))
         c.record, c.committed = group, True
@@ -246,6 +254,47 @@ def group_create_api(s: GroupServices) -> LinearFlow[GroupCreateContext]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class GroupSource:
+    """What a group made from a source copies: the volumes' sources, in order."""
+
+    group_snapshot_id: str | None
+    source_group_id: str | None
+    snapshots: tuple[str, ...] = ()  # a volume from each
+    volumes: tuple[str, ...] = ()  # a clone of each
+
+
+def source_of(store: GatewayStore, body: GroupCreateFromSource, ctx: Context
+              ) -> tuple[GroupRecord, GroupSource]:
+    """The source group and what the new group's volumes are made from, or why not."""
+    if (body.group_snapshot_id is None) == (body.source_group_id is None):
+        raise InvalidInput("Invalid input for field/attribute create-from-src: give "
+                           "group_snapshot_id or source_group_id, one of them",
+                           {"field": "create-from-src"})
+    if body.group_snapshot_id is not None:
+        snap = store.group_snapshots.by_id.get(body.group_snapshot_id)
+        if snap is None or (snap.project_id != ctx.project_id and not ctx.is_admin):
+            raise NotFound(f"GroupSnapshot {body.group_snapshot_id} could not be found.",
+                           {"group_snapshot_id": body.group_snapshot_id})
+        members = [store.snapshots.get(s) for s in
+                   sorted(store.group_snapshots.members.get(snap.id, ()))]
+        if snap.deleting or any(m is None or m.status is not P.AVAILABLE for m in members):
+            raise InvalidState(f"GroupSnapshot {snap.id} status must be available",
+                               {"group_snapshot_id": snap.id})
+        origin = store.groups.by_id[snap.group_id]  # kept while it has group snapshots
+        return origin, GroupSource(snap.id, None,
+                                   snapshots=tuple(m.id for m in members if m is not None))
+    group_id = body.source_group_id or ""
+    source = store.groups.by_id.get(group_id)
+    if source is None or (source.project_id != ctx.project_id and not ctx.is_admin):
+        raise NotFound(f"Group {group_id} could not be found.", {"group_id": group_id})
+    volumes = [store.volumes[v] for v in sorted(store.groups.members.get(source.id, ()))]
+    if source.status is not G.AVAILABLE or any(v.status not in JOINABLE for v in volumes):
+        raise InvalidState(f"Source group {source.id} must be available, its volumes "
+                           "available or in-use", {"source_group_id": source.id})
+    return source, GroupSource(None, source.id, volumes=tuple(v.id for v in volumes))
+
+
 # ---- the ops ---------------------------------------------------------------------------------
 
 
@@ -258,6 +307,10 @@ class GatewayGroups:
         self.store = s.store
         self.groups: GroupStore = s.store.groups
         self.create_flow = group_create_api(s)
+        self.copy_flow = LinearFlow(  # create-from-src: the source's placement, checked
+            "group_create_from_src_api",
+            [QuotaReserveTask[GroupCreateContext](s), GroupEntryCreateTask(s)],
+            given=("body", "ctx", "volume_types", "host", "deltas"))
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -267,6 +320,7 @@ class GatewayGroups:
             "group.update": self.on_update,
             "group.delete": self.on_delete,
             "group.reset_status": self.on_reset_status,
+            "group.create_from_src": self.on_create_from_src,
         }
 
     def visible(self, group_id: str, ctx: Context) -> GroupRecord:
@@ -284,6 +338,38 @@ class GatewayGroups:
         assert c.record is not None
         log.info("group %s made on %s", c.group_id, c.host)
         return self.view(c.record)
+
+    async def on_create_from_src(self, req: Request) -> Group:
+        """A group like the source's, then a volume in it from each source snapshot (or
+        a clone of each source volume), made as creates are, one after the other; a
+        copy the create flow refuses (quota) leaves the group ``error``, saying which."""
+        body: GroupCreateFromSource = req.body
+        source_group, source = source_of(self.store, body, req.ctx)
+        c = GroupCreateContext(GroupCreate(source_group.group_type_id,
+                                           source_group.volume_type_ids, body.name,
+                                           body.description, source_group.availability_zone),
+                               req.ctx, source=source)
+        c.group_type_id, c.zone, c.host = (source_group.group_type_id,
+                                           source_group.availability_zone, source_group.host)
+        c.volume_types = tuple(self.s.types.by_id[t] for t in source_group.volume_type_ids)
+        c.project, c.deltas = req.ctx.project_id, {"groups": 1}
+        await self.s.run_flow(self.copy_flow, c, "", req.ctx)
+        group = c.record
+        assert group is not None
+        copies = [VolumeCreate(snapshot_id=s, group_id=group.id) for s in source.snapshots]
+        copies += [VolumeCreate(source_volid=v, group_id=group.id) for v in source.volumes]
+        rid = req.ctx.request_id
+        for n, copy in enumerate(copies):
+            ctx = dataclasses.replace(req.ctx, request_id=f"{rid}.copy{n}" if rid else "")
+            try:
+                await self.s.create_volume(dataclasses.replace(req, context=ctx), copy)
+            except CinderblockError as exc:
+                group.status = G.ERROR
+                group.reason = (f"the copy of {copy.snapshot_id or copy.source_volid} was "
+                                f"not made: {exc.message}")
+                await self.groups.queue_save(group)
+                log.warning("group %s: %s", group.id, group.reason)
+        return self.view(group)
 
     def on_list(self, req: Request) -> GroupList:
         body: GroupListRequest = req.body

@@ -989,6 +989,15 @@ class Front:
             add_volumes=body.add_volumes, remove_volumes=body.remove_volumes)
         return web.Response(status=202)
 
+    async def groups_action(self, request: web.Request) -> web.Response:
+        """``POST /groups/action``: 3.14's ``create-from-src``."""
+        self._need(request, GROUP_SNAPSHOT_VERSION, "create-from-src")
+        body = group_schemas.group_create_from_src(await read_json(request))
+        made = await self.client_for(request).create_group_from_src(
+            group_snapshot_id=body.group_snapshot_id, source_group_id=body.source_group_id,
+            name=body.name, description=body.description)
+        return json_response({"group": {"id": made.id, "name": made.name}}, status=202)
+
     async def group_action(self, request: web.Request) -> web.Response:
         self._need(request, GROUP_VERSION, "groups")
         action = group_schemas.group_action(request.match_info["id"], await read_json(request))
@@ -2119,6 +2128,7 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("POST", "/groups", f.group_create),
         ("GET", "/groups", f.group_list),
         ("GET", "/groups/detail", f.group_list),
+        ("POST", "/groups/action", f.groups_action),
         ("GET", "/groups/{id}", f.group_show),
         ("PUT", "/groups/{id}", f.group_update),
         ("POST", "/groups/{id}/action", f.group_action),

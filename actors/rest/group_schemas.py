@@ -15,6 +15,8 @@ refuses is its 400 naming the field, and nothing is sent.
     group action       {"delete": {"delete-volumes": a boolean}} or (3.20)
                        {"reset_status": {"status": ...}}
     group snapshot     {"group_snapshot": {group_id (required), name, description}}
+    create-from-src    (3.14) {"create-from-src": {name, description, and one of
+                       group_snapshot_id and source_group_id}}
 
 Pure code over the decoded JSON body.
 """
@@ -30,6 +32,7 @@ from cinderblock.actors.rest.views import iso
 from cinderblock.protocol.messages.groups import (
     Group,
     GroupCreate,
+    GroupCreateFromSource,
     GroupDelete,
     GroupResetStatus,
     GroupSnapshot,
@@ -152,6 +155,19 @@ def group_create(body: dict[str, Any]) -> GroupCreate:
                        _text(g, "availability_zone"))
 
 
+def group_create_from_src(body: dict[str, Any]) -> GroupCreateFromSource:
+    """``{"create-from-src": {name, description, group_snapshot_id | source_group_id}}``."""
+    only(body, {"create-from-src"})
+    src = _entity(body, "create-from-src")
+    only(src, {"name", "description", "group_snapshot_id", "source_group_id"},
+         "create-from-src")
+    snap, group = _text(src, "group_snapshot_id"), _text(src, "source_group_id")
+    if (snap is None) == (group is None):
+        raise bad_request("Invalid input for field/attribute create-from-src: give "
+                          "group_snapshot_id or source_group_id, one of them")
+    return GroupCreateFromSource(_text(src, "name"), _text(src, "description"), snap, group)
+
+
 def group_update(group_id: str, body: dict[str, Any]) -> GroupUpdate:
     """Cinder's: ``add_volumes`` and ``remove_volumes`` are comma-separated ids."""
     only(body, {"group"})
@@ -196,9 +212,9 @@ def group_view(group: Group, version: Version, admin: bool, list_volume: bool) -
         "availability_zone": group.availability_zone, "created_at": iso(group.created_at),
         "name": group.name, "description": group.description,
         "group_type": group.group_type, "volume_types": list(group.volume_types)}
-    if version.at_least("3.14"):  # no group is made from a source here (yet)
-        view["group_snapshot_id"] = None
-        view["source_group_id"] = None
+    if version.at_least("3.14"):
+        view["group_snapshot_id"] = group.group_snapshot_id
+        view["source_group_id"] = group.source_group_id
     if version.at_least("3.25") and list_volume:
         view["volumes"] = list(group.volumes)
     if version.at_least("3.38"):

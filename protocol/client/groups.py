@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from cinderblock.protocol.messages.groups import (
     Group,
     GroupCreate,
+    GroupCreateFromSource,
     GroupDelete,
     GroupList,
     GroupListRequest,
@@ -89,6 +90,16 @@ class GroupMethods:
         body = GroupCreate(group_type, tuple(volume_types), name, description,
                            availability_zone)
         return parse(Group, await self.call("group.create", body), strict=False)
+
+    async def create_group_from_src(self, *, group_snapshot_id: str | None = None,
+                                    source_group_id: str | None = None,
+                                    name: str | None = None,
+                                    description: str | None = None) -> Group:
+        """A group like the source's, with a volume made from each snapshot of
+        ``group_snapshot_id`` or cloned from each volume of ``source_group_id`` (one of
+        the two); the volumes are ``creating`` when this answers."""
+        body = GroupCreateFromSource(name, description, group_snapshot_id, source_group_id)
+        return parse(Group, await self.call("group.create_from_src", body), strict=False)
 
     async def list_groups(self, all_projects: bool = False,
                           project_id: str | None = None) -> list[Group]:
@@ -180,6 +191,9 @@ class SyncGroupMethods:
     def create_group(self, group_type: str, volume_types: Iterable[str], **kwargs: Any
                      ) -> Group:
         return self._run(lambda c: c.create_group(group_type, volume_types, **kwargs))
+
+    def create_group_from_src(self, **kwargs: Any) -> Group:
+        return self._run(lambda c: c.create_group_from_src(**kwargs))
 
     def list_groups(self, all_projects: bool = False, project_id: str | None = None
                     ) -> list[Group]:

@@ -83,6 +83,21 @@ class Group:
     volumes: tuple[str, ...] = ()  # its volumes' ids
     user_id: str | None = None
     reason: str | None = None  # why it is in error, when it is
+    group_snapshot_id: str | None = None  # made from this group snapshot (3.14)
+    source_group_id: str | None = None  # made as a copy of this group (3.14)
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class GroupCreateFromSource:
+    """Cinder's ``create-from-src``: a new group of the source's types on its backend,
+    with a volume made from each snapshot of ``group_snapshot_id`` or cloned from each
+    volume of ``source_group_id`` (one of the two)."""
+
+    name: str | None = None
+    description: str | None = None
+    group_snapshot_id: str | None = None
+    source_group_id: str | None = None
 
 
 @message

@@ -39,6 +39,7 @@ from cinderblock.protocol.messages.backups import (
 from cinderblock.protocol.messages.flows import FlowHistoryRequest, FlowRecent
 from cinderblock.protocol.messages.groups import (
     GroupCreate,
+    GroupCreateFromSource,
     GroupDelete,
     GroupListRequest,
     GroupRef,
@@ -254,6 +255,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "group.update": (GroupUpdate, USERS),
     "group.delete": (GroupDelete, USERS),
     "group.reset_status": (GroupResetStatus, ADMINS),
+    "group.create_from_src": (GroupCreateFromSource, USERS),
     # group snapshots (Cinder's 3.14; the node takes them at one instant)
     "group_snapshot.create": (GroupSnapshotCreate, USERS),
     "group_snapshot.list": (GroupSnapshotListRequest, READERS),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -158,6 +159,27 @@ async def test_a_group_snapshot_takes_every_volume_at_one_instant_and_goes_with_
         copy = await client.create_volume(snapshot_id=first.id, size=None, wait=True)
         assert read(file_of(c, copy), 4096, 23) == b"volume 0 at the instant"
         await client.delete_volume(copy.id, wait=True)
+
+        # a group made from the group snapshot, and one copied from the group (3.14)
+        restored = await client.create_group_from_src(group_snapshot_id=snap.id,
+                                                      name="restored")
+        cloned = await client.create_group_from_src(source_group_id=group.id)
+        assert (restored.group_snapshot_id, cloned.source_group_id) == (snap.id, group.id)
+        assert (restored.host, restored.volume_types) == (group.host, group.volume_types)
+        for made in (restored, cloned):
+            assert len(made.volumes) == 2
+            for vid in made.volumes:
+                await client.wait_for_status(vid, "available", timeout=30)
+        from_snap = {(await client.show_volume(v)).snapshot_id: v for v in restored.volumes}
+        assert read(file_of(c, await client.show_volume(from_snap[first.id])), 4096, 23) \
+            == b"volume 0 at the instant"
+        with pytest.raises(InvalidInput, match="one of them"):
+            await client.create_group_from_src(group_snapshot_id=snap.id,
+                                               source_group_id=group.id)
+        for made in (restored, cloned):
+            await client.delete_group(made.id, delete_volumes=True)
+        for gid in (restored.id, cloned.id):
+            await eventually(partial(_gone, client, gid), timeout=30)
 
         await client.delete_group_snapshot(snap.id)
         await eventually(lambda: _no_group_snapshot(client, snap.id), timeout=30)

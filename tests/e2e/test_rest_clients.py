@@ -1485,6 +1485,13 @@ def test_groups_with_cinder_and_openstack(rest_cluster: E2ECluster,
         "available", group_id, "nightly"), shown_snap
     member = admin_view.show_group_snapshot(gs_id).snapshots[0]
     assert table(snapshots("snapshot-show", member))["group_snapshot_id"] == gs_id
+    snapshots("group-create-from-src", "--group-snapshot", gs_id, "--name", "copy")
+    copied = wait_for(lambda: next((g for g in admin_view.list_groups(True)
+                                    if g.name == "copy" and g.project_id == project), None))
+    assert (copied.group_snapshot_id, len(copied.volumes)) == (gs_id, 1)
+    volume_status(admin_view, copied.volumes[0], "available")
+    cinder("group-delete", "--delete-volumes", copied.id)
+    wait_for(lambda: copied.id not in {g.id for g in admin_view.list_groups(True)})
     listed_snaps = json.loads(snapshots_os("volume", "group", "snapshot", "list", "-f", "json"))
     assert [s["ID"] for s in listed_snaps] == [gs_id], listed_snaps
     snapshots_os("volume", "group", "snapshot", "delete", gs_id)
