@@ -307,7 +307,7 @@ class GatewayGroups:
         self.store = s.store
         self.groups: GroupStore = s.store.groups
         self.create_flow = group_create_api(s)
-        self.copy_flow = LinearFlow(  # create-from-src: the source's placement, checked
+        self.copy_flow = LinearFlow(  # create-from-src: the placement is the source group's
             "group_create_from_src_api",
             [QuotaReserveTask[GroupCreateContext](s), GroupEntryCreateTask(s)],
             given=("body", "ctx", "volume_types", "host", "deltas"))
