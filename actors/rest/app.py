@@ -949,15 +949,8 @@ class Front:
         check_query(q, None, {"name", "status", "list_volume"} | PAGING | ORDER | WHOSE)
         everyone, project = projects_asked(q, self.caller(request))
         groups = await self.client_for(request).list_groups(everyone, project)
-        groups = [g for g in groups if ("name" not in q or g.name == q["name"])
-                  and ("status" not in q or g.status.value == q["status"])]
-        marker = q.get("marker")
-        if marker is not None:
-            ids = [g.id for g in groups]
-            if marker not in ids:
-                raise bad_request(f"Marker {marker} could not be found.")
-            groups = groups[ids.index(marker) + 1:]
-        groups = groups[:page_limit(q)]
+        groups = marker_page([g for g in groups if ("name" not in q or g.name == q["name"])
+                              and ("status" not in q or g.status.value == q["status"])], q)
         if not request.path.endswith("/detail"):
             return json_response({"groups": [{"id": g.id, "name": g.name} for g in groups]})
         version, admin = self.version(request), self.caller(request).admin
@@ -1021,15 +1014,8 @@ class Front:
         everyone, project = projects_asked(q, self.caller(request))
         found = await self.client_for(request).list_group_snapshots(
             all_projects=everyone, project_id=project, group_id=q.get("group_id"))
-        found = [g for g in found if ("name" not in q or g.name == q["name"])
-                 and ("status" not in q or g.status == q["status"])]
-        marker = q.get("marker")
-        if marker is not None:
-            ids = [g.id for g in found]
-            if marker not in ids:
-                raise bad_request(f"Marker {marker} could not be found.")
-            found = found[ids.index(marker) + 1:]
-        found = found[:page_limit(q)]
+        found = marker_page([g for g in found if ("name" not in q or g.name == q["name"])
+                             and ("status" not in q or g.status == q["status"])], q)
         if not request.path.endswith("/detail"):
             return json_response({"group_snapshots": [
                 group_schemas.group_snapshot_summary(g) for g in found]})
@@ -1604,7 +1590,7 @@ class _Identified(Protocol):
     def id(self) -> str: ...
 
 
-L = TypeVar("L", bound=_Identified)  # a volume or an attachment, as listed
+L = TypeVar("L", bound=_Identified)  # a volume, an attachment, a group ..., as listed
 MANAGE_FIELDS = frozenset({  # Cinder's volume_manage_create schema (cluster: 3.16)
     "description", "availability_zone", "bootable", "volume_type", "name", "host", "ref",
     "metadata"})
@@ -1659,6 +1645,19 @@ def _after(listed: list[L], marker: str | None) -> list[L]:
     if marker not in ids:
         raise bad_request(f"marker [{marker}] not found")
     return listed[ids.index(marker) + 1:]
+
+
+def marker_page(items: Sequence[L], q: Mapping[str, str]) -> list[L]:
+    """A page of a listing the gateway answers whole (groups, group snapshots): the
+    items after ``marker`` (one of theirs, else Cinder's 400), at most ``limit``."""
+    marker = q.get("marker")
+    start = 0
+    if marker is not None:
+        ids = [item.id for item in items]
+        if marker not in ids:
+            raise bad_request(f"Marker {marker} could not be found.")
+        start = ids.index(marker) + 1
+    return list(items[start:start + page_limit(q)])
 
 
 def page_limit(q: Any) -> int:

@@ -2255,6 +2255,11 @@ def test_groups_answer_as_cinders(api: Api, admin_api: Api, admin_view: SyncClie
     assert (newer["group"]["group_snapshot_id"], newer["group"]["volumes"]) == (None, [])
     listed = api.call("GET", "/v3/groups", version="3.13").body["groups"]
     assert {"id": gid, "name": "g"} in listed
+    assert len(api.call("GET", "/v3/groups?limit=1", version="3.13").body["groups"]) == 1
+    assert api.call("GET", f"/v3/groups?marker={listed[-1]['id']}",
+                    version="3.13").body["groups"] == []
+    fault(api.call("GET", "/v3/groups?marker=nope", version="3.13"), 400, "badRequest",
+          "Marker nope could not be found")
     vol = api.call("POST", "/v3/volumes", {"volume": {
         "size": 1, "volume_type": "FCVolumeType", "group_id": gid}}, version="3.13")
     assert vol.status == 202, vol.body
