@@ -43,6 +43,7 @@ from cinderblock.actors.cli.format import (
     output_format,
     show,
 )
+from cinderblock.actors.cli.groups import add_group
 from cinderblock.actors.cli.health import add_health
 from cinderblock.actors.cli.log_levels import add_log_levels
 from cinderblock.actors.cli.lookup import describe, find_backup, find_snapshot, find_volume
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_attachment(sub, common, _leaf)
     add_message(sub, common, _leaf)
     add_transfer(sub, common, _leaf)
+    add_group(sub, common, _leaf)
     add_backup(sub, common, _leaf)
     add_qos(sub, common, _leaf)
     add_log_levels(sub, common, _leaf)
@@ -316,6 +318,7 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
                    help="a metadata item; repeat for more")
     p.add_argument("--metadata", nargs="*", default=[], metavar="KEY=VALUE")
+    p.add_argument("--group", metavar="GROUP", help="make it in this group (an id)")
     p.add_argument("--request-id")
     p.add_argument("--wait", action="store_true", help="wait until available")
     p.add_argument("--timeout", type=float, default=120.0)
@@ -465,6 +468,7 @@ def cmd_volume_create(args: argparse.Namespace) -> int:
             metadata=metadata, request_id=args.request_id, wait=args.wait,
             timeout=args.timeout, snapshot_id=snapshot or None, source_volid=source or None,
             same_host=same, different_host=different, backup_id=backup or None,
+            group_id=args.group,
         )
     return show(args, vol)
 

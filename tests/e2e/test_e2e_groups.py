@@ -4,16 +4,19 @@ groups (3.13) of volumes on one backend; group snapshots (3.14) taken at one ins
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import pytest
 
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from tests.cluster_invariants import settled_violations
-from tests.conftest import E2ECluster, eventually
+from tests.conftest import E2ECluster, eventually, run_cli
 from tests.lifecycle_helpers import file_of, read, write_pattern
 
 
@@ -226,3 +229,35 @@ async def test_a_group_snapshot_that_fails_leaves_every_member_in_error_and_no_f
         await client.delete_group(group.id, delete_volumes=True)
         await eventually(lambda: _gone(client, group.id), timeout=30)
         assert await settled_violations(c, admin, [project]) == []
+
+
+async def test_the_cli_makes_snapshots_and_deletes_a_group(two_names: E2ECluster) -> None:
+    """``cinderblock group type create``, ``group create``, ``volume create --group``,
+    ``group snapshot create --wait``, ``group snapshot list`` and ``delete``, and ``group
+    delete --delete-volumes``: each prints what it made, and the group goes."""
+    c, project = two_names, "group-cli"
+
+    def cli(*args: str, admin: bool = False) -> Any:
+        done = run_cli(*args, "--json", "--gateway", c.gateway, *(["--admin"] * admin),
+                       env={"CINDERBLOCK_KEY": str(c.user_key("admin" if admin else project,
+                                                               admin))})
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    gtype = await asyncio.to_thread(cli, "group", "type", "create", "cg-cli", "--spec",
+                                    "consistent_group_snapshot_enabled=<is> True", admin=True)
+    group = await asyncio.to_thread(cli, "group", "create", gtype["id"], "__DEFAULT__",
+                                    "--name", "by-cli")
+    vol = await asyncio.to_thread(cli, "volume", "create", "1", "--group", group["id"],
+                                  "--wait")
+    assert vol["group_id"] == group["id"]
+    snap = await asyncio.to_thread(cli, "group", "snapshot", "create", group["id"], "--wait")
+    assert (snap["status"], len(snap["snapshots"])) == ("available", 1)
+    listed = await asyncio.to_thread(cli, "group", "snapshot", "list", "--group", group["id"])
+    assert [s["id"] for s in listed] == [snap["id"]], listed
+    await asyncio.to_thread(cli, "group", "snapshot", "delete", snap["id"])
+    async with c.client(project) as client:
+        await eventually(lambda: _no_group_snapshot(client, snap["id"]), timeout=30)
+        await asyncio.to_thread(cli, "group", "delete", group["id"], "--delete-volumes")
+        await eventually(lambda: _gone(client, group["id"]), timeout=30)
+    await asyncio.to_thread(cli, "group", "type", "delete", gtype["id"], admin=True)
