@@ -44,6 +44,7 @@ from cinderblock.actors.gateway.lifecycle_checks import (
     claim_volume,
     current_source,
     resolve_source,
+    visible_group,
 )
 from cinderblock.actors.gateway.volume_request import (
     TypeCatalog,
@@ -65,7 +66,6 @@ from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import (
     InvalidInput,
     InvalidState,
-    NotFound,
     Timeout,
     Unavailable,
 )
@@ -181,9 +181,7 @@ def _backup_node(backup: BackupRecord, avoid: tuple[str, ...],
 
 def group_of_create(store: GatewayStore, group_id: str, ctx: Context) -> GroupRecord:
     """The group a create names: the caller's (an admin's: any), ``available``."""
-    group = store.groups.by_id.get(group_id)
-    if group is None or (group.project_id != ctx.project_id and not ctx.is_admin):
-        raise NotFound(f"Group {group_id} could not be found.", {"group_id": group_id})
+    group = visible_group(store, group_id, ctx)
     if group.status is not GroupStatus.AVAILABLE:
         raise InvalidState(f"Group {group.id} status must be available, not "
                            f"{group.status.value}, to make a volume in it",

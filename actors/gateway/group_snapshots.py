@@ -36,7 +36,14 @@ from typing import Any, Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.group_store import GroupRecord, GroupSnapshotRecord
-from cinderblock.actors.gateway.lifecycle_checks import check_snapshot_deletable, volume_busy
+from cinderblock.actors.gateway.lifecycle_checks import (
+    check_snapshot_deletable,
+    group_snapshot_members,
+    group_volumes,
+    visible_group,
+    visible_group_snapshot,
+    volume_busy,
+)
 from cinderblock.actors.gateway.lifecycle_flows import QuotaReserveTask, SnapshotDeleteContext
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_request import check_text
@@ -57,7 +64,7 @@ from cinderblock.protocol.states import GroupStatus
 from cinderblock.protocol.states import SnapshotStatus as P
 from cinderblock.protocol.states import VolumeStatus as V
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import CinderblockError, InvalidState, NotFound
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidState
 
 log = logging.getLogger(__name__)
 SNAPSHOTTABLE = frozenset({V.AVAILABLE, V.IN_USE})
@@ -131,11 +138,8 @@ class ExtractGroupSnapshotRequestTask(_Task):
 
     async def execute(self, c: GroupSnapshotContext) -> None:
         store = self.s.store
-        group = store.groups.by_id.get(c.body.group_id)
-        if group is None or (group.project_id != c.ctx.project_id and not c.ctx.is_admin):
-            raise NotFound(f"Group {c.body.group_id} could not be found.",
-                           {"group_id": c.body.group_id})
-        volumes = [store.volumes[v] for v in sorted(store.groups.members.get(group.id, ()))]
+        group = visible_group(store, c.body.group_id, c.ctx)
+        volumes = group_volumes(store, group)
         busy = {v.id: why for v in volumes if (why := volume_busy(store, v)) is not None}
         check_group_snapshottable(group, volumes, busy)
         c.group, c.volumes, c.project = group, volumes, group.project_id
@@ -211,16 +215,10 @@ class GatewayGroupSnapshots:
         }
 
     def visible(self, group_snapshot_id: str, ctx: Context) -> GroupSnapshotRecord:
-        rec = self.group_snapshots.by_id.get(group_snapshot_id)
-        if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
-            raise NotFound(f"GroupSnapshot {group_snapshot_id} could not be found.",
-                           {"group_snapshot_id": group_snapshot_id})
-        return rec
+        return visible_group_snapshot(self.store, group_snapshot_id, ctx)
 
     def members(self, rec: GroupSnapshotRecord) -> list[SnapshotRecord]:
-        found = (self.store.snapshots.get(s)
-                 for s in sorted(self.group_snapshots.members.get(rec.id, ())))
-        return [s for s in found if s is not None]
+        return group_snapshot_members(self.store, rec)
 
     def view(self, rec: GroupSnapshotRecord) -> GroupSnapshot:
         snapshots = self.members(rec)

@@ -47,7 +47,11 @@ from cinderblock.actors.gateway.group_types import GroupTypes
 from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.lifecycle_checks import (
     check_volume_deletable,
+    group_snapshot_members,
+    group_volumes,
     release_claim,
+    visible_group,
+    visible_group_snapshot,
     visible_volume,
     volume_busy,
 )
@@ -78,7 +82,6 @@ from cinderblock.protocol.wire.errors import (
     CinderblockError,
     InvalidInput,
     InvalidState,
-    NotFound,
 )
 
 log = logging.getLogger(__name__)
@@ -272,23 +275,16 @@ def source_of(store: GatewayStore, body: GroupCreateFromSource, ctx: Context
                            "group_snapshot_id or source_group_id, one of them",
                            {"field": "create-from-src"})
     if body.group_snapshot_id is not None:
-        snap = store.group_snapshots.by_id.get(body.group_snapshot_id)
-        if snap is None or (snap.project_id != ctx.project_id and not ctx.is_admin):
-            raise NotFound(f"GroupSnapshot {body.group_snapshot_id} could not be found.",
-                           {"group_snapshot_id": body.group_snapshot_id})
-        members = [store.snapshots.get(s) for s in
-                   sorted(store.group_snapshots.members.get(snap.id, ()))]
-        if snap.deleting or any(m is None or m.status is not P.AVAILABLE for m in members):
+        snap = visible_group_snapshot(store, body.group_snapshot_id, ctx)
+        members = group_snapshot_members(store, snap)
+        if snap.deleting or len(members) != len(store.group_snapshots.members.get(snap.id, ())) \
+                or any(m.status is not P.AVAILABLE for m in members):
             raise InvalidState(f"GroupSnapshot {snap.id} status must be available",
                                {"group_snapshot_id": snap.id})
         origin = store.groups.by_id[snap.group_id]  # kept while it has group snapshots
-        return origin, GroupSource(snap.id, None,
-                                   snapshots=tuple(m.id for m in members if m is not None))
-    group_id = body.source_group_id or ""
-    source = store.groups.by_id.get(group_id)
-    if source is None or (source.project_id != ctx.project_id and not ctx.is_admin):
-        raise NotFound(f"Group {group_id} could not be found.", {"group_id": group_id})
-    volumes = [store.volumes[v] for v in sorted(store.groups.members.get(source.id, ()))]
+        return origin, GroupSource(snap.id, None, snapshots=tuple(m.id for m in members))
+    source = visible_group(store, body.source_group_id or "", ctx)
+    volumes = group_volumes(store, source)
     if source.status is not G.AVAILABLE or any(v.status not in JOINABLE for v in volumes):
         raise InvalidState(f"Source group {source.id} must be available, its volumes "
                            "available or in-use", {"source_group_id": source.id})
@@ -324,10 +320,7 @@ class GatewayGroups:
         }
 
     def visible(self, group_id: str, ctx: Context) -> GroupRecord:
-        group = self.groups.by_id.get(group_id)
-        if group is None or (group.project_id != ctx.project_id and not ctx.is_admin):
-            raise NotFound(f"Group {group_id} could not be found.", {"group_id": group_id})
-        return group
+        return visible_group(self.store, group_id, ctx)
 
     def view(self, group: GroupRecord) -> Group:
         return group.view(self.groups.members.get(group.id, ()))
@@ -449,11 +442,10 @@ class GatewayGroups:
             raise InvalidState(f"Group {group.id} has existing group snapshots "
                                f"({', '.join(sorted(s.id for s in snapshots)[:5])}): delete "
                                "them first", {"group_id": group.id})
-        members = sorted(self.groups.members.get(group.id, ()))
-        if members and not body.delete_volumes:
+        volumes = group_volumes(self.store, group)
+        if volumes and not body.delete_volumes:
             raise InvalidInput(f"Group {group.id} still contains volumes. The delete-volumes "
                                "flag is required to delete it.", {"group_id": group.id})
-        volumes = [self.store.volumes[v] for v in members]
         for volume in volumes:  # every one, before anything changes
             check_volume_deletable(volume, [s.id for s in self.store.snapshots.of_volume(
                 volume.id)], self.store.snapshots.copying_from(volume.id, self.store.volumes.get))

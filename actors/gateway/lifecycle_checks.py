@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from cinderblock.actors.gateway.group_store import GroupRecord, GroupSnapshotRecord
 from cinderblock.actors.gateway.migration_store import MigrationStatus
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_size
@@ -73,6 +74,34 @@ def visible_volume(store: GatewayStore, volume_id: str, ctx: Context) -> VolumeR
     if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
         raise NotFound(f"volume {volume_id} could not be found", {"volume_id": volume_id})
     return rec
+
+
+def visible_group(store: GatewayStore, group_id: str, ctx: Context) -> GroupRecord:
+    group = store.groups.by_id.get(group_id)
+    if group is None or (group.project_id != ctx.project_id and not ctx.is_admin):
+        raise NotFound(f"Group {group_id} could not be found.", {"group_id": group_id})
+    return group
+
+
+def visible_group_snapshot(store: GatewayStore, group_snapshot_id: str, ctx: Context
+                           ) -> GroupSnapshotRecord:
+    rec = store.group_snapshots.by_id.get(group_snapshot_id)
+    if rec is None or (rec.project_id != ctx.project_id and not ctx.is_admin):
+        raise NotFound(f"GroupSnapshot {group_snapshot_id} could not be found.",
+                       {"group_snapshot_id": group_snapshot_id})
+    return rec
+
+
+def group_volumes(store: GatewayStore, group: GroupRecord) -> list[VolumeRecord]:
+    """The group's volumes, by id."""
+    return [store.volumes[v] for v in sorted(store.groups.members.get(group.id, ()))]
+
+
+def group_snapshot_members(store: GatewayStore, rec: GroupSnapshotRecord
+                           ) -> list[SnapshotRecord]:
+    """The group snapshot's snapshots, by id (those still there)."""
+    found = (store.snapshots.get(s) for s in sorted(store.group_snapshots.members.get(rec.id, ())))
+    return [s for s in found if s is not None]
 
 
 def check_volume_deletable(
