@@ -53,6 +53,7 @@ def add_group(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     p.add_argument("--name")
     p.add_argument("--description")
     p.add_argument("--availability-zone")
+    p.add_argument("--request-id", help="a retry with the same id answers what the first made")
     p = leaf(group, common, "create-from-src", "a group with a volume from each snapshot of "
              "a group snapshot, or a clone of each volume of a group", cmd_create_from_src)
     source = p.add_mutually_exclusive_group(required=True)
@@ -60,6 +61,7 @@ def add_group(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     source.add_argument("--source-group", metavar="GROUP")
     p.add_argument("--name")
     p.add_argument("--description")
+    p.add_argument("--request-id", help="a retry with the same id answers what the first made")
     p = leaf(group, common, "list", "this project's groups, newest first", cmd_list)
     p.add_argument("--all-projects", action="store_true", help="admin: every project's")
     leaf(group, common, "show", "show a group", cmd_show).add_argument("group",
@@ -81,6 +83,7 @@ def add_group(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     p.add_argument("group", metavar="GROUP")
     p.add_argument("--name")
     p.add_argument("--description")
+    p.add_argument("--request-id", help="a retry with the same id answers what the first made")
     p.add_argument("--wait", action="store_true", help="until it is available (or error)")
     p.add_argument("--timeout", type=float, default=120.0)
     p = leaf(snap, common, "list", "this project's group snapshots, newest first",
@@ -117,14 +120,15 @@ def cmd_create(args: argparse.Namespace) -> int:
     with client(args) as c:
         return show(args, c.create_group(args.group_type, args.volume_types, name=args.name,
                                          description=args.description,
-                                         availability_zone=args.availability_zone))
+                                         availability_zone=args.availability_zone,
+                                         request_id=args.request_id))
 
 
 def cmd_create_from_src(args: argparse.Namespace) -> int:
     with client(args) as c:
         return show(args, c.create_group_from_src(
             group_snapshot_id=args.group_snapshot, source_group_id=args.source_group,
-            name=args.name, description=args.description))
+            name=args.name, description=args.description, request_id=args.request_id))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -162,7 +166,7 @@ def cmd_snapshot_create(args: argparse.Namespace) -> int:
     with client(args) as c:
         made = c.create_group_snapshot(args.group, name=args.name,
                                        description=args.description, wait=args.wait,
-                                       timeout=args.timeout)
+                                       timeout=args.timeout, request_id=args.request_id)
     show(args, made)
     return 1 if args.wait and made.status != "available" else 0
 

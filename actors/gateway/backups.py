@@ -57,8 +57,7 @@ from cinderblock.actors.gateway.backup_records import (
 )
 from cinderblock.actors.gateway.backup_store import BackupRecord, VolumeMeta
 from cinderblock.actors.gateway.guards import (
-    Outcome,
-    earlier_answer,
+    RunningCreates,
     require_admin,
     require_holder,
     require_reporter,
@@ -576,7 +575,7 @@ class GatewayBackups:
         self._importing: set[str] = set()  # the ids of imports under way
         self.import_flow = backup_import_api(gw, self._importing)
         # a create with a request id, while its flow runs: what its retries wait for
-        self._creating: dict[tuple[str, str], tuple[str, Outcome[BackupRecord]]] = {}
+        self._creating = RunningCreates[BackupRecord]()
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -604,31 +603,18 @@ class GatewayBackups:
         ctx = req.ctx
         fingerprint = retry_fingerprint(ctx.request_id, body, check_backup_request)
         key = (ctx.project_id, ctx.request_id)
-        if ctx.request_id:
-            existing = await self._existing(key, fingerprint)
-            if existing is not None:
-                return existing.view()
+        made = self.store.backups.made_by(*key) if ctx.request_id else None
+        existing = await self._creating.earlier(key, fingerprint, made)
+        if existing is not None:
+            return existing.view()
         c = BackupCreateContext(body, ctx, str(uuid.uuid4()), fingerprint)
-        done: Outcome[BackupRecord] = asyncio.get_running_loop().create_future()
-        if ctx.request_id:
-            self._creating[key] = (fingerprint, done)
-        try:
-            await self._run(self.create_flow, c, body.volume_id, ctx)
-        except Exception as exc:
-            done.set_result(exc)
-            raise
-        finally:
-            if self._creating.get(key, (None, None))[1] is done:
-                del self._creating[key]
-        assert c.record is not None
-        done.set_result(c.record)
-        return c.record.view()
 
-    async def _existing(self, key: tuple[str, str], fingerprint: str) -> BackupRecord | None:
-        """The backup an earlier request with this id made, waiting for it while that
-        request still runs; a different request under the same id is refused."""
-        return await earlier_answer(self.store.backups.made_by(*key),
-                                    self._creating.get(key), key[1], fingerprint)
+        async def make() -> BackupRecord:
+            await self._run(self.create_flow, c, body.volume_id, ctx)
+            assert c.record is not None
+            return c.record
+
+        return (await self._creating.run(key, fingerprint, make)).view()
 
     def on_show(self, req: Request) -> Backup:
         return visible_backup(self.store, req.body.backup_id, req.ctx).view()

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.group_store import GroupRecord, GroupSnapshotRecord
+from cinderblock.actors.gateway.guards import RunningCreates, retry_fingerprint
 from cinderblock.actors.gateway.lifecycle_checks import (
     check_snapshot_deletable,
     group_snapshot_members,
@@ -83,6 +84,12 @@ def status_of(rec: GroupSnapshotRecord, snapshots: Iterable[SnapshotRecord]) -> 
     return "available"
 
 
+def check_named(body: GroupSnapshotCreate) -> None:
+    """What a group snapshot's create checks of its body before its fingerprint is taken."""
+    check_text("name", body.name)
+    check_text("description", body.description)
+
+
 def check_group_snapshottable(group: GroupRecord, volumes: list[VolumeRecord],
                               busy: dict[str, str]) -> None:
     """Whether ``group``'s ``volumes`` may be snapshotted now (``busy``: what each busy
@@ -115,6 +122,7 @@ class GroupSnapshotContext:
     body: GroupSnapshotCreate
     ctx: Context
     group_snapshot_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    fingerprint: str = ""  # of the request, with a request id (``guards.fingerprint``)
     group: GroupRecord | None = None
     volumes: list[VolumeRecord] = field(default_factory=list)
     record: GroupSnapshotRecord | None = None
@@ -163,7 +171,8 @@ class GroupSnapshotEntryCreateTask(_Task):
                                      group.id, group.group_type_id,
                                      check_text("name", c.body.name),
                                      check_text("description", c.body.description), False,
-                                     now, now)
+                                     now, now, c.ctx.request_id if c.fingerprint else "",
+                                     c.fingerprint)
         snapshots = [SnapshotRecord(
             str(uuid.uuid4()), v.project_id, c.ctx.user_id, v.id, v.size, P.CREATING,
             host=v.host, volume_type_id=v.volume_type.id, name=record.name,
@@ -205,6 +214,7 @@ class GatewayGroupSnapshots:
         self.store = s.store
         self.group_snapshots = s.store.group_snapshots
         self.create_flow = group_snapshot_create_api(s)
+        self._creating = RunningCreates[GroupSnapshotRecord]()
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -227,10 +237,23 @@ class GatewayGroupSnapshots:
                              tuple(s.id for s in snapshots), rec.user_id)
 
     async def on_create(self, req: Request) -> GroupSnapshot:
-        c = GroupSnapshotContext(req.body, req.ctx)
-        await self.s.run_flow(self.create_flow, c, "", req.ctx)
-        assert c.record is not None
-        return self.view(c.record)
+        """Take a group snapshot; a retry with the request id of one made (within a day)
+        or being made answers with that one."""
+        ctx = req.ctx
+        fingerprint = retry_fingerprint(ctx.request_id, req.body, check_named)
+        key = (ctx.project_id, ctx.request_id)
+        made = self.group_snapshots.made_by(*key) if ctx.request_id else None
+        existing = await self._creating.earlier(key, fingerprint, made)
+        if existing is not None:
+            return self.view(existing)
+        c = GroupSnapshotContext(req.body, ctx, fingerprint=fingerprint)
+
+        async def make() -> GroupSnapshotRecord:
+            await self.s.run_flow(self.create_flow, c, "", ctx)
+            assert c.record is not None
+            return c.record
+
+        return self.view(await self._creating.run(key, fingerprint, make))
 
     def on_list(self, req: Request) -> GroupSnapshotList:
         body: GroupSnapshotListRequest = req.body

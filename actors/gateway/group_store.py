@@ -17,11 +17,45 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
+from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S
 from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.messages.groups import Group, GroupType
 from cinderblock.protocol.states import GroupStatus
+
+
+class MadeByRequest(Protocol):
+    project_id: str
+    created_at: float
+    request_id: str
+    request_fp: str
+
+
+R = TypeVar("R", bound=MadeByRequest)
+
+
+def made_by_record(records: Iterable[R], project: str, request_id: str
+                   ) -> tuple[R, str] | None:
+    """The record ``request_id`` made in ``project`` within ``REQUEST_ID_TTL_S``, and
+    that request's fingerprint (groups and group snapshots are few: memory holds them)."""
+    if not request_id:
+        return None
+    since = time.time() - REQUEST_ID_TTL_S
+    found = next((r for r in records if r.request_id == request_id
+                  and r.project_id == project and r.created_at >= since), None)
+    return (found, found.request_fp) if found is not None else None
+
+
+def add_request_columns(conn: sqlite3.Connection) -> None:
+    """gateway.db 20 -> 21: a group's and a group snapshot's create keep their request
+    id and its fingerprint (the columns each table lacks)."""
+    for table in ("groups", "group_snapshots"):
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column in ("request_id", "request_fp"):
+            if column not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+
 
 GROUP_TYPE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS group_types (
@@ -78,7 +112,7 @@ CREATE TABLE IF NOT EXISTS groups (
     description TEXT, status TEXT NOT NULL, group_type_id TEXT NOT NULL,
     volume_type_ids TEXT NOT NULL, availability_zone TEXT NOT NULL, host TEXT NOT NULL,
     created_at REAL NOT NULL, updated_at REAL NOT NULL, reason TEXT,
-    group_snapshot_id TEXT, source_group_id TEXT
+    group_snapshot_id TEXT, source_group_id TEXT, request_id TEXT, request_fp TEXT
 );
 CREATE TABLE IF NOT EXISTS group_volumes (
     volume_id TEXT PRIMARY KEY, group_id TEXT NOT NULL
@@ -87,8 +121,8 @@ CREATE INDEX IF NOT EXISTS group_volumes_group ON group_volumes (group_id);
 """
 _GROUP_COLUMNS = ("id, project_id, user_id, name, description, status, group_type_id, "
                   "volume_type_ids, availability_zone, host, created_at, updated_at, reason, "
-                  "group_snapshot_id, source_group_id")
-SAVE_GROUP = f"INSERT OR REPLACE INTO groups ({_GROUP_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+                  "group_snapshot_id, source_group_id, request_id, request_fp")
+SAVE_GROUP = f"INSERT OR REPLACE INTO groups ({_GROUP_COLUMNS}) VALUES ({', '.join('?' * 17)})"
 DELETE_GROUP = "DELETE FROM groups WHERE id=?"
 JOIN_GROUP = "INSERT OR REPLACE INTO group_volumes (volume_id, group_id) VALUES (?, ?)"
 LEAVE_GROUP = "DELETE FROM group_volumes WHERE volume_id=?"
@@ -111,12 +145,15 @@ class GroupRecord:
     reason: str | None = None
     group_snapshot_id: str | None = None  # made from this group snapshot
     source_group_id: str | None = None  # made as a copy of this group
+    request_id: str = ""  # the create's (a retry under it answers this group)
+    request_fp: str = ""  # and what it asked for (``guards.fingerprint``)
 
     def row(self) -> tuple[Any, ...]:
         return (self.id, self.project_id, self.user_id, self.name, self.description,
                 self.status.value, self.group_type_id, json.dumps(self.volume_type_ids),
                 self.availability_zone, self.host, self.created_at, self.updated_at,
-                self.reason, self.group_snapshot_id, self.source_group_id)
+                self.reason, self.group_snapshot_id, self.source_group_id,
+                self.request_id or None, self.request_fp or None)
 
     def view(self, volumes: Iterable[str]) -> Group:
         return Group(self.id, self.project_id, self.status, self.group_type_id,
@@ -128,10 +165,11 @@ class GroupRecord:
 
 def _group(row: tuple[Any, ...]) -> GroupRecord:
     (gid, project, user, name, description, status, type_id, volume_types, zone, host,
-     created, updated, reason, group_snapshot_id, source_group_id) = row
+     created, updated, reason, group_snapshot_id, source_group_id, request_id, request_fp
+     ) = row
     return GroupRecord(gid, project, user, name, description, GroupStatus(status), type_id,
                        tuple(json.loads(volume_types)), zone, host, created, updated, reason,
-                       group_snapshot_id, source_group_id)
+                       group_snapshot_id, source_group_id, request_id or "", request_fp or "")
 
 
 class GroupStore:
@@ -167,6 +205,9 @@ class GroupStore:
 
     def of_type(self, group_type_id: str) -> int:
         return sum(1 for g in self.by_id.values() if g.group_type_id == group_type_id)
+
+    def made_by(self, project: str, request_id: str) -> tuple[GroupRecord, str] | None:
+        return made_by_record(self.by_id.values(), project, request_id)
 
     def of_volume_type(self, volume_type_id: str) -> int:
         return sum(1 for g in self.by_id.values() if volume_type_id in g.volume_type_ids)
@@ -207,16 +248,17 @@ GROUP_SNAPSHOT_SCHEMA = """
 CREATE TABLE IF NOT EXISTS group_snapshots (
     id TEXT PRIMARY KEY, project_id TEXT NOT NULL, user_id TEXT NOT NULL,
     group_id TEXT NOT NULL, group_type_id TEXT NOT NULL, name TEXT, description TEXT,
-    deleting INTEGER NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL
+    deleting INTEGER NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    request_id TEXT, request_fp TEXT
 );
 CREATE TABLE IF NOT EXISTS group_snapshot_members (
     snapshot_id TEXT PRIMARY KEY, group_snapshot_id TEXT NOT NULL
 );
 """
 _GS_COLUMNS = ("id, project_id, user_id, group_id, group_type_id, name, description, deleting, "
-               "created_at, updated_at")
+               "created_at, updated_at, request_id, request_fp")
 SAVE_GROUP_SNAPSHOT = (f"INSERT OR REPLACE INTO group_snapshots ({_GS_COLUMNS}) "
-                       f"VALUES ({', '.join('?' * 10)})")
+                       f"VALUES ({', '.join('?' * 12)})")
 DELETE_GROUP_SNAPSHOT = "DELETE FROM group_snapshots WHERE id=?"
 JOIN_GROUP_SNAPSHOT = ("INSERT OR REPLACE INTO group_snapshot_members (snapshot_id, "
                        "group_snapshot_id) VALUES (?, ?)")
@@ -238,11 +280,13 @@ class GroupSnapshotRecord:
     deleting: bool
     created_at: float
     updated_at: float
+    request_id: str = ""  # the create's (a retry under it answers this group snapshot)
+    request_fp: str = ""  # and what it asked for (``guards.fingerprint``)
 
     def row(self) -> tuple[Any, ...]:
         return (self.id, self.project_id, self.user_id, self.group_id, self.group_type_id,
                 self.name, self.description, int(self.deleting), self.created_at,
-                self.updated_at)
+                self.updated_at, self.request_id or None, self.request_fp or None)
 
 
 class GroupSnapshotStore:
@@ -260,9 +304,9 @@ class GroupSnapshotStore:
     def reread(self, conn: sqlite3.Connection) -> Callable[[], None]:
         rows = conn.execute(f"SELECT {_GS_COLUMNS} FROM group_snapshots").fetchall()
         records = [GroupSnapshotRecord(gid, project, user, group, gtype, name, description,
-                                       bool(deleting), created, updated)
+                                       bool(deleting), created, updated, rid or "", fp or "")
                    for gid, project, user, group, gtype, name, description, deleting, created,
-                   updated in rows]
+                   updated, rid, fp in rows]
         members = conn.execute(
             "SELECT snapshot_id, group_snapshot_id FROM group_snapshot_members").fetchall()
         return partial(self._install, records, members)
@@ -280,6 +324,10 @@ class GroupSnapshotStore:
 
     def of_group(self, group_id: str) -> list[GroupSnapshotRecord]:
         return [r for r in self.by_id.values() if r.group_id == group_id]
+
+    def made_by(self, project: str, request_id: str
+                ) -> tuple[GroupSnapshotRecord, str] | None:
+        return made_by_record(self.by_id.values(), project, request_id)
 
     def queue_save(self, rec: GroupSnapshotRecord) -> asyncio.Future[None]:
         rec.updated_at = time.time()

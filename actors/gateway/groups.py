@@ -37,14 +37,14 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.group_store import GroupRecord, GroupStore
 from cinderblock.actors.gateway.group_types import GroupTypes
-from cinderblock.actors.gateway.guards import require_admin
+from cinderblock.actors.gateway.guards import RunningCreates, require_admin, retry_fingerprint
 from cinderblock.actors.gateway.lifecycle_checks import (
     check_volume_deletable,
     group_snapshot_members,
@@ -147,6 +147,12 @@ def check_leavable(group: GroupRecord, volume: VolumeRecord, in_group: str | Non
                            {"volume_id": volume.id, "status": volume.status.value})
 
 
+def check_named(body: GroupCreate | GroupCreateFromSource) -> None:
+    """What a group's create checks of its body before its fingerprint is taken."""
+    check_text("name", body.name)
+    check_text("description", body.description)
+
+
 def volume_ids(raw: Iterable[str], field_name: str) -> list[str]:
     """The distinct ids of ``add_volumes`` or ``remove_volumes``, in order."""
     found = list(dict.fromkeys(v.strip() for v in raw if v.strip()))
@@ -186,6 +192,7 @@ class GroupCreateContext:
     host: str = ""
     record: GroupRecord | None = None
     source: GroupSource | None = None  # create-from-src: what its volumes are made from
+    fingerprint: str = ""  # of the request, with a request id (``guards.fingerprint``)
     # the quota (``QuotaReserveTask``)
     project: str = ""
     deltas: dict[str, int] = field(default_factory=dict)
@@ -239,7 +246,8 @@ class GroupEntryCreateTask(_Task):
                             check_text("name", body.name),
                             check_text("description", body.description), G.AVAILABLE,
                             c.group_type_id, tuple(t.id for t in c.volume_types), c.zone,
-                            c.host, now, now)
+                            c.host, now, now, request_id=c.ctx.request_id if c.fingerprint
+                            else "", request_fp=c.fingerprint)
         if c.source is not None:
             group.group_snapshot_id = c.source.group_snapshot_id
             group.source_group_id = c.source.source_group_id
@@ -303,6 +311,7 @@ class GatewayGroups:
         self.store = s.store
         self.groups: GroupStore = s.store.groups
         self.create_flow = group_create_api(s)
+        self._creating = RunningCreates[GroupRecord]()
         self.copy_flow = LinearFlow(  # create-from-src: the placement is the source group's
             "group_create_from_src_api",
             [QuotaReserveTask[GroupCreateContext](s), GroupEntryCreateTask(s)],
@@ -325,30 +334,61 @@ class GatewayGroups:
     def view(self, group: GroupRecord) -> Group:
         return group.view(self.groups.members.get(group.id, ()))
 
+    async def _once(self, req: Request, make: Callable[[str], Awaitable[GroupRecord]]
+                    ) -> tuple[GroupRecord, bool]:
+        """``make(fingerprint)``'s group, or (a retry: True) the one an earlier request
+        with this request id made or is making."""
+        ctx = req.ctx
+        fingerprint = retry_fingerprint(ctx.request_id, req.body, check_named)
+        key = (ctx.project_id, ctx.request_id)
+        made = self.groups.made_by(*key) if ctx.request_id else None
+        existing = await self._creating.earlier(key, fingerprint, made)
+        if existing is not None:
+            return existing, True
+        return await self._creating.run(key, fingerprint, lambda: make(fingerprint)), False
+
     async def on_create(self, req: Request) -> Group:
-        c = GroupCreateContext(req.body, req.ctx)
-        await self.s.run_flow(self.create_flow, c, "", req.ctx)
-        assert c.record is not None
-        log.info("group %s made on %s", c.group_id, c.host)
-        return self.view(c.record)
+        """Make a group; a retry with the request id of one made (within a day) or
+        being made answers with that one."""
+        async def make(fingerprint: str) -> GroupRecord:
+            c = GroupCreateContext(req.body, req.ctx, fingerprint=fingerprint)
+            await self.s.run_flow(self.create_flow, c, "", req.ctx)
+            assert c.record is not None
+            log.info("group %s made on %s", c.group_id, c.host)
+            return c.record
+
+        return self.view((await self._once(req, make))[0])
 
     async def on_create_from_src(self, req: Request) -> Group:
         """A group like the source's, then a volume in it from each source snapshot (or
         a clone of each source volume), made as creates are, one after the other; a
-        copy the create flow refuses (quota) leaves the group ``error``, saying which."""
+        copy the create flow refuses (quota) leaves the group ``error``, saying which.
+        A retry with the request id of one made or being made answers with that group
+        as it is (its copies are that request's: made, or being made)."""
         body: GroupCreateFromSource = req.body
-        source_group, source = source_of(self.store, body, req.ctx)
-        c = GroupCreateContext(GroupCreate(source_group.group_type_id,
-                                           source_group.volume_type_ids, body.name,
-                                           body.description, source_group.availability_zone),
-                               req.ctx, source=source)
-        c.group_type_id, c.zone, c.host = (source_group.group_type_id,
-                                           source_group.availability_zone, source_group.host)
-        c.volume_types = tuple(self.s.types.by_id[t] for t in source_group.volume_type_ids)
-        c.project, c.deltas = req.ctx.project_id, {"groups": 1}
-        await self.s.run_flow(self.copy_flow, c, "", req.ctx)
-        group = c.record
-        assert group is not None
+        source: GroupSource | None = None
+
+        async def make(fingerprint: str) -> GroupRecord:
+            nonlocal source
+            source_group, source = source_of(self.store, body, req.ctx)
+            c = GroupCreateContext(GroupCreate(source_group.group_type_id,
+                                               source_group.volume_type_ids, body.name,
+                                               body.description,
+                                               source_group.availability_zone),
+                                   req.ctx, source=source, fingerprint=fingerprint)
+            c.group_type_id, c.zone, c.host = (source_group.group_type_id,
+                                               source_group.availability_zone,
+                                               source_group.host)
+            c.volume_types = tuple(self.s.types.by_id[t]
+                                   for t in source_group.volume_type_ids)
+            c.project, c.deltas = req.ctx.project_id, {"groups": 1}
+            await self.s.run_flow(self.copy_flow, c, "", req.ctx)
+            assert c.record is not None
+            return c.record
+
+        group, retried = await self._once(req, make)
+        if retried or source is None:
+            return self.view(group)
         copies = [VolumeCreate(snapshot_id=s, group_id=group.id) for s in source.snapshots]
         copies += [VolumeCreate(source_volid=v, group_id=group.id) for v in source.volumes]
         rid = req.ctx.request_id

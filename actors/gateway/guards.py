@@ -14,6 +14,8 @@ each rule written once.
   It is a 128-bit digest of the request's fields (32 hex digits), kept with each row:
   the fields themselves cost about 350 bytes a volume in memory and on disk. Rows
   written before kept the fields as JSON; ``stored_fingerprint`` reads either.
+- ``RunningCreates``: the creates of one kind running under a request id, and what a
+  retry answers (the first's outcome, or what its row says it made).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Collection
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Collection
+from typing import Generic, TypeVar
 
 from cinderblock.actors.runtime.actor import Link, Request
 from cinderblock.actors.runtime.config import host_of
@@ -49,20 +51,51 @@ def outcome(value: T | Exception) -> T:
     return value
 
 
-async def earlier_answer(made: tuple[T, str] | None, running: tuple[str, Outcome[T]] | None,
-                         request_id: str, fingerprint: str) -> T | None:
-    """What a create sent again under ``request_id`` answers: the record the earlier
-    request made (``made``: it and that request's fingerprint), or, while that request
-    still runs (``running``: its fingerprint and outcome), what it ends in (its error is
-    the retry's); None when no request made or runs under this id. A different request
-    under the same id is refused."""
-    fp = made[1] if made is not None else running[0] if running else None
-    if fp is not None and fp != fingerprint:
-        raise InvalidInput(f"request id {request_id!r} was already used for a different "
-                           "request", {"request_id": request_id})
-    if made is None and running is not None:
-        return outcome(await asyncio.shield(running[1]))
-    return made[0] if made is not None else None
+class RunningCreates(Generic[T]):
+    """The creates of one kind now running under a request id, by (project, request id),
+    and what a retry of one answers: what an earlier request made (its row, ``made``),
+    or what the one still running ends in; ``run`` makes the record otherwise, so that a
+    retry arriving meanwhile waits for it rather than making a second."""
+
+    def __init__(self) -> None:
+        self.running: dict[tuple[str, str], tuple[str, Outcome[T]]] = {}
+
+    async def earlier(self, key: tuple[str, str], fingerprint: str,
+                      made: tuple[T, str] | None) -> T | None:
+        """What a create sent again under ``key``'s request id answers: while the earlier
+        request still runs, what it ends in (its error is the retry's; never a record
+        its failure would then remove); else the record it made (``made``: it and that
+        request's fingerprint); None when none made or runs under this id (or there is
+        no request id). A different request under the same id is refused."""
+        request_id = key[1]
+        if not request_id:
+            return None
+        running = self.running.get(key)
+        fp = running[0] if running is not None else made[1] if made is not None else None
+        if fp is not None and fp != fingerprint:
+            raise InvalidInput(f"request id {request_id!r} was already used for a "
+                               "different request", {"request_id": request_id})
+        if running is not None:
+            return outcome(await asyncio.shield(running[1]))
+        return made[0] if made is not None else None
+
+    async def run(self, key: tuple[str, str], fingerprint: str,
+                  make: Callable[[], Awaitable[T]]) -> T:
+        """``make()``, known to retries under ``key`` while it runs. Call it in the
+        loop turn ``earlier`` answered None in, so that no retry slips between."""
+        done: Outcome[T] = asyncio.get_running_loop().create_future()
+        if key[1]:
+            self.running[key] = (fingerprint, done)
+        try:
+            made = await make()
+        except Exception as exc:
+            done.set_result(exc)
+            raise
+        finally:
+            if self.running.get(key, (None, None))[1] is done:
+                del self.running[key]
+        done.set_result(made)
+        return made
 
 
 def require_admin(ctx: Context, action: str) -> None:

@@ -39,8 +39,7 @@ from typing import Any
 from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.gateway.delete_requests import DeleteRequest, DeleteRequests
 from cinderblock.actors.gateway.guards import (
-    Outcome,
-    earlier_answer,
+    RunningCreates,
     require_admin,
     require_holder,
     require_reporter,
@@ -140,7 +139,7 @@ class GatewayLifecycle:
         self._gone: OrderedDict[str, Volume | Snapshot] = OrderedDict()  # id -> last view
         self._running: dict[Key, asyncio.Future[None]] = {}  # deletes whose flow still runs
         # snapshot creates running now, by request: a retry waits for the first
-        self._creating: dict[Key, tuple[str, Outcome[SnapshotRecord]]] = {}
+        self._creating = RunningCreates[SnapshotRecord]()
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -438,35 +437,23 @@ class GatewayLifecycle:
         made or still being made answers with that one."""
         ctx = req.ctx
         key = (ctx.project_id, ctx.request_id)
-        if ctx.request_id:
-            existing = await self._existing_snapshot(key, fingerprint)
-            if existing is not None:
-                self._watching(req, existing.id)
-                return existing.view()
+        made = self.store.snapshots.made_by(*key) if ctx.request_id else None
+        # a second flow would find the volume claimed by the first and answer
+        # invalid_state: a retry waits for the first, whose error is the retry's
+        existing = await self._creating.earlier(key, fingerprint, made)
+        if existing is not None:
+            self._watching(req, existing.id)
+            return existing.view()
         c = SnapshotCreateContext(body, ctx, str(uuid.uuid4()), fingerprint,
                                   manage_ref=manage_ref)
-        done: Outcome[SnapshotRecord] = asyncio.get_running_loop().create_future()
-        if ctx.request_id:
-            self._creating[key] = (fingerprint, done)
         self._watching(req, c.snapshot_id)
-        try:
-            await self._run(flow, c, req, c.snapshot_id, body.volume_id)
-        except Exception as exc:
-            done.set_result(exc)
-            raise
-        finally:
-            if self._creating.get(key, (None, None))[1] is done:
-                del self._creating[key]
-        assert c.record is not None
-        done.set_result(c.record)
-        return c.record.view()
 
-    async def _existing_snapshot(self, key: Key, fingerprint: str) -> SnapshotRecord | None:
-        """The snapshot an earlier request with this id made, waiting for it while that
-        request still runs (its error is the retry's: a second flow would find the
-        volume claimed by the first and answer invalid_state)."""
-        return await earlier_answer(self.store.snapshots.made_by(*key),
-                                    self._creating.get(key), key[1], fingerprint)
+        async def make() -> SnapshotRecord:
+            await self._run(flow, c, req, c.snapshot_id, body.volume_id)
+            assert c.record is not None
+            return c.record
+
+        return (await self._creating.run(key, fingerprint, make)).view()
 
     def on_snapshot_show(self, req: Request) -> Snapshot:
         return visible_snapshot(self.store, req.body.snapshot_id, req.ctx).view()

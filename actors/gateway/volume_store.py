@@ -59,6 +59,7 @@ from cinderblock.actors.gateway.group_store import (
     GroupSnapshotStore,
     GroupStore,
     GroupTypeStore,
+    add_request_columns,
 )
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.migration_store import (
@@ -176,7 +177,7 @@ CREATE TABLE IF NOT EXISTS project_default_types (
 );
 CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
 """
-SCHEMA_VERSION = 20  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 21  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS: dict[int, Migration] = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -248,6 +249,9 @@ MIGRATIONS: dict[int, Migration] = {
     # (``group_types``, ``groups``, ``group_volumes``, ``group_snapshots``,
     # ``group_snapshot_members``: the schema's tables).
     19: "",
+    # 20 -> 21: a group's and a group snapshot's create keep their request id (two
+    # columns each).
+    20: add_request_columns,
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "

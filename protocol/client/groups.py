@@ -84,22 +84,28 @@ class GroupMethods:
     # ---- groups ------------------------------------------------------------------------
     async def create_group(self, group_type: str, volume_types: Iterable[str], *,
                            name: str | None = None, description: str | None = None,
-                           availability_zone: str | None = None) -> Group:
+                           availability_zone: str | None = None,
+                           request_id: str | None = None) -> Group:
         """A group of ``group_type`` for volumes of ``volume_types`` (names or ids),
-        placed on a backend that satisfies every one; ``available`` at once."""
+        placed on a backend that satisfies every one; ``available`` at once. Sent again
+        with the same ``request_id`` (after a timeout or a lost connection), it answers
+        the group the first made (within a day) rather than making another."""
         body = GroupCreate(group_type, tuple(volume_types), name, description,
                            availability_zone)
-        return parse(Group, await self.call("group.create", body), strict=False)
+        return parse(Group, await self.call("group.create", body, request_id), strict=False)
 
     async def create_group_from_src(self, *, group_snapshot_id: str | None = None,
                                     source_group_id: str | None = None,
                                     name: str | None = None,
-                                    description: str | None = None) -> Group:
+                                    description: str | None = None,
+                                    request_id: str | None = None) -> Group:
         """A group like the source's, with a volume made from each snapshot of
         ``group_snapshot_id`` or cloned from each volume of ``source_group_id`` (one of
-        the two); the volumes are ``creating`` when this answers."""
+        the two); the volumes are ``creating`` when this answers. Sent again with the
+        same ``request_id``, it answers the group the first made, as it is."""
         body = GroupCreateFromSource(name, description, group_snapshot_id, source_group_id)
-        return parse(Group, await self.call("group.create_from_src", body), strict=False)
+        raw = await self.call("group.create_from_src", body, request_id)
+        return parse(Group, raw, strict=False)
 
     async def list_groups(self, all_projects: bool = False,
                           project_id: str | None = None) -> list[Group]:
@@ -132,13 +138,16 @@ class GroupMethods:
     # ---- group snapshots --------------------------------------------------------------
     async def create_group_snapshot(self, group_id: str, *, name: str | None = None,
                                     description: str | None = None, wait: bool = False,
-                                    timeout: float | None = None) -> GroupSnapshot:
+                                    timeout: float | None = None,
+                                    request_id: str | None = None) -> GroupSnapshot:
         """A snapshot of each of the group's volumes, taken at one instant (their node
         holds their writes meanwhile); ``creating``, or with ``wait`` until it is not
-        (``available``, or ``error`` with each snapshot's reason)."""
+        (``available``, or ``error`` with each snapshot's reason). Sent again with the
+        same ``request_id``, it answers the group snapshot the first made (within a
+        day) rather than taking another."""
         body = GroupSnapshotCreate(group_id, name, description)
-        made = parse(GroupSnapshot, await self.call("group_snapshot.create", body),
-                     strict=False)
+        made = parse(GroupSnapshot, await self.call("group_snapshot.create", body,
+                                                    request_id), strict=False)
         return await self._group_snapshot_settled(made, wait, timeout)
 
     async def _group_snapshot_settled(self, snap: GroupSnapshot, wait: bool,

@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import zmq
 from cinderblock.protocol.client.client import Client, SyncClient, VolumeError
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg
 from cinderblock.protocol.wire.codec import pack
-from cinderblock.protocol.wire.errors import CinderblockError, PeerGone
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, PeerGone
 from cinderblock.protocol.wire.keys import load_secret
 from cinderblock.protocol.wire.schema import dump
 from tests.attack.peers import Peer, server_key
@@ -311,6 +312,41 @@ def test_volumes_and_request_ids_survive_a_gateway_restart(
     assert [v.id for v in listed] == [vol.id]
     assert (quota.in_use["volumes"], quota.in_use["gigabytes"]) == (1, 2)
     assert fresh.status == "available"
+
+
+async def test_group_and_group_snapshot_request_ids_survive_a_gateway_restart(
+    restartable: E2ECluster, project: str
+) -> None:
+    """A group's create, a group snapshot's and a create-from-src, each sent again under
+    its request id after the gateway restarted, answer what the first made; the same id
+    with another request is refused; nothing more is made or counted."""
+    cluster, tag = restartable, uuid.uuid4().hex[:8]
+    async with cluster.client("admin", admin=True) as admin, cluster.client(project) as c:
+        await admin.create_group_type(f"g-{tag}")
+        await admin.create_type(f"t-{tag}")
+        group = await c.create_group(f"g-{tag}", [f"t-{tag}"], request_id=f"g-{tag}")
+        await c.create_volume(1, volume_type=f"t-{tag}", group_id=group.id, wait=True)
+        snap = await c.create_group_snapshot(group.id, request_id=f"gs-{tag}", wait=True)
+        copy = await c.create_group_from_src(group_snapshot_id=snap.id,
+                                             request_id=f"src-{tag}")
+        before = await c.show_quota()
+
+    await asyncio.to_thread(_restart_gateway, cluster)
+
+    async with cluster.client(project) as c:
+        again = await c.create_group(f"g-{tag}", [f"t-{tag}"], request_id=f"g-{tag}")
+        snap_again = await c.create_group_snapshot(group.id, request_id=f"gs-{tag}")
+        copy_again = await c.create_group_from_src(group_snapshot_id=snap.id,
+                                                   request_id=f"src-{tag}")
+        with pytest.raises(InvalidInput, match="already used for a different request"):
+            await c.create_group(f"g-{tag}", [f"t-{tag}"], name="other", request_id=f"g-{tag}")
+        assert (again.id, snap_again.id, copy_again.id) == (group.id, snap.id, copy.id)
+        assert snap_again.status == "available"
+        assert sorted(g.id for g in await c.list_groups()) == sorted([group.id, copy.id])
+        assert [s.id for s in await c.list_group_snapshots()] == [snap.id]
+        after = await c.show_quota()
+        assert (after.in_use["groups"], after.in_use["snapshots"]) == (
+            before.in_use["groups"], before.in_use["snapshots"])
 
 
 def test_a_call_the_gateway_dies_before_answering_fails_within_seconds_and_the_next_goes_on(

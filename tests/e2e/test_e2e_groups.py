@@ -203,6 +203,40 @@ async def _no_group_snapshot(client: Client, group_snapshot_id: str) -> bool:
     return False
 
 
+async def test_creates_sent_twice_at_once_under_one_request_id_make_one(
+    two_names: E2ECluster,
+) -> None:
+    """A group's create and a group snapshot's, each sent twice at once under one request
+    id (a client retrying while the first runs), make one and answer it to both."""
+    c, project = two_names, "group-retrying"
+    async with c.client(project) as client, c.client("admin", admin=True) as admin:
+        gtype = await admin.create_group_type("cg-retry")
+        groups = await asyncio.gather(*(client.create_group(
+            gtype.id, ["__DEFAULT__"], name="once", request_id="make-once") for _ in range(2)))
+        assert groups[0].id == groups[1].id
+        assert [g.id for g in await client.list_groups()] == [groups[0].id]
+        await client.create_volume(1, group_id=groups[0].id, wait=True)
+        snaps = await asyncio.gather(*(client.create_group_snapshot(
+            groups[0].id, request_id="snap-once") for _ in range(2)))
+        assert snaps[0].id == snaps[1].id
+        listed = await client.list_group_snapshots()
+        assert [s.id for s in listed] == [snaps[0].id] and len(listed[0].snapshots) == 1
+        with pytest.raises(InvalidInput, match="already used for a different request"):
+            await client.create_group_snapshot(groups[0].id, name="other",
+                                               request_id="snap-once")
+        await eventually(partial(_available, client, snaps[0].id), timeout=30)
+        await client.delete_group_snapshot(snaps[0].id)
+        await eventually(partial(_no_group_snapshot, client, snaps[0].id), timeout=30)
+        await client.delete_group(groups[0].id, delete_volumes=True)
+        await eventually(partial(_gone, client, groups[0].id), timeout=30)
+        assert await settled_violations(c, admin, [project]) == []
+        await admin.delete_group_type(gtype.id)
+
+
+async def _available(client: Client, group_snapshot_id: str) -> bool:
+    return (await client.show_group_snapshot(group_snapshot_id)).status == "available"
+
+
 @pytest.fixture(scope="module")
 def failing_snapshots(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
     return cluster_factory(nodes=1, node_overrides={"node-1": {"faults": ("create_snapshot",)}})
@@ -233,7 +267,8 @@ async def test_a_group_snapshot_that_fails_leaves_every_member_in_error_and_no_f
 
 async def test_the_cli_makes_snapshots_and_deletes_a_group(two_names: E2ECluster) -> None:
     """``cinderblock group type create``, ``group create``, ``volume create --group``,
-    ``group snapshot create --wait``, ``group snapshot list`` and ``delete``, and ``group
+    ``group snapshot create --wait`` (again with its ``--request-id``: the same one),
+    ``group snapshot list`` and ``delete``, and ``group
     delete --delete-volumes``: each prints what it made, and the group goes."""
     c, project = two_names, "group-cli"
 
@@ -251,8 +286,12 @@ async def test_the_cli_makes_snapshots_and_deletes_a_group(two_names: E2ECluster
     vol = await asyncio.to_thread(cli, "volume", "create", "1", "--group", group["id"],
                                   "--wait")
     assert vol["group_id"] == group["id"]
-    snap = await asyncio.to_thread(cli, "group", "snapshot", "create", group["id"], "--wait")
+    snap = await asyncio.to_thread(cli, "group", "snapshot", "create", group["id"], "--wait",
+                                   "--request-id", "cli-nightly")
     assert (snap["status"], len(snap["snapshots"])) == ("available", 1)
+    again = await asyncio.to_thread(cli, "group", "snapshot", "create", group["id"],
+                                    "--request-id", "cli-nightly")  # a retry: the same one
+    assert again["id"] == snap["id"]
     listed = await asyncio.to_thread(cli, "group", "snapshot", "list", "--group", group["id"])
     assert [s["id"] for s in listed] == [snap["id"]], listed
     await asyncio.to_thread(cli, "group", "snapshot", "delete", snap["id"])
