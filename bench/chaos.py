@@ -3,7 +3,7 @@ nothing was lost, stuck, doubled or miscounted (issue 9).
 
     python -m cinderblock.bench.chaos [--seeds N] [--first-seed S] [--creates 1000]
                                       [--deletes 200] [--migrations 20] [--backups 10]
-                                      [--window SECONDS]
+                                      [--group-snapshots 5] [--window SECONDS]
                                       [--settle SECONDS] [--backend file|null] [--json]
 
 For each seed: ``cinderblock up`` (a real process, file backend by default, two
@@ -17,7 +17,9 @@ written into each one's file, are each migrated by the admin to the other node a
 seeded moment of the window (a retry that finds the first attempt's migration running
 is refused, which is fine). ``--backups`` more, marked the same way, are each backed up
 at a seeded moment (the member's request, with a request id, retried as the others
-are). Meanwhile the gateway,
+are). ``--group-snapshots`` groups of two volumes, each volume marked the same way,
+are each snapshotted at a seeded moment (the member's request, with a request id,
+retried as the others are). Meanwhile the gateway,
 the quota actor, the scheduler and one node are each SIGKILLed once, in a seeded
 order at seeded moments (``bench.chaos_plan``), by the pids ``up`` reports in
 ``status.json``; each kill waits until ``up`` has started the previous one again.
@@ -43,6 +45,10 @@ nothing or at the deadline:
 * ``backed_up``: each backup request made one backup at most (none only if it was
   refused), an acknowledged one exists, and once the cluster has settled every backup
   that is ``available`` restores into a new volume that holds its volume's marker;
+* ``grouped``: each group snapshot request made one group snapshot at most (none only
+  if it was refused), an acknowledged one exists under the id it was answered with, and
+  one that is ``available`` has every member snapshot ``available``, each file holding
+  its volume's marker;
 * ``restart``: every killed actor was started again by ``up`` (``status.json``:
   restarts equal to its kills, running, a new live pid) and no other actor died.
 
@@ -72,12 +78,13 @@ from cinderblock.bench.invariants import settled_violations
 from cinderblock.bench.up_cluster import UpCluster
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.backups import Backup
+from cinderblock.protocol.messages.groups import GroupSnapshot
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import CinderblockError, Timeout, Unavailable
 
 PROJECT = "demo"  # `up` makes the key of user demo, project demo
 CHECKS = ("stuck", "lost_ack", "duplicate", "quota", "files", "migrated", "backed_up",
-          "restart")
+          "grouped", "restart")
 MARKER_AT = 4096  # where each migrated volume's marker is written in its file
 EXAMPLES = 5  # problem lines kept per check in the report
 # The reconciler looks every second at records older than 15 s: sooner than up's
@@ -94,6 +101,7 @@ class Settings:
     deletes: int = 200
     migrations: int = 0  # volumes the admin migrates to the other node during the window
     backups: int = 0  # volumes the member backs up during the window
+    group_snapshots: int = 0  # groups (of two volumes) the member snapshots in the window
     window_s: float = 30.0  # the load and the kills take this long
     settle_s: float = 90.0  # at most this long for the cluster to settle
     deadline_s: float = 60.0  # a client retries a request this long after its first try
@@ -126,6 +134,9 @@ class SeedResult:
     backups: int = 0
     backups_restored: int = 0  # the available ones, each restored and its marker read
     backup_outcomes: dict[str, int] = field(default_factory=dict)  # by status ("none")
+    group_snapshots: int = 0
+    group_snapshots_read: int = 0  # the available ones, every member's marker read
+    group_snapshot_outcomes: dict[str, int] = field(default_factory=dict)  # by status
     refused: int = 0
     unanswered: int = 0
     attempts: int = 0
@@ -179,21 +190,28 @@ async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult)
         targets = await _make_volumes(client, settings.deletes)
         moving = await _make_moving(up, client, settings.migrations)
         backing = await _make_moving(up, client, settings.backups, "backing")
+        grouped = await _make_groups(up, client, admin, settings.group_snapshots)
         ledger = Ledger()
         load_started = time.monotonic()
         await Storm(up, client, plan, settings, ledger, targets, result, admin, moving,
-                    backing).run()
+                    backing, grouped).run()
         result.load_s = round(time.monotonic() - load_started, 1)
         settle_started = time.monotonic()
-        found = await _settle(up, admin, ledger, settings.settle_s, moving, backing, client)
+        found = await _settle(up, admin, ledger, settings.settle_s, moving, backing, client,
+                              grouped)
         if not found:  # settled: the backups are read back
             found = {c: lines for c, lines in
                      {"backed_up": await _restore_problems(up, client, backing, result)}.items()
                      if lines}
         result.settle_s = round(time.monotonic() - settle_started, 1)
         result.migrations, result.backups = len(moving), len(backing)
+        result.group_snapshots = len(grouped)
+        result.group_snapshots_read = sum(g.read for g in grouped)
         for m in backing:
             result.backup_outcomes[m.outcome] = result.backup_outcomes.get(m.outcome, 0) + 1
+        for g in grouped:
+            result.group_snapshot_outcomes[g.outcome] = \
+                result.group_snapshot_outcomes.get(g.outcome, 0) + 1
         result.moved = sum(1 for m in moving if m.moved)
         for m in moving:
             result.migration_outcomes[m.outcome] = result.migration_outcomes.get(m.outcome, 0) + 1
@@ -244,8 +262,43 @@ async def _make_moving(up: UpCluster, client: Client, count: int, name: str = "m
     return moving
 
 
-def _volume_file(up: UpCluster, backend: str, volume_id: str) -> Path:
-    return up.cfg.path("nodes", backend.partition("@")[0]) / f"volume-{volume_id}"
+@dataclass
+class Grouped:
+    """A group of volumes the member snapshots during the window, and what became of it."""
+
+    group_id: str
+    volumes: list[Moving]  # each with its marker
+    outcome: str = ""  # its group snapshot's status at the end ("none": no group snapshot)
+    read: bool = False  # an available one's member snapshots were read, markers and all
+    request: Request | None = None  # its group snapshot's request, as its client saw it
+
+
+async def _make_groups(up: UpCluster, client: Client, admin: Client, count: int
+                       ) -> list[Grouped]:
+    """The groups to snapshot, each with two volumes (``available``, a marker written
+    into each one's file), made before any kill."""
+    if not count:
+        return []
+    await admin.set_quota(PROJECT, groups=count + 10, snapshots=100_000)
+    await admin.create_group_type("chaos-cg")
+    grouped = []
+    for i in range(count):
+        group = await client.create_group("chaos-cg", ["__DEFAULT__"], name=f"grouped-{i}")
+        volumes = []
+        for j in range(2):
+            made = await client.create_volume(1, name=f"grouped-{i}-{j}", group_id=group.id,
+                                              wait=True, timeout=60.0)
+            assert made.host is not None
+            marker = f"marker of {made.id}".encode()
+            _write_marker(up, made.host, made.id, marker)
+            volumes.append(Moving(made.id, made.host, marker))
+        grouped.append(Grouped(group.id, volumes))
+    return grouped
+
+
+def _volume_file(up: UpCluster, backend: str, volume_id: str, prefix: str = "volume-"
+                 ) -> Path:
+    return up.cfg.path("nodes", backend.partition("@")[0]) / f"{prefix}{volume_id}"
 
 
 def _write_marker(up: UpCluster, backend: str, volume_id: str, marker: bytes) -> None:
@@ -254,9 +307,12 @@ def _write_marker(up: UpCluster, backend: str, volume_id: str, marker: bytes) ->
         f.write(marker)
 
 
-def _read_marker(up: UpCluster, backend: str, volume_id: str, size: int) -> bytes:
+def _read_marker(up: UpCluster, backend: str, volume_id: str, size: int,
+                 prefix: str = "volume-") -> bytes:
+    """The bytes at the marker's place in a volume's file (or, ``prefix`` "snapshot-",
+    a snapshot's)."""
     try:
-        with _volume_file(up, backend, volume_id).open("rb") as f:
+        with _volume_file(up, backend, volume_id, prefix).open("rb") as f:
             f.seek(MARKER_AT)
             return f.read(size)
     except OSError as exc:
@@ -269,10 +325,12 @@ class Storm:
     def __init__(self, up: UpCluster, client: Client, plan: Plan, settings: Settings,
                  ledger: Ledger, targets: list[str], result: SeedResult,
                  admin: Client | None = None, moving: list[Moving] | None = None,
-                 backing: list[Moving] | None = None) -> None:
+                 backing: list[Moving] | None = None,
+                 grouped: list[Grouped] | None = None) -> None:
         self.up, self.client, self.plan, self.settings = up, client, plan, settings
         self.ledger, self.targets, self.result = ledger, targets, result
         self.admin, self.moving, self.backing = admin, moving or [], backing or []
+        self.grouped = grouped or []
         self.rng = random.Random(plan.seed)
         self.in_flight = 0
         self.t0 = 0.0
@@ -287,6 +345,8 @@ class Storm:
                 tg.create_task(self._migrate(m, when.uniform(0, self.settings.window_s)))
             for m in self.backing:
                 tg.create_task(self._back_up(m, when.uniform(0, self.settings.window_s)))
+            for g in self.grouped:
+                tg.create_task(self._snapshot_group(g, when.uniform(0, self.settings.window_s)))
             for kind, at_s in zip(self.plan.ops, self.plan.send_at_s, strict=True):
                 await self._until(at_s)
                 request = self.ledger.add(Request(kind, f"chaos-{self.plan.seed}-{uuid.uuid4()}"))
@@ -352,6 +412,22 @@ class Storm:
             self.in_flight -= 1
         m.refused = r.refused
 
+    async def _snapshot_group(self, g: Grouped, at_s: float) -> None:
+        """The member snapshots ``g``, with a request id, retried as the load's requests
+        are."""
+        await self._until(at_s)
+        r = g.request = Request("group_snapshot", f"chaos-gs-{uuid.uuid4()}")
+
+        async def call() -> GroupSnapshot:
+            return await self.client.create_group_snapshot(g.group_id, name=r.request_id,
+                                                           request_id=r.request_id)
+
+        self.in_flight += 1
+        try:
+            await retried(r, call, self.settings.deadline_s, self.rng)
+        finally:
+            self.in_flight -= 1
+
     async def _send(self, r: Request) -> None:
         if r.kind == "create":
             def call() -> Awaitable[Volume]:
@@ -366,7 +442,7 @@ class Storm:
             self.in_flight -= 1
 
 
-async def retried(r: Request, call: Callable[[], Awaitable[Volume | Backup]],
+async def retried(r: Request, call: Callable[[], Awaitable[Volume | Backup | GroupSnapshot]],
                   deadline_s: float, rng: random.Random) -> None:
     """Send ``r`` until it is answered or refused: a transport error or a timeout is
     retried (same request id: ``call`` sends it) after a jittered backoff, until
@@ -437,9 +513,57 @@ async def _restore_problems(up: UpCluster, client: Client, backing: list[Moving]
     return problems
 
 
+async def _group_snapshot_problems(up: UpCluster, client: Client, grouped: list[Grouped]
+                                   ) -> list[str]:
+    """Each group snapshot request made one at most, an acknowledged one exists under the
+    id it was answered with, and an available one holds every volume's marker."""
+    problems = []
+    for g in grouped:
+        r = g.request
+        if r is None:
+            continue
+        made = [s for s in await client.list_group_snapshots() if s.group_id == g.group_id]
+        g.outcome = made[0].status if len(made) == 1 else "none"
+        if len(made) > 1:
+            problems.append(f"group snapshot request {r.request_id} made {len(made)}")
+        if r.acknowledged and not made:
+            problems.append(f"group snapshot request {r.request_id} was answered {r.answers} "
+                            "and made none")
+        if set(r.answers) - {s.id for s in made}:
+            problems.append(f"group snapshot request {r.request_id} was answered {r.answers}; "
+                            f"its group snapshots are {[s.id for s in made]}")
+        if len(made) == 1 and made[0].status == "available":
+            problems += await _member_problems(up, client, g, made[0])
+    return problems
+
+
+async def _member_problems(up: UpCluster, client: Client, g: Grouped, made: GroupSnapshot
+                           ) -> list[str]:
+    markers = {m.volume_id: m for m in g.volumes}
+    problems = []
+    if len(made.snapshots) != len(g.volumes):
+        problems.append(f"group snapshot {made.id} has {len(made.snapshots)} snapshots of "
+                        f"{len(g.volumes)} volumes")
+    for sid in made.snapshots:
+        snap = await client.show_snapshot(sid)
+        m = markers.get(snap.volume_id)
+        if snap.status != "available" or m is None:
+            problems.append(f"group snapshot {made.id} is available and its snapshot {sid} "
+                            f"(of {snap.volume_id}) is {snap.status}")
+            continue
+        found = await asyncio.to_thread(_read_marker, up, m.source, sid, len(m.marker),
+                                        "snapshot-")
+        if found != m.marker:
+            problems.append(f"snapshot {sid} of group snapshot {made.id} reads {found!r} "
+                            "where its volume's marker was")
+    g.read = not problems
+    return problems
+
+
 async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float,
                   moving: list[Moving] | None = None, backing: list[Moving] | None = None,
-                  member: Client | None = None) -> dict[str, list[str]]:
+                  member: Client | None = None, grouped: list[Grouped] | None = None
+                  ) -> dict[str, list[str]]:
     """Look every second until a round finds nothing or ``settle_s`` is over; what
     the last round found, by check."""
     deadline = time.monotonic() + settle_s
@@ -449,6 +573,9 @@ async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float,
             if backing and member is not None:
                 for text in await _backup_problems(member, backing):
                     found.setdefault("backed_up", []).append(text)
+            if grouped and member is not None:
+                for text in await _group_snapshot_problems(up, member, grouped):
+                    found.setdefault("grouped", []).append(text)
         except CinderblockError as exc:  # the gateway may still be busy catching up
             found = {"stuck": [f"the admin's view failed: {exc.code}: {exc.message}"]}
         if not found or time.monotonic() > deadline:
@@ -533,11 +660,13 @@ def _tally(result: SeedResult, ledger: Ledger) -> None:
 # ---- the report ---------------------------------------------------------------------
 def table(results: list[SeedResult]) -> str:
     head = ["seed", "kills (actor@s, back after s)", "creates acked", "deletes acked",
-            "moved", "restored", "retries", *CHECKS, "load s", "settle s", "total s"]
+            "moved", "restored", "grouped read", "retries", *CHECKS, "load s", "settle s",
+            "total s"]
     rows = [[str(r.seed),
              " ".join(f"{k.actor}@{k.at_s:g}({_or_dash(k.back_after_s)})" for k in r.kills),
              f"{r.acked_creates}/{r.creates}", f"{r.acked_deletes}/{r.deletes}",
-             f"{r.moved}/{r.migrations}", f"{r.backups_restored}/{r.backups}", str(r.retries),
+             f"{r.moved}/{r.migrations}", f"{r.backups_restored}/{r.backups}",
+             f"{r.group_snapshots_read}/{r.group_snapshots}", str(r.retries),
              *(str(r.violations[c]) for c in CHECKS),
              f"{r.load_s:g}", f"{r.settle_s:g}", f"{r.total_s:g}"] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
@@ -570,6 +699,8 @@ def summary(results: list[SeedResult], settings: Settings, argv: list[str]) -> d
             "moved": sum(r.moved for r in results),
             "backups": sum(r.backups for r in results),
             "backups_restored": sum(r.backups_restored for r in results),
+            "group_snapshots": sum(r.group_snapshots for r in results),
+            "group_snapshots_read": sum(r.group_snapshots_read for r in results),
             "retries": sum(r.retries for r in results),
             "violations": {c: sum(r.violations[c] for r in results) for c in CHECKS},
             "seconds": round(sum(r.total_s for r in results), 1),
@@ -590,6 +721,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="volumes the admin migrates during the window (file backend)")
     p.add_argument("--backups", type=int, default=10,
                    help="volumes the member backs up during the window (file backend)")
+    p.add_argument("--group-snapshots", type=int, default=5,
+                   help="groups of two volumes the member snapshots during the window "
+                        "(file backend)")
     p.add_argument("--window", type=float, default=30.0,
                    help="seconds over which the load is sent and the kills fall")
     p.add_argument("--settle", type=float, default=90.0,
@@ -598,14 +732,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep each seed's data directory")
     p.add_argument("--json", action="store_true", help="print one JSON document")
     args = p.parse_args(argv)
-    if args.seeds < 1 or min(args.creates, args.deletes, args.migrations, args.backups) < 0 \
-            or args.window <= 0:
-        p.error("--seeds must be at least 1, --creates, --deletes, --migrations and "
-                "--backups at least 0, --window above 0")
+    if args.seeds < 1 or min(args.creates, args.deletes, args.migrations, args.backups,
+                             args.group_snapshots) < 0 or args.window <= 0:
+        p.error("--seeds must be at least 1, --creates, --deletes, --migrations, --backups "
+                "and --group-snapshots at least 0, --window above 0")
     marked = args.backend == "file"  # null: no file to mark
-    settings = Settings(args.creates, args.deletes, args.migrations if marked else 0,
-                        args.backups if marked else 0, args.window, args.settle,
-                        backend=args.backend)
+    settings = Settings(creates=args.creates, deletes=args.deletes,
+                        migrations=args.migrations if marked else 0,
+                        backups=args.backups if marked else 0,
+                        group_snapshots=args.group_snapshots if marked else 0,
+                        window_s=args.window, settle_s=args.settle, backend=args.backend)
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         results.append(run_seed(seed, settings, keep=args.keep))

@@ -359,17 +359,19 @@ async def migrate_there_and_back(c: Client, admin: Client, volume_id: str,
 
 async def snapshot_a_group(c: Client, admin: Client, r: str) -> None:
     """A group with a volume, snapshotted at one instant; the group snapshot deleted,
-    then the group with its volume. A group whose create's answer a kill lost is
-    another, empty one (its quota counted as any group's)."""
+    then the group with its volume. Each create carries a request id, so that one whose
+    answer a kill lost is answered, when sent again, with what it made."""
     name = f"fp-{r}"
     with contextlib.suppress(InvalidInput):  # made by an attempt whose answer was lost
         await again(lambda: admin.create_group_type(name))
-    group = await again(lambda: c.create_group(name, ["__DEFAULT__"]))
+    group = await again(lambda: c.create_group(name, ["__DEFAULT__"],
+                                               request_id=f"{name}-group"))
     vol = await again(lambda: c.create_volume(1, group_id=group.id, request_id=f"{name}-gvol"))
     await volume_settled(c, vol.id)
     made: GroupSnapshot | None = None
     with contextlib.suppress(InvalidState, NotFound, InvalidInput):
-        made = await again(lambda: c.create_group_snapshot(group.id))
+        made = await again(lambda: c.create_group_snapshot(group.id,
+                                                            request_id=f"{name}-gs"))
     if made is not None:
         gs_id = made.id
         for _ in range(5):  # a delete a kill cut short ends error_deleting: again
