@@ -26,6 +26,7 @@ from cinderblock.actors.runtime.config import ClusterConfig, free_port, load, re
 from cinderblock.protocol.client.client import SyncClient
 from cinderblock.protocol.wire.errors import Timeout
 from tests.conftest import _DATA_DIRS, CINDERBLOCK, GIB, run_cli
+from tests.lifecycle_helpers import read
 
 
 @dataclass
@@ -291,7 +292,7 @@ def test_an_admin_manages_a_file_and_unmanages_the_volume(up: UpCluster) -> None
     gone = up.cli_json("volume", "unmanage", "adopted", "--wait", admin=True)
     assert gone["status"] == "deleted"
     kept = up.data_dir / "nodes" / "node-2" / f"unmanaged-volume-{vol['id']}"
-    assert kept.read_bytes()[:9] == b"on node-2"
+    assert read(kept, 0, 9) == b"on node-2"
     refused = up.cli("volume", "unmanage", "no-such-volume", admin=True)
     assert "failed to unmanage volume 'no-such-volume'" in refused.stderr
 
@@ -315,7 +316,7 @@ def test_an_admin_manages_a_file_as_a_snapshot_and_unmanages_it(up: UpCluster) -
     gone = up.cli_json("snapshot", "unmanage", "adopted-snap", "--wait", admin=True)
     assert gone["status"] == "deleted"
     kept = up.data_dir / "nodes" / home / f"unmanaged-snapshot-{snap['id']}"
-    assert kept.read_bytes()[:10] == b"a snapshot"
+    assert read(kept, 0, 10) == b"a snapshot"
     up.cli_json("volume", "delete", vol["id"], "--wait", admin=True)
 
 
