@@ -105,7 +105,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "backup": ("gateway.backup_", "node.create_backup.", "node.delete_backup.",
                "node.restore_backup."),
     "migration": ("gateway.volume_migrate.", "gateway.volume_received.",
-                  "node.receive_volume.", "node.drop_volume.", "node.create_group_snapshot."),
+                  "node.receive_volume.", "node.drop_volume."),
+    "group": ("gateway.group_", "node.create_group_snapshot."),
     "attach_journal": (),
 }
 

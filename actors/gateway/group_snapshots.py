@@ -50,6 +50,7 @@ from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_request import check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.groups import (
     GroupSnapshot,
     GroupSnapshotCreate,
@@ -69,6 +70,12 @@ from cinderblock.protocol.wire.errors import CinderblockError, InvalidState
 
 log = logging.getLogger(__name__)
 SNAPSHOTTABLE = frozenset({V.AVAILABLE, V.IN_USE})
+RESERVE = (declare("gateway.group_snapshot_create.reserve.before_send"),
+           declare("gateway.group_snapshot_create.reserve.after_reply"))
+ENTRY_BEFORE_COMMIT = declare("gateway.group_snapshot_create.entry.before_commit")
+ENTRY_AFTER_COMMIT = declare("gateway.group_snapshot_create.entry.after_commit")
+CAST_BEFORE_SEND = declare("gateway.group_snapshot_create.cast.before_send")
+CAST_AFTER_SEND = declare("gateway.group_snapshot_create.cast.after_send")
 
 
 def status_of(rec: GroupSnapshotRecord, snapshots: Iterable[SnapshotRecord]) -> str:
@@ -180,8 +187,17 @@ class GroupSnapshotEntryCreateTask(_Task):
             for v in c.volumes]
         images = {s.id: dict(v.image_metadata) for s, v in zip(snapshots, c.volumes,
                                                                strict=True) if v.image_metadata}
+        ENTRY_BEFORE_COMMIT()
         await store.snapshots.add_group(snapshots, record, c.reservation_id, images)
+        ENTRY_AFTER_COMMIT()
         c.record, c.snapshots, c.committed = record, snapshots, True
+
+    async def revert(self, c: GroupSnapshotContext, failure: BaseException) -> None:
+        """The cast did not reach the node (it was away): no snapshot was taken, and
+        the group snapshot goes as a single snapshot's create does, its quota given
+        back, rather than wait ``creating`` for the reconciler."""
+        if c.record is not None:
+            await self.s.store.snapshots.remove_group(c.snapshots, c.record)
 
 
 class GroupSnapshotCastTask(_Task):
@@ -193,14 +209,16 @@ class GroupSnapshotCastTask(_Task):
         if not c.snapshots:
             return  # an empty group: nothing for a node to take
         members = tuple(GroupSnapshotMember(s.volume_id, s.id) for s in c.snapshots)
+        CAST_BEFORE_SEND()
         await self.s.send_to_node(group.host, "node.create_group_snapshot",
                                   NodeCreateGroupSnapshot(record.id, members), c.ctx)
+        CAST_AFTER_SEND()
 
 
 def group_snapshot_create_api(s: GroupSnapshotServices) -> LinearFlow[GroupSnapshotContext]:
     return LinearFlow(
         "group_snapshot_create_api",
-        [ExtractGroupSnapshotRequestTask(s), QuotaReserveTask[GroupSnapshotContext](s),
+        [ExtractGroupSnapshotRequestTask(s), QuotaReserveTask[GroupSnapshotContext](s, RESERVE),
          GroupSnapshotEntryCreateTask(s), GroupSnapshotCastTask(s)],
         given=("body", "ctx"),
     )

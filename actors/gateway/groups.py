@@ -60,6 +60,7 @@ from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text, t
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.actors.runtime.database import all_committed
+from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.actors.scheduler.extra_specs import satisfies
 from cinderblock.protocol.messages.groups import (
     Group,
@@ -85,6 +86,8 @@ from cinderblock.protocol.wire.errors import (
 )
 
 log = logging.getLogger(__name__)
+ENTRY_BEFORE_COMMIT = declare("gateway.group_create.entry.before_commit")
+ENTRY_AFTER_COMMIT = declare("gateway.group_create.entry.after_commit")
 DELETABLE = frozenset({G.AVAILABLE, G.ERROR, G.ERROR_DELETING})
 JOINABLE = frozenset({V.AVAILABLE, V.IN_USE})
 LEAVABLE = frozenset({V.AVAILABLE, V.IN_USE, V.ERROR})
@@ -251,8 +254,10 @@ class GroupEntryCreateTask(_Task):
         if c.source is not None:
             group.group_snapshot_id = c.source.group_snapshot_id
             group.source_group_id = c.source.source_group_id
+        ENTRY_BEFORE_COMMIT()
         await all_committed(self.s.store.groups.queue_save(group),
                             self.s.store.journal.owe_commit(c.reservation_id, c.project))
+        ENTRY_AFTER_COMMIT()
         c.record, c.committed = group, True
 
 

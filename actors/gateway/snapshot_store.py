@@ -340,6 +340,26 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         for rec in recs:
             self.written(rec)
 
+    async def remove_group(self, recs: list[SnapshotRecord], group: GroupSnapshotRecord
+                           ) -> None:
+        """A group snapshot no node was told to take (its create failed before its cast):
+        its row, its snapshots' and their member rows go and, in the same transaction,
+        the release of each snapshot's quota is owed (as ``remove``'s)."""
+        written = []
+        for rec in recs:
+            written.append(self.db.write(DELETE_IMAGE_METADATA, (rec.id,)))
+            row = self.db.write(DELETE_SNAPSHOT, (rec.id,))
+            written.append(row)
+            left = self.group_snapshots.queue_leave(rec.id)
+            if left is not None:
+                written.append(left[0])
+            self.removed(rec, row)
+            self.journal.owe_release(f"release:snapshot:{rec.id}", rec.project_id,
+                                     snapshot_amounts(rec.size, rec.volume_type_id))
+        written.append(self.group_snapshots.queue_remove(group))
+        for write in written:
+            await write
+
     async def remove(self, rec: SnapshotRecord) -> None:
         """The row goes and, in the same transaction, the release of its quota is owed
         (``quota_journal``; op id ``release:snapshot:<id>``: given back once) and its

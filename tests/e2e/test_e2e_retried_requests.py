@@ -135,3 +135,39 @@ async def _attach_again(cluster: E2ECluster, volume_id: str, first: str) -> None
         made = await client.create_attachment(volume_id, "vm-1", request_id="req-attach-once")
         assert made.id != first  # the first is gone: the retry makes one
         await client.delete_attachment(made.id)
+
+
+def test_a_group_snapshot_its_node_cannot_be_told_of_leaves_nothing_and_gives_quota_back(
+    tmp_path: Path,
+) -> None:
+    """Its node gone, a group snapshot's create fails, both attempts under its request
+    id saying why; no group snapshot or snapshot is left ``creating`` for the reconciler,
+    and the quota it took is given back."""
+    with running_cluster(make_config(tmp_path, nodes=1)) as cluster:
+        answers, listed, snapshots, in_use = asyncio.run(_group_snapshot_node_gone(cluster))
+    assert all(isinstance(a, CinderblockError) for a in answers), answers
+    assert (listed, snapshots, in_use) == ([], [], 0)
+
+
+async def _group_snapshot_node_gone(cluster: E2ECluster
+                                    ) -> tuple[list[object], list[str], list[str], int]:
+    async with cluster.client("group-gone") as client, \
+            cluster.client("admin", admin=True) as admin:
+        await admin.create_group_type("cg")
+        group = await client.create_group("cg", ["__DEFAULT__"])
+        await client.create_volume(1, group_id=group.id, wait=True)
+        node = cluster.cluster.procs["node-1"]
+        connections = tcp_connections(node.pid)
+        cluster.cluster.stop_actor("node-1")
+        await peers_let_go(connections)  # the gateway knows the node is gone
+        answers = await asyncio.gather(
+            *(client.create_group_snapshot(group.id, request_id="req-gs-node-gone")
+              for _ in range(2)), return_exceptions=True)
+        listed = [s.id for s in await client.list_group_snapshots()]
+        snapshots = [s.id for s in await client.list_snapshots()]
+        await eventually(lambda: _nothing_reserved(client), timeout=10)
+        return list(answers), listed, snapshots, (await client.show_quota()).in_use["snapshots"]
+
+
+async def _nothing_reserved(client: Client) -> bool:
+    return not any((await client.show_quota()).reserved.values())
