@@ -46,7 +46,7 @@ from cinderblock.bench.invariants import repository_names, settled_violations
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.attachments import Attachment
 from cinderblock.protocol.messages.backups import Backup
-from cinderblock.protocol.messages.groups import GroupSnapshot
+from cinderblock.protocol.messages.groups import Group, GroupSnapshot
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.transfers import Transfer
 from cinderblock.protocol.messages.volumes import Volume
@@ -375,6 +375,7 @@ async def snapshot_a_group(c: Client, admin: Client, r: str) -> None:
                                                             request_id=f"{name}-gs"))
     if made is not None:
         gs_id = made.id
+        await copy_a_group(c, gs_id, r)
         for _ in range(5):  # a delete a kill cut short ends error_deleting: again
             if await settled(lambda: c.show_group_snapshot(gs_id),
                              lambda gs: gs.status in ("creating", "deleting")) is None:
@@ -387,6 +388,31 @@ async def snapshot_a_group(c: Client, admin: Client, r: str) -> None:
         await volume_settled(c, vol.id)
         await tolerant(partial(c.delete_group, group.id, True))
     await tolerant(partial(admin.delete_group_type, name))  # refused while a lost one's group
+
+
+async def copy_a_group(c: Client, group_snapshot_id: str, r: str) -> None:
+    """A group made from the group snapshot once it is available (a volume from each of
+    its snapshots), then deleted with its volumes; a kill that cut its making short
+    leaves it ``creating`` until the reconciler makes it ``error``, and deletable."""
+    snap = await settled(lambda: c.show_group_snapshot(group_snapshot_id),
+                         lambda gs: gs.status == "creating")
+    if snap is None or snap.status != "available":
+        return
+    copy: Group | None = None
+    with contextlib.suppress(InvalidState, NotFound, InvalidInput):
+        copy = await again(lambda: c.create_group_from_src(group_snapshot_id=group_snapshot_id,
+                                                           request_id=f"fp-{r}-copy"))
+    if copy is None:
+        return
+    copy_id = copy.id
+    for _ in range(5):
+        group = await settled(lambda: c.show_group(copy_id),
+                              lambda g: g.status.value in ("creating", "deleting"))
+        if group is None:
+            break
+        for vid in group.volumes:
+            await volume_settled(c, vid)
+        await tolerant(partial(c.delete_group, copy_id, True))
 
 
 async def back_up(c: Client, volume_id: str, request_id: str, incremental: bool

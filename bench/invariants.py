@@ -11,8 +11,8 @@ directly):
   volume type's own (``volumes_<type>``: a volume by its type, a snapshot by its
   own), and of its backups and their GiB (``backups``, ``backup_gigabytes``) and
   its groups (``groups``), and ``reserved`` is 0 (no reservation outlives its
-  operation); also no group is left ``deleting``, nor a group snapshot ``creating`` or
-  ``deleting``;
+  operation); also no group is left ``creating`` or ``deleting``, nor a group
+  snapshot ``creating`` or ``deleting``;
 * node files equal what the gateway lists: every ``volume-``/``snapshot-`` file
   belongs to a volume or snapshot recorded on that host (no orphan), every
   volume recorded on a host that is not in an error status has its file there
@@ -104,7 +104,8 @@ async def settled_violations(
                                            *(g.project_id for g in groups)}}
     for g in groups:  # a group's quota is committed with its row
         counted[g.project_id].update({"groups": 1})
-    problems += [f"group {g.id} stuck in {g.status}" for g in groups if g.status == "deleting"]
+    problems += [f"group {g.id} stuck in {g.status}" for g in groups
+                 if g.status in ("creating", "deleting")]
     problems += [f"group snapshot {g.id} stuck in {g.status}"
                  for g in await admin.list_group_snapshots(all_projects=True)
                  if g.status in ("creating", "deleting")]

@@ -271,8 +271,10 @@ def check_backup_move(old: BackupStatus, new: BackupStatus) -> None:
 class GroupStatus(StrEnum):
     """A generic volume group's (Cinder's ``GroupStatus``, those it passes through here):
     it is made ``available`` at once (placing it is the gateway's choice of backend,
-    which no node work follows), ``deleting`` while its volumes are, then gone."""
+    which no node work follows), or, made from a source, ``creating`` while its volumes
+    are made; ``deleting`` while its volumes are deleted, then gone."""
 
+    CREATING = "creating"
     AVAILABLE = "available"
     DELETING = "deleting"
     ERROR = "error"

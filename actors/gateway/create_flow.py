@@ -180,9 +180,11 @@ def _backup_node(backup: BackupRecord, avoid: tuple[str, ...],
 
 
 def group_of_create(store: GatewayStore, group_id: str, ctx: Context) -> GroupRecord:
-    """The group a create names: the caller's (an admin's: any), ``available``."""
+    """The group a create names: the caller's (an admin's: any), ``available`` (or
+    ``creating`` while its create-from-src makes its volumes)."""
     group = visible_group(store, group_id, ctx)
-    if group.status is not GroupStatus.AVAILABLE:
+    filling = group.status is GroupStatus.CREATING and group.id in store.groups.filling
+    if group.status is not GroupStatus.AVAILABLE and not filling:
         raise InvalidState(f"Group {group.id} status must be available, not "
                            f"{group.status.value}, to make a volume in it",
                            {"group_id": group.id, "status": group.status.value})

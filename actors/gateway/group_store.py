@@ -180,6 +180,9 @@ class GroupStore:
         self.by_id: dict[str, GroupRecord] = {}
         self.group_of: dict[str, str] = {}  # volume id -> its group's id
         self.members: dict[str, set[str]] = {}  # group id -> its volumes' ids
+        # the ``creating`` groups whose create-from-src is making their volumes now (memory
+        # only: after a restart none is, and the reconciler ends any left ``creating``)
+        self.filling: set[str] = set()
 
     async def load(self) -> None:
         (await self.db.run(self.reread))()

@@ -88,6 +88,7 @@ from cinderblock.protocol.wire.errors import (
 log = logging.getLogger(__name__)
 ENTRY_BEFORE_COMMIT = declare("gateway.group_create.entry.before_commit")
 ENTRY_AFTER_COMMIT = declare("gateway.group_create.entry.after_commit")
+COPIES_AFTER_ONE = declare("gateway.group_create_from_src.copies.after_one")
 DELETABLE = frozenset({G.AVAILABLE, G.ERROR, G.ERROR_DELETING})
 JOINABLE = frozenset({V.AVAILABLE, V.IN_USE})
 LEAVABLE = frozenset({V.AVAILABLE, V.IN_USE, V.ERROR})
@@ -247,7 +248,8 @@ class GroupEntryCreateTask(_Task):
         body = c.body
         group = GroupRecord(c.group_id, c.ctx.project_id, c.ctx.user_id,
                             check_text("name", body.name),
-                            check_text("description", body.description), G.AVAILABLE,
+                            check_text("description", body.description),
+                            G.AVAILABLE if c.source is None else G.CREATING,
                             c.group_type_id, tuple(t.id for t in c.volume_types), c.zone,
                             c.host, now, now, request_id=c.ctx.request_id if c.fingerprint
                             else "", request_fp=c.fingerprint)
@@ -257,6 +259,8 @@ class GroupEntryCreateTask(_Task):
         ENTRY_BEFORE_COMMIT()
         await all_committed(self.s.store.groups.queue_save(group),
                             self.s.store.journal.owe_commit(c.reservation_id, c.project))
+        if c.source is not None:
+            self.s.store.groups.filling.add(group.id)  # its volumes are made next
         ENTRY_AFTER_COMMIT()
         c.record, c.committed = group, True
 
@@ -394,6 +398,18 @@ class GatewayGroups:
         group, retried = await self._once(req, make)
         if retried or source is None:
             return self.view(group)
+        try:
+            await self._fill(req, group, source)
+        finally:
+            self.groups.filling.discard(group.id)
+        if group.status is G.CREATING:
+            group.status = G.AVAILABLE
+            await self.groups.queue_save(group)
+        return self.view(group)
+
+    async def _fill(self, req: Request, group: GroupRecord, source: GroupSource) -> None:
+        """The new group's volumes, made as creates are, one after the other; a copy
+        refused makes the group ``error``, saying which."""
         copies = [VolumeCreate(snapshot_id=s, group_id=group.id) for s in source.snapshots]
         copies += [VolumeCreate(source_volid=v, group_id=group.id) for v in source.volumes]
         rid = req.ctx.request_id
@@ -407,7 +423,8 @@ class GatewayGroups:
                                 f"not made: {exc.message}")
                 await self.groups.queue_save(group)
                 log.warning("group %s: %s", group.id, group.reason)
-        return self.view(group)
+            if n == 0:
+                COPIES_AFTER_ONE()
 
     def on_list(self, req: Request) -> GroupList:
         body: GroupListRequest = req.body
@@ -543,8 +560,18 @@ class GatewayGroups:
     async def mend(self, before: float) -> list[str]:
         """The groups a crash or a failed volume delete left ``deleting`` since before
         ``before``: gone if empty, ``error_deleting`` if none of their volumes is being
-        deleted any more."""
+        deleted any more; and those a crash left ``creating`` (no create-from-src is
+        making their volumes): ``error``, their volumes perhaps not all made."""
         acted = []
+        for group in [g for g in self.groups.by_id.values()
+                      if g.status is G.CREATING and g.updated_at < before
+                      and g.id not in self.groups.filling]:
+            group.status = G.ERROR
+            group.reason = ("its create was cut short while its volumes were made from "
+                            "the source: some may be missing")
+            await self.groups.queue_save(group)
+            log.warning("group %s: %s", group.id, group.reason)
+            acted.append(group.id)
         for group in [g for g in self.groups.by_id.values()
                       if g.status is G.DELETING and g.updated_at < before]:
             members = [self.store.volumes.get(v) for v in self.groups.members.get(group.id, ())]

@@ -168,6 +168,7 @@ async def test_a_group_snapshot_takes_every_volume_at_one_instant_and_goes_with_
                                                       name="restored")
         cloned = await client.create_group_from_src(source_group_id=group.id)
         assert (restored.group_snapshot_id, cloned.source_group_id) == (snap.id, group.id)
+        assert restored.status == cloned.status == "available"  # creating until then
         assert (restored.host, restored.volume_types) == (group.host, group.volume_types)
         for made in (restored, cloned):
             assert len(made.volumes) == 2
