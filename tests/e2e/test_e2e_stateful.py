@@ -4,9 +4,11 @@ Hypothesis drives one real cluster (actor processes on 127.0.0.1, file backends,
 quota) through creates (plain, from a snapshot, clones, from a backup), deletes of
 volumes, snapshots and backups, snapshots, backups (with force or not, whole or
 incremental) and their restores, reverts to a snapshot, extends, attaches (create,
-update with a connector, complete) and detaches, retries of creates and deletes with
-their request ids, restarts of the gateway, quota, the scheduler and a node (SIGTERM or
-SIGKILL, then started again on the same endpoints), and SIGKILLs in the middle of a
+update with a connector, complete) and detaches, generic volume groups (made, volumes
+made in them, added and removed, snapshotted at one instant, deleted with their volumes
+or not), retries of creates and deletes with their request ids, restarts of the
+gateway, quota, the scheduler and a node (SIGTERM or SIGKILL, then started again on the
+same endpoints), and SIGKILLs in the middle of a
 create, delete, snapshot or extend. ``Model`` says what must exist (ids, sizes,
 statuses, attachments) and which requests are refused (``invalid_state`` naming the
 status, ``over_quota`` naming the resources). After every step the cluster must settle
@@ -37,6 +39,7 @@ database, no shrinking). A longer run::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import os
@@ -73,6 +76,7 @@ from cinderblock.protocol.wire.errors import (
     CinderblockError,
     InvalidInput,
     InvalidState,
+    NotFound,
     OverQuota,
     Timeout,
     Unavailable,
@@ -103,7 +107,8 @@ VERBOSE = os.environ.get("CINDERBLOCK_STATEFUL_VERBOSE", "") not in ("", "0")
 # tight, so that over-quota refusals come often: a size of 5 is over the per-volume limit
 LIMITS: Mapping[str, int] = {"volumes": 3, "gigabytes": 8, "snapshots": 2,
                              "backups": 2, "backup_gigabytes": 6,
-                             "per_volume_gigabytes": 4}
+                             "per_volume_gigabytes": 4, "groups": 1}
+GROUP_TYPE = "stateful-cg"  # made by the test, before the machine runs
 NODES = ("node-1", "node-2")
 ACTORS = ("gateway", "quota", "scheduler", *NODES)
 CONNECTOR = {"host": "compute-1", "ip": "127.0.0.1", "platform": "x86_64",
@@ -125,6 +130,8 @@ class CreateRequest:
     snapshot_id: str | None = None
     source_volid: str | None = None
     backup_id: str | None = None
+    group_id: str | None = None
+    volume_type: str | None = None
 
 
 @dataclass
@@ -135,6 +142,22 @@ class ModelVolume:
     request: CreateRequest
     attachment: str | None = None
     volume_type: str | None = None  # its type's name, as created (a clone: its source's)
+    group: str | None = None  # the group it is in
+
+
+@dataclass
+class ModelGroup:
+    id: str
+    request_id: str
+    volume_types: tuple[str, ...]  # names
+    host: str  # the backend its volumes must be on
+
+
+@dataclass
+class ModelGroupSnapshot:
+    id: str
+    group_id: str
+    request_id: str
 
 
 @dataclass
@@ -145,6 +168,7 @@ class ModelSnapshot:
     status: SnapshotStatus
     request_id: str
     force: bool
+    group_snapshot: str | None = None  # the group snapshot it was taken with
 
 
 @dataclass
@@ -189,6 +213,8 @@ class Model:
     volumes: dict[str, ModelVolume] = field(default_factory=dict)
     snapshots: dict[str, ModelSnapshot] = field(default_factory=dict)
     backups: dict[str, ModelBackup] = field(default_factory=dict)
+    groups: dict[str, ModelGroup] = field(default_factory=dict)
+    group_snapshots: dict[str, ModelGroupSnapshot] = field(default_factory=dict)
     deleted: dict[str, tuple[str, str]] = field(default_factory=dict)  # request id → kind, id
     # a request cut short by a kill: the (status, size) each object it touched may end in
     open_ends: dict[str, frozenset[tuple[str, int]]] = field(default_factory=dict)
@@ -201,6 +227,7 @@ class Model:
             + sum(s.size for s in self.snapshots.values()),
             "backups": len(self.backups),
             "backup_gigabytes": sum(b.size for b in self.backups.values()),
+            "groups": len(self.groups),
         }
 
     def over_quota(self, deltas: Mapping[str, int], volume_size: int = 0) -> Refusal | None:
@@ -238,7 +265,9 @@ class Model:
                   else source.status is P.AVAILABLE)
         return invalid_state(source.status) if not usable else self.refuse_create(size)
 
-    def refuse_delete(self, vol: ModelVolume) -> Refusal | None:
+    def refuse_delete(self, vol: ModelVolume, by_group: bool = False) -> Refusal | None:
+        if vol.group is not None and not by_group:
+            return Refusal(InvalidState, "belongs to group")
         if vol.status not in DELETABLE:
             return invalid_state(vol.status)
         return Refusal(InvalidState, "dependent snapshot") if self.snapshots_of(vol.id) else None
@@ -265,7 +294,9 @@ class Model:
         return invalid_state(snap.status) if snap.status is not P.AVAILABLE else None
 
     def refuse_transfer(self, vol: ModelVolume) -> Refusal | None:
-        """Cinder's: the volume available, then each of its snapshots."""
+        """Cinder's: not in a group, the volume available, then each of its snapshots."""
+        if vol.group is not None:
+            return Refusal(InvalidState, "belongs to group")
         if vol.status is not V.AVAILABLE:
             return invalid_state(vol.status)
         busy = next((s for s in self.snapshots_of(vol.id) if s.status is not P.AVAILABLE), None)
@@ -273,7 +304,9 @@ class Model:
 
     def refuse_retype(self, vol: ModelVolume, new_type: str) -> Refusal | None:
         """Cinder's: the volume available or in-use and of another type (both types of
-        the cluster's configuration are ones every file backend satisfies)."""
+        the cluster's configuration are ones every file backend satisfies); not in a group."""
+        if vol.group is not None:
+            return Refusal(InvalidState, "belongs to group")
         if vol.status not in (V.AVAILABLE, V.IN_USE) or vol.volume_type == new_type:
             return Refusal(InvalidState, "available or in-use state")
         return None
@@ -318,12 +351,61 @@ class Model:
 
     def refuse_migrate(self, vol: ModelVolume) -> Refusal | None:
         """Cinder's: the volume available (an in-use one is refused too, with why: Nova
-        would swap its attachment), then without snapshots."""
+        would swap its attachment), then without snapshots; not in a group first."""
+        if vol.group is not None:
+            return Refusal(InvalidState, "belongs to group")
         if vol.status is not V.AVAILABLE:
             return Refusal(InvalidState, vol.status.value)
         if self.snapshots_of(vol.id):
             return Refusal(InvalidState, "must not have snapshots")
         return None
+
+    def members(self, group_id: str) -> list[ModelVolume]:
+        return [v for v in self.volumes.values() if v.group == group_id]
+
+    def pick_group(self, pick: int) -> ModelGroup | None:
+        return self.groups[sorted(self.groups)[pick % len(self.groups)]] if self.groups \
+            else None
+
+    def refuse_join(self, group: ModelGroup, vol: ModelVolume, host: str) -> Refusal | None:
+        """Cinder's ``update`` adding a volume: in no group, available or in-use, of one
+        of the group's types; here also on the group's backend."""
+        if vol.group is not None:
+            return Refusal(InvalidInput, "already in group")
+        if vol.status not in CLONABLE:
+            return Refusal(InvalidState, "volume is in an invalid state")
+        if vol.volume_type not in group.volume_types:
+            return Refusal(InvalidInput, "is not supported by the group")
+        return Refusal(InvalidInput, "the group's volumes on") if host != group.host else None
+
+    def refuse_leave(self, group: ModelGroup, vol: ModelVolume) -> Refusal | None:
+        if vol.group != group.id:
+            return Refusal(InvalidInput, "it is not in the group")
+        if vol.status not in (*CLONABLE, V.ERROR):
+            return Refusal(InvalidState, "volume is in an invalid state")
+        return None
+
+    def refuse_group_snapshot(self, group: ModelGroup) -> Refusal | None:
+        """Each volume available or in-use, then quota for a snapshot of each."""
+        volumes = self.members(group.id)
+        busy = next((v for v in volumes if v.status not in CLONABLE), None)
+        if busy is not None:
+            return Refusal(InvalidState, f"is {busy.status.value}: a group snapshot needs")
+        if not volumes:
+            return None
+        return self.over_quota({"snapshots": len(volumes),
+                                "gigabytes": sum(v.size for v in volumes)})
+
+    def refuse_group_delete(self, group: ModelGroup, delete_volumes: bool
+                            ) -> Refusal | None:
+        """Cinder's order: no group snapshots, no volumes unless ``delete_volumes``, then
+        every volume deletable."""
+        if any(g.group_id == group.id for g in self.group_snapshots.values()):
+            return Refusal(InvalidState, "has existing group snapshots")
+        volumes = self.members(group.id)
+        if volumes and not delete_volumes:
+            return Refusal(InvalidInput, "delete-volumes flag is required")
+        return next((r for v in volumes if (r := self.refuse_delete(v, by_group=True))), None)
 
     def refuse_attach(self, vol: ModelVolume) -> Refusal | None:
         if vol.attachment is not None:  # the default type does not allow multiattach
@@ -484,12 +566,14 @@ class ClusterMachine(RuleBasedStateMachine):
     def _create(self, request: CreateRequest, refusal: Refusal | None) -> None:
         got = self.run(attempt(self.client.create_volume(
             request.size, request_id=request.request_id, snapshot_id=request.snapshot_id,
-            source_volid=request.source_volid, backup_id=request.backup_id, wait=True)))
+            source_volid=request.source_volid, backup_id=request.backup_id,
+            group_id=request.group_id, volume_type=request.volume_type, wait=True)))
         vol = self.expect(refusal, got)
         if vol is not None:
-            assert vol.status is V.AVAILABLE, vol
+            assert (vol.status, vol.group_id) == (V.AVAILABLE, request.group_id), vol
             self.model.volumes[vol.id] = ModelVolume(vol.id, vol.size, vol.status, request,
-                                                     volume_type=vol.volume_type)
+                                                     volume_type=vol.volume_type,
+                                                     group=request.group_id)
 
     @rule(size=st.integers(1, 5))
     @step
@@ -532,16 +616,19 @@ class ClusterMachine(RuleBasedStateMachine):
         r = vol.request
         again = self.run(self.client.create_volume(
             r.size, request_id=r.request_id, snapshot_id=r.snapshot_id,
-            source_volid=r.source_volid, backup_id=r.backup_id))
+            source_volid=r.source_volid, backup_id=r.backup_id, group_id=r.group_id,
+            volume_type=r.volume_type))
         assert (again.id, again.status) == (vol.id, vol.status), again
 
-    @rule(what=st.sampled_from(("create", "snapshot", "delete", "backup")), pick=PICK)
+    @rule(what=st.sampled_from(("create", "snapshot", "delete", "backup", "group",
+                                "group_snapshot")), pick=PICK)
     @step
     def retry_with_its_request_id(self, what: str, pick: int) -> None:
-        """A done create, snapshot, delete or backup sent again with its request id: the
-        same volume, snapshot or backup (never a second one), or ``deleted``."""
+        """A done create, snapshot, delete, backup, group or group snapshot sent again
+        with its request id: the same one (never a second), or ``deleted``."""
         {"create": self._retry_create, "snapshot": self._retry_snapshot,
-         "delete": self._retry_delete, "backup": self._retry_backup}[what](pick)
+         "delete": self._retry_delete, "backup": self._retry_backup,
+         "group": self._retry_group, "group_snapshot": self._retry_group_snapshot}[what](pick)
 
     # ---- deletes ------------------------------------------------------------------
     @rule(pick=PICK)
@@ -566,7 +653,8 @@ class ClusterMachine(RuleBasedStateMachine):
         request_id = new_request_id()
         got = self.run(attempt(self.client.delete_snapshot(snap.id, request_id=request_id,
                                                            wait=True)))
-        refusal = None if snap.status is not P.CREATING else invalid_state(snap.status)
+        refusal = (Refusal(InvalidState, "is part of group snapshot") if snap.group_snapshot
+                   else None if snap.status is not P.CREATING else invalid_state(snap.status))
         if self.expect(refusal, got) is not None:
             del self.model.snapshots[snap.id]
             self.model.deleted[request_id] = ("snapshot", snap.id)
@@ -600,9 +688,10 @@ class ClusterMachine(RuleBasedStateMachine):
                 snap.id, vol.id, snap.size, snap.status, request_id, force)
 
     def _retry_snapshot(self, pick: int) -> None:
-        snap = self.model.pick_snapshot(pick)
-        if snap is None:
+        own = [s for _, s in sorted(self.model.snapshots.items()) if s.group_snapshot is None]
+        if not own:  # a group snapshot's were made by its request (``_retry_group_snapshot``)
             return self.note("no snapshot create to retry")
+        snap = own[pick % len(own)]
         again = self.run(self.client.create_snapshot(
             snap.volume_id, force=snap.force, request_id=snap.request_id))
         assert (again.id, again.status) == (snap.id, snap.status), again
@@ -759,6 +848,133 @@ class ClusterMachine(RuleBasedStateMachine):
         self.run(self.client.delete_attachment(vol.attachment))
         vol.status, vol.attachment = V.AVAILABLE, None
 
+    # ---- groups -------------------------------------------------------------------
+    @rule(both=st.booleans())
+    @step
+    def create_group(self, both: bool) -> None:
+        """A group for the default type (or both configured types), placed by the
+        gateway; ``available`` at once."""
+        types = RETYPES if both else RETYPES[:1]
+        request_id = new_request_id()
+        got = self.run(attempt(self.client.create_group(GROUP_TYPE, types,
+                                                        request_id=request_id)))
+        group = self.expect(self.model.over_quota({"groups": 1}), got)
+        if group is not None:
+            assert group.status == "available" and not group.volumes, group
+            self.model.groups[group.id] = ModelGroup(group.id, request_id, types,
+                                                     group.host or "")
+
+    @rule(pick=PICK, size=st.integers(1, 3))
+    @step
+    def create_volume_in_group(self, pick: int, size: int) -> None:
+        group = self.model.pick_group(pick)
+        if group is None:
+            return self.note("no group to make a volume in")
+        request = CreateRequest(new_request_id(), size, group_id=group.id,
+                                volume_type=group.volume_types[pick % len(group.volume_types)])
+        self._create(request, self.model.refuse_create(size))
+
+    @rule(pick=PICK, into=PICK, add=st.booleans())
+    @step
+    def add_to_or_remove_from_group(self, pick: int, into: int, add: bool) -> None:
+        """Cinder's group update: a volume added (or removed), the group's volumes as the
+        model has them either way."""
+        group, vol = self.model.pick_group(into), self.model.pick_volume(pick)
+        if group is None or vol is None:
+            return self.note("no group or no volume")
+        if add:
+            host = self.run(self.admin.show_volume(vol.id)).host or ""
+            refusal = self.model.refuse_join(group, vol, host)
+            got = self.run(attempt(self.client.update_group(group.id, add_volumes=[vol.id])))
+        else:
+            refusal = self.model.refuse_leave(group, vol)
+            got = self.run(attempt(self.client.update_group(group.id,
+                                                            remove_volumes=[vol.id])))
+        if self.expect(refusal, got) is not None:
+            vol.group = group.id if add else None
+            changed = self.run(self.client.show_group(group.id))
+            assert set(changed.volumes) == {v.id for v in self.model.members(group.id)}
+
+    @rule(pick=PICK)
+    @step
+    def snapshot_group(self, pick: int) -> None:
+        """A snapshot of each of the group's volumes at one instant: each ``available``,
+        of its volume's size, and deleted only with the group snapshot."""
+        group = self.model.pick_group(pick)
+        if group is None:
+            return self.note("no group to snapshot")
+        request_id = new_request_id()
+        got = self.run(attempt(self.client.create_group_snapshot(
+            group.id, request_id=request_id, wait=True, timeout=30.0)))
+        made = self.expect(self.model.refuse_group_snapshot(group), got)
+        if made is None:
+            return
+        assert made.status == "available", made
+        self.model.group_snapshots[made.id] = ModelGroupSnapshot(made.id, group.id, request_id)
+        for sid in made.snapshots:
+            snap = self.run(self.client.show_snapshot(sid))
+            vol = self.model.volumes[snap.volume_id]
+            assert (snap.status, snap.size, vol.group) == (P.AVAILABLE, vol.size, group.id)
+            self.model.snapshots[sid] = ModelSnapshot(sid, vol.id, snap.size, snap.status,
+                                                      request_id, False, made.id)
+
+    @rule(pick=PICK)
+    @step
+    def delete_group_snapshot(self, pick: int) -> None:
+        m = self.model
+        if not m.group_snapshots:
+            return self.note("no group snapshot to delete")
+        made = m.group_snapshots[sorted(m.group_snapshots)[pick % len(m.group_snapshots)]]
+        self.run(self.client.delete_group_snapshot(made.id))
+        self.run(eventually(functools.partial(self._gone, self.client.show_group_snapshot,
+                                              made.id), timeout=SETTLE_S))
+        del m.group_snapshots[made.id]
+        for sid in [s.id for s in m.snapshots.values() if s.group_snapshot == made.id]:
+            del m.snapshots[sid]
+
+    @rule(pick=PICK, delete_volumes=st.booleans())
+    @step
+    def delete_group(self, pick: int, delete_volumes: bool) -> None:
+        group = self.model.pick_group(pick)
+        if group is None:
+            return self.note("no group to delete")
+        got = self.run(attempt(self.client.delete_group(group.id, delete_volumes)))
+        if isinstance(got, CinderblockError) or self.model.refuse_group_delete(
+                group, delete_volumes) is not None:
+            self.expect(self.model.refuse_group_delete(group, delete_volumes), got)
+            return
+        self.note("→ deleting")
+        self.run(eventually(functools.partial(self._gone, self.client.show_group, group.id),
+                            timeout=SETTLE_S))
+        for vol in self.model.members(group.id):
+            del self.model.volumes[vol.id]
+        del self.model.groups[group.id]
+
+    @staticmethod
+    async def _gone(show: Callable[[str], Awaitable[object]], object_id: str) -> bool:
+        try:
+            await show(object_id)
+        except NotFound:
+            return True
+        return False
+
+    def _retry_group(self, pick: int) -> None:
+        group = self.model.pick_group(pick)
+        if group is None:
+            return self.note("no group create to retry")
+        again = self.run(self.client.create_group(GROUP_TYPE, group.volume_types,
+                                                  request_id=group.request_id))
+        assert again.id == group.id, again
+
+    def _retry_group_snapshot(self, pick: int) -> None:
+        m = self.model
+        if not m.group_snapshots:
+            return self.note("no group snapshot create to retry")
+        made = m.group_snapshots[sorted(m.group_snapshots)[pick % len(m.group_snapshots)]]
+        again = self.run(self.client.create_group_snapshot(made.group_id,
+                                                           request_id=made.request_id))
+        assert (again.id, again.status) == (made.id, "available"), again
+
     # ---- restarts -----------------------------------------------------------------
     @rule(actor=st.sampled_from(ACTORS), kill=st.booleans())
     @step
@@ -912,6 +1128,14 @@ class ClusterMachine(RuleBasedStateMachine):
                   {a.id: a.volume_id for a in attachments},
                   {b.id: (b.volume_id, b.size, b.status.value) for b in backups})
         assert listed == self.model.listing()
+        groups = {g.id: (g.status.value, set(g.volumes)) for g in await self.client.list_groups()}
+        assert groups == {g.id: ("available", {v.id for v in self.model.members(g.id)})
+                          for g in self.model.groups.values()}
+        made = {g.id: (g.group_id, g.status, set(g.snapshots))
+                for g in await self.client.list_group_snapshots()}
+        assert made == {g.id: (g.group_id, "available", {s.id for s in self.model.snapshots
+                                                         .values() if s.group_snapshot == g.id})
+                        for g in self.model.group_snapshots.values()}
         quota = await self.admin.show_quota(self.project)
         assert {r: quota.in_use.get(r, 0) for r in self.model.in_use()} == self.model.in_use()
 
@@ -938,6 +1162,8 @@ def test_every_sequence_of_operations_and_restarts_settles_exact_and_as_modelled
     admin = stateful_cluster.client("admin", admin=True, timeout=10.0)
     ClusterMachine.cluster, ClusterMachine.loop, ClusterMachine.admin = (
         stateful_cluster, loop, admin)
+    with contextlib.suppress(InvalidInput):  # the module's cluster has it from a run before
+        loop.run_until_complete(admin.create_group_type(GROUP_TYPE))
     phases = [Phase.explicit, Phase.generate, *([Phase.shrink] if SHRINK else [])]
     run = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
                    derandomize=SEED is None, database=None, phases=phases,
