@@ -30,6 +30,7 @@ from cinderblock import __version__
 from cinderblock.actors.gateway.volume_request import FALSE_WORDS, TRUE_WORDS
 from cinderblock.actors.rest import backup_schemas, group_schemas, views
 from cinderblock.actors.rest.auth import Authenticator, Caller
+from cinderblock.actors.rest.body import boolean_word, entity
 from cinderblock.actors.rest.errors import (
     HttpFault,
     bad_request,
@@ -123,14 +124,6 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("Malformed request body: a JSON object is expected")
     return body
-
-
-def entity(body: dict[str, Any], key: str) -> dict[str, Any]:
-    inner = body.get(key)
-    if not isinstance(inner, dict):
-        raise bad_request(f"Invalid input for field/attribute {key}: "
-                          f"'{key}' is a required property and must be an object")
-    return inner
 
 
 def request_id(request: web.Request) -> str:
@@ -305,7 +298,7 @@ class Front:
             all_projects=everyone, status=q.get("status"), project_id=project,
             name=q.get("name") or q.get("display_name"),
             metadata=_dict_param(q, "metadata") if "metadata" in q else None,
-            bootable=_bool_arg(q["bootable"], "bootable") if "bootable" in q else None,
+            bootable=boolean_word(q["bootable"], "bootable") if "bootable" in q else None,
             availability_zone=q.get("availability_zone"),
             size=_size_filter(q["size"]) if "size" in q else None,
             migration_status=q.get("migration_status"),
@@ -447,7 +440,7 @@ class Front:
             vol.get("description"), vol.get("volume_type") or None,
             vol.get("availability_zone") or None,
             {} if vol.get("metadata") is None else vol["metadata"],
-            _bool_arg(vol.get("bootable") or False, "bootable")))  # openstacksdk sends null
+            boolean_word(vol.get("bootable") or False, "bootable")))  # openstacksdk sends null
         return json_response({"volume": await self._detail(request, volume, fresh=True)}, 202)
 
     async def snapshot_manage(self, request: web.Request) -> web.Response:
@@ -555,7 +548,7 @@ class Front:
         snapshot = await self.client_for(request).create_snapshot(
             volume_id, name=name.strip() if isinstance(name, str) else name,
             description=description.strip() if isinstance(description, str) else description,
-            force=_bool_arg(snap.get("force", False), "force"),
+            force=boolean_word(snap.get("force", False), "force"),
             metadata=snap.get("metadata") or {})
         view = views.snapshot(snapshot)
         return json_response({"snapshot": view}, 202)
@@ -774,7 +767,7 @@ class Front:
             raise bad_request("Invalid input for field/attribute name: a string is required")
         created = await self.client_for(request).create_type(
             name, extra_specs=vt.get("extra_specs") or {}, description=vt.get("description"),
-            is_public=_bool_arg(vt.get(ACCESS_IS_PUBLIC, True), "is_public"))
+            is_public=boolean_word(vt.get(ACCESS_IS_PUBLIC, True), "is_public"))
         return json_response({"volume_type": views.volume_type(created)})
 
     async def type_update(self, request: web.Request) -> web.Response:
@@ -796,7 +789,7 @@ class Front:
                               "combination thereof.")
         updated = await self.client_for(request).update_type(
             request.match_info["id"], name=name, description=description,
-            is_public=None if public is None else _bool_arg(public, "is_public"))
+            is_public=None if public is None else boolean_word(public, "is_public"))
         return json_response({"volume_type": views.volume_type(updated)})
 
     async def type_delete(self, request: web.Request) -> web.Response:
@@ -954,7 +947,7 @@ class Front:
         if not request.path.endswith("/detail"):
             return json_response({"groups": [{"id": g.id, "name": g.name} for g in groups]})
         version, admin = self.version(request), self.caller(request).admin
-        listed = _bool_arg(q.get("list_volume", False), "list_volume")
+        listed = boolean_word(q.get("list_volume", False), "list_volume")
         return json_response({"groups": [
             group_schemas.group_view(g, version, admin, listed) for g in groups]})
 
@@ -962,7 +955,7 @@ class Front:
         self._need(request, GROUP_VERSION, "groups")
         check_query(request.query, None, {"list_volume"})
         group = await self.client_for(request).show_group(request.match_info["id"])
-        listed = _bool_arg(request.query.get("list_volume", False), "list_volume")
+        listed = boolean_word(request.query.get("list_volume", False), "list_volume")
         return json_response({"group": group_schemas.group_view(
             group, self.version(request), self.caller(request).admin, listed)})
 
@@ -1267,7 +1260,7 @@ class Front:
                               f"{', '.join(unknown)}")
         for key in ("disabled", "is_up"):
             if key in request.query:
-                _bool_arg(request.query[key], key)
+                boolean_word(request.query[key], key)
         return json_response({"clusters": []})
 
     async def extensions(self, request: web.Request) -> web.Response:
@@ -1428,7 +1421,7 @@ class Front:
             raise bad_request("Invalid input for field/attribute volume_id: "
                               "'volume_id' is a required property")
         name = body.get("name")
-        no_snapshots = _bool_arg(body.get("no_snapshots", False), "no_snapshots")
+        no_snapshots = boolean_word(body.get("no_snapshots", False), "no_snapshots")
         try:
             made = await self.client_for(request).create_transfer(
                 volume_id, name.strip() if isinstance(name, str) else name, no_snapshots)
@@ -1574,7 +1567,7 @@ class Front:
     def _with_count(self, request: web.Request) -> bool:
         """A listing's ``with_count``: a boolean's word, taken from 3.45 on."""
         raw = request.query.get("with_count")
-        with_count = raw is not None and _bool_arg(raw, "with_count")
+        with_count = raw is not None and boolean_word(raw, "with_count")
         if with_count and not self.version(request).at_least("3.45"):
             raise bad_request("Invalid filters with_count are found in query options: "
                               "a listing is counted from microversion 3.45 on")
@@ -1782,19 +1775,7 @@ def consumes_quota(q: Any) -> bool:
     """A listing's ``consumes_quota`` filter (Cinder's, shown from 3.65): every volume and
     snapshot here counts against its project's quota (none is a migration's or a
     backup's temporary one), so "false" lists none. True without the filter."""
-    return "consumes_quota" not in q or _bool_arg(q["consumes_quota"], "consumes_quota")
-
-
-def _bool_arg(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in TRUE_WORDS:
-        return True
-    if text in FALSE_WORDS:
-        return False
-    raise bad_request(f"Invalid input for field/attribute {name}. Value: {value}. "
-                      f"'{value}' is not a valid boolean value")
+    return "consumes_quota" not in q or boolean_word(q["consumes_quota"], "consumes_quota")
 
 
 def _size_filter(raw: str) -> int:
@@ -2047,9 +2028,9 @@ async def _migrate(client: Client, volume_id: str, args: dict[str, Any]) -> None
         raise bad_request("Invalid input for field/attribute host: 'host' is a required "
                           "property: a string of 1 to 255 characters")
     await client.migrate_volume(
-        volume_id, host, force_host_copy=_bool_arg(args.get("force_host_copy", False),
+        volume_id, host, force_host_copy=boolean_word(args.get("force_host_copy", False),
                                                    "force_host_copy"),
-        lock_volume=_bool_arg(args.get("lock_volume", False), "lock_volume"))
+        lock_volume=boolean_word(args.get("lock_volume", False), "lock_volume"))
 
 
 def build_app(front: Front) -> web.Application:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cinderblock.actors.gateway.volume_request import FALSE_WORDS, TRUE_WORDS
+from cinderblock.actors.rest.body import boolean_word, entity
 from cinderblock.actors.rest.errors import bad_request, only
 from cinderblock.actors.rest.microversion import Version
 from cinderblock.actors.rest.views import iso
@@ -46,30 +46,12 @@ from cinderblock.protocol.messages.groups import (
 GROUP_TYPE_VERSION = "3.11"
 
 
-def _entity(body: dict[str, Any], key: str) -> dict[str, Any]:
-    inner = body.get(key)
-    if not isinstance(inner, dict):
-        raise bad_request(f"Invalid input for field/attribute {key}: "
-                          f"'{key}' is a required property and must be an object")
-    return inner
-
-
 def _text(entity: dict[str, Any], field: str) -> str | None:
     value = entity.get(field)
     if value is not None and not isinstance(value, str):
         raise bad_request(f"Invalid input for field/attribute {field}. Value: {value}. "
                           f"{value!r} is not of type 'string', 'null'")
     return value
-
-
-def _boolean(value: Any, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in TRUE_WORDS | FALSE_WORDS:
-        return word in TRUE_WORDS
-    raise bad_request(f"Invalid input for field/attribute {field}. Value: {value}. "
-                      f"'{value}' is not a valid boolean value")
 
 
 def _specs(value: Any, field: str) -> dict[str, Any]:
@@ -83,20 +65,20 @@ def _specs(value: Any, field: str) -> dict[str, Any]:
 
 def group_type_create(body: dict[str, Any]) -> GroupTypeCreate:
     only(body, {"group_type"})
-    gt = _entity(body, "group_type")
+    gt = entity(body, "group_type")
     only(gt, {"name", "description", "is_public", "group_specs"}, "group_type")
     name = _text(gt, "name")
     if name is None:
         raise bad_request("Invalid input for field/attribute name: 'name' is a required "
                           "property")
     return GroupTypeCreate(name, _text(gt, "description"),
-                           _boolean(gt.get("is_public", True), "is_public"),
+                           boolean_word(gt.get("is_public", True), "is_public"),
                            _specs(gt.get("group_specs"), "group_specs"))
 
 
 def group_type_update(type_id: str, body: dict[str, Any]) -> GroupTypeUpdate:
     only(body, {"group_type"})
-    gt = _entity(body, "group_type")
+    gt = entity(body, "group_type")
     only(gt, {"name", "description", "is_public"}, "group_type")
     name, description = _text(gt, "name"), _text(gt, "description")
     public = gt.get("is_public")
@@ -105,7 +87,7 @@ def group_type_update(type_id: str, body: dict[str, Any]) -> GroupTypeUpdate:
     if name is None and description is None and public is None:
         raise bad_request("Specify group type name, description or a combination thereof.")
     return GroupTypeUpdate(type_id, name, description,
-                           None if public is None else _boolean(public, "is_public"))
+                           None if public is None else boolean_word(public, "is_public"))
 
 
 def group_specs_set(key: str | None, body: dict[str, Any]) -> dict[str, Any]:
@@ -113,7 +95,7 @@ def group_specs_set(key: str | None, body: dict[str, Any]) -> dict[str, Any]:
     ``{key: value}``: the specs to merge."""
     if key is None:
         only(body, {"group_specs"})
-        return _entity(body, "group_specs")
+        return entity(body, "group_specs")
     if len(body) != 1:
         raise bad_request("Invalid input: exactly one group spec is expected")
     if key not in body:
@@ -136,7 +118,7 @@ GROUP_VERSION = "3.13"
 
 def group_create(body: dict[str, Any]) -> GroupCreate:
     only(body, {"group"})
-    g = _entity(body, "group")
+    g = entity(body, "group")
     only(g, {"name", "description", "group_type", "volume_types", "availability_zone"},
          "group")
     group_type = g.get("group_type")
@@ -158,7 +140,7 @@ def group_create(body: dict[str, Any]) -> GroupCreate:
 def group_create_from_src(body: dict[str, Any]) -> GroupCreateFromSource:
     """``{"create-from-src": {name, description, group_snapshot_id | source_group_id}}``."""
     only(body, {"create-from-src"})
-    src = _entity(body, "create-from-src")
+    src = entity(body, "create-from-src")
     only(src, {"name", "description", "group_snapshot_id", "source_group_id"},
          "create-from-src")
     snap, group = _text(src, "group_snapshot_id"), _text(src, "source_group_id")
@@ -171,7 +153,7 @@ def group_create_from_src(body: dict[str, Any]) -> GroupCreateFromSource:
 def group_update(group_id: str, body: dict[str, Any]) -> GroupUpdate:
     """Cinder's: ``add_volumes`` and ``remove_volumes`` are comma-separated ids."""
     only(body, {"group"})
-    g = _entity(body, "group")
+    g = entity(body, "group")
     only(g, {"name", "description", "add_volumes", "remove_volumes"}, "group")
     if not g:
         raise bad_request("Invalid input for field/attribute group: name, description, "
@@ -192,11 +174,11 @@ def group_action(group_id: str, body: dict[str, Any]) -> GroupDelete | GroupRese
         raise bad_request(f"There is no such action: {', '.join(sorted(body)) or 'none'} "
                           "(a group takes delete and reset_status)")
     if "delete" in body:
-        args = _entity(body, "delete")
+        args = entity(body, "delete")
         only(args, {"delete-volumes"}, "delete")
-        return GroupDelete(group_id, _boolean(args.get("delete-volumes", False),
+        return GroupDelete(group_id, boolean_word(args.get("delete-volumes", False),
                                               "delete-volumes"))
-    args = _entity(body, "reset_status")
+    args = entity(body, "reset_status")
     only(args, {"status"}, "reset_status")
     status = args.get("status")
     if not isinstance(status, str):
@@ -230,7 +212,7 @@ GROUP_SNAPSHOT_VERSION = "3.14"
 
 def group_snapshot_create(body: dict[str, Any]) -> GroupSnapshotCreate:
     only(body, {"group_snapshot"})
-    gs = _entity(body, "group_snapshot")
+    gs = entity(body, "group_snapshot")
     only(gs, {"group_id", "name", "description"}, "group_snapshot")
     group_id = gs.get("group_id")
     if not isinstance(group_id, str) or not group_id:
