@@ -31,7 +31,7 @@ from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_crea
 from cinderblock.actors.gateway.event_hub import HubWatch, run_hub
 from cinderblock.actors.gateway.flow_history import flow_handlers
 from cinderblock.actors.gateway.group_snapshots import GatewayGroupSnapshots
-from cinderblock.actors.gateway.group_store import GroupTypeStore
+from cinderblock.actors.gateway.group_store import GroupRecord, GroupTypeStore
 from cinderblock.actors.gateway.group_types import GroupTypes
 from cinderblock.actors.gateway.groups import GatewayGroups
 from cinderblock.actors.gateway.guards import (
@@ -182,6 +182,7 @@ class Gateway(Actor):
         self.store.on_group_member_gone = self._group_member_gone
         self.group_snapshot_ops = GatewayGroupSnapshots(self)
         self.store.snapshots.on_group_member_gone = self._group_snapshot_member_gone
+        self.store.groups.on_change = self.publish_group
         self.volume_types = VolumeTypes(self)
         self.qos_specs = QosSpecsApi(self)
         self.user_messages = UserMessages(self)
@@ -638,6 +639,15 @@ class Gateway(Actor):
 
     def publish_snapshot(self, rec: SnapshotRecord) -> None:
         self.lifecycle.publish_snapshot(rec)
+
+    def publish_group(self, group: GroupRecord, deleted: bool) -> None:
+        """An event for dashboards: a group's status (``deleted``: gone) and its volumes."""
+        self.events.emit(
+            "group", group_id=group.id, project_id=group.project_id,
+            status="deleted" if deleted else group.status.value, name=group.name,
+            host=group.host, volumes=len(self.store.groups.members.get(group.id, ())),
+            reason=group.reason,
+        )
 
     def publish_backup(self, rec: BackupRecord) -> None:
         """An event for dashboards (backups have no watchers: clients poll them)."""

@@ -122,6 +122,7 @@ class GroupSnapshotServices(Protocol):
                        ) -> None: ...
     async def send_to_node(self, host: str, op: str, body: object, ctx: Context) -> None: ...
     def snapshot_delete_flow(self) -> LinearFlow[SnapshotDeleteContext]: ...
+    def publish_snapshot(self, rec: SnapshotRecord) -> None: ...
 
 
 @dataclass(slots=True)
@@ -191,6 +192,8 @@ class GroupSnapshotEntryCreateTask(_Task):
         await store.snapshots.add_group(snapshots, record, c.reservation_id, images)
         ENTRY_AFTER_COMMIT()
         c.record, c.snapshots, c.committed = record, snapshots, True
+        for snap in snapshots:  # each ``creating``, as a single snapshot's create tells
+            self.s.publish_snapshot(snap)
 
     async def revert(self, c: GroupSnapshotContext, failure: BaseException) -> None:
         """The cast did not reach the node (it was away): no snapshot was taken, and

@@ -183,6 +183,9 @@ class GroupStore:
         # the ``creating`` groups whose create-from-src is making their volumes now (memory
         # only: after a restart none is, and the reconciler ends any left ``creating``)
         self.filling: set[str] = set()
+        # told of each group whose row a write changed (``deleted``: removed), once that
+        # write is committed: the gateway's event for dashboards
+        self.on_change: Callable[[GroupRecord, bool], None] | None = None
 
     async def load(self) -> None:
         (await self.db.run(self.reread))()
@@ -219,13 +222,23 @@ class GroupStore:
         group.updated_at = time.time()
         self.by_id[group.id] = group
         self.members.setdefault(group.id, set())
-        return self.db.write(SAVE_GROUP, group.row())
+        return self._told(self.db.write(SAVE_GROUP, group.row()), group, False)
 
     def queue_remove(self, group: GroupRecord) -> asyncio.Future[None]:
         self.by_id.pop(group.id, None)
         for volume_id in self.members.pop(group.id, set()):
             self.group_of.pop(volume_id, None)
-        return self.db.write(DELETE_GROUP, (group.id,))
+        return self._told(self.db.write(DELETE_GROUP, (group.id,)), group, True)
+
+    def _told(self, written: asyncio.Future[None], group: GroupRecord, deleted: bool
+              ) -> asyncio.Future[None]:
+        def committed(done: asyncio.Future[None]) -> None:
+            if self.on_change is not None and not done.cancelled() \
+                    and done.exception() is None:
+                self.on_change(group, deleted)
+
+        written.add_done_callback(committed)
+        return written
 
     def queue_join(self, group_id: str, volume_id: str) -> asyncio.Future[None]:
         self.group_of[volume_id] = group_id

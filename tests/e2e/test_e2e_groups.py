@@ -16,7 +16,7 @@ import pytest
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from tests.cluster_invariants import settled_violations
-from tests.conftest import E2ECluster, eventually, run_cli
+from tests.conftest import E2ECluster, EventTap, eventually, run_cli
 from tests.lifecycle_helpers import file_of, read, write_pattern
 
 
@@ -147,9 +147,14 @@ async def test_a_group_snapshot_takes_every_volume_at_one_instant_and_goes_with_
                                            wait=True) for _ in range(2)]
         for n, vol in enumerate(vols):
             write_pattern(file_of(c, vol), [(4096, f"volume {n} at the instant".encode())])
-        snap = await client.create_group_snapshot(group.id, name="nightly", wait=True)
+        async with EventTap(c) as tap:
+            snap = await client.create_group_snapshot(group.id, name="nightly", wait=True)
+            await tap.caught_up()
         assert (snap.status, snap.group_id, len(snap.snapshots), snap.name) == (
             "available", group.id, 2, "nightly")
+        for sid in snap.snapshots:  # a dashboard sees each made, as a single snapshot
+            assert [e["status"] for e in tap.events if e.get("snapshot_id") == sid] == [
+                "creating", "available"]
         members = [await client.show_snapshot(s) for s in snap.snapshots]
         assert {m.volume_id for m in members} == {v.id for v in vols}
         assert all(m.group_snapshot_id == snap.id and m.status == "available" for m in members)
@@ -210,7 +215,8 @@ async def test_creates_sent_twice_at_once_under_one_request_id_make_one(
     """A group's create and a group snapshot's, each sent twice at once under one request
     id (a client retrying while the first runs), make one and answer it to both."""
     c, project = two_names, "group-retrying"
-    async with c.client(project) as client, c.client("admin", admin=True) as admin:
+    async with c.client(project) as client, c.client("admin", admin=True) as admin, \
+            EventTap(c) as tap:
         gtype = await admin.create_group_type("cg-retry")
         groups = await asyncio.gather(*(client.create_group(
             gtype.id, ["__DEFAULT__"], name="once", request_id="make-once") for _ in range(2)))
@@ -232,6 +238,10 @@ async def test_creates_sent_twice_at_once_under_one_request_id_make_one(
         await eventually(partial(_gone, client, groups[0].id), timeout=30)
         assert await settled_violations(c, admin, [project]) == []
         await admin.delete_group_type(gtype.id)
+        await tap.caught_up()
+    told = [(e["status"], e["volumes"]) for e in tap.events
+            if e["kind"] == "group" and e["group_id"] == groups[0].id]
+    assert told == [("available", 0), ("deleting", 1), ("deleted", 0)]  # one group made
 
 
 async def _available(client: Client, group_snapshot_id: str) -> bool:
