@@ -21,6 +21,7 @@ import time
 from typing import TypeVar
 
 from cinderblock.actors.gateway.guards import require_admin
+from cinderblock.actors.gateway.lifecycle_checks import snapshot_reset_target
 from cinderblock.actors.gateway.revert import RevertServices, restoring_snapshot, save_both
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.runtime.actor import Handler, Request
@@ -32,7 +33,6 @@ from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFoun
 
 log = logging.getLogger(__name__)
 RESET_TO = frozenset({V.AVAILABLE, V.ERROR})
-SNAPSHOT_RESET_TO = frozenset({P.AVAILABLE, P.ERROR})
 E = TypeVar("E", V, P)
 ATTACHED = frozenset({V.RESERVED, V.ATTACHING, V.IN_USE, V.DETACHING})
 
@@ -82,15 +82,7 @@ class VolumeAdmin:
         if rec is None:
             raise NotFound(f"snapshot {body.snapshot_id} could not be found",
                            {"snapshot_id": body.snapshot_id})
-        target = _target(body.status, SNAPSHOT_RESET_TO, "snapshot")
-        if rec.status is P.RESTORING:
-            raise InvalidState(
-                f"snapshot {rec.id} is restoring: its volume's revert decides it; reset the "
-                f"volume {rec.volume_id} instead", {"status": rec.status.value})
-        if target is P.AVAILABLE and rec.host is None:
-            raise InvalidState(
-                f"snapshot {rec.id} never reached a backend; it can only be reset to error",
-                {"status": rec.status.value})
+        target = snapshot_reset_target(rec, body.status)
         log.warning("admin %s resets snapshot %s from %s to %s", req.ctx.user_id, rec.id,
                     rec.status.value, target.value)
         rec.reason = f"status reset by an admin (was {rec.status.value})"

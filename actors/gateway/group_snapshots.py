@@ -36,11 +36,13 @@ from typing import Any, Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
 from cinderblock.actors.gateway.group_store import GroupRecord, GroupSnapshotRecord
-from cinderblock.actors.gateway.guards import RunningCreates, retry_fingerprint
+from cinderblock.actors.gateway.guards import RunningCreates, require_admin, retry_fingerprint
 from cinderblock.actors.gateway.lifecycle_checks import (
     check_snapshot_deletable,
     group_snapshot_members,
     group_volumes,
+    snapshot_reset_status,
+    snapshot_reset_target,
     visible_group,
     visible_group_snapshot,
     volume_busy,
@@ -50,6 +52,7 @@ from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_request import check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
+from cinderblock.actors.runtime.database import all_committed
 from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.groups import (
     GroupSnapshot,
@@ -58,6 +61,7 @@ from cinderblock.protocol.messages.groups import (
     GroupSnapshotListRequest,
     GroupSnapshotMember,
     GroupSnapshotRef,
+    GroupSnapshotResetStatus,
     NodeCreateGroupSnapshot,
 )
 from cinderblock.protocol.messages.quota import add_amounts, snapshot_amounts
@@ -243,6 +247,7 @@ class GatewayGroupSnapshots:
             "group_snapshot.list": self.on_list,
             "group_snapshot.show": self.on_show,
             "group_snapshot.delete": self.on_delete,
+            "group_snapshot.reset_status": self.on_reset_status,
         }
 
     def visible(self, group_snapshot_id: str, ctx: Context) -> GroupSnapshotRecord:
@@ -316,6 +321,31 @@ class GatewayGroupSnapshots:
                 log.warning("group snapshot %s: snapshot %s not deleted: %s", rec.id, snap.id,
                             exc.message)  # stays, and the group snapshot error_deleting
         return Empty()
+
+    async def on_reset_status(self, req: Request) -> GroupSnapshot:
+        """An admin's reset (Cinder's 3.19): its status is its snapshots', so each is reset
+        to ``available`` or ``error`` (as a snapshot's reset does, every one checked
+        first), and a delete it was in is over; one transaction."""
+        body: GroupSnapshotResetStatus = req.body
+        require_admin(req.ctx, "reset a group snapshot's status")
+        rec = self.visible(body.group_snapshot_id, req.ctx)
+        snapshot_reset_status(body.status)
+        snapshots = self.members(rec)
+        targets = [snapshot_reset_target(snap, body.status) for snap in snapshots]
+        log.warning("admin %s resets group snapshot %s from %s to %s", req.ctx.user_id,
+                    rec.id, status_of(rec, snapshots), body.status)
+        now = time.time()
+        rec.deleting = False
+        writes = [self.group_snapshots.queue_save(rec)]
+        for snap, target in zip(snapshots, targets, strict=True):
+            snap.reason = f"status reset by an admin with its group snapshot (was " \
+                          f"{snap.status.value})"
+            snap.status, snap.updated_at = target, now
+            writes.append(self.store.snapshots.queue_status(snap))
+        await all_committed(*writes)
+        for snap in snapshots:
+            self.s.publish_snapshot(snap)
+        return self.view(rec)
 
     async def mend(self, before: float) -> list[str]:
         """The group snapshots a crash left ``deleting`` with no snapshot (their last

@@ -135,6 +135,34 @@ def _check_not_copying(kind: str, source_id: str, copying: Sequence[str]) -> Non
         )
 
 
+SNAPSHOT_RESET_TO = frozenset({SnapshotStatus.AVAILABLE, SnapshotStatus.ERROR})
+
+
+def snapshot_reset_target(rec: SnapshotRecord, status: str) -> SnapshotStatus:
+    """The status an admin's reset gives the snapshot (``available`` or ``error``), or
+    why not: a snapshot a revert is restoring is its volume's to decide, and one that
+    never reached a backend can only be ``error``."""
+    target = snapshot_reset_status(status)
+    if rec.status is SnapshotStatus.RESTORING:
+        raise InvalidState(f"snapshot {rec.id} is restoring: its volume's revert decides it; "
+                           f"reset the volume {rec.volume_id} instead",
+                           {"status": rec.status.value})
+    if target is SnapshotStatus.AVAILABLE and rec.host is None:
+        raise InvalidState(f"snapshot {rec.id} never reached a backend; it can only be "
+                           "reset to error", {"status": rec.status.value})
+    return target
+
+
+def snapshot_reset_status(status: str) -> SnapshotStatus:
+    """The status a reset asks for, if a snapshot may be reset to it."""
+    target = next((t for t in SNAPSHOT_RESET_TO if t.value == status), None)
+    if target is None:
+        raise InvalidInput(f"a snapshot can be reset to "
+                           f"{sorted(t.value for t in SNAPSHOT_RESET_TO)}, not {status!r}",
+                           {"field": "status"})
+    return target
+
+
 def check_snapshot_deletable(rec: SnapshotRecord, copying: Sequence[str],
                              unmanage: bool = False) -> None:
     """Whether the snapshot may be deleted now (or unmanaged, as a volume)."""

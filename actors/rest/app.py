@@ -1035,6 +1035,16 @@ class Front:
         await self.client_for(request).delete_group_snapshot(request.match_info["id"])
         return web.Response(status=202)
 
+    async def group_snapshot_action(self, request: web.Request) -> web.Response:
+        """3.19's ``reset_status`` (an admin's): each of its snapshots' status."""
+        self._need(request, "3.19", "a group snapshot's reset_status")
+        action = group_schemas.group_snapshot_action(request.match_info["id"],
+                                                     await read_json(request))
+        self._admin(request, "group_snapshot:reset_status")
+        await self.client_for(request).reset_group_snapshot_status(action.group_snapshot_id,
+                                                                   action.status)
+        return web.Response(status=202)
+
     # ---- projects' default types (3.62, an admin's) --------------------------------
     async def default_type_set(self, request: web.Request) -> web.Response:
         self._need(request, "3.62", "default-types")
@@ -2117,6 +2127,7 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/group_snapshots/detail", f.group_snapshot_list),
         ("GET", "/group_snapshots/{id}", f.group_snapshot_show),
         ("DELETE", "/group_snapshots/{id}", f.group_snapshot_delete),
+        ("POST", "/group_snapshots/{id}/action", f.group_snapshot_action),
         ("GET", "/os-quota-sets/{project}", f.quota_show),
         ("PUT", "/os-quota-sets/{project}", f.quota_update),
         ("DELETE", "/os-quota-sets/{project}", f.quota_delete),

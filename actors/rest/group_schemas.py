@@ -15,6 +15,7 @@ refuses is its 400 naming the field, and nothing is sent.
     group action       {"delete": {"delete-volumes": a boolean}} or (3.20)
                        {"reset_status": {"status": ...}}
     group snapshot     {"group_snapshot": {group_id (required), name, description}}
+    its action         (3.19) {"reset_status": {"status": ...}}
     create-from-src    (3.14) {"create-from-src": {name, description, and one of
                        group_snapshot_id and source_group_id}}
 
@@ -37,6 +38,7 @@ from cinderblock.protocol.messages.groups import (
     GroupResetStatus,
     GroupSnapshot,
     GroupSnapshotCreate,
+    GroupSnapshotResetStatus,
     GroupType,
     GroupTypeCreate,
     GroupTypeUpdate,
@@ -185,6 +187,21 @@ def group_action(group_id: str, body: dict[str, Any]) -> GroupDelete | GroupRese
         raise bad_request("Invalid input for field/attribute status: 'status' is a required "
                           "property, a string")
     return GroupResetStatus(group_id, status.strip().lower())
+
+
+def group_snapshot_action(group_snapshot_id: str, body: dict[str, Any]
+                          ) -> GroupSnapshotResetStatus:
+    """``{"reset_status": {"status": ...}}`` (3.19), a group snapshot's one action."""
+    if list(body) != ["reset_status"]:
+        raise bad_request(f"There is no such action: {', '.join(sorted(body)) or 'none'} "
+                          "(a group snapshot takes reset_status)")
+    args = entity(body, "reset_status")
+    only(args, {"status"}, "reset_status")
+    status = args.get("status")
+    if not isinstance(status, str):
+        raise bad_request("Invalid input for field/attribute status: 'status' is a required "
+                          "property, a string")
+    return GroupSnapshotResetStatus(group_snapshot_id, status.strip().lower())
 
 
 def group_view(group: Group, version: Version, admin: bool, list_volume: bool) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from cinderblock.protocol.messages.groups import (
     GroupSnapshotList,
     GroupSnapshotListRequest,
     GroupSnapshotRef,
+    GroupSnapshotResetStatus,
     GroupType,
     GroupTypeCreate,
     GroupTypeList,
@@ -177,6 +178,14 @@ class GroupMethods:
         """Delete the group snapshot and its snapshots (``deleting`` until they are gone)."""
         await self.call("group_snapshot.delete", GroupSnapshotRef(group_snapshot_id))
 
+    async def reset_group_snapshot_status(self, group_snapshot_id: str, status: str
+                                          ) -> GroupSnapshot:
+        """Admin: each of its snapshots reset to ``status`` (``available`` or ``error``),
+        which is then its status; a delete it was in is over."""
+        raw = await self.call("group_snapshot.reset_status",
+                              GroupSnapshotResetStatus(group_snapshot_id, status))
+        return parse(GroupSnapshot, raw, strict=False)
+
 
 class SyncGroupMethods:
     def _run(self, make: Callable[[GroupMethods], Awaitable[T]]) -> T:
@@ -231,3 +240,7 @@ class SyncGroupMethods:
 
     def delete_group_snapshot(self, group_snapshot_id: str) -> None:
         self._run(lambda c: c.delete_group_snapshot(group_snapshot_id))
+
+    def reset_group_snapshot_status(self, group_snapshot_id: str, status: str
+                                    ) -> GroupSnapshot:
+        return self._run(lambda c: c.reset_group_snapshot_status(group_snapshot_id, status))

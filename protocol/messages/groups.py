@@ -191,6 +191,16 @@ class GroupSnapshotRef:
 
 @message
 @dataclass(frozen=True, slots=True)
+class GroupSnapshotResetStatus:
+    """An admin's (Cinder's 3.19 ``reset_status``): a group snapshot's status is its
+    snapshots', so each of them is reset to ``status`` (``available`` or ``error``)."""
+
+    group_snapshot_id: str
+    status: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
 class GroupSnapshotListRequest:
     all_projects: bool = False  # an admin's: every project's (or project_id's)
     project_id: str | None = None

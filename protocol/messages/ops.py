@@ -47,6 +47,7 @@ from cinderblock.protocol.messages.groups import (
     GroupSnapshotCreate,
     GroupSnapshotListRequest,
     GroupSnapshotRef,
+    GroupSnapshotResetStatus,
     GroupTypeCreate,
     GroupTypeRef,
     GroupTypeUpdate,
@@ -261,6 +262,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "group_snapshot.list": (GroupSnapshotListRequest, READERS),
     "group_snapshot.show": (GroupSnapshotRef, READERS),
     "group_snapshot.delete": (GroupSnapshotRef, USERS),
+    "group_snapshot.reset_status": (GroupSnapshotResetStatus, ADMINS),
     # QoS specs (Cinder's qos-specs API: an admin's)
     "qos.create": (QosCreate, ADMINS),
     "qos.list": (QosListRequest, ADMINS),

@@ -269,6 +269,15 @@ async def test_a_group_snapshot_that_fails_leaves_every_member_in_error_and_no_f
             assert member.status == "error"
             assert "injected fault: create_snapshot" in (member.reason or "")
         assert not [f for f in c.node_files()["node-1"] if f.startswith("snapshot-")]
+        with pytest.raises(Forbidden):  # 3.19's reset is an admin's
+            await client.reset_group_snapshot_status(snap.id, "available")
+        with pytest.raises(InvalidInput, match=r"can be reset to \['available', 'error'\]"):
+            await admin.reset_group_snapshot_status(snap.id, "deleting")
+        reset = await admin.reset_group_snapshot_status(snap.id, "error")
+        assert reset.status == "error"
+        for sid in snap.snapshots:
+            assert "status reset by an admin" in ((await client.show_snapshot(sid)).reason
+                                                  or "")
         await client.delete_group_snapshot(snap.id)
         await eventually(lambda: _no_group_snapshot(client, snap.id), timeout=30)
         await client.delete_group(group.id, delete_volumes=True)

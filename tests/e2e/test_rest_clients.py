@@ -1446,7 +1446,8 @@ def test_groups_with_cinder_and_openstack(rest_cluster: E2ECluster,
     """``cinder group-*`` and ``openstack volume group *`` (3.13; each had been a 404): a
     member makes a group, a volume in it (``cinder create --group-id``), adds another and
     removes it, renames the group, snapshots it (3.14, ``cinder group-snapshot-*``,
-    ``openstack volume group snapshot *``) and deletes it with its volumes."""
+    ``openstack volume group snapshot *``; an admin resets the group snapshot's status,
+    3.19) and deletes it with its volumes."""
     project = f"grp-{uuid.uuid4().hex[:8]}"
     cinder, openstack = commands_as(rest_cluster, "3.13", project)
     gtype = admin_view.create_group_type(f"cg-{uuid.uuid4().hex[:8]}")
@@ -1494,6 +1495,12 @@ def test_groups_with_cinder_and_openstack(rest_cluster: E2ECluster,
     wait_for(lambda: copied.id not in {g.id for g in admin_view.list_groups(True)})
     listed_snaps = json.loads(snapshots_os("volume", "group", "snapshot", "list", "-f", "json"))
     assert [s["ID"] for s in listed_snaps] == [gs_id], listed_snaps
+    admin_cinder, _ = commands_as(rest_cluster, "3.19", "admin")  # 3.19: reset_status
+    admin_cinder("reset-state", "--type", "group-snapshot", "--state", "error", gs_id)
+    assert admin_view.show_group_snapshot(gs_id).status == "error"
+    assert admin_view.show_snapshot(member).status == "error"  # its snapshots' status
+    admin_cinder("reset-state", "--type", "group-snapshot", "--state", "available", gs_id)
+    assert admin_view.show_group_snapshot(gs_id).status == "available"
     snapshots_os("volume", "group", "snapshot", "delete", gs_id)
     wait_for(lambda: not admin_view.list_group_snapshots(all_projects=True,
                                                          group_id=group_id))
