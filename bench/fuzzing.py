@@ -41,11 +41,12 @@ class FuzzReport:
     outcomes: Counter[str] = field(default_factory=Counter)  # an HTTP status, "ok", a code
     problems: list[str] = field(default_factory=list)  # "<request>: <what was wrong>"
     unsettled: list[str] = field(default_factory=list)  # bench.invariants' violations
+    made: Counter[str] = field(default_factory=Counter)  # what accepted requests made, by kind
 
     def as_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "seconds": round(self.seconds, 1),
                 "outcomes": dict(sorted(self.outcomes.items())), "problems": self.problems,
-                "unsettled": self.unsettled}
+                "unsettled": self.unsettled, "made": dict(sorted(self.made.items()))}
 
     def text(self, seed: int, clients: int) -> str:
         lines = [f"{self.requests} requests in {self.seconds:.1f} s "
@@ -53,6 +54,9 @@ class FuzzReport:
                  f"{clients} senders; outcomes "
                  + ", ".join(f"{k}: {v}" for k, v in sorted(self.outcomes.items())),
                  f"problems: {len(self.problems)}; unsettled: {len(self.unsettled)}"]
+        if self.made:
+            lines.insert(1, "made: " + ", ".join(f"{k}: {v}" for k, v in
+                                                 sorted(self.made.items())))
         return "\n".join([*lines, *("  " + p for p in [*self.problems[:50],
                                                       *self.unsettled[:50]])])
 

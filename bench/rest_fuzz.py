@@ -115,6 +115,7 @@ ROUTES = (
     "POST /groups/action", "POST /group_snapshots", "GET /group_snapshots",
     "GET /group_snapshots/detail",
     "GET /group_snapshots/{id}", "DELETE /group_snapshots/{id}",
+    "POST /group_snapshots/{id}/action",
     "POST /backups", "GET /backups", "GET /backups/detail", "GET /backups/{id}",
     "PUT /backups/{id}", "DELETE /backups/{id}", "POST /backups/{id}/restore",
     "POST /backups/{id}/action", "GET /backups/{id}/export_record",
@@ -143,6 +144,10 @@ class Sent:
         return f"{self.method} {self.path} [{self.version}] as {self.token}: {body}"
 
 
+MADE_KINDS = frozenset({"volume", "snapshot", "attachment", "backup", "transfer", "group",
+                        "group_snapshot", "group_type"})  # counted in the report
+
+
 @dataclass(slots=True)
 class Known:
     """What the run made and may name again (the newest ``KEEP`` of each)."""
@@ -153,6 +158,9 @@ class Known:
     transfer: list[tuple[str, str]] = field(default_factory=list)  # (id, auth_key)
     qos_specs: list[str] = field(default_factory=list)
     backup: list[str] = field(default_factory=list)
+    group_type: list[str] = field(default_factory=list)
+    group: list[str] = field(default_factory=list)
+    group_snapshot: list[str] = field(default_factory=list)
 
     def learn(self, reply: Any) -> None:
         if not isinstance(reply, dict):
@@ -166,7 +174,7 @@ class Known:
             if kind == "transfer" and isinstance(item.get("auth_key"), str):
                 self.transfer = [*self.transfer, (item["id"], item["auth_key"])][-KEEP:]
             elif kind in ("volume", "snapshot", "attachment", "volume_type", "qos_specs",
-                          "backup"):
+                          "backup", "group_type", "group", "group_snapshot"):
                 setattr(self, kind, [*getattr(self, kind), item["id"]][-KEEP:])
 
 
@@ -308,6 +316,34 @@ class Requests:
              {"host": r.choice(["node-1@file", "node-2@file", "node-1@null"]),
               "binary": "cinder-volume"}, "3.60", True),
             *self.backup_requests(v, s, b),
+            *self.group_requests(v, t),
+        ]
+
+    def group_requests(self, v: str, t: str) -> list[tuple[str, str, Any, str | None, bool]]:
+        """Cinder's generic volume group requests (3.11 types, 3.13 groups, 3.14 group
+        snapshots, their actions) with volume ``v`` and volume type ``t``."""
+        r, k = self.rng, self.known
+        gt, g, gs = self.pick(k.group_type), self.pick(k.group), self.pick(k.group_snapshot)
+        return [
+            ("POST", "/group_types", {"group_type": {"name": f"fuzz-cg-{r.randrange(3)}"}},
+             "3.11", True),
+            ("POST", "/groups", {"group": {"group_type": gt, "name": "g", "volume_types": [
+                r.choice([t, "__DEFAULT__"])]}}, "3.13", False),
+            ("POST", "/volumes", {"volume": {"size": 1, "group_id": g, "volume_type": r.choice(
+                [t, "__DEFAULT__"])}}, "3.13", False),
+            ("PUT", f"/groups/{g}", {"group": {r.choice(["add_volumes", "remove_volumes"]): v}},
+             "3.13", False),
+            ("POST", f"/groups/{g}/action", {"delete": {"delete-volumes": r.random() < 0.7}},
+             "3.13", False),
+            ("POST", f"/groups/{g}/action", {"reset_status": {"status": r.choice(
+                ["available", "error", "creating"])}}, "3.20", True),
+            ("POST", "/group_snapshots", {"group_snapshot": {"group_id": g, "name": "gs"}},
+             "3.14", False),
+            ("DELETE", f"/group_snapshots/{gs}", None, "3.14", False),
+            ("POST", f"/group_snapshots/{gs}/action", {"reset_status": {"status": r.choice(
+                ["available", "error", "deleting"])}}, "3.19", True),
+            ("POST", "/groups/action", {"create-from-src": r.choice([
+                {"group_snapshot_id": gs}, {"source_group_id": g}])}, "3.14", False),
         ]
 
     def backup_requests(self, v: str, s: str, b: str
@@ -473,7 +509,10 @@ async def fuzz(url: str, requests: int, seed: int, clients: int = 4) -> FuzzRepo
                     report.problems.append(f"{sent.describe()}: {problem}")
                 elif status in (200, 202):
                     with contextlib.suppress(ValueError):
-                        gen.known.learn(json.loads(raw))
+                        reply = json.loads(raw)
+                        gen.known.learn(reply)
+                        if sent.method == "POST" and isinstance(reply, dict):
+                            report.made.update(k for k in reply if k in MADE_KINDS)
 
         await asyncio.gather(*(sender(i) for i in range(clients)))
     report.seconds = time.monotonic() - started
