@@ -389,11 +389,7 @@ class Storm:
         async def call() -> Volume:
             return await admin.migrate_volume(m.volume_id, others[0])
 
-        self.in_flight += 1
-        try:
-            await retried(r, call, self.settings.deadline_s, self.rng)
-        finally:
-            self.in_flight -= 1
+        await self._retried(r, call)
         m.refused = r.refused
 
     async def _back_up(self, m: Moving, at_s: float) -> None:
@@ -405,11 +401,7 @@ class Storm:
             return await self.client.create_backup(m.volume_id, name=r.request_id,
                                                    request_id=r.request_id)
 
-        self.in_flight += 1
-        try:
-            await retried(r, call, self.settings.deadline_s, self.rng)
-        finally:
-            self.in_flight -= 1
+        await self._retried(r, call)
         m.refused = r.refused
 
     async def _snapshot_group(self, g: Grouped, at_s: float) -> None:
@@ -422,6 +414,11 @@ class Storm:
             return await self.client.create_group_snapshot(g.group_id, name=r.request_id,
                                                            request_id=r.request_id)
 
+        await self._retried(r, call)
+
+    async def _retried(self, r: Request,
+                       call: Callable[[], Awaitable[Volume | Backup | GroupSnapshot]]) -> None:
+        """``retried``, counted in flight meanwhile (what a kill's row reports)."""
         self.in_flight += 1
         try:
             await retried(r, call, self.settings.deadline_s, self.rng)
@@ -435,11 +432,7 @@ class Storm:
         else:
             def call() -> Awaitable[Volume]:
                 return self.client.delete_volume(r.volume_id, request_id=r.request_id)
-        self.in_flight += 1
-        try:
-            await retried(r, call, self.settings.deadline_s, self.rng)
-        finally:
-            self.in_flight -= 1
+        await self._retried(r, call)
 
 
 async def retried(r: Request, call: Callable[[], Awaitable[Volume | Backup | GroupSnapshot]],

@@ -602,19 +602,15 @@ class GatewayBackups:
         body: BackupCreate = req.body
         ctx = req.ctx
         fingerprint = retry_fingerprint(ctx.request_id, body, check_backup_request)
-        key = (ctx.project_id, ctx.request_id)
-        made = self.store.backups.made_by(*key) if ctx.request_id else None
-        existing = await self._creating.earlier(key, fingerprint, made)
-        if existing is not None:
-            return existing.view()
-        c = BackupCreateContext(body, ctx, str(uuid.uuid4()), fingerprint)
 
         async def make() -> BackupRecord:
+            c = BackupCreateContext(body, ctx, str(uuid.uuid4()), fingerprint)
             await self._run(self.create_flow, c, body.volume_id, ctx)
             assert c.record is not None
             return c.record
 
-        return (await self._creating.run(key, fingerprint, make)).view()
+        made, _ = await self._creating.once(ctx, fingerprint, self.store.backups.made_by, make)
+        return made.view()
 
     def on_show(self, req: Request) -> Backup:
         return visible_backup(self.store, req.body.backup_id, req.ctx).view()

@@ -267,19 +267,16 @@ class GatewayGroupSnapshots:
         or being made answers with that one."""
         ctx = req.ctx
         fingerprint = retry_fingerprint(ctx.request_id, req.body, check_named)
-        key = (ctx.project_id, ctx.request_id)
-        made = self.group_snapshots.made_by(*key) if ctx.request_id else None
-        existing = await self._creating.earlier(key, fingerprint, made)
-        if existing is not None:
-            return self.view(existing)
-        c = GroupSnapshotContext(req.body, ctx, fingerprint=fingerprint)
 
         async def make() -> GroupSnapshotRecord:
+            c = GroupSnapshotContext(req.body, ctx, fingerprint=fingerprint)
             await self.s.run_flow(self.create_flow, c, "", ctx)
             assert c.record is not None
             return c.record
 
-        return self.view(await self._creating.run(key, fingerprint, make))
+        made, _ = await self._creating.once(ctx, fingerprint, self.group_snapshots.made_by,
+                                            make)
+        return self.view(made)
 
     def on_list(self, req: Request) -> GroupSnapshotList:
         body: GroupSnapshotListRequest = req.body

@@ -347,14 +347,9 @@ class GatewayGroups:
                     ) -> tuple[GroupRecord, bool]:
         """``make(fingerprint)``'s group, or (a retry: True) the one an earlier request
         with this request id made or is making."""
-        ctx = req.ctx
-        fingerprint = retry_fingerprint(ctx.request_id, req.body, check_named)
-        key = (ctx.project_id, ctx.request_id)
-        made = self.groups.made_by(*key) if ctx.request_id else None
-        existing = await self._creating.earlier(key, fingerprint, made)
-        if existing is not None:
-            return existing, True
-        return await self._creating.run(key, fingerprint, lambda: make(fingerprint)), False
+        fingerprint = retry_fingerprint(req.ctx.request_id, req.body, check_named)
+        return await self._creating.once(req.ctx, fingerprint, self.groups.made_by,
+                                         lambda: make(fingerprint))
 
     async def on_create(self, req: Request) -> Group:
         """Make a group; a retry with the request id of one made (within a day) or

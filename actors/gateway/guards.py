@@ -79,6 +79,19 @@ class RunningCreates(Generic[T]):
             return outcome(await asyncio.shield(running[1]))
         return made[0] if made is not None else None
 
+    async def once(self, ctx: Context, fingerprint: str,
+                   made_by: Callable[[str, str], tuple[T, str] | None],
+                   make: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
+        """What the create under ``ctx``'s request id made or makes (``made_by``: the
+        store's lookup of a made one), and whether that was an earlier request's; else
+        ``make()``'s."""
+        key = (ctx.project_id, ctx.request_id)
+        made = made_by(*key) if ctx.request_id else None
+        existing = await self.earlier(key, fingerprint, made)
+        if existing is not None:
+            return existing, True
+        return await self.run(key, fingerprint, make), False
+
     async def run(self, key: tuple[str, str], fingerprint: str,
                   make: Callable[[], Awaitable[T]]) -> T:
         """``make()``, known to retries under ``key`` while it runs. Call it in the

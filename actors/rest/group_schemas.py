@@ -180,13 +180,7 @@ def group_action(group_id: str, body: dict[str, Any]) -> GroupDelete | GroupRese
         only(args, {"delete-volumes"}, "delete")
         return GroupDelete(group_id, boolean_word(args.get("delete-volumes", False),
                                               "delete-volumes"))
-    args = entity(body, "reset_status")
-    only(args, {"status"}, "reset_status")
-    status = args.get("status")
-    if not isinstance(status, str):
-        raise bad_request("Invalid input for field/attribute status: 'status' is a required "
-                          "property, a string")
-    return GroupResetStatus(group_id, status.strip().lower())
+    return GroupResetStatus(group_id, _reset_status(body))
 
 
 def group_snapshot_action(group_snapshot_id: str, body: dict[str, Any]
@@ -195,13 +189,18 @@ def group_snapshot_action(group_snapshot_id: str, body: dict[str, Any]
     if list(body) != ["reset_status"]:
         raise bad_request(f"There is no such action: {', '.join(sorted(body)) or 'none'} "
                           "(a group snapshot takes reset_status)")
+    return GroupSnapshotResetStatus(group_snapshot_id, _reset_status(body))
+
+
+def _reset_status(body: dict[str, Any]) -> str:
+    """``{"reset_status": {"status": ...}}``'s status, as a word."""
     args = entity(body, "reset_status")
     only(args, {"status"}, "reset_status")
     status = args.get("status")
     if not isinstance(status, str):
         raise bad_request("Invalid input for field/attribute status: 'status' is a required "
                           "property, a string")
-    return GroupSnapshotResetStatus(group_snapshot_id, status.strip().lower())
+    return status.strip().lower()
 
 
 def group_view(group: Group, version: Version, admin: bool, list_volume: bool) -> dict[str, Any]:

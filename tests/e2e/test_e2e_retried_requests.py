@@ -34,14 +34,18 @@ def test_a_delete_retried_while_its_first_attempt_runs_is_not_acknowledged_when_
     assert all(isinstance(a, Unavailable) for a in answers), answers  # ... and none says so
 
 
+async def _stop_node(cluster: E2ECluster, host: str = "node-1") -> None:
+    """Stop the node, and return once the gateway knows it is gone."""
+    connections = tcp_connections(cluster.cluster.procs[host].pid)
+    cluster.cluster.stop_actor(host)
+    await peers_let_go(connections)
+
+
 async def _delete_twice_with_the_node_gone(cluster: E2ECluster
                                            ) -> tuple[list[Volume | BaseException], Volume]:
     async with cluster.client("retry") as client:
         vol = await client.create_volume(1, wait=True)
-        node = cluster.cluster.procs["node-1"]
-        connections = tcp_connections(node.pid)
-        cluster.cluster.stop_actor("node-1")
-        await peers_let_go(connections)  # the gateway knows the node is gone
+        await _stop_node(cluster)
         # Both attempts in one go: the second arrives while the first, its volume
         # marked deleting, is about to find that the node cannot be reached.
         answers = await asyncio.gather(
@@ -156,10 +160,7 @@ async def _group_snapshot_node_gone(cluster: E2ECluster
         await admin.create_group_type("cg")
         group = await client.create_group("cg", ["__DEFAULT__"])
         await client.create_volume(1, group_id=group.id, wait=True)
-        node = cluster.cluster.procs["node-1"]
-        connections = tcp_connections(node.pid)
-        cluster.cluster.stop_actor("node-1")
-        await peers_let_go(connections)  # the gateway knows the node is gone
+        await _stop_node(cluster)
         answers = await asyncio.gather(
             *(client.create_group_snapshot(group.id, request_id="req-gs-node-gone")
               for _ in range(2)), return_exceptions=True)
