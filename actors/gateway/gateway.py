@@ -542,7 +542,8 @@ class Gateway(Actor):
             project = body.project_id or None
         volumes = self.store.volumes
         wanted = VolumeMatch(body.bootable, body.availability_zone, body.size,
-                             body.created_at, body.updated_at, body.migration_status)
+                             body.created_at, body.updated_at, body.migration_status,
+                             body.group_id)
         listing: Callable[[Key | None], Iterable[VolumeRecord] | BoundedScan[VolumeRecord]]
         listing = partial(volumes.listing, project, status=body.status, name=body.name,
                           metadata=body.metadata, oldest_first=body.oldest_first,

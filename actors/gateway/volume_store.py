@@ -408,7 +408,8 @@ ONE_MICROSECOND = timedelta(microseconds=1)
 class VolumeMatch:
     """A volume listing's filters besides its status, name and metadata (Cinder's
     ``bootable``, ``availability_zone``, ``size``, ``migration_status`` (a volume's
-    latest migration's, ``volume_migrations``), and from 3.60 ``created_at`` and
+    latest migration's, ``volume_migrations``), ``group_id`` (``group_volumes``), and
+    from 3.60 ``created_at`` and
     ``updated_at`` comparisons, each a map of comparison to a time, in seconds since
     the epoch): the rows' conditions, and whether a record, as memory holds it, passes
     them. The creation times are a range of the listing indexes, which hold
@@ -421,6 +422,7 @@ class VolumeMatch:
     created_at: dict[str, float] | None = None
     updated_at: dict[str, float] | None = None
     migration_status: str | None = None
+    group_id: str | None = None
     # each comparison with the times it takes as its bound, [low, high), found once
     _created: tuple[TimeBound, ...] = field(init=False, repr=False, compare=False)
     _updated: tuple[TimeBound, ...] = field(init=False, repr=False, compare=False)
@@ -453,6 +455,9 @@ class VolumeMatch:
         if self.migration_status is not None:
             found.append(("v.id IN (SELECT volume_id FROM volume_migrations WHERE status=?)",
                           (self.migration_status,)))
+        if self.group_id is not None:
+            found.append(("v.id IN (SELECT volume_id FROM group_volumes WHERE group_id=?)",
+                          (self.group_id,)))
         return (*found, *_time_sql("v.updated_at", self._updated))
 
     def passes(self, rec: VolumeRecord) -> bool:
@@ -462,6 +467,7 @@ class VolumeMatch:
                 and (self.size is None or rec.size == self.size)
                 and (self.migration_status is None
                      or rec.migration_status == self.migration_status)
+                and (self.group_id is None or rec.group_id == self.group_id)
                 and _times_pass(rec.created_at, self._created)
                 and _times_pass(rec.updated_at or rec.created_at, self._updated))
 

@@ -7,8 +7,8 @@ from ``RESOURCE_FILTERS``, which says what its listings honour, and refuses ever
 query parameter, an admin's too: a filter a listing passed over would answer with the
 unfiltered list (every volume, when the bootable ones were asked for), which a caller
 cannot tell from the right answer. Cinder's admins may name any column; the filters
-here are fewer than Cinder's (no ``group_id`` of volumes, no ``name~`` inexact matches),
-and the refusal says which are taken.
+here are fewer than Cinder's (no ``name~`` inexact matches), and the refusal says which
+are taken.
 
 Plain code over a query's mapping; the handlers call ``check_query`` first.
 """
@@ -22,7 +22,7 @@ from cinderblock.actors.rest.errors import bad_request
 # What each listing filters by (``GET /resource_filters``, by Cinder's resource names).
 RESOURCE_FILTERS: dict[str, tuple[str, ...]] = {
     "volume": ("name", "status", "metadata", "bootable", "availability_zone", "size",
-               "created_at", "updated_at", "consumes_quota", "migration_status"),
+               "created_at", "updated_at", "consumes_quota", "migration_status", "group_id"),
     "snapshot": ("name", "status", "volume_id", "metadata", "availability_zone",
                  "consumes_quota"),
     "attachment": ("volume_id", "status", "attach_status", "instance_id"),

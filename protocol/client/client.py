@@ -390,6 +390,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         bootable: bool | None = None, availability_zone: str | None = None,
         size: int | None = None, created_at: dict[str, float] | None = None,
         updated_at: dict[str, float] | None = None, migration_status: str | None = None,
+        group_id: str | None = None,
     ) -> list[Volume]:
         """Newest first (or ``oldest_first``, or by ``sort``: ``size``, ``name``,
         ``status``, ``updated_at`` or ``id``, with ``:asc`` or ``:desc``): all of them,
@@ -398,14 +399,16 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         project's only. Filtered by ``status``, ``name``, ``metadata`` items,
         ``bootable``, ``availability_zone``, ``size`` (GiB) and ``created_at`` and
         ``updated_at`` comparisons (``{"gt": t, ...}``, Cinder's gt, gte, eq, neq, lt,
-        lte, t in seconds since the epoch) and ``migration_status`` (the volume's latest
-        migration's: ``migrating``, ``completing``, ``success``, ``error``) when given."""
+        lte, t in seconds since the epoch), ``migration_status`` (the volume's latest
+        migration's: ``migrating``, ``completing``, ``success``, ``error``) and
+        ``group_id`` (the group's volumes) when given."""
         async def fetch(left: int | None, after: str | None
                         ) -> tuple[tuple[Volume, ...], str | None]:
             body = VolumeListRequest(all_projects, status, left, after, name, metadata,
                                      oldest_first, project_id, sort, bootable,
                                      availability_zone, size, created_at=created_at,
-                                     updated_at=updated_at, migration_status=migration_status)
+                                     updated_at=updated_at, migration_status=migration_status,
+                                     group_id=group_id)
             reply = parse(VolumeList, await self.call("volume.list", body), strict=False)
             return reply.volumes, reply.next_marker
 
@@ -417,6 +420,7 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         bootable: bool | None = None, availability_zone: str | None = None,
         size: int | None = None, created_at: dict[str, float] | None = None,
         updated_at: dict[str, float] | None = None, migration_status: str | None = None,
+        group_id: str | None = None,
     ) -> int:
         """How many volumes ``list_volumes`` with these filters would list, counted by
         the gateway in one call (Cinder's ``with_count``)."""
@@ -424,7 +428,8 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
                                  project_id=project_id, bootable=bootable,
                                  availability_zone=availability_zone, size=size,
                                  with_count=True, created_at=created_at,
-                                 updated_at=updated_at, migration_status=migration_status)
+                                 updated_at=updated_at, migration_status=migration_status,
+                                 group_id=group_id)
         reply = parse(VolumeList, await self.call("volume.list", body), strict=False)
         if reply.count is None:
             raise InternalError("the gateway answered a count without one")

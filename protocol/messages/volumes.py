@@ -152,6 +152,7 @@ class VolumeListRequest:
     created_at: dict[str, float] | None = None
     updated_at: dict[str, float] | None = None
     migration_status: str | None = None  # only volumes whose latest migration's is this
+    group_id: str | None = None  # only this group's volumes
 
 
 @message

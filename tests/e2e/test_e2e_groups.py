@@ -94,6 +94,9 @@ async def test_a_group_holds_volumes_of_its_types_on_its_backend(two_names: E2EC
         added = await client.update_group(group.id, add_volumes=[outside.id], name="db2")
         assert (set(added.volumes), added.name) == ({inside.id, outside.id}, "db2")
         assert (await client.show_volume(outside.id)).group_id == group.id
+        listed = {v.id for v in await client.list_volumes(group_id=group.id)}
+        assert listed == {inside.id, outside.id}  # the group's, not plain's
+        assert await client.count_volumes(group_id=group.id) == 2
 
         with pytest.raises(InvalidState, match="belongs to group"):
             await client.delete_volume(inside.id)

@@ -189,9 +189,10 @@ def test_a_query_naming_a_filter_the_listing_does_not_honour_is_refused_naming_i
                      "name~": "a"}, "volume")
     assert refused.value.status == 400
     assert refused.value.message.startswith(
-        "Invalid filters group_id,name~ are found in query options. This route "
+        "Invalid filters name~ are found in query options. This route "
         "filters by name, status, metadata, bootable, availability_zone, size, created_at, "
-        "updated_at, consumes_quota, migration_status (GET /resource_filters?resource=volume)")
+        "updated_at, consumes_quota, migration_status, group_id (GET "
+        "/resource_filters?resource=volume)")
     with pytest.raises(HttpFault, match="offset is not supported here"):
         check_query({"offset": "10"}, "volume")
     with pytest.raises(HttpFault, match=r"Invalid filters limit .* takes all_tenants"):
