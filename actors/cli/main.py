@@ -347,6 +347,7 @@ def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--migration-status", metavar="STATUS",
                    choices=("migrating", "completing", "success", "error"),
                    help="only volumes whose latest migration is in this status")
+    p.add_argument("--group", metavar="GROUP", help="only this group's volumes (an id)")
     for name in ("created_at", "updated_at"):
         p.add_argument(f"--{name.replace('_', '-')}", type=time_arg(name),
                        metavar="OP:TIME[,OP:TIME]",
@@ -506,7 +507,7 @@ def cmd_volume_list(args: argparse.Namespace) -> int:
         name=args.name, metadata=key_values(args.property, "--property") or None,
         bootable=args.bootable, availability_zone=args.availability_zone, size=args.size,
         created_at=args.created_at, updated_at=args.updated_at,
-        migration_status=args.migration_status)
+        migration_status=args.migration_status, group_id=args.group)
     with client(args) as c:
         if args.count:
             return show(args, {"count": c.count_volumes(**filters)})

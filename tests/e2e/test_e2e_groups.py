@@ -309,6 +309,8 @@ async def test_the_cli_makes_snapshots_and_deletes_a_group(two_names: E2ECluster
     vol = await asyncio.to_thread(cli, "volume", "create", "1", "--group", group["id"],
                                   "--wait")
     assert vol["group_id"] == group["id"]
+    listed = await asyncio.to_thread(cli, "volume", "list", "--group", group["id"])
+    assert [v["id"] for v in listed] == [vol["id"]], listed
     snap = await asyncio.to_thread(cli, "group", "snapshot", "create", group["id"], "--wait",
                                    "--request-id", "cli-nightly")
     assert (snap["status"], len(snap["snapshots"])) == ("available", 1)
