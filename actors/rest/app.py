@@ -940,7 +940,7 @@ class Front:
         with ``limit`` and ``marker`` (a group id), newest first."""
         self._need(request, GROUP_VERSION, "groups")
         q = request.query
-        check_query(q, None, {"name", "status", "list_volume"} | PAGING | ORDER | WHOSE)
+        check_query(q, "group", {"list_volume"} | PAGING | ORDER | WHOSE)
         everyone, project = projects_asked(q, self.caller(request))
         groups = await self.client_for(request).list_groups(everyone, project)
         groups = marker_page([g for g in groups if ("name" not in q or g.name == q["name"])
@@ -1004,7 +1004,7 @@ class Front:
         and ``status``; a page with ``limit`` and ``marker``, newest first."""
         self._need(request, GROUP_SNAPSHOT_VERSION, "group snapshots")
         q = request.query
-        check_query(q, None, {"group_id", "name", "status"} | PAGING | ORDER | WHOSE)
+        check_query(q, "group_snapshot", PAGING | ORDER | WHOSE)
         everyone, project = projects_asked(q, self.caller(request))
         found = await self.client_for(request).list_group_snapshots(
             all_projects=everyone, project_id=project, group_id=q.get("group_id"))

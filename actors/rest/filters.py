@@ -32,6 +32,8 @@ RESOURCE_FILTERS: dict[str, tuple[str, ...]] = {
     "volume_type": ("is_public", "extra_specs"),  # extra_specs from 3.52
     "transfer": ("name", "volume_id"),
     "backup": ("name", "status", "volume_id"),
+    "group": ("name", "status"),
+    "group_snapshot": ("name", "status", "group_id"),
 }
 # Older names of filters, taken as Cinder takes them.
 ALIASES: dict[str, str] = {"display_name": "name"}

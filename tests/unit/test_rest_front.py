@@ -209,7 +209,9 @@ def test_resource_filters_are_what_the_listings_honour() -> None:
                                              "availability_zone", "consumes_quota"]}]
     assert resource_filters("backup") == [
         {"resource": "backup", "filters": ["name", "status", "volume_id"]}]
-    assert resource_filters("group") == []  # no such listing here: none, as Cinder's
+    assert resource_filters("group_snapshot") == [
+        {"resource": "group_snapshot", "filters": ["name", "status", "group_id"]}]
+    assert resource_filters("consistencygroup") == []  # no such listing here: none
 
 
 def test_a_create_s_scheduler_hints_are_the_affinity_ones_or_refused_naming_the_others(
