@@ -140,7 +140,8 @@ def group_create(body: dict[str, Any]) -> GroupCreate:
 
 
 def group_create_from_src(body: dict[str, Any]) -> GroupCreateFromSource:
-    """``{"create-from-src": {name, description, group_snapshot_id | source_group_id}}``."""
+    """``{"create-from-src": {name, description, group_snapshot_id | source_group_id}}``;
+    a null one is absent (openstacksdk's ``create_group_from_source`` sends both)."""
     only(body, {"create-from-src"})
     src = entity(body, "create-from-src")
     only(src, {"name", "description", "group_snapshot_id", "source_group_id"},

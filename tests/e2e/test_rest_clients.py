@@ -1324,6 +1324,53 @@ def test_openstacksdk_creates_waits_for_lists_restores_and_deletes_backups(
         conn.close()
 
 
+def test_openstacksdk_makes_snapshots_resets_copies_and_deletes_groups(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """openstacksdk's block-storage proxy with groups: an admin's ``create_group_type``;
+    a member's ``create_group``, a volume in it, ``groups()``, ``create_group_snapshot``
+    and ``group_snapshots()``; an admin's ``reset_group_snapshot_status``;
+    ``create_group_from_source``; ``delete_group_snapshot`` and ``delete_group`` with
+    the volumes."""
+    project = f"sdkg-{uuid.uuid4().hex[:8]}"
+    admin, conn = sdk_connection(rest_cluster, "admin"), sdk_connection(rest_cluster, project)
+    try:
+        gtype = admin.block_storage.create_group_type(name=f"sdk-cg-{project}")
+        sdk = conn.block_storage
+        group = sdk.create_group(group_type=gtype.id, volume_types=["__DEFAULT__"],
+                                 name="sdk-group")
+        group = sdk.wait_for_status(group, "available", wait=30, interval=0.2)
+        vol = sdk.create_volume(size=1, name="sdk-member", group_id=group.id)
+        sdk.wait_for_status(vol, "available", wait=30, interval=0.2)
+        assert [g.id for g in sdk.groups()] == [group.id]
+        assert sdk.get_group(group.id, list_volume=True).volumes == [vol.id]
+
+        snap = sdk.create_group_snapshot(group_id=group.id, name="sdk-gs")
+        snap = sdk.wait_for_status(snap, "available", wait=30, interval=0.2)
+        assert [(s.id, s.group_id) for s in sdk.group_snapshots()] == [(snap.id, group.id)]
+        admin.block_storage.reset_group_snapshot_status(snap.id, "error")
+        assert sdk.get_group_snapshot(snap.id).status == "error"
+        admin.block_storage.reset_group_snapshot_status(snap.id, "available")
+        assert sdk.get_group_snapshot(snap.id).status == "available"
+
+        copy = sdk.create_group_from_source(group_snapshot_id=snap.id, source_group_id=None,
+                                            name="sdk-copy")
+        copy = sdk.wait_for_status(sdk.get_group(copy.id), "available", wait=30, interval=0.2)
+        (copied,) = admin_view.show_group(copy.id).volumes
+        volume_status(admin_view, copied, "available")
+        sdk.delete_group(copy.id, delete_volumes=True)
+        sdk.delete_group_snapshot(snap.id)
+        sdk.wait_for_delete(snap, wait=30, interval=0.2)
+        sdk.wait_for_delete(copy, wait=30, interval=0.2)
+        sdk.delete_group(group.id, delete_volumes=True)
+        sdk.wait_for_delete(group, wait=30, interval=0.2)
+        gone(admin_view, vol.id)
+        admin.block_storage.delete_group_type(gtype.id)
+    finally:
+        conn.close()
+        admin.close()
+
+
 def test_the_openstack_command_backs_up_shows_lists_restores_and_deletes_a_backup(
     rest_cluster: E2ECluster, admin_view: SyncClient,
 ) -> None:
