@@ -123,6 +123,7 @@ class CreateApiContext:
     backup: BackupRecord | None = None  # the backup written into the new volume
     restoring: bool = False  # this flow marked the backup restoring into the volume
     group: GroupRecord | None = None  # the group it is made in (on the group's backend)
+    filling: bool = False  # a create-from-src's copy, into its ``creating`` group
 
     @property
     def deltas(self) -> dict[str, int]:
@@ -148,7 +149,7 @@ class ExtractVolumeRequestTask(_ApiTask):
             body = replace(body, size=body.size or c.backup.size)
         default_type = s.types.default_for(c.ctx.project_id, s.default_type)
         if body.group_id is not None:
-            c.group = group_of_create(s.store, body.group_id, c.ctx)
+            c.group = group_of_create(s.store, body.group_id, c.ctx, c.filling)
             body = replace(body, availability_zone=body.availability_zone
                            or c.group.availability_zone)
         c.spec = validate_create(body, s.types, s.zones, s.default_zone, default_type)
@@ -179,12 +180,14 @@ def _backup_node(backup: BackupRecord, avoid: tuple[str, ...],
     return (backup.host,)
 
 
-def group_of_create(store: GatewayStore, group_id: str, ctx: Context) -> GroupRecord:
-    """The group a create names: the caller's (an admin's: any), ``available`` (or
-    ``creating`` while its create-from-src makes its volumes)."""
+def group_of_create(store: GatewayStore, group_id: str, ctx: Context, filling: bool = False
+                    ) -> GroupRecord:
+    """The group a create names: the caller's (an admin's: any), ``available``; or,
+    for its create-from-src's copies (``filling``), ``creating`` while it makes them."""
     group = visible_group(store, group_id, ctx)
-    filling = group.status is GroupStatus.CREATING and group.id in store.groups.filling
-    if group.status is not GroupStatus.AVAILABLE and not filling:
+    filled = (filling and group.status is GroupStatus.CREATING
+              and group.id in store.groups.filling)
+    if group.status is not GroupStatus.AVAILABLE and not filled:
         raise InvalidState(f"Group {group.id} status must be available, not "
                            f"{group.status.value}, to make a volume in it",
                            {"group_id": group.id, "status": group.status.value})

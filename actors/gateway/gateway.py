@@ -457,9 +457,9 @@ class Gateway(Actor):
 
     async def _create(self, req: Request, flow: LinearFlow[CreateApiContext],
                       body: VolumeCreate, manage: VolumeManage | None, fingerprint: str,
-                      needs: tuple[str, ...]) -> Volume:
+                      needs: tuple[str, ...], filling: bool = False) -> Volume:
         """Run a create (or a manage) flow; a retry with the request id of one made or
-        still being made answers with that one."""
+        still being made answers with that one. ``filling``: a create-from-src's copy."""
         ctx = req.ctx
         key = (ctx.project_id, ctx.request_id)
         if ctx.request_id:
@@ -473,7 +473,7 @@ class Gateway(Actor):
             self._inflight[key] = (fingerprint, done)
         if req.body.watch:
             self.watchers.add(volume_id, req)
-        c = CreateApiContext(body, ctx, volume_id, fingerprint, manage=manage)
+        c = CreateApiContext(body, ctx, volume_id, fingerprint, manage=manage, filling=filling)
         try:
             await self.run_flow(flow, c, volume_id, ctx)
         except Exception as exc:
@@ -666,12 +666,14 @@ class Gateway(Actor):
         """Every storage node's backend ("node-1@file")."""
         return self._node_backends
 
-    async def create_volume(self, req: Request, body: VolumeCreate) -> Volume:
+    async def create_volume(self, req: Request, body: VolumeCreate, filling: bool = False
+                            ) -> Volume:
         """A volume create the gateway makes for ``req`` (a backup's restore into a new
-        volume): the create flow, with ``req``'s request id naming it as a create's."""
+        volume, a create-from-src's copy: ``filling`` its ``creating`` group): the create
+        flow, with ``req``'s request id naming it as a create's."""
         fingerprint = retry_fingerprint(req.ctx.request_id, body, normalize_create)
         return await self._create(dataclasses.replace(req, body=body), self.flow, body, None,
-                                  fingerprint, ("quota", "scheduler"))
+                                  fingerprint, ("quota", "scheduler"), filling)
 
     # ---- types, zones, quota, backends ----------------------------------
     def on_az_list(self, req: Request) -> ZoneList:

@@ -176,7 +176,8 @@ class GroupServices(Protocol):
     default_zone: str
     group_type_ops: GroupTypes
 
-    async def create_volume(self, req: Request, body: VolumeCreate) -> Volume: ...
+    async def create_volume(self, req: Request, body: VolumeCreate, filling: bool = False
+                            ) -> Volume: ...
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]: ...
     async def backends_seen(self, ctx: Context) -> list[Backend]: ...
     async def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
@@ -411,7 +412,8 @@ class GatewayGroups:
         for n, copy in enumerate(copies):
             ctx = dataclasses.replace(req.ctx, request_id=f"{rid}.copy{n}" if rid else "")
             try:
-                await self.s.create_volume(dataclasses.replace(req, context=ctx), copy)
+                await self.s.create_volume(dataclasses.replace(req, context=ctx), copy,
+                                           filling=True)
             except CinderblockError as exc:
                 group.status = G.ERROR
                 group.reason = (f"the copy of {copy.snapshot_id or copy.source_volid} was "

@@ -1,6 +1,7 @@
 """The groups' and group snapshots' rows in gateway.db: the request id each create keeps
 (what a retry under it answers), read back after a restart, forgotten after a day, and
-added to a file from before it was kept (gateway.db 20 -> 21)."""
+added to a file from before it was kept (gateway.db 20 -> 21); and who may make volumes
+in a group a create-from-src is filling."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
+from cinderblock.actors.gateway.create_flow import group_of_create
 from cinderblock.actors.gateway.group_store import GroupRecord, GroupSnapshotRecord
 from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S
 from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION
 from cinderblock.protocol.states import GroupStatus
+from cinderblock.protocol.wire.codec import Context
+from cinderblock.protocol.wire.errors import InvalidState
 from tests.conftest import open_gateway_store
 
 # The two tables as gateway.db 20 made them: no request id, no fingerprint.
@@ -84,3 +90,23 @@ async def test_a_file_from_before_request_ids_gains_their_columns(tmp_path: Path
         assert (old.name, old.request_id, old.request_fp) == ("old", "", "")
         assert store.group_snapshots.by_id["gs-1"].request_id == ""
         assert store.groups.made_by("p", "") is None
+
+
+async def test_only_its_create_from_src_makes_volumes_in_a_creating_group(
+    tmp_path: Path,
+) -> None:
+    """A group made from a source is ``creating`` while its create-from-src makes its
+    volumes: those copies go in; a create of the project's own waits for ``available``
+    (and once the gateway restarted, nothing is filling it)."""
+    now, ctx = time.time(), Context("p", "u", ("member",), request_id="req-1")
+    async with open_gateway_store(tmp_path / "gateway.db") as store:
+        made = group("g-copy", "p", "", now)
+        made.status = GroupStatus.CREATING
+        await store.groups.queue_save(made)
+        store.groups.filling.add("g-copy")
+        assert group_of_create(store, "g-copy", ctx, filling=True) is made
+        with pytest.raises(InvalidState, match="must be available, not creating"):
+            group_of_create(store, "g-copy", ctx)
+        store.groups.filling.discard("g-copy")  # as after a restart: nobody fills it
+        with pytest.raises(InvalidState, match="must be available, not creating"):
+            group_of_create(store, "g-copy", ctx, filling=True)
