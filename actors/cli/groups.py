@@ -76,6 +76,10 @@ def add_group(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
              "too)", cmd_delete)
     p.add_argument("group", metavar="GROUP")
     p.add_argument("--delete-volumes", action="store_true")
+    p = leaf(group, common, "reset-state", "admin: a group's status, nothing else",
+             cmd_reset_state)
+    p.add_argument("group", metavar="GROUP")
+    p.add_argument("--state", default="error", help="error (default) or available")
 
     snap = group.add_parser("snapshot", help="group snapshots").add_subparsers(required=True)
     p = leaf(snap, common, "create", "a snapshot of each of the group's volumes, at one "
@@ -94,6 +98,10 @@ def add_group(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
         "group_snapshot", metavar="GROUP_SNAPSHOT")
     leaf(snap, common, "delete", "delete a group snapshot and its snapshots",
          cmd_snapshot_delete).add_argument("group_snapshot", metavar="GROUP_SNAPSHOT")
+    p = leaf(snap, common, "reset-state", "admin: reset each of its snapshots (its status "
+             "is theirs)", cmd_snapshot_reset_state)
+    p.add_argument("group_snapshot", metavar="GROUP_SNAPSHOT")
+    p.add_argument("--state", default="error", help="error (default) or available")
 
 
 def cmd_type_create(args: argparse.Namespace) -> int:
@@ -188,3 +196,13 @@ def cmd_snapshot_delete(args: argparse.Namespace) -> int:
     with client(args) as c:
         c.delete_group_snapshot(args.group_snapshot)
     return 0
+
+
+def cmd_snapshot_reset_state(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.reset_group_snapshot_status(args.group_snapshot, args.state))
+
+
+def cmd_reset_state(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        return show(args, c.reset_group_status(args.group, args.state))

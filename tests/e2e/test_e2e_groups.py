@@ -291,7 +291,7 @@ async def test_a_group_snapshot_that_fails_leaves_every_member_in_error_and_no_f
 async def test_the_cli_makes_snapshots_and_deletes_a_group(two_names: E2ECluster) -> None:
     """``cinderblock group type create``, ``group create``, ``volume create --group``,
     ``group snapshot create --wait`` (again with its ``--request-id``: the same one),
-    ``group snapshot list`` and ``delete``, and ``group
+    ``group snapshot list``, an admin's ``reset-state`` and ``delete``, and ``group
     delete --delete-volumes``: each prints what it made, and the group goes."""
     c, project = two_names, "group-cli"
 
@@ -319,6 +319,12 @@ async def test_the_cli_makes_snapshots_and_deletes_a_group(two_names: E2ECluster
     assert again["id"] == snap["id"]
     listed = await asyncio.to_thread(cli, "group", "snapshot", "list", "--group", group["id"])
     assert [s["id"] for s in listed] == [snap["id"]], listed
+    reset = await asyncio.to_thread(cli, "group", "snapshot", "reset-state", snap["id"],
+                                    admin=True)  # error, the default
+    assert reset["status"] == "error"
+    reset = await asyncio.to_thread(cli, "group", "snapshot", "reset-state", snap["id"],
+                                    "--state", "available", admin=True)
+    assert reset["status"] == "available"
     await asyncio.to_thread(cli, "group", "snapshot", "delete", snap["id"])
     async with c.client(project) as client:
         await eventually(lambda: _no_group_snapshot(client, snap["id"]), timeout=30)
