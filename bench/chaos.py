@@ -469,14 +469,22 @@ async def _backup_problems(client: Client, backing: list[Moving]) -> list[str]:
             continue
         made = await client.list_backups(name=r.request_id)
         m.outcome = made[0].status if len(made) == 1 else "none"
-        if len(made) > 1:
-            problems.append(f"backup request {r.request_id} made {len(made)} backups")
-        if r.acknowledged and not made:
-            problems.append(f"backup request {r.request_id} was answered {r.answers} and "
-                            "made no backup")
-        if set(r.answers) - {b.id for b in made}:
-            problems.append(f"backup request {r.request_id} was answered {r.answers}; its "
-                            f"backups are {[b.id for b in made]}")
+        problems += made_once(r, "backup", [b.id for b in made])
+    return problems
+
+
+def made_once(r: Request, kind: str, made: list[str]) -> list[str]:
+    """What is wrong with what request ``r`` made (the ids of its ``kind`` found): more
+    than one, none though it was acknowledged, or not the one it was answered with."""
+    problems = []
+    if len(made) > 1:
+        problems.append(f"{kind} request {r.request_id} made {len(made)}: {made}")
+    if r.acknowledged and not made:
+        problems.append(f"{kind} request {r.request_id} was answered {r.answers} and made "
+                        "none")
+    if set(r.answers) - set(made):
+        problems.append(f"{kind} request {r.request_id} was answered {r.answers}; what it "
+                        f"made is {made}")
     return problems
 
 
@@ -517,14 +525,7 @@ async def _group_snapshot_problems(up: UpCluster, client: Client, grouped: list[
             continue
         made = [s for s in await client.list_group_snapshots() if s.group_id == g.group_id]
         g.outcome = made[0].status if len(made) == 1 else "none"
-        if len(made) > 1:
-            problems.append(f"group snapshot request {r.request_id} made {len(made)}")
-        if r.acknowledged and not made:
-            problems.append(f"group snapshot request {r.request_id} was answered {r.answers} "
-                            "and made none")
-        if set(r.answers) - {s.id for s in made}:
-            problems.append(f"group snapshot request {r.request_id} was answered {r.answers}; "
-                            f"its group snapshots are {[s.id for s in made]}")
+        problems += made_once(r, "group snapshot", [s.id for s in made])
         if len(made) == 1 and made[0].status == "available":
             problems += await _member_problems(up, client, g, made[0])
     return problems

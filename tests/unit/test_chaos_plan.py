@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cinderblock.bench.chaos import settled_check
+from cinderblock.bench.chaos import made_once, settled_check
 from cinderblock.bench.chaos_plan import KINDS, Ledger, Request, judge, make_plan
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import VolumeStatus
@@ -83,3 +83,16 @@ def test_each_line_of_the_settled_check_is_counted_under_its_check() -> None:
         "node-1: orphan file volume-v9 (no volume or snapshot there)",
         "node-2: file volume-v2 is missing",
     )] == ["stuck", "quota", "quota", "files", "files"]
+
+
+def test_a_request_made_once_what_it_was_answered_with_or_is_found_wrong() -> None:
+    answered = Request("backup", "r-1", answers=["b-1"])
+    assert made_once(answered, "backup", ["b-1"]) == []
+    assert made_once(Request("backup", "r-2"), "backup", []) == []  # refused: none made
+    assert made_once(answered, "backup", ["b-1", "b-2"]) == [
+        "backup request r-1 made 2: ['b-1', 'b-2']"]
+    assert made_once(answered, "group snapshot", []) == [
+        "group snapshot request r-1 was answered ['b-1'] and made none",
+        "group snapshot request r-1 was answered ['b-1']; what it made is []"]
+    assert made_once(answered, "backup", ["b-9"]) == [
+        "backup request r-1 was answered ['b-1']; what it made is ['b-9']"]
