@@ -2293,7 +2293,9 @@ def test_groups_answer_as_cinders(api: Api, admin_api: Api, admin_view: SyncClie
 def test_group_snapshots_answer_as_cinders(api: Api, admin_view: SyncClient) -> None:
     """``/group_snapshots`` as Cinder's 3.14: not there before (404); a body without a
     group (400); the create's 202 and summary, the detail view, a member snapshot's
-    ``group_snapshot_id``; a member's own delete refused (400), the delete's 202."""
+    ``group_snapshot_id``; a member's own delete refused (400); 3.19's reset action an
+    admin's (a member's 403, before 3.19 a 404, another action a 400); the delete's
+    202."""
     gtype = admin_view.create_group_type(f"gs-{uuid.uuid4().hex[:8]}")
     fault(api.call("GET", "/v3/group_snapshots", version="3.13"), 404, "itemNotFound",
           "need 3.14")
@@ -2323,6 +2325,13 @@ def test_group_snapshots_answer_as_cinders(api: Api, admin_view: SyncClient) -> 
     assert snap["group_snapshot_id"] == gs_id
     fault(api.call("DELETE", f"/v3/snapshots/{member}", version="3.14"), 400, "badRequest",
           "part of group snapshot")
+    reset = {"reset_status": {"status": "error"}}
+    fault(api.call("POST", f"/v3/group_snapshots/{gs_id}/action", reset, version="3.18"),
+          404, "itemNotFound", "need 3.19")
+    fault(api.call("POST", f"/v3/group_snapshots/{gs_id}/action", reset, version="3.19"),
+          403, "forbidden", "group_snapshot:reset_status")  # an admin's
+    fault(api.call("POST", f"/v3/group_snapshots/{gs_id}/action", {"delete": {}},
+                   version="3.19"), 400, "badRequest", "a group snapshot takes reset_status")
     assert api.call("DELETE", f"/v3/group_snapshots/{gs_id}", version="3.14").status == 202
     wait_for(lambda: not admin_view.list_group_snapshots(all_projects=True, group_id=gid))
     assert api.call("POST", f"/v3/groups/{gid}/action", {"delete": {
