@@ -172,14 +172,44 @@ def _group(row: tuple[Any, ...]) -> GroupRecord:
                        group_snapshot_id, source_group_id, request_id or "", request_fp or "")
 
 
+class Membership:
+    """Which owner (a group; a group snapshot) each member (a volume; a snapshot) is in,
+    both ways, as memory holds the member rows; the rows' writes are the store's."""
+
+    def __init__(self) -> None:
+        self.owner_of: dict[str, str] = {}  # member id -> its owner's id
+        self.members: dict[str, set[str]] = {}  # owner id -> its members' ids
+
+    def install(self, owners: Iterable[str], rows: Iterable[tuple[str, str]]) -> None:
+        """Every owner, and the (member, owner) rows, as read from the file."""
+        self.owner_of, self.members = {}, {owner: set() for owner in owners}
+        for member, owner in rows:
+            self.join(owner, member)
+
+    def join(self, owner: str, member: str) -> None:
+        self.owner_of[member] = owner
+        self.members.setdefault(owner, set()).add(member)
+
+    def leave(self, member: str) -> str | None:
+        """The member out of its owner; its owner's id (None if it had none)."""
+        owner = self.owner_of.pop(member, None)
+        if owner is not None:
+            self.members.get(owner, set()).discard(member)
+        return owner
+
+    def drop(self, owner: str) -> None:
+        """An owner gone, and with it what memory knew of its members."""
+        for member in self.members.pop(owner, set()):
+            self.owner_of.pop(member, None)
+
+
 class GroupStore:
     """The groups and their members, as memory holds them (the rows' mirror)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.by_id: dict[str, GroupRecord] = {}
-        self.group_of: dict[str, str] = {}  # volume id -> its group's id
-        self.members: dict[str, set[str]] = {}  # group id -> its volumes' ids
+        self.membership = Membership()  # the volumes in each group
         # the ``creating`` groups whose create-from-src is making their volumes now (memory
         # only: after a restart none is, and the reconciler ends any left ``creating``)
         self.filling: set[str] = set()
@@ -201,13 +231,15 @@ class GroupStore:
     def _install(self, groups: Iterable[GroupRecord], members: Iterable[tuple[str, str]]
                  ) -> None:
         self.by_id = {g.id: g for g in groups}
-        self.group_of, self.members = {}, {gid: set() for gid in self.by_id}
-        for volume_id, group_id in members:
-            self.group_of[volume_id] = group_id
-            self.members.setdefault(group_id, set()).add(volume_id)
+        self.membership.install(self.by_id, members)
+
+    @property
+    def members(self) -> dict[str, set[str]]:
+        """Group id -> its volumes' ids."""
+        return self.membership.members
 
     def group_of_volume(self, volume_id: str) -> str | None:
-        return self.group_of.get(volume_id)
+        return self.membership.owner_of.get(volume_id)
 
     def of_type(self, group_type_id: str) -> int:
         return sum(1 for g in self.by_id.values() if g.group_type_id == group_type_id)
@@ -226,8 +258,7 @@ class GroupStore:
 
     def queue_remove(self, group: GroupRecord) -> asyncio.Future[None]:
         self.by_id.pop(group.id, None)
-        for volume_id in self.members.pop(group.id, set()):
-            self.group_of.pop(volume_id, None)
+        self.membership.drop(group.id)
         return self._told(self.db.write(DELETE_GROUP, (group.id,)), group, True)
 
     def _told(self, written: asyncio.Future[None], group: GroupRecord, deleted: bool
@@ -241,23 +272,18 @@ class GroupStore:
         return written
 
     def queue_join(self, group_id: str, volume_id: str) -> asyncio.Future[None]:
-        self.group_of[volume_id] = group_id
-        self.members.setdefault(group_id, set()).add(volume_id)
+        self.membership.join(group_id, volume_id)
         return self.db.write(JOIN_GROUP, (volume_id, group_id))
 
     def forget_member(self, volume_id: str) -> None:
         """Memory only: a member whose row was not written after all."""
-        group_id = self.group_of.pop(volume_id, None)
-        if group_id is not None:
-            self.members.get(group_id, set()).discard(volume_id)
+        self.membership.leave(volume_id)
 
     def queue_leave(self, volume_id: str) -> tuple[asyncio.Future[None], str] | None:
         """The volume out of its group (its row written away); None if in none."""
-        group_id = self.group_of.pop(volume_id, None)
-        if group_id is None:
-            return None
-        self.members.get(group_id, set()).discard(volume_id)
-        return self.db.write(LEAVE_GROUP, (volume_id,)), group_id
+        group_id = self.membership.leave(volume_id)
+        return None if group_id is None else (self.db.write(LEAVE_GROUP, (volume_id,)),
+                                              group_id)
 
 
 GROUP_SNAPSHOT_SCHEMA = """
@@ -311,8 +337,7 @@ class GroupSnapshotStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.by_id: dict[str, GroupSnapshotRecord] = {}
-        self.of_snapshot: dict[str, str] = {}  # snapshot id -> its group snapshot's id
-        self.members: dict[str, set[str]] = {}  # group snapshot id -> its snapshots' ids
+        self.membership = Membership()  # the snapshots of each group snapshot
 
     async def load(self) -> None:
         (await self.db.run(self.reread))()
@@ -330,13 +355,15 @@ class GroupSnapshotStore:
     def _install(self, records: Iterable[GroupSnapshotRecord],
                  members: Iterable[tuple[str, str]]) -> None:
         self.by_id = {r.id: r for r in records}
-        self.of_snapshot, self.members = {}, {gid: set() for gid in self.by_id}
-        for snapshot_id, group_snapshot_id in members:
-            self.of_snapshot[snapshot_id] = group_snapshot_id
-            self.members.setdefault(group_snapshot_id, set()).add(snapshot_id)
+        self.membership.install(self.by_id, members)
+
+    @property
+    def members(self) -> dict[str, set[str]]:
+        """Group snapshot id -> its snapshots' ids."""
+        return self.membership.members
 
     def group_snapshot_of(self, snapshot_id: str) -> str | None:
-        return self.of_snapshot.get(snapshot_id)
+        return self.membership.owner_of.get(snapshot_id)
 
     def of_group(self, group_id: str) -> list[GroupSnapshotRecord]:
         return [r for r in self.by_id.values() if r.group_id == group_id]
@@ -353,23 +380,17 @@ class GroupSnapshotStore:
 
     def queue_remove(self, rec: GroupSnapshotRecord) -> asyncio.Future[None]:
         self.by_id.pop(rec.id, None)
-        for snapshot_id in self.members.pop(rec.id, set()):
-            self.of_snapshot.pop(snapshot_id, None)
+        self.membership.drop(rec.id)
         return self.db.write(DELETE_GROUP_SNAPSHOT, (rec.id,))
 
     def queue_join(self, group_snapshot_id: str, snapshot_id: str) -> asyncio.Future[None]:
-        self.of_snapshot[snapshot_id] = group_snapshot_id
-        self.members.setdefault(group_snapshot_id, set()).add(snapshot_id)
+        self.membership.join(group_snapshot_id, snapshot_id)
         return self.db.write(JOIN_GROUP_SNAPSHOT, (snapshot_id, group_snapshot_id))
 
     def forget_member(self, snapshot_id: str) -> None:
-        group_snapshot_id = self.of_snapshot.pop(snapshot_id, None)
-        if group_snapshot_id is not None:
-            self.members.get(group_snapshot_id, set()).discard(snapshot_id)
+        self.membership.leave(snapshot_id)
 
     def queue_leave(self, snapshot_id: str) -> tuple[asyncio.Future[None], str] | None:
-        group_snapshot_id = self.of_snapshot.pop(snapshot_id, None)
-        if group_snapshot_id is None:
-            return None
-        self.members.get(group_snapshot_id, set()).discard(snapshot_id)
-        return self.db.write(LEAVE_GROUP_SNAPSHOT, (snapshot_id,)), group_snapshot_id
+        group_snapshot_id = self.membership.leave(snapshot_id)
+        return None if group_snapshot_id is None else (
+            self.db.write(LEAVE_GROUP_SNAPSHOT, (snapshot_id,)), group_snapshot_id)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from cinderblock.actors.gateway.group_store import GroupTypeStore
 from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.volume_request import check_text
-from cinderblock.actors.gateway.volume_types import check_specs
+from cinderblock.actors.gateway.volume_types import check_specs, merged_specs
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.groups import (
     GroupType,
@@ -95,12 +95,10 @@ class GroupTypes:
         body: GroupTypeUpdate = req.body
         require_admin(req.ctx, "change a group type")
         old = self.find(body.type_id, admin=True)
-        specs = {**old.group_specs, **check_group_specs(body.group_specs)}
-        for key in body.delete_specs:
-            if key not in specs:
-                raise NotFound(f"Group Type {old.id} has no specs with key {key}.",
-                               {"group_type": old.id, "key": key})
-            del specs[key]
+        specs = merged_specs(old.group_specs, check_group_specs(body.group_specs),
+                             body.delete_specs,
+                             lambda key: NotFound(f"Group Type {old.id} has no specs with key "
+                                                  f"{key}.", {"group_type": old.id, "key": key}))
         changed: dict[str, Any] = {"group_specs": specs}
         if body.name is not None and body.name.strip() != old.name:
             changed["name"] = self._free_name(body.name)

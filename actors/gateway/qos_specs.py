@@ -46,6 +46,7 @@ from cinderblock.actors.gateway.paging import FIXED_BYTES, cut_page, page_size
 from cinderblock.actors.gateway.qos_store import QosStore
 from cinderblock.actors.gateway.volume_request import TypeCatalog, check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore
+from cinderblock.actors.gateway.volume_types import merged_specs
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.protocol.messages.qos import (
     QosAssociation,
@@ -221,12 +222,10 @@ class QosSpecsApi:
         body: QosUpdate = req.body
         require_admin(req.ctx, "change QoS specs")
         old = self.qos.find(body.qos_id)
-        specs = {**old.specs, **check_qos_specs(body.specs)}
-        for key in body.delete_keys:
-            if key not in specs:
-                raise NotFound(f"QoS spec {key} is not found in QoS specs {old.id}.",
-                               {"qos_specs": old.id, "key": key})
-            del specs[key]
+        specs = merged_specs(old.specs, check_qos_specs(body.specs), body.delete_keys,
+                             lambda key: NotFound(f"QoS spec {key} is not found in QoS specs "
+                                                  f"{old.id}.", {"qos_specs": old.id,
+                                                                 "key": key}))
         consumer = old.consumer if body.consumer is None else check_consumer(body.consumer)
         new = QosSpecs(old.id, old.name, consumer, specs, old.created_at)
         if new != old:

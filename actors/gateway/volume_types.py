@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any, Protocol
@@ -297,15 +297,25 @@ def check_specs(specs: dict[str, Any]) -> dict[str, str]:
     return dict(specs)
 
 
+def merged_specs(old: Mapping[str, str], given: Mapping[str, str], deleting: Iterable[str],
+                 missing: Callable[[str], NotFound]) -> dict[str, str]:
+    """Specs as an update leaves them: ``given`` (checked already) merged into ``old``,
+    then each key of ``deleting`` dropped, which must be there (else ``missing(key)``)."""
+    specs = {**old, **given}
+    for key in deleting:
+        if key not in specs:
+            raise missing(key)
+        del specs[key]
+    return specs
+
+
 def updated_type(old: VolumeType, body: TypeUpdate) -> VolumeType:
     """``old`` as ``body`` changes it, all checked (the name's uniqueness aside); nothing
     is changed here."""
-    specs = {**old.extra_specs, **check_specs(body.extra_specs)}
-    for key in body.delete_specs:
-        if key not in specs:
-            raise NotFound(f"Volume Type {old.id} has no extra specs with key {key}.",
-                           {"volume_type": old.name, "key": key})
-        del specs[key]
+    specs = merged_specs(old.extra_specs, check_specs(body.extra_specs), body.delete_specs,
+                         lambda key: NotFound(f"Volume Type {old.id} has no extra specs with "
+                                              f"key {key}.",
+                                              {"volume_type": old.name, "key": key}))
     changed: dict[str, Any] = {"extra_specs": specs}
     if body.name is not None:
         changed["name"] = body.name.strip()
