@@ -160,7 +160,7 @@ class GroupRecord:
                      self.volume_type_ids, self.name, self.description,
                      self.availability_zone, self.host, self.created_at,
                      tuple(sorted(volumes)), self.user_id, self.reason,
-                     self.group_snapshot_id, self.source_group_id)
+                     self.group_snapshot_id, self.source_group_id, self.updated_at)
 
 
 def _group(row: tuple[Any, ...]) -> GroupRecord:
@@ -213,8 +213,8 @@ class GroupStore:
         # the ``creating`` groups whose create-from-src is making their volumes now (memory
         # only: after a restart none is, and the reconciler ends any left ``creating``)
         self.filling: set[str] = set()
-        # told of each group whose row a write changed (``deleted``: removed), once that
-        # write is committed: the gateway's event for dashboards
+        # told of each group whose row or volumes a write changed (``deleted``: removed),
+        # once that write is committed: the gateway's event for dashboards
         self.on_change: Callable[[GroupRecord, bool], None] | None = None
 
     async def load(self) -> None:
@@ -273,7 +273,7 @@ class GroupStore:
 
     def queue_join(self, group_id: str, volume_id: str) -> asyncio.Future[None]:
         self.membership.join(group_id, volume_id)
-        return self.db.write(JOIN_GROUP, (volume_id, group_id))
+        return self._member_moved(self.db.write(JOIN_GROUP, (volume_id, group_id)), group_id)
 
     def forget_member(self, volume_id: str) -> None:
         """Memory only: a member whose row was not written after all."""
@@ -282,8 +282,15 @@ class GroupStore:
     def queue_leave(self, volume_id: str) -> tuple[asyncio.Future[None], str] | None:
         """The volume out of its group (its row written away); None if in none."""
         group_id = self.membership.leave(volume_id)
-        return None if group_id is None else (self.db.write(LEAVE_GROUP, (volume_id,)),
-                                              group_id)
+        if group_id is None:
+            return None
+        return self._member_moved(self.db.write(LEAVE_GROUP, (volume_id,)), group_id), group_id
+
+    def _member_moved(self, written: asyncio.Future[None], group_id: str
+                      ) -> asyncio.Future[None]:
+        """A volume joined or left ``group_id``: its count changed (an event says so)."""
+        group = self.by_id.get(group_id)
+        return written if group is None else self._told(written, group, False)
 
 
 GROUP_SNAPSHOT_SCHEMA = """
