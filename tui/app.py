@@ -1,4 +1,5 @@
-"""The cinderblock dashboard: live flows, volumes, backends and rates.
+"""The cinderblock dashboard: live flows, volumes (and snapshots, backups, groups),
+backends and rates.
 
 Data flows one way. Two workers do all network I/O: ``read_events`` drains the
 cluster's event stream (tui/stream.py) and folds every batch into the model
@@ -237,19 +238,22 @@ class DashboardApp(App[None]):
         if client is None:
             self.notify("the cluster is down: nothing was deleted", severity="error")
             return
-        delete = getattr(client, "delete_volume", None)
+        delete = getattr(client, f"delete_{event.kind}", None)
         if delete is None:
             self.notify("delete: not supported by this cluster yet", severity="warning")
             return
-        self.run_worker(self._delete(delete, event.volume.id), group="commands")
+        self.run_worker(self._delete(delete, event.kind, event.item_id), group="commands")
 
-    async def _delete(self, delete: Callable[[str], Awaitable[object]], volume_id: str) -> None:
+    async def _delete(self, delete: Callable[[str], Awaitable[object]], kind: str,
+                      item_id: str) -> None:
+        """A group's delete leaves its volumes (Cinder's ``delete-volumes`` false): one
+        that has some is refused, and the notification says so."""
         try:
-            await delete(volume_id)
+            await delete(item_id)
         except CinderblockError as exc:
             self.notify(f"delete failed ({exc.code}): {exc}", severity="error", timeout=8)
             return
-        self.notify(f"deleting volume {volume_id[:8]}")
+        self.notify(f"deleting {kind} {item_id[:8]}")
 
     def on_flows_pane_opened(self, event: FlowsPane.Opened) -> None:
         self.push_screen(FlowScreen(event.flow, self.model.flows, self.clock))

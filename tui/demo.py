@@ -93,6 +93,27 @@ def backend_event(node: str, t: float, total: float = 100.0, free: float | None 
             "volumes": volumes, "kind": "backend", "actor": "scheduler", "ts": t}
 
 
+def snapshot_event(snapshot_id: str, volume: str, status: str, t: float, size: int = 1,
+                   name: str | None = None, project: str = "demo") -> Event:
+    return {"snapshot_id": snapshot_id, "volume_id": volume, "project_id": project,
+            "status": status, "size": size, "name": name, "reason": None,
+            "kind": "snapshot", "actor": "gateway", "ts": t}
+
+
+def backup_event(backup_id: str, volume: str, status: str, t: float, size: int = 1,
+                 name: str | None = None, project: str = "demo") -> Event:
+    return {"backup_id": backup_id, "volume_id": volume, "project_id": project,
+            "status": status, "size": size, "name": name, "reason": None,
+            "kind": "backup", "actor": "gateway", "ts": t}
+
+
+def group_event(group_id: str, status: str, t: float, volumes: int, name: str | None = None,
+                host: str = "node-1@file", project: str = "demo") -> Event:
+    return {"group_id": group_id, "project_id": project, "status": status, "name": name,
+            "host": host, "volumes": volumes, "reason": None,
+            "kind": "group", "actor": "gateway", "ts": t}
+
+
 def create_events(c: Create, provisioned_after: float = 1.0) -> list[Event]:
     """Everything one create publishes, in the order a subscriber sees it."""
     ids = c.volume_id.replace("-", "")
@@ -115,7 +136,9 @@ def scene(t0: float) -> list[tuple[float, list[Event]]]:
     """(dashboard clock, events) batches: a minute of creates ending at ``t0 + 60``.
 
     At the end: two backends (one with reserved space), twenty volumes, a
-    failed create (over quota), two creates still running and a few done.
+    failed create (over quota), two creates still running and a few done;
+    three snapshots (one being taken), two backups (one being made, one of them
+    deleted on the way) and a group of three volumes.
     """
     batches: list[tuple[float, list[Event]]] = []
     provisioned = {"node-1": 0.0, "node-2": 0.0}
@@ -128,6 +151,21 @@ def scene(t0: float) -> list[tuple[float, list[Event]]]:
                    step=0.001 + 0.0004 * (i % 4))
         events = create_events(c, provisioned[node])
         batches.append((start + 0.1, events))
+    t = t0 + 45.0
+    batches.append((t + 0.1, [
+        group_event(volume_id(300), "available", t, 0, "db"),
+        *(group_event(volume_id(300), "available", t + 0.01 * n, n, "db") for n in (1, 2, 3)),
+        snapshot_event(volume_id(400), volume_id(3), "creating", t + 1, 4, "before-upgrade"),
+        snapshot_event(volume_id(400), volume_id(3), "available", t + 1.2, 4, "before-upgrade"),
+        snapshot_event(volume_id(401), volume_id(5), "creating", t + 2, 1, "nightly"),
+        snapshot_event(volume_id(401), volume_id(5), "available", t + 2.1, 1, "nightly"),
+        backup_event(volume_id(500), volume_id(2), "creating", t + 3, 3, "weekly"),
+        backup_event(volume_id(500), volume_id(2), "available", t + 5, 3, "weekly"),
+        backup_event(volume_id(501), volume_id(2), "creating", t + 6, 3),
+        backup_event(volume_id(501), volume_id(2), "deleted", t + 7, 3),
+        backup_event(volume_id(502), volume_id(7), "creating", t + 8, 2, "before-move"),
+        snapshot_event(volume_id(402), volume_id(7), "creating", t + 12, 2),
+    ]))
     failed = Create(volume_id(100), t0 + 58.0, size=50, name="big", fail_at="QuotaReserveTask")
     batches.append((t0 + 58.1, create_events(failed)))
     for j, upto in enumerate((9, 30)):

@@ -1,17 +1,17 @@
 """The dashboard's link to the gateway: is the cluster up, and what does it hold?
 
-``GatewayLink.run`` loops for as long as the dashboard runs. Each session
-opens a client, pings it with a short timeout, catches up (volumes, backends,
-volume types, and the flows the actors remember: running, failed, and those
-done recently enough to be still on screen) into the model, and then keeps pinging; the backends are
-re-read now and then, which keeps their up/down and age honest even when
-their events were dropped. It catches up again whenever the event stream
-(re)connects (``stream_connects`` moves), once more ``settle_s`` after a
-session starts (a restarted actor's first events can be lost while its
-publisher joins the hub), and every ``resync_s``: PUB/SUB may drop events,
-and this heals whatever was lost. When a ping or a call fails the model says the
-cluster is down, the client is thrown away (queued requests to a dead peer
-must not reach its successor), and a new session starts after ``retry_s``.
+``GatewayLink.run`` loops for as long as the dashboard runs. Each session opens a
+client, pings it with a short timeout, catches up (volumes, snapshots, backups,
+groups, backends, volume types, and the flows the actors remember: running, failed,
+and those done recently enough to be still on screen) into the model, and then keeps
+pinging; the backends are re-read now and then, which keeps their up/down and age
+honest even when their events were dropped. It catches up again whenever the event
+stream (re)connects (``stream_connects`` moves), once more ``settle_s`` after a
+session starts (a restarted actor's first events can be lost while its publisher
+joins the hub), and every ``resync_s``: PUB/SUB may drop events, and this heals
+whatever was lost. When a ping or a call fails the model says the cluster is down,
+the client is thrown away (queued requests to a dead peer must not reach its
+successor), and a new session starts after ``retry_s``.
 
 Every ``health_s`` it asks the gateway for every actor's statistics (``cluster.stats``)
 for the health line; a user who may not read them (not an admin) sees why instead.
@@ -27,6 +27,7 @@ from pathlib import Path
 
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import CinderblockError, Forbidden, InvalidInput
+from cinderblock.tui.model.items import backup_record, group_record, snapshot_record
 from cinderblock.tui.model.model import Model
 
 CATCH_UP_LIMIT = 1000  # newest volumes read on (re)connecting; one reply stays small
@@ -112,10 +113,26 @@ class GatewayLink:
         asked = self.clock()
         volumes = await client.list_volumes(all_projects=self.admin, limit=CATCH_UP_LIMIT)
         self.model.load_volumes(volumes, asked, complete=len(volumes) < CATCH_UP_LIMIT)
+        await self.catch_up_items(client)
         self.model.load_backends(await client.list_backends(), self.clock())
         self.model.load_types(await client.list_types())
         await self.catch_up_flows(client)
         self.model.link.synced_at = self.clock()
+
+    async def catch_up_items(self, client: Client) -> None:
+        """Snapshots and backups (the newest ``CATCH_UP_LIMIT`` of each) and groups."""
+        model, limit, everyone = self.model, CATCH_UP_LIMIT, self.admin
+        asked = self.clock()
+        snapshots = await client.list_snapshots(all_projects=everyone, limit=limit)
+        model.snapshots.load((snapshot_record(s, asked) for s in snapshots), asked,
+                             complete=len(snapshots) < limit)
+        asked = self.clock()
+        backups = await client.list_backups(all_projects=everyone, limit=limit)
+        model.backups.load((backup_record(b, asked) for b in backups), asked,
+                           complete=len(backups) < limit)
+        asked = self.clock()
+        groups = await client.list_groups(all_projects=everyone)
+        model.groups.load((group_record(g, asked) for g in groups), asked, complete=True)
 
     async def catch_up_flows(self, client: Client) -> None:
         asked = self.clock()

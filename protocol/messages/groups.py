@@ -85,6 +85,7 @@ class Group:
     reason: str | None = None  # why it is in error, when it is
     group_snapshot_id: str | None = None  # made from this group snapshot (3.14)
     source_group_id: str | None = None  # made as a copy of this group (3.14)
+    updated_at: float = 0.0
 
 
 @message

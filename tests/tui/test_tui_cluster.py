@@ -242,6 +242,56 @@ async def test_the_dashboard_says_when_the_cluster_is_down_and_reconnects(
         await until(pilot, lambda: late.id in app.model.volumes.volumes)
 
 
+async def test_k_shows_snapshots_backups_and_groups_live_and_d_deletes_a_snapshot(
+    cfg: ClusterConfig,
+) -> None:
+    """One of each caught up (made before the dashboard), one of each seen live."""
+    project, key = "t-kinds", user_key(cfg, "t-kinds")
+    async with Client(cfg.gateway, admin=True, key=admin_key(cfg)) as admin:
+        await admin.create_group_type("t-kinds-cg")
+    async with Client(cfg.gateway, project=project, key=key) as client:
+        volume = await client.create_volume(1, name="base", wait=True)
+        early_snap = await client.create_snapshot(volume.id, name="early", wait=True)
+        early_group = await client.create_group("t-kinds-cg", ["__DEFAULT__"], name="early-g")
+        app = DashboardApp(cfg.gateway, cfg.events, project, admin=False, key=key)
+        async with app.run_test(size=SIZE, notifications=True) as pilot:
+            await connected(app, pilot, events=False)
+            pane = app.query_one(VolumesPane)
+            await pilot.press("2", "k")
+            assert pane.kind == "snapshots" and pane.border_title == "Snapshots"
+            await until(pilot, lambda: early_snap.id in pane.table.keys)
+            snap = await client.create_snapshot(volume.id, name="live", wait=True)
+            backup = await client.create_backup(volume.id, name="live-b", wait=True)
+            group = await client.create_group("t-kinds-cg", ["__DEFAULT__"], name="live-g")
+            in_group = await client.create_volume(1, group_id=group.id, wait=True)
+
+            await until(pilot, lambda: snap.id in pane.table.keys)  # live
+            short = volume.id[:8]  # the pane is narrower than 120 columns: ids are cut
+            assert pane.table.row_text(snap.id)[1:5] == ("live", "available", "1G", short)
+            await pilot.press("k")  # backups
+            await until(pilot, lambda: pane.table.keys and pane.table.row_text(backup.id)[2]
+                        == "available")
+            assert pane.table.row_text(backup.id)[4] == short
+            await pilot.press("k")  # groups: one caught up, one live with its volume
+            await until(pilot, lambda: set(pane.table.keys) == {group.id, early_group.id}
+                        and pane.table.row_text(group.id)[3] == "1")
+            assert app.model.groups.items[early_group.id].name == "early-g"
+            assert in_group.id in app.model.volumes.volumes
+
+            await pilot.press("k", "k")  # volumes, then snapshots again
+            assert pane.kind == "snapshots"
+            await until(pilot, lambda: list(pane.table.keys) == [snap.id, early_snap.id])
+            await pilot.press("d")
+            asked = await until(pilot, lambda: isinstance(app.screen, ConfirmDelete)
+                                and app.screen)
+            assert isinstance(asked, ConfirmDelete) and f"snapshot 'live' ({snap.id})" in asked.what
+            await pilot.press("y")
+            await until(pilot, lambda: snap.id not in app.model.snapshots.items
+                        and snap.id not in pane.table.keys)
+            await repainted(app, pilot)
+            assert [s.id for s in await client.list_snapshots()] == [early_snap.id]
+
+
 # ---- catching up flows that ran before the dashboard started ------------------------
 @pytest.fixture(scope="module")
 def first_node_faulty(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:

@@ -118,7 +118,7 @@ class DeleteRecorder(DashboardApp):
     asked: list[str]
 
     def on_volumes_pane_delete_asked(self, event: VolumesPane.DeleteAsked) -> None:
-        self.asked.append(event.volume.id)
+        self.asked.append(event.item_id)
 
 
 async def test_delete_asks_first_and_no_keeps_the_volume() -> None:
@@ -152,3 +152,31 @@ def test_the_create_form_checks_its_fields() -> None:
             assert "size" in str(exc)
         else:
             raise AssertionError(f"size {size!r} was accepted")
+
+
+def shown(pane: VolumesPane) -> tuple[str, str | None, int]:
+    """The pane's kind, status filter and how many rows it shows."""
+    return pane.kind, pane.status, len(pane.table.keys)
+
+
+async def test_k_turns_the_pane_and_s_cycles_that_kind_s_statuses() -> None:
+    app = scene_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2", "s")
+        pane = app.query_one(VolumesPane)
+        assert shown(pane) == ("volumes", "creating", 1)
+        await pilot.press("k")  # snapshots: the status filter starts again at all
+        await pilot.pause()
+        assert shown(pane) == ("snapshots", None, 3)
+        await pilot.press("s", "s")
+        await pilot.pause()
+        assert shown(pane) == ("snapshots", "available", 2)
+        await pilot.press("k", "s")  # backups: one made, one being made
+        await pilot.pause()
+        assert (pane.kind, pane.status, list(pane.table.keys)) == (
+            "backups", "creating", [volume_id(502)])
+        selected = pane.selected()
+        assert selected is not None and selected.kind == "backup"
+        await pilot.press("k", "k")  # groups, then volumes again
+        await pilot.pause()
+        assert (pane.kind, pane.border_title, len(pane.table.keys)) == ("volumes", "Volumes", 21)

@@ -9,9 +9,11 @@ import pytest
 
 from cinderblock.actors.gateway.create_flow import volume_create_api
 from cinderblock.actors.scheduler.create_flow import volume_create_scheduler
+from cinderblock.protocol.messages.groups import Group
+from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.volumes import Volume
-from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.states import GroupStatus, SnapshotStatus, VolumeStatus
 from cinderblock.storage_node.create_flow import volume_create_manager
 from cinderblock.tui.demo import (
     API_TASKS,
@@ -19,10 +21,20 @@ from cinderblock.tui.demo import (
     SCHEDULER_TASKS,
     Create,
     backend_event,
+    backup_event,
     create_events,
+    group_event,
+    snapshot_event,
     volume_id,
 )
-from cinderblock.tui.model.cells import FLOW_COLUMNS, flow_row, fmt_duration, volume_row_or_gone
+from cinderblock.tui.model.cells import (
+    FLOW_COLUMNS,
+    flow_row,
+    fmt_duration,
+    item_row_or_gone,
+    volume_row_or_gone,
+)
+from cinderblock.tui.model.items import GROUPS, SNAPSHOTS, group_record, snapshot_record
 from cinderblock.tui.model.model import Model, percentile
 from cinderblock.tui.model.rows import Column, layout, line
 from cinderblock.tui.stream import EventStream
@@ -155,6 +167,55 @@ def test_a_deleted_volume_leaves_the_book_and_its_stale_row_paints_as_gone() -> 
     assert model.volumes.select() == []
     row = volume_row_or_gone(volumes, keys[0], T0 + 5, compact=False)
     assert row.cells[:3] == (volume_id(1), "", "deleted")
+
+
+def test_snapshots_backups_and_groups_fold_from_their_events_in_their_own_books() -> None:
+    v1, v2 = volume_id(1), volume_id(2)
+    model = fold(Model(project="demo", admin=False), [
+        snapshot_event("s1", v1, "creating", T0, 2, "before"),
+        snapshot_event("s2", v2, "creating", T0 + 1),
+        snapshot_event("s1", v1, "available", T0 + 2, 2, "before"),
+        snapshot_event("s1", v1, "creating", T0 + 1.5, 2, "before"),  # late: older than held
+        snapshot_event("s9", v1, "available", T0 + 2, project="elsewhere"),
+        backup_event("b1", v1, "creating", T0 + 3, 2, "weekly"),
+        backup_event("b1", v1, "deleted", T0 + 4, 2, "weekly"),
+        group_event("g1", "available", T0 + 5, 0, "db"),
+        group_event("g1", "available", T0 + 6, 2, "db"),
+    ], now=T0 + 10)
+    assert model.snapshots.select() == ["s2", "s1"]  # newest first, in creation order
+    assert model.snapshots.select("available") == ["s1"]
+    assert model.snapshots.select(None, "BEFORE") == ["s1"]
+    assert model.snapshots.counts() == {"available": 1, "creating": 1}
+    assert model.backups.items == {}  # made and deleted
+    s1 = model.snapshots.items["s1"]
+    assert (s1.status, s1.size, s1.volume_id, s1.created, s1.updated) == (
+        "available", 2, v1, T0, T0 + 2)
+    row = item_row_or_gone(SNAPSHOTS, model.snapshots.items, "s2", T0 + 10, compact=False)
+    assert (row.cells, row.tag) == (("s2", "", "creating", "1G", v2, "demo", "9s"), "running")
+    group = item_row_or_gone(GROUPS, model.groups.items, "g1", T0 + 10, compact=True)
+    assert group.cells == ("g1", "db", "available", "2", "node-1@file", "demo", "4s")
+    gone = item_row_or_gone(GROUPS, model.groups.items, "g0", T0 + 10, compact=True)
+    assert gone.cells[2] == "deleted"
+
+
+def test_a_catch_up_of_snapshots_and_groups_keeps_what_is_newer_and_drops_what_is_gone() -> None:
+    v1 = volume_id(1)
+    model = fold(Model(), [snapshot_event("s1", v1, "available", T0 + 5),
+                           snapshot_event("s2", v1, "available", T0 + 1)], now=T0 + 6)
+    listed = [Snapshot("s1", "demo", v1, 1, SnapshotStatus.CREATING, created_at=T0,
+                       updated_at=T0 + 4),  # asked before its last event: the event stays
+              Snapshot("s3", "demo", v1, 1, SnapshotStatus.ERROR, created_at=T0 + 2,
+                       updated_at=T0 + 3, reason="node away")]
+    model.snapshots.load((snapshot_record(s, T0 + 6) for s in listed), T0 + 6, complete=True)
+    assert model.snapshots.select() == ["s3", "s1"]  # s2 was not listed: gone
+    assert model.snapshots.items["s1"].status == "available"
+    assert model.snapshots.items["s3"].reason == "node away"
+    row = item_row_or_gone(SNAPSHOTS, model.snapshots.items, "s3", T0 + 6, compact=False)
+    assert row.tag == "error"
+    groups = [Group("g1", "demo", GroupStatus.CREATING, "gt", volumes=("a", "b"),
+                    created_at=T0, updated_at=T0 + 1)]
+    model.groups.load((group_record(g, T0 + 6) for g in groups), T0 + 6, complete=True)
+    assert (model.groups.items["g1"].volumes, model.groups.items["g1"].status) == (2, "creating")
 
 
 def test_a_project_dashboard_shows_only_its_projects_flows_and_an_admins_shows_all() -> None:

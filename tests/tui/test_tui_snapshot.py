@@ -72,3 +72,11 @@ def test_a_failed_flow_opens_as_a_timeline_with_its_reason(snap_compare: Snap, u
 
 def test_a_cluster_that_is_down_says_so(snap_compare: Snap) -> None:
     assert snap_compare(scene_app(up=False), terminal_size=(80, 24))
+
+
+def test_k_turns_the_volumes_pane_to_snapshots(snap_compare: Snap) -> None:
+    assert snap_compare(scene_app(), press=["2", "k"], terminal_size=(80, 24))
+
+
+def test_the_groups_of_a_large_terminal(snap_compare: Snap) -> None:
+    assert snap_compare(scene_app(), press=["2", "k", "k", "k"], terminal_size=(160, 44))

@@ -1,4 +1,5 @@
-"""What the flows and volumes tables show: model records turned into ``Row``s.
+"""What the flows, volumes, snapshots, backups and groups tables show: model
+records turned into ``Row``s.
 
 Plain strings only; the look of a row is its tag, which the table styles.
 """
@@ -9,6 +10,7 @@ import time
 from collections.abc import Mapping
 
 from cinderblock.protocol.states import VOLUME_ERRORS, VolumeStatus
+from cinderblock.tui.model.items import GROUPS, ItemKind, ItemRecord
 from cinderblock.tui.model.model import FlowBook, FlowRecord, VolumeRecord
 from cinderblock.tui.model.rows import Column, Row
 
@@ -31,6 +33,31 @@ VOLUME_COLUMNS = (
     Column("Project", 10, min_width=6, drop=4),
     Column("Updated", 8, right=True, drop=1),
 )
+
+# A snapshot's or backup's volume, or a group's count of volumes, where a volume's type is.
+OF_VOLUME = Column("Volume", 36, min_width=8, drop=3)
+ITEM_COLUMNS = (
+    Column("ID", 36, min_width=8),
+    Column("Name", 14, min_width=6, flex=True),
+    Column("Status", 14, min_width=9),
+    Column("Size", 5, right=True),
+    OF_VOLUME,
+    Column("Project", 10, min_width=6, drop=4),
+    Column("Updated", 8, right=True, drop=1),
+)
+GROUP_COLUMNS = (
+    Column("ID", 36, min_width=8),
+    Column("Name", 14, min_width=6, flex=True),
+    Column("Status", 14, min_width=9),
+    Column("Volumes", 7, right=True),
+    Column("Host", 24, min_width=8, drop=2),
+    Column("Project", 10, min_width=6, drop=4),
+    Column("Updated", 8, right=True, drop=1),
+)
+
+
+def item_columns(kind: ItemKind) -> tuple[Column, ...]:
+    return GROUP_COLUMNS if kind is GROUPS else ITEM_COLUMNS
 
 
 def fmt_duration(seconds: float) -> str:
@@ -115,3 +142,22 @@ def volume_row(v: VolumeRecord, now: float, compact: bool) -> Row:
         v.project_id,
         fmt_age(now - v.updated),
     ), tag)
+
+
+def item_row_or_gone(kind: ItemKind, items: Mapping[str, ItemRecord], key: str, now: float,
+                     compact: bool) -> Row:
+    """A snapshot's, backup's or group's row (as ``volume_row_or_gone``)."""
+    r = items.get(key)
+    short = key[:8] if compact else key
+    if r is None:
+        return Row(key, (short, "", "deleted", "", "", "", ""))
+    tag = "error" if r.status in kind.errors else "running" if r.status in kind.busy else ""
+    if kind is GROUPS:
+        of = "" if r.volumes is None else str(r.volumes)
+        third = r.host or ""
+    else:
+        of = "" if r.size is None else f"{r.size}G"
+        volume = r.volume_id or ""
+        third = volume[:8] if compact else volume
+    return Row(r.id, (short, r.name or "", r.status, of, third, r.project_id,
+                      fmt_age(now - r.updated)), tag)

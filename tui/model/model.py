@@ -1,13 +1,15 @@
 """The dashboard's model: every event folded into state, with no Textual and no sockets.
 
-The books live in ``model_flows``, ``model_volumes``, ``model_backends`` and
-``model_rates``; this module ties them together and is what the rest imports.
+The books live in ``model_flows``, ``model_volumes``, ``model_items`` (snapshots,
+backups, groups), ``model_backends`` and ``model_rates``; this module ties them
+together and is what the rest imports.
 
 ``Model.apply`` takes a batch of decoded event maps (the schema in
 ``actors/events.py``) and the dashboard's clock, and updates the books:
-flows and tasks, volumes, backends, rates, actors' heartbeats. ``load_*``
-merge what the gateway says when the dashboard (re)connects (volumes,
-backends, types, and the flows every actor remembers), so nothing shown
+flows and tasks, volumes, snapshots, backups, groups, backends, rates, actors'
+heartbeats. ``load_*`` merge what the gateway says when the dashboard (re)connects
+(volumes and the rest, backends, types, and the flows every actor remembers), so
+nothing shown
 depends on having watched from the start. Widgets read the books at their own
 pace; each book has a ``version`` that changes when it does.
 
@@ -27,6 +29,7 @@ from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.tui.model.backends import BackendBook, BackendRecord
 from cinderblock.tui.model.flows import FAILED, FINAL, Change, FlowBook, FlowRecord, TaskRecord
+from cinderblock.tui.model.items import BACKUPS, GROUPS, SNAPSHOTS, ItemBook, ItemRecord
 from cinderblock.tui.model.rates import Rates, RatesView, percentile
 from cinderblock.tui.model.volumes import VolumeBook, VolumeRecord
 
@@ -38,6 +41,8 @@ __all__ = [
     "Change",
     "FlowBook",
     "FlowRecord",
+    "ItemBook",
+    "ItemRecord",
     "LinkState",
     "Model",
     "Rates",
@@ -94,6 +99,9 @@ class Model:
                  events: str = "", fade_s: float = 10.0, stale_after_s: float = 2.5) -> None:
         self.flows = FlowBook(fade_s=fade_s)
         self.volumes = VolumeBook(project, admin)
+        self.snapshots = ItemBook(SNAPSHOTS, project, admin)
+        self.backups = ItemBook(BACKUPS, project, admin)
+        self.groups = ItemBook(GROUPS, project, admin)
         self.project, self.admin = project, admin
         self.backends = BackendBook(stale_after_s)
         self.rates = Rates()
@@ -108,6 +116,9 @@ class Model:
             "flow": self._on_flow,
             "task": self._on_task,
             "volume": self._on_volume,
+            "snapshot": self.snapshots.on_event,
+            "backup": self.backups.on_event,
+            "group": self.groups.on_event,
             "backend": self.backends.on_backend,
         }
 
@@ -158,6 +169,10 @@ class Model:
     # ---- catching up from the gateway -----------------------------------
     def load_volumes(self, volumes: Iterable[Volume], asked_at: float, complete: bool) -> None:
         self.volumes.load(volumes, asked_at, complete)
+
+    def books(self) -> dict[str, ItemBook]:
+        """The books of the kinds beside volumes, by their plural."""
+        return {b.kind.plural: b for b in (self.snapshots, self.backups, self.groups)}
 
     def load_flows(self, traces: Iterable[FlowTrace], asked_at: float) -> None:
         self.flows.load(traces, asked_at)

@@ -4,7 +4,8 @@ The book keeps one record per volume, newest last (the gateway publishes a
 volume's first event when it is created, so arrival order is creation order;
 a catch-up rebuilds that order from ``created_at``). ``select`` answers the
 table's question "which volumes, newest first, match this filter" and caches
-the answer until a volume or the filter changes.
+the answer until a volume or the filter changes (``model_items.Selection``, which
+the books of snapshots, backups and groups share).
 
 A catch-up and the live stream can race: a snapshot taken before an event
 arrived must not undo it. Both carry the gateway's clock (``updated_at`` and
@@ -20,6 +21,7 @@ from typing import Any
 
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import VolumeStatus
+from cinderblock.tui.model.items import Selection
 
 
 @dataclass(slots=True)
@@ -49,8 +51,7 @@ class VolumeBook:
         self.volumes: dict[str, VolumeRecord] = {}
         self.version = 0
         self.catch_up_truncated = False
-        self._selected: tuple[tuple[int, str | None, str], list[str]] | None = None
-        self._counted: tuple[int, Counter[str]] | None = None
+        self._selection = Selection()
 
     def visible(self, project_id: str) -> bool:
         return self.admin or project_id == self.project
@@ -104,21 +105,10 @@ class VolumeBook:
 
     def select(self, status: str | None = None, text: str = "") -> list[str]:
         """Ids of the volumes matching the filter, newest first."""
-        key = (self.version, status, text.lower())
-        if self._selected is not None and self._selected[0] == key:
-            return self._selected[1]
-        needle = key[2]
-        found = [
-            v.id for v in reversed(self.volumes.values())
-            if (status is None or v.status == status) and (not needle or needle in v.haystack)
-        ]
-        self._selected = (key, found)
-        return found
+        return self._selection.select(self.volumes, self.version, status, text)
 
     def counts(self) -> Counter[str]:
-        if self._counted is None or self._counted[0] != self.version:
-            self._counted = (self.version, Counter(v.status for v in self.volumes.values()))
-        return self._counted[1]
+        return self._selection.counts(self.volumes, self.version)
 
 
 def _opt(value: object) -> str | None:

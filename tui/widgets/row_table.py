@@ -87,6 +87,18 @@ class RowTable(ScrollView, can_focus=True):
         self.repaints = 0  # lines refreshed by show(); a statistic for tests
 
     # ---- feeding ---------------------------------------------------------
+    def use_columns(self, columns: tuple[Column, ...]) -> None:
+        """Show other columns (another kind of row): from the top, nothing painted."""
+        self.columns = columns
+        self.keys, self._make = (), lambda key: Row(key, ())
+        self.cursor, self.cursor_key, self.follow_key = 0, None, False
+        self._painted.clear()
+        self._strips.clear()
+        self._natural = [cell_len(c.label) for c in columns]
+        self._plan = None
+        self.scroll_to(0, 0, animate=False, immediate=True)
+        self.refresh()
+
     def show(self, keys: Sequence[str], make: RowMaker) -> None:
         self.keys, self._make = keys, make
         before = self.cursor

@@ -1,9 +1,10 @@
-"""VolumesPane: the project's volumes (every project's, for an admin), filterable."""
+"""VolumesPane: the project's volumes (every project's, for an admin), filterable;
+``k`` turns it to their snapshots, backups or groups, and back."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,12 +13,26 @@ from textual.message import Message
 from textual.widgets import Input, Static
 
 from cinderblock.protocol.states import VolumeStatus
-from cinderblock.tui.model.cells import VOLUME_COLUMNS, volume_row_or_gone
-from cinderblock.tui.model.model import Model, VolumeRecord
+from cinderblock.tui.model.cells import (
+    VOLUME_COLUMNS,
+    item_columns,
+    item_row_or_gone,
+    volume_row_or_gone,
+)
+from cinderblock.tui.model.model import Model
 from cinderblock.tui.widgets.confirm_delete import ConfirmDelete
 from cinderblock.tui.widgets.row_table import RowTable
 
 STATUSES = (VolumeStatus.CREATING.value, VolumeStatus.AVAILABLE.value, VolumeStatus.ERROR.value)
+KINDS = ("volumes", "snapshots", "backups", "groups")
+
+
+class PaneItem(NamedTuple):
+    """What a row of the pane is: its kind ("volume", "snapshot", ...), id and name."""
+
+    kind: str
+    id: str
+    name: str | None
 
 
 class VolumesPane(Vertical):
@@ -25,25 +40,29 @@ class VolumesPane(Vertical):
     VolumesPane > Horizontal { height: 1; }
     VolumesPane > Horizontal > Input { width: 1fr; height: 1; border: none; padding: 0 1; }
     VolumesPane > Horizontal > Input:focus { border: none; background: $boost; }
-    VolumesPane #status-filter { width: auto; padding: 0 1; }
+    VolumesPane #status-filter, VolumesPane #kind { width: auto; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("k", "cycle_kind", "Kind"),
         Binding("s", "cycle_status", "Status"),
         Binding("d", "delete", "Delete"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
     class DeleteAsked(Message):
-        """The user asked to delete a volume, and confirmed it."""
+        """The user asked to delete a volume (a snapshot, a backup, a group), and
+        confirmed it."""
 
-        def __init__(self, volume: VolumeRecord) -> None:
+        def __init__(self, kind: str, item_id: str) -> None:
             super().__init__()
-            self.volume = volume
+            self.kind = kind  # "volume", "snapshot", "backup" or "group"
+            self.item_id = item_id
 
     def __init__(self, model: Model, clock: Callable[[], float], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.model = model
         self.clock = clock
+        self.kind = KINDS[0]
         self.status: str | None = None
         self.text = ""
         self.border_title = "Volumes"
@@ -51,6 +70,7 @@ class VolumesPane(Vertical):
     def compose(self) -> ComposeResult:
         with Horizontal():
             yield Input(placeholder="/ filter: id, name, host, type…", id="volume-filter")
+            yield Static(f"kind: {self.kind}", id="kind")
             yield Static("status: all", id="status-filter")
         yield RowTable(VOLUME_COLUMNS, id="volume-table")
 
@@ -59,19 +79,34 @@ class VolumesPane(Vertical):
         return self.query_one(RowTable)
 
     def show(self, now: float) -> None:
-        book = self.model.volumes
-        keys = book.select(self.status, self.text)
-        volumes = book.volumes
         compact = self.size.width < 120
-        self.table.show(keys, lambda key: volume_row_or_gone(volumes, key, now, compact))
-        counts = book.counts()
+        if self.kind == "volumes":
+            volumes = self.model.volumes
+            keys = volumes.select(self.status, self.text)
+            records = volumes.volumes
+            self.table.show(keys, lambda key: volume_row_or_gone(records, key, now, compact))
+            total, counts, truncated = len(records), volumes.counts(), volumes.catch_up_truncated
+        else:
+            book = self.model.books()[self.kind]
+            keys = book.select(self.status, self.text)
+            items, kind = book.items, book.kind
+            self.table.show(keys, lambda key: item_row_or_gone(kind, items, key, now, compact))
+            total, counts, truncated = len(items), book.counts(), book.catch_up_truncated
         summary = " · ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-        more = " · newest 1000 caught up" if book.catch_up_truncated else ""
-        self.border_subtitle = f"{len(keys)} of {len(volumes)} shown · {summary}{more}"
+        more = " · newest 1000 caught up" if truncated else ""
+        self.border_subtitle = f"{len(keys)} of {total} shown · {summary}{more}"
 
-    def selected(self) -> VolumeRecord | None:
+    def selected(self) -> PaneItem | None:
+        """The row under the cursor."""
         key = self.table.cursor_key
-        return self.model.volumes.volumes.get(key) if key else None
+        if key is None:
+            return None
+        if self.kind == "volumes":
+            volume = self.model.volumes.volumes.get(key)
+            return PaneItem("volume", key, volume.name) if volume else None
+        book = self.model.books()[self.kind]
+        item = book.items.get(key)
+        return PaneItem(book.kind.name, key, item.name) if item else None
 
     def focus_filter(self) -> None:
         self.query_one(Input).focus()
@@ -90,22 +125,42 @@ class VolumesPane(Vertical):
         self.table.focus()
         self.show(self.clock())
 
+    def action_cycle_kind(self) -> None:
+        """Volumes, then snapshots, backups, groups: each with its own columns and
+        statuses (the status filter starts again at all; the text filter stays)."""
+        self.kind = KINDS[(KINDS.index(self.kind) + 1) % len(KINDS)]
+        self.status = None
+        columns = VOLUME_COLUMNS if self.kind == "volumes" \
+            else item_columns(self.model.books()[self.kind].kind)
+        self.table.use_columns(columns)
+        self.border_title = self.kind.capitalize()
+        self.query_one("#kind", Static).update(f"kind: {self.kind}")
+        self.query_one("#status-filter", Static).update("status: all")
+        self.show(self.clock())
+
     def action_cycle_status(self) -> None:
-        seen = sorted(set(self.model.volumes.counts()) - set(STATUSES))
-        choices: list[str | None] = [None, *STATUSES, *seen]
+        if self.kind == "volumes":
+            first: tuple[str, ...] = STATUSES
+            counts = self.model.volumes.counts()
+        else:
+            book = self.model.books()[self.kind]
+            first, counts = book.kind.statuses, book.counts()
+        seen = sorted(set(counts) - set(first))
+        choices: list[str | None] = [None, *first, *seen]
         self.status = choices[(choices.index(self.status) + 1) % len(choices)]
         self.query_one("#status-filter", Static).update(f"status: {self.status or 'all'}")
         self.show(self.clock())
 
     def action_delete(self) -> None:
-        volume = self.selected()
-        if volume is None:
-            self.notify("no volume selected", severity="warning")
+        selected = self.selected()
+        if selected is None:
+            self.notify(f"no {self.kind.removesuffix('s')} selected", severity="warning")
             return
-        name = f"volume {volume.name!r} ({volume.id})" if volume.name else f"volume {volume.id}"
+        kind, item_id, name = selected
+        what = f"{kind} {name!r} ({item_id})" if name else f"{kind} {item_id}"
 
         def answered(delete: bool | None) -> None:
             if delete:
-                self.post_message(self.DeleteAsked(volume))
+                self.post_message(self.DeleteAsked(kind, item_id))
 
-        self.app.push_screen(ConfirmDelete(name), answered)
+        self.app.push_screen(ConfirmDelete(what), answered)

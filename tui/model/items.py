@@ -1,0 +1,195 @@
+"""Snapshots, backups and groups: folded from their events, caught up from their lists.
+
+A volume's book (``model_volumes``) is the model of this one; these kinds carry
+less (no type, and for snapshots and backups no host: their volume's), so one
+book serves all three, told apart by an ``ItemKind``. An item's record names
+what it is of: a snapshot's or a backup's volume, a group's count of volumes.
+
+Every state change of each kind is an event (``snapshot``, ``backup``,
+``group``: see ``actors/gateway``), with ``deleted`` when its row goes. A
+catch-up and the live stream can race, and as with volumes the gateway's clock
+decides (an event's ``ts``, a listed item's ``updated_at``): the newer wins.
+
+``Selection`` is the filtering both books share: the ids matching a status and
+a text, newest first, and the count of each status, cached until the book's
+``version`` moves.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from cinderblock.protocol.messages.backups import Backup
+from cinderblock.protocol.messages.groups import Group
+from cinderblock.protocol.messages.lifecycle import Snapshot
+from cinderblock.protocol.states import BackupStatus, GroupStatus, SnapshotStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ItemKind:
+    name: str  # the event's kind, and what a row is called
+    plural: str
+    statuses: tuple[str, ...]  # the status filter's first choices, in order
+    errors: frozenset[str]  # shown as an error
+    busy: frozenset[str]  # shown as running
+
+
+def _kind(name: str, plural: str, status: Any) -> ItemKind:
+    errors = frozenset({status.ERROR.value, status.ERROR_DELETING.value})
+    return ItemKind(name, plural, (status.CREATING.value, status.AVAILABLE.value,
+                                   status.ERROR.value), errors,
+                    frozenset({status.CREATING.value, status.DELETING.value}))
+
+
+SNAPSHOTS = _kind("snapshot", "snapshots", SnapshotStatus)
+BACKUPS = _kind("backup", "backups", BackupStatus)
+GROUPS = _kind("group", "groups", GroupStatus)
+DELETED = "deleted"
+
+
+@dataclass(slots=True)
+class ItemRecord:
+    id: str
+    project_id: str
+    status: str
+    name: str | None
+    size: int | None  # GiB (a group has none)
+    volume_id: str | None  # a snapshot's or a backup's volume
+    volumes: int | None  # a group's count of volumes
+    host: str | None
+    reason: str | None
+    updated: float  # gateway clock
+    seen: float  # dashboard clock of the latest change
+    created: float  # gateway clock, for the order
+    haystack: str = ""
+
+    def index_text(self) -> None:
+        parts = (self.id, self.name, self.status, self.volume_id, self.host, self.project_id)
+        self.haystack = " ".join(p for p in parts if p).lower()
+
+
+class Filterable(Protocol):
+    status: str
+    haystack: str
+
+
+R = TypeVar("R", bound=Filterable)
+
+
+class Selection:
+    """The ids of a book's records that match a filter (newest first), and the
+    count of each status: worked out once per ``version`` and filter."""
+
+    def __init__(self) -> None:
+        self._selected: tuple[tuple[int, str | None, str], list[str]] | None = None
+        self._counted: tuple[int, Counter[str]] | None = None
+
+    def select(self, records: dict[str, R], version: int, status: str | None,
+               text: str) -> list[str]:
+        key = (version, status, text.lower())
+        if self._selected is not None and self._selected[0] == key:
+            return self._selected[1]
+        needle = key[2]
+        found = [
+            key for key, r in reversed(records.items())
+            if (status is None or r.status == status) and (not needle or needle in r.haystack)
+        ]
+        self._selected = (key, found)
+        return found
+
+    def counts(self, records: dict[str, R], version: int) -> Counter[str]:
+        if self._counted is None or self._counted[0] != version:
+            self._counted = (version, Counter(r.status for r in records.values()))
+        return self._counted[1]
+
+
+class ItemBook:
+    def __init__(self, kind: ItemKind, project: str = "demo", admin: bool = True) -> None:
+        self.kind = kind
+        self.project = project
+        self.admin = admin
+        self.items: dict[str, ItemRecord] = {}
+        self.version = 0
+        self.catch_up_truncated = False
+        self._selection = Selection()
+
+    def on_event(self, e: Mapping[str, Any], now: float) -> None:
+        """Fold one ``snapshot``, ``backup`` or ``group`` event (this book's kind)."""
+        project = str(e.get("project_id") or "")
+        if not (self.admin or project == self.project):
+            return
+        item_id, status, ts = str(e[f"{self.kind.name}_id"]), str(e["status"]), float(e["ts"])
+        old = self.items.get(item_id)
+        if old is not None and old.updated > ts:
+            return
+        self.version += 1
+        if status == DELETED:
+            self.items.pop(item_id, None)
+            return
+        size, volumes = e.get("size"), e.get("volumes")
+        rec = ItemRecord(
+            item_id, project, status, _opt(e.get("name")),
+            None if size is None else int(size), _opt(e.get("volume_id")),
+            None if volumes is None else int(volumes), _opt(e.get("host")),
+            _opt(e.get("reason")), ts, now, old.created if old else ts,
+        )
+        rec.index_text()
+        self.items[item_id] = rec  # in its place; a new one last (its first event: made)
+
+    def load(self, listed: Iterable[ItemRecord], asked_at: float, complete: bool) -> None:
+        """Merge a list asked for at ``asked_at`` (dashboard clock).
+
+        When it is ``complete`` (not cut by a limit), items it lacks that no event
+        changed since it was asked for are gone: they are dropped.
+        """
+        merged = {} if complete else dict(self.items)
+        for rec in listed:
+            old = self.items.get(rec.id)
+            if old is not None and old.updated > rec.updated:
+                old.created = rec.created  # the list's: an event seen late can only guess it
+                rec = old
+            merged[rec.id] = rec
+        if complete:
+            for item_id, old in self.items.items():
+                if item_id not in merged and old.seen > asked_at:
+                    merged[item_id] = old
+        self.items = dict(sorted(merged.items(), key=lambda kv: kv[1].created))
+        self.catch_up_truncated = not complete
+        self.version += 1
+
+    def select(self, status: str | None = None, text: str = "") -> list[str]:
+        """Ids of the items matching the filter, newest first."""
+        return self._selection.select(self.items, self.version, status, text)
+
+    def counts(self) -> Counter[str]:
+        return self._selection.counts(self.items, self.version)
+
+
+def snapshot_record(s: Snapshot, asked_at: float) -> ItemRecord:
+    return _indexed(ItemRecord(s.id, s.project_id, str(s.status), s.name, s.size, s.volume_id,
+                               None, None, s.reason, s.updated_at or s.created_at, asked_at,
+                               s.created_at))
+
+
+def backup_record(b: Backup, asked_at: float) -> ItemRecord:
+    return _indexed(ItemRecord(b.id, b.project_id, str(b.status), b.name, b.size, b.volume_id,
+                               None, None, b.fail_reason, b.updated_at or b.created_at,
+                               asked_at, b.created_at))
+
+
+def group_record(g: Group, asked_at: float) -> ItemRecord:
+    return _indexed(ItemRecord(g.id, g.project_id, str(g.status), g.name, None, None,
+                               len(g.volumes), g.host, g.reason, g.updated_at or g.created_at,
+                               asked_at, g.created_at))
+
+
+def _indexed(rec: ItemRecord) -> ItemRecord:
+    rec.index_text()
+    return rec
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
