@@ -393,7 +393,8 @@ async def snapshot_a_group(c: Client, admin: Client, r: str) -> None:
 async def copy_a_group(c: Client, group_snapshot_id: str, r: str) -> None:
     """A group made from the group snapshot once it is available (a volume from each of
     its snapshots), then deleted with its volumes; a kill that cut its making short
-    leaves it ``creating`` until the reconciler makes it ``error``, and deletable."""
+    leaves it ``creating`` until the retry (``again``, under the same request id) makes
+    the copies still missing, or, had no retry come, the reconciler made it ``error``."""
     snap = await settled(lambda: c.show_group_snapshot(group_snapshot_id),
                          lambda gs: gs.status == "creating")
     if snap is None or snap.status != "available":

@@ -369,7 +369,11 @@ class GatewayGroups:
         a clone of each source volume), made as creates are, one after the other; a
         copy the create flow refuses (quota) leaves the group ``error``, saying which.
         A retry with the request id of one made or being made answers with that group
-        as it is (its copies are that request's: made, or being made)."""
+        as it is (its copies are that request's: made, or being made), but for one left
+        ``creating`` with nobody making its copies (a gateway restart cut them short):
+        that retry makes the copies still missing (each copy's create has a request id
+        of its own, so one made is answered, not made twice) and ends it as the first
+        would have."""
         body: GroupCreateFromSource = req.body
         source: GroupSource | None = None
 
@@ -392,8 +396,18 @@ class GatewayGroups:
             return c.record
 
         group, retried = await self._once(req, make)
-        if retried or source is None:
-            return self.view(group)
+        if retried:
+            if group.status is not G.CREATING or group.id in self.groups.filling:
+                return self.view(group)
+            try:  # its maker is gone: this retry resumes its copies
+                source = source_of(self.store, body, req.ctx)[1]
+            except CinderblockError as exc:
+                await self._failed(group, "its making was cut short, and its source can "
+                                          f"no longer be copied: {exc.message}")
+                return self.view(group)
+            self.groups.filling.add(group.id)  # no await since the check: one resumes
+            log.info("group %s: a retry resumes the copies its create left unmade", group.id)
+        assert source is not None
         try:
             await self._fill(req, group, source)
         finally:
@@ -415,13 +429,15 @@ class GatewayGroups:
                 await self.s.create_volume(dataclasses.replace(req, context=ctx), copy,
                                            filling=True)
             except CinderblockError as exc:
-                group.status = G.ERROR
-                group.reason = (f"the copy of {copy.snapshot_id or copy.source_volid} was "
-                                f"not made: {exc.message}")
-                await self.groups.queue_save(group)
-                log.warning("group %s: %s", group.id, group.reason)
+                await self._failed(group, f"the copy of {copy.snapshot_id or copy.source_volid}"
+                                          f" was not made: {exc.message}")
             if n == 0:
                 COPIES_AFTER_ONE()
+
+    async def _failed(self, group: GroupRecord, reason: str) -> None:
+        group.status, group.reason = G.ERROR, reason
+        await self.groups.queue_save(group)
+        log.warning("group %s: %s", group.id, reason)
 
     def on_list(self, req: Request) -> GroupList:
         body: GroupListRequest = req.body
@@ -558,16 +574,14 @@ class GatewayGroups:
         """The groups a crash or a failed volume delete left ``deleting`` since before
         ``before``: gone if empty, ``error_deleting`` if none of their volumes is being
         deleted any more; and those a crash left ``creating`` (no create-from-src is
-        making their volumes): ``error``, their volumes perhaps not all made."""
+        making their volumes, and no retry came to resume it): ``error``, their volumes
+        perhaps not all made."""
         acted = []
         for group in [g for g in self.groups.by_id.values()
                       if g.status is G.CREATING and g.updated_at < before
                       and g.id not in self.groups.filling]:
-            group.status = G.ERROR
-            group.reason = ("its create was cut short while its volumes were made from "
-                            "the source: some may be missing")
-            await self.groups.queue_save(group)
-            log.warning("group %s: %s", group.id, group.reason)
+            await self._failed(group, "its create was cut short while its volumes were made "
+                                      "from the source: some may be missing")
             acted.append(group.id)
         for group in [g for g in self.groups.by_id.values()
                       if g.status is G.DELETING and g.updated_at < before]:

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import zmq
 
+from cinderblock.actors.gateway.groups import COPIES_AFTER_ONE
+from cinderblock.actors.runtime import failpoints
 from cinderblock.protocol.client.client import Client, SyncClient, VolumeError
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg
 from cinderblock.protocol.wire.codec import pack
@@ -347,6 +349,53 @@ async def test_group_and_group_snapshot_request_ids_survive_a_gateway_restart(
         after = await c.show_quota()
         assert (after.in_use["groups"], after.in_use["snapshots"]) == (
             before.in_use["groups"], before.in_use["snapshots"])
+
+
+async def test_a_create_from_src_a_gateway_kill_cut_short_is_finished_by_its_retry(
+    restartable: E2ECluster, project: str, tmp_path: Path
+) -> None:
+    """The gateway is killed after the first of three copies; sent again under its
+    request id after the restart, the create-from-src makes the two still missing (the
+    first is answered, not made again) and the group is ``available``, counted once."""
+    cluster, tag, point = restartable, uuid.uuid4().hex[:8], COPIES_AFTER_ONE.name
+    async with cluster.client("admin", admin=True) as admin, cluster.client(project) as c:
+        await admin.create_group_type(f"g-{tag}")
+        await admin.create_type(f"t-{tag}")
+        group = await c.create_group(f"g-{tag}", [f"t-{tag}"])
+        for _ in range(3):
+            await c.create_volume(1, volume_type=f"t-{tag}", group_id=group.id, wait=True)
+        snap = await c.create_group_snapshot(group.id, wait=True)
+        before = await c.show_quota()
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    cluster.cluster.env.update({failpoints.ENV: point, failpoints.ENV_DIR: str(marks)})
+    try:
+        await asyncio.to_thread(_restart_gateway, cluster)
+        async with cluster.client(project) as c:
+            with pytest.raises(PeerGone):
+                await c.create_group_from_src(group_snapshot_id=snap.id,
+                                              request_id=f"src-{tag}")
+    finally:
+        del cluster.cluster.env[failpoints.ENV], cluster.cluster.env[failpoints.ENV_DIR]
+    assert (marks / point).exists()
+    await asyncio.to_thread(_restart_gateway, cluster)
+
+    async with cluster.client(project) as c:
+        (cut,) = [g for g in await c.list_groups() if g.id != group.id]
+        assert (cut.status, len(cut.volumes)) == ("creating", 1)
+        copy = await c.create_group_from_src(group_snapshot_id=snap.id, request_id=f"src-{tag}")
+        assert (copy.id, copy.status, len(copy.volumes)) == (cut.id, "available", 3)
+        assert cut.volumes[0] in copy.volumes
+        for volume_id in copy.volumes:
+            made = await c.wait_for_status(volume_id, timeout=30)
+            assert made.group_id == copy.id
+        assert len(await c.list_volumes()) == 6  # three and their three copies, once each
+        after = await c.show_quota()
+        assert (after.in_use["groups"], after.in_use["volumes"]) == (
+            before.in_use["groups"] + 1, before.in_use["volumes"] + 3)
+        again = await c.create_group_from_src(group_snapshot_id=snap.id,
+                                              request_id=f"src-{tag}")
+        assert (again.id, again.status, again.volumes) == (copy.id, "available", copy.volumes)
 
 
 def test_a_call_the_gateway_dies_before_answering_fails_within_seconds_and_the_next_goes_on(
