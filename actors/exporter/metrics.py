@@ -27,7 +27,8 @@ path does nothing for metrics beyond the events it already publishes to dashboar
                                                  cycles: near 0 unless something makes them)
     cinderblock_volumes{status}, cinderblock_snapshots{status},
     cinderblock_attachments{status},
-    cinderblock_backups{status}                  how many are in each status, every
+    cinderblock_backups{status},
+    cinderblock_groups{status}                   how many are in each status, every
                                                  project's (the gateway's file, asked every
                                                  ``metrics_counts_every_s``); 0 for a status none is
                                                  in, so ``cinderblock_volumes{status="error"}
@@ -50,6 +51,7 @@ from cinderblock.protocol.messages.health import StatusCounts
 from cinderblock.protocol.states import (
     AttachmentStatus,
     BackupStatus,
+    GroupStatus,
     SnapshotStatus,
     VolumeStatus,
 )
@@ -73,7 +75,8 @@ NBD_GAUGES = (
 COUNTED: dict[str, tuple[str, ...]] = {
     kind: tuple(s.value for s in statuses if s.value != "deleted")
     for kind, statuses in (("volumes", VolumeStatus), ("snapshots", SnapshotStatus),
-                           ("attachments", AttachmentStatus), ("backups", BackupStatus))
+                           ("attachments", AttachmentStatus), ("backups", BackupStatus),
+                           ("groups", GroupStatus))
 }
 CREATE_FLOW = "volume_create_api"
 DELETE_FLOW = "volume_delete_api"

@@ -789,17 +789,17 @@ class GatewayStore:
         return VolumeSummary(count, int(size), {k: tuple(v) for k, v in metadata.items()})
 
     async def status_counts(self, asker: str) -> StatusCounts:
-        """Every project's volumes, snapshots, attachments and backups by status: over
-        the committed rows, read aside (``Database.read_aside``), so the loop is not held
-        however many there are (volumes, snapshots and backups count through their
-        status indexes)."""
+        """Every project's volumes, snapshots, attachments, backups and groups by status:
+        over the committed rows, read aside (``Database.read_aside``), so the loop is not
+        held however many there are (volumes, snapshots and backups count through their
+        status indexes; groups are few)."""
         counts = []
-        for table in ("volumes", "snapshots", "attachments", "backups"):
+        for table in ("volumes", "snapshots", "attachments", "backups", "groups"):
             rows = await self.db.read_aside(
                 f"SELECT status, count(*) FROM {table} GROUP BY status", whose=asker)
             counts.append({str(status): int(n) for status, n in rows})
-        volumes, snapshots, attachments, backups = counts
-        return StatusCounts(volumes, snapshots, attachments, backups)
+        volumes, snapshots, attachments, backups, groups = counts
+        return StatusCounts(volumes, snapshots, attachments, backups, groups)
 
     def made_by(self, project: str, request_id: str) -> tuple[VolumeRecord, str] | None:
         """The volume ``request_id`` made in ``project`` within a day, and the fingerprint

@@ -7,7 +7,8 @@
                                           at once; one that does not answer in time is
                                           named in ``missing``
     client   → gateway     cluster.counts (Empty) → StatusCounts: how many volumes,
-                                          snapshots, attachments and backups are in each status,
+                                          snapshots, attachments, backups and groups are in
+                                          each status,
                                           every project's (the exporter's gauges)
     any user → gateway     whoami         (Empty) → Identity: whom the gateway takes the
                                           caller for (its key's project, user and roles)
@@ -52,12 +53,13 @@ class ClusterStats:
 @message
 @dataclass(frozen=True, slots=True)
 class StatusCounts:
-    """Every project's volumes, snapshots, attachments and backups by status (a status
-    none is in is absent), as the gateway's file holds them."""
+    """Every project's volumes, snapshots, attachments, backups and groups by status (a
+    status none is in is absent), as the gateway's file holds them."""
     volumes: dict[str, int] = field(default_factory=dict)
     snapshots: dict[str, int] = field(default_factory=dict)
     attachments: dict[str, int] = field(default_factory=dict)
     backups: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, int] = field(default_factory=dict)
 
 
 @message

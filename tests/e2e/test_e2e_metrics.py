@@ -147,12 +147,12 @@ async def test_quotas_are_read_many_projects_a_call_by_whom_may_read_them(
                 await admin.call("quota.show_many", QuotaShowMany(wrong))
 
 
-async def test_volumes_snapshots_and_attachments_are_counted_by_status(
+async def test_volumes_snapshots_attachments_backups_and_groups_are_counted_by_status(
     metered: E2ECluster, project: str,
 ) -> None:
-    """``cluster.counts`` (admins and monitors) counts every project's volumes, snapshots
-    and attachments by status, as the listings hold them; the exporter shows the counts,
-    0 for a status none is in."""
+    """``cluster.counts`` (admins and monitors) counts every project's volumes, snapshots,
+    attachments, backups and groups by status, as the listings hold them; the exporter
+    shows the counts, 0 for a status none is in."""
     url = metered.cluster.endpoints()["metrics"]
     async with metered.client(project) as member, \
             metered.client("admin", admin=True) as admin:
@@ -162,15 +162,21 @@ async def test_volumes_snapshots_and_attachments_are_counted_by_status(
         await member.create_snapshot(vol.id, wait=True)
         await member.create_backup(vol.id, wait=True)
         await member.create_attachment(vol.id, str(uuid.uuid4()))  # reserved
+        await admin.create_group_type(f"counted-{project}")
+        await member.create_group(f"counted-{project}", ["__DEFAULT__"])
         counts = await admin.status_counts()
         listed = Counter(v.status.value for v in await admin.list_volumes(all_projects=True))
         assert counts.volumes == dict(listed) and counts.volumes["reserved"] >= 1
         assert counts.snapshots["available"] >= 1 and counts.attachments["reserved"] >= 1
         assert counts.backups["available"] >= 1
+        assert counts.groups == dict(Counter(
+            g.status.value for g in await admin.list_groups(all_projects=True)))
+        assert counts.groups["available"] >= 1
 
         def shown(s: Samples) -> bool:
             return all(value(s, f"cinderblock_{kind}", status=status) == n
-                       for kind in ("volumes", "snapshots", "attachments", "backups")
+                       for kind in ("volumes", "snapshots", "attachments", "backups",
+                                    "groups")
                        for status, n in getattr(counts, kind).items())
 
         samples = await until(url, shown)

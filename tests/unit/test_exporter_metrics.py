@@ -83,7 +83,7 @@ def test_deletes_backends_heartbeats_and_quotas() -> None:
 def test_counts_by_status_show_every_status_and_go_back_to_zero() -> None:
     m = ClusterMetrics()
     m.set_status_counts(StatusCounts({"available": 5, "error": 1}, {"creating": 2},
-                                     {"attached": 1}, {"restoring": 1}))
+                                     {"attached": 1}, {"restoring": 1}, {"error": 2}))
     assert sample(m, "cinderblock_volumes", status="available") == 5
     assert sample(m, "cinderblock_volumes", status="error") == 1
     assert sample(m, "cinderblock_volumes", status="in-use") == 0  # known, none in it
@@ -93,6 +93,8 @@ def test_counts_by_status_show_every_status_and_go_back_to_zero() -> None:
     assert sample(m, "cinderblock_attachments", status="reserved") == 0
     assert sample(m, "cinderblock_backups", status="restoring") == 1
     assert sample(m, "cinderblock_backups", status="error") == 0
+    assert sample(m, "cinderblock_groups", status="error") == 2
+    assert sample(m, "cinderblock_groups", status="creating") == 0
 
     m.set_status_counts(StatusCounts({"available": 6, "a-newer-status": 1}))
     assert sample(m, "cinderblock_volumes", status="error") == 0  # mended since
