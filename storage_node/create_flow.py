@@ -19,6 +19,8 @@ that is missing or damaged leaves no volume (the revert deletes the one made).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -51,6 +53,9 @@ class NodeServices(Protocol):
                ) -> None: ...
 
     def notify(self, volume_id: str, event: str) -> None: ...
+
+    def writes_held(self, volume_ids: Iterable[str]) -> AbstractAsyncContextManager[None]:
+        """The writes of these volumes' exports held (``nbd/write_gate.py``)."""
 
 
 @dataclass(slots=True)
@@ -131,8 +136,9 @@ class CreateVolumeFromSpecTask(_NodeTask):
         r, driver = c.cast.request, self.s.driver
         if r.snapshot_id is not None:
             await driver.create_volume_from_snapshot(c.volume_id, r.snapshot_id, c.size)
-        elif r.source_volid is not None:
-            await driver.create_cloned_volume(c.volume_id, r.source_volid, c.size)
+        elif r.source_volid is not None:  # of one instant of a source a guest writes
+            async with self.s.writes_held((r.source_volid,)):
+                await driver.create_cloned_volume(c.volume_id, r.source_volid, c.size)
         elif r.manage_ref is not None:
             await driver.manage_existing(c.volume_id, r.manage_ref, c.size)
         elif r.backup_id is not None:

@@ -283,8 +283,9 @@ class CreateSnapshotTask(_NodeTask[SnapshotOpContext]):
         if c.manage_ref is not None:
             await driver.manage_existing_snapshot(c.snapshot_id, c.volume_id, c.manage_ref,
                                                   c.size)
-        else:
-            await driver.create_snapshot(c.snapshot_id, c.volume_id)
+        else:  # a guest's writes wait meanwhile: the snapshot is of one instant
+            async with self.s.writes_held((c.volume_id,)):
+                await driver.create_snapshot(c.snapshot_id, c.volume_id)
         c.done = True
 
     async def revert(self, c: SnapshotOpContext, failure: BaseException) -> None:

@@ -37,7 +37,7 @@ import json
 import logging
 import ssl
 from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,10 +124,11 @@ class ExportManager:
         return self._server.port
 
     def writes_held(self, volume_ids: Iterable[str]) -> AbstractAsyncContextManager[None]:
-        """The writes of every export of these volumes held (``write_gate``): a group
-        snapshot's instant. A volume without a file (the null backend's) has none."""
+        """The writes of every export of these volumes held (``write_gate``): a snapshot's,
+        a clone's or a group snapshot's instant. A volume without a file (the null
+        backend's) has none."""
         paths = [p for v in volume_ids if (p := self.driver.volume_path(v)) is not None]
-        return self._server.gates.held(paths)
+        return self._server.gates.held(paths) if paths else nullcontext()
 
     @property
     def _server(self) -> NbdServer:

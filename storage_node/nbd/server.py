@@ -564,7 +564,9 @@ class NbdServer:
         self._server: asyncio.Server | None = None
         self._shared: _Shared | None = None
         self._closing = False
-        self.gates = WriteGates()  # ``gates.held(paths)``: a group snapshot's instant
+        # ``gates.held(paths)``: a snapshot's or a clone's instant, a group snapshot's
+        self.gates = WriteGates(
+            lambda path: any(e.path == path for e in self._exports.values()))
 
     async def __aenter__(self) -> NbdServer:
         await self.start()

@@ -1,13 +1,14 @@
-"""Holding the writes to a set of files while they are snapshotted together.
+"""Holding the writes to a set of files while they are copied as of one instant.
 
-A group snapshot must be crash-consistent: no write a client was told is done after the
-first snapshot began may be in any of them, and every write told done before must be
-in all. Each exported file has one ``WriteGate`` (its exports share it). A write
-(WRITE, TRIM, WRITE_ZEROES) passes through it; ``held`` closes the gates of the files
-asked, waits for the writes already under way to finish, and yields: while it is held
-new writes wait (their clients are not answered), reads go on. Gates are kept by path,
-made when a file is first exported or held, so that an export added meanwhile waits
-too.
+A snapshot or a clone of a volume a guest writes must be crash-consistent (what a power
+cut would have left): no write a client was told is done after the copy began may be in
+it, and every write told done before must be; a group snapshot's set likewise, all of
+them at one instant. Each exported file has one ``WriteGate`` (its exports share it). A
+write (WRITE, TRIM, WRITE_ZEROES) passes through it; ``held`` closes the gates of the
+files asked, waits for the writes already under way to finish, and yields: while it is
+held new writes wait (their clients are not answered), reads go on. Gates are kept by
+path, made when a file is first exported or held, so that an export added meanwhile
+waits too; one a hold made goes with it unless the file is exported by then.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pathlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 
 class WriteGate:
@@ -61,10 +62,15 @@ class WriteGate:
 
 
 class WriteGates:
-    """Every exported (or held) file's gate, by path."""
+    """Every exported (or held) file's gate, by path; ``exported`` says whether a path
+    is exported now (a gate a hold made is kept after it only if so)."""
 
-    def __init__(self) -> None:
+    def __init__(self, exported: Callable[[pathlib.Path], bool]) -> None:
         self._gates: dict[pathlib.Path, WriteGate] = {}
+        self._exported = exported
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._gates
 
     def of(self, path: pathlib.Path) -> WriteGate:
         return self._gates.setdefault(path, WriteGate())
@@ -78,7 +84,8 @@ class WriteGates:
     @contextlib.asynccontextmanager
     async def held(self, paths: Iterable[pathlib.Path]) -> AsyncIterator[None]:
         """The writes to ``paths`` held: new ones wait, those under way have ended."""
-        gates = [self.of(p) for p in dict.fromkeys(paths)]
+        held = {p: self.of(p) for p in paths}
+        gates = list(held.values())
         for gate in gates:  # all closed before any is waited on: one instant for all
             gate.close()
         try:
@@ -86,5 +93,7 @@ class WriteGates:
                 await gate.drained()
             yield
         finally:
-            for gate in gates:
+            for path, gate in held.items():
                 gate.reopen()
+                if not gate.held and not self._exported(path):
+                    self.forget(path)

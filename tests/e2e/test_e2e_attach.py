@@ -37,6 +37,7 @@ from tests.conftest import (
 from tests.conftest import (
     run_tool as run,
 )
+from tests.lifecycle_helpers import file_of
 from tests.nbd_tls import NBD_TOOLS, qemu_tls, requires
 
 pytestmark = requires(*NBD_TOOLS)
@@ -512,3 +513,54 @@ def test_the_cli_refuses_a_connector_that_is_not_json_in_one_line(
     assert done.returncode == 1
     assert done.stderr.startswith("ERROR (invalid_input): --connector is not JSON")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+# ---- copies of a volume a guest writes: one instant ------------------------------------
+@pytest.fixture(scope="module")
+def slow_copies(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """One node whose snapshots and clones take 2 s (``delay:``) before their copy."""
+    return cluster_factory(nodes=1, node_overrides={"node-1": {
+        "faults": ("delay:create_snapshot", "delay:create_cloned_volume")}})
+
+
+async def test_a_write_sent_while_an_in_use_volume_is_snapshotted_or_cloned_waits_for_the_copy(
+    slow_copies: E2ECluster, keys: Keys, project: str,
+) -> None:
+    """A snapshot (``--force``) and a clone of a volume a guest writes are of one instant:
+    a write sent while the node copies waits unanswered until the copy is made, and then
+    lands in the volume only; where it went straight through, a copy made without
+    reflinks could hold some of a guest's writes and not others."""
+    cluster = slow_copies
+    async with cluster.client(project) as c, EventTap(cluster) as tap:
+        vol = await c.create_volume(1, wait=True)
+        att = await attach(c, vol)
+        await run_ok("qemu-io", *keys.qemu(att), "-c", "write -P 0xab 0 1M")
+
+        async def copied_while_writing(start: Callable[[], Any], task: str, n: int) -> str:
+            """Start the copy; once its node runs ``task``, write 0xcd (pattern ``n``)."""
+            made = await start()
+            await tap.wait_until(lambda evs: any(
+                e["kind"] == "task" and e.get("task") == task and e["state"] == "RUNNING"
+                and e.get("actor") == "node-1" for e in evs[seen:]), timeout=20)
+            began = asyncio.get_running_loop().time()
+            await run_ok("qemu-io", *keys.qemu(att), "-c", f"write -P {n} 0 1M")
+            assert asyncio.get_running_loop().time() - began > 0.5  # it waited for the copy
+            return str(made.id)
+
+        seen = len(tap.events)
+        snap_id = await copied_while_writing(
+            lambda: c.create_snapshot(vol.id, force=True), "CreateSnapshotTask", 0xcd)
+        snap = await c.wait_for_snapshot_status(snap_id, "available", timeout=30)
+        seen = len(tap.events)
+        clone_id = await copied_while_writing(
+            lambda: c.create_volume(1, source_volid=vol.id), "CreateVolumeFromSpecTask", 0xef)
+        clone = await c.wait_for_status(clone_id, timeout=30)
+
+    assert snap.status == "available" and clone.status == "available"
+    node_dir = file_of(cluster, vol).parent
+    with (node_dir / f"snapshot-{snap.id}").open("rb") as f:
+        assert f.read(MIB) == b"\xab" * MIB  # before the write sent while it was taken
+    with file_of(cluster, clone).open("rb") as f:
+        assert f.read(MIB) == b"\xcd" * MIB  # after the first write, before the second
+    with file_of(cluster, vol).open("rb") as f:
+        assert f.read(MIB) == b"\xef" * MIB

@@ -928,3 +928,17 @@ async def test_held_writes_wait_unanswered_while_reads_go_on(
     assert (magic, error, cookie) == (proto.SIMPLE_REPLY_MAGIC, 0, 7)  # let go: answered
     assert disk.read_bytes()[:4] == b"new!"
     await client.close()
+
+
+async def test_a_hold_keeps_the_gates_of_exported_files_only(
+    exports: Exports, disk: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    """A snapshot of a volume no export serves holds a gate for it (an export added
+    meanwhile waits too); once let go, that gate goes, and an exported file's stays."""
+    other = sparse_file(tmp_path / "other.raw")
+    gates = exports.server.gates
+    async with gates.held([disk, other]):
+        assert disk in gates and other in gates
+    assert disk in gates and other not in gates
+    await exports.server.remove_export("volume")
+    assert disk not in gates

@@ -9,8 +9,8 @@ hold after: a failure leaves the volume's bytes, and no backup or volume half ma
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, cast
 
@@ -105,6 +105,9 @@ class Node:
 
     def notify(self, volume_id: str, event: str) -> None:
         self.events.emit("notify", volume_id=volume_id, event=event, host=BACKEND)
+
+    def writes_held(self, volume_ids: Iterable[str]) -> AbstractAsyncContextManager[None]:
+        return nullcontext()  # nothing exported here
 
     # driving it
     async def cast(self, op: str, body: object) -> None:
