@@ -12,8 +12,9 @@ in the shape of the node's lifecycle flows (``lifecycle_flows``).
                               → RestoreBackupOnFinishTask(backup.restore.end)
 
 Who does what: the driver gives the file a backup copies (``Driver.backup_view``: the
-volume's as of one instant where it can clone it, or its snapshot's; None for a backend
-with no bytes) and the backup repository
+volume's as of one instant, a clone of it or, where a guest writes it and the backend
+cannot clone, a copy made while the node holds the guest's writes; or its snapshot's;
+None for a backend with no bytes) and the backup repository
 (``backup_repository``) stores it as chunks, whole or not at all. A restore opens the
 backup (its manifest read and checked) and hands the driver the repository's
 ``write_into``, which the driver runs into a new file it renames over the volume's
@@ -54,6 +55,7 @@ from cinderblock.protocol.messages.backups import (
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import InvalidInput
 from cinderblock.storage_node.backends import Driver, DriverError
+from cinderblock.storage_node.backends.base import WriteHold
 from cinderblock.storage_node.backup_repository import BackupRepository
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,9 @@ class BackupServices(Protocol):
 
     def stats_changed(self) -> None: ...
     def working(self, *ids: str) -> AbstractContextManager[None]: ...
+    def guest_writes(self, volume_id: str) -> WriteHold | None:
+        """What holds the writes of a guest attached to the volume; None if none can
+        write it (no read-write export)."""
     def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
                  ) -> Coroutine[Any, Any, None]: ...
 
@@ -146,7 +151,9 @@ class NotifyActionTask(_NodeTask):
 
 class CreateBackupTask(_NodeTask):
     async def execute(self, c: BackupOpContext) -> None:
-        async with self.s.node.driver.backup_view(c.volume_id, c.snapshot_id) as source:
+        node = self.s.node
+        hold = node.guest_writes(c.volume_id)  # an in-use volume: a copy of one instant
+        async with node.driver.backup_view(c.volume_id, c.snapshot_id, hold) as source:
             c.object_count = await self.s.node.backups.write(c.backup_id, c.volume_id,
                                                              c.size, source, c.parent_id)
         c.done = True

@@ -30,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
 from cinderblock.protocol.wire.schema import dump
 from cinderblock.protocol.wire.transport import Channel, tune
 from cinderblock.storage_node.backends import DriverError, make_driver
+from cinderblock.storage_node.backends.base import WriteHold
 from cinderblock.storage_node.backup_flows import backup_handlers
 from cinderblock.storage_node.backup_repository import BackupRepository
 from cinderblock.storage_node.create_flow import ManagerContext, volume_create_manager
@@ -191,8 +193,16 @@ class StorageNode(Actor):
         )
 
     def writes_held(self, volume_ids: Iterable[str]) -> AbstractAsyncContextManager[None]:
-        """The writes of these volumes' exports held (a group snapshot's instant)."""
+        """The writes of these volumes' exports held (a snapshot's or a clone's instant,
+        a group snapshot's)."""
         return self.exports.writes_held(volume_ids)
+
+    def guest_writes(self, volume_id: str) -> WriteHold | None:
+        """What holds a guest's writes to the volume (a backup's copy of one instant);
+        None if no read-write export of it is here."""
+        if not self.exports.writable(volume_id):
+            return None
+        return partial(self.exports.writes_held, (volume_id,))
 
     def capabilities(self) -> dict[str, object]:
         """The driver's, named as the node's configuration says (``volume_backend_name``)."""

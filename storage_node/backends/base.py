@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+# what holds a guest's writes to a volume while the context lasts (``nbd/write_gate.py``)
+WriteHold = Callable[[], AbstractAsyncContextManager[None]]
+
 GIB = 2**30
 _ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
 
@@ -114,13 +117,14 @@ class Driver(Protocol):
     async def unmanage_snapshot(self, snapshot_id: str, name: str | None = None) -> str | None:
         """As `unmanage_volume`, for a snapshot."""
 
-    def backup_view(self, volume_id: str, snapshot_id: str | None = None
-                    ) -> AbstractAsyncContextManager[Path | None]:
+    def backup_view(self, volume_id: str, snapshot_id: str | None = None,
+                    hold: WriteHold | None = None) -> AbstractAsyncContextManager[Path | None]:
         """A file whose bytes a backup of the volume copies, for as long as the context
-        lasts: its snapshot `snapshot_id`'s when named, else the volume's (as of one
-        instant where the backend can clone it atomically: a guest may be writing it);
-        None for a backend that holds no bytes. `DriverError` if the volume (or the
-        snapshot) is not here."""
+        lasts: its snapshot `snapshot_id`'s when named, else the volume's as of one
+        instant (a guest may be writing it: where the backend cannot clone it
+        atomically, a copy made while `hold()` holds the guest's writes; no `hold`:
+        nothing writes it, and the volume's own bytes are read); None for a backend that
+        holds no bytes. `DriverError` if the volume (or the snapshot) is not here."""
         ...
 
     async def restore_volume(self, volume_id: str, fill: Callable[[int], None]) -> None:

@@ -22,6 +22,7 @@ from cinderblock.storage_node.backends.base import (
     DriverError,
     Kind,
     Manageable,
+    WriteHold,
 )
 
 STALL = "stall:"
@@ -156,11 +157,11 @@ class FaultyDriver:
         return await self.inner.unmanage_snapshot(snapshot_id, name)
 
     @contextlib.asynccontextmanager
-    async def backup_view(self, volume_id: str, snapshot_id: str | None = None
-                          ) -> AsyncIterator[Path | None]:
+    async def backup_view(self, volume_id: str, snapshot_id: str | None = None,
+                          hold: WriteHold | None = None) -> AsyncIterator[Path | None]:
         """Fail or hang if injected, else delegate."""
         await self._enter("backup_source")
-        async with self.inner.backup_view(volume_id, snapshot_id) as view:
+        async with self.inner.backup_view(volume_id, snapshot_id, hold) as view:
             yield view
 
     async def restore_volume(self, volume_id: str, fill: Callable[[int], None]) -> None:

@@ -60,6 +60,7 @@ from cinderblock.storage_node.backends.base import (
     Kind,
     Manageable,
     Sizes,
+    WriteHold,
     check_not_shrinking,
     is_valid_id,
     validate_id,
@@ -422,14 +423,15 @@ class FileDriver(InventoryDriver):
                             f"reverting volume {volume_id} to snapshot {snapshot_id}")
 
     @contextlib.asynccontextmanager
-    async def backup_view(self, volume_id: str, snapshot_id: str | None = None
-                          ) -> AsyncIterator[Path | None]:
+    async def backup_view(self, volume_id: str, snapshot_id: str | None = None,
+                          hold: WriteHold | None = None) -> AsyncIterator[Path | None]:
         """The snapshot `snapshot_id`'s file (a snapshot does not change), or the volume's
         as of this instant: with reflinks, an unnamed clone of it (one ``FICLONE``,
-        atomic against a guest's writes; read through ``/proc/self/fd``), else the
-        volume's file itself, read while it may change. Both must be here; which volume
-        a snapshot was taken of is the gateway's record (the directory does not say),
-        so that is not checked here."""
+        atomic against a guest's writes; read through ``/proc/self/fd``); without, an
+        unnamed sparse copy made while `hold` holds the guest's writes, or, with no
+        `hold` (nothing writes it), the volume's file itself. Both must be here; which
+        volume a snapshot was taken of is the gateway's record (the directory does not
+        say), so that is not checked here."""
         self._inventory.volume_size(volume_id)
         if snapshot_id is not None:
             self._inventory.snapshot_size(snapshot_id)
@@ -437,22 +439,33 @@ class FileDriver(InventoryDriver):
         else:
             source = self._volume_file(volume_id)
         self._refuse_pending(source)
-        if snapshot_id is not None or self.clone_method is not CloneMethod.REFLINK:
+        if snapshot_id is not None:
             yield source
             return
-        fd = await asyncio.to_thread(self._frozen_clone, source)
+        if self.clone_method is CloneMethod.REFLINK:
+            fd = await asyncio.to_thread(self._frozen_clone, source)
+        elif hold is not None:
+            async with hold():
+                fd = await asyncio.to_thread(self._frozen_clone, source)
+        else:
+            yield source
+            return
         try:
             yield Path(f"/proc/self/fd/{fd}")
         finally:
             os.close(fd)
 
     def _frozen_clone(self, source: Path) -> int:
-        """A reflink clone of `source`, open, its name gone: what `source` held at one
-        instant. A crash before the unlink leaves a ``.tmp-`` file the next start sweeps."""
+        """A clone of `source` (a reflink, else a sparse copy made while its writes are
+        held), open, its name gone: what `source` held at one instant. A crash before the
+        unlink leaves a ``.tmp-`` file the next start sweeps."""
         temp = self.directory / f"{TEMP_PREFIX}backup-{secrets.token_hex(8)}"
         fd = os.open(temp, os.O_CREAT | os.O_EXCL | os.O_RDWR | os.O_CLOEXEC, 0o600)
         try:
-            reflink(source, fd)
+            if self.clone_method is CloneMethod.REFLINK:
+                reflink(source, fd)
+            else:
+                sparse_copy(source, fd)
         except OSError as exc:
             os.close(fd)
             raise DriverError(f"cloning {source.name} for a backup failed: {exc}") from exc

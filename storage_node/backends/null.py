@@ -21,6 +21,7 @@ from cinderblock.storage_node.backends.base import (
     Inventory,
     InventoryDriver,
     Manageable,
+    WriteHold,
     check_not_shrinking,
     validate_id,
     validate_size,
@@ -114,8 +115,8 @@ class NullDriver(InventoryDriver):
         self._inventory.volume_sizes[volume_id] = size_gb
 
     @contextlib.asynccontextmanager
-    async def backup_view(self, volume_id: str, snapshot_id: str | None = None
-                          ) -> AsyncIterator[Path | None]:
+    async def backup_view(self, volume_id: str, snapshot_id: str | None = None,
+                          hold: WriteHold | None = None) -> AsyncIterator[Path | None]:
         """None (there are no bytes to copy); `DriverError` if the volume or the snapshot
         is not here."""
         self._inventory.volume_size(volume_id)

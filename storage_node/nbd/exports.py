@@ -123,6 +123,10 @@ class ExportManager:
     def port(self) -> int:
         return self._server.port
 
+    def writable(self, volume_id: str) -> bool:
+        """Whether a read-write export of the volume is here (a guest may write it)."""
+        return any(e.volume_id == volume_id and not e.readonly for e in self._entries.values())
+
     def writes_held(self, volume_ids: Iterable[str]) -> AbstractAsyncContextManager[None]:
         """The writes of every export of these volumes held (``write_gate``): a snapshot's,
         a clone's or a group snapshot's instant. A volume without a file (the null

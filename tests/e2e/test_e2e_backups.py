@@ -193,13 +193,19 @@ async def test_a_restore_gives_back_the_volume_s_metadata_and_names_a_new_volume
 async def test_an_in_use_volume_is_backed_up_with_force_and_stays_in_use(
     cluster: E2ECluster, client: Client,
 ) -> None:
+    """Its node backs up a copy made while the guest's writes wait (no reflinks here)."""
     vol = await client.create_volume(1, wait=True)
     att = await attach(client, vol)
+    write_pattern(file_of(cluster, vol), [(0, b"written by a guest")])
     with pytest.raises(InvalidState, match="force flag"):
         await client.create_backup(vol.id)
     backup = await client.create_backup(vol.id, force=True, wait=True)
     assert backup.status == "available"
     assert (await client.show_volume(vol.id)).status == "in-use"
+    assert not [p for p in file_of(cluster, vol).parent.iterdir() if ".tmp-" in p.name]
+    info = await client.restore_backup(backup.id, wait=True)
+    new = await client.wait_for_status(info.volume_id, "available", timeout=30)
+    assert read(file_of(cluster, new), 0, 18) == b"written by a guest"
     await client.delete_attachment(att.id)
     await client.delete_backup(backup.id, wait=True)
 

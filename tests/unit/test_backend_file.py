@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -518,9 +519,29 @@ async def test_a_backup_reads_the_volume_as_of_one_instant_where_it_reflinks(
         assert view == driver.directory / f"snapshot-{SNAP}"
 
 
-async def test_without_reflinks_a_backup_reads_the_volume_s_own_file(tmp_path: Path) -> None:
+async def test_without_reflinks_a_backup_reads_a_copy_made_while_the_guest_s_writes_wait(
+    tmp_path: Path,
+) -> None:
+    """A volume a guest writes (a ``hold`` given): its copy, made while the hold lasts;
+    one nothing writes: its own file."""
     driver = FileDriver(tmp_path / "pool", clone_method="copy")
     volume = await volume_with_pattern(driver)
+    before = read_at(volume, 0, MIB)
+    steps: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def hold() -> AsyncIterator[None]:
+        steps.append("held")
+        yield
+        steps.append("let go")
+
+    async with driver.backup_view(VOL, hold=hold) as view:
+        assert steps == ["held", "let go"]  # the copy is made: the guest writes again
+        assert view is not None and view != volume
+        write_pattern(volume, [(0, b"a guest writes meanwhile")])  # after the instant
+        assert read_at(view, 0, MIB) == before
+        assert os.stat(view).st_size == os.stat(volume).st_size
+    assert sorted(p.name for p in driver.directory.iterdir()) == [volume.name]  # no copy left
     async with driver.backup_view(VOL) as view:
         assert view == volume
     with pytest.raises(DriverError, match="volume vol-missing does not exist"):

@@ -109,6 +109,9 @@ class Node:
     def writes_held(self, volume_ids: Iterable[str]) -> AbstractAsyncContextManager[None]:
         return nullcontext()  # nothing exported here
 
+    def guest_writes(self, volume_id: str) -> None:
+        return None  # no guest writes here
+
     # driving it
     async def cast(self, op: str, body: object) -> None:
         env = Envelope("cast", 1, op, None, ME)
