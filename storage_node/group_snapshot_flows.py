@@ -1,5 +1,5 @@
 """A group snapshot on its node (``node.create_group_snapshot``): a snapshot of each
-volume of a group, at one instant.
+volume of a group, at one instant when its group's type says so (``consistent``).
 
     group_snapshot_create_manager  ReportGroupFailureTask → TakeGroupSnapshotTask →
                                    GroupSnapshotOnFinishTask
@@ -7,7 +7,9 @@ volume of a group, at one instant.
 TakeGroupSnapshotTask holds the writes to every member's exports
 (``ExportManager.writes_held``: new writes wait unanswered, those under way end first),
 takes each snapshot with the driver, and lets the writes go; so the set is
-crash-consistent (``nbd/write_gate.py``). If one snapshot fails, those taken are
+crash-consistent (``nbd/write_gate.py``). Not ``consistent`` (Cinder's generic
+groups), it takes them one after the other, each volume's writes held only while its
+own snapshot is taken, as a single snapshot's create. If one snapshot fails, those taken are
 deleted again and every member is reported ``error`` with why (ReportGroupFailureTask);
 otherwise each is reported ``available``, as a single snapshot's create reports it.
 """
@@ -48,6 +50,7 @@ class GroupSnapshotOpContext:
     ctx: Context
     group_snapshot_id: str
     members: tuple[GroupSnapshotMember, ...]
+    consistent: bool = True
     taken: list[GroupSnapshotMember] = field(default_factory=list)
 
 
@@ -71,6 +74,13 @@ class ReportGroupFailureTask(_Task):
 
 class TakeGroupSnapshotTask(_Task):
     async def execute(self, c: GroupSnapshotOpContext) -> None:
+        if not c.consistent:
+            for m in c.members:
+                async with self.s.writes_held((m.volume_id,)):
+                    GROUP_SNAPSHOT_HELD()
+                    await self.s.driver.create_snapshot(m.snapshot_id, m.volume_id)
+                c.taken.append(m)
+            return
         async with self.s.writes_held(m.volume_id for m in c.members):
             GROUP_SNAPSHOT_HELD()
             for m in c.members:
@@ -96,5 +106,5 @@ def group_snapshot_create_manager(s: GroupSnapshotServices
                                   ) -> LinearFlow[GroupSnapshotOpContext]:
     return LinearFlow("group_snapshot_create_manager", [
         ReportGroupFailureTask(s), TakeGroupSnapshotTask(s), GroupSnapshotOnFinishTask(s)],
-        given=("ctx", "group_snapshot_id", "members"))
+        given=("ctx", "group_snapshot_id", "members", "consistent"))
 

@@ -442,7 +442,7 @@ class NodeLifecycle:
 
     async def on_create_group_snapshot(self, req: Request) -> None:
         b: NodeCreateGroupSnapshot = req.body
-        c = GroupSnapshotOpContext(req.ctx, b.group_snapshot_id, b.members)
+        c = GroupSnapshotOpContext(req.ctx, b.group_snapshot_id, b.members, b.consistent)
         ids = [i for m in b.members for i in (m.volume_id, m.snapshot_id)]
         try:
             with self.node.working(*ids):

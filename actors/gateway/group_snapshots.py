@@ -216,9 +216,12 @@ class GroupSnapshotCastTask(_Task):
         if not c.snapshots:
             return  # an empty group: nothing for a node to take
         members = tuple(GroupSnapshotMember(s.volume_id, s.id) for s in c.snapshots)
+        gtype = self.s.store.group_types.by_id.get(group.group_type_id)  # kept: in use
+        consistent = gtype is not None and gtype.consistent_snapshots
         CAST_BEFORE_SEND()
         await self.s.send_to_node(group.host, "node.create_group_snapshot",
-                                  NodeCreateGroupSnapshot(record.id, members), c.ctx)
+                                  NodeCreateGroupSnapshot(record.id, members, consistent),
+                                  c.ctx)
         CAST_AFTER_SEND()
 
 

@@ -4,9 +4,12 @@ group types (3.11), groups (3.13) and group snapshots (3.14).
 A group type is an admin's named set of ``group_specs`` (Cinder's, such as
 ``consistent_group_snapshot_enabled``) that a group is made with; a group holds
 volumes of its volume types, all on the one backend it was placed on; a group snapshot
-is a snapshot of each of them taken at one instant (their node holds their writes
-meanwhile). What the gateway checks is in ``actors.gateway.group_types``,
-``actors.gateway.groups`` and ``actors.gateway.group_snapshots``.
+is a snapshot of each of them: taken at one instant (their node holds all their writes
+meanwhile) when the group's type says ``consistent_group_snapshot_enabled="<is> True"``,
+else one after the other (each volume's writes held while its own is taken), as
+Cinder's generic groups. What the gateway checks is in
+``actors.gateway.group_types``, ``actors.gateway.groups`` and
+``actors.gateway.group_snapshots``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,15 @@ class GroupType:
     description: str | None = None
     is_public: bool = True
     group_specs: dict[str, str] = field(default_factory=dict)  # an admin's to see
+
+    @property
+    def consistent_snapshots(self) -> bool:
+        """Whether its groups' snapshots are taken at one instant (Cinder's
+        ``is_group_a_cg_snapshot_type``)."""
+        return self.group_specs.get(CONSISTENT_SNAPSHOTS) == "<is> True"
+
+
+CONSISTENT_SNAPSHOTS = "consistent_group_snapshot_enabled"
 
 
 @message
@@ -225,7 +237,9 @@ class GroupSnapshotMember:
 @dataclass(frozen=True, slots=True)
 class NodeCreateGroupSnapshot:
     """Gateway -> node: a snapshot of each member volume, taken while the node holds
-    their writes (a crash-consistent set); each reported as ``snapshot.update``."""
+    their writes (``consistent``: all of them, a crash-consistent set; else each
+    volume's while its own is taken); each reported as ``snapshot.update``."""
 
     group_snapshot_id: str
     members: tuple[GroupSnapshotMember, ...]
+    consistent: bool = True

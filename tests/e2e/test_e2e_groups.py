@@ -144,7 +144,8 @@ async def test_a_group_snapshot_takes_every_volume_at_one_instant_and_goes_with_
     c, project = two_names, "group-snapping"
     async with c.client(project) as client, c.client("admin", admin=True) as admin:
         await admin.create_type("Fast2", extra_specs={"volume_backend_name": "fast"})
-        gtype = await admin.create_group_type("cg2")
+        gtype = await admin.create_group_type("cg2", group_specs={
+            "consistent_group_snapshot_enabled": "<is> True"})  # at one instant
         group = await client.create_group(gtype.id, ["Fast2"])
         vols = [await client.create_volume(1, volume_type="Fast2", group_id=group.id,
                                            wait=True) for _ in range(2)]
