@@ -37,7 +37,8 @@ class ItemKind:
     busy: frozenset[str]  # shown as running
 
 
-def _kind(name: str, plural: str, status: Any) -> ItemKind:
+def _kind(name: str, plural: str,
+          status: type[SnapshotStatus] | type[BackupStatus] | type[GroupStatus]) -> ItemKind:
     errors = frozenset({status.ERROR.value, status.ERROR_DELETING.value})
     return ItemKind(name, plural, (status.CREATING.value, status.AVAILABLE.value,
                                    status.ERROR.value), errors,
