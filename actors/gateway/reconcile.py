@@ -226,7 +226,8 @@ class Reconciler:
         oldest first: the file's index names the candidates, memory judges them."""
         store = self.gw.store
         found = [
-            Stuck("volume", r.id, r.status, _node(r.host), r.updated_at or r.created_at)
+            Stuck("volume", r.id, r.status, _node(r.host), r.updated_at or r.created_at,
+                  whole_when_named=r.id not in store.backups.restoring)
             for r in store.in_transition_since(before, LOOK_AT)
             if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before
         ]
@@ -282,6 +283,13 @@ class Reconciler:
         if action.do is Do.REDO_REVERT:
             await self._redo_revert(rec)
             return
+        if action.do is Do.AVAILABLE:  # as the node's lost report would have made it
+            check_volume_move(rec.status, V.AVAILABLE)
+            rec.status, rec.reason = V.AVAILABLE, None
+            rec.host = self._backend(action)
+            await self.gw.store.save_status(rec)
+            self.gw.publish(rec)
+            return
         new = V.ERROR_EXTENDING if action.do is Do.ERROR_EXTENDING else V.ERROR
         check_volume_move(rec.status, new)
         rec.status, rec.reason = new, action.reason
@@ -303,7 +311,10 @@ class Reconciler:
         if action.do is Do.FINISH_DELETE:
             await self.lifecycle.finish_snapshot_delete(rec, _context(rec.project_id))
             return
-        rec.move(P.ERROR, action.reason)
+        if action.do is Do.AVAILABLE:  # as the node's lost report would have made it
+            rec.move(P.AVAILABLE)
+        else:
+            rec.move(P.ERROR, action.reason)
         await self.lifecycle.save_snapshot(rec)
 
     async def _redo_revert(self, rec: VolumeRecord) -> None:

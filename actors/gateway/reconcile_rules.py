@@ -12,8 +12,12 @@ operation on it running there now, is it on the backend) and then:
 =========================  =============================================
 stuck in                   when no node is working on it
 =========================  =============================================
-volume ``creating``        ``error`` (on the node that has it, if one
-                           does, so that a delete cleans it up there)
+volume ``creating``        ``available`` on the node that has it, if one
+                           does (drivers name a volume only once it is
+                           whole: only its report was lost), but for one
+                           made from a backup (named before its data is
+                           written): ``error`` there, so that a delete
+                           cleans it up; ``error`` if none has it
 volume ``extending``       ``error_extending`` (an admin resets it, or
                            it is deleted), and its quota reservation is
                            rolled back
@@ -29,7 +33,8 @@ volume/snapshot
 ``unmanaging``             as a delete, with the unmanage sent again (an
                            unmanage of what a node no longer holds as a
                            volume is done there): never a delete
-snapshot ``creating``      ``error``
+snapshot ``creating``      ``available`` on the node that has it (as a
+                           volume); ``error`` if none has it
 attachment ``attaching``   its export is closed on its node and it is
                            ``reserved`` again (update it once more)
 attachment ``detaching``   its export is closed and the detach finished;
@@ -56,6 +61,7 @@ from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 
 
 class Do(StrEnum):
+    AVAILABLE = "available"  # made whole on its node: only the report was lost
     ERROR = "error"
     ERROR_EXTENDING = "error_extending"
     REDO_DELETE = "redo_delete"
@@ -70,6 +76,9 @@ class Stuck:
     status: VolumeStatus | SnapshotStatus  # creating, deleting, unmanaging, extending, ...
     node: str | None  # the node (its host name) that holds it, when the record says
     since: float  # the record's updated_at when it was found: changed since = not stuck
+    # whether what a node holds under its name is all of it (False: a volume made from a
+    # backup, whose file is named before the backup's data is written into it)
+    whole_when_named: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +122,16 @@ def decide(stuck: Iterable[Stuck], answers: Mapping[str, Answer | None]) -> list
 
 def _action(s: Stuck, holders: list[str]) -> Action | None:
     if s.status in (VolumeStatus.CREATING, SnapshotStatus.CREATING):
-        if holders:
+        if holders and s.whole_when_named:
             # Drivers name a volume (snapshot) only once it is whole: what the node has is
             # it (for a manage, the data adopted), only its report was lost.
+            return Action(s, Do.AVAILABLE, holders[0], f"the create finished on {holders[0]}, "
+                          "and its report was lost (the node or the gateway restarted)")
+        if holders:
             return Action(s, Do.ERROR, holders[0], f"the create was interrupted on {holders[0]} "
-                          f"(it restarted before reporting it); the {s.kind} is there, whole: "
-                          f"an admin may reset it to available (a managed {s.kind}'s data is "
-                          "kept), or delete it")
+                          f"(it restarted before reporting it); the {s.kind} is there, but its "
+                          "data from the backup may not all be: delete it, or an admin may "
+                          "reset it to available")
         where = f"{s.node} neither has it nor is" if s.node else "no storage node has it or is"
         return Action(s, Do.ERROR, None, f"the create was lost: {where} working on it "
                       "(an actor restarted mid-create)")

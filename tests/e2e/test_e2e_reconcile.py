@@ -7,16 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cinderblock.actors.gateway.gateway import VOLUME_UPDATE_BEFORE_COMMIT
+from cinderblock.actors.gateway.lifecycle import SNAPSHOT_UPDATE_BEFORE_COMMIT
+from cinderblock.actors.runtime import failpoints
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume
 from tests.conftest import E2ECluster, EventTap, eventually
-from tests.lifecycle_helpers import gone
+from tests.lifecycle_helpers import gone, read, write_pattern
 
 NODES = ("node-1", "node-2")
 FAST = {"reconcile_after_s": 1.0, "reconcile_every_s": 0.25}
@@ -162,3 +166,54 @@ async def test_a_create_that_finishes_after_its_volume_was_failed_is_cleaned_by_
 async def _with_host(client: Client, volume_id: str) -> Volume | None:
     vol = await client.show_volume(volume_id)
     return vol if vol.host else None
+
+
+@pytest.fixture
+def one_node(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=1, **FAST)
+
+
+async def test_a_volume_and_a_snapshot_whose_reports_died_with_the_gateway_are_available(
+    one_node: E2ECluster, tmp_path: Path,
+) -> None:
+    """The gateway is killed as it takes each one's report from the node, before it
+    writes it; started again, it finds each still ``creating``, its node holding it
+    whole and working on nothing: the reconciler makes it ``available`` there,
+    readable and deletable, where it made it ``error`` (for an admin to reset)."""
+    c = one_node
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    points = (VOLUME_UPDATE_BEFORE_COMMIT.name, SNAPSHOT_UPDATE_BEFORE_COMMIT.name)
+    c.cluster.env.update({failpoints.ENV: ",".join(points), failpoints.ENV_DIR: str(marks)})
+    _gateway_again(c)
+    async with c.client("lost-report") as client:
+        vol = await client.create_volume(1, name="made")
+    await eventually(lambda: (marks / points[0]).exists(), timeout=20)
+    _gateway_again(c)  # past the marked point: the snapshot's report is the next
+    async with c.client("lost-report") as client:
+        made = await client.wait_for_status(vol.id, "available", timeout=30)
+        assert made.host == "node-1@file" and made.reason is None
+        write_pattern(c.volume_file("node-1", vol.id), [(0, b"still whole")])
+        snap = await client.create_snapshot(vol.id)
+    await eventually(lambda: (marks / points[1]).exists(), timeout=20)
+    del c.cluster.env[failpoints.ENV], c.cluster.env[failpoints.ENV_DIR]
+    _gateway_again(c)
+    async with c.client("lost-report") as client:
+        taken = await client.wait_for_snapshot_status(snap.id, "available", timeout=30)
+        assert taken.reason is None
+        copy = await client.create_volume(1, snapshot_id=snap.id, wait=True)
+        assert read(c.volume_file("node-1", copy.id), 0, 11) == b"still whole"
+        await client.delete_volume(copy.id, wait=True)
+        await client.delete_snapshot(snap.id, wait=True)
+        await client.delete_volume(vol.id, wait=True)
+        assert (await client.show_quota()).in_use["volumes"] == 0
+
+
+def _gateway_again(c: E2ECluster) -> None:
+    """The gateway started again (with the cluster's env), whether it was running or
+    had killed itself at a failpoint."""
+    proc = c.cluster.procs.pop("gateway")
+    if proc.poll() is None:
+        proc.terminate()
+    proc.wait(timeout=10)
+    c.cluster.spawn("gateway")

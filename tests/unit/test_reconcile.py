@@ -33,9 +33,19 @@ def test_nothing_is_decided_while_a_node_that_may_hold_it_does_not_answer() -> N
     assert decide([vol("deleting", "node-2")], {"node-1": answer(), "node-2": None}) == []
 
 
-def test_an_interrupted_create_found_on_a_node_errors_there_so_a_delete_cleans_it() -> None:
+def test_a_create_found_whole_on_a_node_is_available_there_and_its_report_named_lost() -> None:
     (action,) = decide([vol("creating")], {"node-1": answer(), "node-2": answer(volumes={"v1"})})
-    assert action.do is Do.ERROR and action.node == "node-2" and "interrupted" in action.reason
+    assert (action.do, action.node) == (Do.AVAILABLE, "node-2")
+    assert action.reason == ("the create finished on node-2, and its report was lost "
+                             "(the node or the gateway restarted)")
+
+
+def test_a_create_from_a_backup_found_on_a_node_errors_there_so_a_delete_cleans_it() -> None:
+    """Its file is named before the backup's data is written: found, it may be partial."""
+    restoring = Stuck("volume", "v1", VolumeStatus.CREATING, None, 1.0, whole_when_named=False)
+    (action,) = decide([restoring], {"node-1": answer(volumes={"v1"}), "node-2": answer()})
+    assert action.do is Do.ERROR and action.node == "node-1" and "interrupted" in action.reason
+    assert "its data from the backup may not all be" in action.reason
 
 
 def test_a_delete_nobody_works_on_is_sent_again_to_its_own_node_only() -> None:
@@ -65,8 +75,8 @@ def test_snapshots_are_judged_by_the_snapshots_on_the_backend() -> None:
     (action,) = decide([snap], {"node-1": answer(volumes={"s1"})})
     assert action.node is None and "node-1 neither has it" in action.reason  # not a volume
     (action,) = decide([snap], {"node-1": answer(snapshots={"s1"})})
-    assert action.do is Do.ERROR and action.node == "node-1"
-    assert "the snapshot is there, whole: an admin may reset it" in action.reason
+    assert action.do is Do.AVAILABLE and action.node == "node-1"
+    assert "its report was lost" in action.reason
     gone = Stuck("snapshot", "s2", SnapshotStatus.DELETING, "node-1", 1.0)
     (action,) = decide([gone], {"node-1": answer()})
     assert action.do is Do.REDO_DELETE
@@ -76,7 +86,7 @@ def test_each_record_is_judged_on_its_own() -> None:
     stuck = [vol("creating", vid="a"), vol("creating", vid="b"), vol("deleting", "node-1", "c")]
     answers = {"node-1": answer(busy={"b"}), "node-2": answer(volumes={"a"})}
     assert [(a.stuck.id, a.do, a.node) for a in decide(stuck, answers)] == [
-        ("a", Do.ERROR, "node-2"), ("c", Do.REDO_DELETE, "node-1")]
+        ("a", Do.AVAILABLE, "node-2"), ("c", Do.REDO_DELETE, "node-1")]
 
 
 def test_a_host_less_delete_goes_to_the_node_that_has_it_else_the_gateway_finishes_it() -> None:
