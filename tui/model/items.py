@@ -12,7 +12,7 @@ decides (an event's ``ts``, a listed item's ``updated_at``): the newer wins.
 
 ``Selection`` is the filtering both books share: the ids matching a status and
 a text, newest first, and the count of each status, cached until the book's
-``version`` moves.
+``version`` moves; ``merge_listed`` is their catch-up.
 """
 
 from __future__ import annotations
@@ -80,6 +80,37 @@ class Filterable(Protocol):
 R = TypeVar("R", bound=Filterable)
 
 
+class Dated(Protocol):
+    id: str
+    updated: float  # gateway clock of its latest change
+    seen: float  # dashboard clock of the same
+    created: float  # gateway clock, for the order
+
+
+D = TypeVar("D", bound=Dated)
+
+
+def merge_listed(held: dict[str, D], listed: Iterable[D], asked_at: float, complete: bool
+                 ) -> dict[str, D]:
+    """A book's records once a list asked for at ``asked_at`` (dashboard clock) is
+    merged in, oldest first: of a record held and listed, the newer by the gateway's
+    clock (one kept takes the list's ``created``: an event seen late can only guess it).
+    When the list is ``complete`` (not cut by a limit), records it lacks that no event
+    changed since it was asked for are gone: they are dropped."""
+    merged = {} if complete else dict(held)
+    for rec in listed:
+        old = held.get(rec.id)
+        if old is not None and old.updated > rec.updated:
+            old.created = rec.created
+            rec = old
+        merged[rec.id] = rec
+    if complete:
+        for key, old in held.items():
+            if key not in merged and old.seen > asked_at:
+                merged[key] = old
+    return dict(sorted(merged.items(), key=lambda kv: kv[1].created))
+
+
 class Selection:
     """The ids of a book's records that match a filter (newest first), and the
     count of each status: worked out once per ``version`` and filter."""
@@ -141,23 +172,8 @@ class ItemBook:
         self.items[item_id] = rec  # in its place; a new one last (its first event: made)
 
     def load(self, listed: Iterable[ItemRecord], asked_at: float, complete: bool) -> None:
-        """Merge a list asked for at ``asked_at`` (dashboard clock).
-
-        When it is ``complete`` (not cut by a limit), items it lacks that no event
-        changed since it was asked for are gone: they are dropped.
-        """
-        merged = {} if complete else dict(self.items)
-        for rec in listed:
-            old = self.items.get(rec.id)
-            if old is not None and old.updated > rec.updated:
-                old.created = rec.created  # the list's: an event seen late can only guess it
-                rec = old
-            merged[rec.id] = rec
-        if complete:
-            for item_id, old in self.items.items():
-                if item_id not in merged and old.seen > asked_at:
-                    merged[item_id] = old
-        self.items = dict(sorted(merged.items(), key=lambda kv: kv[1].created))
+        """Merge a list asked for at ``asked_at`` (``merge_listed``)."""
+        self.items = merge_listed(self.items, listed, asked_at, complete)
         self.catch_up_truncated = not complete
         self.version += 1
 

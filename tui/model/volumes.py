@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import VolumeStatus
-from cinderblock.tui.model.items import Selection
+from cinderblock.tui.model.items import Selection, merge_listed
 
 
 @dataclass(slots=True)
@@ -80,26 +81,10 @@ class VolumeBook:
         return old.status if old else None
 
     def load(self, snapshot: Iterable[Volume], asked_at: float, complete: bool) -> None:
-        """Merge a ``volume.list`` answer asked for at ``asked_at`` (dashboard clock).
-
-        When the answer is ``complete`` (not cut by a limit), volumes it lacks
-        that have not changed since it was asked for are gone: they are dropped.
-        """
-        merged = {} if complete else dict(self.volumes)
-        for v in snapshot:
-            old = self.volumes.get(v.id)
-            if old is not None and old.updated > v.updated_at:
-                merged[v.id] = old
-                continue
-            rec = VolumeRecord(v.id, v.project_id, v.status, v.size, v.name, v.volume_type,
-                               v.host, v.reason, v.updated_at, asked_at, v.created_at)
-            rec.index_text()
-            merged[v.id] = rec
-        if complete:
-            for volume_id, old in self.volumes.items():
-                if volume_id not in merged and old.seen > asked_at:
-                    merged[volume_id] = old
-        self.volumes = dict(sorted(merged.items(), key=lambda kv: kv[1].created))
+        """Merge a ``volume.list`` answer asked for at ``asked_at`` (dashboard clock;
+        ``model_items.merge_listed``)."""
+        self.volumes = merge_listed(self.volumes, map(partial(_record, asked_at), snapshot),
+                                    asked_at, complete)
         self.catch_up_truncated = not complete
         self.version += 1
 
@@ -109,6 +94,13 @@ class VolumeBook:
 
     def counts(self) -> Counter[str]:
         return self._selection.counts(self.volumes, self.version)
+
+
+def _record(asked_at: float, v: Volume) -> VolumeRecord:
+    rec = VolumeRecord(v.id, v.project_id, v.status, v.size, v.name, v.volume_type, v.host,
+                       v.reason, v.updated_at, asked_at, v.created_at)
+    rec.index_text()
+    return rec
 
 
 def _opt(value: object) -> str | None:
