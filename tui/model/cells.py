@@ -23,37 +23,19 @@ FLOW_COLUMNS = (
     Column("Elapsed", 8, right=True),
     Column("Reason", 20, min_width=12, drop=2, flex=True),
 )
-VOLUME_COLUMNS = (
-    Column("ID", 36, min_width=8),
-    Column("Name", 14, min_width=6, flex=True),
-    Column("Status", 14, min_width=9),
-    Column("Size", 5, right=True),
-    Column("Type", 12, min_width=8, drop=3),
-    Column("Host", 12, min_width=8, drop=2),
-    Column("Project", 10, min_width=6, drop=4),
-    Column("Updated", 8, right=True, drop=1),
-)
-
-# A snapshot's or backup's volume, or a group's count of volumes, where a volume's type is.
-OF_VOLUME = Column("Volume", 36, min_width=8, drop=3)
-ITEM_COLUMNS = (
-    Column("ID", 36, min_width=8),
-    Column("Name", 14, min_width=6, flex=True),
-    Column("Status", 14, min_width=9),
-    Column("Size", 5, right=True),
-    OF_VOLUME,
-    Column("Project", 10, min_width=6, drop=4),
-    Column("Updated", 8, right=True, drop=1),
-)
-GROUP_COLUMNS = (
-    Column("ID", 36, min_width=8),
-    Column("Name", 14, min_width=6, flex=True),
-    Column("Status", 14, min_width=9),
-    Column("Volumes", 7, right=True),
-    Column("Host", 24, min_width=8, drop=2),
-    Column("Project", 10, min_width=6, drop=4),
-    Column("Updated", 8, right=True, drop=1),
-)
+# every kind's table: its id, name and status first, its project and age last
+ID, NAME, STATUS = (Column("ID", 36, min_width=8), Column("Name", 14, min_width=6, flex=True),
+                    Column("Status", 14, min_width=9))
+PROJECT, UPDATED = (Column("Project", 10, min_width=6, drop=4),
+                    Column("Updated", 8, right=True, drop=1))
+SIZE = Column("Size", 5, right=True)
+VOLUME_COLUMNS = (ID, NAME, STATUS, SIZE, Column("Type", 12, min_width=8, drop=3),
+                  Column("Host", 12, min_width=8, drop=2), PROJECT, UPDATED)
+# a snapshot's or a backup's: its volume where a volume's type is
+ITEM_COLUMNS = (ID, NAME, STATUS, SIZE, Column("Volume", 36, min_width=8, drop=3), PROJECT,
+                UPDATED)
+GROUP_COLUMNS = (ID, NAME, STATUS, Column("Volumes", 7, right=True),
+                 Column("Host", 24, min_width=8, drop=2), PROJECT, UPDATED)
 
 
 def item_columns(kind: ItemKind) -> tuple[Column, ...]:
@@ -152,12 +134,11 @@ def item_row_or_gone(kind: ItemKind, items: Mapping[str, ItemRecord], key: str, 
     if r is None:
         return Row(key, (short, "", "deleted", "", "", "", ""))
     tag = "error" if r.status in kind.errors else "running" if r.status in kind.busy else ""
-    if kind is GROUPS:
-        of = "" if r.volumes is None else str(r.volumes)
-        third = r.host or ""
-    else:
-        of = "" if r.size is None else f"{r.size}G"
-        volume = r.volume_id or ""
-        third = volume[:8] if compact else volume
-    return Row(r.id, (short, r.name or "", r.status, of, third, r.project_id,
+    if kind is GROUPS:  # its count of volumes and its host
+        amount = "" if r.volumes is None else str(r.volumes)
+        where = r.host or ""
+    else:  # its size and its volume
+        amount = "" if r.size is None else f"{r.size}G"
+        where = (r.volume_id or "")[:8] if compact else r.volume_id or ""
+    return Row(r.id, (short, r.name or "", r.status, amount, where, r.project_id,
                       fmt_age(now - r.updated)), tag)
