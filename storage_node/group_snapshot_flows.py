@@ -74,18 +74,14 @@ class ReportGroupFailureTask(_Task):
 
 class TakeGroupSnapshotTask(_Task):
     async def execute(self, c: GroupSnapshotOpContext) -> None:
-        if not c.consistent:
-            for m in c.members:
-                async with self.s.writes_held((m.volume_id,)):
-                    GROUP_SNAPSHOT_HELD()
+        """Consistent: every member under one hold; else each under a hold of its own."""
+        held_together = [c.members] if c.consistent else [(m,) for m in c.members]
+        for members in held_together:
+            async with self.s.writes_held(m.volume_id for m in members):
+                GROUP_SNAPSHOT_HELD()
+                for m in members:
                     await self.s.driver.create_snapshot(m.snapshot_id, m.volume_id)
-                c.taken.append(m)
-            return
-        async with self.s.writes_held(m.volume_id for m in c.members):
-            GROUP_SNAPSHOT_HELD()
-            for m in c.members:
-                await self.s.driver.create_snapshot(m.snapshot_id, m.volume_id)
-                c.taken.append(m)
+                    c.taken.append(m)
 
     async def revert(self, c: GroupSnapshotOpContext, failure: BaseException) -> None:
         for m in c.taken:  # all or none
