@@ -10,6 +10,11 @@ reason, and the quota stays committed as in Cinder.
 Liveness (``liveness.py``): a node silent for ``stale_after_s`` is down (looked at
 ten times in that span); it gets no new work, and the creates cast to it and not
 seen finished go to ``error`` with the reason. It is up again with its next stats.
+A node restarted sooner than that lost what its previous process held, except what
+that process finished and died before reporting: the scheduler asks the new process
+(``node.probe``) and reports the volumes it holds ``available``, as their node would
+have (a driver names a volume only once it is whole; one made from a backup is named
+before its data is written, and fails), and the rest ``error``.
 
 Disabled backends (Cinder's service disable): an admin takes a backend out of
 placement, with a reason, until enabled again; its volumes stay where they are and
@@ -24,7 +29,8 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -38,6 +44,7 @@ from cinderblock.actors.scheduler.capacity import BackendStats, stats_from_messa
 from cinderblock.actors.scheduler.capacity_index import CapacityIndex
 from cinderblock.actors.scheduler.create_flow import ScheduleContext, volume_create_scheduler
 from cinderblock.actors.scheduler.liveness import Held, Liveness, NodeReport
+from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
 from cinderblock.protocol.messages.scheduling import (
     Backend,
     BackendEnable,
@@ -62,6 +69,15 @@ CREATE TABLE IF NOT EXISTS disabled_backends (
     backend TEXT PRIMARY KEY, reason TEXT, since REAL NOT NULL);
 """
 MAX_REASON = 255  # Cinder's disabled_reason column
+PROBE_TIMEOUT_S = 5.0  # a restarted node's answer on what its previous process finished
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What the scheduler keeps of a create it cast, until the node is seen past it."""
+
+    ctx: Context
+    whole_when_named: bool  # False: named before it is whole (a volume from a backup)
 
 
 class Scheduler(Actor):
@@ -75,7 +91,7 @@ class Scheduler(Actor):
         self.flow = volume_create_scheduler(self)
         self.router: Link
         self.stats_received = 0
-        self.liveness: Liveness[Context] = Liveness(self.index.epoch, cfg.stale_after_s)
+        self.liveness: Liveness[Placed] = Liveness(self.index.epoch, cfg.stale_after_s)
         # A scheduler (re)started knows no backend until their stats come in: creates
         # and backend lists that arrive before every configured node has reported (or
         # the warm-up is over) wait for that instead of failing with "no valid host"
@@ -91,6 +107,7 @@ class Scheduler(Actor):
         self._greeted: set[str] = set()
         self._hello_from: dict[str, bytes] = {}  # node -> the routing id of its last hello
         self._backend_of = {n.host: n.backend_id for n in cfg.nodes}
+        self._host_of = {n.backend_id: n.host for n in cfg.nodes}
         self.stats_before_hello = 0
         self.db = Database(cfg.path("scheduler.db"), SCHEMA, cfg.synchronous,
                            reread=self._reread,
@@ -191,8 +208,8 @@ class Scheduler(Actor):
             backend = self._backend_of[req.peer]
             lost = self.liveness.restarted(backend)
             log.info("storage node %s was restarted: %d create(s) cast to its "
-                     "previous process are lost", req.peer, len(lost))
-            self._fail(lost, backend, _restarted(backend))
+                     "previous process may be lost", req.peer, len(lost))
+            self._settle_lost(lost, backend)
         return Empty()
 
     def _take_stats(self, msg: BackendStatsMsg) -> None:
@@ -213,7 +230,7 @@ class Scheduler(Actor):
             log.info("backend %s is up again", msg.backend)
             self.events.emit("liveness", subject=msg.backend, state="up")
         if seen.lost:
-            self._fail(seen.lost, msg.backend, _restarted(msg.backend))
+            self._settle_lost(seen.lost, msg.backend)
 
     def _sweep(self) -> None:
         """Mark the nodes that went silent down; fail the creates they may still hold."""
@@ -228,23 +245,52 @@ class Scheduler(Actor):
                        f"{silent:g}s) while it was creating this volume: the create "
                        "is taken as lost")
 
-    def _fail(self, held: list[Held[Context]], backend: str, reason: str) -> None:
+    def _settle_lost(self, held: list[Held[Placed]], backend: str) -> None:
+        if held:
+            self.spawn(self._settle(held, backend))
+
+    async def _settle(self, held: list[Held[Placed]], backend: str) -> None:
+        made, lost = await settle_lost(held, partial(self._held_whole, backend), backend)
+        for h in made:
+            log.info("volume %s was made on %s before its node was restarted", h.volume_id,
+                     backend)
+            update = VolumeUpdate(h.volume_id, VolumeStatus.AVAILABLE, backend, None)
+            self._cast_update(update, h.note.ctx)
+        self._fail(lost, backend, _restarted(backend))
+
+    async def _held_whole(self, backend: str, volume_ids: list[str]) -> set[str]:
+        whole: set[str] = set()
+        to = self._host_of[backend].encode()
+        for at in range(0, len(volume_ids), PROBE_MAX_IDS):
+            raw = await self.router.call(
+                "node.probe", NodeProbe(tuple(volume_ids[at:at + PROBE_MAX_IDS])),
+                to=to, timeout=PROBE_TIMEOUT_S)
+            reply = parse(NodeProbeReply, raw, strict=False)
+            whole |= set(reply.volumes) - set(reply.busy)
+        return whole
+
+    def _cast_update(self, update: VolumeUpdate, ctx: Context) -> None:
+        try:
+            self.router.cast("volume.update", update, ctx, to=GATEWAY)
+        except CinderblockError as exc:
+            log.warning("could not report volume %s %s: %s", update.volume_id,
+                        update.status.value, exc.message)
+
+    def _fail(self, held: list[Held[Placed]], backend: str, reason: str) -> None:
         """The gateway applies this to volumes still ``creating`` only: one that the
         node finished meanwhile keeps its status. The backend the create was cast to
         is recorded as the volume's host: the node may have made the file before it
         died, and the volume's delete then removes it there (deletes are idempotent)."""
         for h in held:
-            update = VolumeUpdate(h.volume_id, VolumeStatus.ERROR, backend, reason)
-            try:
-                self.router.cast("volume.update", update, h.note, to=GATEWAY)
-            except CinderblockError as exc:
-                log.warning("could not fail volume %s: %s", h.volume_id, exc.message)
+            self._cast_update(VolumeUpdate(h.volume_id, VolumeStatus.ERROR, backend, reason),
+                              h.note.ctx)
 
     def cast_to_node(self, host: str, body: NodeCreateVolume, ctx: Context) -> None:
         SCHEDULE_BEFORE_SEND()
         self.router.cast("node.create_volume", body, ctx, to=host.encode())
         SCHEDULE_AFTER_SEND()
-        self.liveness.placed(body.backend, body.sched_seq, body.request.volume_id, ctx,
+        placed = Placed(ctx, whole_when_named=body.request.backup_id is None)
+        self.liveness.placed(body.backend, body.sched_seq, body.request.volume_id, placed,
                              time.monotonic())
 
     async def _warmed_up(self) -> None:
@@ -301,6 +347,24 @@ class Scheduler(Actor):
         self.events.emit("liveness", subject=body.backend,
                          state="enabled" if body.enabled else "disabled")
         return AfterCommit(written, BackendEnable(body.backend, body.enabled, reason))
+
+
+async def settle_lost(held: list[Held[Placed]],
+                      held_whole: Callable[[list[str]], Awaitable[set[str]]], backend: str,
+                      ) -> tuple[list[Held[Placed]], list[Held[Placed]]]:
+    """The creates a restarted node's previous process held, as (made, lost): made are
+    those the new process holds whole (``held_whole``: the node's answer), finished
+    before their report went; lost, the rest. Only volumes whole once named are asked
+    about; no answer: all lost. Never raises (it runs as the actor's task)."""
+    named = [h.volume_id for h in held if h.note.whole_when_named]
+    try:
+        whole = await held_whole(named) if named else set()
+    except Exception as exc:
+        log.warning("storage node of %s did not say which of %d create(s) it holds (%s): "
+                    "they are taken as lost", backend, len(named), exc)
+        whole = set()
+    return ([h for h in held if h.volume_id in whole],
+            [h for h in held if h.volume_id not in whole])
 
 
 def _restarted(backend: str) -> str:

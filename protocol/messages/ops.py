@@ -312,7 +312,9 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "node.export": (NodeExport, GATEWAY),
     "node.unexport": (NodeUnexport, GATEWAY),
     "node.exports": (NodeExportsRequest, GATEWAY),
-    "node.probe": (NodeProbe, GATEWAY),
+    # the gateway's reconciler; the scheduler, for the creates a restarted node's
+    # previous process held (did it finish them before it died?)
+    "node.probe": (NodeProbe, GATEWAY | frozenset({"scheduler"})),
     "node.manageable": (NodeManageable, GATEWAY),
     # flow history (clients ask the gateway, which asks every actor), liveness, statistics
     # (stats: every actor's own, ActorStats; cluster.stats: the gateway gathers them)
