@@ -149,12 +149,12 @@ class CreateVolumeFromSpecTask(_NodeTask):
 
     async def _create_from_backup(self, c: ManagerContext, backup_id: str) -> None:
         """The backup's manifest read first (a missing or damaged one: nothing made),
-        then a new volume, then the backup's data written into it; a failure while
-        writing leaves the volume made (``created``) for the revert to delete."""
+        then the new volume built with the backup's data and named only once whole
+        (``receive_volume``, as a migration's copy): a failure while writing, or the
+        node's death, leaves nothing under its name, so a volume a node holds is whole
+        however it was made."""
         backup = await self.s.backups.open_backup(backup_id)
-        await self.s.driver.create_volume(c.volume_id, c.size)
-        c.created = True
-        await self.s.driver.restore_volume(c.volume_id, backup.write_into)
+        await self.s.driver.receive_volume(c.volume_id, c.size, backup.write_into)
 
     async def revert(self, c: ManagerContext, failure: BaseException) -> None:
         # A failed create leaves nothing under the volume's name (drivers build

@@ -190,7 +190,8 @@ class Gateway(Actor):
         self.reconciler = Reconciler(self, self.lifecycle, self.attachments,
                                      mend_backups=self.backups.mend,
                                      mend_migrations=self.migrations.mend,
-                                     mend_groups=self._mend_groups)
+                                     mend_groups=self._mend_groups,
+                                     volume_made=self.backups.volume_made)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
         # after a failed write, the rows the others keep in gateway.db are read back too

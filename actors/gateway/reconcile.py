@@ -73,8 +73,10 @@ class Reconciler:
                  attachments: AttachServices, clock: Callable[[], float] = time.time,
                  mend_backups: MendBackups | None = None,
                  mend_migrations: MendMigrations | None = None,
-                 mend_groups: MendGroups | None = None) -> None:
+                 mend_groups: MendGroups | None = None,
+                 volume_made: Callable[[VolumeRecord], None] | None = None) -> None:
         self.gw = gw
+        self.volume_made = volume_made
         self.mend_backups = mend_backups
         self.mend_migrations = mend_migrations
         self.mend_groups = mend_groups
@@ -226,8 +228,7 @@ class Reconciler:
         oldest first: the file's index names the candidates, memory judges them."""
         store = self.gw.store
         found = [
-            Stuck("volume", r.id, r.status, _node(r.host), r.updated_at or r.created_at,
-                  whole_when_named=r.id not in store.backups.restoring)
+            Stuck("volume", r.id, r.status, _node(r.host), r.updated_at or r.created_at)
             for r in store.in_transition_since(before, LOOK_AT)
             if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before
         ]
@@ -283,22 +284,24 @@ class Reconciler:
         if action.do is Do.REDO_REVERT:
             await self._redo_revert(rec)
             return
+        was = rec.status
         if action.do is Do.AVAILABLE:  # as the node's lost report would have made it
             check_volume_move(rec.status, V.AVAILABLE)
             rec.status, rec.reason = V.AVAILABLE, None
             rec.host = self._backend(action)
-            await self.gw.store.save_status(rec)
-            self.gw.publish(rec)
-            return
-        new = V.ERROR_EXTENDING if action.do is Do.ERROR_EXTENDING else V.ERROR
-        check_volume_move(rec.status, new)
-        rec.status, rec.reason = new, action.reason
-        if action.node and rec.host is None:
-            rec.host = self.gw.cfg.node(action.node).backend_id
-        if new is V.ERROR_EXTENDING:
-            await self.lifecycle.end_extend(rec, "rollback")  # with its reservation's end
-            return
-        await self.gw.store.save_status(rec)
+        else:
+            new = V.ERROR_EXTENDING if action.do is Do.ERROR_EXTENDING else V.ERROR
+            check_volume_move(rec.status, new)
+            rec.status, rec.reason = new, action.reason
+            if action.node and rec.host is None:
+                rec.host = self.gw.cfg.node(action.node).backend_id
+            if new is V.ERROR_EXTENDING:
+                await self.lifecycle.end_extend(rec, "rollback")  # with its reservation's end
+                return
+        saved = self.gw.store.queue_status(rec)
+        if was is V.CREATING and self.volume_made is not None:
+            self.volume_made(rec)  # a create from a backup: the backup back, in this transaction
+        await saved
         self.gw.publish(rec)
 
     async def _snapshot(self, rec: SnapshotRecord, action: Action) -> None:

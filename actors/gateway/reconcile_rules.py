@@ -76,9 +76,6 @@ class Stuck:
     status: VolumeStatus | SnapshotStatus  # creating, deleting, unmanaging, extending, ...
     node: str | None  # the node (its host name) that holds it, when the record says
     since: float  # the record's updated_at when it was found: changed since = not stuck
-    # whether what a node holds under its name is all of it (False: a volume made from a
-    # backup, whose file is named before the backup's data is written into it)
-    whole_when_named: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,16 +119,12 @@ def decide(stuck: Iterable[Stuck], answers: Mapping[str, Answer | None]) -> list
 
 def _action(s: Stuck, holders: list[str]) -> Action | None:
     if s.status in (VolumeStatus.CREATING, SnapshotStatus.CREATING):
-        if holders and s.whole_when_named:
-            # Drivers name a volume (snapshot) only once it is whole: what the node has is
-            # it (for a manage, the data adopted), only its report was lost.
+        if holders:
+            # Drivers name a volume (snapshot) only once it is whole, however it is made
+            # (a copy, a backup's data, for a manage the data adopted): what the node has
+            # is it, only its report was lost.
             return Action(s, Do.AVAILABLE, holders[0], f"the create finished on {holders[0]}, "
                           "and its report was lost (the node or the gateway restarted)")
-        if holders:
-            return Action(s, Do.ERROR, holders[0], f"the create was interrupted on {holders[0]} "
-                          f"(it restarted before reporting it); the {s.kind} is there, but its "
-                          "data from the backup may not all be: delete it, or an admin may "
-                          "reset it to available")
         where = f"{s.node} neither has it nor is" if s.node else "no storage node has it or is"
         return Action(s, Do.ERROR, None, f"the create was lost: {where} working on it "
                       "(an actor restarted mid-create)")

@@ -13,8 +13,7 @@ seen finished go to ``error`` with the reason. It is up again with its next stat
 A node restarted sooner than that lost what its previous process held, except what
 that process finished and died before reporting: the scheduler asks the new process
 (``node.probe``) and reports the volumes it holds ``available``, as their node would
-have (a driver names a volume only once it is whole; one made from a backup is named
-before its data is written, and fails), and the rest ``error``.
+have (a driver names a volume only once it is whole), and the rest ``error``.
 
 Disabled backends (Cinder's service disable): an admin takes a backend out of
 placement, with a reason, until enabled again; its volumes stay where they are and
@@ -30,7 +29,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -72,14 +70,6 @@ MAX_REASON = 255  # Cinder's disabled_reason column
 PROBE_TIMEOUT_S = 5.0  # a restarted node's answer on what its previous process finished
 
 
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """What the scheduler keeps of a create it cast, until the node is seen past it."""
-
-    ctx: Context
-    whole_when_named: bool  # False: named before it is whole (a volume from a backup)
-
-
 class Scheduler(Actor):
     name = "scheduler"
 
@@ -91,7 +81,7 @@ class Scheduler(Actor):
         self.flow = volume_create_scheduler(self)
         self.router: Link
         self.stats_received = 0
-        self.liveness: Liveness[Placed] = Liveness(self.index.epoch, cfg.stale_after_s)
+        self.liveness: Liveness[Context] = Liveness(self.index.epoch, cfg.stale_after_s)
         # A scheduler (re)started knows no backend until their stats come in: creates
         # and backend lists that arrive before every configured node has reported (or
         # the warm-up is over) wait for that instead of failing with "no valid host"
@@ -245,17 +235,17 @@ class Scheduler(Actor):
                        f"{silent:g}s) while it was creating this volume: the create "
                        "is taken as lost")
 
-    def _settle_lost(self, held: list[Held[Placed]], backend: str) -> None:
+    def _settle_lost(self, held: list[Held[Context]], backend: str) -> None:
         if held:
             self.spawn(self._settle(held, backend))
 
-    async def _settle(self, held: list[Held[Placed]], backend: str) -> None:
+    async def _settle(self, held: list[Held[Context]], backend: str) -> None:
         made, lost = await settle_lost(held, partial(self._held_whole, backend), backend)
         for h in made:
             log.info("volume %s was made on %s before its node was restarted", h.volume_id,
                      backend)
             update = VolumeUpdate(h.volume_id, VolumeStatus.AVAILABLE, backend, None)
-            self._cast_update(update, h.note.ctx)
+            self._cast_update(update, h.note)
         self._fail(lost, backend, _restarted(backend))
 
     async def _held_whole(self, backend: str, volume_ids: list[str]) -> set[str]:
@@ -276,21 +266,20 @@ class Scheduler(Actor):
             log.warning("could not report volume %s %s: %s", update.volume_id,
                         update.status.value, exc.message)
 
-    def _fail(self, held: list[Held[Placed]], backend: str, reason: str) -> None:
+    def _fail(self, held: list[Held[Context]], backend: str, reason: str) -> None:
         """The gateway applies this to volumes still ``creating`` only: one that the
         node finished meanwhile keeps its status. The backend the create was cast to
         is recorded as the volume's host: the node may have made the file before it
         died, and the volume's delete then removes it there (deletes are idempotent)."""
         for h in held:
             self._cast_update(VolumeUpdate(h.volume_id, VolumeStatus.ERROR, backend, reason),
-                              h.note.ctx)
+                              h.note)
 
     def cast_to_node(self, host: str, body: NodeCreateVolume, ctx: Context) -> None:
         SCHEDULE_BEFORE_SEND()
         self.router.cast("node.create_volume", body, ctx, to=host.encode())
         SCHEDULE_AFTER_SEND()
-        placed = Placed(ctx, whole_when_named=body.request.backup_id is None)
-        self.liveness.placed(body.backend, body.sched_seq, body.request.volume_id, placed,
+        self.liveness.placed(body.backend, body.sched_seq, body.request.volume_id, ctx,
                              time.monotonic())
 
     async def _warmed_up(self) -> None:
@@ -349,19 +338,18 @@ class Scheduler(Actor):
         return AfterCommit(written, BackendEnable(body.backend, body.enabled, reason))
 
 
-async def settle_lost(held: list[Held[Placed]],
+async def settle_lost(held: list[Held[Context]],
                       held_whole: Callable[[list[str]], Awaitable[set[str]]], backend: str,
-                      ) -> tuple[list[Held[Placed]], list[Held[Placed]]]:
+                      ) -> tuple[list[Held[Context]], list[Held[Context]]]:
     """The creates a restarted node's previous process held, as (made, lost): made are
-    those the new process holds whole (``held_whole``: the node's answer), finished
-    before their report went; lost, the rest. Only volumes whole once named are asked
-    about; no answer: all lost. Never raises (it runs as the actor's task)."""
-    named = [h.volume_id for h in held if h.note.whole_when_named]
+    those the new process holds (``held_whole``: the node's answer; a driver names a
+    volume only once it is whole), finished before their report went; lost, the rest.
+    No answer: all lost. Never raises (it runs as the actor's task)."""
     try:
-        whole = await held_whole(named) if named else set()
+        whole = await held_whole([h.volume_id for h in held])
     except Exception as exc:
         log.warning("storage node of %s did not say which of %d create(s) it holds (%s): "
-                    "they are taken as lost", backend, len(named), exc)
+                    "they are taken as lost", backend, len(held), exc)
         whole = set()
     return ([h for h in held if h.volume_id in whole],
             [h for h in held if h.volume_id not in whole])

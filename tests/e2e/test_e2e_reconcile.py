@@ -173,13 +173,15 @@ def one_node(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
     return cluster_factory(nodes=1, **FAST)
 
 
-async def test_a_volume_and_a_snapshot_whose_reports_died_with_the_gateway_are_available(
+async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gateway_are_available(
     one_node: E2ECluster, tmp_path: Path,
 ) -> None:
     """The gateway is killed as it takes each one's report from the node, before it
     writes it; started again, it finds each still ``creating``, its node holding it
     whole and working on nothing: the reconciler makes it ``available`` there,
-    readable and deletable, where it made it ``error`` (for an admin to reset)."""
+    readable and deletable, where it made it ``error`` (for an admin to reset). A
+    volume made from a backup too (the node names it only once the backup's data is in
+    it), and its backup is ``available`` again with it."""
     c = one_node
     marks = tmp_path / "marks"
     marks.mkdir()
@@ -203,7 +205,23 @@ async def test_a_volume_and_a_snapshot_whose_reports_died_with_the_gateway_are_a
         assert taken.reason is None
         copy = await client.create_volume(1, snapshot_id=snap.id, wait=True)
         assert read(c.volume_file("node-1", copy.id), 0, 11) == b"still whole"
-        await client.delete_volume(copy.id, wait=True)
+        backup = await client.create_backup(vol.id, wait=True)
+    (marks / points[0]).unlink()  # the volume's report point again, for the restore
+    c.cluster.env.update({failpoints.ENV: points[0], failpoints.ENV_DIR: str(marks)})
+    _gateway_again(c)
+    async with c.client("lost-report") as client:
+        restore = await client.create_volume(1, backup_id=backup.id)
+    await eventually(lambda: (marks / points[0]).exists(), timeout=20)
+    del c.cluster.env[failpoints.ENV], c.cluster.env[failpoints.ENV_DIR]
+    _gateway_again(c)
+    async with c.client("lost-report") as client:
+        restored = await client.wait_for_status(restore.id, "available", timeout=30)
+        assert restored.reason is None
+        assert read(c.volume_file("node-1", restore.id), 0, 11) == b"still whole"
+        assert (await client.show_backup(backup.id)).status == "available"
+        await client.delete_backup(backup.id, wait=True)
+        for made_here in (restore, copy):
+            await client.delete_volume(made_here.id, wait=True)
         await client.delete_snapshot(snap.id, wait=True)
         await client.delete_volume(vol.id, wait=True)
         assert (await client.show_quota()).in_use["volumes"] == 0

@@ -6,7 +6,7 @@ import pytest
 
 from cinderblock.actors.gateway.peers import PeerWatch
 from cinderblock.actors.scheduler.liveness import Held, Liveness, NodeReport
-from cinderblock.actors.scheduler.scheduler import Placed, settle_lost
+from cinderblock.actors.scheduler.scheduler import settle_lost
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import Unavailable
 
@@ -146,25 +146,26 @@ def test_the_gateway_sees_a_silent_peer_down_and_refuses_with_unavailable() -> N
     peers.refuse_if_down(("quota", "scheduler"), 3.3, "creating a volume")
 
 
-def _held(volume_id: str, seq: int, from_backup: bool = False) -> Held[Placed]:
-    return Held(volume_id, seq, Placed(Context(), whole_when_named=not from_backup))
+
+def _held(volume_id: str, seq: int) -> Held[Context]:
+    return Held(volume_id, seq, Context())
 
 
-async def test_a_restarted_nodes_creates_it_holds_whole_are_made_and_the_rest_lost() -> None:
-    """The new process is asked about the volumes whole once named: those it holds were
-    made before the old one died; one from a backup (named before its data is in it)
-    is not asked about and is lost, as is one the node does not hold."""
+async def test_a_restarted_nodes_creates_it_holds_are_made_and_the_rest_lost() -> None:
+    """The new process is asked about every create the old one held: those it holds
+    were made whole before the old one died (a driver names a volume only once it is),
+    the others are lost."""
     asked: list[list[str]] = []
 
     async def held_whole(ids: list[str]) -> set[str]:
         asked.append(ids)
-        return {"made", "restored"} & set(ids)
+        return {"made", "from-a-backup"} & set(ids)
 
-    held = [_held("made", 1), _held("missing", 2), _held("restored", 3, from_backup=True)]
+    held = [_held("made", 1), _held("missing", 2), _held("from-a-backup", 3)]
     made, lost = await settle_lost(held, held_whole, "a@file")
-    assert asked == [["made", "missing"]]
-    assert [h.volume_id for h in made] == ["made"]
-    assert [h.volume_id for h in lost] == ["missing", "restored"]
+    assert asked == [["made", "missing", "from-a-backup"]]
+    assert [h.volume_id for h in made] == ["made", "from-a-backup"]
+    assert [h.volume_id for h in lost] == ["missing"]
 
 
 @pytest.mark.parametrize("error", [Unavailable("node-1 is not connected"), TimeoutError(),
@@ -176,13 +177,4 @@ async def test_a_restarted_node_that_does_not_answer_lost_every_create(
         raise error
 
     held = [_held("v1", 1), _held("v2", 2)]
-    assert await settle_lost(held, held_whole, "a@file") == ([], held)
-
-
-async def test_a_restarted_node_is_not_asked_about_creates_named_before_they_are_whole(
-) -> None:
-    async def held_whole(ids: list[str]) -> set[str]:
-        raise AssertionError("asked")
-
-    held = [_held("restored", 1, from_backup=True)]
     assert await settle_lost(held, held_whole, "a@file") == ([], held)

@@ -348,7 +348,7 @@ async def test_a_volume_created_from_a_backup_holds_the_backups_bytes(node: Node
 async def test_a_failed_create_from_a_backup_leaves_no_volume_and_reports_error(
     pool: Path, repo: BackupRepository, damage: str
 ) -> None:
-    node = node_with(pool, repo, *(("restore_volume",) if damage == "a driver fault" else ()))
+    node = node_with(pool, repo, *(("receive_volume",) if damage == "a driver fault" else ()))
     await volume_holding(node.driver, "vol-1", PATTERN)
     await node.cast("node.create_backup", NodeCreateBackup("b1", "vol-1", 1))
     if damage == "a damaged chunk":

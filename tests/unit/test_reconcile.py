@@ -40,14 +40,6 @@ def test_a_create_found_whole_on_a_node_is_available_there_and_its_report_named_
                              "(the node or the gateway restarted)")
 
 
-def test_a_create_from_a_backup_found_on_a_node_errors_there_so_a_delete_cleans_it() -> None:
-    """Its file is named before the backup's data is written: found, it may be partial."""
-    restoring = Stuck("volume", "v1", VolumeStatus.CREATING, None, 1.0, whole_when_named=False)
-    (action,) = decide([restoring], {"node-1": answer(volumes={"v1"}), "node-2": answer()})
-    assert action.do is Do.ERROR and action.node == "node-1" and "interrupted" in action.reason
-    assert "its data from the backup may not all be" in action.reason
-
-
 def test_a_delete_nobody_works_on_is_sent_again_to_its_own_node_only() -> None:
     (action,) = decide([vol("deleting", "node-2")], {"node-1": None, "node-2": answer()})
     assert action.do is Do.REDO_DELETE and action.node == "node-2"
