@@ -66,6 +66,11 @@ MendMigrations = Callable[[float, Callable[[str, str], Awaitable[tuple[bool, boo
                           Awaitable[list[str]]]
 MendGroups = Callable[[float], Awaitable[list[str]]]  # (stuck since) -> the groups acted on
 LOOK_AT = PROBE_MAX_IDS * 4  # rows the file names, of which memory may have moved some on
+# the creates a previous process left: looked at this often after the start, this many
+# times at most (until every node has answered), in heartbeats
+PREVIOUS_EVERY_HEARTBEATS = 2
+PREVIOUS_TRIES = 10
+CREATING = frozenset({V.CREATING, P.CREATING})
 
 
 class Reconciler:
@@ -85,10 +90,50 @@ class Reconciler:
         self.attachments = attachments
         self.after_s = gw.cfg.reconcile_after_s
         self.nodes = [n.host for n in gw.cfg.nodes]
+        self.started_at = clock()
+        self.previous_tries = 0
 
     def start(self) -> None:
         if self.gw.cfg.reconcile_every_s > 0:
+            self.started_at = self.clock()
             self.gw.every(self.gw.cfg.reconcile_every_s, self.tick)
+            self.gw.spawn(self._finish_previous_soon())
+
+    async def _finish_previous_soon(self) -> None:
+        every = self.gw.cfg.heartbeat_s * PREVIOUS_EVERY_HEARTBEATS
+        while self.previous_tries < PREVIOUS_TRIES:
+            await asyncio.sleep(every)
+            try:
+                await self.finish_previous()
+            except Exception:  # the rounds will look at them
+                log.exception("looking at what the previous process left failed")
+                return
+
+    async def finish_previous(self) -> list[Action]:
+        """The creates the previous gateway process left ``creating`` that their node
+        finished meanwhile (it holds them whole and works on them no more): their report
+        died with that process, or came before this one listened. They become
+        ``available`` within seconds of the start, not after ``reconcile_after_s``; the
+        rest wait for the rounds (a create no node holds may still be on its way to
+        one). Tried until every node asked has answered, ``PREVIOUS_TRIES`` times at
+        most; then it does nothing."""
+        if self.previous_tries >= PREVIOUS_TRIES:
+            return []
+        self.previous_tries += 1
+        left = [s for s in self.find(self.started_at) if s.status in CREATING]
+        if not left:
+            self.previous_tries = PREVIOUS_TRIES
+            return []
+        answers = await self.probe(left)
+        if all(a is not None for a in answers.values()):
+            self.previous_tries = PREVIOUS_TRIES
+        finished = [a for a in decide(left, answers) if a.do is Do.AVAILABLE]
+        for action in finished:
+            await self.apply(action)
+        if finished:
+            self.gw.events.emit("reconcile", stuck=[s.id for s in left],
+                                acted=[a.stuck.id for a in finished])
+        return finished
 
     async def tick(self) -> None:
         try:

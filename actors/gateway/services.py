@@ -8,6 +8,7 @@ that does.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
@@ -61,4 +62,5 @@ class GatewayServices(Protocol):
     def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
                  ) -> Coroutine[Any, Any, None]: ...
     def every(self, seconds: float, tick: Callable[[], Awaitable[None] | None]) -> None: ...
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
     def on_flow_recent(self, req: Request) -> FlowTraceList: ...

@@ -170,7 +170,9 @@ async def _with_host(client: Client, volume_id: str) -> Volume | None:
 
 @pytest.fixture
 def one_node(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
-    return cluster_factory(nodes=1, **FAST)
+    """The rounds look only at what has been stuck for 10 minutes: what a test sees
+    mended is the restarted gateway's own look at what its previous process left."""
+    return cluster_factory(nodes=1, reconcile_after_s=600.0)
 
 
 async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gateway_are_available(
@@ -178,8 +180,9 @@ async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gat
 ) -> None:
     """The gateway is killed as it takes each one's report from the node, before it
     writes it; started again, it finds each still ``creating``, its node holding it
-    whole and working on nothing: the reconciler makes it ``available`` there,
-    readable and deletable, where it made it ``error`` (for an admin to reset). A
+    whole and working on nothing, and makes it ``available`` there within seconds
+    (``Reconciler.finish_previous``), readable and deletable, where the reconciler's
+    rounds made it ``error`` after ``reconcile_after_s`` (for an admin to reset). A
     volume made from a backup too (the node names it only once the backup's data is in
     it), and its backup is ``available`` again with it."""
     c = one_node
