@@ -51,6 +51,7 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.codec import unpack
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.keys import client_keys, curve_client
+from tests import cli_zygote
 
 GIB = 1 << 30
 E2E_HEARTBEAT_S = 0.25  # quicker first events for the event taps; nothing else depends on it
@@ -252,6 +253,7 @@ def actor_pids_for(data_dir: Path) -> list[int]:
 @pytest.fixture(scope="session", autouse=True)
 def _no_actor_left_behind() -> Iterator[None]:
     yield
+    cli_zygote.stop_all()
     leftovers = {str(d): pids for d in _DATA_DIRS if (pids := actor_pids_for(d))}
     assert not leftovers, f"actor processes left behind: {leftovers}"
 

@@ -29,6 +29,7 @@ from cinderblock.protocol.messages.backups import Backup
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.protocol.wire.errors import InvalidInput
+from tests.cli_zygote import run_script
 from tests.conftest import GIB, E2ECluster, self_signed
 from tests.lifecycle_helpers import file_of, read, same_bytes, write_pattern
 from tests.nbd_tls import qemu_tls, requires
@@ -56,9 +57,11 @@ def tool(name: str) -> str:
 
 
 def run(argv: list[str], timeout: float = 60.0) -> str:
+    """A ``cinder`` or ``openstack`` command (``argv[0]``: the installed script), as a
+    fork of a process that has imported it already (``tests/cli_zygote.py``: the same
+    code, a second less per command)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "CINDER_"))}
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
-                          check=False)
+    done = run_script(argv, timeout, env)
     assert done.returncode == 0, f"{' '.join(argv[-4:])} failed:\n{done.stdout}{done.stderr}"
     return done.stdout
 
