@@ -43,7 +43,11 @@ WARM: dict[str, tuple[str, ...]] = {
                   "cinderclient.v3.client", "keystoneauth1.loading", "osc_lib.shell"),
     "cinder": ("cinderclient.shell", "cinderclient.v3.shell", "cinderclient.v3.client",
                "keystoneauth1.loading"),
+    "cinderblock": ("cinderblock.actors.cli.main",),  # reads no environment as it imports
 }
+# the zygote's own environment: none of what a command is given (a module that read it
+# at import would take the zygote's, not the command's)
+NOT_INHERITED = ("CINDERBLOCK_", "OS_", "CINDER_")
 REPLY_SLACK_S = 10.0  # beyond a command's own timeout, for the zygote to answer
 
 
@@ -73,7 +77,8 @@ class Zygote:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
                 [sys.executable, __file__, self.script, *WARM.get(Path(self.script).name, ())],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                env={k: v for k, v in os.environ.items() if not k.startswith(NOT_INHERITED)})
         return self._proc
 
     def stop(self) -> None:

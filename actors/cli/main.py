@@ -69,7 +69,6 @@ from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
 from cinderblock.protocol.wire.keys import KEY_ENV, KeyFileError
 
 MAX_NODES = 64  # each node is a process of its own on this machine
-DEFAULT_DATA_DIR = Path(os.environ.get("CINDERBLOCK_DATA_DIR", "~/.cinderblock")).expanduser()
 ENVIRONMENT = """\
 environment variables (an option given on the command line wins):
   CINDERBLOCK_DATA_DIR     the data directory (--data-dir; default ~/.cinderblock)
@@ -157,11 +156,16 @@ def add_globals(p: argparse.ArgumentParser, top: bool) -> None:
                             "admin with --admin; else $CINDERBLOCK_KEY) [CINDERBLOCK_USER]")
 
 
+def default_data_dir() -> Path:
+    """``CINDERBLOCK_DATA_DIR`` as the command runs, else ``~/.cinderblock``."""
+    return Path(os.environ.get("CINDERBLOCK_DATA_DIR", "~/.cinderblock")).expanduser()
+
+
 def add_data_dir(p: Any, top: bool) -> None:
+    default = default_data_dir()
     p.add_argument("--data-dir", type=Path,
-                   default=DEFAULT_DATA_DIR if top else argparse.SUPPRESS,
-                   help=f"cluster data directory (default {DEFAULT_DATA_DIR}) "
-                        "[CINDERBLOCK_DATA_DIR]")
+                   default=default if top else argparse.SUPPRESS,
+                   help=f"cluster data directory (default {default}) [CINDERBLOCK_DATA_DIR]")
 
 
 def build_parser() -> argparse.ArgumentParser:
