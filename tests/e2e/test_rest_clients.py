@@ -1,8 +1,9 @@
 """The real OpenStack clients against the REST front of a running cluster.
 
 python-cinderclient's ``cinder`` and python-openstackclient's ``openstack`` run as
-processes, unchanged, with their noauth options; openstacksdk's block-storage proxy
-runs in this process. What they print is checked against what the gateway holds
+processes, unchanged, with their noauth options (each command a fork of a process that
+has imported the client already: ``tests/cli_zygote.py``); openstacksdk's
+block-storage proxy runs in this process. What they print is checked against what the gateway holds
 (read with the client library, as an admin).
 """
 
