@@ -114,6 +114,14 @@ def group_event(group_id: str, status: str, t: float, volumes: int, name: str | 
             "kind": "group", "actor": "gateway", "ts": t}
 
 
+def group_snapshot_event(group_snapshot_id: str, group_id: str, status: str, t: float,
+                         snapshots: int, name: str | None = None, project: str = "demo"
+                         ) -> Event:
+    return {"group_snapshot_id": group_snapshot_id, "group_id": group_id,
+            "project_id": project, "status": status, "name": name, "snapshots": snapshots,
+            "kind": "group_snapshot", "actor": "gateway", "ts": t}
+
+
 def create_events(c: Create, provisioned_after: float = 1.0) -> list[Event]:
     """Everything one create publishes, in the order a subscriber sees it."""
     ids = c.volume_id.replace("-", "")
@@ -138,7 +146,7 @@ def scene(t0: float) -> list[tuple[float, list[Event]]]:
     At the end: two backends (one with reserved space), twenty volumes, a
     failed create (over quota), two creates still running and a few done;
     three snapshots (one being taken), two backups (one being made, one of them
-    deleted on the way) and a group of three volumes.
+    deleted on the way), a group of three volumes and a snapshot of it.
     """
     batches: list[tuple[float, list[Event]]] = []
     provisioned = {"node-1": 0.0, "node-2": 0.0}
@@ -155,6 +163,9 @@ def scene(t0: float) -> list[tuple[float, list[Event]]]:
     batches.append((t + 0.1, [
         group_event(volume_id(300), "available", t, 0, "db"),
         *(group_event(volume_id(300), "available", t + 0.01 * n, n, "db") for n in (1, 2, 3)),
+        group_snapshot_event(volume_id(350), volume_id(300), "creating", t + 0.5, 3, "db-daily"),
+        group_snapshot_event(volume_id(350), volume_id(300), "available", t + 0.7, 3,
+                             "db-daily"),
         snapshot_event(volume_id(400), volume_id(3), "creating", t + 1, 4, "before-upgrade"),
         snapshot_event(volume_id(400), volume_id(3), "available", t + 1.2, 4, "before-upgrade"),
         snapshot_event(volume_id(401), volume_id(5), "creating", t + 2, 1, "nightly"),

@@ -2,7 +2,7 @@
 
 ``GatewayLink.run`` loops for as long as the dashboard runs. Each session opens a
 client, pings it with a short timeout, catches up (volumes, snapshots, backups,
-groups, backends, volume types, and the flows the actors remember: running, failed,
+groups, group snapshots, backends, volume types, and the flows the actors remember: running, failed,
 and those done recently enough to be still on screen) into the model, and then keeps
 pinging; the backends are re-read now and then, which keeps their up/down and age
 honest even when their events were dropped. It catches up again whenever the event
@@ -27,7 +27,12 @@ from pathlib import Path
 
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import CinderblockError, Forbidden, InvalidInput
-from cinderblock.tui.model.items import backup_record, group_record, snapshot_record
+from cinderblock.tui.model.items import (
+    backup_record,
+    group_record,
+    group_snapshot_record,
+    snapshot_record,
+)
 from cinderblock.tui.model.model import Model
 
 CATCH_UP_LIMIT = 1000  # newest volumes read on (re)connecting; one reply stays small
@@ -120,7 +125,8 @@ class GatewayLink:
         self.model.link.synced_at = self.clock()
 
     async def catch_up_items(self, client: Client) -> None:
-        """Snapshots and backups (the newest ``CATCH_UP_LIMIT`` of each) and groups."""
+        """Snapshots and backups (the newest ``CATCH_UP_LIMIT`` of each), groups and
+        group snapshots."""
         model, limit, everyone = self.model, CATCH_UP_LIMIT, self.admin
         asked = self.clock()
         snapshots = await client.list_snapshots(all_projects=everyone, limit=limit)
@@ -133,6 +139,10 @@ class GatewayLink:
         asked = self.clock()
         groups = await client.list_groups(all_projects=everyone)
         model.groups.load((group_record(g, asked) for g in groups), asked, complete=True)
+        asked = self.clock()
+        taken = await client.list_group_snapshots(all_projects=everyone)
+        model.group_snapshots.load((group_snapshot_record(g, asked) for g in taken), asked,
+                                   complete=True)
 
     async def catch_up_flows(self, client: Client) -> None:
         asked = self.clock()

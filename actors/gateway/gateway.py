@@ -181,6 +181,7 @@ class Gateway(Actor):
         self.groups = GatewayGroups(self)
         self.store.on_group_member_gone = self._group_member_gone
         self.group_snapshot_ops = GatewayGroupSnapshots(self)
+        self.store.group_snapshots.on_change = self.group_snapshot_ops.publish
         self.store.snapshots.on_group_member_gone = self._group_snapshot_member_gone
         self.store.groups.on_change = self.publish_group
         self.volume_types = VolumeTypes(self)

@@ -53,6 +53,7 @@ from cinderblock.actors.gateway.volume_request import check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
 from cinderblock.actors.runtime.actor import Handler, Request
 from cinderblock.actors.runtime.database import all_committed
+from cinderblock.actors.runtime.events import EventPublisher
 from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.groups import (
     GroupSnapshot,
@@ -120,6 +121,9 @@ def check_group_snapshottable(group: GroupRecord, volumes: list[VolumeRecord],
 
 class GroupSnapshotServices(Protocol):
     store: GatewayStore
+
+    @property
+    def events(self) -> EventPublisher: ...
 
     async def quota_call(self, op: str, body: object, ctx: Context) -> dict[str, object]: ...
     async def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
@@ -258,6 +262,16 @@ class GatewayGroupSnapshots:
 
     def members(self, rec: GroupSnapshotRecord) -> list[SnapshotRecord]:
         return group_snapshot_members(self.store, rec)
+
+    def publish(self, rec: GroupSnapshotRecord, deleted: bool) -> None:
+        """An event for dashboards: its status (its snapshots', ``deleted``: gone), its
+        group and its count of snapshots; once committed (``GroupSnapshotStore``)."""
+        snapshots = [] if deleted else self.members(rec)
+        self.s.events.emit(
+            "group_snapshot", group_snapshot_id=rec.id, project_id=rec.project_id,
+            status="deleted" if deleted else status_of(rec, snapshots), name=rec.name,
+            group_id=rec.group_id, snapshots=len(snapshots),
+        )
 
     def view(self, rec: GroupSnapshotRecord) -> GroupSnapshot:
         snapshots = self.members(rec)

@@ -339,12 +339,15 @@ class GroupSnapshotRecord:
 
 
 class GroupSnapshotStore:
-    """The group snapshots and their snapshots, as memory holds them."""
+    """The group snapshots and their snapshots, as memory holds them. ``on_change``
+    hears of each change once committed (``deleted``: the row is gone), and of each
+    change of a member snapshot's status (``member_changed``)."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.by_id: dict[str, GroupSnapshotRecord] = {}
         self.membership = Membership()  # the snapshots of each group snapshot
+        self.on_change: Callable[[GroupSnapshotRecord, bool], None] | None = None
 
     async def load(self) -> None:
         (await self.db.run(self.reread))()
@@ -383,12 +386,28 @@ class GroupSnapshotStore:
         rec.updated_at = time.time()
         self.by_id[rec.id] = rec
         self.members.setdefault(rec.id, set())
-        return self.db.write(SAVE_GROUP_SNAPSHOT, rec.row())
+        return self._told(self.db.write(SAVE_GROUP_SNAPSHOT, rec.row()), rec, False)
 
     def queue_remove(self, rec: GroupSnapshotRecord) -> asyncio.Future[None]:
         self.by_id.pop(rec.id, None)
         self.membership.drop(rec.id)
-        return self.db.write(DELETE_GROUP_SNAPSHOT, (rec.id,))
+        return self._told(self.db.write(DELETE_GROUP_SNAPSHOT, (rec.id,)), rec, True)
+
+    def member_changed(self, group_snapshot_id: str) -> None:
+        """A snapshot of this group snapshot changed status (published as it was)."""
+        rec = self.by_id.get(group_snapshot_id)
+        if rec is not None and self.on_change is not None:
+            self.on_change(rec, False)
+
+    def _told(self, written: asyncio.Future[None], rec: GroupSnapshotRecord, deleted: bool
+              ) -> asyncio.Future[None]:
+        def committed(done: asyncio.Future[None]) -> None:
+            if self.on_change is not None and not done.cancelled() \
+                    and done.exception() is None:
+                self.on_change(rec, deleted)
+
+        written.add_done_callback(committed)
+        return written
 
     def queue_join(self, group_snapshot_id: str, snapshot_id: str) -> asyncio.Future[None]:
         self.membership.join(group_snapshot_id, snapshot_id)

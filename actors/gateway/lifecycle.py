@@ -199,6 +199,8 @@ class GatewayLifecycle:
         self.gw.watchers.push(
             rec.id, "snapshot.status", rec.view(), rec.status in SNAPSHOT_STABLE
         )
+        if rec.group_snapshot_id is not None:  # its group snapshot's status is its members'
+            self.store.group_snapshots.member_changed(rec.group_snapshot_id)
 
     async def finish_volume_delete(self, rec: VolumeRecord, ctx: Context) -> None:
         """The row goes and the release of the volume's quota is owed, in one

@@ -242,7 +242,7 @@ async def test_the_dashboard_says_when_the_cluster_is_down_and_reconnects(
         await until(pilot, lambda: late.id in app.model.volumes.volumes)
 
 
-async def test_k_shows_snapshots_backups_and_groups_live_and_d_deletes_a_snapshot(
+async def test_k_shows_snapshots_backups_groups_and_group_snapshots_live_and_d_deletes(
     cfg: ClusterConfig,
 ) -> None:
     """One of each caught up (made before the dashboard), one of each seen live."""
@@ -277,6 +277,18 @@ async def test_k_shows_snapshots_backups_and_groups_live_and_d_deletes_a_snapsho
                         and pane.table.row_text(group.id)[3] == "1")
             assert app.model.groups.items[early_group.id].name == "early-g"
             assert in_group.id in app.model.volumes.volumes
+            await pilot.press("k")  # group snapshots: one live, of the empty group, deleted
+            taken = await client.create_group_snapshot(early_group.id, name="g-snap",
+                                                       wait=True)
+            await until(pilot, lambda: list(pane.table.keys) == [taken.id]
+                        and pane.table.row_text(taken.id)[2:4] == ("available", "0"))
+            await pilot.press("d")
+            asked = await until(pilot, lambda: isinstance(app.screen, ConfirmDelete)
+                                and app.screen)
+            assert isinstance(asked, ConfirmDelete) and taken.id in asked.what
+            await pilot.press("y")
+            await until(pilot, lambda: taken.id not in app.model.group_snapshots.items)
+            assert await client.list_group_snapshots() == []
 
             await pilot.press("k", "k")  # volumes, then snapshots again
             assert pane.kind == "snapshots"

@@ -177,6 +177,14 @@ async def test_k_turns_the_pane_and_s_cycles_that_kind_s_statuses() -> None:
             "backups", "creating", [volume_id(502)])
         selected = pane.selected()
         assert selected is not None and selected.kind == "backup"
-        await pilot.press("k", "k")  # groups, then volumes again
+        await pilot.press("k", "k")  # groups, then group snapshots: the group's one
+        await pilot.pause()
+        assert (pane.kind, pane.border_title, list(pane.table.keys)) == (
+            "group snapshots", "Group snapshots", [volume_id(350)])
+        assert pane.table.row_text(volume_id(350))[1:5] == (
+            "db-daily", "available", "3", volume_id(300)[:8])
+        selected = pane.selected()
+        assert selected is not None and selected.kind == "group_snapshot"
+        await pilot.press("k")  # volumes again
         await pilot.pause()
         assert (pane.kind, pane.border_title, len(pane.table.keys)) == ("volumes", "Volumes", 21)

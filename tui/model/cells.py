@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping
 
 from cinderblock.protocol.states import VOLUME_ERRORS, VolumeStatus
-from cinderblock.tui.model.items import GROUPS, ItemKind, ItemRecord
+from cinderblock.tui.model.items import GROUP_SNAPSHOTS, GROUPS, ItemKind, ItemRecord
 from cinderblock.tui.model.model import FlowBook, FlowRecord, VolumeRecord
 from cinderblock.tui.model.rows import Column, Row
 
@@ -36,10 +36,13 @@ ITEM_COLUMNS = (ID, NAME, STATUS, SIZE, Column("Volume", 36, min_width=8, drop=3
                 UPDATED)
 GROUP_COLUMNS = (ID, NAME, STATUS, Column("Volumes", 7, right=True),
                  Column("Host", 24, min_width=8, drop=2), PROJECT, UPDATED)
+GROUP_SNAPSHOT_COLUMNS = (ID, NAME, STATUS, Column("Snaps", 5, right=True),
+                          Column("Group", 36, min_width=8, drop=3), PROJECT, UPDATED)
 
 
 def item_columns(kind: ItemKind) -> tuple[Column, ...]:
-    return GROUP_COLUMNS if kind is GROUPS else ITEM_COLUMNS
+    return GROUP_COLUMNS if kind is GROUPS else GROUP_SNAPSHOT_COLUMNS \
+        if kind is GROUP_SNAPSHOTS else ITEM_COLUMNS
 
 
 def fmt_duration(seconds: float) -> str:
@@ -128,7 +131,8 @@ def volume_row(v: VolumeRecord, now: float, compact: bool) -> Row:
 
 def item_row_or_gone(kind: ItemKind, items: Mapping[str, ItemRecord], key: str, now: float,
                      compact: bool) -> Row:
-    """A snapshot's, backup's or group's row (as ``volume_row_or_gone``)."""
+    """A snapshot's, backup's, group's or group snapshot's row (as
+    ``volume_row_or_gone``)."""
     r = items.get(key)
     short = key[:8] if compact else key
     if r is None:
@@ -137,6 +141,9 @@ def item_row_or_gone(kind: ItemKind, items: Mapping[str, ItemRecord], key: str, 
     if kind is GROUPS:  # its count of volumes and its host
         amount = "" if r.volumes is None else str(r.volumes)
         where = r.host or ""
+    elif kind is GROUP_SNAPSHOTS:  # its count of snapshots and its group
+        amount = "" if r.volumes is None else str(r.volumes)
+        where = (r.volume_id or "")[:8] if compact else r.volume_id or ""
     else:  # its size and its volume
         amount = "" if r.size is None else f"{r.size}G"
         where = (r.volume_id or "")[:8] if compact else r.volume_id or ""

@@ -1,12 +1,15 @@
-"""Snapshots, backups and groups: folded from their events, caught up from their lists.
+"""Snapshots, backups, groups and group snapshots: folded from their events, caught up
+from their lists.
 
 A volume's book (``model_volumes``) is the model of this one; these kinds carry
 less (no type, and for snapshots and backups no host: their volume's), so one
-book serves all three, told apart by an ``ItemKind``. An item's record names
-what it is of: a snapshot's or a backup's volume, a group's count of volumes.
+book serves all four, told apart by an ``ItemKind``. An item's record names
+what it is of: a snapshot's or a backup's volume, a group's count of volumes, a
+group snapshot's group and count of snapshots.
 
 Every state change of each kind is an event (``snapshot``, ``backup``,
-``group``: see ``actors/gateway``), with ``deleted`` when its row goes. A
+``group``, ``group_snapshot``: see ``actors/gateway``; a group snapshot's status
+is its snapshots'), with ``deleted`` when its row goes. A
 catch-up and the live stream can race, and as with volumes the gateway's clock
 decides (an event's ``ts``, a listed item's ``updated_at``): the newer wins.
 
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from cinderblock.protocol.messages.backups import Backup
-from cinderblock.protocol.messages.groups import Group
+from cinderblock.protocol.messages.groups import Group, GroupSnapshot
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.states import BackupStatus, GroupStatus, SnapshotStatus
 
@@ -48,6 +51,11 @@ def _kind(name: str, plural: str,
 SNAPSHOTS = _kind("snapshot", "snapshots", SnapshotStatus)
 BACKUPS = _kind("backup", "backups", BackupStatus)
 GROUPS = _kind("group", "groups", GroupStatus)
+# a group snapshot's status is its snapshots' (``actors/gateway/group_snapshots.status_of``)
+GROUP_SNAPSHOTS = ItemKind("group_snapshot", "group snapshots",
+                           ("creating", "available", "error"),
+                           frozenset({"error", "error_deleting"}),
+                           frozenset({"creating", "deleting"}))
 DELETED = "deleted"
 
 
@@ -58,8 +66,8 @@ class ItemRecord:
     status: str
     name: str | None
     size: int | None  # GiB (a group has none)
-    volume_id: str | None  # a snapshot's or a backup's volume
-    volumes: int | None  # a group's count of volumes
+    volume_id: str | None  # a snapshot's or a backup's volume; a group snapshot's group
+    volumes: int | None  # a group's count of volumes; a group snapshot's of snapshots
     host: str | None
     reason: str | None
     updated: float  # gateway clock
@@ -149,7 +157,8 @@ class ItemBook:
         self._selection = Selection()
 
     def on_event(self, e: Mapping[str, Any], now: float) -> None:
-        """Fold one ``snapshot``, ``backup`` or ``group`` event (this book's kind)."""
+        """Fold one ``snapshot``, ``backup``, ``group`` or ``group_snapshot`` event (this
+        book's kind)."""
         project = str(e.get("project_id") or "")
         if not (self.admin or project == self.project):
             return
@@ -161,10 +170,10 @@ class ItemBook:
         if status == DELETED:
             self.items.pop(item_id, None)
             return
-        size, volumes = e.get("size"), e.get("volumes")
+        size, volumes = e.get("size"), e.get("volumes", e.get("snapshots"))
         rec = ItemRecord(
             item_id, project, status, _opt(e.get("name")),
-            None if size is None else int(size), _opt(e.get("volume_id")),
+            None if size is None else int(size), _opt(e.get("volume_id", e.get("group_id"))),
             None if volumes is None else int(volumes), _opt(e.get("host")),
             _opt(e.get("reason")), ts, now, old.created if old else ts,
         )
@@ -201,6 +210,14 @@ def group_record(g: Group, asked_at: float) -> ItemRecord:
     return _indexed(ItemRecord(g.id, g.project_id, str(g.status), g.name, None, None,
                                len(g.volumes), g.host, g.reason, g.updated_at or g.created_at,
                                asked_at, g.created_at))
+
+
+def group_snapshot_record(g: GroupSnapshot, asked_at: float) -> ItemRecord:
+    """Its list carries no ``updated_at``: its ``created_at`` stands in (an event since
+    is newer, and wins)."""
+    return _indexed(ItemRecord(g.id, g.project_id, str(g.status), g.name, None, g.group_id,
+                               len(g.snapshots), None, None, g.created_at, asked_at,
+                               g.created_at))
 
 
 def _indexed(rec: ItemRecord) -> ItemRecord:

@@ -29,7 +29,14 @@ from cinderblock.protocol.messages.scheduling import Backend
 from cinderblock.protocol.messages.volumes import Volume, VolumeType
 from cinderblock.tui.model.backends import BackendBook, BackendRecord
 from cinderblock.tui.model.flows import FAILED, FINAL, Change, FlowBook, FlowRecord, TaskRecord
-from cinderblock.tui.model.items import BACKUPS, GROUPS, SNAPSHOTS, ItemBook, ItemRecord
+from cinderblock.tui.model.items import (
+    BACKUPS,
+    GROUP_SNAPSHOTS,
+    GROUPS,
+    SNAPSHOTS,
+    ItemBook,
+    ItemRecord,
+)
 from cinderblock.tui.model.rates import Rates, RatesView, percentile
 from cinderblock.tui.model.volumes import VolumeBook, VolumeRecord
 
@@ -102,6 +109,7 @@ class Model:
         self.snapshots = ItemBook(SNAPSHOTS, project, admin)
         self.backups = ItemBook(BACKUPS, project, admin)
         self.groups = ItemBook(GROUPS, project, admin)
+        self.group_snapshots = ItemBook(GROUP_SNAPSHOTS, project, admin)
         self.project, self.admin = project, admin
         self.backends = BackendBook(stale_after_s)
         self.rates = Rates()
@@ -119,6 +127,7 @@ class Model:
             "snapshot": self.snapshots.on_event,
             "backup": self.backups.on_event,
             "group": self.groups.on_event,
+            "group_snapshot": self.group_snapshots.on_event,
             "backend": self.backends.on_backend,
         }
 
@@ -172,7 +181,8 @@ class Model:
 
     def books(self) -> dict[str, ItemBook]:
         """The books of the kinds beside volumes, by their plural."""
-        return {b.kind.plural: b for b in (self.snapshots, self.backups, self.groups)}
+        return {b.kind.plural: b for b in (self.snapshots, self.backups, self.groups,
+                                           self.group_snapshots)}
 
     def load_flows(self, traces: Iterable[FlowTrace], asked_at: float) -> None:
         self.flows.load(traces, asked_at)

@@ -1,5 +1,5 @@
 """VolumesPane: the project's volumes (every project's, for an admin), filterable;
-``k`` turns it to their snapshots, backups or groups, and back."""
+``k`` turns it to their snapshots, backups, groups or group snapshots, and back."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from cinderblock.tui.widgets.confirm_delete import ConfirmDelete
 from cinderblock.tui.widgets.row_table import RowTable
 
 STATUSES = (VolumeStatus.CREATING.value, VolumeStatus.AVAILABLE.value, VolumeStatus.ERROR.value)
-KINDS = ("volumes", "snapshots", "backups", "groups")
+KINDS = ("volumes", "snapshots", "backups", "groups", "group snapshots")
 
 
 class PaneItem(NamedTuple):
@@ -55,7 +55,7 @@ class VolumesPane(Vertical):
 
         def __init__(self, kind: str, item_id: str) -> None:
             super().__init__()
-            self.kind = kind  # "volume", "snapshot", "backup" or "group"
+            self.kind = kind  # "volume", "snapshot", "backup", "group", "group_snapshot"
             self.item_id = item_id
 
     def __init__(self, model: Model, clock: Callable[[], float], *, id: str | None = None) -> None:
@@ -126,8 +126,9 @@ class VolumesPane(Vertical):
         self.show(self.clock())
 
     def action_cycle_kind(self) -> None:
-        """Volumes, then snapshots, backups, groups: each with its own columns and
-        statuses (the status filter starts again at all; the text filter stays)."""
+        """Volumes, then snapshots, backups, groups, group snapshots: each with its own
+        columns and statuses (the status filter starts again at all; the text filter
+        stays)."""
         self.kind = KINDS[(KINDS.index(self.kind) + 1) % len(KINDS)]
         self.status = None
         columns = VOLUME_COLUMNS if self.kind == "volumes" \
