@@ -33,6 +33,19 @@ class MadeByRequest(Protocol):
 
 
 R = TypeVar("R", bound=MadeByRequest)
+T = TypeVar("T")
+
+
+def told_once_committed(written: asyncio.Future[None],
+                        on_change: Callable[[T, bool], None] | None, rec: T, deleted: bool
+                        ) -> asyncio.Future[None]:
+    """``written``, with ``on_change(rec, deleted)`` called once it has committed."""
+    def committed(done: asyncio.Future[None]) -> None:
+        if on_change is not None and not done.cancelled() and done.exception() is None:
+            on_change(rec, deleted)
+
+    written.add_done_callback(committed)
+    return written
 
 
 def made_by_record(records: Iterable[R], project: str, request_id: str
@@ -254,22 +267,14 @@ class GroupStore:
         group.updated_at = time.time()
         self.by_id[group.id] = group
         self.members.setdefault(group.id, set())
-        return self._told(self.db.write(SAVE_GROUP, group.row()), group, False)
+        return told_once_committed(self.db.write(SAVE_GROUP, group.row()), self.on_change,
+                                   group, False)
 
     def queue_remove(self, group: GroupRecord) -> asyncio.Future[None]:
         self.by_id.pop(group.id, None)
         self.membership.drop(group.id)
-        return self._told(self.db.write(DELETE_GROUP, (group.id,)), group, True)
-
-    def _told(self, written: asyncio.Future[None], group: GroupRecord, deleted: bool
-              ) -> asyncio.Future[None]:
-        def committed(done: asyncio.Future[None]) -> None:
-            if self.on_change is not None and not done.cancelled() \
-                    and done.exception() is None:
-                self.on_change(group, deleted)
-
-        written.add_done_callback(committed)
-        return written
+        return told_once_committed(self.db.write(DELETE_GROUP, (group.id,)), self.on_change,
+                                   group, True)
 
     def queue_join(self, group_id: str, volume_id: str) -> asyncio.Future[None]:
         self.membership.join(group_id, volume_id)
@@ -290,7 +295,8 @@ class GroupStore:
                       ) -> asyncio.Future[None]:
         """A volume joined or left ``group_id``: its count changed (an event says so)."""
         group = self.by_id.get(group_id)
-        return written if group is None else self._told(written, group, False)
+        return written if group is None \
+            else told_once_committed(written, self.on_change, group, False)
 
 
 GROUP_SNAPSHOT_SCHEMA = """
@@ -386,12 +392,14 @@ class GroupSnapshotStore:
         rec.updated_at = time.time()
         self.by_id[rec.id] = rec
         self.members.setdefault(rec.id, set())
-        return self._told(self.db.write(SAVE_GROUP_SNAPSHOT, rec.row()), rec, False)
+        return told_once_committed(self.db.write(SAVE_GROUP_SNAPSHOT, rec.row()),
+                                   self.on_change, rec, False)
 
     def queue_remove(self, rec: GroupSnapshotRecord) -> asyncio.Future[None]:
         self.by_id.pop(rec.id, None)
         self.membership.drop(rec.id)
-        return self._told(self.db.write(DELETE_GROUP_SNAPSHOT, (rec.id,)), rec, True)
+        return told_once_committed(self.db.write(DELETE_GROUP_SNAPSHOT, (rec.id,)),
+                                   self.on_change, rec, True)
 
     def member_changed(self, group_snapshot_id: str) -> None:
         """A snapshot of this group snapshot changed status (published as it was)."""
@@ -399,15 +407,6 @@ class GroupSnapshotStore:
         if rec is not None and self.on_change is not None:
             self.on_change(rec, False)
 
-    def _told(self, written: asyncio.Future[None], rec: GroupSnapshotRecord, deleted: bool
-              ) -> asyncio.Future[None]:
-        def committed(done: asyncio.Future[None]) -> None:
-            if self.on_change is not None and not done.cancelled() \
-                    and done.exception() is None:
-                self.on_change(rec, deleted)
-
-        written.add_done_callback(committed)
-        return written
 
     def queue_join(self, group_snapshot_id: str, snapshot_id: str) -> asyncio.Future[None]:
         self.membership.join(group_snapshot_id, snapshot_id)

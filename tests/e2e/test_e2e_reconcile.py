@@ -200,9 +200,7 @@ async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gat
         assert made.host == "node-1@file" and made.reason is None
         write_pattern(c.volume_file("node-1", vol.id), [(0, b"still whole")])
         snap = await client.create_snapshot(vol.id)
-    await eventually(lambda: (marks / points[1]).exists(), timeout=20)
-    del c.cluster.env[failpoints.ENV], c.cluster.env[failpoints.ENV_DIR]
-    _gateway_again(c)
+    await _again_once_killed_at(c, marks / points[1])
     async with c.client("lost-report") as client:
         taken = await client.wait_for_snapshot_status(snap.id, "available", timeout=30)
         assert taken.reason is None
@@ -214,9 +212,7 @@ async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gat
     _gateway_again(c)
     async with c.client("lost-report") as client:
         restore = await client.create_volume(1, backup_id=backup.id)
-    await eventually(lambda: (marks / points[0]).exists(), timeout=20)
-    del c.cluster.env[failpoints.ENV], c.cluster.env[failpoints.ENV_DIR]
-    _gateway_again(c)
+    await _again_once_killed_at(c, marks / points[0])
     async with c.client("lost-report") as client:
         restored = await client.wait_for_status(restore.id, "available", timeout=30)
         assert restored.reason is None
@@ -228,6 +224,14 @@ async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gat
         await client.delete_snapshot(snap.id, wait=True)
         await client.delete_volume(vol.id, wait=True)
         assert (await client.show_quota()).in_use["volumes"] == 0
+
+
+async def _again_once_killed_at(c: E2ECluster, mark: Path) -> None:
+    """Once the gateway has killed itself at the point ``mark`` names: the points
+    disarmed, and the gateway started again."""
+    await eventually(mark.exists, timeout=20)
+    del c.cluster.env[failpoints.ENV], c.cluster.env[failpoints.ENV_DIR]
+    _gateway_again(c)
 
 
 def _gateway_again(c: E2ECluster) -> None:
