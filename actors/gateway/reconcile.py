@@ -21,6 +21,7 @@ from cinderblock.actors.gateway.attachment_flows import AttachServices
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, cut_short
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.reconcile_rules import (
+    SAFE_AT_ONCE,
     Action,
     Answer,
     Do,
@@ -66,11 +67,10 @@ MendMigrations = Callable[[float, Callable[[str, str], Awaitable[tuple[bool, boo
                           Awaitable[list[str]]]
 MendGroups = Callable[[float], Awaitable[list[str]]]  # (stuck since) -> the groups acted on
 LOOK_AT = PROBE_MAX_IDS * 4  # rows the file names, of which memory may have moved some on
-# the creates a previous process left: looked at this often after the start, this many
-# times at most (until every node has answered), in heartbeats
+# what a previous process left: looked at this often after the start (in heartbeats),
+# this many times at most (until every node asked has answered)
 PREVIOUS_EVERY_HEARTBEATS = 2
 PREVIOUS_TRIES = 10
-CREATING = frozenset({V.CREATING, P.CREATING})
 
 
 class Reconciler:
@@ -110,24 +110,25 @@ class Reconciler:
                 return
 
     async def finish_previous(self) -> list[Action]:
-        """The creates the previous gateway process left ``creating`` that their node
-        finished meanwhile (it holds them whole and works on them no more): their report
-        died with that process, or came before this one listened. They become
-        ``available`` within seconds of the start, not after ``reconcile_after_s``; the
-        rest wait for the rounds (a create no node holds may still be on its way to
-        one). Tried until every node asked has answered, ``PREVIOUS_TRIES`` times at
-        most; then it does nothing."""
+        """What the previous gateway process left in a transitional status, mended
+        within seconds of the start where the verdict holds at any age
+        (``SAFE_AT_ONCE``): a create its node finished (holds whole, works on no more)
+        becomes ``available``, its report having died with that process or come before
+        this one listened; a delete or an unmanage is sent to its node again. The rest
+        wait for the rounds (a create no node holds may still be on its way to one).
+        Tried until every node asked has answered, ``PREVIOUS_TRIES`` times at most;
+        then it does nothing."""
         if self.previous_tries >= PREVIOUS_TRIES:
             return []
         self.previous_tries += 1
-        left = [s for s in self.find(self.started_at) if s.status in CREATING]
+        left = self.find(self.started_at)
         if not left:
             self.previous_tries = PREVIOUS_TRIES
             return []
         answers = await self.probe(left)
         if all(a is not None for a in answers.values()):
             self.previous_tries = PREVIOUS_TRIES
-        finished = [a for a in decide(left, answers) if a.do is Do.AVAILABLE]
+        finished = [a for a in decide(left, answers) if a.do in SAFE_AT_ONCE]
         for action in finished:
             await self.apply(action)
         if finished:

@@ -14,10 +14,8 @@ stuck in                   when no node is working on it
 =========================  =============================================
 volume ``creating``        ``available`` on the node that has it, if one
                            does (drivers name a volume only once it is
-                           whole: only its report was lost), but for one
-                           made from a backup (named before its data is
-                           written): ``error`` there, so that a delete
-                           cleans it up; ``error`` if none has it
+                           whole, however it is made: only its report was
+                           lost); ``error`` if none has it
 volume ``extending``       ``error_extending`` (an admin resets it, or
                            it is deleted), and its quota reservation is
                            rolled back
@@ -49,6 +47,12 @@ for ``reconcile_after_s`` is far past every node call's deadline.
 
 Nothing is decided about a record while a node that might hold it does not
 answer: a node that is down or slow may still be working on it.
+
+Two of these verdicts hold at any age (``SAFE_AT_ONCE``): a create its node holds
+whole and works on no more is finished, and a delete or unmanage sent again to its
+node is idempotent there. A gateway that starts applies them at once to what its
+previous process left (``Reconciler.finish_previous``), not after
+``reconcile_after_s``; the others wait, as the work may still be on its way.
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ class Do(StrEnum):
     REDO_DELETE = "redo_delete"
     REDO_REVERT = "redo_revert"
     FINISH_DELETE = "finish_delete"  # nothing on any backend: the gateway removes it
+
+
+SAFE_AT_ONCE = frozenset({Do.AVAILABLE, Do.REDO_DELETE})
 
 
 @dataclass(frozen=True, slots=True)

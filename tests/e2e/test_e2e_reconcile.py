@@ -5,8 +5,10 @@ on (``actors.reconcile``). While a node is still working, nothing is touched."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +16,18 @@ import pytest
 
 from cinderblock.actors.gateway.gateway import VOLUME_UPDATE_BEFORE_COMMIT
 from cinderblock.actors.gateway.lifecycle import SNAPSHOT_UPDATE_BEFORE_COMMIT
+from cinderblock.actors.gateway.lifecycle_flows import (
+    DELETE_CAST_BEFORE_SEND,
+    SNAPSHOT_DELETE_CAST_BEFORE_SEND,
+)
 from cinderblock.actors.runtime import failpoints
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.protocol.wire.errors import CinderblockError
 from tests.conftest import E2ECluster, EventTap, eventually
-from tests.lifecycle_helpers import gone, read, write_pattern
+from tests.lifecycle_helpers import gone, read, snapshot_gone, write_pattern
 
 NODES = ("node-1", "node-2")
 FAST = {"reconcile_after_s": 1.0, "reconcile_every_s": 0.25}
@@ -223,6 +230,40 @@ async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gat
             await client.delete_volume(made_here.id, wait=True)
         await client.delete_snapshot(snap.id, wait=True)
         await client.delete_volume(vol.id, wait=True)
+        assert (await client.show_quota()).in_use["volumes"] == 0
+
+
+async def test_a_delete_whose_gateway_died_before_sending_it_is_sent_by_the_next_one(
+    one_node: E2ECluster, tmp_path: Path,
+) -> None:
+    """The gateway is killed after it marked a snapshot, then a volume, ``deleting``
+    and before it sent either delete to the node: started again, it sends them within
+    seconds (``Reconciler.finish_previous``: a delete sent again is idempotent), where
+    they waited ``reconcile_after_s`` (here 10 minutes) for the rounds."""
+    c = one_node
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    points = (SNAPSHOT_DELETE_CAST_BEFORE_SEND.name, DELETE_CAST_BEFORE_SEND.name)
+    async with c.client("lost-delete") as client:
+        kept = await client.create_volume(1, name="kept", wait=True)
+        snap = await client.create_snapshot(kept.id, wait=True)
+        doomed = await client.create_volume(1, name="doomed", wait=True)
+    c.cluster.env.update({failpoints.ENV: ",".join(points), failpoints.ENV_DIR: str(marks)})
+    _gateway_again(c)
+    async with c.client("lost-delete", timeout=5.0) as client:
+        with contextlib.suppress(CinderblockError):  # the gateway dies as it sends
+            await client.delete_snapshot(snap.id)
+    await eventually((marks / points[0]).exists, timeout=20)
+    _gateway_again(c)  # still armed: the volume's point is the next
+    async with c.client("lost-delete", timeout=5.0) as client:
+        with contextlib.suppress(CinderblockError):
+            await client.delete_volume(doomed.id)
+    await _again_once_killed_at(c, marks / points[1])
+    async with c.client("lost-delete") as client:
+        await eventually(partial(snapshot_gone, client, snap.id), timeout=15)
+        await eventually(partial(gone, client, doomed.id), timeout=15)
+        assert not c.volume_file("node-1", doomed.id).exists()
+        await client.delete_volume(kept.id, wait=True)
         assert (await client.show_quota()).in_use["volumes"] == 0
 
 
