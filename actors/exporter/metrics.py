@@ -120,6 +120,10 @@ class ClusterMetrics:
         self.nbd = {key: Gauge(f"cinderblock_nbd_{name}", text, ["actor"], registry=r)
                     for key, name, text in NBD_GAUGES}
         self.events = Counter("cinderblock_exporter_events", "events folded in", registry=r)
+        self.reconciled = Counter("cinderblock_reconciled", "records the gateway's reconciler "
+                                  "moved on after a crash, by kind and what it did (an "
+                                  "export closed: kind export)", ["kind", "action"],
+                                  registry=r)
         self.status_counts = {kind: Gauge(f"cinderblock_{kind}", f"{kind} in each status, "
                                           "every project's", ["status"], registry=r)
                               for kind in COUNTED}
@@ -141,6 +145,8 @@ class ClusterMetrics:
             self._backend(event)
         elif kind == "heartbeat":
             self._heartbeat(event)
+        elif kind == "reconcile":
+            self._reconcile(event)
 
     def _flow(self, e: Mapping[str, Any]) -> None:
         flow, state, volume = str(e.get("flow")), str(e.get("state")), str(e.get("volume_id"))
@@ -159,6 +165,15 @@ class ClusterMetrics:
         elif flow == DELETE_FLOW and state == "FAILURE" and volume in self._deleting:
             self._deleting.discard(volume)
             self.deletes.labels("refused").inc()
+
+    def _reconcile(self, e: Mapping[str, Any]) -> None:
+        for done in _list(e.get("actions")):
+            if isinstance(done, list) and len(done) == 2 \
+                    and all(isinstance(x, str) and 0 < len(x) <= 32 for x in done):
+                self.reconciled.labels(*done).inc()
+        closed = len(_list(e.get("exports_closed")))
+        if closed:
+            self.reconciled.labels("export", "close").inc(closed)
 
     def _volume(self, e: Mapping[str, Any]) -> None:
         volume, status = str(e.get("volume_id")), e.get("status")
@@ -232,3 +247,7 @@ class ClusterMetrics:
         for kind, values in (("limit", limits), ("in_use", in_use), ("reserved", reserved)):
             for resource, value in values.items():
                 self.quota[kind].labels(project, resource).set(value)
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []

@@ -132,8 +132,7 @@ class Reconciler:
         for action in finished:
             await self.apply(action)
         if finished:
-            self.gw.events.emit("reconcile", stuck=[s.id for s in left],
-                                acted=[a.stuck.id for a in finished])
+            self._told(left, finished)
         return finished
 
     async def tick(self) -> None:
@@ -149,8 +148,7 @@ class Reconciler:
         for action in actions:
             await self.apply(action)
         if stuck:
-            self.gw.events.emit("reconcile", stuck=[s.id for s in stuck],
-                                acted=[a.stuck.id for a in actions])
+            self._told(stuck, actions)
         await self.end_orphan_extends()
         await self.mend_attachments(before)
         if self.mend_backups is not None:
@@ -161,6 +159,13 @@ class Reconciler:
             await self.mend_groups(before)
         await self.sweep_exports()
         return actions
+
+    def _told(self, stuck: list[Stuck], actions: list[Action]) -> None:
+        """A ``reconcile`` event: the records looked at, those moved on, and what was
+        done to each (``actions``: [kind, what], for the exporter's counts)."""
+        self.gw.events.emit("reconcile", stuck=[s.id for s in stuck],
+                            acted=[a.stuck.id for a in actions],
+                            actions=[[a.stuck.kind, a.do.value] for a in actions])
 
     async def sweep_exports(self) -> list[tuple[str, str]]:
         """Each node's exports whose attachment the gateway no longer has are closed:

@@ -135,6 +135,10 @@ async def test_a_delete_and_a_snapshot_lost_with_their_node_are_finished_or_fail
         assert not c.volume_file(doomed.host, doomed.id).exists()
         failed = await eventually(lambda: _snapshot_in(client, snap.id, "error"), timeout=20)
         assert "lost: node-" in (failed.reason or "")
+        # each verdict told with what it was (the exporter counts them)
+        await tap.wait_until(lambda evs: {("volume", "redo_delete"), ("snapshot", "error")}
+                             <= {tuple(pair) for e in evs if e["kind"] == "reconcile"
+                                 for pair in e["actions"]}, timeout=10)
         await client.delete_snapshot(snap.id, wait=True)
         await client.delete_volume(kept.id, wait=True)
         quota = await client.show_quota()

@@ -103,3 +103,23 @@ def test_counts_by_status_show_every_status_and_go_back_to_zero() -> None:
     assert sample(m, "cinderblock_snapshots", status="creating") == 0
     m.set_status_counts(StatusCounts())
     assert sample(m, "cinderblock_volumes", status="a-newer-status") == 0
+
+
+def test_what_the_reconciler_moved_on_is_counted_by_kind_and_action() -> None:
+    m = ClusterMetrics()
+    m.observe({"kind": "reconcile", "stuck": ["v1", "v2", "s1"], "acted": ["v1", "s1"],
+               "actions": [["volume", "available"], ["snapshot", "redo_delete"]]})
+    m.observe({"kind": "reconcile", "stuck": ["v3"], "acted": ["v3"],
+               "actions": [["volume", "available"]]})
+    m.observe({"kind": "reconcile", "stuck": [], "acted": [], "exports_closed": ["a1", "a2"]})
+    # what does not fit the shape is left out, and nothing else is counted
+    m.observe({"kind": "reconcile", "actions": [["volume"], [1, 2], "volume:error",
+                                                ["volume", "x" * 33]]})
+    m.observe({"kind": "reconcile", "actions": "volume", "exports_closed": 3})
+    assert sample(m, "cinderblock_reconciled_total", kind="volume", action="available") == 2
+    assert sample(m, "cinderblock_reconciled_total", kind="snapshot", action="redo_delete") == 1
+    assert sample(m, "cinderblock_reconciled_total", kind="export", action="close") == 2
+    assert [s.labels for metric in m.registry.collect() if metric.name == "cinderblock_reconciled"
+            for s in metric.samples if s.name.endswith("_total")] == [
+        {"kind": "volume", "action": "available"}, {"kind": "snapshot", "action": "redo_delete"},
+        {"kind": "export", "action": "close"}]
