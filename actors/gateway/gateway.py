@@ -632,7 +632,7 @@ class Gateway(Actor):
         self.events.emit(
             "volume", volume_id=rec.id, project_id=rec.project_id, status=rec.status.value,
             size=rec.size, host=rec.host, name=rec.name, volume_type=rec.volume_type.name,
-            reason=rec.reason,
+            reason=rec.reason, migration_status=rec.migration_status,
         )
         if push:
             self.watchers.push(rec.id, "volume.status", rec.view(), rec.status in STABLE)

@@ -21,7 +21,7 @@ from cinderblock.protocol.client.lifecycle import MigrationError
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState
 from tests.cluster_invariants import settled_violations
-from tests.conftest import GIB, E2ECluster, eventually, run_cli
+from tests.conftest import GIB, E2ECluster, EventTap, eventually, run_cli
 from tests.e2e.test_e2e_attach import CONNECTOR, Keys, run_ok
 from tests.lifecycle_helpers import file_of, read, write_pattern
 from tests.nbd_tls import NBD_TOOLS, requires
@@ -50,7 +50,17 @@ async def test_a_migrated_volume_keeps_its_id_and_bytes_on_its_new_backend(
     write_pattern(source, PATTERN)
     destination = other_backend(cluster, vol)
 
-    moved = await admin.migrate_volume(vol.id, f"{destination}#pool", wait=True, timeout=60)
+    async with EventTap(cluster) as tap:
+        moved = await admin.migrate_volume(vol.id, f"{destination}#pool", wait=True,
+                                           timeout=60)
+        # each step told, for a dashboard to show (``available, migrating``)
+        await tap.wait_until(lambda evs: [e["migration_status"] for e in evs
+                                          if e["kind"] == "volume" and e["volume_id"] == vol.id
+                                          ][-1:] == ["success"], timeout=10)
+    told = [e["migration_status"] for e in tap.events
+            if e["kind"] == "volume" and e["volume_id"] == vol.id]
+    assert [m for n, m in enumerate(told) if n == 0 or m != told[n - 1]] == [
+        "migrating", "completing", "success"]
     assert (moved.id, moved.host, moved.status) == (vol.id, destination, "available")
     assert moved.migration_status == "success" and moved.reason is None
     for status, listed in (("success", True), ("migrating", False), ("error", False)):

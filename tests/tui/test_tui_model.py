@@ -158,6 +158,34 @@ def test_volumes_filter_by_status_and_text_newest_first_and_respect_the_project(
     assert model.volumes.select(None, "DB-2") == [volume_id(2)]
 
 
+def test_a_migration_under_way_shows_beside_the_status_and_is_found_by_the_filter() -> None:
+    model = fold(Model(), create_events(Create(volume_id(1), T0)))
+
+    def moved(migration: str | None, ts: float) -> None:
+        fold(model, [{"kind": "volume", "actor": "gateway", "volume_id": volume_id(1),
+                      "project_id": "demo", "status": "available", "size": 1,
+                      "host": "node-1@file", "migration_status": migration, "ts": ts}], ts)
+
+    def row() -> tuple[str, str]:
+        r = volume_row_or_gone(model.volumes.volumes, volume_id(1), T0 + 9, compact=False)
+        return r.cells[2], r.tag
+
+    assert row() == ("available", "")
+    moved("migrating", T0 + 5)
+    assert row() == ("available, migrating", "running")
+    assert model.volumes.select(None, "migrating") == [volume_id(1)]
+    moved("completing", T0 + 6)
+    assert row() == ("available, completing", "running")
+    moved("success", T0 + 7)  # over: the word stays the volume's, not shown
+    assert row() == ("available", "")
+    assert model.volumes.select(None, "migrating") == []
+    # a catch-up carries it too
+    listed = Volume(volume_id(1), "demo", 1, VolumeStatus.AVAILABLE, created_at=T0,
+                    updated_at=T0 + 8, migration_status="migrating")
+    model.load_volumes([listed], asked_at=T0 + 8, complete=True)
+    assert row() == ("available, migrating", "running")
+
+
 def test_a_deleted_volume_leaves_the_book_and_its_stale_row_paints_as_gone() -> None:
     model = fold(Model(), create_events(Create(volume_id(1), T0)))
     keys = model.volumes.select()  # what the table holds until its next show

@@ -115,12 +115,13 @@ def volume_row_or_gone(volumes: Mapping[str, VolumeRecord], key: str, now: float
 
 
 def volume_row(v: VolumeRecord, now: float, compact: bool) -> Row:
+    """A migration under way shows beside the status (``available, migrating``)."""
     tag = ("error" if v.status in VOLUME_ERRORS
-           else "running" if v.status == VolumeStatus.CREATING else "")
+           else "running" if v.status == VolumeStatus.CREATING or v.migrating else "")
     return Row(v.id, (
         v.id[:8] if compact else v.id,
         v.name or "",
-        v.status,
+        f"{v.status}, {v.migration}" if v.migrating else v.status,
         f"{v.size}G",
         v.volume_type or "",
         v.host or "",

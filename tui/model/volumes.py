@@ -24,6 +24,9 @@ from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.tui.model.items import Selection, merge_listed
 
+# the migration_status words of a migration under way (``actors/gateway/migration_store``)
+MIGRATION_RUNNING = frozenset({"migrating", "completing"})
+
 
 @dataclass(slots=True)
 class VolumeRecord:
@@ -38,10 +41,16 @@ class VolumeRecord:
     updated: float  # gateway clock
     seen: float  # dashboard clock of the latest change
     created: float = 0.0
+    migration: str | None = None  # Cinder's migration_status: its latest migration's
     haystack: str = ""
 
+    @property
+    def migrating(self) -> bool:
+        return self.migration in MIGRATION_RUNNING
+
     def index_text(self) -> None:
-        parts = (self.id, self.name, self.status, self.volume_type, self.host, self.project_id)
+        parts = (self.id, self.name, self.status, self.volume_type, self.host, self.project_id,
+                 self.migration if self.migrating else None)
         self.haystack = " ".join(p for p in parts if p).lower()
 
 
@@ -74,6 +83,7 @@ class VolumeBook:
             volume_id, project, status, int(e.get("size") or 0),
             _opt(e.get("name")), _opt(e.get("volume_type")), _opt(e.get("host")),
             _opt(e.get("reason")), ts, now, old.created if old else ts,
+            _opt(e.get("migration_status")),
         )
         rec.index_text()
         self.volumes[volume_id] = rec
@@ -98,7 +108,7 @@ class VolumeBook:
 
 def _record(asked_at: float, v: Volume) -> VolumeRecord:
     rec = VolumeRecord(v.id, v.project_id, v.status, v.size, v.name, v.volume_type, v.host,
-                       v.reason, v.updated_at, asked_at, v.created_at)
+                       v.reason, v.updated_at, asked_at, v.created_at, v.migration_status)
     rec.index_text()
     return rec
 
