@@ -90,12 +90,11 @@ class Reconciler:
         self.attachments = attachments
         self.after_s = gw.cfg.reconcile_after_s
         self.nodes = [n.host for n in gw.cfg.nodes]
-        self.started_at = clock()
+        self.started_at = clock()  # what is older was left by the previous process
         self.previous_tries = 0
 
     def start(self) -> None:
         if self.gw.cfg.reconcile_every_s > 0:
-            self.started_at = self.clock()
             self.gw.every(self.gw.cfg.reconcile_every_s, self.tick)
             self.gw.spawn(self._finish_previous_soon())
 

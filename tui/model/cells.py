@@ -139,14 +139,11 @@ def item_row_or_gone(kind: ItemKind, items: Mapping[str, ItemRecord], key: str, 
     if r is None:
         return Row(key, (short, "", "deleted", "", "", "", ""))
     tag = "error" if r.status in kind.errors else "running" if r.status in kind.busy else ""
-    if kind is GROUPS:  # its count of volumes and its host
+    if kind.count:  # its count of members, else its size
         amount = "" if r.volumes is None else str(r.volumes)
-        where = r.host or ""
-    elif kind is GROUP_SNAPSHOTS:  # its count of snapshots and its group
-        amount = "" if r.volumes is None else str(r.volumes)
-        where = (r.volume_id or "")[:8] if compact else r.volume_id or ""
-    else:  # its size and its volume
+    else:
         amount = "" if r.size is None else f"{r.size}G"
-        where = (r.volume_id or "")[:8] if compact else r.volume_id or ""
+    of = r.volume_id or ""  # what it is of (a volume, a group), else its host
+    where = (of[:8] if compact else of) if kind.of else r.host or ""
     return Row(r.id, (short, r.name or "", r.status, amount, where, r.project_id,
                       fmt_age(now - r.updated)), tag)

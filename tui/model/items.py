@@ -38,24 +38,27 @@ class ItemKind:
     statuses: tuple[str, ...]  # the status filter's first choices, in order
     errors: frozenset[str]  # shown as an error
     busy: frozenset[str]  # shown as running
+    of: str | None  # the event's field naming what it is of (None: it names its host)
+    count: str | None  # the event's field counting its members (None: it has a size)
 
 
 def _kind(name: str, plural: str,
-          status: type[SnapshotStatus] | type[BackupStatus] | type[GroupStatus]) -> ItemKind:
+          status: type[SnapshotStatus] | type[BackupStatus] | type[GroupStatus],
+          of: str | None = "volume_id", count: str | None = None) -> ItemKind:
     errors = frozenset({status.ERROR.value, status.ERROR_DELETING.value})
     return ItemKind(name, plural, (status.CREATING.value, status.AVAILABLE.value,
                                    status.ERROR.value), errors,
-                    frozenset({status.CREATING.value, status.DELETING.value}))
+                    frozenset({status.CREATING.value, status.DELETING.value}), of, count)
 
 
 SNAPSHOTS = _kind("snapshot", "snapshots", SnapshotStatus)
 BACKUPS = _kind("backup", "backups", BackupStatus)
-GROUPS = _kind("group", "groups", GroupStatus)
+GROUPS = _kind("group", "groups", GroupStatus, of=None, count="volumes")
 # a group snapshot's status is its snapshots' (``actors/gateway/group_snapshots.status_of``)
 GROUP_SNAPSHOTS = ItemKind("group_snapshot", "group snapshots",
                            ("creating", "available", "error"),
                            frozenset({"error", "error_deleting"}),
-                           frozenset({"creating", "deleting"}))
+                           frozenset({"creating", "deleting"}), "group_id", "snapshots")
 DELETED = "deleted"
 
 
@@ -170,11 +173,13 @@ class ItemBook:
         if status == DELETED:
             self.items.pop(item_id, None)
             return
-        size, volumes = e.get("size"), e.get("volumes", e.get("snapshots"))
+        kind = self.kind
+        size = e.get("size")
+        members = e.get(kind.count) if kind.count else None
         rec = ItemRecord(
             item_id, project, status, _opt(e.get("name")),
-            None if size is None else int(size), _opt(e.get("volume_id", e.get("group_id"))),
-            None if volumes is None else int(volumes), _opt(e.get("host")),
+            None if size is None else int(size), _opt(e.get(kind.of)) if kind.of else None,
+            None if members is None else int(members), _opt(e.get("host")),
             _opt(e.get("reason")), ts, now, old.created if old else ts,
         )
         rec.index_text()
