@@ -247,6 +247,7 @@ class GatewayGroupSnapshots:
         self.group_snapshots = s.store.group_snapshots
         self.create_flow = group_snapshot_create_api(s)
         self._creating = RunningCreates[GroupSnapshotRecord]()
+        self._told: dict[str, tuple[str, str | None, int]] = {}  # what the last event said of each
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -265,12 +266,21 @@ class GatewayGroupSnapshots:
 
     def publish(self, rec: GroupSnapshotRecord, deleted: bool) -> None:
         """An event for dashboards: its status (its snapshots', ``deleted``: gone), its
-        group and its count of snapshots; once committed (``GroupSnapshotStore``)."""
+        name and its count of snapshots; once committed (``GroupSnapshotStore``), and
+        only when one of them changed (each member's move is heard here, and most do
+        not change what the group snapshot shows)."""
         snapshots = [] if deleted else self.members(rec)
+        status = "deleted" if deleted else status_of(rec, snapshots)
+        told = (status, rec.name, len(snapshots))
+        if deleted:
+            self._told.pop(rec.id, None)
+        elif self._told.get(rec.id) == told:
+            return
+        else:
+            self._told[rec.id] = told
         self.s.events.emit(
             "group_snapshot", group_snapshot_id=rec.id, project_id=rec.project_id,
-            status="deleted" if deleted else status_of(rec, snapshots), name=rec.name,
-            group_id=rec.group_id, snapshots=len(snapshots),
+            status=status, name=rec.name, group_id=rec.group_id, snapshots=len(snapshots),
         )
 
     def view(self, rec: GroupSnapshotRecord) -> GroupSnapshot:
