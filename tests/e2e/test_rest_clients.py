@@ -2,8 +2,8 @@
 
 python-cinderclient's ``cinder`` and python-openstackclient's ``openstack`` run as
 processes, unchanged, with their noauth options (each command a fork of a process that
-has imported the client already: ``tests/cli_zygote.py``); openstacksdk's
-block-storage proxy runs in this process. What they print is checked against what the gateway holds
+has imported the client already: ``tests/cli_zygote.py``; one test starts the installed
+launcher scripts themselves); openstacksdk's block-storage proxy runs in this process. What they print is checked against what the gateway holds
 (read with the client library, as an admin).
 """
 
@@ -276,6 +276,37 @@ def test_the_openstack_command_creates_shows_lists_and_deletes_a_volume(
     openstack("volume", "delete", volume_id)
     gone(admin_view, volume_id)
     assert openstack("volume", "list", "-f", "value").strip() == ""
+
+
+def test_the_launcher_scripts_themselves_create_show_and_delete_a_volume(
+    rest_cluster: E2ECluster, admin_view: SyncClient,
+) -> None:
+    """The ``cinder`` and ``openstack`` scripts pip installed, started as plain processes
+    (the other tests run their entry point in a fork of a process that has imported it:
+    this one holds that the launchers themselves reach the front, as a user's shell does)."""
+    project = f"launch-{uuid.uuid4().hex[:8]}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "CINDER_"))}
+    endpoint = ["--os-endpoint", rest_cluster.rest_url, "--os-volume-api-version", "3"]
+
+    def launch(argv: list[str]) -> str:
+        done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=60, check=False)
+        assert done.returncode == 0, f"{' '.join(argv[-4:])} failed:\n{done.stdout}{done.stderr}"
+        return done.stdout
+
+    openstack = [tool("openstack"), "--os-auth-type", "admin_token", "--os-token",
+                 f"{project}:{project}", *endpoint]
+    cinder = [tool("cinder"), "--os-auth-type", "noauth", "--os-user-id", project,
+              "--os-project-id", project, *endpoint]
+    volume_id = launch([*openstack, "volume", "create", "--size", "1", "launched", "-f",
+                        "value", "-c", "id"]).strip()
+    assert re.fullmatch(r"[0-9a-f-]{36}", volume_id)
+    volume_status(admin_view, volume_id, "available")
+    shown = table(launch([*cinder, "show", volume_id]))
+    assert (shown["name"], shown["size"], shown["status"]) == ("launched", "1", "available")
+    launch([*cinder, "delete", volume_id])
+    gone(admin_view, volume_id)
+    assert launch([*openstack, "volume", "list", "-f", "value"]).strip() == ""
 
 
 def test_image_properties_are_set_shown_and_unset_with_openstack_and_cinder(
