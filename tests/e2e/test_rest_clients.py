@@ -3,8 +3,9 @@
 python-cinderclient's ``cinder`` and python-openstackclient's ``openstack`` run as
 processes, unchanged, with their noauth options (each command a fork of a process that
 has imported the client already: ``tests/cli_zygote.py``; one test starts the installed
-launcher scripts themselves); openstacksdk's block-storage proxy runs in this process. What they print is checked against what the gateway holds
-(read with the client library, as an admin).
+launcher scripts themselves); openstacksdk's block-storage proxy runs in this process.
+What they print is checked against what the gateway holds (read with the client library,
+as an admin).
 """
 
 from __future__ import annotations
