@@ -208,7 +208,9 @@ class DeleteVolumeOnFinishTask(_NodeTask[VolumeOpContext]):
 
 class ExtendCapacityCheckTask(_NodeTask[VolumeOpContext]):
     async def execute(self, c: VolumeOpContext) -> None:
-        grow = c.new_size - c.size
+        # from the size the backend holds: an extend sent again (its first send grew
+        # the volume, its report was lost) needs no more room
+        grow = max(0, c.new_size - max(c.size, self.s.node.driver.size_of(c.volume_id) or 0))
         if not extend_fits(self.s.node.stats(), grow):
             raise InsufficientCapacity(
                 f"{self.s.node.backend_id} has no room to grow volume {c.volume_id} "

@@ -342,7 +342,7 @@ class MarkVolumeExtendingTask(_Task[ExtendContext]):
         assert c.reservation_id is not None
         EXTEND_MARK_BEFORE_COMMIT()
         c.committed = True  # from here the volume's record holds the reservation
-        await self.s.store.start_extend(rec, c.reservation_id)
+        await self.s.store.start_extend(rec, c.reservation_id, c.new_size)
         EXTEND_MARK_AFTER_COMMIT()
         self.s.publish_volume(rec)
 

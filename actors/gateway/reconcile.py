@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from cinderblock.actors.gateway.attachment_flows import AttachServices
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, cut_short
@@ -44,6 +45,7 @@ from cinderblock.protocol.messages.attachments import (
 from cinderblock.protocol.messages.lifecycle import (
     NodeDeleteSnapshot,
     NodeDeleteVolume,
+    NodeExtendVolume,
     NodeRevertVolume,
 )
 from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
@@ -113,7 +115,7 @@ class Reconciler:
         within seconds of the start where the verdict holds at any age
         (``SAFE_AT_ONCE``): a create its node finished (holds whole, works on no more)
         becomes ``available``, its report having died with that process or come before
-        this one listened; a delete or an unmanage is sent to its node again. The rest
+        this one listened; a delete, an unmanage or an extend is sent to its node again. The rest
         wait for the rounds (a create no node holds may still be on its way to one).
         Tried until every node asked has answered, ``PREVIOUS_TRIES`` times at most;
         then it does nothing."""
@@ -278,7 +280,8 @@ class Reconciler:
         oldest first: the file's index names the candidates, memory judges them."""
         store = self.gw.store
         found = [
-            Stuck("volume", r.id, r.status, _node(r.host), r.updated_at or r.created_at)
+            Stuck("volume", r.id, r.status, _node(r.host), r.updated_at or r.created_at,
+                  store.extend_sizes.get(r.id, 0) if r.status is V.EXTENDING else 0)
             for r in store.in_transition_since(before, LOOK_AT)
             if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before
         ]
@@ -334,6 +337,9 @@ class Reconciler:
         if action.do is Do.REDO_REVERT:
             await self._redo_revert(rec)
             return
+        if action.do is Do.REDO_EXTEND:
+            await self._redo_extend(rec, action)
+            return
         was = rec.status
         if action.do is Do.AVAILABLE:  # as the node's lost report would have made it
             check_volume_move(rec.status, V.AVAILABLE)
@@ -379,6 +385,20 @@ class Reconciler:
             return
         body = NodeRevertVolume(rec.id, snapshot.id, self.gw.store.reverts.get(rec.id, ""))
         self.gw.cast_to_node(rec.host, "node.revert_volume", body, _context(rec.project_id))
+
+    async def _redo_extend(self, rec: VolumeRecord, action: Action) -> None:
+        """The extend sent again, with its reservation: the node grows the volume to
+        the size kept (done already: nothing to do there) and reports under that
+        reservation, so a report of the first send is taken the same way."""
+        reservation_id = self.gw.store.extends.get(rec.id)
+        new_size = self.gw.store.extend_sizes.get(rec.id)
+        if reservation_id is None or new_size is None or rec.host is None:
+            await self._volume(rec, replace(action, do=Do.ERROR_EXTENDING, reason=(
+                f"the extend was interrupted on {action.node} (it restarted); an admin may "
+                "reset the volume to available")))
+            return
+        body = NodeExtendVolume(rec.id, rec.size, new_size, reservation_id)
+        self.gw.cast_to_node(rec.host, "node.extend_volume", body, _context(rec.project_id))
 
     def _backend(self, action: Action) -> str:
         assert action.node is not None

@@ -16,9 +16,12 @@ volume ``creating``        ``available`` on the node that has it, if one
                            does (drivers name a volume only once it is
                            whole, however it is made: only its report was
                            lost); ``error`` if none has it
-volume ``extending``       ``error_extending`` (an admin resets it, or
-                           it is deleted), and its quota reservation is
-                           rolled back
+volume ``extending``       the extend is sent to its node again (an
+                           extend to a size the volume has is done
+                           there; its report is known by its
+                           reservation); ``error_extending``, its quota
+                           reservation rolled back, for an extend begun
+                           before the size it grows to was kept
 volume ``reverting``       the revert is sent to its node again (a revert
                            done twice is the same); ``error`` if no
                            snapshot of it is ``restoring``
@@ -48,9 +51,10 @@ for ``reconcile_after_s`` is far past every node call's deadline.
 Nothing is decided about a record while a node that might hold it does not
 answer: a node that is down or slow may still be working on it.
 
-Two of these verdicts hold at any age (``SAFE_AT_ONCE``): a create its node holds
-whole and works on no more is finished, and a delete or unmanage sent again to its
-node is idempotent there. A gateway that starts applies them at once to what its
+Three of these verdicts hold at any age (``SAFE_AT_ONCE``): a create its node holds
+whole and works on no more is finished, and a delete or unmanage, or an extend, sent
+again to its node is idempotent there (an extend's report is taken only under its
+reservation, once). A gateway that starts applies them at once to what its
 previous process left (``Reconciler.finish_previous``), not after
 ``reconcile_after_s``; the others wait, as the work may still be on its way.
 """
@@ -70,10 +74,11 @@ class Do(StrEnum):
     ERROR_EXTENDING = "error_extending"
     REDO_DELETE = "redo_delete"
     REDO_REVERT = "redo_revert"
+    REDO_EXTEND = "redo_extend"
     FINISH_DELETE = "finish_delete"  # nothing on any backend: the gateway removes it
 
 
-SAFE_AT_ONCE = frozenset({Do.AVAILABLE, Do.REDO_DELETE})
+SAFE_AT_ONCE = frozenset({Do.AVAILABLE, Do.REDO_DELETE, Do.REDO_EXTEND})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,7 @@ class Stuck:
     status: VolumeStatus | SnapshotStatus  # creating, deleting, unmanaging, extending, ...
     node: str | None  # the node (its host name) that holds it, when the record says
     since: float  # the record's updated_at when it was found: changed since = not stuck
+    extend_to: int = 0  # an extending volume's target size (GiB), when kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +142,10 @@ def _action(s: Stuck, holders: list[str]) -> Action | None:
         return Action(s, Do.ERROR, None, f"the create was lost: {where} working on it "
                       "(an actor restarted mid-create)")
     if s.status is VolumeStatus.EXTENDING:
+        if s.extend_to:
+            return Action(s, Do.REDO_EXTEND, s.node, f"the extend to {s.extend_to} GiB was "
+                          f"interrupted on {s.node} (it restarted, or its report was lost); "
+                          "sent again")
         return Action(s, Do.ERROR_EXTENDING, s.node, f"the extend was interrupted on {s.node} "
                       "(it restarted); an admin may reset the volume to available")
     if s.status is VolumeStatus.REVERTING:

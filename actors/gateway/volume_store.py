@@ -160,7 +160,8 @@ CREATE TABLE IF NOT EXISTS volume_type_access (
     type_id TEXT NOT NULL, project_id TEXT NOT NULL, PRIMARY KEY (type_id, project_id)
 );
 CREATE TABLE IF NOT EXISTS pending_extends (
-    volume_id TEXT PRIMARY KEY, reservation_id TEXT NOT NULL, outcome TEXT NOT NULL
+    volume_id TEXT PRIMARY KEY, reservation_id TEXT NOT NULL, outcome TEXT NOT NULL,
+    new_size INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS pending_reverts (
     volume_id TEXT PRIMARY KEY, revert_id TEXT NOT NULL
@@ -177,7 +178,15 @@ CREATE TABLE IF NOT EXISTS project_default_types (
 );
 CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
 """
-SCHEMA_VERSION = 21  # PRAGMA user_version of gateway.db (0: a file from before versions)
+def add_extend_size_column(conn: sqlite3.Connection) -> None:
+    """gateway.db 21 -> 22: ``pending_extends`` keeps the size each extend grows to."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(pending_extends)")}
+    if "new_size" not in have:
+        conn.execute("ALTER TABLE pending_extends ADD COLUMN new_size INTEGER NOT NULL "
+                     "DEFAULT 0")
+
+
+SCHEMA_VERSION = 22  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS: dict[int, Migration] = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -252,6 +261,9 @@ MIGRATIONS: dict[int, Migration] = {
     # 20 -> 21: a group's and a group snapshot's create keep their request id (two
     # columns each).
     20: add_request_columns,
+    # 21 -> 22: an extend in progress keeps the size it grows to, so that one cut short
+    # is sent again (0: an extend from before, which the reconciler ends as it did).
+    21: add_extend_size_column,
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -310,7 +322,8 @@ DELETE_TYPE = "DELETE FROM volume_types WHERE id=?"
 DELETE_TYPE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=?"
 ADD_ACCESS = "INSERT OR IGNORE INTO volume_type_access VALUES (?, ?)"
 REMOVE_ACCESS = "DELETE FROM volume_type_access WHERE type_id=? AND project_id=?"
-INSERT_EXTEND = "INSERT OR REPLACE INTO pending_extends VALUES (?, ?, '')"
+INSERT_EXTEND = ("INSERT OR REPLACE INTO pending_extends (volume_id, reservation_id, outcome, "
+                 "new_size) VALUES (?, ?, '', ?)")
 DELETE_EXTEND = "DELETE FROM pending_extends WHERE volume_id=?"
 INSERT_REVERT = "INSERT OR REPLACE INTO pending_reverts VALUES (?, ?)"
 DELETE_REVERT = "DELETE FROM pending_reverts WHERE volume_id=?"
@@ -659,6 +672,8 @@ class GatewayStore:
         self.journal = QuotaJournal(self.db)  # what the gateway owes the quota actor
         # volume id -> the quota reservation of its extend in progress (pending_extends)
         self.extends: dict[str, str] = {}
+        # volume id -> the size (GiB) its extend in progress grows it to (0: not known)
+        self.extend_sizes: dict[str, int] = {}
         # volume id -> the id of its revert in progress (pending_reverts)
         self.reverts: dict[str, str] = {}
         self.group_snapshots = GroupSnapshotStore(self.db)  # groups' snapshots at one instant
@@ -718,19 +733,21 @@ class GatewayStore:
         """In the database thread: the pending extends and reverts, the sources of the
         volumes being created (what locks a source: ``SnapshotStore.copying_from``; a copy
         made earlier holds none); return what puts them in memory (on the loop)."""
-        rows = conn.execute("SELECT volume_id, reservation_id FROM pending_extends").fetchall()
-        extends = {vid: rid for vid, rid in rows}
+        rows = conn.execute(
+            "SELECT volume_id, reservation_id, new_size FROM pending_extends").fetchall()
+        extends = {vid: (rid, new_size) for vid, rid, new_size in rows}
         rows = conn.execute("SELECT volume_id, revert_id FROM pending_reverts").fetchall()
         reverts = {vid: rid for vid, rid in rows}
         sources = conn.execute(SELECT_SOURCES_OF_CREATING).fetchall()
         restoring = conn.execute(SELECT_RESTORING).fetchall()
         return partial(self._install, extends, reverts, sources, restoring)
 
-    def _install(self, extends: dict[str, str], reverts: dict[str, str],
+    def _install(self, extends: dict[str, tuple[str, int]], reverts: dict[str, str],
                  sources: list[tuple[str, str | None, str | None]],
                  restoring: list[tuple[str, str]]) -> None:
         self._unwritten = {}
-        self.extends = extends
+        self.extends = {vid: rid for vid, (rid, _) in extends.items()}
+        self.extend_sizes = {vid: size for vid, (_, size) in extends.items() if size}
         self.reverts = reverts
         self.snapshots.install(sources)
         self.backups.install(restoring)
@@ -995,11 +1012,13 @@ class GatewayStore:
         return (self.volumes.of_type(type_id) + self.migrations.retyping_to(type_id)
                 + self.groups.of_volume_type(type_id))
 
-    async def start_extend(self, rec: VolumeRecord, reservation_id: str) -> None:
-        """The volume's status (``extending``) and its reservation, in one transaction:
-        the reservation is referenced while the extend runs, so no restart abandons it."""
+    async def start_extend(self, rec: VolumeRecord, reservation_id: str, new_size: int) -> None:
+        """The volume's status (``extending``), its reservation and the size it grows to,
+        in one transaction: the reservation is referenced while the extend runs, so no
+        restart abandons it, and an extend cut short can be sent again."""
         self.extends[rec.id] = reservation_id
-        kept = self.db.write(INSERT_EXTEND, (rec.id, reservation_id))
+        self.extend_sizes[rec.id] = new_size
+        kept = self.db.write(INSERT_EXTEND, (rec.id, reservation_id, new_size))
         status = self.queue_status(rec)
         await kept
         await status
@@ -1008,6 +1027,7 @@ class GatewayStore:
         """The extend's end: the record's size and status (if it is still there) and,
         in the same transaction, the ``commit`` or ``rollback`` of its reservation owed."""
         reservation_id = self.extends.pop(volume_id, None)
+        self.extend_sizes.pop(volume_id, None)
         queued = [] if rec is None else [self.queue_size(rec)]
         if reservation_id is not None:
             queued.append(self.db.write(DELETE_EXTEND, (volume_id,)))

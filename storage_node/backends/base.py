@@ -153,6 +153,8 @@ class Driver(Protocol):
 
     def holds(self, kind: Kind, object_id: str) -> bool: ...
 
+    def size_of(self, volume_id: str) -> int | None: ...  # GiB; None: not here
+
     def capabilities(self) -> dict[str, object]: ...
 
 
@@ -265,6 +267,10 @@ class InventoryDriver:
 
     def volume_count(self) -> int:
         return len(self._inventory.volume_sizes)
+
+    def size_of(self, volume_id: str) -> int | None:
+        """The volume's size in GiB, None if it is not here."""
+        return self._inventory.volume_sizes.get(volume_id)
 
     def holds(self, kind: Kind, object_id: str) -> bool:
         """Whether a volume (or snapshot) of this id is here."""

@@ -200,6 +200,10 @@ class FaultyDriver:
         """Delegate."""
         return self.inner.holds(kind, object_id)
 
+    def size_of(self, volume_id: str) -> int | None:
+        """Delegate."""
+        return self.inner.size_of(volume_id)
+
     def capabilities(self) -> dict[str, object]:
         """Delegate, adding the injected faults so they show in stats."""
         return {**self.inner.capabilities(), "injected_faults": sorted(self.faults)}

@@ -1,5 +1,5 @@
-"""Every transitional status is mended: an extend interrupted with its node (its
-quota reservation rolled back at once, not after a day), a volume left ``deleting``
+"""Every transitional status is mended: an extend interrupted with its node (sent
+again and finished, its quota reservation committed), a volume left ``deleting``
 without a host, and attachments left ``attaching`` or ``detaching`` by a gateway
 that stopped mid-flow. The crashed states are made for real (a node killed while
 it extends) or written into gateway.db as a crash leaves them, with the cluster
@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
+from cinderblock.actors.runtime import failpoints
 from cinderblock.actors.runtime.config import ClusterConfig
 from cinderblock.protocol.client.client import Client
-from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.volumes import Volume
+from cinderblock.storage_node.lifecycle_flows import EXTEND_BEFORE_REPORT
 from tests.conftest import E2ECluster, eventually, make_config, running_cluster
 from tests.e2e.test_e2e_reconcile import FAST, kill_and_restart_nodes, stalling
 from tests.lifecycle_helpers import gone, usage
 
+GIB = 1024**3
 HUGE_GB = 100_000_000  # no backend holds it: the volume ends in error without a host
 
 
@@ -34,9 +36,12 @@ def stalls_extends(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
     return cluster_factory(node_overrides=stalling("extend_volume"), **FAST)
 
 
-async def test_an_extend_lost_with_its_node_is_error_extending_and_its_reservation_released(
+async def test_an_extend_lost_with_its_node_is_sent_again_and_finished(
     stalls_extends: E2ECluster,
 ) -> None:
+    """The node is killed while it extends (before it grows the file): started again,
+    the reconciler sends the extend again with its reservation, and the volume is
+    ``available`` at its new size with the reservation committed."""
     c = stalls_extends
     async with c.client("lost-extend") as client, c.client("admin", admin=True) as admin:
         vol = await client.create_volume(1, wait=True)
@@ -45,14 +50,61 @@ async def test_an_extend_lost_with_its_node_is_error_extending_and_its_reservati
         assert (await client.show_volume(vol.id)).status == "extending"
         assert (await usage(admin, "lost-extend"))["gigabytes"] == (1, 2)
         kill_and_restart_nodes(c)
-        with pytest.raises(VolumeError, match="extend was interrupted"):
-            await client.wait_for_status(vol.id, "available", timeout=20)
-        shown = await client.show_volume(vol.id)
-        assert (shown.status, shown.size) == ("error_extending", 1)
+        shown = await client.wait_for_status(vol.id, "available", timeout=20)
+        assert (shown.size, shown.reason) == (3, None)
+        assert c.volume_file(_node_of(shown), vol.id).stat().st_size == 3 * GIB
         await eventually(lambda: _reserved_none(admin, "lost-extend"), timeout=10)
-        assert (await usage(admin, "lost-extend"))["gigabytes"] == (1, 0)
+        assert (await usage(admin, "lost-extend"))["gigabytes"] == (3, 0)
         await client.delete_volume(vol.id, wait=True)
         await eventually(lambda: _gigabytes(admin, "lost-extend", (0, 0)), timeout=10)
+
+
+@pytest.fixture
+def small_node(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """One node with 4 GiB, not oversubscribed."""
+    return cluster_factory(nodes=1, capacity_gb=4.0, node_overrides={
+        "node-1": {"max_over_subscription_ratio": 1.0}}, **FAST)
+
+
+async def test_an_extend_whose_node_died_after_growing_the_file_is_finished(
+    small_node: E2ECluster, tmp_path: Path,
+) -> None:
+    """The node is killed after it grew the file (to all the backend has) and before it
+    reported: the extend sent again finds the volume grown already and asks no more
+    room (the backend has none left), and the volume is ``available`` at its new size,
+    the reservation committed."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    c = small_node
+    async with c.client("grown-extend") as client, c.client("admin", admin=True) as admin:
+        vol = await client.create_volume(1, wait=True)
+        c.cluster.env.update({failpoints.ENV: EXTEND_BEFORE_REPORT.name,
+                              failpoints.ENV_DIR: str(marks)})
+        _node_again(c)
+        await client.extend_volume(vol.id, 4)
+        await eventually((marks / EXTEND_BEFORE_REPORT.name).exists, timeout=20)
+        assert c.volume_file("node-1", vol.id).stat().st_size == 4 * GIB
+        del c.cluster.env[failpoints.ENV], c.cluster.env[failpoints.ENV_DIR]
+        _node_again(c)
+        shown = await client.wait_for_status(vol.id, "available", timeout=20)
+        assert (shown.size, shown.reason) == (4, None)
+        await eventually(lambda: _reserved_none(admin, "grown-extend"), timeout=10)
+        assert (await usage(admin, "grown-extend"))["gigabytes"] == (4, 0)
+        await client.delete_volume(vol.id, wait=True)
+
+
+def _node_again(c: E2ECluster) -> None:
+    """node-1 started again (with the cluster's env), running or dead at a failpoint."""
+    proc = c.cluster.procs.pop("node-1")
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+    c.cluster.spawn("node", "node-1")
+
+
+def _node_of(vol: Volume) -> str:
+    assert vol.host is not None
+    return vol.host.partition("@")[0]
 
 
 async def _gigabytes(admin: Client, project: str, expected: tuple[int, int]) -> bool:

@@ -18,6 +18,7 @@ from cinderblock.actors.gateway.gateway import VOLUME_UPDATE_BEFORE_COMMIT
 from cinderblock.actors.gateway.lifecycle import SNAPSHOT_UPDATE_BEFORE_COMMIT
 from cinderblock.actors.gateway.lifecycle_flows import (
     DELETE_CAST_BEFORE_SEND,
+    EXTEND_CAST_BEFORE_SEND,
     SNAPSHOT_DELETE_CAST_BEFORE_SEND,
 )
 from cinderblock.actors.runtime import failpoints
@@ -237,21 +238,35 @@ async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gat
         assert (await client.show_quota()).in_use["volumes"] == 0
 
 
-async def test_a_delete_whose_gateway_died_before_sending_it_is_sent_by_the_next_one(
+async def test_a_delete_or_extend_whose_gateway_died_before_sending_it_is_sent_by_the_next(
     one_node: E2ECluster, tmp_path: Path,
 ) -> None:
-    """The gateway is killed after it marked a snapshot, then a volume, ``deleting``
-    and before it sent either delete to the node: started again, it sends them within
-    seconds (``Reconciler.finish_previous``: a delete sent again is idempotent), where
-    they waited ``reconcile_after_s`` (here 10 minutes) for the rounds."""
+    """The gateway is killed after it marked a volume ``extending``, a snapshot, then
+    a volume, ``deleting`` and before it sent each to the node: started again, it sends
+    them within seconds (``Reconciler.finish_previous``: an extend or a delete sent
+    again is idempotent), where they waited ``reconcile_after_s`` (here 10 minutes) for
+    the rounds."""
     c = one_node
     marks = tmp_path / "marks"
     marks.mkdir()
-    points = (SNAPSHOT_DELETE_CAST_BEFORE_SEND.name, DELETE_CAST_BEFORE_SEND.name)
     async with c.client("lost-delete") as client:
         kept = await client.create_volume(1, name="kept", wait=True)
         snap = await client.create_snapshot(kept.id, wait=True)
         doomed = await client.create_volume(1, name="doomed", wait=True)
+        grown = await client.create_volume(1, name="grown", wait=True)
+    c.cluster.env.update({failpoints.ENV: EXTEND_CAST_BEFORE_SEND.name,
+                          failpoints.ENV_DIR: str(marks)})
+    _gateway_again(c)
+    async with c.client("lost-delete", timeout=5.0) as client:
+        with contextlib.suppress(CinderblockError):  # the gateway dies as it sends
+            await client.extend_volume(grown.id, 2)
+    await _again_once_killed_at(c, marks / EXTEND_CAST_BEFORE_SEND.name)
+    async with c.client("lost-delete") as client:
+        extended = await client.wait_for_status(grown.id, "available", timeout=15)
+        assert extended.size == 2
+        assert c.volume_file("node-1", grown.id).stat().st_size == 2 * 1024**3
+        assert (await client.show_quota()).in_use["gigabytes"] == 5  # and the snapshot's 1
+    points = (SNAPSHOT_DELETE_CAST_BEFORE_SEND.name, DELETE_CAST_BEFORE_SEND.name)
     c.cluster.env.update({failpoints.ENV: ",".join(points), failpoints.ENV_DIR: str(marks)})
     _gateway_again(c)
     async with c.client("lost-delete", timeout=5.0) as client:
@@ -268,6 +283,7 @@ async def test_a_delete_whose_gateway_died_before_sending_it_is_sent_by_the_next
         await eventually(partial(gone, client, doomed.id), timeout=15)
         assert not c.volume_file("node-1", doomed.id).exists()
         await client.delete_volume(kept.id, wait=True)
+        await client.delete_volume(grown.id, wait=True)
         assert (await client.show_quota()).in_use["volumes"] == 0
 
 

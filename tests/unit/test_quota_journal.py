@@ -350,7 +350,8 @@ async def test_a_gateway_file_of_version_2_moves_what_ended_extends_owe_into_the
         pass
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE quota_journal")
-    conn.executemany("INSERT INTO pending_extends VALUES (?, ?, ?)",
+    conn.executemany("INSERT INTO pending_extends (volume_id, reservation_id, outcome) "
+                     "VALUES (?, ?, ?)",
                      [("vol-a", "r-a", "commit"), ("vol-b", "r-b", ""),
                       ("vol-c", "r-c", "rollback")])
     conn.execute("PRAGMA user_version=2")
@@ -362,7 +363,7 @@ async def test_a_gateway_file_of_version_2_moves_what_ended_extends_owe_into_the
         await store.load_volumes({})
         assert [(op.kind, op.reservation_id) for op in store.journal.owed()] == [
             ("commit", "r-a"), ("rollback", "r-c")]
-        assert store.extends == {"vol-b": "r-b"}
+        assert (store.extends, store.extend_sizes) == ({"vol-b": "r-b"}, {})
         assert await store.db.fetchall("PRAGMA user_version") == [(SCHEMA_VERSION,)]
     finally:
         await store.db.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from cinderblock.actors.gateway.reconcile_rules import Answer, Do, Stuck, decide
@@ -57,7 +58,16 @@ def test_an_interrupted_unmanage_is_sent_again_as_an_unmanage_or_finished() -> N
     assert action.do is Do.REDO_DELETE and "the unmanage was interrupted" in action.reason
 
 
-def test_an_interrupted_extend_becomes_error_extending() -> None:
+def test_an_interrupted_extend_is_sent_again_to_its_node() -> None:
+    extending = dataclasses.replace(vol("extending", "node-1"), extend_to=3)
+    (action,) = decide([extending], {"node-1": answer(volumes={"v1"})})
+    assert (action.do, action.node) == (Do.REDO_EXTEND, "node-1")
+    assert "the extend to 3 GiB was interrupted on node-1" in action.reason
+    assert decide([extending], {"node-1": answer(volumes={"v1"}, busy={"v1"})}) == []
+    assert decide([extending], {"node-1": None}) == []
+
+
+def test_an_extend_begun_before_its_size_was_kept_becomes_error_extending() -> None:
     (action,) = decide([vol("extending", "node-1")], {"node-1": answer(volumes={"v1"})})
     assert action.do is Do.ERROR_EXTENDING
 

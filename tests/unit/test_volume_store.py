@@ -373,7 +373,7 @@ async def test_an_extending_volume_needs_nothing_only_memory_holds(
             await store.add_volume(volume(f"vol-{n}", now + n, status=VolumeStatus.IN_USE))
         rec = store.volumes["vol-0"]
         rec.status = VolumeStatus.EXTENDING
-        await store.start_extend(rec, "reservation-1")
+        await store.start_extend(rec, "reservation-1", 2)
         del rec
         store.volumes.get("vol-1")
         store.volumes.get("vol-2")
@@ -381,7 +381,7 @@ async def test_an_extending_volume_needs_nothing_only_memory_holds(
         assert "vol-0" not in store.volumes.in_memory()
         extended = store.volumes["vol-0"]
         assert extended.status is VolumeStatus.EXTENDING
-        assert store.extends == {"vol-0": "reservation-1"}
+        assert (store.extends, store.extend_sizes) == ({"vol-0": "reservation-1"}, {"vol-0": 2})
 
         extended.status, extended.size = VolumeStatus.IN_USE, 2
         await store.end_extend(extended, extended.id, "commit")
@@ -389,7 +389,8 @@ async def test_an_extending_volume_needs_nothing_only_memory_holds(
         store.volumes.get("vol-1")
         store.volumes.get("vol-2")
         gc.collect()
-        assert "vol-0" not in store.volumes.in_memory() and store.extends == {}
+        assert "vol-0" not in store.volumes.in_memory()
+        assert store.extends == {} and store.extend_sizes == {}
         again = store.volumes["vol-0"]
         assert (again.status, again.size) == (VolumeStatus.IN_USE, 2)
 
@@ -1036,3 +1037,38 @@ async def test_a_small_listings_sorted_page_is_read_on_the_loop_not_behind_a_lar
         assert [rec.id for rec in scan] == ["small-2", "small-1", "small-0"]
         assert not slow.done()
         assert await slow == [(10_000_000,)]
+
+
+async def test_an_extend_in_progress_keeps_its_size_and_a_file_from_before_migrates(
+    tmp_path: Path,
+) -> None:
+    """The size an extend grows to is kept with its reservation (the reconciler sends an
+    extend cut short again); a file of version 21 keeps its extends, with no size."""
+    path, now = tmp_path / "gateway.db", time.time()
+    async with open_gateway_store(path) as store:
+        await store.load_volumes({PLAIN.id: PLAIN})
+        for n, size in ((0, 3), (1, 4)):
+            await store.add_volume(volume(f"vol-{n}", now + n))
+            rec = store.volumes[f"vol-{n}"]
+            rec.status = VolumeStatus.EXTENDING
+            await store.start_extend(rec, f"reservation-{n}", size)
+    async with open_gateway_store(path) as again:
+        await again.load_volumes({PLAIN.id: PLAIN})
+        assert again.extends == {"vol-0": "reservation-0", "vol-1": "reservation-1"}
+        assert again.extend_sizes == {"vol-0": 3, "vol-1": 4}
+    conn = sqlite3.connect(path)  # the table as version 21 made it: no sizes
+    conn.executescript(
+        "CREATE TABLE old AS SELECT volume_id, reservation_id, outcome FROM pending_extends;"
+        "DROP TABLE pending_extends; ALTER TABLE old RENAME TO pending_extends;"
+        "PRAGMA user_version=21;")
+    conn.commit()
+    conn.close()
+    async with open_gateway_store(path) as migrated:
+        await migrated.load_volumes({PLAIN.id: PLAIN})
+        version = migrated.read_only().execute("PRAGMA user_version").fetchone()[0]
+        assert version == SCHEMA_VERSION
+        assert migrated.extends == {"vol-0": "reservation-0", "vol-1": "reservation-1"}
+        assert migrated.extend_sizes == {}
+        rec = migrated.volumes["vol-0"]
+        await migrated.start_extend(rec, "reservation-2", 5)
+        assert migrated.extend_sizes == {"vol-0": 5}
