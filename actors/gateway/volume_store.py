@@ -178,6 +178,8 @@ CREATE TABLE IF NOT EXISTS project_default_types (
 );
 CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
 """
+
+
 def add_extend_size_column(conn: sqlite3.Connection) -> None:
     """gateway.db 21 -> 22: ``pending_extends`` keeps the size each extend grows to."""
     have = {row[1] for row in conn.execute("PRAGMA table_info(pending_extends)")}
