@@ -44,11 +44,16 @@ def global_request_id(header: str | None) -> str | None:
     return header if header is not None and GLOBAL_ID.fullmatch(header) else None
 
 
+# what the front keeps on each HTTP request (aiohttp's typed keys)
+REQUEST_ID = web.RequestKey("request_id", str)  # the front's own, made for each request
+CALLER = web.RequestKey("caller", Caller)  # who is asking, once authenticated
+
+
 def request_ids(request: BaseRequest) -> tuple[str, str, str]:
     """(request id, project, volume id) of an HTTP request, ``-`` for what it lacks."""
-    rid = request.get("request_id") or "-"
-    caller = request.get("caller")
-    project = caller.project if isinstance(caller, Caller) else "-"
+    rid = request.get(REQUEST_ID) or "-"
+    caller = request.get(CALLER)
+    project = caller.project if caller is not None else "-"
     volume = "-"
     if isinstance(request, web.Request):
         resource = request.match_info.route.resource
@@ -61,8 +66,8 @@ class AccessLog(AbstractAccessLogger):
     """aiohttp's access logger, writing through the actor's log with the request's ids."""
 
     def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
-        caller = request.get("caller")
-        user = caller.user if isinstance(caller, Caller) else "-"
+        caller = request.get(CALLER)
+        user = caller.user if caller is not None else "-"
         token = REQUEST.set(request_ids(request))
         try:
             self.logger.info("%s", access_line(

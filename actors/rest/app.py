@@ -29,6 +29,7 @@ from aiohttp import web
 from cinderblock import __version__
 from cinderblock.actors.gateway.volume_request import FALSE_WORDS, TRUE_WORDS
 from cinderblock.actors.rest import backup_schemas, group_schemas, views
+from cinderblock.actors.rest.access_log import CALLER, REQUEST_ID
 from cinderblock.actors.rest.auth import Authenticator, Caller
 from cinderblock.actors.rest.body import boolean_word, entity
 from cinderblock.actors.rest.errors import (
@@ -81,6 +82,8 @@ from cinderblock.protocol.wire.errors import (
 )
 
 log = logging.getLogger(__name__)
+VERSION = web.RequestKey("version", Version)  # the microversion a request was served at
+CLIENT = web.RequestKey("client", Client)  # the front's client acting for the caller
 # the fields of each volume action (Cinder's schemas: additionalProperties false)
 ACTION_FIELDS = {
     "os-extend": {"new_size"}, "os-set_bootable": {"bootable"},
@@ -128,8 +131,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 
 def request_id(request: web.Request) -> str:
     """The id the front gave this HTTP request (its answer's ``x-openstack-request-id``)."""
-    rid: str = request["request_id"]
-    return rid
+    return request[REQUEST_ID]
 
 
 def flag(value: str | None) -> bool:
@@ -148,8 +150,7 @@ class Front:
 
     # ---- per request ------------------------------------------------------
     def caller(self, request: web.Request) -> Caller:
-        caller: Caller = request["caller"]
-        return caller
+        return request[CALLER]
 
     def _admin(self, request: web.Request, policy: str) -> None:
         """Cinder's 403 for an API its policy gives to admins only."""
@@ -160,17 +161,16 @@ class Front:
         """The front's client acting for the caller, one for the whole HTTP request:
         its calls carry the request's id (``x-openstack-request-id``), the first as it
         is and the rest numbered."""
-        view: Client | None = request.get("client")
+        view = request.get(CLIENT)
         if view is None:
             caller = self.caller(request)
-            view = request["client"] = self.client.acting_for(
+            view = request[CLIENT] = self.client.acting_for(
                 caller.project, caller.user, ADMIN_ROLES if caller.admin else MEMBER_ROLES,
                 request_id=request_id(request))
         return view
 
     def version(self, request: web.Request) -> Version:
-        version: Version = request["version"]
-        return version
+        return request[VERSION]
 
     def _pair(self, request: web.Request) -> tuple[int, int]:
         version = self.version(request)
@@ -182,15 +182,15 @@ class Front:
     # ---- middleware -------------------------------------------------------
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        request["request_id"] = f"req-{uuid.uuid4()}"  # Cinder's: made here, never taken
+        request[REQUEST_ID] = f"req-{uuid.uuid4()}"  # Cinder's: made here, never taken
         version = MIN
         try:
             if (request.content_length or 0) > self.max_body:
                 raise HttpFault(413, "Request is too large.")
             version = negotiate(request.headers.get(HEADER), request.headers.get(LEGACY_HEADER))
-            request["version"] = version
+            request[VERSION] = version
             if request.path.rstrip("/") not in ("", "/v3"):
-                request["caller"] = self._authenticate(request)
+                request[CALLER] = self._authenticate(request)
             response = await handler(request)
         except HttpFault as exc:
             response = fault(exc.status, exc.message, exc.headers)
