@@ -7,9 +7,10 @@
 The destination node copies the volume from its source node's NBD export (read-only,
 opened by the client certificate issued for this migration alone, which the gateway
 passes on) with ``nbdcopy`` into a new file, which the driver makes a volume only once
-written whole (``Driver.receive_volume``). It reports ``volume.received``: the copy is
-whole, or why not (nothing of it is left). A source that holds no bytes (the null
-backend) exports nothing, and the new volume is all zeros.
+written whole (``Driver.receive_volume``); a copy that fails is made again a few times
+over some 15 s (a source node restarted serves its exports again). It reports
+``volume.received``: the copy is whole, or why not (nothing of it is left). A source
+that holds no bytes (the null backend) exports nothing, and the new volume is all zeros.
 
 The source node, once the gateway has moved the volume, drops its old copy and the
 export (``node.drop_volume``, a call: the gateway waits for it and asks again after a
@@ -21,7 +22,8 @@ from __future__ import annotations
 import logging
 import subprocess
 import tempfile
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,9 @@ RECEIVE_BEFORE_REPORT = declare("node.receive_volume.before_report")
 RECEIVE_AFTER_REPORT = declare("node.receive_volume.after_report")
 DROP_BEFORE_DELETE = declare("node.drop_volume.before_delete")
 STDERR_KEPT = 500  # characters of nbdcopy's complaint a failure report carries
+# between copies of a volume that failed: a source restarted by its supervisor is back
+# within a second or two; one down for longer fails the migration some 15 s later
+RETRY_WAITS_S = (1.0, 2.0, 4.0, 8.0)
 
 
 class GatewayLink(Protocol):
@@ -88,9 +93,15 @@ class ReceiveContext:
     source: NodeExportInfo | None
 
 
-def copy_from_export(source: NodeExportInfo) -> Callable[[int], None]:
+def copy_from_export(source: NodeExportInfo,
+                     waits_s: Sequence[float] = RETRY_WAITS_S) -> Callable[[int], None]:
     """A ``fill`` that copies the export into the file it is given (``nbdcopy``; the
-    file is all zeros already, so the zeros it reads are not written)."""
+    file is all zeros at first, so the zeros it reads are not written). A copy that
+    fails is made again, whole, after each of ``waits_s``: a source node killed and
+    started again serves its exports again (their table is on its disk), so a copy
+    cut short by its restart ends whole. The source is read-only while it is copied,
+    so what a failed copy wrote is what the next writes; the next writes the zeros
+    too all the same."""
 
     def fill(fd: int) -> None:
         with tempfile.TemporaryDirectory(prefix="cinderblock-migration-") as directory:
@@ -98,12 +109,21 @@ def copy_from_export(source: NodeExportInfo) -> Callable[[int], None]:
             for key, name in CREDENTIAL_FILES.items():
                 write_private(certificates / name, getattr(source, key))
             uri = nbds_uri(source.host, source.port, source.export_name, certificates)
-            argv = ["nbdcopy", "--destination-is-zero", "--flush", uri, f"/dev/fd/{fd}"]
-            done = subprocess.run(argv, pass_fds=(fd,), capture_output=True, text=True,
-                                  check=False)
-        if done.returncode != 0:
-            complaint = done.stderr.strip()[-STDERR_KEPT:] or f"exit status {done.returncode}"
-            raise OSError(f"nbdcopy from {source.host}:{source.port} failed: {complaint}")
+            complaint = ""
+            for attempt, wait in enumerate((0.0, *waits_s)):
+                time.sleep(wait)
+                zero = ["--destination-is-zero"] if attempt == 0 else []
+                argv = ["nbdcopy", *zero, "--flush", uri, f"/dev/fd/{fd}"]
+                done = subprocess.run(argv, pass_fds=(fd,), capture_output=True, text=True,
+                                      check=False)
+                if done.returncode == 0:
+                    return
+                complaint = done.stderr.strip()[-STDERR_KEPT:] or \
+                    f"exit status {done.returncode}"
+                log.warning("copy %d of %s from %s:%d failed: %s", attempt + 1,
+                            source.export_name, source.host, source.port, complaint)
+        raise OSError(f"nbdcopy from {source.host}:{source.port} failed "
+                      f"{len(waits_s) + 1} times: {complaint}")
 
     return fill
 

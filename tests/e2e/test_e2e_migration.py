@@ -173,6 +173,48 @@ async def test_a_failed_copy_leaves_the_volume_where_it_was_and_says_why(
         await client.delete_volume(vol.id, wait=True)
 
 
+@pytest.fixture
+def slow_receiver(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """node-2 waits 2 s before it copies a volume it receives."""
+    return cluster_factory(nodes=2, node_overrides={
+        "node-2": {"faults": ("delay:receive_volume",)}})
+
+
+async def test_a_copy_cut_short_by_the_source_node_s_restart_is_made_again_and_ends_whole(
+    slow_receiver: E2ECluster,
+) -> None:
+    """The source node is killed once it exports the volume and before the destination
+    copies it (the copy fails: nothing listens), then started again: it serves its
+    exports again, the destination copies again, and the migration ends ``success``
+    with the volume's bytes on its new backend."""
+    c = slow_receiver
+    async with c.client("cut-short") as client, c.client("admin", admin=True) as admin:
+        vol = await client.create_volume(1, wait=True)
+        while vol.host != "node-1@file":  # node-2 receives: start on the other
+            await client.delete_volume(vol.id, wait=True)
+            vol = await client.create_volume(1, wait=True)
+        write_pattern(file_of(c, vol), PATTERN)
+        await admin.migrate_volume(vol.id, "node-2@file")  # exported, the copy cast
+        source = c.cluster.procs.pop("node-1")
+        source.kill()
+        source.wait(timeout=10)
+        await asyncio.sleep(3.0)  # node-2's first copy has failed: node-1 is gone
+        assert (await admin.show_volume(vol.id)).migration_status == "migrating"
+        c.cluster.spawn("node", "node-1")
+        moved = await admin.wait_for_status(vol.id, "available", timeout=30)
+        assert moved.host == "node-2@file"
+        await eventually(lambda: _migration_status(admin, vol.id, "success"), timeout=15)
+        for offset, data in PATTERN:
+            assert read(c.volume_file("node-2", vol.id), offset, len(data)) == data
+        await eventually(lambda: volume_files(c, vol.id) == [
+            c.volume_file("node-2", vol.id)], timeout=15)
+        await client.delete_volume(vol.id, wait=True)
+
+
+async def _migration_status(admin: Client, volume_id: str, status: str) -> bool:
+    return (await admin.show_volume(volume_id)).migration_status == status
+
+
 @pytest.fixture(scope="module")
 def named(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
     """node-2's backend named ``fast`` (its volume_backend_name); node-1 fails to receive."""
