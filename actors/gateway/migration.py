@@ -25,9 +25,11 @@ deleted before its old copy is dropped.
 
 What a crash leaves is mended by the reconciler (``mend``): a migration ``migrating``
 for longer than ``reconcile_after_s`` whose destination node is not copying it is
-finished if that node holds the volume (its report was lost) and failed if not; one
-``completing`` has its source's drop sent again. Nothing is decided while the node that
-would know does not answer.
+finished if that node holds the volume (its report was lost); if not, the copy is asked
+of it again (``resend``: the source's export, idempotent, then the cast), twice at most
+in one gateway process, and then the migration fails; one ``completing`` has its
+source's drop sent again. Nothing is decided while the node that would know does not
+answer.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -78,6 +81,7 @@ from cinderblock.protocol.wire.schema import parse
 log = logging.getLogger(__name__)
 M = MigrationStatus
 NO_BYTES_BACKENDS = frozenset({"null"})  # backends whose volumes hold no data to copy
+MAX_RESENDS = 2  # copies a destination's restarts cut short asked again, per gateway process
 MAX_HOST = 255  # Cinder's schema: host is a string of at most 255 characters
 
 MARK_BEFORE_COMMIT = declare("gateway.volume_migrate.mark.before_commit")
@@ -317,6 +321,15 @@ def volume_migrate_api(s: MigrationServices) -> LinearFlow[MigrateContext]:
     )
 
 
+def volume_migrate_resend(s: MigrationServices) -> LinearFlow[MigrateContext]:
+    """A copy its destination's restart cut short, asked for again: the source's export
+    (the same answer again, or served anew) and the cast to the destination."""
+    return LinearFlow(
+        "volume_migrate_resend", [ExportSourceTask(s), ReceiveCastTask(s)],
+        given=("volume_id", "host", "ctx", "volume", "migration"),
+    )
+
+
 def volume_retype_migrate(s: MigrationServices) -> LinearFlow[MigrateContext]:
     """A retype's migration (``os-retype`` under ``on-demand``): the retype's flow has
     checked the request, claimed the volume, chosen the destination and reserved the
@@ -374,6 +387,8 @@ class GatewayMigrations:
         self.store = s.store
         self.flow = volume_migrate_api(s)
         self.retype_flow = volume_retype_migrate(s)
+        self.resend_flow = volume_migrate_resend(s)
+        self._resent: Counter[str] = Counter()  # migration id -> copies asked again
 
     def handlers(self) -> dict[str, Handler]:
         return {"volume.migrate": self.on_migrate, "volume.received": self.on_received}
@@ -511,10 +526,32 @@ class GatewayMigrations:
                 log.warning("reconcile: volume %s is whole on %s, its report lost: moved",
                             volume.id, migration.destination)
                 await self.finish(volume, migration)
+            elif not answer[1] and volume.status is V.MAINTENANCE \
+                    and self._resent[migration.migration_id] < MAX_RESENDS:
+                await self.resend(volume, migration)
             else:
                 if answer[1]:
                     self._drop_copy(migration.destination, migration)
                 await end_in_error(self.s, volume, migration,
                                    "the copy to the destination was cut short")
         return acted
+
+    async def resend(self, volume: VolumeRecord, migration: MigrationRecord) -> None:
+        """The copy asked of the destination again (it restarted and lost it; the
+        volume is still whole on its source): the migration's clock starts again, so
+        the next look waits ``reconcile_after_s`` more. ``MAX_RESENDS`` times, then the
+        migration fails as before."""
+        self._resent[migration.migration_id] += 1
+        log.warning("reconcile: the copy of volume %s to %s was cut short: asked again "
+                    "(%d of %d)", volume.id, migration.destination,
+                    self._resent[migration.migration_id], MAX_RESENDS)
+        again = migration.moved_to(M.MIGRATING)
+        await self.store.migrations.queue_save(again)
+        c = MigrateContext(volume.id, migration.destination, _admin(), volume,
+                           migration.destination, migration=again)
+        try:
+            await self.s.run_flow(self.resend_flow, c, volume.id, c.ctx)
+        except CinderblockError as exc:  # a node down: the next look tries again
+            log.warning("reconcile: asking again for the copy of volume %s failed: %s",
+                        volume.id, exc.message)
 

@@ -23,6 +23,7 @@ from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidSta
 from tests.cluster_invariants import settled_violations
 from tests.conftest import GIB, E2ECluster, EventTap, eventually, run_cli
 from tests.e2e.test_e2e_attach import CONNECTOR, Keys, run_ok
+from tests.e2e.test_e2e_reconcile import FAST, kill_and_restart_nodes
 from tests.lifecycle_helpers import file_of, read, write_pattern
 from tests.nbd_tls import NBD_TOOLS, requires
 
@@ -208,6 +209,39 @@ async def test_a_copy_cut_short_by_the_source_node_s_restart_is_made_again_and_e
             assert read(c.volume_file("node-2", vol.id), offset, len(data)) == data
         await eventually(lambda: volume_files(c, vol.id) == [
             c.volume_file("node-2", vol.id)], timeout=15)
+        await client.delete_volume(vol.id, wait=True)
+
+
+@pytest.fixture
+def stalled_receiver(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """node-2 hangs in every copy it receives; the reconciler looks after 1 s."""
+    return cluster_factory(nodes=2, node_overrides={
+        "node-2": {"faults": ("stall:receive_volume",)}}, **FAST)
+
+
+async def test_a_copy_cut_short_by_the_destination_s_restart_is_asked_for_again(
+    stalled_receiver: E2ECluster,
+) -> None:
+    """Both nodes are killed while the destination copies (it hangs there) and started
+    again without the stall: the new destination process knows nothing of the copy,
+    so the reconciler asks for it again (the source's export, then the cast), and the
+    migration ends ``success`` with the volume's bytes on its new backend."""
+    c = stalled_receiver
+    async with c.client("cut-short") as client, c.client("admin", admin=True) as admin:
+        vol = await client.create_volume(1, wait=True)
+        while vol.host != "node-1@file":  # node-2 receives: start on the other
+            await client.delete_volume(vol.id, wait=True)
+            vol = await client.create_volume(1, wait=True)
+        write_pattern(file_of(c, vol), PATTERN)
+        await admin.migrate_volume(vol.id, "node-2@file")
+        await asyncio.sleep(2.0)  # past reconcile_after_s, but node-2 is copying it
+        assert (await admin.show_volume(vol.id)).migration_status == "migrating"
+        kill_and_restart_nodes(c)
+        moved = await admin.wait_for_status(vol.id, "available", timeout=30)
+        assert moved.host == "node-2@file"
+        await eventually(lambda: _migration_status(admin, vol.id, "success"), timeout=15)
+        for offset, data in PATTERN:
+            assert read(c.volume_file("node-2", vol.id), offset, len(data)) == data
         await client.delete_volume(vol.id, wait=True)
 
 

@@ -3,7 +3,8 @@
 ``migrating`` in one transaction; a report moves it, or gives it back where it was with
 the reason; only the destination may report; a late report ends nothing, and drops a
 copy only where the volume neither lives nor is going; the reconciler finishes a
-migration whose report was lost and fails one whose copy was cut short."""
+migration whose report was lost and asks again for a copy that was cut short (twice,
+then fails it)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any, cast
 import pytest
 
 from cinderblock.actors.flow.engine import LinearFlow
-from cinderblock.actors.gateway.migration import GatewayMigrations
+from cinderblock.actors.gateway.migration import MAX_RESENDS, GatewayMigrations
 from cinderblock.actors.gateway.migration_store import MIGRATION_TABLE_V18, MigrationStatus
 from cinderblock.actors.gateway.volume_request import TypeCatalog
 from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION, GatewayStore, VolumeRecord
@@ -182,7 +183,7 @@ async def migrate_back(gw: FakeGateway, g: GatewayMigrations) -> None:
     await g.on_migrate(request(gw, "volume.migrate", VolumeMigrate("vol-1", "node-1@file")))
 
 
-async def test_the_reconciler_finishes_a_lost_report_and_fails_a_cut_copy(
+async def test_the_reconciler_finishes_a_lost_report_and_asks_again_for_a_cut_copy(
     gw: FakeGateway,
 ) -> None:
     g = GatewayMigrations(gw)
@@ -201,7 +202,14 @@ async def test_the_reconciler_finishes_a_lost_report_and_fails_a_cut_copy(
     assert await row(gw) == ("available", "node-2@file", "success")
     await migrate_back(gw, g)
     answers["node-1"] = (False, False)  # the copy cut short: nothing there
-    assert await g.mend(later, probe) == ["vol-1"]
+    for _ in range(MAX_RESENDS):  # asked again: the source's export, then the cast
+        gw.sent.clear()
+        gw.calls.clear()
+        assert await g.mend(later, probe) == ["vol-1"]
+        assert await row(gw) == ("maintenance", "node-2@file", "migrating")
+        assert [(h, op) for h, op, _ in gw.calls] == [("node-2", "node.export")]
+        assert [(h, op) for h, op, _ in gw.sent] == [("node-1@file", "node.receive_volume")]
+    assert await g.mend(later, probe) == ["vol-1"]  # then it fails
     assert await row(gw) == ("available", "node-2@file", "error")
 
 
