@@ -506,7 +506,10 @@ class GatewayMigrations:
     async def mend(self, before: float, probe: ProbeVolume) -> list[str]:
         """The migrations a crash cut short (see the module text); the volumes acted on."""
         acted: list[str] = []
-        for migration in self.store.migrations.running():
+        running = self.store.migrations.running()
+        ids = {m.migration_id for m in running}  # the resends of ended ones are forgotten
+        self._resent = Counter({mid: n for mid, n in self._resent.items() if mid in ids})
+        for migration in running:
             if migration.updated_at >= before:
                 continue
             if migration.status is M.COMPLETING:
