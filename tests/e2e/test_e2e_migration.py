@@ -43,6 +43,31 @@ def volume_files(cluster: E2ECluster, volume_id: str) -> list[Path]:
             if (f := cluster.volume_file(n.backend_id, volume_id)).exists()]
 
 
+async def patterned_on_node_1(c: E2ECluster, client: Client) -> Volume:
+    """A new volume on node-1 (node-2 is the one these clusters' tests move to), with
+    ``PATTERN`` written into its file."""
+    vol = await client.create_volume(1, wait=True)
+    while vol.host != "node-1@file":
+        await client.delete_volume(vol.id, wait=True)
+        vol = await client.create_volume(1, wait=True)
+    write_pattern(file_of(c, vol), PATTERN)
+    return vol
+
+
+async def moved_whole_to_node_2(c: E2ECluster, admin: Client, vol: Volume) -> None:
+    """Until ``vol`` is ``available`` on node-2, its migration ``success`` (its old copy
+    dropped) and ``PATTERN`` read back from its new file."""
+    moved = await admin.wait_for_status(vol.id, "available", timeout=30)
+    assert moved.host == "node-2@file"
+    await eventually(lambda: _migration_status(admin, vol.id, "success"), timeout=15)
+    for offset, data in PATTERN:
+        assert read(c.volume_file("node-2", vol.id), offset, len(data)) == data
+
+
+async def _migration_status(admin: Client, volume_id: str, status: str) -> bool:
+    return (await admin.show_volume(volume_id)).migration_status == status
+
+
 async def test_a_migrated_volume_keeps_its_id_and_bytes_on_its_new_backend(
     cluster: E2ECluster, client: Client, admin: Client, tmp_path: Path,
 ) -> None:
@@ -157,11 +182,7 @@ async def test_a_failed_copy_leaves_the_volume_where_it_was_and_says_why(
 ) -> None:
     async with faulty.client("failing") as client, \
             faulty.client("admin", admin=True) as admin:
-        vol = await client.create_volume(1, wait=True)
-        while vol.host != "node-1@file":  # the failing node receives: start on the other
-            await client.delete_volume(vol.id, wait=True)
-            vol = await client.create_volume(1, wait=True)
-        write_pattern(file_of(faulty, vol), PATTERN)
+        vol = await patterned_on_node_1(faulty, client)  # the failing node receives
         with pytest.raises(MigrationError, match="injected fault: receive_volume"):
             await admin.migrate_volume(vol.id, "node-2@file", wait=True, timeout=30)
         after = await admin.show_volume(vol.id)
@@ -190,11 +211,7 @@ async def test_a_copy_cut_short_by_the_source_node_s_restart_is_made_again_and_e
     with the volume's bytes on its new backend."""
     c = slow_receiver
     async with c.client("cut-short") as client, c.client("admin", admin=True) as admin:
-        vol = await client.create_volume(1, wait=True)
-        while vol.host != "node-1@file":  # node-2 receives: start on the other
-            await client.delete_volume(vol.id, wait=True)
-            vol = await client.create_volume(1, wait=True)
-        write_pattern(file_of(c, vol), PATTERN)
+        vol = await patterned_on_node_1(c, client)
         await admin.migrate_volume(vol.id, "node-2@file")  # exported, the copy cast
         source = c.cluster.procs.pop("node-1")
         source.kill()
@@ -202,11 +219,7 @@ async def test_a_copy_cut_short_by_the_source_node_s_restart_is_made_again_and_e
         await asyncio.sleep(3.0)  # node-2's first copy has failed: node-1 is gone
         assert (await admin.show_volume(vol.id)).migration_status == "migrating"
         c.cluster.spawn("node", "node-1")
-        moved = await admin.wait_for_status(vol.id, "available", timeout=30)
-        assert moved.host == "node-2@file"
-        await eventually(lambda: _migration_status(admin, vol.id, "success"), timeout=15)
-        for offset, data in PATTERN:
-            assert read(c.volume_file("node-2", vol.id), offset, len(data)) == data
+        await moved_whole_to_node_2(c, admin, vol)
         await eventually(lambda: volume_files(c, vol.id) == [
             c.volume_file("node-2", vol.id)], timeout=15)
         await client.delete_volume(vol.id, wait=True)
@@ -228,25 +241,13 @@ async def test_a_copy_cut_short_by_the_destination_s_restart_is_asked_for_again(
     migration ends ``success`` with the volume's bytes on its new backend."""
     c = stalled_receiver
     async with c.client("cut-short") as client, c.client("admin", admin=True) as admin:
-        vol = await client.create_volume(1, wait=True)
-        while vol.host != "node-1@file":  # node-2 receives: start on the other
-            await client.delete_volume(vol.id, wait=True)
-            vol = await client.create_volume(1, wait=True)
-        write_pattern(file_of(c, vol), PATTERN)
+        vol = await patterned_on_node_1(c, client)
         await admin.migrate_volume(vol.id, "node-2@file")
         await asyncio.sleep(2.0)  # past reconcile_after_s, but node-2 is copying it
         assert (await admin.show_volume(vol.id)).migration_status == "migrating"
         kill_and_restart_nodes(c)
-        moved = await admin.wait_for_status(vol.id, "available", timeout=30)
-        assert moved.host == "node-2@file"
-        await eventually(lambda: _migration_status(admin, vol.id, "success"), timeout=15)
-        for offset, data in PATTERN:
-            assert read(c.volume_file("node-2", vol.id), offset, len(data)) == data
+        await moved_whole_to_node_2(c, admin, vol)
         await client.delete_volume(vol.id, wait=True)
-
-
-async def _migration_status(admin: Client, volume_id: str, status: str) -> bool:
-    return (await admin.show_volume(volume_id)).migration_status == status
 
 
 @pytest.fixture(scope="module")
