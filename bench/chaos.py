@@ -3,7 +3,8 @@ nothing was lost, stuck, doubled or miscounted (issue 9).
 
     python -m cinderblock.bench.chaos [--seeds N] [--first-seed S] [--creates 1000]
                                       [--deletes 200] [--migrations 20] [--backups 10]
-                                      [--group-snapshots 5] [--window SECONDS]
+                                      [--group-snapshots 5] [--extends 10]
+                                      [--window SECONDS]
                                       [--settle SECONDS] [--backend file|null] [--json]
 
 For each seed: ``cinderblock up`` (a real process, file backend by default, two
@@ -19,7 +20,9 @@ is refused, which is fine). ``--backups`` more, marked the same way, are each ba
 at a seeded moment (the member's request, with a request id, retried as the others
 are). ``--group-snapshots`` groups of two volumes, each volume marked the same way,
 are each snapshotted at a seeded moment (the member's request, with a request id,
-retried as the others are). Meanwhile the gateway,
+retried as the others are). ``--extends`` more, marked the same way, are each extended
+by the member from 1 to 2 GiB at a seeded moment (retried as the others are; a retry
+the first attempt's extend refuses is fine). Meanwhile the gateway,
 the quota actor, the scheduler and one node are each SIGKILLed once, in a seeded
 order at seeded moments (``bench.chaos_plan``), by the pids ``up`` reports in
 ``status.json``; each kill waits until ``up`` has started the previous one again.
@@ -49,6 +52,9 @@ nothing or at the deadline:
   if it was refused), an acknowledged one exists under the id it was answered with, and
   one that is ``available`` has every member snapshot ``available``, each file holding
   its volume's marker;
+* ``extended``: each extended volume is ``available`` at 1 or 2 GiB, at 2 if its extend
+  was acknowledged (an extend cut short by a kill is sent again, not failed), its file
+  that size and holding its marker;
 * ``restart``: every killed actor was started again by ``up`` (``status.json``:
   restarts equal to its kills, running, a new live pid) and no other actor died.
 
@@ -84,8 +90,10 @@ from cinderblock.protocol.wire.errors import CinderblockError, Timeout, Unavaila
 
 PROJECT = "demo"  # `up` makes the key of user demo, project demo
 CHECKS = ("stuck", "lost_ack", "duplicate", "quota", "files", "migrated", "backed_up",
-          "grouped", "restart")
+          "grouped", "extended", "restart")
 MARKER_AT = 4096  # where each migrated volume's marker is written in its file
+GIB = 1024**3
+EXTENDED_GB = 2  # the size each extended volume (made at 1 GiB) is grown to
 EXAMPLES = 5  # problem lines kept per check in the report
 # The reconciler looks every second at records older than 15 s: sooner than up's
 # defaults (120 s, every 30 s) so a seed settles in seconds, and still longer than the
@@ -102,6 +110,7 @@ class Settings:
     migrations: int = 0  # volumes the admin migrates to the other node during the window
     backups: int = 0  # volumes the member backs up during the window
     group_snapshots: int = 0  # groups (of two volumes) the member snapshots in the window
+    extends: int = 0  # volumes the member extends during the window
     window_s: float = 30.0  # the load and the kills take this long
     settle_s: float = 90.0  # at most this long for the cluster to settle
     deadline_s: float = 60.0  # a client retries a request this long after its first try
@@ -137,6 +146,9 @@ class SeedResult:
     group_snapshots: int = 0
     group_snapshots_read: int = 0  # the available ones, every member's marker read
     group_snapshot_outcomes: dict[str, int] = field(default_factory=dict)  # by status
+    extends: int = 0
+    extended: int = 0  # of the extends, the volumes that ended at the new size
+    extend_outcomes: dict[str, int] = field(default_factory=dict)  # "available 2 GiB"
     refused: int = 0
     unanswered: int = 0
     attempts: int = 0
@@ -191,14 +203,15 @@ async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult)
         moving = await _make_moving(up, client, settings.migrations)
         backing = await _make_moving(up, client, settings.backups, "backing")
         grouped = await _make_groups(up, client, admin, settings.group_snapshots)
+        extending = await _make_moving(up, client, settings.extends, "extending")
         ledger = Ledger()
         load_started = time.monotonic()
         await Storm(up, client, plan, settings, ledger, targets, result, admin, moving,
-                    backing, grouped).run()
+                    backing, grouped, extending).run()
         result.load_s = round(time.monotonic() - load_started, 1)
         settle_started = time.monotonic()
         found = await _settle(up, admin, ledger, settings.settle_s, moving, backing, client,
-                              grouped)
+                              grouped, extending)
         if not found:  # settled: the backups are read back
             found = {c: lines for c, lines in
                      {"backed_up": await _restore_problems(up, client, backing, result)}.items()
@@ -216,6 +229,10 @@ async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult)
         for m in moving:
             result.migration_outcomes[m.outcome] = result.migration_outcomes.get(m.outcome, 0) + 1
         result.migrations_refused = [m.refused for m in moving if m.refused][:EXAMPLES]
+        result.extends = len(extending)
+        result.extended = sum(1 for m in extending if m.moved)
+        for m in extending:
+            result.extend_outcomes[m.outcome] = result.extend_outcomes.get(m.outcome, 0) + 1
     for check, lines in found.items():
         _found(result, check, lines)
     _found(result, "restart", _restart_problems(up, result.kills))
@@ -236,13 +253,13 @@ async def _make_volumes(client: Client, count: int) -> list[str]:
 
 @dataclass
 class Moving:
-    """A volume the admin migrates (or the member backs up) during the window, and what
-    became of it."""
+    """A volume the admin migrates (or the member backs up, or extends) during the
+    window, and what became of it."""
 
     volume_id: str
     source: str  # the backend it was made on
     marker: bytes
-    moved: bool = False  # it ended on the other backend
+    moved: bool = False  # it ended on the other backend (an extend: at its new size)
     outcome: str = ""  # its migration_status (a backup's: its status) at the end ("none")
     refused: str = ""  # why the last attempt was refused, if it was
     request: Request | None = None  # a backup's request, as its client saw it
@@ -326,11 +343,12 @@ class Storm:
                  ledger: Ledger, targets: list[str], result: SeedResult,
                  admin: Client | None = None, moving: list[Moving] | None = None,
                  backing: list[Moving] | None = None,
-                 grouped: list[Grouped] | None = None) -> None:
+                 grouped: list[Grouped] | None = None,
+                 extending: list[Moving] | None = None) -> None:
         self.up, self.client, self.plan, self.settings = up, client, plan, settings
         self.ledger, self.targets, self.result = ledger, targets, result
         self.admin, self.moving, self.backing = admin, moving or [], backing or []
-        self.grouped = grouped or []
+        self.grouped, self.extending = grouped or [], extending or []
         self.rng = random.Random(plan.seed)
         self.in_flight = 0
         self.t0 = 0.0
@@ -347,6 +365,8 @@ class Storm:
                 tg.create_task(self._back_up(m, when.uniform(0, self.settings.window_s)))
             for g in self.grouped:
                 tg.create_task(self._snapshot_group(g, when.uniform(0, self.settings.window_s)))
+            for m in self.extending:
+                tg.create_task(self._extend(m, when.uniform(0, self.settings.window_s)))
             for kind, at_s in zip(self.plan.ops, self.plan.send_at_s, strict=True):
                 await self._until(at_s)
                 request = self.ledger.add(Request(kind, f"chaos-{self.plan.seed}-{uuid.uuid4()}"))
@@ -415,6 +435,18 @@ class Storm:
                                                            request_id=r.request_id)
 
         await self._retried(r, call)
+
+    async def _extend(self, m: Moving, at_s: float) -> None:
+        """The member grows ``m`` to ``EXTENDED_GB``, retried as the load's requests are."""
+        await self._until(at_s)
+        r = m.request = Request("extend", f"chaos-extend-{uuid.uuid4()}", m.volume_id)
+
+        async def call() -> Volume:
+            return await self.client.extend_volume(m.volume_id, EXTENDED_GB,
+                                                   request_id=r.request_id)
+
+        await self._retried(r, call)
+        m.refused = r.refused
 
     async def _retried(self, r: Request,
                        call: Callable[[], Awaitable[Volume | Backup | GroupSnapshot]]) -> None:
@@ -556,8 +588,8 @@ async def _member_problems(up: UpCluster, client: Client, g: Grouped, made: Grou
 
 async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float,
                   moving: list[Moving] | None = None, backing: list[Moving] | None = None,
-                  member: Client | None = None, grouped: list[Grouped] | None = None
-                  ) -> dict[str, list[str]]:
+                  member: Client | None = None, grouped: list[Grouped] | None = None,
+                  extending: list[Moving] | None = None) -> dict[str, list[str]]:
     """Look every second until a round finds nothing or ``settle_s`` is over; what
     the last round found, by check."""
     deadline = time.monotonic() + settle_s
@@ -570,6 +602,8 @@ async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float,
             if grouped and member is not None:
                 for text in await _group_snapshot_problems(up, member, grouped):
                     found.setdefault("grouped", []).append(text)
+            for text in await _extend_problems(up, admin, extending or []):
+                found.setdefault("extended", []).append(text)
         except CinderblockError as exc:  # the gateway may still be busy catching up
             found = {"stuck": [f"the admin's view failed: {exc.code}: {exc.message}"]}
         if not found or time.monotonic() > deadline:
@@ -607,6 +641,27 @@ async def _migration_problems(up: UpCluster, admin: Client, moving: list[Moving]
         if found != m.marker:
             problems.append(f"migrated volume {vol.id} on {vol.host} reads {found!r} where "
                             f"its marker was written")
+    return problems
+
+
+async def _extend_problems(up: UpCluster, admin: Client, extending: list[Moving]
+                           ) -> list[str]:
+    problems = []
+    for m in extending:
+        vol = await admin.show_volume(m.volume_id)
+        m.moved, m.outcome = vol.size == EXTENDED_GB, f"{vol.status} {vol.size} GiB"
+        acked = m.request is not None and bool(m.request.answers)
+        if vol.status != "available" or vol.size not in (1, EXTENDED_GB) \
+                or (acked and vol.size != EXTENDED_GB):
+            problems.append(f"extended volume {vol.id} is {vol.status} at {vol.size} GiB"
+                            + (", its extend acknowledged" if acked else ""))
+            continue
+        assert vol.host is not None
+        size = (await asyncio.to_thread(_volume_file(up, vol.host, vol.id).stat)).st_size
+        found = await asyncio.to_thread(_read_marker, up, vol.host, vol.id, len(m.marker))
+        if size != vol.size * GIB or found != m.marker:
+            problems.append(f"extended volume {vol.id} at {vol.size} GiB has a file of "
+                            f"{size} bytes reading {found!r} where its marker was written")
     return problems
 
 
@@ -654,13 +709,15 @@ def _tally(result: SeedResult, ledger: Ledger) -> None:
 # ---- the report ---------------------------------------------------------------------
 def table(results: list[SeedResult]) -> str:
     head = ["seed", "kills (actor@s, back after s)", "creates acked", "deletes acked",
-            "moved", "restored", "grouped read", "retries", *CHECKS, "load s", "settle s",
+            "moved", "restored", "grouped read", "extended", "retries", *CHECKS, "load s",
+            "settle s",
             "total s"]
     rows = [[str(r.seed),
              " ".join(f"{k.actor}@{k.at_s:g}({_or_dash(k.back_after_s)})" for k in r.kills),
              f"{r.acked_creates}/{r.creates}", f"{r.acked_deletes}/{r.deletes}",
              f"{r.moved}/{r.migrations}", f"{r.backups_restored}/{r.backups}",
-             f"{r.group_snapshots_read}/{r.group_snapshots}", str(r.retries),
+             f"{r.group_snapshots_read}/{r.group_snapshots}", f"{r.extended}/{r.extends}",
+             str(r.retries),
              *(str(r.violations[c]) for c in CHECKS),
              f"{r.load_s:g}", f"{r.settle_s:g}", f"{r.total_s:g}"] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
@@ -695,6 +752,8 @@ def summary(results: list[SeedResult], settings: Settings, argv: list[str]) -> d
             "backups_restored": sum(r.backups_restored for r in results),
             "group_snapshots": sum(r.group_snapshots for r in results),
             "group_snapshots_read": sum(r.group_snapshots_read for r in results),
+            "extends": sum(r.extends for r in results),
+            "extended": sum(r.extended for r in results),
             "retries": sum(r.retries for r in results),
             "violations": {c: sum(r.violations[c] for r in results) for c in CHECKS},
             "seconds": round(sum(r.total_s for r in results), 1),
@@ -718,6 +777,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--group-snapshots", type=int, default=5,
                    help="groups of two volumes the member snapshots during the window "
                         "(file backend)")
+    p.add_argument("--extends", type=int, default=10,
+                   help="volumes the member extends from 1 to 2 GiB during the window "
+                        "(file backend)")
     p.add_argument("--window", type=float, default=30.0,
                    help="seconds over which the load is sent and the kills fall")
     p.add_argument("--settle", type=float, default=90.0,
@@ -727,14 +789,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     args = p.parse_args(argv)
     if args.seeds < 1 or min(args.creates, args.deletes, args.migrations, args.backups,
-                             args.group_snapshots) < 0 or args.window <= 0:
-        p.error("--seeds must be at least 1, --creates, --deletes, --migrations, --backups "
-                "and --group-snapshots at least 0, --window above 0")
+                             args.group_snapshots, args.extends) < 0 or args.window <= 0:
+        p.error("--seeds must be at least 1, --creates, --deletes, --migrations, --backups, "
+                "--group-snapshots and --extends at least 0, --window above 0")
     marked = args.backend == "file"  # null: no file to mark
     settings = Settings(creates=args.creates, deletes=args.deletes,
                         migrations=args.migrations if marked else 0,
                         backups=args.backups if marked else 0,
                         group_snapshots=args.group_snapshots if marked else 0,
+                        extends=args.extends if marked else 0,
                         window_s=args.window, settle_s=args.settle, backend=args.backend)
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):

@@ -95,8 +95,8 @@ def _send_times(rng: random.Random, count: int, window_s: float,
 class Request:
     """One operation as its client saw it, over all its attempts."""
 
-    kind: Literal["create", "delete", "migrate", "backup", "group_snapshot"]  # the last
-    # three: in no ledger
+    # the last four: in no ledger
+    kind: Literal["create", "delete", "migrate", "backup", "group_snapshot", "extend"]
     request_id: str
     volume_id: str = ""  # a delete's target
     attempts: int = 0

@@ -31,13 +31,14 @@ def test_killing_one_actor_of_each_kind_under_load_loses_strands_and_doubles_not
 ) -> None:
     _DATA_DIRS.append(tmp_path)  # the session's check: no actor left behind
     settings = Settings(creates=150, deletes=30, migrations=6, backups=4, group_snapshots=3,
-                        window_s=10.0, settle_s=35.0)
+                        extends=4, window_s=10.0, settle_s=35.0)
     result = run_seed(1, settings, data_root=tmp_path, keep=True)
     report = f"{table([result])}\n(data and logs in {result.data_dir})"
     killed = {"node" if k.actor.startswith("node-") else k.actor for k in result.kills}
     assert killed == set(KINDS), report
     assert result.acked_creates == 150 and result.acked_deletes == 30, report
-    assert (result.migrations, result.backups, result.group_snapshots) == (6, 4, 3), report
+    assert (result.migrations, result.backups, result.group_snapshots, result.extends) == \
+        (6, 4, 3, 4), report
     assert result.failed_checks() in ([], ["quota"]), report
     if result.failed_checks() and not JOURNAL:
         pytest.xfail(f"quota is exact under faults only with the quota journal:\n{report}")
