@@ -657,12 +657,20 @@ async def _extend_problems(up: UpCluster, admin: Client, extending: list[Moving]
                             + (", its extend acknowledged" if acked else ""))
             continue
         assert vol.host is not None
-        size = (await asyncio.to_thread(_volume_file(up, vol.host, vol.id).stat)).st_size
+        size = await asyncio.to_thread(_file_size, _volume_file(up, vol.host, vol.id))
         found = await asyncio.to_thread(_read_marker, up, vol.host, vol.id, len(m.marker))
         if size != vol.size * GIB or found != m.marker:
             problems.append(f"extended volume {vol.id} at {vol.size} GiB has a file of "
                             f"{size} bytes reading {found!r} where its marker was written")
     return problems
+
+
+def _file_size(path: Path) -> int:
+    """Its size in bytes; -1 if it cannot be read (missing)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 def settled_check(problem: str) -> str:
