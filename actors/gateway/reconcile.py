@@ -115,11 +115,10 @@ class Reconciler:
         within seconds of the start where the verdict holds at any age
         (``SAFE_AT_ONCE``): a create its node finished (holds whole, works on no more)
         becomes ``available``, its report having died with that process or come before
-        this one listened; a delete, an unmanage or an extend is sent to its node again.
-        The rest wait for the rounds (a create no node holds may still be on its way to
-        one).
-        Tried until every node asked has answered, ``PREVIOUS_TRIES`` times at most;
-        then it does nothing."""
+        this one listened; a delete, an unmanage, an extend or a revert is sent to its
+        node again. The rest wait for the rounds (a create no node holds may still be on
+        its way to one). Tried until every node asked has answered, ``PREVIOUS_TRIES``
+        times at most; then it does nothing."""
         if self.previous_tries >= PREVIOUS_TRIES:
             return []
         self.previous_tries += 1

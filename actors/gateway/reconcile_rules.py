@@ -51,10 +51,11 @@ for ``reconcile_after_s`` is far past every node call's deadline.
 Nothing is decided about a record while a node that might hold it does not
 answer: a node that is down or slow may still be working on it.
 
-Three of these verdicts hold at any age (``SAFE_AT_ONCE``): a create its node holds
-whole and works on no more is finished, and a delete or unmanage, or an extend, sent
-again to its node is idempotent there (an extend's report is taken only under its
-reservation, once). A gateway that starts applies them at once to what its
+Four of these verdicts hold at any age (``SAFE_AT_ONCE``): a create its node holds
+whole and works on no more is finished, and a delete or unmanage, an extend or a
+revert sent again to its node is idempotent there (an extend's report is taken only
+under its reservation, a revert's under its id, once; a volume ``reverting`` takes no
+writes meanwhile). A gateway that starts applies them at once to what its
 previous process left (``Reconciler.finish_previous``), not after
 ``reconcile_after_s``; the others wait, as the work may still be on its way.
 """
@@ -78,7 +79,7 @@ class Do(StrEnum):
     FINISH_DELETE = "finish_delete"  # nothing on any backend: the gateway removes it
 
 
-SAFE_AT_ONCE = frozenset({Do.AVAILABLE, Do.REDO_DELETE, Do.REDO_EXTEND})
+SAFE_AT_ONCE = frozenset({Do.AVAILABLE, Do.REDO_DELETE, Do.REDO_EXTEND, Do.REDO_REVERT})
 
 
 @dataclass(frozen=True, slots=True)

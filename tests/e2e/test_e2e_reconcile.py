@@ -21,6 +21,7 @@ from cinderblock.actors.gateway.lifecycle_flows import (
     EXTEND_CAST_BEFORE_SEND,
     SNAPSHOT_DELETE_CAST_BEFORE_SEND,
 )
+from cinderblock.actors.gateway.revert import REVERT_CAST_BEFORE_SEND
 from cinderblock.actors.runtime import failpoints
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
@@ -238,20 +239,22 @@ async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gat
         assert (await client.show_quota()).in_use["volumes"] == 0
 
 
-async def test_a_delete_or_extend_whose_gateway_died_before_sending_it_is_sent_by_the_next(
+async def test_what_a_gateway_died_before_sending_is_sent_by_the_next_one(
     one_node: E2ECluster, tmp_path: Path,
 ) -> None:
-    """The gateway is killed after it marked a volume ``extending``, a snapshot, then
-    a volume, ``deleting`` and before it sent each to the node: started again, it sends
-    them within seconds (``Reconciler.finish_previous``: an extend or a delete sent
-    again is idempotent), where they waited ``reconcile_after_s`` (here 10 minutes) for
-    the rounds."""
+    """The gateway is killed after it marked a volume ``extending``, then ``reverting``,
+    a snapshot, then a volume, ``deleting`` and before it sent each to the node: started
+    again, it sends them within seconds (``Reconciler.finish_previous``: an extend, a
+    revert or a delete sent again is idempotent), where they waited
+    ``reconcile_after_s`` (here 10 minutes) for the rounds."""
     c = one_node
     marks = tmp_path / "marks"
     marks.mkdir()
     async with c.client("lost-delete") as client:
         kept = await client.create_volume(1, name="kept", wait=True)
+        write_pattern(c.volume_file("node-1", kept.id), [(0, b"as snapped")])
         snap = await client.create_snapshot(kept.id, wait=True)
+        write_pattern(c.volume_file("node-1", kept.id), [(0, b"written on")])
         doomed = await client.create_volume(1, name="doomed", wait=True)
         grown = await client.create_volume(1, name="grown", wait=True)
     c.cluster.env.update({failpoints.ENV: EXTEND_CAST_BEFORE_SEND.name,
@@ -266,6 +269,17 @@ async def test_a_delete_or_extend_whose_gateway_died_before_sending_it_is_sent_b
         assert extended.size == 2
         assert c.volume_file("node-1", grown.id).stat().st_size == 2 * 1024**3
         assert (await client.show_quota()).in_use["gigabytes"] == 5  # and the snapshot's 1
+    c.cluster.env.update({failpoints.ENV: REVERT_CAST_BEFORE_SEND.name,
+                          failpoints.ENV_DIR: str(marks)})
+    _gateway_again(c)
+    async with c.client("lost-delete", timeout=5.0) as client:
+        with contextlib.suppress(CinderblockError):  # the gateway dies as it sends
+            await client.revert_volume(kept.id, snap.id)
+    await _again_once_killed_at(c, marks / REVERT_CAST_BEFORE_SEND.name)
+    async with c.client("lost-delete") as client:
+        await client.wait_for_status(kept.id, "available", timeout=15)
+        assert read(c.volume_file("node-1", kept.id), 0, 10) == b"as snapped"
+        assert (await client.show_snapshot(snap.id)).status == "available"
     points = (SNAPSHOT_DELETE_CAST_BEFORE_SEND.name, DELETE_CAST_BEFORE_SEND.name)
     c.cluster.env.update({failpoints.ENV: ",".join(points), failpoints.ENV_DIR: str(marks)})
     _gateway_again(c)
