@@ -16,7 +16,6 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 
 from cinderblock.actors.gateway.attachment_flows import AttachServices
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, cut_short
@@ -28,6 +27,7 @@ from cinderblock.actors.gateway.reconcile_rules import (
     Do,
     Stuck,
     decide,
+    extend_failed,
     nodes_to_ask,
 )
 from cinderblock.actors.gateway.revert import end_revert, restoring_snapshot
@@ -393,9 +393,7 @@ class Reconciler:
         reservation_id = self.gw.store.extends.get(rec.id)
         new_size = self.gw.store.extend_sizes.get(rec.id)
         if reservation_id is None or new_size is None or rec.host is None:
-            await self._volume(rec, replace(action, do=Do.ERROR_EXTENDING, reason=(
-                f"the extend was interrupted on {action.node} (it restarted); an admin may "
-                "reset the volume to available")))
+            await self._volume(rec, extend_failed(action.stuck))
             return
         body = NodeExtendVolume(rec.id, rec.size, new_size, reservation_id)
         self.gw.cast_to_node(rec.host, "node.extend_volume", body, _context(rec.project_id))

@@ -131,6 +131,13 @@ def decide(stuck: Iterable[Stuck], answers: Mapping[str, Answer | None]) -> list
     return actions
 
 
+def extend_failed(s: Stuck) -> Action:
+    """An interrupted extend that cannot be sent again (begun before its size was kept,
+    or its reservation or host gone): ``error_extending``."""
+    return Action(s, Do.ERROR_EXTENDING, s.node, f"the extend was interrupted on {s.node} "
+                  "(it restarted); an admin may reset the volume to available")
+
+
 def _action(s: Stuck, holders: list[str]) -> Action | None:
     if s.status in (VolumeStatus.CREATING, SnapshotStatus.CREATING):
         if holders:
@@ -147,8 +154,7 @@ def _action(s: Stuck, holders: list[str]) -> Action | None:
             return Action(s, Do.REDO_EXTEND, s.node, f"the extend to {s.extend_to} GiB was "
                           f"interrupted on {s.node} (it restarted, or its report was lost); "
                           "sent again")
-        return Action(s, Do.ERROR_EXTENDING, s.node, f"the extend was interrupted on {s.node} "
-                      "(it restarted); an admin may reset the volume to available")
+        return extend_failed(s)
     if s.status is VolumeStatus.REVERTING:
         return Action(s, Do.REDO_REVERT, s.node, f"the revert was interrupted on {s.node} "
                       "(it restarted, or its report was lost); sent again")
