@@ -120,7 +120,7 @@ ROUTES = (
     "PUT /backups/{id}", "DELETE /backups/{id}", "POST /backups/{id}/restore",
     "POST /backups/{id}/action", "GET /backups/{id}/export_record",
     "POST /backups/import_record",
-    "PATCH /volumes",
+    "PATCH /volumes", "POST /workers/cleanup",
 )
 QUERY_KEYS = ("limit", "marker", "sort", "sort_key", "sort_dir", "all_tenants", "project_id",
               "status", "name", "metadata", "offset", "with_count", "cascade", "volume_id",
@@ -315,6 +315,10 @@ class Requests:
             ("PUT", f"/os-services/{r.choice(['disable', 'enable'])}",
              {"host": r.choice(["node-1@file", "node-2@file", "node-1@null"]),
               "binary": "cinder-volume"}, "3.60", True),
+            ("POST", "/workers/cleanup", r.choice([  # what a crash left, mended now
+                None, {"is_up": "true"}, {"is_up": True, "host": "node-1"},
+                {"is_up": True, "resource_id": v},
+                {"is_up": True, "resource_id": s, "resource_type": "snapshot"}]), "3.24", True),
             *self.backup_requests(v, s, b),
             *self.group_requests(v, t),
         ]

@@ -212,6 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = _leaf(backend, common, "enable", "admin: place volumes on this backend again",
               cmd_backend_enable)
     p.add_argument("backend", metavar="BACKEND")
+    p = _leaf(sub, common, "cleanup", "admin: mend now what a crash left in a transitional "
+              "status (cinder work-cleanup): deletes, extends and reverts sent again, creates "
+              "a node holds whole made available; a create no node holds waits for the "
+              "reconciler's rounds", cmd_cleanup)
+    p.add_argument("--node", action="append", default=[], metavar="NODE",
+                   help="the records of this node (repeat it); default: every node's, and "
+                        "those on no node yet")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--volume", metavar="VOLUME", help="only this volume (id or name)")
+    what.add_argument("--snapshot", metavar="SNAPSHOT", help="only this snapshot (id or name)")
     add_trust(sub, common, _leaf)
     add_health(sub, common, _leaf)
     add_completion(sub, parser)
@@ -667,6 +677,26 @@ def cmd_backend_disable(args: argparse.Namespace) -> int:
 def cmd_backend_enable(args: argparse.Namespace) -> int:
     with client(args) as c:
         return show(args, c.set_backend_enabled(args.backend, True))
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    with client(args) as c:
+        nodes = tuple(args.node) or tuple(b.host for b in c.list_backends())
+        kind: str | None = None
+        rid: str | None = None
+        if args.volume:
+            kind, rid = "volume", find_volume(c, args.volume).id
+        elif args.snapshot:
+            kind, rid = "snapshot", find_snapshot(c, args.snapshot).id
+        done = c.work_cleanup(nodes, not args.node, rid, kind)
+    note = f"{done.looked_at} in a transitional status looked at, {len(done.mended)} mended"
+    if done.unanswered:
+        note += f"; {', '.join(done.unanswered)} did not answer: what they hold waits"
+    print(note, file=sys.stderr)
+    cols = (Column("kind", "Kind"), Column("id", "ID"), Column("status", "Was"),
+            Column("action", "Done"), Column("node", "Node"), Column("reason", "Why"))
+    return listing(args, cols, [(a.kind, a.id, a.status, a.action, a.node, a.reason)
+                                for a in done.mended])
 
 
 if __name__ == "__main__":

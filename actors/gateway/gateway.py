@@ -228,6 +228,7 @@ class Gateway(Actor):
             "quota.set_defaults": self.on_quota_set_defaults,
             "backend.list": self.on_backend_list,
             "backend.set_enabled": self.on_backend_set_enabled,
+            "work.cleanup": self.reconciler.on_work_cleanup,
             "ping": lambda req: Empty(),
             "whoami": lambda req: Identity(req.ctx.project_id, req.ctx.user_id,
                                            tuple(req.ctx.roles)),

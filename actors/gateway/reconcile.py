@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from cinderblock.actors.gateway.attachment_flows import AttachServices
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, cut_short
+from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.reconcile_rules import (
     SAFE_AT_ONCE,
@@ -36,6 +37,7 @@ from cinderblock.actors.gateway.snapshot_store import IN_TRANSITION as SNAPSHOTS
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_store import IN_TRANSITION as VOLUMES_IN_TRANSITION
 from cinderblock.actors.gateway.volume_store import VolumeRecord
+from cinderblock.actors.runtime.actor import Request
 from cinderblock.actors.runtime.config import host_of
 from cinderblock.protocol.messages.attachments import (
     NodeExportList,
@@ -48,13 +50,20 @@ from cinderblock.protocol.messages.lifecycle import (
     NodeExtendVolume,
     NodeRevertVolume,
 )
-from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
+from cinderblock.protocol.messages.reconcile import (
+    PROBE_MAX_IDS,
+    CleanupAction,
+    NodeProbe,
+    NodeProbeReply,
+    WorkCleaned,
+    WorkCleanup,
+)
 from cinderblock.protocol.states import AttachmentStatus as A
 from cinderblock.protocol.states import SnapshotStatus as P
 from cinderblock.protocol.states import VolumeStatus as V
 from cinderblock.protocol.states import check_volume_move
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
 from cinderblock.protocol.wire.schema import parse
 
 log = logging.getLogger(__name__)
@@ -279,18 +288,63 @@ class Reconciler:
         """Records in a transitional status that have not changed since ``before``,
         oldest first: the file's index names the candidates, memory judges them."""
         store = self.gw.store
-        found = [
-            Stuck("volume", r.id, r.status, _node(r.host), r.updated_at or r.created_at,
-                  store.extend_sizes.get(r.id, 0) if r.status is V.EXTENDING else 0)
-            for r in store.in_transition_since(before, LOOK_AT)
-            if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before
-        ]
-        found += [
-            Stuck("snapshot", r.id, r.status, _node(r.host), r.updated_at or r.created_at)
-            for r in store.snapshots.in_transition_since(before, LOOK_AT)
-            if r.status in SNAPSHOT_STUCK and (r.updated_at or r.created_at) < before
-        ]
+        found = [self._stuck_volume(r) for r in store.in_transition_since(before, LOOK_AT)
+                 if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before]
+        found += [_stuck_snapshot(r) for r in store.snapshots.in_transition_since(before, LOOK_AT)
+                  if r.status in SNAPSHOT_STUCK and (r.updated_at or r.created_at) < before]
         return found[:PROBE_MAX_IDS]
+
+    def _stuck_volume(self, r: VolumeRecord) -> Stuck:
+        extend_to = self.gw.store.extend_sizes.get(r.id, 0) if r.status is V.EXTENDING else 0
+        return Stuck("volume", r.id, r.status, _node(r.host), r.updated_at or r.created_at,
+                     extend_to)
+
+    async def on_work_cleanup(self, req: Request) -> WorkCleaned:
+        """``work.cleanup`` (an admin's, Cinder's ``workers/cleanup``): the verdicts that
+        hold at any age (``SAFE_AT_ONCE``) applied now to the records of the nodes named
+        (and, with ``unplaced``, of none yet), as a gateway's start applies them to what
+        its previous process left; the rest wait for the rounds, which alone may judge a
+        create lost. Nothing is decided about a record whose node does not answer."""
+        body: WorkCleanup = req.body
+        require_admin(req.ctx, "clean up what a crash left")
+        unknown = sorted(set(body.nodes) - set(self.nodes))
+        if unknown:
+            raise InvalidInput(f"no storage node is named {', '.join(unknown)} (the nodes "
+                               f"are {', '.join(self.nodes)})", {"nodes": unknown})
+        if body.resource_type not in (None, "volume", "snapshot"):
+            raise InvalidInput(f"resource_type must be volume or snapshot, not "
+                               f"{body.resource_type!r}", {"resource_type": body.resource_type})
+        if body.resource_id is None:
+            found = self.find(self.clock() + 1.0)  # each one there now, however young
+        else:  # refused unless it is in a transitional status
+            found = [self._stuck_one(body.resource_id, body.resource_type)]
+        nodes = frozenset(body.nodes)
+        stuck = [s for s in found if (s.node in nodes if s.node else body.unplaced)]
+        answers = await self.probe(stuck) if stuck else {}
+        mended = [a for a in decide(stuck, answers) if a.do in SAFE_AT_ONCE]
+        for action in mended:
+            await self.apply(action)
+        if stuck:
+            self._told(stuck, mended)
+        return WorkCleaned(len(stuck), tuple(
+            CleanupAction(a.stuck.kind, a.stuck.id, a.stuck.status.value, a.do.value, a.node,
+                          a.reason) for a in mended),
+            tuple(sorted(n for n, answer in answers.items() if answer is None)),
+            found[0].node if body.resource_id is not None else None)
+
+    def _stuck_one(self, record_id: str, kind: str | None) -> Stuck:
+        """One volume's or snapshot's record, when it is in a transitional status."""
+        if kind in (None, "volume"):
+            vol = self.gw.store.volumes.get(record_id)
+            if vol is not None and vol.status in VOLUME_STUCK:
+                return self._stuck_volume(vol)
+        if kind in (None, "snapshot"):
+            snap = self.gw.store.snapshots.get(record_id)
+            if snap is not None and snap.status in SNAPSHOT_STUCK:
+                return _stuck_snapshot(snap)
+        raise InvalidInput(f"There is no resource with UUID {record_id} pending cleanup "
+                           "(no volume or snapshot of that id is in a transitional status)",
+                           {"resource_id": record_id})
 
     async def probe(self, stuck: list[Stuck]) -> dict[str, Answer | None]:
         asks: dict[str, tuple[list[str], list[str]]] = {n: ([], []) for n in self.nodes}
@@ -401,6 +455,10 @@ class Reconciler:
     def _backend(self, action: Action) -> str:
         assert action.node is not None
         return self.gw.cfg.node(action.node).backend_id
+
+
+def _stuck_snapshot(r: SnapshotRecord) -> Stuck:
+    return Stuck("snapshot", r.id, r.status, _node(r.host), r.updated_at or r.created_at)
 
 
 def _unmoved(rec: VolumeRecord | SnapshotRecord, s: Stuck) -> bool:

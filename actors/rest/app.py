@@ -22,13 +22,14 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 
 from cinderblock import __version__
 from cinderblock.actors.gateway.volume_request import FALSE_WORDS, TRUE_WORDS
-from cinderblock.actors.rest import backup_schemas, group_schemas, views
+from cinderblock.actors.rest import backup_schemas, group_schemas, views, workers
 from cinderblock.actors.rest.access_log import CALLER, REQUEST_ID
 from cinderblock.actors.rest.auth import Authenticator, Caller
 from cinderblock.actors.rest.body import boolean_word, entity
@@ -1274,6 +1275,47 @@ class Front:
                 boolean_word(request.query[key], key)
         return json_response({"clusters": []})
 
+    async def work_cleanup(self, request: web.Request) -> web.Response:
+        """Cinder's ``POST /workers/cleanup`` (3.24, an admin's; ``cinder work-cleanup``):
+        the services the filters match (``workers.matching``) and are up, or the
+        scheduler, are ``cleaning``: the gateway applies now, to the records their nodes
+        hold (the scheduler's: those on no node yet), what the reconciler would apply at
+        any age. The rest are ``unavailable``. A ``resource_id`` without a place is looked
+        for first: its record's node (or the scheduler) is then the only service."""
+        self._need(request, "3.24", "workers cleanup")
+        self._admin(request, "workers:cleanup")
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise bad_request("Malformed request body") from None
+        req = workers.parse_request(body)
+        client = self.client_for(request)
+        kind = req.resource_type.lower() if req.resource_type else None
+        if req.resource_id is not None and not req.located:  # where is it?
+            found = await client.work_cleanup(resource_id=req.resource_id, resource_type=kind)
+            owner = found.resource_node
+            req = replace(req, host=owner or workers.SCHEDULER_HOST,
+                          binary="cinder-volume" if owner else "cinder-scheduler")
+        try:
+            backends, scheduler_up = await client.list_backends(), True
+        except (Timeout, Unavailable):
+            backends, scheduler_up = [], False
+        matched = workers.matching(workers.services_of(backends, scheduler_up), req)
+        cleaning = [s for s in matched if s.up or s.node is None]
+        if cleaning:
+            done = await client.work_cleanup(
+                tuple(s.node for s in cleaning if s.node is not None),
+                any(s.node is None for s in cleaning), req.resource_id, kind)
+            log.info("work cleanup: %d looked at, %d mended (%s), nodes not answering: %s",
+                     done.looked_at, len(done.mended),
+                     ", ".join(f"{a.kind} {a.id} {a.action}" for a in done.mended) or "none",
+                     ", ".join(done.unanswered) or "none")
+        return json_response({
+            "cleaning": [workers.view(s) for s in cleaning],
+            "unavailable": [workers.view(s) for s in matched if s not in cleaning],
+        }, status=202)
+
     async def extensions(self, request: web.Request) -> web.Response:
         """Cinder's ``/extensions`` (``cinder list-extensions``): the ones this front
         serves, each saying what of it; ``/extensions/{alias}`` one of them."""
@@ -2148,6 +2190,7 @@ def _routes(r: web.UrlDispatcher, p: str, f: Front) -> None:
         ("GET", "/os-availability-zone", f.zones),
         ("GET", "/scheduler-stats/get_pools", f.pools),
         ("GET", "/resource_filters", f.resource_filters),
+        ("POST", "/workers/cleanup", f.work_cleanup),
         ("GET", "/clusters", f.clusters),
         ("GET", "/clusters/detail", f.clusters),
         ("GET", "/clusters/{name}", f.clusters),

@@ -74,6 +74,7 @@ from cinderblock.protocol.messages.quota import (
     QuotaUpdate,
 )
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult
+from cinderblock.protocol.messages.reconcile import WorkCleaned, WorkCleanup
 from cinderblock.protocol.messages.scheduling import Backend, BackendEnable, BackendList
 from cinderblock.protocol.messages.user_messages import (
     MessageList,
@@ -132,6 +133,7 @@ __all__ = ["Client", "SyncClient", "VolumeError"]
 T = TypeVar("T")
 AVAILABLE: frozenset[StrEnum] = frozenset({VolumeStatus.AVAILABLE})
 UNCHANGED: Any = object()  # modify_volume: leave this field as it is
+CLEANUP_TIMEOUT_S = 20.0  # work_cleanup probes the nodes (5 s each at most, at once)
 
 
 class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, QosMethods,
@@ -609,6 +611,18 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         raw = await self.call("backend.set_enabled", BackendEnable(backend, enabled, reason))
         return parse(BackendEnable, raw, strict=False)
 
+    async def work_cleanup(self, nodes: tuple[str, ...] = (), unplaced: bool = False,
+                           resource_id: str | None = None, resource_type: str | None = None,
+                           timeout: float | None = None) -> WorkCleaned:
+        """Admin: mend now what a crash left in a transitional status on these nodes (and,
+        with ``unplaced``, on none yet), or only one volume or snapshot among them
+        (Cinder's work cleanup): what holds at any age is done; the rest waits for the
+        reconciler's rounds. Nodes are probed, so it may take ``PROBE_TIMEOUT_S``."""
+        raw = await self.call("work.cleanup", WorkCleanup(nodes, unplaced, resource_id,
+                                                          resource_type),
+                              timeout=timeout or max(self.timeout, CLEANUP_TIMEOUT_S))
+        return parse(WorkCleaned, raw, strict=False)
+
     async def ping(self, timeout: float | None = None) -> None:
         await self.call("ping", Empty(), timeout=timeout)
 
@@ -767,6 +781,11 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
     def set_backend_enabled(self, backend: str, enabled: bool, reason: str | None = None
                             ) -> BackendEnable:
         return self._run(lambda c: c.set_backend_enabled(backend, enabled, reason))
+
+    def work_cleanup(self, nodes: tuple[str, ...] = (), unplaced: bool = False,
+                     resource_id: str | None = None, resource_type: str | None = None,
+                     ) -> WorkCleaned:
+        return self._run(lambda c: c.work_cleanup(nodes, unplaced, resource_id, resource_type))
 
     def ping(self, timeout: float | None = None) -> None:
         self._run(lambda c: c.ping(timeout))

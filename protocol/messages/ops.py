@@ -115,7 +115,7 @@ from cinderblock.protocol.messages.quota import (
     ReservationRef,
 )
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncUsage
-from cinderblock.protocol.messages.reconcile import NodeProbe
+from cinderblock.protocol.messages.reconcile import NodeProbe, WorkCleanup
 from cinderblock.protocol.messages.scheduling import (
     BackendEnable,
     NodeCreateVolume,
@@ -193,6 +193,8 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "snapshot.modify": (SnapshotModify, USERS),
     "snapshot.reset_state": (SnapshotResetState, ADMINS),
     "snapshot.deleted": (SnapshotRef, NODES),
+    # an admin's: mend now what a crash left (Cinder's workers/cleanup)
+    "work.cleanup": (WorkCleanup, ADMINS),
     # backups (client -> gateway; backup.made/deleted/restored from the backup's node)
     "backup.create": (BackupCreate, USERS),
     "backup.show": (BackupRef, READERS),

@@ -32,3 +32,40 @@ class NodeProbeReply:
     busy: tuple[str, ...] = ()  # asked ids that an operation on this node is working on
     volumes: tuple[str, ...] = ()  # asked volume ids that are on this node's backend
     snapshots: tuple[str, ...] = ()  # asked snapshot ids that are on this node's backend
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class WorkCleanup:
+    """An admin's ask (Cinder's ``workers/cleanup``) to mend now, not after the
+    reconciler's ``reconcile_after_s``, what a crash left in a transitional status: the
+    records of these nodes (their host names) and, with ``unplaced``, those no node is
+    named for yet (a create the scheduler had), or only the volume or snapshot
+    ``resource_id`` among them. Only the verdicts that hold at any age are applied."""
+
+    nodes: tuple[str, ...] = ()
+    unplaced: bool = False
+    resource_id: str | None = None
+    resource_type: str | None = None  # "volume" or "snapshot"; either when None
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class CleanupAction:
+    """What a cleanup did to one record."""
+
+    kind: str  # "volume" or "snapshot"
+    id: str
+    status: str  # the transitional status it was found in
+    action: str  # the reconciler's verdict: available, redo_delete, redo_extend, ...
+    node: str | None
+    reason: str
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class WorkCleaned:
+    looked_at: int  # records of those nodes in a transitional status
+    mended: tuple[CleanupAction, ...] = ()
+    unanswered: tuple[str, ...] = ()  # nodes that did not answer: their records wait
+    resource_node: str | None = None  # with resource_id: the node its record names, if one
