@@ -19,7 +19,7 @@ from tests.cli_zygote import run_script
 from tests.conftest import E2ECluster, every_actor_answers
 from tests.e2e.test_e2e_flow_history import frozen
 from tests.e2e.test_e2e_reconcile import kill_and_restart_nodes, stalling
-from tests.e2e.test_rest_clients import admin_commands, gone, rows, tool
+from tests.e2e.test_rest_clients import admin_commands, gone, rows, tool, wait_for
 
 NO_ROUNDS = {"reconcile_every_s": 0.0, "reconcile_after_s": 3600.0}
 
@@ -41,7 +41,8 @@ def test_cinder_work_cleanup_sends_again_the_deletes_a_crash_left_on_the_service
     ``deleting``. A plain ``work-cleanup`` asks for the services that are down (Cinder's
     default), and there are none; one with ``--resource-id`` cleans that volume's own
     service only, and only once ``--is-up true`` says the service may be up; then the
-    volume services clean the other. A resource that is not pending is a 400."""
+    volume services clean the other. A node stopped is a service nobody can clean for;
+    a resource that is not pending is a 400."""
     c = stalls_deletes
     cinder, _ = admin_commands(c, "3.24")
     with SyncClient(c.gateway, project="cleanup", timeout=20.0,
@@ -78,6 +79,13 @@ def test_cinder_work_cleanup_sends_again_the_deletes_a_crash_left_on_the_service
                                                    "cinder-volume"]
         ids = {int(r[0]) for r in rows(out)}  # the same on every call: a stable number
         assert ids == {int(r[0]) for r in rows(cinder("work-cleanup", "--is-up", "true"))}
+
+        c.cluster.stop_actor("node-2")  # down: nobody can clean for it
+        wait_for(lambda: not {b.backend: b.up for b in admin.list_backends()}["node-2@file"])
+        out = cinder("work-cleanup")
+        assert out.startswith("There are no alternative nodes to do cleanup for the following "
+                              "services:"), out
+        assert [r[2:] for r in rows(out)] == [["node-2@file", "cinder-volume"]]
 
         missing = str(uuid.uuid4())
         done = run_script(_cinder_argv(c, "work-cleanup", "--resource-id", missing,
