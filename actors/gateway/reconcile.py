@@ -318,8 +318,9 @@ class Reconciler:
             found = self.find(self.clock() + 1.0)  # each one there now, however young
         else:  # refused unless it is in a transitional status
             found = [self._stuck_one(body.resource_id, body.resource_type)]
-        nodes = frozenset(body.nodes)
-        stuck = [s for s in found if (s.node in nodes if s.node else body.unplaced)]
+        nodes, flowing = frozenset(body.nodes), self._volumes_in_flows()
+        stuck = [s for s in found if (s.node in nodes if s.node else body.unplaced)
+                 and self._volume_of(s) not in flowing]
         answers = await self.probe(stuck) if stuck else {}
         mended = [a for a in decide(stuck, answers) if a.do in SAFE_AT_ONCE]
         for action in mended:
@@ -331,6 +332,21 @@ class Reconciler:
                           a.reason) for a in mended),
             tuple(sorted(n for n, answer in answers.items() if answer is None)),
             found[0].node if body.resource_id is not None else None)
+
+    def _volumes_in_flows(self) -> frozenset[str]:
+        """The volumes an API flow of this process is running on now (a snapshot's flow
+        runs under its volume's id). Such a flow may still undo its mark (a delete whose
+        cast failed puts the volume back as it was), so what it marked is not this
+        cleanup's to send again. (The rounds look only at records untouched for
+        ``reconcile_after_s``, far longer than a flow runs; a gateway's start only at
+        what its previous process left.)"""
+        return frozenset(t.volume_id for t in self.gw.flow_history.running)
+
+    def _volume_of(self, s: Stuck) -> str:
+        if s.kind == "volume":
+            return s.id
+        snap = self.gw.store.snapshots.get(s.id)
+        return snap.volume_id if snap is not None else s.id
 
     def _stuck_one(self, record_id: str, kind: str | None) -> Stuck:
         """One volume's or snapshot's record, when it is in a transitional status."""
