@@ -681,14 +681,14 @@ def cmd_backend_enable(args: argparse.Namespace) -> int:
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     with client(args) as c:
-        nodes = tuple(args.node) or tuple(b.host for b in c.list_backends())
         kind: str | None = None
         rid: str | None = None
         if args.volume:
             kind, rid = "volume", find_volume(c, args.volume).id
         elif args.snapshot:
             kind, rid = "snapshot", find_snapshot(c, args.snapshot).id
-        done = c.work_cleanup(nodes, not args.node, rid, kind)
+        done = c.work_cleanup(tuple(args.node), not args.node, rid, kind,
+                              every_node=not args.node)
     note = f"{done.looked_at} in a transitional status looked at, {len(done.mended)} mended"
     if done.unanswered:
         note += f"; {', '.join(done.unanswered)} did not answer: what they hold waits"

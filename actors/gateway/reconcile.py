@@ -318,7 +318,8 @@ class Reconciler:
             found = self.find(self.clock() + 1.0)  # each one there now, however young
         else:  # refused unless it is in a transitional status
             found = [self._stuck_one(body.resource_id, body.resource_type)]
-        nodes, flowing = frozenset(body.nodes), self._volumes_in_flows()
+        nodes = frozenset(self.nodes if body.every_node else body.nodes)
+        flowing = self._volumes_in_flows()
         stuck = [s for s in found if (s.node in nodes if s.node else body.unplaced)
                  and self._volume_of(s) not in flowing]
         answers = await self.probe(stuck) if stuck else {}

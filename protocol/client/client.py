@@ -613,13 +613,15 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
 
     async def work_cleanup(self, nodes: tuple[str, ...] = (), unplaced: bool = False,
                            resource_id: str | None = None, resource_type: str | None = None,
-                           timeout: float | None = None) -> WorkCleaned:
-        """Admin: mend now what a crash left in a transitional status on these nodes (and,
-        with ``unplaced``, on none yet), or only one volume or snapshot among them
-        (Cinder's work cleanup): what holds at any age is done; the rest waits for the
-        reconciler's rounds. Nodes are probed, so it may take ``PROBE_TIMEOUT_S``."""
+                           every_node: bool = False, timeout: float | None = None,
+                           ) -> WorkCleaned:
+        """Admin: mend now what a crash left in a transitional status on these nodes (or
+        ``every_node``; and, with ``unplaced``, on none yet), or only one volume or
+        snapshot among them (Cinder's work cleanup): what holds at any age is done; the
+        rest waits for the reconciler's rounds. Nodes are probed, so it may take
+        ``PROBE_TIMEOUT_S``."""
         raw = await self.call("work.cleanup", WorkCleanup(nodes, unplaced, resource_id,
-                                                          resource_type),
+                                                          resource_type, every_node),
                               timeout=timeout or max(self.timeout, CLEANUP_TIMEOUT_S))
         return parse(WorkCleaned, raw, strict=False)
 
@@ -784,8 +786,9 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
 
     def work_cleanup(self, nodes: tuple[str, ...] = (), unplaced: bool = False,
                      resource_id: str | None = None, resource_type: str | None = None,
-                     ) -> WorkCleaned:
-        return self._run(lambda c: c.work_cleanup(nodes, unplaced, resource_id, resource_type))
+                     every_node: bool = False) -> WorkCleaned:
+        return self._run(lambda c: c.work_cleanup(nodes, unplaced, resource_id, resource_type,
+                                                   every_node))
 
     def ping(self, timeout: float | None = None) -> None:
         self._run(lambda c: c.ping(timeout))

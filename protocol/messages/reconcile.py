@@ -47,6 +47,7 @@ class WorkCleanup:
     unplaced: bool = False
     resource_id: str | None = None
     resource_type: str | None = None  # "volume" or "snapshot"; either when None
+    every_node: bool = False  # every node the gateway knows, as if each were named
 
 
 @message

@@ -108,7 +108,7 @@ async def test_a_create_no_node_holds_is_left_to_the_rounds_and_only_admins_clea
         await every_actor_answers(c, admin)
         with frozen(c.cluster.pids()["scheduler"]):
             vol = await user.create_volume(1)
-            done = await admin.work_cleanup(("node-1", "node-2"), unplaced=True)
+            done = await admin.work_cleanup(every_node=True, unplaced=True)  # as the CLI's
             assert (done.looked_at, done.mended, done.unanswered) == (1, (), ())
             one = await admin.work_cleanup(unplaced=True, resource_id=vol.id)
             assert (one.looked_at, one.mended, one.resource_node) == (1, (), None)

@@ -110,6 +110,9 @@ def test_only_the_nodes_named_and_with_unplaced_what_is_on_no_node() -> None:
     cleaner = Cleaner(cluster(), HEALTHY)
     clean(cleaner, WorkCleanup((), unplaced=True))
     assert [s.id for s in cleaner.asked] == ["v-made", "v-lost"]
+    cleaner = Cleaner(cluster(), HEALTHY)
+    done = clean(cleaner, WorkCleanup(every_node=True))
+    assert [s.id for s in cleaner.asked] == ["v-delete", "v-extend", "s-delete"]
 
 
 def test_what_a_running_flow_of_this_process_holds_is_left_to_it() -> None:
