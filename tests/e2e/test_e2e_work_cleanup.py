@@ -1,8 +1,8 @@
 """Cinder's work cleanup (``cinder work-cleanup``, ``POST /workers/cleanup``): an
 admin mends now, not after the reconciler's ``reconcile_after_s``, what a crash left in a
-transitional status. The crashes are real (nodes killed while a delete or a create
-stalls in them, then started again) and the reconciler's own rounds are off, so nothing
-but the cleanup moves a record on."""
+transitional status. The crashes are real (nodes killed while deletes stall in them,
+then started again; a scheduler frozen while a create waits for it) and the reconciler's
+own rounds are off, so nothing but the cleanup moves a record on."""
 
 from __future__ import annotations
 
@@ -55,7 +55,8 @@ def test_cinder_work_cleanup_sends_again_the_deletes_a_crash_left_on_the_service
         _statuses(admin, {first.id: "deleting", second.id: "deleting"})
         second_backend = _backend(admin, second.id)
         kill_and_restart_nodes(c)
-        time.sleep(1.0)
+        wait_for(lambda: not admin.cluster_stats(timeout=2.0).missing)  # the nodes answer
+        time.sleep(0.5)
         _statuses(admin, {first.id: "deleting", second.id: "deleting"})
 
         assert "No cleanable services matched cleanup criteria." in cinder("work-cleanup")
