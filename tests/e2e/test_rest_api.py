@@ -235,6 +235,28 @@ def test_malformed_json_is_a_bad_request(api: Api, admin_view: SyncClient,
     nothing_written(admin_view, project)
 
 
+def test_work_cleanup_is_an_admin_s_from_3_24_and_its_body_is_checked(
+    api: Api, admin_api: Api,
+) -> None:
+    """``POST /workers/cleanup`` (the cleanup itself: ``test_e2e_work_cleanup.py``)."""
+    path = "/v3/workers/cleanup"
+    fault(admin_api.call("POST", path, {}, "3.23"), 404, "itemNotFound", "need 3.24")
+    fault(api.call("POST", path, {}, "3.24"), 403, "forbidden", "workers:cleanup")
+    fault(admin_api.call("POST", path, {"binary": "cinder-backup"}, "3.24"), 400,
+          "badRequest", "binary")
+    fault(admin_api.call("POST", path, {"resource_id": UUID, "is_up": True}, "3.24"), 400,
+          "badRequest", f"There is no resource with UUID {UUID} pending cleanup")
+    fault(admin_api.call("POST", path, raw=b"{", version="3.24"), 400, "badRequest",
+          "Malformed")
+    for body in (None, {}):  # the services that are down: none here
+        done = admin_api.call("POST", path, body, "3.24")
+        assert (done.status, done.body) == (202, {"cleaning": [], "unavailable": []})
+    done = admin_api.call("POST", path, {"is_up": "true", "host": "node-1"}, "3.24")
+    assert done.status == 202 and done.body["unavailable"] == []
+    assert [(s["host"], s["binary"], s["cluster_name"]) for s in done.body["cleaning"]] == [
+        ("node-1@file", "cinder-volume", None)]
+
+
 def test_a_body_over_the_limit_is_413_before_it_is_parsed(
     api: Api, admin_view: SyncClient, project: str,
 ) -> None:
