@@ -248,7 +248,8 @@ def test_work_cleanup_is_an_admin_s_from_3_24_and_its_body_is_checked(
           "badRequest", f"There is no resource with UUID {UUID} pending cleanup")
     fault(admin_api.call("POST", path, raw=b"{", version="3.24"), 400, "badRequest",
           "Malformed")
-    for body in (None, {}):  # the services that are down: none here
+    bodies: tuple[dict[str, Any] | None, ...] = (None, {})
+    for body in bodies:  # the services that are down: none here
         done = admin_api.call("POST", path, body, "3.24")
         assert (done.status, done.body) == (202, {"cleaning": [], "unavailable": []})
     done = admin_api.call("POST", path, {"is_up": "true", "host": "node-1"}, "3.24")
