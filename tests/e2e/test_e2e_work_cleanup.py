@@ -55,7 +55,7 @@ def test_cinder_work_cleanup_sends_again_the_deletes_a_crash_left_on_the_service
         _statuses(admin, {first.id: "deleting", second.id: "deleting"})
         second_backend = _backend(admin, second.id)
         kill_and_restart_nodes(c)
-        wait_for(lambda: not admin.cluster_stats(timeout=2.0).missing)  # the nodes answer
+        wait_for(lambda: not admin.cluster_stats(timeout=10.0).missing)  # the nodes answer
         time.sleep(0.5)
         _statuses(admin, {first.id: "deleting", second.id: "deleting"})
 
