@@ -118,13 +118,18 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(body), content_type="application/json")
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object, or Cinder's 400 for anything else."""
+async def read_body(request: web.Request) -> Any:
+    """The request's JSON (None for no body), or Cinder's 400 when it is not JSON."""
     raw = await request.read()
     try:
-        body = json.loads(raw) if raw else None
+        return json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError, RecursionError):  # (nested past the stack)
         raise bad_request("Malformed request body") from None
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object, or Cinder's 400 for anything else."""
+    body = await read_body(request)
     if not isinstance(body, dict):
         raise bad_request("Malformed request body: a JSON object is expected")
     return body
@@ -1284,12 +1289,7 @@ class Front:
         for first: its record's node (or the scheduler) is then the only service."""
         self._need(request, "3.24", "workers cleanup")
         self._admin(request, "workers:cleanup")
-        raw = await request.read()
-        try:
-            body = json.loads(raw) if raw else None
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise bad_request("Malformed request body") from None
-        req = workers.parse_request(body)
+        req = workers.parse_request(await read_body(request))  # no body: no filter
         client = self.client_for(request)
         kind = req.resource_type.lower() if req.resource_type else None
         if req.resource_id is not None and not req.located:  # where is it?
