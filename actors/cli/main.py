@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cinderblock import __version__
+from cinderblock.actors.cli.actor import add_actor_commands, add_log_format
+from cinderblock.actors.cli.actor import run as run_actor_command
 from cinderblock.actors.cli.attachments import add_attachment
 from cinderblock.actors.cli.backups import add_backup
 from cinderblock.actors.cli.base import (
@@ -284,36 +286,9 @@ def _add_up(sub: Any) -> None:
     p.set_defaults(run=cmd_status)
 
 
-def add_log_format(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log-format", choices=("text", "json"),
-                   default=os.environ.get("CINDERBLOCK_LOG_FORMAT", "text"),
-                   help="actor log lines as text or one JSON object each "
-                        "[CINDERBLOCK_LOG_FORMAT]")
-
-
-def add_log_file(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log-file", type=Path, default=None,
-                   help="log to this file, rotated at 10 MiB, 5 kept (default: stderr)")
-    add_log_format(p)
-
-
 def _add_actor(sub: Any) -> None:
-    p = sub.add_parser("actor", help="run one actor in this process (used by up)")
-    p.add_argument("kind", choices=("gateway", "quota", "scheduler", "node", "rest",
-                                    "exporter"))
-    p.add_argument("--config", type=Path, required=True)
-    p.add_argument("--host", default=None)
-    p.add_argument("--listen", default=None, help="rest: HOST:PORT to serve the API on")
-    p.add_argument("--verbose", action="store_true")
-    add_log_file(p)
-    p.set_defaults(run=cmd_actor)
-    p = sub.add_parser("node", help="run this host's storage node from a cluster file "
-                       "(docs/operations.md)")
-    p.add_argument("--config", type=Path, required=True, help="the cluster file (TOML)")
-    p.add_argument("--host", required=True, help="this node's host name in the file")
-    p.add_argument("--verbose", action="store_true")
-    add_log_file(p)
-    p.set_defaults(run=cmd_actor, kind="node")
+    for p in add_actor_commands(sub):
+        p.set_defaults(run=cmd_actor)
 
 
 def _add_volume(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -452,17 +427,9 @@ def cmd_tui(args: argparse.Namespace) -> int:
 
 
 def cmd_actor(args: argparse.Namespace) -> int:
-    from cinderblock.actors.runtime.main import run_actor
-
-    if args.kind == "rest":
-        from cinderblock.actors.rest.server import run_front
-
-        if not args.listen:
-            raise UsageError("cinderblock actor rest needs --listen HOST:PORT")
-        return run_front(args.config, args.listen, args.verbose, log_file=args.log_file,
-                         log_format=args.log_format)
-    return run_actor(args.kind, args.config, args.host, args.verbose,
-                     log_file=args.log_file, log_format=args.log_format)
+    if args.kind == "rest" and not args.listen:
+        raise UsageError("cinderblock actor rest needs --listen HOST:PORT")
+    return run_actor_command(args)
 
 
 def cmd_volume_create(args: argparse.Namespace) -> int:

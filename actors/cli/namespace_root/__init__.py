@@ -13,9 +13,18 @@ mapped here by ``package-dir`` in pyproject.toml; this package's own two files l
 Programs use ``from cinderblock.protocol.client import Client, SyncClient``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("cinderblock")  # pyproject.toml's: one version, where it is set
-except PackageNotFoundError:
-    __version__ = "unknown (not installed)"
+def __getattr__(name: str) -> str:
+    """``__version__``, pyproject.toml's (one version, where it is set), read from the
+    installed metadata when first asked for: reading it imports importlib.metadata and
+    scans the installed packages, which no actor but the REST front needs."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("cinderblock")
+    except PackageNotFoundError:
+        found = "unknown (not installed)"
+    globals()["__version__"] = found
+    return found

@@ -2,6 +2,6 @@
 
 import sys
 
-from cinderblock.actors.cli.main import main
+from cinderblock.actors.cli.entry import main
 
 sys.exit(main())
