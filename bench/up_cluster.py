@@ -23,7 +23,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cinderblock.actors.runtime.config import ClusterConfig, load
+from cinderblock.actors.runtime.config import PORTS_ENV, ClusterConfig, load
 from cinderblock.actors.runtime.keyring import secret_key_file
 from cinderblock.bench.invariants import repository_names
 from cinderblock.protocol.client.client import Client
@@ -62,7 +62,8 @@ class UpCluster:
     # ---- life ---------------------------------------------------------------
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CINDERBLOCK_")}
+        env = {k: v for k, v in os.environ.items()  # the cluster's ports range stays
+               if not k.startswith("CINDERBLOCK_") or k == PORTS_ENV}
         with open(self.out, "wb") as sink:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cinderblock", "up", "--data-dir", str(self.data_dir),

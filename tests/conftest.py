@@ -40,9 +40,11 @@ import zmq.asyncio
 from cinderblock.actors.gateway.volume_store import GatewayStore
 from cinderblock.actors.runtime.cluster import Cluster, with_quota_defaults
 from cinderblock.actors.runtime.config import (
+    PORTS_ENV,
     ClusterConfig,
     NodeConfig,
     embedded,
+    port_range,
     rest_url,
     with_rest_fronts,
 )
@@ -52,6 +54,23 @@ from cinderblock.protocol.wire.codec import unpack
 from cinderblock.protocol.wire.errors import CinderblockError
 from cinderblock.protocol.wire.keys import client_keys, curve_client
 from tests import cli_zygote
+
+
+def _ports_of_this_worker() -> None:
+    """Under pytest-xdist (pyproject.toml runs two workers), each worker's clusters
+    take their ports from a slice of the range of its own: a port is picked free and
+    bound by its actor a moment later, and the other worker must not pick it between
+    (its processes, ``up`` and the benchmarks, inherit the variable)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    index, count = int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    low, high = port_range()
+    span = (high - low) // count
+    os.environ[PORTS_ENV] = f"{low + index * span}-{low + (index + 1) * span - 1}"
+
+
+_ports_of_this_worker()
 
 GIB = 1 << 30
 E2E_HEARTBEAT_S = 0.25  # quicker first events for the event taps; nothing else depends on it
@@ -485,7 +504,8 @@ def run_cli(*args: str, timeout: float = 30.0, env: Mapping[str, str] | None = N
     fork of a process that has imported it (``cli_zygote``: the same entry point, argv
     and environment, 0.2 s less a command); ``cinderblock up`` and the commands a test
     signals are started with ``subprocess`` instead, as a user starts them."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CINDERBLOCK_")}
+    full_env = {k: v for k, v in os.environ.items()  # this worker's ports range stays
+                if not k.startswith("CINDERBLOCK_") or k == PORTS_ENV}
     full_env.update(env or {})
     return cli_zygote.run_script([CINDERBLOCK, *args], timeout, full_env)
 

@@ -82,6 +82,8 @@ environment variables (an option given on the command line wins):
   CINDERBLOCK_EVENTS       the event hub endpoint (tui --events; default: endpoints.json)
   CINDERBLOCK_LOG_FORMAT   text or json: how actors log (up/actor --log-format)
   CINDERBLOCK_PROFILE_DIR  actors write cProfile statistics there when they stop
+  CINDERBLOCK_PORTS        LOW-HIGH: where up picks free ports for a new cluster
+                           (default 10000 up to the kernel's ephemeral range)
 """
 
 

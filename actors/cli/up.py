@@ -37,6 +37,7 @@ DOWN_TIMEOUT_S = 30.0
 def cmd_up(args: argparse.Namespace) -> int:
     from cinderblock.actors.runtime.cluster import Cluster, ClusterError
     from cinderblock.actors.runtime.config import (
+        ConfigError,
         embedded,
         rest_url,
         with_endpoints_of,
@@ -45,13 +46,17 @@ def cmd_up(args: argparse.Namespace) -> int:
     from cinderblock.actors.runtime.supervisor import RestartPolicy, SupervisionError, Supervisor
 
     _refuse_if_running(args.data_dir)
-    cfg = embedded(args.data_dir, backend=args.backend, nodes=args.nodes,
-                   capacity_gb=args.capacity_gb, metrics=True)
-    cfg = _with_settings(cfg, args)
-    if args.api_fronts:
-        cfg = with_rest_fronts(cfg, args.api_fronts, args.api_port)
-    # the last start's endpoints, when free (an --api-port asked for goes where asked)
-    cfg = with_endpoints_of(cfg, args.data_dir / "cluster.json", keep_rest=args.api_port is None)
+    try:  # a CINDERBLOCK_PORTS that is not a range is one line, not a traceback
+        cfg = embedded(args.data_dir, backend=args.backend, nodes=args.nodes,
+                       capacity_gb=args.capacity_gb, metrics=True)
+        cfg = _with_settings(cfg, args)
+        if args.api_fronts:
+            cfg = with_rest_fronts(cfg, args.api_fronts, args.api_port)
+        # the last start's endpoints, when free (an --api-port asked for goes where asked)
+        cfg = with_endpoints_of(cfg, args.data_dir / "cluster.json",
+                                keep_rest=args.api_port is None)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
     cluster = Cluster(cfg, supervisor=True, log_format=args.log_format)
     signal.signal(signal.SIGTERM, _interrupt)
     supervisor: Supervisor | None = None

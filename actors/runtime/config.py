@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import random
 import re
 import socket
@@ -370,11 +371,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     or anyone's) is given a local port: a port picked there could be taken by a
     connect before the actor binds it ("Address already in use"). Nor is it one this
     process handed out lately: the endpoints of one cluster are picked one after
-    another, none bound yet, and two of them must not share a port.
+    another, none bound yet, and two of them must not share a port. Processes that
+    start clusters side by side (a test run's workers) each pick from a range of
+    their own (``CINDERBLOCK_PORTS``, ``port_range``), or one could be handed a port
+    another's actor has not bound yet.
     """
-    low = _ephemeral_low()
+    low, high = port_range()
     for _ in range(200):
-        port = random.randrange(10_000, low)
+        port = random.randrange(low, high)
         if port in _handed_out:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -398,6 +402,26 @@ def _hand_out(port: int) -> int:
     if len(_handed_out) > _HANDED_OUT_KEPT:
         del _handed_out[next(iter(_handed_out))]
     return port
+
+
+PORTS_ENV = "CINDERBLOCK_PORTS"
+
+
+def port_range() -> tuple[int, int]:
+    """Where ``free_port`` picks from: ``CINDERBLOCK_PORTS`` (``LOW-HIGH``, both
+    included) if set, else 10000 up to the kernel's ephemeral range."""
+    given = os.environ.get(PORTS_ENV)
+    if given is None:
+        return 10_000, _ephemeral_low()
+    low_text, _, high_text = given.partition("-")
+    try:
+        low, high = int(low_text), int(high_text)
+    except ValueError:
+        low = high = 0
+    if not 1024 <= low <= high <= 65535:
+        raise ConfigError(f"{PORTS_ENV}: expected LOW-HIGH, two ports from 1024 to 65535, "
+                          f"the first not above the second, got {given!r}")
+    return low, high + 1
 
 
 def _ephemeral_low() -> int:

@@ -634,6 +634,16 @@ def test_up_refuses_a_bad_shape_before_starting_anything(
     assert done.returncode == 2 and not (tmp_path / "never").exists()
 
 
+def test_up_refuses_a_ports_range_that_is_not_one_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    done = run_cli("up", "--data-dir", str(tmp_path / "never"),
+                   env={"CINDERBLOCK_PORTS": "40000-30000"})
+    assert ("CINDERBLOCK_PORTS: expected LOW-HIGH, two ports from 1024 to 65535, the first "
+            "not above the second, got '40000-30000'") in _one_error_line(done, "usage")
+    assert done.returncode == 1 and not (tmp_path / "never").exists()
+
+
 def test_up_runs_its_actors_with_the_durability_and_checks_it_is_given(tmp_path: Path) -> None:
     data_dir = tmp_path / "up"
     data_dir.mkdir()

@@ -15,11 +15,14 @@ import zmq
 
 from cinderblock.actors.runtime import config as config_module
 from cinderblock.actors.runtime.config import (
+    PORTS_ENV,
     ClusterConfig,
     ConfigError,
     embedded,
+    free_port,
     from_dict,
     load,
+    port_range,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,8 +139,13 @@ MISTAKES = [
 ]
 
 
+def _named(test_id: str) -> str:
+    """The random key named in a test's id, so every process collects the same ids."""
+    return test_id.replace(KEY, "KEY").replace(KEY[:39], "KEY[:39]")
+
+
 @pytest.mark.parametrize(("path", "value", "expected"), MISTAKES,
-                         ids=[f"{m[0]}={m[1]!r}"[:60] for m in MISTAKES])
+                         ids=[_named(f"{m[0]}={m[1]!r}")[:60] for m in MISTAKES])
 def test_each_mistake_is_one_error_naming_the_file_and_the_key(
     path: str, value: Any, expected: str
 ) -> None:
@@ -219,3 +227,26 @@ def _free_ports(count: int) -> list[int]:
         if len(found) == count:
             return found
     raise AssertionError("no free ports between 20000 and 30000")
+
+
+def test_free_ports_are_picked_from_the_range_cinderblock_ports_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    low = _free_ports(1)[0]
+    monkeypatch.setenv(PORTS_ENV, f"{low}-{low + 9}")
+    assert port_range() == (low, low + 10)
+    monkeypatch.setattr(config_module, "_handed_out", {})
+    picked = {free_port() for _ in range(5)}
+    assert len(picked) == 5 and all(low <= port <= low + 9 for port in picked)
+    monkeypatch.delenv(PORTS_ENV)
+    assert port_range()[0] == 10_000
+
+
+@pytest.mark.parametrize("given", ["", "20000", "20000-", "x-y", "20010-20000", "80-90",
+                                   "20000-70000"])
+def test_a_cinderblock_ports_that_is_not_a_range_is_refused_saying_so(
+    monkeypatch: pytest.MonkeyPatch, given: str,
+) -> None:
+    monkeypatch.setenv(PORTS_ENV, given)
+    with pytest.raises(ConfigError, match=f"CINDERBLOCK_PORTS: expected LOW-HIGH.*{given!r}"):
+        free_port()
