@@ -78,7 +78,7 @@ class _Refusing(argparse.ArgumentParser):
 def parse(argv: list[str]) -> argparse.Namespace | None:
     """``argv`` parsed, if it is an actor command line that runs; None if it is not one
     (another command, a mistake, or a request for help)."""
-    if argv[:1] not in (["actor"], ["node"]) or "-h" in argv or "--help" in argv:
+    if not argv or argv[0] not in ACTOR_COMMANDS or "-h" in argv or "--help" in argv:
         return None
     parser = _Refusing(prog="cinderblock", add_help=False)
     add_actor_commands(parser.add_subparsers(required=True))
