@@ -387,6 +387,10 @@ def free_port(host: str = "127.0.0.1") -> int:
             except OSError:
                 continue
         return _hand_out(port)
+    if PORTS_ENV in os.environ:  # a range given is kept to, not left for the kernel's
+        raise ConfigError(f"{PORTS_ENV}: no port from {low} to {high - 1} is free on {host} "
+                          "(none of 200 tries was both free and not handed out lately by "
+                          "this process); give a wider range")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         found: int = s.getsockname()[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import random
@@ -232,7 +233,7 @@ def _free_ports(count: int) -> list[int]:
 def test_free_ports_are_picked_from_the_range_cinderblock_ports_gives(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    low = _free_ports(1)[0]
+    low = _ten_free_ports_below_the_usual_range()  # where no test's cluster picks
     monkeypatch.setenv(PORTS_ENV, f"{low}-{low + 9}")
     assert port_range() == (low, low + 10)
     monkeypatch.setattr(config_module, "_handed_out", {})
@@ -240,6 +241,31 @@ def test_free_ports_are_picked_from_the_range_cinderblock_ports_gives(
     assert len(picked) == 5 and all(low <= port <= low + 9 for port in picked)
     monkeypatch.delenv(PORTS_ENV)
     assert port_range()[0] == 10_000
+
+
+def _ten_free_ports_below_the_usual_range() -> int:
+    for low in range(9000, 10_000, 10):
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(low, low + 10):
+                    held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                                       ).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return low
+    raise AssertionError("no ten free ports in a row between 9000 and 9999")
+
+
+def test_a_cinderblock_ports_range_with_no_free_port_left_is_refused_not_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        monkeypatch.setenv(PORTS_ENV, f"{port}-{port}")
+        with pytest.raises(ConfigError, match=f"CINDERBLOCK_PORTS: no port from {port} to "
+                                              f"{port} is free on 127.0.0.1"):
+            free_port()
 
 
 @pytest.mark.parametrize("given", ["", "20000", "20000-", "x-y", "20010-20000", "80-90",
