@@ -46,6 +46,15 @@ def on_a_fresh_cluster(name: str, work: Callable[[UpCluster], Coroutine[Any, Any
             up.stop()
 
 
+def own_environment() -> dict[str, str]:
+    """This process's environment for a command that runs a cluster of its own: none of
+    the ``CINDERBLOCK_`` settings that name the caller's cluster, user or key, but the
+    range its ports are picked from (``CINDERBLOCK_PORTS``: one a test worker was given
+    is the commands' too)."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("CINDERBLOCK_") or k == PORTS_ENV}
+
+
 class UpError(RuntimeError):
     """``up`` did not start, or an actor did not come back; the text says what."""
 
@@ -62,8 +71,7 @@ class UpCluster:
     # ---- life ---------------------------------------------------------------
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items()  # the cluster's ports range stays
-               if not k.startswith("CINDERBLOCK_") or k == PORTS_ENV}
+        env = own_environment()
         with open(self.out, "wb") as sink:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "cinderblock", "up", "--data-dir", str(self.data_dir),

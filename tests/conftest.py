@@ -49,6 +49,7 @@ from cinderblock.actors.runtime.config import (
     with_rest_fronts,
 )
 from cinderblock.actors.runtime.keyring import add_user, list_users, secret_key_file
+from cinderblock.bench.up_cluster import own_environment
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.codec import unpack
 from cinderblock.protocol.wire.errors import CinderblockError
@@ -504,8 +505,7 @@ def run_cli(*args: str, timeout: float = 30.0, env: Mapping[str, str] | None = N
     fork of a process that has imported it (``cli_zygote``: the same entry point, argv
     and environment, 0.2 s less a command); ``cinderblock up`` and the commands a test
     signals are started with ``subprocess`` instead, as a user starts them."""
-    full_env = {k: v for k, v in os.environ.items()  # this worker's ports range stays
-                if not k.startswith("CINDERBLOCK_") or k == PORTS_ENV}
+    full_env = own_environment()
     full_env.update(env or {})
     return cli_zygote.run_script([CINDERBLOCK, *args], timeout, full_env)
 
