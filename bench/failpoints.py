@@ -141,10 +141,12 @@ def matrix_config(data_dir: Path) -> ClusterConfig:
     """Two file nodes; quick heartbeats and a reconciler that looks after 2 s, so a
     record a kill left in a transitional status is mended within seconds (not sooner:
     an attachment is judged by its age alone, and an export under load takes a second
-    or two)."""
+    or two). The quota actor forgets an applied op's id at its next look (every second)
+    once the gateway says it has had the answer: one forgotten while a replay could still
+    bring its op would show as quota unequal to what exists."""
     cfg = embedded(data_dir, nodes=2)
     return replace(cfg, heartbeat_s=0.25, stale_after_s=1.0, reconcile_after_s=2.0,
-                   reconcile_every_s=0.25)
+                   reconcile_every_s=0.25, quota_keep_answered_s=0.0)
 
 
 # ---- a supervised cluster with points armed ---------------------------------------

@@ -275,6 +275,10 @@ def _add_up(sub: Any) -> None:
                    default=None, metavar="HOURS",
                    help="check each database file again this often while its actor runs "
                         "(default 24; 0: never)")
+    p.add_argument("--quota-keep-answered", type=_not_negative("--quota-keep-answered"),
+                   default=None, metavar="SECONDS",
+                   help="how long the quota actor remembers an applied op's id once the "
+                        "gateway has had its answer (default 3600)")
     add_log_format(p)
     p.set_defaults(run=cmd_up)
     p = sub.add_parser("down", help="stop the cluster `up` runs in --data-dir",

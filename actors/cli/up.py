@@ -94,7 +94,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 # the cluster file's settings that ``up`` takes as options (None: the file's default)
 UP_SETTINGS = {"reconcile_after": "reconcile_after_s", "reconcile_every": "reconcile_every_s",
                "synchronous": "synchronous", "check_before_start_mb": "check_before_start_mb",
-               "check_every_hours": "check_every_hours"}
+               "check_every_hours": "check_every_hours",
+               "quota_keep_answered": "quota_keep_answered_s"}
 
 
 def _with_settings(cfg: ClusterConfig, args: argparse.Namespace) -> ClusterConfig:

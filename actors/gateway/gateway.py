@@ -369,11 +369,14 @@ class Gateway(Actor):
             raise named_over_quota(exc, self.types) from None
         return reply
 
-    def _quota_apply(self, ops: tuple[QuotaOp, ...]) -> Awaitable[tuple[str, ...]]:
+    def _quota_apply(self, ops: tuple[QuotaOp, ...], earlier_answered: bool
+                     ) -> Awaitable[tuple[str, ...]]:
         """The quota journal's outbox: ``quota.apply`` (see ``quota_journal.py``), sent
         before this returns, as ``kick`` needs, and held for the call that kicked it
         (one message for both; at the turn's end if it came after a linger)."""
-        reply = self.quota.request("quota.apply", QuotaApply(ops), JOURNAL_CONTEXT,
+        reply = self.quota.request("quota.apply", QuotaApply(ops, earlier_answered,
+                                                             self.store.journal.incarnation),
+                                   JOURNAL_CONTEXT,
                                    timeout=self.quota_timeout_s, hold=True)
         return _outcomes(reply)
 

@@ -69,7 +69,8 @@ BACKOFF_S = (0.05, 2.0)  # first and longest wait between tries while quota is a
 JOURNAL_BEFORE_SEND = declare("gateway.quota_journal.before_send")
 JOURNAL_AFTER_ACK = declare("gateway.quota_journal.after_ack")
 
-Send = Callable[[tuple[QuotaOp, ...]], Awaitable[tuple[str, ...]]]
+# (the ops, whether every op sent before them has been answered) -> one outcome per op
+Send = Callable[[tuple[QuotaOp, ...], bool], Awaitable[tuple[str, ...]]]
 Abandon = Callable[[str, tuple[str, ...]], Awaitable[tuple[str, ...]]]
 
 
@@ -79,6 +80,7 @@ class Owed:
     op: QuotaOp
     durable: asyncio.Future[None] | None  # None: loaded from the file (durable)
     unsaved_ok: bool = False  # sent even if its row was not saved (see owe_rollback)
+    sent: bool = False  # sent before, unanswered: the quota actor may have applied it
 
     @property
     def owes_nothing(self) -> bool:
@@ -104,6 +106,10 @@ class QuotaJournal:
         self._send_ops: Send | None = None
         self._in_flight: tuple[list[Owed], Awaitable[tuple[str, ...]]] | None = None
         self.replayed = False  # the rows found at start are acknowledged
+        # the deletes of answered rows: a row whose delete is not durable comes back at
+        # the next start, and is sent again
+        self._last_delete: asyncio.Future[None] | None = None
+        self._a_delete_failed = False
         self.sent = 0
         self.retries = 0
 
@@ -253,7 +259,16 @@ class QuotaJournal:
             return False
         assert self._send_ops is not None
         JOURNAL_BEFORE_SEND()
-        self._in_flight = (batch, self._send_ops(tuple(o.op for o in batch)))
+        # Every op sent before is answered unless this batch carries it again (an op
+        # once sent stays at the head until answered) or it was found at start (a
+        # previous process may have sent it): the quota actor may then forget the ids
+        # it finished before this batch, as none can come again.
+        earlier_answered = (self.replayed and self._answered_rows_gone()
+                            and not any(o.sent for o in batch))
+        self._in_flight = (batch, self._send_ops(tuple(o.op for o in batch),
+                                                 earlier_answered))
+        for owed in batch:
+            owed.sent = True
         return True
 
     async def _settle(self) -> None:
@@ -273,7 +288,21 @@ class QuotaJournal:
         taken = {id(o) for o in batch}
         self._owed = deque(o for o in self._owed if id(o) not in taken)
         for owed in batch:
-            self.db.write(DELETE_OWED, (owed.seq,))  # a lost delete is replayed: a repeat
+            # a lost delete is replayed: a repeat
+            self._last_delete = self.db.write(DELETE_OWED, (owed.seq,))
+        if self._last_delete is not None:
+            self._last_delete.add_done_callback(self._delete_done)
+
+    def _delete_done(self, deleted: asyncio.Future[None]) -> None:
+        if deleted.cancelled() or deleted.exception() is not None:
+            self._a_delete_failed = True  # its row is on disk until the next start
+
+    def _answered_rows_gone(self) -> bool:
+        """Whether every answered row is deleted, durably (the group commits run in
+        order: the last delete done means the earlier ones are)."""
+        d = self._last_delete
+        return not self._a_delete_failed and (
+            d is None or (d.done() and not d.cancelled() and d.exception() is None))
 
     async def _abandon(self, abandon: Abandon,
                        referenced: Callable[[], Collection[str]]) -> None:

@@ -38,7 +38,15 @@ rolled-back or expired id, is a no-op with an empty Change; a ``release`` with a
 ``op_id`` is applied once. Every finished reservation id and applied op id is a
 ``finished`` row of the Change that finished it, so the store keeps it in the same
 transaction as the usage it changed: after a restart a replayed op is still known
-as done. ``forget_finished(before)`` drops the rows older than the replay window.
+as done. ``forget_finished`` drops them once no replay can bring their op again: the
+gateway says, with a batch of its journal (``earlier_answered``), that it has had the
+answer to every op it or an earlier incarnation sent before (their journal rows are
+durably gone), so a row finished before that batch is kept only a little more (the
+quota actor's ``quota_keep_answered_s``, an hour by default: for a copy delayed on the
+wire, or a call retried). Only the newest incarnation whose batch has come is
+believed (a dead one's, late behind its successor's replay, knows nothing of it). A
+row no batch has said so of is kept for the replay window (``KEEP_FINISHED_S``, a
+week), the swept incarnations' rows (below) always for the window.
 
 ``apply(ops)`` takes an ordered batch of ``JournalOp`` (the gateway's quota
 journal, see ``actors/gateway/quota_journal.py``) and answers one outcome per op:
@@ -279,6 +287,11 @@ class QuotaBook:
         self._pending: dict[str, Reservation] = {}
         self._finished: dict[str, tuple[str, float]] = {}  # id -> (outcome, when)
         self._swept = ""  # the newest ordered incarnation that swept (see the module text)
+        # every id finished before this was finished by an op the gateway has had answered
+        # (``apply``'s ``earlier_answered``); 0: not known (memory only: after a restart,
+        # until the gateway's next batch says so again)
+        self._answered_at = 0.0
+        self._newest_sender = ""  # the newest ordered incarnation whose batch came
 
     # -- state in and out ----------------------------------------------------
 
@@ -457,19 +470,41 @@ class QuotaBook:
         return ids, Change(usages=tuple(rows.values()), removed=tuple(ids),
                            finished=tuple(finished))
 
-    def forget_finished(self, before: float) -> Change:
-        """Forget the finished ids older than ``before`` (past the replay window)."""
-        old = tuple(fid for fid, (_, at) in self._finished.items() if at < before)
+    def finished_count(self) -> int:
+        """How many finished ids are remembered."""
+        return len(self._finished)
+
+    def forget_finished(self, before: float, answered_before: float = 0.0) -> Change:
+        """Forget the finished ids older than ``before`` (past the replay window), and
+        those older than ``answered_before`` whose op the gateway has had answered (see
+        the module text); a swept incarnation's row only past the window."""
+        answered = min(answered_before, self._answered_at)
+        old = tuple(fid for fid, (_, at) in self._finished.items()
+                    if at < before or (at < answered and not fid.startswith(SWEPT)))
         for fid in old:
             del self._finished[fid]
         return Change(forgotten=old)
 
     # -- the gateway's journal -------------------------------------------------
 
-    def apply(self, ops: Sequence[JournalOp], now: float | None = None
+    def apply(self, ops: Sequence[JournalOp], now: float | None = None, *,
+              earlier_answered: bool = False, incarnation: str = ""
               ) -> tuple[list[str], Change]:
         """Apply ``ops`` in order, each at most once; one outcome per op (see the
-        module text) and one Change for them all."""
+        module text) and one Change for them all. ``earlier_answered``: the gateway
+        (``incarnation``) has had the answer to every op sent before these
+        (``forget_finished``)."""
+        at = time.time() if now is None else now
+        self._newest_sender = max(self._newest_sender, incarnation if _ordered(incarnation)
+                                  else "")
+        # Believed from the newest incarnation only: a dead one's batch, late on the wire
+        # behind its successor's replay, knows nothing of what that replay applied. And
+        # the clock never makes an op not answered yet look answered: a batch without the
+        # word (or a clock set back) moves the line back to its own time at most.
+        if earlier_answered and _ordered(incarnation) and incarnation == self._newest_sender:
+            self._answered_at = at
+        else:
+            self._answered_at = min(self._answered_at, at)
         outcomes: list[str] = []
         changes: list[Change] = []
         for op in ops:

@@ -9,7 +9,9 @@ Exactly once: the gateway sends what its quota journal owes as ``quota.apply``
 (ordered ops, each with an id); the ids of finished reservations and applied
 ops are rows of ``finished_ops``, written in the same transaction as the usage
 they changed, so a batch replayed after any crash changes nothing twice. They
-are kept for ``KEEP_FINISHED_S`` (7 days) and pruned on the expire timer.
+are pruned on the expire timer once no replay can bring their op again: an hour
+(``quota_keep_answered_s``) after the gateway says it has had the answer to it,
+``KEEP_FINISHED_S`` (7 days) at most (``book.py``).
 ``quota.rollback_abandoned`` rolls back what a dead gateway reserved and can no
 longer finish (see ``book.py``).
 """
@@ -143,12 +145,17 @@ class QuotaActor(Actor):
     def database(self) -> Database:
         return self.db
 
+    def statistics(self) -> dict[str, Any]:
+        return {**super().statistics(), "finished_ids": self.book.finished_count()}
+
     async def on_start(self) -> None:
         await self.db.open()
         await self._load()
         self.spawn(self.db.flusher())
         await self._expire()
-        self.every(EXPIRE_EVERY_S, self._expire)
+        # as often as the shorter of the windows, once a minute at most
+        self.every(min(EXPIRE_EVERY_S, max(1.0, self.cfg.quota_keep_answered_s)),
+                   self._expire)
         self.bind(self.cfg.quota, domain="quota")
 
     async def on_stop(self) -> None:
@@ -173,7 +180,8 @@ class QuotaActor(Actor):
     async def _expire(self) -> None:
         now = time.time()
         expired, change = self.book.expire(now)
-        forgotten = self.book.forget_finished(now - qb.KEEP_FINISHED_S)
+        forgotten = self.book.forget_finished(now - qb.KEEP_FINISHED_S,
+                                              now - self.cfg.quota_keep_answered_s)
         change = qb.Change.merge([change, forgotten])
         if change.empty:
             return
@@ -244,7 +252,8 @@ class QuotaActor(Actor):
         body: QuotaApply = req.body
         ops = [qb.JournalOp(op.kind, op.op_id, op.reservation_id, op.project, op.deltas)
                for op in body.ops]
-        outcomes, change = self.book.apply(ops)
+        outcomes, change = self.book.apply(ops, earlier_answered=body.earlier_answered,
+                                           incarnation=body.incarnation)
         for op, outcome in zip(ops, outcomes, strict=True):
             if outcome.startswith("refused"):
                 log.error("quota.apply %s %s: %s", op.kind, op.op_id, outcome)

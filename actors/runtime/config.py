@@ -99,6 +99,9 @@ class ClusterConfig:
     stale_after_s: float = 2.5  # silent this long: down (docs/operations.md, "When an actor stops")
     reconcile_after_s: float = 120.0  # a transitional status this old is looked into
     reconcile_every_s: float = 30.0  # how often the gateway looks (0: never)
+    # a quota op's id, once the gateway has had its answer, is remembered this long more
+    # (for a copy delayed on the wire; actors/quota/book.py), not the week of the window
+    quota_keep_answered_s: float = 3600.0
     synchronous: str = "NORMAL"
     # a database file (with its WAL) up to this size is checked before its actor answers;
     # a larger one right after, while it answers (actors/runtime/database.py)
@@ -312,6 +315,9 @@ def _check_values(cfg: ClusterConfig) -> None:
         _check_endpoint(name, getattr(cfg, name))
     _check_positive("heartbeat_s", cfg.heartbeat_s)
     _check_positive("metrics_counts_every_s", cfg.metrics_counts_every_s)
+    _require(math.isfinite(cfg.quota_keep_answered_s) and cfg.quota_keep_answered_s >= 0,
+             "quota_keep_answered_s",
+             f"must be 0 or more (seconds), got {_shown(cfg.quota_keep_answered_s)}")
     _require(cfg.stale_after_s > cfg.heartbeat_s, "stale_after_s",
              f"must be greater than heartbeat_s ({cfg.heartbeat_s:g}), got {cfg.stale_after_s:g}")
     _require(math.isfinite(cfg.check_before_start_mb) and cfg.check_before_start_mb >= 0,

@@ -190,9 +190,15 @@ class QuotaOp:
 @message
 @dataclass(frozen=True, slots=True)
 class QuotaApply:
-    """``quota.apply``: ordered ops, applied in order, each at most once."""
+    """``quota.apply``: ordered ops, applied in order, each at most once.
+    ``earlier_answered``: the gateway (its ``incarnation``, ``incarnation_of``) has had
+    the answer to every op it or an earlier incarnation sent before these (their
+    journal rows are gone: none can be sent again), so the quota actor may forget the
+    ids it finished before them (``QuotaBook.forget_finished``)."""
 
     ops: tuple[QuotaOp, ...] = ()
+    earlier_answered: bool = False
+    incarnation: str = ""
 
 
 @message

@@ -20,8 +20,10 @@ async def deliver(journal: QuotaJournal, book: QuotaBook,
     """Run the outbox until nothing is owed; the outcomes the book gave, in order."""
     outcomes: list[str] = []
 
-    async def send(ops: tuple[QuotaOp, ...]) -> tuple[str, ...]:
-        done, _ = book.apply([journal_op(op) for op in ops])
+    async def send(ops: tuple[QuotaOp, ...], earlier_answered: bool) -> tuple[str, ...]:
+        done, _ = book.apply([journal_op(op) for op in ops],
+                             earlier_answered=earlier_answered,
+                             incarnation=journal.incarnation)
         outcomes.extend(done)
         return tuple(done)
 

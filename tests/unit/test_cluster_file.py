@@ -127,6 +127,7 @@ MISTAKES = [
     ("synchronous", "SOMETIMES", 'synchronous: expected one of OFF, NORMAL, FULL, EXTRA'),
     ("check_before_start_mb", -1, "check_before_start_mb: must be 0 or more (megabytes), got -1"),
     ("check_before_start_mb", "all", "check_before_start_mb: expected a number"),
+    ("quota_keep_answered_s", -1, "quota_keep_answered_s: must be 0 or more (seconds), got -1"),
     ("rest", ["127.0.0.1"], "rest[0]: expected HOST:PORT (a REST front's address)"),
     ("rest", ["127.0.0.1:99999"], "rest[0]: expected HOST:PORT"),
     ("rest", "127.0.0.1:8776", "rest: expected a list"),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,7 +24,7 @@ from cinderblock.actors.gateway.volume_store import (
     VolumeRecord,
 )
 from cinderblock.actors.quota import quota as quota_actor
-from cinderblock.actors.quota.book import JournalOp, QuotaBook, QuotaError
+from cinderblock.actors.quota.book import KEEP_FINISHED_S, JournalOp, QuotaBook, QuotaError
 from cinderblock.actors.runtime.actor import Request
 from cinderblock.actors.runtime.database import Database, WriteFailed
 from cinderblock.protocol.messages.quota import (
@@ -154,6 +156,137 @@ def test_a_sweep_by_an_older_incarnation_does_not_move_the_line_back() -> None:
         book.reserve(P, {"gigabytes": 1}, NOW, reservation_id=f"{older}.late")
 
 
+# ---- finished ids forgotten once no replay can bring them -------------------------
+
+WEEK_AGO = NOW - KEEP_FINISHED_S  # forget_finished's first argument: nothing that old here
+
+
+def _release(book: QuotaBook, op_id: str, at: float, incarnation: str = "",
+             earlier_answered: bool = False) -> list[str]:
+    return book.apply([JournalOp("release", op_id, "", P, {"volumes": 1})], at,
+                      earlier_answered=earlier_answered, incarnation=incarnation)[0]
+
+
+def test_an_id_is_forgotten_soon_only_once_the_gateway_has_had_its_answer() -> None:
+    """Until a batch says the ops before it were answered, an applied id is kept for the
+    week; after, those finished before that batch go once ``answered_before`` passes
+    them, the batch's own ids stay (nobody has answered them yet)."""
+    gw = incarnation_of(NOW, "a")
+    book = QuotaBook()
+    book.commit(book.reserve(P, {"volumes": 3}, NOW)[0].id)
+    assert _release(book, "release:volume:1", NOW, gw) == ["done"]
+    assert book.forget_finished(WEEK_AGO, NOW + 100).forgotten == ()  # nobody said so
+    assert _release(book, "release:volume:2", NOW + 10, gw, earlier_answered=True) == ["done"]
+    assert book.forget_finished(WEEK_AGO, NOW - 1).forgotten == ()  # not past the window
+    forgotten = book.forget_finished(WEEK_AGO, NOW + 100).forgotten
+    assert "release:volume:1" in forgotten and "release:volume:2" not in forgotten
+    assert _release(book, "release:volume:2", NOW + 20, gw) == ["repeat"]
+    assert book.usage(P)["volumes"].in_use == 1
+
+
+def test_a_dead_incarnations_word_late_on_the_wire_is_not_believed() -> None:
+    """The old gateway's last batch arrives after its successor's replay applied a
+    release whose answer the successor never got (it died too): were the old one
+    believed, that release's id would be forgotten and the third gateway's replay of
+    it applied twice."""
+    old, new = incarnation_of(NOW, "a"), incarnation_of(NOW + 60, "b")
+    book = QuotaBook()
+    book.commit(book.reserve(P, {"volumes": 2}, NOW)[0].id)
+    assert _release(book, "release:volume:1", NOW + 61, new) == ["done"]  # the replay
+    assert _release(book, "release:volume:9", NOW + 62, old, earlier_answered=True) == ["done"]
+    assert book.forget_finished(WEEK_AGO, NOW + 100).forgotten == ()
+    assert _release(restarted(book), "release:volume:1", NOW + 200) == ["repeat"]
+    assert _release(book, "release:volume:3", NOW + 63, new, earlier_answered=True) == ["done"]
+    assert set(book.forget_finished(WEEK_AGO, NOW + 100).forgotten) == {
+        "release:volume:1", "release:volume:9"}
+
+
+def test_a_batch_without_the_word_after_the_clock_was_set_back_moves_the_line_back() -> None:
+    gw = incarnation_of(NOW, "a")
+    book = QuotaBook()
+    book.commit(book.reserve(P, {"volumes": 2}, NOW)[0].id)
+    _release(book, "release:volume:1", NOW + 100, gw, earlier_answered=True)
+    _release(book, "release:volume:2", NOW + 50, gw)  # the clock went back 50 s
+    assert book.forget_finished(WEEK_AGO, NOW + 1000).forgotten == ()
+
+
+def test_a_swept_incarnations_row_is_kept_for_the_week_answered_or_not() -> None:
+    old, new = incarnation_of(NOW, "a"), incarnation_of(NOW + 60, "b")
+    book = QuotaBook()
+    book.rollback_abandoned(new, (), NOW)
+    _release(book, "release:volume:1", NOW + 10, new, earlier_answered=True)
+    assert book.forget_finished(WEEK_AGO, NOW + 100).forgotten == ()
+    with pytest.raises(QuotaError, match="has ended"):
+        restarted(book).reserve(P, {"gigabytes": 1}, NOW, reservation_id=f"{old}.late")
+
+
+async def test_the_journal_says_the_earlier_ops_were_answered_only_when_none_can_come_again(
+    tmp_path: Path,
+) -> None:
+    """Not for the replay of what a previous process left (it may have sent it), not
+    for a batch sent again after no answer (it may have been applied), not once the
+    delete of an answered row failed (the row is replayed at the next start); for a
+    batch of new ops once every row answered is durably gone."""
+    path = tmp_path / "gateway.db"
+    book = QuotaBook()
+    said: list[tuple[str, bool]] = []
+    trouble: list[str] = []  # what the next send meets: "lost", or "disk full" after it
+
+    async with open_gateway_store(path) as store:  # dies before it sends anything
+        rid = store.journal.reservation_id()
+        book.reserve(P, {"volumes": 1, "gigabytes": 2}, NOW, reservation_id=rid)
+        await store.add_volume(volume(), rid)
+
+    async with open_gateway_store(path) as store:
+        journal: QuotaJournal = store.journal
+
+        async def send(ops: tuple[QuotaOp, ...], earlier_answered: bool) -> tuple[str, ...]:
+            said.append((" ".join(op.kind for op in ops), earlier_answered))
+            if trouble and trouble[0] == "lost":
+                trouble.pop(0)
+                raise Unavailable("no answer")
+            if trouble and trouble[0] == "disk full":  # the deletes join a batch that fails
+                trouble.pop(0)
+                store.db.write(INSERT_VOLUME, volume("clash").row())
+                store.db.write(INSERT_VOLUME, volume("clash").row())
+            return tuple(book.apply([journal_op(op) for op in ops],
+                                    earlier_answered=earlier_answered,
+                                    incarnation=journal.incarnation)[0])
+
+        async def abandon(incarnation: str, refs: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(book.rollback_abandoned(incarnation, refs)[0])
+
+        async def owe_and_send(n: int) -> None:
+            rid = journal.reservation_id()
+            book.reserve(P, {"volumes": 1, "gigabytes": 2}, NOW, reservation_id=rid)
+            await store.add_volume(volume(f"vol-{n}"), rid)
+            await run_until_sent(journal, send, abandon)
+            await store.db.settled()
+
+        await store.load_volumes({})
+        await run_until_sent(journal, send, abandon)
+        await store.db.settled()
+        assert said == [("commit", False)]  # the replay
+        await owe_and_send(2)
+        assert said[-1] == ("commit", True)
+        trouble.append("lost")
+        await owe_and_send(3)
+        assert said[-2:] == [("commit", True), ("commit", False)]  # sent again
+        await owe_and_send(4)
+        assert said[-1] == ("commit", True)
+        trouble.append("disk full")
+        await owe_and_send(5)
+        assert said[-1] == ("commit", True)
+        await owe_and_send(6)
+        assert said[-1] == ("commit", False)  # vol-5's row is on disk still
+    assert usage(book) == (6, 0, 12, 0)
+    async with open_gateway_store(path) as store:
+        await store.load_volumes({})
+        assert [op.kind for op in store.journal.owed()] == ["commit"]
+        assert await deliver(store.journal, book) == ["repeat"]
+    assert usage(book) == (6, 0, 12, 0)
+
+
 def test_reservation_ids_sort_in_the_order_they_are_made_and_never_repeat() -> None:
     """In order, each lands at the end of quota.db's tables keyed by it; two gateways
     that began in the same millisecond with the same salt still make different ids
@@ -247,7 +380,7 @@ async def test_the_outbox_retries_while_quota_is_away_then_rolls_back_the_abando
     book = QuotaBook()
     book.reserve(P, {"gigabytes": 4}, NOW, reservation_id="dead.extend")
 
-    async def send(ops: tuple[QuotaOp, ...]) -> tuple[str, ...]:
+    async def send(ops: tuple[QuotaOp, ...], earlier_answered: bool) -> tuple[str, ...]:
         calls.append("send")
         if calls.count("send") < 3:
             raise Unavailable("the quota actor is not there")
@@ -277,7 +410,8 @@ async def test_owed_ops_go_ahead_of_the_next_quota_call_or_after_a_linger(
     wire: list[str] = []
     book = QuotaBook()
 
-    def send(ops: tuple[QuotaOp, ...]) -> asyncio.Future[tuple[str, ...]]:
+    def send(ops: tuple[QuotaOp, ...], earlier_answered: bool
+             ) -> asyncio.Future[tuple[str, ...]]:
         wire.append("apply " + " ".join(op.op_id for op in ops))  # on the wire here
         answer: asyncio.Future[tuple[str, ...]] = asyncio.get_running_loop().create_future()
         answer.set_result(tuple(book.apply([journal_op(op) for op in ops])[0]))
@@ -426,4 +560,32 @@ async def test_a_quota_show_waits_until_what_the_journal_applied_before_it_is_on
                                  "project='p1' AND resource='volumes'").fetchone()
         assert on_disk == (1, 0)
     finally:
+        await actor.db.close()
+
+
+async def test_the_quota_actor_forgets_answered_ids_in_memory_and_in_its_file(
+    tmp_path: Path,
+) -> None:
+    """``quota.apply``'s word reaches the book, and the expire round drops what it
+    may from memory and from quota.db alike (``quota_keep_answered_s`` 0 here)."""
+    actor = quota_actor.QuotaActor(replace(make_config(tmp_path), quota_keep_answered_s=0.0))
+    await actor.db.open()
+    await actor._load()
+    flusher = asyncio.create_task(actor.db.flusher())
+    gw = incarnation_of(time.time(), "a")
+    try:
+        for n, answered in ((1, False), (2, True)):
+            rid = f"{gw}.{n}"
+            actor.on_reserve(_asked("quota.reserve", QuotaReserve("p1", {"volumes": 1}, rid)))
+            await actor.on_apply(_asked("quota.apply", QuotaApply(
+                (QuotaOp("commit", rid, rid, "p1"),), answered, gw))).committed
+            await asyncio.sleep(0.01)  # the next batch's time is later than this one's
+            await actor._expire()
+            assert actor.book.finished_count() == 1
+        with sqlite3.connect(tmp_path / "quota.db") as db:
+            assert db.execute("SELECT id FROM finished_ops").fetchall() == [(f"{gw}.2",)]
+    finally:
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
         await actor.db.close()
