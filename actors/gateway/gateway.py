@@ -101,6 +101,7 @@ from cinderblock.protocol.messages.quota import (
     QuotaApply,
     QuotaDefaultsUpdate,
     QuotaOp,
+    QuotaReserve,
     QuotaSet,
     QuotaSets,
     QuotaShow,
@@ -130,7 +131,13 @@ from cinderblock.protocol.messages.volumes import (
 from cinderblock.protocol.states import VolumeStatus, check_volume_move
 from cinderblock.protocol.wire.access import may_subscribe
 from cinderblock.protocol.wire.codec import Context
-from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, NotFound, OverQuota
+from cinderblock.protocol.wire.errors import (
+    CinderblockError,
+    InvalidInput,
+    NotFound,
+    OverQuota,
+    PeerGone,
+)
 from cinderblock.protocol.wire.pending_guard import WATCHED, PendingGuard
 from cinderblock.protocol.wire.schema import dump, parse
 from cinderblock.protocol.wire.transport import tune
@@ -139,6 +146,9 @@ log = logging.getLogger(__name__)
 USERS_CHECK_S = 1.0  # how soon a change to the users file applies
 NODE_CALL_TIMEOUT_S = 10.0  # a node's answer to a question (what it could manage)
 QUOTA_CALL_STALE_TIMES = 4  # a quota call waits 4 times the silence that means "down"
+# a quota call lost with its connection is sent again after this pause (the journal's
+# outbox, whose batch went with it, takes its own loss first and goes ahead again)
+QUOTA_RESEND_PAUSE_S = 0.05
 JOURNAL_CONTEXT = Context(project_id="admin", user_id="cinderblock-quota-journal",
                           roles=("admin",))
 VOLUME_UPDATE_BEFORE_COMMIT = declare("gateway.volume_update.before_commit")
@@ -157,9 +167,11 @@ class Gateway(Actor):
         super().__init__(cfg.events_in)
         self.cfg = cfg
         self.heartbeat_s = cfg.heartbeat_s
-        # a quota call lost with a dead quota actor is given up after this (10 s by
-        # default); the journal's outbox then tries again, a flow fails and reverts
+        # a quota call unanswered is given up after this (10 s by default); the journal's
+        # outbox then tries again, a flow fails and reverts. One lost with its connection
+        # (the quota actor died) is sent again at once, within the same time (quota_call)
         self.quota_timeout_s = QUOTA_CALL_STALE_TIMES * cfg.stale_after_s
+        self.quota_resent = 0
         self.store = GatewayStore(cfg.path("gateway.db"), cfg.synchronous,
                                   cfg.check_before_start_bytes, cfg.check_every_s)
         self.types = TypeCatalog()
@@ -271,7 +283,8 @@ class Gateway(Actor):
         await self.store.load_volumes(self.types.by_id)
         await self.lifecycle.delete_requests.load()
         await self.attachments.open()
-        self.quota = self.connect(self.cfg.quota, "gateway", server="quota")
+        self.quota = self.connect(self.cfg.quota, "gateway", server="quota",
+                                  calls_lost_with_connection=True)
         self.spawn(self.store.journal.run(self._quota_apply, self._quota_abandon,
                                           self._reservations_held))
         self.spawn(self.quota_sync.count_types_own())  # once, for a file from before
@@ -351,6 +364,7 @@ class Gateway(Actor):
             **super().statistics(),
             "volumes": len(self.store.volumes),
             "creates": self.creates,
+            "quota_calls_resent": self.quota_resent,
             "watchers": len(self.watchers),
             "db": self.store.db.statistics(),
             "quota_journal": self.store.journal.statistics(),
@@ -360,14 +374,29 @@ class Gateway(Actor):
     async def quota_call(self, op: str, body: object, ctx: Context,
                          timeout: float | None = None) -> dict[str, Any]:
         """A call to the quota actor, the quota changes owed so far sent ahead of it
-        (``QuotaJournal.kick``): it reserves and reads after them."""
-        self.store.journal.kick()
-        try:
-            reply: dict[str, Any] = await self.quota.call(
-                op, body, ctx, timeout=timeout or self.quota_timeout_s)
-        except OverQuota as exc:  # a volume type's own quota by the type's name
-            raise named_over_quota(exc, self.types) from None
-        return reply
+        (``QuotaJournal.kick``): it reserves and reads after them. One lost with its
+        connection (the quota actor died and its supervisor starts it again) is sent
+        again, and waits in the socket until the quota actor is back, within the same
+        ``timeout``: every call the gateway makes of it is the same done twice (a
+        reserve under its reservation id returns the reservation made, if it was; a
+        read, a limit set, a sync to counted usage), but a reserve without an id."""
+        deadline = time.monotonic() + (timeout or self.quota_timeout_s)
+        while True:
+            self.store.journal.kick()
+            try:
+                reply: dict[str, Any] = await self.quota.call(
+                    op, body, ctx, timeout=max(0.0, deadline - time.monotonic()))
+            except OverQuota as exc:  # a volume type's own quota by the type's name
+                raise named_over_quota(exc, self.types) from None
+            except PeerGone:
+                if isinstance(body, QuotaReserve) and not body.reservation_id:
+                    raise
+                if time.monotonic() + QUOTA_RESEND_PAUSE_S >= deadline:
+                    raise
+                self.quota_resent += 1
+                await asyncio.sleep(QUOTA_RESEND_PAUSE_S)
+                continue
+            return reply
 
     def _quota_apply(self, ops: tuple[QuotaOp, ...], earlier_answered: bool
                      ) -> Awaitable[tuple[str, ...]]:

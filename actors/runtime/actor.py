@@ -251,6 +251,13 @@ class Link:
             raise
         return fut
 
+    def connection_lost(self) -> None:
+        """The DEALER's connection closed: its calls in flight can have no answer."""
+        lost = self.actor.calls.lost_to((self, self.peer), f"the connection to {self.peer} "
+                                        "closed before it answered")
+        if lost:
+            log.info("%d calls to %s lost with its connection", lost, self.peer)
+
     def close(self) -> None:
         self.out.flush()  # what this turn sent still goes (replies during a stop)
         self.channel.close()
@@ -420,17 +427,26 @@ class Actor:
         return self._add(Link(self, sock, routed=True, secure=self.trust is not None,
                               guard=guard))
 
-    def connect(self, endpoint: str, identity: str, server: str) -> Link:
+    def connect(self, endpoint: str, identity: str, server: str, *,
+                calls_lost_with_connection: bool = False) -> Link:
         """A DEALER to the actor ``server``. Secure, the routing id is ``identity``
-        and a random suffix: the server addresses us by our key, not by this id."""
+        and a random suffix: the server addresses us by our key, not by this id.
+        ``calls_lost_with_connection``: a call in flight when the connection closes
+        (the server died, or was stopped) fails at once with ``PeerGone``, as no answer
+        can come, instead of waiting out its timeout; what is sent next waits in the
+        socket until the server is back."""
         sock = self.zctx.socket(zmq.DEALER)
         tune(sock)
         if self.trust is not None:
             identity = f"{identity}/{secrets.token_hex(8)}"
         sock.setsockopt(zmq.IDENTITY, identity.encode())
         self.dial(sock, server)
+        link = Link(self, sock, routed=False, peer=server)
+        if calls_lost_with_connection:
+            events = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            self._monitors.append(Channel(events, lambda frames: link.connection_lost()))
         sock.connect(endpoint)
-        return self._add(Link(self, sock, routed=False, peer=server))
+        return self._add(link)
 
     def serve(self, sock: zmq.Socket[bytes], domain: str,
               guard: PendingGuard | None = None) -> None:

@@ -3,7 +3,7 @@
 ``Calls`` is bookkeeping with no I/O: ``start`` registers a request with its
 deadline and returns a future, ``settle`` resolves it from a reply envelope,
 ``fail_all`` fails every pending call (an actor or client stopping), ``lost``
-every call a closed connection took with it.
+every call a closed connection took with it, ``lost_to`` those that went to one peer.
 A call remembers the peer it went to, and only a reply from that peer settles
 it: a reply from anyone else is ignored and the call keeps waiting.
 Deadlines are kept by one sweep every ``SWEEP_S`` while calls are pending
@@ -95,6 +95,16 @@ class Calls:
         """Fail every call with ``PeerGone``: the connection they went out on closed
         before they were answered (``reason`` says which), so no answer can come."""
         self._fail_every(lambda p: PeerGone(f"{p.op}: {reason}", {"op": p.op}))
+
+    def lost_to(self, peer: object, reason: str) -> int:
+        """Fail with ``PeerGone`` the calls that went to ``peer``: the connection they
+        went out on closed before they were answered (``reason`` says so). How many."""
+        gone = [msg_id for msg_id, p in self._pending.items() if p.peer == peer]
+        for msg_id in gone:
+            p = self._pending.pop(msg_id)
+            if not p.fut.done():
+                p.fut.set_exception(PeerGone(f"{p.op}: {reason}", {"op": p.op}))
+        return len(gone)
 
     def fail_all(self, error: CinderblockError) -> None:
         self._fail_every(lambda p: error)

@@ -71,6 +71,21 @@ async def test_fail_all_leaves_no_caller_waiting() -> None:
     assert len(calls) == 0
 
 
+async def test_calls_lost_with_one_peers_connection_fail_and_the_others_wait() -> None:
+    calls = Calls()
+    to_quota = [calls.start(i, "quota.reserve", 5.0, "quota") for i in (1, 2)]
+    to_scheduler = calls.start(3, "scheduler.backends", 5.0, "scheduler")
+    assert calls.lost_to("quota", "the connection to quota closed before it answered") == 2
+    for fut in to_quota:
+        with pytest.raises(PeerGone, match=r"quota\.reserve: the connection to quota closed"):
+            await fut
+    assert not to_scheduler.done() and len(calls) == 1
+    assert calls.lost_to("quota", "again") == 0
+    calls.fail_all(Closed("done"))
+    with pytest.raises(Closed):
+        await to_scheduler
+
+
 # ---- Channel --------------------------------------------------------------------
 
 
