@@ -46,7 +46,13 @@ from cinderblock.protocol.messages.manage import (
     NodeManageable,
 )
 from cinderblock.protocol.messages.pages import page_after
-from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
+from cinderblock.protocol.messages.reconcile import (
+    PROBE_MAX_IDS,
+    NodeFenceCreates,
+    NodeFenceReply,
+    NodeProbe,
+    NodeProbeReply,
+)
 from cinderblock.protocol.messages.scheduling import BackendStatsMsg, ScheduleRequest
 from cinderblock.protocol.messages.volumes import Empty, VolumeUpdate
 from cinderblock.protocol.states import VolumeStatus
@@ -67,6 +73,8 @@ log = logging.getLogger(__name__)
 EARLY_STATS_S = (0.05, 0.2, 0.5)  # first reports, before the heartbeat takes over
 STATS_MIN_INTERVAL_S = 0.05  # changes within this window share one report
 HELLO_WAIT_S = 2.0  # the longest the first report waits for the scheduler to have our hello
+FENCE_KEEP_S = 600.0  # how long a create stays fenced (NodeFenceCreates)
+FENCE_MAX_CHARS = 64
 
 
 class StorageNode(Actor):
@@ -89,6 +97,8 @@ class StorageNode(Actor):
         self._placed: dict[str, tuple[str, int]] = {}  # in-flight volume -> (epoch, seq)
         self._incarnation = secrets.token_hex(8)
         self.busy: Counter[str] = Counter()
+        # volume id -> (the token its create must carry, when fenced): NodeFenceCreates
+        self.fences: dict[str, tuple[str, float]] = {}
         self._sched_epoch = ""
         self._sched_seq = 0
         self._stats_due = False
@@ -99,6 +109,7 @@ class StorageNode(Actor):
     def handlers(self) -> dict[str, Any]:
         return {"node.create_volume": self.on_create_volume, "ping": lambda req: Empty(),
                 "node.probe": self.on_probe, "node.manageable": self.on_manageable,
+                "node.fence_creates": self.on_fence_creates,
                 **self.exports.handlers(), **lifecycle_handlers(self),
                 **backup_handlers(self), **NodeMigrations(self).handlers()}
 
@@ -116,6 +127,7 @@ class StorageNode(Actor):
         self.spawn(self._report_once_heard())
         self.every(self.cfg.heartbeat_s, self.stats_changed)
         self.every(self.cfg.heartbeat_s, self._hello)
+        self.every(FENCE_KEEP_S / 10, self._forget_fences)
 
     async def _prepare_backups(self) -> None:
         """The backup repository made if missing, this node's leftovers swept. A
@@ -267,6 +279,18 @@ class StorageNode(Actor):
     async def on_create_volume(self, req: Request) -> None:
         c = ManagerContext(req.body, req.ctx)
         volume_id = req.body.request.volume_id
+        fence = self.fences.get(volume_id)
+        if fence is not None:
+            if req.body.request.fence != fence[0]:
+                # the dead scheduler's cast, come after the gateway fenced it here and
+                # sent the create again: taken as done (its placement acknowledged),
+                # not made
+                log.warning("create of %s from a scheduler that died is dropped: it was "
+                            "sent again", volume_id)
+                self.begin_create(volume_id, 0, req.body.sched_epoch, req.body.sched_seq)
+                self.end_create(volume_id)
+                return
+            del self.fences[volume_id]
         try:
             with self.working(volume_id):
                 await self.run_flow(self.flow, c, volume_id, req.ctx)
@@ -290,6 +314,34 @@ class StorageNode(Actor):
             ManageableVolume(m.name, m.size_gb, m.reason_not_safe is None, m.reason_not_safe,
                              m.object_id) for m in page),
             self.capabilities(), next_marker)
+
+    def on_fence_creates(self, req: Request) -> NodeFenceReply:
+        """Each asked volume this node neither works on nor holds is fenced: from now on
+        only a create carrying ``fence`` is made here (see ``NodeFenceCreates``)."""
+        body: NodeFenceCreates = req.body
+        if len(body.volume_ids) > PROBE_MAX_IDS:
+            raise InvalidInput(f"a fence names at most {PROBE_MAX_IDS} volumes")
+        if not 0 < len(body.fence) <= FENCE_MAX_CHARS:
+            raise InvalidInput(f"a fence is 1 to {FENCE_MAX_CHARS} characters",
+                               {"field": "fence"})
+        busy, held, fenced = [], [], []
+        now = time.monotonic()
+        for volume_id in body.volume_ids:
+            if volume_id in self.busy:
+                busy.append(volume_id)
+            elif self.driver.holds("volume", volume_id):
+                held.append(volume_id)
+            else:
+                self.fences[volume_id] = (body.fence, now)
+                fenced.append(volume_id)
+        return NodeFenceReply(tuple(busy), tuple(held), tuple(fenced))
+
+    def _forget_fences(self) -> None:
+        """A fence outlives any cast it could stop (one still in the line minutes after
+        its scheduler died) by far; then it goes."""
+        before = time.monotonic() - FENCE_KEEP_S
+        for volume_id in [v for v, (_, at) in self.fences.items() if at < before]:
+            del self.fences[volume_id]
 
     def on_probe(self, req: Request) -> NodeProbeReply:
         body: NodeProbe = req.body

@@ -45,6 +45,7 @@ from cinderblock.actors.gateway.guards import (
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.lifecycle_checks import release_claim
 from cinderblock.actors.gateway.lifecycle_flows import DeleteContext, SnapshotDeleteContext
+from cinderblock.actors.gateway.lost_casts import ScheduleCasts, fenced_everywhere
 from cinderblock.actors.gateway.manage import (
     check_manage,
     manage_as_create,
@@ -109,6 +110,11 @@ from cinderblock.protocol.messages.quota import (
     QuotaUpdate,
     check_projects,
 )
+from cinderblock.protocol.messages.reconcile import (
+    PROBE_MAX_IDS,
+    NodeFenceCreates,
+    NodeFenceReply,
+)
 from cinderblock.protocol.messages.scheduling import (
     Backend,
     BackendEnable,
@@ -172,6 +178,9 @@ class Gateway(Actor):
         # (the quota actor died) is sent again at once, within the same time (quota_call)
         self.quota_timeout_s = QUOTA_CALL_STALE_TIMES * cfg.stale_after_s
         self.quota_resent = 0
+        self.casts = ScheduleCasts()  # creates cast to the scheduler, not placed yet
+        self.lost_casts_resent = 0
+        self._resending = asyncio.Lock()
         self.store = GatewayStore(cfg.path("gateway.db"), cfg.synchronous,
                                   cfg.check_before_start_bytes, cfg.check_every_s)
         self.types = TypeCatalog()
@@ -288,7 +297,8 @@ class Gateway(Actor):
         self.spawn(self.store.journal.run(self._quota_apply, self._quota_abandon,
                                           self._reservations_held))
         self.spawn(self.quota_sync.count_types_own())  # once, for a file from before
-        self.scheduler = self.connect(self.cfg.scheduler, "gateway", server="scheduler")
+        self.scheduler = self.connect(self.cfg.scheduler, "gateway", server="scheduler",
+                                      on_disconnect=self._scheduler_lost)
         self.router = self.bind(self.cfg.gateway, domain="gateway")
         self.reconciler.start()
         if self.trust is not None:
@@ -299,6 +309,7 @@ class Gateway(Actor):
     # ---- is quota, is the scheduler there (peers.py) --------------------
     def _ping_peers(self) -> None:
         now = time.monotonic()
+        self.casts.prune(self._unplaced)
         for name in self.peers.newly_down(now):
             log.warning("%s has not answered for %gs: creates are refused until it is back",
                         name, self.cfg.stale_after_s)
@@ -365,6 +376,7 @@ class Gateway(Actor):
             "volumes": len(self.store.volumes),
             "creates": self.creates,
             "quota_calls_resent": self.quota_resent,
+            "lost_creates_sent_again": self.lost_casts_resent,
             "watchers": len(self.watchers),
             "db": self.store.db.statistics(),
             "quota_journal": self.store.journal.statistics(),
@@ -445,7 +457,58 @@ class Gateway(Actor):
         return parse(QuotaAbandoned, reply, strict=False).rolled_back
 
     def schedule(self, request: ScheduleRequest, ctx: Context) -> None:
+        self.casts.sent(request, ctx, time.monotonic())
         self.scheduler.cast("schedule.create", request, ctx)
+
+    # ---- creates a dead scheduler took with it (lost_casts.py) ---------------
+    def _unplaced(self, volume_id: str) -> bool:
+        rec = self.store.volumes.get(volume_id)
+        return rec is not None and rec.status is VolumeStatus.CREATING and rec.host is None
+
+    def _scheduler_lost(self) -> None:
+        log.warning("the connection to the scheduler closed: the creates cast to it and "
+                    "not placed are fenced on the nodes and sent again")
+        self.spawn(self._send_lost_casts_again(time.monotonic()))
+
+    async def _send_lost_casts_again(self, lost_at: float) -> None:
+        async with self._resending:  # one round at a time (their fences would cross)
+            casts = self.casts.before(lost_at, self._unplaced)
+            if not casts:
+                return
+            fence = uuid.uuid4().hex
+            ids = [c.request.volume_id for c in casts]
+            hosts = [n.host for n in self.cfg.nodes]
+            replies = await asyncio.gather(*(self._fence(h, ids, fence) for h in hosts))
+            again = set(fenced_everywhere(ids, dict(zip(hosts, replies, strict=True))))
+            for cast in casts:
+                if cast.request.volume_id in again and self._unplaced(cast.request.volume_id):
+                    self.schedule(dataclasses.replace(cast.request, fence=fence), cast.ctx)
+            self.lost_casts_resent += len(again)
+            log.warning("of %d creates cast to the scheduler that died, %d sent again "
+                        "(the rest are on a node, or a node did not answer)", len(casts),
+                        len(again))
+
+    async def _fence(self, host: str, volume_ids: list[str], fence: str
+                     ) -> NodeFenceReply | None:
+        """``node.fence_creates`` on one node, in probes' sizes; None if it does not
+        answer."""
+        busy: list[str] = []
+        held: list[str] = []
+        fenced: list[str] = []
+        try:
+            for at in range(0, len(volume_ids), PROBE_MAX_IDS):
+                raw = await self.router.call(
+                    "node.fence_creates",
+                    NodeFenceCreates(tuple(volume_ids[at:at + PROBE_MAX_IDS]), fence),
+                    to=host.encode(), timeout=NODE_CALL_TIMEOUT_S)
+                reply = parse(NodeFenceReply, raw, strict=False)
+                busy += reply.busy
+                held += reply.volumes
+                fenced += reply.fenced
+        except CinderblockError as exc:
+            log.warning("%s did not answer the fence of lost creates: %s", host, exc.message)
+            return None
+        return NodeFenceReply(tuple(busy), tuple(held), tuple(fenced))
 
     def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
         """Cast to the node of ``host`` ("node-1@file"): its DEALER identity is "node-1"."""

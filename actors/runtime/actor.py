@@ -428,13 +428,14 @@ class Actor:
                               guard=guard))
 
     def connect(self, endpoint: str, identity: str, server: str, *,
-                calls_lost_with_connection: bool = False) -> Link:
+                calls_lost_with_connection: bool = False,
+                on_disconnect: Callable[[], None] | None = None) -> Link:
         """A DEALER to the actor ``server``. Secure, the routing id is ``identity``
         and a random suffix: the server addresses us by our key, not by this id.
-        ``calls_lost_with_connection``: a call in flight when the connection closes
-        (the server died, or was stopped) fails at once with ``PeerGone``, as no answer
-        can come, instead of waiting out its timeout; what is sent next waits in the
-        socket until the server is back."""
+        When the connection closes (the server died, or was stopped), with
+        ``calls_lost_with_connection`` a call in flight fails at once with ``PeerGone``,
+        as no answer can come, instead of waiting out its timeout (what is sent next
+        waits in the socket until the server is back); and ``on_disconnect`` is told."""
         sock = self.zctx.socket(zmq.DEALER)
         tune(sock)
         if self.trust is not None:
@@ -442,9 +443,15 @@ class Actor:
         sock.setsockopt(zmq.IDENTITY, identity.encode())
         self.dial(sock, server)
         link = Link(self, sock, routed=False, peer=server)
-        if calls_lost_with_connection:
+        if calls_lost_with_connection or on_disconnect is not None:
+            def closed(frames: list[bytes]) -> None:
+                if calls_lost_with_connection:
+                    link.connection_lost()
+                if on_disconnect is not None:
+                    on_disconnect()
+
             events = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-            self._monitors.append(Channel(events, lambda frames: link.connection_lost()))
+            self._monitors.append(Channel(events, closed))
         sock.connect(endpoint)
         return self._add(link)
 

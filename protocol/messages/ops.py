@@ -115,7 +115,7 @@ from cinderblock.protocol.messages.quota import (
     ReservationRef,
 )
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncUsage
-from cinderblock.protocol.messages.reconcile import NodeProbe, WorkCleanup
+from cinderblock.protocol.messages.reconcile import NodeFenceCreates, NodeProbe, WorkCleanup
 from cinderblock.protocol.messages.scheduling import (
     BackendEnable,
     NodeCreateVolume,
@@ -317,6 +317,8 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     # the gateway's reconciler; the scheduler, for the creates a restarted node's
     # previous process held (did it finish them before it died?)
     "node.probe": (NodeProbe, GATEWAY | frozenset({"scheduler"})),
+    # the gateway, for the creates a dead scheduler may have taken with it
+    "node.fence_creates": (NodeFenceCreates, GATEWAY),
     "node.manageable": (NodeManageable, GATEWAY),
     # flow history (clients ask the gateway, which asks every actor), liveness, statistics
     # (stats: every actor's own, ActorStats; cluster.stats: the gateway gathers them)

@@ -1,6 +1,7 @@
 """What the gateway asks a storage node when it reconciles stuck work.
 
     gateway → node   node.probe  (NodeProbe → NodeProbeReply)
+    gateway → node   node.fence_creates  (NodeFenceCreates → NodeFenceReply)
 
 A volume or snapshot that stays in a transitional status (``creating``,
 ``deleting``, ``extending``) past the reconcile delay is asked about: is an
@@ -32,6 +33,26 @@ class NodeProbeReply:
     busy: tuple[str, ...] = ()  # asked ids that an operation on this node is working on
     volumes: tuple[str, ...] = ()  # asked volume ids that are on this node's backend
     snapshots: tuple[str, ...] = ()  # asked snapshot ids that are on this node's backend
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeFenceCreates:
+    """Creates whose scheduler died (its connection to the gateway closed) with them
+    maybe not yet passed on: for each the node neither holds nor works on, it takes
+    from now on only a cast that carries ``fence`` (the gateway's resend), so the dead
+    scheduler's cast, should it still be in the node's line, is dropped."""
+
+    volume_ids: tuple[str, ...] = ()
+    fence: str = ""
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class NodeFenceReply:
+    busy: tuple[str, ...] = ()  # asked ids an operation on this node is working on
+    volumes: tuple[str, ...] = ()  # asked ids on this node's backend
+    fenced: tuple[str, ...] = ()  # the rest: fenced here
 
 
 @message

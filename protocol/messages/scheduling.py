@@ -32,6 +32,9 @@ class ScheduleRequest:
     # these (different_host); one of these unless None (same_host)
     avoid_backends: tuple[str, ...] = ()
     only_backends: tuple[str, ...] | None = None
+    # a create sent again after its scheduler died: the nodes were fenced for it
+    # (``NodeFenceCreates``) and take only a cast that carries this
+    fence: str = ""
 
 
 @message

@@ -1,9 +1,17 @@
-"""The quota actor killed (SIGKILL) under a stream of creates, under ``cinderblock up``,
-whose supervisor starts it again: the reserves it took with it are sent again as soon
-as their connection closes and answered by the new process, so every create ends
-``available`` within a second or so, where each of them failed after the call's
-10 s before (``Timeout: no reply to quota.reserve within 10s``); and quota counts
-every volume once."""
+"""The quota actor, or the scheduler, killed (SIGKILL) under a stream of creates, under
+``cinderblock up``, whose supervisor starts it again.
+
+* The quota actor: the reserves it took with it are sent again as soon as their
+  connection closes and answered by the new process, so every create ends
+  ``available`` within a second or so, where each of them failed after the call's
+  10 s before (``Timeout: no reply to quota.reserve within 10s``).
+* The scheduler: the creates cast to it and not passed on to a node are fenced on the
+  nodes and sent again (``actors/gateway/lost_casts.py``), so every create ends
+  ``available``, where each of them stayed ``creating`` until the reconciler made it
+  ``error`` before; and none is made twice (no file on a node but its volume's).
+
+Either way quota counts every volume once and the settled cluster is exact
+(``bench.invariants``)."""
 
 from __future__ import annotations
 
@@ -11,20 +19,25 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
+from cinderblock.bench.invariants import settled_violations
 from cinderblock.bench.up_cluster import UpCluster
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.states import VolumeStatus
 from tests.conftest import _DATA_DIRS
 
 WORKERS = 32
-KILLS = 3  # at most: until a kill took a call in flight with it
-SLOWEST_S = 5.0  # well under the quota call's 10 s
+KILLS = 3  # at most: until a kill took a create in flight with it
+SLOWEST_S = 5.0  # well under the quota call's 10 s and the reconciler's 120 s
+# what the gateway counts of what it sent again, by the actor killed
+RESENT = {"quota": "quota_calls_resent", "scheduler": "lost_creates_sent_again"}
 
 
-async def _creates_while(up: UpCluster, demo: Client, admin: Client) -> tuple[list[str], float,
-                                                                                  int]:
-    """Creates from ``WORKERS`` at once while the quota actor is killed, until one kill
-    lost a call (``KILLS`` at most); what did not end available, the slowest, resent."""
+async def _creates_while_killed(up: UpCluster, actor: str, demo: Client, admin: Client
+                                ) -> tuple[list[str], float, int]:
+    """Creates from ``WORKERS`` at once while ``actor`` is killed, until a kill took one
+    with it (``KILLS`` at most): what did not end available, the slowest, resent."""
     failures: list[str] = []
     slowest = 0.0
     done = asyncio.Event()
@@ -46,16 +59,16 @@ async def _creates_while(up: UpCluster, demo: Client, admin: Client) -> tuple[li
     async def resent() -> int:
         stats = await admin.cluster_stats(timeout=10)
         gateway = next(a for a in stats.actors if a.actor == "gateway")
-        return int(gateway.details["quota_calls_resent"])
+        return int(gateway.details[RESENT[actor]])
 
     workers = [asyncio.create_task(worker(w)) for w in range(WORKERS)]
     try:
         for _ in range(KILLS):
             await asyncio.sleep(1.0)
-            pid, restarts = up.kill("quota")
-            while not up.restarted("quota", pid, restarts):
+            pid, restarts = up.kill(actor)
+            while not up.restarted(actor, pid, restarts):
                 await asyncio.sleep(0.05)
-            await asyncio.sleep(1.0)  # creates through the new process
+            await asyncio.sleep(1.5)  # creates through the new process
             if await resent():
                 break
     finally:
@@ -64,25 +77,30 @@ async def _creates_while(up: UpCluster, demo: Client, admin: Client) -> tuple[li
     return failures, slowest, await resent()
 
 
-def test_creates_in_flight_when_the_quota_actor_dies_end_available_within_a_second(
-    tmp_path: Path,
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("actor", ["quota", "scheduler"])
+def test_creates_in_flight_when_an_actor_dies_end_available_once_within_seconds(
+    tmp_path: Path, actor: str,
 ) -> None:
     _DATA_DIRS.append(tmp_path)  # the session's check: no actor left behind
-    up = UpCluster(tmp_path / "data", "--backend", "null", "--api-fronts", "0")
+    up = UpCluster(tmp_path / "data", "--backend", "file", "--api-fronts", "0",
+                   "--capacity-gb", "100000")
     up.start()
     try:
         async def run() -> None:
             admin, demo = up.client("admin", 30.0), up.client("demo", 30.0)
             async with admin, demo:
                 await admin.set_quota("demo", volumes=-1, gigabytes=-1)
-                failures, slowest, resent = await _creates_while(up, demo, admin)
+                failures, slowest, resent = await _creates_while_killed(up, actor, demo,
+                                                                        admin)
                 assert failures == [], failures[:5]
-                assert resent > 0, "no kill took a quota call with it"
+                assert resent > 0, f"no kill of the {actor} took a create with it"
                 assert slowest < SLOWEST_S, slowest
                 volumes = await demo.list_volumes()
                 quota = await admin.show_quota("demo")
-                assert quota.in_use["volumes"] == len(volumes)
-                assert quota.reserved["volumes"] == 0
+                assert (quota.in_use["volumes"], quota.reserved["volumes"]) == \
+                    (len(volumes), 0)
+                assert await settled_violations(admin, up.node_files, ("demo",)) == []
 
         asyncio.run(run())
     finally:
