@@ -280,17 +280,15 @@ class StorageNode(Actor):
         c = ManagerContext(req.body, req.ctx)
         volume_id = req.body.request.volume_id
         fence = self.fences.get(volume_id)
-        if fence is not None:
-            if req.body.request.fence != fence[0]:
-                # the dead scheduler's cast, come after the gateway fenced it here and
-                # sent the create again: taken as done (its placement acknowledged),
-                # not made
-                log.warning("create of %s from a scheduler that died is dropped: it was "
-                            "sent again", volume_id)
-                self.begin_create(volume_id, 0, req.body.sched_epoch, req.body.sched_seq)
-                self.end_create(volume_id)
-                return
-            del self.fences[volume_id]
+        if fence is not None and req.body.request.fence != fence[0]:
+            # the dead scheduler's cast, come after the gateway fenced it here and sent
+            # the create again (the fence stays: it may come after the resend too):
+            # taken as done (its placement acknowledged), not made
+            log.warning("create of %s from a scheduler that died is dropped: it was sent "
+                        "again", volume_id)
+            self.begin_create(volume_id, 0, req.body.sched_epoch, req.body.sched_seq)
+            self.end_create(volume_id)
+            return
         try:
             with self.working(volume_id):
                 await self.run_flow(self.flow, c, volume_id, req.ctx)
