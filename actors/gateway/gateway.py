@@ -213,7 +213,8 @@ class Gateway(Actor):
                                      mend_backups=self.backups.mend,
                                      mend_migrations=self.migrations.mend,
                                      mend_groups=self._mend_groups,
-                                     volume_made=self.backups.volume_made)
+                                     volume_made=self.backups.volume_made,
+                                     resent_at=self.casts.resent_at)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
         # after a failed write, the rows the others keep in gateway.db are read back too
@@ -482,6 +483,7 @@ class Gateway(Actor):
             again = set(fenced_everywhere(ids, dict(zip(hosts, replies, strict=True))))
             for cast in casts:
                 if cast.request.volume_id in again and self._unplaced(cast.request.volume_id):
+                    self.casts.resending(cast.request.volume_id, time.time())
                     self.schedule(dataclasses.replace(cast.request, fence=fence), cast.ctx)
             self.lost_casts_resent += len(again)
             log.warning("of %d creates cast to the scheduler that died, %d sent again "

@@ -13,6 +13,12 @@ fenced are sent again with the token (``fenced_everywhere``), to the scheduler i
 supervisor starts again (the cast waits in the socket until it is back). The dead
 scheduler's cast, should it still be in a node's line, is dropped there, so the create
 is made once. A node that does not answer leaves them all to the reconciler, as before.
+
+A create sent again is on its way (the new scheduler waits for the nodes' stats before
+it places anything): the reconciler, which cannot see it there, does not judge it lost
+until ``RESENT_GRACE_S`` (or its own ``reconcile_after_s``, if longer) after the resend
+(``ScheduleCasts.resent_at``). Judged lost and deleted meanwhile, it would be made on a
+node for a volume no longer there.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from dataclasses import dataclass
 from cinderblock.protocol.messages.reconcile import NodeFenceReply
 from cinderblock.protocol.messages.scheduling import ScheduleRequest
 from cinderblock.protocol.wire.codec import Context
+
+RESENT_GRACE_S = 30.0  # a create sent again is not judged lost sooner than this after
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,7 @@ class ScheduleCasts:
 
     def __init__(self) -> None:
         self._casts: dict[str, Cast] = {}
+        self._resent: dict[str, float] = {}  # volume id -> when sent again (wall clock)
 
     def __len__(self) -> int:
         return len(self._casts)
@@ -44,10 +53,20 @@ class ScheduleCasts:
     def sent(self, request: ScheduleRequest, ctx: Context, now: float) -> None:
         self._casts[request.volume_id] = Cast(request, ctx, now)
 
+    def resending(self, volume_id: str, wall: float) -> None:
+        self._resent[volume_id] = wall
+
+    def resent_at(self, volume_id: str) -> float | None:
+        """When the create of this volume was last sent again (wall clock), if it was
+        and it is not placed yet."""
+        return self._resent.get(volume_id)
+
     def prune(self, unplaced: Callable[[str], bool]) -> None:
         """Forget the casts whose volume is placed, or no longer creating."""
         for volume_id in [v for v in self._casts if not unplaced(v)]:
             del self._casts[volume_id]
+        for volume_id in [v for v in self._resent if v not in self._casts]:
+            del self._resent[volume_id]
 
     def before(self, when: float, unplaced: Callable[[str], bool]) -> list[Cast]:
         """The casts made before ``when`` whose volume is still unplaced."""

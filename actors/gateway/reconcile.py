@@ -21,6 +21,7 @@ from cinderblock.actors.gateway.attachment_flows import AttachServices
 from cinderblock.actors.gateway.attachment_store import AttachmentRecord, cut_short
 from cinderblock.actors.gateway.guards import require_admin
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
+from cinderblock.actors.gateway.lost_casts import RESENT_GRACE_S
 from cinderblock.actors.gateway.reconcile_rules import (
     SAFE_AT_ONCE,
     Action,
@@ -90,8 +91,10 @@ class Reconciler:
                  mend_backups: MendBackups | None = None,
                  mend_migrations: MendMigrations | None = None,
                  mend_groups: MendGroups | None = None,
-                 volume_made: Callable[[VolumeRecord], None] | None = None) -> None:
+                 volume_made: Callable[[VolumeRecord], None] | None = None,
+                 resent_at: Callable[[str], float | None] | None = None) -> None:
         self.gw = gw
+        self.resent_at = resent_at  # when a create was sent again (lost_casts.py)
         self.volume_made = volume_made
         self.mend_backups = mend_backups
         self.mend_migrations = mend_migrations
@@ -155,8 +158,12 @@ class Reconciler:
         before = self.clock() - self.after_s
         stuck = self.find(before)
         actions = decide(stuck, await self.probe(stuck)) if stuck else []
+        applied = []
         for action in actions:
-            await self.apply(action)
+            if not self._on_its_way(action):  # looked at here: a resend comes any time
+                await self.apply(action)
+                applied.append(action)
+        actions = applied
         if stuck:
             self._told(stuck, actions)
         await self.end_orphan_extends()
@@ -169,6 +176,15 @@ class Reconciler:
             await self.mend_groups(before)
         await self.sweep_exports()
         return actions
+
+    def _on_its_way(self, action: Action) -> bool:
+        """A create judged lost that the gateway sent again lately (its scheduler died):
+        it may be at the new scheduler, which no probe sees (``lost_casts.py``)."""
+        if action.do is not Do.ERROR or self.resent_at is None:
+            return False
+        resent = self.resent_at(action.stuck.id)
+        return resent is not None and \
+            resent > self.clock() - max(self.after_s, RESENT_GRACE_S)
 
     def _told(self, stuck: list[Stuck], actions: list[Action]) -> None:
         """A ``reconcile`` event: the records looked at, those moved on, and what was

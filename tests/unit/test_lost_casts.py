@@ -40,6 +40,19 @@ def test_only_the_casts_made_before_the_loss_and_still_unplaced_are_sent_again()
     assert len(casts) == 0
 
 
+def test_a_create_sent_again_is_known_as_such_until_it_is_placed() -> None:
+    """What keeps the reconciler from judging it lost while the new scheduler has it."""
+    casts = ScheduleCasts()
+    casts.sent(request("v1"), ME, 1.0)
+    assert casts.resent_at("v1") is None
+    casts.resending("v1", 1000.0)
+    casts.sent(request("v1", "t1"), ME, 2.0)
+    casts.prune(lambda v: True)
+    assert casts.resent_at("v1") == 1000.0
+    casts.prune(lambda v: False)  # placed
+    assert casts.resent_at("v1") is None
+
+
 def test_a_create_is_sent_again_only_when_every_node_fenced_it() -> None:
     ids = ["v1", "v2", "v3"]
     replies: dict[str, NodeFenceReply | None] = {
