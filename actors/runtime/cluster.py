@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -134,7 +135,8 @@ class Cluster:
                 try:
                     up = {b.backend for b in client.list_backends() if b.up}
                     tls = bool(self.cfg.rest_certfile)
-                    if wanted <= up and all(_http_answers(a, tls) for a in self.cfg.rest):
+                    if wanted <= up and all(_http_answers(a, tls) for a in self.cfg.rest) \
+                            and (not self.cfg.metrics or _listening(self.cfg.metrics)):
                         return
                 except CinderblockError:
                     pass  # not up yet; try again until the deadline
@@ -213,6 +215,17 @@ def _http_answers(listen: str, tls: bool = False) -> bool:
         with urllib.request.urlopen(rest_url(listen, tls) + "/", timeout=1.0,
                                     context=context) as reply:
             return bool(reply.status == 200)
+    except OSError:
+        return False
+
+
+def _listening(address: str) -> bool:
+    """Whether something accepts connections on ``address`` ("host:port", "[v6]:port"):
+    the metrics exporter, whose scrape may need a client certificate to answer."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+            return True
     except OSError:
         return False
 
