@@ -31,7 +31,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
@@ -81,6 +81,8 @@ ENTRY_BEFORE_COMMIT = declare("gateway.group_snapshot_create.entry.before_commit
 ENTRY_AFTER_COMMIT = declare("gateway.group_snapshot_create.entry.after_commit")
 CAST_BEFORE_SEND = declare("gateway.group_snapshot_create.cast.before_send")
 CAST_AFTER_SEND = declare("gateway.group_snapshot_create.cast.after_send")
+# a group snapshot marked deleting, its snapshots not yet asked (``mend``)
+DELETE_MARK_AFTER_COMMIT = declare("gateway.group_snapshot_delete.mark.after_commit")
 
 
 def status_of(rec: GroupSnapshotRecord, snapshots: Iterable[SnapshotRecord]) -> str:
@@ -337,6 +339,7 @@ class GatewayGroupSnapshots:
             return Empty()
         rec.deleting = True
         await self.group_snapshots.queue_save(rec)
+        DELETE_MARK_AFTER_COMMIT()
         for snap in snapshots:
             c = SnapshotDeleteContext(snap.id, req.ctx, by_group=True)
             try:
@@ -372,13 +375,26 @@ class GatewayGroupSnapshots:
         return self.view(rec)
 
     async def mend(self, before: float) -> list[str]:
-        """The group snapshots a crash left ``deleting`` with no snapshot (their last
-        one's removal committed, the row's not): gone."""
+        """The group snapshots a crash left ``deleting``: with no snapshot (their last
+        one's removal committed, the row's not), gone; with snapshots of which none is
+        being deleted and some not even asked to be (the crash came between the group
+        snapshot's mark and its snapshots'), no longer ``deleting``: their status is
+        their snapshots' again, and a delete may be asked again (it was refused while
+        they showed ``deleting`` for good)."""
         acted = []
         for rec in [r for r in self.group_snapshots.by_id.values()
-                    if r.deleting and r.updated_at < before
-                    and not self.group_snapshots.members.get(r.id)]:
-            await self.group_snapshots.queue_remove(rec)
+                    if r.deleting and r.updated_at < before]:
+            snapshots = self.members(rec)
+            if not snapshots:
+                await self.group_snapshots.queue_remove(rec)
+            elif all(s.status not in (P.DELETING, P.ERROR_DELETING) for s in snapshots):
+                log.warning("group snapshot %s: its delete was cut short before its "
+                            "snapshots were asked; it is %s again", rec.id,
+                            status_of(replace(rec, deleting=False), snapshots))
+                rec.deleting = False
+                await self.group_snapshots.queue_save(rec)
+            else:
+                continue
             acted.append(rec.id)
         return acted
 
