@@ -6,11 +6,11 @@ on (``actors.reconcile``). While a node is still working, nothing is touched."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -27,9 +27,11 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume
-from cinderblock.protocol.wire.errors import CinderblockError
+from cinderblock.protocol.wire.errors import CinderblockError, PeerGone
 from tests.conftest import E2ECluster, EventTap, eventually
 from tests.lifecycle_helpers import gone, read, snapshot_gone, write_pattern
+
+T = TypeVar("T")
 
 NODES = ("node-1", "node-2")
 FAST = {"reconcile_after_s": 1.0, "reconcile_every_s": 0.25}
@@ -204,17 +206,20 @@ async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gat
     points = (VOLUME_UPDATE_BEFORE_COMMIT.name, SNAPSHOT_UPDATE_BEFORE_COMMIT.name)
     c.cluster.env.update({failpoints.ENV: ",".join(points), failpoints.ENV_DIR: str(marks)})
     _gateway_again(c)
-    async with c.client("lost-report") as client:
-        vol = await client.create_volume(1, name="made")
+    make_vol = partial(Client.create_volume, size=1, name="made", request_id="lost-made")
+    vol = await _answered(c, make_vol)
     await eventually(lambda: (marks / points[0]).exists(), timeout=20)
     _gateway_again(c)  # past the marked point: the snapshot's report is the next
     async with c.client("lost-report") as client:
+        vol = vol or await make_vol(client)
         made = await client.wait_for_status(vol.id, "available", timeout=30)
         assert made.host == "node-1@file" and made.reason is None
         write_pattern(c.volume_file("node-1", vol.id), [(0, b"still whole")])
-        snap = await client.create_snapshot(vol.id)
+    take = partial(Client.create_snapshot, volume_id=vol.id, request_id="lost-snap")
+    snap = await _answered(c, take)
     await _again_once_killed_at(c, marks / points[1])
     async with c.client("lost-report") as client:
+        snap = snap or await take(client)
         taken = await client.wait_for_snapshot_status(snap.id, "available", timeout=30)
         assert taken.reason is None
         copy = await client.create_volume(1, snapshot_id=snap.id, wait=True)
@@ -223,10 +228,12 @@ async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gat
     (marks / points[0]).unlink()  # the volume's report point again, for the restore
     c.cluster.env.update({failpoints.ENV: points[0], failpoints.ENV_DIR: str(marks)})
     _gateway_again(c)
-    async with c.client("lost-report") as client:
-        restore = await client.create_volume(1, backup_id=backup.id)
+    make_restore = partial(Client.create_volume, size=1, backup_id=backup.id,
+                           request_id="lost-restore")
+    restore = await _answered(c, make_restore)
     await _again_once_killed_at(c, marks / points[0])
     async with c.client("lost-report") as client:
+        restore = restore or await make_restore(client)
         restored = await client.wait_for_status(restore.id, "available", timeout=30)
         assert restored.reason is None
         assert read(c.volume_file("node-1", restore.id), 0, 11) == b"still whole"
@@ -299,6 +306,17 @@ async def test_what_a_gateway_died_before_sending_is_sent_by_the_next_one(
         await client.delete_volume(kept.id, wait=True)
         await client.delete_volume(grown.id, wait=True)
         assert (await client.show_quota()).in_use["volumes"] == 0
+
+
+async def _answered(c: E2ECluster, ask: Callable[[Client], Awaitable[T]]) -> T | None:
+    """``ask`` of the gateway as the project; None if the gateway died before its answer
+    left (the report it kills itself at came first): asked again, under the same request
+    id, of the gateway started again, it answers with what it made."""
+    async with c.client("lost-report") as client:
+        try:
+            return await ask(client)
+        except PeerGone:
+            return None
 
 
 async def _again_once_killed_at(c: E2ECluster, mark: Path) -> None:
