@@ -310,22 +310,23 @@ def _check_positive(path: str, value: float) -> None:
              f"must be greater than 0, got {_shown(value)}")
 
 
+def _check_not_negative(path: str, value: float, allowed: str) -> None:
+    _require(math.isfinite(value) and value >= 0, path,
+             f"must be {allowed}, got {_shown(value)}")
+
+
 def _check_values(cfg: ClusterConfig) -> None:
     for name in ENDPOINT_FIELDS:
         _check_endpoint(name, getattr(cfg, name))
     _check_positive("heartbeat_s", cfg.heartbeat_s)
     _check_positive("metrics_counts_every_s", cfg.metrics_counts_every_s)
-    _require(math.isfinite(cfg.quota_keep_answered_s) and cfg.quota_keep_answered_s >= 0,
-             "quota_keep_answered_s",
-             f"must be 0 or more (seconds), got {_shown(cfg.quota_keep_answered_s)}")
+    _check_not_negative("quota_keep_answered_s", cfg.quota_keep_answered_s,
+                        "0 or more (seconds)")
     _require(cfg.stale_after_s > cfg.heartbeat_s, "stale_after_s",
              f"must be greater than heartbeat_s ({cfg.heartbeat_s:g}), got {cfg.stale_after_s:g}")
-    _require(math.isfinite(cfg.check_before_start_mb) and cfg.check_before_start_mb >= 0,
-             "check_before_start_mb",
-             f"must be 0 or more (megabytes), got {_shown(cfg.check_before_start_mb)}")
-    _require(math.isfinite(cfg.check_every_hours) and cfg.check_every_hours >= 0,
-             "check_every_hours",
-             f"must be 0 (never) or more, got {_shown(cfg.check_every_hours)}")
+    _check_not_negative("check_before_start_mb", cfg.check_before_start_mb,
+                        "0 or more (megabytes)")
+    _check_not_negative("check_every_hours", cfg.check_every_hours, "0 (never) or more")
     _require(cfg.synchronous in SYNCHRONOUS, "synchronous",
              f"expected one of {', '.join(SYNCHRONOUS)}, got {_shown(cfg.synchronous)}")
     for name, actor in cfg.actors.items():
