@@ -38,19 +38,17 @@ from cinderblock.protocol.messages.quota import (
     QuotaApplied,
     QuotaApply,
     QuotaDefaultsUpdate,
-    QuotaRelease,
     QuotaReserve,
     QuotaSet,
     QuotaSets,
     QuotaShowMany,
     QuotaUpdate,
     Reservation,
-    ReservationRef,
     check_projects,
 )
 from cinderblock.protocol.messages.quota_sync import QuotaSyncResult, QuotaSyncUsage
 from cinderblock.protocol.messages.volumes import Empty
-from cinderblock.protocol.wire.errors import InvalidInput, InvalidState, NotFound, OverQuota
+from cinderblock.protocol.wire.errors import InvalidInput, OverQuota
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS quota_limits (
@@ -128,9 +126,6 @@ class QuotaActor(Actor):
     def handlers(self) -> dict[str, Any]:
         return {
             "quota.reserve": self.on_reserve,
-            "quota.commit": self.on_commit,
-            "quota.rollback": self.on_rollback,
-            "quota.release": self.on_release,
             "quota.apply": self.on_apply,
             "quota.rollback_abandoned": self.on_rollback_abandoned,
             "quota.show": self.on_show,
@@ -220,31 +215,6 @@ class QuotaActor(Actor):
         committed = self._persist(change)
         committed.add_done_callback(_after_reserve_commit)
         return AfterCommit(committed, Reservation(res.id, res.expires_at))
-
-    def on_commit(self, req: Request) -> AfterCommit:
-        return self._end_reservation(self.book.commit, req.body)
-
-    def on_rollback(self, req: Request) -> AfterCommit:
-        return self._end_reservation(self.book.rollback, req.body)
-
-    def _end_reservation(
-        self, op: Callable[[str], qb.Change], ref: ReservationRef
-    ) -> AfterCommit:
-        try:
-            change = op(ref.reservation_id)
-        except qb.ReservationNotFound as exc:
-            raise NotFound(str(exc), {"reservation_id": ref.reservation_id}) from exc
-        except qb.QuotaError as exc:  # e.g. committing a reservation that was rolled back
-            raise InvalidState(str(exc), {"reservation_id": ref.reservation_id}) from exc
-        return AfterCommit(self._persist(change), Empty())
-
-    def on_release(self, req: Request) -> AfterCommit:
-        body: QuotaRelease = req.body
-        try:
-            change = self.book.release(body.project, body.deltas)
-        except qb.QuotaError as exc:
-            raise InvalidInput(str(exc)) from exc
-        return AfterCommit(self._persist(change), Empty())
 
     def on_apply(self, req: Request) -> AfterCommit:
         """The gateway's journal: ordered ops, each applied at most once; the reply

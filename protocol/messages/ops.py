@@ -107,12 +107,10 @@ from cinderblock.protocol.messages.quota import (
     QuotaApply,
     QuotaDefaultsUpdate,
     QuotaDelete,
-    QuotaRelease,
     QuotaReserve,
     QuotaShow,
     QuotaShowMany,
     QuotaUpdate,
-    ReservationRef,
 )
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncUsage
 from cinderblock.protocol.messages.reconcile import NodeFenceCreates, NodeProbe, WorkCleanup
@@ -286,9 +284,6 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "quota.delete": (QuotaDelete, ADMINS | GATEWAY),
     "quota.set_defaults": (QuotaDefaultsUpdate, ADMINS | GATEWAY),
     "quota.reserve": (QuotaReserve, GATEWAY),
-    "quota.commit": (ReservationRef, GATEWAY),
-    "quota.rollback": (ReservationRef, GATEWAY),
-    "quota.release": (QuotaRelease, GATEWAY),
     "quota.apply": (QuotaApply, GATEWAY),
     "quota.rollback_abandoned": (QuotaAbandon, GATEWAY),
     "quota.sync": (QuotaSync, ADMINS),

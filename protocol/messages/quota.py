@@ -153,24 +153,11 @@ class QuotaReserve:
 
 @message
 @dataclass(frozen=True, slots=True)
-class ReservationRef:
-    reservation_id: str
-
-
-@message
-@dataclass(frozen=True, slots=True)
 class Reservation:
     """The quota actor's answer to ``quota.reserve``."""
 
     reservation_id: str
     expires_at: float = 0.0
-
-
-@message
-@dataclass(frozen=True, slots=True)
-class QuotaRelease:
-    project: str
-    deltas: dict[str, int]
 
 
 @message

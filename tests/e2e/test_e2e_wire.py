@@ -207,7 +207,7 @@ def test_a_valid_envelope_with_an_unknown_op_gets_an_invalid_input_reply(raw: Ra
     assert error["details"] == {"op": "volume.explode"}
 
 
-@pytest.mark.parametrize("op", ["quota.reserve", "quota.commit", "schedule.create",
+@pytest.mark.parametrize("op", ["quota.reserve", "quota.apply", "schedule.create",
                                 "node.create_volume"])
 def test_ops_of_other_actors_are_unknown_to_the_gateway(raw: RawPeer, op: str) -> None:
     raw.envelope(op, {})

@@ -62,8 +62,8 @@ def test_every_op_says_who_may_send_it_with_known_roles() -> None:
 
 
 def test_a_client_may_send_no_node_only_or_internal_op() -> None:
-    internal = {op for op in OPS if op.startswith(("node.", "quota.reserve", "quota.commit",
-                                                   "quota.rollback", "quota.release",
+    internal = {op for op in OPS if op.startswith(("node.", "quota.reserve", "quota.apply",
+                                                   "quota.rollback_abandoned",
                                                    "schedule.", "quota.sync_usage"))}
     internal |= {"volume.update", "volume.deleted", "volume.extended", "volume.reverted",
                  "snapshot.update", "snapshot.deleted"}
@@ -79,7 +79,7 @@ def test_a_node_cannot_create_volumes_or_touch_quotas() -> None:
 
 
 def test_quota_ops_come_from_the_gateway_alone_and_node_ops_from_gateway_or_scheduler() -> None:
-    for op in ("quota.reserve", "quota.commit", "quota.rollback", "quota.release",
+    for op in ("quota.reserve", "quota.apply", "quota.rollback_abandoned",
                "quota.sync_usage"):
         assert SENDERS[op] == {"gateway"}
     assert SENDERS["node.create_volume"] == {"gateway", "scheduler"}

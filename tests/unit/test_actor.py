@@ -55,7 +55,7 @@ class Probe(Actor):
             "ping": lambda req: Empty(),
             "volume.show": self.on_show,  # raises what the volume id says
             "volume.delete": self.on_slow,  # runs until released
-            "quota.commit": self.on_commit,  # answers once ``commit`` resolves
+            "quota.rollback_abandoned": self.on_commit,  # answers once ``commit`` resolves
         }
 
     async def on_start(self) -> None:
@@ -159,7 +159,7 @@ async def test_a_handlers_error_crosses_with_its_code_and_a_bug_as_internal(
 async def test_after_commit_replies_only_once_the_write_is_committed(
     probe: Probe, client: Client,
 ) -> None:
-    call = asyncio.create_task(client.call("quota.commit", {"reservation_id": "r"}))
+    call = asyncio.create_task(client.call("quota.rollback_abandoned", {"incarnation": "i"}))
     await eventually(lambda: probe.commit is not None)
     assert await client.call("ping", Empty()) == {}  # a later request is answered first
     assert not call.done()
@@ -171,7 +171,7 @@ async def test_after_commit_replies_only_once_the_write_is_committed(
 async def test_after_commit_whose_write_failed_answers_an_internal_error(
     probe: Probe, client: Client,
 ) -> None:
-    call = asyncio.create_task(client.call("quota.commit", {"reservation_id": "r"}))
+    call = asyncio.create_task(client.call("quota.rollback_abandoned", {"incarnation": "i"}))
     await eventually(lambda: probe.commit is not None)
     assert probe.commit is not None
     probe.commit.set_exception(OSError("disk full"))
