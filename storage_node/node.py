@@ -281,11 +281,11 @@ class StorageNode(Actor):
         volume_id = req.body.request.volume_id
         fence = self.fences.get(volume_id)
         if fence is not None and req.body.request.fence != fence[0]:
-            # the dead scheduler's cast, come after the gateway fenced it here and sent
-            # the create again (the fence stays: it may come after the resend too):
-            # taken as done (its placement acknowledged), not made
-            log.warning("create of %s from a scheduler that died is dropped: it was sent "
-                        "again", volume_id)
+            # a cast the gateway fenced here and sent again (its scheduler, or the
+            # gateway process before, died with it; the fence stays: it may come after
+            # the resend too): taken as done (its placement acknowledged), not made
+            log.warning("create of %s cast before the gateway fenced it here is dropped: "
+                        "it was sent again", volume_id)
             self.begin_create(volume_id, 0, req.body.sched_epoch, req.body.sched_seq)
             self.end_create(volume_id)
             return

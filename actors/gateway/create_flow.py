@@ -46,6 +46,7 @@ from cinderblock.actors.gateway.lifecycle_checks import (
     resolve_source,
     visible_group,
 )
+from cinderblock.actors.gateway.lost_casts import CreateRoute
 from cinderblock.actors.gateway.volume_request import (
     TypeCatalog,
     VolumeSpec,
@@ -272,7 +273,11 @@ class EntryCreateTask(_ApiTask):
             backup.restore_volume_id, c.restoring = record.id, True
             marked = self.s.store.backups.queue_status(backup)
         ENTRY_BEFORE_COMMIT()
-        await self.s.store.add_volume(record, c.reservation_id)  # + the commit it owes
+        route = CreateRoute(c.avoid_backends, c.only_backends,
+                            backup.id if backup is not None else None,
+                            c.manage_source.name if c.manage_source is not None else None)
+        # + the commit it owes, and what its cast names beyond the row
+        await self.s.store.add_volume(record, c.reservation_id, route.to_row())
         if marked is not None:
             await marked
         ENTRY_AFTER_COMMIT()

@@ -45,7 +45,13 @@ from cinderblock.actors.gateway.guards import (
 from cinderblock.actors.gateway.lifecycle import GatewayLifecycle
 from cinderblock.actors.gateway.lifecycle_checks import release_claim
 from cinderblock.actors.gateway.lifecycle_flows import DeleteContext, SnapshotDeleteContext
-from cinderblock.actors.gateway.lost_casts import ScheduleCasts, fenced_everywhere
+from cinderblock.actors.gateway.lost_casts import (
+    Cast,
+    CreateRoute,
+    ScheduleCasts,
+    fenced_everywhere,
+    request_again,
+)
 from cinderblock.actors.gateway.manage import (
     check_manage,
     manage_as_create,
@@ -214,7 +220,8 @@ class Gateway(Actor):
                                      mend_migrations=self.migrations.mend,
                                      mend_groups=self._mend_groups,
                                      volume_made=self.backups.volume_made,
-                                     resent_at=self.casts.resent_at)
+                                     resent_at=self.casts.resent_at,
+                                     send_again=self.send_left_creates_again)
         self.quota_sync = QuotaSyncer(self)
         self.watchers = Watchers()
         # after a failed write, the rows the others keep in gateway.db are read back too
@@ -474,21 +481,62 @@ class Gateway(Actor):
     async def _send_lost_casts_again(self, lost_at: float) -> None:
         async with self._resending:  # one round at a time (their fences would cross)
             casts = self.casts.before(lost_at, self._unplaced)
-            if not casts:
-                return
-            fence = uuid.uuid4().hex
-            ids = [c.request.volume_id for c in casts]
-            hosts = [n.host for n in self.cfg.nodes]
-            replies = await asyncio.gather(*(self._fence(h, ids, fence) for h in hosts))
-            again = set(fenced_everywhere(ids, dict(zip(hosts, replies, strict=True))))
-            for cast in casts:
-                if cast.request.volume_id in again and self._unplaced(cast.request.volume_id):
-                    self.casts.resending(cast.request.volume_id, time.time())
-                    self.schedule(dataclasses.replace(cast.request, fence=fence), cast.ctx)
-            self.lost_casts_resent += len(again)
-            log.warning("of %d creates cast to the scheduler that died, %d sent again "
-                        "(the rest are on a node, or a node did not answer)", len(casts),
-                        len(again))
+            again = await self._fence_and_send_again(casts)
+            if casts:
+                log.warning("of %d creates cast to the scheduler that died, %d sent again "
+                            "(the rest are on a node, or a node did not answer)", len(casts),
+                            len(again))
+
+    async def send_left_creates_again(self, volume_ids: Sequence[str]) -> list[str]:
+        """The creates the previous gateway process left ``creating`` with no host, which
+        every node has said it neither holds nor works on (``Reconciler.finish_previous``):
+        fenced and sent again as those a dead scheduler took (``lost_casts.py``). Returns
+        the volumes sent again; the rest are left to the reconciler's rounds."""
+        async with self._resending:
+            casts = [cast for v in volume_ids if (cast := self._left_cast(v)) is not None]
+            again = await self._fence_and_send_again(casts)
+            if casts:
+                log.warning("of %d creates the previous gateway process left unsent, %d "
+                            "sent again (the rest are on a node, or a node did not answer)",
+                            len(casts), len(again))
+            return again
+
+    def _left_cast(self, volume_id: str) -> Cast | None:
+        """The scheduler's cast of a create the previous process left, rebuilt; None for
+        one placed, sent again already, or not the scheduler's (a copy, a manage)."""
+        rec = self.store.volumes.get(volume_id)
+        if rec is None or not self._unplaced(volume_id) \
+                or self.casts.resent_at(volume_id) is not None:
+            return None
+        left = self.store.create_left(volume_id)
+        if left is None:
+            return None
+        request_id, route = left
+        request = request_again(rec, CreateRoute.from_row(route))
+        if request is None:
+            return None
+        ctx = Context(project_id=rec.project_id, user_id=rec.user_id, request_id=request_id)
+        return Cast(request, ctx, time.monotonic())
+
+    async def _fence_and_send_again(self, casts: Sequence[Cast]) -> list[str]:
+        """Fence these creates on every node; those every node fenced are sent again,
+        carrying the fence's token. Returns their volumes."""
+        if not casts:
+            return []
+        fence = uuid.uuid4().hex
+        ids = [c.request.volume_id for c in casts]
+        hosts = [n.host for n in self.cfg.nodes]
+        replies = await asyncio.gather(*(self._fence(h, ids, fence) for h in hosts))
+        fenced = set(fenced_everywhere(ids, dict(zip(hosts, replies, strict=True))))
+        again = []
+        for cast in casts:
+            volume_id = cast.request.volume_id
+            if volume_id in fenced and self._unplaced(volume_id):
+                self.casts.resending(volume_id, time.time())
+                self.schedule(dataclasses.replace(cast.request, fence=fence), cast.ctx)
+                again.append(volume_id)
+        self.lost_casts_resent += len(again)
+        return again
 
     async def _fence(self, host: str, volume_ids: list[str], fence: str
                      ) -> NodeFenceReply | None:

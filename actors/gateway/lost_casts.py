@@ -19,13 +19,26 @@ it places anything): the reconciler, which cannot see it there, does not judge i
 until ``RESENT_GRACE_S`` (or its own ``reconcile_after_s``, if longer) after the resend
 (``ScheduleCasts.resent_at``). Judged lost and deleted meanwhile, it would be made on a
 node for a volume no longer there.
+
+A gateway that dies can take a create with it too: its volume's row committed, the cast
+not yet out of the process. The next gateway process finds such a volume ``creating``
+with no host and, once every node has answered that none holds it or works on it
+(``Reconciler.finish_previous``), fences it and sends it again the same way, within
+seconds of its start rather than after ``reconcile_after_s``. What the cast named is
+rebuilt from the volume's record and its ``CreateRoute`` (the hints' backends, a
+backup's id, a manage's name: kept in ``create_routes``, a row only for a create that
+had any): ``request_again``. A copy of a snapshot or a volume, and a manage, go to their
+node without the scheduler, and are left to the reconciler as before.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from cinderblock.actors.gateway.volume_store import VolumeRecord
 from cinderblock.protocol.messages.reconcile import NodeFenceReply
 from cinderblock.protocol.messages.scheduling import ScheduleRequest
 from cinderblock.protocol.wire.codec import Context
@@ -82,3 +95,48 @@ def fenced_everywhere(volume_ids: Sequence[str],
         return []
     fenced = [set(r.fenced) for r in replies.values() if r is not None]
     return [v for v in volume_ids if all(v in f for f in fenced)]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRoute:
+    """What a create's cast names that its volume's record does not: the backends the
+    affinity hints (and a group's, or a backup's node) allow, the backup it restores,
+    the name a manage adopts."""
+
+    avoid_backends: tuple[str, ...] = ()
+    only_backends: tuple[str, ...] | None = None
+    backup_id: str | None = None
+    manage_ref: str | None = None
+
+    def to_row(self) -> str | None:
+        """Its ``create_routes`` row; None for a create that names none of these."""
+        if self == NO_ROUTE:
+            return None
+        return json.dumps({"avoid": list(self.avoid_backends), "only": None
+                           if self.only_backends is None else list(self.only_backends),
+                           "backup_id": self.backup_id, "manage_ref": self.manage_ref})
+
+    @classmethod
+    def from_row(cls, row: str | None) -> CreateRoute:
+        if row is None:
+            return NO_ROUTE
+        fields: dict[str, Any] = json.loads(row)
+        only = fields["only"]
+        return cls(tuple(fields["avoid"]), None if only is None else tuple(only),
+                   fields["backup_id"], fields["manage_ref"])
+
+
+NO_ROUTE = CreateRoute()  # a plain create's: its row holds all its cast names
+
+
+def request_again(rec: VolumeRecord, route: CreateRoute) -> ScheduleRequest | None:
+    """The scheduler's request for the create of ``rec``, as its flow cast it; None
+    for a create that went to a node without the scheduler (a copy, a manage)."""
+    if rec.snapshot_id is not None or rec.source_volid is not None \
+            or route.manage_ref is not None:
+        return None
+    return ScheduleRequest(
+        volume_id=rec.id, project_id=rec.project_id, size=rec.size,
+        availability_zone=rec.availability_zone, volume_type_id=rec.volume_type.id,
+        extra_specs=rec.volume_type.extra_specs, backup_id=route.backup_id,
+        avoid_backends=route.avoid_backends, only_backends=route.only_backends)

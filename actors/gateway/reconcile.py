@@ -78,6 +78,7 @@ MendBackups = Callable[[float, Callable[[str, list[str]], Awaitable[set[str]]]],
 MendMigrations = Callable[[float, Callable[[str, str], Awaitable[tuple[bool, bool] | None]]],
                           Awaitable[list[str]]]
 MendGroups = Callable[[float], Awaitable[list[str]]]  # (stuck since) -> the groups acted on
+SendAgain = Callable[[list[str]], Awaitable[list[str]]]  # (creates left) -> those sent again
 LOOK_AT = PROBE_MAX_IDS * 4  # rows the file names, of which memory may have moved some on
 # what a previous process left: looked at this often after the start (in heartbeats),
 # this many times at most (until every node asked has answered)
@@ -92,9 +93,11 @@ class Reconciler:
                  mend_migrations: MendMigrations | None = None,
                  mend_groups: MendGroups | None = None,
                  volume_made: Callable[[VolumeRecord], None] | None = None,
-                 resent_at: Callable[[str], float | None] | None = None) -> None:
+                 resent_at: Callable[[str], float | None] | None = None,
+                 send_again: SendAgain | None = None) -> None:
         self.gw = gw
         self.resent_at = resent_at  # when a create was sent again (lost_casts.py)
+        self.send_again = send_again  # ... and what sends again those a dead process left
         self.volume_made = volume_made
         self.mend_backups = mend_backups
         self.mend_migrations = mend_migrations
@@ -128,9 +131,10 @@ class Reconciler:
         (``SAFE_AT_ONCE``): a create its node finished (holds whole, works on no more)
         becomes ``available``, its report having died with that process or come before
         this one listened; a delete, an unmanage, an extend or a revert is sent to its
-        node again. The rest wait for the rounds (a create no node holds may still be on
-        its way to one). Tried until every node asked has answered, ``PREVIOUS_TRIES``
-        times at most; then it does nothing."""
+        node again; a create no node holds or works on, which that process may have died
+        before it cast, is fenced and sent again (``send_again``: ``lost_casts.py``, which
+        sends none twice). The rest wait for the rounds. Tried until every node asked has
+        answered, ``PREVIOUS_TRIES`` times at most; then it does nothing."""
         if self.previous_tries >= PREVIOUS_TRIES:
             return []
         self.previous_tries += 1
@@ -141,11 +145,15 @@ class Reconciler:
         answers = await self.probe(left)
         if all(a is not None for a in answers.values()):
             self.previous_tries = PREVIOUS_TRIES
-        finished = [a for a in decide(left, answers) if a.do in SAFE_AT_ONCE]
+        decided = decide(left, answers)
+        finished = [a for a in decided if a.do in SAFE_AT_ONCE]
         for action in finished:
             await self.apply(action)
         if finished:
             self._told(left, finished)
+        unsent = [a.stuck.id for a in decided if a.do is Do.ERROR and a.stuck.kind == "volume"]
+        if unsent and self.send_again is not None:
+            await self.send_again(unsent)
         return finished
 
     async def tick(self) -> None:

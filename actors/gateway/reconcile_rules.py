@@ -57,7 +57,9 @@ revert sent again to its node is idempotent there (an extend's report is taken o
 under its reservation, a revert's under its id, once; a volume ``reverting`` takes no
 writes meanwhile). A gateway that starts applies them at once to what its
 previous process left (``Reconciler.finish_previous``), not after
-``reconcile_after_s``; the others wait, as the work may still be on its way.
+``reconcile_after_s``; the others wait, as the work may still be on its way. There, a
+create no node holds or works on is not failed but fenced on the nodes and sent again
+(``lost_casts.py``): that process may have died before it cast it.
 """
 
 from __future__ import annotations

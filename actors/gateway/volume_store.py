@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import sys
 import time
@@ -107,6 +108,8 @@ from cinderblock.protocol.messages.volumes import (
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.errors import InvalidInput
 
+log = logging.getLogger(__name__)
+
 # The statuses a volume passes through while a node works on it: the reconciler looks for
 # volumes left in one.
 IN_TRANSITION = (VolumeStatus.CREATING, VolumeStatus.DELETING, VolumeStatus.EXTENDING,
@@ -177,7 +180,13 @@ CREATE TABLE IF NOT EXISTS project_default_types (
     project_id TEXT PRIMARY KEY, type_id TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS create_routes (id TEXT PRIMARY KEY, route TEXT NOT NULL);
 """
+
+
+def _routes_dropped(done: asyncio.Future[None]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.warning("the routes of settled creates were not dropped: %s", done.exception())
 
 
 def add_extend_size_column(conn: sqlite3.Connection) -> None:
@@ -188,7 +197,7 @@ def add_extend_size_column(conn: sqlite3.Connection) -> None:
                      "DEFAULT 0")
 
 
-SCHEMA_VERSION = 22  # PRAGMA user_version of gateway.db (0: a file from before versions)
+SCHEMA_VERSION = 23  # PRAGMA user_version of gateway.db (0: a file from before versions)
 MIGRATIONS: dict[int, Migration] = {
     # 1 -> 2: an extend's quota reservation is kept with its volume, so that the
     # reconciler can roll back the reservation of an extend that was interrupted.
@@ -266,6 +275,9 @@ MIGRATIONS: dict[int, Migration] = {
     # 21 -> 22: an extend in progress keeps the size it grows to, so that one cut short
     # is sent again (0: an extend from before, which the reconciler ends as it did).
     21: add_extend_size_column,
+    # 22 -> 23: what a create's cast names that its volume's row does not
+    # (``create_routes``, the schema's table); the creates made before have none.
+    22: "",
 }
 _COLUMNS = (
     "id, project_id, user_id, name, description, size, status, volume_type_id, "
@@ -309,6 +321,14 @@ SAVE_FLAGS = "INSERT OR REPLACE INTO volume_flags VALUES (?, ?, ?)"
 DELETE_FLAGS = "DELETE FROM volume_flags WHERE id=?"
 SAVE_IMAGE_METADATA = "INSERT OR REPLACE INTO volume_image_metadata VALUES (?, ?)"
 DELETE_IMAGE_METADATA = "DELETE FROM volume_image_metadata WHERE id=?"
+# What a create's cast named beyond its row (``lost_casts.CreateRoute``): a row only for
+# a create that named some, kept while its volume is ``creating`` (the start drops the
+# others), so that a gateway started again can send a create its last process left.
+SAVE_CREATE_ROUTE = "INSERT OR REPLACE INTO create_routes VALUES (?, ?)"
+SELECT_CREATE_LEFT = ("SELECT v.request_id, r.route FROM volumes v "
+                      "LEFT JOIN create_routes r ON r.id = v.id WHERE v.id=?")
+DROP_SETTLED_ROUTES = ("DELETE FROM create_routes WHERE id NOT IN (SELECT id FROM volumes "
+                       f"WHERE status = '{VolumeStatus.CREATING.value}')")
 # A type with the QoS specs associated with it (``volume_type_qos``), if any.
 SELECT_TYPES = ("SELECT t.id, t.name, t.description, t.extra_specs, t.is_public, q.qos_specs_id "
                 "FROM volume_types t LEFT JOIN volume_type_qos q ON q.type_id = t.id")
@@ -730,6 +750,15 @@ class GatewayStore:
         install = await self.db.run(self.read_volumes)
         install()
         await self.journal.load()
+        # only a create left unsent needs its route: the others' go with the next commit
+        # (one that fails leaves them to the next start's)
+        self.db.write(DROP_SETTLED_ROUTES).add_done_callback(_routes_dropped)
+
+    def create_left(self, volume_id: str) -> tuple[str, str | None] | None:
+        """The request id of the create of a volume and its route's row (None: it named
+        no route), as the file holds them; None if the volume has no row."""
+        row = self.read_only().execute(SELECT_CREATE_LEFT, (volume_id,)).fetchone()
+        return None if row is None else (row[0] or "", row[1])
 
     def read_volumes(self, conn: sqlite3.Connection) -> Callable[[], None]:
         """In the database thread: the pending extends and reverts, the sources of the
@@ -858,9 +887,11 @@ class GatewayStore:
         if rec.request_id:
             self._unwritten[(rec.project_id, rec.request_id)] = rec
 
-    async def add_volume(self, rec: VolumeRecord, reservation_id: str | None = None) -> None:
+    async def add_volume(self, rec: VolumeRecord, reservation_id: str | None = None,
+                         route: str | None = None) -> None:
         """The new record and, in the same transaction, the commit of its reservation
-        it owes the quota actor (``quota_journal``)."""
+        it owes the quota actor (``quota_journal``) and its create's route, if it has
+        one (``lost_casts.CreateRoute.to_row``)."""
         self._remember(rec)
         self.snapshots.remember_source(rec)
         writes = [(INSERT_VOLUME, rec.row()), *self.snapshots.source_writes(rec)]
@@ -868,6 +899,8 @@ class GatewayStore:
             writes.append((SAVE_FLAGS, (rec.id, int(rec.bootable), int(rec.readonly))))
         if rec.image_metadata:  # a clone of a volume that has some
             writes.append((SAVE_IMAGE_METADATA, (rec.id, json.dumps(rec.image_metadata))))
+        if route is not None:  # hints, a backup, a group or a manage
+            writes.append((SAVE_CREATE_ROUTE, (rec.id, route)))
         queued = [self.db.write(sql, params) for sql, params in writes]
         if rec.group_id is not None:  # made in a group: a member from its first row
             queued.append(self.groups.queue_join(rec.group_id, rec.id))

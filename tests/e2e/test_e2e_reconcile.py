@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from cinderblock.actors.gateway.create_flow import CAST_BEFORE_SEND
 from cinderblock.actors.gateway.gateway import VOLUME_UPDATE_BEFORE_COMMIT
 from cinderblock.actors.gateway.lifecycle import SNAPSHOT_UPDATE_BEFORE_COMMIT
 from cinderblock.actors.gateway.lifecycle_flows import (
@@ -306,6 +307,51 @@ async def test_what_a_gateway_died_before_sending_is_sent_by_the_next_one(
         await client.delete_volume(kept.id, wait=True)
         await client.delete_volume(grown.id, wait=True)
         assert (await client.show_quota()).in_use["volumes"] == 0
+
+
+@pytest.fixture
+def two_nodes(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """As ``one_node``, with a second node for the hint to rule out."""
+    return cluster_factory(reconcile_after_s=600.0)
+
+
+async def test_a_create_a_gateway_died_before_casting_is_cast_by_the_next_one(
+    two_nodes: E2ECluster, tmp_path: Path,
+) -> None:
+    """The gateway is killed after it wrote a volume's row ``creating`` and before it
+    cast the create to the scheduler, a plain create and then one with an affinity hint:
+    started again, it finds each still ``creating`` with no host, every node saying it
+    neither holds it nor works on it, fences it on the nodes and sends it again within
+    seconds (``lost_casts.py``), where it waited ``reconcile_after_s`` (here 10 minutes)
+    to be made ``error``. The hint holds (kept in ``create_routes``), and each is made
+    once."""
+    c = two_nodes
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    async with c.client("lost-report") as client:
+        near = await client.create_volume(1, name="near", wait=True)
+    asks = [partial(Client.create_volume, size=1, name="plain", request_id="left-plain"),
+            partial(Client.create_volume, size=1, name="hinted", request_id="left-hinted",
+                    different_host=[near.id])]
+    made: list[Volume] = []
+    for ask in asks:
+        (marks / CAST_BEFORE_SEND.name).unlink(missing_ok=True)
+        c.cluster.env.update({failpoints.ENV: CAST_BEFORE_SEND.name,
+                              failpoints.ENV_DIR: str(marks)})
+        _gateway_again(c)
+        vol = await _answered(c, ask)
+        await _again_once_killed_at(c, marks / CAST_BEFORE_SEND.name)
+        async with c.client("lost-report") as client:
+            vol = vol or await ask(client)
+            made.append(await client.wait_for_status(vol.id, "available", timeout=30))
+    assert made[1].host != near.host  # different_host, after the restart too
+    async with c.client("lost-report") as client:
+        assert (await client.show_quota()).in_use["volumes"] == 3
+        for vol in made:
+            assert len([f for f in c.all_files() if vol.id in f]) == 1  # made once
+            await client.delete_volume(vol.id, wait=True)
+        await client.delete_volume(near.id, wait=True)
+        assert not [f for f in c.all_files() if near.id in f]
 
 
 async def _answered(c: E2ECluster, ask: Callable[[Client], Awaitable[T]]) -> T | None:

@@ -6,6 +6,7 @@ entry is rolled back."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Collection
 from pathlib import Path
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
+from cinderblock.actors.gateway.lost_casts import CreateRoute, request_again
 from cinderblock.actors.gateway.volume_request import TypeCatalog
-from cinderblock.actors.gateway.volume_store import GatewayStore
+from cinderblock.actors.gateway.volume_store import SCHEMA_VERSION, GatewayStore, VolumeRecord
 from cinderblock.actors.quota.book import QuotaBook
 from cinderblock.protocol.messages.quota import QuotaReserve
 from cinderblock.protocol.messages.scheduling import ScheduleRequest
@@ -149,3 +151,78 @@ async def test_a_reserve_left_unanswered_owes_the_rollback_of_the_id_it_asked_fo
     assert owed.kind == "rollback" and gw.usage() == (0, 1, 0, 3)
     assert await deliver(gw.store.journal, gw.book) == ["done"]
     assert gw.usage() == (0, 0, 0, 0)
+
+
+async def test_the_cast_of_a_create_left_creating_is_rebuilt_as_it_was_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """What a gateway started again sends for a create its last process may have died
+    before casting (``lost_casts.request_again``): the scheduler's request as the flow
+    cast it, affinity hints included (``create_routes``, a row only for a create that
+    names any, dropped at the start once its volume is no longer ``creating``)."""
+    path = tmp_path / "gateway.db"
+    default = VolumeType("type-1", "__DEFAULT__")
+    near_id = "5a0c3e8e-35a7-4b5e-9d2b-7e0f2f6c1a01"
+    async with open_gateway_store(path) as store:
+        gw = Gateway(store)
+        await store.add_volume(VolumeRecord(
+            id=near_id, project_id="demo", user_id="demo", size=1,
+            status=VolumeStatus.AVAILABLE, volume_type=default, availability_zone="nova",
+            host="node-1@file"))
+        asked = {"vol-1": VolumeCreate(2, name="plain"),
+                 "vol-2": VolumeCreate(3, name="near", same_host=[near_id]),
+                 "vol-3": VolumeCreate(1, name="far", different_host=[near_id])}
+        for n, (vid, body) in enumerate(asked.items()):
+            ctx = Context("demo", "demo", ("member",), f"req-{n}")
+            await volume_create_api(gw).run(CreateApiContext(body, ctx, vid, f"fp-{n}"),
+                                            EventRecorder(), vid)
+        cast = {r.volume_id: r for r in gw.scheduled}
+        assert cast["vol-2"].only_backends == ("node-1@file",)
+        assert cast["vol-3"].avoid_backends == ("node-1@file",)
+        placed = store.volumes["vol-3"]  # its node made it: its route is not needed
+        placed.status, placed.host = VolumeStatus.AVAILABLE, "node-2@file"
+        await store.queue_status(placed)
+        assert sorted(await store.db.fetchall("SELECT id FROM create_routes")) == [
+            ("vol-2",), ("vol-3",)]  # the plain create has none
+    async with open_gateway_store(path) as store:
+        await store.load_volumes({"type-1": default})
+        for n, vid in enumerate(("vol-1", "vol-2")):
+            left = store.create_left(vid)
+            assert left is not None and left[0] == f"req-{n}"
+            assert request_again(store.volumes[vid], CreateRoute.from_row(left[1])) \
+                == cast[vid]
+        await store.db.settled()  # the start's drop of the settled creates' routes
+        assert await store.db.fetchall("SELECT id FROM create_routes") == [("vol-2",)]
+
+
+async def test_a_file_from_before_create_routes_gets_the_table_and_its_creates_none(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "gateway.db"
+    async with open_gateway_store(path) as store:
+        await create(Gateway(store), EventRecorder())
+    conn = sqlite3.connect(path)  # the file as version 22 left it
+    conn.executescript("DROP TABLE create_routes; PRAGMA user_version=22;")
+    conn.commit()
+    conn.close()
+    async with open_gateway_store(path) as migrated:
+        await migrated.load_volumes({"type-1": VolumeType("type-1", "__DEFAULT__")})
+        version = migrated.read_only().execute("PRAGMA user_version").fetchone()[0]
+        assert (version, migrated.create_left("vol-1")) == (SCHEMA_VERSION, ("req-1", None))
+
+
+def test_a_copy_or_a_manage_is_not_rebuilt_as_a_scheduler_request() -> None:
+    """They go to their node without the scheduler: left to the reconciler."""
+    rec = VolumeRecord(id="v", project_id="demo", user_id="demo", size=1,
+                       status=VolumeStatus.CREATING, volume_type=VolumeType("t", "t"),
+                       availability_zone="nova")
+    assert request_again(rec, CreateRoute()) is not None
+    assert request_again(rec, CreateRoute(manage_ref="lv-1")) is None
+    for source in ({"snapshot_id": "s"}, {"source_volid": "w"}):
+        copy = VolumeRecord(**{**{f: getattr(rec, f) for f in (
+            "id", "project_id", "user_id", "size", "status", "volume_type",
+            "availability_zone")}, **source})
+        assert request_again(copy, CreateRoute()) is None
+    route = CreateRoute(("a@b",), ("c@d",), "backup-1", None)
+    assert CreateRoute.from_row(route.to_row()) == route
+    assert CreateRoute().to_row() is None and CreateRoute.from_row(None) == CreateRoute()
