@@ -273,9 +273,11 @@ class EntryCreateTask(_ApiTask):
             backup.restore_volume_id, c.restoring = record.id, True
             marked = self.s.store.backups.queue_status(backup)
         ENTRY_BEFORE_COMMIT()
+        managed = c.manage_source
         route = CreateRoute(c.avoid_backends, c.only_backends,
                             backup.id if backup is not None else None,
-                            c.manage_source.name if c.manage_source is not None else None)
+                            managed.name if managed is not None else None,
+                            managed.backend if managed is not None else None)
         # + the commit it owes, and what its cast names beyond the row
         await self.s.store.add_volume(record, c.reservation_id, route.to_row())
         if marked is not None:

@@ -125,6 +125,7 @@ from cinderblock.protocol.messages.scheduling import (
     Backend,
     BackendEnable,
     BackendList,
+    NodeCreateVolume,
     ScheduleRequest,
 )
 from cinderblock.protocol.messages.volumes import (
@@ -502,8 +503,8 @@ class Gateway(Actor):
             return again
 
     def _left_cast(self, volume_id: str) -> Cast | None:
-        """The scheduler's cast of a create the previous process left, rebuilt; None for
-        one placed, sent again already, or not the scheduler's (a copy, a manage)."""
+        """The cast of a create the previous process left, rebuilt; None for one placed,
+        sent again already, or a copy whose source is no longer on a node."""
         rec = self.store.volumes.get(volume_id)
         if rec is None or not self._unplaced(volume_id) \
                 or self.casts.resent_at(volume_id) is not None:
@@ -511,12 +512,23 @@ class Gateway(Actor):
         left = self.store.create_left(volume_id)
         if left is None:
             return None
-        request_id, route = left
-        request = request_again(rec, CreateRoute.from_row(route))
-        if request is None:
-            return None
+        request_id, row = left
+        route = CreateRoute.from_row(row)
+        backend = route.manage_backend  # a manage's node; None: the scheduler's
+        if rec.snapshot_id is not None or rec.source_volid is not None:
+            backend = self._source_backend(rec)  # a copy is made where its source is
+            if backend is None:
+                return None
         ctx = Context(project_id=rec.project_id, user_id=rec.user_id, request_id=request_id)
-        return Cast(request, ctx, time.monotonic())
+        return Cast(request_again(rec, route), ctx, time.monotonic(), backend)
+
+    def _source_backend(self, rec: VolumeRecord) -> str | None:
+        """The backend holding the snapshot or the volume ``rec`` is a copy of."""
+        if rec.snapshot_id is not None:
+            snap = self.store.snapshots.get(rec.snapshot_id)
+            return None if snap is None else snap.host
+        source = self.store.volumes.get(rec.source_volid or "")
+        return None if source is None else source.host
 
     async def _fence_and_send_again(self, casts: Sequence[Cast]) -> list[str]:
         """Fence these creates on every node; those every node fenced are sent again,
@@ -531,12 +543,31 @@ class Gateway(Actor):
         again = []
         for cast in casts:
             volume_id = cast.request.volume_id
-            if volume_id in fenced and self._unplaced(volume_id):
-                self.casts.resending(volume_id, time.time())
-                self.schedule(dataclasses.replace(cast.request, fence=fence), cast.ctx)
+            if volume_id in fenced and self._unplaced(volume_id) \
+                    and self._cast_again(cast, fence):
                 again.append(volume_id)
         self.lost_casts_resent += len(again)
         return again
+
+    def _cast_again(self, cast: Cast, fence: str) -> bool:
+        """``cast`` sent again, carrying the fence's token: to the scheduler, or for a
+        copy or a manage to its node; False if that node is not connected (the
+        reconciler's rounds will judge it)."""
+        volume_id, request = cast.request.volume_id, dataclasses.replace(cast.request,
+                                                                         fence=fence)
+        self.casts.resending(volume_id, time.time())
+        if cast.backend is None:
+            self.schedule(request, cast.ctx)
+            return True
+        try:
+            self.cast_to_node(cast.backend, "node.create_volume",
+                              NodeCreateVolume(request, cast.backend, "", 0), cast.ctx)
+        except CinderblockError as exc:
+            log.warning("the create of %s was not sent again to %s: %s", volume_id,
+                        cast.backend, exc.message)
+            return False
+        self.casts.sent(request, cast.ctx, time.monotonic(), cast.backend)
+        return True
 
     async def _fence(self, host: str, volume_ids: list[str], fence: str
                      ) -> NodeFenceReply | None:

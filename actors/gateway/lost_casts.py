@@ -26,9 +26,10 @@ with no host and, once every node has answered that none holds it or works on it
 (``Reconciler.finish_previous``), fences it and sends it again the same way, within
 seconds of its start rather than after ``reconcile_after_s``. What the cast named is
 rebuilt from the volume's record and its ``CreateRoute`` (the hints' backends, a
-backup's id, a manage's name: kept in ``create_routes``, a row only for a create that
-had any): ``request_again``. A copy of a snapshot or a volume, and a manage, go to their
-node without the scheduler, and are left to the reconciler as before.
+backup's id, a manage's backend and name: kept in ``create_routes``, a row only for a
+create that had any): ``request_again``. A copy of a snapshot or a volume goes again to
+its source's node, a manage to the node the admin named, without the scheduler
+(``Cast.backend``); a scheduler's death does not send those again.
 """
 
 from __future__ import annotations
@@ -51,10 +52,14 @@ class Cast:
     request: ScheduleRequest
     ctx: Context
     at: float  # when it was cast (monotonic)
+    # the node (host@backend) a copy or a manage goes to without the scheduler; None:
+    # the scheduler's to place
+    backend: str | None = None
 
 
 class ScheduleCasts:
-    """The creates cast to the scheduler whose volume is not placed yet."""
+    """The creates cast to the scheduler whose volume is not placed yet, and the copies
+    and manages a gateway started again sent to their node (``Cast.backend``)."""
 
     def __init__(self) -> None:
         self._casts: dict[str, Cast] = {}
@@ -63,8 +68,9 @@ class ScheduleCasts:
     def __len__(self) -> int:
         return len(self._casts)
 
-    def sent(self, request: ScheduleRequest, ctx: Context, now: float) -> None:
-        self._casts[request.volume_id] = Cast(request, ctx, now)
+    def sent(self, request: ScheduleRequest, ctx: Context, now: float,
+             backend: str | None = None) -> None:
+        self._casts[request.volume_id] = Cast(request, ctx, now, backend)
 
     def resending(self, volume_id: str, wall: float) -> None:
         self._resent[volume_id] = wall
@@ -82,9 +88,10 @@ class ScheduleCasts:
             del self._resent[volume_id]
 
     def before(self, when: float, unplaced: Callable[[str], bool]) -> list[Cast]:
-        """The casts made before ``when`` whose volume is still unplaced."""
+        """The casts to the scheduler made before ``when`` whose volume is still
+        unplaced."""
         self.prune(unplaced)
-        return [c for c in self._casts.values() if c.at < when]
+        return [c for c in self._casts.values() if c.at < when and c.backend is None]
 
 
 def fenced_everywhere(volume_ids: Sequence[str],
@@ -101,12 +108,13 @@ def fenced_everywhere(volume_ids: Sequence[str],
 class CreateRoute:
     """What a create's cast names that its volume's record does not: the backends the
     affinity hints (and a group's, or a backup's node) allow, the backup it restores,
-    the name a manage adopts."""
+    the backend and the name a manage adopts."""
 
     avoid_backends: tuple[str, ...] = ()
     only_backends: tuple[str, ...] | None = None
     backup_id: str | None = None
     manage_ref: str | None = None
+    manage_backend: str | None = None
 
     def to_row(self) -> str | None:
         """Its ``create_routes`` row; None for a create that names none of these."""
@@ -114,7 +122,8 @@ class CreateRoute:
             return None
         return json.dumps({"avoid": list(self.avoid_backends), "only": None
                            if self.only_backends is None else list(self.only_backends),
-                           "backup_id": self.backup_id, "manage_ref": self.manage_ref})
+                           "backup_id": self.backup_id, "manage_ref": self.manage_ref,
+                           "manage_backend": self.manage_backend})
 
     @classmethod
     def from_row(cls, row: str | None) -> CreateRoute:
@@ -123,20 +132,18 @@ class CreateRoute:
         fields: dict[str, Any] = json.loads(row)
         only = fields["only"]
         return cls(tuple(fields["avoid"]), None if only is None else tuple(only),
-                   fields["backup_id"], fields["manage_ref"])
+                   fields["backup_id"], fields["manage_ref"], fields["manage_backend"])
 
 
 NO_ROUTE = CreateRoute()  # a plain create's: its row holds all its cast names
 
 
-def request_again(rec: VolumeRecord, route: CreateRoute) -> ScheduleRequest | None:
-    """The scheduler's request for the create of ``rec``, as its flow cast it; None
-    for a create that went to a node without the scheduler (a copy, a manage)."""
-    if rec.snapshot_id is not None or rec.source_volid is not None \
-            or route.manage_ref is not None:
-        return None
+def request_again(rec: VolumeRecord, route: CreateRoute) -> ScheduleRequest:
+    """The request of the create of ``rec``, as its flow cast it (to the scheduler, or
+    for a copy or a manage to its node)."""
     return ScheduleRequest(
         volume_id=rec.id, project_id=rec.project_id, size=rec.size,
         availability_zone=rec.availability_zone, volume_type_id=rec.volume_type.id,
-        extra_specs=rec.volume_type.extra_specs, backup_id=route.backup_id,
+        extra_specs=rec.volume_type.extra_specs, snapshot_id=rec.snapshot_id,
+        source_volid=rec.source_volid, manage_ref=route.manage_ref, backup_id=route.backup_id,
         avoid_backends=route.avoid_backends, only_backends=route.only_backends)

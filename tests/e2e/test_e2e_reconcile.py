@@ -319,20 +319,26 @@ async def test_a_create_a_gateway_died_before_casting_is_cast_by_the_next_one(
     two_nodes: E2ECluster, tmp_path: Path,
 ) -> None:
     """The gateway is killed after it wrote a volume's row ``creating`` and before it
-    cast the create to the scheduler, a plain create and then one with an affinity hint:
-    started again, it finds each still ``creating`` with no host, every node saying it
-    neither holds it nor works on it, fences it on the nodes and sends it again within
-    seconds (``lost_casts.py``), where it waited ``reconcile_after_s`` (here 10 minutes)
-    to be made ``error``. The hint holds (kept in ``create_routes``), and each is made
+    cast the create: a plain create, one with an affinity hint, then a clone (which goes
+    to its source's node without the scheduler). Started again, it finds each still
+    ``creating`` with no host, every node saying it neither holds it nor works on it,
+    fences it on the nodes and sends it again within seconds (``lost_casts.py``), where
+    it waited ``reconcile_after_s`` (here 10 minutes) to be made ``error``. The hint
+    holds (kept in ``create_routes``), the clone has its source's data, and each is made
     once."""
     c = two_nodes
     marks = tmp_path / "marks"
     marks.mkdir()
     async with c.client("lost-report") as client:
         near = await client.create_volume(1, name="near", wait=True)
+    assert near.host is not None
+    near_node = near.host.partition("@")[0]
+    write_pattern(c.volume_file(near_node, near.id), [(0, b"near's data")])
     asks = [partial(Client.create_volume, size=1, name="plain", request_id="left-plain"),
             partial(Client.create_volume, size=1, name="hinted", request_id="left-hinted",
-                    different_host=[near.id])]
+                    different_host=[near.id]),
+            partial(Client.create_volume, size=1, name="clone", request_id="left-clone",
+                    source_volid=near.id)]
     made: list[Volume] = []
     for ask in asks:
         (marks / CAST_BEFORE_SEND.name).unlink(missing_ok=True)
@@ -344,9 +350,12 @@ async def test_a_create_a_gateway_died_before_casting_is_cast_by_the_next_one(
         async with c.client("lost-report") as client:
             vol = vol or await ask(client)
             made.append(await client.wait_for_status(vol.id, "available", timeout=30))
-    assert made[1].host != near.host  # different_host, after the restart too
+    _, hinted, clone = made
+    assert hinted.host != near.host  # different_host, after the restart too
+    assert clone.host == near.host
+    assert read(c.volume_file(near_node, clone.id), 0, 11) == b"near's data"
     async with c.client("lost-report") as client:
-        assert (await client.show_quota()).in_use["volumes"] == 3
+        assert (await client.show_quota()).in_use["volumes"] == 4
         for vol in made:
             assert len([f for f in c.all_files() if vol.id in f]) == 1  # made once
             await client.delete_volume(vol.id, wait=True)

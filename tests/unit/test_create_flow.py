@@ -211,18 +211,19 @@ async def test_a_file_from_before_create_routes_gets_the_table_and_its_creates_n
         assert (version, migrated.create_left("vol-1")) == (SCHEMA_VERSION, ("req-1", None))
 
 
-def test_a_copy_or_a_manage_is_not_rebuilt_as_a_scheduler_request() -> None:
-    """They go to their node without the scheduler: left to the reconciler."""
+def test_a_copy_or_a_manage_is_rebuilt_with_its_source_or_what_it_adopts() -> None:
     rec = VolumeRecord(id="v", project_id="demo", user_id="demo", size=1,
                        status=VolumeStatus.CREATING, volume_type=VolumeType("t", "t"),
                        availability_zone="nova")
-    assert request_again(rec, CreateRoute()) is not None
-    assert request_again(rec, CreateRoute(manage_ref="lv-1")) is None
+    managed = request_again(rec, CreateRoute(manage_ref="lv-1", manage_backend="node-1@lvm"))
+    assert (managed.manage_ref, managed.snapshot_id) == ("lv-1", None)
     for source in ({"snapshot_id": "s"}, {"source_volid": "w"}):
         copy = VolumeRecord(**{**{f: getattr(rec, f) for f in (
             "id", "project_id", "user_id", "size", "status", "volume_type",
             "availability_zone")}, **source})
-        assert request_again(copy, CreateRoute()) is None
-    route = CreateRoute(("a@b",), ("c@d",), "backup-1", None)
+        again = request_again(copy, CreateRoute())
+        assert (again.snapshot_id, again.source_volid, again.manage_ref) == (
+            source.get("snapshot_id"), source.get("source_volid"), None)
+    route = CreateRoute(("a@b",), ("c@d",), "backup-1", "lv-2", "node-2@lvm")
     assert CreateRoute.from_row(route.to_row()) == route
     assert CreateRoute().to_row() is None and CreateRoute.from_row(None) == CreateRoute()

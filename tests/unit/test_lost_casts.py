@@ -40,6 +40,16 @@ def test_only_the_casts_made_before_the_loss_and_still_unplaced_are_sent_again()
     assert len(casts) == 0
 
 
+def test_a_scheduler_death_sends_again_none_of_the_copies_sent_to_their_node() -> None:
+    """A copy or a manage a gateway started again sent straight to its node (``backend``)
+    is not the scheduler's to lose."""
+    casts = ScheduleCasts()
+    casts.sent(request("v1"), ME, 1.0)
+    casts.sent(request("v2"), ME, 1.0, backend="node-1@file")
+    assert [c.request.volume_id for c in casts.before(2.0, lambda v: True)] == ["v1"]
+    assert len(casts) == 2  # both known until placed (the reconciler's grace)
+
+
 def test_a_create_sent_again_is_known_as_such_until_it_is_placed() -> None:
     """What keeps the reconciler from judging it lost while the new scheduler has it."""
     casts = ScheduleCasts()
