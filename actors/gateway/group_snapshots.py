@@ -31,7 +31,7 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
@@ -340,14 +340,23 @@ class GatewayGroupSnapshots:
         rec.deleting = True
         await self.group_snapshots.queue_save(rec)
         DELETE_MARK_AFTER_COMMIT()
+        await self._delete_members(rec, snapshots, req.ctx)
+        return Empty()
+
+    async def _delete_members(self, rec: GroupSnapshotRecord, snapshots: list[SnapshotRecord],
+                              ctx: Context) -> int:
+        """Each snapshot of a group snapshot being deleted asked to be deleted; the
+        group snapshot goes with its last (``member_gone``). Returns how many were not."""
+        refused = 0
         for snap in snapshots:
-            c = SnapshotDeleteContext(snap.id, req.ctx, by_group=True)
+            c = SnapshotDeleteContext(snap.id, ctx, by_group=True)
             try:
-                await self.s.run_flow(self.s.snapshot_delete_flow(), c, snap.volume_id, req.ctx)
+                await self.s.run_flow(self.s.snapshot_delete_flow(), c, snap.volume_id, ctx)
             except CinderblockError as exc:  # changed meanwhile, or its node away: it
                 log.warning("group snapshot %s: snapshot %s not deleted: %s", rec.id, snap.id,
                             exc.message)  # stays, and the group snapshot error_deleting
-        return Empty()
+                refused += 1
+        return refused
 
     async def on_reset_status(self, req: Request) -> GroupSnapshot:
         """An admin's reset (Cinder's 3.19): its status is its snapshots', so each is reset
@@ -377,10 +386,11 @@ class GatewayGroupSnapshots:
     async def mend(self, before: float) -> list[str]:
         """The group snapshots a crash left ``deleting``: with no snapshot (their last
         one's removal committed, the row's not), gone; with snapshots of which none is
-        being deleted and some not even asked to be (the crash came between the group
-        snapshot's mark and its snapshots'), no longer ``deleting``: their status is
-        their snapshots' again, and a delete may be asked again (it was refused while
-        they showed ``deleting`` for good)."""
+        being deleted (the crash came between the group snapshot's mark and its
+        snapshots'), their delete finished: each is asked to be deleted, as the delete
+        the mark committed would have (one refused now, e.g. a copy of it begun since,
+        leaves the group snapshot no longer ``deleting``: its status is its snapshots'
+        again, and a delete may be asked again)."""
         acted = []
         for rec in [r for r in self.group_snapshots.by_id.values()
                     if r.deleting and r.updated_at < before]:
@@ -389,10 +399,14 @@ class GatewayGroupSnapshots:
                 await self.group_snapshots.queue_remove(rec)
             elif all(s.status not in (P.DELETING, P.ERROR_DELETING) for s in snapshots):
                 log.warning("group snapshot %s: its delete was cut short before its "
-                            "snapshots were asked; it is %s again", rec.id,
-                            status_of(replace(rec, deleting=False), snapshots))
-                rec.deleting = False
-                await self.group_snapshots.queue_save(rec)
+                            "snapshots were asked; they are asked now", rec.id)
+                ctx = Context(project_id=rec.project_id, user_id=rec.user_id)
+                if await self._delete_members(rec, snapshots, ctx) \
+                        and rec.id in self.group_snapshots.by_id:
+                    rec.deleting = False
+                    await self.group_snapshots.queue_save(rec)
+                    log.warning("group snapshot %s is %s again", rec.id,
+                                status_of(rec, self.members(rec)))
             else:
                 continue
             acted.append(rec.id)

@@ -16,6 +16,7 @@ import pytest
 
 from cinderblock.actors.gateway.create_flow import CAST_BEFORE_SEND
 from cinderblock.actors.gateway.gateway import VOLUME_UPDATE_BEFORE_COMMIT
+from cinderblock.actors.gateway.group_snapshots import DELETE_MARK_AFTER_COMMIT
 from cinderblock.actors.gateway.lifecycle import SNAPSHOT_UPDATE_BEFORE_COMMIT
 from cinderblock.actors.gateway.lifecycle_flows import (
     DELETE_CAST_BEFORE_SEND,
@@ -28,7 +29,7 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume
-from cinderblock.protocol.wire.errors import CinderblockError, PeerGone
+from cinderblock.protocol.wire.errors import CinderblockError, NotFound, PeerGone
 from tests.conftest import E2ECluster, EventTap, eventually
 from tests.lifecycle_helpers import gone, read, snapshot_gone, write_pattern
 
@@ -361,6 +362,53 @@ async def test_a_create_a_gateway_died_before_casting_is_cast_by_the_next_one(
             await client.delete_volume(vol.id, wait=True)
         await client.delete_volume(near.id, wait=True)
         assert not [f for f in c.all_files() if near.id in f]
+
+
+@pytest.fixture
+def mends_fast(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=1, **FAST)
+
+
+async def test_a_group_snapshot_delete_cut_short_after_its_mark_is_finished(
+    mends_fast: E2ECluster, tmp_path: Path,
+) -> None:
+    """The gateway is killed after it marked a group snapshot ``deleting`` and before it
+    asked its snapshots to be deleted: the reconciler's round finishes the delete the
+    mark committed (its snapshots deleted, then the group snapshot), with no second
+    delete asked, where it made the group snapshot ``available`` again for its owner to
+    ask once more."""
+    c = mends_fast
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    async with c.client("lost-report") as client, c.client("admin", admin=True) as admin:
+        gtype = await admin.create_group_type("cg-mend")
+        group = await client.create_group(gtype.id, ["__DEFAULT__"])
+        for _ in range(2):
+            await client.create_volume(1, group_id=group.id, wait=True)
+        gs = await client.create_group_snapshot(group.id, wait=True)
+    assert len(gs.snapshots) == 2
+    c.cluster.env.update({failpoints.ENV: DELETE_MARK_AFTER_COMMIT.name,
+                          failpoints.ENV_DIR: str(marks)})
+    _gateway_again(c)
+    async with c.client("lost-report", timeout=5.0) as client:
+        with contextlib.suppress(CinderblockError):  # the gateway dies after the mark
+            await client.delete_group_snapshot(gs.id)
+    await _again_once_killed_at(c, marks / DELETE_MARK_AFTER_COMMIT.name)
+    async with c.client("lost-report") as client:
+        await eventually(partial(_group_snapshot_gone, client, gs.id), timeout=30)
+        for sid in gs.snapshots:
+            assert await snapshot_gone(client, sid)
+        assert not [f for f in c.node_files()["node-1"] if f.startswith("snapshot-")]
+        await client.delete_group(group.id, delete_volumes=True)
+        await eventually(lambda: _no_volumes_in_use(client), timeout=30)
+
+
+async def _group_snapshot_gone(client: Client, group_snapshot_id: str) -> bool:
+    try:
+        await client.show_group_snapshot(group_snapshot_id)
+    except NotFound:
+        return True
+    return False
 
 
 async def _answered(c: E2ECluster, ask: Callable[[Client], Awaitable[T]]) -> T | None:
