@@ -555,18 +555,18 @@ class Gateway(Actor):
         reconciler's rounds will judge it)."""
         volume_id, request = cast.request.volume_id, dataclasses.replace(cast.request,
                                                                          fence=fence)
-        self.casts.resending(volume_id, time.time())
         if cast.backend is None:
             self.schedule(request, cast.ctx)
-            return True
-        try:
-            self.cast_to_node(cast.backend, "node.create_volume",
-                              NodeCreateVolume(request, cast.backend, "", 0), cast.ctx)
-        except CinderblockError as exc:
-            log.warning("the create of %s was not sent again to %s: %s", volume_id,
-                        cast.backend, exc.message)
-            return False
-        self.casts.sent(request, cast.ctx, time.monotonic(), cast.backend)
+        else:
+            try:
+                self.cast_to_node(cast.backend, "node.create_volume",
+                                  NodeCreateVolume(request, cast.backend, "", 0), cast.ctx)
+            except CinderblockError as exc:
+                log.warning("the create of %s was not sent again to %s: %s", volume_id,
+                            cast.backend, exc.message)
+                return False
+            self.casts.sent(request, cast.ctx, time.monotonic(), cast.backend)
+        self.casts.resending(volume_id, time.time())
         return True
 
     async def _fence(self, host: str, volume_ids: list[str], fence: str
