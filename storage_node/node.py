@@ -61,7 +61,7 @@ from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput
 from cinderblock.protocol.wire.schema import dump
 from cinderblock.protocol.wire.transport import Channel, tune
 from cinderblock.storage_node.backends import DriverError, make_driver
-from cinderblock.storage_node.backends.base import WriteHold
+from cinderblock.storage_node.backends.base import Kind, WriteHold
 from cinderblock.storage_node.backup_flows import backup_handlers
 from cinderblock.storage_node.backup_repository import BackupRepository
 from cinderblock.storage_node.create_flow import ManagerContext, volume_create_manager
@@ -279,13 +279,8 @@ class StorageNode(Actor):
     async def on_create_volume(self, req: Request) -> None:
         c = ManagerContext(req.body, req.ctx)
         volume_id = req.body.request.volume_id
-        fence = self.fences.get(volume_id)
-        if fence is not None and req.body.request.fence != fence[0]:
-            # a cast the gateway fenced here and sent again (its scheduler, or the
-            # gateway process before, died with it; the fence stays: it may come after
-            # the resend too): taken as done (its placement acknowledged), not made
-            log.warning("create of %s cast before the gateway fenced it here is dropped: "
-                        "it was sent again", volume_id)
+        if self.fenced_out(volume_id, req.body.request.fence):
+            # its placement acknowledged, not made
             self.begin_create(volume_id, 0, req.body.sched_epoch, req.body.sched_seq)
             self.end_create(volume_id)
             return
@@ -314,25 +309,44 @@ class StorageNode(Actor):
             self.capabilities(), next_marker)
 
     def on_fence_creates(self, req: Request) -> NodeFenceReply:
-        """Each asked volume this node neither works on nor holds is fenced: from now on
-        only a create carrying ``fence`` is made here (see ``NodeFenceCreates``)."""
+        """Each asked volume (snapshot) this node neither works on nor holds is fenced:
+        from now on only a create carrying ``fence`` is made here (see
+        ``NodeFenceCreates``)."""
         body: NodeFenceCreates = req.body
-        if len(body.volume_ids) > PROBE_MAX_IDS:
-            raise InvalidInput(f"a fence names at most {PROBE_MAX_IDS} volumes")
+        if len(body.volume_ids) + len(body.snapshot_ids) > PROBE_MAX_IDS:
+            raise InvalidInput(f"a fence names at most {PROBE_MAX_IDS} volumes and snapshots")
         if not 0 < len(body.fence) <= FENCE_MAX_CHARS:
             raise InvalidInput(f"a fence is 1 to {FENCE_MAX_CHARS} characters",
                                {"field": "fence"})
-        busy, held, fenced = [], [], []
+        busy: list[str] = []
+        held: dict[Kind, list[str]] = {"volume": [], "snapshot": []}
+        fenced: list[str] = []
         now = time.monotonic()
-        for volume_id in body.volume_ids:
-            if volume_id in self.busy:
-                busy.append(volume_id)
-            elif self.driver.holds("volume", volume_id):
-                held.append(volume_id)
-            else:
-                self.fences[volume_id] = (body.fence, now)
-                fenced.append(volume_id)
-        return NodeFenceReply(tuple(busy), tuple(held), tuple(fenced))
+        asked: tuple[tuple[Kind, tuple[str, ...]], ...] = (
+            ("volume", body.volume_ids), ("snapshot", body.snapshot_ids))
+        for kind, ids in asked:
+            for object_id in ids:
+                if object_id in self.busy:
+                    busy.append(object_id)
+                elif self.driver.holds(kind, object_id):
+                    held[kind].append(object_id)
+                else:
+                    self.fences[object_id] = (body.fence, now)
+                    fenced.append(object_id)
+        return NodeFenceReply(tuple(busy), tuple(held["volume"]), tuple(fenced),
+                              tuple(held["snapshot"]))
+
+    def fenced_out(self, object_id: str, fence: str) -> bool:
+        """Whether a create of ``object_id`` is one the gateway fenced here and sent again
+        (its scheduler, or the gateway process before, died with it) that does not carry
+        the fence's token: the lost sender's cast, come after all, not to be made. The
+        fence stays: that cast may come after the resend too."""
+        fenced = self.fences.get(object_id)
+        if fenced is None or fence == fenced[0]:
+            return False
+        log.warning("create of %s cast before the gateway fenced it here is dropped: it was "
+                    "sent again", object_id)
+        return True
 
     def _forget_fences(self) -> None:
         """A fence outlives any cast it could stop (one still in the line minutes after

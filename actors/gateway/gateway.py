@@ -100,6 +100,7 @@ from cinderblock.actors.runtime.config import (
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.failpoints import declare
 from cinderblock.protocol.messages.health import Identity, StatusCounts
+from cinderblock.protocol.messages.lifecycle import NodeCreateSnapshot
 from cinderblock.protocol.messages.manage import ManageableList, VolumeManage
 from cinderblock.protocol.messages.quota import (
     QuotaAbandon,
@@ -141,7 +142,7 @@ from cinderblock.protocol.messages.volumes import (
     VolumeUpdate,
     ZoneList,
 )
-from cinderblock.protocol.states import VolumeStatus, check_volume_move
+from cinderblock.protocol.states import SnapshotStatus, VolumeStatus, check_volume_move
 from cinderblock.protocol.wire.access import may_subscribe
 from cinderblock.protocol.wire.codec import Context
 from cinderblock.protocol.wire.errors import (
@@ -186,6 +187,7 @@ class Gateway(Actor):
         self.quota_timeout_s = QUOTA_CALL_STALE_TIMES * cfg.stale_after_s
         self.quota_resent = 0
         self.casts = ScheduleCasts()  # creates cast to the scheduler, not placed yet
+        self._snapshots_resent: set[str] = set()  # snapshot creates sent again by this process
         self.lost_casts_resent = 0
         self._resending = asyncio.Lock()
         self.store = GatewayStore(cfg.path("gateway.db"), cfg.synchronous,
@@ -488,18 +490,23 @@ class Gateway(Actor):
                             "(the rest are on a node, or a node did not answer)", len(casts),
                             len(again))
 
-    async def send_left_creates_again(self, volume_ids: Sequence[str]) -> list[str]:
-        """The creates the previous gateway process left ``creating`` with no host, which
-        every node has said it neither holds nor works on (``Reconciler.finish_previous``):
-        fenced and sent again as those a dead scheduler took (``lost_casts.py``). Returns
-        the volumes sent again; the rest are left to the reconciler's rounds."""
+    async def send_left_creates_again(self, volume_ids: Sequence[str],
+                                      snapshot_ids: Sequence[str] = ()) -> list[str]:
+        """The creates the previous gateway process left ``creating`` (a volume with no
+        host), which every node asked has said it neither holds nor works on
+        (``Reconciler.finish_previous``): fenced and sent again as those a dead scheduler
+        took (``lost_casts.py``). Returns the volumes and snapshots sent again; the rest
+        are left to the reconciler's rounds."""
         async with self._resending:
             casts = [cast for v in volume_ids if (cast := self._left_cast(v)) is not None]
             again = await self._fence_and_send_again(casts)
-            if casts:
+            snapshots = [rec for s in snapshot_ids
+                         if (rec := self._left_snapshot(s)) is not None]
+            again += await self._fence_and_send_snapshots_again(snapshots)
+            if casts or snapshots:
                 log.warning("of %d creates the previous gateway process left unsent, %d "
                             "sent again (the rest are on a node, or a node did not answer)",
-                            len(casts), len(again))
+                            len(casts) + len(snapshots), len(again))
             return again
 
     def _left_cast(self, volume_id: str) -> Cast | None:
@@ -521,6 +528,54 @@ class Gateway(Actor):
                 return None
         ctx = Context(project_id=rec.project_id, user_id=rec.user_id, request_id=request_id)
         return Cast(request_again(rec, route), ctx, time.monotonic(), backend)
+
+    def _left_snapshot(self, snapshot_id: str) -> SnapshotRecord | None:
+        """A snapshot create the previous process left, to send again; None for one that
+        has moved on, was sent again already, or is a group snapshot's (made by the
+        group's one cast, ``node.create_group_snapshot``)."""
+        rec = self.store.snapshots.get(snapshot_id)
+        if rec is None or rec.status is not SnapshotStatus.CREATING or rec.host is None \
+                or rec.id in self._snapshots_resent \
+                or self.store.group_snapshots.group_snapshot_of(rec.id) is not None:
+            return None
+        return rec
+
+    async def _fence_and_send_snapshots_again(self, recs: Sequence[SnapshotRecord]
+                                              ) -> list[str]:
+        """Fence these snapshot creates on their nodes (a snapshot is made where its
+        volume is); those fenced are sent again there, carrying the fence's token."""
+        if not recs:
+            return []
+        fence = uuid.uuid4().hex
+        by_node: dict[str, list[SnapshotRecord]] = {}
+        for rec in recs:
+            assert rec.host is not None
+            by_node.setdefault(host_of(rec.host), []).append(rec)
+        again = []
+        for node, on_node in by_node.items():
+            reply = await self._fence(node, [], fence, [r.id for r in on_node])
+            fenced = set(reply.fenced) if reply is not None else set()
+            for rec in on_node:
+                if rec.id not in fenced or rec.status is not SnapshotStatus.CREATING:
+                    continue
+                left = self.store.snapshots.create_left(rec.id)
+                if left is None:
+                    continue
+                request_id, row = left
+                body = NodeCreateSnapshot(rec.id, rec.volume_id, rec.size,
+                                          CreateRoute.from_row(row).manage_ref, fence)
+                ctx = Context(project_id=rec.project_id, user_id=rec.user_id,
+                              request_id=request_id)
+                try:
+                    self.router.cast("node.create_snapshot", body, ctx, to=node.encode())
+                except CinderblockError as exc:
+                    log.warning("the create of snapshot %s was not sent again to %s: %s",
+                                rec.id, node, exc.message)
+                    continue
+                self._snapshots_resent.add(rec.id)
+                again.append(rec.id)
+        self.lost_casts_resent += len(again)
+        return again
 
     def _source_backend(self, rec: VolumeRecord) -> str | None:
         """The backend holding the snapshot or the volume ``rec`` is a copy of."""
@@ -569,27 +624,30 @@ class Gateway(Actor):
         self.casts.resending(volume_id, time.time())
         return True
 
-    async def _fence(self, host: str, volume_ids: list[str], fence: str
-                     ) -> NodeFenceReply | None:
+    async def _fence(self, host: str, volume_ids: list[str], fence: str,
+                     snapshot_ids: Sequence[str] = ()) -> NodeFenceReply | None:
         """``node.fence_creates`` on one node, in probes' sizes; None if it does not
         answer."""
-        busy: list[str] = []
-        held: list[str] = []
-        fenced: list[str] = []
+        replies: list[NodeFenceReply] = []
         try:
             for at in range(0, len(volume_ids), PROBE_MAX_IDS):
-                raw = await self.router.call(
-                    "node.fence_creates",
-                    NodeFenceCreates(tuple(volume_ids[at:at + PROBE_MAX_IDS]), fence),
-                    to=host.encode(), timeout=NODE_CALL_TIMEOUT_S)
-                reply = parse(NodeFenceReply, raw, strict=False)
-                busy += reply.busy
-                held += reply.volumes
-                fenced += reply.fenced
+                replies.append(await self._fence_call(host, NodeFenceCreates(
+                    tuple(volume_ids[at:at + PROBE_MAX_IDS]), fence)))
+            for at in range(0, len(snapshot_ids), PROBE_MAX_IDS):
+                replies.append(await self._fence_call(host, NodeFenceCreates(
+                    fence=fence, snapshot_ids=tuple(snapshot_ids[at:at + PROBE_MAX_IDS]))))
         except CinderblockError as exc:
             log.warning("%s did not answer the fence of lost creates: %s", host, exc.message)
             return None
-        return NodeFenceReply(tuple(busy), tuple(held), tuple(fenced))
+        return NodeFenceReply(tuple(i for r in replies for i in r.busy),
+                              tuple(i for r in replies for i in r.volumes),
+                              tuple(i for r in replies for i in r.fenced),
+                              tuple(i for r in replies for i in r.snapshots))
+
+    async def _fence_call(self, host: str, body: NodeFenceCreates) -> NodeFenceReply:
+        raw = await self.router.call("node.fence_creates", body, to=host.encode(),
+                                     timeout=NODE_CALL_TIMEOUT_S)
+        return parse(NodeFenceReply, raw, strict=False)
 
     def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
         """Cast to the node of ``host`` ("node-1@file"): its DEALER identity is "node-1"."""

@@ -42,6 +42,7 @@ from cinderblock.actors.gateway.lifecycle_checks import (
     visible_snapshot,
     visible_volume,
 )
+from cinderblock.actors.gateway.lost_casts import CreateRoute
 from cinderblock.actors.gateway.snapshot_store import SnapshotRecord
 from cinderblock.actors.gateway.volume_request import check_metadata, check_text
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeRecord
@@ -415,7 +416,8 @@ class SnapshotEntryCreateTask(_Task[SnapshotCreateContext]):
         )
         SNAPSHOT_ENTRY_BEFORE_COMMIT()
         await self.s.store.snapshots.add(record, c.reservation_id,  # + the commit it owes
-                                         volume.image_metadata)
+                                         volume.image_metadata,
+                                         CreateRoute(manage_ref=c.manage_ref).to_row())
         SNAPSHOT_ENTRY_AFTER_COMMIT()
         c.record, c.committed = record, True
         self.s.publish_snapshot(record)

@@ -29,7 +29,9 @@ rebuilt from the volume's record and its ``CreateRoute`` (the hints' backends, a
 backup's id, a manage's backend and name: kept in ``create_routes``, a row only for a
 create that had any): ``request_again``. A copy of a snapshot or a volume goes again to
 its source's node, a manage to the node the admin named, without the scheduler
-(``Cast.backend``); a scheduler's death does not send those again.
+(``Cast.backend``); a scheduler's death does not send those again. A snapshot's create
+left the same way is fenced on its volume's node and sent again there
+(``Gateway.send_left_creates_again``); a group snapshot's are left to the reconciler.
 """
 
 from __future__ import annotations

@@ -78,7 +78,8 @@ MendBackups = Callable[[float, Callable[[str, list[str]], Awaitable[set[str]]]],
 MendMigrations = Callable[[float, Callable[[str, str], Awaitable[tuple[bool, bool] | None]]],
                           Awaitable[list[str]]]
 MendGroups = Callable[[float], Awaitable[list[str]]]  # (stuck since) -> the groups acted on
-SendAgain = Callable[[list[str]], Awaitable[list[str]]]  # (creates left) -> those sent again
+# (the volume creates left, the snapshot creates left) -> those sent again
+SendAgain = Callable[[list[str], list[str]], Awaitable[list[str]]]
 LOOK_AT = PROBE_MAX_IDS * 4  # rows the file names, of which memory may have moved some on
 # what a previous process left: looked at this often after the start (in heartbeats),
 # this many times at most (until every node asked has answered)
@@ -151,9 +152,10 @@ class Reconciler:
             await self.apply(action)
         if finished:
             self._told(left, finished)
-        unsent = [a.stuck.id for a in decided if a.do is Do.ERROR and a.stuck.kind == "volume"]
+        unsent = [a.stuck for a in decided if a.do is Do.ERROR]
         if unsent and self.send_again is not None:
-            await self.send_again(unsent)
+            await self.send_again([u.id for u in unsent if u.kind == "volume"],
+                                  [u.id for u in unsent if u.kind == "snapshot"])
         return finished
 
     async def tick(self) -> None:

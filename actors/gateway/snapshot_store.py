@@ -95,6 +95,11 @@ DELETE_SNAPSHOT = "DELETE FROM snapshots WHERE id=?"
 # A snapshot's copy of its volume's image metadata (Cinder's glance metadata of a
 # snapshot): a row only for a snapshot of a volume that had some.
 INSERT_IMAGE_METADATA = "INSERT INTO snapshot_image_metadata VALUES (?, ?)"
+# What a snapshot create's cast names beyond its row (a manage's name), in gateway.db's
+# ``create_routes`` (``volume_store``'s table; ``lost_casts.CreateRoute``)
+SAVE_CREATE_ROUTE = "INSERT OR REPLACE INTO create_routes VALUES (?, ?)"
+SELECT_CREATE_LEFT = ("SELECT s.request_id, r.route FROM snapshots s "
+                      "LEFT JOIN create_routes r ON r.id = s.id WHERE s.id=?")
 DELETE_IMAGE_METADATA = "DELETE FROM snapshot_image_metadata WHERE id=?"
 SELECT_IMAGE_METADATA = "SELECT metadata FROM snapshot_image_metadata WHERE id=?"
 MADE_BY = ("SELECT id, request_fp FROM snapshots WHERE project_id=? AND request_id=? "
@@ -268,6 +273,12 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         ((counted,),) = await self.db.read_aside(sql, params, whose=asker)
         return int(counted)
 
+    def create_left(self, snapshot_id: str) -> tuple[str, str | None] | None:
+        """The request id of the create of a snapshot and its route's row (None: it
+        named no route), as the file holds them; None if the snapshot has no row."""
+        row = self._read_only().execute(SELECT_CREATE_LEFT, (snapshot_id,)).fetchone()
+        return None if row is None else (row[0] or "", row[1])
+
     def made_by(self, project: str, request_id: str) -> tuple[SnapshotRecord, str] | None:
         """The snapshot ``request_id`` made in ``project`` within a day, and the
         fingerprint of that request; None if it made none (or the snapshot is gone)."""
@@ -291,16 +302,20 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         return [rec for (sid,) in rows if (rec := self.get(sid)) is not None]
 
     async def add(self, rec: SnapshotRecord, reservation_id: str | None = None,
-                  image_metadata: dict[str, str] | None = None) -> None:
+                  image_metadata: dict[str, str] | None = None,
+                  route: str | None = None) -> None:
         """The new record and, in the same transaction, the commit of its
-        reservation it owes the quota actor (``quota_journal``) and its copy of its
+        reservation it owes the quota actor (``quota_journal``), its copy of its
         volume's ``image_metadata`` (as Cinder's snapshot keeps its volume's image
-        metadata, which a volume made from it gets)."""
+        metadata, which a volume made from it gets) and its create's route, if it has
+        one (a manage's: ``lost_casts.CreateRoute.to_row``)."""
         self.added(rec)
         written = [self.db.write(INSERT_SNAPSHOT, rec.row())]
         if image_metadata:
             written.append(self.db.write(INSERT_IMAGE_METADATA,
                                          (rec.id, json.dumps(image_metadata))))
+        if route is not None:
+            written.append(self.db.write(SAVE_CREATE_ROUTE, (rec.id, route)))
         if reservation_id is not None:
             self.journal.owe_commit(reservation_id, rec.project_id)
         try:

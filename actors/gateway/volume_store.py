@@ -105,7 +105,7 @@ from cinderblock.protocol.messages.volumes import (
     VolumeSummary,
     VolumeType,
 )
-from cinderblock.protocol.states import VolumeStatus
+from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 from cinderblock.protocol.wire.errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -322,13 +322,16 @@ DELETE_FLAGS = "DELETE FROM volume_flags WHERE id=?"
 SAVE_IMAGE_METADATA = "INSERT OR REPLACE INTO volume_image_metadata VALUES (?, ?)"
 DELETE_IMAGE_METADATA = "DELETE FROM volume_image_metadata WHERE id=?"
 # What a create's cast named beyond its row (``lost_casts.CreateRoute``): a row only for
-# a create that named some, kept while its volume is ``creating`` (the start drops the
-# others), so that a gateway started again can send a create its last process left.
+# a create that named some, kept while its volume (snapshot) is ``creating`` (the start
+# drops the others), so that a gateway started again can send a create its last process
+# left.
 SAVE_CREATE_ROUTE = "INSERT OR REPLACE INTO create_routes VALUES (?, ?)"
 SELECT_CREATE_LEFT = ("SELECT v.request_id, r.route FROM volumes v "
                       "LEFT JOIN create_routes r ON r.id = v.id WHERE v.id=?")
 DROP_SETTLED_ROUTES = ("DELETE FROM create_routes WHERE id NOT IN (SELECT id FROM volumes "
-                       f"WHERE status = '{VolumeStatus.CREATING.value}')")
+                       f"WHERE status = '{VolumeStatus.CREATING.value}') AND id NOT IN "
+                       "(SELECT id FROM snapshots WHERE status = "
+                       f"'{SnapshotStatus.CREATING.value}')")
 # A type with the QoS specs associated with it (``volume_type_qos``), if any.
 SELECT_TYPES = ("SELECT t.id, t.name, t.description, t.extra_specs, t.is_public, q.qos_specs_id "
                 "FROM volume_types t LEFT JOIN volume_type_qos q ON q.type_id = t.id")

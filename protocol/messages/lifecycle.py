@@ -202,6 +202,9 @@ class NodeCreateSnapshot:
     volume_id: str
     size: int
     manage_ref: str | None = None  # a manage: what the backend holds as this name
+    # sent again by a gateway started after its last process died: the node was fenced
+    # for it (``NodeFenceCreates``) and takes only a cast that carries this
+    fence: str = ""
 
 
 @message

@@ -39,20 +39,24 @@ class NodeProbeReply:
 @dataclass(frozen=True, slots=True)
 class NodeFenceCreates:
     """Creates whose scheduler died (its connection to the gateway closed) with them
-    maybe not yet passed on: for each the node neither holds nor works on, it takes
-    from now on only a cast that carries ``fence`` (the gateway's resend), so the dead
-    scheduler's cast, should it still be in the node's line, is dropped."""
+    maybe not yet passed on, or that a gateway's previous process may have died before
+    it sent: for each the node neither holds nor works on, it takes from now on only a
+    cast that carries ``fence`` (the gateway's resend), so the lost sender's cast,
+    should it still be in the node's line, is dropped. Snapshot creates by
+    ``snapshot_ids``."""
 
     volume_ids: tuple[str, ...] = ()
     fence: str = ""
+    snapshot_ids: tuple[str, ...] = ()
 
 
 @message
 @dataclass(frozen=True, slots=True)
 class NodeFenceReply:
     busy: tuple[str, ...] = ()  # asked ids an operation on this node is working on
-    volumes: tuple[str, ...] = ()  # asked ids on this node's backend
+    volumes: tuple[str, ...] = ()  # asked volume ids on this node's backend
     fenced: tuple[str, ...] = ()  # the rest: fenced here
+    snapshots: tuple[str, ...] = ()  # asked snapshot ids on this node's backend
 
 
 @message

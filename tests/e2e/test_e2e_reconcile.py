@@ -21,6 +21,7 @@ from cinderblock.actors.gateway.lifecycle import SNAPSHOT_UPDATE_BEFORE_COMMIT
 from cinderblock.actors.gateway.lifecycle_flows import (
     DELETE_CAST_BEFORE_SEND,
     EXTEND_CAST_BEFORE_SEND,
+    SNAPSHOT_CAST_BEFORE_SEND,
     SNAPSHOT_DELETE_CAST_BEFORE_SEND,
 )
 from cinderblock.actors.gateway.revert import REVERT_CAST_BEFORE_SEND
@@ -362,6 +363,38 @@ async def test_a_create_a_gateway_died_before_casting_is_cast_by_the_next_one(
             await client.delete_volume(vol.id, wait=True)
         await client.delete_volume(near.id, wait=True)
         assert not [f for f in c.all_files() if near.id in f]
+
+
+async def test_a_snapshot_a_gateway_died_before_sending_is_sent_by_the_next_one(
+    one_node: E2ECluster, tmp_path: Path,
+) -> None:
+    """The gateway is killed after it wrote a snapshot's row ``creating`` and before it
+    sent the create to the volume's node: started again, it fences the snapshot there
+    and sends it again within seconds, where it waited ``reconcile_after_s`` (here 10
+    minutes) to be made ``error``. The snapshot holds the volume's data, once."""
+    c = one_node
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    async with c.client("lost-report") as client:
+        vol = await client.create_volume(1, name="snapped", wait=True)
+    write_pattern(c.volume_file("node-1", vol.id), [(0, b"at the snap")])
+    c.cluster.env.update({failpoints.ENV: SNAPSHOT_CAST_BEFORE_SEND.name,
+                          failpoints.ENV_DIR: str(marks)})
+    _gateway_again(c)
+    take = partial(Client.create_snapshot, volume_id=vol.id, request_id="left-snap")
+    snap = await _answered(c, take)
+    await _again_once_killed_at(c, marks / SNAPSHOT_CAST_BEFORE_SEND.name)
+    async with c.client("lost-report") as client:
+        snap = snap or await take(client)
+        taken = await client.wait_for_snapshot_status(snap.id, "available", timeout=30)
+        assert taken.reason is None
+        assert len([f for f in c.all_files() if snap.id in f]) == 1  # made once
+        copy = await client.create_volume(1, snapshot_id=snap.id, wait=True)
+        assert read(c.volume_file("node-1", copy.id), 0, 11) == b"at the snap"
+        await client.delete_volume(copy.id, wait=True)
+        await client.delete_snapshot(snap.id, wait=True)
+        await client.delete_volume(vol.id, wait=True)
+        assert (await client.show_quota()).in_use["volumes"] == 0
 
 
 @pytest.fixture

@@ -116,6 +116,21 @@ async def test_a_fenced_create_is_made_only_from_the_cast_that_carries_the_fence
     assert made == ["v1", "v2"]
 
 
+def test_a_snapshot_create_is_fenced_as_a_volume_create_is(
+    node: tuple[StorageNode, list[str]],
+) -> None:
+    """What a gateway started again fences before it sends a snapshot create again: the
+    node says which it works on, and drops a create of a fenced one without the token."""
+    storage, _ = node
+    storage.busy["s-busy"] += 1
+    reply = storage.on_fence_creates(asked(NodeFenceCreates(fence="t1",
+                                                            snapshot_ids=("s1", "s-busy"))))
+    assert (reply.busy, reply.snapshots, reply.fenced) == (("s-busy",), (), ("s1",))
+    assert storage.fenced_out("s1", "") and storage.fenced_out("s1", "t0")
+    assert not storage.fenced_out("s1", "t1")  # the resend
+    assert not storage.fenced_out("s2", "")  # never fenced
+
+
 def test_a_fence_names_a_token_and_not_too_many_volumes(
     node: tuple[StorageNode, list[str]],
 ) -> None:
