@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
+from cinderblock.actors.gateway.create_routes import SAVE_CREATE_ROUTE
 from cinderblock.actors.gateway.group_store import GroupSnapshotRecord, GroupSnapshotStore
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import BoundedScan, Key
@@ -95,9 +96,7 @@ DELETE_SNAPSHOT = "DELETE FROM snapshots WHERE id=?"
 # A snapshot's copy of its volume's image metadata (Cinder's glance metadata of a
 # snapshot): a row only for a snapshot of a volume that had some.
 INSERT_IMAGE_METADATA = "INSERT INTO snapshot_image_metadata VALUES (?, ?)"
-# What a snapshot create's cast names beyond its row (a manage's name), in gateway.db's
-# ``create_routes`` (``volume_store``'s table; ``lost_casts.CreateRoute``)
-SAVE_CREATE_ROUTE = "INSERT OR REPLACE INTO create_routes VALUES (?, ?)"
+# A snapshot create's route (a manage's name: ``create_routes.py``) and its request id
 SELECT_CREATE_LEFT = ("SELECT s.request_id, r.route FROM snapshots s "
                       "LEFT JOIN create_routes r ON r.id = s.id WHERE s.id=?")
 DELETE_IMAGE_METADATA = "DELETE FROM snapshot_image_metadata WHERE id=?"

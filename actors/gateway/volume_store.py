@@ -52,6 +52,8 @@ from cinderblock.actors.gateway.attachment_store import MIGRATION as ATTACHMENT_
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
 from cinderblock.actors.gateway.attachment_store import UNLIKE_ITS_ATTACHMENTS
 from cinderblock.actors.gateway.backup_store import BACKUP_SCHEMA, SELECT_RESTORING, BackupStore
+from cinderblock.actors.gateway.create_routes import DROP_SETTLED_ROUTES, SAVE_CREATE_ROUTE
+from cinderblock.actors.gateway.create_routes import SCHEMA as CREATE_ROUTES_SCHEMA
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.group_store import (
     GROUP_SCHEMA,
@@ -105,7 +107,7 @@ from cinderblock.protocol.messages.volumes import (
     VolumeSummary,
     VolumeType,
 )
-from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
+from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.errors import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -180,7 +182,6 @@ CREATE TABLE IF NOT EXISTS project_default_types (
     project_id TEXT PRIMARY KEY, type_id TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS types_own_quota_uncounted (project_id TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS create_routes (id TEXT PRIMARY KEY, route TEXT NOT NULL);
 """
 
 
@@ -275,8 +276,8 @@ MIGRATIONS: dict[int, Migration] = {
     # 21 -> 22: an extend in progress keeps the size it grows to, so that one cut short
     # is sent again (0: an extend from before, which the reconciler ends as it did).
     21: add_extend_size_column,
-    # 22 -> 23: what a create's cast names that its volume's row does not
-    # (``create_routes``, the schema's table); the creates made before have none.
+    # 22 -> 23: what a create's cast names that its row does not (``create_routes``,
+    # the schema's table); the creates made before have none.
     22: "",
 }
 _COLUMNS = (
@@ -321,17 +322,9 @@ SAVE_FLAGS = "INSERT OR REPLACE INTO volume_flags VALUES (?, ?, ?)"
 DELETE_FLAGS = "DELETE FROM volume_flags WHERE id=?"
 SAVE_IMAGE_METADATA = "INSERT OR REPLACE INTO volume_image_metadata VALUES (?, ?)"
 DELETE_IMAGE_METADATA = "DELETE FROM volume_image_metadata WHERE id=?"
-# What a create's cast named beyond its row (``lost_casts.CreateRoute``): a row only for
-# a create that named some, kept while its volume (snapshot) is ``creating`` (the start
-# drops the others), so that a gateway started again can send a create its last process
-# left.
-SAVE_CREATE_ROUTE = "INSERT OR REPLACE INTO create_routes VALUES (?, ?)"
+# A volume create's route (``create_routes.py``) and its request id, as the file holds them
 SELECT_CREATE_LEFT = ("SELECT v.request_id, r.route FROM volumes v "
                       "LEFT JOIN create_routes r ON r.id = v.id WHERE v.id=?")
-DROP_SETTLED_ROUTES = ("DELETE FROM create_routes WHERE id NOT IN (SELECT id FROM volumes "
-                       f"WHERE status = '{VolumeStatus.CREATING.value}') AND id NOT IN "
-                       "(SELECT id FROM snapshots WHERE status = "
-                       f"'{SnapshotStatus.CREATING.value}')")
 # A type with the QoS specs associated with it (``volume_type_qos``), if any.
 SELECT_TYPES = ("SELECT t.id, t.name, t.description, t.extra_specs, t.is_public, q.qos_specs_id "
                 "FROM volume_types t LEFT JOIN volume_type_qos q ON q.type_id = t.id")
@@ -688,7 +681,7 @@ class GatewayStore:
         schema = (SCHEMA + SNAPSHOT_SCHEMA + ATTACHMENT_SCHEMA + JOURNAL_SCHEMA
                   + DELETE_REQUESTS_SCHEMA + TRANSFER_SCHEMA + QOS_SCHEMA + BACKUP_SCHEMA
                   + MIGRATION_SCHEMA + GROUP_TYPE_SCHEMA + GROUP_SCHEMA
-                  + GROUP_SNAPSHOT_SCHEMA)
+                  + GROUP_SNAPSHOT_SCHEMA + CREATE_ROUTES_SCHEMA)
         self.db = Database(path, schema, synchronous, version=SCHEMA_VERSION,
                            migrations=MIGRATIONS, reread=self.reread,
                            check_before_start_bytes=check_before_start_bytes,

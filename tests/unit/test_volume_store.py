@@ -22,6 +22,7 @@ import pytest
 
 from cinderblock.actors.gateway import row_records, volume_store
 from cinderblock.actors.gateway.guards import REQUEST_ID_TTL_S, fingerprint, stored_fingerprint
+from cinderblock.actors.gateway.lost_casts import CreateRoute
 from cinderblock.actors.gateway.paging import BoundedScan, page, wire_bytes
 from cinderblock.actors.gateway.quota_sync import SNAPSHOT_BUSY, VOLUME_BUSY
 from cinderblock.actors.gateway.row_records import newest_first_sql
@@ -88,6 +89,29 @@ def snapshot(sid: str, created_at: float, request_id: str) -> SnapshotRecord:
     return SnapshotRecord(id=sid, project_id="demo", user_id="alice", volume_id="vol-1",
                           size=1, status=SnapshotStatus.AVAILABLE, created_at=created_at,
                           request_id=request_id, request_fp=f"fp-{request_id}")
+
+
+async def test_a_snapshot_manage_keeps_its_name_while_it_is_creating(tmp_path: Path) -> None:
+    """What a gateway started again needs to send a snapshot manage again
+    (``create_routes``): the name it adopts, kept while the snapshot is ``creating``
+    and dropped by the start after; a plain snapshot keeps none."""
+    path = tmp_path / "gateway.db"
+    now = time.time()
+    creating = partial(dataclasses.replace, status=SnapshotStatus.CREATING)
+    async with open_gateway_store(path) as store:
+        await store.snapshots.add(creating(snapshot("snap-m", now, "req-m")),
+                                  route=CreateRoute(manage_ref="data-1").to_row())
+        await store.snapshots.add(creating(snapshot("snap-p", now, "req-p")))
+        await store.snapshots.add(snapshot("snap-done", now, "req-d"),
+                                  route=CreateRoute(manage_ref="data-2").to_row())
+    async with open_gateway_store(path) as again:
+        await again.load_volumes({})
+        left = again.snapshots.create_left("snap-m")
+        assert left is not None and left[0] == "req-m"
+        assert CreateRoute.from_row(left[1]).manage_ref == "data-1"
+        assert again.snapshots.create_left("snap-p") == ("req-p", None)
+        await again.db.settled()  # the start's drop of the settled creates' routes
+        assert await again.db.fetchall("SELECT id FROM create_routes") == [("snap-m",)]
 
 
 async def test_a_snapshot_request_id_names_its_snapshot_for_a_day_from_the_row(
