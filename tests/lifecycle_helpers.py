@@ -123,6 +123,14 @@ async def snapshot_gone(client: Client, snapshot_id: str) -> bool:
     return False
 
 
+async def group_snapshot_gone(client: Client, group_snapshot_id: str) -> bool:
+    try:
+        await client.show_group_snapshot(group_snapshot_id)
+    except NotFound:
+        return True
+    return False
+
+
 def file_of(cluster: E2ECluster, vol: Volume) -> Path:
     assert vol.host is not None
     return cluster.volume_file(vol.host, vol.id)

@@ -17,7 +17,7 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from tests.cluster_invariants import settled_violations
 from tests.conftest import E2ECluster, EventTap, eventually, run_cli
-from tests.lifecycle_helpers import file_of, read, write_pattern
+from tests.lifecycle_helpers import file_of, group_snapshot_gone, read, write_pattern
 
 
 async def test_an_admin_makes_changes_and_deletes_a_group_type(
@@ -195,7 +195,7 @@ async def test_a_group_snapshot_takes_every_volume_at_one_instant_and_goes_with_
             await eventually(partial(_gone, client, gid), timeout=30)
 
         await client.delete_group_snapshot(snap.id)
-        await eventually(lambda: _no_group_snapshot(client, snap.id), timeout=30)
+        await eventually(lambda: group_snapshot_gone(client, snap.id), timeout=30)
         for m in members:
             with pytest.raises(NotFound):
                 await client.show_snapshot(m.id)
@@ -203,14 +203,6 @@ async def test_a_group_snapshot_takes_every_volume_at_one_instant_and_goes_with_
         await eventually(lambda: _gone(client, group.id), timeout=30)
         assert await settled_violations(c, admin, [project]) == []
         await admin.delete_group_type(gtype.id)
-
-
-async def _no_group_snapshot(client: Client, group_snapshot_id: str) -> bool:
-    try:
-        await client.show_group_snapshot(group_snapshot_id)
-    except NotFound:
-        return True
-    return False
 
 
 async def test_creates_sent_twice_at_once_under_one_request_id_make_one(
@@ -237,7 +229,7 @@ async def test_creates_sent_twice_at_once_under_one_request_id_make_one(
                                                request_id="snap-once")
         await eventually(partial(_available, client, snaps[0].id), timeout=30)
         await client.delete_group_snapshot(snaps[0].id)
-        await eventually(partial(_no_group_snapshot, client, snaps[0].id), timeout=30)
+        await eventually(partial(group_snapshot_gone, client, snaps[0].id), timeout=30)
         await client.delete_group(groups[0].id, delete_volumes=True)
         await eventually(partial(_gone, client, groups[0].id), timeout=30)
         assert await settled_violations(c, admin, [project]) == []
@@ -291,7 +283,7 @@ async def test_a_group_snapshot_that_fails_leaves_every_member_in_error_and_no_f
             assert "status reset by an admin" in ((await client.show_snapshot(sid)).reason
                                                   or "")
         await client.delete_group_snapshot(snap.id)
-        await eventually(lambda: _no_group_snapshot(client, snap.id), timeout=30)
+        await eventually(lambda: group_snapshot_gone(client, snap.id), timeout=30)
         await client.delete_group(group.id, delete_volumes=True)
         await eventually(lambda: _gone(client, group.id), timeout=30)
         assert await settled_violations(c, admin, [project]) == []
@@ -336,7 +328,7 @@ async def test_the_cli_makes_snapshots_and_deletes_a_group(two_names: E2ECluster
     assert reset["status"] == "available"
     await asyncio.to_thread(cli, "group", "snapshot", "delete", snap["id"])
     async with c.client(project) as client:
-        await eventually(lambda: _no_group_snapshot(client, snap["id"]), timeout=30)
+        await eventually(lambda: group_snapshot_gone(client, snap["id"]), timeout=30)
         await asyncio.to_thread(cli, "group", "delete", group["id"], "--delete-volumes")
         await eventually(lambda: _gone(client, group["id"]), timeout=30)
     await asyncio.to_thread(cli, "group", "type", "delete", gtype["id"], admin=True)

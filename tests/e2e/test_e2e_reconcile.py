@@ -30,9 +30,9 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume
-from cinderblock.protocol.wire.errors import CinderblockError, NotFound, PeerGone
+from cinderblock.protocol.wire.errors import CinderblockError, PeerGone
 from tests.conftest import E2ECluster, EventTap, eventually
-from tests.lifecycle_helpers import gone, read, snapshot_gone, write_pattern
+from tests.lifecycle_helpers import gone, group_snapshot_gone, read, snapshot_gone, write_pattern
 
 T = TypeVar("T")
 
@@ -428,20 +428,12 @@ async def test_a_group_snapshot_delete_cut_short_after_its_mark_is_finished(
             await client.delete_group_snapshot(gs.id)
     await _again_once_killed_at(c, marks / DELETE_MARK_AFTER_COMMIT.name)
     async with c.client("lost-report") as client:
-        await eventually(partial(_group_snapshot_gone, client, gs.id), timeout=30)
+        await eventually(partial(group_snapshot_gone, client, gs.id), timeout=30)
         for sid in gs.snapshots:
             assert await snapshot_gone(client, sid)
         assert not [f for f in c.node_files()["node-1"] if f.startswith("snapshot-")]
         await client.delete_group(group.id, delete_volumes=True)
         await eventually(lambda: _no_volumes_in_use(client), timeout=30)
-
-
-async def _group_snapshot_gone(client: Client, group_snapshot_id: str) -> bool:
-    try:
-        await client.show_group_snapshot(group_snapshot_id)
-    except NotFound:
-        return True
-    return False
 
 
 async def _answered(c: E2ECluster, ask: Callable[[Client], Awaitable[T]]) -> T | None:
