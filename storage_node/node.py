@@ -97,7 +97,8 @@ class StorageNode(Actor):
         self._placed: dict[str, tuple[str, int]] = {}  # in-flight volume -> (epoch, seq)
         self._incarnation = secrets.token_hex(8)
         self.busy: Counter[str] = Counter()
-        # volume id -> (the token its create must carry, when fenced): NodeFenceCreates
+        # volume or snapshot id -> (the token its create must carry, when fenced):
+        # NodeFenceCreates
         self.fences: dict[str, tuple[str, float]] = {}
         self._sched_epoch = ""
         self._sched_seq = 0

@@ -207,8 +207,7 @@ async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gat
     marks = tmp_path / "marks"
     marks.mkdir()
     points = (VOLUME_UPDATE_BEFORE_COMMIT.name, SNAPSHOT_UPDATE_BEFORE_COMMIT.name)
-    c.cluster.env.update({failpoints.ENV: ",".join(points), failpoints.ENV_DIR: str(marks)})
-    _gateway_again(c)
+    _gateway_armed(c, marks, *points)
     make_vol = partial(Client.create_volume, size=1, name="made", request_id="lost-made")
     vol = await _answered(c, make_vol)
     await eventually(lambda: (marks / points[0]).exists(), timeout=20)
@@ -229,8 +228,7 @@ async def test_a_volume_a_snapshot_and_a_restore_whose_reports_died_with_the_gat
         assert read(c.volume_file("node-1", copy.id), 0, 11) == b"still whole"
         backup = await client.create_backup(vol.id, wait=True)
     (marks / points[0]).unlink()  # the volume's report point again, for the restore
-    c.cluster.env.update({failpoints.ENV: points[0], failpoints.ENV_DIR: str(marks)})
-    _gateway_again(c)
+    _gateway_armed(c, marks, points[0])
     make_restore = partial(Client.create_volume, size=1, backup_id=backup.id,
                            request_id="lost-restore")
     restore = await _answered(c, make_restore)
@@ -267,9 +265,7 @@ async def test_what_a_gateway_died_before_sending_is_sent_by_the_next_one(
         write_pattern(c.volume_file("node-1", kept.id), [(0, b"written on")])
         doomed = await client.create_volume(1, name="doomed", wait=True)
         grown = await client.create_volume(1, name="grown", wait=True)
-    c.cluster.env.update({failpoints.ENV: EXTEND_CAST_BEFORE_SEND.name,
-                          failpoints.ENV_DIR: str(marks)})
-    _gateway_again(c)
+    _gateway_armed(c, marks, EXTEND_CAST_BEFORE_SEND.name)
     async with c.client("lost-delete", timeout=5.0) as client:
         with contextlib.suppress(CinderblockError):  # the gateway dies as it sends
             await client.extend_volume(grown.id, 2)
@@ -279,9 +275,7 @@ async def test_what_a_gateway_died_before_sending_is_sent_by_the_next_one(
         assert extended.size == 2
         assert c.volume_file("node-1", grown.id).stat().st_size == 2 * 1024**3
         assert (await client.show_quota()).in_use["gigabytes"] == 5  # and the snapshot's 1
-    c.cluster.env.update({failpoints.ENV: REVERT_CAST_BEFORE_SEND.name,
-                          failpoints.ENV_DIR: str(marks)})
-    _gateway_again(c)
+    _gateway_armed(c, marks, REVERT_CAST_BEFORE_SEND.name)
     async with c.client("lost-delete", timeout=5.0) as client:
         with contextlib.suppress(CinderblockError):  # the gateway dies as it sends
             await client.revert_volume(kept.id, snap.id)
@@ -291,8 +285,7 @@ async def test_what_a_gateway_died_before_sending_is_sent_by_the_next_one(
         assert read(c.volume_file("node-1", kept.id), 0, 10) == b"as snapped"
         assert (await client.show_snapshot(snap.id)).status == "available"
     points = (SNAPSHOT_DELETE_CAST_BEFORE_SEND.name, DELETE_CAST_BEFORE_SEND.name)
-    c.cluster.env.update({failpoints.ENV: ",".join(points), failpoints.ENV_DIR: str(marks)})
-    _gateway_again(c)
+    _gateway_armed(c, marks, *points)
     async with c.client("lost-delete", timeout=5.0) as client:
         with contextlib.suppress(CinderblockError):  # the gateway dies as it sends
             await client.delete_snapshot(snap.id)
@@ -344,9 +337,7 @@ async def test_a_create_a_gateway_died_before_casting_is_cast_by_the_next_one(
     made: list[Volume] = []
     for ask in asks:
         (marks / CAST_BEFORE_SEND.name).unlink(missing_ok=True)
-        c.cluster.env.update({failpoints.ENV: CAST_BEFORE_SEND.name,
-                              failpoints.ENV_DIR: str(marks)})
-        _gateway_again(c)
+        _gateway_armed(c, marks, CAST_BEFORE_SEND.name)
         vol = await _answered(c, ask)
         await _again_once_killed_at(c, marks / CAST_BEFORE_SEND.name)
         async with c.client("lost-report") as client:
@@ -378,9 +369,7 @@ async def test_a_snapshot_a_gateway_died_before_sending_is_sent_by_the_next_one(
     async with c.client("lost-report") as client:
         vol = await client.create_volume(1, name="snapped", wait=True)
     write_pattern(c.volume_file("node-1", vol.id), [(0, b"at the snap")])
-    c.cluster.env.update({failpoints.ENV: SNAPSHOT_CAST_BEFORE_SEND.name,
-                          failpoints.ENV_DIR: str(marks)})
-    _gateway_again(c)
+    _gateway_armed(c, marks, SNAPSHOT_CAST_BEFORE_SEND.name)
     take = partial(Client.create_snapshot, volume_id=vol.id, request_id="left-snap")
     snap = await _answered(c, take)
     await _again_once_killed_at(c, marks / SNAPSHOT_CAST_BEFORE_SEND.name)
@@ -420,9 +409,7 @@ async def test_a_group_snapshot_delete_cut_short_after_its_mark_is_finished(
             await client.create_volume(1, group_id=group.id, wait=True)
         gs = await client.create_group_snapshot(group.id, wait=True)
     assert len(gs.snapshots) == 2
-    c.cluster.env.update({failpoints.ENV: DELETE_MARK_AFTER_COMMIT.name,
-                          failpoints.ENV_DIR: str(marks)})
-    _gateway_again(c)
+    _gateway_armed(c, marks, DELETE_MARK_AFTER_COMMIT.name)
     async with c.client("lost-report", timeout=5.0) as client:
         with contextlib.suppress(CinderblockError):  # the gateway dies after the mark
             await client.delete_group_snapshot(gs.id)
@@ -452,6 +439,13 @@ async def _again_once_killed_at(c: E2ECluster, mark: Path) -> None:
     disarmed, and the gateway started again."""
     await eventually(mark.exists, timeout=20)
     del c.cluster.env[failpoints.ENV], c.cluster.env[failpoints.ENV_DIR]
+    _gateway_again(c)
+
+
+def _gateway_armed(c: E2ECluster, marks: Path, *points: str) -> None:
+    """The gateway started again with these failpoints armed (each kills it once, and
+    leaves its mark in ``marks``)."""
+    c.cluster.env.update({failpoints.ENV: ",".join(points), failpoints.ENV_DIR: str(marks)})
     _gateway_again(c)
 
 
