@@ -447,6 +447,8 @@ class NodeLifecycle:
 
     async def on_create_group_snapshot(self, req: Request) -> None:
         b: NodeCreateGroupSnapshot = req.body
+        if any(self.node.fenced_out(m.snapshot_id, b.fence) for m in b.members):
+            return  # the gateway fenced them all and sent the group snapshot again
         c = GroupSnapshotOpContext(req.ctx, b.group_snapshot_id, b.members, b.consistent)
         ids = [i for m in b.members for i in (m.volume_id, m.snapshot_id)]
         try:

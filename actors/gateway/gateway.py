@@ -30,8 +30,11 @@ from cinderblock.actors.gateway.cluster_stats import cluster_stats_handlers
 from cinderblock.actors.gateway.create_flow import CreateApiContext, volume_create_api
 from cinderblock.actors.gateway.event_hub import HubWatch, run_hub
 from cinderblock.actors.gateway.flow_history import flow_handlers
-from cinderblock.actors.gateway.group_snapshots import GatewayGroupSnapshots
-from cinderblock.actors.gateway.group_store import GroupRecord, GroupTypeStore
+from cinderblock.actors.gateway.group_snapshots import (
+    GatewayGroupSnapshots,
+    node_create_group_snapshot,
+)
+from cinderblock.actors.gateway.group_store import GroupRecord, GroupSnapshotRecord, GroupTypeStore
 from cinderblock.actors.gateway.group_types import GroupTypes
 from cinderblock.actors.gateway.groups import GatewayGroups
 from cinderblock.actors.gateway.guards import (
@@ -503,10 +506,13 @@ class Gateway(Actor):
             snapshots = [rec for s in snapshot_ids
                          if (rec := self._left_snapshot(s)) is not None]
             again += await self._fence_and_send_snapshots_again(snapshots)
-            if casts or snapshots:
+            grouped = self.group_snapshot_ops.left_unsent(snapshot_ids)
+            again += await self._fence_and_send_group_snapshots_again(grouped)
+            left = len(casts) + len(snapshots) + sum(len(m) for _, m in grouped)
+            if left:
                 log.warning("of %d creates the previous gateway process left unsent, %d "
                             "sent again (the rest are on a node, or a node did not answer)",
-                            len(casts) + len(snapshots), len(again))
+                            left, len(again))
             return again
 
     def _left_cast(self, volume_id: str) -> Cast | None:
@@ -531,8 +537,8 @@ class Gateway(Actor):
 
     def _left_snapshot(self, snapshot_id: str) -> SnapshotRecord | None:
         """A snapshot create the previous process left, to send again; None for one that
-        has moved on, was sent again already, or is a group snapshot's (made by the
-        group's one cast, ``node.create_group_snapshot``)."""
+        has moved on, was sent again already, or is a group snapshot's (sent again with
+        the group's, ``_fence_and_send_group_snapshots_again``)."""
         rec = self.store.snapshots.get(snapshot_id)
         if rec is None or rec.status is not SnapshotStatus.CREATING or rec.host is None \
                 or rec.id in self._snapshots_resent \
@@ -574,6 +580,37 @@ class Gateway(Actor):
                     continue
                 self._snapshots_resent.add(rec.id)
                 again.append(rec.id)
+        self.lost_casts_resent += len(again)
+        return again
+
+    async def _fence_and_send_group_snapshots_again(
+            self, grouped: Sequence[tuple[GroupSnapshotRecord, list[SnapshotRecord]]]
+    ) -> list[str]:
+        """Fence each group snapshot's snapshots on its group's node (one cast makes
+        them all, at one instant): a group snapshot whose snapshots were all fenced is
+        sent again there whole, carrying the fence's token; one the node holds or works
+        on any of is left to the reconciler. Returns the snapshots sent again."""
+        again: list[str] = []
+        for rec, snapshots in grouped:
+            group = self.store.groups.by_id.get(rec.group_id)
+            if group is None:  # not while it has group snapshots
+                continue
+            node, fence, ids = host_of(group.host), uuid.uuid4().hex, [s.id for s in snapshots]
+            reply = await self._fence(node, [], fence, ids)
+            if reply is None or set(reply.fenced) != set(ids) \
+                    or any(s.status is not SnapshotStatus.CREATING for s in snapshots):
+                continue
+            body = node_create_group_snapshot(self.store, group, rec, snapshots, fence)
+            ctx = Context(project_id=rec.project_id, user_id=rec.user_id,
+                          request_id=rec.request_id)
+            try:
+                self.router.cast("node.create_group_snapshot", body, ctx, to=node.encode())
+            except CinderblockError as exc:
+                log.warning("the create of group snapshot %s was not sent again to %s: %s",
+                            rec.id, node, exc.message)
+                continue
+            self.group_snapshot_ops.resent.add(rec.id)
+            again += ids
         self.lost_casts_resent += len(again)
         return again
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -221,14 +221,24 @@ class GroupSnapshotCastTask(_Task):
         assert group is not None and record is not None
         if not c.snapshots:
             return  # an empty group: nothing for a node to take
-        members = tuple(GroupSnapshotMember(s.volume_id, s.id) for s in c.snapshots)
-        gtype = self.s.store.group_types.by_id.get(group.group_type_id)  # kept: in use
-        consistent = gtype is not None and gtype.consistent_snapshots
         CAST_BEFORE_SEND()
         await self.s.send_to_node(group.host, "node.create_group_snapshot",
-                                  NodeCreateGroupSnapshot(record.id, members, consistent),
-                                  c.ctx)
+                                  node_create_group_snapshot(self.s.store, group, record,
+                                                             c.snapshots), c.ctx)
         CAST_AFTER_SEND()
+
+
+def node_create_group_snapshot(store: GatewayStore, group: GroupRecord,
+                               record: GroupSnapshotRecord, snapshots: Iterable[SnapshotRecord],
+                               fence: str = "") -> NodeCreateGroupSnapshot:
+    """What the group's node is told to take: a snapshot of each volume, all at one
+    instant when the group's type asks for consistent snapshots (``fence``: the token of
+    a create sent again, ``Gateway.send_left_creates_again``)."""
+    gtype = store.group_types.by_id.get(group.group_type_id)  # kept: in use
+    consistent = gtype is not None and gtype.consistent_snapshots
+    members = tuple(GroupSnapshotMember(s.volume_id, s.id)
+                    for s in sorted(snapshots, key=lambda s: s.volume_id))
+    return NodeCreateGroupSnapshot(record.id, members, consistent, fence)
 
 
 def group_snapshot_create_api(s: GroupSnapshotServices) -> LinearFlow[GroupSnapshotContext]:
@@ -249,6 +259,7 @@ class GatewayGroupSnapshots:
         self.group_snapshots = s.store.group_snapshots
         self.create_flow = group_snapshot_create_api(s)
         self._creating = RunningCreates[GroupSnapshotRecord]()
+        self.resent: set[str] = set()  # the creates this process sent again (left_unsent)
         self._told: dict[str, tuple[str, str | None, int]] = {}  # what the last event said of each
 
     def handlers(self) -> dict[str, Handler]:
@@ -411,6 +422,25 @@ class GatewayGroupSnapshots:
                 continue
             acted.append(rec.id)
         return acted
+
+    def left_unsent(self, snapshot_ids: Collection[str]
+                    ) -> list[tuple[GroupSnapshotRecord, list[SnapshotRecord]]]:
+        """The group snapshots whose create the previous gateway process may have died
+        before sending (``Reconciler.finish_previous``): each of their snapshots still
+        ``creating`` and in ``snapshot_ids`` (those no node holds or works on), with
+        those snapshots. One sent again by this process is not again."""
+        unsent = set(snapshot_ids)
+        found: dict[str, tuple[GroupSnapshotRecord, list[SnapshotRecord]]] = {}
+        for snapshot_id in snapshot_ids:
+            gs_id = self.group_snapshots.group_snapshot_of(snapshot_id)
+            if gs_id is None or gs_id in found or gs_id in self.resent:
+                continue
+            rec = self.group_snapshots.by_id.get(gs_id)
+            snapshots = [] if rec is None or rec.deleting else self.members(rec)
+            if rec is not None and snapshots and all(
+                    s.id in unsent and s.status is P.CREATING for s in snapshots):
+                found[gs_id] = (rec, snapshots)
+        return list(found.values())
 
     async def member_gone(self, group_snapshot_id: str) -> None:
         """A snapshot of the group snapshot is gone: one being deleted goes with its last."""

@@ -31,7 +31,9 @@ create that had any): ``request_again``. A copy of a snapshot or a volume goes a
 its source's node, a manage to the node the admin named, without the scheduler
 (``Cast.backend``); a scheduler's death does not send those again. A snapshot's create
 left the same way is fenced on its volume's node and sent again there
-(``Gateway.send_left_creates_again``); a group snapshot's are left to the reconciler.
+(``Gateway.send_left_creates_again``); a group snapshot's snapshots (one cast makes
+them all) are fenced together on the group's node and the group snapshot, all fenced,
+is sent again there whole.
 """
 
 from __future__ import annotations

@@ -243,3 +243,6 @@ class NodeCreateGroupSnapshot:
     group_snapshot_id: str
     members: tuple[GroupSnapshotMember, ...]
     consistent: bool = True
+    # sent again by a gateway started after its last process died: the node was fenced
+    # for its snapshots (``node.fence_creates``) and makes them only with this token
+    fence: str = ""

@@ -16,6 +16,7 @@ import pytest
 
 from cinderblock.actors.gateway.create_flow import CAST_BEFORE_SEND
 from cinderblock.actors.gateway.gateway import VOLUME_UPDATE_BEFORE_COMMIT
+from cinderblock.actors.gateway.group_snapshots import CAST_BEFORE_SEND as GROUP_SNAPSHOT_CAST
 from cinderblock.actors.gateway.group_snapshots import DELETE_MARK_AFTER_COMMIT
 from cinderblock.actors.gateway.lifecycle import SNAPSHOT_UPDATE_BEFORE_COMMIT
 from cinderblock.actors.gateway.lifecycle_flows import (
@@ -384,6 +385,50 @@ async def test_a_snapshot_a_gateway_died_before_sending_is_sent_by_the_next_one(
         await client.delete_snapshot(snap.id, wait=True)
         await client.delete_volume(vol.id, wait=True)
         assert (await client.show_quota()).in_use["volumes"] == 0
+
+
+async def test_a_group_snapshot_a_gateway_died_before_sending_is_sent_by_the_next_one(
+    one_node: E2ECluster, tmp_path: Path,
+) -> None:
+    """The gateway is killed after it wrote a group snapshot's row and its snapshots
+    ``creating`` and before it sent the create to the group's node: started again, it
+    fences the snapshots there and sends the group snapshot again, whole, within
+    seconds, where it waited ``reconcile_after_s`` (here 10 minutes) to be made
+    ``error``. Each snapshot is made once and holds its volume's data."""
+    c = one_node
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    async with c.client("lost-report") as client, c.client("admin", admin=True) as admin:
+        gtype = await admin.create_group_type("cg-left")
+        group = await client.create_group(gtype.id, ["__DEFAULT__"])
+        volumes = [await client.create_volume(1, group_id=group.id, wait=True)
+                   for _ in range(2)]
+    for vol in volumes:
+        write_pattern(c.volume_file("node-1", vol.id), [(0, vol.id[:8].encode())])
+    _gateway_armed(c, marks, GROUP_SNAPSHOT_CAST.name)
+    take = partial(Client.create_group_snapshot, group_id=group.id, request_id="left-gs")
+    made = await _answered(c, take)
+    await _again_once_killed_at(c, marks / GROUP_SNAPSHOT_CAST.name)
+    async with c.client("lost-report") as client:
+        gs_id = (made or await take(client)).id
+
+        async def settled() -> bool:
+            return (await client.show_group_snapshot(gs_id)).status != "creating"
+
+        await eventually(settled, timeout=30)
+        gs = await client.show_group_snapshot(gs_id)
+        assert gs.status == "available"
+        assert len(gs.snapshots) == 2
+        for sid in gs.snapshots:
+            assert len([f for f in c.all_files() if sid in f]) == 1  # made once
+            snap = await client.show_snapshot(sid)
+            copy = await client.create_volume(1, snapshot_id=sid, wait=True)
+            assert read(c.volume_file("node-1", copy.id), 0, 8) == snap.volume_id[:8].encode()
+            await client.delete_volume(copy.id, wait=True)
+        await client.delete_group_snapshot(gs.id)
+        await eventually(partial(group_snapshot_gone, client, gs.id), timeout=30)
+        await client.delete_group(group.id, delete_volumes=True)
+        await eventually(lambda: _no_volumes_in_use(client), timeout=30)
 
 
 @pytest.fixture

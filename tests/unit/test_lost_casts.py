@@ -11,10 +11,12 @@ import pytest
 
 from cinderblock.actors.gateway.lost_casts import ScheduleCasts, fenced_everywhere
 from cinderblock.actors.runtime.actor import Request
+from cinderblock.protocol.messages.groups import GroupSnapshotMember, NodeCreateGroupSnapshot
 from cinderblock.protocol.messages.reconcile import NodeFenceCreates, NodeFenceReply
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
 from cinderblock.protocol.wire.codec import Context, Envelope
 from cinderblock.protocol.wire.errors import InvalidInput
+from cinderblock.storage_node.lifecycle_flows import lifecycle_handlers
 from cinderblock.storage_node.node import StorageNode
 from tests.conftest import make_config
 
@@ -129,6 +131,23 @@ def test_a_snapshot_create_is_fenced_as_a_volume_create_is(
     assert storage.fenced_out("s1", "") and storage.fenced_out("s1", "t0")
     assert not storage.fenced_out("s1", "t1")  # the resend
     assert not storage.fenced_out("s2", "")  # never fenced
+
+
+async def test_a_group_snapshot_create_is_made_only_with_the_token_of_its_fence(
+    node: tuple[StorageNode, list[str]],
+) -> None:
+    """A group snapshot's snapshots, fenced by a gateway started again: the lost cast,
+    should it come after all, is dropped, and the resend (its token) is made."""
+    storage, made = node
+    take = lifecycle_handlers(storage)["node.create_group_snapshot"]
+    members = (GroupSnapshotMember("v1", "s1"), GroupSnapshotMember("v2", "s2"))
+    reply = storage.on_fence_creates(asked(NodeFenceCreates(fence="t1",
+                                                            snapshot_ids=("s1", "s2"))))
+    assert reply.fenced == ("s1", "s2")
+    await take(asked(NodeCreateGroupSnapshot("gs1", members)))  # the dead gateway's
+    assert made == []
+    await take(asked(NodeCreateGroupSnapshot("gs1", members, fence="t1")))  # the resend
+    assert made == ["v1"]  # one flow for them all, named by its first volume
 
 
 def test_a_fence_names_a_token_and_not_too_many_volumes(
