@@ -3,15 +3,41 @@ snapshot's) row (``lost_casts.CreateRoute``: the affinity hints' backends, a gro
 a backup's backend, the backup it restores, a manage's backend and name), so that a
 gateway started again can send a create its last process died before sending. A row
 only for a create that named any of these, written in the create's own transaction and
-dropped at the next start once its volume or snapshot is no longer ``creating``."""
+dropped in the one that takes its volume or snapshot out of ``creating`` (or removes
+it); what a process died before dropping, the next start drops."""
 
 from __future__ import annotations
 
+import asyncio
+
+from cinderblock.actors.runtime.database import Database
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS create_routes (id TEXT PRIMARY KEY, route TEXT NOT NULL);\n"
 SAVE_CREATE_ROUTE = "INSERT OR REPLACE INTO create_routes VALUES (?, ?)"
+DROP_CREATE_ROUTE = "DELETE FROM create_routes WHERE id = ?"
 DROP_SETTLED_ROUTES = (
     "DELETE FROM create_routes WHERE "
     f"id NOT IN (SELECT id FROM volumes WHERE status = '{VolumeStatus.CREATING.value}') AND "
     f"id NOT IN (SELECT id FROM snapshots WHERE status = '{SnapshotStatus.CREATING.value}')")
+
+
+class CreateRoutes:
+    """The routes this process wrote, for the volumes' and the snapshots' stores: each
+    is dropped with the write that settles its create (queued in the same loop turn: one
+    transaction). A create with no route costs nothing here."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.written: set[str] = set()  # ids whose route this process wrote
+
+    def queue_save(self, object_id: str, route: str) -> asyncio.Future[None]:
+        self.written.add(object_id)
+        return self.db.write(SAVE_CREATE_ROUTE, (object_id, route))
+
+    def queue_drop(self, object_id: str) -> None:
+        """The route of ``object_id``, if this process wrote one, dropped: its create is
+        settled. Should that transaction fail, the next start drops it."""
+        if object_id in self.written:
+            self.written.discard(object_id)
+            self.db.write(DROP_CREATE_ROUTE, (object_id,))

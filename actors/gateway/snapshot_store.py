@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from cinderblock.actors.gateway.create_routes import SAVE_CREATE_ROUTE
+from cinderblock.actors.gateway.create_routes import CreateRoutes
 from cinderblock.actors.gateway.group_store import GroupSnapshotRecord, GroupSnapshotStore
 from cinderblock.actors.gateway.guards import made_by_row
 from cinderblock.actors.gateway.paging import BoundedScan, Key
@@ -174,10 +174,11 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
 
     def __init__(self, db: Database, journal: QuotaJournal,
                  read_only: Callable[[], sqlite3.Connection],
-                 group_snapshots: GroupSnapshotStore) -> None:
+                 group_snapshots: GroupSnapshotStore, routes: CreateRoutes) -> None:
         super().__init__(read_only, SELECT_SNAPSHOT, "snapshots", RECENT)
         self.journal = journal
         self.db = db
+        self.routes = routes
         self.clones: dict[str, set[str]] = {}  # source (snapshot or volume) id -> volume ids
         self.group_snapshots = group_snapshots
         # told the group snapshot of a snapshot whose row went (its delete may be done)
@@ -314,7 +315,7 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
             written.append(self.db.write(INSERT_IMAGE_METADATA,
                                          (rec.id, json.dumps(image_metadata))))
         if route is not None:
-            written.append(self.db.write(SAVE_CREATE_ROUTE, (rec.id, route)))
+            written.append(self.routes.queue_save(rec.id, route))
         if reservation_id is not None:
             self.journal.owe_commit(reservation_id, rec.project_id)
         try:
@@ -380,6 +381,7 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
         group snapshot's member row goes."""
         image = self.db.write(DELETE_IMAGE_METADATA, (rec.id,))
         written = self.db.write(DELETE_SNAPSHOT, (rec.id,))
+        self.routes.queue_drop(rec.id)  # one removed while creating
         left = self.group_snapshots.queue_leave(rec.id)
         self.removed(rec, written)  # not found, unless the write fails (read_back)
         self.journal.owe_release(f"release:snapshot:{rec.id}", rec.project_id,
@@ -405,6 +407,8 @@ class SnapshotStore(RowRecords[SnapshotRecord]):
     def queue_status(self, rec: SnapshotRecord) -> asyncio.Future[None]:
         """Queue the status row (with whatever else this loop turn queues: one
         transaction); the future resolves when it is committed."""
+        if rec.status is not SnapshotStatus.CREATING:
+            self.routes.queue_drop(rec.id)
         return self.db.write(
             UPDATE_SNAPSHOT, (rec.status.value, rec.reason, rec.updated_at, rec.id))
 

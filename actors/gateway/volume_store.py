@@ -52,7 +52,7 @@ from cinderblock.actors.gateway.attachment_store import MIGRATION as ATTACHMENT_
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
 from cinderblock.actors.gateway.attachment_store import UNLIKE_ITS_ATTACHMENTS
 from cinderblock.actors.gateway.backup_store import BACKUP_SCHEMA, SELECT_RESTORING, BackupStore
-from cinderblock.actors.gateway.create_routes import DROP_SETTLED_ROUTES, SAVE_CREATE_ROUTE
+from cinderblock.actors.gateway.create_routes import DROP_SETTLED_ROUTES, CreateRoutes
 from cinderblock.actors.gateway.create_routes import SCHEMA as CREATE_ROUTES_SCHEMA
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.group_store import (
@@ -695,8 +695,9 @@ class GatewayStore:
         # volume id -> the id of its revert in progress (pending_reverts)
         self.reverts: dict[str, str] = {}
         self.group_snapshots = GroupSnapshotStore(self.db)  # groups' snapshots at one instant
+        self.routes = CreateRoutes(self.db)  # what a create's cast names beyond its row
         self.snapshots = SnapshotStore(self.db, self.journal, self.read_only,
-                                       self.group_snapshots)
+                                       self.group_snapshots, self.routes)
         self.backups = BackupStore(self.db, self.journal, self.read_only)
         self.transfers = TransferStore(self.db)  # the volumes offered to another project
         self.qos = QosStore(self.db)  # the QoS specs volume types may name
@@ -746,8 +747,8 @@ class GatewayStore:
         install = await self.db.run(self.read_volumes)
         install()
         await self.journal.load()
-        # only a create left unsent needs its route: the others' go with the next commit
-        # (one that fails leaves them to the next start's)
+        # only a create left unsent needs its route: the others' (their settling
+        # committed by a process that did not write the route, or not at all) go now
         self.db.write(DROP_SETTLED_ROUTES).add_done_callback(_routes_dropped)
 
     def create_left(self, volume_id: str) -> tuple[str, str | None] | None:
@@ -895,9 +896,9 @@ class GatewayStore:
             writes.append((SAVE_FLAGS, (rec.id, int(rec.bootable), int(rec.readonly))))
         if rec.image_metadata:  # a clone of a volume that has some
             writes.append((SAVE_IMAGE_METADATA, (rec.id, json.dumps(rec.image_metadata))))
-        if route is not None:  # hints, a backup, a group or a manage
-            writes.append((SAVE_CREATE_ROUTE, (rec.id, route)))
         queued = [self.db.write(sql, params) for sql, params in writes]
+        if route is not None:  # hints, a backup, a group or a manage
+            queued.append(self.routes.queue_save(rec.id, route))
         if rec.group_id is not None:  # made in a group: a member from its first row
             queued.append(self.groups.queue_join(rec.group_id, rec.id))
         if reservation_id is not None:
@@ -930,6 +931,7 @@ class GatewayStore:
                   *self.snapshots.source_removal_writes(rec)]
         queued = [self.db.write(sql, params) for sql, params in writes]
         self.volumes.removed(rec, queued[-1])  # not found, unless the batch fails
+        self.routes.queue_drop(rec.id)  # one removed while creating
         offer = self.transfers.of_volume(rec.id)  # one an admin's reset left standing
         if offer is not None:
             queued.append(self.transfers.queue_remove(offer))
@@ -957,6 +959,8 @@ class GatewayStore:
         rec.updated_at = time.time()
         if rec.host is not None:
             rec.host = sys.intern(rec.host)  # a node's name, shared by its volumes
+        if rec.status is not VolumeStatus.CREATING:
+            self.routes.queue_drop(rec.id)
         return self._write(
             rec, UPDATE_STATUS, (rec.status.value, rec.host, rec.reason, rec.updated_at, rec.id)
         )

@@ -94,7 +94,8 @@ def snapshot(sid: str, created_at: float, request_id: str) -> SnapshotRecord:
 async def test_a_snapshot_manage_keeps_its_name_while_it_is_creating(tmp_path: Path) -> None:
     """What a gateway started again needs to send a snapshot manage again
     (``create_routes``): the name it adopts, kept while the snapshot is ``creating``
-    and dropped by the start after; a plain snapshot keeps none."""
+    and dropped with the write that settles it (or by the start after, if that write
+    was not this process's); a plain snapshot keeps none."""
     path = tmp_path / "gateway.db"
     now = time.time()
     creating = partial(dataclasses.replace, status=SnapshotStatus.CREATING)
@@ -111,6 +112,12 @@ async def test_a_snapshot_manage_keeps_its_name_while_it_is_creating(tmp_path: P
         assert CreateRoute.from_row(left[1]).manage_ref == "data-1"
         assert again.snapshots.create_left("snap-p") == ("req-p", None)
         await again.db.settled()  # the start's drop of the settled creates' routes
+        assert await again.db.fetchall("SELECT id FROM create_routes") == [("snap-m",)]
+        await again.snapshots.add(creating(snapshot("snap-n", now, "req-n")),
+                                  route=CreateRoute(manage_ref="data-3").to_row())
+        made = again.snapshots["snap-n"]
+        made.status = SnapshotStatus.AVAILABLE  # its node adopted it
+        await again.snapshots.queue_status(made)
         assert await again.db.fetchall("SELECT id FROM create_routes") == [("snap-m",)]
 
 
