@@ -6,6 +6,7 @@ on (``actors.reconcile``). While a node is still working, nothing is touched."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
@@ -357,6 +358,35 @@ async def test_a_create_a_gateway_died_before_casting_is_cast_by_the_next_one(
         assert not [f for f in c.all_files() if near.id in f]
 
 
+async def test_a_manage_a_gateway_died_before_casting_is_sent_to_its_node_by_the_next_one(
+    two_nodes: E2ECluster, tmp_path: Path,
+) -> None:
+    """An admin's manage of a file on the second node, the gateway killed after the
+    volume's row and before the cast: started again, it sends the manage to the node
+    the admin named (its backend and the name it adopts kept in ``create_routes``), not
+    to the scheduler's choice, and the volume holds the file's bytes, once."""
+    c = two_nodes
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    data = b"an operator's disk"
+    source = c.node_dir("node-2") / "left-disk.raw"
+    source.write_bytes(data)
+    os.truncate(source, 1 << 30)
+    _gateway_armed(c, marks, CAST_BEFORE_SEND.name)
+    ask = partial(Client.manage_volume, host="node-2@file", source_name=source.name,
+                  name="adopted", request_id="left-manage")
+    vol = await _answered(c, ask, admin=True)
+    await _again_once_killed_at(c, marks / CAST_BEFORE_SEND.name)
+    async with c.client("admin", admin=True) as admin:
+        vol = vol or await ask(admin)
+        managed = await admin.wait_for_status(vol.id, "available", timeout=30)
+        assert (managed.host, managed.size, managed.name) == ("node-2@file", 1, "adopted")
+        assert not source.exists()
+        assert read(c.volume_file("node-2", vol.id), 0, len(data)) == data
+        assert len([f for f in c.all_files() if vol.id in f]) == 1  # made once
+        await admin.delete_volume(vol.id, wait=True)
+
+
 async def test_a_snapshot_a_gateway_died_before_sending_is_sent_by_the_next_one(
     one_node: E2ECluster, tmp_path: Path,
 ) -> None:
@@ -468,11 +498,13 @@ async def test_a_group_snapshot_delete_cut_short_after_its_mark_is_finished(
         await eventually(lambda: _no_volumes_in_use(client), timeout=30)
 
 
-async def _answered(c: E2ECluster, ask: Callable[[Client], Awaitable[T]]) -> T | None:
-    """``ask`` of the gateway as the project; None if the gateway died before its answer
-    left (the report it kills itself at came first): asked again, under the same request
-    id, of the gateway started again, it answers with what it made."""
-    async with c.client("lost-report") as client:
+async def _answered(c: E2ECluster, ask: Callable[[Client], Awaitable[T]],
+                    admin: bool = False) -> T | None:
+    """``ask`` of the gateway as the project (or its admin); None if the gateway died
+    before its answer left (the report it kills itself at came first): asked again,
+    under the same request id, of the gateway started again, it answers with what it
+    made."""
+    async with c.client("admin" if admin else "lost-report", admin=admin) as client:
         try:
             return await ask(client)
         except PeerGone:
