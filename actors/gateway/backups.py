@@ -64,6 +64,7 @@ from cinderblock.actors.gateway.guards import (
     retry_fingerprint,
 )
 from cinderblock.actors.gateway.lifecycle_checks import (
+    check_not_deleted_with_group,
     claim_volume,
     release_claim,
     visible_snapshot,
@@ -328,6 +329,8 @@ class ExtractBackupRequestTask(_Task[BackupCreateContext]):
         snapshot = (None if body.snapshot_id is None
                     else visible_snapshot(store, body.snapshot_id, c.ctx))
         check_backup_source(volume, snapshot, body.force)
+        if snapshot is not None:
+            check_not_deleted_with_group(store, snapshot)
         if body.availability_zone not in (None, volume.availability_zone):
             raise InvalidInput(f"a backup is made by its volume's node, in its zone "
                                f"{volume.availability_zone!r}, not {body.availability_zone!r}",
@@ -352,6 +355,8 @@ class BackupEntryCreateTask(_Task[BackupCreateContext]):
         volume, snapshot, body, store = c.volume, c.snapshot, c.body, self.s.store
         assert volume is not None and volume.host is not None
         check_backup_source(volume, snapshot, body.force)  # again, after the quota call
+        if snapshot is not None:
+            check_not_deleted_with_group(store, snapshot)
         if c.parent_id is not None:  # again: a delete may have taken it meanwhile
             check_parent(store.backups.get(c.parent_id), volume.id)
         now = time.time()

@@ -21,8 +21,9 @@ group, taken at one instant.
 * delete: every snapshot deletable (checked before anything changes); the row marked
   ``deleting``, and each snapshot runs the snapshot delete flow; the row goes with the
   last one's (``SnapshotStore.on_group_member_gone``; the reconciler removes one a crash
-  left with none). A member snapshot is not deleted on its own (Cinder's), and a group
-  with group snapshots is not deleted.
+  left with none). From the mark on, nothing (a volume, a backup) is made from one of
+  its snapshots (``check_not_deleted_with_group``). A member snapshot is not deleted on
+  its own (Cinder's), and a group with group snapshots is not deleted.
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ Rules, as Cinder's API (cinder/volume/api.py):
 * delete a snapshot that is available, error or error_deleting, not while a
   volume is being created from it;
 * extend an available volume to a larger whole number of GiB;
-* create from a snapshot (available) or a source volume (available or
-  in-use): the size defaults to the source's and may not be smaller, the type
-  must be the source's (or omitted), and so must the availability zone.
+* create from a snapshot (available, and not of a group snapshot being deleted) or
+  a source volume (available or in-use): the size defaults to the source's and may
+  not be smaller, the type must be the source's (or omitted), and so must the
+  availability zone.
 
 One change at a time per volume. An extend, delete, snapshot or clone claims its
 volume (``claim_volume``) in its first task, in the same step as the checks, before
@@ -326,6 +327,7 @@ def current_source(
                 "from an available snapshot",
                 snapshot_id=snap.id, status=snap.status.value,
             )
+        check_not_deleted_with_group(store, snap)
         volume = store.volumes.get(snap.volume_id)
         zone = volume.availability_zone if volume is not None else ""
         vtype = types.find(snap.volume_type_id or "")
@@ -343,6 +345,19 @@ def current_source(
         )
     return VolumeSource(None, vol.id, vol.host, vol.size, vol.volume_type,
                         vol.availability_zone, *_boot_image(vol))
+
+
+def check_not_deleted_with_group(store: GatewayStore, snap: SnapshotRecord) -> None:
+    """A snapshot of a group snapshot being deleted is being deleted (Cinder marks each
+    ``deleting`` with its group snapshot; here each is marked by its own delete, just
+    after the group snapshot's mark): nothing new is made from it, a volume or a backup,
+    which would hold its delete up."""
+    group_snapshot_id = store.group_snapshots.group_snapshot_of(snap.id)
+    group_snapshot = store.group_snapshots.by_id.get(group_snapshot_id or "")
+    if group_snapshot is not None and group_snapshot.deleting:
+        raise _state(f"snapshot {snap.id} is being deleted with its group snapshot "
+                     f"{group_snapshot.id}", snapshot_id=snap.id,
+                     group_snapshot_id=group_snapshot.id)
 
 
 def _boot_image(volume: VolumeRecord) -> tuple[bool, dict[str, str]]:

@@ -32,7 +32,7 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume
-from cinderblock.protocol.wire.errors import CinderblockError, PeerGone
+from cinderblock.protocol.wire.errors import CinderblockError, InvalidState, PeerGone
 from tests.conftest import E2ECluster, EventTap, eventually
 from tests.lifecycle_helpers import gone, group_snapshot_gone, read, snapshot_gone, write_pattern
 
@@ -455,6 +455,45 @@ async def test_a_group_snapshot_a_gateway_died_before_sending_is_sent_by_the_nex
             copy = await client.create_volume(1, snapshot_id=sid, wait=True)
             assert read(c.volume_file("node-1", copy.id), 0, 8) == snap.volume_id[:8].encode()
             await client.delete_volume(copy.id, wait=True)
+        await client.delete_group_snapshot(gs.id)
+        await eventually(partial(group_snapshot_gone, client, gs.id), timeout=30)
+        await client.delete_group(group.id, delete_volumes=True)
+        await eventually(lambda: _no_volumes_in_use(client), timeout=30)
+
+
+async def test_nothing_is_made_from_a_snapshot_of_a_group_snapshot_marked_deleting(
+    one_node: E2ECluster, tmp_path: Path,
+) -> None:
+    """A group snapshot whose delete a crash cut short after its mark: until the round
+    finishes that delete (here after 10 minutes), its snapshots are being deleted, and
+    neither a volume nor a backup is made from one (either would hold the delete up);
+    nothing is reserved. An admin's reset ends the delete; then both are allowed."""
+    c = one_node
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    async with c.client("lost-report") as client, c.client("admin", admin=True) as admin:
+        gtype = await admin.create_group_type("cg-marked")
+        group = await client.create_group(gtype.id, ["__DEFAULT__"])
+        for _ in range(2):
+            await client.create_volume(1, group_id=group.id, wait=True)
+        gs = await client.create_group_snapshot(group.id, wait=True)
+    _gateway_armed(c, marks, DELETE_MARK_AFTER_COMMIT.name)
+    async with c.client("lost-report", timeout=5.0) as client:
+        with contextlib.suppress(CinderblockError):  # the gateway dies after the mark
+            await client.delete_group_snapshot(gs.id)
+    await _again_once_killed_at(c, marks / DELETE_MARK_AFTER_COMMIT.name)
+    async with c.client("lost-report") as client, c.client("admin", admin=True) as admin:
+        assert (await client.show_group_snapshot(gs.id)).status == "deleting"
+        snap = await client.show_snapshot(gs.snapshots[0])
+        before = (await client.show_quota()).in_use
+        with pytest.raises(InvalidState, match="being deleted with its group snapshot"):
+            await client.create_volume(1, snapshot_id=snap.id)
+        with pytest.raises(InvalidState, match="being deleted with its group snapshot"):
+            await client.create_backup(snap.volume_id, snapshot_id=snap.id)
+        assert (await client.show_quota()).in_use == before
+        await admin.reset_group_snapshot_status(gs.id, "available")
+        copy = await client.create_volume(1, snapshot_id=snap.id, wait=True)
+        await client.delete_volume(copy.id, wait=True)
         await client.delete_group_snapshot(gs.id)
         await eventually(partial(group_snapshot_gone, client, gs.id), timeout=30)
         await client.delete_group(group.id, delete_volumes=True)
