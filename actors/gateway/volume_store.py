@@ -52,7 +52,11 @@ from cinderblock.actors.gateway.attachment_store import MIGRATION as ATTACHMENT_
 from cinderblock.actors.gateway.attachment_store import SCHEMA as ATTACHMENT_SCHEMA
 from cinderblock.actors.gateway.attachment_store import UNLIKE_ITS_ATTACHMENTS
 from cinderblock.actors.gateway.backup_store import BACKUP_SCHEMA, SELECT_RESTORING, BackupStore
-from cinderblock.actors.gateway.create_routes import DROP_SETTLED_ROUTES, CreateRoutes
+from cinderblock.actors.gateway.create_routes import (
+    DROP_SETTLED_ROUTES,
+    SELECT_ROUTES_LEFT,
+    CreateRoutes,
+)
 from cinderblock.actors.gateway.create_routes import SCHEMA as CREATE_ROUTES_SCHEMA
 from cinderblock.actors.gateway.delete_requests import DELETE_REQUESTS_SCHEMA
 from cinderblock.actors.gateway.group_store import (
@@ -747,8 +751,8 @@ class GatewayStore:
         install = await self.db.run(self.read_volumes)
         install()
         await self.journal.load()
-        # only a create left unsent needs its route: the others' (their settling
-        # committed by a process that did not write the route, or not at all) go now
+        # only a create still under way needs its route (the previous process died
+        # before the write that would have dropped the others' committed): the rest go
         self.db.write(DROP_SETTLED_ROUTES).add_done_callback(_routes_dropped)
 
     def create_left(self, volume_id: str) -> tuple[str, str | None] | None:
@@ -768,12 +772,14 @@ class GatewayStore:
         reverts = {vid: rid for vid, rid in rows}
         sources = conn.execute(SELECT_SOURCES_OF_CREATING).fetchall()
         restoring = conn.execute(SELECT_RESTORING).fetchall()
-        return partial(self._install, extends, reverts, sources, restoring)
+        routes = [object_id for (object_id,) in conn.execute(SELECT_ROUTES_LEFT)]
+        return partial(self._install, extends, reverts, sources, restoring, routes)
 
     def _install(self, extends: dict[str, tuple[str, int]], reverts: dict[str, str],
                  sources: list[tuple[str, str | None, str | None]],
-                 restoring: list[tuple[str, str]]) -> None:
+                 restoring: list[tuple[str, str]], routes: list[str]) -> None:
         self._unwritten = {}
+        self.routes.written.update(routes)
         self.extends = {vid: rid for vid, (rid, _) in extends.items()}
         self.extend_sizes = {vid: size for vid, (_, size) in extends.items() if size}
         self.reverts = reverts

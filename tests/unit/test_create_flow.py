@@ -160,8 +160,9 @@ async def test_the_cast_of_a_create_left_creating_is_rebuilt_as_it_was_after_a_r
     """What a gateway started again sends for a create its last process may have died
     before casting (``lost_casts.request_again``): the scheduler's request as the flow
     cast it, affinity hints included (``create_routes``, a row only for a create that
-    names any, dropped with the write that takes its volume out of ``creating``, or at
-    the next start if that write was not made by the process that wrote the route)."""
+    names any, dropped with the write that takes its volume out of ``creating``, by the
+    process that wrote it or the next one; one left, whose write failed or by an older
+    gateway, is dropped at the next start)."""
     path = tmp_path / "gateway.db"
     default = VolumeType("type-1", "__DEFAULT__")
     near_id = "5a0c3e8e-35a7-4b5e-9d2b-7e0f2f6c1a01"
@@ -196,6 +197,10 @@ async def test_the_cast_of_a_create_left_creating_is_rebuilt_as_it_was_after_a_r
                 == cast[vid]
         await store.db.settled()  # the start's drop of the settled creates' routes
         assert await store.db.fetchall("SELECT id FROM create_routes") == [("vol-2",)]
+        sent_again = store.volumes["vol-2"]  # made by its node after this start
+        sent_again.status, sent_again.host = VolumeStatus.AVAILABLE, "node-1@file"
+        await store.queue_status(sent_again)
+        assert await store.db.fetchall("SELECT id FROM create_routes") == []
 
 
 async def test_a_file_from_before_create_routes_gets_the_table_and_its_creates_none(
