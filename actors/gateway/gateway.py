@@ -493,6 +493,12 @@ class Gateway(Actor):
                             "(the rest are on a node, or a node did not answer)", len(casts),
                             len(again))
 
+    def peer_connected(self, name: str) -> None:
+        """A node speaks from a new connection: its exports are swept now
+        (``Reconciler.sweep_node_exports``)."""
+        if name in self._node_hosts:
+            self.spawn(self.reconciler.sweep_node_exports(name))
+
     async def send_left_creates_again(self, volume_ids: Sequence[str],
                                       snapshot_ids: Sequence[str] = ()) -> list[str]:
         """The creates the previous gateway process left ``creating`` (a volume with no

@@ -217,6 +217,16 @@ class Reconciler:
                 a for _, a in closed])
         return closed
 
+    async def sweep_node_exports(self, node: str) -> list[str]:
+        """``sweep_exports`` for one node, at once: the node has just connected (it
+        started again, serving its table of exports from its start, or this gateway
+        did), so one a force-detach forgot while it was down is closed now rather than
+        at the next round. Returns the attachments whose export was closed."""
+        closed = await self._sweep_node(node)
+        if closed:
+            self.gw.events.emit("reconcile", stuck=[], acted=[], exports_closed=closed)
+        return closed
+
     async def probe_volume(self, node: str, volume_id: str) -> tuple[bool, bool] | None:
         """Whether ``node`` is working on the volume now, and whether it holds it; None
         if it does not answer."""

@@ -341,6 +341,10 @@ class Actor:
     async def on_stop(self) -> None:
         pass
 
+    def peer_connected(self, name: str) -> None:
+        """The actor ``name`` speaks from a new connection: its first message since it
+        started, or since this actor did (on a bound ROUTER, by its key)."""
+
     def statistics(self) -> dict[str, Any]:
         return {"handled": self.handled, "pending_calls": len(self.calls),
                 "flows": self.flow_history.statistics(), "refused": self.refused,
@@ -642,7 +646,9 @@ class Actor:
         name = peer.encode()
         if identity.partition(b"/")[0] != name:
             return None  # an actor's key under another actor's name
-        link.routes[name] = identity
+        if link.routes.get(name) != identity:
+            link.routes[name] = identity
+            self.peer_connected(peer)
         return principal
 
     def _dispatch(self, link: Link, identity: bytes, env: Envelope, peer: str = "",

@@ -1,6 +1,8 @@
 """A node serves no export the gateway has no attachment for: an admin's force-detach
 forgets an attachment whose node is down (as Cinder's does), and once the node is back
-and serves its table of exports again, the reconciler's sweep closes that export."""
+and serves its table of exports again, the gateway closes that export as soon as the
+node connects (``Gateway.peer_connected``), and the reconciler's sweep would in its next
+round."""
 
 from __future__ import annotations
 
@@ -28,10 +30,28 @@ def exported(table: Path) -> set[str]:
     return {e["attachment_id"] for e in json.loads(table.read_text())["exports"].values()}
 
 
+@pytest.fixture
+def no_rounds(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """No reconciler rounds at all: only the node's connection may close an export."""
+    return cluster_factory(reconcile_every_s=0)
+
+
 async def test_a_force_detach_with_its_node_down_forgets_it_and_the_export_is_closed_later(
     swept: E2ECluster,
 ) -> None:
-    c = swept
+    await _forgotten_export_closed(swept)
+
+
+async def test_a_forgotten_export_is_closed_when_its_node_connects_without_a_round(
+    no_rounds: E2ECluster,
+) -> None:
+    """The window in which the host that had the attachment may still reach the volume
+    (with its certificate, which the node honours until the export is closed) is the
+    node's start to its first message to the gateway, not up to a round."""
+    await _forgotten_export_closed(no_rounds)
+
+
+async def _forgotten_export_closed(c: E2ECluster) -> None:
     async with c.client("attached") as client, c.client("admin", admin=True) as admin:
         vol = await client.create_volume(1, wait=True)
         kept = await client.create_volume(1, wait=True)
