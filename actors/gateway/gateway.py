@@ -578,11 +578,8 @@ class Gateway(Actor):
                                           CreateRoute.from_row(row).manage_ref, fence)
                 ctx = Context(project_id=rec.project_id, user_id=rec.user_id,
                               request_id=request_id)
-                try:
-                    self.router.cast("node.create_snapshot", body, ctx, to=node.encode())
-                except CinderblockError as exc:
-                    log.warning("the create of snapshot %s was not sent again to %s: %s",
-                                rec.id, node, exc.message)
+                if not self._sent_again_to(node, "node.create_snapshot", body, ctx,
+                                           f"snapshot {rec.id}"):
                     continue
                 self._snapshots_resent.add(rec.id)
                 again.append(rec.id)
@@ -609,11 +606,8 @@ class Gateway(Actor):
             body = node_create_group_snapshot(self.store, group, rec, snapshots, fence)
             ctx = Context(project_id=rec.project_id, user_id=rec.user_id,
                           request_id=rec.request_id)
-            try:
-                self.router.cast("node.create_group_snapshot", body, ctx, to=node.encode())
-            except CinderblockError as exc:
-                log.warning("the create of group snapshot %s was not sent again to %s: %s",
-                            rec.id, node, exc.message)
+            if not self._sent_again_to(node, "node.create_group_snapshot", body, ctx,
+                                       f"group snapshot {rec.id}"):
                 continue
             self.group_snapshot_ops.resent.add(rec.id)
             again += ids
@@ -656,15 +650,24 @@ class Gateway(Actor):
         if cast.backend is None:
             self.schedule(request, cast.ctx)
         else:
-            try:
-                self.cast_to_node(cast.backend, "node.create_volume",
-                                  NodeCreateVolume(request, cast.backend, "", 0), cast.ctx)
-            except CinderblockError as exc:
-                log.warning("the create of %s was not sent again to %s: %s", volume_id,
-                            cast.backend, exc.message)
+            body = NodeCreateVolume(request, cast.backend, "", 0)
+            if not self._sent_again_to(host_of(cast.backend), "node.create_volume", body,
+                                       cast.ctx, f"volume {volume_id}"):
                 return False
             self.casts.sent(request, cast.ctx, time.monotonic(), cast.backend)
         self.casts.resending(volume_id, time.time())
+        return True
+
+    def _sent_again_to(self, node: str, op: str, body: object, ctx: Context, what: str
+                       ) -> bool:
+        """A create's cast sent again to ``node``; False, and said in the log, if that
+        node is not connected (the reconciler's rounds will judge the create)."""
+        try:
+            self.router.cast(op, body, ctx, to=node.encode())
+        except CinderblockError as exc:
+            log.warning("the create of %s was not sent again to %s: %s", what, node,
+                        exc.message)
+            return False
         return True
 
     async def _fence(self, host: str, volume_ids: list[str], fence: str,

@@ -30,6 +30,7 @@ from cinderblock.actors.gateway.revert import REVERT_CAST_BEFORE_SEND
 from cinderblock.actors.runtime import failpoints
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
+from cinderblock.protocol.messages.groups import GroupSnapshot
 from cinderblock.protocol.messages.lifecycle import Snapshot
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import CinderblockError, InvalidState, PeerGone
@@ -338,12 +339,8 @@ async def test_a_create_a_gateway_died_before_casting_is_cast_by_the_next_one(
                     source_volid=near.id)]
     made: list[Volume] = []
     for ask in asks:
-        (marks / CAST_BEFORE_SEND.name).unlink(missing_ok=True)
-        _gateway_armed(c, marks, CAST_BEFORE_SEND.name)
-        vol = await _answered(c, ask)
-        await _again_once_killed_at(c, marks / CAST_BEFORE_SEND.name)
+        vol = await _made_across_a_kill(c, marks, CAST_BEFORE_SEND.name, ask)
         async with c.client("lost-report") as client:
-            vol = vol or await ask(client)
             made.append(await client.wait_for_status(vol.id, "available", timeout=30))
     _, hinted, clone = made
     assert hinted.host != near.host  # different_host, after the restart too
@@ -369,21 +366,45 @@ async def test_a_manage_a_gateway_died_before_casting_is_sent_to_its_node_by_the
     marks = tmp_path / "marks"
     marks.mkdir()
     data = b"an operator's disk"
-    source = c.node_dir("node-2") / "left-disk.raw"
-    source.write_bytes(data)
-    os.truncate(source, 1 << 30)
-    _gateway_armed(c, marks, CAST_BEFORE_SEND.name)
+    source = _disk_on(c, "node-2", "left-disk.raw", data)
     ask = partial(Client.manage_volume, host="node-2@file", source_name=source.name,
                   name="adopted", request_id="left-manage")
-    vol = await _answered(c, ask, admin=True)
-    await _again_once_killed_at(c, marks / CAST_BEFORE_SEND.name)
+    vol = await _made_across_a_kill(c, marks, CAST_BEFORE_SEND.name, ask, admin=True)
     async with c.client("admin", admin=True) as admin:
-        vol = vol or await ask(admin)
         managed = await admin.wait_for_status(vol.id, "available", timeout=30)
         assert (managed.host, managed.size, managed.name) == ("node-2@file", 1, "adopted")
         assert not source.exists()
         assert read(c.volume_file("node-2", vol.id), 0, len(data)) == data
         assert len([f for f in c.all_files() if vol.id in f]) == 1  # made once
+        await admin.delete_volume(vol.id, wait=True)
+
+
+async def test_a_snapshot_manage_a_gateway_died_before_sending_is_sent_by_the_next_one(
+    one_node: E2ECluster, tmp_path: Path,
+) -> None:
+    """An admin's manage of a file as a snapshot of a volume, the gateway killed after
+    the snapshot's row and before the cast: started again, it sends the manage again
+    with the name it adopts (kept in ``create_routes``), and the snapshot holds the
+    file's bytes, once."""
+    c = one_node
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    async with c.client("admin", admin=True) as admin:
+        vol = await admin.create_volume(1, wait=True)
+    data = b"the volume before the upgrade"
+    source = _disk_on(c, "node-1", "left-snapshot.raw", data)
+    ask = partial(Client.manage_snapshot, volume_id=vol.id, source_name=source.name,
+                  name="adopted", request_id="left-snapshot-manage")
+    snap = await _made_across_a_kill(c, marks, SNAPSHOT_CAST_BEFORE_SEND.name, ask, admin=True)
+    async with c.client("admin", admin=True) as admin:
+        managed = await admin.wait_for_snapshot_status(snap.id, "available", timeout=30)
+        assert (managed.name, managed.volume_id) == ("adopted", vol.id)
+        assert not source.exists()
+        assert len([f for f in c.all_files() if snap.id in f]) == 1  # made once
+        copy = await admin.create_volume(1, snapshot_id=snap.id, wait=True)
+        assert read(c.volume_file("node-1", copy.id), 0, len(data)) == data
+        await admin.delete_volume(copy.id, wait=True)
+        await admin.delete_snapshot(snap.id, wait=True)
         await admin.delete_volume(vol.id, wait=True)
 
 
@@ -400,12 +421,9 @@ async def test_a_snapshot_a_gateway_died_before_sending_is_sent_by_the_next_one(
     async with c.client("lost-report") as client:
         vol = await client.create_volume(1, name="snapped", wait=True)
     write_pattern(c.volume_file("node-1", vol.id), [(0, b"at the snap")])
-    _gateway_armed(c, marks, SNAPSHOT_CAST_BEFORE_SEND.name)
     take = partial(Client.create_snapshot, volume_id=vol.id, request_id="left-snap")
-    snap = await _answered(c, take)
-    await _again_once_killed_at(c, marks / SNAPSHOT_CAST_BEFORE_SEND.name)
+    snap = await _made_across_a_kill(c, marks, SNAPSHOT_CAST_BEFORE_SEND.name, take)
     async with c.client("lost-report") as client:
-        snap = snap or await take(client)
         taken = await client.wait_for_snapshot_status(snap.id, "available", timeout=30)
         assert taken.reason is None
         assert len([f for f in c.all_files() if snap.id in f]) == 1  # made once
@@ -428,19 +446,12 @@ async def test_a_group_snapshot_a_gateway_died_before_sending_is_sent_by_the_nex
     c = one_node
     marks = tmp_path / "marks"
     marks.mkdir()
-    async with c.client("lost-report") as client, c.client("admin", admin=True) as admin:
-        gtype = await admin.create_group_type("cg-left")
-        group = await client.create_group(gtype.id, ["__DEFAULT__"])
-        volumes = [await client.create_volume(1, group_id=group.id, wait=True)
-                   for _ in range(2)]
+    group_id, volumes = await _group_of_two(c, "cg-left")
     for vol in volumes:
         write_pattern(c.volume_file("node-1", vol.id), [(0, vol.id[:8].encode())])
-    _gateway_armed(c, marks, GROUP_SNAPSHOT_CAST.name)
-    take = partial(Client.create_group_snapshot, group_id=group.id, request_id="left-gs")
-    made = await _answered(c, take)
-    await _again_once_killed_at(c, marks / GROUP_SNAPSHOT_CAST.name)
+    take = partial(Client.create_group_snapshot, group_id=group_id, request_id="left-gs")
+    gs_id = (await _made_across_a_kill(c, marks, GROUP_SNAPSHOT_CAST.name, take)).id
     async with c.client("lost-report") as client:
-        gs_id = (made or await take(client)).id
 
         async def settled() -> bool:
             return (await client.show_group_snapshot(gs_id)).status != "creating"
@@ -457,7 +468,7 @@ async def test_a_group_snapshot_a_gateway_died_before_sending_is_sent_by_the_nex
             await client.delete_volume(copy.id, wait=True)
         await client.delete_group_snapshot(gs.id)
         await eventually(partial(group_snapshot_gone, client, gs.id), timeout=30)
-        await client.delete_group(group.id, delete_volumes=True)
+        await client.delete_group(group_id, delete_volumes=True)
         await eventually(lambda: _no_volumes_in_use(client), timeout=30)
 
 
@@ -467,21 +478,10 @@ async def test_nothing_is_made_from_a_snapshot_of_a_group_snapshot_marked_deleti
     """A group snapshot whose delete a crash cut short after its mark: until the round
     finishes that delete (here after 10 minutes), its snapshots are being deleted, and
     neither a volume nor a backup is made from one (either would hold the delete up);
-    nothing is reserved. An admin's reset ends the delete; then both are allowed."""
+    nothing is reserved. An admin's reset ends the delete; then a volume is made from it."""
     c = one_node
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    async with c.client("lost-report") as client, c.client("admin", admin=True) as admin:
-        gtype = await admin.create_group_type("cg-marked")
-        group = await client.create_group(gtype.id, ["__DEFAULT__"])
-        for _ in range(2):
-            await client.create_volume(1, group_id=group.id, wait=True)
-        gs = await client.create_group_snapshot(group.id, wait=True)
-    _gateway_armed(c, marks, DELETE_MARK_AFTER_COMMIT.name)
-    async with c.client("lost-report", timeout=5.0) as client:
-        with contextlib.suppress(CinderblockError):  # the gateway dies after the mark
-            await client.delete_group_snapshot(gs.id)
-    await _again_once_killed_at(c, marks / DELETE_MARK_AFTER_COMMIT.name)
+    group_id, gs = await _group_snapshot_of_two(c, "cg-marked")
+    await _delete_cut_after_its_mark(c, tmp_path, gs.id)
     async with c.client("lost-report") as client, c.client("admin", admin=True) as admin:
         assert (await client.show_group_snapshot(gs.id)).status == "deleting"
         snap = await client.show_snapshot(gs.snapshots[0])
@@ -496,7 +496,7 @@ async def test_nothing_is_made_from_a_snapshot_of_a_group_snapshot_marked_deleti
         await client.delete_volume(copy.id, wait=True)
         await client.delete_group_snapshot(gs.id)
         await eventually(partial(group_snapshot_gone, client, gs.id), timeout=30)
-        await client.delete_group(group.id, delete_volumes=True)
+        await client.delete_group(group_id, delete_volumes=True)
         await eventually(lambda: _no_volumes_in_use(client), timeout=30)
 
 
@@ -514,27 +514,70 @@ async def test_a_group_snapshot_delete_cut_short_after_its_mark_is_finished(
     delete asked, where it made the group snapshot ``available`` again for its owner to
     ask once more."""
     c = mends_fast
-    marks = tmp_path / "marks"
-    marks.mkdir()
-    async with c.client("lost-report") as client, c.client("admin", admin=True) as admin:
-        gtype = await admin.create_group_type("cg-mend")
-        group = await client.create_group(gtype.id, ["__DEFAULT__"])
-        for _ in range(2):
-            await client.create_volume(1, group_id=group.id, wait=True)
-        gs = await client.create_group_snapshot(group.id, wait=True)
+    group_id, gs = await _group_snapshot_of_two(c, "cg-mend")
     assert len(gs.snapshots) == 2
-    _gateway_armed(c, marks, DELETE_MARK_AFTER_COMMIT.name)
-    async with c.client("lost-report", timeout=5.0) as client:
-        with contextlib.suppress(CinderblockError):  # the gateway dies after the mark
-            await client.delete_group_snapshot(gs.id)
-    await _again_once_killed_at(c, marks / DELETE_MARK_AFTER_COMMIT.name)
+    await _delete_cut_after_its_mark(c, tmp_path, gs.id)
     async with c.client("lost-report") as client:
         await eventually(partial(group_snapshot_gone, client, gs.id), timeout=30)
         for sid in gs.snapshots:
             assert await snapshot_gone(client, sid)
         assert not [f for f in c.node_files()["node-1"] if f.startswith("snapshot-")]
-        await client.delete_group(group.id, delete_volumes=True)
+        await client.delete_group(group_id, delete_volumes=True)
         await eventually(lambda: _no_volumes_in_use(client), timeout=30)
+
+
+def _disk_on(c: E2ECluster, host: str, name: str, data: bytes) -> Path:
+    """A 1 GiB file that begins with ``data`` in a node's directory, as an operator
+    copies a disk there to be managed."""
+    path = c.node_dir(host) / name
+    path.write_bytes(data)
+    os.truncate(path, 1 << 30)
+    return path
+
+
+async def _group_of_two(c: E2ECluster, type_name: str) -> tuple[str, list[Volume]]:
+    """A group of two volumes of the project's (of the group type ``type_name``, an
+    admin's): the group's id and its volumes, ``available``."""
+    async with c.client("lost-report") as client, c.client("admin", admin=True) as admin:
+        gtype = await admin.create_group_type(type_name)
+        group = await client.create_group(gtype.id, ["__DEFAULT__"])
+        return group.id, [await client.create_volume(1, group_id=group.id, wait=True)
+                          for _ in range(2)]
+
+
+async def _group_snapshot_of_two(c: E2ECluster, type_name: str) -> tuple[str, GroupSnapshot]:
+    """``_group_of_two`` and a group snapshot of it, ``available``."""
+    group_id, _ = await _group_of_two(c, type_name)
+    async with c.client("lost-report") as client:
+        return group_id, await client.create_group_snapshot(group_id, wait=True)
+
+
+async def _delete_cut_after_its_mark(c: E2ECluster, tmp_path: Path, group_snapshot_id: str
+                                     ) -> None:
+    """The group snapshot's delete asked of a gateway armed to die just after it marked
+    the group snapshot ``deleting``; the gateway started again, disarmed."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    _gateway_armed(c, marks, DELETE_MARK_AFTER_COMMIT.name)
+    async with c.client("lost-report", timeout=5.0) as client:
+        with contextlib.suppress(CinderblockError):  # the gateway dies after the mark
+            await client.delete_group_snapshot(group_snapshot_id)
+    await _again_once_killed_at(c, marks / DELETE_MARK_AFTER_COMMIT.name)
+
+
+async def _made_across_a_kill(c: E2ECluster, marks: Path, point: str,
+                              ask: Callable[[Client], Awaitable[T]], admin: bool = False) -> T:
+    """What ``ask`` made, asked of a gateway armed to kill itself at ``point`` and, if
+    that one died before its answer, asked again under the same request id of the one
+    started after it (disarmed), which answers with what the first made."""
+    (marks / point).unlink(missing_ok=True)
+    _gateway_armed(c, marks, point)
+    made = await _answered(c, ask, admin)
+    await _again_once_killed_at(c, marks / point)
+    if made is not None:
+        return made
+    async with c.client("admin" if admin else "lost-report", admin=admin) as client:
+        return await ask(client)
 
 
 async def _answered(c: E2ECluster, ask: Callable[[Client], Awaitable[T]],
