@@ -129,6 +129,7 @@ from cinderblock.protocol.messages.scheduling import (
     Backend,
     BackendEnable,
     BackendList,
+    BackendListRequest,
     NodeCreateVolume,
     ScheduleRequest,
 )
@@ -997,12 +998,22 @@ class Gateway(Actor):
                                parse(QuotaSets, reply, strict=False).quotas))
 
     async def on_backend_list(self, req: Request) -> BackendList:
-        return BackendList(tuple(await self.backends_seen(req.ctx)))
+        """A page of the backends, as the scheduler's index has them now."""
+        reply = await self.scheduler.call("backend.list", req.body, req.ctx, timeout=10.0)
+        return parse(BackendList, reply, strict=False)
 
     async def backends_seen(self, ctx: Context) -> list[Backend]:
-        """Every backend as the scheduler's index has it now."""
-        reply = await self.scheduler.call("backend.list", Empty(), ctx, timeout=10.0)
-        return list(parse(BackendList, reply, strict=False).backends)
+        """Every backend as the scheduler's index has it now, page after page."""
+        seen: list[Backend] = []
+        marker: str | None = None
+        while True:
+            reply = await self.scheduler.call("backend.list", BackendListRequest(marker), ctx,
+                                              timeout=10.0)
+            page = parse(BackendList, reply, strict=False)
+            seen += page.backends
+            if page.next_marker is None:
+                return seen
+            marker = page.next_marker
 
     async def on_backend_set_enabled(self, req: Request) -> BackendEnable:
         require_admin(req.ctx, "enable or disable a backend")

@@ -42,17 +42,22 @@ from cinderblock.actors.scheduler.capacity import BackendStats, stats_from_messa
 from cinderblock.actors.scheduler.capacity_index import CapacityIndex
 from cinderblock.actors.scheduler.create_flow import ScheduleContext, volume_create_scheduler
 from cinderblock.actors.scheduler.liveness import Held, Liveness, NodeReport
+from cinderblock.protocol.messages.limits import check_range
+from cinderblock.protocol.messages.pages import page_within
 from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
 from cinderblock.protocol.messages.scheduling import (
+    BACKENDS_PAGE_BYTES,
+    BACKENDS_PAGE_MAX,
     Backend,
     BackendEnable,
     BackendList,
+    BackendListRequest,
     BackendStatsMsg,
     NodeCreateVolume,
 )
 from cinderblock.protocol.messages.volumes import Empty, VolumeUpdate
 from cinderblock.protocol.states import VolumeStatus
-from cinderblock.protocol.wire.codec import Context, MalformedMessage, unpack
+from cinderblock.protocol.wire.codec import Context, MalformedMessage, pack, unpack
 from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, NotFound
 from cinderblock.protocol.wire.schema import SchemaError, dump, parse
 from cinderblock.protocol.wire.transport import Channel, tune
@@ -299,15 +304,21 @@ class Scheduler(Actor):
             self.router.cast("volume.update", update, req.ctx, to=GATEWAY)
 
     async def on_backend_list(self, req: Request) -> BackendList:
-        """What the index knows of every backend; a scheduler (re)started waits, as a
-        create does, until every configured node has reported or the warm-up is over:
-        a list taken sooner would lack backends that are up (a migration or a retype
-        to one of them refused, "no such backend has reported")."""
+        """What the index knows of the backends, a page by name (``BackendListRequest``:
+        a host may report thousands, more than one frame holds); a scheduler (re)started
+        waits, as a create does, until every configured node has reported or the
+        warm-up is over: a list taken sooner would lack backends that are up (a
+        migration or a retype to one of them refused, "no such backend has reported")."""
+        body: BackendListRequest = req.body
+        check_range("limit", body.limit, 1, BACKENDS_PAGE_MAX)
         await self._warmed_up()
-        views = self.index.backends(time.monotonic())
-        return BackendList(tuple(
-            _backend(v.stats, v.age_s, v.up, v.stats.backend in self._disabled,
-                     self._disabled.get(v.stats.backend)) for v in views))
+        backends = [_backend(v.stats, v.age_s, v.up, v.stats.backend in self._disabled,
+                             self._disabled.get(v.stats.backend))
+                    for v in self.index.backends(time.monotonic())
+                    if body.marker is None or v.stats.backend > body.marker]
+        page, next_marker = page_within(backends, lambda b: b.backend, body.marker, body.limit,
+                                        lambda b: len(pack(dump(b))), BACKENDS_PAGE_BYTES)
+        return BackendList(tuple(page), next_marker)
 
     def on_set_enabled(self, req: Request) -> AfterCommit:
         """An admin's (the gateway checked): the backend out of placement (its reason

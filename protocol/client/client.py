@@ -75,7 +75,13 @@ from cinderblock.protocol.messages.quota import (
 )
 from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncResult
 from cinderblock.protocol.messages.reconcile import WorkCleaned, WorkCleanup
-from cinderblock.protocol.messages.scheduling import Backend, BackendEnable, BackendList
+from cinderblock.protocol.messages.scheduling import (
+    BACKENDS_PAGE_MAX,
+    Backend,
+    BackendEnable,
+    BackendList,
+    BackendListRequest,
+)
 from cinderblock.protocol.messages.user_messages import (
     MessageList,
     MessageListRequest,
@@ -600,9 +606,17 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
     async def delete_message(self, message_id: str) -> None:
         await self.call("message.delete", MessageRef(message_id))
 
-    async def list_backends(self) -> list[Backend]:
-        raw = await self.call("backend.list", Empty())
-        return list(parse(BackendList, raw, strict=False).backends)
+    async def list_backends(self, limit: int | None = None, marker: str | None = None
+                            ) -> list[Backend]:
+        """The backends by name (after ``marker``, at most ``limit``; all by default),
+        read a page at a time."""
+        async def fetch(left: int | None, after: str | None
+                        ) -> tuple[Sequence[Backend], str | None]:
+            body = BackendListRequest(after, min(left or BACKENDS_PAGE_MAX, BACKENDS_PAGE_MAX))
+            page = parse(BackendList, await self.call("backend.list", body), strict=False)
+            return page.backends, page.next_marker
+
+        return await read_pages(fetch, limit, marker)
 
     async def set_backend_enabled(self, backend: str, enabled: bool,
                                   reason: str | None = None) -> BackendEnable:
@@ -777,8 +791,9 @@ class SyncClient(SyncAttachmentMethods, SyncLifecycleMethods, SyncFlowMethods,
     def delete_message(self, message_id: str) -> None:
         self._run(lambda c: c.delete_message(message_id))
 
-    def list_backends(self) -> list[Backend]:
-        return self._run(lambda c: c.list_backends())
+    def list_backends(self, limit: int | None = None, marker: str | None = None
+                      ) -> list[Backend]:
+        return self._run(lambda c: c.list_backends(limit, marker))
 
     def set_backend_enabled(self, backend: str, enabled: bool, reason: str | None = None
                             ) -> BackendEnable:

@@ -116,6 +116,7 @@ from cinderblock.protocol.messages.quota_sync import QuotaSync, QuotaSyncUsage
 from cinderblock.protocol.messages.reconcile import NodeFenceCreates, NodeProbe, WorkCleanup
 from cinderblock.protocol.messages.scheduling import (
     BackendEnable,
+    BackendListRequest,
     NodeCreateVolume,
     ScheduleRequest,
 )
@@ -289,7 +290,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "quota.sync": (QuotaSync, ADMINS),
     "quota.sync_usage": (QuotaSyncUsage, GATEWAY),
     # scheduling (backend.list: client -> gateway -> scheduler)
-    "backend.list": (Empty, READERS | GATEWAY),
+    "backend.list": (BackendListRequest, READERS | GATEWAY),
     "backend.set_enabled": (BackendEnable, ADMINS | GATEWAY),
     "schedule.create": (ScheduleRequest, GATEWAY | NODES),  # a node reschedules
     # gateway or scheduler -> node

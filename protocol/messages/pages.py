@@ -20,3 +20,18 @@ def page_after(items: Iterable[T], key: Callable[[T], str], after: str | None, l
     found = sorted((item for item in items if after is None or key(item) > after), key=key)
     page = found[:limit]
     return page, key(page[-1]) if page and len(found) > len(page) else None
+
+
+def page_within(items: Iterable[T], key: Callable[[T], str], after: str | None, limit: int,
+                size_of: Callable[[T], int], max_bytes: int) -> tuple[list[T], str | None]:
+    """``page_after``, and no more items than fit in ``max_bytes`` by ``size_of`` (one
+    at least, so that a page always moves on)."""
+    found = sorted((item for item in items if after is None or key(item) > after), key=key)
+    page: list[T] = []
+    size = 0
+    for item in found[:limit]:
+        size += size_of(item)
+        if page and size > max_bytes:
+            break
+        page.append(item)
+    return page, key(page[-1]) if page and len(found) > len(page) else None

@@ -107,7 +107,26 @@ class BackendEnable:
     reason: str | None = None  # why it is disabled (at most 255 characters)
 
 
+BACKENDS_PAGE_MAX = 1000  # backends in one answer of backend.list
+BACKENDS_PAGE_BYTES = 512 * 1024  # ... and about this many bytes of them, packed
+
+
+@message
+@dataclass(frozen=True, slots=True)
+class BackendListRequest:
+    """A page of the backends, by name, those after ``marker`` (a backend's name; one
+    gone since is a place in the order all the same)."""
+
+    marker: str | None = None
+    limit: int = BACKENDS_PAGE_MAX
+
+
 @message
 @dataclass(frozen=True, slots=True)
 class BackendList:
+    """A page of the backends (at most ``limit`` and about ``BACKENDS_PAGE_BYTES``:
+    one reply stays far below a frame however many there are and whatever they
+    carry); ``next_marker`` names the last when more follow."""
+
     backends: tuple[Backend, ...] = ()
+    next_marker: str | None = None

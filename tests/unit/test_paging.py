@@ -17,7 +17,7 @@ from cinderblock.actors.gateway.paging import (
     wire_bytes,
 )
 from cinderblock.protocol.client.pages import read_pages
-from cinderblock.protocol.messages.pages import page_after
+from cinderblock.protocol.messages.pages import page_after, page_within
 from cinderblock.protocol.wire.errors import InvalidInput
 
 
@@ -196,3 +196,18 @@ def test_page_after_takes_the_first_items_past_a_key_and_says_where_to_go_on() -
     assert page_after(names, str, "b", 2) == (["c", "d"], None)
     assert page_after(names, str, "d", 2) == ([], None)
     assert page_after(names, str, None, 0) == ([], None)  # an empty page names no next
+
+
+def test_page_within_stops_at_its_bytes_but_never_before_one_item() -> None:
+    sizes = {"a": 300, "b": 300, "c": 300, "d": 2000}
+    assert page_within(sizes, str, None, 10, sizes.__getitem__, 700) == (["a", "b"], "b")
+    assert page_within(sizes, str, "b", 10, sizes.__getitem__, 700) == (["c"], "c")
+    assert page_within(sizes, str, "c", 10, sizes.__getitem__, 700) == (["d"], None)  # alone
+    assert page_within(sizes, str, None, 1, sizes.__getitem__, 700) == (["a"], "a")  # limit
+    pages, marker = [], None
+    while True:  # every item once, in order
+        page, marker = page_within(sizes, str, marker, 10, sizes.__getitem__, 700)
+        pages.append(page)
+        if marker is None:
+            break
+    assert pages == [["a", "b"], ["c"], ["d"]]
