@@ -2308,6 +2308,8 @@ def test_groups_answer_as_cinders(api: Api, admin_api: Api, admin_view: SyncClie
     assert api.call("POST", f"/v3/groups/{gid}/action", {"delete": {
         "delete-volumes": True}}, version="3.13").status == 202
     gone(admin_view, vid)
+    # the group goes with its last volume, in the write after that volume's removal
+    wait_for(lambda: api.call("GET", f"/v3/groups/{gid}", version="3.13").status == 404)
     fault(api.call("GET", f"/v3/groups/{gid}", version="3.13"), 404, "itemNotFound",
           "could not be found")
     admin_view.delete_group_type(gtype.id)
