@@ -31,6 +31,7 @@ from cinderblock.actors.gateway.reconcile_rules import (
     decide,
     extend_failed,
     nodes_to_ask,
+    shared,
 )
 from cinderblock.actors.gateway.revert import end_revert, restoring_snapshot
 from cinderblock.actors.gateway.services import GatewayServices
@@ -324,11 +325,12 @@ class Reconciler:
         """Records in a transitional status that have not changed since ``before``,
         oldest first: the file's index names the candidates, memory judges them."""
         store = self.gw.store
-        found = [self._stuck_volume(r) for r in store.in_transition_since(before, LOOK_AT)
-                 if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before]
-        found += [_stuck_snapshot(r) for r in store.snapshots.in_transition_since(before, LOOK_AT)
-                  if r.status in SNAPSHOT_STUCK and (r.updated_at or r.created_at) < before]
-        return found[:PROBE_MAX_IDS]
+        volumes = [self._stuck_volume(r) for r in store.in_transition_since(before, LOOK_AT)
+                   if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before]
+        snapshots = [_stuck_snapshot(r) for r in store.snapshots.in_transition_since(
+            before, LOOK_AT) if r.status in SNAPSHOT_STUCK and (r.updated_at or r.created_at)
+            < before]
+        return shared(volumes, snapshots, PROBE_MAX_IDS)
 
     def _stuck_volume(self, r: VolumeRecord) -> Stuck:
         extend_to = self.gw.store.extend_sizes.get(r.id, 0) if r.status is V.EXTENDING else 0

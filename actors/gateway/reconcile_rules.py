@@ -114,6 +114,15 @@ class Action:
     reason: str
 
 
+def shared(volumes: list[Stuck], snapshots: list[Stuck], most: int) -> list[Stuck]:
+    """At most ``most`` of the stuck volumes and snapshots (each list oldest first) for
+    one probe: each kind keeps at least half of it when it has that many, and what one
+    leaves unused goes to the other, so that volumes stuck by the thousand (left alone
+    while their nodes work on them) never keep every snapshot from being looked at."""
+    snapshots = snapshots[:max(most // 2, most - len(volumes))]
+    return volumes[:most - len(snapshots)] + snapshots
+
+
 def nodes_to_ask(stuck: Stuck, nodes: Iterable[str]) -> list[str]:
     """The record's own node, or every node when the record names none."""
     return [stuck.node] if stuck.node else list(nodes)

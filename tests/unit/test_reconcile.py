@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from cinderblock.actors.gateway.reconcile_rules import Answer, Do, Stuck, decide
+from cinderblock.actors.gateway.reconcile_rules import Answer, Do, Stuck, decide, shared
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 
 NODES = ("node-1", "node-2")
@@ -107,3 +107,14 @@ def test_an_interrupted_revert_is_sent_again_to_its_node_once_nobody_works_on_it
     assert decide([stuck], {"node-1": answer(busy={"v1"})}) == []
     (action,) = decide([stuck], {"node-1": answer(volumes={"v1"})})
     assert action.do is Do.REDO_REVERT and action.node == "node-1"
+
+
+def test_a_probe_shares_its_ids_between_stuck_volumes_and_snapshots() -> None:
+    volumes = [vol("creating", vid=f"v{i}") for i in range(10)]
+    snapshots = [dataclasses.replace(vol("creating", vid=f"s{i}"), kind="snapshot")
+                 for i in range(10)]
+    assert shared(volumes, snapshots, 20) == volumes + snapshots  # room for all
+    assert shared(volumes, snapshots, 8) == volumes[:4] + snapshots[:4]  # half each
+    assert shared(volumes[:2], snapshots, 8) == volumes[:2] + snapshots[:6]  # the rest
+    assert shared(volumes, snapshots[:1], 8) == volumes[:7] + snapshots[:1]
+    assert shared(volumes, [], 8) == volumes[:8]  # the oldest, as before
