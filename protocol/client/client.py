@@ -612,7 +612,8 @@ class Client(AttachmentMethods, LifecycleMethods, FlowMethods, TransferMethods, 
         read a page at a time."""
         async def fetch(left: int | None, after: str | None
                         ) -> tuple[Sequence[Backend], str | None]:
-            body = BackendListRequest(after, min(left or BACKENDS_PAGE_MAX, BACKENDS_PAGE_MAX))
+            body = BackendListRequest(after, BACKENDS_PAGE_MAX if left is None
+                                      else min(left, BACKENDS_PAGE_MAX))
             page = parse(BackendList, await self.call("backend.list", body), strict=False)
             return page.backends, page.next_marker
 

@@ -82,6 +82,8 @@ async def test_a_backend_list_over_a_frame_comes_in_pages_and_every_later_call_w
         assert [b.backend for b in after] == names[4001:4004]
         with pytest.raises(InvalidInput, match="limit"):
             await admin.call("backend.list", BackendListRequest(limit=BACKENDS_PAGE_MAX + 1))
+        with pytest.raises(InvalidInput, match="limit"):
+            await admin.list_backends(limit=0)
         await admin.ping()
         volume = await admin.create_volume(1, wait=True)
         assert volume.status == "available" and volume.host == "node-1@file"
