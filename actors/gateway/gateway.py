@@ -191,7 +191,8 @@ class Gateway(Actor):
         self.quota_timeout_s = QUOTA_CALL_STALE_TIMES * cfg.stale_after_s
         self.quota_resent = 0
         self.casts = ScheduleCasts()  # creates cast to the scheduler, not placed yet
-        self._snapshots_resent: set[str] = set()  # snapshot creates sent again by this process
+        # snapshot creates (a group snapshot's too) sent again by this process
+        self._snapshots_resent: set[str] = set()
         self.lost_casts_resent = 0
         self._resending = asyncio.Lock()
         self.store = GatewayStore(cfg.path("gateway.db"), cfg.synchronous,
@@ -510,10 +511,10 @@ class Gateway(Actor):
         async with self._resending:
             casts = [cast for v in volume_ids if (cast := self._left_cast(v)) is not None]
             again = await self._fence_and_send_again(casts)
-            snapshots = [rec for s in snapshot_ids
-                         if (rec := self._left_snapshot(s)) is not None]
+            unsent = [s for s in snapshot_ids if s not in self._snapshots_resent]
+            snapshots = [rec for s in unsent if (rec := self._left_snapshot(s)) is not None]
             again += await self._fence_and_send_snapshots_again(snapshots)
-            grouped = self.group_snapshot_ops.left_unsent(snapshot_ids)
+            grouped = self.group_snapshot_ops.left_unsent(unsent)
             again += await self._fence_and_send_group_snapshots_again(grouped)
             left = len(casts) + len(snapshots) + sum(len(m) for _, m in grouped)
             if left:
@@ -544,11 +545,10 @@ class Gateway(Actor):
 
     def _left_snapshot(self, snapshot_id: str) -> SnapshotRecord | None:
         """A snapshot create the previous process left, to send again; None for one that
-        has moved on, was sent again already, or is a group snapshot's (sent again with
-        the group's, ``_fence_and_send_group_snapshots_again``)."""
+        has moved on, or is a group snapshot's (sent again with the group's,
+        ``_fence_and_send_group_snapshots_again``)."""
         rec = self.store.snapshots.get(snapshot_id)
         if rec is None or rec.status is not SnapshotStatus.CREATING or rec.host is None \
-                or rec.id in self._snapshots_resent \
                 or self.store.group_snapshots.group_snapshot_of(rec.id) is not None:
             return None
         return rec
@@ -610,7 +610,7 @@ class Gateway(Actor):
             if not self._sent_again_to(node, "node.create_group_snapshot", body, ctx,
                                        f"group snapshot {rec.id}"):
                 continue
-            self.group_snapshot_ops.resent.add(rec.id)
+            self._snapshots_resent.update(ids)
             again += ids
         self.lost_casts_resent += len(again)
         return again
@@ -1003,7 +1003,9 @@ class Gateway(Actor):
         return parse(BackendList, reply, strict=False)
 
     async def backends_seen(self, ctx: Context) -> list[Backend]:
-        """Every backend as the scheduler's index has it now, page after page."""
+        """Every backend as the scheduler's index has it now, page after page (the
+        client library's ``read_pages`` does the same, but an actor does not import the
+        client library: ``test_cli_entry``)."""
         seen: list[Backend] = []
         marker: str | None = None
         while True:

@@ -260,7 +260,6 @@ class GatewayGroupSnapshots:
         self.group_snapshots = s.store.group_snapshots
         self.create_flow = group_snapshot_create_api(s)
         self._creating = RunningCreates[GroupSnapshotRecord]()
-        self.resent: set[str] = set()  # the creates this process sent again (left_unsent)
         self._told: dict[str, tuple[str, str | None, int]] = {}  # what the last event said of each
 
     def handlers(self) -> dict[str, Handler]:
@@ -428,13 +427,13 @@ class GatewayGroupSnapshots:
                     ) -> list[tuple[GroupSnapshotRecord, list[SnapshotRecord]]]:
         """The group snapshots whose create the previous gateway process may have died
         before sending (``Reconciler.finish_previous``): each of their snapshots still
-        ``creating`` and in ``snapshot_ids`` (those no node holds or works on), with
-        those snapshots. One sent again by this process is not again."""
+        ``creating`` and in ``snapshot_ids`` (those no node holds or works on, and not
+        sent again by this process), with those snapshots."""
         unsent = set(snapshot_ids)
         found: dict[str, tuple[GroupSnapshotRecord, list[SnapshotRecord]]] = {}
         for snapshot_id in snapshot_ids:
             gs_id = self.group_snapshots.group_snapshot_of(snapshot_id)
-            if gs_id is None or gs_id in found or gs_id in self.resent:
+            if gs_id is None or gs_id in found:
                 continue
             rec = self.group_snapshots.by_id.get(gs_id)
             snapshots = [] if rec is None or rec.deleting else self.members(rec)
