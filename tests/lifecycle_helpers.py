@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable
 from pathlib import Path
 
 from cinderblock.protocol.client.client import Client
@@ -107,28 +108,29 @@ def zeros_from(path: Path, offset: int) -> bool:
     return True
 
 
-async def gone(client: Client, volume_id: str) -> bool:
+async def _not_found(shown: Awaitable[object]) -> bool:
+    """Whether the gateway answers the show with ``NotFound``: the record is gone."""
     try:
-        await client.show_volume(volume_id)
+        await shown
     except NotFound:
         return True
     return False
+
+
+async def gone(client: Client, volume_id: str) -> bool:
+    return await _not_found(client.show_volume(volume_id))
 
 
 async def snapshot_gone(client: Client, snapshot_id: str) -> bool:
-    try:
-        await client.show_snapshot(snapshot_id)
-    except NotFound:
-        return True
-    return False
+    return await _not_found(client.show_snapshot(snapshot_id))
 
 
 async def group_snapshot_gone(client: Client, group_snapshot_id: str) -> bool:
-    try:
-        await client.show_group_snapshot(group_snapshot_id)
-    except NotFound:
-        return True
-    return False
+    return await _not_found(client.show_group_snapshot(group_snapshot_id))
+
+
+async def group_gone(client: Client, group_id: str) -> bool:
+    return await _not_found(client.show_group(group_id))
 
 
 def file_of(cluster: E2ECluster, vol: Volume) -> Path:

@@ -17,7 +17,13 @@ from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from tests.cluster_invariants import settled_violations
 from tests.conftest import E2ECluster, EventTap, eventually, run_cli
-from tests.lifecycle_helpers import file_of, group_snapshot_gone, read, write_pattern
+from tests.lifecycle_helpers import (
+    file_of,
+    group_gone,
+    group_snapshot_gone,
+    read,
+    write_pattern,
+)
 
 
 async def test_an_admin_makes_changes_and_deletes_a_group_type(
@@ -117,21 +123,13 @@ async def test_a_group_holds_volumes_of_its_types_on_its_backend(two_names: E2EC
         await client.delete_volume(outside.id, wait=True)  # on its own again
 
         await client.delete_group(group.id, delete_volumes=True)
-        await eventually(lambda: _gone(client, group.id), timeout=30)
+        await eventually(lambda: group_gone(client, group.id), timeout=30)
         with pytest.raises(NotFound):
             await client.show_volume(inside.id)
         assert (await client.show_quota()).in_use["groups"] == 0
         assert await settled_violations(c, admin, [project]) == []
         await client.delete_volume(plain.id, wait=True)
         await admin.delete_group_type(gtype.id)
-
-
-async def _gone(client: Client, group_id: str) -> bool:
-    try:
-        await client.show_group(group_id)
-    except NotFound:
-        return True
-    return False
 
 
 async def test_a_group_snapshot_takes_every_volume_at_one_instant_and_goes_with_them(
@@ -192,7 +190,7 @@ async def test_a_group_snapshot_takes_every_volume_at_one_instant_and_goes_with_
         for made in (restored, cloned):
             await client.delete_group(made.id, delete_volumes=True)
         for gid in (restored.id, cloned.id):
-            await eventually(partial(_gone, client, gid), timeout=30)
+            await eventually(partial(group_gone, client, gid), timeout=30)
 
         await client.delete_group_snapshot(snap.id)
         await eventually(lambda: group_snapshot_gone(client, snap.id), timeout=30)
@@ -200,7 +198,7 @@ async def test_a_group_snapshot_takes_every_volume_at_one_instant_and_goes_with_
             with pytest.raises(NotFound):
                 await client.show_snapshot(m.id)
         await client.delete_group(group.id, delete_volumes=True)
-        await eventually(lambda: _gone(client, group.id), timeout=30)
+        await eventually(lambda: group_gone(client, group.id), timeout=30)
         assert await settled_violations(c, admin, [project]) == []
         await admin.delete_group_type(gtype.id)
 
@@ -231,7 +229,7 @@ async def test_creates_sent_twice_at_once_under_one_request_id_make_one(
         await client.delete_group_snapshot(snaps[0].id)
         await eventually(partial(group_snapshot_gone, client, snaps[0].id), timeout=30)
         await client.delete_group(groups[0].id, delete_volumes=True)
-        await eventually(partial(_gone, client, groups[0].id), timeout=30)
+        await eventually(partial(group_gone, client, groups[0].id), timeout=30)
         assert await settled_violations(c, admin, [project]) == []
         await admin.delete_group_type(gtype.id)
         await tap.caught_up()
@@ -285,7 +283,7 @@ async def test_a_group_snapshot_that_fails_leaves_every_member_in_error_and_no_f
         await client.delete_group_snapshot(snap.id)
         await eventually(lambda: group_snapshot_gone(client, snap.id), timeout=30)
         await client.delete_group(group.id, delete_volumes=True)
-        await eventually(lambda: _gone(client, group.id), timeout=30)
+        await eventually(lambda: group_gone(client, group.id), timeout=30)
         assert await settled_violations(c, admin, [project]) == []
 
 
@@ -330,5 +328,5 @@ async def test_the_cli_makes_snapshots_and_deletes_a_group(two_names: E2ECluster
     async with c.client(project) as client:
         await eventually(lambda: group_snapshot_gone(client, snap["id"]), timeout=30)
         await asyncio.to_thread(cli, "group", "delete", group["id"], "--delete-volumes")
-        await eventually(lambda: _gone(client, group["id"]), timeout=30)
+        await eventually(lambda: group_gone(client, group["id"]), timeout=30)
     await asyncio.to_thread(cli, "group", "type", "delete", gtype["id"], admin=True)
