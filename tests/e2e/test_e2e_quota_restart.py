@@ -29,7 +29,9 @@ from tests.conftest import _DATA_DIRS
 
 WORKERS = 32
 KILLS = 3  # at most: until a kill took a create in flight with it
-SLOWEST_S = 5.0  # well under the quota call's 10 s and the reconciler's 120 s
+# under the quota call's 10 s (a create that waited it out) and the reconciler's 120 s;
+# 5 s was once exceeded (6.3 s) on a CI run sharing two cores with the other worker
+SLOWEST_S = 8.0
 # what the gateway counts of what it sent again, by the actor killed
 RESENT = {"quota": "quota_calls_resent", "scheduler": "lost_creates_sent_again"}
 

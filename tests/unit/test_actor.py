@@ -264,6 +264,8 @@ async def test_an_actor_stopped_by_a_failed_task_lets_go_of_its_database(
         await asyncio.wait_for(actor.run(), 30)
     assert stopped.value.subgroup(MemoryNotRestored) is not None
     # aiosqlite's thread is gone (a process waits for it before it exits) ...
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=5.0)  # told to stop by the close, it may still be returning
     assert set(threading.enumerate()) <= before
     # ... and so is the owner lock; what was committed is there
     again = Database(tmp_path / "a.db", "CREATE TABLE IF NOT EXISTS t (k INTEGER);")
