@@ -27,11 +27,11 @@ from cinderblock.actors.gateway.reconcile_rules import (
     Action,
     Answer,
     Do,
+    ProbeTurns,
     Stuck,
     decide,
     extend_failed,
     nodes_to_ask,
-    shared,
 )
 from cinderblock.actors.gateway.revert import end_revert, restoring_snapshot
 from cinderblock.actors.gateway.services import GatewayServices
@@ -111,6 +111,7 @@ class Reconciler:
         self.nodes = [n.host for n in gw.cfg.nodes]
         self.started_at = clock()  # what is older was left by the previous process
         self.previous_tries = 0
+        self.turns = ProbeTurns()  # which stuck records a probe asks about first
 
     def start(self) -> None:
         if self.gw.cfg.reconcile_every_s > 0:
@@ -322,15 +323,17 @@ class Reconciler:
             after = page.next_after
 
     def find(self, before: float) -> list[Stuck]:
-        """Records in a transitional status that have not changed since ``before``,
-        oldest first: the file's index names the candidates, memory judges them."""
+        """Records in a transitional status that have not changed since ``before``: the
+        file's index names the oldest as candidates, memory judges them, and a probe's
+        share of them is taken in turns (``ProbeTurns``: least lately asked about first,
+        then oldest)."""
         store = self.gw.store
         volumes = [self._stuck_volume(r) for r in store.in_transition_since(before, LOOK_AT)
                    if r.status in VOLUME_STUCK and (r.updated_at or r.created_at) < before]
         snapshots = [_stuck_snapshot(r) for r in store.snapshots.in_transition_since(
             before, LOOK_AT) if r.status in SNAPSHOT_STUCK and (r.updated_at or r.created_at)
             < before]
-        return shared(volumes, snapshots, PROBE_MAX_IDS)
+        return self.turns.pick(volumes, snapshots, PROBE_MAX_IDS)
 
     def _stuck_volume(self, r: VolumeRecord) -> Stuck:
         extend_to = self.gw.store.extend_sizes.get(r.id, 0) if r.status is V.EXTENDING else 0
@@ -402,6 +405,7 @@ class Reconciler:
                            {"resource_id": record_id})
 
     async def probe(self, stuck: list[Stuck]) -> dict[str, Answer | None]:
+        self.turns.asked(stuck)
         asks: dict[str, tuple[list[str], list[str]]] = {n: ([], []) for n in self.nodes}
         for s in stuck:
             for node in nodes_to_ask(s, self.nodes):

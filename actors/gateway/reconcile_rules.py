@@ -115,12 +115,43 @@ class Action:
 
 
 def shared(volumes: list[Stuck], snapshots: list[Stuck], most: int) -> list[Stuck]:
-    """At most ``most`` of the stuck volumes and snapshots (each list oldest first) for
+    """At most ``most`` of the stuck volumes and snapshots (each list first to last) for
     one probe: each kind keeps at least half of it when it has that many, and what one
     leaves unused goes to the other, so that volumes stuck by the thousand (left alone
     while their nodes work on them) never keep every snapshot from being looked at."""
     snapshots = snapshots[:max(most // 2, most - len(volumes))]
     return volumes[:most - len(snapshots)] + snapshots
+
+
+class ProbeTurns:
+    """Which stuck records a probe asks about: those asked about least lately first
+    (never asked first), then the oldest, shared between the kinds (``shared``). A probe
+    asks about ``most`` at most, so when more than that stay busy on their nodes (a node
+    working through thousands of creates) the oldest alone would be asked about round
+    after round, and a newer one, whose create a dead scheduler lost, never. In turns,
+    each of ``n`` records of one kind found round after round is asked about within
+    ``ceil(n / (most // 2))`` probes (``ceil(n / most)`` when the other kind has none)."""
+
+    def __init__(self) -> None:
+        self.probes = 0
+        self.asked_in: dict[str, int] = {}  # a stuck record's id -> its last probe's number
+
+    def pick(self, volumes: list[Stuck], snapshots: list[Stuck], most: int) -> list[Stuck]:
+        """At most ``most`` of ``volumes`` and ``snapshots`` (each oldest first); what
+        is no longer among them is forgotten."""
+        asked_in = self.asked_in
+        self.asked_in = {s.id: asked_in[s.id] for s in (*volumes, *snapshots)
+                         if s.id in asked_in}
+        return shared(sorted(volumes, key=self._last_asked),  # sorted() is stable
+                      sorted(snapshots, key=self._last_asked), most)
+
+    def asked(self, stuck: Iterable[Stuck]) -> None:
+        self.probes += 1
+        for s in stuck:
+            self.asked_in[s.id] = self.probes
+
+    def _last_asked(self, s: Stuck) -> int:
+        return self.asked_in.get(s.id, 0)
 
 
 def nodes_to_ask(stuck: Stuck, nodes: Iterable[str]) -> list[str]:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from cinderblock.actors.gateway.reconcile_rules import Answer, Do, Stuck, decide, shared
+from cinderblock.actors.gateway.reconcile_rules import (
+    Answer,
+    Do,
+    ProbeTurns,
+    Stuck,
+    decide,
+    shared,
+)
 from cinderblock.protocol.states import SnapshotStatus, VolumeStatus
 
 NODES = ("node-1", "node-2")
@@ -118,3 +125,36 @@ def test_a_probe_shares_its_ids_between_stuck_volumes_and_snapshots() -> None:
     assert shared(volumes[:2], snapshots, 8) == volumes[:2] + snapshots[:6]  # the rest
     assert shared(volumes, snapshots[:1], 8) == volumes[:7] + snapshots[:1]
     assert shared(volumes, [], 8) == volumes[:8]  # the oldest, as before
+
+
+def test_a_probe_asks_in_turns_so_a_newer_record_is_not_starved_by_older_busy_ones() -> None:
+    """3,000 creates busy on their node (never decided, so found every round) and one
+    newer create a dead scheduler lost, with 2,000 ids a probe: oldest first alone, the
+    newer one would never be asked about."""
+    busy = [vol("creating", "node-1", f"busy-{i:04}") for i in range(3000)]
+    lost = vol("creating", "node-1", "lost")
+    turns = ProbeTurns()
+    first = turns.pick([*busy, lost], [], 2000)
+    assert first == busy[:2000]  # none asked about yet: the oldest, as before
+    turns.asked(first)
+    second = turns.pick([*busy, lost], [], 2000)
+    assert second[:1001] == [*busy[2000:], lost]  # never asked about, then the least lately
+    assert second[1001:] == busy[:999]
+    (action,) = decide(second, {"node-1": answer(busy={s.id for s in busy})})
+    assert action.stuck == lost and action.do is Do.ERROR
+    turns.asked(second)
+    third = turns.pick(busy, [], 2000)  # the lost one moved on: it is forgotten
+    assert "lost" not in turns.asked_in
+    assert third[:1001] == busy[999:2000]  # asked about in the first probe only
+    assert {s.id for s in first + second + third} == {s.id for s in busy} | {"lost"}
+
+
+def test_turns_share_a_probe_between_the_kinds_and_keep_each_kinds_order() -> None:
+    volumes = [vol("creating", vid=f"v{i}") for i in range(6)]
+    snapshots = [dataclasses.replace(vol("creating", vid=f"s{i}"), kind="snapshot")
+                 for i in range(6)]
+    turns = ProbeTurns()
+    first = turns.pick(volumes, snapshots, 4)
+    assert first == volumes[:2] + snapshots[:2]
+    turns.asked(first)
+    assert turns.pick(volumes, snapshots, 4) == volumes[2:4] + snapshots[2:4]
