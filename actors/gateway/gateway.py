@@ -185,7 +185,8 @@ class Gateway(Actor):
         super().__init__(cfg.events_in)
         self.cfg = cfg
         self.heartbeat_s = cfg.heartbeat_s
-        # a quota call unanswered is given up after this (10 s by default); the journal's
+        # a quota call unanswered is given up after this (10 s by default), or once the
+        # quota actor is judged frozen or cut off (_ping_peers); the journal's
         # outbox then tries again, a flow fails and reverts. One lost with its connection
         # (the quota actor died) is sent again at once, within the same time (quota_call)
         self.quota_timeout_s = QUOTA_CALL_STALE_TIMES * cfg.stale_after_s
@@ -308,8 +309,10 @@ class Gateway(Actor):
         await self.store.load_volumes(self.types.by_id)
         await self.lifecycle.delete_requests.load()
         await self.attachments.open()
+        self.peers = PeerWatch(("quota", "scheduler"), self.cfg.stale_after_s, time.monotonic())
         self.quota = self.connect(self.cfg.quota, "gateway", server="quota",
-                                  calls_lost_with_connection=True)
+                                  calls_lost_with_connection=True,
+                                  on_disconnect=lambda: self.peers.connection_closed("quota"))
         self.spawn(self.store.journal.run(self._quota_apply, self._quota_abandon,
                                           self._reservations_held))
         self.spawn(self.quota_sync.count_types_own())  # once, for a file from before
@@ -319,7 +322,6 @@ class Gateway(Actor):
         self.reconciler.start()
         if self.trust is not None:
             self.every(USERS_CHECK_S, self._reload_users)
-        self.peers = PeerWatch(("quota", "scheduler"), self.cfg.stale_after_s, time.monotonic())
         self.every(self.cfg.heartbeat_s, self._ping_peers)
 
     # ---- is quota, is the scheduler there (peers.py) --------------------
@@ -330,6 +332,10 @@ class Gateway(Actor):
             log.warning("%s has not answered for %gs: creates are refused until it is back",
                         name, self.cfg.stale_after_s)
             self.events.emit("liveness", subject=name, state="down")
+            if name == "quota" and self.peers.open_but_silent(name):
+                self.quota.give_up(f"the quota service has not answered for "
+                                   f"{self.cfg.stale_after_s:g}s, its connection open "
+                                   "(frozen or cut off)")
         self.spawn(self._ping("quota", self.quota))
         self.spawn(self._ping("scheduler", self.scheduler))
 
@@ -407,7 +413,11 @@ class Gateway(Actor):
         again, and waits in the socket until the quota actor is back, within the same
         ``timeout``: every call the gateway makes of it is the same done twice (a
         reserve under its reservation id returns the reservation made, if it was; a
-        read, a limit set, a sync to counted usage), but a reserve without an id."""
+        read, a limit set, a sync to counted usage), but a reserve without an id. While
+        the quota actor is judged frozen or cut off (``PeerWatch.open_but_silent``), a
+        call is refused at once, and those in flight were given up (``_ping_peers``)."""
+        if self.peers.open_but_silent("quota"):  # frozen or cut off: no waiting on it
+            self.peers.refuse_if_down(("quota",), time.monotonic(), f"a {op} call")
         deadline = time.monotonic() + (timeout or self.quota_timeout_s)
         while True:
             self.store.journal.kick()

@@ -7,6 +7,11 @@ creates take, and notes when each answered last. One that has not answered for
 never places it and leaving the volume ``creating`` until the reconciler gives
 up). At start every peer counts as having just answered: a gateway that comes up
 before its peers waits for them like any call does.
+
+A peer down whose connection has not closed since it last answered is frozen or cut
+off (SIGSTOP, a network partition), not dead and starting again (its supervisor's
+restart closes the connection first): the calls in flight to it are given up then,
+not at their deadline (``Gateway._ping_peers``).
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ class PeerWatch:
         self.stale_after_s = stale_after_s
         self._answered = dict.fromkeys(names, now)
         self._down: set[str] = set()
+        self._closed: set[str] = set()  # whose connection closed since they answered
 
     def answered(self, name: str, now: float) -> bool:
         """Note an answer; True when the peer was down (it is back)."""
         self._answered[name] = max(self._answered[name], now)
+        self._closed.discard(name)
         if name in self._down:
             self._down.discard(name)
             return True
@@ -40,6 +47,15 @@ class PeerWatch:
                 if n not in self._down and now - t > self.stale_after_s]
         self._down.update(gone)
         return gone
+
+    def connection_closed(self, name: str) -> None:
+        """The connection to the peer closed: it died or stopped (and is started
+        again), rather than froze."""
+        self._closed.add(name)
+
+    def open_but_silent(self, name: str) -> bool:
+        """Down with its connection open since it last answered: frozen or cut off."""
+        return name in self._down and name not in self._closed
 
     def silent_for(self, name: str, now: float) -> float | None:
         """How long a down peer has been silent (None: it is up)."""

@@ -258,6 +258,13 @@ class Link:
         if lost:
             log.info("%d calls to %s lost with its connection", lost, self.peer)
 
+    def give_up(self, reason: str) -> None:
+        """The DEALER's server is judged frozen or cut off, its connection open: its
+        calls in flight fail now with ``Timeout`` (``reason``), not at their deadline."""
+        given_up = self.actor.calls.given_up_on((self, self.peer), reason)
+        if given_up:
+            log.warning("%d calls to %s given up: %s", given_up, self.peer, reason)
+
     def close(self) -> None:
         self.out.flush()  # what this turn sent still goes (replies during a stop)
         self.channel.close()

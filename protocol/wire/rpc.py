@@ -3,7 +3,8 @@
 ``Calls`` is bookkeeping with no I/O: ``start`` registers a request with its
 deadline and returns a future, ``settle`` resolves it from a reply envelope,
 ``fail_all`` fails every pending call (an actor or client stopping), ``lost``
-every call a closed connection took with it, ``lost_to`` those that went to one peer.
+every call a closed connection took with it, ``lost_to`` those that went to one peer,
+``given_up_on`` those to a peer judged frozen or cut off before their deadline.
 A call remembers the peer it went to, and only a reply from that peer settles
 it: a reply from anyone else is ignored and the call keeps waiting.
 Deadlines are kept by one sweep every ``SWEEP_S`` while calls are pending
@@ -99,11 +100,22 @@ class Calls:
     def lost_to(self, peer: object, reason: str) -> int:
         """Fail with ``PeerGone`` the calls that went to ``peer``: the connection they
         went out on closed before they were answered (``reason`` says so). How many."""
+        return self._fail_to(peer, lambda p: PeerGone(f"{p.op}: {reason}", {"op": p.op}))
+
+    def given_up_on(self, peer: object, reason: str) -> int:
+        """Fail with ``Timeout`` the calls that went to ``peer`` before their deadline:
+        an answer may still come, but nobody is to wait for it (``reason`` says why; a
+        peer frozen or cut off with its connection open). How many."""
+        return self._fail_to(peer, lambda p: Timeout(f"no reply to {p.op}: {reason}",
+                                                     {"op": p.op}))
+
+    def _fail_to(self, peer: object, error_for: Callable[[_Pending], CinderblockError]
+                 ) -> int:
         gone = [msg_id for msg_id, p in self._pending.items() if p.peer == peer]
         for msg_id in gone:
             p = self._pending.pop(msg_id)
             if not p.fut.done():
-                p.fut.set_exception(PeerGone(f"{p.op}: {reason}", {"op": p.op}))
+                p.fut.set_exception(error_for(p))
         return len(gone)
 
     def fail_all(self, error: CinderblockError) -> None:

@@ -20,7 +20,7 @@ from cinderblock.actors.runtime.config import ClusterConfig, free_port
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.volumes import Volume
-from cinderblock.protocol.wire.errors import Unavailable
+from cinderblock.protocol.wire.errors import CinderblockError, Unavailable
 from cinderblock.storage_node.node import HELLO_WAIT_S
 from tests.conftest import E2ECluster, EventTap, eventually
 
@@ -123,6 +123,33 @@ async def test_while_quota_or_the_scheduler_is_frozen_creates_fail_at_once_with_
                 return False
             return vol.status == "creating"
         await eventually(created, timeout=BACK_WITHIN_S, every=0.2)
+
+
+async def test_a_create_waiting_on_a_frozen_quota_fails_once_quota_is_judged_down(
+    two_nodes: E2ECluster,
+) -> None:
+    """A create asked just after quota froze (not yet judged down) waits for its
+    reserve until the gateway judges quota down with its connection open: then it
+    fails, saying so, within ``stale_after_s`` and a few heartbeats, not at the quota
+    call's 10 s deadline. Thawed, quota takes the late reserve, and the create's revert
+    gives it back: nothing is left made or reserved."""
+    c = two_nodes
+    async with c.client("peer-quota-frozen", timeout=20.0) as client:
+        with frozen(c, "quota"):
+            asked = time.monotonic()
+            with pytest.raises(CinderblockError, match=r"quota service has not answered "
+                                                       r"for 2\.5s, its connection open"):
+                await client.create_volume(1, name="waiting", request_id="frozen-quota")
+            assert time.monotonic() - asked < ClusterConfig.stale_after_s + 3.0  # not 10 s
+            assert await client.list_volumes() == []
+        async def nothing_reserved() -> bool:
+            try:
+                quota = await client.show_quota()
+            except Unavailable:  # quota is down until its next ping's answer
+                return False
+            return quota.in_use["volumes"] == 0 and quota.reserved["volumes"] == 0
+        await eventually(nothing_reserved, timeout=15.0, every=0.2)
+        assert await client.list_volumes() == []
 
 
 async def test_a_crashed_node_is_down_within_5s_its_create_fails_and_its_restart_rejoins(

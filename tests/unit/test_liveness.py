@@ -146,6 +146,19 @@ def test_the_gateway_sees_a_silent_peer_down_and_refuses_with_unavailable() -> N
     peers.refuse_if_down(("quota", "scheduler"), 3.3, "creating a volume")
 
 
+def test_a_peer_down_with_its_connection_open_is_frozen_not_restarting() -> None:
+    peers = PeerWatch(("quota", "scheduler"), STALE, now=0.0)
+    assert not peers.open_but_silent("quota")  # up
+    peers.connection_closed("quota")  # killed: its supervisor starts it again
+    assert peers.newly_down(3.0) == ["quota", "scheduler"]
+    assert not peers.open_but_silent("quota")  # down, but starting again
+    assert peers.open_but_silent("scheduler")  # silent, its connection open: frozen
+    assert peers.answered("quota", 4.0)  # the new process
+    peers.answered("scheduler", 4.0)
+    assert peers.newly_down(7.0) == ["quota", "scheduler"]  # both frozen now
+    assert peers.open_but_silent("quota") and peers.open_but_silent("scheduler")
+
+
 
 def _held(volume_id: str, seq: int) -> Held[Context]:
     return Held(volume_id, seq, Context())

@@ -86,6 +86,19 @@ async def test_calls_lost_with_one_peers_connection_fail_and_the_others_wait() -
         await to_scheduler
 
 
+async def test_calls_given_up_on_a_frozen_peer_fail_with_a_timeout_saying_why() -> None:
+    calls = Calls()
+    to_quota = calls.start(1, "quota.reserve", 10.0, "quota")
+    to_scheduler = calls.start(2, "scheduler.backends", 10.0, "scheduler")
+    assert calls.given_up_on("quota", "quota has not answered for 2.5s") == 1
+    with pytest.raises(Timeout, match=r"no reply to quota\.reserve: quota has not answered"):
+        await to_quota
+    assert not to_scheduler.done() and len(calls) == 1
+    calls.fail_all(Closed("done"))
+    with pytest.raises(Closed):
+        await to_scheduler
+
+
 # ---- Channel --------------------------------------------------------------------
 
 
