@@ -4,7 +4,7 @@ nothing was lost, stuck, doubled or miscounted (issue 9).
     python -m cinderblock.bench.chaos [--seeds N] [--first-seed S] [--creates 1000]
                                       [--deletes 200] [--migrations 20] [--backups 10]
                                       [--group-snapshots 5] [--extends 10]
-                                      [--window SECONDS]
+                                      [--freeze-quota SECONDS] [--window SECONDS]
                                       [--settle SECONDS] [--backend file|null] [--json]
 
 For each seed: ``cinderblock up`` (a real process, file backend by default, two
@@ -26,6 +26,9 @@ the first attempt's extend refuses is fine). Meanwhile the gateway,
 the quota actor, the scheduler and one node are each SIGKILLed once, in a seeded
 order at seeded moments (``bench.chaos_plan``), by the pids ``up`` reports in
 ``status.json``; each kill waits until ``up`` has started the previous one again.
+With ``--freeze-quota``, the quota actor is also frozen (SIGSTOP) that long in a slot
+of its own, a burst sent just before, and thawed (SIGCONT): silent with its
+connections open, as behind a cut link, which the gateway must tell from a death.
 A request that fails with a transport error or a timeout (``timeout``,
 ``unavailable``) is sent again with the same request id after a short backoff,
 until ``--deadline`` seconds after its first attempt.
@@ -56,7 +59,8 @@ nothing or at the deadline:
   was acknowledged (an extend cut short by a kill is sent again, not failed), its file
   that size and holding its marker;
 * ``restart``: every killed actor was started again by ``up`` (``status.json``:
-  restarts equal to its kills, running, a new live pid) and no other actor died.
+  restarts equal to its kills, running, a new live pid) and no other actor died (a
+  frozen one neither).
 
 It prints a table per seed and totals (``--json``: one JSON document, what
 ``docs/reliability.md`` quotes). The exit status is 1 if any check failed.
@@ -68,8 +72,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -79,7 +85,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cinderblock.bench.chaos_plan import Ledger, Plan, Request, judge, make_plan
+from cinderblock.bench.chaos_plan import Ledger, Plan, PlannedKill, Request, judge, make_plan
 from cinderblock.bench.invariants import settled_violations
 from cinderblock.bench.up_cluster import UpCluster
 from cinderblock.protocol.client.client import Client
@@ -115,6 +121,7 @@ class Settings:
     backups: int = 0  # volumes the member backs up during the window
     group_snapshots: int = 0  # groups (of two volumes) the member snapshots in the window
     extends: int = 0  # volumes the member extends during the window
+    freeze_quota_s: float = 0.0  # the quota actor frozen (SIGSTOP) this long, in its slot
     window_s: float = 30.0  # the load and the kills take this long
     settle_s: float = 90.0  # at most this long for the cluster to settle
     deadline_s: float = 60.0  # a client retries a request this long after its first try
@@ -131,6 +138,7 @@ class Kill:
     pid: int = 0
     in_flight: int = 0  # requests in flight at that moment
     back_after_s: float | None = None  # until up reported it running again
+    frozen_s: float = 0.0  # not killed: SIGSTOPped, and SIGCONTed this long after
 
 
 @dataclass
@@ -158,6 +166,7 @@ class SeedResult:
     attempts: int = 0
     retries: int = 0
     kills: list[Kill] = field(default_factory=list)
+    freezes: list[Kill] = field(default_factory=list)
     violations: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHECKS, 0))
     examples: dict[str, list[str]] = field(default_factory=dict)
     # the ids the quota actor still keeps at the end (of every op applied during the
@@ -215,7 +224,7 @@ def run_seed(seed: int, settings: Settings, data_root: Path | None = None,
 
 async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult) -> None:
     plan = make_plan(seed, settings.creates, settings.deletes, settings.window_s,
-                     tuple(n.host for n in up.cfg.nodes))
+                     tuple(n.host for n in up.cfg.nodes), settings.freeze_quota_s)
     async with up.client("admin", 30.0) as admin, \
             up.client(PROJECT, settings.call_timeout_s) as client:
         await admin.set_quota(PROJECT, volumes=100_000, gigabytes=100_000)
@@ -403,12 +412,29 @@ class Storm:
     async def _kills(self) -> None:
         for planned in self.plan.kills:
             await self._until(planned.at_s)
+            if planned.freeze_s:
+                await self._freeze(planned)
+                continue
             kill = Kill(planned.actor, planned.at_s)
             kill.pid, restarts = await asyncio.to_thread(self.up.kill, planned.actor)
             kill.at_s = round(time.monotonic() - self.t0, 2)
             kill.in_flight = self.in_flight
             self.result.kills.append(kill)
             kill.back_after_s = await self._back(kill, restarts)
+
+    async def _freeze(self, planned: PlannedKill) -> None:
+        """SIGSTOP the actor, and SIGCONT it ``freeze_s`` later: `up` must not start
+        it again (``restart``), nor may the gateway lose or double anything meanwhile."""
+        freeze = Kill(planned.actor, planned.at_s, frozen_s=planned.freeze_s)
+        freeze.pid = await asyncio.to_thread(self.up.running_pid, planned.actor, 30.0)
+        os.kill(freeze.pid, signal.SIGSTOP)
+        try:
+            freeze.at_s = round(time.monotonic() - self.t0, 2)
+            freeze.in_flight = self.in_flight
+            self.result.freezes.append(freeze)
+            await asyncio.sleep(planned.freeze_s)
+        finally:
+            os.kill(freeze.pid, signal.SIGCONT)
 
     async def _back(self, kill: Kill, restarts: int, timeout: float = 30.0) -> float | None:
         """Seconds until ``up`` runs the killed actor again (None: not in ``timeout``)."""
@@ -741,7 +767,8 @@ def table(results: list[SeedResult]) -> str:
             "moved", "restored", "grouped read", "extended", "retries", *CHECKS,
             "quota ids kept", "load s", "settle s", "total s"]
     rows = [[str(r.seed),
-             " ".join(f"{k.actor}@{k.at_s:g}({_or_dash(k.back_after_s)})" for k in r.kills),
+             " ".join([*(f"{k.actor}@{k.at_s:g}({_or_dash(k.back_after_s)})" for k in r.kills),
+                       *(f"{f.actor}@{f.at_s:g}(frozen {f.frozen_s:g})" for f in r.freezes)]),
              f"{r.acked_creates}/{r.creates}", f"{r.acked_deletes}/{r.deletes}",
              f"{r.moved}/{r.migrations}", f"{r.backups_restored}/{r.backups}",
              f"{r.group_snapshots_read}/{r.group_snapshots}", f"{r.extended}/{r.extends}",
@@ -770,6 +797,7 @@ def summary(results: list[SeedResult], settings: Settings, argv: list[str]) -> d
         "totals": {
             "seeds": len(results),
             "kills": sum(len(r.kills) for r in results),
+            "freezes": sum(len(r.freezes) for r in results),
             "creates": sum(r.creates for r in results),
             "deletes": sum(r.deletes for r in results),
             "acked_creates": sum(r.acked_creates for r in results),
@@ -808,6 +836,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extends", type=int, default=10,
                    help="volumes the member extends from 1 to 2 GiB during the window "
                         "(file backend)")
+    p.add_argument("--freeze-quota", type=float, default=0.0, metavar="SECONDS",
+                   help="also freeze the quota actor (SIGSTOP) this long in a slot of its "
+                        "own, then thaw it (default 0: no freeze)")
     p.add_argument("--window", type=float, default=30.0,
                    help="seconds over which the load is sent and the kills fall")
     p.add_argument("--settle", type=float, default=90.0,
@@ -817,16 +848,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     args = p.parse_args(argv)
     if args.seeds < 1 or min(args.creates, args.deletes, args.migrations, args.backups,
-                             args.group_snapshots, args.extends) < 0 or args.window <= 0:
+                             args.group_snapshots, args.extends, args.freeze_quota) < 0 \
+            or args.window <= 0:
         p.error("--seeds must be at least 1, --creates, --deletes, --migrations, --backups, "
-                "--group-snapshots and --extends at least 0, --window above 0")
+                "--group-snapshots, --extends and --freeze-quota at least 0, --window above 0")
     marked = args.backend == "file"  # null: no file to mark
     settings = Settings(creates=args.creates, deletes=args.deletes,
                         migrations=args.migrations if marked else 0,
                         backups=args.backups if marked else 0,
                         group_snapshots=args.group_snapshots if marked else 0,
                         extends=args.extends if marked else 0,
-                        window_s=args.window, settle_s=args.settle, backend=args.backend)
+                        freeze_quota_s=args.freeze_quota, window_s=args.window,
+                        settle_s=args.settle, backend=args.backend)
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         results.append(run_seed(seed, settings, keep=args.keep))

@@ -1,13 +1,14 @@
 """The kill suite, short: the code of ``python -m cinderblock.bench.chaos`` on one seed
 and a smaller load. ``cinderblock up`` runs the cluster; the gateway, the quota
-actor, the scheduler and a node are each SIGKILLed once while 150 creates, 30
-deletes, 6 migrations and 4 backups are under way, and once the cluster has settled
+actor, the scheduler and a node are each SIGKILLed once, and the quota actor frozen
+for 3 s besides (SIGSTOP, its connections open), while 150 creates, 30 deletes, 6
+migrations and 4 backups are under way, and once the cluster has settled
 nothing is stuck, every migrated volume is available on one node holding its bytes,
 every backup request made one backup at most and each available one restores its
 volume's bytes, every acknowledged request reached its final state, no request id made
 two volumes, quota equals what exists (the quota actor forgetting each applied op's id
 as soon as the gateway has had its answer), node files and backup repositories equal
-the gateway's lists, and ``up`` started every killed actor again."""
+the gateway's lists, and ``up`` started every killed actor again (and no other)."""
 
 from __future__ import annotations
 
@@ -32,11 +33,12 @@ def test_killing_one_actor_of_each_kind_under_load_loses_strands_and_doubles_not
 ) -> None:
     _DATA_DIRS.append(tmp_path)  # the session's check: no actor left behind
     settings = Settings(creates=150, deletes=30, migrations=6, backups=4, group_snapshots=3,
-                        extends=4, window_s=10.0, settle_s=35.0)
+                        extends=4, freeze_quota_s=3.0, window_s=12.5, settle_s=35.0)
     result = run_seed(1, settings, data_root=tmp_path, keep=True)
     report = f"{table([result])}\n(data and logs in {result.data_dir})"
     killed = {"node" if k.actor.startswith("node-") else k.actor for k in result.kills}
     assert killed == set(KINDS), report
+    assert [(f.actor, f.frozen_s) for f in result.freezes] == [("quota", 3.0)], report
     assert result.acked_creates == 150 and result.acked_deletes == 30, report
     assert (result.migrations, result.backups, result.group_snapshots, result.extends) == \
         (6, 4, 3, 4), report
