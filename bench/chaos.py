@@ -4,6 +4,7 @@ nothing was lost, stuck, doubled or miscounted (issue 9).
     python -m cinderblock.bench.chaos [--seeds N] [--first-seed S] [--creates 1000]
                                       [--deletes 200] [--migrations 20] [--backups 10]
                                       [--group-snapshots 5] [--extends 10]
+                                      [--restores 5] [--backup-deletes 5]
                                       [--freeze-quota SECONDS] [--window SECONDS]
                                       [--settle SECONDS] [--backend file|null] [--json]
 
@@ -22,7 +23,12 @@ are). ``--group-snapshots`` groups of two volumes, each volume marked the same w
 are each snapshotted at a seeded moment (the member's request, with a request id,
 retried as the others are). ``--extends`` more, marked the same way, are each extended
 by the member from 1 to 2 GiB at a seeded moment (retried as the others are; a retry
-the first attempt's extend refuses is fine). Meanwhile the gateway,
+the first attempt's extend refuses is fine). ``--restores`` more, each marked and backed
+up before the window and its marker then overwritten, each have their backup restored
+into them by the member at a seeded moment; ``--backup-deletes`` backups, made before
+the window (of a volume of their own), are each deleted by the member at a seeded moment
+(both retried as the others are; a retry the first attempt's work refuses is fine).
+Meanwhile the gateway,
 the quota actor, the scheduler and one node are each SIGKILLed once, in a seeded
 order at seeded moments (``bench.chaos_plan``), by the pids ``up`` reports in
 ``status.json``; each kill waits until ``up`` has started the previous one again.
@@ -58,6 +64,13 @@ nothing or at the deadline:
 * ``extended``: each extended volume is ``available`` at 1 or 2 GiB, at 2 if its extend
   was acknowledged (an extend cut short by a kill is sent again, not failed), its file
   that size and holding its marker;
+* ``restored_into``: each volume restored into is ``available`` and holds its backup's
+  marker if a restore was acknowledged and its backup reports no failure, else its own
+  (overwritten) marker or the backup's, never anything else; its backup is
+  ``available``;
+* ``backup_deleted``: each acknowledged backup delete left the backup gone (one not
+  acknowledged may have happened or not; ``stuck``, ``quota`` and ``files`` hold either
+  way);
 * ``restart``: every killed actor was started again by ``up`` (``status.json``:
   restarts equal to its kills, running, a new live pid) and no other actor died (a
   frozen one neither).
@@ -89,14 +102,16 @@ from cinderblock.bench.chaos_plan import Ledger, Plan, PlannedKill, Request, jud
 from cinderblock.bench.invariants import settled_violations
 from cinderblock.bench.up_cluster import UpCluster
 from cinderblock.protocol.client.client import Client
-from cinderblock.protocol.messages.backups import Backup
+from cinderblock.protocol.messages.backups import Backup, BackupRestoreInfo
 from cinderblock.protocol.messages.groups import GroupSnapshot
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import CinderblockError, Timeout, Unavailable
 
+# what a request's call answers (a restore: where the backup is written)
+Answered = Volume | Backup | GroupSnapshot | BackupRestoreInfo
 PROJECT = "demo"  # `up` makes the key of user demo, project demo
 CHECKS = ("stuck", "lost_ack", "duplicate", "quota", "files", "migrated", "backed_up",
-          "grouped", "extended", "restart")
+          "grouped", "extended", "restored_into", "backup_deleted", "restart")
 MARKER_AT = 4096  # where each migrated volume's marker is written in its file
 GIB = 1024**3
 EXTENDED_GB = 2  # the size each extended volume (made at 1 GiB) is grown to
@@ -121,6 +136,8 @@ class Settings:
     backups: int = 0  # volumes the member backs up during the window
     group_snapshots: int = 0  # groups (of two volumes) the member snapshots in the window
     extends: int = 0  # volumes the member extends during the window
+    restores: int = 0  # volumes the member restores their backup into during the window
+    backup_deletes: int = 0  # backups the member deletes during the window
     freeze_quota_s: float = 0.0  # the quota actor frozen (SIGSTOP) this long, in its slot
     window_s: float = 30.0  # the load and the kills take this long
     settle_s: float = 90.0  # at most this long for the cluster to settle
@@ -161,6 +178,10 @@ class SeedResult:
     extends: int = 0
     extended: int = 0  # of the extends, the volumes that ended at the new size
     extend_outcomes: dict[str, int] = field(default_factory=dict)  # "available 2 GiB"
+    restores: int = 0
+    restored: int = 0  # of the restores, the volumes that hold their backup's marker
+    backup_deletes: int = 0
+    backups_deleted: int = 0  # of the backups to delete, those gone
     refused: int = 0
     unanswered: int = 0
     attempts: int = 0
@@ -233,14 +254,16 @@ async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult)
         backing = await _make_moving(up, client, settings.backups, "backing")
         grouped = await _make_groups(up, client, admin, settings.group_snapshots)
         extending = await _make_moving(up, client, settings.extends, "extending")
+        backup_work = await _make_backup_work(up, client, admin, settings.restores,
+                                              settings.backup_deletes)
         ledger = Ledger()
         load_started = time.monotonic()
         await Storm(up, client, plan, settings, ledger, targets, result, admin, moving,
-                    backing, grouped, extending).run()
+                    backing, grouped, extending, backup_work).run()
         result.load_s = round(time.monotonic() - load_started, 1)
         settle_started = time.monotonic()
         found = await _settle(up, admin, ledger, settings.settle_s, moving, backing, client,
-                              grouped, extending)
+                              grouped, extending, backup_work)
         if not found:  # settled: the backups are read back
             found = {c: lines for c, lines in
                      {"backed_up": await _restore_problems(up, client, backing, result)}.items()
@@ -263,6 +286,10 @@ async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult)
         result.extended = sum(1 for m in extending if m.moved)
         for m in extending:
             result.extend_outcomes[m.outcome] = result.extend_outcomes.get(m.outcome, 0) + 1
+        result.restores = len(backup_work.restoring)
+        result.restored = sum(r.volume.moved for r in backup_work.restoring)
+        result.backup_deletes = len(backup_work.deleting)
+        result.backups_deleted = sum(d.gone for d in backup_work.deleting)
     for check, lines in found.items():
         _found(result, check, lines)
     _found(result, "restart", _restart_problems(up, result.kills))
@@ -366,6 +393,54 @@ def _read_marker(up: UpCluster, backend: str, volume_id: str, size: int,
         return f"({exc.strerror})".encode()
 
 
+@dataclass
+class Restoring:
+    """A volume whose backup the member restores into it during the window: its
+    ``marker`` is the backup's, and its file holds ``own`` (overwritten) until then."""
+
+    volume: Moving  # moved: it ended holding its backup's marker
+    backup_id: str
+    own: bytes
+    request: Request | None = None
+
+
+@dataclass
+class BackupDelete:
+    """A backup the member deletes during the window."""
+
+    backup_id: str
+    name: str
+    request: Request | None = None
+    gone: bool = False
+
+
+@dataclass
+class BackupWork:
+    restoring: list[Restoring] = field(default_factory=list)
+    deleting: list[BackupDelete] = field(default_factory=list)
+
+
+async def _make_backup_work(up: UpCluster, client: Client, admin: Client, restores: int,
+                            deletes: int) -> BackupWork:
+    """Made before any kill: the volumes to restore into, each marked, backed up and its
+    marker overwritten; and the backups to delete, each of a volume of its own."""
+    work = BackupWork()
+    if not restores and not deletes:
+        return work
+    await admin.set_quota(PROJECT, backups=1000, backup_gigabytes=100_000)
+    for m in await _make_moving(up, client, restores, "restoring"):
+        backup = await client.create_backup(m.volume_id, name=f"restore-from-{m.volume_id}",
+                                            wait=True, timeout=60.0)
+        own = m.marker.upper()  # as long, and not the backup's
+        _write_marker(up, m.source, m.volume_id, own)
+        work.restoring.append(Restoring(m, backup.id, own))
+    for m in await _make_moving(up, client, deletes, "backed"):
+        name = f"to-delete-{m.volume_id}"
+        backup = await client.create_backup(m.volume_id, name=name, wait=True, timeout=60.0)
+        work.deleting.append(BackupDelete(backup.id, name))
+    return work
+
+
 class Storm:
     """The load and the kills of one seed, at the plan's moments."""
 
@@ -374,11 +449,13 @@ class Storm:
                  admin: Client | None = None, moving: list[Moving] | None = None,
                  backing: list[Moving] | None = None,
                  grouped: list[Grouped] | None = None,
-                 extending: list[Moving] | None = None) -> None:
+                 extending: list[Moving] | None = None,
+                 backup_work: BackupWork | None = None) -> None:
         self.up, self.client, self.plan, self.settings = up, client, plan, settings
         self.ledger, self.targets, self.result = ledger, targets, result
         self.admin, self.moving, self.backing = admin, moving or [], backing or []
         self.grouped, self.extending = grouped or [], extending or []
+        self.backup_work = backup_work or BackupWork()
         self.rng = random.Random(plan.seed)
         self.in_flight = 0
         self.t0 = 0.0
@@ -397,6 +474,11 @@ class Storm:
                 tg.create_task(self._snapshot_group(g, when.uniform(0, self.settings.window_s)))
             for m in self.extending:
                 tg.create_task(self._extend(m, when.uniform(0, self.settings.window_s)))
+            for restoring in self.backup_work.restoring:
+                tg.create_task(self._restore(restoring, when.uniform(0, self.settings.window_s)))
+            for deleting in self.backup_work.deleting:
+                tg.create_task(self._delete_backup(deleting,
+                                                   when.uniform(0, self.settings.window_s)))
             for kind, at_s in zip(self.plan.ops, self.plan.send_at_s, strict=True):
                 await self._until(at_s)
                 request = self.ledger.add(Request(kind, f"chaos-{self.plan.seed}-{uuid.uuid4()}"))
@@ -495,8 +577,30 @@ class Storm:
         await self._retried(r, call)
         m.refused = r.refused
 
-    async def _retried(self, r: Request,
-                       call: Callable[[], Awaitable[Volume | Backup | GroupSnapshot]]) -> None:
+    async def _restore(self, restoring: Restoring, at_s: float) -> None:
+        """The member restores the backup into its volume, retried as the load's
+        requests are."""
+        await self._until(at_s)
+        r = restoring.request = Request("restore", f"chaos-restore-{uuid.uuid4()}",
+                                        restoring.volume.volume_id)
+
+        async def call() -> BackupRestoreInfo:
+            return await self.client.restore_backup(restoring.backup_id,
+                                                    volume_id=restoring.volume.volume_id)
+
+        await self._retried(r, call)
+
+    async def _delete_backup(self, deleting: BackupDelete, at_s: float) -> None:
+        """The member deletes the backup, retried as the load's requests are."""
+        await self._until(at_s)
+        r = deleting.request = Request("backup_delete", f"chaos-backup-delete-{uuid.uuid4()}")
+
+        async def call() -> Backup:
+            return await self.client.delete_backup(deleting.backup_id)
+
+        await self._retried(r, call)
+
+    async def _retried(self, r: Request, call: Callable[[], Awaitable[Answered]]) -> None:
         """``retried``, counted in flight meanwhile (what a kill's row reports)."""
         self.in_flight += 1
         try:
@@ -514,17 +618,18 @@ class Storm:
         await self._retried(r, call)
 
 
-async def retried(r: Request, call: Callable[[], Awaitable[Volume | Backup | GroupSnapshot]],
+async def retried(r: Request, call: Callable[[], Awaitable[Answered]],
                   deadline_s: float, rng: random.Random) -> None:
     """Send ``r`` until it is answered or refused: a transport error or a timeout is
-    retried (same request id: ``call`` sends it) after a jittered backoff, until
+    retried (same request id, where ``call`` sends one: a restore's or a backup delete's
+    carries none, the client taking none) after a jittered backoff, until
     ``deadline_s`` after the first attempt (then ``r.unanswered``)."""
     first = time.monotonic()
     backoff = 0.2
     while True:
         r.attempts += 1
         try:
-            volume = await call()
+            answer = await call()
         except (Timeout, Unavailable):
             if time.monotonic() - first > deadline_s:
                 r.unanswered = True
@@ -535,8 +640,46 @@ async def retried(r: Request, call: Callable[[], Awaitable[Volume | Backup | Gro
         except CinderblockError as exc:
             r.refused = f"{exc.code}: {exc.message}"
             return
-        r.answers.append(volume.id)
+        r.answers.append(answer.volume_id if isinstance(answer, BackupRestoreInfo)
+                         else answer.id)
         return
+
+
+async def _restored_into_problems(up: UpCluster, client: Client,
+                                  restoring: list[Restoring]) -> list[str]:
+    """Each volume restored into is available, holding its backup's marker if a restore
+    was acknowledged and the backup reports no failure, else its own or the backup's;
+    its backup is available."""
+    problems = []
+    for restore in restoring:
+        m, r = restore.volume, restore.request
+        vol = await client.show_volume(m.volume_id)
+        backup = await client.show_backup(restore.backup_id)
+        if vol.status != "available" or backup.status != "available":
+            problems.append(f"volume {vol.id} restored into is {vol.status}, its backup "
+                            f"{backup.id} {backup.status}")
+            continue
+        assert vol.host is not None
+        found = await asyncio.to_thread(_read_marker, up, vol.host, vol.id, len(m.marker))
+        m.moved = found == m.marker
+        must = r is not None and r.acknowledged and not backup.fail_reason
+        if found not in ((m.marker,) if must else (m.marker, restore.own)):
+            problems.append(f"volume {vol.id} restored into reads {found!r}; its backup's "
+                            f"marker is {m.marker!r}, its own {restore.own!r} "
+                            f"(restore acknowledged: {must})")
+    return problems
+
+
+async def _backup_deleted_problems(client: Client, deleting: list[BackupDelete]
+                                   ) -> list[str]:
+    """Each acknowledged backup delete left its backup gone."""
+    problems = []
+    for d in deleting:
+        d.gone = not [b for b in await client.list_backups(name=d.name) if b.id == d.backup_id]
+        if d.request is not None and d.request.acknowledged and not d.gone:
+            problems.append(f"backup {d.backup_id} still exists after its delete "
+                            f"{d.request.request_id} was acknowledged")
+    return problems
 
 
 async def _backup_problems(client: Client, backing: list[Moving]) -> list[str]:
@@ -636,7 +779,8 @@ async def _member_problems(up: UpCluster, client: Client, g: Grouped, made: Grou
 async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float,
                   moving: list[Moving] | None = None, backing: list[Moving] | None = None,
                   member: Client | None = None, grouped: list[Grouped] | None = None,
-                  extending: list[Moving] | None = None) -> dict[str, list[str]]:
+                  extending: list[Moving] | None = None,
+                  backup_work: BackupWork | None = None) -> dict[str, list[str]]:
     """Look every second until a round finds nothing or ``settle_s`` is over; what
     the last round found, by check."""
     deadline = time.monotonic() + settle_s
@@ -651,6 +795,11 @@ async def _settle(up: UpCluster, admin: Client, ledger: Ledger, settle_s: float,
                     found.setdefault("grouped", []).append(text)
             for text in await _extend_problems(up, admin, extending or []):
                 found.setdefault("extended", []).append(text)
+            if backup_work is not None and member is not None:
+                for text in await _restored_into_problems(up, member, backup_work.restoring):
+                    found.setdefault("restored_into", []).append(text)
+                for text in await _backup_deleted_problems(member, backup_work.deleting):
+                    found.setdefault("backup_deleted", []).append(text)
         except CinderblockError as exc:  # the gateway may still be busy catching up
             found = {"stuck": [f"the admin's view failed: {exc.code}: {exc.message}"]}
         if not found or time.monotonic() > deadline:
@@ -764,7 +913,8 @@ def _tally(result: SeedResult, ledger: Ledger) -> None:
 # ---- the report ---------------------------------------------------------------------
 def table(results: list[SeedResult]) -> str:
     head = ["seed", "kills (actor@s, back after s)", "creates acked", "deletes acked",
-            "moved", "restored", "grouped read", "extended", "retries", *CHECKS,
+            "moved", "restored", "grouped read", "extended", "restored into",
+            "backups deleted", "retries", *CHECKS,
             "quota ids kept", "load s", "settle s", "total s"]
     rows = [[str(r.seed),
              " ".join([*(f"{k.actor}@{k.at_s:g}({_or_dash(k.back_after_s)})" for k in r.kills),
@@ -772,6 +922,7 @@ def table(results: list[SeedResult]) -> str:
              f"{r.acked_creates}/{r.creates}", f"{r.acked_deletes}/{r.deletes}",
              f"{r.moved}/{r.migrations}", f"{r.backups_restored}/{r.backups}",
              f"{r.group_snapshots_read}/{r.group_snapshots}", f"{r.extended}/{r.extends}",
+             f"{r.restored}/{r.restores}", f"{r.backups_deleted}/{r.backup_deletes}",
              str(r.retries),
              *(str(r.violations[c]) for c in CHECKS), _or_dash(r.quota_ids_kept),
              f"{r.load_s:g}", f"{r.settle_s:g}", f"{r.total_s:g}"] for r in results]
@@ -810,6 +961,10 @@ def summary(results: list[SeedResult], settings: Settings, argv: list[str]) -> d
             "group_snapshots_read": sum(r.group_snapshots_read for r in results),
             "extends": sum(r.extends for r in results),
             "extended": sum(r.extended for r in results),
+            "restores": sum(r.restores for r in results),
+            "restored": sum(r.restored for r in results),
+            "backup_deletes": sum(r.backup_deletes for r in results),
+            "backups_deleted": sum(r.backups_deleted for r in results),
             "retries": sum(r.retries for r in results),
             "violations": {c: sum(r.violations[c] for r in results) for c in CHECKS},
             "seconds": round(sum(r.total_s for r in results), 1),
@@ -836,6 +991,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extends", type=int, default=10,
                    help="volumes the member extends from 1 to 2 GiB during the window "
                         "(file backend)")
+    p.add_argument("--restores", type=int, default=5,
+                   help="volumes, each backed up before the window, that the member "
+                        "restores their backup into during it (file backend)")
+    p.add_argument("--backup-deletes", type=int, default=5,
+                   help="backups, made before the window, that the member deletes during "
+                        "it (file backend)")
     p.add_argument("--freeze-quota", type=float, default=0.0, metavar="SECONDS",
                    help="also freeze the quota actor (SIGSTOP) this long in a slot of its "
                         "own, then thaw it (default 0: no freeze)")
@@ -848,16 +1009,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON document")
     args = p.parse_args(argv)
     if args.seeds < 1 or min(args.creates, args.deletes, args.migrations, args.backups,
-                             args.group_snapshots, args.extends, args.freeze_quota) < 0 \
+                             args.group_snapshots, args.extends, args.restores,
+                             args.backup_deletes, args.freeze_quota) < 0 \
             or args.window <= 0:
         p.error("--seeds must be at least 1, --creates, --deletes, --migrations, --backups, "
-                "--group-snapshots, --extends and --freeze-quota at least 0, --window above 0")
+                "--group-snapshots, --extends, --restores, --backup-deletes and --freeze-quota "
+                "at least 0, --window above 0")
     marked = args.backend == "file"  # null: no file to mark
     settings = Settings(creates=args.creates, deletes=args.deletes,
                         migrations=args.migrations if marked else 0,
                         backups=args.backups if marked else 0,
                         group_snapshots=args.group_snapshots if marked else 0,
                         extends=args.extends if marked else 0,
+                        restores=args.restores if marked else 0,
+                        backup_deletes=args.backup_deletes if marked else 0,
                         freeze_quota_s=args.freeze_quota, window_s=args.window,
                         settle_s=args.settle, backend=args.backend)
     results = []

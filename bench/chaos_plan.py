@@ -104,7 +104,8 @@ class Request:
     """One operation as its client saw it, over all its attempts."""
 
     # the last four: in no ledger
-    kind: Literal["create", "delete", "migrate", "backup", "group_snapshot", "extend"]
+    kind: Literal["create", "delete", "migrate", "backup", "group_snapshot", "extend",
+                  "restore", "backup_delete"]
     request_id: str
     volume_id: str = ""  # a delete's target
     attempts: int = 0

@@ -2,13 +2,16 @@
 and a smaller load. ``cinderblock up`` runs the cluster; the gateway, the quota
 actor, the scheduler and a node are each SIGKILLed once, and the quota actor frozen
 for 3 s besides (SIGSTOP, its connections open), while 150 creates, 30 deletes, 6
-migrations and 4 backups are under way, and once the cluster has settled
-nothing is stuck, every migrated volume is available on one node holding its bytes,
-every backup request made one backup at most and each available one restores its
-volume's bytes, every acknowledged request reached its final state, no request id made
-two volumes, quota equals what exists (the quota actor forgetting each applied op's id
-as soon as the gateway has had its answer), node files and backup repositories equal
-the gateway's lists, and ``up`` started every killed actor again (and no other)."""
+migrations, 4 backups, 3 restores into existing volumes and 3 backup deletes are under
+way, and once the cluster has settled nothing is stuck, every migrated volume is
+available on one node holding its bytes, every backup request made one backup at most
+and each available one restores its volume's bytes, each volume restored into holds its
+backup's bytes (or, its restore unacknowledged, its own), each acknowledged backup
+delete left its backup gone, every acknowledged request reached its final state, no
+request id made two volumes, quota equals what exists (the quota actor forgetting each
+applied op's id as soon as the gateway has had its answer), node files and backup
+repositories equal the gateway's lists, and ``up`` started every killed actor again
+(and no other)."""
 
 from __future__ import annotations
 
@@ -33,15 +36,16 @@ def test_killing_one_actor_of_each_kind_under_load_loses_strands_and_doubles_not
 ) -> None:
     _DATA_DIRS.append(tmp_path)  # the session's check: no actor left behind
     settings = Settings(creates=150, deletes=30, migrations=6, backups=4, group_snapshots=3,
-                        extends=4, freeze_quota_s=3.0, window_s=12.5, settle_s=35.0)
+                        extends=4, restores=3, backup_deletes=3, freeze_quota_s=3.0,
+                        window_s=12.5, settle_s=35.0)
     result = run_seed(1, settings, data_root=tmp_path, keep=True)
     report = f"{table([result])}\n(data and logs in {result.data_dir})"
     killed = {"node" if k.actor.startswith("node-") else k.actor for k in result.kills}
     assert killed == set(KINDS), report
     assert [(f.actor, f.frozen_s) for f in result.freezes] == [("quota", 3.0)], report
     assert result.acked_creates == 150 and result.acked_deletes == 30, report
-    assert (result.migrations, result.backups, result.group_snapshots, result.extends) == \
-        (6, 4, 3, 4), report
+    assert (result.migrations, result.backups, result.group_snapshots, result.extends,
+            result.restores, result.backup_deletes) == (6, 4, 3, 4, 3, 3), report
     assert result.failed_checks() in ([], ["quota"]), report
     if result.failed_checks() and not JOURNAL:
         pytest.xfail(f"quota is exact under faults only with the quota journal:\n{report}")
