@@ -191,6 +191,7 @@ class Gateway(Actor):
         # (the quota actor died) is sent again at once, within the same time (quota_call)
         self.quota_timeout_s = QUOTA_CALL_STALE_TIMES * cfg.stale_after_s
         self.quota_resent = 0
+        self.quota_given_up = 0  # calls given up on a quota actor frozen or cut off
         self.casts = ScheduleCasts()  # creates cast to the scheduler, not placed yet
         # snapshot creates (a group snapshot's too) sent again by this process
         self._snapshots_resent: set[str] = set()
@@ -333,9 +334,9 @@ class Gateway(Actor):
                         name, self.cfg.stale_after_s)
             self.events.emit("liveness", subject=name, state="down")
             if name == "quota" and self.peers.open_but_silent(name):
-                self.quota.give_up(f"the quota service has not answered for "
-                                   f"{self.cfg.stale_after_s:g}s, its connection open "
-                                   "(frozen or cut off)")
+                self.quota_given_up += self.quota.give_up(
+                    f"the quota service has not answered for {self.cfg.stale_after_s:g}s, "
+                    "its connection open (frozen or cut off)")
         self.spawn(self._ping("quota", self.quota))
         self.spawn(self._ping("scheduler", self.scheduler))
 
@@ -398,6 +399,7 @@ class Gateway(Actor):
             "volumes": len(self.store.volumes),
             "creates": self.creates,
             "quota_calls_resent": self.quota_resent,
+            "quota_calls_given_up": self.quota_given_up,
             "lost_creates_sent_again": self.lost_casts_resent,
             "watchers": len(self.watchers),
             "db": self.store.db.statistics(),

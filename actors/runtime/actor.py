@@ -258,12 +258,14 @@ class Link:
         if lost:
             log.info("%d calls to %s lost with its connection", lost, self.peer)
 
-    def give_up(self, reason: str) -> None:
+    def give_up(self, reason: str) -> int:
         """The DEALER's server is judged frozen or cut off, its connection open: its
-        calls in flight fail now with ``Timeout`` (``reason``), not at their deadline."""
+        calls in flight fail now with ``Timeout`` (``reason``), not at their deadline.
+        How many."""
         given_up = self.actor.calls.given_up_on((self, self.peer), reason)
         if given_up:
             log.warning("%d calls to %s given up: %s", given_up, self.peer, reason)
+        return given_up
 
     def close(self) -> None:
         self.out.flush()  # what this turn sent still goes (replies during a stop)

@@ -150,6 +150,10 @@ async def test_a_create_waiting_on_a_frozen_quota_fails_once_quota_is_judged_dow
             return quota.in_use["volumes"] == 0 and quota.reserved["volumes"] == 0
         await eventually(nothing_reserved, timeout=15.0, every=0.2)
         assert await client.list_volumes() == []
+    async with c.client("admin") as admin:
+        stats = await admin.cluster_stats(timeout=10)
+    gateway = next(a for a in stats.actors if a.actor == "gateway")
+    assert gateway.details["quota_calls_given_up"] >= 1  # the create's reserve, at least
 
 
 async def test_a_crashed_node_is_down_within_5s_its_create_fails_and_its_restart_rejoins(
