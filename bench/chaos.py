@@ -5,7 +5,8 @@ nothing was lost, stuck, doubled or miscounted (issue 9).
                                       [--deletes 200] [--migrations 20] [--backups 10]
                                       [--group-snapshots 5] [--extends 10]
                                       [--restores 5] [--backup-deletes 5]
-                                      [--freeze-quota SECONDS] [--window SECONDS]
+                                      [--freeze KIND,...] [--freeze-for SECONDS]
+                                      [--window SECONDS]
                                       [--settle SECONDS] [--backend file|null] [--json]
 
 For each seed: ``cinderblock up`` (a real process, file backend by default, two
@@ -32,9 +33,10 @@ Meanwhile the gateway,
 the quota actor, the scheduler and one node are each SIGKILLed once, in a seeded
 order at seeded moments (``bench.chaos_plan``), by the pids ``up`` reports in
 ``status.json``; each kill waits until ``up`` has started the previous one again.
-With ``--freeze-quota``, the quota actor is also frozen (SIGSTOP) that long in a slot
-of its own, a burst sent just before, and thawed (SIGCONT): silent with its
-connections open, as behind a cut link, which the gateway must tell from a death.
+With ``--freeze quota`` (or any of gateway, quota, scheduler, node, comma-separated), an
+actor of that kind is also frozen (SIGSTOP) for ``--freeze-for`` seconds in a slot of
+its own, a burst sent just before, and thawed (SIGCONT): silent with its connections
+open, as behind a cut link, which its peers must tell from a death.
 A request that fails with a transport error or a timeout (``timeout``,
 ``unavailable``) is sent again with the same request id after a short backoff,
 until ``--deadline`` seconds after its first attempt.
@@ -98,7 +100,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cinderblock.bench.chaos_plan import Ledger, Plan, PlannedKill, Request, judge, make_plan
+from cinderblock.bench.chaos_plan import (
+    KINDS,
+    Ledger,
+    Plan,
+    PlannedKill,
+    Request,
+    judge,
+    make_plan,
+)
 from cinderblock.bench.invariants import settled_violations
 from cinderblock.bench.up_cluster import UpCluster
 from cinderblock.protocol.client.client import Client
@@ -138,7 +148,8 @@ class Settings:
     extends: int = 0  # volumes the member extends during the window
     restores: int = 0  # volumes the member restores their backup into during the window
     backup_deletes: int = 0  # backups the member deletes during the window
-    freeze_quota_s: float = 0.0  # the quota actor frozen (SIGSTOP) this long, in its slot
+    freeze: tuple[str, ...] = ()  # kinds (KINDS) of which an actor is frozen (SIGSTOP)...
+    freeze_s: float = 4.0  # ... this long, each in a slot of its own
     window_s: float = 30.0  # the load and the kills take this long
     settle_s: float = 90.0  # at most this long for the cluster to settle
     deadline_s: float = 60.0  # a client retries a request this long after its first try
@@ -245,7 +256,7 @@ def run_seed(seed: int, settings: Settings, data_root: Path | None = None,
 
 async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult) -> None:
     plan = make_plan(seed, settings.creates, settings.deletes, settings.window_s,
-                     tuple(n.host for n in up.cfg.nodes), settings.freeze_quota_s)
+                     tuple(n.host for n in up.cfg.nodes), settings.freeze, settings.freeze_s)
     async with up.client("admin", 30.0) as admin, \
             up.client(PROJECT, settings.call_timeout_s) as client:
         await admin.set_quota(PROJECT, volumes=100_000, gigabytes=100_000)
@@ -997,9 +1008,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backup-deletes", type=int, default=5,
                    help="backups, made before the window, that the member deletes during "
                         "it (file backend)")
-    p.add_argument("--freeze-quota", type=float, default=0.0, metavar="SECONDS",
-                   help="also freeze the quota actor (SIGSTOP) this long in a slot of its "
-                        "own, then thaw it (default 0: no freeze)")
+    p.add_argument("--freeze", default="", metavar="KIND,...",
+                   help=f"also freeze an actor of each kind named ({', '.join(KINDS)}) in a "
+                        "slot of its own, then thaw it (default: none)")
+    p.add_argument("--freeze-for", type=float, default=4.0, metavar="SECONDS",
+                   help="how long each freeze lasts (default 4)")
     p.add_argument("--window", type=float, default=30.0,
                    help="seconds over which the load is sent and the kills fall")
     p.add_argument("--settle", type=float, default=90.0,
@@ -1010,11 +1023,15 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.seeds < 1 or min(args.creates, args.deletes, args.migrations, args.backups,
                              args.group_snapshots, args.extends, args.restores,
-                             args.backup_deletes, args.freeze_quota) < 0 \
+                             args.backup_deletes, args.freeze_for) < 0 \
             or args.window <= 0:
         p.error("--seeds must be at least 1, --creates, --deletes, --migrations, --backups, "
-                "--group-snapshots, --extends, --restores, --backup-deletes and --freeze-quota "
+                "--group-snapshots, --extends, --restores, --backup-deletes and --freeze-for "
                 "at least 0, --window above 0")
+    freeze = tuple(kind for kind in args.freeze.split(",") if kind)
+    if set(freeze) - set(KINDS) or len(set(freeze)) < len(freeze):
+        p.error(f"--freeze names kinds among {', '.join(KINDS)}, each once, not "
+                f"{args.freeze!r}")
     marked = args.backend == "file"  # null: no file to mark
     settings = Settings(creates=args.creates, deletes=args.deletes,
                         migrations=args.migrations if marked else 0,
@@ -1023,7 +1040,7 @@ def main(argv: list[str] | None = None) -> int:
                         extends=args.extends if marked else 0,
                         restores=args.restores if marked else 0,
                         backup_deletes=args.backup_deletes if marked else 0,
-                        freeze_quota_s=args.freeze_quota, window_s=args.window,
+                        freeze=freeze, freeze_s=args.freeze_for, window_s=args.window,
                         settle_s=args.settle, backend=args.backend)
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):

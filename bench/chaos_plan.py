@@ -8,9 +8,9 @@ killed, which node is killed, and when. The load runs for ``window_s``; the wind
 is cut into one slot per kill and each kill falls at a seeded moment in the first
 two thirds of its slot, so the one before it has had time to be started again
 (``up``'s backoff and the actor's start) and the kills come "in turn", never two
-at once. Asked to, the quota actor is also frozen (SIGSTOP) for some seconds in a
-slot of its own and thawed (SIGCONT): silent with its connections open, as behind a
-cut link, where a kill closes them.
+at once. Asked to, an actor of some kinds is also frozen (SIGSTOP) for some seconds,
+each in a slot of its own, and thawed (SIGCONT): silent with its connections open, as
+behind a cut link, where a kill closes them.
 
 Half of the requests are sent at a steady pace over the window; the other
 half in one burst per kill, sent at once a seeded 0 to 0.3 s before it, so that
@@ -47,7 +47,7 @@ from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.states import VolumeStatus
 
 KINDS = ("gateway", "quota", "scheduler", "node")
-FREEZE = "freeze:quota"  # the quota actor SIGSTOPped (frozen, its connections open)
+FREEZE = "freeze:"  # a kind's actor SIGSTOPped (frozen, its connections open): "freeze:quota"
 KILL_AT = (0.1, 0.65)  # where in its slot a kill falls (fractions of the slot)
 BURST_LEAD_S = (0.0, 0.3)  # how long before its kill a burst is sent
 
@@ -68,21 +68,23 @@ class Plan:
 
 
 def make_plan(seed: int, creates: int, deletes: int, window_s: float,
-              nodes: tuple[str, ...], freeze_quota_s: float = 0.0) -> Plan:
-    """The seed's load order and kills (see the module text); with ``freeze_quota_s``,
-    the quota actor frozen that long in a slot of its own besides (``FREEZE``)."""
+              nodes: tuple[str, ...], freeze: tuple[str, ...] = (), freeze_s: float = 0.0
+              ) -> Plan:
+    """The seed's load order and kills (see the module text); an actor of each kind in
+    ``freeze`` (of ``KINDS``) frozen ``freeze_s`` besides, each in a slot of its own."""
     rng = random.Random(seed)
     create: list[Literal["create", "delete"]] = ["create"]
     delete: list[Literal["create", "delete"]] = ["delete"]
     ops = create * creates + delete * deletes
     rng.shuffle(ops)
-    kinds = [*KINDS, FREEZE] if freeze_quota_s > 0 else list(KINDS)
+    kinds = [*KINDS, *(FREEZE + kind for kind in freeze)]
     rng.shuffle(kinds)
     slot = window_s / len(kinds)
     kills = tuple(
-        PlannedKill(rng.choice(nodes) if kind == "node" else kind.removeprefix("freeze:"),
+        PlannedKill(rng.choice(nodes) if kind.removeprefix(FREEZE) == "node"
+                    else kind.removeprefix(FREEZE),
                     round(slot * (i + rng.uniform(*KILL_AT)), 3),
-                    freeze_quota_s if kind == FREEZE else 0.0)
+                    freeze_s if kind.startswith(FREEZE) else 0.0)
         for i, kind in enumerate(kinds))
     return Plan(seed, tuple(ops), _send_times(rng, len(ops), window_s, kills), kills)
 

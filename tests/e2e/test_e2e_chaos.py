@@ -36,7 +36,8 @@ def test_killing_one_actor_of_each_kind_under_load_loses_strands_and_doubles_not
 ) -> None:
     _DATA_DIRS.append(tmp_path)  # the session's check: no actor left behind
     settings = Settings(creates=150, deletes=30, migrations=6, backups=4, group_snapshots=3,
-                        extends=4, restores=3, backup_deletes=3, freeze_quota_s=3.0,
+                        extends=4, restores=3, backup_deletes=3, freeze=("quota",),
+                        freeze_s=3.0,
                         window_s=12.5, settle_s=35.0)
     result = run_seed(1, settings, data_root=tmp_path, keep=True)
     report = f"{table([result])}\n(data and logs in {result.data_dir})"

@@ -24,11 +24,12 @@ def test_a_seed_fixes_the_order_of_the_load_and_kills_one_actor_of_each_kind_in_
         assert 10.0 * i + 1.0 <= kill.at_s <= 10.0 * i + 6.5
 
 
-def test_a_quota_freeze_asked_for_takes_a_slot_of_its_own_and_changes_nothing_else() -> None:
+def test_a_freeze_asked_for_takes_a_slot_of_its_own_and_changes_nothing_else() -> None:
     nodes = ("node-1", "node-2")
-    assert make_plan(7, 100, 20, 40.0, nodes, freeze_quota_s=0.0) == \
+    assert make_plan(7, 100, 20, 40.0, nodes, freeze=(), freeze_s=4.0) == \
         make_plan(7, 100, 20, 40.0, nodes)  # none asked for: the plan of before
-    plan = make_plan(7, creates=100, deletes=20, window_s=40.0, nodes=nodes, freeze_quota_s=4.0)
+    plan = make_plan(7, creates=100, deletes=20, window_s=40.0, nodes=nodes,
+                     freeze=("quota",), freeze_s=4.0)
     (freeze,) = [k for k in plan.kills if k.freeze_s]
     assert (freeze.actor, freeze.freeze_s) == ("quota", 4.0)
     kills = [k for k in plan.kills if not k.freeze_s]
@@ -38,6 +39,10 @@ def test_a_quota_freeze_asked_for_takes_a_slot_of_its_own_and_changes_nothing_el
         assert 8.0 * i + 0.8 <= event.at_s <= 8.0 * i + 5.2
     burst = [t for t in plan.send_at_s if freeze.at_s - 0.3 <= t <= freeze.at_s]
     assert len(burst) >= 60 // 5  # requests in flight as it freezes
+    every = make_plan(7, 100, 20, 40.0, nodes, freeze=KINDS, freeze_s=2.0)
+    frozen = [k.actor for k in every.kills if k.freeze_s == 2.0]
+    assert len(every.kills) == 8 and len(frozen) == 4
+    assert sorted("node" if a.startswith("node-") else a for a in frozen) == sorted(KINDS)
 
 
 def test_half_the_load_is_sent_steadily_and_half_in_a_burst_just_before_each_kill() -> None:
