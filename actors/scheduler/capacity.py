@@ -132,6 +132,13 @@ def consume(stats: BackendStats, size_gb: float) -> None:
     stats.free_capacity_gb -= size_gb
 
 
+def give_back(stats: BackendStats, size_gb: float) -> None:
+    """``consume`` undone, in place: a placement that will never be made or counted."""
+    stats.allocated_capacity_gb -= size_gb
+    stats.provisioned_capacity_gb -= size_gb
+    stats.free_capacity_gb += size_gb
+
+
 def stats_from_message(m: BackendStatsMsg, *, counted: bool = True) -> BackendStats:
     """A node's stats message as the scheduler's arithmetic sees it. ``counted=False``
     drops the sequence bookkeeping (for a check on the node itself)."""

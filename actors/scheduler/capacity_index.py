@@ -25,7 +25,9 @@ index's epoch and rides on the create cast. update() drops the pending entries
 the node reports as counted (seq <= sched_seq, only if sched_epoch is ours) and
 sets effective = reported + the remaining pending, so stats racing a cast never
 make the index forget a placement. Entries older than ``pending_expiry_s`` go
-too: a node that never acknowledges must not look full forever.
+too: a node that never acknowledges must not look full forever. release() drops those
+a node will never acknowledge at once: the creates a node judged down, or started
+again, took with it (its own figures count those it made).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import enum
 import itertools
 import secrets
 from collections import deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from heapq import heapify, heappop, heappush
 from typing import NamedTuple
@@ -47,6 +49,7 @@ from cinderblock.actors.scheduler.capacity import (
     capacity_passes,
     capacity_weight,
     consume,
+    give_back,
     wants_thin,
 )
 from cinderblock.actors.scheduler.extra_specs import satisfies
@@ -235,6 +238,28 @@ class CapacityIndex:
         else:
             group.parked.discard(entry.name)
             self._restamp(entry)
+
+    def release(self, backend: str, seqs: Iterable[int]) -> int:
+        """Give back the capacity of ``backend``'s placements numbered ``seqs``, which
+        its node will never acknowledge: the creates it held when it was judged down or
+        started again (the scheduler fails them, or finds them made, and then the
+        node's own figures count them). Kept, they counted against the backend until
+        ``pending_expiry_s``: a node started again with a burst in flight looked full
+        for minutes. How many were given back."""
+        entry = self._entries.get(backend)
+        gone = set(seqs)
+        if entry is None or not gone:
+            return 0
+        released = [p for p in entry.pending if p.seq in gone]
+        if not released:
+            return 0
+        entry.pending = deque(p for p in entry.pending if p.seq not in gone)
+        self._pending_total -= len(released)
+        for placement in released:
+            give_back(entry.effective, placement.size_gb)
+        if entry.name not in entry.group.parked:  # re-weighed where it is placed from
+            self._restamp(entry)
+        return len(released)
 
     def disable(self, backend: str) -> None:
         """Keep ``backend`` out of every placement until ``enable`` (Cinder's service

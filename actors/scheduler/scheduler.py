@@ -235,13 +235,18 @@ class Scheduler(Actor):
                         backend, silent, len(held))
             self.events.emit("liveness", subject=backend, state="down",
                              volume_ids=[h.volume_id for h in held])
+            self.index.release(backend, [h.seq for h in held])  # its stats count the made
             self._fail(held, backend,
                        f"storage node {backend} stopped reporting (no stats for "
                        f"{silent:g}s) while it was creating this volume: the create "
                        "is taken as lost")
 
     def _settle_lost(self, held: list[Held[Context]], backend: str) -> None:
+        """What a restarted node's previous process held: given back to the capacity
+        index at once (what the new process made, its own figures count; the rest is
+        nobody's), then settled."""
         if held:
+            self.index.release(backend, [h.seq for h in held])
             self.spawn(self._settle(held, backend))
 
     async def _settle(self, held: list[Held[Context]], backend: str) -> None:

@@ -226,6 +226,38 @@ async def test_a_restarted_node_is_known_from_its_first_hello_not_its_first_stat
 
 
 @pytest.fixture
+def one_small_node_stalled(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=1, node_overrides={
+        "node-1": {"faults": ("stall:create_volume",), "capacity_gb": 2.0}})
+
+
+async def test_a_restarted_nodes_lost_creates_no_longer_count_against_its_room(
+    one_small_node_stalled: E2ECluster,
+) -> None:
+    """A node with room for two volumes holds two creates (stalled) and is killed: the
+    new process has them not, and its room is whole again at once. The scheduler had
+    counted them against it until their placement's expiry (5 minutes), so that the
+    first create after the restart found no room (the kill suite found it: a node
+    killed with a burst in flight refused the restores of its backups)."""
+    c = one_small_node_stalled
+    async with c.client("room", timeout=15.0) as client:
+        held = [await client.create_volume(1, name=f"held-{i}") for i in range(2)]
+        with pytest.raises(VolumeError, match="No backend has capacity for 1 GiB"):
+            await client.create_volume(1, name="no-room", wait=True, timeout=15)
+        _kill_node_1(c)
+        cfg = c.cluster.cfg
+        c.cluster.cfg = replace(cfg, nodes=tuple(replace(n, faults=()) for n in cfg.nodes))
+        c.cluster.cfg.save(c.cluster.config_path)
+        c.cluster.spawn("node", "node-1")
+        for vol in held:
+            with pytest.raises(VolumeError, match="node-1@file was restarted"):
+                await client.wait_for_status(vol.id, "available", timeout=15)
+        after = await client.create_volume(1, name="after-the-restart", wait=True,
+                                           timeout=15)
+        assert after.status == "available" and after.host == "node-1@file"
+
+
+@pytest.fixture
 def one_node(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
     return cluster_factory(nodes=1, backend="null")
 

@@ -403,3 +403,22 @@ def test_select_picks_a_backend_as_heavy_as_a_linear_scan_would(seed: int) -> No
         chosen = views[index.select(req, now).backend]
         assert passes(chosen, req)
         assert capacity_weight(chosen.stats, wants_thin(req.extra_specs)) == expected
+
+
+def test_placements_a_node_will_never_count_are_given_back_at_once() -> None:
+    """A node started again (or judged down) with creates in flight: the scheduler
+    releases their placements, where they counted against it until their expiry and a
+    node with little room looked full meanwhile."""
+    index = index_of(stats("a", free_capacity_gb=30))
+    seqs = [index.select(request(10), 0.0).sched_seq for _ in range(3)]
+    with pytest.raises(NoValidBackend, match="1 seen without room"):
+        index.select(request(10), 1.0)
+    index.update(stats("a", free_capacity_gb=20, sched_epoch=EPOCH, sched_seq=1), 1.0)
+    assert view(index, "a@file").pending == 2  # the first counted by the node
+    assert index.release("a@file", seqs) == 2  # the other two lost with its process
+    assert index.release("a@file", seqs) == 0 and index.release("b@file", seqs) == 0
+    seen = view(index, "a@file")
+    assert (seen.pending, seen.stats.free_capacity_gb) == (0, 20)
+    assert seen.stats.allocated_capacity_gb == 0  # as the node reported it
+    assert index.statistics().pending == 0
+    assert index.select(request(10), 2.0).sched_seq == 4  # placed again, numbered on
