@@ -11,7 +11,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 
 import pytest
@@ -97,6 +97,10 @@ def _kill_node_1(c: E2ECluster) -> None:
     proc = c.cluster.procs.pop("node-1")
     proc.kill()
     proc.wait(timeout=10)
+
+
+async def _at_least(read: Callable[[], Awaitable[float]], floor: float) -> bool:
+    return await read() >= floor
 
 
 async def _is(admin: Client, backend: str, up: bool) -> bool:
@@ -240,7 +244,8 @@ async def test_a_restarted_nodes_lost_creates_no_longer_count_against_its_room(
     first create after the restart found no room (the kill suite found it: a node
     killed with a burst in flight refused the restores of its backups)."""
     c = one_small_node_stalled
-    async with c.client("room", timeout=15.0) as client:
+    async with c.client("room", timeout=15.0) as client, \
+            c.client("admin", admin=True) as admin:
         held = [await client.create_volume(1, name=f"held-{i}") for i in range(2)]
         with pytest.raises(VolumeError, match="No backend has capacity for 1 GiB"):
             await client.create_volume(1, name="no-room", wait=True, timeout=15)
@@ -252,6 +257,14 @@ async def test_a_restarted_nodes_lost_creates_no_longer_count_against_its_room(
         for vol in held:
             with pytest.raises(VolumeError, match="node-1@file was restarted"):
                 await client.wait_for_status(vol.id, "available", timeout=15)
+
+        async def room() -> float:  # as the scheduler counts it, placements included
+            (node,) = [b for b in await admin.list_backends() if b.backend == "node-1@file"]
+            return node.free_capacity_gb
+
+        # the new process's first stats (a heartbeat after its hello) say it has room
+        # for both again; the lost placements, kept, would hide it for 5 minutes
+        await eventually(lambda: _at_least(room, 2.0), timeout=10.0)
         after = await client.create_volume(1, name="after-the-restart", wait=True,
                                            timeout=15)
         assert after.status == "available" and after.host == "node-1@file"
