@@ -26,12 +26,10 @@ def page_within(items: Iterable[T], key: Callable[[T], str], after: str | None, 
                 size_of: Callable[[T], int], max_bytes: int) -> tuple[list[T], str | None]:
     """``page_after``, and no more items than fit in ``max_bytes`` by ``size_of`` (one
     at least, so that a page always moves on)."""
-    found = sorted((item for item in items if after is None or key(item) > after), key=key)
-    page: list[T] = []
+    page, next_marker = page_after(items, key, after, limit)
     size = 0
-    for item in found[:limit]:
+    for kept, item in enumerate(page):
         size += size_of(item)
-        if page and size > max_bytes:
-            break
-        page.append(item)
-    return page, key(page[-1]) if page and len(found) > len(page) else None
+        if kept and size > max_bytes:
+            return page[:kept], key(page[kept - 1])
+    return page, next_marker
