@@ -20,6 +20,7 @@ crash; dropping what is not here is done).
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import tempfile
 import time
@@ -93,10 +94,13 @@ class ReceiveContext:
     source: NodeExportInfo | None
 
 
-def copy_from_export(source: NodeExportInfo,
+def copy_from_export(source: NodeExportInfo, scratch: Path,
                      waits_s: Sequence[float] = RETRY_WAITS_S) -> Callable[[int], None]:
     """A ``fill`` that copies the export into the file it is given (``nbdcopy``; the
-    file is all zeros at first, so the zeros it reads are not written). A copy that
+    file is all zeros at first, so the zeros it reads are not written). The client
+    certificate and key that open the export are written in a directory of their own
+    under ``scratch`` (the node's, swept at its start: a node killed mid-copy leaves
+    them there, not in the machine's temporary directory), removed after. A copy that
     fails is made again, whole, after each of ``waits_s``: a source node killed and
     started again serves its exports again (their table is on its disk), so a copy
     cut short by its restart ends whole. The source is read-only while it is copied,
@@ -104,7 +108,7 @@ def copy_from_export(source: NodeExportInfo,
     too all the same."""
 
     def fill(fd: int) -> None:
-        with tempfile.TemporaryDirectory(prefix="cinderblock-migration-") as directory:
+        with tempfile.TemporaryDirectory(prefix="copy-", dir=scratch) as directory:
             certificates = Path(directory)
             for key, name in CREDENTIAL_FILES.items():
                 write_private(certificates / name, getattr(source, key))
@@ -148,7 +152,7 @@ class NotifyStartTask(_Task):
 
 class ReceiveVolumeTask(_Task):
     async def execute(self, c: ReceiveContext) -> None:
-        fill = copy_from_export(c.source) if c.source is not None else _nothing
+        fill = _nothing if c.source is None else copy_from_export(c.source, self.s.scratch)
         await self.s.node.driver.receive_volume(c.volume_id, c.size, fill)
 
     async def revert(self, c: ReceiveContext, failure: BaseException) -> None:
@@ -180,9 +184,16 @@ def volume_receive_manager(s: NodeMigrations) -> LinearFlow[ReceiveContext]:
 class NodeMigrations:
     """A node's two migration ops: receive a volume, drop a moved one."""
 
-    def __init__(self, node: MigrationNode) -> None:
+    def __init__(self, node: MigrationNode, scratch: Path) -> None:
         self.node = node
+        self.scratch = scratch  # the copies' credentials, each in a directory of its own
         self.receive = volume_receive_manager(self)
+
+    def sweep_scratch(self) -> None:
+        """At the node's start: what copies cut short by a kill left (the credentials
+        of their source's export) removed, the directory made again, the owner's only."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir(mode=0o700, parents=True)
 
     def handlers(self) -> dict[str, Handler]:
         return {"node.receive_volume": self.on_receive_volume,

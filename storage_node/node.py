@@ -106,16 +106,18 @@ class StorageNode(Actor):
         self._heard = False  # the scheduler has our hello: stats may go (_report_once_heard)
         self._last_stats = 0.0
         self._volume_count = self.driver.volume_count()
+        self.migrations = NodeMigrations(self, cfg.path("nodes", f"{node.host}.copies"))
 
     def handlers(self) -> dict[str, Any]:
         return {"node.create_volume": self.on_create_volume, "ping": lambda req: Empty(),
                 "node.probe": self.on_probe, "node.manageable": self.on_manageable,
                 "node.fence_creates": self.on_fence_creates,
                 **self.exports.handlers(), **lifecycle_handlers(self),
-                **backup_handlers(self), **NodeMigrations(self).handlers()}
+                **backup_handlers(self), **self.migrations.handlers()}
 
     async def on_start(self) -> None:
         await self._prepare_backups()
+        await asyncio.to_thread(self.migrations.sweep_scratch)
         pub = self.zctx.socket(zmq.PUB)
         tune(pub)
         self.dial(pub, "scheduler")

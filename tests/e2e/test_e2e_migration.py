@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from cinderblock.protocol.client.attachments import CREDENTIAL_FILES
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.lifecycle import MigrationError
 from cinderblock.protocol.messages.volumes import Volume
@@ -62,6 +64,12 @@ async def moved_whole_to_node_2(c: E2ECluster, admin: Client, vol: Volume) -> No
     await eventually(lambda: _migration_status(admin, vol.id, "success"), timeout=15)
     for offset, data in PATTERN:
         assert read(c.volume_file("node-2", vol.id), offset, len(data)) == data
+
+
+def killed(c: E2ECluster, host: str) -> None:
+    proc = c.cluster.procs.pop(host)
+    proc.kill()
+    proc.wait(timeout=10)
 
 
 async def _migration_status(admin: Client, volume_id: str, status: str) -> bool:
@@ -213,15 +221,47 @@ async def test_a_copy_cut_short_by_the_source_node_s_restart_is_made_again_and_e
     async with c.client("cut-short") as client, c.client("admin", admin=True) as admin:
         vol = await patterned_on_node_1(c, client)
         await admin.migrate_volume(vol.id, "node-2@file")  # exported, the copy cast
-        source = c.cluster.procs.pop("node-1")
-        source.kill()
-        source.wait(timeout=10)
+        killed(c, "node-1")
         await asyncio.sleep(3.0)  # node-2's first copy has failed: node-1 is gone
         assert (await admin.show_volume(vol.id)).migration_status == "migrating"
         c.cluster.spawn("node", "node-1")
         await moved_whole_to_node_2(c, admin, vol)
         await eventually(lambda: volume_files(c, vol.id) == [
             c.volume_file("node-2", vol.id)], timeout=15)
+        await client.delete_volume(vol.id, wait=True)
+
+
+@pytest.fixture
+def slow_receiver_reconciled(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    """As ``slow_receiver``; the reconciler looks after 1 s."""
+    return cluster_factory(nodes=2, node_overrides={
+        "node-2": {"faults": ("delay:receive_volume",)}}, **FAST)
+
+
+async def test_a_copy_s_credentials_are_its_node_s_alone_and_a_kill_leaves_none_behind(
+    slow_receiver_reconciled: E2ECluster,
+) -> None:
+    """While node-2 copies (its source, node-1, killed: node-2 waits to copy again), the
+    certificates and key that open node-1's export are in a directory of node-2's own,
+    its owner's only. node-2 killed then leaves them; its next process removes them as
+    it starts, the reconciler asks for the copy again, and once the migration ends whole
+    nothing is left there."""
+    c = slow_receiver_reconciled
+    scratch = c.cluster.cfg.path("nodes", "node-2.copies")
+    async with c.client("copier") as client, c.client("admin", admin=True) as admin:
+        vol = await patterned_on_node_1(c, client)
+        await admin.migrate_volume(vol.id, "node-2@file")
+        killed(c, "node-1")  # node-2's copy fails: it waits to copy again
+        held = await eventually(lambda: next(scratch.iterdir(), None), timeout=10)
+        assert sorted(f.name for f in held.iterdir()) == sorted(CREDENTIAL_FILES.values())
+        assert [stat.S_IMODE(d.stat().st_mode) for d in (scratch, held)] == [0o700, 0o700]
+        killed(c, "node-2")
+        assert held.exists()
+        for host in ("node-1", "node-2"):
+            c.cluster.spawn("node", host)
+        await eventually(lambda: not held.exists(), timeout=15)
+        await moved_whole_to_node_2(c, admin, vol)
+        assert list(scratch.iterdir()) == []
         await client.delete_volume(vol.id, wait=True)
 
 
