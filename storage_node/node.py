@@ -142,14 +142,17 @@ class StorageNode(Actor):
             log.error("%s: backups will fail until this is mended: %s", self.name, exc)
 
     async def _report_once_heard(self) -> None:
-        """Stats go only once the scheduler has this process's hello (the reply to a
-        ping sent after it), or after ``HELLO_WAIT_S`` without one (the scheduler is
-        away: the hellos of every heartbeat reach it when it is back). The scheduler
-        casts to where a node's hellos come from; stats of a restarted node's new
-        process that overtook its first hello would show the backend fresh while its
-        creates still went to the old process's connection."""
+        """Stats go only once the scheduler has this process's hello (the reply to its
+        first report, ``node.hello``, sent on the same connection right after it), or
+        after ``HELLO_WAIT_S`` without one (the scheduler is away: the hellos of every
+        heartbeat reach it when it is back). The scheduler casts to where a node's
+        hellos come from; stats of a restarted node's new process that overtook its
+        first hello would show the backend fresh while its creates still went to the
+        old process's connection. That first report is in the index as the hello has
+        settled what the old process held, before anything published on the stats
+        connection (still connecting) could be."""
         with suppress(CinderblockError):
-            await self.scheduler.call("ping", Empty(), timeout=HELLO_WAIT_S)
+            await self.scheduler.call("node.hello", self.stats(), timeout=HELLO_WAIT_S)
         self._heard = True
         loop = asyncio.get_running_loop()
         for delay in EARLY_STATS_S:

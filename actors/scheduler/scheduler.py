@@ -58,7 +58,7 @@ from cinderblock.protocol.messages.scheduling import (
 from cinderblock.protocol.messages.volumes import Empty, VolumeUpdate
 from cinderblock.protocol.states import VolumeStatus
 from cinderblock.protocol.wire.codec import Context, MalformedMessage, pack, unpack
-from cinderblock.protocol.wire.errors import CinderblockError, InvalidInput, NotFound
+from cinderblock.protocol.wire.errors import CinderblockError, Forbidden, InvalidInput, NotFound
 from cinderblock.protocol.wire.schema import SchemaError, dump, parse
 from cinderblock.protocol.wire.transport import Channel, tune
 
@@ -101,6 +101,9 @@ class Scheduler(Actor):
         self._nodes = frozenset(n.host for n in cfg.nodes)
         self._greeted: set[str] = set()
         self._hello_from: dict[str, bytes] = {}  # node -> the routing id of its last hello
+        self._incarnation: dict[str, str] = {}  # node -> the process its last stats taken are
+        self._gone: dict[str, str] = {}  # node -> its process that another one's hello ended
+        self.stats_of_gone_process = 0
         self._backend_of = {n.host: n.backend_id for n in cfg.nodes}
         self._host_of = {n.backend_id: n.host for n in cfg.nodes}
         self.stats_before_hello = 0
@@ -116,6 +119,7 @@ class Scheduler(Actor):
             "backend.list": self.on_backend_list,
             "backend.set_enabled": self.on_set_enabled,
             "ping": self.on_ping,
+            "node.hello": self.on_node_hello,
         }
 
     def database(self) -> Database:
@@ -160,6 +164,7 @@ class Scheduler(Actor):
         s = self.index.statistics()
         return {**super().statistics(), "stats_received": self.stats_received,
                 "stats_before_hello": self.stats_before_hello,
+                "stats_of_gone_process": self.stats_of_gone_process,
                 "backends": s.backends, "selections": s.selections,
                 "no_valid_backend": s.no_valid_backend, "pending": s.pending,
                 "creates_held": len(self.liveness), "went_down": self.liveness.went_down,
@@ -200,6 +205,8 @@ class Scheduler(Actor):
         previous = self._hello_from.get(req.peer)
         self._hello_from[req.peer] = req.sender
         if self.trust is not None and previous not in (None, req.sender):
+            if req.peer in self._incarnation:
+                self._gone[req.peer] = self._incarnation.pop(req.peer)
             backend = self._backend_of[req.peer]
             lost = self.liveness.restarted(backend)
             log.info("storage node %s was restarted: %d create(s) cast to its "
@@ -207,11 +214,33 @@ class Scheduler(Actor):
             self._settle_lost(lost, backend)
         return Empty()
 
+    def on_node_hello(self, req: Request) -> Empty:
+        """A node process's first report, a call on the connection its hellos come from,
+        right behind its first hello: its figures are taken the moment that hello has
+        handed back what its previous process held. Its published stats come on the
+        other connection, which is still connecting then (what is published before it
+        is lost): until they came, the index placed with the previous process's last
+        figures, which may count those lost creates as its work in flight. Stats of the
+        same process already taken (the scheduler was frozen while both waited) are
+        newer than these, which are then dropped. A node reports for its own host."""
+        msg: BackendStatsMsg = req.body
+        if msg.host != req.peer:
+            raise Forbidden(f"{req.peer} reported for {msg.host!r}: a node reports for "
+                            "its own host only")
+        self.on_ping(req)
+        if self._incarnation.get(msg.host) != msg.incarnation:
+            self._take_stats(msg)
+        return Empty()
+
     def _take_stats(self, msg: BackendStatsMsg) -> None:
         if msg.host not in self._greeted:
             self.stats_before_hello += 1
             return
+        if msg.incarnation == self._gone.get(msg.host):  # overtaken by its successor's hello
+            self.stats_of_gone_process += 1
+            return
         self.stats_received += 1
+        self._incarnation[msg.host] = msg.incarnation
         now = time.monotonic()
         self.index.update(stats_from_message(msg), now)
         if not self._all_reported.is_set():

@@ -117,6 +117,7 @@ from cinderblock.protocol.messages.reconcile import NodeFenceCreates, NodeProbe,
 from cinderblock.protocol.messages.scheduling import (
     BackendEnable,
     BackendListRequest,
+    BackendStatsMsg,
     NodeCreateVolume,
     ScheduleRequest,
 )
@@ -293,6 +294,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     "backend.list": (BackendListRequest, READERS | GATEWAY),
     "backend.set_enabled": (BackendEnable, ADMINS | GATEWAY),
     "schedule.create": (ScheduleRequest, GATEWAY | NODES),  # a node reschedules
+    "node.hello": (BackendStatsMsg, NODES),  # a node process's first report
     # gateway or scheduler -> node
     "node.create_volume": (NodeCreateVolume, frozenset({"scheduler", "gateway"})),
     "node.delete_volume": (NodeDeleteVolume, GATEWAY),

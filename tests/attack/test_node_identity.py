@@ -16,9 +16,11 @@ import pytest
 import zmq
 
 from cinderblock.protocol.client.client import SyncClient
+from cinderblock.protocol.messages.scheduling import BackendStatsMsg
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.keys import load_secret
-from tests.attack.peers import Peer, server_key
+from cinderblock.protocol.wire.schema import dump
+from tests.attack.peers import Peer, server_key, stranger
 from tests.conftest import E2ECluster, make_config, running_cluster
 
 
@@ -124,3 +126,38 @@ def test_an_impostor_of_a_node_that_is_away_gets_nothing_and_the_node_comes_back
             os.kill(old.pid, signal.SIGCONT)
             old.wait()
         assert replacement is not None and replacement.poll() is None
+
+
+def test_a_node_s_first_report_for_another_node_is_refused_and_changes_nothing(
+    two_nodes: E2ECluster,
+) -> None:
+    """``node.hello`` (a node process's first report, on the connection its hellos come
+    from) is taken for the sender's own host only: node-2's key reporting node-1 out of
+    room is told why, and node-1's figures stay; with no key, an unknown one or a
+    user's, nothing at all comes back."""
+    admin_key = two_nodes.user_key("admin", admin=True)
+    with SyncClient(two_nodes.gateway, key=admin_key, timeout=10.0) as admin:
+        real = {b.backend: b for b in admin.list_backends()}["node-1@file"]
+    fake = dump(BackendStatsMsg(real.backend, real.host, real.availability_zone, 0.0, 0.0,
+                                0.0, 0.0, timestamp=time.time(), incarnation="forged"))
+    scheduler = server_key(two_nodes.cfg.data_dir, "scheduler")
+    node2 = load_secret(Path(two_nodes.cfg.data_dir, "keys", "node-2.key_secret"))
+    liar = Peer(zmq.DEALER, two_nodes.cfg.scheduler, own=node2, server=scheduler,
+                identity=b"node-2/" + os.urandom(4).hex().encode())
+    strangers = [Peer(zmq.DEALER, two_nodes.cfg.scheduler, **way) for way in (
+        {}, {"own": stranger(), "server": scheduler},
+        {"user_key": two_nodes.user_key("mallory")})]
+    try:
+        liar.envelope("node.hello", fake)
+        error = liar.reply()[7]
+        assert error["code"] == "forbidden"
+        assert "a node reports for its own host only" in error["message"]
+        for peer in strangers:
+            peer.envelope("node.hello", fake)
+        assert all(peer.nothing() for peer in strangers)
+    finally:
+        for peer in (liar, *strangers):
+            peer.close()
+    with SyncClient(two_nodes.gateway, key=admin_key, timeout=10.0) as admin:
+        now = {b.backend: b for b in admin.list_backends()}["node-1@file"]
+    assert now.total_capacity_gb == real.total_capacity_gb > 0
