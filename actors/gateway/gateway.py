@@ -72,7 +72,7 @@ from cinderblock.actors.gateway.paging import (
     read_already,
     wire_bytes,
 )
-from cinderblock.actors.gateway.peers import PeerWatch
+from cinderblock.actors.gateway.peers import SERVICES_SILENT, PeerWatch, nodes_silent
 from cinderblock.actors.gateway.qos_specs import QosSpecsApi
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
@@ -247,6 +247,9 @@ class Gateway(Actor):
         self._node_backends = frozenset(n.backend_id for n in cfg.nodes)
         self.creates = 0
         self.peers: PeerWatch  # from on_start: the silence counts from there
+        self.nodes_heard: PeerWatch  # the nodes, by their hellos: also from on_start
+        self._hello_from: dict[str, bytes] = {}  # node -> the routing id of its last hello
+        self.node_calls_given_up = 0  # calls given up on a node gone silent
 
     def handlers(self) -> dict[str, Any]:
         return {
@@ -268,7 +271,7 @@ class Gateway(Actor):
             "backend.list": self.on_backend_list,
             "backend.set_enabled": self.on_backend_set_enabled,
             "work.cleanup": self.reconciler.on_work_cleanup,
-            "ping": lambda req: Empty(),
+            "ping": self.on_ping,
             "whoami": lambda req: Identity(req.ctx.project_id, req.ctx.user_id,
                                            tuple(req.ctx.roles)),
             **self.attachments.handlers(),
@@ -310,7 +313,9 @@ class Gateway(Actor):
         await self.store.load_volumes(self.types.by_id)
         await self.lifecycle.delete_requests.load()
         await self.attachments.open()
-        self.peers = PeerWatch(("quota", "scheduler"), self.cfg.stale_after_s, time.monotonic())
+        self.peers = PeerWatch(SERVICES_SILENT, self.cfg.stale_after_s, time.monotonic())
+        self.nodes_heard = PeerWatch(nodes_silent(self._node_hosts), self.cfg.stale_after_s,
+                                     time.monotonic())
         self.quota = self.connect(self.cfg.quota, "gateway", server="quota",
                                   calls_lost_with_connection=True,
                                   on_disconnect=lambda: self.peers.connection_closed("quota"))
@@ -339,6 +344,23 @@ class Gateway(Actor):
                     "its connection open (frozen or cut off)")
         self.spawn(self._ping("quota", self.quota))
         self.spawn(self._ping("scheduler", self.scheduler))
+        for host in self.nodes_heard.newly_down(now):
+            log.warning("storage node %s has not been heard from for %gs: calls to it are "
+                        "given up until it is back", host, self.cfg.stale_after_s)
+        for host, silence in self.nodes_heard.silences(now):
+            self.node_calls_given_up += self.router.give_up(
+                f"storage node {host} has not been heard from for {silence:.1f}s "
+                "(stopped, frozen or cut off)", to=host)
+
+    def on_ping(self, req: Request) -> Empty:
+        """A ping; from a node, its hello (at start and every heartbeat): the node is
+        heard from (``nodes_heard``), on the connection its authenticated messages come
+        from (with keys only a node's own key sets that route)."""
+        node = req.peer in self._node_hosts and req.link is self.router and (
+            self.trust is None or self.router.routes.get(req.peer.encode()) == req.sender)
+        if node and self.nodes_heard.answered(req.peer, time.monotonic()):
+            log.info("storage node %s is heard from again", req.peer)
+        return Empty()
 
     async def _ping(self, name: str, link: Link) -> None:
         try:
@@ -400,6 +422,7 @@ class Gateway(Actor):
             "creates": self.creates,
             "quota_calls_resent": self.quota_resent,
             "quota_calls_given_up": self.quota_given_up,
+            "node_calls_given_up": self.node_calls_given_up,
             "lost_creates_sent_again": self.lost_casts_resent,
             "watchers": len(self.watchers),
             "db": self.store.db.statistics(),

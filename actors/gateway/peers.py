@@ -1,4 +1,4 @@
-"""Whether quota and the scheduler answer: the gateway's view, from its own pings.
+"""Whether quota, the scheduler and the storage nodes are there: the gateway's view.
 
 The gateway pings each of them every ``heartbeat_s`` over the very connection its
 creates take, and notes when each answered last. One that has not answered for
@@ -12,23 +12,38 @@ A peer down whose connection has not closed since it last answered is frozen or 
 off (SIGSTOP, a network partition), not dead and starting again (its supervisor's
 restart closes the connection first): the calls in flight to it are given up then,
 not at their deadline (``Gateway._ping_peers``).
+
+The storage nodes are watched the same way, from the hellos they send the gateway
+every heartbeat (it does not ping them): while one is silent past ``stale_after_s``
+(stopped, frozen or cut off), the calls to it are given up every heartbeat instead of
+waiting out their deadline (15 s for an attachment's export). They are not refused
+before they are sent: what was asked still reaches a node that was only frozen, in
+order, so an export asked for and given up is followed there by the unexport its
+flow's revert sends, as when such a call timed out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from cinderblock.protocol.wire.errors import Unavailable
 
-WHAT = {"quota": "the quota service", "scheduler": "the scheduler"}
+SERVICES_SILENT = {"quota": "the quota service has not answered",
+                   "scheduler": "the scheduler has not answered"}
+
+
+def nodes_silent(hosts: Iterable[str]) -> dict[str, str]:
+    return {host: f"storage node {host} has not been heard from" for host in hosts}
 
 
 class PeerWatch:
     """When each peer answered last; down past ``stale_after_s`` of silence."""
 
-    def __init__(self, names: Iterable[str], stale_after_s: float, now: float) -> None:
+    def __init__(self, silent: Mapping[str, str], stale_after_s: float, now: float) -> None:
+        """``silent``: each peer's name, and what its silence is called in an error."""
         self.stale_after_s = stale_after_s
-        self._answered = dict.fromkeys(names, now)
+        self._silent = dict(silent)
+        self._answered = dict.fromkeys(silent, now)
         self._down: set[str] = set()
         self._closed: set[str] = set()  # whose connection closed since they answered
 
@@ -57,9 +72,16 @@ class PeerWatch:
         """Down with its connection open since it last answered: frozen or cut off."""
         return name in self._down and name not in self._closed
 
+    def silences(self, now: float) -> list[tuple[str, float]]:
+        """The peers down now, each with how long it has been silent."""
+        return [(name, now - self._answered[name]) for name in sorted(self._down)]
+
     def silent_for(self, name: str, now: float) -> float | None:
-        """How long a down peer has been silent (None: it is up)."""
-        silence = now - self._answered[name]
+        """How long a down peer has been silent (None: it is up, or not watched)."""
+        answered = self._answered.get(name)
+        if answered is None:
+            return None
+        silence = now - answered
         return silence if silence > self.stale_after_s else None
 
     def refuse_if_down(self, names: Iterable[str], now: float, action: str) -> None:
@@ -68,7 +90,7 @@ class PeerWatch:
             silence = self.silent_for(name, now)
             if silence is not None:
                 raise Unavailable(
-                    f"{WHAT.get(name, name)} has not answered for {silence:.1f}s: "
+                    f"{self._silent[name]} for {silence:.1f}s: "
                     f"{action} is refused until it is back",
                     {"service": name, "silent_s": round(silence, 1)},
                 )

@@ -258,13 +258,14 @@ class Link:
         if lost:
             log.info("%d calls to %s lost with its connection", lost, self.peer)
 
-    def give_up(self, reason: str) -> int:
-        """The DEALER's server is judged frozen or cut off, its connection open: its
-        calls in flight fail now with ``Timeout`` (``reason``), not at their deadline.
-        How many."""
-        given_up = self.actor.calls.given_up_on((self, self.peer), reason)
+    def give_up(self, reason: str, to: str | None = None) -> int:
+        """The DEALER's server (on a ROUTER, the peer named ``to``) is judged frozen or
+        cut off: its calls in flight fail now with ``Timeout`` (``reason``), not at
+        their deadline. How many."""
+        peer = self.peer if to is None else to
+        given_up = self.actor.calls.given_up_on((self, peer), reason)
         if given_up:
-            log.warning("%d calls to %s given up: %s", given_up, self.peer, reason)
+            log.warning("%d calls to %s given up: %s", given_up, peer, reason)
         return given_up
 
     def close(self) -> None:
@@ -647,7 +648,10 @@ class Actor:
 
     def _principal(self, link: Link, identity: bytes, peer: str) -> Principal | None:
         """Who sent it, by its key; an actor only under its own name, and then the
-        routing id it came from is where that actor is reached from now on."""
+        routing id it came from is where that actor is reached from now on. A routing
+        id is one process's: another one is that actor started again, and what was
+        asked of the process before it fails now with ``PeerGone`` (a caller that
+        waits for a peer to connect asks the new one) instead of at its deadline."""
         assert self.trust is not None
         principal = self.trust.principal(peer)
         if principal is None or not (link.routed and principal.is_actor):
@@ -655,8 +659,14 @@ class Actor:
         name = peer.encode()
         if identity.partition(b"/")[0] != name:
             return None  # an actor's key under another actor's name
-        if link.routes.get(name) != identity:
+        previous = link.routes.get(name)
+        if previous != identity:
             link.routes[name] = identity
+            if previous is not None:
+                lost = self.calls.lost_to((link, peer), f"{peer} was started again before "
+                                          "it answered")
+                if lost:
+                    log.info("%d calls to %s lost with its previous process", lost, peer)
             self.peer_connected(peer)
         return principal
 

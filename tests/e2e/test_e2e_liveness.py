@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -20,9 +21,11 @@ from cinderblock.actors.runtime.config import ClusterConfig, free_port
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.volumes import Volume
-from cinderblock.protocol.wire.errors import CinderblockError, Unavailable
+from cinderblock.protocol.wire.errors import CinderblockError, Timeout, Unavailable
 from cinderblock.storage_node.node import HELLO_WAIT_S
 from tests.conftest import E2ECluster, EventTap, eventually
+from tests.e2e.test_e2e_attach import CONNECTOR
+from tests.nbd_tls import requires
 
 DOWN_WITHIN_S = 5.0
 BACK_WITHIN_S = 5.0
@@ -272,6 +275,11 @@ def one_node(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
     return cluster_factory(nodes=1, backend="null")
 
 
+@pytest.fixture
+def one_file_node(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=1)
+
+
 async def test_a_node_started_while_the_scheduler_is_away_reports_once_it_is_back(
     one_node: E2ECluster,
 ) -> None:
@@ -287,3 +295,83 @@ async def test_a_node_started_while_the_scheduler_is_away_reports_once_it_is_bac
             c.cluster.spawn("node", "node-1")
             await asyncio.sleep(HELLO_WAIT_S + 1.0)  # its wait for an answer is over
         await eventually(lambda: _is(admin, "node-1@null", True), timeout=10.0)
+
+
+async def _node_stats(admin: Client, host: str) -> dict[str, Any]:
+    stats = await admin.cluster_stats(timeout=10)
+    return next(a.details for a in stats.actors if a.actor == host)
+
+
+@requires("openssl")
+async def test_an_attach_to_a_frozen_node_is_given_up_once_it_is_silent_and_leaves_no_export(
+    one_file_node: E2ECluster,
+) -> None:
+    """The gateway hears every node's hello each heartbeat: an attachment's export asked
+    of a node that froze is given up once the node has been silent for stale_after_s,
+    not at the call's 15 s deadline, and the attachment is left as it was. What was
+    asked still reached the node: thawed, it makes the export and then closes it (the
+    flow's revert asked it to), and the next attach works."""
+    c = one_file_node
+    async with c.client("attacher", timeout=30.0) as client, \
+            c.client("admin", admin=True) as admin:
+        vol = await client.create_volume(1, wait=True)
+        att = await client.create_attachment(vol.id)
+        with frozen(c, "node-1"):
+            started = time.monotonic()
+            with pytest.raises(Timeout, match=r"no reply to node\.export: storage node "
+                                              r"node-1 has not been heard from for"):
+                await client.update_attachment(att.id, CONNECTOR)
+            took = time.monotonic() - started
+        assert took < 10.0  # stale_after_s (2.5 s) and a heartbeat, not the call's 15 s
+        assert (await client.show_attachment(att.id)).status == "reserved"
+        gateway = await _node_stats(admin, "gateway")
+        assert gateway["node_calls_given_up"] >= 2  # the export, and its revert's unexport
+        await eventually(lambda: _exports_on_node_1(admin, 0), timeout=10.0)
+        attached = await client.update_attachment(att.id, CONNECTOR)
+        assert attached.status == "attaching" and attached.connection_info["data"]["tls"]
+        assert await _exports_on_node_1(admin, 1)
+        await client.delete_attachment(att.id)
+        await client.delete_volume(vol.id, wait=True)
+
+
+async def _exports_on_node_1(admin: Client, count: int) -> bool:
+    exports: int = (await _node_stats(admin, "node-1"))["exports"]
+    return exports == count
+
+
+@pytest.fixture
+def one_file_node_never_stale(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=1, stale_after_s=60.0)
+
+
+@requires("openssl")
+async def test_a_call_to_a_node_started_again_goes_to_its_new_process_at_its_hello(
+    one_file_node_never_stale: E2ECluster,
+) -> None:
+    """An attachment's export is asked of node-1's process, which froze; a new node-1
+    process starts (its key, another routing id). Its first message ends the old one for
+    the gateway: the export asked of it fails then (``PeerGone``) and is asked again of
+    the new process, which makes it, instead of the attach waiting out its 15 s
+    deadline (the node is never judged silent here: stale_after_s is 60 s)."""
+    c = one_file_node_never_stale
+    async with c.client("attacher", timeout=30.0) as client:
+        vol = await client.create_volume(1, wait=True)
+        att = await client.create_attachment(vol.id)
+        old = c.cluster.procs.pop("node-1")
+        os.kill(old.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            update = asyncio.create_task(client.update_attachment(att.id, CONNECTOR))
+            await asyncio.sleep(0.3)  # asked of the old process
+            assert not update.done()
+            c.cluster.spawn("node", "node-1")
+            attached = await update
+            took = time.monotonic() - started
+        finally:
+            old.kill()
+            os.kill(old.pid, signal.SIGCONT)
+            old.wait(timeout=10)
+        assert attached.status == "attaching" and attached.connection_info["data"]["tls"]
+        assert took < 10.0  # the new process's start, not the call's 15 s
+        await client.delete_attachment(att.id)
+        await client.delete_volume(vol.id, wait=True)

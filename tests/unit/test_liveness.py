@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cinderblock.actors.gateway.peers import PeerWatch
+from cinderblock.actors.gateway.peers import SERVICES_SILENT, PeerWatch, nodes_silent
 from cinderblock.actors.scheduler.liveness import Held, Liveness, NodeReport
 from cinderblock.actors.scheduler.scheduler import settle_lost
 from cinderblock.protocol.wire.codec import Context
@@ -133,7 +133,7 @@ def test_a_hello_from_a_node_never_reported_hands_back_nothing() -> None:
 
 
 def test_the_gateway_sees_a_silent_peer_down_and_refuses_with_unavailable() -> None:
-    peers = PeerWatch(("quota", "scheduler"), STALE, now=0.0)
+    peers = PeerWatch(SERVICES_SILENT, STALE, now=0.0)
     peers.refuse_if_down(("quota", "scheduler"), 2.0, "creating a volume")  # grace at start
     peers.answered("quota", 2.0)
     assert peers.newly_down(3.0) == ["scheduler"]
@@ -147,7 +147,7 @@ def test_the_gateway_sees_a_silent_peer_down_and_refuses_with_unavailable() -> N
 
 
 def test_a_peer_down_with_its_connection_open_is_frozen_not_restarting() -> None:
-    peers = PeerWatch(("quota", "scheduler"), STALE, now=0.0)
+    peers = PeerWatch(SERVICES_SILENT, STALE, now=0.0)
     assert not peers.open_but_silent("quota")  # up
     peers.connection_closed("quota")  # killed: its supervisor starts it again
     assert peers.newly_down(3.0) == ["quota", "scheduler"]
@@ -158,6 +158,19 @@ def test_a_peer_down_with_its_connection_open_is_frozen_not_restarting() -> None
     assert peers.newly_down(7.0) == ["quota", "scheduler"]  # both frozen now
     assert peers.open_but_silent("quota") and peers.open_but_silent("scheduler")
 
+
+
+def test_the_gateway_gives_up_on_a_node_for_as_long_as_it_is_not_heard_from() -> None:
+    nodes = PeerWatch(nodes_silent(("node-1", "node-2")), STALE, now=0.0)
+    assert nodes.silences(2.0) == []  # grace at start
+    nodes.answered("node-2", 2.0)  # its hello
+    assert nodes.newly_down(3.0) == ["node-1"]
+    assert nodes.silences(3.0) == [("node-1", 3.0)]
+    assert nodes.newly_down(3.5) == [] and nodes.silences(3.5) == [("node-1", 3.5)]
+    assert nodes.answered("node-1", 3.75)  # back
+    assert nodes.newly_down(4.0) == [] and nodes.silences(4.0) == []
+    assert nodes.newly_down(6.5) == ["node-1", "node-2"]
+    assert nodes.silences(6.5) == [("node-1", 2.75), ("node-2", 4.5)]
 
 
 def _held(volume_id: str, seq: int) -> Held[Context]:
