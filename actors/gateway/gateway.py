@@ -248,7 +248,6 @@ class Gateway(Actor):
         self.creates = 0
         self.peers: PeerWatch  # from on_start: the silence counts from there
         self.nodes_heard: PeerWatch  # the nodes, by their hellos: also from on_start
-        self._hello_from: dict[str, bytes] = {}  # node -> the routing id of its last hello
         self.node_calls_given_up = 0  # calls given up on a node gone silent
 
     def handlers(self) -> dict[str, Any]:
