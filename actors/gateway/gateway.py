@@ -162,11 +162,12 @@ from cinderblock.protocol.wire.transport import tune
 
 log = logging.getLogger(__name__)
 USERS_CHECK_S = 1.0  # how soon a change to the users file applies
+SCHEDULER_CALL_TIMEOUT_S = 10.0  # a question to the scheduler, asked again if it dies
 NODE_CALL_TIMEOUT_S = 10.0  # a node's answer to a question (what it could manage)
 QUOTA_CALL_STALE_TIMES = 4  # a quota call waits 4 times the silence that means "down"
-# a quota call lost with its connection is sent again after this pause (the journal's
-# outbox, whose batch went with it, takes its own loss first and goes ahead again)
-QUOTA_RESEND_PAUSE_S = 0.05
+# a quota or scheduler call lost with its connection is sent again after this pause (the
+# journal's outbox, whose batch went with it, takes its own loss first and goes ahead)
+RESEND_PAUSE_S = 0.05
 JOURNAL_CONTEXT = Context(project_id="admin", user_id="cinderblock-quota-journal",
                           roles=("admin",))
 VOLUME_UPDATE_BEFORE_COMMIT = declare("gateway.volume_update.before_commit")
@@ -322,6 +323,7 @@ class Gateway(Actor):
                                           self._reservations_held))
         self.spawn(self.quota_sync.count_types_own())  # once, for a file from before
         self.scheduler = self.connect(self.cfg.scheduler, "gateway", server="scheduler",
+                                      calls_lost_with_connection=True,
                                       on_disconnect=self._scheduler_lost)
         self.router = self.bind(self.cfg.gateway, domain="gateway")
         self.reconciler.start()
@@ -341,6 +343,10 @@ class Gateway(Actor):
                 self.quota_given_up += self.quota.give_up(
                     f"the quota service has not answered for {self.cfg.stale_after_s:g}s, "
                     "its connection open (frozen or cut off)")
+            elif name == "scheduler" and self.peers.open_but_silent(name):
+                self.scheduler.give_up(f"the scheduler has not answered for "
+                                       f"{self.cfg.stale_after_s:g}s, its connection open "
+                                       "(frozen or cut off)")
         self.spawn(self._ping("quota", self.quota))
         self.spawn(self._ping("scheduler", self.scheduler))
         for host in self.nodes_heard.newly_down(now):
@@ -453,10 +459,31 @@ class Gateway(Actor):
             except PeerGone:
                 if isinstance(body, QuotaReserve) and not body.reservation_id:
                     raise
-                if time.monotonic() + QUOTA_RESEND_PAUSE_S >= deadline:
+                if time.monotonic() + RESEND_PAUSE_S >= deadline:
                     raise
                 self.quota_resent += 1
-                await asyncio.sleep(QUOTA_RESEND_PAUSE_S)
+                await asyncio.sleep(RESEND_PAUSE_S)
+                continue
+            return reply
+
+    async def scheduler_call(self, op: str, body: object, ctx: Context) -> dict[str, Any]:
+        """A question to the scheduler (``backend.list``, ``backend.set_enabled``: each
+        the same done twice). One lost with its connection (the scheduler died, and its
+        supervisor starts it again) is asked again, and waits in the socket until the
+        scheduler is back, within the call's ``SCHEDULER_CALL_TIMEOUT_S``. While the
+        scheduler is judged frozen or cut off (its connection open), one is refused at
+        once, and those in flight were given up (``_ping_peers``), as quota's are."""
+        if self.peers.open_but_silent("scheduler"):
+            self.peers.refuse_if_down(("scheduler",), time.monotonic(), f"a {op} call")
+        deadline = time.monotonic() + SCHEDULER_CALL_TIMEOUT_S
+        while True:
+            try:
+                reply: dict[str, Any] = await self.scheduler.call(
+                    op, body, ctx, timeout=max(0.0, deadline - time.monotonic()))
+            except PeerGone:
+                if time.monotonic() + RESEND_PAUSE_S >= deadline:
+                    raise
+                await asyncio.sleep(RESEND_PAUSE_S)
                 continue
             return reply
 
@@ -516,6 +543,7 @@ class Gateway(Actor):
         return rec is not None and rec.status is VolumeStatus.CREATING and rec.host is None
 
     def _scheduler_lost(self) -> None:
+        self.peers.connection_closed("scheduler")
         log.warning("the connection to the scheduler closed: the creates cast to it and "
                     "not placed are fenced on the nodes and sent again")
         self.spawn(self._send_lost_casts_again(time.monotonic()))
@@ -1033,7 +1061,7 @@ class Gateway(Actor):
 
     async def on_backend_list(self, req: Request) -> BackendList:
         """A page of the backends, as the scheduler's index has them now."""
-        reply = await self.scheduler.call("backend.list", req.body, req.ctx, timeout=10.0)
+        reply = await self.scheduler_call("backend.list", req.body, req.ctx)
         return parse(BackendList, reply, strict=False)
 
     async def backends_seen(self, ctx: Context) -> list[Backend]:
@@ -1043,8 +1071,7 @@ class Gateway(Actor):
         seen: list[Backend] = []
         marker: str | None = None
         while True:
-            reply = await self.scheduler.call("backend.list", BackendListRequest(marker), ctx,
-                                              timeout=10.0)
+            reply = await self.scheduler_call("backend.list", BackendListRequest(marker), ctx)
             page = parse(BackendList, reply, strict=False)
             seen += page.backends
             if page.next_marker is None:
@@ -1053,8 +1080,7 @@ class Gateway(Actor):
 
     async def on_backend_set_enabled(self, req: Request) -> BackendEnable:
         require_admin(req.ctx, "enable or disable a backend")
-        reply = await self.scheduler.call("backend.set_enabled", req.body, req.ctx,
-                                          timeout=10.0)
+        reply = await self.scheduler_call("backend.set_enabled", req.body, req.ctx)
         return parse(BackendEnable, reply, strict=False)
 
 

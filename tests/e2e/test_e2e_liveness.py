@@ -23,7 +23,7 @@ from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import CinderblockError, Timeout, Unavailable
 from cinderblock.storage_node.node import HELLO_WAIT_S
-from tests.conftest import E2ECluster, EventTap, eventually
+from tests.conftest import E2ECluster, EventTap, eventually, every_actor_answers
 from tests.e2e.test_e2e_attach import CONNECTOR
 from tests.nbd_tls import requires
 
@@ -114,7 +114,10 @@ def _start_node_1_unheard(c: E2ECluster) -> None:
 
 
 async def _is(admin: Client, backend: str, up: bool) -> bool:
-    return await backend_state(admin, backend) is up
+    try:
+        return await backend_state(admin, backend) is up
+    except Unavailable:  # the scheduler was frozen and the gateway has not heard it since
+        return False
 
 
 @pytest.mark.parametrize("service", ["quota", "scheduler"])
@@ -375,3 +378,57 @@ async def test_a_call_to_a_node_started_again_goes_to_its_new_process_at_its_hel
         assert took < 10.0  # the new process's start, not the call's 15 s
         await client.delete_attachment(att.id)
         await client.delete_volume(vol.id, wait=True)
+
+
+@pytest.fixture
+def one_null_node(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=1, backend="null")
+
+
+async def test_a_backend_list_asked_of_a_frozen_scheduler_is_given_up_once_it_is_silent(
+    one_null_node: E2ECluster,
+) -> None:
+    """As quota's calls are: the list asked of a scheduler that froze fails once the
+    gateway judges it silent with its connection open, not at the call's 10 s; the next
+    is refused at once; thawed, it answers again."""
+    c = one_null_node
+    async with c.client("admin", admin=True, timeout=20.0) as admin:
+        await every_actor_answers(c, admin)
+        with frozen(c, "scheduler"):
+            started = time.monotonic()
+            with pytest.raises(Timeout, match=r"no reply to backend\.list: the scheduler has "
+                                              r"not answered for .*, its connection open"):
+                await admin.list_backends()
+            assert time.monotonic() - started < 6.0  # stale_after_s and a heartbeat
+            asked = time.monotonic()
+            with pytest.raises(Unavailable, match=r"the scheduler has not answered for .*: "
+                                                  r"a backend\.list call is refused"):
+                await admin.list_backends()
+            assert time.monotonic() - asked < 1.0
+        await eventually(lambda: _is(admin, "node-1@null", True), timeout=10.0)
+
+
+async def test_a_backend_list_asked_of_a_scheduler_that_dies_is_answered_by_the_next(
+    one_null_node: E2ECluster,
+) -> None:
+    """The list is asked of a scheduler that then dies (frozen first, so that it holds
+    the question, then killed) and is started again: the call, lost with its connection,
+    is asked again of the new process, which answers it (it waited out its 10 s)."""
+    c = one_null_node
+    async with c.client("admin", admin=True, timeout=20.0) as admin:
+        await every_actor_answers(c, admin)
+        old = c.cluster.procs.pop("scheduler")
+        os.kill(old.pid, signal.SIGSTOP)
+        try:
+            listed = asyncio.create_task(admin.list_backends())
+            await asyncio.sleep(0.5)  # asked of the frozen process
+            assert not listed.done()
+        finally:
+            old.kill()
+            os.kill(old.pid, signal.SIGCONT)
+            old.wait(timeout=10)
+        started = time.monotonic()
+        c.cluster.respawn("scheduler")
+        backends = await listed
+        assert [b.backend for b in backends] == ["node-1@null"]
+        assert time.monotonic() - started < 8.0  # the new process, not the call's 10 s
