@@ -380,18 +380,13 @@ async def test_a_call_to_a_node_started_again_goes_to_its_new_process_at_its_hel
         await client.delete_volume(vol.id, wait=True)
 
 
-@pytest.fixture
-def one_null_node(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
-    return cluster_factory(nodes=1, backend="null")
-
-
 async def test_a_backend_list_asked_of_a_frozen_scheduler_is_given_up_once_it_is_silent(
-    one_null_node: E2ECluster,
+    one_node: E2ECluster,
 ) -> None:
     """As quota's calls are: the list asked of a scheduler that froze fails once the
     gateway judges it silent with its connection open, not at the call's 10 s; the next
     is refused at once; thawed, it answers again."""
-    c = one_null_node
+    c = one_node
     async with c.client("admin", admin=True, timeout=20.0) as admin:
         await every_actor_answers(c, admin)
         with frozen(c, "scheduler"):
@@ -409,12 +404,12 @@ async def test_a_backend_list_asked_of_a_frozen_scheduler_is_given_up_once_it_is
 
 
 async def test_a_backend_list_asked_of_a_scheduler_that_dies_is_answered_by_the_next(
-    one_null_node: E2ECluster,
+    one_node: E2ECluster,
 ) -> None:
     """The list is asked of a scheduler that then dies (frozen first, so that it holds
     the question, then killed) and is started again: the call, lost with its connection,
     is asked again of the new process, which answers it (it waited out its 10 s)."""
-    c = one_null_node
+    c = one_node
     async with c.client("admin", admin=True, timeout=20.0) as admin:
         await every_actor_answers(c, admin)
         old = c.cluster.procs.pop("scheduler")
