@@ -72,7 +72,7 @@ from cinderblock.actors.gateway.paging import (
     read_already,
     wire_bytes,
 )
-from cinderblock.actors.gateway.peers import SERVICES_SILENT, PeerWatch, nodes_silent
+from cinderblock.actors.gateway.peers import PeerWatch
 from cinderblock.actors.gateway.qos_specs import QosSpecsApi
 from cinderblock.actors.gateway.quota_sync import QuotaSyncer
 from cinderblock.actors.gateway.reconcile import Reconciler
@@ -313,9 +313,8 @@ class Gateway(Actor):
         await self.store.load_volumes(self.types.by_id)
         await self.lifecycle.delete_requests.load()
         await self.attachments.open()
-        self.peers = PeerWatch(SERVICES_SILENT, self.cfg.stale_after_s, time.monotonic())
-        self.nodes_heard = PeerWatch(nodes_silent(self._node_hosts), self.cfg.stale_after_s,
-                                     time.monotonic())
+        self.peers = PeerWatch(("quota", "scheduler"), self.cfg.stale_after_s, time.monotonic())
+        self.nodes_heard = PeerWatch(self._node_hosts, self.cfg.stale_after_s, time.monotonic())
         self.quota = self.connect(self.cfg.quota, "gateway", server="quota",
                                   calls_lost_with_connection=True,
                                   on_disconnect=lambda: self.peers.connection_closed("quota"))

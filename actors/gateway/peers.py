@@ -24,26 +24,19 @@ flow's revert sends, as when such a call timed out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from cinderblock.protocol.wire.errors import Unavailable
 
-SERVICES_SILENT = {"quota": "the quota service has not answered",
-                   "scheduler": "the scheduler has not answered"}
-
-
-def nodes_silent(hosts: Iterable[str]) -> dict[str, str]:
-    return {host: f"storage node {host} has not been heard from" for host in hosts}
+WHAT = {"quota": "the quota service", "scheduler": "the scheduler"}
 
 
 class PeerWatch:
     """When each peer answered last; down past ``stale_after_s`` of silence."""
 
-    def __init__(self, silent: Mapping[str, str], stale_after_s: float, now: float) -> None:
-        """``silent``: each peer's name, and what its silence is called in an error."""
+    def __init__(self, names: Iterable[str], stale_after_s: float, now: float) -> None:
         self.stale_after_s = stale_after_s
-        self._silent = dict(silent)
-        self._answered = dict.fromkeys(silent, now)
+        self._answered = dict.fromkeys(names, now)
         self._down: set[str] = set()
         self._closed: set[str] = set()  # whose connection closed since they answered
 
@@ -77,11 +70,8 @@ class PeerWatch:
         return [(name, now - self._answered[name]) for name in sorted(self._down)]
 
     def silent_for(self, name: str, now: float) -> float | None:
-        """How long a down peer has been silent (None: it is up, or not watched)."""
-        answered = self._answered.get(name)
-        if answered is None:
-            return None
-        silence = now - answered
+        """How long a down peer has been silent (None: it is up)."""
+        silence = now - self._answered[name]
         return silence if silence > self.stale_after_s else None
 
     def refuse_if_down(self, names: Iterable[str], now: float, action: str) -> None:
@@ -90,7 +80,7 @@ class PeerWatch:
             silence = self.silent_for(name, now)
             if silence is not None:
                 raise Unavailable(
-                    f"{self._silent[name]} for {silence:.1f}s: "
+                    f"{WHAT.get(name, name)} has not answered for {silence:.1f}s: "
                     f"{action} is refused until it is back",
                     {"service": name, "silent_s": round(silence, 1)},
                 )

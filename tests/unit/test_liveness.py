@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cinderblock.actors.gateway.peers import SERVICES_SILENT, PeerWatch, nodes_silent
+from cinderblock.actors.gateway.peers import PeerWatch
 from cinderblock.actors.scheduler.liveness import Held, Liveness, NodeReport
 from cinderblock.actors.scheduler.scheduler import settle_lost
 from cinderblock.protocol.wire.codec import Context
@@ -133,7 +133,7 @@ def test_a_hello_from_a_node_never_reported_hands_back_nothing() -> None:
 
 
 def test_the_gateway_sees_a_silent_peer_down_and_refuses_with_unavailable() -> None:
-    peers = PeerWatch(SERVICES_SILENT, STALE, now=0.0)
+    peers = PeerWatch(("quota", "scheduler"), STALE, now=0.0)
     peers.refuse_if_down(("quota", "scheduler"), 2.0, "creating a volume")  # grace at start
     peers.answered("quota", 2.0)
     assert peers.newly_down(3.0) == ["scheduler"]
@@ -147,7 +147,7 @@ def test_the_gateway_sees_a_silent_peer_down_and_refuses_with_unavailable() -> N
 
 
 def test_a_peer_down_with_its_connection_open_is_frozen_not_restarting() -> None:
-    peers = PeerWatch(SERVICES_SILENT, STALE, now=0.0)
+    peers = PeerWatch(("quota", "scheduler"), STALE, now=0.0)
     assert not peers.open_but_silent("quota")  # up
     peers.connection_closed("quota")  # killed: its supervisor starts it again
     assert peers.newly_down(3.0) == ["quota", "scheduler"]
@@ -161,7 +161,7 @@ def test_a_peer_down_with_its_connection_open_is_frozen_not_restarting() -> None
 
 
 def test_the_gateway_gives_up_on_a_node_for_as_long_as_it_is_not_heard_from() -> None:
-    nodes = PeerWatch(nodes_silent(("node-1", "node-2")), STALE, now=0.0)
+    nodes = PeerWatch(("node-1", "node-2"), STALE, now=0.0)
     assert nodes.silences(2.0) == []  # grace at start
     nodes.answered("node-2", 2.0)  # its hello
     assert nodes.newly_down(3.0) == ["node-1"]
