@@ -70,6 +70,14 @@ NBD_GAUGES = (
      "requests a back-end QoS held back since the node started"),
     ("nbd_throttled_s", "throttled_seconds", "how long those requests waited, in all"),
 )
+# what the gateway did about a peer that died, froze or was cut off, since it started:
+# cinderblock_gateway_peer_calls{what} (its statistics' key -> the label)
+GATEWAY_PEER_CALLS = (
+    ("quota_calls_resent", "quota_resent"),  # lost with a dead quota actor, asked again
+    ("quota_calls_given_up", "quota_given_up"),  # to a quota actor frozen or cut off
+    ("node_calls_given_up", "node_given_up"),  # to a node not heard from
+    ("lost_creates_sent_again", "creates_sent_again"),  # taken by a dead scheduler
+)
 # what cinderblock_<kind>{status} counts: each kind's statuses a row can hold (a deleted
 # volume's or snapshot's row is gone)
 COUNTED: dict[str, tuple[str, ...]] = {
@@ -119,6 +127,10 @@ class ClusterMetrics:
         # a storage node's NBD server: what its heartbeats report (storage_node/nbd/)
         self.nbd = {key: Gauge(f"cinderblock_nbd_{name}", text, ["actor"], registry=r)
                     for key, name, text in NBD_GAUGES}
+        self.gateway_peer_calls = Gauge(
+            "cinderblock_gateway_peer_calls", "calls the gateway asked again or gave up, and "
+            "creates it sent again, since it started, as a peer died, froze or was cut off",
+            ["what"], registry=r)
         self.events = Counter("cinderblock_exporter_events", "events folded in", registry=r)
         self.reconciled = Counter("cinderblock_reconciled", "records the gateway's reconciler "
                                   "moved on after a crash, by kind and what it did (an "
@@ -224,6 +236,10 @@ class ClusterMetrics:
         for key, gauge in self.nbd.items():
             if isinstance(stats.get(key), int | float) and not isinstance(stats[key], bool):
                 gauge.labels(actor).set(stats[key])
+        if actor == "gateway":
+            for key, what in GATEWAY_PEER_CALLS:
+                if isinstance(stats.get(key), int) and not isinstance(stats[key], bool):
+                    self.gateway_peer_calls.labels(what).set(stats[key])
 
     # ---- what the exporter asks for ------------------------------------------------------
     def mark_silent(self, now: float, after_s: float) -> None:

@@ -55,7 +55,9 @@ def test_deletes_backends_heartbeats_and_quotas() -> None:
     m.observe({"kind": "heartbeat", "actor": "gateway", "ts": T0,
                "statistics": {"uptime_s": 12.5, "restarts": 1, "handled": 7,
                               "flows": {"running": 2, "done": 5, "failed": 0},
-                              "collector": {"pause_s": 0.25, "collected": 3}}})
+                              "collector": {"pause_s": 0.25, "collected": 3},
+                              "quota_calls_resent": 4, "quota_calls_given_up": 0,
+                              "node_calls_given_up": 2, "lost_creates_sent_again": 9}})
     m.observe({"kind": "heartbeat", "actor": "node-1", "ts": T0,
                "statistics": {"exports": 2, "nbd_connections": 1, "nbd_bytes_read": 4096,
                               "nbd_bytes_written": 512, "nbd_throttled": 7,
@@ -75,6 +77,10 @@ def test_deletes_backends_heartbeats_and_quotas() -> None:
     assert sample(m, "cinderblock_nbd_bytes_read", actor="node-1") == 4096
     assert sample(m, "cinderblock_nbd_throttled_requests", actor="node-1") == 7
     assert sample(m, "cinderblock_nbd_throttled_seconds", actor="node-1") == 1.5
+    assert sample(m, "cinderblock_gateway_peer_calls", what="quota_resent") == 4
+    assert sample(m, "cinderblock_gateway_peer_calls", what="quota_given_up") == 0
+    assert sample(m, "cinderblock_gateway_peer_calls", what="node_given_up") == 2
+    assert sample(m, "cinderblock_gateway_peer_calls", what="creates_sent_again") == 9
     assert sample(m, "cinderblock_actor_up", actor="gateway") == 1
     m.mark_silent(T0 + 60, after_s=5)
     assert sample(m, "cinderblock_actor_up", actor="gateway") == 0
