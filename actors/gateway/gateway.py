@@ -360,8 +360,8 @@ class Gateway(Actor):
         """A ping; from a node, its hello (at start and every heartbeat): the node is
         heard from (``nodes_heard``), on the connection its authenticated messages come
         from (with keys only a node's own key sets that route)."""
-        node = req.peer in self._node_hosts and req.link is self.router and (
-            self.trust is None or self.router.routes.get(req.peer.encode()) == req.sender)
+        node = req.peer in self._node_hosts and req.link is self.router and \
+            self.router.is_route(req.peer, req.sender)
         if node and self.nodes_heard.answered(req.peer, time.monotonic()):
             log.info("storage node %s is heard from again", req.peer)
         return Empty()

@@ -194,6 +194,12 @@ class Link:
             raise PeerGone(f"peer {peer!r} is not connected", {"peer": peer})
         return route
 
+    def is_route(self, name: str, identity: bytes) -> bool:
+        """Whether ``identity`` (the routing id a message came from) is where the actor
+        ``name`` is reached: on a secure ROUTER, the connection that actor's own key
+        last spoke from (only an actor's key sets its route); without keys, any."""
+        return not self.secure or self.routes.get(name.encode()) == identity
+
     def send(self, identity: bytes, env: Envelope, call: int | None = None,
              now: bool = False, hold: bool = False) -> None:
         """Send one message: at once if it is the first to its peer in this loop turn,

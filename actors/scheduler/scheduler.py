@@ -199,8 +199,8 @@ class Scheduler(Actor):
         before it went to the process that is gone (``Liveness.restarted``)."""
         if req.peer not in self._nodes:
             return Empty()
-        if self.trust is not None and self.router.routes.get(req.peer.encode()) != req.sender:
-            return Empty()  # not the node's own key (only an actor's sets its route)
+        if not self.router.is_route(req.peer, req.sender):
+            return Empty()  # not the node's own key
         self._greeted.add(req.peer)
         previous = self._hello_from.get(req.peer)
         self._hello_from[req.peer] = req.sender

@@ -1,16 +1,18 @@
 """Which of a node's reports the scheduler takes: its hello's first report (``node.hello``,
 on the connection its hellos come from), its published stats, and what a process that
 another one's hello ended still publishes. The scheduler is built without starting it
-(no socket): a request is given to its handlers as its ROUTER would."""
+(its ROUTER a socket never bound): a request is given to its handlers as that ROUTER
+would, the route set first as the runtime sets it."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import cast
 
 import pytest
+import zmq
 
 from cinderblock.actors.runtime.actor import Link, Request
 from cinderblock.actors.runtime.events import EventPublisher
@@ -36,8 +38,10 @@ class Secured:
 
     def __init__(self, tmp_path: Path) -> None:
         self.scheduler = Scheduler(make_config(tmp_path, nodes=1, backend="null"))
-        self.routes: dict[bytes, bytes] = {}
-        self.router = cast(Link, SimpleNamespace(routes=self.routes))
+        # a secure ROUTER of its own, never bound: the handlers read its routes only
+        self.router = Link(self.scheduler, zmq.Context.instance().socket(zmq.ROUTER),
+                           routed=True, secure=True)
+        self.routes = self.router.routes
         self.scheduler.router = self.router
         self.scheduler.trust = cast(Trust, object())  # only "keys are on" is read
         self.events = EventRecorder("scheduler")
@@ -62,8 +66,17 @@ class Secured:
         return [e["free_capacity_gb"] for e in self.events.events if e["kind"] == "backend"]
 
 
-def test_a_node_s_first_report_is_taken_with_its_hello(tmp_path: Path) -> None:
+@pytest.fixture
+async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
     s = Secured(tmp_path)
+    try:
+        yield s
+    finally:
+        s.router.channel.close()
+
+
+async def test_a_node_s_first_report_is_taken_with_its_hello(secured: Secured) -> None:
+    s = secured
     s.ping(OLD)
     s.hello(report(10.0, "p1"), OLD)
     assert s.free_gb() == 10.0
@@ -71,18 +84,22 @@ def test_a_node_s_first_report_is_taken_with_its_hello(tmp_path: Path) -> None:
     assert s.free_gb() == 8.0
 
 
-def test_a_first_report_late_behind_its_process_s_stats_is_dropped(tmp_path: Path) -> None:
+async def test_a_first_report_late_behind_its_process_s_stats_is_dropped(
+    secured: Secured,
+) -> None:
     """A scheduler frozen while both waited takes the published stats first: the first
     report is older than they are."""
-    s = Secured(tmp_path)
+    s = secured
     s.ping(OLD)
     s.scheduler._take_stats(report(8.0, "p1"))
     s.hello(report(10.0, "p1"), OLD)
     assert s.free_gb() == 8.0 and s.shown() == [8.0]
 
 
-def test_stats_of_a_process_its_successor_s_hello_ended_are_dropped(tmp_path: Path) -> None:
-    s = Secured(tmp_path)
+async def test_stats_of_a_process_its_successor_s_hello_ended_are_dropped(
+    secured: Secured,
+) -> None:
+    s = secured
     s.ping(OLD)
     s.hello(report(10.0, "p1"), OLD)
     s.ping(NEW)  # node-1 started again
@@ -94,8 +111,8 @@ def test_stats_of_a_process_its_successor_s_hello_ended_are_dropped(tmp_path: Pa
     assert s.shown() == [10.0, 9.0, 7.0]
 
 
-def test_a_node_reports_for_its_own_host_only(tmp_path: Path) -> None:
-    s = Secured(tmp_path)
+async def test_a_node_reports_for_its_own_host_only(secured: Secured) -> None:
+    s = secured
     with pytest.raises(Forbidden, match="a node reports for its own host only"):
         s.hello(report(0.0, "p1", host="node-2"), OLD)
     assert s.scheduler.index.backends(time.monotonic()) == []
