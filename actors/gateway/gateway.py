@@ -359,11 +359,15 @@ class Gateway(Actor):
     def on_ping(self, req: Request) -> Empty:
         """A ping; from a node, its hello (at start and every heartbeat): the node is
         heard from (``nodes_heard``), on the connection its authenticated messages come
-        from (with keys only a node's own key sets that route)."""
+        from (with keys only a node's own key sets that route). One heard from again
+        after its silence has its exports swept at once: an unexport sent while it was
+        cut off may have been lost with its connection (``peer_connected`` sweeps for a
+        process started again; this is the same process)."""
         node = req.peer in self._node_hosts and req.link is self.router and \
             self.router.is_route(req.peer, req.sender)
         if node and self.nodes_heard.answered(req.peer, time.monotonic()):
-            log.info("storage node %s is heard from again", req.peer)
+            log.info("storage node %s is heard from again: its exports are swept", req.peer)
+            self.spawn(self.reconciler.sweep_node_exports(req.peer))
         return Empty()
 
     async def _ping(self, name: str, link: Link) -> None:

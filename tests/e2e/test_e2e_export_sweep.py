@@ -1,19 +1,23 @@
 """A node serves no export the gateway has no attachment for: an admin's force-detach
 forgets an attachment whose node is down (as Cinder's does), and once the node is back
 and serves its table of exports again, the gateway closes that export as soon as the
-node connects (``Gateway.peer_connected``), and the reconciler's sweep would in its next
+node connects (``Gateway.peer_connected``) or, the same process, is heard from again
+after its silence (``Gateway.on_ping``), and the reconciler's sweep would in its next
 round."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from cinderblock.protocol.wire.errors import Forbidden, Timeout, Unavailable
-from tests.conftest import E2ECluster, eventually
+from tests.conftest import E2ECluster, eventually, require_root, tcp_connections
 
 
 @pytest.fixture
@@ -89,3 +93,50 @@ async def _forgotten_export_closed(c: E2ECluster) -> None:
         await client.complete_attachment(again.id)
         assert again.id in exported(table)
         await client.delete_attachment(again.id)
+
+
+@pytest.mark.tools("ss")
+async def test_a_forgotten_export_is_closed_when_its_node_is_heard_from_again(
+    no_rounds: E2ECluster,
+) -> None:
+    """The node was not started again but cut off: frozen, its connection to the gateway
+    broken (as a partition long enough for TCP to give up breaks it), and an admin
+    force-detached meanwhile: the unexport has no connection to go on. The same process
+    comes back on a new connection under its old routing id: no ``peer_connected``, no
+    rounds here; the gateway closes the export because the node is heard from again."""
+    require_root("break a node's TCP connection (ss -K)")
+    c = no_rounds
+    async with c.client("attached") as client, c.client("admin", admin=True) as admin:
+        vol = await client.create_volume(1, wait=True)
+        assert vol.host is not None
+        host = vol.host.partition("@")[0]
+        table = Path(c.cfg.path("nodes", f"{host}.exports.json"))
+        att = await client.create_attachment(vol.id, "instance-1")
+        await client.update_attachment(att.id, {"host": "compute-1"})
+        await client.complete_attachment(att.id)
+        assert att.id in exported(table)
+
+        pid = c.cluster.procs[host].pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            _break_connections_to(pid, int(c.cfg.gateway.rpartition(":")[2]))
+            gone = await admin.force_delete_attachment(att.id)
+            assert gone.status == "detached"
+            assert att.id in exported(table)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await eventually(lambda: att.id not in exported(table), timeout=10)
+        assert (await client.show_volume(vol.id)).status == "available"
+
+
+def _break_connections_to(pid: int, port: int) -> None:
+    """Abort (``ss -K``, both ends) the TCP connections process ``pid`` holds to ``port``
+    on 127.0.0.1: whatever was on its way on them is lost."""
+    ours = [local for local, remote in tcp_connections(pid) if int(remote[-4:], 16) == port]
+    assert ours, f"process {pid} holds no connection to port {port}"
+    for local in ours:
+        mine = int(local[-4:], 16)
+        subprocess.run(["ss", "-K", "-t", f"( sport = :{mine} and dport = :{port} ) or "
+                        f"( sport = :{port} and dport = :{mine} )"],
+                       check=True, capture_output=True, timeout=10)
+    assert not [r for _, r in tcp_connections(pid) if int(r[-4:], 16) == port]
