@@ -5,7 +5,7 @@ nothing was lost, stuck, doubled or miscounted (issue 9).
                                       [--deletes 200] [--migrations 20] [--backups 10]
                                       [--group-snapshots 5] [--extends 10]
                                       [--restores 5] [--backup-deletes 5]
-                                      [--freeze KIND,...] [--freeze-for SECONDS]
+                                      [--freeze KIND,...] [--freeze-for SECONDS] [--cut]
                                       [--window SECONDS]
                                       [--settle SECONDS] [--backend file|null] [--json]
 
@@ -36,7 +36,10 @@ order at seeded moments (``bench.chaos_plan``), by the pids ``up`` reports in
 With ``--freeze quota`` (or any of gateway, quota, scheduler, node, comma-separated), an
 actor of that kind is also frozen (SIGSTOP) for ``--freeze-for`` seconds in a slot of
 its own, a burst sent just before, and thawed (SIGCONT): silent with its connections
-open, as behind a cut link, which its peers must tell from a death.
+open, as behind a cut link, which its peers must tell from a death. With ``--cut`` as
+well, each frozen actor's TCP connections are broken too as its freeze begins (``ss
+-K``, both ends; ``bench.netcut``): a partition that lasted until TCP gave up, so what
+was on its way to it is lost, and the same process comes back on new connections.
 A request that fails with a transport error or a timeout (``timeout``,
 ``unavailable``) is sent again with the same request id after a short backoff,
 until ``--deadline`` seconds after its first attempt.
@@ -110,6 +113,7 @@ from cinderblock.bench.chaos_plan import (
     make_plan,
 )
 from cinderblock.bench.invariants import settled_violations
+from cinderblock.bench.netcut import break_connections
 from cinderblock.bench.up_cluster import UpCluster
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.backups import Backup, BackupRestoreInfo
@@ -150,6 +154,7 @@ class Settings:
     backup_deletes: int = 0  # backups the member deletes during the window
     freeze: tuple[str, ...] = ()  # kinds (KINDS) of which an actor is frozen (SIGSTOP)...
     freeze_s: float = 4.0  # ... this long, each in a slot of its own
+    cut: bool = False  # each frozen actor's TCP connections broken as its freeze begins
     window_s: float = 30.0  # the load and the kills take this long
     settle_s: float = 90.0  # at most this long for the cluster to settle
     deadline_s: float = 60.0  # a client retries a request this long after its first try
@@ -167,6 +172,7 @@ class Kill:
     in_flight: int = 0  # requests in flight at that moment
     back_after_s: float | None = None  # until up reported it running again
     frozen_s: float = 0.0  # not killed: SIGSTOPped, and SIGCONTed this long after
+    cut: int | None = None  # with ``--cut``: how many of its TCP connections were broken
 
 
 @dataclass
@@ -522,6 +528,8 @@ class Storm:
         freeze.pid = await asyncio.to_thread(self.up.running_pid, planned.actor, 30.0)
         os.kill(freeze.pid, signal.SIGSTOP)
         try:
+            if self.settings.cut:
+                freeze.cut = await asyncio.to_thread(break_connections, freeze.pid)
             freeze.at_s = round(time.monotonic() - self.t0, 2)
             freeze.in_flight = self.in_flight
             self.result.freezes.append(freeze)
@@ -929,7 +937,8 @@ def table(results: list[SeedResult]) -> str:
             "quota ids kept", "load s", "settle s", "total s"]
     rows = [[str(r.seed),
              " ".join([*(f"{k.actor}@{k.at_s:g}({_or_dash(k.back_after_s)})" for k in r.kills),
-                       *(f"{f.actor}@{f.at_s:g}(frozen {f.frozen_s:g})" for f in r.freezes)]),
+                       *(f"{f.actor}@{f.at_s:g}(frozen {f.frozen_s:g}"
+                         + (")" if f.cut is None else f", {f.cut} cut)") for f in r.freezes)]),
              f"{r.acked_creates}/{r.creates}", f"{r.acked_deletes}/{r.deletes}",
              f"{r.moved}/{r.migrations}", f"{r.backups_restored}/{r.backups}",
              f"{r.group_snapshots_read}/{r.group_snapshots}", f"{r.extended}/{r.extends}",
@@ -1013,6 +1022,9 @@ def main(argv: list[str] | None = None) -> int:
                         "slot of its own, then thaw it (default: none)")
     p.add_argument("--freeze-for", type=float, default=4.0, metavar="SECONDS",
                    help="how long each freeze lasts (default 4)")
+    p.add_argument("--cut", action="store_true",
+                   help="with --freeze: break each frozen actor's TCP connections as its "
+                        "freeze begins (ss -K, root): what was on its way to it is lost")
     p.add_argument("--window", type=float, default=30.0,
                    help="seconds over which the load is sent and the kills fall")
     p.add_argument("--settle", type=float, default=90.0,
@@ -1032,6 +1044,8 @@ def main(argv: list[str] | None = None) -> int:
     if set(freeze) - set(KINDS) or len(set(freeze)) < len(freeze):
         p.error(f"--freeze names kinds among {', '.join(KINDS)}, each once, not "
                 f"{args.freeze!r}")
+    if args.cut and not freeze:
+        p.error("--cut breaks the connections of the actors --freeze names: name some")
     marked = args.backend == "file"  # null: no file to mark
     settings = Settings(creates=args.creates, deletes=args.deletes,
                         migrations=args.migrations if marked else 0,
@@ -1040,7 +1054,8 @@ def main(argv: list[str] | None = None) -> int:
                         extends=args.extends if marked else 0,
                         restores=args.restores if marked else 0,
                         backup_deletes=args.backup_deletes if marked else 0,
-                        freeze=freeze, freeze_s=args.freeze_for, window_s=args.window,
+                        freeze=freeze, freeze_s=args.freeze_for, cut=args.cut,
+                        window_s=args.window,
                         settle_s=args.settle, backend=args.backend)
     results = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):

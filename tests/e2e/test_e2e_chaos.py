@@ -22,7 +22,7 @@ import pytest
 
 from cinderblock.bench.chaos import Settings, run_seed, table
 from cinderblock.bench.chaos_plan import KINDS
-from tests.conftest import _DATA_DIRS
+from tests.conftest import _DATA_DIRS, require_root
 
 # Exact quota under any fault is the quota journal's (issue 9): before it, a kill with
 # requests in flight leaves reservations that wait a day, and this test says so (xfail)
@@ -54,3 +54,26 @@ def test_killing_one_actor_of_each_kind_under_load_loses_strands_and_doubles_not
     # every commit and release applied is remembered only until the gateway has had its
     # answer (the kill suite keeps none past the quota actor's next look): a few are left
     assert result.quota_ids_kept is not None and result.quota_ids_kept < 50, report
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.tools("ss")
+def test_a_node_cut_off_until_tcp_gave_up_loses_strands_and_doubles_nothing(
+    tmp_path: Path,
+) -> None:
+    """``bench.chaos --freeze node --cut``, short: besides the kills, a node is frozen for
+    3 s with its TCP connections broken as the freeze begins (``ss -K``), so what its
+    peers send it meanwhile is lost and the same process comes back on new connections;
+    once settled, every check holds as after the kills."""
+    require_root("break a node's TCP connections (ss -K)")
+    _DATA_DIRS.append(tmp_path)
+    settings = Settings(creates=100, deletes=20, migrations=2, backups=2, extends=2,
+                        freeze=("node",), freeze_s=3.0, cut=True, window_s=10.0,
+                        settle_s=35.0)
+    result = run_seed(2, settings, data_root=tmp_path, keep=True)
+    report = f"{table([result])}\n(data and logs in {result.data_dir})"
+    [frozen] = result.freezes
+    assert frozen.actor.startswith("node-") and frozen.frozen_s == 3.0, report
+    assert frozen.cut is not None and frozen.cut >= 3, report  # gateway, scheduler, stats
+    assert result.acked_creates == 100 and result.acked_deletes == 20, report
+    assert result.ok, report

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from cinderblock.bench.netcut import break_connections, connections
 from cinderblock.protocol.wire.errors import Forbidden, Timeout, Unavailable
-from tests.conftest import E2ECluster, eventually, require_root, tcp_connections
+from tests.conftest import E2ECluster, eventually, require_root
 
 
 @pytest.fixture
@@ -119,7 +119,9 @@ async def test_a_forgotten_export_is_closed_when_its_node_is_heard_from_again(
         pid = c.cluster.procs[host].pid
         os.kill(pid, signal.SIGSTOP)
         try:
-            _break_connections_to(pid, int(c.cfg.gateway.rpartition(":")[2]))
+            gateway_port = int(c.cfg.gateway.rpartition(":")[2])
+            assert break_connections(pid, gateway_port) >= 1
+            assert not [r for _, r in connections(pid) if r == gateway_port]
             gone = await admin.force_delete_attachment(att.id)
             assert gone.status == "detached"
             assert att.id in exported(table)
@@ -128,15 +130,3 @@ async def test_a_forgotten_export_is_closed_when_its_node_is_heard_from_again(
         await eventually(lambda: att.id not in exported(table), timeout=10)
         assert (await client.show_volume(vol.id)).status == "available"
 
-
-def _break_connections_to(pid: int, port: int) -> None:
-    """Abort (``ss -K``, both ends) the TCP connections process ``pid`` holds to ``port``
-    on 127.0.0.1: whatever was on its way on them is lost."""
-    ours = [local for local, remote in tcp_connections(pid) if int(remote[-4:], 16) == port]
-    assert ours, f"process {pid} holds no connection to port {port}"
-    for local in ours:
-        mine = int(local[-4:], 16)
-        subprocess.run(["ss", "-K", "-t", f"( sport = :{mine} and dport = :{port} ) or "
-                        f"( sport = :{port} and dport = :{mine} )"],
-                       check=True, capture_output=True, timeout=10)
-    assert not [r for _, r in tcp_connections(pid) if int(r[-4:], 16) == port]
