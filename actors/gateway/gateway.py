@@ -360,15 +360,27 @@ class Gateway(Actor):
         """A ping; from a node, its hello (at start and every heartbeat): the node is
         heard from (``nodes_heard``), on the connection its authenticated messages come
         from (with keys only a node's own key sets that route). One heard from again
-        after its silence has its exports swept at once: an unexport sent while it was
-        cut off may have been lost with its connection (``peer_connected`` sweeps for a
-        process started again; this is the same process)."""
+        after its silence is looked at once (``_node_back``)."""
         node = req.peer in self._node_hosts and req.link is self.router and \
             self.router.is_route(req.peer, req.sender)
         if node and self.nodes_heard.answered(req.peer, time.monotonic()):
-            log.info("storage node %s is heard from again: its exports are swept", req.peer)
-            self.spawn(self.reconciler.sweep_node_exports(req.peer))
+            log.info("storage node %s is heard from again: its exports and its records "
+                     "in a transitional status are looked at", req.peer)
+            self.spawn(self._node_back(req.peer))
         return Empty()
+
+    async def _node_back(self, host: str) -> None:
+        """A node heard from again after its silence was the same process, frozen or cut
+        off: what was sent to it or by it while its connection was broken is lost (the
+        new connection keeps its routing id, so ``peer_connected`` does not see it).
+        Its exports are swept (an unexport a force-detach sent is among what was lost)
+        and its records mended as ``work.cleanup`` would (``Reconciler.mend_node``),
+        rather than at the rounds, ``reconcile_after_s`` later."""
+        await self.reconciler.sweep_node_exports(host)
+        mended = await self.reconciler.mend_node(host)
+        if mended:
+            log.warning("storage node %s is back: %d record(s) it had been sent or had "
+                        "reported while silent mended", host, len(mended))
 
     async def _ping(self, name: str, link: Link) -> None:
         try:

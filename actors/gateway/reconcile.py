@@ -363,17 +363,41 @@ class Reconciler:
         flowing = self._volumes_in_flows()
         stuck = [s for s in found if (s.node in nodes if s.node else body.unplaced)
                  and self._volume_of(s) not in flowing]
-        answers = await self.probe(stuck) if stuck else {}
-        mended = [a for a in decide(stuck, answers) if a.do in SAFE_AT_ONCE]
-        for action in mended:
-            await self.apply(action)
-        if stuck:
-            self._told(stuck, mended)
+        mended, answers = await self._mend_at_once(stuck)
         return WorkCleaned(len(stuck), tuple(
             CleanupAction(a.stuck.kind, a.stuck.id, a.stuck.status.value, a.do.value, a.node,
                           a.reason) for a in mended),
             tuple(sorted(n for n, answer in answers.items() if answer is None)),
             found[0].node if body.resource_id is not None else None)
+
+    async def mend_node(self, node: str) -> list[Action]:
+        """``node``, judged silent, is heard from again: it was frozen or cut off, so
+        what it was sent meanwhile may have been lost with its connection, and what it
+        reported with it. Its records in a transitional status, however young, get the
+        verdicts that hold at any age (``SAFE_AT_ONCE``) now, as ``work.cleanup`` naming
+        the node would give them: a create it holds whole becomes ``available``, a
+        delete, an unmanage, an extend or a revert is sent to it again (each is
+        idempotent there). A volume an API flow of this process is running on is left
+        alone, and so is the rest: the rounds alone judge a create lost. Returns what
+        was done."""
+        flowing = self._volumes_in_flows()
+        stuck = [s for s in self.find(self.clock() + 1.0)
+                 if s.node == node and self._volume_of(s) not in flowing]
+        mended, _ = await self._mend_at_once(stuck)
+        return mended
+
+    async def _mend_at_once(self, stuck: list[Stuck]
+                            ) -> tuple[list[Action], dict[str, Answer | None]]:
+        """The nodes asked about ``stuck``, and the verdicts that hold at any age
+        applied; returns those, and each node's answer (None: it did not answer)."""
+        if not stuck:
+            return [], {}
+        answers = await self.probe(stuck)
+        mended = [a for a in decide(stuck, answers) if a.do in SAFE_AT_ONCE]
+        for action in mended:
+            await self.apply(action)
+        self._told(stuck, mended)
+        return mended, answers
 
     def _volumes_in_flows(self) -> frozenset[str]:
         """The volumes an API flow of this process is running on now (a snapshot's flow

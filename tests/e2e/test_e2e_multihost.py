@@ -36,6 +36,7 @@ from cinderblock.actors.runtime.cluster import Cluster
 from cinderblock.actors.runtime.config import SERVICE_ACTORS, free_port, load
 from cinderblock.protocol.client.client import Client, SyncClient
 from cinderblock.protocol.client.status_waits import VolumeError
+from cinderblock.protocol.wire.errors import NotFound
 from cinderblock.protocol.wire.keys import ensure_keys, load_public, make_key
 from tests.conftest import E2ECluster, EventTap, eventually, unavailable
 
@@ -379,3 +380,36 @@ async def test_a_node_with_a_wrong_key_never_appears_in_backend_list(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.tools("ss")
+async def test_a_delete_lost_when_tcp_gave_up_on_a_cut_link_is_sent_again_once_it_is_back(
+    multihost: MultiHost,
+) -> None:
+    """A delete is cast while a node's link is cut: its bytes wait in the gateway's
+    socket, retransmitted into the void. The cut lasts until TCP gives up (``ss -K`` on
+    this side, as its retries running out would): they are lost, and once the link is
+    back the node's process comes back on a new connection under its old routing id.
+    With no reconciler rounds here, only the gateway's look at a node heard from again
+    (``Gateway._node_back``: its records mended as ``work.cleanup`` would) deletes it."""
+    m = multihost
+    async with m.client("cut-delete") as client:
+        vol = await client.create_volume(1, availability_zone="nova", wait=True)
+        assert vol.host is not None
+        host = vol.host.partition("@")[0]
+        with link_cut(m.lab, host):
+            deleting = await client.delete_volume(vol.id)
+            assert deleting.status == "deleting"
+            await asyncio.sleep(3.0)  # silent past stale_after_s: judged so by the gateway
+            subprocess.run(["ss", "-K", "-t", "dst", m.lab.addresses[host]], check=True,
+                           capture_output=True, timeout=10)
+            assert (await client.show_volume(vol.id)).status == "deleting"
+        await eventually(lambda: _gone(client, vol.id), timeout=BACK_WITHIN_S + 5.0, every=0.2)
+
+
+async def _gone(client: Client, volume_id: str) -> bool:
+    try:
+        await client.show_volume(volume_id)
+    except NotFound:
+        return True
+    return False

@@ -152,3 +152,24 @@ def test_only_an_admin_and_only_nodes_and_kinds_there_are() -> None:
     with pytest.raises(InvalidInput, match="resource_type must be volume or snapshot"):
         clean(cleaner, WorkCleanup(resource_id="v-delete", resource_type="backup"))
     assert cleaner.applied == []
+
+
+def test_a_node_heard_again_has_its_own_records_mended_and_no_other_s() -> None:
+    """``mend_node``: the same verdicts for the records of the node that came back (the
+    gateway's look when a node judged silent is heard from again), none of another's
+    nor of none; what a running flow holds is left to it."""
+    cleaner = Cleaner(cluster(), HEALTHY)
+    mended = asyncio.run(cleaner.mend_node("node-2"))
+    assert [s.id for s in cleaner.asked] == ["v-extend", "s-delete"]
+    assert [(a.stuck.id, a.do) for a in mended] == [("v-extend", Do.REDO_EXTEND),
+                                                     ("s-delete", Do.REDO_DELETE)]
+    assert cleaner.applied == mended
+    cleaner = Cleaner(cluster(flowing=("v-other",)), HEALTHY)
+    assert [a.stuck.id for a in asyncio.run(cleaner.mend_node("node-2"))] == ["v-extend"]
+
+
+def test_a_node_heard_again_that_does_not_answer_has_nothing_decided() -> None:
+    cleaner = Cleaner(cluster(), {**HEALTHY, "node-1": None})
+    assert asyncio.run(cleaner.mend_node("node-1")) == [] and cleaner.applied == []
+    cleaner = Cleaner(cluster(), HEALTHY)
+    assert asyncio.run(cleaner.mend_node("node-3")) == [] and cleaner.asked == []
