@@ -249,6 +249,7 @@ class Gateway(Actor):
         self.creates = 0
         self.peers: PeerWatch  # from on_start: the silence counts from there
         self.nodes_heard: PeerWatch  # the nodes, by their hellos: also from on_start
+        self._node_hello_from: dict[str, bytes] = {}  # node -> routing id of its last hello
         self.node_calls_given_up = 0  # calls given up on a node gone silent
 
     def handlers(self) -> dict[str, Any]:
@@ -360,22 +361,32 @@ class Gateway(Actor):
         """A ping; from a node, its hello (at start and every heartbeat): the node is
         heard from (``nodes_heard``), on the connection its authenticated messages come
         from (with keys only a node's own key sets that route). One heard from again
-        after its silence is looked at once (``_node_back``)."""
-        node = req.peer in self._node_hosts and req.link is self.router and \
-            self.router.is_route(req.peer, req.sender)
-        if node and self.nodes_heard.answered(req.peer, time.monotonic()):
-            log.info("storage node %s is heard from again: its exports and its records "
-                     "in a transitional status are looked at", req.peer)
-            self.spawn(self._node_back(req.peer))
+        after its silence, the process that said hello before it (its routing id), is
+        looked at once (``_node_back``); a new process's exports are swept at its first
+        message (``peer_connected``), and what its predecessor left is the rounds' and
+        an admin's cleanup's, as after any crash."""
+        if not (req.peer in self._node_hosts and req.link is self.router
+                and self.router.is_route(req.peer, req.sender)):
+            return Empty()
+        same_process = self._node_hello_from.get(req.peer) == req.sender
+        self._node_hello_from[req.peer] = req.sender
+        if self.nodes_heard.answered(req.peer, time.monotonic()):
+            if same_process:
+                log.info("storage node %s is heard from again: its exports and its "
+                         "records in a transitional status are looked at", req.peer)
+                self.spawn(self._node_back(req.peer))
+            else:
+                log.info("storage node %s is heard from again, from a new process",
+                         req.peer)
         return Empty()
 
     async def _node_back(self, host: str) -> None:
         """A node heard from again after its silence was the same process, frozen or cut
-        off: what was sent to it or by it while its connection was broken is lost (the
-        new connection keeps its routing id, so ``peer_connected`` does not see it).
-        Its exports are swept (an unexport a force-detach sent is among what was lost)
-        and its records mended as ``work.cleanup`` would (``Reconciler.mend_node``),
-        rather than at the rounds, ``reconcile_after_s`` later."""
+        off: what was sent to it or by it when its connection broke is lost (the new
+        connection keeps its routing id, so ``peer_connected`` does not see it). Its
+        exports are swept (an unexport a force-detach could not send is among that) and
+        its records mended as ``work.cleanup`` would (``Reconciler.mend_node``), rather
+        than at the rounds, ``reconcile_after_s`` later."""
         await self.reconciler.sweep_node_exports(host)
         mended = await self.reconciler.mend_node(host)
         if mended:
