@@ -21,14 +21,20 @@ from pathlib import Path
 ESTABLISHED = "01"  # /proc/net/tcp's state column
 
 
-def connections(pid: int) -> list[tuple[int, int]]:
-    """(local port, remote port) of each established TCP connection ``pid`` holds."""
+def socket_inodes(pid: int) -> set[str]:
+    """The inode numbers of the sockets process ``pid`` holds (``/proc/PID/fd``)."""
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         with contextlib.suppress(OSError):
             link = os.readlink(fd)
             if link.startswith("socket:["):
                 inodes.add(link[len("socket:["):-1])
+    return inodes
+
+
+def connections(pid: int) -> list[tuple[int, int]]:
+    """(local port, remote port) of each established TCP connection ``pid`` holds."""
+    inodes = socket_inodes(pid)
     found = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):

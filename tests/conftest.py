@@ -49,6 +49,7 @@ from cinderblock.actors.runtime.config import (
     with_rest_fronts,
 )
 from cinderblock.actors.runtime.keyring import add_user, list_users, secret_key_file
+from cinderblock.bench.netcut import socket_inodes
 from cinderblock.bench.up_cluster import own_environment
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.wire.codec import unpack
@@ -437,12 +438,7 @@ def task_states(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
 # ---- processes and their connections -----------------------------------------------
 def tcp_connections(pid: int) -> set[tuple[str, str]]:
     """(local, remote) address pairs of the TCP connections process ``pid`` holds."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            link = os.readlink(fd)
-            if link.startswith("socket:["):
-                inodes.add(link[len("socket:["):-1])
+    inodes = socket_inodes(pid)
     return {(local, remote) for local, remote, inode in _tcp_table() if inode in inodes}
 
 
