@@ -249,7 +249,6 @@ class Gateway(Actor):
         self.creates = 0
         self.peers: PeerWatch  # from on_start: the silence counts from there
         self.nodes_heard: PeerWatch  # the nodes, by their hellos: also from on_start
-        self._node_hello_from: dict[str, bytes] = {}  # node -> routing id of its last hello
         self.node_calls_given_up = 0  # calls given up on a node gone silent
 
     def handlers(self) -> dict[str, Any]:
@@ -361,15 +360,14 @@ class Gateway(Actor):
         """A ping; from a node, its hello (at start and every heartbeat): the node is
         heard from (``nodes_heard``), on the connection its authenticated messages come
         from (with keys only a node's own key sets that route). One heard from again
-        after its silence, the process that said hello before it (its routing id), is
-        looked at once (``_node_back``); a new process's exports are swept at its first
-        message (``peer_connected``), and what its predecessor left is the rounds' and
-        an admin's cleanup's, as after any crash."""
+        after its silence, the process that went silent (no new routing id since:
+        ``PeerWatch.open_but_silent``), is looked at once (``_node_back``); a new
+        process's exports are swept at its first message (``peer_connected``), and what
+        its predecessor left is the rounds' and an admin's cleanup's, as after any crash."""
         if not (req.peer in self._node_hosts and req.link is self.router
                 and self.router.is_route(req.peer, req.sender)):
             return Empty()
-        same_process = self._node_hello_from.get(req.peer) == req.sender
-        self._node_hello_from[req.peer] = req.sender
+        same_process = self.nodes_heard.open_but_silent(req.peer)
         if self.nodes_heard.answered(req.peer, time.monotonic()):
             if same_process:
                 log.info("storage node %s is heard from again: its exports and its "
@@ -584,9 +582,11 @@ class Gateway(Actor):
                             len(again))
 
     def peer_connected(self, name: str) -> None:
-        """A node speaks from a new connection: its exports are swept now
-        (``Reconciler.sweep_node_exports``)."""
+        """A node speaks from a new connection (a new process, or this gateway's start):
+        its exports are swept now (``Reconciler.sweep_node_exports``), and its watch
+        notes that this is not the process that went silent, if one did."""
         if name in self._node_hosts:
+            self.nodes_heard.connection_closed(name)
             self.spawn(self.reconciler.sweep_node_exports(name))
 
     async def send_left_creates_again(self, volume_ids: Sequence[str],

@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from cinderblock.bench.netcut import break_connections, connections
+from cinderblock.protocol.client.client import Client
+from cinderblock.protocol.messages.attachments import Attachment
+from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import Forbidden, Timeout, Unavailable
 from tests.conftest import E2ECluster, eventually, require_root
 
@@ -55,16 +58,28 @@ async def test_a_forgotten_export_is_closed_when_its_node_connects_without_a_rou
     await _forgotten_export_closed(no_rounds)
 
 
+async def _served(client: Client, volume_id: str, instance: str) -> Attachment:
+    """An attachment of the volume, attached and completed: its node serves it."""
+    att = await client.create_attachment(volume_id, instance)
+    await client.update_attachment(att.id, {"host": "compute-1"})
+    await client.complete_attachment(att.id)
+    return att
+
+
+def _node_and_table(c: E2ECluster, vol: Volume) -> tuple[str, Path]:
+    """The volume's node and that node's table of exports."""
+    assert vol.host is not None
+    host = vol.host.partition("@")[0]
+    return host, Path(c.cfg.path("nodes", f"{host}.exports.json"))
+
+
 async def _forgotten_export_closed(c: E2ECluster) -> None:
     async with c.client("attached") as client, c.client("admin", admin=True) as admin:
         vol = await client.create_volume(1, wait=True)
         kept = await client.create_volume(1, wait=True)
         assert vol.host is not None and kept.host is not None
-        host = vol.host.partition("@")[0]
-        table = Path(c.cfg.path("nodes", f"{host}.exports.json"))
-        att = await client.create_attachment(vol.id, "instance-1")
-        await client.update_attachment(att.id, {"host": "compute-1"})
-        await client.complete_attachment(att.id)
+        host, table = _node_and_table(c, vol)
+        att = await _served(client, vol.id, "instance-1")
         assert att.id in exported(table)
 
         proc = c.cluster.procs.pop(host)
@@ -88,9 +103,7 @@ async def _forgotten_export_closed(c: E2ECluster) -> None:
         await eventually(lambda: att.id not in exported(table), timeout=20)
         assert (await client.show_volume(vol.id)).status == "available"
         # a new attachment of the same volume is served, and left alone by the sweep
-        again = await client.create_attachment(vol.id, "instance-2")
-        await client.update_attachment(again.id, {"host": "compute-1"})
-        await client.complete_attachment(again.id)
+        again = await _served(client, vol.id, "instance-2")
         assert again.id in exported(table)
         await client.delete_attachment(again.id)
 
@@ -108,12 +121,8 @@ async def test_a_forgotten_export_is_closed_when_its_node_is_heard_from_again(
     c = no_rounds
     async with c.client("attached") as client, c.client("admin", admin=True) as admin:
         vol = await client.create_volume(1, wait=True)
-        assert vol.host is not None
-        host = vol.host.partition("@")[0]
-        table = Path(c.cfg.path("nodes", f"{host}.exports.json"))
-        att = await client.create_attachment(vol.id, "instance-1")
-        await client.update_attachment(att.id, {"host": "compute-1"})
-        await client.complete_attachment(att.id)
+        host, table = _node_and_table(c, vol)
+        att = await _served(client, vol.id, "instance-1")
         assert att.id in exported(table)
 
         pid = c.cluster.procs[host].pid
