@@ -160,11 +160,12 @@ class UpCluster:
             time.sleep(0.05)
         raise UpError(f"{actor} not running after {timeout:g}s: {self.status()[actor]}")
 
-    def kill(self, actor: str) -> tuple[int, int]:
-        """SIGKILL ``actor``; its pid and its restart count before the kill."""
+    def kill(self, actor: str, sig: signal.Signals = signal.SIGKILL) -> tuple[int, int]:
+        """SIGKILL (or ``sig``: SIGSTOP to freeze it first) ``actor``; its pid and its
+        restart count before the signal."""
         pid = self.running_pid(actor, 30.0)
         restarts = int(self.status()[actor]["restarts"])
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, sig)
         return pid, restarts
 
     def restarted(self, actor: str, killed_pid: int, restarts: int) -> bool:

@@ -1,5 +1,6 @@
 """The quota actor, or the scheduler, killed (SIGKILL) under a stream of creates, under
-``cinderblock up``, whose supervisor starts it again.
+``cinderblock up``, whose supervisor starts it again. Each is frozen (SIGSTOP) for a
+moment before its kill, so that it dies with what was sent to it meanwhile unread.
 
 * The quota actor: the reserves it took with it are sent again as soon as their
   connection closes and answered by the new process, so every create ends
@@ -16,6 +17,8 @@ Either way quota counts every volume once and the settled cluster is exact
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -29,6 +32,7 @@ from tests.conftest import _DATA_DIRS
 
 WORKERS = 32
 KILLS = 3  # at most: until a kill took a create in flight with it
+FROZEN_S = 0.3  # each kill's actor frozen (SIGSTOP) this long before its SIGKILL
 # under the quota call's 10 s (a create that waited it out) and the reconciler's 120 s;
 # 5 s was once exceeded (6.3 s) on a CI run sharing two cores with the other worker
 SLOWEST_S = 8.0
@@ -67,7 +71,11 @@ async def _creates_while_killed(up: UpCluster, actor: str, demo: Client, admin: 
     try:
         for _ in range(KILLS):
             await asyncio.sleep(1.0)
-            pid, restarts = up.kill(actor)
+            # frozen first, so that it dies with what was sent to it meanwhile unread in
+            # its socket: a kill on its own caught nothing in flight on a loaded machine
+            pid, restarts = up.kill(actor, signal.SIGSTOP)
+            await asyncio.sleep(FROZEN_S)
+            os.kill(pid, signal.SIGKILL)
             while not up.restarted(actor, pid, restarts):
                 await asyncio.sleep(0.05)
             await asyncio.sleep(1.5)  # creates through the new process
