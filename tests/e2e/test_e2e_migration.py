@@ -253,7 +253,9 @@ async def test_a_copy_s_credentials_are_its_node_s_alone_and_a_kill_leaves_none_
         await admin.migrate_volume(vol.id, "node-2@file")
         killed(c, "node-1")  # node-2's copy fails: it waits to copy again
         held = await eventually(lambda: next(scratch.iterdir(), None), timeout=10)
-        assert sorted(f.name for f in held.iterdir()) == sorted(CREDENTIAL_FILES.values())
+        # the key is written to a temporary name and renamed: seen between, it is not yet
+        await eventually(lambda: sorted(f.name for f in held.iterdir())
+                         == sorted(CREDENTIAL_FILES.values()), timeout=5)
         assert [stat.S_IMODE(d.stat().st_mode) for d in (scratch, held)] == [0o700, 0o700]
         assert stat.S_IMODE((held / CREDENTIAL_FILES["client_key"]).stat().st_mode) == 0o600
         killed(c, "node-2")
