@@ -169,9 +169,11 @@ class StorageNode(Actor):
     def _hello(self) -> None:
         """A ping to the gateway and the scheduler: each addresses this node at
         the connection its authenticated messages come from (a restarted gateway
-        or scheduler learns it again within a heartbeat)."""
+        or scheduler learns it again within a heartbeat). One not answered over a
+        connection made since the last answer has the connection dialled again
+        under a new routing id (``Actor.greet``, ``actors.runtime.redial``)."""
         for link in (self.gateway, self.scheduler):
-            link.cast("ping", Empty())
+            self.greet(link, self.cfg.stale_after_s)
 
     # ---- capacity ------------------------------------------------------
     def stats_changed(self) -> None:

@@ -92,7 +92,7 @@ from cinderblock.actors.gateway.volume_request import TypeCatalog, normalize_cre
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeMatch, VolumeRecord
 from cinderblock.actors.gateway.volume_types import VolumeTypes
 from cinderblock.actors.gateway.watchers import Watchers
-from cinderblock.actors.runtime.actor import Actor, Link, Request, check_reader, when_connected
+from cinderblock.actors.runtime.actor import Actor, Request, check_reader, when_connected
 from cinderblock.actors.runtime.config import (
     DEFAULT_TYPE,
     DEFAULT_ZONE,
@@ -346,8 +346,8 @@ class Gateway(Actor):
                 self.scheduler.give_up(f"the scheduler has not answered for "
                                        f"{self.cfg.stale_after_s:g}s, its connection open "
                                        "(frozen or cut off)")
-        self.spawn(self._ping("quota", self.quota))
-        self.spawn(self._ping("scheduler", self.scheduler))
+        for name, link in (("quota", self.quota), ("scheduler", self.scheduler)):
+            self.greet(link, self.cfg.stale_after_s, partial(self._peer_answered, name))
         for host in self.nodes_heard.newly_down(now):
             log.warning("storage node %s has not been heard from for %gs: calls to it are "
                         "given up until it is back", host, self.cfg.stale_after_s)
@@ -380,8 +380,10 @@ class Gateway(Actor):
 
     async def _node_back(self, host: str) -> None:
         """A node heard from again after its silence was the same process, frozen or cut
-        off: what was sent to it or by it when its connection broke is lost (the new
-        connection keeps its routing id, so ``peer_connected`` does not see it). Its
+        off, or it dialled its connection again (``peer_reconnected``): what was sent to
+        it or by it when its connection broke is lost (a new connection under its
+        routing id is not seen by ``peer_connected``, a new routing id of the same
+        process is not a new process). Its
         exports are swept (an unexport a force-detach could not send is among that) and
         its records mended as ``work.cleanup`` would (``Reconciler.mend_node``), rather
         than at the rounds, ``reconcile_after_s`` later."""
@@ -391,11 +393,9 @@ class Gateway(Actor):
             log.warning("storage node %s is back: %d record(s) it had been sent or had "
                         "reported while silent mended", host, len(mended))
 
-    async def _ping(self, name: str, link: Link) -> None:
-        try:
-            await link.call("ping", Empty(), timeout=self.cfg.stale_after_s)
-        except CinderblockError:
-            return  # silence is what PeerWatch counts
+    def _peer_answered(self, name: str) -> None:
+        """Its ping answered (``Actor.greet``, which also dials again a connection made
+        since the last answer that goes unanswered); silence is what PeerWatch counts."""
         if self.peers.answered(name, time.monotonic()):
             log.info("%s answers again", name)
             self.events.emit("liveness", subject=name, state="up")
@@ -588,6 +588,16 @@ class Gateway(Actor):
         if name in self._node_hosts:
             self.nodes_heard.connection_closed(name)
             self.spawn(self.reconciler.sweep_node_exports(name))
+
+    def peer_reconnected(self, name: str) -> None:
+        """A node, the same process, speaks from a connection it dialled again, ours
+        having gone unanswered (``actors.runtime.redial``): what went on the old one is
+        lost, as when it is heard from again after a silence, and looked at the same
+        way (``_node_back``): by its next hello if it was judged silent, now if not."""
+        if name in self._node_hosts and not self.nodes_heard.open_but_silent(name):
+            log.info("storage node %s speaks from a new connection: its exports and its "
+                     "records in a transitional status are looked at", name)
+            self.spawn(self._node_back(name))
 
     async def send_left_creates_again(self, volume_ids: Sequence[str],
                                       snapshot_ids: Sequence[str] = ()) -> list[str]:

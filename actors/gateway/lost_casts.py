@@ -5,10 +5,12 @@ and casts it to a node. A cast has no answer, so a scheduler killed between the 
 took the create with it, and its volume stayed ``creating`` until the reconciler made
 it ``error`` (``reconcile_after_s``). Now the gateway remembers each create it cast
 while its volume is ``creating`` with no host (``ScheduleCasts``) and watches its
-connection to the scheduler. When that closes (the scheduler died, or was stopped) it
-fences the creates cast before, on every node (``node.fence_creates``): a node that
-works on one, or holds it, says so (the scheduler had passed it on), and for the rest
-it takes from then on only a cast carrying the fence's token. The creates every node
+connection to the scheduler. When that closes (the scheduler died, or was stopped; or
+the gateway dialled it again, unanswered on a connection made anew:
+``actors.runtime.redial``) it fences the creates cast before, on every node
+(``node.fence_creates``): a node that works on one, or holds it, says so (the
+scheduler had passed it on), and for the rest it takes from then on only a cast
+carrying the fence's token. The creates every node
 fenced are sent again with the token (``fenced_everywhere``), to the scheduler its
 supervisor starts again (the cast waits in the socket until it is back). The dead
 scheduler's cast, should it still be in a node's line, is dropped there, so the create

@@ -61,7 +61,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
@@ -77,11 +77,13 @@ from cinderblock.actors.runtime.events import EventPublisher
 from cinderblock.actors.runtime.log_levels import levels, set_levels
 from cinderblock.actors.runtime.logs import REQUEST
 from cinderblock.actors.runtime.peer_turns import PeerTurns
+from cinderblock.actors.runtime.redial import Redial, routing_id, same_process
 from cinderblock.actors.runtime.trust import Authenticator, Trust
 from cinderblock.protocol.messages.flows import FlowTraceList
 from cinderblock.protocol.messages.health import ActorStats
 from cinderblock.protocol.messages.log_levels import ActorLogLevels, LogLevelsAsk, LogLevelsSet
 from cinderblock.protocol.messages.ops import OPS, SENDERS
+from cinderblock.protocol.messages.volumes import Empty
 from cinderblock.protocol.wire.access import Principal, may_send
 from cinderblock.protocol.wire.batching import Batcher
 from cinderblock.protocol.wire.codec import (
@@ -102,7 +104,7 @@ from cinderblock.protocol.wire.errors import (
     PeerGone,
     Unavailable,
 )
-from cinderblock.protocol.wire.pending_guard import WATCHED, PendingGuard
+from cinderblock.protocol.wire.pending_guard import EVENT_STRUCT, WATCHED, PendingGuard
 from cinderblock.protocol.wire.rpc import STOPPING, Calls
 from cinderblock.protocol.wire.schema import SchemaError, dump, parse
 from cinderblock.protocol.wire.throttled_log import ThrottledLog
@@ -165,6 +167,7 @@ class Link:
         self.peer = peer
         self.secure = secure and routed
         self.routes: dict[bytes, bytes] = {}  # actor name -> routing id (secure ROUTER)
+        self.dialled: Dialled | None = None  # a DEALER: how to dial it again (Actor.redial)
         if self.secure:
             self.channel = Channel(sock, None, self._on_peer_frames, routed=routed,
                                    guard=guard)
@@ -274,9 +277,30 @@ class Link:
             log.warning("%d calls to %s given up: %s", given_up, peer, reason)
         return given_up
 
+    def move_to(self, sock: zmq.Socket[bytes]) -> None:
+        """A DEALER dialled again (``Actor.redial``): what this turn sent goes on the
+        old socket, which closes with what it holds; from now on, ``sock``."""
+        old = self.channel
+        self.channel = Channel(sock, self._on_frames, routed=False)
+        self.out.move_to(self.channel)
+        old.close()
+
     def close(self) -> None:
         self.out.flush()  # what this turn sent still goes (replies during a stop)
         self.channel.close()
+
+
+@dataclass(eq=False)
+class Dialled:
+    """How a DEALER was dialled, to dial it again under a new routing id
+    (``Actor.redial``), and what its hellos and connection say (``Redial``)."""
+
+    endpoint: str
+    name: str  # ours: the routing id's first part
+    server: str
+    closed: Callable[[], None] | None  # what its connection closing means to its owner
+    redial: Redial = field(default_factory=Redial)
+    monitor: Channel | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +359,7 @@ class Actor:
         self.events: EventPublisher
         self.flow_history = FlowHistory()
         self.trust: Trust | None = None  # None: no CURVE, the envelope's context is believed
+        self.process_token = secrets.token_hex(8)  # in our DEALERs' routing ids
         self.refused = 0  # messages dropped: unknown sender, or an actor under another name
         self._auth: Authenticator | None = None
         self._monitors: list[Channel] = []
@@ -360,6 +385,11 @@ class Actor:
     def peer_connected(self, name: str) -> None:
         """The actor ``name`` speaks from a new connection: its first message since it
         started, or since this actor did (on a bound ROUTER, by its key)."""
+
+    def peer_reconnected(self, name: str) -> None:
+        """The actor ``name``, the same process, speaks from a connection it dialled
+        again under a new routing id (on a bound ROUTER, by its key): what was sent to
+        it, or by it, on the old one and not yet read may be lost."""
 
     def statistics(self) -> dict[str, Any]:
         return {"handled": self.handled, "pending_calls": len(self.calls),
@@ -450,30 +480,104 @@ class Actor:
     def connect(self, endpoint: str, identity: str, server: str, *,
                 calls_lost_with_connection: bool = False,
                 on_disconnect: Callable[[], None] | None = None) -> Link:
-        """A DEALER to the actor ``server``. Secure, the routing id is ``identity``
-        and a random suffix: the server addresses us by our key, not by this id.
-        When the connection closes (the server died, or was stopped), with
-        ``calls_lost_with_connection`` a call in flight fails at once with ``PeerGone``,
-        as no answer can come, instead of waiting out its timeout (what is sent next
-        waits in the socket until the server is back); and ``on_disconnect`` is told."""
-        sock = self.zctx.socket(zmq.DEALER)
-        tune(sock)
-        if self.trust is not None:
-            identity = f"{identity}/{secrets.token_hex(8)}"
-        sock.setsockopt(zmq.IDENTITY, identity.encode())
-        self.dial(sock, server)
-        link = Link(self, sock, routed=False, peer=server)
-        if calls_lost_with_connection or on_disconnect is not None:
-            def closed(frames: list[bytes]) -> None:
-                if calls_lost_with_connection:
-                    link.connection_lost()
-                if on_disconnect is not None:
-                    on_disconnect()
+        """A DEALER to the actor ``server``. Secure, the routing id is ``identity``,
+        this process's token and a count (``redial.routing_id``): the server addresses
+        us by our key, not by this id. When the connection closes (the server died, or
+        was stopped), with ``calls_lost_with_connection`` a call in flight fails at
+        once with ``PeerGone``, as no answer can come, instead of waiting out its
+        timeout (what is sent next waits in the socket until the server is back); and
+        ``on_disconnect`` is told."""
+        def closed() -> None:
+            if calls_lost_with_connection:
+                link.connection_lost()
+            if on_disconnect is not None:
+                on_disconnect()
 
-            events = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-            self._monitors.append(Channel(events, closed))
+        watched = calls_lost_with_connection or on_disconnect is not None
+        dialled = Dialled(endpoint, identity, server, closed if watched else None)
+        sock = self._dealer(dialled)
+        link = Link(self, sock, routed=False, peer=server)
+        link.dialled = dialled
+        self._watch_connection(link, sock)
         sock.connect(endpoint)
         return self._add(link)
+
+    def _dealer(self, dialled: Dialled) -> zmq.Socket[bytes]:
+        sock = self.zctx.socket(zmq.DEALER)
+        tune(sock)
+        identity = dialled.name.encode()
+        if self.trust is not None:
+            identity = routing_id(dialled.name, self.process_token, dialled.redial.dials)
+        sock.setsockopt(zmq.IDENTITY, identity)
+        self.dial(sock, dialled.server)
+        return sock
+
+    def _watch_connection(self, link: Link, sock: zmq.Socket[bytes]) -> None:
+        """A DEALER's connection made (its handshake) and closed, told to its
+        ``Redial`` and, closed, to its owner (``Dialled.closed``)."""
+        dialled = link.dialled
+        assert dialled is not None
+
+        def on_event(frames: list[bytes]) -> None:
+            event, _value = EVENT_STRUCT.unpack_from(frames[0])
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                dialled.redial.connected(time.monotonic())
+            elif event == zmq.EVENT_DISCONNECTED:
+                dialled.redial.disconnected()
+                if dialled.closed is not None:
+                    dialled.closed()
+
+        events = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+        dialled.monitor = Channel(events, on_event)
+        self._monitors.append(dialled.monitor)
+
+    def greet(self, link: Link, timeout: float,
+              answered: Callable[[], None] | None = None) -> None:
+        """A hello (a ping) to a DEALER's server, its answer awaited in a task
+        (``answered`` told of it). Not answered within ``timeout`` on a connection made
+        since the server last answered, the DEALER is dialled again (``redial``), with
+        keys."""
+        sent_at = time.monotonic()
+        try:
+            answer = link.request("ping", Empty(), timeout=timeout)
+        except CinderblockError:
+            return  # stopping
+        self.spawn(self._hello_answered(link, answer, sent_at, answered))
+
+    async def _hello_answered(self, link: Link, answer: asyncio.Future[Any], sent_at: float,
+                              answered: Callable[[], None] | None) -> None:
+        dialled = link.dialled
+        assert dialled is not None
+        try:
+            await answer
+        except CinderblockError:
+            if self.trust is not None and dialled.redial.unanswered(sent_at, time.monotonic()):
+                self.redial(link)
+            return
+        dialled.redial.answered(time.monotonic())
+        if answered is not None:
+            answered()
+
+    def redial(self, link: Link) -> None:
+        """Make a DEALER anew under a new routing id of this process, its server not
+        answering over a connection that is up (``actors.runtime.redial``): what the
+        old socket held is lost with it, as with a connection that closed."""
+        dialled = link.dialled
+        assert dialled is not None and dialled.monitor is not None
+        old_monitor = dialled.monitor
+        self._monitors.remove(old_monitor)
+        old_monitor.close()  # before its socket: what it says next is the old connection's
+        link.channel.sock.disable_monitor()
+        sock = self._dealer(dialled)
+        link.move_to(sock)
+        self._watch_connection(link, sock)
+        sock.connect(dialled.endpoint)
+        log.warning("%s has not answered %s on a connection made since its last answer: "
+                    "dialled again under a new routing id (%d so far)", dialled.server,
+                    self.name, dialled.redial.dials)
+        link.connection_lost()  # their answers would come to the old routing id
+        if dialled.closed is not None:
+            dialled.closed()
 
     def serve(self, sock: zmq.Socket[bytes], domain: str,
               guard: PendingGuard | None = None) -> None:
@@ -654,10 +758,12 @@ class Actor:
 
     def _principal(self, link: Link, identity: bytes, peer: str) -> Principal | None:
         """Who sent it, by its key; an actor only under its own name, and then the
-        routing id it came from is where that actor is reached from now on. A routing
-        id is one process's: another one is that actor started again, and what was
-        asked of the process before it fails now with ``PeerGone`` (a caller that
-        waits for a peer to connect asks the new one) instead of at its deadline."""
+        routing id it came from is where that actor is reached from now on. Another
+        routing id of the same process is that process on a new connection, which it
+        dialled again (``actors.runtime.redial``: ``peer_reconnected``). Another
+        process's is that actor started again, and what was asked of the process
+        before it fails now with ``PeerGone`` (a caller that waits for a peer to connect
+        asks the new one) instead of at its deadline."""
         assert self.trust is not None
         principal = self.trust.principal(peer)
         if principal is None or not (link.routed and principal.is_actor):
@@ -668,6 +774,10 @@ class Actor:
         previous = link.routes.get(name)
         if previous != identity:
             link.routes[name] = identity
+            if previous is not None and same_process(previous, identity):
+                log.info("%s speaks from a new connection of the same process", peer)
+                self.peer_reconnected(peer)
+                return principal
             if previous is not None:
                 lost = self.calls.lost_to((link, peer), f"{peer} was started again before "
                                           "it answered")

@@ -21,6 +21,9 @@ message (``restarted``: a hello from a routing id that is not the last one's), w
 is also the moment the node's casts start going to the new process; what was cast
 before it is handed back then, and the new process's incarnation is taken from its
 first stats, which hand back nothing (what was cast to it since is in its hands).
+The same process on a connection it dialled again (``actors.runtime.redial``) keeps
+what it holds; the scheduler asks it which of those it knows (``holding``, then
+``settled`` for the ones its answer settles).
 A newer placement of the same volume (a reschedule) supersedes the older one, so a
 volume is held by one backend at most.
 
@@ -124,6 +127,22 @@ class Liveness(Generic[Note]):
             return []
         entry.incarnation = None
         return self._hand_back(backend, entry)
+
+    def holding(self, backend: str) -> list[Held[Note]]:
+        """What ``backend`` holds now, in cast order (kept here)."""
+        entry = self._backends.get(backend)
+        return list(entry.held.values()) if entry is not None else []
+
+    def settled(self, backend: str, held: list[Held[Note]]) -> list[Held[Note]]:
+        """Of ``held`` (``holding``'s), those ``backend`` still holds, forgotten here:
+        the rest were finished, superseded or handed back meanwhile."""
+        entry = self._backends.get(backend)
+        if entry is None:
+            return []
+        still = [h for h in held if entry.held.get(h.seq) == h]
+        for h in still:
+            self._release(backend, entry.held.pop(h.seq))
+        return still
 
     def _finished(self, backend: str, entry: _Backend[Note], through: int) -> None:
         held = entry.held  # in cast order: sequence numbers only grow

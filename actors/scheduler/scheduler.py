@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -38,13 +39,20 @@ from cinderblock.actors.runtime.actor import Actor, AfterCommit, Link, Request
 from cinderblock.actors.runtime.config import ClusterConfig
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.failpoints import declare
+from cinderblock.actors.runtime.redial import same_process
 from cinderblock.actors.scheduler.capacity import BackendStats, stats_from_message
 from cinderblock.actors.scheduler.capacity_index import CapacityIndex
 from cinderblock.actors.scheduler.create_flow import ScheduleContext, volume_create_scheduler
 from cinderblock.actors.scheduler.liveness import Held, Liveness, NodeReport
 from cinderblock.protocol.messages.limits import check_range
 from cinderblock.protocol.messages.pages import page_within
-from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
+from cinderblock.protocol.messages.reconcile import (
+    PROBE_MAX_IDS,
+    NodeFenceCreates,
+    NodeFenceReply,
+    NodeProbe,
+    NodeProbeReply,
+)
 from cinderblock.protocol.messages.scheduling import (
     BACKENDS_PAGE_BYTES,
     BACKENDS_PAGE_MAX,
@@ -193,10 +201,13 @@ class Scheduler(Actor):
 
     def on_ping(self, req: Request) -> Empty:
         """A ping; from a node, its hello (at start and every heartbeat). With keys a
-        routing id is one process's (its name and a random suffix), and the node is
-        reached at the one its hellos come from: a hello from another one is another
-        process of the node, the first it sent, and the creates cast to the node
-        before it went to the process that is gone (``Liveness.restarted``)."""
+        routing id is one process's (its name, its process's token and a count), and
+        the node is reached at the one its hellos come from: a hello from another
+        process's is another process of the node, the first it sent, and the creates
+        cast to the node before it went to the process that is gone
+        (``Liveness.restarted``). One from the same process on a connection it dialled
+        again (``actors.runtime.redial``) is not: the creates cast before, which the old
+        connection may have lost, are fenced there and settled (``_fence_held``)."""
         if req.peer not in self._nodes:
             return Empty()
         if not self.router.is_route(req.peer, req.sender):
@@ -204,10 +215,17 @@ class Scheduler(Actor):
         self._greeted.add(req.peer)
         previous = self._hello_from.get(req.peer)
         self._hello_from[req.peer] = req.sender
-        if self.trust is not None and previous not in (None, req.sender):
+        if self.trust is not None and previous is not None and previous != req.sender:
+            backend = self._backend_of[req.peer]
+            if same_process(previous, req.sender):
+                held = self.liveness.holding(backend)
+                log.info("storage node %s speaks from a connection it dialled again: %d "
+                         "create(s) cast to it before are looked at", req.peer, len(held))
+                if held:
+                    self.spawn(self._fence_held(held, backend))
+                return Empty()
             if req.peer in self._incarnation:
                 self._gone[req.peer] = self._incarnation.pop(req.peer)
-            backend = self._backend_of[req.peer]
             lost = self.liveness.restarted(backend)
             log.info("storage node %s was restarted: %d create(s) cast to its "
                      "previous process may be lost", req.peer, len(lost))
@@ -286,6 +304,44 @@ class Scheduler(Actor):
             update = VolumeUpdate(h.volume_id, VolumeStatus.AVAILABLE, backend, None)
             self._cast_update(update, h.note)
         self._fail(lost, backend, _restarted(backend))
+
+    async def _fence_held(self, held: list[Held[Context]], backend: str) -> None:
+        """The creates cast to a node before it dialled its connection again: those
+        the old connection lost never reached it. The node fences each it neither works
+        on nor holds (a cast still in its line is dropped there, so the verdict holds):
+        those fail now, rather than at the reconciler's ``reconcile_after_s``; those it
+        holds are reported made; those it works on stay held, for its stats to settle.
+        No answer: all stay held (its stats, or its going down, settle them)."""
+        fence = secrets.token_hex(16)
+        busy: set[str] = set()
+        whole: set[str] = set()
+        to = self._host_of[backend].encode()
+        ids = [h.volume_id for h in held]
+        try:
+            for at in range(0, len(ids), PROBE_MAX_IDS):
+                raw = await self.router.call(
+                    "node.fence_creates", NodeFenceCreates(tuple(ids[at:at + PROBE_MAX_IDS]),
+                                                           fence),
+                    to=to, timeout=PROBE_TIMEOUT_S)
+                reply = parse(NodeFenceReply, raw, strict=False)
+                busy |= set(reply.busy)
+                whole |= set(reply.volumes)
+        except CinderblockError as exc:
+            log.warning("storage node of %s did not say which of %d create(s) it knows (%s): "
+                        "they stay held", backend, len(held), exc.message)
+            return
+        settled = self.liveness.settled(backend, [h for h in held if h.volume_id not in busy])
+        self.index.release(backend, [h.seq for h in settled])
+        for h in settled:
+            if h.volume_id in whole:
+                self._cast_update(VolumeUpdate(h.volume_id, VolumeStatus.AVAILABLE, backend,
+                                               None), h.note)
+        lost = [h for h in settled if h.volume_id not in whole]
+        if lost:
+            log.warning("%d create(s) cast to %s were lost with its old connection",
+                        len(lost), backend)
+        self._fail(lost, backend, f"the create was lost with storage node {backend}'s "
+                   "connection, which it dialled again")
 
     async def _held_whole(self, backend: str, volume_ids: list[str]) -> set[str]:
         whole: set[str] = set()

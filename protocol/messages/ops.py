@@ -316,7 +316,7 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     # previous process held (did it finish them before it died?)
     "node.probe": (NodeProbe, GATEWAY | frozenset({"scheduler"})),
     # the gateway, for the creates a dead scheduler may have taken with it
-    "node.fence_creates": (NodeFenceCreates, GATEWAY),
+    "node.fence_creates": (NodeFenceCreates, GATEWAY | frozenset({"scheduler"})),
     "node.manageable": (NodeManageable, GATEWAY),
     # flow history (clients ask the gateway, which asks every actor), liveness, statistics
     # (stats: every actor's own, ActorStats; cluster.stats: the gateway gathers them)

@@ -161,6 +161,12 @@ class Batcher:
         for peer, batch in waiting.items():
             self._deliver(peer, batch)
 
+    def move_to(self, channel: Channel) -> None:
+        """What waits goes on the channel it was sent to; what is sent next, on
+        ``channel`` (a DEALER made anew under a new routing id)."""
+        self.flush()
+        self._channel = channel
+
     def _deliver(self, peer: bytes, waiting: _Waiting) -> None:
         payloads = waiting.payloads
         try:

@@ -407,6 +407,48 @@ async def test_a_delete_lost_when_tcp_gave_up_on_a_cut_link_is_sent_again_once_i
         await eventually(lambda: _gone(client, vol.id), timeout=BACK_WITHIN_S + 5.0, every=0.2)
 
 
+@pytest.mark.tools("ss")
+async def test_a_node_whose_own_side_gave_up_a_cut_link_dials_again_and_is_heard(
+    multihost: MultiHost,
+) -> None:
+    """The other way round: the node's side of its connections gives up while its link
+    is cut (``ss -K`` in its namespace; the resets are lost on the cut link) and the
+    controller's side, with nothing to send, does not. Back, the node connects again
+    under its routing ids, which the gateway's and the scheduler's ROUTERs still hold
+    for the old connections, so neither takes the new one for the node
+    (``actors.runtime.redial``): on the code before, nothing it sent was heard again,
+    and a delete cast to it was lost. Its hellos unanswered on a connection made since,
+    it dials again under a new routing id of its process: the gateway hears it, sends
+    the delete again (``Gateway._node_back``), and the scheduler places creates on it
+    (one it cast into the old connection fails at once, saying so: ``_fence_held``)."""
+    m = multihost
+    async with m.client("cut-node-side") as client:
+        vol = await client.create_volume(1, availability_zone="nova", wait=True)
+        assert vol.host is not None
+        host = vol.host.partition("@")[0]
+        with link_cut(m.lab, host):
+            await asyncio.sleep(3.0)  # silent past stale_after_s: judged so by the gateway
+            subprocess.run(["ip", "netns", "exec", m.lab.namespaces[host], "ss", "-K", "-t",
+                            "dst", m.lab.controller], check=True, capture_output=True,
+                           timeout=10)
+        deleting = await client.delete_volume(vol.id)
+        assert deleting.status == "deleting"
+        await eventually(lambda: _gone(client, vol.id), timeout=BACK_WITHIN_S + 15.0,
+                         every=0.2)
+        hosts = []
+        for _ in range(6):
+            try:
+                made = await client.create_volume(1, availability_zone="nova", wait=True,
+                                                  timeout=15)
+            except VolumeError as exc:  # cast while the scheduler's route was the old one
+                assert "was lost with storage node" in str(exc), exc
+                continue
+            hosts.append(made.host)
+            if made.host == vol.host:
+                break
+        assert vol.host in hosts  # the scheduler reaches it again
+
+
 async def _gone(client: Client, volume_id: str) -> bool:
     try:
         await client.show_volume(volume_id)

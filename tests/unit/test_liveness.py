@@ -204,3 +204,19 @@ async def test_a_restarted_node_that_does_not_answer_lost_every_create(
 
     held = [_held("v1", 1), _held("v2", 2)]
     assert await settle_lost(held, held_whole, "a@file") == ([], held)
+
+
+def test_a_node_that_dialled_again_keeps_what_it_holds_until_its_answer_settles_it() -> None:
+    """``holding`` keeps; ``settled`` forgets only what is still held as it was: a
+    create its stats finished meanwhile, or placed again elsewhere, is not settled twice."""
+    liveness = live("a", "b")
+    for seq, volume in enumerate(("v1", "v2", "v3", "v4"), start=1):
+        liveness.placed("a", seq, volume, "ctx", 0.1)
+    held = liveness.holding("a")
+    assert [h.volume_id for h in held] == ["v1", "v2", "v3", "v4"] and len(liveness) == 4
+    liveness.seen("a", 0.5, report(sched_seq=1))  # v1 finished there meanwhile
+    liveness.placed("b", 5, "v3", "ctx", 0.6)  # v3 rescheduled to b
+    settled = liveness.settled("a", held)
+    assert [h.volume_id for h in settled] == ["v2", "v4"]
+    assert liveness.holding("a") == [] and [h.volume_id for h in liveness.holding("b")] == ["v3"]
+    assert liveness.settled("a", held) == [] and liveness.holding("nowhere") == []
