@@ -98,10 +98,12 @@ from cinderblock.protocol.wire.codec import (
 )
 from cinderblock.protocol.wire.errors import (
     CinderblockError,
+    Closed,
     Forbidden,
     InternalError,
     InvalidInput,
     PeerGone,
+    Timeout,
     Unavailable,
 )
 from cinderblock.protocol.wire.pending_guard import EVENT_STRUCT, WATCHED, PendingGuard
@@ -550,9 +552,14 @@ class Actor:
         assert dialled is not None
         try:
             await answer
-        except CinderblockError:
+        except Timeout:
             if self.trust is not None and dialled.redial.unanswered(sent_at, time.monotonic()):
                 self.redial(link)
+            return
+        except (PeerGone, Closed):
+            return  # its connection closed, or we stop: no answer either way
+        except CinderblockError:  # an answer, if not the one ``answered`` waits for
+            dialled.redial.answered(time.monotonic())
             return
         dialled.redial.answered(time.monotonic())
         if answered is not None:
