@@ -16,11 +16,14 @@ What the peer sees is a connection whose handshake succeeded and over which its
 hellos go unanswered. Then its DEALER is made again under a new routing id
 (``Actor.redial``): its name and its process's token as before, the next count
 (``routing_id``). The ROUTER takes that for the same process on a new connection
-(``same_process``), not for a process started again. A hello that went out before
-the connection was made, or a server that has not answered since its connection was
-made for other reasons (frozen, overloaded), is not told apart from that: a new
-connection costs little, and the dials after the first come ever further apart
-(``FIRST_GAP_S`` doubling to ``MOST_GAP_S``) until the server answers again.
+(``same_process``), not for a process started again. Only a hello sent over that
+connection counts (one sent before it was made may have been lost with the old one),
+and only while no answer came since it was made: a server that is merely slow, or
+frozen with its connection open, is not dialled again. One that has not answered since
+its connection was made for another reason (frozen, or too busy to answer within the
+hello's timeout) is not told apart from the case above: a new connection costs little,
+and the dials after the first come ever further apart (``FIRST_GAP_S`` doubling to
+``MOST_GAP_S``) until the server answers again.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from cinderblock.actors.runtime.cluster import Cluster
 from cinderblock.actors.runtime.config import SERVICE_ACTORS, free_port, load
 from cinderblock.protocol.client.client import Client, SyncClient
 from cinderblock.protocol.client.status_waits import VolumeError
+from cinderblock.protocol.messages.volumes import Volume
 from cinderblock.protocol.wire.errors import NotFound
 from cinderblock.protocol.wire.keys import ensure_keys, load_public, make_key
 from tests.conftest import E2ECluster, EventTap, eventually, unavailable
@@ -394,15 +395,12 @@ async def test_a_delete_lost_when_tcp_gave_up_on_a_cut_link_is_sent_again_once_i
     (``Gateway._node_back``: its records mended as ``work.cleanup`` would) deletes it."""
     m = multihost
     async with m.client("cut-delete") as client:
-        vol = await client.create_volume(1, availability_zone="nova", wait=True)
-        assert vol.host is not None
-        host = vol.host.partition("@")[0]
+        vol, host = await volume_in_nova(client)
         with link_cut(m.lab, host):
             deleting = await client.delete_volume(vol.id)
             assert deleting.status == "deleting"
             await asyncio.sleep(3.0)  # silent past stale_after_s: judged so by the gateway
-            subprocess.run(["ss", "-K", "-t", "dst", m.lab.addresses[host]], check=True,
-                           capture_output=True, timeout=10)
+            tcp_gives_up(m.lab.addresses[host])
             assert (await client.show_volume(vol.id)).status == "deleting"
         await eventually(lambda: _gone(client, vol.id), timeout=BACK_WITHIN_S + 5.0, every=0.2)
 
@@ -423,14 +421,10 @@ async def test_a_node_whose_own_side_gave_up_a_cut_link_dials_again_and_is_heard
     (one it cast into the old connection fails at once, saying so: ``_fence_held``)."""
     m = multihost
     async with m.client("cut-node-side") as client:
-        vol = await client.create_volume(1, availability_zone="nova", wait=True)
-        assert vol.host is not None
-        host = vol.host.partition("@")[0]
+        vol, host = await volume_in_nova(client)
         with link_cut(m.lab, host):
             await asyncio.sleep(3.0)  # silent past stale_after_s: judged so by the gateway
-            subprocess.run(["ip", "netns", "exec", m.lab.namespaces[host], "ss", "-K", "-t",
-                            "dst", m.lab.controller], check=True, capture_output=True,
-                           timeout=10)
+            tcp_gives_up(m.lab.controller, "ip", "netns", "exec", m.lab.namespaces[host])
         deleting = await client.delete_volume(vol.id)
         assert deleting.status == "deleting"
         await eventually(lambda: _gone(client, vol.id), timeout=BACK_WITHIN_S + 15.0,
@@ -447,6 +441,20 @@ async def test_a_node_whose_own_side_gave_up_a_cut_link_dials_again_and_is_heard
             if made.host == vol.host:
                 break
         assert vol.host in hosts  # the scheduler reaches it again
+
+
+async def volume_in_nova(client: Client) -> tuple[Volume, str]:
+    """A volume made in zone nova (node-1 or node-2), and its node's host name."""
+    vol = await client.create_volume(1, availability_zone="nova", wait=True)
+    assert vol.host is not None
+    return vol, vol.host.partition("@")[0]
+
+
+def tcp_gives_up(dst: str, *where: str) -> None:
+    """The TCP connections to ``dst`` broken, as TCP's retries running out would
+    (``ss -K``), here or behind the command prefix ``where``."""
+    subprocess.run([*where, "ss", "-K", "-t", "dst", dst], check=True,
+                   capture_output=True, timeout=10)
 
 
 async def _gone(client: Client, volume_id: str) -> bool:
