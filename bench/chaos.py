@@ -81,7 +81,10 @@ nothing or at the deadline:
   frozen one neither).
 
 It prints a table per seed and totals (``--json``: one JSON document, what
-``docs/reliability.md`` quotes). The exit status is 1 if any check failed.
+``docs/reliability.md`` quotes), with how many times the actors running at the end
+dialled a connection again (``dialled again``: its hellos unanswered on a connection
+made since the last answer, ``actors.runtime.redial``; a killed process's count goes
+with it), so that a run says whether that case arose. The exit status is 1 if any check failed.
 ``tests/e2e/test_e2e_chaos.py`` runs the same code on a smaller load.
 """
 
@@ -210,6 +213,9 @@ class SeedResult:
     # the ids the quota actor still keeps at the end (of every op applied during the
     # seed, only those after the gateway's last word that the earlier were answered)
     quota_ids_kept: int | None = None
+    # how many times the running actors dialled a connection again, unanswered on it
+    # (actors.runtime.redial); a killed process's count goes with it
+    dialled_again: int | None = None
     load_s: float = 0.0
     settle_s: float = 0.0
     total_s: float = 0.0
@@ -233,6 +239,16 @@ async def _quota_ids_kept(admin: Client) -> int | None:
         return None
     kept = [a.details.get("finished_ids") for a in stats.actors if a.actor == "quota"]
     return kept[0] if kept and isinstance(kept[0], int) else None
+
+
+async def _dialled_again(admin: Client) -> int | None:
+    """How many times the actors running now dialled a connection again (None: the
+    cluster did not say)."""
+    try:
+        stats = await admin.cluster_stats(timeout=10.0)
+    except CinderblockError:
+        return None
+    return sum(d for a in stats.actors if isinstance(d := a.details.get("dialled_again"), int))
 
 
 # ---- one seed ---------------------------------------------------------------------
@@ -287,6 +303,7 @@ async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult)
                      if lines}
         result.settle_s = round(time.monotonic() - settle_started, 1)
         result.quota_ids_kept = await _quota_ids_kept(admin)
+        result.dialled_again = await _dialled_again(admin)
         result.migrations, result.backups = len(moving), len(backing)
         result.group_snapshots = len(grouped)
         result.group_snapshots_read = sum(g.read for g in grouped)
@@ -934,7 +951,7 @@ def table(results: list[SeedResult]) -> str:
     head = ["seed", "kills (actor@s, back after s)", "creates acked", "deletes acked",
             "moved", "restored", "grouped read", "extended", "restored into",
             "backups deleted", "retries", *CHECKS,
-            "quota ids kept", "load s", "settle s", "total s"]
+            "quota ids kept", "dialled again", "load s", "settle s", "total s"]
     rows = [[str(r.seed),
              " ".join([*(f"{k.actor}@{k.at_s:g}({_or_dash(k.back_after_s)})" for k in r.kills),
                        *(f"{f.actor}@{f.at_s:g}(frozen {f.frozen_s:g}"
@@ -945,7 +962,8 @@ def table(results: list[SeedResult]) -> str:
              f"{r.restored}/{r.restores}", f"{r.backups_deleted}/{r.backup_deletes}",
              str(r.retries),
              *(str(r.violations[c]) for c in CHECKS), _or_dash(r.quota_ids_kept),
-             f"{r.load_s:g}", f"{r.settle_s:g}", f"{r.total_s:g}"] for r in results]
+             _or_dash(r.dialled_again), f"{r.load_s:g}", f"{r.settle_s:g}",
+             f"{r.total_s:g}"] for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     lines = [" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
              "-+-".join("-" * w for w in widths)]

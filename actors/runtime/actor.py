@@ -398,6 +398,8 @@ class Actor:
                 "flows": self.flow_history.statistics(), "refused": self.refused,
                 "held_bytes": self._held_total, "refused_busy": self.refused_busy,
                 "turns": self._turns.statistics(),
+                "dialled_again": sum(link.dialled.redial.dials for link in self._links
+                                     if link.dialled is not None),
                 "restarts": RESTARTS, "sent": self.sent(), "collector": COLLECTOR.statistics(),
                 "uptime_s": round(time.time() - self.started_at, 3)}
 

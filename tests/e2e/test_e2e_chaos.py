@@ -54,6 +54,7 @@ def test_killing_one_actor_of_each_kind_under_load_loses_strands_and_doubles_not
     # every commit and release applied is remembered only until the gateway has had its
     # answer (the kill suite keeps none past the quota actor's next look): a few are left
     assert result.quota_ids_kept is not None and result.quota_ids_kept < 50, report
+    assert result.dialled_again is not None, report  # the actors say how often
 
 
 @pytest.mark.timeout(180)
