@@ -441,6 +441,10 @@ async def test_a_node_whose_own_side_gave_up_a_cut_link_dials_again_and_is_heard
             if made.host == vol.host:
                 break
         assert vol.host in hosts  # the scheduler reaches it again
+    async with m.client("admin", admin=True) as admin:
+        stats = await admin.cluster_stats(timeout=10.0)
+    dials = next(a.details["dialled_again"] for a in stats.actors if a.actor == host)
+    assert dials >= 1  # it was the node's dial that did it
 
 
 async def volume_in_nova(client: Client) -> tuple[Volume, str]:
