@@ -229,26 +229,19 @@ class SeedResult:
         return [c for c in CHECKS if self.violations[c]]
 
 
-async def _quota_ids_kept(admin: Client) -> int | None:
-    """How many finished ids the quota actor keeps (its ``finished_ids``) once its next
-    look has passed (it looks every second); None if it did not say."""
+async def _end_figures(admin: Client) -> tuple[int | None, int | None]:
+    """Once the quota actor's next look has passed (it looks every second): how many
+    finished ids it keeps (its ``finished_ids``), and how many times the actors running
+    now dialled a connection again (their ``dialled_again``); None where the cluster did
+    not say."""
     await asyncio.sleep(2 * max(1.0, QUOTA_KEEP_ANSWERED_S))
     try:
         stats = await admin.cluster_stats(timeout=10.0)
     except CinderblockError:
-        return None
+        return None, None
     kept = [a.details.get("finished_ids") for a in stats.actors if a.actor == "quota"]
-    return kept[0] if kept and isinstance(kept[0], int) else None
-
-
-async def _dialled_again(admin: Client) -> int | None:
-    """How many times the actors running now dialled a connection again (None: the
-    cluster did not say)."""
-    try:
-        stats = await admin.cluster_stats(timeout=10.0)
-    except CinderblockError:
-        return None
-    return sum(d for a in stats.actors if isinstance(d := a.details.get("dialled_again"), int))
+    dials = sum(d for a in stats.actors if isinstance(d := a.details.get("dialled_again"), int))
+    return (kept[0] if kept and isinstance(kept[0], int) else None), dials
 
 
 # ---- one seed ---------------------------------------------------------------------
@@ -302,8 +295,7 @@ async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult)
                      {"backed_up": await _restore_problems(up, client, backing, result)}.items()
                      if lines}
         result.settle_s = round(time.monotonic() - settle_started, 1)
-        result.quota_ids_kept = await _quota_ids_kept(admin)
-        result.dialled_again = await _dialled_again(admin)
+        result.quota_ids_kept, result.dialled_again = await _end_figures(admin)
         result.migrations, result.backups = len(moving), len(backing)
         result.group_snapshots = len(grouped)
         result.group_snapshots_read = sum(g.read for g in grouped)

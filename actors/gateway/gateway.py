@@ -102,6 +102,7 @@ from cinderblock.actors.runtime.config import (
 )
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.failpoints import declare
+from cinderblock.actors.runtime.fence import fence_creates
 from cinderblock.protocol.messages.health import Identity, StatusCounts
 from cinderblock.protocol.messages.lifecycle import NodeCreateSnapshot
 from cinderblock.protocol.messages.manage import ManageableList, VolumeManage
@@ -121,8 +122,6 @@ from cinderblock.protocol.messages.quota import (
     check_projects,
 )
 from cinderblock.protocol.messages.reconcile import (
-    PROBE_MAX_IDS,
-    NodeFenceCreates,
     NodeFenceReply,
 )
 from cinderblock.protocol.messages.scheduling import (
@@ -771,28 +770,14 @@ class Gateway(Actor):
 
     async def _fence(self, host: str, volume_ids: list[str], fence: str,
                      snapshot_ids: Sequence[str] = ()) -> NodeFenceReply | None:
-        """``node.fence_creates`` on one node, in probes' sizes; None if it does not
-        answer."""
-        replies: list[NodeFenceReply] = []
+        """``node.fence_creates`` on one node (``fence.fence_creates``); None if it
+        does not answer."""
         try:
-            for at in range(0, len(volume_ids), PROBE_MAX_IDS):
-                replies.append(await self._fence_call(host, NodeFenceCreates(
-                    tuple(volume_ids[at:at + PROBE_MAX_IDS]), fence)))
-            for at in range(0, len(snapshot_ids), PROBE_MAX_IDS):
-                replies.append(await self._fence_call(host, NodeFenceCreates(
-                    fence=fence, snapshot_ids=tuple(snapshot_ids[at:at + PROBE_MAX_IDS]))))
+            return await fence_creates(self.router, host, fence, volume_ids, snapshot_ids,
+                                       timeout=NODE_CALL_TIMEOUT_S)
         except CinderblockError as exc:
             log.warning("%s did not answer the fence of lost creates: %s", host, exc.message)
             return None
-        return NodeFenceReply(tuple(i for r in replies for i in r.busy),
-                              tuple(i for r in replies for i in r.volumes),
-                              tuple(i for r in replies for i in r.fenced),
-                              tuple(i for r in replies for i in r.snapshots))
-
-    async def _fence_call(self, host: str, body: NodeFenceCreates) -> NodeFenceReply:
-        raw = await self.router.call("node.fence_creates", body, to=host.encode(),
-                                     timeout=NODE_CALL_TIMEOUT_S)
-        return parse(NodeFenceReply, raw, strict=False)
 
     def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None:
         """Cast to the node of ``host`` ("node-1@file"): its DEALER identity is "node-1"."""

@@ -39,6 +39,7 @@ from cinderblock.actors.runtime.actor import Actor, AfterCommit, Link, Request
 from cinderblock.actors.runtime.config import ClusterConfig
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.failpoints import declare
+from cinderblock.actors.runtime.fence import fence_creates
 from cinderblock.actors.runtime.redial import same_process
 from cinderblock.actors.scheduler.capacity import BackendStats, stats_from_message
 from cinderblock.actors.scheduler.capacity_index import CapacityIndex
@@ -46,13 +47,7 @@ from cinderblock.actors.scheduler.create_flow import ScheduleContext, volume_cre
 from cinderblock.actors.scheduler.liveness import Held, Liveness, NodeReport
 from cinderblock.protocol.messages.limits import check_range
 from cinderblock.protocol.messages.pages import page_within
-from cinderblock.protocol.messages.reconcile import (
-    PROBE_MAX_IDS,
-    NodeFenceCreates,
-    NodeFenceReply,
-    NodeProbe,
-    NodeProbeReply,
-)
+from cinderblock.protocol.messages.reconcile import PROBE_MAX_IDS, NodeProbe, NodeProbeReply
 from cinderblock.protocol.messages.scheduling import (
     BACKENDS_PAGE_BYTES,
     BACKENDS_PAGE_MAX,
@@ -312,24 +307,15 @@ class Scheduler(Actor):
         those fail now, rather than at the reconciler's ``reconcile_after_s``; those it
         holds are reported made; those it works on stay held, for its stats to settle.
         No answer: all stay held (its stats, or its going down, settle them)."""
-        fence = secrets.token_hex(16)
-        busy: set[str] = set()
-        whole: set[str] = set()
-        to = self._host_of[backend].encode()
-        ids = [h.volume_id for h in held]
         try:
-            for at in range(0, len(ids), PROBE_MAX_IDS):
-                raw = await self.router.call(
-                    "node.fence_creates", NodeFenceCreates(tuple(ids[at:at + PROBE_MAX_IDS]),
-                                                           fence),
-                    to=to, timeout=PROBE_TIMEOUT_S)
-                reply = parse(NodeFenceReply, raw, strict=False)
-                busy |= set(reply.busy)
-                whole |= set(reply.volumes)
+            reply = await fence_creates(self.router, self._host_of[backend],
+                                        secrets.token_hex(16), [h.volume_id for h in held],
+                                        timeout=PROBE_TIMEOUT_S)
         except CinderblockError as exc:
             log.warning("storage node of %s did not say which of %d create(s) it knows (%s): "
                         "they stay held", backend, len(held), exc.message)
             return
+        busy, whole = set(reply.busy), set(reply.volumes)
         settled = self.liveness.settled(backend, [h for h in held if h.volume_id not in busy])
         self.index.release(backend, [h.seq for h in settled])
         for h in settled:
