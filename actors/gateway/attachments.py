@@ -38,7 +38,7 @@ from cinderblock.actors.gateway.paging import page, sort_direction
 from cinderblock.actors.gateway.qos_specs import back_end_limits, front_end_specs
 from cinderblock.actors.gateway.services import GatewayServices
 from cinderblock.actors.gateway.volume_store import VolumeRecord
-from cinderblock.actors.runtime.actor import Request, when_connected
+from cinderblock.actors.runtime.actor import NODE_CONNECT_GRACE, Request, when_connected
 from cinderblock.actors.runtime.config import host_of
 from cinderblock.protocol.messages.attachments import (
     VOLUME_IDS_MAX,
@@ -64,7 +64,6 @@ from cinderblock.protocol.wire.schema import parse
 
 log = logging.getLogger(__name__)
 NODE_TIMEOUT = 15.0
-NODE_CONNECT_GRACE = 5.0
 
 
 class VolumeLocks:

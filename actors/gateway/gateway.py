@@ -23,7 +23,7 @@ import zmq
 
 from cinderblock.actors.flow.engine import LinearFlow
 from cinderblock.actors.gateway.admin import VolumeAdmin
-from cinderblock.actors.gateway.attachments import NODE_CONNECT_GRACE, Attachments
+from cinderblock.actors.gateway.attachments import Attachments
 from cinderblock.actors.gateway.backup_store import BackupRecord
 from cinderblock.actors.gateway.backups import GatewayBackups
 from cinderblock.actors.gateway.cluster_stats import cluster_stats_handlers
@@ -92,7 +92,13 @@ from cinderblock.actors.gateway.volume_request import TypeCatalog, normalize_cre
 from cinderblock.actors.gateway.volume_store import GatewayStore, VolumeMatch, VolumeRecord
 from cinderblock.actors.gateway.volume_types import VolumeTypes
 from cinderblock.actors.gateway.watchers import Watchers
-from cinderblock.actors.runtime.actor import Actor, Request, check_reader, when_connected
+from cinderblock.actors.runtime.actor import (
+    NODE_CONNECT_GRACE,
+    Actor,
+    Request,
+    check_reader,
+    when_connected,
+)
 from cinderblock.actors.runtime.config import (
     DEFAULT_TYPE,
     DEFAULT_ZONE,

@@ -116,6 +116,9 @@ log = logging.getLogger(__name__)
 rejected = ThrottledLog(log)  # what peers control is logged a few times a minute at most
 DEFAULT_TIMEOUT = 30.0
 RECONNECT_POLL_S = 0.1  # how often when_connected tries a peer not connected again
+# how long a cast or call to a node not connected (yet, or again) waits for it to be
+# (a node started again says hello within a heartbeat of its start)
+NODE_CONNECT_GRACE = 5.0
 ROUTER_RCVHWM = 100
 INFLIGHT_PEER_BYTES = 16 << 20
 INFLIGHT_TOTAL_BYTES = 128 << 20

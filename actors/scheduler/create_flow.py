@@ -8,12 +8,14 @@ scheduler_max_attempts.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
 from cinderblock.actors.flow.engine import LinearFlow, Task
+from cinderblock.actors.runtime.actor import RECONNECT_POLL_S
 from cinderblock.actors.scheduler.capacity import Placement, PlacementRequest
 from cinderblock.actors.scheduler.capacity_index import CapacityIndex, NoValidBackend
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
@@ -25,6 +27,7 @@ MAX_ATTEMPTS = 3
 
 class SchedulerServices(Protocol):
     index: CapacityIndex
+    connect_grace_s: float  # how long a create waits for a node not connected
 
     def cast_to_node(self, host: str, body: NodeCreateVolume, ctx: Context) -> None: ...
 
@@ -58,6 +61,15 @@ class ExtractSchedulerSpecTask(Task[ScheduleContext]):
 
 
 class ScheduleCreateVolumeTask(Task[ScheduleContext]):
+    """Pick a backend and cast the create to its node. A node that is not connected
+    (its process just died, or it is connecting again) has its backend forgotten
+    until it reports again, and another takes the create. When none is left and some
+    were not connected, the pick is made again every ``RECONNECT_POLL_S`` for the
+    node's grace (``connect_grace_s``, as the gateway's casts to nodes wait): a node
+    started again, or connected again, says hello and reports within a heartbeat or
+    two, and a create only it can take (a restore of its backup, a hint) is placed
+    there rather than failed. Then the error names the backends it could not reach."""
+
     requires = ("placement_request",)
     provides = ("placement",)
 
@@ -66,35 +78,51 @@ class ScheduleCreateVolumeTask(Task[ScheduleContext]):
 
     async def execute(self, c: ScheduleContext) -> None:
         assert c.placement_request is not None
-        want = c.placement_request
-        unreachable: list[str] = []
+        unreachable: list[str] = []  # over every pick, in the order met
+        deadline: float | None = None
         while True:
-            placement = self._select(want, c, unreachable)
-            body = NodeCreateVolume(
-                request=c.request, backend=placement.backend,
-                sched_epoch=self.s.index.epoch, sched_seq=placement.sched_seq,
-            )
-            try:
-                self.s.cast_to_node(placement.host, body, c.ctx)
-            except Unavailable:  # the node left: never pick it again for this volume
-                self.s.index.remove(placement.backend)
-                unreachable.append(placement.backend)
+            want = c.placement_request
+            while True:
+                try:
+                    placement = self.s.index.select(want, time.monotonic())
+                except NoValidBackend as exc:
+                    refused = exc
+                    break
+                if self._cast(placement, c):
+                    c.placement = placement
+                    return
+                self.s.index.remove(placement.backend)  # until its node reports again
+                if placement.backend not in unreachable:
+                    unreachable.append(placement.backend)
                 want = _excluding(want, placement.backend)
-                continue
-            c.placement = placement
-            return
+            now = time.monotonic()
+            if unreachable and deadline is None:
+                deadline = now + self.s.connect_grace_s
+            if deadline is None or now >= deadline:
+                raise self._no_valid_host(refused, c, unreachable) from refused
+            await asyncio.sleep(RECONNECT_POLL_S)
 
-    def _select(self, want: PlacementRequest, c: ScheduleContext,
-                unreachable: list[str]) -> Placement:
+    def _cast(self, placement: Placement, c: ScheduleContext) -> bool:
+        """Cast the create to ``placement``'s node; False if it is not connected."""
+        body = NodeCreateVolume(
+            request=c.request, backend=placement.backend,
+            sched_epoch=self.s.index.epoch, sched_seq=placement.sched_seq,
+        )
         try:
-            return self.s.index.select(want, time.monotonic())
-        except NoValidBackend as exc:
-            reason = str(exc)
-            if unreachable:
-                reason += f" Not connected: {', '.join(unreachable)}."
-            if c.request.last_error:
-                reason += f" Last error: {c.request.last_error}"
-            raise NoValidHost(reason, {"volume_id": c.request.volume_id}) from exc
+            self.s.cast_to_node(placement.host, body, c.ctx)
+        except Unavailable:
+            return False
+        return True
+
+    @staticmethod
+    def _no_valid_host(exc: NoValidBackend, c: ScheduleContext,
+                       unreachable: list[str]) -> NoValidHost:
+        reason = str(exc)
+        if unreachable:
+            reason += f" Not connected: {', '.join(unreachable)}."
+        if c.request.last_error:
+            reason += f" Last error: {c.request.last_error}"
+        return NoValidHost(reason, {"volume_id": c.request.volume_id})
 
 
 def _excluding(want: PlacementRequest, backend: str) -> PlacementRequest:

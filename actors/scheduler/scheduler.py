@@ -35,7 +35,7 @@ from typing import Any
 
 import zmq
 
-from cinderblock.actors.runtime.actor import Actor, AfterCommit, Link, Request
+from cinderblock.actors.runtime.actor import NODE_CONNECT_GRACE, Actor, AfterCommit, Link, Request
 from cinderblock.actors.runtime.config import ClusterConfig
 from cinderblock.actors.runtime.database import Database
 from cinderblock.actors.runtime.failpoints import declare
@@ -86,6 +86,7 @@ class Scheduler(Actor):
         self.cfg = cfg
         self.heartbeat_s = cfg.heartbeat_s
         self.index = CapacityIndex(stale_after_s=cfg.stale_after_s)
+        self.connect_grace_s = NODE_CONNECT_GRACE  # a create waits this long for a node
         self.flow = volume_create_scheduler(self)
         self.router: Link
         self.stats_received = 0

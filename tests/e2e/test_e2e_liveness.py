@@ -300,6 +300,25 @@ async def test_a_node_started_while_the_scheduler_is_away_reports_once_it_is_bac
         await eventually(lambda: _is(admin, "node-1@null", True), timeout=10.0)
 
 
+async def test_a_create_only_a_node_just_restarted_can_take_waits_for_its_new_process(
+    one_node: E2ECluster,
+) -> None:
+    """The node's process dies and is started again at once. A create that comes before
+    the new process's hello has nowhere else to go: the scheduler's index still has the
+    node (its last stats are fresh), and its route leads to the dead process. The create
+    waits for the new process (the node's 5 s grace, as the gateway's casts to nodes
+    wait) and is made there. Before, it failed at once ("Not connected: node-1@null"):
+    the kill suite found it, a backup's restore into a new volume, which only the
+    backup's node can make, asked just after that node was killed."""
+    c = one_node
+    async with c.client("restarted", timeout=15.0) as client:
+        await client.create_volume(1, wait=True)  # the node is known, and reached
+        _kill_node_1(c)
+        c.cluster.spawn("node", "node-1")
+        vol = await client.create_volume(1, wait=True, timeout=15)
+    assert vol.status == "available" and vol.host == "node-1@null"
+
+
 async def _node_stats(admin: Client, host: str) -> dict[str, Any]:
     stats = await admin.cluster_stats(timeout=10)
     return next(a.details for a in stats.actors if a.actor == host)

@@ -1,8 +1,10 @@
 """The scheduler's create task: a node it cannot reach is forgotten, another backend
-takes the create, and when none can the error says which could not be reached."""
+takes the create; when none can, a node that connects (and reports) again within the
+grace takes it, and otherwise the error says which could not be reached."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -28,6 +30,7 @@ class Nodes:
     index: CapacityIndex
     connected: set[str] = field(default_factory=set)
     casts: list[tuple[str, str]] = field(default_factory=list)
+    connect_grace_s: float = 0.0
 
     def cast_to_node(self, host: str, body: NodeCreateVolume, ctx: Context) -> None:
         if host not in self.connected:
@@ -73,3 +76,44 @@ async def test_when_no_node_can_be_reached_the_error_names_the_ones_not_connecte
     assert "No backend has reported stats in availability zone 'nova'" in refused.value.message
     assert s.casts == [] and len(s.index) == 0
 
+
+
+async def test_a_create_only_a_restarting_node_can_take_waits_for_it_and_goes_there() -> None:
+    """Its process died (no route), and its next one says hello and reports 0.3 s later:
+    the create is placed there, not failed."""
+    s = nodes("a")
+    s.connect_grace_s = 5.0
+
+    async def started_again() -> None:
+        await asyncio.sleep(0.3)
+        s.connected.add("a")
+        s.index.update(stats("a", free_capacity_gb=1000.0), time.monotonic())
+
+    back = asyncio.create_task(started_again())
+    began = time.monotonic()
+    c = await schedule(s)
+    await back
+    assert c.placement is not None and c.placement.backend == "a@file"
+    assert s.casts == [("a", "a@file")]
+    assert 0.3 <= time.monotonic() - began < 2.0
+
+
+async def test_a_node_that_does_not_come_back_within_the_grace_is_named() -> None:
+    s = nodes("a", "b")
+    s.connect_grace_s = 0.3
+    began = time.monotonic()
+    with pytest.raises(NoValidHost, match=r"Not connected: a@file, b@file\."):
+        await schedule(s)
+    assert time.monotonic() - began >= 0.3
+    assert s.casts == []
+
+
+async def test_nothing_waits_when_no_node_was_out_of_reach() -> None:
+    """No backend reported in the zone: refused at once, whatever the grace."""
+    s = nodes("a")
+    s.connected = {"a"}
+    s.connect_grace_s = 5.0
+    began = time.monotonic()
+    with pytest.raises(NoValidHost, match="availability zone 'elsewhere'"):
+        await schedule(s, zone="elsewhere")
+    assert time.monotonic() - began < 1.0
