@@ -5,7 +5,8 @@ nothing was lost, stuck, doubled or miscounted (issue 9).
                                       [--deletes 200] [--migrations 20] [--backups 10]
                                       [--group-snapshots 5] [--extends 10]
                                       [--restores 5] [--backup-deletes 5]
-                                      [--freeze KIND,...] [--freeze-for SECONDS] [--cut]
+                                      [--freeze KIND,...] [--freeze-for SECONDS]
+                                      [--cut | --wedge]
                                       [--window SECONDS]
                                       [--settle SECONDS] [--backend file|null] [--json]
 
@@ -40,6 +41,13 @@ open, as behind a cut link, which its peers must tell from a death. With ``--cut
 well, each frozen actor's TCP connections are broken too as its freeze begins (``ss
 -K``, both ends; ``bench.netcut``): a partition that lasted until TCP gave up, so what
 was on its way to it is lost, and the same process comes back on new connections.
+With ``--wedge`` instead, only the dialling side of each connection is broken (those to
+a frozen service actor's port, or a frozen node's own to the gateway and the scheduler)
+and the resets that would tell the other side are dropped (``bench.netcut``, an
+nftables table of the suite's own): the peer connects again under its routing id while
+the server still holds the old connection, which with keys it takes for none of its
+peers. The table stays until an actor has dialled again (``actors.runtime.redial``),
+or ``WEDGE_HOLD_S`` after the thaw.
 A request that fails with a transport error or a timeout (``timeout``,
 ``unavailable``) is sent again with the same request id after a short backoff,
 until ``--deadline`` seconds after its first attempt.
@@ -78,7 +86,9 @@ nothing or at the deadline:
   way);
 * ``restart``: every killed actor was started again by ``up`` (``status.json``:
   restarts equal to its kills, running, a new live pid) and no other actor died (a
-  frozen one neither).
+  frozen one neither);
+* ``redial``: with ``--wedge``, every freeze that broke a connection was followed by a
+  dial again (an actor's ``dialled_again`` grew) within ``WEDGE_HOLD_S`` of its thaw.
 
 It prints a table per seed and totals (``--json``: one JSON document, what
 ``docs/reliability.md`` quotes), with how many times the actors running at the end
@@ -116,7 +126,7 @@ from cinderblock.bench.chaos_plan import (
     make_plan,
 )
 from cinderblock.bench.invariants import settled_violations
-from cinderblock.bench.netcut import break_connections
+from cinderblock.bench.netcut import break_connections, break_dialling_sides, resets_dropped
 from cinderblock.bench.up_cluster import UpCluster
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.messages.backups import Backup, BackupRestoreInfo
@@ -128,7 +138,10 @@ from cinderblock.protocol.wire.errors import CinderblockError, Timeout, Unavaila
 Answered = Volume | Backup | GroupSnapshot | BackupRestoreInfo
 PROJECT = "demo"  # `up` makes the key of user demo, project demo
 CHECKS = ("stuck", "lost_ack", "duplicate", "quota", "files", "migrated", "backed_up",
-          "grouped", "extended", "restored_into", "backup_deleted", "restart")
+          "grouped", "extended", "restored_into", "backup_deleted", "restart", "redial")
+# With --wedge, how long after its thaw a frozen actor's peers have to dial again (their
+# hellos unanswered for stale_after_s, 2.5 s, on the new connection; then the dial)
+WEDGE_HOLD_S = 15.0
 MARKER_AT = 4096  # where each migrated volume's marker is written in its file
 GIB = 1024**3
 EXTENDED_GB = 2  # the size each extended volume (made at 1 GiB) is grown to
@@ -158,6 +171,7 @@ class Settings:
     freeze: tuple[str, ...] = ()  # kinds (KINDS) of which an actor is frozen (SIGSTOP)...
     freeze_s: float = 4.0  # ... this long, each in a slot of its own
     cut: bool = False  # each frozen actor's TCP connections broken as its freeze begins
+    wedge: bool = False  # ... or only their dialling sides, the resets to the other dropped
     window_s: float = 30.0  # the load and the kills take this long
     settle_s: float = 90.0  # at most this long for the cluster to settle
     deadline_s: float = 60.0  # a client retries a request this long after its first try
@@ -176,6 +190,8 @@ class Kill:
     back_after_s: float | None = None  # until up reported it running again
     frozen_s: float = 0.0  # not killed: SIGSTOPped, and SIGCONTed this long after
     cut: int | None = None  # with ``--cut``: how many of its TCP connections were broken
+    wedged: int | None = None  # with ``--wedge``: how many dialling sides were broken
+    dialled_after_s: float | None = None  # ... and how long after the thaw one dialled again
 
 
 @dataclass
@@ -227,6 +243,23 @@ class SeedResult:
 
     def failed_checks(self) -> list[str]:
         return [c for c in CHECKS if self.violations[c]]
+
+
+SERVICES = ("gateway", "quota", "scheduler")  # the actors that serve connections
+
+
+def _port(endpoint: str) -> int:
+    return int(endpoint.rpartition(":")[2])
+
+
+async def _dials(admin: Client) -> dict[str, int]:
+    """How many times each actor that answers now dialled a connection again."""
+    try:
+        stats = await admin.cluster_stats(timeout=2.0)
+    except CinderblockError:
+        return {}
+    return {a.actor: d for a in stats.actors
+            if isinstance(d := a.details.get("dialled_again"), int)}
 
 
 async def _end_figures(admin: Client) -> tuple[int | None, int | None]:
@@ -319,6 +352,10 @@ async def _run(up: UpCluster, seed: int, settings: Settings, result: SeedResult)
     for check, lines in found.items():
         _found(result, check, lines)
     _found(result, "restart", _restart_problems(up, result.kills))
+    _found(result, "redial", [
+        f"{f.actor} frozen at {f.at_s:g}s with {f.wedged} connections wedged: nobody dialled "
+        f"again within {WEDGE_HOLD_S:g}s of its thaw" for f in result.freezes
+        if f.wedged and f.dialled_after_s is None])
     _tally(result, ledger)
 
 
@@ -535,6 +572,9 @@ class Storm:
         it again (``restart``), nor may the gateway lose or double anything meanwhile."""
         freeze = Kill(planned.actor, planned.at_s, frozen_s=planned.freeze_s)
         freeze.pid = await asyncio.to_thread(self.up.running_pid, planned.actor, 30.0)
+        if self.settings.wedge:
+            await self._wedged(freeze, planned.freeze_s)
+            return
         os.kill(freeze.pid, signal.SIGSTOP)
         try:
             if self.settings.cut:
@@ -545,6 +585,36 @@ class Storm:
             await asyncio.sleep(planned.freeze_s)
         finally:
             os.kill(freeze.pid, signal.SIGCONT)
+
+    async def _wedged(self, freeze: Kill, freeze_s: float) -> None:
+        """``--wedge``: the actor frozen while the dialling sides of its connections break
+        and the resets to the other sides are dropped; thawed ``freeze_s`` later, and the
+        resets dropped until an actor has dialled again (``dialled_after_s``) or for
+        ``WEDGE_HOLD_S``."""
+        assert self.admin is not None
+        node = freeze.actor not in SERVICES
+        ports = [_port(self.up.cfg.gateway), _port(self.up.cfg.scheduler)] if node else \
+            [_port(getattr(self.up.cfg, freeze.actor))]
+        before = await _dials(self.admin)
+        with resets_dropped(ports):
+            os.kill(freeze.pid, signal.SIGSTOP)
+            try:
+                freeze.wedged = sum([await asyncio.to_thread(
+                    break_dialling_sides, port, freeze.pid if node else None)
+                    for port in ports])
+                freeze.at_s = round(time.monotonic() - self.t0, 2)
+                freeze.in_flight = self.in_flight
+                self.result.freezes.append(freeze)
+                await asyncio.sleep(freeze_s)
+            finally:
+                os.kill(freeze.pid, signal.SIGCONT)
+            thawed = time.monotonic()
+            while time.monotonic() - thawed < WEDGE_HOLD_S:
+                now = await _dials(self.admin)
+                if any(count > before.get(actor, 0) for actor, count in now.items()):
+                    freeze.dialled_after_s = round(time.monotonic() - thawed, 2)
+                    return
+                await asyncio.sleep(0.25)
 
     async def _back(self, kill: Kill, restarts: int, timeout: float = 30.0) -> float | None:
         """Seconds until ``up`` runs the killed actor again (None: not in ``timeout``)."""
@@ -946,8 +1016,8 @@ def table(results: list[SeedResult]) -> str:
             "quota ids kept", "dialled again", "load s", "settle s", "total s"]
     rows = [[str(r.seed),
              " ".join([*(f"{k.actor}@{k.at_s:g}({_or_dash(k.back_after_s)})" for k in r.kills),
-                       *(f"{f.actor}@{f.at_s:g}(frozen {f.frozen_s:g}"
-                         + (")" if f.cut is None else f", {f.cut} cut)") for f in r.freezes)]),
+                       *(f"{f.actor}@{f.at_s:g}(frozen {f.frozen_s:g}{_cut_of(f)})"
+                         for f in r.freezes)]),
              f"{r.acked_creates}/{r.creates}", f"{r.acked_deletes}/{r.deletes}",
              f"{r.moved}/{r.migrations}", f"{r.backups_restored}/{r.backups}",
              f"{r.group_snapshots_read}/{r.group_snapshots}", f"{r.extended}/{r.extends}",
@@ -964,6 +1034,13 @@ def table(results: list[SeedResult]) -> str:
         for check, examples in r.examples.items():
             lines += [f"  seed {r.seed} {check}: {text}" for text in examples]
     return "\n".join(lines)
+
+
+def _cut_of(freeze: Kill) -> str:
+    if freeze.wedged is not None:
+        return (f", {freeze.wedged} wedged, dialled again after "
+                f"{_or_dash(freeze.dialled_after_s)}s")
+    return "" if freeze.cut is None else f", {freeze.cut} cut"
 
 
 def _or_dash(value: float | None) -> str:
@@ -1032,9 +1109,14 @@ def main(argv: list[str] | None = None) -> int:
                         "slot of its own, then thaw it (default: none)")
     p.add_argument("--freeze-for", type=float, default=4.0, metavar="SECONDS",
                    help="how long each freeze lasts (default 4)")
-    p.add_argument("--cut", action="store_true",
-                   help="with --freeze: break each frozen actor's TCP connections as its "
-                        "freeze begins (ss -K, root): what was on its way to it is lost")
+    cuts = p.add_mutually_exclusive_group()
+    cuts.add_argument("--cut", action="store_true",
+                      help="with --freeze: break each frozen actor's TCP connections as its "
+                           "freeze begins (ss -K, root): what was on its way to it is lost")
+    cuts.add_argument("--wedge", action="store_true",
+                      help="with --freeze: break only the dialling side of each of its "
+                           "connections and drop the resets to the other (ss -K, nft, "
+                           "root): peers connect again while it holds the old connections")
     p.add_argument("--window", type=float, default=30.0,
                    help="seconds over which the load is sent and the kills fall")
     p.add_argument("--settle", type=float, default=90.0,
@@ -1054,8 +1136,9 @@ def main(argv: list[str] | None = None) -> int:
     if set(freeze) - set(KINDS) or len(set(freeze)) < len(freeze):
         p.error(f"--freeze names kinds among {', '.join(KINDS)}, each once, not "
                 f"{args.freeze!r}")
-    if args.cut and not freeze:
-        p.error("--cut breaks the connections of the actors --freeze names: name some")
+    if (args.cut or args.wedge) and not freeze:
+        p.error("--cut and --wedge break the connections of the actors --freeze names: "
+                "name some")
     marked = args.backend == "file"  # null: no file to mark
     settings = Settings(creates=args.creates, deletes=args.deletes,
                         migrations=args.migrations if marked else 0,
@@ -1065,6 +1148,7 @@ def main(argv: list[str] | None = None) -> int:
                         restores=args.restores if marked else 0,
                         backup_deletes=args.backup_deletes if marked else 0,
                         freeze=freeze, freeze_s=args.freeze_for, cut=args.cut,
+                        wedge=args.wedge,
                         window_s=args.window,
                         settle_s=args.settle, backend=args.backend)
     results = []

@@ -80,3 +80,28 @@ def test_a_node_cut_off_until_tcp_gave_up_loses_strands_and_doubles_nothing(
     assert frozen.cut is not None and frozen.cut >= 1, report
     assert result.acked_creates == 100 and result.acked_deletes == 20, report
     assert result.ok, report
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.tools("ss", "nft")
+def test_a_gateway_whose_peers_connect_again_while_it_holds_their_old_connections_is_mended(
+    tmp_path: Path,
+) -> None:
+    """``bench.chaos --freeze gateway --wedge``, short: besides the kills, the gateway is
+    frozen for 3 s while its peers' sides of their connections to it break and the resets
+    that would tell it are dropped, so that when it thaws it still holds the old
+    connections under the routing ids its nodes connect again with. A node dials again
+    within the hold (``actors.runtime.redial``), and once settled every check holds."""
+    require_root("break connections (ss -K) and drop resets (nft)")
+    _DATA_DIRS.append(tmp_path)
+    settings = Settings(creates=100, deletes=20, migrations=2, backups=2, extends=2,
+                        freeze=("gateway",), freeze_s=3.0, wedge=True, window_s=10.0,
+                        settle_s=35.0)
+    result = run_seed(3, settings, data_root=tmp_path, keep=True)
+    report = f"{table([result])}\n(data and logs in {result.data_dir})"
+    [frozen] = result.freezes
+    assert frozen.actor == "gateway" and frozen.wedged is not None, report
+    assert frozen.wedged >= 2, report  # the two nodes' connections at least
+    assert frozen.dialled_after_s is not None, report
+    assert result.acked_creates == 100 and result.acked_deletes == 20, report
+    assert result.ok, report

@@ -13,13 +13,12 @@ seconds."""
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
+from cinderblock.bench.netcut import break_dialling_sides, resets_dropped
 from cinderblock.protocol.client.client import Client
 from cinderblock.protocol.client.status_waits import VolumeError
 from cinderblock.protocol.messages.volumes import Volume
@@ -27,22 +26,6 @@ from cinderblock.protocol.wire.errors import CinderblockError
 from tests.conftest import E2ECluster, eventually, require_root
 
 BACK_WITHIN_S = 20.0  # the ping's 2.5 s, the dial, the quota call sent again; and slack
-
-
-@contextlib.contextmanager
-def resets_dropped(port: int) -> Iterator[None]:
-    """TCP resets to ``port`` on this host dropped, in a table of our own."""
-    table = f"cinderblock_redial_{port}"
-    rules = (f"table inet {table} {{\n  chain out {{\n"
-             "    type filter hook output priority 0; policy accept;\n"
-             f"    tcp dport {port} tcp flags & rst == rst drop\n  }}\n}}\n")
-    subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True,
-                   capture_output=True, timeout=10)
-    try:
-        yield
-    finally:
-        subprocess.run(["nft", "delete", "table", "inet", table], check=True,
-                       capture_output=True, timeout=10)
 
 
 async def created(client: Client) -> Volume | None:
@@ -68,10 +51,9 @@ async def test_the_gateway_dials_again_when_its_new_connection_goes_unheard(
     port = int(getattr(c.cfg, server).rsplit(":", 1)[1])
     async with c.client("redial") as client, c.client("admin", admin=True) as admin:
         assert await created(client) is not None
-        with resets_dropped(port):
+        with resets_dropped([port]):
             cut = time.monotonic()
-            subprocess.run(["ss", "-K", "-t", "dst", f"127.0.0.1:{port}"], check=True,
-                           capture_output=True, timeout=10)
+            assert break_dialling_sides(port) >= 1  # the gateway's side
             vol = await eventually(lambda: created(client), timeout=BACK_WITHIN_S,
                                    every=0.2)
             back_after = time.monotonic() - cut
