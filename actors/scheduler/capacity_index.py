@@ -218,6 +218,9 @@ class CapacityIndex:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, backend: object) -> bool:
+        return backend in self._entries
+
     # -- stats from the nodes -------------------------------------------------
 
     def update(self, stats: BackendStats, now: float) -> None:

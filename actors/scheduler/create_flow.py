@@ -60,47 +60,71 @@ class ExtractSchedulerSpecTask(Task[ScheduleContext]):
         )
 
 
+class Unreached:
+    """The backends whose node was not connected when a create was cast there, and
+    when: a create that finds no backend left waits for those lost within the grace
+    and not back in the index since (a node started again, or connected again, says
+    hello and reports within a heartbeat or two)."""
+
+    def __init__(self) -> None:
+        self._at: dict[str, float] = {}
+
+    def lost(self, backend: str, now: float) -> None:
+        self._at.pop(backend, None)
+        self._at[backend] = now  # in the order lost
+
+    def awaited(self, now: float, grace_s: float, index: CapacityIndex) -> list[str]:
+        """Those lost less than ``grace_s`` ago and not reported again since."""
+        for backend, at in list(self._at.items()):
+            if now - at >= grace_s or backend in index:
+                del self._at[backend]
+        return list(self._at)
+
+
 class ScheduleCreateVolumeTask(Task[ScheduleContext]):
     """Pick a backend and cast the create to its node. A node that is not connected
-    (its process just died, or it is connecting again) has its backend forgotten
-    until it reports again, and another takes the create. When none is left and some
-    were not connected, the pick is made again every ``RECONNECT_POLL_S`` for the
-    node's grace (``connect_grace_s``, as the gateway's casts to nodes wait): a node
-    started again, or connected again, says hello and reports within a heartbeat or
-    two, and a create only it can take (a restore of its backup, a hint) is placed
-    there rather than failed. Then the error names the backends it could not reach."""
+    (its process just died, or it is connecting again) has its backend forgotten until
+    it reports again, and another takes the create. When none is left while a backend
+    was lost that way within the node's grace (``connect_grace_s``, as the gateway's
+    casts to nodes wait), by this create or another, the pick is made again every
+    ``RECONNECT_POLL_S`` until that node is back or the grace is over: a create only it
+    can take (a restore of its backup into a new volume, a hint, a cluster of one node)
+    is made there rather than failed. Then the error names the backends not reached."""
 
     requires = ("placement_request",)
     provides = ("placement",)
 
     def __init__(self, services: SchedulerServices) -> None:
         self.s = services
+        self.unreached = Unreached()
 
     async def execute(self, c: ScheduleContext) -> None:
         assert c.placement_request is not None
-        unreachable: list[str] = []  # over every pick, in the order met
-        deadline: float | None = None
+        unreachable: list[str] = []  # named in the error, in the order met
         while True:
-            want = c.placement_request
-            while True:
-                try:
-                    placement = self.s.index.select(want, time.monotonic())
-                except NoValidBackend as exc:
-                    refused = exc
-                    break
-                if self._cast(placement, c):
-                    c.placement = placement
-                    return
-                self.s.index.remove(placement.backend)  # until its node reports again
-                if placement.backend not in unreachable:
-                    unreachable.append(placement.backend)
-                want = _excluding(want, placement.backend)
-            now = time.monotonic()
-            if unreachable and deadline is None:
-                deadline = now + self.s.connect_grace_s
-            if deadline is None or now >= deadline:
-                raise self._no_valid_host(refused, c, unreachable) from refused
+            try:
+                c.placement = self._pick(c.placement_request, c, unreachable)
+                return
+            except NoValidBackend as exc:
+                awaited = self.unreached.awaited(time.monotonic(), self.s.connect_grace_s,
+                                                 self.s.index)
+                unreachable += [b for b in awaited if b not in unreachable]
+                if not awaited:
+                    raise self._no_valid_host(exc, c, unreachable) from exc
             await asyncio.sleep(RECONNECT_POLL_S)
+
+    def _pick(self, want: PlacementRequest, c: ScheduleContext,
+              unreachable: list[str]) -> Placement:
+        """The backend the create was cast to (``NoValidBackend`` when none is left)."""
+        while True:
+            placement = self.s.index.select(want, time.monotonic())
+            if self._cast(placement, c):
+                return placement
+            self.s.index.remove(placement.backend)  # until its node reports again
+            self.unreached.lost(placement.backend, time.monotonic())
+            if placement.backend not in unreachable:
+                unreachable.append(placement.backend)
+            want = _excluding(want, placement.backend)
 
     def _cast(self, placement: Placement, c: ScheduleContext) -> bool:
         """Cast the create to ``placement``'s node; False if it is not connected."""

@@ -15,6 +15,7 @@ from cinderblock.actors.scheduler.create_flow import (
     ExtractSchedulerSpecTask,
     ScheduleContext,
     ScheduleCreateVolumeTask,
+    Unreached,
 )
 from cinderblock.protocol.messages.scheduling import NodeCreateVolume, ScheduleRequest
 from cinderblock.protocol.wire.codec import Context
@@ -45,10 +46,11 @@ def nodes(*hosts: str) -> Nodes:
     return Nodes(index)
 
 
-async def schedule(services: Nodes, zone: str | None = None) -> ScheduleContext:
+async def schedule(services: Nodes, zone: str | None = None,
+                   task: ScheduleCreateVolumeTask | None = None) -> ScheduleContext:
     c = ScheduleContext(ScheduleRequest("vol-1", "p", 1, availability_zone=zone), Context())
     await ExtractSchedulerSpecTask().execute(c)
-    await ScheduleCreateVolumeTask(services).execute(c)
+    await (task or ScheduleCreateVolumeTask(services)).execute(c)
     return c
 
 
@@ -117,3 +119,48 @@ async def test_nothing_waits_when_no_node_was_out_of_reach() -> None:
     with pytest.raises(NoValidHost, match="availability zone 'elsewhere'"):
         await schedule(s, zone="elsewhere")
     assert time.monotonic() - began < 1.0
+
+
+async def test_creates_that_come_while_the_node_is_away_wait_for_it_too() -> None:
+    """The first create finds the node gone and forgets its backend; the next ones find
+    no backend at all, and wait for the same node within the same grace."""
+    s = nodes("a")
+    s.connect_grace_s = 5.0
+    task = ScheduleCreateVolumeTask(s)
+    first = asyncio.create_task(schedule(s, task=task))
+    await asyncio.sleep(0.15)
+    assert len(s.index) == 0  # forgotten: the next creates find no backend
+    later = [asyncio.create_task(schedule(s, task=task)) for _ in range(3)]
+    await asyncio.sleep(0.15)
+    s.connected.add("a")
+    s.index.update(stats("a", free_capacity_gb=1000.0), time.monotonic())
+    placed = await asyncio.gather(first, *later)
+    assert all(c.placement is not None and c.placement.backend == "a@file" for c in placed)
+    assert len(s.casts) == 4
+
+
+async def test_a_node_back_in_the_index_is_not_waited_for_again() -> None:
+    """Once the node reports again, a create it cannot take anyway fails at once."""
+    s = nodes("a")
+    s.connect_grace_s = 5.0
+    task = ScheduleCreateVolumeTask(s)
+    waiting = asyncio.create_task(schedule(s, task=task))
+    await asyncio.sleep(0.15)
+    s.connected.add("a")
+    s.index.update(stats("a", free_capacity_gb=1000.0), time.monotonic())
+    await waiting
+    began = time.monotonic()
+    with pytest.raises(NoValidHost, match="availability zone 'elsewhere'"):
+        await schedule(s, zone="elsewhere", task=task)
+    assert time.monotonic() - began < 1.0
+
+
+def test_unreached_names_the_backends_lost_within_the_grace_and_not_back() -> None:
+    s = nodes("c")
+    unreached = Unreached()
+    unreached.lost("a@file", 100.0)
+    unreached.lost("b@file", 101.0)
+    unreached.lost("c@file", 101.5)  # reported again since: in the index
+    assert unreached.awaited(102.0, 5.0, s.index) == ["a@file", "b@file"]
+    assert unreached.awaited(105.5, 5.0, s.index) == ["b@file"]  # a's grace is over
+    assert unreached.awaited(106.0, 5.0, s.index) == []
