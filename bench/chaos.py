@@ -684,7 +684,8 @@ class Storm:
 
         async def call() -> BackupRestoreInfo:
             return await self.client.restore_backup(restoring.backup_id,
-                                                    volume_id=restoring.volume.volume_id)
+                                                    volume_id=restoring.volume.volume_id,
+                                                    request_id=r.request_id)
 
         await self._retried(r, call)
 
@@ -719,8 +720,9 @@ class Storm:
 async def retried(r: Request, call: Callable[[], Awaitable[Answered]],
                   deadline_s: float, rng: random.Random) -> None:
     """Send ``r`` until it is answered or refused: a transport error or a timeout is
-    retried (same request id, where ``call`` sends one: a restore's or a backup delete's
-    carries none, the client taking none) after a jittered backoff, until
+    retried (same request id, where ``call`` sends one: a backup delete's carries none,
+    the client taking none; a restore into an existing volume is not answered from its
+    id) after a jittered backoff, until
     ``deadline_s`` after the first attempt (then ``r.unanswered``)."""
     first = time.monotonic()
     backoff = 0.2

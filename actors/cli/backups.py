@@ -2,11 +2,12 @@
 ``cinder backup-*``).
 
     cinderblock backup create VOLUME [--name N] [--force] [--snapshot SNAPSHOT]
-                              [--incremental] [--wait]
+                              [--incremental] [--request-id R] [--wait]
     cinderblock backup list [--volume VOLUME] [--status S] [--all-projects] [--long]
     cinderblock backup show BACKUP
     cinderblock backup set BACKUP [--name N] [--description D] [--property K=V]
-    cinderblock backup restore BACKUP [VOLUME] [--name N] [--wait]   # no VOLUME: a new one
+    cinderblock backup restore BACKUP [VOLUME] [--name N] [--request-id R] [--wait]
+                                                            # no VOLUME: a new one
     cinderblock backup delete BACKUP [BACKUP ...] [--wait]
     cinderblock backup reset-state BACKUP [--state error|available]  # an admin's
     cinderblock backup export BACKUP                  # an admin's: the backup's record
@@ -42,6 +43,7 @@ def add_backup(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
     p.add_argument("--incremental", action="store_true",
                    help="store only what changed since the volume's latest backup")
     p.add_argument("--container", help="kept and shown, as Cinder's")
+    p.add_argument("--request-id", help="a retry with the same id answers what the first made")
     p.add_argument("--property", action="append", default=[], metavar="KEY=VALUE",
                    help="a metadata item; repeat for more")
     _waiting(p, "wait until it is available")
@@ -71,6 +73,8 @@ def add_backup(sub: Any, common: argparse.ArgumentParser, leaf: Leaf) -> None:
                    help="an available volume of at least the backup's size (name or id); "
                         "none: a new volume")
     p.add_argument("--name", help="the new volume's name (without VOLUME)")
+    p.add_argument("--request-id", help="a restore into a new volume retried with the same "
+                   "id answers the volume the first made")
     _waiting(p, "wait until the restore is done")
     p = leaf(backup, common, "delete", "delete backups", cmd_delete)
     p.add_argument("backups", nargs="+", metavar="BACKUP", help="name or id; several may "
@@ -102,7 +106,8 @@ def cmd_create(args: argparse.Namespace) -> int:
                                  force=args.force, snapshot_id=snapshot,
                                  incremental=args.incremental, container=args.container,
                                  metadata=key_values(args.property, "--property"),
-                                 wait=args.wait, timeout=args.timeout)
+                                 wait=args.wait, timeout=args.timeout,
+                                 request_id=args.request_id)
     return show(args, backup)
 
 
@@ -146,7 +151,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         backup = find_backup(c, args.backup)
         target = None if args.volume is None else find_volume(c, args.volume).id
         info = c.restore_backup(backup.id, volume_id=target, name=args.name, wait=args.wait,
-                                timeout=args.timeout)
+                                timeout=args.timeout, request_id=args.request_id)
     return show(args, info)
 
 

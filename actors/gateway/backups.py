@@ -563,6 +563,7 @@ class GatewayHooks(BackupServices, Protocol):
     def run_flow(self, flow: LinearFlow[Any], c: Any, volume_id: str, ctx: Context
                  ) -> Coroutine[Any, Any, None]: ...
     async def create_volume(self, req: Request, body: VolumeCreate) -> Volume: ...
+    async def created_before(self, req: Request, body: VolumeCreate) -> Volume | None: ...
     def cast_to_node(self, host: str, op: str, body: object, ctx: Context) -> None: ...
     async def node_call(self, host: str, op: str, body: object, ctx: Context
                         ) -> dict[str, Any]: ...
@@ -673,11 +674,15 @@ class GatewayBackups:
         body: BackupRestore = req.body
         if body.volume_id is None:  # into a new volume: a create from the backup
             backup = visible_backup(self.store, body.backup_id, req.ctx)
-            check_restorable(backup)
             name = check_text("name", body.name) or f"restore_backup_{backup.id}"
             create = VolumeCreate(size=backup.size, name=name,
                                   description=RESTORED_DESCRIPTION, backup_id=backup.id)
-            volume = await self.gw.create_volume(req, create)
+            # sent again under its request id: the volume the first made (the backup
+            # may be restoring into it still)
+            volume = await self.gw.created_before(req, create)
+            if volume is None:
+                check_restorable(backup)
+                volume = await self.gw.create_volume(req, create)
             return BackupRestoreInfo(backup.id, volume.id, volume.name)
         c = RestoreContext(body.backup_id, body.volume_id, req.ctx)
         await self._run(self.restore_flow, c, body.volume_id, req.ctx)

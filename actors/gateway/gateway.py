@@ -1048,6 +1048,15 @@ class Gateway(Actor):
         return await self._create(dataclasses.replace(req, body=body), self.flow, body, None,
                                   fingerprint, ("quota", "scheduler"), filling)
 
+    async def created_before(self, req: Request, body: VolumeCreate) -> Volume | None:
+        """The volume an earlier create of ``body`` under ``req``'s request id made, or is
+        making (then what it ends in); None if none."""
+        if not req.ctx.request_id:
+            return None
+        fingerprint = retry_fingerprint(req.ctx.request_id, body, normalize_create)
+        made = await self._existing((req.ctx.project_id, req.ctx.request_id), fingerprint)
+        return None if made is None else made.view()
+
     # ---- types, zones, quota, backends ----------------------------------
     def on_az_list(self, req: Request) -> ZoneList:
         return ZoneList(tuple(AvailabilityZone(z) for z in self.zones))

@@ -121,12 +121,17 @@ class BackupMethods:
 
     async def restore_backup(self, backup_id: str, volume_id: str | None = None,
                              name: str | None = None, wait: bool = False,
-                             timeout: float | None = None) -> BackupRestoreInfo:
+                             timeout: float | None = None, *, request_id: str | None = None
+                             ) -> BackupRestoreInfo:
         """Write the backup's data into ``volume_id`` (available, at least the backup's
         size; its data is replaced), or into a new volume (named ``name``); with
         ``wait``, until the backup is available again (``BackupFailed`` with the reason
-        if the restore failed: the volume then keeps its own data)."""
-        raw = await self.call("backup.restore", BackupRestore(backup_id, volume_id, name))
+        if the restore failed: the volume then keeps its own data). A restore into a new
+        volume sent again under its ``request_id`` answers the volume the first made; one
+        into ``volume_id`` sent again is refused while the first runs, and restores the
+        same data again once it has ended."""
+        raw = await self.call("backup.restore", BackupRestore(backup_id, volume_id, name),
+                              request_id)
         info = parse(BackupRestoreInfo, raw, strict=False)
         if wait:  # a restore's end sets the reason, or clears it
             backup = await self.wait_for_backup(backup_id, timeout=timeout)

@@ -190,6 +190,40 @@ async def test_a_restore_gives_back_the_volume_s_metadata_and_names_a_new_volume
         assert (await again.show_volume(vol.id)).metadata == {"tier": "gold"}
 
 
+@pytest.fixture(scope="module")
+def slow_restores(cluster_factory: Callable[..., E2ECluster]) -> E2ECluster:
+    return cluster_factory(nodes=1, node_overrides={"node-1": {
+        "faults": ("delay:restore_volume",)}})  # each restore takes 2 s more
+
+
+async def test_a_restore_into_a_new_volume_sent_again_under_its_request_id_makes_one_volume(
+    slow_restores: E2ECluster,
+) -> None:
+    """A client that lost the answer sends the restore again under the same request id:
+    while the backup is still restoring into the new volume (which refused the retry
+    before, "Backup status must be available") and after, it is answered with that
+    volume; the same id for another restore is refused; nothing more is made."""
+    async with slow_restores.client("restorer") as client:
+        await _restored_once(client)
+
+
+async def _restored_once(client: Client) -> None:
+    vol = await client.create_volume(1, wait=True)
+    backup = await client.create_backup(vol.id, wait=True)
+    rid = f"restore-{uuid.uuid4()}"
+    first = await client.restore_backup(backup.id, name="again", request_id=rid)
+    assert (await client.show_backup(backup.id)).status == "restoring"
+    retried = await client.restore_backup(backup.id, name="again", request_id=rid)
+    assert (retried.volume_id, retried.volume_name) == (first.volume_id, "again")
+    await client.wait_for_backup(backup.id, timeout=30)
+    made = await client.wait_for_status(first.volume_id, "available", timeout=30)
+    later = await client.restore_backup(backup.id, name="again", request_id=rid)
+    assert later.volume_id == made.id
+    with pytest.raises(InvalidInput, match="already used for a different request"):
+        await client.restore_backup(backup.id, name="another", request_id=rid)
+    assert [v.id for v in await client.list_volumes(name="again")] == [made.id]
+
+
 async def test_an_in_use_volume_is_backed_up_with_force_and_stays_in_use(
     cluster: E2ECluster, client: Client,
 ) -> None:
