@@ -87,9 +87,11 @@ class ScheduleCreateVolumeTask(Task[ScheduleContext]):
     it reports again, and another takes the create. When none is left while a backend
     was lost that way within the node's grace (``connect_grace_s``, as the gateway's
     casts to nodes wait), by this create or another, the pick is made again every
-    ``RECONNECT_POLL_S`` until that node is back or the grace is over: a create only it
-    can take (a restore of its backup into a new volume, a hint, a cluster of one node)
-    is made there rather than failed. Then the error names the backends not reached."""
+    ``RECONNECT_POLL_S`` until that node is back or the grace is over (for the create
+    too: a node that reports but is never reached does not hold it longer): a create
+    only it can take (a restore of its backup into a new volume, a hint, a cluster of
+    one node) is made there rather than failed. Then the error names the backends not
+    reached."""
 
     requires = ("placement_request",)
     provides = ("placement",)
@@ -101,15 +103,17 @@ class ScheduleCreateVolumeTask(Task[ScheduleContext]):
     async def execute(self, c: ScheduleContext) -> None:
         assert c.placement_request is not None
         unreachable: list[str] = []  # named in the error, in the order met
+        deadline: float | None = None  # this create waits no longer than the grace
         while True:
             try:
                 c.placement = self._pick(c.placement_request, c, unreachable)
                 return
             except NoValidBackend as exc:
-                awaited = self.unreached.awaited(time.monotonic(), self.s.connect_grace_s,
-                                                 self.s.index)
+                now = time.monotonic()
+                awaited = self.unreached.awaited(now, self.s.connect_grace_s, self.s.index)
                 unreachable += [b for b in awaited if b not in unreachable]
-                if not awaited:
+                deadline = now + self.s.connect_grace_s if deadline is None else deadline
+                if not awaited or now >= deadline:
                     raise self._no_valid_host(exc, c, unreachable) from exc
             await asyncio.sleep(RECONNECT_POLL_S)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cinderblock.bench.chaos import Settings, run_seed, table
+from cinderblock.bench.chaos import Kill, SeedResult, Settings, run_seed, table
 from cinderblock.bench.chaos_plan import KINDS
 from tests.conftest import _DATA_DIRS, require_root
 
@@ -67,13 +67,7 @@ def test_a_node_cut_off_until_tcp_gave_up_loses_strands_and_doubles_nothing(
     peers send it meanwhile is lost and the same process comes back on new connections;
     once settled, every check holds as after the kills."""
     require_root("break a node's TCP connections (ss -K)")
-    _DATA_DIRS.append(tmp_path)
-    settings = Settings(creates=100, deletes=20, migrations=2, backups=2, extends=2,
-                        freeze=("node",), freeze_s=3.0, cut=True, window_s=10.0,
-                        settle_s=35.0)
-    result = run_seed(2, settings, data_root=tmp_path, keep=True)
-    report = f"{table([result])}\n(data and logs in {result.data_dir})"
-    [frozen] = result.freezes
+    result, frozen, report = _one_short_freeze(tmp_path, 2, "node", cut=True)
     assert frozen.actor.startswith("node-") and frozen.frozen_s == 3.0, report
     # at least its connection to the gateway; those to the scheduler, killed just before
     # in this seed's plan, may still be reconnecting (CI saw 2 of the usual 4)
@@ -93,15 +87,22 @@ def test_a_gateway_whose_peers_connect_again_while_it_holds_their_old_connection
     connections under the routing ids its nodes connect again with. A node dials again
     within the hold (``actors.runtime.redial``), and once settled every check holds."""
     require_root("break connections (ss -K) and drop resets (nft)")
-    _DATA_DIRS.append(tmp_path)
-    settings = Settings(creates=100, deletes=20, migrations=2, backups=2, extends=2,
-                        freeze=("gateway",), freeze_s=3.0, wedge=True, window_s=10.0,
-                        settle_s=35.0)
-    result = run_seed(3, settings, data_root=tmp_path, keep=True)
-    report = f"{table([result])}\n(data and logs in {result.data_dir})"
-    [frozen] = result.freezes
+    result, frozen, report = _one_short_freeze(tmp_path, 3, "gateway", wedge=True)
     assert frozen.actor == "gateway" and frozen.wedged is not None, report
     assert frozen.wedged >= 2, report  # the two nodes' connections at least
     assert frozen.dialled_after_s is not None, report
     assert result.acked_creates == 100 and result.acked_deletes == 20, report
     assert result.ok, report
+
+
+def _one_short_freeze(tmp_path: Path, seed: int, kind: str, *, cut: bool = False,
+                      wedge: bool = False) -> tuple[SeedResult, Kill, str]:
+    """A short seed under the four kills with an actor of ``kind`` frozen 3 s (its
+    connections cut or wedged): the result, the freeze, and the report to fail with."""
+    _DATA_DIRS.append(tmp_path)
+    settings = Settings(creates=100, deletes=20, migrations=2, backups=2, extends=2,
+                        freeze=(kind,), freeze_s=3.0, cut=cut, wedge=wedge, window_s=10.0,
+                        settle_s=35.0)
+    result = run_seed(seed, settings, data_root=tmp_path, keep=True)
+    [frozen] = result.freezes
+    return result, frozen, f"{table([result])}\n(data and logs in {result.data_dir})"

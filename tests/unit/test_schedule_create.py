@@ -164,3 +164,26 @@ def test_unreached_names_the_backends_lost_within_the_grace_and_not_back() -> No
     assert unreached.awaited(102.0, 5.0, s.index) == ["a@file", "b@file"]
     assert unreached.awaited(105.5, 5.0, s.index) == ["b@file"]  # a's grace is over
     assert unreached.awaited(106.0, 5.0, s.index) == []
+
+
+async def test_a_node_that_reports_but_is_never_reached_holds_a_create_no_longer_than_the_grace(
+) -> None:
+    """Its stats keep putting it back in the index, and each cast finds it not connected
+    (lost again, later each time): the create still fails once its own grace is over."""
+    s = nodes("a")
+    s.connect_grace_s = 0.5
+
+    async def reporting() -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            s.index.update(stats("a", free_capacity_gb=1000.0), time.monotonic())
+
+    reports = asyncio.create_task(reporting())
+    began = time.monotonic()
+    try:
+        with pytest.raises(NoValidHost, match=r"Not connected: a@file\."):
+            await schedule(s)
+    finally:
+        reports.cancel()
+    assert 0.5 <= time.monotonic() - began < 2.0
+    assert s.casts == []
