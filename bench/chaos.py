@@ -596,6 +596,11 @@ class Storm:
         ports = [_port(self.up.cfg.gateway), _port(self.up.cfg.scheduler)] if node else \
             [_port(getattr(self.up.cfg, freeze.actor))]
         before = await _dials(self.admin)
+        for _ in range(20):  # the gateway may still be starting after the last kill
+            if before:
+                break
+            await asyncio.sleep(0.5)
+            before = await _dials(self.admin)
         with resets_dropped(ports):
             os.kill(freeze.pid, signal.SIGSTOP)
             try:
