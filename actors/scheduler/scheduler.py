@@ -297,9 +297,16 @@ class Scheduler(Actor):
         for h in made:
             log.info("volume %s was made on %s before its node was restarted", h.volume_id,
                      backend)
-            update = VolumeUpdate(h.volume_id, VolumeStatus.AVAILABLE, backend, None)
-            self._cast_update(update, h.note)
-        self._fail(lost, backend, _restarted(backend))
+        self._report(made, lost, backend, _restarted(backend))
+
+    def _report(self, made: list[Held[Context]], lost: list[Held[Context]], backend: str,
+                reason: str) -> None:
+        """Settled creates told to the gateway: ``made`` available on ``backend``,
+        ``lost`` failed with ``reason``."""
+        for h in made:
+            self._cast_update(VolumeUpdate(h.volume_id, VolumeStatus.AVAILABLE, backend, None),
+                              h.note)
+        self._fail(lost, backend, reason)
 
     async def _fence_held(self, held: list[Held[Context]], backend: str) -> None:
         """The creates cast to a node before it dialled its connection again: those
@@ -319,16 +326,13 @@ class Scheduler(Actor):
         busy, whole = set(reply.busy), set(reply.volumes)
         settled = self.liveness.settled(backend, [h for h in held if h.volume_id not in busy])
         self.index.release(backend, [h.seq for h in settled])
-        for h in settled:
-            if h.volume_id in whole:
-                self._cast_update(VolumeUpdate(h.volume_id, VolumeStatus.AVAILABLE, backend,
-                                               None), h.note)
         lost = [h for h in settled if h.volume_id not in whole]
         if lost:
             log.warning("%d create(s) cast to %s were lost with its old connection",
                         len(lost), backend)
-        self._fail(lost, backend, f"the create was lost with storage node {backend}'s "
-                   "connection, which it dialled again")
+        self._report([h for h in settled if h.volume_id in whole], lost, backend,
+                     f"the create was lost with storage node {backend}'s connection, which "
+                     "it dialled again")
 
     async def _held_whole(self, backend: str, volume_ids: list[str]) -> set[str]:
         whole: set[str] = set()

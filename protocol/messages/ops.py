@@ -315,7 +315,8 @@ OP_TABLE: dict[str, tuple[type, frozenset[str]]] = {
     # the gateway's reconciler; the scheduler, for the creates a restarted node's
     # previous process held (did it finish them before it died?)
     "node.probe": (NodeProbe, GATEWAY | frozenset({"scheduler"})),
-    # the gateway, for the creates a dead scheduler may have taken with it
+    # the gateway, for the creates a dead scheduler may have taken with it; the
+    # scheduler, for those a node's connection lost before the node dialled it again
     "node.fence_creates": (NodeFenceCreates, GATEWAY | frozenset({"scheduler"})),
     "node.manageable": (NodeManageable, GATEWAY),
     # flow history (clients ask the gateway, which asks every actor), liveness, statistics
